@@ -1,0 +1,222 @@
+//! The header model: what the libuv headers declare, read from bindgen's output.
+//!
+//! `HeaderModel::parse` takes bindgen output (Rust source) and collects functions,
+//! callback typedefs, constants and enums. `bindgen_output` (feature `headers`) runs
+//! bindgen over a libuv include directory with the same settings as `libuv-sys2`, so
+//! the constant names here are the names `libuv-sys2` exports.
+
+#[cfg(feature = "headers")]
+mod run;
+#[cfg(feature = "headers")]
+pub use run::{bindgen_output, default_include_dir};
+
+use std::collections::BTreeMap;
+
+use quote::ToTokens;
+
+/// A C function or callback signature, types written as bindgen writes them
+/// (with `::core::ffi::` and `::std::os::raw::` removed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// Parameter types.
+    pub params: Vec<String>,
+    /// Return type; empty for `void`.
+    pub ret: String,
+}
+
+/// A constant: a `#define` or an enum member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Const {
+    /// The C name (`UV_EADDRINUSE`, `AF_INET`).
+    pub c_name: String,
+    /// The name bindgen and `libuv-sys2` give it (`uv_errno_t_UV_EADDRINUSE`).
+    pub rust_name: String,
+    /// Its type as bindgen writes it.
+    pub ty: String,
+    /// Its value.
+    pub value: i128,
+}
+
+/// Everything the cross-check needs from the headers.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderModel {
+    /// Functions by name.
+    pub functions: BTreeMap<String, Signature>,
+    /// Callback typedefs (`uv_timer_cb`) by name.
+    pub callbacks: BTreeMap<String, Signature>,
+    /// Constants by C name.
+    pub consts: BTreeMap<String, Const>,
+    /// Enums by type name (`uv_errno_t`, or bindgen's `_bindgen_ty_N` for anonymous
+    /// ones), each with its members' C names in declaration order.
+    pub enums: BTreeMap<String, Vec<String>>,
+    /// Type names (structs and aliases).
+    pub types: Vec<String>,
+}
+
+/// Writes a type as a compact string.
+pub fn type_string(ty: &syn::Type) -> String {
+    ty.to_token_stream()
+        .to_string()
+        .replace(' ', "")
+        .replace("::core::ffi::", "")
+        .replace("::std::os::raw::", "")
+        .replace("::core::option::Option", "Option")
+}
+
+fn int_value(e: &syn::Expr) -> Option<i128> {
+    match e {
+        syn::Expr::Lit(l) => match &l.lit {
+            syn::Lit::Int(i) => i.base10_parse::<i128>().ok(),
+            _ => None,
+        },
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => int_value(&u.expr).map(|v| -v),
+        syn::Expr::Paren(p) => int_value(&p.expr),
+        syn::Expr::Cast(c) => int_value(&c.expr),
+        _ => None,
+    }
+}
+
+fn bare_fn_sig(f: &syn::TypeBareFn) -> Signature {
+    Signature {
+        params: f.inputs.iter().map(|a| type_string(&a.ty)).collect(),
+        ret: match &f.output {
+            syn::ReturnType::Default => String::new(),
+            syn::ReturnType::Type(_, t) => type_string(t),
+        },
+    }
+}
+
+/// The bare fn inside `Option<unsafe extern "C" fn(...)>`.
+fn callback_of(ty: &syn::Type) -> Option<Signature> {
+    let syn::Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(syn::Type::BareFn(f)) => Some(bare_fn_sig(f)),
+        _ => None,
+    }
+}
+
+const PRIMITIVES: &[&str] = &[
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "usize",
+    "isize",
+    "c_int",
+    "c_uint",
+    "c_long",
+    "c_ulong",
+    "c_char",
+    "c_uchar",
+    "c_short",
+    "c_ushort",
+    "c_longlong",
+    "c_ulonglong",
+];
+
+impl HeaderModel {
+    /// Reads bindgen output. Items that are not understood are skipped; the model
+    /// holds what the cross-check uses.
+    pub fn parse(bindings: &str) -> Result<Self, syn::Error> {
+        let file = syn::parse_file(bindings)?;
+        let mut m = HeaderModel::default();
+        let mut aliases: BTreeMap<String, String> = BTreeMap::new();
+        let mut pending = Vec::new();
+        for item in &file.items {
+            match item {
+                syn::Item::ForeignMod(fm) => {
+                    for fi in &fm.items {
+                        if let syn::ForeignItem::Fn(f) = fi {
+                            let sig = Signature {
+                                params: f
+                                    .sig
+                                    .inputs
+                                    .iter()
+                                    .filter_map(|a| match a {
+                                        syn::FnArg::Typed(t) => Some(type_string(&t.ty)),
+                                        syn::FnArg::Receiver(_) => None,
+                                    })
+                                    .collect(),
+                                ret: match &f.sig.output {
+                                    syn::ReturnType::Default => String::new(),
+                                    syn::ReturnType::Type(_, t) => type_string(t),
+                                },
+                            };
+                            m.functions.insert(f.sig.ident.to_string(), sig);
+                        }
+                    }
+                }
+                syn::Item::Type(t) => {
+                    let name = t.ident.to_string();
+                    if let Some(sig) = callback_of(&t.ty) {
+                        m.callbacks.insert(name.clone(), sig);
+                    }
+                    aliases.insert(name.clone(), type_string(&t.ty));
+                    m.types.push(name);
+                }
+                syn::Item::Struct(s) => m.types.push(s.ident.to_string()),
+                syn::Item::Union(u) => m.types.push(u.ident.to_string()),
+                syn::Item::Const(c) => {
+                    if let Some(value) = int_value(&c.expr) {
+                        pending.push((c.ident.to_string(), type_string(&c.ty), value));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (rust_name, ty, value) in pending {
+            // A constant whose type is a non-primitive alias is an enum member.
+            let is_enum = !PRIMITIVES.contains(&ty.as_str()) && aliases.contains_key(&ty);
+            let c_name = if is_enum {
+                rust_name
+                    .strip_prefix(&format!("{ty}_"))
+                    .unwrap_or(&rust_name)
+                    .to_string()
+            } else {
+                rust_name.clone()
+            };
+            if is_enum {
+                m.enums.entry(ty.clone()).or_default().push(c_name.clone());
+            }
+            m.consts.insert(
+                c_name.clone(),
+                Const {
+                    c_name,
+                    rust_name,
+                    ty,
+                    value,
+                },
+            );
+        }
+        Ok(m)
+    }
+
+    /// Enums that belong to libuv (some member starts with `UV_`), by type name.
+    pub fn libuv_enums(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
+        self.enums
+            .iter()
+            .filter(|(_, ms)| ms.iter().any(|m| m.starts_with("UV_")))
+    }
+
+    /// The libuv version the headers declare, as `major.minor.patch`.
+    pub fn version(&self) -> Option<String> {
+        let v = |n: &str| self.consts.get(n).map(|c| c.value);
+        Some(format!(
+            "{}.{}.{}",
+            v("UV_VERSION_MAJOR")?,
+            v("UV_VERSION_MINOR")?,
+            v("UV_VERSION_PATCH")?
+        ))
+    }
+}

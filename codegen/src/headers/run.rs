@@ -1,0 +1,43 @@
+//! Running bindgen over the libuv headers.
+
+use std::path::{Path, PathBuf};
+
+/// The include directory of the libuv that `libuv-sys2` vendors, as seen when this
+/// crate was built.
+pub fn default_include_dir() -> Option<PathBuf> {
+    option_env!("UV_CODEGEN_DEFAULT_INCLUDE").map(PathBuf::from)
+}
+
+/// bindgen output for `include/uv.h`, with the settings and renames `libuv-sys2` uses,
+/// so that constant names match what `libuv-sys2` exports.
+pub fn bindgen_output(include: &Path) -> Result<String, String> {
+    let header = include.join("uv.h");
+    if !header.is_file() {
+        return Err(format!(
+            "{}: no uv.h there (hint: pass the libuv include directory with --include DIR)",
+            include.display()
+        ));
+    }
+    let bindings = bindgen::Builder::default()
+        .use_core()
+        .header(header.to_string_lossy())
+        .clang_arg(format!("-I{}", include.display()))
+        .allowlist_item("uv_.+")
+        .allowlist_item("UV_.+")
+        .allowlist_item("AF_.+")
+        .allowlist_item("AI_.+")
+        .allowlist_item("IPPROTO_.+")
+        .allowlist_item("NI_.+")
+        .allowlist_item("SIG.+")
+        .allowlist_item("SOCK_.+")
+        .allowlist_item("__socket_type.*")
+        .allowlist_item("IPPROTO")
+        .layout_tests(false)
+        .generate_comments(false)
+        .generate()
+        .map_err(|e| format!("{}: bindgen failed: {e} (hint: bindgen needs libclang; on Debian `apt-get install libclang-dev`)", header.display()))?;
+    Ok(bindings
+        .to_string()
+        .replace("__socket_type_", "")
+        .replace("IPPROTO_IPPROTO_", "IPPROTO_"))
+}

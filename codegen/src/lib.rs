@@ -1,0 +1,154 @@
+//! The uv generator: load the spec (`spec/*.toml`), read the libuv headers, cross-check
+//! the two, and emit the safe Rust bindings.
+//!
+//! One library, three entry points: `uv`'s build script ([`build_script`]), the
+//! `uv-macros` proc-macros, and the `uv-codegen` CLI (`check`, `expand`).
+//!
+//! ```text
+//! spec/*.toml ──load+validate──► Spec ─┐
+//!                                       ├─ check ─► Report (coverage, errors)
+//! uv.h ──bindgen──► HeaderModel ───────┘
+//! Spec ──emit──► tokens ──render──► files
+//! ```
+
+pub mod check;
+pub mod diag;
+pub mod emit;
+pub mod headers;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+
+pub use check::{check, Coverage, Report, Section};
+pub use diag::{Diagnostic, Diagnostics};
+pub use emit::Ctx;
+pub use headers::HeaderModel;
+pub use spec::Spec;
+
+/// Loads and validates a spec directory. `display` is how paths are shown.
+pub fn load_spec(dir: &Path, display: &Path) -> Result<(Spec, Vec<PathBuf>), Diagnostics> {
+    let (spec, files) = spec::load_dir(dir, display)?;
+    spec::validate(&spec, Some(&[]))?;
+    Ok((spec, files))
+}
+
+/// One generated file.
+#[derive(Debug)]
+pub struct GeneratedFile {
+    /// File name relative to the output directory.
+    pub name: String,
+    /// The spec file(s) it comes from, for the header.
+    pub source: String,
+    /// The code.
+    pub tokens: proc_macro2::TokenStream,
+}
+
+impl GeneratedFile {
+    /// Formatted text with the header.
+    pub fn render(&self) -> Result<String, syn::Error> {
+        emit::render(self.tokens.clone(), &self.source)
+    }
+}
+
+/// Everything the spec generates that is not a handle: status codes, categories, enums.
+/// (Handles are emitted per file by [`emit::handle`], through `uv-macros`.)
+pub fn generate_core(spec: &Spec, spec_display: &Path, ctx: &Ctx) -> Vec<GeneratedFile> {
+    let d = |f: &str| spec_display.join(f).display().to_string();
+    vec![
+        GeneratedFile {
+            name: "status_codes.rs".into(),
+            source: d("status_codes.toml"),
+            tokens: emit::status_codes(spec, ctx),
+        },
+        GeneratedFile {
+            name: "errors.rs".into(),
+            source: format!("{} and {}", d("errors.toml"), d("status_codes.toml")),
+            tokens: emit::categories(spec, ctx),
+        },
+        GeneratedFile {
+            name: "enums.rs".into(),
+            source: d("enums/*.toml"),
+            tokens: emit::enums(spec, ctx),
+        },
+    ]
+}
+
+/// Loads one handle spec file for the proc-macro path: parse, validate (enum names
+/// are left to rustc), emit.
+pub fn expand_handle_file(
+    display: &Path,
+    text: &str,
+    ctx: &Ctx,
+) -> Result<proc_macro2::TokenStream, Diagnostics> {
+    let file = spec::load_file(display, text)?;
+    let spec::SpecFile::Handle(h) = file else {
+        return Err(Diagnostics(vec![Diagnostic::in_file(
+            display,
+            "this spec file does not describe a handle",
+        )
+        .hint("handle! takes a file with a [handle] table")]));
+    };
+    let spec = Spec {
+        handles: vec![h],
+        ..Spec::default()
+    };
+    spec::validate(&spec, None)?;
+    emit::handle(&spec.handles[0], &spec, ctx)
+}
+
+/// Timings of one generator run, in seconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Loading and validating the spec.
+    pub spec: f64,
+    /// Running bindgen and reading its output.
+    pub headers: f64,
+    /// The cross-check.
+    pub check: f64,
+    /// Emitting and formatting.
+    pub emit: f64,
+}
+
+/// What `uv`'s build script does: load the spec, cross-check it against the headers
+/// in `include`, and write the generated files to `out_dir`. On failure the error text
+/// lists every problem with its file, line and column.
+#[cfg(feature = "headers")]
+pub fn build_script(
+    spec_dir: &Path,
+    spec_display: &Path,
+    include: &Path,
+    out_dir: &Path,
+) -> Result<(Vec<PathBuf>, Timings), String> {
+    use std::time::Instant;
+    let mut t = Timings::default();
+    let start = Instant::now();
+    let (spec, files) = load_spec(spec_dir, spec_display).map_err(|d| d.to_string())?;
+    t.spec = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let text = headers::bindgen_output(include)?;
+    let model = HeaderModel::parse(&text).map_err(|e| format!("reading bindgen output: {e}"))?;
+    t.headers = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let report = check(&spec, &model);
+    t.check = start.elapsed().as_secs_f64();
+    if !report.is_ok() {
+        return Err(format!(
+            "the spec does not match the libuv headers in {}:\n{}",
+            include.display(),
+            report.errors()
+        ));
+    }
+    let start = Instant::now();
+    for f in generate_core(&spec, spec_display, &Ctx::default()) {
+        let text = f
+            .render()
+            .map_err(|e| format!("formatting {}: {e}", f.name))?;
+        let path = out_dir.join(&f.name);
+        // Rewrite only on change, so that dependents are not rebuilt for nothing.
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    t.emit = start.elapsed().as_secs_f64();
+    Ok((files, t))
+}

@@ -1,0 +1,168 @@
+//! `uv-codegen`: the generator's command line.
+//!
+//! ```text
+//! uv-codegen check  [--spec DIR] [--include DIR] [--list]   coverage report; exit 1 on gaps
+//! uv-codegen expand --out DIR [--spec DIR]                   write the generated Rust for reading
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use uv_codegen::{check, emit, generate_core, headers, load_spec, Ctx, HeaderModel};
+
+const USAGE: &str = "usage:
+  uv-codegen check  [--spec DIR] [--include DIR] [--list]
+      Cross-checks the spec against the libuv headers and prints the coverage table.
+      Exits 1 when the headers hold a status code, handle type, request type or enum
+      member that the spec neither covers nor ignores, or when the spec names
+      something the headers lack. --list also lists manual and ignored items.
+  uv-codegen expand --out DIR [--spec DIR]
+      Writes the generated Rust (status codes, errors, enums, one file per handle).
+
+  --spec DIR     the spec directory (default: ./spec, else the workspace's spec/)
+  --include DIR  the libuv include directory (default: the one libuv-sys2 builds with)";
+
+struct Args {
+    cmd: String,
+    spec: Option<PathBuf>,
+    include: Option<PathBuf>,
+    out: Option<PathBuf>,
+    list: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let cmd = it.next().ok_or("no command given")?;
+    let mut a = Args {
+        cmd,
+        spec: None,
+        include: None,
+        out: None,
+        list: false,
+    };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .map(PathBuf::from)
+                .ok_or(format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--spec" => a.spec = Some(value("--spec")?),
+            "--include" => a.include = Some(value("--include")?),
+            "--out" => a.out = Some(value("--out")?),
+            "--list" => a.list = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(a)
+}
+
+fn spec_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let here = PathBuf::from("spec");
+        if here.join("status_codes.toml").is_file() {
+            here
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("spec")
+        }
+    })
+}
+
+fn run() -> Result<bool, String> {
+    let args = parse_args()?;
+    let spec_path = spec_dir(args.spec.clone());
+    let t0 = Instant::now();
+    let (spec, _) = load_spec(&spec_path, &spec_path).map_err(|d| d.to_string())?;
+    let t_spec = t0.elapsed();
+    match args.cmd.as_str() {
+        "check" => {
+            let include = args
+                .include
+                .or_else(headers::default_include_dir)
+                .ok_or("no libuv include directory known; pass --include DIR")?;
+            let t1 = Instant::now();
+            let text = headers::bindgen_output(&include)?;
+            let model =
+                HeaderModel::parse(&text).map_err(|e| format!("reading bindgen output: {e}"))?;
+            let t_headers = t1.elapsed();
+            let t2 = Instant::now();
+            let report = check(&spec, &model);
+            let t_check = t2.elapsed();
+            let t3 = Instant::now();
+            for f in generate_core(&spec, &spec_path, &Ctx::default()) {
+                f.render()
+                    .map_err(|e| format!("formatting {}: {e}", f.name))?;
+            }
+            for h in &spec.handles {
+                if h.manual.is_none() {
+                    let toks =
+                        emit::handle(h, &spec, &Ctx::default()).map_err(|d| d.to_string())?;
+                    emit::render(toks, "").map_err(|e| e.to_string())?;
+                }
+            }
+            let t_emit = t3.elapsed();
+            println!("headers: {}", include.display());
+            print!("{}", report.render(args.list));
+            eprintln!(
+                "generator time: spec {:.3}s, headers (bindgen + parse) {:.3}s, check {:.3}s, emit {:.3}s, total {:.3}s",
+                t_spec.as_secs_f64(),
+                t_headers.as_secs_f64(),
+                t_check.as_secs_f64(),
+                t_emit.as_secs_f64(),
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(report.is_ok())
+        }
+        "expand" => {
+            let out = args.out.ok_or("expand needs --out DIR")?;
+            std::fs::create_dir_all(out.join("handles"))
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            let ctx = Ctx::default();
+            let mut written = Vec::new();
+            for f in generate_core(&spec, &spec_path, &ctx) {
+                let text = f
+                    .render()
+                    .map_err(|e| format!("formatting {}: {e}", f.name))?;
+                let p = out.join(&f.name);
+                std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+                written.push(p);
+            }
+            for h in &spec.handles {
+                if h.manual.is_some() {
+                    continue;
+                }
+                let toks = emit::handle(h, &spec, &ctx).map_err(|d| d.to_string())?;
+                let source = h.loc.file.path.display().to_string();
+                let text = emit::render(toks, &source).map_err(|e| e.to_string())?;
+                let p = out
+                    .join("handles")
+                    .join(format!("{}.rs", emit::to_snake(&h.name)));
+                std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+                written.push(p);
+            }
+            for p in written {
+                println!("wrote {}", p.display());
+            }
+            Ok(true)
+        }
+        other => Err(format!("unknown command `{other}`")),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The spec model: plain data read from `spec/*.toml`, with the place each item
+//! was written so that later passes can point at it.
+//!
+//! `load` reads files into this model and reports problems of form (unknown keys,
+//! wrong types, missing keys); `validate` then checks the references between items.
+
+mod load;
+mod reader;
+mod validate;
+
+pub use load::{load_dir, load_file, SpecFile};
+pub use reader::Sp;
+pub use validate::validate;
+
+use crate::diag::Loc;
+
+/// Everything the spec directory says.
+#[derive(Debug, Default)]
+pub struct Spec {
+    /// `status_codes.toml`.
+    pub status_codes: Option<StatusCodes>,
+    /// `errors.toml`: the error categories.
+    pub categories: Vec<Category>,
+    /// `enums/*.toml`.
+    pub enums: Vec<EnumSpec>,
+    /// `handles/*.toml`.
+    pub handles: Vec<HandleSpec>,
+    /// `requests/*.toml`.
+    pub requests: Vec<RequestSpec>,
+    /// `functions.toml`: functions bound by hand, and functions left out on purpose.
+    pub functions: Vec<FunctionEntry>,
+}
+
+/// A C item the spec leaves out on purpose, with the reason.
+#[derive(Clone, Debug)]
+pub struct Ignore {
+    /// The C name (`UV_ERRNO_MAX`).
+    pub c: Sp<String>,
+    /// Why it is left out.
+    pub reason: String,
+}
+
+/// The status codes (`uv_errno_t`).
+#[derive(Debug)]
+pub struct StatusCodes {
+    /// The C enum they come from.
+    pub c_type: Sp<String>,
+    /// The codes, in file order.
+    pub codes: Vec<StatusCodeSpec>,
+    /// C members that are not status codes.
+    pub ignore: Vec<Ignore>,
+    /// The file.
+    pub loc: Loc,
+}
+
+/// One status code.
+#[derive(Clone, Debug)]
+pub struct StatusCodeSpec {
+    /// The name without `UV_` (`EADDRINUSE`).
+    pub name: Sp<String>,
+    /// One-line description.
+    pub doc: String,
+    /// The error category the code belongs to; none means a plain error.
+    pub category: Option<Sp<String>>,
+    /// The `std::io::ErrorKind` it converts to, when not the category's.
+    pub io_kind: Option<Sp<String>>,
+}
+
+/// One error category of the hierarchy.
+#[derive(Clone, Debug)]
+pub struct Category {
+    /// Rust name (`AddressInUse`).
+    pub name: Sp<String>,
+    /// Parent categories (several where one error is two kinds of thing).
+    pub parents: Vec<Sp<String>>,
+    /// The `std::io::ErrorKind` its codes convert to, unless a code says otherwise.
+    pub io_kind: Option<Sp<String>>,
+    /// Description.
+    pub doc: String,
+    /// For errors raised by this library rather than by libuv: the status code they carry.
+    pub library_code: Option<Sp<String>>,
+    /// Message of a library error.
+    pub message: Option<String>,
+}
+
+/// Whether an enum is a plain enumeration or a set of bit flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnumKind {
+    /// One value of several.
+    Enum,
+    /// Any combination of bits.
+    Flags,
+}
+
+/// A plain enum or flag set (`spec/enums/*.toml`).
+#[derive(Clone, Debug)]
+pub struct EnumSpec {
+    /// Rust name.
+    pub name: Sp<String>,
+    /// Plain or flags.
+    pub kind: EnumKind,
+    /// The C enum whose every member it must cover, if it mirrors one.
+    pub c_type: Option<Sp<String>>,
+    /// Description.
+    pub doc: String,
+    /// Members.
+    pub members: Vec<MemberSpec>,
+    /// C members left out.
+    pub ignore: Vec<Ignore>,
+    /// The file.
+    pub loc: Loc,
+}
+
+/// One enum member or flag.
+#[derive(Clone, Debug)]
+pub struct MemberSpec {
+    /// Rust name (`NoWait`, or `READABLE` for flags).
+    pub name: Sp<String>,
+    /// The C constant the value comes from (`UV_RUN_NOWAIT`, `SIGINT`).
+    pub c: Sp<String>,
+    /// Description.
+    pub doc: String,
+    /// Rust cfg predicate for members that exist on some platforms only (`windows`).
+    pub cfg: Option<Sp<String>>,
+}
+
+/// A conversion between a C value and a Rust value, from the fixed set the emitter knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conv {
+    /// `Duration` <-> `uint64_t` milliseconds.
+    DurationMs,
+    /// `bool` <-> `int`.
+    Bool,
+    /// `i32` <-> `int`.
+    I32,
+    /// `u32` <-> `unsigned int`.
+    U32,
+    /// `u64` <-> `uint64_t`.
+    U64,
+    /// `usize` <-> `size_t`.
+    Usize,
+    /// A signal number.
+    Signum,
+    /// A file descriptor (`int` / `uv_os_fd_t`).
+    Fd,
+    /// A socket (`uv_os_sock_t`).
+    Socket,
+    /// A generated plain enum, by Rust name.
+    Enum(String),
+    /// A generated flag set, by Rust name.
+    Flags(String),
+    /// A status argument of a callback: `int` -> `uv::Result<()>`.
+    Status,
+    /// A user callback stored in the named slot.
+    Callback(String),
+    /// `std::net::SocketAddr` <-> `const struct sockaddr*`.
+    SocketAddr,
+    /// `&Path` <-> `const char*`.
+    CStrPath,
+}
+
+impl Conv {
+    /// The names the spec uses, for messages.
+    pub const NAMES: &'static [&'static str] = &[
+        "duration_ms",
+        "bool",
+        "i32",
+        "u32",
+        "u64",
+        "usize",
+        "signum",
+        "fd",
+        "socket",
+        "enum",
+        "flags",
+        "status",
+        "callback",
+        "socket_addr",
+        "c_str_path",
+    ];
+}
+
+/// An argument of a constructor, method or callback.
+#[derive(Clone, Debug)]
+pub struct ArgSpec {
+    /// Rust name.
+    pub name: Sp<String>,
+    /// Conversion.
+    pub conv: Sp<Conv>,
+}
+
+/// What a method gives back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Returns {
+    /// `int` status: negative is an error.
+    Status,
+    /// `void`.
+    Void,
+    /// `int` that is a count when not negative.
+    Count,
+    /// A value, through a conversion.
+    Value(Conv),
+}
+
+/// What a method does on a closed handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnClosed {
+    /// Returns `Error::ClosedHandle`.
+    Error,
+    /// Does nothing and returns success (stop-like calls).
+    Noop,
+}
+
+/// A constructor (`uv_*_init`).
+#[derive(Clone, Debug)]
+pub struct ConstructorSpec {
+    /// Rust name (`new`).
+    pub name: Sp<String>,
+    /// The C init function.
+    pub c: Sp<String>,
+    /// Arguments after the loop and the handle.
+    pub args: Vec<ArgSpec>,
+    /// Description.
+    pub doc: String,
+}
+
+/// A callback slot of a handle or request.
+#[derive(Clone, Debug)]
+pub struct CallbackSpec {
+    /// Slot name (`on_timeout`).
+    pub name: Sp<String>,
+    /// The C callback typedef (`uv_timer_cb`).
+    pub c_type: Sp<String>,
+    /// C arguments after the handle, converted.
+    pub args: Vec<ArgSpec>,
+    /// Description.
+    pub doc: String,
+}
+
+/// A method.
+#[derive(Clone, Debug)]
+pub struct MethodSpec {
+    /// Rust name.
+    pub name: Sp<String>,
+    /// The C function, unless manual.
+    pub c: Option<Sp<String>>,
+    /// Arguments in C order after the handle; callbacks go last in Rust.
+    pub args: Vec<ArgSpec>,
+    /// Result.
+    pub returns: Returns,
+    /// Behaviour on a closed handle.
+    pub on_closed: OnClosed,
+    /// Description.
+    pub doc: String,
+    /// Hand-written, and why.
+    pub manual: Option<Sp<String>>,
+}
+
+/// A property: a getter and/or a setter.
+#[derive(Clone, Debug)]
+pub struct PropertySpec {
+    /// Rust name of the getter; the setter is `set_<name>`.
+    pub name: Sp<String>,
+    /// C getter.
+    pub get: Option<Sp<String>>,
+    /// C setter.
+    pub set: Option<Sp<String>>,
+    /// Conversion of the value.
+    pub conv: Sp<Conv>,
+    /// Description.
+    pub doc: String,
+}
+
+/// What keeps a handle open once the user dropped every reference to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Stays open while libuv reports it active (started, reading, ...).
+    Active,
+    /// Closes when the last reference goes.
+    Never,
+}
+
+/// The libuv type a handle derives from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleParent {
+    /// `uv_handle_t`.
+    Handle,
+    /// `uv_stream_t`.
+    Stream,
+}
+
+/// A handle type (`spec/handles/*.toml`).
+#[derive(Clone, Debug)]
+pub struct HandleSpec {
+    /// Rust name (`Timer`).
+    pub name: Sp<String>,
+    /// C type (`uv_timer_t`).
+    pub c_type: Sp<String>,
+    /// The `uv_handle_type` member (`UV_TIMER`).
+    pub type_tag: Sp<String>,
+    /// Base type.
+    pub parent: HandleParent,
+    /// Lifetime rule.
+    pub keep_alive: KeepAlive,
+    /// Platform cfg.
+    pub cfg: Option<Sp<String>>,
+    /// Description.
+    pub doc: String,
+    /// Hand-written as a whole, and why.
+    pub manual: Option<Sp<String>>,
+    /// Constructors.
+    pub constructors: Vec<ConstructorSpec>,
+    /// Callback slots.
+    pub callbacks: Vec<CallbackSpec>,
+    /// Methods.
+    pub methods: Vec<MethodSpec>,
+    /// Properties.
+    pub properties: Vec<PropertySpec>,
+    /// The file.
+    pub loc: Loc,
+}
+
+/// A request type (`spec/requests/*.toml`).
+#[derive(Clone, Debug)]
+pub struct RequestSpec {
+    /// Rust name (`Connect`).
+    pub name: Sp<String>,
+    /// C type (`uv_connect_t`).
+    pub c_type: Sp<String>,
+    /// The `uv_req_type` member (`UV_CONNECT`).
+    pub type_tag: Sp<String>,
+    /// Description.
+    pub doc: String,
+    /// Hand-written as a whole, and why.
+    pub manual: Option<Sp<String>>,
+    /// Whether `uv_cancel` applies.
+    pub cancel: bool,
+    /// Callback slots.
+    pub callbacks: Vec<CallbackSpec>,
+    /// Functions that start the request.
+    pub methods: Vec<MethodSpec>,
+    /// The file.
+    pub loc: Loc,
+}
+
+/// How `functions.toml` accounts for a C function that no handle or request names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunctionStatus {
+    /// Bound by hand in the runtime core.
+    Manual,
+    /// Left out on purpose.
+    Ignored,
+}
+
+/// One entry of `functions.toml`; `c` may end in `*` to cover a prefix.
+#[derive(Clone, Debug)]
+pub struct FunctionEntry {
+    /// C name or prefix pattern.
+    pub c: Sp<String>,
+    /// Manual or ignored.
+    pub status: FunctionStatus,
+    /// Why.
+    pub reason: String,
+}
+
+impl FunctionEntry {
+    /// Whether the entry covers the function `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        match self.c.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == self.c.as_str(),
+        }
+    }
+}
+
+impl HandleSpec {
+    /// Every C function the handle's spec names.
+    pub fn functions(&self) -> impl Iterator<Item = &Sp<String>> {
+        self.constructors
+            .iter()
+            .map(|c| &c.c)
+            .chain(self.methods.iter().filter_map(|m| m.c.as_ref()))
+            .chain(
+                self.properties
+                    .iter()
+                    .flat_map(|p| p.get.iter().chain(p.set.iter())),
+            )
+    }
+}
+
+impl RequestSpec {
+    /// Every C function the request's spec names.
+    pub fn functions(&self) -> impl Iterator<Item = &Sp<String>> {
+        self.methods.iter().filter_map(|m| m.c.as_ref())
+    }
+}

@@ -1,0 +1,449 @@
+//! Checks of the references between spec items: names are unique, parents and
+//! categories exist, conversions name enums that exist, callbacks name slots that exist.
+
+use std::collections::{HashMap, HashSet};
+
+use super::*;
+use crate::diag::{closest, Diagnostic, Diagnostics};
+
+/// `std::io::ErrorKind` variants a category or code may name.
+pub const IO_KINDS: &[&str] = &[
+    "NotFound",
+    "PermissionDenied",
+    "ConnectionRefused",
+    "ConnectionReset",
+    "HostUnreachable",
+    "NetworkUnreachable",
+    "ConnectionAborted",
+    "NotConnected",
+    "AddrInUse",
+    "AddrNotAvailable",
+    "NetworkDown",
+    "BrokenPipe",
+    "AlreadyExists",
+    "WouldBlock",
+    "NotADirectory",
+    "IsADirectory",
+    "DirectoryNotEmpty",
+    "ReadOnlyFilesystem",
+    "StaleNetworkFileHandle",
+    "InvalidInput",
+    "InvalidData",
+    "TimedOut",
+    "WriteZero",
+    "StorageFull",
+    "NotSeekable",
+    "QuotaExceeded",
+    "FileTooLarge",
+    "ResourceBusy",
+    "ExecutableFileBusy",
+    "Deadlock",
+    "CrossesDevices",
+    "TooManyLinks",
+    "InvalidFilename",
+    "ArgumentListTooLong",
+    "Interrupted",
+    "Unsupported",
+    "UnexpectedEof",
+    "OutOfMemory",
+    "Other",
+];
+
+const KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+];
+
+/// Whether `s` can be a Rust identifier.
+pub fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !KEYWORDS.contains(&s)
+}
+
+/// Names the runtime already uses at the crate root; generated types must not take them.
+const RESERVED_TYPES: &[&str] = &[
+    "Error",
+    "Result",
+    "StatusCode",
+    "Category",
+    "Loop",
+    "LoopHandle",
+    "Handle",
+    "Request",
+];
+
+/// Methods every handle has from the runtime core.
+pub const BASE_METHODS: &[&str] = &[
+    "loop_",
+    "is_active",
+    "is_closing",
+    "is_closed",
+    "ref_",
+    "unref",
+    "has_ref",
+    "close",
+    "close_with",
+    "fileno",
+    "send_buffer_size",
+    "set_send_buffer_size",
+    "recv_buffer_size",
+    "set_recv_buffer_size",
+    "handle_type",
+    "clone",
+];
+
+struct Names<'a> {
+    seen: HashMap<String, &'a Sp<String>>,
+    what: &'static str,
+}
+
+impl<'a> Names<'a> {
+    fn new(what: &'static str) -> Self {
+        Names {
+            seen: HashMap::new(),
+            what,
+        }
+    }
+
+    fn add(&mut self, name: &'a Sp<String>, out: &mut Vec<Diagnostic>) {
+        if let Some(first) = self.seen.get(name.as_str()) {
+            let (line, col) = first.loc.file.line_col(first.loc.span.start);
+            out.push(
+                name.loc
+                    .error(format!("duplicate {} `{}`", self.what, name.value))
+                    .hint(format!(
+                        "the first is at {}:{line}:{col}; rename or remove one",
+                        first.loc.file.path.display()
+                    )),
+            );
+        } else {
+            self.seen.insert(name.value.clone(), name);
+        }
+    }
+}
+
+fn check_ident(name: &Sp<String>, out: &mut Vec<Diagnostic>) {
+    if !is_ident(name) {
+        out.push(
+            name.loc
+                .error(format!("`{}` is not a valid Rust identifier", name.value))
+                .hint("use letters, digits and `_`, not starting with a digit, and not a keyword"),
+        );
+    }
+}
+
+fn check_io_kind(k: &Option<Sp<String>>, out: &mut Vec<Diagnostic>) {
+    if let Some(k) = k {
+        if !IO_KINDS.contains(&k.as_str()) {
+            let hint = match closest(k, IO_KINDS.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => "name a std::io::ErrorKind variant, e.g. \"InvalidInput\"".into(),
+            };
+            out.push(
+                k.loc
+                    .error(format!("`{}` is not a std::io::ErrorKind", k.value))
+                    .hint(hint),
+            );
+        }
+    }
+}
+
+fn unknown_ref(
+    name: &Sp<String>,
+    what: &str,
+    known: &[&str],
+    fix: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let hint = match closest(name, known.iter().copied()) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None => fix.to_string(),
+    };
+    out.push(
+        name.loc
+            .error(format!("no {what} named `{}`", name.value))
+            .hint(hint),
+    );
+}
+
+/// Checks the spec's internal references. `external_enums` are enum names that
+/// exist outside this spec; `None` accepts any name (a downstream crate's handle
+/// names `uv`'s enums, which rustc then checks).
+pub fn validate(
+    spec: &Spec,
+    external_enums: Option<&[(&str, EnumKind)]>,
+) -> Result<(), Diagnostics> {
+    let mut out = Vec::new();
+
+    // Categories.
+    let mut cat_names = Names::new("category");
+    for c in &spec.categories {
+        check_ident(&c.name, &mut out);
+        cat_names.add(&c.name, &mut out);
+        check_io_kind(&c.io_kind, &mut out);
+    }
+    let cats: Vec<&str> = spec.categories.iter().map(|c| c.name.as_str()).collect();
+    for c in &spec.categories {
+        for p in &c.parents {
+            if !cats.contains(&p.as_str()) {
+                unknown_ref(p, "category", &cats, "add it to errors.toml", &mut out);
+            }
+        }
+    }
+    // A parent chain must end: walk up from each category.
+    let parents: HashMap<&str, Vec<&str>> = spec
+        .categories
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.parents.iter().map(|p| p.as_str()).collect(),
+            )
+        })
+        .collect();
+    for c in &spec.categories {
+        let mut stack = vec![c.name.as_str()];
+        let mut seen = HashSet::new();
+        let mut cyclic = false;
+        while let Some(n) = stack.pop() {
+            for p in parents.get(n).into_iter().flatten() {
+                if *p == c.name.as_str() {
+                    cyclic = true;
+                }
+                if seen.insert(*p) {
+                    stack.push(p);
+                }
+            }
+        }
+        if cyclic {
+            out.push(
+                c.name
+                    .loc
+                    .error(format!("category `{}` is its own ancestor", c.name.value))
+                    .hint("remove one parent of the cycle"),
+            );
+        }
+    }
+
+    // Status codes.
+    let mut code_names = Vec::new();
+    if let Some(sc) = &spec.status_codes {
+        let mut names = Names::new("status code");
+        for code in &sc.codes {
+            check_ident(&code.name, &mut out);
+            names.add(&code.name, &mut out);
+            code_names.push(code.name.as_str());
+            check_io_kind(&code.io_kind, &mut out);
+            if let Some(cat) = &code.category {
+                if !cats.contains(&cat.as_str()) {
+                    unknown_ref(cat, "category", &cats, "add it to errors.toml", &mut out);
+                }
+            }
+        }
+    }
+    for c in &spec.categories {
+        if let Some(code) = &c.library_code {
+            if spec.status_codes.is_some() && !code_names.contains(&code.as_str()) {
+                unknown_ref(
+                    code,
+                    "status code",
+                    &code_names,
+                    "name a code of status_codes.toml",
+                    &mut out,
+                );
+            }
+        }
+    }
+
+    // Type names.
+    let mut types = Names::new("type name");
+    for e in &spec.enums {
+        check_ident(&e.name, &mut out);
+        types.add(&e.name, &mut out);
+        let mut members = Names::new("member");
+        let mut cs = Names::new("C constant");
+        for m in &e.members {
+            check_ident(&m.name, &mut out);
+            members.add(&m.name, &mut out);
+            cs.add(&m.c, &mut out);
+        }
+    }
+    for h in &spec.handles {
+        check_ident(&h.name, &mut out);
+        types.add(&h.name, &mut out);
+    }
+    for r in &spec.requests {
+        check_ident(&r.name, &mut out);
+        types.add(&r.name, &mut out);
+    }
+    for (name, sp) in &types.seen {
+        if RESERVED_TYPES.contains(&name.as_str()) {
+            out.push(
+                sp.loc
+                    .error(format!("`{name}` is a name the runtime already uses"))
+                    .hint("choose another name"),
+            );
+        }
+    }
+
+    let mut enums: Vec<(&str, EnumKind)> = spec
+        .enums
+        .iter()
+        .map(|e| (e.name.as_str(), e.kind))
+        .collect();
+    if let Some(ext) = external_enums {
+        enums.extend_from_slice(ext);
+    }
+    let enum_names: Vec<&str> = enums.iter().map(|e| e.0).collect();
+    let check_conv =
+        |conv: &Sp<Conv>, slots: &[&str], in_callback: bool, out: &mut Vec<Diagnostic>| {
+            let (ty, want) = match &conv.value {
+                Conv::Enum(t) => (t, EnumKind::Enum),
+                Conv::Flags(t) => (t, EnumKind::Flags),
+                Conv::Callback(slot) => {
+                    if in_callback {
+                        out.push(
+                            conv.loc
+                                .error("a callback argument cannot itself be a callback"),
+                        );
+                    } else if !slots.contains(&slot.as_str()) {
+                        let name = Sp {
+                            value: slot.clone(),
+                            loc: conv.loc.clone(),
+                        };
+                        unknown_ref(
+                            &name,
+                            "callback slot",
+                            slots,
+                            "add a [[callback]] with that name",
+                            out,
+                        );
+                    }
+                    return;
+                }
+                Conv::Status if !in_callback => {
+                    out.push(
+                        conv.loc
+                            .error("`status` is a callback argument conversion")
+                            .hint("a method's status is its `returns = \"status\"`"),
+                    );
+                    return;
+                }
+                _ => return,
+            };
+            match enums.iter().find(|e| e.0 == ty.as_str()) {
+                None if external_enums.is_none() => {}
+                None => {
+                    let name = Sp {
+                        value: ty.clone(),
+                        loc: conv.loc.clone(),
+                    };
+                    unknown_ref(&name, "enum", &enum_names, "add it under spec/enums/", out)
+                }
+                Some((_, kind)) if *kind != want => out.push(
+                    conv.loc
+                        .error(format!(
+                            "`{ty}` is not a {}",
+                            if want == EnumKind::Flags {
+                                "flag set"
+                            } else {
+                                "plain enum"
+                            }
+                        ))
+                        .hint(format!(
+                            "use conv = \"{}\"",
+                            if want == EnumKind::Flags {
+                                "enum"
+                            } else {
+                                "flags"
+                            }
+                        )),
+                ),
+                _ => {}
+            }
+        };
+
+    for h in &spec.handles {
+        let slots: Vec<&str> = h.callbacks.iter().map(|c| c.name.as_str()).collect();
+        let mut slot_names = Names::new("callback slot");
+        for c in &h.callbacks {
+            check_ident(&c.name, &mut out);
+            slot_names.add(&c.name, &mut out);
+            for a in &c.args {
+                check_ident(&a.name, &mut out);
+                check_conv(&a.conv, &slots, true, &mut out);
+            }
+        }
+        let mut method_names = Names::new("method");
+        for c in &h.constructors {
+            check_ident(&c.name, &mut out);
+            method_names.add(&c.name, &mut out);
+            for a in &c.args {
+                check_ident(&a.name, &mut out);
+                check_conv(&a.conv, &slots, false, &mut out);
+            }
+        }
+        for m in &h.methods {
+            check_ident(&m.name, &mut out);
+            method_names.add(&m.name, &mut out);
+            if BASE_METHODS.contains(&m.name.as_str()) {
+                out.push(
+                    m.name
+                        .loc
+                        .error(format!(
+                            "every handle already has a method `{}`",
+                            m.name.value
+                        ))
+                        .hint("choose another name"),
+                );
+            }
+            for a in &m.args {
+                check_ident(&a.name, &mut out);
+                check_conv(&a.conv, &slots, false, &mut out);
+            }
+        }
+        let setters: Vec<Sp<String>> = h
+            .properties
+            .iter()
+            .filter(|p| p.set.is_some())
+            .map(|p| Sp {
+                value: format!("set_{}", p.name.value),
+                loc: p.name.loc.clone(),
+            })
+            .collect();
+        for p in &h.properties {
+            check_ident(&p.name, &mut out);
+            if p.get.is_some() {
+                method_names.add(&p.name, &mut out);
+            }
+            check_conv(&p.conv, &slots, false, &mut out);
+        }
+        for s in &setters {
+            method_names.add(s, &mut out);
+        }
+    }
+    for r in &spec.requests {
+        let slots: Vec<&str> = r.callbacks.iter().map(|c| c.name.as_str()).collect();
+        for c in &r.callbacks {
+            for a in &c.args {
+                check_conv(&a.conv, &slots, true, &mut out);
+            }
+        }
+        for m in &r.methods {
+            for a in &m.args {
+                check_conv(&a.conv, &slots, false, &mut out);
+            }
+        }
+    }
+
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(out))
+    }
+}

@@ -1,0 +1,159 @@
+//! `uv::Error`: a status code, its category and the operation that failed.
+
+use std::fmt;
+
+use crate::{Category, StatusCode};
+
+/// The result of a libuv operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from libuv, or from this library's own checks (a closed handle or loop).
+///
+/// ```
+/// let err = uv::Error::new(uv::StatusCode::EADDRINUSE, "uv_tcp_bind");
+/// assert!(err.is(uv::Category::Address));
+/// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::AddrInUse);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub struct Error {
+    code: StatusCode,
+    kind: Category,
+    op: &'static str,
+}
+
+impl Error {
+    /// An error with `code`, raised by `op` (the C function, e.g. `"uv_tcp_bind"`).
+    pub fn new(code: StatusCode, op: &'static str) -> Self {
+        Error {
+            code,
+            kind: code.category(),
+            op,
+        }
+    }
+
+    /// An error from a raw (negative) libuv return value.
+    pub fn from_raw(raw: i32, op: &'static str) -> Self {
+        Error::new(StatusCode::from_raw(raw), op)
+    }
+
+    /// An error this library raises itself, of a category with a library code
+    /// (`ClosedHandle`, `ClosedLoop`).
+    pub fn library(kind: Category, op: &'static str) -> Self {
+        let code = kind
+            .library_error()
+            .map(|(code, _)| code)
+            .unwrap_or(StatusCode::EINVAL);
+        Error { code, kind, op }
+    }
+
+    /// The operation on a closed handle.
+    pub fn closed_handle(op: &'static str) -> Self {
+        Error::library(Category::ClosedHandle, op)
+    }
+
+    /// The operation on a closed loop.
+    pub fn closed_loop(op: &'static str) -> Self {
+        Error::library(Category::ClosedLoop, op)
+    }
+
+    /// The status code (for library errors, the code they carry, e.g. `EINVAL`).
+    pub fn code(&self) -> StatusCode {
+        self.code
+    }
+
+    /// The most specific category.
+    pub fn kind(&self) -> Category {
+        self.kind
+    }
+
+    /// Whether the error is of `category` or of one of its descendants.
+    pub fn is(&self, category: Category) -> bool {
+        self.kind.is(category)
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> &'static str {
+        self.op
+    }
+
+    /// The OS error number behind the code, where there is one (Unix: libuv codes
+    /// of real `errno` values are their negation; getaddrinfo codes and libuv's own
+    /// are not `errno` values).
+    pub fn raw_os_error(&self) -> Option<i32> {
+        if self.kind.library_error().is_some() {
+            return None;
+        }
+        let raw = self.code.raw();
+        if cfg!(unix) && raw < 0 && raw > -3000 {
+            Some(-raw)
+        } else {
+            None
+        }
+    }
+
+    /// The message: libuv's (`uv_strerror`), or the library error's own.
+    pub fn message(&self) -> String {
+        match self.kind.library_error() {
+            Some((_, msg)) => msg.to_string(),
+            None => self.code.message(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} ({})", self.op, self.message(), self.code)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("code", &self.code)
+            .field("kind", &self.kind)
+            .field("op", &self.op)
+            .finish()
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(err: Error) -> std::io::Error {
+        match err.raw_os_error() {
+            Some(errno) => std::io::Error::from_raw_os_error(errno),
+            None => std::io::Error::new(err.code.io_error_kind_for(err.kind), err),
+        }
+    }
+}
+
+impl StatusCode {
+    fn io_error_kind_for(self, kind: Category) -> std::io::ErrorKind {
+        if kind.library_error().is_some() {
+            kind.io_error_kind()
+        } else {
+            self.io_error_kind()
+        }
+    }
+}
+
+/// Turns a libuv return value into a result.
+#[inline]
+pub fn check(rc: i32, op: &'static str) -> Result<()> {
+    if rc < 0 {
+        Err(Error::from_raw(rc, op))
+    } else {
+        Ok(())
+    }
+}
+
+/// libuv's message for a raw code, without the allocation `uv_strerror` leaks for
+/// unknown codes.
+pub(crate) fn strerror(raw: i32) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; uv_strerror_r writes a NUL-terminated
+    // string of at most that many bytes and returns the buffer.
+    unsafe {
+        libuv_sys2::uv_strerror_r(raw, buf.as_mut_ptr().cast(), buf.len());
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

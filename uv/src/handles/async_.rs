@@ -1,0 +1,197 @@
+//! The Async handle, generated from `spec/handles/async.toml`, and its hand-written
+//! parts: the cross-thread sender, and the loop's `call_later` built on it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use libuv_sys2 as sys;
+
+use crate::error::{check, Error, Result};
+use crate::loop_::LoopHandle;
+
+uv_macros::handle!("../spec/handles/async.toml");
+
+struct SendPtr(*mut sys::uv_async_t);
+
+// SAFETY: the pointer is only used for uv_async_send, which libuv allows from any
+// thread, and only while the mutex around it says the handle is open.
+unsafe impl Send for SendPtr {}
+
+struct SenderShared {
+    raw: Mutex<Option<SendPtr>>,
+}
+
+impl SenderShared {
+    fn lock(&self) -> MutexGuard<'_, Option<SendPtr>> {
+        self.raw.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Wakes an [`Async`] handle from any thread. `send` returns `ClosedHandle` once
+/// the handle is closing.
+#[derive(Clone)]
+pub struct AsyncSender {
+    shared: Arc<SenderShared>,
+}
+
+impl std::fmt::Debug for AsyncSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncSender")
+            .field("open", &self.shared.lock().is_some())
+            .finish()
+    }
+}
+
+impl AsyncSender {
+    /// Wakes the loop (`uv_async_send`); several sends before the callback runs
+    /// give one call.
+    pub fn send(&self) -> Result<()> {
+        let guard = self.shared.lock();
+        match &*guard {
+            // SAFETY: the handle is open: the loop thread clears the pointer under this
+            // lock before it calls uv_close, so the memory outlives this call.
+            Some(p) => check(unsafe { sys::uv_async_send(p.0) }, "uv_async_send"),
+            None => Err(Error::closed_handle("uv_async_send")),
+        }
+    }
+}
+
+impl Async {
+    /// A sender for other threads (all senders of a handle share one state).
+    pub fn sender(&self) -> Result<AsyncSender> {
+        let raw = self.inner.raw("uv_async_send")?;
+        let ext = self.inner.ext();
+        let current = ext.take();
+        if let Some(shared) = current
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<Arc<SenderShared>>())
+        {
+            let shared = shared.clone();
+            ext.set(current);
+            return Ok(AsyncSender { shared });
+        }
+        ext.set(current);
+        let shared = Arc::new(SenderShared {
+            raw: Mutex::new(Some(SendPtr(raw))),
+        });
+        ext.set(Some(Box::new(shared.clone())));
+        let hook = shared.clone();
+        self.inner.set_before_close(Box::new(move || {
+            *hook.lock() = None;
+        }));
+        Ok(AsyncSender { shared })
+    }
+
+    /// Wakes the loop from the loop thread itself.
+    pub fn send(&self) -> Result<()> {
+        let raw = self.inner.raw("uv_async_send")?;
+        // SAFETY: the handle is open.
+        check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
+    }
+
+    fn new_internal(loop_: &LoopHandle, callback: impl FnMut(&Async) + 'static) -> Result<Async> {
+        let slots = AsyncSlots::default();
+        slots.on_wakeup.set(Box::new(callback));
+        let inner =
+            crate::handle::Typed::new_inner(loop_, slots, "uv_async_init", true, |l, h| {
+                // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
+                unsafe { sys::uv_async_init(l, h, Some(__uv_async_on_wakeup)) }
+            })?;
+        let a = Async { inner };
+        a.unref()?;
+        Ok(a)
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct Queue {
+    jobs: Mutex<VecDeque<Job>>,
+}
+
+/// The loop's `call_later` machinery: an internal, unreferenced async handle and a
+/// queue of jobs.
+pub(crate) struct CallLaterState {
+    _async: Async,
+    sender: AsyncSender,
+    queue: Arc<Queue>,
+}
+
+/// Runs functions on a loop's thread from any thread (`LoopHandle::call_later_sender`).
+/// Calling it after the loop is gone returns `ClosedHandle`.
+#[derive(Clone, Debug)]
+pub struct CallLater {
+    sender: AsyncSender,
+    queue: Arc<Queue>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queue")
+    }
+}
+
+impl CallLater {
+    /// Queues `f` to run on the loop thread during a coming iteration. It does not
+    /// keep the loop alive.
+    pub fn call(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        // Hold the sender's lock while queueing, so a closing loop cannot miss the job
+        // and leave it queued without an error.
+        let guard = self.sender.shared.lock();
+        let Some(p) = &*guard else {
+            return Err(Error::closed_handle("uv_async_send"));
+        };
+        self.queue
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(Box::new(f));
+        // SAFETY: the handle is open (checked under the lock that close takes).
+        check(unsafe { sys::uv_async_send(p.0) }, "uv_async_send")
+    }
+}
+
+impl LoopHandle {
+    fn call_later_state(&self) -> Result<CallLater> {
+        let shared = self.shared();
+        if let Some(s) = &*shared.call_later.borrow() {
+            return Ok(CallLater {
+                sender: s.sender.clone(),
+                queue: s.queue.clone(),
+            });
+        }
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new(VecDeque::new()),
+        });
+        let q = queue.clone();
+        let a = Async::new_internal(self, move |h| {
+            let jobs = std::mem::take(&mut *q.jobs.lock().unwrap_or_else(|e| e.into_inner()));
+            let lp = h.loop_();
+            for job in jobs {
+                lp.shared().guard(job);
+            }
+        })?;
+        let sender = a.sender()?;
+        let cl = CallLater {
+            sender: sender.clone(),
+            queue: queue.clone(),
+        };
+        *shared.call_later.borrow_mut() = Some(CallLaterState {
+            _async: a,
+            sender,
+            queue,
+        });
+        Ok(cl)
+    }
+
+    /// Runs `f` on the loop thread during a coming iteration (thread-safe version:
+    /// [`LoopHandle::call_later_sender`]). Does not keep the loop alive.
+    pub fn call_later(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        self.call_later_state()?.call(f)
+    }
+
+    /// A `Send + Sync` value that queues functions onto this loop from any thread.
+    pub fn call_later_sender(&self) -> Result<CallLater> {
+        self.call_later_state()
+    }
+}

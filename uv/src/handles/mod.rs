@@ -1,0 +1,18 @@
+//! Handle types, each generated from its file in `spec/handles/` by `uv_macros::handle!`,
+//! with hand-written parts where the spec says `manual`.
+
+pub(crate) mod async_;
+mod check;
+mod idle;
+mod poll;
+mod prepare;
+mod signal;
+mod timer;
+
+pub use async_::{Async, AsyncSender, CallLater};
+pub use check::Check;
+pub use idle::Idle;
+pub use poll::Poll;
+pub use prepare::Prepare;
+pub use signal::Signal;
+pub use timer::Timer;

@@ -1,0 +1,126 @@
+//! Safe libuv for Rust, generated from a spec.
+//!
+//! The status codes, the error hierarchy, the enums and the handle types are generated
+//! from the data files in the repository's `spec/` directory and checked against the
+//! libuv headers at build time; the runtime core (loop, handle lifecycle, callbacks)
+//! is written by hand.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let lp = uv::Loop::new()?;
+//! let timer = uv::Timer::new(&lp)?;
+//! let mut ticks = 0;
+//! timer.start(Duration::from_millis(1), Duration::from_millis(1), move |t| {
+//!     ticks += 1;
+//!     if ticks == 3 {
+//!         t.close();
+//!     }
+//! })?;
+//! lp.run(uv::RunMode::Default)?;
+//! # Ok::<(), uv::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+extern crate self as uv;
+
+mod callback;
+mod error;
+mod generated;
+mod handle;
+pub mod handles;
+mod loop_;
+
+pub use error::{Error, Result};
+pub use generated::*;
+pub use handle::{Handle, KeepAlive};
+pub use handles::*;
+pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
+
+/// Declares a handle type from a spec file (see `spec/README.md`, "Adding a handle type").
+pub use uv_macros::handle;
+
+/// The raw libuv bindings (`libuv-sys2`), for what the safe API does not cover.
+pub use libuv_sys2 as sys;
+
+/// A file descriptor.
+#[cfg(unix)]
+pub type RawFd = std::os::fd::RawFd;
+/// A file descriptor.
+#[cfg(windows)]
+pub type RawFd = i32;
+/// A socket.
+#[cfg(unix)]
+pub type RawSocket = std::os::fd::RawFd;
+/// A socket.
+#[cfg(windows)]
+pub type RawSocket = u64;
+
+/// Items the generated code uses. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::callback::Slot;
+    pub use crate::error::check;
+    pub use crate::handle::{dispatch, HandleKind, KeepAlive, Slots, Typed};
+    pub use bitflags;
+
+    /// Stands for a `// SAFETY:` comment in generated code (the formatted files show
+    /// it as one); expands to nothing.
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __uv_safety {
+        ($($t:tt)*) => {};
+    }
+    pub use crate::__uv_safety as safety;
+
+    /// Turns a setter's result (`void` or an `int` status) into a `Result`.
+    pub trait SetterResult {
+        /// The result.
+        fn into_result(self, op: &'static str) -> crate::Result<()>;
+    }
+
+    impl SetterResult for () {
+        fn into_result(self, _op: &'static str) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SetterResult for i32 {
+        fn into_result(self, op: &'static str) -> crate::Result<()> {
+            crate::error::check(self, op)
+        }
+    }
+
+    /// libuv's message for a raw code.
+    pub fn strerror(raw: i32) -> String {
+        crate::error::strerror(raw)
+    }
+
+    /// `Duration` to libuv milliseconds (saturating).
+    #[inline]
+    pub fn duration_to_ms(d: std::time::Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// libuv milliseconds to `Duration`.
+    #[inline]
+    pub fn ms_to_duration(ms: u64) -> std::time::Duration {
+        std::time::Duration::from_millis(ms)
+    }
+
+    /// A callback's status argument.
+    #[inline]
+    pub fn status(rc: i32, op: &'static str) -> crate::Result<()> {
+        crate::error::check(rc, op)
+    }
+
+    /// A file descriptor argument: negative ones are `EBADF`.
+    #[inline]
+    pub fn fd(fd: crate::RawFd, op: &'static str) -> crate::Result<crate::RawFd> {
+        if fd < 0 {
+            Err(crate::Error::new(crate::StatusCode::EBADF, op))
+        } else {
+            Ok(fd)
+        }
+    }
+}

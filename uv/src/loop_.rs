@@ -1,0 +1,464 @@
+//! The event loop: [`Loop`] owns it, [`LoopHandle`] refers to it.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::ops::Deref;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use libuv_sys2 as sys;
+
+use crate::error::{check, Error, Result};
+use crate::handle::Handle;
+use crate::{RunMode, StatusCode};
+
+/// A panic payload, as `catch_unwind` gives it.
+pub type PanicPayload = Box<dyn Any + Send + 'static>;
+
+/// A loop's panic hook.
+pub type PanicHook = Box<dyn FnMut(PanicPayload)>;
+
+static DEFAULT_IN_USE: AtomicBool = AtomicBool::new(false);
+
+pub(crate) struct LoopShared {
+    raw: Cell<*mut sys::uv_loop_t>,
+    owned: bool,
+    running: Cell<bool>,
+    handles: Cell<usize>,
+    internal: Cell<usize>,
+    requests: Cell<usize>,
+    panic: Cell<Option<PanicPayload>>,
+    hook: Cell<Option<PanicHook>>,
+    pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
+}
+
+impl LoopShared {
+    pub(crate) fn raw(&self) -> Option<*mut sys::uv_loop_t> {
+        let p = self.raw.get();
+        (!p.is_null()).then_some(p)
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        !self.raw.get().is_null()
+    }
+
+    pub(crate) fn handle_opened(&self, internal: bool) {
+        let c = if internal {
+            &self.internal
+        } else {
+            &self.handles
+        };
+        c.set(c.get() + 1);
+    }
+
+    pub(crate) fn handle_closed(&self, internal: bool) {
+        let c = if internal {
+            &self.internal
+        } else {
+            &self.handles
+        };
+        c.set(c.get().saturating_sub(1));
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn request_started(&self) {
+        self.requests.set(self.requests.get() + 1);
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn request_finished(&self) {
+        self.requests.set(self.requests.get().saturating_sub(1));
+    }
+
+    /// Runs user code; a panic goes to the hook, or is kept for `run` to resume
+    /// and stops the loop.
+    pub(crate) fn guard<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                self.panicked(payload);
+                None
+            }
+        }
+    }
+
+    fn panicked(&self, payload: PanicPayload) {
+        match self.hook.take() {
+            Some(mut hook) => {
+                let r = catch_unwind(AssertUnwindSafe(|| hook(payload)));
+                let replaced = self.hook.take();
+                self.hook.set(replaced.or(Some(hook)));
+                if let Err(p) = r {
+                    self.keep(p);
+                }
+            }
+            None => self.keep(payload),
+        }
+    }
+
+    fn keep(&self, payload: PanicPayload) {
+        // The first panic is the one `run` resumes; later ones are dropped.
+        let first = self.panic.take();
+        self.panic.set(first.or(Some(payload)));
+        if let Some(raw) = self.raw() {
+            // SAFETY: the loop is open.
+            unsafe { sys::uv_stop(raw) };
+        }
+    }
+
+    /// Closes every handle, runs until their close callbacks ran, closes the loop
+    /// and frees it.
+    fn teardown(&self) {
+        let Some(raw) = self.raw() else { return };
+        for _ in 0..64 {
+            close_every_handle(raw);
+            // SAFETY: the loop is open and not running (we are not inside uv_run).
+            unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
+            // SAFETY: as above.
+            if unsafe { sys::uv_loop_close(raw) } == 0 {
+                break;
+            }
+        }
+        self.raw.set(std::ptr::null_mut());
+        drop(self.call_later.borrow_mut().take());
+        if let Some(p) = self.panic.take() {
+            eprintln!(
+                "uv: a callback panicked while the loop was closing: {}",
+                panic_message(&p)
+            );
+        }
+        if self.owned {
+            // SAFETY: the loop was allocated by Loop::new with Box and is closed.
+            drop(unsafe { Box::from_raw(raw as *mut MaybeUninit<sys::uv_loop_t>) });
+        } else {
+            DEFAULT_IN_USE.store(false, Ordering::Release);
+        }
+    }
+}
+
+fn panic_message(p: &PanicPayload) -> &str {
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+        .unwrap_or("(non-string payload)")
+}
+
+unsafe extern "C" fn close_walk_cb(h: *mut sys::uv_handle_t, _arg: *mut c_void) {
+    // SAFETY: uv_walk passes live handles of this loop; all of them are ours.
+    if let Some(handle) = unsafe { Handle::from_walk(h) } {
+        handle.close();
+    }
+}
+
+fn close_every_handle(raw: *mut sys::uv_loop_t) {
+    // SAFETY: the loop is open; the callback only closes handles.
+    unsafe { sys::uv_walk(raw, Some(close_walk_cb), std::ptr::null_mut()) };
+}
+
+unsafe extern "C" fn collect_walk_cb(h: *mut sys::uv_handle_t, arg: *mut c_void) {
+    // SAFETY: `arg` is the Vec passed by `handles`.
+    let out = unsafe { &mut *(arg as *mut Vec<Handle>) };
+    // SAFETY: uv_walk passes live handles of this loop; all of them are ours.
+    if let Some(handle) = unsafe { Handle::from_walk(h) } {
+        if !handle.is_internal() && !handle.is_closing() {
+            out.push(handle);
+        }
+    }
+}
+
+/// The owner of an event loop. Dropping it closes every handle, runs the loop until
+/// their close callbacks ran, and frees the loop; handle values that outlive it
+/// answer `ClosedHandle`.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = uv::Loop::new()?;
+/// let timer = uv::Timer::new(&lp)?;
+/// timer.start(Duration::from_millis(1), Duration::ZERO, |_t| println!("tick"))?;
+/// lp.run(uv::RunMode::Default)?;
+/// # Ok::<(), uv::Error>(())
+/// ```
+pub struct Loop {
+    handle: LoopHandle,
+}
+
+/// A reference to a loop, for handles and for code that does not own it. Every
+/// operation answers `ClosedLoop` once the loop is gone.
+#[derive(Clone)]
+pub struct LoopHandle {
+    shared: Rc<LoopShared>,
+}
+
+impl Loop {
+    fn from_raw(raw: *mut sys::uv_loop_t, owned: bool) -> Loop {
+        Loop {
+            handle: LoopHandle {
+                shared: Rc::new(LoopShared {
+                    raw: Cell::new(raw),
+                    owned,
+                    running: Cell::new(false),
+                    handles: Cell::new(0),
+                    internal: Cell::new(0),
+                    requests: Cell::new(0),
+                    panic: Cell::new(None),
+                    hook: Cell::new(None),
+                    call_later: RefCell::new(None),
+                }),
+            },
+        }
+    }
+
+    /// A new loop (`uv_loop_init`).
+    pub fn new() -> Result<Loop> {
+        let raw = Box::into_raw(Box::new(MaybeUninit::<sys::uv_loop_t>::uninit())).cast();
+        // SAFETY: `raw` is a fresh allocation the size of a uv_loop_t.
+        let rc = unsafe { sys::uv_loop_init(raw) };
+        if rc < 0 {
+            // SAFETY: allocated just above, never initialised.
+            drop(unsafe { Box::from_raw(raw as *mut MaybeUninit<sys::uv_loop_t>) });
+            return Err(Error::from_raw(rc, "uv_loop_init"));
+        }
+        Ok(Loop::from_raw(raw, true))
+    }
+
+    /// The process-wide default loop (`uv_default_loop`). Only one `Loop` value may
+    /// own it at a time: `EBUSY` while another does. Dropping it closes it; a later
+    /// call opens it again.
+    pub fn default_loop() -> Result<Loop> {
+        if DEFAULT_IN_USE.swap(true, Ordering::AcqRel) {
+            return Err(Error::new(StatusCode::EBUSY, "uv_default_loop"));
+        }
+        // SAFETY: uv_default_loop has no preconditions; the flag above makes us its
+        // only user in this library.
+        let raw = unsafe { sys::uv_default_loop() };
+        if raw.is_null() {
+            DEFAULT_IN_USE.store(false, Ordering::Release);
+            return Err(Error::new(StatusCode::ENOMEM, "uv_default_loop"));
+        }
+        Ok(Loop::from_raw(raw, false))
+    }
+
+    /// A reference to the loop for handles and callbacks.
+    pub fn handle(&self) -> LoopHandle {
+        self.handle.clone()
+    }
+
+    /// Runs the loop (`uv_run`). Returns whether there is still work (active,
+    /// referenced handles or requests). A panic in a callback stops the loop and is
+    /// resumed here (unless a panic hook takes it); the loop stays usable.
+    ///
+    /// `EBUSY` when called from inside a callback of this loop; `ClosedLoop` after
+    /// `close`.
+    pub fn run(&self, mode: RunMode) -> Result<bool> {
+        let s = &self.handle.shared;
+        let raw = s.raw().ok_or(Error::closed_loop("uv_run"))?;
+        if s.running.replace(true) {
+            return Err(Error::new(StatusCode::EBUSY, "uv_run"));
+        }
+        // SAFETY: the loop is open and not already running.
+        let rc = unsafe { sys::uv_run(raw, mode.raw() as sys::uv_run_mode) };
+        s.running.set(false);
+        if let Some(p) = s.panic.take() {
+            resume_unwind(p);
+        }
+        Ok(rc != 0)
+    }
+
+    /// Closes the loop (`uv_loop_close`). `EBUSY` while handles (open or closing) or
+    /// requests remain; idempotent.
+    pub fn close(&self) -> Result<()> {
+        let s = &self.handle.shared;
+        if !s.is_open() {
+            return Ok(());
+        }
+        if s.running.get() || s.handles.get() > 0 || s.requests.get() > 0 {
+            return Err(Error::new(StatusCode::EBUSY, "uv_loop_close"));
+        }
+        s.teardown();
+        Ok(())
+    }
+}
+
+impl Deref for Loop {
+    type Target = LoopHandle;
+    fn deref(&self) -> &LoopHandle {
+        &self.handle
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        self.handle.shared.teardown();
+    }
+}
+
+impl fmt::Debug for Loop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt(f)
+    }
+}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("Loop")
+            .field("closed", &!s.is_open())
+            .field("handles", &s.handles.get())
+            .field("requests", &s.requests.get())
+            .finish()
+    }
+}
+
+impl LoopHandle {
+    pub(crate) fn from_shared(shared: Rc<LoopShared>) -> Self {
+        LoopHandle { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Rc<LoopShared> {
+        &self.shared
+    }
+
+    fn raw(&self, op: &'static str) -> Result<*mut sys::uv_loop_t> {
+        self.shared.raw().ok_or(Error::closed_loop(op))
+    }
+
+    /// Whether the loop was closed (or its `Loop` dropped).
+    pub fn is_closed(&self) -> bool {
+        !self.shared.is_open()
+    }
+
+    /// Whether the loop is running (`run` is on the stack).
+    pub fn is_running(&self) -> bool {
+        self.shared.running.get()
+    }
+
+    /// Stops the loop at the end of this iteration (`uv_stop`); a no-op once closed.
+    pub fn stop(&self) {
+        if let Some(raw) = self.shared.raw() {
+            // SAFETY: the loop is open.
+            unsafe { sys::uv_stop(raw) };
+        }
+    }
+
+    /// Whether there are active, referenced handles or requests (`uv_loop_alive`).
+    /// False once closed.
+    pub fn alive(&self) -> bool {
+        match self.shared.raw() {
+            // SAFETY: the loop is open.
+            Some(raw) => unsafe { sys::uv_loop_alive(raw) != 0 },
+            None => false,
+        }
+    }
+
+    /// The loop's cached time (`uv_now`), from an arbitrary starting point,
+    /// updated at the start of each iteration.
+    pub fn now(&self) -> Result<Duration> {
+        let raw = self.raw("uv_now")?;
+        // SAFETY: the loop is open.
+        Ok(Duration::from_millis(unsafe { sys::uv_now(raw) }))
+    }
+
+    /// Refreshes the cached time (`uv_update_time`).
+    pub fn update_time(&self) -> Result<()> {
+        let raw = self.raw("uv_update_time")?;
+        // SAFETY: the loop is open.
+        unsafe { sys::uv_update_time(raw) };
+        Ok(())
+    }
+
+    /// The backend file descriptor (epoll/kqueue) (`uv_backend_fd`).
+    pub fn backend_fd(&self) -> Result<crate::RawFd> {
+        let raw = self.raw("uv_backend_fd")?;
+        // SAFETY: the loop is open.
+        let fd = unsafe { sys::uv_backend_fd(raw) };
+        if fd < 0 {
+            return Err(Error::from_raw(fd, "uv_backend_fd"));
+        }
+        Ok(fd as crate::RawFd)
+    }
+
+    /// How long the next poll would block (`uv_backend_timeout`): `None` for no limit.
+    pub fn backend_timeout(&self) -> Result<Option<Duration>> {
+        let raw = self.raw("uv_backend_timeout")?;
+        // SAFETY: the loop is open.
+        let t = unsafe { sys::uv_backend_timeout(raw) };
+        Ok((t >= 0).then(|| Duration::from_millis(t as u64)))
+    }
+
+    /// Blocks `signum` while polling (`uv_loop_configure` with `UV_LOOP_BLOCK_SIGNAL`).
+    pub fn block_signal(&self, signum: i32) -> Result<()> {
+        let raw = self.raw("uv_loop_configure")?;
+        // SAFETY: the loop is open; this option takes one int argument.
+        let rc = unsafe {
+            sys::uv_loop_configure(raw, sys::uv_loop_option_UV_LOOP_BLOCK_SIGNAL, signum)
+        };
+        check(rc, "uv_loop_configure")
+    }
+
+    /// Sets an option that takes no argument (`uv_loop_configure`):
+    /// `MetricsIdleTime` or `UseIoUringSqpoll`. `EINVAL` for `BlockSignal` (use
+    /// [`LoopHandle::block_signal`]).
+    pub fn configure(&self, option: crate::LoopOption) -> Result<()> {
+        let raw = self.raw("uv_loop_configure")?;
+        if option == crate::LoopOption::BlockSignal {
+            return Err(Error::new(StatusCode::EINVAL, "uv_loop_configure"));
+        }
+        // SAFETY: the loop is open; these options take no further argument.
+        let rc = unsafe { sys::uv_loop_configure(raw, option.raw() as sys::uv_loop_option) };
+        check(rc, "uv_loop_configure")
+    }
+
+    /// Time spent idle in the kernel's event provider (`uv_metrics_idle_time`);
+    /// zero unless `MetricsIdleTime` was configured.
+    pub fn metrics_idle_time(&self) -> Result<Duration> {
+        let raw = self.raw("uv_metrics_idle_time")?;
+        // SAFETY: the loop is open.
+        Ok(Duration::from_nanos(unsafe {
+            sys::uv_metrics_idle_time(raw)
+        }))
+    }
+
+    /// The user's open handles (`uv_walk`), without closing ones and internal ones.
+    pub fn handles(&self) -> Vec<Handle> {
+        let mut out: Vec<Handle> = Vec::new();
+        if let Some(raw) = self.shared.raw() {
+            // SAFETY: the loop is open; the callback gets `out` as its argument.
+            unsafe {
+                sys::uv_walk(
+                    raw,
+                    Some(collect_walk_cb),
+                    (&mut out as *mut Vec<Handle>).cast(),
+                )
+            };
+        }
+        out
+    }
+
+    /// Closes every user handle; their close callbacks run on the next iteration.
+    pub fn close_all_handles(&self) {
+        for h in self.handles() {
+            h.close();
+        }
+    }
+
+    /// Replaces the panic hook: from now on a panic in a callback calls `hook` with
+    /// the payload instead of stopping the loop and resuming the panic from `run`.
+    pub fn set_panic_hook(&self, hook: impl FnMut(PanicPayload) + 'static) {
+        self.shared.hook.set(Some(Box::new(hook)));
+    }
+
+    /// Restores the default: a panic stops the loop and `run` resumes it.
+    pub fn take_panic_hook(&self) -> Option<PanicHook> {
+        self.shared.hook.take()
+    }
+
+    /// Number of open or closing user handles.
+    pub fn handle_count(&self) -> usize {
+        self.shared.handles.get()
+    }
+}
