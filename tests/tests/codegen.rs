@@ -1,0 +1,254 @@
+//! Generator tests: diagnostics for bad spec files, the cross-check against patched
+//! headers, and a mutation test of the loader.
+
+use std::path::{Path, PathBuf};
+
+use uv_codegen::spec::load_file;
+use uv_codegen::{check, headers, HeaderModel};
+
+fn spec_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("spec")
+}
+
+fn errors(path: &str, text: &str) -> String {
+    load_file(Path::new(path), text).unwrap_err().to_string()
+}
+
+#[test]
+fn misspelled_key_names_line_column_and_fix() {
+    let text = "[handle]\nname = \"Timer\"\nc_type = \"uv_timer_t\"\ntype_tag = \"UV_TIMER\"\n\n[[method]]\nname = \"stop\"\nc = \"uv_timer_stop\"\nreturn = \"status\"\n";
+    assert_eq!(
+        errors("spec/handles/timer.toml", text),
+        "spec/handles/timer.toml:1:1: error: a handle needs at least one [[constructor]] (hint: add [[constructor]] with name = \"new\" and c = \"uv_..._init\")\n\
+         spec/handles/timer.toml:9:1: error: unknown key `return` in [[method]] (hint: did you mean `returns`?)"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let text = "[enum]\nname = \"RunMode\"\nkind = \"flag\"\n\n[[member]]\nname = 3\nc = \"UV_RUN_DEFAULT\"\n\n[[member]]\nc = \"UV_RUN_ONCE\"\nnmae = \"Once\"\n";
+    let out = errors("spec/enums/run_mode.toml", text);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("spec/enums/run_mode.toml:3:8: error: unknown enum kind `flag`")), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("spec/enums/run_mode.toml:6:8: error: `name` in [[member]] must be a string, not an integer")), "{out}");
+    assert!(
+        lines.iter().any(|l| l.contains("[[member]] has no `name`")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("unknown key `nmae` in [[member]] (hint: did you mean `name`?)")),
+        "{out}"
+    );
+}
+
+#[test]
+fn syntax_errors_and_unknown_files_are_diagnosed() {
+    let out = errors("spec/x.toml", "[handle\nname = 1");
+    assert!(out.starts_with("spec/x.toml:1:"), "{out}");
+    assert!(out.contains("TOML syntax"), "{out}");
+    let out = errors("spec/x.toml", "foo = 1\n");
+    assert!(
+        out.contains("cannot tell what this spec file describes"),
+        "{out}"
+    );
+}
+
+#[test]
+fn dangling_references_are_errors() {
+    let dir = tempdir("dangling");
+    copy_spec(&dir);
+    let errors_toml = std::fs::read_to_string(dir.join("errors.toml")).unwrap();
+    std::fs::write(
+        dir.join("errors.toml"),
+        errors_toml.replacen(
+            "parents = [\"Address\", \"Argument\"]",
+            "parents = [\"Adress\", \"Argument\"]",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = uv_codegen::load_spec(&dir, Path::new("spec"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        out.contains("error: no category named `Adress` (hint: did you mean `Address`?)"),
+        "{out}"
+    );
+    assert!(out.starts_with("spec/errors.toml:"), "{out}");
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("uv-codegen-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn copy_spec(to: &Path) {
+    copy_dir(&spec_dir(), to);
+}
+
+#[test]
+fn the_real_spec_matches_the_headers() {
+    let (spec, _) = uv_codegen::load_spec(&spec_dir(), Path::new("spec")).unwrap();
+    let include = headers::default_include_dir().unwrap();
+    let model = HeaderModel::parse(&headers::bindgen_output(&include).unwrap()).unwrap();
+    let report = check(&spec, &model);
+    assert!(report.is_ok(), "{}", report.render(false));
+    let status = &report.sections[0];
+    assert_eq!(
+        (status.covered(), status.total(), status.missing()),
+        (85, 85, 0)
+    );
+}
+
+/// A uv.h with one more status code and one more handle type: the report names
+/// exactly those two.
+#[test]
+fn drift_report_lists_exactly_the_new_items() {
+    let include = headers::default_include_dir().unwrap();
+    let dir = tempdir("headers");
+    copy_dir(&include, &dir);
+    let uv_h = std::fs::read_to_string(dir.join("uv.h")).unwrap();
+    let patched = uv_h
+        .replacen(
+            "#define UV_ERRNO_MAP(XX)",
+            "#define UV__EFAKE (-4999)\n#define UV_ERRNO_MAP(XX) XX(EFAKE, \"fake error\")",
+            1,
+        )
+        .replacen(
+            "#define UV_HANDLE_TYPE_MAP(XX)",
+            "#define UV_HANDLE_TYPE_MAP(XX) XX(FAKE, fake)",
+            1,
+        )
+        .replacen(
+            "typedef struct uv_timer_s uv_timer_t;",
+            "typedef struct uv_timer_s uv_timer_t;\ntypedef struct uv_timer_s uv_fake_t;",
+            1,
+        );
+    assert_ne!(patched, uv_h);
+    std::fs::write(dir.join("uv.h"), patched).unwrap();
+    let (spec, _) = uv_codegen::load_spec(&spec_dir(), Path::new("spec")).unwrap();
+    let model = HeaderModel::parse(&headers::bindgen_output(&dir).unwrap()).unwrap();
+    let report = check(&spec, &model);
+    let errs: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("spec/status_codes.toml:1:1: error: uv.h has status code `UV_EFAKE`"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].contains("add [[code]] with name = \"EFAKE\""),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].starts_with(
+            "spec/enums/handle_type.toml:1:1: error: uv.h has `UV_FAKE` in `uv_handle_type`"
+        ),
+        "{errs:#?}"
+    );
+}
+
+/// 10,000 mutated spec files: the loader reports problems and never panics.
+#[test]
+fn loader_never_panics_on_mutated_files() {
+    let mut inputs = Vec::new();
+    for sub in ["", "enums", "handles"] {
+        for e in std::fs::read_dir(spec_dir().join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                inputs.push(std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let pieces: &[&[u8]] = &[
+        b"[",
+        b"]",
+        b"\"",
+        b"=",
+        b"\n",
+        b"[[",
+        b"name",
+        b"conv",
+        b"{",
+        b"}",
+        b",",
+        b"1",
+        b"true",
+        b"#",
+        b"\\",
+        b"\xff",
+        b"type",
+        b"callback",
+        b"args = [",
+        b"parents = [\"x\"]",
+    ];
+    let mut seed: u64 = 0x9E3779B97F4A7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut rejected = 0;
+    for i in 0..10_000 {
+        let mut text = inputs[i % inputs.len()].clone();
+        for _ in 0..(1 + next() % 4) {
+            let at = (next() as usize) % (text.len() + 1);
+            match next() % 3 {
+                0 if at < text.len() => {
+                    let n = 1 + (next() as usize % 8).min(text.len() - at);
+                    text.drain(at..(at + n).min(text.len()));
+                }
+                1 => {
+                    let p = pieces[next() as usize % pieces.len()];
+                    text.splice(at..at, p.iter().copied());
+                }
+                _ if at < text.len() => text[at] = (next() % 128) as u8,
+                _ => {}
+            }
+        }
+        let s = String::from_utf8_lossy(&text).into_owned();
+        let r = std::panic::catch_unwind(|| {
+            if let Ok(f) = load_file(Path::new("m.toml"), &s) {
+                let spec = match f {
+                    uv_codegen::spec::SpecFile::Handle(h) => uv_codegen::Spec {
+                        handles: vec![h],
+                        ..Default::default()
+                    },
+                    uv_codegen::spec::SpecFile::Enum(e) => uv_codegen::Spec {
+                        enums: vec![e],
+                        ..Default::default()
+                    },
+                    _ => uv_codegen::Spec::default(),
+                };
+                let _ = uv_codegen::spec::validate(&spec, None);
+                false
+            } else {
+                true
+            }
+        });
+        assert!(r.is_ok(), "loader panicked on:\n{s}");
+        rejected += usize::from(r.unwrap());
+    }
+    // Most mutations break something, and the loader says so.
+    assert!(rejected > 5_000, "{rejected}");
+}

@@ -1,0 +1,267 @@
+//! Status codes, the error hierarchy and the io::Error conversion.
+
+use std::io::ErrorKind;
+
+use uv::{Category, Error, StatusCode};
+
+#[test]
+fn all_85_status_codes_round_trip_through_raw_values() {
+    assert_eq!(StatusCode::ALL.len(), 85);
+    for &code in StatusCode::ALL {
+        assert!(code.raw() < 0, "{code:?}");
+        assert_eq!(StatusCode::from_raw(code.raw()), code);
+        assert!(!code.message().is_empty());
+    }
+}
+
+#[test]
+fn unknown_codes_keep_their_raw_value() {
+    let c = StatusCode::from_raw(-123456);
+    assert_eq!(c, StatusCode::Other(-123456));
+    assert_eq!(c.raw(), -123456);
+    assert_eq!(c.name(), "UNKNOWN");
+    assert_eq!(c.category(), Category::Unclassified);
+    let err = Error::from_raw(-123456, "uv_test");
+    assert_eq!(err.code().raw(), -123456);
+}
+
+#[test]
+fn names_and_messages_come_from_the_spec_and_libuv() {
+    assert_eq!(StatusCode::EADDRINUSE.name(), "EADDRINUSE");
+    assert_eq!(StatusCode::EADDRINUSE.message(), "address already in use");
+    assert_eq!(StatusCode::EOF.message(), "end of file");
+    let err = Error::new(StatusCode::EAGAIN, "uv_try_write");
+    assert_eq!(
+        err.to_string(),
+        "uv_try_write: resource temporarily unavailable (EAGAIN)"
+    );
+    assert_eq!(err.operation(), "uv_try_write");
+}
+
+#[test]
+fn a_program_can_match_on_codes() {
+    let err = Error::new(StatusCode::EADDRINUSE, "uv_tcp_bind");
+    let what = match err.code() {
+        StatusCode::EADDRINUSE => "in use",
+        StatusCode::EACCES => "denied",
+        _ => "other",
+    };
+    assert_eq!(what, "in use");
+}
+
+#[test]
+fn categories_follow_parents() {
+    let e = Error::new(StatusCode::EADDRINUSE, "uv_tcp_bind");
+    assert_eq!(e.kind(), Category::AddressInUse);
+    assert!(e.is(Category::AddressInUse));
+    assert!(e.is(Category::AddressUnavailable));
+    assert!(e.is(Category::Address));
+    assert!(!e.is(Category::NotFound));
+    let enoent = Error::new(StatusCode::ENOENT, "uv_fs_open");
+    assert!(!enoent.is(Category::Address));
+    assert!(enoent.is(Category::FileNotFound));
+    assert!(enoent.is(Category::NotFound));
+    // Two parents: an address-flags error is also an argument error.
+    let flags = Error::new(StatusCode::EAI_BADFLAGS, "uv_getaddrinfo");
+    assert!(flags.is(Category::Address) && flags.is(Category::Argument));
+    assert!(Error::new(StatusCode::ELOOP, "x").is(Category::TooManyLinks));
+    assert!(Error::new(StatusCode::EISCONN, "x").is(Category::Argument));
+}
+
+/// Every category's codes, as the error table maps them.
+#[test]
+fn every_category_has_the_codes_of_the_table() {
+    use StatusCode::*;
+    let table: &[(Category, &[StatusCode])] = &[
+        (Category::Argument, &[EINVAL, E2BIG, EAI_OVERFLOW, EFAULT]),
+        (Category::IsConnected, &[EISCONN]),
+        (Category::TemporaryUnavailable, &[EAGAIN, EAI_AGAIN]),
+        (Category::Canceled, &[ECANCELED, EAI_CANCELED]),
+        (Category::Permanent, &[EAI_FAIL]),
+        (Category::Permission, &[EACCES, EPERM, EROFS]),
+        (Category::BadFileDescriptor, &[EBADF]),
+        (Category::ResourceBusy, &[EBUSY, ETXTBSY]),
+        (Category::Charset, &[ECHARSET]),
+        (Category::FileExists, &[EEXIST]),
+        (Category::FileTooLarge, &[EFBIG]),
+        (Category::Interrupted, &[EINTR]),
+        (Category::Io, &[EIO]),
+        (Category::IsADirectory, &[EISDIR]),
+        (Category::NotADirectory, &[ENOTDIR]),
+        (Category::NotEmpty, &[ENOTEMPTY]),
+        (Category::MessageTooLong, &[EMSGSIZE]),
+        (Category::NameTooLong, &[ENAMETOOLONG]),
+        (Category::BufferSpace, &[ENOBUFS]),
+        (Category::NoSpace, &[ENOSPC]),
+        (Category::NotImplemented, &[ENOSYS]),
+        (Category::NotConnected, &[ENOTCONN]),
+        (Category::HostUnreachable, &[EHOSTUNREACH]),
+        (Category::ResultTooLarge, &[ERANGE]),
+        (Category::Seek, &[ESPIPE]),
+        (Category::ProcessLookup, &[ESRCH]),
+        (Category::Timeout, &[ETIMEDOUT]),
+        (Category::CrossDevice, &[EXDEV]),
+        (Category::EndOfFile, &[EOF]),
+        (Category::NotSocket, &[ENOTSOCK]),
+        (Category::NotSupported, &[ENOTSUP]),
+        (Category::Protocol, &[EPROTO]),
+        (Category::ProtocolNoOption, &[ENOPROTOOPT]),
+        (Category::ProtocolNotSupported, &[EPROTONOSUPPORT]),
+        (Category::ProtocolType, &[EPROTOTYPE]),
+        (Category::AddressUnavailable, &[EADDRNOTAVAIL]),
+        (Category::AddressInUse, &[EADDRINUSE]),
+        (
+            Category::AddressFamily,
+            &[EAFNOSUPPORT, EAI_ADDRFAMILY, EAI_FAMILY],
+        ),
+        (Category::AddressFlags, &[EAI_BADFLAGS]),
+        (Category::AddressHints, &[EAI_BADHINTS]),
+        (Category::AddressData, &[EAI_NODATA]),
+        (Category::AddressName, &[EAI_NONAME]),
+        (Category::AddressProtocol, &[EAI_PROTOCOL]),
+        (Category::AddressService, &[EAI_SERVICE]),
+        (Category::AddressSocketType, &[EAI_SOCKTYPE]),
+        (Category::DestinationAddress, &[EDESTADDRREQ]),
+        (Category::BrokenPipe, &[EPIPE, ESHUTDOWN]),
+        (Category::ConnectionAborted, &[ECONNABORTED]),
+        (Category::ConnectionRefused, &[ECONNREFUSED]),
+        (Category::ConnectionReset, &[ECONNRESET]),
+        (Category::ConnectionInProgress, &[EALREADY]),
+        (Category::DeviceNotFound, &[ENODEV, ENXIO]),
+        (Category::FileNotFound, &[ENOENT]),
+        (Category::NetworkDown, &[ENETDOWN]),
+        (Category::NetworkUnreachable, &[ENETUNREACH]),
+        (Category::NoNetwork, &[ENONET]),
+        (Category::OutOfMemory, &[ENOMEM, EAI_MEMORY]),
+        (Category::TooManyLinks, &[EMLINK]),
+        (Category::TooManySymbolicLinks, &[ELOOP]),
+        (Category::TooManyOpenFiles, &[EMFILE]),
+        (Category::FileTableOverflow, &[ENFILE]),
+        (Category::Unclassified, &[UNKNOWN, EHOSTDOWN]),
+    ];
+    let mut seen = 0;
+    for (cat, codes) in table {
+        for &code in *codes {
+            assert_eq!(code.category(), *cat, "{code:?}");
+            assert!(Error::new(code, "t").is(*cat));
+            seen += 1;
+        }
+    }
+    // The 9 codes libuv gained since the table have a home too.
+    for code in [
+        EOVERFLOW,
+        EREMOTEIO,
+        ENOTTY,
+        EFTYPE,
+        EILSEQ,
+        ESOCKTNOSUPPORT,
+        ENODATA,
+        EUNATCH,
+        ENOEXEC,
+    ] {
+        assert_ne!(code.category(), Category::Unclassified, "{code:?}");
+        seen += 1;
+    }
+    assert_eq!(seen, 85);
+    // Group parents.
+    for c in [ECONNRESET, ECONNREFUSED, ECONNABORTED, EPIPE, EALREADY] {
+        assert!(c.category().is(Category::Connection), "{c:?}");
+    }
+    for c in [ENETDOWN, ENETUNREACH, ENONET] {
+        assert!(c.category().is(Category::Network));
+    }
+    for c in [ENOMEM, EMLINK, ELOOP, EMFILE, ENFILE] {
+        assert!(c.category().is(Category::SystemFailure));
+    }
+    for c in [ENOTSOCK, ENOTSUP] {
+        assert!(c.category().is(Category::UnsupportedOperation));
+    }
+}
+
+#[test]
+fn library_errors_sit_under_unsupported_operation() {
+    let h = Error::closed_handle("uv_timer_start");
+    assert_eq!(h.kind(), Category::ClosedHandle);
+    assert!(h.is(Category::ClosedStructure) && h.is(Category::UnsupportedOperation));
+    assert_eq!(h.code(), StatusCode::EINVAL);
+    assert_eq!(
+        h.to_string(),
+        "uv_timer_start: operation on a closed handle (EINVAL)"
+    );
+    let l = Error::closed_loop("uv_run");
+    assert_eq!(l.kind(), Category::ClosedLoop);
+    assert!(!l.is(Category::ClosedHandle));
+    assert_eq!(std::io::Error::from(l).raw_os_error(), None);
+}
+
+#[test]
+fn io_error_kinds_and_os_errors() {
+    use StatusCode::*;
+    let cases = [
+        (EADDRINUSE, ErrorKind::AddrInUse),
+        (EADDRNOTAVAIL, ErrorKind::AddrNotAvailable),
+        (ENOENT, ErrorKind::NotFound),
+        (EACCES, ErrorKind::PermissionDenied),
+        (EPERM, ErrorKind::PermissionDenied),
+        (ECONNREFUSED, ErrorKind::ConnectionRefused),
+        (ECONNRESET, ErrorKind::ConnectionReset),
+        (ECONNABORTED, ErrorKind::ConnectionAborted),
+        (ETIMEDOUT, ErrorKind::TimedOut),
+        (EAGAIN, ErrorKind::WouldBlock),
+        (EPIPE, ErrorKind::BrokenPipe),
+        (EEXIST, ErrorKind::AlreadyExists),
+        (EINVAL, ErrorKind::InvalidInput),
+        (ENOSYS, ErrorKind::Unsupported),
+        (ENOTCONN, ErrorKind::NotConnected),
+        (EINTR, ErrorKind::Interrupted),
+    ];
+    for (code, kind) in cases {
+        let io = std::io::Error::from(Error::new(code, "t"));
+        assert_eq!(io.kind(), kind, "{code:?}");
+        assert_eq!(code.io_error_kind(), kind, "{code:?}");
+        #[cfg(unix)]
+        assert_eq!(io.raw_os_error(), Some(-code.raw()), "{code:?}");
+    }
+    // The spec's kind agrees with std's decoding of the errno, for every errno code.
+    #[cfg(unix)]
+    for &code in StatusCode::ALL {
+        let err = Error::new(code, "t");
+        if let Some(errno) = err.raw_os_error() {
+            let std_kind = std::io::Error::from_raw_os_error(errno).kind();
+            let std_unclassified =
+                matches!(format!("{std_kind:?}").as_str(), "Other" | "Uncategorized");
+            if code.io_error_kind() != ErrorKind::Other && !std_unclassified {
+                assert_eq!(code.io_error_kind(), std_kind, "{code:?}");
+            }
+        }
+    }
+    // Codes that are not errno values convert with the spec's kind and no OS error.
+    let eof = std::io::Error::from(Error::new(EOF, "uv_read"));
+    assert_eq!(eof.kind(), ErrorKind::UnexpectedEof);
+    assert_eq!(eof.raw_os_error(), None);
+    let gai = std::io::Error::from(Error::new(EAI_NONAME, "uv_getaddrinfo"));
+    assert_eq!(gai.raw_os_error(), None);
+    let inner = gai
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<Error>())
+        .copied();
+    assert_eq!(inner.map(|e| e.code()), Some(EAI_NONAME));
+}
+
+#[test]
+fn enums_keep_unknown_values_and_flags_keep_unknown_bits() {
+    assert_eq!(uv::RunMode::from_raw(1), uv::RunMode::Once);
+    assert_eq!(uv::RunMode::from_raw(77), uv::RunMode::Other(77));
+    assert_eq!(uv::RunMode::Other(77).raw(), 77);
+    assert_eq!(uv::HandleType::Timer.name(), "Timer");
+    let ev = uv::PollEvent::from_bits_retain(1 | 1024);
+    assert!(ev.contains(uv::PollEvent::READABLE));
+    assert_eq!(ev.bits(), 1025);
+    assert_eq!(uv::PollEvent::READABLE.bits(), 1);
+    assert_eq!(uv::PollEvent::WRITABLE.bits(), 2);
+    assert_eq!(uv::TtyMode::Normal.raw(), 0);
+    assert_eq!(uv::Membership::JoinGroup.raw(), 1);
+    assert_eq!(uv::FsType::Unknown.raw(), -1);
+    #[cfg(unix)]
+    assert_eq!(uv::Signum::Interrupt.raw(), 2);
+}
