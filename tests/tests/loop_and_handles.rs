@@ -709,15 +709,18 @@ fn panic_in_prepare_callback_propagates() {
 #[test]
 fn panic_in_check_callback_propagates() {
     let lp = Loop::new().unwrap();
+    // A repeating timer bounds the poll phase so that the loop reaches the check
+    // phase; the check closes it (a check alone lets the poll block forever).
+    let t = Timer::new(&lp).unwrap();
+    t.start(MS, MS, |_| {}).unwrap();
     let c = Check::new(&lp).unwrap();
-    c.start(|c| {
+    let timer = t.clone();
+    c.start(move |c| {
         c.stop().unwrap();
+        timer.close();
         panic!("check boom")
     })
     .unwrap();
-    // Something to make the loop iterate past the poll phase.
-    let t = Timer::new(&lp).unwrap();
-    t.start(MS, Duration::ZERO, |_| {}).unwrap();
     assert_eq!(run_expecting_panic(&lp), "check boom");
     assert_loop_still_runs(&lp);
 }
