@@ -252,3 +252,30 @@ fn loader_never_panics_on_mutated_files() {
     // Most mutations break something, and the loader says so.
     assert!(rejected > 5_000, "{rejected}");
 }
+
+/// What `uv`'s build script runs: a misspelled key fails it with file:line:col and a hint.
+#[test]
+fn build_step_fails_on_a_misspelled_key() {
+    let dir = tempdir("build");
+    copy_spec(&dir);
+    let timer = std::fs::read_to_string(dir.join("handles/timer.toml")).unwrap();
+    std::fs::write(
+        dir.join("handles/timer.toml"),
+        timer.replacen("on_closed = \"noop\"", "on_close = \"noop\"", 1),
+    )
+    .unwrap();
+    let line = timer
+        .lines()
+        .position(|l| l.starts_with("on_closed"))
+        .unwrap()
+        + 1;
+    let out = tempdir("build-out");
+    let include = headers::default_include_dir().unwrap();
+    let err = uv_codegen::build_script(&dir, Path::new("spec"), &include, &out).unwrap_err();
+    assert_eq!(
+        err,
+        format!("spec/handles/timer.toml:{line}:1: error: unknown key `on_close` in [[method]] (hint: did you mean `on_closed`?)")
+    );
+    // Nothing was written.
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}

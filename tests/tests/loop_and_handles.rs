@@ -824,3 +824,20 @@ fn downcast_from_handles() {
     assert_eq!(t.repeat().unwrap(), Duration::from_millis(7));
     assert!(*h == *t);
 }
+
+/// Close callbacks run while a dropped loop tears down; a handle they try to make
+/// on that loop is refused instead of being left on a freed loop.
+#[test]
+fn handles_cannot_be_made_on_a_loop_being_torn_down() {
+    let lp = Loop::new().unwrap();
+    let handle = lp.handle();
+    let outcome: Rc<Cell<Option<Category>>> = Rc::new(Cell::new(None));
+    let o = outcome.clone();
+    let t = Timer::new(&lp).unwrap();
+    t.close_with(move |_| {
+        o.set(Timer::new(&handle).err().map(|e| e.kind()));
+    });
+    drop(t);
+    drop(lp);
+    assert_eq!(outcome.get(), Some(Category::ClosedLoop));
+}

@@ -70,12 +70,6 @@ impl<F: ?Sized> Slot<F> {
             f(cb);
         }
     }
-
-    /// Takes the callback out (for one-shot callbacks).
-    pub fn take(&self) -> Option<Box<F>> {
-        self.generation.set(self.generation.get() + 1);
-        self.cb.take()
-    }
 }
 
 impl<F: ?Sized> fmt::Debug for Slot<F> {

@@ -6,7 +6,7 @@
 //! are true: no user reference is left, and libuv has called the close callback.
 //!
 //! When the last user reference goes, a handle that can still call user code (libuv
-//! reports it active, or a request on it is in flight) stays open; otherwise it is
+//! reports it active) stays open; otherwise it is
 //! closed. The check is made again after each of its callbacks.
 
 use std::any::{Any, TypeId};
@@ -27,9 +27,9 @@ use crate::HandleType;
 /// What keeps a handle open after the user dropped every reference to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeepAlive {
-    /// Open while libuv reports it active or a request on it is in flight.
+    /// Open while libuv reports it active (started, reading, listening).
     Active,
-    /// Open only while a request on it is in flight.
+    /// Closed when the last reference goes.
     Never,
 }
 
@@ -58,7 +58,6 @@ pub struct Header {
     /// True from a successful init until the close callback.
     in_libuv: Cell<bool>,
     internal: bool,
-    pending: Cell<usize>,
     raw: *mut sys::uv_handle_t,
     loop_: Rc<LoopShared>,
     vtable: &'static VTable,
@@ -148,9 +147,6 @@ impl Header {
     }
 
     fn keeps_alive(&self) -> bool {
-        if self.pending.get() > 0 {
-            return true;
-        }
         match self.vtable.keep_alive {
             // SAFETY: `raw` is an initialised handle until the close callback.
             KeepAlive::Active => unsafe { sys::uv_is_active(self.raw) != 0 },
@@ -249,14 +245,13 @@ impl<K: HandleKind> Typed<K> {
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
         let shared = loop_.shared();
-        let uv_loop = shared.raw().ok_or(Error::closed_loop(op))?;
+        let uv_loop = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
         let b = Box::new(HandleBox::<K> {
             header: Header {
                 refs: Cell::new(1),
                 state: Cell::new(State::Open),
                 in_libuv: Cell::new(false),
                 internal,
-                pending: Cell::new(0),
                 raw: std::ptr::null_mut(),
                 loop_: shared.clone(),
                 vtable: &VTableOf::<K>::VTABLE,

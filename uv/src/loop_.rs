@@ -31,7 +31,8 @@ pub(crate) struct LoopShared {
     running: Cell<bool>,
     handles: Cell<usize>,
     internal: Cell<usize>,
-    requests: Cell<usize>,
+    /// Set when teardown starts: no new handle may be made on the loop any more.
+    closing: Cell<bool>,
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
@@ -65,14 +66,13 @@ impl LoopShared {
         c.set(c.get().saturating_sub(1));
     }
 
-    #[allow(dead_code)]
-    pub(crate) fn request_started(&self) {
-        self.requests.set(self.requests.get() + 1);
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn request_finished(&self) {
-        self.requests.set(self.requests.get().saturating_sub(1));
+    /// The loop, for making a new handle on it: none once teardown started.
+    pub(crate) fn raw_for_new(&self) -> Option<*mut sys::uv_loop_t> {
+        if self.closing.get() {
+            None
+        } else {
+            self.raw()
+        }
     }
 
     /// Runs user code; a panic goes to the hook, or is kept for `run` to resume
@@ -115,12 +115,16 @@ impl LoopShared {
     /// and frees it.
     fn teardown(&self) {
         let Some(raw) = self.raw() else { return };
-        for _ in 0..64 {
+        // Close callbacks run user code; it must not add handles to a closing loop.
+        self.closing.set(true);
+        let mut closed = false;
+        for _ in 0..16 {
             close_every_handle(raw);
             // SAFETY: the loop is open and not running (we are not inside uv_run).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
             // SAFETY: as above.
             if unsafe { sys::uv_loop_close(raw) } == 0 {
+                closed = true;
                 break;
             }
         }
@@ -132,7 +136,11 @@ impl LoopShared {
                 panic_message(&p)
             );
         }
-        if self.owned {
+        if !closed {
+            // libuv still holds the loop (it could not be closed): leaking it is the
+            // only sound choice.
+            eprintln!("uv: the loop could not be closed; its memory is leaked");
+        } else if self.owned {
             // SAFETY: the loop was allocated by Loop::new with Box and is closed.
             drop(unsafe { Box::from_raw(raw as *mut MaybeUninit<sys::uv_loop_t>) });
         } else {
@@ -204,7 +212,7 @@ impl Loop {
                     running: Cell::new(false),
                     handles: Cell::new(0),
                     internal: Cell::new(0),
-                    requests: Cell::new(0),
+                    closing: Cell::new(false),
                     panic: Cell::new(None),
                     hook: Cell::new(None),
                     call_later: RefCell::new(None),
@@ -269,14 +277,14 @@ impl Loop {
         Ok(rc != 0)
     }
 
-    /// Closes the loop (`uv_loop_close`). `EBUSY` while handles (open or closing) or
-    /// requests remain; idempotent.
+    /// Closes the loop (`uv_loop_close`). `EBUSY` while handles (open or closing)
+    /// remain, or from inside a callback; idempotent.
     pub fn close(&self) -> Result<()> {
         let s = &self.handle.shared;
         if !s.is_open() {
             return Ok(());
         }
-        if s.running.get() || s.handles.get() > 0 || s.requests.get() > 0 {
+        if s.running.get() || s.handles.get() > 0 {
             return Err(Error::new(StatusCode::EBUSY, "uv_loop_close"));
         }
         s.teardown();
@@ -309,7 +317,6 @@ impl fmt::Debug for LoopHandle {
         f.debug_struct("Loop")
             .field("closed", &!s.is_open())
             .field("handles", &s.handles.get())
-            .field("requests", &s.requests.get())
             .finish()
     }
 }

@@ -52,24 +52,38 @@ pub fn render(tokens: TokenStream, source: &str) -> Result<String, syn::Error> {
          // Do not edit: change the spec file. `cargo run -p uv-codegen -- expand --out DIR`\n\
          // writes this file for reading; uv's build step and uv-macros regenerate it.\n\n"
     ));
-    for line in body.lines() {
-        let trimmed = line.trim_start();
-        if let Some(rest) = trimmed
-            .strip_prefix(":: uv :: __private :: safety!(")
-            .or_else(|| trimmed.strip_prefix("::uv::__private::safety!("))
-        {
-            let indent = &line[..line.len() - trimmed.len()];
-            let text = rest.trim_end_matches(");").trim_matches('"');
-            out.push_str(&format!(
-                "{indent}// SAFETY: {}\n",
-                text.replace("\\\"", "\"")
-            ));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
+    out.push_str(&safety_comments(&body));
     Ok(out)
+}
+
+/// Replaces each `::uv::__private::safety!("…");` statement (on one line or wrapped
+/// over several by the formatter) with a `// SAFETY: …` comment at its indentation.
+fn safety_comments(body: &str) -> String {
+    const MARK: &str = "::uv::__private::safety!(";
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.find(MARK) {
+        let line_start = rest[..at].rfind('\n').map_or(0, |i| i + 1);
+        let indent = &rest[line_start..at];
+        let after = &rest[at + MARK.len()..];
+        let Some(open) = after.find('"') else { break };
+        // The literal ends at the first quote not escaped by a backslash.
+        let bytes = after.as_bytes();
+        let mut i = open + 1;
+        while i < bytes.len() && !(bytes[i] == b'"' && bytes[i - 1] != b'\\') {
+            i += 1;
+        }
+        let tail = after[(i + 1).min(after.len())..].trim_start();
+        let Some(tail) = tail.strip_prefix(");") else {
+            break;
+        };
+        let text = after[open + 1..i].replace("\\\"", "\"");
+        out.push_str(&rest[..line_start]);
+        out.push_str(&format!("{indent}// SAFETY: {text}"));
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 pub(crate) fn doc_attr(doc: &str) -> TokenStream {
@@ -78,4 +92,16 @@ pub(crate) fn doc_attr(doc: &str) -> TokenStream {
     }
     let lines = doc.trim_end().lines().map(|l| format!(" {l}"));
     quote::quote!(#(#[doc = #lines])*)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn safety_markers_become_comments_on_one_or_several_lines() {
+        let body = "fn f() {\n    ::uv::__private::safety!(\"short\");\n    let a = 1;\n    ::uv::__private::safety!(\n        \"a \\\"long\\\" one\"\n    );\n    let b = 2;\n}\n";
+        assert_eq!(
+            super::safety_comments(body),
+            "fn f() {\n    // SAFETY: short\n    let a = 1;\n    // SAFETY: a \"long\" one\n    let b = 2;\n}\n"
+        );
+    }
 }
