@@ -446,9 +446,31 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
     if !anon.items.is_empty() {
         sections.push(anon);
     }
-    // Every member's constant must exist (members with a cfg may be absent on this platform).
+    // Every member's constant must exist (members with a cfg may be absent on this
+    // platform), under the name the emitter will use for it.
     for e in &spec.enums {
         for m in &e.members {
+            if let Some(k) = h.consts.get(m.c.as_str()) {
+                let used = crate::emit::sys_name(e, m);
+                if k.rust_name != used {
+                    let fix = if k.rust_name != k.c_name {
+                        format!(
+                            "its C enum is `{}`: give this enum c_type = \"{}\"",
+                            k.ty, k.ty
+                        )
+                    } else {
+                        "remove c_type, or move the member to an enum without one".into()
+                    };
+                    c.out.push(
+                        m.c.loc
+                            .error(format!(
+                                "libuv-sys2 names `{}` `{}`, but the generated code would use `{used}`",
+                                m.c.value, k.rust_name
+                            ))
+                            .hint(fix),
+                    );
+                }
+            }
             if !h.consts.contains_key(m.c.as_str()) && m.cfg.is_none() {
                 let hint = match crate::diag::closest(&m.c, h.consts.keys().map(|k| k.as_str())) {
                     Some(x) => format!("did you mean `{x}`?"),

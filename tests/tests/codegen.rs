@@ -279,3 +279,28 @@ fn build_step_fails_on_a_misspelled_key() {
     // Nothing was written.
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
+
+/// A member of a named C enum listed in an enum without `c_type` would be emitted
+/// under a name libuv-sys2 does not have; the cross-check says so and how to fix it.
+#[test]
+fn enum_member_names_are_checked_against_libuv_sys2() {
+    let dir = tempdir("sysname");
+    copy_spec(&dir);
+    std::fs::write(
+        dir.join("enums/extra.toml"),
+        "[enum]\nname = \"Extra\"\nkind = \"flags\"\n\n[[member]]\nname = \"READABLE\"\nc = \"UV_READABLE\"\n",
+    )
+    .unwrap();
+    let (spec, _) = uv_codegen::load_spec(&dir, Path::new("spec")).unwrap();
+    let include = headers::default_include_dir().unwrap();
+    let model = HeaderModel::parse(&headers::bindgen_output(&include).unwrap()).unwrap();
+    let errs: Vec<String> = check(&spec, &model)
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        errs,
+        vec!["spec/enums/extra.toml:7:5: error: libuv-sys2 names `UV_READABLE` `uv_poll_event_UV_READABLE`, but the generated code would use `UV_READABLE` (hint: its C enum is `uv_poll_event`: give this enum c_type = \"uv_poll_event\")".to_string()]
+    );
+}

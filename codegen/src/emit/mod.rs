@@ -7,7 +7,7 @@ mod handles;
 
 mod status;
 
-pub use enums::{enums, to_snake};
+pub use enums::{enums, sys_name, to_snake};
 pub use errors::categories;
 pub use handles::handle;
 

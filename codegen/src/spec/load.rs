@@ -494,6 +494,8 @@ fn handle(root: &Table) -> Option<HandleSpec> {
                 .hint("add [[constructor]] with name = \"new\" and c = \"uv_..._init\""),
         );
     }
+    // Read every part before giving up on a missing key, so that all problems show.
+    let (callbacks, methods, properties) = (callbacks(root), methods(root), properties(root));
     Some(HandleSpec {
         name: name?,
         c_type: c_type?,
@@ -504,9 +506,9 @@ fn handle(root: &Table) -> Option<HandleSpec> {
         doc,
         manual,
         constructors,
-        callbacks: callbacks(root),
-        methods: methods(root),
-        properties: properties(root),
+        callbacks,
+        methods,
+        properties,
         loc: root.loc(),
     })
 }
@@ -520,6 +522,7 @@ fn request(root: &Table) -> Option<RequestSpec> {
     let manual = t.str_opt("manual");
     let cancel = t.bool_opt("cancel").map(|b| b.value).unwrap_or(false);
     t.finish();
+    let (callbacks, methods) = (callbacks(root), methods(root));
     Some(RequestSpec {
         name: name?,
         c_type: c_type?,
@@ -527,8 +530,8 @@ fn request(root: &Table) -> Option<RequestSpec> {
         doc,
         manual,
         cancel,
-        callbacks: callbacks(root),
-        methods: methods(root),
+        callbacks,
+        methods,
         loc: root.loc(),
     })
 }
