@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the runtime test binaries under valgrind memcheck. Fails on any memory error
+# or any definitely-lost byte. Usage: bash tests/valgrind.sh [TEST_TARGET ...]
+# (default: the runtime suites; the generator suites run bindgen, which is not ours).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(errors loop_and_handles async_signal_poll extension)
+args=()
+for t in "${targets[@]}"; do
+  [ -f "tests/tests/$t.rs" ] && args+=(--test "$t")
+done
+bins=$(cargo test -q -p uv-tests "${args[@]}" --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])')
+status=0
+for b in $bins; do
+  echo "== valgrind $(basename "$b")"
+  # One test thread keeps the output readable and the run deterministic.
+  if ! valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+      --show-leak-kinds=definite "$b" --test-threads=1 -q; then
+    echo "!! $(basename "$b") failed under valgrind"
+    status=1
+  fi
+done
+[ $status -eq 0 ] && echo "valgrind: no errors, no definitely-lost bytes"
+exit $status
