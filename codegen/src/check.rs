@@ -357,6 +357,13 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
         );
     }
 
+    // Problems of no single enum file are reported against the enums directory.
+    let enums_dir = spec
+        .status_codes
+        .as_ref()
+        .and_then(|s| s.loc.file.path.parent().map(|p| p.join("enums")))
+        .unwrap_or_else(|| "enums".into());
+
     // Enums: first the handle and request type maps, then every other libuv enum.
     let claimed: BTreeMap<&str, &EnumSpec> = spec
         .enums
@@ -375,7 +382,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                 sections.push(s);
             }
             None => c.out.push(
-                Diagnostic::in_file("enums".as_ref(), format!("no spec enum covers `{c_type}`"))
+                Diagnostic::in_file(&enums_dir, format!("no spec enum covers `{c_type}`"))
                     .hint(format!("add a spec/enums/ file with c_type = \"{c_type}\"")),
             ),
         }
@@ -413,7 +420,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                 } else {
                     c.out.push(
                         Diagnostic::in_file(
-                            "enums".as_ref(),
+                            &enums_dir,
                             format!("uv.h has `{m}` (an anonymous enum), which no spec enum covers or ignores"),
                         )
                         .hint("add a [[member]] with this c to a spec/enums/ file, or [[ignore]] it there"),
@@ -429,7 +436,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
             };
             c.out.push(
                 Diagnostic::in_file(
-                    "enums".as_ref(),
+                    &enums_dir,
                     format!("uv.h has enum `{c_type}`, which no spec file covers"),
                 )
                 .hint(format!(

@@ -99,25 +99,26 @@ pub fn expand_handle_file(
 /// Emits the code of one handle or enum spec file, formatted with its header (what
 /// the golden tests compare). Other kinds need the whole spec directory.
 pub fn expand_spec_file(display: &Path, text: &str, ctx: &Ctx) -> Result<String, Diagnostics> {
-    let tokens =
-        match spec::load_file(display, text)? {
-            spec::SpecFile::Handle(_) => expand_handle_file(display, text, ctx)?,
-            spec::SpecFile::Enum(e) => {
-                let spec = Spec {
-                    enums: vec![e],
-                    ..Spec::default()
-                };
-                spec::validate(&spec, None)?;
-                emit::enums(&spec, ctx)
-            }
-            _ => return Err(Diagnostics(vec![Diagnostic::in_file(
+    let tokens = match spec::load_file(display, text)? {
+        spec::SpecFile::Handle(_) => expand_handle_file(display, text, ctx)?,
+        spec::SpecFile::Enum(e) => {
+            let spec = Spec {
+                enums: vec![e],
+                ..Spec::default()
+            };
+            spec::validate(&spec, None)?;
+            emit::enums(&spec, ctx)
+        }
+        _ => {
+            return Err(Diagnostics(vec![Diagnostic::in_file(
                 display,
                 "only handle and enum files expand on their own",
             )
             .hint(
                 "status codes and errors need the whole spec directory: use `uv-codegen expand`",
-            )])),
-        };
+            )]))
+        }
+    };
     emit::render(tokens, &display.display().to_string()).map_err(|e| {
         Diagnostics(vec![Diagnostic::in_file(
             display,
