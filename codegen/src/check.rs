@@ -97,14 +97,14 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "{:<40} {:>9} {:>7} {:>8} {:>8} {:>14}",
+            "{:<50} {:>9} {:>7} {:>8} {:>8} {:>14}",
             "section", "covered", "manual", "ignored", "missing", "not yet bound"
         );
         for sec in &self.sections {
             let manual = sec.count(|c| matches!(c, Coverage::Manual(_)));
             let _ = writeln!(
                 s,
-                "{:<40} {:>9} {:>7} {:>8} {:>8} {:>14}",
+                "{:<50} {:>9} {:>7} {:>8} {:>8} {:>14}",
                 sec.title,
                 format!("{}/{}", sec.covered(), sec.total()),
                 manual,
@@ -371,15 +371,33 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
         .filter_map(|e| e.c_type.as_ref().map(|t| (t.as_str(), e)))
         .collect();
     let status_type = spec.status_codes.as_ref().map(|s| s.c_type.as_str());
-    for (c_type, title) in [
-        ("uv_handle_type", "handle types"),
-        ("uv_req_type", "request types"),
+    for (c_type, title, map) in [
+        ("uv_handle_type", "handle types", "UV_HANDLE_TYPE_MAP"),
+        ("uv_req_type", "request types", "UV_REQ_TYPE_MAP"),
     ] {
         match claimed.get(c_type) {
             Some(e) => {
-                let s =
+                let all =
                     c.enum_section(e, c_type, format!("{title} ({c_type} -> {})", e.name.value));
-                sections.push(s);
+                // With uv.h's text at hand, count the X-macro list's entries apart from
+                // the enum's other members (UV_UNKNOWN_HANDLE, UV_FILE, ...).
+                match h.maps.get(map) {
+                    Some(entries) => {
+                        let (listed, other): (Vec<_>, Vec<_>) = all
+                            .items
+                            .into_iter()
+                            .partition(|(m, _)| entries.contains(m));
+                        sections.push(Section {
+                            title: format!("{title} ({map} -> {})", e.name.value),
+                            items: listed,
+                        });
+                        sections.push(Section {
+                            title: format!("other members of {c_type}"),
+                            items: other,
+                        });
+                    }
+                    None => sections.push(all),
+                }
             }
             None => c.out.push(
                 Diagnostic::in_file(&enums_dir, format!("no spec enum covers `{c_type}`"))
@@ -497,7 +515,11 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
         title: "handle wrappers (spec/handles)".into(),
         items: Vec::new(),
     };
-    if let Some(members) = h.enums.get("uv_handle_type") {
+    let wrapper_types = h
+        .maps
+        .get("UV_HANDLE_TYPE_MAP")
+        .or_else(|| h.enums.get("uv_handle_type"));
+    if let Some(members) = wrapper_types {
         for m in members {
             let spec_h = spec.handles.iter().find(|x| x.type_tag.as_str() == m);
             let ignored = claimed

@@ -156,8 +156,7 @@ pub fn build_script(
     let (spec, files) = load_spec(spec_dir, spec_display).map_err(|d| d.to_string())?;
     t.spec = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let text = headers::bindgen_output(include)?;
-    let model = HeaderModel::parse(&text).map_err(|e| format!("reading bindgen output: {e}"))?;
+    let model = HeaderModel::read(include)?;
     t.headers = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let report = check(&spec, &model);

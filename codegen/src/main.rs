@@ -85,9 +85,7 @@ fn run() -> Result<bool, String> {
                 .or_else(headers::default_include_dir)
                 .ok_or("no libuv include directory known; pass --include DIR")?;
             let t1 = Instant::now();
-            let text = headers::bindgen_output(&include)?;
-            let model =
-                HeaderModel::parse(&text).map_err(|e| format!("reading bindgen output: {e}"))?;
+            let model = HeaderModel::read(&include)?;
             let t_headers = t1.elapsed();
             let t2 = Instant::now();
             let report = check(&spec, &model);

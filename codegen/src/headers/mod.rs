@@ -51,6 +51,50 @@ pub struct HeaderModel {
     pub enums: BTreeMap<String, Vec<String>>,
     /// Type names (structs and aliases).
     pub types: Vec<String>,
+    /// The X-macro lists of uv.h (`UV_ERRNO_MAP`, `UV_HANDLE_TYPE_MAP`, ...), each with
+    /// the C names of its entries (`UV_TIMER`), when the header text was read.
+    pub maps: BTreeMap<String, Vec<String>>,
+}
+
+/// The entries of every `#define UV_..._MAP(XX)` list in a header's text, as the
+/// enum members they become (`XX(TIMER, timer)` in `UV_HANDLE_TYPE_MAP` -> `UV_TIMER`).
+pub fn parse_maps(header: &str) -> BTreeMap<String, Vec<String>> {
+    let mut maps = BTreeMap::new();
+    let mut lines = header.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim_start().strip_prefix("#define ") else {
+            continue;
+        };
+        let Some(name) = rest
+            .strip_suffix("(XX)  \\")
+            .or_else(|| rest.split_once("(XX)").map(|(n, _)| n))
+        else {
+            continue;
+        };
+        if !name.starts_with("UV_") || !name.ends_with("_MAP") {
+            continue;
+        }
+        let mut entries = Vec::new();
+        let mut current = line.to_string();
+        loop {
+            for part in current.split("XX(").skip(1) {
+                let entry = part.split([',', ')']).next().unwrap_or("").trim();
+                if !entry.is_empty() && entry.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    entries.push(format!("UV_{entry}"));
+                }
+            }
+            if !current.trim_end().ends_with('\\') {
+                break;
+            }
+            match lines.next() {
+                Some(l) => current = l.to_string(),
+                None => break,
+            }
+        }
+        maps.insert(name.trim().to_string(), entries);
+    }
+    maps
 }
 
 /// Writes a type as a compact string.
@@ -218,5 +262,19 @@ impl HeaderModel {
             v("UV_VERSION_MINOR")?,
             v("UV_VERSION_PATCH")?
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn x_macro_lists_are_read_from_header_text() {
+        let text = "#define UV_HANDLE_TYPE_MAP(XX)                                              \\\n  XX(ASYNC, async)                                                            \\\n  XX(NAMED_PIPE, pipe)                                                        \\\n\n#define UV_OTHER 1\n#define UV__X 2\n";
+        let maps = super::parse_maps(text);
+        assert_eq!(maps.len(), 1);
+        assert_eq!(
+            maps["UV_HANDLE_TYPE_MAP"],
+            vec!["UV_ASYNC", "UV_NAMED_PIPE"]
+        );
     }
 }

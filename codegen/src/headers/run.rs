@@ -41,3 +41,17 @@ pub fn bindgen_output(include: &Path) -> Result<String, String> {
         .replace("__socket_type_", "")
         .replace("IPPROTO_IPPROTO_", "IPPROTO_"))
 }
+
+impl super::HeaderModel {
+    /// The model of the headers in `include`: bindgen's view of `uv.h`, plus the
+    /// X-macro lists read from its text.
+    pub fn read(include: &Path) -> Result<super::HeaderModel, String> {
+        let text = bindgen_output(include)?;
+        let mut model =
+            super::HeaderModel::parse(&text).map_err(|e| format!("reading bindgen output: {e}"))?;
+        let header = std::fs::read_to_string(include.join("uv.h"))
+            .map_err(|e| format!("{}: {e}", include.join("uv.h").display()))?;
+        model.maps = super::parse_maps(&header);
+        Ok(model)
+    }
+}
