@@ -42,7 +42,8 @@ pub fn handle(input: TokenStream) -> TokenStream {
             }
             .into()
         }
-        Err(diags) => error(&lit, diags.to_string()),
+        // rustc prints its own `error:` before the message.
+        Err(diags) => error(&lit, diags.to_string().replace(": error: ", ": ")),
     }
 }
 

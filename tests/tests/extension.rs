@@ -1,0 +1,146 @@
+//! The extension path: this crate declares its own handle type, `Heartbeat`, from
+//! its own spec file (`tests/spec/heartbeat.toml`) through `uv::handle!`, with no
+//! hand-written FFI, and uses it like one of uv's own.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use uv::{Category, HandleType, Loop, RunMode};
+
+uv::handle!("spec/heartbeat.toml");
+
+const BEATS: usize = 5;
+
+/// Starts `hb` with a callback that counts beats in `beats` and ends the
+/// heartbeat from inside the callback after exactly `BEATS`.
+fn begin_counting(hb: &Heartbeat, beats: &Rc<Cell<usize>>) {
+    let b = beats.clone();
+    hb.begin(move |h| {
+        b.set(b.get() + 1);
+        if b.get() == BEATS {
+            h.end().unwrap();
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn heartbeat_beats_five_times_then_closes() {
+    let lp = Loop::new().unwrap();
+    let hb = Heartbeat::new(&lp).unwrap();
+    // Deref to uv::Handle: the methods every handle has.
+    let base: &uv::Handle = &hb;
+    assert_eq!(base.handle_type(), HandleType::Idle);
+    assert!(!hb.is_active());
+    assert!(!hb.is_closing());
+
+    let beats = Rc::new(Cell::new(0));
+    begin_counting(&hb, &beats);
+    assert!(hb.is_active());
+    assert!(hb.has_ref());
+
+    // The loop sees it, and the type-erased handle downcasts back to it, and to
+    // nothing else (uv's own Idle wraps the same C type).
+    let handles = lp.handles();
+    assert_eq!(handles.len(), 1);
+    assert_eq!(handles[0].handle_type(), HandleType::Idle);
+    let back = handles[0]
+        .downcast::<Heartbeat>()
+        .expect("downcast to Heartbeat");
+    assert!(handles[0].downcast::<uv::Idle>().is_none());
+    assert!(handles[0].downcast::<uv::Timer>().is_none());
+    assert_eq!(*back, *hb);
+    assert!(back.is_active());
+    drop(back);
+    drop(handles);
+
+    // From<Heartbeat> for uv::Handle.
+    let erased: uv::Handle = hb.clone().into();
+    assert_eq!(erased, *hb);
+    drop(erased);
+
+    // The run ends once the heartbeat ended itself: nothing else keeps the loop alive.
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(beats.get(), BEATS);
+    assert!(!hb.is_active());
+    assert!(!hb.is_closing());
+    assert_eq!(hb.handle_type(), HandleType::Idle);
+    // Ending again is fine.
+    hb.end().unwrap();
+
+    hb.close();
+    assert!(hb.is_closing());
+    assert!(lp.handles().is_empty());
+    lp.run(RunMode::Default).unwrap();
+    assert!(hb.is_closed());
+    assert_eq!(hb.handle_type(), HandleType::Idle);
+    assert_eq!(lp.handle_count(), 0);
+    // Closing dropped the callback and what it held.
+    assert_eq!(Rc::strong_count(&beats), 1);
+
+    // After close: `begin` is an error, `end` (on_closed = "noop") is not.
+    let err = hb.begin(|_| unreachable!()).unwrap_err();
+    assert_eq!(err.kind(), Category::ClosedHandle, "{err:?}");
+    assert!(err.is(Category::ClosedHandle));
+    hb.end().unwrap();
+    assert!(!hb.is_active());
+    assert_eq!(beats.get(), BEATS);
+}
+
+#[test]
+fn heartbeat_closes_from_its_own_callback() {
+    let lp = Loop::new().unwrap();
+    let hb = Heartbeat::new(&lp).unwrap();
+    let beats = Rc::new(Cell::new(0));
+    let closed = Rc::new(Cell::new(false));
+    let (b, c) = (beats.clone(), closed.clone());
+    hb.begin(move |h| {
+        b.set(b.get() + 1);
+        if b.get() == BEATS {
+            h.end().unwrap();
+            let c = c.clone();
+            h.close_with(move |_| c.set(true));
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(beats.get(), BEATS);
+    assert!(closed.get());
+    assert!(hb.is_closed());
+    assert_eq!(hb.begin(|_| {}).unwrap_err().kind(), Category::ClosedHandle);
+}
+
+#[test]
+fn dropped_active_heartbeat_keeps_beating_until_it_ends_itself() {
+    let lp = Loop::new().unwrap();
+    let beats = Rc::new(Cell::new(0));
+    {
+        let hb = Heartbeat::new(&lp).unwrap();
+        begin_counting(&hb, &beats);
+        // Dropped while active: the lifetime rule (keep_alive = "active") keeps it open.
+    }
+    assert_eq!(lp.handle_count(), 1);
+    let handles = lp.handles();
+    assert_eq!(handles.len(), 1);
+    assert!(handles[0].is_active());
+    assert!(handles[0].downcast::<Heartbeat>().is_some());
+    drop(handles);
+
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(beats.get(), BEATS);
+    // Once it ended itself, nothing could reach it, so it was closed (and its close
+    // callback ran in the same run): the callback and its captures are gone.
+    assert_eq!(lp.handle_count(), 0);
+    assert!(lp.handles().is_empty());
+    assert_eq!(Rc::strong_count(&beats), 1);
+}
+
+#[test]
+fn dropped_stopped_heartbeat_closes() {
+    let lp = Loop::new().unwrap();
+    drop(Heartbeat::new(&lp).unwrap());
+    // Never started: closed at once when dropped.
+    assert!(lp.handles().is_empty());
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+}
