@@ -3,22 +3,22 @@
 //! A callback is stored once (one allocation per `start`, none per call; a closure
 //! that captures nothing allocates nothing). While it runs it is out of its slot, so
 //! it may replace itself, stop or close its handle: afterwards it goes back only if
-//! the slot was not given a new callback in the meantime.
+//! the slot is still empty, that is, if it was not replaced meanwhile. (A slot is
+//! emptied by `clear` only from a close callback, which never runs during another
+//! callback of the same handle.)
 
 use std::cell::Cell;
 use std::fmt;
 
-/// One callback slot.
+/// One callback slot: 16 bytes, the boxed callback itself.
 pub struct Slot<F: ?Sized> {
     cb: Cell<Option<Box<F>>>,
-    generation: Cell<u64>,
 }
 
 impl<F: ?Sized> Default for Slot<F> {
     fn default() -> Self {
         Slot {
             cb: Cell::new(None),
-            generation: Cell::new(0),
         }
     }
 }
@@ -26,13 +26,11 @@ impl<F: ?Sized> Default for Slot<F> {
 impl<F: ?Sized> Slot<F> {
     /// Stores `cb`, dropping the previous callback (after the slot is updated).
     pub fn set(&self, cb: Box<F>) {
-        self.generation.set(self.generation.get() + 1);
         drop(self.cb.replace(Some(cb)));
     }
 
     /// Drops the stored callback.
     pub fn clear(&self) {
-        self.generation.set(self.generation.get() + 1);
         drop(self.cb.take());
     }
 
@@ -45,26 +43,29 @@ impl<F: ?Sized> Slot<F> {
     }
 
     /// Calls the stored callback, if any, and puts it back unless it was replaced.
+    #[inline]
     pub fn call(&self, f: impl FnOnce(&mut F)) {
         let Some(cb) = self.cb.take() else { return };
-        let generation = self.generation.get();
-        // Put the callback back even if `f` unwinds, unless it was replaced.
+        // Put the callback back even if `f` unwinds, unless the slot was refilled.
         struct Restore<'a, F: ?Sized> {
             slot: &'a Slot<F>,
             cb: Option<Box<F>>,
-            generation: u64,
         }
         impl<F: ?Sized> Drop for Restore<'_, F> {
             fn drop(&mut self) {
-                if self.slot.generation.get() == self.generation {
-                    self.slot.cb.set(self.cb.take());
+                let replaced = self.slot.cb.take();
+                match replaced {
+                    Some(new) => {
+                        self.slot.cb.set(Some(new));
+                        // The old callback is dropped here, after it returned.
+                    }
+                    None => self.slot.cb.set(self.cb.take()),
                 }
             }
         }
         let mut guard = Restore {
             slot: self,
             cb: Some(cb),
-            generation,
         };
         if let Some(cb) = guard.cb.as_mut() {
             f(cb);

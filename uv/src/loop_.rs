@@ -2,8 +2,10 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -14,7 +16,7 @@ use std::time::Duration;
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
-use crate::handle::Handle;
+use crate::handle::{Extras, Handle};
 use crate::{RunMode, StatusCode};
 
 /// A panic payload, as `catch_unwind` gives it.
@@ -36,12 +38,49 @@ pub(crate) struct LoopShared {
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
+    /// Close callbacks, close hooks and hand-written state of the few handles that
+    /// have them, by handle address.
+    extras: RefCell<HashMap<usize, Extras, BuildHasherDefault<AddrHasher>>>,
+}
+
+/// Hashes handle addresses: one multiply and a fold, instead of SipHash (the keys
+/// are addresses, not attacker-chosen data).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b) ^ self.0.rotate_left(8));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
 }
 
 impl LoopShared {
     pub(crate) fn raw(&self) -> Option<*mut sys::uv_loop_t> {
         let p = self.raw.get();
         (!p.is_null()).then_some(p)
+    }
+
+    pub(crate) fn take_extras(&self, key: usize) -> Extras {
+        self.extras.borrow_mut().remove(&key).unwrap_or_default()
+    }
+
+    pub(crate) fn put_extras(&self, key: usize, extras: Extras) {
+        self.extras.borrow_mut().insert(key, extras);
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -128,8 +167,18 @@ impl LoopShared {
                 break;
             }
         }
+        if !closed {
+            // Handles libuv still holds can never be closed now: make them answer
+            // ClosedHandle instead of reaching the abandoned loop.
+            // SAFETY: the loop is still allocated (it is leaked below).
+            unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), std::ptr::null_mut()) };
+        }
+        // SAFETY: the loop is still allocated; nothing reads `data` after this.
+        unsafe { (*raw).data = std::ptr::null_mut() };
         self.raw.set(std::ptr::null_mut());
         drop(self.call_later.borrow_mut().take());
+        let extras = std::mem::take(&mut *self.extras.borrow_mut());
+        drop(extras);
         if let Some(p) = self.panic.take() {
             eprintln!(
                 "uv: a callback panicked while the loop was closing: {}",
@@ -156,6 +205,11 @@ fn panic_message(p: &PanicPayload) -> &str {
         .unwrap_or("(non-string payload)")
 }
 
+unsafe extern "C" fn abandon_walk_cb(h: *mut sys::uv_handle_t, _arg: *mut c_void) {
+    // SAFETY: uv_walk passes handles of this loop; all of them are ours.
+    unsafe { crate::handle::abandon(h) };
+}
+
 unsafe extern "C" fn close_walk_cb(h: *mut sys::uv_handle_t, _arg: *mut c_void) {
     // SAFETY: uv_walk passes live handles of this loop; all of them are ours.
     if let Some(handle) = unsafe { Handle::from_walk(h) } {
@@ -176,6 +230,23 @@ unsafe extern "C" fn collect_walk_cb(h: *mut sys::uv_handle_t, arg: *mut c_void)
         if !handle.is_internal() && !handle.is_closing() {
             out.push(handle);
         }
+    }
+}
+
+impl LoopShared {
+    fn new(raw: *mut sys::uv_loop_t, owned: bool) -> Rc<LoopShared> {
+        Rc::new(LoopShared {
+            raw: Cell::new(raw),
+            owned,
+            running: Cell::new(false),
+            handles: Cell::new(0),
+            internal: Cell::new(0),
+            closing: Cell::new(false),
+            panic: Cell::new(None),
+            hook: Cell::new(None),
+            call_later: RefCell::new(None),
+            extras: RefCell::new(HashMap::default()),
+        })
     }
 }
 
@@ -204,20 +275,12 @@ pub struct LoopHandle {
 
 impl Loop {
     fn from_raw(raw: *mut sys::uv_loop_t, owned: bool) -> Loop {
+        let shared = LoopShared::new(raw, owned);
+        // Handles reach the shared state through their libuv struct's `loop` field.
+        // SAFETY: `raw` is an initialised loop that nothing else uses.
+        unsafe { (*raw).data = Rc::as_ptr(&shared) as *mut c_void };
         Loop {
-            handle: LoopHandle {
-                shared: Rc::new(LoopShared {
-                    raw: Cell::new(raw),
-                    owned,
-                    running: Cell::new(false),
-                    handles: Cell::new(0),
-                    internal: Cell::new(0),
-                    closing: Cell::new(false),
-                    panic: Cell::new(None),
-                    hook: Cell::new(None),
-                    call_later: RefCell::new(None),
-                }),
-            },
+            handle: LoopHandle { shared },
         }
     }
 
@@ -324,6 +387,13 @@ impl fmt::Debug for LoopHandle {
 impl LoopHandle {
     pub(crate) fn from_shared(shared: Rc<LoopShared>) -> Self {
         LoopHandle { shared }
+    }
+
+    /// A reference to no loop: every operation answers `ClosedLoop`.
+    pub(crate) fn closed() -> Self {
+        LoopHandle {
+            shared: LoopShared::new(std::ptr::null_mut(), false),
+        }
     }
 
     pub(crate) fn shared(&self) -> &Rc<LoopShared> {

@@ -60,21 +60,23 @@ impl Async {
     /// A sender for other threads (all senders of a handle share one state).
     pub fn sender(&self) -> Result<AsyncSender> {
         let raw = self.inner.raw("uv_async_send")?;
-        let ext = self.inner.ext();
-        let current = ext.take();
-        if let Some(shared) = current
-            .as_ref()
-            .and_then(|b| b.downcast_ref::<Arc<SenderShared>>())
-        {
-            let shared = shared.clone();
-            ext.set(current);
+        let existing = self
+            .inner
+            .with_ext(|ext| {
+                ext.as_ref()
+                    .and_then(|b| b.downcast_ref::<Arc<SenderShared>>())
+                    .cloned()
+            })
+            .flatten();
+        if let Some(shared) = existing {
             return Ok(AsyncSender { shared });
         }
-        ext.set(current);
         let shared = Arc::new(SenderShared {
             raw: Mutex::new(Some(SendPtr(raw))),
         });
-        ext.set(Some(Box::new(shared.clone())));
+        let stored = shared.clone();
+        self.inner
+            .with_ext(move |ext| *ext = Some(Box::new(stored)));
         let hook = shared.clone();
         self.inner.set_before_close(Box::new(move || {
             *hook.lock() = None;
