@@ -114,10 +114,10 @@ pub mod __private {
         crate::error::check(rc, op)
     }
 
-    /// A file descriptor argument: negative ones are `EBADF`.
+    /// A file descriptor or socket argument: negative ones are `EBADF`.
     #[inline]
-    pub fn fd(fd: crate::RawFd, op: &'static str) -> crate::Result<crate::RawFd> {
-        if fd < 0 {
+    pub fn fd<T: PartialOrd + Default>(fd: T, op: &'static str) -> crate::Result<T> {
+        if fd < T::default() {
             Err(crate::Error::new(crate::StatusCode::EBADF, op))
         } else {
             Ok(fd)

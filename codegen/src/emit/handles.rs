@@ -52,7 +52,7 @@ fn to_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream
     match conv {
         Conv::DurationMs => quote!(#rt::__private::duration_to_ms(#e)),
         Conv::Bool => quote!(::core::primitive::i32::from(#e)),
-        Conv::Fd => quote!(#rt::__private::fd(#e, #op)?),
+        Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
         Conv::Enum(_) => quote!(#e.raw() as _),
         Conv::Flags(_) => quote!(#e.bits() as _),
         _ => quote!(#e),

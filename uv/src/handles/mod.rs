@@ -7,6 +7,7 @@ mod idle;
 mod poll;
 mod prepare;
 mod signal;
+mod tcp;
 mod timer;
 
 pub use async_::{Async, AsyncSender, CallLater};
@@ -15,4 +16,5 @@ pub use idle::Idle;
 pub use poll::Poll;
 pub use prepare::Prepare;
 pub use signal::Signal;
+pub use tcp::Tcp;
 pub use timer::Timer;

@@ -1,0 +1,91 @@
+//! The generated Tcp handle's settings, and the base-handle socket options it makes
+//! reachable: buffer sizes read back as set (Linux's doubling hidden), fileno.
+
+#![cfg(unix)]
+
+use std::os::fd::{AsRawFd, IntoRawFd};
+
+use uv::{AddressFamily, Category, HandleType, Loop, RunMode, StatusCode, Tcp};
+
+fn bound_tcp(lp: &Loop) -> (Tcp, i32) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fd = listener.as_raw_fd();
+    let tcp = Tcp::new(lp).unwrap();
+    // libuv owns the socket from now on and closes it with the handle.
+    tcp.open(listener.into_raw_fd()).unwrap();
+    (tcp, fd)
+}
+
+#[test]
+fn buffer_sizes_read_back_as_set() {
+    let lp = Loop::new().unwrap();
+    let (tcp, _) = bound_tcp(&lp);
+    for size in [262_144, 65_536] {
+        tcp.set_send_buffer_size(size).unwrap();
+        assert_eq!(tcp.send_buffer_size().unwrap(), size);
+        tcp.set_recv_buffer_size(size).unwrap();
+        assert_eq!(tcp.recv_buffer_size().unwrap(), size);
+    }
+    tcp.close();
+    assert_eq!(
+        tcp.send_buffer_size().unwrap_err().kind(),
+        Category::ClosedHandle
+    );
+    lp.run(RunMode::Default).unwrap();
+}
+
+#[test]
+fn fileno_is_the_opened_socket() {
+    let lp = Loop::new().unwrap();
+    let (tcp, fd) = bound_tcp(&lp);
+    assert_eq!(tcp.fileno().unwrap(), fd);
+    assert_eq!(tcp.handle_type(), HandleType::Tcp);
+}
+
+#[test]
+fn settings_succeed_on_an_open_socket() {
+    let lp = Loop::new().unwrap();
+    let (tcp, _) = bound_tcp(&lp);
+    tcp.set_nodelay(true).unwrap();
+    tcp.set_keepalive(true, 10).unwrap();
+    tcp.set_keepalive(false, 10).unwrap();
+    tcp.set_simultaneous_accepts(true).unwrap();
+}
+
+#[test]
+fn a_handle_with_a_family_has_a_socket_at_once() {
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::with_family(&lp, AddressFamily::Inet6).unwrap();
+    assert!(tcp.fileno().unwrap() >= 0);
+    // Without a family there is no socket yet.
+    let plain = Tcp::new(&lp).unwrap();
+    assert_eq!(plain.fileno().unwrap_err().code(), StatusCode::EBADF);
+    // An unknown family is refused by libuv.
+    let err = Tcp::with_family(&lp, AddressFamily::Other(12345)).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+}
+
+#[test]
+fn a_negative_socket_is_an_error_not_a_panic() {
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::new(&lp).unwrap();
+    let err = tcp.open(-1).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EBADF);
+    assert_eq!(err.operation(), "uv_tcp_open");
+}
+
+#[test]
+fn settings_after_close_answer_closed_handle() {
+    let lp = Loop::new().unwrap();
+    let (tcp, _) = bound_tcp(&lp);
+    tcp.close();
+    for err in [
+        tcp.set_nodelay(true).unwrap_err(),
+        tcp.set_keepalive(true, 1).unwrap_err(),
+        tcp.open(0).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), Category::ClosedHandle);
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert!(tcp.is_closed());
+}
