@@ -304,3 +304,15 @@ fn enum_member_names_are_checked_against_libuv_sys2() {
         vec!["spec/enums/extra.toml:7:5: error: libuv-sys2 names `UV_READABLE` `uv_poll_event_UV_READABLE`, but the generated code would use `UV_READABLE` (hint: its C enum is `uv_poll_event`: give this enum c_type = \"uv_poll_event\")".to_string()]
     );
 }
+
+/// git keeps no empty directories: a spec without `requests/` loads.
+#[test]
+fn missing_optional_directories_are_empty() {
+    let dir = tempdir("noreq");
+    copy_spec(&dir);
+    let _ = std::fs::remove_dir_all(dir.join("requests"));
+    std::fs::remove_dir_all(dir.join("handles")).unwrap();
+    let (spec, _) = uv_codegen::load_spec(&dir, Path::new("spec")).unwrap();
+    assert!(spec.handles.is_empty() && spec.requests.is_empty());
+    assert_eq!(spec.status_codes.as_ref().map(|s| s.codes.len()), Some(85));
+}

@@ -558,6 +558,8 @@ pub fn load_dir(dir: &Path, display: &Path) -> Result<(Spec, Vec<PathBuf>), Diag
                 names.sort();
                 paths.extend(names);
             }
+            // A spec without requests (or handles) simply has none.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => diags.push(Diagnostic::in_file(
                 &display.join(sub),
                 format!("cannot read the directory: {e}"),
