@@ -161,6 +161,7 @@ fn conv_accepts(conv: &Conv, c_ty: &str, h: &HeaderModel, slot_type: Option<&str
         Conv::Callback(_) => Some(c_ty) == slot_type,
         Conv::SocketAddr => c_ty == "*constsockaddr",
         Conv::CStrPath => c_ty == "*constc_char",
+        Conv::RequestCallback => Some(c_ty) == slot_type,
     }
 }
 
@@ -169,6 +170,7 @@ fn returns_accepts(r: &Returns, c_ret: &str, h: &HeaderModel) -> bool {
         Returns::Status | Returns::Count => c_ret == "c_int",
         Returns::Void => c_ret.is_empty(),
         Returns::Value(c) => conv_accepts(c, c_ret, h, None),
+        Returns::SocketAddr | Returns::Path => c_ret == "c_int",
     }
 }
 
@@ -194,6 +196,7 @@ impl Checker<'_> {
         sig
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn signature(
         &mut self,
         f: &Sp<String>,
@@ -201,10 +204,52 @@ impl Checker<'_> {
         args: &[ArgSpec],
         returns: Option<&Returns>,
         slots: &[CallbackSpec],
+        request: Option<&Sp<String>>,
     ) {
         let h = self.h;
         let Some(sig) = self.function(f).cloned() else {
             return;
+        };
+        if let Some(r) = request {
+            if sig.params.first().map(String::as_str) != Some(format!("*mut{}", r.value).as_str()) {
+                self.out.push(
+                    r.loc
+                        .error(format!(
+                            "`{}` does not take a `{}*` first",
+                            f.value, r.value
+                        ))
+                        .hint("request names the C request type the function starts"),
+                );
+                return;
+            }
+        }
+        // Out-parameters of returned values are not spec arguments.
+        let tail = |a: &str, b: &str| {
+            sig.params.len() >= 2
+                && sig.params[sig.params.len() - 2] == a
+                && sig.params[sig.params.len() - 1] == b
+        };
+        let out_params = match returns {
+            Some(Returns::SocketAddr) if !tail("*mutsockaddr", "*mutc_int") => {
+                self.out.push(f.loc.error(format!(
+                    "`{}` does not end in (struct sockaddr*, int*)",
+                    f.value
+                )));
+                return;
+            }
+            Some(Returns::Path) if !tail("*mutc_char", "*mutusize") => {
+                self.out.push(
+                    f.loc
+                        .error(format!("`{}` does not end in (char*, size_t*)", f.value)),
+                );
+                return;
+            }
+            Some(Returns::SocketAddr | Returns::Path) => 2,
+            _ => 0,
+        };
+        let sig = Signature {
+            params: sig.params[..sig.params.len() - out_params].to_vec(),
+            ret: sig.ret,
         };
         if sig.params.len() != leading + args.len() {
             self.out.push(
@@ -221,11 +266,20 @@ impl Checker<'_> {
             return;
         }
         for (a, c_ty) in args.iter().zip(&sig.params[leading..]) {
+            let req_cb = request.map(|r| {
+                h.callbacks
+                    .iter()
+                    .find(|(_, s)| {
+                        s.params.first().map(String::as_str) == Some(&format!("*mut{}", r.value))
+                    })
+                    .map(|(n, _)| n.as_str())
+            });
             let slot_ty = match &a.conv.value {
                 Conv::Callback(s) => slots
                     .iter()
                     .find(|c| c.name.as_str() == s)
                     .map(|c| c.c_type.value.as_str()),
+                Conv::RequestCallback => req_cb.flatten(),
                 _ => None,
             };
             if !conv_accepts(&a.conv, c_ty, h, slot_ty) {
@@ -587,14 +641,29 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
             }
         }
         for k in &hs.constructors {
-            c.signature(&k.c, 2, &k.args, Some(&Returns::Status), &hs.callbacks);
+            c.signature(
+                &k.c,
+                2,
+                &k.args,
+                Some(&Returns::Status),
+                &hs.callbacks,
+                None,
+            );
         }
         for m in &hs.methods {
             if let Some(f) = &m.c {
                 if m.manual.is_some() {
                     c.function(f);
                 } else {
-                    c.signature(f, 1, &m.args, Some(&m.returns), &hs.callbacks);
+                    let leading = if m.request.is_some() { 2 } else { 1 };
+                    c.signature(
+                        f,
+                        leading,
+                        &m.args,
+                        Some(&m.returns),
+                        &hs.callbacks,
+                        m.request.as_ref(),
+                    );
                 }
             }
         }
@@ -606,6 +675,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                     &[],
                     Some(&Returns::Value(p.conv.value.clone())),
                     &hs.callbacks,
+                    None,
                 );
             }
             if let Some(s) = &p.set {
@@ -613,7 +683,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                     name: p.name.clone(),
                     conv: p.conv.clone(),
                 };
-                c.signature(s, 1, &[arg], None, &hs.callbacks);
+                c.signature(s, 1, &[arg], None, &hs.callbacks, None);
             }
         }
     }

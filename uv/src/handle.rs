@@ -416,6 +416,16 @@ impl<K: HandleKind> Typed<K> {
         h.is_open().then(|| h.raw().cast())
     }
 
+    /// The loop's shared state, while the handle is open.
+    pub(crate) fn shared_ptr(&self, op: &'static str) -> Result<*const LoopShared> {
+        let h = Hdr(self.ptr);
+        if h.is_open() && h.has(IN_LIBUV) {
+            Ok(h.shared() as *const LoopShared)
+        } else {
+            Err(Error::closed_handle(op))
+        }
+    }
+
     /// The callback slots.
     #[inline]
     pub fn slots(&self) -> &K::Slots {

@@ -24,18 +24,22 @@
 
 extern crate self as uv;
 
+mod addr;
 mod callback;
 mod error;
 mod generated;
 mod handle;
 pub mod handles;
 mod loop_;
+mod request;
+mod stream;
 
 pub use error::{Error, Result};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
+pub use stream::{WriteData, READ_BUFFER_SIZE};
 
 /// Declares a handle type from a spec file (see `spec/README.md`, "Adding a handle type").
 pub use uv_macros::handle;
@@ -59,9 +63,19 @@ pub type RawSocket = u64;
 /// Items the generated code uses. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::addr::{read_sockaddr, SockAddr};
     pub use crate::callback::Slot;
     pub use crate::error::check;
     pub use crate::handle::{dispatch, HandleKind, KeepAlive, Slots, Typed};
+    pub use crate::request::submit;
+    pub use crate::stream::{StreamKind, StreamSlots};
+    /// The stream operations generated stream types call.
+    pub mod stream_ops {
+        pub use crate::stream::{
+            accept, is_readable, is_writable, listen, read_start, read_stop, set_blocking,
+            shutdown, try_write, write, write2, write_queue_size,
+        };
+    }
     pub use bitflags;
 
     /// Stands for a `// SAFETY:` comment in generated code (the formatted files show
@@ -112,6 +126,40 @@ pub mod __private {
     #[inline]
     pub fn status(rc: i32, op: &'static str) -> crate::Result<()> {
         crate::error::check(rc, op)
+    }
+
+    /// A path argument as a C string: a NUL byte in it is `EINVAL`.
+    pub fn c_path(path: &std::path::Path, op: &'static str) -> crate::Result<std::ffi::CString> {
+        #[cfg(unix)]
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+        #[cfg(not(unix))]
+        let bytes = path.to_string_lossy().into_owned().into_bytes();
+        std::ffi::CString::new(bytes).map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
+    }
+
+    /// Reads a path through a `getsockname`-style call (`buffer`, `size` in/out),
+    /// growing the buffer when libuv says `ENOBUFS`.
+    pub fn read_path(
+        op: &'static str,
+        mut f: impl FnMut(*mut std::ffi::c_char, *mut usize) -> i32,
+    ) -> crate::Result<std::path::PathBuf> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            let mut len = buf.len();
+            let rc = f(buf.as_mut_ptr().cast(), &mut len);
+            if rc == crate::StatusCode::ENOBUFS.raw() && len > buf.len() {
+                buf.resize(len + 1, 0);
+                continue;
+            }
+            crate::error::check(rc, op)?;
+            buf.truncate(len);
+            #[cfg(unix)]
+            return Ok(
+                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(buf).into(),
+            );
+            #[cfg(not(unix))]
+            return Ok(String::from_utf8_lossy(&buf).into_owned().into());
+        }
     }
 
     /// A file descriptor or socket argument: negative ones are `EBADF`.

@@ -33,6 +33,8 @@ pub(crate) struct LoopShared {
     running: Cell<bool>,
     handles: Cell<usize>,
     internal: Cell<usize>,
+    requests: Cell<usize>,
+    read_buffer: crate::stream::ReadBuffer,
     /// Set when teardown starts: no new handle may be made on the loop any more.
     closing: Cell<bool>,
     panic: Cell<Option<PanicPayload>>,
@@ -103,6 +105,18 @@ impl LoopShared {
             &self.handles
         };
         c.set(c.get().saturating_sub(1));
+    }
+
+    pub(crate) fn request_started(&self) {
+        self.requests.set(self.requests.get() + 1);
+    }
+
+    pub(crate) fn request_finished(&self) {
+        self.requests.set(self.requests.get().saturating_sub(1));
+    }
+
+    pub(crate) fn read_buffer(&self) -> &crate::stream::ReadBuffer {
+        &self.read_buffer
     }
 
     /// The loop, for making a new handle on it: none once teardown started.
@@ -241,6 +255,8 @@ impl LoopShared {
             running: Cell::new(false),
             handles: Cell::new(0),
             internal: Cell::new(0),
+            requests: Cell::new(0),
+            read_buffer: crate::stream::ReadBuffer::new(),
             closing: Cell::new(false),
             panic: Cell::new(None),
             hook: Cell::new(None),
@@ -340,14 +356,14 @@ impl Loop {
         Ok(rc != 0)
     }
 
-    /// Closes the loop (`uv_loop_close`). `EBUSY` while handles (open or closing)
-    /// remain, or from inside a callback; idempotent.
+    /// Closes the loop (`uv_loop_close`). `EBUSY` while handles (open or closing) or
+    /// requests remain, or from inside a callback; idempotent.
     pub fn close(&self) -> Result<()> {
         let s = &self.handle.shared;
         if !s.is_open() {
             return Ok(());
         }
-        if s.running.get() || s.handles.get() > 0 {
+        if s.running.get() || s.handles.get() > 0 || s.requests.get() > 0 {
             return Err(Error::new(StatusCode::EBUSY, "uv_loop_close"));
         }
         s.teardown();
@@ -380,6 +396,7 @@ impl fmt::Debug for LoopHandle {
         f.debug_struct("Loop")
             .field("closed", &!s.is_open())
             .field("handles", &s.handles.get())
+            .field("requests", &s.requests.get())
             .finish()
     }
 }

@@ -7,7 +7,7 @@ use quote::{format_ident, quote};
 
 use super::{doc_attr, ident, safety, to_snake, Ctx};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::spec::{ArgSpec, Conv, HandleSpec, KeepAlive, OnClosed, Returns, Spec};
+use crate::spec::{ArgSpec, Conv, HandleParent, HandleSpec, KeepAlive, OnClosed, Returns, Spec};
 
 fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
     a.conv
@@ -34,7 +34,9 @@ fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
             quote!(#rt::#t)
         }
         Conv::Status => quote!(#rt::Result<()>),
-        Conv::Callback(_) | Conv::SocketAddr | Conv::CStrPath => return None,
+        Conv::SocketAddr => quote!(::std::net::SocketAddr),
+        Conv::CStrPath => quote!(impl ::core::convert::AsRef<::std::path::Path>),
+        Conv::Callback(_) | Conv::RequestCallback => return None,
     })
 }
 
@@ -53,6 +55,8 @@ fn to_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream
         Conv::DurationMs => quote!(#rt::__private::duration_to_ms(#e)),
         Conv::Bool => quote!(::core::primitive::i32::from(#e)),
         Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
+        Conv::SocketAddr => quote!(#rt::__private::SockAddr::new(&#e)),
+        Conv::CStrPath => quote!(#rt::__private::c_path(#e.as_ref(), #op)?),
         Conv::Enum(_) => quote!(#e.raw() as _),
         Conv::Flags(_) => quote!(#e.bits() as _),
         _ => quote!(#e),
@@ -81,6 +85,8 @@ struct Args {
     params: Vec<TokenStream>,
     prep: Vec<TokenStream>,
     c_args: Vec<TokenStream>,
+    /// The parameter holding the request's completion callback, if any.
+    request_callback: Option<proc_macro2::Ident>,
 }
 
 /// Rust parameters (callbacks last), conversions, and the C argument list.
@@ -98,6 +104,7 @@ fn args(
         params: Vec::new(),
         prep: Vec::new(),
         c_args: Vec::new(),
+        request_callback: None,
     };
     let mut cb_params = Vec::new();
     for arg in list {
@@ -119,6 +126,11 @@ fn args(
                     .push(quote!(#slots_expr.#slot_id.set(::std::boxed::Box::new(#name));));
                 a.c_args.push(quote!(::core::option::Option::Some(#tramp)));
             }
+            Conv::RequestCallback => {
+                cb_params.push(quote!(#name: impl FnOnce(&#this, #rt::Result<()>) + 'static));
+                a.request_callback = Some(name.clone());
+                a.c_args.push(quote!(::core::option::Option::Some(done)));
+            }
             other => {
                 let Some(ty) = rust_ty(other, rt) else {
                     errs.push(unsupported(arg, "as an argument"));
@@ -127,7 +139,10 @@ fn args(
                 a.params.push(quote!(#name: #ty));
                 let conv = to_c(other, &quote!(#name), op, rt);
                 a.prep.insert(0, quote!(let #name = #conv;));
-                a.c_args.push(quote!(#name));
+                a.c_args.push(match other {
+                    Conv::SocketAddr | Conv::CStrPath => quote!(#name.as_ptr()),
+                    _ => quote!(#name),
+                });
             }
         }
     }
@@ -251,8 +266,72 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         let cfn = ident(c);
         let op = c.value.clone();
         let a = args(h, &m.args, &op, &quote!(self.inner.slots()), ctx, &mut errs);
-        let (params, prep, c_args) = (a.params, a.prep, a.c_args);
+        let (params, prep, c_args, request_cb) = (a.params, a.prep, a.c_args, a.request_callback);
+        if let (Some(req), Some(cb)) = (&m.request, &request_cb) {
+            let req_ty = ident(req);
+            let mdoc = doc_attr(&format!(
+                "{}\n\nC: `{}`. The callback runs once, with the result; the handle stays alive until then. `ClosedHandle` on a closed handle.",
+                m.doc.trim_end(),
+                c.value
+            ));
+            let sf = safety(
+                ctx,
+                "the handle is open; the request stays put until `done` runs",
+            );
+            methods.push(quote! {
+                #mdoc
+                pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
+                    let raw = self.inner.raw(#op)?;
+                    #( #prep )*
+                    #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, #op, (), #cb, |req, _data, done| {
+                        #sf
+                        unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }
+                    })
+                }
+            });
+            continue;
+        }
         let (ret_ty, ret) = match &m.returns {
+            Returns::SocketAddr => {
+                let mdoc = doc_attr(&format!(
+                    "{}\n\nC: `{}`. `ClosedHandle` on a closed handle.",
+                    m.doc.trim_end(),
+                    c.value
+                ));
+                let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
+                methods.push(quote! {
+                    #mdoc
+                    pub fn #fname(&self, #(#params),*) -> #rt::Result<::std::net::SocketAddr> {
+                        let raw = self.inner.raw(#op)?;
+                        #( #prep )*
+                        #rt::__private::read_sockaddr(#op, |sa, len| {
+                            #sf
+                            unsafe { #rt::sys::#cfn(raw, #(#c_args,)* sa, len) }
+                        })
+                    }
+                });
+                continue;
+            }
+            Returns::Path => {
+                let mdoc = doc_attr(&format!(
+                    "{}\n\nC: `{}`. `ClosedHandle` on a closed handle.",
+                    m.doc.trim_end(),
+                    c.value
+                ));
+                let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
+                methods.push(quote! {
+                    #mdoc
+                    pub fn #fname(&self, #(#params),*) -> #rt::Result<::std::path::PathBuf> {
+                        let raw = self.inner.raw(#op)?;
+                        #( #prep )*
+                        #rt::__private::read_path(#op, |buf, len| {
+                            #sf
+                            unsafe { #rt::sys::#cfn(raw, #(#c_args,)* buf, len) }
+                        })
+                    }
+                });
+                continue;
+            }
             Returns::Status => (
                 quote!(#rt::Result<()>),
                 quote!(#rt::__private::check(rc, #op)),
@@ -361,6 +440,26 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         }
     }
 
+    let mut stream_impl = TokenStream::new();
+    if h.parent == HandleParent::Stream {
+        slot_fields.push(quote!(stream: #rt::__private::StreamSlots<#name>));
+        slot_names.push(ident("stream"));
+        methods.extend(stream_methods(&name, rt));
+        let sf = safety(
+            ctx,
+            &format!("{} starts with the uv_stream_t fields", h.c_type.value),
+        );
+        stream_impl = quote! {
+            #sf
+            #cfg
+            unsafe impl #rt::__private::StreamKind for #name {
+                fn stream_slots(slots: &#slots) -> &#rt::__private::StreamSlots<#name> {
+                    &slots.stream
+                }
+            }
+        };
+    }
+
     if !errs.is_empty() {
         return Err(Diagnostics(errs));
     }
@@ -441,6 +540,104 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             #( #methods )*
         }
 
+        #stream_impl
+
         #( #trampolines )*
     })
+}
+
+/// The stream operations every handle whose parent is `stream` has: thin methods
+/// over the runtime core's stream functions.
+fn stream_methods(name: &proc_macro2::Ident, rt: &TokenStream) -> Vec<TokenStream> {
+    let ops = quote!(#rt::__private::stream_ops);
+    vec![
+        quote! {
+            /// Starts reading (`uv_read_start`): `callback` gets each chunk, borrowed from
+            /// the loop's read buffer, and an error with `StatusCode::EOF` at the end of
+            /// the stream. Replaces the callback of a stream that is reading.
+            pub fn read_start(&self, callback: impl FnMut(&#name, #rt::Result<&[u8]>) + 'static) -> #rt::Result<()> {
+                #ops::read_start(self, callback)
+            }
+        },
+        quote! {
+            /// Stops reading (`uv_read_stop`). A no-op on a closed stream.
+            pub fn read_stop(&self) -> #rt::Result<()> {
+                #ops::read_stop(self)
+            }
+        },
+        quote! {
+            /// Writes `data` (`uv_write`): one buffer or several, owned by the request
+            /// until `callback` runs with the result. Writes complete in order.
+            pub fn write(
+                &self,
+                data: impl ::core::convert::Into<#rt::WriteData>,
+                callback: impl FnOnce(&#name, #rt::Result<()>) + 'static,
+            ) -> #rt::Result<()> {
+                #ops::write(self, data.into(), callback)
+            }
+        },
+        quote! {
+            /// Writes `data` and sends the stream `send` with it over an IPC pipe
+            /// (`uv_write2`).
+            pub fn write2<S: #rt::__private::StreamKind>(
+                &self,
+                data: impl ::core::convert::Into<#rt::WriteData>,
+                send: &S,
+                callback: impl FnOnce(&#name, #rt::Result<()>) + 'static,
+            ) -> #rt::Result<()> {
+                #ops::write2(self, data.into(), send, callback)
+            }
+        },
+        quote! {
+            /// Writes what can be written at once (`uv_try_write`): the number of bytes
+            /// written, or an `EAGAIN` error.
+            pub fn try_write(&self, data: &[u8]) -> #rt::Result<usize> {
+                #ops::try_write(self, data)
+            }
+        },
+        quote! {
+            /// Shuts the write side down once queued writes are done (`uv_shutdown`).
+            pub fn shutdown(&self, callback: impl FnOnce(&#name, #rt::Result<()>) + 'static) -> #rt::Result<()> {
+                #ops::shutdown(self, callback)
+            }
+        },
+        quote! {
+            /// Listens for connections (`uv_listen`): `callback` runs for each one;
+            /// take it with `accept`.
+            pub fn listen(&self, backlog: i32, callback: impl FnMut(&#name, #rt::Result<()>) + 'static) -> #rt::Result<()> {
+                #ops::listen(self, backlog, callback)
+            }
+        },
+        quote! {
+            /// Accepts a pending connection into `client`, a new stream of the same
+            /// kind on the same loop (`uv_accept`).
+            pub fn accept<C: #rt::__private::StreamKind>(&self, client: &C) -> #rt::Result<()> {
+                #ops::accept(self, client)
+            }
+        },
+        quote! {
+            /// Whether the stream can be read (`uv_is_readable`); false once closing.
+            pub fn is_readable(&self) -> bool {
+                #ops::is_readable(self)
+            }
+        },
+        quote! {
+            /// Whether the stream can be written (`uv_is_writable`); false once closing.
+            pub fn is_writable(&self) -> bool {
+                #ops::is_writable(self)
+            }
+        },
+        quote! {
+            /// Makes writes blocking or not (`uv_stream_set_blocking`).
+            pub fn set_blocking(&self, blocking: bool) -> #rt::Result<()> {
+                #ops::set_blocking(self, blocking)
+            }
+        },
+        quote! {
+            /// Bytes queued for writing (`uv_stream_get_write_queue_size`); 0 once closing.
+            pub fn write_queue_size(&self) -> usize {
+                #ops::write_queue_size(self)
+            }
+        },
+    ]
 }

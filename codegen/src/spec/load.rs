@@ -264,6 +264,7 @@ fn conv(t: &Table, key: &'static str) -> Option<Sp<Conv>> {
         "status" => Conv::Status,
         "socket_addr" => Conv::SocketAddr,
         "c_str_path" => Conv::CStrPath,
+        "request_callback" => Conv::RequestCallback,
         "enum" => Conv::Enum(need("type", ty)?),
         "flags" => Conv::Flags(need("type", ty)?),
         "callback" => Conv::Callback(need("callback", slot)?),
@@ -344,11 +345,13 @@ fn returns(t: &Table) -> Returns {
         "usize" => Returns::Value(Conv::Usize),
         "signum" => Returns::Value(Conv::Signum),
         "fd" => Returns::Value(Conv::Fd),
+        "socket_addr" => Returns::SocketAddr,
+        "path" => Returns::Path,
         other => {
             t.cx().push(
                 r.loc
                     .error(format!("unknown return conversion `{other}`"))
-                    .hint("returns is one of status, void, count, duration_ms, bool, i32, u32, u64, usize, signum, fd"),
+                    .hint("returns is one of status, void, count, duration_ms, bool, i32, u32, u64, usize, signum, fd, socket_addr, path"),
             );
             Returns::Status
         }
@@ -362,6 +365,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
             let name = t.str_req("name");
             let c = t.str_opt("c");
             let manual = t.str_opt("manual");
+            let request = t.str_opt("request");
             let args = args(t);
             let returns = returns(t);
             let on_closed = match t.str_opt("on_closed") {
@@ -394,6 +398,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
                 on_closed,
                 doc,
                 manual,
+                request,
             })
         })
         .collect()

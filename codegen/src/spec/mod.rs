@@ -157,6 +157,9 @@ pub enum Conv {
     SocketAddr,
     /// `&Path` <-> `const char*`.
     CStrPath,
+    /// The completion callback of the method's request (`uv_connect_cb`, ...):
+    /// `FnOnce(&Handle, uv::Result<()>)`.
+    RequestCallback,
 }
 
 impl Conv {
@@ -177,6 +180,7 @@ impl Conv {
         "callback",
         "socket_addr",
         "c_str_path",
+        "request_callback",
     ];
 }
 
@@ -200,6 +204,10 @@ pub enum Returns {
     Count,
     /// A value, through a conversion.
     Value(Conv),
+    /// A socket address read through `(struct sockaddr*, int* len)` out-parameters.
+    SocketAddr,
+    /// A path read through `(char* buffer, size_t* len)` out-parameters.
+    Path,
 }
 
 /// What a method does on a closed handle.
@@ -254,6 +262,9 @@ pub struct MethodSpec {
     pub doc: String,
     /// Hand-written, and why.
     pub manual: Option<Sp<String>>,
+    /// For a method that starts a request: the C request type (`uv_connect_t`), which
+    /// is the C function's first parameter.
+    pub request: Option<Sp<String>>,
 }
 
 /// A property: a getter and/or a setter.

@@ -389,6 +389,21 @@ pub fn validate(
             }
         }
         for m in &h.methods {
+            let has_cb = m.args.iter().any(|a| a.conv.value == Conv::RequestCallback);
+            match (&m.request, has_cb) {
+                (Some(r), false) => out.push(
+                    r.loc
+                        .error("a method that starts a request needs a `request_callback` argument")
+                        .hint("add { name = \"callback\", conv = \"request_callback\" } where the C callback goes"),
+                ),
+                (None, true) => out.push(
+                    m.name
+                        .loc
+                        .error("`request_callback` needs the method's `request` (its C request type)")
+                        .hint("add request = \"uv_..._t\""),
+                ),
+                _ => {}
+            }
             check_ident(&m.name, &mut out);
             method_names.add(&m.name, &mut out);
             if BASE_METHODS.contains(&m.name.as_str()) {

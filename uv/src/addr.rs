@@ -1,0 +1,157 @@
+//! `std::net::SocketAddr` at the edges: conversion to and from the C socket address
+//! structs (IPv6 flow info and scope id kept).
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use libuv_sys2 as sys;
+
+use crate::error::{check, Error, Result};
+use crate::StatusCode;
+
+/// A socket address in C form, ready to pass to libuv.
+pub struct SockAddr {
+    storage: sys::sockaddr_storage,
+}
+
+impl SockAddr {
+    /// The C form of `addr`.
+    pub fn new(addr: &SocketAddr) -> SockAddr {
+        // SAFETY: sockaddr_storage is plain C data; all-zero is a valid value.
+        let mut storage: sys::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let p = std::ptr::addr_of_mut!(storage);
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = p.cast::<sys::sockaddr_in>();
+                // SAFETY: sockaddr_storage is large and aligned enough for any
+                // sockaddr; the address bytes are copied into the 4-byte field.
+                unsafe {
+                    (*sin).sin_family = sys::AF_INET as sys::sa_family_t;
+                    (*sin).sin_port = a.port().to_be();
+                    std::ptr::copy_nonoverlapping(
+                        a.ip().octets().as_ptr(),
+                        std::ptr::addr_of_mut!((*sin).sin_addr).cast::<u8>(),
+                        4,
+                    );
+                }
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = p.cast::<sys::sockaddr_in6>();
+                // SAFETY: as above, for the 16-byte address field.
+                unsafe {
+                    (*sin6).sin6_family = sys::AF_INET6 as sys::sa_family_t;
+                    (*sin6).sin6_port = a.port().to_be();
+                    (*sin6).sin6_flowinfo = a.flowinfo().to_be();
+                    (*sin6).sin6_scope_id = a.scope_id();
+                    std::ptr::copy_nonoverlapping(
+                        a.ip().octets().as_ptr(),
+                        std::ptr::addr_of_mut!((*sin6).sin6_addr).cast::<u8>(),
+                        16,
+                    );
+                }
+            }
+        }
+        SockAddr { storage }
+    }
+
+    /// An empty address, for libuv to fill in.
+    pub fn empty() -> SockAddr {
+        SockAddr {
+            // SAFETY: sockaddr_storage is plain C data; all-zero is a valid value.
+            storage: unsafe { std::mem::zeroed() },
+        }
+    }
+
+    /// The pointer libuv takes.
+    pub fn as_ptr(&self) -> *const sys::sockaddr {
+        std::ptr::addr_of!(self.storage).cast()
+    }
+
+    /// The pointer libuv fills in.
+    pub fn as_mut_ptr(&mut self) -> *mut sys::sockaddr {
+        std::ptr::addr_of_mut!(self.storage).cast()
+    }
+
+    /// The size of the storage, as libuv's length arguments want it.
+    pub fn capacity() -> i32 {
+        std::mem::size_of::<sys::sockaddr_storage>() as i32
+    }
+
+    /// The Rust form; `None` for families other than IPv4 and IPv6.
+    pub fn to_std(&self) -> Option<SocketAddr> {
+        let p = std::ptr::addr_of!(self.storage);
+        match u32::from(self.storage.ss_family) {
+            f if f == sys::AF_INET => {
+                let sin = p.cast::<sys::sockaddr_in>();
+                let mut ip = [0u8; 4];
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let port = unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        std::ptr::addr_of!((*sin).sin_addr).cast::<u8>(),
+                        ip.as_mut_ptr(),
+                        4,
+                    );
+                    u16::from_be((*sin).sin_port)
+                };
+                Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+            }
+            f if f == sys::AF_INET6 => {
+                let sin6 = p.cast::<sys::sockaddr_in6>();
+                let mut ip = [0u8; 16];
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let (port, flow, scope) = unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        std::ptr::addr_of!((*sin6).sin6_addr).cast::<u8>(),
+                        ip.as_mut_ptr(),
+                        16,
+                    );
+                    (
+                        u16::from_be((*sin6).sin6_port),
+                        u32::from_be((*sin6).sin6_flowinfo),
+                        (*sin6).sin6_scope_id,
+                    )
+                };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(ip),
+                    port,
+                    flow,
+                    scope,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SockAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SockAddr({:?})", self.to_std())
+    }
+}
+
+/// Reads an address through a `getsockname`-style call (`name`, `namelen`).
+pub fn read_sockaddr(
+    op: &'static str,
+    f: impl FnOnce(*mut sys::sockaddr, *mut i32) -> i32,
+) -> Result<SocketAddr> {
+    let mut sa = SockAddr::empty();
+    let mut len = SockAddr::capacity();
+    check(f(sa.as_mut_ptr(), &mut len), op)?;
+    sa.to_std()
+        .ok_or_else(|| Error::new(StatusCode::EAFNOSUPPORT, op))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip_with_flow_info_and_scope() {
+        for a in [
+            "127.0.0.1:8080".parse::<SocketAddr>().unwrap(),
+            "0.0.0.0:0".parse().unwrap(),
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 443, 0x12345, 7)),
+        ] {
+            assert_eq!(SockAddr::new(&a).to_std(), Some(a));
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Stream operations shared by TCP, pipes and TTYs. Generated stream types carry
+//! [`StreamSlots`] and call these functions from thin generated methods.
+//!
+//! Reads land in one loop-owned buffer (no allocation per read) and reach the
+//! callback as `&[u8]`; end of stream arrives as an error with `StatusCode::EOF`.
+
+use std::ffi::c_int;
+
+use libuv_sys2 as sys;
+
+use crate::callback::Slot;
+use crate::error::{check, Error, Result};
+use crate::handle::{dispatch, HandleKind};
+use crate::loop_::LoopShared;
+
+type ReadCallback<K> = dyn FnMut(&K, Result<&[u8]>);
+type ConnectionCallback<K> = dyn FnMut(&K, Result<()>);
+
+/// What a stream handle reads from, and how it is told of connections.
+pub struct StreamSlots<K: 'static> {
+    read: Slot<ReadCallback<K>>,
+    connection: Slot<ConnectionCallback<K>>,
+}
+
+impl<K> Default for StreamSlots<K> {
+    fn default() -> Self {
+        StreamSlots {
+            read: Slot::default(),
+            connection: Slot::default(),
+        }
+    }
+}
+
+impl<K> StreamSlots<K> {
+    /// Drops the callbacks.
+    pub fn clear(&self) {
+        self.read.clear();
+        self.connection.clear();
+    }
+}
+
+impl<K> std::fmt::Debug for StreamSlots<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSlots")
+            .field("read", &self.read.is_set())
+            .field("connection", &self.connection.is_set())
+            .finish()
+    }
+}
+
+/// A handle type whose libuv struct is a `uv_stream_t` (implemented by generated code).
+///
+/// # Safety
+/// `Raw` must start with the `uv_stream_t` fields.
+pub unsafe trait StreamKind: HandleKind + Clone {
+    /// The stream slots inside the type's slots.
+    fn stream_slots(slots: &Self::Slots) -> &StreamSlots<Self>;
+}
+
+fn raw<K: StreamKind>(s: &K, op: &'static str) -> Result<*mut sys::uv_stream_t> {
+    s.typed().raw(op).map(|r| r.cast())
+}
+
+/// Data to write: owned bytes, kept by the request until the write completes.
+#[derive(Debug)]
+pub enum WriteData {
+    /// One buffer.
+    One(Vec<u8>),
+    /// Several buffers, written in order as one write.
+    Many(Vec<Vec<u8>>),
+}
+
+impl WriteData {
+    /// libuv's view of the buffers (libuv copies this array; the bytes stay here).
+    fn bufs(&mut self) -> Vec<sys::uv_buf_t> {
+        let buf = |v: &mut Vec<u8>| sys::uv_buf_t {
+            base: v.as_mut_ptr().cast(),
+            len: v.len(),
+        };
+        match self {
+            WriteData::One(v) => vec![buf(v)],
+            WriteData::Many(vs) => vs.iter_mut().map(buf).collect(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for WriteData {
+    fn from(v: Vec<u8>) -> Self {
+        WriteData::One(v)
+    }
+}
+
+impl From<&[u8]> for WriteData {
+    fn from(v: &[u8]) -> Self {
+        WriteData::One(v.to_vec())
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for WriteData {
+    fn from(v: &[u8; N]) -> Self {
+        WriteData::One(v.to_vec())
+    }
+}
+
+impl From<&str> for WriteData {
+    fn from(v: &str) -> Self {
+        WriteData::One(v.as_bytes().to_vec())
+    }
+}
+
+impl From<String> for WriteData {
+    fn from(v: String) -> Self {
+        WriteData::One(v.into_bytes())
+    }
+}
+
+impl From<Vec<Vec<u8>>> for WriteData {
+    fn from(v: Vec<Vec<u8>>) -> Self {
+        WriteData::Many(v)
+    }
+}
+
+/// The loop's read buffer: one per loop, lent to one read at a time.
+pub(crate) struct ReadBuffer {
+    buf: std::cell::UnsafeCell<Box<[u8]>>,
+    busy: std::cell::Cell<bool>,
+}
+
+/// Size of the loop's read buffer (libuv suggests 64 KiB).
+pub const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+impl ReadBuffer {
+    pub(crate) fn new() -> ReadBuffer {
+        ReadBuffer {
+            buf: std::cell::UnsafeCell::new(Vec::new().into_boxed_slice()),
+            busy: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The buffer, unless it is lent out (then libuv reports `ENOBUFS`).
+    fn lend(&self) -> Option<(*mut u8, usize)> {
+        if self.busy.replace(true) {
+            return None;
+        }
+        // SAFETY: not lent out, so no pointer into the buffer is in use.
+        let b = unsafe { &mut *self.buf.get() };
+        if b.is_empty() {
+            *b = vec![0u8; READ_BUFFER_SIZE].into_boxed_slice();
+        }
+        Some((b.as_mut_ptr(), b.len()))
+    }
+
+    fn give_back(&self, base: *const u8) {
+        // SAFETY: only the address is compared.
+        if unsafe { (*self.buf.get()).as_ptr() } == base {
+            self.busy.set(false);
+        }
+    }
+}
+
+fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
+    // SAFETY: libuv passes a handle of an open loop whose `data` is its LoopShared,
+    // alive while the loop's owner is.
+    unsafe { &*((*(*h).loop_).data as *const LoopShared) }
+}
+
+unsafe extern "C" fn alloc_cb(
+    h: *mut sys::uv_handle_t,
+    _suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    let (base, len) = loop_shared(h)
+        .read_buffer()
+        .lend()
+        .unwrap_or((std::ptr::null_mut(), 0));
+    // SAFETY: libuv passes a valid out-pointer.
+    unsafe {
+        *buf = sys::uv_buf_t {
+            base: base.cast(),
+            len,
+        }
+    };
+}
+
+unsafe extern "C" fn read_cb<K: StreamKind>(
+    s: *mut sys::uv_stream_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+) {
+    // SAFETY: libuv passes the buffer `alloc_cb` lent (or an empty one).
+    let (base, _) = unsafe { ((*buf).base as *const u8, (*buf).len) };
+    if nread != 0 {
+        // SAFETY: `s` is a stream made by K's constructors.
+        unsafe {
+            dispatch::<K, _>(
+                s.cast(),
+                |sl| &K::stream_slots(sl).read,
+                |cb, h| {
+                    let data = if nread > 0 {
+                        // SAFETY: libuv wrote `nread` bytes at `base`, inside the lent buffer.
+                        Ok(std::slice::from_raw_parts(base, nread as usize))
+                    } else {
+                        Err(Error::from_raw(nread as i32, "uv_read"))
+                    };
+                    cb(h, data)
+                },
+            )
+        };
+    }
+    loop_shared(s.cast()).read_buffer().give_back(base);
+}
+
+unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, status: c_int) {
+    // SAFETY: `s` is a stream made by K's constructors.
+    unsafe {
+        dispatch::<K, _>(
+            s.cast(),
+            |sl| &K::stream_slots(sl).connection,
+            |cb, h| cb(h, check(status, "uv_connection_cb")),
+        )
+    };
+}
+
+/// `uv_read_start`: `callback` gets each chunk read, then an `EOF` error at the end.
+pub fn read_start<K: StreamKind>(
+    s: &K,
+    callback: impl FnMut(&K, Result<&[u8]>) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_read_start")?;
+    K::stream_slots(s.typed().slots())
+        .read
+        .set(Box::new(callback));
+    // SAFETY: the stream is open.
+    check(
+        unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) },
+        "uv_read_start",
+    )
+}
+
+/// `uv_read_stop`; a no-op on a closed stream.
+pub fn read_stop<K: StreamKind>(s: &K) -> Result<()> {
+    let Ok(raw) = raw(s, "uv_read_stop") else {
+        return Ok(());
+    };
+    // SAFETY: the stream is open.
+    check(unsafe { sys::uv_read_stop(raw) }, "uv_read_stop")
+}
+
+/// `uv_write`: the data is kept until `callback` runs.
+pub fn write<K: StreamKind>(
+    s: &K,
+    data: WriteData,
+    callback: impl FnOnce(&K, Result<()>) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_write")?;
+    crate::request::submit::<sys::uv_write_t, K, _, WriteData>(
+        s,
+        "uv_write",
+        data,
+        callback,
+        |req, data, done| {
+            let bufs = data.bufs();
+            // SAFETY: the stream is open; the request and the bytes stay put until `done`.
+            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len() as u32, Some(done)) }
+        },
+    )
+}
+
+/// `uv_write2`: also sends `send` (a TCP socket or pipe) over an IPC pipe.
+pub fn write2<K: StreamKind, S: StreamKind>(
+    s: &K,
+    data: WriteData,
+    send: &S,
+    callback: impl FnOnce(&K, Result<()>) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_write2")?;
+    let send_raw = raw_of(send, "uv_write2")?;
+    // The sent handle must outlive the write: the request keeps a reference to it.
+    let keep = send.clone();
+    crate::request::submit::<sys::uv_write_t, K, _, (WriteData, S)>(
+        s,
+        "uv_write2",
+        (data, keep),
+        callback,
+        |req, data, done| {
+            let bufs = data.0.bufs();
+            // SAFETY: both streams are open; the request, the bytes and the sent
+            // handle stay put until `done`.
+            unsafe {
+                sys::uv_write2(
+                    req,
+                    raw,
+                    bufs.as_ptr(),
+                    bufs.len() as u32,
+                    send_raw,
+                    Some(done),
+                )
+            }
+        },
+    )
+}
+
+fn raw_of<S: StreamKind>(s: &S, op: &'static str) -> Result<*mut sys::uv_stream_t> {
+    raw(s, op)
+}
+
+/// `uv_try_write`: the number of bytes written, or `EAGAIN`.
+pub fn try_write<K: StreamKind>(s: &K, data: &[u8]) -> Result<usize> {
+    let raw = raw(s, "uv_try_write")?;
+    let buf = sys::uv_buf_t {
+        base: data.as_ptr() as *mut _,
+        len: data.len(),
+    };
+    // SAFETY: the stream is open; libuv only reads the buffer during the call.
+    let rc = unsafe { sys::uv_try_write(raw, &buf, 1) };
+    check(rc, "uv_try_write").map(|()| rc as usize)
+}
+
+/// `uv_shutdown`: ends the write side once queued writes are done.
+pub fn shutdown<K: StreamKind>(
+    s: &K,
+    callback: impl FnOnce(&K, Result<()>) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_shutdown")?;
+    crate::request::submit::<sys::uv_shutdown_t, K, _, ()>(
+        s,
+        "uv_shutdown",
+        (),
+        callback,
+        |req, _, done| {
+            // SAFETY: the stream is open; the request stays put until `done`.
+            unsafe { sys::uv_shutdown(req, raw, Some(done)) }
+        },
+    )
+}
+
+/// `uv_listen`: `callback` runs for each incoming connection (accept it with `accept`).
+pub fn listen<K: StreamKind>(
+    s: &K,
+    backlog: i32,
+    callback: impl FnMut(&K, Result<()>) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_listen")?;
+    K::stream_slots(s.typed().slots())
+        .connection
+        .set(Box::new(callback));
+    // SAFETY: the stream is open.
+    check(
+        unsafe { sys::uv_listen(raw, backlog, Some(connection_cb::<K>)) },
+        "uv_listen",
+    )
+}
+
+/// `uv_accept`: takes a pending connection into `client` (a new handle of the
+/// server's kind, on the same loop).
+pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()> {
+    let s = raw(server, "uv_accept")?;
+    let c = raw_of(client, "uv_accept")?;
+    // SAFETY: both streams are open.
+    check(unsafe { sys::uv_accept(s, c) }, "uv_accept")
+}
+
+/// `uv_is_readable`; false once closing.
+pub fn is_readable<K: StreamKind>(s: &K) -> bool {
+    // SAFETY: the stream is open.
+    raw(s, "uv_is_readable").is_ok_and(|r| unsafe { sys::uv_is_readable(r) != 0 })
+}
+
+/// `uv_is_writable`; false once closing.
+pub fn is_writable<K: StreamKind>(s: &K) -> bool {
+    // SAFETY: the stream is open.
+    raw(s, "uv_is_writable").is_ok_and(|r| unsafe { sys::uv_is_writable(r) != 0 })
+}
+
+/// `uv_stream_set_blocking`.
+pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
+    let raw = raw(s, "uv_stream_set_blocking")?;
+    // SAFETY: the stream is open.
+    check(
+        unsafe { sys::uv_stream_set_blocking(raw, c_int::from(blocking)) },
+        "uv_stream_set_blocking",
+    )
+}
+
+/// `uv_stream_get_write_queue_size`: bytes queued for writing; 0 once closing.
+pub fn write_queue_size<K: StreamKind>(s: &K) -> usize {
+    // SAFETY: the stream is open.
+    raw(s, "uv_stream_get_write_queue_size")
+        .map_or(0, |r| unsafe { sys::uv_stream_get_write_queue_size(r) })
+}
