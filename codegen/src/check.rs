@@ -160,7 +160,7 @@ fn conv_accepts(conv: &Conv, c_ty: &str, h: &HeaderModel, slot_type: Option<&str
         Conv::Enum(_) | Conv::Flags(_) => enum_like(c_ty),
         Conv::Callback(_) => Some(c_ty) == slot_type,
         Conv::SocketAddr => c_ty == "*constsockaddr",
-        Conv::CStrPath => c_ty == "*constc_char",
+        Conv::CStrPath | Conv::CStrPathLen => c_ty == "*constc_char",
         Conv::RequestCallback => Some(c_ty) == slot_type,
     }
 }
@@ -251,21 +251,32 @@ impl Checker<'_> {
             params: sig.params[..sig.params.len() - out_params].to_vec(),
             ret: sig.ret,
         };
-        if sig.params.len() != leading + args.len() {
+        let wanted: usize = args.iter().map(|a| a.conv.c_params()).sum();
+        if sig.params.len() != leading + wanted {
             self.out.push(
                 f.loc
                     .error(format!(
                         "`{}` takes {} parameter(s) in uv.h; the spec gives {} (+{} for the handle/loop)",
                         f.value,
                         sig.params.len(),
-                        args.len(),
+                        wanted,
                         leading
                     ))
                     .hint(format!("C parameters: ({})", sig.params.join(", "))),
             );
             return;
         }
-        for (a, c_ty) in args.iter().zip(&sig.params[leading..]) {
+        let mut params = sig.params[leading..].iter();
+        for a in args {
+            let Some(c_ty) = params.next() else { break };
+            if a.conv.value == Conv::CStrPathLen
+                && params.next().map(String::as_str) != Some("usize")
+            {
+                self.out.push(a.conv.loc.error(format!(
+                    "argument `{}` of `{}` must be followed by a size_t length in uv.h",
+                    a.name.value, f.value
+                )));
+            }
             let req_cb = request.map(|r| {
                 h.callbacks
                     .iter()

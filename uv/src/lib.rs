@@ -137,6 +137,15 @@ pub mod __private {
         std::ffi::CString::new(bytes).map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
     }
 
+    /// A path's bytes, for C functions that take a name and its length (NUL bytes
+    /// allowed).
+    pub fn path_bytes(path: &std::path::Path) -> Vec<u8> {
+        #[cfg(unix)]
+        return std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+        #[cfg(not(unix))]
+        return path.to_string_lossy().into_owned().into_bytes();
+    }
+
     /// Reads a path through a `getsockname`-style call (`buffer`, `size` in/out),
     /// growing the buffer when libuv says `ENOBUFS`.
     pub fn read_path(

@@ -35,7 +35,9 @@ fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
         }
         Conv::Status => quote!(#rt::Result<()>),
         Conv::SocketAddr => quote!(::std::net::SocketAddr),
-        Conv::CStrPath => quote!(impl ::core::convert::AsRef<::std::path::Path>),
+        Conv::CStrPath | Conv::CStrPathLen => {
+            quote!(impl ::core::convert::AsRef<::std::path::Path>)
+        }
         Conv::Callback(_) | Conv::RequestCallback => return None,
     })
 }
@@ -57,6 +59,7 @@ fn to_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream
         Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
         Conv::SocketAddr => quote!(#rt::__private::SockAddr::new(&#e)),
         Conv::CStrPath => quote!(#rt::__private::c_path(#e.as_ref(), #op)?),
+        Conv::CStrPathLen => quote!(#rt::__private::path_bytes(#e.as_ref())),
         Conv::Enum(_) => quote!(#e.raw() as _),
         Conv::Flags(_) => quote!(#e.bits() as _),
         _ => quote!(#e),
@@ -141,6 +144,7 @@ fn args(
                 a.prep.insert(0, quote!(let #name = #conv;));
                 a.c_args.push(match other {
                     Conv::SocketAddr | Conv::CStrPath => quote!(#name.as_ptr()),
+                    Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len()),
                     _ => quote!(#name),
                 });
             }
@@ -278,6 +282,12 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
                 ctx,
                 "the handle is open; the request stays put until `done` runs",
             );
+            // A C function without a status result starts the request unconditionally.
+            let call = if m.returns == Returns::Void {
+                quote!({ unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0 })
+            } else {
+                quote!(unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
+            };
             methods.push(quote! {
                 #mdoc
                 pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
@@ -285,7 +295,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
                     #( #prep )*
                     #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, #op, (), #cb, |req, _data, done| {
                         #sf
-                        unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }
+                        #call
                     })
                 }
             });

@@ -264,6 +264,7 @@ fn conv(t: &Table, key: &'static str) -> Option<Sp<Conv>> {
         "status" => Conv::Status,
         "socket_addr" => Conv::SocketAddr,
         "c_str_path" => Conv::CStrPath,
+        "c_str_path_len" => Conv::CStrPathLen,
         "request_callback" => Conv::RequestCallback,
         "enum" => Conv::Enum(need("type", ty)?),
         "flags" => Conv::Flags(need("type", ty)?),
@@ -346,12 +347,14 @@ fn returns(t: &Table) -> Returns {
         "signum" => Returns::Value(Conv::Signum),
         "fd" => Returns::Value(Conv::Fd),
         "socket_addr" => Returns::SocketAddr,
+        other if other.starts_with("enum:") => Returns::Value(Conv::Enum(other[5..].to_string())),
+        other if other.starts_with("flags:") => Returns::Value(Conv::Flags(other[6..].to_string())),
         "path" => Returns::Path,
         other => {
             t.cx().push(
                 r.loc
                     .error(format!("unknown return conversion `{other}`"))
-                    .hint("returns is one of status, void, count, duration_ms, bool, i32, u32, u64, usize, signum, fd, socket_addr, path"),
+                    .hint("returns is one of status, void, count, duration_ms, bool, i32, u32, u64, usize, signum, fd, socket_addr, path, enum:Type, flags:Type"),
             );
             Returns::Status
         }

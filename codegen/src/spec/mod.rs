@@ -157,12 +157,23 @@ pub enum Conv {
     SocketAddr,
     /// `&Path` <-> `const char*`.
     CStrPath,
+    /// `&Path` <-> `const char* name, size_t namelen` (two C parameters; the name may
+    /// hold NUL bytes).
+    CStrPathLen,
     /// The completion callback of the method's request (`uv_connect_cb`, ...):
     /// `FnOnce(&Handle, uv::Result<()>)`.
     RequestCallback,
 }
 
 impl Conv {
+    /// How many C parameters the conversion stands for.
+    pub fn c_params(&self) -> usize {
+        match self {
+            Conv::CStrPathLen => 2,
+            _ => 1,
+        }
+    }
+
     /// The names the spec uses, for messages.
     pub const NAMES: &'static [&'static str] = &[
         "duration_ms",
@@ -180,6 +191,7 @@ impl Conv {
         "callback",
         "socket_addr",
         "c_str_path",
+        "c_str_path_len",
         "request_callback",
     ];
 }

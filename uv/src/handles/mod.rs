@@ -4,6 +4,7 @@
 pub(crate) mod async_;
 mod check;
 mod idle;
+mod pipe;
 mod poll;
 mod prepare;
 mod signal;
@@ -13,6 +14,7 @@ mod timer;
 pub use async_::{Async, AsyncSender, CallLater};
 pub use check::Check;
 pub use idle::Idle;
+pub use pipe::Pipe;
 pub use poll::Poll;
 pub use prepare::Prepare;
 pub use signal::Signal;

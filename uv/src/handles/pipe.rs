@@ -1,0 +1,3 @@
+//! The pipe handle, generated from `spec/handles/pipe.toml`.
+
+uv_macros::handle!("../spec/handles/pipe.toml");
