@@ -26,6 +26,7 @@ extern crate self as uv;
 
 mod addr;
 mod callback;
+mod dns;
 mod error;
 mod generated;
 mod handle;
@@ -34,6 +35,7 @@ mod loop_;
 mod request;
 mod stream;
 
+pub use dns::{AddrInfo, AddrInfoHints, NameInfo};
 pub use error::{Error, Result};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};

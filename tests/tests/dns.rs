@@ -1,0 +1,177 @@
+//! getaddrinfo and getnameinfo, synchronous and asynchronous (loopback names only).
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use uv::{
+    AddrInfoFlags, AddrInfoHints, AddressFamily, Category, Loop, NameInfoFlags, RunMode,
+    SocketType, StatusCode,
+};
+
+fn stream_hints() -> AddrInfoHints {
+    AddrInfoHints {
+        socktype: Some(SocketType::Stream),
+        ..AddrInfoHints::default()
+    }
+}
+
+#[test]
+fn getaddrinfo_sync_resolves_localhost() {
+    let lp = Loop::new().unwrap();
+    let res = lp
+        .getaddrinfo(Some("localhost"), Some("80"), &stream_hints())
+        .unwrap();
+    assert!(!res.is_empty());
+    for ai in &res {
+        assert!(ai.addr.ip().is_loopback(), "{ai:?}");
+        assert_eq!(ai.addr.port(), 80);
+        assert_eq!(ai.socktype, SocketType::Stream);
+        assert!(matches!(
+            ai.family,
+            AddressFamily::Inet | AddressFamily::Inet6
+        ));
+    }
+}
+
+#[test]
+fn getaddrinfo_numeric_hosts_and_families() {
+    let lp = Loop::new().unwrap();
+    let hints = AddrInfoHints {
+        family: AddressFamily::Inet6,
+        flags: AddrInfoFlags::NUMERICHOST | AddrInfoFlags::NUMERICSERV,
+        ..stream_hints()
+    };
+    let res = lp.getaddrinfo(Some("::1"), Some("8080"), &hints).unwrap();
+    assert_eq!(res.len(), 1);
+    assert_eq!(res[0].addr, "[::1]:8080".parse::<SocketAddr>().unwrap());
+    assert_eq!(res[0].family, AddressFamily::Inet6);
+}
+
+#[test]
+fn unknown_hosts_are_eai_noname() {
+    let lp = Loop::new().unwrap();
+    let hints = AddrInfoHints {
+        flags: AddrInfoFlags::NUMERICHOST,
+        ..AddrInfoHints::default()
+    };
+    let err = lp
+        .getaddrinfo(Some("not-a-number"), None, &hints)
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EAI_NONAME);
+    assert!(err.is(Category::AddressName) && err.is(Category::Address));
+    // A NUL byte in a name is refused before libuv sees it.
+    let err = lp
+        .getaddrinfo(Some("local\0host"), None, &hints)
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+}
+
+#[test]
+fn getnameinfo_sync_names_the_http_port() {
+    let lp = Loop::new().unwrap();
+    let info = lp
+        .getnameinfo("127.0.0.1:80".parse().unwrap(), NameInfoFlags::empty())
+        .unwrap();
+    assert_eq!(info.service, "http");
+    assert!(!info.host.is_empty());
+    let numeric = lp
+        .getnameinfo(
+            "127.0.0.1:80".parse().unwrap(),
+            NameInfoFlags::NUMERICHOST | NameInfoFlags::NUMERICSERV,
+        )
+        .unwrap();
+    assert_eq!(
+        (numeric.host.as_str(), numeric.service.as_str()),
+        ("127.0.0.1", "80")
+    );
+}
+
+#[test]
+fn async_queries_run_on_the_loop() {
+    let lp = Loop::new().unwrap();
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let g = got.clone();
+    lp.getaddrinfo_with(Some("localhost"), Some("80"), &stream_hints(), move |r| {
+        let list = r.unwrap();
+        assert!(list
+            .iter()
+            .all(|a| a.addr.ip().is_loopback() && a.addr.port() == 80));
+        g.borrow_mut()
+            .push(format!("addrinfo {}", !list.is_empty()));
+    })
+    .unwrap();
+    let g = got.clone();
+    lp.getnameinfo_with(
+        "127.0.0.1:80".parse().unwrap(),
+        NameInfoFlags::empty(),
+        move |r| {
+            g.borrow_mut()
+                .push(format!("service {}", r.unwrap().service));
+        },
+    )
+    .unwrap();
+    let g = got.clone();
+    let hints = AddrInfoHints {
+        flags: AddrInfoFlags::NUMERICHOST,
+        ..AddrInfoHints::default()
+    };
+    lp.getaddrinfo_with(Some("nope"), None, &hints, move |r| {
+        g.borrow_mut()
+            .push(format!("error {}", r.unwrap_err().code()));
+    })
+    .unwrap();
+    // Pending queries keep the loop busy: it cannot be closed yet.
+    assert_eq!(lp.close().unwrap_err().code(), StatusCode::EBUSY);
+    lp.run(RunMode::Default).unwrap();
+    let mut got = got.borrow().clone();
+    got.sort();
+    assert_eq!(got, ["addrinfo true", "error EAI_NONAME", "service http"]);
+    lp.close().unwrap();
+}
+
+#[test]
+fn a_panic_in_a_dns_callback_propagates() {
+    let lp = Loop::new().unwrap();
+    lp.getnameinfo_with(
+        "127.0.0.1:80".parse().unwrap(),
+        NameInfoFlags::NUMERICHOST,
+        |_| panic!("dns boom"),
+    )
+    .unwrap();
+    let payload = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))).unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"dns boom"));
+    // The loop goes on.
+    let done = Rc::new(RefCell::new(None));
+    let d = done.clone();
+    lp.getaddrinfo_with(
+        Some("127.0.0.1"),
+        None,
+        &AddrInfoHints::default(),
+        move |r| {
+            *d.borrow_mut() = Some(r.unwrap()[0].addr.ip());
+        },
+    )
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*done.borrow(), Some("127.0.0.1".parse::<IpAddr>().unwrap()));
+}
+
+#[test]
+fn queries_on_a_closed_loop_answer_closed_loop() {
+    let lp = Loop::new().unwrap();
+    lp.close().unwrap();
+    let e = lp
+        .getaddrinfo(Some("localhost"), None, &AddrInfoHints::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), Category::ClosedLoop);
+    let e = lp
+        .getnameinfo_with(
+            "127.0.0.1:80".parse().unwrap(),
+            NameInfoFlags::empty(),
+            |_| {},
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), Category::ClosedLoop);
+}

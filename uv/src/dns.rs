@@ -1,0 +1,335 @@
+//! DNS: `getaddrinfo` and `getnameinfo`, synchronous (the call blocks and returns the
+//! result) or asynchronous (on the thread pool; the callback gets the result).
+//!
+//! Results are Rust values: the C linked list of `addrinfo` is copied into a `Vec`
+//! and freed (`uv_freeaddrinfo`) before the result is handed over.
+
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::net::SocketAddr;
+
+use libuv_sys2 as sys;
+
+use crate::addr::SockAddr;
+use crate::error::{check, Error, Result};
+use crate::loop_::{LoopHandle, LoopShared};
+use crate::{AddrInfoFlags, AddressFamily, NameInfoFlags, SocketProtocol, SocketType, StatusCode};
+
+/// What a `getaddrinfo` query asks for. The default asks for everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrInfoHints {
+    /// Address family (`Unspecified` for any).
+    pub family: AddressFamily,
+    /// Socket type, if only one is wanted.
+    pub socktype: Option<SocketType>,
+    /// Protocol, if only one is wanted.
+    pub protocol: Option<SocketProtocol>,
+    /// `AI_*` flags.
+    pub flags: AddrInfoFlags,
+}
+
+impl Default for AddrInfoHints {
+    fn default() -> Self {
+        AddrInfoHints {
+            family: AddressFamily::Unspecified,
+            socktype: None,
+            protocol: None,
+            flags: AddrInfoFlags::empty(),
+        }
+    }
+}
+
+/// One result of `getaddrinfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// Address family.
+    pub family: AddressFamily,
+    /// Socket type.
+    pub socktype: SocketType,
+    /// Protocol.
+    pub protocol: SocketProtocol,
+    /// The canonical name, when `AI_CANONNAME` asked for it (first result only).
+    pub canonname: Option<String>,
+    /// The address.
+    pub addr: SocketAddr,
+}
+
+/// The result of `getnameinfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameInfo {
+    /// Host name (or numeric address).
+    pub host: String,
+    /// Service name (or port number).
+    pub service: String,
+}
+
+fn c_opt(s: Option<&str>, op: &'static str) -> Result<Option<CString>> {
+    s.map(|s| CString::new(s).map_err(|_| Error::new(StatusCode::EINVAL, op)))
+        .transpose()
+}
+
+fn hints_c(h: &AddrInfoHints) -> sys::addrinfo {
+    // SAFETY: addrinfo is plain C data; all-zero is the empty hint.
+    let mut ai: sys::addrinfo = unsafe { std::mem::zeroed() };
+    ai.ai_family = h.family.raw();
+    ai.ai_socktype = h.socktype.map_or(0, |t| t.raw());
+    ai.ai_protocol = h.protocol.map_or(0, |p| p.raw());
+    ai.ai_flags = h.flags.bits() as c_int;
+    ai
+}
+
+/// Copies the list and frees it.
+///
+/// # Safety
+/// `list` must be a list returned by getaddrinfo (or null).
+unsafe fn take_list(list: *mut sys::addrinfo) -> Vec<AddrInfo> {
+    let mut out = Vec::new();
+    let mut p = list;
+    while !p.is_null() {
+        // SAFETY: a node of the list libuv returned.
+        let ai = unsafe { &*p };
+        let mut sa = SockAddr::empty();
+        if !ai.ai_addr.is_null() {
+            let len = (ai.ai_addrlen as usize).min(std::mem::size_of::<sys::sockaddr_storage>());
+            // SAFETY: ai_addr points at ai_addrlen bytes; at most the storage size is copied.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    ai.ai_addr.cast::<u8>(),
+                    sa.as_mut_ptr().cast::<u8>(),
+                    len,
+                )
+            };
+        }
+        if let Some(addr) = sa.to_std() {
+            let canonname = (!ai.ai_canonname.is_null())
+                // SAFETY: a NUL-terminated string of the list.
+                .then(|| {
+                    unsafe { CStr::from_ptr(ai.ai_canonname) }
+                        .to_string_lossy()
+                        .into_owned()
+                });
+            out.push(AddrInfo {
+                family: AddressFamily::from_raw(ai.ai_family),
+                socktype: SocketType::from_raw(ai.ai_socktype),
+                protocol: SocketProtocol::from_raw(ai.ai_protocol),
+                canonname,
+                addr,
+            });
+        }
+        p = ai.ai_next;
+    }
+    // SAFETY: the list came from getaddrinfo and is freed once.
+    unsafe { sys::uv_freeaddrinfo(list) };
+    out
+}
+
+fn c_string(buf: &[c_char]) -> String {
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+struct AddrInfoReq<C> {
+    raw: sys::uv_getaddrinfo_t,
+    shared: *const LoopShared,
+    // Kept alive until the query ends: libuv reads them on the thread pool.
+    _host: Option<CString>,
+    _service: Option<CString>,
+    cb: Option<C>,
+}
+
+unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
+    req: *mut sys::uv_getaddrinfo_t,
+    status: c_int,
+    res: *mut sys::addrinfo,
+) {
+    // SAFETY: `data` is the box made by `getaddrinfo_with`, handed back once.
+    let mut b = unsafe { Box::from_raw((*req).data as *mut AddrInfoReq<C>) };
+    // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
+    let shared = unsafe { &*b.shared };
+    shared.request_finished();
+    // SAFETY: `res` is the list for this query (null on error).
+    let list = unsafe { take_list(res) };
+    let result = check(status, "uv_getaddrinfo").map(|()| list);
+    if let Some(cb) = b.cb.take() {
+        shared.guard(|| cb(result));
+    }
+    shared.guard(move || drop(b));
+}
+
+struct NameInfoReq<C> {
+    raw: sys::uv_getnameinfo_t,
+    shared: *const LoopShared,
+    cb: Option<C>,
+}
+
+unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
+    req: *mut sys::uv_getnameinfo_t,
+    status: c_int,
+    host: *const c_char,
+    service: *const c_char,
+) {
+    // SAFETY: `data` is the box made by `getnameinfo_with`, handed back once.
+    let mut b = unsafe { Box::from_raw((*req).data as *mut NameInfoReq<C>) };
+    // SAFETY: as in addrinfo_done.
+    let shared = unsafe { &*b.shared };
+    shared.request_finished();
+    let read = |p: *const c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: libuv passes NUL-terminated strings inside the request.
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    let result = check(status, "uv_getnameinfo").map(|()| NameInfo {
+        host: read(host),
+        service: read(service),
+    });
+    if let Some(cb) = b.cb.take() {
+        shared.guard(|| cb(result));
+    }
+    shared.guard(move || drop(b));
+}
+
+impl LoopHandle {
+    fn loop_raw(&self, op: &'static str) -> Result<*mut sys::uv_loop_t> {
+        self.shared().raw_for_new().ok_or(Error::closed_loop(op))
+    }
+
+    /// Resolves `host` and/or `service` (`uv_getaddrinfo` without a callback): blocks
+    /// and returns the addresses. Unknown hosts give `EAI_NONAME`.
+    pub fn getaddrinfo(
+        &self,
+        host: Option<&str>,
+        service: Option<&str>,
+        hints: &AddrInfoHints,
+    ) -> Result<Vec<AddrInfo>> {
+        const OP: &str = "uv_getaddrinfo";
+        let lp = self.loop_raw(OP)?;
+        let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
+        let hints = hints_c(hints);
+        // SAFETY: the request is plain C data; all-zero is a valid unstarted request.
+        let mut req: sys::uv_getaddrinfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the loop is open; with no callback the call completes before it
+        // returns, so the strings and the hints outlive it.
+        let rc = unsafe {
+            sys::uv_getaddrinfo(
+                lp,
+                &mut req,
+                None,
+                h.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                &hints,
+            )
+        };
+        // SAFETY: the request holds the list of this query (null on error).
+        let list = unsafe { take_list(req.addrinfo) };
+        check(rc, OP).map(|()| list)
+    }
+
+    /// Resolves on the thread pool (`uv_getaddrinfo`); `callback` runs on the loop with
+    /// the addresses. The query keeps the loop alive until it is done.
+    pub fn getaddrinfo_with<C: FnOnce(Result<Vec<AddrInfo>>) + 'static>(
+        &self,
+        host: Option<&str>,
+        service: Option<&str>,
+        hints: &AddrInfoHints,
+        callback: C,
+    ) -> Result<()> {
+        const OP: &str = "uv_getaddrinfo";
+        let lp = self.loop_raw(OP)?;
+        let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
+        let hints = hints_c(hints);
+        let shared: &LoopShared = self.shared();
+        let p = Box::into_raw(Box::new(AddrInfoReq {
+            // SAFETY: plain C data; all-zero is a valid unstarted request.
+            raw: unsafe { std::mem::zeroed() },
+            shared: shared as *const LoopShared,
+            _host: h,
+            _service: s,
+            cb: Some(callback),
+        }));
+        // SAFETY: `p` is a fresh allocation that stays put until `addrinfo_done`
+        // frees it; libuv copies the hints during the call.
+        let rc = unsafe {
+            (*p).raw.data = p.cast();
+            sys::uv_getaddrinfo(
+                lp,
+                std::ptr::addr_of_mut!((*p).raw),
+                Some(addrinfo_done::<C>),
+                (*p)._host.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                (*p)._service
+                    .as_ref()
+                    .map_or(std::ptr::null(), |c| c.as_ptr()),
+                &hints,
+            )
+        };
+        if rc < 0 {
+            // SAFETY: libuv did not take the request.
+            drop(unsafe { Box::from_raw(p) });
+            return check(rc, OP);
+        }
+        shared.request_started();
+        Ok(())
+    }
+
+    /// The host and service names of `addr` (`uv_getnameinfo` without a callback).
+    pub fn getnameinfo(&self, addr: SocketAddr, flags: NameInfoFlags) -> Result<NameInfo> {
+        const OP: &str = "uv_getnameinfo";
+        let lp = self.loop_raw(OP)?;
+        let sa = SockAddr::new(&addr);
+        // SAFETY: plain C data; all-zero is a valid unstarted request.
+        let mut req: sys::uv_getnameinfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the loop is open; with no callback the call completes before it
+        // returns and fills `host` and `service`.
+        let rc =
+            unsafe { sys::uv_getnameinfo(lp, &mut req, None, sa.as_ptr(), flags.bits() as c_int) };
+        check(rc, OP)?;
+        Ok(NameInfo {
+            host: c_string(&req.host),
+            service: c_string(&req.service),
+        })
+    }
+
+    /// The host and service names of `addr`, looked up on the thread pool
+    /// (`uv_getnameinfo`); `callback` runs on the loop.
+    pub fn getnameinfo_with<C: FnOnce(Result<NameInfo>) + 'static>(
+        &self,
+        addr: SocketAddr,
+        flags: NameInfoFlags,
+        callback: C,
+    ) -> Result<()> {
+        const OP: &str = "uv_getnameinfo";
+        let lp = self.loop_raw(OP)?;
+        let sa = SockAddr::new(&addr);
+        let shared: &LoopShared = self.shared();
+        let p = Box::into_raw(Box::new(NameInfoReq {
+            // SAFETY: plain C data; all-zero is a valid unstarted request.
+            raw: unsafe { std::mem::zeroed() },
+            shared: shared as *const LoopShared,
+            cb: Some(callback),
+        }));
+        // SAFETY: `p` stays put until `nameinfo_done` frees it; libuv copies the
+        // address during the call.
+        let rc = unsafe {
+            (*p).raw.data = p.cast();
+            sys::uv_getnameinfo(
+                lp,
+                std::ptr::addr_of_mut!((*p).raw),
+                Some(nameinfo_done::<C>),
+                sa.as_ptr(),
+                flags.bits() as c_int,
+            )
+        };
+        if rc < 0 {
+            // SAFETY: libuv did not take the request.
+            drop(unsafe { Box::from_raw(p) });
+            return check(rc, OP);
+        }
+        shared.request_started();
+        Ok(())
+    }
+}
