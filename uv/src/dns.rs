@@ -100,13 +100,11 @@ unsafe fn take_list(list: *mut sys::addrinfo) -> Vec<AddrInfo> {
             };
         }
         if let Some(addr) = sa.to_std() {
-            let canonname = (!ai.ai_canonname.is_null())
+            let canonname = (!ai.ai_canonname.is_null()).then(|| {
                 // SAFETY: a NUL-terminated string of the list.
-                .then(|| {
-                    unsafe { CStr::from_ptr(ai.ai_canonname) }
-                        .to_string_lossy()
-                        .into_owned()
-                });
+                let name = unsafe { CStr::from_ptr(ai.ai_canonname) };
+                name.to_string_lossy().into_owned()
+            });
             out.push(AddrInfo {
                 family: AddressFamily::from_raw(ai.ai_family),
                 socktype: SocketType::from_raw(ai.ai_socktype),
