@@ -160,7 +160,7 @@ fn conv_accepts(conv: &Conv, c_ty: &str, h: &HeaderModel, slot_type: Option<&str
         Conv::Enum(_) | Conv::Flags(_) => enum_like(c_ty),
         Conv::Callback(_) => Some(c_ty) == slot_type,
         Conv::SocketAddr => c_ty == "*constsockaddr",
-        Conv::CStrPath | Conv::CStrPathLen => c_ty == "*constc_char",
+        Conv::CStrPath | Conv::CStrPathLen | Conv::CStr | Conv::CStrOpt => c_ty == "*constc_char",
         Conv::RequestCallback => Some(c_ty) == slot_type,
     }
 }
@@ -625,6 +625,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                     "uv.h declares no callback type `{}`",
                     cb.c_type.value
                 ))),
+                Some(_) if cb.manual.is_some() => {}
                 Some(sig) => {
                     if sig.params.len() != 1 + cb.args.len() {
                         c.out.push(

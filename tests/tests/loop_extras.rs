@@ -117,3 +117,29 @@ fn poll_fileno_is_the_watched_descriptor() {
     p.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// A generated start method that libuv refuses leaves the previous callback in place.
+#[cfg(unix)]
+#[test]
+fn a_refused_start_keeps_the_previous_callback() {
+    let lp = Loop::new().unwrap();
+    let got: Rc<Cell<(u32, u32)>> = Rc::new(Cell::new((0, 0)));
+    let s = uv::Signal::new(&lp).unwrap();
+    let g = got.clone();
+    s.start(uv::Signum::User1.raw(), move |s, _| {
+        g.set((g.get().0 + 1, g.get().1));
+        s.close();
+    })
+    .unwrap();
+    let g = got.clone();
+    let err = s
+        .start(0, move |_, _| g.set((g.get().0, g.get().1 + 1)))
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    std::process::Command::new("kill")
+        .args(["-USR1", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.get(), (1, 0));
+}

@@ -29,6 +29,22 @@ impl<F: ?Sized> Slot<F> {
         drop(self.cb.replace(Some(cb)));
     }
 
+    /// Stores `cb` for `start` (the C call that will use it): if `start` fails, the
+    /// previous callback is put back and `cb` dropped, as if nothing happened.
+    pub fn set_then<T, E>(&self, cb: Box<F>, start: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let old = self.cb.replace(Some(cb));
+        match start() {
+            Ok(v) => {
+                drop(old);
+                Ok(v)
+            }
+            Err(e) => {
+                drop(self.cb.replace(old));
+                Err(e)
+            }
+        }
+    }
+
     /// Drops the stored callback.
     pub fn clear(&self) {
         drop(self.cb.take());

@@ -139,13 +139,21 @@ pub mod __private {
         std::ffi::CString::new(bytes).map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
     }
 
+    /// A string argument as a C string: a NUL byte in it is `EINVAL`.
+    pub fn c_str(s: &str, op: &'static str) -> crate::Result<std::ffi::CString> {
+        std::ffi::CString::new(s).map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
+    }
+
     /// A path's bytes, for C functions that take a name and its length (NUL bytes
-    /// allowed).
+    /// allowed), with a NUL after them: pass the length without it. The pointer is
+    /// then valid to read even for an empty name (libuv reads the first byte).
     pub fn path_bytes(path: &std::path::Path) -> Vec<u8> {
         #[cfg(unix)]
-        return std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+        let mut v = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
         #[cfg(not(unix))]
-        return path.to_string_lossy().into_owned().into_bytes();
+        let mut v = path.to_string_lossy().into_owned().into_bytes();
+        v.push(0);
+        v
     }
 
     /// Reads a path through a `getsockname`-style call (`buffer`, `size` in/out),

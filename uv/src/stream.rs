@@ -72,7 +72,7 @@ pub enum WriteData {
 
 impl WriteData {
     /// libuv's view of the buffers (libuv copies this array; the bytes stay here).
-    fn bufs(&mut self) -> Vec<sys::uv_buf_t> {
+    pub(crate) fn bufs(&mut self) -> Vec<sys::uv_buf_t> {
         let buf = |v: &mut Vec<u8>| sys::uv_buf_t {
             base: v.as_mut_ptr().cast(),
             len: v.len(),
@@ -164,7 +164,12 @@ fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
     unsafe { &*((*(*h).loop_).data as *const LoopShared) }
 }
 
-unsafe extern "C" fn alloc_cb(
+/// Lends the loop's read buffer to libuv (`uv_alloc_cb` of streams and UDP).
+///
+/// # Safety
+/// libuv's contract for allocation callbacks: `h` is a handle of an open loop made
+/// by this library, `buf` a valid out-pointer.
+pub(crate) unsafe extern "C" fn alloc_cb(
     h: *mut sys::uv_handle_t,
     _suggested: usize,
     buf: *mut sys::uv_buf_t,
@@ -207,7 +212,12 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
             )
         };
     }
-    loop_shared(s.cast()).read_buffer().give_back(base);
+    give_back(s.cast(), base);
+}
+
+/// Takes the loop's read buffer back after a read callback.
+pub(crate) fn give_back(h: *const sys::uv_handle_t, base: *const u8) {
+    loop_shared(h).read_buffer().give_back(base);
 }
 
 unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, status: c_int) {
@@ -229,12 +239,11 @@ pub fn read_start<K: StreamKind>(
     let raw = raw(s, "uv_read_start")?;
     K::stream_slots(s.typed().slots())
         .read
-        .set(Box::new(callback));
-    // SAFETY: the stream is open.
-    check(
-        unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) },
-        "uv_read_start",
-    )
+        .set_then(Box::new(callback), || {
+            // SAFETY: the stream is open.
+            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
+            check(rc, "uv_read_start")
+        })
 }
 
 /// `uv_read_stop`; a no-op on a closed stream.
@@ -343,12 +352,11 @@ pub fn listen<K: StreamKind>(
     let raw = raw(s, "uv_listen")?;
     K::stream_slots(s.typed().slots())
         .connection
-        .set(Box::new(callback));
-    // SAFETY: the stream is open.
-    check(
-        unsafe { sys::uv_listen(raw, backlog, Some(connection_cb::<K>)) },
-        "uv_listen",
-    )
+        .set_then(Box::new(callback), || {
+            // SAFETY: the stream is open.
+            let rc = unsafe { sys::uv_listen(raw, backlog, Some(connection_cb::<K>)) };
+            check(rc, "uv_listen")
+        })
 }
 
 /// `uv_accept`: takes a pending connection into `client` (a new handle of the

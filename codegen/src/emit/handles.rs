@@ -38,6 +38,8 @@ fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
         Conv::CStrPath | Conv::CStrPathLen => {
             quote!(impl ::core::convert::AsRef<::std::path::Path>)
         }
+        Conv::CStr => quote!(&str),
+        Conv::CStrOpt => quote!(::core::option::Option<&str>),
         Conv::Callback(_) | Conv::RequestCallback => return None,
     })
 }
@@ -59,6 +61,8 @@ fn to_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream
         Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
         Conv::SocketAddr => quote!(#rt::__private::SockAddr::new(&#e)),
         Conv::CStrPath => quote!(#rt::__private::c_path(#e.as_ref(), #op)?),
+        Conv::CStr => quote!(#rt::__private::c_str(#e, #op)?),
+        Conv::CStrOpt => quote!(#e.map(|s| #rt::__private::c_str(s, #op)).transpose()?),
         Conv::CStrPathLen => quote!(#rt::__private::path_bytes(#e.as_ref())),
         Conv::Enum(_) => quote!(#e.raw() as _),
         Conv::Flags(_) => quote!(#e.bits() as _),
@@ -90,6 +94,9 @@ struct Args {
     c_args: Vec<TokenStream>,
     /// The parameter holding the request's completion callback, if any.
     request_callback: Option<proc_macro2::Ident>,
+    /// Callback parameters to store in their slots around the C call (methods only):
+    /// stored before it, and the previous callback put back if it fails.
+    slot_sets: Vec<(proc_macro2::Ident, proc_macro2::Ident)>,
 }
 
 /// Rust parameters (callbacks last), conversions, and the C argument list.
@@ -108,6 +115,7 @@ fn args(
         prep: Vec::new(),
         c_args: Vec::new(),
         request_callback: None,
+        slot_sets: Vec::new(),
     };
     let mut cb_params = Vec::new();
     for arg in list {
@@ -125,8 +133,12 @@ fn args(
                 let slot_id = ident(slot);
                 let tramp = format_ident!("__uv_{}_{}", to_snake(&h.name), slot);
                 cb_params.push(quote!(#name: impl FnMut(&#this, #(#tys),*) + 'static));
-                a.prep
-                    .push(quote!(#slots_expr.#slot_id.set(::std::boxed::Box::new(#name));));
+                if slots_expr.is_empty() {
+                    a.slot_sets.push((slot_id, name.clone()));
+                } else {
+                    a.prep
+                        .push(quote!(#slots_expr.#slot_id.set(::std::boxed::Box::new(#name));));
+                }
                 a.c_args.push(quote!(::core::option::Option::Some(#tramp)));
             }
             Conv::RequestCallback => {
@@ -143,8 +155,11 @@ fn args(
                 let conv = to_c(other, &quote!(#name), op, rt);
                 a.prep.insert(0, quote!(let #name = #conv;));
                 a.c_args.push(match other {
-                    Conv::SocketAddr | Conv::CStrPath => quote!(#name.as_ptr()),
-                    Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len()),
+                    Conv::SocketAddr | Conv::CStrPath | Conv::CStr => quote!(#name.as_ptr()),
+                    Conv::CStrOpt => {
+                        quote!(#name.as_ref().map_or(::core::ptr::null(), |s| s.as_ptr()))
+                    }
+                    Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len() - 1),
                     _ => quote!(#name),
                 });
             }
@@ -188,6 +203,18 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
     let mut trampolines = Vec::new();
     for cb in &h.callbacks {
         let slot = ident(&cb.name);
+        if let Some(sig) = &cb.signature {
+            // A hand-written trampoline uses this slot.
+            match sig.parse::<TokenStream>() {
+                Ok(ty) => {
+                    let cdoc = doc_attr(&cb.doc);
+                    slot_fields.push(quote!(#cdoc #slot: #rt::__private::Slot<dyn #ty>));
+                    slot_names.push(slot);
+                }
+                Err(_) => errs.push(sig.loc.error("`signature` is not a Rust type")),
+            }
+            continue;
+        }
         let tys: Vec<_> = cb
             .args
             .iter()
@@ -269,8 +296,9 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         let fname = ident(&m.name);
         let cfn = ident(c);
         let op = c.value.clone();
-        let a = args(h, &m.args, &op, &quote!(self.inner.slots()), ctx, &mut errs);
+        let a = args(h, &m.args, &op, &TokenStream::new(), ctx, &mut errs);
         let (params, prep, c_args, request_cb) = (a.params, a.prep, a.c_args, a.request_callback);
+        let slot_sets = a.slot_sets;
         if let (Some(req), Some(cb)) = (&m.request, &request_cb) {
             let req_ty = ident(req);
             let mdoc = doc_attr(&format!(
@@ -392,14 +420,20 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             ctx,
             "the handle is open, so `raw` is initialised and stays put",
         );
+        let call = quote!({
+            #sf
+            let rc = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
+            #ret
+        });
+        let body = slot_sets.iter().rev().fold(call, |inner, (slot, param)| {
+            quote!(self.inner.slots().#slot.set_then(::std::boxed::Box::new(#param), || #inner))
+        });
         methods.push(quote! {
             #mdoc
             pub fn #fname(&self, #(#params),*) -> #ret_ty {
                 #get_raw
                 #( #prep )*
-                #sf
-                let rc = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
-                #ret
+                #body
             }
         });
     }

@@ -263,6 +263,8 @@ fn conv(t: &Table, key: &'static str) -> Option<Sp<Conv>> {
         "socket" => Conv::Socket,
         "status" => Conv::Status,
         "socket_addr" => Conv::SocketAddr,
+        "c_str" => Conv::CStr,
+        "c_str_opt" => Conv::CStrOpt,
         "c_str_path" => Conv::CStrPath,
         "c_str_path_len" => Conv::CStrPathLen,
         "request_callback" => Conv::RequestCallback,
@@ -319,12 +321,23 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
             let c_type = t.str_req("c_type");
             let args = args(t);
             let doc = doc_of(t);
+            let signature = t.str_opt("signature");
+            let manual = t.str_opt("manual");
+            if signature.is_some() != manual.is_some() {
+                t.cx().push(
+                    t.loc()
+                        .error("a [[callback]] with a hand-written trampoline needs both `signature` and `manual`")
+                        .hint("add the one that is missing"),
+                );
+            }
             t.finish();
             Some(CallbackSpec {
                 name: name?,
                 c_type: c_type?,
                 args,
                 doc,
+                signature,
+                manual,
             })
         })
         .collect()

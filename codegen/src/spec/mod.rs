@@ -157,6 +157,10 @@ pub enum Conv {
     SocketAddr,
     /// `&Path` <-> `const char*`.
     CStrPath,
+    /// `&str` <-> `const char*` (a NUL byte in it is `EINVAL`).
+    CStr,
+    /// `Option<&str>` <-> `const char*` (`None` is NULL).
+    CStrOpt,
     /// `&Path` <-> `const char* name, size_t namelen` (two C parameters; the name may
     /// hold NUL bytes).
     CStrPathLen,
@@ -190,6 +194,8 @@ impl Conv {
         "status",
         "callback",
         "socket_addr",
+        "c_str",
+        "c_str_opt",
         "c_str_path",
         "c_str_path_len",
         "request_callback",
@@ -255,6 +261,11 @@ pub struct CallbackSpec {
     pub args: Vec<ArgSpec>,
     /// Description.
     pub doc: String,
+    /// For a callback whose arguments no conversion covers: the Rust closure type of
+    /// its slot (`FnMut(&Udp, ...)`); the trampoline is hand-written.
+    pub signature: Option<Sp<String>>,
+    /// Why the trampoline is hand-written (required with `signature`).
+    pub manual: Option<Sp<String>>,
 }
 
 /// A method.

@@ -12,11 +12,14 @@
 //! - `cargo bench` passes `--bench`: full size. Without `--bench` and without a scale
 //!   (`cargo test --benches` runs bench binaries that way) the binary only makes a
 //!   quick check at 1% of the size, one round, so that tests never measure speed.
+//! - A binary with several cases (`main_cases`, e.g. one client and 100 clients)
+//!   runs them all, one table each; `--case NAME` runs only that one (children get
+//!   it too).
 //! - Other arguments are ignored.
 
 use std::io::Write as _;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use uv::sys;
 
@@ -79,6 +82,40 @@ pub struct Bench {
     pub run: fn(Variant, u64) -> Outcome,
 }
 
+/// A rate the parent prints under a case's table: `count * per_count` divided by
+/// the median wall time of the phase named `phase`, for each variant.
+#[derive(Debug)]
+#[allow(dead_code)] // Not every bench binary reports a rate.
+pub struct Rate {
+    /// What is counted per second ("round trips", "MiB").
+    pub unit: &'static str,
+    /// How many of `unit` one counted callback stands for.
+    pub per_count: f64,
+    /// The phase whose wall time the rate is over.
+    pub phase: &'static str,
+}
+
+/// One case of a bench binary with several (`main_cases`).
+#[derive(Debug)]
+#[allow(dead_code)] // Not every bench binary has several cases.
+pub struct Case {
+    /// The benchmark; its name is the case's name (`--case NAME`).
+    pub bench: Bench,
+    /// A rate to print under the table, if any.
+    pub rate: Option<Rate>,
+}
+
+/// Ends the process (status 2) if it is still running after `limit`: the network
+/// benchmarks stop by themselves, and this bounds them if something goes wrong.
+#[allow(dead_code)] // Only the network benchmarks use it.
+pub fn watchdog(name: &'static str, limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("{name}: still running after {limit:?}; giving up");
+        std::process::exit(2);
+    });
+}
+
 /// Seconds since `t`.
 pub fn since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
@@ -112,6 +149,7 @@ struct Options {
     count: Option<u64>,
     scale: Option<f64>,
     rounds: Option<usize>,
+    case: Option<String>,
     bench_flag: bool,
 }
 
@@ -121,6 +159,7 @@ fn parse_args() -> Result<Options, String> {
         count: None,
         scale: None,
         rounds: None,
+        case: None,
         bench_flag: false,
     };
     let mut args = std::env::args().skip(1);
@@ -143,6 +182,7 @@ fn parse_args() -> Result<Options, String> {
                 let v = value("--rounds")?;
                 o.rounds = Some(v.parse().map_err(|e| format!("--rounds {v:?}: {e}"))?);
             }
+            "--case" => o.case = Some(value("--case")?),
             "--bench" => o.bench_flag = true,
             // cargo and libtest flags (`--nocapture`, filters, ...): not ours.
             _ => {}
@@ -168,6 +208,7 @@ fn parse_args() -> Result<Options, String> {
 }
 
 /// The bench binary's `main`.
+#[allow(dead_code)] // Binaries with several cases use `main_cases`.
 pub fn main(bench: &Bench) -> ExitCode {
     let opts = match parse_args() {
         Ok(o) => o,
@@ -178,8 +219,50 @@ pub fn main(bench: &Bench) -> ExitCode {
     };
     match opts.variant {
         Some(v) => child(bench, v, opts.count.unwrap_or(bench.full_count)),
-        None => parent(bench, &opts),
+        None => parent(bench, &opts, None, None),
     }
+}
+
+/// The `main` of a bench binary with several cases: the parent runs every case (or
+/// the one `--case NAME` names), one table each; a child runs the case it is given.
+#[allow(dead_code)] // Not every bench binary has several cases.
+pub fn main_cases(cases: &[Case]) -> ExitCode {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let selected: Vec<&Case> = match &opts.case {
+        Some(name) => cases.iter().filter(|c| c.bench.name == name).collect(),
+        None => cases.iter().collect(),
+    };
+    if selected.is_empty() {
+        let names: Vec<&str> = cases.iter().map(|c| c.bench.name).collect();
+        eprintln!(
+            "unknown case {:?}; cases: {}",
+            opts.case.as_deref().unwrap_or(""),
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Some(v) = opts.variant {
+        // With one case, `--case` may be left out (handy when profiling a child).
+        let named = opts.case.is_some() || cases.len() == 1;
+        let Some(c) = selected.first().filter(|_| named) else {
+            eprintln!("--variant needs --case in a binary with several cases");
+            return ExitCode::FAILURE;
+        };
+        return child(&c.bench, v, opts.count.unwrap_or(c.bench.full_count));
+    }
+    for c in selected {
+        let code = parent(&c.bench, &opts, Some(c.bench.name), c.rate.as_ref());
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Runs one variant and prints its figures on one line.
@@ -233,10 +316,14 @@ fn parse_sample(line: &str) -> Option<Sample> {
     Some(s)
 }
 
-fn run_child(variant: Variant, count: u64) -> Result<Sample, String> {
+fn run_child(variant: Variant, count: u64, case: Option<&str>) -> Result<Sample, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let out = Command::new(exe)
-        .args(["--variant", variant.name(), "--count", &count.to_string()])
+    let mut cmd = Command::new(exe);
+    cmd.args(["--variant", variant.name(), "--count", &count.to_string()]);
+    if let Some(case) = case {
+        cmd.args(["--case", case]);
+    }
+    let out = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -304,7 +391,7 @@ fn verdict(ratio: f64, target: f64) -> &'static str {
     }
 }
 
-fn parent(bench: &Bench, opts: &Options) -> ExitCode {
+fn parent(bench: &Bench, opts: &Options, case: Option<&str>, rate: Option<&Rate>) -> ExitCode {
     // Without `--bench` or an explicit scale this is a test run: check, do not measure.
     let quick = !opts.bench_flag && opts.scale.is_none();
     let scale = opts.scale.unwrap_or(if quick { 0.01 } else { 1.0 });
@@ -323,7 +410,7 @@ fn parent(bench: &Bench, opts: &Options) -> ExitCode {
             [Variant::Uv, Variant::Raw]
         };
         for v in order {
-            let s = match run_child(v, count) {
+            let s = match run_child(v, count, case) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("{}: {e}", bench.name);
@@ -376,6 +463,23 @@ fn parent(bench: &Bench, opts: &Options) -> ExitCode {
             println!("{name:<10} {rs:>10.4} {us:>10.4} {:>7.3}x", us / rs);
         }
     }
+    if let Some(rate) = rate {
+        let of = |s: &Summary, n: u64| {
+            let secs = s
+                .phases
+                .iter()
+                .find(|(name, _)| name == rate.phase)
+                .map_or(s.wall, |p| p.1);
+            n as f64 * rate.per_count / secs
+        };
+        let (rr, ur) = (of(&r, raw[0].count), of(&u, uvs[0].count));
+        println!(
+            "rate over the {} phase: raw {rr:.1} {unit}/s, uv {ur:.1} {unit}/s (uv/raw {:.3}x)",
+            rate.phase,
+            ur / rr,
+            unit = rate.unit,
+        );
+    }
     if !bench.note.is_empty() {
         println!("{}", bench.note);
     }
@@ -396,4 +500,129 @@ fn parent(bench: &Bench, opts: &Options) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// What the raw twins of the network benchmarks share: boxed loops, TCP handles and
+/// requests, loopback addresses.
+#[allow(dead_code)] // Only the network benchmarks use it.
+pub mod rawnet {
+    use std::ffi::CStr;
+    use std::mem::MaybeUninit;
+
+    use uv::sys;
+
+    /// Panics, naming `what` and libuv's error, if `rc` is an error code.
+    #[track_caller]
+    pub fn check(rc: i32, what: &str) {
+        if rc < 0 {
+            // SAFETY: uv_err_name returns a static NUL-terminated string (or a
+            // leaked one for unknown codes), valid for the process.
+            let name = unsafe { CStr::from_ptr(sys::uv_err_name(rc)) };
+            panic!("{what}: {}", name.to_string_lossy());
+        }
+    }
+
+    /// A new loop in a box of its own; `close_loop` closes and frees it.
+    pub fn new_loop() -> *mut sys::uv_loop_t {
+        let lp: *mut sys::uv_loop_t =
+            Box::into_raw(Box::new(MaybeUninit::<sys::uv_loop_t>::uninit())).cast();
+        // SAFETY: `lp` is a fresh allocation the size of a uv_loop_t, which does not
+        // move until `close_loop` frees it.
+        check(unsafe { sys::uv_loop_init(lp) }, "uv_loop_init");
+        lp
+    }
+
+    /// Closes a loop made by `new_loop` whose handles are all closed, and frees it.
+    ///
+    /// # Safety
+    /// `lp` must come from `new_loop`, not be running, and have no open handles.
+    pub unsafe fn close_loop(lp: *mut sys::uv_loop_t) {
+        // SAFETY: per the contract.
+        check(unsafe { sys::uv_loop_close(lp) }, "uv_loop_close");
+        // SAFETY: made by Box::into_raw in `new_loop`; libuv no longer refers to it.
+        drop(unsafe { Box::from_raw(lp.cast::<MaybeUninit<sys::uv_loop_t>>()) });
+    }
+
+    /// A new, initialised TCP handle in a box of its own; close it with `close_free`
+    /// as the close callback (or call `free_tcp` from one's own).
+    pub fn new_tcp(lp: *mut sys::uv_loop_t) -> *mut sys::uv_tcp_t {
+        let tcp: *mut sys::uv_tcp_t =
+            Box::into_raw(Box::new(MaybeUninit::<sys::uv_tcp_t>::uninit())).cast();
+        // SAFETY: `lp` is an initialised loop (callers' contract: they only pass
+        // loops from `new_loop`) and `tcp` a fresh allocation that does not move.
+        check(unsafe { sys::uv_tcp_init(lp, tcp) }, "uv_tcp_init");
+        tcp
+    }
+
+    /// Frees a handle made by `new_tcp`.
+    ///
+    /// # Safety
+    /// `tcp` must come from `new_tcp` and be closed (its close callback running).
+    pub unsafe fn free_tcp(tcp: *mut sys::uv_tcp_t) {
+        // SAFETY: per the contract.
+        drop(unsafe { Box::from_raw(tcp.cast::<MaybeUninit<sys::uv_tcp_t>>()) });
+    }
+
+    /// A close callback that frees a handle made by `new_tcp`.
+    pub unsafe extern "C" fn close_free(h: *mut sys::uv_handle_t) {
+        // SAFETY: only passed to uv_close for handles made by `new_tcp`; libuv is
+        // done with the handle once its close callback runs.
+        unsafe { free_tcp(h.cast()) };
+    }
+
+    /// An uninitialised request struct (`uv_write_t`, `uv_connect_t`, ...) in a box
+    /// of its own, as the C benchmarks `malloc` theirs (the libuv call that starts the
+    /// request initialises it); `free_req` frees it.
+    pub fn new_req<R>() -> *mut R {
+        Box::into_raw(Box::<R>::new_uninit()).cast()
+    }
+
+    /// Frees a request made by `new_req`.
+    ///
+    /// # Safety
+    /// `req` must come from `new_req::<R>` and be finished (its callback running).
+    pub unsafe fn free_req<R>(req: *mut R) {
+        // SAFETY: per the contract (freed as the MaybeUninit it was made as).
+        drop(unsafe { Box::from_raw(req.cast::<MaybeUninit<R>>()) });
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn loopback(port: u16) -> sys::sockaddr_in {
+        let mut addr = MaybeUninit::<sys::sockaddr_in>::zeroed();
+        // SAFETY: the string is NUL-terminated and `addr` a writable sockaddr_in.
+        check(
+            unsafe { sys::uv_ip4_addr(c"127.0.0.1".as_ptr(), i32::from(port), addr.as_mut_ptr()) },
+            "uv_ip4_addr",
+        );
+        // SAFETY: zeroed (a valid sockaddr_in) and filled in by uv_ip4_addr.
+        unsafe { addr.assume_init() }
+    }
+
+    /// Binds `tcp` to 127.0.0.1, port 0 (a free port), and returns the address it got.
+    ///
+    /// # Safety
+    /// `tcp` must be an initialised, open TCP handle.
+    pub unsafe fn bind_loopback(tcp: *mut sys::uv_tcp_t) -> sys::sockaddr_in {
+        let any = loopback(0);
+        // SAFETY: per the contract; `any` is a valid sockaddr_in.
+        check(
+            unsafe { sys::uv_tcp_bind(tcp, (&raw const any).cast(), 0) },
+            "uv_tcp_bind",
+        );
+        let mut bound = MaybeUninit::<sys::sockaddr_storage>::zeroed();
+        let mut len = std::mem::size_of::<sys::sockaddr_storage>() as i32;
+        // SAFETY: `bound` is a writable sockaddr_storage of `len` bytes.
+        check(
+            unsafe { sys::uv_tcp_getsockname(tcp, bound.as_mut_ptr().cast(), &mut len) },
+            "uv_tcp_getsockname",
+        );
+        // SAFETY: an IPv4 socket's name is a sockaddr_in, which fits in the
+        // (zeroed, then filled in) sockaddr_storage.
+        unsafe { bound.as_ptr().cast::<sys::sockaddr_in>().read() }
+    }
+
+    /// `addr` as the `*const sockaddr` libuv takes.
+    pub fn sa(addr: &sys::sockaddr_in) -> *const sys::sockaddr {
+        (addr as *const sys::sockaddr_in).cast()
+    }
 }

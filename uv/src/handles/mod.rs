@@ -10,6 +10,7 @@ mod prepare;
 mod signal;
 mod tcp;
 mod timer;
+mod udp;
 
 pub use async_::{Async, AsyncSender, CallLater};
 pub use check::Check;
@@ -20,3 +21,4 @@ pub use prepare::Prepare;
 pub use signal::Signal;
 pub use tcp::Tcp;
 pub use timer::Timer;
+pub use udp::{Datagram, Udp};

@@ -1,0 +1,203 @@
+//! UDP on loopback: send and receive, try_send, connect, options, multicast and
+//! broadcast where the machine's network allows them.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use uv::{Category, Loop, Membership, RunMode, StatusCode, Udp, UdpFlags};
+
+fn bound(lp: &Loop, addr: &str) -> (Udp, SocketAddr) {
+    let u = Udp::new(lp).unwrap();
+    u.bind(addr.parse().unwrap(), UdpFlags::empty()).unwrap();
+    let a = u.sockname().unwrap();
+    (u, a)
+}
+
+#[test]
+fn a_datagram_goes_from_one_socket_to_another() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, tx_addr) = bound(&lp, "127.0.0.1:0");
+    type Received = Vec<(Vec<u8>, Option<SocketAddr>, UdpFlags)>;
+    let got: Rc<RefCell<Received>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        g.borrow_mut().push((d.data.to_vec(), d.addr, d.flags));
+        u.close();
+    })
+    .unwrap();
+    let sent = Rc::new(RefCell::new(None));
+    let s = sent.clone();
+    tx.send("hello", Some(rx_addr), move |u, r| {
+        *s.borrow_mut() = Some(r);
+        u.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*sent.borrow(), Some(Ok(())));
+    assert_eq!(
+        *got.borrow(),
+        vec![(b"hello".to_vec(), Some(tx_addr), UdpFlags::empty())]
+    );
+}
+
+#[test]
+fn empty_datagrams_and_several_buffers() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        g.borrow_mut().push(d.unwrap().data.to_vec());
+        if g.borrow().len() == 2 {
+            u.close();
+        }
+    })
+    .unwrap();
+    tx.send(Vec::<u8>::new(), Some(rx_addr), |_, r| r.unwrap())
+        .unwrap();
+    tx.send(
+        vec![b"ab".to_vec(), b"cd".to_vec()],
+        Some(rx_addr),
+        |u, r| {
+            r.unwrap();
+            u.close();
+        },
+    )
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), vec![Vec::new(), b"abcd".to_vec()]);
+}
+
+#[test]
+fn try_send_and_connected_sockets() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let tx = Udp::new(&lp).unwrap();
+    // No socket yet: EBADF; bound but not connected: no peer.
+    assert_eq!(tx.peername().unwrap_err().code(), StatusCode::EBADF);
+    tx.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
+        .unwrap();
+    assert_eq!(tx.peername().unwrap_err().code(), StatusCode::ENOTCONN);
+    tx.connect(rx_addr).unwrap();
+    assert_eq!(tx.peername().unwrap(), rx_addr);
+    assert_eq!(tx.connect(rx_addr).unwrap_err().code(), StatusCode::EISCONN);
+    assert_eq!(tx.try_send(b"one", None).unwrap(), 3);
+    // A connected socket refuses another destination.
+    assert_eq!(
+        tx.try_send(b"x", Some(rx_addr)).unwrap_err().code(),
+        StatusCode::EISCONN
+    );
+    tx.disconnect().unwrap();
+    assert_eq!(tx.peername().unwrap_err().code(), StatusCode::ENOTCONN);
+    assert_eq!(tx.try_send(b"two", Some(rx_addr)).unwrap(), 3);
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        g.borrow_mut().push(d.unwrap().data.to_vec());
+        if g.borrow().len() == 2 {
+            u.close();
+        }
+    })
+    .unwrap();
+    tx.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), vec![b"one".to_vec(), b"two".to_vec()]);
+}
+
+#[test]
+fn options_and_errors() {
+    let lp = Loop::new().unwrap();
+    let (u, _) = bound(&lp, "127.0.0.1:0");
+    u.set_ttl(10).unwrap();
+    u.set_broadcast(true).unwrap();
+    u.set_multicast_loop(true).unwrap();
+    u.set_multicast_ttl(10).unwrap();
+    assert_eq!(u.set_ttl(0).unwrap_err().code(), StatusCode::EINVAL);
+    assert_eq!(u.send_queue_size().unwrap(), 0);
+    assert_eq!(u.send_queue_count().unwrap(), 0);
+    // Bad strings are errors, not panics.
+    let err = u
+        .set_membership("not an address", None, Membership::JoinGroup)
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    let err = u
+        .set_membership("239.255.0.1\0", None, Membership::JoinGroup)
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    // A second socket on the same address: EADDRINUSE, an Address error.
+    let addr = u.sockname().unwrap();
+    let other = Udp::new(&lp).unwrap();
+    let err = other.bind(addr, UdpFlags::empty()).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EADDRINUSE);
+    assert!(err.is(Category::Address));
+    u.close();
+    assert_eq!(u.set_ttl(1).unwrap_err().kind(), Category::ClosedHandle);
+    u.recv_stop().unwrap();
+}
+
+/// Multicast: join 239.255.0.1 and receive our own datagram with loopback on. A
+/// machine without a multicast route refuses the join or the send (ENODEV,
+/// ENETUNREACH...); then the test checks that the refusal is a network error.
+#[test]
+fn multicast_loop_receives_own_datagram() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp, "0.0.0.0:0");
+    u.set_multicast_loop(true).unwrap();
+    u.set_multicast_ttl(10).unwrap();
+    if let Err(e) = u.set_membership("239.255.0.1", Some("127.0.0.1"), Membership::JoinGroup) {
+        assert!(
+            matches!(e.code(), StatusCode::ENODEV | StatusCode::EADDRNOTAVAIL),
+            "{e}"
+        );
+        return;
+    }
+    u.set_multicast_interface(Some("127.0.0.1")).unwrap();
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let g = got.clone();
+    u.recv_start(move |u, d| {
+        g.borrow_mut().push(d.unwrap().data.to_vec());
+        u.close();
+    })
+    .unwrap();
+    let group: SocketAddr = format!("239.255.0.1:{}", addr.port()).parse().unwrap();
+    u.send("multi", Some(group), |_, r| r.unwrap()).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), vec![b"multi".to_vec()]);
+}
+
+#[test]
+fn a_panic_in_the_receive_callback_propagates() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    rx.recv_start(|_, _| panic!("recv boom")).unwrap();
+    tx.send("x", Some(rx_addr), |u, r| {
+        r.unwrap();
+        u.close();
+    })
+    .unwrap();
+    let p = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))).unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"recv boom"));
+    rx.close();
+    lp.run(RunMode::Default).unwrap();
+    assert!(rx.is_closed() && tx.is_closed());
+}
+
+#[test]
+fn a_panic_in_the_send_callback_propagates() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    tx.send("x", Some(rx_addr), |_, _| panic!("send boom"))
+        .unwrap();
+    let p = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))).unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"send boom"));
+    rx.close();
+    tx.close();
+    lp.run(RunMode::Default).unwrap();
+}

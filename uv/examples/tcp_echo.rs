@@ -1,0 +1,145 @@
+//! The libuv guide's TCP echo server, with its client in the same loop.
+//!
+//! The server listens on 127.0.0.1 (port 0: the system picks a free port, read back
+//! with `sockname`), accepts a connection into a new `Tcp` handle and writes back
+//! every chunk it reads. On end of stream it closes the connection, and since this
+//! server serves one client, it closes the listening handle too.
+//!
+//! The client connects, writes three lines, reads until the whole echo is back,
+//! then shuts its write side down; the server sees EOF and closes, the client sees
+//! EOF in turn and closes, and the loop ends with no handle left.
+//!
+//! Run with `cargo run -p uv --example tcp_echo`.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+const LINES: [&str; 3] = ["hello\n", "echo server\n", "goodbye\n"];
+
+fn main() -> Result<(), uv::Error> {
+    let lp = uv::Loop::new()?;
+    let sent: Vec<u8> = LINES.concat().into_bytes();
+    let echoed = Rc::new(RefCell::new(Vec::<u8>::new()));
+    let server_saw_eof = Rc::new(Cell::new(false));
+    let client_saw_eof = Rc::new(Cell::new(false));
+    let accepted = Rc::new(Cell::new(0u32));
+
+    // The server.
+    let server = uv::Tcp::new(&lp)?;
+    let bind_addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    server.bind(bind_addr, uv::TcpFlags::empty())?;
+    let addr = server.sockname()?;
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+
+    let lh = lp.handle();
+    let (eof, count) = (server_saw_eof.clone(), accepted.clone());
+    server.listen(128, move |srv, status| {
+        if let Err(e) = status {
+            eprintln!("server: new connection error: {e}");
+            return;
+        }
+        let conn = uv::Tcp::new(&lh).expect("new connection handle");
+        srv.accept(&conn).expect("accept");
+        count.set(count.get() + 1);
+        let peer = conn.peername().expect("peername");
+        println!("server: accepted a connection from {peer}");
+
+        let (srv, eof) = (srv.clone(), eof.clone());
+        conn.read_start(move |c, data| match data {
+            Ok(bytes) => {
+                println!(
+                    "server: read {} bytes, echoing {:?}",
+                    bytes.len(),
+                    String::from_utf8_lossy(bytes)
+                );
+                c.write(bytes.to_vec(), |_c, r| r.expect("server write"))
+                    .expect("queue server write");
+            }
+            Err(e) if e.code() == uv::StatusCode::EOF => {
+                println!("server: end of stream; closing the connection and the server");
+                eof.set(true);
+                c.close();
+                // One client only: stop listening too.
+                srv.close();
+            }
+            Err(e) => panic!("server read error: {e}"),
+        })
+        .expect("server read_start");
+        // `conn` is dropped here, but a reading stream stays open until closed.
+    })?;
+    println!("server: listening on {addr}");
+
+    // The client.
+    let client = uv::Tcp::new(&lp)?;
+    let (got, eof, total) = (echoed.clone(), client_saw_eof.clone(), sent.len());
+    client.connect(addr, move |c, result| {
+        result.expect("connect");
+        println!(
+            "client: connected from {} to {}",
+            c.sockname().expect("sockname"),
+            c.peername().expect("peername")
+        );
+        for line in LINES {
+            c.write(line, move |_c, r| {
+                r.expect("client write");
+                println!("client: wrote {line:?}");
+            })
+            .expect("queue client write");
+        }
+        let mut shut = false;
+        c.read_start(move |c, data| match data {
+            Ok(bytes) => {
+                got.borrow_mut().extend_from_slice(bytes);
+                println!("client: read back {:?}", String::from_utf8_lossy(bytes));
+                if !shut && got.borrow().len() >= total {
+                    shut = true;
+                    println!("client: whole echo received; shutting down the write side");
+                    c.shutdown(|_c, r| {
+                        r.expect("shutdown");
+                        println!("client: shutdown done");
+                    })
+                    .expect("queue shutdown");
+                }
+            }
+            Err(e) if e.code() == uv::StatusCode::EOF => {
+                println!("client: end of stream; closing");
+                eof.set(true);
+                c.close();
+            }
+            Err(e) => panic!("client read error: {e}"),
+        })
+        .expect("client read_start");
+    })?;
+
+    // A watchdog: fails the example instead of hanging if the echo never completes.
+    // Unreferenced, it does not keep the loop alive by itself.
+    let watchdog = uv::Timer::new(&lp)?;
+    watchdog.start(Duration::from_secs(5), Duration::ZERO, |_t| {
+        panic!("timed out: the echo did not complete")
+    })?;
+    watchdog.unref()?;
+
+    let more = lp.run(uv::RunMode::Default)?;
+    watchdog.close();
+    lp.run(uv::RunMode::Default)?;
+
+    let echoed = echoed.borrow();
+    println!(
+        "sent {} bytes, echoed {} bytes: {:?}",
+        sent.len(),
+        echoed.len(),
+        String::from_utf8_lossy(&echoed)
+    );
+    assert!(!more);
+    assert_eq!(*echoed, sent);
+    assert_eq!(accepted.get(), 1);
+    assert!(server_saw_eof.get());
+    assert!(client_saw_eof.get());
+    assert!(server.is_closed());
+    assert!(client.is_closed());
+    assert_eq!(lp.handle_count(), 0);
+    println!("done: echo matches, every handle closed");
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The UDP handle, generated from `spec/handles/udp.toml`, and its hand-written
+//! parts: receiving (the datagram's bytes, sender and flags in one value) and sending.
+
+use std::ffi::c_uint;
+use std::net::SocketAddr;
+
+use libuv_sys2 as sys;
+
+use crate::addr::SockAddr;
+use crate::error::{check, Error, Result};
+use crate::handle::dispatch;
+use crate::stream::WriteData;
+use crate::UdpFlags;
+
+uv_macros::handle!("../spec/handles/udp.toml");
+
+/// One datagram received: its bytes (borrowed from the loop's read buffer for the
+/// length of the callback), its sender and libuv's flags (`UdpFlags::PARTIAL` when
+/// the buffer was too small and the rest was dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    /// The bytes (may be empty: an empty datagram).
+    pub data: &'a [u8],
+    /// The sender.
+    pub addr: Option<SocketAddr>,
+    /// `UdpFlags::PARTIAL` and the like.
+    pub flags: UdpFlags,
+}
+
+unsafe extern "C" fn recv_cb(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) {
+    // SAFETY: libuv passes the buffer `alloc_cb` lent (or an empty one).
+    let base = unsafe { (*buf).base as *const u8 };
+    // nread == 0 with no address: nothing was read (not an empty datagram).
+    if nread != 0 || !addr.is_null() {
+        let from = (!addr.is_null()).then(|| {
+            let mut sa = SockAddr::empty();
+            // SAFETY: libuv passes a valid socket address; it is at most the storage size.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    addr.cast::<u8>(),
+                    sa.as_mut_ptr().cast::<u8>(),
+                    std::mem::size_of::<sys::sockaddr_in6>(),
+                )
+            };
+            sa.to_std()
+        });
+        // SAFETY: `raw` is a handle made by Udp's constructors.
+        unsafe {
+            dispatch::<Udp, _>(
+                raw,
+                |s| &s.on_recv,
+                |cb, h| {
+                    let result = if nread >= 0 {
+                        Ok(Datagram {
+                            // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
+                            data: if nread == 0 {
+                                &[]
+                            } else {
+                                std::slice::from_raw_parts(base, nread as usize)
+                            },
+                            addr: from.flatten(),
+                            flags: UdpFlags::from_bits_retain(flags),
+                        })
+                    } else {
+                        Err(Error::from_raw(nread as i32, "uv_udp_recv"))
+                    };
+                    cb(h, result)
+                },
+            )
+        };
+    }
+    crate::stream::give_back(raw.cast(), base);
+}
+
+impl Udp {
+    /// Starts receiving (`uv_udp_recv_start`): `callback` gets each datagram, or an
+    /// error. Replaces the callback of a socket that is receiving.
+    pub fn recv_start(
+        &self,
+        callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
+    ) -> Result<()> {
+        let raw = self.inner.raw("uv_udp_recv_start")?;
+        self.inner.slots().on_recv.set_then(Box::new(callback), || {
+            // SAFETY: the handle is open.
+            check(
+                unsafe {
+                    sys::uv_udp_recv_start(raw, Some(crate::stream::alloc_cb), Some(recv_cb))
+                },
+                "uv_udp_recv_start",
+            )
+        })
+    }
+
+    /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle.
+    pub fn recv_stop(&self) -> Result<()> {
+        let Some(raw) = self.inner.raw_open() else {
+            return Ok(());
+        };
+        // SAFETY: the handle is open.
+        check(unsafe { sys::uv_udp_recv_stop(raw) }, "uv_udp_recv_stop")
+    }
+
+    /// Sends `data` to `addr` (`uv_udp_send`; `None` for a connected socket's peer);
+    /// `callback` gets the result. The data is kept until then.
+    pub fn send(
+        &self,
+        data: impl Into<WriteData>,
+        addr: Option<SocketAddr>,
+        callback: impl FnOnce(&Udp, Result<()>) + 'static,
+    ) -> Result<()> {
+        let raw = self.inner.raw("uv_udp_send")?;
+        let sa = addr.map(|a| SockAddr::new(&a));
+        crate::request::submit::<sys::uv_udp_send_t, Udp, _, WriteData>(
+            self,
+            "uv_udp_send",
+            data.into(),
+            callback,
+            |req, data, done| {
+                let bufs = data.bufs();
+                // SAFETY: the handle is open; libuv copies the address and the buffer
+                // array; the bytes and the request stay put until `done`.
+                unsafe {
+                    sys::uv_udp_send(
+                        req,
+                        raw,
+                        bufs.as_ptr(),
+                        bufs.len() as u32,
+                        sa.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                        Some(done),
+                    )
+                }
+            },
+        )
+    }
+
+    /// Sends at once if possible (`uv_udp_try_send`): the number of bytes sent, or
+    /// `EAGAIN`.
+    pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
+        let raw = self.inner.raw("uv_udp_try_send")?;
+        let sa = addr.map(|a| SockAddr::new(&a));
+        let buf = sys::uv_buf_t {
+            base: data.as_ptr() as *mut _,
+            len: data.len(),
+        };
+        // SAFETY: the handle is open; libuv only reads the buffer and the address
+        // during the call.
+        let rc = unsafe {
+            sys::uv_udp_try_send(
+                raw,
+                &buf,
+                1,
+                sa.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            )
+        };
+        check(rc, "uv_udp_try_send").map(|()| rc as usize)
+    }
+
+    /// Removes the association made by `connect` (`uv_udp_connect` with no address).
+    pub fn disconnect(&self) -> Result<()> {
+        let raw = self.inner.raw("uv_udp_connect")?;
+        // SAFETY: the handle is open; a null address disconnects.
+        check(
+            unsafe { sys::uv_udp_connect(raw, std::ptr::null()) },
+            "uv_udp_connect",
+        )
+    }
+}
