@@ -13,8 +13,8 @@
 //! client is connected (as the C benchmark's stats do) and ends when the server
 //! has read the last byte.
 //!
-//! What the two do differently, as their users would: each uv write hands over its
-//! 8 KiB (`&[u8]` of one static buffer, copied into the request) and gets a request
+//! What the two do differently, as their users would: each uv write points at
+//! the 8 KiB static buffer (`WriteData::Static`, not copied) and gets a request
 //! allocation of its own; the raw twin points every write at the one static buffer
 //! and, like the C benchmark, reuses its write requests through a free list.
 
@@ -154,7 +154,7 @@ fn pump(c: &uv::Tcp, st: Rc<Pump>) {
         return;
     }
     st.issued.set(i + 1);
-    c.write(&WRITE_BUFFER[..], move |c, r| {
+    c.write(uv::WriteData::Static(&WRITE_BUFFER[..]), move |c, r| {
         r.expect("write");
         st.tally.written.set(st.tally.written.get() + 1);
         pump(c, st);

@@ -10,10 +10,10 @@
 //! (see `common/mod.rs` for the options). Both count write callbacks in the same
 //! plain static, as the C benchmark does; the count is that number.
 //!
-//! What the two do differently, as their users would: each uv write hands over its
-//! 13 bytes (`&[u8]`, copied into the request) and gets a request allocation of its
-//! own; the raw twin, like the C benchmark, allocates one array of write requests
-//! up front and points every request at the one static string.
+//! What the two do differently, as their users would: each uv write points at the
+//! static string (`WriteData::Static`, no copy) and gets a request allocation of
+//! its own; the raw twin, like the C benchmark, allocates one array of write
+//! requests up front and points every request at the one static string.
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -111,7 +111,7 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
             r.expect("connect");
             let t = Instant::now();
             for _ in 0..n {
-                c.write(DATA, |_, r| {
+                c.write(uv::WriteData::Static(DATA), |_, r| {
                     r.expect("write");
                     add(&WRITE_CB_CALLED, 1);
                 })

@@ -426,6 +426,11 @@ impl<K: HandleKind> Typed<K> {
         }
     }
 
+    /// The loop's shared state of a handle libuv holds, without checks.
+    pub(crate) fn shared_raw(&self) -> *const LoopShared {
+        Hdr(self.ptr).shared() as *const LoopShared
+    }
+
     /// The callback slots.
     #[inline]
     pub fn slots(&self) -> &K::Slots {

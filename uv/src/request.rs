@@ -7,6 +7,7 @@
 //! that libuv still holds.
 
 use std::ffi::c_int;
+use std::mem::ManuallyDrop;
 
 use libuv_sys2 as sys;
 
@@ -17,10 +18,11 @@ use crate::loop_::LoopShared;
 #[repr(C)]
 struct ReqBox<R, K, C, D> {
     raw: R,
-    op: &'static str,
-    shared: *const LoopShared,
+    /// A thin pointer to the operation's name, for errors.
+    op: &'static &'static str,
     handle: K,
-    cb: Option<C>,
+    /// Taken (read out) exactly once, by `done`; a capture-free callback costs nothing.
+    cb: ManuallyDrop<C>,
     data: D,
 }
 
@@ -33,7 +35,7 @@ pub type Done<R> = unsafe extern "C" fn(*mut R, c_int);
 /// `R` must be a libuv request struct (starting with the `uv_req_t` fields).
 pub fn submit<R, K, C, D>(
     handle: &K,
-    op: &'static str,
+    op: &'static &'static str,
     data: D,
     callback: C,
     start: impl FnOnce(*mut R, &mut D, Done<R>) -> i32,
@@ -50,9 +52,8 @@ where
         // (not yet started) value.
         raw: unsafe { std::mem::zeroed::<R>() },
         op,
-        shared,
         handle: handle.clone(),
-        cb: Some(callback),
+        cb: ManuallyDrop::new(callback),
         data,
     });
     let p = Box::into_raw(b);
@@ -63,7 +64,10 @@ where
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
         let rc = start(raw, &mut (*p).data, done::<R, K, C, D>);
         if rc < 0 {
-            drop(Box::from_raw(p));
+            let mut b = Box::from_raw(p);
+            // The callback will never run: drop it here, then the rest.
+            ManuallyDrop::drop(&mut b.cb);
+            drop(b);
             return check(rc, op);
         }
         (*shared).request_started();
@@ -79,15 +83,16 @@ where
     // SAFETY: `data` is the ReqBox made by `submit`, handed back exactly once.
     let mut b =
         unsafe { Box::from_raw((*req.cast::<sys::uv_req_t>()).data as *mut ReqBox<R, K, C, D>) };
-    // SAFETY: requests complete while their loop runs (or closes its handles), so
-    // the loop's shared state, kept alive by the loop's owner, is there.
-    let shared = unsafe { &*b.shared };
+    // SAFETY: requests complete while their loop runs or closes their handle, before
+    // the handle's close callback: the handle is still in libuv, its loop open, and
+    // the loop's shared state kept alive by the loop's owner.
+    let shared: &LoopShared = unsafe { &*b.handle.typed().shared_raw() };
     shared.request_finished();
     let result = check(status, b.op);
-    if let Some(cb) = b.cb.take() {
-        let handle = &b.handle;
-        shared.guard(|| cb(handle, result));
-    }
+    // SAFETY: the callback is taken once, here; the field is not used again.
+    let cb = unsafe { ManuallyDrop::take(&mut b.cb) };
+    let handle = &b.handle;
+    shared.guard(|| cb(handle, result));
     // Dropping releases the handle reference (which may close an unreachable handle)
     // and the data; user Drop code may run.
     shared.guard(move || drop(b));

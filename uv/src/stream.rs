@@ -61,26 +61,71 @@ fn raw<K: StreamKind>(s: &K, op: &'static str) -> Result<*mut sys::uv_stream_t> 
     s.typed().raw(op).map(|r| r.cast())
 }
 
-/// Data to write: owned bytes, kept by the request until the write completes.
+/// Data to write, kept by the request until the write completes. Owned buffers
+/// move in without a copy; `&[u8]` and `&str` are copied; `Static` and `Shared`
+/// are never copied (use them to write the same bytes many times).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WriteData {
-    /// One buffer.
+    /// One owned buffer.
     One(Vec<u8>),
-    /// Several buffers, written in order as one write.
+    /// Several owned buffers, written in order as one write.
     Many(Vec<Vec<u8>>),
+    /// Bytes that live for the whole program.
+    Static(&'static [u8]),
+    /// Bytes shared with other writes (a reference count, no copy).
+    Shared(std::rc::Rc<[u8]>),
+}
+
+/// libuv's view of the buffers: libuv copies this array into the request, so it
+/// only lives for the call. One buffer needs no allocation.
+pub(crate) enum Bufs {
+    One([sys::uv_buf_t; 1]),
+    Many(Vec<sys::uv_buf_t>),
+}
+
+impl Bufs {
+    pub(crate) fn as_ptr(&self) -> *const sys::uv_buf_t {
+        match self {
+            Bufs::One(b) => b.as_ptr(),
+            Bufs::Many(v) => v.as_ptr(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> u32 {
+        match self {
+            Bufs::One(_) => 1,
+            Bufs::Many(v) => v.len() as u32,
+        }
+    }
 }
 
 impl WriteData {
-    /// libuv's view of the buffers (libuv copies this array; the bytes stay here).
-    pub(crate) fn bufs(&mut self) -> Vec<sys::uv_buf_t> {
-        let buf = |v: &mut Vec<u8>| sys::uv_buf_t {
-            base: v.as_mut_ptr().cast(),
+    /// libuv's view of the buffers (the bytes stay here, unmoved, until completion;
+    /// libuv only reads them).
+    pub(crate) fn bufs(&self) -> Bufs {
+        let buf = |v: &[u8]| sys::uv_buf_t {
+            base: v.as_ptr() as *mut _,
             len: v.len(),
         };
         match self {
-            WriteData::One(v) => vec![buf(v)],
-            WriteData::Many(vs) => vs.iter_mut().map(buf).collect(),
+            WriteData::One(v) => Bufs::One([buf(v)]),
+            WriteData::Static(v) => Bufs::One([buf(v)]),
+            WriteData::Shared(v) => Bufs::One([buf(v)]),
+            WriteData::Many(vs) => Bufs::Many(vs.iter().map(|v| buf(v)).collect()),
         }
+    }
+}
+
+impl From<std::rc::Rc<[u8]>> for WriteData {
+    fn from(v: std::rc::Rc<[u8]>) -> Self {
+        WriteData::Shared(v)
+    }
+}
+
+impl From<Box<[u8]>> for WriteData {
+    fn from(v: Box<[u8]>) -> Self {
+        WriteData::One(v.into_vec())
     }
 }
 
@@ -264,13 +309,14 @@ pub fn write<K: StreamKind>(
     let raw = raw(s, "uv_write")?;
     crate::request::submit::<sys::uv_write_t, K, _, WriteData>(
         s,
-        "uv_write",
+        &"uv_write",
         data,
         callback,
         |req, data, done| {
             let bufs = data.bufs();
-            // SAFETY: the stream is open; the request and the bytes stay put until `done`.
-            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len() as u32, Some(done)) }
+            // SAFETY: the stream is open; the request and the bytes stay put until
+            // `done`; libuv only reads the bytes.
+            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
         },
     )
 }
@@ -288,23 +334,14 @@ pub fn write2<K: StreamKind, S: StreamKind>(
     let keep = send.clone();
     crate::request::submit::<sys::uv_write_t, K, _, (WriteData, S)>(
         s,
-        "uv_write2",
+        &"uv_write2",
         (data, keep),
         callback,
         |req, data, done| {
             let bufs = data.0.bufs();
             // SAFETY: both streams are open; the request, the bytes and the sent
             // handle stay put until `done`.
-            unsafe {
-                sys::uv_write2(
-                    req,
-                    raw,
-                    bufs.as_ptr(),
-                    bufs.len() as u32,
-                    send_raw,
-                    Some(done),
-                )
-            }
+            unsafe { sys::uv_write2(req, raw, bufs.as_ptr(), bufs.len(), send_raw, Some(done)) }
         },
     )
 }
@@ -333,7 +370,7 @@ pub fn shutdown<K: StreamKind>(
     let raw = raw(s, "uv_shutdown")?;
     crate::request::submit::<sys::uv_shutdown_t, K, _, ()>(
         s,
-        "uv_shutdown",
+        &"uv_shutdown",
         (),
         callback,
         |req, _, done| {

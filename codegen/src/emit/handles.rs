@@ -321,7 +321,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
                 pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
                     let raw = self.inner.raw(#op)?;
                     #( #prep )*
-                    #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, #op, (), #cb, |req, _data, done| {
+                    #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
                         #sf
                         #call
                     })

@@ -118,7 +118,7 @@ impl Udp {
         let sa = addr.map(|a| SockAddr::new(&a));
         crate::request::submit::<sys::uv_udp_send_t, Udp, _, WriteData>(
             self,
-            "uv_udp_send",
+            &"uv_udp_send",
             data.into(),
             callback,
             |req, data, done| {
@@ -130,7 +130,7 @@ impl Udp {
                         req,
                         raw,
                         bufs.as_ptr(),
-                        bufs.len() as u32,
+                        bufs.len(),
                         sa.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
                         Some(done),
                     )
