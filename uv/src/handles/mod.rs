@@ -10,6 +10,7 @@ mod prepare;
 mod signal;
 mod tcp;
 mod timer;
+mod tty;
 mod udp;
 
 pub use async_::{Async, AsyncSender, CallLater};
@@ -21,4 +22,5 @@ pub use prepare::Prepare;
 pub use signal::Signal;
 pub use tcp::Tcp;
 pub use timer::Timer;
+pub use tty::{guess_handle, Tty};
 pub use udp::{Datagram, Udp};
