@@ -14,10 +14,8 @@ impl Tty {
         let raw = self.inner.raw("uv_tty_get_winsize")?;
         let (mut width, mut height) = (0, 0);
         // SAFETY: the handle is open; both out-pointers are valid.
-        check(
-            unsafe { sys::uv_tty_get_winsize(raw, &mut width, &mut height) },
-            "uv_tty_get_winsize",
-        )?;
+        let rc = unsafe { sys::uv_tty_get_winsize(raw, &mut width, &mut height) };
+        check(rc, "uv_tty_get_winsize")?;
         Ok((width, height))
     }
 
@@ -25,7 +23,8 @@ impl Tty {
     /// (`uv_tty_reset_mode`); safe to call at exit, from any thread.
     pub fn reset_mode() -> Result<()> {
         // SAFETY: no preconditions; libuv guards it with its own lock.
-        check(unsafe { sys::uv_tty_reset_mode() }, "uv_tty_reset_mode")
+        let rc = unsafe { sys::uv_tty_reset_mode() };
+        check(rc, "uv_tty_reset_mode")
     }
 
     /// Whether libuv emulates virtual-terminal sequences in Windows consoles
@@ -33,10 +32,8 @@ impl Tty {
     pub fn vterm_state() -> Result<TtyVtermState> {
         let mut state: sys::uv_tty_vtermstate_t = 0;
         // SAFETY: a valid out-pointer.
-        check(
-            unsafe { sys::uv_tty_get_vterm_state(&mut state) },
-            "uv_tty_get_vterm_state",
-        )?;
+        let rc = unsafe { sys::uv_tty_get_vterm_state(&mut state) };
+        check(rc, "uv_tty_get_vterm_state")?;
         Ok(TtyVtermState::from_raw(state as i32))
     }
 
