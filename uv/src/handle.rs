@@ -508,6 +508,16 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized>(
     hp.close_if_unreachable();
 }
 
+/// The slots of a handle of type `K`, from its libuv struct.
+///
+/// # Safety
+/// `raw` must be a handle initialised by [`Typed::new`] for `K`, not yet freed; the
+/// reference must not outlive its allocation.
+pub(crate) unsafe fn slots_of<'a, K: HandleKind>(raw: *mut K::Raw) -> &'a K::Slots {
+    // SAFETY: per the contract, `data` is the allocation's own pointer.
+    unsafe { &(*((*raw.cast::<sys::uv_handle_t>()).data as *const HandleBox<K>)).slots }
+}
+
 impl Handle {
     fn hdr(&self) -> Hdr {
         Hdr(self.ptr)

@@ -41,7 +41,7 @@ pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
-pub use stream::{WriteData, READ_BUFFER_SIZE};
+pub use stream::{PoolAllocator, ReadAllocator, WriteData, READ_BUFFER_SIZE};
 
 /// Declares a handle type from a spec file (see `spec/README.md`, "Adding a handle type").
 pub use uv_macros::handle;
@@ -74,8 +74,8 @@ pub mod __private {
     /// The stream operations generated stream types call.
     pub mod stream_ops {
         pub use crate::stream::{
-            accept, is_readable, is_writable, listen, read_start, read_stop, set_blocking,
-            shutdown, try_write, write, write2, write_queue_size,
+            accept, is_readable, is_writable, listen, read_start, read_start_with, read_stop,
+            set_blocking, shutdown, try_write, write, write2, write_queue_size,
         };
     }
     pub use bitflags;

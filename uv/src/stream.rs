@@ -20,6 +20,7 @@ type ConnectionCallback<K> = dyn FnMut(&K, Result<()>);
 pub struct StreamSlots<K: 'static> {
     read: Slot<ReadCallback<K>>,
     connection: Slot<ConnectionCallback<K>>,
+    allocator: Slot<dyn ReadAllocator>,
 }
 
 impl<K> Default for StreamSlots<K> {
@@ -27,6 +28,7 @@ impl<K> Default for StreamSlots<K> {
         StreamSlots {
             read: Slot::default(),
             connection: Slot::default(),
+            allocator: Slot::default(),
         }
     }
 }
@@ -36,6 +38,61 @@ impl<K> StreamSlots<K> {
     pub fn clear(&self) {
         self.read.clear();
         self.connection.clear();
+        self.allocator.clear();
+    }
+}
+
+/// Where a stream's reads land, for `read_start_with`. Without one, reads land in
+/// the loop's shared buffer (no allocation per read), which suits callbacks that
+/// consume the bytes at once.
+pub trait ReadAllocator: 'static {
+    /// A buffer for the next read; libuv suggests a size. `None` or an empty
+    /// buffer makes the read fail with `ENOBUFS`.
+    fn allocate(&mut self, suggested: usize) -> Option<Box<[u8]>>;
+
+    /// The buffer back after the read callback saw it, for reuse.
+    fn release(&mut self, buf: Box<[u8]>) {
+        drop(buf);
+    }
+}
+
+/// Reuses a small pool of fixed-size buffers.
+#[derive(Debug)]
+pub struct PoolAllocator {
+    size: usize,
+    free: Vec<Box<[u8]>>,
+    max_free: usize,
+}
+
+impl PoolAllocator {
+    /// Buffers of `size` bytes; at most `max_free` are kept for reuse.
+    pub fn new(size: usize, max_free: usize) -> Self {
+        PoolAllocator {
+            size: size.max(1),
+            free: Vec::new(),
+            max_free,
+        }
+    }
+
+    /// Buffers kept for reuse now.
+    pub fn free_buffers(&self) -> usize {
+        self.free.len()
+    }
+}
+
+impl ReadAllocator for PoolAllocator {
+    fn allocate(&mut self, _suggested: usize) -> Option<Box<[u8]>> {
+        Some(
+            self.free
+                .pop()
+                .unwrap_or_else(|| vec![0; self.size].into_boxed_slice()),
+        )
+    }
+
+    fn release(&mut self, buf: Box<[u8]>) {
+        if self.free.len() < self.max_free && buf.len() == self.size {
+            self.free.push(buf);
+        }
     }
 }
 
@@ -195,6 +252,11 @@ impl ReadBuffer {
         Some((b.as_mut_ptr(), b.len()))
     }
 
+    fn owns(&self, base: *const u8) -> bool {
+        // SAFETY: only the address is compared.
+        unsafe { (*self.buf.get()).as_ptr() == base }
+    }
+
     fn give_back(&self, base: *const u8) {
         // SAFETY: only the address is compared.
         if unsafe { (*self.buf.get()).as_ptr() } == base {
@@ -232,13 +294,40 @@ pub(crate) unsafe extern "C" fn alloc_cb(
     };
 }
 
+unsafe extern "C" fn alloc_with<K: StreamKind>(
+    h: *mut sys::uv_handle_t,
+    suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    let shared = loop_shared(h);
+    // SAFETY: `h` is a stream made by K's constructors.
+    let slot = unsafe { &K::stream_slots(crate::handle::slots_of::<K>(h.cast())).allocator };
+    let mut got = None;
+    // User code: under the panic guard, never across the FFI boundary.
+    slot.call(|a| got = shared.guard(|| a.allocate(suggested)).flatten());
+    let (base, len) = match got {
+        Some(b) if !b.is_empty() => {
+            let len = b.len();
+            (Box::into_raw(b).cast::<u8>(), len)
+        }
+        _ => (std::ptr::null_mut(), 0),
+    };
+    // SAFETY: libuv passes a valid out-pointer.
+    unsafe {
+        *buf = sys::uv_buf_t {
+            base: base.cast(),
+            len,
+        }
+    };
+}
+
 unsafe extern "C" fn read_cb<K: StreamKind>(
     s: *mut sys::uv_stream_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
 ) {
-    // SAFETY: libuv passes the buffer `alloc_cb` lent (or an empty one).
-    let (base, _) = unsafe { ((*buf).base as *const u8, (*buf).len) };
+    // SAFETY: libuv passes the buffer the allocation callback gave (or an empty one).
+    let (base, len) = unsafe { ((*buf).base as *mut u8, (*buf).len) };
     if nread != 0 {
         // SAFETY: `s` is a stream made by K's constructors.
         unsafe {
@@ -247,8 +336,11 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
                 |sl| &K::stream_slots(sl).read,
                 |cb, h| {
                     let data = if nread > 0 {
-                        // SAFETY: libuv wrote `nread` bytes at `base`, inside the lent buffer.
-                        Ok(std::slice::from_raw_parts(base, nread as usize))
+                        // SAFETY: libuv wrote `nread` bytes at `base`, inside the buffer.
+                        Ok(std::slice::from_raw_parts(
+                            base as *const u8,
+                            nread as usize,
+                        ))
                     } else {
                         Err(Error::from_raw(nread as i32, "uv_read"))
                     };
@@ -257,7 +349,23 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
             )
         };
     }
-    give_back(s.cast(), base);
+    let shared = loop_shared(s.cast());
+    if base.is_null() || shared.read_buffer().owns(base) {
+        shared.read_buffer().give_back(base);
+        return;
+    }
+    // SAFETY: a buffer that is not the loop's came from `alloc_with` (Box::into_raw
+    // of a boxed slice of `len` bytes) and is taken back once, here.
+    let b = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, len)) };
+    // SAFETY: `s` is a stream made by K's constructors; its allocation lives until
+    // its close callback, which does not run during this one.
+    let slot = unsafe { &K::stream_slots(crate::handle::slots_of::<K>(s.cast())).allocator };
+    let mut b = Some(b);
+    slot.call(|a| {
+        if let Some(b) = b.take() {
+            shared.guard(|| a.release(b));
+        }
+    });
 }
 
 /// Takes the loop's read buffer back after a read callback.
@@ -276,19 +384,36 @@ unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, stat
     };
 }
 
-/// `uv_read_start`: `callback` gets each chunk read, then an `EOF` error at the end.
+/// `uv_read_start`: `callback` gets each chunk read (from the loop's buffer), then an
+/// `EOF` error at the end.
 pub fn read_start<K: StreamKind>(
     s: &K,
     callback: impl FnMut(&K, Result<&[u8]>) + 'static,
 ) -> Result<()> {
     let raw = raw(s, "uv_read_start")?;
-    K::stream_slots(s.typed().slots())
-        .read
-        .set_then(Box::new(callback), || {
+    let slots = K::stream_slots(s.typed().slots());
+    slots.read.set_then(Box::new(callback), || {
+        // SAFETY: the stream is open.
+        let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
+        check(rc, "uv_read_start").map(|()| slots.allocator.clear())
+    })
+}
+
+/// `uv_read_start` with reads landing in buffers from `allocator`.
+pub fn read_start_with<K: StreamKind>(
+    s: &K,
+    allocator: impl ReadAllocator,
+    callback: impl FnMut(&K, Result<&[u8]>) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_read_start")?;
+    let slots = K::stream_slots(s.typed().slots());
+    slots.allocator.set_then(Box::new(allocator), || {
+        slots.read.set_then(Box::new(callback), || {
             // SAFETY: the stream is open.
-            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
+            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_with::<K>), Some(read_cb::<K>)) };
             check(rc, "uv_read_start")
         })
+    })
 }
 
 /// `uv_read_stop`; a no-op on a closed stream.

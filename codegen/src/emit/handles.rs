@@ -604,6 +604,17 @@ fn stream_methods(name: &proc_macro2::Ident, rt: &TokenStream) -> Vec<TokenStrea
             }
         },
         quote! {
+            /// Starts reading into buffers from `allocator` (`uv_read_start`), for
+            /// callers that want another buffer strategy than the loop's shared buffer.
+            pub fn read_start_with(
+                &self,
+                allocator: impl #rt::ReadAllocator,
+                callback: impl FnMut(&#name, #rt::Result<&[u8]>) + 'static,
+            ) -> #rt::Result<()> {
+                #ops::read_start_with(self, allocator, callback)
+            }
+        },
+        quote! {
             /// Stops reading (`uv_read_stop`). A no-op on a closed stream.
             pub fn read_stop(&self) -> #rt::Result<()> {
                 #ops::read_stop(self)
