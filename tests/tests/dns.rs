@@ -175,3 +175,56 @@ fn queries_on_a_closed_loop_answer_closed_loop() {
         .unwrap_err();
     assert_eq!(e.kind(), Category::ClosedLoop);
 }
+
+/// A cancelled query's callback gets EAI_CANCELED; one a thread already took
+/// cannot be cancelled (EBUSY) and completes. Either way the callback runs once,
+/// and a finished query cannot be cancelled.
+#[test]
+fn queries_can_be_cancelled_until_a_thread_takes_them() {
+    let lp = Loop::new().unwrap();
+    let results: Rc<RefCell<Vec<Result<(), StatusCode>>>> = Rc::default();
+    let mut reqs = Vec::new();
+    for _ in 0..8 {
+        let r = results.clone();
+        let req = lp
+            .getnameinfo_with(
+                "127.0.0.1:80".parse().unwrap(),
+                NameInfoFlags::NUMERICHOST,
+                move |res| {
+                    r.borrow_mut().push(res.map(drop).map_err(|e| e.code()));
+                },
+            )
+            .unwrap();
+        assert!(req.is_pending());
+        reqs.push(req);
+    }
+    let cancelled: Vec<bool> = reqs
+        .iter()
+        .map(|r| match r.cancel() {
+            Ok(()) => true,
+            Err(e) => {
+                assert_eq!(e.code(), StatusCode::EBUSY);
+                false
+            }
+        })
+        .collect();
+    lp.run(RunMode::Default).unwrap();
+    let results = results.borrow();
+    assert_eq!(results.len(), 8);
+    let n_cancelled = cancelled.iter().filter(|c| **c).count();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| **r == Err(StatusCode::EAI_CANCELED))
+            .count(),
+        n_cancelled
+    );
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        8 - n_cancelled
+    );
+    for r in &reqs {
+        assert!(!r.is_pending());
+        assert_eq!(r.cancel().unwrap_err().code(), StatusCode::EINVAL);
+    }
+}

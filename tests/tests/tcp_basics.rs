@@ -89,3 +89,52 @@ fn settings_after_close_answer_closed_handle() {
     lp.run(RunMode::Default).unwrap();
     assert!(tcp.is_closed());
 }
+
+/// `close_reset` ends the connection with a reset: the peer reads ECONNRESET.
+#[test]
+fn close_reset_gives_the_peer_a_reset() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server
+        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    let addr = server.sockname().unwrap();
+    let lh = lp.handle();
+    server
+        .listen(4, move |srv, st| {
+            st.unwrap();
+            let conn = Tcp::new(&lh).unwrap();
+            srv.accept(&conn).unwrap();
+            srv.close();
+            conn.close_reset().unwrap();
+            // Closing again is refused: the handle is already closing.
+            assert_eq!(
+                conn.close_reset().unwrap_err().kind(),
+                Category::ClosedHandle
+            );
+        })
+        .unwrap();
+    let seen: Rc<RefCell<Vec<StatusCode>>> = Rc::default();
+    let s = seen.clone();
+    let client = Tcp::new(&lp).unwrap();
+    client
+        .connect(addr, move |c, r| {
+            // The reset may come before the connection is reported, or after.
+            if let Err(e) = r {
+                s.borrow_mut().push(e.code());
+                c.close();
+                return;
+            }
+            let s = s.clone();
+            c.read_start(move |c, d| {
+                s.borrow_mut().push(d.unwrap_err().code());
+                c.close();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*seen.borrow(), vec![StatusCode::ECONNRESET]);
+}

@@ -4,8 +4,10 @@
 //! Results are Rust values: the C linked list of `addrinfo` is copied into a `Vec`
 //! and freed (`uv_freeaddrinfo`) before the result is handed over.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
@@ -129,9 +131,38 @@ fn c_string(buf: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// A query on the thread pool, from `getaddrinfo_with` or `getnameinfo_with`.
+/// `cancel` asks libuv to drop it before it starts; its callback then gets a
+/// cancellation error (`EAI_CANCELED`).
+#[derive(Clone, Debug)]
+pub struct DnsRequest {
+    /// The libuv request while it is in flight; null once its callback ran.
+    pending: Rc<Cell<*mut sys::uv_req_t>>,
+}
+
+impl DnsRequest {
+    /// Whether the callback has not run yet.
+    pub fn is_pending(&self) -> bool {
+        !self.pending.get().is_null()
+    }
+
+    /// Cancels the query (`uv_cancel`): `EBUSY` when a thread is already on it,
+    /// `EINVAL` when it is done.
+    pub fn cancel(&self) -> Result<()> {
+        let p = self.pending.get();
+        if p.is_null() {
+            return Err(Error::new(StatusCode::EINVAL, "uv_cancel"));
+        }
+        // SAFETY: the pointer is cleared before the request's memory is freed, so a
+        // non-null one is a request libuv still holds.
+        check(unsafe { sys::uv_cancel(p) }, "uv_cancel")
+    }
+}
+
 struct AddrInfoReq<C> {
     raw: sys::uv_getaddrinfo_t,
     shared: *const LoopShared,
+    pending: Rc<Cell<*mut sys::uv_req_t>>,
     // Kept alive until the query ends: libuv reads them on the thread pool.
     _host: Option<CString>,
     _service: Option<CString>,
@@ -145,6 +176,7 @@ unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
 ) {
     // SAFETY: `data` is the box made by `getaddrinfo_with`, handed back once.
     let mut b = unsafe { Box::from_raw((*req).data as *mut AddrInfoReq<C>) };
+    b.pending.set(std::ptr::null_mut());
     // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
     let shared = unsafe { &*b.shared };
     shared.request_finished();
@@ -160,6 +192,7 @@ unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
 struct NameInfoReq<C> {
     raw: sys::uv_getnameinfo_t,
     shared: *const LoopShared,
+    pending: Rc<Cell<*mut sys::uv_req_t>>,
     cb: Option<C>,
 }
 
@@ -171,6 +204,7 @@ unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
 ) {
     // SAFETY: `data` is the box made by `getnameinfo_with`, handed back once.
     let mut b = unsafe { Box::from_raw((*req).data as *mut NameInfoReq<C>) };
+    b.pending.set(std::ptr::null_mut());
     // SAFETY: as in addrinfo_done.
     let shared = unsafe { &*b.shared };
     shared.request_finished();
@@ -236,7 +270,7 @@ impl LoopHandle {
         service: Option<&str>,
         hints: &AddrInfoHints,
         callback: C,
-    ) -> Result<()> {
+    ) -> Result<DnsRequest> {
         const OP: &str = "uv_getaddrinfo";
         let lp = self.loop_raw(OP)?;
         let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
@@ -246,6 +280,7 @@ impl LoopHandle {
             // SAFETY: plain C data; all-zero is a valid unstarted request.
             raw: unsafe { std::mem::zeroed() },
             shared: shared as *const LoopShared,
+            pending: Rc::new(Cell::new(std::ptr::null_mut())),
             _host: h,
             _service: s,
             cb: Some(callback),
@@ -268,10 +303,11 @@ impl LoopHandle {
         if rc < 0 {
             // SAFETY: libuv did not take the request.
             drop(unsafe { Box::from_raw(p) });
-            return check(rc, OP);
+            return Err(Error::from_raw(rc, OP));
         }
         shared.request_started();
-        Ok(())
+        // SAFETY: libuv holds the request until `addrinfo_done`, which clears this.
+        Ok(unsafe { started(&(*p).pending, std::ptr::addr_of_mut!((*p).raw).cast()) })
     }
 
     /// The host and service names of `addr` (`uv_getnameinfo` without a callback).
@@ -299,7 +335,7 @@ impl LoopHandle {
         addr: SocketAddr,
         flags: NameInfoFlags,
         callback: C,
-    ) -> Result<()> {
+    ) -> Result<DnsRequest> {
         const OP: &str = "uv_getnameinfo";
         let lp = self.loop_raw(OP)?;
         let sa = SockAddr::new(&addr);
@@ -308,6 +344,7 @@ impl LoopHandle {
             // SAFETY: plain C data; all-zero is a valid unstarted request.
             raw: unsafe { std::mem::zeroed() },
             shared: shared as *const LoopShared,
+            pending: Rc::new(Cell::new(std::ptr::null_mut())),
             cb: Some(callback),
         }));
         // SAFETY: `p` stays put until `nameinfo_done` frees it; libuv copies the
@@ -325,9 +362,21 @@ impl LoopHandle {
         if rc < 0 {
             // SAFETY: libuv did not take the request.
             drop(unsafe { Box::from_raw(p) });
-            return check(rc, OP);
+            return Err(Error::from_raw(rc, OP));
         }
         shared.request_started();
-        Ok(())
+        // SAFETY: libuv holds the request until `nameinfo_done`, which clears this.
+        Ok(unsafe { started(&(*p).pending, std::ptr::addr_of_mut!((*p).raw).cast()) })
+    }
+}
+
+/// The user's view of a started query.
+///
+/// # Safety
+/// `req` must be held by libuv until its callback clears `pending`.
+unsafe fn started(pending: &Rc<Cell<*mut sys::uv_req_t>>, req: *mut sys::uv_req_t) -> DnsRequest {
+    pending.set(req);
+    DnsRequest {
+        pending: pending.clone(),
     }
 }

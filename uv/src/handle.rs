@@ -257,8 +257,23 @@ impl Hdr {
 
     /// Starts closing (idempotent).
     fn begin_close(&self) {
+        // SAFETY: uv_close with our close callback is the way every handle closes.
+        let _ = self.begin_close_via("uv_close", |raw, cb| unsafe {
+            sys::uv_close(raw, cb);
+            0
+        });
+    }
+
+    /// Starts closing through `close` (`uv_close`, or a variant such as
+    /// `uv_tcp_close_reset`), which gets the handle and the close callback to pass.
+    /// Idempotent; an error from `close` leaves the handle open.
+    fn begin_close_via(
+        &self,
+        op: &'static str,
+        close: impl FnOnce(*mut sys::uv_handle_t, sys::uv_close_cb) -> i32,
+    ) -> Result<()> {
         if !self.is_open() || !self.has(IN_LIBUV) {
-            return;
+            return Ok(());
         }
         self.h().state.set(State::Closing);
         if self.has(HAS_EXTRAS) {
@@ -268,9 +283,14 @@ impl Hdr {
                 hook();
             }
         }
-        // SAFETY: the handle is initialised and not yet closing; the allocation stays
-        // until `on_close` runs.
-        unsafe { sys::uv_close(self.raw(), Some(on_close)) };
+        // The handle is initialised and not yet closing; the allocation stays until
+        // `on_close` runs.
+        let rc = close(self.raw(), Some(on_close));
+        if rc < 0 {
+            self.h().state.set(State::Open);
+            return Err(Error::from_raw(rc, op));
+        }
+        Ok(())
     }
 
     /// Closes the handle if nobody can reach it and it cannot call user code.
@@ -442,6 +462,20 @@ impl<K: HandleKind> Typed<K> {
     pub fn handle(&self) -> &Handle {
         // SAFETY: both types are a transparent NonNull<Header>.
         unsafe { &*(self as *const Typed<K> as *const Handle) }
+    }
+
+    /// Closes the handle through a variant of `uv_close` (hand-written parts of a
+    /// type: `uv_tcp_close_reset`); `close` gets the handle struct and the close
+    /// callback to pass on.
+    pub(crate) fn close_via(
+        &self,
+        op: &'static str,
+        close: impl FnOnce(*mut K::Raw, sys::uv_close_cb) -> i32,
+    ) -> Result<()> {
+        if !Hdr(self.ptr).is_open() {
+            return Err(Error::closed_handle(op));
+        }
+        Hdr(self.ptr).begin_close_via(op, |raw, cb| close(raw.cast(), cb))
     }
 
     /// Per-handle storage for hand-written parts of a type, while the handle is open:

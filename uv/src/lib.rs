@@ -35,7 +35,7 @@ mod loop_;
 mod request;
 mod stream;
 
-pub use dns::{AddrInfo, AddrInfoHints, NameInfo};
+pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
 pub use error::{Error, Result};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};
