@@ -138,3 +138,23 @@ fn close_reset_gives_the_peer_a_reset() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(*seen.borrow(), vec![StatusCode::ECONNRESET]);
 }
+
+/// Python's `family`: none before the socket is bound, then the bound family.
+#[test]
+fn family_follows_the_bound_address() {
+    let lp = Loop::new().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    assert_eq!(t.family().unwrap(), None);
+    t.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    assert_eq!(t.family().unwrap(), Some(AddressFamily::Inet));
+    let t6 = Tcp::new(&lp).unwrap();
+    if t6
+        .bind("[::1]:0".parse().unwrap(), uv::TcpFlags::IPV6ONLY)
+        .is_ok()
+    {
+        assert_eq!(t6.family().unwrap(), Some(AddressFamily::Inet6));
+    }
+    t.close();
+    assert_eq!(t.family().unwrap_err().kind(), Category::ClosedHandle);
+}

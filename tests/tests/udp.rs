@@ -201,3 +201,40 @@ fn a_panic_in_the_send_callback_propagates() {
     tx.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// Python's `family`: none before the socket exists, set once it is opened or bound.
+#[test]
+fn family_is_set_once_there_is_a_socket() {
+    use std::os::fd::IntoRawFd;
+    let lp = Loop::new().unwrap();
+    let u = Udp::new(&lp).unwrap();
+    assert_eq!(u.family().unwrap(), None);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    u.open(sock.into_raw_fd()).unwrap();
+    assert_eq!(u.family().unwrap(), Some(uv::AddressFamily::Inet));
+    assert_eq!(u.sockname().unwrap(), addr);
+}
+
+/// Broadcast needs `set_broadcast(true)`: without it the kernel refuses (EACCES);
+/// with it the datagram goes, or, on a machine with no broadcast route,
+/// fails as a network error.
+#[test]
+fn broadcast_needs_the_option() {
+    let lp = Loop::new().unwrap();
+    let (u, _) = bound(&lp, "0.0.0.0:0");
+    let to: SocketAddr = "255.255.255.255:9".parse().unwrap();
+    let err = u.try_send(b"x", Some(to)).unwrap_err();
+    assert!(
+        matches!(err.code(), StatusCode::EACCES | StatusCode::ENETUNREACH),
+        "{err}"
+    );
+    u.set_broadcast(true).unwrap();
+    match u.try_send(b"x", Some(to)) {
+        Ok(n) => assert_eq!(n, 1),
+        Err(e) => assert!(
+            e.is(Category::Network) || e.code() == StatusCode::EAGAIN,
+            "{e}"
+        ),
+    }
+}

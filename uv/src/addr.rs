@@ -128,6 +128,14 @@ impl std::fmt::Debug for SockAddr {
     }
 }
 
+/// The address family of a socket address.
+pub fn family_of(a: &SocketAddr) -> crate::AddressFamily {
+    match a {
+        SocketAddr::V4(_) => crate::AddressFamily::Inet,
+        SocketAddr::V6(_) => crate::AddressFamily::Inet6,
+    }
+}
+
 /// Reads an address through a `getsockname`-style call (`name`, `namelen`).
 pub fn read_sockaddr(
     op: &'static str,

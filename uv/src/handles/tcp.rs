@@ -4,10 +4,26 @@
 use libuv_sys2 as sys;
 
 use crate::error::Result;
+use crate::{AddressFamily, StatusCode};
 
 uv_macros::handle!("../spec/handles/tcp.toml");
 
 impl Tcp {
+    /// The socket's address family: `None` while it has no socket or is not bound
+    /// (from `sockname`).
+    pub fn family(&self) -> Result<Option<AddressFamily>> {
+        match self.sockname() {
+            Ok(a) => Ok(Some(crate::addr::family_of(&a))),
+            Err(e)
+                if e.kind() != crate::Category::ClosedHandle
+                    && matches!(e.code(), StatusCode::EBADF | StatusCode::EINVAL) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Closes the connection with a TCP reset (RST) instead of the normal closing
     /// handshake (`uv_tcp_close_reset`); the peer sees `ECONNRESET`. Like `close`, the
     /// memory goes after the loop runs the close. `ClosedHandle` when already closing;

@@ -79,6 +79,23 @@ unsafe extern "C" fn recv_cb(
 }
 
 impl Udp {
+    /// The socket's address family: `None` while it has no socket or is not bound
+    /// (from `sockname`).
+    pub fn family(&self) -> Result<Option<crate::AddressFamily>> {
+        match self.sockname() {
+            Ok(a) => Ok(Some(crate::addr::family_of(&a))),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    crate::StatusCode::EBADF | crate::StatusCode::EINVAL
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts receiving (`uv_udp_recv_start`): `callback` gets each datagram, or an
     /// error. Replaces the callback of a socket that is receiving.
     pub fn recv_start(
