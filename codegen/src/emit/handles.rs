@@ -330,7 +330,14 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             continue;
         }
         let (ret_ty, ret) = match &m.returns {
-            Returns::SocketAddr => {
+            // Values read through two out-parameters: the runtime's reader gets a
+            // closure that calls the C function with them.
+            out @ (Returns::SocketAddr | Returns::Path) => {
+                let (ty, reader) = if *out == Returns::SocketAddr {
+                    (quote!(::std::net::SocketAddr), quote!(read_sockaddr))
+                } else {
+                    (quote!(::std::path::PathBuf), quote!(read_path))
+                };
                 let mdoc = doc_attr(&format!(
                     "{}\n\nC: `{}`. `ClosedHandle` on a closed handle.",
                     m.doc.trim_end(),
@@ -339,32 +346,12 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
                 let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
                 methods.push(quote! {
                     #mdoc
-                    pub fn #fname(&self, #(#params),*) -> #rt::Result<::std::net::SocketAddr> {
+                    pub fn #fname(&self, #(#params),*) -> #rt::Result<#ty> {
                         let raw = self.inner.raw(#op)?;
                         #( #prep )*
-                        #rt::__private::read_sockaddr(#op, |sa, len| {
+                        #rt::__private::#reader(#op, |out, len| {
                             #sf
-                            unsafe { #rt::sys::#cfn(raw, #(#c_args,)* sa, len) }
-                        })
-                    }
-                });
-                continue;
-            }
-            Returns::Path => {
-                let mdoc = doc_attr(&format!(
-                    "{}\n\nC: `{}`. `ClosedHandle` on a closed handle.",
-                    m.doc.trim_end(),
-                    c.value
-                ));
-                let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
-                methods.push(quote! {
-                    #mdoc
-                    pub fn #fname(&self, #(#params),*) -> #rt::Result<::std::path::PathBuf> {
-                        let raw = self.inner.raw(#op)?;
-                        #( #prep )*
-                        #rt::__private::read_path(#op, |buf, len| {
-                            #sf
-                            unsafe { #rt::sys::#cfn(raw, #(#c_args,)* buf, len) }
+                            unsafe { #rt::sys::#cfn(raw, #(#c_args,)* out, len) }
                         })
                     }
                 });
