@@ -238,3 +238,41 @@ fn broadcast_needs_the_option() {
         ),
     }
 }
+
+/// `with_flags` passes creation flags: with RECVMMSG, Linux receives in batches and
+/// datagrams still arrive whole.
+#[cfg(target_os = "linux")]
+#[test]
+fn recvmmsg_is_a_creation_flag() {
+    let lp = Loop::new().unwrap();
+    let rx = Udp::with_flags(&lp, uv::AddressFamily::Inet, UdpFlags::RECVMMSG).unwrap();
+    assert!(rx.using_recvmmsg().unwrap());
+    rx.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
+        .unwrap();
+    let rx_addr = rx.sockname().unwrap();
+    let plain = Udp::new(&lp).unwrap();
+    assert!(!plain.using_recvmmsg().unwrap());
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        g.borrow_mut().push(d.unwrap().data.to_vec());
+        if g.borrow().len() == 3 {
+            u.close();
+        }
+    })
+    .unwrap();
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    for m in ["a", "bb", "ccc"] {
+        tx.try_send(m.as_bytes(), Some(rx_addr)).unwrap();
+    }
+    tx.close();
+    plain.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(
+        *got.borrow(),
+        vec![b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()]
+    );
+    // An unknown family is refused.
+    let err = Udp::with_flags(&lp, uv::AddressFamily::Other(99), UdpFlags::empty()).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+}

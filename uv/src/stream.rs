@@ -231,6 +231,9 @@ pub(crate) struct ReadBuffer {
 /// Size of the loop's read buffer (libuv suggests 64 KiB).
 pub const READ_BUFFER_SIZE: usize = 64 * 1024;
 
+/// The most the loop's read buffer grows to.
+const MAX_READ_BUFFER: usize = 4 * 1024 * 1024;
+
 impl ReadBuffer {
     pub(crate) fn new() -> ReadBuffer {
         ReadBuffer {
@@ -240,14 +243,17 @@ impl ReadBuffer {
     }
 
     /// The buffer, unless it is lent out (then libuv reports `ENOBUFS`).
-    fn lend(&self) -> Option<(*mut u8, usize)> {
+    /// The buffer, grown to what libuv suggests (up to `MAX_READ_BUFFER`; UDP with
+    /// `RECVMMSG` asks for room for many datagrams).
+    fn lend(&self, suggested: usize) -> Option<(*mut u8, usize)> {
         if self.busy.replace(true) {
             return None;
         }
         // SAFETY: not lent out, so no pointer into the buffer is in use.
         let b = unsafe { &mut *self.buf.get() };
-        if b.is_empty() {
-            *b = vec![0u8; READ_BUFFER_SIZE].into_boxed_slice();
+        let want = suggested.clamp(READ_BUFFER_SIZE, MAX_READ_BUFFER);
+        if b.len() < want {
+            *b = vec![0u8; want].into_boxed_slice();
         }
         Some((b.as_mut_ptr(), b.len()))
     }
@@ -278,12 +284,12 @@ fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
 /// by this library, `buf` a valid out-pointer.
 pub(crate) unsafe extern "C" fn alloc_cb(
     h: *mut sys::uv_handle_t,
-    _suggested: usize,
+    suggested: usize,
     buf: *mut sys::uv_buf_t,
 ) {
     let (base, len) = loop_shared(h)
         .read_buffer()
-        .lend()
+        .lend(suggested)
         .unwrap_or((std::ptr::null_mut(), 0));
     // SAFETY: libuv passes a valid out-pointer.
     unsafe {

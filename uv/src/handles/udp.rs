@@ -34,7 +34,9 @@ unsafe extern "C" fn recv_cb(
     addr: *const sys::sockaddr,
     flags: c_uint,
 ) {
-    // SAFETY: libuv passes the buffer `alloc_cb` lent (or an empty one).
+    // SAFETY: libuv passes the buffer `alloc_cb` lent (or an empty one); with
+    // RECVMMSG, a datagram's part of it (flag MMSG_CHUNK), and the whole buffer
+    // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
     // nread == 0 with no address: nothing was read (not an empty datagram).
     if nread != 0 || !addr.is_null() {
@@ -79,6 +81,23 @@ unsafe extern "C" fn recv_cb(
 }
 
 impl Udp {
+    /// A new UDP handle with a socket of `family` and creation flags
+    /// (`uv_udp_init_ex`): `UdpFlags::RECVMMSG` receives several datagrams per system
+    /// call where the platform can. The family and the flags share one C argument,
+    /// which is why this constructor is written by hand.
+    pub fn with_flags(
+        loop_: &crate::LoopHandle,
+        family: crate::AddressFamily,
+        flags: UdpFlags,
+    ) -> Result<Udp> {
+        let arg = (family.raw() as c_uint) | flags.bits();
+        crate::handle::Typed::new(loop_, UdpSlots::default(), "uv_udp_init_ex", |l, h| {
+            // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
+            unsafe { sys::uv_udp_init_ex(l, h, arg) }
+        })
+        .map(|inner| Udp { inner })
+    }
+
     /// The socket's address family: `None` while it has no socket or is not bound
     /// (from `sockname`).
     pub fn family(&self) -> Result<Option<crate::AddressFamily>> {
