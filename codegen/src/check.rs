@@ -162,6 +162,9 @@ fn conv_accepts(conv: &Conv, c_ty: &str, h: &HeaderModel, slot_type: Option<&str
         Conv::SocketAddr => c_ty == "*constsockaddr",
         Conv::CStrPath | Conv::CStrPathLen | Conv::CStr | Conv::CStrOpt => c_ty == "*constc_char",
         Conv::RequestCallback => Some(c_ty) == slot_type,
+        Conv::OwnedFd(_) | Conv::BorrowedFd(_) => {
+            matches!(c_ty, "c_int" | "uv_os_fd_t" | "uv_file" | "uv_os_sock_t")
+        }
     }
 }
 
@@ -694,6 +697,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                 let arg = ArgSpec {
                     name: p.name.clone(),
                     conv: p.conv.clone(),
+                    allow: Vec::new(),
                 };
                 c.signature(s, 1, &[arg], None, &hs.callbacks, None);
             }

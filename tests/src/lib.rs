@@ -1,1 +1,3 @@
 //! Shared helpers for the uv test suites.
+#[cfg(unix)]
+pub mod net;

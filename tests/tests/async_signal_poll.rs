@@ -261,14 +261,16 @@ fn signal_after_close_is_closed_handle() {
 fn poll_readable_socketpair() {
     use std::cell::{Cell, RefCell};
     use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::rc::Rc;
     use uv::{Poll, PollEvent};
 
     let lp = Loop::new().unwrap();
-    let (mut reader, mut writer) = UnixStream::pair().unwrap();
-    let p = Poll::new(&lp, reader.as_raw_fd()).unwrap();
+    let (reader, mut writer) = UnixStream::pair().unwrap();
+    // The handle keeps one reference to the socket until it is closed; the callback
+    // reads through another.
+    let reader = Rc::new(reader);
+    let p = Poll::new(&lp, reader.clone()).unwrap();
     let data = Rc::new(RefCell::new(Vec::new()));
     let calls = Rc::new(Cell::new(0usize));
     let (d, c) = (data.clone(), calls.clone());
@@ -277,7 +279,7 @@ fn poll_readable_socketpair() {
         status.unwrap();
         assert!(events.contains(PollEvent::READABLE), "{events:?}");
         let mut buf = [0u8; 16];
-        let n = reader.read(&mut buf).unwrap();
+        let n = (&*reader).read(&mut buf).unwrap();
         d.borrow_mut().extend_from_slice(&buf[..n]);
         p.stop().unwrap();
         p.close();
@@ -295,7 +297,9 @@ fn poll_readable_socketpair() {
 #[test]
 fn poll_bad_fd_is_ebadf() {
     let lp = Loop::new().unwrap();
-    let err = uv::Poll::new(&lp, -1).unwrap_err();
+    // SAFETY: `new_raw` refuses a negative descriptor before libuv sees it, so no
+    // handle ever watches it.
+    let err = unsafe { uv::Poll::new_raw(&lp, -1) }.unwrap_err();
     assert_eq!(err.code(), StatusCode::EBADF);
     assert!(err.is(Category::BadFileDescriptor));
     assert_eq!(lp.handle_count(), 0);

@@ -111,8 +111,9 @@ fn poll_fileno_is_the_watched_descriptor() {
     use std::os::fd::AsRawFd;
     let lp = Loop::new().unwrap();
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let p = uv::Poll::new(&lp, a.as_raw_fd()).unwrap();
-    assert_eq!(p.fileno().unwrap(), a.as_raw_fd());
+    let fd = a.as_raw_fd();
+    let p = uv::Poll::new(&lp, a).unwrap();
+    assert_eq!(p.fileno().unwrap(), fd);
     assert_eq!(p.handle_type(), uv::HandleType::Poll);
     p.close();
     lp.run(RunMode::Default).unwrap();

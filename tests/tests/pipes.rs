@@ -5,7 +5,7 @@
 #![cfg(unix)]
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::IntoRawFd;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -396,9 +396,9 @@ fn open_takes_over_a_socketpair_end() {
 
     let lp = Loop::new().unwrap();
     let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let fd = ours.into_raw_fd();
+    let fd = ours.as_raw_fd();
     let p = Pipe::new(&lp, false).unwrap();
-    p.open(fd).unwrap();
+    p.open(ours).unwrap();
     assert_eq!(p.fileno().unwrap(), fd);
     assert!(p.is_readable());
     assert!(p.is_writable());
@@ -428,7 +428,9 @@ fn open_takes_over_a_socketpair_end() {
 fn open_with_a_negative_fd_is_ebadf() {
     let lp = Loop::new().unwrap();
     let p = Pipe::new(&lp, false).unwrap();
-    let err = p.open(-1).unwrap_err();
+    // SAFETY: `open_raw` refuses a negative descriptor before libuv sees it, so no
+    // descriptor is taken over or closed.
+    let err = unsafe { p.open_raw(-1) }.unwrap_err();
     assert_eq!(err.code(), StatusCode::EBADF);
     assert_eq!(err.operation(), "uv_pipe_open");
     p.close();
@@ -461,7 +463,9 @@ fn a_closed_pipe_answers_closed_handle() {
         closed(p.write("data", |_, _| {}));
         closed(p.shutdown(|_, _| {}));
         closed(p.read_start(|_, _| {}));
-        closed(p.open(0));
+        // A socketpair end passes the kind check, so `open` gets to the closed handle.
+        let (end, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+        closed(p.open(end).map_err(|r| r.error()));
         closed(p.chmod(PollEvent::READABLE));
         assert_eq!(p.sockname().unwrap_err().kind(), Category::ClosedHandle);
         assert_eq!(p.peername().unwrap_err().kind(), Category::ClosedHandle);
@@ -657,7 +661,7 @@ fn write2_on_a_pipe_without_ipc_is_einval() {
     let lp = Loop::new().unwrap();
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     let p = Pipe::new(&lp, false).unwrap();
-    p.open(a.into_raw_fd()).unwrap();
+    p.open(a).unwrap();
     let tcp = Tcp::new(&lp).unwrap();
     tcp.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
         .unwrap();

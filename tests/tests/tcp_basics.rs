@@ -3,7 +3,7 @@
 
 #![cfg(unix)]
 
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use uv::{AddressFamily, Category, HandleType, Loop, RunMode, StatusCode, Tcp};
 
@@ -12,7 +12,7 @@ fn bound_tcp(lp: &Loop) -> (Tcp, i32) {
     let fd = listener.as_raw_fd();
     let tcp = Tcp::new(lp).unwrap();
     // libuv owns the socket from now on and closes it with the handle.
-    tcp.open(listener.into_raw_fd()).unwrap();
+    tcp.open(listener).unwrap();
     (tcp, fd)
 }
 
@@ -69,9 +69,33 @@ fn a_handle_with_a_family_has_a_socket_at_once() {
 fn a_negative_socket_is_an_error_not_a_panic() {
     let lp = Loop::new().unwrap();
     let tcp = Tcp::new(&lp).unwrap();
-    let err = tcp.open(-1).unwrap_err();
+    // SAFETY: `open_raw` refuses a negative descriptor before libuv sees it, so no
+    // descriptor is taken over or closed.
+    let err = unsafe { tcp.open_raw(-1) }.unwrap_err();
     assert_eq!(err.code(), StatusCode::EBADF);
     assert_eq!(err.operation(), "uv_tcp_open");
+}
+
+/// The safe `open` checks the descriptor's kind first and hands it back on refusal.
+#[test]
+fn open_refuses_what_is_not_a_tcp_socket() {
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::new(&lp).unwrap();
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    let err = tcp.open(file).unwrap_err();
+    assert_eq!(err.error().code(), StatusCode::ENOTSOCK);
+    assert_eq!(err.error().operation(), "uv_tcp_open");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_fd = udp.as_raw_fd();
+    let err = tcp.open(udp).unwrap_err();
+    assert_eq!(err.error().code(), StatusCode::EINVAL);
+    // Handed back, still open.
+    let back: OwnedFd = err.into_value();
+    assert_eq!(back.as_raw_fd(), udp_fd);
+    std::net::UdpSocket::from(back).local_addr().unwrap();
+    assert_eq!(tcp.fileno().unwrap_err().code(), StatusCode::EBADF);
+    tcp.close();
+    lp.run(RunMode::Default).unwrap();
 }
 
 #[test]
@@ -79,10 +103,12 @@ fn settings_after_close_answer_closed_handle() {
     let lp = Loop::new().unwrap();
     let (tcp, _) = bound_tcp(&lp);
     tcp.close();
+    // A real TCP socket passes the kind check, so `open` gets to the closed handle.
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     for err in [
         tcp.set_nodelay(true).unwrap_err(),
         tcp.set_keepalive(true, 1).unwrap_err(),
-        tcp.open(0).unwrap_err(),
+        tcp.open(socket).unwrap_err().error(),
     ] {
         assert_eq!(err.kind(), Category::ClosedHandle);
     }

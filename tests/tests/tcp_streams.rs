@@ -1042,14 +1042,12 @@ fn a_dropped_reading_socket_keeps_reading() {
 
 #[test]
 fn loop_close_is_ebusy_while_a_write_is_pending() {
-    use std::os::fd::IntoRawFd;
-
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let peer_side = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (accepted, _) = listener.accept().unwrap();
     let lp = Loop::new().unwrap();
     let tcp = Tcp::new(&lp).unwrap();
-    tcp.open(peer_side.into_raw_fd()).unwrap();
+    tcp.open(peer_side).unwrap();
     assert!(tcp.is_writable());
     let done = Rc::new(Cell::new(None));
     let d = done.clone();
@@ -1073,14 +1071,12 @@ fn loop_close_is_ebusy_while_a_write_is_pending() {
 
 #[test]
 fn a_large_pending_write_is_counted_in_the_write_queue() {
-    use std::os::fd::IntoRawFd;
-
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let peer_side = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (accepted, _) = listener.accept().unwrap();
     let lp = Loop::new().unwrap();
     let tcp = Tcp::new(&lp).unwrap();
-    tcp.open(peer_side.into_raw_fd()).unwrap();
+    tcp.open(peer_side).unwrap();
     tcp.set_send_buffer_size(4096).unwrap();
     assert_eq!(tcp.write_queue_size(), 0);
     let size = 8 * MIB;

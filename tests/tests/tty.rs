@@ -2,7 +2,7 @@
 
 #![cfg(target_os = "linux")]
 
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 
 use uv::{
     guess_handle, Category, HandleType, Loop, RunMode, StatusCode, Tty, TtyMode, TtyVtermState,
@@ -41,7 +41,7 @@ fn a_terminal_handle_sets_modes_and_reports_its_size() {
     let lp = Loop::new().unwrap();
     // libuv owns the descriptor from here on (it may close it with the handle).
     let Some(pty) = pty_master() else { return };
-    let tty = Tty::new(&lp, pty.into_raw_fd(), true).unwrap();
+    let tty = Tty::new(&lp, pty, true).unwrap();
     assert_eq!(tty.handle_type(), HandleType::Tty);
     let (w, h) = tty.winsize().unwrap();
     assert!(w >= 0 && h >= 0);
@@ -63,9 +63,16 @@ fn a_terminal_handle_sets_modes_and_reports_its_size() {
 fn a_file_descriptor_is_refused() {
     let lp = Loop::new().unwrap();
     let f = std::fs::File::open("/proc/self/status").unwrap();
-    let err = Tty::new(&lp, f.as_raw_fd(), false).unwrap_err();
-    assert_eq!(err.code(), StatusCode::EINVAL);
-    let err = Tty::new(&lp, -1, false).unwrap_err();
+    let fd = f.as_raw_fd();
+    let err = Tty::new(&lp, f, false).unwrap_err();
+    assert_eq!(err.error().code(), StatusCode::EINVAL);
+    // The file is handed back, still open.
+    let f = std::fs::File::from(err.into_value());
+    assert_eq!(f.as_raw_fd(), fd);
+    f.metadata().unwrap();
+    // SAFETY: `new_raw` refuses a negative descriptor before libuv sees it, so no
+    // descriptor is taken over or closed.
+    let err = unsafe { Tty::new_raw(&lp, -1, false) }.unwrap_err();
     assert_eq!(err.code(), StatusCode::EBADF);
     assert_eq!(lp.handle_count(), 0);
 }

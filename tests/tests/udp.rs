@@ -205,13 +205,12 @@ fn a_panic_in_the_send_callback_propagates() {
 /// Python's `family`: none before the socket exists, set once it is opened or bound.
 #[test]
 fn family_is_set_once_there_is_a_socket() {
-    use std::os::fd::IntoRawFd;
     let lp = Loop::new().unwrap();
     let u = Udp::new(&lp).unwrap();
     assert_eq!(u.family().unwrap(), None);
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = sock.local_addr().unwrap();
-    u.open(sock.into_raw_fd()).unwrap();
+    u.open(sock).unwrap();
     assert_eq!(u.family().unwrap(), Some(uv::AddressFamily::Inet));
     assert_eq!(u.sockname().unwrap(), addr);
 }

@@ -136,6 +136,21 @@ pub fn family_of(a: &SocketAddr) -> crate::AddressFamily {
     }
 }
 
+/// A socket's address family from its `sockname` result: `None` while it has no
+/// socket or is not bound; a closed handle stays an error (`ClosedHandle`).
+pub(crate) fn family_from(sockname: Result<SocketAddr>) -> Result<Option<crate::AddressFamily>> {
+    match sockname {
+        Ok(a) => Ok(Some(family_of(&a))),
+        Err(e)
+            if e.kind() != crate::Category::ClosedHandle
+                && matches!(e.code(), StatusCode::EBADF | StatusCode::EINVAL) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads an address through a `getsockname`-style call (`name`, `namelen`).
 pub fn read_sockaddr(
     op: &'static str,

@@ -157,3 +157,88 @@ pub(crate) fn strerror(raw: i32) -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
+
+/// An error from a call that took ownership of `value` (a file descriptor, a socket,
+/// a value kept alive for a handle): the value is handed back, unchanged, with the
+/// error. `?` turns it into a plain [`Error`] (dropping the value) in functions that
+/// return `uv::Result`, or into a `std::io::Error`.
+///
+/// ```
+/// # use std::os::fd::OwnedFd;
+/// let lp = uv::Loop::new()?;
+/// let tcp = uv::Tcp::new(&lp)?;
+/// // A UDP socket is not a TCP stream: refused before libuv sees it, and handed back.
+/// let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// let rejected = tcp.open(udp).unwrap_err();
+/// assert_eq!(rejected.error().code(), uv::StatusCode::EINVAL);
+/// let fd: OwnedFd = rejected.into_value(); // still open, still ours
+/// # drop(fd);
+/// # Ok::<(), uv::Error>(())
+/// ```
+pub struct Rejected<T> {
+    error: Error,
+    value: T,
+}
+
+impl<T> Rejected<T> {
+    /// The error and the value handed back.
+    pub fn new(error: Error, value: T) -> Self {
+        Rejected { error, value }
+    }
+
+    /// Why the call failed.
+    pub fn error(&self) -> Error {
+        self.error
+    }
+
+    /// The value handed back.
+    pub fn into_value(self) -> T {
+        self.value
+    }
+
+    /// The error and the value.
+    pub fn into_parts(self) -> (Error, T) {
+        (self.error, self.value)
+    }
+
+    /// The same error with the value mapped (for example an `OwnedFd` turned back
+    /// into the `std` type it came from).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Rejected<U> {
+        Rejected {
+            error: self.error,
+            value: f(self.value),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T> std::error::Error for Rejected<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<T> From<Rejected<T>> for Error {
+    fn from(r: Rejected<T>) -> Error {
+        r.error
+    }
+}
+
+impl<T> From<Rejected<T>> for std::io::Error {
+    fn from(r: Rejected<T>) -> std::io::Error {
+        r.error.into()
+    }
+}

@@ -24,12 +24,16 @@ use crate::loop_::{LoopHandle, LoopShared};
 use crate::HandleType;
 
 /// What keeps a handle open after the user dropped every reference to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub enum KeepAlive {
     /// Open while libuv reports it active (started, reading, listening).
     Active,
     /// Closed when the last reference goes.
     Never,
+    /// Open while the function says so (asked when the last reference goes and
+    /// after each callback): for handles whose pending work libuv does not report
+    /// as "active" (an `Async` with a wake-up sent but not yet delivered).
+    Custom(fn(&Handle) -> bool),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +63,10 @@ type CloseCallback = Box<dyn FnOnce(&Handle)>;
 pub(crate) struct Extras {
     before_close: Option<Box<dyn FnOnce()>>,
     ext: Option<Box<dyn Any>>,
+    /// Values the handle keeps until it is closed (the owner of a watched descriptor).
+    kept: Vec<Box<dyn Any>>,
+    /// The descriptor the handle claimed on its loop (see `keep_with`).
+    claimed: Option<crate::RawFd>,
 }
 
 /// From a successful init until the close callback.
@@ -252,6 +260,13 @@ impl Hdr {
             // SAFETY: `raw` is an initialised handle until the close callback.
             KeepAlive::Active => unsafe { sys::uv_is_active(self.raw()) != 0 },
             KeepAlive::Never => false,
+            KeepAlive::Custom(f) => {
+                let h = ManuallyDrop::new(Handle {
+                    ptr: self.0,
+                    _not_send: PhantomData,
+                });
+                f(&h)
+            }
         }
     }
 
@@ -320,6 +335,35 @@ impl Hdr {
     }
 }
 
+/// Keeps `value` with the handle until its close callback has run (generated code:
+/// the owner of a descriptor libuv watches). On a handle that is not open, the value
+/// is dropped at once.
+///
+/// With `fd`, the handle also claims that descriptor on its loop: libuv's epoll
+/// bookkeeping aborts when two handles of one loop watch one descriptor number and
+/// one of them goes away, so a second claim is refused (`Err`, the value handed
+/// back) until the first handle is closed.
+pub fn keep_with(
+    handle: &Handle,
+    fd: Option<crate::RawFd>,
+    value: Box<dyn Any>,
+) -> std::result::Result<(), Box<dyn Any>> {
+    let h = handle.hdr();
+    if !(h.is_open() && h.has(IN_LIBUV)) {
+        return Err(value);
+    }
+    if let Some(fd) = fd {
+        if !h.shared().claim_fd(fd) {
+            return Err(value);
+        }
+    }
+    h.with_extras(|e| {
+        e.kept.push(value);
+        e.claimed = e.claimed.or(fd);
+    });
+    Ok(())
+}
+
 /// Marks a handle that libuv will never close (its loop could not be closed) as
 /// closed, so that no operation reaches the abandoned loop. Its memory is leaked.
 ///
@@ -346,6 +390,9 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
     // Hold a reference while user code runs, so that nothing it drops frees us.
     hp.inc_ref();
     let extras = hp.take_extras();
+    if let Some(fd) = extras.claimed {
+        shared.unclaim_fd(fd);
+    }
     if let Some(cb) = header.close_cb.take() {
         let h = ManuallyDrop::new(Handle {
             ptr: hp.0,
@@ -355,8 +402,8 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
     }
     // SAFETY: the vtable belongs to this allocation's type.
     shared.guard(|| unsafe { (header.vtable.clear)(hp.0.as_ptr()) });
-    let (ext, hook) = (extras.ext, extras.before_close);
-    shared.guard(move || drop((ext, hook)));
+    let (ext, hook, kept) = (extras.ext, extras.before_close, extras.kept);
+    shared.guard(move || drop((ext, hook, kept)));
     hp.set(IN_LIBUV, false);
     // SAFETY: we own the reference taken above.
     unsafe { hp.release() };
@@ -715,6 +762,23 @@ impl Handle {
         } else {
             None
         }
+    }
+
+    /// The libuv struct (valid until the close callback; callers check the state).
+    pub(crate) fn raw_struct(&self) -> *mut sys::uv_handle_t {
+        self.hdr().raw()
+    }
+
+    /// A copy of the hand-written per-handle value of type `T`, if the handle is in
+    /// libuv and has one. Takes no reference to the handle.
+    pub(crate) fn ext_cloned<T: Clone + 'static>(&self) -> Option<T> {
+        let h = self.hdr();
+        if !h.has(IN_LIBUV) || !h.has(HAS_EXTRAS) {
+            return None;
+        }
+        let mut out = None;
+        h.with_extras(|e| out = e.ext.as_ref().and_then(|b| b.downcast_ref::<T>()).cloned());
+        out
     }
 
     pub(crate) fn is_internal(&self) -> bool {

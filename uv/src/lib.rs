@@ -26,6 +26,7 @@ extern crate self as uv;
 
 mod addr;
 mod callback;
+mod contracts;
 mod dns;
 mod error;
 mod generated;
@@ -36,7 +37,7 @@ mod request;
 mod stream;
 
 pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
-pub use error::{Error, Result};
+pub use error::{Error, Rejected, Result};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
@@ -67,7 +68,14 @@ pub type RawSocket = u64;
 pub mod __private {
     pub use crate::addr::{read_sockaddr, SockAddr};
     pub use crate::callback::Slot;
+    pub use crate::contracts::{
+        enum_arg, fd_kind, flags_arg, owned_fd, settle_kept, settle_owned_fd, FdKind,
+    };
     pub use crate::error::check;
+    /// The handle states a spec method can require (`requires = [...]`).
+    pub mod contracts {
+        pub use crate::contracts::{not_connected, not_connecting, not_listening};
+    }
     pub use crate::handle::{dispatch, HandleKind, KeepAlive, Slots, Typed};
     pub use crate::request::submit;
     pub use crate::stream::{StreamKind, StreamSlots};

@@ -43,6 +43,8 @@ pub(crate) struct LoopShared {
     /// Close callbacks, close hooks and hand-written state of the few handles that
     /// have them, by handle address.
     extras: RefCell<HashMap<usize, Extras, BuildHasherDefault<AddrHasher>>>,
+    /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
+    claimed_fds: RefCell<Vec<crate::RawFd>>,
 }
 
 /// Hashes handle addresses: one multiply and a fold, instead of SipHash (the keys
@@ -83,6 +85,21 @@ impl LoopShared {
 
     pub(crate) fn put_extras(&self, key: usize, extras: Extras) {
         self.extras.borrow_mut().insert(key, extras);
+    }
+
+    /// Claims `fd` for one handle of this loop; false if another holds it.
+    pub(crate) fn claim_fd(&self, fd: crate::RawFd) -> bool {
+        let mut fds = self.claimed_fds.borrow_mut();
+        if fds.contains(&fd) {
+            return false;
+        }
+        fds.push(fd);
+        true
+    }
+
+    /// Gives a claimed descriptor back (the handle's close callback ran).
+    pub(crate) fn unclaim_fd(&self, fd: crate::RawFd) {
+        self.claimed_fds.borrow_mut().retain(|&f| f != fd);
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -155,12 +172,29 @@ impl LoopShared {
     }
 
     fn keep(&self, payload: PanicPayload) {
-        // The first panic is the one `run` resumes; later ones are dropped.
-        let first = self.panic.take();
-        self.panic.set(first.or(Some(payload)));
+        // The first panic is the one `run` resumes; later ones are dropped, and their
+        // payload's own Drop may panic: that must not unwind out of an FFI frame.
+        match self.panic.take() {
+            Some(first) => {
+                self.panic.set(Some(first));
+                drop_payload(payload);
+            }
+            None => self.panic.set(Some(payload)),
+        }
         if let Some(raw) = self.raw() {
             // SAFETY: the loop is open.
             unsafe { sys::uv_stop(raw) };
+        }
+    }
+
+    /// Runs the `call_later` jobs waiting in the queue.
+    fn run_queued_jobs(&self) {
+        let jobs = match &*self.call_later.borrow() {
+            Some(state) => state.take_jobs(),
+            None => return,
+        };
+        for job in jobs {
+            self.guard(job);
         }
     }
 
@@ -168,13 +202,18 @@ impl LoopShared {
     /// and frees it.
     fn teardown(&self) {
         let Some(raw) = self.raw() else { return };
-        // Close callbacks run user code; it must not add handles to a closing loop.
+        // Jobs accepted by `call_later` run now, while the loop is still open: an
+        // accepted job is never dropped unseen.
+        self.run_queued_jobs();
         self.closing.set(true);
         let mut closed = false;
         for _ in 0..16 {
             close_every_handle(raw);
             // SAFETY: the loop is open and not running (we are not inside uv_run).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
+            // Jobs that came in from other threads before the close shut the queue;
+            // the loop refuses new handles now (`ClosedLoop`).
+            self.run_queued_jobs();
             // SAFETY: as above.
             if unsafe { sys::uv_loop_close(raw) } == 0 {
                 closed = true;
@@ -198,6 +237,7 @@ impl LoopShared {
                 "uv: a callback panicked while the loop was closing: {}",
                 panic_message(&p)
             );
+            drop_payload(p);
         }
         if !closed {
             // libuv still holds the loop (it could not be closed): leaking it is the
@@ -209,6 +249,14 @@ impl LoopShared {
         } else {
             DEFAULT_IN_USE.store(false, Ordering::Release);
         }
+    }
+}
+
+/// Drops a panic payload whose `Drop` may itself panic: that second panic is caught,
+/// and its payload forgotten rather than dropped (it could panic again).
+fn drop_payload(p: PanicPayload) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(p))) {
+        std::mem::forget(again);
     }
 }
 
@@ -262,6 +310,7 @@ impl LoopShared {
             hook: Cell::new(None),
             call_later: RefCell::new(None),
             extras: RefCell::new(HashMap::default()),
+            claimed_fds: RefCell::new(Vec::new()),
         })
     }
 }
@@ -302,6 +351,7 @@ impl Loop {
 
     /// A new loop (`uv_loop_init`).
     pub fn new() -> Result<Loop> {
+        crate::contracts::reserve_stdio();
         let raw = Box::into_raw(Box::new(MaybeUninit::<sys::uv_loop_t>::uninit())).cast();
         // SAFETY: `raw` is a fresh allocation the size of a uv_loop_t.
         let rc = unsafe { sys::uv_loop_init(raw) };
@@ -317,6 +367,7 @@ impl Loop {
     /// own it at a time: `EBUSY` while another does. Dropping it closes it; a later
     /// call opens it again.
     pub fn default_loop() -> Result<Loop> {
+        crate::contracts::reserve_stdio();
         if DEFAULT_IN_USE.swap(true, Ordering::AcqRel) {
             return Err(Error::new(StatusCode::EBUSY, "uv_default_loop"));
         }

@@ -4,14 +4,18 @@
 //! Reads land in one loop-owned buffer (no allocation per read) and reach the
 //! callback as `&[u8]`; end of stream arrives as an error with `StatusCode::EOF`.
 
+use std::cell::Cell;
 use std::ffi::c_int;
+use std::ptr::NonNull;
 
 use libuv_sys2 as sys;
 
 use crate::callback::Slot;
+use crate::contracts;
 use crate::error::{check, Error, Result};
 use crate::handle::{dispatch, HandleKind};
 use crate::loop_::LoopShared;
+use crate::StatusCode;
 
 type ReadCallback<K> = dyn FnMut(&K, Result<&[u8]>);
 type ConnectionCallback<K> = dyn FnMut(&K, Result<()>);
@@ -21,6 +25,14 @@ pub struct StreamSlots<K: 'static> {
     read: Slot<ReadCallback<K>>,
     connection: Slot<ConnectionCallback<K>>,
     allocator: Slot<dyn ReadAllocator>,
+    /// The allocator's next buffer, fetched ahead: libuv's allocation callback runs
+    /// inside libuv's read loop, where user code must not run (a `read_stop` or
+    /// `close` there leaves libuv calling a NULL read callback), so the allocator is
+    /// asked before `uv_read_start` and after each read callback instead.
+    next: Cell<Option<Box<[u8]>>>,
+    /// The buffer lent to libuv for the read in progress, with its length as
+    /// allocated (libuv may clamp the length it reports).
+    lent: Cell<Option<(NonNull<u8>, usize)>>,
 }
 
 impl<K> Default for StreamSlots<K> {
@@ -29,16 +41,34 @@ impl<K> Default for StreamSlots<K> {
             read: Slot::default(),
             connection: Slot::default(),
             allocator: Slot::default(),
+            next: Cell::new(None),
+            lent: Cell::new(None),
         }
     }
 }
 
 impl<K> StreamSlots<K> {
-    /// Drops the callbacks.
+    /// Drops the callbacks and the allocator's buffers.
     pub fn clear(&self) {
         self.read.clear();
         self.connection.clear();
         self.allocator.clear();
+        drop(self.next.take());
+        if let Some((p, len)) = self.lent.take() {
+            // SAFETY: a lent buffer came from Box::into_raw of `len` bytes; libuv
+            // no longer uses it (the handle is closed).
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), len)) });
+        }
+    }
+
+    /// Asks the allocator for the next buffer (user code: call only where user code
+    /// may run, under the loop's panic guard).
+    fn fetch_next(&self, suggested: usize) {
+        let mut got = None;
+        self.allocator.call(|a| got = a.allocate(suggested));
+        if let Some(b) = got.filter(|b| !b.is_empty()) {
+            drop(self.next.replace(Some(b)));
+        }
     }
 }
 
@@ -245,7 +275,7 @@ impl ReadBuffer {
     /// The buffer, unless it is lent out (then libuv reports `ENOBUFS`).
     /// The buffer, grown to what libuv suggests (up to `MAX_READ_BUFFER`; UDP with
     /// `RECVMMSG` asks for room for many datagrams).
-    fn lend(&self, suggested: usize) -> Option<(*mut u8, usize)> {
+    pub(crate) fn lend(&self, suggested: usize) -> Option<(*mut u8, usize)> {
         if self.busy.replace(true) {
             return None;
         }
@@ -258,11 +288,6 @@ impl ReadBuffer {
         Some((b.as_mut_ptr(), b.len()))
     }
 
-    fn owns(&self, base: *const u8) -> bool {
-        // SAFETY: only the address is compared.
-        unsafe { (*self.buf.get()).as_ptr() == base }
-    }
-
     fn give_back(&self, base: *const u8) {
         // SAFETY: only the address is compared.
         if unsafe { (*self.buf.get()).as_ptr() } == base {
@@ -271,7 +296,7 @@ impl ReadBuffer {
     }
 }
 
-fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
+pub(crate) fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
     // SAFETY: libuv passes a handle of an open loop whose `data` is its LoopShared,
     // alive while the loop's owner is.
     unsafe { &*((*(*h).loop_).data as *const LoopShared) }
@@ -300,23 +325,30 @@ pub(crate) unsafe extern "C" fn alloc_cb(
     };
 }
 
+/// The most libuv is given to read into at once (Linux's largest single read).
+const MAX_LEND: usize = 0x7fff_f000;
+
+/// Hands libuv the allocator's buffer fetched ahead (`uv_alloc_cb` of
+/// `read_start_with`). Runs no user code; with no buffer ready, libuv reports
+/// `ENOBUFS` to the read callback.
 unsafe extern "C" fn alloc_with<K: StreamKind>(
     h: *mut sys::uv_handle_t,
-    suggested: usize,
+    _suggested: usize,
     buf: *mut sys::uv_buf_t,
 ) {
-    let shared = loop_shared(h);
-    // SAFETY: `h` is a stream made by K's constructors.
-    let slot = unsafe { &K::stream_slots(crate::handle::slots_of::<K>(h.cast())).allocator };
-    let mut got = None;
-    // User code: under the panic guard, never across the FFI boundary.
-    slot.call(|a| got = shared.guard(|| a.allocate(suggested)).flatten());
-    let (base, len) = match got {
-        Some(b) if !b.is_empty() => {
+    // SAFETY: `h` is a stream made by K's constructors, alive during the callback.
+    let slots = unsafe { K::stream_slots(crate::handle::slots_of::<K>(h.cast())) };
+    let (base, len) = match slots.next.take() {
+        Some(b) => {
             let len = b.len();
-            (Box::into_raw(b).cast::<u8>(), len)
+            let p = Box::into_raw(b).cast::<u8>();
+            // SAFETY: Box::into_raw never gives null.
+            slots
+                .lent
+                .set(Some((unsafe { NonNull::new_unchecked(p) }, len)));
+            (p, len.min(MAX_LEND))
         }
-        _ => (std::ptr::null_mut(), 0),
+        None => (std::ptr::null_mut(), 0),
     };
     // SAFETY: libuv passes a valid out-pointer.
     unsafe {
@@ -333,7 +365,7 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
     buf: *const sys::uv_buf_t,
 ) {
     // SAFETY: libuv passes the buffer the allocation callback gave (or an empty one).
-    let (base, len) = unsafe { ((*buf).base as *mut u8, (*buf).len) };
+    let base = unsafe { (*buf).base as *mut u8 };
     if nread != 0 {
         // SAFETY: `s` is a stream made by K's constructors.
         unsafe {
@@ -356,22 +388,39 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
         };
     }
     let shared = loop_shared(s.cast());
-    if base.is_null() || shared.read_buffer().owns(base) {
-        shared.read_buffer().give_back(base);
-        return;
-    }
-    // SAFETY: a buffer that is not the loop's came from `alloc_with` (Box::into_raw
-    // of a boxed slice of `len` bytes) and is taken back once, here.
-    let b = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, len)) };
     // SAFETY: `s` is a stream made by K's constructors; its allocation lives until
     // its close callback, which does not run during this one.
-    let slot = unsafe { &K::stream_slots(crate::handle::slots_of::<K>(s.cast())).allocator };
-    let mut b = Some(b);
-    slot.call(|a| {
-        if let Some(b) = b.take() {
-            shared.guard(|| a.release(b));
+    let slots = unsafe { K::stream_slots(crate::handle::slots_of::<K>(s.cast())) };
+    match slots.lent.get() {
+        Some((p, len)) if p.as_ptr() == base => {
+            slots.lent.set(None);
+            // SAFETY: the lent buffer came from Box::into_raw of a boxed slice of
+            // `len` bytes (our length, not libuv's) and is taken back once, here.
+            let b = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, len)) };
+            // User code (release, then the next buffer), where libuv allows it: in
+            // the read callback.
+            shared.guard(|| {
+                let mut b = Some(b);
+                slots.allocator.call(|a| {
+                    if let Some(b) = b.take() {
+                        a.release(b)
+                    }
+                });
+            });
         }
-    });
+        _ => shared.read_buffer().give_back(base),
+    }
+    // A stream that still reads with an allocator needs its next buffer.
+    // SAFETY: as above; the flags are read, not changed.
+    let reading = unsafe { sys::uv_is_active(s.cast()) != 0 };
+    if reading && slots.allocator.is_set() && !is_closing(s) {
+        shared.guard(|| slots.fetch_next(READ_BUFFER_SIZE));
+    }
+}
+
+fn is_closing(s: *mut sys::uv_stream_t) -> bool {
+    // SAFETY: a live stream; uv_is_closing only reads its flags.
+    unsafe { sys::uv_is_closing(s.cast()) != 0 }
 }
 
 /// Takes the loop's read buffer back after a read callback.
@@ -397,24 +446,52 @@ pub fn read_start<K: StreamKind>(
     callback: impl FnMut(&K, Result<&[u8]>) + 'static,
 ) -> Result<()> {
     let raw = raw(s, "uv_read_start")?;
+    // SAFETY: the stream is open.
+    unsafe {
+        contracts::not_listening(raw, "uv_read_start")?;
+        contracts::usable_fd(raw, "uv_read_start")?;
+    }
     let slots = K::stream_slots(s.typed().slots());
     slots.read.set_then(Box::new(callback), || {
         // SAFETY: the stream is open.
         let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
-        check(rc, "uv_read_start").map(|()| slots.allocator.clear())
+        check(rc, "uv_read_start").map(|()| {
+            // Back to the loop's buffer: the allocator's buffer fetched ahead goes
+            // back to it.
+            if let Some(b) = slots.next.take() {
+                slots.allocator.call(|a| a.release(b));
+            }
+            slots.allocator.clear()
+        })
     })
 }
 
 /// `uv_read_start` with reads landing in buffers from `allocator`.
+///
+/// The allocator is asked for a buffer here and after each read callback, never from
+/// inside libuv, so it may call anything (even `read_stop` or `close` on this stream).
 pub fn read_start_with<K: StreamKind>(
     s: &K,
     allocator: impl ReadAllocator,
     callback: impl FnMut(&K, Result<&[u8]>) + 'static,
 ) -> Result<()> {
-    let raw = raw(s, "uv_read_start")?;
+    let r = raw(s, "uv_read_start")?;
+    // SAFETY: the stream is open.
+    unsafe {
+        contracts::not_listening(r, "uv_read_start")?;
+        contracts::usable_fd(r, "uv_read_start")?;
+    }
     let slots = K::stream_slots(s.typed().slots());
     slots.allocator.set_then(Box::new(allocator), || {
         slots.read.set_then(Box::new(callback), || {
+            drop(slots.next.take());
+            // As from a callback: a panicking allocator is the loop's to report (from
+            // `run`); the first read then fails with ENOBUFS.
+            // SAFETY: the stream is open, so its loop and shared state are alive.
+            let shared = unsafe { &*s.typed().shared_ptr("uv_read_start")? };
+            shared.guard(|| slots.fetch_next(READ_BUFFER_SIZE));
+            // The allocator may have closed the stream.
+            let raw = raw(s, "uv_read_start")?;
             // SAFETY: the stream is open.
             let rc = unsafe { sys::uv_read_start(raw, Some(alloc_with::<K>), Some(read_cb::<K>)) };
             check(rc, "uv_read_start")
@@ -438,6 +515,12 @@ pub fn write<K: StreamKind>(
     callback: impl FnOnce(&K, Result<()>) + 'static,
 ) -> Result<()> {
     let raw = raw(s, "uv_write")?;
+    // SAFETY: the stream is open.
+    unsafe {
+        contracts::not_listening(raw, "uv_write")?;
+        contracts::blocking_write_ready(raw, "uv_write")?;
+        contracts::usable_fd(raw, "uv_write")?;
+    }
     crate::request::submit::<sys::uv_write_t, K, _, WriteData>(
         s,
         &"uv_write",
@@ -461,6 +544,13 @@ pub fn write2<K: StreamKind, S: StreamKind>(
 ) -> Result<()> {
     let raw = raw(s, "uv_write2")?;
     let send_raw = raw_of(send, "uv_write2")?;
+    // SAFETY: both are open handles of this library.
+    unsafe {
+        contracts::same_loop(raw.cast(), send_raw.cast(), "uv_write2")?;
+        contracts::not_listening(raw, "uv_write2")?;
+        contracts::blocking_write_ready(raw, "uv_write2")?;
+        contracts::usable_fd(raw, "uv_write2")?;
+    }
     // The sent handle must outlive the write: the request keeps a reference to it.
     let keep = send.clone();
     crate::request::submit::<sys::uv_write_t, K, _, (WriteData, S)>(
@@ -499,6 +589,11 @@ pub fn shutdown<K: StreamKind>(
     callback: impl FnOnce(&K, Result<()>) + 'static,
 ) -> Result<()> {
     let raw = raw(s, "uv_shutdown")?;
+    // SAFETY: the stream is open.
+    unsafe {
+        contracts::not_listening(raw, "uv_shutdown")?;
+        contracts::usable_fd(raw, "uv_shutdown")?;
+    }
     crate::request::submit::<sys::uv_shutdown_t, K, _, ()>(
         s,
         &"uv_shutdown",
@@ -518,6 +613,13 @@ pub fn listen<K: StreamKind>(
     callback: impl FnMut(&K, Result<()>) + 'static,
 ) -> Result<()> {
     let raw = raw(s, "uv_listen")?;
+    // Listening twice, or with a request in flight, makes libuv's server code run
+    // where it asserts it cannot: `EINVAL`.
+    // SAFETY: the stream is open.
+    unsafe {
+        contracts::not_listening(raw, "uv_listen")?;
+        contracts::no_requests(raw, "uv_listen")?;
+    }
     K::stream_slots(s.typed().slots())
         .connection
         .set_then(Box::new(callback), || {
@@ -529,11 +631,44 @@ pub fn listen<K: StreamKind>(
 
 /// `uv_accept`: takes a pending connection into `client` (a new handle of the
 /// server's kind, on the same loop).
+///
+/// Checked before libuv sees it (libuv asserts on some, and closes the pending
+/// connection on others): `EAGAIN` when nothing is pending; `EINVAL` for a client of
+/// another loop or of the wrong type (the server's own, or for an IPC pipe the type
+/// of the handle it received); `EBUSY` for a client that already has a socket. A
+/// refused accept leaves the connection pending.
 pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()> {
-    let s = raw(server, "uv_accept")?;
-    let c = raw_of(client, "uv_accept")?;
-    // SAFETY: both streams are open.
-    check(unsafe { sys::uv_accept(s, c) }, "uv_accept")
+    const OP: &str = "uv_accept";
+    let s = raw(server, OP)?;
+    let c = raw_of(client, OP)?;
+    // SAFETY: both streams are open handles of this library.
+    unsafe { contracts::same_loop(s.cast(), c.cast(), OP)? };
+    // SAFETY: the server is open; `accepted_fd` is libuv's pending connection.
+    #[cfg(unix)]
+    if unsafe { (*s).accepted_fd } < 0 {
+        return Err(Error::new(StatusCode::EAGAIN, OP));
+    }
+    // SAFETY: both are open; their type fields are set at init.
+    let (server_type, client_type) = unsafe { ((*s).type_, (*c).type_) };
+    let want = if server_type == sys::uv_handle_type_UV_NAMED_PIPE
+        // SAFETY: a pipe's struct starts with the stream fields, then `ipc`.
+        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0
+    {
+        // SAFETY: an open pipe.
+        unsafe { sys::uv_pipe_pending_type(s.cast()) }
+    } else {
+        server_type
+    };
+    if client_type != want {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
+    // SAFETY: the client is open.
+    if unsafe { contracts::handle_fd(c.cast()) }.is_some() {
+        return Err(Error::new(StatusCode::EBUSY, OP));
+    }
+    // SAFETY: both streams are open, on one loop, of matching types, and the
+    // client has no socket.
+    check(unsafe { sys::uv_accept(s, c) }, OP)
 }
 
 /// `uv_is_readable`; false once closing.

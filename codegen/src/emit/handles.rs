@@ -41,6 +41,7 @@ fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
         Conv::CStr => quote!(&str),
         Conv::CStrOpt => quote!(::core::option::Option<&str>),
         Conv::Callback(_) | Conv::RequestCallback => return None,
+        Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
     })
 }
 
@@ -54,7 +55,13 @@ fn c_ty(conv: &Conv) -> TokenStream {
     }
 }
 
-fn to_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
+fn to_c(
+    conv: &Conv,
+    allow: &[crate::spec::Sp<String>],
+    e: &TokenStream,
+    op: &str,
+    rt: &TokenStream,
+) -> TokenStream {
     match conv {
         Conv::DurationMs => quote!(#rt::__private::duration_to_ms(#e)),
         Conv::Bool => quote!(::core::primitive::i32::from(#e)),
@@ -64,8 +71,26 @@ fn to_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream
         Conv::CStr => quote!(#rt::__private::c_str(#e, #op)?),
         Conv::CStrOpt => quote!(#e.map(|s| #rt::__private::c_str(s, #op)).transpose()?),
         Conv::CStrPathLen => quote!(#rt::__private::path_bytes(#e.as_ref())),
-        Conv::Enum(_) => quote!(#e.raw() as _),
-        Conv::Flags(_) => quote!(#e.bits() as _),
+        // Unknown values never reach libuv: `EINVAL`.
+        Conv::Enum(t) => {
+            let t = ident(t);
+            quote!(#rt::__private::enum_arg(
+                #e.raw(),
+                !::core::matches!(#rt::#t::from_raw(#e.raw()), #rt::#t::Other(_)),
+                #op,
+            )? as _)
+        }
+        // Bits outside the known (or allowed) members never reach libuv: `EINVAL`.
+        Conv::Flags(t) => {
+            let t = ident(t);
+            let allowed = if allow.is_empty() {
+                quote!(#rt::#t::all().bits())
+            } else {
+                let ms = allow.iter().map(|m| ident(m));
+                quote!(#( #rt::#t::#ms.bits() )|*)
+            };
+            quote!(#rt::__private::flags_arg(#e.bits(), #allowed, #op)? as _)
+        }
         _ => quote!(#e),
     }
 }
@@ -97,6 +122,11 @@ struct Args {
     /// Callback parameters to store in their slots around the C call (methods only):
     /// stored before it, and the previous callback put back if it fails.
     slot_sets: Vec<(proc_macro2::Ident, proc_macro2::Ident)>,
+    /// The descriptor whose ownership the call settles (`owned_fd`, `borrowed_fd`):
+    /// its parameter name and conversion. The C call gets `__fd`.
+    fd: Option<(proc_macro2::Ident, Conv)>,
+    /// `params` with the descriptor as a raw fd, for the `unsafe fn …_raw` variant.
+    raw_params: Vec<TokenStream>,
 }
 
 /// Rust parameters (callbacks last), conversions, and the C argument list.
@@ -116,6 +146,8 @@ fn args(
         c_args: Vec::new(),
         request_callback: None,
         slot_sets: Vec::new(),
+        fd: None,
+        raw_params: Vec::new(),
     };
     let mut cb_params = Vec::new();
     for arg in list {
@@ -146,13 +178,25 @@ fn args(
                 a.request_callback = Some(name.clone());
                 a.c_args.push(quote!(::core::option::Option::Some(done)));
             }
+            fd @ (Conv::OwnedFd(_) | Conv::BorrowedFd(_)) => {
+                a.params.push(match fd {
+                    Conv::OwnedFd(_) => {
+                        quote!(#name: impl ::core::convert::Into<::std::os::fd::OwnedFd>)
+                    }
+                    _ => quote!(#name: __S),
+                });
+                a.raw_params.push(quote!(#name: ::std::os::fd::RawFd));
+                a.fd = Some((name.clone(), fd.clone()));
+                a.c_args.push(quote!(__fd));
+            }
             other => {
                 let Some(ty) = rust_ty(other, rt) else {
                     errs.push(unsupported(arg, "as an argument"));
                     continue;
                 };
                 a.params.push(quote!(#name: #ty));
-                let conv = to_c(other, &quote!(#name), op, rt);
+                a.raw_params.push(quote!(#name: #ty));
+                let conv = to_c(other, &arg.allow, &quote!(#name), op, rt);
                 a.prep.insert(0, quote!(let #name = #conv;));
                 a.c_args.push(match other {
                     Conv::SocketAddr | Conv::CStrPath | Conv::CStr => quote!(#name.as_ptr()),
@@ -165,8 +209,116 @@ fn args(
             }
         }
     }
+    a.raw_params.extend(cb_params.iter().cloned());
     a.params.extend(cb_params);
     a
+}
+
+/// Wraps a function that takes a descriptor (`owned_fd`, `borrowed_fd`): the safe
+/// function checks the descriptor's kind, runs `body` (which passes `__fd` to C and
+/// returns `uv::Result<T>`) and settles ownership (handed back on error); the
+/// `unsafe fn …_raw` variant takes a raw descriptor. `handle_of` turns the body's
+/// value into the handle (`self` for methods).
+#[allow(clippy::too_many_arguments)]
+fn with_fd(
+    fd: &(proc_macro2::Ident, Conv),
+    fname: &proc_macro2::Ident,
+    self_param: &TokenStream,
+    params: &[TokenStream],
+    raw_params: &[TokenStream],
+    ok_ty: &TokenStream,
+    handle_of: &TokenStream,
+    body: &TokenStream,
+    doc: &TokenStream,
+    op: &str,
+    ctx: &Ctx,
+) -> TokenStream {
+    let rt = &ctx.rt;
+    let (name, conv) = fd;
+    let raw_name = format_ident!("{}_raw", fname);
+    let (kind, owned) = match conv {
+        Conv::OwnedFd(k) => (k, true),
+        Conv::BorrowedFd(k) => (k, false),
+        _ => unreachable!("with_fd is only called for descriptor conversions"),
+    };
+    let kind = format_ident!("{}", kind.variant());
+    let kind = quote!(#rt::__private::FdKind::#kind);
+    let safe = if owned {
+        quote! {
+            #doc
+            ///
+            /// The descriptor is checked for its kind before libuv sees it; on success
+            /// the handle owns it (libuv closes it with the handle), on error it is
+            /// handed back in the `Rejected`. The `…_raw` variant takes a raw one.
+            pub fn #fname(#self_param #(#params),*) -> ::core::result::Result<#ok_ty, #rt::Rejected<::std::os::fd::OwnedFd>> {
+                let #name = #rt::__private::owned_fd(::core::convert::Into::into(#name), #kind, #op)?;
+                let __fd = ::std::os::fd::AsRawFd::as_raw_fd(&#name);
+                let __r = (move || -> #rt::Result<#ok_ty> { #body })();
+                #rt::__private::settle_owned_fd(__r, #name, |__v| {
+                    let __h: &#rt::Handle = #handle_of;
+                    __h.fileno().ok()
+                })
+            }
+        }
+    } else {
+        quote! {
+            #doc
+            ///
+            /// The handle keeps `fd` (any value that owns a descriptor: a `File`, an
+            /// `Rc<TcpStream>`, an `OwnedFd`, …) until it is closed, so the descriptor
+            /// stays open while libuv watches it; on error it is handed back in the
+            /// `Rejected`. The `…_raw` variant takes a raw descriptor.
+            pub fn #fname<__S: ::std::os::fd::AsFd + 'static>(#self_param #(#params),*) -> ::core::result::Result<#ok_ty, #rt::Rejected<__S>> {
+                let __fd = ::std::os::fd::AsRawFd::as_raw_fd(&::std::os::fd::AsFd::as_fd(&#name));
+                if let ::core::result::Result::Err(e) = #rt::__private::fd_kind(__fd, #kind, #op) {
+                    return ::core::result::Result::Err(#rt::Rejected::new(e, #name));
+                }
+                let __r = (move || -> #rt::Result<#ok_ty> { #body })();
+                #rt::__private::settle_kept(__r, #name, __fd, #op, |__v| {
+                    let __h: &#rt::Handle = #handle_of;
+                    __h
+                })
+            }
+        }
+    };
+    let contract = if owned {
+        "`fd` must be an open descriptor that nothing else closes or uses: on success the handle takes it over and libuv closes it with the handle."
+    } else {
+        "`fd` must stay open, and refer to the same file, until the handle's close callback has run."
+    };
+    let raw_doc = doc_attr(&format!(
+        "Like [`Self::{fname}`], with a raw descriptor.\n\n# Safety\n{contract}"
+    ));
+    quote! {
+        #safe
+
+        #raw_doc
+        pub unsafe fn #raw_name(#self_param #(#raw_params),*) -> #rt::Result<#ok_ty> {
+            #rt::__private::fd_kind(#name, #kind, #op)?;
+            let __fd = #name;
+            #body
+        }
+    }
+}
+
+/// The state checks a method `requires`, run on the open handle before the C call.
+fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    if m.requires.is_empty() {
+        return TokenStream::new();
+    }
+    let checks = m.requires.iter().map(|r| {
+        let f = ident(r);
+        quote!(#rt::__private::contracts::#f(raw.cast(), #op)?;)
+    });
+    let sf = safety(
+        ctx,
+        "the handle is open, and a stream (checked by the spec loader)",
+    );
+    quote! {
+        #sf
+        unsafe { #( #checks )* }
+    }
 }
 
 /// Emits one handle type. Errors name the spec item the emitter cannot handle.
@@ -185,6 +337,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
     let keep = match h.keep_alive {
         KeepAlive::Active => quote!(#rt::__private::KeepAlive::Active),
         KeepAlive::Never => quote!(#rt::__private::KeepAlive::Never),
+        KeepAlive::Custom => quote!(#rt::__private::KeepAlive::Custom(#name::keeps_alive)),
     };
     let cfg = match &h.cfg {
         Some(c) => match c.parse::<TokenStream>() {
@@ -266,22 +419,41 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         let cfn = ident(&c.c);
         let op = c.c.value.clone();
         let a = args(h, &c.args, &op, &quote!(slots), ctx, &mut errs);
-        let (params, prep, c_args) = (a.params, a.prep, a.c_args);
+        let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
         let cdoc = doc_attr(&format!("{}\n\nC: `{}`.", c.doc.trim_end(), c.c.value));
         let sf = safety(
             ctx,
             "`l` is an open loop and `h` a fresh handle struct that will not move",
         );
+        let body = quote! {
+            let slots = #slots::default();
+            #( #prep )*
+            #rt::__private::Typed::new(loop_, slots, #op, |l, h| {
+                #sf
+                unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
+            })
+            .map(|inner| #name { inner })
+        };
+        if let Some(fd) = &a.fd {
+            ctors.push(with_fd(
+                fd,
+                &fname,
+                &quote!(loop_: &#rt::LoopHandle,),
+                params,
+                &a.raw_params,
+                &quote!(#name),
+                &quote!(__v),
+                &body,
+                &cdoc,
+                &op,
+                ctx,
+            ));
+            continue;
+        }
         ctors.push(quote! {
             #cdoc
             pub fn #fname(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#name> {
-                let slots = #slots::default();
-                #( #prep )*
-                #rt::__private::Typed::new(loop_, slots, #op, |l, h| {
-                    #sf
-                    unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
-                })
-                .map(|inner| #name { inner })
+                #body
             }
         });
     }
@@ -297,8 +469,11 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         let cfn = ident(c);
         let op = c.value.clone();
         let a = args(h, &m.args, &op, &TokenStream::new(), ctx, &mut errs);
+        let fd = a.fd.clone();
+        let raw_params = a.raw_params.clone();
         let (params, prep, c_args, request_cb) = (a.params, a.prep, a.c_args, a.request_callback);
         let slot_sets = a.slot_sets;
+        let requires = requires_checks(m, &op, ctx);
         if let (Some(req), Some(cb)) = (&m.request, &request_cb) {
             let req_ty = ident(req);
             let mdoc = doc_attr(&format!(
@@ -320,6 +495,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
                 #mdoc
                 pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
                     let raw = self.inner.raw(#op)?;
+                    #requires
                     #( #prep )*
                     #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
                         #sf
@@ -415,11 +591,43 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         let body = slot_sets.iter().rev().fold(call, |inner, (slot, param)| {
             quote!(self.inner.slots().#slot.set_then(::std::boxed::Box::new(#param), || #inner))
         });
+        let body = quote! {
+            #get_raw
+            #requires
+            #( #prep )*
+            #body
+        };
+        if let Some(fd) = &fd {
+            let ok_ty = match &m.returns {
+                Returns::Status | Returns::Void => quote!(()),
+                _ => {
+                    errs.push(m.name.loc.error(
+                        "a method with an `owned_fd` or `borrowed_fd` argument returns a status",
+                    ));
+                    continue;
+                }
+            };
+            methods.push(with_fd(
+                fd,
+                &fname,
+                &quote!(&self,),
+                &params,
+                &raw_params,
+                &ok_ty,
+                &quote!({
+                    let () = *__v;
+                    self
+                }),
+                &body,
+                &mdoc,
+                &op,
+                ctx,
+            ));
+            continue;
+        }
         methods.push(quote! {
             #mdoc
             pub fn #fname(&self, #(#params),*) -> #ret_ty {
-                #get_raw
-                #( #prep )*
                 #body
             }
         });
@@ -455,7 +663,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             let fname = format_ident!("set_{}", p.name.value);
             let cfn = ident(s);
             let op = s.value.clone();
-            let v = to_c(&p.conv, &quote!(value), &op, rt);
+            let v = to_c(&p.conv, &[], &quote!(value), &op, rt);
             let d = doc_attr(&format!("Sets: {pdoc}\n\nC: `{op}`."));
             let sf = safety(ctx, "the handle is open, so `raw` is initialised");
             methods.push(quote! {
@@ -490,6 +698,29 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             }
         };
     }
+
+    // Handle types with a descriptor (streams, and those that take one) expose it.
+    let has_fd = h.parent == HandleParent::Stream
+        || h.constructors
+            .iter()
+            .flat_map(|c| &c.args)
+            .chain(h.methods.iter().flat_map(|m| &m.args))
+            .any(|a| a.conv.value.is_fd_ownership());
+    let as_raw_fd = if has_fd {
+        quote! {
+            #cfg
+            #[cfg(unix)]
+            impl ::std::os::fd::AsRawFd for #name {
+                /// The descriptor (`uv_fileno`); -1 while there is none or once closed.
+                /// A raw number only: closing the handle closes it.
+                fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                    self.fileno().unwrap_or(-1)
+                }
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
 
     if !errs.is_empty() {
         return Err(Diagnostics(errs));
@@ -573,6 +804,8 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
 
         #stream_impl
 
+        #as_raw_fd
+
         #( #trampolines )*
     })
 }
@@ -645,14 +878,23 @@ fn stream_methods(name: &proc_macro2::Ident, rt: &TokenStream) -> Vec<TokenStrea
         },
         quote! {
             /// Listens for connections (`uv_listen`): `callback` runs for each one;
-            /// take it with `accept`.
+            /// take it with `accept`. `EINVAL` when already listening or with a
+            /// connect, write or shutdown in flight; a listening stream then takes
+            /// no reads, writes or shutdowns (`EINVAL`).
+            ///
+            /// At the process's descriptor limit, libuv accepts and closes pending
+            /// connections itself (so the loop does not spin on them): their peers
+            /// see the connection closed, and `callback` is not called for them.
             pub fn listen(&self, backlog: i32, callback: impl FnMut(&#name, #rt::Result<()>) + 'static) -> #rt::Result<()> {
                 #ops::listen(self, backlog, callback)
             }
         },
         quote! {
             /// Accepts a pending connection into `client`, a new stream of the same
-            /// kind on the same loop (`uv_accept`).
+            /// kind on the same loop (`uv_accept`). Refused before libuv sees it, with
+            /// the connection left pending: `EAGAIN` when none is pending, `EINVAL`
+            /// for a client of another loop or of the wrong type (for an IPC pipe:
+            /// not of `pending_type`), `EBUSY` for a client that has a socket.
             pub fn accept<C: #rt::__private::StreamKind>(&self, client: &C) -> #rt::Result<()> {
                 #ops::accept(self, client)
             }

@@ -271,6 +271,27 @@ fn conv(t: &Table, key: &'static str) -> Option<Sp<Conv>> {
         "enum" => Conv::Enum(need("type", ty)?),
         "flags" => Conv::Flags(need("type", ty)?),
         "callback" => Conv::Callback(need("callback", slot)?),
+        "owned_fd" | "borrowed_fd" => {
+            let kind = match t.str_opt("kind") {
+                None => FdKind::Any,
+                Some(k) => match FdKind::from_name(&k.value) {
+                    Some(k) => k,
+                    None => {
+                        t.cx().push(
+                            k.loc
+                                .error(format!("unknown descriptor kind `{}`", k.value))
+                                .hint(format!("kind is one of {}", FdKind::NAMES.join(", "))),
+                        );
+                        FdKind::Any
+                    }
+                },
+            };
+            if c.as_str() == "owned_fd" {
+                Conv::OwnedFd(kind)
+            } else {
+                Conv::BorrowedFd(kind)
+            }
+        }
         other => {
             let hint = match crate::diag::closest(other, Conv::NAMES.iter().copied()) {
                 Some(c) => format!("did you mean `{c}`?"),
@@ -297,6 +318,7 @@ fn args(t: &Table) -> Vec<ArgSpec> {
             let name = a.str_req("name");
             let present = a.has("conv");
             let c = conv(a, "conv");
+            let allow = a.str_list("allow");
             if !present {
                 a.cx()
                     .push(a.loc().error("an argument has no `conv`").hint(format!(
@@ -308,6 +330,7 @@ fn args(t: &Table) -> Vec<ArgSpec> {
             Some(ArgSpec {
                 name: name?,
                 conv: c?,
+                allow,
             })
         })
         .collect()
@@ -382,6 +405,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
             let c = t.str_opt("c");
             let manual = t.str_opt("manual");
             let request = t.str_opt("request");
+            let requires = t.str_list("requires");
             let args = args(t);
             let returns = returns(t);
             let on_closed = match t.str_opt("on_closed") {
@@ -415,6 +439,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
                 doc,
                 manual,
                 request,
+                requires,
             })
         })
         .collect()
@@ -478,11 +503,12 @@ fn handle(root: &Table) -> Option<HandleSpec> {
         None => KeepAlive::Active,
         Some(p) if p.as_str() == "active" => KeepAlive::Active,
         Some(p) if p.as_str() == "never" => KeepAlive::Never,
+        Some(p) if p.as_str() == "custom" => KeepAlive::Custom,
         Some(p) => {
             t.cx().push(
                 p.loc
                     .error(format!("unknown keep_alive `{}`", p.value))
-                    .hint("keep_alive is \"active\" or \"never\""),
+                    .hint("keep_alive is \"active\", \"never\" or \"custom\""),
             );
             KeepAlive::Active
         }

@@ -167,6 +167,92 @@ pub enum Conv {
     /// The completion callback of the method's request (`uv_connect_cb`, ...):
     /// `FnOnce(&Handle, uv::Result<()>)`.
     RequestCallback,
+    /// A descriptor libuv takes over (closes with the handle): `impl Into<OwnedFd>`,
+    /// checked for its kind and handed back on error. An `unsafe fn …_raw` variant
+    /// takes a raw descriptor.
+    OwnedFd(FdKind),
+    /// A descriptor libuv watches but does not close: `impl AsFd + 'static`, kept by
+    /// the handle (so the descriptor stays open) until the handle is closed.
+    BorrowedFd(FdKind),
+}
+
+/// What kind of descriptor an `owned_fd` or `borrowed_fd` argument must be; checked
+/// before the C call (libuv aborts on some wrong kinds later, inside `run`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// Anything; libuv checks it itself.
+    Any,
+    /// A TCP socket.
+    StreamSocket,
+    /// A UDP socket.
+    DgramSocket,
+    /// A FIFO, Unix stream socket or terminal.
+    Pipe,
+}
+
+impl FdKind {
+    /// The names the spec uses.
+    pub const NAMES: &'static [&'static str] = &["any", "stream_socket", "dgram_socket", "pipe"];
+
+    /// From the spec's name.
+    pub fn from_name(s: &str) -> Option<FdKind> {
+        Some(match s {
+            "any" => FdKind::Any,
+            "stream_socket" => FdKind::StreamSocket,
+            "dgram_socket" => FdKind::DgramSocket,
+            "pipe" => FdKind::Pipe,
+            _ => return None,
+        })
+    }
+
+    /// The runtime's variant name (`uv::__private::FdKind::…`).
+    pub fn variant(self) -> &'static str {
+        match self {
+            FdKind::Any => "Any",
+            FdKind::StreamSocket => "StreamSocket",
+            FdKind::DgramSocket => "DgramSocket",
+            FdKind::Pipe => "Pipe",
+        }
+    }
+}
+
+/// A handle state libuv asserts on, which a method can require (`requires = [...]`).
+/// Each is checked by the runtime function of the same name in `uv/src/contracts.rs`
+/// before the C call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateRule {
+    /// The spec's name, and the runtime function's.
+    pub name: &'static str,
+    /// The status code a violation gives.
+    pub code: &'static str,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+impl StateRule {
+    /// Every state a method may require (stream handles only).
+    pub const ALL: &'static [StateRule] = &[
+        StateRule {
+            name: "not_connecting",
+            code: "EALREADY",
+            doc: "no connect request is in flight",
+        },
+        StateRule {
+            name: "not_listening",
+            code: "EINVAL",
+            doc: "the stream does not listen for connections",
+        },
+        StateRule {
+            name: "not_connected",
+            code: "EISCONN",
+            doc: "the stream has no peer yet",
+        },
+    ];
+
+    /// The rule named `name`.
+    pub fn find(name: &str) -> Option<&'static StateRule> {
+        StateRule::ALL.iter().find(|r| r.name == name)
+    }
 }
 
 impl Conv {
@@ -199,7 +285,14 @@ impl Conv {
         "c_str_path",
         "c_str_path_len",
         "request_callback",
+        "owned_fd",
+        "borrowed_fd",
     ];
+
+    /// Whether the conversion stands for a descriptor whose ownership the call settles.
+    pub fn is_fd_ownership(&self) -> bool {
+        matches!(self, Conv::OwnedFd(_) | Conv::BorrowedFd(_))
+    }
 }
 
 /// An argument of a constructor, method or callback.
@@ -209,6 +302,8 @@ pub struct ArgSpec {
     pub name: Sp<String>,
     /// Conversion.
     pub conv: Sp<Conv>,
+    /// For `flags`: the members the argument may hold (all known members when empty).
+    pub allow: Vec<Sp<String>>,
 }
 
 /// What a method gives back.
@@ -288,6 +383,8 @@ pub struct MethodSpec {
     /// For a method that starts a request: the C request type (`uv_connect_t`), which
     /// is the C function's first parameter.
     pub request: Option<Sp<String>>,
+    /// Handle states checked before the C call ([`StateRule`] names).
+    pub requires: Vec<Sp<String>>,
 }
 
 /// A property: a getter and/or a setter.
@@ -312,6 +409,9 @@ pub enum KeepAlive {
     Active,
     /// Closes when the last reference goes.
     Never,
+    /// Decided by a hand-written `fn keeps_alive(handle: &uv::Handle) -> bool` in an
+    /// `impl` block of the type.
+    Custom,
 }
 
 /// The libuv type a handle derives from.

@@ -369,6 +369,7 @@ pub fn validate(
         };
 
     for h in &spec.handles {
+        contract_rules(spec, h, &mut out);
         let slots: Vec<&str> = h.callbacks.iter().map(|c| c.name.as_str()).collect();
         let mut slot_names = Names::new("callback slot");
         for c in &h.callbacks {
@@ -460,5 +461,106 @@ pub fn validate(
         Ok(())
     } else {
         Err(Diagnostics(out))
+    }
+}
+
+/// The precondition keys: `allow` on flag arguments, descriptor ownership, `requires`.
+fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
+    let check_args = |args: &[ArgSpec], where_: &str, fd_ok: bool, out: &mut Vec<Diagnostic>| {
+        let mut fds = 0;
+        for a in args {
+            if a.conv.value.is_fd_ownership() {
+                fds += 1;
+                if !fd_ok {
+                    out.push(
+                        a.conv
+                            .loc
+                            .error(format!(
+                                "`owned_fd` and `borrowed_fd` cannot be used {where_}"
+                            ))
+                            .hint("use them for constructor and method arguments"),
+                    );
+                } else if fds > 1 {
+                    out.push(
+                        a.conv
+                            .loc
+                            .error("a function takes at most one `owned_fd` or `borrowed_fd` argument")
+                            .hint("the error hands back one value; split the function or mark it manual"),
+                    );
+                }
+            }
+            if a.allow.is_empty() {
+                continue;
+            }
+            let Conv::Flags(ty) = &a.conv.value else {
+                out.push(
+                    a.allow[0]
+                        .loc
+                        .error("`allow` only applies to `flags` arguments")
+                        .hint("remove it, or use conv = \"flags\""),
+                );
+                continue;
+            };
+            let Some(e) = spec.enums.iter().find(|e| e.name.as_str() == ty.as_str()) else {
+                continue; // An enum of another crate: rustc checks the names.
+            };
+            let names: Vec<&str> = e.members.iter().map(|m| m.name.as_str()).collect();
+            for m in &a.allow {
+                if !names.contains(&m.as_str()) {
+                    unknown_ref(
+                        m,
+                        &format!("member of {ty}"),
+                        &names,
+                        "name a [[member]] of the flag set",
+                        out,
+                    );
+                }
+            }
+        }
+    };
+    for c in &h.callbacks {
+        check_args(&c.args, "as callback arguments", false, out);
+    }
+    for c in &h.constructors {
+        check_args(&c.args, "here", true, out);
+    }
+    for m in &h.methods {
+        check_args(
+            &m.args,
+            "in a method that starts a request",
+            m.request.is_none(),
+            out,
+        );
+        for r in &m.requires {
+            if StateRule::find(r.as_str()).is_none() {
+                let names: Vec<&str> = StateRule::ALL.iter().map(|s| s.name).collect();
+                unknown_ref(
+                    r,
+                    "handle state",
+                    &names,
+                    "see `requires` in spec/README.md",
+                    out,
+                );
+            } else if h.parent != HandleParent::Stream {
+                out.push(
+                    r.loc
+                        .error(format!(
+                            "state `{}` applies to stream handles only",
+                            r.value
+                        ))
+                        .hint("remove it, or set parent = \"stream\""),
+                );
+            }
+        }
+    }
+    for p in &h.properties {
+        if p.conv.value.is_fd_ownership() {
+            out.push(
+                p.conv
+                    .loc
+                    .error("`owned_fd` and `borrowed_fd` cannot be used for properties")
+                    .hint("use a method"),
+            );
+        }
     }
 }

@@ -57,6 +57,31 @@ impl AsyncSender {
 }
 
 impl Async {
+    /// The lifetime rule (spec: `keep_alive = "custom"`), asked when the last `Async`
+    /// value is gone and after each callback: the handle stays open while a wake-up
+    /// is pending, so that a send that returned `Ok` is always delivered. When it
+    /// answers no, it also shuts the senders out (under their lock), so that no send
+    /// can slip in between this answer and the close.
+    fn keeps_alive(h: &crate::Handle) -> bool {
+        let raw = h.raw_struct().cast::<sys::uv_async_t>();
+        let shared = h.ext_cloned::<Arc<SenderShared>>();
+        let mut guard = shared.as_ref().map(|s| s.lock());
+        // SAFETY: asked only while libuv holds the open handle; libuv reads and writes
+        // `pending` with atomic operations (bit 0: a wake-up is pending), from any
+        // thread, so it is read atomically here too.
+        let pending = unsafe {
+            std::sync::atomic::AtomicI32::from_ptr(std::ptr::addr_of_mut!((*raw).pending))
+                .load(std::sync::atomic::Ordering::SeqCst)
+        } & 1
+            != 0;
+        if !pending {
+            if let Some(g) = guard.as_mut() {
+                **g = None;
+            }
+        }
+        pending
+    }
+
     /// A sender for other threads (all senders of a handle share one state).
     pub fn sender(&self) -> Result<AsyncSender> {
         let raw = self.inner.raw("uv_async_send")?;
@@ -105,7 +130,7 @@ impl Async {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
 struct Queue {
     jobs: Mutex<VecDeque<Job>>,
@@ -117,6 +142,13 @@ pub(crate) struct CallLaterState {
     _async: Async,
     sender: AsyncSender,
     queue: Arc<Queue>,
+}
+
+impl CallLaterState {
+    /// The jobs waiting, taken out of the queue.
+    pub(crate) fn take_jobs(&self) -> VecDeque<Job> {
+        std::mem::take(&mut *self.queue.jobs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Runs functions on a loop's thread from any thread (`LoopHandle::call_later_sender`).
@@ -135,7 +167,9 @@ impl std::fmt::Debug for Queue {
 
 impl CallLater {
     /// Queues `f` to run on the loop thread during a coming iteration. It does not
-    /// keep the loop alive.
+    /// keep the loop alive. A job accepted with `Ok` always runs: if the loop is
+    /// dropped first, it runs during the drop (where the loop refuses new handles
+    /// once its handles are closing). `ClosedHandle` once the loop is gone.
     pub fn call(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
         // Hold the sender's lock while queueing, so a closing loop cannot miss the job
         // and leave it queued without an error.

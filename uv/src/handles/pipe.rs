@@ -1,3 +1,30 @@
-//! The pipe handle, generated from `spec/handles/pipe.toml`.
+//! The pipe handle, generated from `spec/handles/pipe.toml`, and conversions from
+//! the `std` Unix socket types.
 
 uv_macros::handle!("../spec/handles/pipe.toml");
+
+/// `Pipe` (without IPC) from a `std` Unix socket on a loop:
+/// `Pipe::try_from((&lp, stream))`. The socket is handed back on error.
+#[cfg(unix)]
+macro_rules! pipe_from_std {
+    ($($std:ty),*) => {$(
+        impl TryFrom<(&crate::LoopHandle, $std)> for Pipe {
+            type Error = crate::Rejected<$std>;
+
+            fn try_from((lp, s): (&crate::LoopHandle, $std)) -> std::result::Result<Pipe, Self::Error> {
+                let pipe = match Pipe::new(lp, false) {
+                    Ok(h) => h,
+                    Err(e) => return Err(crate::Rejected::new(e, s)),
+                };
+                pipe.open(s).map_err(|r| r.map(<$std>::from))?;
+                Ok(pipe)
+            }
+        }
+    )*};
+}
+
+#[cfg(unix)]
+pipe_from_std!(
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixListener
+);

@@ -4,7 +4,7 @@
 use libuv_sys2 as sys;
 
 use crate::error::Result;
-use crate::{AddressFamily, StatusCode};
+use crate::AddressFamily;
 
 uv_macros::handle!("../spec/handles/tcp.toml");
 
@@ -12,16 +12,7 @@ impl Tcp {
     /// The socket's address family: `None` while it has no socket or is not bound
     /// (from `sockname`).
     pub fn family(&self) -> Result<Option<AddressFamily>> {
-        match self.sockname() {
-            Ok(a) => Ok(Some(crate::addr::family_of(&a))),
-            Err(e)
-                if e.kind() != crate::Category::ClosedHandle
-                    && matches!(e.code(), StatusCode::EBADF | StatusCode::EINVAL) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        crate::addr::family_from(self.sockname())
     }
 
     /// Closes the connection with a TCP reset (RST) instead of the normal closing
@@ -36,3 +27,24 @@ impl Tcp {
         })
     }
 }
+
+/// `Tcp` from a `std` socket on a loop: `Tcp::try_from((&lp, listener))`. The socket
+/// is handed back on error.
+macro_rules! tcp_from_std {
+    ($($std:ty),*) => {$(
+        impl TryFrom<(&crate::LoopHandle, $std)> for Tcp {
+            type Error = crate::Rejected<$std>;
+
+            fn try_from((lp, s): (&crate::LoopHandle, $std)) -> std::result::Result<Tcp, Self::Error> {
+                let tcp = match Tcp::new(lp) {
+                    Ok(h) => h,
+                    Err(e) => return Err(crate::Rejected::new(e, s)),
+                };
+                tcp.open(s).map_err(|r| r.map(<$std>::from))?;
+                Ok(tcp)
+            }
+        }
+    )*};
+}
+
+tcp_from_std!(std::net::TcpStream, std::net::TcpListener);

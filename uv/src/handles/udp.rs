@@ -16,15 +16,56 @@ uv_macros::handle!("../spec/handles/udp.toml");
 
 /// One datagram received: its bytes (borrowed from the loop's read buffer for the
 /// length of the callback), its sender and libuv's flags (`UdpFlags::PARTIAL` when
-/// the buffer was too small and the rest was dropped).
+/// the buffer was too small and the rest was dropped; `UdpFlags::MMSG_CHUNK` for a
+/// datagram of a batch read with `RECVMMSG`).
+///
+/// A datagram with no bytes and no sender is libuv's "drained" event
+/// ([`Datagram::is_drained`]): the socket had nothing more to read. It ends every
+/// burst of reads; a socket that keeps reporting it without data (a connected
+/// socket whose reading side was shut down) is one to stop or close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Datagram<'a> {
     /// The bytes (may be empty: an empty datagram).
     pub data: &'a [u8],
-    /// The sender.
+    /// The sender (`None` only for the drained event).
     pub addr: Option<SocketAddr>,
     /// `UdpFlags::PARTIAL` and the like.
     pub flags: UdpFlags,
+}
+
+impl Datagram<'_> {
+    /// Whether this is libuv's "drained" event: nothing was read, the socket has no
+    /// more datagrams for now.
+    pub fn is_drained(&self) -> bool {
+        self.data.is_empty() && self.addr.is_none()
+    }
+}
+
+/// Receive buffers for `RECVMMSG` sockets: libuv reads one datagram per 64 KiB
+/// of the buffer, at most 20 per system call.
+const MMSG_DATAGRAMS: usize = 20;
+
+/// Lends the loop's read buffer; a `RECVMMSG` socket gets room for a whole batch.
+unsafe extern "C" fn alloc_cb(h: *mut sys::uv_handle_t, suggested: usize, buf: *mut sys::uv_buf_t) {
+    // SAFETY: libuv passes an open UDP handle of this library.
+    let mmsg = unsafe { sys::uv_udp_using_recvmmsg(h.cast()) } > 0;
+    let want = if mmsg {
+        suggested.saturating_mul(MMSG_DATAGRAMS)
+    } else {
+        suggested
+    };
+    let (base, len) = crate::stream::loop_shared(h)
+        .read_buffer()
+        .lend(want)
+        .unwrap_or((std::ptr::null_mut(), 0));
+    // SAFETY: libuv passes a valid out-pointer.
+    unsafe {
+        *buf = sys::uv_buf_t {
+            base: base.cast(),
+            len,
+        }
+    };
 }
 
 unsafe extern "C" fn recv_cb(
@@ -38,8 +79,10 @@ unsafe extern "C" fn recv_cb(
     // RECVMMSG, a datagram's part of it (flag MMSG_CHUNK), and the whole buffer
     // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
-    // nread == 0 with no address: nothing was read (not an empty datagram).
-    if nread != 0 || !addr.is_null() {
+    let flags = UdpFlags::from_bits_retain(flags);
+    // MMSG_FREE only hands the batch buffer back: nothing for the user. Everything
+    // else is shown, the drained event (no bytes, no address) included.
+    if !flags.contains(UdpFlags::MMSG_FREE) {
         let from = (!addr.is_null()).then(|| {
             let mut sa = SockAddr::empty();
             // SAFETY: libuv passes a valid socket address; it is at most the storage size.
@@ -67,7 +110,7 @@ unsafe extern "C" fn recv_cb(
                                 std::slice::from_raw_parts(base, nread as usize)
                             },
                             addr: from.flatten(),
-                            flags: UdpFlags::from_bits_retain(flags),
+                            flags,
                         })
                     } else {
                         Err(Error::from_raw(nread as i32, "uv_udp_recv"))
@@ -77,7 +120,26 @@ unsafe extern "C" fn recv_cb(
             )
         };
     }
-    crate::stream::give_back(raw.cast(), base);
+    // A batch's chunks share the buffer: it goes back with the last callback.
+    if !flags.contains(UdpFlags::MMSG_CHUNK) {
+        crate::stream::give_back(raw.cast(), base);
+    }
+}
+
+/// libuv reads from a UDP socket when it reports an error (POLLERR) even while
+/// nobody receives, and asserts that it has receive callbacks then (a connected
+/// socket that got an ICMP error after a send had to wait). Sockets that send are
+/// therefore never left without them: when the user does not receive, the
+/// trampolines run with an empty slot and the error (or datagram) is dropped.
+fn keep_error_reader(raw: *mut sys::uv_udp_t) {
+    // SAFETY: an open UDP handle of this library; libuv only reads these fields
+    // (uv_udp_recv_start replaces them, uv_udp_recv_stop clears them).
+    unsafe {
+        if (*raw).recv_cb.is_none() {
+            (*raw).recv_cb = Some(recv_cb);
+            (*raw).alloc_cb = Some(alloc_cb);
+        }
+    }
 }
 
 impl Udp {
@@ -90,6 +152,18 @@ impl Udp {
         family: crate::AddressFamily,
         flags: UdpFlags,
     ) -> Result<Udp> {
+        const OP: &str = "uv_udp_init_ex";
+        // The family and the flags share one C argument (family in the low byte):
+        // only creation flags may be given, and only the families libuv takes.
+        crate::contracts::flags_arg(flags.bits(), UdpFlags::RECVMMSG.bits(), OP)?;
+        if !matches!(
+            family,
+            crate::AddressFamily::Inet
+                | crate::AddressFamily::Inet6
+                | crate::AddressFamily::Unspecified
+        ) {
+            return Err(Error::new(crate::StatusCode::EINVAL, OP));
+        }
         let arg = (family.raw() as c_uint) | flags.bits();
         crate::handle::Typed::new(loop_, UdpSlots::default(), "uv_udp_init_ex", |l, h| {
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
@@ -101,18 +175,7 @@ impl Udp {
     /// The socket's address family: `None` while it has no socket or is not bound
     /// (from `sockname`).
     pub fn family(&self) -> Result<Option<crate::AddressFamily>> {
-        match self.sockname() {
-            Ok(a) => Ok(Some(crate::addr::family_of(&a))),
-            Err(e)
-                if matches!(
-                    e.code(),
-                    crate::StatusCode::EBADF | crate::StatusCode::EINVAL
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        crate::addr::family_from(self.sockname())
     }
 
     /// Starts receiving (`uv_udp_recv_start`): `callback` gets each datagram, or an
@@ -125,9 +188,7 @@ impl Udp {
         self.inner.slots().on_recv.set_then(Box::new(callback), || {
             // SAFETY: the handle is open.
             check(
-                unsafe {
-                    sys::uv_udp_recv_start(raw, Some(crate::stream::alloc_cb), Some(recv_cb))
-                },
+                unsafe { sys::uv_udp_recv_start(raw, Some(alloc_cb), Some(recv_cb)) },
                 "uv_udp_recv_start",
             )
         })
@@ -139,7 +200,9 @@ impl Udp {
             return Ok(());
         };
         // SAFETY: the handle is open.
-        check(unsafe { sys::uv_udp_recv_stop(raw) }, "uv_udp_recv_stop")
+        check(unsafe { sys::uv_udp_recv_stop(raw) }, "uv_udp_recv_stop")?;
+        keep_error_reader(raw);
+        Ok(())
     }
 
     /// Sends `data` to `addr` (`uv_udp_send`; `None` for a connected socket's peer);
@@ -151,6 +214,7 @@ impl Udp {
         callback: impl FnOnce(&Udp, Result<()>) + 'static,
     ) -> Result<()> {
         let raw = self.inner.raw("uv_udp_send")?;
+        keep_error_reader(raw);
         let sa = addr.map(|a| SockAddr::new(&a));
         crate::request::submit::<sys::uv_udp_send_t, Udp, _, WriteData>(
             self,
@@ -205,5 +269,22 @@ impl Udp {
             unsafe { sys::uv_udp_connect(raw, std::ptr::null()) },
             "uv_udp_connect",
         )
+    }
+}
+
+/// `Udp` from a `std` socket on a loop: `Udp::try_from((&lp, socket))`. The socket is
+/// handed back on error.
+impl TryFrom<(&crate::LoopHandle, std::net::UdpSocket)> for Udp {
+    type Error = crate::Rejected<std::net::UdpSocket>;
+
+    fn try_from(
+        (lp, s): (&crate::LoopHandle, std::net::UdpSocket),
+    ) -> std::result::Result<Udp, Self::Error> {
+        let udp = match Udp::new(lp) {
+            Ok(h) => h,
+            Err(e) => return Err(crate::Rejected::new(e, s)),
+        };
+        udp.open(s).map_err(|r| r.map(std::net::UdpSocket::from))?;
+        Ok(udp)
     }
 }

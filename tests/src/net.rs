@@ -1,0 +1,103 @@
+//! Sockets, temporary paths, descriptor checks and loop driving, for tests that
+//! need real descriptors (loopback sockets, Unix sockets, regular files).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use uv::{Loop, RunMode};
+
+/// A fresh, empty directory under the system temp dir, unique to this process and
+/// call, removed with everything in it on drop. Unix sockets go here.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Makes the directory; `tag` names the test, for humans reading `/tmp`.
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("uv-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path for `name` inside the directory (nothing is created).
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A new regular file `name` in the directory, open for reading and writing.
+    pub fn file(&self, name: &str) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.join(name))
+            .unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What descriptor `fd` of this process refers to (device and inode of the open
+/// file), or `None` when `fd` is not open. Compare two answers to tell "closed, or
+/// reused for another file" from "still the same file": a number alone may be
+/// reused at once by another test thread.
+pub fn fd_identity(fd: RawFd) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+
+    if fd < 0 {
+        return None;
+    }
+    #[cfg(target_os = "linux")]
+    let dir = "/proc/self/fd";
+    #[cfg(not(target_os = "linux"))]
+    let dir = "/dev/fd";
+    // Follows the link to the open file (a socket's inode too).
+    std::fs::metadata(format!("{dir}/{fd}"))
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// A std TCP listener on 127.0.0.1 (any port) and its address.
+pub fn tcp_listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// A connected pair of std TCP streams over 127.0.0.1.
+pub fn tcp_pair() -> (TcpStream, TcpStream) {
+    let (l, a) = tcp_listener();
+    let c = TcpStream::connect(a).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+/// `len` bytes of a pattern that does not repeat every power of two.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Runs `lp` one iteration at a time (`RunMode::Once`) until `done()` holds.
+/// Panics if the loop runs out of work first.
+pub fn run_until(lp: &Loop, mut done: impl FnMut() -> bool) {
+    while !done() {
+        let more = lp.run(RunMode::Once).unwrap();
+        if !more && !done() {
+            panic!("the loop ended before the condition held");
+        }
+    }
+}

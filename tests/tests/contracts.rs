@@ -1,0 +1,133 @@
+//! The checks that close the rows the assertion audit (`docs/soundness-audit.md`)
+//! first found open: listening streams, descriptors watched twice, streams marked
+//! readable without a descriptor.
+
+#![cfg(unix)]
+
+use std::cell::Cell;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+
+use uv::{Loop, Poll, PollEvent, RunMode, StatusCode, Tcp, TcpFlags};
+
+fn listening_tcp(lp: &Loop) -> (Tcp, std::net::SocketAddr) {
+    let server = Tcp::new(lp).unwrap();
+    server
+        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
+        .unwrap();
+    server.listen(8, |_, _| {}).unwrap();
+    let addr = server.sockname().unwrap();
+    (server, addr)
+}
+
+#[test]
+fn a_listening_stream_takes_no_second_listen_read_write_or_shutdown() {
+    let lp = Loop::new().unwrap();
+    let (server, _) = listening_tcp(&lp);
+    let code = |r: uv::Result<()>| r.unwrap_err().code();
+    assert_eq!(code(server.listen(8, |_, _| {})), StatusCode::EINVAL);
+    assert_eq!(code(server.read_start(|_, _| {})), StatusCode::EINVAL);
+    assert_eq!(code(server.write(&b"x"[..], |_, _| {})), StatusCode::EINVAL);
+    assert_eq!(code(server.shutdown(|_, _| {})), StatusCode::EINVAL);
+    // The server still serves: a client connects and is accepted (from a timer, as
+    // the connection callback cannot be replaced by a second listen).
+    let accepted = Rc::new(Cell::new(0));
+    let a = accepted.clone();
+    let s2 = server.clone();
+    let lp2 = lp.handle();
+    let client = std::net::TcpStream::connect(server.sockname().unwrap()).unwrap();
+    let timer = uv::Timer::new(&lp).unwrap();
+    timer
+        .start(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(1),
+            move |t| {
+                let c = Tcp::new(&lp2).unwrap();
+                if s2.accept(&c).is_ok() {
+                    a.set(a.get() + 1);
+                    c.close();
+                    s2.close();
+                    t.close();
+                }
+            },
+        )
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(accepted.get(), 1);
+    drop(client);
+}
+
+#[test]
+fn listen_with_a_connect_in_flight_is_einval() {
+    let lp = Loop::new().unwrap();
+    let (server, addr) = listening_tcp(&lp);
+    let client = Tcp::new(&lp).unwrap();
+    let connected = Rc::new(Cell::new(None));
+    let c = connected.clone();
+    client
+        .connect(addr, move |_, r| c.set(Some(r.map_err(|e| e.code()))))
+        .unwrap();
+    assert_eq!(
+        client.listen(8, |_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    // The refused listen left the connect alone.
+    while connected.get().is_none() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    assert_eq!(connected.get(), Some(Ok(())));
+    client.close();
+    server.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+#[test]
+fn a_second_poll_on_one_descriptor_is_eexist_until_the_first_is_closed() {
+    let lp = Loop::new().unwrap();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let a = Rc::new(a);
+    let first = Poll::new(&lp, a.clone()).unwrap();
+    let rejected = Poll::new(&lp, a.clone()).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EEXIST);
+    // The value comes back: one more Rc owner.
+    assert_eq!(Rc::strong_count(&a), 3);
+    drop(rejected);
+    // The refused handle was closed; the first one still works.
+    let seen = Rc::new(Cell::new(PollEvent::empty()));
+    let s = seen.clone();
+    use std::io::Write;
+    b.write_all(b"!").unwrap();
+    first
+        .start(PollEvent::READABLE, move |p, r, ev| {
+            r.unwrap();
+            s.set(ev);
+            p.close();
+        })
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(seen.get(), PollEvent::READABLE);
+    assert_eq!(lp.handle_count(), 0);
+    // Closed: the descriptor is free for a new poll.
+    let again = Poll::new(&lp, a.clone()).unwrap();
+    again.close();
+    lp.run(RunMode::Default).unwrap();
+    let mut buf = [0u8; 1];
+    (&*a).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"!");
+}
+
+#[test]
+fn polls_on_one_descriptor_in_two_loops_are_independent() {
+    let lp1 = Loop::new().unwrap();
+    let lp2 = Loop::new().unwrap();
+    let (a, _b) = UnixStream::pair().unwrap();
+    let a = Rc::new(a);
+    let p1 = Poll::new(&lp1, a.clone()).unwrap();
+    let p2 = Poll::new(&lp2, a.clone()).unwrap();
+    p1.close();
+    p2.close();
+    lp1.run(RunMode::Default).unwrap();
+    lp2.run(RunMode::Default).unwrap();
+    assert_eq!(Rc::strong_count(&a), 1);
+}

@@ -1,0 +1,320 @@
+//! libuv's preconditions, checked before the C call.
+//!
+//! libuv guards its preconditions with `assert()`, which is live in this build: a
+//! violated one aborts the process. Each function here checks one precondition and
+//! turns a violation into an [`Error`]. Generated code calls them where the spec asks
+//! (`kind` on fd arguments, `allow` on flag arguments, `requires` on methods); the
+//! hand-written runtime (stream accept and write2) uses the same functions.
+//! `docs/soundness-audit.md` lists every libuv assertion and the check that keeps it
+//! from firing.
+
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use libuv_sys2 as sys;
+
+use crate::error::{Error, Rejected, Result};
+use crate::{HandleType, StatusCode};
+
+/// What kind of descriptor a function takes (spec: `kind` of an `owned_fd` or
+/// `borrowed_fd` argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// Anything; libuv checks it itself.
+    Any,
+    /// A TCP socket (`SOCK_STREAM`, IPv4 or IPv6).
+    StreamSocket,
+    /// A UDP socket (`SOCK_DGRAM`, IPv4 or IPv6).
+    DgramSocket,
+    /// Something a pipe handle can poll: a FIFO, a Unix stream socket or a terminal.
+    /// Regular files and other character devices cannot be polled (epoll refuses
+    /// them, and libuv would abort inside `run`).
+    Pipe,
+}
+
+/// Checks that `fd` is of `kind`: `EBADF` for a negative descriptor, `ENOTSOCK` where
+/// a socket is wanted and `fd` is none, `EINVAL` for another kind.
+pub fn fd_kind(fd: RawFd, kind: FdKind, op: &'static str) -> Result<()> {
+    if fd < 0 {
+        return Err(Error::new(StatusCode::EBADF, op));
+    }
+    if kind == FdKind::Any {
+        return Ok(());
+    }
+    // SAFETY: uv_guess_handle only inspects the descriptor (isatty, fstat,
+    // getsockname, getsockopt); any number is acceptable.
+    let guess = HandleType::from_raw(unsafe { sys::uv_guess_handle(fd) } as i32);
+    let not_socket = matches!(
+        guess,
+        HandleType::File | HandleType::Tty | HandleType::Unknown
+    );
+    let ok = match kind {
+        FdKind::Any => true,
+        FdKind::StreamSocket => guess == HandleType::Tcp,
+        FdKind::DgramSocket => guess == HandleType::Udp,
+        FdKind::Pipe => matches!(guess, HandleType::NamedPipe | HandleType::Tty),
+    };
+    match (ok, kind) {
+        (true, _) => Ok(()),
+        (false, FdKind::StreamSocket | FdKind::DgramSocket) if not_socket => {
+            Err(Error::new(StatusCode::ENOTSOCK, op))
+        }
+        (false, _) => Err(Error::new(StatusCode::EINVAL, op)),
+    }
+}
+
+/// Readies a descriptor that libuv will own: checks its kind and moves a standard
+/// stream number (0 to 2, which libuv refuses to close and asserts on) to a number
+/// above them. On failure the descriptor is handed back.
+pub fn owned_fd(fd: OwnedFd, kind: FdKind, op: &'static str) -> Result<OwnedFd, Rejected<OwnedFd>> {
+    if let Err(e) = fd_kind(fd.as_raw_fd(), kind, op) {
+        return Err(Rejected::new(e, fd));
+    }
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // `try_clone` duplicates to the lowest free number above 2 (F_DUPFD_CLOEXEC, 3).
+    match fd.try_clone() {
+        Ok(high) => Ok(high),
+        Err(e) => {
+            let code = e
+                .raw_os_error()
+                .map_or(StatusCode::EMFILE, |n| StatusCode::from_raw(-n));
+            Err(Rejected::new(Error::new(code, op), fd))
+        }
+    }
+}
+
+/// Settles the ownership of a descriptor after the C call: on failure it is handed
+/// back; on success libuv owns it if the handle uses it (`handle_fd`), and it is
+/// closed here if libuv replaced it with a descriptor of its own (a reopened terminal).
+pub fn settle_owned_fd<T>(
+    result: Result<T>,
+    fd: OwnedFd,
+    handle_fd: impl FnOnce(&T) -> Option<RawFd>,
+) -> Result<T, Rejected<OwnedFd>> {
+    match result {
+        Err(e) => Err(Rejected::new(e, fd)),
+        Ok(v) => {
+            if handle_fd(&v) == Some(fd.as_raw_fd()) {
+                // libuv closes it when the handle closes.
+                let _ = fd.into_raw_fd();
+            } else {
+                drop(fd);
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// Settles a value that keeps a watched descriptor open (`borrowed_fd`): on success
+/// the handle (`handle_of`) keeps it until it is closed and claims the descriptor on
+/// its loop; on failure, or when another handle of the loop watches that descriptor
+/// (`EEXIST`; the new handle is closed), it is handed back.
+pub fn settle_kept<S: 'static, T>(
+    result: Result<T>,
+    source: S,
+    fd: RawFd,
+    op: &'static str,
+    handle_of: impl FnOnce(&T) -> &crate::Handle,
+) -> Result<T, Rejected<S>> {
+    let v = match result {
+        Err(e) => return Err(Rejected::new(e, source)),
+        Ok(v) => v,
+    };
+    let h = handle_of(&v);
+    match crate::handle::keep_with(h, Some(fd), Box::new(source)) {
+        Ok(()) => Ok(v),
+        Err(back) => {
+            h.close();
+            let source = *back
+                .downcast::<S>()
+                .unwrap_or_else(|_| unreachable!("keep_with hands back the value it was given"));
+            Err(Rejected::new(Error::new(StatusCode::EEXIST, op), source))
+        }
+    }
+}
+
+/// A flags argument: bits outside `allowed` (the flag set's known members, or the
+/// subset the spec's `allow` names) are `EINVAL`.
+#[inline]
+pub fn flags_arg(bits: u32, allowed: u32, op: &'static str) -> Result<u32> {
+    if bits & !allowed != 0 {
+        Err(Error::new(StatusCode::EINVAL, op))
+    } else {
+        Ok(bits)
+    }
+}
+
+/// An enum argument: a value the spec does not know (`Other`) is `EINVAL`.
+#[inline]
+pub fn enum_arg(raw: i32, known: bool, op: &'static str) -> Result<i32> {
+    if known {
+        Ok(raw)
+    } else {
+        Err(Error::new(StatusCode::EINVAL, op))
+    }
+}
+
+/// Two handles of one call must belong to the same loop (`EINVAL` otherwise).
+///
+/// # Safety
+/// Both must be open handles made by this library.
+pub unsafe fn same_loop(
+    a: *const sys::uv_handle_t,
+    b: *const sys::uv_handle_t,
+    op: &'static str,
+) -> Result<()> {
+    // SAFETY: per the contract both structs are initialised.
+    if unsafe { (*a).loop_ != (*b).loop_ } {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// Spec state `not_connecting`: a connect request is in flight (`EALREADY`).
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn not_connecting(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised; libuv sets `connect_req`
+    // while a connection is in progress and clears it before the callback.
+    if unsafe { !(*s).connect_req.is_null() } {
+        return Err(Error::new(StatusCode::EALREADY, op));
+    }
+    Ok(())
+}
+
+/// Spec state `not_listening`: the stream listens for connections (`EINVAL`).
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn not_listening(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised; libuv sets
+    // `connection_cb` in uv_listen only.
+    if unsafe { (*s).connection_cb.is_some() } {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// Spec state `not_connected`: the stream has a peer already (`EISCONN`).
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn not_connected(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised.
+    let ty = unsafe { (*s).type_ };
+    let rc = if ty == sys::uv_handle_type_UV_NAMED_PIPE {
+        let mut buf = [0u8; 8];
+        let mut len = buf.len();
+        // SAFETY: a pipe; the buffer is valid for `len` bytes.
+        unsafe { sys::uv_pipe_getpeername(s.cast(), buf.as_mut_ptr().cast(), &mut len) }
+    } else if ty == sys::uv_handle_type_UV_TCP {
+        let mut sa = crate::addr::SockAddr::empty();
+        let mut len = std::mem::size_of::<sys::sockaddr_storage>() as i32;
+        // SAFETY: a TCP handle; the storage is valid for `len` bytes.
+        unsafe { sys::uv_tcp_getpeername(s.cast(), sa.as_mut_ptr(), &mut len) }
+    } else {
+        return Ok(());
+    };
+    // A name too long for the probe buffer is still a peer.
+    if rc == 0 || rc == StatusCode::ENOBUFS.raw() {
+        return Err(Error::new(StatusCode::EISCONN, op));
+    }
+    Ok(())
+}
+
+/// The descriptor of an open handle, if it has one.
+///
+/// # Safety
+/// `h` must be an open handle made by this library.
+pub(crate) unsafe fn handle_fd(h: *const sys::uv_handle_t) -> Option<RawFd> {
+    let mut fd: sys::uv_os_fd_t = -1;
+    // SAFETY: per the contract the handle is initialised; `fd` is a valid out-pointer.
+    let rc = unsafe { sys::uv_fileno(h, &mut fd) };
+    (rc == 0 && fd >= 0).then_some(fd as RawFd)
+}
+
+fn queue_empty(q: *const sys::uv__queue) -> bool {
+    // SAFETY: `q` is a queue head inside a live libuv struct; an empty queue points
+    // at itself.
+    unsafe { std::ptr::eq((*q).next, q) }
+}
+
+/// No request is in flight on the stream (connect, shutdown, write): `EINVAL`.
+/// `uv_listen` on a stream with one would make libuv's server code run on a write
+/// event and abort.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn no_requests(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised; only fields are read.
+    let busy = unsafe {
+        !(*s).connect_req.is_null()
+            || !(*s).shutdown_req.is_null()
+            || !queue_empty(std::ptr::addr_of!((*s).write_queue))
+            || !queue_empty(std::ptr::addr_of!((*s).write_completed_queue))
+    };
+    if busy {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// libuv's `UV_HANDLE_BLOCKING_WRITES` (uv-common.h, libuv 1.x): a terminal libuv
+/// could not reopen writes synchronously.
+const BLOCKING_WRITES: u32 = 0x0010_0000;
+
+/// A stream with blocking writes takes no write while one is queued (a failed write
+/// whose callback has not run yet): libuv asserts its queue is empty. `EAGAIN`.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn blocking_write_ready(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised; only fields are read.
+    let blocked = unsafe {
+        (*s).flags & BLOCKING_WRITES != 0 && !queue_empty(std::ptr::addr_of!((*s).write_queue))
+    };
+    if blocked {
+        return Err(Error::new(StatusCode::EAGAIN, op));
+    }
+    Ok(())
+}
+
+/// Keeps descriptors 0 to 2 open (on `/dev/null` where they are closed), so that no
+/// descriptor libuv creates (epoll, eventfd, sockets) gets one of those numbers:
+/// libuv asserts when it closes them. Run before a loop is made.
+pub(crate) fn reserve_stdio() {
+    use std::sync::Once;
+    static DONE: Once = Once::new();
+    // Checked once per process: a closed standard descriptor is a start-up state;
+    // closing one later takes unsafe code.
+    DONE.call_once(|| {
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            if f.as_raw_fd() > 2 {
+                break;
+            }
+            // It took a free standard number: keep it there for good.
+            let _ = f.into_raw_fd();
+        }
+    });
+}
+
+/// A stream libuv marks readable or writable has a descriptor (`ENOTCONN`
+/// otherwise): an `open` that failed half-way (a socket option refused after the
+/// flags were set) leaves the flags without one, and libuv asserts on the
+/// descriptor when it reads, writes or shuts down.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn usable_fd(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised; the descriptor field is
+    // read first (the common case has one), the flags only when it has none.
+    let missing = unsafe {
+        (*s).io_watcher.fd < 0 && (sys::uv_is_readable(s) != 0 || sys::uv_is_writable(s) != 0)
+    };
+    if missing {
+        return Err(Error::new(StatusCode::ENOTCONN, op));
+    }
+    Ok(())
+}
