@@ -252,12 +252,18 @@ impl LoopShared {
     }
 }
 
-/// Drops a panic payload whose `Drop` may itself panic: that second panic is caught,
-/// and its payload forgotten rather than dropped (it could panic again).
+/// Drops a panic payload whose `Drop` may itself panic: that panic is caught and its
+/// own payload dropped the same way, a few rounds deep; a payload still panicking
+/// after that is forgotten (leaked) rather than dropped again.
 fn drop_payload(p: PanicPayload) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(p))) {
-        std::mem::forget(again);
+    let mut p = p;
+    for _ in 0..8 {
+        match catch_unwind(AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(again) => p = again,
+        }
     }
+    std::mem::forget(p);
 }
 
 fn panic_message(p: &PanicPayload) -> &str {
