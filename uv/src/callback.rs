@@ -31,7 +31,12 @@ impl<F: ?Sized> Slot<F> {
 
     /// Stores `cb` for `start` (the C call that will use it): if `start` fails, the
     /// previous callback is put back and `cb` dropped, as if nothing happened.
+    ///
+    /// If `start` itself stored another callback here (user code it ran started the
+    /// same operation), that one stays: it belongs to a start that succeeded.
     pub fn set_then<T, E>(&self, cb: Box<F>, start: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        // Identity by address and vtable (capture-free closures share an address).
+        let ours: *const F = &*cb;
         let old = self.cb.replace(Some(cb));
         match start() {
             Ok(v) => {
@@ -39,10 +44,24 @@ impl<F: ?Sized> Slot<F> {
                 Ok(v)
             }
             Err(e) => {
-                drop(self.cb.replace(old));
+                let now = self.cb.take();
+                #[allow(ambiguous_wide_pointer_comparisons)]
+                let still_ours = now.as_ref().is_some_and(|c| std::ptr::eq(&**c, ours));
+                if still_ours {
+                    self.cb.set(old);
+                    drop(now);
+                } else {
+                    self.cb.set(now);
+                    drop(old);
+                }
                 Err(e)
             }
         }
+    }
+
+    /// Takes the stored callback out.
+    pub fn take(&self) -> Option<Box<F>> {
+        self.cb.take()
     }
 
     /// Drops the stored callback.
@@ -73,7 +92,19 @@ impl<F: ?Sized> Slot<F> {
                 match replaced {
                     Some(new) => {
                         self.slot.cb.set(Some(new));
-                        // The old callback is dropped here, after it returned.
+                        // The old callback is dropped here, after it returned. While
+                        // the callback's own panic unwinds, a panicking Drop of what
+                        // it captured would abort the process: catch that one.
+                        let old = self.cb.take();
+                        if std::thread::panicking() {
+                            let dropped =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                                    drop(old)
+                                }));
+                            if let Err(p) = dropped {
+                                drop_quietly(p);
+                            }
+                        }
                     }
                     None => self.slot.cb.set(self.cb.take()),
                 }
@@ -93,4 +124,17 @@ impl<F: ?Sized> fmt::Debug for Slot<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slot").field("set", &self.is_set()).finish()
     }
+}
+
+/// Drops a panic payload, catching a panic of its own Drop a few rounds deep; what
+/// still panics after that is forgotten.
+pub(crate) fn drop_quietly(p: Box<dyn std::any::Any + Send>) {
+    let mut p = p;
+    for _ in 0..8 {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(again) => p = again,
+        }
+    }
+    std::mem::forget(p);
 }

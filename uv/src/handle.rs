@@ -400,8 +400,14 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
         });
         shared.guard(|| cb(&h));
     }
-    // SAFETY: the vtable belongs to this allocation's type.
-    shared.guard(|| unsafe { (header.vtable.clear)(hp.0.as_ptr()) });
+    // Slots are emptied one by one, each taken out before it is dropped: a callback
+    // whose Drop panics stops one `clear`, and the next round goes on from the slot
+    // after it, so nothing is left to drop outside the guard.
+    let clear = || {
+        // SAFETY: the vtable belongs to this allocation's type.
+        unsafe { (header.vtable.clear)(hp.0.as_ptr()) }
+    };
+    while shared.guard(clear).is_none() {}
     let (ext, hook, kept) = (extras.ext, extras.before_close, extras.kept);
     shared.guard(move || drop((ext, hook, kept)));
     hp.set(IN_LIBUV, false);

@@ -181,10 +181,26 @@ impl LoopShared {
             }
             None => self.panic.set(Some(payload)),
         }
-        if let Some(raw) = self.raw() {
+        if let Some(raw) = self.raw().filter(|_| !self.closing.get()) {
             // SAFETY: the loop is open.
             unsafe { sys::uv_stop(raw) };
         }
+    }
+
+    /// The user's open handles (not closing, not internal).
+    fn user_handles(&self) -> Vec<Handle> {
+        let mut out: Vec<Handle> = Vec::new();
+        if let Some(raw) = self.raw() {
+            // SAFETY: the loop is open; the callback gets `out` as its argument.
+            unsafe {
+                sys::uv_walk(
+                    raw,
+                    Some(collect_walk_cb),
+                    (&mut out as *mut Vec<Handle>).cast(),
+                )
+            };
+        }
+        out
     }
 
     /// Runs the `call_later` jobs waiting in the queue.
@@ -205,9 +221,17 @@ impl LoopShared {
         // Jobs accepted by `call_later` run now, while the loop is still open: an
         // accepted job is never dropped unseen.
         self.run_queued_jobs();
+        // Likewise wake-ups an `Async` accepted: its senders are shut, and if one is
+        // pending, the loop runs one last non-blocking iteration to deliver it.
+        if crate::handles::async_::shut_senders(&self.user_handles()) {
+            // SAFETY: the loop is open and not running (we are not inside uv_run).
+            unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
+        }
+        // From here on a panic does not stop the loop (teardown runs it to the end).
         self.closing.set(true);
         let mut closed = false;
-        for _ in 0..16 {
+        let (mut left, mut stalled) = (usize::MAX, 0);
+        while stalled < 16 {
             close_every_handle(raw);
             // SAFETY: the loop is open and not running (we are not inside uv_run).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
@@ -219,6 +243,10 @@ impl LoopShared {
                 closed = true;
                 break;
             }
+            // Give up only when rounds stop making progress.
+            let now = self.handles.get() + self.internal.get() + self.requests.get();
+            stalled = if now < left { 0 } else { stalled + 1 };
+            left = now;
         }
         if !closed {
             // Handles libuv still holds can never be closed now: make them answer
@@ -252,18 +280,9 @@ impl LoopShared {
     }
 }
 
-/// Drops a panic payload whose `Drop` may itself panic: that panic is caught and its
-/// own payload dropped the same way, a few rounds deep; a payload still panicking
-/// after that is forgotten (leaked) rather than dropped again.
+/// Drops a panic payload whose `Drop` may itself panic (see `drop_quietly`).
 fn drop_payload(p: PanicPayload) {
-    let mut p = p;
-    for _ in 0..8 {
-        match catch_unwind(AssertUnwindSafe(move || drop(p))) {
-            Ok(()) => return,
-            Err(again) => p = again,
-        }
-    }
-    std::mem::forget(p);
+    crate::callback::drop_quietly(p);
 }
 
 fn panic_message(p: &PanicPayload) -> &str {

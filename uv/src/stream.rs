@@ -288,6 +288,12 @@ impl ReadBuffer {
         Some((b.as_mut_ptr(), b.len()))
     }
 
+    /// Takes the buffer back whoever has it (a UDP batch cut short, whose last
+    /// callback, the one that hands it back, will not come).
+    pub(crate) fn reclaim(&self) {
+        self.busy.set(false);
+    }
+
     fn give_back(&self, base: *const u8) {
         // SAFETY: only the address is compared.
         if unsafe { (*self.buf.get()).as_ptr() } == base {
@@ -456,12 +462,13 @@ pub fn read_start<K: StreamKind>(
         // SAFETY: the stream is open.
         let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
         check(rc, "uv_read_start").map(|()| {
-            // Back to the loop's buffer: the allocator's buffer fetched ahead goes
-            // back to it.
-            if let Some(b) = slots.next.take() {
-                slots.allocator.call(|a| a.release(b));
+            // Back to the loop's buffer: the allocator leaves its slot first (what
+            // its `release` does to the stream then sees the new state), and gets
+            // back the buffer it gave ahead.
+            let old = slots.allocator.take();
+            if let (Some(mut a), Some(b)) = (old, slots.next.take()) {
+                a.release(b);
             }
-            slots.allocator.clear()
         })
     })
 }
@@ -481,20 +488,25 @@ pub fn read_start_with<K: StreamKind>(
         contracts::not_listening(r, "uv_read_start")?;
         contracts::usable_fd(r, "uv_read_start")?;
     }
+    // The first buffer comes from the allocator before any slot changes: whatever
+    // it does to this stream (even start reading itself) sees a consistent state.
+    // A panic is the loop's to report (from `run`), as from a callback; the first
+    // read then fails with ENOBUFS.
+    let mut allocator = allocator;
+    // SAFETY: the stream is open, so its loop and shared state are alive.
+    let shared = unsafe { &*s.typed().shared_ptr("uv_read_start")? };
+    let first = shared
+        .guard(|| allocator.allocate(READ_BUFFER_SIZE))
+        .flatten()
+        .filter(|b| !b.is_empty());
+    // The allocator may have closed the stream or started reading it.
+    let r = raw(s, "uv_read_start")?;
     let slots = K::stream_slots(s.typed().slots());
     slots.allocator.set_then(Box::new(allocator), || {
         slots.read.set_then(Box::new(callback), || {
-            drop(slots.next.take());
-            // As from a callback: a panicking allocator is the loop's to report (from
-            // `run`); the first read then fails with ENOBUFS.
-            // SAFETY: the stream is open, so its loop and shared state are alive.
-            let shared = unsafe { &*s.typed().shared_ptr("uv_read_start")? };
-            shared.guard(|| slots.fetch_next(READ_BUFFER_SIZE));
-            // The allocator may have closed the stream.
-            let raw = raw(s, "uv_read_start")?;
             // SAFETY: the stream is open.
-            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_with::<K>), Some(read_cb::<K>)) };
-            check(rc, "uv_read_start")
+            let rc = unsafe { sys::uv_read_start(r, Some(alloc_with::<K>), Some(read_cb::<K>)) };
+            check(rc, "uv_read_start").map(|()| drop(slots.next.replace(first)))
         })
     })
 }
@@ -668,7 +680,22 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     }
     // SAFETY: both streams are open, on one loop, of matching types, and the
     // client has no socket.
-    check(unsafe { sys::uv_accept(s, c) }, OP)
+    check(unsafe { sys::uv_accept(s, c) }, OP)?;
+    // Taking the last handle an IPC pipe received makes libuv watch the pipe for
+    // reading again, even when it is not reading: with nobody to read, the loop
+    // would wake up for its data forever. A start and stop of reading puts the
+    // watch back as it was.
+    // SAFETY: the server is open; the callbacks are the crate's, and reading stops
+    // before anything can call them.
+    unsafe {
+        if server_type == sys::uv_handle_type_UV_NAMED_PIPE
+            && (*s).read_cb.is_none()
+            && sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0
+        {
+            sys::uv_read_stop(s);
+        }
+    }
+    Ok(())
 }
 
 /// `uv_is_readable`; false once closing.

@@ -818,7 +818,7 @@ fn stream_methods(name: &proc_macro2::Ident, rt: &TokenStream) -> Vec<TokenStrea
         quote! {
             /// Starts reading (`uv_read_start`): `callback` gets each chunk, borrowed from
             /// the loop's read buffer, and an error with `StatusCode::EOF` at the end of
-            /// the stream. Replaces the callback of a stream that is reading.
+            /// the stream. `EALREADY` on a stream that is reading (`read_stop` first).
             pub fn read_start(&self, callback: impl FnMut(&#name, #rt::Result<&[u8]>) + 'static) -> #rt::Result<()> {
                 #ops::read_start(self, callback)
             }

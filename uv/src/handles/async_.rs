@@ -11,6 +11,35 @@ use crate::loop_::LoopHandle;
 
 uv_macros::handle!("../spec/handles/async.toml");
 
+/// Loop teardown: shuts the senders of every `Async` among `handles` (sends from now
+/// on answer `ClosedHandle`) and tells whether one of them has a wake-up pending,
+/// which the loop then delivers before it closes its handles.
+pub(crate) fn shut_senders(handles: &[crate::Handle]) -> bool {
+    let mut pending = false;
+    for h in handles {
+        if h.handle_type() != crate::HandleType::Async {
+            continue;
+        }
+        if let Some(shared) = h.ext_cloned::<Arc<SenderShared>>() {
+            *shared.lock() = None;
+        }
+        pending |= wakeup_pending(h.raw_struct().cast());
+    }
+    pending
+}
+
+/// Whether a wake-up was sent and not yet delivered.
+fn wakeup_pending(raw: *mut sys::uv_async_t) -> bool {
+    // SAFETY: asked only while libuv holds the open handle; libuv reads and writes
+    // `pending` with atomic operations (bit 0: a wake-up is pending), from any
+    // thread, so it is read atomically here too.
+    let bits = unsafe {
+        std::sync::atomic::AtomicI32::from_ptr(std::ptr::addr_of_mut!((*raw).pending))
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    bits & 1 != 0
+}
+
 struct SendPtr(*mut sys::uv_async_t);
 
 // SAFETY: the pointer is only used for uv_async_send, which libuv allows from any
@@ -66,14 +95,7 @@ impl Async {
         let raw = h.raw_struct().cast::<sys::uv_async_t>();
         let shared = h.ext_cloned::<Arc<SenderShared>>();
         let mut guard = shared.as_ref().map(|s| s.lock());
-        // SAFETY: asked only while libuv holds the open handle; libuv reads and writes
-        // `pending` with atomic operations (bit 0: a wake-up is pending), from any
-        // thread, so it is read atomically here too.
-        let pending = unsafe {
-            std::sync::atomic::AtomicI32::from_ptr(std::ptr::addr_of_mut!((*raw).pending))
-                .load(std::sync::atomic::Ordering::SeqCst)
-        } & 1
-            != 0;
+        let pending = wakeup_pending(raw);
         if !pending {
             if let Some(g) = guard.as_mut() {
                 **g = None;

@@ -68,6 +68,16 @@ unsafe extern "C" fn alloc_cb(h: *mut sys::uv_handle_t, suggested: usize, buf: *
     };
 }
 
+/// `POLLIN` (the same value on every Unix): the receive watch in libuv's I/O watcher.
+const POLLIN: u32 = 1;
+
+/// Whether libuv watches the socket for datagrams (`recv_start` and no `recv_stop`
+/// or `close` since).
+fn receiving(raw: *const sys::uv_udp_t) -> bool {
+    // SAFETY: a live UDP handle of this library; only the watch bits are read.
+    unsafe { (*raw).io_watcher.pevents & POLLIN != 0 }
+}
+
 unsafe extern "C" fn recv_cb(
     raw: *mut sys::uv_udp_t,
     nread: isize,
@@ -80,57 +90,93 @@ unsafe extern "C" fn recv_cb(
     // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
     let flags = UdpFlags::from_bits_retain(flags);
+    // SAFETY: `raw` is a live handle; uv_is_closing only reads its flags.
+    let closing = unsafe { sys::uv_is_closing(raw.cast()) } != 0;
     // MMSG_FREE only hands the batch buffer back: nothing for the user. Everything
-    // else is shown, the drained event (no bytes, no address) included.
-    if !flags.contains(UdpFlags::MMSG_FREE) {
-        let from = (!addr.is_null()).then(|| {
-            let mut sa = SockAddr::empty();
-            // SAFETY: libuv passes a valid socket address; it is at most the storage size.
+    // else is shown, the drained event (no bytes, no address) included, while the
+    // user receives: not after `recv_stop` or `close` (libuv goes on with the rest
+    // of a batch, or of its read loop, in the same call).
+    if !flags.contains(UdpFlags::MMSG_FREE) && !closing && receiving(raw) {
+        deliver(raw, nread, base, addr, flags);
+    }
+    let chunk = flags.contains(UdpFlags::MMSG_CHUNK);
+    if !receiving(raw) {
+        // SAFETY: a live handle; the count is a field read.
+        let sending = unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0;
+        if !sending {
+            // Nobody receives and no send can bring an error: end libuv's read loop
+            // here (it stops when the callbacks are gone). A batch cut short gets
+            // no last callback, so its buffer comes back now.
+            // SAFETY: as above; libuv reads these fields before each callback.
             unsafe {
-                std::ptr::copy_nonoverlapping(
-                    addr.cast::<u8>(),
-                    sa.as_mut_ptr().cast::<u8>(),
-                    std::mem::size_of::<sys::sockaddr_in6>(),
-                )
-            };
-            sa.to_std()
-        });
-        // SAFETY: `raw` is a handle made by Udp's constructors.
-        unsafe {
-            dispatch::<Udp, _>(
-                raw,
-                |s| &s.on_recv,
-                |cb, h| {
-                    let result = if nread >= 0 {
-                        Ok(Datagram {
-                            // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
-                            data: if nread == 0 {
-                                &[]
-                            } else {
-                                std::slice::from_raw_parts(base, nread as usize)
-                            },
-                            addr: from.flatten(),
-                            flags,
-                        })
-                    } else {
-                        Err(Error::from_raw(nread as i32, "uv_udp_recv"))
-                    };
-                    cb(h, result)
-                },
-            )
-        };
+                (*raw).recv_cb = None;
+                (*raw).alloc_cb = None;
+            }
+            if chunk {
+                crate::stream::loop_shared(raw.cast())
+                    .read_buffer()
+                    .reclaim();
+                return;
+            }
+        }
     }
     // A batch's chunks share the buffer: it goes back with the last callback.
-    if !flags.contains(UdpFlags::MMSG_CHUNK) {
+    if !chunk {
         crate::stream::give_back(raw.cast(), base);
     }
 }
 
+fn deliver(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    base: *const u8,
+    addr: *const sys::sockaddr,
+    flags: UdpFlags,
+) {
+    let from = (!addr.is_null()).then(|| {
+        let mut sa = SockAddr::empty();
+        // SAFETY: libuv passes a valid socket address; it is at most the storage size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                addr.cast::<u8>(),
+                sa.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of::<sys::sockaddr_in6>(),
+            )
+        };
+        sa.to_std()
+    });
+    // SAFETY: `raw` is a handle made by Udp's constructors.
+    unsafe {
+        dispatch::<Udp, _>(
+            raw,
+            |s| &s.on_recv,
+            |cb, h| {
+                let result = if nread >= 0 {
+                    Ok(Datagram {
+                        // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
+                        data: if nread == 0 {
+                            &[]
+                        } else {
+                            std::slice::from_raw_parts(base, nread as usize)
+                        },
+                        addr: from.flatten(),
+                        flags,
+                    })
+                } else {
+                    Err(Error::from_raw(nread as i32, "uv_udp_recv"))
+                };
+                cb(h, result)
+            },
+        )
+    };
+}
+
 /// libuv reads from a UDP socket when it reports an error (POLLERR) even while
 /// nobody receives, and asserts that it has receive callbacks then (a connected
-/// socket that got an ICMP error after a send had to wait). Sockets that send are
-/// therefore never left without them: when the user does not receive, the
-/// trampolines run with an empty slot and the error (or datagram) is dropped.
+/// socket that got an ICMP error after a send had to wait). Sockets with sends
+/// queued are therefore never left without them: when the user does not receive,
+/// the trampoline shows nothing (the error, or a datagram read with it, is
+/// dropped) and removes itself once no send is queued.
 fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     // SAFETY: an open UDP handle of this library; libuv only reads these fields
     // (uv_udp_recv_start replaces them, uv_udp_recv_stop clears them).
@@ -179,7 +225,7 @@ impl Udp {
     }
 
     /// Starts receiving (`uv_udp_recv_start`): `callback` gets each datagram, or an
-    /// error. Replaces the callback of a socket that is receiving.
+    /// error. `EALREADY` on a socket that is receiving (`recv_stop` first).
     pub fn recv_start(
         &self,
         callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
@@ -201,7 +247,11 @@ impl Udp {
         };
         // SAFETY: the handle is open.
         check(unsafe { sys::uv_udp_recv_stop(raw) }, "uv_udp_recv_stop")?;
-        keep_error_reader(raw);
+        // Sends still queued may bring an error event: keep a reader for it.
+        // SAFETY: the handle is open; the count is a field read.
+        if unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0 {
+            keep_error_reader(raw);
+        }
         Ok(())
     }
 
