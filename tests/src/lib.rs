@@ -1,3 +1,5 @@
 //! Shared helpers for the uv test suites.
 #[cfg(unix)]
+pub mod fuzz;
+#[cfg(unix)]
 pub mod net;

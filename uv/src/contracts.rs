@@ -286,6 +286,7 @@ pub unsafe fn blocking_write_ready(s: *mut sys::uv_stream_t, op: &'static str) -
 /// libuv asserts when it closes them. Run before a loop is made.
 pub(crate) fn reserve_stdio() {
     use std::sync::Once;
+    remember_signal_dispositions();
     static DONE: Once = Once::new();
     // Checked once per process: a closed standard descriptor is a start-up state;
     // closing one later takes unsafe code.
@@ -317,4 +318,96 @@ pub unsafe fn usable_fd(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()
         return Err(Error::new(StatusCode::ENOTCONN, op));
     }
     Ok(())
+}
+
+/// Spec state `named`: a pipe that is a socket has a name (`EINVAL` otherwise): for
+/// an unnamed socket (one end of a socket pair) `uv_pipe_chmod` goes on with a name
+/// buffer libuv never filled. Pipes that are not sockets (FIFOs) pass.
+///
+/// # Safety
+/// `s` must be an open pipe made by this library.
+pub unsafe fn named(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    let mut buf = [0u8; 8];
+    let mut len = buf.len();
+    // SAFETY: an open pipe; the buffer is valid for `len` bytes.
+    let rc = unsafe { sys::uv_pipe_getsockname(s.cast(), buf.as_mut_ptr().cast(), &mut len) };
+    if rc == 0 && len == 0 {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// A stream's descriptor is non-blocking (`EINVAL` otherwise): libuv reads again
+/// after a read that filled the buffer, and on a blocking descriptor that read
+/// waits for data and hangs the loop (a terminal libuv could not reopen, or a
+/// stream put in blocking mode with `set_blocking(true)`).
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised.
+    let Some(fd) = (unsafe { handle_fd(s.cast()) }) else {
+        return Ok(());
+    };
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags >= 0 && flags & libc::O_NONBLOCK == 0 {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// Signals the process ignored when its first loop was made (SIGPIPE, in every
+/// Rust program). libuv resets a signal to the default action when it stops
+/// watching it; for these, that default would kill the process on the next write
+/// to a closed peer.
+static IGNORED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+fn ignored_signals() -> &'static [i32] {
+    IGNORED.get_or_init(|| {
+        (1..65)
+            // SAFETY: a query (no new action); `old` is a valid out-pointer.
+            .filter(|&sig| unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+            })
+            .collect()
+    })
+}
+
+/// Records which signals the process ignores (before any loop installs a handler).
+pub(crate) fn remember_signal_dispositions() {
+    ignored_signals();
+}
+
+/// Every signal the process ignored and libuv put back to the default action is
+/// ignored again (see `restore_signal_disposition`).
+pub(crate) fn restore_ignored_signals() {
+    for &signum in ignored_signals() {
+        restore_signal_disposition(signum);
+    }
+}
+
+/// After libuv stopped watching `signum`: a signal the process ignored, now back to
+/// the default action, is ignored again. (Another thread's loop that starts watching
+/// the same signal at this very moment may have its handler replaced: libuv's
+/// signal lock is not reachable from here.)
+pub(crate) fn restore_signal_disposition(signum: i32) {
+    if !ignored_signals().contains(&signum) {
+        return;
+    }
+    // SAFETY: a query, then installing SIG_IGN for a signal that has the default
+    // action (libuv's handler is not replaced: it is only replaced when the query
+    // shows SIG_DFL).
+    unsafe {
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(signum, std::ptr::null(), &mut cur) == 0
+            && cur.sa_sigaction == libc::SIG_DFL
+        {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_IGN;
+            libc::sigaction(signum, &sa, std::ptr::null_mut());
+        }
+    }
 }

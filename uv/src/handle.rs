@@ -298,12 +298,19 @@ impl Hdr {
                 hook();
             }
         }
+        // SAFETY: the handle is initialised; its type and (for a signal handle) the
+        // signal it watches are read before the close.
+        let signum = unsafe { signal_watched(self.raw()) };
         // The handle is initialised and not yet closing; the allocation stays until
         // `on_close` runs.
         let rc = close(self.raw(), Some(on_close));
         if rc < 0 {
             self.h().state.set(State::Open);
             return Err(Error::from_raw(rc, op));
+        }
+        #[cfg(unix)]
+        if let Some(signum) = signum {
+            crate::contracts::restore_signal_disposition(signum);
         }
         Ok(())
     }
@@ -362,6 +369,20 @@ pub fn keep_with(
         e.claimed = e.claimed.or(fd);
     });
     Ok(())
+}
+
+/// The signal a signal handle watches (closing it, or a one-shot delivery, makes
+/// libuv reset that signal's action; see `contracts::restore_signal_disposition`).
+///
+/// # Safety
+/// `raw` must be an initialised handle.
+unsafe fn signal_watched(raw: *mut sys::uv_handle_t) -> Option<i32> {
+    // SAFETY: per the contract; a signal handle's struct is a uv_signal_t.
+    unsafe {
+        ((*raw).type_ == sys::uv_handle_type_UV_SIGNAL)
+            .then(|| (*raw.cast::<sys::uv_signal_t>()).signum)
+            .filter(|&s| s > 0)
+    }
 }
 
 /// Marks a handle that libuv will never close (its loop could not be closed) as
@@ -590,6 +611,12 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized>(
         _kind: PhantomData,
     }));
     let hp = Hdr(ptr);
+    // A one-shot signal handle was stopped by libuv before its callback.
+    // SAFETY: the handle is initialised; only its type and signal are read.
+    #[cfg(unix)]
+    if let Some(signum) = unsafe { signal_watched(raw.cast()) } {
+        crate::contracts::restore_signal_disposition(signum);
+    }
     let slot = slot(handle.typed().slots());
     hp.shared().guard(|| slot.call(|f| call(f, &handle)));
     hp.close_if_unreachable();
@@ -730,6 +757,7 @@ impl Handle {
 
     /// Sets the send buffer size; the value reads back unchanged on every platform.
     pub fn set_send_buffer_size(&self, size: usize) -> Result<()> {
+        self.raw("uv_send_buffer_size")?;
         let v = i32::try_from(size)
             .map_err(|_| Error::new(crate::StatusCode::EINVAL, "uv_send_buffer_size"))?;
         self.buffer_size("uv_send_buffer_size", sys::uv_send_buffer_size, Some(v))
@@ -744,6 +772,7 @@ impl Handle {
 
     /// Sets the receive buffer size; the value reads back unchanged on every platform.
     pub fn set_recv_buffer_size(&self, size: usize) -> Result<()> {
+        self.raw("uv_recv_buffer_size")?;
         let v = i32::try_from(size)
             .map_err(|_| Error::new(crate::StatusCode::EINVAL, "uv_recv_buffer_size"))?;
         self.buffer_size("uv_recv_buffer_size", sys::uv_recv_buffer_size, Some(v))

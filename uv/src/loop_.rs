@@ -420,9 +420,14 @@ impl Loop {
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         let s = &self.handle.shared;
         let raw = s.raw().ok_or(Error::closed_loop("uv_run"))?;
-        if s.running.replace(true) {
+        if s.running.get() {
             return Err(Error::new(StatusCode::EBUSY, "uv_run"));
         }
+        // An unknown mode makes libuv run without ever blocking.
+        if matches!(RunMode::from_raw(mode.raw()), RunMode::Other(_)) {
+            return Err(Error::new(StatusCode::EINVAL, "uv_run"));
+        }
+        s.running.set(true);
         // SAFETY: the loop is open and not already running.
         let rc = unsafe { sys::uv_run(raw, mode.raw() as sys::uv_run_mode) };
         s.running.set(false);

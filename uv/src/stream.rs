@@ -456,6 +456,7 @@ pub fn read_start<K: StreamKind>(
     unsafe {
         contracts::not_listening(raw, "uv_read_start")?;
         contracts::usable_fd(raw, "uv_read_start")?;
+        contracts::non_blocking(raw, "uv_read_start")?;
     }
     let slots = K::stream_slots(s.typed().slots());
     slots.read.set_then(Box::new(callback), || {
@@ -487,6 +488,7 @@ pub fn read_start_with<K: StreamKind>(
     unsafe {
         contracts::not_listening(r, "uv_read_start")?;
         contracts::usable_fd(r, "uv_read_start")?;
+        contracts::non_blocking(r, "uv_read_start")?;
     }
     // The first buffer comes from the allocator before any slot changes: whatever
     // it does to this stream (even start reading itself) sees a consistent state.
@@ -713,6 +715,11 @@ pub fn is_writable<K: StreamKind>(s: &K) -> bool {
 /// `uv_stream_set_blocking`.
 pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
     let raw = raw(s, "uv_stream_set_blocking")?;
+    // A reading stream must stay non-blocking (see `contracts::non_blocking`).
+    // SAFETY: the stream is open; the field is read only.
+    if blocking && unsafe { (*raw).read_cb.is_some() } {
+        return Err(Error::new(StatusCode::EINVAL, "uv_stream_set_blocking"));
+    }
     // SAFETY: the stream is open.
     check(
         unsafe { sys::uv_stream_set_blocking(raw, c_int::from(blocking)) },

@@ -591,6 +591,17 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         let body = slot_sets.iter().rev().fold(call, |inner, (slot, param)| {
             quote!(self.inner.slots().#slot.set_then(::std::boxed::Box::new(#param), || #inner))
         });
+        let body = match &m.after {
+            Some(f) => {
+                let f = ident(f);
+                quote!({
+                    let __r = #body;
+                    Self::#f(self);
+                    __r
+                })
+            }
+            None => body,
+        };
         let body = quote! {
             #get_raw
             #requires

@@ -3,12 +3,14 @@
 
 mod enums;
 mod errors;
+mod fuzz;
 mod handles;
 
 mod status;
 
 pub use enums::{enums, sys_name, to_snake};
 pub use errors::categories;
+pub use fuzz::fuzz_table;
 pub use handles::handle;
 
 pub use status::status_codes;

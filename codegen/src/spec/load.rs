@@ -406,6 +406,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
             let manual = t.str_opt("manual");
             let request = t.str_opt("request");
             let requires = t.str_list("requires");
+            let after = t.str_opt("after");
             let args = args(t);
             let returns = returns(t);
             let on_closed = match t.str_opt("on_closed") {
@@ -440,6 +441,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
                 manual,
                 request,
                 requires,
+                after,
             })
         })
         .collect()

@@ -247,6 +247,11 @@ impl StateRule {
             code: "EISCONN",
             doc: "the stream has no peer yet",
         },
+        StateRule {
+            name: "named",
+            code: "EINVAL",
+            doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise)",
+        },
     ];
 
     /// The rule named `name`.
@@ -385,6 +390,9 @@ pub struct MethodSpec {
     pub request: Option<Sp<String>>,
     /// Handle states checked before the C call ([`StateRule`] names).
     pub requires: Vec<Sp<String>>,
+    /// A hand-written associated function of the type, `fn NAME(&self)`, called
+    /// after the C call (for side effects of libuv the crate must undo).
+    pub after: Option<Sp<String>>,
 }
 
 /// A property: a getter and/or a setter.

@@ -531,6 +531,16 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             m.request.is_none(),
             out,
         );
+        if let Some(a) = &m.after {
+            check_ident(a, out);
+            if m.request.is_some() {
+                out.push(
+                    a.loc
+                        .error("`after` does not apply to a method that starts a request")
+                        .hint("remove it"),
+                );
+            }
+        }
         for r in &m.requires {
             if StateRule::find(r.as_str()).is_none() {
                 let names: Vec<&str> = StateRule::ALL.iter().map(|s| s.name).collect();

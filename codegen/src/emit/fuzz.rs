@@ -1,0 +1,634 @@
+//! The API fuzzer's table (`tests/src/fuzz.rs` includes it): every handle type of the
+//! spec with its constructors, methods, properties and the base and stream operations
+//! it inherits, each as a function that makes its arguments from the spec's
+//! conversions (through the fuzzer runtime's generators) and calls the safe API.
+//!
+//! The output lives in a child module of the fuzzer runtime and names it `rt`
+//! (`super::super` from a handle's module). What it expects from the runtime:
+//! `Cx` (the run's state and argument generators), `Op`, `OpKind`, `HandleOps`,
+//! `Member`, `Stream`, `FdKind`, `settle`, `closed_contract`, `adopt`, the
+//! callbacks `on_callback`/`on_done`, and one generic function per name of
+//! [`BASE_OPS`] in `rt::base_ops` and of [`STREAM_OPS`] in `rt::stream_ops`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{ident, to_snake, Ctx};
+use crate::spec::{ArgSpec, Conv, HandleParent, HandleSpec, OnClosed, Spec};
+
+/// Operations every handle has (`uv::Handle`, reached through `Deref`), and the
+/// fuzzer's own operations on references: one generic runtime function each.
+pub const BASE_OPS: &[&str] = &[
+    "close",
+    "close_with",
+    "ref_",
+    "unref",
+    "has_ref",
+    "is_active",
+    "is_closing",
+    "is_closed",
+    "fileno",
+    "send_buffer_size",
+    "set_send_buffer_size",
+    "recv_buffer_size",
+    "set_recv_buffer_size",
+    "handle_type",
+    "downcast",
+    "loop_",
+    "into_handle",
+    "clone_ref",
+    "drop_ref",
+];
+
+/// The operations of every `parent = "stream"` handle (the runtime's stream core);
+/// `read_start_pool` and `read_start_hostile` are `read_start_with` with a
+/// `PoolAllocator` and with a hostile `ReadAllocator`.
+pub const STREAM_OPS: &[&str] = &[
+    "read_start",
+    "read_start_pool",
+    "read_start_hostile",
+    "read_stop",
+    "write",
+    "write2",
+    "try_write",
+    "shutdown",
+    "listen",
+    "accept",
+    "is_readable",
+    "is_writable",
+    "set_blocking",
+    "write_queue_size",
+];
+
+/// The fuzzer's table for every handle type that is not `manual`.
+pub fn fuzz_table(spec: &Spec, ctx: &Ctx) -> TokenStream {
+    let handles: Vec<&HandleSpec> = spec.handles.iter().filter(|h| h.manual.is_none()).collect();
+    let any = any_handle(&handles, ctx);
+    let members = handles.iter().map(|h| member(h, ctx));
+    let streams: Vec<&HandleSpec> = handles
+        .iter()
+        .copied()
+        .filter(|h| h.parent == HandleParent::Stream)
+        .collect();
+    let stream_impls = streams.iter().map(|h| stream_impl(h, &streams, ctx));
+    let modules = handles.iter().map(|h| handle_module(h, ctx));
+    let table = table(&handles);
+    quote! {
+        #any
+        #( #members )*
+        #( #stream_impls )*
+        #( #modules )*
+        #table
+    }
+}
+
+fn cfg_attr(h: &HandleSpec) -> TokenStream {
+    match h.cfg.as_ref().and_then(|c| c.parse::<TokenStream>().ok()) {
+        Some(p) => quote!(#[cfg(#p)]),
+        None => TokenStream::new(),
+    }
+}
+
+fn ty(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let name = ident(&h.name);
+    quote!(#rt::#name)
+}
+
+fn module_name(h: &HandleSpec) -> proc_macro2::Ident {
+    // `_ops` keeps names such as `async` from being keywords.
+    format_ident!("{}_ops", to_snake(&h.name))
+}
+
+/// `AnyHandle`: one variant per handle type, and the conversions the pool needs.
+fn any_handle(handles: &[&HandleSpec], ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let cfgs: Vec<_> = handles.iter().map(|h| cfg_attr(h)).collect();
+    let names: Vec<_> = handles.iter().map(|h| ident(&h.name)).collect();
+    let strs: Vec<_> = handles.iter().map(|h| h.name.value.clone()).collect();
+    let tys: Vec<_> = handles.iter().map(|h| ty(h, ctx)).collect();
+    let streams = handles.iter().map(|h| h.parent == HandleParent::Stream);
+    quote! {
+        /// A handle of any type the spec describes.
+        #[derive(Clone, Debug)]
+        pub enum AnyHandle {
+            #( #cfgs #names(#tys), )*
+        }
+
+        impl AnyHandle {
+            /// The untyped handle.
+            pub fn handle(&self) -> &#rt::Handle {
+                match self {
+                    #( #cfgs AnyHandle::#names(h) => h, )*
+                }
+            }
+
+            /// Whether it is a stream (`parent = "stream"`).
+            pub fn is_stream(&self) -> bool {
+                match self {
+                    #( #cfgs AnyHandle::#names(_) => #streams, )*
+                }
+            }
+
+            /// The type's Rust name.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    #( #cfgs AnyHandle::#names(_) => #strs, )*
+                }
+            }
+
+            /// The typed handle behind an untyped one (`Handle::downcast`).
+            pub fn from_handle(h: &#rt::Handle) -> ::core::option::Option<AnyHandle> {
+                #(
+                    #cfgs
+                    if let ::core::option::Option::Some(t) = h.downcast::<#tys>() {
+                        return ::core::option::Option::Some(AnyHandle::#names(t));
+                    }
+                )*
+                ::core::option::Option::None
+            }
+        }
+    }
+}
+
+/// `rt::Member` for one handle type: pool access and a random constructor.
+fn member(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let cfg = cfg_attr(h);
+    let t = ty(h, ctx);
+    let name = ident(&h.name);
+    let name_str = h.name.value.clone();
+    let module = module_name(h);
+    quote! {
+        #cfg
+        impl super::Member for #t {
+            const NAME: &'static str = #name_str;
+
+            fn from_any(a: &AnyHandle) -> ::core::option::Option<&Self> {
+                #[allow(unreachable_patterns)]
+                match a {
+                    AnyHandle::#name(h) => ::core::option::Option::Some(h),
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn into_any(self) -> AnyHandle {
+                AnyHandle::#name(self)
+            }
+
+            fn downcast(h: &#rt::Handle) -> ::core::option::Option<Self> {
+                h.downcast::<Self>()
+            }
+
+            fn construct(cx: &super::Cx) -> ::core::option::Option<Self> {
+                cx.construct(#module::CONSTRUCTORS)
+            }
+        }
+    }
+}
+
+/// `rt::Stream` for one stream type: the inherent stream methods, and `write2` and
+/// `accept` with a peer of any stream type from the pool.
+fn stream_impl(h: &HandleSpec, streams: &[&HandleSpec], ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let cfg = cfg_attr(h);
+    let t = ty(h, ctx);
+    let peer_cfgs: Vec<_> = streams.iter().map(|p| cfg_attr(p)).collect();
+    let peers: Vec<_> = streams.iter().map(|p| ident(&p.name)).collect();
+    quote! {
+        #cfg
+        impl super::Stream for #t {
+            fn read_start(&self, cb: impl FnMut(&Self, #rt::Result<&[u8]>) + 'static) -> #rt::Result<()> {
+                #t::read_start(self, cb)
+            }
+            fn read_start_with(
+                &self,
+                allocator: impl #rt::ReadAllocator,
+                cb: impl FnMut(&Self, #rt::Result<&[u8]>) + 'static,
+            ) -> #rt::Result<()> {
+                #t::read_start_with(self, allocator, cb)
+            }
+            fn read_stop(&self) -> #rt::Result<()> {
+                #t::read_stop(self)
+            }
+            fn write(&self, data: #rt::WriteData, cb: impl FnOnce(&Self, #rt::Result<()>) + 'static) -> #rt::Result<()> {
+                #t::write(self, data, cb)
+            }
+            fn write2_any(
+                &self,
+                data: #rt::WriteData,
+                send: &AnyHandle,
+                cb: impl FnOnce(&Self, #rt::Result<()>) + 'static,
+            ) -> ::core::option::Option<#rt::Result<()>> {
+                #[allow(unreachable_patterns)]
+                match send {
+                    #( #peer_cfgs AnyHandle::#peers(s) => ::core::option::Option::Some(#t::write2(self, data, s, cb)), )*
+                    _ => ::core::option::Option::None,
+                }
+            }
+            fn try_write(&self, data: &[u8]) -> #rt::Result<usize> {
+                #t::try_write(self, data)
+            }
+            fn shutdown(&self, cb: impl FnOnce(&Self, #rt::Result<()>) + 'static) -> #rt::Result<()> {
+                #t::shutdown(self, cb)
+            }
+            fn listen(&self, backlog: i32, cb: impl FnMut(&Self, #rt::Result<()>) + 'static) -> #rt::Result<()> {
+                #t::listen(self, backlog, cb)
+            }
+            fn accept_any(&self, client: &AnyHandle) -> ::core::option::Option<#rt::Result<()>> {
+                #[allow(unreachable_patterns)]
+                match client {
+                    #( #peer_cfgs AnyHandle::#peers(c) => ::core::option::Option::Some(#t::accept(self, c)), )*
+                    _ => ::core::option::Option::None,
+                }
+            }
+            fn is_readable(&self) -> bool {
+                #t::is_readable(self)
+            }
+            fn is_writable(&self) -> bool {
+                #t::is_writable(self)
+            }
+            fn set_blocking(&self, blocking: bool) -> #rt::Result<()> {
+                #t::set_blocking(self, blocking)
+            }
+            fn write_queue_size(&self) -> usize {
+                #t::write_queue_size(self)
+            }
+        }
+    }
+}
+
+/// The module of one handle type: a function per constructor, method and property
+/// accessor, and its table of operations.
+fn handle_module(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
+    let cfg = cfg_attr(h);
+    let module = module_name(h);
+    let t = ty(h, ctx);
+    let name_str = h.name.value.clone();
+    let mut fns = Vec::new();
+    let mut entries = Vec::new();
+    let mut ctor_fns = Vec::new();
+    let entry = |name: &str, kind: &str, run: TokenStream| {
+        let kind = format_ident!("{kind}");
+        quote!(rt::Op { handle: #name_str, name: #name, kind: rt::OpKind::#kind, run: #run })
+    };
+    for c in &h.constructors {
+        let (build, op) = constructor(h, c, ctx);
+        fns.push(build);
+        fns.push(op);
+        let f = format_ident!("make_{}", c.name.value);
+        ctor_fns.push(f);
+        let op = ident(&c.name);
+        entries.push(entry(&c.name, "Constructor", quote!(#op)));
+    }
+    for m in h
+        .methods
+        .iter()
+        .filter(|m| m.manual.is_none() && m.c.is_some())
+    {
+        fns.push(method(h, m, ctx));
+        let op = format_ident!("m_{}", m.name.value);
+        entries.push(entry(&m.name, "Method", quote!(#op)));
+    }
+    for p in &h.properties {
+        if p.get.is_some() {
+            fns.push(getter(h, p, ctx));
+            let op = format_ident!("get_{}", p.name.value);
+            entries.push(entry(&p.name, "Property", quote!(#op)));
+        }
+        if p.set.is_some() {
+            fns.push(setter(h, p, ctx));
+            let op = format_ident!("set_{}", p.name.value);
+            entries.push(entry(
+                &format!("set_{}", p.name.value),
+                "Property",
+                quote!(#op),
+            ));
+        }
+    }
+    for b in BASE_OPS {
+        let f = ident(b);
+        entries.push(entry(b, "Base", quote!(rt::base_ops::#f::<#t>)));
+    }
+    if h.parent == HandleParent::Stream {
+        for s in STREAM_OPS {
+            let f = ident(s);
+            entries.push(entry(s, "Stream", quote!(rt::stream_ops::#f::<#t>)));
+        }
+    }
+    quote! {
+        #cfg
+        #[allow(clippy::unnecessary_cast, unused_variables)]
+        pub mod #module {
+            use super::super as rt;
+
+            /// The constructors, for making a target on demand.
+            pub const CONSTRUCTORS: &[fn(&rt::Cx) -> ::core::option::Option<#t>] = &[#( #ctor_fns ),*];
+
+            #( #fns )*
+
+            /// Every operation of the type.
+            pub const OPS: &[rt::Op] = &[#( #entries ),*];
+        }
+    }
+}
+
+/// Arguments made from their conversions, in spec order: the `let` statements, the
+/// expressions to pass (callbacks last, as the generated API takes them), the values
+/// to show in the log, and the descriptor's identity for checking a `Rejected`.
+struct Made {
+    lets: Vec<TokenStream>,
+    pass: Vec<TokenStream>,
+    callbacks: Vec<TokenStream>,
+    shown: Vec<TokenStream>,
+    fd: bool,
+}
+
+fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
+    let rt = &ctx.rt;
+    let mut m = Made {
+        lets: Vec::new(),
+        pass: Vec::new(),
+        callbacks: Vec::new(),
+        shown: Vec::new(),
+        fd: false,
+    };
+    for a in args {
+        let name = format_ident!("a_{}", a.name.value);
+        let value = match &a.conv.value {
+            Conv::DurationMs => quote!(cx.duration()),
+            Conv::Bool => quote!(cx.flip()),
+            Conv::I32 => quote!(cx.int_i32()),
+            Conv::U32 => quote!(cx.int_u32()),
+            Conv::U64 => quote!(cx.int_u64()),
+            Conv::Usize => quote!(cx.int_usize()),
+            Conv::Signum => quote!(cx.signum()),
+            Conv::Fd | Conv::Socket => quote!(cx.raw_fd()),
+            Conv::Enum(t) => {
+                let t = ident(t);
+                quote!(cx.enum_value(#rt::#t::ALL, #rt::#t::from_raw, #rt::#t::Other))
+            }
+            Conv::Flags(t) => {
+                let t = ident(t);
+                quote!(#rt::#t::from_bits_retain(cx.flag_bits(#rt::#t::all().bits())))
+            }
+            Conv::SocketAddr => quote!(cx.socket_addr()),
+            Conv::CStrPath | Conv::CStrPathLen => quote!(cx.path()),
+            Conv::CStr => quote!(cx.string()),
+            Conv::CStrOpt => quote!(cx.opt_string()),
+            Conv::OwnedFd(k) | Conv::BorrowedFd(k) => {
+                let kind = format_ident!("{}", k.variant());
+                let make = if matches!(a.conv.value, Conv::OwnedFd(_)) {
+                    quote!(cx.owned_fd(rt::FdKind::#kind))
+                } else {
+                    quote!(cx.fd_source(rt::FdKind::#kind))
+                };
+                m.lets.push(quote!(let (#name, ident) = #make?;));
+                m.pass.push(quote!(#name));
+                m.fd = true;
+                continue;
+            }
+            Conv::Callback(slot) => {
+                let arity = h
+                    .callbacks
+                    .iter()
+                    .find(|c| c.name.as_str() == slot)
+                    .map_or(0, |c| c.args.len());
+                let rest = (0..arity).map(|_| quote!(_));
+                let site = format!("{}.{}", h.name.value, slot);
+                m.lets.push(quote!(let #name = cx.capture();));
+                m.callbacks
+                    .push(quote!(move |h, #(#rest),*| rt::on_callback(#site, h, &#name)));
+                continue;
+            }
+            Conv::RequestCallback => {
+                m.lets.push(quote!(let #name = cx.capture();));
+                m.callbacks
+                    .push(quote!(move |h, r| rt::on_done(#site, h, r, &#name)));
+                continue;
+            }
+            // Callback arguments only; the spec loader refuses it elsewhere.
+            Conv::Status => quote!(::core::compile_error!(
+                "the fuzzer cannot make a `status` argument"
+            )),
+        };
+        m.lets.push(quote!(let #name = #value;));
+        m.shown.push(quote!(&#name));
+        m.pass.push(match &a.conv.value {
+            Conv::CStr => quote!(&#name),
+            Conv::CStrOpt => quote!(#name.as_deref()),
+            _ => quote!(#name),
+        });
+    }
+    if !m.fd {
+        m.lets
+            .push(quote!(let ident = ::core::option::Option::None;));
+    } else {
+        m.lets
+            .push(quote!(let ident = ::core::option::Option::Some(&ident);));
+    }
+    m
+}
+
+/// Shows the non-callback, non-descriptor arguments in the operation log.
+fn note(shown: &[TokenStream]) -> TokenStream {
+    if shown.is_empty() {
+        return TokenStream::new();
+    }
+    quote!(cx.note(::core::format_args!("{:?}", (#( #shown, )*)));)
+}
+
+/// A constructor: a builder that returns the new handle (also used to make targets
+/// on demand), and the operation that puts it in the pool.
+fn constructor(
+    h: &HandleSpec,
+    c: &crate::spec::ConstructorSpec,
+    ctx: &Ctx,
+) -> (TokenStream, TokenStream) {
+    let t = ty(h, ctx);
+    let site = format!("{}::{}", h.name.value, c.name.value);
+    let made = make_args(h, &c.args, &site, ctx);
+    let (lets, pass, cbs, shown) = (&made.lets, &made.pass, &made.callbacks, note(&made.shown));
+    let fname = ident(&c.name);
+    let build = format_ident!("make_{}", c.name.value);
+    let builder = quote! {
+        fn #build(cx: &rt::Cx) -> ::core::option::Option<#t> {
+            let loop_ = cx.loop_ref()?;
+            #( #lets )*
+            #shown
+            let r = #t::#fname(&loop_, #( #pass, )* #( #cbs ),*);
+            rt::settle(cx, r, ident)
+        }
+    };
+    let op = quote! {
+        fn #fname(cx: &rt::Cx) -> bool {
+            rt::adopt(cx, #build(cx));
+            true
+        }
+    };
+    (builder, op)
+}
+
+/// A method: its target from the pool (or made on demand), its arguments, the call,
+/// and the checks: the spec's `on_closed` contract and the result.
+fn method(h: &HandleSpec, m: &crate::spec::MethodSpec, ctx: &Ctx) -> TokenStream {
+    let t = ty(h, ctx);
+    let site = format!("{}.{}", h.name.value, m.name.value);
+    let made = make_args(h, &m.args, &site, ctx);
+    let (lets, pass, cbs, shown) = (&made.lets, &made.pass, &made.callbacks, note(&made.shown));
+    let fname = ident(&m.name);
+    let op = format_ident!("m_{}", m.name.value);
+    let inner = format_ident!("call_{}", m.name.value);
+    // A descriptor's kind is checked before the handle's state, so a closed handle
+    // may answer for the descriptor first.
+    let contract = if made.fd {
+        TokenStream::new()
+    } else {
+        let noop = m.on_closed == OnClosed::Noop;
+        quote!(rt::closed_contract(cx, closing, #noop, &r);)
+    };
+    quote! {
+        fn #inner(cx: &rt::Cx, h: &#t) -> ::core::option::Option<()> {
+            #( #lets )*
+            #shown
+            let closing = h.is_closing();
+            let r = h.#fname(#( #pass, )* #( #cbs ),*);
+            #contract
+            rt::settle(cx, r, ident).map(drop)
+        }
+
+        fn #op(cx: &rt::Cx) -> bool {
+            match cx.target::<#t>() {
+                ::core::option::Option::Some(h) => {
+                    #inner(cx, &h);
+                    true
+                }
+                ::core::option::Option::None => false,
+            }
+        }
+    }
+}
+
+fn getter(h: &HandleSpec, p: &crate::spec::PropertySpec, ctx: &Ctx) -> TokenStream {
+    let t = ty(h, ctx);
+    let fname = ident(&p.name);
+    let op = format_ident!("get_{}", p.name.value);
+    quote! {
+        fn #op(cx: &rt::Cx) -> bool {
+            let ::core::option::Option::Some(h) = cx.target::<#t>() else { return false };
+            let closing = h.is_closing();
+            let r = h.#fname();
+            rt::closed_contract(cx, closing, false, &r);
+            rt::settle(cx, r, ::core::option::Option::None);
+            true
+        }
+    }
+}
+
+fn setter(h: &HandleSpec, p: &crate::spec::PropertySpec, ctx: &Ctx) -> TokenStream {
+    let t = ty(h, ctx);
+    let fname = format_ident!("set_{}", p.name.value);
+    let arg = ArgSpec {
+        name: p.name.clone(),
+        conv: p.conv.clone(),
+        allow: Vec::new(),
+    };
+    let made = make_args(h, std::slice::from_ref(&arg), &p.name, ctx);
+    let (lets, pass, shown) = (&made.lets, &made.pass, note(&made.shown));
+    quote! {
+        fn #fname(cx: &rt::Cx) -> bool {
+            let ::core::option::Option::Some(h) = cx.target::<#t>() else { return false };
+            #( #lets )*
+            #shown
+            let closing = h.is_closing();
+            let r = h.#fname(#( #pass ),*);
+            rt::closed_contract(cx, closing, false, &r);
+            rt::settle(cx, r, ident);
+            true
+        }
+    }
+}
+
+/// `table()`: every handle type with its operations (a function, so that a handle
+/// type with a `cfg` can be left out).
+fn table(handles: &[&HandleSpec]) -> TokenStream {
+    let pushes = handles.iter().map(|h| {
+        let cfg = cfg_attr(h);
+        let module = module_name(h);
+        let name = h.name.value.clone();
+        let stream = h.parent == HandleParent::Stream;
+        quote! {
+            #cfg
+            v.push(super::HandleOps { name: #name, stream: #stream, ops: #module::OPS });
+        }
+    });
+    quote! {
+        /// Every handle type of the spec with its operations.
+        // One push per type, so that a type with a `cfg` can be left out.
+        #[allow(clippy::vec_init_then_push)]
+        pub fn table() -> ::std::vec::Vec<super::HandleOps> {
+            let mut v = ::std::vec::Vec::new();
+            #( #pushes )*
+            v
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{render, to_snake, Ctx};
+    use super::{fuzz_table, BASE_OPS, STREAM_OPS};
+    use crate::spec::HandleParent;
+
+    /// The names of the operations in one handle type's module of the table.
+    fn ops_of<'a>(text: &'a str, handle: &str) -> Vec<&'a str> {
+        let start = text
+            .find(&format!("pub mod {}_ops {{", to_snake(handle)))
+            .unwrap_or_else(|| panic!("no module for {handle}"));
+        let rest = &text[start + 1..];
+        let module = &rest[..rest.find("pub mod ").unwrap_or(rest.len())];
+        module
+            .match_indices("name: \"")
+            .map(|(i, m)| {
+                let s = &module[i + m.len()..];
+                &s[..s.find('"').unwrap_or(0)]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_handle_type_of_the_spec_gets_its_operations() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec");
+        let (spec, _) = crate::load_spec(&dir, Path::new("spec")).expect("the spec loads");
+        let text = render(fuzz_table(&spec, &Ctx::default()), "spec").expect("it parses");
+        for h in spec.handles.iter().filter(|h| h.manual.is_none()) {
+            let ops = ops_of(&text, &h.name);
+            let mut want: Vec<String> = h
+                .constructors
+                .iter()
+                .map(|c| c.name.value.clone())
+                .collect();
+            for m in &h.methods {
+                let has = ops.contains(&m.name.as_str());
+                assert_eq!(has, m.manual.is_none(), "{}.{}", h.name.value, m.name.value);
+            }
+            for p in &h.properties {
+                want.extend(p.get.as_ref().map(|_| p.name.value.clone()));
+                want.extend(p.set.as_ref().map(|_| format!("set_{}", p.name.value)));
+            }
+            want.extend(BASE_OPS.iter().map(|s| s.to_string()));
+            if h.parent == HandleParent::Stream {
+                want.extend(STREAM_OPS.iter().map(|s| s.to_string()));
+            }
+            for w in &want {
+                assert!(
+                    ops.contains(&w.as_str()),
+                    "{}.{w} has no operation",
+                    h.name.value
+                );
+            }
+        }
+    }
+}
