@@ -26,6 +26,7 @@ extern crate self as uv;
 
 mod addr;
 mod callback;
+mod channel;
 mod contracts;
 mod dns;
 mod error;
@@ -35,7 +36,9 @@ pub mod handles;
 mod loop_;
 mod request;
 mod stream;
+mod timeout;
 
+pub use channel::{channel, Receiver, SendError, Sender};
 pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
 pub use error::{Error, Rejected, Result};
 pub use generated::*;
@@ -43,6 +46,7 @@ pub use handle::{Handle, KeepAlive};
 pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
 pub use stream::{PoolAllocator, ReadAllocator, WriteData, READ_BUFFER_SIZE};
+pub use timeout::Timeout;
 
 /// Declares a handle type from a spec file (see `spec/README.md`, "Adding a handle type").
 pub use uv_macros::handle;

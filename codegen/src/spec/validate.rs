@@ -75,6 +75,15 @@ const RESERVED_TYPES: &[&str] = &[
     "LoopHandle",
     "Handle",
     "Request",
+    "Rejected",
+    "KeepAlive",
+    "Sender",
+    "Receiver",
+    "SendError",
+    "Timeout",
+    "WriteData",
+    "ReadAllocator",
+    "PoolAllocator",
 ];
 
 /// Methods every handle has from the runtime core.
