@@ -1,12 +1,14 @@
 //! Sockets, temporary paths, descriptor checks and loop driving, for tests that
 //! need real descriptors (loopback sockets, Unix sockets, regular files).
 
+use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use uv::{Loop, RunMode};
+use uv::{Loop, Prepare, RunMode};
 
 /// A fresh, empty directory under the system temp dir, unique to this process and
 /// call, removed with everything in it on drop. Unix sockets go here.
@@ -100,4 +102,16 @@ pub fn run_until(lp: &Loop, mut done: impl FnMut() -> bool) {
             panic!("the loop ended before the condition held");
         }
     }
+}
+
+/// Counts the iterations of `lp`: a started `Prepare` (it runs once per iteration,
+/// before the loop polls), unreferenced so that it keeps nothing alive. Close it
+/// when done. A loop that spins shows as a count in the thousands.
+pub fn count_iterations(lp: &Loop) -> (Prepare, Rc<Cell<u64>>) {
+    let n = Rc::new(Cell::new(0));
+    let p = Prepare::new(lp).unwrap();
+    let c = n.clone();
+    p.start(move |_| c.set(c.get() + 1)).unwrap();
+    p.unref().unwrap();
+    (p, n)
 }
