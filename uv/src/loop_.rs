@@ -600,18 +600,7 @@ impl LoopHandle {
 
     /// The user's open handles (`uv_walk`), without closing ones and internal ones.
     pub fn handles(&self) -> Vec<Handle> {
-        let mut out: Vec<Handle> = Vec::new();
-        if let Some(raw) = self.shared.raw() {
-            // SAFETY: the loop is open; the callback gets `out` as its argument.
-            unsafe {
-                sys::uv_walk(
-                    raw,
-                    Some(collect_walk_cb),
-                    (&mut out as *mut Vec<Handle>).cast(),
-                )
-            };
-        }
-        out
+        self.shared.user_handles()
     }
 
     /// Closes every user handle; their close callbacks run on the next iteration.

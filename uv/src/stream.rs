@@ -318,9 +318,24 @@ pub(crate) unsafe extern "C" fn alloc_cb(
     suggested: usize,
     buf: *mut sys::uv_buf_t,
 ) {
+    // SAFETY: libuv's contract, passed on.
+    unsafe { lend_loop_buffer(h, suggested, buf) }
+}
+
+/// Lends the loop's read buffer, grown to at least `want` bytes (within its
+/// bounds), or an empty buffer while it is lent out (libuv then reports `ENOBUFS`).
+///
+/// # Safety
+/// As for [`alloc_cb`]: `h` is a handle of an open loop made by this library, `buf`
+/// a valid out-pointer.
+pub(crate) unsafe fn lend_loop_buffer(
+    h: *mut sys::uv_handle_t,
+    want: usize,
+    buf: *mut sys::uv_buf_t,
+) {
     let (base, len) = loop_shared(h)
         .read_buffer()
-        .lend(suggested)
+        .lend(want)
         .unwrap_or((std::ptr::null_mut(), 0));
     // SAFETY: libuv passes a valid out-pointer.
     unsafe {

@@ -55,17 +55,8 @@ unsafe extern "C" fn alloc_cb(h: *mut sys::uv_handle_t, suggested: usize, buf: *
     } else {
         suggested
     };
-    let (base, len) = crate::stream::loop_shared(h)
-        .read_buffer()
-        .lend(want)
-        .unwrap_or((std::ptr::null_mut(), 0));
-    // SAFETY: libuv passes a valid out-pointer.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: base.cast(),
-            len,
-        }
-    };
+    // SAFETY: libuv's allocation-callback contract, passed on.
+    unsafe { crate::stream::lend_loop_buffer(h, want, buf) }
 }
 
 /// `POLLIN` (the same value on every Unix): the receive watch in libuv's I/O watcher.
