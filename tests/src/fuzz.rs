@@ -965,6 +965,14 @@ impl Cx {
         }
     }
 
+    /// A `u8` (a time to live): the edges or anything.
+    pub fn int_u8(&self) -> u8 {
+        match self.below(3) {
+            0 => self.pick(&[0, 1, 2, 64, 255]),
+            _ => self.next() as u8,
+        }
+    }
+
     /// A `u64`.
     pub fn int_u64(&self) -> u64 {
         match self.below(4) {
@@ -984,8 +992,12 @@ impl Cx {
         }
     }
 
-    /// A signal number: a known one, a small unknown one, or an edge.
-    pub fn signum(&self) -> i32 {
+    /// A signal: a known one, a small unknown one (`Signum::Other`), or an edge.
+    pub fn signum(&self) -> uv::Signum {
+        uv::Signum::from_raw(self.signum_raw())
+    }
+
+    fn signum_raw(&self) -> i32 {
         let s = match self.below(10) {
             // The signals `Signal.deliver` sends.
             0..=2 => self
@@ -1107,6 +1119,45 @@ impl Cx {
     /// An optional string.
     pub fn opt_string(&self) -> Option<String> {
         (!self.one_in(3)).then(|| self.string())
+    }
+
+    /// An IP address: loopback, unspecified, multicast (IPv4 and IPv6), broadcast, a
+    /// local address of the run, or anything.
+    pub fn ip_addr(&self) -> std::net::IpAddr {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        match self.below(10) {
+            0 => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            1 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            2 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            3 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            4 | 5 => IpAddr::V4(Ipv4Addr::new(239, 255, 0, self.below(4) as u8)),
+            6 => IpAddr::V6(Ipv6Addr::new(
+                0xff02,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1 + self.below(4) as u16,
+            )),
+            7 => IpAddr::V4(Ipv4Addr::BROADCAST),
+            8 => self.socket_addr().ip(),
+            _ => {
+                if self.flip() {
+                    IpAddr::V4(Ipv4Addr::from(self.next() as u32))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(
+                        (u128::from(self.next()) << 64) | u128::from(self.next()),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// An IP address or none.
+    pub fn opt_ip_addr(&self) -> Option<std::net::IpAddr> {
+        (!self.one_in(3)).then(|| self.ip_addr())
     }
 
     /// Bytes to write: none, a few, a page, 64 KiB, or a mebibyte; at most `limit`.
@@ -2500,7 +2551,7 @@ mod loops {
     pub fn block_signal(cx: &Cx) -> bool {
         let Some(l) = cx.loop_ref() else { return false };
         let s = cx.signum();
-        cx.note(format_args!("{s}"));
+        cx.note(format_args!("{s:?}"));
         settle(cx, l.block_signal(s), None);
         true
     }

@@ -194,16 +194,17 @@ fn signal_start_receives_sigusr1() {
     let calls = Rc::new(Cell::new(0usize));
     let sig = Signal::new(&lp).unwrap();
     let (g, c) = (got.clone(), calls.clone());
-    sig.start(Signum::User1.raw(), move |s, signum| {
+    sig.start(Signum::User1, move |s, signum| {
         g.set(Some(signum));
         c.set(c.get() + 1);
         s.close();
     })
     .unwrap();
     assert!(sig.is_active());
+    assert_eq!(sig.signum().unwrap(), Some(Signum::User1));
     raise("-USR1");
     assert!(!lp.run(RunMode::Default).unwrap());
-    assert_eq!(got.get(), Some(Signum::User1.raw()));
+    assert_eq!(got.get(), Some(Signum::User1));
     assert_eq!(calls.get(), 1);
     assert!(sig.is_closed());
 }
@@ -219,8 +220,9 @@ fn signal_start_oneshot_fires_once() {
     let got = Rc::new(Cell::new(None));
     let calls = Rc::new(Cell::new(0usize));
     let sig = Signal::new(&lp).unwrap();
+    assert_eq!(sig.signum().unwrap(), None);
     let (g, c) = (got.clone(), calls.clone());
-    sig.start_oneshot(Signum::User2.raw(), move |_, signum| {
+    sig.start_oneshot(Signum::User2, move |_, signum| {
         g.set(Some(signum));
         c.set(c.get() + 1);
     })
@@ -228,10 +230,12 @@ fn signal_start_oneshot_fires_once() {
     raise("-USR2");
     // The one-shot watcher stops itself, so the loop has nothing left to do.
     assert!(!lp.run(RunMode::Default).unwrap());
-    assert_eq!(got.get(), Some(Signum::User2.raw()));
+    assert_eq!(got.get(), Some(Signum::User2));
     assert_eq!(calls.get(), 1);
     assert!(!sig.is_active());
     assert!(!sig.is_closing());
+    // A fired one-shot watcher watches nothing any more.
+    assert_eq!(sig.signum().unwrap(), None);
     sig.close();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(calls.get(), 1);
@@ -245,8 +249,9 @@ fn signal_after_close_is_closed_handle() {
     let lp = Loop::new().unwrap();
     let sig = Signal::new(&lp).unwrap();
     sig.close();
-    assert_closed_handle(sig.start(Signum::User1.raw(), |_, _| {}));
-    assert_closed_handle(sig.start_oneshot(Signum::User1.raw(), |_, _| {}));
+    assert_closed_handle(sig.signum());
+    assert_closed_handle(sig.start(Signum::User1, |_, _| {}));
+    assert_closed_handle(sig.start_oneshot(Signum::User1, |_, _| {}));
     sig.stop().unwrap();
     lp.run(RunMode::Default).unwrap();
     assert!(sig.is_closed());

@@ -357,9 +357,9 @@ fn udp_recvmmsg_close_in_a_chunk_callback_stops_delivery() {
 fn accepting_from_an_ipc_pipe_that_is_not_reading_does_not_make_the_loop_spin() {
     let lp = Loop::new().unwrap();
     let (sa, sb) = UnixStream::pair().unwrap();
-    let a = Pipe::new(&lp, true).unwrap();
+    let a = Pipe::new_ipc(&lp).unwrap();
     a.open(sa).unwrap();
-    let b = Pipe::new(&lp, true).unwrap();
+    let b = Pipe::new_ipc(&lp).unwrap();
     b.open(sb).unwrap();
     let (l, _) = tcp_listener();
     let t = Tcp::try_from((&*lp, l)).unwrap();

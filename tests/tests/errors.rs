@@ -265,3 +265,13 @@ fn enums_keep_unknown_values_and_flags_keep_unknown_bits() {
     #[cfg(unix)]
     assert_eq!(uv::Signum::Interrupt.raw(), 2);
 }
+
+/// `Debug` shows the message beside the code, the category and the operation.
+#[test]
+fn debug_shows_the_message() {
+    let err = uv::Error::new(uv::StatusCode::EADDRINUSE, "uv_tcp_bind");
+    let shown = format!("{err:?}");
+    assert!(shown.contains("EADDRINUSE"), "{shown}");
+    assert!(shown.contains("uv_tcp_bind"), "{shown}");
+    assert!(shown.contains(&err.message()), "{shown}");
+}

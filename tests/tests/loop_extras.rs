@@ -41,8 +41,10 @@ fn configure_accepts_options_without_arguments() {
     // libuv supports blocking SIGPROF only.
     #[cfg(unix)]
     {
-        lp.block_signal(uv::sys::SIGPROF as i32).unwrap();
-        let err = lp.block_signal(uv::Signum::User1.raw()).unwrap_err();
+        lp.block_signal(uv::Signum::Profile).unwrap();
+        let err = lp.block_signal(uv::Signum::User1).unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL);
+        let err = lp.block_signal(uv::Signum::Other(0)).unwrap_err();
         assert_eq!(err.code(), StatusCode::EINVAL);
     }
 }
@@ -127,14 +129,16 @@ fn a_refused_start_keeps_the_previous_callback() {
     let got: Rc<Cell<(u32, u32)>> = Rc::new(Cell::new((0, 0)));
     let s = uv::Signal::new(&lp).unwrap();
     let g = got.clone();
-    s.start(uv::Signum::User1.raw(), move |s, _| {
+    s.start(uv::Signum::User1, move |s, _| {
         g.set((g.get().0 + 1, g.get().1));
         s.close();
     })
     .unwrap();
     let g = got.clone();
     let err = s
-        .start(0, move |_, _| g.set((g.get().0, g.get().1 + 1)))
+        .start(uv::Signum::Other(0), move |_, _| {
+            g.set((g.get().0, g.get().1 + 1))
+        })
         .unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
     std::process::Command::new("kill")

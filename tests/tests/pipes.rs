@@ -236,7 +236,7 @@ fn tcp_handle_passed_over_an_ipc_pipe() {
         .unwrap();
 
     // The sending side: connects a TCP client, then sends it over the IPC pipe.
-    let ipc_client = Pipe::new(&lp, true).unwrap();
+    let ipc_client = Pipe::new_ipc(&lp).unwrap();
     let lh = lp.handle();
     ipc_client
         .connect(sp.path(), move |cp, r| {
@@ -646,7 +646,7 @@ fn a_mebibyte_in_sixteen_chunks_arrives_intact() {
 fn an_ipc_pipe_cannot_listen() {
     let sp = SockPath::new("ipc_listen");
     let lp = Loop::new().unwrap();
-    let p = Pipe::new(&lp, true).unwrap();
+    let p = Pipe::new_ipc(&lp).unwrap();
     p.bind(sp.path()).unwrap();
     let err = p.listen(8, |_, _| {}).unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);

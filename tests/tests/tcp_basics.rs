@@ -4,6 +4,7 @@
 #![cfg(unix)]
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use uv::{AddressFamily, Category, HandleType, Loop, RunMode, StatusCode, Tcp};
 
@@ -47,9 +48,33 @@ fn settings_succeed_on_an_open_socket() {
     let lp = Loop::new().unwrap();
     let (tcp, _) = bound_tcp(&lp);
     tcp.set_nodelay(true).unwrap();
-    tcp.set_keepalive(true, 10).unwrap();
-    tcp.set_keepalive(false, 10).unwrap();
+    tcp.set_keepalive(true, Duration::from_secs(10)).unwrap();
+    tcp.set_keepalive(false, Duration::from_secs(10)).unwrap();
     tcp.set_simultaneous_accepts(true).unwrap();
+}
+
+/// The keep-alive delay is whole seconds: at least one when turning it on, at most
+/// `u32::MAX`; the rest is `EINVAL`, with or without a socket.
+#[test]
+fn keepalive_delay_is_checked() {
+    let lp = Loop::new().unwrap();
+    let (bound, _) = bound_tcp(&lp);
+    let unbound = Tcp::new(&lp).unwrap();
+    for tcp in [&bound, &unbound] {
+        // The fraction is dropped: 1.9 s is 1 s.
+        tcp.set_keepalive(true, Duration::from_millis(1900))
+            .unwrap();
+        tcp.set_keepalive(false, Duration::ZERO).unwrap();
+        for (enable, delay) in [
+            (true, Duration::ZERO),
+            (true, Duration::from_millis(999)),
+            (true, Duration::from_secs(u64::from(u32::MAX) + 1)),
+            (false, Duration::MAX),
+        ] {
+            let err = tcp.set_keepalive(enable, delay).unwrap_err();
+            assert_eq!(err.code(), StatusCode::EINVAL, "{enable} {delay:?}");
+        }
+    }
 }
 
 #[test]
@@ -107,7 +132,7 @@ fn settings_after_close_answer_closed_handle() {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     for err in [
         tcp.set_nodelay(true).unwrap_err(),
-        tcp.set_keepalive(true, 1).unwrap_err(),
+        tcp.set_keepalive(true, Duration::from_secs(1)).unwrap_err(),
         tcp.open(socket).unwrap_err().error(),
     ] {
         assert_eq!(err.kind(), Category::ClosedHandle);

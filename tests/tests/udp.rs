@@ -2,7 +2,7 @@
 //! broadcast where the machine's network allows them.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -120,13 +120,22 @@ fn options_and_errors() {
     assert_eq!(u.set_ttl(0).unwrap_err().code(), StatusCode::EINVAL);
     assert_eq!(u.send_queue_size().unwrap(), 0);
     assert_eq!(u.send_queue_count().unwrap(), 0);
-    // Bad strings are errors, not panics.
+    // An interface address of the other family: EINVAL, not a panic.
     let err = u
-        .set_membership("not an address", None, Membership::JoinGroup)
+        .set_membership(
+            Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).into(),
+            Some(Ipv4Addr::LOCALHOST.into()),
+            Membership::JoinGroup,
+        )
         .unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
     let err = u
-        .set_membership("239.255.0.1\0", None, Membership::JoinGroup)
+        .set_source_membership(
+            Ipv4Addr::new(232, 1, 1, 1).into(),
+            None,
+            Ipv6Addr::LOCALHOST.into(),
+            Membership::JoinGroup,
+        )
         .unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
     // A second socket on the same address: EADDRINUSE, an Address error.
@@ -149,14 +158,19 @@ fn multicast_loop_receives_own_datagram() {
     let (u, addr) = bound(&lp, "0.0.0.0:0");
     u.set_multicast_loop(true).unwrap();
     u.set_multicast_ttl(10).unwrap();
-    if let Err(e) = u.set_membership("239.255.0.1", Some("127.0.0.1"), Membership::JoinGroup) {
+    if let Err(e) = u.set_membership(
+        Ipv4Addr::new(239, 255, 0, 1).into(),
+        Some(Ipv4Addr::LOCALHOST.into()),
+        Membership::JoinGroup,
+    ) {
         assert!(
             matches!(e.code(), StatusCode::ENODEV | StatusCode::EADDRNOTAVAIL),
             "{e}"
         );
         return;
     }
-    u.set_multicast_interface(Some("127.0.0.1")).unwrap();
+    u.set_multicast_interface(Some(Ipv4Addr::LOCALHOST.into()))
+        .unwrap();
     let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
     let g = got.clone();
     u.recv_start(move |u, d| {

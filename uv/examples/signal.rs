@@ -31,18 +31,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // One-shot watcher for SIGUSR2: stops after the first delivery.
     let usr2 = uv::Signal::new(&lp)?;
     let got = received.clone();
-    usr2.start_oneshot(uv::Signum::User2.raw(), move |_s, signum| {
-        let sig = uv::Signum::from_raw(signum);
-        println!("oneshot watcher: got {} ({signum})", sig.name());
+    usr2.start_oneshot(uv::Signum::User2, move |_s, sig| {
+        println!("oneshot watcher: got {} ({})", sig.name(), sig.raw());
         got.borrow_mut().push(sig);
     })?;
+    assert_eq!(usr2.signum()?, Some(uv::Signum::User2));
 
     // Watcher for SIGUSR1: on delivery, sends SIGUSR2 and closes itself.
     let usr1 = uv::Signal::new(&lp)?;
     let got = received.clone();
-    usr1.start(uv::Signum::User1.raw(), move |s, signum| {
-        let sig = uv::Signum::from_raw(signum);
-        println!("watcher: got {} ({signum}); closing it", sig.name());
+    usr1.start(uv::Signum::User1, move |s, sig| {
+        println!("watcher: got {} ({}); closing it", sig.name(), sig.raw());
         got.borrow_mut().push(sig);
         s.close();
         println!("sending SIGUSR2 to myself");
@@ -60,6 +59,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // The one-shot watcher stopped by itself but is still open.
     assert!(!usr2.is_active());
     assert!(!usr2.is_closing());
+    assert_eq!(usr2.signum()?, None);
     println!("received: {:?}", received.borrow());
     Ok(())
 }

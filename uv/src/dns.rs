@@ -42,6 +42,7 @@ impl Default for AddrInfoHints {
 
 /// One result of `getaddrinfo`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AddrInfo {
     /// Address family.
     pub family: AddressFamily,
@@ -57,6 +58,7 @@ pub struct AddrInfo {
 
 /// The result of `getnameinfo`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NameInfo {
     /// Host name (or numeric address).
     pub host: String,

@@ -112,6 +112,7 @@ impl fmt::Debug for Error {
             .field("code", &self.code)
             .field("kind", &self.kind)
             .field("op", &self.op)
+            .field("message", &self.message())
             .finish()
     }
 }

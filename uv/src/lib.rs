@@ -130,6 +130,25 @@ pub mod __private {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// `Duration` to libuv's whole seconds (the fraction is dropped): `EINVAL` past
+    /// `u32::MAX` seconds, and under one second when `min_1s` is set.
+    #[inline]
+    pub fn duration_to_s(
+        d: std::time::Duration,
+        min_1s: bool,
+        op: &'static str,
+    ) -> crate::Result<std::ffi::c_uint> {
+        match std::ffi::c_uint::try_from(d.as_secs()) {
+            Ok(s) if !(min_1s && s < 1) => Ok(s),
+            _ => Err(crate::Error::new(crate::StatusCode::EINVAL, op)),
+        }
+    }
+
+    /// An IP address as the C string libuv parses.
+    pub fn c_ip(addr: std::net::IpAddr) -> std::ffi::CString {
+        std::ffi::CString::new(addr.to_string()).expect("an IP address has no NUL byte")
+    }
+
     /// libuv milliseconds to `Duration`.
     #[inline]
     pub fn ms_to_duration(ms: u64) -> std::time::Duration {

@@ -566,8 +566,13 @@ impl LoopHandle {
     }
 
     /// Blocks `signum` while polling (`uv_loop_configure` with `UV_LOOP_BLOCK_SIGNAL`).
-    pub fn block_signal(&self, signum: i32) -> Result<()> {
+    /// `EINVAL` for a signal this version does not know (`Signum::Other`).
+    pub fn block_signal(&self, signum: crate::Signum) -> Result<()> {
         let raw = self.raw("uv_loop_configure")?;
+        if let crate::Signum::Other(_) = crate::Signum::from_raw(signum.raw()) {
+            return Err(Error::new(StatusCode::EINVAL, "uv_loop_configure"));
+        }
+        let signum = signum.raw();
         // SAFETY: the loop is open; this option takes one int argument.
         let rc = unsafe {
             sys::uv_loop_configure(raw, sys::uv_loop_option_UV_LOOP_BLOCK_SIGNAL, signum)

@@ -356,14 +356,18 @@ fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
     for a in args {
         let name = format_ident!("a_{}", a.name.value);
         let value = match &a.conv.value {
-            Conv::DurationMs => quote!(cx.duration()),
+            Conv::DurationMs | Conv::DurationS => quote!(cx.duration()),
             Conv::Bool => quote!(cx.flip()),
             Conv::I32 => quote!(cx.int_i32()),
+            Conv::U8 => quote!(cx.int_u8()),
             Conv::U32 => quote!(cx.int_u32()),
             Conv::U64 => quote!(cx.int_u64()),
             Conv::Usize => quote!(cx.int_usize()),
-            Conv::Signum => quote!(cx.signum()),
+            Conv::Signum => quote!(cx.signum().raw()),
             Conv::Fd | Conv::Socket => quote!(cx.raw_fd()),
+            // Signals go through the fuzzer's list of signals it may send (and the
+            // ones `UV_FUZZ_SKIP` leaves out).
+            Conv::Enum(t) if t == "Signum" => quote!(cx.signum()),
             Conv::Enum(t) => {
                 let t = ident(t);
                 quote!(cx.enum_value(#rt::#t::ALL, #rt::#t::from_raw, #rt::#t::Other))
@@ -376,6 +380,8 @@ fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
             Conv::CStrPath | Conv::CStrPathLen => quote!(cx.path()),
             Conv::CStr => quote!(cx.string()),
             Conv::CStrOpt => quote!(cx.opt_string()),
+            Conv::IpAddr => quote!(cx.ip_addr()),
+            Conv::IpAddrOpt => quote!(cx.opt_ip_addr()),
             Conv::OwnedFd(k) | Conv::BorrowedFd(k) => {
                 let kind = format_ident!("{}", k.variant());
                 let make = if matches!(a.conv.value, Conv::OwnedFd(_)) {
@@ -532,6 +538,7 @@ fn setter(h: &HandleSpec, p: &crate::spec::PropertySpec, ctx: &Ctx) -> TokenStre
         name: p.name.clone(),
         conv: p.conv.clone(),
         allow: Vec::new(),
+        min_1s_if: None,
     };
     let made = make_args(h, std::slice::from_ref(&arg), &p.name, ctx);
     let (lets, pass, shown) = (&made.lets, &made.pass, note(&made.shown));

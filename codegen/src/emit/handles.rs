@@ -21,8 +21,9 @@ fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
 
 fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
     Some(match conv {
-        Conv::DurationMs => quote!(::std::time::Duration),
+        Conv::DurationMs | Conv::DurationS => quote!(::std::time::Duration),
         Conv::Bool => quote!(bool),
+        Conv::U8 => quote!(u8),
         Conv::I32 | Conv::Signum => quote!(i32),
         Conv::U32 => quote!(u32),
         Conv::U64 => quote!(u64),
@@ -40,6 +41,8 @@ fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
         }
         Conv::CStr => quote!(&str),
         Conv::CStrOpt => quote!(::core::option::Option<&str>),
+        Conv::IpAddr => quote!(::std::net::IpAddr),
+        Conv::IpAddrOpt => quote!(::core::option::Option<::std::net::IpAddr>),
         Conv::Callback(_) | Conv::RequestCallback => return None,
         Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
     })
@@ -48,22 +51,32 @@ fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
 /// The C type of a callback parameter with this conversion.
 fn c_ty(conv: &Conv) -> TokenStream {
     match conv {
-        Conv::U32 => quote!(::core::ffi::c_uint),
+        Conv::U32 | Conv::DurationS => quote!(::core::ffi::c_uint),
         Conv::U64 | Conv::DurationMs => quote!(u64),
         Conv::Usize => quote!(usize),
         _ => quote!(::core::ffi::c_int),
     }
 }
 
-fn to_c(
-    conv: &Conv,
-    allow: &[crate::spec::Sp<String>],
-    e: &TokenStream,
-    op: &str,
-    rt: &TokenStream,
-) -> TokenStream {
-    match conv {
+fn to_c(arg: &ArgSpec, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
+    let allow = &arg.allow;
+    match &arg.conv.value {
         Conv::DurationMs => quote!(#rt::__private::duration_to_ms(#e)),
+        // The flag argument is converted after this one (conversions run in reverse
+        // order), so it is still a `bool` here.
+        Conv::DurationS => {
+            let min_1s = match &arg.min_1s_if {
+                Some(flag) => {
+                    let flag = ident(flag);
+                    quote!(#flag)
+                }
+                None => quote!(false),
+            };
+            quote!(#rt::__private::duration_to_s(#e, #min_1s, #op)?)
+        }
+        Conv::U8 => quote!(::core::primitive::i32::from(#e)),
+        Conv::IpAddr => quote!(#rt::__private::c_ip(#e)),
+        Conv::IpAddrOpt => quote!(#e.map(#rt::__private::c_ip)),
         Conv::Bool => quote!(::core::primitive::i32::from(#e)),
         Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
         Conv::SocketAddr => quote!(#rt::__private::SockAddr::new(&#e)),
@@ -99,6 +112,10 @@ fn from_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStre
     match conv {
         Conv::DurationMs => quote!(#rt::__private::ms_to_duration(#e)),
         Conv::Bool => quote!((#e != 0)),
+        Conv::DurationS => {
+            quote!(::std::time::Duration::from_secs(::core::primitive::u64::from(#e)))
+        }
+        Conv::U8 => quote!((#e as u8)),
         Conv::Fd => quote!((#e as #rt::RawFd)),
         Conv::Enum(t) => {
             let t = ident(t);
@@ -196,11 +213,13 @@ fn args(
                 };
                 a.params.push(quote!(#name: #ty));
                 a.raw_params.push(quote!(#name: #ty));
-                let conv = to_c(other, &arg.allow, &quote!(#name), op, rt);
+                let conv = to_c(arg, &quote!(#name), op, rt);
                 a.prep.insert(0, quote!(let #name = #conv;));
                 a.c_args.push(match other {
-                    Conv::SocketAddr | Conv::CStrPath | Conv::CStr => quote!(#name.as_ptr()),
-                    Conv::CStrOpt => {
+                    Conv::SocketAddr | Conv::CStrPath | Conv::CStr | Conv::IpAddr => {
+                        quote!(#name.as_ptr())
+                    }
+                    Conv::CStrOpt | Conv::IpAddrOpt => {
                         quote!(#name.as_ref().map_or(::core::ptr::null(), |s| s.as_ptr()))
                     }
                     Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len() - 1),
@@ -674,7 +693,13 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             let fname = format_ident!("set_{}", p.name.value);
             let cfn = ident(s);
             let op = s.value.clone();
-            let v = to_c(&p.conv, &[], &quote!(value), &op, rt);
+            let arg = ArgSpec {
+                name: p.name.clone(),
+                conv: p.conv.clone(),
+                allow: Vec::new(),
+                min_1s_if: None,
+            };
+            let v = to_c(&arg, &quote!(value), &op, rt);
             let d = doc_attr(&format!("Sets: {pdoc}\n\nC: `{op}`."));
             let sf = safety(ctx, "the handle is open, so `raw` is initialised");
             methods.push(quote! {

@@ -253,6 +253,10 @@ fn conv(t: &Table, key: &'static str) -> Option<Sp<Conv>> {
     };
     let conv = match c.as_str() {
         "duration_ms" => Conv::DurationMs,
+        "duration_s" => Conv::DurationS,
+        "u8" => Conv::U8,
+        "ip_addr" => Conv::IpAddr,
+        "ip_addr_opt" => Conv::IpAddrOpt,
         "bool" => Conv::Bool,
         "i32" => Conv::I32,
         "u32" => Conv::U32,
@@ -319,6 +323,7 @@ fn args(t: &Table) -> Vec<ArgSpec> {
             let present = a.has("conv");
             let c = conv(a, "conv");
             let allow = a.str_list("allow");
+            let min_1s_if = a.str_opt("min_1s_if");
             if !present {
                 a.cx()
                     .push(a.loc().error("an argument has no `conv`").hint(format!(
@@ -331,6 +336,7 @@ fn args(t: &Table) -> Vec<ArgSpec> {
                 name: name?,
                 conv: c?,
                 allow,
+                min_1s_if,
             })
         })
         .collect()

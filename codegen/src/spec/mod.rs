@@ -135,6 +135,11 @@ pub enum Conv {
     I32,
     /// `u32` <-> `unsigned int`.
     U32,
+    /// `u8` <-> `int` (a time to live: values past 255 cannot be passed).
+    U8,
+    /// `Duration` <-> `unsigned int` whole seconds (the fraction is dropped; more
+    /// than `u32::MAX` seconds is `EINVAL`).
+    DurationS,
     /// `u64` <-> `uint64_t`.
     U64,
     /// `usize` <-> `size_t`.
@@ -161,6 +166,10 @@ pub enum Conv {
     CStr,
     /// `Option<&str>` <-> `const char*` (`None` is NULL).
     CStrOpt,
+    /// `std::net::IpAddr` <-> `const char*` (the address, formatted).
+    IpAddr,
+    /// `Option<std::net::IpAddr>` <-> `const char*` (`None` is NULL).
+    IpAddrOpt,
     /// `&Path` <-> `const char* name, size_t namelen` (two C parameters; the name may
     /// hold NUL bytes).
     CStrPathLen,
@@ -272,8 +281,10 @@ impl Conv {
     /// The names the spec uses, for messages.
     pub const NAMES: &'static [&'static str] = &[
         "duration_ms",
+        "duration_s",
         "bool",
         "i32",
+        "u8",
         "u32",
         "u64",
         "usize",
@@ -287,6 +298,8 @@ impl Conv {
         "socket_addr",
         "c_str",
         "c_str_opt",
+        "ip_addr",
+        "ip_addr_opt",
         "c_str_path",
         "c_str_path_len",
         "request_callback",
@@ -309,6 +322,9 @@ pub struct ArgSpec {
     pub conv: Sp<Conv>,
     /// For `flags`: the members the argument may hold (all known members when empty).
     pub allow: Vec<Sp<String>>,
+    /// For `duration_s`: a `bool` argument before it that, when true, requires the
+    /// duration to be at least one second (`EINVAL` otherwise).
+    pub min_1s_if: Option<Sp<String>>,
 }
 
 /// What a method gives back.

@@ -477,7 +477,25 @@ pub fn validate(
 fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
     let check_args = |args: &[ArgSpec], where_: &str, fd_ok: bool, out: &mut Vec<Diagnostic>| {
         let mut fds = 0;
-        for a in args {
+        for (i, a) in args.iter().enumerate() {
+            if let Some(flag) = &a.min_1s_if {
+                if a.conv.value != Conv::DurationS {
+                    out.push(
+                        flag.loc
+                            .error("`min_1s_if` only applies to `duration_s` arguments")
+                            .hint("remove it, or use conv = \"duration_s\""),
+                    );
+                } else if !args[..i]
+                    .iter()
+                    .any(|b| b.name.as_str() == flag.as_str() && b.conv.value == Conv::Bool)
+                {
+                    out.push(
+                        flag.loc
+                            .error(format!("`min_1s_if` names `{}`, which is not a `bool` argument before this one", flag.value))
+                            .hint("name a `bool` argument listed earlier"),
+                    );
+                }
+            }
             if a.conv.value.is_fd_ownership() {
                 fds += 1;
                 if !fd_ok {

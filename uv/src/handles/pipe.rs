@@ -3,6 +3,13 @@
 
 uv_macros::handle!("../spec/handles/pipe.toml");
 
+impl Pipe {
+    /// A new pipe able to pass handles (IPC): `Pipe::new(lp, true)`.
+    pub fn new_ipc(lp: &crate::LoopHandle) -> crate::Result<Pipe> {
+        Pipe::new(lp, true)
+    }
+}
+
 /// `Pipe` (without IPC) from a `std` Unix socket on a loop:
 /// `Pipe::try_from((&lp, stream))`. The socket is handed back on error.
 #[cfg(unix)]
