@@ -131,3 +131,28 @@ fn polls_on_one_descriptor_in_two_loops_are_independent() {
     lp2.run(RunMode::Default).unwrap();
     assert_eq!(Rc::strong_count(&a), 1);
 }
+
+/// SIGPIPE is ignored in every Rust program; libuv puts a signal back to its default
+/// action when it stops watching it, and a one-shot watcher's handler is reset by the
+/// kernel on delivery. Either would turn the next write to a closed peer into a kill.
+#[test]
+fn watching_sigpipe_leaves_it_ignored_and_a_one_shot_watch_is_refused() {
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    let err = sig.start_oneshot(uv::Signum::Pipe, |_, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    assert_eq!(sig.signum().unwrap(), None);
+    sig.start(uv::Signum::Pipe, |_, _| {}).unwrap();
+    assert_eq!(sig.signum().unwrap(), Some(uv::Signum::Pipe));
+    sig.stop().unwrap();
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+    // Still ignored: a write to a closed peer is an error, not a kill.
+    let (a, b) = UnixStream::pair().unwrap();
+    drop(b);
+    let p = uv::Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    assert_eq!(p.try_write(b"x").unwrap_err().code(), StatusCode::EPIPE);
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+}

@@ -376,6 +376,11 @@ fn ignored_signals() -> &'static [i32] {
     })
 }
 
+/// Whether the process ignored `signum` when its first loop was made.
+pub(crate) fn is_ignored_signal(signum: i32) -> bool {
+    ignored_signals().contains(&signum)
+}
+
 /// Records which signals the process ignores (before any loop installs a handler).
 pub(crate) fn remember_signal_dispositions() {
     ignored_signals();

@@ -615,8 +615,8 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
                 let f = ident(f);
                 quote!({
                     let __r = #body;
-                    Self::#f(self);
-                    __r
+                    let __after = Self::#f(self);
+                    __r.and_then(|v| __after.map(|()| v))
                 })
             }
             None => body,

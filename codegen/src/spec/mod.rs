@@ -406,8 +406,9 @@ pub struct MethodSpec {
     pub request: Option<Sp<String>>,
     /// Handle states checked before the C call ([`StateRule`] names).
     pub requires: Vec<Sp<String>>,
-    /// A hand-written associated function of the type, `fn NAME(&self)`, called
-    /// after the C call (for side effects of libuv the crate must undo).
+    /// A hand-written associated function of the type, `fn NAME(&self) ->
+    /// uv::Result<()>`, called after the C call (for side effects of libuv the crate
+    /// must undo); its error, if the call succeeded, is the method's.
     pub after: Option<Sp<String>>,
 }
 

@@ -18,8 +18,28 @@ impl Signal {
     /// A signal the process ignored when its first loop was made (SIGPIPE in every
     /// Rust program) is ignored again, so that a write to a closed peer stays an
     /// `EPIPE` error instead of killing the process.
-    fn restore_ignored_signals(&self) {
+    fn restore_ignored_signals(&self) -> crate::Result<()> {
         #[cfg(unix)]
         crate::contracts::restore_ignored_signals();
+        Ok(())
+    }
+
+    /// After `start_oneshot`: a one-shot watcher of a signal the process ignores is
+    /// refused (`EINVAL`, the watcher stopped). libuv installs a one-shot handler that
+    /// the kernel resets to the default action on delivery, and stops the watcher
+    /// only after its callback: in between, the next occurrence (SIGPIPE from any
+    /// write to a closed peer) would kill the process.
+    fn refuse_oneshot_on_ignored(&self) -> crate::Result<()> {
+        #[cfg(unix)]
+        if let Some(signum) = self.signum()? {
+            if crate::contracts::is_ignored_signal(signum.raw()) {
+                self.stop()?;
+                return Err(crate::Error::new(
+                    crate::StatusCode::EINVAL,
+                    "uv_signal_start_oneshot",
+                ));
+            }
+        }
+        Ok(())
     }
 }
