@@ -371,8 +371,10 @@ pub fn keep_with(
     Ok(())
 }
 
-/// The signal a signal handle watches (closing it, or a one-shot delivery, makes
-/// libuv reset that signal's action; see `contracts::restore_signal_disposition`).
+/// The signal a signal handle watches (closing it makes libuv reset that signal's
+/// action; see `contracts::restore_signal_disposition`). A one-shot watcher of an
+/// ignored signal is refused by `Signal::start_oneshot`, so deliveries need no
+/// such step.
 ///
 /// # Safety
 /// `raw` must be an initialised handle.
@@ -611,12 +613,6 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized>(
         _kind: PhantomData,
     }));
     let hp = Hdr(ptr);
-    // A one-shot signal handle was stopped by libuv before its callback.
-    // SAFETY: the handle is initialised; only its type and signal are read.
-    #[cfg(unix)]
-    if let Some(signum) = unsafe { signal_watched(raw.cast()) } {
-        crate::contracts::restore_signal_disposition(signum);
-    }
     let slot = slot(handle.typed().slots());
     hp.shared().guard(|| slot.call(|f| call(f, &handle)));
     hp.close_if_unreachable();

@@ -14,7 +14,7 @@ impl Signal {
     }
 
     /// libuv puts a signal nobody watches any more back to its default action (on
-    /// `stop`, on a `start` with another signal, on a one-shot delivery, on close).
+    /// `stop`, on a `start` with another signal, on close).
     /// A signal the process ignored when its first loop was made (SIGPIPE in every
     /// Rust program) is ignored again, so that a write to a closed peer stays an
     /// `EPIPE` error instead of killing the process.
