@@ -41,6 +41,7 @@
 //!   a trace, so that even a crash is reported with its last operations.
 
 use std::any::Any;
+
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -62,6 +63,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use uv::Stream as _;
 
 use uv::{HandleType, LoopHandle, RunMode, StatusCode};
 
@@ -210,23 +212,7 @@ pub trait Member: Clone + fmt::Debug + Deref<Target = uv::Handle> + 'static {
 
 /// The stream operations, forwarded to the inherent methods of each stream type
 /// (implemented by the generated table).
-pub trait Stream: Member {
-    /// `read_start`.
-    fn read_start(&self, cb: impl FnMut(&Self, uv::Result<&[u8]>) + 'static) -> uv::Result<()>;
-    /// `read_start_with`.
-    fn read_start_with(
-        &self,
-        allocator: impl uv::ReadAllocator,
-        cb: impl FnMut(&Self, uv::Result<&[u8]>) + 'static,
-    ) -> uv::Result<()>;
-    /// `read_stop`.
-    fn read_stop(&self) -> uv::Result<()>;
-    /// `write`.
-    fn write(
-        &self,
-        data: uv::WriteData,
-        cb: impl FnOnce(&Self, uv::Result<()>) + 'static,
-    ) -> uv::Result<()>;
+pub trait Stream: Member + uv::Stream {
     /// `write2` sending `send`; `None` if `send` is not a stream.
     fn write2_any(
         &self,
@@ -234,26 +220,8 @@ pub trait Stream: Member {
         send: &AnyHandle,
         cb: impl FnOnce(&Self, uv::Result<()>) + 'static,
     ) -> Option<uv::Result<()>>;
-    /// `try_write`.
-    fn try_write(&self, data: &[u8]) -> uv::Result<usize>;
-    /// `shutdown`.
-    fn shutdown(&self, cb: impl FnOnce(&Self, uv::Result<()>) + 'static) -> uv::Result<()>;
-    /// `listen`.
-    fn listen(
-        &self,
-        backlog: i32,
-        cb: impl FnMut(&Self, uv::Result<()>) + 'static,
-    ) -> uv::Result<()>;
     /// `accept` into `client`; `None` if `client` is not a stream.
     fn accept_any(&self, client: &AnyHandle) -> Option<uv::Result<()>>;
-    /// `is_readable`.
-    fn is_readable(&self) -> bool;
-    /// `is_writable`.
-    fn is_writable(&self) -> bool;
-    /// `set_blocking`.
-    fn set_blocking(&self, blocking: bool) -> uv::Result<()>;
-    /// `write_queue_size`.
-    fn write_queue_size(&self) -> usize;
 }
 
 /// Every operation (generated, then hand-written), with the run's hit counts.
@@ -2222,7 +2190,7 @@ pub mod stream_ops {
             let r = s.listen(backlog, move |h, _r| on_callback("connection", h, &cap));
             closed_contract(cx, closing, false, &r);
             if let (Ok(()), AnyHandle::Tcp(t)) = (&r, &me) {
-                if let Ok(a) = t.sockname() {
+                if let Ok(a) = t.local_addr() {
                     cx.learn_addr(a);
                 }
             }
@@ -2238,6 +2206,24 @@ pub mod stream_ops {
 
     /// `accept` on `s`, as in [`accept`] (also from a server's connection callback).
     pub fn accept_on<S: Stream>(cx: &Cx, s: &S, closing: bool) {
+        // A quarter of the time, into a new handle the accept makes.
+        if cx.below(4) == 0 {
+            cx.note(format_args!("into a new {}", <S as Member>::NAME));
+            let r = uv::Stream::accept(s);
+            if let Ok(c) = &r {
+                if c.is_closing() {
+                    cx.fail(format!(
+                        "{}: accepted handle is closing",
+                        <S as Member>::NAME
+                    ));
+                }
+                cx.push(c.clone().into_any());
+            }
+            let r = r.map(drop);
+            closed_contract(cx, closing, false, &r);
+            settle(cx, r, None);
+            return;
+        }
         let client = match cx.below(3) {
             0 => S::construct(cx).map(|c| {
                 cx.push(c.clone().into_any());
@@ -2264,7 +2250,7 @@ pub mod stream_ops {
     pub fn is_readable<S: Stream>(cx: &Cx) -> bool {
         on::<S>(cx, |s, closing| {
             if closing && s.is_readable() {
-                cx.fail(format!("{}: readable once closing", S::NAME));
+                cx.fail(format!("{}: readable once closing", <S as Member>::NAME));
             }
         })
     }
@@ -2273,7 +2259,7 @@ pub mod stream_ops {
     pub fn is_writable<S: Stream>(cx: &Cx) -> bool {
         on::<S>(cx, |s, closing| {
             if closing && s.is_writable() {
-                cx.fail(format!("{}: writable once closing", S::NAME));
+                cx.fail(format!("{}: writable once closing", <S as Member>::NAME));
             }
         })
     }
@@ -2297,7 +2283,10 @@ pub mod stream_ops {
     pub fn write_queue_size<S: Stream>(cx: &Cx) -> bool {
         on::<S>(cx, |s, closing| {
             if closing && s.write_queue_size() != 0 {
-                cx.fail(format!("{}: queued bytes once closing", S::NAME));
+                cx.fail(format!(
+                    "{}: queued bytes once closing",
+                    <S as Member>::NAME
+                ));
             }
         })
     }
@@ -2313,12 +2302,12 @@ fn keep_on_loopback(a: &AnyHandle) {
     ];
     let unbound = |r: uv::Result<SocketAddr>| r.map_or(true, |a| a.ip().is_unspecified());
     match a {
-        AnyHandle::Tcp(t) if unbound(t.sockname()) => {
+        AnyHandle::Tcp(t) if unbound(t.local_addr()) => {
             let _ = loopback
                 .iter()
                 .any(|l| t.bind(*l, uv::TcpFlags::empty()).is_ok());
         }
-        AnyHandle::Udp(u) if unbound(u.sockname()) => {
+        AnyHandle::Udp(u) if unbound(u.local_addr()) => {
             let _ = loopback
                 .iter()
                 .any(|l| u.bind(*l, uv::UdpFlags::empty()).is_ok());
@@ -2971,7 +2960,7 @@ mod setups {
             on_callback("Tcp.setup.connection", srv, &cap);
         });
         settle(cx, r, None);
-        let addr = srv.sockname().ok();
+        let addr = srv.local_addr().ok();
         cx.push(srv.into_any());
         let Some(addr) = addr else { return true };
         cx.learn_addr(addr);
@@ -3016,7 +3005,7 @@ mod setups {
         let cap = cx.capture();
         let r = rx.recv_start(move |u, d| udp::on_datagram(u, d, &cap));
         settle(cx, r, None);
-        if let Ok(to) = rx.sockname() {
+        if let Ok(to) = rx.local_addr() {
             cx.learn_addr(to);
             let cap = cx.capture();
             let r = tx.send(cx.bytes(1024), Some(to), move |u, r| {
@@ -3151,8 +3140,8 @@ mod peers {
             .collect();
         for a in &socks {
             let addr = match a {
-                AnyHandle::Tcp(t) => t.sockname().ok(),
-                AnyHandle::Udp(u) => u.sockname().ok(),
+                AnyHandle::Tcp(t) => t.local_addr().ok(),
+                AnyHandle::Udp(u) => u.local_addr().ok(),
                 _ => None,
             };
             if let Some(addr) = addr {

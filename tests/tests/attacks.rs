@@ -17,6 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Once;
 use std::time::Duration;
+use uv::Stream as _;
 
 use uv::{
     AddressFamily, Async, Loop, Pipe, ReadAllocator, RunMode, StatusCode, Tcp, Timer, Udp, UdpFlags,
@@ -246,7 +247,7 @@ fn udp_cut_in_first_callback(mmsg: bool, cut: Cut) -> (usize, Vec<u8>) {
     };
     u.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
         .unwrap();
-    let addr = u.sockname().unwrap();
+    let addr = u.local_addr().unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..10u8 {
         tx.send_to(&[i; 100], addr).unwrap();
@@ -374,7 +375,7 @@ fn accepting_from_an_ipc_pipe_that_is_not_reading_does_not_make_the_loop_spin() 
     run_until(&lp, || got.borrow().is_some());
     assert_eq!(got.take(), Some((b"x".to_vec(), 1)));
     let c = Tcp::new(&lp).unwrap();
-    b.accept(&c).unwrap();
+    b.accept_into(&c).unwrap();
     a.write(b"y", |_, r| r.unwrap()).unwrap();
     let (counter, iterations) = count_iterations(&lp);
     let seen = Rc::new(Cell::new(None));

@@ -25,6 +25,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
+use uv::Stream as _;
 
 use uv::{AddressFamily, Loop, Pipe, RunMode, StatusCode, Tcp, TcpFlags, Udp, UdpFlags};
 use uv_tests::net::{run_until, tcp_listener, TempDir};
@@ -208,7 +209,7 @@ fn a_connection_at_the_limit_is_closed_by_libuv_unseen() {
     server
         .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
         .unwrap();
-    let addr = server.sockname().unwrap();
+    let addr = server.local_addr().unwrap();
     let seen = Rc::new(RefCell::new(Vec::new()));
     let s = seen.clone();
     server

@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use uv::Stream as _;
 
 use uv::{
     Category, HandleType, Loop, Pipe, PipeFlags, PollEvent, RunMode, StatusCode, Tcp, TcpFlags,
@@ -64,7 +65,7 @@ fn ping_pong_over_a_pipe() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, false).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             let mut buf = Vec::new();
             let (pings, eof) = (pings2.clone(), eof2.clone());
@@ -148,14 +149,14 @@ fn tcp_handle_passed_over_an_ipc_pipe() {
     tcp_server
         .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
         .unwrap();
-    let tcp_addr = tcp_server.sockname().unwrap();
+    let tcp_addr = tcp_server.local_addr().unwrap();
     let lh = lp.handle();
     let (pings2, eof2) = (pings.clone(), tcp_eof.clone());
     tcp_server
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Tcp::new(&lh).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             let mut buf = Vec::new();
             let (pings, eof) = (pings2.clone(), eof2.clone());
@@ -191,7 +192,7 @@ fn tcp_handle_passed_over_an_ipc_pipe() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, true).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             let lh = lh.clone();
             let (data, seen, after, pongs) =
@@ -205,11 +206,11 @@ fn tcp_handle_passed_over_an_ipc_pipe() {
                     }
                     seen.borrow_mut().push((count, p.pending_type().unwrap()));
                     let t = Tcp::new(&lh).unwrap();
-                    p.accept(&t).unwrap();
+                    p.accept_into(&t).unwrap();
                     *after.borrow_mut() =
                         Some((p.pending_count().unwrap(), p.pending_type().unwrap()));
                     assert_eq!(t.handle_type(), HandleType::Tcp);
-                    assert_eq!(t.peername().unwrap(), tcp_addr);
+                    assert_eq!(t.peer_addr().unwrap(), tcp_addr);
                     let mut buf = Vec::new();
                     let pongs = pongs.clone();
                     t.read_start(move |t, d| {
@@ -316,7 +317,7 @@ fn sockname_and_peername_are_the_server_path() {
     let lp = Loop::new().unwrap();
     let server = Pipe::new(&lp, false).unwrap();
     server.bind(sp.path()).unwrap();
-    assert_eq!(server.sockname().unwrap(), sp.path());
+    assert_eq!(server.local_addr().unwrap(), sp.path());
     // Binding made the socket file.
     assert!(std::fs::symlink_metadata(sp.path()).is_ok());
 
@@ -328,8 +329,8 @@ fn sockname_and_peername_are_the_server_path() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, false).unwrap();
-            srv.accept(&conn).unwrap();
-            *a2.borrow_mut() = Some(conn.sockname().unwrap());
+            srv.accept_into(&conn).unwrap();
+            *a2.borrow_mut() = Some(conn.local_addr().unwrap());
             conn.close();
             srv.close();
         })
@@ -339,7 +340,7 @@ fn sockname_and_peername_are_the_server_path() {
     client
         .connect(sp.path(), move |c, r| {
             r.unwrap();
-            *p2.borrow_mut() = Some(c.peername().unwrap());
+            *p2.borrow_mut() = Some(c.peer_addr().unwrap());
             c.close();
         })
         .unwrap();
@@ -360,11 +361,11 @@ fn a_fresh_pipe_has_no_pending_handle() {
         // libuv answers EAGAIN (nothing to accept), not EINVAL as Python's binding
         // expects.
         let client = Pipe::new(&lp, ipc).unwrap();
-        let err = p.accept(&client).unwrap_err();
+        let err = p.accept_into(&client).unwrap_err();
         assert_eq!(err.code(), StatusCode::EAGAIN);
         assert_eq!(err.operation(), "uv_accept");
         let tcp = Tcp::new(&lp).unwrap();
-        assert_eq!(p.accept(&tcp).unwrap_err().code(), StatusCode::EAGAIN);
+        assert_eq!(p.accept_into(&tcp).unwrap_err().code(), StatusCode::EAGAIN);
         p.close();
         client.close();
         tcp.close();
@@ -467,8 +468,8 @@ fn a_closed_pipe_answers_closed_handle() {
         let (end, _other) = std::os::unix::net::UnixStream::pair().unwrap();
         closed(p.open(end).map_err(|r| r.error()));
         closed(p.chmod(PollEvent::READABLE));
-        assert_eq!(p.sockname().unwrap_err().kind(), Category::ClosedHandle);
-        assert_eq!(p.peername().unwrap_err().kind(), Category::ClosedHandle);
+        assert_eq!(p.local_addr().unwrap_err().kind(), Category::ClosedHandle);
+        assert_eq!(p.peer_addr().unwrap_err().kind(), Category::ClosedHandle);
         assert_eq!(
             p.pending_count().unwrap_err().kind(),
             Category::ClosedHandle
@@ -501,7 +502,7 @@ fn bind2_and_connect2_with_an_abstract_name() {
     let lp = Loop::new().unwrap();
     let server = Pipe::new(&lp, false).unwrap();
     server.bind2(&name, PipeFlags::empty()).unwrap();
-    let sock = server.sockname().unwrap();
+    let sock = server.local_addr().unwrap();
     assert_eq!(sock.as_os_str().as_bytes(), &name_bytes[..]);
     assert_eq!(sock.as_os_str().as_bytes()[0], 0);
 
@@ -513,7 +514,7 @@ fn bind2_and_connect2_with_an_abstract_name() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, false).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             let g = g2.clone();
             conn.read_start(move |c, d| match d {
@@ -531,7 +532,7 @@ fn bind2_and_connect2_with_an_abstract_name() {
     client
         .connect2(&name, PipeFlags::empty(), move |c, r| {
             r.unwrap();
-            *p2.borrow_mut() = Some(c.peername().unwrap());
+            *p2.borrow_mut() = Some(c.peer_addr().unwrap());
             c.write("abstract hello", |c, r| {
                 r.unwrap();
                 c.shutdown(|c, r| {
@@ -602,7 +603,7 @@ fn a_mebibyte_in_sixteen_chunks_arrives_intact() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, false).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             let (g, e) = (g2.clone(), e2.clone());
             conn.read_start(move |c, d| match d {
@@ -686,8 +687,8 @@ fn write2_on_a_pipe_without_ipc_is_einval() {
 fn an_unbound_pipe_has_no_names() {
     let lp = Loop::new().unwrap();
     let p = Pipe::new(&lp, false).unwrap();
-    assert_eq!(p.sockname().unwrap_err().code(), StatusCode::EBADF);
-    assert_eq!(p.peername().unwrap_err().code(), StatusCode::EBADF);
+    assert_eq!(p.local_addr().unwrap_err().code(), StatusCode::EBADF);
+    assert_eq!(p.peer_addr().unwrap_err().code(), StatusCode::EBADF);
     p.pending_instances(4).unwrap();
     p.close();
     lp.run(RunMode::Default).unwrap();
@@ -748,7 +749,7 @@ fn check_autobind(bind: impl FnOnce(&Pipe) -> uv::Result<()>) {
     let lp = Loop::new().unwrap();
     let server = Pipe::new(&lp, false).unwrap();
     bind(&server).unwrap();
-    let name = server.sockname().unwrap();
+    let name = server.local_addr().unwrap();
     let bytes = name.as_os_str().as_bytes();
     assert_eq!(bytes.len(), 6, "{bytes:?}");
     assert_eq!(bytes[0], 0);
@@ -759,7 +760,7 @@ fn check_autobind(bind: impl FnOnce(&Pipe) -> uv::Result<()>) {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, false).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             a2.set(true);
             conn.close();
             srv.close();

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use uv::Stream as _;
 
 use uv::{Loop, Pipe, PoolAllocator, ReadAllocator, RunMode, StatusCode};
 

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use uv::Stream as _;
 
 use uv::{
     AddressFamily, Async, Category, Loop, Pipe, Poll, PollEvent, PoolAllocator, ReadAllocator,
@@ -289,7 +290,7 @@ fn tcp_open_owns_the_socket_until_the_handle_is_closed() {
     let tcp = Tcp::new(&lp).unwrap();
     tcp.open(listener).unwrap();
     assert_eq!(tcp.as_raw_fd(), fd);
-    assert_eq!(tcp.sockname().unwrap(), addr);
+    assert_eq!(tcp.local_addr().unwrap(), addr);
     closes_its_descriptor(&lp, &tcp, fd, id);
 }
 
@@ -416,7 +417,7 @@ fn a_second_pipe_connect_in_flight_is_ealready() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, false).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             conn.close();
             srv.close();
         })
@@ -499,7 +500,7 @@ fn pipe_connect_on_a_connected_pipe_is_eisconn_and_queued_writes_complete() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let conn = Pipe::new(&lh, false).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             conn.read_start(collect_into(&r)).unwrap();
         })
@@ -565,7 +566,7 @@ fn accept_into_a_client_of_another_loop_is_einval_and_keeps_the_connection() {
     let lp_b = Loop::new().unwrap();
     let server = Tcp::new(&lp_a).unwrap();
     server.bind(any_v4(), TcpFlags::empty()).unwrap();
-    let addr = server.sockname().unwrap();
+    let addr = server.local_addr().unwrap();
     let refused = Rc::new(RefCell::new(None));
     let reads = Rc::new(Reads::default());
     let (lha, lhb, rf, rd) = (lp_a.handle(), lp_b.handle(), refused.clone(), reads.clone());
@@ -573,10 +574,10 @@ fn accept_into_a_client_of_another_loop_is_einval_and_keeps_the_connection() {
         .listen(8, move |srv, st| {
             st.unwrap();
             let other = Tcp::new(&lhb).unwrap();
-            *rf.borrow_mut() = Some(srv.accept(&other).map_err(|e| e.code()));
+            *rf.borrow_mut() = Some(srv.accept_into(&other).map_err(|e| e.code()));
             other.close();
             let ours = Tcp::new(&lha).unwrap();
-            srv.accept(&ours).unwrap();
+            srv.accept_into(&ours).unwrap();
             srv.close();
             let rd = rd.clone();
             ours.read_start(move |c, d| {
@@ -806,7 +807,7 @@ fn accept_into_a_busy_or_wrong_client_keeps_the_connection() {
     let lp = Loop::new().unwrap();
     let server = Tcp::new(&lp).unwrap();
     server.bind(any_v4(), TcpFlags::empty()).unwrap();
-    let addr = server.sockname().unwrap();
+    let addr = server.local_addr().unwrap();
     let refusals = Rc::new(RefCell::new(Vec::new()));
     let reads = Rc::new(Reads::default());
     let (lh, rf, rd) = (lp.handle(), refusals.clone(), reads.clone());
@@ -817,14 +818,14 @@ fn accept_into_a_busy_or_wrong_client_keeps_the_connection() {
             busy.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
                 .unwrap();
             rf.borrow_mut()
-                .push(srv.accept(&busy).map_err(|e| e.code()));
+                .push(srv.accept_into(&busy).map_err(|e| e.code()));
             busy.close();
             let pipe = Pipe::new(&lh, false).unwrap();
             rf.borrow_mut()
-                .push(srv.accept(&pipe).map_err(|e| e.code()));
+                .push(srv.accept_into(&pipe).map_err(|e| e.code()));
             pipe.close();
             let fresh = Tcp::new(&lh).unwrap();
-            srv.accept(&fresh).unwrap();
+            srv.accept_into(&fresh).unwrap();
             srv.close();
             let rd = rd.clone();
             fresh
@@ -874,7 +875,7 @@ fn udp_with_flags_recvmmsg_makes_an_ipv4_socket() {
     let u = Udp::with_flags(&lp, AddressFamily::Inet, UdpFlags::RECVMMSG).unwrap();
     u.bind(any_v4(), UdpFlags::empty()).unwrap();
     assert_eq!(u.family().unwrap(), Some(AddressFamily::Inet));
-    assert!(u.sockname().unwrap().is_ipv4());
+    assert!(u.local_addr().unwrap().is_ipv4());
     u.close();
     lp.run(RunMode::Default).unwrap();
 }
@@ -912,7 +913,7 @@ enum Received {
 fn mmsg_receiver(lp: &Loop, want: usize) -> (Udp, SocketAddr, Rc<RefCell<Vec<Received>>>) {
     let rx = Udp::with_flags(lp, AddressFamily::Inet, UdpFlags::RECVMMSG).unwrap();
     rx.bind(any_v4(), UdpFlags::empty()).unwrap();
-    let addr = rx.sockname().unwrap();
+    let addr = rx.local_addr().unwrap();
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     let mut datagrams = 0;

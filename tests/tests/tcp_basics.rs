@@ -5,6 +5,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
+use uv::Stream as _;
 
 use uv::{AddressFamily, Category, HandleType, Loop, RunMode, StatusCode, Tcp};
 
@@ -151,13 +152,13 @@ fn close_reset_gives_the_peer_a_reset() {
     server
         .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
         .unwrap();
-    let addr = server.sockname().unwrap();
+    let addr = server.local_addr().unwrap();
     let lh = lp.handle();
     server
         .listen(4, move |srv, st| {
             st.unwrap();
             let conn = Tcp::new(&lh).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             conn.close_reset().unwrap();
             // Closing again is refused: the handle is already closing.

@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use uv::Stream as _;
 
 use uv::{Category, Loop, RunMode, StatusCode, Tcp, TcpFlags, WriteData};
 
@@ -54,14 +55,14 @@ fn pattern(len: usize) -> Vec<u8> {
 fn listen_once(lp: &Loop, bind: SocketAddr, on_accept: impl FnOnce(Tcp) + 'static) -> SocketAddr {
     let listener = Tcp::new(lp).unwrap();
     listener.bind(bind, TcpFlags::empty()).unwrap();
-    let target = listener.sockname().unwrap();
+    let target = listener.local_addr().unwrap();
     let lh = lp.handle();
     let mut on_accept = Some(on_accept);
     listener
         .listen(8, move |l, r| {
             r.unwrap();
             let s = Tcp::new(&lh).unwrap();
-            l.accept(&s).unwrap();
+            l.accept_into(&s).unwrap();
             l.close();
             if let Some(f) = on_accept.take() {
                 f(s);
@@ -154,7 +155,7 @@ fn ping_pong(bind: SocketAddr) -> Option<(usize, usize)> {
         }
         panic!("bind {bind}: {e}");
     }
-    let target = server.sockname().unwrap();
+    let target = server.local_addr().unwrap();
     assert_eq!(target.ip(), bind.ip());
     let pings = counter();
     let pongs = counter();
@@ -167,7 +168,7 @@ fn ping_pong(bind: SocketAddr) -> Option<(usize, usize)> {
         .listen(16, move |srv, st| {
             st.unwrap();
             let conn = Tcp::new(&lh).unwrap();
-            srv.accept(&conn).unwrap();
+            srv.accept_into(&conn).unwrap();
             srv.close();
             let mut buf = Vec::new();
             let (p, se) = (p.clone(), se.clone());
@@ -195,7 +196,7 @@ fn ping_pong(bind: SocketAddr) -> Option<(usize, usize)> {
     client
         .connect(target, move |c, r| {
             r.unwrap();
-            assert_eq!(c.peername().unwrap(), target);
+            assert_eq!(c.peer_addr().unwrap(), target);
             c.write("PING", |_, r| r.unwrap()).unwrap();
             let mut buf = Vec::new();
             c.read_start(move |c, data| match data {
@@ -291,7 +292,7 @@ fn binding_an_address_in_use_is_eaddrinuse() {
     let first = Tcp::new(&lp).unwrap();
     first.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
     first.listen(4, |_, _| {}).unwrap();
-    let taken = first.sockname().unwrap();
+    let taken = first.local_addr().unwrap();
 
     let second = Tcp::new(&lp).unwrap();
     // libuv defers EADDRINUSE from bind to listen (or connect); accept either.
@@ -650,14 +651,14 @@ fn closing_while_connecting_cancels_the_connect() {
     let lp = Loop::new().unwrap();
     let server = Tcp::new(&lp).unwrap();
     server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
-    let target = server.sockname().unwrap();
+    let target = server.local_addr().unwrap();
     let lh = lp.handle();
     server
         .listen(4, move |srv, r| {
             // The kernel may complete the handshake before the close: accept and drop.
             if r.is_ok() {
                 let c = Tcp::new(&lh).unwrap();
-                srv.accept(&c).unwrap();
+                srv.accept_into(&c).unwrap();
                 c.close();
             }
         })
@@ -698,12 +699,12 @@ fn sockname_and_peername_match_across_the_connection() {
     listener
         .bind(addr("127.0.0.1:0"), TcpFlags::empty())
         .unwrap();
-    let listen_addr = listener.sockname().unwrap();
+    let listen_addr = listener.local_addr().unwrap();
     assert_eq!(listen_addr.ip().to_string(), "127.0.0.1");
     assert_ne!(listen_addr.port(), 0);
     // A listener has no peer.
     assert_eq!(
-        listener.peername().unwrap_err().code(),
+        listener.peer_addr().unwrap_err().code(),
         StatusCode::ENOTCONN
     );
     let accepted: Rc<RefCell<Option<Tcp>>> = Rc::default();
@@ -714,7 +715,7 @@ fn sockname_and_peername_match_across_the_connection() {
         .listen(4, move |l, r| {
             r.unwrap();
             let s = Tcp::new(&lh).unwrap();
-            l.accept(&s).unwrap();
+            l.accept_into(&s).unwrap();
             *acc.borrow_mut() = Some(s);
             l.close();
         })
@@ -725,8 +726,8 @@ fn sockname_and_peername_match_across_the_connection() {
         .connect(listen_addr, move |c, r| {
             r.unwrap();
             // The client's peer is the server's address.
-            assert_eq!(c.peername().unwrap(), listen_addr);
-            let client_addr = c.sockname().unwrap();
+            assert_eq!(c.peer_addr().unwrap(), listen_addr);
+            let client_addr = c.local_addr().unwrap();
             assert_eq!(client_addr.ip().to_string(), "127.0.0.1");
             assert_ne!(client_addr.port(), listen_addr.port());
             // Wait for the accept if it has not run yet (it needs the loop).
@@ -738,8 +739,8 @@ fn sockname_and_peername_match_across_the_connection() {
                     return;
                 };
                 i.close();
-                assert_eq!(s.peername().unwrap(), client_addr);
-                assert_eq!(s.sockname().unwrap(), listen_addr);
+                assert_eq!(s.peer_addr().unwrap(), client_addr);
+                assert_eq!(s.local_addr().unwrap(), listen_addr);
                 bump(&ch);
                 s.close();
                 c.close();
@@ -751,11 +752,11 @@ fn sockname_and_peername_match_across_the_connection() {
     assert_eq!(checked.get(), 1);
     // Closed handles answer ClosedHandle.
     assert_eq!(
-        client.sockname().unwrap_err().kind(),
+        client.local_addr().unwrap_err().kind(),
         Category::ClosedHandle
     );
     assert_eq!(
-        client.peername().unwrap_err().kind(),
+        client.peer_addr().unwrap_err().kind(),
         Category::ClosedHandle
     );
     lp.close().unwrap();
@@ -836,7 +837,7 @@ fn a_panic_in_the_connection_callback_reaches_run() {
     let lp = Loop::new().unwrap();
     let server = Tcp::new(&lp).unwrap();
     server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
-    let target = server.sockname().unwrap();
+    let target = server.local_addr().unwrap();
     server
         .listen(4, |_, r| {
             r.unwrap();
@@ -970,7 +971,7 @@ fn a_dropped_listening_server_keeps_accepting() {
     let lp = Loop::new().unwrap();
     let server = Tcp::new(&lp).unwrap();
     server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
-    let target = server.sockname().unwrap();
+    let target = server.local_addr().unwrap();
     let accepted = counter();
     let lh = lp.handle();
     let a = accepted.clone();
@@ -978,7 +979,7 @@ fn a_dropped_listening_server_keeps_accepting() {
         .listen(16, move |srv, r| {
             r.unwrap();
             let c = Tcp::new(&lh).unwrap();
-            srv.accept(&c).unwrap();
+            srv.accept_into(&c).unwrap();
             // Dropped unread: an idle, unreachable handle is closed.
             drop(c);
             if bump(&a) == CLIENTS {
@@ -1154,12 +1155,12 @@ fn accept_without_a_pending_connection_is_eagain() {
     server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
     server.listen(4, |_, _| {}).unwrap();
     let client = Tcp::new(&lp).unwrap();
-    let err = server.accept(&client).unwrap_err();
+    let err = server.accept_into(&client).unwrap_err();
     assert_eq!(err.code(), StatusCode::EAGAIN, "{err:?}");
     // Accepting into a closed handle is refused before libuv sees it.
     client.close();
     assert_eq!(
-        server.accept(&client).unwrap_err().kind(),
+        server.accept_into(&client).unwrap_err().kind(),
         Category::ClosedHandle
     );
     server.close();

@@ -3,6 +3,7 @@
 #![cfg(target_os = "linux")]
 
 use std::os::fd::AsRawFd;
+use uv::Stream as _;
 
 use uv::{
     guess_handle, Category, HandleType, Loop, RunMode, StatusCode, Tty, TtyMode, TtyVtermState,

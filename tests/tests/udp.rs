@@ -11,7 +11,7 @@ use uv::{Category, Loop, Membership, RunMode, StatusCode, Udp, UdpFlags};
 fn bound(lp: &Loop, addr: &str) -> (Udp, SocketAddr) {
     let u = Udp::new(lp).unwrap();
     u.bind(addr.parse().unwrap(), UdpFlags::empty()).unwrap();
-    let a = u.sockname().unwrap();
+    let a = u.local_addr().unwrap();
     (u, a)
 }
 
@@ -79,12 +79,12 @@ fn try_send_and_connected_sockets() {
     let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
     let tx = Udp::new(&lp).unwrap();
     // No socket yet: EBADF; bound but not connected: no peer.
-    assert_eq!(tx.peername().unwrap_err().code(), StatusCode::EBADF);
+    assert_eq!(tx.peer_addr().unwrap_err().code(), StatusCode::EBADF);
     tx.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
         .unwrap();
-    assert_eq!(tx.peername().unwrap_err().code(), StatusCode::ENOTCONN);
+    assert_eq!(tx.peer_addr().unwrap_err().code(), StatusCode::ENOTCONN);
     tx.connect(rx_addr).unwrap();
-    assert_eq!(tx.peername().unwrap(), rx_addr);
+    assert_eq!(tx.peer_addr().unwrap(), rx_addr);
     assert_eq!(tx.connect(rx_addr).unwrap_err().code(), StatusCode::EISCONN);
     assert_eq!(tx.try_send(b"one", None).unwrap(), 3);
     // A connected socket refuses another destination.
@@ -93,7 +93,7 @@ fn try_send_and_connected_sockets() {
         StatusCode::EISCONN
     );
     tx.disconnect().unwrap();
-    assert_eq!(tx.peername().unwrap_err().code(), StatusCode::ENOTCONN);
+    assert_eq!(tx.peer_addr().unwrap_err().code(), StatusCode::ENOTCONN);
     assert_eq!(tx.try_send(b"two", Some(rx_addr)).unwrap(), 3);
     let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
     let g = got.clone();
@@ -139,7 +139,7 @@ fn options_and_errors() {
         .unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
     // A second socket on the same address: EADDRINUSE, an Address error.
-    let addr = u.sockname().unwrap();
+    let addr = u.local_addr().unwrap();
     let other = Udp::new(&lp).unwrap();
     let err = other.bind(addr, UdpFlags::empty()).unwrap_err();
     assert_eq!(err.code(), StatusCode::EADDRINUSE);
@@ -226,7 +226,7 @@ fn family_is_set_once_there_is_a_socket() {
     let addr = sock.local_addr().unwrap();
     u.open(sock).unwrap();
     assert_eq!(u.family().unwrap(), Some(uv::AddressFamily::Inet));
-    assert_eq!(u.sockname().unwrap(), addr);
+    assert_eq!(u.local_addr().unwrap(), addr);
 }
 
 /// Broadcast needs `set_broadcast(true)`: without it the kernel refuses (EACCES);
@@ -262,7 +262,7 @@ fn recvmmsg_is_a_creation_flag() {
     assert!(rx.using_recvmmsg().unwrap());
     rx.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
         .unwrap();
-    let rx_addr = rx.sockname().unwrap();
+    let rx_addr = rx.local_addr().unwrap();
     let plain = Udp::new(&lp).unwrap();
     assert!(!plain.using_recvmmsg().unwrap());
     let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();

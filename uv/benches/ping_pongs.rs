@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use uv::Stream as _;
 
 use uv::sys;
 
@@ -71,13 +72,13 @@ fn safe(limit: u64) -> Outcome {
     server
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
         .expect("bind");
-    let addr = server.sockname().expect("sockname");
+    let addr = server.local_addr().expect("sockname");
     let lh = lp.handle();
     server
         .listen(128, move |srv, status| {
             status.expect("connection");
             let conn = uv::Tcp::new(&lh).expect("uv::Tcp::new");
-            srv.accept(&conn).expect("accept");
+            srv.accept_into(&conn).expect("accept");
             conn.read_start(|c, data| match data {
                 Ok(bytes) => c
                     .write(bytes, |_, r| r.expect("echo write"))

@@ -118,7 +118,7 @@ fn safe(limit: u64, mode: Mode) -> Outcome {
     ponger
         .bind(loopback, uv::UdpFlags::empty())
         .expect("ponger bind");
-    let ponger_addr = ponger.sockname().expect("ponger sockname");
+    let ponger_addr = ponger.local_addr().expect("ponger sockname");
     ponger
         .recv_start(move |u, r| {
             let d = r.expect("ponger recv");

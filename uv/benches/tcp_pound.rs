@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use uv::Stream as _;
 
 use uv::sys;
 
@@ -137,14 +138,14 @@ fn safe(n: u64) -> Outcome {
     server
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
         .expect("bind");
-    let addr = server.sockname().expect("sockname");
+    let addr = server.local_addr().expect("sockname");
     let lh = lp.handle();
     let server_tally = Rc::clone(&tally);
     server
         .listen(1000, move |srv, status| {
             status.expect("connection");
             let conn = uv::Tcp::new(&lh).expect("uv::Tcp::new");
-            srv.accept(&conn).expect("accept");
+            srv.accept_into(&conn).expect("accept");
             conn.read_start(|c, data| match data {
                 Ok(_) => c.close(),
                 Err(e) if e.code() == uv::StatusCode::EOF => c.close(),

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use uv::Stream as _;
 
 use uv::sys;
 
@@ -179,7 +180,7 @@ fn safe(n: u64, clients: usize) -> Outcome {
     server
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
         .expect("bind");
-    let addr = server.sockname().expect("sockname");
+    let addr = server.local_addr().expect("sockname");
     let lh = lp.handle();
     let server_st = Rc::clone(&st);
     let mut accepted = 0;
@@ -187,7 +188,7 @@ fn safe(n: u64, clients: usize) -> Outcome {
         .listen(1000, move |srv, status| {
             status.expect("connection");
             let conn = uv::Tcp::new(&lh).expect("uv::Tcp::new");
-            srv.accept(&conn).expect("accept");
+            srv.accept_into(&conn).expect("accept");
             let st = Rc::clone(&server_st);
             conn.read_start(move |c, data| match data {
                 Ok(bytes) => st.tally.received(bytes.len(), total),

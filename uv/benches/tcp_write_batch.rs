@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use uv::Stream as _;
 
 use uv::sys;
 
@@ -86,13 +87,13 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
     server
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
         .expect("bind");
-    let addr = server.sockname().expect("sockname");
+    let addr = server.local_addr().expect("sockname");
     let lh = lp.handle();
     server
         .listen(128, move |srv, status| {
             status.expect("connection");
             let conn = uv::Tcp::new(&lh).expect("uv::Tcp::new");
-            srv.accept(&conn).expect("accept");
+            srv.accept_into(&conn).expect("accept");
             conn.read_start(|c, data| match data {
                 Ok(bytes) => add(&RECEIVED, bytes.len() as u64),
                 Err(e) if e.code() == uv::StatusCode::EOF => c.close(),

@@ -12,6 +12,7 @@
 //!
 //! Run with `cargo run -p uv --example pipe_echo`.
 
+use uv::Stream;
 #[cfg(unix)]
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     use std::cell::{Cell, RefCell};
@@ -44,18 +45,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // The server.
     let server = uv::Pipe::new(&lp, false)?;
     server.bind(&path)?;
-    assert_eq!(server.sockname()?, path);
+    assert_eq!(server.local_addr()?, path);
     assert!(path.exists(), "bind creates the socket file");
 
-    let lh = lp.handle();
     let (eof, count) = (server_saw_eof.clone(), accepted.clone());
     server.listen(128, move |srv, status| {
         if let Err(e) = status {
             eprintln!("server: new connection error: {e}");
             return;
         }
-        let conn = uv::Pipe::new(&lh, false).expect("new connection handle");
-        srv.accept(&conn).expect("accept");
+        let conn = srv.accept().expect("accept");
         count.set(count.get() + 1);
         println!("server: accepted a connection");
 
@@ -90,7 +89,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let target = path.clone();
     client.connect(&path, move |c, result| {
         result.expect("connect");
-        let peer = c.peername().expect("peername");
+        let peer = c.peer_addr().expect("peername");
         println!("client: connected to {}", peer.display());
         assert_eq!(peer, target);
         for line in LINES {

@@ -1,7 +1,7 @@
 //! The libuv guide's TCP echo server, with its client in the same loop.
 //!
 //! The server listens on 127.0.0.1 (port 0: the system picks a free port, read back
-//! with `sockname`), accepts a connection into a new `Tcp` handle and writes back
+//! with `local_addr`), accepts a connection into a new `Tcp` handle and writes back
 //! every chunk it reads. On end of stream it closes the connection, and since this
 //! server serves one client, it closes the listening handle too.
 //!
@@ -15,6 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
+use uv::Stream;
 
 const LINES: [&str; 3] = ["hello\n", "echo server\n", "goodbye\n"];
 
@@ -30,20 +31,18 @@ fn main() -> Result<(), uv::Error> {
     let server = uv::Tcp::new(&lp)?;
     let bind_addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
     server.bind(bind_addr, uv::TcpFlags::empty())?;
-    let addr = server.sockname()?;
+    let addr = server.local_addr()?;
     assert!(addr.ip().is_loopback() && addr.port() != 0);
 
-    let lh = lp.handle();
     let (eof, count) = (server_saw_eof.clone(), accepted.clone());
     server.listen(128, move |srv, status| {
         if let Err(e) = status {
             eprintln!("server: new connection error: {e}");
             return;
         }
-        let conn = uv::Tcp::new(&lh).expect("new connection handle");
-        srv.accept(&conn).expect("accept");
+        let conn = srv.accept().expect("accept");
         count.set(count.get() + 1);
-        let peer = conn.peername().expect("peername");
+        let peer = conn.peer_addr().expect("peername");
         println!("server: accepted a connection from {peer}");
 
         let (srv, eof) = (srv.clone(), eof.clone());
@@ -78,8 +77,8 @@ fn main() -> Result<(), uv::Error> {
         result.expect("connect");
         println!(
             "client: connected from {} to {}",
-            c.sockname().expect("sockname"),
-            c.peername().expect("peername")
+            c.local_addr().expect("sockname"),
+            c.peer_addr().expect("peername")
         );
         for line in LINES {
             c.write(line, move |_c, r| {

@@ -1,7 +1,7 @@
 //! A UDP echo server and its client in the same loop.
 //!
 //! The server binds a UDP socket to 127.0.0.1 (port 0: the system picks a free
-//! port, read back with `sockname`) and sends every datagram it receives back to
+//! port, read back with `local_addr`) and sends every datagram it receives back to
 //! its sender, the address that comes with the datagram.
 //!
 //! The client binds a socket of its own the same way, sends three datagrams to the
@@ -27,7 +27,7 @@ fn main() -> Result<(), uv::Error> {
     // The server: echoes every datagram to its sender.
     let server = uv::Udp::new(&lp)?;
     server.bind(loopback, uv::UdpFlags::empty())?;
-    let server_addr = server.sockname()?;
+    let server_addr = server.local_addr()?;
     assert!(server_addr.ip().is_loopback() && server_addr.port() != 0);
     let count = served.clone();
     server.recv_start(move |s, r| {
@@ -53,7 +53,7 @@ fn main() -> Result<(), uv::Error> {
     // both sockets.
     let client = uv::Udp::new(&lp)?;
     client.bind(loopback, uv::UdpFlags::empty())?;
-    let client_addr = client.sockname()?;
+    let client_addr = client.local_addr()?;
     println!("client: bound to {client_addr}");
 
     let send_message = move |c: &uv::Udp, i: usize| {

@@ -136,7 +136,7 @@ pub fn family_of(a: &SocketAddr) -> crate::AddressFamily {
     }
 }
 
-/// A socket's address family from its `sockname` result: `None` while it has no
+/// A socket's address family from its `local_addr` result: `None` while it has no
 /// socket or is not bound; a closed handle stays an error (`ClosedHandle`).
 pub(crate) fn family_from(sockname: Result<SocketAddr>) -> Result<Option<crate::AddressFamily>> {
     match sockname {

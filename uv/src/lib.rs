@@ -45,7 +45,7 @@ pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
-pub use stream::{PoolAllocator, ReadAllocator, WriteData, READ_BUFFER_SIZE};
+pub use stream::{PoolAllocator, ReadAllocator, Stream, WriteData, READ_BUFFER_SIZE};
 pub use timeout::Timeout;
 
 /// Declares a handle type from a spec file (see `spec/README.md`, "Adding a handle type").
@@ -83,13 +83,6 @@ pub mod __private {
     pub use crate::handle::{dispatch, HandleKind, KeepAlive, Slots, Typed};
     pub use crate::request::submit;
     pub use crate::stream::{StreamKind, StreamSlots};
-    /// The stream operations generated stream types call.
-    pub mod stream_ops {
-        pub use crate::stream::{
-            accept, is_readable, is_writable, listen, read_start, read_start_with, read_stop,
-            set_blocking, shutdown, try_write, write, write2, write_queue_size,
-        };
-    }
     pub use bitflags;
 
     /// Stands for a `// SAFETY:` comment in generated code (the formatted files show

@@ -13,7 +13,7 @@ use libuv_sys2 as sys;
 use crate::callback::Slot;
 use crate::contracts;
 use crate::error::{check, Error, Result};
-use crate::handle::{dispatch, HandleKind};
+use crate::handle::{dispatch, HandleKind, Typed};
 use crate::loop_::LoopShared;
 use crate::StatusCode;
 
@@ -143,6 +143,158 @@ pub unsafe trait StreamKind: HandleKind + Clone {
     /// The stream slots inside the type's slots.
     fn stream_slots(slots: &Self::Slots) -> &StreamSlots<Self>;
 }
+
+/// The stream operations: reading, writing, shutting down, listening and accepting.
+/// Every stream handle type has them (`Tcp`, `Pipe`, `Tty`, and stream types a spec
+/// declares with `parent = "stream"`), so one function can serve all of them:
+///
+/// ```
+/// use uv::{Loop, RunMode, Stream, Tcp};
+///
+/// // Writes a greeting on any stream, then shuts its write side down.
+/// fn greet<S: Stream>(s: &S) -> uv::Result<()> {
+///     s.write(b"hello\n", |s, r| {
+///         r.unwrap();
+///         s.shutdown(|_, r| r.unwrap()).unwrap();
+///     })
+/// }
+///
+/// let lp = Loop::new()?;
+/// let server = Tcp::new(&lp)?;
+/// server.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())?;
+/// server.listen(8, |server, status| {
+///     status.unwrap();
+///     let conn = server.accept().unwrap();
+///     greet(&conn).unwrap();
+///     server.close();
+/// })?;
+/// let client = Tcp::new(&lp)?;
+/// let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let sink = got.clone();
+/// client.connect(server.local_addr()?, move |c, r| {
+///     r.unwrap();
+///     c.read_start(move |c, data| match data {
+///         Ok(bytes) => sink.borrow_mut().extend_from_slice(bytes),
+///         Err(_) => c.close(), // end of stream
+///     })
+///     .unwrap();
+/// })?;
+/// lp.run(RunMode::Default)?;
+/// assert_eq!(&got.borrow()[..], b"hello\n");
+/// # Ok::<(), uv::Error>(())
+/// ```
+pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
+    /// Starts reading (`uv_read_start`): `callback` gets each chunk, borrowed from
+    /// the loop's read buffer, and an error with `StatusCode::EOF` at the end of the
+    /// stream. `EALREADY` on a stream that is reading (`read_stop` first); `EINVAL`
+    /// on a listening one.
+    fn read_start(&self, callback: impl FnMut(&Self, Result<&[u8]>) + 'static) -> Result<()> {
+        read_start(self, callback)
+    }
+
+    /// Starts reading into buffers from `allocator` (`uv_read_start`), for callers
+    /// that want another buffer strategy than the loop's shared buffer.
+    fn read_start_with(
+        &self,
+        allocator: impl ReadAllocator,
+        callback: impl FnMut(&Self, Result<&[u8]>) + 'static,
+    ) -> Result<()> {
+        read_start_with(self, allocator, callback)
+    }
+
+    /// Stops reading (`uv_read_stop`). A no-op on a closed stream.
+    fn read_stop(&self) -> Result<()> {
+        read_stop(self)
+    }
+
+    /// Writes `data` (`uv_write`): one buffer or several, owned by the request until
+    /// `callback` runs with the result. Writes complete in order.
+    fn write(
+        &self,
+        data: impl Into<WriteData>,
+        callback: impl FnOnce(&Self, Result<()>) + 'static,
+    ) -> Result<()> {
+        write(self, data.into(), callback)
+    }
+
+    /// Writes `data` and sends the stream `send` with it over an IPC pipe
+    /// (`uv_write2`). `send` must be of the same loop (`EINVAL`).
+    fn write2<S: Stream>(
+        &self,
+        data: impl Into<WriteData>,
+        send: &S,
+        callback: impl FnOnce(&Self, Result<()>) + 'static,
+    ) -> Result<()> {
+        write2(self, data.into(), send, callback)
+    }
+
+    /// Writes what can be written at once (`uv_try_write`): the number of bytes
+    /// written, or an `EAGAIN` error.
+    fn try_write(&self, data: &[u8]) -> Result<usize> {
+        try_write(self, data)
+    }
+
+    /// Shuts the write side down once queued writes are done (`uv_shutdown`).
+    fn shutdown(&self, callback: impl FnOnce(&Self, Result<()>) + 'static) -> Result<()> {
+        shutdown(self, callback)
+    }
+
+    /// Listens for connections (`uv_listen`): `callback` runs for each one; take it
+    /// with [`accept`](Stream::accept). `EINVAL` when already listening or with a
+    /// connect, write or shutdown in flight; a listening stream then takes no reads,
+    /// writes or shutdowns (`EINVAL`).
+    ///
+    /// At the process's descriptor limit, libuv accepts and closes pending
+    /// connections itself (so the loop does not spin on them): their peers see the
+    /// connection closed, and `callback` is not called for them.
+    fn listen(
+        &self,
+        backlog: i32,
+        callback: impl FnMut(&Self, Result<()>) + 'static,
+    ) -> Result<()> {
+        listen(self, backlog, callback)
+    }
+
+    /// Accepts a pending connection as a new stream of the server's type on its loop
+    /// (`uv_accept`), with the connection's socket. `EAGAIN` when none is pending
+    /// (no handle is made then). An IPC pipe's received handles, which may be of
+    /// another type, are taken with [`accept_into`](Stream::accept_into).
+    fn accept(&self) -> Result<Self> {
+        accept_new(self)
+    }
+
+    /// Accepts a pending connection into `client`, a new stream on the same loop
+    /// (`uv_accept`). Refused before libuv sees it, with the connection left
+    /// pending: `EAGAIN` when none is pending, `EINVAL` for a client of another loop
+    /// or of the wrong type (for an IPC pipe: not of `pending_type`), `EBUSY` for a
+    /// client that has a socket.
+    fn accept_into<C: Stream>(&self, client: &C) -> Result<()> {
+        accept(self, client)
+    }
+
+    /// Whether the stream can be read (`uv_is_readable`); false once closing.
+    fn is_readable(&self) -> bool {
+        is_readable(self)
+    }
+
+    /// Whether the stream can be written (`uv_is_writable`); false once closing.
+    fn is_writable(&self) -> bool {
+        is_writable(self)
+    }
+
+    /// Makes writes blocking or not (`uv_stream_set_blocking`). `EINVAL` for
+    /// blocking while reading.
+    fn set_blocking(&self, blocking: bool) -> Result<()> {
+        set_blocking(self, blocking)
+    }
+
+    /// Bytes queued for writing (`uv_stream_get_write_queue_size`); 0 once closing.
+    fn write_queue_size(&self) -> usize {
+        write_queue_size(self)
+    }
+}
+
+impl<K: StreamKind + std::ops::Deref<Target = crate::Handle>> Stream for K {}
 
 fn raw<K: StreamKind>(s: &K, op: &'static str) -> Result<*mut sys::uv_stream_t> {
     s.typed().raw(op).map(|r| r.cast())
@@ -713,6 +865,40 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
         }
     }
     Ok(())
+}
+
+/// `uv_accept` into a new handle of the server's type, made on the server's loop
+/// once a connection is pending.
+pub fn accept_new<K: StreamKind>(server: &K) -> Result<K> {
+    const OP: &str = "uv_accept";
+    let s = raw(server, OP)?;
+    // SAFETY: the server is open; `accepted_fd` is libuv's pending connection.
+    #[cfg(unix)]
+    if unsafe { (*s).accepted_fd } < 0 {
+        return Err(Error::new(StatusCode::EAGAIN, OP));
+    }
+    // SAFETY: the server is open; its type field is set at init.
+    let server_type = unsafe { (*s).type_ };
+    let ipc = server_type == sys::uv_handle_type_UV_NAMED_PIPE
+        // SAFETY: a pipe's struct starts with the stream fields, then `ipc`.
+        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0;
+    let lp = server.typed().handle().loop_();
+    let client = Typed::<K>::new(&lp, K::Slots::default(), OP, |l, h| {
+        // SAFETY: `l` is the server's open loop and `h` a fresh struct of the
+        // server's type (`K::Raw`), initialised by the init function of that type.
+        unsafe {
+            match server_type {
+                sys::uv_handle_type_UV_TCP => sys::uv_tcp_init(l, h.cast()),
+                sys::uv_handle_type_UV_NAMED_PIPE => {
+                    sys::uv_pipe_init(l, h.cast(), c_int::from(ipc))
+                }
+                _ => StatusCode::ENOTSUP.raw(),
+            }
+        }
+    })
+    .map(K::from_typed)?;
+    accept(server, &client)?;
+    Ok(client)
 }
 
 /// `uv_is_readable`; false once closing.

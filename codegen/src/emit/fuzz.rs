@@ -187,8 +187,8 @@ fn member(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
     }
 }
 
-/// `rt::Stream` for one stream type: the inherent stream methods, and `write2` and
-/// `accept` with a peer of any stream type from the pool.
+/// `rt::Stream` for one stream type: `write2` and `accept` with a peer of any stream
+/// type from the pool (the other stream operations are `uv::Stream`'s).
 fn stream_impl(h: &HandleSpec, streams: &[&HandleSpec], ctx: &Ctx) -> TokenStream {
     let rt = &ctx.rt;
     let cfg = cfg_attr(h);
@@ -198,22 +198,6 @@ fn stream_impl(h: &HandleSpec, streams: &[&HandleSpec], ctx: &Ctx) -> TokenStrea
     quote! {
         #cfg
         impl super::Stream for #t {
-            fn read_start(&self, cb: impl FnMut(&Self, #rt::Result<&[u8]>) + 'static) -> #rt::Result<()> {
-                #t::read_start(self, cb)
-            }
-            fn read_start_with(
-                &self,
-                allocator: impl #rt::ReadAllocator,
-                cb: impl FnMut(&Self, #rt::Result<&[u8]>) + 'static,
-            ) -> #rt::Result<()> {
-                #t::read_start_with(self, allocator, cb)
-            }
-            fn read_stop(&self) -> #rt::Result<()> {
-                #t::read_stop(self)
-            }
-            fn write(&self, data: #rt::WriteData, cb: impl FnOnce(&Self, #rt::Result<()>) + 'static) -> #rt::Result<()> {
-                #t::write(self, data, cb)
-            }
             fn write2_any(
                 &self,
                 data: #rt::WriteData,
@@ -222,37 +206,16 @@ fn stream_impl(h: &HandleSpec, streams: &[&HandleSpec], ctx: &Ctx) -> TokenStrea
             ) -> ::core::option::Option<#rt::Result<()>> {
                 #[allow(unreachable_patterns)]
                 match send {
-                    #( #peer_cfgs AnyHandle::#peers(s) => ::core::option::Option::Some(#t::write2(self, data, s, cb)), )*
+                    #( #peer_cfgs AnyHandle::#peers(s) => ::core::option::Option::Some(<#t as #rt::Stream>::write2(self, data, s, cb)), )*
                     _ => ::core::option::Option::None,
                 }
-            }
-            fn try_write(&self, data: &[u8]) -> #rt::Result<usize> {
-                #t::try_write(self, data)
-            }
-            fn shutdown(&self, cb: impl FnOnce(&Self, #rt::Result<()>) + 'static) -> #rt::Result<()> {
-                #t::shutdown(self, cb)
-            }
-            fn listen(&self, backlog: i32, cb: impl FnMut(&Self, #rt::Result<()>) + 'static) -> #rt::Result<()> {
-                #t::listen(self, backlog, cb)
             }
             fn accept_any(&self, client: &AnyHandle) -> ::core::option::Option<#rt::Result<()>> {
                 #[allow(unreachable_patterns)]
                 match client {
-                    #( #peer_cfgs AnyHandle::#peers(c) => ::core::option::Option::Some(#t::accept(self, c)), )*
+                    #( #peer_cfgs AnyHandle::#peers(c) => ::core::option::Option::Some(<#t as #rt::Stream>::accept_into(self, c)), )*
                     _ => ::core::option::Option::None,
                 }
-            }
-            fn is_readable(&self) -> bool {
-                #t::is_readable(self)
-            }
-            fn is_writable(&self) -> bool {
-                #t::is_writable(self)
-            }
-            fn set_blocking(&self, blocking: bool) -> #rt::Result<()> {
-                #t::set_blocking(self, blocking)
-            }
-            fn write_queue_size(&self) -> usize {
-                #t::write_queue_size(self)
             }
         }
     }

@@ -10,9 +10,9 @@ uv_macros::handle!("../spec/handles/tcp.toml");
 
 impl Tcp {
     /// The socket's address family: `None` while it has no socket or is not bound
-    /// (from `sockname`).
+    /// (from `local_addr`).
     pub fn family(&self) -> Result<Option<AddressFamily>> {
-        crate::addr::family_from(self.sockname())
+        crate::addr::family_from(self.local_addr())
     }
 
     /// Closes the connection with a TCP reset (RST) instead of the normal closing

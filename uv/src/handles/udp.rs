@@ -210,9 +210,9 @@ impl Udp {
     }
 
     /// The socket's address family: `None` while it has no socket or is not bound
-    /// (from `sockname`).
+    /// (from `local_addr`).
     pub fn family(&self) -> Result<Option<crate::AddressFamily>> {
-        crate::addr::family_from(self.sockname())
+        crate::addr::family_from(self.local_addr())
     }
 
     /// Starts receiving (`uv_udp_recv_start`): `callback` gets each datagram, or an
