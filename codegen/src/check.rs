@@ -147,30 +147,9 @@ impl Report {
     }
 }
 
-/// Which C types a conversion accepts.
+/// Which C types a conversion accepts (the conversion table's C types).
 fn conv_accepts(conv: &Conv, c_ty: &str, h: &HeaderModel, slot_type: Option<&str>) -> bool {
-    let enum_like = |t: &str| matches!(t, "c_int" | "c_uint") || h.enums.contains_key(t);
-    match conv {
-        Conv::DurationMs | Conv::U64 => c_ty == "u64",
-        Conv::Bool | Conv::I32 | Conv::U8 | Conv::Signum | Conv::Status => c_ty == "c_int",
-        Conv::U32 | Conv::DurationS => c_ty == "c_uint",
-        Conv::Usize => c_ty == "usize",
-        Conv::Fd => matches!(c_ty, "c_int" | "uv_os_fd_t" | "uv_file"),
-        Conv::Socket => c_ty == "uv_os_sock_t",
-        Conv::Enum(_) | Conv::Flags(_) => enum_like(c_ty),
-        Conv::Callback(_) => Some(c_ty) == slot_type,
-        Conv::SocketAddr => c_ty == "*constsockaddr",
-        Conv::CStrPath
-        | Conv::CStrPathLen
-        | Conv::CStr
-        | Conv::CStrOpt
-        | Conv::IpAddr
-        | Conv::IpAddrOpt => c_ty == "*constc_char",
-        Conv::RequestCallback => Some(c_ty) == slot_type,
-        Conv::OwnedFd(_) | Conv::BorrowedFd(_) => {
-            matches!(c_ty, "c_int" | "uv_os_fd_t" | "uv_file" | "uv_os_sock_t")
-        }
-    }
+    conv.accepts(c_ty, h, slot_type)
 }
 
 fn returns_accepts(r: &Returns, c_ret: &str, h: &HeaderModel) -> bool {

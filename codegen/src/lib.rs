@@ -12,6 +12,7 @@
 //! ```
 
 pub mod check;
+pub mod conv;
 pub mod diag;
 pub mod emit;
 pub mod headers;

@@ -35,6 +35,7 @@ mod handle;
 pub mod handles;
 mod loop_;
 mod request;
+mod stat;
 mod stream;
 mod timeout;
 
@@ -45,6 +46,7 @@ pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
+pub use stat::Stat;
 pub use stream::{PoolAllocator, ReadAllocator, Stream, WriteData, READ_BUFFER_SIZE};
 pub use timeout::Timeout;
 
@@ -136,6 +138,19 @@ pub mod __private {
             _ => Err(crate::Error::new(crate::StatusCode::EINVAL, op)),
         }
     }
+
+    /// `Duration` to libuv milliseconds as an `unsigned int`: `EINVAL` past
+    /// `u32::MAX` ms.
+    #[inline]
+    pub fn duration_to_ms_u32(
+        d: std::time::Duration,
+        op: &'static str,
+    ) -> crate::Result<std::ffi::c_uint> {
+        std::ffi::c_uint::try_from(d.as_millis())
+            .map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
+    }
+
+    pub use crate::stat::{opt_path_arg as opt_path, stat_arg as stat};
 
     /// An IP address as the C string libuv parses.
     pub fn c_ip(addr: std::net::IpAddr) -> std::ffi::CString {

@@ -319,32 +319,6 @@ fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
     for a in args {
         let name = format_ident!("a_{}", a.name.value);
         let value = match &a.conv.value {
-            Conv::DurationMs | Conv::DurationS => quote!(cx.duration()),
-            Conv::Bool => quote!(cx.flip()),
-            Conv::I32 => quote!(cx.int_i32()),
-            Conv::U8 => quote!(cx.int_u8()),
-            Conv::U32 => quote!(cx.int_u32()),
-            Conv::U64 => quote!(cx.int_u64()),
-            Conv::Usize => quote!(cx.int_usize()),
-            Conv::Signum => quote!(cx.signum().raw()),
-            Conv::Fd | Conv::Socket => quote!(cx.raw_fd()),
-            // Signals go through the fuzzer's list of signals it may send (and the
-            // ones `UV_FUZZ_SKIP` leaves out).
-            Conv::Enum(t) if t == "Signum" => quote!(cx.signum()),
-            Conv::Enum(t) => {
-                let t = ident(t);
-                quote!(cx.enum_value(#rt::#t::ALL, #rt::#t::from_raw, #rt::#t::Other))
-            }
-            Conv::Flags(t) => {
-                let t = ident(t);
-                quote!(#rt::#t::from_bits_retain(cx.flag_bits(#rt::#t::all().bits())))
-            }
-            Conv::SocketAddr => quote!(cx.socket_addr()),
-            Conv::CStrPath | Conv::CStrPathLen => quote!(cx.path()),
-            Conv::CStr => quote!(cx.string()),
-            Conv::CStrOpt => quote!(cx.opt_string()),
-            Conv::IpAddr => quote!(cx.ip_addr()),
-            Conv::IpAddrOpt => quote!(cx.opt_ip_addr()),
             Conv::OwnedFd(k) | Conv::BorrowedFd(k) => {
                 let kind = format_ident!("{}", k.variant());
                 let make = if matches!(a.conv.value, Conv::OwnedFd(_)) {
@@ -376,18 +350,17 @@ fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
                     .push(quote!(move |h, r| rt::on_done(#site, h, r, &#name)));
                 continue;
             }
-            // Callback arguments only; the spec loader refuses it elsewhere.
-            Conv::Status => quote!(::core::compile_error!(
-                "the fuzzer cannot make a `status` argument"
-            )),
+            other => match other.fuzz_value(rt) {
+                Some(v) => v,
+                // Callback arguments only; the validator refuses them elsewhere.
+                None => quote!(::core::compile_error!(
+                    "the fuzzer cannot make this argument"
+                )),
+            },
         };
         m.lets.push(quote!(let #name = #value;));
         m.shown.push(quote!(&#name));
-        m.pass.push(match &a.conv.value {
-            Conv::CStr => quote!(&#name),
-            Conv::CStrOpt => quote!(#name.as_deref()),
-            _ => quote!(#name),
-        });
+        m.pass.push(a.conv.value.fuzz_pass(&quote!(#name)));
     }
     if !m.fd {
         m.lets

@@ -20,114 +20,18 @@ fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
 }
 
 fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
-    Some(match conv {
-        Conv::DurationMs | Conv::DurationS => quote!(::std::time::Duration),
-        Conv::Bool => quote!(bool),
-        Conv::U8 => quote!(u8),
-        Conv::I32 | Conv::Signum => quote!(i32),
-        Conv::U32 => quote!(u32),
-        Conv::U64 => quote!(u64),
-        Conv::Usize => quote!(usize),
-        Conv::Fd => quote!(#rt::RawFd),
-        Conv::Socket => quote!(#rt::RawSocket),
-        Conv::Enum(t) | Conv::Flags(t) => {
-            let t = ident(t);
-            quote!(#rt::#t)
-        }
-        Conv::Status => quote!(#rt::Result<()>),
-        Conv::SocketAddr => quote!(::std::net::SocketAddr),
-        Conv::CStrPath | Conv::CStrPathLen => {
-            quote!(impl ::core::convert::AsRef<::std::path::Path>)
-        }
-        Conv::CStr => quote!(&str),
-        Conv::CStrOpt => quote!(::core::option::Option<&str>),
-        Conv::IpAddr => quote!(::std::net::IpAddr),
-        Conv::IpAddrOpt => quote!(::core::option::Option<::std::net::IpAddr>),
-        Conv::Callback(_) | Conv::RequestCallback => return None,
-        Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
-    })
-}
-
-/// The C type of a callback parameter with this conversion.
-fn c_ty(conv: &Conv) -> TokenStream {
-    match conv {
-        Conv::U32 | Conv::DurationS => quote!(::core::ffi::c_uint),
-        Conv::U64 | Conv::DurationMs => quote!(u64),
-        Conv::Usize => quote!(usize),
-        _ => quote!(::core::ffi::c_int),
-    }
+    conv.rust_ty(rt)
 }
 
 fn to_c(arg: &ArgSpec, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
-    let allow = &arg.allow;
-    match &arg.conv.value {
-        Conv::DurationMs => quote!(#rt::__private::duration_to_ms(#e)),
-        // The flag argument is converted after this one (conversions run in reverse
-        // order), so it is still a `bool` here.
-        Conv::DurationS => {
-            let min_1s = match &arg.min_1s_if {
-                Some(flag) => {
-                    let flag = ident(flag);
-                    quote!(#flag)
-                }
-                None => quote!(false),
-            };
-            quote!(#rt::__private::duration_to_s(#e, #min_1s, #op)?)
-        }
-        Conv::U8 => quote!(::core::primitive::i32::from(#e)),
-        Conv::IpAddr => quote!(#rt::__private::c_ip(#e)),
-        Conv::IpAddrOpt => quote!(#e.map(#rt::__private::c_ip)),
-        Conv::Bool => quote!(::core::primitive::i32::from(#e)),
-        Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
-        Conv::SocketAddr => quote!(#rt::__private::SockAddr::new(&#e)),
-        Conv::CStrPath => quote!(#rt::__private::c_path(#e.as_ref(), #op)?),
-        Conv::CStr => quote!(#rt::__private::c_str(#e, #op)?),
-        Conv::CStrOpt => quote!(#e.map(|s| #rt::__private::c_str(s, #op)).transpose()?),
-        Conv::CStrPathLen => quote!(#rt::__private::path_bytes(#e.as_ref())),
-        // Unknown values never reach libuv: `EINVAL`.
-        Conv::Enum(t) => {
-            let t = ident(t);
-            quote!(#rt::__private::enum_arg(
-                #e.raw(),
-                !::core::matches!(#rt::#t::from_raw(#e.raw()), #rt::#t::Other(_)),
-                #op,
-            )? as _)
-        }
-        // Bits outside the known (or allowed) members never reach libuv: `EINVAL`.
-        Conv::Flags(t) => {
-            let t = ident(t);
-            let allowed = if allow.is_empty() {
-                quote!(#rt::#t::all().bits())
-            } else {
-                let ms = allow.iter().map(|m| ident(m));
-                quote!(#( #rt::#t::#ms.bits() )|*)
-            };
-            quote!(#rt::__private::flags_arg(#e.bits(), #allowed, #op)? as _)
-        }
-        _ => quote!(#e),
-    }
-}
-
-fn from_c(conv: &Conv, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
-    match conv {
-        Conv::DurationMs => quote!(#rt::__private::ms_to_duration(#e)),
-        Conv::Bool => quote!((#e != 0)),
-        Conv::DurationS => {
-            quote!(::std::time::Duration::from_secs(::core::primitive::u64::from(#e)))
-        }
-        Conv::U8 => quote!((#e as u8)),
-        Conv::Fd => quote!((#e as #rt::RawFd)),
-        Conv::Enum(t) => {
-            let t = ident(t);
-            quote!(#rt::#t::from_raw(#e as i32))
-        }
-        Conv::Flags(t) => {
-            let t = ident(t);
-            quote!(#rt::#t::from_bits_retain(#e as u32))
-        }
-        Conv::Status => quote!(#rt::__private::status(#e, #op)),
-        _ => quote!(#e),
-    }
+    let allow: Vec<String> = arg.allow.iter().map(|a| a.value.clone()).collect();
+    arg.conv.value.to_c(
+        e,
+        op,
+        rt,
+        &allow,
+        arg.min_1s_if.as_ref().map(|f| f.as_str()),
+    )
 }
 
 struct Args {
@@ -215,16 +119,7 @@ fn args(
                 a.raw_params.push(quote!(#name: #ty));
                 let conv = to_c(arg, &quote!(#name), op, rt);
                 a.prep.insert(0, quote!(let #name = #conv;));
-                a.c_args.push(match other {
-                    Conv::SocketAddr | Conv::CStrPath | Conv::CStr | Conv::IpAddr => {
-                        quote!(#name.as_ptr())
-                    }
-                    Conv::CStrOpt | Conv::IpAddrOpt => {
-                        quote!(#name.as_ref().map_or(::core::ptr::null(), |s| s.as_ptr()))
-                    }
-                    Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len() - 1),
-                    _ => quote!(#name),
-                });
+                a.c_args.push(other.c_arg(&quote!(#name)));
             }
         }
     }
@@ -402,19 +297,19 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         slot_names.push(slot.clone());
         let tramp = format_ident!("__uv_{}_{}", to_snake(&h.name), cb.name.value);
         let pnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
-        let ptys: Vec<_> = cb.args.iter().map(|a| c_ty(&a.conv)).collect();
+        let ptys: Vec<_> = cb.args.iter().map(|a| a.conv.callback_c_ty(rt)).collect();
         let op = cb.c_type.value.clone();
         let convs: Vec<_> = cb
             .args
             .iter()
             .map(|a| {
                 let n = ident(&a.name);
-                from_c(&a.conv, &quote!(#n), &op, rt)
+                a.conv.from_c(&quote!(#n), &op, rt)
             })
             .collect();
         let sf = safety(
             ctx,
-            &format!("libuv passes a handle that {name_str}'s constructors initialised"),
+            &format!("libuv passes a handle that {name_str}'s constructors initialised, and arguments valid for the callback's duration"),
         );
         trampolines.push(quote! {
             #cfg
@@ -569,7 +464,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             ),
             Returns::Value(conv) => match rust_ty(conv, rt) {
                 Some(t) => {
-                    let v = from_c(conv, &quote!(rc), &op, rt);
+                    let v = conv.from_c(&quote!(rc), &op, rt);
                     (quote!(#rt::Result<#t>), quote!(Ok(#v)))
                 }
                 None => {
@@ -676,7 +571,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             let fname = ident(&p.name);
             let cfn = ident(g);
             let op = g.value.clone();
-            let v = from_c(&p.conv, &quote!(v), &op, rt);
+            let v = p.conv.from_c(&quote!(v), &op, rt);
             let d = doc_attr(&format!("{pdoc}\n\nC: `{op}`."));
             let sf = safety(ctx, "the handle is open, so `raw` is initialised");
             methods.push(quote! {

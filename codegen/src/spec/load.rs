@@ -8,6 +8,7 @@ use toml::de::DeTable;
 
 use super::reader::{Cx, Sp, Table};
 use super::*;
+use crate::conv::{self, Param, Position};
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 
 /// What one spec file holds.
@@ -236,10 +237,23 @@ fn enum_file(root: &Table) -> Option<EnumSpec> {
 
 fn conv(t: &Table, key: &'static str) -> Option<Sp<Conv>> {
     let c = t.str_opt(key)?;
-    let ty = t.str_opt("type");
-    let slot = t.str_opt("callback");
-    let need = |what: &str, v: Option<Sp<String>>| -> Option<String> {
-        match v {
+    let Some(def) = conv::find(&c.value) else {
+        let hint = match crate::diag::closest(&c.value, conv::names()) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!(
+                "the conversions are: {}",
+                conv::names().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        t.cx().push(
+            c.loc
+                .error(format!("unknown conversion `{}`", c.value))
+                .hint(hint),
+        );
+        return None;
+    };
+    let need = |what: &'static str| -> Option<String> {
+        match t.str_opt(what) {
             Some(v) => Some(v.value),
             None => {
                 t.cx().push(
@@ -251,66 +265,27 @@ fn conv(t: &Table, key: &'static str) -> Option<Sp<Conv>> {
             }
         }
     };
-    let conv = match c.as_str() {
-        "duration_ms" => Conv::DurationMs,
-        "duration_s" => Conv::DurationS,
-        "u8" => Conv::U8,
-        "ip_addr" => Conv::IpAddr,
-        "ip_addr_opt" => Conv::IpAddrOpt,
-        "bool" => Conv::Bool,
-        "i32" => Conv::I32,
-        "u32" => Conv::U32,
-        "u64" => Conv::U64,
-        "usize" => Conv::Usize,
-        "signum" => Conv::Signum,
-        "fd" => Conv::Fd,
-        "socket" => Conv::Socket,
-        "status" => Conv::Status,
-        "socket_addr" => Conv::SocketAddr,
-        "c_str" => Conv::CStr,
-        "c_str_opt" => Conv::CStrOpt,
-        "c_str_path" => Conv::CStrPath,
-        "c_str_path_len" => Conv::CStrPathLen,
-        "request_callback" => Conv::RequestCallback,
-        "enum" => Conv::Enum(need("type", ty)?),
-        "flags" => Conv::Flags(need("type", ty)?),
-        "callback" => Conv::Callback(need("callback", slot)?),
-        "owned_fd" | "borrowed_fd" => {
+    let (extra, kind) = match def.param {
+        Param::None => (None, FdKind::Any),
+        Param::EnumType | Param::FlagsType => (Some(need("type")?), FdKind::Any),
+        Param::Slot => (Some(need("callback")?), FdKind::Any),
+        Param::FdKind => {
             let kind = match t.str_opt("kind") {
                 None => FdKind::Any,
-                Some(k) => match FdKind::from_name(&k.value) {
-                    Some(k) => k,
-                    None => {
-                        t.cx().push(
-                            k.loc
-                                .error(format!("unknown descriptor kind `{}`", k.value))
-                                .hint(format!("kind is one of {}", FdKind::NAMES.join(", "))),
-                        );
-                        FdKind::Any
-                    }
-                },
+                Some(k) => FdKind::from_name(&k.value).unwrap_or_else(|| {
+                    t.cx().push(
+                        k.loc
+                            .error(format!("unknown descriptor kind `{}`", k.value))
+                            .hint(format!("kind is one of {}", FdKind::NAMES.join(", "))),
+                    );
+                    FdKind::Any
+                }),
             };
-            if c.as_str() == "owned_fd" {
-                Conv::OwnedFd(kind)
-            } else {
-                Conv::BorrowedFd(kind)
-            }
-        }
-        other => {
-            let hint = match crate::diag::closest(other, Conv::NAMES.iter().copied()) {
-                Some(c) => format!("did you mean `{c}`?"),
-                None => format!("the conversions are: {}", Conv::NAMES.join(", ")),
-            };
-            t.cx().push(
-                c.loc
-                    .error(format!("unknown conversion `{other}`"))
-                    .hint(hint),
-            );
-            return None;
+            (None, kind)
         }
     };
     Some(Sp {
-        value: conv,
+        value: def.make(extra, kind),
         loc: c.loc,
     })
 }
@@ -328,7 +303,7 @@ fn args(t: &Table) -> Vec<ArgSpec> {
                 a.cx()
                     .push(a.loc().error("an argument has no `conv`").hint(format!(
                         "add conv = \"...\"; one of {}",
-                        Conv::NAMES.join(", ")
+                        conv::names().collect::<Vec<_>>().join(", ")
                     )));
             }
             a.finish();
@@ -376,31 +351,44 @@ fn returns(t: &Table) -> Returns {
     let Some(r) = t.str_opt("returns") else {
         return Returns::Status;
     };
-    match r.as_str() {
-        "status" => Returns::Status,
-        "void" => Returns::Void,
-        "count" => Returns::Count,
-        "duration_ms" => Returns::Value(Conv::DurationMs),
-        "bool" => Returns::Value(Conv::Bool),
-        "i32" => Returns::Value(Conv::I32),
-        "u32" => Returns::Value(Conv::U32),
-        "u64" => Returns::Value(Conv::U64),
-        "usize" => Returns::Value(Conv::Usize),
-        "signum" => Returns::Value(Conv::Signum),
-        "fd" => Returns::Value(Conv::Fd),
-        "socket_addr" => Returns::SocketAddr,
-        other if other.starts_with("enum:") => Returns::Value(Conv::Enum(other[5..].to_string())),
-        other if other.starts_with("flags:") => Returns::Value(Conv::Flags(other[6..].to_string())),
-        "path" => Returns::Path,
-        other => {
-            t.cx().push(
-                r.loc
-                    .error(format!("unknown return conversion `{other}`"))
-                    .hint("returns is one of status, void, count, duration_ms, bool, i32, u32, u64, usize, signum, fd, socket_addr, path, enum:Type, flags:Type"),
-            );
-            Returns::Status
-        }
-    }
+    let value = |name: &str, extra: Option<String>| {
+        conv::find(name)
+            .filter(|d| d.allows(Position::Result) && d.param != Param::Slot)
+            .map(|d| Returns::Value(d.make(extra, FdKind::Any)))
+    };
+    let parsed = match r.as_str() {
+        "status" => Some(Returns::Status),
+        "void" => Some(Returns::Void),
+        "count" => Some(Returns::Count),
+        "socket_addr" => Some(Returns::SocketAddr),
+        "path" => Some(Returns::Path),
+        other => match other.split_once(':') {
+            Some((k @ ("enum" | "flags"), ty)) => value(k, Some(ty.to_string())),
+            Some(_) => None,
+            None => conv::find(other)
+                .filter(|d| d.param == Param::None)
+                .and_then(|_| value(other, None)),
+        },
+    };
+    parsed.unwrap_or_else(|| {
+        let results: Vec<_> = conv::TABLE
+            .iter()
+            .filter(|d| d.allows(Position::Result))
+            .map(|d| match d.param {
+                Param::EnumType | Param::FlagsType => format!("{}:Type", d.name),
+                _ => d.name.to_string(),
+            })
+            .collect();
+        t.cx().push(
+            r.loc
+                .error(format!("unknown return conversion `{}`", r.value))
+                .hint(format!(
+                    "returns is one of status, void, count, socket_addr, path, {}",
+                    results.join(", ")
+                )),
+        );
+        Returns::Status
+    })
 }
 
 fn methods(root: &Table) -> Vec<MethodSpec> {

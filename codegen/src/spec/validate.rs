@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::*;
+use crate::conv::Position;
 use crate::diag::{closest, Diagnostic, Diagnostics};
 
 /// `std::io::ErrorKind` variants a category or code may name.
@@ -84,6 +85,8 @@ const RESERVED_TYPES: &[&str] = &[
     "WriteData",
     "ReadAllocator",
     "PoolAllocator",
+    "Stream",
+    "Stat",
 ];
 
 /// Methods every handle has from the runtime core.
@@ -309,73 +312,76 @@ pub fn validate(
         enums.extend_from_slice(ext);
     }
     let enum_names: Vec<&str> = enums.iter().map(|e| e.0).collect();
-    let check_conv =
-        |conv: &Sp<Conv>, slots: &[&str], in_callback: bool, out: &mut Vec<Diagnostic>| {
-            let (ty, want) = match &conv.value {
-                Conv::Enum(t) => (t, EnumKind::Enum),
-                Conv::Flags(t) => (t, EnumKind::Flags),
-                Conv::Callback(slot) => {
-                    if in_callback {
-                        out.push(
-                            conv.loc
-                                .error("a callback argument cannot itself be a callback"),
-                        );
-                    } else if !slots.contains(&slot.as_str()) {
-                        let name = Sp {
-                            value: slot.clone(),
-                            loc: conv.loc.clone(),
-                        };
-                        unknown_ref(
-                            &name,
-                            "callback slot",
-                            slots,
-                            "add a [[callback]] with that name",
-                            out,
-                        );
-                    }
-                    return;
-                }
-                Conv::Status if !in_callback => {
-                    out.push(
-                        conv.loc
-                            .error("`status` is a callback argument conversion")
-                            .hint("a method's status is its `returns = \"status\"`"),
-                    );
-                    return;
-                }
-                _ => return,
+    let check_conv = |conv: &Sp<Conv>, slots: &[&str], at: Position, out: &mut Vec<Diagnostic>| {
+        let def = conv.value.def();
+        if !def.allows(at) {
+            let hint = match (&conv.value, at) {
+                (Conv::Status, _) => "a method's status is its `returns = \"status\"`".to_string(),
+                _ => format!("`{}` is allowed as {}", def.name, def.allowed()),
             };
-            match enums.iter().find(|e| e.0 == ty.as_str()) {
-                None if external_enums.is_none() => {}
-                None => {
+            out.push(
+                conv.loc
+                    .error(format!(
+                        "conversion `{}` cannot be {}",
+                        def.name,
+                        at.describe()
+                    ))
+                    .hint(hint),
+            );
+            return;
+        }
+        let (ty, want) = match &conv.value {
+            Conv::Enum(t) => (t, EnumKind::Enum),
+            Conv::Flags(t) => (t, EnumKind::Flags),
+            Conv::Callback(slot) => {
+                if !slots.contains(&slot.as_str()) {
                     let name = Sp {
-                        value: ty.clone(),
+                        value: slot.clone(),
                         loc: conv.loc.clone(),
                     };
-                    unknown_ref(&name, "enum", &enum_names, "add it under spec/enums/", out)
+                    unknown_ref(
+                        &name,
+                        "callback slot",
+                        slots,
+                        "add a [[callback]] with that name",
+                        out,
+                    );
                 }
-                Some((_, kind)) if *kind != want => out.push(
-                    conv.loc
-                        .error(format!(
-                            "`{ty}` is not a {}",
-                            if want == EnumKind::Flags {
-                                "flag set"
-                            } else {
-                                "plain enum"
-                            }
-                        ))
-                        .hint(format!(
-                            "use conv = \"{}\"",
-                            if want == EnumKind::Flags {
-                                "enum"
-                            } else {
-                                "flags"
-                            }
-                        )),
-                ),
-                _ => {}
+                return;
             }
+            _ => return,
         };
+        match enums.iter().find(|e| e.0 == ty.as_str()) {
+            None if external_enums.is_none() => {}
+            None => {
+                let name = Sp {
+                    value: ty.clone(),
+                    loc: conv.loc.clone(),
+                };
+                unknown_ref(&name, "enum", &enum_names, "add it under spec/enums/", out)
+            }
+            Some((_, kind)) if *kind != want => out.push(
+                conv.loc
+                    .error(format!(
+                        "`{ty}` is not a {}",
+                        if want == EnumKind::Flags {
+                            "flag set"
+                        } else {
+                            "plain enum"
+                        }
+                    ))
+                    .hint(format!(
+                        "use conv = \"{}\"",
+                        if want == EnumKind::Flags {
+                            "enum"
+                        } else {
+                            "flags"
+                        }
+                    )),
+            ),
+            _ => {}
+        }
+    };
 
     for h in &spec.handles {
         contract_rules(spec, h, &mut out);
@@ -386,7 +392,7 @@ pub fn validate(
             slot_names.add(&c.name, &mut out);
             for a in &c.args {
                 check_ident(&a.name, &mut out);
-                check_conv(&a.conv, &slots, true, &mut out);
+                check_conv(&a.conv, &slots, Position::CallbackArg, &mut out);
             }
         }
         let mut method_names = Names::new("method");
@@ -395,7 +401,7 @@ pub fn validate(
             method_names.add(&c.name, &mut out);
             for a in &c.args {
                 check_ident(&a.name, &mut out);
-                check_conv(&a.conv, &slots, false, &mut out);
+                check_conv(&a.conv, &slots, Position::Arg, &mut out);
             }
         }
         for m in &h.methods {
@@ -429,7 +435,7 @@ pub fn validate(
             }
             for a in &m.args {
                 check_ident(&a.name, &mut out);
-                check_conv(&a.conv, &slots, false, &mut out);
+                check_conv(&a.conv, &slots, Position::Arg, &mut out);
             }
         }
         let setters: Vec<Sp<String>> = h
@@ -446,7 +452,7 @@ pub fn validate(
             if p.get.is_some() {
                 method_names.add(&p.name, &mut out);
             }
-            check_conv(&p.conv, &slots, false, &mut out);
+            check_conv(&p.conv, &slots, Position::Property, &mut out);
         }
         for s in &setters {
             method_names.add(s, &mut out);
@@ -456,12 +462,12 @@ pub fn validate(
         let slots: Vec<&str> = r.callbacks.iter().map(|c| c.name.as_str()).collect();
         for c in &r.callbacks {
             for a in &c.args {
-                check_conv(&a.conv, &slots, true, &mut out);
+                check_conv(&a.conv, &slots, Position::CallbackArg, &mut out);
             }
         }
         for m in &r.methods {
             for a in &m.args {
-                check_conv(&a.conv, &slots, false, &mut out);
+                check_conv(&a.conv, &slots, Position::Arg, &mut out);
             }
         }
     }
@@ -546,7 +552,8 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
         }
     };
     for c in &h.callbacks {
-        check_args(&c.args, "as callback arguments", false, out);
+        // Descriptors there are refused by the position check of `validate`.
+        check_args(&c.args, "as callback arguments", true, out);
     }
     for c in &h.constructors {
         check_args(&c.args, "here", true, out);
@@ -588,16 +595,6 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                         .hint("remove it, or set parent = \"stream\""),
                 );
             }
-        }
-    }
-    for p in &h.properties {
-        if p.conv.value.is_fd_ownership() {
-            out.push(
-                p.conv
-                    .loc
-                    .error("`owned_fd` and `borrowed_fd` cannot be used for properties")
-                    .hint("use a method"),
-            );
         }
     }
 }

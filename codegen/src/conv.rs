@@ -1,0 +1,841 @@
+//! The conversion table: every conversion a spec file may name, described once.
+//!
+//! [`TABLE`] holds what each conversion is — its spec name, the extra key it needs,
+//! its Rust type, the C types the cross-check accepts, where it may appear
+//! (argument, result, callback argument, property) and what it checks before the C
+//! call. The loader parses conversions from it, the validator enforces its
+//! positions (a misuse is a spec error at `file:line:col`, never a rustc error),
+//! the cross-check reads its C types, and the README's table is rendered from it
+//! ([`markdown_table`]; a test keeps `spec/README.md` equal to it). The code each
+//! conversion emits (Rust type, to-C and from-C expressions, the fuzzer's value) is
+//! the `impl Conv` below, in this file too.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::emit::ident;
+use crate::headers::HeaderModel;
+
+/// A conversion between a C value and a Rust value, as parsed from a spec file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conv {
+    /// `duration_ms`.
+    DurationMs,
+    /// `duration_ms_u32`.
+    DurationMsU32,
+    /// `duration_s`.
+    DurationS,
+    /// `bool`.
+    Bool,
+    /// `i32`.
+    I32,
+    /// `u8`.
+    U8,
+    /// `u32`.
+    U32,
+    /// `u64`.
+    U64,
+    /// `usize`.
+    Usize,
+    /// `signum`.
+    Signum,
+    /// `fd`.
+    Fd,
+    /// `socket`.
+    Socket,
+    /// `enum` with `type`: a generated plain enum, by Rust name.
+    Enum(String),
+    /// `flags` with `type`: a generated flag set, by Rust name.
+    Flags(String),
+    /// `status`.
+    Status,
+    /// `callback` with `callback`: a user callback stored in the named slot.
+    Callback(String),
+    /// `socket_addr`.
+    SocketAddr,
+    /// `c_str_path`.
+    CStrPath,
+    /// `c_str_path_opt`.
+    CStrPathOpt,
+    /// `c_str`.
+    CStr,
+    /// `c_str_opt`.
+    CStrOpt,
+    /// `ip_addr`.
+    IpAddr,
+    /// `ip_addr_opt`.
+    IpAddrOpt,
+    /// `c_str_path_len`.
+    CStrPathLen,
+    /// `stat`.
+    Stat,
+    /// `request_callback`.
+    RequestCallback,
+    /// `owned_fd` with `kind`.
+    OwnedFd(FdKind),
+    /// `borrowed_fd` with `kind`.
+    BorrowedFd(FdKind),
+}
+
+/// What kind of descriptor an `owned_fd` or `borrowed_fd` argument must be; checked
+/// before the C call (libuv aborts on some wrong kinds later, inside `run`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// Anything; libuv checks it itself.
+    Any,
+    /// A TCP socket.
+    StreamSocket,
+    /// A UDP socket.
+    DgramSocket,
+    /// A FIFO, Unix stream socket or terminal.
+    Pipe,
+}
+
+impl FdKind {
+    /// The names the spec uses.
+    pub const NAMES: &'static [&'static str] = &["any", "stream_socket", "dgram_socket", "pipe"];
+
+    /// From the spec's name.
+    pub fn from_name(s: &str) -> Option<FdKind> {
+        Some(match s {
+            "any" => FdKind::Any,
+            "stream_socket" => FdKind::StreamSocket,
+            "dgram_socket" => FdKind::DgramSocket,
+            "pipe" => FdKind::Pipe,
+            _ => return None,
+        })
+    }
+
+    /// The runtime's variant name (`uv::__private::FdKind::…`).
+    pub fn variant(self) -> &'static str {
+        match self {
+            FdKind::Any => "Any",
+            FdKind::StreamSocket => "StreamSocket",
+            FdKind::DgramSocket => "DgramSocket",
+            FdKind::Pipe => "Pipe",
+        }
+    }
+}
+
+/// Where a conversion may appear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// An argument of a constructor or method.
+    Arg,
+    /// A method's `returns`.
+    Result,
+    /// An argument of a `[[callback]]`.
+    CallbackArg,
+    /// A `[[property]]`'s value.
+    Property,
+}
+
+impl Position {
+    /// How the README and messages name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Position::Arg => "an argument",
+            Position::Result => "a result",
+            Position::CallbackArg => "a callback argument",
+            Position::Property => "a property",
+        }
+    }
+}
+
+/// The extra key a conversion needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// None.
+    None,
+    /// `type = "T"`, a plain enum.
+    EnumType,
+    /// `type = "T"`, a flag set.
+    FlagsType,
+    /// `callback = "slot"`.
+    Slot,
+    /// `kind = "…"` (optional, default `any`).
+    FdKind,
+}
+
+/// The C types a conversion accepts, as bindgen spells them (spaces removed).
+#[derive(Clone, Copy, Debug)]
+pub enum CTypes {
+    /// Exactly these.
+    Exact(&'static [&'static str]),
+    /// `c_int`, `c_uint` or any enum type of uv.h.
+    EnumLike,
+    /// The slot's (or the request's) callback typedef.
+    Slot,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct ConvDef {
+    /// The spec's name.
+    pub name: &'static str,
+    /// The extra key it needs.
+    pub param: Param,
+    /// The Rust type, as the README shows it.
+    pub rust: &'static str,
+    /// The C types it accepts.
+    pub c_types: CTypes,
+    /// Where it may appear.
+    pub positions: &'static [Position],
+    /// What it checks or means; the README's notes.
+    pub notes: &'static str,
+}
+
+use Position::{Arg, CallbackArg, Property, Result as Res};
+
+const ALL: &[Position] = &[Arg, Res, CallbackArg, Property];
+const ARG_ONLY: &[Position] = &[Arg];
+const CB_ONLY: &[Position] = &[CallbackArg];
+const INT: CTypes = CTypes::Exact(&["c_int"]);
+const UINT: CTypes = CTypes::Exact(&["c_uint"]);
+const C_STR: CTypes = CTypes::Exact(&["*constc_char"]);
+const FD_TYPES: CTypes = CTypes::Exact(&["c_int", "uv_os_fd_t", "uv_file", "uv_os_sock_t"]);
+
+/// Every conversion.
+pub static TABLE: &[ConvDef] = &[
+    ConvDef {
+        name: "duration_ms",
+        param: Param::None,
+        rust: "`std::time::Duration`",
+        c_types: CTypes::Exact(&["u64"]),
+        positions: ALL,
+        notes: "Milliseconds (`uint64_t`); saturates at `u64::MAX`.",
+    },
+    ConvDef {
+        name: "duration_ms_u32",
+        param: Param::None,
+        rust: "`std::time::Duration`",
+        c_types: UINT,
+        positions: ALL,
+        notes: "Milliseconds as an `unsigned int` (an interval). As an argument, more than `u32::MAX` ms gives `EINVAL`.",
+    },
+    ConvDef {
+        name: "duration_s",
+        param: Param::None,
+        rust: "`std::time::Duration`",
+        c_types: UINT,
+        positions: ALL,
+        notes: "Whole seconds; the fraction is dropped. As an argument, more than `u32::MAX` seconds gives `EINVAL`, and so does under one second while the `bool` argument named by `min_1s_if` is `true`.",
+    },
+    ConvDef {
+        name: "bool",
+        param: Param::None,
+        rust: "`bool`",
+        c_types: INT,
+        positions: ALL,
+        notes: "Non-zero is `true`.",
+    },
+    ConvDef {
+        name: "i32",
+        param: Param::None,
+        rust: "`i32`",
+        c_types: INT,
+        positions: ALL,
+        notes: "",
+    },
+    ConvDef {
+        name: "u8",
+        param: Param::None,
+        rust: "`u8`",
+        c_types: INT,
+        positions: ALL,
+        notes: "For values C takes as an `int` but that fit a byte (a time to live).",
+    },
+    ConvDef {
+        name: "u32",
+        param: Param::None,
+        rust: "`u32`",
+        c_types: UINT,
+        positions: ALL,
+        notes: "",
+    },
+    ConvDef {
+        name: "u64",
+        param: Param::None,
+        rust: "`u64`",
+        c_types: CTypes::Exact(&["u64"]),
+        positions: ALL,
+        notes: "",
+    },
+    ConvDef {
+        name: "usize",
+        param: Param::None,
+        rust: "`usize`",
+        c_types: CTypes::Exact(&["usize"]),
+        positions: ALL,
+        notes: "`size_t`.",
+    },
+    ConvDef {
+        name: "signum",
+        param: Param::None,
+        rust: "`i32`",
+        c_types: INT,
+        positions: ALL,
+        notes: "A raw signal number; prefer `enum` with `type = \"Signum\"`.",
+    },
+    ConvDef {
+        name: "fd",
+        param: Param::None,
+        rust: "`uv::RawFd`",
+        c_types: CTypes::Exact(&["c_int", "uv_os_fd_t", "uv_file"]),
+        positions: ALL,
+        notes: "As an argument, a negative value gives `EBADF`. Only for descriptors libuv neither keeps nor closes; see `owned_fd` and `borrowed_fd`.",
+    },
+    ConvDef {
+        name: "socket",
+        param: Param::None,
+        rust: "`uv::RawSocket`",
+        c_types: CTypes::Exact(&["uv_os_sock_t"]),
+        positions: ALL,
+        notes: "As `fd`, for `uv_os_sock_t`.",
+    },
+    ConvDef {
+        name: "enum",
+        param: Param::EnumType,
+        rust: "`uv::T`",
+        c_types: CTypes::EnumLike,
+        positions: ALL,
+        notes: "`T` must be a plain enum. As an argument, a value the spec does not know (`T::Other(_)`) gives `EINVAL`; results keep unknown values as `T::Other`.",
+    },
+    ConvDef {
+        name: "flags",
+        param: Param::FlagsType,
+        rust: "`uv::T`",
+        c_types: CTypes::EnumLike,
+        positions: ALL,
+        notes: "`T` must be a flag set. As an argument, bits outside its members (or outside `allow`) give `EINVAL`; results keep unknown bits.",
+    },
+    ConvDef {
+        name: "status",
+        param: Param::None,
+        rust: "`uv::Result<()>`",
+        c_types: INT,
+        positions: CB_ONLY,
+        notes: "A callback's status (a method's status is `returns = \"status\"`).",
+    },
+    ConvDef {
+        name: "callback",
+        param: Param::Slot,
+        rust: "`impl FnMut(&Self, args…) + 'static`",
+        c_types: CTypes::Slot,
+        positions: ARG_ONLY,
+        notes: "Stored in the named `[[callback]]` slot; placed last in Rust.",
+    },
+    ConvDef {
+        name: "request_callback",
+        param: Param::None,
+        rust: "`impl FnOnce(&Self, uv::Result<()>) + 'static`",
+        c_types: CTypes::Slot,
+        positions: ARG_ONLY,
+        notes: "The request's callback typedef (first parameter `*mut <request>`). Only in methods with `request`.",
+    },
+    ConvDef {
+        name: "socket_addr",
+        param: Param::None,
+        rust: "`std::net::SocketAddr`",
+        c_types: CTypes::Exact(&["*constsockaddr"]),
+        positions: ARG_ONLY,
+        notes: "IPv6 flow info and scope id are kept. (A `socket_addr` result is read through out-parameters: `returns = \"socket_addr\"`.)",
+    },
+    ConvDef {
+        name: "c_str_path",
+        param: Param::None,
+        rust: "`impl AsRef<Path>`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "A NUL byte in it gives `EINVAL`.",
+    },
+    ConvDef {
+        name: "c_str_path_opt",
+        param: Param::None,
+        rust: "`Option<&Path>`",
+        c_types: C_STR,
+        positions: CB_ONLY,
+        notes: "A C string libuv passes to a callback, or NULL (`None`); borrowed for the callback's duration.",
+    },
+    ConvDef {
+        name: "c_str_path_len",
+        param: Param::None,
+        rust: "`impl AsRef<Path>`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "Two C parameters: `*const c_char` then `size_t`, the name and its length (NUL bytes allowed, e.g. Linux abstract sockets).",
+    },
+    ConvDef {
+        name: "c_str",
+        param: Param::None,
+        rust: "`&str`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "A NUL byte in it gives `EINVAL`.",
+    },
+    ConvDef {
+        name: "c_str_opt",
+        param: Param::None,
+        rust: "`Option<&str>`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "`None` is NULL; a NUL byte gives `EINVAL`.",
+    },
+    ConvDef {
+        name: "ip_addr",
+        param: Param::None,
+        rust: "`std::net::IpAddr`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "The address, formatted as text for libuv to parse (IPv6 without a scope id).",
+    },
+    ConvDef {
+        name: "ip_addr_opt",
+        param: Param::None,
+        rust: "`Option<std::net::IpAddr>`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "As `ip_addr`; `None` is NULL.",
+    },
+    ConvDef {
+        name: "stat",
+        param: Param::None,
+        rust: "`uv::Stat`",
+        c_types: CTypes::Exact(&["*constuv_stat_t"]),
+        positions: CB_ONLY,
+        notes: "A `uv_stat_t` libuv passes to a callback, copied into a `uv::Stat` (times as `SystemTime`); NULL gives `Stat::default()`.",
+    },
+    ConvDef {
+        name: "owned_fd",
+        param: Param::FdKind,
+        rust: "`impl Into<OwnedFd>`",
+        c_types: FD_TYPES,
+        positions: ARG_ONLY,
+        notes: "A descriptor libuv takes over and closes, checked for its `kind`. The function returns `Result<T, uv::Rejected<OwnedFd>>`: the descriptor is handed back on error. Also generates `unsafe fn <name>_raw` taking a `RawFd`. One per function.",
+    },
+    ConvDef {
+        name: "borrowed_fd",
+        param: Param::FdKind,
+        rust: "`S: AsFd + 'static`",
+        c_types: FD_TYPES,
+        positions: ARG_ONLY,
+        notes: "A descriptor libuv watches but does not close, checked for its `kind`. The handle keeps `S` until it is closed, so the descriptor stays open; `Result<T, uv::Rejected<S>>`; also `unsafe fn <name>_raw`. One per function.",
+    },
+];
+
+/// The row named `name`.
+pub fn find(name: &str) -> Option<&'static ConvDef> {
+    TABLE.iter().find(|d| d.name == name)
+}
+
+/// Every name, for messages.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|d| d.name)
+}
+
+impl ConvDef {
+    /// Whether it may appear at `p`.
+    pub fn allows(&self, p: Position) -> bool {
+        self.positions.contains(&p)
+    }
+
+    /// The positions it may appear at, for messages.
+    pub fn allowed(&self) -> String {
+        let v: Vec<_> = self.positions.iter().map(|p| p.describe()).collect();
+        v.join(", ")
+    }
+
+    /// Builds the conversion from its extra key (`type`, `callback`, `kind`),
+    /// already checked present where needed.
+    pub fn make(&self, extra: Option<String>, kind: FdKind) -> Conv {
+        let extra = || extra.clone().unwrap_or_default();
+        match self.name {
+            "duration_ms" => Conv::DurationMs,
+            "duration_ms_u32" => Conv::DurationMsU32,
+            "duration_s" => Conv::DurationS,
+            "bool" => Conv::Bool,
+            "i32" => Conv::I32,
+            "u8" => Conv::U8,
+            "u32" => Conv::U32,
+            "u64" => Conv::U64,
+            "usize" => Conv::Usize,
+            "signum" => Conv::Signum,
+            "fd" => Conv::Fd,
+            "socket" => Conv::Socket,
+            "enum" => Conv::Enum(extra()),
+            "flags" => Conv::Flags(extra()),
+            "status" => Conv::Status,
+            "callback" => Conv::Callback(extra()),
+            "request_callback" => Conv::RequestCallback,
+            "socket_addr" => Conv::SocketAddr,
+            "c_str_path" => Conv::CStrPath,
+            "c_str_path_opt" => Conv::CStrPathOpt,
+            "c_str_path_len" => Conv::CStrPathLen,
+            "c_str" => Conv::CStr,
+            "c_str_opt" => Conv::CStrOpt,
+            "ip_addr" => Conv::IpAddr,
+            "ip_addr_opt" => Conv::IpAddrOpt,
+            "stat" => Conv::Stat,
+            "owned_fd" => Conv::OwnedFd(kind),
+            "borrowed_fd" => Conv::BorrowedFd(kind),
+            other => unreachable!("conversion `{other}` is in the table but not built"),
+        }
+    }
+}
+
+/// The README's conversion table, rendered from [`TABLE`].
+pub fn markdown_table() -> String {
+    let mut s = String::from(
+        "| `conv` | Rust type | Accepted C type(s) | Where | Notes |\n|---|---|---|---|---|\n",
+    );
+    for d in TABLE {
+        let name = match d.param {
+            Param::None => format!("`{}`", d.name),
+            Param::EnumType | Param::FlagsType => format!("`{}` + `type = \"T\"`", d.name),
+            Param::Slot => format!("`{}` + `callback = \"slot\"`", d.name),
+            Param::FdKind => format!("`{}` (+ `kind`)", d.name),
+        };
+        let c = match d.c_types {
+            CTypes::Exact(ts) => ts
+                .iter()
+                .map(|t| format!("`{}`", t.replace("*const", "*const ")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            CTypes::EnumLike => "`c_int`, `c_uint`, or any enum type of uv.h".into(),
+            CTypes::Slot => "the callback typedef".into(),
+        };
+        let at: Vec<_> = d
+            .positions
+            .iter()
+            .map(|p| match p {
+                Position::Arg => "arg",
+                Position::Result => "result",
+                Position::CallbackArg => "callback arg",
+                Position::Property => "property",
+            })
+            .collect();
+        s.push_str(&format!(
+            "| {name} | {} | {c} | {} | {} |\n",
+            d.rust,
+            at.join(", "),
+            d.notes
+        ));
+    }
+    s
+}
+
+impl Conv {
+    /// The spec's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Conv::DurationMs => "duration_ms",
+            Conv::DurationMsU32 => "duration_ms_u32",
+            Conv::DurationS => "duration_s",
+            Conv::Bool => "bool",
+            Conv::I32 => "i32",
+            Conv::U8 => "u8",
+            Conv::U32 => "u32",
+            Conv::U64 => "u64",
+            Conv::Usize => "usize",
+            Conv::Signum => "signum",
+            Conv::Fd => "fd",
+            Conv::Socket => "socket",
+            Conv::Enum(_) => "enum",
+            Conv::Flags(_) => "flags",
+            Conv::Status => "status",
+            Conv::Callback(_) => "callback",
+            Conv::RequestCallback => "request_callback",
+            Conv::SocketAddr => "socket_addr",
+            Conv::CStrPath => "c_str_path",
+            Conv::CStrPathOpt => "c_str_path_opt",
+            Conv::CStrPathLen => "c_str_path_len",
+            Conv::CStr => "c_str",
+            Conv::CStrOpt => "c_str_opt",
+            Conv::IpAddr => "ip_addr",
+            Conv::IpAddrOpt => "ip_addr_opt",
+            Conv::Stat => "stat",
+            Conv::OwnedFd(_) => "owned_fd",
+            Conv::BorrowedFd(_) => "borrowed_fd",
+        }
+    }
+
+    /// Its row of the table.
+    pub fn def(&self) -> &'static ConvDef {
+        find(self.name()).expect("every conversion has a row in the table")
+    }
+
+    /// How many C parameters it stands for.
+    pub fn c_params(&self) -> usize {
+        match self {
+            Conv::CStrPathLen => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether it stands for a descriptor whose ownership the call settles.
+    pub fn is_fd_ownership(&self) -> bool {
+        matches!(self, Conv::OwnedFd(_) | Conv::BorrowedFd(_))
+    }
+
+    /// Whether the C type `c_ty` (bindgen's spelling, spaces removed) fits it.
+    /// `slot_type` is the callback typedef for `callback` and `request_callback`.
+    pub fn accepts(&self, c_ty: &str, h: &HeaderModel, slot_type: Option<&str>) -> bool {
+        match self.def().c_types {
+            CTypes::Exact(ts) => ts.contains(&c_ty),
+            CTypes::EnumLike => matches!(c_ty, "c_int" | "c_uint") || h.enums.contains_key(c_ty),
+            CTypes::Slot => Some(c_ty) == slot_type,
+        }
+    }
+
+    /// The Rust type of a value (argument, result, callback argument, property);
+    /// `None` for the conversions that are not a plain value (callbacks and
+    /// descriptors, which the emitter handles itself).
+    pub fn rust_ty(&self, rt: &TokenStream) -> Option<TokenStream> {
+        Some(match self {
+            Conv::DurationMs | Conv::DurationMsU32 | Conv::DurationS => {
+                quote!(::std::time::Duration)
+            }
+            Conv::Bool => quote!(bool),
+            Conv::U8 => quote!(u8),
+            Conv::I32 | Conv::Signum => quote!(i32),
+            Conv::U32 => quote!(u32),
+            Conv::U64 => quote!(u64),
+            Conv::Usize => quote!(usize),
+            Conv::Fd => quote!(#rt::RawFd),
+            Conv::Socket => quote!(#rt::RawSocket),
+            Conv::Enum(t) | Conv::Flags(t) => {
+                let t = ident(t);
+                quote!(#rt::#t)
+            }
+            Conv::Status => quote!(#rt::Result<()>),
+            Conv::SocketAddr => quote!(::std::net::SocketAddr),
+            Conv::CStrPath | Conv::CStrPathLen => {
+                quote!(impl ::core::convert::AsRef<::std::path::Path>)
+            }
+            Conv::CStrPathOpt => quote!(::core::option::Option<&::std::path::Path>),
+            Conv::CStr => quote!(&str),
+            Conv::CStrOpt => quote!(::core::option::Option<&str>),
+            Conv::IpAddr => quote!(::std::net::IpAddr),
+            Conv::IpAddrOpt => quote!(::core::option::Option<::std::net::IpAddr>),
+            Conv::Stat => quote!(#rt::Stat),
+            Conv::Callback(_) | Conv::RequestCallback => return None,
+            Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
+        })
+    }
+
+    /// The C type of a trampoline parameter with this conversion (validated to be
+    /// allowed as a callback argument before anything is emitted).
+    pub fn callback_c_ty(&self, rt: &TokenStream) -> TokenStream {
+        match self {
+            Conv::Stat => quote!(*const #rt::sys::uv_stat_t),
+            Conv::CStrPathOpt => quote!(*const ::core::ffi::c_char),
+            Conv::U32 | Conv::DurationS | Conv::DurationMsU32 => quote!(::core::ffi::c_uint),
+            Conv::U64 | Conv::DurationMs => quote!(u64),
+            Conv::Usize => quote!(usize),
+            _ => quote!(::core::ffi::c_int),
+        }
+    }
+
+    /// The expression that turns the Rust value `e` into what the C call takes
+    /// (for values: the binding the C argument is made from, see [`Conv::c_arg`]).
+    /// `allow` and `min_1s_if` are the argument's keys.
+    pub fn to_c(
+        &self,
+        e: &TokenStream,
+        op: &str,
+        rt: &TokenStream,
+        allow: &[String],
+        min_1s_if: Option<&str>,
+    ) -> TokenStream {
+        match self {
+            Conv::DurationMs => quote!(#rt::__private::duration_to_ms(#e)),
+            Conv::DurationMsU32 => quote!(#rt::__private::duration_to_ms_u32(#e, #op)?),
+            // The flag argument is converted after this one (conversions run in
+            // reverse order), so it is still a `bool` here.
+            Conv::DurationS => {
+                let min_1s = match min_1s_if {
+                    Some(flag) => {
+                        let flag = ident(flag);
+                        quote!(#flag)
+                    }
+                    None => quote!(false),
+                };
+                quote!(#rt::__private::duration_to_s(#e, #min_1s, #op)?)
+            }
+            Conv::U8 | Conv::Bool => quote!(::core::primitive::i32::from(#e)),
+            Conv::IpAddr => quote!(#rt::__private::c_ip(#e)),
+            Conv::IpAddrOpt => quote!(#e.map(#rt::__private::c_ip)),
+            Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
+            Conv::SocketAddr => quote!(#rt::__private::SockAddr::new(&#e)),
+            Conv::CStrPath => quote!(#rt::__private::c_path(#e.as_ref(), #op)?),
+            Conv::CStr => quote!(#rt::__private::c_str(#e, #op)?),
+            Conv::CStrOpt => quote!(#e.map(|s| #rt::__private::c_str(s, #op)).transpose()?),
+            Conv::CStrPathLen => quote!(#rt::__private::path_bytes(#e.as_ref())),
+            // Unknown values never reach libuv: `EINVAL`.
+            Conv::Enum(t) => {
+                let t = ident(t);
+                quote!(#rt::__private::enum_arg(
+                    #e.raw(),
+                    !::core::matches!(#rt::#t::from_raw(#e.raw()), #rt::#t::Other(_)),
+                    #op,
+                )? as _)
+            }
+            // Bits outside the known (or allowed) members never reach libuv: `EINVAL`.
+            Conv::Flags(t) => {
+                let t = ident(t);
+                let allowed = if allow.is_empty() {
+                    quote!(#rt::#t::all().bits())
+                } else {
+                    let ms = allow.iter().map(|m| ident(m));
+                    quote!(#( #rt::#t::#ms.bits() )|*)
+                };
+                quote!(#rt::__private::flags_arg(#e.bits(), #allowed, #op)? as _)
+            }
+            _ => quote!(#e),
+        }
+    }
+
+    /// The C argument(s) made from the binding `name` that [`Conv::to_c`] produced.
+    pub fn c_arg(&self, name: &TokenStream) -> TokenStream {
+        match self {
+            Conv::SocketAddr | Conv::CStrPath | Conv::CStr | Conv::IpAddr => {
+                quote!(#name.as_ptr())
+            }
+            Conv::CStrOpt | Conv::IpAddrOpt => {
+                quote!(#name.as_ref().map_or(::core::ptr::null(), |s| s.as_ptr()))
+            }
+            Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len() - 1),
+            _ => quote!(#name),
+        }
+    }
+
+    /// The expression that turns the C value `e` into the Rust value.
+    pub fn from_c(&self, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
+        match self {
+            Conv::DurationMs => quote!(#rt::__private::ms_to_duration(#e)),
+            Conv::DurationMsU32 => {
+                quote!(::std::time::Duration::from_millis(::core::primitive::u64::from(#e)))
+            }
+            Conv::Bool => quote!((#e != 0)),
+            Conv::DurationS => {
+                quote!(::std::time::Duration::from_secs(::core::primitive::u64::from(#e)))
+            }
+            Conv::U8 => quote!((#e as u8)),
+            Conv::Fd => quote!((#e as #rt::RawFd)),
+            Conv::Enum(t) => {
+                let t = ident(t);
+                quote!(#rt::#t::from_raw(#e as i32))
+            }
+            Conv::Flags(t) => {
+                let t = ident(t);
+                quote!(#rt::#t::from_bits_retain(#e as u32))
+            }
+            Conv::Status => quote!(#rt::__private::status(#e, #op)),
+            // Unsafe functions, called inside the trampoline's `unsafe` block (its
+            // SAFETY comment states why): libuv passes NULL or a string / struct
+            // that stays valid for the callback, which is all the borrow lives for.
+            Conv::CStrPathOpt => quote!(#rt::__private::opt_path(#e)),
+            Conv::Stat => quote!(#rt::__private::stat(#e)),
+            _ => quote!(#e),
+        }
+    }
+
+    /// What the fuzzer passes for an argument of this conversion: an expression
+    /// over its context `cx`, or `None` for the conversions the fuzzer's emitter
+    /// builds itself (callbacks, descriptors).
+    pub fn fuzz_value(&self, rt: &TokenStream) -> Option<TokenStream> {
+        Some(match self {
+            Conv::DurationMs | Conv::DurationMsU32 | Conv::DurationS => quote!(cx.duration()),
+            Conv::Bool => quote!(cx.flip()),
+            Conv::I32 => quote!(cx.int_i32()),
+            Conv::U8 => quote!(cx.int_u8()),
+            Conv::U32 => quote!(cx.int_u32()),
+            Conv::U64 => quote!(cx.int_u64()),
+            Conv::Usize => quote!(cx.int_usize()),
+            Conv::Signum => quote!(cx.signum().raw()),
+            Conv::Fd | Conv::Socket => quote!(cx.raw_fd()),
+            // Signals go through the fuzzer's list of signals it may send (and the
+            // ones `UV_FUZZ_SKIP` leaves out).
+            Conv::Enum(t) if t == "Signum" => quote!(cx.signum()),
+            Conv::Enum(t) => {
+                let t = ident(t);
+                quote!(cx.enum_value(#rt::#t::ALL, #rt::#t::from_raw, #rt::#t::Other))
+            }
+            Conv::Flags(t) => {
+                let t = ident(t);
+                quote!(#rt::#t::from_bits_retain(cx.flag_bits(#rt::#t::all().bits())))
+            }
+            Conv::SocketAddr => quote!(cx.socket_addr()),
+            Conv::CStrPath | Conv::CStrPathLen => quote!(cx.path()),
+            Conv::CStr => quote!(cx.string()),
+            Conv::CStrOpt => quote!(cx.opt_string()),
+            Conv::IpAddr => quote!(cx.ip_addr()),
+            Conv::IpAddrOpt => quote!(cx.opt_ip_addr()),
+            // Callback arguments only (the validator refuses them elsewhere).
+            Conv::Status | Conv::CStrPathOpt | Conv::Stat => return None,
+            Conv::Callback(_) | Conv::RequestCallback => return None,
+            Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
+        })
+    }
+
+    /// How the fuzzer passes its value `name` (a `String` for string conversions).
+    pub fn fuzz_pass(&self, name: &TokenStream) -> TokenStream {
+        match self {
+            Conv::CStr => quote!(&#name),
+            Conv::CStrOpt => quote!(#name.as_deref()),
+            _ => quote!(#name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_builds_the_conversion_of_its_name() {
+        for d in TABLE {
+            let c = d.make(Some("T".into()), FdKind::Any);
+            assert_eq!(c.name(), d.name);
+            assert!(std::ptr::eq(c.def(), d));
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut v: Vec<_> = names().collect();
+        v.sort_unstable();
+        let n = v.len();
+        v.dedup();
+        assert_eq!(v.len(), n);
+    }
+}
+
+#[cfg(test)]
+mod readme {
+    const BEGIN: &str = "<!-- conversions: begin (rendered from codegen/src/conv.rs) -->\n";
+    const END: &str = "<!-- conversions: end -->";
+
+    /// `spec/README.md`'s conversion table is the table's rendering
+    /// (`UV_BLESS=1 cargo test -p uv-codegen` rewrites it).
+    #[test]
+    fn spec_readme_shows_the_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/README.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+            panic!("spec/README.md lacks the conversion table markers");
+        };
+        let shown = &text[b + BEGIN.len()..e];
+        let want = super::markdown_table();
+        if shown != want {
+            if std::env::var_os("UV_BLESS").is_some() {
+                let new = format!("{}{want}{}", &text[..b + BEGIN.len()], &text[e..]);
+                std::fs::write(&path, new).unwrap();
+            } else {
+                panic!(
+                    "spec/README.md's conversion table differs from codegen/src/conv.rs (UV_BLESS=1 rewrites it):\n{want}"
+                );
+            }
+        }
+    }
+}
