@@ -16,6 +16,7 @@ pub mod conv;
 pub mod diag;
 pub mod emit;
 pub mod headers;
+pub mod names;
 pub mod spec;
 
 use std::path::{Path, PathBuf};

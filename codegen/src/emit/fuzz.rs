@@ -13,7 +13,8 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::{ident, to_snake, Ctx};
+use super::{ident, Ctx};
+use crate::names;
 use crate::spec::{ArgSpec, Conv, HandleParent, HandleSpec, OnClosed, Spec};
 
 /// Operations every handle has (`uv::Handle`, reached through `Deref`), and the
@@ -97,7 +98,7 @@ fn ty(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
 
 fn module_name(h: &HandleSpec) -> proc_macro2::Ident {
     // `_ops` keeps names such as `async` from being keywords.
-    format_ident!("{}_ops", to_snake(&h.name))
+    ident(&names::fuzz_module(&h.name))
 }
 
 /// `AnyHandle`: one variant per handle type, and the conversions the pool needs.
@@ -521,8 +522,9 @@ fn table(handles: &[&HandleSpec]) -> TokenStream {
 mod tests {
     use std::path::Path;
 
-    use super::super::{render, to_snake, Ctx};
+    use super::super::{render, Ctx};
     use super::{fuzz_table, BASE_OPS, STREAM_OPS};
+    use crate::names::to_snake;
     use crate::spec::HandleParent;
 
     /// The names of the operations in one handle type's module of the table.

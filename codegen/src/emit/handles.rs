@@ -5,8 +5,9 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::{doc_attr, ident, safety, to_snake, Ctx};
+use super::{doc_attr, ident, safety, Ctx};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::names;
 use crate::spec::{ArgSpec, Conv, HandleParent, HandleSpec, KeepAlive, OnClosed, Returns, Spec};
 
 fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
@@ -84,7 +85,7 @@ fn args(
                     .filter_map(|x| rust_ty(&x.conv, rt))
                     .collect();
                 let slot_id = ident(slot);
-                let tramp = format_ident!("__uv_{}_{}", to_snake(&h.name), slot);
+                let tramp = ident(&names::trampoline(&h.name, slot));
                 cb_params.push(quote!(#name: impl FnMut(&#this, #(#tys),*) + 'static));
                 if slots_expr.is_empty() {
                     a.slot_sets.push((slot_id, name.clone()));
@@ -241,7 +242,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
     let mut errs = Vec::new();
     let name = ident(&h.name);
     let name_str = h.name.value.clone();
-    let slots = format_ident!("{}Slots", h.name.value);
+    let slots = ident(&names::slots_struct(&h.name));
     let raw_ty = ident(&h.c_type);
     let doc = doc_attr(&format!(
         "{}\n\nC type: `{}`.",
@@ -295,7 +296,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         let cdoc = doc_attr(&cb.doc);
         slot_fields.push(quote!(#cdoc #slot: #rt::__private::Slot<dyn FnMut(&#name, #(#tys),*)>));
         slot_names.push(slot.clone());
-        let tramp = format_ident!("__uv_{}_{}", to_snake(&h.name), cb.name.value);
+        let tramp = ident(&names::trampoline(&h.name, &cb.name));
         let pnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
         let ptys: Vec<_> = cb.args.iter().map(|a| a.conv.callback_c_ty(rt)).collect();
         let op = cb.c_type.value.clone();

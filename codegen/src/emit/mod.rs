@@ -8,7 +8,11 @@ mod handles;
 
 mod status;
 
-pub use enums::{enums, sys_name, to_snake};
+mod open_enum;
+
+/// Re-exported for callers that still name them here.
+pub use crate::names::{enum_member_sys as sys_name, to_snake};
+pub use enums::enums;
 pub use errors::categories;
 pub use fuzz::fuzz_table;
 pub use handles::handle;

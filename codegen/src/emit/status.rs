@@ -3,7 +3,8 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{doc_attr, ident, Ctx};
+use super::{doc_attr, ident, open_enum, Ctx};
+use crate::names;
 use crate::spec::Spec;
 
 /// Emits `StatusCode`.
@@ -13,67 +14,45 @@ pub fn status_codes(spec: &Spec, ctx: &Ctx) -> TokenStream {
         return TokenStream::new();
     };
     let names: Vec<_> = sc.codes.iter().map(|c| ident(&c.name)).collect();
-    let strs: Vec<_> = sc.codes.iter().map(|c| c.name.value.clone()).collect();
-    let sys_names: Vec<_> = sc
-        .codes
-        .iter()
-        .map(|c| ident(&format!("{}_UV_{}", sc.c_type.value, c.name.value)))
-        .collect();
-    let docs: Vec<_> = sc
-        .codes
-        .iter()
-        .map(|c| doc_attr(&format!("`UV_{}`: {}.", c.name.value, c.doc)))
-        .collect();
     let doc_strs: Vec<_> = sc.codes.iter().map(|c| c.doc.clone()).collect();
+    let members = sc
+        .codes
+        .iter()
+        .map(|c| open_enum::Member {
+            ident: ident(&c.name),
+            name: c.name.value.clone(),
+            doc: doc_attr(&format!("`UV_{}`: {}.", c.name.value, c.doc)),
+            cfg: TokenStream::new(),
+            sys: ident(&names::status_code_sys(&sc.c_type, &c.name)),
+        })
+        .collect();
+    let base = open_enum::emit(
+        &open_enum::OpenEnum {
+            name: ident("StatusCode"),
+            raw_mod: ident("status_raw"),
+            attrs: quote! {
+                /// A libuv status code (`uv_errno_t`).
+                ///
+                /// Values come from the libuv headers of the platform, so they differ between
+                /// platforms; compare codes, not numbers. A code this version does not know is
+                /// kept as [`StatusCode::Other`] with its raw value.
+                #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+                #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+            },
+            members,
+            other_name: "UNKNOWN",
+            fn_docs: [
+                "The code for a raw libuv value; unknown values are kept as `Other`.",
+                "The raw libuv value (negative).",
+                "The name without `UV_`, e.g. `\"EADDRINUSE\"`; `\"UNKNOWN\"` for `Other`.",
+            ],
+        },
+        ctx,
+    );
     quote! {
-        /// A libuv status code (`uv_errno_t`).
-        ///
-        /// Values come from the libuv headers of the platform, so they differ between
-        /// platforms; compare codes, not numbers. A code this version does not know is
-        /// kept as [`StatusCode::Other`] with its raw value.
-        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-        pub enum StatusCode {
-            #( #docs #names, )*
-            /// A code unknown to this version of the bindings, with its raw value.
-            Other(i32),
-        }
-
-        #[allow(non_upper_case_globals, clippy::unnecessary_cast)]
-        mod status_raw {
-            #( pub const #names: i32 = #rt::sys::#sys_names as i32; )*
-        }
+        #base
 
         impl StatusCode {
-            /// Every status code the spec knows, in libuv's order.
-            pub const ALL: &'static [StatusCode] = &[ #( StatusCode::#names, )* ];
-
-            /// The code for a raw libuv value; unknown values are kept as `Other`.
-            #[allow(unreachable_patterns)]
-            pub const fn from_raw(raw: i32) -> StatusCode {
-                match raw {
-                    #( status_raw::#names => StatusCode::#names, )*
-                    _ => StatusCode::Other(raw),
-                }
-            }
-
-            /// The raw libuv value (negative).
-            pub const fn raw(self) -> i32 {
-                match self {
-                    #( StatusCode::#names => status_raw::#names, )*
-                    StatusCode::Other(raw) => raw,
-                }
-            }
-
-            /// The name without `UV_`, e.g. `"EADDRINUSE"`; `"UNKNOWN"` for `Other`.
-            pub const fn name(self) -> &'static str {
-                match self {
-                    #( StatusCode::#names => #strs, )*
-                    StatusCode::Other(_) => "UNKNOWN",
-                }
-            }
-
             /// The description the spec gives the code.
             pub const fn description(self) -> &'static str {
                 match self {
@@ -85,18 +64,6 @@ pub fn status_codes(spec: &Spec, ctx: &Ctx) -> TokenStream {
             /// libuv's message for the code (`uv_strerror`).
             pub fn message(self) -> ::std::string::String {
                 #rt::__private::strerror(self.raw())
-            }
-        }
-
-        impl ::core::convert::From<i32> for StatusCode {
-            fn from(raw: i32) -> StatusCode {
-                StatusCode::from_raw(raw)
-            }
-        }
-
-        impl ::core::convert::From<StatusCode> for i32 {
-            fn from(code: StatusCode) -> i32 {
-                code.raw()
             }
         }
 
