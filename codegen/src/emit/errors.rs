@@ -26,14 +26,30 @@ fn inherited_io_kind<'a>(name: &str, cats: &HashMap<&str, &'a Category>) -> Opti
     None
 }
 
+/// `std::io::ErrorKind::<k>` (`Other` for none).
+fn io_kind(k: Option<&str>) -> TokenStream {
+    let k = ident(k.unwrap_or("Other"));
+    quote!(::std::io::ErrorKind::#k)
+}
+
 /// Emits `Category` and `StatusCode::category` / `StatusCode::io_error_kind`.
 pub fn categories(spec: &Spec, ctx: &Ctx) -> TokenStream {
-    let rt = &ctx.rt;
     let cats: HashMap<&str, &Category> = spec
         .categories
         .iter()
         .map(|c| (c.name.as_str(), c))
         .collect();
+    let category = category_enum(spec, &cats, ctx);
+    let codes = code_categories(spec, &cats, ctx);
+    quote! {
+        #category
+        #codes
+    }
+}
+
+/// The `Category` enum: names, parents, io kinds, library errors.
+fn category_enum(spec: &Spec, cats: &HashMap<&str, &Category>, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
     let names: Vec<_> = spec.categories.iter().map(|c| ident(&c.name)).collect();
     let strs: Vec<_> = spec
         .categories
@@ -64,14 +80,10 @@ pub fn categories(spec: &Spec, ctx: &Ctx) -> TokenStream {
             quote!(&[ #( Category::#ps ),* ])
         })
         .collect();
-    let io_kind = |k: Option<&str>| -> TokenStream {
-        let k = ident(k.unwrap_or("Other"));
-        quote!(::std::io::ErrorKind::#k)
-    };
     let cat_io: Vec<_> = spec
         .categories
         .iter()
-        .map(|c| io_kind(inherited_io_kind(&c.name, &cats)))
+        .map(|c| io_kind(inherited_io_kind(&c.name, cats)))
         .collect();
     let lib: Vec<_> = spec
         .categories
@@ -87,38 +99,6 @@ pub fn categories(spec: &Spec, ctx: &Ctx) -> TokenStream {
         .iter()
         .map(|c| c.message.clone().unwrap_or_default())
         .collect();
-
-    let (code_names, code_cats, code_io) = match &spec.status_codes {
-        None => (vec![], vec![], vec![]),
-        Some(sc) => {
-            let mut n = Vec::new();
-            let mut c = Vec::new();
-            let mut k = Vec::new();
-            for code in &sc.codes {
-                n.push(ident(&code.name));
-                let cat = code
-                    .category
-                    .as_ref()
-                    .map(|c| c.value.as_str())
-                    .unwrap_or("Unclassified");
-                c.push(ident(cat));
-                let kind = code
-                    .io_kind
-                    .as_ref()
-                    .map(|k| k.value.as_str())
-                    .or_else(|| inherited_io_kind(cat, &cats));
-                k.push(io_kind(kind));
-            }
-            (n, c, k)
-        }
-    };
-    let fallback = if cats.contains_key("Unclassified") {
-        quote!(Category::Unclassified)
-    } else {
-        quote!(compile_error!(
-            "errors.toml needs a category named Unclassified"
-        ))
-    };
 
     quote! {
         /// A kind of error: a node of the error hierarchy. Every status code belongs to
@@ -161,7 +141,45 @@ pub fn categories(spec: &Spec, ctx: &Ctx) -> TokenStream {
                 }
             }
         }
+    }
+}
 
+/// Each status code's category and io kind.
+fn code_categories(spec: &Spec, cats: &HashMap<&str, &Category>, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let (code_names, code_cats, code_io) = match &spec.status_codes {
+        None => (vec![], vec![], vec![]),
+        Some(sc) => {
+            let mut n = Vec::new();
+            let mut c = Vec::new();
+            let mut k = Vec::new();
+            for code in &sc.codes {
+                n.push(ident(&code.name));
+                let cat = code
+                    .category
+                    .as_ref()
+                    .map(|c| c.value.as_str())
+                    .unwrap_or("Unclassified");
+                c.push(ident(cat));
+                let kind = code
+                    .io_kind
+                    .as_ref()
+                    .map(|k| k.value.as_str())
+                    .or_else(|| inherited_io_kind(cat, cats));
+                k.push(io_kind(kind));
+            }
+            (n, c, k)
+        }
+    };
+    let fallback = if cats.contains_key("Unclassified") {
+        quote!(Category::Unclassified)
+    } else {
+        quote!(compile_error!(
+            "errors.toml needs a category named Unclassified"
+        ))
+    };
+
+    quote! {
         impl #rt::StatusCode {
             /// The category of the code.
             pub const fn category(self) -> Category {

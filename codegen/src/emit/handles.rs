@@ -8,7 +8,9 @@ use quote::{format_ident, quote};
 use super::{doc_attr, ident, safety, Ctx};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::names;
-use crate::spec::{ArgSpec, Conv, HandleParent, HandleSpec, KeepAlive, OnClosed, Returns, Spec};
+use crate::spec::{
+    ArgSpec, Conv, HandleParent, HandleSpec, KeepAlive, MethodSpec, OnClosed, Returns, Sp, Spec,
+};
 
 fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
     a.conv
@@ -236,24 +238,24 @@ fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStr
     }
 }
 
+/// What every part of one handle type's emission shares.
+struct HandleEmitter<'a> {
+    h: &'a HandleSpec,
+    ctx: &'a Ctx,
+    /// The type.
+    name: proc_macro2::Ident,
+    /// Its callback-slot struct.
+    slots: proc_macro2::Ident,
+    /// Its libuv struct.
+    raw_ty: proc_macro2::Ident,
+    /// Its `#[cfg]`, or nothing.
+    cfg: TokenStream,
+    errs: Vec<Diagnostic>,
+}
+
 /// Emits one handle type. Errors name the spec item the emitter cannot handle.
 pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Diagnostics> {
-    let rt = &ctx.rt;
     let mut errs = Vec::new();
-    let name = ident(&h.name);
-    let name_str = h.name.value.clone();
-    let slots = ident(&names::slots_struct(&h.name));
-    let raw_ty = ident(&h.c_type);
-    let doc = doc_attr(&format!(
-        "{}\n\nC type: `{}`.",
-        h.doc.trim_end(),
-        h.c_type.value
-    ));
-    let keep = match h.keep_alive {
-        KeepAlive::Active => quote!(#rt::__private::KeepAlive::Active),
-        KeepAlive::Never => quote!(#rt::__private::KeepAlive::Never),
-        KeepAlive::Custom => quote!(#rt::__private::KeepAlive::Custom(#name::keeps_alive)),
-    };
     let cfg = match &h.cfg {
         Some(c) => match c.parse::<TokenStream>() {
             Ok(p) => quote!(#[cfg(#p)]),
@@ -264,76 +266,116 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         },
         None => TokenStream::new(),
     };
+    let mut e = HandleEmitter {
+        h,
+        ctx,
+        name: ident(&h.name),
+        slots: ident(&names::slots_struct(&h.name)),
+        raw_ty: ident(&h.c_type),
+        cfg,
+        errs,
+    };
+    let (mut slot_fields, mut slot_names, trampolines) = e.callbacks();
+    let ctors: Vec<_> = h.constructors.iter().map(|c| e.constructor(c)).collect();
+    let mut methods: Vec<_> = h.methods.iter().filter_map(|m| e.method(m)).collect();
+    methods.extend(e.properties());
+    let stream_impl = e.stream_impl(&mut slot_fields, &mut slot_names);
+    let as_raw_fd = e.as_raw_fd();
+    if !e.errs.is_empty() {
+        return Err(Diagnostics(e.errs));
+    }
+    Ok(e.assemble(
+        &slot_fields,
+        &slot_names,
+        &ctors,
+        &methods,
+        &[stream_impl, as_raw_fd],
+        &trampolines,
+    ))
+}
 
-    // Slots and trampolines.
-    let mut slot_fields = Vec::new();
-    let mut slot_names = Vec::new();
-    let mut trampolines = Vec::new();
-    for cb in &h.callbacks {
-        let slot = ident(&cb.name);
-        if let Some(sig) = &cb.signature {
-            // A hand-written trampoline uses this slot.
-            match sig.parse::<TokenStream>() {
-                Ok(ty) => {
-                    let cdoc = doc_attr(&cb.doc);
-                    slot_fields.push(quote!(#cdoc #slot: #rt::__private::Slot<dyn #ty>));
-                    slot_names.push(slot);
+impl HandleEmitter<'_> {
+    /// The slot struct's fields and names, and the C trampolines.
+    fn callbacks(&mut self) -> (Vec<TokenStream>, Vec<proc_macro2::Ident>, Vec<TokenStream>) {
+        let (h, ctx) = (self.h, self.ctx);
+        let rt = &ctx.rt;
+        let (name, raw_ty, cfg) = (&self.name, &self.raw_ty, &self.cfg);
+        let name_str = &h.name.value;
+        let mut slot_fields = Vec::new();
+        let mut slot_names = Vec::new();
+        let mut trampolines = Vec::new();
+        for cb in &h.callbacks {
+            let slot = ident(&cb.name);
+            if let Some(sig) = &cb.signature {
+                // A hand-written trampoline uses this slot.
+                match sig.parse::<TokenStream>() {
+                    Ok(ty) => {
+                        let cdoc = doc_attr(&cb.doc);
+                        slot_fields.push(quote!(#cdoc #slot: #rt::__private::Slot<dyn #ty>));
+                        slot_names.push(slot);
+                    }
+                    Err(_) => self
+                        .errs
+                        .push(sig.loc.error("`signature` is not a Rust type")),
                 }
-                Err(_) => errs.push(sig.loc.error("`signature` is not a Rust type")),
+                continue;
             }
-            continue;
-        }
-        let tys: Vec<_> = cb
-            .args
-            .iter()
-            .filter_map(|a| rust_ty(&a.conv, rt))
-            .collect();
-        for a in &cb.args {
-            if rust_ty(&a.conv, rt).is_none() {
-                errs.push(unsupported(a, "as a callback argument"));
-            }
-        }
-        let cdoc = doc_attr(&cb.doc);
-        slot_fields.push(quote!(#cdoc #slot: #rt::__private::Slot<dyn FnMut(&#name, #(#tys),*)>));
-        slot_names.push(slot.clone());
-        let tramp = ident(&names::trampoline(&h.name, &cb.name));
-        let pnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
-        let ptys: Vec<_> = cb.args.iter().map(|a| a.conv.callback_c_ty(rt)).collect();
-        let op = cb.c_type.value.clone();
-        let convs: Vec<_> = cb
-            .args
-            .iter()
-            .map(|a| {
-                let n = ident(&a.name);
-                a.conv.from_c(&quote!(#n), &op, rt)
-            })
-            .collect();
-        let sf = safety(
-            ctx,
-            &format!("libuv passes a handle that {name_str}'s constructors initialised, and arguments valid for the callback's duration"),
-        );
-        trampolines.push(quote! {
-            #cfg
-            #[allow(clippy::unnecessary_cast)]
-            unsafe extern "C" fn #tramp(raw: *mut #rt::sys::#raw_ty, #(#pnames: #ptys),*) {
-                #sf
-                unsafe {
-                    #rt::__private::dispatch::<#name, _>(raw, |s| &s.#slot, |cb, h| {
-                        #( let #pnames = #convs; )*
-                        cb(h, #(#pnames),*)
-                    })
+            let tys: Vec<_> = cb
+                .args
+                .iter()
+                .filter_map(|a| rust_ty(&a.conv, rt))
+                .collect();
+            for a in &cb.args {
+                if rust_ty(&a.conv, rt).is_none() {
+                    self.errs.push(unsupported(a, "as a callback argument"));
                 }
             }
-        });
+            let cdoc = doc_attr(&cb.doc);
+            slot_fields
+                .push(quote!(#cdoc #slot: #rt::__private::Slot<dyn FnMut(&#name, #(#tys),*)>));
+            slot_names.push(slot.clone());
+            let tramp = ident(&names::trampoline(&h.name, &cb.name));
+            let pnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
+            let ptys: Vec<_> = cb.args.iter().map(|a| a.conv.callback_c_ty(rt)).collect();
+            let op = cb.c_type.value.clone();
+            let convs: Vec<_> = cb
+                .args
+                .iter()
+                .map(|a| {
+                    let n = ident(&a.name);
+                    a.conv.from_c(&quote!(#n), &op, rt)
+                })
+                .collect();
+            let sf = safety(
+                ctx,
+                &format!("libuv passes a handle that {name_str}'s constructors initialised, and arguments valid for the callback's duration"),
+            );
+            trampolines.push(quote! {
+                #cfg
+                #[allow(clippy::unnecessary_cast)]
+                unsafe extern "C" fn #tramp(raw: *mut #rt::sys::#raw_ty, #(#pnames: #ptys),*) {
+                    #sf
+                    unsafe {
+                        #rt::__private::dispatch::<#name, _>(raw, |s| &s.#slot, |cb, h| {
+                            #( let #pnames = #convs; )*
+                            cb(h, #(#pnames),*)
+                        })
+                    }
+                }
+            });
+        }
+        (slot_fields, slot_names, trampolines)
     }
 
-    // Constructors.
-    let mut ctors = Vec::new();
-    for c in &h.constructors {
+    /// One constructor.
+    fn constructor(&mut self, c: &crate::spec::ConstructorSpec) -> TokenStream {
+        let (h, ctx) = (self.h, self.ctx);
+        let rt = &ctx.rt;
+        let (name, slots) = (&self.name, &self.slots);
         let fname = ident(&c.name);
         let cfn = ident(&c.c);
         let op = c.c.value.clone();
-        let a = args(h, &c.args, &op, &quote!(slots), ctx, &mut errs);
+        let a = args(h, &c.args, &op, &quote!(slots), ctx, &mut self.errs);
         let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
         let cdoc = doc_attr(&format!("{}\n\nC: `{}`.", c.doc.trim_end(), c.c.value));
         let sf = safety(
@@ -350,7 +392,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             .map(|inner| #name { inner })
         };
         if let Some(fd) = &a.fd {
-            ctors.push(with_fd(
+            return with_fd(
                 fd,
                 &fname,
                 &quote!(loop_: &#rt::LoopHandle,),
@@ -362,92 +404,115 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
                 &cdoc,
                 &op,
                 ctx,
-            ));
-            continue;
+            );
         }
-        ctors.push(quote! {
+        quote! {
             #cdoc
             pub fn #fname(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#name> {
                 #body
             }
-        });
+        }
     }
 
-    // Methods.
-    let mut methods = Vec::new();
-    for m in &h.methods {
+    /// One method (`None` for manual ones, and on an error, which is recorded).
+    fn method(&mut self, m: &MethodSpec) -> Option<TokenStream> {
         if m.manual.is_some() {
-            continue;
+            return None;
         }
-        let Some(c) = &m.c else { continue };
-        let fname = ident(&m.name);
-        let cfn = ident(c);
+        let c = m.c.as_ref()?;
         let op = c.value.clone();
-        let a = args(h, &m.args, &op, &TokenStream::new(), ctx, &mut errs);
-        let fd = a.fd.clone();
-        let raw_params = a.raw_params.clone();
-        let (params, prep, c_args, request_cb) = (a.params, a.prep, a.c_args, a.request_callback);
-        let slot_sets = a.slot_sets;
-        let requires = requires_checks(m, &op, ctx);
-        if let (Some(req), Some(cb)) = (&m.request, &request_cb) {
-            let req_ty = ident(req);
-            let mdoc = doc_attr(&format!(
-                "{}\n\nC: `{}`. The callback runs once, with the result; the handle stays alive until then. `ClosedHandle` on a closed handle.",
-                m.doc.trim_end(),
-                c.value
-            ));
-            let sf = safety(
-                ctx,
-                "the handle is open; the request stays put until `done` runs",
-            );
-            // A C function without a status result starts the request unconditionally.
-            let call = if m.returns == Returns::Void {
-                quote!({ unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0 })
-            } else {
-                quote!(unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
-            };
-            methods.push(quote! {
-                #mdoc
-                pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
-                    let raw = self.inner.raw(#op)?;
-                    #requires
-                    #( #prep )*
-                    #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
-                        #sf
-                        #call
-                    })
-                }
-            });
-            continue;
+        let a = args(
+            self.h,
+            &m.args,
+            &op,
+            &TokenStream::new(),
+            self.ctx,
+            &mut self.errs,
+        );
+        if m.request.is_some() && a.request_callback.is_some() {
+            return Some(self.request_method(m, c, &a));
         }
-        let (ret_ty, ret) = match &m.returns {
-            // Values read through two out-parameters: the runtime's reader gets a
-            // closure that calls the C function with them.
-            out @ (Returns::SocketAddr | Returns::Path) => {
-                let (ty, reader) = if *out == Returns::SocketAddr {
-                    (quote!(::std::net::SocketAddr), quote!(read_sockaddr))
-                } else {
-                    (quote!(::std::path::PathBuf), quote!(read_path))
-                };
-                let mdoc = doc_attr(&format!(
-                    "{}\n\nC: `{}`. `ClosedHandle` on a closed handle.",
-                    m.doc.trim_end(),
-                    c.value
-                ));
-                let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
-                methods.push(quote! {
-                    #mdoc
-                    pub fn #fname(&self, #(#params),*) -> #rt::Result<#ty> {
-                        let raw = self.inner.raw(#op)?;
-                        #( #prep )*
-                        #rt::__private::#reader(#op, |out, len| {
-                            #sf
-                            unsafe { #rt::sys::#cfn(raw, #(#c_args,)* out, len) }
-                        })
-                    }
-                });
-                continue;
+        if matches!(m.returns, Returns::SocketAddr | Returns::Path) {
+            return Some(self.out_param_method(m, c, &a));
+        }
+        self.value_method(m, c, a)
+    }
+
+    /// A method that starts a request: the runtime core's `submit` holds the
+    /// request, the handle and the callback.
+    fn request_method(&self, m: &MethodSpec, c: &Sp<String>, a: &Args) -> TokenStream {
+        let ctx = self.ctx;
+        let rt = &ctx.rt;
+        let name = &self.name;
+        let (fname, cfn, op) = (ident(&m.name), ident(c), c.value.clone());
+        let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
+        let cb = a.request_callback.as_ref().expect("checked by the caller");
+        let req_ty = ident(m.request.as_ref().expect("checked by the caller"));
+        let requires = requires_checks(m, &op, ctx);
+        let mdoc = doc_attr(&format!(
+            "{}\n\nC: `{}`. The callback runs once, with the result; the handle stays alive until then. `ClosedHandle` on a closed handle.",
+            m.doc.trim_end(),
+            c.value
+        ));
+        let sf = safety(
+            ctx,
+            "the handle is open; the request stays put until `done` runs",
+        );
+        // A C function without a status result starts the request unconditionally.
+        let call = if m.returns == Returns::Void {
+            quote!({ unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0 })
+        } else {
+            quote!(unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
+        };
+        quote! {
+            #mdoc
+            pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
+                let raw = self.inner.raw(#op)?;
+                #requires
+                #( #prep )*
+                #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
+                    #sf
+                    #call
+                })
             }
+        }
+    }
+
+    /// A method whose value is read through two out-parameters: the runtime's
+    /// reader gets a closure that calls the C function with them.
+    fn out_param_method(&self, m: &MethodSpec, c: &Sp<String>, a: &Args) -> TokenStream {
+        let ctx = self.ctx;
+        let rt = &ctx.rt;
+        let (fname, cfn, op) = (ident(&m.name), ident(c), c.value.clone());
+        let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
+        let (ty, reader) = if m.returns == Returns::SocketAddr {
+            (quote!(::std::net::SocketAddr), quote!(read_sockaddr))
+        } else {
+            (quote!(::std::path::PathBuf), quote!(read_path))
+        };
+        let mdoc = doc_attr(&format!(
+            "{}\n\nC: `{}`. `ClosedHandle` on a closed handle.",
+            m.doc.trim_end(),
+            c.value
+        ));
+        let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
+        quote! {
+            #mdoc
+            pub fn #fname(&self, #(#params),*) -> #rt::Result<#ty> {
+                let raw = self.inner.raw(#op)?;
+                #( #prep )*
+                #rt::__private::#reader(#op, |out, len| {
+                    #sf
+                    unsafe { #rt::sys::#cfn(raw, #(#c_args,)* out, len) }
+                })
+            }
+        }
+    }
+
+    /// The Rust result type of a method and the expression that makes it from `rc`.
+    fn returns(&mut self, m: &MethodSpec, op: &str) -> Option<(TokenStream, TokenStream)> {
+        let rt = &self.ctx.rt;
+        Some(match &m.returns {
             Returns::Status => (
                 quote!(#rt::Result<()>),
                 quote!(#rt::__private::check(rc, #op)),
@@ -465,19 +530,31 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             ),
             Returns::Value(conv) => match rust_ty(conv, rt) {
                 Some(t) => {
-                    let v = conv.from_c(&quote!(rc), &op, rt);
+                    let v = conv.from_c(&quote!(rc), op, rt);
                     (quote!(#rt::Result<#t>), quote!(Ok(#v)))
                 }
                 None => {
-                    errs.push(
+                    self.errs.push(
                         m.name
                             .loc
                             .error("the emitter does not handle this return conversion yet"),
                     );
-                    continue;
+                    return None;
                 }
             },
-        };
+            Returns::SocketAddr | Returns::Path => unreachable!("out_param_method emits these"),
+        })
+    }
+
+    /// A method that calls its C function once and converts the result: slots set
+    /// around the call, the `after` hook, descriptor ownership.
+    fn value_method(&mut self, m: &MethodSpec, c: &Sp<String>, a: Args) -> Option<TokenStream> {
+        let ctx = self.ctx;
+        let rt = &ctx.rt;
+        let (fname, cfn, op) = (ident(&m.name), ident(c), c.value.clone());
+        let (ret_ty, ret) = self.returns(m, &op)?;
+        let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
+        let requires = requires_checks(m, &op, ctx);
         let get_raw = match m.on_closed {
             OnClosed::Error => quote!(let raw = self.inner.raw(#op)?;),
             OnClosed::Noop => {
@@ -503,7 +580,7 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             let rc = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
             #ret
         });
-        let body = slot_sets.iter().rev().fold(call, |inner, (slot, param)| {
+        let body = a.slot_sets.iter().rev().fold(call, |inner, (slot, param)| {
             quote!(self.inner.slots().#slot.set_then(::std::boxed::Box::new(#param), || #inner))
         });
         let body = match &m.after {
@@ -523,220 +600,263 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
             #( #prep )*
             #body
         };
-        if let Some(fd) = &fd {
-            let ok_ty = match &m.returns {
-                Returns::Status | Returns::Void => quote!(()),
-                _ => {
-                    errs.push(m.name.loc.error(
-                        "a method with an `owned_fd` or `borrowed_fd` argument returns a status",
-                    ));
-                    continue;
+        let Some(fd) = &a.fd else {
+            return Some(quote! {
+                #mdoc
+                pub fn #fname(&self, #(#params),*) -> #ret_ty {
+                    #body
                 }
-            };
-            methods.push(with_fd(
-                fd,
-                &fname,
-                &quote!(&self,),
-                &params,
-                &raw_params,
-                &ok_ty,
-                &quote!({
-                    let () = *__v;
-                    self
-                }),
-                &body,
-                &mdoc,
-                &op,
-                ctx,
-            ));
-            continue;
-        }
-        methods.push(quote! {
-            #mdoc
-            pub fn #fname(&self, #(#params),*) -> #ret_ty {
-                #body
-            }
-        });
-    }
-    for p in &h.properties {
-        let Some(ty) = rust_ty(&p.conv, rt) else {
-            errs.push(
-                p.conv
-                    .loc
-                    .error("the emitter does not handle this property conversion yet"),
+            });
+        };
+        if !matches!(m.returns, Returns::Status | Returns::Void) {
+            self.errs.push(
+                m.name.loc.error(
+                    "a method with an `owned_fd` or `borrowed_fd` argument returns a status",
+                ),
             );
-            continue;
-        };
-        let pdoc = p.doc.trim_end().to_string();
-        if let Some(g) = &p.get {
-            let fname = ident(&p.name);
-            let cfn = ident(g);
-            let op = g.value.clone();
-            let v = p.conv.from_c(&quote!(v), &op, rt);
-            let d = doc_attr(&format!("{pdoc}\n\nC: `{op}`."));
-            let sf = safety(ctx, "the handle is open, so `raw` is initialised");
-            methods.push(quote! {
-                #d
-                pub fn #fname(&self) -> #rt::Result<#ty> {
-                    let raw = self.inner.raw(#op)?;
-                    #sf
-                    let v = unsafe { #rt::sys::#cfn(raw) };
-                    Ok(#v)
-                }
-            });
+            return None;
         }
-        if let Some(s) = &p.set {
-            let fname = format_ident!("set_{}", p.name.value);
-            let cfn = ident(s);
-            let op = s.value.clone();
-            let arg = ArgSpec {
-                name: p.name.clone(),
-                conv: p.conv.clone(),
-                allow: Vec::new(),
-                min_1s_if: None,
-            };
-            let v = to_c(&arg, &quote!(value), &op, rt);
-            let d = doc_attr(&format!("Sets: {pdoc}\n\nC: `{op}`."));
-            let sf = safety(ctx, "the handle is open, so `raw` is initialised");
-            methods.push(quote! {
-                #d
-                pub fn #fname(&self, value: #ty) -> #rt::Result<()> {
-                    let raw = self.inner.raw(#op)?;
-                    let value = #v;
-                    #sf
-                    let rc = unsafe { #rt::sys::#cfn(raw, value) };
-                    #rt::__private::SetterResult::into_result(rc, #op)
-                }
-            });
-        }
+        Some(with_fd(
+            fd,
+            &fname,
+            &quote!(&self,),
+            params,
+            &a.raw_params,
+            &quote!(()),
+            &quote!({
+                let () = *__v;
+                self
+            }),
+            &body,
+            &mdoc,
+            &op,
+            ctx,
+        ))
     }
 
-    let mut stream_impl = TokenStream::new();
-    if h.parent == HandleParent::Stream {
-        slot_fields.push(quote!(stream: #rt::__private::StreamSlots<#name>));
-        slot_names.push(ident("stream"));
-        let sf = safety(
-            ctx,
-            &format!("{} starts with the uv_stream_t fields", h.c_type.value),
-        );
-        stream_impl = quote! {
-            #sf
-            #cfg
-            unsafe impl #rt::__private::StreamKind for #name {
-                fn stream_slots(slots: &#slots) -> &#rt::__private::StreamSlots<#name> {
-                    &slots.stream
+    /// The property getters and setters.
+    fn properties(&mut self) -> Vec<TokenStream> {
+        let (h, ctx) = (self.h, self.ctx);
+        let rt = &ctx.rt;
+        let mut methods = Vec::new();
+        for p in &h.properties {
+            let Some(ty) = rust_ty(&p.conv, rt) else {
+                self.errs.push(
+                    p.conv
+                        .loc
+                        .error("the emitter does not handle this property conversion yet"),
+                );
+                continue;
+            };
+            let pdoc = p.doc.trim_end().to_string();
+            if let Some(g) = &p.get {
+                let fname = ident(&p.name);
+                let cfn = ident(g);
+                let op = g.value.clone();
+                let v = p.conv.from_c(&quote!(v), &op, rt);
+                let d = doc_attr(&format!("{pdoc}\n\nC: `{op}`."));
+                let sf = safety(ctx, "the handle is open, so `raw` is initialised");
+                methods.push(quote! {
+                    #d
+                    pub fn #fname(&self) -> #rt::Result<#ty> {
+                        let raw = self.inner.raw(#op)?;
+                        #sf
+                        let v = unsafe { #rt::sys::#cfn(raw) };
+                        Ok(#v)
+                    }
+                });
+            }
+            if let Some(s) = &p.set {
+                let fname = format_ident!("set_{}", p.name.value);
+                let cfn = ident(s);
+                let op = s.value.clone();
+                let arg = ArgSpec {
+                    name: p.name.clone(),
+                    conv: p.conv.clone(),
+                    allow: Vec::new(),
+                    min_1s_if: None,
+                };
+                let v = to_c(&arg, &quote!(value), &op, rt);
+                let d = doc_attr(&format!("Sets: {pdoc}\n\nC: `{op}`."));
+                let sf = safety(ctx, "the handle is open, so `raw` is initialised");
+                methods.push(quote! {
+                    #d
+                    pub fn #fname(&self, value: #ty) -> #rt::Result<()> {
+                        let raw = self.inner.raw(#op)?;
+                        let value = #v;
+                        #sf
+                        let rc = unsafe { #rt::sys::#cfn(raw, value) };
+                        #rt::__private::SetterResult::into_result(rc, #op)
+                    }
+                });
+            }
+        }
+        methods
+    }
+
+    /// For a stream: its slots' stream part and its `StreamKind` implementation.
+    fn stream_impl(
+        &self,
+        slot_fields: &mut Vec<TokenStream>,
+        slot_names: &mut Vec<proc_macro2::Ident>,
+    ) -> TokenStream {
+        let (h, ctx) = (self.h, self.ctx);
+        let rt = &ctx.rt;
+        let (name, slots, cfg) = (&self.name, &self.slots, &self.cfg);
+        let mut stream_impl = TokenStream::new();
+        if h.parent == HandleParent::Stream {
+            slot_fields.push(quote!(stream: #rt::__private::StreamSlots<#name>));
+            slot_names.push(ident("stream"));
+            let sf = safety(
+                ctx,
+                &format!("{} starts with the uv_stream_t fields", h.c_type.value),
+            );
+            stream_impl = quote! {
+                #sf
+                #cfg
+                unsafe impl #rt::__private::StreamKind for #name {
+                    fn stream_slots(slots: &#slots) -> &#rt::__private::StreamSlots<#name> {
+                        &slots.stream
+                    }
+                }
+            };
+        }
+        stream_impl
+    }
+
+    /// `AsRawFd`, for handle types with a descriptor (streams, and those that take
+    /// one).
+    fn as_raw_fd(&self) -> TokenStream {
+        let h = self.h;
+        let (name, cfg) = (&self.name, &self.cfg);
+        // Handle types with a descriptor (streams, and those that take one) expose it.
+        let has_fd = h.parent == HandleParent::Stream
+            || h.constructors
+                .iter()
+                .flat_map(|c| &c.args)
+                .chain(h.methods.iter().flat_map(|m| &m.args))
+                .any(|a| a.conv.value.is_fd_ownership());
+        if has_fd {
+            quote! {
+                #cfg
+                #[cfg(unix)]
+                impl ::std::os::fd::AsRawFd for #name {
+                    /// The descriptor (`uv_fileno`); -1 while there is none or once closed.
+                    /// A raw number only: closing the handle closes it.
+                    fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                        self.fileno().unwrap_or(-1)
+                    }
                 }
             }
-        };
+        } else {
+            TokenStream::new()
+        }
     }
 
-    // Handle types with a descriptor (streams, and those that take one) expose it.
-    let has_fd = h.parent == HandleParent::Stream
-        || h.constructors
-            .iter()
-            .flat_map(|c| &c.args)
-            .chain(h.methods.iter().flat_map(|m| &m.args))
-            .any(|a| a.conv.value.is_fd_ownership());
-    let as_raw_fd = if has_fd {
+    /// The type, its slots, its trait implementations and its inherent functions.
+    fn assemble(
+        &self,
+        slot_fields: &[TokenStream],
+        slot_names: &[proc_macro2::Ident],
+        ctors: &[TokenStream],
+        methods: &[TokenStream],
+        extra: &[TokenStream],
+        trampolines: &[TokenStream],
+    ) -> TokenStream {
+        let (h, ctx) = (self.h, self.ctx);
+        let rt = &ctx.rt;
+        let (name, slots, raw_ty, cfg) = (&self.name, &self.slots, &self.raw_ty, &self.cfg);
+        let name_str = &h.name.value;
+        let doc = doc_attr(&format!(
+            "{}\n\nC type: `{}`.",
+            h.doc.trim_end(),
+            h.c_type.value
+        ));
+        let keep = match h.keep_alive {
+            KeepAlive::Active => quote!(#rt::__private::KeepAlive::Active),
+            KeepAlive::Never => quote!(#rt::__private::KeepAlive::Never),
+            KeepAlive::Custom => quote!(#rt::__private::KeepAlive::Custom(#name::keeps_alive)),
+        };
+        let sf_kind = safety(
+            ctx,
+            &format!("{} is the libuv struct of this handle type", h.c_type.value),
+        );
         quote! {
             #cfg
-            #[cfg(unix)]
-            impl ::std::os::fd::AsRawFd for #name {
-                /// The descriptor (`uv_fileno`); -1 while there is none or once closed.
-                /// A raw number only: closing the handle closes it.
-                fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
-                    self.fileno().unwrap_or(-1)
+            #doc
+            #[repr(transparent)]
+            pub struct #name {
+                inner: #rt::__private::Typed<#name>,
+            }
+
+            #cfg
+            #[doc(hidden)]
+            #[derive(Default)]
+            pub struct #slots {
+                #( #slot_fields, )*
+            }
+
+            #cfg
+            impl #rt::__private::Slots for #slots {
+                fn clear(&self) {
+                    #( self.#slot_names.clear(); )*
                 }
             }
-        }
-    } else {
-        TokenStream::new()
-    };
 
-    if !errs.is_empty() {
-        return Err(Diagnostics(errs));
+            #sf_kind
+            #cfg
+            unsafe impl #rt::__private::HandleKind for #name {
+                type Raw = #rt::sys::#raw_ty;
+                type Slots = #slots;
+                const KEEP_ALIVE: #rt::__private::KeepAlive = #keep;
+                const NAME: &'static str = #name_str;
+                fn from_typed(inner: #rt::__private::Typed<#name>) -> Self {
+                    #name { inner }
+                }
+                fn typed(&self) -> &#rt::__private::Typed<#name> {
+                    &self.inner
+                }
+            }
+
+            #cfg
+            impl ::core::clone::Clone for #name {
+                fn clone(&self) -> Self {
+                    #name { inner: self.inner.clone() }
+                }
+            }
+
+            #cfg
+            impl ::core::ops::Deref for #name {
+                type Target = #rt::Handle;
+                fn deref(&self) -> &#rt::Handle {
+                    self.inner.handle()
+                }
+            }
+
+            #cfg
+            impl ::core::fmt::Debug for #name {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    ::core::fmt::Debug::fmt(&self.inner, f)
+                }
+            }
+
+            #cfg
+            impl ::core::convert::From<#name> for #rt::Handle {
+                fn from(h: #name) -> #rt::Handle {
+                    h.inner.handle().clone()
+                }
+            }
+
+            #cfg
+            #[allow(clippy::unnecessary_cast, clippy::needless_question_mark)]
+            impl #name {
+                #( #ctors )*
+                #( #methods )*
+            }
+
+            #( #extra )*
+
+            #( #trampolines )*
+        }
     }
-    let sf_kind = safety(
-        ctx,
-        &format!("{} is the libuv struct of this handle type", h.c_type.value),
-    );
-    Ok(quote! {
-        #cfg
-        #doc
-        #[repr(transparent)]
-        pub struct #name {
-            inner: #rt::__private::Typed<#name>,
-        }
-
-        #cfg
-        #[doc(hidden)]
-        #[derive(Default)]
-        pub struct #slots {
-            #( #slot_fields, )*
-        }
-
-        #cfg
-        impl #rt::__private::Slots for #slots {
-            fn clear(&self) {
-                #( self.#slot_names.clear(); )*
-            }
-        }
-
-        #sf_kind
-        #cfg
-        unsafe impl #rt::__private::HandleKind for #name {
-            type Raw = #rt::sys::#raw_ty;
-            type Slots = #slots;
-            const KEEP_ALIVE: #rt::__private::KeepAlive = #keep;
-            const NAME: &'static str = #name_str;
-            fn from_typed(inner: #rt::__private::Typed<#name>) -> Self {
-                #name { inner }
-            }
-            fn typed(&self) -> &#rt::__private::Typed<#name> {
-                &self.inner
-            }
-        }
-
-        #cfg
-        impl ::core::clone::Clone for #name {
-            fn clone(&self) -> Self {
-                #name { inner: self.inner.clone() }
-            }
-        }
-
-        #cfg
-        impl ::core::ops::Deref for #name {
-            type Target = #rt::Handle;
-            fn deref(&self) -> &#rt::Handle {
-                self.inner.handle()
-            }
-        }
-
-        #cfg
-        impl ::core::fmt::Debug for #name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                ::core::fmt::Debug::fmt(&self.inner, f)
-            }
-        }
-
-        #cfg
-        impl ::core::convert::From<#name> for #rt::Handle {
-            fn from(h: #name) -> #rt::Handle {
-                h.inner.handle().clone()
-            }
-        }
-
-        #cfg
-        #[allow(clippy::unnecessary_cast, clippy::needless_question_mark)]
-        impl #name {
-            #( #ctors )*
-            #( #methods )*
-        }
-
-        #stream_impl
-
-        #as_raw_fd
-
-        #( #trampolines )*
-    })
 }

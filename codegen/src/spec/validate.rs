@@ -191,19 +191,59 @@ pub fn validate(
     external_enums: Option<&[(&str, EnumKind)]>,
 ) -> Result<(), Diagnostics> {
     let mut out = Vec::new();
+    let cats = categories(spec, &mut out);
+    status_codes(spec, &cats, &mut out);
+    type_names(spec, &mut out);
+    let mut enums: Vec<(&str, EnumKind)> = spec
+        .enums
+        .iter()
+        .map(|e| (e.name.as_str(), e.kind))
+        .collect();
+    if let Some(ext) = external_enums {
+        enums.extend_from_slice(ext);
+    }
+    let convs = ConvCheck {
+        enum_names: enums.iter().map(|e| e.0).collect(),
+        enums,
+        closed: external_enums.is_some(),
+    };
+    for h in &spec.handles {
+        handle(spec, h, &convs, &mut out);
+    }
+    for r in &spec.requests {
+        let slots: Vec<&str> = r.callbacks.iter().map(|c| c.name.as_str()).collect();
+        for c in &r.callbacks {
+            for a in &c.args {
+                convs.check(&a.conv, &slots, Position::CallbackArg, &mut out);
+            }
+        }
+        for m in &r.methods {
+            for a in &m.args {
+                convs.check(&a.conv, &slots, Position::Arg, &mut out);
+            }
+        }
+    }
 
-    // Categories.
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(out))
+    }
+}
+
+/// Category names, parents (which must exist and not cycle); gives the names.
+fn categories<'a>(spec: &'a Spec, out: &mut Vec<Diagnostic>) -> Vec<&'a str> {
     let mut cat_names = Names::new("category");
     for c in &spec.categories {
-        check_ident(&c.name, &mut out);
-        cat_names.add(&c.name, &mut out);
-        check_io_kind(&c.io_kind, &mut out);
+        check_ident(&c.name, out);
+        cat_names.add(&c.name, out);
+        check_io_kind(&c.io_kind, out);
     }
     let cats: Vec<&str> = spec.categories.iter().map(|c| c.name.as_str()).collect();
     for c in &spec.categories {
         for p in &c.parents {
             if !cats.contains(&p.as_str()) {
-                unknown_ref(p, "category", &cats, "add it to errors.toml", &mut out);
+                unknown_ref(p, "category", &cats, "add it to errors.toml", out);
             }
         }
     }
@@ -242,18 +282,22 @@ pub fn validate(
         }
     }
 
-    // Status codes.
+    cats
+}
+
+/// Status code names and categories, and the codes library errors carry.
+fn status_codes(spec: &Spec, cats: &[&str], out: &mut Vec<Diagnostic>) {
     let mut code_names = Vec::new();
     if let Some(sc) = &spec.status_codes {
         let mut names = Names::new("status code");
         for code in &sc.codes {
-            check_ident(&code.name, &mut out);
-            names.add(&code.name, &mut out);
+            check_ident(&code.name, out);
+            names.add(&code.name, out);
             code_names.push(code.name.as_str());
-            check_io_kind(&code.io_kind, &mut out);
+            check_io_kind(&code.io_kind, out);
             if let Some(cat) = &code.category {
                 if !cats.contains(&cat.as_str()) {
-                    unknown_ref(cat, "category", &cats, "add it to errors.toml", &mut out);
+                    unknown_ref(cat, "category", cats, "add it to errors.toml", out);
                 }
             }
         }
@@ -266,32 +310,34 @@ pub fn validate(
                     "status code",
                     &code_names,
                     "name a code of status_codes.toml",
-                    &mut out,
+                    out,
                 );
             }
         }
     }
+}
 
-    // Type names.
+/// Type names: unique, identifiers, not the runtime's own.
+fn type_names(spec: &Spec, out: &mut Vec<Diagnostic>) {
     let mut types = Names::new("type name");
     for e in &spec.enums {
-        check_ident(&e.name, &mut out);
-        types.add(&e.name, &mut out);
+        check_ident(&e.name, out);
+        types.add(&e.name, out);
         let mut members = Names::new("member");
         let mut cs = Names::new("C constant");
         for m in &e.members {
-            check_ident(&m.name, &mut out);
-            members.add(&m.name, &mut out);
-            cs.add(&m.c, &mut out);
+            check_ident(&m.name, out);
+            members.add(&m.name, out);
+            cs.add(&m.c, out);
         }
     }
     for h in &spec.handles {
-        check_ident(&h.name, &mut out);
-        types.add(&h.name, &mut out);
+        check_ident(&h.name, out);
+        types.add(&h.name, out);
     }
     for r in &spec.requests {
-        check_ident(&r.name, &mut out);
-        types.add(&r.name, &mut out);
+        check_ident(&r.name, out);
+        types.add(&r.name, out);
     }
     for (name, sp) in &types.seen {
         if RESERVED_TYPES.contains(&name.as_str()) {
@@ -302,17 +348,21 @@ pub fn validate(
             );
         }
     }
+}
 
-    let mut enums: Vec<(&str, EnumKind)> = spec
-        .enums
-        .iter()
-        .map(|e| (e.name.as_str(), e.kind))
-        .collect();
-    if let Some(ext) = external_enums {
-        enums.extend_from_slice(ext);
-    }
-    let enum_names: Vec<&str> = enums.iter().map(|e| e.0).collect();
-    let check_conv = |conv: &Sp<Conv>, slots: &[&str], at: Position, out: &mut Vec<Diagnostic>| {
+/// The conversion check: positions from the conversion table, enum and flag types,
+/// callback slots.
+struct ConvCheck<'a> {
+    enums: Vec<(&'a str, EnumKind)>,
+    enum_names: Vec<&'a str>,
+    /// Whether `enums` is every enum there is (otherwise unknown names are left to
+    /// rustc).
+    closed: bool,
+}
+
+impl ConvCheck<'_> {
+    fn check(&self, conv: &Sp<Conv>, slots: &[&str], at: Position, out: &mut Vec<Diagnostic>) {
+        let (enums, enum_names) = (&self.enums, &self.enum_names);
         let def = conv.value.def();
         if !def.allows(at) {
             let hint = match (&conv.value, at) {
@@ -352,13 +402,13 @@ pub fn validate(
             _ => return,
         };
         match enums.iter().find(|e| e.0 == ty.as_str()) {
-            None if external_enums.is_none() => {}
+            None if !self.closed => {}
             None => {
                 let name = Sp {
                     value: ty.clone(),
                     loc: conv.loc.clone(),
                 };
-                unknown_ref(&name, "enum", &enum_names, "add it under spec/enums/", out)
+                unknown_ref(&name, "enum", enum_names, "add it under spec/enums/", out)
             }
             Some((_, kind)) if *kind != want => out.push(
                 conv.loc
@@ -381,101 +431,83 @@ pub fn validate(
             ),
             _ => {}
         }
-    };
+    }
+}
 
-    for h in &spec.handles {
-        contract_rules(spec, h, &mut out);
-        let slots: Vec<&str> = h.callbacks.iter().map(|c| c.name.as_str()).collect();
-        let mut slot_names = Names::new("callback slot");
-        for c in &h.callbacks {
-            check_ident(&c.name, &mut out);
-            slot_names.add(&c.name, &mut out);
-            for a in &c.args {
-                check_ident(&a.name, &mut out);
-                check_conv(&a.conv, &slots, Position::CallbackArg, &mut out);
-            }
-        }
-        let mut method_names = Names::new("method");
-        for c in &h.constructors {
-            check_ident(&c.name, &mut out);
-            method_names.add(&c.name, &mut out);
-            for a in &c.args {
-                check_ident(&a.name, &mut out);
-                check_conv(&a.conv, &slots, Position::Arg, &mut out);
-            }
-        }
-        for m in &h.methods {
-            let has_cb = m.args.iter().any(|a| a.conv.value == Conv::RequestCallback);
-            match (&m.request, has_cb) {
-                (Some(r), false) => out.push(
-                    r.loc
-                        .error("a method that starts a request needs a `request_callback` argument")
-                        .hint("add { name = \"callback\", conv = \"request_callback\" } where the C callback goes"),
-                ),
-                (None, true) => out.push(
-                    m.name
-                        .loc
-                        .error("`request_callback` needs the method's `request` (its C request type)")
-                        .hint("add request = \"uv_..._t\""),
-                ),
-                _ => {}
-            }
-            check_ident(&m.name, &mut out);
-            method_names.add(&m.name, &mut out);
-            if BASE_METHODS.contains(&m.name.as_str()) {
-                out.push(
-                    m.name
-                        .loc
-                        .error(format!(
-                            "every handle already has a method `{}`",
-                            m.name.value
-                        ))
-                        .hint("choose another name"),
-                );
-            }
-            for a in &m.args {
-                check_ident(&a.name, &mut out);
-                check_conv(&a.conv, &slots, Position::Arg, &mut out);
-            }
-        }
-        let setters: Vec<Sp<String>> = h
-            .properties
-            .iter()
-            .filter(|p| p.set.is_some())
-            .map(|p| Sp {
-                value: format!("set_{}", p.name.value),
-                loc: p.name.loc.clone(),
-            })
-            .collect();
-        for p in &h.properties {
-            check_ident(&p.name, &mut out);
-            if p.get.is_some() {
-                method_names.add(&p.name, &mut out);
-            }
-            check_conv(&p.conv, &slots, Position::Property, &mut out);
-        }
-        for s in &setters {
-            method_names.add(s, &mut out);
+/// One handle file: its callbacks, constructors, methods and properties.
+fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diagnostic>) {
+    contract_rules(spec, h, out);
+    let slots: Vec<&str> = h.callbacks.iter().map(|c| c.name.as_str()).collect();
+    let mut slot_names = Names::new("callback slot");
+    for c in &h.callbacks {
+        check_ident(&c.name, out);
+        slot_names.add(&c.name, out);
+        for a in &c.args {
+            check_ident(&a.name, out);
+            convs.check(&a.conv, &slots, Position::CallbackArg, out);
         }
     }
-    for r in &spec.requests {
-        let slots: Vec<&str> = r.callbacks.iter().map(|c| c.name.as_str()).collect();
-        for c in &r.callbacks {
-            for a in &c.args {
-                check_conv(&a.conv, &slots, Position::CallbackArg, &mut out);
-            }
-        }
-        for m in &r.methods {
-            for a in &m.args {
-                check_conv(&a.conv, &slots, Position::Arg, &mut out);
-            }
+    let mut method_names = Names::new("method");
+    for c in &h.constructors {
+        check_ident(&c.name, out);
+        method_names.add(&c.name, out);
+        for a in &c.args {
+            check_ident(&a.name, out);
+            convs.check(&a.conv, &slots, Position::Arg, out);
         }
     }
-
-    if out.is_empty() {
-        Ok(())
-    } else {
-        Err(Diagnostics(out))
+    for m in &h.methods {
+        let has_cb = m.args.iter().any(|a| a.conv.value == Conv::RequestCallback);
+        match (&m.request, has_cb) {
+            (Some(r), false) => out.push(
+                r.loc
+                    .error("a method that starts a request needs a `request_callback` argument")
+                    .hint("add { name = \"callback\", conv = \"request_callback\" } where the C callback goes"),
+            ),
+            (None, true) => out.push(
+                m.name
+                    .loc
+                    .error("`request_callback` needs the method's `request` (its C request type)")
+                    .hint("add request = \"uv_..._t\""),
+            ),
+            _ => {}
+        }
+        check_ident(&m.name, out);
+        method_names.add(&m.name, out);
+        if BASE_METHODS.contains(&m.name.as_str()) {
+            out.push(
+                m.name
+                    .loc
+                    .error(format!(
+                        "every handle already has a method `{}`",
+                        m.name.value
+                    ))
+                    .hint("choose another name"),
+            );
+        }
+        for a in &m.args {
+            check_ident(&a.name, out);
+            convs.check(&a.conv, &slots, Position::Arg, out);
+        }
+    }
+    let setters: Vec<Sp<String>> = h
+        .properties
+        .iter()
+        .filter(|p| p.set.is_some())
+        .map(|p| Sp {
+            value: format!("set_{}", p.name.value),
+            loc: p.name.loc.clone(),
+        })
+        .collect();
+    for p in &h.properties {
+        check_ident(&p.name, out);
+        if p.get.is_some() {
+            method_names.add(&p.name, out);
+        }
+        convs.check(&p.conv, &slots, Position::Property, out);
+    }
+    for s in &setters {
+        method_names.add(s, out);
     }
 }
 
