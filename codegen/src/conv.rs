@@ -716,12 +716,12 @@ impl Conv {
             Conv::DurationMsU32 => {
                 quote!(::std::time::Duration::from_millis(::core::primitive::u64::from(#e)))
             }
-            Conv::Bool => quote!((#e != 0)),
+            Conv::Bool => quote!(#e != 0),
             Conv::DurationS => {
                 quote!(::std::time::Duration::from_secs(::core::primitive::u64::from(#e)))
             }
-            Conv::U8 => quote!((#e as u8)),
-            Conv::Fd => quote!((#e as #rt::RawFd)),
+            Conv::U8 => quote!(#e as u8),
+            Conv::Fd => quote!(#e as #rt::RawFd),
             Conv::Enum(t) => {
                 let t = ident(t);
                 quote!(#rt::#t::from_raw(#e as i32))

@@ -13,6 +13,11 @@ use syn::{parse_macro_input, LitStr};
 /// Expands a handle spec file (a path relative to the calling crate's
 /// `Cargo.toml`) into a safe handle type. A problem in the file becomes a
 /// `compile_error!` that names `file:line:col` and the fix.
+///
+/// In a crate with a build script (any, even an empty `fn main() {}`), the code is
+/// written formatted to `$OUT_DIR/uv-generated/<file stem>.rs` and included from
+/// there, so compiler messages and rustdoc's source pages point into readable code
+/// rather than at the macro call.
 #[proc_macro]
 pub fn handle(input: TokenStream) -> TokenStream {
     let lit = parse_macro_input!(input as LitStr);
@@ -35,16 +40,44 @@ pub fn handle(input: TokenStream) -> TokenStream {
     ) {
         Ok(tokens) => {
             let abs = path.to_string_lossy().to_string();
+            let code = match written(&rel, &tokens) {
+                // The formatted file, so that compiler errors and rustdoc's source
+                // pages show readable code (with its `// SAFETY:` comments).
+                Some(file) => quote!(include!(#file);),
+                None => tokens,
+            };
             quote! {
                 // Makes cargo rebuild when the spec file changes.
                 const _: &str = include_str!(#abs);
-                #tokens
+                #code
             }
             .into()
         }
         // rustc prints its own `error:` before the message.
         Err(diags) => error(&lit, diags.to_string().replace(": error: ", ": ")),
     }
+}
+
+/// Writes the expansion, formatted, to `$OUT_DIR/uv-generated/<spec file stem>.rs`
+/// (unchanged files are left alone) and gives its path; `None` when the calling
+/// crate has no build script (no `OUT_DIR`) or the file cannot be written, in which
+/// case the tokens are used directly.
+fn written(rel: &str, tokens: &proc_macro2::TokenStream) -> Option<String> {
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR")?).join("uv-generated");
+    let stem = std::path::Path::new(rel)
+        .file_stem()?
+        .to_string_lossy()
+        .to_string();
+    let text = uv_codegen::emit::render(tokens.clone(), rel).ok()?;
+    let file = out.join(format!("{stem}.rs"));
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
+        std::fs::create_dir_all(&out).ok()?;
+        // Write then rename, so a concurrent reader never sees half a file.
+        let tmp = out.join(format!(".{stem}.rs.{}", std::process::id()));
+        std::fs::write(&tmp, &text).ok()?;
+        std::fs::rename(&tmp, &file).ok()?;
+    }
+    Some(file.to_string_lossy().to_string())
 }
 
 fn error(lit: &LitStr, msg: String) -> TokenStream {

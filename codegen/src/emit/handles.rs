@@ -121,7 +121,10 @@ fn args(
                 a.params.push(quote!(#name: #ty));
                 a.raw_params.push(quote!(#name: #ty));
                 let conv = to_c(arg, &quote!(#name), op, rt);
-                a.prep.insert(0, quote!(let #name = #conv;));
+                // Identity conversions need no binding.
+                if name != conv.to_string() {
+                    a.prep.insert(0, quote!(let #name = #conv;));
+                }
                 a.c_args.push(other.c_arg(&quote!(#name)));
             }
         }
@@ -352,7 +355,7 @@ impl HandleEmitter<'_> {
             );
             trampolines.push(quote! {
                 #cfg
-                #[allow(clippy::unnecessary_cast)]
+                #[allow(unsafe_code, clippy::unnecessary_cast)]
                 unsafe extern "C" fn #tramp(raw: *mut #rt::sys::#raw_ty, #(#pnames: #ptys),*) {
                     #sf
                     unsafe {
@@ -460,9 +463,9 @@ impl HandleEmitter<'_> {
         );
         // A C function without a status result starts the request unconditionally.
         let call = if m.returns == Returns::Void {
-            quote!({ unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0 })
+            quote!(#sf unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0)
         } else {
-            quote!(unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
+            quote!(#sf unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
         };
         quote! {
             #mdoc
@@ -471,7 +474,6 @@ impl HandleEmitter<'_> {
                 #requires
                 #( #prep )*
                 #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
-                    #sf
                     #call
                 })
             }
@@ -517,13 +519,7 @@ impl HandleEmitter<'_> {
                 quote!(#rt::Result<()>),
                 quote!(#rt::__private::check(rc, #op)),
             ),
-            Returns::Void => (
-                quote!(#rt::Result<()>),
-                quote!({
-                    let () = rc;
-                    Ok(())
-                }),
-            ),
+            Returns::Void => (quote!(#rt::Result<()>), quote!(Ok(()))),
             Returns::Count => (
                 quote!(#rt::Result<usize>),
                 quote!(#rt::__private::check(rc, #op).map(|()| rc as usize)),
@@ -557,6 +553,9 @@ impl HandleEmitter<'_> {
         let requires = requires_checks(m, &op, ctx);
         let get_raw = match m.on_closed {
             OnClosed::Error => quote!(let raw = self.inner.raw(#op)?;),
+            OnClosed::Noop if matches!(m.returns, Returns::Status | Returns::Void) => {
+                quote!(let Some(raw) = self.inner.raw_open() else { return Ok(()) };)
+            }
             OnClosed::Noop => {
                 quote!(let Some(raw) = self.inner.raw_open() else { return Ok(Default::default()) };)
             }
@@ -575,11 +574,19 @@ impl HandleEmitter<'_> {
             ctx,
             "the handle is open, so `raw` is initialised and stays put",
         );
-        let call = quote!({
-            #sf
-            let rc = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
-            #ret
-        });
+        let call = if m.returns == Returns::Void {
+            quote!({
+                #sf
+                unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
+                #ret
+            })
+        } else {
+            quote!({
+                #sf
+                let rc = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
+                #ret
+            })
+        };
         let body = a.slot_sets.iter().rev().fold(call, |inner, (slot, param)| {
             quote!(self.inner.slots().#slot.set_then(::std::boxed::Box::new(#param), || #inner))
         });
@@ -685,7 +692,9 @@ impl HandleEmitter<'_> {
                         let raw = self.inner.raw(#op)?;
                         let value = #v;
                         #sf
-                        let rc = unsafe { #rt::sys::#cfn(raw, value) };
+                        // `void` or an `int` status, whichever the C setter returns.
+                    #[allow(clippy::let_unit_value)]
+                    let rc = unsafe { #rt::sys::#cfn(raw, value) };
                         #rt::__private::SetterResult::into_result(rc, #op)
                     }
                 });
@@ -714,6 +723,7 @@ impl HandleEmitter<'_> {
             stream_impl = quote! {
                 #sf
                 #cfg
+                #[allow(unsafe_code)]
                 unsafe impl #rt::__private::StreamKind for #name {
                     fn stream_slots(slots: &#slots) -> &#rt::__private::StreamSlots<#name> {
                         &slots.stream
@@ -792,6 +802,7 @@ impl HandleEmitter<'_> {
             #cfg
             #[doc(hidden)]
             #[derive(Default)]
+            #[allow(missing_debug_implementations, clippy::type_complexity)]
             pub struct #slots {
                 #( #slot_fields, )*
             }
@@ -805,6 +816,7 @@ impl HandleEmitter<'_> {
 
             #sf_kind
             #cfg
+            #[allow(unsafe_code)]
             unsafe impl #rt::__private::HandleKind for #name {
                 type Raw = #rt::sys::#raw_ty;
                 type Slots = #slots;
@@ -848,7 +860,13 @@ impl HandleEmitter<'_> {
             }
 
             #cfg
-            #[allow(clippy::unnecessary_cast, clippy::needless_question_mark)]
+            #[allow(
+                unsafe_code,
+                clippy::unnecessary_cast,
+                clippy::needless_question_mark,
+                clippy::redundant_closure_call,
+                clippy::type_complexity
+            )]
             impl #name {
                 #( #ctors )*
                 #( #methods )*
