@@ -14,9 +14,10 @@ use uv_codegen::{check, emit, generate_core, headers, load_spec, Ctx, HeaderMode
 const USAGE: &str = "usage:
   uv-codegen check  [--spec DIR] [--include DIR] [--list]
       Cross-checks the spec against the libuv headers and prints the coverage table.
-      Exits 1 when the headers hold a status code, handle type, request type or enum
-      member that the spec neither covers nor ignores, or when the spec names
-      something the headers lack. --list also lists manual and ignored items.
+      Exits 1 when the headers hold a status code, handle type, request type, enum
+      member or function that the spec does not account for (covered, manual,
+      ignored or todo), or when the spec names something the headers lack.
+      --list also lists manual, ignored and todo items.
   uv-codegen expand --out DIR [--spec DIR]
       Writes the generated Rust (status codes, errors, enums, one file per handle).
 
