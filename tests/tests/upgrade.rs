@@ -302,6 +302,7 @@ fn simulated_upgrade_names_each_new_item_with_its_spec_file() {
         .sections
         .iter()
         .all(|s| s.removed.is_empty() && s.changed.is_empty()));
+    let _ = std::fs::remove_dir_all(include);
 }
 
 /// A removed function and a changed signature: `diff` lists them, and the check
@@ -351,6 +352,7 @@ fn removed_and_changed_functions_are_named_by_diff_and_check() {
             ),
         ],
     );
+    let _ = std::fs::remove_dir_all(include);
 }
 
 /// Every `manual` entry of spec/functions.toml names a source file that exists.
@@ -378,4 +380,95 @@ fn manual_entries_name_existing_source_files() {
         n += 1;
     }
     assert!(n > 40, "{n}");
+}
+
+/// Today's headers: every function and handle type is accounted for, the abstract
+/// handle types once (by the runtime core), the unbound ones as todo.
+#[test]
+fn todays_headers_are_classified_without_gaps() {
+    use uv_codegen::Coverage;
+    let report = check(&spec(), &HeaderModel::read(&current_include()).unwrap());
+    assert!(report.is_ok(), "{}", report.render(false));
+    let wrappers = report.section("handle wrappers (spec/handles)").unwrap();
+    let cov = |name: &str| {
+        wrappers
+            .items
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+            .unwrap()
+    };
+    assert!(matches!(cov("UV_HANDLE"), Coverage::Manual(r) if r.contains("uv/src/handle.rs")));
+    assert!(matches!(cov("UV_STREAM"), Coverage::Manual(r) if r.contains("uv/src/stream.rs")));
+    for t in ["UV_FS_EVENT", "UV_FS_POLL", "UV_PROCESS"] {
+        assert!(matches!(cov(t), Coverage::Todo(_)), "{t}: {:?}", cov(t));
+    }
+    assert_eq!(cov("UV_TIMER"), Coverage::Covered);
+    assert_eq!((wrappers.missing(), wrappers.todo()), (0, 3));
+    let funcs = report.section("functions").unwrap();
+    assert_eq!(funcs.missing(), 0);
+    assert_eq!(
+        funcs.covered() + funcs.ignored() + funcs.todo(),
+        funcs.items.len()
+    );
+    assert!(funcs.todo() >= 130, "{}", funcs.todo());
+    // A todo prefix for a handle type's functions covers them as todo.
+    assert!(funcs
+        .items
+        .iter()
+        .any(|(n, c)| n == "uv_fs_poll_start" && matches!(c, Coverage::Todo(_))));
+}
+
+fn spec_copy(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("uv-upgrade-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root().join("spec"), &dir);
+    dir
+}
+
+/// A function is classified in one place, a manual entry says where, and a handle
+/// type's todo prefix goes once its handle file exists.
+#[test]
+fn classification_in_one_place_is_enforced() {
+    let dir = spec_copy("one-place");
+    let functions = std::fs::read_to_string(dir.join("functions.toml")).unwrap();
+    let functions = functions.replacen(
+        "manual = \"LoopHandle::now (uv/src/loop_.rs)\"",
+        "manual = \"LoopHandle::now\"",
+        1,
+    ) + "\n[[function]]\nc = \"uv_timer_start\"\nmanual = \"twice (uv/src/handle.rs)\"\n\n[[function]]\nc = \"uv_run\"\nignore = \"twice\"\n";
+    std::fs::write(dir.join("functions.toml"), &functions).unwrap();
+    std::fs::write(
+        dir.join("handles/fs_poll.toml"),
+        "[handle]\nname = \"FsPoll\"\nc_type = \"uv_fs_poll_t\"\ntype_tag = \"UV_FS_POLL\"\n\n[[constructor]]\nname = \"new\"\nc = \"uv_fs_poll_init\"\n",
+    )
+    .unwrap();
+    let spec = load_spec(&dir, Path::new("spec")).unwrap().0;
+    let errs = errors(&spec, &HeaderModel::read(&current_include()).unwrap());
+    let line_of = |needle: &str| functions.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let lines: Vec<&str> = functions.lines().collect();
+    let last = |needle: &str| lines.iter().rposition(|l| *l == needle).unwrap() + 1;
+    assert_exactly(
+        &errs,
+        &[
+            format!(
+                "spec/functions.toml:{}:5: error: `UV_FS_POLL` is wrapped by spec/handles/fs_poll.toml; this todo entry for its functions is stale",
+                line_of("c = \"uv_fs_poll_*\"")
+            ),
+            format!(
+                "spec/functions.toml:{}:5: error: the manual entry for `uv_now` does not say where it is bound",
+                line_of("c = \"uv_now\"")
+            ),
+            format!(
+                "spec/functions.toml:{}:5: error: `uv_timer_start` is bound by spec/handles/timer.toml:19:5; this entry classifies it a second time",
+                last("c = \"uv_timer_start\"")
+            ),
+            format!(
+                "spec/functions.toml:{}:5: error: `uv_run` is already classified at spec/functions.toml:{}:5",
+                last("c = \"uv_run\""),
+                line_of("c = \"uv_run\"")
+            ),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
