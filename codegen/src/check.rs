@@ -1,14 +1,17 @@
 //! The cross-check of the spec against the header model, and the coverage report.
 //!
-//! Status codes, handle types, request types and enum members must be complete:
-//! each is covered by the spec or ignored with a reason, and a gap is an error that
-//! names the spec file to change. Functions may be "not yet bound" without failing;
-//! the report lists them so a libuv upgrade shows what is new.
+//! Everything the headers declare must be accounted for: each status code, handle
+//! type, request type and enum member is covered by the spec or ignored with a reason;
+//! each handle type of `UV_HANDLE_TYPE_MAP` has a `spec/handles/` file (or is abstract,
+//! or its functions are `todo`); each function is bound by a handle or request file,
+//! or classified in `spec/functions.toml` (manual, ignored or todo). A gap is an error
+//! that names the spec file to change, so a libuv upgrade lists every new item.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{Diagnostic, Diagnostics, Loc};
 use crate::headers::{HeaderModel, Signature};
 use crate::spec::*;
 
@@ -21,10 +24,10 @@ pub enum Coverage {
     Manual(String),
     /// Left out on purpose (the reason says why).
     Ignored(String),
-    /// Neither: an error for everything but functions.
+    /// Planned but not bound yet (the reason says what will bind it).
+    Todo(String),
+    /// Not accounted for: an error.
     Missing,
-    /// A function no spec entry names yet.
-    NotYetBound,
 }
 
 /// One part of the report.
@@ -39,6 +42,11 @@ pub struct Section {
 impl Section {
     fn count(&self, f: impl Fn(&Coverage) -> bool) -> usize {
         self.items.iter().filter(|(_, c)| f(c)).count()
+    }
+
+    /// Items bound by hand.
+    pub fn manual(&self) -> usize {
+        self.count(|c| matches!(c, Coverage::Manual(_)))
     }
 
     /// Items covered by the spec, generated or manual.
@@ -61,9 +69,9 @@ impl Section {
         self.count(|c| *c == Coverage::Missing)
     }
 
-    /// Functions not yet bound.
-    pub fn not_yet_bound(&self) -> usize {
-        self.count(|c| *c == Coverage::NotYetBound)
+    /// Items planned but not bound yet.
+    pub fn todo(&self) -> usize {
+        self.count(|c| matches!(c, Coverage::Todo(_)))
     }
 }
 
@@ -89,6 +97,11 @@ impl Report {
         Diagnostics(self.diagnostics.clone())
     }
 
+    /// The section titled `title`.
+    pub fn section(&self, title: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.title == title)
+    }
+
     /// The report as a table; with `list`, every item that is not generated.
     pub fn render(&self, list: bool) -> String {
         let mut s = String::new();
@@ -97,20 +110,19 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "{:<50} {:>9} {:>7} {:>8} {:>8} {:>14}",
-            "section", "covered", "manual", "ignored", "missing", "not yet bound"
+            "{:<50} {:>9} {:>7} {:>8} {:>5} {:>8}",
+            "section", "covered", "manual", "ignored", "todo", "missing"
         );
         for sec in &self.sections {
-            let manual = sec.count(|c| matches!(c, Coverage::Manual(_)));
             let _ = writeln!(
                 s,
-                "{:<50} {:>9} {:>7} {:>8} {:>8} {:>14}",
+                "{:<50} {:>9} {:>7} {:>8} {:>5} {:>8}",
                 sec.title,
                 format!("{}/{}", sec.covered(), sec.total()),
-                manual,
+                sec.manual(),
                 sec.ignored(),
-                sec.missing(),
-                sec.not_yet_bound()
+                sec.todo(),
+                sec.missing()
             );
         }
         for sec in &self.sections {
@@ -118,8 +130,8 @@ impl Report {
                 .items
                 .iter()
                 .filter(|(_, c)| match c {
-                    Coverage::Missing | Coverage::NotYetBound => true,
-                    Coverage::Manual(_) | Coverage::Ignored(_) => list,
+                    Coverage::Missing => true,
+                    Coverage::Manual(_) | Coverage::Ignored(_) | Coverage::Todo(_) => list,
                     Coverage::Covered => false,
                 })
                 .collect();
@@ -130,9 +142,9 @@ impl Report {
             for (name, cov) in gaps {
                 let _ = match cov {
                     Coverage::Missing => writeln!(s, "  missing        {name}"),
-                    Coverage::NotYetBound => writeln!(s, "  not yet bound  {name}"),
                     Coverage::Manual(r) => writeln!(s, "  manual         {name}: {r}"),
                     Coverage::Ignored(r) => writeln!(s, "  ignored        {name}: {r}"),
+                    Coverage::Todo(r) => writeln!(s, "  todo           {name}: {r}"),
                     Coverage::Covered => Ok(()),
                 };
             }
@@ -562,33 +574,9 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
         }
     }
 
-    // Handle wrappers: which handle types have a generated safe type.
-    let mut wrappers = Section {
-        title: "handle wrappers (spec/handles)".into(),
-        items: Vec::new(),
-    };
-    let wrapper_types = h
-        .maps
-        .get("UV_HANDLE_TYPE_MAP")
-        .or_else(|| h.enums.get("uv_handle_type"));
-    if let Some(members) = wrapper_types {
-        for m in members {
-            let spec_h = spec.handles.iter().find(|x| x.type_tag.as_str() == m);
-            let ignored = claimed
-                .get("uv_handle_type")
-                .and_then(|e| e.ignore.iter().find(|i| i.c.as_str() == m));
-            let cov = match (spec_h, ignored) {
-                (_, Some(i)) => Coverage::Ignored(i.reason.clone()),
-                (Some(x), _) => match &x.manual {
-                    Some(r) => Coverage::Manual(r.value.clone()),
-                    None => Coverage::Covered,
-                },
-                (None, None) => Coverage::NotYetBound,
-            };
-            wrappers.items.push((m.clone(), cov));
-        }
-    }
-    sections.push(wrappers);
+    // Handle wrappers: every handle type of UV_HANDLE_TYPE_MAP has a handle file, is
+    // abstract, or has its functions marked todo.
+    sections.push(handle_wrappers(&mut c, spec, &claimed));
 
     // Handles: types, functions, signatures.
     for hs in &spec.handles {
@@ -710,25 +698,208 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
         }
     }
 
-    // Functions.
-    let mut named: BTreeMap<&str, Coverage> = BTreeMap::new();
+    sections.push(functions(&mut c, spec));
+
+    Report {
+        version: h.version(),
+        sections,
+        diagnostics: c.out,
+    }
+}
+
+/// The `ignore` reason that marks a `functions.toml` entry as planned but not bound
+/// yet: `ignore = "todo: the file-system requests"`.
+pub const TODO: &str = "todo:";
+
+/// The abstract handle types: the parents a handle file can name. Each is bound once,
+/// by the runtime core, and has no handle file of its own.
+fn abstract_handle_type(p: HandleParent) -> (&'static str, &'static str) {
+    match p {
+        HandleParent::Handle => (
+            "UV_HANDLE",
+            "abstract: the base of every handle, the handle core (uv/src/handle.rs)",
+        ),
+        HandleParent::Stream => (
+            "UV_STREAM",
+            "abstract: the base of handles with parent = \"stream\", the stream core (uv/src/stream.rs)",
+        ),
+    }
+}
+
+const HANDLE_PARENTS: [HandleParent; 2] = [HandleParent::Handle, HandleParent::Stream];
+
+/// The spec directory as diagnostics show it (the parent of `status_codes.toml`).
+fn spec_dir(spec: &Spec) -> PathBuf {
+    spec.status_codes
+        .as_ref()
+        .and_then(|s| s.loc.file.path.parent().map(Path::to_path_buf))
+        .unwrap_or_default()
+}
+
+/// How an entry of `functions.toml` covers the functions it matches.
+fn entry_coverage(f: &FunctionEntry) -> Coverage {
+    match f.status {
+        FunctionStatus::Manual => Coverage::Manual(f.reason.clone()),
+        FunctionStatus::Ignored => match f.reason.strip_prefix(TODO) {
+            Some(r) => Coverage::Todo(r.trim().to_string()),
+            None => Coverage::Ignored(f.reason.clone()),
+        },
+    }
+}
+
+fn is_todo(f: &FunctionEntry) -> bool {
+    matches!(entry_coverage(f), Coverage::Todo(_))
+}
+
+/// The entry of `functions.toml` that classifies `name`: an exact entry, else the
+/// longest matching prefix.
+fn classifying_entry<'s>(entries: &'s [FunctionEntry], name: &str) -> Option<&'s FunctionEntry> {
+    entries
+        .iter()
+        .filter(|f| f.matches(name))
+        .max_by_key(|f| (!f.c.ends_with('*'), f.c.len()))
+}
+
+/// Whether a manual reason says where the code is: a path to a `.rs` file.
+fn names_a_source_file(reason: &str) -> bool {
+    reason
+        .split(|c: char| c.is_whitespace() || "(),;:`\"".contains(c))
+        .any(|w| w.len() > 3 && w.ends_with(".rs") && w.contains('/'))
+}
+
+fn handle_wrappers(c: &mut Checker, spec: &Spec, claimed: &BTreeMap<&str, &EnumSpec>) -> Section {
+    let h = c.h;
+    let mut wrappers = Section {
+        title: "handle wrappers (spec/handles)".into(),
+        items: Vec::new(),
+    };
+    let members = h
+        .maps
+        .get("UV_HANDLE_TYPE_MAP")
+        .or_else(|| h.enums.get("uv_handle_type"));
+    let Some(members) = members else {
+        return wrappers;
+    };
+    let handles_dir = spec_dir(spec).join("handles");
+    for m in members {
+        let lower = h
+            .map_names
+            .get(m)
+            .cloned()
+            .unwrap_or_else(|| m.trim_start_matches("UV_").to_ascii_lowercase());
+        let prefix = format!("uv_{lower}_*");
+        let spec_h = spec.handles.iter().find(|x| x.type_tag.as_str() == m);
+        let ignored = claimed
+            .get("uv_handle_type")
+            .and_then(|e| e.ignore.iter().find(|i| i.c.as_str() == m));
+        let abstract_ = HANDLE_PARENTS
+            .iter()
+            .map(|p| abstract_handle_type(*p))
+            .find(|(tag, _)| tag == m);
+        let todo = spec
+            .functions
+            .iter()
+            .find(|f| f.c.as_str() == prefix && is_todo(f));
+        let cov = match (spec_h, ignored, abstract_, todo) {
+            (_, Some(i), _, _) => Coverage::Ignored(i.reason.clone()),
+            (Some(x), _, _, todo) => {
+                if let Some(t) = todo {
+                    c.out.push(
+                        t.c.loc
+                            .error(format!(
+                                "`{m}` is wrapped by {}; this todo entry for its functions is stale",
+                                x.loc.file.path.display()
+                            ))
+                            .hint("remove the entry: a function is classified in one place"),
+                    );
+                }
+                match &x.manual {
+                    Some(r) => Coverage::Manual(r.value.clone()),
+                    None => Coverage::Covered,
+                }
+            }
+            (None, None, Some((_, why)), _) => Coverage::Manual(why.to_string()),
+            (None, None, None, Some(t)) => entry_coverage(t),
+            (None, None, None, None) => {
+                let file = handles_dir.join(format!("{lower}.toml"));
+                c.out.push(
+                    Diagnostic::in_file(
+                        &file,
+                        format!("uv.h has handle type `{m}` (UV_HANDLE_TYPE_MAP), which no spec/handles file wraps"),
+                    )
+                    .hint(format!(
+                        "create {} with type_tag = \"{m}\" and c_type = \"uv_{lower}_t\" (spec/README.md, \"Adding a handle type\"), or mark its functions todo in {} with c = \"{prefix}\"",
+                        file.display(),
+                        spec_dir(spec).join("functions.toml").display()
+                    )),
+                );
+                Coverage::Missing
+            }
+        };
+        wrappers.items.push((m.clone(), cov));
+    }
+    wrappers
+}
+
+fn functions(c: &mut Checker, spec: &Spec) -> Section {
+    let h = c.h;
+    let functions_toml = spec_dir(spec).join("functions.toml");
+    // Functions the handle and request files name, with where.
+    let mut named: BTreeMap<&str, (Coverage, &Loc)> = BTreeMap::new();
     for hs in &spec.handles {
         for f in hs.functions() {
             let cov = match &hs.manual {
                 Some(r) => Coverage::Manual(format!("{} (handle {})", r.value, hs.name.value)),
                 None => Coverage::Covered,
             };
-            named.insert(f.as_str(), cov);
+            named.insert(f.as_str(), (cov, &f.loc));
         }
         for m in &hs.methods {
             if let (Some(f), Some(r)) = (&m.c, &m.manual) {
-                named.insert(f.as_str(), Coverage::Manual(r.value.clone()));
+                named.insert(f.as_str(), (Coverage::Manual(r.value.clone()), &f.loc));
             }
         }
     }
     for rs in &spec.requests {
         for f in rs.functions() {
-            named.insert(f.as_str(), Coverage::Covered);
+            named.insert(f.as_str(), (Coverage::Covered, &f.loc));
+        }
+    }
+    // Each function is classified in one place.
+    let mut exact: BTreeMap<&str, &FunctionEntry> = BTreeMap::new();
+    for f in &spec.functions {
+        if f.status == FunctionStatus::Manual && !names_a_source_file(&f.reason) {
+            c.out.push(
+                f.c.loc
+                    .error(format!(
+                        "the manual entry for `{}` does not say where it is bound",
+                        f.c.value
+                    ))
+                    .hint("name the source file, e.g. manual = \"Loop::run (uv/src/loop_.rs)\""),
+            );
+        }
+        if f.c.ends_with('*') {
+            continue;
+        }
+        if let Some((_, at)) = named.get(f.c.as_str()) {
+            c.out.push(
+                f.c.loc
+                    .error(format!(
+                        "`{}` is bound by {at:?}; this entry classifies it a second time",
+                        f.c.value
+                    ))
+                    .hint("remove the entry: a function is classified in one place"),
+            );
+        }
+        if let Some(first) = exact.insert(f.c.as_str(), f) {
+            c.out.push(
+                f.c.loc
+                    .error(format!(
+                        "`{}` is already classified at {:?}",
+                        f.c.value, first.c.loc
+                    ))
+                    .hint("remove one of the two entries"),
+            );
         }
     }
     let mut funcs = Section {
@@ -736,23 +907,24 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
         items: Vec::new(),
     };
     for name in h.functions.keys() {
-        let cov = if let Some(cov) = named.get(name.as_str()) {
+        let cov = if let Some((cov, _)) = named.get(name.as_str()) {
             cov.clone()
-        } else if let Some(f) = spec.functions.iter().find(|f| f.matches(name)) {
-            match f.status {
-                FunctionStatus::Manual => Coverage::Manual(f.reason.clone()),
-                FunctionStatus::Ignored => Coverage::Ignored(f.reason.clone()),
-            }
+        } else if let Some(f) = classifying_entry(&spec.functions, name) {
+            entry_coverage(f)
         } else {
-            Coverage::NotYetBound
+            c.out.push(
+                Diagnostic::in_file(
+                    &functions_toml,
+                    format!("uv.h declares `{name}`, which no spec file binds or classifies"),
+                )
+                .hint(format!(
+                    "add to {}: [[function]] c = \"{name}\" with manual = \"<where> (uv/src/<file>.rs)\", ignore = \"<why>\" or ignore = \"{TODO} <what will bind it>\"; or bind it in a handles/ or requests/ file",
+                    functions_toml.display()
+                )),
+            );
+            Coverage::Missing
         };
         funcs.items.push((name.clone(), cov));
     }
-    sections.push(funcs);
-
-    Report {
-        version: h.version(),
-        sections,
-        diagnostics: c.out,
-    }
+    funcs
 }

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod conv;
 pub mod diag;
+pub mod diff;
 pub mod emit;
 pub mod headers;
 pub mod names;

@@ -3,22 +3,29 @@
 //! ```text
 //! uv-codegen check  [--spec DIR] [--include DIR] [--list]   coverage report; exit 1 on gaps
 //! uv-codegen expand --out DIR [--spec DIR]                   write the generated Rust for reading
+//! uv-codegen diff   --from DIR --to DIR                       what changed between two uv.h
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use uv_codegen::{check, emit, generate_core, headers, load_spec, Ctx, HeaderModel};
+use uv_codegen::{check, diff, emit, generate_core, headers, load_spec, Ctx, HeaderModel};
 
 const USAGE: &str = "usage:
   uv-codegen check  [--spec DIR] [--include DIR] [--list]
       Cross-checks the spec against the libuv headers and prints the coverage table.
-      Exits 1 when the headers hold a status code, handle type, request type or enum
-      member that the spec neither covers nor ignores, or when the spec names
-      something the headers lack. --list also lists manual and ignored items.
+      Exits 1 when the headers hold a status code, handle type, request type, enum
+      member or function that the spec does not account for (covered, manual,
+      ignored or todo), or when the spec names something the headers lack.
+      --list also lists manual, ignored and todo items.
   uv-codegen expand --out DIR [--spec DIR]
       Writes the generated Rust (status codes, errors, enums, one file per handle).
+  uv-codegen diff --from DIR --to DIR
+      Compares two libuv include directories (each holding uv.h) and prints what
+      changed: status codes, handle and request types, enums and their members,
+      functions and callback types added, removed or with a new signature, type
+      names and other constants. Exits 0; the spec is not read.
 
   --spec DIR     the spec directory (default: ./spec, else the workspace's spec/)
   --include DIR  the libuv include directory (default: the one libuv-sys2 builds with)";
@@ -28,6 +35,8 @@ struct Args {
     spec: Option<PathBuf>,
     include: Option<PathBuf>,
     out: Option<PathBuf>,
+    from: Option<PathBuf>,
+    to: Option<PathBuf>,
     list: bool,
 }
 
@@ -39,6 +48,8 @@ fn parse_args() -> Result<Args, String> {
         spec: None,
         include: None,
         out: None,
+        from: None,
+        to: None,
         list: false,
     };
     while let Some(arg) = it.next() {
@@ -51,6 +62,8 @@ fn parse_args() -> Result<Args, String> {
             "--spec" => a.spec = Some(value("--spec")?),
             "--include" => a.include = Some(value("--include")?),
             "--out" => a.out = Some(value("--out")?),
+            "--from" => a.from = Some(value("--from")?),
+            "--to" => a.to = Some(value("--to")?),
             "--list" => a.list = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
@@ -74,6 +87,15 @@ fn spec_dir(given: Option<PathBuf>) -> PathBuf {
 
 fn run() -> Result<bool, String> {
     let args = parse_args()?;
+    if args.cmd == "diff" {
+        let from = args.from.ok_or("diff needs --from DIR")?;
+        let to = args.to.ok_or("diff needs --to DIR")?;
+        let old = HeaderModel::read(&from)?;
+        let new = HeaderModel::read(&to)?;
+        println!("from: {}\nto:   {}", from.display(), to.display());
+        print!("{}", diff::diff(&old, &new).render());
+        return Ok(true);
+    }
     let spec_path = spec_dir(args.spec.clone());
     let t0 = Instant::now();
     let (spec, _) = load_spec(&spec_path, &spec_path).map_err(|d| d.to_string())?;

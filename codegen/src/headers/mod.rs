@@ -54,11 +54,27 @@ pub struct HeaderModel {
     /// The X-macro lists of uv.h (`UV_ERRNO_MAP`, `UV_HANDLE_TYPE_MAP`, ...), each with
     /// the C names of its entries (`UV_TIMER`), when the header text was read.
     pub maps: BTreeMap<String, Vec<String>>,
+    /// The second argument of an X-macro entry when it is a plain name, by the
+    /// entry's C name: `XX(NAMED_PIPE, pipe)` gives `UV_NAMED_PIPE` -> `pipe` (the
+    /// name of the type's functions and of its spec file).
+    pub map_names: BTreeMap<String, String>,
 }
 
 /// The entries of every `#define UV_..._MAP(XX)` list in a header's text, as the
 /// enum members they become (`XX(TIMER, timer)` in `UV_HANDLE_TYPE_MAP` -> `UV_TIMER`).
 pub fn parse_maps(header: &str) -> BTreeMap<String, Vec<String>> {
+    parse_map_entries(header)
+        .into_iter()
+        .map(|(map, entries)| (map, entries.into_iter().map(|(c, _)| c).collect()))
+        .collect()
+}
+
+/// As [`parse_maps`], each entry with its second argument when that is a plain name
+/// (`XX(NAMED_PIPE, pipe)` -> (`UV_NAMED_PIPE`, `Some("pipe")`); the status codes'
+/// messages are strings and give `None`).
+pub fn parse_map_entries(header: &str) -> BTreeMap<String, Vec<(String, Option<String>)>> {
+    let is_name =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let mut maps = BTreeMap::new();
     let mut lines = header.lines();
     while let Some(line) = lines.next() {
@@ -78,10 +94,11 @@ pub fn parse_maps(header: &str) -> BTreeMap<String, Vec<String>> {
         let mut current = line.to_string();
         loop {
             for part in current.split("XX(").skip(1) {
-                let entry = part.split([',', ')']).next().unwrap_or("").trim();
-                if !entry.is_empty() && entry.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    entries.push(format!("UV_{entry}"));
+                let mut args = part.split([',', ')']);
+                let entry = args.next().unwrap_or("").trim();
+                if is_name(entry) {
+                    let second = args.next().map(str::trim).filter(|s| is_name(s));
+                    entries.push((format!("UV_{entry}"), second.map(str::to_string)));
                 }
             }
             if !current.trim_end().ends_with('\\') {
@@ -275,6 +292,20 @@ mod tests {
         assert_eq!(
             maps["UV_HANDLE_TYPE_MAP"],
             vec!["UV_ASYNC", "UV_NAMED_PIPE"]
+        );
+        let text =
+            format!("{text}#define UV_ERRNO_MAP(XX) XX(E2BIG, \"argument list too long\")\n");
+        let entries = super::parse_map_entries(&text);
+        assert_eq!(
+            entries["UV_HANDLE_TYPE_MAP"],
+            vec![
+                ("UV_ASYNC".to_string(), Some("async".to_string())),
+                ("UV_NAMED_PIPE".to_string(), Some("pipe".to_string()))
+            ]
+        );
+        assert_eq!(
+            entries["UV_ERRNO_MAP"],
+            vec![("UV_E2BIG".to_string(), None)]
         );
     }
 }

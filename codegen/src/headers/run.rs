@@ -51,7 +51,16 @@ impl super::HeaderModel {
             super::HeaderModel::parse(&text).map_err(|e| format!("reading bindgen output: {e}"))?;
         let header = std::fs::read_to_string(include.join("uv.h"))
             .map_err(|e| format!("{}: {e}", include.join("uv.h").display()))?;
-        model.maps = super::parse_maps(&header);
+        for (map, entries) in super::parse_map_entries(&header) {
+            let mut names = Vec::new();
+            for (c, lower) in entries {
+                if let Some(l) = lower {
+                    model.map_names.insert(c.clone(), l);
+                }
+                names.push(c);
+            }
+            model.maps.insert(map, names);
+        }
         Ok(model)
     }
 }
