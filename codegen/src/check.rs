@@ -540,7 +540,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
     for e in &spec.enums {
         for m in &e.members {
             if let Some(k) = h.consts.get(m.c.as_str()) {
-                let used = crate::emit::sys_name(e, m);
+                let used = crate::names::enum_member_sys(e, m);
                 if k.rust_name != used {
                     let fix = if k.rust_name != k.c_name {
                         format!(
@@ -707,10 +707,6 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
     }
 }
 
-/// The `ignore` reason that marks a `functions.toml` entry as planned but not bound
-/// yet: `ignore = "todo: the file-system requests"`.
-pub const TODO: &str = "todo:";
-
 /// The abstract handle types: the parents a handle file can name. Each is bound once,
 /// by the runtime core, and has no handle file of its own.
 fn abstract_handle_type(p: HandleParent) -> (&'static str, &'static str) {
@@ -740,10 +736,8 @@ fn spec_dir(spec: &Spec) -> PathBuf {
 fn entry_coverage(f: &FunctionEntry) -> Coverage {
     match f.status {
         FunctionStatus::Manual => Coverage::Manual(f.reason.clone()),
-        FunctionStatus::Ignored => match f.reason.strip_prefix(TODO) {
-            Some(r) => Coverage::Todo(r.trim().to_string()),
-            None => Coverage::Ignored(f.reason.clone()),
-        },
+        FunctionStatus::Ignored => Coverage::Ignored(f.reason.clone()),
+        FunctionStatus::Todo => Coverage::Todo(f.reason.clone()),
     }
 }
 
@@ -918,7 +912,7 @@ fn functions(c: &mut Checker, spec: &Spec) -> Section {
                     format!("uv.h declares `{name}`, which no spec file binds or classifies"),
                 )
                 .hint(format!(
-                    "add to {}: [[function]] c = \"{name}\" with manual = \"<where> (uv/src/<file>.rs)\", ignore = \"<why>\" or ignore = \"{TODO} <what will bind it>\"; or bind it in a handles/ or requests/ file",
+                    "add to {}: [[function]] c = \"{name}\" with manual = \"<where> (uv/src/<file>.rs)\", ignore = \"<why>\" or todo = \"<what will bind it>\"; or bind it in a handles/ or requests/ file",
                     functions_toml.display()
                 )),
             );

@@ -160,7 +160,7 @@ fn run() -> Result<bool, String> {
                 let text = emit::render(toks, &source).map_err(|e| e.to_string())?;
                 let p = out
                     .join("handles")
-                    .join(format!("{}.rs", emit::to_snake(&h.name)));
+                    .join(uv_codegen::names::handle_file(&h.name));
                 std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
                 written.push(p);
             }

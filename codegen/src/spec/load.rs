@@ -164,16 +164,18 @@ fn function(t: &Table) -> Option<FunctionEntry> {
     let c = t.str_req("c");
     let manual = t.str_opt("manual");
     let ignore = t.str_opt("ignore");
+    let todo = t.str_opt("todo");
     t.finish();
-    let (status, reason) = match (manual, ignore) {
-        (Some(m), None) => (FunctionStatus::Manual, m.value),
-        (None, Some(i)) => (FunctionStatus::Ignored, i.value),
+    let (status, reason) = match (manual, ignore, todo) {
+        (Some(m), None, None) => (FunctionStatus::Manual, m.value),
+        (None, Some(i), None) => (FunctionStatus::Ignored, i.value),
+        (None, None, Some(t)) => (FunctionStatus::Todo, t.value),
         _ => {
             t.cx().push(
                 t.loc()
-                    .error("a [[function]] entry needs exactly one of `manual` and `ignore`")
+                    .error("a [[function]] entry needs exactly one of `manual`, `ignore` and `todo`")
                     .hint(
-                        "write manual = \"where it is bound\" or ignore = \"why it is left out\"",
+                        "write manual = \"where it is bound\", ignore = \"why it is left out\" or todo = \"what will bind it\"",
                     ),
             );
             return None;

@@ -366,6 +366,8 @@ pub enum FunctionStatus {
     Manual,
     /// Left out on purpose.
     Ignored,
+    /// Not bound yet; the reason says what will bind it.
+    Todo,
 }
 
 /// One entry of `functions.toml`; `c` may end in `*` to cover a prefix.
