@@ -362,8 +362,26 @@ impl Checker<'_> {
 pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
     let mut c = Checker { h, out: Vec::new() };
     let mut sections = Vec::new();
+    sections.extend(status_codes(&mut c, spec));
+    let claimed = enum_sections(&mut c, spec, &mut sections);
+    enum_constants(&mut c, spec);
+    // Handle wrappers: every handle type of UV_HANDLE_TYPE_MAP has a handle file, is
+    // abstract, or has its functions marked todo.
+    sections.push(handle_wrappers(&mut c, spec, &claimed));
+    handle_files(&mut c, spec);
+    request_files(&mut c, spec);
+    function_entries(&mut c, spec);
+    sections.push(functions(&mut c, spec));
+    Report {
+        version: h.version(),
+        sections,
+        diagnostics: c.out,
+    }
+}
 
-    // Status codes.
+/// Every status code of uv.h is covered or ignored; every spec code exists.
+fn status_codes(c: &mut Checker<'_>, spec: &Spec) -> Option<Section> {
+    let h = c.h;
     if let Some(sc) = &spec.status_codes {
         let mut sec = Section {
             title: format!("status codes ({})", sc.c_type.value),
@@ -413,7 +431,7 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                 }
             }
         }
-        sections.push(sec);
+        return Some(sec);
     } else {
         c.out.push(
             Diagnostic::in_file("status_codes.toml".as_ref(), "the spec has no status codes")
@@ -421,6 +439,17 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
         );
     }
 
+    None
+}
+
+/// The sections of the handle and request type maps and of every libuv enum; gives
+/// the enum files that claim a C enum.
+fn enum_sections<'s>(
+    c: &mut Checker<'_>,
+    spec: &'s Spec,
+    sections: &mut Vec<Section>,
+) -> BTreeMap<&'s str, &'s EnumSpec> {
+    let h = c.h;
     // Problems of no single enum file are reported against the enums directory.
     let enums_dir = spec
         .status_codes
@@ -535,6 +564,12 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
     if !anon.items.is_empty() {
         sections.push(anon);
     }
+    claimed
+}
+
+/// Every member's constant exists, under the name the emitter will use for it.
+fn enum_constants(c: &mut Checker<'_>, spec: &Spec) {
+    let h = c.h;
     // Every member's constant must exist (members with a cfg may be absent on this
     // platform), under the name the emitter will use for it.
     for e in &spec.enums {
@@ -573,12 +608,11 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
             }
         }
     }
+}
 
-    // Handle wrappers: every handle type of UV_HANDLE_TYPE_MAP has a handle file, is
-    // abstract, or has its functions marked todo.
-    sections.push(handle_wrappers(&mut c, spec, &claimed));
-
-    // Handles: types, functions, signatures.
+/// Handle files: types, tags, functions, signatures.
+fn handle_files(c: &mut Checker<'_>, spec: &Spec) {
+    let h = c.h;
     for hs in &spec.handles {
         if !h.types.iter().any(|t| t == hs.c_type.as_str()) {
             c.out.push(
@@ -676,6 +710,11 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
             }
         }
     }
+}
+
+/// Request files: types and functions.
+fn request_files(c: &mut Checker<'_>, spec: &Spec) {
+    let h = c.h;
     for rs in &spec.requests {
         if !h.types.iter().any(|t| t == rs.c_type.as_str()) {
             c.out.push(
@@ -688,6 +727,11 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
             c.function(f);
         }
     }
+}
+
+/// Every `functions.toml` entry matches a function of uv.h.
+fn function_entries(c: &mut Checker<'_>, spec: &Spec) {
+    let h = c.h;
     for f in &spec.functions {
         if !h.functions.keys().any(|k| f.matches(k)) {
             c.out.push(
@@ -696,14 +740,6 @@ pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
                     .hint("remove the entry, or fix the name"),
             );
         }
-    }
-
-    sections.push(functions(&mut c, spec));
-
-    Report {
-        version: h.version(),
-        sections,
-        diagnostics: c.out,
     }
 }
 
