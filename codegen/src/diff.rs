@@ -189,9 +189,42 @@ pub fn diff(from: &HeaderModel, to: &HeaderModel) -> HeaderDiff {
         sections.push(sec);
     }
 
-    // Named libuv enums: whole enums added or removed, then members of those in both.
-    // Members of the two type maps are reported above; anonymous enums are numbered
-    // by bindgen, so their members are compared as one set.
+    enum_sections(from, to, &mapped, &mut sections);
+
+    sections.push(signatures("functions", &from.functions, &to.functions));
+    // `uv__` names are libuv's internals.
+    let public = |m: &BTreeMap<String, Signature>| -> BTreeMap<String, Signature> {
+        m.iter()
+            .filter(|(k, _)| !k.contains("__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    sections.push(signatures(
+        "callback types",
+        &public(&from.callbacks),
+        &public(&to.callbacks),
+    ));
+
+    type_and_const_sections(from, to, &mut sections);
+
+    sections.retain(|s| !s.is_empty());
+    HeaderDiff {
+        from_version: from.version(),
+        to_version: to.version(),
+        sections,
+    }
+}
+
+/// Named libuv enums (whole enums added or removed, then members of those in both)
+/// and the members of anonymous enums. Members of the two type maps (`mapped`) are
+/// reported with them; anonymous enums are numbered by bindgen, so their members are
+/// compared as one set.
+fn enum_sections(
+    from: &HeaderModel,
+    to: &HeaderModel,
+    mapped: &BTreeSet<&str>,
+    sections: &mut Vec<DiffSection>,
+) {
     let named = |h: &'_ HeaderModel| -> BTreeMap<String, Vec<String>> {
         h.libuv_enums()
             .filter(|(t, _)| !t.starts_with("_bindgen_ty_") && t.as_str() != "uv_errno_t")
@@ -233,21 +266,10 @@ pub fn diff(from: &HeaderModel, to: &HeaderModel) -> HeaderDiff {
         &new_anon.iter().map(String::as_str).collect(),
     );
     sections.push(sec);
+}
 
-    sections.push(signatures("functions", &from.functions, &to.functions));
-    // `uv__` names are libuv's internals.
-    let public = |m: &BTreeMap<String, Signature>| -> BTreeMap<String, Signature> {
-        m.iter()
-            .filter(|(k, _)| !k.contains("__"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    sections.push(signatures(
-        "callback types",
-        &public(&from.callbacks),
-        &public(&to.callbacks),
-    ));
-
+/// Public type names, and `#define`d constants (not enum members, not the version).
+fn type_and_const_sections(from: &HeaderModel, to: &HeaderModel, sections: &mut Vec<DiffSection>) {
     let types = |h: &'_ HeaderModel| -> BTreeSet<String> {
         h.types
             .iter()
@@ -285,13 +307,6 @@ pub fn diff(from: &HeaderModel, to: &HeaderModel) -> HeaderDiff {
         &new_consts.iter().map(String::as_str).collect(),
     );
     sections.push(sec);
-
-    sections.retain(|s| !s.is_empty());
-    HeaderDiff {
-        from_version: from.version(),
-        to_version: to.version(),
-        sections,
-    }
 }
 
 #[cfg(test)]
