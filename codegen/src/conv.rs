@@ -106,7 +106,7 @@ impl FdKind {
         })
     }
 
-    /// The runtime's variant name (`uv::__private::FdKind::…`).
+    /// The runtime's variant name (`uv::runtime::FdKind::…`).
     pub fn variant(self) -> &'static str {
         match self {
             FdKind::Any => "Any",
@@ -648,8 +648,8 @@ impl Conv {
         min_1s_if: Option<&str>,
     ) -> TokenStream {
         match self {
-            Conv::DurationMs => quote!(#rt::__private::duration_to_ms(#e)),
-            Conv::DurationMsU32 => quote!(#rt::__private::duration_to_ms_u32(#e, #op)?),
+            Conv::DurationMs => quote!(#rt::runtime::duration_to_ms(#e)),
+            Conv::DurationMsU32 => quote!(#rt::runtime::duration_to_ms_u32(#e, #op)?),
             // The flag argument is converted after this one (conversions run in
             // reverse order), so it is still a `bool` here.
             Conv::DurationS => {
@@ -660,21 +660,21 @@ impl Conv {
                     }
                     None => quote!(false),
                 };
-                quote!(#rt::__private::duration_to_s(#e, #min_1s, #op)?)
+                quote!(#rt::runtime::duration_to_s(#e, #min_1s, #op)?)
             }
             Conv::U8 | Conv::Bool => quote!(::core::primitive::i32::from(#e)),
-            Conv::IpAddr => quote!(#rt::__private::c_ip(#e)),
-            Conv::IpAddrOpt => quote!(#e.map(#rt::__private::c_ip)),
-            Conv::Fd | Conv::Socket => quote!(#rt::__private::fd(#e, #op)?),
-            Conv::SocketAddr => quote!(#rt::__private::SockAddr::new(&#e)),
-            Conv::CStrPath => quote!(#rt::__private::c_path(#e.as_ref(), #op)?),
-            Conv::CStr => quote!(#rt::__private::c_str(#e, #op)?),
-            Conv::CStrOpt => quote!(#e.map(|s| #rt::__private::c_str(s, #op)).transpose()?),
-            Conv::CStrPathLen => quote!(#rt::__private::path_bytes(#e.as_ref())),
+            Conv::IpAddr => quote!(#rt::runtime::c_ip(#e)),
+            Conv::IpAddrOpt => quote!(#e.map(#rt::runtime::c_ip)),
+            Conv::Fd | Conv::Socket => quote!(#rt::runtime::fd(#e, #op)?),
+            Conv::SocketAddr => quote!(#rt::runtime::SockAddr::new(&#e)),
+            Conv::CStrPath => quote!(#rt::runtime::c_path(#e.as_ref(), #op)?),
+            Conv::CStr => quote!(#rt::runtime::c_str(#e, #op)?),
+            Conv::CStrOpt => quote!(#e.map(|s| #rt::runtime::c_str(s, #op)).transpose()?),
+            Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e.as_ref())),
             // Unknown values never reach libuv: `EINVAL`.
             Conv::Enum(t) => {
                 let t = ident(t);
-                quote!(#rt::__private::enum_arg(
+                quote!(#rt::runtime::enum_arg(
                     #e.raw(),
                     !::core::matches!(#rt::#t::from_raw(#e.raw()), #rt::#t::Other(_)),
                     #op,
@@ -689,7 +689,7 @@ impl Conv {
                     let ms = allow.iter().map(|m| ident(m));
                     quote!(#( #rt::#t::#ms.bits() )|*)
                 };
-                quote!(#rt::__private::flags_arg(#e.bits(), #allowed, #op)? as _)
+                quote!(#rt::runtime::flags_arg(#e.bits(), #allowed, #op)? as _)
             }
             _ => quote!(#e),
         }
@@ -712,7 +712,7 @@ impl Conv {
     /// The expression that turns the C value `e` into the Rust value.
     pub fn from_c(&self, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
         match self {
-            Conv::DurationMs => quote!(#rt::__private::ms_to_duration(#e)),
+            Conv::DurationMs => quote!(#rt::runtime::ms_to_duration(#e)),
             Conv::DurationMsU32 => {
                 quote!(::std::time::Duration::from_millis(::core::primitive::u64::from(#e)))
             }
@@ -730,12 +730,12 @@ impl Conv {
                 let t = ident(t);
                 quote!(#rt::#t::from_bits_retain(#e as u32))
             }
-            Conv::Status => quote!(#rt::__private::status(#e, #op)),
+            Conv::Status => quote!(#rt::runtime::status(#e, #op)),
             // Unsafe functions, called inside the trampoline's `unsafe` block (its
             // SAFETY comment states why): libuv passes NULL or a string / struct
             // that stays valid for the callback, which is all the borrow lives for.
-            Conv::CStrPathOpt => quote!(#rt::__private::opt_path(#e)),
-            Conv::Stat => quote!(#rt::__private::stat(#e)),
+            Conv::CStrPathOpt => quote!(#rt::runtime::opt_path(#e)),
+            Conv::Stat => quote!(#rt::runtime::stat(#e)),
             _ => quote!(#e),
         }
     }

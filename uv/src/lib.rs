@@ -69,9 +69,17 @@ pub type RawSocket = std::os::fd::RawFd;
 #[cfg(windows)]
 pub type RawSocket = u64;
 
-/// Items the generated code uses. Not part of the public API.
-#[doc(hidden)]
-pub mod __private {
+/// The runtime surface generated code calls: what `uv::handle!` expansions are made
+/// of, in this crate and in crates that declare their own handle types from spec
+/// files (see `spec/README.md`, "Adding a handle type").
+///
+/// Hand-written code has no need of it: everything here is reached through the
+/// generated types. The functions check the preconditions their docs state and
+/// return `uv::Error`; the `unsafe` ones and the `unsafe` traits state what their
+/// caller guarantees, and the generated code says where each guarantee comes from
+/// in a `// SAFETY:` comment. It follows the crate's version like the rest of the
+/// API, so a crate's generated code keeps compiling within a minor version.
+pub mod runtime {
     pub use crate::addr::{read_sockaddr, SockAddr};
     pub use crate::callback::Slot;
     pub use crate::contracts::{

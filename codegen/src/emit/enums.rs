@@ -78,7 +78,7 @@ fn flags(e: &EnumSpec, ctx: &Ctx) -> TokenStream {
         .map(|m| ident(&names::enum_member_sys(e, m)))
         .collect();
     quote! {
-        #rt::__private::bitflags::bitflags! {
+        #rt::runtime::bitflags::bitflags! {
             #doc
             ///
             /// Bits unknown to this version of the bindings are kept (`from_bits_retain`).

@@ -1,6 +1,6 @@
 //! Handle types: a counted wrapper type, its callback slots and trampolines, its
 //! constructors, methods and properties. The lifecycle itself is the runtime core's
-//! (`uv::__private::Typed`, `dispatch`).
+//! (`uv::runtime::Typed`, `dispatch`).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -162,7 +162,7 @@ fn with_fd(
         _ => unreachable!("with_fd is only called for descriptor conversions"),
     };
     let kind = format_ident!("{}", kind.variant());
-    let kind = quote!(#rt::__private::FdKind::#kind);
+    let kind = quote!(#rt::runtime::FdKind::#kind);
     let safe = if owned {
         quote! {
             #doc
@@ -171,10 +171,10 @@ fn with_fd(
             /// the handle owns it (libuv closes it with the handle), on error it is
             /// handed back in the `Rejected`. The `…_raw` variant takes a raw one.
             pub fn #fname(#self_param #(#params),*) -> ::core::result::Result<#ok_ty, #rt::Rejected<::std::os::fd::OwnedFd>> {
-                let #name = #rt::__private::owned_fd(::core::convert::Into::into(#name), #kind, #op)?;
+                let #name = #rt::runtime::owned_fd(::core::convert::Into::into(#name), #kind, #op)?;
                 let __fd = ::std::os::fd::AsRawFd::as_raw_fd(&#name);
                 let __r = (move || -> #rt::Result<#ok_ty> { #body })();
-                #rt::__private::settle_owned_fd(__r, #name, |__v| {
+                #rt::runtime::settle_owned_fd(__r, #name, |__v| {
                     let __h: &#rt::Handle = #handle_of;
                     __h.fileno().ok()
                 })
@@ -190,11 +190,11 @@ fn with_fd(
             /// `Rejected`. The `…_raw` variant takes a raw descriptor.
             pub fn #fname<__S: ::std::os::fd::AsFd + 'static>(#self_param #(#params),*) -> ::core::result::Result<#ok_ty, #rt::Rejected<__S>> {
                 let __fd = ::std::os::fd::AsRawFd::as_raw_fd(&::std::os::fd::AsFd::as_fd(&#name));
-                if let ::core::result::Result::Err(e) = #rt::__private::fd_kind(__fd, #kind, #op) {
+                if let ::core::result::Result::Err(e) = #rt::runtime::fd_kind(__fd, #kind, #op) {
                     return ::core::result::Result::Err(#rt::Rejected::new(e, #name));
                 }
                 let __r = (move || -> #rt::Result<#ok_ty> { #body })();
-                #rt::__private::settle_kept(__r, #name, __fd, #op, |__v| {
+                #rt::runtime::settle_kept(__r, #name, __fd, #op, |__v| {
                     let __h: &#rt::Handle = #handle_of;
                     __h
                 })
@@ -214,7 +214,7 @@ fn with_fd(
 
         #raw_doc
         pub unsafe fn #raw_name(#self_param #(#raw_params),*) -> #rt::Result<#ok_ty> {
-            #rt::__private::fd_kind(#name, #kind, #op)?;
+            #rt::runtime::fd_kind(#name, #kind, #op)?;
             let __fd = #name;
             #body
         }
@@ -229,7 +229,7 @@ fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStr
     }
     let checks = m.requires.iter().map(|r| {
         let f = ident(r);
-        quote!(#rt::__private::contracts::#f(raw.cast(), #op)?;)
+        quote!(#rt::runtime::contracts::#f(raw.cast(), #op)?;)
     });
     let sf = safety(
         ctx,
@@ -314,7 +314,7 @@ impl HandleEmitter<'_> {
                 match sig.parse::<TokenStream>() {
                     Ok(ty) => {
                         let cdoc = doc_attr(&cb.doc);
-                        slot_fields.push(quote!(#cdoc #slot: #rt::__private::Slot<dyn #ty>));
+                        slot_fields.push(quote!(#cdoc #slot: #rt::runtime::Slot<dyn #ty>));
                         slot_names.push(slot);
                     }
                     Err(_) => self
@@ -334,8 +334,7 @@ impl HandleEmitter<'_> {
                 }
             }
             let cdoc = doc_attr(&cb.doc);
-            slot_fields
-                .push(quote!(#cdoc #slot: #rt::__private::Slot<dyn FnMut(&#name, #(#tys),*)>));
+            slot_fields.push(quote!(#cdoc #slot: #rt::runtime::Slot<dyn FnMut(&#name, #(#tys),*)>));
             slot_names.push(slot.clone());
             let tramp = ident(&names::trampoline(&h.name, &cb.name));
             let pnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
@@ -359,7 +358,7 @@ impl HandleEmitter<'_> {
                 unsafe extern "C" fn #tramp(raw: *mut #rt::sys::#raw_ty, #(#pnames: #ptys),*) {
                     #sf
                     unsafe {
-                        #rt::__private::dispatch::<#name, _>(raw, |s| &s.#slot, |cb, h| {
+                        #rt::runtime::dispatch::<#name, _>(raw, |s| &s.#slot, |cb, h| {
                             #( let #pnames = #convs; )*
                             cb(h, #(#pnames),*)
                         })
@@ -388,7 +387,7 @@ impl HandleEmitter<'_> {
         let body = quote! {
             let slots = #slots::default();
             #( #prep )*
-            #rt::__private::Typed::new(loop_, slots, #op, |l, h| {
+            #rt::runtime::Typed::new(loop_, slots, #op, |l, h| {
                 #sf
                 unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
             })
@@ -473,7 +472,7 @@ impl HandleEmitter<'_> {
                 let raw = self.inner.raw(#op)?;
                 #requires
                 #( #prep )*
-                #rt::__private::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
+                #rt::runtime::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
                     #call
                 })
             }
@@ -503,7 +502,7 @@ impl HandleEmitter<'_> {
             pub fn #fname(&self, #(#params),*) -> #rt::Result<#ty> {
                 let raw = self.inner.raw(#op)?;
                 #( #prep )*
-                #rt::__private::#reader(#op, |out, len| {
+                #rt::runtime::#reader(#op, |out, len| {
                     #sf
                     unsafe { #rt::sys::#cfn(raw, #(#c_args,)* out, len) }
                 })
@@ -517,12 +516,12 @@ impl HandleEmitter<'_> {
         Some(match &m.returns {
             Returns::Status => (
                 quote!(#rt::Result<()>),
-                quote!(#rt::__private::check(rc, #op)),
+                quote!(#rt::runtime::check(rc, #op)),
             ),
             Returns::Void => (quote!(#rt::Result<()>), quote!(Ok(()))),
             Returns::Count => (
                 quote!(#rt::Result<usize>),
-                quote!(#rt::__private::check(rc, #op).map(|()| rc as usize)),
+                quote!(#rt::runtime::check(rc, #op).map(|()| rc as usize)),
             ),
             Returns::Value(conv) => match rust_ty(conv, rt) {
                 Some(t) => {
@@ -695,7 +694,7 @@ impl HandleEmitter<'_> {
                         // `void` or an `int` status, whichever the C setter returns.
                     #[allow(clippy::let_unit_value)]
                     let rc = unsafe { #rt::sys::#cfn(raw, value) };
-                        #rt::__private::SetterResult::into_result(rc, #op)
+                        #rt::runtime::SetterResult::into_result(rc, #op)
                     }
                 });
             }
@@ -714,7 +713,7 @@ impl HandleEmitter<'_> {
         let (name, slots, cfg) = (&self.name, &self.slots, &self.cfg);
         let mut stream_impl = TokenStream::new();
         if h.parent == HandleParent::Stream {
-            slot_fields.push(quote!(stream: #rt::__private::StreamSlots<#name>));
+            slot_fields.push(quote!(stream: #rt::runtime::StreamSlots<#name>));
             slot_names.push(ident("stream"));
             let sf = safety(
                 ctx,
@@ -724,8 +723,8 @@ impl HandleEmitter<'_> {
                 #sf
                 #cfg
                 #[allow(unsafe_code)]
-                unsafe impl #rt::__private::StreamKind for #name {
-                    fn stream_slots(slots: &#slots) -> &#rt::__private::StreamSlots<#name> {
+                unsafe impl #rt::runtime::StreamKind for #name {
+                    fn stream_slots(slots: &#slots) -> &#rt::runtime::StreamSlots<#name> {
                         &slots.stream
                     }
                 }
@@ -783,9 +782,9 @@ impl HandleEmitter<'_> {
             h.c_type.value
         ));
         let keep = match h.keep_alive {
-            KeepAlive::Active => quote!(#rt::__private::KeepAlive::Active),
-            KeepAlive::Never => quote!(#rt::__private::KeepAlive::Never),
-            KeepAlive::Custom => quote!(#rt::__private::KeepAlive::Custom(#name::keeps_alive)),
+            KeepAlive::Active => quote!(#rt::runtime::KeepAlive::Active),
+            KeepAlive::Never => quote!(#rt::runtime::KeepAlive::Never),
+            KeepAlive::Custom => quote!(#rt::runtime::KeepAlive::Custom(#name::keeps_alive)),
         };
         let sf_kind = safety(
             ctx,
@@ -796,7 +795,7 @@ impl HandleEmitter<'_> {
             #doc
             #[repr(transparent)]
             pub struct #name {
-                inner: #rt::__private::Typed<#name>,
+                inner: #rt::runtime::Typed<#name>,
             }
 
             #cfg
@@ -808,7 +807,7 @@ impl HandleEmitter<'_> {
             }
 
             #cfg
-            impl #rt::__private::Slots for #slots {
+            impl #rt::runtime::Slots for #slots {
                 fn clear(&self) {
                     #( self.#slot_names.clear(); )*
                 }
@@ -817,15 +816,15 @@ impl HandleEmitter<'_> {
             #sf_kind
             #cfg
             #[allow(unsafe_code)]
-            unsafe impl #rt::__private::HandleKind for #name {
+            unsafe impl #rt::runtime::HandleKind for #name {
                 type Raw = #rt::sys::#raw_ty;
                 type Slots = #slots;
-                const KEEP_ALIVE: #rt::__private::KeepAlive = #keep;
+                const KEEP_ALIVE: #rt::runtime::KeepAlive = #keep;
                 const NAME: &'static str = #name_str;
-                fn from_typed(inner: #rt::__private::Typed<#name>) -> Self {
+                fn from_typed(inner: #rt::runtime::Typed<#name>) -> Self {
                     #name { inner }
                 }
-                fn typed(&self) -> &#rt::__private::Typed<#name> {
+                fn typed(&self) -> &#rt::runtime::Typed<#name> {
                     &self.inner
                 }
             }

@@ -45,7 +45,7 @@ pub(crate) fn ident(s: &str) -> Ident {
 /// comment; in macro output it expands to nothing.
 pub(crate) fn safety(ctx: &Ctx, why: &str) -> TokenStream {
     let rt = &ctx.rt;
-    quote::quote!(#rt::__private::safety!(#why);)
+    quote::quote!(#rt::runtime::safety!(#why);)
 }
 
 /// Formats generated tokens as a file: header, then the code.
@@ -62,10 +62,10 @@ pub fn render(tokens: TokenStream, source: &str) -> Result<String, syn::Error> {
     Ok(out)
 }
 
-/// Replaces each `::uv::__private::safety!("…");` statement (on one line or wrapped
+/// Replaces each `::uv::runtime::safety!("…");` statement (on one line or wrapped
 /// over several by the formatter) with a `// SAFETY: …` comment at its indentation.
 fn safety_comments(body: &str) -> String {
-    const MARK: &str = "::uv::__private::safety!(";
+    const MARK: &str = "::uv::runtime::safety!(";
     let mut out = String::with_capacity(body.len());
     let mut rest = body;
     while let Some(at) = rest.find(MARK) {
@@ -104,7 +104,7 @@ pub(crate) fn doc_attr(doc: &str) -> TokenStream {
 mod tests {
     #[test]
     fn safety_markers_become_comments_on_one_or_several_lines() {
-        let body = "fn f() {\n    ::uv::__private::safety!(\"short\");\n    let a = 1;\n    ::uv::__private::safety!(\n        \"a \\\"long\\\" one\"\n    );\n    let b = 2;\n}\n";
+        let body = "fn f() {\n    ::uv::runtime::safety!(\"short\");\n    let a = 1;\n    ::uv::runtime::safety!(\n        \"a \\\"long\\\" one\"\n    );\n    let b = 2;\n}\n";
         assert_eq!(
             super::safety_comments(body),
             "fn f() {\n    // SAFETY: short\n    let a = 1;\n    // SAFETY: a \"long\" one\n    let b = 2;\n}\n"

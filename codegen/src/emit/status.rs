@@ -63,7 +63,7 @@ pub fn status_codes(spec: &Spec, ctx: &Ctx) -> TokenStream {
 
             /// libuv's message for the code (`uv_strerror`).
             pub fn message(self) -> ::std::string::String {
-                #rt::__private::strerror(self.raw())
+                #rt::runtime::strerror(self.raw())
             }
         }
 
