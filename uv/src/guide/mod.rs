@@ -28,8 +28,9 @@
 //! libuv-safe = "0.1"
 //! ```
 //!
-//! libuv is built from source by `libuv-sys2`, which needs a C compiler and, for
-//! bindgen, libclang (Debian: `apt-get install libclang-dev`).
+//! `libuv-sys2` builds the libuv 1.53 it vendors (or uses a system libuv 1.53.x
+//! that pkg-config finds); the build needs a C compiler and, for bindgen, libclang
+//! (Debian: `apt-get install libclang-dev`).
 //!
 //! # A first program
 //!
