@@ -8,7 +8,9 @@ fn main() {
     let manifest = PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
     );
-    let spec_dir = manifest.join("..").join("spec");
+    // `uv/spec` links to the workspace's spec/ directory; in a published package it
+    // is a copy of it.
+    let spec_dir = manifest.join("spec");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", spec_dir.display());

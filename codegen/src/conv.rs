@@ -817,7 +817,7 @@ mod readme {
     const END: &str = "<!-- conversions: end -->";
 
     /// `spec/README.md`'s conversion table is the table's rendering
-    /// (`UV_BLESS=1 cargo test -p uv-codegen` rewrites it).
+    /// (`UV_BLESS=1 cargo test -p libuv-safe-codegen` rewrites it).
     #[test]
     fn spec_readme_shows_the_table() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/README.md");

@@ -7,7 +7,7 @@
 //! callback drains everything available and stops on "all results seen", not on
 //! a number of calls.
 //!
-//! Run with `cargo run -p uv --example async_worker`.
+//! Run with `cargo run -p libuv-safe --example async_worker`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

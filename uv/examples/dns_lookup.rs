@@ -7,7 +7,10 @@
 //! and asynchronous answers must agree (the addresses as sets, since their order is
 //! the resolver's).
 //!
-//! Run with `cargo run -p uv --example dns_lookup`.
+//! Run with `cargo run -p libuv-safe --example dns_lookup`. As a tool:
+//! `cargo run -p libuv-safe --example dns_lookup -- NAME...` looks up each name
+//! (all at once, on the thread pool), prints the addresses, and exits with an
+//! error if one of them fails; that may use the network.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -41,7 +44,45 @@ fn print_infos(label: &str, infos: &[uv::AddrInfo]) {
     }
 }
 
+/// The tool: looks up `names` concurrently and prints what each resolves to.
+fn lookup(names: Vec<String>) -> Result<(), uv::Error> {
+    let lp = uv::Loop::new()?;
+    let failures = Rc::new(RefCell::new(Vec::new()));
+    for name in names {
+        let failed = failures.clone();
+        let query = name.clone();
+        lp.getaddrinfo_with(
+            Some(&query),
+            None,
+            &uv::AddrInfoHints::default(),
+            move |r| match r {
+                Ok(infos) => {
+                    let mut addrs: Vec<_> = infos.iter().map(|ai| ai.addr.ip()).collect();
+                    addrs.sort();
+                    addrs.dedup();
+                    let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                    println!("{name}: {}", list.join(" "));
+                }
+                Err(e) => {
+                    println!("{name}: {e}");
+                    failed.borrow_mut().push(e);
+                }
+            },
+        )?;
+    }
+    lp.run(uv::RunMode::Default)?;
+    let first_failure = failures.borrow().first().copied();
+    match first_failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 fn main() -> Result<(), uv::Error> {
+    let names: Vec<String> = std::env::args().skip(1).collect();
+    if !names.is_empty() {
+        return lookup(names);
+    }
     let lp = uv::Loop::new()?;
     let hints = uv::AddrInfoHints::default();
     let loopback: SocketAddr = "127.0.0.1:80".parse().expect("address");

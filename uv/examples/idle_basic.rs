@@ -2,7 +2,7 @@
 //! iteration counts to a million, then stops itself, which lets the loop end.
 //! Then shows that a stopped idle handle no longer keeps the loop alive.
 //!
-//! Run with `cargo run -p uv --example idle_basic`.
+//! Run with `cargo run -p libuv-safe --example idle_basic`.
 
 use std::cell::Cell;
 use std::rc::Rc;

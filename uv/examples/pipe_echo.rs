@@ -10,7 +10,7 @@
 //! is back, then shuts its write side down; the server sees EOF and closes, the
 //! client sees EOF in turn and closes, and the loop ends with no handle left.
 //!
-//! Run with `cargo run -p uv --example pipe_echo`.
+//! Run with `cargo run -p libuv-safe --example pipe_echo`.
 
 use uv::Stream;
 #[cfg(unix)]

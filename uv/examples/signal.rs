@@ -3,7 +3,7 @@
 //! the first delivery. The example sends both signals to its own process with
 //! `kill`.
 //!
-//! Run with `cargo run -p uv --example signal`.
+//! Run with `cargo run -p libuv-safe --example signal`.
 
 #[cfg(unix)]
 fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,15 +1,16 @@
-//! The libuv guide's TCP echo server, with its client in the same loop.
+//! A TCP echo server and its client in the same loop: 1,000 lines there and back.
 //!
 //! The server listens on 127.0.0.1 (port 0: the system picks a free port, read back
 //! with `local_addr`), accepts a connection into a new `Tcp` handle and writes back
 //! every chunk it reads. On end of stream it closes the connection, and since this
 //! server serves one client, it closes the listening handle too.
 //!
-//! The client connects, writes three lines, reads until the whole echo is back,
-//! then shuts its write side down; the server sees EOF and closes, the client sees
-//! EOF in turn and closes, and the loop ends with no handle left.
+//! The client connects, writes 1,000 lines (one write each), reads until the whole
+//! echo is back, then shuts its write side down; the server sees EOF and closes,
+//! the client sees EOF in turn and closes, and the loop ends with no handle left.
+//! The echo is checked line by line; any failure panics (exit status 101).
 //!
-//! Run with `cargo run -p uv --example tcp_echo`.
+//! Run with `cargo run -p libuv-safe --example tcp_echo`.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -17,11 +18,14 @@ use std::rc::Rc;
 use std::time::Duration;
 use uv::Stream;
 
-const LINES: [&str; 3] = ["hello\n", "echo server\n", "goodbye\n"];
+const LINES: usize = 1_000;
 
 fn main() -> Result<(), uv::Error> {
     let lp = uv::Loop::new()?;
-    let sent: Vec<u8> = LINES.concat().into_bytes();
+    let lines: Vec<String> = (0..LINES)
+        .map(|i| format!("line {i:04}: the quick brown fox jumps over the lazy dog\n"))
+        .collect();
+    let sent: Vec<u8> = lines.concat().into_bytes();
     let echoed = Rc::new(RefCell::new(Vec::<u8>::new()));
     let server_saw_eof = Rc::new(Cell::new(false));
     let client_saw_eof = Rc::new(Cell::new(false));
@@ -48,11 +52,6 @@ fn main() -> Result<(), uv::Error> {
         let (srv, eof) = (srv.clone(), eof.clone());
         conn.read_start(move |c, data| match data {
             Ok(bytes) => {
-                println!(
-                    "server: read {} bytes, echoing {:?}",
-                    bytes.len(),
-                    String::from_utf8_lossy(bytes)
-                );
                 c.write(bytes.to_vec(), |_c, r| r.expect("server write"))
                     .expect("queue server write");
             }
@@ -80,18 +79,15 @@ fn main() -> Result<(), uv::Error> {
             c.local_addr().expect("sockname"),
             c.peer_addr().expect("peername")
         );
-        for line in LINES {
-            c.write(line, move |_c, r| {
-                r.expect("client write");
-                println!("client: wrote {line:?}");
-            })
-            .expect("queue client write");
+        for line in lines {
+            c.write(line, |_c, r| r.expect("client write"))
+                .expect("queue client write");
         }
+        println!("client: queued {LINES} lines");
         let mut shut = false;
         c.read_start(move |c, data| match data {
             Ok(bytes) => {
                 got.borrow_mut().extend_from_slice(bytes);
-                println!("client: read back {:?}", String::from_utf8_lossy(bytes));
                 if !shut && got.borrow().len() >= total {
                     shut = true;
                     println!("client: whole echo received; shutting down the write side");
@@ -125,13 +121,17 @@ fn main() -> Result<(), uv::Error> {
     lp.run(uv::RunMode::Default)?;
 
     let echoed = echoed.borrow();
-    println!(
-        "sent {} bytes, echoed {} bytes: {:?}",
-        sent.len(),
-        echoed.len(),
-        String::from_utf8_lossy(&echoed)
-    );
+    println!("sent {} bytes, echoed {} bytes", sent.len(), echoed.len());
     assert!(!more);
+    let text = String::from_utf8(echoed.clone()).expect("the echo is UTF-8");
+    let back: Vec<&str> = text.split_inclusive('\n').collect();
+    assert_eq!(back.len(), LINES, "every line came back");
+    for (i, line) in back.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("line {i:04}: ")),
+            "line {i}: {line:?}"
+        );
+    }
     assert_eq!(*echoed, sent);
     assert_eq!(accepted.get(), 1);
     assert!(server_saw_eof.get());
@@ -139,6 +139,6 @@ fn main() -> Result<(), uv::Error> {
     assert!(server.is_closed());
     assert!(client.is_closed());
     assert_eq!(lp.handle_count(), 0);
-    println!("done: echo matches, every handle closed");
+    println!("done: {LINES} lines echoed in order, every handle closed");
     Ok(())
 }

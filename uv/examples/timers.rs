@@ -2,7 +2,7 @@
 //! closes itself from its own callback, and `set_repeat` + `again` turning a
 //! one-shot timer into a repeating one.
 //!
-//! Run with `cargo run -p uv --example timers`.
+//! Run with `cargo run -p libuv-safe --example timers`.
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -9,7 +9,7 @@
 //! that each echo equals what it sent and comes from the server, and after the third
 //! closes both sockets; the loop then ends with no handle left.
 //!
-//! Run with `cargo run -p uv --example udp_echo`.
+//! Run with `cargo run -p libuv-safe --example udp_echo`.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;

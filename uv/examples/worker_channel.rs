@@ -7,7 +7,7 @@
 //! report was handled. A `Timer::once` is the deadline: if the workers hang, it
 //! stops the loop (it is unreferenced, so it does not hold the loop open by itself).
 //!
-//! Run with `cargo run -p uv --example worker_channel`.
+//! Run with `cargo run -p libuv-safe --example worker_channel`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

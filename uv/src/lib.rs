@@ -1,7 +1,11 @@
 //! Safe libuv for Rust, generated from a spec.
 //!
+//! Start with the [`guide`]: the loop, handles and which of them keep running after
+//! their value is dropped, callbacks, threads, errors, panics, and a runnable
+//! example for every handle type and every request.
+//!
 //! The status codes, the error hierarchy, the enums and the handle types are generated
-//! from the data files in the repository's `spec/` directory and checked against the
+//! from the data files in `spec/` (shipped in the package) and checked against the
 //! libuv headers at build time; the runtime core (loop, handle lifecycle, callbacks)
 //! is written by hand.
 //!
@@ -31,6 +35,7 @@ mod contracts;
 mod dns;
 mod error;
 mod generated;
+pub mod guide;
 mod handle;
 pub mod handles;
 mod loop_;
@@ -49,6 +54,12 @@ pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
 pub use stat::Stat;
 pub use stream::{PoolAllocator, ReadAllocator, Stream, WriteData, READ_BUFFER_SIZE};
 pub use timeout::Timeout;
+
+/// The README's code examples, run as doctests (`uv/README.md` is a link to the
+/// repository's README, and the package's copy of it).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Declares a handle type from a spec file (see `spec/README.md`, "Adding a handle type").
 pub use uv_macros::handle;

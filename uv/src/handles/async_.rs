@@ -9,7 +9,7 @@ use libuv_sys2 as sys;
 use crate::error::{check, Error, Result};
 use crate::loop_::LoopHandle;
 
-uv_macros::handle!("../spec/handles/async.toml");
+uv_macros::handle!("spec/handles/async.toml");
 
 /// Loop teardown: shuts the senders of every `Async` among `handles` (sends from now
 /// on answer `ClosedHandle`) and tells whether one of them has a wake-up pending,

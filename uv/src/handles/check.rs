@@ -1,3 +1,3 @@
 //! The Check handle, generated from `spec/handles/check.toml`.
 
-uv_macros::handle!("../spec/handles/check.toml");
+uv_macros::handle!("spec/handles/check.toml");

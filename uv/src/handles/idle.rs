@@ -1,3 +1,3 @@
 //! The Idle handle, generated from `spec/handles/idle.toml`.
 
-uv_macros::handle!("../spec/handles/idle.toml");
+uv_macros::handle!("spec/handles/idle.toml");

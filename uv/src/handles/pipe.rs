@@ -1,7 +1,7 @@
 //! The pipe handle, generated from `spec/handles/pipe.toml`, and conversions from
 //! the `std` Unix socket types.
 
-uv_macros::handle!("../spec/handles/pipe.toml");
+uv_macros::handle!("spec/handles/pipe.toml");
 
 impl Pipe {
     /// A new pipe able to pass handles (IPC): `Pipe::new(lp, true)`.

@@ -1,3 +1,3 @@
 //! The Poll handle, generated from `spec/handles/poll.toml`.
 
-uv_macros::handle!("../spec/handles/poll.toml");
+uv_macros::handle!("spec/handles/poll.toml");

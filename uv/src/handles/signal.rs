@@ -1,7 +1,7 @@
 //! The Signal handle, generated from `spec/handles/signal.toml`, and the hook its
 //! methods run after libuv (`after = "restore_ignored_signals"` in the spec).
 
-uv_macros::handle!("../spec/handles/signal.toml");
+uv_macros::handle!("spec/handles/signal.toml");
 
 impl Signal {
     /// The signal the handle watches: `None` when it is not started (or was

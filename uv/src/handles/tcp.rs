@@ -6,7 +6,7 @@ use libuv_sys2 as sys;
 use crate::error::Result;
 use crate::AddressFamily;
 
-uv_macros::handle!("../spec/handles/tcp.toml");
+uv_macros::handle!("spec/handles/tcp.toml");
 
 impl Tcp {
     /// The socket's address family: `None` while it has no socket or is not bound

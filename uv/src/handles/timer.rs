@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::loop_::LoopHandle;
 
-uv_macros::handle!("../spec/handles/timer.toml");
+uv_macros::handle!("spec/handles/timer.toml");
 
 impl Timer {
     /// A new timer that calls `callback` once, after `timeout`, then stops.

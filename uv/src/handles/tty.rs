@@ -6,7 +6,7 @@ use libuv_sys2 as sys;
 use crate::error::{check, Result};
 use crate::{HandleType, TtyVtermState};
 
-uv_macros::handle!("../spec/handles/tty.toml");
+uv_macros::handle!("spec/handles/tty.toml");
 
 impl Tty {
     /// The terminal's size in columns and rows (`uv_tty_get_winsize`).

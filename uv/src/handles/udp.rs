@@ -12,7 +12,7 @@ use crate::handle::dispatch;
 use crate::stream::WriteData;
 use crate::UdpFlags;
 
-uv_macros::handle!("../spec/handles/udp.toml");
+uv_macros::handle!("spec/handles/udp.toml");
 
 /// One datagram received: its bytes (borrowed from the loop's read buffer for the
 /// length of the callback), its sender and libuv's flags (`UdpFlags::PARTIAL` when
