@@ -11,10 +11,7 @@ use uv::{
 };
 
 fn stream_hints() -> AddrInfoHints {
-    AddrInfoHints {
-        socktype: Some(SocketType::Stream),
-        ..AddrInfoHints::default()
-    }
+    AddrInfoHints::default().with_socktype(SocketType::Stream)
 }
 
 #[test]
@@ -38,11 +35,9 @@ fn getaddrinfo_sync_resolves_localhost() {
 #[test]
 fn getaddrinfo_numeric_hosts_and_families() {
     let lp = Loop::new().unwrap();
-    let hints = AddrInfoHints {
-        family: AddressFamily::Inet6,
-        flags: AddrInfoFlags::NUMERICHOST | AddrInfoFlags::NUMERICSERV,
-        ..stream_hints()
-    };
+    let hints = stream_hints()
+        .with_family(AddressFamily::Inet6)
+        .with_flags(AddrInfoFlags::NUMERICHOST | AddrInfoFlags::NUMERICSERV);
     let res = lp.getaddrinfo(Some("::1"), Some("8080"), &hints).unwrap();
     assert_eq!(res.len(), 1);
     assert_eq!(res[0].addr, "[::1]:8080".parse::<SocketAddr>().unwrap());
@@ -52,10 +47,7 @@ fn getaddrinfo_numeric_hosts_and_families() {
 #[test]
 fn unknown_hosts_are_eai_noname() {
     let lp = Loop::new().unwrap();
-    let hints = AddrInfoHints {
-        flags: AddrInfoFlags::NUMERICHOST,
-        ..AddrInfoHints::default()
-    };
+    let hints = AddrInfoHints::default().with_flags(AddrInfoFlags::NUMERICHOST);
     let err = lp
         .getaddrinfo(Some("not-a-number"), None, &hints)
         .unwrap_err();
@@ -113,10 +105,7 @@ fn async_queries_run_on_the_loop() {
     )
     .unwrap();
     let g = got.clone();
-    let hints = AddrInfoHints {
-        flags: AddrInfoFlags::NUMERICHOST,
-        ..AddrInfoHints::default()
-    };
+    let hints = AddrInfoHints::default().with_flags(AddrInfoFlags::NUMERICHOST);
     lp.getaddrinfo_with(Some("nope"), None, &hints, move |r| {
         g.borrow_mut()
             .push(format!("error {}", r.unwrap_err().code()));

@@ -16,8 +16,17 @@ use crate::error::{check, Error, Result};
 use crate::loop_::{LoopHandle, LoopShared};
 use crate::{AddrInfoFlags, AddressFamily, NameInfoFlags, SocketProtocol, SocketType, StatusCode};
 
-/// What a `getaddrinfo` query asks for. The default asks for everything.
+/// What a `getaddrinfo` query asks for. The default asks for everything; the
+/// `with_*` methods narrow it:
+///
+/// ```
+/// let hints = uv::AddrInfoHints::default()
+///     .with_socktype(uv::SocketType::Stream)
+///     .with_flags(uv::AddrInfoFlags::NUMERICHOST);
+/// assert_eq!(hints.socktype, Some(uv::SocketType::Stream));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AddrInfoHints {
     /// Address family (`Unspecified` for any).
     pub family: AddressFamily,
@@ -27,6 +36,32 @@ pub struct AddrInfoHints {
     pub protocol: Option<SocketProtocol>,
     /// `AI_*` flags.
     pub flags: AddrInfoFlags,
+}
+
+impl AddrInfoHints {
+    /// With this address family.
+    pub fn with_family(mut self, family: AddressFamily) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Only this socket type.
+    pub fn with_socktype(mut self, socktype: SocketType) -> Self {
+        self.socktype = Some(socktype);
+        self
+    }
+
+    /// Only this protocol.
+    pub fn with_protocol(mut self, protocol: SocketProtocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// With these `AI_*` flags.
+    pub fn with_flags(mut self, flags: AddrInfoFlags) -> Self {
+        self.flags = flags;
+        self
+    }
 }
 
 impl Default for AddrInfoHints {

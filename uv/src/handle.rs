@@ -856,6 +856,14 @@ impl PartialEq for Handle {
 
 impl Eq for Handle {}
 
+/// Identity: two values are equal, and hash alike, when they refer to the same
+/// handle.
+impl std::hash::Hash for Handle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ptr.hash(state);
+    }
+}
+
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = self.header();

@@ -314,6 +314,12 @@ pub enum WriteData {
     Static(&'static [u8]),
     /// Bytes shared with other writes (a reference count, no copy).
     Shared(std::rc::Rc<[u8]>),
+    /// Bytes shared with other writes and threads (an atomic reference count, no
+    /// copy).
+    SharedSync(std::sync::Arc<[u8]>),
+    /// A `bytes::Bytes` (no copy), with the `bytes` feature.
+    #[cfg(feature = "bytes")]
+    Bytes(bytes::Bytes),
 }
 
 /// libuv's view of the buffers: libuv copies this array into the request, so it
@@ -351,6 +357,9 @@ impl WriteData {
             WriteData::One(v) => Bufs::One([buf(v)]),
             WriteData::Static(v) => Bufs::One([buf(v)]),
             WriteData::Shared(v) => Bufs::One([buf(v)]),
+            WriteData::SharedSync(v) => Bufs::One([buf(v)]),
+            #[cfg(feature = "bytes")]
+            WriteData::Bytes(v) => Bufs::One([buf(v)]),
             WriteData::Many(vs) => Bufs::Many(vs.iter().map(|v| buf(v)).collect()),
         }
     }
@@ -359,6 +368,19 @@ impl WriteData {
 impl From<std::rc::Rc<[u8]>> for WriteData {
     fn from(v: std::rc::Rc<[u8]>) -> Self {
         WriteData::Shared(v)
+    }
+}
+
+impl From<std::sync::Arc<[u8]>> for WriteData {
+    fn from(v: std::sync::Arc<[u8]>) -> Self {
+        WriteData::SharedSync(v)
+    }
+}
+
+#[cfg(feature = "bytes")]
+impl From<bytes::Bytes> for WriteData {
+    fn from(v: bytes::Bytes) -> Self {
+        WriteData::Bytes(v)
     }
 }
 

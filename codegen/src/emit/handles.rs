@@ -852,6 +852,24 @@ impl HandleEmitter<'_> {
             }
 
             #cfg
+            impl ::core::cmp::PartialEq for #name {
+                /// Identity: the same handle.
+                fn eq(&self, other: &#name) -> bool {
+                    self.inner.handle() == other.inner.handle()
+                }
+            }
+
+            #cfg
+            impl ::core::cmp::Eq for #name {}
+
+            #cfg
+            impl ::core::hash::Hash for #name {
+                fn hash<__H: ::core::hash::Hasher>(&self, state: &mut __H) {
+                    ::core::hash::Hash::hash(self.inner.handle(), state)
+                }
+            }
+
+            #cfg
             impl ::core::convert::From<#name> for #rt::Handle {
                 fn from(h: #name) -> #rt::Handle {
                     h.inner.handle().clone()
