@@ -726,6 +726,55 @@ fn request_files(c: &mut Checker<'_>, spec: &Spec) {
         for f in rs.functions() {
             c.function(f);
         }
+        if rs.manual.is_none() {
+            for m in rs.methods.iter().filter(|m| m.manual.is_none()) {
+                request_function_signature(c, rs, m);
+            }
+        }
+    }
+}
+
+/// A generated request function's C signature: `int f(uv_loop_t*, <request>*, the
+/// arguments…, <callback>)`.
+fn request_function_signature(c: &mut Checker<'_>, rs: &RequestSpec, m: &MethodSpec) {
+    let h = c.h;
+    let Some(f) = &m.c else { return };
+    let Some(sig) = h.functions.get(f.as_str()) else {
+        return; // `function` reported it.
+    };
+    let n_args: usize = m.args.iter().map(|a| a.conv.value.c_params()).sum();
+    let want = 2 + n_args + 1;
+    let req_ptr = format!("*mut{}", rs.c_type.value);
+    let fits = sig.params.len() == want
+        && sig.params[0] == "*mutuv_loop_t"
+        && sig.params[1] == req_ptr
+        && sig.ret == "c_int"
+        && h.callbacks.contains_key(sig.params[want - 1].as_str());
+    if !fits {
+        c.out.push(f.loc.error(format!(
+            "`{}` is `{}({})`; a request function takes the loop, the request, {n_args} argument(s) and the completion callback, and returns int",
+            f.value,
+            if sig.ret.is_empty() { "void" } else { sig.ret.as_str() },
+            sig.params.join(", ")
+        )).hint("fix `args`, or mark the function manual"));
+        return;
+    }
+    let mut i = 2;
+    for a in &m.args {
+        let ty = &sig.params[i];
+        if !a.conv.value.accepts(ty, h, None) {
+            c.out.push(
+                a.conv
+                    .loc
+                    .error(format!(
+                        "`{}` takes `{ty}` here, which conversion `{}` does not accept",
+                        f.value,
+                        a.conv.value.name()
+                    ))
+                    .hint("see the conversion table in spec/README.md"),
+            );
+        }
+        i += a.conv.value.c_params();
     }
 }
 

@@ -423,6 +423,90 @@ pub static TABLE: &[ConvDef] = &[
     },
 ];
 
+/// How a completed request gives its value: `result = "…"` on the functions of a
+/// request file. The reader is `uv::runtime::loop_request::<reader_mod>::<reader>`.
+#[derive(Debug)]
+pub struct ResultDef {
+    /// The spec's name.
+    pub name: &'static str,
+    /// The request struct it reads.
+    pub c_type: &'static str,
+    /// The runtime module of the reader.
+    pub reader_mod: &'static str,
+    /// The runtime reader.
+    pub reader: &'static str,
+    /// The Rust type, as tokens' text.
+    pub rust: &'static str,
+    /// What it gives.
+    pub notes: &'static str,
+}
+
+/// Every request result.
+pub static REQUEST_RESULTS: &[ResultDef] = &[
+    ResultDef {
+        name: "status",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "unit",
+        rust: "()",
+        notes: "Success, or the error of a negative `result`.",
+    },
+    ResultDef {
+        name: "count",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "count",
+        rust: "usize",
+        notes: "The non-negative `result` (bytes, entries).",
+    },
+    ResultDef {
+        name: "stat",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "stat",
+        rust: "uv::Stat",
+        notes: "The `statbuf` the request filled in.",
+    },
+    ResultDef {
+        name: "path",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "path",
+        rust: "std::path::PathBuf",
+        notes: "The request's `path` (what `mkdtemp` made of its template).",
+    },
+    ResultDef {
+        name: "ptr_path",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "ptr_path",
+        rust: "std::path::PathBuf",
+        notes: "The C string in the request's `ptr` (`realpath`, `readlink`).",
+    },
+];
+
+/// The request result named `name`.
+pub fn find_result(name: &str) -> Option<&'static ResultDef> {
+    REQUEST_RESULTS.iter().find(|d| d.name == name)
+}
+
+impl ResultDef {
+    /// The Rust type.
+    pub fn rust_ty(&self, rt: &TokenStream) -> TokenStream {
+        match self.rust {
+            "uv::Stat" => quote!(#rt::Stat),
+            other => other.parse().expect("the table's Rust types parse"),
+        }
+    }
+
+    /// The reader function.
+    pub fn reader_path(&self, rt: &TokenStream) -> TokenStream {
+        let m = ident(self.reader_mod);
+        let f = ident(self.reader);
+        quote!(#rt::runtime::loop_request::#m::#f)
+    }
+}
+
 /// The row named `name`.
 pub fn find(name: &str) -> Option<&'static ConvDef> {
     TABLE.iter().find(|d| d.name == name)

@@ -99,11 +99,34 @@ pub fn expand_handle_file(
     emit::handle(&spec.handles[0], &spec, ctx)
 }
 
+/// Loads one request spec file for the proc-macro path: parse, validate, emit.
+pub fn expand_request_file(
+    display: &Path,
+    text: &str,
+    ctx: &Ctx,
+) -> Result<proc_macro2::TokenStream, Diagnostics> {
+    let file = spec::load_file(display, text)?;
+    let spec::SpecFile::Request(r) = file else {
+        return Err(Diagnostics(vec![Diagnostic::in_file(
+            display,
+            "this spec file does not describe a request",
+        )
+        .hint("request! takes a file with a [request] table")]));
+    };
+    let spec = Spec {
+        requests: vec![r],
+        ..Spec::default()
+    };
+    spec::validate(&spec, None)?;
+    emit::request(&spec.requests[0], ctx)
+}
+
 /// Emits the code of one handle or enum spec file, formatted with its header (what
 /// the golden tests compare). Other kinds need the whole spec directory.
 pub fn expand_spec_file(display: &Path, text: &str, ctx: &Ctx) -> Result<String, Diagnostics> {
     let tokens = match spec::load_file(display, text)? {
         spec::SpecFile::Handle(_) => expand_handle_file(display, text, ctx)?,
+        spec::SpecFile::Request(_) => expand_request_file(display, text, ctx)?,
         spec::SpecFile::Enum(e) => {
             let spec = Spec {
                 enums: vec![e],

@@ -20,6 +20,25 @@ use syn::{parse_macro_input, LitStr};
 /// rather than at the macro call.
 #[proc_macro]
 pub fn handle(input: TokenStream) -> TokenStream {
+    expand(input, uv_codegen::expand_handle_file)
+}
+
+/// Expands a request spec file (a path relative to the calling crate's
+/// `Cargo.toml`) into a request type whose functions take the loop, each in an
+/// asynchronous and a synchronous form. Problems are reported, and the code
+/// written, as for [`handle!`].
+#[proc_macro]
+pub fn request(input: TokenStream) -> TokenStream {
+    expand(input, uv_codegen::expand_request_file)
+}
+
+type Expander = fn(
+    &std::path::Path,
+    &str,
+    &uv_codegen::Ctx,
+) -> Result<proc_macro2::TokenStream, uv_codegen::Diagnostics>;
+
+fn expand(input: TokenStream, expander: Expander) -> TokenStream {
     let lit = parse_macro_input!(input as LitStr);
     let rel = lit.value();
     let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
@@ -33,7 +52,7 @@ pub fn handle(input: TokenStream) -> TokenStream {
         Ok(t) => t,
         Err(e) => return error(&lit, format!("{rel}: cannot read the spec file: {e}")),
     };
-    match uv_codegen::expand_handle_file(
+    match expander(
         std::path::Path::new(&rel),
         &text,
         &uv_codegen::Ctx::default(),

@@ -39,7 +39,9 @@ pub mod guide;
 mod handle;
 pub mod handles;
 mod loop_;
+mod loop_request;
 mod request;
+pub mod requests;
 mod stat;
 mod stream;
 mod timeout;
@@ -51,6 +53,8 @@ pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
+pub use loop_request::Request;
+pub use requests::*;
 pub use stat::Stat;
 pub use stream::{PoolAllocator, ReadAllocator, Stream, WriteData, READ_BUFFER_SIZE};
 pub use timeout::Timeout;
@@ -103,6 +107,12 @@ pub mod runtime {
     }
     pub use crate::handle::{dispatch, HandleKind, KeepAlive, Slots, Typed};
     pub use crate::request::submit;
+    /// The generic core of requests that belong to the loop (request spec files).
+    pub mod loop_request {
+        pub use crate::loop_request::{
+            fs_results, run_sync, submit, Done, LoopRequestKind, Reader,
+        };
+    }
     pub use crate::stream::{StreamKind, StreamSlots};
     pub use bitflags;
 

@@ -9,6 +9,7 @@ mod handles;
 mod status;
 
 mod open_enum;
+mod requests;
 
 /// Re-exported for callers that still name them here.
 pub use crate::names::{enum_member_sys as sys_name, to_snake};
@@ -16,6 +17,7 @@ pub use enums::enums;
 pub use errors::categories;
 pub use fuzz::fuzz_table;
 pub use handles::handle;
+pub use requests::request;
 
 pub use status::status_codes;
 

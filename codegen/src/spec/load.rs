@@ -403,6 +403,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
             let request = t.str_opt("request");
             let requires = t.str_list("requires");
             let after = t.str_opt("after");
+            let result = t.str_opt("result");
             let args = args(t);
             let returns = returns(t);
             let on_closed = match t.str_opt("on_closed") {
@@ -438,6 +439,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
                 request,
                 requires,
                 after,
+                result,
             })
         })
         .collect()
@@ -566,6 +568,7 @@ fn request(root: &Table) -> Option<RequestSpec> {
     let doc = doc_of(&t);
     let manual = t.str_opt("manual");
     let cancel = t.bool_opt("cancel").map(|b| b.value).unwrap_or(false);
+    let cleanup = t.str_opt("cleanup");
     t.finish();
     let (callbacks, methods) = (callbacks(root), methods(root));
     Some(RequestSpec {
@@ -575,6 +578,7 @@ fn request(root: &Table) -> Option<RequestSpec> {
         doc,
         manual,
         cancel,
+        cleanup,
         callbacks,
         methods,
         loc: root.loc(),

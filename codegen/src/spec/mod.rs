@@ -267,6 +267,9 @@ pub struct MethodSpec {
     /// uv::Result<()>`, called after the C call (for side effects of libuv the crate
     /// must undo); its error, if the call succeeded, is the method's.
     pub after: Option<Sp<String>>,
+    /// For a function of a request file: how the completed request gives its value
+    /// (a name of [`crate::conv::REQUEST_RESULTS`]).
+    pub result: Option<Sp<String>>,
 }
 
 /// A property: a getter and/or a setter.
@@ -351,6 +354,9 @@ pub struct RequestSpec {
     pub manual: Option<Sp<String>>,
     /// Whether `uv_cancel` applies.
     pub cancel: bool,
+    /// The function that frees what libuv allocated in a completed request
+    /// (`uv_fs_req_cleanup`).
+    pub cleanup: Option<Sp<String>>,
     /// Callback slots.
     pub callbacks: Vec<CallbackSpec>,
     /// Functions that start the request.

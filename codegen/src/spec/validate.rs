@@ -222,6 +222,16 @@ pub fn validate(
                 convs.check(&a.conv, &slots, Position::Arg, &mut out);
             }
         }
+        request_rules(r, &mut out);
+    }
+    for m in spec.handles.iter().flat_map(|h| &h.methods) {
+        if let Some(res) = &m.result {
+            out.push(
+                res.loc
+                    .error("`result` belongs to the functions of request files")
+                    .hint("a handle method's value is its `returns`"),
+            );
+        }
     }
 
     if out.is_empty() {
@@ -508,6 +518,57 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
     }
     for s in &setters {
         method_names.add(s, out);
+    }
+}
+
+/// A generated request file (not `manual`): `cleanup`, and for each function `c`,
+/// a known `result` and value arguments.
+fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
+    if r.manual.is_some() {
+        return;
+    }
+    if r.cleanup.is_none() {
+        out.push(
+            r.name
+                .loc
+                .error("a request file that is not `manual` needs `cleanup`")
+                .hint("cleanup = \"uv_fs_req_cleanup\" (the C function that frees a completed request), or manual = \"where it is hand-written\""),
+        );
+    }
+    let names: Vec<&str> = crate::conv::REQUEST_RESULTS
+        .iter()
+        .map(|d| d.name)
+        .collect();
+    for m in r.methods.iter().filter(|m| m.manual.is_none()) {
+        match &m.result {
+            None => out.push(
+                m.name
+                    .loc
+                    .error("a request function needs `result`: how the completed request gives its value")
+                    .hint(format!("result is one of {}", names.join(", "))),
+            ),
+            Some(res) if crate::conv::find_result(res).is_none() => {
+                unknown_ref(res, "request result", &names, "see `result` in spec/README.md", out)
+            }
+            Some(_) => {}
+        }
+        for a in &m.args {
+            if a.conv
+                .value
+                .rust_ty(&proc_macro2::TokenStream::new())
+                .is_none()
+            {
+                out.push(
+                    a.conv
+                        .loc
+                        .error(format!(
+                            "conversion `{}` cannot be an argument of a request function",
+                            a.conv.value.name()
+                        ))
+                        .hint("request functions take values; the generator adds the completion callback"),
+                );
+            }
+        }
     }
 }
 

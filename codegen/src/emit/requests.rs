@@ -1,0 +1,213 @@
+//! Request types whose functions take the loop (`spec/requests/*.toml` that are not
+//! `manual`): a type that names the request, and for each function an asynchronous
+//! form (callback on the loop, a `uv::Request` to cancel it) and a synchronous one
+//! (`…_sync`). Both go through the runtime core's generic loop request
+//! (`uv::runtime::loop_request`).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{doc_attr, ident, safety, Ctx};
+use crate::conv;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::spec::{MethodSpec, RequestSpec};
+
+/// One function's Rust parameters, conversions and C arguments.
+struct Args {
+    params: Vec<TokenStream>,
+    prep: Vec<TokenStream>,
+    /// The converted values, kept by the request until it completes.
+    names: Vec<proc_macro2::Ident>,
+    c_args: Vec<TokenStream>,
+    /// The C arguments made from references to the kept values (in the
+    /// asynchronous form's start closure).
+    c_args_ref: Vec<TokenStream>,
+}
+
+fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args {
+    let rt = &ctx.rt;
+    let mut a = Args {
+        params: Vec::new(),
+        prep: Vec::new(),
+        names: Vec::new(),
+        c_args: Vec::new(),
+        c_args_ref: Vec::new(),
+    };
+    for arg in &m.args {
+        let name = ident(&arg.name);
+        let Some(ty) = arg.conv.value.rust_ty(rt) else {
+            errs.push(
+                arg.conv
+                    .loc
+                    .error("a request function's arguments are values")
+                    .hint(
+                        "use a value conversion; the completion callback is added by the generator",
+                    ),
+            );
+            continue;
+        };
+        let allow: Vec<String> = arg.allow.iter().map(|x| x.value.clone()).collect();
+        let conv = arg.conv.value.to_c(
+            &quote!(#name),
+            op,
+            rt,
+            &allow,
+            arg.min_1s_if.as_ref().map(|f| f.as_str()),
+        );
+        a.params.push(quote!(#name: #ty));
+        // Identity conversions need no binding.
+        if name != conv.to_string() {
+            a.prep.push(quote!(let #name = #conv;));
+        }
+        let c_arg = arg.conv.value.c_arg(&quote!(#name));
+        // A plain value is copied out of its reference; pointers are taken through it.
+        a.c_args_ref.push(if name == c_arg.to_string() {
+            quote!(*#name)
+        } else {
+            c_arg.clone()
+        });
+        a.c_args.push(c_arg);
+        a.names.push(name);
+    }
+    a
+}
+
+/// The asynchronous and synchronous functions of one C function.
+fn function(
+    r: &RequestSpec,
+    m: &MethodSpec,
+    ctx: &Ctx,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<TokenStream> {
+    let rt = &ctx.rt;
+    let c = m.c.as_ref()?;
+    let Some(result) = m.result.as_ref().and_then(|x| conv::find_result(x)) else {
+        // The validator reports a missing or unknown `result`.
+        return None;
+    };
+    let op = c.value.clone();
+    let this = ident(&r.name);
+    let cfn = ident(c);
+    let (fname, fsync) = (ident(&m.name), format_ident!("{}_sync", m.name.value));
+    let a = args(m, &op, ctx, errs);
+    let (params, prep, names, c_args) = (&a.params, &a.prep, &a.names, &a.c_args);
+    let c_args_ref = &a.c_args_ref;
+    let ty = result.rust_ty(rt);
+    let read = result.reader_path(rt);
+    let doc = m.doc.trim_end();
+    let adoc = doc_attr(&format!(
+        "{doc}\n\nC: `{op}`, on the thread pool: `callback` runs on the loop with the result. The returned [`Request`]({rt_s}::Request) cancels it (`ECANCELED`) before it starts. The request keeps the loop alive until the callback has run.",
+        rt_s = rt.to_string().replace(' ', "")
+    ));
+    let sdoc = doc_attr(&format!(
+        "{doc}\n\nC: `{op}`, synchronously: blocks the calling thread until done."
+    ));
+    let sf_async = safety(
+        ctx,
+        "the loop is open; the request and the converted arguments stay put until `done` runs",
+    );
+    let sf_sync = safety(
+        ctx,
+        "the loop is open; with no callback libuv completes the request before returning, while the arguments live",
+    );
+    Some(quote! {
+        #adoc
+        pub fn #fname(
+            loop_: &#rt::LoopHandle,
+            #(#params,)*
+            callback: impl ::core::ops::FnOnce(#rt::Result<#ty>) + 'static,
+        ) -> #rt::Result<#rt::Request> {
+            #( #prep )*
+            #rt::runtime::loop_request::submit::<#this, #ty, _, _>(
+                loop_,
+                #op,
+                #read,
+                (#(#names,)*),
+                callback,
+                |l, req, data, done| {
+                    let (#(#names,)*) = data;
+                    #sf_async
+                    unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* done) }
+                },
+            )
+        }
+
+        #sdoc
+        pub fn #fsync(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#ty> {
+            #( #prep )*
+            #rt::runtime::loop_request::run_sync::<#this, #ty>(loop_, #op, #read, |l, req| {
+                #sf_sync
+                unsafe { #rt::sys::#cfn(l, req, #(#c_args,)* ::core::option::Option::None) }
+            })
+        }
+    })
+}
+
+/// Emits one request type, or nothing for a `manual` one.
+pub fn request(r: &RequestSpec, ctx: &Ctx) -> Result<TokenStream, Diagnostics> {
+    if r.manual.is_some() {
+        return Ok(TokenStream::new());
+    }
+    let rt = &ctx.rt;
+    let mut errs = Vec::new();
+    let name = ident(&r.name);
+    let name_str = &r.name.value;
+    let raw = ident(&r.c_type);
+    let Some(cleanup) = &r.cleanup else {
+        return Err(Diagnostics(vec![r
+            .loc
+            .error("a request file that is not `manual` needs `cleanup`")
+            .hint(
+                "cleanup = \"uv_fs_req_cleanup\" (the C function that frees a completed request)",
+            )]));
+    };
+    let cleanup = ident(cleanup);
+    let fns: Vec<_> = r
+        .methods
+        .iter()
+        .filter(|m| m.manual.is_none())
+        .filter_map(|m| function(r, m, ctx, &mut errs))
+        .collect();
+    if !errs.is_empty() {
+        return Err(Diagnostics(errs));
+    }
+    let doc = doc_attr(&format!(
+        "{}\n\nC type: `{}`. Each function comes in two forms: `name(&loop, …, callback)` runs on the thread pool, `name_sync(&loop, …)` blocks.",
+        r.doc.trim_end(),
+        r.c_type.value
+    ));
+    let sf = safety(
+        ctx,
+        &format!(
+            "{} is the libuv struct of this request type; {} frees a completed one",
+            r.c_type.value, cleanup
+        ),
+    );
+    let sf_clean = safety(
+        ctx,
+        "the trait's contract: a completed request, cleaned up once",
+    );
+    Ok(quote! {
+        #doc
+        #[derive(Debug)]
+        pub struct #name {
+            _private: (),
+        }
+
+        #sf
+        #[allow(unsafe_code)]
+        unsafe impl #rt::runtime::loop_request::LoopRequestKind for #name {
+            type Raw = #rt::sys::#raw;
+            const NAME: &'static str = #name_str;
+            unsafe fn cleanup(raw: *mut #rt::sys::#raw) {
+                #sf_clean
+                unsafe { #rt::sys::#cleanup(raw) }
+            }
+        }
+
+        #[allow(unsafe_code)]
+        impl #name {
+            #( #fns )*
+        }
+    })
+}
