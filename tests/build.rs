@@ -12,7 +12,9 @@ fn main() {
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
-    let tokens = uv_codegen::emit::fuzz_table(&spec, &uv_codegen::Ctx::default());
+    let model =
+        uv_codegen::resolve(&spec).unwrap_or_else(|d| panic!("the spec does not resolve:\n{d}"));
+    let tokens = uv_codegen::emit::fuzz_table(&model, &uv_codegen::Ctx::default());
     let text = uv_codegen::emit::render(tokens, "spec/handles/*.toml (the fuzzer's table)")
         .unwrap_or_else(|e| panic!("the fuzzer's table does not parse: {e}"));
     let out =

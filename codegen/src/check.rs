@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
 use crate::headers::{HeaderModel, Signature};
+use crate::model::Model;
 use crate::spec::*;
 
 /// How one header item is accounted for.
@@ -359,7 +360,8 @@ impl Checker<'_> {
 }
 
 /// Cross-checks `spec` against `h`.
-pub fn check(spec: &Spec, h: &HeaderModel) -> Report {
+pub fn check(model: &Model<'_>, h: &HeaderModel) -> Report {
+    let spec = model.spec;
     let mut c = Checker { h, out: Vec::new() };
     let mut sections = Vec::new();
     sections.extend(status_codes(&mut c, spec));

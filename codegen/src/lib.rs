@@ -5,11 +5,13 @@
 //! `uv-macros` proc-macros, and the `uv-codegen` CLI (`check`, `expand`).
 //!
 //! ```text
-//! spec/*.toml ──load+validate──► Spec ─┐
-//!                                       ├─ check ─► Report (coverage, errors)
-//! uv.h ──bindgen──► HeaderModel ───────┘
-//! Spec ──emit──► tokens ──render──► files
+//! spec/*.toml ──load──► Spec ──validate──► Spec ──resolve──► Model ─┬─ emit ─► tokens ─► files
+//!                                                                   └─ check ─► Report
+//! uv.h ──bindgen──► HeaderModel ─────────────────────────────────────────┘
 //! ```
+//!
+//! The conversion table ([`conv`]) and the names ([`names`]) are read by every stage;
+//! the emitters and the cross-check take the resolved [`model::Model`].
 
 pub mod check;
 pub mod conv;
@@ -17,6 +19,7 @@ pub mod diag;
 pub mod diff;
 pub mod emit;
 pub mod headers;
+pub mod model;
 pub mod names;
 pub mod spec;
 
@@ -26,6 +29,7 @@ pub use check::{check, Coverage, Report, Section};
 pub use diag::{Diagnostic, Diagnostics};
 pub use emit::Ctx;
 pub use headers::HeaderModel;
+pub use model::{resolve, Model};
 pub use spec::Spec;
 
 /// Loads and validates a spec directory. `display` is how paths are shown.
@@ -96,7 +100,8 @@ pub fn expand_handle_file(
         ..Spec::default()
     };
     spec::validate(&spec, None)?;
-    emit::handle(&spec.handles[0], &spec, ctx)
+    let model = resolve(&spec)?;
+    emit::handle(&model.handles[0], ctx)
 }
 
 /// Loads one request spec file for the proc-macro path: parse, validate, emit.
@@ -118,7 +123,8 @@ pub fn expand_request_file(
         ..Spec::default()
     };
     spec::validate(&spec, None)?;
-    emit::request(&spec.requests[0], ctx)
+    let model = resolve(&spec)?;
+    emit::request(&model.requests[0], ctx)
 }
 
 /// Emits the code of one handle or enum spec file, formatted with its header (what
@@ -180,12 +186,13 @@ pub fn build_script(
     let mut t = Timings::default();
     let start = Instant::now();
     let (spec, files) = load_spec(spec_dir, spec_display).map_err(|d| d.to_string())?;
+    let model = resolve(&spec).map_err(|d| d.to_string())?;
     t.spec = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let model = HeaderModel::read(include)?;
+    let headers = HeaderModel::read(include)?;
     t.headers = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let report = check(&spec, &model);
+    let report = check(&model, &headers);
     t.check = start.elapsed().as_secs_f64();
     if !report.is_ok() {
         return Err(format!(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use uv_codegen::{check, diff, emit, generate_core, headers, load_spec, Ctx, HeaderModel};
+use uv_codegen::{check, diff, emit, generate_core, headers, load_spec, resolve, Ctx, HeaderModel};
 
 const USAGE: &str = "usage:
   uv-codegen check  [--spec DIR] [--include DIR] [--list]
@@ -99,6 +99,7 @@ fn run() -> Result<bool, String> {
     let spec_path = spec_dir(args.spec.clone());
     let t0 = Instant::now();
     let (spec, _) = load_spec(&spec_path, &spec_path).map_err(|d| d.to_string())?;
+    let resolved = resolve(&spec).map_err(|d| d.to_string())?;
     let t_spec = t0.elapsed();
     match args.cmd.as_str() {
         "check" => {
@@ -110,19 +111,20 @@ fn run() -> Result<bool, String> {
             let model = HeaderModel::read(&include)?;
             let t_headers = t1.elapsed();
             let t2 = Instant::now();
-            let report = check(&spec, &model);
+            let report = check(&resolved, &model);
             let t_check = t2.elapsed();
             let t3 = Instant::now();
             for f in generate_core(&spec, &spec_path, &Ctx::default()) {
                 f.render()
                     .map_err(|e| format!("formatting {}: {e}", f.name))?;
             }
-            for h in &spec.handles {
-                if h.manual.is_none() {
-                    let toks =
-                        emit::handle(h, &spec, &Ctx::default()).map_err(|d| d.to_string())?;
-                    emit::render(toks, "").map_err(|e| e.to_string())?;
-                }
+            for h in resolved.handles.iter().filter(|h| h.spec.manual.is_none()) {
+                let toks = emit::handle(h, &Ctx::default()).map_err(|d| d.to_string())?;
+                emit::render(toks, "").map_err(|e| e.to_string())?;
+            }
+            for r in &resolved.requests {
+                let toks = emit::request(r, &Ctx::default()).map_err(|d| d.to_string())?;
+                emit::render(toks, "").map_err(|e| e.to_string())?;
             }
             let t_emit = t3.elapsed();
             println!("headers: {}", include.display());
@@ -151,16 +153,23 @@ fn run() -> Result<bool, String> {
                 std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
                 written.push(p);
             }
-            for h in &spec.handles {
-                if h.manual.is_some() {
-                    continue;
-                }
-                let toks = emit::handle(h, &spec, &ctx).map_err(|d| d.to_string())?;
-                let source = h.loc.file.path.display().to_string();
+            for h in resolved.handles.iter().filter(|h| h.spec.manual.is_none()) {
+                let toks = emit::handle(h, &ctx).map_err(|d| d.to_string())?;
+                let source = h.spec.loc.file.path.display().to_string();
+                let text = emit::render(toks, &source).map_err(|e| e.to_string())?;
+                let p = out.join("handles").join(&h.file);
+                std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+                written.push(p);
+            }
+            std::fs::create_dir_all(out.join("requests"))
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            for r in resolved.requests.iter().filter(|r| r.generated) {
+                let toks = emit::request(r, &ctx).map_err(|d| d.to_string())?;
+                let source = r.spec.loc.file.path.display().to_string();
                 let text = emit::render(toks, &source).map_err(|e| e.to_string())?;
                 let p = out
-                    .join("handles")
-                    .join(uv_codegen::names::handle_file(&h.name));
+                    .join("requests")
+                    .join(uv_codegen::names::handle_file(&r.spec.name));
                 std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
                 written.push(p);
             }

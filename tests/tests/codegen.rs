@@ -111,7 +111,7 @@ fn the_real_spec_matches_the_headers() {
     let (spec, _) = uv_codegen::load_spec(&spec_dir(), Path::new("spec")).unwrap();
     let include = headers::default_include_dir().unwrap();
     let model = HeaderModel::read(&include).unwrap();
-    let report = check(&spec, &model);
+    let report = check(&uv_codegen::resolve(&spec).unwrap(), &model);
     assert!(report.is_ok(), "{}", report.render(false));
     let status = &report.sections[0];
     assert_eq!(
@@ -148,7 +148,7 @@ fn drift_report_lists_exactly_the_new_items() {
     std::fs::write(dir.join("uv.h"), patched).unwrap();
     let (spec, _) = uv_codegen::load_spec(&spec_dir(), Path::new("spec")).unwrap();
     let model = HeaderModel::read(&dir).unwrap();
-    let report = check(&spec, &model);
+    let report = check(&uv_codegen::resolve(&spec).unwrap(), &model);
     let errs: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(
@@ -300,7 +300,7 @@ fn enum_member_names_are_checked_against_libuv_sys2() {
     let (spec, _) = uv_codegen::load_spec(&dir, Path::new("spec")).unwrap();
     let include = headers::default_include_dir().unwrap();
     let model = HeaderModel::read(&include).unwrap();
-    let errs: Vec<String> = check(&spec, &model)
+    let errs: Vec<String> = check(&uv_codegen::resolve(&spec).unwrap(), &model)
         .diagnostics
         .iter()
         .map(|d| d.to_string())

@@ -95,7 +95,7 @@ fn at_after(rel: &str, anchor: &str, needle: &str) -> String {
 }
 
 fn errors(spec: &Spec, h: &HeaderModel) -> Vec<String> {
-    check(spec, h)
+    check(&uv_codegen::resolve(spec).unwrap(), h)
         .diagnostics
         .iter()
         .map(|d| d.to_string())
@@ -153,7 +153,7 @@ fn check_against_libuv_1_48_names_exactly_the_known_differences() {
     assert_exactly(&errs, &expected);
 
     // Every function of 1.48 is classified: the report has no gap there.
-    let report = check(&spec, &old);
+    let report = check(&uv_codegen::resolve(&spec).unwrap(), &old);
     let funcs = report.section("functions").unwrap();
     assert_eq!(funcs.missing(), 0);
     assert!(funcs.todo() > 100, "{}", report.render(false));
@@ -257,7 +257,7 @@ fn simulated_upgrade_names_each_new_item_with_its_spec_file() {
         ],
     );
     // The report shows each gap as missing.
-    let report = check(&spec, &new);
+    let report = check(&uv_codegen::resolve(&spec).unwrap(), &new);
     let funcs = report.section("functions").unwrap();
     let missing: Vec<&str> = funcs
         .items
@@ -387,7 +387,11 @@ fn manual_entries_name_existing_source_files() {
 #[test]
 fn todays_headers_are_classified_without_gaps() {
     use uv_codegen::Coverage;
-    let report = check(&spec(), &HeaderModel::read(&current_include()).unwrap());
+    let spec = spec();
+    let report = check(
+        &uv_codegen::resolve(&spec).unwrap(),
+        &HeaderModel::read(&current_include()).unwrap(),
+    );
     assert!(report.is_ok(), "{}", report.render(false));
     let wrappers = report.section("handle wrappers (spec/handles)").unwrap();
     let cov = |name: &str| {
@@ -411,7 +415,9 @@ fn todays_headers_are_classified_without_gaps() {
         funcs.covered() + funcs.ignored() + funcs.todo(),
         funcs.items.len()
     );
-    assert!(funcs.todo() >= 130, "{}", funcs.todo());
+    // Shrinks as functions get bound; today the process, file-descriptor and
+    // utility functions are still todo.
+    assert!(funcs.todo() > 0, "{}", funcs.todo());
     // A todo prefix for a handle type's functions covers them as todo.
     assert!(funcs
         .items

@@ -14,8 +14,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{ident, Ctx};
-use crate::names;
-use crate::spec::{ArgSpec, Conv, HandleParent, HandleSpec, OnClosed, Spec};
+use crate::model::{HandleModel, Model};
+use crate::spec::{ArgSpec, Conv, HandleParent, HandleSpec, OnClosed};
 
 /// Operations every handle has (`uv::Handle`, reached through `Deref`), and the
 /// fuzzer's own operations on references: one generic runtime function each.
@@ -62,18 +62,23 @@ pub const STREAM_OPS: &[&str] = &[
 ];
 
 /// The fuzzer's table for every handle type that is not `manual`.
-pub fn fuzz_table(spec: &Spec, ctx: &Ctx) -> TokenStream {
-    let handles: Vec<&HandleSpec> = spec.handles.iter().filter(|h| h.manual.is_none()).collect();
+pub fn fuzz_table(model: &Model<'_>, ctx: &Ctx) -> TokenStream {
+    let models: Vec<&HandleModel<'_>> = model
+        .handles
+        .iter()
+        .filter(|m| m.spec.manual.is_none())
+        .collect();
+    let handles: Vec<&HandleSpec> = models.iter().map(|m| m.spec).collect();
     let any = any_handle(&handles, ctx);
-    let members = handles.iter().map(|h| member(h, ctx));
+    let members = models.iter().map(|m| member(m, ctx));
     let streams: Vec<&HandleSpec> = handles
         .iter()
         .copied()
         .filter(|h| h.parent == HandleParent::Stream)
         .collect();
     let stream_impls = streams.iter().map(|h| stream_impl(h, &streams, ctx));
-    let modules = handles.iter().map(|h| handle_module(h, ctx));
-    let table = table(&handles);
+    let modules = models.iter().map(|m| handle_module(m, ctx));
+    let table = table(&models);
     quote! {
         #any
         #( #members )*
@@ -96,9 +101,9 @@ fn ty(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
     quote!(#rt::#name)
 }
 
-fn module_name(h: &HandleSpec) -> proc_macro2::Ident {
+fn module_name(m: &HandleModel<'_>) -> proc_macro2::Ident {
     // `_ops` keeps names such as `async` from being keywords.
-    ident(&names::fuzz_module(&h.name))
+    ident(&m.fuzz_module)
 }
 
 /// `AnyHandle`: one variant per handle type, and the conversions the pool needs.
@@ -153,13 +158,14 @@ fn any_handle(handles: &[&HandleSpec], ctx: &Ctx) -> TokenStream {
 }
 
 /// `rt::Member` for one handle type: pool access and a random constructor.
-fn member(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
+fn member(m: &HandleModel<'_>, ctx: &Ctx) -> TokenStream {
     let rt = &ctx.rt;
+    let h = m.spec;
     let cfg = cfg_attr(h);
     let t = ty(h, ctx);
     let name = ident(&h.name);
     let name_str = h.name.value.clone();
-    let module = module_name(h);
+    let module = module_name(m);
     quote! {
         #cfg
         impl super::Member for #t {
@@ -224,9 +230,10 @@ fn stream_impl(h: &HandleSpec, streams: &[&HandleSpec], ctx: &Ctx) -> TokenStrea
 
 /// The module of one handle type: a function per constructor, method and property
 /// accessor, and its table of operations.
-fn handle_module(h: &HandleSpec, ctx: &Ctx) -> TokenStream {
+fn handle_module(m: &HandleModel<'_>, ctx: &Ctx) -> TokenStream {
+    let h = m.spec;
     let cfg = cfg_attr(h);
-    let module = module_name(h);
+    let module = module_name(m);
     let t = ty(h, ctx);
     let name_str = h.name.value.clone();
     let mut fns = Vec::new();
@@ -495,10 +502,11 @@ fn setter(h: &HandleSpec, p: &crate::spec::PropertySpec, ctx: &Ctx) -> TokenStre
 
 /// `table()`: every handle type with its operations (a function, so that a handle
 /// type with a `cfg` can be left out).
-fn table(handles: &[&HandleSpec]) -> TokenStream {
-    let pushes = handles.iter().map(|h| {
+fn table(handles: &[&HandleModel<'_>]) -> TokenStream {
+    let pushes = handles.iter().map(|m| {
+        let h = m.spec;
         let cfg = cfg_attr(h);
-        let module = module_name(h);
+        let module = module_name(m);
         let name = h.name.value.clone();
         let stream = h.parent == HandleParent::Stream;
         quote! {
@@ -547,7 +555,8 @@ mod tests {
     fn every_handle_type_of_the_spec_gets_its_operations() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec");
         let (spec, _) = crate::load_spec(&dir, Path::new("spec")).expect("the spec loads");
-        let text = render(fuzz_table(&spec, &Ctx::default()), "spec").expect("it parses");
+        let model = crate::resolve(&spec).expect("the spec resolves");
+        let text = render(fuzz_table(&model, &Ctx::default()), "spec").expect("it parses");
         for h in spec.handles.iter().filter(|h| h.manual.is_none()) {
             let ops = ops_of(&text, &h.name);
             let mut want: Vec<String> = h

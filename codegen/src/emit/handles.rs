@@ -7,9 +7,9 @@ use quote::{format_ident, quote};
 
 use super::{doc_attr, ident, safety, Ctx};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::names;
+use crate::model::HandleModel;
 use crate::spec::{
-    ArgSpec, Conv, HandleParent, HandleSpec, KeepAlive, MethodSpec, OnClosed, Returns, Sp, Spec,
+    ArgSpec, Conv, HandleParent, HandleSpec, KeepAlive, MethodSpec, OnClosed, Returns, Sp,
 };
 
 fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
@@ -55,7 +55,7 @@ struct Args {
 
 /// Rust parameters (callbacks last), conversions, and the C argument list.
 fn args(
-    h: &HandleSpec,
+    m: &HandleModel<'_>,
     list: &[ArgSpec],
     op: &str,
     slots_expr: &TokenStream,
@@ -63,6 +63,7 @@ fn args(
     errs: &mut Vec<Diagnostic>,
 ) -> Args {
     let rt = &ctx.rt;
+    let h = m.spec;
     let this = ident(&h.name);
     let mut a = Args {
         params: Vec::new(),
@@ -78,16 +79,16 @@ fn args(
         let name = ident(&arg.name);
         match &arg.conv.value {
             Conv::Callback(slot) => {
-                let Some(cb) = h.callbacks.iter().find(|c| c.name.as_str() == slot) else {
+                let Some(cb) = m.slot(slot) else {
                     continue;
                 };
                 let tys: Vec<_> = cb
                     .args
                     .iter()
-                    .filter_map(|x| rust_ty(&x.conv, rt))
+                    .filter_map(|x| rust_ty(&x.spec.conv, rt))
                     .collect();
                 let slot_id = ident(slot);
-                let tramp = ident(&names::trampoline(&h.name, slot));
+                let tramp = ident(&cb.trampoline);
                 cb_params.push(quote!(#name: impl FnMut(&#this, #(#tys),*) + 'static));
                 if slots_expr.is_empty() {
                     a.slot_sets.push((slot_id, name.clone()));
@@ -243,6 +244,7 @@ fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStr
 
 /// What every part of one handle type's emission shares.
 struct HandleEmitter<'a> {
+    m: &'a HandleModel<'a>,
     h: &'a HandleSpec,
     ctx: &'a Ctx,
     /// The type.
@@ -257,7 +259,8 @@ struct HandleEmitter<'a> {
 }
 
 /// Emits one handle type. Errors name the spec item the emitter cannot handle.
-pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Diagnostics> {
+pub fn handle(m: &HandleModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagnostics> {
+    let h = m.spec;
     let mut errs = Vec::new();
     let cfg = match &h.cfg {
         Some(c) => match c.parse::<TokenStream>() {
@@ -270,10 +273,11 @@ pub fn handle(h: &HandleSpec, _spec: &Spec, ctx: &Ctx) -> Result<TokenStream, Di
         None => TokenStream::new(),
     };
     let mut e = HandleEmitter {
+        m,
         h,
         ctx,
         name: ident(&h.name),
-        slots: ident(&names::slots_struct(&h.name)),
+        slots: ident(&m.slots_struct),
         raw_ty: ident(&h.c_type),
         cfg,
         errs,
@@ -336,7 +340,13 @@ impl HandleEmitter<'_> {
             let cdoc = doc_attr(&cb.doc);
             slot_fields.push(quote!(#cdoc #slot: #rt::runtime::Slot<dyn FnMut(&#name, #(#tys),*)>));
             slot_names.push(slot.clone());
-            let tramp = ident(&names::trampoline(&h.name, &cb.name));
+            let tramp = ident(
+                &self
+                    .m
+                    .slot(&cb.name)
+                    .expect("every callback is a slot")
+                    .trampoline,
+            );
             let pnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
             let ptys: Vec<_> = cb.args.iter().map(|a| a.conv.callback_c_ty(rt)).collect();
             let op = cb.c_type.value.clone();
@@ -371,13 +381,13 @@ impl HandleEmitter<'_> {
 
     /// One constructor.
     fn constructor(&mut self, c: &crate::spec::ConstructorSpec) -> TokenStream {
-        let (h, ctx) = (self.h, self.ctx);
+        let ctx = self.ctx;
         let rt = &ctx.rt;
         let (name, slots) = (&self.name, &self.slots);
         let fname = ident(&c.name);
         let cfn = ident(&c.c);
         let op = c.c.value.clone();
-        let a = args(h, &c.args, &op, &quote!(slots), ctx, &mut self.errs);
+        let a = args(self.m, &c.args, &op, &quote!(slots), ctx, &mut self.errs);
         let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
         let cdoc = doc_attr(&format!("{}\n\nC: `{}`.", c.doc.trim_end(), c.c.value));
         let sf = safety(
@@ -424,7 +434,7 @@ impl HandleEmitter<'_> {
         let c = m.c.as_ref()?;
         let op = c.value.clone();
         let a = args(
-            self.h,
+            self.m,
             &m.args,
             &op,
             &TokenStream::new(),

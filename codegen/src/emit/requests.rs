@@ -5,11 +5,11 @@
 //! (`uv::runtime::loop_request`).
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
 
 use super::{doc_attr, ident, safety, Ctx};
-use crate::conv;
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::model::{RequestFnModel, RequestModel};
 use crate::spec::{MethodSpec, RequestSpec};
 
 /// One function's Rust parameters, conversions and C arguments.
@@ -75,20 +75,18 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
 /// The asynchronous and synchronous functions of one C function.
 fn function(
     r: &RequestSpec,
-    m: &MethodSpec,
+    f: &RequestFnModel<'_>,
     ctx: &Ctx,
     errs: &mut Vec<Diagnostic>,
 ) -> Option<TokenStream> {
     let rt = &ctx.rt;
+    let m = f.spec;
     let c = m.c.as_ref()?;
-    let Some(result) = m.result.as_ref().and_then(|x| conv::find_result(x)) else {
-        // The validator reports a missing or unknown `result`.
-        return None;
-    };
+    let result = f.result;
     let op = c.value.clone();
     let this = ident(&r.name);
     let cfn = ident(c);
-    let (fname, fsync) = (ident(&m.name), format_ident!("{}_sync", m.name.value));
+    let (fname, fsync) = (ident(&m.name), ident(&f.sync_name));
     let a = args(m, &op, ctx, errs);
     let (params, prep, names, c_args) = (&a.params, &a.prep, &a.names, &a.c_args);
     let c_args_ref = &a.c_args_ref;
@@ -144,8 +142,9 @@ fn function(
 }
 
 /// Emits one request type, or nothing for a `manual` one.
-pub fn request(r: &RequestSpec, ctx: &Ctx) -> Result<TokenStream, Diagnostics> {
-    if r.manual.is_some() {
+pub fn request(model: &RequestModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagnostics> {
+    let r = model.spec;
+    if !model.generated {
         return Ok(TokenStream::new());
     }
     let rt = &ctx.rt;
@@ -162,11 +161,10 @@ pub fn request(r: &RequestSpec, ctx: &Ctx) -> Result<TokenStream, Diagnostics> {
             )]));
     };
     let cleanup = ident(cleanup);
-    let fns: Vec<_> = r
-        .methods
+    let fns: Vec<_> = model
+        .functions
         .iter()
-        .filter(|m| m.manual.is_none())
-        .filter_map(|m| function(r, m, ctx, &mut errs))
+        .filter_map(|f| function(r, f, ctx, &mut errs))
         .collect();
     if !errs.is_empty() {
         return Err(Diagnostics(errs));
