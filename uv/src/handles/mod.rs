@@ -3,6 +3,8 @@
 
 pub(crate) mod async_;
 mod check;
+mod fs_event;
+mod fs_poll;
 mod idle;
 mod pipe;
 mod poll;
@@ -15,6 +17,8 @@ mod udp;
 
 pub use async_::{Async, AsyncSender, CallLater};
 pub use check::Check;
+pub use fs_event::FsEvent;
+pub use fs_poll::FsPoll;
 pub use idle::Idle;
 pub use pipe::Pipe;
 pub use poll::Poll;

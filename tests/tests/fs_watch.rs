@@ -1,0 +1,306 @@
+//! `FsEvent` and `FsPoll` (generated from spec/handles/fs_event.toml and
+//! fs_poll.toml): scenarios of libuv's test-fs-event.c, test-fs-poll.c and the
+//! fs_event / fs_poll cases of test-ref.c.
+
+#![cfg(target_os = "linux")]
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use uv::{FsEvent, FsEventFlags, FsEventKind, FsPoll, Loop, RunMode, Stat, StatusCode, Timer};
+use uv_tests::net::TempDir;
+
+type Events = Rc<RefCell<Vec<(Option<PathBuf>, FsEventKind)>>>;
+
+/// What a poll callback got: the error code, if any, the previous and current stat.
+type Change = (Option<StatusCode>, Stat, Stat);
+
+/// Runs `f` once, `after` from now.
+fn later(lp: &Loop, after: Duration, f: impl FnOnce() + 'static) {
+    Timer::once(lp, after, move |_| f()).unwrap();
+}
+
+/// Closes `h` after 5 s if the test has not (a guard that keeps no loop alive).
+fn guard(lp: &Loop, h: &uv::Handle) {
+    let h = h.clone();
+    let t = Timer::once(lp, Duration::from_secs(5), move |_| h.close()).unwrap();
+    t.unref().unwrap();
+}
+
+fn recorder(events: &Events) -> impl FnMut(&FsEvent, Option<&Path>, FsEventKind, uv::Result<()>) {
+    let ev = events.clone();
+    move |_, name, kind, status| {
+        status.unwrap();
+        ev.borrow_mut().push((name.map(Path::to_path_buf), kind));
+    }
+}
+
+#[test]
+fn watch_dir_sees_a_new_file_by_name() {
+    let dir = TempDir::new("fsw-dir");
+    let lp = Loop::new().unwrap();
+    let w = FsEvent::new(&lp).unwrap();
+    let events: Events = Rc::default();
+    let ev = events.clone();
+    w.start(
+        dir.path(),
+        FsEventFlags::empty(),
+        move |w, name, kind, status| {
+            status.unwrap();
+            ev.borrow_mut().push((name.map(Path::to_path_buf), kind));
+            if name == Some(Path::new("file1")) {
+                w.close();
+            }
+        },
+    )
+    .unwrap();
+    let f = dir.join("file1");
+    later(&lp, Duration::from_millis(10), move || {
+        std::fs::write(f, b"x").unwrap()
+    });
+    guard(&lp, &w);
+    lp.run(RunMode::Default).unwrap();
+    let events = events.borrow();
+    let (_, kind) = events
+        .iter()
+        .find(|(n, _)| n.as_deref() == Some(Path::new("file1")))
+        .unwrap_or_else(|| panic!("no event for file1: {events:?}"));
+    assert!(
+        kind.contains(FsEventKind::RENAME),
+        "creation is a rename: {kind:?}"
+    );
+}
+
+#[test]
+fn watch_file_sees_changes_and_two_watchers_both_do() {
+    let dir = TempDir::new("fsw-file");
+    let file = dir.join("watched");
+    std::fs::write(&file, b"0").unwrap();
+    let lp = Loop::new().unwrap();
+    let (e1, e2): (Events, Events) = (Rc::default(), Rc::default());
+    let w1 = FsEvent::new(&lp).unwrap();
+    let w2 = FsEvent::new(&lp).unwrap();
+    w1.start(&file, FsEventFlags::empty(), recorder(&e1))
+        .unwrap();
+    w2.start(&file, FsEventFlags::empty(), recorder(&e2))
+        .unwrap();
+    assert_eq!(w1.path().unwrap(), file);
+    let f = file.clone();
+    later(&lp, Duration::from_millis(10), move || {
+        std::fs::write(&f, b"changed").unwrap();
+    });
+    let (c1, c2) = (w1.clone(), w2.clone());
+    later(&lp, Duration::from_millis(200), move || {
+        c1.close();
+        c2.close();
+    });
+    lp.run(RunMode::Default).unwrap();
+    for events in [&e1, &e2] {
+        let events = events.borrow();
+        assert!(
+            events.iter().any(|(n, k)| k.contains(FsEventKind::CHANGE)
+                && n.as_deref() == Some(Path::new("watched"))),
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rename_in_a_watched_dir_is_reported_for_both_names() {
+    let dir = TempDir::new("fsw-rename");
+    std::fs::write(dir.join("old"), b"x").unwrap();
+    let lp = Loop::new().unwrap();
+    let w = FsEvent::new(&lp).unwrap();
+    let events: Events = Rc::default();
+    w.start(dir.path(), FsEventFlags::empty(), recorder(&events))
+        .unwrap();
+    let (a, b) = (dir.join("old"), dir.join("new"));
+    later(&lp, Duration::from_millis(10), move || {
+        std::fs::rename(a, b).unwrap()
+    });
+    let c = w.clone();
+    later(&lp, Duration::from_millis(200), move || c.close());
+    lp.run(RunMode::Default).unwrap();
+    let events = events.borrow();
+    for name in ["old", "new"] {
+        assert!(
+            events
+                .iter()
+                .any(|(n, k)| n.as_deref() == Some(Path::new(name))
+                    && k.contains(FsEventKind::RENAME)),
+            "{name}: {events:?}"
+        );
+    }
+}
+
+#[test]
+fn close_in_the_callback_stops_further_events() {
+    let dir = TempDir::new("fsw-close");
+    let lp = Loop::new().unwrap();
+    let w = FsEvent::new(&lp).unwrap();
+    let calls = Rc::new(RefCell::new(0));
+    let c = calls.clone();
+    w.start(dir.path(), FsEventFlags::empty(), move |w, _, _, _| {
+        *c.borrow_mut() += 1;
+        w.close();
+    })
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    later(&lp, Duration::from_millis(10), move || {
+        for i in 0..5 {
+            std::fs::write(d.join(format!("f{i}")), b"x").unwrap();
+        }
+    });
+    guard(&lp, &w);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*calls.borrow(), 1);
+    assert!(w.is_closed());
+}
+
+#[test]
+fn start_twice_stop_restart_and_path_rules() {
+    let dir = TempDir::new("fsw-twice");
+    let lp = Loop::new().unwrap();
+    let w = FsEvent::new(&lp).unwrap();
+    // No path before it starts.
+    assert_eq!(w.path().unwrap_err().code(), StatusCode::EINVAL);
+    w.start(dir.path(), FsEventFlags::empty(), |_, _, _, _| {})
+        .unwrap();
+    assert!(w.is_active());
+    // libuv refuses a second start while active.
+    assert_eq!(
+        w.start(dir.path(), FsEventFlags::empty(), |_, _, _, _| {})
+            .unwrap_err()
+            .code(),
+        StatusCode::EINVAL
+    );
+    assert!(w.is_active(), "the first watch goes on");
+    w.stop().unwrap();
+    assert!(!w.is_active());
+    w.stop().unwrap();
+    let other = dir.join("sub");
+    std::fs::create_dir(&other).unwrap();
+    w.start(&other, FsEventFlags::empty(), |_, _, _, _| {})
+        .unwrap();
+    assert_eq!(w.path().unwrap(), other);
+    w.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+#[test]
+fn an_unreferenced_watcher_or_poller_does_not_keep_the_loop_alive() {
+    let dir = TempDir::new("fsw-ref");
+    let lp = Loop::new().unwrap();
+    let w = FsEvent::new(&lp).unwrap();
+    w.start(dir.path(), FsEventFlags::empty(), |_, _, _, _| {})
+        .unwrap();
+    w.unref().unwrap();
+    let p = FsPoll::new(&lp).unwrap();
+    p.start(dir.path(), Duration::from_millis(10), |_, _, _, _| {})
+        .unwrap();
+    p.unref().unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert!(w.is_active() && p.is_active());
+    w.close();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+#[test]
+fn a_started_watcher_runs_on_after_its_value_is_dropped() {
+    let dir = TempDir::new("fsw-drop");
+    let lp = Loop::new().unwrap();
+    let events: Events = Rc::default();
+    {
+        let w = FsEvent::new(&lp).unwrap();
+        let ev = events.clone();
+        w.start(
+            dir.path(),
+            FsEventFlags::empty(),
+            move |w, name, kind, _| {
+                ev.borrow_mut().push((name.map(Path::to_path_buf), kind));
+                w.close();
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(lp.handles().len(), 1);
+    let d = dir.join("late");
+    later(&lp, Duration::from_millis(10), move || {
+        std::fs::write(d, b"x").unwrap()
+    });
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(events.borrow().len(), 1);
+    assert_eq!(lp.handles().len(), 0);
+}
+
+/// libuv's test-fs-poll.c "poll1": a missing file (ENOENT), then created, changed
+/// and removed again; each step is reported once, with the previous and the
+/// current stat.
+#[test]
+fn fs_poll_reports_creation_change_and_removal() {
+    let dir = TempDir::new("fsp-seq");
+    let file = dir.join("polled");
+    let lp = Loop::new().unwrap();
+    let p = FsPoll::new(&lp).unwrap();
+    let seen: Rc<RefCell<Vec<Change>>> = Rc::default();
+    let s = seen.clone();
+    let f = file.clone();
+    let lh = lp.handle();
+    p.start(
+        &file,
+        Duration::from_millis(20),
+        move |p, status, prev, curr| {
+            let step = s.borrow().len();
+            s.borrow_mut()
+                .push((status.err().map(|e| e.code()), prev, curr));
+            // Each change is made after the previous one was seen.
+            let f = f.clone();
+            let p = p.clone();
+            Timer::once(&lh, Duration::from_millis(30), move |_| match step {
+                0 => std::fs::write(&f, b"1").unwrap(),
+                1 => std::fs::write(&f, b"22").unwrap(),
+                2 => std::fs::remove_file(&f).unwrap(),
+                _ => p.close(),
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    guard(&lp, &p);
+    lp.run(RunMode::Default).unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 4, "{seen:#?}");
+    assert_eq!(seen[0].0, Some(StatusCode::ENOENT));
+    assert_eq!(seen[0].2, Stat::default());
+    assert_eq!((seen[1].0, seen[1].2.size), (None, 1));
+    assert_eq!((seen[2].0, seen[2].1.size, seen[2].2.size), (None, 1, 2));
+    assert_eq!(seen[3].0, Some(StatusCode::ENOENT));
+    assert_eq!(seen[3].1.size, 2);
+}
+
+#[test]
+fn fs_poll_path_and_close_in_callback() {
+    let dir = TempDir::new("fsp-close");
+    let lp = Loop::new().unwrap();
+    let p = FsPoll::new(&lp).unwrap();
+    assert_eq!(p.path().unwrap_err().code(), StatusCode::EINVAL);
+    let missing = dir.join("none");
+    let calls = Rc::new(RefCell::new(0));
+    let c = calls.clone();
+    p.start(
+        &missing,
+        Duration::from_millis(5),
+        move |p, status, _, _| {
+            assert_eq!(status.unwrap_err().code(), StatusCode::ENOENT);
+            *c.borrow_mut() += 1;
+            p.close();
+        },
+    )
+    .unwrap();
+    assert_eq!(p.path().unwrap(), missing);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*calls.borrow(), 1);
+}
