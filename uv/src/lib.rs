@@ -34,6 +34,8 @@ mod channel;
 mod contracts;
 mod dns;
 mod error;
+#[cfg(unix)]
+mod fd_pair;
 mod generated;
 pub mod guide;
 mod handle;
@@ -49,6 +51,8 @@ mod timeout;
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
 pub use error::{Error, Rejected, Result};
+#[cfg(unix)]
+pub use fd_pair::{pipe, socketpair};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
