@@ -57,10 +57,8 @@ pub fn socketpair(
     let (f0, f1) = (end_flags(flags0, OP)?, end_flags(flags1, OP)?);
     let mut fds: [sys::uv_os_sock_t; 2] = [-1, -1];
     // SAFETY: `fds` has room for the two sockets libuv writes.
-    check(
-        unsafe { sys::uv_socketpair(ty.raw(), 0, fds.as_mut_ptr(), f0, f1) },
-        OP,
-    )?;
+    let rc = unsafe { sys::uv_socketpair(ty.raw(), 0, fds.as_mut_ptr(), f0, f1) };
+    check(rc, OP)?;
     // SAFETY: libuv made two new sockets that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
