@@ -80,51 +80,56 @@ pub fn generate_core(spec: &Spec, spec_display: &Path, ctx: &Ctx) -> Vec<Generat
     ]
 }
 
-/// Loads one handle spec file for the proc-macro path: parse, validate (enum names
-/// are left to rustc), emit.
+/// Loads one spec file of a single handle or request type for the proc-macro path:
+/// parse, validate (enum names are left to rustc), resolve, emit. `want` names the
+/// table the macro takes, for the error when the file has another.
+fn expand_one(
+    display: &Path,
+    text: &str,
+    want: &str,
+    emit_it: impl FnOnce(&Model<'_>) -> Result<proc_macro2::TokenStream, Diagnostics>,
+) -> Result<proc_macro2::TokenStream, Diagnostics> {
+    let spec = match (spec::load_file(display, text)?, want) {
+        (spec::SpecFile::Handle(h), "handle") => Spec {
+            handles: vec![h],
+            ..Spec::default()
+        },
+        (spec::SpecFile::Request(r), "request") => Spec {
+            requests: vec![r],
+            ..Spec::default()
+        },
+        _ => {
+            return Err(Diagnostics(vec![Diagnostic::in_file(
+                display,
+                format!("this spec file does not describe a {want}"),
+            )
+            .hint(format!("{want}! takes a file with a [{want}] table"))]))
+        }
+    };
+    spec::validate(&spec, None)?;
+    emit_it(&resolve(&spec)?)
+}
+
+/// Loads one handle spec file for the proc-macro path and emits its type.
 pub fn expand_handle_file(
     display: &Path,
     text: &str,
     ctx: &Ctx,
 ) -> Result<proc_macro2::TokenStream, Diagnostics> {
-    let file = spec::load_file(display, text)?;
-    let spec::SpecFile::Handle(h) = file else {
-        return Err(Diagnostics(vec![Diagnostic::in_file(
-            display,
-            "this spec file does not describe a handle",
-        )
-        .hint("handle! takes a file with a [handle] table")]));
-    };
-    let spec = Spec {
-        handles: vec![h],
-        ..Spec::default()
-    };
-    spec::validate(&spec, None)?;
-    let model = resolve(&spec)?;
-    emit::handle(&model.handles[0], ctx)
+    expand_one(display, text, "handle", |m| {
+        emit::handle(&m.handles[0], ctx)
+    })
 }
 
-/// Loads one request spec file for the proc-macro path: parse, validate, emit.
+/// Loads one request spec file for the proc-macro path and emits its type.
 pub fn expand_request_file(
     display: &Path,
     text: &str,
     ctx: &Ctx,
 ) -> Result<proc_macro2::TokenStream, Diagnostics> {
-    let file = spec::load_file(display, text)?;
-    let spec::SpecFile::Request(r) = file else {
-        return Err(Diagnostics(vec![Diagnostic::in_file(
-            display,
-            "this spec file does not describe a request",
-        )
-        .hint("request! takes a file with a [request] table")]));
-    };
-    let spec = Spec {
-        requests: vec![r],
-        ..Spec::default()
-    };
-    spec::validate(&spec, None)?;
-    let model = resolve(&spec)?;
-    emit::request(&model.requests[0], ctx)
+    expand_one(display, text, "request", |m| {
+        emit::request(&m.requests[0], ctx)
+    })
 }
 
 /// Emits the code of one handle or enum spec file, formatted with its header (what

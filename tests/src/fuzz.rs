@@ -183,18 +183,8 @@ pub struct HandleOps {
     pub ops: &'static [Op],
 }
 
-/// What a descriptor argument must be (the spec's `kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FdKind {
-    /// Anything.
-    Any,
-    /// A TCP socket.
-    StreamSocket,
-    /// A UDP socket.
-    DgramSocket,
-    /// A FIFO, Unix stream socket or terminal.
-    Pipe,
-}
+/// What a descriptor argument must be (the spec's `kind`): the runtime's own.
+pub use uv::runtime::FdKind;
 
 /// A handle type the pool holds (implemented by the generated table).
 pub trait Member: Clone + fmt::Debug + Deref<Target = uv::Handle> + 'static {

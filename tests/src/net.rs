@@ -115,3 +115,8 @@ pub fn count_iterations(lp: &Loop) -> (Prepare, Rc<Cell<u64>>) {
     p.unref().unwrap();
     (p, n)
 }
+
+/// Runs `f` once on the loop, `after` from now (a one-shot timer).
+pub fn later(lp: &uv::LoopHandle, after: std::time::Duration, f: impl FnOnce() + 'static) {
+    uv::Timer::once(lp, after, move |_| f()).unwrap();
+}

@@ -13,18 +13,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use uv::{FsEventFlags, FsEventKind, HandleType, Loop, RunMode, Stat, StatusCode, Timer};
-use uv_tests::net::TempDir;
+use uv_tests::net::{later, TempDir};
 
 uv::handle!("spec/path_watch.toml");
 uv::handle!("spec/stat_watch.toml");
 
 /// What the watcher's callback got: the name and the kind of change.
 type Event = (Option<PathBuf>, FsEventKind);
-
-/// Runs `f` once, `after` from now, on the loop.
-fn later(lp: &Loop, after: Duration, f: impl FnOnce() + 'static) {
-    Timer::once(lp, after, move |_| f()).unwrap();
-}
 
 #[test]
 fn path_watch_reports_a_new_file_by_name() {

@@ -10,17 +10,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use uv::{FsEvent, FsEventFlags, FsEventKind, FsPoll, Loop, RunMode, Stat, StatusCode, Timer};
-use uv_tests::net::TempDir;
+use uv_tests::net::{later, TempDir};
 
 type Events = Rc<RefCell<Vec<(Option<PathBuf>, FsEventKind)>>>;
 
 /// What a poll callback got: the error code, if any, the previous and current stat.
 type Change = (Option<StatusCode>, Stat, Stat);
-
-/// Runs `f` once, `after` from now.
-fn later(lp: &Loop, after: Duration, f: impl FnOnce() + 'static) {
-    Timer::once(lp, after, move |_| f()).unwrap();
-}
 
 /// Closes `h` after 5 s if the test has not (a guard that keeps no loop alive).
 fn guard(lp: &Loop, h: &uv::Handle) {

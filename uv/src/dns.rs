@@ -168,33 +168,10 @@ fn c_string(buf: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A query on the thread pool, from `getaddrinfo_with` or `getnameinfo_with`.
-/// `cancel` asks libuv to drop it before it starts; its callback then gets a
-/// cancellation error (`EAI_CANCELED`).
-#[derive(Clone, Debug)]
-pub struct DnsRequest {
-    /// The libuv request while it is in flight; null once its callback ran.
-    pending: Rc<Cell<*mut sys::uv_req_t>>,
-}
-
-impl DnsRequest {
-    /// Whether the callback has not run yet.
-    pub fn is_pending(&self) -> bool {
-        !self.pending.get().is_null()
-    }
-
-    /// Cancels the query (`uv_cancel`): `EBUSY` when a thread is already on it,
-    /// `EINVAL` when it is done.
-    pub fn cancel(&self) -> Result<()> {
-        let p = self.pending.get();
-        if p.is_null() {
-            return Err(Error::new(StatusCode::EINVAL, "uv_cancel"));
-        }
-        // SAFETY: the pointer is cleared before the request's memory is freed, so a
-        // non-null one is a request libuv still holds.
-        check(unsafe { sys::uv_cancel(p) }, "uv_cancel")
-    }
-}
+/// A query on the thread pool, from `getaddrinfo_with` or `getnameinfo_with`: a
+/// [`Request`](crate::Request). `cancel` asks libuv to drop it before it starts; its
+/// callback then gets a cancellation error (`EAI_CANCELED`).
+pub type DnsRequest = crate::Request;
 
 struct AddrInfoReq<C> {
     raw: sys::uv_getaddrinfo_t,
@@ -413,7 +390,5 @@ impl LoopHandle {
 /// `req` must be held by libuv until its callback clears `pending`.
 unsafe fn started(pending: &Rc<Cell<*mut sys::uv_req_t>>, req: *mut sys::uv_req_t) -> DnsRequest {
     pending.set(req);
-    DnsRequest {
-        pending: pending.clone(),
-    }
+    DnsRequest::from_pending(pending.clone())
 }

@@ -58,13 +58,19 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request whose libuv struct `pending` points to while it is in flight.
+    pub(crate) fn from_pending(pending: Rc<Cell<*mut sys::uv_req_t>>) -> Request {
+        Request { pending }
+    }
+
     /// Whether the callback has not run yet.
     pub fn is_pending(&self) -> bool {
         !self.pending.get().is_null()
     }
 
     /// Cancels the request (`uv_cancel`): `EBUSY` when a thread is already on it,
-    /// `EINVAL` when it is done. A cancelled request's callback gets `ECANCELED`.
+    /// `EINVAL` when it is done. A cancelled request's callback gets `ECANCELED`
+    /// (`EAI_CANCELED` for a DNS query).
     pub fn cancel(&self) -> Result<()> {
         let p = self.pending.get();
         if p.is_null() {
