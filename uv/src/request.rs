@@ -61,10 +61,10 @@ where
     // copy of the request struct); the request struct and the data are used in place
     // and do not move until the trampoline frees them.
     unsafe {
+        // The request struct is left as it is: libuv's function that starts a
+        // request initialises the struct (as C callers' `malloc`ed ones), and the
+        // only field read before that is `data`, written here.
         let raw = std::ptr::addr_of_mut!((*p).raw);
-        // libuv request structs are plain C data; all-zero is a valid (not yet
-        // started) value.
-        raw.write_bytes(0, 1);
         std::ptr::addr_of_mut!((*p).op).write(op);
         std::ptr::addr_of_mut!((*p).handle).write(handle.clone());
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
