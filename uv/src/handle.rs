@@ -6,10 +6,12 @@
 //! when both are true: no user reference is left, and libuv has called the close
 //! callback.
 //!
-//! The libuv struct's `data` field is the library's: null while the handle is open,
-//! the close callback (a [`CloseThunk`]) while it closes, and the slab the memory goes
-//! back to once it is closed (the loop may be gone by then). The header is found at a
-//! fixed distance before the libuv struct.
+//! The libuv struct's `data` field is the library's. While the handle is in libuv it
+//! holds the close callback (a [`CloseThunk`], set when closing starts) or null, or,
+//! for the few handles that have [`Extras`], a record of them that also holds the
+//! close callback; once the handle is closed, the slab the memory goes back to (the
+//! loop may be gone by then). The header is found at a fixed distance before the
+//! libuv struct.
 //!
 //! When the last user reference goes, a handle that can still call user code (libuv
 //! reports it active) stays open; otherwise it is
@@ -63,8 +65,8 @@ pub struct VTable {
 /// header, for every handle type (checked at compile time in `VTableOf`).
 const RAW_OFFSET: usize = std::mem::size_of::<Header>();
 
-/// What few handle types use (Async's sender), kept out of line in the loop, by
-/// handle address, so that every handle does not pay for it.
+/// What few handle types use (Async's sender), kept out of line (in slab memory that
+/// `data` points to) so that every handle does not pay for it.
 #[derive(Default)]
 pub(crate) struct Extras {
     before_close: Option<Box<dyn FnOnce()>>,
@@ -79,8 +81,14 @@ pub(crate) struct Extras {
 const IN_LIBUV: u8 = 1;
 /// Made by the library for itself (hidden from `handles()`, not counted by `close`).
 const INTERNAL: u8 = 2;
-/// Has an entry in the loop's extras table.
+/// `data` points to an [`ExtrasRecord`].
 const HAS_EXTRAS: u8 = 4;
+
+/// The extras of a handle and its close callback (null until closing starts).
+struct ExtrasRecord {
+    extras: Extras,
+    close: *const CloseRun,
+}
 
 /// The part of every handle allocation that does not depend on its type: 16 bytes.
 /// The libuv struct follows at `RAW_OFFSET`; the loop is reached through the libuv
@@ -335,24 +343,67 @@ impl Hdr {
         }
     }
 
-    fn key(&self) -> usize {
-        self.0.as_ptr() as usize
-    }
-
+    /// The handle's extras, taken out of `data` (which keeps the close callback).
+    /// Only while libuv holds the handle.
     fn take_extras(&self) -> Extras {
-        if self.has(HAS_EXTRAS) {
-            self.set(HAS_EXTRAS, false);
-            self.shared().take_extras(self.key())
-        } else {
-            Extras::default()
+        if !self.has(HAS_EXTRAS) {
+            return Extras::default();
+        }
+        self.set(HAS_EXTRAS, false);
+        let raw = self.raw();
+        // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord from `put_extras`, made
+        // with this loop's slab; it is moved out once and its memory freed.
+        unsafe {
+            let p = (*raw).data as *mut ExtrasRecord;
+            let record = p.read();
+            Slab::free(
+                self.shared().slab(),
+                NonNull::new_unchecked(p.cast()),
+                std::alloc::Layout::new::<ExtrasRecord>(),
+            );
+            (*raw).data = record.close.cast_mut().cast();
+            record.extras
         }
     }
 
+    /// Stores `extras` in `data`, with the close callback it holds. Only while
+    /// libuv holds the handle, and without extras stored.
+    fn put_extras(&self, extras: Extras) {
+        debug_assert!(!self.has(HAS_EXTRAS));
+        let raw = self.raw();
+        // SAFETY: the loop's slab lives while the handle is in libuv.
+        let slab = unsafe { self.shared().slab().as_ref() };
+        let p = slab
+            .alloc(std::alloc::Layout::new::<ExtrasRecord>())
+            .cast::<ExtrasRecord>()
+            .as_ptr();
+        // SAFETY: fresh memory for a record, written in place; `data` holds the
+        // close callback or null while the handle is in libuv without extras.
+        unsafe {
+            p.write(ExtrasRecord {
+                extras,
+                close: (*raw).data as *const CloseRun,
+            });
+            (*raw).data = p.cast();
+        }
+        self.set(HAS_EXTRAS, true);
+    }
+
+    /// Runs `f` on the extras (taken out while it runs, so that it may use the
+    /// handle freely). Only while libuv holds the handle.
     fn with_extras(&self, f: impl FnOnce(&mut Extras)) {
         let mut e = self.take_extras();
         f(&mut e);
-        self.set(HAS_EXTRAS, true);
-        self.shared().put_extras(self.key(), e);
+        self.put_extras(e);
+    }
+
+    /// Takes the close callback and the extras out of `data`, which then names the
+    /// slab (the handle leaves libuv).
+    fn take_data(&self, slab: NonNull<Slab>) -> (Option<NonNull<CloseRun>>, Option<Extras>) {
+        let extras = self.has(HAS_EXTRAS).then(|| self.take_extras());
+        // SAFETY: without extras, `data` holds the close callback or null.
+        let cb = unsafe { std::mem::replace(&mut (*self.raw()).data, slab.as_ptr().cast()) };
+        (NonNull::new(cb as *mut CloseRun), extras)
     }
 
     fn inc_ref(&self) {
@@ -511,16 +562,18 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     }
     let shared = h.shared();
     let slab = shared.slab();
-    // SAFETY: `data` is the library's (null, or a close callback while closing).
-    let cb = unsafe { std::mem::replace(&mut (*raw).data, slab.as_ptr().cast()) };
+    let (cb, extras) = h.take_data(slab);
     h.h().state.set(State::Closed);
     // libuv will never call back: the last user reference may free the memory (into
     // the slab, which is leaked with the loop).
     h.set(IN_LIBUV, false);
-    if let Some(cb) = NonNull::new(cb as *mut CloseRun) {
+    if let Some(cb) = cb {
         // The close callback will never run: drop it.
         // SAFETY: `data` held a close callback made with this loop's slab.
         shared.guard(|| unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, None) });
+    }
+    if let Some(e) = extras {
+        shared.guard(move || drop(e));
     }
 }
 
@@ -535,19 +588,15 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
     let slab = shared.slab();
     // From now on `data` names the slab the memory goes back to (the loop may be
     // gone when the last reference is dropped).
-    // SAFETY: `data` is the library's: a close callback or null.
-    let cb = unsafe { std::mem::replace(&mut (*raw).data, slab.as_ptr().cast()) };
-    let mut cb = NonNull::new(cb as *mut CloseRun);
+    let (mut cb, extras) = hp.take_data(slab);
     // Hold a reference while user code runs, so that nothing it drops frees us.
     hp.inc_ref();
-    let mut extras = None;
-    if hp.has(HAS_EXTRAS) {
-        let e = hp.take_extras();
+    let extras = extras.map(|e| {
         if let Some(fd) = e.claimed {
             shared.unclaim_fd(fd);
         }
-        extras = Some((e.ext, e.before_close, e.kept));
-    }
+        (e.ext, e.before_close, e.kept)
+    });
     let h = ManuallyDrop::new(Handle {
         ptr: hp.0,
         _not_send: PhantomData,
@@ -862,8 +911,14 @@ impl Handle {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
             let cb = CloseOf::make(callback, slab);
-            // SAFETY: the handle is open: `data` is the library's, and null.
-            unsafe { (*h.raw()).data = cb.cast_mut().cast() };
+            if h.has(HAS_EXTRAS) {
+                // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord, whose close
+                // callback is null while the handle is open.
+                unsafe { (*((*h.raw()).data as *mut ExtrasRecord)).close = cb };
+            } else {
+                // SAFETY: the handle is open: `data` is the library's, and null.
+                unsafe { (*h.raw()).data = cb.cast_mut().cast() };
+            }
             h.begin_close();
         }
     }

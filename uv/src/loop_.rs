@@ -2,10 +2,8 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -17,7 +15,7 @@ use std::time::Duration;
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
-use crate::handle::{Extras, Handle};
+use crate::handle::Handle;
 use crate::{RunMode, StatusCode};
 
 /// A panic payload, as `catch_unwind` gives it.
@@ -41,9 +39,6 @@ pub(crate) struct LoopShared {
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
-    /// Close callbacks, close hooks and hand-written state of the few handles that
-    /// have them, by handle address.
-    extras: RefCell<HashMap<usize, Extras, BuildHasherDefault<AddrHasher>>>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
     claimed_fds: RefCell<Vec<crate::RawFd>>,
     /// Memory for the loop's handles and requests; this value holds one count.
@@ -62,44 +57,10 @@ impl Drop for LoopShared {
     }
 }
 
-/// Hashes handle addresses: one multiply and a fold, instead of SipHash (the keys
-/// are addresses, not attacker-chosen data).
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b) ^ self.0.rotate_left(8));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = h ^ (h >> 29);
-    }
-}
-
 impl LoopShared {
     pub(crate) fn raw(&self) -> Option<*mut sys::uv_loop_t> {
         let p = self.raw.get();
         (!p.is_null()).then_some(p)
-    }
-
-    pub(crate) fn take_extras(&self, key: usize) -> Extras {
-        self.extras.borrow_mut().remove(&key).unwrap_or_default()
-    }
-
-    pub(crate) fn put_extras(&self, key: usize, extras: Extras) {
-        self.extras.borrow_mut().insert(key, extras);
     }
 
     /// Claims `fd` for one handle of this loop; false if another holds it.
@@ -282,8 +243,6 @@ impl LoopShared {
         unsafe { (*raw).data = std::ptr::null_mut() };
         self.raw.set(std::ptr::null_mut());
         drop(self.call_later.borrow_mut().take());
-        let extras = std::mem::take(&mut *self.extras.borrow_mut());
-        drop(extras);
         if let Some(p) = self.panic.take() {
             eprintln!(
                 "uv: a callback panicked while the loop was closing: {}",
@@ -358,7 +317,6 @@ impl LoopShared {
             panic: Cell::new(None),
             hook: Cell::new(None),
             call_later: RefCell::new(None),
-            extras: RefCell::new(HashMap::default()),
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
             slab_leaked: Cell::new(false),
