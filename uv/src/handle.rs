@@ -668,11 +668,10 @@ impl<K: HandleKind> Typed<K> {
                 flags: Cell::new(if internal { INTERNAL } else { 0 }),
                 vtable: &VTableOf::<K>::VTABLE,
             });
-            // libuv handle structs are plain C data for which all-zero is a valid
-            // (not yet initialised) value; init fills them in. `data` stays null
-            // while the handle is open.
+            // The libuv struct is left as it is: its init function initialises it
+            // (as C callers' `malloc`ed ones), except `data`, which is the
+            // library's: null while the handle is open.
             let raw = std::ptr::addr_of_mut!((*p).raw);
-            raw.write_bytes(0, 1);
             std::ptr::addr_of_mut!((*p).slots).write(slots);
             let rc = init(uv_loop, raw);
             if rc < 0 {
@@ -680,6 +679,7 @@ impl<K: HandleKind> Typed<K> {
                 Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
                 return Err(Error::from_raw(rc, op));
             }
+            (*raw.cast::<sys::uv_handle_t>()).data = std::ptr::null_mut();
             (*p).header.flags.set((*p).header.flags.get() | IN_LIBUV);
         }
         shared.handle_opened(internal);
