@@ -389,12 +389,17 @@ impl Hdr {
         self.set(HAS_EXTRAS, true);
     }
 
-    /// Runs `f` on the extras (taken out while it runs, so that it may use the
-    /// handle freely). Only while libuv holds the handle.
+    /// Runs `f` on the extras, in place (made empty first if there are none). Only
+    /// while libuv holds the handle; `f` must not reach this handle's extras again
+    /// (the callers are the library's own short closures, which never run user
+    /// code).
     fn with_extras(&self, f: impl FnOnce(&mut Extras)) {
-        let mut e = self.take_extras();
-        f(&mut e);
-        self.put_extras(e);
+        if !self.has(HAS_EXTRAS) {
+            self.put_extras(Extras::default());
+        }
+        // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; per the
+        // contract nothing else reaches it while `f` runs.
+        f(unsafe { &mut (*((*self.raw()).data as *mut ExtrasRecord)).extras });
     }
 
     /// Takes the close callback and the extras out of `data`, which then names the
