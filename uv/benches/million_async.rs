@@ -5,9 +5,13 @@
 //!
 //! Here every handle is woken exactly once (in order), so that the number of
 //! callbacks is the same in both variants (one wake-up gives one callback); the
-//! count is the callbacks. Phases: init (the handles and, for the uv version, one
-//! `AsyncSender` per handle, which is how a thread wakes a `uv::Async`), run (the
-//! wake-ups, the callbacks and the closes), cleanup.
+//! count is the callbacks. The thread sends all its wake-ups before the loop runs:
+//! libuv scans every async handle of the loop on each wake-up of the loop, so with
+//! both running at once the work would depend on how the two threads interleave
+//! (and the instruction count would not be reproducible). Phases: init (the handles
+//! and, for the uv version, one `AsyncSender` per handle, which is how a thread
+//! wakes a `uv::Async`), send (the thread's wake-ups), run (the callbacks and the
+//! closes), cleanup.
 //!
 //! Runs the safe `uv` version and a raw libuv-sys2 twin, each in its own process
 //! (see `common/mod.rs` for the options).
@@ -104,14 +108,21 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
             s.send().expect("uv::AsyncSender::send");
         }
     });
-    lp.run(uv::RunMode::Default).expect("uv::Loop::run");
     thread.join().expect("the sender thread");
+    let send = since(t1);
+    let t1 = Instant::now();
+    lp.run(uv::RunMode::Default).expect("uv::Loop::run");
     let run = since(t1);
 
     let t2 = Instant::now();
     HANDLES.with(|hs| hs.borrow_mut().clear());
     drop(lp);
-    vec![("init", init), ("run", run), ("cleanup", since(t2))]
+    vec![
+        ("init", init),
+        ("send", send),
+        ("run", run),
+        ("cleanup", since(t2)),
+    ]
 }
 
 unsafe extern "C" fn raw_async_cb(_handle: *mut sys::uv_async_t) {
@@ -158,9 +169,11 @@ fn raw(n: u64) -> Vec<(&'static str, f64)> {
             common::rawnet::check(rc, "uv_async_send");
         }
     });
+    thread.join().expect("the sender thread");
+    let send = since(t1);
+    let t1 = Instant::now();
     // SAFETY: `lp` is an initialised loop, not running.
     unsafe { sys::uv_run(lp, sys::uv_run_mode_UV_RUN_DEFAULT) };
-    thread.join().expect("the sender thread");
     let run = since(t1);
 
     let t2 = Instant::now();
@@ -168,5 +181,10 @@ fn raw(n: u64) -> Vec<(&'static str, f64)> {
     // closes, so the loop has none left.
     unsafe { common::rawnet::close_loop(lp) };
     drop(storage);
-    vec![("init", init), ("run", run), ("cleanup", since(t2))]
+    vec![
+        ("init", init),
+        ("send", send),
+        ("run", run),
+        ("cleanup", since(t2)),
+    ]
 }
