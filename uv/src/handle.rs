@@ -345,6 +345,7 @@ impl Hdr {
 
     /// The handle's extras, taken out of `data` (which keeps the close callback).
     /// Only while libuv holds the handle.
+    #[cold]
     fn take_extras(&self) -> Extras {
         if !self.has(HAS_EXTRAS) {
             return Extras::default();
@@ -404,8 +405,13 @@ impl Hdr {
 
     /// Takes the close callback and the extras out of `data`, which then names the
     /// slab (the handle leaves libuv).
+    #[inline]
     fn take_data(&self, slab: NonNull<Slab>) -> (Option<NonNull<CloseRun>>, Option<Extras>) {
-        let extras = self.has(HAS_EXTRAS).then(|| self.take_extras());
+        let extras = if self.has(HAS_EXTRAS) {
+            Some(self.take_extras())
+        } else {
+            None
+        };
         // SAFETY: without extras, `data` holds the close callback or null.
         let cb = unsafe { std::mem::replace(&mut (*self.raw()).data, slab.as_ptr().cast()) };
         (NonNull::new(cb as *mut CloseRun), extras)
@@ -483,6 +489,7 @@ impl Hdr {
     }
 
     /// Closes the handle if nobody can reach it and it cannot call user code.
+    #[inline]
     fn close_if_unreachable(&self) {
         if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive() {
             self.begin_close();
