@@ -1,9 +1,17 @@
 //! The handle lifecycle shared by every handle type.
 //!
-//! Each handle lives in one heap allocation, a [`HandleBox`]: a header, the libuv
-//! struct and the callback slots. The user's values ([`Handle`] and the typed
-//! wrappers) are counted references to it. The allocation is freed only when both
-//! are true: no user reference is left, and libuv has called the close callback.
+//! Each handle lives in one allocation from its loop's slab, a [`HandleBox`]: a
+//! header, the libuv struct and the callback slots. The user's values ([`Handle`] and
+//! the typed wrappers) are counted references to it. The allocation is freed only
+//! when both are true: no user reference is left, and libuv has called the close
+//! callback.
+//!
+//! The libuv struct's `data` field is the library's. While the handle is in libuv it
+//! holds the close callback (a [`CloseThunk`], set when closing starts) or null, or,
+//! for the few handles that have [`Extras`], a record of them that also holds the
+//! close callback; once the handle is closed, the slab the memory goes back to (the
+//! loop may be gone by then). The header is found at a fixed distance before the
+//! libuv struct.
 //!
 //! When the last user reference goes, a handle that can still call user code (libuv
 //! reports it active) stays open; otherwise it is
@@ -20,7 +28,7 @@ use libuv_sys2 as sys;
 
 use crate::callback::Slot;
 use crate::error::{check, Error, Result};
-use crate::loop_::{LoopHandle, LoopShared};
+use crate::loop_::{LoopHandle, LoopShared, Slab};
 use crate::HandleType;
 
 /// What keeps a handle open after the user dropped every reference to it.
@@ -51,14 +59,14 @@ pub struct VTable {
     free: unsafe fn(*mut Header),
     keep_alive: KeepAlive,
     name: &'static str,
-    /// Where the libuv struct starts, from the start of the allocation.
-    raw_offset: usize,
 }
 
-type CloseCallback = Box<dyn FnOnce(&Handle)>;
+/// Where the libuv struct starts, from the start of the allocation: right after the
+/// header, for every handle type (checked at compile time in `VTableOf`).
+const RAW_OFFSET: usize = std::mem::size_of::<Header>();
 
-/// What few handle types use (Async's sender), kept out of line in the loop, by
-/// handle address, so that every handle does not pay for it.
+/// What few handle types use (Async's sender), kept out of line (in slab memory that
+/// `data` points to) so that every handle does not pay for it.
 #[derive(Default)]
 pub(crate) struct Extras {
     before_close: Option<Box<dyn FnOnce()>>,
@@ -73,20 +81,24 @@ pub(crate) struct Extras {
 const IN_LIBUV: u8 = 1;
 /// Made by the library for itself (hidden from `handles()`, not counted by `close`).
 const INTERNAL: u8 = 2;
-/// Has an entry in the loop's extras table.
+/// `data` points to an [`ExtrasRecord`].
 const HAS_EXTRAS: u8 = 4;
 
-/// The part of every handle allocation that does not depend on its type: 32 bytes.
-/// The libuv struct follows at `vtable.raw_offset`; the loop is reached through the
-/// libuv struct's `loop` field, whose `data` is the loop's shared state.
+/// The extras of a handle and its close callback (null until closing starts).
+struct ExtrasRecord {
+    extras: Extras,
+    close: *const CloseRun,
+}
+
+/// The part of every handle allocation that does not depend on its type: 16 bytes.
+/// The libuv struct follows at `RAW_OFFSET`; the loop is reached through the libuv
+/// struct's `loop` field, whose `data` is the loop's shared state.
+#[repr(C, align(8))]
 pub struct Header {
     refs: Cell<u32>,
     state: Cell<State>,
     flags: Cell<u8>,
     vtable: &'static VTable,
-    /// Kept inline: closing with a callback is common, and a side table costs more
-    /// than these 16 bytes (measured with the million_timers benchmark).
-    close_cb: Cell<Option<CloseCallback>>,
 }
 
 /// The callback slots of a handle type (generated).
@@ -131,22 +143,125 @@ unsafe fn clear_slots<K: HandleKind>(h: *mut Header) {
 }
 
 unsafe fn free_box<K: HandleKind>(h: *mut Header) {
-    // SAFETY: the box was made by Box::into_raw in Typed::new and is freed once,
-    // when no user reference and no libuv reference is left.
-    drop(unsafe { Box::from_raw(h as *mut HandleBox<K>) });
+    let p = h as *mut HandleBox<K>;
+    // SAFETY: the allocation was made by Typed::new from the slab whose pointer its
+    // libuv struct's `data` holds once it left libuv (on_close, abandon); it is freed
+    // once, when no user reference and no libuv reference is left.
+    unsafe {
+        let slab = (*p).raw_handle_data().cast::<Slab>();
+        std::ptr::drop_in_place(p);
+        Slab::free(
+            NonNull::new_unchecked(slab),
+            NonNull::new_unchecked(p.cast()),
+            std::alloc::Layout::new::<HandleBox<K>>(),
+        );
+    }
+}
+
+impl<K: HandleKind> HandleBox<K> {
+    /// The libuv struct's `data` field.
+    ///
+    /// # Safety
+    /// `self` must be an allocation whose libuv struct was written (zeroed at least).
+    unsafe fn raw_handle_data(&self) -> *mut std::ffi::c_void {
+        // SAFETY: per the contract; every handle struct starts with uv_handle_t.
+        unsafe { (*(&self.raw as *const K::Raw).cast::<sys::uv_handle_t>()).data }
+    }
 }
 
 struct VTableOf<K>(PhantomData<K>);
 
 impl<K: HandleKind> VTableOf<K> {
-    const VTABLE: VTable = VTable {
-        type_id: TypeId::of::<K>,
-        clear: clear_slots::<K>,
-        free: free_box::<K>,
-        keep_alive: K::KEEP_ALIVE,
-        name: K::NAME,
-        raw_offset: std::mem::offset_of!(HandleBox<K>, raw),
+    const VTABLE: VTable = {
+        // The type-erased code finds the libuv struct right after the header.
+        assert!(std::mem::offset_of!(HandleBox<K>, raw) == RAW_OFFSET);
+        VTable {
+            type_id: TypeId::of::<K>,
+            clear: clear_slots::<K>,
+            free: free_box::<K>,
+            keep_alive: K::KEEP_ALIVE,
+            name: K::NAME,
+        }
     };
+}
+
+/// A close callback stored in the libuv struct's `data` while the handle closes: a
+/// thin pointer to its `run` function, followed (for a callback that captures
+/// something) by the callback itself, in slab memory. A callback that captures
+/// nothing takes no memory: `data` then points at a static `run`.
+#[repr(transparent)]
+struct CloseRun(unsafe fn(*const CloseRun, NonNull<Slab>, Option<&Handle>));
+
+#[repr(C)]
+struct CloseThunk<F> {
+    run: CloseRun,
+    f: ManuallyDrop<F>,
+}
+
+struct CloseOf<F>(PhantomData<F>);
+
+impl<F: FnOnce(&Handle) + 'static> CloseOf<F> {
+    const RUN_STATIC: &'static CloseRun = &CloseRun(run_static::<F>);
+
+    /// Stores `f` for the close callback: the value for `data`.
+    fn make(f: F, slab: &Slab) -> *const CloseRun {
+        if std::mem::size_of::<F>() == 0 {
+            // A zero-sized value has nothing to keep: it is made again in
+            // `run_static` (this one is forgotten, so it is moved, not copied).
+            std::mem::forget(f);
+            return Self::RUN_STATIC;
+        }
+        let layout = std::alloc::Layout::new::<CloseThunk<F>>();
+        let p = slab.alloc(layout).cast::<CloseThunk<F>>().as_ptr();
+        // SAFETY: fresh memory for a CloseThunk<F>, written in place.
+        unsafe {
+            p.write(CloseThunk {
+                run: CloseRun(run_boxed::<F>),
+                f: ManuallyDrop::new(f),
+            })
+        };
+        p.cast()
+    }
+}
+
+/// Calls (or, without a handle, drops) a zero-sized close callback.
+///
+/// # Safety
+/// Once per `CloseOf::<F>::make` that returned the static: that call forgot the
+/// value this one makes again.
+unsafe fn run_static<F: FnOnce(&Handle)>(_: *const CloseRun, _: NonNull<Slab>, h: Option<&Handle>) {
+    // SAFETY: F is zero-sized, so a dangling aligned pointer is a valid place to read
+    // it from; the value forgotten in `make` is moved back out here, once.
+    let f = unsafe { NonNull::<F>::dangling().as_ptr().read() };
+    if let Some(h) = h {
+        f(h);
+    }
+}
+
+/// Takes a close callback out of its slab memory, frees that, then calls it (or,
+/// without a handle, drops it).
+///
+/// # Safety
+/// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, run once.
+unsafe fn run_boxed<F: FnOnce(&Handle)>(
+    this: *const CloseRun,
+    slab: NonNull<Slab>,
+    h: Option<&Handle>,
+) {
+    let p = this as *mut CloseThunk<F>;
+    // SAFETY: per the contract; the value is moved out once, then the memory freed.
+    let f = unsafe {
+        let f = ManuallyDrop::take(&mut (*p).f);
+        Slab::free(
+            slab,
+            NonNull::new_unchecked(p.cast()),
+            std::alloc::Layout::new::<CloseThunk<F>>(),
+        );
+        f
+    };
+    if let Some(h) = h {
+        f(h);
+    }
 }
 
 /// A counted reference to a handle of any type: the operations every handle has.
@@ -187,14 +302,18 @@ impl Hdr {
     }
 
     fn raw(&self) -> *mut sys::uv_handle_t {
-        // SAFETY: the offset is that of the libuv struct inside this allocation.
-        unsafe {
-            self.0
-                .as_ptr()
-                .cast::<u8>()
-                .add(self.h().vtable.raw_offset)
-                .cast()
-        }
+        // SAFETY: the libuv struct starts RAW_OFFSET bytes into this allocation.
+        unsafe { self.0.as_ptr().cast::<u8>().add(RAW_OFFSET).cast() }
+    }
+
+    /// The allocation of a libuv struct made by this library.
+    ///
+    /// # Safety
+    /// `raw` must be the libuv struct of a handle allocation (from `Hdr::raw`, or
+    /// handed back by libuv), whose provenance covers the whole allocation.
+    unsafe fn from_raw(raw: *mut sys::uv_handle_t) -> Hdr {
+        // SAFETY: per the contract, the header is RAW_OFFSET bytes before it.
+        Hdr(unsafe { NonNull::new_unchecked(raw.cast::<u8>().sub(RAW_OFFSET).cast()) })
     }
 
     fn is_open(&self) -> bool {
@@ -224,24 +343,78 @@ impl Hdr {
         }
     }
 
-    fn key(&self) -> usize {
-        self.0.as_ptr() as usize
-    }
-
+    /// The handle's extras, taken out of `data` (which keeps the close callback).
+    /// Only while libuv holds the handle.
+    #[cold]
     fn take_extras(&self) -> Extras {
-        if self.has(HAS_EXTRAS) {
-            self.set(HAS_EXTRAS, false);
-            self.shared().take_extras(self.key())
-        } else {
-            Extras::default()
+        if !self.has(HAS_EXTRAS) {
+            return Extras::default();
+        }
+        self.set(HAS_EXTRAS, false);
+        let raw = self.raw();
+        // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord from `put_extras`, made
+        // with this loop's slab; it is moved out once and its memory freed.
+        unsafe {
+            let p = (*raw).data as *mut ExtrasRecord;
+            let record = p.read();
+            Slab::free(
+                self.shared().slab(),
+                NonNull::new_unchecked(p.cast()),
+                std::alloc::Layout::new::<ExtrasRecord>(),
+            );
+            (*raw).data = record.close.cast_mut().cast();
+            record.extras
         }
     }
 
-    fn with_extras(&self, f: impl FnOnce(&mut Extras)) {
-        let mut e = self.take_extras();
-        f(&mut e);
+    /// Stores `extras` in `data`, with the close callback it holds. Only while
+    /// libuv holds the handle, and without extras stored.
+    fn put_extras(&self, extras: Extras) {
+        debug_assert!(!self.has(HAS_EXTRAS));
+        let raw = self.raw();
+        // SAFETY: the loop's slab lives while the handle is in libuv.
+        let slab = unsafe { self.shared().slab().as_ref() };
+        let p = slab
+            .alloc(std::alloc::Layout::new::<ExtrasRecord>())
+            .cast::<ExtrasRecord>()
+            .as_ptr();
+        // SAFETY: fresh memory for a record, written in place; `data` holds the
+        // close callback or null while the handle is in libuv without extras.
+        unsafe {
+            p.write(ExtrasRecord {
+                extras,
+                close: (*raw).data as *const CloseRun,
+            });
+            (*raw).data = p.cast();
+        }
         self.set(HAS_EXTRAS, true);
-        self.shared().put_extras(self.key(), e);
+    }
+
+    /// Runs `f` on the extras, in place (made empty first if there are none). Only
+    /// while libuv holds the handle; `f` must not reach this handle's extras again
+    /// (the callers are the library's own short closures, which never run user
+    /// code).
+    fn with_extras(&self, f: impl FnOnce(&mut Extras)) {
+        if !self.has(HAS_EXTRAS) {
+            self.put_extras(Extras::default());
+        }
+        // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; per the
+        // contract nothing else reaches it while `f` runs.
+        f(unsafe { &mut (*((*self.raw()).data as *mut ExtrasRecord)).extras });
+    }
+
+    /// Takes the close callback and the extras out of `data`, which then names the
+    /// slab (the handle leaves libuv).
+    #[inline]
+    fn take_data(&self, slab: NonNull<Slab>) -> (Option<NonNull<CloseRun>>, Option<Extras>) {
+        let extras = if self.has(HAS_EXTRAS) {
+            Some(self.take_extras())
+        } else {
+            None
+        };
+        // SAFETY: without extras, `data` holds the close callback or null.
+        let cb = unsafe { std::mem::replace(&mut (*self.raw()).data, slab.as_ptr().cast()) };
+        (NonNull::new(cb as *mut CloseRun), extras)
     }
 
     fn inc_ref(&self) {
@@ -316,6 +489,7 @@ impl Hdr {
     }
 
     /// Closes the handle if nobody can reach it and it cannot call user code.
+    #[inline]
     fn close_if_unreachable(&self) {
         if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive() {
             self.begin_close();
@@ -393,46 +567,75 @@ unsafe fn signal_watched(raw: *mut sys::uv_handle_t) -> Option<i32> {
 /// # Safety
 /// `raw` must be a handle made by this library.
 pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
-    // SAFETY: per the contract, `data` is the allocation's own pointer.
-    if let Some(p) = NonNull::new(unsafe { (*raw).data } as *mut Header) {
-        let h = Hdr(p);
-        h.h().state.set(State::Closed);
-        // libuv will never call back: the last user reference may free the memory.
-        h.set(IN_LIBUV, false);
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    if !h.has(IN_LIBUV) {
+        return;
+    }
+    let shared = h.shared();
+    let slab = shared.slab();
+    let (cb, extras) = h.take_data(slab);
+    h.h().state.set(State::Closed);
+    // libuv will never call back: the last user reference may free the memory (into
+    // the slab, which is leaked with the loop).
+    h.set(IN_LIBUV, false);
+    if let Some(cb) = cb {
+        // The close callback will never run: drop it.
+        // SAFETY: `data` held a close callback made with this loop's slab.
+        shared.guard(|| unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, None) });
+    }
+    if let Some(e) = extras {
+        shared.guard(move || drop(e));
     }
 }
 
 unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
-    // SAFETY: `data` was set to the allocation in Typed::new; it lives until
-    // IN_LIBUV is cleared below.
-    let hp = Hdr(unsafe { NonNull::new_unchecked((*raw).data as *mut Header) });
+    // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
+    // until IN_LIBUV is cleared below.
+    let hp = unsafe { Hdr::from_raw(raw) };
     let header = hp.h();
     header.state.set(State::Closed);
     let shared = hp.shared();
     shared.handle_closed(hp.has(INTERNAL));
+    let slab = shared.slab();
+    // From now on `data` names the slab the memory goes back to (the loop may be
+    // gone when the last reference is dropped).
+    let (mut cb, extras) = hp.take_data(slab);
     // Hold a reference while user code runs, so that nothing it drops frees us.
     hp.inc_ref();
-    let extras = hp.take_extras();
-    if let Some(fd) = extras.claimed {
-        shared.unclaim_fd(fd);
+    let extras = extras.map(|e| {
+        if let Some(fd) = e.claimed {
+            shared.unclaim_fd(fd);
+        }
+        (e.ext, e.before_close, e.kept)
+    });
+    let h = ManuallyDrop::new(Handle {
+        ptr: hp.0,
+        _not_send: PhantomData,
+    });
+    // SAFETY: the vtable belongs to this allocation's type.
+    let clear = || unsafe { (header.vtable.clear)(hp.0.as_ptr()) };
+    // One guard for the common case (no extras); the callback is taken out before
+    // it runs, so that after a panic only the slots are left to empty.
+    let mut cleared = false;
+    let done = shared.guard(|| {
+        if let Some(cb) = cb.take() {
+            // SAFETY: `data` held a close callback made with this loop's slab;
+            // taken out of `cb`, it runs once.
+            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, Some(&h)) };
+        }
+        clear();
+        cleared = true;
+    });
+    if done.is_none() && !cleared {
+        // Slots are emptied one by one, each taken out before it is dropped: a
+        // callback whose Drop panics stops one `clear`, and the next round goes on
+        // from the slot after it, so nothing is left to drop outside the guard.
+        while shared.guard(clear).is_none() {}
     }
-    if let Some(cb) = header.close_cb.take() {
-        let h = ManuallyDrop::new(Handle {
-            ptr: hp.0,
-            _not_send: PhantomData,
-        });
-        shared.guard(|| cb(&h));
+    if let Some(e) = extras {
+        shared.guard(move || drop(e));
     }
-    // Slots are emptied one by one, each taken out before it is dropped: a callback
-    // whose Drop panics stops one `clear`, and the next round goes on from the slot
-    // after it, so nothing is left to drop outside the guard.
-    let clear = || {
-        // SAFETY: the vtable belongs to this allocation's type.
-        unsafe { (header.vtable.clear)(hp.0.as_ptr()) }
-    };
-    while shared.guard(clear).is_none() {}
-    let (ext, hook, kept) = (extras.ext, extras.before_close, extras.kept);
-    shared.guard(move || drop((ext, hook, kept)));
     hp.set(IN_LIBUV, false);
     // SAFETY: we own the reference taken above.
     unsafe { hp.release() };
@@ -460,9 +663,15 @@ impl<K: HandleKind> Typed<K> {
     ) -> Result<Self> {
         let shared = loop_.shared();
         let uv_loop = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
-        let p = Box::into_raw(Box::<HandleBox<K>>::new_uninit()).cast::<HandleBox<K>>();
-        // SAFETY: `p` is a fresh allocation for a HandleBox<K>; every field is written
-        // in place before use (no copy of the large struct), and the libuv struct never
+        let slab = shared.slab();
+        let layout = std::alloc::Layout::new::<HandleBox<K>>();
+        // SAFETY: the loop's slab lives while the loop's shared state does.
+        let p = unsafe { slab.as_ref() }
+            .alloc(layout)
+            .cast::<HandleBox<K>>()
+            .as_ptr();
+        // SAFETY: `p` is fresh memory for a HandleBox<K>; every field is written in
+        // place before use (no copy of the large struct), and the libuv struct never
         // moves afterwards.
         unsafe {
             std::ptr::addr_of_mut!((*p).header).write(Header {
@@ -470,19 +679,19 @@ impl<K: HandleKind> Typed<K> {
                 state: Cell::new(State::Open),
                 flags: Cell::new(if internal { INTERNAL } else { 0 }),
                 vtable: &VTableOf::<K>::VTABLE,
-                close_cb: Cell::new(None),
             });
-            // libuv handle structs are plain C data for which all-zero is a valid
-            // (not yet initialised) value; init fills them in.
+            // The libuv struct is left as it is: its init function initialises it
+            // (as C callers' `malloc`ed ones), except `data`, which is the
+            // library's: null while the handle is open.
             let raw = std::ptr::addr_of_mut!((*p).raw);
-            raw.write_bytes(0, 1);
             std::ptr::addr_of_mut!((*p).slots).write(slots);
             let rc = init(uv_loop, raw);
             if rc < 0 {
-                drop(Box::from_raw(p));
+                std::ptr::drop_in_place(p);
+                Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
                 return Err(Error::from_raw(rc, op));
             }
-            (*raw.cast::<sys::uv_handle_t>()).data = p.cast();
+            (*raw.cast::<sys::uv_handle_t>()).data = std::ptr::null_mut();
             (*p).header.flags.set((*p).header.flags.get() | IN_LIBUV);
         }
         shared.handle_opened(internal);
@@ -604,10 +813,9 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized>(
     slot: impl FnOnce(&K::Slots) -> &Slot<F>,
     call: impl FnOnce(&mut F, &K),
 ) {
-    // SAFETY: `data` is the allocation's own pointer, alive until the close callback,
-    // which cannot run during this one.
-    let ptr =
-        unsafe { NonNull::new_unchecked((*raw.cast::<sys::uv_handle_t>()).data as *mut Header) };
+    // SAFETY: libuv hands back a handle struct of ours, alive until the close
+    // callback, which cannot run during this one.
+    let ptr = unsafe { Hdr::from_raw(raw.cast()) }.0;
     let handle = ManuallyDrop::new(K::from_typed(Typed {
         ptr,
         _kind: PhantomData,
@@ -624,8 +832,8 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized>(
 /// `raw` must be a handle initialised by [`Typed::new`] for `K`, not yet freed; the
 /// reference must not outlive its allocation.
 pub(crate) unsafe fn slots_of<'a, K: HandleKind>(raw: *mut K::Raw) -> &'a K::Slots {
-    // SAFETY: per the contract, `data` is the allocation's own pointer.
-    unsafe { &(*((*raw.cast::<sys::uv_handle_t>()).data as *const HandleBox<K>)).slots }
+    // SAFETY: per the contract, the allocation is a HandleBox<K>.
+    unsafe { &(*(Hdr::from_raw(raw.cast()).0.as_ptr() as *const HandleBox<K>)).slots }
 }
 
 impl Handle {
@@ -712,7 +920,17 @@ impl Handle {
     pub fn close_with(&self, callback: impl FnOnce(&Handle) + 'static) {
         let h = self.hdr();
         if h.is_open() && h.has(IN_LIBUV) {
-            h.h().close_cb.set(Some(Box::new(callback)));
+            // SAFETY: the loop's slab lives while the handle is in libuv.
+            let slab = unsafe { h.shared().slab().as_ref() };
+            let cb = CloseOf::make(callback, slab);
+            if h.has(HAS_EXTRAS) {
+                // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord, whose close
+                // callback is null while the handle is open.
+                unsafe { (*((*h.raw()).data as *mut ExtrasRecord)).close = cb };
+            } else {
+                // SAFETY: the handle is open: `data` is the library's, and null.
+                unsafe { (*h.raw()).data = cb.cast_mut().cast() };
+            }
             h.begin_close();
         }
     }
@@ -821,11 +1039,11 @@ impl Handle {
     /// # Safety
     /// `raw` must be a handle made by this library and not yet closed.
     pub(crate) unsafe fn from_walk(raw: *mut sys::uv_handle_t) -> Option<Handle> {
-        // SAFETY: per the contract, `data` is our header.
-        let hp = NonNull::new(unsafe { (*raw).data } as *mut Header)?;
-        Hdr(hp).inc_ref();
+        // SAFETY: per the contract.
+        let hp = unsafe { Hdr::from_raw(raw) };
+        hp.inc_ref();
         Some(Handle {
-            ptr: hp,
+            ptr: hp.0,
             _not_send: PhantomData,
         })
     }
@@ -884,6 +1102,6 @@ impl<K: HandleKind> fmt::Debug for Typed<K> {
 // per callback (the million_timers benchmark depends on it).
 #[cfg(target_pointer_width = "64")]
 const _: () = {
-    assert!(std::mem::size_of::<Header>() == 32);
+    assert!(std::mem::size_of::<Header>() == 16);
     assert!(std::mem::size_of::<Slot<dyn FnMut()>>() == 16);
 };

@@ -155,7 +155,12 @@ pub mod runtime {
     /// `Duration` to libuv milliseconds (saturating).
     #[inline]
     pub fn duration_to_ms(d: std::time::Duration) -> u64 {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        // Whole seconds times 1000 plus the millisecond part, without the 128-bit
+        // arithmetic of `as_millis`.
+        d.as_secs()
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(u64::from(d.subsec_millis())))
+            .unwrap_or(u64::MAX)
     }
 
     /// `Duration` to libuv's whole seconds (the fraction is dropped): `EINVAL` past

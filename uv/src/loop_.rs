@@ -2,13 +2,12 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use std::time::Duration;
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
-use crate::handle::{Extras, Handle};
+use crate::handle::Handle;
 use crate::{RunMode, StatusCode};
 
 /// A panic payload, as `catch_unwind` gives it.
@@ -40,36 +39,21 @@ pub(crate) struct LoopShared {
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
-    /// Close callbacks, close hooks and hand-written state of the few handles that
-    /// have them, by handle address.
-    extras: RefCell<HashMap<usize, Extras, BuildHasherDefault<AddrHasher>>>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
     claimed_fds: RefCell<Vec<crate::RawFd>>,
+    /// Memory for the loop's handles and requests; this value holds one count.
+    slab: NonNull<Slab>,
+    /// Set when the loop could not be closed: libuv keeps using the slab's memory,
+    /// which is leaked with the loop.
+    slab_leaked: Cell<bool>,
 }
 
-/// Hashes handle addresses: one multiply and a fold, instead of SipHash (the keys
-/// are addresses, not attacker-chosen data).
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b) ^ self.0.rotate_left(8));
+impl Drop for LoopShared {
+    fn drop(&mut self) {
+        if !self.slab_leaked.get() {
+            // SAFETY: this value's count.
+            unsafe { Slab::release(self.slab) };
         }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = h ^ (h >> 29);
     }
 }
 
@@ -77,14 +61,6 @@ impl LoopShared {
     pub(crate) fn raw(&self) -> Option<*mut sys::uv_loop_t> {
         let p = self.raw.get();
         (!p.is_null()).then_some(p)
-    }
-
-    pub(crate) fn take_extras(&self, key: usize) -> Extras {
-        self.extras.borrow_mut().remove(&key).unwrap_or_default()
-    }
-
-    pub(crate) fn put_extras(&self, key: usize, extras: Extras) {
-        self.extras.borrow_mut().insert(key, extras);
     }
 
     /// Claims `fd` for one handle of this loop; false if another holds it.
@@ -104,6 +80,13 @@ impl LoopShared {
 
     pub(crate) fn is_open(&self) -> bool {
         !self.raw.get().is_null()
+    }
+
+    /// The loop's slab (alive while this value is, and after it while allocations
+    /// of it are).
+    #[inline]
+    pub(crate) fn slab(&self) -> NonNull<Slab> {
+        self.slab
     }
 
     pub(crate) fn handle_opened(&self, internal: bool) {
@@ -249,6 +232,8 @@ impl LoopShared {
             left = now;
         }
         if !closed {
+            // libuv keeps the memory of the handles and requests it still holds.
+            self.slab_leaked.set(true);
             // Handles libuv still holds can never be closed now: make them answer
             // ClosedHandle instead of reaching the abandoned loop.
             // SAFETY: the loop is still allocated (it is leaked below).
@@ -258,8 +243,6 @@ impl LoopShared {
         unsafe { (*raw).data = std::ptr::null_mut() };
         self.raw.set(std::ptr::null_mut());
         drop(self.call_later.borrow_mut().take());
-        let extras = std::mem::take(&mut *self.extras.borrow_mut());
-        drop(extras);
         if let Some(p) = self.panic.take() {
             eprintln!(
                 "uv: a callback panicked while the loop was closing: {}",
@@ -334,8 +317,9 @@ impl LoopShared {
             panic: Cell::new(None),
             hook: Cell::new(None),
             call_later: RefCell::new(None),
-            extras: RefCell::new(HashMap::default()),
             claimed_fds: RefCell::new(Vec::new()),
+            slab: Slab::new(),
+            slab_leaked: Cell::new(false),
         })
     }
 }
@@ -630,4 +614,209 @@ impl LoopHandle {
     pub fn handle_count(&self) -> usize {
         self.shared.handles.get()
     }
+}
+
+/// Per-loop memory for handle and request allocations: one free list per size class
+/// (8-byte steps up to [`SLAB_MAX`] bytes), refilled from chunks that grow from 4 KiB
+/// to 256 KiB, so that allocating and freeing a handle or a request costs a few
+/// instructions instead of a trip through the global allocator, whose fast caches do
+/// not hold 100k live chunks. Larger (or more aligned) layouts go to the global
+/// allocator.
+///
+/// Lifetime: the slab is counted: one count for the loop's shared state, one per
+/// live allocation. A handle may outlive its loop (a user reference kept after the
+/// `Loop` is dropped), so the memory goes back to the system only when the last of
+/// them is freed. A loop that could not be closed leaks its slab with it.
+///
+/// Under valgrind's memcheck (detected by its preloaded library) or with
+/// `UV_SLAB=off`, every allocation goes to the global allocator instead, so that
+/// memcheck sees each handle and request as a block of its own (a use after free
+/// stays visible); `UV_SLAB=on` forces the slab.
+pub(crate) struct Slab {
+    /// The loop's count plus one per live allocation.
+    refs: Cell<usize>,
+    /// Every allocation goes to the global allocator (see above).
+    bypass: bool,
+    classes: [SizeClass; SLAB_CLASSES],
+    /// The chunks, freed with the slab.
+    chunks: RefCell<Vec<(NonNull<u8>, std::alloc::Layout)>>,
+}
+
+/// Allocation granule: sizes are rounded up to it, and every slot is aligned to it.
+const SLAB_GRAIN: usize = 8;
+/// The largest layout the slab serves.
+pub(crate) const SLAB_MAX: usize = 1024;
+const SLAB_CLASSES: usize = SLAB_MAX / SLAB_GRAIN;
+const FIRST_CHUNK: usize = 4 << 10;
+const LAST_CHUNK: usize = 256 << 10;
+
+#[derive(Default)]
+struct SizeClass {
+    /// Freed slots, linked through their first word.
+    free: Cell<Option<NonNull<u8>>>,
+    /// The unused rest of the newest chunk.
+    bump: Cell<usize>,
+    end: Cell<usize>,
+    /// Size of the next chunk.
+    next_chunk: Cell<usize>,
+}
+
+/// Whether allocations bypass the slab (memcheck, `UV_SLAB`), decided once.
+fn slab_bypass() -> bool {
+    use std::sync::atomic::AtomicU8;
+    static MODE: AtomicU8 = AtomicU8::new(0);
+    match MODE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let bypass = match std::env::var("UV_SLAB").as_deref() {
+                Ok("off") | Ok("0") => true,
+                Ok("on") | Ok("1") => false,
+                _ => std::env::var_os("LD_PRELOAD")
+                    .is_some_and(|p| p.to_string_lossy().contains("vgpreload_memcheck")),
+            };
+            MODE.store(if bypass { 2 } else { 1 }, Ordering::Relaxed);
+            bypass
+        }
+    }
+}
+
+impl Slab {
+    fn new() -> NonNull<Slab> {
+        let slab = Box::new(Slab {
+            refs: Cell::new(1),
+            bypass: slab_bypass(),
+            classes: std::array::from_fn(|_| SizeClass::default()),
+            chunks: RefCell::new(Vec::new()),
+        });
+        NonNull::from(Box::leak(slab))
+    }
+
+    fn class(&self, layout: std::alloc::Layout) -> Option<&SizeClass> {
+        if self.bypass || layout.size() > SLAB_MAX || layout.align() > SLAB_GRAIN {
+            return None;
+        }
+        // Zero-sized layouts get the smallest class (the slab never hands out a
+        // dangling pointer).
+        let i = layout.size().saturating_sub(1) / SLAB_GRAIN;
+        Some(&self.classes[i])
+    }
+
+    /// Memory for `layout` (never null; aborts on out-of-memory like `Box`).
+    #[inline]
+    pub(crate) fn alloc(&self, layout: std::alloc::Layout) -> NonNull<u8> {
+        self.refs.set(self.refs.get() + 1);
+        let Some(class) = self.class(layout) else {
+            return global_alloc(layout);
+        };
+        if let Some(p) = class.free.get() {
+            // SAFETY: a freed slot holds the next free slot in its first word
+            // (written by `free`; slots are at least 8 bytes and 8-aligned).
+            class
+                .free
+                .set(unsafe { p.cast::<Option<NonNull<u8>>>().read() });
+            return p;
+        }
+        let size = slot_size(layout);
+        let bump = class.bump.get();
+        if bump != 0 && class.end.get() - bump >= size {
+            class.bump.set(bump + size);
+            // SAFETY: `bump` is inside a live chunk (non-zero: checked above).
+            return unsafe { NonNull::new_unchecked(bump as *mut u8) };
+        }
+        self.refill(class, size)
+    }
+
+    #[cold]
+    fn refill(&self, class: &SizeClass, size: usize) -> NonNull<u8> {
+        let chunk = class.next_chunk.get().max(FIRST_CHUNK);
+        class.next_chunk.set((chunk * 2).min(LAST_CHUNK));
+        let layout = std::alloc::Layout::from_size_align(chunk, 16).expect("a valid chunk layout");
+        let p = global_alloc(layout);
+        self.chunks.borrow_mut().push((p, layout));
+        // The chunk is at least 4 KiB and a slot at most SLAB_MAX bytes.
+        class.bump.set(p.as_ptr() as usize + size);
+        class.end.set(p.as_ptr() as usize + chunk);
+        p
+    }
+
+    /// Gives back memory from `alloc` of this slab.
+    ///
+    /// # Safety
+    /// `p` must come from `alloc(layout)` of the slab at `slab`, not freed yet; the
+    /// slab may be freed by this call (when it was its last count).
+    #[inline]
+    pub(crate) unsafe fn free(slab: NonNull<Slab>, p: NonNull<u8>, layout: std::alloc::Layout) {
+        {
+            // SAFETY: the slab lives while an allocation of it does (its count).
+            let s = unsafe { slab.as_ref() };
+            match s.class(layout) {
+                Some(class) => {
+                    // SAFETY: the slot is ours again: its first word links it in.
+                    unsafe { p.cast::<Option<NonNull<u8>>>().write(class.free.get()) };
+                    class.free.set(Some(p));
+                }
+                // SAFETY: allocated by `global_alloc` with this layout.
+                None => unsafe { std::alloc::dealloc(p.as_ptr(), nonzero(layout)) },
+            }
+        }
+        // SAFETY: this allocation's count.
+        unsafe { Slab::release(slab) };
+    }
+
+    /// Drops one count; the last one frees the chunks and the slab.
+    ///
+    /// # Safety
+    /// The caller must own one of the slab's counts.
+    #[inline]
+    pub(crate) unsafe fn release(slab: NonNull<Slab>) {
+        // SAFETY: the caller's count keeps the slab alive until here.
+        let s = unsafe { slab.as_ref() };
+        let refs = s.refs.get() - 1;
+        s.refs.set(refs);
+        if refs == 0 {
+            // SAFETY: that was the last count.
+            unsafe { Slab::destroy(slab) };
+        }
+    }
+
+    /// Frees the chunks and the slab.
+    ///
+    /// # Safety
+    /// No count may be left.
+    #[cold]
+    unsafe fn destroy(slab: NonNull<Slab>) {
+        {
+            // SAFETY: the slab is still allocated.
+            let s = unsafe { slab.as_ref() };
+            for (p, layout) in s.chunks.take() {
+                // SAFETY: allocated by `refill` with this layout; no slot of it is
+                // in use any more (no count is left).
+                unsafe { std::alloc::dealloc(p.as_ptr(), layout) };
+            }
+        }
+        // SAFETY: made by Box::leak in `new`; no count is left.
+        drop(unsafe { Box::from_raw(slab.as_ptr()) });
+    }
+}
+
+fn slot_size(layout: std::alloc::Layout) -> usize {
+    layout.size().max(1).next_multiple_of(SLAB_GRAIN)
+}
+
+/// Zero-sized layouts never come from handles or requests (they hold a libuv
+/// struct); one byte keeps the global allocator's contract for them anyway.
+fn nonzero(layout: std::alloc::Layout) -> std::alloc::Layout {
+    if layout.size() == 0 {
+        std::alloc::Layout::from_size_align(1, layout.align()).expect("a valid layout")
+    } else {
+        layout
+    }
+}
+
+fn global_alloc(layout: std::alloc::Layout) -> NonNull<u8> {
+    let layout = nonzero(layout);
+    // SAFETY: the layout is not zero-sized.
+    let p = unsafe { std::alloc::alloc(layout) };
+    NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
 }

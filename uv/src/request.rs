@@ -1,19 +1,21 @@
-//! Requests: one allocation per operation, holding the libuv request struct, a
+//! Requests: one allocation per operation (from the loop's slab), holding the libuv request struct, a
 //! counted reference to the handle it works on (so the handle stays alive while the
 //! request is in flight), the user's callback (inline, not boxed) and the data the
 //! request points to (write buffers). The completion trampoline takes the allocation
-//! back, runs the callback under the loop's panic guard and frees everything.
+//! back, frees it, and runs the callback under the loop's panic guard.
 //! There is no user-facing request value to drop early: nothing can free a request
 //! that libuv still holds.
 
+use std::alloc::Layout;
 use std::ffi::c_int;
 use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 
 use libuv_sys2 as sys;
 
 use crate::error::{check, Result};
 use crate::handle::HandleKind;
-use crate::loop_::LoopShared;
+use crate::loop_::{LoopShared, Slab};
 
 #[repr(C)]
 struct ReqBox<R, K, C, D> {
@@ -47,27 +49,33 @@ where
     D: 'static,
 {
     let shared = handle.typed().shared_ptr(op)?;
-    let b = Box::new(ReqBox {
-        // SAFETY: libuv request structs are plain C data; all-zero is a valid
-        // (not yet started) value.
-        raw: unsafe { std::mem::zeroed::<R>() },
-        op,
-        handle: handle.clone(),
-        cb: ManuallyDrop::new(callback),
-        data,
-    });
-    let p = Box::into_raw(b);
-    // SAFETY: `p` is a fresh allocation; the request struct and the data are used in
-    // place and do not move until the trampoline frees them.
+    let layout = Layout::new::<ReqBox<R, K, C, D>>();
+    // SAFETY: the handle is open, so its loop and the loop's slab are alive.
+    let slab = unsafe { (*shared).slab() };
+    // SAFETY: as above.
+    let p = unsafe { slab.as_ref() }
+        .alloc(layout)
+        .cast::<ReqBox<R, K, C, D>>()
+        .as_ptr();
+    // SAFETY: `p` is fresh memory for a ReqBox, whose fields are written in place (no
+    // copy of the request struct); the request struct and the data are used in place
+    // and do not move until the trampoline frees them.
     unsafe {
+        // The request struct is left as it is: libuv's function that starts a
+        // request initialises the struct (as C callers' `malloc`ed ones), and the
+        // only field read before that is `data`, written here.
         let raw = std::ptr::addr_of_mut!((*p).raw);
+        std::ptr::addr_of_mut!((*p).op).write(op);
+        std::ptr::addr_of_mut!((*p).handle).write(handle.clone());
+        std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
+        std::ptr::addr_of_mut!((*p).data).write(data);
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
         let rc = start(raw, &mut (*p).data, done::<R, K, C, D>);
         if rc < 0 {
-            let mut b = Box::from_raw(p);
             // The callback will never run: drop it here, then the rest.
-            ManuallyDrop::drop(&mut b.cb);
-            drop(b);
+            ManuallyDrop::drop(&mut (*p).cb);
+            std::ptr::drop_in_place(p);
+            Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
             return check(rc, op);
         }
         (*shared).request_started();
@@ -80,20 +88,39 @@ where
     K: HandleKind + Clone,
     C: FnOnce(&K, Result<()>) + 'static,
 {
-    // SAFETY: `data` is the ReqBox made by `submit`, handed back exactly once.
-    let mut b =
-        unsafe { Box::from_raw((*req.cast::<sys::uv_req_t>()).data as *mut ReqBox<R, K, C, D>) };
+    let p = {
+        // SAFETY: `data` is the ReqBox made by `submit`, handed back exactly once.
+        unsafe { (*req.cast::<sys::uv_req_t>()).data as *mut ReqBox<R, K, C, D> }
+    };
     // SAFETY: requests complete while their loop runs or closes their handle, before
     // the handle's close callback: the handle is still in libuv, its loop open, and
     // the loop's shared state kept alive by the loop's owner.
-    let shared: &LoopShared = unsafe { &*b.handle.typed().shared_raw() };
+    let shared: &LoopShared = unsafe { &*(*p).handle.typed().shared_raw() };
     shared.request_finished();
-    let result = check(status, b.op);
-    // SAFETY: the callback is taken once, here; the field is not used again.
-    let cb = unsafe { ManuallyDrop::take(&mut b.cb) };
-    let handle = &b.handle;
-    shared.guard(|| cb(handle, result));
-    // Dropping releases the handle reference (which may close an unreachable handle)
-    // and the data; user Drop code may run.
-    shared.guard(move || drop(b));
+    // SAFETY: the fields are moved out once, here, then the memory goes back to the
+    // slab (the loop holds a count of it, so it stays).
+    let (op, handle, cb, data) = unsafe {
+        let parts = (
+            (*p).op,
+            std::ptr::addr_of!((*p).handle).read(),
+            ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
+            std::ptr::addr_of!((*p).data).read(),
+        );
+        Slab::free(
+            shared.slab(),
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<ReqBox<R, K, C, D>>(),
+        );
+        parts
+    };
+    let result = check(status, op);
+    // One guard: the callback, then the handle reference (which may close an
+    // unreachable handle) and the data. If the callback panics, the handle reference
+    // and the data are dropped by the unwinding; their Drop runs no user code (the
+    // data is the library's: buffers, addresses, handles), so it cannot panic there.
+    shared.guard(move || {
+        cb(&handle, result);
+        drop(data);
+        drop(handle);
+    });
 }

@@ -15,6 +15,8 @@
 //! - A binary with several cases (`main_cases`, e.g. one client and 100 clients)
 //!   runs them all, one table each; `--case NAME` runs only that one (children get
 //!   it too).
+//! - `--list` prints one line per case, its name and its full count, and exits (the
+//!   instruction script, `uv/benches/instructions.sh`, reads it).
 //! - Other arguments are ignored.
 
 use std::io::Write as _;
@@ -151,6 +153,7 @@ struct Options {
     rounds: Option<usize>,
     case: Option<String>,
     bench_flag: bool,
+    list: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -161,6 +164,7 @@ fn parse_args() -> Result<Options, String> {
         rounds: None,
         case: None,
         bench_flag: false,
+        list: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -184,6 +188,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--case" => o.case = Some(value("--case")?),
             "--bench" => o.bench_flag = true,
+            "--list" => o.list = true,
             // cargo and libtest flags (`--nocapture`, filters, ...): not ours.
             _ => {}
         }
@@ -217,6 +222,10 @@ pub fn main(bench: &Bench) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if opts.list {
+        println!("{} {}", bench.name, bench.full_count);
+        return ExitCode::SUCCESS;
+    }
     match opts.variant {
         Some(v) => child(bench, v, opts.count.unwrap_or(bench.full_count)),
         None => parent(bench, &opts, None, None),
@@ -234,6 +243,12 @@ pub fn main_cases(cases: &[Case]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if opts.list {
+        for c in cases {
+            println!("{} {}", c.bench.name, c.bench.full_count);
+        }
+        return ExitCode::SUCCESS;
+    }
     let selected: Vec<&Case> = match &opts.case {
         Some(name) => cases.iter().filter(|c| c.bench.name == name).collect(),
         None => cases.iter().collect(),

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The user-space instruction ratio uv/raw of every benchmark: callgrind runs one
+# child process of each variant (the same `--variant raw|uv --count N` child the
+# benchmark's parent starts) at a small count, and the script prints the instructions
+# of each (callgrind's total, user space only) and their ratio. Instruction counts do
+# not depend on the machine's load, so the figure is reproducible on a busy machine
+# where CPU times are not.
+#
+# Two sizes are run, N and 2N: "uv/raw" is the ratio of the totals at N (process
+# start-up included, the same code in both variants), "marginal" the ratio of the
+# differences 2N - N (start-up and other fixed costs cancel: the cost per operation),
+# and "extra/op" the uv variant's extra instructions per counted operation.
+#
+# Usage: bash uv/benches/instructions.sh [--scale S] [--single] [NAME...]
+#   --scale S   size as a fraction of each benchmark's full count (default 0.01)
+#   --single    run size N only (no marginal figures; half the time)
+#   NAME...     only these benchmarks (case names, as in the tables)
+# Environment: UV_INSTR_KEEP=DIR keeps the callgrind files there (for
+# `callgrind_annotate`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+scale=0.01
+single=0
+names=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale="$2"; shift 2 ;;
+    --single) single=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) names+=("$1"); shift ;;
+  esac
+done
+
+command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
+
+keep="${UV_INSTR_KEEP:-}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+[ -n "$keep" ] && mkdir -p "$keep"
+
+# The bench binaries, built as `cargo bench` builds them (optimised, with debug info).
+mapfile -t bins < <(cargo bench -q -p libuv-safe --no-run --message-format=json 2>/dev/null |
+  jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["bench"]
+                and .target.name != "uv" and .executable != null) | .executable')
+[ ${#bins[@]} -gt 0 ] || { echo "no bench binaries were built" >&2; exit 1; }
+
+wanted() {
+  [ ${#names[@]} -eq 0 ] && return 0
+  local n
+  for n in "${names[@]}"; do [ "$n" = "$1" ] && return 0; done
+  return 1
+}
+
+# Runs one child under callgrind; prints "instructions count".
+measure() {
+  local bin=$1 case=$2 variant=$3 count=$4
+  local out="$work/$case.$variant.$count.out"
+  local line
+  line=$(valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "$bin" --variant "$variant" --count "$count" --case "$case" 2>"$work/err" |
+    grep '^UVBENCH' || true)
+  if [ -z "$line" ]; then
+    echo "$case: the $variant child failed under callgrind:" >&2
+    tail -5 "$work/err" >&2
+    exit 1
+  fi
+  [ -n "$keep" ] && cp "$out" "$keep/"
+  local ir callbacks
+  ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
+  callbacks=$(sed -n 's/.* count=\([0-9]*\).*/\1/p' <<<"$line")
+  echo "$ir $callbacks"
+}
+
+printf '%-20s %9s %14s %14s %8s %9s %9s\n' benchmark count "raw instr" "uv instr" uv/raw marginal extra/op
+for bin in "${bins[@]}"; do
+  while read -r case full; do
+    wanted "$case" || continue
+    n=$(awk -v f="$full" -v s="$scale" 'BEGIN { n = int(f * s + 0.5); print (n < 1 ? 1 : n) }')
+    read -r raw1 c_raw < <(measure "$bin" "$case" raw "$n")
+    read -r uv1 c_uv < <(measure "$bin" "$case" uv "$n")
+    if [ "$c_raw" != "$c_uv" ]; then
+      echo "$case: the variants made different callbacks ($c_raw raw, $c_uv uv)" >&2
+      exit 1
+    fi
+    marginal=- extra=-
+    if [ "$single" = 0 ]; then
+      read -r raw2 _ < <(measure "$bin" "$case" raw $((2 * n)))
+      read -r uv2 _ < <(measure "$bin" "$case" uv $((2 * n)))
+      marginal=$(awk -v a="$uv1" -v b="$uv2" -v c="$raw1" -v d="$raw2" \
+        'BEGIN { printf "%.3f", (b - a) / (d - c) }')
+      extra=$(awk -v a="$uv1" -v b="$uv2" -v c="$raw1" -v d="$raw2" -v n="$n" \
+        'BEGIN { printf "%.0f", ((b - a) - (d - c)) / n }')
+    fi
+    ratio=$(awk -v u="$uv1" -v r="$raw1" 'BEGIN { printf "%.3f", u / r }')
+    printf '%-20s %9s %14s %14s %8s %9s %9s\n' "$case" "$n" "$raw1" "$uv1" "$ratio" "$marginal" "$extra"
+  done < <("$bin" --list)
+done
