@@ -404,10 +404,11 @@ fn todays_headers_are_classified_without_gaps() {
     };
     assert!(matches!(cov("UV_HANDLE"), Coverage::Manual(r) if r.contains("uv/src/handle.rs")));
     assert!(matches!(cov("UV_STREAM"), Coverage::Manual(r) if r.contains("uv/src/stream.rs")));
-    for t in ["UV_FS_EVENT", "UV_FS_POLL", "UV_PROCESS"] {
+    for t in ["UV_FS_EVENT", "UV_FS_POLL"] {
         assert!(matches!(cov(t), Coverage::Todo(_)), "{t}: {:?}", cov(t));
     }
     assert_eq!(cov("UV_TIMER"), Coverage::Covered);
+    assert_eq!(cov("UV_PROCESS"), Coverage::Covered);
     assert_eq!((wrappers.missing(), wrappers.todo()), (0, 3));
     let funcs = report.section("functions").unwrap();
     assert_eq!(funcs.missing(), 0);
