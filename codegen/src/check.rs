@@ -664,6 +664,10 @@ fn handle_files(c: &mut Checker<'_>, spec: &Spec) {
             }
         }
         for k in &hs.constructors {
+            if k.manual.is_some() {
+                c.function(&k.c);
+                continue;
+            }
             c.signature(
                 &k.c,
                 2,
@@ -938,6 +942,11 @@ fn functions(c: &mut Checker, spec: &Spec) -> Section {
         for m in &hs.methods {
             if let (Some(f), Some(r)) = (&m.c, &m.manual) {
                 named.insert(f.as_str(), (Coverage::Manual(r.value.clone()), &f.loc));
+            }
+        }
+        for k in &hs.constructors {
+            if let Some(r) = &k.manual {
+                named.insert(k.c.as_str(), (Coverage::Manual(r.value.clone()), &k.c.loc));
             }
         }
     }

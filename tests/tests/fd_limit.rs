@@ -235,3 +235,45 @@ fn a_connection_at_the_limit_is_closed_by_libuv_unseen() {
     lp.run(RunMode::Default).unwrap();
     lp.close().unwrap();
 }
+
+#[test]
+fn spawn_is_emfile_at_the_limit_and_leaves_the_loop_whole() {
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let before = uv::Timer::new(&lp).unwrap();
+    let out = Pipe::new(&lp, false).unwrap();
+    let limit = AtTheLimit::new();
+    // No descriptor for the stdout pair: libuv fails before the child and takes the
+    // handle out of the loop's list itself.
+    let opts = uv::ProcessOptions::new("/bin/true").stdout(uv::Stdio::pipe_from_child(&out));
+    let err = uv::Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EMFILE, "{err}");
+    drop(limit);
+    // A handle made after the failures, next to where the process handles were:
+    // closing those must leave it in the loop's list.
+    let after = uv::Timer::new(&lp).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    let handles = lp.handles();
+    assert_eq!(handles.len(), 3, "{handles:?}");
+    assert!(handles.contains(&after) && handles.contains(&before) && handles.contains(&out));
+    drop(handles);
+    // The pipe got no descriptor and the loop still works.
+    assert!(out.fileno().is_err());
+    let exit = std::rc::Rc::new(std::cell::Cell::new(None));
+    let e = exit.clone();
+    uv::Process::spawn(
+        &lp,
+        &uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 4"]),
+        move |_, s, _| e.set(Some(s)),
+    )
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some(4));
+    for h in [&before, &after] {
+        h.close();
+    }
+    out.close();
+    lp.run(RunMode::Default).unwrap();
+    assert!(lp.handles().is_empty());
+    lp.close().unwrap();
+}

@@ -243,7 +243,7 @@ fn handle_module(m: &HandleModel<'_>, ctx: &Ctx) -> TokenStream {
         let kind = format_ident!("{kind}");
         quote!(rt::Op { handle: #name_str, name: #name, kind: rt::OpKind::#kind, run: #run })
     };
-    for c in &h.constructors {
+    for c in h.constructors.iter().filter(|c| c.manual.is_none()) {
         let (build, op) = constructor(h, c, ctx);
         fns.push(build);
         fns.push(op);
@@ -562,6 +562,7 @@ mod tests {
             let mut want: Vec<String> = h
                 .constructors
                 .iter()
+                .filter(|c| c.manual.is_none())
                 .map(|c| c.name.value.clone())
                 .collect();
             for m in &h.methods {

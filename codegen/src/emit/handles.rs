@@ -283,7 +283,12 @@ pub fn handle(m: &HandleModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagnostics
         errs,
     };
     let (mut slot_fields, mut slot_names, trampolines) = e.callbacks();
-    let ctors: Vec<_> = h.constructors.iter().map(|c| e.constructor(c)).collect();
+    let ctors: Vec<_> = h
+        .constructors
+        .iter()
+        .filter(|c| c.manual.is_none())
+        .map(|c| e.constructor(c))
+        .collect();
     let mut methods: Vec<_> = h.methods.iter().filter_map(|m| e.method(m)).collect();
     methods.extend(e.properties());
     let stream_impl = e.stream_impl(&mut slot_fields, &mut slot_names);

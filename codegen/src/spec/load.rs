@@ -525,12 +525,14 @@ fn handle(root: &Table) -> Option<HandleSpec> {
             let f = c.str_req("c");
             let args = args(c);
             let doc = doc_of(c);
+            let manual = c.str_opt("manual");
             c.finish();
             Some(ConstructorSpec {
                 name: name?,
                 c: f?,
                 args,
                 doc,
+                manual,
             })
         })
         .collect::<Vec<_>>();

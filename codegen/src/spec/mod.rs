@@ -221,6 +221,8 @@ pub struct ConstructorSpec {
     pub args: Vec<ArgSpec>,
     /// Description.
     pub doc: String,
+    /// Hand-written (why and where): nothing is emitted, and `c` is reported as manual.
+    pub manual: Option<Sp<String>>,
 }
 
 /// A callback slot of a handle or request.

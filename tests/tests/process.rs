@@ -1,0 +1,536 @@
+//! Child processes, after libuv's test-spawn.c: exit codes, output through a created
+//! pipe, input, kill, failed spawns (which leave no handle), environment, working
+//! directory, closing handles in the exit callback, detached children, inherited
+//! descriptors and streams, and the options' checks (NUL bytes, flags, pipes).
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::io::Read;
+use std::rc::Rc;
+
+use uv::Stream as _;
+use uv::{
+    Loop, Pipe, Process, ProcessFlags, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
+    StdioFlags, Timer,
+};
+
+type Exit = Rc<Cell<Option<(i64, Option<Signum>)>>>;
+type Calls = Rc<Cell<u32>>;
+
+/// An exit callback that records its arguments and counts its calls.
+fn recorder() -> (Exit, Calls, impl FnMut(&Process, i64, Option<Signum>)) {
+    let exit: Exit = Rc::new(Cell::new(None));
+    let calls = Rc::new(Cell::new(0));
+    let (e, c) = (exit.clone(), calls.clone());
+    (exit, calls, move |_: &Process, status, signal| {
+        e.set(Some((status, signal)));
+        c.set(c.get() + 1);
+    })
+}
+
+/// Reads `pipe` to its end into a shared buffer, then closes it.
+fn collect(pipe: &Pipe) -> Rc<RefCell<Vec<u8>>> {
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let sink = out.clone();
+    pipe.read_start(move |p, data| match data {
+        Ok(bytes) => sink.borrow_mut().extend_from_slice(bytes),
+        Err(e) => {
+            assert_eq!(e.code(), StatusCode::EOF);
+            p.close();
+        }
+    })
+    .unwrap();
+    out
+}
+
+fn sh(script: &str) -> ProcessOptions<'static> {
+    ProcessOptions::new("/bin/sh").args(["-c", script])
+}
+
+#[test]
+fn exit_code_and_no_signal() {
+    let lp = Loop::new().unwrap();
+    let (exit, calls, cb) = recorder();
+    let p = Process::spawn(&lp, &sh("exit 42"), cb).unwrap();
+    assert!(p.pid().unwrap() > 0);
+    assert!(p.is_active());
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((42, None)));
+    assert_eq!(calls.get(), 1);
+    assert!(!p.is_active());
+    // The pid stays readable after the exit.
+    assert!(p.pid().unwrap() > 0);
+}
+
+#[test]
+fn stdout_through_a_created_pipe() {
+    let lp = Loop::new().unwrap();
+    let out_pipe = Pipe::new(&lp, false).unwrap();
+    let opts = ProcessOptions::new("/bin/echo")
+        .arg("hello world")
+        .stdout(Stdio::pipe_from_child(&out_pipe));
+    let (exit, _, cb) = recorder();
+    let _p = Process::spawn(&lp, &opts, cb).unwrap();
+    let out = collect(&out_pipe);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&out.borrow()[..], b"hello world\n");
+    assert_eq!(exit.get(), Some((0, None)));
+}
+
+#[test]
+fn stdin_and_stdout_through_pipes() {
+    let lp = Loop::new().unwrap();
+    let (input, output) = (
+        Pipe::new(&lp, false).unwrap(),
+        Pipe::new(&lp, false).unwrap(),
+    );
+    let opts = ProcessOptions::new("/bin/cat")
+        .stdin(Stdio::pipe_to_child(&input))
+        .stdout(Stdio::pipe_from_child(&output));
+    let (exit, _, cb) = recorder();
+    Process::spawn(&lp, &opts, cb).unwrap();
+    let out = collect(&output);
+    input
+        .write(b"through cat\n", |p, r| {
+            r.unwrap();
+            p.shutdown(|p, r| {
+                r.unwrap();
+                p.close();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&out.borrow()[..], b"through cat\n");
+    assert_eq!(exit.get(), Some((0, None)));
+}
+
+#[test]
+fn kill_ends_a_running_child_with_the_signal() {
+    let lp = Loop::new().unwrap();
+    let (exit, _, cb) = recorder();
+    let p = Process::spawn(&lp, &ProcessOptions::new("/bin/sleep").arg("100"), cb).unwrap();
+    p.kill(Signum::Terminate).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((0, Some(Signum::Terminate))));
+    // Reaped: libuv answers ESRCH instead of signalling a pid that may be reused.
+    assert_eq!(
+        p.kill(Signum::Terminate).unwrap_err().code(),
+        StatusCode::ESRCH
+    );
+}
+
+#[test]
+fn kill_with_stdio_open() {
+    let lp = Loop::new().unwrap();
+    let (input, output) = (
+        Pipe::new(&lp, false).unwrap(),
+        Pipe::new(&lp, false).unwrap(),
+    );
+    let opts = ProcessOptions::new("/bin/cat")
+        .stdin(Stdio::pipe_to_child(&input))
+        .stdout(Stdio::pipe_from_child(&output));
+    let (exit, _, cb) = recorder();
+    let p = Process::spawn(&lp, &opts, cb).unwrap();
+    let out = collect(&output);
+    uv::kill(p.pid().unwrap(), Signum::Kill).unwrap();
+    input.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((0, Some(Signum::Kill))));
+    assert!(out.borrow().is_empty());
+}
+
+#[test]
+fn spawn_of_a_missing_program_fails_and_leaves_no_handle() {
+    let lp = Loop::new().unwrap();
+    let (exit, _, cb) = recorder();
+    let err = Process::spawn(
+        &lp,
+        &ProcessOptions::new("/nonexistent/uv-test-program"),
+        cb,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), StatusCode::ENOENT);
+    assert_eq!(err.operation(), "uv_spawn");
+    assert!(lp.handles().is_empty());
+    // The closed handle goes with the next iteration; nothing else runs.
+    lp.run(RunMode::Default).unwrap();
+    assert!(!lp.alive());
+    assert_eq!(exit.get(), None);
+    assert!(lp.close().is_ok());
+}
+
+#[test]
+fn spawn_of_a_file_that_is_not_executable_is_eacces() {
+    let lp = Loop::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("uv-process-{}-eacces", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-executable");
+    std::fs::write(&file, b"#!/bin/sh\n").unwrap();
+    let err = Process::spawn(&lp, &ProcessOptions::new(&file), |_, _, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EACCES);
+    lp.run(RunMode::Default).unwrap();
+    assert!(lp.handles().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_spawn_leaves_created_pipes_usable_and_closes_on_drop() {
+    let lp = Loop::new().unwrap();
+    let out_pipe = Pipe::new(&lp, false).unwrap();
+    let opts = ProcessOptions::new("/nonexistent/uv-test-program")
+        .stdout(Stdio::pipe_from_child(&out_pipe));
+    let err = Process::spawn(&lp, &opts, |_, _, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::ENOENT);
+    // Only the caller's pipe is left; it reads the end at once.
+    assert_eq!(lp.handles().len(), 1);
+    let out = collect(&out_pipe);
+    lp.run(RunMode::Default).unwrap();
+    assert!(out.borrow().is_empty());
+    assert!(out_pipe.is_closed());
+}
+
+#[test]
+fn nul_bytes_are_einval_before_libuv() {
+    let lp = Loop::new().unwrap();
+    let cases = [
+        ProcessOptions::new("/bin/e\0cho"),
+        ProcessOptions::new("/bin/echo").arg("a\0b"),
+        ProcessOptions::new("/bin/echo").env("K\0", "v"),
+        ProcessOptions::new("/bin/echo").env("K", "v\0"),
+        ProcessOptions::new("/bin/echo").env_remove("K\0"),
+        ProcessOptions::new("/bin/echo").cwd("/t\0mp"),
+        ProcessOptions::new("/bin/echo").env("A=B", "v"),
+        ProcessOptions::new("/bin/echo").env("", "v"),
+    ];
+    for opts in &cases {
+        let err = Process::spawn(&lp, opts, |_, _, _| panic!("no child")).unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL, "{opts:?}");
+        assert_eq!(err.operation(), "uv_spawn");
+    }
+    assert!(lp.handles().is_empty());
+    assert!(!lp.run(RunMode::NoWait).unwrap());
+}
+
+#[test]
+fn flags_are_checked() {
+    let lp = Loop::new().unwrap();
+    for flags in [
+        ProcessFlags::from_bits_retain(1 << 20),
+        ProcessFlags::SETUID,
+        ProcessFlags::SETGID,
+    ] {
+        let err = Process::spawn(&lp, &sh("exit 0").flags(flags), |_, _, _| {}).unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL);
+    }
+    // Windows-only flags are accepted and ignored on Unix.
+    let (exit, _, cb) = recorder();
+    let opts =
+        sh("exit 7").flags(ProcessFlags::WINDOWS_HIDE | ProcessFlags::WINDOWS_VERBATIM_ARGUMENTS);
+    Process::spawn(&lp, &opts, cb).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((7, None)));
+}
+
+/// Runs `opts` with stdout on a pipe; returns the output and the exit status.
+fn output_of(opts: ProcessOptions<'_>) -> (String, i64) {
+    let lp = Loop::new().unwrap();
+    let out_pipe = Pipe::new(&lp, false).unwrap();
+    let opts = opts.stdout(Stdio::pipe_from_child(&out_pipe));
+    let (exit, _, cb) = recorder();
+    Process::spawn(&lp, &opts, cb).unwrap();
+    let out = collect(&out_pipe);
+    lp.run(RunMode::Default).unwrap();
+    let status = exit.get().expect("exited").0;
+    let text = String::from_utf8(out.borrow().clone()).unwrap();
+    (text, status)
+}
+
+#[test]
+fn environment_set_cleared_and_removed() {
+    let (out, status) = output_of(
+        ProcessOptions::new("/usr/bin/env")
+            .env_clear()
+            .env("UV_A", "1")
+            .env("UV_B", "two words"),
+    );
+    assert_eq!(status, 0);
+    let mut lines: Vec<_> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["UV_A=1", "UV_B=two words"]);
+
+    // Inherited, with one variable removed and one replaced.
+    let (out, _) = output_of(
+        sh("echo \"${PATH:+path}|${UV_GONE-unset}|$UV_SET\"")
+            .env("UV_GONE", "x")
+            .env_remove("UV_GONE")
+            .env("UV_SET", "old")
+            .env("UV_SET", "new"),
+    );
+    assert_eq!(out, "path|unset|new\n");
+}
+
+#[test]
+fn working_directory() {
+    let dir = std::env::temp_dir().canonicalize().unwrap();
+    let (out, status) = output_of(
+        ProcessOptions::new("/bin/sh")
+            .args(["-c", "pwd -P"])
+            .cwd(&dir),
+    );
+    assert_eq!(status, 0);
+    assert_eq!(out.trim_end(), dir.to_str().unwrap());
+
+    let lp = Loop::new().unwrap();
+    let err =
+        Process::spawn(&lp, &sh("exit 0").cwd("/nonexistent/uv-dir"), |_, _, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::ENOENT);
+}
+
+#[test]
+fn arguments_reach_the_child_unchanged() {
+    let (out, _) = output_of(ProcessOptions::new("/bin/sh").args([
+        "-c",
+        "printf '%s|' \"$0\" \"$@\"",
+        "zero",
+        "a b",
+        "",
+        "*",
+    ]));
+    assert_eq!(out, "zero|a b||*|");
+}
+
+#[test]
+fn close_handles_in_the_exit_callback() {
+    let lp = Loop::new().unwrap();
+    let out_pipe = Pipe::new(&lp, false).unwrap();
+    let timer = Timer::new(&lp).unwrap();
+    timer
+        .start(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::ZERO,
+            |_| panic!("the exit callback closes the timer first"),
+        )
+        .unwrap();
+    let opts = sh("exit 1").stdout(Stdio::pipe_from_child(&out_pipe));
+    let (p2, t2) = (out_pipe.clone(), timer.clone());
+    let closed = Rc::new(Cell::new(false));
+    let c = closed.clone();
+    Process::spawn(&lp, &opts, move |p, status, signal| {
+        assert_eq!((status, signal), (1, None));
+        p.close();
+        p2.close();
+        t2.close();
+        c.set(true);
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert!(closed.get());
+    assert!(out_pipe.is_closed() && timer.is_closed());
+    assert!(lp.handles().is_empty());
+}
+
+#[test]
+fn a_running_process_stays_open_without_references_until_it_exits() {
+    let lp = Loop::new().unwrap();
+    let (exit, calls, cb) = recorder();
+    drop(Process::spawn(&lp, &sh("exit 5"), cb).unwrap());
+    let handles = lp.handles();
+    assert_eq!(handles.len(), 1);
+    assert_eq!(handles[0].handle_type(), uv::HandleType::Process);
+    assert!(handles[0].downcast::<Process>().is_some());
+    drop(handles);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((5, None)));
+    assert_eq!(calls.get(), 1);
+    // Closed after its exit callback: the loop has nothing left.
+    assert!(lp.handles().is_empty());
+    assert!(lp.close().is_ok());
+}
+
+#[test]
+fn unref_process_does_not_keep_the_loop_running() {
+    let lp = Loop::new().unwrap();
+    let p = Process::spawn(
+        &lp,
+        &ProcessOptions::new("/bin/sleep").arg("100"),
+        |_, _, _| {},
+    )
+    .unwrap();
+    p.unref().unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    p.kill(Signum::Kill).unwrap();
+    p.ref_().unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert!(!p.is_active());
+}
+
+#[test]
+fn detached_child_outlives_its_handle() {
+    let lp = Loop::new().unwrap();
+    let p = Process::spawn(
+        &lp,
+        &ProcessOptions::new("/bin/sleep")
+            .arg("100")
+            .flags(ProcessFlags::DETACHED),
+        |_, _, _| {},
+    )
+    .unwrap();
+    let pid = p.pid().unwrap();
+    p.unref().unwrap();
+    lp.run(RunMode::Default).unwrap();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    // Still there after the handle is gone; own process group.
+    uv::kill(pid, Signum::Kill).unwrap();
+}
+
+#[test]
+fn inherit_descriptors_and_streams() {
+    let lp = Loop::new().unwrap();
+    // An owned pipe end: the child writes into it, the parent's copy closes with the
+    // options.
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    {
+        let opts = sh("echo owned").stdout(Stdio::fd(writer));
+        Process::spawn(&lp, &opts, |_, s, _| assert_eq!(s, 0)).unwrap();
+    }
+    lp.run(RunMode::Default).unwrap();
+    let mut got = String::new();
+    reader.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "owned\n");
+
+    // A borrowed descriptor, on fd 3 of the child.
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    {
+        let opts = sh("echo borrowed >&3").stdio(3, Stdio::borrowed_fd(&writer));
+        Process::spawn(&lp, &opts, |_, s, _| assert_eq!(s, 0)).unwrap();
+        lp.run(RunMode::Default).unwrap();
+    }
+    drop(writer);
+    let mut got = String::new();
+    reader.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "borrowed\n");
+
+    // A stream handle: one end of a socket pair opened in a Pipe.
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let stream = Pipe::new(&lp, false).unwrap();
+    stream.open(a).unwrap();
+    {
+        let opts = sh("echo stream").stdout(Stdio::stream(&stream));
+        Process::spawn(&lp, &opts, |_, s, _| assert_eq!(s, 0)).unwrap();
+        lp.run(RunMode::Default).unwrap();
+    }
+    stream.close();
+    lp.run(RunMode::Default).unwrap();
+    let mut got = String::new();
+    (&b).read_to_string(&mut got).unwrap();
+    assert_eq!(got, "stream\n");
+}
+
+#[test]
+fn bad_pipes_and_streams_are_refused_before_the_child_starts() {
+    let lp = Loop::new().unwrap();
+    let pipe = Pipe::new(&lp, false).unwrap();
+    // The same pipe twice.
+    let opts = sh("exit 0")
+        .stdin(Stdio::pipe_to_child(&pipe))
+        .stdout(Stdio::pipe_from_child(&pipe));
+    let err = Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EBUSY);
+    // Flags that are not pipe flags.
+    let opts = sh("exit 0").stdout(Stdio::Pipe(&pipe, StdioFlags::INHERIT_FD));
+    let err = Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    // A pipe that already has a descriptor.
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    pipe.open(a).unwrap();
+    let opts = sh("exit 0").stdout(Stdio::pipe_from_child(&pipe));
+    let err = Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EBUSY);
+    // A stream without a descriptor, and a closed one.
+    let fresh = Pipe::new(&lp, false).unwrap();
+    let opts = sh("exit 0").stdout(Stdio::stream(&fresh));
+    let err = Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    pipe.close();
+    let opts = sh("exit 0").stdout(Stdio::stream(&pipe));
+    let err = Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
+    assert!(err.is(uv::Category::ClosedHandle));
+    fresh.close();
+    lp.run(RunMode::Default).unwrap();
+    assert!(lp.handles().is_empty());
+}
+
+#[test]
+fn one_options_value_spawns_many_children() {
+    let lp = Loop::new().unwrap();
+    let opts = sh("exit 3");
+    let done = Rc::new(Cell::new(0));
+    for _ in 0..10 {
+        let d = done.clone();
+        Process::spawn(&lp, &opts, move |_, s, _| {
+            assert_eq!(s, 3);
+            d.set(d.get() + 1);
+        })
+        .unwrap();
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(done.get(), 10);
+}
+
+#[test]
+fn kill_checks_its_arguments() {
+    assert_eq!(
+        uv::kill(0, Signum::Terminate).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(
+        uv::kill(-1, Signum::Terminate).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(
+        uv::kill(std::process::id() as i32, Signum::Other(9999))
+            .unwrap_err()
+            .code(),
+        StatusCode::EINVAL
+    );
+    let lp = Loop::new().unwrap();
+    let p = Process::spawn(
+        &lp,
+        &ProcessOptions::new("/bin/sleep").arg("100"),
+        |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(
+        p.kill(Signum::Other(9999)).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    p.kill(Signum::Kill).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    p.close();
+    assert!(p
+        .kill(Signum::Kill)
+        .unwrap_err()
+        .is(uv::Category::ClosedHandle));
+    assert!(p.pid().unwrap_err().is(uv::Category::ClosedHandle));
+}
+
+#[test]
+fn a_panic_in_the_exit_callback_reaches_run() {
+    let lp = Loop::new().unwrap();
+    Process::spawn(&lp, &sh("exit 0"), |_, _, _| panic!("from on_exit")).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(RunMode::Default)));
+    assert!(r.is_err());
+    lp.run(RunMode::Default).unwrap();
+    assert!(lp.handles().is_empty());
+}
+
+#[test]
+fn disable_stdio_inheritance_can_be_called() {
+    // Marks inherited descriptors close-on-exec; spawns still pass what they name.
+    uv::disable_stdio_inheritance();
+    let (out, status) = output_of(ProcessOptions::new("/bin/echo").arg("still"));
+    assert_eq!((out.as_str(), status), ("still\n", 0));
+}

@@ -1,0 +1,526 @@
+//! The process handle, generated from `spec/handles/process.toml`, and its
+//! hand-written parts: the spawn options (`ProcessOptions`, `Stdio`), `spawn` itself,
+//! the exit callback's trampoline, `pid`, and the process-wide `kill` and
+//! `disable_stdio_inheritance`.
+
+use std::ffi::{c_char, c_int, CString, OsStr, OsString};
+#[cfg(unix)]
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use libuv_sys2 as sys;
+
+use crate::error::{check, Error, Result};
+use crate::handle::{dispatch, Typed};
+use crate::loop_::LoopHandle;
+use crate::{Handle, HandleType, Pipe, ProcessFlags, Signum, StatusCode, StdioFlags};
+
+uv_macros::handle!("spec/handles/process.toml");
+
+const SPAWN: &str = "uv_spawn";
+
+fn einval(op: &'static str) -> Error {
+    Error::new(StatusCode::EINVAL, op)
+}
+
+/// What one standard I/O slot of the child (descriptor 0, 1, 2, …) is connected to.
+///
+/// Slots that `ProcessOptions` does not set are ignored: descriptors 0 to 2 of the
+/// child are then opened on `/dev/null` (on Unix), higher ones are closed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Stdio<'a> {
+    /// Nothing (`/dev/null` for descriptors 0 to 2 on Unix).
+    Ignore,
+    /// The parent's descriptor with the same number (the child's stderr is the
+    /// parent's stderr, …).
+    Inherit,
+    /// A descriptor the options own: the child gets a copy, and the parent's is
+    /// closed when the options are dropped.
+    #[cfg(unix)]
+    Fd(OwnedFd),
+    /// A descriptor borrowed for as long as the options live; the child gets a copy.
+    #[cfg(unix)]
+    BorrowedFd(BorrowedFd<'a>),
+    /// The descriptor of an open stream handle (a `Tcp`, `Pipe` or `Tty`).
+    Stream(&'a Handle),
+    /// A new pipe between parent and child: `spawn` opens the parent's end in `pipe`,
+    /// which must be a fresh pipe handle (no descriptor yet). `flags` says what the
+    /// child may do with its end: `READABLE_PIPE`, `WRITABLE_PIPE`, and
+    /// `NONBLOCK_PIPE` for a non-blocking child end. An IPC pipe (`Pipe::new(&lp,
+    /// true)`) can pass handles to the child.
+    Pipe(&'a Pipe, StdioFlags),
+}
+
+impl<'a> Stdio<'a> {
+    /// A descriptor the child gets a copy of, closed in the parent when the options
+    /// are dropped (a `File`, a pipe end, a socket, …).
+    #[cfg(unix)]
+    pub fn fd(fd: impl Into<OwnedFd>) -> Stdio<'a> {
+        Stdio::Fd(fd.into())
+    }
+
+    /// A descriptor the child gets a copy of, borrowed while the options live.
+    #[cfg(unix)]
+    pub fn borrowed_fd(fd: &'a impl std::os::fd::AsFd) -> Stdio<'a> {
+        Stdio::BorrowedFd(fd.as_fd())
+    }
+
+    /// The descriptor of a stream handle (`uv::Tcp`, `uv::Pipe`, `uv::Tty`).
+    pub fn stream(stream: &'a impl crate::Stream) -> Stdio<'a> {
+        Stdio::Stream(stream)
+    }
+
+    /// A pipe the child writes to (its stdout, stderr): read the output from `pipe`.
+    pub fn pipe_from_child(pipe: &'a Pipe) -> Stdio<'a> {
+        Stdio::Pipe(pipe, StdioFlags::WRITABLE_PIPE)
+    }
+
+    /// A pipe the child reads from (its stdin): write the input to `pipe`.
+    pub fn pipe_to_child(pipe: &'a Pipe) -> Stdio<'a> {
+        Stdio::Pipe(pipe, StdioFlags::READABLE_PIPE)
+    }
+}
+
+#[derive(Debug)]
+enum EnvChange {
+    Set(OsString, OsString),
+    Remove(OsString),
+}
+
+/// What to start and how (`uv_process_options_t`), for [`Process::spawn`]. Built
+/// once, it can spawn any number of processes. Nothing is checked until `spawn`:
+/// a NUL byte in the program, an argument, the environment or the directory, an
+/// environment name that is empty or holds `=`, and unknown flags are `EINVAL`.
+///
+/// ```
+/// let opts = uv::ProcessOptions::new("/bin/sh")
+///     .args(["-c", "exit 3"])
+///     .env("GREETING", "hello")
+///     .cwd("/");
+/// # let _ = opts;
+/// ```
+#[derive(Debug)]
+pub struct ProcessOptions<'a> {
+    program: OsString,
+    args: Vec<OsString>,
+    env_clear: bool,
+    env: Vec<EnvChange>,
+    cwd: Option<PathBuf>,
+    flags: ProcessFlags,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    stdio: Vec<Stdio<'a>>,
+}
+
+impl<'a> ProcessOptions<'a> {
+    /// Runs `program` (found through `PATH` when it has no `/`), with the program
+    /// as its first argument (`argv[0]`), the parent's environment and directory,
+    /// and every standard I/O slot ignored.
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        let program = program.as_ref().to_os_string();
+        ProcessOptions {
+            args: vec![program.clone()],
+            program,
+            env_clear: false,
+            env: Vec::new(),
+            cwd: None,
+            flags: ProcessFlags::empty(),
+            uid: None,
+            gid: None,
+            stdio: Vec::new(),
+        }
+    }
+
+    /// Adds one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_os_string());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// Starts the child with an empty environment (the variables set with `env`
+    /// afterwards are still given).
+    pub fn env_clear(mut self) -> Self {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// Sets a variable of the child's environment.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push(EnvChange::Set(
+            key.as_ref().to_os_string(),
+            value.as_ref().to_os_string(),
+        ));
+        self
+    }
+
+    /// Removes a variable from the child's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push(EnvChange::Remove(key.as_ref().to_os_string()));
+        self
+    }
+
+    /// The child's working directory.
+    pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Flags: `DETACHED` and the `WINDOWS_*` ones (ignored on Unix). `SETUID` and
+    /// `SETGID` are set by `uid` and `gid`; given here they are `EINVAL` at spawn.
+    pub fn flags(mut self, flags: ProcessFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Runs the child as user `uid` (`ENOTSUP` on Windows; `EPERM` without the
+    /// privilege).
+    pub fn uid(mut self, uid: u32) -> Self {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with group `gid` (`ENOTSUP` on Windows; `EPERM` without the
+    /// privilege).
+    pub fn gid(mut self, gid: u32) -> Self {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Sets the child's descriptor `fd` (0 stdin, 1 stdout, 2 stderr, or higher);
+    /// the slots below it that are not set yet are ignored.
+    pub fn stdio(mut self, fd: usize, stdio: Stdio<'a>) -> Self {
+        while self.stdio.len() <= fd {
+            self.stdio.push(Stdio::Ignore);
+        }
+        self.stdio[fd] = stdio;
+        self
+    }
+
+    /// The child's standard input (`stdio(0, …)`).
+    pub fn stdin(self, stdio: Stdio<'a>) -> Self {
+        self.stdio(0, stdio)
+    }
+
+    /// The child's standard output (`stdio(1, …)`).
+    pub fn stdout(self, stdio: Stdio<'a>) -> Self {
+        self.stdio(1, stdio)
+    }
+
+    /// The child's standard error (`stdio(2, …)`).
+    pub fn stderr(self, stdio: Stdio<'a>) -> Self {
+        self.stdio(2, stdio)
+    }
+
+    /// The C strings and arrays `uv_process_options_t` points into, checked.
+    fn prepare(&self) -> Result<Prepared> {
+        let cstr = |s: &OsStr| os_to_cstring(s).ok_or(einval(SPAWN));
+        let program = cstr(&self.program)?;
+        let args = self
+            .args
+            .iter()
+            .map(|a| cstr(a))
+            .collect::<Result<Vec<_>>>()?;
+        let env = if self.env_clear || !self.env.is_empty() {
+            Some(self.environment()?)
+        } else {
+            None
+        };
+        let cwd = self
+            .cwd
+            .as_deref()
+            .map(|d| cstr(d.as_os_str()))
+            .transpose()?;
+        let settable = ProcessFlags::DETACHED
+            | ProcessFlags::WINDOWS_VERBATIM_ARGUMENTS
+            | ProcessFlags::WINDOWS_HIDE
+            | ProcessFlags::WINDOWS_HIDE_CONSOLE
+            | ProcessFlags::WINDOWS_HIDE_GUI
+            | ProcessFlags::WINDOWS_FILE_PATH_EXACT_NAME;
+        let mut flags = crate::contracts::flags_arg(self.flags.bits(), settable.bits(), SPAWN)?;
+        if self.uid.is_some() {
+            flags |= ProcessFlags::SETUID.bits();
+        }
+        if self.gid.is_some() {
+            flags |= ProcessFlags::SETGID.bits();
+        }
+        let stdio = self.containers()?;
+        Ok(Prepared {
+            program,
+            args,
+            env,
+            cwd,
+            flags,
+            uid: self.uid.unwrap_or(0),
+            gid: self.gid.unwrap_or(0),
+            stdio,
+        })
+    }
+
+    /// The child's environment as `KEY=VALUE` strings.
+    fn environment(&self) -> Result<Vec<CString>> {
+        let mut vars: Vec<(OsString, OsString)> = if self.env_clear {
+            Vec::new()
+        } else {
+            std::env::vars_os().collect()
+        };
+        for change in &self.env {
+            let key = match change {
+                EnvChange::Set(k, _) | EnvChange::Remove(k) => k,
+            };
+            let bytes = key.as_encoded_bytes();
+            if bytes.is_empty() || bytes.contains(&b'=') || bytes.contains(&0) {
+                return Err(einval(SPAWN));
+            }
+            vars.retain(|(k, _)| k != key);
+            if let EnvChange::Set(k, v) = change {
+                vars.push((k.clone(), v.clone()));
+            }
+        }
+        vars.iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone();
+                kv.push("=");
+                kv.push(v);
+                os_to_cstring(&kv).ok_or(einval(SPAWN))
+            })
+            .collect()
+    }
+
+    /// The stdio containers. Streams must be open; a pipe to create must be open,
+    /// have no descriptor yet, and appear once: libuv opens it after the child is
+    /// started, and a failure there would leave a child nobody waits for.
+    fn containers(&self) -> Result<Vec<sys::uv_stdio_container_t>> {
+        let mut out = Vec::with_capacity(self.stdio.len());
+        let mut pipes: Vec<&Handle> = Vec::new();
+        for (i, s) in self.stdio.iter().enumerate() {
+            let (flags, data) = match s {
+                Stdio::Ignore => (
+                    StdioFlags::IGNORE,
+                    sys::uv_stdio_container_s__bindgen_ty_1 { fd: -1 },
+                ),
+                Stdio::Inherit => (
+                    StdioFlags::INHERIT_FD,
+                    sys::uv_stdio_container_s__bindgen_ty_1 {
+                        fd: c_int::try_from(i).map_err(|_| einval(SPAWN))?,
+                    },
+                ),
+                #[cfg(unix)]
+                Stdio::Fd(fd) => (
+                    StdioFlags::INHERIT_FD,
+                    sys::uv_stdio_container_s__bindgen_ty_1 { fd: fd.as_raw_fd() },
+                ),
+                #[cfg(unix)]
+                Stdio::BorrowedFd(fd) => (
+                    StdioFlags::INHERIT_FD,
+                    sys::uv_stdio_container_s__bindgen_ty_1 { fd: fd.as_raw_fd() },
+                ),
+                Stdio::Stream(h) => {
+                    if h.is_closing()
+                        || !matches!(
+                            h.handle_type(),
+                            HandleType::Tcp | HandleType::NamedPipe | HandleType::Tty
+                        )
+                    {
+                        return Err(Error::closed_handle(SPAWN));
+                    }
+                    // A stream without a descriptor is refused by libuv (EINVAL).
+                    h.fileno().map_err(|_| einval(SPAWN))?;
+                    (
+                        StdioFlags::INHERIT_STREAM,
+                        sys::uv_stdio_container_s__bindgen_ty_1 {
+                            stream: h.raw_struct().cast(),
+                        },
+                    )
+                }
+                Stdio::Pipe(p, f) => {
+                    let allowed = StdioFlags::READABLE_PIPE
+                        | StdioFlags::WRITABLE_PIPE
+                        | StdioFlags::NONBLOCK_PIPE;
+                    let bits = crate::contracts::flags_arg(f.bits(), allowed.bits(), SPAWN)?;
+                    let h: &Handle = p;
+                    if h.is_closing() {
+                        return Err(Error::closed_handle(SPAWN));
+                    }
+                    if h.fileno().is_ok() || pipes.contains(&h) {
+                        return Err(Error::new(StatusCode::EBUSY, SPAWN));
+                    }
+                    pipes.push(h);
+                    (
+                        StdioFlags::CREATE_PIPE | StdioFlags::from_bits_retain(bits),
+                        sys::uv_stdio_container_s__bindgen_ty_1 {
+                            stream: h.raw_struct().cast(),
+                        },
+                    )
+                }
+            };
+            out.push(sys::uv_stdio_container_t {
+                flags: flags.bits() as sys::uv_stdio_flags,
+                data,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(unix)]
+fn os_to_cstring(s: &OsStr) -> Option<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(s.as_bytes()).ok()
+}
+
+#[cfg(not(unix))]
+fn os_to_cstring(s: &OsStr) -> Option<CString> {
+    // libuv takes UTF-8 on Windows.
+    CString::new(s.to_str()?).ok()
+}
+
+/// What `uv_process_options_t` points into, alive across `uv_spawn`.
+struct Prepared {
+    program: CString,
+    args: Vec<CString>,
+    env: Option<Vec<CString>>,
+    cwd: Option<CString>,
+    flags: u32,
+    uid: u32,
+    gid: u32,
+    stdio: Vec<sys::uv_stdio_container_t>,
+}
+
+impl Process {
+    /// Starts a child process (`uv_spawn`) as `options` say; `on_exit` runs once, on
+    /// the loop, when it has exited, with its exit status and the signal that ended
+    /// it. The process stays open without any `Process` value until then.
+    ///
+    /// A failed spawn is the error (`ENOENT` for a program that does not exist,
+    /// `EACCES`, `EPERM` for `uid`/`gid` without the privilege, …) and leaves no
+    /// handle behind. Bad options are `EINVAL` before libuv is called (see
+    /// [`ProcessOptions`]); a pipe of `Stdio::Pipe` that already has a descriptor,
+    /// or is given twice, is `EBUSY`; a closed stream is `ClosedHandle`.
+    pub fn spawn(
+        loop_: &LoopHandle,
+        options: &ProcessOptions<'_>,
+        on_exit: impl FnMut(&Process, i64, Option<Signum>) + 'static,
+    ) -> Result<Process> {
+        let mut p = options.prepare()?;
+        let mut argv: Vec<*mut c_char> = p
+            .args
+            .iter()
+            .map(|a| a.as_ptr().cast_mut())
+            .chain(std::iter::once(std::ptr::null_mut()))
+            .collect();
+        let mut envp: Option<Vec<*mut c_char>> = p.env.as_ref().map(|env| {
+            env.iter()
+                .map(|a| a.as_ptr().cast_mut())
+                .chain(std::iter::once(std::ptr::null_mut()))
+                .collect()
+        });
+        let raw_options = sys::uv_process_options_t {
+            exit_cb: Some(exit_trampoline),
+            file: p.program.as_ptr(),
+            args: argv.as_mut_ptr(),
+            env: envp
+                .as_mut()
+                .map_or(std::ptr::null_mut(), |e| e.as_mut_ptr()),
+            cwd: p.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            flags: p.flags,
+            stdio_count: c_int::try_from(p.stdio.len()).map_err(|_| einval(SPAWN))?,
+            stdio: p.stdio.as_mut_ptr(),
+            uid: p.uid as _,
+            gid: p.gid as _,
+        };
+        let slots = ProcessSlots::default();
+        slots.on_exit.set(Box::new(on_exit));
+        let mut spawned = 0;
+        let inner = Typed::new(loop_, slots, SPAWN, |l, h| {
+            // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
+            // move; every pointer of `raw_options` points into `p`, `argv` and `envp`,
+            // which outlive the call; the program is non-null and the flags hold only
+            // known bits (checked by `prepare`), which is what libuv asserts; the
+            // stdio streams are open handles (checked by `containers`).
+            spawned = unsafe { sys::uv_spawn(l, h, &raw_options) };
+            if spawned < 0 {
+                // SAFETY: uv_spawn initialised the handle before anything could fail.
+                unsafe { unlink_guard(h) };
+            }
+            // uv_spawn initialises the handle whether or not it starts the child, and
+            // libuv requires uv_close either way: report the handle as made, and close
+            // it below when the spawn failed.
+            0
+        })?;
+        drop(envp);
+        let process = Process { inner };
+        if spawned < 0 {
+            process.close();
+            return Err(Error::from_raw(spawned, SPAWN));
+        }
+        Ok(process)
+    }
+
+    /// The process id of the child (`uv_process_get_pid`; kept after it exited).
+    pub fn pid(&self) -> Result<i32> {
+        let raw = self.inner.raw("uv_process_get_pid")?;
+        // SAFETY: the handle is open; libuv reads one field.
+        Ok(unsafe { sys::uv_process_get_pid(raw) } as i32)
+    }
+}
+
+/// After a failed `uv_spawn`: on some failures (a stdio slot libuv could not set up)
+/// libuv has already taken the handle out of the loop's handle list, and `uv_close`
+/// would take it out a second time, writing through neighbours that may be gone by
+/// then. A handle no longer in the list is made a list of its own, so that the
+/// second removal changes nothing.
+///
+/// # Safety
+/// `h` must be a handle `uv_spawn` just returned an error for, with no libuv call
+/// in between.
+unsafe fn unlink_guard(h: *mut sys::uv_process_t) {
+    // SAFETY: per the contract, the handle's list node is either linked (its
+    // neighbour points back at it) or was just unlinked (its neighbours are alive and
+    // point at each other).
+    unsafe {
+        let q = std::ptr::addr_of_mut!((*h).handle_queue);
+        if (*(*q).prev).next != q {
+            (*q).next = q;
+            (*q).prev = q;
+        }
+    }
+}
+
+unsafe extern "C" fn exit_trampoline(
+    raw: *mut sys::uv_process_t,
+    exit_status: i64,
+    term_signal: c_int,
+) {
+    let signal = (term_signal != 0).then(|| Signum::from_raw(term_signal));
+    // SAFETY: libuv passes a handle that Process::spawn initialised.
+    unsafe { dispatch::<Process, _>(raw, |s| &s.on_exit, |cb, h| cb(h, exit_status, signal)) }
+}
+
+/// Sends `signum` to the process `pid` (`uv_kill`). `pid` must be positive (`EINVAL`
+/// otherwise: 0 and negative numbers would address process groups, -1 every
+/// process); `ESRCH` when there is no such process.
+pub fn kill(pid: i32, signum: Signum) -> Result<()> {
+    if pid <= 0 || matches!(signum, Signum::Other(_)) {
+        return Err(einval("uv_kill"));
+    }
+    // SAFETY: no memory is involved; the arguments were checked above.
+    check(unsafe { sys::uv_kill(pid, signum.raw()) }, "uv_kill")
+}
+
+/// Marks the descriptors this process inherited as close-on-exec
+/// (`uv_disable_stdio_inheritance`), so that children spawned later do not get them
+/// unless the spawn options pass them. Call it early, before threads spawn processes.
+pub fn disable_stdio_inheritance() {
+    // SAFETY: no preconditions; libuv only changes descriptor flags.
+    unsafe { sys::uv_disable_stdio_inheritance() }
+}
