@@ -534,3 +534,36 @@ fn disable_stdio_inheritance_can_be_called() {
     let (out, status) = output_of(ProcessOptions::new("/bin/echo").arg("still"));
     assert_eq!((out.as_str(), status), ("still\n", 0));
 }
+
+/// `uid`/`gid` (test-spawn.c's spawn_setuid_setgid and spawn_setuid_fails): as root
+/// the child runs as the user and group asked for; otherwise the spawn is refused
+/// with `EPERM` and leaves no handle.
+#[test]
+fn uid_and_gid_as_root_or_eperm_otherwise() {
+    const NOBODY: u32 = 65534;
+    let lp = Loop::new().unwrap();
+    let out_pipe = Pipe::new(&lp, false).unwrap();
+    let opts = sh("id -u; id -g")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::pipe_from_child(&out_pipe));
+    let (exit, _, cb) = recorder();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    match Process::spawn(&lp, &opts, cb) {
+        Ok(_p) => {
+            assert!(root, "only root may change its uid");
+            let out = collect(&out_pipe);
+            lp.run(RunMode::Default).unwrap();
+            assert_eq!(exit.get(), Some((0, None)));
+            assert_eq!(&out.borrow()[..], b"65534\n65534\n");
+        }
+        Err(e) => {
+            assert!(!root, "root may change its uid: {e}");
+            assert_eq!(e.code(), StatusCode::EPERM);
+            out_pipe.close();
+            lp.run(RunMode::Default).unwrap();
+            assert!(lp.handles().is_empty());
+        }
+    }
+}
