@@ -541,10 +541,13 @@ fn channel_close_refuses_new_values_and_delivers_accepted_ones() {
 
 #[test]
 fn channel_every_ok_send_is_delivered_when_closed_under_load() {
-    // Threads send until refused, while the loop closes the channel after a while:
-    // the values that got `Ok` are exactly the ones delivered, in each thread's order,
-    // and the refused ones come back.
+    // Threads send until refused (or until they have sent `LIMIT`, so that a starved
+    // loop thread, as under valgrind, does not let the queue grow without bound),
+    // while the loop closes the channel after a while: the values that got `Ok` are
+    // exactly the ones delivered, in each thread's order, and the refused ones come
+    // back.
     const THREADS: usize = 4;
+    const LIMIT: u64 = 20_000;
     let lp = Loop::new().unwrap();
     let per_thread = Rc::new(RefCell::new(vec![Vec::new(); THREADS]));
     type Slot = Rc<RefCell<Option<uv::Receiver<(usize, u64)>>>>;
@@ -563,7 +566,7 @@ fn channel_every_ok_send_is_delivered_when_closed_under_load() {
             let tx = tx.clone();
             thread::spawn(move || {
                 let mut seq = 0u64;
-                loop {
+                while seq < LIMIT {
                     match tx.send((thread, seq)) {
                         Ok(()) => seq += 1,
                         Err(SendError(v)) => {
@@ -572,6 +575,7 @@ fn channel_every_ok_send_is_delivered_when_closed_under_load() {
                         }
                     }
                 }
+                seq
             })
         })
         .collect();
@@ -599,8 +603,10 @@ fn channel_loop_drop_under_load_loses_no_accepted_value() {
     let started = Arc::new(AtomicBool::new(false));
     let s = started.clone();
     let worker = thread::spawn(move || {
+        // Bounded, so that a starved loop thread (as under valgrind) does not let the
+        // queue grow without end; normally the loop is dropped long before.
         let mut ok = 0u64;
-        while tx.send(ok).is_ok() {
+        while ok < 200_000 && tx.send(ok).is_ok() {
             ok += 1;
             s.store(true, Ordering::Release);
         }
