@@ -15,7 +15,7 @@ use uv_tests::net::{later, TempDir};
 type Events = Rc<RefCell<Vec<(Option<PathBuf>, FsEventKind)>>>;
 
 /// What a poll callback got: the error code, if any, the previous and current stat.
-type Change = (Option<StatusCode>, Stat, Stat);
+type Change = Result<(Stat, Stat), StatusCode>;
 
 /// Closes `h` after 5 s if the test has not (a guard that keeps no loop alive).
 fn guard(lp: &Loop, h: &uv::Handle) {
@@ -193,7 +193,7 @@ fn an_unreferenced_watcher_or_poller_does_not_keep_the_loop_alive() {
         .unwrap();
     w.unref().unwrap();
     let p = FsPoll::new(&lp).unwrap();
-    p.start(dir.path(), Duration::from_millis(10), |_, _, _, _| {})
+    p.start(dir.path(), Duration::from_millis(10), |_, _| {})
         .unwrap();
     p.unref().unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
@@ -244,36 +244,33 @@ fn fs_poll_reports_creation_change_and_removal() {
     let s = seen.clone();
     let f = file.clone();
     let lh = lp.handle();
-    p.start(
-        &file,
-        Duration::from_millis(20),
-        move |p, status, prev, curr| {
-            let step = s.borrow().len();
-            s.borrow_mut()
-                .push((status.err().map(|e| e.code()), prev, curr));
-            // Each change is made after the previous one was seen.
-            let f = f.clone();
-            let p = p.clone();
-            Timer::once(&lh, Duration::from_millis(30), move |_| match step {
-                0 => std::fs::write(&f, b"1").unwrap(),
-                1 => std::fs::write(&f, b"22").unwrap(),
-                2 => std::fs::remove_file(&f).unwrap(),
-                _ => p.close(),
-            })
-            .unwrap();
-        },
-    )
+    p.start(&file, Duration::from_millis(20), move |p, change| {
+        let step = s.borrow().len();
+        s.borrow_mut().push(change.map_err(|e| e.code()));
+        // Each change is made after the previous one was seen.
+        let f = f.clone();
+        let p = p.clone();
+        Timer::once(&lh, Duration::from_millis(30), move |_| match step {
+            0 => std::fs::write(&f, b"1").unwrap(),
+            1 => std::fs::write(&f, b"22").unwrap(),
+            2 => std::fs::remove_file(&f).unwrap(),
+            _ => p.close(),
+        })
+        .unwrap();
+    })
     .unwrap();
     guard(&lp, &p);
     lp.run(RunMode::Default).unwrap();
     let seen = seen.borrow();
     assert_eq!(seen.len(), 4, "{seen:#?}");
-    assert_eq!(seen[0].0, Some(StatusCode::ENOENT));
-    assert_eq!(seen[0].2, Stat::default());
-    assert_eq!((seen[1].0, seen[1].2.size), (None, 1));
-    assert_eq!((seen[2].0, seen[2].1.size, seen[2].2.size), (None, 1, 2));
-    assert_eq!(seen[3].0, Some(StatusCode::ENOENT));
-    assert_eq!(seen[3].1.size, 2);
+    assert_eq!(seen[0], Err(StatusCode::ENOENT));
+    // Created: the previous stat is the zeroed one of the missing path.
+    let (prev, curr) = seen[1].unwrap();
+    assert_eq!((prev, curr.size), (Stat::default(), 1));
+    let (prev, curr) = seen[2].unwrap();
+    assert_eq!((prev.size, curr.size), (1, 2));
+    assert!(curr.modified >= prev.modified);
+    assert_eq!(seen[3], Err(StatusCode::ENOENT));
 }
 
 #[test]
@@ -285,15 +282,11 @@ fn fs_poll_path_and_close_in_callback() {
     let missing = dir.join("none");
     let calls = Rc::new(RefCell::new(0));
     let c = calls.clone();
-    p.start(
-        &missing,
-        Duration::from_millis(5),
-        move |p, status, _, _| {
-            assert_eq!(status.unwrap_err().code(), StatusCode::ENOENT);
-            *c.borrow_mut() += 1;
-            p.close();
-        },
-    )
+    p.start(&missing, Duration::from_millis(5), move |p, change| {
+        assert_eq!(change.unwrap_err().code(), StatusCode::ENOENT);
+        *c.borrow_mut() += 1;
+        p.close();
+    })
     .unwrap();
     assert_eq!(p.path().unwrap(), missing);
     lp.run(RunMode::Default).unwrap();

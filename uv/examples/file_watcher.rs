@@ -37,15 +37,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sizes: Rc<RefCell<Vec<(u64, u64)>>> = Rc::default();
     let poller = FsPoll::new(&lp)?;
     let s = sizes.clone();
-    poller.start(
-        &log,
-        Duration::from_millis(20),
-        move |_, status, prev, curr| {
-            status.expect("poll");
-            println!("poll: log.txt {} -> {} bytes", prev.size, curr.size);
-            s.borrow_mut().push((prev.size, curr.size));
-        },
-    )?;
+    poller.start(&log, Duration::from_millis(20), move |_, change| {
+        let (prev, curr) = change.expect("poll");
+        println!("poll: log.txt {} -> {} bytes", prev.size, curr.size);
+        s.borrow_mut().push((prev.size, curr.size));
+    })?;
 
     // The changes, one every 60 ms; then both watchers close.
     let steps: Vec<Box<dyn FnOnce()>> = vec![

@@ -344,7 +344,7 @@ fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
                     .callbacks
                     .iter()
                     .find(|c| c.name.as_str() == slot)
-                    .map_or(0, |c| c.args.len());
+                    .map_or(0, |c| c.rust_arity());
                 let rest = (0..arity).map(|_| quote!(_));
                 let site = format!("{}.{}", h.name.value, slot);
                 m.lets.push(quote!(let #name = cx.capture();));

@@ -9,7 +9,8 @@ use super::{doc_attr, ident, safety, Ctx};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::HandleModel;
 use crate::spec::{
-    ArgSpec, Conv, HandleParent, HandleSpec, KeepAlive, MethodSpec, OnClosed, Returns, Sp,
+    ArgSpec, CallbackSpec, Conv, HandleParent, HandleSpec, KeepAlive, MethodSpec, OnClosed,
+    Returns, Sp,
 };
 
 fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
@@ -24,6 +25,25 @@ fn unsupported(a: &ArgSpec, what: &str) -> Diagnostic {
 
 fn rust_ty(conv: &Conv, rt: &TokenStream) -> Option<TokenStream> {
     conv.rust_ty(rt)
+}
+
+/// The Rust types a callback's closure takes after the handle. Arguments named in
+/// `ok` become the status's `Ok` value.
+fn callback_tys(cb: &CallbackSpec, rt: &TokenStream) -> Vec<TokenStream> {
+    let ok_tys: Vec<_> = cb
+        .args
+        .iter()
+        .filter(|a| cb.is_ok_arg(&a.name))
+        .filter_map(|a| rust_ty(&a.conv, rt))
+        .collect();
+    cb.args
+        .iter()
+        .filter(|a| !cb.is_ok_arg(&a.name))
+        .filter_map(|a| match a.conv.value {
+            Conv::Status if !cb.ok.is_empty() => Some(quote!(#rt::Result<(#(#ok_tys),*)>)),
+            _ => rust_ty(&a.conv, rt),
+        })
+        .collect()
 }
 
 fn to_c(arg: &ArgSpec, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
@@ -82,11 +102,7 @@ fn args(
                 let Some(cb) = m.slot(slot) else {
                     continue;
                 };
-                let tys: Vec<_> = cb
-                    .args
-                    .iter()
-                    .filter_map(|x| rust_ty(&x.spec.conv, rt))
-                    .collect();
+                let tys = callback_tys(cb.spec, rt);
                 let slot_id = ident(slot);
                 let tramp = ident(&cb.trampoline);
                 cb_params.push(quote!(#name: impl FnMut(&#this, #(#tys),*) + 'static));
@@ -332,11 +348,7 @@ impl HandleEmitter<'_> {
                 }
                 continue;
             }
-            let tys: Vec<_> = cb
-                .args
-                .iter()
-                .filter_map(|a| rust_ty(&a.conv, rt))
-                .collect();
+            let tys = callback_tys(cb, rt);
             for a in &cb.args {
                 if rust_ty(&a.conv, rt).is_none() {
                     self.errs.push(unsupported(a, "as a callback argument"));
@@ -355,14 +367,32 @@ impl HandleEmitter<'_> {
             let pnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
             let ptys: Vec<_> = cb.args.iter().map(|a| a.conv.callback_c_ty(rt)).collect();
             let op = cb.c_type.value.clone();
-            let convs: Vec<_> = cb
+            let ok_convs: Vec<_> = cb
                 .args
                 .iter()
+                .filter(|a| cb.is_ok_arg(&a.name))
                 .map(|a| {
                     let n = ident(&a.name);
                     a.conv.from_c(&quote!(#n), &op, rt)
                 })
                 .collect();
+            // The `ok` arguments are read only on success.
+            let (pnames, convs): (Vec<_>, Vec<_>) = cb
+                .args
+                .iter()
+                .zip(&pnames)
+                .filter(|(a, _)| !cb.is_ok_arg(&a.name))
+                .map(|(a, n)| {
+                    let c = a.conv.from_c(&quote!(#n), &op, rt);
+                    match a.conv.value {
+                        Conv::Status if !cb.ok.is_empty() => {
+                            (n.clone(), quote!(#c.map(|()| (#(#ok_convs),*))))
+                        }
+                        _ => (n.clone(), c),
+                    }
+                })
+                .unzip();
+            let cnames: Vec<_> = cb.args.iter().map(|a| ident(&a.name)).collect();
             let sf = safety(
                 ctx,
                 &format!("libuv passes a handle that {name_str}'s constructors initialised, and arguments valid for the callback's duration"),
@@ -370,7 +400,7 @@ impl HandleEmitter<'_> {
             trampolines.push(quote! {
                 #cfg
                 #[allow(unsafe_code, clippy::unnecessary_cast)]
-                unsafe extern "C" fn #tramp(raw: *mut #rt::sys::#raw_ty, #(#pnames: #ptys),*) {
+                unsafe extern "C" fn #tramp(raw: *mut #rt::sys::#raw_ty, #(#cnames: #ptys),*) {
                     #sf
                     unsafe {
                         #rt::runtime::dispatch::<#name, _>(raw, |s| &s.#slot, |cb, h| {

@@ -329,6 +329,7 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
             let doc = doc_of(t);
             let signature = t.str_opt("signature");
             let manual = t.str_opt("manual");
+            let ok = t.str_list("ok");
             if signature.is_some() != manual.is_some() {
                 t.cx().push(
                     t.loc()
@@ -344,6 +345,7 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
                 doc,
                 signature,
                 manual,
+                ok,
             })
         })
         .collect()

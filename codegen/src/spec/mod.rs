@@ -241,6 +241,25 @@ pub struct CallbackSpec {
     pub signature: Option<Sp<String>>,
     /// Why the trampoline is hand-written (required with `signature`).
     pub manual: Option<Sp<String>>,
+    /// Arguments folded into the `status` argument's `Ok` value (`ok = ["prev",
+    /// "curr"]` makes the Rust callback take `Result<(Stat, Stat)>`); they are read
+    /// only when the status is a success.
+    pub ok: Vec<Sp<String>>,
+}
+
+impl CallbackSpec {
+    /// Whether argument `name` is folded into the status.
+    pub fn is_ok_arg(&self, name: &str) -> bool {
+        self.ok.iter().any(|o| o.value == name)
+    }
+
+    /// How many arguments the Rust closure takes after the handle.
+    pub fn rust_arity(&self) -> usize {
+        self.args
+            .iter()
+            .filter(|a| !self.is_ok_arg(&a.name))
+            .count()
+    }
 }
 
 /// A method.

@@ -456,6 +456,7 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
             check_ident(&a.name, out);
             convs.check(&a.conv, &slots, Position::CallbackArg, out);
         }
+        check_ok(c, out);
     }
     let mut method_names = Names::new("method");
     for c in &h.constructors {
@@ -688,6 +689,52 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                         .hint("remove it, or set parent = \"stream\""),
                 );
             }
+        }
+    }
+}
+
+/// A callback's `ok` list: it needs exactly one `status` argument, and names other
+/// arguments of the callback, each once.
+fn check_ok(c: &CallbackSpec, out: &mut Vec<Diagnostic>) {
+    let Some(first) = c.ok.first() else {
+        return;
+    };
+    let statuses: Vec<&ArgSpec> = c
+        .args
+        .iter()
+        .filter(|a| a.conv.value == Conv::Status)
+        .collect();
+    if statuses.len() != 1 {
+        out.push(
+            first
+                .loc
+                .error("`ok` folds arguments into the `Ok` value of the callback's status, but the callback has no single `status` argument")
+                .hint("add one argument with conv = \"status\", or remove `ok`"),
+        );
+        return;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for o in &c.ok {
+        match c.args.iter().find(|a| a.name.as_str() == o.value) {
+            None => out.push(
+                o.loc
+                    .error(format!(
+                        "`ok` names `{}`, which is not an argument of this callback",
+                        o.value
+                    ))
+                    .hint("name one of the callback's `args`"),
+            ),
+            Some(a) if a.conv.value == Conv::Status => out.push(
+                o.loc
+                    .error("`ok` cannot name the status itself")
+                    .hint("name the arguments that are valid when the status is a success"),
+            ),
+            Some(_) if seen.contains(&o.value.as_str()) => out.push(
+                o.loc
+                    .error(format!("`ok` names `{}` twice", o.value))
+                    .hint("name each argument once"),
+            ),
+            Some(_) => seen.push(&o.value),
         }
     }
 }
