@@ -238,21 +238,10 @@ struct Registry {
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 
-/// Handle types the fuzzer leaves out, with why: their only constructor is
-/// hand-written (`manual` in the spec), so the generated table cannot make one.
-const UNFUZZED: &[(&str, &str)] = &[(
-    "Process",
-    "Process::spawn is manual; a fuzzer constructor needs children that cannot be stopped for good by a random signal (SIGSTOP) and would outlive the seed",
-)];
-
 fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| {
         let table = generated::table();
-        let mut ops: Vec<Op> = table
-            .iter()
-            .flat_map(|t| t.ops.iter().copied())
-            .filter(|o| !UNFUZZED.iter().any(|(t, _)| *t == o.handle))
-            .collect();
+        let mut ops: Vec<Op> = table.iter().flat_map(|t| t.ops.iter().copied()).collect();
         ops.extend_from_slice(HAND_OPS);
         let skip_list: Vec<String> = std::env::var("UV_FUZZ_SKIP")
             .unwrap_or_default()
@@ -316,6 +305,8 @@ fn weight(o: &Op, ops: u64) -> u64 {
         ("std", "write" | "connect") => 4,
         ("std", "learn_addrs") => 2,
         (_, "setup") => 3,
+        // The only way to a `Process` in the pool.
+        ("Process", "spawn") => 3,
         _ => 1,
     }
 }
@@ -621,6 +612,9 @@ pub struct Cx {
     serial: Cell<u64>,
     failure: RefCell<Option<String>>,
     stats: Stats,
+    /// The children `Process.spawn` started; last, so that every handle and loop
+    /// is gone before they are killed and reaped.
+    children: Children,
 }
 
 impl fmt::Debug for Cx {
@@ -656,6 +650,7 @@ impl Cx {
             serial: Cell::new(0),
             failure: RefCell::new(None),
             stats: Stats::default(),
+            children: Children::default(),
         };
         // A reference to a loop that is already gone, for constructors to refuse.
         if let Ok(gone) = uv::Loop::new() {
@@ -2407,6 +2402,9 @@ const HAND_OPS: &[Op] = &[
         extra::sender_thread,
     ),
     op("Signal", "deliver", OpKind::Extra, extra::deliver_signal),
+    op("Process", "spawn", OpKind::Extra, procs::spawn),
+    op("Process", "pid", OpKind::Extra, procs::pid),
+    op("Process", "kill_pid", OpKind::Extra, procs::kill_pid),
     op("Pipe", "setup", OpKind::Extra, setups::pipes),
     op("Tcp", "setup", OpKind::Extra, setups::tcp),
     op("Udp", "setup", OpKind::Extra, setups::udp),
@@ -2418,6 +2416,206 @@ const HAND_OPS: &[Op] = &[
     op("std", "connect", OpKind::Resource, peers::connect),
     op("std", "learn_addrs", OpKind::Resource, peers::learn_addrs),
 ];
+
+/// The children the fuzzer started. A child is reaped by libuv just before its
+/// exit callback runs; until then (and for good when its handle was closed first)
+/// it stays our unreaped child, so its process id cannot be given to another
+/// process. At the end of the seed the unreaped ones are killed and reaped here:
+/// a child stopped by a random `SIGSTOP`, or one still sleeping, does not outlive
+/// the seed.
+#[derive(Default)]
+struct Children(RefCell<Vec<(i32, Rc<Cell<bool>>)>>);
+
+impl Children {
+    /// A new child, and the flag its exit callback sets.
+    fn add(&self, pid: i32) -> Rc<Cell<bool>> {
+        let reaped = Rc::new(Cell::new(false));
+        self.0.borrow_mut().push((pid, reaped.clone()));
+        reaped
+    }
+
+    /// A child that libuv has not reaped (its id is still ours to signal).
+    fn unreaped(&self, pick: usize) -> Option<i32> {
+        let c = self.0.borrow();
+        let live: Vec<i32> = c
+            .iter()
+            .filter(|(_, r)| !r.get())
+            .map(|(p, _)| *p)
+            .collect();
+        (!live.is_empty()).then(|| live[pick % live.len()])
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (pid, reaped) in self.0.take() {
+            if reaped.get() {
+                continue;
+            }
+            // SAFETY: `pid` is our child and nobody reaped it (libuv reaps only
+            // just before the exit callback, which sets `reaped`; every loop is
+            // gone by now), so the id still names it. SIGKILL ends it even when
+            // stopped; waitpid then reaps it.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                let mut status = 0;
+                while libc::waitpid(pid, &mut status, 0) == -1
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                }
+            }
+        }
+    }
+}
+
+/// Child processes: `Process::spawn` with random options (the constructor is
+/// hand-written in the spec, so the generated table cannot make one); the
+/// generated operations (`kill` with any signal, the base operations) then reach
+/// the processes in the pool.
+mod procs {
+    use super::*;
+    use uv::{Pipe, ProcessFlags, ProcessOptions, Signum};
+
+    /// A program and its arguments: short-lived shells, one that sleeps past the
+    /// seed, one that copies stdin to stdout, a missing program, NUL bytes.
+    fn command(cx: &Cx) -> (OsString, Vec<OsString>) {
+        let sh = |script: &str| {
+            (
+                OsString::from("/bin/sh"),
+                vec!["sh".into(), "-c".into(), script.into()],
+            )
+        };
+        match cx.below(10) {
+            0..=2 => sh(&format!("exit {}", cx.below(300))),
+            3 => sh("sleep 5"),
+            4 | 5 => sh("cat"),
+            6 => sh("echo out; echo err >&2; kill -9 $$"),
+            7 => (
+                cx.dir.join("missing-program").into_os_string(),
+                vec!["x".into()],
+            ),
+            8 => (OsString::from("/bin/sh\0x"), vec!["sh".into()]),
+            _ => (
+                OsString::from("/bin/sh"),
+                vec!["sh".into(), "-c".into(), "exit 0\0".into()],
+            ),
+        }
+    }
+
+    pub fn spawn(cx: &Cx) -> bool {
+        let Some((_, lp)) = cx.loop_owner() else {
+            return false;
+        };
+        let (program, args) = command(cx);
+        let mut options = ProcessOptions::new(&program);
+        if cx.flip() {
+            options = options.args(&args);
+        }
+        match cx.below(8) {
+            0 => options = options.env_clear(),
+            1 => options = options.env("UV_FUZZ", cx.string()),
+            2 => options = options.env(cx.string(), "1"),
+            3 => options = options.env_remove("PATH"),
+            _ => {}
+        }
+        if cx.one_in(4) {
+            options = options.cwd(cx.path());
+        }
+        if cx.one_in(6) {
+            options = options.flags(ProcessFlags::from_bits_retain(cx.int_u32()));
+        } else if cx.one_in(4) {
+            options = options.flags(ProcessFlags::DETACHED);
+        }
+        if cx.one_in(10) {
+            options = options.uid(cx.int_u32()).gid(cx.int_u32());
+        }
+        // Standard I/O: ignored, created pipes, or a stream of the pool.
+        let pipes: Vec<Pipe> = (0..cx.below(3))
+            .filter_map(|_| Pipe::new(&lp, cx.one_in(4)).ok())
+            .collect();
+        let stream = cx.any_handle();
+        for fd in 0..cx.below(5) {
+            let stdio = match (cx.below(5), pipes.get(fd % pipes.len().max(1))) {
+                (0, _) => uv::Stdio::Ignore,
+                (1 | 2, Some(p)) if fd == 0 => uv::Stdio::pipe_to_child(p),
+                (1 | 2, Some(p)) => uv::Stdio::pipe_from_child(p),
+                (3, _) => match stream.as_ref().map(|h| h.handle()) {
+                    Some(h) => uv::Stdio::Stream(h),
+                    None => uv::Stdio::Ignore,
+                },
+                _ => uv::Stdio::Ignore,
+            };
+            options = options.stdio(fd, stdio);
+        }
+        let cap = cx.capture();
+        let reaped: Rc<Cell<Option<Rc<Cell<bool>>>>> = Rc::default();
+        let flag = reaped.clone();
+        let r = uv::Process::spawn(&lp, &options, move |p, status, signal| {
+            // libuv reaped the child just now: its id may be reused from here on.
+            if let Some(f) = flag.take() {
+                f.set(true);
+            }
+            if let Some(cx) = current() {
+                cx.note(format_args!("exit {status} {signal:?}"));
+            }
+            on_callback("Process.on_exit", p, &cap);
+        });
+        drop(options);
+        cx.note(format_args!(
+            "{:?}",
+            r.as_ref().map(|_| ()).map_err(|e| e.code())
+        ));
+        if let Some(p) = settle(cx, r, None) {
+            match p.pid() {
+                Ok(pid) if pid > 0 => reaped.set(Some(cx.children.add(pid))),
+                other => cx.fail(format!("a spawned process has the id {other:?}")),
+            }
+            cx.push(p.into_any());
+        }
+        for p in pipes {
+            // A pipe the child did not get is still a handle to play with.
+            cx.push(p.into_any());
+        }
+        true
+    }
+
+    pub fn pid(cx: &Cx) -> bool {
+        let Some(p) = cx.target::<uv::Process>() else {
+            return false;
+        };
+        let r = p.pid();
+        if !matches!(r, Ok(pid) if pid > 0) && !p.is_closing() {
+            cx.fail(format!("Process::pid answered {r:?}"));
+        }
+        true
+    }
+
+    /// `uv::kill` on a child that is ours to signal (never another process's id).
+    pub fn kill_pid(cx: &Cx) -> bool {
+        let Some(pid) = cx.children.unreaped(cx.below(64)) else {
+            return false;
+        };
+        let sig = cx.pick(&[
+            Signum::Terminate,
+            Signum::Kill,
+            Signum::Stop,
+            Signum::Continue,
+            Signum::User1,
+            Signum::Other(0),
+            Signum::Other(-1),
+            Signum::Other(1000),
+        ]);
+        cx.note(format_args!("{pid} {sig:?}"));
+        let r = uv::kill(pid, sig);
+        match sig {
+            Signum::Other(_) if r.is_ok() => {
+                cx.fail(format!("uv::kill({pid}, {sig:?}) answered Ok"))
+            }
+            _ => drop(settle(cx, r, None)),
+        }
+        true
+    }
+}
 
 /// Loop operations.
 mod loops {

@@ -567,3 +567,41 @@ fn uid_and_gid_as_root_or_eperm_otherwise() {
         }
     }
 }
+
+/// The state letter of process `pid` in `/proc/<pid>/stat` (`S` sleeping, `T`
+/// stopped, ...); `None` where there is no `/proc`.
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+#[test]
+fn stop_and_continue_a_child() {
+    let lp = Loop::new().unwrap();
+    let (exit, calls, on_exit) = recorder();
+    let p = Process::spawn(&lp, &sh("exec sleep 5"), on_exit).unwrap();
+    let pid = p.pid().unwrap();
+    p.kill(Signum::Stop).unwrap();
+    let state = |want: char| {
+        // The signal is delivered asynchronously: wait for the state to show it.
+        (0..500).any(|_| {
+            let s = proc_state(pid);
+            if s.is_none() || s == Some(want) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            false
+        })
+    };
+    assert!(state('T'), "the child did not stop: {:?}", proc_state(pid));
+    uv::kill(pid, Signum::Continue).unwrap();
+    assert!(
+        state('S'),
+        "the child did not continue: {:?}",
+        proc_state(pid)
+    );
+    p.kill(Signum::Kill).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((0, Some(Signum::Kill))));
+    assert_eq!(calls.get(), 1);
+}
