@@ -2479,12 +2479,7 @@ mod procs {
     /// A program and its arguments: short-lived shells, one that sleeps past the
     /// seed, one that copies stdin to stdout, a missing program, NUL bytes.
     fn command(cx: &Cx) -> (OsString, Vec<OsString>) {
-        let sh = |script: &str| {
-            (
-                OsString::from("/bin/sh"),
-                vec!["sh".into(), "-c".into(), script.into()],
-            )
-        };
+        let sh = |script: &str| (OsString::from("/bin/sh"), vec!["-c".into(), script.into()]);
         match cx.below(10) {
             0..=2 => sh(&format!("exit {}", cx.below(300))),
             3 => sh("sleep 5"),
@@ -2494,10 +2489,10 @@ mod procs {
                 cx.dir.join("missing-program").into_os_string(),
                 vec!["x".into()],
             ),
-            8 => (OsString::from("/bin/sh\0x"), vec!["sh".into()]),
+            8 => (OsString::from("/bin/sh\0x"), Vec::new()),
             _ => (
                 OsString::from("/bin/sh"),
-                vec!["sh".into(), "-c".into(), "exit 0\0".into()],
+                vec!["-c".into(), "exit 0\0".into()],
             ),
         }
     }

@@ -16,7 +16,9 @@
 //! 7. [`handle_types`]: an example for each of `Timer`, `Idle`, `Prepare`, `Check`,
 //!    `Async`, `Signal`, `Poll`, `Tcp`, `Pipe`, `Tty` and `Udp`.
 //! 8. [`requests`]: an example for each request: connect, write, shutdown, UDP
-//!    send, `getaddrinfo` and `getnameinfo`.
+//!    send, `getaddrinfo` and `getnameinfo`, and the file-system operations.
+//! 9. [`processes`]: spawning children, their standard I/O, exit, signals and
+//!    lifetime.
 //!
 //! # Depending on it
 //!
@@ -81,3 +83,6 @@ pub mod handle_types {}
 
 #[doc = include_str!("requests.md")]
 pub mod requests {}
+
+#[doc = include_str!("processes.md")]
+pub mod processes {}
