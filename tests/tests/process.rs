@@ -605,3 +605,24 @@ fn stop_and_continue_a_child() {
     assert_eq!(exit.get(), Some((0, Some(Signum::Kill))));
     assert_eq!(calls.get(), 1);
 }
+
+/// The Python package's "hello with a stdout pipe and extra stdio": the child
+/// writes to its stdout and to a fourth descriptor, each a created pipe.
+#[test]
+fn stdout_and_an_extra_descriptor_through_created_pipes() {
+    let lp = Loop::new().unwrap();
+    let (out, extra) = (
+        Pipe::new(&lp, false).unwrap(),
+        Pipe::new(&lp, false).unwrap(),
+    );
+    let opts = sh("echo hello; echo extra >&3; exit 3")
+        .stdout(Stdio::pipe_from_child(&out))
+        .stdio(3, Stdio::pipe_from_child(&extra));
+    let (exit, calls, cb) = recorder();
+    Process::spawn(&lp, &opts, cb).unwrap();
+    let (a, b) = (collect(&out), collect(&extra));
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&a.borrow()[..], b"hello\n");
+    assert_eq!(&b.borrow()[..], b"extra\n");
+    assert_eq!((exit.get(), calls.get()), (Some((3, None)), 1));
+}
