@@ -156,6 +156,9 @@ pub enum OpKind {
     Loop,
     /// A `std` peer or resource of the fuzzer.
     Resource,
+    /// A generated request function (asynchronous or blocking), or an operation
+    /// on a pending `uv::Request`.
+    Request,
 }
 
 /// One operation: it picks its target and arguments and makes the call. It returns
@@ -242,6 +245,7 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| {
         let table = generated::table();
         let mut ops: Vec<Op> = table.iter().flat_map(|t| t.ops.iter().copied()).collect();
+        ops.extend(generated::request_table().into_iter().flatten().copied());
         ops.extend_from_slice(HAND_OPS);
         let skip_list: Vec<String> = std::env::var("UV_FUZZ_SKIP")
             .unwrap_or_default()
@@ -597,6 +601,8 @@ pub struct Cx {
     res: RefCell<Vec<Res>>,
     addrs: RefCell<Vec<SocketAddr>>,
     senders: RefCell<Vec<uv::AsyncSender>>,
+    /// Requests the generated request operations started (pending or done).
+    requests: RefCell<Vec<uv::Request>>,
     later: RefCell<Vec<uv::CallLater>>,
     /// The handle a callback is running for: operations prefer it as target.
     focus: RefCell<Option<AnyHandle>>,
@@ -638,6 +644,7 @@ impl Cx {
             res: RefCell::new(Vec::new()),
             addrs: RefCell::new(Vec::new()),
             senders: RefCell::new(Vec::new()),
+            requests: RefCell::new(Vec::new()),
             later: RefCell::new(Vec::new()),
             focus: RefCell::new(None),
             breakers: RefCell::new(Vec::new()),
@@ -1744,6 +1751,30 @@ pub fn on_callback<T: Member>(site: &'static str, h: &T, cap: &Capture) {
     reenter(site, true, || Some(h.clone().into_any()));
 }
 
+/// A generated request function's completion callback.
+pub fn on_request(site: &'static str, r: uv::Result<()>, cap: &Capture) {
+    let _ = (cap, r);
+    reenter(site, true, || None);
+}
+
+/// The fuzzer keeps the `uv::Request` of a started request (a few of them), for the
+/// `Request` operations; dropping one does not cancel it.
+pub fn keep_request(cx: &Cx, r: uv::Result<uv::Request>, ident: Option<&FdIdent>) {
+    if let Some(req) = settle(cx, r, ident) {
+        let old = {
+            let mut v = cx.requests.borrow_mut();
+            if v.len() >= 16 {
+                let i = cx.below(v.len());
+                Some(v.remove(i))
+            } else {
+                None
+            }
+        };
+        drop(old);
+        cx.requests.borrow_mut().push(req);
+    }
+}
+
 /// A request's completion callback.
 pub fn on_done<T: Member>(site: &'static str, h: &T, r: uv::Result<()>, cap: &Capture) {
     let _ = (cap, r);
@@ -2403,6 +2434,9 @@ const HAND_OPS: &[Op] = &[
     ),
     op("Signal", "deliver", OpKind::Extra, extra::deliver_signal),
     op("Process", "spawn", OpKind::Extra, procs::spawn),
+    op("Request", "cancel", OpKind::Request, reqs::cancel),
+    op("Request", "is_pending", OpKind::Request, reqs::is_pending),
+    op("Request", "drop", OpKind::Request, reqs::drop_one),
     op("Process", "pid", OpKind::Extra, procs::pid),
     op("Process", "kill_pid", OpKind::Extra, procs::kill_pid),
     op("Pipe", "setup", OpKind::Extra, setups::pipes),
@@ -2608,6 +2642,49 @@ mod procs {
             }
             _ => drop(settle(cx, r, None)),
         }
+        true
+    }
+}
+
+/// Operations on the requests the generated request operations started.
+mod reqs {
+    use super::*;
+
+    fn pick(cx: &Cx) -> Option<uv::Request> {
+        let v = cx.requests.borrow();
+        (!v.is_empty()).then(|| v[cx.below(v.len())].clone())
+    }
+
+    /// `cancel`: `Ok` only while the request is pending (its callback then gets
+    /// `ECANCELED`); `EBUSY` once it runs, an error once it is done.
+    pub fn cancel(cx: &Cx) -> bool {
+        let Some(r) = pick(cx) else { return false };
+        let pending = r.is_pending();
+        let res = r.cancel();
+        cx.note(format_args!("pending {pending} -> {res:?}"));
+        if !pending && res.is_ok() {
+            cx.fail("Request::cancel answered Ok for a request that was done".into());
+        }
+        settle(cx, res, None);
+        true
+    }
+
+    pub fn is_pending(cx: &Cx) -> bool {
+        let Some(r) = pick(cx) else { return false };
+        cx.note(format_args!("{}", r.is_pending()));
+        true
+    }
+
+    pub fn drop_one(cx: &Cx) -> bool {
+        let old = {
+            let mut v = cx.requests.borrow_mut();
+            if v.is_empty() {
+                return false;
+            }
+            let i = cx.below(v.len());
+            v.remove(i)
+        };
+        drop(old);
         true
     }
 }
@@ -3446,6 +3523,7 @@ fn wind_down(cx: &Cx) -> Result<(), String> {
     top_step(cx, |cx| {
         drop(cx.focus.take());
         drop(std::mem::take(&mut *cx.senders.borrow_mut()));
+        drop(std::mem::take(&mut *cx.requests.borrow_mut()));
         drop(std::mem::take(&mut *cx.later.borrow_mut()));
         drop(std::mem::take(&mut *cx.stale.borrow_mut()));
         while peers::drop_one(cx) {}

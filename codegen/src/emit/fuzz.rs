@@ -79,12 +79,86 @@ pub fn fuzz_table(model: &Model<'_>, ctx: &Ctx) -> TokenStream {
     let stream_impls = streams.iter().map(|h| stream_impl(h, &streams, ctx));
     let modules = models.iter().map(|m| handle_module(m, ctx));
     let table = table(&models);
+    let requests = request_table(model, ctx);
     quote! {
         #any
         #( #members )*
         #( #stream_impls )*
         #( #modules )*
         #table
+        #requests
+    }
+}
+
+/// The generated request types' operations: each function in its asynchronous
+/// form (the `uv::Request` goes to the fuzzer's pool of requests, the completion
+/// calls `rt::on_request`) and its blocking form; `request_table()` lists them.
+fn request_table(model: &Model<'_>, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let mut modules = Vec::new();
+    let mut pushes = Vec::new();
+    for r in model.requests.iter().filter(|r| r.generated) {
+        let name_str = r.spec.name.value.clone();
+        let t = ident(&r.spec.name);
+        let module = format_ident!("{}_requests", crate::names::to_snake(&r.spec.name));
+        let mut fns = Vec::new();
+        let mut entries = Vec::new();
+        for f in &r.functions {
+            let m = f.spec;
+            let site = format!("{}::{}", name_str, m.name.value);
+            let made = make_args_for(&name_str, &[], &m.args, &site, ctx);
+            let (lets, pass, shown) = (&made.lets, &made.pass, note(&made.shown));
+            let fname = ident(&m.name);
+            let sync = format_ident!("{}", f.sync_name);
+            let op_async = format_ident!("r_{}", m.name.value);
+            let op_sync = format_ident!("s_{}", m.name.value);
+            fns.push(quote! {
+                fn #op_async(cx: &rt::Cx) -> bool {
+                    let ::core::option::Option::Some(loop_) = cx.loop_ref() else { return false };
+                    #( #lets )*
+                    #shown
+                    let cap = cx.capture();
+                    let r = #rt::#t::#fname(&loop_, #( #pass, )* move |r| rt::on_request(#site, r.map(drop), &cap));
+                    rt::keep_request(cx, r, ident);
+                    true
+                }
+
+                fn #op_sync(cx: &rt::Cx) -> bool {
+                    let ::core::option::Option::Some(loop_) = cx.loop_ref() else { return false };
+                    #( #lets )*
+                    #shown
+                    let r = #rt::#t::#sync(&loop_, #( #pass ),*);
+                    rt::settle(cx, r, ident);
+                    true
+                }
+            });
+            let (m_name, s_name) = (m.name.value.clone(), f.sync_name.clone());
+            entries.push(quote!(rt::Op { handle: #name_str, name: #m_name, kind: rt::OpKind::Request, run: #op_async }));
+            entries.push(quote!(rt::Op { handle: #name_str, name: #s_name, kind: rt::OpKind::Request, run: #op_sync }));
+        }
+        modules.push(quote! {
+            #[allow(clippy::unnecessary_cast, unused_variables)]
+            pub mod #module {
+                use super::super as rt;
+
+                #( #fns )*
+
+                /// Every operation of the request type.
+                pub const OPS: &[rt::Op] = &[#( #entries ),*];
+            }
+        });
+        pushes.push(quote!(v.push(#module::OPS);));
+    }
+    quote! {
+        #( #modules )*
+
+        /// The operations of every generated request type.
+        #[allow(clippy::vec_init_then_push)]
+        pub fn request_table() -> ::std::vec::Vec<&'static [super::Op]> {
+            let mut v = ::std::vec::Vec::new();
+            #( #pushes )*
+            v
+        }
     }
 }
 
@@ -316,6 +390,18 @@ struct Made {
 }
 
 fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
+    make_args_for(&h.name, &h.callbacks, args, site, ctx)
+}
+
+/// `make_args` for the arguments of `owner` (a handle or request type), whose
+/// callback slots are `callbacks`.
+fn make_args_for(
+    owner: &str,
+    callbacks: &[crate::spec::CallbackSpec],
+    args: &[ArgSpec],
+    site: &str,
+    ctx: &Ctx,
+) -> Made {
     let rt = &ctx.rt;
     let mut m = Made {
         lets: Vec::new(),
@@ -340,13 +426,12 @@ fn make_args(h: &HandleSpec, args: &[ArgSpec], site: &str, ctx: &Ctx) -> Made {
                 continue;
             }
             Conv::Callback(slot) => {
-                let arity = h
-                    .callbacks
+                let arity = callbacks
                     .iter()
                     .find(|c| c.name.as_str() == slot)
                     .map_or(0, |c| c.rust_arity());
                 let rest = (0..arity).map(|_| quote!(_));
-                let site = format!("{}.{}", h.name.value, slot);
+                let site = format!("{owner}.{slot}");
                 m.lets.push(quote!(let #name = cx.capture();));
                 m.callbacks
                     .push(quote!(move |h, #(#rest),*| rt::on_callback(#site, h, &#name)));
@@ -585,5 +670,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_generated_request_function_gets_both_forms() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec");
+        let (spec, _) = crate::load_spec(&dir, Path::new("spec")).expect("the spec loads");
+        let model = crate::resolve(&spec).expect("the spec resolves");
+        let text = render(fuzz_table(&model, &Ctx::default()), "spec").expect("it parses");
+        let mut n = 0;
+        for r in model.requests.iter().filter(|r| r.generated) {
+            for f in &r.functions {
+                for want in [
+                    format!("fn r_{}(", f.spec.name.value),
+                    format!("fn s_{}(", f.spec.name.value),
+                ] {
+                    assert!(text.contains(&want), "{}: no `{want}`", r.spec.name.value);
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 13, "only {n} request functions");
     }
 }
