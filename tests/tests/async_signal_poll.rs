@@ -309,3 +309,75 @@ fn poll_bad_fd_is_ebadf() {
     assert!(err.is(Category::BadFileDescriptor));
     assert_eq!(lp.handle_count(), 0);
 }
+
+/// A closed handle's entry in the loop's sender table is reused by the next
+/// sender: the old senders still answer `ClosedHandle` and never wake the new
+/// handle; senders of one handle share its entry.
+#[test]
+fn senders_of_a_closed_async_never_reach_the_handle_that_reuses_its_entry() {
+    let lp = Loop::new().unwrap();
+    let first = Async::new(&lp, |_| panic!("the closed handle ran")).unwrap();
+    let old = first.sender().unwrap();
+    let old2 = first.sender().unwrap();
+    first.close();
+    lp.run(RunMode::Default).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let second = Async::new(&lp, move |a| {
+        c.fetch_add(1, Ordering::SeqCst);
+        a.close();
+    })
+    .unwrap();
+    let new = second.sender().unwrap();
+    for s in [&old, &old2] {
+        assert_closed_handle(s.send());
+    }
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    std::thread::spawn(move || new.send().unwrap())
+        .join()
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_closed_handle(old.send());
+}
+
+/// Many handles with senders, closed in a scattered order, then made again: every
+/// sender reaches its own handle only.
+#[test]
+fn many_senders_each_reach_their_own_handle() {
+    let lp = Loop::new().unwrap();
+    let hits: Arc<Vec<AtomicUsize>> = Arc::new((0..64).map(|_| AtomicUsize::new(0)).collect());
+    let make = |i: usize| {
+        let h = hits.clone();
+        let a = Async::new(&lp, move |_| {
+            h[i].fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        let s = a.sender().unwrap();
+        (a, s)
+    };
+    let mut all: Vec<_> = (0..32).map(make).collect();
+    // Close every third one and make new ones in their places.
+    for i in (0..32).step_by(3) {
+        let (a, s) = std::mem::replace(&mut all[i], make(32 + i));
+        a.close();
+        assert_closed_handle(s.send());
+    }
+    lp.run(RunMode::NoWait).unwrap();
+    let senders: Vec<_> = all.iter().map(|(_, s)| s.clone()).collect();
+    std::thread::spawn(move || senders.iter().for_each(|s| s.send().unwrap()))
+        .join()
+        .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    for i in 0..64 {
+        let replaced = i < 32 && i % 3 == 0;
+        let made = i < 32 || (i - 32) % 3 == 0 && i - 32 < 32;
+        let want = usize::from(made && !replaced);
+        assert_eq!(hits[i].load(Ordering::SeqCst), want, "handle {i}");
+    }
+    for (a, _) in &all {
+        a.close();
+    }
+    lp.run(RunMode::Default).unwrap();
+}

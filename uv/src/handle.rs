@@ -69,8 +69,9 @@ const RAW_OFFSET: usize = std::mem::size_of::<Header>();
 /// `data` points to) so that every handle does not pay for it.
 #[derive(Default)]
 pub(crate) struct Extras {
-    before_close: Option<Box<dyn FnOnce()>>,
-    ext: Option<Box<dyn Any>>,
+    /// An `Async`'s entry in its loop's sender table (index, generation); the entry
+    /// is shut just before `uv_close`.
+    sender: Option<(u32, u32)>,
     /// Values the handle keeps until it is closed (the owner of a watched descriptor).
     kept: Vec<Box<dyn Any>>,
     /// The descriptor the handle claimed on its loop (see `keep_with`).
@@ -465,10 +466,10 @@ impl Hdr {
         }
         self.h().state.set(State::Closing);
         if self.has(HAS_EXTRAS) {
-            let mut hook = None;
-            self.with_extras(|e| hook = e.before_close.take());
-            if let Some(hook) = hook {
-                hook();
+            let mut sender = None;
+            self.with_extras(|e| sender = e.sender.take());
+            if let Some(slot) = sender {
+                self.shared().senders().shut(slot);
             }
         }
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
@@ -607,7 +608,7 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
         if let Some(fd) = e.claimed {
             shared.unclaim_fd(fd);
         }
-        (e.ext, e.before_close, e.kept)
+        e.kept
     });
     let h = ManuallyDrop::new(Handle {
         ptr: hp.0,
@@ -763,23 +764,11 @@ impl<K: HandleKind> Typed<K> {
         Hdr(self.ptr).begin_close_via(op, |raw, cb| close(raw.cast(), cb))
     }
 
-    /// Per-handle storage for hand-written parts of a type, while the handle is open:
-    /// `f` sees the stored value and may replace it.
-    pub(crate) fn with_ext<R>(&self, f: impl FnOnce(&mut Option<Box<dyn Any>>) -> R) -> Option<R> {
-        let h = Hdr(self.ptr);
-        if !h.is_open() {
-            return None;
-        }
-        let mut out = None;
-        h.with_extras(|e| out = Some(f(&mut e.ext)));
-        out
-    }
-
-    /// Runs `hook` just before `uv_close` (once), if the handle is open.
-    pub(crate) fn set_before_close(&self, hook: Box<dyn FnOnce()>) {
+    /// Records the handle's entry in its loop's sender table (while it is open).
+    pub(crate) fn set_sender_slot(&self, slot: (u32, u32)) {
         let h = Hdr(self.ptr);
         if h.is_open() {
-            h.with_extras(|e| e.before_close = Some(hook));
+            h.with_extras(|e| e.sender = Some(slot));
         }
     }
 }
@@ -1018,15 +1007,14 @@ impl Handle {
         self.hdr().raw()
     }
 
-    /// A copy of the hand-written per-handle value of type `T`, if the handle is in
-    /// libuv and has one. Takes no reference to the handle.
-    pub(crate) fn ext_cloned<T: Clone + 'static>(&self) -> Option<T> {
+    /// The handle's entry in its loop's sender table, if it is in libuv and has one.
+    pub(crate) fn sender_slot(&self) -> Option<(u32, u32)> {
         let h = self.hdr();
         if !h.has(IN_LIBUV) || !h.has(HAS_EXTRAS) {
             return None;
         }
         let mut out = None;
-        h.with_extras(|e| out = e.ext.as_ref().and_then(|b| b.downcast_ref::<T>()).cloned());
+        h.with_extras(|e| out = e.sender);
         out
     }
 

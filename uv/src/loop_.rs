@@ -39,6 +39,9 @@ pub(crate) struct LoopShared {
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
+    /// Where the `AsyncSender`s of the loop's `Async` handles find them (made on
+    /// first use).
+    senders: std::cell::OnceCell<std::sync::Arc<crate::handles::async_::SenderTable>>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
     claimed_fds: RefCell<Vec<crate::RawFd>>,
     /// Memory for the loop's handles and requests; this value holds one count.
@@ -61,6 +64,18 @@ impl LoopShared {
     pub(crate) fn raw(&self) -> Option<*mut sys::uv_loop_t> {
         let p = self.raw.get();
         (!p.is_null()).then_some(p)
+    }
+
+    /// The loop's sender table.
+    pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
+        self.senders.get_or_init(Default::default)
+    }
+
+    /// The loop's sender table, if one was made.
+    pub(crate) fn senders_if_any(
+        &self,
+    ) -> Option<&std::sync::Arc<crate::handles::async_::SenderTable>> {
+        self.senders.get()
     }
 
     /// Claims `fd` for one handle of this loop; false if another holds it.
@@ -206,7 +221,10 @@ impl LoopShared {
         self.run_queued_jobs();
         // Likewise wake-ups an `Async` accepted: its senders are shut, and if one is
         // pending, the loop runs one last non-blocking iteration to deliver it.
-        if crate::handles::async_::shut_senders(&self.user_handles()) {
+        if crate::handles::async_::shut_senders(
+            self.senders_if_any().map(|t| &**t),
+            &self.user_handles(),
+        ) {
             // SAFETY: the loop is open and not running (we are not inside uv_run).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
         }
@@ -317,6 +335,7 @@ impl LoopShared {
             panic: Cell::new(None),
             hook: Cell::new(None),
             call_later: RefCell::new(None),
+            senders: std::cell::OnceCell::new(),
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
             slab_leaked: Cell::new(false),

@@ -2,7 +2,7 @@
 //! parts: the cross-thread sender, and the loop's `call_later` built on it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use libuv_sys2 as sys;
 
@@ -11,21 +11,20 @@ use crate::loop_::LoopHandle;
 
 uv_macros::handle!("spec/handles/async.toml");
 
-/// Loop teardown: shuts the senders of every `Async` among `handles` (sends from now
-/// on answer `ClosedHandle`) and tells whether one of them has a wake-up pending,
-/// which the loop then delivers before it closes its handles.
-pub(crate) fn shut_senders(handles: &[crate::Handle]) -> bool {
-    let mut pending = false;
-    for h in handles {
-        if h.handle_type() != crate::HandleType::Async {
-            continue;
-        }
-        if let Some(shared) = h.ext_cloned::<Arc<SenderShared>>() {
-            *shared.lock() = None;
-        }
-        pending |= wakeup_pending(h.raw_struct().cast());
-    }
-    pending
+/// Loop teardown: shuts every sender of the loop (sends from now on answer
+/// `ClosedHandle`) and tells whether one of the `Async` handles among `handles` has
+/// a wake-up pending, which the loop then delivers before it closes its handles.
+pub(crate) fn shut_senders(table: Option<&SenderTable>, handles: &[crate::Handle]) -> bool {
+    // Under the write lock: no send is in flight, and none starts after it.
+    let _guard = table.map(|t| {
+        let mut g = t.write();
+        g.closed = true;
+        g
+    });
+    handles
+        .iter()
+        .filter(|h| h.handle_type() == crate::HandleType::Async)
+        .any(|h| wakeup_pending(h.raw_struct().cast()))
 }
 
 /// Whether a wake-up was sent and not yet delivered.
@@ -40,19 +39,94 @@ fn wakeup_pending(raw: *mut sys::uv_async_t) -> bool {
     bits & 1 != 0
 }
 
-struct SendPtr(*mut sys::uv_async_t);
-
-// SAFETY: the pointer is only used for uv_async_send, which libuv allows from any
-// thread, and only while the mutex around it says the handle is open.
-unsafe impl Send for SendPtr {}
-
-struct SenderShared {
-    raw: Mutex<Option<SendPtr>>,
+/// One `Async` handle's entry: its libuv struct while it is open (null once shut),
+/// and a generation, so that a sender of a closed handle never reaches the handle
+/// that reuses the entry.
+struct Entry {
+    raw: *mut sys::uv_async_t,
+    generation: u32,
 }
 
-impl SenderShared {
-    fn lock(&self) -> MutexGuard<'_, Option<SendPtr>> {
-        self.raw.lock().unwrap_or_else(|e| e.into_inner())
+#[derive(Default)]
+struct Entries {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    /// The loop is closing: every send answers `ClosedHandle`.
+    closed: bool,
+}
+
+impl Entries {
+    /// Shuts entry `slot` if it is still that handle's and open, and frees it for
+    /// reuse.
+    fn shut(&mut self, (i, generation): (u32, u32)) {
+        if let Some(e) = self.entries.get_mut(i as usize) {
+            if e.generation == generation && !e.raw.is_null() {
+                e.raw = std::ptr::null_mut();
+                self.free.push(i);
+            }
+        }
+    }
+}
+
+/// Where the senders of one loop's `Async` handles find them: one table per loop
+/// (so a sender is an index into it, not an allocation of its own). Sends take the
+/// read lock; shutting an entry (just before `uv_close`) takes the write lock, so no
+/// send is in flight on a handle that is closing.
+#[derive(Default)]
+pub(crate) struct SenderTable {
+    inner: RwLock<Entries>,
+}
+
+// SAFETY: the raw pointers are only used for uv_async_send, which libuv allows from
+// any thread, and only under the read lock while the entry is open (the loop thread
+// shuts it under the write lock before it calls uv_close).
+unsafe impl Send for SenderTable {}
+// SAFETY: as above; all access goes through the lock.
+unsafe impl Sync for SenderTable {}
+
+impl SenderTable {
+    fn read(&self) -> RwLockReadGuard<'_, Entries> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Entries> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new open entry for `raw`.
+    fn add(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
+        let mut g = self.write();
+        if g.closed {
+            return Err(Error::closed_handle("uv_async_send"));
+        }
+        if let Some(i) = g.free.pop() {
+            let e = &mut g.entries[i as usize];
+            e.raw = raw;
+            e.generation = e.generation.wrapping_add(1);
+            return Ok((i, e.generation));
+        }
+        let i = u32::try_from(g.entries.len())
+            .map_err(|_| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send"))?;
+        g.entries.push(Entry { raw, generation: 0 });
+        Ok((i, 0))
+    }
+
+    /// Shuts entry `slot` (sends answer `ClosedHandle`) and frees it for reuse.
+    pub(crate) fn shut(&self, slot: (u32, u32)) {
+        self.write().shut(slot);
+    }
+
+    /// Runs `f` on the open handle of `slot`, under the read lock.
+    fn with_open<R>(
+        &self,
+        (i, generation): (u32, u32),
+        f: impl FnOnce(*mut sys::uv_async_t) -> R,
+    ) -> Result<R> {
+        let g = self.read();
+        match g.entries.get(i as usize) {
+            Some(e) if !g.closed && e.generation == generation && !e.raw.is_null() => Ok(f(e.raw)),
+            _ => Err(Error::closed_handle("uv_async_send")),
+        }
     }
 }
 
@@ -60,13 +134,14 @@ impl SenderShared {
 /// the handle is closing.
 #[derive(Clone)]
 pub struct AsyncSender {
-    shared: Arc<SenderShared>,
+    table: Arc<SenderTable>,
+    slot: (u32, u32),
 }
 
 impl std::fmt::Debug for AsyncSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncSender")
-            .field("open", &self.shared.lock().is_some())
+            .field("open", &self.table.with_open(self.slot, |_| ()).is_ok())
             .finish()
     }
 }
@@ -75,13 +150,12 @@ impl AsyncSender {
     /// Wakes the loop (`uv_async_send`); several sends before the callback runs
     /// give one call.
     pub fn send(&self) -> Result<()> {
-        let guard = self.shared.lock();
-        match &*guard {
-            // SAFETY: the handle is open: the loop thread clears the pointer under this
-            // lock before it calls uv_close, so the memory outlives this call.
-            Some(p) => check(unsafe { sys::uv_async_send(p.0) }, "uv_async_send"),
-            None => Err(Error::closed_handle("uv_async_send")),
-        }
+        self.table.with_open(self.slot, |raw| {
+            // SAFETY: `with_open` runs this only while the entry is open, under the
+            // read lock that the loop thread's shut (before uv_close) waits for, so
+            // the handle's memory outlives the call.
+            check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
+        })?
     }
 }
 
@@ -89,46 +163,35 @@ impl Async {
     /// The lifetime rule (spec: `keep_alive = "custom"`), asked when the last `Async`
     /// value is gone and after each callback: the handle stays open while a wake-up
     /// is pending, so that a send that returned `Ok` is always delivered. When it
-    /// answers no, it also shuts the senders out (under their lock), so that no send
-    /// can slip in between this answer and the close.
+    /// answers no, it also shuts the handle's senders out (under the table's lock),
+    /// so that no send can slip in between this answer and the close.
     fn keeps_alive(h: &crate::Handle) -> bool {
         let raw = h.raw_struct().cast::<sys::uv_async_t>();
-        let shared = h.ext_cloned::<Arc<SenderShared>>();
-        let mut guard = shared.as_ref().map(|s| s.lock());
+        let Some(slot) = h.sender_slot() else {
+            return wakeup_pending(raw);
+        };
+        let lp = h.loop_();
+        let table = lp.shared().senders();
+        let mut g = table.write();
         let pending = wakeup_pending(raw);
         if !pending {
-            if let Some(g) = guard.as_mut() {
-                **g = None;
-            }
+            g.shut(slot);
         }
         pending
     }
 
-    /// A sender for other threads (all senders of a handle share one state).
+    /// A sender for other threads (all senders of a handle share one entry of the
+    /// loop's sender table).
     pub fn sender(&self) -> Result<AsyncSender> {
         let raw = self.inner.raw("uv_async_send")?;
-        let existing = self
-            .inner
-            .with_ext(|ext| {
-                ext.as_ref()
-                    .and_then(|b| b.downcast_ref::<Arc<SenderShared>>())
-                    .cloned()
-            })
-            .flatten();
-        if let Some(shared) = existing {
-            return Ok(AsyncSender { shared });
+        let lp = self.loop_();
+        let table = lp.shared().senders().clone();
+        if let Some(slot) = self.sender_slot() {
+            return Ok(AsyncSender { table, slot });
         }
-        let shared = Arc::new(SenderShared {
-            raw: Mutex::new(Some(SendPtr(raw))),
-        });
-        let stored = shared.clone();
-        self.inner
-            .with_ext(move |ext| *ext = Some(Box::new(stored)));
-        let hook = shared.clone();
-        self.inner.set_before_close(Box::new(move || {
-            *hook.lock() = None;
-        }));
-        Ok(AsyncSender { shared })
+        let slot = table.add(raw)?;
+        self.inner.set_sender_slot(slot);
+        Ok(AsyncSender { table, slot })
     }
 
     /// Wakes the loop from the loop thread itself.
@@ -193,19 +256,18 @@ impl CallLater {
     /// dropped first, it runs during the drop (where the loop refuses new handles
     /// once its handles are closing). `ClosedHandle` once the loop is gone.
     pub fn call(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        // Hold the sender's lock while queueing, so a closing loop cannot miss the job
+        // Queue under the sender's read lock, so a closing loop cannot miss the job
         // and leave it queued without an error.
-        let guard = self.sender.shared.lock();
-        let Some(p) = &*guard else {
-            return Err(Error::closed_handle("uv_async_send"));
-        };
-        self.queue
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(Box::new(f));
-        // SAFETY: the handle is open (checked under the lock that close takes).
-        check(unsafe { sys::uv_async_send(p.0) }, "uv_async_send")
+        let s = &self.sender;
+        s.table.with_open(s.slot, |raw| {
+            self.queue
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(Box::new(f));
+            // SAFETY: the handle is open (checked under the lock that close takes).
+            check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
+        })?
     }
 }
 
