@@ -326,9 +326,10 @@ impl DirEntry {
 }
 
 /// An open directory stream ([`Fs::opendir`](crate::Fs::opendir)), read in batches
-/// by [`Fs::readdir`](crate::Fs::readdir) and closed once: by [`Dir::close`] /
-/// [`Dir::close_sync`] or when dropped (after a read in flight completes).
-#[derive(Debug)]
+/// by [`Fs::readdir`](crate::Fs::readdir) (one read at a time) and closed once: by
+/// [`Dir::close`] / [`Dir::close_sync`] or when the last clone is dropped and a
+/// read in flight completed. Clones share the stream, as [`File`]'s do.
+#[derive(Clone, Debug)]
 pub struct Dir {
     inner: Rc<DirInner>,
 }
@@ -365,7 +366,7 @@ impl Dir {
         self.inner.batch.set(n.max(1));
     }
 
-    /// Whether a read is in flight.
+    /// Whether a read is in flight or other clones hold the stream.
     pub fn is_busy(&self) -> bool {
         self.inner.busy.get() || Rc::strong_count(&self.inner) > 1
     }
@@ -384,9 +385,9 @@ impl Dir {
         }
     }
 
-    /// Closes the stream on the thread pool (`uv_fs_closedir`). Refused with
-    /// `EBUSY` while a read is in flight (the stream is then closed when it
-    /// completes), or `ClosedLoop` (closed now).
+    /// Closes the stream on the thread pool (`uv_fs_closedir`). Refused (nothing
+    /// started, no callback) with `EBUSY` while a read is in flight or other clones
+    /// hold it, or `ClosedLoop`; the stream is then closed as on drop.
     pub fn close(
         self,
         loop_: &LoopHandle,
