@@ -218,7 +218,13 @@ pub mod runtime {
     /// A path argument as a C string: a NUL byte in it is `EINVAL`.
     pub fn c_path(path: &std::path::Path, op: &'static str) -> crate::Result<std::ffi::CString> {
         #[cfg(unix)]
-        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+        let bytes = {
+            let b = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+            // Room for the NUL: one allocation.
+            let mut v = Vec::with_capacity(b.len() + 1);
+            v.extend_from_slice(b);
+            v
+        };
         #[cfg(not(unix))]
         let bytes = path.to_string_lossy().into_owned().into_bytes();
         std::ffi::CString::new(bytes)
