@@ -954,6 +954,15 @@ fn functions(c: &mut Checker, spec: &Spec) -> Section {
         for f in rs.functions() {
             named.insert(f.as_str(), (Coverage::Covered, &f.loc));
         }
+        for m in &rs.methods {
+            if let (Some(f), Some(r)) = (&m.c, &m.manual) {
+                named.insert(f.as_str(), (Coverage::Manual(r.value.clone()), &f.loc));
+            }
+        }
+        // The cleanup runs after every request of the type.
+        if let (Some(f), None) = (&rs.cleanup, &rs.manual) {
+            named.insert(f.as_str(), (Coverage::Covered, &f.loc));
+        }
     }
     // Each function is classified in one place.
     let mut exact: BTreeMap<&str, &FunctionEntry> = BTreeMap::new();

@@ -75,6 +75,26 @@ pub enum Conv {
     OwnedFd(FdKind),
     /// `borrowed_fd` with `kind`.
     BorrowedFd(FdKind),
+    /// `i64`.
+    I64,
+    /// `uid`.
+    Uid,
+    /// `gid`.
+    Gid,
+    /// `file`.
+    File,
+    /// `file_offset`.
+    FileOffset,
+    /// `system_time`.
+    SystemTime,
+    /// `read_buf`.
+    ReadBuf,
+    /// `write_data`.
+    WriteData,
+    /// `dir`.
+    Dir,
+    /// `unused`.
+    Unused,
 }
 
 /// What kind of descriptor an `owned_fd` or `borrowed_fd` argument must be; checked
@@ -128,6 +148,8 @@ pub enum Position {
     CallbackArg,
     /// A `[[property]]`'s value.
     Property,
+    /// An argument of a request file's function (values the request keeps).
+    RequestArg,
 }
 
 impl Position {
@@ -138,6 +160,7 @@ impl Position {
             Position::Result => "a result",
             Position::CallbackArg => "a callback argument",
             Position::Property => "a property",
+            Position::RequestArg => "an argument of a request function",
         }
     }
 }
@@ -185,11 +208,12 @@ pub struct ConvDef {
     pub notes: &'static str,
 }
 
-use Position::{Arg, CallbackArg, Property, Result as Res};
+use Position::{Arg, CallbackArg, Property, RequestArg, Result as Res};
 
 const ALL: &[Position] = &[Arg, Res, CallbackArg, Property];
 const ARG_ONLY: &[Position] = &[Arg];
 const CB_ONLY: &[Position] = &[CallbackArg];
+const REQ_ONLY: &[Position] = &[RequestArg];
 const INT: CTypes = CTypes::Exact(&["c_int"]);
 const UINT: CTypes = CTypes::Exact(&["c_uint"]);
 const C_STR: CTypes = CTypes::Exact(&["*constc_char"]);
@@ -421,6 +445,86 @@ pub static TABLE: &[ConvDef] = &[
         positions: ARG_ONLY,
         notes: "A descriptor libuv watches but does not close, checked for its `kind`. The handle keeps `S` until it is closed, so the descriptor stays open; `Result<T, uv::Rejected<S>>`; also `unsafe fn <name>_raw`. One per function.",
     },
+    ConvDef {
+        name: "i64",
+        param: Param::None,
+        rust: "`i64`",
+        c_types: CTypes::Exact(&["i64"]),
+        positions: ARG_ONLY,
+        notes: "`int64_t` (a length or offset libuv checks itself).",
+    },
+    ConvDef {
+        name: "uid",
+        param: Param::None,
+        rust: "`u32`",
+        c_types: CTypes::Exact(&["uv_uid_t"]),
+        positions: ARG_ONLY,
+        notes: "A user id (`uv_uid_t`); `u32::MAX` (-1) leaves it unchanged.",
+    },
+    ConvDef {
+        name: "gid",
+        param: Param::None,
+        rust: "`u32`",
+        c_types: CTypes::Exact(&["uv_gid_t"]),
+        positions: ARG_ONLY,
+        notes: "A group id (`uv_gid_t`); `u32::MAX` (-1) leaves it unchanged.",
+    },
+    ConvDef {
+        name: "file",
+        param: Param::None,
+        rust: "`&uv::File`",
+        c_types: CTypes::Exact(&["uv_file"]),
+        positions: REQ_ONLY,
+        notes: "An open file's descriptor; the request keeps it open until it completes (dropping or closing the `File` meanwhile closes nothing under it).",
+    },
+    ConvDef {
+        name: "file_offset",
+        param: Param::None,
+        rust: "`Option<u64>`",
+        c_types: CTypes::Exact(&["i64"]),
+        positions: REQ_ONLY,
+        notes: "`None` is the current position (-1); past `i64::MAX` gives `EINVAL`.",
+    },
+    ConvDef {
+        name: "system_time",
+        param: Param::None,
+        rust: "`std::time::SystemTime`",
+        c_types: CTypes::Exact(&["f64"]),
+        positions: REQ_ONLY,
+        notes: "Seconds since the epoch as a `double` (negative before it).",
+    },
+    ConvDef {
+        name: "read_buf",
+        param: Param::None,
+        rust: "`Vec<u8>`",
+        c_types: CTypes::Exact(&["*constuv_buf_t"]),
+        positions: REQ_ONLY,
+        notes: "Two C parameters (`const uv_buf_t[]`, `unsigned int`): one buffer, the `Vec`'s spare capacity, kept until completion; the `bytes` result gives the `Vec` back with what was read appended.",
+    },
+    ConvDef {
+        name: "write_data",
+        param: Param::None,
+        rust: "`impl Into<uv::WriteData>`",
+        c_types: CTypes::Exact(&["*constuv_buf_t"]),
+        positions: REQ_ONLY,
+        notes: "Two C parameters (`const uv_buf_t[]`, `unsigned int`): the buffers, kept until completion.",
+    },
+    ConvDef {
+        name: "dir",
+        param: Param::None,
+        rust: "`&uv::Dir`",
+        c_types: CTypes::Exact(&["*mutuv_dir_t"]),
+        positions: REQ_ONLY,
+        notes: "An open directory stream with an entry array of its batch size, kept until after the request's cleanup; a second read while one is in flight gives `EBUSY`.",
+    },
+    ConvDef {
+        name: "unused",
+        param: Param::None,
+        rust: "(none)",
+        c_types: INT,
+        positions: REQ_ONLY,
+        notes: "A parameter libuv ignores (scandir's `flags`): no Rust parameter; 0.",
+    },
 ];
 
 /// How a completed request gives its value: `result = "…"` on the functions of a
@@ -435,8 +539,11 @@ pub struct ResultDef {
     pub reader_mod: &'static str,
     /// The runtime reader.
     pub reader: &'static str,
-    /// The Rust type, as tokens' text.
+    /// The Rust type, as tokens' text (`uv::` is the runtime crate).
     pub rust: &'static str,
+    /// The conversion of the argument whose kept value the reader also takes (a
+    /// read's buffer), if any.
+    pub from_arg: Option<&'static str>,
     /// What it gives.
     pub notes: &'static str,
 }
@@ -449,6 +556,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader_mod: "fs_results",
         reader: "unit",
         rust: "()",
+        from_arg: None,
         notes: "Success, or the error of a negative `result`.",
     },
     ResultDef {
@@ -457,6 +565,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader_mod: "fs_results",
         reader: "count",
         rust: "usize",
+        from_arg: None,
         notes: "The non-negative `result` (bytes, entries).",
     },
     ResultDef {
@@ -465,6 +574,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader_mod: "fs_results",
         reader: "stat",
         rust: "uv::Stat",
+        from_arg: None,
         notes: "The `statbuf` the request filled in.",
     },
     ResultDef {
@@ -473,6 +583,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader_mod: "fs_results",
         reader: "path",
         rust: "std::path::PathBuf",
+        from_arg: None,
         notes: "The request's `path` (what `mkdtemp` made of its template).",
     },
     ResultDef {
@@ -481,7 +592,72 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader_mod: "fs_results",
         reader: "ptr_path",
         rust: "std::path::PathBuf",
+        from_arg: None,
         notes: "The C string in the request's `ptr` (`realpath`, `readlink`).",
+    },
+    ResultDef {
+        name: "file",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "file",
+        rust: "uv::File",
+        from_arg: None,
+        notes: "The new descriptor in `result`, owned (`open`).",
+    },
+    ResultDef {
+        name: "file_path",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "file_path",
+        rust: "(uv::File, std::path::PathBuf)",
+        from_arg: None,
+        notes: "The new descriptor and the request's `path` (`mkstemp`).",
+    },
+    ResultDef {
+        name: "bytes",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "bytes",
+        rust: "Vec<u8>",
+        from_arg: Some("read_buf"),
+        notes: "The `read_buf` argument's `Vec` with the `result` bytes read appended.",
+    },
+    ResultDef {
+        name: "statfs",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "statfs",
+        rust: "uv::StatFs",
+        from_arg: None,
+        notes: "The `uv_statfs_t` in the request's `ptr`.",
+    },
+    ResultDef {
+        name: "dirents",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "dirents",
+        rust: "Vec<uv::DirEntry>",
+        from_arg: None,
+        notes: "Every entry of a scandir (`uv_fs_scandir_next` until `UV_EOF`).",
+    },
+    ResultDef {
+        name: "dir",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "dir",
+        rust: "uv::Dir",
+        from_arg: None,
+        notes: "The `uv_dir_t` in the request's `ptr`, owned (`opendir`).",
+    },
+    ResultDef {
+        name: "dir_entries",
+        c_type: "uv_fs_t",
+        reader_mod: "fs_results",
+        reader: "dir_entries",
+        rust: "Vec<uv::DirEntry>",
+        from_arg: Some("dir"),
+        notes:
+            "The `result` entries a readdir put in the `dir` argument's array (none at the end).",
     },
 ];
 
@@ -493,10 +669,11 @@ pub fn find_result(name: &str) -> Option<&'static ResultDef> {
 impl ResultDef {
     /// The Rust type.
     pub fn rust_ty(&self, rt: &TokenStream) -> TokenStream {
-        match self.rust {
-            "uv::Stat" => quote!(#rt::Stat),
-            other => other.parse().expect("the table's Rust types parse"),
-        }
+        let rt = rt.to_string().replace(' ', "");
+        self.rust
+            .replace("uv::", &format!("{rt}::"))
+            .parse()
+            .expect("the table's Rust types parse")
     }
 
     /// The reader function.
@@ -562,6 +739,16 @@ impl ConvDef {
             "stat" => Conv::Stat,
             "owned_fd" => Conv::OwnedFd(kind),
             "borrowed_fd" => Conv::BorrowedFd(kind),
+            "i64" => Conv::I64,
+            "uid" => Conv::Uid,
+            "gid" => Conv::Gid,
+            "file" => Conv::File,
+            "file_offset" => Conv::FileOffset,
+            "system_time" => Conv::SystemTime,
+            "read_buf" => Conv::ReadBuf,
+            "write_data" => Conv::WriteData,
+            "dir" => Conv::Dir,
+            "unused" => Conv::Unused,
             other => unreachable!("conversion `{other}` is in the table but not built"),
         }
     }
@@ -596,6 +783,7 @@ pub fn markdown_table() -> String {
                 Position::Result => "result",
                 Position::CallbackArg => "callback arg",
                 Position::Property => "property",
+                Position::RequestArg => "request arg",
             })
             .collect();
         s.push_str(&format!(
@@ -640,6 +828,16 @@ impl Conv {
             Conv::Stat => "stat",
             Conv::OwnedFd(_) => "owned_fd",
             Conv::BorrowedFd(_) => "borrowed_fd",
+            Conv::I64 => "i64",
+            Conv::Uid => "uid",
+            Conv::Gid => "gid",
+            Conv::File => "file",
+            Conv::FileOffset => "file_offset",
+            Conv::SystemTime => "system_time",
+            Conv::ReadBuf => "read_buf",
+            Conv::WriteData => "write_data",
+            Conv::Dir => "dir",
+            Conv::Unused => "unused",
         }
     }
 
@@ -651,7 +849,7 @@ impl Conv {
     /// How many C parameters it stands for.
     pub fn c_params(&self) -> usize {
         match self {
-            Conv::CStrPathLen => 2,
+            Conv::CStrPathLen | Conv::ReadBuf | Conv::WriteData => 2,
             _ => 1,
         }
     }
@@ -702,6 +900,16 @@ impl Conv {
             Conv::IpAddr => quote!(::std::net::IpAddr),
             Conv::IpAddrOpt => quote!(::core::option::Option<::std::net::IpAddr>),
             Conv::Stat => quote!(#rt::Stat),
+            Conv::I64 => quote!(i64),
+            Conv::Uid | Conv::Gid => quote!(u32),
+            Conv::File => quote!(&#rt::File),
+            Conv::FileOffset => quote!(::core::option::Option<u64>),
+            Conv::SystemTime => quote!(::std::time::SystemTime),
+            Conv::ReadBuf => quote!(::std::vec::Vec<u8>),
+            Conv::WriteData => quote!(impl ::core::convert::Into<#rt::WriteData>),
+            Conv::Dir => quote!(&#rt::Dir),
+            // No Rust parameter (the request emitter passes 0).
+            Conv::Unused => return None,
             Conv::Callback(_) | Conv::RequestCallback => return None,
             Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
         })
@@ -755,6 +963,14 @@ impl Conv {
             Conv::CStr => quote!(#rt::runtime::c_str(#e, #op)?),
             Conv::CStrOpt => quote!(#e.map(|s| #rt::runtime::c_str(s, #op)).transpose()?),
             Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e.as_ref())),
+            Conv::File => quote!(#rt::runtime::loop_request::FileKeep::new(#e)),
+            Conv::FileOffset => quote!(#rt::runtime::loop_request::file_offset(#e, #op)?),
+            Conv::SystemTime => quote!(#rt::runtime::loop_request::file_time(#e)),
+            Conv::ReadBuf => quote!(#rt::runtime::loop_request::ReadBuf::new(#e)),
+            Conv::WriteData => {
+                quote!(#rt::runtime::loop_request::WriteBufs::new(::core::convert::Into::into(#e)))
+            }
+            Conv::Dir => quote!(#rt::runtime::loop_request::DirUse::new(#e, #op)?),
             // Unknown values never reach libuv: `EINVAL`.
             Conv::Enum(t) => {
                 let t = ident(t);
@@ -789,6 +1005,11 @@ impl Conv {
                 quote!(#name.as_ref().map_or(::core::ptr::null(), |s| s.as_ptr()))
             }
             Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len() - 1),
+            Conv::File => quote!(#name.fd()),
+            Conv::ReadBuf => quote!(#name.as_ptr(), 1),
+            Conv::WriteData => quote!(#name.as_ptr(), #name.count()),
+            Conv::Dir => quote!(#name.raw()),
+            Conv::Unused => quote!(0),
             _ => quote!(#name),
         }
     }
@@ -857,6 +1078,11 @@ impl Conv {
             Conv::IpAddrOpt => quote!(cx.opt_ip_addr()),
             // Callback arguments only (the validator refuses them elsewhere).
             Conv::Status | Conv::CStrPathOpt | Conv::Stat => return None,
+            Conv::I64 => quote!(cx.int_u64() as i64),
+            Conv::Uid | Conv::Gid => quote!(cx.int_u32()),
+            // Request functions only; the fuzzer drives handles.
+            Conv::File | Conv::FileOffset | Conv::SystemTime | Conv::ReadBuf => return None,
+            Conv::WriteData | Conv::Dir | Conv::Unused => return None,
             Conv::Callback(_) | Conv::RequestCallback => return None,
             Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
         })

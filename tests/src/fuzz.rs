@@ -1282,7 +1282,7 @@ impl Cx {
         }
         // Now and then the conversions a caller would use.
         if self.one_in(64) {
-            let _ = (e.to_string(), std::io::Error::from(e), e.message());
+            let _ = (e.to_string(), std::io::Error::from(e.clone()), e.message());
         }
     }
 }
@@ -1592,7 +1592,7 @@ impl<T> Settle for uv::Result<T> {
     }
 
     fn error(&self) -> Option<uv::Error> {
-        self.as_ref().err().copied()
+        self.as_ref().err().cloned()
     }
 }
 
@@ -1608,7 +1608,7 @@ impl<T, V: HandedBack> Settle for Result<T, uv::Rejected<V>> {
             Err(r) => {
                 bump(&cx.stats.rejected);
                 let (e, v) = r.into_parts();
-                cx.saw_error(e);
+                cx.saw_error(e.clone());
                 let now = FdIdent::of(v.as_fd());
                 if ident.is_none() || now.as_ref() != ident {
                     cx.fail(format!(
@@ -1642,7 +1642,7 @@ pub fn closed_contract<S: Settle>(cx: &Cx, closing: bool, noop: bool, r: &S) {
     let ok = if noop {
         e.is_none()
     } else {
-        e.is_some_and(|e| e.is(uv::Category::ClosedHandle))
+        e.as_ref().is_some_and(|e| e.is(uv::Category::ClosedHandle))
     };
     if !ok {
         let want = if noop { "Ok (a no-op)" } else { "ClosedHandle" };

@@ -244,7 +244,7 @@ fn io_error_kinds_and_os_errors() {
     let inner = gai
         .get_ref()
         .and_then(|e| e.downcast_ref::<Error>())
-        .copied();
+        .cloned();
     assert_eq!(inner.map(|e| e.code()), Some(EAI_NONAME));
 }
 

@@ -98,7 +98,7 @@ fn directories_links_and_renames() {
     assert_eq!(Fs::stat_sync(&lp, &b).unwrap().nlink, 2);
 
     let soft = sub.join("soft");
-    Fs::symlink_sync(&lp, "b", &soft, 0).unwrap();
+    Fs::symlink_sync(&lp, "b", &soft, uv::SymlinkFlags::empty()).unwrap();
     assert!(Fs::lstat_sync(&lp, &soft).unwrap().is_symlink());
     assert!(Fs::stat_sync(&lp, &soft).unwrap().is_file());
     let got = slot();

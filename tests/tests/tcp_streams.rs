@@ -272,7 +272,7 @@ fn connect_to_a_closed_port_is_refused() {
         .unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(calls.get(), 1);
-    let err = seen.get().unwrap();
+    let err = seen.take().unwrap();
     assert_eq!(err.code(), StatusCode::ECONNREFUSED, "{err:?}");
     assert!(err.is(Category::Connection));
     assert_eq!(
@@ -680,7 +680,7 @@ fn closing_while_connecting_cancels_the_connect() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(calls.get(), 1);
     let err = seen
-        .get()
+        .take()
         .unwrap()
         .expect_err("a closed connect should fail");
     assert_eq!(err.code(), StatusCode::ECANCELED, "{err:?}");
@@ -805,7 +805,7 @@ fn readable_and_writable_follow_the_connection() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(checked.get(), 1);
     // Closed before it could complete: the shutdown is cancelled.
-    let err = shutdown_result.get().unwrap().unwrap_err();
+    let err = shutdown_result.take().unwrap().unwrap_err();
     assert_eq!(err.code(), StatusCode::ECANCELED);
     let client = closed_client.take().unwrap();
     assert!(client.is_closed());
@@ -1058,12 +1058,12 @@ fn loop_close_is_ebusy_while_a_write_is_pending() {
     })
     .unwrap();
     // Even a write that went out at once calls back only when the loop runs.
-    assert!(done.get().is_none());
+    assert!(done.take().is_none());
     let err = lp.close().unwrap_err();
     assert_eq!(err.code(), StatusCode::EBUSY);
     drop(tcp);
     assert!(!lp.run(RunMode::Default).unwrap());
-    assert_eq!(done.get(), Some(Ok(())));
+    assert_eq!(done.take(), Some(Ok(())));
     lp.close().unwrap();
     let mut buf = [0u8; 7];
     std::io::Read::read_exact(&mut &accepted, &mut buf).unwrap();

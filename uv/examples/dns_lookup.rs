@@ -71,7 +71,7 @@ fn lookup(names: Vec<String>) -> Result<(), uv::Error> {
         )?;
     }
     lp.run(uv::RunMode::Default)?;
-    let first_failure = failures.borrow().first().copied();
+    let first_failure = failures.borrow().first().cloned();
     match first_failure {
         Some(e) => Err(e),
         None => Ok(()),

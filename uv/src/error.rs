@@ -1,6 +1,8 @@
 //! `uv::Error`: a status code, its category and the operation that failed.
 
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::{Category, StatusCode};
 
@@ -14,11 +16,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert!(err.is(uv::Category::Address));
 /// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::AddrInUse);
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub struct Error {
     code: StatusCode,
     kind: Category,
     op: &'static str,
+    /// The path the operation was about, for file-system errors.
+    path: Option<Arc<Path>>,
 }
 
 impl Error {
@@ -28,6 +32,7 @@ impl Error {
             code,
             kind: code.category(),
             op,
+            path: None,
         }
     }
 
@@ -43,7 +48,12 @@ impl Error {
             .library_error()
             .map(|(code, _)| code)
             .unwrap_or(StatusCode::EINVAL);
-        Error { code, kind, op }
+        Error {
+            code,
+            kind,
+            op,
+            path: None,
+        }
     }
 
     /// The operation on a closed handle.
@@ -76,6 +86,25 @@ impl Error {
         self.op
     }
 
+    /// The same error about `path` (file-system operations name the path they
+    /// failed on; `Display` shows it).
+    ///
+    /// ```
+    /// let err = uv::Error::new(uv::StatusCode::ENOENT, "uv_fs_stat").with_path("/nope");
+    /// assert_eq!(err.code(), uv::StatusCode::ENOENT);
+    /// assert_eq!(err.path(), Some(std::path::Path::new("/nope")));
+    /// assert!(err.to_string().contains("/nope"));
+    /// ```
+    pub fn with_path(mut self, path: impl AsRef<Path>) -> Self {
+        self.path = Some(Arc::from(path.as_ref()));
+        self
+    }
+
+    /// The path the failed operation was about, if it was about one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     /// The OS error number behind the code, where there is one (Unix: libuv codes
     /// of real `errno` values are their negation; getaddrinfo codes and libuv's own
     /// are not `errno` values).
@@ -102,7 +131,10 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({})", self.op, self.message(), self.code)
+        match &self.path {
+            Some(p) => write!(f, "{} {:?}: {} ({})", self.op, p, self.message(), self.code),
+            None => write!(f, "{}: {} ({})", self.op, self.message(), self.code),
+        }
     }
 }
 
@@ -112,6 +144,7 @@ impl fmt::Debug for Error {
             .field("code", &self.code)
             .field("kind", &self.kind)
             .field("op", &self.op)
+            .field("path", &self.path)
             .field("message", &self.message())
             .finish()
     }
@@ -120,6 +153,10 @@ impl fmt::Debug for Error {
 impl From<Error> for std::io::Error {
     fn from(err: Error) -> std::io::Error {
         match err.raw_os_error() {
+            // The path would be lost in a bare OS error: keep the error inside.
+            Some(errno) if err.path.is_some() => {
+                std::io::Error::new(std::io::Error::from_raw_os_error(errno).kind(), err)
+            }
             Some(errno) => std::io::Error::from_raw_os_error(errno),
             None => std::io::Error::new(err.code.io_error_kind_for(err.kind), err),
         }
@@ -189,7 +226,7 @@ impl<T> Rejected<T> {
 
     /// Why the call failed.
     pub fn error(&self) -> Error {
-        self.error
+        self.error.clone()
     }
 
     /// The value handed back.

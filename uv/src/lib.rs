@@ -36,6 +36,8 @@ mod dns;
 mod error;
 #[cfg(unix)]
 mod fd_pair;
+#[cfg(unix)]
+mod file;
 mod generated;
 pub mod guide;
 mod handle;
@@ -53,13 +55,15 @@ pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
 pub use error::{Error, Rejected, Result};
 #[cfg(unix)]
 pub use fd_pair::{pipe, socketpair};
+#[cfg(unix)]
+pub use file::{Dir, DirEntry, File, DIR_BATCH};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
 pub use loop_request::Request;
 pub use requests::*;
-pub use stat::Stat;
+pub use stat::{Stat, StatFs};
 pub use stream::{PoolAllocator, ReadAllocator, Stream, WriteData, READ_BUFFER_SIZE};
 pub use timeout::Timeout;
 
@@ -113,8 +117,12 @@ pub mod runtime {
     pub use crate::request::submit;
     /// The generic core of requests that belong to the loop (request spec files).
     pub mod loop_request {
+        #[cfg(unix)]
+        pub use crate::file::{
+            file_offset, file_time, path_context, DirUse, FileKeep, ReadBuf, WriteBufs,
+        };
         pub use crate::loop_request::{
-            fs_results, run_sync, submit, Done, LoopRequestKind, Reader,
+            fs_results, no_context, run_sync, submit, Context, Done, LoopRequestKind, Reader,
         };
     }
     pub use crate::stream::{StreamKind, StreamSlots};
@@ -210,10 +218,17 @@ pub mod runtime {
     /// A path argument as a C string: a NUL byte in it is `EINVAL`.
     pub fn c_path(path: &std::path::Path, op: &'static str) -> crate::Result<std::ffi::CString> {
         #[cfg(unix)]
-        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+        let bytes = {
+            let b = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+            // Room for the NUL: one allocation.
+            let mut v = Vec::with_capacity(b.len() + 1);
+            v.extend_from_slice(b);
+            v
+        };
         #[cfg(not(unix))]
         let bytes = path.to_string_lossy().into_owned().into_bytes();
-        std::ffi::CString::new(bytes).map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
+        std::ffi::CString::new(bytes)
+            .map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op).with_path(path))
     }
 
     /// A string argument as a C string: a NUL byte in it is `EINVAL`.

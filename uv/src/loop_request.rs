@@ -48,6 +48,14 @@ pub type Reader<R, T> = unsafe fn(*mut R, &'static str) -> Result<T>;
 /// (`uv_fs_cb`).
 pub type Done<R> = Option<unsafe extern "C" fn(*mut R)>;
 
+/// Adds what a request's data says about its error (the path it failed on).
+pub type Context<D> = fn(&D, Error) -> Error;
+
+/// No context: the error as it is.
+pub fn no_context<D>(_: &D, e: Error) -> Error {
+    e
+}
+
 /// A request in flight, from a generated asynchronous function: `cancel` asks
 /// libuv to drop it before it starts (its callback then gets `ECANCELED`).
 /// Dropping this value does not cancel anything; the callback runs either way.
@@ -83,24 +91,33 @@ impl Request {
 }
 
 #[repr(C)]
-struct LoopReq<R, T, D, C> {
+struct LoopReq<R, D, F, C> {
     raw: R,
     op: &'static str,
     shared: *const LoopShared,
     pending: Rc<Cell<*mut sys::uv_req_t>>,
-    read: Reader<R, T>,
-    /// Kept until completion: libuv may read it while the request runs.
-    _data: D,
+    read: Option<F>,
+    context: Context<D>,
+    /// Kept until after the cleanup: libuv may read it while the request runs, and
+    /// the cleanup may still reach into it (a directory's entry array).
+    data: D,
     cb: Option<C>,
 }
 
 /// Starts a request on the loop: `start` gets the loop, the request struct, the
 /// data (which stays put until completion) and the completion callback to pass to
-/// C. On completion `read` gives the result, `K::cleanup` runs, then `callback`.
-pub fn submit<K, T, D, C>(
+/// C. On completion `read` gives the result from the request and the data (a read
+/// buffer moves out of it), `K::cleanup` runs, the data is dropped, then `callback`
+/// runs.
+///
+/// `read` is only given a completed request of type `K` (generated readers wrap
+/// the unsafe readers of [`fs_results`]). `context` adds what the data says about
+/// an error (the path a file-system call failed on), on the error path only.
+pub fn submit<K, T, D, F, C>(
     loop_: &LoopHandle,
     op: &'static str,
-    read: Reader<K::Raw, T>,
+    read: F,
+    context: Context<D>,
     data: D,
     callback: C,
     start: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw, &D, Done<K::Raw>) -> c_int,
@@ -109,20 +126,22 @@ where
     K: LoopRequestKind,
     T: 'static,
     D: 'static,
+    F: FnOnce(*mut K::Raw, &mut D, &'static str) -> Result<T> + 'static,
     C: FnOnce(Result<T>) + 'static,
 {
     let shared: &LoopShared = loop_.shared();
     let l = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
     let pending = Rc::new(Cell::new(std::ptr::null_mut()));
-    let p = Box::into_raw(Box::new(LoopReq::<K::Raw, T, D, C> {
+    let p = Box::into_raw(Box::new(LoopReq::<K::Raw, D, F, C> {
         // SAFETY: libuv request structs are plain C data; all-zero is a valid (not
         // yet started) value.
         raw: unsafe { std::mem::zeroed() },
         op,
         shared,
         pending: pending.clone(),
-        read,
-        _data: data,
+        read: Some(read),
+        context,
+        data,
         cb: Some(callback),
     }));
     // SAFETY: `p` is a fresh allocation; the request and the data stay put until
@@ -130,12 +149,12 @@ where
     let rc = unsafe {
         let raw = std::ptr::addr_of_mut!((*p).raw);
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
-        start(l, raw, &(*p)._data, Some(done::<K, T, D, C>))
+        start(l, raw, &(*p).data, Some(done::<K, T, D, F, C>))
     };
     if rc < 0 {
         // SAFETY: libuv did not take the request; nothing else refers to it.
-        drop(unsafe { Box::from_raw(p) });
-        return Err(Error::from_raw(rc, op));
+        let b = unsafe { Box::from_raw(p) };
+        return Err((b.context)(&b.data, Error::from_raw(rc, op)));
     }
     // SAFETY: started: the request is libuv's until `done`.
     pending.set(unsafe { std::ptr::addr_of_mut!((*p).raw) }.cast());
@@ -143,53 +162,70 @@ where
     Ok(Request { pending })
 }
 
-unsafe extern "C" fn done<K, T, D, C>(req: *mut K::Raw)
+unsafe extern "C" fn done<K, T, D, F, C>(req: *mut K::Raw)
 where
     K: LoopRequestKind,
+    F: FnOnce(*mut K::Raw, &mut D, &'static str) -> Result<T>,
     C: FnOnce(Result<T>),
 {
     // SAFETY: `data` is the box made by `submit`, handed back once.
     let mut b = unsafe {
-        Box::from_raw((*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, T, D, C>)
+        Box::from_raw((*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, D, F, C>)
     };
     b.pending.set(std::ptr::null_mut());
     // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
     let shared = unsafe { &*b.shared };
     shared.request_finished();
-    // SAFETY: the request completed; it is read once, then cleaned up once.
-    let result = unsafe { (b.read)(req, b.op) };
-    // SAFETY: as above.
+    let read = b.read.take().expect("a request completes once");
+    let op = b.op;
+    // A panicking reader (none panics; user types may be in the data) becomes an
+    // error, and the cleanup still runs.
+    let result = shared
+        .guard(|| read(req, &mut b.data, op))
+        .unwrap_or_else(|| Err(Error::new(StatusCode::EINVAL, op)))
+        .map_err(|e| (b.context)(&b.data, e));
+    // SAFETY: the request completed and was read; cleaned up once, while the data
+    // it may point into is still here.
     unsafe { K::cleanup(req) };
-    if let Some(cb) = b.cb.take() {
+    // The kept values go before the callback, so that it finds the file it used
+    // free again (to close it). Drop code of the data may run.
+    let cb = b.cb.take();
+    shared.guard(move || drop(b));
+    if let Some(cb) = cb {
         shared.guard(|| cb(result));
     }
-    // User Drop code (in the data) may run.
-    shared.guard(move || drop(b));
 }
 
-/// Runs a request synchronously (no C callback): `start` gets the loop and a request
-/// on the stack; the result is read, and the request cleaned up, before returning.
-pub fn run_sync<K, T>(
+/// Runs a request synchronously (no C callback): `start` gets the loop, a request
+/// on the stack and the data; the result is read (from the request and the data),
+/// and the request cleaned up, before returning; the data is dropped last.
+pub fn run_sync<K, T, D, F>(
     loop_: &LoopHandle,
     op: &'static str,
-    read: Reader<K::Raw, T>,
-    start: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> c_int,
+    read: F,
+    context: Context<D>,
+    mut data: D,
+    start: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw, &D) -> c_int,
 ) -> Result<T>
 where
     K: LoopRequestKind,
+    F: FnOnce(*mut K::Raw, &mut D, &'static str) -> Result<T>,
 {
     let l = loop_.shared().raw_for_new().ok_or(Error::closed_loop(op))?;
     // SAFETY: plain C data; all-zero is a valid unstarted request.
     let mut req: K::Raw = unsafe { std::mem::zeroed() };
-    let rc = start(l, &mut req);
+    let rc = start(l, &mut req, &data);
     let result = if rc < 0 {
         Err(Error::from_raw(rc, op))
     } else {
-        // SAFETY: the call completed the request.
-        unsafe { read(&mut req, op) }
+        // The call completed the request.
+        read(&mut req, &mut data, op)
     };
-    // SAFETY: completed (or failed) synchronously; cleaned up once.
+    // SAFETY: completed (or failed) synchronously; cleaned up once, before the data
+    // it may point into is dropped.
     unsafe { K::cleanup(&mut req) };
+    let result = result.map_err(|e| context(&data, e));
+    drop(data);
     result
 }
 
@@ -265,5 +301,125 @@ pub mod fs_results {
         // SAFETY: the caller's contract.
         let r = unsafe { &*req };
         status(r, op).map(|_| c_path(r.ptr as *const std::ffi::c_char))
+    }
+
+    /// The descriptor the request opened, as an owned [`crate::File`].
+    ///
+    /// # Safety
+    /// `req` is a completed open-like `uv_fs_t` (its result is a new descriptor).
+    pub unsafe fn file(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::File> {
+        // SAFETY: the caller's contract.
+        let r = unsafe { &*req };
+        status(r, op).map(|fd| {
+            // SAFETY: a successful open gives a new descriptor that nothing owns.
+            unsafe { crate::File::from_raw(fd as crate::RawFd) }
+        })
+    }
+
+    /// The file `mkstemp` made, and its path.
+    ///
+    /// # Safety
+    /// `req` is a completed `uv_fs_mkstemp` request.
+    pub unsafe fn file_path(
+        req: *mut sys::uv_fs_t,
+        op: &'static str,
+    ) -> Result<(crate::File, PathBuf)> {
+        // SAFETY: the caller's contract.
+        let f = unsafe { file(req, op) }?;
+        // SAFETY: as above.
+        Ok((f, c_path(unsafe { &*req }.path)))
+    }
+
+    /// The bytes a read gave, appended to its buffer.
+    ///
+    /// # Safety
+    /// `req` is a completed `uv_fs_read` request into `buf`.
+    pub unsafe fn bytes(
+        req: *mut sys::uv_fs_t,
+        buf: &mut crate::file::ReadBuf,
+        op: &'static str,
+    ) -> Result<Vec<u8>> {
+        // SAFETY: the caller's contract.
+        let n = status(unsafe { &*req }, op)?;
+        // SAFETY: libuv read `n` bytes into the buffer.
+        Ok(unsafe { buf.take(n as usize) })
+    }
+
+    /// The file system statistics in the request's `ptr`.
+    ///
+    /// # Safety
+    /// `req` is a completed `uv_fs_statfs` request.
+    pub unsafe fn statfs(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::StatFs> {
+        // SAFETY: the caller's contract.
+        let r = unsafe { &*req };
+        status(r, op)?;
+        let p = r.ptr as *const sys::uv_statfs_t;
+        if p.is_null() {
+            return Err(Error::new(StatusCode::EINVAL, op));
+        }
+        // SAFETY: a successful statfs points `ptr` to a filled-in struct.
+        Ok(crate::StatFs::from_raw(unsafe { &*p }))
+    }
+
+    /// The entries a scandir listed (`uv_fs_scandir_next` until `UV_EOF`).
+    ///
+    /// # Safety
+    /// `req` is a completed `uv_fs_scandir` request, not cleaned up.
+    pub unsafe fn dirents(
+        req: *mut sys::uv_fs_t,
+        op: &'static str,
+    ) -> Result<Vec<crate::DirEntry>> {
+        // SAFETY: the caller's contract.
+        let n = status(unsafe { &*req }, op)?;
+        let mut out = Vec::with_capacity(n as usize);
+        loop {
+            let mut ent = sys::uv_dirent_t {
+                name: std::ptr::null(),
+                type_: 0,
+            };
+            // SAFETY: a completed scandir; the entry's name lives until cleanup.
+            let rc = unsafe { sys::uv_fs_scandir_next(req, &mut ent) };
+            if rc == sys::uv_errno_t_UV_EOF {
+                break;
+            }
+            if rc < 0 {
+                return Err(Error::from_raw(rc, "uv_fs_scandir_next"));
+            }
+            // SAFETY: libuv's entry, valid until cleanup.
+            out.push(unsafe { crate::DirEntry::from_raw(&ent) });
+        }
+        Ok(out)
+    }
+
+    /// The directory stream opendir gave, as an owned [`crate::Dir`].
+    ///
+    /// # Safety
+    /// `req` is a completed `uv_fs_opendir` request.
+    pub unsafe fn dir(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::Dir> {
+        // SAFETY: the caller's contract.
+        let r = unsafe { &*req };
+        status(r, op)?;
+        let p = r.ptr as *mut sys::uv_dir_t;
+        if p.is_null() {
+            return Err(Error::new(StatusCode::EINVAL, op));
+        }
+        // SAFETY: a successful opendir gives a stream nothing else owns (the
+        // cleanup of an opendir request leaves it alone).
+        Ok(unsafe { crate::Dir::from_raw(p) })
+    }
+
+    /// The entries a readdir gave (empty at the end of the directory).
+    ///
+    /// # Safety
+    /// `req` is a completed `uv_fs_readdir` request of `dir`, not cleaned up.
+    pub unsafe fn dir_entries(
+        req: *mut sys::uv_fs_t,
+        dir: &mut crate::file::DirUse,
+        op: &'static str,
+    ) -> Result<Vec<crate::DirEntry>> {
+        // SAFETY: the caller's contract.
+        let n = status(unsafe { &*req }, op)?;
+        // SAFETY: `n` entries were filled in; their names live until cleanup.
+        Ok(unsafe { dir.entries(n as usize) })
     }
 }

@@ -190,3 +190,39 @@ mod tests {
         assert_eq!(p, Some(std::path::Path::new("dir/file")));
     }
 }
+
+/// A file system's statistics (`uv_statfs_t`, what `statfs(2)` gives): sizes in
+/// blocks of `bsize` bytes. A field the platform does not fill is 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct StatFs {
+    /// File system type (a magic number: `statfs(2)`'s `f_type`).
+    pub fs_type: u64,
+    /// Block size.
+    pub bsize: u64,
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks an unprivileged user may use.
+    pub bavail: u64,
+    /// Total file nodes.
+    pub files: u64,
+    /// Free file nodes.
+    pub ffree: u64,
+}
+
+impl StatFs {
+    /// Copies libuv's struct.
+    pub(crate) fn from_raw(s: &sys::uv_statfs_t) -> StatFs {
+        StatFs {
+            fs_type: s.f_type,
+            bsize: s.f_bsize,
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
+            files: s.f_files,
+            ffree: s.f_ffree,
+        }
+    }
+}

@@ -8,6 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{doc_attr, ident, safety, Ctx};
+use crate::conv::Conv;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{RequestFnModel, RequestModel};
 use crate::spec::{MethodSpec, RequestSpec};
@@ -18,9 +19,10 @@ struct Args {
     prep: Vec<TokenStream>,
     /// The converted values, kept by the request until it completes.
     names: Vec<proc_macro2::Ident>,
-    c_args: Vec<TokenStream>,
-    /// The C arguments made from references to the kept values (in the
-    /// asynchronous form's start closure).
+    /// Each kept value's conversion.
+    convs: Vec<Conv>,
+    /// The C arguments made from references to the kept values (in the start
+    /// closure).
     c_args_ref: Vec<TokenStream>,
 }
 
@@ -30,11 +32,15 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
         params: Vec::new(),
         prep: Vec::new(),
         names: Vec::new(),
-        c_args: Vec::new(),
+        convs: Vec::new(),
         c_args_ref: Vec::new(),
     };
     for arg in &m.args {
         let name = ident(&arg.name);
+        if arg.conv.value == Conv::Unused {
+            a.c_args_ref.push(arg.conv.value.c_arg(&quote!(#name)));
+            continue;
+        }
         let Some(ty) = arg.conv.value.rust_ty(rt) else {
             errs.push(
                 arg.conv
@@ -64,12 +70,21 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
         a.c_args_ref.push(if name == c_arg.to_string() {
             quote!(*#name)
         } else {
-            c_arg.clone()
+            c_arg
         });
-        a.c_args.push(c_arg);
         a.names.push(name);
+        a.convs.push(arg.conv.value.clone());
     }
     a
+}
+
+/// A pattern over the kept values that binds the one at `keep` (others `_`).
+fn pick(names: &[proc_macro2::Ident], keep: usize) -> TokenStream {
+    let parts = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| if i == keep { quote!(#n) } else { quote!(_) });
+    quote!((#(#parts,)*))
 }
 
 /// The asynchronous and synchronous functions of one C function.
@@ -88,10 +103,45 @@ fn function(
     let cfn = ident(c);
     let (fname, fsync) = (ident(&m.name), ident(&f.sync_name));
     let a = args(m, &op, ctx, errs);
-    let (params, prep, names, c_args) = (&a.params, &a.prep, &a.names, &a.c_args);
+    let (params, prep, names) = (&a.params, &a.prep, &a.names);
     let c_args_ref = &a.c_args_ref;
     let ty = result.rust_ty(rt);
-    let read = result.reader_path(rt);
+    let reader = result.reader_path(rt);
+    // The reader, over the completed request and the kept values.
+    let sf_read = safety(
+        ctx,
+        "the core calls the reader once, with the completed request of this function",
+    );
+    let read = match result
+        .from_arg
+        .and_then(|want| a.convs.iter().position(|c| c.name() == want))
+    {
+        Some(i) => {
+            let pat = pick(names, i);
+            let arg = &names[i];
+            quote!(|req, data, op| {
+                let #pat = data;
+                #sf_read
+                unsafe { #reader(req, #arg, op) }
+            })
+        }
+        None => quote!(|req, _, op| {
+            #sf_read
+            unsafe { #reader(req, op) }
+        }),
+    };
+    // An error names the function's (first) path.
+    let context = match a.convs.iter().position(|c| *c == Conv::CStrPath) {
+        Some(i) => {
+            let pat = pick(names, i);
+            let arg = &names[i];
+            quote!(|data, e| {
+                let #pat = data;
+                #rt::runtime::loop_request::path_context(#arg, e)
+            })
+        }
+        None => quote!(#rt::runtime::loop_request::no_context),
+    };
     let doc = m.doc.trim_end();
     let adoc = doc_attr(&format!(
         "{doc}\n\nC: `{op}`, on the thread pool: `callback` runs on the loop with the result. The returned [`Request`]({rt_s}::Request) cancels it (`ECANCELED`) before it starts. The request keeps the loop alive until the callback has run.",
@@ -116,10 +166,11 @@ fn function(
             callback: impl ::core::ops::FnOnce(#rt::Result<#ty>) + 'static,
         ) -> #rt::Result<#rt::Request> {
             #( #prep )*
-            #rt::runtime::loop_request::submit::<#this, #ty, _, _>(
+            #rt::runtime::loop_request::submit::<#this, #ty, _, _, _>(
                 loop_,
                 #op,
                 #read,
+                #context,
                 (#(#names,)*),
                 callback,
                 |l, req, data, done| {
@@ -133,10 +184,18 @@ fn function(
         #sdoc
         pub fn #fsync(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#ty> {
             #( #prep )*
-            #rt::runtime::loop_request::run_sync::<#this, #ty>(loop_, #op, #read, |l, req| {
-                #sf_sync
-                unsafe { #rt::sys::#cfn(l, req, #(#c_args,)* ::core::option::Option::None) }
-            })
+            #rt::runtime::loop_request::run_sync::<#this, #ty, _, _>(
+                loop_,
+                #op,
+                #read,
+                #context,
+                (#(#names,)*),
+                |l, req, data| {
+                    let (#(#names,)*) = data;
+                    #sf_sync
+                    unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* ::core::option::Option::None) }
+                },
+            )
         }
     })
 }

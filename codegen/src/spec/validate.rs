@@ -219,7 +219,13 @@ pub fn validate(
         }
         for m in &r.methods {
             for a in &m.args {
-                convs.check(&a.conv, &slots, Position::Arg, &mut out);
+                // Request functions also take the conversions only requests keep.
+                let at = if a.conv.value.def().allows(Position::RequestArg) {
+                    Position::RequestArg
+                } else {
+                    Position::Arg
+                };
+                convs.check(&a.conv, &slots, at, &mut out);
             }
         }
         request_rules(r, &mut out);
@@ -548,16 +554,32 @@ fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
                     .error("a request function needs `result`: how the completed request gives its value")
                     .hint(format!("result is one of {}", names.join(", "))),
             ),
-            Some(res) if crate::conv::find_result(res).is_none() => {
-                unknown_ref(res, "request result", &names, "see `result` in spec/README.md", out)
-            }
-            Some(_) => {}
+            Some(res) => match crate::conv::find_result(res) {
+                None => {
+                    unknown_ref(res, "request result", &names, "see `result` in spec/README.md", out)
+                }
+                Some(d) => {
+                    if let Some(want) = d.from_arg {
+                        if !m.args.iter().any(|a| a.conv.value.name() == want) {
+                            out.push(
+                                res.loc
+                                    .error(format!(
+                                        "result `{}` reads the `{want}` argument, which this function does not have",
+                                        d.name
+                                    ))
+                                    .hint(format!("add an argument with conv = \"{want}\"")),
+                            );
+                        }
+                    }
+                }
+            },
         }
         for a in &m.args {
-            if a.conv
-                .value
-                .rust_ty(&proc_macro2::TokenStream::new())
-                .is_none()
+            if a.conv.value != Conv::Unused
+                && a.conv
+                    .value
+                    .rust_ty(&proc_macro2::TokenStream::new())
+                    .is_none()
             {
                 out.push(
                     a.conv

@@ -1,0 +1,511 @@
+//! Files and directories of the file-system requests (`uv::Fs`): [`File`] owns a
+//! descriptor and closes it once, [`Dir`] owns a libuv directory stream, and the
+//! values the generated functions keep in a request while it runs (a file's
+//! descriptor stays open while a request on it is in flight; buffers stay put).
+//!
+//! A request on a `File` or `Dir` holds a reference to what it owns, so dropping
+//! the value with requests in flight closes nothing under them: the descriptor is
+//! closed when the last of them completes.
+
+use std::cell::Cell;
+use std::ffi::{c_int, CStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use libuv_sys2 as sys;
+
+use crate::error::{Error, Result};
+use crate::loop_::LoopHandle;
+use crate::loop_request::{fs_results, no_context, run_sync, submit, Request};
+use crate::requests::Fs;
+use crate::{DirentType, StatusCode, WriteData};
+
+/// An open file (a descriptor from [`Fs::open`](crate::Fs::open),
+/// [`Fs::mkstemp`](crate::Fs::mkstemp) or a `std::fs::File`), closed exactly once:
+/// by [`File::close`] / [`File::close_sync`], or when the last clone is dropped
+/// and the requests in flight on it completed. Clones share the descriptor (a
+/// callback that closes the file takes a clone); a close is refused while other
+/// clones or requests hold it.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("uv-file-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let lp = uv::Loop::new()?;
+/// let path = dir.join("f");
+/// let file = uv::Fs::open_sync(&lp, &path, uv::OpenFlags::CREAT | uv::OpenFlags::RDWR, 0o644)?;
+/// assert_eq!(uv::Fs::write_sync(&lp, &file, "hello", Some(0))?, 5);
+/// let bytes = uv::Fs::read_sync(&lp, &file, Vec::with_capacity(16), Some(0))?;
+/// assert_eq!(bytes, b"hello");
+/// file.close_sync(&lp)?;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), uv::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct File {
+    inner: Rc<FileInner>,
+}
+
+#[derive(Debug)]
+struct FileInner {
+    fd: OwnedFd,
+}
+
+impl File {
+    /// Whether requests on this file are in flight or other clones hold it (a
+    /// close is refused until they are done).
+    pub fn is_busy(&self) -> bool {
+        Rc::strong_count(&self.inner) > 1
+    }
+
+    /// Takes the descriptor out as a `std::fs::File`; `EBUSY` (the file handed
+    /// back) while requests on it are in flight or other clones hold it.
+    pub fn into_std(self) -> std::result::Result<std::fs::File, crate::Rejected<File>> {
+        match Rc::try_unwrap(self.inner) {
+            Ok(inner) => Ok(std::fs::File::from(inner.fd)),
+            Err(inner) => Err(crate::Rejected::new(
+                Error::new(StatusCode::EBUSY, "File::into_std"),
+                File { inner },
+            )),
+        }
+    }
+
+    /// The descriptor, for libuv's close: none while requests are in flight
+    /// (`EBUSY`) or once the loop is closed.
+    fn take_for_close(self, loop_: &LoopHandle) -> std::result::Result<RawFd, Error> {
+        if loop_.shared().raw_for_new().is_none() {
+            return Err(Error::closed_loop("uv_fs_close"));
+        }
+        match Rc::try_unwrap(self.inner) {
+            Ok(inner) => Ok(inner.fd.into_raw_fd()),
+            Err(inner) => {
+                // Dropped: closed when the last request on it completes.
+                drop(inner);
+                Err(Error::new(StatusCode::EBUSY, "uv_fs_close"))
+            }
+        }
+    }
+
+    /// Closes the file on the thread pool (`uv_fs_close`); `callback` gets the
+    /// result. Refused (nothing started, no callback) with `EBUSY` while requests on
+    /// the file are in flight or other clones hold it, or `ClosedLoop`; the
+    /// descriptor is then closed as on drop (once the last holder lets go). libuv closes the descriptor even when
+    /// `close(2)` reports an error.
+    pub fn close(
+        self,
+        loop_: &LoopHandle,
+        callback: impl FnOnce(Result<()>) + 'static,
+    ) -> Result<Request> {
+        let fd = self.take_for_close(loop_)?;
+        submit::<Fs, (), _, _, _>(
+            loop_,
+            "uv_fs_close",
+            |req, _, op| {
+                // SAFETY: the core passes the completed close request.
+                unsafe { fs_results::unit(req, op) }
+            },
+            no_context,
+            (),
+            callback,
+            |l, req, _, done| {
+                // SAFETY: the loop is open; the request stays put until `done`; libuv
+                // owns `fd` from here (no Rust value refers to it any more).
+                unsafe { sys::uv_fs_close(l, req, fd, done) }
+            },
+        )
+    }
+
+    /// Closes the file now (`uv_fs_close`, blocking); refused as [`File::close`].
+    pub fn close_sync(self, loop_: &LoopHandle) -> Result<()> {
+        let fd = self.take_for_close(loop_)?;
+        run_sync::<Fs, (), _, _>(
+            loop_,
+            "uv_fs_close",
+            |req, _, op| {
+                // SAFETY: `run_sync` passes the completed request.
+                unsafe { fs_results::unit(req, op) }
+            },
+            no_context,
+            (),
+            |l, req, _| {
+                // SAFETY: the loop is open; libuv owns `fd` from here and closes it
+                // before returning.
+                unsafe { sys::uv_fs_close(l, req, fd, None) }
+            },
+        )
+    }
+
+    /// Wraps a descriptor libuv gave (`uv_fs_open`'s result).
+    ///
+    /// # Safety
+    /// `fd` is an open descriptor nothing else owns.
+    pub(crate) unsafe fn from_raw(fd: RawFd) -> File {
+        // SAFETY: the caller's contract.
+        File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl From<OwnedFd> for File {
+    fn from(fd: OwnedFd) -> File {
+        File {
+            inner: Rc::new(FileInner { fd }),
+        }
+    }
+}
+
+impl From<std::fs::File> for File {
+    fn from(f: std::fs::File) -> File {
+        File::from(OwnedFd::from(f))
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.fd.as_fd()
+    }
+}
+
+/// A file's descriptor, kept open by a request on it until the request completes
+/// (a `file` argument of a request spec file).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FileKeep(Rc<FileInner>);
+
+impl FileKeep {
+    /// Keeps `file`'s descriptor open for a request.
+    pub fn new(file: &File) -> FileKeep {
+        FileKeep(file.inner.clone())
+    }
+
+    /// The descriptor, open while this value lives.
+    pub fn fd(&self) -> c_int {
+        self.0.fd.as_raw_fd()
+    }
+}
+
+/// A read's destination: an owned `Vec` whose spare capacity libuv fills; the
+/// bytes read are appended to it (a `read_buf` argument).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ReadBuf {
+    vec: Vec<u8>,
+    buf: sys::uv_buf_t,
+}
+
+impl ReadBuf {
+    /// Reads into `vec`'s spare capacity (`capacity() - len()` bytes).
+    pub fn new(mut vec: Vec<u8>) -> ReadBuf {
+        let spare = vec.spare_capacity_mut();
+        let buf = sys::uv_buf_t {
+            base: spare.as_mut_ptr().cast(),
+            len: spare.len(),
+        };
+        ReadBuf { vec, buf }
+    }
+
+    /// libuv's view: one buffer (libuv copies the array; the bytes are the `Vec`'s
+    /// heap memory, which stays put while this value moves).
+    pub fn as_ptr(&self) -> *const sys::uv_buf_t {
+        &self.buf
+    }
+
+    /// The `Vec` with the `n` bytes libuv wrote appended.
+    ///
+    /// # Safety
+    /// libuv wrote `n` bytes at the start of the spare capacity.
+    pub(crate) unsafe fn take(&mut self, n: usize) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.vec);
+        let n = n.min(self.buf.len);
+        // SAFETY: the caller's contract; `n` is within the spare capacity.
+        unsafe { v.set_len(v.len() + n) };
+        v
+    }
+}
+
+/// A write's source: the data, kept until the request completes, and libuv's view
+/// of it (a `write_data` argument).
+#[doc(hidden)]
+pub struct WriteBufs {
+    _data: WriteData,
+    bufs: crate::stream::Bufs,
+}
+
+impl std::fmt::Debug for WriteBufs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBufs")
+            .field("data", &self._data)
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+impl WriteBufs {
+    /// Keeps `data` for a write.
+    pub fn new(data: WriteData) -> WriteBufs {
+        let bufs = data.bufs();
+        WriteBufs { _data: data, bufs }
+    }
+
+    /// The buffer array (libuv copies it).
+    pub fn as_ptr(&self) -> *const sys::uv_buf_t {
+        self.bufs.as_ptr()
+    }
+
+    /// How many buffers.
+    pub fn count(&self) -> u32 {
+        self.bufs.len()
+    }
+}
+
+/// A file offset: `None` is the current position (`-1` in C); past `i64::MAX` is
+/// `EINVAL`.
+#[doc(hidden)]
+pub fn file_offset(offset: Option<u64>, op: &'static str) -> Result<i64> {
+    match offset {
+        None => Ok(-1),
+        Some(o) => i64::try_from(o).map_err(|_| Error::new(StatusCode::EINVAL, op)),
+    }
+}
+
+/// A time as libuv's `double` seconds since the epoch (negative before it).
+#[doc(hidden)]
+pub fn file_time(t: std::time::SystemTime) -> f64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// The path a request's C string names, for its error.
+#[doc(hidden)]
+pub fn path_context(path: &std::ffi::CString, e: Error) -> Error {
+    e.with_path(c_path(path))
+}
+
+pub(crate) fn c_path(c: &CStr) -> std::path::PathBuf {
+    #[cfg(unix)]
+    return std::path::PathBuf::from(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(c.to_bytes()),
+    );
+    #[cfg(not(unix))]
+    return std::path::PathBuf::from(c.to_string_lossy().into_owned());
+}
+
+/// An entry of a directory listing ([`Fs::scandir`](crate::Fs::scandir),
+/// [`Fs::readdir`](crate::Fs::readdir)); `.` and `..` are never listed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DirEntry {
+    /// The entry's name (not a path).
+    pub name: OsString,
+    /// Its type, where the file system reports it (`Unknown` otherwise).
+    pub kind: DirentType,
+}
+
+impl DirEntry {
+    /// From libuv's entry.
+    ///
+    /// # Safety
+    /// `name` is NULL or a C string valid for the call.
+    pub(crate) unsafe fn from_raw(e: &sys::uv_dirent_t) -> DirEntry {
+        let name = if e.name.is_null() {
+            OsString::new()
+        } else {
+            // SAFETY: the caller's contract.
+            c_path(unsafe { CStr::from_ptr(e.name) }).into_os_string()
+        };
+        DirEntry {
+            name,
+            kind: DirentType::from_raw(e.type_ as i32),
+        }
+    }
+}
+
+/// An open directory stream ([`Fs::opendir`](crate::Fs::opendir)), read in batches
+/// by [`Fs::readdir`](crate::Fs::readdir) (one read at a time) and closed once: by
+/// [`Dir::close`] / [`Dir::close_sync`] or when the last clone is dropped and a
+/// read in flight completed. Clones share the stream, as [`File`]'s do.
+#[derive(Clone, Debug)]
+pub struct Dir {
+    inner: Rc<DirInner>,
+}
+
+#[derive(Debug)]
+struct DirInner {
+    raw: *mut sys::uv_dir_t,
+    /// A read is in flight (libuv reads into one entry array per stream).
+    busy: Cell<bool>,
+    batch: Cell<usize>,
+}
+
+/// How many entries one read gives at most, unless [`Dir::set_batch`] says.
+pub const DIR_BATCH: usize = 32;
+
+impl Drop for DirInner {
+    fn drop(&mut self) {
+        // SAFETY: zeroed is a valid unstarted request. Synchronously (no callback)
+        // libuv's closedir only stores the loop pointer in the request and never
+        // reads it (INIT/POST in src/unix/fs.c), so no loop is needed; `raw` is this
+        // value's open stream, closed and freed once here.
+        unsafe {
+            let mut req: sys::uv_fs_t = std::mem::zeroed();
+            sys::uv_fs_closedir(std::ptr::null_mut(), &mut req, self.raw, None);
+            sys::uv_fs_req_cleanup(&mut req);
+        }
+    }
+}
+
+impl Dir {
+    /// Sets how many entries one [`Fs::readdir`](crate::Fs::readdir) gives at most
+    /// (at least 1; default [`DIR_BATCH`]).
+    pub fn set_batch(&self, n: usize) {
+        self.inner.batch.set(n.max(1));
+    }
+
+    /// Whether a read is in flight or other clones hold the stream.
+    pub fn is_busy(&self) -> bool {
+        self.inner.busy.get() || Rc::strong_count(&self.inner) > 1
+    }
+
+    fn take_for_close(self, loop_: &LoopHandle) -> Result<*mut sys::uv_dir_t> {
+        if loop_.shared().raw_for_new().is_none() {
+            return Err(Error::closed_loop("uv_fs_closedir"));
+        }
+        match Rc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                let raw = inner.raw;
+                std::mem::forget(inner);
+                Ok(raw)
+            }
+            Err(_) => Err(Error::new(StatusCode::EBUSY, "uv_fs_closedir")),
+        }
+    }
+
+    /// Closes the stream on the thread pool (`uv_fs_closedir`). Refused (nothing
+    /// started, no callback) with `EBUSY` while a read is in flight or other clones
+    /// hold it, or `ClosedLoop`; the stream is then closed as on drop.
+    pub fn close(
+        self,
+        loop_: &LoopHandle,
+        callback: impl FnOnce(Result<()>) + 'static,
+    ) -> Result<Request> {
+        let raw = self.take_for_close(loop_)?;
+        submit::<Fs, (), _, _, _>(
+            loop_,
+            "uv_fs_closedir",
+            |req, _, op| {
+                // SAFETY: the core passes the completed request.
+                unsafe { fs_results::unit(req, op) }
+            },
+            no_context,
+            (),
+            callback,
+            |l, req, _, done| {
+                // SAFETY: the loop is open; libuv owns the stream from here and frees
+                // it; no Rust value refers to it any more.
+                unsafe { sys::uv_fs_closedir(l, req, raw, done) }
+            },
+        )
+    }
+
+    /// Closes the stream now (blocking); refused as [`Dir::close`].
+    pub fn close_sync(self, loop_: &LoopHandle) -> Result<()> {
+        let raw = self.take_for_close(loop_)?;
+        run_sync::<Fs, (), _, _>(
+            loop_,
+            "uv_fs_closedir",
+            |req, _, op| {
+                // SAFETY: `run_sync` passes the completed request.
+                unsafe { fs_results::unit(req, op) }
+            },
+            no_context,
+            (),
+            |l, req, _| {
+                // SAFETY: as in `close`; done before returning.
+                unsafe { sys::uv_fs_closedir(l, req, raw, None) }
+            },
+        )
+    }
+
+    /// Wraps the stream `uv_fs_opendir` gave.
+    ///
+    /// # Safety
+    /// `raw` is an open stream nothing else owns.
+    pub(crate) unsafe fn from_raw(raw: *mut sys::uv_dir_t) -> Dir {
+        Dir {
+            inner: Rc::new(DirInner {
+                raw,
+                busy: Cell::new(false),
+                batch: Cell::new(DIR_BATCH),
+            }),
+        }
+    }
+}
+
+/// A directory stream in use by one read: the entry array libuv fills (the
+/// stream points to it until the request is cleaned up) and the stream, kept open
+/// (a `dir` argument).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct DirUse {
+    inner: Rc<DirInner>,
+    entries: Vec<sys::uv_dirent_t>,
+}
+
+impl DirUse {
+    /// Claims `dir` for one read: `EBUSY` while another is in flight.
+    pub fn new(dir: &Dir, op: &'static str) -> Result<DirUse> {
+        let inner = dir.inner.clone();
+        if inner.busy.replace(true) {
+            return Err(Error::new(StatusCode::EBUSY, op));
+        }
+        let n = inner.batch.get();
+        let mut entries: Vec<sys::uv_dirent_t> = Vec::with_capacity(n);
+        entries.resize_with(n, || sys::uv_dirent_t {
+            name: std::ptr::null(),
+            type_: 0,
+        });
+        // SAFETY: the stream is open (this value keeps it); only one read uses it
+        // (`busy`), and the array lives in this value, which the request keeps
+        // until after its cleanup.
+        unsafe {
+            (*inner.raw).dirents = entries.as_mut_ptr();
+            (*inner.raw).nentries = entries.len();
+        }
+        Ok(DirUse { inner, entries })
+    }
+
+    /// The stream, for the C call.
+    pub fn raw(&self) -> *mut sys::uv_dir_t {
+        self.inner.raw
+    }
+
+    /// The first `n` entries libuv filled in.
+    ///
+    /// # Safety
+    /// A readdir of this stream completed with `n` entries, not cleaned up yet.
+    pub(crate) unsafe fn entries(&self, n: usize) -> Vec<DirEntry> {
+        self.entries[..n.min(self.entries.len())]
+            .iter()
+            // SAFETY: the caller's contract: the names are libuv's, valid until
+            // the cleanup.
+            .map(|e| unsafe { DirEntry::from_raw(e) })
+            .collect()
+    }
+}
+
+impl Drop for DirUse {
+    fn drop(&mut self) {
+        // SAFETY: the stream is open (this value keeps it); it no longer points to
+        // the array freed with this value.
+        unsafe {
+            (*self.inner.raw).dirents = std::ptr::null_mut();
+            (*self.inner.raw).nentries = 0;
+        }
+        self.inner.busy.set(false);
+    }
+}
