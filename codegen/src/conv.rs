@@ -1080,9 +1080,16 @@ impl Conv {
             Conv::Status | Conv::CStrPathOpt | Conv::Stat => return None,
             Conv::I64 => quote!(cx.int_u64() as i64),
             Conv::Uid | Conv::Gid => quote!(cx.int_u32()),
-            // Request functions only; the fuzzer drives handles.
-            Conv::File | Conv::FileOffset | Conv::SystemTime | Conv::ReadBuf => return None,
-            Conv::WriteData | Conv::Dir | Conv::Unused => return None,
+            // Request arguments: open files and directory streams from the fuzzer's
+            // pools (made in its scratch directory on demand).
+            Conv::File => quote!(cx.file()?),
+            Conv::Dir => quote!(cx.dir_stream()?),
+            Conv::FileOffset => quote!(cx.file_offset()),
+            Conv::SystemTime => quote!(cx.system_time()),
+            Conv::ReadBuf => quote!(cx.read_buf()),
+            Conv::WriteData => quote!(cx.write_data(65_536)),
+            // No Rust parameter.
+            Conv::Unused => return None,
             Conv::Callback(_) | Conv::RequestCallback => return None,
             Conv::OwnedFd(_) | Conv::BorrowedFd(_) => return None,
         })
@@ -1093,6 +1100,7 @@ impl Conv {
         match self {
             Conv::CStr => quote!(&#name),
             Conv::CStrOpt => quote!(#name.as_deref()),
+            Conv::File | Conv::Dir => quote!(&#name),
             _ => quote!(#name),
         }
     }

@@ -603,6 +603,9 @@ pub struct Cx {
     senders: RefCell<Vec<uv::AsyncSender>>,
     /// Requests the generated request operations started (pending or done).
     requests: RefCell<Vec<uv::Request>>,
+    /// Open files and directory streams for the request operations.
+    files: RefCell<Vec<uv::File>>,
+    dirs: RefCell<Vec<uv::Dir>>,
     later: RefCell<Vec<uv::CallLater>>,
     /// The handle a callback is running for: operations prefer it as target.
     focus: RefCell<Option<AnyHandle>>,
@@ -645,6 +648,8 @@ impl Cx {
             addrs: RefCell::new(Vec::new()),
             senders: RefCell::new(Vec::new()),
             requests: RefCell::new(Vec::new()),
+            files: RefCell::new(Vec::new()),
+            dirs: RefCell::new(Vec::new()),
             later: RefCell::new(Vec::new()),
             focus: RefCell::new(None),
             breakers: RefCell::new(Vec::new()),
@@ -1144,8 +1149,90 @@ impl Cx {
         vec![self.next() as u8; n.min(limit)]
     }
 
+    /// An open file of the pool, or a new one in the scratch directory (read and
+    /// write, read only, write only; sometimes a directory opened read-only).
+    pub fn file(&self) -> Option<uv::File> {
+        let n = self.files.borrow().len();
+        if n > 0 && !self.one_in(4) {
+            return Some(self.files.borrow()[self.below(n)].clone());
+        }
+        let path = self.dir.join(format!("f{}", self.below(4)));
+        let mut o = std::fs::OpenOptions::new();
+        match self.below(6) {
+            0 => o.read(true),
+            1 => o.write(true).create(true),
+            2 => o.append(true).create(true),
+            _ => o.read(true).write(true).create(true),
+        };
+        let f = if self.one_in(10) {
+            File::open(&self.dir)
+        } else {
+            o.open(&path)
+        };
+        let f = uv::File::from(f.ok()?);
+        let mut files = self.files.borrow_mut();
+        if files.len() >= 8 {
+            let i = self.below(files.len());
+            files.remove(i);
+        }
+        files.push(f.clone());
+        Some(f)
+    }
+
+    /// A directory stream of the pool, or a new one on the scratch directory (or a
+    /// sub-directory), with a random batch size.
+    pub fn dir_stream(&self) -> Option<uv::Dir> {
+        let n = self.dirs.borrow().len();
+        if n > 0 && !self.one_in(4) {
+            return Some(self.dirs.borrow()[self.below(n)].clone());
+        }
+        let lp = self.loop_ref()?;
+        let d = uv::Fs::opendir_sync(&lp, &self.dir).ok()?;
+        d.set_batch(self.pick(&[1, 2, 32, 1000]));
+        let mut dirs = self.dirs.borrow_mut();
+        if dirs.len() >= 4 {
+            let i = self.below(dirs.len());
+            dirs.remove(i);
+        }
+        dirs.push(d.clone());
+        Some(d)
+    }
+
+    /// A file offset: the current position, zero, small, large, or past `i64::MAX`.
+    pub fn file_offset(&self) -> Option<u64> {
+        match self.below(6) {
+            0 | 1 => None,
+            2 => Some(0),
+            3 => Some(self.below(10_000) as u64),
+            // Past the worker's file size limit.
+            4 => Some(FILE_SIZE_LIMIT + self.below(10) as u64),
+            _ => Some(self.pick(&[i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX])),
+        }
+    }
+
+    /// A time: the epoch, now, before the epoch, far ahead, or sub-second.
+    pub fn system_time(&self) -> std::time::SystemTime {
+        let epoch = std::time::UNIX_EPOCH;
+        match self.below(6) {
+            0 => epoch,
+            1 => std::time::SystemTime::now(),
+            2 => epoch - Duration::from_secs(self.below(1_000_000) as u64 + 1),
+            3 => epoch + Duration::from_secs(1 << 40),
+            4 => epoch + Duration::from_nanos(self.next() >> 8),
+            _ => epoch + Duration::from_millis(1_700_000_000_000 + self.below(1000) as u64),
+        }
+    }
+
+    /// A buffer to read into: its spare capacity is what is read (none, a little,
+    /// a page, 64 KiB), after some bytes already in it.
+    pub fn read_buf(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.pick(&[0, 1, 100, 4096, 65_536]));
+        v.extend(std::iter::repeat_n(7u8, self.pick(&[0, 0, 3])).take(v.capacity()));
+        v
+    }
+
     /// Data for a write, in each form `WriteData` has.
-    fn write_data(&self, limit: usize) -> uv::WriteData {
+    pub fn write_data(&self, limit: usize) -> uv::WriteData {
         const STATIC: &[u8] = b"uv-fuzz: static bytes\n";
         match self.below(6) {
             0 => uv::WriteData::Many((0..self.below(5)).map(|_| self.bytes(limit / 4)).collect()),
@@ -3524,6 +3611,8 @@ fn wind_down(cx: &Cx) -> Result<(), String> {
         drop(cx.focus.take());
         drop(std::mem::take(&mut *cx.senders.borrow_mut()));
         drop(std::mem::take(&mut *cx.requests.borrow_mut()));
+        drop(std::mem::take(&mut *cx.files.borrow_mut()));
+        drop(std::mem::take(&mut *cx.dirs.borrow_mut()));
         drop(std::mem::take(&mut *cx.later.borrow_mut()));
         drop(std::mem::take(&mut *cx.stale.borrow_mut()));
         while peers::drop_one(cx) {}
@@ -3569,10 +3658,29 @@ impl Drop for Scratch {
 }
 
 /// The whole run in this process; panics with a report on any failure.
+/// The largest file the worker may write: random offsets and lengths (a write at
+/// 2^40, an ftruncate to anything, then a sendfile or copyfile of that) would
+/// otherwise fill the disk. Past it, writes give `EFBIG` (SIGXFSZ is ignored).
+const FILE_SIZE_LIMIT: u64 = 8 << 20;
+
+fn limit_file_size() {
+    let lim = libc::rlimit {
+        rlim_cur: FILE_SIZE_LIMIT as libc::rlim_t,
+        rlim_max: FILE_SIZE_LIMIT as libc::rlim_t,
+    };
+    // SAFETY: plain system calls on this process's own settings.
+    let ok = unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN) != libc::SIG_ERR
+            && libc::setrlimit(libc::RLIMIT_FSIZE, &lim) == 0
+    };
+    assert!(ok, "the fuzz worker could not limit file sizes");
+}
+
 pub fn worker(cfg: &Config, live: fn() -> Live) {
     TRACE.store(cfg.trace, Ordering::Relaxed);
     PER_SEED.store(cfg.per_seed, Ordering::Relaxed);
     install_panic_hook();
+    limit_file_size();
     let dog = Watchdog::start(cfg.watchdog);
     let scratch = Scratch::new();
     let started = Instant::now();

@@ -114,22 +114,28 @@ fn request_table(model: &Model<'_>, ctx: &Ctx) -> TokenStream {
             let op_sync = format_ident!("s_{}", m.name.value);
             fns.push(quote! {
                 fn #op_async(cx: &rt::Cx) -> bool {
-                    let ::core::option::Option::Some(loop_) = cx.loop_ref() else { return false };
-                    #( #lets )*
-                    #shown
-                    let cap = cx.capture();
-                    let r = #rt::#t::#fname(&loop_, #( #pass, )* move |r| rt::on_request(#site, r.map(drop), &cap));
-                    rt::keep_request(cx, r, ident);
-                    true
+                    let run = || -> ::core::option::Option<()> {
+                        let loop_ = cx.loop_ref()?;
+                        #( #lets )*
+                        #shown
+                        let cap = cx.capture();
+                        let r = #rt::#t::#fname(&loop_, #( #pass, )* move |r| rt::on_request(#site, r.map(drop), &cap));
+                        rt::keep_request(cx, r, ident);
+                        ::core::option::Option::Some(())
+                    };
+                    run().is_some()
                 }
 
                 fn #op_sync(cx: &rt::Cx) -> bool {
-                    let ::core::option::Option::Some(loop_) = cx.loop_ref() else { return false };
-                    #( #lets )*
-                    #shown
-                    let r = #rt::#t::#sync(&loop_, #( #pass ),*);
-                    rt::settle(cx, r, ident);
-                    true
+                    let run = || -> ::core::option::Option<()> {
+                        let loop_ = cx.loop_ref()?;
+                        #( #lets )*
+                        #shown
+                        let r = #rt::#t::#sync(&loop_, #( #pass ),*);
+                        rt::settle(cx, r, ident);
+                        ::core::option::Option::Some(())
+                    };
+                    run().is_some()
                 }
             });
             let (m_name, s_name) = (m.name.value.clone(), f.sync_name.clone());
@@ -443,6 +449,8 @@ fn make_args_for(
                     .push(quote!(move |h, r| rt::on_done(#site, h, r, &#name)));
                 continue;
             }
+            // No Rust parameter.
+            Conv::Unused => continue,
             other => match other.fuzz_value(rt) {
                 Some(v) => v,
                 // Callback arguments only; the validator refuses them elsewhere.
