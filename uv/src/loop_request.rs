@@ -267,3 +267,16 @@ pub mod fs_results {
         status(r, op).map(|_| c_path(r.ptr as *const std::ffi::c_char))
     }
 }
+
+// ---------------------------------------------------------------------------
+// Added for thread-pool work (uv/src/work.rs): the request type of a pending request.
+impl Request {
+    /// The libuv type of the request while it is pending (`uv_req_get_type`):
+    /// `Work`, `Random`, `Fs`, `Getaddrinfo`, ...; `None` once its callback ran.
+    pub fn request_type(&self) -> Option<crate::RequestType> {
+        let p = self.pending.get();
+        // SAFETY: a non-null pointer is a request libuv still holds (see `cancel`).
+        (!p.is_null())
+            .then(|| crate::RequestType::from_raw(unsafe { sys::uv_req_get_type(p) } as i32))
+    }
+}
