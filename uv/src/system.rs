@@ -887,14 +887,16 @@ fn setup_args() -> Result<()> {
         block.push(0);
         let block: &'static mut [u8] = Box::leak(block.into_boxed_slice());
         let base = block.as_mut_ptr();
+        // The pointer array is read during the call only (libuv copies the strings
+        // and keeps a pointer into the block, not into the array).
         // SAFETY: both offsets are inside the block.
-        let argv: &'static mut [*mut c_char; 3] = Box::leak(Box::new(unsafe {
+        let mut argv: [*mut c_char; 3] = unsafe {
             [
                 base.cast(),
                 base.add(filler_at).cast(),
                 std::ptr::null_mut(),
             ]
-        }));
+        };
         let argv = argv.as_mut_ptr();
         // SAFETY: two NUL-terminated strings in one block that lives forever (the
         // title is written there); the once-lock keeps this to one call, made
