@@ -17,6 +17,8 @@
 //!    `Async`, `Signal`, `Poll`, `Tcp`, `Pipe`, `Tty` and `Udp`.
 //! 8. [`requests`]: an example for each request: connect, write, shutdown, UDP
 //!    send, `getaddrinfo` and `getnameinfo`.
+//! 9. [`thread_pool`]: work on libuv's thread pool (`queue_work`, with its panic
+//!    rule), random bytes, and the system utilities (`uv::system`).
 //!
 //! # Depending on it
 //!
@@ -81,3 +83,6 @@ pub mod handle_types {}
 
 #[doc = include_str!("requests.md")]
 pub mod requests {}
+
+#[doc = include_str!("thread_pool.md")]
+pub mod thread_pool {}
