@@ -9,15 +9,17 @@
 //! everything. The loop counts the request as alive until then. Synchronously (no
 //! C callback), the request lives on the stack for the call.
 
+use std::alloc::Layout;
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
-use crate::loop_::{LoopHandle, LoopShared};
+use crate::loop_::{LoopHandle, LoopShared, Slab};
 use crate::StatusCode;
 
 /// A request type whose functions take the loop (implemented by generated code).
@@ -114,27 +116,38 @@ where
     let shared: &LoopShared = loop_.shared();
     let l = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
     let pending = Rc::new(Cell::new(std::ptr::null_mut()));
-    let p = Box::into_raw(Box::new(LoopReq::<K::Raw, T, D, C> {
-        // SAFETY: libuv request structs are plain C data; all-zero is a valid (not
-        // yet started) value.
-        raw: unsafe { std::mem::zeroed() },
-        op,
-        shared,
-        pending: pending.clone(),
-        read,
-        _data: data,
-        cb: Some(callback),
-    }));
-    // SAFETY: `p` is a fresh allocation; the request and the data stay put until
-    // `done` frees them.
+    // One allocation from the loop's slab, written in place (no copy of the request
+    // struct), freed by `done`.
+    let layout = Layout::new::<LoopReq<K::Raw, T, D, C>>();
+    let slab = shared.slab();
+    // SAFETY: the loop is open, so its slab is alive.
+    let p = unsafe { slab.as_ref() }
+        .alloc(layout)
+        .cast::<LoopReq<K::Raw, T, D, C>>()
+        .as_ptr();
+    // SAFETY: `p` is fresh memory for a LoopReq; every field is written before use,
+    // and the request and the data stay put until `done` frees them.
     let rc = unsafe {
         let raw = std::ptr::addr_of_mut!((*p).raw);
+        // libuv request structs are plain C data; all-zero is a valid (not yet
+        // started) value.
+        raw.write_bytes(0, 1);
+        std::ptr::addr_of_mut!((*p).op).write(op);
+        std::ptr::addr_of_mut!((*p).shared).write(shared);
+        std::ptr::addr_of_mut!((*p).pending).write(pending.clone());
+        std::ptr::addr_of_mut!((*p).read).write(read);
+        std::ptr::addr_of_mut!((*p)._data).write(data);
+        std::ptr::addr_of_mut!((*p).cb).write(Some(callback));
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
         start(l, raw, &(*p)._data, Some(done::<K, T, D, C>))
     };
     if rc < 0 {
-        // SAFETY: libuv did not take the request; nothing else refers to it.
-        drop(unsafe { Box::from_raw(p) });
+        // SAFETY: libuv did not take the request; nothing else refers to it. The
+        // callback and the data are dropped here, outside any C frame.
+        unsafe {
+            std::ptr::drop_in_place(p);
+            Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
+        }
         return Err(Error::from_raw(rc, op));
     }
     // SAFETY: started: the request is libuv's until `done`.
@@ -148,23 +161,40 @@ where
     K: LoopRequestKind,
     C: FnOnce(Result<T>),
 {
-    // SAFETY: `data` is the box made by `submit`, handed back once.
-    let mut b = unsafe {
-        Box::from_raw((*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, T, D, C>)
+    // SAFETY: `data` is the allocation made by `submit`, handed back once.
+    let p = unsafe { (*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, T, D, C> };
+    // SAFETY: the loop runs this callback, so its owner keeps the shared state (and
+    // its slab) alive; the fields are read in place until the memory is freed below.
+    let (shared, result) = unsafe {
+        (*p).pending.set(std::ptr::null_mut());
+        let shared = &*(*p).shared;
+        shared.request_finished();
+        // The request completed; it is read once, then cleaned up once, in place
+        // (readers may look at the data beside it).
+        let result = ((*p).read)(req, (*p).op);
+        K::cleanup(req);
+        (shared, result)
     };
-    b.pending.set(std::ptr::null_mut());
-    // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
-    let shared = unsafe { &*b.shared };
-    shared.request_finished();
-    // SAFETY: the request completed; it is read once, then cleaned up once.
-    let result = unsafe { (b.read)(req, b.op) };
-    // SAFETY: as above.
-    unsafe { K::cleanup(req) };
-    if let Some(cb) = b.cb.take() {
+    // SAFETY: the fields are moved out once, then the memory goes back to the slab.
+    let (pending, data, cb) = unsafe {
+        let parts = (
+            std::ptr::addr_of!((*p).pending).read(),
+            std::ptr::addr_of!((*p)._data).read(),
+            std::ptr::addr_of!((*p).cb).read(),
+        );
+        Slab::free(
+            shared.slab(),
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<LoopReq<K::Raw, T, D, C>>(),
+        );
+        parts
+    };
+    drop(pending);
+    if let Some(cb) = cb {
         shared.guard(|| cb(result));
     }
     // User Drop code (in the data) may run.
-    shared.guard(move || drop(b));
+    shared.guard(move || drop(data));
 }
 
 /// Runs a request synchronously (no C callback): `start` gets the loop and a request
