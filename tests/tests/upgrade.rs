@@ -156,7 +156,13 @@ fn check_against_libuv_1_48_names_exactly_the_known_differences() {
     let report = check(&uv_codegen::resolve(&spec).unwrap(), &old);
     let funcs = report.section("functions").unwrap();
     assert_eq!(funcs.missing(), 0);
-    assert!(funcs.todo() > 100, "{}", report.render(false));
+    // (The classified functions count whatever their class: bound by hand, left
+    // out or still to do.)
+    assert!(
+        funcs.manual() + funcs.ignored() + funcs.todo() > 100,
+        "{}",
+        report.render(false)
+    );
 
     // diff names the same items, from the headers alone.
     let d = diff(&old, &HeaderModel::read(&current_include()).unwrap());

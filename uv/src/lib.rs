@@ -48,7 +48,9 @@ mod request;
 pub mod requests;
 mod stat;
 mod stream;
+pub mod system;
 mod timeout;
+mod work;
 
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
@@ -66,6 +68,7 @@ pub use requests::*;
 pub use stat::{Stat, StatFs};
 pub use stream::{PoolAllocator, ReadAllocator, Stream, WriteData, READ_BUFFER_SIZE};
 pub use timeout::Timeout;
+pub use work::random_sync;
 
 /// The README's code examples, run as doctests (`uv/README.md` is a link to the
 /// repository's README, and the package's copy of it).

@@ -9,15 +9,17 @@
 //! everything. The loop counts the request as alive until then. Synchronously (no
 //! C callback), the request lives on the stack for the call.
 
+use std::alloc::Layout;
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
-use crate::loop_::{LoopHandle, LoopShared};
+use crate::loop_::{LoopHandle, LoopShared, Slab};
 use crate::StatusCode;
 
 /// A request type whose functions take the loop (implemented by generated code).
@@ -132,29 +134,42 @@ where
     let shared: &LoopShared = loop_.shared();
     let l = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
     let pending = Rc::new(Cell::new(std::ptr::null_mut()));
-    let p = Box::into_raw(Box::new(LoopReq::<K::Raw, D, F, C> {
-        // SAFETY: libuv request structs are plain C data; all-zero is a valid (not
-        // yet started) value.
-        raw: unsafe { std::mem::zeroed() },
-        op,
-        shared,
-        pending: pending.clone(),
-        read: Some(read),
-        context,
-        data,
-        cb: Some(callback),
-    }));
-    // SAFETY: `p` is a fresh allocation; the request and the data stay put until
-    // `done` frees them.
+    // One allocation from the loop's slab, written in place (no copy of the request
+    // struct), freed by `done`.
+    let layout = Layout::new::<LoopReq<K::Raw, D, F, C>>();
+    let slab = shared.slab();
+    // SAFETY: the loop is open, so its slab is alive.
+    let p = unsafe { slab.as_ref() }
+        .alloc(layout)
+        .cast::<LoopReq<K::Raw, D, F, C>>()
+        .as_ptr();
+    // SAFETY: `p` is fresh memory for a LoopReq; every field is written before use,
+    // and the request and the data stay put until `done` frees them.
     let rc = unsafe {
         let raw = std::ptr::addr_of_mut!((*p).raw);
+        // libuv request structs are plain C data; all-zero is a valid (not yet
+        // started) value.
+        raw.write_bytes(0, 1);
+        std::ptr::addr_of_mut!((*p).op).write(op);
+        std::ptr::addr_of_mut!((*p).shared).write(shared);
+        std::ptr::addr_of_mut!((*p).pending).write(pending.clone());
+        std::ptr::addr_of_mut!((*p).read).write(Some(read));
+        std::ptr::addr_of_mut!((*p).context).write(context);
+        std::ptr::addr_of_mut!((*p).data).write(data);
+        std::ptr::addr_of_mut!((*p).cb).write(Some(callback));
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
         start(l, raw, &(*p).data, Some(done::<K, T, D, F, C>))
     };
     if rc < 0 {
-        // SAFETY: libuv did not take the request; nothing else refers to it.
-        let b = unsafe { Box::from_raw(p) };
-        return Err((b.context)(&b.data, Error::from_raw(rc, op)));
+        // SAFETY: libuv did not take the request; nothing else refers to it. The
+        // callback and the data are dropped here, outside any C frame.
+        let err = unsafe { ((*p).context)(&(*p).data, Error::from_raw(rc, op)) };
+        // SAFETY: as above; every field was written.
+        unsafe {
+            std::ptr::drop_in_place(p);
+            Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
+        }
+        return Err(err);
     }
     // SAFETY: started: the request is libuv's until `done`.
     pending.set(unsafe { std::ptr::addr_of_mut!((*p).raw) }.cast());
@@ -168,29 +183,53 @@ where
     F: FnOnce(*mut K::Raw, &mut D, &'static str) -> Result<T>,
     C: FnOnce(Result<T>),
 {
-    // SAFETY: `data` is the box made by `submit`, handed back once.
-    let mut b = unsafe {
-        Box::from_raw((*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, D, F, C>)
+    // SAFETY: `data` is the allocation made by `submit`, handed back once.
+    let p = unsafe { (*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, D, F, C> };
+    // SAFETY: the loop runs this callback, so its owner keeps the shared state (and
+    // its slab) alive; the fields are used in place until the memory is freed below.
+    let (shared, read, op, context) = unsafe {
+        (*p).pending.set(std::ptr::null_mut());
+        (&*(*p).shared, (*p).read.take(), (*p).op, (*p).context)
     };
-    b.pending.set(std::ptr::null_mut());
-    // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
-    let shared = unsafe { &*b.shared };
     shared.request_finished();
-    let read = b.read.take().expect("a request completes once");
-    let op = b.op;
+    let read = read.expect("a request completes once");
     // A panicking reader (none panics; user types may be in the data) becomes an
     // error, and the cleanup still runs.
     let result = shared
-        .guard(|| read(req, &mut b.data, op))
+        .guard(|| {
+            // SAFETY: the data stays in place, and nothing else reaches it, until it
+            // is moved out below.
+            let data = unsafe { &mut (*p).data };
+            read(req, data, op)
+        })
         .unwrap_or_else(|| Err(Error::new(StatusCode::EINVAL, op)))
-        .map_err(|e| (b.context)(&b.data, e));
+        .map_err(|e| {
+            // SAFETY: as above; the context function only reads the data.
+            let data = unsafe { &(*p).data };
+            context(data, e)
+        });
     // SAFETY: the request completed and was read; cleaned up once, while the data
     // it may point into is still here.
     unsafe { K::cleanup(req) };
+    // SAFETY: the fields left are moved out once (`read` is already `None`), then
+    // the memory goes back to the slab.
+    let (pending, data, cb) = unsafe {
+        let parts = (
+            std::ptr::addr_of!((*p).pending).read(),
+            std::ptr::addr_of!((*p).data).read(),
+            std::ptr::addr_of!((*p).cb).read(),
+        );
+        Slab::free(
+            shared.slab(),
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<LoopReq<K::Raw, D, F, C>>(),
+        );
+        parts
+    };
+    drop(pending);
     // The kept values go before the callback, so that it finds the file it used
     // free again (to close it). Drop code of the data may run.
-    let cb = b.cb.take();
-    shared.guard(move || drop(b));
+    shared.guard(move || drop(data));
     if let Some(cb) = cb {
         shared.guard(|| cb(result));
     }
@@ -421,5 +460,18 @@ pub mod fs_results {
         let n = status(unsafe { &*req }, op)?;
         // SAFETY: `n` entries were filled in; their names live until cleanup.
         Ok(unsafe { dir.entries(n as usize) })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Added for thread-pool work (uv/src/work.rs): the request type of a pending request.
+impl Request {
+    /// The libuv type of the request while it is pending (`uv_req_get_type`):
+    /// `Work`, `Random`, `Fs`, `Getaddrinfo`, ...; `None` once its callback ran.
+    pub fn request_type(&self) -> Option<crate::RequestType> {
+        let p = self.pending.get();
+        // SAFETY: a non-null pointer is a request libuv still holds (see `cancel`).
+        (!p.is_null())
+            .then(|| crate::RequestType::from_raw(unsafe { sys::uv_req_get_type(p) } as i32))
     }
 }

@@ -234,6 +234,14 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
         try_write(self, data)
     }
 
+    /// Writes what can be written at once and sends the stream `send` with it over
+    /// an IPC pipe (`uv_try_write2`): the number of bytes written, or `EAGAIN`
+    /// (writes queued, or the socket full). `EINVAL` unless this is an IPC pipe or
+    /// when `send` is of another loop; `EBADF` when `send` has no descriptor.
+    fn try_write2<S: Stream>(&self, data: &[u8], send: &S) -> Result<usize> {
+        try_write2(self, data, send)
+    }
+
     /// Shuts the write side down once queued writes are done (`uv_shutdown`).
     fn shutdown(&self, callback: impl FnOnce(&Self, Result<()>) + 'static) -> Result<()> {
         shutdown(self, callback)
@@ -784,6 +792,26 @@ pub fn try_write<K: StreamKind>(s: &K, data: &[u8]) -> Result<usize> {
     // SAFETY: the stream is open; libuv only reads the buffer during the call.
     let rc = unsafe { sys::uv_try_write(raw, &buf, 1) };
     check(rc, "uv_try_write").map(|()| rc as usize)
+}
+
+/// `uv_try_write2`: `uv_try_write` that also sends `send` over an IPC pipe.
+pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) -> Result<usize> {
+    const OP: &str = "uv_try_write2";
+    let raw = raw(s, OP)?;
+    let send_raw = raw_of(send, OP)?;
+    // SAFETY: both are open handles of this library.
+    unsafe {
+        contracts::same_loop(raw.cast(), send_raw.cast(), OP)?;
+        contracts::usable_fd(raw, OP)?;
+    }
+    let buf = sys::uv_buf_t {
+        base: data.as_ptr() as *mut _,
+        len: data.len(),
+    };
+    // SAFETY: both streams are open (libuv checks the IPC flag, the queue and the
+    // sent handle's descriptor itself); it only reads the buffer during the call.
+    let rc = unsafe { sys::uv_try_write2(raw, &buf, 1, send_raw) };
+    check(rc, OP).map(|()| rc as usize)
 }
 
 /// `uv_shutdown`: ends the write side once queued writes are done.

@@ -19,6 +19,8 @@
 //!    send, `getaddrinfo` and `getnameinfo`, and the file-system operations.
 //! 9. [`processes`]: spawning children, their standard I/O, exit, signals and
 //!    lifetime.
+//! 10. [`thread_pool`]: work on libuv's thread pool (`queue_work`, with its panic
+//!     rule), random bytes, and the system utilities (`uv::system`).
 //!
 //! # Depending on it
 //!
@@ -86,3 +88,6 @@ pub mod requests {}
 
 #[doc = include_str!("processes.md")]
 pub mod processes {}
+
+#[doc = include_str!("thread_pool.md")]
+pub mod thread_pool {}
