@@ -2241,6 +2241,26 @@ pub mod stream_ops {
         })
     }
 
+    /// `write_counted`: the count never exceeds what was written, and is all of it
+    /// on success.
+    pub fn write_counted<S: Stream>(cx: &Cx) -> bool {
+        on::<S>(cx, |s, closing| {
+            let data = cx.write_data(cx.write_limit(s));
+            let len = data_len(&data);
+            cx.note(format_args!("{len} bytes"));
+            let cap = cx.capture();
+            let r = s.write_counted(data, move |h, r, n| {
+                let wrong = if r.is_ok() { n != len } else { n > len };
+                if let (true, Some(cx)) = (wrong, current()) {
+                    cx.fail(format!("write_counted: {n} of {len} bytes with {r:?}"));
+                }
+                on_done("write_counted", h, r, &cap)
+            });
+            closed_contract(cx, closing, false, &r);
+            settle(cx, r, None);
+        })
+    }
+
     /// `write2` sending any stream of the pool (of any loop, state or kind), or the
     /// stream itself.
     pub fn write2<S: Stream>(cx: &Cx) -> bool {

@@ -188,3 +188,52 @@ fn accept_into_still_takes_a_prepared_client() {
     t.join().unwrap();
     assert_eq!(&got.borrow()[..], b"prepared");
 }
+
+/// `write_counted`: the callback gets every byte on success; when the peer goes
+/// away in the middle of a large write, the error and the bytes the system took
+/// before it (more than none, fewer than all).
+#[test]
+fn write_counted_reports_the_bytes_written_before_an_error() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pipe = Pipe::new(&lp, false).unwrap();
+    pipe.open(a).unwrap();
+    type Seen = Vec<(Option<StatusCode>, usize)>;
+    let seen: Rc<RefCell<Seen>> = Rc::default();
+    let s = seen.clone();
+    pipe.write_counted(&b"hello"[..], move |_, r, n| {
+        s.borrow_mut().push((r.err().map(|e| e.code()), n))
+    })
+    .unwrap();
+    const BIG: usize = 16 << 20;
+    let s = seen.clone();
+    pipe.write_counted(vec![7u8; BIG], move |p, r, n| {
+        s.borrow_mut().push((r.err().map(|e| e.code()), n));
+        p.close();
+    })
+    .unwrap();
+    // The peer reads the first write and a little of the second, then goes away.
+    let mut peer = Some(b);
+    let idle = uv::Idle::new(&lp).unwrap();
+    idle.start(move |i| {
+        let Some(b) = peer.as_mut() else { return };
+        let mut buf = vec![0u8; 4096];
+        b.set_nonblocking(true).unwrap();
+        if let Ok(n) = b.read(&mut buf) {
+            if n > 0 {
+                drop(peer.take());
+                i.close();
+            }
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen[0], (None, 5));
+    let (err, n) = seen[1];
+    assert!(
+        matches!(err, Some(StatusCode::EPIPE | StatusCode::ECONNRESET)),
+        "{err:?}"
+    );
+    assert!(n > 0 && n < BIG, "{n} bytes written of {BIG}");
+}

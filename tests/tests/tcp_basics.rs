@@ -210,3 +210,59 @@ fn family_follows_the_bound_address() {
     t.close();
     assert_eq!(t.family().unwrap_err().kind(), Category::ClosedHandle);
 }
+
+/// An integer socket option of `fd` at `level`.
+fn sockopt(fd: i32, level: i32, name: i32) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid for the call; `fd` is an open socket.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
+    assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    v
+}
+
+/// libuv's test-tcp-keepalive-ex (as far as the socket shows it): the three
+/// settings reach the socket; zeros when turning it on are EINVAL; off is off.
+#[cfg(target_os = "linux")]
+#[test]
+fn keepalive_probes_reach_the_socket() {
+    let lp = Loop::new().unwrap();
+    let (tcp, fd) = bound_tcp(&lp);
+    tcp.set_keepalive_probes(true, Duration::from_secs(30), Duration::from_secs(11), 4)
+        .unwrap();
+    assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 30);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 11);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 4);
+    for (idle, interval, count) in [(0, 11, 4), (30, 0, 4), (30, 11, 0)] {
+        let err = tcp
+            .set_keepalive_probes(
+                true,
+                Duration::from_secs(idle),
+                Duration::from_secs(interval),
+                count,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL);
+    }
+    let err = tcp
+        .set_keepalive_probes(
+            true,
+            Duration::from_secs(u64::from(u32::MAX) + 1),
+            Duration::from_secs(1),
+            1,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    tcp.set_keepalive_probes(false, Duration::ZERO, Duration::ZERO, 0)
+        .unwrap();
+    assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+    tcp.close();
+    assert_eq!(
+        tcp.set_keepalive_probes(false, Duration::ZERO, Duration::ZERO, 0)
+            .unwrap_err()
+            .kind(),
+        Category::ClosedHandle
+    );
+    lp.run(RunMode::Default).unwrap();
+}

@@ -289,3 +289,101 @@ fn recvmmsg_is_a_creation_flag() {
     let err = Udp::with_flags(&lp, uv::AddressFamily::Other(99), UdpFlags::empty()).unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
 }
+
+/// `open_with_flags` sets SO_REUSEADDR / SO_REUSEPORT on the socket it takes, refuses
+/// other flags (handing the socket back) and a handle that has a socket already.
+#[cfg(target_os = "linux")]
+#[test]
+fn open_with_flags_sets_the_reuse_options() {
+    use std::os::fd::AsRawFd;
+    let opt = |fd: i32, name: i32| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `v` and `len` are valid for the call; `fd` is an open socket.
+        let rc =
+            unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut v).cast(), &mut len) };
+        assert_eq!(rc, 0);
+        v
+    };
+    let lp = Loop::new().unwrap();
+    let u = Udp::new(&lp).unwrap();
+    let bad = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rejected = u.open_with_flags(bad, UdpFlags::IPV6ONLY).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EINVAL);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    let fd = sock.as_raw_fd();
+    assert_eq!(opt(fd, libc::SO_REUSEADDR), 0);
+    u.open_with_flags(sock, UdpFlags::REUSEADDR | UdpFlags::REUSEPORT)
+        .unwrap();
+    assert_eq!(u.fileno().unwrap(), fd);
+    assert_eq!(opt(fd, libc::SO_REUSEADDR), 1);
+    assert_eq!(opt(fd, libc::SO_REUSEPORT), 1);
+    assert_eq!(u.local_addr().unwrap(), addr);
+    let again = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rejected = u.open_with_flags(again, UdpFlags::empty()).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EBUSY);
+    u.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// `try_send_many`: several datagrams in one call reach their receivers in order;
+/// the count is the datagrams sent; an empty slice is EINVAL; a connected handle
+/// takes `None` addresses and refuses given ones (EISCONN).
+#[test]
+fn try_send_many_sends_every_datagram() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |h, r| {
+        let d = r.unwrap();
+        if d.data.is_empty() && d.addr.is_none() {
+            return;
+        }
+        g.borrow_mut().push(d.data.to_vec());
+        if g.borrow().len() == 5 {
+            h.close();
+        }
+    })
+    .unwrap();
+    let payloads: [&[u8]; 3] = [b"one", b"", b"three"];
+    let batch: Vec<(&[u8], Option<SocketAddr>)> =
+        payloads.iter().map(|p| (*p, Some(rx_addr))).collect();
+    assert_eq!(tx.try_send_many(&batch).unwrap(), 3);
+    assert_eq!(
+        tx.try_send_many(&[]).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(
+        tx.try_send_many(&[(b"x", None)]).unwrap_err().code(),
+        StatusCode::EDESTADDRREQ
+    );
+    let c = Udp::new(&lp).unwrap();
+    c.connect(rx_addr).unwrap();
+    assert_eq!(
+        c.try_send_many(&[(b"x", Some(rx_addr))])
+            .unwrap_err()
+            .code(),
+        StatusCode::EISCONN
+    );
+    assert_eq!(
+        c.try_send_many(&[(b"four", None), (b"five", None)])
+            .unwrap(),
+        2
+    );
+    c.close();
+    tx.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(
+        *got.borrow(),
+        vec![
+            b"one".to_vec(),
+            Vec::new(),
+            b"three".to_vec(),
+            b"four".to_vec(),
+            b"five".to_vec()
+        ]
+    );
+}

@@ -26,6 +26,9 @@ struct ReqBox<R, K, C, D> {
     /// Taken (read out) exactly once, by `done`; a capture-free callback costs nothing.
     cb: ManuallyDrop<C>,
     data: D,
+    /// Reads what the completed request says besides its status into the data,
+    /// before the request is freed (`uv_write_nwritten`).
+    read: Option<unsafe fn(*mut R, &mut D)>,
 }
 
 /// The completion trampoline libuv calls (`uv_write_cb`, `uv_connect_cb`, ...).
@@ -40,6 +43,27 @@ pub fn submit<R, K, C, D>(
     op: &'static &'static str,
     data: D,
     callback: C,
+    start: impl FnOnce(*mut R, &mut D, Done<R>) -> i32,
+) -> Result<()>
+where
+    R: 'static,
+    K: HandleKind + Clone,
+    C: FnOnce(&K, Result<()>) + 'static,
+    D: 'static,
+{
+    submit_reading(handle, op, data, callback, None, start)
+}
+
+/// [`submit`], and `read` runs on the completed request and the data just before
+/// the callback (the request struct is gone by then).
+///
+/// `read` may only read the completed request.
+pub fn submit_reading<R, K, C, D>(
+    handle: &K,
+    op: &'static &'static str,
+    data: D,
+    callback: C,
+    read: Option<unsafe fn(*mut R, &mut D)>,
     start: impl FnOnce(*mut R, &mut D, Done<R>) -> i32,
 ) -> Result<()>
 where
@@ -69,6 +93,7 @@ where
         std::ptr::addr_of_mut!((*p).handle).write(handle.clone());
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         std::ptr::addr_of_mut!((*p).data).write(data);
+        std::ptr::addr_of_mut!((*p).read).write(read);
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
         let rc = start(raw, &mut (*p).data, done::<R, K, C, D>);
         if rc < 0 {
@@ -100,6 +125,10 @@ where
     // SAFETY: the fields are moved out once, here, then the memory goes back to the
     // slab (the loop holds a count of it, so it stays).
     let (op, handle, cb, data) = unsafe {
+        if let Some(read) = (*p).read {
+            // The request completed: `read` may look at it (its contract).
+            read(req, &mut (*p).data);
+        }
         let parts = (
             (*p).op,
             std::ptr::addr_of!((*p).handle).read(),

@@ -7,6 +7,7 @@
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::ptr::NonNull;
+use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
@@ -215,6 +216,18 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
         callback: impl FnOnce(&Self, Result<()>) + 'static,
     ) -> Result<()> {
         write(self, data.into(), callback)
+    }
+
+    /// Writes `data` as [`write`](Stream::write) does, and `callback` also gets the
+    /// number of bytes written (`uv_write_nwritten`): all of them on success; on an
+    /// error, those the system took before it (so that a caller can tell what the
+    /// peer may have received).
+    fn write_counted(
+        &self,
+        data: impl Into<WriteData>,
+        callback: impl FnOnce(&Self, Result<()>, usize) + 'static,
+    ) -> Result<()> {
+        write_counted(self, data.into(), callback)
     }
 
     /// Writes `data` and sends the stream `send` with it over an IPC pipe
@@ -739,6 +752,45 @@ pub fn write<K: StreamKind>(
         callback,
         |req, data, done| {
             let bufs = data.bufs();
+            // SAFETY: the stream is open; the request and the bytes stay put until
+            // `done`; libuv only reads the bytes.
+            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
+        },
+    )
+}
+
+/// `uv_write`, and the callback also gets the bytes written (`uv_write_nwritten`).
+pub fn write_counted<K: StreamKind>(
+    s: &K,
+    data: WriteData,
+    callback: impl FnOnce(&K, Result<()>, usize) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_write")?;
+    // SAFETY: the stream is open.
+    unsafe {
+        contracts::not_listening(raw, "uv_write")?;
+        contracts::blocking_write_ready(raw, "uv_write")?;
+        contracts::usable_fd(raw, "uv_write")?;
+    }
+    /// Reads the count into the data's cell, which the callback holds too, just
+    /// before the callback runs.
+    ///
+    /// # Safety
+    /// `req` is a completed write request.
+    unsafe fn nwritten(req: *mut sys::uv_write_t, data: &mut (WriteData, Rc<Cell<usize>>)) {
+        // SAFETY: the caller's contract.
+        data.1.set(unsafe { sys::uv_write_nwritten(req) });
+    }
+    let count = Rc::new(Cell::new(0usize));
+    let c = count.clone();
+    crate::request::submit_reading::<sys::uv_write_t, K, _, (WriteData, Rc<Cell<usize>>)>(
+        s,
+        &"uv_write",
+        (data, count),
+        move |h, r| callback(h, r, c.get()),
+        Some(nwritten),
+        |req, data, done| {
+            let bufs = data.0.bufs();
             // SAFETY: the stream is open; the request and the bytes stay put until
             // `done`; libuv only reads the bytes.
             unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }

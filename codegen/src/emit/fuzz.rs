@@ -50,6 +50,7 @@ pub const STREAM_OPS: &[&str] = &[
     "read_start_hostile",
     "read_stop",
     "write",
+    "write_counted",
     "write2",
     "try_write",
     "shutdown",

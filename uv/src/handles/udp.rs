@@ -302,6 +302,54 @@ impl Udp {
         check(rc, "uv_udp_try_send").map(|()| rc as usize)
     }
 
+    /// Sends several datagrams at once if possible (`uv_udp_try_send2`; one
+    /// `sendmmsg` call where the system has it), each to its address (`None` on a
+    /// connected handle): the number of datagrams sent, from the first (fewer than
+    /// given when the socket's buffer filled). `EAGAIN` when none could be sent or
+    /// sends are queued; `EINVAL` for an empty slice; `EDESTADDRREQ` / `EISCONN` as
+    /// `try_send`.
+    pub fn try_send_many(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Result<usize> {
+        const OP: &str = "uv_udp_try_send2";
+        let raw = self.inner.raw(OP)?;
+        let count = u32::try_from(datagrams.len())
+            .map_err(|_| Error::new(crate::StatusCode::EINVAL, OP))?;
+        let addrs: Vec<Option<SockAddr>> = datagrams
+            .iter()
+            .map(|(_, a)| a.as_ref().map(SockAddr::new))
+            .collect();
+        let mut bufs: Vec<sys::uv_buf_t> = datagrams
+            .iter()
+            .map(|(d, _)| sys::uv_buf_t {
+                base: d.as_ptr() as *mut _,
+                len: d.len(),
+            })
+            .collect();
+        let mut buf_ptrs: Vec<*mut sys::uv_buf_t> =
+            bufs.iter_mut().map(|b| b as *mut sys::uv_buf_t).collect();
+        let mut nbufs: Vec<u32> = vec![1; datagrams.len()];
+        let mut addr_ptrs: Vec<*mut sys::sockaddr> = addrs
+            .iter()
+            .map(|a| {
+                a.as_ref()
+                    .map_or(std::ptr::null_mut(), |s| s.as_ptr().cast_mut())
+            })
+            .collect();
+        // SAFETY: the handle is open; the arrays hold `count` entries each, every
+        // buffer and address stays alive (in `datagrams`, `bufs` and `addrs`) for
+        // the call, and libuv only reads them during it.
+        let rc = unsafe {
+            sys::uv_udp_try_send2(
+                raw,
+                count,
+                buf_ptrs.as_mut_ptr(),
+                nbufs.as_mut_ptr(),
+                addr_ptrs.as_mut_ptr(),
+                0,
+            )
+        };
+        check(rc, OP).map(|()| rc as usize)
+    }
+
     /// Removes the association made by `connect` (`uv_udp_connect` with no address).
     pub fn disconnect(&self) -> Result<()> {
         let raw = self.inner.raw("uv_udp_connect")?;
