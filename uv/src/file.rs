@@ -283,7 +283,7 @@ pub fn file_time(t: std::time::SystemTime) -> f64 {
 
 /// The path a request's C string names, for its error.
 #[doc(hidden)]
-pub fn path_context(path: &std::ffi::CString, e: Error) -> Error {
+pub fn path_context(path: &CStr, e: Error) -> Error {
     e.with_path(c_path(path))
 }
 
