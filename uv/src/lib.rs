@@ -36,6 +36,8 @@ mod dns;
 mod error;
 #[cfg(unix)]
 mod fd_pair;
+#[cfg(feature = "async")]
+pub mod future;
 mod generated;
 pub mod guide;
 mod handle;
@@ -53,6 +55,8 @@ pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
 pub use error::{Error, Rejected, Result};
 #[cfg(unix)]
 pub use fd_pair::{pipe, socketpair};
+#[cfg(feature = "async")]
+pub use future::{JoinError, JoinHandle};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;

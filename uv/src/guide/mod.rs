@@ -17,6 +17,8 @@
 //!    `Async`, `Signal`, `Poll`, `Tcp`, `Pipe`, `Tty` and `Udp`.
 //! 8. [`requests`]: an example for each request: connect, write, shutdown, UDP
 //!    send, `getaddrinfo` and `getnameinfo`.
+//! 9. [`async_await`]: the loop as an executor (`block_on`, `spawn_local`),
+//!    futures and streams, and what dropping each of them does (feature `async`).
 //!
 //! # Depending on it
 //!
@@ -81,3 +83,7 @@ pub mod handle_types {}
 
 #[doc = include_str!("requests.md")]
 pub mod requests {}
+
+#[cfg(feature = "async")]
+#[doc = include_str!("async.md")]
+pub mod async_await {}
