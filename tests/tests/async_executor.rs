@@ -212,6 +212,13 @@ fn block_on_inside_the_loop_is_ebusy_and_after_close_closed_loop() {
     lp2.run(RunMode::Default).unwrap();
     assert_eq!(code.get(), Some(StatusCode::EBUSY));
 
+    // From the future of another block_on.
+    let inner = lp2.clone();
+    let nested = lp2
+        .block_on(async move { inner.block_on(async { 1 }) })
+        .unwrap();
+    assert_eq!(nested.unwrap_err().code(), StatusCode::EBUSY);
+
     let lp3 = Loop::new().unwrap();
     lp3.close().unwrap();
     let e = lp3.block_on(async {}).unwrap_err();

@@ -595,8 +595,9 @@ impl Loop {
     /// - A panic in a callback or a spawned task follows the loop's panic rule: it
     ///   is resumed from here (unless a panic hook takes it); the future is dropped.
     ///
-    /// Errors: `EBUSY` when called from inside the loop (a callback or a task: the
-    /// loop cannot run nested; `.await` instead); `ClosedLoop` after `close`.
+    /// Errors: `EBUSY` when called from inside the loop (a callback, a task, or the
+    /// future of another `block_on`: the loop cannot run nested; `.await`
+    /// instead); `ClosedLoop` after `close`.
     pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
         if self.is_running() {
             return Err(Error::new(StatusCode::EBUSY, "block_on"));
@@ -606,6 +607,10 @@ impl Loop {
         }
         let exec = executor(self)?;
         let local = exec.local.clone();
+        if local.in_block_on.get() {
+            // Called from the future of another `block_on` of this loop.
+            return Err(Error::new(StatusCode::EBUSY, "block_on"));
+        }
         let waker = Waker::from(Arc::new(WakeKey {
             key: MAIN,
             remote: local.remote.clone(),
