@@ -84,6 +84,8 @@ pub struct RequestFnModel<'s> {
     pub result: &'static ResultDef,
     /// The blocking form's name (`stat_sync`).
     pub sync_name: String,
+    /// The future form's name (`stat_async`).
+    pub future_name: String,
     /// Its arguments with their conversions.
     pub args: Vec<ArgModel<'s>>,
 }
@@ -136,6 +138,7 @@ pub fn resolve(spec: &Spec) -> Result<Model<'_>, Diagnostics> {
                             spec: m,
                             result,
                             sync_name: format!("{}_sync", m.name.value),
+                            future_name: format!("{}_async", m.name.value),
                             args: arg_models(&m.args),
                         }),
                         None => {

@@ -38,6 +38,7 @@ mod error;
 mod fd_pair;
 #[cfg(unix)]
 mod file;
+pub mod future;
 mod generated;
 pub mod guide;
 mod handle;
@@ -59,6 +60,7 @@ pub use error::{Error, Rejected, Result};
 pub use fd_pair::{pipe, socketpair};
 #[cfg(unix)]
 pub use file::{Dir, DirEntry, File, DIR_BATCH};
+pub use future::{JoinError, JoinHandle};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};
 pub use handles::*;

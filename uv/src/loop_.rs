@@ -49,6 +49,9 @@ pub(crate) struct LoopShared {
     /// Set when the loop could not be closed: libuv keeps using the slab's memory,
     /// which is leaked with the loop.
     slab_leaked: Cell<bool>,
+    /// The async executor (`uv::future`), made by the first `spawn_local` or
+    /// `block_on`; its tasks are dropped at the start of teardown.
+    pub(crate) executor: RefCell<Option<Rc<crate::future::executor::Executor>>>,
 }
 
 impl Drop for LoopShared {
@@ -219,6 +222,9 @@ impl LoopShared {
         // Jobs accepted by `call_later` run now, while the loop is still open: an
         // accepted job is never dropped unseen.
         self.run_queued_jobs();
+        // The executor's tasks are dropped while the loop is still open, so that what
+        // their futures hold (handles, requests) closes and cancels as on any drop.
+        crate::future::executor::shutdown(self);
         // Likewise wake-ups an `Async` accepted: its senders are shut, and if one is
         // pending, the loop runs one last non-blocking iteration to deliver it.
         if crate::handles::async_::shut_senders(
@@ -339,6 +345,7 @@ impl LoopShared {
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
             slab_leaked: Cell::new(false),
+            executor: RefCell::new(None),
         })
     }
 }

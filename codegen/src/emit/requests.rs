@@ -101,7 +101,7 @@ fn function(
     let op = c.value.clone();
     let this = ident(&r.name);
     let cfn = ident(c);
-    let (fname, fsync) = (ident(&m.name), ident(&f.sync_name));
+    let (fname, fsync, ffut) = (ident(&m.name), ident(&f.sync_name), ident(&f.future_name));
     let a = args(m, &op, ctx, errs);
     let (params, prep, names) = (&a.params, &a.prep, &a.names);
     let c_args_ref = &a.c_args_ref;
@@ -150,6 +150,10 @@ fn function(
     let sdoc = doc_attr(&format!(
         "{doc}\n\nC: `{op}`, synchronously: blocks the calling thread until done."
     ));
+    let fdoc = doc_attr(&format!(
+        "{doc}\n\nC: `{op}`, on the thread pool, as a future of the result (see [`{rt_s}::future::request`]). The request starts now, not at the first poll. Dropping the future before it completes cancels the request (`uv_cancel`) if no thread has taken it yet; otherwise the work completes and its result is dropped.",
+        rt_s = rt.to_string().replace(' ', "")
+    ));
     let sf_async = safety(
         ctx,
         "the loop is open; the request and the converted arguments stay put until `done` runs",
@@ -179,6 +183,14 @@ fn function(
                     unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* done) }
                 },
             )
+        }
+
+        #fdoc
+        pub fn #ffut(
+            loop_: &#rt::LoopHandle,
+            #(#params),*
+        ) -> #rt::future::RequestFuture<#ty> {
+            #rt::future::request(|done| Self::#fname(loop_, #(#names,)* done))
         }
 
         #sdoc

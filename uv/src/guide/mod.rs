@@ -21,6 +21,8 @@
 //!    lifetime.
 //! 10. [`thread_pool`]: work on libuv's thread pool (`queue_work`, with its panic
 //!     rule), random bytes, and the system utilities (`uv::system`).
+//! 11. [`async_await`]: the loop as an executor (`block_on`, `spawn_local`),
+//!     futures and streams, and what dropping each of them does.
 //!
 //! # Depending on it
 //!
@@ -91,3 +93,6 @@ pub mod processes {}
 
 #[doc = include_str!("thread_pool.md")]
 pub mod thread_pool {}
+
+#[doc = include_str!("async.md")]
+pub mod async_await {}

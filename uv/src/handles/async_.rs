@@ -201,7 +201,10 @@ impl Async {
         check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
     }
 
-    fn new_internal(loop_: &LoopHandle, callback: impl FnMut(&Async) + 'static) -> Result<Async> {
+    pub(crate) fn new_internal(
+        loop_: &LoopHandle,
+        callback: impl FnMut(&Async) + 'static,
+    ) -> Result<Async> {
         let slots = AsyncSlots::default();
         slots.on_wakeup.set(Box::new(callback));
         let inner =

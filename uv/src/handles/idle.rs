@@ -1,3 +1,31 @@
-//! The Idle handle, generated from `spec/handles/idle.toml`.
+//! The Idle handle, generated from `spec/handles/idle.toml`, and the library's own
+//! internal idle handle (the async executor's, `uv::future`).
 
 uv_macros::handle!("spec/handles/idle.toml");
+
+impl Idle {
+    /// An idle handle of the library's own (hidden from `handles()`, not counted by
+    /// `Loop::close`), with `callback` stored but not started: [`Idle::resume`]
+    /// starts it without allocating.
+    pub(crate) fn new_internal(
+        loop_: &crate::LoopHandle,
+        callback: impl FnMut(&Idle) + 'static,
+    ) -> crate::Result<Idle> {
+        let slots = IdleSlots::default();
+        slots.on_idle.set(Box::new(callback));
+        crate::handle::Typed::new_inner(loop_, slots, "uv_idle_init", true, |l, h| {
+            // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
+            unsafe { libuv_sys2::uv_idle_init(l, h) }
+        })
+        .map(|inner| Idle { inner })
+    }
+
+    /// Starts the handle with the callback already stored (`uv_idle_start`; a no-op
+    /// on a started one).
+    pub(crate) fn resume(&self) -> crate::Result<()> {
+        let raw = self.inner.raw("uv_idle_start")?;
+        // SAFETY: the handle is open; the trampoline finds the stored callback.
+        let rc = unsafe { libuv_sys2::uv_idle_start(raw, Some(__uv_idle_on_idle)) };
+        crate::error::check(rc, "uv_idle_start")
+    }
+}

@@ -1,0 +1,333 @@
+//! The network scenarios written async: ping-pong over TCP (v4, v6) and pipes, an
+//! echo of 1 MiB through `futures::io::copy`, connection refused, shutdown and end
+//! of stream, UDP, DNS, and `BufReader::lines` over a stream.
+
+use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use futures::StreamExt;
+use std::net::SocketAddr;
+use uv::future::{self as uvf, AsyncStream};
+use uv::{Loop, LoopHandle, Pipe, StatusCode, Stream, Tcp, TcpFlags, Udp};
+use uv_tests::net::{pattern, TempDir};
+
+const ROUNDS: usize = 200;
+
+/// A server task that echoes every connection until its end, and returns how
+/// many connections it served (`conns` of them).
+async fn echo_server<S: Stream>(mut incoming: uvf::Incoming<S>, conns: usize) -> usize {
+    let mut served = 0;
+    while served < conns {
+        let conn = incoming.next().await.unwrap().unwrap();
+        let (mut r, mut w) = AsyncStream::new(conn).split();
+        futures::io::copy(&mut r, &mut w).await.unwrap();
+        w.close().await.unwrap();
+        served += 1;
+    }
+    served
+}
+
+/// Client side of a ping-pong: `ROUNDS` round trips of "PING\n", then a shutdown
+/// and the server's end of stream.
+async fn ping_pong<S: Stream>(conn: S) -> usize {
+    let mut s = AsyncStream::new(conn);
+    let mut buf = [0u8; 5];
+    for _ in 0..ROUNDS {
+        s.write_all(b"PING\n").await.unwrap();
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"PING\n");
+    }
+    s.close().await.unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        s.read_to_end(&mut rest).await.unwrap(),
+        0,
+        "EOF after the pongs"
+    );
+    ROUNDS
+}
+
+fn tcp_ping_pong(addr: SocketAddr, flags: TcpFlags) {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server.bind(addr, flags).unwrap();
+    let addr = server.local_addr().unwrap();
+    let served = lp
+        .spawn_local(echo_server(uvf::incoming(server, 16).unwrap(), 1))
+        .unwrap();
+    let client = Tcp::new(&lp).unwrap();
+    let rounds = lp
+        .block_on(async {
+            uvf::connect(&client, addr).await.unwrap();
+            ping_pong(client.clone()).await
+        })
+        .unwrap();
+    assert_eq!(rounds, ROUNDS);
+    assert_eq!(lp.block_on(served).unwrap(), Ok(1));
+}
+
+#[test]
+fn ping_pong_tcp_v4() {
+    tcp_ping_pong("127.0.0.1:0".parse().unwrap(), TcpFlags::empty());
+}
+
+#[test]
+fn ping_pong_tcp_v6() {
+    // Only where the machine has IPv6 loopback.
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback: skipped");
+        return;
+    }
+    tcp_ping_pong("[::1]:0".parse().unwrap(), TcpFlags::IPV6ONLY);
+}
+
+#[test]
+fn ping_pong_pipe() {
+    let dir = TempDir::new("async-pipe");
+    let path = dir.join("sock");
+    let lp = Loop::new().unwrap();
+    let server = Pipe::new(&lp, false).unwrap();
+    server.bind(&path).unwrap();
+    let served = lp
+        .spawn_local(echo_server(uvf::incoming(server, 16).unwrap(), 1))
+        .unwrap();
+    let client = Pipe::new(&lp, false).unwrap();
+    let rounds = lp
+        .block_on(async {
+            uvf::connect_pipe(&client, &path).await.unwrap();
+            ping_pong(client.clone()).await
+        })
+        .unwrap();
+    assert_eq!(rounds, ROUNDS);
+    assert_eq!(lp.block_on(served).unwrap(), Ok(1));
+}
+
+#[test]
+fn echo_of_one_mebibyte() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server
+        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let served = lp
+        .spawn_local(echo_server(uvf::incoming(server, 16).unwrap(), 1))
+        .unwrap();
+    let data = pattern(1 << 20);
+    let client = Tcp::new(&lp).unwrap();
+    let expect = data.clone();
+    let got = lp
+        .block_on(async move {
+            uvf::connect(&client, addr).await.unwrap();
+            let (mut r, mut w) = AsyncStream::new(client).split();
+            // Writer and reader at once: the echo comes back while we write.
+            let writer = async {
+                w.write_all(&data).await.unwrap();
+                w.close().await.unwrap();
+            };
+            let reader = async {
+                let mut got = Vec::new();
+                r.read_to_end(&mut got).await.unwrap();
+                got
+            };
+            futures::join!(writer, reader).1
+        })
+        .unwrap();
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect, "the echo differs");
+    assert_eq!(lp.block_on(served).unwrap(), Ok(1));
+}
+
+#[test]
+fn connection_refused() {
+    let lp = Loop::new().unwrap();
+    // A port nobody listens on: bound, then closed.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let client = Tcp::new(&lp).unwrap();
+    let r = lp.block_on(uvf::connect(&client, addr)).unwrap();
+    assert_eq!(r.unwrap_err().code(), StatusCode::ECONNREFUSED);
+    // A closed handle: the error comes out of the future.
+    client.close();
+    let r = lp.block_on(uvf::connect(&client, addr)).unwrap();
+    assert!(r.unwrap_err().is(uv::Category::ClosedHandle));
+}
+
+#[test]
+fn shutdown_and_end_of_stream() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let (chunks, after) = lp
+        .block_on(async {
+            let w1 = uvf::write(&a, "hello ");
+            let w2 = uvf::write(&a, uv::WriteData::Static(b"world"));
+            let sd = uvf::shutdown(&a);
+            w1.await.unwrap();
+            w2.await.unwrap();
+            sd.await.unwrap();
+            // After the shutdown a write fails (EPIPE), reported by the future.
+            let after = uvf::write(&a, "late").await;
+            let mut all = Vec::new();
+            let mut rd = uvf::read_chunks(b.clone());
+            while let Some(c) = rd.next().await {
+                all.extend(c.unwrap());
+            }
+            // The stream stays ended.
+            assert!(rd.next().await.is_none());
+            (all, after)
+        })
+        .unwrap();
+    assert_eq!(chunks, b"hello world");
+    assert_eq!(after.unwrap_err().code(), StatusCode::EPIPE);
+}
+
+#[test]
+fn lines_through_a_bufreader() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let lines = lp
+        .block_on(async {
+            let mut w = AsyncStream::new(a);
+            let writer = async {
+                for i in 0..100 {
+                    w.write_all(format!("line {i}\n").as_bytes()).await.unwrap();
+                }
+                w.close().await.unwrap();
+            };
+            let reader = async {
+                BufReader::new(AsyncStream::new(b))
+                    .lines()
+                    .map(|l| l.unwrap())
+                    .collect::<Vec<_>>()
+                    .await
+            };
+            futures::join!(writer, reader).1
+        })
+        .unwrap();
+    assert_eq!(lines.len(), 100);
+    assert_eq!(lines[0], "line 0");
+    assert_eq!(lines[99], "line 99");
+}
+
+#[test]
+fn udp_send_and_receive() {
+    let lp = Loop::new().unwrap();
+    let rx = Udp::new(&lp).unwrap();
+    rx.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    let rx_addr = rx.local_addr().unwrap();
+    let tx = Udp::new(&lp).unwrap();
+    tx.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    let tx_addr = tx.local_addr().unwrap();
+    let got = lp
+        .block_on(async {
+            let mut incoming = uvf::recv_from(&rx);
+            let mut got = Vec::new();
+            for i in 0..10u8 {
+                uvf::send_to(&tx, vec![i; usize::from(i) + 1], Some(rx_addr))
+                    .await
+                    .unwrap();
+                let (data, from) = incoming.next().await.unwrap().unwrap();
+                assert_eq!(from, tx_addr);
+                got.push(data);
+            }
+            got
+        })
+        .unwrap();
+    for (i, d) in got.iter().enumerate() {
+        assert_eq!(d, &vec![i as u8; i + 1]);
+    }
+    assert!(!rx.is_active(), "dropping the stream stopped receiving");
+}
+
+#[test]
+fn dns_lookups() {
+    let lp = Loop::new().unwrap();
+    let lh: LoopHandle = lp.handle();
+    let hints = uv::AddrInfoHints::default()
+        .with_socktype(uv::SocketType::Stream)
+        .with_flags(uv::AddrInfoFlags::NUMERICHOST | uv::AddrInfoFlags::NUMERICSERV);
+    let addrs = lp
+        .block_on(uvf::getaddrinfo(&lh, Some("127.0.0.1"), Some("80"), &hints))
+        .unwrap()
+        .unwrap();
+    assert_eq!(addrs[0].addr, "127.0.0.1:80".parse::<SocketAddr>().unwrap());
+    let e = lp
+        .block_on(uvf::getaddrinfo(&lh, Some("not a number"), None, &hints))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code(), StatusCode::EAI_NONAME);
+    let name = lp
+        .block_on(uvf::getnameinfo(
+            &lh,
+            "127.0.0.1:80".parse().unwrap(),
+            uv::NameInfoFlags::NUMERICHOST | uv::NameInfoFlags::NUMERICSERV,
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (name.host.as_str(), name.service.as_str()),
+        ("127.0.0.1", "80")
+    );
+}
+
+#[test]
+fn many_connections_to_one_server() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server
+        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let lh = lp.handle();
+    // Listening starts now (before the clients connect); the server task spawns
+    // one task per connection.
+    let mut inc = uvf::incoming(server, 64).unwrap();
+    let srv = lp
+        .spawn_local(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..20 {
+                let c = inc.next().await.unwrap().unwrap();
+                tasks.push(
+                    lh.spawn_local(async move {
+                        let (mut r, mut w) = AsyncStream::new(c).split();
+                        futures::io::copy(&mut r, &mut w).await.unwrap();
+                        w.close().await.unwrap();
+                    })
+                    .unwrap(),
+                );
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+        .unwrap();
+    let lh = lp.handle();
+    let results = lp
+        .block_on(async move {
+            let clients = (0..20u32).map(|i| {
+                let lh = lh.clone();
+                async move {
+                    let c = Tcp::new(&lh).unwrap();
+                    uvf::connect(&c, addr).await.unwrap();
+                    let mut s = AsyncStream::new(c);
+                    let msg = format!("client {i}");
+                    s.write_all(msg.as_bytes()).await.unwrap();
+                    s.close().await.unwrap();
+                    let mut back = String::new();
+                    s.read_to_string(&mut back).await.unwrap();
+                    (msg, back)
+                }
+            });
+            futures::future::join_all(clients).await
+        })
+        .unwrap();
+    for (sent, back) in results {
+        assert_eq!(sent, back);
+    }
+    assert_eq!(lp.block_on(srv).unwrap(), Ok(()));
+    // Everything is closed: the loop ends at once.
+    assert!(!lp.run(uv::RunMode::Default).unwrap());
+    assert_eq!(lp.handle_count(), 0);
+}

@@ -1,0 +1,648 @@
+//! The loop as a single-threaded executor: [`Loop::block_on`], [`LoopHandle::spawn_local`]
+//! and the [`JoinHandle`] of a spawned task.
+//!
+//! Each loop gets one executor, made on first use and kept in the loop's shared
+//! state. It owns three internal handles (hidden from `handles()`, not counted by
+//! `Loop::close`):
+//!
+//! - a **check** handle, started and unreferenced, that polls the tasks woken during
+//!   the iteration's I/O phase right after it (a read callback wakes a task; the task
+//!   runs in the same iteration);
+//! - an **idle** handle, started only while a task is ready (and then keeping the
+//!   loop from blocking in its poll), that polls tasks woken anywhere else (timers,
+//!   close callbacks, other tasks);
+//! - an **async** handle, unreferenced (referenced while `block_on` runs), through
+//!   which wakers used on other threads reach the loop.
+//!
+//! Tasks live in a slab keyed by index and generation; a [`Waker`] names its task by
+//! that key and the executor by a number, so it is `Send + Sync` and owns nothing of
+//! the loop. Woken on the loop's thread it finds the executor through a thread-local
+//! registry and queues the task directly; woken on another thread (or once the
+//! executor is gone from this thread) it queues the key behind a mutex and wakes the
+//! loop through the async handle's sender, which answers `ClosedHandle` once the
+//! loop is gone: waking a task whose loop is gone does nothing.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::error::{Error, Result};
+use crate::handles::{Async, AsyncSender, Check, Idle};
+use crate::loop_::{Loop, LoopHandle, LoopShared};
+use crate::{RunMode, StatusCode};
+
+/// The key of `block_on`'s future (never a slab key: generations start at 1).
+const MAIN: u64 = 0;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// One spawned task.
+struct Task {
+    key: u64,
+    /// `None` once it finished or was aborted.
+    future: RefCell<Option<BoxFuture>>,
+    /// In the ready queue (a second wake before the poll adds nothing).
+    scheduled: Cell<bool>,
+    /// Set by `abort` while the task polls itself: dropped after the poll.
+    aborted: Cell<bool>,
+    waker: Waker,
+    /// Tells the join handle that the task's poll panicked.
+    on_panic: Box<dyn Fn()>,
+}
+
+struct Entry {
+    generation: u32,
+    task: Option<Rc<Task>>,
+}
+
+/// The loop-thread side of the executor.
+pub(crate) struct Local {
+    id: usize,
+    tasks: RefCell<Vec<Entry>>,
+    free: RefCell<Vec<u32>>,
+    ready: RefCell<VecDeque<Rc<Task>>>,
+    idle: Idle,
+    idle_on: Cell<bool>,
+    main_woken: Cell<bool>,
+    in_block_on: Cell<bool>,
+    /// The loop, for `stop` (a `LoopHandle` would make a cycle through the loop's
+    /// shared state; this one is weak).
+    wakeup_loop: WeakLoop,
+    /// Set when the loop's teardown started: no more tasks.
+    shut: Cell<bool>,
+    remote: Arc<Remote>,
+}
+
+/// What wakers share with the loop, from any thread.
+struct Remote {
+    id: usize,
+    /// Keys woken from other threads, taken by the async handle's callback.
+    incoming: Mutex<Vec<u64>>,
+    sender: OnceLock<AsyncSender>,
+}
+
+/// A weak reference to the loop's shared state.
+struct WeakLoop(Weak<LoopShared>);
+
+impl WeakLoop {
+    fn stop(&self) {
+        if let Some(s) = self.0.upgrade() {
+            LoopHandle::from_shared(s).stop();
+        }
+    }
+}
+
+/// The executor of one loop (in the loop's shared state).
+pub(crate) struct Executor {
+    local: Rc<Local>,
+    wakeup: Async,
+    _check: Check,
+}
+
+thread_local! {
+    /// The executors of this thread's loops, by id.
+    static LOCALS: RefCell<Vec<(usize, Weak<Local>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn local_by_id(id: usize) -> Option<Rc<Local>> {
+    LOCALS
+        .try_with(|l| {
+            l.borrow()
+                .iter()
+                .find(|(i, _)| *i == id)
+                .and_then(|(_, w)| w.upgrade())
+        })
+        .ok()
+        .flatten()
+}
+
+/// A waker's data: which task of which executor.
+struct WakeKey {
+    key: u64,
+    remote: Arc<Remote>,
+}
+
+impl Wake for WakeKey {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        match local_by_id(self.remote.id) {
+            Some(local) => local.schedule_key(self.key),
+            None => self.remote.wake_from_afar(self.key),
+        }
+    }
+}
+
+impl Remote {
+    fn wake_from_afar(&self, key: u64) {
+        let Some(sender) = self.sender.get() else {
+            return;
+        };
+        let mut q = self.incoming.lock().unwrap_or_else(|e| e.into_inner());
+        // Queued only when the wake-up was accepted: once the loop is gone the
+        // sender answers `ClosedHandle` and the wake is a no-op.
+        if sender.send().is_ok() {
+            q.push(key);
+        }
+    }
+}
+
+fn split(key: u64) -> (usize, u32) {
+    ((key & 0xffff_ffff) as usize, (key >> 32) as u32)
+}
+
+impl Local {
+    /// Queues the task `key` names, if it is still there.
+    fn schedule_key(&self, key: u64) {
+        if key == MAIN {
+            // Only while `block_on` runs (a stray wake of an earlier one's waker
+            // changes nothing): `uv_stop` ends its iteration without blocking.
+            if self.in_block_on.get() {
+                self.main_woken.set(true);
+                self.wakeup_loop.stop();
+            }
+            return;
+        }
+        let (index, generation) = split(key);
+        let task = {
+            let tasks = self.tasks.borrow();
+            match tasks.get(index) {
+                Some(e) if e.generation == generation => e.task.clone(),
+                _ => None,
+            }
+        };
+        if let Some(task) = task {
+            self.schedule(task);
+        }
+    }
+
+    fn schedule(&self, task: Rc<Task>) {
+        if task.scheduled.replace(true) {
+            return;
+        }
+        self.ready.borrow_mut().push_back(task);
+        self.keep_polling();
+    }
+
+    /// Starts the idle handle: the loop does not block while a task is ready.
+    fn keep_polling(&self) {
+        if !self.idle_on.get() && self.idle.resume().is_ok() {
+            self.idle_on.set(true);
+        }
+    }
+
+    /// Polls the tasks that are ready now (those woken meanwhile wait for the next
+    /// round, so a task that always wakes itself cannot starve the loop).
+    fn run_ready(&self, shared: &LoopShared) {
+        let n = self.ready.borrow().len();
+        for _ in 0..n {
+            let Some(task) = self.ready.borrow_mut().pop_front() else {
+                break;
+            };
+            task.scheduled.set(false);
+            self.poll_task(&task, shared);
+        }
+        if self.idle_on.get() && self.ready.borrow().is_empty() {
+            self.idle_on.set(false);
+            let _ = self.idle.stop();
+        }
+    }
+
+    fn poll_task(&self, task: &Rc<Task>, shared: &LoopShared) {
+        let done = {
+            let Ok(mut slot) = task.future.try_borrow_mut() else {
+                return;
+            };
+            let Some(fut) = slot.as_mut() else { return };
+            let mut cx = Context::from_waker(&task.waker);
+            match shared.guard(|| fut.as_mut().poll(&mut cx)) {
+                Some(Poll::Pending) => task.aborted.get(),
+                Some(Poll::Ready(())) => true,
+                None => {
+                    (task.on_panic)();
+                    true
+                }
+            }
+        };
+        if done {
+            self.remove(task.key);
+            let fut = task.future.borrow_mut().take();
+            // User Drop code (what the future held).
+            shared.guard(move || drop(fut));
+        }
+    }
+
+    fn insert(&self, make: impl FnOnce(u64) -> Task) -> Rc<Task> {
+        let mut tasks = self.tasks.borrow_mut();
+        let index = match self.free.borrow_mut().pop() {
+            Some(i) => i as usize,
+            None => {
+                tasks.push(Entry {
+                    generation: 0,
+                    task: None,
+                });
+                tasks.len() - 1
+            }
+        };
+        let e = &mut tasks[index];
+        // Generations start at 1, so that no key is MAIN.
+        e.generation = e.generation.wrapping_add(1).max(1);
+        let key = (u64::from(e.generation) << 32) | index as u64;
+        let task = Rc::new(make(key));
+        e.task = Some(task.clone());
+        task
+    }
+
+    fn remove(&self, key: u64) -> Option<Rc<Task>> {
+        let (index, generation) = split(key);
+        let mut tasks = self.tasks.borrow_mut();
+        let e = tasks.get_mut(index)?;
+        if e.generation != generation {
+            return None;
+        }
+        let t = e.task.take();
+        if t.is_some() {
+            self.free.borrow_mut().push(index as u32);
+        }
+        t
+    }
+
+    /// Takes the keys woken from other threads.
+    fn take_incoming(&self) {
+        let keys = std::mem::take(
+            &mut *self
+                .remote
+                .incoming
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for k in keys {
+            self.schedule_key(k);
+        }
+    }
+
+    /// Drops a task's future now (or, while it polls itself, after the poll).
+    fn abort(&self, key: u64) {
+        let (index, generation) = split(key);
+        let task = {
+            let tasks = self.tasks.borrow();
+            match tasks.get(index) {
+                Some(e) if e.generation == generation => e.task.clone(),
+                _ => None,
+            }
+        };
+        let Some(task) = task else { return };
+        let taken = match task.future.try_borrow_mut() {
+            Ok(mut slot) => Some(slot.take()),
+            Err(_) => None,
+        };
+        match taken {
+            Some(fut) => {
+                self.remove(key);
+                // Dropped in the caller's context (user code: a panic in a Drop
+                // reaches the caller, not libuv).
+                drop(fut);
+            }
+            None => task.aborted.set(true),
+        }
+    }
+}
+
+/// The executor of `lp`, made on first use. `ClosedLoop` once the loop is gone or
+/// tearing down.
+pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
+    let shared = lp.shared();
+    if let Some(e) = &*shared.executor.borrow() {
+        if e.local.shut.get() {
+            return Err(Error::closed_loop("spawn_local"));
+        }
+        return Ok(e.clone());
+    }
+    static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let remote = Arc::new(Remote {
+        id,
+        incoming: Mutex::new(Vec::new()),
+        sender: OnceLock::new(),
+    });
+    // The idle handle's callback is set once the state it polls exists.
+    let idle = Idle::new_internal(lp, |_| {})?;
+    let local = Rc::new(Local {
+        id,
+        tasks: RefCell::new(Vec::new()),
+        free: RefCell::new(Vec::new()),
+        ready: RefCell::new(VecDeque::new()),
+        idle,
+        idle_on: Cell::new(false),
+        main_woken: Cell::new(false),
+        in_block_on: Cell::new(false),
+        wakeup_loop: WeakLoop(Rc::downgrade(lp.shared())),
+        shut: Cell::new(false),
+        remote: remote.clone(),
+    });
+    let w = Rc::downgrade(&local);
+    let idle_weak = w.clone();
+    local.idle.start(move |i| {
+        if let Some(l) = idle_weak.upgrade() {
+            l.run_ready(i.loop_().shared());
+        }
+    })?;
+    local.idle.stop()?;
+    let check = Check::new_internal(lp)?;
+    let check_weak = w.clone();
+    check.start(move |c| {
+        if let Some(l) = check_weak.upgrade() {
+            l.run_ready(c.loop_().shared());
+        }
+    })?;
+    check.unref()?;
+    let async_weak = w.clone();
+    let wakeup = Async::new_internal(lp, move |_| {
+        if let Some(l) = async_weak.upgrade() {
+            l.take_incoming();
+        }
+    })?;
+    let _ = remote.sender.set(wakeup.sender()?);
+    let _ = LOCALS.try_with(|l| l.borrow_mut().push((id, w)));
+    let exec = Rc::new(Executor {
+        local,
+        wakeup,
+        _check: check,
+    });
+    *shared.executor.borrow_mut() = Some(exec.clone());
+    Ok(exec)
+}
+
+/// Loop teardown: refuses new tasks and drops every task's future (under the loop's
+/// panic guard), while the loop is still open.
+pub(crate) fn shutdown(shared: &LoopShared) {
+    let Some(exec) = shared.executor.borrow().clone() else {
+        return;
+    };
+    let local = &exec.local;
+    local.shut.set(true);
+    let _ = LOCALS.try_with(|l| l.borrow_mut().retain(|(i, _)| *i != local.id));
+    // Dropping a future may wake or abort others; each round takes what is left.
+    loop {
+        let tasks: Vec<Rc<Task>> = local
+            .tasks
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(|e| e.task.take())
+            .collect();
+        if tasks.is_empty() {
+            break;
+        }
+        for t in tasks {
+            let fut = t.future.try_borrow_mut().ok().and_then(|mut f| f.take());
+            shared.guard(move || drop(fut));
+        }
+    }
+    local.ready.borrow_mut().clear();
+    drop(shared.executor.borrow_mut().take());
+}
+
+/// How a task ended without a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// Aborted ([`JoinHandle::abort`]), or dropped with its loop.
+    Cancelled,
+    /// Its poll panicked (the panic itself went to the loop's panic rule).
+    Panicked,
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("the task was cancelled"),
+            JoinError::Panicked => f.write_str("the task panicked"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+struct JoinState<T> {
+    result: Cell<Option<std::result::Result<T, JoinError>>>,
+    finished: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl<T> JoinState<T> {
+    fn finish(&self, r: std::result::Result<T, JoinError>) {
+        if self.finished.replace(true) {
+            return;
+        }
+        self.result.set(Some(r));
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Ends the join state when the task's future is dropped unfinished.
+struct JoinGuard<T> {
+    state: Rc<JoinState<T>>,
+}
+
+impl<T> Drop for JoinGuard<T> {
+    fn drop(&mut self) {
+        // Unwinding out of the task's poll drops the future's state on the way.
+        let e = if std::thread::panicking() {
+            JoinError::Panicked
+        } else {
+            JoinError::Cancelled
+        };
+        self.state.finish(Err(e));
+    }
+}
+
+/// A spawned task: a future of its output. Dropping it **detaches** the task (it
+/// runs on; its output is dropped); [`abort`](JoinHandle::abort) cancels it.
+pub struct JoinHandle<T> {
+    state: Rc<JoinState<T>>,
+    key: u64,
+    local: Weak<Local>,
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.state.finished.get())
+            .finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Whether the task has ended (finished, panicked or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.state.finished.get()
+    }
+
+    /// Cancels the task: its future is dropped now (after its current poll, if it
+    /// aborts itself), and this handle resolves to `Err(JoinError::Cancelled)`. A
+    /// no-op on a task that has ended.
+    pub fn abort(&self) {
+        if self.state.finished.get() {
+            return;
+        }
+        if let Some(local) = self.local.upgrade() {
+            local.abort(self.key);
+        }
+    }
+}
+
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = std::result::Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(r) = self.state.result.take() {
+            return Poll::Ready(r);
+        }
+        if self.state.finished.get() {
+            // Taken by an earlier poll: a finished handle polled again stays so.
+            return Poll::Ready(Err(JoinError::Cancelled));
+        }
+        super::register(&self.state.waker, cx);
+        Poll::Pending
+    }
+}
+
+impl LoopHandle {
+    /// Spawns `future` as a task of the loop's executor: it runs on this thread,
+    /// polled by the loop whenever it is woken, while the loop runs (through
+    /// [`Loop::run`] or [`Loop::block_on`]), interleaved with the loop's callbacks.
+    ///
+    /// - A new task is polled in the loop's next iteration; a ready task keeps the
+    ///   loop from blocking. A task waiting for something keeps the loop alive only
+    ///   through what it waits for (a timer, a read, a request): a task waiting for
+    ///   a wake from another thread does not by itself keep [`Loop::run`] from
+    ///   returning ([`Loop::block_on`] waits for such wakes).
+    /// - The [`JoinHandle`] is a future of the output. Dropping it detaches the
+    ///   task; [`JoinHandle::abort`] cancels it (drops its future).
+    /// - A panic in the task's poll follows the loop's panic rule (stops the loop,
+    ///   resumed by `run`/`block_on`, unless a panic hook takes it); the task is
+    ///   dropped and its handle resolves to `Err(JoinError::Panicked)`.
+    /// - Dropping the loop drops every task's future (their handles resolve to
+    ///   `Err(JoinError::Cancelled)`), before the loop closes its handles.
+    ///
+    /// Errors: `ClosedLoop` when the loop is gone or tearing down (the future is
+    /// dropped).
+    pub fn spawn_local<F>(&self, future: F) -> Result<JoinHandle<F::Output>>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let exec = executor(self)?;
+        let local = &exec.local;
+        let state = Rc::new(JoinState {
+            result: Cell::new(None),
+            finished: Cell::new(false),
+            waker: Cell::new(None),
+        });
+        let guard = JoinGuard {
+            state: state.clone(),
+        };
+        let fut: BoxFuture = Box::pin(async move {
+            let guard = guard;
+            let v = future.await;
+            guard.state.finish(Ok(v));
+        });
+        let panic_state = state.clone();
+        let remote = local.remote.clone();
+        let task = local.insert(move |key| Task {
+            key,
+            future: RefCell::new(Some(fut)),
+            scheduled: Cell::new(false),
+            aborted: Cell::new(false),
+            waker: Waker::from(Arc::new(WakeKey { key, remote })),
+            on_panic: Box::new(move || panic_state.finish(Err(JoinError::Panicked))),
+        });
+        let key = task.key;
+        local.schedule(task);
+        Ok(JoinHandle {
+            state,
+            key,
+            local: Rc::downgrade(local),
+        })
+    }
+}
+
+impl Loop {
+    /// Runs the loop until `future` completes, and returns its output.
+    ///
+    /// - The future is polled on this thread, outside any libuv callback (a panic
+    ///   in it unwinds out of `block_on` directly). Between polls the loop runs one
+    ///   iteration at a time: callbacks, spawned tasks and other handles run as
+    ///   they would in [`Loop::run`].
+    /// - When the future completes, `block_on` returns at once: other handles and
+    ///   tasks are left as they are (a started timer stays started, a pending task
+    ///   stays pending) and go on at the next `run` or `block_on`.
+    /// - While it runs, the loop waits for wakes from other threads even when
+    ///   nothing else keeps it alive: a future that nothing will ever wake blocks
+    ///   forever, as on any executor.
+    /// - A panic in a callback or a spawned task follows the loop's panic rule: it
+    ///   is resumed from here (unless a panic hook takes it); the future is dropped.
+    ///
+    /// Errors: `EBUSY` when called from inside the loop (a callback, a task, or the
+    /// future of another `block_on`: the loop cannot run nested; `.await`
+    /// instead); `ClosedLoop` after `close`.
+    pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
+        if self.is_running() {
+            return Err(Error::new(StatusCode::EBUSY, "block_on"));
+        }
+        if self.is_closed() {
+            return Err(Error::closed_loop("block_on"));
+        }
+        let exec = executor(self)?;
+        let local = exec.local.clone();
+        if local.in_block_on.get() {
+            // Called from the future of another `block_on` of this loop.
+            return Err(Error::new(StatusCode::EBUSY, "block_on"));
+        }
+        let waker = Waker::from(Arc::new(WakeKey {
+            key: MAIN,
+            remote: local.remote.clone(),
+        }));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        // Referenced while we wait: the loop blocks for wakes from other threads.
+        struct Unref<'a>(&'a Async);
+        impl Drop for Unref<'_> {
+            fn drop(&mut self) {
+                let _ = self.0.unref();
+            }
+        }
+        struct Leave<'a>(&'a Local);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.in_block_on.set(false);
+                self.0.main_woken.set(false);
+            }
+        }
+        exec.wakeup.ref_()?;
+        let _unref = Unref(&exec.wakeup);
+        local.in_block_on.set(true);
+        let _leave = Leave(&local);
+        local.main_woken.set(true);
+        loop {
+            if local.main_woken.replace(false) {
+                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                    return Ok(v);
+                }
+            }
+            self.run(RunMode::Once)?;
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Stream reads as a `futures_core::Stream` of chunks ([`read_chunks`]) and
+//! `futures-io` over any stream handle ([`AsyncStream`]).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream as FuturesStream;
+use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
+
+use super::{register, wake};
+use crate::error::{Error, Result};
+use crate::stream::Stream;
+use crate::StatusCode;
+
+/// Bytes read and not yet taken past which reading stops until they are taken
+/// (backpressure towards the peer: the kernel's buffers fill, then the peer's).
+const READ_HIGH_WATER: usize = 256 * 1024;
+/// Bytes written and not yet confirmed by libuv past which `poll_write` waits.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+
+/// What the read callback shares with the reader.
+#[derive(Default)]
+struct ReadState {
+    incoming: RefCell<Vec<u8>>,
+    eof: Cell<bool>,
+    error: Cell<Option<Error>>,
+    reading: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl ReadState {
+    /// Starts reading, unless it is on or the stream ended.
+    fn start<S: Stream>(self: &Rc<Self>, s: &S) -> Result<()> {
+        if self.reading.get() || self.eof.get() {
+            return Ok(());
+        }
+        let st = self.clone();
+        s.read_start(move |s, r| {
+            match r {
+                Ok(bytes) => {
+                    let mut inc = st.incoming.borrow_mut();
+                    inc.extend_from_slice(bytes);
+                    if inc.len() >= READ_HIGH_WATER {
+                        let _ = s.read_stop();
+                        st.reading.set(false);
+                    }
+                }
+                Err(e) => {
+                    let _ = s.read_stop();
+                    st.reading.set(false);
+                    if e.code() == StatusCode::EOF {
+                        st.eof.set(true);
+                    } else {
+                        st.error.set(Some(e));
+                    }
+                }
+            }
+            wake(&st.waker);
+        })?;
+        self.reading.set(true);
+        Ok(())
+    }
+
+    fn stop<S: Stream>(&self, s: &S) {
+        if self.reading.replace(false) {
+            let _ = s.read_stop();
+        }
+    }
+}
+
+/// Reads `stream` as a `futures_core::Stream` of chunks: each item is what was
+/// read since the previous one (one or more reads, at least one byte), an error,
+/// and the end of the stream ends it. Reading starts at the first poll and stops
+/// while 256 KiB are waiting to be taken.
+///
+/// Dropping it stops reading (bytes read and not taken are dropped). The stream
+/// handle is not closed: it closes when its last value goes, as usual.
+pub fn read_chunks<S: Stream>(stream: S) -> ReadChunks<S> {
+    ReadChunks {
+        stream,
+        st: Rc::new(ReadState::default()),
+        done: false,
+    }
+}
+
+/// The stream of [`read_chunks`].
+pub struct ReadChunks<S: Stream> {
+    stream: S,
+    st: Rc<ReadState>,
+    done: bool,
+}
+
+impl<S: Stream> std::fmt::Debug for ReadChunks<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadChunks")
+            .field("reading", &self.st.reading.get())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<S: Stream> ReadChunks<S> {
+    /// The stream handle.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+}
+
+impl<S: Stream> Unpin for ReadChunks<S> {}
+
+impl<S: Stream> FuturesStream for ReadChunks<S> {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let chunk = std::mem::take(&mut *this.st.incoming.borrow_mut());
+        if !chunk.is_empty() {
+            if let Err(e) = this.st.start(&this.stream) {
+                this.st.error.set(Some(e));
+            }
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        if let Some(e) = this.st.error.take() {
+            this.done = true;
+            return Poll::Ready(Some(Err(e)));
+        }
+        if this.st.eof.get() {
+            this.done = true;
+            return Poll::Ready(None);
+        }
+        if let Err(e) = this.st.start(&this.stream) {
+            this.done = true;
+            return Poll::Ready(Some(Err(e)));
+        }
+        register(&this.st.waker, cx);
+        Poll::Pending
+    }
+}
+
+impl<S: Stream> Drop for ReadChunks<S> {
+    fn drop(&mut self) {
+        self.st.stop(&self.stream);
+    }
+}
+
+#[derive(Default)]
+struct WriteState {
+    inflight: Cell<usize>,
+    error: Cell<Option<Error>>,
+    waker: Cell<Option<Waker>>,
+}
+
+#[derive(Default)]
+struct ShutdownState {
+    started: Cell<bool>,
+    result: Cell<Option<Result<()>>>,
+    waker: Cell<Option<Waker>>,
+}
+
+/// A stream handle (`Tcp`, `Pipe`, `Tty`, any [`Stream`]) as `futures-io`'s
+/// `AsyncRead`, `AsyncBufRead` and `AsyncWrite`, so that `futures::io` works on
+/// it (`read_to_end`, `copy`, `BufReader::lines`, codecs).
+///
+/// - **Reads** start at the first read and land in a buffer of the wrapper (a copy
+///   out of the loop's read buffer); reading stops while 256 KiB are waiting to be
+///   taken, and starts again when they are. End of stream reads as 0 bytes.
+/// - **Writes**: `poll_write` first tries to write at once (`uv_try_write`, no
+///   request) when nothing is queued; otherwise it queues a copy of the bytes
+///   (`uv_write`) and reports them as accepted. While 256 KiB of queued writes are
+///   not confirmed by libuv, it waits (backpressure). A failed queued write is
+///   reported by the next `poll_write`, `poll_flush` or `poll_close`.
+///   `poll_flush` waits until every queued write is confirmed; `poll_close`
+///   flushes, then shuts the write side down (`uv_shutdown`) and waits for it.
+/// - **Dropping** the wrapper stops reading; queued writes complete (nothing
+///   reports them). The handle is not closed: it closes when its last value goes,
+///   or [`into_inner`](AsyncStream::into_inner) gives it back.
+pub struct AsyncStream<S: Stream> {
+    stream: S,
+    rd: Rc<ReadState>,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    wr: Rc<WriteState>,
+    shut: Rc<ShutdownState>,
+}
+
+impl<S: Stream> std::fmt::Debug for AsyncStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncStream")
+            .field("buffered", &(self.rbuf.len() - self.rpos))
+            .field("inflight", &self.wr.inflight.get())
+            .finish()
+    }
+}
+
+impl<S: Stream> AsyncStream<S> {
+    /// Wraps a stream handle (the value is a reference to the handle; keep a clone
+    /// for other uses, such as `peer_addr`).
+    pub fn new(stream: S) -> AsyncStream<S> {
+        AsyncStream {
+            stream,
+            rd: Rc::new(ReadState::default()),
+            rbuf: Vec::new(),
+            rpos: 0,
+            wr: Rc::new(WriteState::default()),
+            shut: Rc::new(ShutdownState::default()),
+        }
+    }
+
+    /// The stream handle.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream handle back (reading stops; bytes read and not taken are
+    /// dropped).
+    pub fn into_inner(self) -> S {
+        self.rd.stop(&self.stream);
+        self.stream.clone()
+    }
+
+    /// Bytes queued for writing and not yet confirmed by libuv.
+    pub fn write_inflight(&self) -> usize {
+        self.wr.inflight.get()
+    }
+
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.rpos < self.rbuf.len() {
+            return Poll::Ready(Ok(()));
+        }
+        self.rbuf.clear();
+        self.rpos = 0;
+        std::mem::swap(&mut self.rbuf, &mut *self.rd.incoming.borrow_mut());
+        if !self.rbuf.is_empty() {
+            // Reading may have stopped for backpressure: the bytes are taken now.
+            if let Err(e) = self.rd.start(&self.stream) {
+                self.rd.error.set(Some(e));
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = self.rd.error.take() {
+            self.rd.eof.set(true);
+            return Poll::Ready(Err(e.into()));
+        }
+        if self.rd.eof.get() {
+            return Poll::Ready(Ok(()));
+        }
+        if let Err(e) = self.rd.start(&self.stream) {
+            return Poll::Ready(Err(e.into()));
+        }
+        register(&self.rd.waker, cx);
+        Poll::Pending
+    }
+
+    fn take_write_error(&self) -> io::Result<()> {
+        match self.wr.error.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<S: Stream> Unpin for AsyncStream<S> {}
+
+impl<S: Stream> AsyncRead for AsyncStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        match this.fill(cx) {
+            Poll::Ready(Ok(())) => {
+                let avail = &this.rbuf[this.rpos..];
+                let n = avail.len().min(buf.len());
+                buf[..n].copy_from_slice(&avail[..n]);
+                this.rpos += n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: Stream> AsyncBufRead for AsyncStream<S> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        match this.fill(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(&this.rbuf[this.rpos..])),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.rpos = (this.rpos + amt).min(this.rbuf.len());
+    }
+}
+
+impl<S: Stream> AsyncWrite for AsyncStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.take_write_error()?;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.wr.inflight.get() == 0 {
+            match this.stream.try_write(buf) {
+                Ok(n) if n > 0 => return Poll::Ready(Ok(n)),
+                Ok(_) => {}
+                Err(e) if e.code() == StatusCode::EAGAIN => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        if this.wr.inflight.get() >= WRITE_HIGH_WATER {
+            register(&this.wr.waker, cx);
+            return Poll::Pending;
+        }
+        let len = buf.len();
+        let wr = this.wr.clone();
+        this.stream.write(buf.to_vec(), move |_, r| {
+            wr.inflight.set(wr.inflight.get() - len);
+            if let Err(e) = r {
+                // The first error is the one reported.
+                let first = wr.error.take().unwrap_or(e);
+                wr.error.set(Some(first));
+            }
+            wake(&wr.waker);
+        })?;
+        this.wr.inflight.set(this.wr.inflight.get() + len);
+        Poll::Ready(Ok(len))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.take_write_error()?;
+        if this.wr.inflight.get() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        register(&this.wr.waker, cx);
+        Poll::Pending
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.shut.started.get() {
+            match Pin::new(&mut *this).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let shut = this.shut.clone();
+            this.stream.shutdown(move |_, r| {
+                shut.result.set(Some(r));
+                wake(&shut.waker);
+            })?;
+            this.shut.started.set(true);
+        }
+        match this.shut.result.take() {
+            Some(r) => {
+                // Polled again after the end: done.
+                this.shut.result.set(Some(Ok(())));
+                Poll::Ready(r.map_err(io::Error::from))
+            }
+            None => {
+                register(&this.shut.waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: Stream> Drop for AsyncStream<S> {
+    fn drop(&mut self) {
+        self.rd.stop(&self.stream);
+    }
+}

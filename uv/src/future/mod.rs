@@ -1,0 +1,137 @@
+//! async/await on the loop: the loop as a
+//! single-threaded executor, futures for one-shot requests, streams for repeated
+//! events and `futures-io` for TCP, pipes and TTYs. The guide's
+//! [`async`](crate::guide::async_await) chapter explains the model and what
+//! dropping each future does.
+//!
+//! - **Executor**: [`Loop::block_on`](crate::Loop::block_on),
+//!   [`LoopHandle::spawn_local`](crate::LoopHandle::spawn_local), [`JoinHandle`].
+//! - **Any callback API as a future**: [`request`] (cancels through
+//!   [`Request::cancel`](crate::Request::cancel) when dropped early).
+//! - **Requests**: [`connect`], [`connect_pipe`], [`write()`], [`shutdown`],
+//!   [`send_to`], [`getaddrinfo`], [`getnameinfo`], [`queue_work`], [`random`],
+//!   [`spawn`] (a process and its exit); every file-system operation as
+//!   `Fs::<name>_async` ([`Fs::stat_async`](crate::Fs::stat_async), …), generated
+//!   from the spec over [`request`].
+//! - **Time**: [`sleep`], [`timeout`], [`interval`].
+//! - **Streams** (`futures_core::Stream`): [`read_chunks`], [`incoming`],
+//!   [`recv_from`], [`signals`], [`fs_events`], [`fs_poll`]; and
+//!   [`AsyncStream`], `AsyncRead`/`AsyncBufRead`/`AsyncWrite` over any
+//!   [`Stream`](crate::Stream).
+//!
+//! Every operation **starts when it is called**, as its callback form does, and the
+//! future is its completion: writes go out in the order their futures were made,
+//! and a batch of writes needs no join to be queued. A submission error (a closed
+//! handle, a bad argument) comes out of the future.
+
+use std::cell::Cell;
+use std::task::{Context, Poll, Waker};
+
+pub(crate) mod executor;
+mod io;
+mod requests;
+mod streams;
+mod time;
+
+pub use executor::{JoinError, JoinHandle};
+pub use io::{read_chunks, AsyncStream, ReadChunks};
+pub use requests::{
+    connect, connect_pipe, getaddrinfo, getnameinfo, request, send_to, shutdown, spawn, write,
+    Cancel, Done, Exit, HandleRequest, RequestFuture,
+};
+pub use streams::{
+    fs_events, fs_poll, incoming, recv_from, signals, FsEventItem, FsEvents, FsPolls, Incoming,
+    RecvFrom, Signals,
+};
+pub use time::{interval, sleep, timeout, Interval, Sleep, Timeout};
+
+/// [`LoopHandle::queue_work`](crate::LoopHandle::queue_work) as a future: `work`
+/// runs on libuv's thread pool and the future gives its value. Dropped before the
+/// work starts, the future cancels it (`work` never runs); dropped later, the work
+/// completes and its value is dropped on the loop. A panic in `work` resurfaces from
+/// the loop (`run` or `block_on`), as a callback's does; the future then never
+/// completes.
+///
+/// ```
+/// let lp = uv::Loop::new()?;
+/// let sum = lp.block_on(uv::future::queue_work(&lp, || (1..=10u64).sum::<u64>()))??;
+/// assert_eq!(sum, 55);
+/// # Ok::<(), uv::Error>(())
+/// ```
+pub fn queue_work<T, F>(lp: &crate::LoopHandle, work: F) -> RequestFuture<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    request(|done| lp.queue_work(work, done))
+}
+
+/// [`LoopHandle::random`](crate::LoopHandle::random) as a future: `buf` filled with
+/// random bytes on the thread pool (`flags` must be 0). Dropped early, the request
+/// is cancelled if it has not started.
+pub fn random(lp: &crate::LoopHandle, buf: Vec<u8>, flags: u32) -> RequestFuture<Vec<u8>> {
+    request(|done| lp.random(buf, flags, done))
+}
+
+/// Stores the task's waker in `slot` (keeping the stored one when it wakes the same
+/// task).
+pub(crate) fn register(slot: &Cell<Option<Waker>>, cx: &Context<'_>) {
+    let w = match slot.take() {
+        Some(w) if w.will_wake(cx.waker()) => w,
+        _ => cx.waker().clone(),
+    };
+    slot.set(Some(w));
+}
+
+/// Wakes the waker stored in `slot`, if any.
+pub(crate) fn wake(slot: &Cell<Option<Waker>>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
+}
+
+/// A value that one callback delivers and one future takes.
+pub(crate) struct Oneshot<T> {
+    value: Cell<Option<T>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl<T> Oneshot<T> {
+    pub(crate) fn new() -> Self {
+        Oneshot {
+            value: Cell::new(None),
+            waker: Cell::new(None),
+        }
+    }
+
+    pub(crate) fn complete(&self, v: T) {
+        self.value.set(Some(v));
+        wake(&self.waker);
+    }
+
+    pub(crate) fn poll(&self, cx: &Context<'_>) -> Poll<T> {
+        match self.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                register(&self.waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Yields once to the executor: the task is woken at once and polled again in a
+/// coming round, after the other ready tasks and the loop's pending callbacks.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}

@@ -1,0 +1,303 @@
+//! One-shot work as futures: the generic adaptor [`request`] and the requests on
+//! handles (connect, write, shutdown, UDP send), DNS and process exit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::Oneshot;
+use crate::error::{Error, Result};
+use crate::handles::{Pipe, Process, ProcessOptions, Tcp, Udp};
+use crate::loop_::LoopHandle;
+use crate::stream::{Stream, WriteData};
+use crate::{AddrInfo, AddrInfoHints, NameInfo, NameInfoFlags, Request, Signum};
+
+/// The completion callback [`request`] hands to the callback API it wraps.
+pub type Done<T> = Box<dyn FnOnce(Result<T>)>;
+
+/// What a callback API returns for its work in flight, and how to give up on it
+/// when its future is dropped early.
+pub trait Cancel {
+    /// Asks the work to stop; its callback still runs (with a cancellation error,
+    /// or with the result when it was too late to stop it) and its result is
+    /// dropped.
+    fn cancel(&self);
+}
+
+/// `uv_cancel`: work that has not started yet is dropped (its callback gets
+/// `ECANCELED`, `EAI_CANCELED` for DNS); work a thread already runs completes.
+impl Cancel for Request {
+    fn cancel(&self) {
+        let _ = Request::cancel(self);
+    }
+}
+
+/// Work that cannot be cancelled: its completion is ignored.
+impl Cancel for () {
+    fn cancel(&self) {}
+}
+
+/// Turns a callback-style one-shot API into a future of its result.
+///
+/// `start` is called at once with the completion callback, [`Done<T>`], to pass
+/// on; it returns what the API returns for its work in flight (a
+/// [`Request`](crate::Request), or `()` for work that cannot be cancelled). If it
+/// fails, the future resolves to its error (and the callback, never called, is
+/// dropped).
+///
+/// **Dropped before completion**, the future calls [`Cancel::cancel`]: for a
+/// `Request`, libuv's `uv_cancel`, which drops work the thread pool has not
+/// started; work already running completes. Either way the callback runs later,
+/// on the loop, and its result is dropped: nothing leaks, nothing is freed while
+/// libuv holds it.
+///
+/// ```
+/// let lp = uv::Loop::new()?;
+/// let dir = std::env::temp_dir();
+/// let stat = lp.block_on(uv::future::request(|done| uv::Fs::stat(&lp, &dir, done)))??;
+/// assert!(stat.is_dir());
+/// # Ok::<(), uv::Error>(())
+/// ```
+pub fn request<T, R, S>(start: S) -> RequestFuture<T, R>
+where
+    T: 'static,
+    R: Cancel,
+    S: FnOnce(Done<T>) -> Result<R>,
+{
+    let slot = Rc::new(Oneshot::new());
+    let s = slot.clone();
+    match start(Box::new(move |r| s.complete(r))) {
+        Ok(req) => RequestFuture {
+            slot,
+            req: Some(req),
+            err: None,
+        },
+        Err(e) => RequestFuture {
+            slot,
+            req: None,
+            err: Some(e),
+        },
+    }
+}
+
+/// The future of [`request`]: the work's result. Dropped early, it cancels the
+/// work (see [`request`]).
+pub struct RequestFuture<T, R: Cancel = Request> {
+    slot: Rc<Oneshot<Result<T>>>,
+    /// The work in flight (`None` once it completed or when it failed to start).
+    req: Option<R>,
+    /// The error of a failed start, for the first poll.
+    err: Option<Error>,
+}
+
+impl<T, R: Cancel> std::fmt::Debug for RequestFuture<T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestFuture")
+            .field("pending", &self.req.is_some())
+            .finish()
+    }
+}
+
+impl<T, R: Cancel> RequestFuture<T, R> {
+    /// The work in flight (`None` once it completed).
+    pub fn request(&self) -> Option<&R> {
+        self.req.as_ref()
+    }
+}
+
+impl<T, R: Cancel> Unpin for RequestFuture<T, R> {}
+
+impl<T, R: Cancel> Future for RequestFuture<T, R> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.get_mut();
+        if let Some(e) = this.err.take() {
+            return Poll::Ready(Err(e));
+        }
+        match this.slot.poll(cx) {
+            Poll::Ready(r) => {
+                this.req = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending if this.req.is_none() => {
+                // Polled again after it resolved.
+                Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T, R: Cancel> Drop for RequestFuture<T, R> {
+    fn drop(&mut self) {
+        if let Some(req) = self.req.take() {
+            req.cancel();
+        }
+    }
+}
+
+/// The completion of a request on a handle ([`connect`], [`write()`], [`shutdown`],
+/// [`send_to`]). libuv cannot cancel these: dropped early, the future leaves the
+/// request in flight and its result is ignored (close the handle to end it: its
+/// callback then gets `ECANCELED`).
+pub struct HandleRequest {
+    slot: Option<Rc<Oneshot<Result<()>>>>,
+    err: Option<Error>,
+}
+
+impl std::fmt::Debug for HandleRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandleRequest")
+            .field("pending", &self.slot.is_some())
+            .finish()
+    }
+}
+
+impl HandleRequest {
+    fn start(submit: impl FnOnce(Box<dyn FnOnce(Result<()>)>) -> Result<()>) -> HandleRequest {
+        let slot = Rc::new(Oneshot::new());
+        let s = slot.clone();
+        Self::from(slot, submit(Box::new(move |r| s.complete(r))))
+    }
+
+    fn from(slot: Rc<Oneshot<Result<()>>>, submitted: Result<()>) -> HandleRequest {
+        match submitted {
+            Ok(()) => HandleRequest {
+                slot: Some(slot),
+                err: None,
+            },
+            Err(e) => HandleRequest {
+                slot: None,
+                err: Some(e),
+            },
+        }
+    }
+}
+
+impl Future for HandleRequest {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if let Some(e) = this.err.take() {
+            return Poll::Ready(Err(e));
+        }
+        match &this.slot {
+            Some(slot) => match slot.poll(cx) {
+                Poll::Ready(r) => {
+                    this.slot = None;
+                    Poll::Ready(r)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            None => Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll"))),
+        }
+    }
+}
+
+/// Connects `tcp` to `addr` (`uv_tcp_connect`); resolves when libuv's connect
+/// callback runs: `ECONNREFUSED` and the like as errors.
+///
+/// Dropped early: the attempt goes on and its result is ignored; close the handle
+/// to end it.
+pub fn connect(tcp: &Tcp, addr: SocketAddr) -> HandleRequest {
+    let slot = Rc::new(Oneshot::new());
+    let s = slot.clone();
+    HandleRequest::from(slot, tcp.connect(addr, move |_, r| s.complete(r)))
+}
+
+/// Connects `pipe` to the socket at `path` (`uv_pipe_connect2`). Dropped early:
+/// as [`connect`].
+pub fn connect_pipe(pipe: &Pipe, path: impl AsRef<Path>) -> HandleRequest {
+    HandleRequest::start(|done| pipe.connect(path, move |_, r| done(r)))
+}
+
+/// Writes all of `data` to `stream` (`uv_write`); resolves when libuv's write
+/// callback runs, that is, when the bytes were handed to the kernel (or the write
+/// failed). Writes go out in the order their futures were made.
+///
+/// Dropped early: the write stays queued and completes (libuv cannot take it
+/// back); the bytes may or may not reach the peer, and nothing reports the write
+/// as done.
+pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> HandleRequest {
+    let slot = Rc::new(Oneshot::new());
+    let s = slot.clone();
+    HandleRequest::from(slot, stream.write(data, move |_, r| s.complete(r)))
+}
+
+/// Shuts the write side of `stream` down once the queued writes are done
+/// (`uv_shutdown`). Dropped early: the shutdown still happens.
+pub fn shutdown<S: Stream>(stream: &S) -> HandleRequest {
+    let slot = Rc::new(Oneshot::new());
+    let s = slot.clone();
+    HandleRequest::from(slot, stream.shutdown(move |_, r| s.complete(r)))
+}
+
+/// Sends one datagram (`uv_udp_send`; `addr` `None` for a connected socket's
+/// peer); resolves when libuv's send callback runs. Dropped early: the datagram is
+/// still sent.
+pub fn send_to(udp: &Udp, data: impl Into<WriteData>, addr: Option<SocketAddr>) -> HandleRequest {
+    let slot = Rc::new(Oneshot::new());
+    let s = slot.clone();
+    HandleRequest::from(slot, udp.send(data, addr, move |_, r| s.complete(r)))
+}
+
+/// Resolves `host` and/or `service` on the thread pool (`uv_getaddrinfo`).
+///
+/// Dropped early: the query is cancelled (`uv_cancel`) if no thread has taken it
+/// yet, else it completes and its result is dropped.
+pub fn getaddrinfo(
+    lp: &LoopHandle,
+    host: Option<&str>,
+    service: Option<&str>,
+    hints: &AddrInfoHints,
+) -> RequestFuture<Vec<AddrInfo>> {
+    request(|done| lp.getaddrinfo_with(host, service, hints, done))
+}
+
+/// The host and service names of `addr`, on the thread pool (`uv_getnameinfo`).
+/// Dropped early: as [`getaddrinfo`].
+pub fn getnameinfo(
+    lp: &LoopHandle,
+    addr: SocketAddr,
+    flags: NameInfoFlags,
+) -> RequestFuture<NameInfo> {
+    request(|done| lp.getnameinfo_with(addr, flags, done))
+}
+
+/// Starts a child process ([`Process::spawn`]) and gives its handle and the
+/// future of its exit: the exit status and the signal that ended it.
+///
+/// Dropping the [`Exit`] future changes nothing: the child runs on, and its handle
+/// stays open until it exited (as with a callback).
+pub fn spawn(lp: &LoopHandle, options: &ProcessOptions<'_>) -> Result<(Process, Exit)> {
+    let slot = Rc::new(Oneshot::new());
+    let s = slot.clone();
+    let process = Process::spawn(lp, options, move |_, status, signal| {
+        s.complete((status, signal))
+    })?;
+    Ok((process, Exit { slot }))
+}
+
+/// The exit of a process started by [`spawn`]: `(exit status, terminating signal)`.
+pub struct Exit {
+    slot: Rc<Oneshot<(i64, Option<Signum>)>>,
+}
+
+impl std::fmt::Debug for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exit")
+    }
+}
+
+impl Future for Exit {
+    type Output = (i64, Option<Signum>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.slot.poll(cx)
+    }
+}

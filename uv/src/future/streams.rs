@@ -1,0 +1,359 @@
+//! Repeated events as `futures_core::Stream`s: connections ([`incoming`]),
+//! datagrams ([`recv_from`]), signals ([`signals`]), file-system events
+//! ([`fs_events`]) and stat polls ([`fs_poll`]).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_core::Stream as FuturesStream;
+
+use super::{register, wake};
+use crate::error::{Error, Result};
+use crate::handles::{FsEvent, FsPoll, Signal, Udp};
+use crate::loop_::LoopHandle;
+use crate::stream::Stream;
+use crate::{FsEventFlags, FsEventKind, Signum, Stat, StatusCode};
+
+/// Events a callback queued for a stream to take.
+struct Queue<T> {
+    items: RefCell<VecDeque<T>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl<T> Queue<T> {
+    fn new() -> Rc<Queue<T>> {
+        Rc::new(Queue {
+            items: RefCell::new(VecDeque::new()),
+            waker: Cell::new(None),
+        })
+    }
+
+    fn push(&self, v: T) {
+        self.items.borrow_mut().push_back(v);
+        wake(&self.waker);
+    }
+
+    fn poll(&self, cx: &Context<'_>) -> Poll<T> {
+        match self.items.borrow_mut().pop_front() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                register(&self.waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+}
+
+struct ListenState {
+    error: Cell<Option<Error>>,
+    waker: Cell<Option<Waker>>,
+}
+
+/// Listens on `server` (`uv_listen`) and gives its connections as a stream: each
+/// item is an accepted connection (a new handle of the server's type), or the
+/// error libuv reported for one. libuv stops taking connections from the kernel
+/// while one is waiting to be accepted, so connections queue in the kernel's
+/// backlog, not in memory, when the stream is not polled.
+///
+/// Dropping the stream **closes the server** (it stops listening); the
+/// connections already accepted are not affected. The stream ends (`None`) when
+/// the server is closed.
+///
+/// Errors: those of [`Stream::listen`] (`EINVAL` when already listening).
+pub fn incoming<S: Stream>(server: S, backlog: i32) -> Result<Incoming<S>> {
+    let st = Rc::new(ListenState {
+        error: Cell::new(None),
+        waker: Cell::new(None),
+    });
+    let s = st.clone();
+    server.listen(backlog, move |_, r| {
+        if let Err(e) = r {
+            s.error.set(Some(e));
+        }
+        wake(&s.waker);
+    })?;
+    Ok(Incoming { server, st })
+}
+
+/// The stream of [`incoming`].
+pub struct Incoming<S: Stream> {
+    server: S,
+    st: Rc<ListenState>,
+}
+
+impl<S: Stream> std::fmt::Debug for Incoming<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming").finish()
+    }
+}
+
+impl<S: Stream> Incoming<S> {
+    /// The listening handle.
+    pub fn get_ref(&self) -> &S {
+        &self.server
+    }
+
+    /// The next connection (`None` once the server is closed).
+    pub async fn accept(&mut self) -> Option<Result<S>> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<S>>> {
+        if self.server.is_closing() {
+            return Poll::Ready(None);
+        }
+        if let Some(e) = self.st.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        match self.server.accept() {
+            Ok(c) => Poll::Ready(Some(Ok(c))),
+            Err(e) if e.code() == StatusCode::EAGAIN => {
+                register(&self.st.waker, cx);
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+}
+
+impl<S: Stream> Unpin for Incoming<S> {}
+
+impl<S: Stream> FuturesStream for Incoming<S> {
+    type Item = Result<S>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<S>>> {
+        self.get_mut().poll_accept(cx)
+    }
+}
+
+impl<S: Stream> Drop for Incoming<S> {
+    fn drop(&mut self) {
+        self.server.close();
+    }
+}
+
+/// Datagrams queued before receiving pauses (until they are taken).
+const UDP_QUEUE: usize = 1024;
+
+type DatagramItem = Result<(Vec<u8>, SocketAddr)>;
+
+/// Receives datagrams on `udp` as a stream: each item is a datagram's bytes and its
+/// sender (a copy out of the loop's buffer; a datagram larger than the buffer
+/// comes truncated), or a receive error. Receiving starts at the first poll and
+/// pauses while 1,024 datagrams wait to be taken (the kernel then drops what does
+/// not fit its buffer, as UDP does). libuv's "drained" events are not items.
+///
+/// Dropping the stream stops receiving (`uv_udp_recv_stop`); the handle is not
+/// closed.
+pub fn recv_from(udp: &Udp) -> RecvFrom {
+    RecvFrom {
+        udp: udp.clone(),
+        queue: Queue::new(),
+        receiving: Rc::new(Cell::new(false)),
+    }
+}
+
+/// The stream of [`recv_from`].
+pub struct RecvFrom {
+    udp: Udp,
+    queue: Rc<Queue<DatagramItem>>,
+    receiving: Rc<Cell<bool>>,
+}
+
+impl std::fmt::Debug for RecvFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvFrom")
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+impl RecvFrom {
+    fn start(&self) -> Result<()> {
+        if self.receiving.get() {
+            return Ok(());
+        }
+        let q = self.queue.clone();
+        let receiving = self.receiving.clone();
+        self.udp.recv_start(move |udp, r| match r {
+            Ok(d) if d.is_drained() => {}
+            Ok(d) => {
+                if let Some(addr) = d.addr {
+                    q.push(Ok((d.data.to_vec(), addr)));
+                }
+                if q.len() >= UDP_QUEUE {
+                    let _ = udp.recv_stop();
+                    receiving.set(false);
+                }
+            }
+            Err(e) => q.push(Err(e)),
+        })?;
+        self.receiving.set(true);
+        Ok(())
+    }
+}
+
+impl FuturesStream for RecvFrom {
+    type Item = DatagramItem;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DatagramItem>> {
+        let this = self.get_mut();
+        if this.udp.is_closing() && this.queue.len() == 0 {
+            return Poll::Ready(None);
+        }
+        if let Err(e) = this.start() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        this.queue.poll(cx).map(Some)
+    }
+}
+
+impl Drop for RecvFrom {
+    fn drop(&mut self) {
+        if self.receiving.get() {
+            let _ = self.udp.recv_stop();
+        }
+    }
+}
+
+/// Watches `signum` (a new [`Signal`] handle, started now) as a stream: one item
+/// per delivery libuv reports (deliveries that come faster than the loop runs may
+/// be merged, as for the callback). The started handle keeps the loop alive.
+/// Dropping the stream closes the handle. For one signal, `.next().await`.
+pub fn signals(lp: &LoopHandle, signum: Signum) -> Result<Signals> {
+    let signal = Signal::new(lp)?;
+    let queue = Queue::new();
+    let q = queue.clone();
+    signal.start(signum, move |_, s| q.push(s))?;
+    Ok(Signals { signal, queue })
+}
+
+/// The stream of [`signals`].
+pub struct Signals {
+    signal: Signal,
+    queue: Rc<Queue<Signum>>,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals")
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+impl Signals {
+    /// The next delivery.
+    pub async fn recv(&mut self) -> Signum {
+        std::future::poll_fn(|cx| self.queue.poll(cx)).await
+    }
+}
+
+impl FuturesStream for Signals {
+    type Item = Signum;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Signum>> {
+        self.queue.poll(cx).map(Some)
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.signal.close();
+    }
+}
+
+/// One event of [`fs_events`]: the file it names (relative to a watched
+/// directory; `None` when libuv gives none) and what happened.
+pub type FsEventItem = Result<(Option<PathBuf>, FsEventKind)>;
+
+/// Watches `path` (a new [`FsEvent`] handle, started now) as a stream of its
+/// events. Dropping the stream closes the handle. Events wait in memory until
+/// taken.
+pub fn fs_events(lp: &LoopHandle, path: impl AsRef<Path>, flags: FsEventFlags) -> Result<FsEvents> {
+    let watcher = FsEvent::new(lp)?;
+    let queue = Queue::new();
+    let q = queue.clone();
+    watcher.start(path, flags, move |_, name, kind, status| {
+        q.push(status.map(|()| (name.map(Path::to_path_buf), kind)));
+    })?;
+    Ok(FsEvents { watcher, queue })
+}
+
+/// The stream of [`fs_events`].
+pub struct FsEvents {
+    watcher: FsEvent,
+    queue: Rc<Queue<FsEventItem>>,
+}
+
+impl std::fmt::Debug for FsEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsEvents")
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+impl FuturesStream for FsEvents {
+    type Item = FsEventItem;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FsEventItem>> {
+        self.queue.poll(cx).map(Some)
+    }
+}
+
+impl Drop for FsEvents {
+    fn drop(&mut self) {
+        self.watcher.close();
+    }
+}
+
+/// Polls the metadata of `path` every `interval` (a new [`FsPoll`] handle, started
+/// now) as a stream of changes: each item is the previous and the current
+/// [`Stat`], or the error libuv reported (`ENOENT` once the file is gone).
+/// Dropping the stream closes the handle.
+pub fn fs_poll(lp: &LoopHandle, path: impl AsRef<Path>, interval: Duration) -> Result<FsPolls> {
+    let poller = FsPoll::new(lp)?;
+    let queue = Queue::new();
+    let q = queue.clone();
+    poller.start(path, interval, move |_, change| q.push(change))?;
+    Ok(FsPolls { poller, queue })
+}
+
+/// The stream of [`fs_poll`].
+pub struct FsPolls {
+    poller: FsPoll,
+    queue: Rc<Queue<Result<(Stat, Stat)>>>,
+}
+
+impl std::fmt::Debug for FsPolls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsPolls")
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+impl FuturesStream for FsPolls {
+    type Item = Result<(Stat, Stat)>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.queue.poll(cx).map(Some)
+    }
+}
+
+impl Drop for FsPolls {
+    fn drop(&mut self) {
+        self.poller.close();
+    }
+}
