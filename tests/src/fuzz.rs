@@ -159,6 +159,8 @@ pub enum OpKind {
     /// A generated request function (asynchronous or blocking), or an operation
     /// on a pending `uv::Request`.
     Request,
+    /// A future or a task of the loop's executor (`uv::future`).
+    Future,
 }
 
 /// One operation: it picks its target and arguments and makes the call. It returns
@@ -603,6 +605,10 @@ pub struct Cx {
     senders: RefCell<Vec<uv::AsyncSender>>,
     /// Requests the generated request operations started (pending or done).
     requests: RefCell<Vec<uv::Request>>,
+    /// Futures made and not yet completed or dropped (polled by `Future.poll`,
+    /// spawned by `Future.spawn`), and the tasks' join handles.
+    futures: RefCell<Vec<BoxFuture>>,
+    joins: RefCell<Vec<uv::JoinHandle<()>>>,
     /// Open files and directory streams for the request operations.
     files: RefCell<Vec<uv::File>>,
     dirs: RefCell<Vec<uv::Dir>>,
@@ -648,6 +654,8 @@ impl Cx {
             addrs: RefCell::new(Vec::new()),
             senders: RefCell::new(Vec::new()),
             requests: RefCell::new(Vec::new()),
+            futures: RefCell::new(Vec::new()),
+            joins: RefCell::new(Vec::new()),
             files: RefCell::new(Vec::new()),
             dirs: RefCell::new(Vec::new()),
             later: RefCell::new(Vec::new()),
@@ -1838,6 +1846,32 @@ pub fn on_callback<T: Member>(site: &'static str, h: &T, cap: &Capture) {
     reenter(site, true, || Some(h.clone().into_any()));
 }
 
+/// A future the fuzzer keeps, boxed.
+pub type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// Keeps `f` for the `Future` operations (a few of them: when full, one of the
+/// kept ones is dropped, wherever it is in its work).
+pub fn keep_future(cx: &Cx, f: impl std::future::Future<Output = ()> + 'static) {
+    let old = {
+        let mut v = cx.futures.borrow_mut();
+        if v.len() >= 16 {
+            let i = cx.below(v.len());
+            Some(v.remove(i))
+        } else {
+            None
+        }
+    };
+    drop(old);
+    cx.futures.borrow_mut().push(Box::pin(f));
+}
+
+/// A future's completion (generated and hand-written future operations): like a
+/// callback, it may run operations and panic.
+pub fn on_future(site: &'static str, r: uv::Result<()>) {
+    let _ = r;
+    reenter(site, true, || None);
+}
+
 /// A generated request function's completion callback.
 pub fn on_request(site: &'static str, r: uv::Result<()>, cap: &Capture) {
     let _ = (cap, r);
@@ -2241,6 +2275,33 @@ pub mod stream_ops {
         })
     }
 
+    /// `uv::future::write`: kept for the `Future` operations.
+    pub fn future_write<S: Stream>(cx: &Cx) -> bool {
+        on::<S>(cx, |s, _| {
+            let data = cx.write_data(cx.write_limit(s));
+            let f = uv::future::write(s, data);
+            keep_future(cx, async move { on_future("future write", f.await) });
+        })
+    }
+
+    /// `uv::future::read_chunks`: the next chunk (or the end), kept for the
+    /// `Future` operations; the stream stops reading when it is dropped.
+    pub fn future_read<S: Stream>(cx: &Cx) -> bool {
+        on::<S>(cx, |s, _| {
+            let mut chunks = uv::future::read_chunks(s.clone());
+            keep_future(cx, async move {
+                use futures::StreamExt as _;
+                let r = chunks.next().await;
+                if let (Some(Ok(c)), Some(cx)) = (&r, current()) {
+                    if c.is_empty() {
+                        cx.fail("read_chunks gave an empty chunk".into());
+                    }
+                }
+                on_future("future read", Ok(()))
+            });
+        })
+    }
+
     /// `write_counted`: the count never exceeds what was written, and is all of it
     /// on success.
     pub fn write_counted<S: Stream>(cx: &Cx) -> bool {
@@ -2541,6 +2602,16 @@ const HAND_OPS: &[Op] = &[
     ),
     op("Signal", "deliver", OpKind::Extra, extra::deliver_signal),
     op("Process", "spawn", OpKind::Extra, procs::spawn),
+    op("Future", "sleep", OpKind::Future, futs::sleep),
+    op("Future", "timeout", OpKind::Future, futs::timeout),
+    op("Future", "queue_work", OpKind::Future, futs::queue_work),
+    op("Future", "yield_now", OpKind::Future, futs::yield_now),
+    op("Future", "poll", OpKind::Future, futs::poll),
+    op("Future", "drop", OpKind::Future, futs::drop_op),
+    op("Future", "spawn", OpKind::Future, futs::spawn),
+    op("Future", "block_on", OpKind::Future, futs::block_on),
+    op("Future", "abort", OpKind::Future, futs::abort),
+    op("Future", "drop_join", OpKind::Future, futs::drop_join),
     op("Request", "cancel", OpKind::Request, reqs::cancel),
     op("Request", "is_pending", OpKind::Request, reqs::is_pending),
     op("Request", "drop", OpKind::Request, reqs::drop_one),
@@ -2749,6 +2820,174 @@ mod procs {
             }
             _ => drop(settle(cx, r, None)),
         }
+        true
+    }
+}
+
+/// Futures (`uv::future` and the generated `…_async` forms): made, polled by hand
+/// with a waker that does nothing, spawned as tasks, run with `block_on` under a
+/// timeout, aborted, and dropped at any point of their work (and before or after
+/// their loop).
+mod futs {
+    use super::*;
+    use std::task::{Context, Poll, Waker};
+
+    pub fn sleep(cx: &Cx) -> bool {
+        let Some(lp) = cx.loop_ref() else {
+            return false;
+        };
+        let d = cx.duration();
+        cx.note(format_args!("{d:?}"));
+        let f = uv::future::sleep(&lp, d);
+        keep_future(cx, async move { on_future("future sleep", f.await) });
+        true
+    }
+
+    /// A timeout around a kept future (or a sleep).
+    pub fn timeout(cx: &Cx) -> bool {
+        let Some(lp) = cx.loop_ref() else {
+            return false;
+        };
+        let inner = take(cx).unwrap_or_else(|| {
+            let s = uv::future::sleep(&lp, Duration::from_millis(5));
+            Box::pin(async move { drop(s.await) })
+        });
+        let f = uv::future::timeout(&lp, cx.duration(), inner);
+        keep_future(cx, async move { on_future("future timeout", f.await) });
+        true
+    }
+
+    pub fn queue_work(cx: &Cx) -> bool {
+        let Some(lp) = cx.loop_ref() else {
+            return false;
+        };
+        let n = cx.below(1000) as u64;
+        let f = uv::future::queue_work(&lp, move || (0..n).sum::<u64>());
+        keep_future(cx, async move {
+            let r = f.await;
+            if let (Ok(v), Some(cx)) = (&r, current()) {
+                if *v != (0..n).sum::<u64>() {
+                    cx.fail(format!("queue_work future gave {v}"));
+                }
+            }
+            on_future("future queue_work", r.map(drop))
+        });
+        true
+    }
+
+    pub fn yield_now(cx: &Cx) -> bool {
+        keep_future(cx, async {
+            uv::future::yield_now().await;
+            on_future("future yield_now", Ok(()))
+        });
+        true
+    }
+
+    fn take(cx: &Cx) -> Option<BoxFuture> {
+        let mut v = cx.futures.borrow_mut();
+        if v.is_empty() {
+            return None;
+        }
+        let i = cx.below(v.len());
+        Some(v.remove(i))
+    }
+
+    /// One poll by hand, outside any executor; a pending future is kept.
+    pub fn poll(cx: &Cx) -> bool {
+        let Some(mut f) = take(cx) else { return false };
+        let mut ctx = Context::from_waker(Waker::noop());
+        // A panic of the future's own code (the fuzzer's completion) comes out of
+        // this poll, as it would for any caller: the future is then dropped.
+        match catch_unwind(AssertUnwindSafe(|| f.as_mut().poll(&mut ctx))) {
+            Ok(Poll::Ready(())) => cx.note(format_args!("ready")),
+            Ok(Poll::Pending) => cx.futures.borrow_mut().push(f),
+            Err(p) if p.is::<FuzzPanic>() => {
+                bump(&cx.stats.panics);
+                drop_payload(p);
+            }
+            Err(p) => cx.unexpected_panic(p, "a future polled by hand"),
+        }
+        true
+    }
+
+    pub fn drop_one(cx: &Cx) -> bool {
+        match take(cx) {
+            Some(f) => {
+                drop(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn drop_op(cx: &Cx) -> bool {
+        drop_one(cx)
+    }
+
+    /// A kept future as a task of a loop (maybe not the loop its work is on).
+    pub fn spawn(cx: &Cx) -> bool {
+        let Some(lp) = cx.loop_ref() else {
+            return false;
+        };
+        let Some(f) = take(cx) else { return false };
+        let r = lp.spawn_local(f);
+        if let Some(j) = settle(cx, r, None) {
+            let mut v = cx.joins.borrow_mut();
+            if v.len() < 16 {
+                v.push(j);
+            }
+        }
+        true
+    }
+
+    /// `block_on` of a kept future under a short timeout (a future nothing wakes
+    /// would block for good); inside a callback or a task, `EBUSY`.
+    pub fn block_on(cx: &Cx) -> bool {
+        let Some((_, lp)) = cx.loop_owner() else {
+            return false;
+        };
+        let Some(f) = take(cx) else { return false };
+        let busy = lp.is_running();
+        let t = uv::future::timeout(&lp, Duration::from_millis(cx.below(20) as u64), f);
+        let r = catch_unwind(AssertUnwindSafe(|| lp.block_on(t)));
+        match r {
+            Ok(r) => {
+                if busy && r.as_ref().err().map(|e| e.code()) != Some(StatusCode::EBUSY) {
+                    cx.fail(format!(
+                        "block_on inside the loop answered {:?}, not EBUSY",
+                        r.as_ref().map(|_| ())
+                    ));
+                }
+                settle(cx, r.map(drop), None);
+            }
+            Err(p) if p.is::<FuzzPanic>() => {
+                bump(&cx.stats.panics);
+                drop_payload(p);
+            }
+            Err(p) => cx.unexpected_panic(p, "a future (resumed by block_on)"),
+        }
+        true
+    }
+
+    pub fn abort(cx: &Cx) -> bool {
+        let v = cx.joins.borrow();
+        if v.is_empty() {
+            return false;
+        }
+        v[cx.below(v.len())].abort();
+        true
+    }
+
+    pub fn drop_join(cx: &Cx) -> bool {
+        let old = {
+            let mut v = cx.joins.borrow_mut();
+            if v.is_empty() {
+                return false;
+            }
+            let i = cx.below(v.len());
+            v.remove(i)
+        };
+        drop(old);
         true
     }
 }
@@ -3637,12 +3876,26 @@ fn wind_down(cx: &Cx) -> Result<(), String> {
         drop(std::mem::take(&mut *cx.stale.borrow_mut()));
         while peers::drop_one(cx) {}
     })?;
+    // Futures and join handles go before the loops, or after them.
+    let futures_first = cx.flip();
+    let drop_futures = |cx: &Cx| {
+        top_step(cx, |cx| {
+            drop(std::mem::take(&mut *cx.joins.borrow_mut()));
+            while futs::drop_one(cx) {}
+        })
+    };
+    if futures_first {
+        drop_futures(cx)?;
+    }
     let first = cx.below(2);
     for i in [first, 1 - first] {
         top_step(cx, |cx| {
             let old = cx.loops.borrow_mut()[i].take();
             cx.retire(old);
         })?;
+    }
+    if !futures_first {
+        drop_futures(cx)?;
     }
     Ok(())
 }

@@ -23,6 +23,31 @@ fn dropped_fs_requests_are_cancelled_or_complete_once() {
     let lp = Loop::new().unwrap();
     let dir = TempDir::new("async-cancel-fs");
     let results = Rc::new(RefCell::new(Vec::new()));
+    // Every thread of the pool waits until the futures are dropped, so that no
+    // stat has started by then.
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let threads: usize = std::env::var("UV_THREADPOOL_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let blocked = Rc::new(std::cell::Cell::new(0));
+    for _ in 0..threads {
+        let (g, b) = (gate.clone(), blocked.clone());
+        lp.queue_work(
+            move || {
+                let (m, c) = &*g;
+                let mut open = m.lock().unwrap();
+                while !*open {
+                    open = c.wait(open).unwrap();
+                }
+            },
+            move |r| {
+                r.unwrap();
+                b.set(b.get() + 1);
+            },
+        )
+        .unwrap();
+    }
     let mut futs = Vec::new();
     for _ in 0..256 {
         let r = results.clone();
@@ -38,8 +63,12 @@ fn dropped_fs_requests_are_cancelled_or_complete_once() {
         .iter()
         .all(|f| f.request().is_some_and(|r| r.is_pending())));
     drop(futs); // cancels each (uv_cancel) that no thread has taken yet
+    let (m, c) = &*gate;
+    *m.lock().unwrap() = true;
+    c.notify_all();
     lp.close().unwrap_err(); // requests are still in flight (EBUSY)
     lp.run(RunMode::Default).unwrap();
+    assert_eq!(blocked.get(), threads);
     let results = results.borrow();
     assert_eq!(results.len(), 256, "every callback ran exactly once");
     let cancelled = results
@@ -48,7 +77,8 @@ fn dropped_fs_requests_are_cancelled_or_complete_once() {
         .count();
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(cancelled + ok, 256, "{results:?}");
-    assert!(cancelled > 0, "a burst of 256 outruns the thread pool");
+    // None had started: every one was cancelled.
+    assert_eq!(cancelled, 256, "{results:?}");
     lp.close().unwrap();
 }
 

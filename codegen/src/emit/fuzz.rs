@@ -51,6 +51,8 @@ pub const STREAM_OPS: &[&str] = &[
     "read_stop",
     "write",
     "write_counted",
+    "future_write",
+    "future_read",
     "write2",
     "try_write",
     "shutdown",
@@ -113,6 +115,8 @@ fn request_table(model: &Model<'_>, ctx: &Ctx) -> TokenStream {
             let sync = format_ident!("{}", f.sync_name);
             let op_async = format_ident!("r_{}", m.name.value);
             let op_sync = format_ident!("s_{}", m.name.value);
+            let op_future = format_ident!("f_{}", m.name.value);
+            let ffut = format_ident!("{}", f.future_name);
             fns.push(quote! {
                 fn #op_async(cx: &rt::Cx) -> bool {
                     let run = || -> ::core::option::Option<()> {
@@ -122,6 +126,19 @@ fn request_table(model: &Model<'_>, ctx: &Ctx) -> TokenStream {
                         let cap = cx.capture();
                         let r = #rt::#t::#fname(&loop_, #( #pass, )* move |r| rt::on_request(#site, r.map(drop), &cap));
                         rt::keep_request(cx, r, ident);
+                        ::core::option::Option::Some(())
+                    };
+                    run().is_some()
+                }
+
+                fn #op_future(cx: &rt::Cx) -> bool {
+                    let run = || -> ::core::option::Option<()> {
+                        let loop_ = cx.loop_ref()?;
+                        #( #lets )*
+                        #shown
+                        let f = #rt::#t::#ffut(&loop_, #( #pass ),*);
+                        let _: ::core::option::Option<&rt::FdIdent> = ident;
+                        rt::keep_future(cx, async move { rt::on_future(#site, f.await.map(drop)) });
                         ::core::option::Option::Some(())
                     };
                     run().is_some()
@@ -142,6 +159,8 @@ fn request_table(model: &Model<'_>, ctx: &Ctx) -> TokenStream {
             let (m_name, s_name) = (m.name.value.clone(), f.sync_name.clone());
             entries.push(quote!(rt::Op { handle: #name_str, name: #m_name, kind: rt::OpKind::Request, run: #op_async }));
             entries.push(quote!(rt::Op { handle: #name_str, name: #s_name, kind: rt::OpKind::Request, run: #op_sync }));
+            let f_name = f.future_name.clone();
+            entries.push(quote!(rt::Op { handle: #name_str, name: #f_name, kind: rt::OpKind::Future, run: #op_future }));
         }
         modules.push(quote! {
             #[allow(clippy::unnecessary_cast, unused_variables)]
