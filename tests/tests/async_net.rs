@@ -331,3 +331,62 @@ fn many_connections_to_one_server() {
     assert!(!lp.run(uv::RunMode::Default).unwrap());
     assert_eq!(lp.handle_count(), 0);
 }
+
+/// Write futures made alternately on two streams, one of whose peers is gone:
+/// each future gets its own write's result (the healthy stream's all succeed and
+/// its peer reads every byte in order; the broken one's fail with EPIPE), whatever
+/// the order they are awaited in, and from two tasks.
+#[test]
+fn write_futures_on_two_streams_each_get_their_own_result() {
+    use std::io::Read;
+    let lp = Loop::new().unwrap();
+    let (a, mut a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (b, b_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(b_peer);
+    let (pa, pb) = (
+        Pipe::new(&lp, false).unwrap(),
+        Pipe::new(&lp, false).unwrap(),
+    );
+    pa.open(a).unwrap();
+    pb.open(b).unwrap();
+    let mut ok = Vec::new();
+    let mut broken = Vec::new();
+    for i in 0..20u8 {
+        ok.push(uvf::write(&pa, vec![i; 1000]));
+        broken.push(uvf::write(&pb, vec![i; 1000]));
+    }
+    let lh = lp.handle();
+    // The broken stream's futures in another task, awaited last first.
+    let task = lh
+        .spawn_local(async move {
+            let mut codes = Vec::new();
+            for f in broken.into_iter().rev() {
+                codes.push(f.await.map_err(|e| e.code()));
+            }
+            codes
+        })
+        .unwrap();
+    let results = lp
+        .block_on(async move {
+            let mut r = Vec::new();
+            for f in ok {
+                r.push(f.await.map_err(|e| e.code()));
+            }
+            r
+        })
+        .unwrap();
+    assert_eq!(results, vec![Ok(()); 20]);
+    let codes = lp.block_on(task).unwrap().unwrap();
+    assert_eq!(codes.len(), 20);
+    assert!(
+        codes.iter().all(|c| *c == Err(StatusCode::EPIPE)),
+        "{codes:?}"
+    );
+    pa.close();
+    pb.close();
+    lp.run(uv::RunMode::Default).unwrap();
+    let mut got = Vec::new();
+    a_peer.read_to_end(&mut got).unwrap();
+    let want: Vec<u8> = (0..20u8).flat_map(|i| vec![i; 1000]).collect();
+    assert_eq!(got, want);
+}

@@ -37,7 +37,7 @@ pub use executor::{JoinError, JoinHandle};
 pub use io::{read_chunks, AsyncStream, ReadChunks};
 pub use requests::{
     connect, connect_pipe, getaddrinfo, getnameinfo, request, send_to, shutdown, spawn, write,
-    Cancel, Done, Exit, HandleRequest, RequestFuture,
+    Cancel, Done, Exit, HandleRequest, RequestFuture, WriteFuture,
 };
 pub use streams::{
     fs_events, fs_poll, incoming, recv_from, signals, FsEventItem, FsEvents, FsPolls, Incoming,

@@ -223,10 +223,147 @@ pub fn connect_pipe(pipe: &Pipe, path: impl AsRef<Path>) -> HandleRequest {
 /// Dropped early: the write stays queued and completes (libuv cannot take it
 /// back); the bytes may or may not reach the peer, and nothing reports the write
 /// as done.
-pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> HandleRequest {
-    let slot = Rc::new(Oneshot::new());
-    let s = slot.clone();
-    HandleRequest::from(slot, stream.write(data, move |_, r| s.complete(r)))
+pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
+    let handle: &crate::Handle = stream;
+    let writes = StreamWrites::for_handle(handle);
+    let seq = writes.submitted.get() + 1;
+    let w = writes.clone();
+    match stream.write(data, move |_, r| w.complete(seq, r)) {
+        Ok(()) => {
+            writes.submitted.set(seq);
+            WriteFuture {
+                state: WriteState::Pending(writes, seq),
+            }
+        }
+        Err(e) => WriteFuture {
+            state: WriteState::Failed(e),
+        },
+    }
+}
+
+/// The writes of one stream whose futures are alive: libuv completes a stream's
+/// writes in the order they were made, so a count of completed writes (and the
+/// few errors) tells each write future its result, with no allocation per write.
+/// One is shared by the writes made one after another on a stream; it holds a
+/// reference to the stream while writes are in flight (as their requests do), so
+/// that the address it is found by names no other stream meanwhile.
+struct StreamWrites {
+    handle: std::cell::RefCell<Option<crate::Handle>>,
+    submitted: std::cell::Cell<u64>,
+    completed: std::cell::Cell<u64>,
+    /// The failed writes' results, until their futures take them (a few at most:
+    /// once a write fails, the ones after it fail too, and the oldest go first).
+    errors: std::cell::RefCell<std::collections::VecDeque<(u64, Error)>>,
+    /// The tasks waiting for a write of this stream (one entry per task).
+    wakers: std::cell::RefCell<Vec<std::task::Waker>>,
+}
+
+/// Errors kept for write futures that have not taken them.
+const WRITE_ERRORS_MAX: usize = 1024;
+
+thread_local! {
+    /// The stream written to last and its tracker, while that tracker lives.
+    static LAST_WRITES: std::cell::RefCell<std::rc::Weak<StreamWrites>> =
+        const { std::cell::RefCell::new(std::rc::Weak::new()) };
+}
+
+impl StreamWrites {
+    /// The live tracker of `handle`'s writes (the last one used, when it is this
+    /// stream's), or a new one.
+    fn for_handle(handle: &crate::Handle) -> Rc<StreamWrites> {
+        let cached = LAST_WRITES
+            .try_with(|c| c.borrow().upgrade())
+            .ok()
+            .flatten()
+            .filter(|w| w.handle.borrow().as_ref() == Some(handle));
+        if let Some(w) = cached {
+            return w;
+        }
+        let w = Rc::new(StreamWrites {
+            handle: std::cell::RefCell::new(Some(handle.clone())),
+            submitted: std::cell::Cell::new(0),
+            completed: std::cell::Cell::new(0),
+            errors: Default::default(),
+            wakers: Default::default(),
+        });
+        let _ = LAST_WRITES.try_with(|c| *c.borrow_mut() = Rc::downgrade(&w));
+        w
+    }
+
+    /// Write `seq` completed (in order) with `r`.
+    fn complete(&self, seq: u64, r: Result<()>) {
+        self.completed.set(seq);
+        if seq == self.submitted.get() {
+            // Nothing in flight: the stream goes back to its own lifetime.
+            drop(self.handle.borrow_mut().take());
+        }
+        if let Err(e) = r {
+            let mut errs = self.errors.borrow_mut();
+            if errs.len() == WRITE_ERRORS_MAX {
+                errs.pop_front();
+            }
+            errs.push_back((seq, e));
+        }
+        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, seq: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.completed.get() >= seq {
+            let mut errs = self.errors.borrow_mut();
+            return Poll::Ready(match errs.iter().position(|(s, _)| *s == seq) {
+                Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
+                None => Ok(()),
+            });
+        }
+        let mut wakers = self.wakers.borrow_mut();
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// The future of [`write()`].
+pub struct WriteFuture {
+    state: WriteState,
+}
+
+enum WriteState {
+    Pending(Rc<StreamWrites>, u64),
+    Failed(Error),
+    Done,
+}
+
+impl std::fmt::Debug for WriteFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteFuture")
+            .field("pending", &matches!(self.state, WriteState::Pending(..)))
+            .finish()
+    }
+}
+
+impl Future for WriteFuture {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        let r = match &this.state {
+            WriteState::Pending(w, seq) => match w.poll(*seq, cx) {
+                Poll::Ready(r) => r,
+                Poll::Pending => return Poll::Pending,
+            },
+            WriteState::Failed(_) => match std::mem::replace(&mut this.state, WriteState::Done) {
+                WriteState::Failed(e) => Err(e),
+                _ => unreachable!("matched above"),
+            },
+            WriteState::Done => Err(Error::new(crate::StatusCode::EINVAL, "poll")),
+        };
+        this.state = WriteState::Done;
+        Poll::Ready(r)
+    }
 }
 
 /// Shuts the write side of `stream` down once the queued writes are done
