@@ -317,3 +317,50 @@ fn a_write_dropped_while_queued_is_not_reported_and_the_rest_go_on() {
     assert!(got == want);
     assert_eq!(a.write_queue_size(), 0);
 }
+
+/// A `queue_work` future dropped before a thread takes its work cancels it: the
+/// work never runs. One that completes gives the work's value.
+#[test]
+fn a_dropped_queue_work_future_cancels_work_not_started() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    let lp = Loop::new().unwrap();
+    let threads: usize = std::env::var("UV_THREADPOOL_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let blockers: Vec<_> = (0..threads)
+        .map(|_| {
+            let g = gate.clone();
+            uvf::queue_work(&lp, move || {
+                let (m, c) = &*g;
+                let mut open = m.lock().unwrap();
+                while !*open {
+                    open = c.wait(open).unwrap();
+                }
+            })
+        })
+        .collect();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let dropped = uvf::queue_work(&lp, move || r.fetch_add(1, Ordering::SeqCst));
+    drop(dropped);
+    let kept = uvf::queue_work(&lp, || 6 * 7);
+    let (m, c) = &*gate;
+    *m.lock().unwrap() = true;
+    c.notify_all();
+    let answer = lp
+        .block_on(async move {
+            for b in blockers {
+                b.await.unwrap();
+            }
+            kept.await
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, 42);
+    drain(&lp);
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the cancelled work ran");
+    lp.close().unwrap();
+}
