@@ -1157,6 +1157,16 @@ impl Cx {
         vec![self.next() as u8; n.min(limit)]
     }
 
+    /// Takes a random element out of `v` (`None` when it is empty).
+    fn take_random<T>(&self, v: &RefCell<Vec<T>>) -> Option<T> {
+        let mut v = v.borrow_mut();
+        if v.is_empty() {
+            return None;
+        }
+        let i = self.below(v.len());
+        Some(v.remove(i))
+    }
+
     /// An open file of the pool, or a new one in the scratch directory (read and
     /// write, read only, write only; sometimes a directory opened read-only).
     pub fn file(&self) -> Option<uv::File> {
@@ -1852,16 +1862,9 @@ pub type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 /// Keeps `f` for the `Future` operations (a few of them: when full, one of the
 /// kept ones is dropped, wherever it is in its work).
 pub fn keep_future(cx: &Cx, f: impl std::future::Future<Output = ()> + 'static) {
-    let old = {
-        let mut v = cx.futures.borrow_mut();
-        if v.len() >= 16 {
-            let i = cx.below(v.len());
-            Some(v.remove(i))
-        } else {
-            None
-        }
-    };
-    drop(old);
+    if cx.futures.borrow().len() >= 16 {
+        drop(cx.take_random(&cx.futures));
+    }
     cx.futures.borrow_mut().push(Box::pin(f));
 }
 
@@ -1882,16 +1885,9 @@ pub fn on_request(site: &'static str, r: uv::Result<()>, cap: &Capture) {
 /// `Request` operations; dropping one does not cancel it.
 pub fn keep_request(cx: &Cx, r: uv::Result<uv::Request>, ident: Option<&FdIdent>) {
     if let Some(req) = settle(cx, r, ident) {
-        let old = {
-            let mut v = cx.requests.borrow_mut();
-            if v.len() >= 16 {
-                let i = cx.below(v.len());
-                Some(v.remove(i))
-            } else {
-                None
-            }
-        };
-        drop(old);
+        if cx.requests.borrow().len() >= 16 {
+            drop(cx.take_random(&cx.requests));
+        }
         cx.requests.borrow_mut().push(req);
     }
 }
@@ -2884,12 +2880,7 @@ mod futs {
     }
 
     fn take(cx: &Cx) -> Option<BoxFuture> {
-        let mut v = cx.futures.borrow_mut();
-        if v.is_empty() {
-            return None;
-        }
-        let i = cx.below(v.len());
-        Some(v.remove(i))
+        cx.take_random(&cx.futures)
     }
 
     /// One poll by hand, outside any executor; a pending future is kept.
@@ -2979,16 +2970,7 @@ mod futs {
     }
 
     pub fn drop_join(cx: &Cx) -> bool {
-        let old = {
-            let mut v = cx.joins.borrow_mut();
-            if v.is_empty() {
-                return false;
-            }
-            let i = cx.below(v.len());
-            v.remove(i)
-        };
-        drop(old);
-        true
+        cx.take_random(&cx.joins).is_some()
     }
 }
 
@@ -3022,16 +3004,7 @@ mod reqs {
     }
 
     pub fn drop_one(cx: &Cx) -> bool {
-        let old = {
-            let mut v = cx.requests.borrow_mut();
-            if v.is_empty() {
-                return false;
-            }
-            let i = cx.below(v.len());
-            v.remove(i)
-        };
-        drop(old);
-        true
+        cx.take_random(&cx.requests).is_some()
     }
 }
 

@@ -732,12 +732,9 @@ pub fn read_stop<K: StreamKind>(s: &K) -> Result<()> {
     check(unsafe { sys::uv_read_stop(raw) }, "uv_read_stop")
 }
 
-/// `uv_write`: the data is kept until `callback` runs.
-pub fn write<K: StreamKind>(
-    s: &K,
-    data: WriteData,
-    callback: impl FnOnce(&K, Result<()>) + 'static,
-) -> Result<()> {
+/// The open stream's libuv struct, checked for `uv_write`: not listening, not in a
+/// blocking write that could not finish, a descriptor libuv can use.
+fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     let raw = raw(s, "uv_write")?;
     // SAFETY: the stream is open.
     unsafe {
@@ -745,6 +742,16 @@ pub fn write<K: StreamKind>(
         contracts::blocking_write_ready(raw, "uv_write")?;
         contracts::usable_fd(raw, "uv_write")?;
     }
+    Ok(raw)
+}
+
+/// `uv_write`: the data is kept until `callback` runs.
+pub fn write<K: StreamKind>(
+    s: &K,
+    data: WriteData,
+    callback: impl FnOnce(&K, Result<()>) + 'static,
+) -> Result<()> {
+    let raw = write_ready(s)?;
     crate::request::submit::<sys::uv_write_t, K, _, WriteData>(
         s,
         &"uv_write",
@@ -765,13 +772,7 @@ pub fn write_counted<K: StreamKind>(
     data: WriteData,
     callback: impl FnOnce(&K, Result<()>, usize) + 'static,
 ) -> Result<()> {
-    let raw = raw(s, "uv_write")?;
-    // SAFETY: the stream is open.
-    unsafe {
-        contracts::not_listening(raw, "uv_write")?;
-        contracts::blocking_write_ready(raw, "uv_write")?;
-        contracts::usable_fd(raw, "uv_write")?;
-    }
+    let raw = write_ready(s)?;
     /// Reads the count into the data's cell, which the callback holds too, just
     /// before the callback runs.
     ///
