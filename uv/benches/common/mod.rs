@@ -578,6 +578,30 @@ pub mod rawnet {
         drop(unsafe { Box::from_raw(tcp.cast::<MaybeUninit<sys::uv_tcp_t>>()) });
     }
 
+    /// Accepts the pending connection of `server` into a new handle (made by
+    /// `new_tcp`, closed with `close_free`) and starts reading it.
+    ///
+    /// # Safety
+    /// `server` is an open listening TCP handle with a connection pending (its
+    /// connection callback is running with status 0).
+    pub unsafe fn accept_reading(
+        server: *mut sys::uv_stream_t,
+        alloc: sys::uv_alloc_cb,
+        read: sys::uv_read_cb,
+    ) -> *mut sys::uv_tcp_t {
+        // SAFETY: the caller's contract; the connection is a fresh handle on the
+        // server's loop.
+        unsafe {
+            let conn = new_tcp((*server).loop_);
+            check(sys::uv_accept(server, conn.cast()), "uv_accept");
+            check(
+                sys::uv_read_start(conn.cast(), alloc, read),
+                "uv_read_start",
+            );
+            conn
+        }
+    }
+
     /// A close callback that frees a handle made by `new_tcp`.
     pub unsafe extern "C" fn close_free(h: *mut sys::uv_handle_t) {
         // SAFETY: only passed to uv_close for handles made by `new_tcp`; libuv is

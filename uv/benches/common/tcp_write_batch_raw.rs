@@ -59,12 +59,7 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // SAFETY: `server` is the listening handle of our loop; the connection is a
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
-        let conn = rawnet::new_tcp((*server).loop_);
-        check(sys::uv_accept(server, conn.cast()), "uv_accept");
-        check(
-            sys::uv_read_start(conn.cast(), Some(slab_alloc), Some(server_read)),
-            "uv_read_start",
-        );
+        rawnet::accept_reading(server, Some(slab_alloc), Some(server_read));
         sys::uv_close(server.cast(), Some(rawnet::close_free));
     }
 }
