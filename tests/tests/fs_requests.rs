@@ -228,3 +228,30 @@ fn a_closed_loop_refuses_new_requests() {
         uv::Category::ClosedLoop
     );
 }
+
+/// A finished request's `uv::Request` stays finished when a later request takes its
+/// place in the loop's table of requests: not pending, `cancel` is EINVAL, and it
+/// never reaches the new request (which stays pending and is cancelled only
+/// through its own value).
+#[test]
+fn an_old_request_value_never_reaches_a_later_request() {
+    let lp = uv::Loop::new().unwrap();
+    let dir = std::env::temp_dir();
+    let first = uv::Fs::stat(&lp, &dir, |r| {
+        r.unwrap();
+    })
+    .unwrap();
+    let copy = first.clone();
+    assert!(first.is_pending() && copy.is_pending());
+    lp.run(uv::RunMode::Default).unwrap();
+    assert!(!first.is_pending());
+    let later: Vec<uv::Request> = (0..4)
+        .map(|_| uv::Fs::stat(&lp, &dir, drop).unwrap())
+        .collect();
+    assert!(later.iter().all(uv::Request::is_pending));
+    assert!(!first.is_pending() && !copy.is_pending());
+    assert_eq!(first.cancel().unwrap_err().code(), uv::StatusCode::EINVAL);
+    assert!(later.iter().all(uv::Request::is_pending));
+    lp.run(uv::RunMode::Default).unwrap();
+    assert!(!later.iter().any(uv::Request::is_pending));
+}

@@ -4,10 +4,8 @@
 //! Results are Rust values: the C linked list of `addrinfo` is copied into a `Vec`
 //! and freed (`uv_freeaddrinfo`) before the result is handed over.
 
-use std::cell::Cell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
@@ -176,7 +174,7 @@ pub type DnsRequest = crate::Request;
 struct AddrInfoReq<C> {
     raw: sys::uv_getaddrinfo_t,
     shared: *const LoopShared,
-    pending: Rc<Cell<*mut sys::uv_req_t>>,
+    slot: crate::loop_request::Slot,
     // Kept alive until the query ends: libuv reads them on the thread pool.
     _host: Option<CString>,
     _service: Option<CString>,
@@ -190,9 +188,9 @@ unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
 ) {
     // SAFETY: `data` is the box made by `getaddrinfo_with`, handed back once.
     let mut b = unsafe { Box::from_raw((*req).data as *mut AddrInfoReq<C>) };
-    b.pending.set(std::ptr::null_mut());
     // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
     let shared = unsafe { &*b.shared };
+    shared.request_table().finish(b.slot);
     shared.request_finished();
     // SAFETY: `res` is the list for this query (null on error).
     let list = unsafe { take_list(res) };
@@ -206,7 +204,7 @@ unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
 struct NameInfoReq<C> {
     raw: sys::uv_getnameinfo_t,
     shared: *const LoopShared,
-    pending: Rc<Cell<*mut sys::uv_req_t>>,
+    slot: crate::loop_request::Slot,
     cb: Option<C>,
 }
 
@@ -218,9 +216,9 @@ unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
 ) {
     // SAFETY: `data` is the box made by `getnameinfo_with`, handed back once.
     let mut b = unsafe { Box::from_raw((*req).data as *mut NameInfoReq<C>) };
-    b.pending.set(std::ptr::null_mut());
     // SAFETY: as in addrinfo_done.
     let shared = unsafe { &*b.shared };
+    shared.request_table().finish(b.slot);
     shared.request_finished();
     let read = |p: *const c_char| {
         if p.is_null() {
@@ -294,7 +292,7 @@ impl LoopHandle {
             // SAFETY: plain C data; all-zero is a valid unstarted request.
             raw: unsafe { std::mem::zeroed() },
             shared: shared as *const LoopShared,
-            pending: Rc::new(Cell::new(std::ptr::null_mut())),
+            slot: crate::loop_request::NO_SLOT,
             _host: h,
             _service: s,
             cb: Some(callback),
@@ -320,8 +318,15 @@ impl LoopHandle {
             return Err(Error::from_raw(rc, OP));
         }
         shared.request_started();
-        // SAFETY: libuv holds the request until `addrinfo_done`, which clears this.
-        Ok(unsafe { started(&(*p).pending, std::ptr::addr_of_mut!((*p).raw).cast()) })
+        // SAFETY: libuv holds the request until `addrinfo_done`, which finishes its
+        // entry.
+        Ok(unsafe {
+            started(
+                shared,
+                &mut (*p).slot,
+                std::ptr::addr_of_mut!((*p).raw).cast(),
+            )
+        })
     }
 
     /// The host and service names of `addr` (`uv_getnameinfo` without a callback).
@@ -358,7 +363,7 @@ impl LoopHandle {
             // SAFETY: plain C data; all-zero is a valid unstarted request.
             raw: unsafe { std::mem::zeroed() },
             shared: shared as *const LoopShared,
-            pending: Rc::new(Cell::new(std::ptr::null_mut())),
+            slot: crate::loop_request::NO_SLOT,
             cb: Some(callback),
         }));
         // SAFETY: `p` stays put until `nameinfo_done` frees it; libuv copies the
@@ -379,16 +384,28 @@ impl LoopHandle {
             return Err(Error::from_raw(rc, OP));
         }
         shared.request_started();
-        // SAFETY: libuv holds the request until `nameinfo_done`, which clears this.
-        Ok(unsafe { started(&(*p).pending, std::ptr::addr_of_mut!((*p).raw).cast()) })
+        // SAFETY: libuv holds the request until `nameinfo_done`, which finishes its
+        // entry.
+        Ok(unsafe {
+            started(
+                shared,
+                &mut (*p).slot,
+                std::ptr::addr_of_mut!((*p).raw).cast(),
+            )
+        })
     }
 }
 
 /// The user's view of a started query.
 ///
 /// # Safety
-/// `req` must be held by libuv until its callback clears `pending`.
-unsafe fn started(pending: &Rc<Cell<*mut sys::uv_req_t>>, req: *mut sys::uv_req_t) -> DnsRequest {
-    pending.set(req);
-    DnsRequest::from_pending(pending.clone())
+/// `req` must be held by libuv until its callback finishes the entry recorded in
+/// `slot`.
+unsafe fn started(
+    shared: &LoopShared,
+    slot: &mut crate::loop_request::Slot,
+    req: *mut sys::uv_req_t,
+) -> DnsRequest {
+    *slot = shared.request_table().add(req);
+    DnsRequest::new(shared.request_table().clone(), *slot)
 }

@@ -42,6 +42,8 @@ pub(crate) struct LoopShared {
     /// Where the `AsyncSender`s of the loop's `Async` handles find them (made on
     /// first use).
     senders: std::cell::OnceCell<std::sync::Arc<crate::handles::async_::SenderTable>>,
+    /// The loop's requests in flight, for the `uv::Request` values that name them.
+    request_table: Rc<crate::loop_request::RequestTable>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
     claimed_fds: RefCell<Vec<crate::RawFd>>,
     /// Memory for the loop's handles and requests; this value holds one count.
@@ -67,6 +69,11 @@ impl LoopShared {
     pub(crate) fn raw(&self) -> Option<*mut sys::uv_loop_t> {
         let p = self.raw.get();
         (!p.is_null()).then_some(p)
+    }
+
+    /// The loop's table of requests in flight.
+    pub(crate) fn request_table(&self) -> &Rc<crate::loop_request::RequestTable> {
+        &self.request_table
     }
 
     /// The loop's sender table.
@@ -342,6 +349,7 @@ impl LoopShared {
             hook: Cell::new(None),
             call_later: RefCell::new(None),
             senders: std::cell::OnceCell::new(),
+            request_table: Rc::default(),
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
             slab_leaked: Cell::new(false),

@@ -10,7 +10,6 @@
 //! C callback), the request lives on the stack for the call.
 
 use std::alloc::Layout;
-use std::cell::Cell;
 use std::ffi::c_int;
 use std::path::PathBuf;
 use std::ptr::NonNull;
@@ -63,30 +62,84 @@ pub fn no_context<D>(_: &D, e: Error) -> Error {
 /// Dropping this value does not cancel anything; the callback runs either way.
 #[derive(Clone, Debug)]
 pub struct Request {
-    /// The libuv request while it is in flight; null once its callback ran.
-    pending: Rc<Cell<*mut sys::uv_req_t>>,
+    /// The loop's table of requests in flight, and this request's entry in it.
+    table: Rc<RequestTable>,
+    slot: Slot,
+}
+
+/// An entry of a [`RequestTable`]: its index and the generation it had when the
+/// request took it.
+pub(crate) type Slot = (u32, u32);
+
+/// A slot no request has (a request that failed to start, or a test of one).
+pub(crate) const NO_SLOT: Slot = (u32::MAX, 0);
+
+/// The requests of one loop that are in flight, for the [`Request`] values that
+/// name them: an entry holds the libuv request until its callback runs. A finished
+/// request's entry is reused by a later one with the next generation, so an old
+/// `Request` never reaches a new request. One table per loop (a `Request` is an
+/// index into it, not an allocation of its own).
+#[derive(Debug, Default)]
+pub(crate) struct RequestTable {
+    entries: std::cell::RefCell<Vec<(*mut sys::uv_req_t, u32)>>,
+    free: std::cell::RefCell<Vec<u32>>,
+}
+
+impl RequestTable {
+    /// An entry for `req`, which libuv now holds.
+    pub(crate) fn add(&self, req: *mut sys::uv_req_t) -> Slot {
+        let mut entries = self.entries.borrow_mut();
+        if let Some(i) = self.free.borrow_mut().pop() {
+            let e = &mut entries[i as usize];
+            e.0 = req;
+            e.1 = e.1.wrapping_add(1);
+            return (i, e.1);
+        }
+        let i = u32::try_from(entries.len()).expect("fewer than 2^32 requests in flight");
+        entries.push((req, 0));
+        (i, 0)
+    }
+
+    /// The request of `slot` finished: its entry is free again.
+    pub(crate) fn finish(&self, (i, generation): Slot) {
+        let mut entries = self.entries.borrow_mut();
+        if let Some(e) = entries.get_mut(i as usize) {
+            if e.1 == generation && !e.0.is_null() {
+                e.0 = std::ptr::null_mut();
+                self.free.borrow_mut().push(i);
+            }
+        }
+    }
+
+    /// The libuv request of `slot` while it is in flight (null after).
+    fn get(&self, (i, generation): Slot) -> *mut sys::uv_req_t {
+        match self.entries.borrow().get(i as usize) {
+            Some(&(req, g)) if g == generation => req,
+            _ => std::ptr::null_mut(),
+        }
+    }
 }
 
 impl Request {
-    /// A request whose libuv struct `pending` points to while it is in flight.
-    pub(crate) fn from_pending(pending: Rc<Cell<*mut sys::uv_req_t>>) -> Request {
-        Request { pending }
+    /// The request of `slot` in `table`.
+    pub(crate) fn new(table: Rc<RequestTable>, slot: Slot) -> Request {
+        Request { table, slot }
     }
 
     /// Whether the callback has not run yet.
     pub fn is_pending(&self) -> bool {
-        !self.pending.get().is_null()
+        !self.table.get(self.slot).is_null()
     }
 
     /// Cancels the request (`uv_cancel`): `EBUSY` when a thread is already on it,
     /// `EINVAL` when it is done. A cancelled request's callback gets `ECANCELED`
     /// (`EAI_CANCELED` for a DNS query).
     pub fn cancel(&self) -> Result<()> {
-        let p = self.pending.get();
+        let p = self.table.get(self.slot);
         if p.is_null() {
             return Err(Error::new(StatusCode::EINVAL, "uv_cancel"));
         }
-        // SAFETY: the pointer is cleared before the request's memory is freed, so a
+        // SAFETY: an entry is cleared before the request's memory is freed, so a
         // non-null one is a request libuv still holds.
         check(unsafe { sys::uv_cancel(p) }, "uv_cancel")
     }
@@ -97,7 +150,7 @@ struct LoopReq<R, D, F, C> {
     raw: R,
     op: &'static str,
     shared: *const LoopShared,
-    pending: Rc<Cell<*mut sys::uv_req_t>>,
+    slot: Slot,
     read: Option<F>,
     context: Context<D>,
     /// Kept until after the cleanup: libuv may read it while the request runs, and
@@ -133,7 +186,6 @@ where
 {
     let shared: &LoopShared = loop_.shared();
     let l = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
-    let pending = Rc::new(Cell::new(std::ptr::null_mut()));
     // One allocation from the loop's slab, written in place (no copy of the request
     // struct), freed by `done`.
     let layout = Layout::new::<LoopReq<K::Raw, D, F, C>>();
@@ -152,7 +204,7 @@ where
         raw.write_bytes(0, 1);
         std::ptr::addr_of_mut!((*p).op).write(op);
         std::ptr::addr_of_mut!((*p).shared).write(shared);
-        std::ptr::addr_of_mut!((*p).pending).write(pending.clone());
+        std::ptr::addr_of_mut!((*p).slot).write(NO_SLOT);
         std::ptr::addr_of_mut!((*p).read).write(Some(read));
         std::ptr::addr_of_mut!((*p).context).write(context);
         std::ptr::addr_of_mut!((*p).data).write(data);
@@ -171,10 +223,15 @@ where
         }
         return Err(err);
     }
-    // SAFETY: started: the request is libuv's until `done`.
-    pending.set(unsafe { std::ptr::addr_of_mut!((*p).raw) }.cast());
+    // SAFETY: started: the request is libuv's until `done` (which libuv never calls
+    // before this function returns), which finishes its entry.
+    let slot = shared
+        .request_table()
+        .add(unsafe { std::ptr::addr_of_mut!((*p).raw) }.cast());
+    // SAFETY: as above; `done` reads the slot.
+    unsafe { (*p).slot = slot };
     shared.request_started();
-    Ok(Request { pending })
+    Ok(Request::new(shared.request_table().clone(), slot))
 }
 
 unsafe extern "C" fn done<K, T, D, F, C>(req: *mut K::Raw)
@@ -187,10 +244,16 @@ where
     let p = unsafe { (*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, D, F, C> };
     // SAFETY: the loop runs this callback, so its owner keeps the shared state (and
     // its slab) alive; the fields are used in place until the memory is freed below.
-    let (shared, read, op, context) = unsafe {
-        (*p).pending.set(std::ptr::null_mut());
-        (&*(*p).shared, (*p).read.take(), (*p).op, (*p).context)
+    let (shared, read, op, context, slot) = unsafe {
+        (
+            &*(*p).shared,
+            (*p).read.take(),
+            (*p).op,
+            (*p).context,
+            (*p).slot,
+        )
     };
+    shared.request_table().finish(slot);
     shared.request_finished();
     let read = read.expect("a request completes once");
     // A panicking reader (none panics; user types may be in the data) becomes an
@@ -213,9 +276,8 @@ where
     unsafe { K::cleanup(req) };
     // SAFETY: the fields left are moved out once (`read` is already `None`), then
     // the memory goes back to the slab.
-    let (pending, data, cb) = unsafe {
+    let (data, cb) = unsafe {
         let parts = (
-            std::ptr::addr_of!((*p).pending).read(),
             std::ptr::addr_of!((*p).data).read(),
             std::ptr::addr_of!((*p).cb).read(),
         );
@@ -226,7 +288,6 @@ where
         );
         parts
     };
-    drop(pending);
     // The kept values go before the callback, so that it finds the file it used
     // free again (to close it). Drop code of the data may run.
     shared.guard(move || drop(data));
@@ -469,7 +530,7 @@ impl Request {
     /// The libuv type of the request while it is pending (`uv_req_get_type`):
     /// `Work`, `Random`, `Fs`, `Getaddrinfo`, ...; `None` once its callback ran.
     pub fn request_type(&self) -> Option<crate::RequestType> {
-        let p = self.pending.get();
+        let p = self.table.get(self.slot);
         // SAFETY: a non-null pointer is a request libuv still holds (see `cancel`).
         (!p.is_null())
             .then(|| crate::RequestType::from_raw(unsafe { sys::uv_req_get_type(p) } as i32))
