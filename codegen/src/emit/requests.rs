@@ -241,7 +241,7 @@ pub fn request(model: &RequestModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagn
         return Err(Diagnostics(errs));
     }
     let doc = doc_attr(&format!(
-        "{}\n\nC type: `{}`. Each function comes in two forms: `name(&loop, …, callback)` runs on the thread pool, `name_sync(&loop, …)` blocks.",
+        "{}\n\nC type: `{}`. Each function comes in three forms: `name(&loop, …, callback)` runs on the thread pool, `name_async(&loop, …)` is the same as a future, `name_sync(&loop, …)` blocks.",
         r.doc.trim_end(),
         r.c_type.value
     ));
