@@ -292,3 +292,42 @@ fn fs_poll_path_and_close_in_callback() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(*calls.borrow(), 1);
 }
+
+/// A stopped poller whose last stat is still running cannot be started again
+/// (`EBUSY`): libuv would let the stopped poll go on and abort in its timer (a
+/// fuzzer finding: `timer_cb: Assertion ctx->parent_handle->poll_ctx == ctx`).
+/// Once the loop has run the stat's completion, it starts.
+#[test]
+fn fs_poll_restart_while_the_stopped_poll_settles_is_ebusy() {
+    let dir = TempDir::new("fsp-restart");
+    let lp = Loop::new().unwrap();
+    let p = FsPoll::new(&lp).unwrap();
+    let calls = Rc::new(RefCell::new(0));
+    let c = calls.clone();
+    p.start(dir.path(), Duration::from_millis(1), move |_, _| {
+        *c.borrow_mut() += 1;
+    })
+    .unwrap();
+    // The first stat is in flight: stop, then start again at once.
+    p.stop().unwrap();
+    let err = p
+        .start(dir.path(), Duration::from_millis(1), |_, _| {})
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EBUSY);
+    assert!(!p.is_active());
+    // The stopped poll winds down on the loop; then the handle starts again.
+    lp.run(RunMode::Default).unwrap();
+    let c = calls.clone();
+    p.start(dir.path(), Duration::from_millis(1), move |p, _| {
+        *c.borrow_mut() += 1;
+        p.close();
+    })
+    .unwrap();
+    // A change is seen, once.
+    let d = dir.join("new");
+    later(&lp, Duration::from_millis(20), move || {
+        std::fs::write(d, b"x").unwrap()
+    });
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*calls.borrow(), 1);
+}

@@ -184,6 +184,25 @@ pub unsafe fn not_connecting(s: *mut sys::uv_stream_t, op: &'static str) -> Resu
     Ok(())
 }
 
+/// Spec state `poll_settled`: a stopped stat poller whose last stat is still in
+/// flight (`EBUSY`). libuv keeps that poll's context until the stat completes; a
+/// new start meanwhile makes a second context, the first one's completion then
+/// sees the handle active again and goes on polling, and its timer asserts that
+/// it is the handle's context (an abort). Once the loop has run the stat's
+/// completion, the handle can be started again.
+///
+/// # Safety
+/// `p` must be an open stat poller made by this library.
+pub unsafe fn poll_settled(p: *mut sys::uv_fs_poll_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the handle is initialised; libuv sets `poll_ctx` in
+    // a start and clears it when the last context's timer has closed.
+    let (active, ctx) = unsafe { (sys::uv_is_active(p.cast()) != 0, (*p).poll_ctx) };
+    if !active && !ctx.is_null() {
+        return Err(Error::new(StatusCode::EBUSY, op));
+    }
+    Ok(())
+}
+
 /// Spec state `not_listening`: the stream listens for connections (`EINVAL`).
 ///
 /// # Safety

@@ -116,7 +116,9 @@ pub mod runtime {
     pub use crate::error::check;
     /// The handle states a spec method can require (`requires = [...]`).
     pub mod contracts {
-        pub use crate::contracts::{named, not_connected, not_connecting, not_listening};
+        pub use crate::contracts::{
+            named, not_connected, not_connecting, not_listening, poll_settled,
+        };
     }
     pub use crate::handle::{dispatch, HandleKind, KeepAlive, Slots, Typed};
     pub use crate::request::submit;

@@ -250,7 +250,7 @@ fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStr
     });
     let sf = safety(
         ctx,
-        "the handle is open, and a stream (checked by the spec loader)",
+        "the handle is open, and of the type each check takes (checked by the spec loader)",
     );
     quote! {
         #sf

@@ -137,30 +137,43 @@ pub struct StateRule {
     pub code: &'static str,
     /// What it means.
     pub doc: &'static str,
+    /// The handle types it applies to: streams (`None`), or the one libuv struct
+    /// named.
+    pub c_type: Option<&'static str>,
 }
 
 impl StateRule {
-    /// Every state a method may require (stream handles only).
+    /// Every state a method may require.
     pub const ALL: &'static [StateRule] = &[
         StateRule {
             name: "not_connecting",
             code: "EALREADY",
             doc: "no connect request is in flight",
+            c_type: None,
         },
         StateRule {
             name: "not_listening",
             code: "EINVAL",
             doc: "the stream does not listen for connections",
+            c_type: None,
         },
         StateRule {
             name: "not_connected",
             code: "EISCONN",
             doc: "the stream has no peer yet",
+            c_type: None,
         },
         StateRule {
             name: "named",
             code: "EINVAL",
             doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise)",
+            c_type: None,
+        },
+        StateRule {
+            name: "poll_settled",
+            code: "EBUSY",
+            doc: "no earlier start of a stopped stat poller still has its stat in flight (libuv would let that poll go on and abort in its timer)",
+            c_type: Some("uv_fs_poll_t"),
         },
     ];
 

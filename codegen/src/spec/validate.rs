@@ -692,24 +692,34 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             }
         }
         for r in &m.requires {
-            if StateRule::find(r.as_str()).is_none() {
-                let names: Vec<&str> = StateRule::ALL.iter().map(|s| s.name).collect();
-                unknown_ref(
-                    r,
-                    "handle state",
-                    &names,
-                    "see `requires` in spec/README.md",
-                    out,
-                );
-            } else if h.parent != HandleParent::Stream {
-                out.push(
+            match StateRule::find(r.as_str()) {
+                None => {
+                    let names: Vec<&str> = StateRule::ALL.iter().map(|s| s.name).collect();
+                    unknown_ref(
+                        r,
+                        "handle state",
+                        &names,
+                        "see `requires` in spec/README.md",
+                        out,
+                    );
+                }
+                Some(StateRule { c_type: None, .. }) if h.parent != HandleParent::Stream => out
+                    .push(
+                        r.loc
+                            .error(format!(
+                                "state `{}` applies to stream handles only",
+                                r.value
+                            ))
+                            .hint("remove it, or set parent = \"stream\""),
+                    ),
+                Some(StateRule {
+                    c_type: Some(t), ..
+                }) if h.c_type.as_str() != *t => out.push(
                     r.loc
-                        .error(format!(
-                            "state `{}` applies to stream handles only",
-                            r.value
-                        ))
-                        .hint("remove it, or set parent = \"stream\""),
-                );
+                        .error(format!("state `{}` applies to `{t}` handles only", r.value))
+                        .hint("remove it"),
+                ),
+                Some(_) => {}
             }
         }
     }
