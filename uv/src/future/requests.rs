@@ -262,22 +262,31 @@ struct StreamWrites {
 const WRITE_ERRORS_MAX: usize = 1024;
 
 thread_local! {
-    /// The stream written to last and its tracker, while that tracker lives.
-    static LAST_WRITES: std::cell::RefCell<std::rc::Weak<StreamWrites>> =
-        const { std::cell::RefCell::new(std::rc::Weak::new()) };
+    /// The tracker used last on this thread, or null: a tracker clears it when it
+    /// goes (`Drop`), so a non-null pointer names a live tracker. (A plain pointer:
+    /// a thread-local that needs dropping would register a destructor.)
+    static LAST_WRITES: std::cell::Cell<*const StreamWrites> =
+        const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 impl StreamWrites {
     /// The live tracker of `handle`'s writes (the last one used, when it is this
     /// stream's), or a new one.
     fn for_handle(handle: &crate::Handle) -> Rc<StreamWrites> {
-        let cached = LAST_WRITES
-            .try_with(|c| c.borrow().upgrade())
-            .ok()
-            .flatten()
-            .filter(|w| w.handle.borrow().as_ref() == Some(handle));
-        if let Some(w) = cached {
-            return w;
+        let last = LAST_WRITES
+            .try_with(|c| c.get())
+            .unwrap_or(std::ptr::null());
+        if !last.is_null() {
+            // SAFETY: a non-null pointer in the cache is a live tracker (its Drop
+            // clears the cache), made by `Rc::new` below on this thread.
+            let w = unsafe { &*last };
+            if w.handle.borrow().as_ref() == Some(handle) {
+                // SAFETY: as above; the new count is owned by the returned Rc.
+                return unsafe {
+                    Rc::increment_strong_count(last);
+                    Rc::from_raw(last)
+                };
+            }
         }
         let w = Rc::new(StreamWrites {
             handle: std::cell::RefCell::new(Some(handle.clone())),
@@ -286,7 +295,7 @@ impl StreamWrites {
             errors: Default::default(),
             wakers: Default::default(),
         });
-        let _ = LAST_WRITES.try_with(|c| *c.borrow_mut() = Rc::downgrade(&w));
+        let _ = LAST_WRITES.try_with(|c| c.set(Rc::as_ptr(&w)));
         w
     }
 
@@ -323,6 +332,17 @@ impl StreamWrites {
             wakers.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+impl Drop for StreamWrites {
+    fn drop(&mut self) {
+        let me: *const StreamWrites = self;
+        let _ = LAST_WRITES.try_with(|c| {
+            if c.get() == me {
+                c.set(std::ptr::null());
+            }
+        });
     }
 }
 
