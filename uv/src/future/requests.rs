@@ -370,19 +370,17 @@ impl Future for WriteFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        let r = match &this.state {
-            WriteState::Pending(w, seq) => match w.poll(*seq, cx) {
-                Poll::Ready(r) => r,
-                Poll::Pending => return Poll::Pending,
-            },
-            WriteState::Failed(_) => match std::mem::replace(&mut this.state, WriteState::Done) {
-                WriteState::Failed(e) => Err(e),
-                _ => unreachable!("matched above"),
-            },
-            WriteState::Done => Err(Error::new(crate::StatusCode::EINVAL, "poll")),
-        };
-        this.state = WriteState::Done;
-        Poll::Ready(r)
+        match std::mem::replace(&mut this.state, WriteState::Done) {
+            WriteState::Pending(w, seq) => {
+                let r = w.poll(seq, cx);
+                if r.is_pending() {
+                    this.state = WriteState::Pending(w, seq);
+                }
+                r
+            }
+            WriteState::Failed(e) => Poll::Ready(Err(e)),
+            WriteState::Done => Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll"))),
+        }
     }
 }
 
