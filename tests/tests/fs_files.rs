@@ -352,14 +352,14 @@ fn utime_futime_lutime() {
     let t = UNIX_EPOCH + Duration::from_millis(400_497_753_250);
     Fs::utime_sync(&lp, &p, t, t).unwrap();
     let st = Fs::stat_sync(&lp, &p).unwrap();
-    assert_eq!((st.accessed, st.modified), (t, t));
+    assert_eq!((st.accessed, st.modified), (t.into(), t.into()));
 
     let (a, m) = (t + Duration::from_secs(10), t + Duration::from_secs(20));
     let got = slot();
     Fs::utime(&lp, &p, a, m, put(&got)).unwrap();
     wait(&lp, &got).unwrap();
     let st = Fs::stat_sync(&lp, &p).unwrap();
-    assert_eq!((st.accessed, st.modified), (a, m));
+    assert_eq!((st.accessed, st.modified), (a.into(), m.into()));
 
     let f = Fs::open_sync(&lp, &p, OpenFlags::RDWR, 0).unwrap();
     let got = slot();

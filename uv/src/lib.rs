@@ -67,7 +67,7 @@ pub use handles::*;
 pub use loop_::{Loop, LoopHandle, PanicHook, PanicPayload};
 pub use loop_request::Request;
 pub use requests::*;
-pub use stat::{Stat, StatFs};
+pub use stat::{Stat, StatFs, Timespec};
 pub use stream::{PoolAllocator, ReadAllocator, Stream, WriteData, READ_BUFFER_SIZE};
 pub use timeout::Timeout;
 pub use work::random_sync;
@@ -275,6 +275,7 @@ pub mod runtime {
     }
 
     /// A path argument as a C string: a NUL byte in it is `EINVAL`.
+    #[inline]
     pub fn c_path(path: &std::path::Path, op: &'static str) -> crate::Result<CPath> {
         let nul = || crate::Error::new(crate::StatusCode::EINVAL, op).with_path(path);
         #[cfg(unix)]

@@ -299,6 +299,7 @@ where
 /// Runs a request synchronously (no C callback): `start` gets the loop, a request
 /// on the stack and the data; the result is read (from the request and the data),
 /// and the request cleaned up, before returning; the data is dropped last.
+#[inline]
 pub fn run_sync<K, T, D, F>(
     loop_: &LoopHandle,
     op: &'static str,
@@ -315,7 +316,7 @@ where
     // SAFETY: plain C data; all-zero is a valid unstarted request.
     let mut req: K::Raw = unsafe { std::mem::zeroed() };
     let rc = start(l, &mut req, &data);
-    let result = if rc < 0 {
+    let mut result = if rc < 0 {
         Err(Error::from_raw(rc, op))
     } else {
         // The call completed the request.
@@ -324,7 +325,11 @@ where
     // SAFETY: completed (or failed) synchronously; cleaned up once, before the data
     // it may point into is dropped.
     unsafe { K::cleanup(&mut req) };
-    let result = result.map_err(|e| context(&data, e));
+    // In place: a value (a whole `Stat`) is not moved through a `map_err`.
+    if let Err(e) = &mut result {
+        let bare = std::mem::replace(e, Error::new(StatusCode::EINVAL, op));
+        *e = context(&data, bare);
+    }
     drop(data);
     result
 }
@@ -377,6 +382,7 @@ pub mod fs_results {
     ///
     /// # Safety
     /// `req` is a completed stat-like `uv_fs_t`.
+    #[inline]
     pub unsafe fn stat(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::Stat> {
         // SAFETY: the caller's contract.
         let r = unsafe { &*req };

@@ -1,13 +1,108 @@
-//! `Stat`: a file's metadata as libuv reports it (`uv_stat_t`), with typed times.
+//! `Stat`: a file's metadata as libuv reports it (`uv_stat_t`), and `Timespec`,
+//! its times as libuv gives them.
 
 use std::time::{Duration, SystemTime};
 
 use libuv_sys2 as sys;
 
+/// A point in time as seconds and nanoseconds since the Unix epoch
+/// (`uv_timespec_t`), the way libuv reports a file's times: exact, negative
+/// before 1970, and free to copy out of a stat. Convert it with
+/// [`to_system_time`](Timespec::to_system_time) or `SystemTime::from`; it orders
+/// as the times do.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// let t = uv::Timespec { sec: 90, nsec: 5 };
+/// assert_eq!(SystemTime::from(t), SystemTime::UNIX_EPOCH + Duration::new(90, 5));
+/// assert!(uv::Timespec { sec: -1, nsec: 0 } < t);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timespec {
+    /// Whole seconds since 1970-01-01 00:00:00 UTC (negative before it).
+    pub sec: i64,
+    /// Nanoseconds past `sec`, below 1,000,000,000.
+    pub nsec: u32,
+}
+
+impl Timespec {
+    /// The epoch itself.
+    pub const UNIX_EPOCH: Timespec = Timespec { sec: 0, nsec: 0 };
+
+    /// The time as a `SystemTime` (saturating at the platform's range, where
+    /// `SystemTime` cannot represent it).
+    pub fn to_system_time(self) -> SystemTime {
+        let nanos = self.nsec.min(999_999_999);
+        match u64::try_from(self.sec) {
+            Ok(s) => SystemTime::UNIX_EPOCH
+                .checked_add(Duration::new(s, nanos))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            // Before 1970: seconds back, then the nanoseconds forward.
+            Err(_) => SystemTime::UNIX_EPOCH
+                .checked_sub(Duration::from_secs(self.sec.unsigned_abs()))
+                .map_or(SystemTime::UNIX_EPOCH, |b| {
+                    b + Duration::from_nanos(nanos.into())
+                }),
+        }
+    }
+
+    fn from_raw(t: &sys::uv_timespec_t) -> Timespec {
+        // `c_long` is 32 or 64 bits wide; libuv's nanoseconds are in range.
+        #[allow(clippy::useless_conversion)]
+        Timespec {
+            sec: i64::from(t.tv_sec),
+            nsec: t.tv_nsec as u32,
+        }
+    }
+}
+
+impl From<Timespec> for SystemTime {
+    fn from(t: Timespec) -> SystemTime {
+        t.to_system_time()
+    }
+}
+
+/// A `Timespec` equals the `SystemTime` it converts to.
+impl PartialEq<SystemTime> for Timespec {
+    fn eq(&self, other: &SystemTime) -> bool {
+        self.to_system_time() == *other
+    }
+}
+
+impl PartialEq<Timespec> for SystemTime {
+    fn eq(&self, other: &Timespec) -> bool {
+        *self == other.to_system_time()
+    }
+}
+
+impl From<SystemTime> for Timespec {
+    /// Exact within `i64` seconds (beyond, it saturates).
+    fn from(t: SystemTime) -> Timespec {
+        match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => Timespec {
+                sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nsec: d.subsec_nanos(),
+            },
+            Err(e) => {
+                // `d` before the epoch: -d = -(s + n) = -(s + 1) + (1e9 - n).
+                let d = e.duration();
+                let s = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                match d.subsec_nanos() {
+                    0 => Timespec { sec: -s, nsec: 0 },
+                    n => Timespec {
+                        sec: -s - 1,
+                        nsec: 1_000_000_000 - n,
+                    },
+                }
+            }
+        }
+    }
+}
+
 /// A file's metadata (`uv_stat_t`): what `stat(2)` gives, the same on every
-/// platform libuv runs on. Times are `SystemTime`s; a field the platform does not
-/// fill is 0 (or `UNIX_EPOCH` for a time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// platform libuv runs on. Times are [`Timespec`]s (`SystemTime::from(st.modified)`
+/// converts one); a field the platform does not fill is 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Stat {
     /// Device of the file.
@@ -35,54 +130,13 @@ pub struct Stat {
     /// Generation number (BSD, macOS).
     pub gen: u64,
     /// Last access.
-    pub accessed: SystemTime,
+    pub accessed: Timespec,
     /// Last change of the contents.
-    pub modified: SystemTime,
+    pub modified: Timespec,
     /// Last change of the metadata.
-    pub changed: SystemTime,
+    pub changed: Timespec,
     /// Creation, where the platform records it.
-    pub created: SystemTime,
-}
-
-impl Default for Stat {
-    fn default() -> Self {
-        Stat {
-            dev: 0,
-            mode: 0,
-            nlink: 0,
-            uid: 0,
-            gid: 0,
-            rdev: 0,
-            ino: 0,
-            size: 0,
-            blksize: 0,
-            blocks: 0,
-            flags: 0,
-            gen: 0,
-            accessed: SystemTime::UNIX_EPOCH,
-            modified: SystemTime::UNIX_EPOCH,
-            changed: SystemTime::UNIX_EPOCH,
-            created: SystemTime::UNIX_EPOCH,
-        }
-    }
-}
-
-fn time(t: &sys::uv_timespec_t) -> SystemTime {
-    let nanos = u32::try_from(t.tv_nsec).unwrap_or(0).min(999_999_999);
-    match u64::try_from(t.tv_sec) {
-        Ok(s) => SystemTime::UNIX_EPOCH + Duration::new(s, nanos),
-        // Before 1970: seconds back, then the nanoseconds forward.
-        Err(_) => {
-            // `c_long` is 32 or 64 bits wide.
-            #[allow(clippy::useless_conversion)]
-            let back = Duration::from_secs(u64::from(t.tv_sec.unsigned_abs()));
-            SystemTime::UNIX_EPOCH
-                .checked_sub(back)
-                .map_or(SystemTime::UNIX_EPOCH, |b| {
-                    b + Duration::from_nanos(nanos.into())
-                })
-        }
-    }
+    pub created: Timespec,
 }
 
 impl Stat {
@@ -106,6 +160,7 @@ impl Stat {
         (self.mode & 0o7777) as u32
     }
 
+    #[inline]
     pub(crate) fn from_raw(s: &sys::uv_stat_t) -> Stat {
         Stat {
             dev: s.st_dev,
@@ -120,10 +175,10 @@ impl Stat {
             blocks: s.st_blocks,
             flags: s.st_flags,
             gen: s.st_gen,
-            accessed: time(&s.st_atim),
-            modified: time(&s.st_mtim),
-            changed: time(&s.st_ctim),
-            created: time(&s.st_birthtim),
+            accessed: Timespec::from_raw(&s.st_atim),
+            modified: Timespec::from_raw(&s.st_mtim),
+            changed: Timespec::from_raw(&s.st_ctim),
+            created: Timespec::from_raw(&s.st_birthtim),
         }
     }
 }
@@ -163,18 +218,33 @@ mod tests {
 
     #[test]
     fn times_before_and_after_the_epoch() {
-        let t = sys::uv_timespec_t {
+        let t = Timespec::from_raw(&sys::uv_timespec_t {
             tv_sec: 10,
             tv_nsec: 5,
-        };
-        assert_eq!(time(&t), SystemTime::UNIX_EPOCH + Duration::new(10, 5));
-        let t = sys::uv_timespec_t {
+        });
+        assert_eq!(t, Timespec { sec: 10, nsec: 5 });
+        let st = SystemTime::UNIX_EPOCH + Duration::new(10, 5);
+        assert_eq!(t.to_system_time(), st);
+        assert_eq!(Timespec::from(st), t);
+        // -1.5 s is -2 s and 0.5 s forward.
+        let t = Timespec::from_raw(&sys::uv_timespec_t {
             tv_sec: -2,
             tv_nsec: 500_000_000,
-        };
+        });
+        let st = SystemTime::UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(SystemTime::from(t), st);
+        assert_eq!(Timespec::from(st), t);
+        let whole = SystemTime::UNIX_EPOCH - Duration::from_secs(3);
+        assert_eq!(Timespec::from(whole), Timespec { sec: -3, nsec: 0 });
         assert_eq!(
-            time(&t),
-            SystemTime::UNIX_EPOCH - Duration::from_millis(1500)
+            Timespec::UNIX_EPOCH.to_system_time(),
+            SystemTime::UNIX_EPOCH
+        );
+        assert!(
+            Timespec {
+                sec: -2,
+                nsec: 999_999_999
+            } < Timespec { sec: -1, nsec: 0 }
         );
     }
 
