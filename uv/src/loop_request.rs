@@ -81,39 +81,63 @@ pub(crate) const NO_SLOT: Slot = (u32::MAX, 0);
 /// index into it, not an allocation of its own).
 #[derive(Debug, Default)]
 pub(crate) struct RequestTable {
-    entries: std::cell::RefCell<Vec<(*mut sys::uv_req_t, u32)>>,
-    free: std::cell::RefCell<Vec<u32>>,
+    inner: std::cell::RefCell<TableInner>,
+}
+
+#[derive(Debug)]
+struct TableInner {
+    /// Per entry: the request in flight (null when free) and its generation.
+    entries: Vec<(*mut sys::uv_req_t, u32)>,
+    /// The free entries, as a list through `next` (`u32::MAX` ends it).
+    next: Vec<u32>,
+    /// The first free entry (`u32::MAX`: none).
+    free: u32,
+}
+
+impl Default for TableInner {
+    fn default() -> Self {
+        TableInner {
+            entries: Vec::new(),
+            next: Vec::new(),
+            free: u32::MAX,
+        }
+    }
 }
 
 impl RequestTable {
     /// An entry for `req`, which libuv now holds.
     pub(crate) fn add(&self, req: *mut sys::uv_req_t) -> Slot {
-        let mut entries = self.entries.borrow_mut();
-        if let Some(i) = self.free.borrow_mut().pop() {
-            let e = &mut entries[i as usize];
+        let mut t = self.inner.borrow_mut();
+        let t = &mut *t;
+        let i = t.free;
+        if let (Some(e), Some(&n)) = (t.entries.get_mut(i as usize), t.next.get(i as usize)) {
+            t.free = n;
             e.0 = req;
             e.1 = e.1.wrapping_add(1);
             return (i, e.1);
         }
-        let i = u32::try_from(entries.len()).expect("fewer than 2^32 requests in flight");
-        entries.push((req, 0));
+        let i = u32::try_from(t.entries.len()).expect("fewer than 2^32 requests in flight");
+        t.entries.push((req, 0));
+        t.next.push(u32::MAX);
         (i, 0)
     }
 
     /// The request of `slot` finished: its entry is free again.
     pub(crate) fn finish(&self, (i, generation): Slot) {
-        let mut entries = self.entries.borrow_mut();
-        if let Some(e) = entries.get_mut(i as usize) {
+        let mut t = self.inner.borrow_mut();
+        let t = &mut *t;
+        if let Some(e) = t.entries.get_mut(i as usize) {
             if e.1 == generation && !e.0.is_null() {
                 e.0 = std::ptr::null_mut();
-                self.free.borrow_mut().push(i);
+                t.next[i as usize] = t.free;
+                t.free = i;
             }
         }
     }
 
     /// The libuv request of `slot` while it is in flight (null after).
     fn get(&self, (i, generation): Slot) -> *mut sys::uv_req_t {
-        match self.entries.borrow().get(i as usize) {
+        match self.inner.borrow().entries.get(i as usize) {
             Some(&(req, g)) if g == generation => req,
             _ => std::ptr::null_mut(),
         }
