@@ -155,6 +155,7 @@ impl LoopShared {
 
     /// Runs user code; a panic goes to the hook, or is kept for `run` to resume
     /// and stops the loop.
+    #[inline(always)]
     pub(crate) fn guard<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(r) => Some(r),
@@ -165,6 +166,8 @@ impl LoopShared {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn panicked(&self, payload: PanicPayload) {
         match self.hook.take() {
             Some(mut hook) => {
