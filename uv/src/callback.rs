@@ -87,27 +87,30 @@ impl<F: ?Sized> Slot<F> {
             cb: Option<Box<F>>,
         }
         impl<F: ?Sized> Drop for Restore<'_, F> {
+            #[inline]
             fn drop(&mut self) {
-                let replaced = self.slot.cb.take();
-                match replaced {
-                    Some(new) => {
-                        self.slot.cb.set(Some(new));
-                        // The old callback is dropped here, after it returned. While
-                        // the callback's own panic unwinds, a panicking Drop of what
-                        // it captured would abort the process: catch that one.
-                        let old = self.cb.take();
-                        if std::thread::panicking() {
-                            let dropped =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                                    drop(old)
-                                }));
-                            if let Err(p) = dropped {
-                                drop_quietly(p);
-                            }
-                        }
-                    }
+                match self.slot.cb.take() {
                     None => self.slot.cb.set(self.cb.take()),
+                    Some(new) => replaced(self.slot, new, self.cb.take()),
                 }
+            }
+        }
+        /// The callback replaced itself: the new one stays.
+        #[cold]
+        #[inline(never)]
+        fn replaced<F: ?Sized>(slot: &Slot<F>, new: Box<F>, old: Option<Box<F>>) {
+            slot.cb.set(Some(new));
+            // The old callback is dropped here, after it returned. While the
+            // callback's own panic unwinds, a panicking Drop of what it captured
+            // would abort the process: catch that one.
+            if std::thread::panicking() {
+                let dropped =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
+                if let Err(p) = dropped {
+                    drop_quietly(p);
+                }
+            } else {
+                drop(old);
             }
         }
         let mut guard = Restore {
