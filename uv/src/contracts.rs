@@ -207,6 +207,7 @@ pub unsafe fn poll_settled(p: *mut sys::uv_fs_poll_t, op: &'static str) -> Resul
 ///
 /// # Safety
 /// `s` must be an open stream made by this library.
+#[inline]
 pub unsafe fn not_listening(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; libuv sets
     // `connection_cb` in uv_listen only.
@@ -289,6 +290,7 @@ const BLOCKING_WRITES: u32 = 0x0010_0000;
 ///
 /// # Safety
 /// `s` must be an open stream made by this library.
+#[inline]
 pub unsafe fn blocking_write_ready(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; only fields are read.
     let blocked = unsafe {
@@ -327,6 +329,7 @@ pub(crate) fn reserve_stdio() {
 ///
 /// # Safety
 /// `s` must be an open stream made by this library.
+#[inline]
 pub unsafe fn usable_fd(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; the descriptor field is
     // read first (the common case has one), the flags only when it has none.

@@ -369,6 +369,7 @@ impl Bufs {
 impl WriteData {
     /// libuv's view of the buffers (the bytes stay here, unmoved, until completion;
     /// libuv only reads them).
+    #[inline]
     pub(crate) fn bufs(&self) -> Bufs {
         let buf = |v: &[u8]| sys::uv_buf_t {
             base: v.as_ptr() as *mut _,
