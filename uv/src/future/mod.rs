@@ -94,6 +94,8 @@ pub(crate) fn wake(slot: &Cell<Option<Waker>>) {
 pub(crate) struct Oneshot<T> {
     value: Cell<Option<T>>,
     waker: Cell<Option<Waker>>,
+    /// The callback that was to deliver the value is gone (see [`Notifier`]).
+    closed: Cell<bool>,
 }
 
 impl<T> Oneshot<T> {
@@ -101,6 +103,7 @@ impl<T> Oneshot<T> {
         Oneshot {
             value: Cell::new(None),
             waker: Cell::new(None),
+            closed: Cell::new(false),
         }
     }
 
@@ -117,6 +120,53 @@ impl<T> Oneshot<T> {
                 Poll::Pending
             }
         }
+    }
+
+    /// As `poll`, and `None` once the value can no longer come.
+    pub(crate) fn poll_or_closed(&self, cx: &Context<'_>) -> Poll<Option<T>> {
+        match self.value.take() {
+            Some(v) => Poll::Ready(Some(v)),
+            None if self.closed.get() => Poll::Ready(None),
+            None => {
+                register(&self.waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> Closes for Oneshot<T> {
+    fn close(&self) {
+        self.closed.set(true);
+        wake(&self.waker);
+    }
+}
+
+/// State that a handle's callback fills and a future or stream waits on, and that
+/// learns when that callback is gone.
+pub(crate) trait Closes {
+    /// The callback is gone: mark the state and wake the waiting task.
+    fn close(&self);
+}
+
+/// The callback's share of a [`Closes`] state. A handle drops its callback when it
+/// closes (by its owner's hand, or with its loop), and this value with it: the
+/// state is then closed and the waiting task woken, so that no future or stream
+/// waits for a callback that can no longer come (an executor other than the
+/// loop's would otherwise wait forever).
+pub(crate) struct Notifier<T: Closes>(pub(crate) std::rc::Rc<T>);
+
+impl<T: Closes> std::ops::Deref for Notifier<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Closes> Drop for Notifier<T> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

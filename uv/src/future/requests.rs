@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::Oneshot;
+use super::{Notifier, Oneshot};
 use crate::error::{Error, Result};
 use crate::handles::{Pipe, Process, ProcessOptions, Tcp, Udp};
 use crate::loop_::LoopHandle;
@@ -431,14 +431,17 @@ pub fn getnameinfo(
 /// stays open until it exited (as with a callback).
 pub fn spawn(lp: &LoopHandle, options: &ProcessOptions<'_>) -> Result<(Process, Exit)> {
     let slot = Rc::new(Oneshot::new());
-    let s = slot.clone();
+    let s = Notifier(slot.clone());
     let process = Process::spawn(lp, options, move |_, status, signal| {
+        let s: &Oneshot<_> = &s;
         s.complete((status, signal))
     })?;
     Ok((process, Exit { slot }))
 }
 
-/// The exit of a process started by [`spawn`]: `(exit status, terminating signal)`.
+/// The exit of a process started by [`spawn`]: `Ok((exit status, terminating
+/// signal))`, or `ClosedHandle` when the process handle was closed before the
+/// child exited (by [`Handle::close`](crate::Handle::close), or with its loop).
 pub struct Exit {
     slot: Rc<Oneshot<(i64, Option<Signum>)>>,
 }
@@ -450,9 +453,11 @@ impl std::fmt::Debug for Exit {
 }
 
 impl Future for Exit {
-    type Output = (i64, Option<Signum>);
+    type Output = Result<(i64, Option<Signum>)>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.slot.poll(cx)
+        self.slot
+            .poll_or_closed(cx)
+            .map(|v| v.ok_or_else(|| Error::closed_handle("exit")))
     }
 }

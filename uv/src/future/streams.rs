@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_core::Stream as FuturesStream;
 
-use super::{register, wake};
+use super::{register, wake, Closes, Notifier};
 use crate::error::{Error, Result};
 use crate::handles::{FsEvent, FsPoll, Signal, Udp};
 use crate::loop_::LoopHandle;
@@ -24,6 +24,16 @@ use crate::{FsEventFlags, FsEventKind, Signum, Stat, StatusCode};
 struct Queue<T> {
     items: RefCell<VecDeque<T>>,
     waker: Cell<Option<Waker>>,
+    /// The handle's callback is gone (the handle closed, with its loop): nothing
+    /// more comes after the queued items.
+    closed: Cell<bool>,
+}
+
+impl<T> Closes for Queue<T> {
+    fn close(&self) {
+        self.closed.set(true);
+        wake(&self.waker);
+    }
 }
 
 impl<T> Queue<T> {
@@ -31,6 +41,7 @@ impl<T> Queue<T> {
         Rc::new(Queue {
             items: RefCell::new(VecDeque::new()),
             waker: Cell::new(None),
+            closed: Cell::new(false),
         })
     }
 
@@ -39,9 +50,11 @@ impl<T> Queue<T> {
         wake(&self.waker);
     }
 
-    fn poll(&self, cx: &Context<'_>) -> Poll<T> {
+    /// The next item; `None` once the queue is empty and closed.
+    fn poll(&self, cx: &Context<'_>) -> Poll<Option<T>> {
         match self.items.borrow_mut().pop_front() {
-            Some(v) => Poll::Ready(v),
+            Some(v) => Poll::Ready(Some(v)),
+            None if self.closed.get() => Poll::Ready(None),
             None => {
                 register(&self.waker, cx);
                 Poll::Pending
@@ -57,6 +70,14 @@ impl<T> Queue<T> {
 struct ListenState {
     error: Cell<Option<Error>>,
     waker: Cell<Option<Waker>>,
+}
+
+/// The server closed (its listen callback is gone): wake the task, whose next poll
+/// ends the stream.
+impl Closes for ListenState {
+    fn close(&self) {
+        wake(&self.waker);
+    }
 }
 
 /// Listens on `server` (`uv_listen`) and gives its connections as a stream: each
@@ -75,7 +96,7 @@ pub fn incoming<S: Stream>(server: S, backlog: i32) -> Result<Incoming<S>> {
         error: Cell::new(None),
         waker: Cell::new(None),
     });
-    let s = st.clone();
+    let s = Notifier(st.clone());
     server.listen(backlog, move |_, r| {
         if let Err(e) = r {
             s.error.set(Some(e));
@@ -214,7 +235,7 @@ impl FuturesStream for RecvFrom {
         if let Err(e) = this.start() {
             return Poll::Ready(Some(Err(e)));
         }
-        this.queue.poll(cx).map(Some)
+        this.queue.poll(cx)
     }
 }
 
@@ -229,11 +250,12 @@ impl Drop for RecvFrom {
 /// Watches `signum` (a new [`Signal`] handle, started now) as a stream: one item
 /// per delivery libuv reports (deliveries that come faster than the loop runs may
 /// be merged, as for the callback). The started handle keeps the loop alive.
-/// Dropping the stream closes the handle. For one signal, `.next().await`.
+/// Dropping the stream closes the handle; the stream ends when the loop goes. For
+/// one signal, `.next().await`.
 pub fn signals(lp: &LoopHandle, signum: Signum) -> Result<Signals> {
     let signal = Signal::new(lp)?;
     let queue = Queue::new();
-    let q = queue.clone();
+    let q = Notifier(queue.clone());
     signal.start(signum, move |_, s| q.push(s))?;
     Ok(Signals { signal, queue })
 }
@@ -253,8 +275,8 @@ impl std::fmt::Debug for Signals {
 }
 
 impl Signals {
-    /// The next delivery.
-    pub async fn recv(&mut self) -> Signum {
+    /// The next delivery; `None` once the loop is gone.
+    pub async fn recv(&mut self) -> Option<Signum> {
         std::future::poll_fn(|cx| self.queue.poll(cx)).await
     }
 }
@@ -263,7 +285,7 @@ impl FuturesStream for Signals {
     type Item = Signum;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Signum>> {
-        self.queue.poll(cx).map(Some)
+        self.queue.poll(cx)
     }
 }
 
@@ -278,12 +300,12 @@ impl Drop for Signals {
 pub type FsEventItem = Result<(Option<PathBuf>, FsEventKind)>;
 
 /// Watches `path` (a new [`FsEvent`] handle, started now) as a stream of its
-/// events. Dropping the stream closes the handle. Events wait in memory until
-/// taken.
+/// events. Dropping the stream closes the handle; the stream ends (after the
+/// events already queued) when the loop goes. Events wait in memory until taken.
 pub fn fs_events(lp: &LoopHandle, path: impl AsRef<Path>, flags: FsEventFlags) -> Result<FsEvents> {
     let watcher = FsEvent::new(lp)?;
     let queue = Queue::new();
-    let q = queue.clone();
+    let q = Notifier(queue.clone());
     watcher.start(path, flags, move |_, name, kind, status| {
         q.push(status.map(|()| (name.map(Path::to_path_buf), kind)));
     })?;
@@ -308,7 +330,7 @@ impl FuturesStream for FsEvents {
     type Item = FsEventItem;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FsEventItem>> {
-        self.queue.poll(cx).map(Some)
+        self.queue.poll(cx)
     }
 }
 
@@ -321,11 +343,11 @@ impl Drop for FsEvents {
 /// Polls the metadata of `path` every `interval` (a new [`FsPoll`] handle, started
 /// now) as a stream of changes: each item is the previous and the current
 /// [`Stat`], or the error libuv reported (`ENOENT` once the file is gone).
-/// Dropping the stream closes the handle.
+/// Dropping the stream closes the handle; the stream ends when the loop goes.
 pub fn fs_poll(lp: &LoopHandle, path: impl AsRef<Path>, interval: Duration) -> Result<FsPolls> {
     let poller = FsPoll::new(lp)?;
     let queue = Queue::new();
-    let q = queue.clone();
+    let q = Notifier(queue.clone());
     poller.start(path, interval, move |_, change| q.push(change))?;
     Ok(FsPolls { poller, queue })
 }
@@ -348,7 +370,7 @@ impl FuturesStream for FsPolls {
     type Item = Result<(Stat, Stat)>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.queue.poll(cx).map(Some)
+        self.queue.poll(cx)
     }
 }
 

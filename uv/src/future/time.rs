@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use super::{register, wake};
+use super::{register, wake, Closes, Notifier};
 use crate::error::{Error, Result};
 use crate::handles::Timer;
 use crate::loop_::LoopHandle;
@@ -19,16 +19,27 @@ struct Ticks {
     /// Periods elapsed and not yet reported.
     count: Cell<u64>,
     waker: Cell<Option<Waker>>,
+    /// The timer's callback is gone: the timer was closed with its loop.
+    closed: Cell<bool>,
+}
+
+impl Closes for Ticks {
+    fn close(&self) {
+        self.closed.set(true);
+        wake(&self.waker);
+    }
 }
 
 fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Timer, Rc<Ticks>)> {
     let ticks = Rc::new(Ticks {
         count: Cell::new(0),
         waker: Cell::new(None),
+        closed: Cell::new(false),
     });
     let timer = Timer::new(lp)?;
-    let t = ticks.clone();
+    let t = Notifier(ticks.clone());
     timer.start(after, repeat, move |_| {
+        let t: &Ticks = &t;
         t.count.set(t.count.get() + 1);
         wake(&t.waker);
     })?;
@@ -39,7 +50,7 @@ fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Ti
 ///
 /// The pending sleep keeps the loop alive, like a started timer. Dropped early,
 /// the timer is closed: nothing fires. Resolves to `ClosedLoop` on a loop that is
-/// gone.
+/// gone, and when the loop goes while the sleep waits.
 pub fn sleep(lp: &LoopHandle, duration: Duration) -> Sleep {
     match start_timer(lp, duration, Duration::ZERO) {
         Ok((timer, ticks)) => Sleep {
@@ -88,6 +99,10 @@ impl Future for Sleep {
             }
             this.ticks = None;
             return Poll::Ready(Ok(()));
+        }
+        if ticks.closed.get() {
+            this.ticks = None;
+            return Poll::Ready(Err(Error::closed_loop("sleep")));
         }
         register(&ticks.waker, cx);
         Poll::Pending
@@ -145,8 +160,8 @@ impl<F: Future> Future for Timeout<F> {
 /// A stream that yields every `period` of loop time (a repeating [`Timer`],
 /// started now; the first item after one period). Each item is the number of
 /// periods elapsed since the previous one (more than 1 when the stream was not
-/// polled for a while: ticks are counted, not queued). The stream never ends;
-/// dropping it closes the timer. The started timer keeps the loop alive.
+/// polled for a while: ticks are counted, not queued). The stream ends only when
+/// the loop goes; dropping it closes the timer. The started timer keeps the loop alive.
 ///
 /// Errors: those of [`Timer::new`] (`ClosedLoop`).
 pub fn interval(lp: &LoopHandle, period: Duration) -> Result<Interval> {
@@ -162,15 +177,19 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// The next tick (the periods elapsed since the previous one).
-    pub async fn tick(&mut self) -> u64 {
+    /// The next tick (the periods elapsed since the previous one); `None` once the
+    /// loop is gone.
+    pub async fn tick(&mut self) -> Option<u64> {
         std::future::poll_fn(|cx| self.poll_tick(cx)).await
     }
 
-    fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
+    fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Option<u64>> {
         let n = self.ticks.count.replace(0);
         if n > 0 {
-            return Poll::Ready(n);
+            return Poll::Ready(Some(n));
+        }
+        if self.ticks.closed.get() {
+            return Poll::Ready(None);
         }
         register(&self.ticks.waker, cx);
         Poll::Pending
@@ -181,7 +200,7 @@ impl Stream for Interval {
     type Item = u64;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u64>> {
-        self.get_mut().poll_tick(cx).map(Some)
+        self.get_mut().poll_tick(cx)
     }
 }
 
