@@ -488,10 +488,10 @@ pub static TABLE: &[ConvDef] = &[
     ConvDef {
         name: "system_time",
         param: Param::None,
-        rust: "`std::time::SystemTime`",
+        rust: "`impl Into<uv::FileTime>` (a `SystemTime`, a `Timespec`, `FileTime::Now` or `FileTime::Omit`)",
         c_types: CTypes::Exact(&["f64"]),
         positions: REQ_ONLY,
-        notes: "Seconds since the epoch as a `double` (negative before it).",
+        notes: "Seconds since the epoch as a `double` (negative before it); now is `UV_FS_UTIME_NOW` (infinity), omit is `UV_FS_UTIME_OMIT` (NaN).",
     },
     ConvDef {
         name: "read_buf",
@@ -904,7 +904,7 @@ impl Conv {
             Conv::Uid | Conv::Gid => quote!(u32),
             Conv::File => quote!(&#rt::File),
             Conv::FileOffset => quote!(::core::option::Option<u64>),
-            Conv::SystemTime => quote!(::std::time::SystemTime),
+            Conv::SystemTime => quote!(impl ::core::convert::Into<#rt::FileTime>),
             Conv::ReadBuf => quote!(::std::vec::Vec<u8>),
             Conv::WriteData => quote!(impl ::core::convert::Into<#rt::WriteData>),
             Conv::Dir => quote!(&#rt::Dir),
@@ -965,7 +965,9 @@ impl Conv {
             Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e.as_ref())),
             Conv::File => quote!(#rt::runtime::loop_request::FileKeep::new(#e)),
             Conv::FileOffset => quote!(#rt::runtime::loop_request::file_offset(#e, #op)?),
-            Conv::SystemTime => quote!(#rt::runtime::loop_request::file_time(#e)),
+            Conv::SystemTime => {
+                quote!(#rt::runtime::loop_request::file_time(::core::convert::Into::into(#e)))
+            }
             Conv::ReadBuf => quote!(#rt::runtime::loop_request::ReadBuf::new(#e)),
             Conv::WriteData => {
                 quote!(#rt::runtime::loop_request::WriteBufs::new(::core::convert::Into::into(#e)))

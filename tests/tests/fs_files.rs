@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use uv::{CopyFileFlags, File, Fs, Loop, OpenFlags, RunMode, StatusCode};
+use uv::{CopyFileFlags, File, FileTime, Fs, Loop, OpenFlags, RunMode, StatusCode};
 use uv_tests::fs::{put, slot, wait, PoolBlocker};
 use uv_tests::net::{fd_identity, TempDir};
 
@@ -381,6 +381,60 @@ fn utime_futime_lutime() {
     let e = Fs::utime_sync(&lp, dir.join("none"), t, t).unwrap_err();
     assert_eq!(e.code(), StatusCode::ENOENT);
     let _ = SystemTime::now();
+}
+
+/// test-fs.c `fs_utime_round`/`fs_futime` with `UV_FS_UTIME_NOW` and
+/// `UV_FS_UTIME_OMIT`: "now" sets the current time, "omit" keeps the old one; for
+/// the path, the open file and the link itself.
+#[test]
+fn utime_now_and_omit() {
+    let dir = TempDir::new("fs-utime-now");
+    let lp = Loop::new().unwrap();
+    let p = dir.join("f");
+    std::fs::write(&p, b"x").unwrap();
+    let old = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let past = |t: uv::Timespec| t.sec == 1_000_000_000 && t.nsec == 0;
+    // A time before this test started, with the file system's coarse clock.
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 2;
+
+    Fs::utime_sync(&lp, &p, old, old).unwrap();
+    Fs::utime_sync(&lp, &p, FileTime::Now, FileTime::Omit).unwrap();
+    let st = Fs::stat_sync(&lp, &p).unwrap();
+    assert!(st.accessed.sec >= before, "{:?}", st.accessed);
+    assert!(past(st.modified), "{:?}", st.modified);
+
+    Fs::utime_sync(&lp, &p, old, old).unwrap();
+    let f = Fs::open_sync(&lp, &p, OpenFlags::RDWR, 0).unwrap();
+    let got = slot();
+    Fs::futime(&lp, &f, FileTime::Omit, FileTime::Now, put(&got)).unwrap();
+    wait(&lp, &got).unwrap();
+    let st = Fs::fstat_sync(&lp, &f).unwrap();
+    assert!(past(st.accessed), "{:?}", st.accessed);
+    assert!(st.modified.sec >= before, "{:?}", st.modified);
+
+    // Both omitted: nothing changes; a Timespec converts too.
+    let then = uv::Timespec {
+        sec: 1_500_000_000,
+        nsec: 0,
+    };
+    Fs::utime_sync(&lp, &p, then, then).unwrap();
+    Fs::utime_sync(&lp, &p, FileTime::Omit, FileTime::Omit).unwrap();
+    let st = Fs::stat_sync(&lp, &p).unwrap();
+    assert_eq!((st.accessed, st.modified), (then, then));
+
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    Fs::lutime_sync(&lp, &link, old, old).unwrap();
+    Fs::lutime_sync(&lp, &link, FileTime::Omit, FileTime::Now).unwrap();
+    let st = Fs::lstat_sync(&lp, &link).unwrap();
+    assert!(past(st.accessed), "{:?}", st.accessed);
+    assert!(st.modified.sec >= before, "{:?}", st.modified);
+    // The target kept its times.
+    assert_eq!(Fs::stat_sync(&lp, &p).unwrap().modified, then);
 }
 
 /// test-fs.c `fs_mkstemp`: two files from one template, open; a bad template.

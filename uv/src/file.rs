@@ -272,12 +272,63 @@ pub fn file_offset(offset: Option<u64>, op: &'static str) -> Result<i64> {
     }
 }
 
-/// A time as libuv's `double` seconds since the epoch (negative before it).
+/// A time to set on a file ([`Fs::utime`](crate::Fs::utime) and its kin): a point
+/// in time, the current time, or "leave this one as it is". A `SystemTime` or a
+/// [`Timespec`](crate::Timespec) converts into [`FileTime::At`].
+///
+/// libuv passes times as `double` seconds, so a time set is exact to about a
+/// microsecond for present-day dates.
+///
+/// ```
+/// use uv::{FileTime, Fs};
+/// # let dir = std::env::temp_dir().join(format!("uv-doc-filetime-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let lp = uv::Loop::new()?;
+/// let p = dir.join("f");
+/// std::fs::write(&p, b"x").unwrap();
+/// let then = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+/// Fs::utime_sync(&lp, &p, then, then)?;
+/// // Access time to now, modification time kept.
+/// Fs::utime_sync(&lp, &p, FileTime::Now, FileTime::Omit)?;
+/// let st = Fs::stat_sync(&lp, &p)?;
+/// assert!(st.accessed.sec > 1_000_000_000);
+/// assert_eq!(st.modified, uv::Timespec { sec: 1_000_000_000, nsec: 0 });
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), uv::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileTime {
+    /// This time.
+    At(std::time::SystemTime),
+    /// The current time (`UV_FS_UTIME_NOW`).
+    Now,
+    /// Leave the time as it is (`UV_FS_UTIME_OMIT`).
+    Omit,
+}
+
+impl From<std::time::SystemTime> for FileTime {
+    fn from(t: std::time::SystemTime) -> FileTime {
+        FileTime::At(t)
+    }
+}
+
+impl From<crate::Timespec> for FileTime {
+    fn from(t: crate::Timespec) -> FileTime {
+        FileTime::At(t.to_system_time())
+    }
+}
+
+/// A time as libuv's `double` seconds since the epoch (negative before it), or
+/// its "now" (infinity) and "omit" (NaN) values.
 #[doc(hidden)]
-pub fn file_time(t: std::time::SystemTime) -> f64 {
-    match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
+pub fn file_time(t: FileTime) -> f64 {
+    match t {
+        FileTime::At(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        },
+        FileTime::Now => f64::INFINITY,
+        FileTime::Omit => f64::NAN,
     }
 }
 
