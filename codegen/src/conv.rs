@@ -85,6 +85,7 @@ pub enum Conv {
     File,
     /// `file_offset`.
     FileOffset,
+    FileSize,
     /// `system_time`.
     SystemTime,
     /// `read_buf`.
@@ -486,6 +487,14 @@ pub static TABLE: &[ConvDef] = &[
         notes: "`None` is the current position (-1); past `i64::MAX` gives `EINVAL`.",
     },
     ConvDef {
+        name: "file_size",
+        param: Param::None,
+        rust: "`u64`",
+        c_types: CTypes::Exact(&["i64"]),
+        positions: REQ_ONLY,
+        notes: "A size or an explicit offset in a file (`int64_t`); past `i64::MAX` gives `EINVAL`.",
+    },
+    ConvDef {
         name: "system_time",
         param: Param::None,
         rust: "`impl Into<uv::FileTime>` (a `SystemTime`, a `Timespec`, `FileTime::Now` or `FileTime::Omit`)",
@@ -744,6 +753,7 @@ impl ConvDef {
             "gid" => Conv::Gid,
             "file" => Conv::File,
             "file_offset" => Conv::FileOffset,
+            "file_size" => Conv::FileSize,
             "system_time" => Conv::SystemTime,
             "read_buf" => Conv::ReadBuf,
             "write_data" => Conv::WriteData,
@@ -833,6 +843,7 @@ impl Conv {
             Conv::Gid => "gid",
             Conv::File => "file",
             Conv::FileOffset => "file_offset",
+            Conv::FileSize => "file_size",
             Conv::SystemTime => "system_time",
             Conv::ReadBuf => "read_buf",
             Conv::WriteData => "write_data",
@@ -904,6 +915,7 @@ impl Conv {
             Conv::Uid | Conv::Gid => quote!(u32),
             Conv::File => quote!(&#rt::File),
             Conv::FileOffset => quote!(::core::option::Option<u64>),
+            Conv::FileSize => quote!(u64),
             Conv::SystemTime => quote!(impl ::core::convert::Into<#rt::FileTime>),
             Conv::ReadBuf => quote!(::std::vec::Vec<u8>),
             Conv::WriteData => quote!(impl ::core::convert::Into<#rt::WriteData>),
@@ -965,6 +977,7 @@ impl Conv {
             Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e.as_ref())),
             Conv::File => quote!(#rt::runtime::loop_request::FileKeep::new(#e)),
             Conv::FileOffset => quote!(#rt::runtime::loop_request::file_offset(#e, #op)?),
+            Conv::FileSize => quote!(#rt::runtime::loop_request::file_size(#e, #op)?),
             Conv::SystemTime => {
                 quote!(#rt::runtime::loop_request::file_time(::core::convert::Into::into(#e)))
             }
@@ -1087,6 +1100,7 @@ impl Conv {
             Conv::File => quote!(cx.file()?),
             Conv::Dir => quote!(cx.dir_stream()?),
             Conv::FileOffset => quote!(cx.file_offset()),
+            Conv::FileSize => quote!(cx.file_offset().unwrap_or(u64::MAX)),
             Conv::SystemTime => quote!(cx.system_time()),
             Conv::ReadBuf => quote!(cx.read_buf()),
             Conv::WriteData => quote!(cx.write_data(65_536)),

@@ -581,8 +581,17 @@ fn a_missing_file_is_enoent_with_its_path() {
     assert_eq!(e.path(), Some(std::path::Path::new("a\0b")));
     // Errors on a file name no path.
     let f = Fs::open_sync(&lp, dir.join("f"), rw_create(), 0o600).unwrap();
-    let e = Fs::ftruncate_sync(&lp, &f, -1).unwrap_err();
+    let e = Fs::ftruncate_sync(&lp, &f, u64::MAX).unwrap_err();
     assert_eq!((e.code(), e.path()), (StatusCode::EINVAL, None));
+    // Sizes and offsets past i64::MAX are refused before libuv sees them.
+    let e = Fs::ftruncate_sync(&lp, &f, i64::MAX as u64 + 1).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    let g = Fs::open_sync(&lp, dir.join("g"), rw_create(), 0o600).unwrap();
+    let e = Fs::sendfile_sync(&lp, &g, &f, 1 << 63, 10).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    Fs::ftruncate_sync(&lp, &f, 5).unwrap();
+    assert_eq!(Fs::fstat_sync(&lp, &f).unwrap().size, 5);
+    assert_eq!(Fs::sendfile_sync(&lp, &g, &f, 2, 10).unwrap(), 3);
 }
 
 /// A `File` closes its descriptor once: a request in flight keeps it open after

@@ -272,6 +272,12 @@ pub fn file_offset(offset: Option<u64>, op: &'static str) -> Result<i64> {
     }
 }
 
+/// A size or an explicit offset in a file: past `i64::MAX` is `EINVAL`.
+#[doc(hidden)]
+pub fn file_size(n: u64, op: &'static str) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::new(StatusCode::EINVAL, op))
+}
+
 /// A time to set on a file ([`Fs::utime`](crate::Fs::utime) and its kin): a point
 /// in time, the current time, or "leave this one as it is". A `SystemTime` or a
 /// [`Timespec`](crate::Timespec) converts into [`FileTime::At`].
