@@ -405,6 +405,18 @@ pub(crate) fn remember_signal_dispositions() {
     ignored_signals();
 }
 
+/// Held while the crate reads and sets a signal's action (`restore_signal_disposition`)
+/// and while `uv_spawn` runs. `uv_spawn` installs libuv's SIGCHLD handler before it
+/// starts the child; put back to SIG_IGN between a query that saw SIG_DFL and the
+/// new action, the handler would be gone, the kernel would reap the child itself,
+/// and libuv's `waitpid` after a failed exec would fail its assertion
+/// (process.c:1015, 1022). Only a process that started with SIGCHLD ignored gets
+/// there.
+pub(crate) fn signal_disposition_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Every signal the process ignored and libuv put back to the default action is
 /// ignored again (see `restore_signal_disposition`).
 pub(crate) fn restore_ignored_signals() {
@@ -421,6 +433,7 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
     if !ignored_signals().contains(&signum) {
         return;
     }
+    let _held = signal_disposition_lock();
     // SAFETY: a query, then installing SIG_IGN for a signal that has the default
     // action (libuv's handler is not replaced: it is only replaced when the query
     // shows SIG_DFL).
