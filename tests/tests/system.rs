@@ -644,6 +644,42 @@ fn after_fork_in_a_child_with_a_write_waiting() {
 }
 
 #[test]
+fn after_fork_in_a_child_keeps_file_watchers() {
+    // uv_loop_fork re-arms every active file watcher on the child's new inotify
+    // instance (linux.c:2599 copies each path): the child sees a change.
+    let _l = lock();
+    let dir = std::env::temp_dir().join(format!("uv-after-fork-w-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("watched");
+    std::fs::write(&file, b"x").unwrap();
+    let lp = uv::Loop::new().unwrap();
+    let ev = uv::FsEvent::new(&lp).unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    ev.start(&file, uv::FsEventFlags::empty(), move |_, _, _, _| {
+        s.set(s.get() + 1)
+    })
+    .unwrap();
+    in_a_child(|| {
+        if lp.after_fork().is_err() || !ev.is_active() || ev.path().ok() != Some(file.clone()) {
+            return false;
+        }
+        std::fs::write(&file, b"changed").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while seen.get() == 0 && std::time::Instant::now() < deadline {
+            if lp.run(RunMode::NoWait).is_err() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        seen.get() > 0
+    });
+    ev.close();
+    lp.run(RunMode::Default).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn after_fork_in_a_child_whose_watched_file_is_gone() {
     // The file a watcher watches is removed before the fork: libuv's uv_loop_fork
     // fails (ENOENT) when it re-arms the watcher, and returned before re-creating
