@@ -255,3 +255,67 @@ fn an_old_request_value_never_reaches_a_later_request() {
     lp.run(uv::RunMode::Default).unwrap();
     assert!(!later.iter().any(uv::Request::is_pending));
 }
+
+/// The io_uring instances of this process (`anon_inode:[io_uring]` descriptors).
+#[cfg(target_os = "linux")]
+fn io_uring_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.as_os_str() == "anon_inode:[io_uring]")
+        .count()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn requests_through_the_io_uring_ring_complete_and_refuse_cancel() {
+    // libuv sends file-system requests through an io_uring ring (SQPOLL) only with
+    // `UseIoUringSqpoll` and UV_USE_IO_URING=1, which it reads once per process: the
+    // test runs itself again in a child with the variable set. Each completion is
+    // checked to be a file-system request (linux.c:1255): the request struct stays in
+    // place until its callback. A request on the ring cannot be cancelled (EBUSY).
+    const NAME: &str = "requests_through_the_io_uring_ring_complete_and_refuse_cancel";
+    if std::env::var_os("UV_TESTS_IO_URING_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1"])
+            .env("UV_USE_IO_URING", "1")
+            .env("UV_TESTS_IO_URING_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
+    let dir = TempDir::new("fs-io-uring");
+    let file = dir.join("f");
+    std::fs::write(&file, b"ring data").unwrap();
+    let lp = Loop::new().unwrap();
+    lp.configure(uv::LoopOption::UseIoUringSqpoll).unwrap();
+    let before = io_uring_fds();
+    if before == 0 {
+        // No io_uring on this system (not even libuv's epoll batching ring).
+        eprintln!("io_uring is not available: nothing to test");
+        return;
+    }
+    const N: usize = 16;
+    let sizes: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let mut reqs = Vec::new();
+    for _ in 0..N {
+        let s = sizes.clone();
+        reqs.push(Fs::stat(&lp, &file, move |r| s.borrow_mut().push(r.unwrap().size)).unwrap());
+    }
+    assert_eq!(io_uring_fds(), before + 1, "the file-system ring was made");
+    for r in &reqs {
+        assert_eq!(r.cancel().unwrap_err().code(), StatusCode::EBUSY);
+    }
+    let opened = slot();
+    let req = Fs::open(&lp, &file, uv::OpenFlags::RDONLY, 0, put(&opened)).unwrap();
+    assert_eq!(req.cancel().unwrap_err().code(), StatusCode::EBUSY);
+    let f = wait(&lp, &opened).unwrap();
+    assert_eq!(*sizes.borrow(), vec![9; N]);
+    let data = slot();
+    Fs::read(&lp, &f, Vec::with_capacity(64), Some(0), put(&data)).unwrap();
+    assert_eq!(wait(&lp, &data).unwrap(), b"ring data");
+    assert!(reqs.iter().all(|r| !r.is_pending()));
+}

@@ -626,3 +626,56 @@ fn stdout_and_an_extra_descriptor_through_created_pipes() {
     assert_eq!(&b.borrow()[..], b"extra\n");
     assert_eq!((exit.get(), calls.get()), (Some((3, None)), 1));
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn an_exit_callback_closes_a_process_that_exited_in_the_same_pass() {
+    // Both children have exited before the loop runs, so libuv reaps them in one
+    // pass of its SIGCHLD handler (process.c:124-200) and calls the exit callbacks
+    // one after the other. The first closes the second, which libuv had already
+    // put on its list of exited processes: the list stays consistent (the
+    // assertion at process.c:200 holds) and the second process closes.
+    let lp = Loop::new().unwrap();
+    let second: Rc<RefCell<Option<Process>>> = Rc::new(RefCell::new(None));
+    let exits = Rc::new(RefCell::new(Vec::new()));
+    let (s, e) = (second.clone(), exits.clone());
+    let first = Process::spawn(&lp, &sh("exit 1"), move |p, status, _| {
+        e.borrow_mut().push(status);
+        if let Some(b) = s.borrow_mut().take() {
+            b.close();
+        }
+        p.close();
+    })
+    .unwrap();
+    let e = exits.clone();
+    let b = Process::spawn(&lp, &sh("exit 2"), move |p, status, _| {
+        e.borrow_mut().push(status);
+        p.close();
+    })
+    .unwrap();
+    *second.borrow_mut() = Some(b.clone());
+    for pid in [first.pid().unwrap(), b.pid().unwrap()] {
+        wait_until_exited(pid);
+    }
+    lp.run(RunMode::Default).unwrap();
+    // The second's exit callback still runs: libuv had reaped it before the first
+    // callback closed it.
+    assert_eq!(*exits.borrow(), [1, 2]);
+    assert!(first.is_closed());
+    assert!(b.is_closed());
+}
+
+/// Waits until the child `pid` is a zombie (exited, not yet reaped).
+#[cfg(target_os = "linux")]
+fn wait_until_exited(pid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+        if state == Some(Some('Z')) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pid} did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

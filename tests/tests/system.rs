@@ -518,8 +518,32 @@ fn print_handles() {
     assert!(inner.is(uv::Category::ClosedLoop));
 }
 
+/// Runs `child` in a forked child process and asserts that it returned true (and
+/// did not abort).
+fn in_a_child(child: impl FnOnce() -> bool) {
+    // SAFETY: the tests that call this hold `lock()`, so no other test thread of this
+    // file runs meanwhile; the child only uses the loop (nothing is printed: no lock
+    // another thread might hold) and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child ended with status {status:#x}"
+    );
+}
+
 #[test]
-fn after_fork_in_the_parent_and_from_a_callback() {
+fn after_fork_without_a_fork_is_einval() {
+    // Without a fork there is nothing to re-create, and closing the loop's
+    // descriptors while other threads wake it through them aborts: refused.
     let _l = lock();
     let lp = uv::Loop::new().unwrap();
     let fired = Rc::new(Cell::new(0));
@@ -530,8 +554,7 @@ fn after_fork_in_the_parent_and_from_a_callback() {
         f.set(f.get() + 1);
     })
     .unwrap();
-    // Without a fork it re-creates the kernel state all the same; the timer runs.
-    lp.after_fork().unwrap();
+    assert_eq!(lp.after_fork().unwrap_err().code(), StatusCode::EINVAL);
     lp.run(RunMode::Default).unwrap();
     assert_eq!(fired.get(), 1);
 }
@@ -539,30 +562,162 @@ fn after_fork_in_the_parent_and_from_a_callback() {
 #[test]
 fn after_fork_in_a_child() {
     // test-fork.c, fork_timer: the child re-creates the loop's kernel state and
-    // runs a timer the parent started.
+    // runs a timer the parent started. A second call in the same child is refused.
     let _l = lock();
     let lp = uv::Loop::new().unwrap();
     let fired = Rc::new(Cell::new(0));
     let f = fired.clone();
     uv::Timer::once(&lp, Duration::from_millis(1), move |_t| f.set(f.get() + 1)).unwrap();
-    // SAFETY: the child only runs the loop (no locks other threads might hold:
-    // nothing is printed) and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let ok = lp.after_fork().is_ok() && lp.run(RunMode::Default).is_ok() && fired.get() == 1;
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    // SAFETY: `pid` is our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{status}"
-    );
+    in_a_child(|| {
+        lp.after_fork().is_ok()
+            && lp.after_fork().unwrap_err().code() == StatusCode::EINVAL
+            && lp.run(RunMode::Default).is_ok()
+            && fired.get() == 1
+    });
     lp.run(RunMode::Default).unwrap();
     assert_eq!(fired.get(), 1, "the parent's timer ran in the parent too");
+}
+
+/// A pipe handle on one end of a socket pair that reads, with its watcher known to
+/// epoll (one loop iteration ran), and the other end.
+fn reading_pipe(
+    lp: &uv::Loop,
+    got: &Rc<Cell<usize>>,
+) -> (uv::Pipe, std::os::unix::net::UnixStream) {
+    use uv::Stream;
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = uv::Pipe::new(lp, false).unwrap();
+    p.open(a).unwrap();
+    let g = got.clone();
+    p.read_start(move |p, d| match d {
+        Ok(d) => g.set(g.get() + d.len()),
+        Err(_) => p.close(),
+    })
+    .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    (p, b)
+}
+
+#[test]
+fn after_fork_in_a_child_with_a_write_waiting() {
+    // The pipe reads, and a write too large for the socket buffer waits: its
+    // watcher is queued for a new event mask, with the events the parent's epoll
+    // instance knew. libuv changed it with EPOLL_CTL_MOD on the child's new
+    // instance, which fails, and aborted (linux.c:1503).
+    use std::io::Read;
+    use uv::Stream;
+    let _l = lock();
+    let lp = uv::Loop::new().unwrap();
+    let got = Rc::new(Cell::new(0));
+    let (p, mut other) = reading_pipe(&lp, &got);
+    let size = 16 << 20;
+    let written = Rc::new(Cell::new(false));
+    let w = written.clone();
+    p.write(vec![7u8; size], move |_, r| w.set(r.is_ok()))
+        .unwrap();
+    assert!(p.write_queue_size() > 0);
+    in_a_child(|| {
+        if lp.after_fork().is_err() {
+            return false;
+        }
+        // The child drains the other end while its loop writes.
+        let reader = std::thread::spawn(move || {
+            let mut n = 0;
+            let mut buf = vec![0u8; 1 << 16];
+            while n < size {
+                match other.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
+            n
+        });
+        while !written.get() {
+            if lp.run(RunMode::Once).is_err() {
+                return false;
+            }
+        }
+        reader.join().map(|n| n == size).unwrap_or(false)
+    });
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+#[test]
+fn after_fork_in_a_child_keeps_file_watchers() {
+    // uv_loop_fork re-arms every active file watcher on the child's new inotify
+    // instance (linux.c:2599 copies each path): the child sees a change.
+    let _l = lock();
+    let dir = std::env::temp_dir().join(format!("uv-after-fork-w-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("watched");
+    std::fs::write(&file, b"x").unwrap();
+    let lp = uv::Loop::new().unwrap();
+    let ev = uv::FsEvent::new(&lp).unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    ev.start(&file, uv::FsEventFlags::empty(), move |_, _, _, _| {
+        s.set(s.get() + 1)
+    })
+    .unwrap();
+    in_a_child(|| {
+        if lp.after_fork().is_err() || !ev.is_active() || ev.path().ok() != Some(file.clone()) {
+            return false;
+        }
+        std::fs::write(&file, b"changed").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while seen.get() == 0 && std::time::Instant::now() < deadline {
+            if lp.run(RunMode::NoWait).is_err() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        seen.get() > 0
+    });
+    ev.close();
+    lp.run(RunMode::Default).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn after_fork_in_a_child_whose_watched_file_is_gone() {
+    // The file a watcher watches is removed before the fork: libuv's uv_loop_fork
+    // fails (ENOENT) when it re-arms the watcher, and returned before re-creating
+    // the rest, so the pipe's watcher never reached the child's epoll instance and
+    // its data was never read. The crate finishes the re-creation without that
+    // watcher, and reports the error.
+    use std::io::Write;
+    let _l = lock();
+    let dir = std::env::temp_dir().join(format!("uv-after-fork-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("watched");
+    std::fs::write(&file, b"x").unwrap();
+    let lp = uv::Loop::new().unwrap();
+    let ev = uv::FsEvent::new(&lp).unwrap();
+    ev.start(&file, uv::FsEventFlags::empty(), |_, _, _, _| {})
+        .unwrap();
+    let got = Rc::new(Cell::new(0));
+    let (p, mut other) = reading_pipe(&lp, &got);
+    std::fs::remove_file(&file).unwrap();
+    in_a_child(|| {
+        let err = lp.after_fork().unwrap_err();
+        if err.code() != StatusCode::ENOENT || ev.is_active() {
+            return false;
+        }
+        other.write_all(b"hello").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while got.get() < 5 && std::time::Instant::now() < deadline {
+            if lp.run(RunMode::NoWait).is_err() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        got.get() == 5
+    });
+    ev.close();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

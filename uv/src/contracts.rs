@@ -408,6 +408,18 @@ pub(crate) fn remember_signal_dispositions() {
     ignored_signals();
 }
 
+/// Held while the crate reads and sets a signal's action (`restore_signal_disposition`)
+/// and while `uv_spawn` runs. `uv_spawn` installs libuv's SIGCHLD handler before it
+/// starts the child; put back to SIG_IGN between a query that saw SIG_DFL and the
+/// new action, the handler would be gone, the kernel would reap the child itself,
+/// and libuv's `waitpid` after a failed exec would fail its assertion
+/// (process.c:1015, 1022). Only a process that started with SIGCHLD ignored gets
+/// there.
+pub(crate) fn signal_disposition_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Every signal the process ignored and libuv put back to the default action is
 /// ignored again (see `restore_signal_disposition`).
 pub(crate) fn restore_ignored_signals() {
@@ -424,6 +436,7 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
     if !ignored_signals().contains(&signum) {
         return;
     }
+    let _held = signal_disposition_lock();
     // SAFETY: a query, then installing SIG_IGN for a signal that has the default
     // action (libuv's handler is not replaced: it is only replaced when the query
     // shows SIG_DFL).
@@ -437,4 +450,76 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
             libc::sigaction(signum, &sa, std::ptr::null_mut());
         }
     }
+}
+
+/// loop-fork: `uv_loop_fork` re-creates a loop's kernel state (epoll instance,
+/// eventfd, signal pipe, inotify instance) for a child process after `fork()`.
+/// Called in the process that already holds that state, it closes descriptors that
+/// other threads may be writing to at that moment (the thread pool and `AsyncSender`s
+/// wake the loop through the eventfd, and a write to a closed descriptor aborts in
+/// `uv__async_send`), and a second call in the same child does the same. So it is
+/// `EINVAL` unless the process differs from the one the loop's state belongs to
+/// (`kernel_pid`: the maker of the loop, or the child of the last `after_fork`).
+pub(crate) fn forked_child(kernel_pid: u32, op: &'static str) -> Result<()> {
+    if std::process::id() == kernel_pid {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// Runs `uv_loop_fork` so that it leaves a consistent loop (loop-fork):
+///
+/// - A watcher whose event mask changed since the last poll (a write waiting on a
+///   stream that reads, for example) is still queued with the events the old epoll
+///   instance knew. libuv re-arms only the watchers that are not queued, so this one
+///   would be changed with `EPOLL_CTL_MOD` on the new instance, which fails with
+///   `ENOENT` and aborts (linux.c:1503, or `abort()` in the ctl ring's flush). Every
+///   watcher's known events are cleared first, so each is added afresh.
+/// - When a file watcher cannot be re-armed (its path is gone: `ENOENT`),
+///   `uv_loop_fork` returns before the eventfd, the signal pipe and the other
+///   watchers are re-created. That watcher is stopped by then; the call is repeated,
+///   without it, until it completes. Its first error is returned.
+///
+/// Returns 0, or the first error. An error from re-creating the epoll instance, the
+/// eventfd or the signal pipe (resource exhaustion) is returned as it is.
+///
+/// # Safety
+/// `l` must be an open loop that is not running.
+pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> std::ffi::c_int {
+    let mut first = 0;
+    // Each repeat follows a file watcher that could not be re-armed and is now
+    // stopped, so the repeats are bounded by the number of file watchers; the bound
+    // below is a backstop.
+    for _ in 0..1024 {
+        // SAFETY: per the contract the loop is open; `watchers` holds `nwatchers`
+        // entries, each null or a live watcher of the loop, and only the field
+        // libuv compares with the requested events is written.
+        let (async_fd, signal_fd) = unsafe {
+            for i in 0..(*l).nwatchers as usize {
+                let w = *(*l).watchers.add(i);
+                if !w.is_null() {
+                    (*w).events = 0;
+                }
+            }
+            ((*l).async_io_watcher.fd, (*l).signal_pipefd[0])
+        };
+        // SAFETY: per the contract.
+        let rc = unsafe { sys::uv_loop_fork(l) };
+        if rc == 0 {
+            return first;
+        }
+        if first == 0 {
+            first = rc;
+        }
+        // SAFETY: reads of the open loop's fields.
+        let file_watcher_failed = unsafe {
+            (*l).backend_fd >= 0
+                && (*l).async_io_watcher.fd == async_fd
+                && (*l).signal_pipefd[0] == signal_fd
+        };
+        if !file_watcher_failed {
+            return rc;
+        }
+    }
+    first
 }

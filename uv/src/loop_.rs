@@ -54,6 +54,9 @@ pub(crate) struct LoopShared {
     /// The async executor (`uv::future`), made by the first `spawn_local` or
     /// `block_on`; its tasks are dropped at the start of teardown.
     pub(crate) executor: RefCell<Option<Rc<crate::future::executor::Executor>>>,
+    /// The process whose kernel state the loop holds: the one that made it, or the
+    /// forked child that last re-created that state (`LoopHandle::after_fork`).
+    pub(crate) kernel_pid: Cell<u32>,
 }
 
 impl Drop for LoopShared {
@@ -357,6 +360,7 @@ impl LoopShared {
             slab: Slab::new(),
             slab_leaked: Cell::new(false),
             executor: RefCell::new(None),
+            kernel_pid: Cell::new(std::process::id()),
         })
     }
 }

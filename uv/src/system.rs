@@ -1013,15 +1013,31 @@ impl LoopHandle {
     }
 
     /// Re-creates the loop's kernel state in a child process after `fork()`
-    /// (`uv_loop_fork`): call it in the child before anything else uses the loop.
-    /// `EBUSY` from inside a callback of the loop; `ENOSYS` on Windows.
+    /// (`uv_loop_fork`): call it in the child before anything else uses the loop,
+    /// once per fork.
+    ///
+    /// `EINVAL` in the process the loop's state already belongs to: the one that
+    /// made the loop (there is nothing to re-create, and closing the loop's
+    /// descriptors while other threads wake the loop through them aborts), or a child
+    /// that already called it. `EBUSY` from inside a callback of the loop; `ENOSYS`
+    /// on Windows.
+    ///
+    /// A file watcher (`FsEvent`) whose path cannot be watched again (it was removed)
+    /// is stopped, and its error (`ENOENT`, …) is returned once the rest of the loop
+    /// has been re-created all the same. Any other error (the kernel refused a new
+    /// epoll instance, eventfd or pipe) leaves the loop unusable.
     pub fn after_fork(&self) -> Result<()> {
         let raw = self.raw_loop("uv_loop_fork")?;
         if self.is_running() {
             return Err(Error::new(StatusCode::EBUSY, "uv_loop_fork"));
         }
+        let shared = self.shared();
+        crate::contracts::forked_child(shared.kernel_pid.get(), "uv_loop_fork")?;
+        // Whatever the outcome, the loop's descriptors are this process's now (or
+        // gone): a second call here is refused.
+        shared.kernel_pid.set(std::process::id());
         // SAFETY: the loop is open and not running.
-        check(unsafe { sys::uv_loop_fork(raw) }, "uv_loop_fork")
+        check(unsafe { crate::contracts::loop_fork(raw) }, "uv_loop_fork")
     }
 
     /// Writes libuv's list of every handle of the loop to `out`

@@ -442,12 +442,16 @@ impl Process {
         slots.on_exit.set(Box::new(on_exit));
         let mut spawned = 0;
         let inner = Typed::new(loop_, slots, SPAWN, |l, h| {
+            // Keeps the crate from putting SIGCHLD back to SIG_IGN while libuv installs
+            // its handler and waits for the child (contracts::signal_disposition_lock).
+            let held = crate::contracts::signal_disposition_lock();
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
             // move; every pointer of `raw_options` points into `p`, `argv` and `envp`,
             // which outlive the call; the program is non-null and the flags hold only
             // known bits (checked by `prepare`), which is what libuv asserts; the
             // stdio streams are open handles (checked by `containers`).
             spawned = unsafe { sys::uv_spawn(l, h, &raw_options) };
+            drop(held);
             if spawned < 0 {
                 // SAFETY: uv_spawn initialised the handle before anything could fail.
                 unsafe { unlink_guard(h) };
