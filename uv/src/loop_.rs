@@ -54,6 +54,8 @@ pub(crate) struct LoopShared {
     /// The async executor (`uv::future`), made by the first `spawn_local` or
     /// `block_on`; its tasks are dropped at the start of teardown.
     pub(crate) executor: RefCell<Option<Rc<crate::future::executor::Executor>>>,
+    /// Set when teardown shut the executor down: none is made after.
+    pub(crate) executor_shut: Cell<bool>,
 }
 
 impl Drop for LoopShared {
@@ -354,6 +356,7 @@ impl LoopShared {
             slab: Slab::new(),
             slab_leaked: Cell::new(false),
             executor: RefCell::new(None),
+            executor_shut: Cell::new(false),
         })
     }
 }
