@@ -585,3 +585,41 @@ fn a_task_spawned_during_teardown_is_refused_and_dropped() {
     );
     assert_eq!(dropped.get(), 1, "the refused future was dropped");
 }
+
+/// The timers of `sleep`, `timeout` and `interval` are the library's own: they are
+/// not among `handles()`, so `close_all_handles` (or a `stop` or `close` through a
+/// handle adopted from `handles()`) cannot leave their futures waiting for good (a
+/// fuzzer finding: `block_on` of a `timeout` whose timer `close_all_handles` had
+/// closed never returned). A sleep whose loop is gone resolves to `ClosedLoop`.
+#[test]
+fn future_timers_are_out_of_reach_of_close_all_handles() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lp = Loop::new().unwrap();
+        let lh = lp.handle();
+        let r = lp
+            .block_on(async {
+                let t = uvf::timeout(&lh, Duration::from_millis(5), std::future::pending::<()>());
+                let mut iv = uvf::interval(&lh, Duration::from_millis(1)).unwrap();
+                assert!(lh.handles().is_empty(), "no user handle");
+                lh.close_all_handles();
+                for h in lh.handles() {
+                    h.close();
+                }
+                let n = iv.tick().await;
+                assert!(n >= 1);
+                t.await
+            })
+            .unwrap();
+        assert_eq!(r.unwrap_err().code(), StatusCode::ETIMEDOUT);
+        // Polled after its loop is gone: the sleep resolves.
+        let lp2 = Loop::new().unwrap();
+        let s = uvf::sleep(&lh, Duration::from_secs(3600));
+        drop(lp);
+        let r = lp2.block_on(s).unwrap();
+        assert!(r.unwrap_err().is(uv::Category::ClosedLoop));
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the futures resolved (no hang)");
+}

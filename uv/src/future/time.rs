@@ -18,17 +18,36 @@ use crate::StatusCode;
 struct Ticks {
     /// Periods elapsed and not yet reported.
     count: Cell<u64>,
+    /// The timer's callback is gone without the future dropping it: the loop's
+    /// teardown closed the timer. Nothing fires any more.
+    gone: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
+/// Held by the timer's callback: when the callback is dropped (the timer closed),
+/// the future learns that nothing will fire and its task is woken.
+struct TicksRef(Rc<Ticks>);
+
+impl Drop for TicksRef {
+    fn drop(&mut self) {
+        self.0.gone.set(true);
+        wake(&self.0.waker);
+    }
+}
+
+/// The timer of a future: the library's own (not among `handles()`, so no
+/// `close_all_handles`, `stop` or `close` through an adopted handle leaves the
+/// future waiting for good); only the loop's teardown closes it under the future.
 fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Timer, Rc<Ticks>)> {
     let ticks = Rc::new(Ticks {
         count: Cell::new(0),
+        gone: Cell::new(false),
         waker: Cell::new(None),
     });
-    let timer = Timer::new(lp)?;
-    let t = ticks.clone();
+    let timer = Timer::new_internal(lp)?;
+    let t = TicksRef(ticks.clone());
     timer.start(after, repeat, move |_| {
+        let t = &t.0;
         t.count.set(t.count.get() + 1);
         wake(&t.waker);
     })?;
@@ -37,9 +56,10 @@ fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Ti
 
 /// Completes after `duration` of loop time (a one-shot [`Timer`], started now).
 ///
-/// The pending sleep keeps the loop alive, like a started timer. Dropped early,
-/// the timer is closed: nothing fires. Resolves to `ClosedLoop` on a loop that is
-/// gone.
+/// The pending sleep keeps the loop alive, like a started timer; its timer is the
+/// library's own (not among `handles()`, not counted by `Loop::close`). Dropped
+/// early, the timer is closed: nothing fires. Resolves to `ClosedLoop` on a loop
+/// that is gone, or that goes while it waits.
 pub fn sleep(lp: &LoopHandle, duration: Duration) -> Sleep {
     match start_timer(lp, duration, Duration::ZERO) {
         Ok((timer, ticks)) => Sleep {
@@ -88,6 +108,12 @@ impl Future for Sleep {
             }
             this.ticks = None;
             return Poll::Ready(Ok(()));
+        }
+        if ticks.gone.get() {
+            // The loop is gone (its teardown closed the timer).
+            this.timer = None;
+            this.ticks = None;
+            return Poll::Ready(Err(Error::closed_loop("sleep")));
         }
         register(&ticks.waker, cx);
         Poll::Pending
@@ -145,8 +171,9 @@ impl<F: Future> Future for Timeout<F> {
 /// A stream that yields every `period` of loop time (a repeating [`Timer`],
 /// started now; the first item after one period). Each item is the number of
 /// periods elapsed since the previous one (more than 1 when the stream was not
-/// polled for a while: ticks are counted, not queued). The stream never ends;
-/// dropping it closes the timer. The started timer keeps the loop alive.
+/// polled for a while: ticks are counted, not queued). The stream ends only when
+/// the loop goes (`tick` then waits for good); dropping it closes the timer. The
+/// started timer (the library's own, as [`sleep`]'s) keeps the loop alive.
 ///
 /// Errors: those of [`Timer::new`] (`ClosedLoop`).
 pub fn interval(lp: &LoopHandle, period: Duration) -> Result<Interval> {
@@ -180,8 +207,14 @@ impl Interval {
 impl Stream for Interval {
     type Item = u64;
 
+    /// The next tick; `None` once the loop is gone (its teardown closed the timer).
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u64>> {
-        self.get_mut().poll_tick(cx).map(Some)
+        let this = self.get_mut();
+        match this.poll_tick(cx) {
+            Poll::Ready(n) => Poll::Ready(Some(n)),
+            Poll::Pending if this.ticks.gone.get() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
