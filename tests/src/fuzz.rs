@@ -2737,13 +2737,17 @@ mod procs {
             .filter_map(|_| Pipe::new(&lp, cx.one_in(4)).ok())
             .collect();
         let stream = cx.any_handle();
+        let mut inherited = false;
         for fd in 0..cx.below(5) {
             let stdio = match (cx.below(5), pipes.get(fd % pipes.len().max(1))) {
                 (0, _) => uv::Stdio::Ignore,
                 (1 | 2, Some(p)) if fd == 0 => uv::Stdio::pipe_to_child(p),
                 (1 | 2, Some(p)) => uv::Stdio::pipe_from_child(p),
                 (3, _) => match stream.as_ref().map(|h| h.handle()) {
-                    Some(h) => uv::Stdio::Stream(h),
+                    Some(h) => {
+                        inherited = true;
+                        uv::Stdio::Stream(h)
+                    }
                     None => uv::Stdio::Ignore,
                 },
                 _ => uv::Stdio::Ignore,
@@ -2768,6 +2772,18 @@ mod procs {
             "{:?}",
             r.as_ref().map(|_| ()).map_err(|e| e.code())
         ));
+        // libuv gives an inherited stream to the child in blocking mode, on the
+        // descriptor the stream (and a `std` peer sharing it) uses: like
+        // `set_blocking`, the fuzzer never leaves it so (its writes would wait for
+        // peers nobody drains, a shared peer's reads for data).
+        if inherited {
+            let _ = match &stream {
+                Some(AnyHandle::Pipe(s)) => s.set_blocking(false),
+                Some(AnyHandle::Tcp(s)) => s.set_blocking(false),
+                Some(AnyHandle::Tty(s)) => s.set_blocking(false),
+                _ => Ok(()),
+            };
+        }
         if let Some(p) = settle(cx, r, None) {
             match p.pid() {
                 Ok(pid) if pid > 0 => reaped.set(Some(cx.children.add(pid))),

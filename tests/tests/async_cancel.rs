@@ -364,3 +364,77 @@ fn a_dropped_queue_work_future_cancels_work_not_started() {
     assert_eq!(ran.load(Ordering::SeqCst), 0, "the cancelled work ran");
     lp.close().unwrap();
 }
+
+/// Write futures whose writes are still queued (the peer reads nothing) when their
+/// stream is closed, or when their loop is dropped, all resolve: with `ECANCELED`
+/// for what libuv had not written, and the tasks that polled them are woken. None
+/// stays pending for good, whichever tracker the stream's writes were counted by
+/// (writes on another stream in between make a new one) and however many wakers
+/// polled them.
+#[test]
+fn queued_write_futures_resolve_when_the_stream_closes_or_the_loop_goes() {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for drop_loop in [false, true] {
+        let lp = Loop::new().unwrap();
+        let (a, _a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (b, _b_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (pa, pb) = (
+            uv::Pipe::new(&lp, false).unwrap(),
+            uv::Pipe::new(&lp, false).unwrap(),
+        );
+        pa.open(a).unwrap();
+        pb.open(b).unwrap();
+        // Alternately on two streams, more than the socket buffers hold.
+        let mut futures = Vec::new();
+        for _ in 0..3 {
+            futures.push(uvf::write(&pa, pattern(1 << 20)));
+            futures.push(uvf::write(&pb, pattern(1 << 20)));
+        }
+        let wakes: Vec<Arc<Count>> = (0..2)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        // Polled by two wakers each (a future that moved between tasks).
+        for w in &wakes {
+            let waker = Waker::from(w.clone());
+            let mut cx = Context::from_waker(&waker);
+            for f in &mut futures {
+                assert!(std::pin::Pin::new(f).poll(&mut cx).is_pending());
+            }
+        }
+        assert!(
+            lp.run(RunMode::NoWait).unwrap(),
+            "the writes wait for the peers"
+        );
+        if drop_loop {
+            drop(lp);
+        } else {
+            pa.close();
+            pb.close();
+            drain(&lp);
+        }
+        for w in &wakes {
+            assert!(w.0.load(Ordering::SeqCst) > 0, "every waker was woken");
+        }
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let results: Vec<_> = futures
+            .iter_mut()
+            .map(|f| match std::pin::Pin::new(f).poll(&mut cx) {
+                Poll::Ready(r) => r.map_err(|e| e.code()),
+                Poll::Pending => panic!("a write future stayed pending (drop_loop {drop_loop})"),
+            })
+            .collect();
+        // The last writes of each stream never reached the kernel.
+        assert_eq!(results[4], Err(StatusCode::ECANCELED), "{results:?}");
+        assert_eq!(results[5], Err(StatusCode::ECANCELED), "{results:?}");
+    }
+}

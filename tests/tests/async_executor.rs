@@ -15,6 +15,62 @@ use futures::StreamExt;
 use uv::future::{self as uvf, JoinError};
 use uv::{Loop, RunMode, StatusCode};
 
+use std::alloc::{GlobalAlloc, Layout, System};
+
+/// Counts the live allocations each thread made (freed ones count on the thread
+/// that frees them), so that a test can tell that a thread's loops gave back
+/// everything they took.
+struct PerThread;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn live_here() -> isize {
+    LIVE.with(Cell::get)
+}
+
+fn count(delta: isize) {
+    let _ = LIVE.try_with(|c| c.set(c.get() + delta));
+}
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments
+// and only adds bookkeeping (a const-initialised thread-local without destructor)
+// on the side.
+unsafe impl GlobalAlloc for PerThread {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(1);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(1);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) };
+        count(-1);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc`, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: PerThread = PerThread;
+
 #[test]
 fn block_on_returns_the_output() {
     let lp = Loop::new().unwrap();
@@ -454,4 +510,116 @@ fn interval_counts_missed_ticks() {
         "the interval's timer closed with it"
     );
     assert_eq!(lp.handle_count(), 0);
+}
+
+/// A loop's executor registers itself in a per-thread table, so that wakers find
+/// it; once the thread's last executor is gone the table keeps no memory (a
+/// fuzzer finding: the table kept its buffer, one allocation outliving every loop
+/// of the thread).
+#[test]
+fn a_thread_whose_loops_are_gone_keeps_nothing_of_their_executors() {
+    // Process-wide statics (libuv's, the runtime's) are made by a first loop on
+    // another thread.
+    std::thread::spawn(|| {
+        let lp = Loop::new().unwrap();
+        assert_eq!(lp.block_on(async { 1 }).unwrap(), 1);
+    })
+    .join()
+    .unwrap();
+    let (before, after) = std::thread::spawn(|| {
+        let before = live_here();
+        {
+            let a = Loop::new().unwrap();
+            let b = Loop::new().unwrap();
+            assert_eq!(a.block_on(async { 2 }).unwrap(), 2);
+            let j = b.spawn_local(async { 3 }).unwrap();
+            assert_eq!(b.block_on(j).unwrap(), Ok(3));
+        }
+        (before, live_here())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(after, before, "allocations the thread's loops left behind");
+}
+
+/// The loop's teardown delivers a pending `Async` wake-up after it has dropped the
+/// executor's tasks: a task spawned from that callback is refused with `ClosedLoop`,
+/// as documented, and its future dropped at once; no second executor is made for a
+/// loop whose executor was shut down.
+#[test]
+fn a_task_spawned_during_teardown_is_refused_and_dropped() {
+    struct Flag(Rc<Cell<u32>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let lp = Loop::new().unwrap();
+    // The executor exists before the teardown.
+    assert_eq!(lp.block_on(async { 0 }).unwrap(), 0);
+    let dropped = Rc::new(Cell::new(0));
+    let answer: Rc<RefCell<Option<Result<(), uv::Error>>>> = Rc::default();
+    let (d, ans) = (dropped.clone(), answer.clone());
+    let a = uv::Async::new(&lp, move |a| {
+        let lh = a.loop_();
+        let flag = Flag(d.clone());
+        // The future holds the loop: if it lived on in the loop's state, the two
+        // would keep each other alive.
+        let held = lh.clone();
+        let r = lh.spawn_local(async move {
+            let _keep = (flag, held);
+        });
+        *ans.borrow_mut() = Some(r.map(drop));
+    })
+    .unwrap();
+    a.send().unwrap();
+    drop(a);
+    drop(lp);
+    let r = answer
+        .borrow_mut()
+        .take()
+        .expect("the wake-up was delivered");
+    assert!(
+        matches!(r, Err(ref c) if c.is(uv::Category::ClosedLoop)),
+        "spawn_local during teardown answered {r:?}"
+    );
+    assert_eq!(dropped.get(), 1, "the refused future was dropped");
+}
+
+/// The timers of `sleep`, `timeout` and `interval` are the library's own: they are
+/// not among `handles()`, so `close_all_handles` (or a `stop` or `close` through a
+/// handle adopted from `handles()`) cannot leave their futures waiting for good (a
+/// fuzzer finding: `block_on` of a `timeout` whose timer `close_all_handles` had
+/// closed never returned). A sleep whose loop is gone resolves to `ClosedLoop`.
+#[test]
+fn future_timers_are_out_of_reach_of_close_all_handles() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lp = Loop::new().unwrap();
+        let lh = lp.handle();
+        let r = lp
+            .block_on(async {
+                let t = uvf::timeout(&lh, Duration::from_millis(5), std::future::pending::<()>());
+                let mut iv = uvf::interval(&lh, Duration::from_millis(1)).unwrap();
+                assert!(lh.handles().is_empty(), "no user handle");
+                lh.close_all_handles();
+                for h in lh.handles() {
+                    h.close();
+                }
+                let n = iv.tick().await.unwrap();
+                assert!(n >= 1);
+                t.await
+            })
+            .unwrap();
+        assert_eq!(r.unwrap_err().code(), StatusCode::ETIMEDOUT);
+        // Polled after its loop is gone: the sleep resolves.
+        let lp2 = Loop::new().unwrap();
+        let s = uvf::sleep(&lh, Duration::from_secs(3600));
+        drop(lp);
+        let r = lp2.block_on(s).unwrap();
+        assert!(r.unwrap_err().is(uv::Category::ClosedLoop));
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the futures resolved (no hang)");
 }

@@ -157,3 +157,48 @@ fn watching_sigpipe_leaves_it_ignored_and_a_one_shot_watch_is_refused() {
     p.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// The action the process has for `signum` now: `SIG_IGN`, `SIG_DFL` or a handler.
+fn disposition(signum: i32) -> libc::sighandler_t {
+    // SAFETY: a query (no new action); `old` is a valid out-pointer.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(signum, std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    }
+}
+
+/// `start_oneshot` on a handle that watches SIGPIPE first stops that watch, and
+/// libuv then puts SIGPIPE back to its default action: the handle's one-shot start
+/// (of another signal, and one that fails) leaves SIGPIPE ignored, as `start` and
+/// `stop` do. A fuzzer finding: the worker was killed by the next write to a closed
+/// peer.
+#[test]
+fn a_one_shot_start_that_replaces_a_sigpipe_watch_leaves_sigpipe_ignored() {
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    // Another signal, accepted.
+    sig.start(uv::Signum::Pipe, |_, _| {}).unwrap();
+    assert_ne!(disposition(libc::SIGPIPE), libc::SIG_IGN, "libuv's handler");
+    sig.start_oneshot(uv::Signum::WindowChange, |_, _| {})
+        .unwrap();
+    assert_eq!(sig.signum().unwrap(), Some(uv::Signum::WindowChange));
+    assert_eq!(disposition(libc::SIGPIPE), libc::SIG_IGN);
+    // A signal no handler can be installed for: refused after libuv stopped the
+    // SIGPIPE watch.
+    sig.start(uv::Signum::Pipe, |_, _| {}).unwrap();
+    let err = sig.start_oneshot(uv::Signum::Kill, |_, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    assert_eq!(sig.signum().unwrap(), None);
+    assert_eq!(disposition(libc::SIGPIPE), libc::SIG_IGN);
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+    // A write to a closed peer is an error, not a kill.
+    let (a, b) = UnixStream::pair().unwrap();
+    drop(b);
+    let p = uv::Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    assert_eq!(p.try_write(b"x").unwrap_err().code(), StatusCode::EPIPE);
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+}

@@ -679,3 +679,55 @@ fn wait_until_exited(pid: i32) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Whether `fd` is in non-blocking mode.
+fn nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "F_GETFL on {fd}");
+    flags & libc::O_NONBLOCK != 0
+}
+
+/// libuv gives an inherited stream to the child in blocking mode, and the mode
+/// belongs to the descriptor the parent's stream shares: after the spawn the
+/// parent's stream is blocking. A reading stream must stay non-blocking (libuv
+/// reads again after a read that filled its buffer, and on a blocking descriptor
+/// that read waits for data with the loop stopped; `set_blocking(true)` is refused
+/// while reading for that reason), so such a stream is refused (`EINVAL`, no
+/// child) rather than left reading in blocking mode. A stream that is not reading is
+/// accepted; it is blocking afterwards (`read_start` is then refused too), until
+/// `set_blocking(false)`. A fuzzer finding: a stream left blocking this way made
+/// the next large write wait for good.
+#[test]
+fn an_inherited_stream_is_blocking_after_the_spawn_and_a_reading_one_is_refused() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let stream = Pipe::new(&lp, false).unwrap();
+    stream.open(a).unwrap();
+    let fd = stream.fileno().unwrap();
+    stream.read_start(|_, _| {}).unwrap();
+    let opts = sh("exit 0").stdout(Stdio::stream(&stream));
+    let err = Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    assert!(nonblocking(fd), "the reading stream is still non-blocking");
+    drop(opts);
+    // Not reading: accepted, and blocking afterwards.
+    stream.read_stop().unwrap();
+    let opts = sh("exit 0").stdout(Stdio::stream(&stream));
+    let (exit, _, cb) = recorder();
+    Process::spawn(&lp, &opts, cb).unwrap();
+    drop(opts);
+    assert!(!nonblocking(fd), "libuv's blocking mode for the child");
+    let err = stream.read_start(|_, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    stream.set_blocking(false).unwrap();
+    assert!(nonblocking(fd));
+    stream.read_start(|_, _| {}).unwrap();
+    while exit.get().is_none() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    assert_eq!(exit.get(), Some((0, None)));
+    stream.close();
+    lp.run(RunMode::Default).unwrap();
+    drop(b);
+}

@@ -379,6 +379,22 @@ pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result
     Ok(())
 }
 
+/// A stream is not reading (`EINVAL` otherwise): what would make its descriptor
+/// blocking (`set_blocking(true)`, giving it to a child, which libuv does in
+/// blocking mode on the descriptor the stream shares) is refused while it reads; see
+/// `non_blocking`.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn not_reading(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised; libuv sets `read_cb` in
+    // `uv_read_start` and clears it in `uv_read_stop`; the field is only read.
+    if unsafe { (*s).read_cb.is_some() } {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
 /// Signals the process ignored when its first loop was made (SIGPIPE, in every
 /// Rust program). libuv resets a signal to the default action when it stops
 /// watching it; for these, that default would kill the process on the next write

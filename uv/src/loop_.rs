@@ -57,6 +57,8 @@ pub(crate) struct LoopShared {
     /// The process whose kernel state the loop holds: the one that made it, or the
     /// forked child that last re-created that state (`LoopHandle::after_fork`).
     pub(crate) kernel_pid: Cell<u32>,
+    /// Set when teardown shut the executor down: none is made after.
+    pub(crate) executor_shut: Cell<bool>,
 }
 
 impl Drop for LoopShared {
@@ -361,6 +363,7 @@ impl LoopShared {
             slab_leaked: Cell::new(false),
             executor: RefCell::new(None),
             kernel_pid: Cell::new(std::process::id()),
+            executor_shut: Cell::new(false),
         })
     }
 }

@@ -1021,9 +1021,9 @@ pub fn is_writable<K: StreamKind>(s: &K) -> bool {
 pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
     let raw = raw(s, "uv_stream_set_blocking")?;
     // A reading stream must stay non-blocking (see `contracts::non_blocking`).
-    // SAFETY: the stream is open; the field is read only.
-    if blocking && unsafe { (*raw).read_cb.is_some() } {
-        return Err(Error::new(StatusCode::EINVAL, "uv_stream_set_blocking"));
+    if blocking {
+        // SAFETY: the stream is open.
+        unsafe { contracts::not_reading(raw, "uv_stream_set_blocking") }?;
     }
     // SAFETY: the stream is open.
     check(

@@ -326,6 +326,11 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
         }
         return Ok(e.clone());
     }
+    // Teardown shut this loop's executor (or the loop had none then): no second one
+    // (nothing would shut it down; a callback of the teardown's last run may ask).
+    if shared.executor_shut.get() || shared.raw_for_new().is_none() {
+        return Err(Error::closed_loop("spawn_local"));
+    }
     static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let remote = Arc::new(Remote {
@@ -384,12 +389,21 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
 /// Loop teardown: refuses new tasks and drops every task's future (under the loop's
 /// panic guard), while the loop is still open.
 pub(crate) fn shutdown(shared: &LoopShared) {
+    shared.executor_shut.set(true);
     let Some(exec) = shared.executor.borrow().clone() else {
         return;
     };
     let local = &exec.local;
     local.shut.set(true);
-    let _ = LOCALS.try_with(|l| l.borrow_mut().retain(|(i, _)| *i != local.id));
+    let _ = LOCALS.try_with(|l| {
+        let mut l = l.borrow_mut();
+        l.retain(|(i, _)| *i != local.id);
+        // The thread's last executor: its table keeps no memory (a thread that
+        // made loops once holds nothing of them after).
+        if l.is_empty() {
+            *l = Vec::new();
+        }
+    });
     // Dropping a future may wake or abort others; each round takes what is left.
     loop {
         let tasks: Vec<Rc<Task>> = local

@@ -30,13 +30,16 @@ impl Closes for Ticks {
     }
 }
 
+/// The timer of a future: the library's own (not among `handles()`, so no
+/// `close_all_handles`, `stop` or `close` through an adopted handle leaves the
+/// future waiting for good); only the loop's teardown closes it under the future.
 fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Timer, Rc<Ticks>)> {
     let ticks = Rc::new(Ticks {
         count: Cell::new(0),
         waker: Cell::new(None),
         closed: Cell::new(false),
     });
-    let timer = Timer::new(lp)?;
+    let timer = Timer::new_internal(lp)?;
     let t = Notifier(ticks.clone());
     timer.start(after, repeat, move |_| {
         let t: &Ticks = &t;
@@ -48,9 +51,10 @@ fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Ti
 
 /// Completes after `duration` of loop time (a one-shot [`Timer`], started now).
 ///
-/// The pending sleep keeps the loop alive, like a started timer. Dropped early,
-/// the timer is closed: nothing fires. Resolves to `ClosedLoop` on a loop that is
-/// gone, and when the loop goes while the sleep waits.
+/// The pending sleep keeps the loop alive, like a started timer; its timer is the
+/// library's own (not among `handles()`, not counted by `Loop::close`). Dropped
+/// early, the timer is closed: nothing fires. Resolves to `ClosedLoop` on a loop
+/// that is gone, or that goes while it waits.
 pub fn sleep(lp: &LoopHandle, duration: Duration) -> Sleep {
     match start_timer(lp, duration, Duration::ZERO) {
         Ok((timer, ticks)) => Sleep {
@@ -101,6 +105,8 @@ impl Future for Sleep {
             return Poll::Ready(Ok(()));
         }
         if ticks.closed.get() {
+            // The loop is gone (its teardown closed the timer).
+            this.timer = None;
             this.ticks = None;
             return Poll::Ready(Err(Error::closed_loop("sleep")));
         }
@@ -161,7 +167,8 @@ impl<F: Future> Future for Timeout<F> {
 /// started now; the first item after one period). Each item is the number of
 /// periods elapsed since the previous one (more than 1 when the stream was not
 /// polled for a while: ticks are counted, not queued). The stream ends only when
-/// the loop goes; dropping it closes the timer. The started timer keeps the loop alive.
+/// the loop goes; dropping it closes the timer. The started timer (the library's
+/// own, as [`sleep`]'s) keeps the loop alive.
 ///
 /// Errors: those of [`Timer::new`] (`ClosedLoop`).
 pub fn interval(lp: &LoopHandle, period: Duration) -> Result<Interval> {

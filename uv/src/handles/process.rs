@@ -42,7 +42,12 @@ pub enum Stdio<'a> {
     /// A descriptor borrowed for as long as the options live; the child gets a copy.
     #[cfg(unix)]
     BorrowedFd(BorrowedFd<'a>),
-    /// The descriptor of an open stream handle (a `Tcp`, `Pipe` or `Tty`).
+    /// The descriptor of an open stream handle (a `Tcp`, `Pipe` or `Tty`). libuv
+    /// gives it to the child in blocking mode, and the mode belongs to the
+    /// descriptor the stream shares: after the spawn the stream is blocking (its
+    /// writes wait until done, `read_start` answers `EINVAL`) until
+    /// [`set_blocking(false)`](crate::Stream::set_blocking), which the child then
+    /// shares too. `EINVAL` (no child) for a stream that is reading.
     Stream(&'a Handle),
     /// A new pipe between parent and child: `spawn` opens the parent's end in `pipe`,
     /// which must be a fresh pipe handle (no descriptor yet). `flags` says what the
@@ -335,6 +340,10 @@ impl<'a> ProcessOptions<'a> {
                     }
                     // A stream without a descriptor is refused by libuv (EINVAL).
                     h.fileno().map_err(|_| einval(SPAWN))?;
+                    // libuv puts the descriptor in blocking mode for the child, and
+                    // the parent's stream shares that mode: not while it reads.
+                    // SAFETY: an open stream of this library (checked above).
+                    unsafe { crate::contracts::not_reading(h.raw_struct().cast(), SPAWN) }?;
                     (
                         StdioFlags::INHERIT_STREAM,
                         sys::uv_stdio_container_s__bindgen_ty_1 {

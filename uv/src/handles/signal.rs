@@ -29,7 +29,13 @@ impl Signal {
     /// the kernel resets to the default action on delivery, and stops the watcher
     /// only after its callback: in between, the next occurrence (SIGPIPE from any
     /// write to a closed peer) would kill the process.
+    ///
+    /// First, as after `start`: a handle that watched another signal stopped
+    /// watching it (whether the new start succeeded or not), and libuv put that one
+    /// back to its default action; an ignored one is ignored again.
     fn refuse_oneshot_on_ignored(&self) -> crate::Result<()> {
+        #[cfg(unix)]
+        crate::contracts::restore_ignored_signals();
         #[cfg(unix)]
         if let Some(signum) = self.signum()? {
             if crate::contracts::is_ignored_signal(signum.raw()) {
