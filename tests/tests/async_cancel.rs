@@ -285,7 +285,7 @@ fn a_dropped_exit_future_leaves_the_child_running() {
 
     let (_p, exit) =
         uvf::spawn(&lp, &uv::ProcessOptions::new("sh").args(["-c", "exit 3"])).unwrap();
-    assert_eq!(lp.block_on(exit).unwrap(), (3, None));
+    assert_eq!(lp.block_on(exit).unwrap().unwrap(), (3, None));
 }
 
 #[test]

@@ -205,3 +205,75 @@ fn file_times_at_the_ends_of_system_time_are_defined() {
     );
     f.close_sync(&lp).unwrap();
 }
+
+// ---- f05: an interval shorter than the loop's clock ----
+
+/// `interval` with a period under a millisecond (the loop's clock unit) ticks
+/// again and again; a zero period is `EINVAL`.
+/// Used to happen: hang (the period became a 0 ms repeat, which libuv reads as
+/// "no repeat": one tick, then the stream never yielded again; under `block_on`
+/// the loop waited forever).
+#[test]
+fn an_interval_shorter_than_a_millisecond_keeps_ticking() {
+    use futures::StreamExt;
+    let lp = Loop::new().unwrap();
+    let e = uv::future::interval(&lp, Duration::ZERO).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    let ticks = Rc::new(Cell::new(0u64));
+    let t = ticks.clone();
+    let mut iv = uv::future::interval(&lp, Duration::from_micros(500)).unwrap();
+    let task = lp
+        .spawn_local(async move {
+            while t.get() < 3 {
+                let n = iv.next().await.unwrap();
+                assert!(n >= 1);
+                t.set(t.get() + 1);
+            }
+        })
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(ticks.get(), 3);
+    assert!(task.is_finished());
+}
+
+// ---- f06: the exit future of a closed process ----
+
+/// `uv::future::spawn`, then the process handle closed before the child exits:
+/// the `Exit` future resolves to `ClosedHandle` (the exit callback will never
+/// run). A child left running is killed and reaped by std afterwards.
+/// Used to happen: hang (the future never resolved; `block_on(exit)` waited
+/// forever, since the loop keeps waiting for wakes while `block_on` runs).
+#[test]
+fn the_exit_future_of_a_closed_process_resolves() {
+    let lp = Loop::new().unwrap();
+    let opts = uv::ProcessOptions::new("/bin/sh").args(["-c", "read x"]);
+    let (stdin_r, stdin_w) = UnixStream::pair().unwrap();
+    let opts = opts.stdin(uv::Stdio::fd(stdin_r));
+    let (p, exit) = uv::future::spawn(&lp, &opts).unwrap();
+    let pid = p.pid().unwrap();
+    p.close();
+    // A deadline only so that the old behaviour fails instead of hanging.
+    let r = lp
+        .block_on(uv::future::timeout(&lp, Duration::from_secs(30), exit))
+        .unwrap()
+        .expect("resolved before the deadline");
+    assert_eq!(r.unwrap_err().kind(), uv::Category::ClosedHandle);
+    // The child still runs (closing does not kill it); end it and reap it here.
+    drop(stdin_w);
+    let mut status = 0;
+    // SAFETY: waits for our own child, whose handle libuv no longer watches.
+    let w = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(w, pid);
+}
+
+/// The normal case: the exit future gives the status.
+#[test]
+fn the_exit_future_gives_the_status() {
+    let lp = Loop::new().unwrap();
+    let opts = uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 5"]);
+    let (p, exit) = uv::future::spawn(&lp, &opts).unwrap();
+    assert_eq!(lp.block_on(exit).unwrap().unwrap(), (5, None));
+    drop(p);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+}

@@ -428,19 +428,43 @@ pub fn getnameinfo(
 /// future of its exit: the exit status and the signal that ended it.
 ///
 /// Dropping the [`Exit`] future changes nothing: the child runs on, and its handle
-/// stays open until it exited (as with a callback).
+/// stays open until it exited (as with a callback). Closing the handle before the
+/// child exited stops watching it (the exit callback never runs): the future then
+/// resolves to `ClosedHandle` when the close completes, instead of never.
 pub fn spawn(lp: &LoopHandle, options: &ProcessOptions<'_>) -> Result<(Process, Exit)> {
     let slot = Rc::new(Oneshot::new());
-    let s = slot.clone();
+    let mut report = ExitReport {
+        slot: Some(slot.clone()),
+    };
     let process = Process::spawn(lp, options, move |_, status, signal| {
-        s.complete((status, signal))
+        if let Some(s) = report.slot.take() {
+            s.complete(Ok((status, signal)));
+        }
     })?;
     Ok((process, Exit { slot }))
 }
 
-/// The exit of a process started by [`spawn`]: `(exit status, terminating signal)`.
+/// Where a child's exit (or `ClosedHandle`) goes.
+type ExitSlot = Oneshot<Result<(i64, Option<Signum>)>>;
+
+/// The exit callback's end of an [`Exit`]: the exit when the callback runs, or
+/// `ClosedHandle` when the callback is dropped unrun (the handle closed first).
+struct ExitReport {
+    slot: Option<Rc<ExitSlot>>,
+}
+
+impl Drop for ExitReport {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot.take() {
+            s.complete(Err(Error::closed_handle("uv_spawn")));
+        }
+    }
+}
+
+/// The exit of a process started by [`spawn`]: `(exit status, terminating signal)`,
+/// or `ClosedHandle` when the process handle was closed before the child exited.
 pub struct Exit {
-    slot: Rc<Oneshot<(i64, Option<Signum>)>>,
+    slot: Rc<ExitSlot>,
 }
 
 impl std::fmt::Debug for Exit {
@@ -450,7 +474,7 @@ impl std::fmt::Debug for Exit {
 }
 
 impl Future for Exit {
-    type Output = (i64, Option<Signum>);
+    type Output = Result<(i64, Option<Signum>)>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.slot.poll(cx)
