@@ -326,3 +326,269 @@ fn a_refused_request_whose_callback_panics_on_drop_frees_its_memory() {
     f.close_sync(&lp).unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
 }
+
+// ---- pinned: bad arguments to the file-system requests are errors ----
+
+/// The error code of a result that must be an error.
+fn code<T: std::fmt::Debug>(r: uv::Result<T>) -> StatusCode {
+    r.unwrap_err().code()
+}
+
+/// Bad paths, templates, offsets and sizes, synchronously and on the pool: each
+/// is an error code (or a defined result), never a panic, an abort or a hang.
+/// Pins the guarantee (passed from the start).
+#[test]
+fn bad_file_system_arguments_are_errors() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new("attack-fs-args");
+    let lp = Loop::new().unwrap();
+    // A NUL byte, an empty path, a path longer than PATH_MAX.
+    assert_eq!(code(Fs::stat_sync(&lp, "a\0b")), StatusCode::EINVAL);
+    assert_eq!(code(Fs::stat_sync(&lp, "")), StatusCode::ENOENT);
+    let long = dir.join(&"x".repeat(10_000));
+    assert_eq!(code(Fs::stat_sync(&lp, &long)), StatusCode::ENAMETOOLONG);
+    assert_eq!(
+        code(Fs::mkdir_sync(&lp, &long, 0o700)),
+        StatusCode::ENAMETOOLONG
+    );
+    let got = slot();
+    Fs::open(&lp, &long, OpenFlags::RDONLY, 0, put(&got)).unwrap();
+    assert_eq!(code(wait(&lp, &got)), StatusCode::ENAMETOOLONG);
+    assert_eq!(
+        code(Fs::rename_sync(&lp, dir.path(), "b\0")),
+        StatusCode::EINVAL
+    );
+    // Templates without the XXXXXX suffix.
+    for t in ["", "no-x", "XXXXX", "XXXXXXa"] {
+        let t = dir.join(t);
+        assert_eq!(code(Fs::mkdtemp_sync(&lp, &t)), StatusCode::EINVAL, "{t:?}");
+        assert_eq!(code(Fs::mkstemp_sync(&lp, &t)), StatusCode::EINVAL, "{t:?}");
+        let got = slot();
+        Fs::mkstemp(&lp, &t, put(&got)).unwrap();
+        assert_eq!(code(wait(&lp, &got)), StatusCode::EINVAL);
+    }
+    // A name that is not UTF-8 goes through unchanged.
+    let raw = std::ffi::OsStr::from_bytes(b"\xff\xfe-XXXXXX");
+    let made = Fs::mkdtemp_sync(&lp, dir.path().join(raw)).unwrap();
+    assert!(made
+        .file_name()
+        .unwrap()
+        .as_bytes()
+        .starts_with(b"\xff\xfe-"));
+    let names = Fs::scandir_sync(&lp, dir.path()).unwrap();
+    assert_eq!(names.len(), 1);
+    assert_eq!(names[0].name, made.file_name().unwrap());
+    assert_eq!(Fs::realpath_sync(&lp, &made).unwrap(), made);
+    // Offsets and sizes.
+    let p = dir.join("f");
+    let f = Fs::open_sync(&lp, &p, OpenFlags::CREAT | OpenFlags::RDWR, 0o600).unwrap();
+    assert_eq!(
+        code(Fs::read_sync(
+            &lp,
+            &f,
+            Vec::with_capacity(4),
+            Some(u64::MAX)
+        )),
+        StatusCode::EINVAL
+    );
+    assert_eq!(
+        code(Fs::write_sync(&lp, &f, "x", Some(1 << 63))),
+        StatusCode::EINVAL
+    );
+    assert_eq!(code(Fs::ftruncate_sync(&lp, &f, -1)), StatusCode::EINVAL);
+    assert_eq!(
+        code(Fs::write_sync(
+            &lp,
+            &f,
+            uv::WriteData::Many(Vec::new()),
+            None
+        )),
+        StatusCode::EINVAL
+    );
+    // No spare capacity: nothing read, nothing lost.
+    assert_eq!(Fs::write_sync(&lp, &f, "abc", Some(0)).unwrap(), 3);
+    let mut v = Vec::with_capacity(2);
+    v.extend_from_slice(b"zz");
+    assert_eq!(Fs::read_sync(&lp, &f, v, Some(0)).unwrap(), b"zz");
+    assert_eq!(Fs::read_sync(&lp, &f, Vec::new(), Some(0)).unwrap(), b"");
+    // sendfile from a negative offset, and of a huge length.
+    let out = Fs::open_sync(
+        &lp,
+        dir.join("out"),
+        OpenFlags::CREAT | OpenFlags::RDWR,
+        0o600,
+    )
+    .unwrap();
+    assert!(Fs::sendfile_sync(&lp, &out, &f, -1, 3).is_err());
+    assert_eq!(
+        code(Fs::sendfile_sync(&lp, &out, &f, 0, usize::MAX)),
+        StatusCode::EINVAL
+    );
+    assert_eq!(Fs::sendfile_sync(&lp, &out, &f, 0, 1 << 30).unwrap(), 3);
+    assert_eq!(std::fs::read(dir.join("out")).unwrap(), b"abc");
+    // A read and a write of a directory descriptor.
+    let d = Fs::open_sync(&lp, dir.path(), OpenFlags::RDONLY | OpenFlags::DIRECTORY, 0).unwrap();
+    assert_eq!(
+        code(Fs::read_sync(&lp, &d, Vec::with_capacity(8), None)),
+        StatusCode::EISDIR
+    );
+    assert_eq!(code(Fs::write_sync(&lp, &d, "x", None)), StatusCode::EBADF);
+    for f in [f, out, d] {
+        f.close_sync(&lp).unwrap();
+    }
+}
+
+// ---- pinned: the async layer under drops and foreign threads ----
+
+/// Ten thousand stat futures on the pool, every other one dropped before it
+/// completes: the kept ones all resolve, the dropped ones' callbacks still run
+/// (nothing pending afterwards), and the loop ends with nothing alive.
+/// Pins the guarantee (passed from the start).
+#[test]
+fn ten_thousand_requests_with_half_dropped_early() {
+    let dir = TempDir::new("attack-10k");
+    let lp = Loop::new().unwrap();
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for i in 0..10_000 {
+        let fut = Fs::stat_async(&lp, dir.path());
+        let req = fut.request().unwrap().clone();
+        if i % 2 == 0 {
+            kept.push(fut);
+        } else {
+            dropped.push(req);
+            drop(fut);
+        }
+    }
+    let results = lp.block_on(futures::future::join_all(kept)).unwrap();
+    assert_eq!(results.len(), 5_000);
+    assert!(results.iter().all(|r| r.as_ref().unwrap().is_dir()));
+    lp.run(RunMode::Default).unwrap();
+    assert!(dropped.iter().all(|r| !r.is_pending()));
+    assert!(!lp.alive());
+}
+
+/// Wakers of a task kept by other threads: woken while the loop lives they
+/// reach the task; woken after the loop is gone they do nothing.
+/// Pins the guarantee (passed from the start).
+#[test]
+fn wakers_used_from_other_threads_before_and_after_the_loop() {
+    use std::sync::{Arc, Mutex};
+    let lp = Loop::new().unwrap();
+    let stash: Arc<Mutex<Option<std::task::Waker>>> = Arc::default();
+    let polls = Rc::new(Cell::new(0));
+    let (s, p) = (stash.clone(), polls.clone());
+    let task = lp
+        .spawn_local(std::future::poll_fn(move |cx| {
+            p.set(p.get() + 1);
+            *s.lock().unwrap() = Some(cx.waker().clone());
+            if p.get() == 2 {
+                std::task::Poll::Ready(7)
+            } else {
+                std::task::Poll::Pending
+            }
+        }))
+        .unwrap();
+    // The task's first poll; then a wake from another thread, which block_on
+    // takes (it waits for wakes from afar).
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(polls.get(), 1);
+    let w = stash.lock().unwrap().take().unwrap();
+    std::thread::spawn(move || w.wake()).join().unwrap();
+    assert_eq!(lp.block_on(task).unwrap(), Ok(7));
+    assert_eq!(polls.get(), 2);
+    // A second task whose waker outlives the loop.
+    let s = stash.clone();
+    let _pending = lp
+        .spawn_local(std::future::poll_fn(move |cx| {
+            *s.lock().unwrap() = Some(cx.waker().clone());
+            std::task::Poll::<()>::Pending
+        }))
+        .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    let w = stash.lock().unwrap().take().unwrap();
+    drop(lp);
+    let w2 = w.clone();
+    std::thread::spawn(move || {
+        w2.wake_by_ref();
+        w2.wake();
+    })
+    .join()
+    .unwrap();
+    w.wake();
+}
+
+/// A task that aborts itself (and drops its own handle), one aborted from another
+/// task, a task spawned from a task: each ends as documented, and the loop runs
+/// on.
+/// Pins the guarantee (passed from the start).
+#[test]
+fn join_handles_aborted_and_dropped_from_inside_tasks() {
+    let lp = Loop::new().unwrap();
+    let me: Rc<std::cell::RefCell<Option<uv::future::JoinHandle<()>>>> = Rc::default();
+    let m = me.clone();
+    let after_abort = Rc::new(Cell::new(false));
+    let a = after_abort.clone();
+    let h = lp.handle();
+    let selfish = lp
+        .spawn_local(async move {
+            let own = m.borrow_mut().take().unwrap();
+            own.abort();
+            drop(own);
+            // Aborted during its own poll: dropped after this poll, never resumed.
+            uv::future::sleep(&h, Duration::ZERO).await.unwrap();
+            a.set(true);
+        })
+        .unwrap();
+    *me.borrow_mut() = Some(selfish);
+    let h = lp.handle();
+    let victim = lp
+        .spawn_local(async move { uv::future::sleep(&h, Duration::from_secs(3600)).await })
+        .unwrap();
+    let lp_h = lp.handle();
+    let refused = Rc::new(Cell::new(None));
+    let r = refused.clone();
+    let killer = lp
+        .spawn_local(async move {
+            victim.abort();
+            let got = victim.await;
+            // Spawning from inside a task works.
+            let inner = lp_h.spawn_local(async { 1 }).unwrap();
+            r.set(Some(inner.await));
+            got
+        })
+        .unwrap();
+    // The killer finished; what it awaited, the victim's handle, was cancelled.
+    assert_eq!(
+        lp.block_on(killer).unwrap(),
+        Ok(Err(uv::future::JoinError::Cancelled))
+    );
+    assert_eq!(refused.get(), Some(Ok(1)));
+    lp.run(RunMode::Default).unwrap();
+    assert!(!after_abort.get());
+    assert!(me.borrow().is_none());
+    assert!(!lp.alive());
+}
+
+/// `block_on` whose future panics: the panic comes out of `block_on`, and the
+/// next `block_on` on the same loop works (the executor left no state behind).
+/// Pins the guarantee (passed from the start).
+#[test]
+fn block_on_after_a_panicking_future_works() {
+    let lp = Loop::new().unwrap();
+    let h = lp.handle();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lp.block_on(async {
+            uv::future::sleep(&h, Duration::ZERO).await.unwrap();
+            std::panic::panic_any("in block_on");
+        })
+    }));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"in block_on"));
+    let dir = std::env::temp_dir();
+    let st = lp.block_on(Fs::stat_async(&lp, &dir)).unwrap().unwrap();
+    assert!(st.is_dir());
+    // And from a nested block_on: refused, not a deadlock.
+    let nested = lp.block_on(async { lp.block_on(async { 1 }) }).unwrap();
+    assert_eq!(nested.unwrap_err().code(), StatusCode::EBUSY);
+    assert!(!lp.run(RunMode::Default).unwrap());
+}
