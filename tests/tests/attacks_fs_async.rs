@@ -592,3 +592,35 @@ fn block_on_after_a_panicking_future_works() {
     assert_eq!(nested.unwrap_err().code(), StatusCode::EBUSY);
     assert!(!lp.run(RunMode::Default).unwrap());
 }
+
+// ---- f08: after_fork without a fork, while other threads use the loop ----
+
+/// `after_fork` in the process that made the loop while other threads may wake
+/// it (an `AsyncSender`, a thread-pool request in flight, the executor's
+/// wake-ups): `EBUSY`; once they are gone it works.
+/// Used to happen: libuv closed and replaced the descriptor those threads write
+/// their wake-ups to and reset their in-progress counters under them (a wake-up
+/// written into whatever file took the descriptor's number; a counter that went
+/// negative made the async handle's close spin forever). Races, so the test pins
+/// the refusal.
+#[test]
+fn after_fork_without_a_fork_is_refused_while_other_threads_reach_the_loop() {
+    let lp = Loop::new().unwrap();
+    lp.after_fork().unwrap();
+    let a = uv::Async::new(&lp, |_| {}).unwrap();
+    let sender = a.sender().unwrap();
+    let t = std::thread::spawn(move || sender.send().unwrap());
+    assert_eq!(lp.after_fork().unwrap_err().code(), StatusCode::EBUSY);
+    t.join().unwrap();
+    a.close();
+    lp.run(RunMode::Default).unwrap();
+    lp.after_fork().unwrap();
+    let got = slot();
+    Fs::stat(&lp, std::env::temp_dir(), put(&got)).unwrap();
+    assert_eq!(lp.after_fork().unwrap_err().code(), StatusCode::EBUSY);
+    assert!(wait(&lp, &got).unwrap().is_dir());
+    lp.after_fork().unwrap();
+    // The executor's wake-up handle lives as long as the loop.
+    assert_eq!(lp.block_on(async { 3 }).unwrap(), 3);
+    assert_eq!(lp.after_fork().unwrap_err().code(), StatusCode::EBUSY);
+}

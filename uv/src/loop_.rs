@@ -54,6 +54,8 @@ pub(crate) struct LoopShared {
     /// The async executor (`uv::future`), made by the first `spawn_local` or
     /// `block_on`; its tasks are dropped at the start of teardown.
     pub(crate) executor: RefCell<Option<Rc<crate::future::executor::Executor>>>,
+    /// The process that made the loop (a forked child sees another id).
+    pub(crate) pid: u32,
 }
 
 impl Drop for LoopShared {
@@ -357,6 +359,7 @@ impl LoopShared {
             slab: Slab::new(),
             slab_leaked: Cell::new(false),
             executor: RefCell::new(None),
+            pid: std::process::id(),
         })
     }
 }

@@ -1015,9 +1015,20 @@ impl LoopHandle {
     /// Re-creates the loop's kernel state in a child process after `fork()`
     /// (`uv_loop_fork`): call it in the child before anything else uses the loop.
     /// `EBUSY` from inside a callback of the loop; `ENOSYS` on Windows.
+    ///
+    /// In the process that made the loop (no fork happened) it is `EBUSY` while
+    /// other threads may reach the loop: with thread-pool requests in flight or an
+    /// open `Async` handle (an `AsyncSender`, a channel, the async executor's
+    /// wake-ups). libuv replaces the descriptor those threads write their wake-ups
+    /// to and resets their in-progress counters without waiting for them, which
+    /// only a forked child (where those threads do not exist) can afford.
     pub fn after_fork(&self) -> Result<()> {
         let raw = self.raw_loop("uv_loop_fork")?;
         if self.is_running() {
+            return Err(Error::new(StatusCode::EBUSY, "uv_loop_fork"));
+        }
+        // SAFETY: the loop is open and not running.
+        if std::process::id() == self.shared().pid && unsafe { reachable_from_threads(raw) } {
             return Err(Error::new(StatusCode::EBUSY, "uv_loop_fork"));
         }
         // SAFETY: the loop is open and not running.
@@ -1075,5 +1086,29 @@ impl LoopHandle {
             return Err(std::io::Error::last_os_error());
         }
         out.write_all(&text)
+    }
+}
+
+/// Whether other threads may be using the loop: requests in flight (their pool
+/// threads wake the loop when done) or open `Async` handles (their senders).
+///
+/// # Safety
+/// `raw` is an open loop that is not running.
+unsafe fn reachable_from_threads(raw: *mut sys::uv_loop_t) -> bool {
+    unsafe extern "C" fn count_async(h: *mut sys::uv_handle_t, arg: *mut std::ffi::c_void) {
+        // SAFETY: uv_walk passes live handles of the loop and our counter.
+        unsafe {
+            if (*h).type_ == sys::uv_handle_type_UV_ASYNC && sys::uv_is_closing(h) == 0 {
+                *arg.cast::<usize>() += 1;
+            }
+        }
+    }
+    let mut asyncs = 0usize;
+    // SAFETY: the caller's contract; the callback only reads the handles and
+    // counts into `asyncs`, which outlives the call. libuv's own wake-up handle
+    // of the thread pool is internal and not walked: the request count covers it.
+    unsafe {
+        sys::uv_walk(raw, Some(count_async), (&mut asyncs as *mut usize).cast());
+        (*raw).active_reqs.count > 0 || asyncs > 0
     }
 }
