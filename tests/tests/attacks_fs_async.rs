@@ -624,3 +624,40 @@ fn after_fork_without_a_fork_is_refused_while_other_threads_reach_the_loop() {
     assert_eq!(lp.block_on(async { 3 }).unwrap(), 3);
     assert_eq!(lp.after_fork().unwrap_err().code(), StatusCode::EBUSY);
 }
+
+/// `Loop::close` called from the future of `block_on` (the loop is not running
+/// between polls, so the close is allowed): the close tears the loop down in
+/// place, the future's later requests answer `ClosedLoop`, and `block_on`
+/// returns (its own next iteration answers `ClosedLoop`) instead of hanging.
+/// Pins the guarantee (passed from the start).
+#[test]
+fn closing_the_loop_from_the_future_of_block_on() {
+    let lp = Loop::new().unwrap();
+    let h = lp.handle();
+    let v = lp
+        .block_on(async {
+            lp.close().unwrap();
+            Fs::stat_async(&h, std::env::temp_dir()).await
+        })
+        .unwrap();
+    assert_eq!(v.unwrap_err().kind(), uv::Category::ClosedLoop);
+    assert!(lp.is_closed());
+
+    let lp = Loop::new().unwrap();
+    let h = lp.handle();
+    let task = lp.spawn_local(async { 5 }).unwrap();
+    let r = lp.block_on(async {
+        lp.close().unwrap();
+        // Never woken: the loop is gone.
+        uv::future::sleep(&h, Duration::from_secs(3600))
+            .await
+            .unwrap_err();
+        std::future::pending::<()>().await
+    });
+    assert_eq!(r.unwrap_err().kind(), uv::Category::ClosedLoop);
+    // The spawned task was dropped with the loop.
+    assert_eq!(
+        lp.block_on(task).unwrap_err().kind(),
+        uv::Category::ClosedLoop
+    );
+}
