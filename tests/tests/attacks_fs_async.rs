@@ -661,3 +661,41 @@ fn closing_the_loop_from_the_future_of_block_on() {
         uv::Category::ClosedLoop
     );
 }
+
+/// The bytes of a write whose owner panics when dropped.
+struct PanickyOwner(Vec<u8>);
+
+impl AsRef<[u8]> for PanickyOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for PanickyOwner {
+    fn drop(&mut self) {
+        std::panic::panic_any("owner");
+    }
+}
+
+/// An asynchronous file write whose data (a `Bytes` over an owner whose Drop
+/// panics) is dropped when the write completes: the bytes are written, the
+/// callback still gets the count, and `run` resumes the owner's panic; the loop
+/// stays usable.
+/// Pins the guarantee (passed from the start).
+#[test]
+fn a_write_whose_data_panics_on_drop_still_reports_its_count() {
+    let dir = TempDir::new("attack-write-owner");
+    let lp = Loop::new().unwrap();
+    let p = dir.join("f");
+    let f = Fs::open_sync(&lp, &p, OpenFlags::CREAT | OpenFlags::RDWR, 0o600).unwrap();
+    let data = bytes::Bytes::from_owner(PanickyOwner(b"hello".to_vec()));
+    let got = slot();
+    Fs::write(&lp, &f, data, Some(0), put(&got)).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(RunMode::Default)));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"owner"));
+    assert_eq!(got.borrow_mut().take().unwrap().unwrap(), 5);
+    assert!(!f.is_busy());
+    assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+    f.close_sync(&lp).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+}
