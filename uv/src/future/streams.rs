@@ -1,6 +1,10 @@
 //! Repeated events as `futures_core::Stream`s: connections ([`incoming`]),
 //! datagrams ([`recv_from`]), signals ([`signals`]), file-system events
 //! ([`fs_events`]) and stat polls ([`fs_poll`]).
+//!
+//! Each stream ends (`None`) once its handle is closed, also when it is closed
+//! through another value (a clone, `close_all_handles`) while a task waits on the
+//! stream: the handle's callback wakes the task when it is dropped.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -54,9 +58,30 @@ impl<T> Queue<T> {
     }
 }
 
+/// Held by a handle's callback: wakes the stream's task when the callback is
+/// dropped. A handle closed through another value (a clone, `close_all_handles`)
+/// drops its callback without calling it; the stream's next poll then sees the
+/// handle closing and ends instead of waiting for an event that cannot come.
+struct WakeOnDrop<T>(Rc<Queue<T>>);
+
+impl<T> Drop for WakeOnDrop<T> {
+    fn drop(&mut self) {
+        wake(&self.0.waker);
+    }
+}
+
 struct ListenState {
     error: Cell<Option<Error>>,
     waker: Cell<Option<Waker>>,
+}
+
+/// [`WakeOnDrop`] for a listening server.
+struct ListenWake(Rc<ListenState>);
+
+impl Drop for ListenWake {
+    fn drop(&mut self) {
+        wake(&self.0.waker);
+    }
 }
 
 /// Listens on `server` (`uv_listen`) and gives its connections as a stream: each
@@ -75,8 +100,9 @@ pub fn incoming<S: Stream>(server: S, backlog: i32) -> Result<Incoming<S>> {
         error: Cell::new(None),
         waker: Cell::new(None),
     });
-    let s = st.clone();
+    let guard = ListenWake(st.clone());
     server.listen(backlog, move |_, r| {
+        let s = &guard.0;
         if let Err(e) = r {
             s.error.set(Some(e));
         }
@@ -183,20 +209,23 @@ impl RecvFrom {
         if self.receiving.get() {
             return Ok(());
         }
-        let q = self.queue.clone();
+        let guard = WakeOnDrop(self.queue.clone());
         let receiving = self.receiving.clone();
-        self.udp.recv_start(move |udp, r| match r {
-            Ok(d) if d.is_drained() => {}
-            Ok(d) => {
-                if let Some(addr) = d.addr {
-                    q.push(Ok((d.data.to_vec(), addr)));
+        self.udp.recv_start(move |udp, r| {
+            let q = &guard.0;
+            match r {
+                Ok(d) if d.is_drained() => {}
+                Ok(d) => {
+                    if let Some(addr) = d.addr {
+                        q.push(Ok((d.data.to_vec(), addr)));
+                    }
+                    if q.len() >= UDP_QUEUE {
+                        let _ = udp.recv_stop();
+                        receiving.set(false);
+                    }
                 }
-                if q.len() >= UDP_QUEUE {
-                    let _ = udp.recv_stop();
-                    receiving.set(false);
-                }
+                Err(e) => q.push(Err(e)),
             }
-            Err(e) => q.push(Err(e)),
         })?;
         self.receiving.set(true);
         Ok(())
@@ -233,8 +262,8 @@ impl Drop for RecvFrom {
 pub fn signals(lp: &LoopHandle, signum: Signum) -> Result<Signals> {
     let signal = Signal::new(lp)?;
     let queue = Queue::new();
-    let q = queue.clone();
-    signal.start(signum, move |_, s| q.push(s))?;
+    let guard = WakeOnDrop(queue.clone());
+    signal.start(signum, move |_, s| guard.0.push(s))?;
     Ok(Signals { signal, queue })
 }
 
@@ -253,9 +282,14 @@ impl std::fmt::Debug for Signals {
 }
 
 impl Signals {
-    /// The next delivery.
-    pub async fn recv(&mut self) -> Signum {
-        std::future::poll_fn(|cx| self.queue.poll(cx)).await
+    /// The next delivery; `None` once the handle was closed (through
+    /// `close_all_handles` or the like) and every delivery was taken.
+    pub async fn recv(&mut self) -> Option<Signum> {
+        std::future::poll_fn(|cx| self.poll_signal(cx)).await
+    }
+
+    fn poll_signal(&self, cx: &Context<'_>) -> Poll<Option<Signum>> {
+        poll_queue(&self.queue, self.signal.is_closing(), cx)
     }
 }
 
@@ -263,8 +297,17 @@ impl FuturesStream for Signals {
     type Item = Signum;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Signum>> {
-        self.queue.poll(cx).map(Some)
+        self.poll_signal(cx)
     }
+}
+
+/// The next queued item; the end (`None`) once the handle is closing and the
+/// queue is empty (its callback will not run again).
+fn poll_queue<T>(queue: &Queue<T>, closing: bool, cx: &Context<'_>) -> Poll<Option<T>> {
+    if closing && queue.len() == 0 {
+        return Poll::Ready(None);
+    }
+    queue.poll(cx).map(Some)
 }
 
 impl Drop for Signals {
@@ -283,9 +326,11 @@ pub type FsEventItem = Result<(Option<PathBuf>, FsEventKind)>;
 pub fn fs_events(lp: &LoopHandle, path: impl AsRef<Path>, flags: FsEventFlags) -> Result<FsEvents> {
     let watcher = FsEvent::new(lp)?;
     let queue = Queue::new();
-    let q = queue.clone();
+    let guard = WakeOnDrop(queue.clone());
     watcher.start(path, flags, move |_, name, kind, status| {
-        q.push(status.map(|()| (name.map(Path::to_path_buf), kind)));
+        guard
+            .0
+            .push(status.map(|()| (name.map(Path::to_path_buf), kind)));
     })?;
     Ok(FsEvents { watcher, queue })
 }
@@ -308,7 +353,7 @@ impl FuturesStream for FsEvents {
     type Item = FsEventItem;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FsEventItem>> {
-        self.queue.poll(cx).map(Some)
+        poll_queue(&self.queue, self.watcher.is_closing(), cx)
     }
 }
 
@@ -325,8 +370,8 @@ impl Drop for FsEvents {
 pub fn fs_poll(lp: &LoopHandle, path: impl AsRef<Path>, interval: Duration) -> Result<FsPolls> {
     let poller = FsPoll::new(lp)?;
     let queue = Queue::new();
-    let q = queue.clone();
-    poller.start(path, interval, move |_, change| q.push(change))?;
+    let guard = WakeOnDrop(queue.clone());
+    poller.start(path, interval, move |_, change| guard.0.push(change))?;
     Ok(FsPolls { poller, queue })
 }
 
@@ -348,7 +393,7 @@ impl FuturesStream for FsPolls {
     type Item = Result<(Stat, Stat)>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.queue.poll(cx).map(Some)
+        poll_queue(&self.queue, self.poller.is_closing(), cx)
     }
 }
 
