@@ -817,3 +817,39 @@ fn event_streams_end_when_their_handle_is_closed_elsewhere() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(lp.handle_count(), 0);
 }
+
+/// `sleep`, `timeout` and `interval` pending when their timers are closed
+/// through other values (`LoopHandle::handles`, as `close_all_handles` does):
+/// the sleep and the timeout resolve to `ClosedHandle`, the interval ends.
+/// Used to happen: hang (as for the event streams: the timer's dropped callback
+/// woke nobody).
+#[test]
+fn timer_futures_end_when_their_timer_is_closed_elsewhere() {
+    use futures::StreamExt;
+    let lp = Loop::new().unwrap();
+    let r = lp
+        .block_on(async {
+            let sleep = uv::future::sleep(&lp, Duration::from_secs(3600));
+            let pending = std::future::pending::<()>();
+            let timeout = uv::future::timeout(&lp, Duration::from_secs(3600), pending);
+            let mut iv = uv::future::interval(&lp, Duration::from_secs(3600)).unwrap();
+            let victims = lp.handles();
+            assert_eq!(victims.len(), 3);
+            lp.spawn_local(async move { victims.iter().for_each(|h| h.close()) })
+                .unwrap();
+            // A deadline of its own (made after the victims were listed), only so
+            // that the old behaviour fails instead of hanging.
+            let all = async { futures::join!(sleep, timeout, iv.next()) };
+            let (s, t, i) = uv::future::timeout(&lp, Duration::from_secs(30), all)
+                .await
+                .expect("resolved before the deadline");
+            (s.unwrap_err().kind(), t.unwrap_err().kind(), i)
+        })
+        .unwrap();
+    assert_eq!(
+        r,
+        (uv::Category::ClosedHandle, uv::Category::ClosedHandle, None)
+    );
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+}

@@ -27,19 +27,32 @@ fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Ti
         waker: Cell::new(None),
     });
     let timer = Timer::new(lp)?;
-    let t = ticks.clone();
+    let guard = TickWake(ticks.clone());
     timer.start(after, repeat, move |_| {
+        let t = &guard.0;
         t.count.set(t.count.get() + 1);
         wake(&t.waker);
     })?;
     Ok((timer, ticks))
 }
 
+/// Held by the timer's callback: wakes the waiting task when the callback is
+/// dropped, so that a timer closed through another value (`close_all_handles`)
+/// ends its future instead of leaving it waiting for a tick that cannot come.
+struct TickWake(Rc<Ticks>);
+
+impl Drop for TickWake {
+    fn drop(&mut self) {
+        wake(&self.0.waker);
+    }
+}
+
 /// Completes after `duration` of loop time (a one-shot [`Timer`], started now).
 ///
 /// The pending sleep keeps the loop alive, like a started timer. Dropped early,
 /// the timer is closed: nothing fires. Resolves to `ClosedLoop` on a loop that is
-/// gone.
+/// gone, and to `ClosedHandle` when its timer is closed through another value
+/// (`close_all_handles`) before it fired.
 pub fn sleep(lp: &LoopHandle, duration: Duration) -> Sleep {
     match start_timer(lp, duration, Duration::ZERO) {
         Ok((timer, ticks)) => Sleep {
@@ -88,6 +101,12 @@ impl Future for Sleep {
             }
             this.ticks = None;
             return Poll::Ready(Ok(()));
+        }
+        if this.timer.as_ref().is_some_and(|t| t.is_closing()) {
+            // Closed elsewhere before it fired: it never will.
+            this.timer = None;
+            this.ticks = None;
+            return Poll::Ready(Err(Error::closed_handle("sleep")));
         }
         register(&ticks.waker, cx);
         Poll::Pending
@@ -174,14 +193,16 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// The next tick (the periods elapsed since the previous one).
+    /// The next tick (the periods elapsed since the previous one); 0 once the
+    /// timer was closed through another value (`close_all_handles`): no tick
+    /// will come.
     pub async fn tick(&mut self) -> u64 {
         std::future::poll_fn(|cx| self.poll_tick(cx)).await
     }
 
     fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
         let n = self.ticks.count.replace(0);
-        if n > 0 {
+        if n > 0 || self.timer.is_closing() {
             return Poll::Ready(n);
         }
         register(&self.ticks.waker, cx);
@@ -189,11 +210,12 @@ impl Interval {
     }
 }
 
+/// Ends (`None`) once the timer was closed through another value.
 impl Stream for Interval {
     type Item = u64;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u64>> {
-        self.get_mut().poll_tick(cx).map(Some)
+        self.get_mut().poll_tick(cx).map(|n| (n > 0).then_some(n))
     }
 }
 
