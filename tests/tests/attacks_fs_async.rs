@@ -853,3 +853,52 @@ fn timer_futures_end_when_their_timer_is_closed_elsewhere() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(lp.handle_count(), 0);
 }
+
+// ---- pinned: bad process options are errors, and no child is left behind ----
+
+/// A child descriptor inherited from a parent descriptor that is not open, a
+/// program that does not exist, a missing working directory, an empty program,
+/// and `uid`/`gid` of `u32::MAX`: each spawn fails with an error code and leaves
+/// no handle (and so no child) behind. Pins the guarantee (passed from the start).
+#[test]
+fn bad_process_options_fail_cleanly() {
+    let lp = Loop::new().unwrap();
+    let spawn = |o: &uv::ProcessOptions<'_>| {
+        uv::Process::spawn(&lp, o, |_, _, _| panic!("no child")).map(drop)
+    };
+    let sh = || uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 0"]);
+    // A descriptor number far above anything open in this process.
+    let e = spawn(&sh().stdio(900, uv::Stdio::Inherit)).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EBADF, "{e:?}");
+    let e = spawn(&uv::ProcessOptions::new("/nonexistent/program")).unwrap_err();
+    assert_eq!(e.code(), StatusCode::ENOENT);
+    // An empty program: execvp tries it in every PATH directory.
+    let e = spawn(&uv::ProcessOptions::new("")).unwrap_err();
+    assert!(
+        [StatusCode::ENOENT, StatusCode::EACCES].contains(&e.code()),
+        "{e:?}"
+    );
+    let e = spawn(&sh().cwd("/nonexistent/dir")).unwrap_err();
+    assert_eq!(e.code(), StatusCode::ENOENT);
+    let e = spawn(&sh().env("A\0B", "x")).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    let e = spawn(&sh().arg("a\0b")).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    let e = spawn(&sh().uid(u32::MAX)).unwrap_err();
+    assert!(
+        [StatusCode::EINVAL, StatusCode::EPERM].contains(&e.code()),
+        "{e:?}"
+    );
+    let e = spawn(&sh().gid(u32::MAX)).unwrap_err();
+    assert!(
+        [StatusCode::EINVAL, StatusCode::EPERM].contains(&e.code()),
+        "{e:?}"
+    );
+    // uv::kill never reaches a process group or every process.
+    for pid in [0, -1, -2, i32::MIN] {
+        let e = uv::kill(pid, uv::Signum::Terminate).unwrap_err();
+        assert_eq!(e.code(), StatusCode::EINVAL);
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+}
