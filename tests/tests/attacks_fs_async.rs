@@ -8,7 +8,6 @@
 #![cfg(unix)]
 
 use std::cell::Cell;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
@@ -16,19 +15,18 @@ use std::time::{Duration, SystemTime};
 
 use uv::{Dir, Fs, Loop, OpenFlags, RunMode, StatusCode};
 use uv_tests::fs::{put, slot, wait, PoolBlocker};
-use uv_tests::net::TempDir;
+use uv_tests::net::{fd_identity, TempDir};
 
-/// Whether the peer of `b` is closed: a non-blocking read sees the end of the
-/// stream (`Ok(0)`) instead of `WouldBlock`.
-fn peer_closed(b: &mut UnixStream) -> bool {
-    b.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 1];
-    match b.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => panic!("nothing was written"),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-        Err(e) => panic!("{e}"),
-    }
+/// A descriptor of a fresh socket, as a `File`, with its number and identity.
+/// Whether it was closed is then `fd_identity(fd) != Some(id)` (a number reused
+/// by another thread names another file; a peer's end-of-stream would not do:
+/// a child forked meanwhile by another test holds a copy until it execs).
+fn socket_file() -> (uv::File, std::os::fd::RawFd, (u64, u64), UnixStream) {
+    use std::os::fd::AsRawFd;
+    let (a, b) = UnixStream::pair().unwrap();
+    let fd = a.as_raw_fd();
+    let id = fd_identity(fd).unwrap();
+    (uv::File::from(OwnedFd::from(a)), fd, id, b)
 }
 
 /// How many descriptors of this process are open on `path` (Linux: the links
@@ -51,8 +49,7 @@ fn fds_on(path: &std::path::Path) -> usize {
 #[test]
 fn a_cancelled_file_close_still_closes_the_descriptor() {
     let lp = Loop::new().unwrap();
-    let (a, mut b) = UnixStream::pair().unwrap();
-    let file = uv::File::from(OwnedFd::from(a));
+    let (file, fd, id, _peer) = socket_file();
     let mut blocker = PoolBlocker::new(&lp);
     let got = slot();
     let req = file.close(&lp, put(&got)).unwrap();
@@ -61,7 +58,7 @@ fn a_cancelled_file_close_still_closes_the_descriptor() {
     let r = wait(&lp, &got);
     assert!(r.is_ok(), "{r:?}");
     assert!(!req.is_pending());
-    assert!(peer_closed(&mut b), "the descriptor was left open");
+    assert_ne!(fd_identity(fd), Some(id), "the descriptor was left open");
 }
 
 /// The same through the future layer: a close wrapped in `uv::future::request`
@@ -70,8 +67,7 @@ fn a_cancelled_file_close_still_closes_the_descriptor() {
 #[test]
 fn dropping_the_future_of_a_file_close_still_closes_the_descriptor() {
     let lp = Loop::new().unwrap();
-    let (a, mut b) = UnixStream::pair().unwrap();
-    let file = uv::File::from(OwnedFd::from(a));
+    let (file, fd, id, _peer) = socket_file();
     let mut blocker = PoolBlocker::new(&lp);
     let fut = uv::future::request(|done| file.close(&lp, done));
     assert!(fut.request().is_some_and(|r| r.is_pending()));
@@ -79,7 +75,7 @@ fn dropping_the_future_of_a_file_close_still_closes_the_descriptor() {
     blocker.release();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(blocker.opened(), blocker.count());
-    assert!(peer_closed(&mut b), "the descriptor was left open");
+    assert_ne!(fd_identity(fd), Some(id), "the descriptor was left open");
 }
 
 /// `Dir::close` cancelled while queued still closes the stream (and frees
