@@ -50,6 +50,42 @@ struct FileInner {
     fd: OwnedFd,
 }
 
+/// A descriptor handed to libuv's asynchronous close. Set to `None` once libuv
+/// ran the close; while it is still here (the close was cancelled unrun, or
+/// never submitted) it is closed synchronously, by `close_now` or on drop.
+#[derive(Debug)]
+struct CloseFd(Option<RawFd>);
+
+impl CloseFd {
+    fn raw(&self) -> RawFd {
+        self.0.unwrap_or(-1)
+    }
+
+    /// Closes the descriptor now (`uv_fs_close` without a loop), once.
+    fn close_now(&mut self, op: &'static str) -> Result<()> {
+        let Some(fd) = self.0.take() else {
+            return Ok(());
+        };
+        // SAFETY: zeroed is a valid unstarted request. Without a callback libuv's
+        // close runs `close(2)` at once and never reads the (null) loop (INIT/POST
+        // in src/unix/fs.c, as for `Dir`'s drop); `fd` is open and owned by this
+        // value alone (libuv dropped its close unrun), closed once here.
+        let rc = unsafe {
+            let mut req: sys::uv_fs_t = std::mem::zeroed();
+            let rc = sys::uv_fs_close(std::ptr::null_mut(), &mut req, fd, None);
+            sys::uv_fs_req_cleanup(&mut req);
+            rc
+        };
+        crate::error::check(rc, op)
+    }
+}
+
+impl Drop for CloseFd {
+    fn drop(&mut self) {
+        let _ = self.close_now("uv_fs_close");
+    }
+}
+
 impl File {
     /// Whether requests on this file are in flight or other clones hold it (a
     /// close is refused until they are done).
@@ -89,27 +125,40 @@ impl File {
     /// result. Refused (nothing started, no callback) with `EBUSY` while requests on
     /// the file are in flight or other clones hold it, or `ClosedLoop`; the
     /// descriptor is then closed as on drop (once the last holder lets go). libuv closes the descriptor even when
-    /// `close(2)` reports an error.
+    /// `close(2)` reports an error. A close that is cancelled before a thread takes
+    /// it ([`Request::cancel`], or dropping a future of it) is not lost: the
+    /// descriptor is closed on the loop thread instead, and `callback` gets that
+    /// close's result.
     pub fn close(
         self,
         loop_: &LoopHandle,
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
-        let fd = self.take_for_close(loop_)?;
+        let fd = CloseFd(Some(self.take_for_close(loop_)?));
         submit::<Fs, (), _, _, _>(
             loop_,
             "uv_fs_close",
-            |req, _, op| {
+            |req, fd, op| {
                 // SAFETY: the core passes the completed close request.
-                unsafe { fs_results::unit(req, op) }
+                match unsafe { fs_results::unit(req, op) } {
+                    // Dropped unrun by libuv: the descriptor is still open.
+                    Err(e) if e.code() == StatusCode::ECANCELED => fd.close_now(op),
+                    r => {
+                        // libuv ran close(2), which releases the descriptor even
+                        // when it reports an error.
+                        fd.0 = None;
+                        r
+                    }
+                }
             },
             no_context,
-            (),
+            fd,
             callback,
-            |l, req, _, done| {
+            |l, req, fd, done| {
                 // SAFETY: the loop is open; the request stays put until `done`; libuv
-                // owns `fd` from here (no Rust value refers to it any more).
-                unsafe { sys::uv_fs_close(l, req, fd, done) }
+                // owns the descriptor from here until the reader says otherwise (no
+                // Rust value uses it meanwhile).
+                unsafe { sys::uv_fs_close(l, req, fd.raw(), done) }
             },
         )
     }
@@ -325,18 +374,27 @@ impl From<crate::Timespec> for FileTime {
 }
 
 /// A time as libuv's `double` seconds since the epoch (negative before it), or
-/// its "now" (infinity) and "omit" (NaN) values.
+/// its "now" (infinity) and "omit" (NaN) values. A time is saturated at
+/// ±[`FILE_TIME_MAX`]: libuv converts the seconds to a 64-bit `time_t`, and a
+/// double of 2^63 or more (the latest `SystemTime`s round up to it) does not fit
+/// (undefined behaviour in C). File systems keep a far smaller range and clamp to
+/// it anyway.
 #[doc(hidden)]
 pub fn file_time(t: FileTime) -> f64 {
     match t {
         FileTime::At(t) => match t.duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => d.as_secs_f64(),
             Err(e) => -e.duration().as_secs_f64(),
-        },
+        }
+        .clamp(-FILE_TIME_MAX, FILE_TIME_MAX),
         FileTime::Now => f64::INFINITY,
         FileTime::Omit => f64::NAN,
     }
 }
+
+/// The largest double below 2^63: the latest second libuv's conversion to a
+/// 64-bit `time_t` takes.
+const FILE_TIME_MAX: f64 = 9_223_372_036_854_774_784.0;
 
 /// The path a request's C string names, for its error.
 #[doc(hidden)]
@@ -402,25 +460,67 @@ struct DirInner {
 /// How many entries one read gives at most, unless [`Dir::set_batch`] says.
 pub const DIR_BATCH: usize = 32;
 
+/// The largest batch [`Dir::set_batch`] takes (larger values are capped): a read
+/// allocates its entry array up front.
+pub const DIR_BATCH_MAX: usize = 4096;
+
 impl Drop for DirInner {
     fn drop(&mut self) {
-        // SAFETY: zeroed is a valid unstarted request. Synchronously (no callback)
-        // libuv's closedir only stores the loop pointer in the request and never
-        // reads it (INIT/POST in src/unix/fs.c), so no loop is needed; `raw` is this
-        // value's open stream, closed and freed once here.
-        unsafe {
-            let mut req: sys::uv_fs_t = std::mem::zeroed();
-            sys::uv_fs_closedir(std::ptr::null_mut(), &mut req, self.raw, None);
-            sys::uv_fs_req_cleanup(&mut req);
+        // SAFETY: `raw` is this value's open stream, closed and freed once here.
+        let _ = unsafe { closedir_now(self.raw, "uv_fs_closedir") };
+    }
+}
+
+/// Closes and frees a directory stream now (`uv_fs_closedir` without a loop).
+///
+/// # Safety
+/// `raw` is an open stream that nothing else uses or frees.
+unsafe fn closedir_now(raw: *mut sys::uv_dir_t, op: &'static str) -> Result<()> {
+    // SAFETY: zeroed is a valid unstarted request. Synchronously (no callback)
+    // libuv's closedir only stores the loop pointer in the request and never reads
+    // it (INIT/POST in src/unix/fs.c), so no loop is needed; the caller's contract.
+    let rc = unsafe {
+        let mut req: sys::uv_fs_t = std::mem::zeroed();
+        let rc = sys::uv_fs_closedir(std::ptr::null_mut(), &mut req, raw, None);
+        sys::uv_fs_req_cleanup(&mut req);
+        rc
+    };
+    crate::error::check(rc, op)
+}
+
+/// A directory stream handed to libuv's asynchronous closedir: `None` once libuv
+/// ran it; while still here (cancelled unrun, or never submitted) it is closed
+/// synchronously, by `close_now` or on drop.
+#[derive(Debug)]
+struct CloseDir(Option<*mut sys::uv_dir_t>);
+
+impl CloseDir {
+    fn close_now(&mut self, op: &'static str) -> Result<()> {
+        match self.0.take() {
+            // SAFETY: the stream this value owns (libuv dropped its closedir unrun).
+            Some(raw) => unsafe { closedir_now(raw, op) },
+            None => Ok(()),
         }
+    }
+}
+
+impl Drop for CloseDir {
+    fn drop(&mut self) {
+        let _ = self.close_now("uv_fs_closedir");
     }
 }
 
 impl Dir {
     /// Sets how many entries one [`Fs::readdir`](crate::Fs::readdir) gives at most
-    /// (at least 1; default [`DIR_BATCH`]).
+    /// (default [`DIR_BATCH`]), kept within 1 ..= [`DIR_BATCH_MAX`]: each read
+    /// allocates an entry array of the batch's size.
     pub fn set_batch(&self, n: usize) {
-        self.inner.batch.set(n.max(1));
+        self.inner.batch.set(n.clamp(1, DIR_BATCH_MAX));
+    }
+
+    /// How many entries one read gives at most (see [`Dir::set_batch`]).
+    pub fn batch(&self) -> usize {
+        self.inner.batch.get()
     }
 
     /// Whether a read is in flight or other clones hold the stream.
@@ -444,27 +544,47 @@ impl Dir {
 
     /// Closes the stream on the thread pool (`uv_fs_closedir`). Refused (nothing
     /// started, no callback) with `EBUSY` while a read is in flight or other clones
-    /// hold it, or `ClosedLoop`; the stream is then closed as on drop.
+    /// hold it, or `ClosedLoop`; the stream is then closed as on drop. A close
+    /// cancelled before a thread takes it is done on the loop thread instead
+    /// (`callback` gets its result): the stream is never left open.
     pub fn close(
         self,
         loop_: &LoopHandle,
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
-        let raw = self.take_for_close(loop_)?;
+        let raw = CloseDir(Some(self.take_for_close(loop_)?));
         submit::<Fs, (), _, _, _>(
             loop_,
             "uv_fs_closedir",
-            |req, _, op| {
+            |req, raw, op| {
                 // SAFETY: the core passes the completed request.
-                unsafe { fs_results::unit(req, op) }
+                match unsafe { fs_results::unit(req, op) } {
+                    // Dropped unrun by libuv: the stream is still open. Closed
+                    // (and freed) here; the request's cleanup would free libuv's
+                    // struct (its `ptr`) without closing the stream, so it is told
+                    // there is nothing left.
+                    Err(e) if e.code() == StatusCode::ECANCELED => {
+                        let r = raw.close_now(op);
+                        // SAFETY: the completed request, not cleaned up yet; its
+                        // `ptr` was the stream just freed.
+                        unsafe { (*req).ptr = std::ptr::null_mut() };
+                        r
+                    }
+                    r => {
+                        // libuv closed and freed the stream.
+                        raw.0 = None;
+                        r
+                    }
+                }
             },
             no_context,
-            (),
+            raw,
             callback,
-            |l, req, _, done| {
+            |l, req, raw, done| {
                 // SAFETY: the loop is open; libuv owns the stream from here and frees
-                // it; no Rust value refers to it any more.
-                unsafe { sys::uv_fs_closedir(l, req, raw, done) }
+                // it (unless the reader finds the close cancelled); no Rust value
+                // uses it meanwhile.
+                unsafe { sys::uv_fs_closedir(l, req, raw.0.unwrap_or(std::ptr::null_mut()), done) }
             },
         )
     }

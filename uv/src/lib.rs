@@ -59,7 +59,7 @@ pub use error::{Error, Rejected, Result};
 #[cfg(unix)]
 pub use fd_pair::{pipe, socketpair};
 #[cfg(unix)]
-pub use file::{Dir, DirEntry, File, FileTime, DIR_BATCH};
+pub use file::{Dir, DirEntry, File, FileTime, DIR_BATCH, DIR_BATCH_MAX};
 pub use future::{JoinError, JoinHandle};
 pub use generated::*;
 pub use handle::{Handle, KeepAlive};

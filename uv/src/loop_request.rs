@@ -240,10 +240,16 @@ where
         // SAFETY: libuv did not take the request; nothing else refers to it. The
         // callback and the data are dropped here, outside any C frame.
         let err = unsafe { ((*p).context)(&(*p).data, Error::from_raw(rc, op)) };
-        // SAFETY: as above; every field was written.
-        unsafe {
-            std::ptr::drop_in_place(p);
-            Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
+        // User Drop code may panic: the memory goes back first, then the panic
+        // goes on to the caller (no C frame is in between).
+        // SAFETY: as above; every field was written and is dropped once.
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+            std::ptr::drop_in_place(p)
+        }));
+        // SAFETY: from this slab's `alloc(layout)` above; nothing refers to it now.
+        unsafe { Slab::free(slab, NonNull::new_unchecked(p.cast()), layout) };
+        if let Err(payload) = dropped {
+            std::panic::resume_unwind(payload);
         }
         return Err(err);
     }

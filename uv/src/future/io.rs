@@ -31,14 +31,29 @@ struct ReadState {
     waker: Cell<Option<Waker>>,
 }
 
+/// The read callback's share of a [`ReadState`]. The handle drops its callback
+/// when it closes (through any of its values, or with its loop) or stops reading:
+/// reading is then off, and the waiting task is woken, so that its next poll
+/// starts reading again or, on a closed handle, ends with `ClosedHandle` instead
+/// of waiting for a read that cannot come.
+struct ReadGuard(Rc<ReadState>);
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        self.0.reading.set(false);
+        wake(&self.0.waker);
+    }
+}
+
 impl ReadState {
     /// Starts reading, unless it is on or the stream ended.
     fn start<S: Stream>(self: &Rc<Self>, s: &S) -> Result<()> {
         if self.reading.get() || self.eof.get() {
             return Ok(());
         }
-        let st = self.clone();
+        let guard = ReadGuard(self.clone());
         s.read_start(move |s, r| {
+            let st = &guard.0;
             match r {
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();

@@ -428,7 +428,9 @@ pub fn getnameinfo(
 /// future of its exit: the exit status and the signal that ended it.
 ///
 /// Dropping the [`Exit`] future changes nothing: the child runs on, and its handle
-/// stays open until it exited (as with a callback).
+/// stays open until it exited (as with a callback). Closing the handle before the
+/// child exited stops watching it (the exit callback never runs): the future then
+/// resolves to `ClosedHandle` when the close completes, instead of never.
 pub fn spawn(lp: &LoopHandle, options: &ProcessOptions<'_>) -> Result<(Process, Exit)> {
     let slot = Rc::new(Oneshot::new());
     let s = Notifier(slot.clone());

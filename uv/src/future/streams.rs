@@ -1,6 +1,10 @@
 //! Repeated events as `futures_core::Stream`s: connections ([`incoming`]),
 //! datagrams ([`recv_from`]), signals ([`signals`]), file-system events
 //! ([`fs_events`]) and stat polls ([`fs_poll`]).
+//!
+//! Each stream ends (`None`) once its handle is closed, also when it is closed
+//! through another value (a clone, `close_all_handles`, the loop's teardown) while
+//! a task waits on it: the handle's callback wakes the task as it is dropped.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -64,6 +68,19 @@ impl<T> Queue<T> {
 
     fn len(&self) -> usize {
         self.items.borrow().len()
+    }
+}
+
+/// Held by a UDP receive callback: wakes the stream's task when the callback is
+/// dropped (the handle closed through another value, a clone or
+/// `close_all_handles`); the stream's next poll then sees the handle closing and
+/// ends. (Only a wake-up: the callback is also replaced while the handle stays
+/// open, when receiving pauses with sends queued.)
+struct WakeOnDrop<T>(Rc<Queue<T>>);
+
+impl<T> Drop for WakeOnDrop<T> {
+    fn drop(&mut self) {
+        wake(&self.0.waker);
     }
 }
 
@@ -204,20 +221,23 @@ impl RecvFrom {
         if self.receiving.get() {
             return Ok(());
         }
-        let q = self.queue.clone();
+        let guard = WakeOnDrop(self.queue.clone());
         let receiving = self.receiving.clone();
-        self.udp.recv_start(move |udp, r| match r {
-            Ok(d) if d.is_drained() => {}
-            Ok(d) => {
-                if let Some(addr) = d.addr {
-                    q.push(Ok((d.data.to_vec(), addr)));
+        self.udp.recv_start(move |udp, r| {
+            let q = &guard.0;
+            match r {
+                Ok(d) if d.is_drained() => {}
+                Ok(d) => {
+                    if let Some(addr) = d.addr {
+                        q.push(Ok((d.data.to_vec(), addr)));
+                    }
+                    if q.len() >= UDP_QUEUE {
+                        let _ = udp.recv_stop();
+                        receiving.set(false);
+                    }
                 }
-                if q.len() >= UDP_QUEUE {
-                    let _ = udp.recv_stop();
-                    receiving.set(false);
-                }
+                Err(e) => q.push(Err(e)),
             }
-            Err(e) => q.push(Err(e)),
         })?;
         self.receiving.set(true);
         Ok(())

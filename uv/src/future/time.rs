@@ -170,8 +170,20 @@ impl<F: Future> Future for Timeout<F> {
 /// the loop goes; dropping it closes the timer. The started timer (the library's
 /// own, as [`sleep`]'s) keeps the loop alive.
 ///
-/// Errors: those of [`Timer::new`] (`ClosedLoop`).
+/// The loop's clock counts whole milliseconds: a period with a fraction of a
+/// millisecond is rounded up (at least 1 ms; a 0 ms repeat would mean no repeat
+/// to libuv, and the stream would stop after one item).
+///
+/// Errors: `EINVAL` for a zero period; those of [`Timer::new`] (`ClosedLoop`).
 pub fn interval(lp: &LoopHandle, period: Duration) -> Result<Interval> {
+    if period.is_zero() {
+        return Err(Error::new(StatusCode::EINVAL, "interval"));
+    }
+    // Whole milliseconds, rounded up.
+    let period = match Duration::from_millis(crate::runtime::duration_to_ms(period)) {
+        p if p < period => p.saturating_add(Duration::from_millis(1)),
+        p => p,
+    };
     let (timer, ticks) = start_timer(lp, period, period)?;
     Ok(Interval { timer, ticks })
 }

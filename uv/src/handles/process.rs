@@ -116,7 +116,14 @@ pub struct ProcessOptions<'a> {
     uid: Option<u32>,
     gid: Option<u32>,
     stdio: Vec<Stdio<'a>>,
+    /// A slot at or past [`STDIO_MAX`] was given: `spawn` answers `EINVAL`.
+    stdio_out_of_range: bool,
 }
+
+/// Child descriptor numbers [`ProcessOptions::stdio`] takes are below this; a
+/// larger one makes `spawn` answer `EINVAL` (each slot below the highest one is
+/// set up, so a huge number would allocate without bound).
+pub const STDIO_MAX: usize = 1 << 16;
 
 impl<'a> ProcessOptions<'a> {
     /// Runs `program` (found through `PATH` when it has no `/`), with the program
@@ -134,6 +141,7 @@ impl<'a> ProcessOptions<'a> {
             uid: None,
             gid: None,
             stdio: Vec::new(),
+            stdio_out_of_range: false,
         }
     }
 
@@ -201,9 +209,14 @@ impl<'a> ProcessOptions<'a> {
         self
     }
 
-    /// Sets the child's descriptor `fd` (0 stdin, 1 stdout, 2 stderr, or higher);
-    /// the slots below it that are not set yet are ignored.
+    /// Sets the child's descriptor `fd` (0 stdin, 1 stdout, 2 stderr, or higher,
+    /// below [`STDIO_MAX`]: `spawn` answers `EINVAL` otherwise); the slots below it
+    /// that are not set yet are ignored.
     pub fn stdio(mut self, fd: usize, stdio: Stdio<'a>) -> Self {
+        if fd >= STDIO_MAX {
+            self.stdio_out_of_range = true;
+            return self;
+        }
         while self.stdio.len() <= fd {
             self.stdio.push(Stdio::Ignore);
         }
@@ -228,6 +241,9 @@ impl<'a> ProcessOptions<'a> {
 
     /// The C strings and arrays `uv_process_options_t` points into, checked.
     fn prepare(&self) -> Result<Prepared> {
+        if self.stdio_out_of_range {
+            return Err(einval(SPAWN));
+        }
         let cstr = |s: &OsStr| os_to_cstring(s).ok_or(einval(SPAWN));
         let program = cstr(&self.program)?;
         let args = self
