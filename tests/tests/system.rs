@@ -262,6 +262,9 @@ fn process_title_threadsafe() {
     // reads; every read is one of the titles.
     let _l = lock();
     const TITLES: [&str; 4] = ["uv title 1", "uv title two", "uv title 3 three", "uv title"];
+    // One of the titles from the start: the reader may run before any thread set
+    // one (the initial title is the command line).
+    system::set_process_title(TITLES[3]).unwrap();
     let threads: Vec<_> = (0..3)
         .map(|i| {
             std::thread::spawn(move || {
