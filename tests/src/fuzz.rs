@@ -1228,17 +1228,23 @@ impl Cx {
         }
     }
 
-    /// A time: the epoch, now, before the epoch, far ahead, or sub-second.
-    pub fn system_time(&self) -> std::time::SystemTime {
+    /// A file time: the epoch, now, before the epoch, far ahead, sub-second, the
+    /// ends of `SystemTime`'s range, or libuv's "now" and "omit".
+    pub fn system_time(&self) -> uv::FileTime {
         let epoch = std::time::UNIX_EPOCH;
-        match self.below(6) {
+        uv::FileTime::At(match self.below(9) {
             0 => epoch,
             1 => std::time::SystemTime::now(),
             2 => epoch - Duration::from_secs(self.below(1_000_000) as u64 + 1),
             3 => epoch + Duration::from_secs(1 << 40),
             4 => epoch + Duration::from_nanos(self.next() >> 8),
+            5 => epoch
+                .checked_add(Duration::from_secs(i64::MAX as u64))
+                .unwrap_or(epoch),
+            6 => return uv::FileTime::Now,
+            7 => return uv::FileTime::Omit,
             _ => epoch + Duration::from_millis(1_700_000_000_000 + self.below(1000) as u64),
-        }
+        })
     }
 
     /// A buffer to read into: its spare capacity is what is read (none, a little,
