@@ -24,6 +24,12 @@ struct PerThread;
 
 thread_local! {
     static LIVE: Cell<isize> = const { Cell::new(0) };
+    static REALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many times this thread grew or shrank an allocation.
+fn reallocs_here() -> usize {
+    REALLOCS.with(Cell::get)
 }
 
 fn live_here() -> isize {
@@ -63,6 +69,7 @@ unsafe impl GlobalAlloc for PerThread {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = REALLOCS.try_with(|c| c.set(c.get() + 1));
         // SAFETY: the caller's contract for `realloc`, passed on.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -622,4 +629,53 @@ fn future_timers_are_out_of_reach_of_close_all_handles() {
     });
     rx.recv_timeout(Duration::from_secs(20))
         .expect("the futures resolved (no hang)");
+}
+
+/// A task that another thread wakes 10,000 times while the loop is not running is
+/// queued for the loop once (the queue of wakes from other threads holds each task
+/// at most once, so it does not grow with the wakes), and polled once for them all.
+#[test]
+fn a_task_woken_many_times_from_another_thread_is_queued_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let lp = Loop::new().unwrap();
+    let polls = Rc::new(Cell::new(0u32));
+    let stored: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let (p, w, d) = (polls.clone(), stored.clone(), done.clone());
+    let task = lp
+        .spawn_local(std::future::poll_fn(move |cx| {
+            p.set(p.get() + 1);
+            if d.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            *w.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }))
+        .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(polls.get(), 1);
+    let waker = stored
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the task stored its waker");
+    let d = done.clone();
+    let (grew, allocated) = std::thread::spawn(move || {
+        waker.wake_by_ref();
+        let (r0, l0) = (reallocs_here(), live_here());
+        for _ in 0..10_000 {
+            waker.wake_by_ref();
+        }
+        d.store(true, Ordering::SeqCst);
+        (reallocs_here() - r0, live_here() - l0)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        (grew, allocated),
+        (0, 0),
+        "the 10,000 later wakes queued nothing"
+    );
+    lp.block_on(task).unwrap().unwrap();
+    assert_eq!(polls.get(), 2, "one poll for all the wakes");
 }

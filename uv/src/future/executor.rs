@@ -83,7 +83,7 @@ pub(crate) struct Local {
 struct Remote {
     id: usize,
     /// Keys woken from other threads, taken by the async handle's callback.
-    incoming: Mutex<Vec<u64>>,
+    incoming: Mutex<Incoming>,
     sender: OnceLock<AsyncSender>,
 }
 
@@ -141,16 +141,30 @@ impl Wake for WakeKey {
     }
 }
 
+/// The keys woken from other threads since the loop last took them, each once (a
+/// thread that wakes one task many times while the loop is busy queues it once:
+/// the queue is bounded by the number of tasks).
+#[derive(Default)]
+struct Incoming {
+    keys: Vec<u64>,
+    queued: std::collections::HashSet<u64>,
+}
+
 impl Remote {
     fn wake_from_afar(&self, key: u64) {
         let Some(sender) = self.sender.get() else {
             return;
         };
         let mut q = self.incoming.lock().unwrap_or_else(|e| e.into_inner());
+        if q.queued.contains(&key) {
+            // Already queued, and the loop already woken for it.
+            return;
+        }
         // Queued only when the wake-up was accepted: once the loop is gone the
         // sender answers `ClosedHandle` and the wake is a no-op.
         if sender.send().is_ok() {
-            q.push(key);
+            q.queued.insert(key);
+            q.keys.push(key);
         }
     }
 }
@@ -277,13 +291,16 @@ impl Local {
 
     /// Takes the keys woken from other threads.
     fn take_incoming(&self) {
-        let keys = std::mem::take(
-            &mut *self
+        let keys = {
+            let mut q = self
                 .remote
                 .incoming
                 .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+                .unwrap_or_else(|e| e.into_inner());
+            // A key woken again from now on is queued again (this round takes it).
+            q.queued.clear();
+            std::mem::take(&mut q.keys)
+        };
         for k in keys {
             self.schedule_key(k);
         }
@@ -335,7 +352,7 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let remote = Arc::new(Remote {
         id,
-        incoming: Mutex::new(Vec::new()),
+        incoming: Mutex::new(Incoming::default()),
         sender: OnceLock::new(),
     });
     // The idle handle's callback is set once the state it polls exists.
