@@ -192,9 +192,15 @@ fn an_exit_future_resolves_to_closed_handle_when_the_process_handle_closes_first
 fn an_exit_future_whose_child_exited_gives_the_status() {
     let lp = Loop::new().unwrap();
     let opts = ProcessOptions::new("sh").args(["-c", "exit 7"]);
-    let (process, exit) = uvf::spawn(&lp.handle(), &opts).unwrap();
-    let got = lp.block_on(exit).unwrap();
+    let (process, mut exit) = uvf::spawn(&lp.handle(), &opts).unwrap();
+    let got = lp.block_on(&mut exit).unwrap();
     assert_eq!(got.unwrap(), (7, None));
+    // Polled again: an error at once, not a wait.
+    let (_c, w) = counting_waker();
+    match poll_once(&mut exit, &w) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), uv::StatusCode::EINVAL),
+        other => panic!("expected EINVAL, got {other:?}"),
+    }
     process.close();
     lp.run(RunMode::Default).unwrap();
 }

@@ -438,14 +438,16 @@ pub fn spawn(lp: &LoopHandle, options: &ProcessOptions<'_>) -> Result<(Process, 
         let s: &Oneshot<_> = &s;
         s.complete((status, signal))
     })?;
-    Ok((process, Exit { slot }))
+    Ok((process, Exit { slot, done: false }))
 }
 
 /// The exit of a process started by [`spawn`]: `Ok((exit status, terminating
 /// signal))`, or `ClosedHandle` when the process handle was closed before the
 /// child exited (by [`Handle::close`](crate::Handle::close), or with its loop).
+/// Polled again after it resolved, it answers `EINVAL` (it does not wait).
 pub struct Exit {
     slot: Rc<Oneshot<(i64, Option<Signum>)>>,
+    done: bool,
 }
 
 impl std::fmt::Debug for Exit {
@@ -458,8 +460,15 @@ impl Future for Exit {
     type Output = Result<(i64, Option<Signum>)>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.slot
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
+        }
+        let r = this
+            .slot
             .poll_or_closed(cx)
-            .map(|v| v.ok_or_else(|| Error::closed_handle("exit")))
+            .map(|v| v.ok_or_else(|| Error::closed_handle("exit")));
+        this.done = r.is_ready();
+        r
     }
 }
