@@ -190,9 +190,9 @@ struct RawPing {
 /// # Safety
 /// `h` must be a handle of the loop `raw` made, while `raw` runs it.
 unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPing {
-    // SAFETY: `raw` set the loop's `data` to its RawPing, which outlives the run;
-    // only shared references are made (the mutable field is a cell).
-    unsafe { &*((*(*h).loop_).data as *const RawPing) }
+    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
+    // outlives the run.
+    unsafe { rawnet::loop_state(h) }
 }
 
 /// A new, initialised UDP handle in a box of its own; `udp_close_free` (as the
@@ -276,14 +276,11 @@ unsafe fn raw_send(
     }
 }
 
-unsafe extern "C" fn slab_alloc(h: *mut sys::uv_handle_t, _size: usize, buf: *mut sys::uv_buf_t) {
-    // SAFETY: libuv passes a handle of our loop and a writable uv_buf_t.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: ctx(h).slab.cast(),
-            len: READ_BUF,
-        }
-    };
+impl rawnet::ReadSlab for RawPing {
+    const LEN: usize = READ_BUF;
+    fn slab(&self) -> *mut u8 {
+        self.slab
+    }
 }
 
 /// The datagram received, or `None` when libuv had nothing to read.
@@ -377,11 +374,19 @@ fn raw(limit: u64, mode: Mode) -> Outcome {
     unsafe {
         (*lp).data = (&*st as *const RawPing).cast_mut().cast();
         check(
-            sys::uv_udp_recv_start(ponger, Some(slab_alloc), Some(ponger_recv)),
+            sys::uv_udp_recv_start(
+                ponger,
+                Some(rawnet::slab_alloc::<RawPing>),
+                Some(ponger_recv),
+            ),
             "uv_udp_recv_start",
         );
         check(
-            sys::uv_udp_recv_start(pinger, Some(slab_alloc), Some(pinger_recv)),
+            sys::uv_udp_recv_start(
+                pinger,
+                Some(rawnet::slab_alloc::<RawPing>),
+                Some(pinger_recv),
+            ),
             "uv_udp_recv_start",
         );
         raw_send(pinger, PING, rawnet::sa(&st.ponger_addr), mode);

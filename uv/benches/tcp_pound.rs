@@ -198,19 +198,16 @@ struct RawPound {
 /// # Safety
 /// `h` must be a handle of the loop `raw` made, while `raw` runs it.
 unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPound {
-    // SAFETY: `raw` set the loop's `data` to its RawPound, which outlives the run;
-    // only shared references are made (the mutable fields are cells).
-    unsafe { &*((*(*h).loop_).data as *const RawPound) }
+    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
+    // outlives the run.
+    unsafe { rawnet::loop_state(h) }
 }
 
-unsafe extern "C" fn slab_alloc(h: *mut sys::uv_handle_t, _size: usize, buf: *mut sys::uv_buf_t) {
-    // SAFETY: libuv passes a handle of our loop and a writable uv_buf_t.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: ctx(h).slab.cast(),
-            len: READ_BUF,
-        }
-    };
+impl rawnet::ReadSlab for RawPound {
+    const LEN: usize = READ_BUF;
+    fn slab(&self) -> *mut u8 {
+        self.slab
+    }
 }
 
 unsafe extern "C" fn server_read(
@@ -238,7 +235,11 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
         let st = ctx(server.cast());
-        rawnet::accept_reading(server, Some(slab_alloc), Some(server_read));
+        rawnet::accept_reading(
+            server,
+            Some(rawnet::slab_alloc::<RawPound>),
+            Some(server_read),
+        );
         let a = st.tally.accepted.get() + 1;
         st.tally.accepted.set(a);
         if a == st.total {
@@ -294,7 +295,7 @@ unsafe extern "C" fn connected(req: *mut sys::uv_connect_t, status: i32) {
             return;
         }
         check(
-            sys::uv_read_start(s, Some(slab_alloc), Some(client_read)),
+            sys::uv_read_start(s, Some(rawnet::slab_alloc::<RawPound>), Some(client_read)),
             "uv_read_start",
         );
         let buf = sys::uv_buf_t {

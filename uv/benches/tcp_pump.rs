@@ -250,19 +250,16 @@ struct RawPump {
 /// # Safety
 /// `h` must be a handle of the loop `raw` made, while `raw` runs it.
 unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPump {
-    // SAFETY: `raw` set the loop's `data` to its RawPump, which outlives the run;
-    // only shared references are made (the fields are cells).
-    unsafe { &*((*(*h).loop_).data as *const RawPump) }
+    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
+    // outlives the run.
+    unsafe { rawnet::loop_state(h) }
 }
 
-unsafe extern "C" fn slab_alloc(h: *mut sys::uv_handle_t, _size: usize, buf: *mut sys::uv_buf_t) {
-    // SAFETY: libuv passes a handle of our loop and a writable uv_buf_t.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: ctx(h).slab.cast(),
-            len: READ_BUF,
-        }
-    };
+impl rawnet::ReadSlab for RawPump {
+    const LEN: usize = READ_BUF;
+    fn slab(&self) -> *mut u8 {
+        self.slab
+    }
 }
 
 unsafe extern "C" fn server_read(
@@ -289,7 +286,11 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
         let st = ctx(server.cast());
-        rawnet::accept_reading(server, Some(slab_alloc), Some(server_read));
+        rawnet::accept_reading(
+            server,
+            Some(rawnet::slab_alloc::<RawPump>),
+            Some(server_read),
+        );
         st.accepted.set(st.accepted.get() + 1);
         if st.accepted.get() == st.clients {
             sys::uv_close(server.cast(), Some(rawnet::close_free));

@@ -150,8 +150,9 @@ struct RawSender {
 /// # Safety
 /// `h` must be a handle of the raw twin's loop, whose `data` is its RawState.
 unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawState {
-    // SAFETY: per the contract; the state outlives the loop's run.
-    unsafe { &*((*(*h).loop_).data as *const RawState) }
+    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
+    // outlives the run.
+    unsafe { rawnet::loop_state(h) }
 }
 
 /// Starts one send of `s`.
@@ -198,14 +199,11 @@ unsafe extern "C" fn raw_sent(req: *mut sys::uv_udp_send_t, status: i32) {
     }
 }
 
-unsafe extern "C" fn slab_alloc(h: *mut sys::uv_handle_t, _size: usize, buf: *mut sys::uv_buf_t) {
-    // SAFETY: libuv passes a handle of our loop and a writable uv_buf_t.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: ctx(h).slab.cast(),
-            len: READ_BUF,
-        }
-    };
+impl rawnet::ReadSlab for RawState {
+    const LEN: usize = READ_BUF;
+    fn slab(&self) -> *mut u8 {
+        self.slab
+    }
 }
 
 unsafe extern "C" fn raw_recv(
@@ -258,7 +256,7 @@ fn raw(n: u64, senders: usize, receivers: usize) -> (u64, f64) {
             );
             addrs.push(bound.as_ptr().cast::<sys::sockaddr_in>().read());
             check(
-                sys::uv_udp_recv_start(r, Some(slab_alloc), Some(raw_recv)),
+                sys::uv_udp_recv_start(r, Some(rawnet::slab_alloc::<RawState>), Some(raw_recv)),
                 "uv_udp_recv_start",
             );
             sys::uv_unref(r.cast());

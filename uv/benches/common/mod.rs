@@ -526,6 +526,45 @@ pub mod rawnet {
 
     use uv::sys;
 
+    /// A raw twin's state, from any handle of its loop (whose `data` points at it).
+    ///
+    /// # Safety
+    /// `h` must be a handle of a loop whose `data` points at a live `T` that
+    /// outlives the reference; only shared references to it are made (its mutable
+    /// fields are cells).
+    pub unsafe fn loop_state<'a, T>(h: *const sys::uv_handle_t) -> &'a T {
+        // SAFETY: per the contract.
+        unsafe { &*((*(*h).loop_).data as *const T) }
+    }
+
+    /// A raw twin's state that owns a read buffer nobody keeps what is read into.
+    pub trait ReadSlab {
+        /// The buffer's length.
+        const LEN: usize;
+        /// The buffer.
+        fn slab(&self) -> *mut u8;
+    }
+
+    /// The allocation callback of the raw twins' reads: the state's read buffer,
+    /// every time.
+    ///
+    /// # Safety
+    /// libuv's arguments for a handle of a loop whose `data` points at a live `T`
+    /// (see [`loop_state`]).
+    pub unsafe extern "C" fn slab_alloc<T: ReadSlab>(
+        h: *mut sys::uv_handle_t,
+        _size: usize,
+        buf: *mut sys::uv_buf_t,
+    ) {
+        // SAFETY: per the contract; `buf` is writable.
+        unsafe {
+            *buf = sys::uv_buf_t {
+                base: loop_state::<T>(h).slab().cast(),
+                len: T::LEN,
+            }
+        };
+    }
+
     /// Panics, naming `what` and libuv's error, if `rc` is an error code.
     #[track_caller]
     pub fn check(rc: i32, what: &str) {

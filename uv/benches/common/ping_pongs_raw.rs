@@ -24,9 +24,9 @@ struct RawPing {
 /// # Safety
 /// `h` must be a handle of the loop `raw` made, while `raw` runs it.
 unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPing {
-    // SAFETY: `raw` set the loop's `data` to its RawPing, which outlives the run;
-    // only shared references are made (the fields are cells).
-    unsafe { &*((*(*h).loop_).data as *const RawPing) }
+    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
+    // outlives the run.
+    unsafe { rawnet::loop_state(h) }
 }
 
 unsafe extern "C" fn server_alloc(h: *mut sys::uv_handle_t, _size: usize, buf: *mut sys::uv_buf_t) {

@@ -25,18 +25,16 @@ struct RawBatch {
 /// # Safety
 /// `h` must be a handle of the loop `raw` made, while `raw` runs it.
 unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawBatch {
-    // SAFETY: `raw` set the loop's `data` to its RawBatch, which outlives the run.
-    unsafe { &*((*(*h).loop_).data as *const RawBatch) }
+    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
+    // outlives the run.
+    unsafe { rawnet::loop_state(h) }
 }
 
-unsafe extern "C" fn slab_alloc(h: *mut sys::uv_handle_t, _size: usize, buf: *mut sys::uv_buf_t) {
-    // SAFETY: libuv passes a handle of our loop and a writable uv_buf_t.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: ctx(h).slab.cast(),
-            len: READ_BUF,
-        }
-    };
+impl rawnet::ReadSlab for RawBatch {
+    const LEN: usize = READ_BUF;
+    fn slab(&self) -> *mut u8 {
+        self.slab
+    }
 }
 
 unsafe extern "C" fn server_read(
@@ -59,7 +57,11 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // SAFETY: `server` is the listening handle of our loop; the connection is a
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
-        rawnet::accept_reading(server, Some(slab_alloc), Some(server_read));
+        rawnet::accept_reading(
+            server,
+            Some(rawnet::slab_alloc::<RawBatch>),
+            Some(server_read),
+        );
         sys::uv_close(server.cast(), Some(rawnet::close_free));
     }
 }
