@@ -565,6 +565,36 @@ pub mod rawnet {
         };
     }
 
+    /// A loopback TCP server on `lp`, listening (backlog 128), and a client
+    /// connecting to it: `(server, client)`, both from `new_tcp`.
+    ///
+    /// # Safety
+    /// `lp` must be an initialised loop whose `data` the callbacks can use when it
+    /// runs.
+    pub unsafe fn listen_and_connect(
+        lp: *mut sys::uv_loop_t,
+        on_connection: sys::uv_connection_cb,
+        connected: sys::uv_connect_cb,
+    ) -> (*mut sys::uv_tcp_t, *mut sys::uv_tcp_t) {
+        let server = new_tcp(lp);
+        let client = new_tcp(lp);
+        // SAFETY: both handles are initialised and stay put; the request is fresh
+        // and freed by the twin's connect callback.
+        unsafe {
+            let addr = bind_loopback(server);
+            check(
+                sys::uv_listen(server.cast(), 128, on_connection),
+                "uv_listen",
+            );
+            let req = new_req::<sys::uv_connect_t>();
+            check(
+                sys::uv_tcp_connect(req, client, sa(&addr), connected),
+                "uv_tcp_connect",
+            );
+        }
+        (server, client)
+    }
+
     /// Panics, naming `what` and libuv's error, if `rc` is an error code.
     #[track_caller]
     pub fn check(rc: i32, what: &str) {

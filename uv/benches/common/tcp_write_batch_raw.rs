@@ -134,22 +134,12 @@ pub(crate) fn raw(n: u64) -> Vec<(&'static str, f64)> {
         queue_secs: Cell::new(0.0),
         slab: slab.as_mut_ptr().cast(),
     });
-    let server = rawnet::new_tcp(lp);
-    let client = rawnet::new_tcp(lp);
-    // SAFETY: the loop and both handles are initialised and stay put; the state box
-    // outlives the run (the callbacks reach it through the loop's `data`).
+    // The server and the client close themselves when their part is done.
+    // SAFETY: the loop is initialised; the state box outlives the run (the
+    // callbacks reach it through the loop's `data`).
     unsafe {
         (*lp).data = (&*st as *const RawBatch).cast_mut().cast();
-        let addr = rawnet::bind_loopback(server);
-        check(
-            sys::uv_listen(server.cast(), 128, Some(on_connection)),
-            "uv_listen",
-        );
-        let req = rawnet::new_req::<sys::uv_connect_t>();
-        check(
-            sys::uv_tcp_connect(req, client, rawnet::sa(&addr), Some(connected)),
-            "uv_tcp_connect",
-        );
+        rawnet::listen_and_connect(lp, Some(on_connection), Some(connected));
     }
 
     let t = Instant::now();
