@@ -144,3 +144,35 @@ fn freed_handle_memory_is_reused_without_mixing_up_handles() {
         .sum();
     assert_eq!(fired.get(), expected);
 }
+
+/// An `Async`'s sender entry stays in the handle itself until closing starts; each
+/// way of closing (the last value dropped, `close`, the loop's drop) shuts it, and
+/// senders of one handle share it.
+#[test]
+fn every_way_an_async_with_a_sender_closes_shuts_its_senders() {
+    let closed = |r: uv::Result<()>| {
+        assert_eq!(r.unwrap_err().kind(), Category::ClosedHandle);
+    };
+    let lp = Loop::new().unwrap();
+    let a = Async::new(&lp, |_| {}).unwrap();
+    let (s1, s1b) = (a.sender().unwrap(), a.sender().unwrap());
+    drop(a);
+    closed(s1.send());
+    closed(s1b.send());
+
+    let b = Async::new(&lp, |_| {}).unwrap();
+    let s2 = b.sender().unwrap();
+    b.close();
+    closed(s2.send());
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+    assert!(b.is_closed());
+
+    let c = Async::new(&lp, |_| {}).unwrap();
+    let s3 = c.sender().unwrap();
+    s3.send().unwrap();
+    assert_eq!(lp.handle_count(), 1);
+    drop(lp);
+    closed(s3.send());
+    assert!(c.is_closed());
+}

@@ -84,6 +84,26 @@ const IN_LIBUV: u8 = 1;
 const INTERNAL: u8 = 2;
 /// `data` points to an [`ExtrasRecord`].
 const HAS_EXTRAS: u8 = 4;
+/// `data` holds an `Async`'s entry in its loop's sender table, packed into the
+/// pointer's bits (see [`pack_sender`]): only while the handle is open and has no
+/// extras, so that the one thing most `Async` handles keep costs no allocation.
+/// Closing starts by shutting the entry, which leaves `data` null for the close
+/// callback; `put_extras` moves it into the extras.
+const HAS_SENDER: u8 = 8;
+
+/// A sender-table entry (index, generation) as the bits of a pointer-sized value.
+/// Only used where pointers have 64 bits (elsewhere the entry goes to the extras).
+fn pack_sender((index, generation): (u32, u32)) -> *mut std::ffi::c_void {
+    std::ptr::without_provenance_mut(((index as u64) << 32 | generation as u64) as usize)
+}
+
+fn unpack_sender(data: *mut std::ffi::c_void) -> (u32, u32) {
+    let bits = data.addr() as u64;
+    ((bits >> 32) as u32, bits as u32)
+}
+
+/// Whether a sender-table entry fits in `data` (see [`HAS_SENDER`]).
+const INLINE_SENDER: bool = std::mem::size_of::<usize>() >= 8;
 
 /// The extras of a handle and its close callback (null until closing starts).
 struct ExtrasRecord {
@@ -293,6 +313,7 @@ impl Hdr {
         unsafe { self.0.as_ref() }
     }
 
+    /// Whether any of the bits of `flag` is set.
     fn has(&self, flag: u8) -> bool {
         self.h().flags.get() & flag != 0
     }
@@ -372,6 +393,10 @@ impl Hdr {
     /// libuv holds the handle, and without extras stored.
     fn put_extras(&self, extras: Extras) {
         debug_assert!(!self.has(HAS_EXTRAS));
+        let mut extras = extras;
+        if let Some(slot) = self.take_inline_sender() {
+            extras.sender = Some(slot);
+        }
         let raw = self.raw();
         // SAFETY: the loop's slab lives while the handle is in libuv.
         let slab = unsafe { self.shared().slab().as_ref() };
@@ -404,10 +429,43 @@ impl Hdr {
         f(unsafe { &mut (*((*self.raw()).data as *mut ExtrasRecord)).extras });
     }
 
+    /// Takes the sender-table entry kept in `data` (HAS_SENDER), which is left null.
+    #[inline]
+    fn take_inline_sender(&self) -> Option<(u32, u32)> {
+        if !self.has(HAS_SENDER) {
+            return None;
+        }
+        self.set(HAS_SENDER, false);
+        // SAFETY: HAS_SENDER says `data` holds the packed entry, not a pointer.
+        Some(unpack_sender(unsafe {
+            std::mem::replace(&mut (*self.raw()).data, std::ptr::null_mut())
+        }))
+    }
+
+    /// Takes the handle's sender-table entry out (from `data` or the extras) and
+    /// shuts it: sends answer `ClosedHandle` from now on. Before `uv_close`.
+    fn shut_sender(&self) {
+        let sender = if self.has(HAS_SENDER) {
+            self.take_inline_sender()
+        } else if self.has(HAS_EXTRAS) {
+            let mut sender = None;
+            self.with_extras(|e| sender = e.sender.take());
+            sender
+        } else {
+            None
+        };
+        if let Some(slot) = sender {
+            self.shared().senders().shut(slot);
+        }
+    }
+
     /// Takes the close callback and the extras out of `data`, which then names the
     /// slab (the handle leaves libuv).
     #[inline]
     fn take_data(&self, slab: NonNull<Slab>) -> (Option<NonNull<CloseRun>>, Option<Extras>) {
+        // A handle abandoned while open may still hold its sender entry in `data`
+        // (its loop's table is shut with the loop).
+        let _ = self.take_inline_sender();
         let extras = if self.has(HAS_EXTRAS) {
             Some(self.take_extras())
         } else {
@@ -465,12 +523,8 @@ impl Hdr {
             return Ok(());
         }
         self.h().state.set(State::Closing);
-        if self.has(HAS_EXTRAS) {
-            let mut sender = None;
-            self.with_extras(|e| sender = e.sender.take());
-            if let Some(slot) = sender {
-                self.shared().senders().shut(slot);
-            }
+        if self.has(HAS_SENDER | HAS_EXTRAS) {
+            self.shut_sender();
         }
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
         // signal it watches are read before the close.
@@ -594,6 +648,11 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
     // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
     // until IN_LIBUV is cleared below.
     let hp = unsafe { Hdr::from_raw(raw) };
+    // (HAS_SENDER is gone: closing started by taking the entry out of `data`.)
+    if hp.has(HAS_EXTRAS | HAS_SENDER) {
+        // SAFETY: as above.
+        return unsafe { on_close_with_extras(hp) };
+    }
     let header = hp.h();
     header.state.set(State::Closed);
     let shared = hp.shared();
@@ -601,28 +660,47 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
     let slab = shared.slab();
     // From now on `data` names the slab the memory goes back to (the loop may be
     // gone when the last reference is dropped).
-    let (mut cb, extras) = hp.take_data(slab);
-    // Hold a reference while user code runs, so that nothing it drops frees us.
-    hp.inc_ref();
-    let extras = extras.map(|e| {
-        if let Some(fd) = e.claimed {
-            shared.unclaim_fd(fd);
-        }
-        e.kept
-    });
+    // SAFETY: without extras, `data` holds the close callback or null.
+    let cb = unsafe { std::mem::replace(&mut (*hp.raw()).data, slab.as_ptr().cast()) };
+    // SAFETY: `cb` was the close callback, made with this loop's slab.
+    unsafe { run_close(hp, shared, slab, NonNull::new(cb.cast::<CloseRun>())) };
+    hp.set(IN_LIBUV, false);
+    // While IN_LIBUV was set, a last user reference dropped by the callbacks above
+    // could not free the allocation (`release` only closes a handle in libuv, and
+    // this one is closed): free it now if that happened.
+    if header.refs.get() == 0 {
+        // SAFETY: no user reference and no libuv reference is left.
+        unsafe { (header.vtable.free)(hp.0.as_ptr()) };
+    }
+}
+
+/// Runs the close callback `cb` (if any) and empties the slots, under the loop's
+/// panic guard. The allocation stays while it runs: IN_LIBUV is still set, so a
+/// user reference dropped meanwhile does not free it.
+///
+/// # Safety
+/// `hp` must be a handle in its close callback, `cb` its close callback taken out of
+/// `data` (made with `slab`).
+#[inline(always)]
+unsafe fn run_close(
+    hp: Hdr,
+    shared: &LoopShared,
+    slab: NonNull<Slab>,
+    mut cb: Option<NonNull<CloseRun>>,
+) {
     let h = ManuallyDrop::new(Handle {
         ptr: hp.0,
         _not_send: PhantomData,
     });
+    let vtable = hp.h().vtable;
     // SAFETY: the vtable belongs to this allocation's type.
-    let clear = || unsafe { (header.vtable.clear)(hp.0.as_ptr()) };
-    // One guard for the common case (no extras); the callback is taken out before
-    // it runs, so that after a panic only the slots are left to empty.
+    let clear = || unsafe { (vtable.clear)(hp.0.as_ptr()) };
+    // One guard for the common case; the callback is taken out before it runs, so
+    // that after a panic only the slots are left to empty.
     let mut cleared = false;
     let done = shared.guard(|| {
         if let Some(cb) = cb.take() {
-            // SAFETY: `data` held a close callback made with this loop's slab;
-            // taken out of `cb`, it runs once.
+            // SAFETY: per the contract; taken out of `cb`, it runs once.
             unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, Some(&h)) };
         }
         clear();
@@ -634,12 +712,38 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
         // from the slot after it, so nothing is left to drop outside the guard.
         while shared.guard(clear).is_none() {}
     }
-    if let Some(e) = extras {
-        shared.guard(move || drop(e));
+}
+
+/// `on_close` of a handle with extras: they are dropped after the close callback,
+/// and the descriptor it claimed is given back to the loop.
+///
+/// # Safety
+/// As `on_close`.
+#[cold]
+#[inline(never)]
+unsafe fn on_close_with_extras(hp: Hdr) {
+    let header = hp.h();
+    header.state.set(State::Closed);
+    let shared = hp.shared();
+    shared.handle_closed(hp.has(INTERNAL));
+    let slab = shared.slab();
+    let (cb, extras) = hp.take_data(slab);
+    let kept = extras.map(|e| {
+        if let Some(fd) = e.claimed {
+            shared.unclaim_fd(fd);
+        }
+        e.kept
+    });
+    // SAFETY: per the contract.
+    unsafe { run_close(hp, shared, slab, cb) };
+    if let Some(kept) = kept {
+        shared.guard(move || drop(kept));
     }
     hp.set(IN_LIBUV, false);
-    // SAFETY: we own the reference taken above.
-    unsafe { hp.release() };
+    if header.refs.get() == 0 {
+        // SAFETY: no user reference and no libuv reference is left.
+        unsafe { (header.vtable.free)(hp.0.as_ptr()) };
+    }
 }
 
 impl<K: HandleKind> Typed<K> {
@@ -764,10 +868,19 @@ impl<K: HandleKind> Typed<K> {
         Hdr(self.ptr).begin_close_via(op, |raw, cb| close(raw.cast(), cb))
     }
 
-    /// Records the handle's entry in its loop's sender table (while it is open).
+    /// Records the handle's entry in its loop's sender table (while it is open and
+    /// has none): in `data` itself when it holds nothing else, else in the extras.
     pub(crate) fn set_sender_slot(&self, slot: (u32, u32)) {
         let h = Hdr(self.ptr);
-        if h.is_open() {
+        if !(h.is_open() && h.has(IN_LIBUV)) {
+            return;
+        }
+        if INLINE_SENDER && !h.has(HAS_EXTRAS | HAS_SENDER) {
+            // SAFETY: open, without extras and before closing starts, `data` is
+            // the library's and null (no close callback yet).
+            unsafe { (*h.raw()).data = pack_sender(slot) };
+            h.set(HAS_SENDER, true);
+        } else {
             h.with_extras(|e| e.sender = Some(slot));
         }
     }
@@ -911,6 +1024,11 @@ impl Handle {
         if h.is_open() && h.has(IN_LIBUV) {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
+            // `data` must be free for the callback: the sender entry it may hold is
+            // shut now (begin_close would do it next anyway).
+            if h.has(HAS_SENDER) {
+                h.shut_sender();
+            }
             let cb = CloseOf::make(callback, slab);
             if h.has(HAS_EXTRAS) {
                 // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord, whose close
@@ -1010,7 +1128,14 @@ impl Handle {
     /// The handle's entry in its loop's sender table, if it is in libuv and has one.
     pub(crate) fn sender_slot(&self) -> Option<(u32, u32)> {
         let h = self.hdr();
-        if !h.has(IN_LIBUV) || !h.has(HAS_EXTRAS) {
+        if !h.has(IN_LIBUV) {
+            return None;
+        }
+        if h.has(HAS_SENDER) {
+            // SAFETY: HAS_SENDER says `data` holds the packed entry.
+            return Some(unpack_sender(unsafe { (*h.raw()).data }));
+        }
+        if !h.has(HAS_EXTRAS) {
             return None;
         }
         let mut out = None;

@@ -41,18 +41,33 @@ fn wakeup_pending(raw: *mut sys::uv_async_t) -> bool {
 
 /// One `Async` handle's entry: its libuv struct while it is open (null once shut),
 /// and a generation, so that a sender of a closed handle never reaches the handle
-/// that reuses the entry.
+/// that reuses the entry. A shut entry links the next free one (16 bytes in all).
 struct Entry {
     raw: *mut sys::uv_async_t,
     generation: u32,
+    /// While shut: the next free entry (`NO_ENTRY`: none).
+    next_free: u32,
 }
 
-#[derive(Default)]
+/// The end of the free list.
+const NO_ENTRY: u32 = u32::MAX;
+
 struct Entries {
     entries: Vec<Entry>,
-    free: Vec<u32>,
+    /// The first free entry (`NO_ENTRY`: none), linked through `next_free`.
+    free: u32,
     /// The loop is closing: every send answers `ClosedHandle`.
     closed: bool,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Entries {
+            entries: Vec::new(),
+            free: NO_ENTRY,
+            closed: false,
+        }
+    }
 }
 
 impl Entries {
@@ -62,7 +77,8 @@ impl Entries {
         if let Some(e) = self.entries.get_mut(i as usize) {
             if e.generation == generation && !e.raw.is_null() {
                 e.raw = std::ptr::null_mut();
-                self.free.push(i);
+                e.next_free = self.free;
+                self.free = i;
             }
         }
     }
@@ -95,19 +111,28 @@ impl SenderTable {
 
     /// A new open entry for `raw`.
     fn add(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
-        let mut g = self.write();
+        let mut guard = self.write();
+        let g = &mut *guard;
         if g.closed {
             return Err(Error::closed_handle("uv_async_send"));
         }
-        if let Some(i) = g.free.pop() {
+        let i = g.free;
+        if i != NO_ENTRY {
             let e = &mut g.entries[i as usize];
+            g.free = e.next_free;
             e.raw = raw;
             e.generation = e.generation.wrapping_add(1);
             return Ok((i, e.generation));
         }
         let i = u32::try_from(g.entries.len())
-            .map_err(|_| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send"))?;
-        g.entries.push(Entry { raw, generation: 0 });
+            .ok()
+            .filter(|&i| i != NO_ENTRY)
+            .ok_or_else(|| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send"))?;
+        g.entries.push(Entry {
+            raw,
+            generation: 0,
+            next_free: NO_ENTRY,
+        });
         Ok((i, 0))
     }
 
@@ -184,14 +209,22 @@ impl Async {
     /// loop's sender table).
     pub fn sender(&self) -> Result<AsyncSender> {
         let raw = self.inner.raw("uv_async_send")?;
-        let lp = self.loop_();
-        let table = lp.shared().senders().clone();
-        if let Some(slot) = self.sender_slot() {
-            return Ok(AsyncSender { table, slot });
-        }
-        let slot = table.add(raw)?;
-        self.inner.set_sender_slot(slot);
-        Ok(AsyncSender { table, slot })
+        let shared = self.inner.shared_ptr("uv_async_send")?;
+        // SAFETY: the handle is open and in libuv, so its loop's shared state is
+        // alive (its owner keeps it) for this call, which runs no user code.
+        let table = unsafe { &*shared }.senders();
+        let slot = match self.sender_slot() {
+            Some(slot) => slot,
+            None => {
+                let slot = table.add(raw)?;
+                self.inner.set_sender_slot(slot);
+                slot
+            }
+        };
+        Ok(AsyncSender {
+            table: table.clone(),
+            slot,
+        })
     }
 
     /// Wakes the loop from the loop thread itself.
