@@ -89,9 +89,14 @@ impl<F: ?Sized> Slot<F> {
         impl<F: ?Sized> Drop for Restore<'_, F> {
             #[inline]
             fn drop(&mut self) {
-                match self.slot.cb.take() {
-                    None => self.slot.cb.set(self.cb.take()),
-                    Some(new) => replaced(self.slot, new, self.cb.take()),
+                // SAFETY: a look at the Cell's value through its pointer, with no
+                // reference into the Cell alive and no code run meanwhile (the Cell
+                // is not Sync, so no other thread reaches it).
+                let empty = unsafe { (*self.slot.cb.as_ptr()).is_none() };
+                if empty {
+                    self.slot.cb.set(self.cb.take());
+                } else if let Some(new) = self.slot.cb.take() {
+                    replaced(self.slot, new, self.cb.take());
                 }
             }
         }

@@ -503,7 +503,7 @@ impl Hdr {
     }
 
     /// Starts closing (idempotent).
-    fn begin_close(&self) {
+    fn begin_close(self) {
         // SAFETY: uv_close with our close callback is the way every handle closes.
         let _ = self.begin_close_via("uv_close", |raw, cb| unsafe {
             sys::uv_close(raw, cb);
@@ -545,7 +545,7 @@ impl Hdr {
 
     /// Closes the handle if nobody can reach it and it cannot call user code.
     #[inline]
-    fn close_if_unreachable(&self) {
+    fn close_if_unreachable(self) {
         if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive() {
             self.begin_close();
         }
@@ -924,7 +924,11 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized>(
     }));
     let hp = Hdr(ptr);
     let slot = slot(handle.typed().slots());
-    hp.shared().guard(|| slot.call(|f| call(f, &handle)));
+    // The loop's guard, with the loop's state looked up only after a panic.
+    let run = std::panic::AssertUnwindSafe(|| slot.call(|f| call(f, &handle)));
+    if let Err(payload) = std::panic::catch_unwind(run) {
+        hp.shared().panicked(payload);
+    }
     hp.close_if_unreachable();
 }
 

@@ -171,9 +171,11 @@ impl LoopShared {
         }
     }
 
+    /// What `guard` does with a panic's payload (for callers that catch it
+    /// themselves).
     #[cold]
     #[inline(never)]
-    fn panicked(&self, payload: PanicPayload) {
+    pub(crate) fn panicked(&self, payload: PanicPayload) {
         match self.hook.take() {
             Some(mut hook) => {
                 let r = catch_unwind(AssertUnwindSafe(|| hook(payload)));
