@@ -34,6 +34,7 @@ impl<F: ?Sized> Slot<F> {
     ///
     /// If `start` itself stored another callback here (user code it ran started the
     /// same operation), that one stays: it belongs to a start that succeeded.
+    #[inline]
     pub fn set_then<T, E>(&self, cb: Box<F>, start: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         // Identity by address and vtable (capture-free closures share an address).
         let ours: *const F = &*cb;

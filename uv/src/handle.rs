@@ -759,6 +759,7 @@ impl<K: HandleKind> Typed<K> {
         Self::new_inner(loop_, slots, op, false, init)
     }
 
+    #[inline]
     pub(crate) fn new_inner(
         loop_: &LoopHandle,
         slots: K::Slots,
