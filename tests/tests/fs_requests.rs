@@ -319,3 +319,49 @@ fn requests_through_the_io_uring_ring_complete_and_refuse_cancel() {
     assert_eq!(wait(&lp, &data).unwrap(), b"ring data");
     assert!(reqs.iter().all(|r| !r.is_pending()));
 }
+
+/// Paths of every length around the inline limit of a request's C string (119
+/// bytes; longer ones go to the heap) reach libuv whole, in both forms; a NUL byte
+/// at either side of the limit is EINVAL, and every error names its path.
+#[test]
+fn paths_around_the_inline_limit() {
+    let dir = TempDir::new("fs-pathlen");
+    let lp = Loop::new().unwrap();
+    let base = dir.join("").into_os_string().into_string().unwrap();
+    for total in [1usize, 118, 119, 120, 121, 250] {
+        // A path of exactly `total` bytes (relative ones for the short lengths).
+        let p: PathBuf = if total < base.len() + 2 {
+            "x".repeat(total).into()
+        } else {
+            format!("{base}{}", "y".repeat(total - base.len())).into()
+        };
+        assert_eq!(p.as_os_str().len(), total);
+        let e = Fs::stat_sync(&lp, &p).unwrap_err();
+        assert_eq!(e.code(), StatusCode::ENOENT, "{total}");
+        assert_eq!(e.path(), Some(p.as_path()), "{total}");
+        let got = slot();
+        Fs::stat(&lp, &p, put(&got)).unwrap();
+        let e = wait(&lp, &got).unwrap_err();
+        assert_eq!(e.code(), StatusCode::ENOENT, "{total}");
+        assert_eq!(e.path(), Some(p.as_path()), "{total}");
+        if total >= base.len() + 2 {
+            std::fs::write(&p, b"abc").unwrap();
+            assert_eq!(Fs::stat_sync(&lp, &p).unwrap().size, 3, "{total}");
+            let got = slot();
+            Fs::stat(&lp, &p, put(&got)).unwrap();
+            assert_eq!(wait(&lp, &got).unwrap().size, 3, "{total}");
+            std::fs::remove_file(&p).unwrap();
+        }
+        // The same length with a NUL as the last byte.
+        let mut b = std::os::unix::ffi::OsStringExt::into_vec(p.into_os_string());
+        *b.last_mut().unwrap() = 0;
+        let nul =
+            PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b));
+        let e = Fs::stat_sync(&lp, &nul).unwrap_err();
+        assert_eq!(e.code(), StatusCode::EINVAL, "{total}");
+        assert_eq!(e.path(), Some(nul.as_path()), "{total}");
+        let e = Fs::stat(&lp, &nul, |_| panic!("not started")).unwrap_err();
+        assert_eq!(e.code(), StatusCode::EINVAL, "{total}");
+    }
+    lp.run(RunMode::Default).unwrap();
+}

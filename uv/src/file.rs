@@ -396,6 +396,120 @@ pub fn file_time(t: FileTime) -> f64 {
 /// 64-bit `time_t` takes.
 const FILE_TIME_MAX: f64 = 9_223_372_036_854_774_784.0;
 
+/// A path argument of a file-system request, as the C string libuv reads (a
+/// `c_str_path` argument of `spec/requests/*.toml`): a NUL byte in it is `EINVAL`
+/// (the error names the path). Paths of up to [`ReqPath::INLINE`] bytes (the usual
+/// case) are copied into the value itself, with the NUL after them and nothing
+/// else written (the rest of the buffer stays uninitialised: building one costs
+/// the copy of the path); longer ones go to the heap. The pointer is valid while
+/// the value stays where it is (a synchronous call borrows it on the caller's
+/// stack; an asynchronous request keeps it in its data).
+#[doc(hidden)]
+pub struct ReqPath {
+    /// The path's length, without the NUL.
+    len: usize,
+    /// The path and its NUL (`len + 1` bytes written), for an inline path.
+    buf: std::mem::MaybeUninit<[u8; ReqPath::INLINE + 1]>,
+    /// A longer path.
+    heap: Option<std::ffi::CString>,
+}
+
+impl ReqPath {
+    /// The longest path kept inline.
+    pub const INLINE: usize = 119;
+
+    /// A value to [`set`](ReqPath::set) (the empty path; its buffer is not written).
+    #[inline(always)]
+    pub fn empty() -> ReqPath {
+        ReqPath {
+            len: 0,
+            buf: std::mem::MaybeUninit::uninit(),
+            heap: None,
+        }
+    }
+
+    /// The C string for `path`: `EINVAL` (naming `op` and the path) if it holds a
+    /// NUL byte.
+    #[inline(always)]
+    pub fn new(path: &std::path::Path, op: &'static str) -> Result<ReqPath> {
+        let mut p = ReqPath::empty();
+        p.set(path, op)?;
+        Ok(p)
+    }
+
+    /// Makes this value the C string for `path`, in place (a synchronous call
+    /// builds it where it stays, without moving it): `EINVAL` (naming `op` and the
+    /// path) if it holds a NUL byte.
+    #[inline(always)]
+    pub fn set(&mut self, path: &std::path::Path, op: &'static str) -> Result<&ReqPath> {
+        #[cfg(unix)]
+        let b = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+        #[cfg(not(unix))]
+        let lossy = path.to_string_lossy();
+        #[cfg(not(unix))]
+        let b = lossy.as_bytes();
+        if b.len() > ReqPath::INLINE || b.contains(&0) {
+            self.heap = Some(ReqPath::long(b, path, op)?);
+            self.len = b.len();
+            return Ok(self);
+        }
+        let dst = self.buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: `b.len() <= INLINE`, so the bytes and the NUL after them fit the
+        // buffer, which does not overlap `b`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), dst, b.len());
+            dst.add(b.len()).write(0);
+        }
+        self.heap = None;
+        self.len = b.len();
+        Ok(self)
+    }
+
+    /// A path too long to keep inline, or one with a NUL byte.
+    #[cold]
+    #[inline(never)]
+    fn long(b: &[u8], path: &std::path::Path, op: &'static str) -> Result<std::ffi::CString> {
+        std::ffi::CString::new(b).map_err(|_| Error::new(StatusCode::EINVAL, op).with_path(path))
+    }
+
+    /// The pointer to pass to C.
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *const std::ffi::c_char {
+        match &self.heap {
+            Some(c) => c.as_ptr(),
+            None => self.buf.as_ptr().cast(),
+        }
+    }
+
+    /// The C string.
+    pub fn as_c_str(&self) -> &CStr {
+        match &self.heap {
+            Some(c) => c,
+            // SAFETY: `new` wrote the `len` bytes of the path, none of them NUL
+            // (checked), and a NUL after them, inside the buffer.
+            None => unsafe {
+                CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(
+                    self.buf.as_ptr().cast::<u8>(),
+                    self.len + 1,
+                ))
+            },
+        }
+    }
+}
+
+impl std::ops::Deref for ReqPath {
+    type Target = CStr;
+    fn deref(&self) -> &CStr {
+        self.as_c_str()
+    }
+}
+
+impl std::fmt::Debug for ReqPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_c_str().fmt(f)
+    }
+}
+
 /// The path a request's C string names, for its error.
 #[doc(hidden)]
 pub fn path_context(path: &CStr, e: Error) -> Error {

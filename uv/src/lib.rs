@@ -126,7 +126,8 @@ pub mod runtime {
     pub mod loop_request {
         #[cfg(unix)]
         pub use crate::file::{
-            file_offset, file_size, file_time, path_context, DirUse, FileKeep, ReadBuf, WriteBufs,
+            file_offset, file_size, file_time, path_context, DirUse, FileKeep, ReadBuf, ReqPath,
+            WriteBufs,
         };
         pub use crate::loop_request::{
             fs_results, no_context, run_sync, submit, Context, Done, LoopRequestKind, Reader,

@@ -11,6 +11,7 @@
 
 use std::alloc::Layout;
 use std::ffi::c_int;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -79,57 +80,88 @@ pub(crate) const NO_SLOT: Slot = (u32::MAX, 0);
 /// request's entry is reused by a later one with the next generation, so an old
 /// `Request` never reaches a new request. One table per loop (a `Request` is an
 /// index into it, not an allocation of its own).
+///
+/// The table is only touched by its own short methods, which run no other code
+/// while they hold the entries (no user code, no libuv call), and it is not `Sync`
+/// (it lives in an `Rc`): a plain cell is enough, without a borrow flag.
 #[derive(Debug, Default)]
 pub(crate) struct RequestTable {
-    inner: std::cell::RefCell<TableInner>,
+    inner: std::cell::UnsafeCell<TableInner>,
 }
 
 #[derive(Debug)]
 struct TableInner {
-    /// Per entry: the request in flight (null when free) and its generation.
-    entries: Vec<(*mut sys::uv_req_t, u32)>,
-    /// The free entries, as a list through `next` (`u32::MAX` ends it).
-    next: Vec<u32>,
+    entries: Vec<Entry>,
     /// The first free entry (`u32::MAX`: none).
     free: u32,
+}
+
+/// One entry: the request in flight (null when free), its generation, and the
+/// next free entry while it is free (`u32::MAX` ends the list).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    req: *mut sys::uv_req_t,
+    generation: u32,
+    next: u32,
 }
 
 impl Default for TableInner {
     fn default() -> Self {
         TableInner {
             entries: Vec::new(),
-            next: Vec::new(),
             free: u32::MAX,
         }
     }
 }
 
 impl RequestTable {
+    /// The entries, for one method's body.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    fn inner(&self) -> &mut TableInner {
+        // SAFETY: single-threaded (`!Sync`), and each method below uses this
+        // reference only within its own body, calling nothing that could reach the
+        // table again meanwhile: no two references to the entries are ever live.
+        unsafe { &mut *self.inner.get() }
+    }
+
     /// An entry for `req`, which libuv now holds.
+    #[inline]
     pub(crate) fn add(&self, req: *mut sys::uv_req_t) -> Slot {
-        let mut t = self.inner.borrow_mut();
-        let t = &mut *t;
+        let t = self.inner();
         let i = t.free;
-        if let (Some(e), Some(&n)) = (t.entries.get_mut(i as usize), t.next.get(i as usize)) {
-            t.free = n;
-            e.0 = req;
-            e.1 = e.1.wrapping_add(1);
-            return (i, e.1);
+        if let Some(e) = t.entries.get_mut(i as usize) {
+            t.free = e.next;
+            e.req = req;
+            e.generation = e.generation.wrapping_add(1);
+            return (i, e.generation);
         }
-        let i = u32::try_from(t.entries.len()).expect("fewer than 2^32 requests in flight");
-        t.entries.push((req, 0));
-        t.next.push(u32::MAX);
+        self.push(req)
+    }
+
+    #[cold]
+    fn push(&self, req: *mut sys::uv_req_t) -> Slot {
+        let t = self.inner();
+        let i = u32::try_from(t.entries.len())
+            .ok()
+            .filter(|&i| i != u32::MAX)
+            .expect("fewer than 2^32 - 1 requests in flight");
+        t.entries.push(Entry {
+            req,
+            generation: 0,
+            next: u32::MAX,
+        });
         (i, 0)
     }
 
     /// The request of `slot` finished: its entry is free again.
+    #[inline]
     pub(crate) fn finish(&self, (i, generation): Slot) {
-        let mut t = self.inner.borrow_mut();
-        let t = &mut *t;
+        let t = self.inner();
         if let Some(e) = t.entries.get_mut(i as usize) {
-            if e.1 == generation && !e.0.is_null() {
-                e.0 = std::ptr::null_mut();
-                t.next[i as usize] = t.free;
+            if e.generation == generation && !e.req.is_null() {
+                e.req = std::ptr::null_mut();
+                e.next = t.free;
                 t.free = i;
             }
         }
@@ -137,8 +169,8 @@ impl RequestTable {
 
     /// The libuv request of `slot` while it is in flight (null after).
     fn get(&self, (i, generation): Slot) -> *mut sys::uv_req_t {
-        match self.inner.borrow().entries.get(i as usize) {
-            Some(&(req, g)) if g == generation => req,
+        match self.inner().entries.get(i as usize) {
+            Some(e) if e.generation == generation => e.req,
             _ => std::ptr::null_mut(),
         }
     }
@@ -172,15 +204,17 @@ impl Request {
 #[repr(C)]
 struct LoopReq<R, D, F, C> {
     raw: R,
-    op: &'static str,
     shared: *const LoopShared,
+    op: &'static str,
     slot: Slot,
-    read: Option<F>,
     context: Context<D>,
+    /// Taken once, by `done` (or dropped when the request does not start).
+    read: ManuallyDrop<F>,
     /// Kept until after the cleanup: libuv may read it while the request runs, and
     /// the cleanup may still reach into it (a directory's entry array).
     data: D,
-    cb: Option<C>,
+    /// Taken once, as `read`.
+    cb: ManuallyDrop<C>,
 }
 
 /// Starts a request on the loop: `start` gets the loop, the request struct, the
@@ -192,6 +226,13 @@ struct LoopReq<R, D, F, C> {
 /// `read` is only given a completed request of type `K` (generated readers wrap
 /// the unsafe readers of [`fs_results`]). `context` adds what the data says about
 /// an error (the path a file-system call failed on), on the error path only.
+///
+/// `start` must call the libuv function that starts the request (and nothing that
+/// reads the request struct before it): the struct is handed to it uninitialised,
+/// as C callers' requests are, and libuv's start functions initialise it (the
+/// `INIT` of every `uv_fs_*` in libuv's `fs.c`, `uv__req_init` for the others)
+/// before anything reads it. Only its `data` field is set here.
+#[inline]
 pub fn submit<K, T, D, F, C>(
     loop_: &LoopHandle,
     op: &'static str,
@@ -209,7 +250,9 @@ where
     C: FnOnce(Result<T>) + 'static,
 {
     let shared: &LoopShared = loop_.shared();
-    let l = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
+    let Some(l) = shared.raw_for_new() else {
+        return Err(Error::closed_loop(op));
+    };
     // One allocation from the loop's slab, written in place (no copy of the request
     // struct), freed by `done`.
     let layout = Layout::new::<LoopReq<K::Raw, D, F, C>>();
@@ -219,49 +262,75 @@ where
         .alloc(layout)
         .cast::<LoopReq<K::Raw, D, F, C>>()
         .as_ptr();
-    // SAFETY: `p` is fresh memory for a LoopReq; every field is written before use,
-    // and the request and the data stay put until `done` frees them.
+    // SAFETY: `p` is fresh memory for a LoopReq; every field but the request struct
+    // is written before use, the request struct is initialised by the libuv call in
+    // `start` (this function's contract) but for `data`, written here; the request
+    // and the data stay put until `done` frees them.
     let rc = unsafe {
         let raw = std::ptr::addr_of_mut!((*p).raw);
-        // libuv request structs are plain C data; all-zero is a valid (not yet
-        // started) value.
-        raw.write_bytes(0, 1);
-        std::ptr::addr_of_mut!((*p).op).write(op);
         std::ptr::addr_of_mut!((*p).shared).write(shared);
+        std::ptr::addr_of_mut!((*p).op).write(op);
         std::ptr::addr_of_mut!((*p).slot).write(NO_SLOT);
-        std::ptr::addr_of_mut!((*p).read).write(Some(read));
         std::ptr::addr_of_mut!((*p).context).write(context);
+        std::ptr::addr_of_mut!((*p).read).write(ManuallyDrop::new(read));
         std::ptr::addr_of_mut!((*p).data).write(data);
-        std::ptr::addr_of_mut!((*p).cb).write(Some(callback));
+        std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
         start(l, raw, &(*p).data, Some(done::<K, T, D, F, C>))
     };
     if rc < 0 {
-        // SAFETY: libuv did not take the request; nothing else refers to it. The
-        // callback and the data are dropped here, outside any C frame.
-        let err = unsafe { ((*p).context)(&(*p).data, Error::from_raw(rc, op)) };
-        // User Drop code may panic: the memory goes back first, then the panic
-        // goes on to the caller (no C frame is in between).
-        // SAFETY: as above; every field was written and is dropped once.
-        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-            std::ptr::drop_in_place(p)
-        }));
-        // SAFETY: from this slab's `alloc(layout)` above; nothing refers to it now.
-        unsafe { Slab::free(slab, NonNull::new_unchecked(p.cast()), layout) };
-        if let Err(payload) = dropped {
-            std::panic::resume_unwind(payload);
-        }
-        return Err(err);
+        // SAFETY: libuv did not take the request; nothing else refers to it.
+        return Err(unsafe { refused(slab, p, rc, op) });
     }
+    let table = shared.request_table();
     // SAFETY: started: the request is libuv's until `done` (which libuv never calls
-    // before this function returns), which finishes its entry.
-    let slot = shared
-        .request_table()
-        .add(unsafe { std::ptr::addr_of_mut!((*p).raw) }.cast());
-    // SAFETY: as above; `done` reads the slot.
-    unsafe { (*p).slot = slot };
+    // before this function returns), which finishes its entry and reads the slot.
+    let slot = unsafe {
+        let slot = table.add(std::ptr::addr_of_mut!((*p).raw).cast());
+        (*p).slot = slot;
+        slot
+    };
     shared.request_started();
-    Ok(Request::new(shared.request_table().clone(), slot))
+    Ok(Request::new(table.clone(), slot))
+}
+
+/// A request libuv refused: its error (with the data's context), the reader, data
+/// and callback dropped here, outside any C frame, and the memory given back.
+///
+/// # Safety
+/// `p` is a LoopReq of `slab` with every field but the request struct written, that
+/// libuv did not take; nothing else refers to it.
+#[cold]
+#[inline(never)]
+unsafe fn refused<R, D, F, C>(
+    slab: NonNull<Slab>,
+    p: *mut LoopReq<R, D, F, C>,
+    rc: c_int,
+    op: &'static str,
+) -> Error {
+    // SAFETY: the caller's contract.
+    let err = unsafe { ((*p).context)(&(*p).data, Error::from_raw(rc, op)) };
+    // User Drop code may panic: the memory goes back first, then the panic
+    // goes on to the caller (no C frame is in between).
+    // SAFETY: as above; every field but the request struct (plain C data, no
+    // drop) was written and is dropped once.
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        let _read = ManuallyDrop::take(&mut (*p).read);
+        let _cb = ManuallyDrop::take(&mut (*p).cb);
+        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data));
+    }));
+    // SAFETY: from this slab's `alloc` of this layout; nothing refers to it now.
+    unsafe {
+        Slab::free(
+            slab,
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<LoopReq<R, D, F, C>>(),
+        )
+    };
+    if let Err(payload) = dropped {
+        std::panic::resume_unwind(payload);
+    }
+    err
 }
 
 unsafe extern "C" fn done<K, T, D, F, C>(req: *mut K::Raw)
@@ -273,11 +342,12 @@ where
     // SAFETY: `data` is the allocation made by `submit`, handed back once.
     let p = unsafe { (*req.cast::<sys::uv_req_t>()).data as *mut LoopReq<K::Raw, D, F, C> };
     // SAFETY: the loop runs this callback, so its owner keeps the shared state (and
-    // its slab) alive; the fields are used in place until the memory is freed below.
+    // its slab) alive; the fields are used in place until the memory is freed below,
+    // and the reader is taken once (libuv completes a request once).
     let (shared, read, op, context, slot) = unsafe {
         (
             &*(*p).shared,
-            (*p).read.take(),
+            ManuallyDrop::take(&mut (*p).read),
             (*p).op,
             (*p).context,
             (*p).slot,
@@ -285,31 +355,32 @@ where
     };
     shared.request_table().finish(slot);
     shared.request_finished();
-    let read = read.expect("a request completes once");
     // A panicking reader (none panics; user types may be in the data) becomes an
     // error, and the cleanup still runs.
-    let result = shared
-        .guard(|| {
-            // SAFETY: the data stays in place, and nothing else reaches it, until it
-            // is moved out below.
-            let data = unsafe { &mut (*p).data };
-            read(req, data, op)
-        })
-        .unwrap_or_else(|| Err(Error::new(StatusCode::EINVAL, op)))
-        .map_err(|e| {
-            // SAFETY: as above; the context function only reads the data.
-            let data = unsafe { &(*p).data };
-            context(data, e)
-        });
+    let result = match shared.guard(|| {
+        // SAFETY: the data stays in place, and nothing else reaches it, until it is
+        // moved out below.
+        let data = unsafe { &mut (*p).data };
+        read(req, data, op)
+    }) {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(e),
+        None => Err(Error::new(StatusCode::EINVAL, op)),
+    };
+    let result = match result {
+        Ok(v) => Ok(v),
+        // SAFETY: as above; the context function only reads the data.
+        Err(e) => Err(context(unsafe { &(*p).data }, e)),
+    };
     // SAFETY: the request completed and was read; cleaned up once, while the data
     // it may point into is still here.
     unsafe { K::cleanup(req) };
-    // SAFETY: the fields left are moved out once (`read` is already `None`), then
-    // the memory goes back to the slab.
+    // SAFETY: the fields left are moved out once (the reader is already taken),
+    // then the memory goes back to the slab.
     let (data, cb) = unsafe {
         let parts = (
             std::ptr::addr_of!((*p).data).read(),
-            std::ptr::addr_of!((*p).cb).read(),
+            ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
         );
         Slab::free(
             shared.slab(),
@@ -320,16 +391,21 @@ where
     };
     // The kept values go before the callback, so that it finds the file it used
     // free again (to close it). Drop code of the data may run.
-    shared.guard(move || drop(data));
-    if let Some(cb) = cb {
-        shared.guard(|| cb(result));
+    if std::mem::needs_drop::<D>() {
+        shared.guard(move || drop(data));
     }
+    shared.guard(move || cb(result));
 }
 
 /// Runs a request synchronously (no C callback): `start` gets the loop, a request
 /// on the stack and the data; the result is read (from the request and the data),
 /// and the request cleaned up, before returning; the data is dropped last.
-#[inline]
+///
+/// As for [`submit`], `start` must call the libuv function that starts the request:
+/// the struct is handed to it uninitialised, and libuv's start function initialises
+/// it (the `uv_fs_*` functions do before any check that fails, so the cleanup
+/// always finds an initialised request).
+#[inline(always)]
 pub fn run_sync<K, T, D, F>(
     loop_: &LoopHandle,
     op: &'static str,
@@ -342,40 +418,61 @@ where
     K: LoopRequestKind,
     F: FnOnce(*mut K::Raw, &mut D, &'static str) -> Result<T>,
 {
-    let l = loop_.shared().raw_for_new().ok_or(Error::closed_loop(op))?;
-    // SAFETY: plain C data; all-zero is a valid unstarted request.
-    let mut req: K::Raw = unsafe { std::mem::zeroed() };
-    let rc = start(l, &mut req, &data);
+    let Some(l) = loop_.shared().raw_for_new() else {
+        return Err(Error::closed_loop(op));
+    };
+    let mut req = MaybeUninit::<K::Raw>::uninit();
+    let raw = req.as_mut_ptr();
+    let rc = start(l, raw, &data);
     let mut result = if rc < 0 {
         Err(Error::from_raw(rc, op))
     } else {
         // The call completed the request.
-        read(&mut req, &mut data, op)
+        read(raw, &mut data, op)
     };
-    // SAFETY: completed (or failed) synchronously; cleaned up once, before the data
-    // it may point into is dropped.
-    unsafe { K::cleanup(&mut req) };
+    // SAFETY: initialised by libuv's start function and completed (or failed)
+    // synchronously; cleaned up once, before the data it may point into is dropped.
+    unsafe { K::cleanup(raw) };
     // In place: a value (a whole `Stat`) is not moved through a `map_err`.
     if let Err(e) = &mut result {
-        let bare = std::mem::replace(e, Error::new(StatusCode::EINVAL, op));
-        *e = context(&data, bare);
+        add_context(e, &data, context, op);
     }
     drop(data);
     result
+}
+
+#[cold]
+#[inline(never)]
+fn add_context<D>(e: &mut Error, data: &D, context: Context<D>, op: &'static str) {
+    let bare = std::mem::replace(e, Error::new(StatusCode::EINVAL, op));
+    *e = context(data, bare);
 }
 
 /// The readers of `uv_fs_t` results (`result = "…"` in `spec/requests/fs.toml`).
 pub mod fs_results {
     use super::*;
 
-    fn status(req: &sys::uv_fs_t, op: &'static str) -> Result<isize> {
-        // `ssize_t`: negative is a libuv error code, which fits an `int`.
-        let r: isize = req.result;
+    /// The request's result (`ssize_t`): negative is a libuv error code.
+    ///
+    /// # Safety
+    /// `req` is a completed `uv_fs_t` (its `result` set; other fields may be
+    /// uninitialised, so only this one is read).
+    #[inline(always)]
+    unsafe fn status(req: *const sys::uv_fs_t, op: &'static str) -> Result<isize> {
+        // SAFETY: the caller's contract.
+        let r: isize = unsafe { std::ptr::addr_of!((*req).result).read() };
         if r < 0 {
-            Err(Error::from_raw(i32::try_from(r).unwrap_or(i32::MIN), op))
+            Err(status_error(r, op))
         } else {
             Ok(r)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn status_error(r: isize, op: &'static str) -> Error {
+        // A libuv error code fits an `int`.
+        Error::from_raw(i32::try_from(r).unwrap_or(i32::MIN), op)
     }
 
     fn c_path(p: *const std::ffi::c_char) -> PathBuf {
@@ -394,9 +491,10 @@ pub mod fs_results {
     ///
     /// # Safety
     /// `req` is a completed `uv_fs_t`.
+    #[inline]
     pub unsafe fn unit(req: *mut sys::uv_fs_t, op: &'static str) -> Result<()> {
         // SAFETY: the caller's contract.
-        status(unsafe { &*req }, op).map(drop)
+        unsafe { status(req, op) }.map(drop)
     }
 
     /// The result as a count.
@@ -405,18 +503,21 @@ pub mod fs_results {
     /// `req` is a completed `uv_fs_t`.
     pub unsafe fn count(req: *mut sys::uv_fs_t, op: &'static str) -> Result<usize> {
         // SAFETY: the caller's contract.
-        status(unsafe { &*req }, op).map(|n| n as usize)
+        unsafe { status(req, op) }.map(|n| n as usize)
     }
 
     /// The stat the request filled in.
     ///
     /// # Safety
     /// `req` is a completed stat-like `uv_fs_t`.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn stat(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::Stat> {
         // SAFETY: the caller's contract.
-        let r = unsafe { &*req };
-        status(r, op).map(|_| crate::Stat::from_raw(&r.statbuf))
+        unsafe { status(req, op) }?;
+        // SAFETY: a successful stat-like request filled in the whole `statbuf`.
+        Ok(crate::Stat::from_raw(unsafe {
+            &*std::ptr::addr_of!((*req).statbuf)
+        }))
     }
 
     /// The request's path (what `mkdtemp` made of its template).
@@ -425,8 +526,9 @@ pub mod fs_results {
     /// `req` is a completed `uv_fs_t`.
     pub unsafe fn path(req: *mut sys::uv_fs_t, op: &'static str) -> Result<PathBuf> {
         // SAFETY: the caller's contract.
-        let r = unsafe { &*req };
-        status(r, op).map(|_| c_path(r.path))
+        unsafe { status(req, op) }?;
+        // SAFETY: as above (libuv's start function set `path`).
+        Ok(c_path(unsafe { (*req).path }))
     }
 
     /// The path the request's `ptr` holds (`realpath`, `readlink`).
@@ -435,8 +537,9 @@ pub mod fs_results {
     /// `req` is a completed `uv_fs_t` whose `ptr` is a C string or NULL.
     pub unsafe fn ptr_path(req: *mut sys::uv_fs_t, op: &'static str) -> Result<PathBuf> {
         // SAFETY: the caller's contract.
-        let r = unsafe { &*req };
-        status(r, op).map(|_| c_path(r.ptr as *const std::ffi::c_char))
+        unsafe { status(req, op) }?;
+        // SAFETY: as above (libuv's start function set `ptr`).
+        Ok(c_path(unsafe { (*req).ptr } as *const std::ffi::c_char))
     }
 
     /// The descriptor the request opened, as an owned [`crate::File`].
@@ -445,8 +548,7 @@ pub mod fs_results {
     /// `req` is a completed open-like `uv_fs_t` (its result is a new descriptor).
     pub unsafe fn file(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::File> {
         // SAFETY: the caller's contract.
-        let r = unsafe { &*req };
-        status(r, op).map(|fd| {
+        unsafe { status(req, op) }.map(|fd| {
             // SAFETY: a successful open gives a new descriptor that nothing owns.
             unsafe { crate::File::from_raw(fd as crate::RawFd) }
         })
@@ -463,7 +565,7 @@ pub mod fs_results {
         // SAFETY: the caller's contract.
         let f = unsafe { file(req, op) }?;
         // SAFETY: as above.
-        Ok((f, c_path(unsafe { &*req }.path)))
+        Ok((f, c_path(unsafe { (*req).path })))
     }
 
     /// The bytes a read gave, appended to its buffer.
@@ -476,7 +578,7 @@ pub mod fs_results {
         op: &'static str,
     ) -> Result<Vec<u8>> {
         // SAFETY: the caller's contract.
-        let n = status(unsafe { &*req }, op)?;
+        let n = unsafe { status(req, op) }?;
         // SAFETY: libuv read `n` bytes into the buffer.
         Ok(unsafe { buf.take(n as usize) })
     }
@@ -487,9 +589,9 @@ pub mod fs_results {
     /// `req` is a completed `uv_fs_statfs` request.
     pub unsafe fn statfs(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::StatFs> {
         // SAFETY: the caller's contract.
-        let r = unsafe { &*req };
-        status(r, op)?;
-        let p = r.ptr as *const sys::uv_statfs_t;
+        unsafe { status(req, op) }?;
+        // SAFETY: as above (libuv's start function set `ptr`).
+        let p = unsafe { (*req).ptr } as *const sys::uv_statfs_t;
         if p.is_null() {
             return Err(Error::new(StatusCode::EINVAL, op));
         }
@@ -506,7 +608,7 @@ pub mod fs_results {
         op: &'static str,
     ) -> Result<Vec<crate::DirEntry>> {
         // SAFETY: the caller's contract.
-        let n = status(unsafe { &*req }, op)?;
+        let n = unsafe { status(req, op) }?;
         let mut out = Vec::with_capacity(n as usize);
         loop {
             let mut ent = sys::uv_dirent_t {
@@ -533,9 +635,9 @@ pub mod fs_results {
     /// `req` is a completed `uv_fs_opendir` request.
     pub unsafe fn dir(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::Dir> {
         // SAFETY: the caller's contract.
-        let r = unsafe { &*req };
-        status(r, op)?;
-        let p = r.ptr as *mut sys::uv_dir_t;
+        unsafe { status(req, op) }?;
+        // SAFETY: as above (libuv's start function set `ptr`).
+        let p = unsafe { (*req).ptr } as *mut sys::uv_dir_t;
         if p.is_null() {
             return Err(Error::new(StatusCode::EINVAL, op));
         }
@@ -554,7 +656,7 @@ pub mod fs_results {
         op: &'static str,
     ) -> Result<Vec<crate::DirEntry>> {
         // SAFETY: the caller's contract.
-        let n = status(unsafe { &*req }, op)?;
+        let n = unsafe { status(req, op) }?;
         // SAFETY: `n` entries were filled in; their names live until cleanup.
         Ok(unsafe { dir.entries(n as usize) })
     }

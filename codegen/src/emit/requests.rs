@@ -17,6 +17,8 @@ use crate::spec::{MethodSpec, RequestSpec};
 struct Args {
     params: Vec<TokenStream>,
     prep: Vec<TokenStream>,
+    /// The conversions of the synchronous form (paths built in place, borrowed).
+    sync_prep: Vec<TokenStream>,
     /// The converted values, kept by the request until it completes.
     names: Vec<proc_macro2::Ident>,
     /// Each kept value's conversion.
@@ -31,6 +33,7 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
     let mut a = Args {
         params: Vec::new(),
         prep: Vec::new(),
+        sync_prep: Vec::new(),
         names: Vec::new(),
         convs: Vec::new(),
         c_args_ref: Vec::new(),
@@ -53,14 +56,32 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
             continue;
         };
         let allow: Vec<String> = arg.allow.iter().map(|x| x.value.clone()).collect();
-        let conv = arg.conv.value.to_c(
-            &quote!(#name),
-            op,
-            rt,
-            &allow,
-            arg.min_1s_if.as_ref().map(|f| f.as_str()),
-        );
+        // A path is copied into a `ReqPath` (inline for short paths, nothing else
+        // written): a synchronous call borrows it from the stack, a request keeps it.
+        let conv = if arg.conv.value == Conv::CStrPath {
+            quote!(#rt::runtime::loop_request::ReqPath::new(#name.as_ref(), #op)?)
+        } else {
+            arg.conv.value.to_c(
+                &quote!(#name),
+                op,
+                rt,
+                &allow,
+                arg.min_1s_if.as_ref().map(|f| f.as_str()),
+            )
+        };
         a.params.push(quote!(#name: #ty));
+        a.sync_prep.push(if arg.conv.value == Conv::CStrPath {
+            // Built where it stays for the call, and borrowed.
+            let buf = quote::format_ident!("{}_buf", name);
+            quote! {
+                let mut #buf = #rt::runtime::loop_request::ReqPath::empty();
+                let #name = #buf.set(#name.as_ref(), #op)?;
+            }
+        } else if name != conv.to_string() {
+            quote!(let #name = #conv;)
+        } else {
+            quote!()
+        });
         // Identity conversions need no binding.
         if name != conv.to_string() {
             a.prep.push(quote!(let #name = #conv;));
@@ -104,6 +125,7 @@ fn function(
     let (fname, fsync, ffut) = (ident(&m.name), ident(&f.sync_name), ident(&f.future_name));
     let a = args(m, &op, ctx, errs);
     let (params, prep, names) = (&a.params, &a.prep, &a.names);
+    let sync_prep = &a.sync_prep;
     let c_args_ref = &a.c_args_ref;
     let ty = result.rust_ty(rt);
     let reader = result.reader_path(rt);
@@ -195,7 +217,7 @@ fn function(
 
         #sdoc
         pub fn #fsync(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#ty> {
-            #( #prep )*
+            #( #sync_prep )*
             #rt::runtime::loop_request::run_sync::<#this, #ty, _, _>(
                 loop_,
                 #op,
