@@ -418,14 +418,18 @@ impl ReqPath {
     /// The longest path kept inline.
     pub const INLINE: usize = 119;
 
-    /// A value to [`set`](ReqPath::set) (the empty path; its buffer is not written).
+    /// A value to [`set`](ReqPath::set): the empty path (its buffer holds only the
+    /// NUL, so that it is a valid C string too).
     #[inline(always)]
     pub fn empty() -> ReqPath {
-        ReqPath {
+        let mut p = ReqPath {
             len: 0,
             buf: std::mem::MaybeUninit::uninit(),
             heap: None,
-        }
+        };
+        // SAFETY: the buffer has room for at least the NUL.
+        unsafe { p.buf.as_mut_ptr().cast::<u8>().write(0) };
+        p
     }
 
     /// The C string for `path`: `EINVAL` (naming `op` and the path) if it holds a
@@ -485,8 +489,9 @@ impl ReqPath {
     pub fn as_c_str(&self) -> &CStr {
         match &self.heap {
             Some(c) => c,
-            // SAFETY: `new` wrote the `len` bytes of the path, none of them NUL
-            // (checked), and a NUL after them, inside the buffer.
+            // SAFETY: `set` wrote the `len` bytes of the path, none of them NUL
+            // (checked), and a NUL after them, inside the buffer (`empty` wrote
+            // the NUL of the empty path).
             None => unsafe {
                 CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(
                     self.buf.as_ptr().cast::<u8>(),
