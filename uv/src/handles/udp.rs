@@ -265,6 +265,7 @@ impl Udp {
 
     /// Sends `data` to `addr` (`uv_udp_send`; `None` for a connected socket's peer);
     /// `callback` gets the result. The data is kept until then.
+    #[inline]
     pub fn send(
         &self,
         data: impl Into<WriteData>,
@@ -299,6 +300,7 @@ impl Udp {
 
     /// Sends at once if possible (`uv_udp_try_send`): the number of bytes sent, or
     /// `EAGAIN`.
+    #[inline]
     pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
         let raw = self.inner.raw("uv_udp_try_send")?;
         let sa = addr.map(|a| InetAddr::new(&a));
