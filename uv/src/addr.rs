@@ -78,47 +78,110 @@ impl SockAddr {
 
     /// The Rust form; `None` for families other than IPv4 and IPv6.
     pub fn to_std(&self) -> Option<SocketAddr> {
-        let p = std::ptr::addr_of!(self.storage);
-        match u32::from(self.storage.ss_family) {
-            f if f == sys::AF_INET => {
-                let sin = p.cast::<sys::sockaddr_in>();
-                let mut ip = [0u8; 4];
-                // SAFETY: the family says the storage holds a sockaddr_in.
-                let port = unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        std::ptr::addr_of!((*sin).sin_addr).cast::<u8>(),
-                        ip.as_mut_ptr(),
-                        4,
-                    );
-                    u16::from_be((*sin).sin_port)
+        // SAFETY: the storage is a valid socket address (zeroed, or filled in by
+        // libuv), as large as any.
+        unsafe { from_c(self.as_ptr()) }
+    }
+}
+
+/// An IPv4 or IPv6 socket address in C form, for the calls that only read it
+/// (`uv_udp_send`, `uv_udp_try_send`): as large as a `sockaddr_in6` and written
+/// field by field, where [`SockAddr`] zeroes a whole `sockaddr_storage` first.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) union InetAddr {
+    v4: sys::sockaddr_in,
+    v6: sys::sockaddr_in6,
+}
+
+impl InetAddr {
+    /// The C form of `addr`.
+    #[inline]
+    pub(crate) fn new(addr: &SocketAddr) -> InetAddr {
+        match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_in is plain C data; all-zero is a valid value.
+                let mut v4: sys::sockaddr_in = unsafe { std::mem::zeroed() };
+                v4.sin_family = sys::AF_INET as sys::sa_family_t;
+                v4.sin_port = a.port().to_be();
+                // SAFETY: the address field is 4 bytes of plain data.
+                unsafe {
+                    std::ptr::addr_of_mut!(v4.sin_addr)
+                        .cast::<[u8; 4]>()
+                        .write_unaligned(a.ip().octets())
                 };
-                Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+                InetAddr { v4 }
             }
-            f if f == sys::AF_INET6 => {
-                let sin6 = p.cast::<sys::sockaddr_in6>();
-                let mut ip = [0u8; 16];
-                // SAFETY: the family says the storage holds a sockaddr_in6.
-                let (port, flow, scope) = unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        std::ptr::addr_of!((*sin6).sin6_addr).cast::<u8>(),
-                        ip.as_mut_ptr(),
-                        16,
-                    );
-                    (
-                        u16::from_be((*sin6).sin6_port),
-                        u32::from_be((*sin6).sin6_flowinfo),
-                        (*sin6).sin6_scope_id,
-                    )
+            SocketAddr::V6(a) => {
+                // SAFETY: sockaddr_in6 is plain C data; all-zero is a valid value.
+                let mut v6: sys::sockaddr_in6 = unsafe { std::mem::zeroed() };
+                v6.sin6_family = sys::AF_INET6 as sys::sa_family_t;
+                v6.sin6_port = a.port().to_be();
+                v6.sin6_flowinfo = a.flowinfo().to_be();
+                v6.sin6_scope_id = a.scope_id();
+                // SAFETY: the address field is 16 bytes of plain data.
+                unsafe {
+                    std::ptr::addr_of_mut!(v6.sin6_addr)
+                        .cast::<[u8; 16]>()
+                        .write_unaligned(a.ip().octets())
                 };
-                Some(SocketAddr::V6(SocketAddrV6::new(
-                    Ipv6Addr::from(ip),
-                    port,
-                    flow,
-                    scope,
-                )))
+                InetAddr { v6 }
             }
-            _ => None,
         }
+    }
+
+    /// The pointer libuv takes: a `sockaddr_in` or a `sockaddr_in6`, as its family
+    /// says (libuv reads no more than that).
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *const sys::sockaddr {
+        (self as *const InetAddr).cast()
+    }
+}
+
+/// The Rust form of the C socket address at `p`; `None` for families other than
+/// IPv4 and IPv6. Only the fields of the family's struct are read.
+///
+/// # Safety
+/// `p` must point at a readable, aligned socket address whose family field is
+/// initialised, and which is as large as its family's struct (`sockaddr_in` or
+/// `sockaddr_in6`) when it is one of those two.
+#[inline]
+pub(crate) unsafe fn from_c(p: *const sys::sockaddr) -> Option<SocketAddr> {
+    // SAFETY: per the contract, the family field is readable.
+    let family = u32::from(unsafe { (*p).sa_family });
+    if family == sys::AF_INET {
+        let sin = p.cast::<sys::sockaddr_in>();
+        // SAFETY: the family says it is a sockaddr_in (the contract: that large).
+        let (ip, port) = unsafe {
+            (
+                std::ptr::addr_of!((*sin).sin_addr)
+                    .cast::<[u8; 4]>()
+                    .read_unaligned(),
+                u16::from_be((*sin).sin_port),
+            )
+        };
+        Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+    } else if family == sys::AF_INET6 {
+        let sin6 = p.cast::<sys::sockaddr_in6>();
+        // SAFETY: the family says it is a sockaddr_in6 (the contract: that large).
+        let (ip, port, flow, scope) = unsafe {
+            (
+                std::ptr::addr_of!((*sin6).sin6_addr)
+                    .cast::<[u8; 16]>()
+                    .read_unaligned(),
+                u16::from_be((*sin6).sin6_port),
+                u32::from_be((*sin6).sin6_flowinfo),
+                (*sin6).sin6_scope_id,
+            )
+        };
+        Some(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(ip),
+            port,
+            flow,
+            scope,
+        )))
+    } else {
+        None
     }
 }
 
@@ -175,6 +238,9 @@ mod tests {
             SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 443, 0x12345, 7)),
         ] {
             assert_eq!(SockAddr::new(&a).to_std(), Some(a));
+            let c = InetAddr::new(&a);
+            // SAFETY: an InetAddr holds the struct of its family.
+            assert_eq!(unsafe { from_c(c.as_ptr()) }, Some(a));
         }
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use libuv_sys2 as sys;
 
-use crate::addr::SockAddr;
+use crate::addr::InetAddr;
 use crate::error::{check, Error, Result};
 use crate::handle::dispatch;
 use crate::stream::WriteData;
@@ -46,24 +46,35 @@ impl Datagram<'_> {
 /// of the buffer, at most 20 per system call.
 const MMSG_DATAGRAMS: usize = 20;
 
-/// Lends the loop's read buffer; a `RECVMMSG` socket gets room for a whole batch.
-unsafe extern "C" fn alloc_cb(h: *mut sys::uv_handle_t, suggested: usize, buf: *mut sys::uv_buf_t) {
-    // SAFETY: libuv passes an open UDP handle of this library.
-    let mmsg = unsafe { sys::uv_udp_using_recvmmsg(h.cast()) } > 0;
-    let want = if mmsg {
-        suggested.saturating_mul(MMSG_DATAGRAMS)
-    } else {
-        suggested
-    };
+/// Lends the loop's read buffer with room for a whole batch (`RECVMMSG` sockets;
+/// the others get [`crate::stream::alloc_cb`], the loop's buffer as it is).
+unsafe extern "C" fn alloc_mmsg_cb(
+    h: *mut sys::uv_handle_t,
+    suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    let want = suggested.saturating_mul(MMSG_DATAGRAMS);
     // SAFETY: libuv's allocation-callback contract, passed on.
     unsafe { crate::stream::lend_loop_buffer(h, want, buf) }
+}
+
+/// The allocation callback for `raw`: whether a socket reads batches is fixed when
+/// it is made (`uv_udp_init_ex`), so this is chosen once, not asked per datagram.
+fn alloc_for(raw: *mut sys::uv_udp_t) -> sys::uv_alloc_cb {
+    // SAFETY: an open UDP handle of this library; the call reads its flags.
+    if unsafe { sys::uv_udp_using_recvmmsg(raw) } > 0 {
+        Some(alloc_mmsg_cb)
+    } else {
+        Some(crate::stream::alloc_cb)
+    }
 }
 
 /// `POLLIN` (the same value on every Unix): the receive watch in libuv's I/O watcher.
 const POLLIN: u32 = 1;
 
 /// Whether libuv watches the socket for datagrams (`recv_start` and no `recv_stop`
-/// or `close` since).
+/// or `close` since: both stop the watch, `uv_close` through `uv__io_close`).
+#[inline]
 fn receiving(raw: *const sys::uv_udp_t) -> bool {
     // SAFETY: a live UDP handle of this library; only the watch bits are read.
     unsafe { (*raw).io_watcher.pevents & POLLIN != 0 }
@@ -81,42 +92,52 @@ unsafe extern "C" fn recv_cb(
     // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
     let flags = UdpFlags::from_bits_retain(flags);
-    // SAFETY: `raw` is a live handle; uv_is_closing only reads its flags.
-    let closing = unsafe { sys::uv_is_closing(raw.cast()) } != 0;
     // MMSG_FREE only hands the batch buffer back: nothing for the user. Everything
     // else is shown, the drained event (no bytes, no address) included, while the
     // user receives: not after `recv_stop` or `close` (libuv goes on with the rest
-    // of a batch, or of its read loop, in the same call).
-    if !flags.contains(UdpFlags::MMSG_FREE) && !closing && receiving(raw) {
+    // of a batch, or of its read loop, in the same call). A closing handle is not
+    // receiving: `uv_close` stops the watch first.
+    if receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE) {
         deliver(raw, nread, base, addr, flags);
     }
-    let chunk = flags.contains(UdpFlags::MMSG_CHUNK);
-    if !receiving(raw) {
-        // SAFETY: a live handle; the count is a field read.
-        let sending = unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0;
-        if !sending {
-            // Nobody receives and no send can bring an error: end libuv's read loop
-            // here (it stops when the callbacks are gone). A batch cut short gets
-            // no last callback, so its buffer comes back now.
-            // SAFETY: as above; libuv reads these fields before each callback.
-            unsafe {
-                (*raw).recv_cb = None;
-                (*raw).alloc_cb = None;
-            }
-            if chunk {
-                crate::stream::loop_shared(raw.cast())
-                    .read_buffer()
-                    .reclaim();
-                return;
-            }
-        }
+    if !receiving(raw) && not_receiving(raw, flags) {
+        return;
     }
     // A batch's chunks share the buffer: it goes back with the last callback.
-    if !chunk {
+    if !flags.contains(UdpFlags::MMSG_CHUNK) {
         crate::stream::give_back(raw.cast(), base);
     }
 }
 
+/// After a datagram (or the drained event) of a socket nobody receives from any
+/// more: ends libuv's read loop once no send can bring an error. True when the
+/// buffer was taken back here (a batch cut short).
+#[cold]
+#[inline(never)]
+fn not_receiving(raw: *mut sys::uv_udp_t, flags: UdpFlags) -> bool {
+    // SAFETY: a live handle; the count is a field read.
+    let sending = unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0;
+    if sending {
+        return false;
+    }
+    // Nobody receives and no send can bring an error: end libuv's read loop here
+    // (it stops when the callbacks are gone). A batch cut short gets no last
+    // callback, so its buffer comes back now.
+    // SAFETY: as above; libuv reads these fields before each callback.
+    unsafe {
+        (*raw).recv_cb = None;
+        (*raw).alloc_cb = None;
+    }
+    if flags.contains(UdpFlags::MMSG_CHUNK) {
+        crate::stream::loop_shared(raw.cast())
+            .read_buffer()
+            .reclaim();
+        return true;
+    }
+    false
+}
+
+#[inline(always)]
 fn deliver(
     raw: *mut sys::uv_udp_t,
     nread: isize,
@@ -124,18 +145,13 @@ fn deliver(
     addr: *const sys::sockaddr,
     flags: UdpFlags,
 ) {
-    let from = (!addr.is_null()).then(|| {
-        let mut sa = SockAddr::empty();
-        // SAFETY: libuv passes a valid socket address; it is at most the storage size.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                addr.cast::<u8>(),
-                sa.as_mut_ptr().cast::<u8>(),
-                std::mem::size_of::<sys::sockaddr_in6>(),
-            )
-        };
-        sa.to_std()
-    });
+    let from = if addr.is_null() {
+        None
+    } else {
+        // SAFETY: libuv passes null or the sender's address, in storage large
+        // enough for any (a sockaddr_storage, or a sockaddr_in6 per batch chunk).
+        unsafe { crate::addr::from_c(addr) }
+    };
     // SAFETY: `raw` is a handle made by Udp's constructors.
     unsafe {
         dispatch::<Udp, _>(
@@ -150,7 +166,7 @@ fn deliver(
                         } else {
                             std::slice::from_raw_parts(base, nread as usize)
                         },
-                        addr: from.flatten(),
+                        addr: from,
                         flags,
                     })
                 } else {
@@ -168,13 +184,14 @@ fn deliver(
 /// queued are therefore never left without them: when the user does not receive,
 /// the trampoline shows nothing (the error, or a datagram read with it, is
 /// dropped) and removes itself once no send is queued.
+#[inline]
 fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     // SAFETY: an open UDP handle of this library; libuv only reads these fields
     // (uv_udp_recv_start replaces them, uv_udp_recv_stop clears them).
     unsafe {
         if (*raw).recv_cb.is_none() {
             (*raw).recv_cb = Some(recv_cb);
-            (*raw).alloc_cb = Some(alloc_cb);
+            (*raw).alloc_cb = alloc_for(raw);
         }
     }
 }
@@ -225,7 +242,7 @@ impl Udp {
         self.inner.slots().on_recv.set_then(Box::new(callback), || {
             // SAFETY: the handle is open.
             check(
-                unsafe { sys::uv_udp_recv_start(raw, Some(alloc_cb), Some(recv_cb)) },
+                unsafe { sys::uv_udp_recv_start(raw, alloc_for(raw), Some(recv_cb)) },
                 "uv_udp_recv_start",
             )
         })
@@ -248,6 +265,7 @@ impl Udp {
 
     /// Sends `data` to `addr` (`uv_udp_send`; `None` for a connected socket's peer);
     /// `callback` gets the result. The data is kept until then.
+    #[inline]
     pub fn send(
         &self,
         data: impl Into<WriteData>,
@@ -256,7 +274,7 @@ impl Udp {
     ) -> Result<()> {
         let raw = self.inner.raw("uv_udp_send")?;
         keep_error_reader(raw);
-        let sa = addr.map(|a| SockAddr::new(&a));
+        let sa = addr.map(|a| InetAddr::new(&a));
         crate::request::submit::<sys::uv_udp_send_t, Udp, _, WriteData>(
             self,
             &"uv_udp_send",
@@ -282,9 +300,10 @@ impl Udp {
 
     /// Sends at once if possible (`uv_udp_try_send`): the number of bytes sent, or
     /// `EAGAIN`.
+    #[inline]
     pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
         let raw = self.inner.raw("uv_udp_try_send")?;
-        let sa = addr.map(|a| SockAddr::new(&a));
+        let sa = addr.map(|a| InetAddr::new(&a));
         let buf = sys::uv_buf_t {
             base: data.as_ptr() as *mut _,
             len: data.len(),
@@ -313,9 +332,9 @@ impl Udp {
         let raw = self.inner.raw(OP)?;
         let count = u32::try_from(datagrams.len())
             .map_err(|_| Error::new(crate::StatusCode::EINVAL, OP))?;
-        let addrs: Vec<Option<SockAddr>> = datagrams
+        let addrs: Vec<Option<InetAddr>> = datagrams
             .iter()
-            .map(|(_, a)| a.as_ref().map(SockAddr::new))
+            .map(|(_, a)| a.as_ref().map(InetAddr::new))
             .collect();
         let mut bufs: Vec<sys::uv_buf_t> = datagrams
             .iter()
