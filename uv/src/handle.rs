@@ -1168,6 +1168,7 @@ impl Handle {
 }
 
 impl Clone for Handle {
+    #[inline]
     fn clone(&self) -> Self {
         self.hdr().inc_ref();
         Handle {

@@ -876,6 +876,7 @@ impl HandleEmitter<'_> {
 
             #cfg
             impl ::core::clone::Clone for #name {
+                #[inline]
                 fn clone(&self) -> Self {
                     #name { inner: self.inner.clone() }
                 }
@@ -884,6 +885,7 @@ impl HandleEmitter<'_> {
             #cfg
             impl ::core::ops::Deref for #name {
                 type Target = #rt::Handle;
+                #[inline]
                 fn deref(&self) -> &#rt::Handle {
                     self.inner.handle()
                 }
