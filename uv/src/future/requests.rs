@@ -407,6 +407,10 @@ enum WriteState {
     Over(Option<Box<Error>>),
 }
 
+// A batch of writes keeps one future per write alive: they stay two words.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<WriteFuture>() == 16);
+
 impl std::fmt::Debug for WriteFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteFuture")
