@@ -257,8 +257,12 @@ struct StreamWrites {
     /// The failed writes' results, until their futures take them (a few at most:
     /// once a write fails, the ones after it fail too, and the oldest go first).
     errors: std::cell::RefCell<std::collections::VecDeque<(u64, Error)>>,
+    /// `errors` is not empty (a test of a flag on each completed write's poll).
+    has_errors: std::cell::Cell<bool>,
     /// The tasks waiting for a write of this stream (one entry per task).
     wakers: std::cell::RefCell<Vec<std::task::Waker>>,
+    /// `wakers` is not empty (a test of a flag on each completion).
+    waiting: std::cell::Cell<bool>,
 }
 
 /// Errors kept for write futures that have not taken them.
@@ -304,7 +308,9 @@ impl StreamWrites {
             submitted: std::cell::Cell::new(0),
             completed: std::cell::Cell::new(0),
             errors: Default::default(),
+            has_errors: std::cell::Cell::new(false),
             wakers: Default::default(),
+            waiting: std::cell::Cell::new(false),
         });
         let _ = LAST_WRITES.try_with(|c| c.set(Rc::as_ptr(&w)));
         w
@@ -322,7 +328,7 @@ impl StreamWrites {
         if let Err(e) = r {
             self.failed(seq, e);
         }
-        if !self.wakers.borrow().is_empty() {
+        if self.waiting.get() {
             self.wake();
         }
     }
@@ -343,11 +349,13 @@ impl StreamWrites {
             errs.pop_front();
         }
         errs.push_back((seq, e));
+        self.has_errors.set(true);
     }
 
     #[inline(never)]
     fn wake(&self) {
         let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        self.waiting.set(false);
         for w in wakers {
             w.wake();
         }
@@ -356,10 +364,10 @@ impl StreamWrites {
     /// Write `seq`'s result, once it completed.
     #[inline]
     fn result(&self, seq: u64) -> Result<()> {
-        if self.errors.borrow().is_empty() {
-            Ok(())
-        } else {
+        if self.has_errors.get() {
             self.take_error(seq)
+        } else {
+            Ok(())
         }
     }
 
@@ -367,10 +375,12 @@ impl StreamWrites {
     #[inline(never)]
     fn take_error(&self, seq: u64) -> Result<()> {
         let mut errs = self.errors.borrow_mut();
-        match errs.iter().position(|(s, _)| *s == seq) {
+        let r = match errs.iter().position(|(s, _)| *s == seq) {
             Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
             None => Ok(()),
-        }
+        };
+        self.has_errors.set(!errs.is_empty());
+        r
     }
 
     /// Wakes this task when a write of this stream completes.
@@ -380,6 +390,7 @@ impl StreamWrites {
         if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
             wakers.push(cx.waker().clone());
         }
+        self.waiting.set(true);
     }
 }
 
