@@ -12,9 +12,11 @@
 //! `bash uv/benches/instructions.sh tcp_write_batch async_tcp_write_batch` gives
 //! it exactly. Both versions count write completions in the same plain static.
 //!
-//! What the async version does per write beyond the callback one: a shared
-//! completion cell (`Rc`) per write, and the future itself, kept in a vector until
-//! it is awaited (which is the peak memory difference).
+//! What the async version does per write beyond the callback one: each request's
+//! callback holds a reference to the stream's write tracker (shared by the
+//! writes, no allocation per write), and the future itself (two words: the
+//! tracker and the write's number), kept in a vector until it is awaited (which
+//! is the peak memory difference).
 
 use futures::io::AsyncReadExt;
 use futures::StreamExt;

@@ -26,9 +26,25 @@ struct ReqBox<R, K, C, D> {
     /// Taken (read out) exactly once, by `done`; a capture-free callback costs nothing.
     cb: ManuallyDrop<C>,
     data: D,
-    /// Reads what the completed request says besides its status into the data,
-    /// before the request is freed (`uv_write_nwritten`).
-    read: Option<unsafe fn(*mut R, &mut D)>,
+}
+
+/// Reads what a completed request says besides its status into the request's
+/// data, before the request is freed (`uv_write_nwritten`): a type parameter of
+/// [`submit_reading`], so that requests that read nothing carry no field for it.
+pub trait ReadDone<R, D> {
+    /// Reads the completed request `req` into `data`.
+    ///
+    /// # Safety
+    /// `req` is a completed request; `read` may only read it.
+    unsafe fn read(req: *mut R, data: &mut D);
+}
+
+/// Reads nothing.
+pub struct NoRead;
+
+impl<R, D> ReadDone<R, D> for NoRead {
+    #[inline(always)]
+    unsafe fn read(_: *mut R, _: &mut D) {}
 }
 
 /// The completion trampoline libuv calls (`uv_write_cb`, `uv_connect_cb`, ...).
@@ -51,19 +67,16 @@ where
     C: FnOnce(&K, Result<()>) + 'static,
     D: 'static,
 {
-    submit_reading(handle, op, data, callback, None, start)
+    submit_reading::<R, K, C, D, NoRead>(handle, op, data, callback, start)
 }
 
-/// [`submit`], and `read` runs on the completed request and the data just before
-/// the callback (the request struct is gone by then).
-///
-/// `read` may only read the completed request.
-pub fn submit_reading<R, K, C, D>(
+/// [`submit`], and `X::read` runs on the completed request and the data just
+/// before the callback (the request struct is gone by then).
+pub fn submit_reading<R, K, C, D, X>(
     handle: &K,
     op: &'static &'static str,
     data: D,
     callback: C,
-    read: Option<unsafe fn(*mut R, &mut D)>,
     start: impl FnOnce(*mut R, &mut D, Done<R>) -> i32,
 ) -> Result<()>
 where
@@ -71,6 +84,7 @@ where
     K: HandleKind + Clone,
     C: FnOnce(&K, Result<()>) + 'static,
     D: 'static,
+    X: ReadDone<R, D>,
 {
     let shared = handle.typed().shared_ptr(op)?;
     let layout = Layout::new::<ReqBox<R, K, C, D>>();
@@ -93,9 +107,8 @@ where
         std::ptr::addr_of_mut!((*p).handle).write(handle.clone());
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         std::ptr::addr_of_mut!((*p).data).write(data);
-        std::ptr::addr_of_mut!((*p).read).write(read);
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
-        let rc = start(raw, &mut (*p).data, done::<R, K, C, D>);
+        let rc = start(raw, &mut (*p).data, done::<R, K, C, D, X>);
         if rc < 0 {
             // The callback will never run: drop it here, then the rest.
             ManuallyDrop::drop(&mut (*p).cb);
@@ -108,10 +121,11 @@ where
     Ok(())
 }
 
-unsafe extern "C" fn done<R, K, C, D>(req: *mut R, status: c_int)
+unsafe extern "C" fn done<R, K, C, D, X>(req: *mut R, status: c_int)
 where
     K: HandleKind + Clone,
     C: FnOnce(&K, Result<()>) + 'static,
+    X: ReadDone<R, D>,
 {
     let p = {
         // SAFETY: `data` is the ReqBox made by `submit`, handed back exactly once.
@@ -125,10 +139,8 @@ where
     // SAFETY: the fields are moved out once, here, then the memory goes back to the
     // slab (the loop holds a count of it, so it stays).
     let (op, handle, cb, data) = unsafe {
-        if let Some(read) = (*p).read {
-            // The request completed: `read` may look at it (its contract).
-            read(req, &mut (*p).data);
-        }
+        // The request completed: `read` may look at it (its contract).
+        X::read(req, &mut (*p).data);
         let parts = (
             (*p).op,
             std::ptr::addr_of!((*p).handle).read(),

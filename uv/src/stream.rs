@@ -746,6 +746,29 @@ fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     Ok(raw)
 }
 
+/// A write request's data. Dropping `Static` bytes is a test of the variant, not
+/// a call of the enum's drop code (a jump through its table of variants), which
+/// a batch of small writes of constant bytes would pay once per write.
+struct KeptData(std::mem::ManuallyDrop<WriteData>);
+
+impl Drop for KeptData {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if !matches!(*self.0, WriteData::Static(_)) {
+            self.drop_owned();
+        }
+    }
+}
+
+impl KeptData {
+    #[inline(never)]
+    fn drop_owned(&mut self) {
+        // SAFETY: the data is dropped once, here, by `drop` (`ManuallyDrop` keeps
+        // the field's own drop from running after it).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
+    }
+}
+
 /// `uv_write`: the data is kept until `callback` runs.
 pub fn write<K: StreamKind>(
     s: &K,
@@ -753,13 +776,13 @@ pub fn write<K: StreamKind>(
     callback: impl FnOnce(&K, Result<()>) + 'static,
 ) -> Result<()> {
     let raw = write_ready(s)?;
-    crate::request::submit::<sys::uv_write_t, K, _, WriteData>(
+    crate::request::submit::<sys::uv_write_t, K, _, KeptData>(
         s,
         &"uv_write",
-        data,
+        KeptData(std::mem::ManuallyDrop::new(data)),
         callback,
         |req, data, done| {
-            let bufs = data.bufs();
+            let bufs = data.0.bufs();
             // SAFETY: the stream is open; the request and the bytes stay put until
             // `done`; libuv only reads the bytes.
             unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
@@ -776,21 +799,20 @@ pub fn write_counted<K: StreamKind>(
     let raw = write_ready(s)?;
     /// Reads the count into the data's cell, which the callback holds too, just
     /// before the callback runs.
-    ///
-    /// # Safety
-    /// `req` is a completed write request.
-    unsafe fn nwritten(req: *mut sys::uv_write_t, data: &mut (WriteData, Rc<Cell<usize>>)) {
-        // SAFETY: the caller's contract.
-        data.1.set(unsafe { sys::uv_write_nwritten(req) });
+    struct Nwritten;
+    impl crate::request::ReadDone<sys::uv_write_t, (WriteData, Rc<Cell<usize>>)> for Nwritten {
+        unsafe fn read(req: *mut sys::uv_write_t, data: &mut (WriteData, Rc<Cell<usize>>)) {
+            // SAFETY: the caller's contract: `req` is a completed write request.
+            data.1.set(unsafe { sys::uv_write_nwritten(req) });
+        }
     }
     let count = Rc::new(Cell::new(0usize));
     let c = count.clone();
-    crate::request::submit_reading::<sys::uv_write_t, K, _, (WriteData, Rc<Cell<usize>>)>(
+    crate::request::submit_reading::<sys::uv_write_t, K, _, (WriteData, Rc<Cell<usize>>), Nwritten>(
         s,
         &"uv_write",
         (data, count),
         move |h, r| callback(h, r, c.get()),
-        Some(nwritten),
         |req, data, done| {
             let bufs = data.0.bufs();
             // SAFETY: the stream is open; the request and the bytes stay put until

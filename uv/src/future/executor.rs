@@ -110,6 +110,25 @@ thread_local! {
     static LOCALS: RefCell<Vec<(usize, Weak<Local>)>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// The executor a waker found last on this thread: its id and a pointer to
+    /// it, or `(0, null)`. Cleared when that executor shuts down or goes (so a
+    /// non-null pointer names a live executor that takes tasks), it spares a wake
+    /// the search of `LOCALS` and its reference counting. (Plain data: a
+    /// thread-local that needs dropping would register a destructor.)
+    static LAST_LOCAL: Cell<(usize, *const Local)> =
+        const { Cell::new((0, std::ptr::null())) };
+}
+
+/// Forgets the cached executor `local`, if it is the cached one.
+fn forget_cached(local: *const Local) {
+    let _ = LAST_LOCAL.try_with(|c| {
+        if c.get().1 == local {
+            c.set((0, std::ptr::null()));
+        }
+    });
+}
+
 fn local_by_id(id: usize) -> Option<Rc<Local>> {
     LOCALS
         .try_with(|l| {
@@ -134,8 +153,23 @@ impl Wake for WakeKey {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        match local_by_id(self.remote.id) {
-            Some(local) => local.schedule_key(self.key),
+        let id = self.remote.id;
+        let (last_id, last) = LAST_LOCAL
+            .try_with(|c| c.get())
+            .unwrap_or((0, std::ptr::null()));
+        if last_id == id && !last.is_null() {
+            // SAFETY: a non-null cached pointer names a live executor of this
+            // thread that has not shut down (`shutdown` and `Local`'s Drop clear
+            // the cache); scheduling runs no user code, so it stays alive meanwhile.
+            let local = unsafe { &*last };
+            local.schedule_key(self.key);
+            return;
+        }
+        match local_by_id(id) {
+            Some(local) => {
+                let _ = LAST_LOCAL.try_with(|c| c.set((id, Rc::as_ptr(&local))));
+                local.schedule_key(self.key)
+            }
             None => self.remote.wake_from_afar(self.key),
         }
     }
@@ -333,6 +367,12 @@ impl Local {
     }
 }
 
+impl Drop for Local {
+    fn drop(&mut self) {
+        forget_cached(self);
+    }
+}
+
 /// The executor of `lp`, made on first use. `ClosedLoop` once the loop is gone or
 /// tearing down.
 pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
@@ -412,6 +452,7 @@ pub(crate) fn shutdown(shared: &LoopShared) {
     };
     let local = &exec.local;
     local.shut.set(true);
+    forget_cached(Rc::as_ptr(local));
     let _ = LOCALS.try_with(|l| {
         let mut l = l.borrow_mut();
         l.retain(|(i, _)| *i != local.id);

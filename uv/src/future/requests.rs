@@ -226,36 +226,43 @@ pub fn connect_pipe(pipe: &Pipe, path: impl AsRef<Path>) -> HandleRequest {
 pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
     let handle: &crate::Handle = stream;
     let writes = StreamWrites::for_handle(handle);
-    let seq = writes.submitted.get() + 1;
     let w = writes.clone();
-    match stream.write(data, move |_, r| w.complete(seq, r)) {
+    match stream.write(data, move |_, r| w.complete(r)) {
         Ok(()) => {
+            let seq = writes.submitted.get() + 1;
             writes.submitted.set(seq);
             WriteFuture {
                 state: WriteState::Pending(writes, seq),
             }
         }
         Err(e) => WriteFuture {
-            state: WriteState::Failed(e),
+            state: WriteState::Over(Some(Box::new(e))),
         },
     }
 }
 
 /// The writes of one stream whose futures are alive: libuv completes a stream's
 /// writes in the order they were made, so a count of completed writes (and the
-/// few errors) tells each write future its result, with no allocation per write.
+/// few errors) tells each write future its result, with no allocation per write
+/// (the write's callback holds a reference to this and nothing else).
 /// One is shared by the writes made one after another on a stream; it holds a
 /// reference to the stream while writes are in flight (as their requests do), so
 /// that the address it is found by names no other stream meanwhile.
 struct StreamWrites {
     handle: std::cell::RefCell<Option<crate::Handle>>,
+    /// Writes submitted through this tracker (the last one's number).
     submitted: std::cell::Cell<u64>,
+    /// Writes completed (in order: the first `completed` of the submitted ones).
     completed: std::cell::Cell<u64>,
     /// The failed writes' results, until their futures take them (a few at most:
     /// once a write fails, the ones after it fail too, and the oldest go first).
     errors: std::cell::RefCell<std::collections::VecDeque<(u64, Error)>>,
+    /// `errors` is not empty (a test of a flag on each completed write's poll).
+    has_errors: std::cell::Cell<bool>,
     /// The tasks waiting for a write of this stream (one entry per task).
     wakers: std::cell::RefCell<Vec<std::task::Waker>>,
+    /// `wakers` is not empty (a test of a flag on each completion).
+    waiting: std::cell::Cell<bool>,
 }
 
 /// Errors kept for write futures that have not taken them.
@@ -271,7 +278,8 @@ thread_local! {
 
 impl StreamWrites {
     /// The live tracker of `handle`'s writes (the last one used, when it is this
-    /// stream's), or a new one.
+    /// stream's and has writes in flight), or a new one.
+    #[inline]
     fn for_handle(handle: &crate::Handle) -> Rc<StreamWrites> {
         let last = LAST_WRITES
             .try_with(|c| c.get())
@@ -280,7 +288,7 @@ impl StreamWrites {
             // SAFETY: a non-null pointer in the cache is a live tracker (its Drop
             // clears the cache), made by `Rc::new` below on this thread.
             let w = unsafe { &*last };
-            if w.handle.borrow().as_ref() == Some(handle) {
+            if matches!(&*w.handle.borrow(), Some(h) if h == handle) {
                 // SAFETY: as above; the new count is owned by the returned Rc.
                 return unsafe {
                     Rc::increment_strong_count(last);
@@ -288,50 +296,101 @@ impl StreamWrites {
                 };
             }
         }
+        Self::new_for(handle)
+    }
+
+    /// A new tracker for `handle`, now the cached one.
+    #[cold]
+    #[inline(never)]
+    fn new_for(handle: &crate::Handle) -> Rc<StreamWrites> {
         let w = Rc::new(StreamWrites {
             handle: std::cell::RefCell::new(Some(handle.clone())),
             submitted: std::cell::Cell::new(0),
             completed: std::cell::Cell::new(0),
             errors: Default::default(),
+            has_errors: std::cell::Cell::new(false),
             wakers: Default::default(),
+            waiting: std::cell::Cell::new(false),
         });
         let _ = LAST_WRITES.try_with(|c| c.set(Rc::as_ptr(&w)));
         w
     }
 
-    /// Write `seq` completed (in order) with `r`.
-    fn complete(&self, seq: u64, r: Result<()>) {
+    /// The oldest write in flight completed with `r` (libuv completes a stream's
+    /// writes in order).
+    #[inline]
+    fn complete(&self, r: Result<()>) {
+        let seq = self.completed.get() + 1;
         self.completed.set(seq);
         if seq == self.submitted.get() {
-            // Nothing in flight: the stream goes back to its own lifetime.
-            drop(self.handle.borrow_mut().take());
+            self.idle();
         }
         if let Err(e) = r {
-            let mut errs = self.errors.borrow_mut();
-            if errs.len() == WRITE_ERRORS_MAX {
-                errs.pop_front();
-            }
-            errs.push_back((seq, e));
+            self.failed(seq, e);
         }
+        if self.waiting.get() {
+            self.wake();
+        }
+    }
+
+    /// Nothing in flight: the stream goes back to its own lifetime.
+    #[cold]
+    #[inline(never)]
+    fn idle(&self) {
+        drop(self.handle.borrow_mut().take());
+    }
+
+    /// Keeps write `seq`'s error for its future.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, seq: u64, e: Error) {
+        let mut errs = self.errors.borrow_mut();
+        if errs.len() == WRITE_ERRORS_MAX {
+            errs.pop_front();
+        }
+        errs.push_back((seq, e));
+        self.has_errors.set(true);
+    }
+
+    #[inline(never)]
+    fn wake(&self) {
         let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        self.waiting.set(false);
         for w in wakers {
             w.wake();
         }
     }
 
-    fn poll(&self, seq: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if self.completed.get() >= seq {
-            let mut errs = self.errors.borrow_mut();
-            return Poll::Ready(match errs.iter().position(|(s, _)| *s == seq) {
-                Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
-                None => Ok(()),
-            });
+    /// Write `seq`'s result, once it completed.
+    #[inline]
+    fn result(&self, seq: u64) -> Result<()> {
+        if self.has_errors.get() {
+            self.take_error(seq)
+        } else {
+            Ok(())
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_error(&self, seq: u64) -> Result<()> {
+        let mut errs = self.errors.borrow_mut();
+        let r = match errs.iter().position(|(s, _)| *s == seq) {
+            Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
+            None => Ok(()),
+        };
+        self.has_errors.set(!errs.is_empty());
+        r
+    }
+
+    /// Wakes this task when a write of this stream completes.
+    #[inline(never)]
+    fn register(&self, cx: &Context<'_>) {
         let mut wakers = self.wakers.borrow_mut();
         if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
             wakers.push(cx.waker().clone());
         }
-        Poll::Pending
+        self.waiting.set(true);
     }
 }
 
@@ -351,11 +410,17 @@ pub struct WriteFuture {
     state: WriteState,
 }
 
+/// Two words: a write in flight is its stream's tracker and its number; the rare
+/// submission error is boxed.
 enum WriteState {
     Pending(Rc<StreamWrites>, u64),
-    Failed(Error),
-    Done,
+    /// Resolved, or the submission's error for the first poll.
+    Over(Option<Box<Error>>),
 }
+
+// A batch of writes keeps one future per write alive: they stay two words.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<WriteFuture>() == 16);
 
 impl std::fmt::Debug for WriteFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -368,19 +433,33 @@ impl std::fmt::Debug for WriteFuture {
 impl Future for WriteFuture {
     type Output = Result<()>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        match std::mem::replace(&mut this.state, WriteState::Done) {
-            WriteState::Pending(w, seq) => {
-                let r = w.poll(seq, cx);
-                if r.is_pending() {
-                    this.state = WriteState::Pending(w, seq);
-                }
-                r
+        if let WriteState::Pending(w, seq) = &this.state {
+            if w.completed.get() < *seq {
+                w.register(cx);
+                return Poll::Pending;
             }
-            WriteState::Failed(e) => Poll::Ready(Err(e)),
-            WriteState::Done => Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll"))),
+            let r = w.result(*seq);
+            this.state = WriteState::Over(None);
+            return Poll::Ready(r);
         }
+        Poll::Ready(Err(this.over()))
+    }
+}
+
+impl WriteFuture {
+    /// Polled with no write in flight: the submission's error, then `EINVAL`.
+    #[cold]
+    #[inline(never)]
+    fn over(&mut self) -> Error {
+        if let WriteState::Over(e) = &mut self.state {
+            if let Some(e) = e.take() {
+                return *e;
+            }
+        }
+        Error::new(crate::StatusCode::EINVAL, "poll")
     }
 }
 
