@@ -72,6 +72,7 @@ where
 
 /// [`submit`], and `X::read` runs on the completed request and the data just
 /// before the callback (the request struct is gone by then).
+#[inline]
 pub fn submit_reading<R, K, C, D, X>(
     handle: &K,
     op: &'static &'static str,
@@ -136,31 +137,35 @@ where
     // the loop's shared state kept alive by the loop's owner.
     let shared: &LoopShared = unsafe { &*(*p).handle.typed().shared_raw() };
     shared.request_finished();
-    // SAFETY: the fields are moved out once, here, then the memory goes back to the
-    // slab (the loop holds a count of it, so it stays).
-    let (op, handle, cb, data) = unsafe {
-        // The request completed: `read` may look at it (its contract).
-        X::read(req, &mut (*p).data);
-        let parts = (
-            (*p).op,
-            std::ptr::addr_of!((*p).handle).read(),
-            ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
-            std::ptr::addr_of!((*p).data).read(),
-        );
-        Slab::free(
-            shared.slab(),
-            NonNull::new_unchecked(p.cast()),
-            Layout::new::<ReqBox<R, K, C, D>>(),
-        );
-        parts
-    };
-    let result = check(status, op);
-    // One guard: the callback, then the handle reference (which may close an
-    // unreachable handle) and the data. If the callback panics, the handle reference
-    // and the data are dropped by the unwinding; their Drop runs no user code (the
-    // data is the library's: buffers, addresses, handles), so it cannot panic there.
+    let slab = shared.slab();
+    // One guard: the fields are taken out of the request inside it (so that only
+    // two pointers and the status go into it, not the callback and the data), then
+    // the callback runs, then the handle reference (which may close an unreachable
+    // handle) and the data are dropped. If the callback panics, the handle
+    // reference and the data are dropped by the unwinding; their Drop runs no user
+    // code (the data is the library's: buffers, addresses, handles), so it cannot
+    // panic there.
     shared.guard(move || {
-        cb(&handle, result);
+        // SAFETY: the fields are moved out once, here, then the memory goes back to
+        // the slab (the loop holds a count of it, so it stays); nothing before the
+        // moves can unwind.
+        let (op, handle, cb, data) = unsafe {
+            // The request completed: `read` may look at it (its contract).
+            X::read(req, &mut (*p).data);
+            let parts = (
+                (*p).op,
+                std::ptr::addr_of!((*p).handle).read(),
+                ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
+                std::ptr::addr_of!((*p).data).read(),
+            );
+            Slab::free(
+                slab,
+                NonNull::new_unchecked(p.cast()),
+                Layout::new::<ReqBox<R, K, C, D>>(),
+            );
+            parts
+        };
+        cb(&handle, check(status, op));
         drop(data);
         drop(handle);
     });

@@ -479,7 +479,7 @@ impl ReadBuffer {
         let b = unsafe { &mut *self.buf.get() };
         let want = suggested.clamp(READ_BUFFER_SIZE, MAX_READ_BUFFER);
         if b.len() < want {
-            *b = vec![0u8; want].into_boxed_slice();
+            grow(b, want);
         }
         Some((b.as_mut_ptr(), b.len()))
     }
@@ -496,6 +496,14 @@ impl ReadBuffer {
             self.busy.set(false);
         }
     }
+}
+
+/// Replaces the read buffer with a larger one (rare: once per size a loop sees),
+/// out of the allocation callback's path.
+#[cold]
+#[inline(never)]
+fn grow(b: &mut Box<[u8]>, want: usize) {
+    *b = vec![0u8; want].into_boxed_slice();
 }
 
 pub(crate) fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
