@@ -14,7 +14,11 @@
 # Usage: bash uv/benches/instructions.sh [--scale S] [--single] [NAME...]
 #   --scale S   size as a fraction of each benchmark's full count (default 0.01)
 #   --single    run size N only (no marginal figures; half the time)
-#   NAME...     only these benchmarks (case names, as in the tables)
+#   NAME...     only these benchmarks (case names, as in the tables); without
+#               names every case runs but async_pummel_1/2, whose spinning
+#               threads make the count depend on callgrind's scheduling
+# A case whose child fails is reported and the others still run; the exit status
+# is then 1.
 # Environment: UV_INSTR_KEEP=DIR keeps the callgrind files there (for
 # `callgrind_annotate`).
 set -euo pipefail
@@ -27,7 +31,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
     --single) single=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) names+=("$1"); shift ;;
   esac
 done
@@ -72,21 +76,41 @@ measure() {
   echo "$ir $callbacks"
 }
 
+# Cases whose count depends on how callgrind schedules spinning threads (run only
+# when named).
+unstable=" async_pummel_1 async_pummel_2 "
+failed=0
+
 printf '%-20s %9s %14s %14s %8s %9s %9s\n' benchmark count "raw instr" "uv instr" uv/raw marginal extra/op
 for bin in "${bins[@]}"; do
   while read -r case full; do
     wanted "$case" || continue
+    if [ ${#names[@]} -eq 0 ] && [[ "$unstable" == *" $case "* ]]; then
+      printf '%-20s skipped: its threads spin, so the count depends on callgrind'"'"'s scheduling (name it to run it)\n' "$case"
+      continue
+    fi
     n=$(awk -v f="$full" -v s="$scale" 'BEGIN { n = int(f * s + 0.5); print (n < 1 ? 1 : n) }')
-    read -r raw1 c_raw < <(measure "$bin" "$case" raw "$n")
-    read -r uv1 c_uv < <(measure "$bin" "$case" uv "$n")
+    raw1='' uv1='' c_raw='' c_uv=''
+    read -r raw1 c_raw < <(measure "$bin" "$case" raw "$n") || true
+    read -r uv1 c_uv < <(measure "$bin" "$case" uv "$n") || true
+    if [ -z "$raw1" ] || [ -z "$uv1" ]; then
+      failed=1
+      continue
+    fi
     if [ "$c_raw" != "$c_uv" ]; then
       echo "$case: the variants made different callbacks ($c_raw raw, $c_uv uv)" >&2
-      exit 1
+      failed=1
+      continue
     fi
     marginal=- extra=-
     if [ "$single" = 0 ]; then
-      read -r raw2 _ < <(measure "$bin" "$case" raw $((2 * n)))
-      read -r uv2 _ < <(measure "$bin" "$case" uv $((2 * n)))
+      raw2='' uv2=''
+      read -r raw2 _ < <(measure "$bin" "$case" raw $((2 * n))) || true
+      read -r uv2 _ < <(measure "$bin" "$case" uv $((2 * n))) || true
+      if [ -z "$raw2" ] || [ -z "$uv2" ]; then
+        failed=1
+        continue
+      fi
       marginal=$(awk -v a="$uv1" -v b="$uv2" -v c="$raw1" -v d="$raw2" \
         'BEGIN { printf "%.3f", (b - a) / (d - c) }')
       extra=$(awk -v a="$uv1" -v b="$uv2" -v c="$raw1" -v d="$raw2" -v n="$n" \
@@ -96,3 +120,4 @@ for bin in "${bins[@]}"; do
     printf '%-20s %9s %14s %14s %8s %9s %9s\n' "$case" "$n" "$raw1" "$uv1" "$ratio" "$marginal" "$extra"
   done < <("$bin" --list)
 done
+exit "$failed"

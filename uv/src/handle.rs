@@ -9,7 +9,9 @@
 //! The libuv struct's `data` field is the library's. While the handle is in libuv it
 //! holds the close callback (a [`CloseThunk`], set when closing starts) or null, or,
 //! for the few handles that have [`Extras`], a record of them that also holds the
-//! close callback; once the handle is closed, the slab the memory goes back to (the
+//! close callback, or, for an open `Async` with senders and no extras, its entry in
+//! the loop's sender table (packed into the pointer's bits; closing starts by
+//! shutting it); once the handle is closed, the slab the memory goes back to (the
 //! loop may be gone by then). The header is found at a fixed distance before the
 //! libuv struct.
 //!
