@@ -158,9 +158,9 @@ impl LoopHandle {
             job,
             callback,
             |l, raw, job, done| {
-                // SAFETY: `raw` is the core's zeroed request and `job` its data, both
-                // put until completion; the job's pointer and the completion are set
-                // before libuv can use them.
+                // SAFETY: `raw` is the core's request (its libuv part initialised by
+                // uv_queue_work) and `job` its data, both put until completion; the
+                // job's pointer and the completion are set before libuv can use them.
                 unsafe {
                     (*raw).done = done;
                     (*raw).job = (job as *const Job<F, T>).cast();
@@ -203,7 +203,8 @@ impl LoopHandle {
             UnsafeCell::new(buf),
             callback,
             |l, raw, buf, done| {
-                // SAFETY: `raw` is the core's zeroed request and `buf` its data, both
+                // SAFETY: `raw` is the core's request (its libuv part initialised by
+                // uv_random) and `buf` its data, both
                 // put until completion (the vector's bytes do not move: nothing
                 // touches it until the reader takes it); a refused request
                 // (`EINVAL`, `E2BIG`) is never used by libuv.
