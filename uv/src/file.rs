@@ -396,8 +396,9 @@ pub fn file_time(t: FileTime) -> f64 {
 /// 64-bit `time_t` takes.
 const FILE_TIME_MAX: f64 = 9_223_372_036_854_774_784.0;
 
-/// A path argument of a file-system request, as the C string libuv reads (a
-/// `c_str_path` argument of `spec/requests/*.toml`): a NUL byte in it is `EINVAL`
+/// A path argument as the C string libuv reads (a `c_str_path` argument of
+/// `spec/requests/*.toml`, a path conversion of a handle, `chdir`; made by
+/// `runtime::c_path` outside requests): a NUL byte in it is `EINVAL`
 /// (the error names the path). Paths of up to [`ReqPath::INLINE`] bytes (the usual
 /// case) are copied into the value itself, with the NUL after them and nothing
 /// else written (the rest of the buffer stays uninitialised: building one costs

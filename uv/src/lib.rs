@@ -223,79 +223,11 @@ pub mod runtime {
         crate::error::check(rc, op)
     }
 
-    /// A path as a C string for a call: short paths (the usual case) are kept
-    /// inline, without an allocation; longer ones on the heap. Its pointer is valid
-    /// while the value stays where it is (take it where the value will stay until
-    /// libuv is done: in the request's data, or for the length of a call).
-    pub enum CPath {
-        /// Up to [`CPath::INLINE`] bytes and the NUL.
-        Inline {
-            /// The bytes, the NUL after them.
-            buf: [u8; CPath::INLINE + 1],
-        },
-        /// A longer path.
-        Heap(std::ffi::CString),
-    }
-
-    impl CPath {
-        /// The longest path kept inline.
-        pub const INLINE: usize = 119;
-
-        /// The C string.
-        pub fn as_c_str(&self) -> &std::ffi::CStr {
-            match self {
-                // The buffer holds a NUL (checked when it was made), and no NUL
-                // before the path's end.
-                CPath::Inline { buf } => {
-                    std::ffi::CStr::from_bytes_until_nul(buf).unwrap_or_default()
-                }
-                CPath::Heap(c) => c,
-            }
-        }
-
-        /// The pointer to pass to C.
-        pub fn as_ptr(&self) -> *const std::ffi::c_char {
-            match self {
-                CPath::Inline { buf } => buf.as_ptr().cast(),
-                CPath::Heap(c) => c.as_ptr(),
-            }
-        }
-    }
-
-    impl std::ops::Deref for CPath {
-        type Target = std::ffi::CStr;
-        fn deref(&self) -> &std::ffi::CStr {
-            self.as_c_str()
-        }
-    }
-
-    impl std::fmt::Debug for CPath {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            self.as_c_str().fmt(f)
-        }
-    }
-
-    /// A path argument as a C string: a NUL byte in it is `EINVAL`.
+    /// A path argument as a C string (a [`ReqPath`]: short paths inline, without an
+    /// allocation): a NUL byte in it is `EINVAL`, naming the path.
     #[inline]
-    pub fn c_path(path: &std::path::Path, op: &'static str) -> crate::Result<CPath> {
-        let nul = || crate::Error::new(crate::StatusCode::EINVAL, op).with_path(path);
-        #[cfg(unix)]
-        let b = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
-        #[cfg(not(unix))]
-        let lossy = path.to_string_lossy();
-        #[cfg(not(unix))]
-        let b = lossy.as_bytes();
-        if b.contains(&0) {
-            return Err(nul());
-        }
-        if b.len() <= CPath::INLINE {
-            let mut buf = [0u8; CPath::INLINE + 1];
-            buf[..b.len()].copy_from_slice(b);
-            return Ok(CPath::Inline { buf });
-        }
-        std::ffi::CString::new(b)
-            .map(CPath::Heap)
-            .map_err(|_| nul())
+    pub fn c_path(path: &std::path::Path, op: &'static str) -> crate::Result<crate::file::ReqPath> {
+        crate::file::ReqPath::new(path, op)
     }
 
     /// A string argument as a C string: a NUL byte in it is `EINVAL`.
