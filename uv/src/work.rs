@@ -1,101 +1,160 @@
-//! Work on libuv's thread pool (`uv_queue_work`) and random bytes (`uv_random`),
-//! built on the loop-request core (`loop_request::submit`): one allocation per
-//! request, a cancellable [`Request`], the callback under the loop's panic guard.
+//! Work on libuv's thread pool (`uv_queue_work`) and random bytes (`uv_random`).
 //!
-//! The libuv request struct of each kind is wrapped in a `#[repr(C)]` struct that
-//! starts with it and adds what the core's one-argument completion callback needs:
-//! the status libuv passes to its own callback, the core's completion function, and
-//! a pointer to the request's data (the job and its result slot, or the buffer).
+//! `random` is built on the loop-request core (`loop_request::submit`): one
+//! allocation per request, a cancellable [`Request`], the callback under the loop's
+//! panic guard. Its libuv request struct is wrapped in a `#[repr(C)]` struct that
+//! starts with it and adds what the core's one-argument completion callback needs.
+//!
+//! `queue_work` has a path of its own, as lean as the loop-request core allows: one
+//! slab allocation holds the libuv request, the request's entry in the loop's table
+//! (for [`Request::cancel`]), the job (then its outcome) and `after`, and libuv's
+//! after-work callback is specialised for the job's types. It keeps every rule of
+//! the core: the loop counts the request as alive until `after` ran, `after` runs
+//! under the loop's panic guard, the memory goes back first.
 //!
 //! Panic rule: a panic in a job (on a pool thread) is caught there, carried to the
 //! loop, and resurfaces as a panic of a callback would: `run` resumes it (or the
 //! loop's panic hook gets it). The job's `after` callback is then not called (it is
 //! dropped).
 
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
-use crate::loop_::LoopHandle;
-use crate::loop_request::{no_context, submit, Done, LoopRequestKind, Request};
+use crate::loop_::{LoopHandle, LoopShared, PanicPayload, Slab};
+use crate::loop_request::{no_context, submit, Done, LoopRequestKind, Request, Slot, NO_SLOT};
 use crate::StatusCode;
 
-/// `uv_work_t`, with what the completion needs.
+/// A `queue_work` request: libuv's struct first (libuv's callbacks get a pointer to
+/// it, which is a pointer to the whole), then what the callbacks need.
 #[repr(C)]
-pub(crate) struct WorkRaw {
+struct WorkReq<F, T, A> {
     req: sys::uv_work_t,
-    /// The status libuv gave the after-work callback (`ECANCELED` or 0).
-    status: c_int,
-    /// The core's completion function (`loop_request::done`).
-    done: Done<WorkRaw>,
-    /// The request's `Job` (in the core's allocation, beside this struct).
-    job: *const c_void,
+    /// The loop's shared state (alive while a request of the loop is in flight).
+    shared: *const LoopShared,
+    /// The request's entry in the loop's request table.
+    slot: Slot,
+    /// The job, then its outcome. The pool thread replaces the job with its outcome;
+    /// the loop thread reads it after libuv handed the request back (libuv's queue
+    /// mutex orders the two). A cancelled job is still here, unrun.
+    state: UnsafeCell<Job<F, T>>,
+    /// Taken once, by `after_cb` (or dropped when libuv refuses the request).
+    after: ManuallyDrop<A>,
 }
 
-pub(crate) struct WorkKind;
-
-// SAFETY: `WorkRaw` starts with `uv_work_t`, which starts with the `uv_req_t`
-// fields; there is nothing to clean up (the job is dropped with the request's data).
-unsafe impl LoopRequestKind for WorkKind {
-    type Raw = WorkRaw;
-    const NAME: &'static str = "queue_work";
-    unsafe fn cleanup(_raw: *mut WorkRaw) {}
+/// A job, or what running it gave.
+enum Job<F, T> {
+    Work(F),
+    Done(T),
+    Panicked(PanicPayload),
+    /// Between the pool thread taking the job and storing its outcome.
+    Running,
 }
 
-/// A job and the slot its result goes to. The pool thread takes the job and fills
-/// the slot; the loop thread reads the slot after libuv handed the request back
-/// (libuv's queue mutex orders the two).
-struct Job<F, T> {
-    work: UnsafeCell<Option<F>>,
-    out: UnsafeCell<Option<std::thread::Result<T>>>,
-}
-
-unsafe extern "C" fn work_cb<F, T>(req: *mut sys::uv_work_t)
+unsafe extern "C" fn work_cb<F, T, A>(req: *mut sys::uv_work_t)
 where
     F: FnOnce() -> T,
 {
-    let raw = req.cast::<WorkRaw>();
-    // SAFETY: `job` was set to this request's `Job<F, T>` before the request was
-    // queued, and stays put until completion; only this pool thread touches it
-    // while the job runs.
-    let job = unsafe { &*((*raw).job as *const Job<F, T>) };
-    // SAFETY: as above: no other reference to the cells exists meanwhile.
-    if let Some(f) = unsafe { (*job.work.get()).take() } {
+    let p = req.cast::<WorkReq<F, T, A>>();
+    // SAFETY: `req` is the first field of a `WorkReq<F, T, A>` (repr(C)) that
+    // `queue_work` wrote before queueing it and that stays put until `after_cb`;
+    // only this pool thread touches `state` while the job runs.
+    let state = unsafe { &mut *(*p).state.get() };
+    if let Job::Work(f) = std::mem::replace(state, Job::Running) {
         // The panic stops here, on the pool thread; the loop resurfaces it.
-        let r = catch_unwind(AssertUnwindSafe(f));
-        // SAFETY: as above.
-        unsafe { *job.out.get() = Some(r) };
+        *state = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => Job::Done(v),
+            Err(payload) => Job::Panicked(payload),
+        };
     }
 }
 
-unsafe extern "C" fn work_after_cb(req: *mut sys::uv_work_t, status: c_int) {
-    let raw = req.cast::<WorkRaw>();
+unsafe extern "C" fn after_cb<F, T, A>(req: *mut sys::uv_work_t, status: c_int)
+where
+    A: FnOnce(Result<T>),
+{
+    let p = req.cast::<WorkReq<F, T, A>>();
     // SAFETY: a request started by `queue_work`, handed back once by libuv on the
-    // loop thread; `done` was set before it was queued.
-    unsafe {
-        (*raw).status = status;
-        if let Some(done) = (*raw).done {
-            done(raw);
+    // loop thread: the pool is done with it, and the loop runs this callback, so its
+    // owner keeps the shared state (and its slab) alive. The job's state and `after`
+    // are moved out once, then the memory goes back to the slab.
+    let (shared, job, after) = unsafe {
+        let shared = &*(*p).shared;
+        shared.request_table().finish((*p).slot);
+        shared.request_finished();
+        let job = std::ptr::read((*p).state.get());
+        let after = ManuallyDrop::take(&mut (*p).after);
+        Slab::free(
+            shared.slab(),
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<WorkReq<F, T, A>>(),
+        );
+        (shared, job, after)
+    };
+    match job {
+        Job::Done(value) if status == 0 => {
+            shared.guard(move || after(Ok(value)));
         }
+        Job::Panicked(payload) => {
+            // `after` is dropped first, its own panic dropped quietly; then the job's
+            // panic goes where a callback's would.
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(after))) {
+                crate::callback::drop_quietly(p);
+            }
+            shared.panicked(payload);
+        }
+        unrun => cancelled(shared, unrun, after, status),
     }
 }
 
-/// The job's outcome: its value, or its panic.
-unsafe fn read_work<F, T>(raw: *mut WorkRaw, op: &'static str) -> Result<std::thread::Result<T>> {
-    // SAFETY: the caller's contract: a completed request of `queue_work`.
-    let status = unsafe { (*raw).status };
-    check(status, op)?;
-    // SAFETY: completed: the pool thread is done with the job.
-    let job = unsafe { &*((*raw).job as *const Job<F, T>) };
-    // SAFETY: as above.
-    match unsafe { (*job.out.get()).take() } {
-        Some(r) => Ok(r),
-        // libuv ran the after callback with status 0 only after the job ran.
-        None => Err(Error::new(StatusCode::ECANCELED, op)),
-    }
+/// A job that did not run (`ECANCELED`): the job goes first, on the loop thread, then
+/// `after` gets the error.
+#[cold]
+#[inline(never)]
+fn cancelled<F, T, A>(shared: &LoopShared, job: Job<F, T>, after: A, status: c_int)
+where
+    A: FnOnce(Result<T>),
+{
+    shared.guard(move || drop(job));
+    // libuv calls the after-work callback with status 0 only after the job ran.
+    let err = if status < 0 {
+        Error::from_raw(status, "uv_queue_work")
+    } else {
+        Error::new(StatusCode::ECANCELED, "uv_queue_work")
+    };
+    shared.guard(move || after(Err(err)));
+}
+
+/// A request libuv refused: the memory goes back first, then the job and `after` are
+/// dropped (their Drop code may panic: no C frame is in between).
+///
+/// # Safety
+/// `p` is a `WorkReq` of `slab` with every field but the request written, that libuv
+/// did not take; nothing else refers to it.
+#[cold]
+#[inline(never)]
+unsafe fn refused<F, T, A>(slab: NonNull<Slab>, p: *mut WorkReq<F, T, A>, rc: c_int) -> Error {
+    // SAFETY: the caller's contract: written once, moved out once.
+    let parts = unsafe {
+        let parts = (
+            std::ptr::read((*p).state.get()),
+            ManuallyDrop::take(&mut (*p).after),
+        );
+        Slab::free(
+            slab,
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<WorkReq<F, T, A>>(),
+        );
+        parts
+    };
+    drop(parts);
+    Error::from_raw(rc, "uv_queue_work")
 }
 
 impl LoopHandle {
@@ -125,54 +184,53 @@ impl LoopHandle {
     /// assert_eq!(got.get(), 3_628_800);
     /// # Ok::<(), uv::Error>(())
     /// ```
+    #[inline]
     pub fn queue_work<T, F, A>(&self, work: F, after: A) -> Result<Request>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
         A: FnOnce(Result<T>) + 'static,
     {
-        let job = Job::<F, T> {
-            work: UnsafeCell::new(Some(work)),
-            out: UnsafeCell::new(None),
+        let shared: &LoopShared = self.shared();
+        let Some(l) = shared.raw_for_new() else {
+            return Err(Error::closed_loop("uv_queue_work"));
         };
-        let callback = move |r: Result<std::thread::Result<T>>| match r {
-            Ok(Ok(value)) => after(Ok(value)),
-            Err(e) => after(Err(e)),
-            Ok(Err(payload)) => {
-                // `after` is dropped first, its own panic dropped quietly; then the
-                // job's panic unwinds into the core's guard.
-                if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(after))) {
-                    crate::callback::drop_quietly(p);
-                }
-                resume_unwind(payload)
-            }
+        let slab = shared.slab();
+        // SAFETY: the loop is open, so its slab is alive.
+        let p = unsafe { slab.as_ref() }
+            .alloc(Layout::new::<WorkReq<F, T, A>>())
+            .cast::<WorkReq<F, T, A>>()
+            .as_ptr();
+        // SAFETY: `p` is fresh memory for a WorkReq: every field but libuv's struct
+        // is written here, and uv_queue_work initialises that (`uv__req_init`) before
+        // anything reads it; the request stays put until `after_cb` frees it, which
+        // libuv calls once, on this thread, after this function returned.
+        let rc = unsafe {
+            std::ptr::addr_of_mut!((*p).shared).write(shared);
+            std::ptr::addr_of_mut!((*p).slot).write(NO_SLOT);
+            std::ptr::addr_of_mut!((*p).state).write(UnsafeCell::new(Job::Work(work)));
+            std::ptr::addr_of_mut!((*p).after).write(ManuallyDrop::new(after));
+            sys::uv_queue_work(
+                l,
+                std::ptr::addr_of_mut!((*p).req),
+                Some(work_cb::<F, T, A>),
+                Some(after_cb::<F, T, A>),
+            )
         };
-        submit::<WorkKind, _, _, _, _>(
-            self,
-            "uv_queue_work",
-            |raw, _, op| {
-                // SAFETY: the core passes the completed request of this call.
-                unsafe { read_work::<F, T>(raw, op) }
-            },
-            no_context,
-            job,
-            callback,
-            |l, raw, job, done| {
-                // SAFETY: `raw` is the core's request (its libuv part initialised by
-                // uv_queue_work) and `job` its data, both put until completion; the
-                // job's pointer and the completion are set before libuv can use them.
-                unsafe {
-                    (*raw).done = done;
-                    (*raw).job = (job as *const Job<F, T>).cast();
-                    sys::uv_queue_work(
-                        l,
-                        std::ptr::addr_of_mut!((*raw).req),
-                        Some(work_cb::<F, T>),
-                        Some(work_after_cb),
-                    )
-                }
-            },
-        )
+        if rc < 0 {
+            // SAFETY: libuv did not take the request; nothing else refers to it.
+            return Err(unsafe { refused(slab, p, rc) });
+        }
+        let table = shared.request_table();
+        // SAFETY: queued: the request is libuv's until `after_cb`, which reads the
+        // slot and which libuv does not call before this function returns.
+        let slot = unsafe {
+            let slot = table.add(p.cast());
+            (*p).slot = slot;
+            slot
+        };
+        shared.request_started();
+        Ok(Request::new(table.clone(), slot))
     }
 
     /// Fills `buf` with random bytes from the system's source on the thread pool
