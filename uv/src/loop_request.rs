@@ -424,21 +424,53 @@ where
     let mut req = MaybeUninit::<K::Raw>::uninit();
     let raw = req.as_mut_ptr();
     let rc = start(l, raw, &data);
-    let mut result = if rc < 0 {
-        Err(Error::from_raw(rc, op))
-    } else {
-        // The call completed the request.
-        read(raw, &mut data, op)
-    };
-    // SAFETY: initialised by libuv's start function and completed (or failed)
-    // synchronously; cleaned up once, before the data it may point into is dropped.
-    unsafe { K::cleanup(raw) };
-    // In place: a value (a whole `Stat`) is not moved through a `map_err`.
-    if let Err(e) = &mut result {
-        add_context(e, &data, context, op);
+    if rc < 0 {
+        // SAFETY: as below: libuv's start function initialised the request.
+        return Err(unsafe { sync_refused::<K, D>(raw, data, context, rc, op) });
     }
+    // The call completed the request.
+    let result = read(raw, &mut data, op);
+    // SAFETY: initialised by libuv's start function and completed synchronously;
+    // cleaned up once, before the data it may point into is dropped.
+    unsafe { K::cleanup(raw) };
+    match result {
+        Err(e) => Err(sync_failed(e, data, context, op)),
+        // Returned as it is (a whole `Stat` is not moved through a `map_err`).
+        ok => {
+            drop(data);
+            ok
+        }
+    }
+}
+
+/// A synchronous request libuv's start function failed: cleaned up, with the data's
+/// context.
+///
+/// # Safety
+/// `raw` is a request libuv's start function initialised (and failed).
+#[cold]
+#[inline(never)]
+unsafe fn sync_refused<K: LoopRequestKind, D>(
+    raw: *mut K::Raw,
+    data: D,
+    context: Context<D>,
+    rc: c_int,
+    op: &'static str,
+) -> Error {
+    // SAFETY: the caller's contract; cleaned up once, before the data is dropped.
+    unsafe { K::cleanup(raw) };
+    sync_failed(Error::from_raw(rc, op), data, context, op)
+}
+
+/// The error of a synchronous request, with the data's context; the data is dropped
+/// after.
+#[cold]
+#[inline(never)]
+fn sync_failed<D>(e: Error, data: D, context: Context<D>, op: &'static str) -> Error {
+    let mut e = e;
+    add_context(&mut e, &data, context, op);
     drop(data);
-    result
+    e
 }
 
 #[cold]
