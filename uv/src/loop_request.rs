@@ -357,44 +357,55 @@ where
     shared.request_finished();
     // A panicking reader (none panics; user types may be in the data) becomes an
     // error, and the cleanup still runs.
-    let result = match shared.guard(|| {
+    let mut result = match shared.guard(|| {
         // SAFETY: the data stays in place, and nothing else reaches it, until it is
-        // moved out below.
+        // dropped below.
         let data = unsafe { &mut (*p).data };
         read(req, data, op)
     }) {
-        Some(Ok(v)) => Ok(v),
-        Some(Err(e)) => Err(e),
+        Some(r) => r,
         None => Err(Error::new(StatusCode::EINVAL, op)),
     };
-    let result = match result {
-        Ok(v) => Ok(v),
+    if result.is_err() {
         // SAFETY: as above; the context function only reads the data.
-        Err(e) => Err(context(unsafe { &(*p).data }, e)),
-    };
+        add_error_context(&mut result, unsafe { &(*p).data }, context, op);
+    }
     // SAFETY: the request completed and was read; cleaned up once, while the data
     // it may point into is still here.
     unsafe { K::cleanup(req) };
-    // SAFETY: the fields left are moved out once (the reader is already taken),
-    // then the memory goes back to the slab.
-    let (data, cb) = unsafe {
-        let parts = (
-            std::ptr::addr_of!((*p).data).read(),
-            ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
-        );
+    // The data goes before the callback, so that it finds the file it used free
+    // again (to close it). It is dropped in place (its Drop code may run, under the
+    // guard: a panic there does not stop the rest), then the memory goes back.
+    if std::mem::needs_drop::<D>() {
+        // SAFETY: dropped once; nothing reads the data afterwards.
+        shared.guard(|| unsafe { std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data)) });
+    }
+    // SAFETY: the callback is moved out once (the reader is already taken, the data
+    // dropped), then the memory goes back to the slab.
+    let cb = unsafe {
+        let cb = ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read());
         Slab::free(
             shared.slab(),
             NonNull::new_unchecked(p.cast()),
             Layout::new::<LoopReq<K::Raw, D, F, C>>(),
         );
-        parts
+        cb
     };
-    // The kept values go before the callback, so that it finds the file it used
-    // free again (to close it). Drop code of the data may run.
-    if std::mem::needs_drop::<D>() {
-        shared.guard(move || drop(data));
-    }
     shared.guard(move || cb(result));
+}
+
+/// Adds the data's context to an error result, in place.
+#[cold]
+#[inline(never)]
+fn add_error_context<T, D>(
+    result: &mut Result<T>,
+    data: &D,
+    context: Context<D>,
+    op: &'static str,
+) {
+    if let Err(e) = result {
+        add_context(e, data, context, op);
+    }
 }
 
 /// Runs a request synchronously (no C callback): `start` gets the loop, a request
