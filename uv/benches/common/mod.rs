@@ -499,6 +499,10 @@ fn parent(bench: &Bench, opts: &Options, case: Option<&str>, rate: Option<&Rate>
         println!("{}", bench.note);
     }
     let cpu_ratio = u.cpu / r.cpu;
+    // The two runs of a round ran one after the other, under the same load from the
+    // rest of the machine: the median of the rounds' own ratios cancels load that
+    // drifts from round to round, which the ratio of the medians does not.
+    let paired = median(raw.iter().zip(&uvs).map(|(r, u)| u.cpu / r.cpu).collect());
     let peak_ratio = u.peak_kib / r.peak_kib;
     if quick {
         println!(
@@ -507,7 +511,8 @@ fn parent(bench: &Bench, opts: &Options, case: Option<&str>, rate: Option<&Rate>
         );
     } else {
         println!(
-            "ratio uv/raw: cpu {cpu_ratio:.3}x (min {:.3}x) target <= {CPU_TARGET:.2}x: {}; \
+            "ratio uv/raw: cpu {cpu_ratio:.3}x (min {:.3}x, per round {paired:.3}x) \
+             target <= {CPU_TARGET:.2}x: {}; \
              peak memory {peak_ratio:.3}x target <= {PEAK_TARGET:.2}x: {}",
             u.cpu_min / r.cpu_min,
             verdict(cpu_ratio, CPU_TARGET),
