@@ -3,7 +3,7 @@
 //! the exit callback's trampoline, `pid`, and the process-wide `kill` and
 //! `disable_stdio_inheritance`.
 
-use std::ffi::{c_char, c_int, CString, OsStr, OsString};
+use std::ffi::{c_char, c_int, OsStr, OsString};
 #[cfg(unix)]
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -244,23 +244,29 @@ impl<'a> ProcessOptions<'a> {
         if self.stdio_out_of_range {
             return Err(einval(SPAWN));
         }
-        let cstr = |s: &OsStr| os_to_cstring(s).ok_or(einval(SPAWN));
-        let program = cstr(&self.program)?;
-        let args = self
-            .args
-            .iter()
-            .map(|a| cstr(a))
-            .collect::<Result<Vec<_>>>()?;
+        let mut strs = CStrs::with_capacity(
+            self.program.len()
+                + self.args.iter().map(|a| a.len() + 1).sum::<usize>()
+                + self.cwd.as_ref().map_or(0, |d| d.as_os_str().len() + 1)
+                + 1,
+        );
+        let program = strs.push(&[&self.program])?;
+        let args = strs.len();
+        for a in &self.args {
+            strs.push(&[a])?;
+        }
+        let args = (args, strs.len());
         let env = if self.env_clear || !self.env.is_empty() {
-            Some(self.environment()?)
+            let at = strs.len();
+            self.environment(&mut strs)?;
+            Some((at, strs.len()))
         } else {
             None
         };
-        let cwd = self
-            .cwd
-            .as_deref()
-            .map(|d| cstr(d.as_os_str()))
-            .transpose()?;
+        let cwd = match &self.cwd {
+            Some(d) => Some(strs.push(&[d.as_os_str()])?),
+            None => None,
+        };
         let settable = ProcessFlags::DETACHED
             | ProcessFlags::WINDOWS_VERBATIM_ARGUMENTS
             | ProcessFlags::WINDOWS_HIDE
@@ -276,6 +282,7 @@ impl<'a> ProcessOptions<'a> {
         }
         let stdio = self.containers()?;
         Ok(Prepared {
+            strs,
             program,
             args,
             env,
@@ -287,8 +294,8 @@ impl<'a> ProcessOptions<'a> {
         })
     }
 
-    /// The child's environment as `KEY=VALUE` strings.
-    fn environment(&self) -> Result<Vec<CString>> {
+    /// The child's environment as `KEY=VALUE` strings, added to `strs`.
+    fn environment(&self, strs: &mut CStrs) -> Result<()> {
         let mut vars: Vec<(OsString, OsString)> = if self.env_clear {
             Vec::new()
         } else {
@@ -307,14 +314,10 @@ impl<'a> ProcessOptions<'a> {
                 vars.push((k.clone(), v.clone()));
             }
         }
-        vars.iter()
-            .map(|(k, v)| {
-                let mut kv = k.clone();
-                kv.push("=");
-                kv.push(v);
-                os_to_cstring(&kv).ok_or(einval(SPAWN))
-            })
-            .collect()
+        for (k, v) in &vars {
+            strs.push(&[k, OsStr::new("="), v])?;
+        }
+        Ok(())
     }
 
     /// The stdio containers. Streams must be open; a pipe to create must be open,
@@ -322,7 +325,6 @@ impl<'a> ProcessOptions<'a> {
     /// started, and a failure there would leave a child nobody waits for.
     fn containers(&self) -> Result<Vec<sys::uv_stdio_container_t>> {
         let mut out = Vec::with_capacity(self.stdio.len());
-        let mut pipes: Vec<&Handle> = Vec::new();
         for (i, s) in self.stdio.iter().enumerate() {
             let (flags, data) = match s {
                 Stdio::Ignore => (
@@ -376,10 +378,12 @@ impl<'a> ProcessOptions<'a> {
                     if h.is_closing() {
                         return Err(Error::closed_handle(SPAWN));
                     }
-                    if h.fileno().is_ok() || pipes.contains(&h) {
+                    let given_before = self.stdio[..i]
+                        .iter()
+                        .any(|e| matches!(e, Stdio::Pipe(q, _) if { let q: &Handle = q; q == h }));
+                    if h.fileno().is_ok() || given_before {
                         return Err(Error::new(StatusCode::EBUSY, SPAWN));
                     }
-                    pipes.push(h);
                     (
                         StdioFlags::CREATE_PIPE | StdioFlags::from_bits_retain(bits),
                         sys::uv_stdio_container_s__bindgen_ty_1 {
@@ -397,24 +401,78 @@ impl<'a> ProcessOptions<'a> {
     }
 }
 
+/// The bytes libuv gets for an OS string (UTF-8 on Windows): `None` if it has none.
 #[cfg(unix)]
-fn os_to_cstring(s: &OsStr) -> Option<CString> {
+fn os_bytes(s: &OsStr) -> Option<&[u8]> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(s.as_bytes()).ok()
+    Some(s.as_bytes())
 }
 
 #[cfg(not(unix))]
-fn os_to_cstring(s: &OsStr) -> Option<CString> {
+fn os_bytes(s: &OsStr) -> Option<&[u8]> {
     // libuv takes UTF-8 on Windows.
-    CString::new(s.to_str()?).ok()
+    s.to_str().map(str::as_bytes)
+}
+
+/// The C strings of a spawn (the program, the arguments, the environment, the
+/// directory) in one buffer, each ended by its NUL: one allocation for them all.
+struct CStrs {
+    bytes: Vec<u8>,
+}
+
+impl CStrs {
+    fn with_capacity(n: usize) -> CStrs {
+        CStrs {
+            bytes: Vec::with_capacity(n),
+        }
+    }
+
+    /// Where the next string starts.
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Adds the string made of `parts`, and its NUL; where it starts. `EINVAL` if a
+    /// part holds a NUL (or, on Windows, is not Unicode).
+    fn push(&mut self, parts: &[&OsStr]) -> Result<usize> {
+        let at = self.bytes.len();
+        for part in parts {
+            match os_bytes(part) {
+                Some(b) if !b.contains(&0) => self.bytes.extend_from_slice(b),
+                _ => {
+                    self.bytes.truncate(at);
+                    return Err(einval(SPAWN));
+                }
+            }
+        }
+        self.bytes.push(0);
+        Ok(at)
+    }
+
+    /// The string that starts at `at` (a value `push` returned).
+    fn ptr(&self, at: usize) -> *const c_char {
+        self.bytes[at..].as_ptr().cast()
+    }
+
+    /// The strings added between `from` and `to` (values of `len`), in order. libuv
+    /// takes `char*` but only reads them.
+    fn ptrs(&self, (from, to): (usize, usize)) -> impl Iterator<Item = *mut c_char> + '_ {
+        self.bytes[from..to]
+            .split_inclusive(|&b| b == 0)
+            .map(|piece| piece.as_ptr().cast::<c_char>().cast_mut())
+    }
 }
 
 /// What `uv_process_options_t` points into, alive across `uv_spawn`.
 struct Prepared {
-    program: CString,
-    args: Vec<CString>,
-    env: Option<Vec<CString>>,
-    cwd: Option<CString>,
+    strs: CStrs,
+    /// Where the program's string starts in `strs`.
+    program: usize,
+    /// The span of `strs` that holds the arguments.
+    args: (usize, usize),
+    /// The span that holds the environment, when the child gets its own.
+    env: Option<(usize, usize)>,
+    cwd: Option<usize>,
     flags: u32,
     uid: u32,
     gid: u32,
@@ -437,26 +495,27 @@ impl Process {
         on_exit: impl FnMut(&Process, i64, Option<Signum>) + 'static,
     ) -> Result<Process> {
         let mut p = options.prepare()?;
-        let mut argv: Vec<*mut c_char> = p
-            .args
-            .iter()
-            .map(|a| a.as_ptr().cast_mut())
-            .chain(std::iter::once(std::ptr::null_mut()))
-            .collect();
-        let mut envp: Option<Vec<*mut c_char>> = p.env.as_ref().map(|env| {
-            env.iter()
-                .map(|a| a.as_ptr().cast_mut())
-                .chain(std::iter::once(std::ptr::null_mut()))
-                .collect()
-        });
+        // The argument vector, its NULL, then the environment's and its NULL: one
+        // array.
+        let mut ptrs: Vec<*mut c_char> = Vec::with_capacity(options.args.len() + 1);
+        ptrs.extend(p.strs.ptrs(p.args));
+        ptrs.push(std::ptr::null_mut());
+        let env_at = ptrs.len();
+        if let Some(env) = p.env {
+            ptrs.extend(p.strs.ptrs(env));
+            ptrs.push(std::ptr::null_mut());
+        }
+        let (argv, envp) = ptrs.split_at_mut(env_at);
         let raw_options = sys::uv_process_options_t {
             exit_cb: Some(exit_trampoline),
-            file: p.program.as_ptr(),
+            file: p.strs.ptr(p.program),
             args: argv.as_mut_ptr(),
-            env: envp
-                .as_mut()
-                .map_or(std::ptr::null_mut(), |e| e.as_mut_ptr()),
-            cwd: p.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            env: if p.env.is_some() {
+                envp.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            },
+            cwd: p.cwd.map_or(std::ptr::null(), |c| p.strs.ptr(c)),
             flags: p.flags,
             stdio_count: c_int::try_from(p.stdio.len()).map_err(|_| einval(SPAWN))?,
             stdio: p.stdio.as_mut_ptr(),
@@ -486,7 +545,7 @@ impl Process {
             // it below when the spawn failed.
             0
         })?;
-        drop(envp);
+        drop(ptrs);
         let process = Process { inner };
         if spawned < 0 {
             process.close();
