@@ -223,8 +223,9 @@ pub mod runtime {
         crate::error::check(rc, op)
     }
 
-    /// A path argument as a C string (a [`ReqPath`]: short paths inline, without an
-    /// allocation): a NUL byte in it is `EINVAL`, naming the path.
+    /// A path argument as a C string (a
+    /// [`ReqPath`](crate::runtime::loop_request::ReqPath): short paths inline, without
+    /// an allocation): a NUL byte in it is `EINVAL`, naming the path.
     #[inline]
     pub fn c_path(path: &std::path::Path, op: &'static str) -> crate::Result<crate::file::ReqPath> {
         crate::file::ReqPath::new(path, op)

@@ -23,6 +23,8 @@
 //!     rule), random bytes, and the system utilities (`uv::system`).
 //! 11. [`async_await`]: the loop as an executor (`block_on`, `spawn_local`),
 //!     futures and streams, and what dropping each of them does.
+//! 12. [`performance`]: what handles, callbacks, writes, reads, requests and
+//!     cross-thread wake-ups cost, and how to measure it.
 //!
 //! # Depending on it
 //!
@@ -96,3 +98,6 @@ pub mod thread_pool {}
 
 #[doc = include_str!("async.md")]
 pub mod async_await {}
+
+#[doc = include_str!("performance.md")]
+pub mod performance {}
