@@ -5,12 +5,12 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use futures_core::Stream as FuturesStream;
 use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
-use super::{register, wake};
+use super::WakerSlot;
 use crate::error::{Error, Result};
 use crate::stream::Stream;
 use crate::StatusCode;
@@ -28,7 +28,7 @@ struct ReadState {
     eof: Cell<bool>,
     error: Cell<Option<Error>>,
     reading: Cell<bool>,
-    waker: Cell<Option<Waker>>,
+    waker: WakerSlot,
 }
 
 /// The read callback's share of a [`ReadState`]. The handle drops its callback
@@ -41,7 +41,7 @@ struct ReadGuard(Rc<ReadState>);
 impl Drop for ReadGuard {
     fn drop(&mut self) {
         self.0.reading.set(false);
-        wake(&self.0.waker);
+        self.0.waker.wake();
     }
 }
 
@@ -73,7 +73,7 @@ impl ReadState {
                     }
                 }
             }
-            wake(&st.waker);
+            st.waker.wake();
         })?;
         self.reading.set(true);
         Ok(())
@@ -153,7 +153,7 @@ impl<S: Stream> FuturesStream for ReadChunks<S> {
             this.done = true;
             return Poll::Ready(Some(Err(e)));
         }
-        register(&this.st.waker, cx);
+        this.st.waker.register(cx);
         Poll::Pending
     }
 }
@@ -168,14 +168,14 @@ impl<S: Stream> Drop for ReadChunks<S> {
 struct WriteState {
     inflight: Cell<usize>,
     error: Cell<Option<Error>>,
-    waker: Cell<Option<Waker>>,
+    waker: WakerSlot,
 }
 
 #[derive(Default)]
 struct ShutdownState {
     started: Cell<bool>,
     result: Cell<Option<Result<()>>>,
-    waker: Cell<Option<Waker>>,
+    waker: WakerSlot,
 }
 
 /// A stream handle (`Tcp`, `Pipe`, `Tty`, any [`Stream`]) as `futures-io`'s
@@ -268,7 +268,7 @@ impl<S: Stream> AsyncStream<S> {
         if let Err(e) = self.rd.start(&self.stream) {
             return Poll::Ready(Err(e.into()));
         }
-        register(&self.rd.waker, cx);
+        self.rd.waker.register(cx);
         Poll::Pending
     }
 
@@ -342,7 +342,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
             }
         }
         if this.wr.inflight.get() >= WRITE_HIGH_WATER {
-            register(&this.wr.waker, cx);
+            this.wr.waker.register(cx);
             return Poll::Pending;
         }
         let len = buf.len();
@@ -354,7 +354,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
                 let first = wr.error.take().unwrap_or(e);
                 wr.error.set(Some(first));
             }
-            wake(&wr.waker);
+            wr.waker.wake();
         })?;
         this.wr.inflight.set(this.wr.inflight.get() + len);
         Poll::Ready(Ok(len))
@@ -366,7 +366,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
         if this.wr.inflight.get() == 0 {
             return Poll::Ready(Ok(()));
         }
-        register(&this.wr.waker, cx);
+        this.wr.waker.register(cx);
         Poll::Pending
     }
 
@@ -380,7 +380,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
             let shut = this.shut.clone();
             this.stream.shutdown(move |_, r| {
                 shut.result.set(Some(r));
-                wake(&shut.waker);
+                shut.waker.wake();
             })?;
             this.shut.started.set(true);
         }
@@ -391,7 +391,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
                 Poll::Ready(r.map_err(io::Error::from))
             }
             None => {
-                register(&this.shut.waker, cx);
+                this.shut.waker.register(cx);
                 Poll::Pending
             }
         }
