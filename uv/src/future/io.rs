@@ -289,15 +289,61 @@ impl<S: Stream> AsyncRead for AsyncStream<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.rpos >= this.rbuf.len() && !buf.is_empty() {
+            // Nothing buffered: bytes read since that fit `buf` go straight there
+            // (no trip through the wrapper's buffer).
+            let n = {
+                let mut inc = this.rd.incoming.borrow_mut();
+                let n = inc.len();
+                if n == 0 || n > buf.len() {
+                    0
+                } else {
+                    buf[..n].copy_from_slice(&inc);
+                    inc.clear();
+                    n
+                }
+            };
+            if n > 0 {
+                this.resume_reading();
+                return Poll::Ready(Ok(n));
+            }
+        }
+        this.poll_read_buffered(cx, buf)
+    }
+}
+
+impl<S: Stream> AsyncStream<S> {
+    /// Reading may have stopped for backpressure: the bytes were taken now.
+    #[inline]
+    fn resume_reading(&self) {
+        if !self.rd.reading.get() {
+            self.restart_reading();
+        }
+    }
+
+    #[inline(never)]
+    fn restart_reading(&self) {
+        if let Err(e) = self.rd.start(&self.stream) {
+            self.rd.error.set(Some(e));
+        }
+    }
+
+    /// `poll_read` through the wrapper's buffer (or waiting for bytes).
+    #[inline(never)]
+    fn poll_read_buffered(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        match this.fill(cx) {
+        match self.fill(cx) {
             Poll::Ready(Ok(())) => {
-                let avail = &this.rbuf[this.rpos..];
+                let avail = &self.rbuf[self.rpos..];
                 let n = avail.len().min(buf.len());
                 buf[..n].copy_from_slice(&avail[..n]);
-                this.rpos += n;
+                self.rpos += n;
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
