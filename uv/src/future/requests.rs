@@ -258,7 +258,10 @@ pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
 /// that the address it is found by names no other stream meanwhile, and one to
 /// itself, so that the writes' callbacks need none of their own.
 struct StreamWrites {
-    handle: std::cell::RefCell<Option<crate::Handle>>,
+    handle: std::cell::Cell<Option<crate::Handle>>,
+    /// The address of the stream's libuv struct while `handle` holds it (null
+    /// after): what `for_handle` compares.
+    key: std::cell::Cell<*mut crate::sys::uv_handle_t>,
     /// This tracker, from its first write until none is in flight (set by
     /// `new_for`, taken by the last completion or by a refused first write).
     keep: std::cell::Cell<Option<Rc<StreamWrites>>>,
@@ -300,7 +303,7 @@ impl StreamWrites {
             // SAFETY: a non-null pointer in the cache is a live tracker (its Drop
             // clears the cache), made by `Rc::new` below on this thread.
             let w = unsafe { &*last };
-            if matches!(&*w.handle.borrow(), Some(h) if h == handle) {
+            if w.key.get() == handle.raw_struct() {
                 // SAFETY: as above; the new count is owned by the returned Rc.
                 return unsafe {
                     Rc::increment_strong_count(last);
@@ -316,7 +319,8 @@ impl StreamWrites {
     #[inline(never)]
     fn new_for(handle: &crate::Handle) -> Rc<StreamWrites> {
         let w = Rc::new(StreamWrites {
-            handle: std::cell::RefCell::new(Some(handle.clone())),
+            handle: std::cell::Cell::new(Some(handle.clone())),
+            key: std::cell::Cell::new(handle.raw_struct()),
             keep: std::cell::Cell::new(None),
             submitted: std::cell::Cell::new(0),
             completed: std::cell::Cell::new(0),
@@ -366,7 +370,8 @@ impl StreamWrites {
     #[cold]
     #[inline(never)]
     fn idle(&self) -> Option<Rc<StreamWrites>> {
-        drop(self.handle.borrow_mut().take());
+        self.key.set(std::ptr::null_mut());
+        drop(self.handle.take());
         self.keep.take()
     }
 
