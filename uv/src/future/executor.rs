@@ -35,6 +35,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use crate::error::{Error, Result};
 use crate::handles::{Async, AsyncSender, Check, Idle};
 use crate::loop_::{Loop, LoopHandle, LoopShared};
+use crate::sys;
 use crate::{RunMode, StatusCode};
 
 /// The key of `block_on`'s future (never a slab key: generations start at 1).
@@ -71,9 +72,15 @@ pub(crate) struct Local {
     idle_on: Cell<bool>,
     main_woken: Cell<bool>,
     in_block_on: Cell<bool>,
-    /// The loop, for `stop` (a `LoopHandle` would make a cycle through the loop's
-    /// shared state; this one is weak).
-    wakeup_loop: WeakLoop,
+    /// Check phases run (one per loop iteration): `block_on` counts the iterations
+    /// of each `uv_run`.
+    checks: Cell<u64>,
+    /// The loop, for `uv_stop` when `block_on`'s future is woken; null once the
+    /// executor shut down (teardown shuts it down before the loop closes, so a
+    /// non-null pointer names an open loop). A plain pointer: a `LoopHandle` would
+    /// make a cycle through the loop's shared state, and a weak one costs an
+    /// upgrade per wake.
+    raw_loop: Cell<*mut sys::uv_loop_t>,
     /// Set when the loop's teardown started: no more tasks.
     shut: Cell<bool>,
     remote: Arc<Remote>,
@@ -85,17 +92,6 @@ struct Remote {
     /// Keys woken from other threads, taken by the async handle's callback.
     incoming: Mutex<Incoming>,
     sender: OnceLock<AsyncSender>,
-}
-
-/// A weak reference to the loop's shared state.
-struct WeakLoop(Weak<LoopShared>);
-
-impl WeakLoop {
-    fn stop(&self) {
-        if let Some(s) = self.0.upgrade() {
-            LoopHandle::from_shared(s).stop();
-        }
-    }
 }
 
 /// The executor of one loop (in the loop's shared state).
@@ -212,10 +208,11 @@ impl Local {
     fn schedule_key(&self, key: u64) {
         if key == MAIN {
             // Only while `block_on` runs (a stray wake of an earlier one's waker
-            // changes nothing): `uv_stop` ends its iteration without blocking.
+            // changes nothing): `uv_stop` ends its `uv_run` after this iteration,
+            // without blocking.
             if self.in_block_on.get() {
                 self.main_woken.set(true);
-                self.wakeup_loop.stop();
+                self.stop_loop();
             }
             return;
         }
@@ -229,6 +226,18 @@ impl Local {
         };
         if let Some(task) = task {
             self.schedule(task);
+        }
+    }
+
+    /// `uv_stop` on the loop (a no-op once the executor shut down).
+    #[inline]
+    fn stop_loop(&self) {
+        let raw = self.raw_loop.get();
+        if !raw.is_null() {
+            // SAFETY: a non-null pointer names the executor's loop, open until
+            // teardown, which clears the pointer (`shutdown`) before it closes the
+            // loop; `uv_stop` only sets a flag.
+            unsafe { sys::uv_stop(raw) };
         }
     }
 
@@ -385,9 +394,10 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
     }
     // Teardown shut this loop's executor (or the loop had none then): no second one
     // (nothing would shut it down; a callback of the teardown's last run may ask).
-    if shared.executor_shut.get() || shared.raw_for_new().is_none() {
-        return Err(Error::closed_loop("spawn_local"));
-    }
+    let raw_loop = match shared.raw_for_new() {
+        Some(raw) if !shared.executor_shut.get() => raw,
+        _ => return Err(Error::closed_loop("spawn_local")),
+    };
     static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let remote = Arc::new(Remote {
@@ -406,7 +416,8 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
         idle_on: Cell::new(false),
         main_woken: Cell::new(false),
         in_block_on: Cell::new(false),
-        wakeup_loop: WeakLoop(Rc::downgrade(lp.shared())),
+        checks: Cell::new(0),
+        raw_loop: Cell::new(raw_loop),
         shut: Cell::new(false),
         remote: remote.clone(),
     });
@@ -419,11 +430,14 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
     })?;
     local.idle.stop()?;
     let check = Check::new_internal(lp)?;
-    let check_weak = w.clone();
+    // A strong reference (the check handle belongs to the `Executor`, not to
+    // `Local`: no cycle): no upgrade per iteration. The callback is taken out of
+    // its slot while it runs, so `Local` outlives the call.
+    let check_local = local.clone();
     check.start(move |c| {
-        if let Some(l) = check_weak.upgrade() {
-            l.run_ready(c.loop_().shared());
-        }
+        let l = &check_local;
+        l.checks.set(l.checks.get().wrapping_add(1));
+        l.run_ready(c.loop_().shared());
     })?;
     check.unref()?;
     let async_weak = w.clone();
@@ -452,6 +466,7 @@ pub(crate) fn shutdown(shared: &LoopShared) {
     };
     let local = &exec.local;
     local.shut.set(true);
+    local.raw_loop.set(std::ptr::null_mut());
     forget_cached(Rc::as_ptr(local));
     let _ = LOCALS.try_with(|l| {
         let mut l = l.borrow_mut();
@@ -655,9 +670,10 @@ impl Loop {
     /// Runs the loop until `future` completes, and returns its output.
     ///
     /// - The future is polled on this thread, outside any libuv callback (a panic
-    ///   in it unwinds out of `block_on` directly). Between polls the loop runs one
-    ///   iteration at a time: callbacks, spawned tasks and other handles run as
-    ///   they would in [`Loop::run`].
+    ///   in it unwinds out of `block_on` directly). Between polls the loop runs as
+    ///   in [`Loop::run`] (callbacks, spawned tasks and other handles), until the
+    ///   future is woken: the iteration in progress then completes and the future
+    ///   is polled.
     /// - When the future completes, `block_on` returns at once: other handles and
     ///   tasks are left as they are (a started timer stays started, a pending task
     ///   stays pending) and go on at the next `run` or `block_on`.
@@ -708,13 +724,30 @@ impl Loop {
         local.in_block_on.set(true);
         let _leave = Leave(&local);
         local.main_woken.set(true);
+        let mut polled_at = local.checks.get();
+        // Loop iterations between the last two polls.
+        let mut gap = 0;
         loop {
             if local.main_woken.replace(false) {
                 if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                     return Ok(v);
                 }
+                let now = local.checks.get();
+                gap = now.wrapping_sub(polled_at);
+                polled_at = now;
             }
-            self.run(RunMode::Once)?;
+            // A wake of the future stops the loop (`uv_stop`: the iteration in
+            // progress completes, then `uv_run` returns without blocking). A future
+            // woken in each iteration gets one iteration per run (`Once`); one woken
+            // every few iterations gets a run until its wake (`Default`, dearer to
+            // enter as it runs due timers first, but entered once for several
+            // iterations). The referenced async handle keeps the loop alive.
+            let mode = if gap <= 1 {
+                RunMode::Once
+            } else {
+                RunMode::Default
+            };
+            self.run(mode)?;
         }
     }
 }

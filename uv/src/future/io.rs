@@ -5,12 +5,12 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use futures_core::Stream as FuturesStream;
 use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
-use super::{register, wake};
+use super::WakerSlot;
 use crate::error::{Error, Result};
 use crate::stream::Stream;
 use crate::StatusCode;
@@ -28,7 +28,7 @@ struct ReadState {
     eof: Cell<bool>,
     error: Cell<Option<Error>>,
     reading: Cell<bool>,
-    waker: Cell<Option<Waker>>,
+    waker: WakerSlot,
 }
 
 /// The read callback's share of a [`ReadState`]. The handle drops its callback
@@ -41,7 +41,7 @@ struct ReadGuard(Rc<ReadState>);
 impl Drop for ReadGuard {
     fn drop(&mut self) {
         self.0.reading.set(false);
-        wake(&self.0.waker);
+        self.0.waker.wake();
     }
 }
 
@@ -73,7 +73,7 @@ impl ReadState {
                     }
                 }
             }
-            wake(&st.waker);
+            st.waker.wake();
         })?;
         self.reading.set(true);
         Ok(())
@@ -153,7 +153,7 @@ impl<S: Stream> FuturesStream for ReadChunks<S> {
             this.done = true;
             return Poll::Ready(Some(Err(e)));
         }
-        register(&this.st.waker, cx);
+        this.st.waker.register(cx);
         Poll::Pending
     }
 }
@@ -168,14 +168,14 @@ impl<S: Stream> Drop for ReadChunks<S> {
 struct WriteState {
     inflight: Cell<usize>,
     error: Cell<Option<Error>>,
-    waker: Cell<Option<Waker>>,
+    waker: WakerSlot,
 }
 
 #[derive(Default)]
 struct ShutdownState {
     started: Cell<bool>,
     result: Cell<Option<Result<()>>>,
-    waker: Cell<Option<Waker>>,
+    waker: WakerSlot,
 }
 
 /// A stream handle (`Tcp`, `Pipe`, `Tty`, any [`Stream`]) as `futures-io`'s
@@ -268,7 +268,7 @@ impl<S: Stream> AsyncStream<S> {
         if let Err(e) = self.rd.start(&self.stream) {
             return Poll::Ready(Err(e.into()));
         }
-        register(&self.rd.waker, cx);
+        self.rd.waker.register(cx);
         Poll::Pending
     }
 
@@ -289,15 +289,61 @@ impl<S: Stream> AsyncRead for AsyncStream<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.rpos >= this.rbuf.len() && !buf.is_empty() {
+            // Nothing buffered: bytes read since that fit `buf` go straight there
+            // (no trip through the wrapper's buffer).
+            let n = {
+                let mut inc = this.rd.incoming.borrow_mut();
+                let n = inc.len();
+                if n == 0 || n > buf.len() {
+                    0
+                } else {
+                    buf[..n].copy_from_slice(&inc);
+                    inc.clear();
+                    n
+                }
+            };
+            if n > 0 {
+                this.resume_reading();
+                return Poll::Ready(Ok(n));
+            }
+        }
+        this.poll_read_buffered(cx, buf)
+    }
+}
+
+impl<S: Stream> AsyncStream<S> {
+    /// Reading may have stopped for backpressure: the bytes were taken now.
+    #[inline]
+    fn resume_reading(&self) {
+        if !self.rd.reading.get() {
+            self.restart_reading();
+        }
+    }
+
+    #[inline(never)]
+    fn restart_reading(&self) {
+        if let Err(e) = self.rd.start(&self.stream) {
+            self.rd.error.set(Some(e));
+        }
+    }
+
+    /// `poll_read` through the wrapper's buffer (or waiting for bytes).
+    #[inline(never)]
+    fn poll_read_buffered(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        match this.fill(cx) {
+        match self.fill(cx) {
             Poll::Ready(Ok(())) => {
-                let avail = &this.rbuf[this.rpos..];
+                let avail = &self.rbuf[self.rpos..];
                 let n = avail.len().min(buf.len());
                 buf[..n].copy_from_slice(&avail[..n]);
-                this.rpos += n;
+                self.rpos += n;
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -342,7 +388,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
             }
         }
         if this.wr.inflight.get() >= WRITE_HIGH_WATER {
-            register(&this.wr.waker, cx);
+            this.wr.waker.register(cx);
             return Poll::Pending;
         }
         let len = buf.len();
@@ -354,7 +400,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
                 let first = wr.error.take().unwrap_or(e);
                 wr.error.set(Some(first));
             }
-            wake(&wr.waker);
+            wr.waker.wake();
         })?;
         this.wr.inflight.set(this.wr.inflight.get() + len);
         Poll::Ready(Ok(len))
@@ -366,7 +412,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
         if this.wr.inflight.get() == 0 {
             return Poll::Ready(Ok(()));
         }
-        register(&this.wr.waker, cx);
+        this.wr.waker.register(cx);
         Poll::Pending
     }
 
@@ -380,7 +426,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
             let shut = this.shut.clone();
             this.stream.shutdown(move |_, r| {
                 shut.result.set(Some(r));
-                wake(&shut.waker);
+                shut.waker.wake();
             })?;
             this.shut.started.set(true);
         }
@@ -391,7 +437,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
                 Poll::Ready(r.map_err(io::Error::from))
             }
             None => {
-                register(&this.shut.waker, cx);
+                this.shut.waker.register(cx);
                 Poll::Pending
             }
         }

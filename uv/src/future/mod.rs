@@ -90,6 +90,44 @@ pub(crate) fn wake(slot: &Cell<Option<Waker>>) {
     }
 }
 
+/// A task's waker kept for repeated waits: after a wake it stays (disarmed), so
+/// that the task waiting again registers without cloning it, and the wake itself
+/// needs no waker of its own (`wake_by_ref`). Wakes only while armed: as a slot
+/// that gives its waker away, it wakes once per registration.
+#[derive(Default)]
+pub(crate) struct WakerSlot {
+    waker: Cell<Option<Waker>>,
+    armed: Cell<bool>,
+}
+
+impl WakerSlot {
+    /// Arms the slot with the task's waker (keeping the stored one when it wakes
+    /// the same task).
+    #[inline]
+    pub(crate) fn register(&self, cx: &Context<'_>) {
+        register(&self.waker, cx);
+        self.armed.set(true);
+    }
+
+    /// Wakes the registered task, if the slot is armed, and disarms it.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        if self.armed.replace(false) {
+            let w = self.waker.take();
+            if let Some(w) = &w {
+                w.wake_by_ref();
+            }
+            // A waker registered by the wake (user code may poll) stays.
+            if let Some(w) = w {
+                let newer = self.waker.replace(Some(w));
+                if newer.is_some() {
+                    self.waker.set(newer);
+                }
+            }
+        }
+    }
+}
+
 /// A value that one callback delivers and one future takes.
 pub(crate) struct Oneshot<T> {
     value: Cell<Option<T>>,

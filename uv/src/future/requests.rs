@@ -223,11 +223,16 @@ pub fn connect_pipe(pipe: &Pipe, path: impl AsRef<Path>) -> HandleRequest {
 /// Dropped early: the write stays queued and completes (libuv cannot take it
 /// back); the bytes may or may not reach the peer, and nothing reports the write
 /// as done.
+#[inline]
 pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
     let handle: &crate::Handle = stream;
     let writes = StreamWrites::for_handle(handle);
-    let w = writes.clone();
-    match stream.write(data, move |_, r| w.complete(r)) {
+    let w = Rc::as_ptr(&writes);
+    // SAFETY: the tracker keeps itself alive while writes are in flight
+    // (`keep`), this one among them once it is submitted: its callback runs
+    // once, before the tracker counts it completed. (Not submitted, the callback
+    // is dropped unrun.)
+    match stream.write(data, move |_, r| unsafe { StreamWrites::complete(w, r) }) {
         Ok(()) => {
             let seq = writes.submitted.get() + 1;
             writes.submitted.set(seq);
@@ -235,9 +240,12 @@ pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
                 state: WriteState::Pending(writes, seq),
             }
         }
-        Err(e) => WriteFuture {
-            state: WriteState::Over(Some(Box::new(e))),
-        },
+        Err(e) => {
+            writes.refused();
+            WriteFuture {
+                state: WriteState::Over(Some(Box::new(e))),
+            }
+        }
     }
 }
 
@@ -247,9 +255,16 @@ pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
 /// (the write's callback holds a reference to this and nothing else).
 /// One is shared by the writes made one after another on a stream; it holds a
 /// reference to the stream while writes are in flight (as their requests do), so
-/// that the address it is found by names no other stream meanwhile.
+/// that the address it is found by names no other stream meanwhile, and one to
+/// itself, so that the writes' callbacks need none of their own.
 struct StreamWrites {
-    handle: std::cell::RefCell<Option<crate::Handle>>,
+    handle: std::cell::Cell<Option<crate::Handle>>,
+    /// The address of the stream's libuv struct while `handle` holds it (null
+    /// after): what `for_handle` compares.
+    key: std::cell::Cell<*mut crate::sys::uv_handle_t>,
+    /// This tracker, from its first write until none is in flight (set by
+    /// `new_for`, taken by the last completion or by a refused first write).
+    keep: std::cell::Cell<Option<Rc<StreamWrites>>>,
     /// Writes submitted through this tracker (the last one's number).
     submitted: std::cell::Cell<u64>,
     /// Writes completed (in order: the first `completed` of the submitted ones).
@@ -288,7 +303,7 @@ impl StreamWrites {
             // SAFETY: a non-null pointer in the cache is a live tracker (its Drop
             // clears the cache), made by `Rc::new` below on this thread.
             let w = unsafe { &*last };
-            if matches!(&*w.handle.borrow(), Some(h) if h == handle) {
+            if w.key.get() == handle.raw_struct() {
                 // SAFETY: as above; the new count is owned by the returned Rc.
                 return unsafe {
                     Rc::increment_strong_count(last);
@@ -304,7 +319,9 @@ impl StreamWrites {
     #[inline(never)]
     fn new_for(handle: &crate::Handle) -> Rc<StreamWrites> {
         let w = Rc::new(StreamWrites {
-            handle: std::cell::RefCell::new(Some(handle.clone())),
+            handle: std::cell::Cell::new(Some(handle.clone())),
+            key: std::cell::Cell::new(handle.raw_struct()),
+            keep: std::cell::Cell::new(None),
             submitted: std::cell::Cell::new(0),
             completed: std::cell::Cell::new(0),
             errors: Default::default(),
@@ -313,31 +330,58 @@ impl StreamWrites {
             waiting: std::cell::Cell::new(false),
         });
         let _ = LAST_WRITES.try_with(|c| c.set(Rc::as_ptr(&w)));
+        w.keep.set(Some(w.clone()));
         w
     }
 
-    /// The oldest write in flight completed with `r` (libuv completes a stream's
-    /// writes in order).
+    /// The oldest write in flight of the tracker at `this` completed with `r`
+    /// (libuv completes a stream's writes in order).
+    ///
+    /// # Safety
+    /// `this` is a tracker with this write in flight (alive: it keeps itself
+    /// while writes are in flight).
     #[inline]
-    fn complete(&self, r: Result<()>) {
-        let seq = self.completed.get() + 1;
-        self.completed.set(seq);
-        if seq == self.submitted.get() {
-            self.idle();
-        }
-        if let Err(e) = r {
-            self.failed(seq, e);
-        }
-        if self.waiting.get() {
-            self.wake();
-        }
+    unsafe fn complete(this: *const StreamWrites, r: Result<()>) {
+        let kept = {
+            // SAFETY: the caller's contract; the reference ends before the tracker's
+            // own reference to itself may go.
+            let w = unsafe { &*this };
+            let seq = w.completed.get() + 1;
+            w.completed.set(seq);
+            if let Err(e) = r {
+                w.failed(seq, e);
+            }
+            if w.waiting.get() {
+                w.wake();
+            }
+            if seq == w.submitted.get() {
+                w.idle()
+            } else {
+                None
+            }
+        };
+        // May drop the tracker: no reference to it is alive here.
+        drop(kept);
     }
 
-    /// Nothing in flight: the stream goes back to its own lifetime.
+    /// Nothing in flight: the stream goes back to its own lifetime, and the
+    /// tracker to its futures' (its own reference to itself, returned, is
+    /// dropped by the caller once done with it).
     #[cold]
     #[inline(never)]
-    fn idle(&self) {
-        drop(self.handle.borrow_mut().take());
+    fn idle(&self) -> Option<Rc<StreamWrites>> {
+        self.key.set(std::ptr::null_mut());
+        drop(self.handle.take());
+        self.keep.take()
+    }
+
+    /// A write was refused: a new tracker with nothing in flight lets go.
+    #[cold]
+    #[inline(never)]
+    fn refused(&self) {
+        if self.completed.get() == self.submitted.get() {
+            drop(self.idle());
+        }
     }
 
     /// Keeps write `seq`'s error for its future.
