@@ -367,6 +367,25 @@ impl Bufs {
 }
 
 impl WriteData {
+    /// libuv's view of the data when it is one buffer (`None` for `Many`): the
+    /// common case, with no `Bufs` to build and drop.
+    #[inline]
+    fn one(&self) -> Option<sys::uv_buf_t> {
+        let v: &[u8] = match self {
+            WriteData::One(v) => v,
+            WriteData::Static(v) => v,
+            WriteData::Shared(v) => v,
+            WriteData::SharedSync(v) => v,
+            #[cfg(feature = "bytes")]
+            WriteData::Bytes(v) => v,
+            WriteData::Many(_) => return None,
+        };
+        Some(sys::uv_buf_t {
+            base: v.as_ptr() as *mut _,
+            len: v.len(),
+        })
+    }
+
     /// libuv's view of the buffers (the bytes stay here, unmoved, until completion;
     /// libuv only reads them).
     #[inline]
@@ -635,10 +654,10 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
         }
         _ => shared.read_buffer().give_back(base),
     }
-    // A stream that still reads with an allocator needs its next buffer.
+    // A stream that still reads with an allocator needs its next buffer (the slot
+    // is looked at first: reads into the loop's buffer skip the calls into libuv).
     // SAFETY: as above; the flags are read, not changed.
-    let reading = unsafe { sys::uv_is_active(s.cast()) != 0 };
-    if reading && slots.allocator.is_set() && !is_closing(s) {
+    if slots.allocator.is_set() && unsafe { sys::uv_is_active(s.cast()) != 0 } && !is_closing(s) {
         shared.guard(|| slots.fetch_next(READ_BUFFER_SIZE));
     }
 }
@@ -743,6 +762,7 @@ pub fn read_stop<K: StreamKind>(s: &K) -> Result<()> {
 
 /// The open stream's libuv struct, checked for `uv_write`: not listening, not in a
 /// blocking write that could not finish, a descriptor libuv can use.
+#[inline]
 fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     let raw = raw(s, "uv_write")?;
     // SAFETY: the stream is open.
@@ -789,11 +809,15 @@ pub fn write<K: StreamKind>(
         &"uv_write",
         KeptData(std::mem::ManuallyDrop::new(data)),
         callback,
-        |req, data, done| {
-            let bufs = data.0.bufs();
+        |req, data, done| match data.0.one() {
             // SAFETY: the stream is open; the request and the bytes stay put until
-            // `done`; libuv only reads the bytes.
-            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
+            // `done`; libuv only reads the bytes (and copies the buffer array).
+            Some(buf) => unsafe { sys::uv_write(req, raw, &buf, 1, Some(done)) },
+            None => {
+                let bufs = data.0.bufs();
+                // SAFETY: as above.
+                unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
+            }
         },
     )
 }
