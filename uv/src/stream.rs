@@ -322,8 +322,9 @@ fn raw<K: StreamKind>(s: &K, op: &'static str) -> Result<*mut sys::uv_stream_t> 
 }
 
 /// Data to write, kept by the request until the write completes. Owned buffers
-/// move in without a copy; `&[u8]` and `&str` are copied; `Static` and `Shared`
-/// are never copied (use them to write the same bytes many times).
+/// move in without a copy; `&[u8]` and `&str` are copied (up to 22 bytes into the
+/// value itself, with no allocation); `Static` and `Shared` are never copied (use
+/// them to write the same bytes many times).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum WriteData {
@@ -341,26 +342,78 @@ pub enum WriteData {
     /// A `bytes::Bytes` (no copy), with the `bytes` feature.
     #[cfg(feature = "bytes")]
     Bytes(bytes::Bytes),
+    /// A few bytes copied in (from `&[u8]` or `&str`), kept inside the value: no
+    /// allocation of their own (a stream write keeps them in its request).
+    #[doc(hidden)]
+    Inline(InlineBytes),
+}
+
+/// Up to [`INLINE_WRITE`] bytes copied from a `&[u8]` or `&str`, kept inside the
+/// value (and so inside the write request) instead of a heap allocation of their
+/// own. Made by the `From` conversions only.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct InlineBytes {
+    len: u8,
+    bytes: [u8; INLINE_WRITE],
+}
+
+/// The most bytes a `&[u8]` write keeps inline (what fits beside the enum's tag
+/// without making `WriteData` larger than a `Vec`'s 24 bytes plus the tag).
+const INLINE_WRITE: usize = 22;
+
+impl InlineBytes {
+    #[inline]
+    fn new(v: &[u8]) -> Option<InlineBytes> {
+        if v.len() > INLINE_WRITE {
+            return None;
+        }
+        let mut bytes = [0u8; INLINE_WRITE];
+        bytes[..v.len()].copy_from_slice(v);
+        Some(InlineBytes {
+            len: v.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The bytes.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for InlineBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
 }
 
 /// libuv's view of the buffers: libuv copies this array into the request, so it
-/// only lives for the call. One buffer needs no allocation.
+/// only lives for the call. One buffer needs no allocation. The view stays valid
+/// when the `WriteData` it was made from moves (inline bytes are copied to the
+/// heap for it: see [`WriteData::bufs`]).
 pub(crate) enum Bufs {
     One([sys::uv_buf_t; 1]),
     Many(Vec<sys::uv_buf_t>),
+    /// A heap copy of inline bytes (kept for the buffer, which points at it).
+    Copied {
+        _bytes: Box<[u8]>,
+        buf: [sys::uv_buf_t; 1],
+    },
 }
 
 impl Bufs {
     pub(crate) fn as_ptr(&self) -> *const sys::uv_buf_t {
         match self {
-            Bufs::One(b) => b.as_ptr(),
+            Bufs::One(b) | Bufs::Copied { buf: b, .. } => b.as_ptr(),
             Bufs::Many(v) => v.as_ptr(),
         }
     }
 
     pub(crate) fn len(&self) -> u32 {
         match self {
-            Bufs::One(_) => 1,
+            Bufs::One(_) | Bufs::Copied { .. } => 1,
             Bufs::Many(v) => v.len() as u32,
         }
     }
@@ -368,7 +421,9 @@ impl Bufs {
 
 impl WriteData {
     /// libuv's view of the data when it is one buffer (`None` for `Many`): the
-    /// common case, with no `Bufs` to build and drop.
+    /// common case, with no `Bufs` to build and drop. For `Inline` bytes it points
+    /// into the value: valid while the value does not move (a write request keeps
+    /// its data in place until completion).
     #[inline]
     fn one(&self) -> Option<sys::uv_buf_t> {
         let v: &[u8] = match self {
@@ -378,6 +433,7 @@ impl WriteData {
             WriteData::SharedSync(v) => v,
             #[cfg(feature = "bytes")]
             WriteData::Bytes(v) => v,
+            WriteData::Inline(b) => b.as_slice(),
             WriteData::Many(_) => return None,
         };
         Some(sys::uv_buf_t {
@@ -386,8 +442,10 @@ impl WriteData {
         })
     }
 
-    /// libuv's view of the buffers (the bytes stay here, unmoved, until completion;
-    /// libuv only reads them).
+    /// libuv's view of the buffers (the bytes stay where they are until completion;
+    /// libuv only reads them). It may outlive a move of the value: `Inline` bytes,
+    /// which are inside the value, are copied to the heap for it (a write that keeps
+    /// the value in place uses [`one`](WriteData::one) instead, with no copy).
     #[inline]
     pub(crate) fn bufs(&self) -> Bufs {
         let buf = |v: &[u8]| sys::uv_buf_t {
@@ -401,6 +459,14 @@ impl WriteData {
             WriteData::SharedSync(v) => Bufs::One([buf(v)]),
             #[cfg(feature = "bytes")]
             WriteData::Bytes(v) => Bufs::One([buf(v)]),
+            WriteData::Inline(b) => {
+                let bytes: Box<[u8]> = b.as_slice().into();
+                let one = [buf(&bytes)];
+                Bufs::Copied {
+                    _bytes: bytes,
+                    buf: one,
+                }
+            }
             WriteData::Many(vs) => Bufs::Many(vs.iter().map(|v| buf(v)).collect()),
         }
     }
@@ -438,20 +504,26 @@ impl From<Vec<u8>> for WriteData {
 }
 
 impl From<&[u8]> for WriteData {
+    #[inline]
     fn from(v: &[u8]) -> Self {
-        WriteData::One(v.to_vec())
+        match InlineBytes::new(v) {
+            Some(b) => WriteData::Inline(b),
+            None => WriteData::One(v.to_vec()),
+        }
     }
 }
 
 impl<const N: usize> From<&[u8; N]> for WriteData {
+    #[inline]
     fn from(v: &[u8; N]) -> Self {
-        WriteData::One(v.to_vec())
+        WriteData::from(&v[..])
     }
 }
 
 impl From<&str> for WriteData {
+    #[inline]
     fn from(v: &str) -> Self {
-        WriteData::One(v.as_bytes().to_vec())
+        WriteData::from(v.as_bytes())
     }
 }
 
@@ -762,7 +834,7 @@ pub fn read_stop<K: StreamKind>(s: &K) -> Result<()> {
 
 /// The open stream's libuv struct, checked for `uv_write`: not listening, not in a
 /// blocking write that could not finish, a descriptor libuv can use.
-#[inline]
+#[inline(always)]
 fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     let raw = raw(s, "uv_write")?;
     // SAFETY: the stream is open.
@@ -774,6 +846,21 @@ fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     Ok(raw)
 }
 
+/// Calls `f` with libuv's view of `data` (the buffer array and its length, valid
+/// during the call; libuv copies the array). For data that stays in place until
+/// libuv is done with the bytes (a request's): one buffer, inline bytes included,
+/// is pointed at where it is, with no `Bufs` built.
+#[inline]
+pub(crate) fn with_bufs<R>(data: &WriteData, f: impl FnOnce(*const sys::uv_buf_t, u32) -> R) -> R {
+    match data.one() {
+        Some(buf) => f(&buf, 1),
+        None => {
+            let bufs = data.bufs();
+            f(bufs.as_ptr(), bufs.len())
+        }
+    }
+}
+
 /// A write request's data. Dropping `Static` bytes is a test of the variant, not
 /// a call of the enum's drop code (a jump through its table of variants), which
 /// a batch of small writes of constant bytes would pay once per write.
@@ -782,7 +869,7 @@ struct KeptData(std::mem::ManuallyDrop<WriteData>);
 impl Drop for KeptData {
     #[inline(always)]
     fn drop(&mut self) {
-        if !matches!(*self.0, WriteData::Static(_)) {
+        if !matches!(*self.0, WriteData::Static(_) | WriteData::Inline(_)) {
             self.drop_owned();
         }
     }
@@ -809,15 +896,12 @@ pub fn write<K: StreamKind>(
         &"uv_write",
         KeptData(std::mem::ManuallyDrop::new(data)),
         callback,
-        |req, data, done| match data.0.one() {
-            // SAFETY: the stream is open; the request and the bytes stay put until
-            // `done`; libuv only reads the bytes (and copies the buffer array).
-            Some(buf) => unsafe { sys::uv_write(req, raw, &buf, 1, Some(done)) },
-            None => {
-                let bufs = data.0.bufs();
-                // SAFETY: as above.
-                unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
-            }
+        |req, data, done| {
+            with_bufs(&data.0, |bufs, n| {
+                // SAFETY: the stream is open; the request and the bytes stay put
+                // until `done`; libuv only reads the bytes.
+                unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
+            })
         },
     )
 }
@@ -846,10 +930,11 @@ pub fn write_counted<K: StreamKind>(
         (data, count),
         move |h, r| callback(h, r, c.get()),
         |req, data, done| {
-            let bufs = data.0.bufs();
-            // SAFETY: the stream is open; the request and the bytes stay put until
-            // `done`; libuv only reads the bytes.
-            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
+            with_bufs(&data.0, |bufs, n| {
+                // SAFETY: the stream is open; the request and the bytes stay put
+                // until `done`; libuv only reads the bytes.
+                unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
+            })
         },
     )
 }
@@ -878,10 +963,11 @@ pub fn write2<K: StreamKind, S: StreamKind>(
         (data, keep),
         callback,
         |req, data, done| {
-            let bufs = data.0.bufs();
-            // SAFETY: both streams are open; the request, the bytes and the sent
-            // handle stay put until `done`.
-            unsafe { sys::uv_write2(req, raw, bufs.as_ptr(), bufs.len(), send_raw, Some(done)) }
+            with_bufs(&data.0, |bufs, n| {
+                // SAFETY: both streams are open; the request, the bytes and the
+                // sent handle stay put until `done`.
+                unsafe { sys::uv_write2(req, raw, bufs, n, send_raw, Some(done)) }
+            })
         },
     )
 }
