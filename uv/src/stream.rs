@@ -695,6 +695,10 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
                             base as *const u8,
                             nread as usize,
                         ))
+                    } else if nread == sys::uv_errno_t_UV_EOF as isize {
+                        // The end of every stream: a constant error, with no lookup
+                        // of the code.
+                        Err(Error::new(StatusCode::EOF, "uv_read"))
                     } else {
                         Err(Error::from_raw(nread as i32, "uv_read"))
                     };
