@@ -322,7 +322,7 @@ fn raw<K: StreamKind>(s: &K, op: &'static str) -> Result<*mut sys::uv_stream_t> 
 }
 
 /// Data to write, kept by the request until the write completes. Owned buffers
-/// move in without a copy; `&[u8]` and `&str` are copied (up to 22 bytes into the
+/// move in without a copy; `&[u8]` and `&str` are copied (up to 15 bytes into the
 /// value itself, with no allocation); `Static` and `Shared` are never copied (use
 /// them to write the same bytes many times).
 #[derive(Debug)]
@@ -352,15 +352,21 @@ pub enum WriteData {
 /// value (and so inside the write request) instead of a heap allocation of their
 /// own. Made by the `From` conversions only.
 #[doc(hidden)]
-#[derive(Clone, Copy)]
 pub struct InlineBytes {
     len: u8,
     bytes: [u8; INLINE_WRITE],
+    /// A heap copy of the bytes, made by the first [`WriteData::bufs`] (whose
+    /// view must stay valid when the value moves) and dropped with the value.
+    /// Never replaced once made.
+    moved: Cell<Option<Box<[u8; INLINE_WRITE]>>>,
 }
 
-/// The most bytes a `&[u8]` write keeps inline (what fits beside the enum's tag
-/// without making `WriteData` larger than a `Vec`'s 24 bytes plus the tag).
-const INLINE_WRITE: usize = 22;
+/// The most bytes a `&[u8]` write keeps inline: what fits beside the heap copy's
+/// pointer and the length in the 24 bytes of a `Vec` (the `One` variant).
+const INLINE_WRITE: usize = 15;
+
+// The inline variant is no larger than `One`: `WriteData` does not grow for it.
+const _: () = assert!(std::mem::size_of::<InlineBytes>() <= std::mem::size_of::<Vec<u8>>());
 
 impl InlineBytes {
     #[inline]
@@ -373,13 +379,36 @@ impl InlineBytes {
         Some(InlineBytes {
             len: v.len() as u8,
             bytes,
+            moved: Cell::new(None),
         })
     }
 
-    /// The bytes.
+    /// The bytes, inside the value.
     #[inline]
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether `movable` made a heap copy (which the value's drop frees).
+    #[inline]
+    fn has_heap_copy(&self) -> bool {
+        let copy = self.moved.take();
+        let made = copy.is_some();
+        self.moved.set(copy);
+        made
+    }
+
+    /// The bytes at an address that stays when the value moves: the heap copy,
+    /// made on the first call.
+    fn movable(&self) -> &[u8] {
+        let copy = self.moved.take().unwrap_or_else(|| Box::new(self.bytes));
+        let p = copy.as_ptr();
+        self.moved.set(Some(copy));
+        // SAFETY: `p` points at the heap copy, which `moved` owns: it is put back
+        // above, is never replaced (only this function sets it, with the same
+        // box), and is dropped only with the value, which the borrow of `self`
+        // keeps alive; `len` is at most its length.
+        unsafe { std::slice::from_raw_parts(p, usize::from(self.len)) }
     }
 }
 
@@ -390,30 +419,23 @@ impl std::fmt::Debug for InlineBytes {
 }
 
 /// libuv's view of the buffers: libuv copies this array into the request, so it
-/// only lives for the call. One buffer needs no allocation. The view stays valid
-/// when the `WriteData` it was made from moves (inline bytes are copied to the
-/// heap for it: see [`WriteData::bufs`]).
+/// only lives for the call. One buffer needs no allocation.
 pub(crate) enum Bufs {
     One([sys::uv_buf_t; 1]),
     Many(Vec<sys::uv_buf_t>),
-    /// A heap copy of inline bytes (kept for the buffer, which points at it).
-    Copied {
-        _bytes: Box<[u8]>,
-        buf: [sys::uv_buf_t; 1],
-    },
 }
 
 impl Bufs {
     pub(crate) fn as_ptr(&self) -> *const sys::uv_buf_t {
         match self {
-            Bufs::One(b) | Bufs::Copied { buf: b, .. } => b.as_ptr(),
+            Bufs::One(b) => b.as_ptr(),
             Bufs::Many(v) => v.as_ptr(),
         }
     }
 
     pub(crate) fn len(&self) -> u32 {
         match self {
-            Bufs::One(_) | Bufs::Copied { .. } => 1,
+            Bufs::One(_) => 1,
             Bufs::Many(v) => v.len() as u32,
         }
     }
@@ -442,10 +464,11 @@ impl WriteData {
         })
     }
 
-    /// libuv's view of the buffers (the bytes stay where they are until completion;
-    /// libuv only reads them). It may outlive a move of the value: `Inline` bytes,
-    /// which are inside the value, are copied to the heap for it (a write that keeps
-    /// the value in place uses [`one`](WriteData::one) instead, with no copy).
+    /// libuv's view of the buffers (the bytes stay where they are until the value
+    /// is dropped; libuv only reads them). It stays valid when the value moves:
+    /// `Inline` bytes, which are inside the value, are pointed at in a heap copy
+    /// the value keeps (a write whose data stays in place uses [`with_bufs`]
+    /// instead, with no copy).
     #[inline]
     pub(crate) fn bufs(&self) -> Bufs {
         let buf = |v: &[u8]| sys::uv_buf_t {
@@ -459,14 +482,7 @@ impl WriteData {
             WriteData::SharedSync(v) => Bufs::One([buf(v)]),
             #[cfg(feature = "bytes")]
             WriteData::Bytes(v) => Bufs::One([buf(v)]),
-            WriteData::Inline(b) => {
-                let bytes: Box<[u8]> = b.as_slice().into();
-                let one = [buf(&bytes)];
-                Bufs::Copied {
-                    _bytes: bytes,
-                    buf: one,
-                }
-            }
+            WriteData::Inline(b) => Bufs::One([buf(b.movable())]),
             WriteData::Many(vs) => Bufs::Many(vs.iter().map(|v| buf(v)).collect()),
         }
     }
@@ -865,15 +881,20 @@ pub(crate) fn with_bufs<R>(data: &WriteData, f: impl FnOnce(*const sys::uv_buf_t
     }
 }
 
-/// A write request's data. Dropping `Static` bytes is a test of the variant, not
-/// a call of the enum's drop code (a jump through its table of variants), which
+/// A write request's data. Dropping `Static` bytes, or inline bytes without a
+/// heap copy, is a test of the variant, not a call of the enum's drop code (a jump through its table of variants), which
 /// a batch of small writes of constant bytes would pay once per write.
 struct KeptData(std::mem::ManuallyDrop<WriteData>);
 
 impl Drop for KeptData {
     #[inline(always)]
     fn drop(&mut self) {
-        if !matches!(*self.0, WriteData::Static(_) | WriteData::Inline(_)) {
+        let nothing_owned = match &*self.0 {
+            WriteData::Static(_) => true,
+            WriteData::Inline(b) => !b.has_heap_copy(),
+            _ => false,
+        };
+        if !nothing_owned {
             self.drop_owned();
         }
     }
