@@ -138,35 +138,51 @@ where
     let shared: &LoopShared = unsafe { &*(*p).handle.typed().shared_raw() };
     shared.request_finished();
     let slab = shared.slab();
-    // One guard: the fields are taken out of the request inside it (so that only
-    // two pointers and the status go into it, not the callback and the data), then
-    // the callback runs, then the handle reference (which may close an unreachable
-    // handle) and the data are dropped. If the callback panics, the handle
-    // reference and the data are dropped by the unwinding; their Drop runs no user
-    // code (the data is the library's: buffers, addresses, handles), so it cannot
-    // panic there.
+    // One guard: the handle reference, the name and the callback are taken out of
+    // the request inside it (so that only two pointers and the status go into it),
+    // then the callback runs; the data stays in place and is dropped after it, with
+    // the memory going back to the slab, then the handle reference (which may
+    // close an unreachable handle) is dropped. If the callback panics, `Finish`
+    // and the handle reference are dropped by the unwinding; their Drop runs no
+    // user code (the data is the library's: buffers, addresses, handles), so it
+    // cannot panic there.
     shared.guard(move || {
-        // SAFETY: the fields are moved out once, here, then the memory goes back to
-        // the slab (the loop holds a count of it, so it stays); nothing before the
-        // moves can unwind.
-        let (op, handle, cb, data) = unsafe {
+        /// Drops the data in place and gives the memory back to the slab.
+        struct Finish<R, K, C, D> {
+            p: *mut ReqBox<R, K, C, D>,
+            slab: NonNull<Slab>,
+        }
+        impl<R, K, C, D> Drop for Finish<R, K, C, D> {
+            #[inline(always)]
+            fn drop(&mut self) {
+                // SAFETY: the data was written by `submit` and is dropped once,
+                // here; the other fields were moved out (or are `ManuallyDrop`);
+                // then the memory goes back to the slab (the loop holds a count
+                // of it, so it stays).
+                unsafe {
+                    std::ptr::drop_in_place(std::ptr::addr_of_mut!((*self.p).data));
+                    Slab::free(
+                        self.slab,
+                        NonNull::new_unchecked(self.p.cast()),
+                        Layout::new::<ReqBox<R, K, C, D>>(),
+                    );
+                }
+            }
+        }
+        // SAFETY: the fields are moved out once, here; nothing before the moves
+        // can unwind.
+        let (op, handle, cb) = unsafe {
             // The request completed: `read` may look at it (its contract).
             X::read(req, &mut (*p).data);
-            let parts = (
+            (
                 (*p).op,
                 std::ptr::addr_of!((*p).handle).read(),
                 ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
-                std::ptr::addr_of!((*p).data).read(),
-            );
-            Slab::free(
-                slab,
-                NonNull::new_unchecked(p.cast()),
-                Layout::new::<ReqBox<R, K, C, D>>(),
-            );
-            parts
+            )
         };
+        let finish = Finish { p, slab };
         cb(&handle, check(status, op));
-        drop(data);
+        drop(finish);
         drop(handle);
     });
 }

@@ -322,8 +322,9 @@ fn raw<K: StreamKind>(s: &K, op: &'static str) -> Result<*mut sys::uv_stream_t> 
 }
 
 /// Data to write, kept by the request until the write completes. Owned buffers
-/// move in without a copy; `&[u8]` and `&str` are copied; `Static` and `Shared`
-/// are never copied (use them to write the same bytes many times).
+/// move in without a copy; `&[u8]` and `&str` are copied (up to 15 bytes into the
+/// value itself, with no allocation); `Static` and `Shared` are never copied (use
+/// them to write the same bytes many times).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum WriteData {
@@ -341,6 +342,80 @@ pub enum WriteData {
     /// A `bytes::Bytes` (no copy), with the `bytes` feature.
     #[cfg(feature = "bytes")]
     Bytes(bytes::Bytes),
+    /// A few bytes copied in (from `&[u8]` or `&str`), kept inside the value: no
+    /// allocation of their own (a stream write keeps them in its request).
+    #[doc(hidden)]
+    Inline(InlineBytes),
+}
+
+/// Up to [`INLINE_WRITE`] bytes copied from a `&[u8]` or `&str`, kept inside the
+/// value (and so inside the write request) instead of a heap allocation of their
+/// own. Made by the `From` conversions only.
+#[doc(hidden)]
+pub struct InlineBytes {
+    len: u8,
+    bytes: [u8; INLINE_WRITE],
+    /// A heap copy of the bytes, made by the first [`WriteData::bufs`] (whose
+    /// view must stay valid when the value moves) and dropped with the value.
+    /// Never replaced once made.
+    moved: Cell<Option<Box<[u8; INLINE_WRITE]>>>,
+}
+
+/// The most bytes a `&[u8]` write keeps inline: what fits beside the heap copy's
+/// pointer and the length in the 24 bytes of a `Vec` (the `One` variant).
+const INLINE_WRITE: usize = 15;
+
+// The inline variant is no larger than `One`: `WriteData` does not grow for it.
+const _: () = assert!(std::mem::size_of::<InlineBytes>() <= std::mem::size_of::<Vec<u8>>());
+
+impl InlineBytes {
+    #[inline]
+    fn new(v: &[u8]) -> Option<InlineBytes> {
+        if v.len() > INLINE_WRITE {
+            return None;
+        }
+        let mut bytes = [0u8; INLINE_WRITE];
+        bytes[..v.len()].copy_from_slice(v);
+        Some(InlineBytes {
+            len: v.len() as u8,
+            bytes,
+            moved: Cell::new(None),
+        })
+    }
+
+    /// The bytes, inside the value.
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether `movable` made a heap copy (which the value's drop frees).
+    #[inline]
+    fn has_heap_copy(&self) -> bool {
+        let copy = self.moved.take();
+        let made = copy.is_some();
+        self.moved.set(copy);
+        made
+    }
+
+    /// The bytes at an address that stays when the value moves: the heap copy,
+    /// made on the first call.
+    fn movable(&self) -> &[u8] {
+        let copy = self.moved.take().unwrap_or_else(|| Box::new(self.bytes));
+        let p = copy.as_ptr();
+        self.moved.set(Some(copy));
+        // SAFETY: `p` points at the heap copy, which `moved` owns: it is put back
+        // above, is never replaced (only this function sets it, with the same
+        // box), and is dropped only with the value, which the borrow of `self`
+        // keeps alive; `len` is at most its length.
+        unsafe { std::slice::from_raw_parts(p, usize::from(self.len)) }
+    }
+}
+
+impl std::fmt::Debug for InlineBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
 }
 
 /// libuv's view of the buffers: libuv copies this array into the request, so it
@@ -367,8 +442,33 @@ impl Bufs {
 }
 
 impl WriteData {
-    /// libuv's view of the buffers (the bytes stay here, unmoved, until completion;
-    /// libuv only reads them).
+    /// libuv's view of the data when it is one buffer (`None` for `Many`): the
+    /// common case, with no `Bufs` to build and drop. For `Inline` bytes it points
+    /// into the value: valid while the value does not move (a write request keeps
+    /// its data in place until completion).
+    #[inline]
+    fn one(&self) -> Option<sys::uv_buf_t> {
+        let v: &[u8] = match self {
+            WriteData::One(v) => v,
+            WriteData::Static(v) => v,
+            WriteData::Shared(v) => v,
+            WriteData::SharedSync(v) => v,
+            #[cfg(feature = "bytes")]
+            WriteData::Bytes(v) => v,
+            WriteData::Inline(b) => b.as_slice(),
+            WriteData::Many(_) => return None,
+        };
+        Some(sys::uv_buf_t {
+            base: v.as_ptr() as *mut _,
+            len: v.len(),
+        })
+    }
+
+    /// libuv's view of the buffers (the bytes stay where they are until the value
+    /// is dropped; libuv only reads them). It stays valid when the value moves:
+    /// `Inline` bytes, which are inside the value, are pointed at in a heap copy
+    /// the value keeps (a write whose data stays in place uses [`with_bufs`]
+    /// instead, with no copy).
     #[inline]
     pub(crate) fn bufs(&self) -> Bufs {
         let buf = |v: &[u8]| sys::uv_buf_t {
@@ -382,6 +482,7 @@ impl WriteData {
             WriteData::SharedSync(v) => Bufs::One([buf(v)]),
             #[cfg(feature = "bytes")]
             WriteData::Bytes(v) => Bufs::One([buf(v)]),
+            WriteData::Inline(b) => Bufs::One([buf(b.movable())]),
             WriteData::Many(vs) => Bufs::Many(vs.iter().map(|v| buf(v)).collect()),
         }
     }
@@ -419,20 +520,26 @@ impl From<Vec<u8>> for WriteData {
 }
 
 impl From<&[u8]> for WriteData {
+    #[inline]
     fn from(v: &[u8]) -> Self {
-        WriteData::One(v.to_vec())
+        match InlineBytes::new(v) {
+            Some(b) => WriteData::Inline(b),
+            None => WriteData::One(v.to_vec()),
+        }
     }
 }
 
 impl<const N: usize> From<&[u8; N]> for WriteData {
+    #[inline]
     fn from(v: &[u8; N]) -> Self {
-        WriteData::One(v.to_vec())
+        WriteData::from(&v[..])
     }
 }
 
 impl From<&str> for WriteData {
+    #[inline]
     fn from(v: &str) -> Self {
-        WriteData::One(v.as_bytes().to_vec())
+        WriteData::from(v.as_bytes())
     }
 }
 
@@ -604,6 +711,10 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
                             base as *const u8,
                             nread as usize,
                         ))
+                    } else if nread == sys::uv_errno_t_UV_EOF as isize {
+                        // The end of every stream: a constant error, with no lookup
+                        // of the code.
+                        Err(Error::new(StatusCode::EOF, "uv_read"))
                     } else {
                         Err(Error::from_raw(nread as i32, "uv_read"))
                     };
@@ -635,10 +746,10 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
         }
         _ => shared.read_buffer().give_back(base),
     }
-    // A stream that still reads with an allocator needs its next buffer.
+    // A stream that still reads with an allocator needs its next buffer (the slot
+    // is looked at first: reads into the loop's buffer skip the calls into libuv).
     // SAFETY: as above; the flags are read, not changed.
-    let reading = unsafe { sys::uv_is_active(s.cast()) != 0 };
-    if reading && slots.allocator.is_set() && !is_closing(s) {
+    if slots.allocator.is_set() && unsafe { sys::uv_is_active(s.cast()) != 0 } && !is_closing(s) {
         shared.guard(|| slots.fetch_next(READ_BUFFER_SIZE));
     }
 }
@@ -743,6 +854,7 @@ pub fn read_stop<K: StreamKind>(s: &K) -> Result<()> {
 
 /// The open stream's libuv struct, checked for `uv_write`: not listening, not in a
 /// blocking write that could not finish, a descriptor libuv can use.
+#[inline(always)]
 fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     let raw = raw(s, "uv_write")?;
     // SAFETY: the stream is open.
@@ -754,15 +866,35 @@ fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     Ok(raw)
 }
 
-/// A write request's data. Dropping `Static` bytes is a test of the variant, not
-/// a call of the enum's drop code (a jump through its table of variants), which
+/// Calls `f` with libuv's view of `data` (the buffer array and its length, valid
+/// during the call; libuv copies the array). For data that stays in place until
+/// libuv is done with the bytes (a request's): one buffer, inline bytes included,
+/// is pointed at where it is, with no `Bufs` built.
+#[inline]
+pub(crate) fn with_bufs<R>(data: &WriteData, f: impl FnOnce(*const sys::uv_buf_t, u32) -> R) -> R {
+    match data.one() {
+        Some(buf) => f(&buf, 1),
+        None => {
+            let bufs = data.bufs();
+            f(bufs.as_ptr(), bufs.len())
+        }
+    }
+}
+
+/// A write request's data. Dropping `Static` bytes, or inline bytes without a
+/// heap copy, is a test of the variant, not a call of the enum's drop code (a jump through its table of variants), which
 /// a batch of small writes of constant bytes would pay once per write.
 struct KeptData(std::mem::ManuallyDrop<WriteData>);
 
 impl Drop for KeptData {
     #[inline(always)]
     fn drop(&mut self) {
-        if !matches!(*self.0, WriteData::Static(_)) {
+        let nothing_owned = match &*self.0 {
+            WriteData::Static(_) => true,
+            WriteData::Inline(b) => !b.has_heap_copy(),
+            _ => false,
+        };
+        if !nothing_owned {
             self.drop_owned();
         }
     }
@@ -790,10 +922,11 @@ pub fn write<K: StreamKind>(
         KeptData(std::mem::ManuallyDrop::new(data)),
         callback,
         |req, data, done| {
-            let bufs = data.0.bufs();
-            // SAFETY: the stream is open; the request and the bytes stay put until
-            // `done`; libuv only reads the bytes.
-            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
+            with_bufs(&data.0, |bufs, n| {
+                // SAFETY: the stream is open; the request and the bytes stay put
+                // until `done`; libuv only reads the bytes.
+                unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
+            })
         },
     )
 }
@@ -822,10 +955,11 @@ pub fn write_counted<K: StreamKind>(
         (data, count),
         move |h, r| callback(h, r, c.get()),
         |req, data, done| {
-            let bufs = data.0.bufs();
-            // SAFETY: the stream is open; the request and the bytes stay put until
-            // `done`; libuv only reads the bytes.
-            unsafe { sys::uv_write(req, raw, bufs.as_ptr(), bufs.len(), Some(done)) }
+            with_bufs(&data.0, |bufs, n| {
+                // SAFETY: the stream is open; the request and the bytes stay put
+                // until `done`; libuv only reads the bytes.
+                unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
+            })
         },
     )
 }
@@ -854,10 +988,11 @@ pub fn write2<K: StreamKind, S: StreamKind>(
         (data, keep),
         callback,
         |req, data, done| {
-            let bufs = data.0.bufs();
-            // SAFETY: both streams are open; the request, the bytes and the sent
-            // handle stay put until `done`.
-            unsafe { sys::uv_write2(req, raw, bufs.as_ptr(), bufs.len(), send_raw, Some(done)) }
+            with_bufs(&data.0, |bufs, n| {
+                // SAFETY: both streams are open; the request, the bytes and the
+                // sent handle stay put until `done`.
+                unsafe { sys::uv_write2(req, raw, bufs, n, send_raw, Some(done)) }
+            })
         },
     )
 }
