@@ -478,6 +478,7 @@ impl Hdr {
         (NonNull::new(cb as *mut CloseRun), extras)
     }
 
+    #[inline(always)]
     fn inc_ref(&self) {
         let h = self.h();
         // Like Rc: a count that would overflow means leaked references; stop.
@@ -557,6 +558,7 @@ impl Hdr {
     ///
     /// # Safety
     /// The caller must own one of the handle's references.
+    #[inline(always)]
     unsafe fn release(self) {
         let h = self.h();
         let refs = h.refs.get() - 1;
@@ -564,6 +566,17 @@ impl Hdr {
         if refs > 0 {
             return;
         }
+        // SAFETY: the caller's reference was the last one.
+        unsafe { self.release_last() }
+    }
+
+    /// What dropping the last reference does (out of line: `release` is inlined).
+    ///
+    /// # Safety
+    /// The caller dropped the handle's last user reference.
+    #[inline(never)]
+    unsafe fn release_last(self) {
+        let h = self.h();
         if self.has(IN_LIBUV) {
             self.close_if_unreachable();
         } else {
