@@ -846,6 +846,7 @@ impl Slab {
     }
 }
 
+#[inline]
 fn slot_size(layout: std::alloc::Layout) -> usize {
     layout.size().max(1).next_multiple_of(SLAB_GRAIN)
 }
