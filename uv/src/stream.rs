@@ -557,7 +557,10 @@ impl From<Vec<Vec<u8>>> for WriteData {
 
 /// The loop's read buffer: one per loop, lent to one read at a time.
 pub(crate) struct ReadBuffer {
-    buf: std::cell::UnsafeCell<Box<[u8]>>,
+    /// Never read here: libuv writes into it, and a callback reads only the bytes
+    /// libuv says it wrote, so it is not initialised (no 64 KiB of zeroes per
+    /// loop).
+    buf: std::cell::UnsafeCell<Box<[std::mem::MaybeUninit<u8>]>>,
     busy: std::cell::Cell<bool>,
 }
 
@@ -570,7 +573,7 @@ const MAX_READ_BUFFER: usize = 4 * 1024 * 1024;
 impl ReadBuffer {
     pub(crate) fn new() -> ReadBuffer {
         ReadBuffer {
-            buf: std::cell::UnsafeCell::new(Vec::new().into_boxed_slice()),
+            buf: std::cell::UnsafeCell::new(Box::new([])),
             busy: std::cell::Cell::new(false),
         }
     }
@@ -588,7 +591,7 @@ impl ReadBuffer {
         if b.len() < want {
             grow(b, want);
         }
-        Some((b.as_mut_ptr(), b.len()))
+        Some((b.as_mut_ptr().cast(), b.len()))
     }
 
     /// Takes the buffer back whoever has it (a UDP batch cut short, whose last
@@ -599,7 +602,7 @@ impl ReadBuffer {
 
     fn give_back(&self, base: *const u8) {
         // SAFETY: only the address is compared.
-        if unsafe { (*self.buf.get()).as_ptr() } == base {
+        if unsafe { (*self.buf.get()).as_ptr() }.cast::<u8>() == base {
             self.busy.set(false);
         }
     }
@@ -609,8 +612,8 @@ impl ReadBuffer {
 /// out of the allocation callback's path.
 #[cold]
 #[inline(never)]
-fn grow(b: &mut Box<[u8]>, want: usize) {
-    *b = vec![0u8; want].into_boxed_slice();
+fn grow(b: &mut Box<[std::mem::MaybeUninit<u8>]>, want: usize) {
+    *b = Box::new_uninit_slice(want);
 }
 
 pub(crate) fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
