@@ -387,3 +387,52 @@ fn try_send_many_sends_every_datagram() {
         ]
     );
 }
+
+/// Small datagrams (kept inside the send request, not in a buffer of their own)
+/// sent from a send callback are queued by libuv and sent later, from the socket's
+/// watcher: each goes out with its own bytes, read where the request keeps them.
+#[test]
+fn small_datagrams_queued_from_a_send_callback_keep_their_bytes() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    const N: usize = 20;
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        g.borrow_mut().push(d.data.to_vec());
+        if g.borrow().len() == N + 1 {
+            u.close();
+        }
+    })
+    .unwrap();
+    let done = Rc::new(RefCell::new(Vec::new()));
+    let d = done.clone();
+    tx.send("first", Some(rx_addr), move |u, r| {
+        r.unwrap();
+        // Inside a send callback libuv queues new sends instead of sending them
+        // in the call.
+        for i in 0..N {
+            let msg = format!("small #{i:02}");
+            let d = d.clone();
+            u.send(msg.as_str(), Some(rx_addr), move |u, r| {
+                d.borrow_mut().push(r);
+                if d.borrow().len() == N {
+                    u.close();
+                }
+            })
+            .unwrap();
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(done.borrow().len(), N);
+    assert!(done.borrow().iter().all(|r| r.is_ok()));
+    let mut want = vec![b"first".to_vec()];
+    want.extend((0..N).map(|i| format!("small #{i:02}").into_bytes()));
+    assert_eq!(*got.borrow(), want);
+}

@@ -281,19 +281,21 @@ impl Udp {
             data.into(),
             callback,
             |req, data, done| {
-                let bufs = data.bufs();
-                // SAFETY: the handle is open; libuv copies the address and the buffer
-                // array; the bytes and the request stay put until `done`.
-                unsafe {
-                    sys::uv_udp_send(
-                        req,
-                        raw,
-                        bufs.as_ptr(),
-                        bufs.len(),
-                        sa.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-                        Some(done),
-                    )
-                }
+                crate::stream::with_bufs(data, |bufs, n| {
+                    // SAFETY: the handle is open; libuv copies the address and the
+                    // buffer array; the bytes (inline ones included: the request's
+                    // data does not move) and the request stay put until `done`.
+                    unsafe {
+                        sys::uv_udp_send(
+                            req,
+                            raw,
+                            bufs,
+                            n,
+                            sa.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                            Some(done),
+                        )
+                    }
+                })
             },
         )
     }
