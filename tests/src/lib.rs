@@ -5,3 +5,20 @@ pub mod fs;
 pub mod fuzz;
 #[cfg(unix)]
 pub mod net;
+
+/// Reads `stream` to its end into a shared buffer, then closes it (any error but
+/// the end of the stream fails the test).
+pub fn read_to_end<S: uv::Stream>(stream: &S) -> std::rc::Rc<std::cell::RefCell<Vec<u8>>> {
+    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = out.clone();
+    stream
+        .read_start(move |s, data| match data {
+            Ok(bytes) => sink.borrow_mut().extend_from_slice(bytes),
+            Err(e) => {
+                assert_eq!(e.code(), uv::StatusCode::EOF);
+                s.close();
+            }
+        })
+        .unwrap();
+    out
+}

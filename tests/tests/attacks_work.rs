@@ -14,7 +14,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 
-use uv::Stream as _;
 use uv::{Loop, Pipe, Process, ProcessOptions, RunMode, StatusCode, Stdio};
 
 // ---- helpers ----
@@ -434,17 +433,7 @@ fn output_of(opts: ProcessOptions<'_>) -> (Vec<u8>, i64) {
     let status = Rc::new(Cell::new(None));
     let s = status.clone();
     Process::spawn(&lp, &opts, move |_, code, _| s.set(Some(code))).unwrap();
-    let out = Rc::new(RefCell::new(Vec::new()));
-    let sink = out.clone();
-    out_pipe
-        .read_start(move |p, data| match data {
-            Ok(bytes) => sink.borrow_mut().extend_from_slice(bytes),
-            Err(e) => {
-                assert_eq!(e.code(), StatusCode::EOF);
-                p.close();
-            }
-        })
-        .unwrap();
+    let out = uv_tests::read_to_end(&out_pipe);
     lp.run(RunMode::Default).unwrap();
     let out = out.borrow().clone();
     (out, status.get().expect("exited"))
@@ -562,16 +551,7 @@ fn the_same_pipe_in_slots_far_apart_is_ebusy_and_the_pipe_stays_usable() {
         p.close();
     })
     .unwrap();
-    let out = Rc::new(RefCell::new(Vec::new()));
-    let sink = out.clone();
-    pipe.read_start(move |p, data| match data {
-        Ok(bytes) => sink.borrow_mut().extend_from_slice(bytes),
-        Err(e) => {
-            assert_eq!(e.code(), StatusCode::EOF);
-            p.close();
-        }
-    })
-    .unwrap();
+    let out = uv_tests::read_to_end(&pipe);
     other.close();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(status.get(), Some(0));

@@ -31,17 +31,7 @@ fn recorder() -> (Exit, Calls, impl FnMut(&Process, i64, Option<Signum>)) {
 
 /// Reads `pipe` to its end into a shared buffer, then closes it.
 fn collect(pipe: &Pipe) -> Rc<RefCell<Vec<u8>>> {
-    let out = Rc::new(RefCell::new(Vec::new()));
-    let sink = out.clone();
-    pipe.read_start(move |p, data| match data {
-        Ok(bytes) => sink.borrow_mut().extend_from_slice(bytes),
-        Err(e) => {
-            assert_eq!(e.code(), StatusCode::EOF);
-            p.close();
-        }
-    })
-    .unwrap();
-    out
+    uv_tests::read_to_end(pipe)
 }
 
 fn sh(script: &str) -> ProcessOptions<'static> {
