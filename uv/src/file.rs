@@ -296,6 +296,9 @@ impl std::fmt::Debug for WriteBufs {
 impl WriteBufs {
     /// Keeps `data` for a write.
     pub fn new(data: WriteData) -> WriteBufs {
+        // The view is taken before the value moves into this struct (and with it
+        // into the request): nothing of it may live inside the value.
+        let data = data.movable();
         let bufs = data.bufs();
         WriteBufs { _data: data, bufs }
     }

@@ -355,14 +355,9 @@ pub enum WriteData {
 pub struct InlineBytes {
     len: u8,
     bytes: [u8; INLINE_WRITE],
-    /// A heap copy of the bytes, made by the first [`WriteData::bufs`] (whose
-    /// view must stay valid when the value moves) and dropped with the value.
-    /// Never replaced once made.
-    moved: Cell<Option<Box<[u8; INLINE_WRITE]>>>,
 }
 
-/// The most bytes a `&[u8]` write keeps inline: what fits beside the heap copy's
-/// pointer and the length in the 24 bytes of a `Vec` (the `One` variant).
+/// The most bytes a `&[u8]` write keeps inline.
 const INLINE_WRITE: usize = 15;
 
 // The inline variant is no larger than `One`: `WriteData` does not grow for it.
@@ -379,7 +374,6 @@ impl InlineBytes {
         Some(InlineBytes {
             len: v.len() as u8,
             bytes,
-            moved: Cell::new(None),
         })
     }
 
@@ -387,28 +381,6 @@ impl InlineBytes {
     #[inline]
     fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
-    }
-
-    /// Whether `movable` made a heap copy (which the value's drop frees).
-    #[inline]
-    fn has_heap_copy(&self) -> bool {
-        let copy = self.moved.take();
-        let made = copy.is_some();
-        self.moved.set(copy);
-        made
-    }
-
-    /// The bytes at an address that stays when the value moves: the heap copy,
-    /// made on the first call.
-    fn movable(&self) -> &[u8] {
-        let copy = self.moved.take().unwrap_or_else(|| Box::new(self.bytes));
-        let p = copy.as_ptr();
-        self.moved.set(Some(copy));
-        // SAFETY: `p` points at the heap copy, which `moved` owns: it is put back
-        // above, is never replaced (only this function sets it, with the same
-        // box), and is dropped only with the value, which the borrow of `self`
-        // keeps alive; `len` is at most its length.
-        unsafe { std::slice::from_raw_parts(p, usize::from(self.len)) }
     }
 }
 
@@ -442,13 +414,12 @@ impl Bufs {
 }
 
 impl WriteData {
-    /// libuv's view of the data when it is one buffer (`None` for `Many`): the
-    /// common case, with no `Bufs` to build and drop. For `Inline` bytes it points
-    /// into the value: valid while the value does not move (a write request keeps
-    /// its data in place until completion).
+    /// The bytes, when they are one buffer (the common case, with no `Bufs` to
+    /// build and drop), or the buffers of `Many`. `Inline` bytes are inside the
+    /// value.
     #[inline]
-    fn one(&self) -> Option<sys::uv_buf_t> {
-        let v: &[u8] = match self {
+    fn parts(&self) -> std::result::Result<&[u8], &[Vec<u8>]> {
+        Ok(match self {
             WriteData::One(v) => v,
             WriteData::Static(v) => v,
             WriteData::Shared(v) => v,
@@ -456,34 +427,27 @@ impl WriteData {
             #[cfg(feature = "bytes")]
             WriteData::Bytes(v) => v,
             WriteData::Inline(b) => b.as_slice(),
-            WriteData::Many(_) => return None,
-        };
-        Some(sys::uv_buf_t {
-            base: v.as_ptr() as *mut _,
-            len: v.len(),
+            WriteData::Many(vs) => return Err(vs),
         })
     }
 
-    /// libuv's view of the buffers (the bytes stay where they are until the value
-    /// is dropped; libuv only reads them). It stays valid when the value moves:
-    /// `Inline` bytes, which are inside the value, are pointed at in a heap copy
-    /// the value keeps (a write whose data stays in place uses [`with_bufs`]
-    /// instead, with no copy).
+    /// libuv's view of the buffers (libuv only reads the bytes). Valid while the
+    /// value stays where it is: `Inline` bytes are pointed at inside it (a value that
+    /// moves after its view is taken is made [`movable`](WriteData::movable) first).
     #[inline]
     pub(crate) fn bufs(&self) -> Bufs {
-        let buf = |v: &[u8]| sys::uv_buf_t {
-            base: v.as_ptr() as *mut _,
-            len: v.len(),
-        };
+        match self.parts() {
+            Ok(v) => Bufs::One([uv_buf(v)]),
+            Err(vs) => Bufs::Many(vs.iter().map(|v| uv_buf(v)).collect()),
+        }
+    }
+
+    /// The same data with nothing inside the value itself (`Inline` bytes go to a
+    /// `Vec`), so that a view of it stays valid when the value moves.
+    pub(crate) fn movable(self) -> WriteData {
         match self {
-            WriteData::One(v) => Bufs::One([buf(v)]),
-            WriteData::Static(v) => Bufs::One([buf(v)]),
-            WriteData::Shared(v) => Bufs::One([buf(v)]),
-            WriteData::SharedSync(v) => Bufs::One([buf(v)]),
-            #[cfg(feature = "bytes")]
-            WriteData::Bytes(v) => Bufs::One([buf(v)]),
-            WriteData::Inline(b) => Bufs::One([buf(b.movable())]),
-            WriteData::Many(vs) => Bufs::Many(vs.iter().map(|v| buf(v)).collect()),
+            WriteData::Inline(b) => WriteData::One(b.as_slice().to_vec()),
+            d => d,
         }
     }
 }
@@ -875,29 +839,33 @@ fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
 /// is pointed at where it is, with no `Bufs` built.
 #[inline]
 pub(crate) fn with_bufs<R>(data: &WriteData, f: impl FnOnce(*const sys::uv_buf_t, u32) -> R) -> R {
-    match data.one() {
-        Some(buf) => f(&buf, 1),
-        None => {
+    match data.parts() {
+        Ok(v) => f(&uv_buf(v), 1),
+        Err(_) => {
             let bufs = data.bufs();
             f(bufs.as_ptr(), bufs.len())
         }
     }
 }
 
-/// A write request's data. Dropping `Static` bytes, or inline bytes without a
-/// heap copy, is a test of the variant, not a call of the enum's drop code (a jump through its table of variants), which
-/// a batch of small writes of constant bytes would pay once per write.
+/// libuv's view of `v` (libuv only reads the bytes).
+#[inline]
+pub(crate) fn uv_buf(v: &[u8]) -> sys::uv_buf_t {
+    sys::uv_buf_t {
+        base: v.as_ptr() as *mut _,
+        len: v.len(),
+    }
+}
+
+/// A write request's data. Dropping `Static` or `Inline` bytes (nothing owned) is a
+/// test of the variant, not a call of the enum's drop code (a jump through its table
+/// of variants), which a batch of small writes would pay once per write.
 struct KeptData(std::mem::ManuallyDrop<WriteData>);
 
 impl Drop for KeptData {
     #[inline(always)]
     fn drop(&mut self) {
-        let nothing_owned = match &*self.0 {
-            WriteData::Static(_) => true,
-            WriteData::Inline(b) => !b.has_heap_copy(),
-            _ => false,
-        };
-        if !nothing_owned {
+        if !matches!(*self.0, WriteData::Static(_) | WriteData::Inline(_)) {
             self.drop_owned();
         }
     }

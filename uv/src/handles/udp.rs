@@ -306,10 +306,7 @@ impl Udp {
     pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
         let raw = self.inner.raw("uv_udp_try_send")?;
         let sa = addr.map(|a| InetAddr::new(&a));
-        let buf = sys::uv_buf_t {
-            base: data.as_ptr() as *mut _,
-            len: data.len(),
-        };
+        let buf = crate::stream::uv_buf(data);
         // SAFETY: the handle is open; libuv only reads the buffer and the address
         // during the call.
         let rc = unsafe {
@@ -340,10 +337,7 @@ impl Udp {
             .collect();
         let mut bufs: Vec<sys::uv_buf_t> = datagrams
             .iter()
-            .map(|(d, _)| sys::uv_buf_t {
-                base: d.as_ptr() as *mut _,
-                len: d.len(),
-            })
+            .map(|(d, _)| crate::stream::uv_buf(d))
             .collect();
         let mut buf_ptrs: Vec<*mut sys::uv_buf_t> =
             bufs.iter_mut().map(|b| b as *mut sys::uv_buf_t).collect();
