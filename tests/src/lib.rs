@@ -5,6 +5,8 @@ pub mod fs;
 pub mod fuzz;
 #[cfg(unix)]
 pub mod net;
+#[cfg(unix)]
+pub mod pool;
 
 /// Reads `stream` to its end into a shared buffer, then closes it (any error but
 /// the end of the stream fails the test).

@@ -12,47 +12,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use uv::{Loop, Pipe, Process, ProcessOptions, RunMode, StatusCode, Stdio};
+use uv_tests::pool::{pool_lock, saturate, JobGate};
 
 // ---- helpers ----
-
-/// The pool's size: libuv's default, or what `UV_THREADPOOL_SIZE` asks.
-fn pool_size() -> usize {
-    std::env::var("UV_THREADPOOL_SIZE")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(4, |n| n.clamp(1, 1024))
-}
-
-/// Tests that hold every pool thread take this lock (two at once would wait for
-/// each other's blockers forever).
-fn pool_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Blocks every pool thread; returns once all of them run a blocker. Waiting on
-/// the returned barrier lets them finish.
-fn saturate(lp: &Loop) -> Arc<Barrier> {
-    let n = pool_size();
-    let started = Arc::new(Barrier::new(n + 1));
-    let release = Arc::new(Barrier::new(n + 1));
-    for _ in 0..n {
-        let (s, r) = (started.clone(), release.clone());
-        lp.queue_work(
-            move || {
-                s.wait();
-                r.wait();
-            },
-            |res| res.unwrap(),
-        )
-        .unwrap();
-    }
-    started.wait();
-    release
-}
 
 /// Panics with its message when dropped.
 struct PanicOnDrop(&'static str);
@@ -112,7 +77,7 @@ fn run_collecting_panics(lp: &Loop) -> Vec<String> {
 fn a_cancelled_job_whose_capture_panics_on_drop_still_gets_ecanceled() {
     let _pool = pool_lock();
     let lp = Loop::new().unwrap();
-    let release = saturate(&lp);
+    let sat = saturate(&lp);
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let loop_thread = std::thread::current().id();
     let dropped_on = Arc::new(Mutex::new(None));
@@ -150,7 +115,7 @@ fn a_cancelled_job_whose_capture_panics_on_drop_still_gets_ecanceled() {
         )
         .unwrap();
     req.cancel().unwrap();
-    release.wait();
+    sat.release.wait();
     let panics = run_collecting_panics(&lp);
     assert_eq!(panics, ["job capture"]);
     assert_eq!(ran.load(Ordering::SeqCst), 0);
@@ -298,28 +263,26 @@ fn an_old_work_request_never_reaches_a_later_job() {
         "inside its own after, a request is finished"
     );
     // A later job, held on its pool thread until the checks are done.
-    let started = Arc::new(Barrier::new(2));
-    let go = Arc::new(Barrier::new(2));
-    let (st, g) = (started.clone(), go.clone());
+    let gate = JobGate::default();
+    let g = gate.clone();
     let got = Rc::new(Cell::new(None));
     let gt = got.clone();
     let second = lp
         .queue_work(
             move || {
-                st.wait();
-                g.wait();
+                g.pass();
                 2
             },
             move |r| gt.set(Some(r.map_err(|e| e.code()))),
         )
         .unwrap();
-    started.wait();
+    gate.started();
     assert!(second.is_pending());
     assert!(!first.is_pending());
     assert_eq!(first.request_type(), None);
     assert_eq!(first.cancel().unwrap_err().code(), StatusCode::EINVAL);
     assert_eq!(second.cancel().unwrap_err().code(), StatusCode::EBUSY);
-    go.wait();
+    gate.open();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(got.get(), Some(Ok(2)));
 }

@@ -7,65 +7,12 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uv::{RunMode, StatusCode};
-
-/// The pool's size: libuv's default, or what `UV_THREADPOOL_SIZE` asks (clamped as
-/// libuv clamps it).
-fn pool_size() -> usize {
-    std::env::var("UV_THREADPOOL_SIZE")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(4, |n| n.clamp(1, 1024))
-}
-
-/// Tests that hold pool threads take this lock: two of them saturating the pool at
-/// once would wait for each other's blockers forever.
-fn pool_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Blocks every pool thread (libuv's `saturate_threadpool`): returns once all of
-/// them run a blocker; `release` lets them finish.
-struct Saturated {
-    release: Arc<Barrier>,
-    done: Rc<Cell<usize>>,
-}
-
-fn saturate(lp: &uv::Loop) -> Saturated {
-    let n = pool_size();
-    let started = Arc::new(Barrier::new(n + 1));
-    let release = Arc::new(Barrier::new(n + 1));
-    let done = Rc::new(Cell::new(0));
-    for _ in 0..n {
-        let (s, r) = (started.clone(), release.clone());
-        let d = done.clone();
-        lp.queue_work(
-            move || {
-                s.wait();
-                r.wait();
-            },
-            move |res| {
-                res.unwrap();
-                d.set(d.get() + 1);
-            },
-        )
-        .unwrap();
-    }
-    started.wait();
-    Saturated { release, done }
-}
-
-impl Saturated {
-    fn release(self, lp: &uv::Loop) {
-        self.release.wait();
-        lp.run(RunMode::Default).unwrap();
-        assert_eq!(self.done.get(), pool_size());
-    }
-}
+use uv_tests::fs::pool_size;
+use uv_tests::pool::{pool_lock, saturate, JobGate};
 
 #[test]
 fn queue_work_simple() {
@@ -270,24 +217,22 @@ fn cancel_random() {
 fn cancel_a_running_job_is_ebusy() {
     let _pool = pool_lock();
     let lp = uv::Loop::new().unwrap();
-    let started = Arc::new(Barrier::new(2));
-    let go = Arc::new(Barrier::new(2));
-    let (s, g) = (started.clone(), go.clone());
+    let gate = JobGate::default();
+    let g = gate.clone();
     let got = Rc::new(Cell::new(None));
     let gt = got.clone();
     let req = lp
         .queue_work(
             move || {
-                s.wait();
-                g.wait();
+                g.pass();
                 5
             },
             move |r| gt.set(Some(r.map_err(|e| e.code()))),
         )
         .unwrap();
-    started.wait();
+    gate.started();
     assert_eq!(req.cancel().unwrap_err().code(), StatusCode::EBUSY);
-    go.wait();
+    gate.open();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(got.get(), Some(Ok(5)));
 }
