@@ -292,6 +292,39 @@ fn arguments_reach_the_child_unchanged() {
 }
 
 #[test]
+fn many_and_long_arguments_reach_the_child_unchanged() {
+    // More bytes than the options reserve up front, so the stored strings grow
+    // (move) while the arguments are added; an argument with a NUL among them
+    // makes the spawn EINVAL, and the options say so before libuv is called.
+    let long = "x".repeat(300);
+    let many: Vec<String> = (0..40).map(|i| format!("arg{i}")).collect();
+    let opts = ProcessOptions::new("/bin/sh")
+        .arg("-c")
+        .arg("printf '%s|' \"$@\"")
+        .arg("zero")
+        .args(&many)
+        .arg(&long);
+    let debug = format!("{opts:?}");
+    assert!(debug.contains("\"/bin/sh\", \"-c\""), "{debug}");
+    assert!(debug.contains("\"arg39\""), "{debug}");
+    let (out, code) = output_of(opts);
+    assert_eq!(code, 0);
+    let mut expected: String = many.iter().map(|a| format!("{a}|")).collect();
+    expected.push_str(&long);
+    expected.push('|');
+    assert_eq!(out, expected);
+
+    let lp = Loop::new().unwrap();
+    let bad = ProcessOptions::new("/bin/echo")
+        .args(&many)
+        .arg("a\0b")
+        .arg("after");
+    let err = Process::spawn(&lp, &bad, |_, _, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    assert!(lp.handles().is_empty());
+}
+
+#[test]
 fn close_handles_in_the_exit_callback() {
     let lp = Loop::new().unwrap();
     let out_pipe = Pipe::new(&lp, false).unwrap();

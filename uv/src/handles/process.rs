@@ -107,15 +107,19 @@ enum EnvChange {
 /// ```
 #[derive(Debug)]
 pub struct ProcessOptions<'a> {
-    program: OsString,
-    args: Vec<OsString>,
+    /// The program, which is also the first argument, then the other arguments:
+    /// the C strings `uv_spawn` reads, made as they are given (no copy at spawn).
+    argv: CStrs,
+    /// The program or an argument cannot be passed (it holds a NUL byte, or on
+    /// Windows is not Unicode): `spawn` answers `EINVAL`.
+    bad_arg: bool,
     env_clear: bool,
     env: Vec<EnvChange>,
     cwd: Option<PathBuf>,
     flags: ProcessFlags,
     uid: Option<u32>,
     gid: Option<u32>,
-    stdio: Vec<Stdio<'a>>,
+    stdio: StdioSlots<'a>,
     /// A slot at or past [`STDIO_MAX`] was given: `spawn` answers `EINVAL`.
     stdio_out_of_range: bool,
 }
@@ -130,31 +134,41 @@ impl<'a> ProcessOptions<'a> {
     /// as its first argument (`argv[0]`), the parent's environment and directory,
     /// and every standard I/O slot ignored.
     pub fn new(program: impl AsRef<OsStr>) -> Self {
-        let program = program.as_ref().to_os_string();
-        ProcessOptions {
-            args: vec![program.clone()],
-            program,
+        let program = program.as_ref();
+        // Room for a few arguments after the program, so that they seldom grow it.
+        let mut options = ProcessOptions {
+            argv: CStrs::with_capacity(program.len() + 64),
+            bad_arg: false,
             env_clear: false,
             env: Vec::new(),
             cwd: None,
             flags: ProcessFlags::empty(),
             uid: None,
             gid: None,
-            stdio: Vec::new(),
+            stdio: StdioSlots::default(),
             stdio_out_of_range: false,
+        };
+        options.push_arg(program);
+        options
+    }
+
+    fn push_arg(&mut self, arg: &OsStr) {
+        if self.argv.push(&[arg]).is_err() {
+            self.bad_arg = true;
         }
     }
 
     /// Adds one argument.
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.args.push(arg.as_ref().to_os_string());
+        self.push_arg(arg.as_ref());
         self
     }
 
     /// Adds arguments.
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        for a in args {
+            self.push_arg(a.as_ref());
+        }
         self
     }
 
@@ -217,10 +231,7 @@ impl<'a> ProcessOptions<'a> {
             self.stdio_out_of_range = true;
             return self;
         }
-        while self.stdio.len() <= fd {
-            self.stdio.push(Stdio::Ignore);
-        }
-        self.stdio[fd] = stdio;
+        self.stdio.set(fd, stdio);
         self
     }
 
@@ -239,27 +250,16 @@ impl<'a> ProcessOptions<'a> {
         self.stdio(2, stdio)
     }
 
-    /// The C strings and arrays `uv_process_options_t` points into, checked.
+    /// The C strings and arrays `uv_process_options_t` points into (besides the
+    /// program and arguments, which the options hold), checked.
     fn prepare(&self) -> Result<Prepared> {
-        if self.stdio_out_of_range {
+        if self.stdio_out_of_range || self.bad_arg {
             return Err(einval(SPAWN));
         }
-        let mut strs = CStrs::with_capacity(
-            self.program.len()
-                + self.args.iter().map(|a| a.len() + 1).sum::<usize>()
-                + self.cwd.as_ref().map_or(0, |d| d.as_os_str().len() + 1)
-                + 1,
-        );
-        let program = strs.push(&[&self.program])?;
-        let args = strs.len();
-        for a in &self.args {
-            strs.push(&[a])?;
-        }
-        let args = (args, strs.len());
+        let mut strs = CStrs::with_capacity(0);
         let env = if self.env_clear || !self.env.is_empty() {
-            let at = strs.len();
             self.environment(&mut strs)?;
-            Some((at, strs.len()))
+            Some((0, strs.len()))
         } else {
             None
         };
@@ -283,8 +283,6 @@ impl<'a> ProcessOptions<'a> {
         let stdio = self.containers()?;
         Ok(Prepared {
             strs,
-            program,
-            args,
             env,
             cwd,
             flags,
@@ -323,9 +321,10 @@ impl<'a> ProcessOptions<'a> {
     /// The stdio containers. Streams must be open; a pipe to create must be open,
     /// have no descriptor yet, and appear once: libuv opens it after the child is
     /// started, and a failure there would leave a child nobody waits for.
-    fn containers(&self) -> Result<Vec<sys::uv_stdio_container_t>> {
-        let mut out = Vec::with_capacity(self.stdio.len());
-        for (i, s) in self.stdio.iter().enumerate() {
+    fn containers(&self) -> Result<Containers> {
+        let slots = self.stdio.as_slice();
+        let mut out = no_containers();
+        for (i, s) in slots.iter().enumerate() {
             let (flags, data) = match s {
                 Stdio::Ignore => (
                     StdioFlags::IGNORE,
@@ -378,7 +377,7 @@ impl<'a> ProcessOptions<'a> {
                     if h.is_closing() {
                         return Err(Error::closed_handle(SPAWN));
                     }
-                    let given_before = self.stdio[..i]
+                    let given_before = slots[..i]
                         .iter()
                         .any(|e| matches!(e, Stdio::Pipe(q, _) if { let q: &Handle = q; q == h }));
                     if h.fileno().is_ok() || given_before {
@@ -418,13 +417,21 @@ fn os_bytes(s: &OsStr) -> Option<&[u8]> {
 /// directory) in one buffer, each ended by its NUL: one allocation for them all.
 struct CStrs {
     bytes: Vec<u8>,
+    /// How many strings `bytes` holds.
+    count: usize,
 }
 
 impl CStrs {
     fn with_capacity(n: usize) -> CStrs {
         CStrs {
             bytes: Vec::with_capacity(n),
+            count: 0,
         }
+    }
+
+    /// Every string, from the first.
+    fn all(&self) -> (usize, usize) {
+        (0, self.bytes.len())
     }
 
     /// Where the next string starts.
@@ -446,6 +453,7 @@ impl CStrs {
             }
         }
         self.bytes.push(0);
+        self.count += 1;
         Ok(at)
     }
 
@@ -463,20 +471,141 @@ impl CStrs {
     }
 }
 
-/// What `uv_process_options_t` points into, alive across `uv_spawn`.
+impl std::fmt::Debug for CStrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let strings = self
+            .bytes
+            .split_inclusive(|&b| b == 0)
+            .map(|s| String::from_utf8_lossy(s.strip_suffix(&[0]).unwrap_or(s)).into_owned());
+        f.debug_list().entries(strings).finish()
+    }
+}
+
+/// What `uv_process_options_t` points into besides the options' own strings, alive
+/// across `uv_spawn`.
 struct Prepared {
+    /// The environment's and the directory's C strings.
     strs: CStrs,
-    /// Where the program's string starts in `strs`.
-    program: usize,
-    /// The span of `strs` that holds the arguments.
-    args: (usize, usize),
-    /// The span that holds the environment, when the child gets its own.
+    /// The span of `strs` that holds the environment, when the child gets its own.
     env: Option<(usize, usize)>,
     cwd: Option<usize>,
     flags: u32,
     uid: u32,
     gid: u32,
-    stdio: Vec<sys::uv_stdio_container_t>,
+    stdio: Containers,
+}
+
+/// The stdio slots of `ProcessOptions`: the usual three (or fewer) inline, more in
+/// a `Vec`.
+enum StdioSlots<'a> {
+    Inline([Stdio<'a>; 3], usize),
+    Heap(Vec<Stdio<'a>>),
+}
+
+impl Default for StdioSlots<'_> {
+    fn default() -> Self {
+        StdioSlots::Inline([Stdio::Ignore, Stdio::Ignore, Stdio::Ignore], 0)
+    }
+}
+
+impl<'a> StdioSlots<'a> {
+    fn as_slice(&self) -> &[Stdio<'a>] {
+        match self {
+            StdioSlots::Inline(slots, len) => &slots[..*len],
+            StdioSlots::Heap(slots) => slots,
+        }
+    }
+
+    /// Sets slot `fd`; the slots below it that were not set are `Ignore`.
+    fn set(&mut self, fd: usize, stdio: Stdio<'a>) {
+        if let StdioSlots::Inline(slots, len) = self {
+            if let Some(slot) = slots.get_mut(fd) {
+                *slot = stdio;
+                *len = (*len).max(fd + 1);
+                return;
+            }
+            let moved = slots[..*len]
+                .iter_mut()
+                .map(|s| std::mem::replace(s, Stdio::Ignore))
+                .collect();
+            *self = StdioSlots::Heap(moved);
+        }
+        if let StdioSlots::Heap(slots) = self {
+            if slots.len() <= fd {
+                slots.resize_with(fd + 1, || Stdio::Ignore);
+            }
+            slots[fd] = stdio;
+        }
+    }
+}
+
+impl std::fmt::Debug for StdioSlots<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+/// The `uv_stdio_container_t`s of a spawn: the usual three on the stack.
+type Containers = SmallArray<sys::uv_stdio_container_t, 3>;
+
+fn no_containers() -> Containers {
+    SmallArray::new(sys::uv_stdio_container_t {
+        flags: StdioFlags::IGNORE.bits() as sys::uv_stdio_flags,
+        data: sys::uv_stdio_container_s__bindgen_ty_1 { fd: -1 },
+    })
+}
+
+/// Up to `N` values on the stack, more in a `Vec`: the arrays `uv_spawn` reads,
+/// which seldom need the heap.
+struct SmallArray<T: Copy, const N: usize> {
+    inline: [T; N],
+    len: usize,
+    /// Every value, once there are more than `N`.
+    heap: Vec<T>,
+}
+
+impl<T: Copy, const N: usize> SmallArray<T, N> {
+    /// An empty array (`fill` fills the unused inline places).
+    fn new(fill: T) -> Self {
+        SmallArray {
+            inline: [fill; N],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, value: T) {
+        if self.len < N {
+            self.inline[self.len] = value;
+        } else {
+            if self.len == N {
+                self.heap.reserve(N + 1);
+                self.heap.extend_from_slice(&self.inline);
+            }
+            self.heap.push(value);
+        }
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        if self.len <= N {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.heap
+        }
+    }
+}
+
+impl<T: Copy, const N: usize> Extend<T> for SmallArray<T, N> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, values: I) {
+        for v in values {
+            self.push(v);
+        }
+    }
 }
 
 impl Process {
@@ -497,18 +626,24 @@ impl Process {
         let mut p = options.prepare()?;
         // The argument vector, its NULL, then the environment's and its NULL: one
         // array.
-        let mut ptrs: Vec<*mut c_char> = Vec::with_capacity(options.args.len() + 1);
-        ptrs.extend(p.strs.ptrs(p.args));
+        let argv_strs = &options.argv;
+        let env_count = p.env.map_or(0, |_| p.strs.count + 1);
+        let mut ptrs = SmallArray::<*mut c_char, 16>::new(std::ptr::null_mut());
+        if argv_strs.count + 1 + env_count > 16 {
+            ptrs.heap.reserve_exact(argv_strs.count + 1 + env_count);
+        }
+        ptrs.extend(argv_strs.ptrs(argv_strs.all()));
         ptrs.push(std::ptr::null_mut());
         let env_at = ptrs.len();
         if let Some(env) = p.env {
             ptrs.extend(p.strs.ptrs(env));
             ptrs.push(std::ptr::null_mut());
         }
-        let (argv, envp) = ptrs.split_at_mut(env_at);
+        let (argv, envp) = ptrs.as_mut_slice().split_at_mut(env_at);
         let raw_options = sys::uv_process_options_t {
             exit_cb: Some(exit_trampoline),
-            file: p.strs.ptr(p.program),
+            // The program is the first string of the arguments.
+            file: argv_strs.ptr(0),
             args: argv.as_mut_ptr(),
             env: if p.env.is_some() {
                 envp.as_mut_ptr()
@@ -518,7 +653,7 @@ impl Process {
             cwd: p.cwd.map_or(std::ptr::null(), |c| p.strs.ptr(c)),
             flags: p.flags,
             stdio_count: c_int::try_from(p.stdio.len()).map_err(|_| einval(SPAWN))?,
-            stdio: p.stdio.as_mut_ptr(),
+            stdio: p.stdio.as_mut_slice().as_mut_ptr(),
             uid: p.uid as _,
             gid: p.gid as _,
         };
@@ -530,8 +665,10 @@ impl Process {
             // its handler and waits for the child (contracts::signal_disposition_lock).
             let held = crate::contracts::signal_disposition_lock();
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
-            // move; every pointer of `raw_options` points into `p`, `argv` and `envp`,
-            // which outlive the call; the program is non-null and the flags hold only
+            // move; every pointer of `raw_options` points into `options` (the program
+            // and arguments), `p`, `argv` and `envp`, which outlive the call and are
+            // not changed during it; the program is non-null (`prepare` refuses
+            // options whose program could not be stored) and the flags hold only
             // known bits (checked by `prepare`), which is what libuv asserts; the
             // stdio streams are open handles (checked by `containers`).
             spawned = unsafe { sys::uv_spawn(l, h, &raw_options) };
