@@ -356,19 +356,25 @@ where
     shared.request_table().finish(slot);
     shared.request_finished();
     // A panicking reader (none panics; user types may be in the data) becomes an
-    // error, and the cleanup still runs.
-    let mut result = match shared.guard(|| {
-        // SAFETY: the data stays in place, and nothing else reaches it, until it is
-        // dropped below.
-        let data = unsafe { &mut (*p).data };
-        read(req, data, op)
-    }) {
-        Some(r) => r,
-        None => Err(Error::new(StatusCode::EINVAL, op)),
-    };
-    if result.is_err() {
+    // error, and the cleanup still runs. The result is written where it stays until
+    // the callback gets it (a `Stat` is not copied from one temporary to the next).
+    let mut result = MaybeUninit::<Result<T>>::uninit();
+    let read_ok = shared
+        .guard(|| {
+            // SAFETY: the data stays in place, and nothing else reaches it, until it
+            // is dropped below.
+            let data = unsafe { &mut (*p).data };
+            result.write(read(req, data, op));
+        })
+        .is_some();
+    if !read_ok {
+        result.write(Err(Error::new(StatusCode::EINVAL, op)));
+    }
+    // SAFETY: written just above, on both paths.
+    let result_ref = unsafe { result.assume_init_mut() };
+    if result_ref.is_err() {
         // SAFETY: as above; the context function only reads the data.
-        add_error_context(&mut result, unsafe { &(*p).data }, context, op);
+        add_error_context(result_ref, unsafe { &(*p).data }, context, op);
     }
     // SAFETY: the request completed and was read; cleaned up once, while the data
     // it may point into is still here.
@@ -391,7 +397,10 @@ where
         );
         cb
     };
-    shared.guard(move || cb(result));
+    // The callback reads the result where it is (capturing it would copy it).
+    let result = result.as_mut_ptr();
+    // SAFETY: initialised above; moved out once, here.
+    shared.guard(move || cb(unsafe { result.read() }));
 }
 
 /// Adds the data's context to an error result, in place.
