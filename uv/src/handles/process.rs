@@ -414,33 +414,29 @@ fn os_bytes(s: &OsStr) -> Option<&[u8]> {
 }
 
 /// The C strings of a spawn (the program, the arguments, the environment, the
-/// directory) in one buffer, each ended by its NUL: one allocation for them all.
+/// directory) in one buffer, each ended by its NUL: one allocation for them all,
+/// and where each starts (for the usual few, on the stack).
 struct CStrs {
     bytes: Vec<u8>,
-    /// How many strings `bytes` holds.
-    count: usize,
+    /// Where each string starts in `bytes`.
+    starts: SmallArray<usize, 8>,
 }
 
 impl CStrs {
     fn with_capacity(n: usize) -> CStrs {
         CStrs {
             bytes: Vec::with_capacity(n),
-            count: 0,
+            starts: SmallArray::new(0),
         }
     }
 
-    /// Every string, from the first.
-    fn all(&self) -> (usize, usize) {
-        (0, self.bytes.len())
-    }
-
-    /// Where the next string starts.
+    /// How many strings it holds (the index of the next one).
     fn len(&self) -> usize {
-        self.bytes.len()
+        self.starts.len()
     }
 
-    /// Adds the string made of `parts`, and its NUL; where it starts. `EINVAL` if a
-    /// part holds a NUL (or, on Windows, is not Unicode).
+    /// Adds the string made of `parts`, and its NUL; its index. `EINVAL` if a part
+    /// holds a NUL (or, on Windows, is not Unicode).
     fn push(&mut self, parts: &[&OsStr]) -> Result<usize> {
         let at = self.bytes.len();
         for part in parts {
@@ -453,21 +449,23 @@ impl CStrs {
             }
         }
         self.bytes.push(0);
-        self.count += 1;
-        Ok(at)
+        self.starts.push(at);
+        Ok(self.starts.len() - 1)
     }
 
-    /// The string that starts at `at` (a value `push` returned).
-    fn ptr(&self, at: usize) -> *const c_char {
-        self.bytes[at..].as_ptr().cast()
+    /// String `i` (a value `push` returned).
+    fn ptr(&self, i: usize) -> *const c_char {
+        self.bytes[self.starts.as_slice()[i]..].as_ptr().cast()
     }
 
-    /// The strings added between `from` and `to` (values of `len`), in order. libuv
-    /// takes `char*` but only reads them.
+    /// The strings `from..to` (values of `len`), in order. libuv takes `char*` but
+    /// only reads them.
     fn ptrs(&self, (from, to): (usize, usize)) -> impl Iterator<Item = *mut c_char> + '_ {
-        self.bytes[from..to]
-            .split_inclusive(|&b| b == 0)
-            .map(|piece| piece.as_ptr().cast::<c_char>().cast_mut())
+        let base = self.bytes.as_ptr().cast::<c_char>().cast_mut();
+        // Each start is within `bytes` (a string pushed there), so `add` stays in it.
+        self.starts.as_slice()[from..to]
+            .iter()
+            .map(move |&at| base.wrapping_add(at))
     }
 }
 
@@ -591,6 +589,14 @@ impl<T: Copy, const N: usize> SmallArray<T, N> {
         self.len
     }
 
+    fn as_slice(&self) -> &[T] {
+        if self.len <= N {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+
     fn as_mut_slice(&mut self) -> &mut [T] {
         if self.len <= N {
             &mut self.inline[..self.len]
@@ -627,12 +633,12 @@ impl Process {
         // The argument vector, its NULL, then the environment's and its NULL: one
         // array.
         let argv_strs = &options.argv;
-        let env_count = p.env.map_or(0, |_| p.strs.count + 1);
+        let env_count = p.env.map_or(0, |_| p.strs.len() + 1);
         let mut ptrs = SmallArray::<*mut c_char, 16>::new(std::ptr::null_mut());
-        if argv_strs.count + 1 + env_count > 16 {
-            ptrs.heap.reserve_exact(argv_strs.count + 1 + env_count);
+        if argv_strs.len() + 1 + env_count > 16 {
+            ptrs.heap.reserve_exact(argv_strs.len() + 1 + env_count);
         }
-        ptrs.extend(argv_strs.ptrs(argv_strs.all()));
+        ptrs.extend(argv_strs.ptrs((0, argv_strs.len())));
         ptrs.push(std::ptr::null_mut());
         let env_at = ptrs.len();
         if let Some(env) = p.env {
