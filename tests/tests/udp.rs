@@ -522,3 +522,42 @@ fn every_kind_of_data_over_both_families() {
         assert_eq!(*got.borrow(), want, "{host}");
     }
 }
+
+/// The largest IPv4 datagram (65,507 bytes) arrives whole, in the loop's read
+/// buffer (libuv asks for 64 KiB per datagram), with no `PARTIAL` flag; so does a
+/// small one read into the same buffer after it.
+#[test]
+fn the_largest_datagram_arrives_whole() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    let big = uv_tests::net::pattern(65_507);
+    type Received = Vec<(Vec<u8>, UdpFlags)>;
+    let got: Rc<RefCell<Received>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        g.borrow_mut().push((d.data.to_vec(), d.flags));
+        if g.borrow().len() == 2 {
+            u.close();
+        }
+    })
+    .unwrap();
+    tx.send(big.clone(), Some(rx_addr), |_, r| r.unwrap())
+        .unwrap();
+    tx.send("small", Some(rx_addr), |u, r| {
+        r.unwrap();
+        u.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let got = got.borrow();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0.len(), 65_507);
+    assert!(got[0].0 == big, "the big datagram's bytes");
+    assert_eq!(got[0].1, UdpFlags::empty());
+    assert_eq!(got[1], (b"small".to_vec(), UdpFlags::empty()));
+}

@@ -48,7 +48,7 @@ impl Datagram<'_> {
 const MMSG_DATAGRAMS: usize = 20;
 
 /// Lends the loop's read buffer with room for a whole batch (`RECVMMSG` sockets;
-/// the others get [`crate::stream::alloc_cb`], the loop's buffer as it is).
+/// the others get [`alloc_one_cb`]).
 unsafe extern "C" fn alloc_mmsg_cb(
     h: *mut sys::uv_handle_t,
     suggested: usize,
@@ -59,6 +59,18 @@ unsafe extern "C" fn alloc_mmsg_cb(
     unsafe { crate::stream::lend_loop_buffer(h, want, buf) }
 }
 
+/// Lends the loop's read buffer for one datagram: libuv asks for 64 KiB (its
+/// largest datagram, `UV__UDP_DGRAM_MAXSIZE`) on every read of a socket without `RECVMMSG`, which is the
+/// least the loop's buffer has, so the size is not looked at per datagram.
+unsafe extern "C" fn alloc_one_cb(
+    h: *mut sys::uv_handle_t,
+    _suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    // SAFETY: libuv's allocation-callback contract, passed on.
+    unsafe { crate::stream::lend_loop_buffer(h, crate::stream::READ_BUFFER_SIZE, buf) }
+}
+
 /// The allocation callback for `raw`: whether a socket reads batches is fixed when
 /// it is made (`uv_udp_init_ex`), so this is chosen once, not asked per datagram.
 fn alloc_for(raw: *mut sys::uv_udp_t) -> sys::uv_alloc_cb {
@@ -66,7 +78,7 @@ fn alloc_for(raw: *mut sys::uv_udp_t) -> sys::uv_alloc_cb {
     if unsafe { sys::uv_udp_using_recvmmsg(raw) } > 0 {
         Some(alloc_mmsg_cb)
     } else {
-        Some(crate::stream::alloc_cb)
+        Some(alloc_one_cb)
     }
 }
 
@@ -88,7 +100,7 @@ unsafe extern "C" fn recv_cb(
     addr: *const sys::sockaddr,
     flags: c_uint,
 ) {
-    // SAFETY: libuv passes the buffer `alloc_cb` lent (or an empty one); with
+    // SAFETY: libuv passes the buffer `alloc_one_cb` lent (or an empty one); with
     // RECVMMSG, a datagram's part of it (flag MMSG_CHUNK), and the whole buffer
     // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
