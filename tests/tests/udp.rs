@@ -436,3 +436,128 @@ fn small_datagrams_queued_from_a_send_callback_keep_their_bytes() {
     want.extend((0..N).map(|i| format!("small #{i:02}").into_bytes()));
     assert_eq!(*got.borrow(), want);
 }
+
+/// Every kind of send data, over IPv4 and IPv6: each datagram arrives with its own
+/// bytes and the sender's address; shared bytes are let go once their send
+/// completed, and at once when a send is refused (its callback never runs).
+#[test]
+fn every_kind_of_data_over_both_families() {
+    for host in ["127.0.0.1:0", "[::1]:0"] {
+        let lp = Loop::new().unwrap();
+        let (rx, rx_addr) = bound(&lp, host);
+        let (tx, tx_addr) = bound(&lp, host);
+        assert_eq!(rx_addr.is_ipv6(), host.starts_with('['));
+        type Received = Vec<(Vec<u8>, Option<SocketAddr>)>;
+        let got: Rc<RefCell<Received>> = Rc::default();
+        let g = got.clone();
+        rx.recv_start(move |u, d| {
+            let d = d.unwrap();
+            if d.is_drained() {
+                return;
+            }
+            g.borrow_mut().push((d.data.to_vec(), d.addr));
+            if g.borrow().len() == 8 {
+                u.close();
+            }
+        })
+        .unwrap();
+        let shared: Rc<[u8]> = Rc::from(&b"shared"[..]);
+        let sync: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"shared sync"[..]);
+        let long = [b'L'; 40];
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let sends: Vec<uv::WriteData> = vec![
+            uv::WriteData::Static(b"static"),
+            b"owned".to_vec().into(),
+            shared.clone().into(),
+            sync.clone().into(),
+            "inline".into(),
+            long[..].into(),
+            vec![b"ma".to_vec(), b"ny".to_vec()].into(),
+        ];
+        let tried = Rc::new(RefCell::new(None));
+        for data in sends {
+            let (d, t) = (done.clone(), tried.clone());
+            tx.send(data, Some(rx_addr), move |u, r| {
+                d.borrow_mut().push(r);
+                // The last send completed: nothing is queued, so `try_send` sends.
+                if d.borrow().len() == 7 {
+                    *t.borrow_mut() = Some(u.try_send(b"tried", Some(rx_addr)));
+                }
+            })
+            .unwrap();
+        }
+        // Refused at once (no destination on an unconnected socket): the data is
+        // dropped in the call and the callback never runs.
+        let refused = tx
+            .send(shared.clone(), None, |_, _| {
+                panic!("a refused send's callback ran")
+            })
+            .unwrap_err();
+        assert_eq!(refused.code(), StatusCode::EDESTADDRREQ);
+        assert_eq!(
+            Rc::strong_count(&shared),
+            2,
+            "held by its send in flight only"
+        );
+        lp.run(RunMode::Default).unwrap();
+        tx.close();
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(*done.borrow(), vec![Ok(()); 7]);
+        assert_eq!(*tried.borrow(), Some(Ok(5)));
+        assert_eq!(Rc::strong_count(&shared), 1);
+        assert_eq!(std::sync::Arc::strong_count(&sync), 1);
+        let want: Received = [
+            &b"static"[..],
+            b"owned",
+            b"shared",
+            b"shared sync",
+            b"inline",
+            &long[..],
+            b"many",
+            b"tried",
+        ]
+        .iter()
+        .map(|b| (b.to_vec(), Some(tx_addr)))
+        .collect();
+        assert_eq!(*got.borrow(), want, "{host}");
+    }
+}
+
+/// The largest IPv4 datagram (65,507 bytes) arrives whole, in the loop's read
+/// buffer (libuv asks for 64 KiB per datagram), with no `PARTIAL` flag; so does a
+/// small one read into the same buffer after it.
+#[test]
+fn the_largest_datagram_arrives_whole() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = bound(&lp, "127.0.0.1:0");
+    let (tx, _) = bound(&lp, "127.0.0.1:0");
+    let big = uv_tests::net::pattern(65_507);
+    type Received = Vec<(Vec<u8>, UdpFlags)>;
+    let got: Rc<RefCell<Received>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        g.borrow_mut().push((d.data.to_vec(), d.flags));
+        if g.borrow().len() == 2 {
+            u.close();
+        }
+    })
+    .unwrap();
+    tx.send(big.clone(), Some(rx_addr), |_, r| r.unwrap())
+        .unwrap();
+    tx.send("small", Some(rx_addr), |u, r| {
+        r.unwrap();
+        u.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let got = got.borrow();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0.len(), 65_507);
+    assert!(got[0].0 == big, "the big datagram's bytes");
+    assert_eq!(got[0].1, UdpFlags::empty());
+    assert_eq!(got[1], (b"small".to_vec(), UdpFlags::empty()));
+}

@@ -138,6 +138,36 @@ impl InetAddr {
     }
 }
 
+/// Calls `f` with the C form of `addr` (null for `None`), for the calls that only
+/// read an address during the call (`uv_udp_send`, `uv_udp_try_send`): a
+/// `sockaddr_in` or a `sockaddr_in6`, as its family says, built on the stack for
+/// the call. Each family has its own call of `f`, so an IPv4 address is two words
+/// written, not a union of both forms put together from either.
+#[inline(always)]
+pub(crate) fn with_inet<R>(
+    addr: Option<&SocketAddr>,
+    f: impl FnOnce(*const sys::sockaddr) -> R,
+) -> R {
+    match addr {
+        None => f(std::ptr::null()),
+        Some(SocketAddr::V4(a)) => {
+            let sin = sys::sockaddr_in {
+                sin_family: sys::AF_INET as sys::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: sys::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            f(std::ptr::addr_of!(sin).cast())
+        }
+        Some(a @ SocketAddr::V6(_)) => {
+            let sin6 = InetAddr::new(a);
+            f(sin6.as_ptr())
+        }
+    }
+}
+
 /// The Rust form of the C socket address at `p`; `None` for families other than
 /// IPv4 and IPv6. Only the fields of the family's struct are read.
 ///
@@ -241,6 +271,9 @@ mod tests {
             let c = InetAddr::new(&a);
             // SAFETY: an InetAddr holds the struct of its family.
             assert_eq!(unsafe { from_c(c.as_ptr()) }, Some(a));
+            // SAFETY: `with_inet` passes the struct of the address's family.
+            assert_eq!(with_inet(Some(&a), |p| unsafe { from_c(p) }), Some(a));
         }
+        assert!(with_inet(None, |p| p.is_null()));
     }
 }

@@ -2,6 +2,7 @@
 //! parts: receiving (the datagram's bytes, sender and flags in one value) and sending.
 
 use std::ffi::c_uint;
+use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 
 use libuv_sys2 as sys;
@@ -47,7 +48,7 @@ impl Datagram<'_> {
 const MMSG_DATAGRAMS: usize = 20;
 
 /// Lends the loop's read buffer with room for a whole batch (`RECVMMSG` sockets;
-/// the others get [`crate::stream::alloc_cb`], the loop's buffer as it is).
+/// the others get [`alloc_one_cb`]).
 unsafe extern "C" fn alloc_mmsg_cb(
     h: *mut sys::uv_handle_t,
     suggested: usize,
@@ -58,6 +59,18 @@ unsafe extern "C" fn alloc_mmsg_cb(
     unsafe { crate::stream::lend_loop_buffer(h, want, buf) }
 }
 
+/// Lends the loop's read buffer for one datagram: libuv asks for 64 KiB (its
+/// largest datagram, `UV__UDP_DGRAM_MAXSIZE`) on every read of a socket without `RECVMMSG`, which is the
+/// least the loop's buffer has, so the size is not looked at per datagram.
+unsafe extern "C" fn alloc_one_cb(
+    h: *mut sys::uv_handle_t,
+    _suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    // SAFETY: libuv's allocation-callback contract, passed on.
+    unsafe { crate::stream::lend_loop_buffer(h, crate::stream::READ_BUFFER_SIZE, buf) }
+}
+
 /// The allocation callback for `raw`: whether a socket reads batches is fixed when
 /// it is made (`uv_udp_init_ex`), so this is chosen once, not asked per datagram.
 fn alloc_for(raw: *mut sys::uv_udp_t) -> sys::uv_alloc_cb {
@@ -65,7 +78,7 @@ fn alloc_for(raw: *mut sys::uv_udp_t) -> sys::uv_alloc_cb {
     if unsafe { sys::uv_udp_using_recvmmsg(raw) } > 0 {
         Some(alloc_mmsg_cb)
     } else {
-        Some(crate::stream::alloc_cb)
+        Some(alloc_one_cb)
     }
 }
 
@@ -87,7 +100,7 @@ unsafe extern "C" fn recv_cb(
     addr: *const sys::sockaddr,
     flags: c_uint,
 ) {
-    // SAFETY: libuv passes the buffer `alloc_cb` lent (or an empty one); with
+    // SAFETY: libuv passes the buffer `alloc_one_cb` lent (or an empty one); with
     // RECVMMSG, a datagram's part of it (flag MMSG_CHUNK), and the whole buffer
     // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
@@ -196,6 +209,46 @@ fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     }
 }
 
+/// A send's data, kept in its request until the send completes. Dropping bytes it
+/// does not own (`Static`, `Inline`) is a test of the variant, not a call of the
+/// enum's drop code (a jump through its table of variants) on every completion.
+struct SendData(ManuallyDrop<WriteData>);
+
+impl Drop for SendData {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if !matches!(*self.0, WriteData::Static(_) | WriteData::Inline(_)) {
+            self.drop_owned();
+        }
+    }
+}
+
+impl SendData {
+    #[inline(never)]
+    fn drop_owned(&mut self) {
+        // SAFETY: the data is dropped once, here, by `drop` (`ManuallyDrop` keeps the
+        // field's own drop from running after it).
+        unsafe { ManuallyDrop::drop(&mut self.0) }
+    }
+}
+
+/// libuv's view of bytes that do not live inside the value itself (all but
+/// `Inline` and the several buffers of `Many`), so that it stays valid when the
+/// value moves into the request.
+#[inline(always)]
+fn outside_bytes(data: &WriteData) -> Option<sys::uv_buf_t> {
+    let bytes: &[u8] = match data {
+        WriteData::One(v) => v,
+        WriteData::Static(v) => v,
+        WriteData::Shared(v) => v,
+        WriteData::SharedSync(v) => v,
+        #[cfg(feature = "bytes")]
+        WriteData::Bytes(v) => v,
+        WriteData::Inline(_) | WriteData::Many(_) => return None,
+    };
+    Some(crate::stream::uv_buf(bytes))
+}
+
 impl Udp {
     /// A new UDP handle with a socket of `family` and creation flags
     /// (`uv_udp_init_ex`): `UdpFlags::RECVMMSG` receives several datagrams per system
@@ -274,28 +327,33 @@ impl Udp {
     ) -> Result<()> {
         let raw = self.inner.raw("uv_udp_send")?;
         keep_error_reader(raw);
-        let sa = addr.map(|a| InetAddr::new(&a));
-        crate::request::submit::<sys::uv_udp_send_t, Udp, _, WriteData>(
+        let data = data.into();
+        // Taken here, where the compiler still knows the variant (the caller's
+        // value, inlined), not from the request after the move into it.
+        let outside = outside_bytes(&data);
+        crate::request::submit::<sys::uv_udp_send_t, Udp, _, SendData>(
             self,
             &"uv_udp_send",
-            data.into(),
+            SendData(ManuallyDrop::new(data)),
             callback,
+            #[inline(always)]
             |req, data, done| {
-                crate::stream::with_bufs(data, |bufs, n| {
-                    // SAFETY: the handle is open; libuv copies the address and the
-                    // buffer array; the bytes (inline ones included: the request's
-                    // data does not move) and the request stay put until `done`.
-                    unsafe {
-                        sys::uv_udp_send(
-                            req,
-                            raw,
-                            bufs,
-                            n,
-                            sa.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-                            Some(done),
-                        )
-                    }
-                })
+                crate::addr::with_inet(
+                    addr.as_ref(),
+                    #[inline(always)]
+                    |to| {
+                        // SAFETY: the handle is open; libuv copies the address and the
+                        // buffer array; the bytes (inline ones included: the request's
+                        // data does not move) and the request stay put until `done`.
+                        let start = |bufs, n| unsafe {
+                            sys::uv_udp_send(req, raw, bufs, n, to, Some(done))
+                        };
+                        match outside {
+                            Some(buf) => start(&buf, 1),
+                            None => crate::stream::with_bufs(&data.0, start),
+                        }
+                    },
+                )
             },
         )
     }
@@ -305,18 +363,12 @@ impl Udp {
     #[inline]
     pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
         let raw = self.inner.raw("uv_udp_try_send")?;
-        let sa = addr.map(|a| InetAddr::new(&a));
         let buf = crate::stream::uv_buf(data);
         // SAFETY: the handle is open; libuv only reads the buffer and the address
         // during the call.
-        let rc = unsafe {
-            sys::uv_udp_try_send(
-                raw,
-                &buf,
-                1,
-                sa.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            )
-        };
+        let rc = crate::addr::with_inet(addr.as_ref(), |to| unsafe {
+            sys::uv_udp_try_send(raw, &buf, 1, to)
+        });
         check(rc, "uv_udp_try_send").map(|()| rc as usize)
     }
 
