@@ -201,6 +201,14 @@ impl SenderTable {
         Some(unsafe { &*p.add(off) })
     }
 
+    /// Adds `d` to `live`: a plain load and store, not a locked read-modify-write
+    /// (only the loop thread writes it).
+    #[inline(always)]
+    fn bump_live(&self, d: i32) {
+        let n = self.live.load(Ordering::Relaxed).wrapping_add_signed(d);
+        self.live.store(n, Ordering::Relaxed);
+    }
+
     /// A new open entry for `raw` (the loop thread).
     fn add(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
         if self.closed.load(Ordering::Relaxed) {
@@ -224,7 +232,7 @@ impl SenderTable {
             let prev = e
                 .state
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
-            self.live.fetch_add(1, Ordering::Relaxed);
+            self.bump_live(1);
             return Ok((free, ((prev >> 32) as u32).wrapping_add(1)));
         }
         let i = self.len.load(Ordering::Relaxed);
@@ -263,7 +271,7 @@ impl SenderTable {
             })
         };
         self.len.store(i + 1, Ordering::Relaxed);
-        self.live.fetch_add(1, Ordering::Relaxed);
+        self.bump_live(1);
         Ok((i, 0))
     }
 
@@ -303,7 +311,7 @@ impl SenderTable {
             Ordering::Relaxed,
         );
         self.free.store(i, Ordering::Relaxed);
-        self.live.fetch_sub(1, Ordering::Relaxed);
+        self.bump_live(-1);
     }
 
     /// `Async::keeps_alive` for a handle with senders (the loop thread): whether a
