@@ -2,7 +2,8 @@
 //! parts: the cross-thread sender, and the loop's `call_later` built on it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use libuv_sys2 as sys;
 
@@ -15,12 +16,9 @@ uv_macros::handle!("spec/handles/async.toml");
 /// `ClosedHandle`) and tells whether one of the `Async` handles among `handles` has
 /// a wake-up pending, which the loop then delivers before it closes its handles.
 pub(crate) fn shut_senders(table: Option<&SenderTable>, handles: &[crate::Handle]) -> bool {
-    // Under the write lock: no send is in flight, and none starts after it.
-    let _guard = table.map(|t| {
-        let mut g = t.write();
-        g.closed = true;
-        g
-    });
+    if let Some(t) = table {
+        t.close();
+    }
     handles
         .iter()
         .filter(|h| h.handle_type() == crate::HandleType::Async)
@@ -34,123 +32,397 @@ fn wakeup_pending(raw: *mut sys::uv_async_t) -> bool {
     // thread, so it is read atomically here too.
     let bits = unsafe {
         std::sync::atomic::AtomicI32::from_ptr(std::ptr::addr_of_mut!((*raw).pending))
-            .load(std::sync::atomic::Ordering::SeqCst)
+            .load(Ordering::SeqCst)
     };
     bits & 1 != 0
 }
 
-/// One `Async` handle's entry: its libuv struct while it is open (null once shut),
-/// and a generation, so that a sender of a closed handle never reaches the handle
-/// that reuses the entry. A shut entry links the next free one (16 bytes in all).
+// An entry's state word: the generation in the high 32 bits, then two flags, then
+// the number of sends holding the entry (in flight, or about to undo a hold taken
+// on a stale view). Every change to the word after the entry's chunk is made is a
+// read-modify-write, so a release sequence headed by a send's final decrement is
+// never broken: a loop-thread load that reads a count of 0 acquires every finished
+// send's effects.
+
+/// The sends holding the entry.
+const COUNT: u64 = (1 << 30) - 1;
+/// The loop thread is deciding whether the handle closes (`Async::keeps_alive`):
+/// sends wait until it is cleared, a few instructions later.
+const DECIDING: u64 = 1 << 30;
+/// The entry is shut: its handle is closing (or closed and the entry free).
+const SHUT: u64 = 1 << 31;
+/// One generation.
+const GEN_ONE: u64 = 1 << 32;
+
+/// One `Async` handle's entry in its loop's sender table (16 bytes).
 struct Entry {
-    raw: *mut sys::uv_async_t,
-    generation: u32,
-    /// While shut: the next free entry (`NO_ENTRY`: none).
-    next_free: u32,
+    state: AtomicU64,
+    /// The libuv struct while the entry is open; while it is free, the index of the
+    /// next free entry (as an address without provenance; `NO_ENTRY`: none). Only
+    /// the loop thread writes it, only while the entry is shut and no send holds it.
+    raw: AtomicPtr<sys::uv_async_t>,
 }
 
 /// The end of the free list.
 const NO_ENTRY: u32 = u32::MAX;
 
-struct Entries {
-    entries: Vec<Entry>,
-    /// The first free entry (`NO_ENTRY`: none), linked through `next_free`.
-    free: u32,
-    /// The loop is closing: every send answers `ClosedHandle`.
-    closed: bool,
+/// The first chunk holds `1 << FIRST_BITS` entries, each next one twice as many.
+const FIRST_BITS: u32 = 5;
+/// Enough chunks for every index below `MAX_ENTRIES`.
+const CHUNKS: usize = (32 - FIRST_BITS) as usize;
+/// `1 << FIRST_BITS` fewer than 2^32 (so `NO_ENTRY` is never an index).
+const MAX_ENTRIES: u32 = 0u32.wrapping_sub(1 << FIRST_BITS);
+
+/// The chunk and the offset in it of entry `i` (below `MAX_ENTRIES`): chunk `c`
+/// holds the entries from `2^(c+F) - 2^F` on, `2^(c+F)` of them.
+#[inline(always)]
+fn locate(i: u32) -> (usize, usize) {
+    let j = i + (1 << FIRST_BITS);
+    let top = 31 - j.leading_zeros();
+    ((top - FIRST_BITS) as usize, (j - (1 << top)) as usize)
 }
 
-impl Default for Entries {
+/// The number of entries of chunk `c`.
+fn chunk_len(c: usize) -> usize {
+    1 << (c as u32 + FIRST_BITS)
+}
+
+fn chunk_layout(c: usize) -> std::alloc::Layout {
+    // Chunk sizes stay below 2^32 entries of 16 bytes: no overflow on 64-bit; on
+    // 32-bit the allocation of a chunk that large fails first (ENOMEM).
+    std::alloc::Layout::array::<Entry>(chunk_len(c)).unwrap_or(std::alloc::Layout::new::<()>())
+}
+
+/// Backs off in a wait for another thread, which holds what we wait for for a few
+/// instructions (a send, or the loop thread's decision): spins first, then yields.
+fn backoff(spins: &mut u32) {
+    if *spins < 64 {
+        *spins += 1;
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Where the senders of one loop's `Async` handles find them: one table per loop
+/// (so a sender is an index into it, not an allocation of its own), without a
+/// table-wide lock. Entries live in chunks that never move (made by the loop thread,
+/// freed with the table), so senders read them while the table grows. A chunk's
+/// memory is left uninitialised until its entries are handed out: entries below
+/// `len` are initialised, and only their indexes ever reach `entry`. Each entry's
+/// state word counts the sends in flight, and the loop thread shuts an entry (just
+/// before `uv_close`) by setting its flag and waiting until none is in flight.
+pub(crate) struct SenderTable {
+    chunks: [AtomicPtr<Entry>; CHUNKS],
+    /// The loop is closing: no send starts any more.
+    closed: AtomicBool,
+    // The loop thread's own bookkeeping (atomics only so the table is `Sync`; all
+    // accesses are Relaxed and from the loop thread).
+    /// Entries made so far.
+    len: AtomicU32,
+    /// Entries held by handles (made and not on the free list).
+    live: AtomicU32,
+    /// The first free entry (`NO_ENTRY`: none), linked through `raw`.
+    free: AtomicU32,
+}
+
+impl Default for SenderTable {
     fn default() -> Self {
-        Entries {
-            entries: Vec::new(),
-            free: NO_ENTRY,
-            closed: false,
+        SenderTable {
+            chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS],
+            closed: AtomicBool::new(false),
+            len: AtomicU32::new(0),
+            live: AtomicU32::new(0),
+            free: AtomicU32::new(NO_ENTRY),
         }
     }
 }
 
-impl Entries {
-    /// Shuts entry `slot` if it is still that handle's and open, and frees it for
-    /// reuse.
-    fn shut(&mut self, (i, generation): (u32, u32)) {
-        if let Some(e) = self.entries.get_mut(i as usize) {
-            if e.generation == generation && !e.raw.is_null() {
-                e.raw = std::ptr::null_mut();
-                e.next_free = self.free;
-                self.free = i;
+impl Drop for SenderTable {
+    fn drop(&mut self) {
+        for (c, p) in self.chunks.iter_mut().enumerate() {
+            let p = *p.get_mut();
+            if !p.is_null() {
+                // SAFETY: a non-null chunk pointer came from `alloc` with
+                // `chunk_layout(c)` (in `add`); nothing else can reach it now (we
+                // have the table by `&mut`), and Entry needs no drop.
+                unsafe { std::alloc::dealloc(p.cast(), chunk_layout(c)) };
             }
         }
     }
 }
 
-/// Where the senders of one loop's `Async` handles find them: one table per loop
-/// (so a sender is an index into it, not an allocation of its own). Sends take the
-/// read lock; shutting an entry (just before `uv_close`) takes the write lock, so no
-/// send is in flight on a handle that is closing.
-#[derive(Default)]
-pub(crate) struct SenderTable {
-    inner: RwLock<Entries>,
+/// A send's hold on an open entry (`SenderTable::hold`), released (the count
+/// decremented) on drop. While it lasts, the entry's handle is open: the loop thread
+/// shuts the entry before `uv_close` and waits until no hold is left.
+struct Hold<'a>(&'a Entry);
+
+impl Hold<'_> {
+    /// The held entry's handle (open while the hold lasts).
+    #[inline(always)]
+    fn raw(&self) -> *mut sys::uv_async_t {
+        // Relaxed: the hold's Acquire increment saw the generation whose Release
+        // publication came after this store (see `SenderTable::add`).
+        self.0.raw.load(Ordering::Relaxed)
+    }
 }
 
-// SAFETY: the raw pointers are only used for uv_async_send, which libuv allows from
-// any thread, and only under the read lock while the entry is open (the loop thread
-// shuts it under the write lock before it calls uv_close).
-unsafe impl Send for SenderTable {}
-// SAFETY: as above; all access goes through the lock.
-unsafe impl Sync for SenderTable {}
+impl Drop for Hold<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Release: what the send did (uv_async_send's write of `pending`, a queued
+        // job) happens before the loop thread's Acquire load that sees the count
+        // drop (in `wait_idle`, `shut`, `keeps_alive`, `close`).
+        self.0.state.fetch_sub(1, Ordering::Release);
+    }
+}
 
 impl SenderTable {
-    fn read(&self) -> RwLockReadGuard<'_, Entries> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    /// Entry `i`, if its chunk was made. `i` must be an index `add` handed out
+    /// (below `len`): the table's senders and handles only hold those.
+    #[inline(always)]
+    fn entry(&self, i: u32) -> Option<&Entry> {
+        if i >= MAX_ENTRIES {
+            return None;
+        }
+        let (c, off) = locate(i);
+        // Acquire: pairs with the Release store that published the chunk (a sender
+        // learns `i` through a value made after it, so this is belt and braces).
+        let p = self.chunks[c].load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null chunk `c` holds `chunk_len(c)` entries and
+        // `off < chunk_len(c)` (see `locate`); entry `i` was initialised by `add`
+        // before `i` was handed out (the caller's contract), and that write
+        // happens before this read: on the loop thread by program order, on
+        // another one through the hand-over of the `AsyncSender` that holds `i`.
+        // Chunks are freed only with the table, which `&self` keeps alive.
+        Some(unsafe { &*p.add(off) })
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Entries> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    /// Adds `d` to `live`: a plain load and store, not a locked read-modify-write
+    /// (only the loop thread writes it).
+    #[inline(always)]
+    fn bump_live(&self, d: i32) {
+        let n = self.live.load(Ordering::Relaxed).wrapping_add_signed(d);
+        self.live.store(n, Ordering::Relaxed);
     }
 
-    /// A new open entry for `raw`.
+    /// A new open entry for `raw` (the loop thread).
     fn add(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
-        let mut guard = self.write();
-        let g = &mut *guard;
-        if g.closed {
+        if self.closed.load(Ordering::Relaxed) {
             return Err(Error::closed_handle("uv_async_send"));
         }
-        let i = g.free;
-        if i != NO_ENTRY {
-            let e = &mut g.entries[i as usize];
-            g.free = e.next_free;
-            e.raw = raw;
-            e.generation = e.generation.wrapping_add(1);
-            return Ok((i, e.generation));
+        let free = self.free.load(Ordering::Relaxed);
+        if free != NO_ENTRY {
+            let Some(e) = self.entry(free) else {
+                return Err(Error::closed_handle("uv_async_send"));
+            };
+            // A free entry is shut and no send holds it for its generation; stale
+            // senders only read its state (or bump and undo its count).
+            self.free.store(
+                e.raw.load(Ordering::Relaxed).addr() as u32,
+                Ordering::Relaxed,
+            );
+            e.raw.store(raw, Ordering::Relaxed);
+            // Publish the next generation, open, keeping the count (stale senders
+            // undo their own bumps). Release: a sender whose Acquire read sees this
+            // generation sees `raw` above. SHUT is set, so subtracting it clears it.
+            let prev = e
+                .state
+                .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
+            self.bump_live(1);
+            return Ok((free, ((prev >> 32) as u32).wrapping_add(1)));
         }
-        let i = u32::try_from(g.entries.len())
-            .ok()
-            .filter(|&i| i != NO_ENTRY)
-            .ok_or_else(|| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send"))?;
-        g.entries.push(Entry {
-            raw,
-            generation: 0,
-            next_free: NO_ENTRY,
-        });
+        let i = self.len.load(Ordering::Relaxed);
+        let enomem = || Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send");
+        if i >= MAX_ENTRIES {
+            return Err(enomem());
+        }
+        let (c, off) = locate(i);
+        if off == 0 {
+            let layout = chunk_layout(c);
+            if layout.size() == 0 {
+                return Err(enomem());
+            }
+            // SAFETY: a non-zero size. The memory stays uninitialised until each
+            // entry is written below, before its index is handed out.
+            let p = unsafe { std::alloc::alloc(layout) };
+            if p.is_null() {
+                return Err(enomem());
+            }
+            // Release: pairs with `entry`'s Acquire load.
+            self.chunks[c].store(p.cast(), Ordering::Release);
+        }
+        let p = self.chunks[c].load(Ordering::Relaxed);
+        if p.is_null() {
+            return Err(enomem());
+        }
+        // SAFETY: chunk `c` holds `chunk_len(c)` entries, `off` is below that; the
+        // entry is not initialised yet and nothing refers to it (its index was never
+        // handed out). A fresh entry: generation 0, open; no sender knows its index
+        // until the `AsyncSender` made after this returns, which reaches other
+        // threads only through a synchronising hand-over.
+        unsafe {
+            p.add(off).write(Entry {
+                state: AtomicU64::new(0),
+                raw: AtomicPtr::new(raw),
+            })
+        };
+        self.len.store(i + 1, Ordering::Relaxed);
+        self.bump_live(1);
         Ok((i, 0))
     }
 
-    /// Shuts entry `slot` (sends answer `ClosedHandle`) and frees it for reuse.
-    pub(crate) fn shut(&self, slot: (u32, u32)) {
-        self.write().shut(slot);
+    /// Waits until no send holds `e`. Acquire: every finished send's effects are
+    /// seen (see `Hold`).
+    fn wait_idle(e: &Entry, order: Ordering) {
+        let mut spins = 0;
+        while e.state.load(order) & COUNT != 0 {
+            backoff(&mut spins);
+        }
     }
 
-    /// Runs `f` on the open handle of `slot`, under the read lock.
-    fn with_open<R>(
-        &self,
-        (i, generation): (u32, u32),
-        f: impl FnOnce(*mut sys::uv_async_t) -> R,
-    ) -> Result<R> {
-        let g = self.read();
-        match g.entries.get(i as usize) {
-            Some(e) if !g.closed && e.generation == generation && !e.raw.is_null() => Ok(f(e.raw)),
-            _ => Err(Error::closed_handle("uv_async_send")),
+    /// Shuts entry `slot` (sends answer `ClosedHandle`), waits until no send is in
+    /// flight on it, and frees it for reuse. The loop thread, just before
+    /// `uv_close`, once per slot (the handle gives its slot up).
+    pub(crate) fn shut(&self, (i, generation): (u32, u32)) {
+        let Some(e) = self.entry(i) else { return };
+        let s = e.state.load(Ordering::Relaxed);
+        if s >> 32 != generation as u64 {
+            return;
+        }
+        if s & SHUT == 0 {
+            // After this RMW every send's increment either came before it (and is
+            // waited for) or sees SHUT and is undone without touching the handle.
+            // Only this thread changes the flags and the generation (senders only
+            // move the count, which never carries into the flags), so SHUT is still
+            // clear and adding it sets it (a `lock xadd`, where a fetch_or whose
+            // result is used is a compare-exchange loop).
+            let prev = e.state.fetch_add(SHUT, Ordering::Acquire);
+            if prev & COUNT != 0 {
+                Self::wait_idle(e, Ordering::Acquire);
+            }
+        }
+        // (Else `keeps_alive` shut it, and waited.)
+        e.raw.store(
+            std::ptr::without_provenance_mut(self.free.load(Ordering::Relaxed) as usize),
+            Ordering::Relaxed,
+        );
+        self.free.store(i, Ordering::Relaxed);
+        self.bump_live(-1);
+    }
+
+    /// `Async::keeps_alive` for a handle with senders (the loop thread): whether a
+    /// wake-up is pending; if not, the entry is shut before this returns, so that
+    /// no send is accepted between the answer and the close.
+    fn keeps_alive(&self, (i, generation): (u32, u32), raw: *mut sys::uv_async_t) -> bool {
+        let Some(e) = self.entry(i) else {
+            return wakeup_pending(raw);
+        };
+        if e.state.load(Ordering::Relaxed) & !COUNT != (generation as u64) << 32 {
+            // Already shut.
+            return wakeup_pending(raw);
+        }
+        // From this RMW on, sends wait; those that came before finish, and their
+        // wake-ups are then seen (Acquire, see `Hold`).
+        // DECIDING is clear (the check above), so adding sets it (see `shut`).
+        let prev = e.state.fetch_add(DECIDING, Ordering::Acquire);
+        if prev & COUNT != 0 {
+            Self::wait_idle(e, Ordering::Acquire);
+        }
+        let pending = wakeup_pending(raw);
+        let clear = if pending { DECIDING } else { DECIDING | SHUT };
+        // DECIDING is set and SHUT clear, so xor clears the one and may set the
+        // other, keeping the count. The waiting sends go on (or see SHUT).
+        e.state.fetch_xor(clear, Ordering::Release);
+        pending
+    }
+
+    /// Loop teardown (the loop thread): no send starts from now on, and none is in
+    /// flight when this returns.
+    fn close(&self) {
+        // SeqCst here and in `hold` (its increment, then its load of `closed`):
+        // either the send's load sees `closed`, or its increment comes before this
+        // store in the single SeqCst order, and then the loads below see it (or its
+        // decrement) and wait.
+        self.closed.store(true, Ordering::SeqCst);
+        if self.live.load(Ordering::Relaxed) == 0 {
+            // Every entry is shut, and was waited for when it was shut: a send
+            // that holds one now sees SHUT and does not touch a handle.
+            return;
+        }
+        let len = self.len.load(Ordering::Relaxed) as usize;
+        for (c, p) in self.chunks.iter().enumerate() {
+            let start = chunk_len(c) - (1 << FIRST_BITS);
+            if start >= len {
+                break;
+            }
+            let p = p.load(Ordering::Relaxed);
+            let n = chunk_len(c).min(len - start);
+            // SAFETY: the chunks holding entries below `len` were made (by this
+            // thread), and those entries initialised (see `add`); `&self` keeps them
+            // alive.
+            let entries = unsafe { std::slice::from_raw_parts(p, n) };
+            for e in entries {
+                Self::wait_idle(e, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Holds the entry of `slot` if it is open (the handle's close waits until the
+    /// hold ends), or answers `ClosedHandle`. The common case (open, the loop not
+    /// closing) is inlined; waits and refusals go out of line.
+    #[inline(always)]
+    fn hold(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
+        if let Some(e) = self.entry(i) {
+            let want = (generation as u64) << 32;
+            // A plain load first: a sender of a shut entry does not touch the count
+            // (so the loop thread's waits are bounded by the sends in flight).
+            if e.state.load(Ordering::Relaxed) & !COUNT == want {
+                // SeqCst: see `close`; also Acquire, pairing with the Release that
+                // published this generation (so the `raw` the hold reads is this
+                // handle's).
+                let prev = e.state.fetch_add(1, Ordering::SeqCst);
+                let hold = Hold(e);
+                if prev & !COUNT == want && !self.closed.load(Ordering::SeqCst) {
+                    return Ok(hold);
+                }
+                // Undone when `hold` drops.
+            }
+        }
+        self.hold_slow((i, generation))
+    }
+
+    /// `hold`, the long way: waits while the loop thread decides whether the handle
+    /// closes, retries when the state changed under it, refuses once it is shut.
+    #[cold]
+    #[inline(never)]
+    fn hold_slow(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
+        let closed = || Error::closed_handle("uv_async_send");
+        let e = self.entry(i).ok_or_else(closed)?;
+        let want = (generation as u64) << 32;
+        let mut spins = 0;
+        loop {
+            let s = e.state.load(Ordering::Relaxed);
+            if s & !COUNT == want {
+                // As in `hold`.
+                let prev = e.state.fetch_add(1, Ordering::SeqCst);
+                let hold = Hold(e);
+                if prev & !COUNT == want {
+                    if self.closed.load(Ordering::SeqCst) {
+                        return Err(closed());
+                    }
+                    return Ok(hold);
+                }
+                // The state changed in between: undo (drop), and look again.
+            } else if s & !(COUNT | DECIDING) == want {
+                // The loop thread is deciding whether the handle closes.
+                backoff(&mut spins);
+            } else {
+                return Err(closed());
+            }
         }
     }
 }
@@ -166,7 +438,7 @@ pub struct AsyncSender {
 impl std::fmt::Debug for AsyncSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncSender")
-            .field("open", &self.table.with_open(self.slot, |_| ()).is_ok())
+            .field("open", &self.table.hold(self.slot).is_ok())
             .finish()
     }
 }
@@ -175,12 +447,12 @@ impl AsyncSender {
     /// Wakes the loop (`uv_async_send`); several sends before the callback runs
     /// give one call.
     pub fn send(&self) -> Result<()> {
-        self.table.with_open(self.slot, |raw| {
-            // SAFETY: `with_open` runs this only while the entry is open, under the
-            // read lock that the loop thread's shut (before uv_close) waits for, so
-            // the handle's memory outlives the call.
-            check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
-        })?
+        let hold = self.table.hold(self.slot)?;
+        // SAFETY: the hold keeps the handle open for the call: the loop thread's
+        // shut (before uv_close) waits until no hold is left.
+        let rc = unsafe { sys::uv_async_send(hold.raw()) };
+        drop(hold);
+        check(rc, "uv_async_send")
     }
 }
 
@@ -192,17 +464,10 @@ impl Async {
     /// so that no send can slip in between this answer and the close.
     fn keeps_alive(h: &crate::Handle) -> bool {
         let raw = h.raw_struct().cast::<sys::uv_async_t>();
-        let Some(slot) = h.sender_slot() else {
-            return wakeup_pending(raw);
-        };
-        let lp = h.loop_();
-        let table = lp.shared().senders();
-        let mut g = table.write();
-        let pending = wakeup_pending(raw);
-        if !pending {
-            g.shut(slot);
+        match h.sender_slot() {
+            Some(slot) => h.loop_().shared().senders().keeps_alive(slot, raw),
+            None => wakeup_pending(raw),
         }
-        pending
     }
 
     /// A sender for other threads (all senders of a handle share one entry of the
@@ -292,18 +557,20 @@ impl CallLater {
     /// dropped first, it runs during the drop (where the loop refuses new handles
     /// once its handles are closing). `ClosedHandle` once the loop is gone.
     pub fn call(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        // Queue under the sender's read lock, so a closing loop cannot miss the job
-        // and leave it queued without an error.
+        // Queue while holding the sender's entry, so a closing loop (which waits for
+        // the hold in `shut_senders`) cannot miss the job and leave it queued
+        // without an error.
         let s = &self.sender;
-        s.table.with_open(s.slot, |raw| {
-            self.queue
-                .jobs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_back(Box::new(f));
-            // SAFETY: the handle is open (checked under the lock that close takes).
-            check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
-        })?
+        let hold = s.table.hold(s.slot)?;
+        self.queue
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(Box::new(f));
+        // SAFETY: the handle is open while the entry is held (see `SenderTable::hold`).
+        let rc = unsafe { sys::uv_async_send(hold.raw()) };
+        drop(hold);
+        check(rc, "uv_async_send")
     }
 }
 
