@@ -1145,8 +1145,16 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     if client_type != want {
         return Err(Error::new(StatusCode::EINVAL, OP));
     }
+    // The client is a TCP socket or a pipe (its type is the server's, or an IPC
+    // pipe's pending type, and it is a stream): its descriptor is its watcher's, as
+    // `uv_fileno` reads it for those types, -1 when it has none.
+    // SAFETY: the client is open; the field is only read.
+    #[cfg(unix)]
+    let has_socket = unsafe { (*c).io_watcher.fd } >= 0;
     // SAFETY: the client is open.
-    if unsafe { contracts::handle_fd(c.cast()) }.is_some() {
+    #[cfg(not(unix))]
+    let has_socket = unsafe { contracts::handle_fd(c.cast()) }.is_some();
+    if has_socket {
         return Err(Error::new(StatusCode::EBUSY, OP));
     }
     // SAFETY: both streams are open, on one loop, of matching types, and the
