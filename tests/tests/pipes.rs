@@ -791,3 +791,51 @@ fn bind_with_an_empty_path_autobinds() {
 fn bind2_with_an_empty_name_autobinds() {
     check_autobind(|p| p.bind2("", PipeFlags::empty()));
 }
+
+/// `accept_into` a pipe that already has a socket (one end of a socket pair) is
+/// `EBUSY` and leaves the connection pending: a fresh pipe then takes it (and gets a
+/// descriptor), after which nothing is pending (`EAGAIN`).
+#[test]
+fn accept_into_a_pipe_with_a_socket_is_ebusy_and_keeps_the_connection() {
+    let sp = SockPath::new("accept-busy");
+    let lp = Loop::new().unwrap();
+    let server = Pipe::new(&lp, false).unwrap();
+    server.bind(sp.path()).unwrap();
+    let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let busy = Pipe::new(&lp, false).unwrap();
+    busy.open(ours).unwrap();
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let (r, lh, b) = (results.clone(), lp.handle(), busy.clone());
+    server
+        .listen(4, move |srv, status| {
+            status.unwrap();
+            r.borrow_mut()
+                .push(srv.accept_into(&b).map_err(|e| e.code()));
+            let fresh = Pipe::new(&lh, false).unwrap();
+            r.borrow_mut()
+                .push(srv.accept_into(&fresh).map_err(|e| e.code()));
+            assert!(fresh.fileno().unwrap() >= 0);
+            // Nothing is pending any more.
+            let again = Pipe::new(&lh, false).unwrap();
+            r.borrow_mut()
+                .push(srv.accept_into(&again).map_err(|e| e.code()));
+            again.close();
+            fresh.close();
+            b.close();
+            srv.close();
+        })
+        .unwrap();
+    let client = Pipe::new(&lp, false).unwrap();
+    client
+        .connect(sp.path(), |c, r| {
+            r.unwrap();
+            c.close();
+        })
+        .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(
+        *results.borrow(),
+        vec![Err(StatusCode::EBUSY), Ok(()), Err(StatusCode::EAGAIN)]
+    );
+    lp.close().unwrap();
+}

@@ -1293,3 +1293,122 @@ fn a_failed_read_start_keeps_the_running_callback() {
     assert!(first.get() >= 1);
     lp.close().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Write requests: what their completion and refusal keep and give back
+
+/// A write in flight on a stream that is closing keeps the loop from closing
+/// (`EBUSY`: the closing handle is still counted until its close callback, which
+/// comes after the write's), and its callback runs exactly once.
+#[test]
+fn loop_close_is_ebusy_while_a_closing_stream_has_a_write_in_flight() {
+    let (peer_side, accepted) = uv_tests::net::tcp_pair();
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::new(&lp).unwrap();
+    tcp.open(peer_side).unwrap();
+    let calls = Rc::new(Cell::new(0u32));
+    let c = calls.clone();
+    tcp.write(vec![7u8; 64], move |_, r| {
+        c.set(c.get() + 1);
+        // Written at once (before the close) or cancelled by it.
+        assert!(
+            r.is_ok() || r.as_ref().unwrap_err().code() == StatusCode::ECANCELED,
+            "{r:?}"
+        );
+    })
+    .unwrap();
+    tcp.close();
+    drop(tcp);
+    assert_eq!(lp.close().unwrap_err().code(), StatusCode::EBUSY);
+    assert_eq!(calls.get(), 0);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 1);
+    lp.close().unwrap();
+    drop(accepted);
+}
+
+/// A write libuv refuses (`EBADF`: no socket yet) gives its callback and its data
+/// back at once (their counts return to one), takes no reference to the handle
+/// with it (the handle's last reference closes it), and a good write on another
+/// stream of the loop is unaffected.
+#[test]
+fn a_refused_write_drops_its_callback_and_data_at_once() {
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::new(&lp).unwrap();
+    let data: Rc<[u8]> = Rc::from(&b"refused bytes"[..]);
+    let token = Rc::new(());
+    let t = token.clone();
+    let err = tcp
+        .write(WriteData::Shared(data.clone()), move |_, _| {
+            let _ = &t;
+            panic!("no callback for a refused write");
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EBADF, "{err:?}");
+    assert_eq!(Rc::strong_count(&data), 1);
+    assert_eq!(Rc::strong_count(&token), 1);
+    // write_counted and shutdown are refused the same way.
+    let t = token.clone();
+    let err = tcp
+        .write_counted(WriteData::Shared(data.clone()), move |_, _, _| {
+            let _ = &t;
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EBADF, "{err:?}");
+    assert_eq!((Rc::strong_count(&data), Rc::strong_count(&token)), (1, 1));
+
+    let (peer_side, accepted) = uv_tests::net::tcp_pair();
+    let good = Tcp::new(&lp).unwrap();
+    good.open(peer_side).unwrap();
+    let done = Rc::new(Cell::new(None));
+    let d = done.clone();
+    good.write(WriteData::Shared(data.clone()), move |c, r| {
+        d.set(Some(r.map_err(|e| e.code())));
+        c.close();
+    })
+    .unwrap();
+    assert_eq!(Rc::strong_count(&data), 2, "the request keeps the bytes");
+    drop((tcp, good));
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(done.take(), Some(Ok(())));
+    assert_eq!(
+        Rc::strong_count(&data),
+        1,
+        "the completed request gave them back"
+    );
+    lp.close().unwrap();
+    let mut buf = [0u8; 13];
+    std::io::Read::read_exact(&mut &accepted, &mut buf).unwrap();
+    assert_eq!(&buf, b"refused bytes");
+}
+
+/// Each check `write` makes before libuv, on the stream state that fails it: a
+/// listening stream (`EINVAL`), a closed one (`ClosedHandle`); the callback and
+/// data go back at once in both cases.
+#[test]
+fn write_checks_refuse_listening_and_closed_streams() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    server.listen(4, |_, _| {}).unwrap();
+    let token = Rc::new(());
+    let t = token.clone();
+    let err = server
+        .write("x", move |_, _| {
+            let _ = &t;
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL, "{err:?}");
+    assert_eq!(Rc::strong_count(&token), 1);
+    server.close();
+    let t = token.clone();
+    let err = server
+        .write("x", move |_, _| {
+            let _ = &t;
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), Category::ClosedHandle, "{err:?}");
+    assert_eq!(Rc::strong_count(&token), 1);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    lp.close().unwrap();
+}

@@ -248,6 +248,8 @@ pub unsafe fn not_connected(s: *mut sys::uv_stream_t, op: &'static str) -> Resul
 ///
 /// # Safety
 /// `h` must be an open handle made by this library.
+// (On Unix, `accept` reads a stream's descriptor from its watcher instead.)
+#[cfg(not(unix))]
 pub(crate) unsafe fn handle_fd(h: *const sys::uv_handle_t) -> Option<RawFd> {
     let mut fd: sys::uv_os_fd_t = -1;
     // SAFETY: per the contract the handle is initialised; `fd` is a valid out-pointer.

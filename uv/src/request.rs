@@ -87,11 +87,48 @@ where
     D: 'static,
     X: ReadDone<R, D>,
 {
-    let shared = handle.typed().shared_ptr(op)?;
+    let Some(raw) = handle.typed().raw_open() else {
+        return closed(op);
+    };
+    // SAFETY: the handle is open.
+    unsafe { submit_open::<R, K, C, D, X>(handle, raw.cast(), op, data, callback, start) }
+}
+
+/// The error for a request on a closed handle (out of the callers' way).
+#[cold]
+#[inline(never)]
+fn closed(op: &'static &'static str) -> Result<()> {
+    Err(crate::error::Error::closed_handle(op))
+}
+
+/// [`submit_reading`] on a handle whose libuv struct the caller already has (and
+/// checked), so that the handle's state is not looked at twice.
+///
+/// # Safety
+/// `raw` is the libuv struct of `handle`, which is open.
+#[inline(always)]
+pub(crate) unsafe fn submit_open<R, K, C, D, X>(
+    handle: &K,
+    raw: *mut sys::uv_handle_t,
+    op: &'static &'static str,
+    data: D,
+    callback: C,
+    start: impl FnOnce(*mut R, &mut D, Done<R>) -> i32,
+) -> Result<()>
+where
+    R: 'static,
+    K: HandleKind + Clone,
+    C: FnOnce(&K, Result<()>) + 'static,
+    D: 'static,
+    X: ReadDone<R, D>,
+{
+    // SAFETY: an open handle is in libuv (a handle leaves libuv only after it
+    // stopped being open), so its `loop` is the open loop, whose `data` is the
+    // loop's shared state, kept alive by the loop's owner.
+    let shared: &LoopShared = unsafe { &*((*(*raw).loop_).data as *const LoopShared) };
     let layout = Layout::new::<ReqBox<R, K, C, D>>();
-    // SAFETY: the handle is open, so its loop and the loop's slab are alive.
-    let slab = unsafe { (*shared).slab() };
-    // SAFETY: as above.
+    let slab = shared.slab();
+    // SAFETY: the loop's slab lives while its shared state does.
     let p = unsafe { slab.as_ref() }
         .alloc(layout)
         .cast::<ReqBox<R, K, C, D>>()
@@ -103,23 +140,47 @@ where
         // The request struct is left as it is: libuv's function that starts a
         // request initialises the struct (as C callers' `malloc`ed ones), and the
         // only field read before that is `data`, written here.
-        let raw = std::ptr::addr_of_mut!((*p).raw);
+        let req = std::ptr::addr_of_mut!((*p).raw);
         std::ptr::addr_of_mut!((*p).op).write(op);
         std::ptr::addr_of_mut!((*p).handle).write(handle.clone());
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         std::ptr::addr_of_mut!((*p).data).write(data);
-        (*raw.cast::<sys::uv_req_t>()).data = p.cast();
-        let rc = start(raw, &mut (*p).data, done::<R, K, C, D, X>);
+        (*req.cast::<sys::uv_req_t>()).data = p.cast();
+        let rc = start(req, &mut (*p).data, done::<R, K, C, D, X>);
         if rc < 0 {
-            // The callback will never run: drop it here, then the rest.
-            ManuallyDrop::drop(&mut (*p).cb);
-            std::ptr::drop_in_place(p);
-            Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
-            return check(rc, op);
+            return refused(p, slab, rc, op);
         }
-        (*shared).request_started();
     }
+    // No count of requests in flight: the loop's count of open handles covers
+    // this one (a handle's requests complete before its close callback, which
+    // is where its count goes), and so does the handle reference it holds.
     Ok(())
+}
+
+/// A request libuv refused: its callback will never run; drops it, then the rest,
+/// and gives the memory back.
+///
+/// # Safety
+/// `p` is a ReqBox written by `submit_open` that libuv does not hold.
+#[cold]
+#[inline(never)]
+unsafe fn refused<R, K, C, D>(
+    p: *mut ReqBox<R, K, C, D>,
+    slab: NonNull<Slab>,
+    rc: i32,
+    op: &'static &'static str,
+) -> Result<()> {
+    // SAFETY: per the contract; each field is dropped once.
+    unsafe {
+        ManuallyDrop::drop(&mut (*p).cb);
+        std::ptr::drop_in_place(p);
+        Slab::free(
+            slab,
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<ReqBox<R, K, C, D>>(),
+        );
+    }
+    check(rc, op)
 }
 
 unsafe extern "C" fn done<R, K, C, D, X>(req: *mut R, status: c_int)
@@ -136,7 +197,6 @@ where
     // the handle's close callback: the handle is still in libuv, its loop open, and
     // the loop's shared state kept alive by the loop's owner.
     let shared: &LoopShared = unsafe { &*(*p).handle.typed().shared_raw() };
-    shared.request_finished();
     let slab = shared.slab();
     // One guard: the handle reference, the name and the callback are taken out of
     // the request inside it (so that only two pointers and the status go into it),

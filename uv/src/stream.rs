@@ -210,6 +210,7 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
 
     /// Writes `data` (`uv_write`): one buffer or several, owned by the request until
     /// `callback` runs with the result. Writes complete in order.
+    #[inline]
     fn write(
         &self,
         data: impl Into<WriteData>,
@@ -881,25 +882,86 @@ impl KeptData {
 }
 
 /// `uv_write`: the data is kept until `callback` runs.
+///
+/// Inlined into the caller: the checks of [`write_ready`] are one test of the
+/// stream's fields on the way in (a stream that fails it goes to
+/// [`write_checked`], which finds the error), then the request is made.
+#[inline(always)]
 pub fn write<K: StreamKind>(
     s: &K,
     data: WriteData,
     callback: impl FnOnce(&K, Result<()>) + 'static,
 ) -> Result<()> {
+    match s.typed().raw_open() {
+        // SAFETY: the stream is open.
+        Some(raw) if unsafe { writable_fast(raw.cast()) } => {
+            // SAFETY: the stream is open, and passed `write_ready`'s checks.
+            unsafe { write_open(s, raw.cast(), data, callback) }
+        }
+        _ => write_checked(s, data, callback),
+    }
+}
+
+/// Whether an open stream passes [`write_ready`]'s checks, in one test of its
+/// fields: not listening, not in a blocking write that could not finish, and a
+/// descriptor. `false` also for a stream that may pass (one with no descriptor and
+/// neither readable nor writable): [`write_checked`] decides.
+///
+/// # Safety
+/// `raw` is an open stream made by this library.
+#[inline(always)]
+unsafe fn writable_fast(raw: *mut sys::uv_stream_t) -> bool {
+    // SAFETY: per the contract; only fields are read (as `contracts` reads them).
+    unsafe {
+        (*raw).connection_cb.is_none()
+            && (*raw).io_watcher.fd >= 0
+            && contracts::blocking_write_ready(raw, "uv_write").is_ok()
+    }
+}
+
+/// `write` on a stream that failed the fast test: the checks one by one (the
+/// error they give), then the write if they pass.
+#[cold]
+#[inline(never)]
+fn write_checked<K: StreamKind>(
+    s: &K,
+    data: WriteData,
+    callback: impl FnOnce(&K, Result<()>) + 'static,
+) -> Result<()> {
     let raw = write_ready(s)?;
-    crate::request::submit::<sys::uv_write_t, K, _, KeptData>(
-        s,
-        &"uv_write",
-        KeptData(std::mem::ManuallyDrop::new(data)),
-        callback,
-        |req, data, done| {
-            with_bufs(&data.0, |bufs, n| {
-                // SAFETY: the stream is open; the request and the bytes stay put
-                // until `done`; libuv only reads the bytes.
-                unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
-            })
-        },
-    )
+    // SAFETY: the stream is open (checked by `write_ready`, as the rest).
+    unsafe { write_open(s, raw, data, callback) }
+}
+
+/// The write request on a checked stream.
+///
+/// # Safety
+/// `raw` is `s`'s libuv struct; `s` is open and passed `write_ready`'s checks.
+#[inline(always)]
+unsafe fn write_open<K: StreamKind>(
+    s: &K,
+    raw: *mut sys::uv_stream_t,
+    data: WriteData,
+    callback: impl FnOnce(&K, Result<()>) + 'static,
+) -> Result<()> {
+    let start = move |req, data: &mut KeptData, done| {
+        with_bufs(&data.0, |bufs, n| {
+            // SAFETY: the stream is open; the request and the bytes stay put until
+            // `done`; libuv only reads the bytes.
+            unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
+        })
+    };
+    // SAFETY: per the contract.
+    unsafe {
+        crate::request::submit_open::<sys::uv_write_t, K, _, KeptData, crate::request::NoRead>(
+            s,
+            raw.cast(),
+            &"uv_write",
+            KeptData(std::mem::ManuallyDrop::new(data)),
+            callback,
+            start,
+        )
+    }
 }
 
 /// `uv_write`, and the callback also gets the bytes written (`uv_write_nwritten`).
@@ -1083,8 +1145,16 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     if client_type != want {
         return Err(Error::new(StatusCode::EINVAL, OP));
     }
+    // The client is a TCP socket or a pipe (its type is the server's, or an IPC
+    // pipe's pending type, and it is a stream): its descriptor is its watcher's, as
+    // `uv_fileno` reads it for those types, -1 when it has none.
+    // SAFETY: the client is open; the field is only read.
+    #[cfg(unix)]
+    let has_socket = unsafe { (*c).io_watcher.fd } >= 0;
     // SAFETY: the client is open.
-    if unsafe { contracts::handle_fd(c.cast()) }.is_some() {
+    #[cfg(not(unix))]
+    let has_socket = unsafe { contracts::handle_fd(c.cast()) }.is_some();
+    if has_socket {
         return Err(Error::new(StatusCode::EBUSY, OP));
     }
     // SAFETY: both streams are open, on one loop, of matching types, and the
