@@ -32,6 +32,9 @@ pub(crate) struct LoopShared {
     running: Cell<bool>,
     handles: Cell<usize>,
     internal: Cell<usize>,
+    /// Loop requests in flight (file system, DNS, work, random). A handle's requests
+    /// are covered by the handle's count: libuv completes them before the handle's
+    /// close callback.
     requests: Cell<usize>,
     read_buffer: crate::stream::ReadBuffer,
     /// Set when teardown starts: no new handle may be made on the loop any more.

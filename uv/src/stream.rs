@@ -554,7 +554,7 @@ impl ReadBuffer {
         let b = unsafe { &mut *self.buf.get() };
         let want = suggested.clamp(READ_BUFFER_SIZE, MAX_READ_BUFFER);
         if b.len() < want {
-            grow(b, want);
+            return Some(grow(b, want));
         }
         Some((b.as_mut_ptr().cast(), b.len()))
     }
@@ -577,8 +577,9 @@ impl ReadBuffer {
 /// out of the allocation callback's path.
 #[cold]
 #[inline(never)]
-fn grow(b: &mut Box<[std::mem::MaybeUninit<u8>]>, want: usize) {
+fn grow(b: &mut Box<[std::mem::MaybeUninit<u8>]>, want: usize) -> (*mut u8, usize) {
     *b = Box::new_uninit_slice(want);
+    (b.as_mut_ptr().cast(), b.len())
 }
 
 pub(crate) fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
@@ -858,10 +859,11 @@ pub(crate) fn uv_buf(v: &[u8]) -> sys::uv_buf_t {
     }
 }
 
-/// A write request's data. Dropping `Static` or `Inline` bytes (nothing owned) is a
-/// test of the variant, not a call of the enum's drop code (a jump through its table
-/// of variants), which a batch of small writes would pay once per write.
-struct KeptData(std::mem::ManuallyDrop<WriteData>);
+/// A write request's or a UDP send's data. Dropping `Static` or `Inline` bytes
+/// (nothing owned) is a test of the variant, not a call of the enum's drop code (a
+/// jump through its table of variants), which a batch of small writes would pay once
+/// per write.
+pub(crate) struct KeptData(pub(crate) std::mem::ManuallyDrop<WriteData>);
 
 impl Drop for KeptData {
     #[inline(always)]

@@ -10,7 +10,7 @@ use libuv_sys2 as sys;
 use crate::addr::InetAddr;
 use crate::error::{check, Error, Result};
 use crate::handle::dispatch;
-use crate::stream::WriteData;
+use crate::stream::{KeptData, WriteData};
 use crate::UdpFlags;
 
 uv_macros::handle!("spec/handles/udp.toml");
@@ -209,29 +209,6 @@ fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     }
 }
 
-/// A send's data, kept in its request until the send completes. Dropping bytes it
-/// does not own (`Static`, `Inline`) is a test of the variant, not a call of the
-/// enum's drop code (a jump through its table of variants) on every completion.
-struct SendData(ManuallyDrop<WriteData>);
-
-impl Drop for SendData {
-    #[inline(always)]
-    fn drop(&mut self) {
-        if !matches!(*self.0, WriteData::Static(_) | WriteData::Inline(_)) {
-            self.drop_owned();
-        }
-    }
-}
-
-impl SendData {
-    #[inline(never)]
-    fn drop_owned(&mut self) {
-        // SAFETY: the data is dropped once, here, by `drop` (`ManuallyDrop` keeps the
-        // field's own drop from running after it).
-        unsafe { ManuallyDrop::drop(&mut self.0) }
-    }
-}
-
 /// libuv's view of bytes that do not live inside the value itself (all but
 /// `Inline` and the several buffers of `Many`), so that it stays valid when the
 /// value moves into the request.
@@ -331,10 +308,10 @@ impl Udp {
         // Taken here, where the compiler still knows the variant (the caller's
         // value, inlined), not from the request after the move into it.
         let outside = outside_bytes(&data);
-        crate::request::submit::<sys::uv_udp_send_t, Udp, _, SendData>(
+        crate::request::submit::<sys::uv_udp_send_t, Udp, _, KeptData>(
             self,
             &"uv_udp_send",
-            SendData(ManuallyDrop::new(data)),
+            KeptData(ManuallyDrop::new(data)),
             callback,
             #[inline(always)]
             |req, data, done| {
