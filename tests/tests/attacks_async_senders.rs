@@ -69,7 +69,6 @@ fn hook<F: FnMut()>(on: &'static str, on_write: F) -> Hook<F> {
 /// alive until the end of the `debug_struct(..).field(..).finish()` statement, so
 /// the hold lasts through the user's writer (see the review report).
 #[test]
-#[ignore = "bug: AsyncSender's Debug holds the entry while the user's writer runs"]
 fn formatting_a_sender_does_not_hold_its_entry_while_the_writer_runs() {
     let lp = Loop::new().unwrap();
     let n = counter();
@@ -685,7 +684,6 @@ fn job_chains_queued_while_the_loop_is_dropped_run_or_are_refused() {
 /// when `uv_loop_alive` is false, as it is when the only handle is unreferenced;
 /// the handle is then closed with its wake-up pending (see the review report).
 #[test]
-#[ignore = "bug: the loop drop's last iteration does not run when no handle is referenced"]
 fn an_unreferenced_async_gets_its_accepted_wake_up_when_the_loop_is_dropped() {
     for unref in [false, true] {
         let lp = Loop::new().unwrap();
@@ -709,7 +707,6 @@ fn an_unreferenced_async_gets_its_accepted_wake_up_when_the_loop_is_dropped() {
 /// runs the queued jobs (a caught panic stops the loop). `uv_run` returns at once
 /// while the stop flag is set, so the drop's last iteration does nothing.
 #[test]
-#[ignore = "bug: a stop before the loop's drop skips the drop's last iteration"]
 fn a_wake_up_accepted_before_a_stop_then_the_drop_is_delivered() {
     for panicking_job in [false, true] {
         let lp = Loop::new().unwrap();

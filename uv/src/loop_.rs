@@ -246,13 +246,20 @@ impl LoopShared {
         // their futures hold (handles, requests) closes and cancels as on any drop.
         crate::future::executor::shutdown(self);
         // Likewise wake-ups an `Async` accepted: its senders are shut, and if one is
-        // pending, the loop runs one last non-blocking iteration to deliver it.
+        // pending, the loop runs a last non-blocking iteration to deliver it. A stop
+        // requested before (`stop` outside `run`, or a job above that panicked) makes
+        // the first run return at once, clearing it: then a second one delivers.
         if crate::handles::async_::shut_senders(
             self.senders_if_any().map(|t| &**t),
             &self.user_handles(),
         ) {
-            // SAFETY: the loop is open and not running (we are not inside uv_run).
-            unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
+            for _ in 0..2 {
+                // SAFETY: the loop is open and not running (we are not inside uv_run).
+                unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
+                if !crate::handles::async_::any_wakeup_pending(&self.user_handles()) {
+                    break;
+                }
+            }
         }
         // From here on a panic does not stop the loop (teardown runs it to the end).
         self.closing.set(true);

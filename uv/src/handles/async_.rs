@@ -19,10 +19,26 @@ pub(crate) fn shut_senders(table: Option<&SenderTable>, handles: &[crate::Handle
     if let Some(t) = table {
         t.close();
     }
-    handles
+    any_wakeup_pending(handles)
+}
+
+/// Whether an open `Async` among `handles` has a wake-up pending. Those that do are
+/// referenced, so that `uv_run` iterates for them even if the user unreferenced
+/// them (the loop is being dropped: they are closed right after).
+pub(crate) fn any_wakeup_pending(handles: &[crate::Handle]) -> bool {
+    let mut any = false;
+    for h in handles
         .iter()
         .filter(|h| h.handle_type() == crate::HandleType::Async)
-        .any(|h| wakeup_pending(h.raw_struct().cast()))
+    {
+        if wakeup_pending(h.raw_struct().cast()) {
+            // SAFETY: `handles` are open handles of this loop; uv_ref only sets a
+            // flag (and counts the handle as keeping the loop alive).
+            unsafe { sys::uv_ref(h.raw_struct()) };
+            any = true;
+        }
+    }
+    any
 }
 
 /// Whether a wake-up was sent and not yet delivered.
@@ -306,11 +322,16 @@ impl SenderTable {
             }
         }
         // (Else `keeps_alive` shut it, and waited.)
-        e.raw.store(
-            std::ptr::without_provenance_mut(self.free.load(Ordering::Relaxed) as usize),
-            Ordering::Relaxed,
-        );
-        self.free.store(i, Ordering::Relaxed);
+        // An entry whose generation is the last one is retired, not reused: its
+        // generation would wrap, and a sender kept from 2^32 handles ago would match
+        // the next one (16 bytes per 4 billion reuses of one entry).
+        if generation != u32::MAX {
+            e.raw.store(
+                std::ptr::without_provenance_mut(self.free.load(Ordering::Relaxed) as usize),
+                Ordering::Relaxed,
+            );
+            self.free.store(i, Ordering::Relaxed);
+        }
         self.bump_live(-1);
     }
 
@@ -437,9 +458,10 @@ pub struct AsyncSender {
 
 impl std::fmt::Debug for AsyncSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncSender")
-            .field("open", &self.table.hold(self.slot).is_ok())
-            .finish()
+        // The hold ends here, before the writer runs: a writer that waits for the
+        // loop thread, or drops the handle, must not find the entry held.
+        let open = self.table.hold(self.slot).is_ok();
+        f.debug_struct("AsyncSender").field("open", &open).finish()
     }
 }
 
@@ -460,8 +482,9 @@ impl Async {
     /// The lifetime rule (spec: `keep_alive = "custom"`), asked when the last `Async`
     /// value is gone and after each callback: the handle stays open while a wake-up
     /// is pending, so that a send that returned `Ok` is always delivered. When it
-    /// answers no, it also shuts the handle's senders out (under the table's lock),
-    /// so that no send can slip in between this answer and the close.
+    /// answers no, it also shuts the handle's senders out (sends wait while it
+    /// decides; see `SenderTable::keeps_alive`), so that no send can slip in between
+    /// this answer and the close.
     fn keeps_alive(h: &crate::Handle) -> bool {
         let raw = h.raw_struct().cast::<sys::uv_async_t>();
         match h.sender_slot() {
