@@ -24,3 +24,25 @@ pub fn read_to_end<S: uv::Stream>(stream: &S) -> std::rc::Rc<std::cell::RefCell<
         .unwrap();
     out
 }
+
+/// Sends on `sender` up to `limit` times, stopping at the first refusal, which must
+/// be `ClosedHandle`; after a refusal, checks that the sender stays refused (ten
+/// more sends). The sends accepted, and whether one was refused.
+pub fn send_until_refused(sender: &uv::AsyncSender, limit: usize) -> (usize, bool) {
+    let mut accepted = 0;
+    for _ in 0..limit {
+        match sender.send() {
+            Ok(()) => accepted += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), uv::Category::ClosedHandle, "{e:?}");
+                // Refused once, refused for good.
+                for _ in 0..10 {
+                    let again = sender.send().unwrap_err();
+                    assert_eq!(again.kind(), uv::Category::ClosedHandle);
+                }
+                return (accepted, true);
+            }
+        }
+    }
+    (accepted, false)
+}

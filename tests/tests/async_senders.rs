@@ -192,24 +192,7 @@ fn sends_to_a_dropped_handle_are_accepted_until_it_closes_then_refused() {
                 go.wait();
                 // A bounded number of sends, so that the handle closes after them
                 // at the latest.
-                let mut accepted = 0usize;
-                let mut refused = false;
-                for _ in 0..LIMIT {
-                    match s.send() {
-                        Ok(()) => accepted += 1,
-                        Err(e) => {
-                            assert!(is_closed_handle(&e), "{e:?}");
-                            refused = true;
-                            break;
-                        }
-                    }
-                }
-                if refused {
-                    // Closed for good.
-                    for _ in 0..100 {
-                        assert!(is_closed_handle(&s.send().unwrap_err()));
-                    }
-                }
+                let (accepted, _) = uv_tests::send_until_refused(&s, LIMIT);
                 accepted
             })
         })

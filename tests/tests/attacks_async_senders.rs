@@ -464,24 +464,7 @@ fn continuous_sends_race_every_keeps_alive_decision() {
         let sender = {
             let (s, done) = (s.clone(), done.clone());
             std::thread::spawn(move || {
-                let mut accepted = 0;
-                let mut refused = false;
-                for _ in 0..SENDS {
-                    match s.send() {
-                        Ok(()) => accepted += 1,
-                        Err(e) => {
-                            assert!(is_closed_handle(&e), "{e:?}");
-                            refused = true;
-                            break;
-                        }
-                    }
-                }
-                // Refused once, refused for good.
-                if refused {
-                    for _ in 0..10 {
-                        assert!(is_closed_handle(&s.send().unwrap_err()));
-                    }
-                }
+                let (accepted, _) = uv_tests::send_until_refused(&s, SENDS);
                 done.store(true, Ordering::SeqCst);
                 accepted
             })
