@@ -18,6 +18,8 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])')
 status=0
+# Race tests repeat less under valgrind (see uv_tests::iterations).
+export UV_UNDER_VALGRIND=1
 for b in $bins; do
   echo "== valgrind $(basename "$b")"
   # One test thread keeps the output readable and the run deterministic.

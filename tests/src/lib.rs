@@ -46,3 +46,14 @@ pub fn send_until_refused(sender: &uv::AsyncSender, limit: usize) -> (usize, boo
     }
     (accepted, false)
 }
+
+/// How many times a race test repeats: `n`, or a tenth of it (at least one) under
+/// valgrind (`tests/valgrind.sh` sets `UV_UNDER_VALGRIND`), which runs one thread at
+/// a time, many times slower, so that spinning threads take turns slowly.
+pub fn iterations(n: usize) -> usize {
+    if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        (n / 10).max(1)
+    } else {
+        n
+    }
+}

@@ -26,10 +26,10 @@ fn counters(n: usize) -> Arc<Vec<AtomicUsize>> {
 /// published: their callbacks can only run if a stale sender reached them.
 #[test]
 fn many_threads_send_while_the_loop_closes_and_reuses_entries() {
-    const ROUNDS: usize = 60;
+    let rounds = uv_tests::iterations(60);
     const PER_ROUND: usize = 8;
     const THREADS: usize = 3;
-    let total = ROUNDS * PER_ROUND;
+    let total = rounds * PER_ROUND;
     let lp = Loop::new().unwrap();
     let delivered = counters(total);
     let accepted = counters(total);
@@ -58,7 +58,7 @@ fn many_threads_send_while_the_loop_closes_and_reuses_entries() {
         .collect();
     let mut live: Vec<Async> = Vec::new();
     let mut all_senders = Vec::new();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         // Close the previous round: even rounds by dropping (a pending wake-up is
         // still delivered), odd rounds by `close` (which drops it).
         for a in live.drain(..) {
@@ -115,7 +115,7 @@ fn many_threads_send_while_the_loop_closes_and_reuses_entries() {
 /// `ClosedHandle` (no callback); never accepted and lost.
 #[test]
 fn a_send_racing_the_last_reference_drop_is_delivered_or_refused() {
-    const ITERATIONS: usize = 400;
+    let iterations = uv_tests::iterations(400);
     let lp = Loop::new().unwrap();
     let (tx, rx) = mpsc::channel::<AsyncSender>();
     let (res_tx, res_rx) = mpsc::channel::<bool>();
@@ -132,7 +132,7 @@ fn a_send_racing_the_last_reference_drop_is_delivered_or_refused() {
         }
     });
     let (mut ok, mut refused) = (0, 0);
-    for i in 0..ITERATIONS {
+    for i in 0..iterations {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
         let a = Async::new(&lp, move |_| {
@@ -165,7 +165,7 @@ fn a_send_racing_the_last_reference_drop_is_delivered_or_refused() {
     }
     drop(tx);
     worker.join().unwrap();
-    assert_eq!(ok + refused, ITERATIONS);
+    assert_eq!(ok + refused, iterations);
 }
 
 /// A dropped handle kept open by wake-ups that keep coming: each thread's sends
@@ -175,7 +175,7 @@ fn a_send_racing_the_last_reference_drop_is_delivered_or_refused() {
 #[test]
 fn sends_to_a_dropped_handle_are_accepted_until_it_closes_then_refused() {
     const THREADS: usize = 3;
-    const LIMIT: usize = 20_000;
+    let limit = uv_tests::iterations(20_000);
     let lp = Loop::new().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
@@ -192,7 +192,7 @@ fn sends_to_a_dropped_handle_are_accepted_until_it_closes_then_refused() {
                 go.wait();
                 // A bounded number of sends, so that the handle closes after them
                 // at the latest.
-                let (accepted, _) = uv_tests::send_until_refused(&s, LIMIT);
+                let (accepted, _) = uv_tests::send_until_refused(&s, limit);
                 accepted
             })
         })
@@ -294,7 +294,7 @@ fn the_sender_table_grows_while_other_threads_send() {
 fn call_later_and_sends_racing_the_loop_drop() {
     const THREADS: usize = 3;
     const HANDLES: usize = 4;
-    for round in 0..20 {
+    for round in 0..uv_tests::iterations(20) {
         let lp = Loop::new().unwrap();
         let ran = Arc::new(AtomicUsize::new(0));
         let delivered = counters(HANDLES);
