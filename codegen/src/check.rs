@@ -374,10 +374,51 @@ pub fn check(model: &Model<'_>, h: &HeaderModel) -> Report {
     request_files(&mut c, spec);
     function_entries(&mut c, spec);
     sections.push(functions(&mut c, spec));
+    handle_header_space(&mut c);
     Report {
         version: h.version(),
         sections,
         diagnostics: c.out,
+    }
+}
+
+/// The space the runtime keeps each handle's header in (`uv_handle_t`'s `u` union,
+/// after its first word) is still declared as it expects and still unused by libuv: a
+/// libuv that starts using it would corrupt every handle.
+fn handle_header_space(c: &mut Checker<'_>) {
+    use crate::headers::HANDLE_UNION_EXPECTED;
+    let Some(u) = &c.h.handle_union else { return };
+    let fix = "the runtime keeps each handle's header there (uv/src/handle.rs, HEADER_OFFSET): \
+               move the header out of the libuv struct (into HandleBox, before `raw`) \
+               or into space this libuv leaves unused";
+    if u.declared.as_deref() != Some(HANDLE_UNION_EXPECTED) {
+        let found = u.declared.as_deref().unwrap_or("no such union");
+        c.out.push(
+            Diagnostic {
+                path: u.header.clone(),
+                line: u.line,
+                col: 1,
+                message: format!(
+                    "UV_HANDLE_FIELDS's union `u` is `{found}`, not `{HANDLE_UNION_EXPECTED}`"
+                ),
+                hint: None,
+            }
+            .hint(fix),
+        );
+    }
+    for (path, line, text) in u.uses.iter().flatten() {
+        c.out.push(
+            Diagnostic {
+                path: path.clone(),
+                line: *line,
+                col: 1,
+                message: format!(
+                    "libuv may reach the reserved part of a handle's `u` union here: `{text}`"
+                ),
+                hint: None,
+            }
+            .hint(fix),
+        );
     }
 }
 

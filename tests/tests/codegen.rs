@@ -173,6 +173,59 @@ fn drift_report_lists_exactly_the_new_items() {
     );
 }
 
+/// The runtime keeps each handle's header in the reserved part of `uv_handle_t`'s `u`
+/// union: the real libuv declares it as expected and its sources never reach it, and
+/// a libuv that declares it otherwise, or reaches it, fails the check at the line.
+#[test]
+fn the_reserved_handle_space_is_checked_against_uv_h_and_the_sources() {
+    let include = headers::default_include_dir().unwrap();
+    let real = HeaderModel::read(&include).unwrap().handle_union.unwrap();
+    assert_eq!(
+        real.declared.as_deref(),
+        Some(headers::HANDLE_UNION_EXPECTED)
+    );
+    assert_eq!(real.uses, Some(Vec::new()), "libuv's sources were scanned");
+
+    let dir = tempdir("reserved");
+    copy_dir(&include, &dir.join("include"));
+    std::fs::create_dir_all(dir.join("src/unix")).unwrap();
+    std::fs::write(
+        dir.join("src/unix/core.c"),
+        "int f(uv_handle_t* h) {\n  (h)->u.fd = -1;\n  h->u.reserved[2] = 0;\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let uv_h = std::fs::read_to_string(dir.join("include/uv.h")).unwrap();
+    let patched = uv_h.replacen(
+        "void* reserved[4];                                                        \\",
+        "void* reserved[3]; void* next;                                            \\",
+        1,
+    );
+    assert_ne!(patched, uv_h);
+    std::fs::write(dir.join("include/uv.h"), &patched).unwrap();
+    let (spec, _) = uv_codegen::load_spec(&spec_dir(), Path::new("spec")).unwrap();
+    let model = HeaderModel::read(&dir.join("include")).unwrap();
+    let report = check(&uv_codegen::resolve(&spec).unwrap(), &model);
+    let errs: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    // 1-based line of `union {`, two lines above the patched one.
+    let union_line = patched
+        .lines()
+        .position(|l| l.contains("void* next;"))
+        .unwrap()
+        - 1;
+    assert!(
+        errs[0].contains(&format!(
+            "uv.h:{union_line}:1: error: UV_HANDLE_FIELDS's union `u` is `int fd; void* reserved[3]; void* next;`"
+        )),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].contains("src/unix/core.c:3:1: error: libuv may reach the reserved part of a handle's `u` union here: `h->u.reserved[2] = 0;`"),
+        "{errs:#?}"
+    );
+    assert!(errs[1].contains("HEADER_OFFSET"), "{errs:#?}");
+}
+
 /// 10,000 mutated spec files: the loader reports problems and never panics.
 #[test]
 fn loader_never_panics_on_mutated_files() {

@@ -1,7 +1,10 @@
 //! The handle lifecycle shared by every handle type.
 //!
-//! Each handle lives in one allocation from its loop's slab, a [`HandleBox`]: a
-//! header, the libuv struct and the callback slots. The user's values ([`Handle`] and
+//! Each handle lives in one allocation from its loop's slab, a [`HandleBox`]: the
+//! libuv struct and the callback slots. The library's header for the handle (its
+//! reference count, state and type) lives inside the libuv struct, in the part of
+//! `uv_handle_t`'s `u` union that libuv reserves and never uses on this platform
+//! (see [`HEADER_OFFSET`]), so a handle costs its libuv struct and its slots. The user's values ([`Handle`] and
 //! the typed wrappers) are counted references to it. The allocation is freed only
 //! when both are true: no user reference is left, and libuv has called the close
 //! callback.
@@ -12,8 +15,7 @@
 //! close callback, or, for an open `Async` with senders and no extras, its entry in
 //! the loop's sender table (packed into the pointer's bits; closing starts by
 //! shutting it); once the handle is closed, the slab the memory goes back to (the
-//! loop may be gone by then). The header is found at a fixed distance before the
-//! libuv struct.
+//! loop may be gone by then).
 //!
 //! When the last user reference goes, a handle that can still call user code (libuv
 //! reports it active) stays open; otherwise it is
@@ -57,15 +59,34 @@ enum State {
 /// Per-type facts the type-erased core needs.
 pub struct VTable {
     type_id: fn() -> TypeId,
-    clear: unsafe fn(*mut Header),
-    free: unsafe fn(*mut Header),
+    clear: unsafe fn(*mut sys::uv_handle_t),
+    free: unsafe fn(*mut sys::uv_handle_t),
     keep_alive: KeepAlive,
     name: &'static str,
 }
 
-/// Where the libuv struct starts, from the start of the allocation: right after the
-/// header, for every handle type (checked at compile time in `VTableOf`).
-const RAW_OFFSET: usize = std::mem::size_of::<Header>();
+/// Where the [`Header`] sits in every handle's libuv struct: in `uv_handle_t`'s `u`
+/// union, after its first pointer-sized word.
+///
+/// libuv declares the union as `int fd; void* reserved[4];`: `fd` is used by the
+/// Windows pipe and TTY code only, and the rest is reserved for libuv's future
+/// use; no libuv source touches it on Unix. `uv-codegen check` verifies both facts
+/// against the libuv it generates for (the union's declaration in `uv.h`, and no
+/// use of `u.fd` or `u.reserved` outside `src/win`), so an upgrade that starts
+/// using the space fails that check instead of corrupting handles. libuv's init
+/// functions never write the union either: the header is written once, after the
+/// init call succeeded, and lives until the allocation is freed.
+const HEADER_OFFSET: usize =
+    std::mem::offset_of!(sys::uv_handle_t, u) + std::mem::size_of::<*mut std::ffi::c_void>();
+
+// The header fits in the rest of the union, aligned.
+const _: () = {
+    let u = std::mem::offset_of!(sys::uv_handle_t, u);
+    let end = u + std::mem::size_of::<[*mut std::ffi::c_void; 4]>();
+    assert!(HEADER_OFFSET + std::mem::size_of::<Header>() <= end);
+    assert!(HEADER_OFFSET.is_multiple_of(std::mem::align_of::<Header>()));
+    assert!(std::mem::align_of::<Header>() <= std::mem::align_of::<sys::uv_handle_t>());
+};
 
 /// What few handle types use (Async's sender), kept out of line (in slab memory that
 /// `data` points to) so that every handle does not pay for it.
@@ -113,11 +134,11 @@ struct ExtrasRecord {
     close: *const CloseRun,
 }
 
-/// The part of every handle allocation that does not depend on its type: 16 bytes.
-/// The libuv struct follows at `RAW_OFFSET`; the loop is reached through the libuv
-/// struct's `loop` field, whose `data` is the loop's shared state.
-#[repr(C, align(8))]
-pub struct Header {
+/// The part of every handle that does not depend on its type, at [`HEADER_OFFSET`]
+/// in its libuv struct. The loop is reached through the libuv struct's `loop` field,
+/// whose `data` is the loop's shared state.
+#[repr(C)]
+struct Header {
     refs: Cell<u32>,
     state: Cell<State>,
     flags: Cell<u8>,
@@ -153,25 +174,25 @@ pub unsafe trait HandleKind: Sized + 'static {
 
 #[repr(C)]
 struct HandleBox<K: HandleKind> {
-    header: Header,
     raw: K::Raw,
     slots: K::Slots,
 }
 
-unsafe fn clear_slots<K: HandleKind>(h: *mut Header) {
+unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // SAFETY: `h` points at a whole HandleBox<K> (it is the vtable of K that calls
-    // this); only a shared reference is made.
-    let b = unsafe { &*(h as *const HandleBox<K>) };
-    b.slots.clear();
+    // this); only the slots are borrowed (the libuv struct, which holds the header,
+    // is only reached through raw pointers).
+    let slots = unsafe { &*std::ptr::addr_of!((*(h as *const HandleBox<K>)).slots) };
+    slots.clear();
 }
 
-unsafe fn free_box<K: HandleKind>(h: *mut Header) {
+unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
     let p = h as *mut HandleBox<K>;
     // SAFETY: the allocation was made by Typed::new from the slab whose pointer its
     // libuv struct's `data` holds once it left libuv (on_close, abandon); it is freed
     // once, when no user reference and no libuv reference is left.
     unsafe {
-        let slab = (*p).raw_handle_data().cast::<Slab>();
+        let slab = (*h).data.cast::<Slab>();
         std::ptr::drop_in_place(p);
         Slab::free(
             NonNull::new_unchecked(slab),
@@ -181,23 +202,12 @@ unsafe fn free_box<K: HandleKind>(h: *mut Header) {
     }
 }
 
-impl<K: HandleKind> HandleBox<K> {
-    /// The libuv struct's `data` field.
-    ///
-    /// # Safety
-    /// `self` must be an allocation whose libuv struct was written (zeroed at least).
-    unsafe fn raw_handle_data(&self) -> *mut std::ffi::c_void {
-        // SAFETY: per the contract; every handle struct starts with uv_handle_t.
-        unsafe { (*(&self.raw as *const K::Raw).cast::<sys::uv_handle_t>()).data }
-    }
-}
-
 struct VTableOf<K>(PhantomData<K>);
 
 impl<K: HandleKind> VTableOf<K> {
     const VTABLE: VTable = {
-        // The type-erased code finds the libuv struct right after the header.
-        assert!(std::mem::offset_of!(HandleBox<K>, raw) == RAW_OFFSET);
+        // The type-erased code finds the libuv struct at the start of the allocation.
+        assert!(std::mem::offset_of!(HandleBox<K>, raw) == 0);
         VTable {
             type_id: TypeId::of::<K>,
             clear: clear_slots::<K>,
@@ -292,27 +302,29 @@ unsafe fn run_boxed<F: FnOnce(&Handle)>(
 /// Typed handles (`Timer`, `Idle`, ...) dereference to it.
 #[repr(transparent)]
 pub struct Handle {
-    ptr: NonNull<Header>,
+    ptr: NonNull<sys::uv_handle_t>,
     _not_send: PhantomData<*mut ()>,
 }
 
 /// A counted reference to a handle of type `K` (the inside of a typed handle).
 #[repr(transparent)]
 pub struct Typed<K: HandleKind> {
-    ptr: NonNull<Header>,
+    ptr: NonNull<sys::uv_handle_t>,
     _kind: PhantomData<(*mut (), K)>,
 }
 
-/// A pointer to a handle allocation. It always comes from the allocation's own
-/// pointer (never from a reference to the header), so it may reach the libuv struct
-/// and the slots that follow the header.
+/// A pointer to a handle allocation, which starts with its libuv struct. It always
+/// comes from the allocation's own pointer, so it may reach the slots that follow.
 #[derive(Clone, Copy)]
-struct Hdr(NonNull<Header>);
+struct Hdr(NonNull<sys::uv_handle_t>);
 
 impl Hdr {
+    #[inline(always)]
     fn h(&self) -> &Header {
-        // SAFETY: a Hdr is only made for a live allocation.
-        unsafe { self.0.as_ref() }
+        // SAFETY: a Hdr is only made for a live allocation whose header was written
+        // (Typed::new writes it before the first Hdr is made); only the header's
+        // bytes are borrowed, which libuv never touches (see HEADER_OFFSET).
+        unsafe { &*self.0.as_ptr().byte_add(HEADER_OFFSET).cast::<Header>() }
     }
 
     /// Whether any of the bits of `flag` is set.
@@ -325,9 +337,9 @@ impl Hdr {
         self.h().flags.set(if on { f | flag } else { f & !flag });
     }
 
+    #[inline(always)]
     fn raw(&self) -> *mut sys::uv_handle_t {
-        // SAFETY: the libuv struct starts RAW_OFFSET bytes into this allocation.
-        unsafe { self.0.as_ptr().cast::<u8>().add(RAW_OFFSET).cast() }
+        self.0.as_ptr()
     }
 
     /// The allocation of a libuv struct made by this library.
@@ -336,8 +348,8 @@ impl Hdr {
     /// `raw` must be the libuv struct of a handle allocation (from `Hdr::raw`, or
     /// handed back by libuv), whose provenance covers the whole allocation.
     unsafe fn from_raw(raw: *mut sys::uv_handle_t) -> Hdr {
-        // SAFETY: per the contract, the header is RAW_OFFSET bytes before it.
-        Hdr(unsafe { NonNull::new_unchecked(raw.cast::<u8>().sub(RAW_OFFSET).cast()) })
+        // SAFETY: per the contract, `raw` is not null.
+        Hdr(unsafe { NonNull::new_unchecked(raw) })
     }
 
     fn is_open(&self) -> bool {
@@ -795,15 +807,10 @@ impl<K: HandleKind> Typed<K> {
         // place before use (no copy of the large struct), and the libuv struct never
         // moves afterwards.
         unsafe {
-            std::ptr::addr_of_mut!((*p).header).write(Header {
-                refs: Cell::new(1),
-                state: Cell::new(State::Open),
-                flags: Cell::new(if internal { INTERNAL } else { 0 }),
-                vtable: &VTableOf::<K>::VTABLE,
-            });
             // The libuv struct is left as it is: its init function initialises it
             // (as C callers' `malloc`ed ones), except `data`, which is the
-            // library's: null while the handle is open.
+            // library's (null while the handle is open), and the header, written
+            // in the part of it libuv leaves alone (HEADER_OFFSET).
             let raw = std::ptr::addr_of_mut!((*p).raw);
             std::ptr::addr_of_mut!((*p).slots).write(slots);
             let rc = init(uv_loop, raw);
@@ -812,21 +819,25 @@ impl<K: HandleKind> Typed<K> {
                 Slab::free(slab, NonNull::new_unchecked(p.cast()), layout);
                 return Err(Error::from_raw(rc, op));
             }
-            (*raw.cast::<sys::uv_handle_t>()).data = std::ptr::null_mut();
-            (*p).header.flags.set((*p).header.flags.get() | IN_LIBUV);
+            let raw = raw.cast::<sys::uv_handle_t>();
+            (*raw).data = std::ptr::null_mut();
+            raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
+                refs: Cell::new(1),
+                state: Cell::new(State::Open),
+                flags: Cell::new(if internal {
+                    INTERNAL | IN_LIBUV
+                } else {
+                    IN_LIBUV
+                }),
+                vtable: &VTableOf::<K>::VTABLE,
+            });
         }
         shared.handle_opened(internal);
         Ok(Typed {
-            // SAFETY: `p` is non-null (from Box::into_raw).
+            // SAFETY: `p` is non-null (from the slab).
             ptr: unsafe { NonNull::new_unchecked(p.cast()) },
             _kind: PhantomData,
         })
-    }
-
-    fn boxed(&self) -> &HandleBox<K> {
-        // SAFETY: a Typed<K> always holds the allocation's own pointer to a live
-        // HandleBox<K>.
-        unsafe { &*(self.ptr.as_ptr() as *const HandleBox<K>) }
     }
 
     /// The libuv struct, if the handle is open; `ClosedHandle` (naming `op`) otherwise.
@@ -860,13 +871,16 @@ impl<K: HandleKind> Typed<K> {
     /// The callback slots.
     #[inline]
     pub fn slots(&self) -> &K::Slots {
-        &self.boxed().slots
+        // SAFETY: a Typed<K> always holds the allocation's own pointer to a live
+        // HandleBox<K>; only the slots are borrowed (the libuv struct, which holds
+        // the header, is only reached through raw pointers).
+        unsafe { &*std::ptr::addr_of!((*(self.ptr.as_ptr() as *const HandleBox<K>)).slots) }
     }
 
     /// The type-erased view.
     #[inline]
     pub fn handle(&self) -> &Handle {
-        // SAFETY: both types are a transparent NonNull<Header>.
+        // SAFETY: both types are a transparent NonNull<uv_handle_t>.
         unsafe { &*(self as *const Typed<K> as *const Handle) }
     }
 
@@ -964,8 +978,8 @@ impl Handle {
     }
 
     fn header(&self) -> &Header {
-        // SAFETY: a Handle always points at a live allocation.
-        unsafe { self.ptr.as_ref() }
+        // SAFETY: as Hdr::h; a Handle always points at a live allocation.
+        unsafe { &*self.ptr.as_ptr().byte_add(HEADER_OFFSET).cast::<Header>() }
     }
 
     fn raw(&self, op: &'static str) -> Result<*mut sys::uv_handle_t> {
@@ -1232,10 +1246,12 @@ impl<K: HandleKind> fmt::Debug for Typed<K> {
     }
 }
 
-// What each handle costs beside its libuv struct: the header and one 16-byte slot
-// per callback (the million_timers benchmark depends on it).
+// What each handle costs beside its libuv struct: one 16-byte slot per callback
+// (the header lives inside the libuv struct; the million_timers benchmark depends on
+// it).
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(std::mem::size_of::<Header>() == 16);
     assert!(std::mem::size_of::<Slot<dyn FnMut()>>() == 16);
+    assert!(std::mem::size_of::<HandleBox<crate::Timer>>() == 152 + 16);
 };

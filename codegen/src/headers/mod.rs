@@ -58,6 +58,87 @@ pub struct HeaderModel {
     /// entry's C name: `XX(NAMED_PIPE, pipe)` gives `UV_NAMED_PIPE` -> `pipe` (the
     /// name of the type's functions and of its spec file).
     pub map_names: BTreeMap<String, String>,
+    /// The runtime's use of libuv's reserved handle space (see [`HandleUnion`]), when
+    /// the header text was read.
+    pub handle_union: Option<HandleUnion>,
+}
+
+/// What the runtime relies on to keep its per-handle header inside each libuv handle
+/// struct: `UV_HANDLE_FIELDS` declares the union `u` as `int fd; void* reserved[4];`,
+/// and libuv reaches only `fd` (on Windows), which lies in the union's first word;
+/// the rest is reserved and unused. (The header sits after the union's first word;
+/// see `uv/src/handle.rs`, `HEADER_OFFSET`.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HandleUnion {
+    /// The uv.h that was read.
+    pub header: std::path::PathBuf,
+    /// The union's members as declared, whitespace-normalised
+    /// (`int fd; void* reserved[4];`); `None` if uv.h has no such union.
+    pub declared: Option<String>,
+    /// The line of uv.h the union's declaration starts on (1-based; 1 if not found).
+    pub line: usize,
+    /// Lines of libuv's sources that reach the union beyond `fd` (`u.reserved`, or
+    /// the union as a whole): (file, 1-based line, the line's text). `None` when the
+    /// sources were not found next to the headers.
+    pub uses: Option<Vec<(std::path::PathBuf, usize, String)>>,
+}
+
+/// The members the runtime expects in `uv_handle_t`'s `u` union.
+pub const HANDLE_UNION_EXPECTED: &str = "int fd; void* reserved[4];";
+
+/// The members of the union `u` in uv.h's `UV_HANDLE_FIELDS`, whitespace-normalised,
+/// and the line its declaration starts on.
+pub fn parse_handle_union(header: &str) -> Option<(String, usize)> {
+    let lines: Vec<&str> = header.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("#define UV_HANDLE_FIELDS"))?;
+    let mut body = String::new();
+    let mut union_line = None;
+    for (i, l) in lines.iter().enumerate().skip(start) {
+        let text = l.trim_end();
+        let continued = text.ends_with('\\');
+        let text = text.trim_end_matches('\\');
+        if union_line.is_none() && text.contains("union") {
+            union_line = Some(i + 1);
+        }
+        body.push_str(text);
+        body.push(' ');
+        if !continued {
+            break;
+        }
+    }
+    // Drop comments, then take what lies between `union {` and `} u;`.
+    let mut plain = String::new();
+    let mut rest = body.as_str();
+    while let Some(i) = rest.find("/*") {
+        plain.push_str(&rest[..i]);
+        rest = rest[i..].find("*/").map_or("", |j| &rest[i + j + 2..]);
+    }
+    plain.push_str(rest);
+    let open = plain.find("union")?;
+    let brace = open + plain[open..].find('{')?;
+    let close = brace + plain[brace..].find('}')?;
+    let after = plain[close + 1..].trim_start();
+    if !after.starts_with("u;") && !after.starts_with("u ;") {
+        return None;
+    }
+    let members = plain[brace + 1..close]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" ;", ";")
+        .replace(" *", "*")
+        .replace(" [", "[");
+    Some((members, union_line.unwrap_or(start + 1)))
+}
+
+/// Whether a line of C may reach a handle's `u` union beyond its `fd` member: its
+/// `reserved` words, or the union as a whole (`&h->u`, `h->u = ...`).
+pub fn reaches_handle_union(line: &str) -> bool {
+    ["u.reserved", "->u)", "->u,", "->u;", "->u =", "->u="]
+        .iter()
+        .any(|p| line.contains(p))
 }
 
 /// The entries of every `#define UV_..._MAP(XX)` list in a header's text, as the
@@ -307,5 +388,38 @@ mod tests {
             entries["UV_ERRNO_MAP"],
             vec![("UV_E2BIG".to_string(), None)]
         );
+    }
+
+    #[test]
+    fn the_handle_union_is_read_from_uv_fields() {
+        let header = "/* x */\n#define UV_HANDLE_FIELDS \\\n  void* data; \\\n  union { \\\n    int fd; /* win */ \\\n    void* reserved[4]; \\\n  } u; \\\n  UV_HANDLE_PRIVATE_FIELDS \\\n\nint x;\n";
+        assert_eq!(
+            super::parse_handle_union(header),
+            Some((super::HANDLE_UNION_EXPECTED.to_string(), 4))
+        );
+        let grown = header.replace("void* reserved[4];", "void* reserved[3]; void* next;");
+        assert_eq!(
+            super::parse_handle_union(&grown),
+            Some(("int fd; void* reserved[3]; void* next;".to_string(), 4))
+        );
+        assert_eq!(
+            super::parse_handle_union("#define UV_REQ_FIELDS void* data;\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn only_uses_beyond_fd_reach_the_reserved_space() {
+        assert!(!super::reaches_handle_union(
+            "#define init(h) ((h)->u.fd = -1)"
+        ));
+        assert!(!super::reaches_handle_union(
+            "memset(&req->u.io.overlapped, 0, 8);"
+        ));
+        assert!(super::reaches_handle_union("handle->u.reserved[1] = p;"));
+        assert!(super::reaches_handle_union(
+            "memset(&handle->u, 0, sizeof(handle->u));"
+        ));
+        assert!(super::reaches_handle_union("h->u = other->u;"));
     }
 }

@@ -61,6 +61,50 @@ impl super::HeaderModel {
             }
             model.maps.insert(map, names);
         }
+        let (declared, line) = match super::parse_handle_union(&header) {
+            Some((d, l)) => (Some(d), l),
+            None => (None, 1),
+        };
+        let src = include.join("..").join("src");
+        model.handle_union = Some(super::HandleUnion {
+            header: include.join("uv.h"),
+            declared,
+            line,
+            uses: src.is_dir().then(|| handle_union_uses(&src)),
+        });
         Ok(model)
     }
+}
+
+/// Lines of libuv's C sources under `src` that may reach a handle's `u` union beyond
+/// its `fd` (see `reaches_handle_union`), in path order.
+fn handle_union_uses(src: &Path) -> Vec<(PathBuf, usize, String)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "c" || x == "h") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut uses = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            if super::reaches_handle_union(line) {
+                uses.push((f.clone(), i + 1, line.trim().to_string()));
+            }
+        }
+    }
+    uses
 }
