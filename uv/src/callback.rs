@@ -6,16 +6,188 @@
 //! the slot is still empty, that is, if it was not replaced meanwhile. (A slot is
 //! emptied by `clear` only from a close callback, which never runs during another
 //! callback of the same handle.)
+//!
+//! A stored callback is a [`Callback`]: a `Box<F>` behind one pointer instead of
+//! two. Its allocation starts with a pointer to a static record of the value's type
+//! (how to see the value as `F`, how to free it), so a slot is 8 bytes and a handle
+//! with one callback is only 8 bytes larger than its libuv struct and header.
 
 use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
-/// One callback slot: 16 bytes, the boxed callback itself.
-pub struct Slot<F: ?Sized> {
-    cb: Cell<Option<Box<F>>>,
+/// What a [`Callback`] needs to know of the type of the value it holds.
+struct Erased<F: ?Sized> {
+    /// The value, seen as `F`, from the callback's pointer.
+    view: unsafe fn(NonNull<()>) -> *mut F,
+    /// Drops the value and frees its memory.
+    free: unsafe fn(NonNull<()>),
 }
 
-impl<F: ?Sized> Default for Slot<F> {
+/// The allocation of a callback whose value takes memory.
+#[repr(C)]
+struct Thin<C, F: ?Sized + 'static> {
+    erased: &'static Erased<F>,
+    value: C,
+}
+
+/// The static record of value type `C` stored as `F`, where `G` is the (zero-sized)
+/// coercion from `*mut C` to `*mut F`.
+#[allow(clippy::type_complexity)]
+struct ErasedOf<C, G, F: ?Sized>(PhantomData<(fn() -> C, G, *const F)>);
+
+impl<C: 'static, G: Fn(*mut C) -> *mut F + Copy + 'static, F: ?Sized + 'static> ErasedOf<C, G, F> {
+    const ERASED: &'static Erased<F> = &Erased {
+        view: view::<C, G, F>,
+        free: free::<C, F>,
+    };
+    /// Where a zero-sized value is kept: a static that starts as an allocation does.
+    const STATIC: &'static &'static Erased<F> = &Self::ERASED;
+}
+
+/// The value of a callback with record `ErasedOf<C, G, F>`, as `F`.
+///
+/// # Safety
+/// `p` must be the pointer of a live callback made by `Callback::new::<C, G>` (whose
+/// contract makes `G` the unsizing coercion).
+unsafe fn view<C, G: Fn(*mut C) -> *mut F + Copy, F: ?Sized + 'static>(p: NonNull<()>) -> *mut F {
+    // SAFETY: G is zero-sized and Copy (checked in Callback::new): a value of it read
+    // from any aligned pointer is the value the caller passed.
+    let as_dyn: G = unsafe { NonNull::<G>::dangling().as_ptr().read() };
+    as_dyn(value_ptr::<C, F>(p))
+}
+
+/// Where the value of type `C` of the callback with pointer `p` is.
+fn value_ptr<C, F: ?Sized + 'static>(p: NonNull<()>) -> *mut C {
+    if std::mem::size_of::<C>() == 0 {
+        // A zero-sized value has no memory of its own: any aligned pointer will do.
+        NonNull::<C>::dangling().as_ptr()
+    } else {
+        // SAFETY: a non-zero-sized value lives in a Thin<C, F> allocation that `p`
+        // points at; only the field's address is computed.
+        unsafe { std::ptr::addr_of_mut!((*p.cast::<Thin<C, F>>().as_ptr()).value) }
+    }
+}
+
+/// Drops the value of type `C` of a callback and frees its allocation.
+///
+/// # Safety
+/// As `view`; once per callback.
+unsafe fn free<C, F: ?Sized + 'static>(p: NonNull<()>) {
+    // SAFETY: per the contract the value is live and dropped once; a non-zero-sized
+    // one was allocated by Callback::new with this layout.
+    unsafe {
+        std::ptr::drop_in_place(value_ptr::<C, F>(p));
+        if std::mem::size_of::<C>() != 0 {
+            std::alloc::dealloc(p.as_ptr().cast(), std::alloc::Layout::new::<Thin<C, F>>());
+        }
+    }
+}
+
+/// A boxed callback of type `F` (a `dyn FnMut(...)`) behind one pointer. A value that
+/// takes no memory (a closure that captures nothing) is stored without allocation.
+pub struct Callback<F: ?Sized + 'static> {
+    /// The allocation, or for a zero-sized value its type's static record; either
+    /// starts with the `&'static Erased<F>`.
+    ptr: NonNull<&'static Erased<F>>,
+    _owns: PhantomData<Box<F>>,
+}
+
+impl<F: ?Sized + 'static> Callback<F> {
+    /// Boxes `value` as an `F`.
+    ///
+    /// # Safety
+    /// `as_dyn` must be the unsizing coercion from `*mut C` to `*mut F`, written as
+    /// the closure `|p| p` (with `F` known at the call, e.g. from the slot:
+    /// [`Slot::callback`]): it must return the pointer it is given, as an `F`.
+    #[inline]
+    pub unsafe fn new<C: 'static, G>(value: C, as_dyn: G) -> Self
+    where
+        G: Fn(*mut C) -> *mut F + Copy + 'static,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<G>() == 0,
+                "the coercion must capture nothing (`|p| p`)"
+            )
+        };
+        let _ = as_dyn;
+        let erased = ErasedOf::<C, G, F>::ERASED;
+        if std::mem::size_of::<C>() == 0 {
+            // Nothing to keep: the value is made again where it is used (this one is
+            // forgotten, so it is moved, not copied).
+            std::mem::forget(value);
+            return Callback {
+                ptr: NonNull::from(ErasedOf::<C, G, F>::STATIC),
+                _owns: PhantomData,
+            };
+        }
+        let layout = std::alloc::Layout::new::<Thin<C, F>>();
+        // SAFETY: the layout is not zero-sized (C is not).
+        let p = unsafe { std::alloc::alloc(layout) }.cast::<Thin<C, F>>();
+        let Some(p) = NonNull::new(p) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: fresh memory for a Thin<C, F>, written in place.
+        unsafe { p.as_ptr().write(Thin { erased, value }) };
+        Callback {
+            ptr: p.cast(),
+            _owns: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    fn erased(&self) -> &'static Erased<F> {
+        // SAFETY: `ptr` starts with the record (allocation or static).
+        unsafe { *self.ptr.as_ptr() }
+    }
+
+    /// The value, as `F`.
+    #[inline(always)]
+    fn as_ptr(&self) -> *mut F {
+        // SAFETY: the callback is live; its record matches its value.
+        unsafe { (self.erased().view)(self.ptr.cast()) }
+    }
+}
+
+impl<F: ?Sized + 'static> std::ops::Deref for Callback<F> {
+    type Target = F;
+    #[inline(always)]
+    fn deref(&self) -> &F {
+        // SAFETY: the value lives as long as the callback, borrowed through it.
+        unsafe { &*self.as_ptr() }
+    }
+}
+
+impl<F: ?Sized + 'static> std::ops::DerefMut for Callback<F> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut F {
+        // SAFETY: as `deref`; `&mut self` makes the borrow unique.
+        unsafe { &mut *self.as_ptr() }
+    }
+}
+
+impl<F: ?Sized + 'static> Drop for Callback<F> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the callback owns its value, dropped once here.
+        unsafe { (self.erased().free)(self.ptr.cast()) }
+    }
+}
+
+impl<F: ?Sized + 'static> fmt::Debug for Callback<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Callback")
+    }
+}
+
+/// One callback slot: 8 bytes, a [`Callback`].
+pub struct Slot<F: ?Sized + 'static> {
+    cb: Cell<Option<Callback<F>>>,
+}
+
+impl<F: ?Sized + 'static> Default for Slot<F> {
     fn default() -> Self {
         Slot {
             cb: Cell::new(None),
@@ -23,9 +195,22 @@ impl<F: ?Sized> Default for Slot<F> {
     }
 }
 
-impl<F: ?Sized> Slot<F> {
+impl<F: ?Sized + 'static> Slot<F> {
+    /// Boxes `value` for this slot ([`Callback::new`] with `F` taken from the slot).
+    ///
+    /// # Safety
+    /// `as_dyn` must be the closure `|p| p` (see [`Callback::new`]).
+    #[inline(always)]
+    pub unsafe fn callback<C: 'static, G>(&self, value: C, as_dyn: G) -> Callback<F>
+    where
+        G: Fn(*mut C) -> *mut F + Copy + 'static,
+    {
+        // SAFETY: per the contract.
+        unsafe { Callback::new(value, as_dyn) }
+    }
+
     /// Stores `cb`, dropping the previous callback (after the slot is updated).
-    pub fn set(&self, cb: Box<F>) {
+    pub fn set(&self, cb: Callback<F>) {
         drop(self.cb.replace(Some(cb)));
     }
 
@@ -35,9 +220,13 @@ impl<F: ?Sized> Slot<F> {
     /// If `start` itself stored another callback here (user code it ran started the
     /// same operation), that one stays: it belongs to a start that succeeded.
     #[inline]
-    pub fn set_then<T, E>(&self, cb: Box<F>, start: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
-        // Identity by address and vtable (capture-free closures share an address).
-        let ours: *const F = &*cb;
+    pub fn set_then<T, E>(
+        &self,
+        cb: Callback<F>,
+        start: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        // Identity by pointer (callbacks of one capture-free closure type share one).
+        let ours = cb.ptr;
         let old = self.cb.replace(Some(cb));
         match start() {
             Ok(v) => {
@@ -46,8 +235,7 @@ impl<F: ?Sized> Slot<F> {
             }
             Err(e) => {
                 let now = self.cb.take();
-                #[allow(ambiguous_wide_pointer_comparisons)]
-                let still_ours = now.as_ref().is_some_and(|c| std::ptr::eq(&**c, ours));
+                let still_ours = now.as_ref().is_some_and(|c| c.ptr == ours);
                 if still_ours {
                     self.cb.set(old);
                     drop(now);
@@ -61,7 +249,7 @@ impl<F: ?Sized> Slot<F> {
     }
 
     /// Takes the stored callback out.
-    pub fn take(&self) -> Option<Box<F>> {
+    pub fn take(&self) -> Option<Callback<F>> {
         self.cb.take()
     }
 
@@ -72,10 +260,9 @@ impl<F: ?Sized> Slot<F> {
 
     /// Whether a callback is stored (false while it runs).
     pub fn is_set(&self) -> bool {
-        let cb = self.cb.take();
-        let set = cb.is_some();
-        self.cb.set(cb);
-        set
+        // SAFETY: a look at the Cell's value through its pointer, with no reference
+        // into the Cell alive and no code run meanwhile (the Cell is not Sync).
+        unsafe { (*self.cb.as_ptr()).is_some() }
     }
 
     /// Calls the stored callback, if any, and puts it back unless it was replaced.
@@ -83,11 +270,11 @@ impl<F: ?Sized> Slot<F> {
     pub fn call(&self, f: impl FnOnce(&mut F)) {
         let Some(cb) = self.cb.take() else { return };
         // Put the callback back even if `f` unwinds, unless the slot was refilled.
-        struct Restore<'a, F: ?Sized> {
+        struct Restore<'a, F: ?Sized + 'static> {
             slot: &'a Slot<F>,
-            cb: Option<Box<F>>,
+            cb: Option<Callback<F>>,
         }
-        impl<F: ?Sized> Drop for Restore<'_, F> {
+        impl<F: ?Sized + 'static> Drop for Restore<'_, F> {
             #[inline]
             fn drop(&mut self) {
                 // SAFETY: a look at the Cell's value through its pointer, with no
@@ -104,7 +291,11 @@ impl<F: ?Sized> Slot<F> {
         /// The callback replaced itself: the new one stays.
         #[cold]
         #[inline(never)]
-        fn replaced<F: ?Sized>(slot: &Slot<F>, new: Box<F>, old: Option<Box<F>>) {
+        fn replaced<F: ?Sized + 'static>(
+            slot: &Slot<F>,
+            new: Callback<F>,
+            old: Option<Callback<F>>,
+        ) {
             slot.cb.set(Some(new));
             // The old callback is dropped here, after it returned. While the
             // callback's own panic unwinds, a panicking Drop of what it captured
@@ -129,7 +320,7 @@ impl<F: ?Sized> Slot<F> {
     }
 }
 
-impl<F: ?Sized> fmt::Debug for Slot<F> {
+impl<F: ?Sized + 'static> fmt::Debug for Slot<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slot").field("set", &self.is_set()).finish()
     }
@@ -146,4 +337,98 @@ pub(crate) fn drop_quietly(p: Box<dyn std::any::Any + Send>) {
         }
     }
     std::mem::forget(p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    type Cb = dyn FnMut(u32) -> u32;
+
+    fn boxed<C: FnMut(u32) -> u32 + 'static>(slot: &Slot<Cb>, c: C) -> Callback<Cb> {
+        // SAFETY: `|p| p` is the unsizing coercion.
+        unsafe { slot.callback(c, |p| p) }
+    }
+
+    /// Counts its drops; zero-sized.
+    struct Dropped;
+    thread_local!(static DROPS: Cell<u32> = const { Cell::new(0) });
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            DROPS.with(|d| d.set(d.get() + 1));
+        }
+    }
+
+    #[test]
+    fn a_callback_is_one_pointer_and_calls_what_it_holds() {
+        assert_eq!(std::mem::size_of::<Slot<Cb>>(), std::mem::size_of::<usize>());
+        let slot = Slot::<Cb>::default();
+        let mut total = 0;
+        slot.set(boxed(&slot, move |x| {
+            total += x;
+            total
+        }));
+        let mut seen = Vec::new();
+        for x in [1, 2, 3] {
+            slot.call(|f| seen.push(f(x)));
+        }
+        assert_eq!(seen, [1, 3, 6]);
+    }
+
+    #[test]
+    fn captured_values_are_dropped_once_zero_sized_or_not() {
+        let slot = Slot::<Cb>::default();
+        let rc = Rc::new(());
+        let held = rc.clone();
+        slot.set(boxed(&slot, move |x| x + Rc::strong_count(&held) as u32));
+        let mut got = 0;
+        slot.call(|f| got = f(1));
+        assert_eq!(got, 3);
+        slot.clear();
+        assert_eq!(Rc::strong_count(&rc), 1);
+
+        DROPS.with(|d| d.set(0));
+        let token = Dropped;
+        assert_eq!(std::mem::size_of_val(&token), 0);
+        let c = boxed(&slot, move |x| {
+            let _ = &token;
+            x
+        });
+        slot.set(c);
+        slot.call(|f| got = f(7));
+        assert_eq!((got, DROPS.with(Cell::get)), (7, 0));
+        slot.clear();
+        assert_eq!(DROPS.with(Cell::get), 1);
+    }
+
+    #[test]
+    fn over_aligned_captures_keep_their_alignment() {
+        #[repr(align(64))]
+        struct Wide(u32);
+        let slot = Slot::<Cb>::default();
+        let w = Wide(40);
+        slot.set(boxed(&slot, move |x| {
+            assert_eq!(std::ptr::addr_of!(w) as usize % 64, 0);
+            w.0 + x
+        }));
+        let mut got = 0;
+        slot.call(|f| got = f(2));
+        assert_eq!(got, 42);
+    }
+
+    #[test]
+    fn a_failed_start_puts_the_previous_callback_back() {
+        let slot = Slot::<Cb>::default();
+        slot.set(boxed(&slot, |x| x + 1));
+        let r: Result<(), ()> = slot.set_then(boxed(&slot, |x| x + 100), || Err(()));
+        assert_eq!(r, Err(()));
+        let mut got = 0;
+        slot.call(|f| got = f(1));
+        assert_eq!(got, 2);
+        let r: Result<(), ()> = slot.set_then(boxed(&slot, |x| x + 100), || Ok(()));
+        assert_eq!(r, Ok(()));
+        slot.call(|f| got = f(1));
+        assert_eq!(got, 101);
+    }
 }

@@ -940,7 +940,7 @@ impl<K: HandleKind> Drop for Typed<K> {
 /// # Safety
 /// `raw` must be a handle initialised by [`Typed::new`] for `K`.
 #[inline]
-pub unsafe fn dispatch<K: HandleKind, F: ?Sized>(
+pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
     raw: *mut K::Raw,
     slot: impl FnOnce(&K::Slots) -> &Slot<F>,
     call: impl FnOnce(&mut F, &K),
@@ -1252,6 +1252,6 @@ impl<K: HandleKind> fmt::Debug for Typed<K> {
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(std::mem::size_of::<Header>() == 16);
-    assert!(std::mem::size_of::<Slot<dyn FnMut()>>() == 16);
-    assert!(std::mem::size_of::<HandleBox<crate::Timer>>() == 152 + 16);
+    assert!(std::mem::size_of::<Slot<dyn FnMut()>>() == 8);
+    assert!(std::mem::size_of::<HandleBox<crate::Timer>>() == 152 + 8);
 };

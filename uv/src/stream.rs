@@ -758,19 +758,22 @@ pub fn read_start<K: StreamKind>(
         contracts::non_blocking(raw, "uv_read_start")?;
     }
     let slots = K::stream_slots(s.typed().slots());
-    slots.read.set_then(Box::new(callback), || {
-        // SAFETY: the stream is open.
-        let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
-        check(rc, "uv_read_start").map(|()| {
-            // Back to the loop's buffer: the allocator leaves its slot first (what
-            // its `release` does to the stream then sees the new state), and gets
-            // back the buffer it gave ahead.
-            let old = slots.allocator.take();
-            if let (Some(mut a), Some(b)) = (old, slots.next.take()) {
-                a.release(b);
-            }
+    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+    slots
+        .read
+        .set_then(unsafe { slots.read.callback(callback, |p| p) }, || {
+            // SAFETY: the stream is open.
+            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
+            check(rc, "uv_read_start").map(|()| {
+                // Back to the loop's buffer: the allocator leaves its slot first (what
+                // its `release` does to the stream then sees the new state), and gets
+                // back the buffer it gave ahead.
+                let old = slots.allocator.take();
+                if let (Some(mut a), Some(b)) = (old, slots.next.take()) {
+                    a.release(b);
+                }
+            })
         })
-    })
 }
 
 /// `uv_read_start` with reads landing in buffers from `allocator`.
@@ -803,8 +806,12 @@ pub fn read_start_with<K: StreamKind>(
     // The allocator may have closed the stream or started reading it.
     let r = raw(s, "uv_read_start")?;
     let slots = K::stream_slots(s.typed().slots());
-    slots.allocator.set_then(Box::new(allocator), || {
-        slots.read.set_then(Box::new(callback), || {
+    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+    let allocator = unsafe { slots.allocator.callback(allocator, |p| p) };
+    // SAFETY: as above.
+    let callback = unsafe { slots.read.callback(callback, |p| p) };
+    slots.allocator.set_then(allocator, || {
+        slots.read.set_then(callback, || {
             // SAFETY: the stream is open.
             let rc = unsafe { sys::uv_read_start(r, Some(alloc_with::<K>), Some(read_cb::<K>)) };
             check(rc, "uv_read_start").map(|()| drop(slots.next.replace(first)))
@@ -1105,13 +1112,13 @@ pub fn listen<K: StreamKind>(
         contracts::not_listening(raw, "uv_listen")?;
         contracts::no_requests(raw, "uv_listen")?;
     }
-    K::stream_slots(s.typed().slots())
-        .connection
-        .set_then(Box::new(callback), || {
-            // SAFETY: the stream is open.
-            let rc = unsafe { sys::uv_listen(raw, backlog, Some(connection_cb::<K>)) };
-            check(rc, "uv_listen")
-        })
+    let slot = &K::stream_slots(s.typed().slots()).connection;
+    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+    slot.set_then(unsafe { slot.callback(callback, |p| p) }, || {
+        // SAFETY: the stream is open.
+        let rc = unsafe { sys::uv_listen(raw, backlog, Some(connection_cb::<K>)) };
+        check(rc, "uv_listen")
+    })
 }
 
 /// `uv_accept`: takes a pending connection into `client` (a new handle of the

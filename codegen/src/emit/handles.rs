@@ -109,8 +109,15 @@ fn args(
                 if slots_expr.is_empty() {
                     a.slot_sets.push((slot_id, name.clone()));
                 } else {
-                    a.prep
-                        .push(quote!(#slots_expr.#slot_id.set(::std::boxed::Box::new(#name));));
+                    let sf = safety(
+                        ctx,
+                        "`|p| p` is the unsizing coercion to the slot's callback type",
+                    );
+                    a.prep.push(quote!({
+                        let __slot = &#slots_expr.#slot_id;
+                        #sf
+                        __slot.set(unsafe { __slot.callback(#name, |p| p) });
+                    }));
                 }
                 a.c_args.push(quote!(::core::option::Option::Some(#tramp)));
             }
@@ -632,7 +639,15 @@ impl HandleEmitter<'_> {
             })
         };
         let body = a.slot_sets.iter().rev().fold(call, |inner, (slot, param)| {
-            quote!(self.inner.slots().#slot.set_then(::std::boxed::Box::new(#param), || #inner))
+            let sf = safety(
+                ctx,
+                "`|p| p` is the unsizing coercion to the slot's callback type",
+            );
+            quote!({
+                let __slot = &self.inner.slots().#slot;
+                #sf
+                __slot.set_then(unsafe { __slot.callback(#param, |p| p) }, || #inner)
+            })
         });
         let body = match &m.after {
             Some(f) => {
@@ -652,8 +667,11 @@ impl HandleEmitter<'_> {
             #body
         };
         let Some(fd) = &a.fd else {
+            // Inlined across crates: the wrapper is thin, and inlining lets the
+            // caller's constants (a zero `Duration`) fold through its conversions.
             return Some(quote! {
                 #mdoc
+                #[inline]
                 pub fn #fname(&self, #(#params),*) -> #ret_ty {
                     #body
                 }

@@ -527,7 +527,10 @@ impl Async {
         callback: impl FnMut(&Async) + 'static,
     ) -> Result<Async> {
         let slots = AsyncSlots::default();
-        slots.on_wakeup.set(Box::new(callback));
+        // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+        slots
+            .on_wakeup
+            .set(unsafe { slots.on_wakeup.callback(callback, |p| p) });
         let inner =
             crate::handle::Typed::new_inner(loop_, slots, "uv_async_init", true, |l, h| {
                 // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.

@@ -12,7 +12,10 @@ impl Idle {
         callback: impl FnMut(&Idle) + 'static,
     ) -> crate::Result<Idle> {
         let slots = IdleSlots::default();
-        slots.on_idle.set(Box::new(callback));
+        // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+        slots
+            .on_idle
+            .set(unsafe { slots.on_idle.callback(callback, |p| p) });
         crate::handle::Typed::new_inner(loop_, slots, "uv_idle_init", true, |l, h| {
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
             unsafe { libuv_sys2::uv_idle_init(l, h) }

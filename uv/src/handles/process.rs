@@ -664,7 +664,10 @@ impl Process {
             gid: p.gid as _,
         };
         let slots = ProcessSlots::default();
-        slots.on_exit.set(Box::new(on_exit));
+        // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+        slots
+            .on_exit
+            .set(unsafe { slots.on_exit.callback(on_exit, |p| p) });
         let mut spawned = 0;
         let inner = Typed::new(loop_, slots, SPAWN, |l, h| {
             // Keeps the crate from putting SIGCHLD back to SIG_IGN while libuv installs

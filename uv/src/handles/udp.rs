@@ -269,7 +269,9 @@ impl Udp {
         callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
     ) -> Result<()> {
         let raw = self.inner.raw("uv_udp_recv_start")?;
-        self.inner.slots().on_recv.set_then(Box::new(callback), || {
+        let slot = &self.inner.slots().on_recv;
+        // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+        slot.set_then(unsafe { slot.callback(callback, |p| p) }, || {
             // SAFETY: the handle is open.
             check(
                 unsafe { sys::uv_udp_recv_start(raw, alloc_for(raw), Some(recv_cb)) },
