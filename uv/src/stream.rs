@@ -29,7 +29,24 @@ pub struct StreamSlots<K: 'static> {
     /// Made by the first `read_start_with`, kept until the handle is dropped (user
     /// code the allocator runs may hold a reference to it: it never goes away
     /// while the handle is in libuv; `clear` empties it).
-    custom: std::cell::OnceCell<Box<CustomRead>>,
+    /// (Dropped by `StreamSlots`' Drop, which tests it inline.)
+    custom: std::mem::ManuallyDrop<std::cell::OnceCell<Box<CustomRead>>>,
+}
+
+impl<K> Drop for StreamSlots<K> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(c) = self.custom.take() {
+            drop_custom(c);
+        }
+    }
+}
+
+/// Frees the state of `read_start_with` (out of the handles' common path).
+#[cold]
+#[inline(never)]
+fn drop_custom(c: Box<CustomRead>) {
+    drop(c);
 }
 
 /// The allocator of `read_start_with` and its buffers.
@@ -51,7 +68,7 @@ impl<K> Default for StreamSlots<K> {
         StreamSlots {
             read: Slot::default(),
             connection: Slot::default(),
-            custom: std::cell::OnceCell::new(),
+            custom: std::mem::ManuallyDrop::new(std::cell::OnceCell::new()),
         }
     }
 }
