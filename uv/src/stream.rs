@@ -730,9 +730,8 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
                             nread as usize,
                         ))
                     } else if nread == sys::uv_errno_t_UV_EOF as isize {
-                        // The end of every stream: a constant error, with no lookup
-                        // of the code.
-                        Err(Error::new(StatusCode::EOF, "uv_read"))
+                        // The end of every stream: a copy of one error made once.
+                        Err(eof_error())
                     } else {
                         Err(Error::from_raw(nread as i32, "uv_read"))
                     };
@@ -790,6 +789,14 @@ unsafe fn after_custom_read(
     if c.allocator.is_set() && unsafe { sys::uv_is_active(s.cast()) != 0 } && !is_closing(s) {
         shared.guard(|| c.fetch_next(READ_BUFFER_SIZE));
     }
+}
+
+/// The error of a read at the end of a stream, made once per process.
+#[inline]
+fn eof_error() -> Error {
+    static EOF: std::sync::LazyLock<Error> =
+        std::sync::LazyLock::new(|| Error::new(StatusCode::EOF, "uv_read"));
+    EOF.clone()
 }
 
 fn is_closing(s: *mut sys::uv_stream_t) -> bool {
