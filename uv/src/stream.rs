@@ -722,20 +722,19 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
             dispatch::<K, _>(
                 s.cast(),
                 |sl| &K::stream_slots(sl).read,
+                // One call of the callback per kind of result, so that each passes
+                // only what it holds (the bytes: two words, not a whole error's room).
                 |cb, h| {
-                    let data = if nread > 0 {
+                    if nread > 0 {
                         // SAFETY: libuv wrote `nread` bytes at `base`, inside the buffer.
-                        Ok(std::slice::from_raw_parts(
-                            base as *const u8,
-                            nread as usize,
-                        ))
+                        let bytes = std::slice::from_raw_parts(base as *const u8, nread as usize);
+                        cb(h, Ok(bytes))
                     } else if nread == sys::uv_errno_t_UV_EOF as isize {
                         // The end of every stream: a copy of one error made once.
-                        Err(eof_error())
+                        cb(h, Err(eof_error()))
                     } else {
-                        Err(Error::from_raw(nread as i32, "uv_read"))
-                    };
-                    cb(h, data)
+                        cb(h, Err(Error::from_raw(nread as i32, "uv_read")))
+                    }
                 },
             )
         };
@@ -815,7 +814,14 @@ unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, stat
         dispatch::<K, _>(
             s.cast(),
             |sl| &K::stream_slots(sl).connection,
-            |cb, h| cb(h, check(status, "uv_connection_cb")),
+            // One call per kind of result (an `Ok` passes no error's room).
+            |cb, h| {
+                if status >= 0 {
+                    cb(h, Ok(()))
+                } else {
+                    cb(h, Err(Error::from_raw(status, "uv_connection_cb")))
+                }
+            },
         )
     };
 }
