@@ -9,66 +9,53 @@ use crate::error::{check, Error, Result};
 use crate::StatusCode;
 
 /// A socket address in C form, ready to pass to libuv.
+///
+/// Made from a `SocketAddr`, only the family's struct (`sockaddr_in` or
+/// `sockaddr_in6`) is written: libuv's calls that take an address read no more than
+/// their family's struct (they refuse other families). An empty one, for libuv to
+/// fill in, is zeroed whole.
 pub struct SockAddr {
-    storage: sys::sockaddr_storage,
+    storage: std::mem::MaybeUninit<sys::sockaddr_storage>,
 }
+
+// The family's struct fits at the start of the storage, with its alignment.
+const _: () = assert!(
+    std::mem::size_of::<InetAddr>() <= std::mem::size_of::<sys::sockaddr_storage>()
+        && std::mem::align_of::<InetAddr>() <= std::mem::align_of::<sys::sockaddr_storage>()
+);
 
 impl SockAddr {
     /// The C form of `addr`.
+    #[inline]
     pub fn new(addr: &SocketAddr) -> SockAddr {
-        // SAFETY: sockaddr_storage is plain C data; all-zero is a valid value.
-        let mut storage: sys::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let p = std::ptr::addr_of_mut!(storage);
-        match addr {
-            SocketAddr::V4(a) => {
-                let sin = p.cast::<sys::sockaddr_in>();
-                // SAFETY: sockaddr_storage is large and aligned enough for any
-                // sockaddr; the address bytes are copied into the 4-byte field.
-                unsafe {
-                    (*sin).sin_family = sys::AF_INET as sys::sa_family_t;
-                    (*sin).sin_port = a.port().to_be();
-                    std::ptr::copy_nonoverlapping(
-                        a.ip().octets().as_ptr(),
-                        std::ptr::addr_of_mut!((*sin).sin_addr).cast::<u8>(),
-                        4,
-                    );
-                }
-            }
-            SocketAddr::V6(a) => {
-                let sin6 = p.cast::<sys::sockaddr_in6>();
-                // SAFETY: as above, for the 16-byte address field.
-                unsafe {
-                    (*sin6).sin6_family = sys::AF_INET6 as sys::sa_family_t;
-                    (*sin6).sin6_port = a.port().to_be();
-                    (*sin6).sin6_flowinfo = a.flowinfo().to_be();
-                    (*sin6).sin6_scope_id = a.scope_id();
-                    std::ptr::copy_nonoverlapping(
-                        a.ip().octets().as_ptr(),
-                        std::ptr::addr_of_mut!((*sin6).sin6_addr).cast::<u8>(),
-                        16,
-                    );
-                }
-            }
-        }
+        let mut storage = std::mem::MaybeUninit::<sys::sockaddr_storage>::uninit();
+        // SAFETY: the storage is large and aligned enough for an InetAddr (checked
+        // at compile time above); the family's struct is written whole.
+        unsafe {
+            storage
+                .as_mut_ptr()
+                .cast::<InetAddr>()
+                .write(InetAddr::new(addr))
+        };
         SockAddr { storage }
     }
 
     /// An empty address, for libuv to fill in.
     pub fn empty() -> SockAddr {
         SockAddr {
-            // SAFETY: sockaddr_storage is plain C data; all-zero is a valid value.
-            storage: unsafe { std::mem::zeroed() },
+            storage: std::mem::MaybeUninit::zeroed(),
         }
     }
 
     /// The pointer libuv takes.
+    #[inline]
     pub fn as_ptr(&self) -> *const sys::sockaddr {
-        std::ptr::addr_of!(self.storage).cast()
+        self.storage.as_ptr().cast()
     }
 
     /// The pointer libuv fills in.
     pub fn as_mut_ptr(&mut self) -> *mut sys::sockaddr {
-        std::ptr::addr_of_mut!(self.storage).cast()
+        self.storage.as_mut_ptr().cast()
     }
 
     /// The size of the storage, as libuv's length arguments want it.
@@ -78,15 +65,16 @@ impl SockAddr {
 
     /// The Rust form; `None` for families other than IPv4 and IPv6.
     pub fn to_std(&self) -> Option<SocketAddr> {
-        // SAFETY: the storage is a valid socket address (zeroed, or filled in by
-        // libuv), as large as any.
+        // SAFETY: the storage holds a socket address whose family's struct is
+        // written (made from a SocketAddr, or zeroed and filled in by libuv), as
+        // large as any.
         unsafe { from_c(self.as_ptr()) }
     }
 }
 
 /// An IPv4 or IPv6 socket address in C form, for the calls that only read it
 /// (`uv_udp_send`, `uv_udp_try_send`): as large as a `sockaddr_in6` and written
-/// field by field, where [`SockAddr`] zeroes a whole `sockaddr_storage` first.
+/// field by field ([`SockAddr`] puts one at the start of a `sockaddr_storage`).
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) union InetAddr {

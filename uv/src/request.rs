@@ -17,11 +17,13 @@ use crate::error::{check, Result};
 use crate::handle::HandleKind;
 use crate::loop_::{LoopShared, Slab};
 
+/// The request's allocation. The libuv struct comes first (`repr(C)`), so the
+/// pointer libuv hands back to the trampoline is the allocation's own; the struct's
+/// `data` field (which libuv never touches) holds a thin pointer to the operation's
+/// name, for errors.
 #[repr(C)]
 struct ReqBox<R, K, C, D> {
     raw: R,
-    /// A thin pointer to the operation's name, for errors.
-    op: &'static &'static str,
     handle: K,
     /// Taken (read out) exactly once, by `done`; a capture-free callback costs nothing.
     cb: ManuallyDrop<C>,
@@ -141,11 +143,10 @@ where
         // request initialises the struct (as C callers' `malloc`ed ones), and the
         // only field read before that is `data`, written here.
         let req = std::ptr::addr_of_mut!((*p).raw);
-        std::ptr::addr_of_mut!((*p).op).write(op);
         std::ptr::addr_of_mut!((*p).handle).write(handle.clone());
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         std::ptr::addr_of_mut!((*p).data).write(data);
-        (*req.cast::<sys::uv_req_t>()).data = p.cast();
+        (*req.cast::<sys::uv_req_t>()).data = (op as *const &'static str).cast_mut().cast();
         let rc = start(req, &mut (*p).data, done::<R, K, C, D, X>);
         if rc < 0 {
             return refused(p, slab, rc, op);
@@ -189,10 +190,10 @@ where
     C: FnOnce(&K, Result<()>) + 'static,
     X: ReadDone<R, D>,
 {
-    let p = {
-        // SAFETY: `data` is the ReqBox made by `submit`, handed back exactly once.
-        unsafe { (*req.cast::<sys::uv_req_t>()).data as *mut ReqBox<R, K, C, D> }
-    };
+    // The libuv struct is the first field of the ReqBox made by `submit_open`
+    // (`repr(C)`), handed back exactly once: the same address, with the
+    // allocation's provenance (libuv got a pointer derived from the allocation's).
+    let p = req.cast::<ReqBox<R, K, C, D>>();
     // SAFETY: requests complete while their loop runs or closes their handle, before
     // the handle's close callback: the handle is still in libuv, its loop open, and
     // the loop's shared state kept alive by the loop's owner.
@@ -235,7 +236,8 @@ where
             // The request completed: `read` may look at it (its contract).
             X::read(req, &mut (*p).data);
             (
-                (*p).op,
+                // `submit_open` stored the name's thin pointer in `data`.
+                &*((*req.cast::<sys::uv_req_t>()).data as *const &'static str),
                 std::ptr::addr_of!((*p).handle).read(),
                 ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
             )

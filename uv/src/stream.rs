@@ -21,10 +21,36 @@ use crate::StatusCode;
 type ReadCallback<K> = dyn FnMut(&K, Result<&[u8]>);
 type ConnectionCallback<K> = dyn FnMut(&K, Result<()>);
 
-/// What a stream handle reads from, and how it is told of connections.
+/// What a stream handle reads from, and how it is told of connections: 40 bytes,
+/// the state of `read_start_with` (rarely used) kept out of line.
 pub struct StreamSlots<K: 'static> {
     read: Slot<ReadCallback<K>>,
     connection: Slot<ConnectionCallback<K>>,
+    /// Made by the first `read_start_with`, kept until the handle is dropped (user
+    /// code the allocator runs may hold a reference to it: it never goes away
+    /// while the handle is in libuv; `clear` empties it).
+    /// (Dropped by `StreamSlots`' Drop, which tests it inline.)
+    custom: std::mem::ManuallyDrop<std::cell::OnceCell<Box<CustomRead>>>,
+}
+
+impl<K> Drop for StreamSlots<K> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(c) = self.custom.take() {
+            drop_custom(c);
+        }
+    }
+}
+
+/// Frees the state of `read_start_with` (out of the handles' common path).
+#[cold]
+#[inline(never)]
+fn drop_custom(c: Box<CustomRead>) {
+    drop(c);
+}
+
+/// The allocator of `read_start_with` and its buffers.
+struct CustomRead {
     allocator: Slot<dyn ReadAllocator>,
     /// The allocator's next buffer, fetched ahead: libuv's allocation callback runs
     /// inside libuv's read loop, where user code must not run (a `read_stop` or
@@ -37,22 +63,43 @@ pub struct StreamSlots<K: 'static> {
 }
 
 impl<K> Default for StreamSlots<K> {
+    #[inline]
     fn default() -> Self {
         StreamSlots {
             read: Slot::default(),
             connection: Slot::default(),
-            allocator: Slot::default(),
-            next: Cell::new(None),
-            lent: Cell::new(None),
+            custom: std::mem::ManuallyDrop::new(std::cell::OnceCell::new()),
         }
     }
 }
 
 impl<K> StreamSlots<K> {
     /// Drops the callbacks and the allocator's buffers.
+    #[inline]
     pub fn clear(&self) {
         self.read.clear();
         self.connection.clear();
+        if let Some(c) = self.custom.get() {
+            c.clear();
+        }
+    }
+
+    /// The state of `read_start_with`, made on first use.
+    fn custom(&self) -> &CustomRead {
+        self.custom.get_or_init(|| {
+            Box::new(CustomRead {
+                allocator: Slot::default(),
+                next: Cell::new(None),
+                lent: Cell::new(None),
+            })
+        })
+    }
+}
+
+impl CustomRead {
+    /// Drops the allocator and its buffers.
+    #[cold]
+    fn clear(&self) {
         self.allocator.clear();
         drop(self.next.take());
         if let Some((p, len)) = self.lent.take() {
@@ -639,6 +686,8 @@ unsafe extern "C" fn alloc_with<K: StreamKind>(
 ) {
     // SAFETY: `h` is a stream made by K's constructors, alive during the callback.
     let slots = unsafe { K::stream_slots(crate::handle::slots_of::<K>(h.cast())) };
+    // `read_start_with` made the state before starting libuv's reads.
+    let slots = slots.custom();
     let (base, len) = match slots.next.take() {
         Some(b) => {
             let len = b.len();
@@ -673,21 +722,19 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
             dispatch::<K, _>(
                 s.cast(),
                 |sl| &K::stream_slots(sl).read,
+                // One call of the callback per kind of result, so that each passes
+                // only what it holds (the bytes: two words, not a whole error's room).
                 |cb, h| {
-                    let data = if nread > 0 {
+                    if nread > 0 {
                         // SAFETY: libuv wrote `nread` bytes at `base`, inside the buffer.
-                        Ok(std::slice::from_raw_parts(
-                            base as *const u8,
-                            nread as usize,
-                        ))
+                        let bytes = std::slice::from_raw_parts(base as *const u8, nread as usize);
+                        cb(h, Ok(bytes))
                     } else if nread == sys::uv_errno_t_UV_EOF as isize {
-                        // The end of every stream: a constant error, with no lookup
-                        // of the code.
-                        Err(Error::new(StatusCode::EOF, "uv_read"))
+                        // The end of every stream: a copy of one error made once.
+                        cb(h, Err(eof_error()))
                     } else {
-                        Err(Error::from_raw(nread as i32, "uv_read"))
-                    };
-                    cb(h, data)
+                        cb(h, Err(Error::from_raw(nread as i32, "uv_read")))
+                    }
                 },
             )
         };
@@ -696,9 +743,29 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
     // SAFETY: `s` is a stream made by K's constructors; its allocation lives until
     // its close callback, which does not run during this one.
     let slots = unsafe { K::stream_slots(crate::handle::slots_of::<K>(s.cast())) };
-    match slots.lent.get() {
+    match slots.custom.get() {
+        None => shared.read_buffer().give_back(base),
+        // SAFETY: as above.
+        Some(c) => unsafe { after_custom_read(c, shared, s, base) },
+    }
+}
+
+/// After a read callback of a stream that had `read_start_with`: the allocator's
+/// buffer goes back to it (or the loop's buffer to the loop), and a stream that
+/// still reads with the allocator gets its next buffer.
+///
+/// # Safety
+/// `s` is the open stream whose state `c` is, in its read callback.
+#[inline(never)]
+unsafe fn after_custom_read(
+    c: &CustomRead,
+    shared: &LoopShared,
+    s: *mut sys::uv_stream_t,
+    base: *mut u8,
+) {
+    match c.lent.get() {
         Some((p, len)) if p.as_ptr() == base => {
-            slots.lent.set(None);
+            c.lent.set(None);
             // SAFETY: the lent buffer came from Box::into_raw of a boxed slice of
             // `len` bytes (our length, not libuv's) and is taken back once, here.
             let b = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, len)) };
@@ -706,7 +773,7 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
             // the read callback.
             shared.guard(|| {
                 let mut b = Some(b);
-                slots.allocator.call(|a| {
+                c.allocator.call(|a| {
                     if let Some(b) = b.take() {
                         a.release(b)
                     }
@@ -717,10 +784,18 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
     }
     // A stream that still reads with an allocator needs its next buffer (the slot
     // is looked at first: reads into the loop's buffer skip the calls into libuv).
-    // SAFETY: as above; the flags are read, not changed.
-    if slots.allocator.is_set() && unsafe { sys::uv_is_active(s.cast()) != 0 } && !is_closing(s) {
-        shared.guard(|| slots.fetch_next(READ_BUFFER_SIZE));
+    // SAFETY: per the contract; the flags are read, not changed.
+    if c.allocator.is_set() && unsafe { sys::uv_is_active(s.cast()) != 0 } && !is_closing(s) {
+        shared.guard(|| c.fetch_next(READ_BUFFER_SIZE));
     }
+}
+
+/// The error of a read at the end of a stream, made once per process.
+#[inline]
+fn eof_error() -> Error {
+    static EOF: std::sync::LazyLock<Error> =
+        std::sync::LazyLock::new(|| Error::new(StatusCode::EOF, "uv_read"));
+    EOF.clone()
 }
 
 fn is_closing(s: *mut sys::uv_stream_t) -> bool {
@@ -739,7 +814,14 @@ unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, stat
         dispatch::<K, _>(
             s.cast(),
             |sl| &K::stream_slots(sl).connection,
-            |cb, h| cb(h, check(status, "uv_connection_cb")),
+            // One call per kind of result (an `Ok` passes no error's room).
+            |cb, h| {
+                if status >= 0 {
+                    cb(h, Ok(()))
+                } else {
+                    cb(h, Err(Error::from_raw(status, "uv_connection_cb")))
+                }
+            },
         )
     };
 }
@@ -768,9 +850,11 @@ pub fn read_start<K: StreamKind>(
                 // Back to the loop's buffer: the allocator leaves its slot first (what
                 // its `release` does to the stream then sees the new state), and gets
                 // back the buffer it gave ahead.
-                let old = slots.allocator.take();
-                if let (Some(mut a), Some(b)) = (old, slots.next.take()) {
-                    a.release(b);
+                if let Some(c) = slots.custom.get() {
+                    let old = c.allocator.take();
+                    if let (Some(mut a), Some(b)) = (old, c.next.take()) {
+                        a.release(b);
+                    }
                 }
             })
         })
@@ -806,15 +890,16 @@ pub fn read_start_with<K: StreamKind>(
     // The allocator may have closed the stream or started reading it.
     let r = raw(s, "uv_read_start")?;
     let slots = K::stream_slots(s.typed().slots());
+    let c = slots.custom();
     // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
-    let allocator = unsafe { slots.allocator.callback(allocator, |p| p) };
+    let allocator = unsafe { c.allocator.callback(allocator, |p| p) };
     // SAFETY: as above.
     let callback = unsafe { slots.read.callback(callback, |p| p) };
-    slots.allocator.set_then(allocator, || {
+    c.allocator.set_then(allocator, || {
         slots.read.set_then(callback, || {
             // SAFETY: the stream is open.
             let rc = unsafe { sys::uv_read_start(r, Some(alloc_with::<K>), Some(read_cb::<K>)) };
-            check(rc, "uv_read_start").map(|()| drop(slots.next.replace(first)))
+            check(rc, "uv_read_start").map(|()| drop(c.next.replace(first)))
         })
     })
 }

@@ -209,6 +209,13 @@ fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     }
 }
 
+/// `send` on a closed handle (out of its way).
+#[cold]
+#[inline(never)]
+fn send_closed() -> Error {
+    Error::closed_handle("uv_udp_send")
+}
+
 /// libuv's view of bytes that do not live inside the value itself (all but
 /// `Inline` and the several buffers of `Many`), so that it stays valid when the
 /// value moves into the request.
@@ -304,37 +311,53 @@ impl Udp {
         addr: Option<SocketAddr>,
         callback: impl FnOnce(&Udp, Result<()>) + 'static,
     ) -> Result<()> {
-        let raw = self.inner.raw("uv_udp_send")?;
-        keep_error_reader(raw);
+        let Some(raw) = self.inner.raw_open() else {
+            return Err(send_closed());
+        };
         let data = data.into();
         // Taken here, where the compiler still knows the variant (the caller's
         // value, inlined), not from the request after the move into it.
         let outside = outside_bytes(&data);
-        crate::request::submit::<sys::uv_udp_send_t, Udp, _, KeptData>(
-            self,
-            &"uv_udp_send",
-            KeptData(ManuallyDrop::new(data)),
-            callback,
-            #[inline(always)]
-            |req, data, done| {
-                crate::addr::with_inet(
-                    addr.as_ref(),
-                    #[inline(always)]
-                    |to| {
-                        // SAFETY: the handle is open; libuv copies the address and the
-                        // buffer array; the bytes (inline ones included: the request's
-                        // data does not move) and the request stay put until `done`.
-                        let start = |bufs, n| unsafe {
-                            sys::uv_udp_send(req, raw, bufs, n, to, Some(done))
-                        };
-                        match outside {
-                            Some(buf) => start(&buf, 1),
-                            None => crate::stream::with_bufs(&data.0, start),
-                        }
-                    },
-                )
-            },
-        )
+        let start = |req, data: &mut KeptData, done| {
+            let rc = crate::addr::with_inet(
+                addr.as_ref(),
+                #[inline(always)]
+                |to| {
+                    // SAFETY: the handle is open; libuv copies the address and the
+                    // buffer array; the bytes (inline ones included: the request's
+                    // data does not move) and the request stay put until `done`.
+                    let start =
+                        |bufs, n| unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
+                    match outside {
+                        Some(buf) => start(&buf, 1),
+                        None => crate::stream::with_bufs(&data.0, start),
+                    }
+                },
+            );
+            // A queued send may bring an error event: keep a reader for it (before
+            // the loop next polls, which is when libuv reads it).
+            if rc >= 0 {
+                keep_error_reader(raw);
+            }
+            rc
+        };
+        // SAFETY: `raw` is this open handle's struct.
+        unsafe {
+            crate::request::submit_open::<
+                sys::uv_udp_send_t,
+                Udp,
+                _,
+                KeptData,
+                crate::request::NoRead,
+            >(
+                self,
+                raw.cast(),
+                &"uv_udp_send",
+                KeptData(ManuallyDrop::new(data)),
+                callback,
+                start,
+            )
+        }
     }
 
     /// Sends at once if possible (`uv_udp_try_send`): the number of bytes sent, or
