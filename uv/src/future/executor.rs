@@ -7,10 +7,12 @@
 //!
 //! - a **check** handle, started and unreferenced, that polls the tasks woken during
 //!   the iteration's I/O phase right after it (a read callback wakes a task; the task
-//!   runs in the same iteration);
+//!   runs in the same iteration); with no task ready it returns at once;
 //! - an **idle** handle, started only while a task is ready (and then keeping the
 //!   loop from blocking in its poll), that polls tasks woken anywhere else (timers,
-//!   close callbacks, other tasks);
+//!   close callbacks, other tasks). A wake that this module's read callbacks make
+//!   in the loop's I/O phase does not start it (the check phase comes first: see
+//!   `future::wake_in_io`); tasks left ready after a check phase do;
 //! - an **async** handle, unreferenced (referenced while `block_on` runs), through
 //!   which wakers used on other threads reach the loop.
 //!
