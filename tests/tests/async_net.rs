@@ -390,3 +390,68 @@ fn write_futures_on_two_streams_each_get_their_own_result() {
     let want: Vec<u8> = (0..20u8).flat_map(|i| vec![i; 1000]).collect();
     assert_eq!(got, want);
 }
+
+/// A task woken by a read is polled in that iteration's check phase (no idle
+/// handle needed for that wake), and a task it wakes then (here itself, through
+/// `yield_now`) is polled in the next iteration's idle phase, before its prepare
+/// phase (which counts iterations) and its poll, so without the loop waiting:
+/// the loop has nothing else to do, so a missed wake-up would block it until the
+/// watchdog timer, 5 s later. Then a task spawned between two runs is polled at
+/// once as well.
+#[test]
+fn a_task_woken_by_a_read_runs_at_once_and_what_it_wakes_next_iteration() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let (prep, iters) = uv_tests::net::count_iterations(&lp);
+    // (iteration of the read's end, iteration after the yield, bytes)
+    let seen = Rc::new(Cell::new((0u64, 0u64, 0usize)));
+    let (s, it) = (seen.clone(), iters.clone());
+    let task = lp
+        .spawn_local(async move {
+            let mut r = AsyncStream::new(b);
+            let mut buf = [0u8; 16];
+            let n = r.read(&mut buf).await.unwrap();
+            let read_at = it.get();
+            uvf::yield_now().await;
+            s.set((read_at, it.get(), n));
+            r.into_inner().close();
+        })
+        .unwrap();
+    // The task waits for the read first.
+    lp.run(uv::RunMode::NoWait).unwrap();
+    assert_eq!(seen.get().2, 0);
+    let timed_out = Rc::new(Cell::new(false));
+    let t = timed_out.clone();
+    let watchdog =
+        uv::Timer::once(&lp, std::time::Duration::from_secs(5), move |_| t.set(true)).unwrap();
+    lp.block_on(uvf::write(&a, "ping")).unwrap().unwrap();
+    // One iteration at a time: the read lands and the task runs in one, its
+    // yield is polled at the start of the next.
+    let start = iters.get();
+    while seen.get().2 == 0 && !timed_out.get() {
+        lp.run(uv::RunMode::Once).unwrap();
+        assert!(iters.get() - start < 1000, "the loop spins");
+    }
+    assert!(!timed_out.get(), "the woken task waited for the watchdog");
+    let (read_at, after_yield, n) = seen.get();
+    assert_eq!(n, 4);
+    assert_eq!(
+        after_yield, read_at,
+        "the yield is polled before the next poll phase"
+    );
+    // A task spawned outside the loop's I/O phase (here, between two runs) is
+    // polled at once too: the I/O phase's wake left no trace.
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let other = lp.spawn_local(async move { r.set(true) }).unwrap();
+    lp.run(uv::RunMode::Once).unwrap();
+    assert!(ran.get(), "a spawned task runs in the next iteration");
+    assert!(!timed_out.get(), "the spawned task waited for the watchdog");
+    lp.block_on(other).unwrap().unwrap();
+    watchdog.close();
+    prep.close();
+    a.close();
+    lp.block_on(task).unwrap().unwrap();
+}

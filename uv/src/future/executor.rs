@@ -7,10 +7,12 @@
 //!
 //! - a **check** handle, started and unreferenced, that polls the tasks woken during
 //!   the iteration's I/O phase right after it (a read callback wakes a task; the task
-//!   runs in the same iteration);
+//!   runs in the same iteration); with no task ready it returns at once;
 //! - an **idle** handle, started only while a task is ready (and then keeping the
 //!   loop from blocking in its poll), that polls tasks woken anywhere else (timers,
-//!   close callbacks, other tasks);
+//!   close callbacks, other tasks). A wake that this module's read callbacks make
+//!   in the loop's I/O phase does not start it (the check phase comes first: see
+//!   `future::wake_in_io`); tasks left ready after a check phase do;
 //! - an **async** handle, unreferenced (referenced while `block_on` runs), through
 //!   which wakers used on other threads reach the loop.
 //!
@@ -83,6 +85,9 @@ pub(crate) struct Local {
     raw_loop: Cell<*mut sys::uv_loop_t>,
     /// Set when the loop's teardown started: no more tasks.
     shut: Cell<bool>,
+    /// The loop's shared state, as an identity (never dereferenced): see
+    /// [`super::in_io_phase`].
+    shared_id: *const LoopShared,
     remote: Arc<Remote>,
 }
 
@@ -250,7 +255,16 @@ impl Local {
     }
 
     /// Starts the idle handle: the loop does not block while a task is ready.
+    /// Not for a wake in the loop's I/O phase: the check phase that follows it
+    /// polls the task (and starts the idle handle if tasks are left ready).
+    #[inline]
     fn keep_polling(&self) {
+        if !self.idle_on.get() && !super::in_io_phase(self.shared_id) {
+            self.start_idle();
+        }
+    }
+
+    fn start_idle(&self) {
         if !self.idle_on.get() && self.idle.resume().is_ok() {
             self.idle_on.set(true);
         }
@@ -267,9 +281,15 @@ impl Local {
             task.scheduled.set(false);
             self.poll_task(&task, shared);
         }
-        if self.idle_on.get() && self.ready.borrow().is_empty() {
-            self.idle_on.set(false);
-            let _ = self.idle.stop();
+        if self.ready.borrow().is_empty() {
+            if self.idle_on.get() {
+                self.idle_on.set(false);
+                let _ = self.idle.stop();
+            }
+        } else {
+            // Tasks woken during this round (or before it, in the I/O phase, and
+            // left by an earlier stop) are polled in the next one.
+            self.start_idle();
         }
     }
 
@@ -419,6 +439,7 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
         checks: Cell::new(0),
         raw_loop: Cell::new(raw_loop),
         shut: Cell::new(false),
+        shared_id: Rc::as_ptr(shared),
         remote: remote.clone(),
     });
     let w = Rc::downgrade(&local);
@@ -437,7 +458,10 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
     check.start(move |c| {
         let l = &check_local;
         l.checks.set(l.checks.get().wrapping_add(1));
-        l.run_ready(c.loop_().shared());
+        // Most iterations find nothing to do: no loop reference is made for them.
+        if l.idle_on.get() || !l.ready.borrow().is_empty() {
+            l.run_ready(c.loop_().shared());
+        }
     })?;
     check.unref()?;
     let async_weak = w.clone();

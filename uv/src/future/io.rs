@@ -26,7 +26,10 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 struct ReadState {
     incoming: RefCell<Vec<u8>>,
     eof: Cell<bool>,
+    /// Set through `set_error`, taken through `take_error`.
     error: Cell<Option<Error>>,
+    /// `error` holds one (a flag test instead of a move of the error).
+    has_error: Cell<bool>,
     reading: Cell<bool>,
     waker: WakerSlot,
 }
@@ -46,6 +49,20 @@ impl Drop for ReadGuard {
 }
 
 impl ReadState {
+    fn set_error(&self, e: Error) {
+        self.error.set(Some(e));
+        self.has_error.set(true);
+    }
+
+    #[inline]
+    fn take_error(&self) -> Option<Error> {
+        if self.has_error.replace(false) {
+            self.error.take()
+        } else {
+            None
+        }
+    }
+
     /// Starts reading, unless it is on or the stream ended.
     fn start<S: Stream>(self: &Rc<Self>, s: &S) -> Result<()> {
         if self.reading.get() || self.eof.get() {
@@ -69,11 +86,12 @@ impl ReadState {
                     if e.code() == StatusCode::EOF {
                         st.eof.set(true);
                     } else {
-                        st.error.set(Some(e));
+                        st.set_error(e);
                     }
                 }
             }
-            st.waker.wake();
+            // Read callbacks run only in the loop's I/O phase.
+            super::wake_in_io(s.typed().shared_raw(), &st.waker);
         })?;
         self.reading.set(true);
         Ok(())
@@ -137,11 +155,11 @@ impl<S: Stream> FuturesStream for ReadChunks<S> {
         let chunk = std::mem::take(&mut *this.st.incoming.borrow_mut());
         if !chunk.is_empty() {
             if let Err(e) = this.st.start(&this.stream) {
-                this.st.error.set(Some(e));
+                this.st.set_error(e);
             }
             return Poll::Ready(Some(Ok(chunk)));
         }
-        if let Some(e) = this.st.error.take() {
+        if let Some(e) = this.st.take_error() {
             this.done = true;
             return Poll::Ready(Some(Err(e)));
         }
@@ -168,6 +186,8 @@ impl<S: Stream> Drop for ReadChunks<S> {
 struct WriteState {
     inflight: Cell<usize>,
     error: Cell<Option<Error>>,
+    /// `error` holds one (a flag test instead of a move of the error).
+    has_error: Cell<bool>,
     waker: WakerSlot,
 }
 
@@ -254,11 +274,11 @@ impl<S: Stream> AsyncStream<S> {
         if !self.rbuf.is_empty() {
             // Reading may have stopped for backpressure: the bytes are taken now.
             if let Err(e) = self.rd.start(&self.stream) {
-                self.rd.error.set(Some(e));
+                self.rd.set_error(e);
             }
             return Poll::Ready(Ok(()));
         }
-        if let Some(e) = self.rd.error.take() {
+        if let Some(e) = self.rd.take_error() {
             self.rd.eof.set(true);
             return Poll::Ready(Err(e.into()));
         }
@@ -272,7 +292,12 @@ impl<S: Stream> AsyncStream<S> {
         Poll::Pending
     }
 
+    #[inline]
     fn take_write_error(&self) -> io::Result<()> {
+        if !self.wr.has_error.get() {
+            return Ok(());
+        }
+        self.wr.has_error.set(false);
         match self.wr.error.take() {
             Some(e) => Err(e.into()),
             None => Ok(()),
@@ -295,17 +320,21 @@ impl<S: Stream> AsyncRead for AsyncStream<S> {
             let n = {
                 let mut inc = this.rd.incoming.borrow_mut();
                 let n = inc.len();
-                if n == 0 || n > buf.len() {
-                    0
-                } else {
+                if n != 0 && n <= buf.len() {
                     buf[..n].copy_from_slice(&inc);
                     inc.clear();
-                    n
                 }
+                n
             };
-            if n > 0 {
+            if n != 0 && n <= buf.len() {
                 this.resume_reading();
                 return Poll::Ready(Ok(n));
+            }
+            // Nothing read yet, reading on, no error or end to report: wait.
+            let rd = &this.rd;
+            if n == 0 && rd.reading.get() && !rd.has_error.get() && !rd.eof.get() {
+                rd.waker.register(cx);
+                return Poll::Pending;
             }
         }
         this.poll_read_buffered(cx, buf)
@@ -324,7 +353,7 @@ impl<S: Stream> AsyncStream<S> {
     #[inline(never)]
     fn restart_reading(&self) {
         if let Err(e) = self.rd.start(&self.stream) {
-            self.rd.error.set(Some(e));
+            self.rd.set_error(e);
         }
     }
 
@@ -399,6 +428,7 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
                 // The first error is the one reported.
                 let first = wr.error.take().unwrap_or(e);
                 wr.error.set(Some(first));
+                wr.has_error.set(true);
             }
             wr.waker.wake();
         })?;

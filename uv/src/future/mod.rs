@@ -75,6 +75,7 @@ pub fn random(lp: &crate::LoopHandle, buf: Vec<u8>, flags: u32) -> RequestFuture
 
 /// Stores the task's waker in `slot` (keeping the stored one when it wakes the same
 /// task).
+#[inline]
 pub(crate) fn register(slot: &Cell<Option<Waker>>, cx: &Context<'_>) {
     let w = match slot.take() {
         Some(w) if w.will_wake(cx.waker()) => w,
@@ -126,6 +127,46 @@ impl WakerSlot {
             }
         }
     }
+}
+
+thread_local! {
+    /// The loop (its shared state's address, an identity never dereferenced)
+    /// whose I/O phase is running a callback of this module that wakes a task, or
+    /// null. A task of that loop woken then needs no idle handle to keep the loop
+    /// from blocking: the loop's check phase, which polls the woken tasks, comes
+    /// right after the I/O phase, before the loop can block again. (Plain data: a
+    /// thread-local that needs dropping would register a destructor.)
+    static IO_PHASE: Cell<*const crate::loop_::LoopShared> =
+        const { Cell::new(std::ptr::null()) };
+}
+
+/// Whether `shared`'s loop is in its I/O phase, in a callback that [`wake_in_io`]
+/// runs.
+#[inline]
+pub(crate) fn in_io_phase(shared: *const crate::loop_::LoopShared) -> bool {
+    IO_PHASE.try_with(|c| c.get() == shared).unwrap_or(false)
+}
+
+/// Wakes `slot`'s task from a callback that libuv runs only in the I/O phase of
+/// `shared`'s loop (uv__io_poll: a read, a new connection, a datagram), telling
+/// the executor so (see `IO_PHASE`).
+#[inline]
+pub(crate) fn wake_in_io(shared: *const crate::loop_::LoopShared, slot: &WakerSlot) {
+    /// Puts the previous value back, also when the wake unwinds (a waker of
+    /// another executor runs its code).
+    struct Restore(*const crate::loop_::LoopShared);
+    impl Drop for Restore {
+        #[inline]
+        fn drop(&mut self) {
+            let _ = IO_PHASE.try_with(|c| c.set(self.0));
+        }
+    }
+    let Ok(prev) = IO_PHASE.try_with(|c| c.replace(shared)) else {
+        slot.wake();
+        return;
+    };
+    let _restore = Restore(prev);
+    slot.wake();
 }
 
 /// A value that one callback delivers and one future takes.

@@ -225,6 +225,9 @@ pub fn connect_pipe(pipe: &Pipe, path: impl AsRef<Path>) -> HandleRequest {
 /// as done.
 #[inline]
 pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
+    // Converted before the tracker is looked up: the compiler then keeps the
+    // data's kind known down to the buffers (no dispatch on it per write).
+    let data: WriteData = data.into();
     let handle: &crate::Handle = stream;
     let writes = StreamWrites::for_handle(handle);
     let w = Rc::as_ptr(&writes);
