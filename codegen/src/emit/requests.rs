@@ -74,8 +74,8 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
             // Built where it stays for the call, and borrowed.
             let buf = quote::format_ident!("{}_buf", name);
             quote! {
-                let mut #buf = #rt::runtime::loop_request::ReqPath::empty();
-                let #name = #buf.set(#name.as_ref(), #op)?;
+                let mut #buf = ::core::mem::MaybeUninit::uninit();
+                let #name = #rt::runtime::loop_request::ReqPath::init(&mut #buf, #name.as_ref(), #op)?;
             }
         } else if name != conv.to_string() {
             quote!(let #name = #conv;)
@@ -216,6 +216,9 @@ fn function(
         }
 
         #sdoc
+        // Inlined into the caller: the result (a whole `Stat`) is then built where
+        // the caller keeps it, not copied out of this function's frame.
+        #[inline]
         pub fn #fsync(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#ty> {
             #( #sync_prep )*
             #rt::runtime::loop_request::run_sync::<#this, #ty, _, _>(
