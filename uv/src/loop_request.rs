@@ -562,9 +562,7 @@ pub mod fs_results {
     ///
     /// # Safety
     /// `req` is a completed stat-like `uv_fs_t`.
-    // Not inlined: the call then builds the `Stat` right where its caller returns
-    // it, instead of in a temporary that is copied out (about 12 instructions).
-    #[inline(never)]
+    #[inline(always)]
     pub unsafe fn stat(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::Stat> {
         // SAFETY: the caller's contract.
         unsafe { status(req, op) }?;
