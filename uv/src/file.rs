@@ -135,7 +135,7 @@ impl File {
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
         let fd = CloseFd(Some(self.take_for_close(loop_)?));
-        submit::<Fs, (), _, _, _>(
+        submit::<Fs, (), CloseFd, _, _>(
             loop_,
             "uv_fs_close",
             |req, fd, op| {
@@ -152,7 +152,7 @@ impl File {
                 }
             },
             no_context,
-            fd,
+            |slot| Ok(slot.write(fd)),
             callback,
             |l, req, fd, done| {
                 // SAFETY: the loop is open; the request stays put until `done`; libuv
@@ -442,19 +442,19 @@ impl ReqPath {
         path: &std::path::Path,
         op: &'static str,
     ) -> Result<ReqPathRef<'a>> {
-        ReqPath::write(slot, path, op)?;
-        // SAFETY: `write` succeeded, so every field is written; the `ReqPathRef`
-        // drops the value once (the `MaybeUninit` never does).
-        Ok(ReqPathRef(unsafe { slot.assume_init_mut() }))
+        // The `ReqPathRef` drops the value once (the `MaybeUninit` never does).
+        Ok(ReqPathRef(ReqPath::write(slot, path, op)?))
     }
 
-    /// Writes every field of `slot` for `path`, or nothing (on error).
+    /// Builds the C string for `path` in `slot` (a request's data builds it where it
+    /// stays), or writes nothing and gives the error (`EINVAL` for a NUL byte,
+    /// naming `op` and the path). The slot is then the caller's to drop.
     #[inline(always)]
-    fn write(
-        slot: &mut std::mem::MaybeUninit<ReqPath>,
+    pub fn write<'a>(
+        slot: &'a mut std::mem::MaybeUninit<ReqPath>,
         path: &std::path::Path,
         op: &'static str,
-    ) -> Result<()> {
+    ) -> Result<&'a mut ReqPath> {
         #[cfg(unix)]
         let b = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
         #[cfg(not(unix))]
@@ -475,12 +475,12 @@ impl ReqPath {
             None
         };
         // SAFETY: as above; the buffer is written (for an inline path) or not read
-        // (a heap one), `MaybeUninit` either way.
+        // (a heap one), `MaybeUninit` either way; every other field is written here.
         unsafe {
             std::ptr::addr_of_mut!((*p).heap).write(heap);
             std::ptr::addr_of_mut!((*p).len).write(b.len());
+            Ok(slot.assume_init_mut())
         }
-        Ok(())
     }
 
     /// A path too long to keep inline, or one with a NUL byte.
@@ -766,7 +766,7 @@ impl Dir {
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
         let raw = CloseDir(Some(self.take_for_close(loop_)?));
-        submit::<Fs, (), _, _, _>(
+        submit::<Fs, (), CloseDir, _, _>(
             loop_,
             "uv_fs_closedir",
             |req, raw, op| {
@@ -791,7 +791,7 @@ impl Dir {
                 }
             },
             no_context,
-            raw,
+            |slot| Ok(slot.write(raw)),
             callback,
             |l, req, raw, done| {
                 // SAFETY: the loop is open; libuv owns the stream from here and frees
