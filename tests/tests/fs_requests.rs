@@ -365,3 +365,40 @@ fn paths_around_the_inline_limit() {
     }
     lp.run(RunMode::Default).unwrap();
 }
+
+/// A request with two paths builds both in its data; a NUL byte in either (after a
+/// first path that went inline or to the heap) is EINVAL naming the function, no
+/// callback runs, nothing is left in flight, and the loop can still start the
+/// same request with good paths.
+#[test]
+fn a_bad_second_path_refuses_the_request_whole() {
+    let dir = TempDir::new("fs-twopaths");
+    let lp = Loop::new().unwrap();
+    let short = dir.join("a");
+    let long = dir.join(&"l".repeat(150));
+    std::fs::write(&short, b"x").unwrap();
+    std::fs::write(&long, b"y").unwrap();
+    for first in [&short, &long] {
+        for (from, to) in [
+            (first.clone(), PathBuf::from("b\0c")),
+            (PathBuf::from("b\0c"), first.clone()),
+        ] {
+            let e = Fs::rename(&lp, &from, &to, |_| panic!("not started")).unwrap_err();
+            assert_eq!(e.code(), StatusCode::EINVAL, "{from:?} -> {to:?}");
+            let e = Fs::copyfile(&lp, &from, &to, uv::CopyFileFlags::empty(), |_| {
+                panic!("not started")
+            })
+            .unwrap_err();
+            assert_eq!(e.code(), StatusCode::EINVAL, "{from:?} -> {to:?}");
+            let e = Fs::rename_sync(&lp, &from, &to).unwrap_err();
+            assert_eq!(e.code(), StatusCode::EINVAL, "{from:?} -> {to:?}");
+        }
+    }
+    // Nothing was started: the loop has no work.
+    assert!(!lp.run(RunMode::NoWait).unwrap());
+    let got = slot();
+    let moved = dir.join(&"m".repeat(140));
+    Fs::rename(&lp, &long, &moved, put(&got)).unwrap();
+    wait(&lp, &got).unwrap();
+    assert_eq!(std::fs::read(&moved).unwrap(), b"y");
+}

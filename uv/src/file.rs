@@ -135,7 +135,7 @@ impl File {
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
         let fd = CloseFd(Some(self.take_for_close(loop_)?));
-        submit::<Fs, (), _, _, _>(
+        submit::<Fs, (), CloseFd, _, _>(
             loop_,
             "uv_fs_close",
             |req, fd, op| {
@@ -152,7 +152,7 @@ impl File {
                 }
             },
             no_context,
-            fd,
+            |slot| Ok(slot.write(fd)),
             callback,
             |l, req, fd, done| {
                 // SAFETY: the loop is open; the request stays put until `done`; libuv
@@ -422,55 +422,65 @@ impl ReqPath {
     /// The longest path kept inline.
     pub const INLINE: usize = 119;
 
-    /// A value to [`set`](ReqPath::set): the empty path (its buffer holds only the
-    /// NUL, so that it is a valid C string too).
-    #[inline(always)]
-    pub fn empty() -> ReqPath {
-        let mut p = ReqPath {
-            len: 0,
-            buf: std::mem::MaybeUninit::uninit(),
-            heap: None,
-        };
-        // SAFETY: the buffer has room for at least the NUL.
-        unsafe { p.buf.as_mut_ptr().cast::<u8>().write(0) };
-        p
-    }
-
     /// The C string for `path`: `EINVAL` (naming `op` and the path) if it holds a
     /// NUL byte.
     #[inline(always)]
     pub fn new(path: &std::path::Path, op: &'static str) -> Result<ReqPath> {
-        let mut p = ReqPath::empty();
-        p.set(path, op)?;
-        Ok(p)
+        let mut slot = std::mem::MaybeUninit::uninit();
+        ReqPath::write(&mut slot, path, op)?;
+        // SAFETY: `write` succeeded, so every field is written.
+        Ok(unsafe { slot.assume_init() })
     }
 
-    /// Makes this value the C string for `path`, in place (a synchronous call
-    /// builds it where it stays, without moving it): `EINVAL` (naming `op` and the
-    /// path) if it holds a NUL byte.
+    /// Builds the C string for `path` in `slot`, where it stays (a synchronous call
+    /// builds it on its stack, without moving it or writing more than the path):
+    /// `EINVAL` (naming `op` and the path) if it holds a NUL byte. The value
+    /// returned borrows it and drops it when it goes.
     #[inline(always)]
-    pub fn set(&mut self, path: &std::path::Path, op: &'static str) -> Result<&ReqPath> {
+    pub fn init<'a>(
+        slot: &'a mut std::mem::MaybeUninit<ReqPath>,
+        path: &std::path::Path,
+        op: &'static str,
+    ) -> Result<ReqPathRef<'a>> {
+        // The `ReqPathRef` drops the value once (the `MaybeUninit` never does).
+        Ok(ReqPathRef(ReqPath::write(slot, path, op)?))
+    }
+
+    /// Builds the C string for `path` in `slot` (a request's data builds it where it
+    /// stays), or writes nothing and gives the error (`EINVAL` for a NUL byte,
+    /// naming `op` and the path). The slot is then the caller's to drop.
+    #[inline(always)]
+    pub fn write<'a>(
+        slot: &'a mut std::mem::MaybeUninit<ReqPath>,
+        path: &std::path::Path,
+        op: &'static str,
+    ) -> Result<&'a mut ReqPath> {
         #[cfg(unix)]
         let b = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
         #[cfg(not(unix))]
         let lossy = path.to_string_lossy();
         #[cfg(not(unix))]
         let b = lossy.as_bytes();
-        if b.len() > ReqPath::INLINE || b.contains(&0) {
-            self.heap = Some(ReqPath::long(b, path, op)?);
-            self.len = b.len();
-            return Ok(self);
-        }
-        let dst = self.buf.as_mut_ptr().cast::<u8>();
-        // SAFETY: `b.len() <= INLINE`, so the bytes and the NUL after them fit the
-        // buffer, which does not overlap `b`.
+        let p = slot.as_mut_ptr();
+        // Copied and checked for a NUL in one pass (a NUL found after the copy sends
+        // the path to `long`, which reports it).
+        // SAFETY: `p` is valid for writes of a ReqPath; `b.len() <= INLINE` is
+        // checked first, so the bytes and the NUL after them fit the buffer, which
+        // does not overlap `b`.
+        let heap = if b.len() > ReqPath::INLINE
+            || unsafe { copy_no_nul(b, std::ptr::addr_of_mut!((*p).buf).cast::<u8>()) }
+        {
+            Some(ReqPath::long(b, path, op)?)
+        } else {
+            None
+        };
+        // SAFETY: as above; the buffer is written (for an inline path) or not read
+        // (a heap one), `MaybeUninit` either way; every other field is written here.
         unsafe {
-            std::ptr::copy_nonoverlapping(b.as_ptr(), dst, b.len());
-            dst.add(b.len()).write(0);
+            std::ptr::addr_of_mut!((*p).heap).write(heap);
+            std::ptr::addr_of_mut!((*p).len).write(b.len());
+            Ok(slot.assume_init_mut())
         }
-        self.heap = None;
-        self.len = b.len();
-        Ok(self)
     }
 
     /// A path too long to keep inline, or one with a NUL byte.
@@ -506,6 +516,34 @@ impl ReqPath {
     }
 }
 
+/// A [`ReqPath`] built in place by [`ReqPath::init`]: borrows its slot, reads as
+/// the `ReqPath`, and drops it when it goes.
+#[doc(hidden)]
+pub struct ReqPathRef<'a>(&'a mut ReqPath);
+
+impl std::ops::Deref for ReqPathRef<'_> {
+    type Target = ReqPath;
+    #[inline(always)]
+    fn deref(&self) -> &ReqPath {
+        self.0
+    }
+}
+
+impl Drop for ReqPathRef<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: `init` wrote the value and gave it only to this borrow, which drops
+        // it once; its slot (a `MaybeUninit`) does not.
+        unsafe { std::ptr::drop_in_place(&mut *self.0) }
+    }
+}
+
+impl std::fmt::Debug for ReqPathRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl std::ops::Deref for ReqPath {
     type Target = CStr;
     fn deref(&self) -> &CStr {
@@ -516,6 +554,58 @@ impl std::ops::Deref for ReqPath {
 impl std::fmt::Debug for ReqPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.as_c_str().fmt(f)
+    }
+}
+
+/// Copies `b` to `dst` with a NUL after it; true if `b` holds a NUL byte. Short
+/// paths (the usual case) take a few word-sized moves, with the NUL check done on
+/// the words as they go (no call to `memchr` or `memcpy`): 8-byte words, the last
+/// one overlapping the one before; under 8 bytes, two overlapping 4-byte words; under
+/// 4, the first, middle and last bytes.
+///
+/// # Safety
+/// `dst` is valid for `b.len() + 1` bytes and does not overlap `b`.
+#[inline(always)]
+unsafe fn copy_no_nul(b: &[u8], dst: *mut u8) -> bool {
+    // A word has a zero byte iff `(w - 0x01..01) & !w & 0x80..80` is not zero.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let n = b.len();
+    let s = b.as_ptr();
+    // SAFETY: every read is inside `b` (offsets below `n`, words ending at or
+    // before `n`) and every write inside `dst[..=n]`: the caller's contract.
+    unsafe {
+        let zero = if n >= 8 {
+            let mut acc = 0u64;
+            let mut i = 0;
+            while i + 8 < n {
+                let w = s.add(i).cast::<u64>().read_unaligned();
+                dst.add(i).cast::<u64>().write_unaligned(w);
+                acc |= w.wrapping_sub(LO) & !w;
+                i += 8;
+            }
+            let w = s.add(n - 8).cast::<u64>().read_unaligned();
+            dst.add(n - 8).cast::<u64>().write_unaligned(w);
+            acc |= w.wrapping_sub(LO) & !w;
+            acc & HI != 0
+        } else if n >= 4 {
+            let a = s.cast::<u32>().read_unaligned();
+            let z = s.add(n - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(z);
+            let (lo, hi) = (LO as u32, HI as u32);
+            ((a.wrapping_sub(lo) & !a) | (z.wrapping_sub(lo) & !z)) & hi != 0
+        } else if n > 0 {
+            let (a, m, z) = (*s, *s.add(n / 2), *s.add(n - 1));
+            *dst = a;
+            *dst.add(n / 2) = m;
+            *dst.add(n - 1) = z;
+            a == 0 || m == 0 || z == 0
+        } else {
+            false
+        };
+        dst.add(n).write(0);
+        zero
     }
 }
 
@@ -676,7 +766,7 @@ impl Dir {
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
         let raw = CloseDir(Some(self.take_for_close(loop_)?));
-        submit::<Fs, (), _, _, _>(
+        submit::<Fs, (), CloseDir, _, _>(
             loop_,
             "uv_fs_closedir",
             |req, raw, op| {
@@ -701,7 +791,7 @@ impl Dir {
                 }
             },
             no_context,
-            raw,
+            |slot| Ok(slot.write(raw)),
             callback,
             |l, req, raw, done| {
                 // SAFETY: the loop is open; libuv owns the stream from here and frees
@@ -807,5 +897,39 @@ impl Drop for DirUse {
             (*self.inner.raw).nentries = 0;
         }
         self.inner.busy.set(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every short length, clean and with a NUL at each position: the copy is exact,
+    /// NUL-terminated, and a NUL anywhere is found.
+    #[test]
+    fn short_paths_are_copied_and_checked() {
+        for n in 0..=ReqPath::INLINE {
+            let clean: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut dst = [0xffu8; ReqPath::INLINE + 1];
+            // SAFETY: `dst` has room for `n + 1` bytes and is its own array.
+            assert!(!unsafe { copy_no_nul(&clean, dst.as_mut_ptr()) }, "len {n}");
+            assert_eq!(&dst[..n], &clean[..], "len {n}");
+            assert_eq!(dst[n], 0, "len {n}");
+            for at in 0..n {
+                let mut bad = clean.clone();
+                bad[at] = 0;
+                // SAFETY: as above.
+                let found = unsafe { copy_no_nul(&bad, dst.as_mut_ptr()) };
+                assert!(found, "len {n}, NUL at {at}");
+            }
+            // Bytes with the high bit set are not mistaken for a NUL.
+            let high = vec![0x80u8; n];
+            // SAFETY: as above.
+            assert!(!unsafe { copy_no_nul(&high, dst.as_mut_ptr()) }, "len {n}");
+        }
+        let p = ReqPath::new(std::path::Path::new("dir/file.txt"), "op").unwrap();
+        assert_eq!(p.as_c_str(), c"dir/file.txt");
+        let e = ReqPath::new(std::path::Path::new("a\0b"), "op").unwrap_err();
+        assert_eq!(e.code(), StatusCode::EINVAL);
     }
 }

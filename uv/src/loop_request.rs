@@ -217,9 +217,10 @@ struct LoopReq<R, D, F, C> {
     cb: ManuallyDrop<C>,
 }
 
-/// Starts a request on the loop: `start` gets the loop, the request struct, the
-/// data (which stays put until completion) and the completion callback to pass to
-/// C. On completion `read` gives the result from the request and the data (a read
+/// Starts a request on the loop: `data` builds the request's data in place (it
+/// writes the slot and returns it, or gives the error of a conversion, and then
+/// nothing starts), `start` gets the loop, the request struct, the data (which stays
+/// put until completion) and the completion callback to pass to C. On completion `read` gives the result from the request and the data (a read
 /// buffer moves out of it), `K::cleanup` runs, the data is dropped, then `callback`
 /// runs.
 ///
@@ -238,7 +239,7 @@ pub fn submit<K, T, D, F, C>(
     op: &'static str,
     read: F,
     context: Context<D>,
-    data: D,
+    data: impl for<'a> FnOnce(&'a mut MaybeUninit<D>) -> Result<&'a mut D>,
     callback: C,
     start: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw, &D, Done<K::Raw>) -> c_int,
 ) -> Result<Request>
@@ -262,10 +263,29 @@ where
         .alloc(layout)
         .cast::<LoopReq<K::Raw, D, F, C>>()
         .as_ptr();
+    // The data first, built where it stays (a path's C string is not moved from
+    // temporary to temporary): if that fails, the memory goes back and nothing
+    // else was written.
+    // SAFETY: `p` is fresh memory for a LoopReq, and `data` a field of it.
+    let data_slot = unsafe { &mut *std::ptr::addr_of_mut!((*p).data).cast::<MaybeUninit<D>>() };
+    let data_at: *const D = data_slot.as_ptr();
+    match data(data_slot) {
+        // The value `data` wrote in the slot (not one from elsewhere).
+        Ok(d) if std::ptr::eq(d, data_at) => {}
+        other => {
+            // SAFETY: from this slab's `alloc` of this layout; nothing refers to it.
+            unsafe { Slab::free(slab, NonNull::new_unchecked(p.cast()), layout) };
+            return Err(match other {
+                Err(e) => e,
+                Ok(_) => Error::new(StatusCode::EINVAL, op),
+            });
+        }
+    }
     // SAFETY: `p` is fresh memory for a LoopReq; every field but the request struct
-    // is written before use, the request struct is initialised by the libuv call in
-    // `start` (this function's contract) but for `data`, written here; the request
-    // and the data stay put until `done` frees them.
+    // is written before use (the data just above), the request struct is
+    // initialised by the libuv call in `start` (this function's contract) but for
+    // `data`, written here; the request and the data stay put until `done` frees
+    // them.
     let rc = unsafe {
         let raw = std::ptr::addr_of_mut!((*p).raw);
         std::ptr::addr_of_mut!((*p).shared).write(shared);
@@ -273,7 +293,6 @@ where
         std::ptr::addr_of_mut!((*p).slot).write(NO_SLOT);
         std::ptr::addr_of_mut!((*p).context).write(context);
         std::ptr::addr_of_mut!((*p).read).write(ManuallyDrop::new(read));
-        std::ptr::addr_of_mut!((*p).data).write(data);
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
         start(l, raw, &(*p).data, Some(done::<K, T, D, F, C>))
@@ -562,9 +581,7 @@ pub mod fs_results {
     ///
     /// # Safety
     /// `req` is a completed stat-like `uv_fs_t`.
-    // Not inlined: the call then builds the `Stat` right where its caller returns
-    // it, instead of in a temporary that is copied out (about 12 instructions).
-    #[inline(never)]
+    #[inline(always)]
     pub unsafe fn stat(req: *mut sys::uv_fs_t, op: &'static str) -> Result<crate::Stat> {
         // SAFETY: the caller's contract.
         unsafe { status(req, op) }?;

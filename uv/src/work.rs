@@ -258,7 +258,7 @@ impl LoopHandle {
                 unsafe { read_random(raw, op) }
             },
             no_context,
-            UnsafeCell::new(buf),
+            |slot| Ok(slot.write(UnsafeCell::new(buf))),
             callback,
             |l, raw, buf, done| {
                 // SAFETY: `raw` is the core's request (its libuv part initialised by

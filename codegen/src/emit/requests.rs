@@ -57,9 +57,10 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
         };
         let allow: Vec<String> = arg.allow.iter().map(|x| x.value.clone()).collect();
         // A path is copied into a `ReqPath` (inline for short paths, nothing else
-        // written): a synchronous call borrows it from the stack, a request keeps it.
+        // written): a synchronous call builds it on the stack and borrows it, a
+        // request builds it in its data (see `data_init`); here it is the `&Path`.
         let conv = if arg.conv.value == Conv::CStrPath {
-            quote!(#rt::runtime::loop_request::ReqPath::new(#name.as_ref(), #op)?)
+            quote!(::core::convert::AsRef::<::std::path::Path>::as_ref(&#name))
         } else {
             arg.conv.value.to_c(
                 &quote!(#name),
@@ -74,8 +75,8 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
             // Built where it stays for the call, and borrowed.
             let buf = quote::format_ident!("{}_buf", name);
             quote! {
-                let mut #buf = #rt::runtime::loop_request::ReqPath::empty();
-                let #name = #buf.set(#name.as_ref(), #op)?;
+                let mut #buf = ::core::mem::MaybeUninit::uninit();
+                let #name = #rt::runtime::loop_request::ReqPath::init(&mut #buf, #name.as_ref(), #op)?;
             }
         } else if name != conv.to_string() {
             quote!(let #name = #conv;)
@@ -97,6 +98,68 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
         a.convs.push(arg.conv.value.clone());
     }
     a
+}
+
+/// The closure that builds a request's kept values in place (`submit`'s `data`):
+/// the paths' C strings first, each written where it stays (a failure drops the
+/// ones already written and gives the error), then the other values moved in.
+/// Without paths the tuple is written whole.
+/// Also gives the data's type as far as it is named (`_` when it is inferred).
+fn data_init(a: &Args, ctx: &Ctx, op_lit: &str) -> (TokenStream, TokenStream) {
+    let rt = &ctx.rt;
+    let names = &a.names;
+    if !a.convs.contains(&Conv::CStrPath) {
+        return (
+            quote!(_),
+            quote!(move |slot| ::core::result::Result::Ok(slot.write((#(#names,)*)))),
+        );
+    }
+    let tys = a.convs.iter().map(|c| {
+        if *c == Conv::CStrPath {
+            quote!(#rt::runtime::loop_request::ReqPath)
+        } else {
+            quote!(_)
+        }
+    });
+    let data_ty = quote!((#(#tys,)*));
+    let mut paths = Vec::new();
+    let mut values = Vec::new();
+    let mut written: Vec<syn::Index> = Vec::new();
+    for (i, (name, conv)) in a.names.iter().zip(&a.convs).enumerate() {
+        let ix = syn::Index::from(i);
+        if *conv == Conv::CStrPath {
+            paths.push(quote! {
+                if let ::core::result::Result::Err(e) = #rt::runtime::loop_request::ReqPath::write(
+                    &mut *::core::ptr::addr_of_mut!((*d).#ix)
+                        .cast::<::core::mem::MaybeUninit<#rt::runtime::loop_request::ReqPath>>(),
+                    #name,
+                    #op_lit,
+                ) {
+                    #( ::core::ptr::drop_in_place(::core::ptr::addr_of_mut!((*d).#written)); )*
+                    return ::core::result::Result::Err(e);
+                }
+            });
+            written.push(ix);
+        } else {
+            values.push(quote!(::core::ptr::write(::core::ptr::addr_of_mut!((*d).#ix), #name);));
+        }
+    }
+    let sf = safety(
+        ctx,
+        "`d` is the slot's tuple: each field is written once (the paths first; on an error the ones written are dropped and the slot is left as it was), so the slot is initialised when it is returned",
+    );
+    let init = quote! {
+        move |slot: &mut ::core::mem::MaybeUninit<#data_ty>| {
+            let d = slot.as_mut_ptr();
+            #sf
+            unsafe {
+                #( #paths )*
+                #( #values )*
+                ::core::result::Result::Ok(slot.assume_init_mut())
+            }
+        }
+    };
+    (data_ty, init)
 }
 
 /// A pattern over the kept values that binds the one at `keep` (others `_`).
@@ -126,6 +189,7 @@ fn function(
     let a = args(m, &op, ctx, errs);
     let (params, prep, names) = (&a.params, &a.prep, &a.names);
     let sync_prep = &a.sync_prep;
+    let (data_ty, data_init) = data_init(&a, ctx, &op);
     let c_args_ref = &a.c_args_ref;
     let ty = result.rust_ty(rt);
     let reader = result.reader_path(rt);
@@ -192,12 +256,12 @@ fn function(
             callback: impl ::core::ops::FnOnce(#rt::Result<#ty>) + 'static,
         ) -> #rt::Result<#rt::Request> {
             #( #prep )*
-            #rt::runtime::loop_request::submit::<#this, #ty, _, _, _>(
+            #rt::runtime::loop_request::submit::<#this, #ty, #data_ty, _, _>(
                 loop_,
                 #op,
                 #read,
                 #context,
-                (#(#names,)*),
+                #data_init,
                 callback,
                 |l, req, data, done| {
                     let (#(#names,)*) = data;
@@ -216,6 +280,9 @@ fn function(
         }
 
         #sdoc
+        // Inlined into the caller: the result (a whole `Stat`) is then built where
+        // the caller keeps it, not copied out of this function's frame.
+        #[inline]
         pub fn #fsync(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#ty> {
             #( #sync_prep )*
             #rt::runtime::loop_request::run_sync::<#this, #ty, _, _>(
