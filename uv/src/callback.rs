@@ -19,6 +19,8 @@ use std::ptr::NonNull;
 
 /// What a [`Callback`] needs to know of the type of the value it holds.
 struct Erased<F: ?Sized> {
+    /// Whether the value has an allocation (a [`Thin`]; else it is zero-sized).
+    allocated: bool,
     /// The value, seen as `F`, from the callback's pointer.
     view: unsafe fn(NonNull<()>) -> *mut F,
     /// Drops the value and frees its memory.
@@ -29,8 +31,14 @@ struct Erased<F: ?Sized> {
 #[repr(C)]
 struct Thin<C, F: ?Sized + 'static> {
     erased: &'static Erased<F>,
+    /// Tells this callback from one allocated later at the same address (see
+    /// `Slot::set_then`).
+    serial: u64,
     value: C,
 }
+
+/// The next allocated callback's serial number.
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The static record of value type `C` stored as `F`, where `G` is the (zero-sized)
 /// coercion from `*mut C` to `*mut F`.
@@ -39,6 +47,7 @@ struct ErasedOf<C, G, F: ?Sized>(PhantomData<(fn() -> C, G, *const F)>);
 
 impl<C: 'static, G: Fn(*mut C) -> *mut F + Copy + 'static, F: ?Sized + 'static> ErasedOf<C, G, F> {
     const ERASED: &'static Erased<F> = &Erased {
+        allocated: std::mem::size_of::<C>() != 0,
         view: view::<C, G, F>,
         free: free::<C, F>,
     };
@@ -135,8 +144,15 @@ impl<F: ?Sized + 'static> Callback<F> {
         let Some(p) = NonNull::new(p) else {
             std::alloc::handle_alloc_error(layout)
         };
+        let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: fresh memory for a Thin<C, F>, written in place.
-        unsafe { p.as_ptr().write(Thin { erased, value }) };
+        unsafe {
+            p.as_ptr().write(Thin {
+                erased,
+                serial,
+                value,
+            })
+        };
         Callback {
             ptr: p.cast(),
             _owns: PhantomData,
@@ -147,6 +163,20 @@ impl<F: ?Sized + 'static> Callback<F> {
     fn erased(&self) -> &'static Erased<F> {
         // SAFETY: `ptr` starts with the record (allocation or static).
         unsafe { *self.ptr.as_ptr() }
+    }
+
+    /// Who this callback is: its pointer, and for an allocated one its serial number
+    /// (an allocation's address is reused once it is freed). Callbacks of one
+    /// zero-sized type share theirs.
+    fn identity(&self) -> (NonNull<&'static Erased<F>>, u64) {
+        let serial = if self.erased().allocated {
+            // SAFETY: an allocated callback is a Thin, whose first two fields do not
+            // depend on the value's type (repr(C)).
+            unsafe { (*self.ptr.cast::<Thin<(), F>>().as_ptr()).serial }
+        } else {
+            0
+        };
+        (self.ptr, serial)
     }
 
     /// The value, as `F`.
@@ -231,8 +261,10 @@ impl<F: ?Sized + 'static> Slot<F> {
         cb: Callback<F>,
         start: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        // Identity by pointer (callbacks of one capture-free closure type share one).
-        let ours = cb.ptr;
+        // Identity by pointer and serial number: user code run by `start` (the drop
+        // of a callback it replaced) may free ours and allocate another one at the
+        // same address.
+        let ours = cb.identity();
         let old = self.cb.replace(Some(cb));
         match start() {
             Ok(v) => {
@@ -241,7 +273,7 @@ impl<F: ?Sized + 'static> Slot<F> {
             }
             Err(e) => {
                 let now = self.cb.take();
-                let still_ours = now.as_ref().is_some_and(|c| c.ptr == ours);
+                let still_ours = now.as_ref().is_some_and(|c| c.identity() == ours);
                 if still_ours {
                     self.cb.set(old);
                     drop(now);
@@ -430,6 +462,28 @@ mod tests {
         assert!(!slot.is_set());
         // That its memory is freed too is checked under valgrind (tests/valgrind.sh)
         // by the attacks suite's panicking allocator and callback drops.
+    }
+
+    #[test]
+    fn a_callback_allocated_where_ours_was_is_not_taken_for_ours() {
+        // `start` replaces ours twice (freeing it), then fails: the last callback
+        // stays, even if its allocation reuses our address.
+        let slot = Rc::new(Slot::<Cb>::default());
+        slot.set(boxed(&slot, |x| x + 1));
+        let big = [7u64; 4];
+        let s2 = slot.clone();
+        let r: Result<(), ()> = slot.set_then(boxed(&slot, move |x| x + big[0] as u32), || {
+            s2.set(boxed(&s2, move |x| x + 2 * big[1] as u32));
+            s2.set(boxed(&s2, move |x| x + 3 * big[2] as u32));
+            Err(())
+        });
+        assert_eq!(r, Err(()));
+        let mut got = 0;
+        slot.call(|f| got = f(0));
+        assert_eq!(
+            got, 21,
+            "the callback the failed start's user code stored stays"
+        );
     }
 
     #[test]
