@@ -189,6 +189,8 @@ fn the_reserved_handle_space_is_checked_against_uv_h_and_the_sources() {
     let dir = tempdir("reserved");
     copy_dir(&include, &dir.join("include"));
     std::fs::create_dir_all(dir.join("src/unix")).unwrap();
+    // What tells libuv's sources apart from any `src` next to an include directory.
+    std::fs::write(dir.join("src/uv-common.c"), "/* common */\n").unwrap();
     std::fs::write(
         dir.join("src/unix/core.c"),
         "int f(uv_handle_t* h) {\n  (h)->u.fd = -1;\n  h->u.reserved[2] = 0;\n  return 0;\n}\n",

@@ -77,9 +77,10 @@ pub struct HandleUnion {
     pub declared: Option<String>,
     /// The line of uv.h the union's declaration starts on (1-based; 1 if not found).
     pub line: usize,
-    /// Lines of libuv's sources that reach the union beyond `fd` (`u.reserved`, or
-    /// the union as a whole): (file, 1-based line, the line's text). `None` when the
-    /// sources were not found next to the headers.
+    /// Lines of libuv's sources and headers that reach the union beyond `fd`
+    /// (`u.reserved`, or the union as a whole): (file, 1-based line, the line's
+    /// text). `None` when libuv's sources were not found next to the headers
+    /// (`../src/uv-common.c`): then only the declaration is checked.
     pub uses: Option<Vec<(std::path::PathBuf, usize, String)>>,
 }
 
@@ -136,9 +137,23 @@ pub fn parse_handle_union(header: &str) -> Option<(String, usize)> {
 /// Whether a line of C may reach a handle's `u` union beyond its `fd` member: its
 /// `reserved` words, or the union as a whole (`&h->u`, `h->u = ...`).
 pub fn reaches_handle_union(line: &str) -> bool {
-    ["u.reserved", "->u)", "->u,", "->u;", "->u =", "->u="]
-        .iter()
-        .any(|p| line.contains(p))
+    [
+        "u.reserved",
+        "->u)",
+        "->u,",
+        "->u;",
+        "->u =",
+        "->u=",
+        "->u +",
+        "->u[",
+        ".u)",
+        ".u,",
+        ".u;",
+        ".u =",
+        ".u=",
+    ]
+    .iter()
+    .any(|p| line.contains(p))
 }
 
 /// The entries of every `#define UV_..._MAP(XX)` list in a header's text, as the
@@ -421,5 +436,9 @@ mod tests {
             "memset(&handle->u, 0, sizeof(handle->u));"
         ));
         assert!(super::reaches_handle_union("h->u = other->u;"));
+        assert!(super::reaches_handle_union(
+            "void** w = (void**) ((char*) &h->u + 8);"
+        ));
+        assert!(super::reaches_handle_union("copy.u = h.u;"));
     }
 }

@@ -70,17 +70,20 @@ impl super::HeaderModel {
             header: include.join("uv.h"),
             declared,
             line,
-            uses: src.is_dir().then(|| handle_union_uses(&src)),
+            uses: src
+                .join("uv-common.c")
+                .is_file()
+                .then(|| handle_union_uses(&[src.as_path(), include])),
         });
         Ok(model)
     }
 }
 
-/// Lines of libuv's C sources under `src` that may reach a handle's `u` union beyond
-/// its `fd` (see `reaches_handle_union`), in path order.
-fn handle_union_uses(src: &Path) -> Vec<(PathBuf, usize, String)> {
+/// Lines of libuv's C sources and headers under `roots` that may reach a handle's `u`
+/// union beyond its `fd` (see `reaches_handle_union`), in path order.
+fn handle_union_uses(roots: &[&Path]) -> Vec<(PathBuf, usize, String)> {
     let mut files = Vec::new();
-    let mut dirs = vec![src.to_path_buf()];
+    let mut dirs: Vec<PathBuf> = roots.iter().map(|r| r.to_path_buf()).collect();
     while let Some(d) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
