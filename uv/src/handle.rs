@@ -68,14 +68,15 @@ pub struct VTable {
 /// Where the [`Header`] sits in every handle's libuv struct: in `uv_handle_t`'s `u`
 /// union, after its first pointer-sized word.
 ///
-/// libuv declares the union as `int fd; void* reserved[4];`: `fd` is used by the
-/// Windows pipe and TTY code only, and the rest is reserved for libuv's future
-/// use; no libuv source touches it on Unix. `uv-codegen check` verifies both facts
-/// against the libuv it generates for (the union's declaration in `uv.h`, and no
-/// use of `u.fd` or `u.reserved` outside `src/win`), so an upgrade that starts
-/// using the space fails that check instead of corrupting handles. libuv's init
-/// functions never write the union either: the header is written once, after the
-/// init call succeeded, and lives until the allocation is freed.
+/// libuv declares the union as `int fd; void* reserved[4];`: `fd` (an `int` in the
+/// first word) is used by the Windows pipe and TTY code only, and the rest is
+/// reserved for libuv's future use and touched by no libuv source. `uv-codegen
+/// check` verifies both facts against the libuv it generates for (the union's
+/// declaration in `uv.h`, and no line of its sources or headers that reaches
+/// `u.reserved` or the union as a whole), so an upgrade that starts using the space
+/// fails that check instead of corrupting handles. libuv's init functions do not
+/// write the union either: the header is written once, before the init call, and
+/// lives until the allocation is freed.
 const HEADER_OFFSET: usize =
     std::mem::offset_of!(sys::uv_handle_t, u) + std::mem::size_of::<*mut std::ffi::c_void>();
 
@@ -322,8 +323,8 @@ impl Hdr {
     #[inline(always)]
     fn h(&self) -> &Header {
         // SAFETY: a Hdr is only made for a live allocation whose header was written
-        // (Typed::new writes it before the first Hdr is made); only the header's
-        // bytes are borrowed, which libuv never touches (see HEADER_OFFSET).
+        // (Typed::new writes it first); only the header's bytes are borrowed, which
+        // libuv never touches (see HEADER_OFFSET).
         unsafe { &*self.0.as_ptr().byte_add(HEADER_OFFSET).cast::<Header>() }
     }
 
@@ -777,17 +778,29 @@ impl<K: HandleKind> Typed<K> {
     /// Allocates a handle, fills its slots and runs the libuv init function.
     ///
     /// `init` gets the loop and the handle's struct.
-    pub fn new(
+    ///
+    /// # Safety
+    /// `init` must either initialise the struct as a handle of type `K` on the loop
+    /// it is given (through the init function of `K`'s libuv type) and return a
+    /// non-negative value, or return a negative status with the struct left out of
+    /// the loop (libuv's init functions do one or the other). It must not unwind
+    /// once the libuv init succeeded.
+    pub unsafe fn new(
         loop_: &LoopHandle,
         slots: K::Slots,
         op: &'static str,
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
-        Self::new_inner(loop_, slots, op, false, init)
+        // SAFETY: per the contract.
+        unsafe { Self::new_inner(loop_, slots, op, false, init) }
     }
 
+    /// [`Typed::new`], for the library's own handles too.
+    ///
+    /// # Safety
+    /// As [`Typed::new`].
     #[inline]
-    pub(crate) fn new_inner(
+    pub(crate) unsafe fn new_inner(
         loop_: &LoopHandle,
         slots: K::Slots,
         op: &'static str,
@@ -805,13 +818,20 @@ impl<K: HandleKind> Typed<K> {
             .as_ptr();
         // SAFETY: `p` is fresh memory for a HandleBox<K>; every field is written in
         // place before use (no copy of the large struct), and the libuv struct never
-        // moves afterwards.
+        // moves afterwards; `init` keeps its contract.
         unsafe {
             // The libuv struct is left as it is: its init function initialises it
             // (as C callers' `malloc`ed ones), except `data`, which is the
             // library's (null while the handle is open), and the header, written
-            // in the part of it libuv leaves alone (HEADER_OFFSET).
+            // first, in the part of it libuv leaves alone (HEADER_OFFSET): a walk
+            // of the loop during `init` finds a handle that is not in libuv yet.
             let raw = std::ptr::addr_of_mut!((*p).raw);
+            raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
+                refs: Cell::new(1),
+                state: Cell::new(State::Open),
+                flags: Cell::new(if internal { INTERNAL } else { 0 }),
+                vtable: &VTableOf::<K>::VTABLE,
+            });
             std::ptr::addr_of_mut!((*p).slots).write(slots);
             let rc = init(uv_loop, raw);
             if rc < 0 {
@@ -821,16 +841,8 @@ impl<K: HandleKind> Typed<K> {
             }
             let raw = raw.cast::<sys::uv_handle_t>();
             (*raw).data = std::ptr::null_mut();
-            raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
-                refs: Cell::new(1),
-                state: Cell::new(State::Open),
-                flags: Cell::new(if internal {
-                    INTERNAL | IN_LIBUV
-                } else {
-                    IN_LIBUV
-                }),
-                vtable: &VTableOf::<K>::VTABLE,
-            });
+            let h = Hdr(NonNull::new_unchecked(raw));
+            h.set(IN_LIBUV, true);
         }
         shared.handle_opened(internal);
         Ok(Typed {

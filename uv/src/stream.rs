@@ -1287,7 +1287,7 @@ pub fn accept_new<K: StreamKind>(server: &K) -> Result<K> {
         // SAFETY: a pipe's struct starts with the stream fields, then `ipc`.
         && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0;
     let lp = server.typed().handle().loop_();
-    let client = Typed::<K>::new(&lp, K::Slots::default(), OP, |l, h| {
+    let init = |l, h: *mut K::Raw| {
         // SAFETY: `l` is the server's open loop and `h` a fresh struct of the
         // server's type (`K::Raw`), initialised by the init function of that type.
         unsafe {
@@ -1299,8 +1299,12 @@ pub fn accept_new<K: StreamKind>(server: &K) -> Result<K> {
                 _ => StatusCode::ENOTSUP.raw(),
             }
         }
-    })
-    .map(K::from_typed)?;
+    };
+    // SAFETY: `init` calls the init function of the server's type, which is `K`'s,
+    // with the loop and struct it is given, and returns its result (or ENOTSUP,
+    // with the struct untouched).
+    let client =
+        unsafe { Typed::<K>::new(&lp, K::Slots::default(), OP, init) }.map(K::from_typed)?;
     accept(server, &client)?;
     Ok(client)
 }

@@ -436,14 +436,20 @@ impl HandleEmitter<'_> {
             ctx,
             "`l` is an open loop and `h` a fresh handle struct that will not move",
         );
+        let sf_new = safety(
+            ctx,
+            "`__init` calls the init function of this handle type with the loop and struct it is given, and returns its result",
+        );
         let body = quote! {
             let slots = #slots::default();
             #( #prep )*
-            #rt::runtime::Typed::new(loop_, slots, #op, |l, h| {
+            let __init = |l, h| {
                 #sf
                 unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
-            })
-            .map(|inner| #name { inner })
+            };
+            #sf_new
+            unsafe { #rt::runtime::Typed::new(loop_, slots, #op, __init) }
+                .map(|inner| #name { inner })
         };
         if let Some(fd) = &a.fd {
             return with_fd(

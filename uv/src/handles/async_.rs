@@ -531,11 +531,14 @@ impl Async {
         slots
             .on_wakeup
             .set(unsafe { slots.on_wakeup.callback(callback, |p| p) });
+        let init = |l, h| {
+            // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
+            unsafe { sys::uv_async_init(l, h, Some(__uv_async_on_wakeup)) }
+        };
+        // SAFETY: `init` calls this handle type's libuv init function with the loop and
+        // struct it is given and returns its result.
         let inner =
-            crate::handle::Typed::new_inner(loop_, slots, "uv_async_init", true, |l, h| {
-                // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
-                unsafe { sys::uv_async_init(l, h, Some(__uv_async_on_wakeup)) }
-            })?;
+            unsafe { crate::handle::Typed::new_inner(loop_, slots, "uv_async_init", true, init) }?;
         let a = Async { inner };
         a.unref()?;
         Ok(a)

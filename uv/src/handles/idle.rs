@@ -16,11 +16,14 @@ impl Idle {
         slots
             .on_idle
             .set(unsafe { slots.on_idle.callback(callback, |p| p) });
-        crate::handle::Typed::new_inner(loop_, slots, "uv_idle_init", true, |l, h| {
+        let init = |l, h| {
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
             unsafe { libuv_sys2::uv_idle_init(l, h) }
-        })
-        .map(|inner| Idle { inner })
+        };
+        // SAFETY: `init` calls this handle type's libuv init function with the loop and
+        // struct it is given and returns its result.
+        unsafe { crate::handle::Typed::new_inner(loop_, slots, "uv_idle_init", true, init) }
+            .map(|inner| Idle { inner })
     }
 
     /// Starts the handle with the callback already stored (`uv_idle_start`; a no-op

@@ -669,7 +669,7 @@ impl Process {
             .on_exit
             .set(unsafe { slots.on_exit.callback(on_exit, |p| p) });
         let mut spawned = 0;
-        let inner = Typed::new(loop_, slots, SPAWN, |l, h| {
+        let init = |l, h: *mut sys::uv_process_t| {
             // Keeps the crate from putting SIGCHLD back to SIG_IGN while libuv installs
             // its handler and waits for the child (contracts::signal_disposition_lock).
             let held = crate::contracts::signal_disposition_lock();
@@ -690,7 +690,11 @@ impl Process {
             // libuv requires uv_close either way: report the handle as made, and close
             // it below when the spawn failed.
             0
-        })?;
+        };
+        // SAFETY: `init` initialises the struct as a process handle with uv_spawn (which
+        // does so whether or not the child starts; a failed spawn is reported after
+        // the handle is made, and closed) and does not unwind after it.
+        let inner = unsafe { Typed::new(loop_, slots, SPAWN, init) }?;
         drop(ptrs);
         let process = Process { inner };
         if spawned < 0 {

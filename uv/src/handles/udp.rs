@@ -256,11 +256,14 @@ impl Udp {
             return Err(Error::new(crate::StatusCode::EINVAL, OP));
         }
         let arg = (family.raw() as c_uint) | flags.bits();
-        crate::handle::Typed::new(loop_, UdpSlots::default(), "uv_udp_init_ex", |l, h| {
+        let init = |l, h| {
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
             unsafe { sys::uv_udp_init_ex(l, h, arg) }
-        })
-        .map(|inner| Udp { inner })
+        };
+        // SAFETY: `init` calls this handle type's libuv init function with the loop and
+        // struct it is given and returns its result.
+        unsafe { crate::handle::Typed::new(loop_, UdpSlots::default(), "uv_udp_init_ex", init) }
+            .map(|inner| Udp { inner })
     }
 
     /// The socket's address family: `None` while it has no socket or is not bound
