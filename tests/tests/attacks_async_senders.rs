@@ -19,6 +19,23 @@ fn is_closed_handle(e: &uv::Error) -> bool {
     e.kind() == Category::ClosedHandle
 }
 
+/// The end of a racing round: the loop runs out; an accepted wake-up was delivered
+/// (wake-ups coalesce: at least one, at most one per accepted send); the handle is
+/// gone, and its sender refused.
+fn settle_round(lp: &Loop, round: usize, accepted: usize, n: &AtomicUsize, s: &AsyncSender) {
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0, "round {round}");
+    let d = n.load(Ordering::SeqCst);
+    if accepted > 0 {
+        assert!(d >= 1, "round {round}: {accepted} accepted sends lost");
+    }
+    assert!(
+        d <= accepted,
+        "round {round}: {d} callbacks, {accepted} sends"
+    );
+    assert!(is_closed_handle(&s.send().unwrap_err()));
+}
+
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
 }
@@ -424,17 +441,7 @@ fn many_senders_racing_one_last_reference_drop() {
         if round % 3 == 0 {
             accepted += 1;
         }
-        lp.run(RunMode::Default).unwrap();
-        assert_eq!(lp.handle_count(), 0, "round {round}");
-        let d = n.load(Ordering::SeqCst);
-        if accepted > 0 {
-            assert!(d >= 1, "round {round}: {accepted} accepted sends lost");
-        }
-        assert!(
-            d <= accepted,
-            "round {round}: {d} callbacks, {accepted} sends"
-        );
-        assert!(is_closed_handle(&s.send().unwrap_err()));
+        settle_round(&lp, round, accepted, &n, &s);
     }
     for (stx, t) in to_threads {
         stx.send(None).unwrap();
@@ -490,17 +497,7 @@ fn continuous_sends_race_every_keeps_alive_decision() {
         }
         let accepted = sender.join().unwrap() + 1;
         observer.join().unwrap();
-        lp.run(RunMode::Default).unwrap();
-        assert_eq!(lp.handle_count(), 0, "round {round}");
-        let d = n.load(Ordering::SeqCst);
-        if accepted > 0 {
-            assert!(d >= 1, "round {round}: {accepted} accepted sends lost");
-        }
-        assert!(
-            d <= accepted,
-            "round {round}: {d} callbacks, {accepted} sends"
-        );
-        assert!(is_closed_handle(&s.send().unwrap_err()));
+        settle_round(&lp, round, accepted, &n, &s);
     }
 }
 
