@@ -23,10 +23,14 @@ fn main() {
         std::process::exit(1);
     };
     match uv_codegen::build_script(&spec_dir, Path::new("spec"), &include, &out_dir) {
-        Ok((files, t)) => {
-            for f in files {
+        Ok(out) => {
+            for f in &out.files {
                 println!("cargo:rerun-if-changed={}", f.display());
             }
+            for n in &out.notes {
+                println!("cargo:warning={n}");
+            }
+            let t = out.timings;
             let timing = format!(
                 "spec {:.3}s, headers {:.3}s, check {:.3}s, emit {:.3}s\n",
                 t.spec, t.headers, t.check, t.emit

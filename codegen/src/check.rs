@@ -85,6 +85,8 @@ pub struct Report {
     pub sections: Vec<Section>,
     /// Errors: gaps and mismatches.
     pub diagnostics: Vec<Diagnostic>,
+    /// What the check could not look at (not errors), one line each.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -150,6 +152,9 @@ impl Report {
                 };
             }
         }
+        for n in &self.notes {
+            let _ = writeln!(s, "\nnote: {n}");
+        }
         if !self.diagnostics.is_empty() {
             let _ = writeln!(s, "\n{} error(s):", self.diagnostics.len());
             for d in &self.diagnostics {
@@ -177,6 +182,7 @@ fn returns_accepts(r: &Returns, c_ret: &str, h: &HeaderModel) -> bool {
 struct Checker<'a> {
     h: &'a HeaderModel,
     out: Vec<Diagnostic>,
+    notes: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -362,7 +368,11 @@ impl Checker<'_> {
 /// Cross-checks `spec` against `h`.
 pub fn check(model: &Model<'_>, h: &HeaderModel) -> Report {
     let spec = model.spec;
-    let mut c = Checker { h, out: Vec::new() };
+    let mut c = Checker {
+        h,
+        out: Vec::new(),
+        notes: Vec::new(),
+    };
     let mut sections = Vec::new();
     sections.extend(status_codes(&mut c, spec));
     let claimed = enum_sections(&mut c, spec, &mut sections);
@@ -379,6 +389,7 @@ pub fn check(model: &Model<'_>, h: &HeaderModel) -> Report {
         version: h.version(),
         sections,
         diagnostics: c.out,
+        notes: c.notes,
     }
 }
 
@@ -388,6 +399,15 @@ pub fn check(model: &Model<'_>, h: &HeaderModel) -> Report {
 fn handle_header_space(c: &mut Checker<'_>) {
     use crate::headers::HANDLE_UNION_EXPECTED;
     let Some(u) = &c.h.handle_union else { return };
+    if u.uses.is_none() {
+        let include = u.header.parent().unwrap_or(Path::new("."));
+        c.notes.push(format!(
+            "reserved handle space: libuv's sources were not found next to {} \
+             (../src/uv-common.c), so only uv.h's declaration of the union `u` was checked, \
+             not libuv's uses of it",
+            include.display()
+        ));
+    }
     let fix = "the runtime keeps each handle's header there (uv/src/handle.rs, HEADER_OFFSET): \
                move the header out of the libuv struct (into HandleBox, before `raw`) \
                or into space this libuv leaves unused";

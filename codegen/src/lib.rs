@@ -177,6 +177,18 @@ pub struct Timings {
     pub emit: f64,
 }
 
+/// What a successful [`build_script`] run read and found.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOutput {
+    /// The spec files read (for `cargo:rerun-if-changed`).
+    pub files: Vec<PathBuf>,
+    /// How long each stage took.
+    pub timings: Timings,
+    /// What the cross-check could not look at (see [`check::Report::notes`]), for
+    /// the build to show as warnings.
+    pub notes: Vec<String>,
+}
+
 /// What `uv`'s build script does: load the spec, cross-check it against the headers
 /// in `include`, and write the generated files to `out_dir`. On failure the error text
 /// lists every problem with its file, line and column.
@@ -186,7 +198,7 @@ pub fn build_script(
     spec_display: &Path,
     include: &Path,
     out_dir: &Path,
-) -> Result<(Vec<PathBuf>, Timings), String> {
+) -> Result<BuildOutput, String> {
     use std::time::Instant;
     let mut t = Timings::default();
     let start = Instant::now();
@@ -218,5 +230,9 @@ pub fn build_script(
         }
     }
     t.emit = start.elapsed().as_secs_f64();
-    Ok((files, t))
+    Ok(BuildOutput {
+        files,
+        timings: t,
+        notes: report.notes,
+    })
 }

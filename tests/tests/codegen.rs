@@ -226,6 +226,28 @@ fn the_reserved_handle_space_is_checked_against_uv_h_and_the_sources() {
         "{errs:#?}"
     );
     assert!(errs[1].contains("HEADER_OFFSET"), "{errs:#?}");
+    assert!(report.notes.is_empty(), "{:#?}", report.notes);
+
+    // Without libuv's sources next to the headers, only the declaration can be
+    // checked: the report says so instead of passing in silence.
+    std::fs::remove_file(dir.join("src/uv-common.c")).unwrap();
+    let model = HeaderModel::read(&dir.join("include")).unwrap();
+    let report = check(&uv_codegen::resolve(&spec).unwrap(), &model);
+    assert_eq!(report.diagnostics.len(), 1, "{:#?}", report.diagnostics);
+    assert_eq!(report.notes.len(), 1, "{:#?}", report.notes);
+    assert!(
+        report.notes[0].contains("libuv's sources were not found next to")
+            && report.notes[0].contains("only uv.h's declaration of the union `u` was checked"),
+        "{:#?}",
+        report.notes
+    );
+    assert!(
+        report
+            .render(false)
+            .contains("\nnote: reserved handle space:"),
+        "{}",
+        report.render(false)
+    );
 }
 
 /// 10,000 mutated spec files: the loader reports problems and never panics.
