@@ -156,6 +156,25 @@ pub(crate) fn with_inet<R>(
     }
 }
 
+/// The Rust form of the `sockaddr_in` at `p`.
+///
+/// # Safety
+/// `p` must point at a readable, aligned `sockaddr_in`.
+#[inline(always)]
+pub(crate) unsafe fn v4_from_c(p: *const sys::sockaddr) -> SocketAddr {
+    let sin = p.cast::<sys::sockaddr_in>();
+    // SAFETY: per the contract.
+    let (ip, port) = unsafe {
+        (
+            std::ptr::addr_of!((*sin).sin_addr)
+                .cast::<[u8; 4]>()
+                .read_unaligned(),
+            u16::from_be((*sin).sin_port),
+        )
+    };
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port))
+}
+
 /// The Rust form of the C socket address at `p`; `None` for families other than
 /// IPv4 and IPv6. Only the fields of the family's struct are read.
 ///
@@ -168,17 +187,8 @@ pub(crate) unsafe fn from_c(p: *const sys::sockaddr) -> Option<SocketAddr> {
     // SAFETY: per the contract, the family field is readable.
     let family = u32::from(unsafe { (*p).sa_family });
     if family == sys::AF_INET {
-        let sin = p.cast::<sys::sockaddr_in>();
         // SAFETY: the family says it is a sockaddr_in (the contract: that large).
-        let (ip, port) = unsafe {
-            (
-                std::ptr::addr_of!((*sin).sin_addr)
-                    .cast::<[u8; 4]>()
-                    .read_unaligned(),
-                u16::from_be((*sin).sin_port),
-            )
-        };
-        Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        Some(unsafe { v4_from_c(p) })
     } else if family == sys::AF_INET6 {
         let sin6 = p.cast::<sys::sockaddr_in6>();
         // SAFETY: the family says it is a sockaddr_in6 (the contract: that large).

@@ -158,37 +158,67 @@ fn deliver(
     addr: *const sys::sockaddr,
     flags: UdpFlags,
 ) {
-    let from = if addr.is_null() {
-        None
-    } else {
-        // SAFETY: libuv passes null or the sender's address, in storage large
-        // enough for any (a sockaddr_storage, or a sockaddr_in6 per batch chunk).
-        unsafe { crate::addr::from_c(addr) }
-    };
     // SAFETY: `raw` is a handle made by Udp's constructors.
     unsafe {
         dispatch::<Udp, _>(
             raw,
             |s| &s.on_recv,
+            // The value is made here, after the callback was looked up, so that the
+            // sender's address goes straight into it; each kind of event has its own
+            // call (the drained event writes no address, an error no datagram).
             |cb, h| {
-                let result = if nread >= 0 {
-                    Ok(Datagram {
-                        // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
-                        data: if nread == 0 {
-                            &[]
-                        } else {
-                            std::slice::from_raw_parts(base, nread as usize)
-                        },
-                        addr: from,
-                        flags,
-                    })
+                if nread < 0 {
+                    return cb(h, Err(recv_error(nread)));
+                }
+                let data: &[u8] = if nread == 0 {
+                    &[]
                 } else {
-                    Err(Error::from_raw(nread as i32, "uv_udp_recv"))
+                    // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
+                    std::slice::from_raw_parts(base, nread as usize)
                 };
-                cb(h, result)
+                // SAFETY (the address reads below): libuv passes null or the
+                // sender's address, in storage large enough for any (a
+                // sockaddr_storage, or a sockaddr_in6 per batch chunk), whose
+                // family field says which struct it is.
+                if addr.is_null() {
+                    cb(
+                        h,
+                        Ok(Datagram {
+                            data,
+                            addr: None,
+                            flags,
+                        }),
+                    )
+                } else if u32::from((*addr).sa_family) == sys::AF_INET {
+                    // IPv4 on its own call: only its fields are written.
+                    cb(
+                        h,
+                        Ok(Datagram {
+                            data,
+                            addr: Some(crate::addr::v4_from_c(addr)),
+                            flags,
+                        }),
+                    )
+                } else {
+                    cb(
+                        h,
+                        Ok(Datagram {
+                            data,
+                            addr: crate::addr::from_c(addr),
+                            flags,
+                        }),
+                    )
+                }
             },
         )
     };
+}
+
+/// A receive error (out of the datagrams' way).
+#[cold]
+#[inline(never)]
+fn recv_error(nread: isize) -> Error {
+    Error::from_raw(nread as i32, "uv_udp_recv")
 }
 
 /// libuv reads from a UDP socket when it reports an error (POLLERR) even while
