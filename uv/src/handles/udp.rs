@@ -351,22 +351,19 @@ impl Udp {
         // Taken here, where the compiler still knows the variant (the caller's
         // value, inlined), not from the request after the move into it.
         let outside = outside_bytes(&data);
+        // The address in C form, before the request is made (libuv copies it).
+        let mut to_c = std::mem::MaybeUninit::uninit();
+        let to = crate::addr::write_inet(addr.as_ref(), &mut to_c);
         let start = |req, data: &mut KeptData, done| {
-            let rc = crate::addr::with_inet(
-                addr.as_ref(),
-                #[inline(always)]
-                |to| {
-                    // SAFETY: the handle is open; libuv copies the address and the
-                    // buffer array; the bytes (inline ones included: the request's
-                    // data does not move) and the request stay put until `done`.
-                    let start =
-                        |bufs, n| unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
-                    match outside {
-                        Some(buf) => start(&buf, 1),
-                        None => crate::stream::with_bufs(&data.0, start),
-                    }
-                },
-            );
+            // SAFETY: the handle is open; libuv copies the address (in `to_c`,
+            // alive during this call) and the buffer array; the bytes (inline ones
+            // included: the request's data does not move) and the request stay put
+            // until `done`.
+            let start = |bufs, n| unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
+            let rc = match outside {
+                Some(buf) => start(&buf, 1),
+                None => crate::stream::with_bufs(&data.0, start),
+            };
             // A queued send may bring an error event: keep a reader for it (before
             // the loop next polls, which is when libuv reads it).
             if rc >= 0 {
