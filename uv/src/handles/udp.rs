@@ -71,14 +71,15 @@ unsafe extern "C" fn alloc_one_cb(
     unsafe { crate::stream::lend_loop_buffer(h, crate::stream::READ_BUFFER_SIZE, buf) }
 }
 
-/// The allocation callback for `raw`: whether a socket reads batches is fixed when
-/// it is made (`uv_udp_init_ex`), so this is chosen once, not asked per datagram.
-fn alloc_for(raw: *mut sys::uv_udp_t) -> sys::uv_alloc_cb {
+/// The allocation and receive callbacks for `raw`: whether a socket reads batches
+/// is fixed when it is made (`uv_udp_init_ex`), so this is chosen once, not asked
+/// per datagram.
+fn callbacks_for(raw: *mut sys::uv_udp_t) -> (sys::uv_alloc_cb, sys::uv_udp_recv_cb) {
     // SAFETY: an open UDP handle of this library; the call reads its flags.
     if unsafe { sys::uv_udp_using_recvmmsg(raw) } > 0 {
-        Some(alloc_mmsg_cb)
+        (Some(alloc_mmsg_cb), Some(recv_cb::<true>))
     } else {
-        Some(alloc_one_cb)
+        (Some(alloc_one_cb), Some(recv_cb::<false>))
     }
 }
 
@@ -93,7 +94,9 @@ fn receiving(raw: *const sys::uv_udp_t) -> bool {
     unsafe { (*raw).io_watcher.pevents & POLLIN != 0 }
 }
 
-unsafe extern "C" fn recv_cb(
+/// The receive trampoline; `MMSG` for sockets that read batches (`RECVMMSG`), the
+/// only ones libuv passes `MMSG_CHUNK` and `MMSG_FREE` to.
+unsafe extern "C" fn recv_cb<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
@@ -104,14 +107,18 @@ unsafe extern "C" fn recv_cb(
     // RECVMMSG, a datagram's part of it (flag MMSG_CHUNK), and the whole buffer
     // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
-    let flags = UdpFlags::from_bits_retain(flags);
+    let mut flags = UdpFlags::from_bits_retain(flags);
+    if !MMSG {
+        // Neither batch flag comes without batches: the checks below fold away.
+        flags.remove(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
+    }
     // MMSG_FREE only hands the batch buffer back: nothing for the user. Everything
     // else is shown, the drained event (no bytes, no address) included, while the
     // user receives: not after `recv_stop` or `close` (libuv goes on with the rest
     // of a batch, or of its read loop, in the same call). A closing handle is not
     // receiving: `uv_close` stops the watch first.
     if receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE) {
-        deliver(raw, nread, base, addr, flags);
+        deliver::<MMSG>(raw, nread, base, addr, flags);
     }
     if !receiving(raw) && not_receiving(raw, flags) {
         return;
@@ -150,8 +157,10 @@ fn not_receiving(raw: *mut sys::uv_udp_t, flags: UdpFlags) -> bool {
     false
 }
 
+/// Shows one event to the user's callback. Generic like its caller so that each
+/// trampoline has its own `dispatch`, inlined into it (one shared one is not).
 #[inline(always)]
-fn deliver(
+fn deliver<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     base: *const u8,
@@ -233,8 +242,7 @@ fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     // (uv_udp_recv_start replaces them, uv_udp_recv_stop clears them).
     unsafe {
         if (*raw).recv_cb.is_none() {
-            (*raw).recv_cb = Some(recv_cb);
-            (*raw).alloc_cb = alloc_for(raw);
+            ((*raw).alloc_cb, (*raw).recv_cb) = callbacks_for(raw);
         }
     }
 }
@@ -312,9 +320,10 @@ impl Udp {
         let slot = &self.inner.slots().on_recv;
         // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
         slot.set_then(unsafe { slot.callback(callback, |p| p) }, || {
+            let (alloc, recv) = callbacks_for(raw);
             // SAFETY: the handle is open.
             check(
-                unsafe { sys::uv_udp_recv_start(raw, alloc_for(raw), Some(recv_cb)) },
+                unsafe { sys::uv_udp_recv_start(raw, alloc, recv) },
                 "uv_udp_recv_start",
             )
         })
