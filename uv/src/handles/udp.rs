@@ -247,10 +247,13 @@ fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     }
 }
 
-/// `send` on a closed handle (out of its way).
+/// `send` on a closed handle (out of its way): drops what the send was given, there,
+/// so that the caller's path keeps no copy of it for this one.
 #[cold]
 #[inline(never)]
-fn send_closed() -> Error {
+fn send_closed<C>(data: WriteData, callback: C) -> Error {
+    drop(callback);
+    drop(data);
     Error::closed_handle("uv_udp_send")
 }
 
@@ -353,10 +356,10 @@ impl Udp {
         addr: Option<SocketAddr>,
         callback: impl FnOnce(&Udp, Result<()>) + 'static,
     ) -> Result<()> {
-        let Some(raw) = self.inner.raw_open() else {
-            return Err(send_closed());
-        };
         let data = data.into();
+        let Some(raw) = self.inner.raw_open() else {
+            return Err(send_closed(data, callback));
+        };
         // Taken here, where the compiler still knows the variant (the caller's
         // value, inlined), not from the request after the move into it.
         let outside = outside_bytes(&data);
