@@ -561,3 +561,25 @@ fn the_largest_datagram_arrives_whole() {
     assert_eq!(got[0].1, UdpFlags::empty());
     assert_eq!(got[1], (b"small".to_vec(), UdpFlags::empty()));
 }
+
+/// A send on a closed handle is a `ClosedHandle` error and lets go of its data and
+/// its callback at once (the callback never runs).
+#[test]
+fn send_on_a_closed_handle_drops_its_data_and_callback() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp, "127.0.0.1:0");
+    u.close();
+    let data: Rc<[u8]> = Rc::from(&b"kept?"[..]);
+    let token = Rc::new(());
+    let t = token.clone();
+    let err = u
+        .send(data.clone(), Some(addr), move |_, _| {
+            let _ = &t;
+            panic!("the callback of a refused send ran");
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), Category::ClosedHandle);
+    assert_eq!(Rc::strong_count(&data), 1);
+    assert_eq!(Rc::strong_count(&token), 1);
+    lp.run(RunMode::Default).unwrap();
+}

@@ -156,6 +156,58 @@ pub(crate) fn with_inet<R>(
     }
 }
 
+/// Writes the C form of `addr` into `into` and returns the pointer libuv takes
+/// (null for `None`): only the family's struct is written (an IPv4 address is two
+/// words). For a call that only reads the address during the call, made while
+/// `into` lives; unlike [`with_inet`], the address is converted where this is
+/// called, so a caller that does other work first (allocating a request) does not
+/// keep the `SocketAddr`'s fields around for it.
+#[inline(always)]
+pub(crate) fn write_inet(
+    addr: Option<&SocketAddr>,
+    into: &mut std::mem::MaybeUninit<InetAddr>,
+) -> *const sys::sockaddr {
+    match addr {
+        None => std::ptr::null(),
+        Some(SocketAddr::V4(a)) => {
+            let sin = into.as_mut_ptr().cast::<sys::sockaddr_in>();
+            // SAFETY: an InetAddr has room and alignment for a sockaddr_in (one of
+            // its fields), written whole here.
+            unsafe {
+                sin.write(sys::sockaddr_in {
+                    sin_family: sys::AF_INET as sys::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: sys::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                })
+            };
+            sin.cast_const().cast()
+        }
+        Some(a @ SocketAddr::V6(_)) => into.write(InetAddr::new(a)).as_ptr(),
+    }
+}
+
+/// The Rust form of the `sockaddr_in` at `p`.
+///
+/// # Safety
+/// `p` must point at a readable, aligned `sockaddr_in`.
+#[inline(always)]
+pub(crate) unsafe fn v4_from_c(p: *const sys::sockaddr) -> SocketAddr {
+    let sin = p.cast::<sys::sockaddr_in>();
+    // SAFETY: per the contract.
+    let (ip, port) = unsafe {
+        (
+            std::ptr::addr_of!((*sin).sin_addr)
+                .cast::<[u8; 4]>()
+                .read_unaligned(),
+            u16::from_be((*sin).sin_port),
+        )
+    };
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port))
+}
+
 /// The Rust form of the C socket address at `p`; `None` for families other than
 /// IPv4 and IPv6. Only the fields of the family's struct are read.
 ///
@@ -168,17 +220,8 @@ pub(crate) unsafe fn from_c(p: *const sys::sockaddr) -> Option<SocketAddr> {
     // SAFETY: per the contract, the family field is readable.
     let family = u32::from(unsafe { (*p).sa_family });
     if family == sys::AF_INET {
-        let sin = p.cast::<sys::sockaddr_in>();
         // SAFETY: the family says it is a sockaddr_in (the contract: that large).
-        let (ip, port) = unsafe {
-            (
-                std::ptr::addr_of!((*sin).sin_addr)
-                    .cast::<[u8; 4]>()
-                    .read_unaligned(),
-                u16::from_be((*sin).sin_port),
-            )
-        };
-        Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        Some(unsafe { v4_from_c(p) })
     } else if family == sys::AF_INET6 {
         let sin6 = p.cast::<sys::sockaddr_in6>();
         // SAFETY: the family says it is a sockaddr_in6 (the contract: that large).
@@ -261,7 +304,12 @@ mod tests {
             assert_eq!(unsafe { from_c(c.as_ptr()) }, Some(a));
             // SAFETY: `with_inet` passes the struct of the address's family.
             assert_eq!(with_inet(Some(&a), |p| unsafe { from_c(p) }), Some(a));
+            let mut into = std::mem::MaybeUninit::uninit();
+            // SAFETY: `write_inet` writes the struct of the address's family into
+            // `into`, which lives during the read.
+            assert_eq!(unsafe { from_c(write_inet(Some(&a), &mut into)) }, Some(a));
         }
         assert!(with_inet(None, |p| p.is_null()));
+        assert!(write_inet(None, &mut std::mem::MaybeUninit::uninit()).is_null());
     }
 }

@@ -71,14 +71,15 @@ unsafe extern "C" fn alloc_one_cb(
     unsafe { crate::stream::lend_loop_buffer(h, crate::stream::READ_BUFFER_SIZE, buf) }
 }
 
-/// The allocation callback for `raw`: whether a socket reads batches is fixed when
-/// it is made (`uv_udp_init_ex`), so this is chosen once, not asked per datagram.
-fn alloc_for(raw: *mut sys::uv_udp_t) -> sys::uv_alloc_cb {
+/// The allocation and receive callbacks for `raw`: whether a socket reads batches
+/// is fixed when it is made (`uv_udp_init_ex`), so this is chosen once, not asked
+/// per datagram.
+fn callbacks_for(raw: *mut sys::uv_udp_t) -> (sys::uv_alloc_cb, sys::uv_udp_recv_cb) {
     // SAFETY: an open UDP handle of this library; the call reads its flags.
     if unsafe { sys::uv_udp_using_recvmmsg(raw) } > 0 {
-        Some(alloc_mmsg_cb)
+        (Some(alloc_mmsg_cb), Some(recv_cb::<true>))
     } else {
-        Some(alloc_one_cb)
+        (Some(alloc_one_cb), Some(recv_cb::<false>))
     }
 }
 
@@ -93,7 +94,9 @@ fn receiving(raw: *const sys::uv_udp_t) -> bool {
     unsafe { (*raw).io_watcher.pevents & POLLIN != 0 }
 }
 
-unsafe extern "C" fn recv_cb(
+/// The receive trampoline; `MMSG` for sockets that read batches (`RECVMMSG`), the
+/// only ones libuv passes `MMSG_CHUNK` and `MMSG_FREE` to.
+unsafe extern "C" fn recv_cb<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
@@ -104,14 +107,18 @@ unsafe extern "C" fn recv_cb(
     // RECVMMSG, a datagram's part of it (flag MMSG_CHUNK), and the whole buffer
     // last (MMSG_FREE, no data), which is when it goes back.
     let base = unsafe { (*buf).base as *const u8 };
-    let flags = UdpFlags::from_bits_retain(flags);
+    let mut flags = UdpFlags::from_bits_retain(flags);
+    if !MMSG {
+        // Neither batch flag comes without batches: the checks below fold away.
+        flags.remove(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
+    }
     // MMSG_FREE only hands the batch buffer back: nothing for the user. Everything
     // else is shown, the drained event (no bytes, no address) included, while the
     // user receives: not after `recv_stop` or `close` (libuv goes on with the rest
     // of a batch, or of its read loop, in the same call). A closing handle is not
     // receiving: `uv_close` stops the watch first.
     if receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE) {
-        deliver(raw, nread, base, addr, flags);
+        deliver::<MMSG>(raw, nread, base, addr, flags);
     }
     if !receiving(raw) && not_receiving(raw, flags) {
         return;
@@ -150,45 +157,77 @@ fn not_receiving(raw: *mut sys::uv_udp_t, flags: UdpFlags) -> bool {
     false
 }
 
+/// Shows one event to the user's callback. Generic like its caller so that each
+/// trampoline has its own `dispatch`, inlined into it (one shared one is not).
 #[inline(always)]
-fn deliver(
+fn deliver<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     base: *const u8,
     addr: *const sys::sockaddr,
     flags: UdpFlags,
 ) {
-    let from = if addr.is_null() {
-        None
-    } else {
-        // SAFETY: libuv passes null or the sender's address, in storage large
-        // enough for any (a sockaddr_storage, or a sockaddr_in6 per batch chunk).
-        unsafe { crate::addr::from_c(addr) }
-    };
     // SAFETY: `raw` is a handle made by Udp's constructors.
     unsafe {
         dispatch::<Udp, _>(
             raw,
             |s| &s.on_recv,
+            // The value is made here, after the callback was looked up, so that the
+            // sender's address goes straight into it; each kind of event has its own
+            // call (the drained event writes no address, an error no datagram).
             |cb, h| {
-                let result = if nread >= 0 {
-                    Ok(Datagram {
-                        // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
-                        data: if nread == 0 {
-                            &[]
-                        } else {
-                            std::slice::from_raw_parts(base, nread as usize)
-                        },
-                        addr: from,
-                        flags,
-                    })
+                if nread < 0 {
+                    return cb(h, Err(recv_error(nread)));
+                }
+                let data: &[u8] = if nread == 0 {
+                    &[]
                 } else {
-                    Err(Error::from_raw(nread as i32, "uv_udp_recv"))
+                    // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
+                    std::slice::from_raw_parts(base, nread as usize)
                 };
-                cb(h, result)
+                // SAFETY (the address reads below): libuv passes null or the
+                // sender's address, in storage large enough for any (a
+                // sockaddr_storage, or a sockaddr_in6 per batch chunk), whose
+                // family field says which struct it is.
+                if addr.is_null() {
+                    cb(
+                        h,
+                        Ok(Datagram {
+                            data,
+                            addr: None,
+                            flags,
+                        }),
+                    )
+                } else if u32::from((*addr).sa_family) == sys::AF_INET {
+                    // IPv4 on its own call: only its fields are written.
+                    cb(
+                        h,
+                        Ok(Datagram {
+                            data,
+                            addr: Some(crate::addr::v4_from_c(addr)),
+                            flags,
+                        }),
+                    )
+                } else {
+                    cb(
+                        h,
+                        Ok(Datagram {
+                            data,
+                            addr: crate::addr::from_c(addr),
+                            flags,
+                        }),
+                    )
+                }
             },
         )
     };
+}
+
+/// A receive error (out of the datagrams' way).
+#[cold]
+#[inline(never)]
+fn recv_error(nread: isize) -> Error {
+    Error::from_raw(nread as i32, "uv_udp_recv")
 }
 
 /// libuv reads from a UDP socket when it reports an error (POLLERR) even while
@@ -203,16 +242,18 @@ fn keep_error_reader(raw: *mut sys::uv_udp_t) {
     // (uv_udp_recv_start replaces them, uv_udp_recv_stop clears them).
     unsafe {
         if (*raw).recv_cb.is_none() {
-            (*raw).recv_cb = Some(recv_cb);
-            (*raw).alloc_cb = alloc_for(raw);
+            ((*raw).alloc_cb, (*raw).recv_cb) = callbacks_for(raw);
         }
     }
 }
 
-/// `send` on a closed handle (out of its way).
+/// `send` on a closed handle (out of its way): drops what the send was given, there,
+/// so that the caller's path keeps no copy of it for this one.
 #[cold]
 #[inline(never)]
-fn send_closed() -> Error {
+fn send_closed<C>(data: WriteData, callback: C) -> Error {
+    drop(callback);
+    drop(data);
     Error::closed_handle("uv_udp_send")
 }
 
@@ -282,9 +323,10 @@ impl Udp {
         let slot = &self.inner.slots().on_recv;
         // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
         slot.set_then(unsafe { slot.callback(callback, |p| p) }, || {
+            let (alloc, recv) = callbacks_for(raw);
             // SAFETY: the handle is open.
             check(
-                unsafe { sys::uv_udp_recv_start(raw, alloc_for(raw), Some(recv_cb)) },
+                unsafe { sys::uv_udp_recv_start(raw, alloc, recv) },
                 "uv_udp_recv_start",
             )
         })
@@ -314,29 +356,26 @@ impl Udp {
         addr: Option<SocketAddr>,
         callback: impl FnOnce(&Udp, Result<()>) + 'static,
     ) -> Result<()> {
-        let Some(raw) = self.inner.raw_open() else {
-            return Err(send_closed());
-        };
         let data = data.into();
+        let Some(raw) = self.inner.raw_open() else {
+            return Err(send_closed(data, callback));
+        };
         // Taken here, where the compiler still knows the variant (the caller's
         // value, inlined), not from the request after the move into it.
         let outside = outside_bytes(&data);
+        // The address in C form, before the request is made (libuv copies it).
+        let mut to_c = std::mem::MaybeUninit::uninit();
+        let to = crate::addr::write_inet(addr.as_ref(), &mut to_c);
         let start = |req, data: &mut KeptData, done| {
-            let rc = crate::addr::with_inet(
-                addr.as_ref(),
-                #[inline(always)]
-                |to| {
-                    // SAFETY: the handle is open; libuv copies the address and the
-                    // buffer array; the bytes (inline ones included: the request's
-                    // data does not move) and the request stay put until `done`.
-                    let start =
-                        |bufs, n| unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
-                    match outside {
-                        Some(buf) => start(&buf, 1),
-                        None => crate::stream::with_bufs(&data.0, start),
-                    }
-                },
-            );
+            // SAFETY: the handle is open; libuv copies the address (in `to_c`,
+            // alive during this call) and the buffer array; the bytes (inline ones
+            // included: the request's data does not move) and the request stay put
+            // until `done`.
+            let start = |bufs, n| unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
+            let rc = match outside {
+                Some(buf) => start(&buf, 1),
+                None => crate::stream::with_bufs(&data.0, start),
+            };
             // A queued send may bring an error event: keep a reader for it (before
             // the loop next polls, which is when libuv reads it).
             if rc >= 0 {
