@@ -509,8 +509,10 @@ impl Hdr {
         h.refs.set(n);
     }
 
-    fn keeps_alive(&self) -> bool {
-        match self.h().vtable.keep_alive {
+    /// Whether the lifetime rule `keep` (the handle's own) keeps the handle open.
+    #[inline(always)]
+    fn keeps_alive_by(&self, keep: KeepAlive) -> bool {
+        match keep {
             // SAFETY: `raw` is an initialised handle until the close callback.
             KeepAlive::Active => unsafe { sys::uv_is_active(self.raw()) != 0 },
             KeepAlive::Never => false,
@@ -619,7 +621,14 @@ impl Hdr {
     /// Closes the handle if nobody can reach it and it cannot call user code.
     #[inline]
     fn close_if_unreachable(self) {
-        if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive() {
+        self.close_if_unreachable_by(self.h().vtable.keep_alive);
+    }
+
+    /// `close_if_unreachable`, where the handle's lifetime rule `keep` is known
+    /// (typed code: `K::KEEP_ALIVE`).
+    #[inline(always)]
+    fn close_if_unreachable_by(self, keep: KeepAlive) {
+        if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive_by(keep) {
             self.begin_close();
         }
     }
@@ -652,6 +661,21 @@ impl Hdr {
         } else {
             // SAFETY: no user reference and no libuv reference is left.
             unsafe { (h.vtable.free)(self.0.as_ptr()) };
+        }
+    }
+
+    /// `release_last` of a handle of type `K` (the drop of a `Typed<K>`), with its
+    /// lifetime rule and its freeing known.
+    ///
+    /// # Safety
+    /// As `release_last`; the allocation is a HandleBox<K>.
+    #[inline(never)]
+    unsafe fn release_last_of<K: HandleKind>(self) {
+        if self.has(IN_LIBUV) {
+            self.close_if_unreachable_by(K::KEEP_ALIVE);
+        } else {
+            // SAFETY: no user reference and no libuv reference is left.
+            unsafe { free_box::<K>(self.0.as_ptr()) };
         }
     }
 }
@@ -1008,9 +1032,16 @@ impl<K: HandleKind> Clone for Typed<K> {
 }
 
 impl<K: HandleKind> Drop for Typed<K> {
+    #[inline]
     fn drop(&mut self) {
-        // SAFETY: this value owns one reference.
-        unsafe { Hdr(self.ptr).release() }
+        let h = Hdr(self.ptr);
+        let header = h.h();
+        let refs = header.refs.get() - 1;
+        header.refs.set(refs);
+        if refs == 0 {
+            // SAFETY: this value owned the last reference, of a HandleBox<K>.
+            unsafe { h.release_last_of::<K>() }
+        }
     }
 }
 
@@ -1040,7 +1071,7 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
     if let Err(payload) = std::panic::catch_unwind(run) {
         hp.shared().panicked(payload);
     }
-    hp.close_if_unreachable();
+    hp.close_if_unreachable_by(K::KEEP_ALIVE);
 }
 
 /// The slots of a handle of type `K`, from its libuv struct.

@@ -749,7 +749,16 @@ impl Slab {
     }
 
     fn class(&self, layout: std::alloc::Layout) -> Option<&SizeClass> {
-        if self.bypass || layout.size() > SLAB_MAX || layout.align() > SLAB_GRAIN {
+        if self.bypass {
+            return None;
+        }
+        self.class_of(layout)
+    }
+
+    /// The size class of `layout`, bypass or not.
+    #[inline(always)]
+    fn class_of(&self, layout: std::alloc::Layout) -> Option<&SizeClass> {
+        if layout.size() > SLAB_MAX || layout.align() > SLAB_GRAIN {
             return None;
         }
         // Zero-sized layouts get the smallest class (the slab never hands out a
@@ -762,7 +771,9 @@ impl Slab {
     #[inline]
     pub(crate) fn alloc(&self, layout: std::alloc::Layout) -> NonNull<u8> {
         self.refs.set(self.refs.get() + 1);
-        let Some(class) = self.class(layout) else {
+        // With the slab bypassed a class is never used: no slot is ever freed into
+        // it and it has no chunk, so allocations reach `refill`, which checks.
+        let Some(class) = self.class_of(layout) else {
             return global_alloc(layout);
         };
         if let Some(p) = class.free.get() {
@@ -780,11 +791,14 @@ impl Slab {
             // SAFETY: `bump` is inside a live chunk (non-zero: checked above).
             return unsafe { NonNull::new_unchecked(bump as *mut u8) };
         }
-        self.refill(class, size)
+        self.refill(class, size, layout)
     }
 
     #[cold]
-    fn refill(&self, class: &SizeClass, size: usize) -> NonNull<u8> {
+    fn refill(&self, class: &SizeClass, size: usize, layout: std::alloc::Layout) -> NonNull<u8> {
+        if self.bypass {
+            return global_alloc(layout);
+        }
         let chunk = class.next_chunk.get().max(FIRST_CHUNK);
         class.next_chunk.set((chunk * 2).min(LAST_CHUNK));
         let layout = std::alloc::Layout::from_size_align(chunk, 16).expect("a valid chunk layout");
