@@ -753,6 +753,15 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     }
 }
 
+/// Whether a handle seen by `uv_walk` is one of the library's own.
+///
+/// # Safety
+/// `raw` must be a handle made by this library, not yet freed.
+pub(crate) unsafe fn is_internal_raw(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    unsafe { Hdr::from_raw(raw) }.has(INTERNAL)
+}
+
 /// The close callback of a handle of type `K` (the vtable's `on_close`).
 ///
 /// # Safety
@@ -769,7 +778,6 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     let header = hp.h();
     header.state.set(State::Closed);
     let shared = hp.shared();
-    shared.handle_closed(hp.has(INTERNAL));
     let slab = shared.slab();
     // From now on `data` names the slab the memory goes back to (the loop may be
     // gone when the last reference is dropped).
@@ -845,7 +853,6 @@ unsafe fn on_close_with_extras(hp: Hdr) {
     let header = hp.h();
     header.state.set(State::Closed);
     let shared = hp.shared();
-    shared.handle_closed(hp.has(INTERNAL));
     let slab = shared.slab();
     let (cb, extras) = hp.take_data(slab);
     let kept = extras.map(|e| {
@@ -937,7 +944,6 @@ impl<K: HandleKind> Typed<K> {
             let h = Hdr(NonNull::new_unchecked(raw));
             h.set(IN_LIBUV, true);
         }
-        shared.handle_opened(internal);
         Ok(Typed {
             // SAFETY: `p` is non-null (from the slab).
             ptr: unsafe { NonNull::new_unchecked(p.cast()) },
