@@ -31,8 +31,8 @@ pub(crate) struct LoopShared {
     owned: bool,
     running: Cell<bool>,
     /// Loop requests in flight (file system, DNS, work, random). A handle's requests
-    /// are covered by the handle's count: libuv completes them before the handle's
-    /// close callback.
+    /// are covered by the handle (counted while it is in libuv's queue): libuv
+    /// completes them before the handle's close callback.
     requests: Cell<usize>,
     read_buffer: crate::stream::ReadBuffer,
     /// Set when teardown starts: no new handle may be made on the loop any more.
