@@ -61,6 +61,9 @@ pub struct VTable {
     type_id: fn() -> TypeId,
     clear: unsafe fn(*mut sys::uv_handle_t),
     free: unsafe fn(*mut sys::uv_handle_t),
+    /// The close callback given to libuv: `on_close::<K>`, in which emptying the
+    /// slots and freeing the allocation are direct (inlined) code.
+    on_close: unsafe extern "C" fn(*mut sys::uv_handle_t),
     keep_alive: KeepAlive,
     name: &'static str,
 }
@@ -179,6 +182,7 @@ struct HandleBox<K: HandleKind> {
     slots: K::Slots,
 }
 
+#[inline]
 unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // SAFETY: `h` points at a whole HandleBox<K> (it is the vtable of K that calls
     // this); only the slots are borrowed (the libuv struct, which holds the header,
@@ -187,6 +191,7 @@ unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     slots.clear();
 }
 
+#[inline]
 unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
     let p = h as *mut HandleBox<K>;
     // SAFETY: the allocation was made by Typed::new from the slab whose pointer its
@@ -213,6 +218,7 @@ impl<K: HandleKind> VTableOf<K> {
             type_id: TypeId::of::<K>,
             clear: clear_slots::<K>,
             free: free_box::<K>,
+            on_close: on_close::<K>,
             keep_alive: K::KEEP_ALIVE,
             name: K::NAME,
         }
@@ -503,8 +509,10 @@ impl Hdr {
         h.refs.set(n);
     }
 
-    fn keeps_alive(&self) -> bool {
-        match self.h().vtable.keep_alive {
+    /// Whether the lifetime rule `keep` (the handle's own) keeps the handle open.
+    #[inline(always)]
+    fn keeps_alive_by(&self, keep: KeepAlive) -> bool {
+        match keep {
             // SAFETY: `raw` is an initialised handle until the close callback.
             KeepAlive::Active => unsafe { sys::uv_is_active(self.raw()) != 0 },
             KeepAlive::Never => false,
@@ -518,13 +526,64 @@ impl Hdr {
         }
     }
 
+    /// Whether closing must take the general path (`begin_close_via`): the handle
+    /// has a sender entry or extras to take out of `data` first, or is a signal
+    /// handle (whose signal's disposition is restored after `uv_close`).
+    #[inline(always)]
+    fn needs_slow_close(&self) -> bool {
+        // SAFETY: the handle is initialised (callers check IN_LIBUV); the type field
+        // is libuv's and stays valid until the allocation is freed.
+        self.has(HAS_SENDER | HAS_EXTRAS)
+            || unsafe { (*self.raw()).type_ } == sys::uv_handle_type_UV_SIGNAL
+    }
+
     /// Starts closing (idempotent).
+    #[inline]
     fn begin_close(self) {
+        if !self.is_open() || !self.has(IN_LIBUV) {
+            return;
+        }
+        if self.needs_slow_close() {
+            return self.begin_close_slow();
+        }
+        // The common case: nothing to take out of `data`, no signal to restore.
+        self.h().state.set(State::Closing);
+        // SAFETY: the handle is initialised and not yet closing; the allocation stays
+        // until its close callback (the vtable's, for this allocation's type) runs.
+        unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
+    }
+
+    /// `begin_close` of a handle that has a sender entry or extras, or watches a
+    /// signal.
+    #[cold]
+    #[inline(never)]
+    fn begin_close_slow(self) {
         // SAFETY: uv_close with our close callback is the way every handle closes.
         let _ = self.begin_close_via("uv_close", |raw, cb| unsafe {
             sys::uv_close(raw, cb);
             0
         });
+    }
+
+    /// `Handle::close_with` of an open handle in libuv that `needs_slow_close`,
+    /// with its close callback `cb` (from `CloseOf::make`).
+    #[cold]
+    #[inline(never)]
+    fn close_with_slow(self, cb: *const CloseRun) {
+        // `data` must be free for the callback: the sender entry it may hold is
+        // shut now (begin_close would do it next anyway).
+        if self.has(HAS_SENDER) {
+            self.shut_sender();
+        }
+        if self.has(HAS_EXTRAS) {
+            // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord, whose close
+            // callback is null while the handle is open.
+            unsafe { (*((*self.raw()).data as *mut ExtrasRecord)).close = cb };
+        } else {
+            // SAFETY: the handle is open: `data` is the library's, and null.
+            unsafe { (*self.raw()).data = cb.cast_mut().cast() };
+        }
+        self.begin_close_slow();
     }
 
     /// Starts closing through `close` (`uv_close`, or a variant such as
@@ -546,8 +605,8 @@ impl Hdr {
         // signal it watches are read before the close.
         let signum = unsafe { signal_watched(self.raw()) };
         // The handle is initialised and not yet closing; the allocation stays until
-        // `on_close` runs.
-        let rc = close(self.raw(), Some(on_close));
+        // its close callback runs.
+        let rc = close(self.raw(), Some(self.h().vtable.on_close));
         if rc < 0 {
             self.h().state.set(State::Open);
             return Err(Error::from_raw(rc, op));
@@ -562,7 +621,14 @@ impl Hdr {
     /// Closes the handle if nobody can reach it and it cannot call user code.
     #[inline]
     fn close_if_unreachable(self) {
-        if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive() {
+        self.close_if_unreachable_by(self.h().vtable.keep_alive);
+    }
+
+    /// `close_if_unreachable`, where the handle's lifetime rule `keep` is known
+    /// (typed code: `K::KEEP_ALIVE`).
+    #[inline(always)]
+    fn close_if_unreachable_by(self, keep: KeepAlive) {
+        if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive_by(keep) {
             self.begin_close();
         }
     }
@@ -595,6 +661,21 @@ impl Hdr {
         } else {
             // SAFETY: no user reference and no libuv reference is left.
             unsafe { (h.vtable.free)(self.0.as_ptr()) };
+        }
+    }
+
+    /// `release_last` of a handle of type `K` (the drop of a `Typed<K>`), with its
+    /// lifetime rule and its freeing known.
+    ///
+    /// # Safety
+    /// As `release_last`; the allocation is a HandleBox<K>.
+    #[inline(never)]
+    unsafe fn release_last_of<K: HandleKind>(self) {
+        if self.has(IN_LIBUV) {
+            self.close_if_unreachable_by(K::KEEP_ALIVE);
+        } else {
+            // SAFETY: no user reference and no libuv reference is left.
+            unsafe { free_box::<K>(self.0.as_ptr()) };
         }
     }
 }
@@ -672,7 +753,20 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     }
 }
 
-unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
+/// Whether a handle seen by `uv_walk` is one of the library's own.
+///
+/// # Safety
+/// `raw` must be a handle made by this library, not yet freed.
+pub(crate) unsafe fn is_internal_raw(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    unsafe { Hdr::from_raw(raw) }.has(INTERNAL)
+}
+
+/// The close callback of a handle of type `K` (the vtable's `on_close`).
+///
+/// # Safety
+/// Called by libuv, once, for a handle made by [`Typed::new`] for `K`.
+unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
     // until IN_LIBUV is cleared below.
     let hp = unsafe { Hdr::from_raw(raw) };
@@ -684,45 +778,51 @@ unsafe extern "C" fn on_close(raw: *mut sys::uv_handle_t) {
     let header = hp.h();
     header.state.set(State::Closed);
     let shared = hp.shared();
-    shared.handle_closed(hp.has(INTERNAL));
     let slab = shared.slab();
     // From now on `data` names the slab the memory goes back to (the loop may be
     // gone when the last reference is dropped).
     // SAFETY: without extras, `data` holds the close callback or null.
     let cb = unsafe { std::mem::replace(&mut (*hp.raw()).data, slab.as_ptr().cast()) };
-    // SAFETY: `cb` was the close callback, made with this loop's slab.
-    unsafe { run_close(hp, shared, slab, NonNull::new(cb.cast::<CloseRun>())) };
+    // SAFETY: `cb` was the close callback, made with this loop's slab; the
+    // allocation is a HandleBox<K>.
+    unsafe {
+        run_close(
+            hp,
+            shared,
+            slab,
+            NonNull::new(cb.cast::<CloseRun>()),
+            || clear_slots::<K>(raw),
+        )
+    };
     hp.set(IN_LIBUV, false);
     // While IN_LIBUV was set, a last user reference dropped by the callbacks above
     // could not free the allocation (`release` only closes a handle in libuv, and
     // this one is closed): free it now if that happened.
     if header.refs.get() == 0 {
         // SAFETY: no user reference and no libuv reference is left.
-        unsafe { (header.vtable.free)(hp.0.as_ptr()) };
+        unsafe { free_box::<K>(raw) };
     }
 }
 
-/// Runs the close callback `cb` (if any) and empties the slots, under the loop's
-/// panic guard. The allocation stays while it runs: IN_LIBUV is still set, so a
-/// user reference dropped meanwhile does not free it.
+/// Runs the close callback `cb` (if any) and empties the slots (`clear`), under
+/// the loop's panic guard. The allocation stays while it runs: IN_LIBUV is still
+/// set, so a user reference dropped meanwhile does not free it.
 ///
 /// # Safety
 /// `hp` must be a handle in its close callback, `cb` its close callback taken out of
-/// `data` (made with `slab`).
+/// `data` (made with `slab`), `clear` the emptying of its slots.
 #[inline(always)]
 unsafe fn run_close(
     hp: Hdr,
     shared: &LoopShared,
     slab: NonNull<Slab>,
     mut cb: Option<NonNull<CloseRun>>,
+    clear: impl Fn(),
 ) {
     let h = ManuallyDrop::new(Handle {
         ptr: hp.0,
         _not_send: PhantomData,
     });
-    let vtable = hp.h().vtable;
-    // SAFETY: the vtable belongs to this allocation's type.
-    let clear = || unsafe { (vtable.clear)(hp.0.as_ptr()) };
     // One guard for the common case; the callback is taken out before it runs, so
     // that after a panic only the slots are left to empty.
     let mut cleared = false;
@@ -738,7 +838,7 @@ unsafe fn run_close(
         // Slots are emptied one by one, each taken out before it is dropped: a
         // callback whose Drop panics stops one `clear`, and the next round goes on
         // from the slot after it, so nothing is left to drop outside the guard.
-        while shared.guard(clear).is_none() {}
+        while shared.guard(&clear).is_none() {}
     }
 }
 
@@ -753,7 +853,6 @@ unsafe fn on_close_with_extras(hp: Hdr) {
     let header = hp.h();
     header.state.set(State::Closed);
     let shared = hp.shared();
-    shared.handle_closed(hp.has(INTERNAL));
     let slab = shared.slab();
     let (cb, extras) = hp.take_data(slab);
     let kept = extras.map(|e| {
@@ -762,8 +861,9 @@ unsafe fn on_close_with_extras(hp: Hdr) {
         }
         e.kept
     });
-    // SAFETY: per the contract.
-    unsafe { run_close(hp, shared, slab, cb) };
+    let vtable = header.vtable;
+    // SAFETY: per the contract; the vtable belongs to this allocation's type.
+    unsafe { run_close(hp, shared, slab, cb, || (vtable.clear)(hp.0.as_ptr())) };
     if let Some(kept) = kept {
         shared.guard(move || drop(kept));
     }
@@ -844,7 +944,6 @@ impl<K: HandleKind> Typed<K> {
             let h = Hdr(NonNull::new_unchecked(raw));
             h.set(IN_LIBUV, true);
         }
-        shared.handle_opened(internal);
         Ok(Typed {
             // SAFETY: `p` is non-null (from the slab).
             ptr: unsafe { NonNull::new_unchecked(p.cast()) },
@@ -939,9 +1038,16 @@ impl<K: HandleKind> Clone for Typed<K> {
 }
 
 impl<K: HandleKind> Drop for Typed<K> {
+    #[inline]
     fn drop(&mut self) {
-        // SAFETY: this value owns one reference.
-        unsafe { Hdr(self.ptr).release() }
+        let h = Hdr(self.ptr);
+        let header = h.h();
+        let refs = header.refs.get() - 1;
+        header.refs.set(refs);
+        if refs == 0 {
+            // SAFETY: this value owned the last reference, of a HandleBox<K>.
+            unsafe { h.release_last_of::<K>() }
+        }
     }
 }
 
@@ -971,7 +1077,7 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
     if let Err(payload) = std::panic::catch_unwind(run) {
         hp.shared().panicked(payload);
     }
-    hp.close_if_unreachable();
+    hp.close_if_unreachable_by(K::KEEP_ALIVE);
 }
 
 /// The slots of a handle of type `K`, from its libuv struct.
@@ -1070,21 +1176,17 @@ impl Handle {
         if h.is_open() && h.has(IN_LIBUV) {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
-            // `data` must be free for the callback: the sender entry it may hold is
-            // shut now (begin_close would do it next anyway).
-            if h.has(HAS_SENDER) {
-                h.shut_sender();
-            }
             let cb = CloseOf::make(callback, slab);
-            if h.has(HAS_EXTRAS) {
-                // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord, whose close
-                // callback is null while the handle is open.
-                unsafe { (*((*h.raw()).data as *mut ExtrasRecord)).close = cb };
-            } else {
-                // SAFETY: the handle is open: `data` is the library's, and null.
-                unsafe { (*h.raw()).data = cb.cast_mut().cast() };
+            if h.needs_slow_close() {
+                return h.close_with_slow(cb);
             }
-            h.begin_close();
+            // The common case, as `begin_close`'s.
+            // SAFETY: the handle is open, without sender entry or extras: `data` is
+            // the library's, and null.
+            unsafe { (*h.raw()).data = cb.cast_mut().cast() };
+            h.h().state.set(State::Closing);
+            // SAFETY: as in `begin_close`.
+            unsafe { sys::uv_close(h.raw(), Some(h.h().vtable.on_close)) };
         }
     }
 

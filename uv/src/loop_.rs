@@ -30,11 +30,9 @@ pub(crate) struct LoopShared {
     raw: Cell<*mut sys::uv_loop_t>,
     owned: bool,
     running: Cell<bool>,
-    handles: Cell<usize>,
-    internal: Cell<usize>,
     /// Loop requests in flight (file system, DNS, work, random). A handle's requests
-    /// are covered by the handle's count: libuv completes them before the handle's
-    /// close callback.
+    /// are covered by the handle (counted while it is in libuv's queue): libuv
+    /// completes them before the handle's close callback.
     requests: Cell<usize>,
     read_buffer: crate::stream::ReadBuffer,
     /// Set when teardown starts: no new handle may be made on the loop any more.
@@ -122,22 +120,22 @@ impl LoopShared {
         self.slab
     }
 
-    pub(crate) fn handle_opened(&self, internal: bool) {
-        let c = if internal {
-            &self.internal
-        } else {
-            &self.handles
+    /// The handles in libuv's queue of this loop (open, or closing and their
+    /// close callback not yet run): the user's only, or also the library's own.
+    /// A walk of the loop, so that making and closing a handle count nothing.
+    pub(crate) fn count_handles(&self, user_only: bool) -> usize {
+        let Some(raw) = self.raw() else { return 0 };
+        let mut count = (0usize, user_only);
+        // SAFETY: the loop is open; the callback gets `count` as its argument and
+        // only reads the handles' headers.
+        unsafe {
+            sys::uv_walk(
+                raw,
+                Some(count_walk_cb),
+                (&mut count as *mut (usize, bool)).cast(),
+            )
         };
-        c.set(c.get() + 1);
-    }
-
-    pub(crate) fn handle_closed(&self, internal: bool) {
-        let c = if internal {
-            &self.internal
-        } else {
-            &self.handles
-        };
-        c.set(c.get().saturating_sub(1));
+        count.0
     }
 
     pub(crate) fn request_started(&self) {
@@ -278,7 +276,7 @@ impl LoopShared {
                 break;
             }
             // Give up only when rounds stop making progress.
-            let now = self.handles.get() + self.internal.get() + self.requests.get();
+            let now = self.count_handles(false) + self.requests.get();
             stalled = if now < left { 0 } else { stalled + 1 };
             left = now;
         }
@@ -343,6 +341,15 @@ fn close_every_handle(raw: *mut sys::uv_loop_t) {
     unsafe { sys::uv_walk(raw, Some(close_walk_cb), std::ptr::null_mut()) };
 }
 
+unsafe extern "C" fn count_walk_cb(h: *mut sys::uv_handle_t, arg: *mut c_void) {
+    // SAFETY: `arg` is the count passed by `count_handles`.
+    let (count, user_only) = unsafe { &mut *(arg as *mut (usize, bool)) };
+    // SAFETY: uv_walk passes live handles of this loop; all of them are ours.
+    if !*user_only || !unsafe { crate::handle::is_internal_raw(h) } {
+        *count += 1;
+    }
+}
+
 unsafe extern "C" fn collect_walk_cb(h: *mut sys::uv_handle_t, arg: *mut c_void) {
     // SAFETY: `arg` is the Vec passed by `handles`.
     let out = unsafe { &mut *(arg as *mut Vec<Handle>) };
@@ -360,8 +367,6 @@ impl LoopShared {
             raw: Cell::new(raw),
             owned,
             running: Cell::new(false),
-            handles: Cell::new(0),
-            internal: Cell::new(0),
             requests: Cell::new(0),
             read_buffer: crate::stream::ReadBuffer::new(),
             closing: Cell::new(false),
@@ -484,7 +489,7 @@ impl Loop {
         if !s.is_open() {
             return Ok(());
         }
-        if s.running.get() || s.handles.get() > 0 || s.requests.get() > 0 {
+        if s.running.get() || s.requests.get() > 0 || s.count_handles(true) > 0 {
             return Err(Error::new(StatusCode::EBUSY, "uv_loop_close"));
         }
         s.teardown();
@@ -516,7 +521,7 @@ impl fmt::Debug for LoopHandle {
         let s = &self.shared;
         f.debug_struct("Loop")
             .field("closed", &!s.is_open())
-            .field("handles", &s.handles.get())
+            .field("handles", &s.count_handles(true))
             .field("requests", &s.requests.get())
             .finish()
     }
@@ -666,9 +671,9 @@ impl LoopHandle {
         self.shared.hook.take()
     }
 
-    /// Number of open or closing user handles.
+    /// Number of open or closing user handles (a walk of the loop's handles).
     pub fn handle_count(&self) -> usize {
-        self.shared.handles.get()
+        self.shared.count_handles(true)
     }
 }
 
@@ -749,7 +754,16 @@ impl Slab {
     }
 
     fn class(&self, layout: std::alloc::Layout) -> Option<&SizeClass> {
-        if self.bypass || layout.size() > SLAB_MAX || layout.align() > SLAB_GRAIN {
+        if self.bypass {
+            return None;
+        }
+        self.class_of(layout)
+    }
+
+    /// The size class of `layout`, bypass or not.
+    #[inline(always)]
+    fn class_of(&self, layout: std::alloc::Layout) -> Option<&SizeClass> {
+        if layout.size() > SLAB_MAX || layout.align() > SLAB_GRAIN {
             return None;
         }
         // Zero-sized layouts get the smallest class (the slab never hands out a
@@ -762,7 +776,9 @@ impl Slab {
     #[inline]
     pub(crate) fn alloc(&self, layout: std::alloc::Layout) -> NonNull<u8> {
         self.refs.set(self.refs.get() + 1);
-        let Some(class) = self.class(layout) else {
+        // With the slab bypassed a class is never used: no slot is ever freed into
+        // it and it has no chunk, so allocations reach `refill`, which checks.
+        let Some(class) = self.class_of(layout) else {
             return global_alloc(layout);
         };
         if let Some(p) = class.free.get() {
@@ -775,16 +791,21 @@ impl Slab {
         }
         let size = slot_size(layout);
         let bump = class.bump.get();
-        if bump != 0 && class.end.get() - bump >= size {
+        // Before the first chunk both `bump` and `end` are 0 (no room); after it
+        // `bump <= end`, and `bump` is inside the chunk while there is room.
+        if class.end.get() - bump >= size {
             class.bump.set(bump + size);
-            // SAFETY: `bump` is inside a live chunk (non-zero: checked above).
+            // SAFETY: there is room, so `bump` is inside a live chunk (non-zero).
             return unsafe { NonNull::new_unchecked(bump as *mut u8) };
         }
-        self.refill(class, size)
+        self.refill(class, size, layout)
     }
 
     #[cold]
-    fn refill(&self, class: &SizeClass, size: usize) -> NonNull<u8> {
+    fn refill(&self, class: &SizeClass, size: usize, layout: std::alloc::Layout) -> NonNull<u8> {
+        if self.bypass {
+            return global_alloc(layout);
+        }
         let chunk = class.next_chunk.get().max(FIRST_CHUNK);
         class.next_chunk.set((chunk * 2).min(LAST_CHUNK));
         let layout = std::alloc::Layout::from_size_align(chunk, 16).expect("a valid chunk layout");

@@ -468,6 +468,7 @@ impl HandleEmitter<'_> {
         }
         quote! {
             #cdoc
+            #[inline]
             pub fn #fname(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#name> {
                 #body
             }
@@ -877,6 +878,7 @@ impl HandleEmitter<'_> {
 
             #cfg
             impl #rt::runtime::Slots for #slots {
+                #[inline]
                 fn clear(&self) {
                     #( self.#slot_names.clear(); )*
                 }
