@@ -228,15 +228,17 @@ impl SenderTable {
         self.live.store(n, Ordering::Relaxed);
     }
 
-    /// A new open entry for `raw` (the loop thread).
+    /// A new open entry for `raw` (the loop thread). Inlined into
+    /// `Async::sender`; making a chunk and the errors go out of line.
+    #[inline(always)]
     fn add(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(Error::closed_handle("uv_async_send"));
+            return Err(closed_send());
         }
         let free = self.free.load(Ordering::Relaxed);
         if free != NO_ENTRY {
             let Some(e) = self.entry(free) else {
-                return Err(Error::closed_handle("uv_async_send"));
+                return Err(closed_send());
             };
             // A free entry is shut and no send holds it for its generation; stale
             // senders only read its state (or bump and undo its count).
@@ -255,28 +257,17 @@ impl SenderTable {
             return Ok((free, ((prev >> 32) as u32).wrapping_add(1)));
         }
         let i = self.len.load(Ordering::Relaxed);
-        let enomem = || Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send");
         if i >= MAX_ENTRIES {
-            return Err(enomem());
+            return Err(enomem_send());
         }
         let (c, off) = locate(i);
-        if off == 0 {
-            let layout = chunk_layout(c);
-            if layout.size() == 0 {
-                return Err(enomem());
-            }
-            // SAFETY: a non-zero size. The memory stays uninitialised until each
-            // entry is written below, before its index is handed out.
-            let p = unsafe { std::alloc::alloc(layout) };
-            if p.is_null() {
-                return Err(enomem());
-            }
-            // Release: pairs with `entry`'s Acquire load.
-            self.chunks[c].store(p.cast(), Ordering::Release);
-        }
-        let p = self.chunks[c].load(Ordering::Relaxed);
+        let p = if off == 0 {
+            self.make_chunk(c)?
+        } else {
+            self.chunks[c].load(Ordering::Relaxed)
+        };
         if p.is_null() {
-            return Err(enomem());
+            return Err(enomem_send());
         }
         // SAFETY: chunk `c` holds `chunk_len(c)` entries, `off` is below that; the
         // entry is not initialised yet and nothing refers to it (its index was never
@@ -292,6 +283,25 @@ impl SenderTable {
         self.len.store(i + 1, Ordering::Relaxed);
         self.bump_live(1);
         Ok((i, 0))
+    }
+
+    /// Makes chunk `c` (its first entry is the next one handed out).
+    #[cold]
+    #[inline(never)]
+    fn make_chunk(&self, c: usize) -> Result<*mut Entry> {
+        let layout = chunk_layout(c);
+        if layout.size() == 0 {
+            return Err(enomem_send());
+        }
+        // SAFETY: a non-zero size. The memory stays uninitialised until each entry
+        // is written by `add`, before its index is handed out.
+        let p = unsafe { std::alloc::alloc(layout) };
+        if p.is_null() {
+            return Err(enomem_send());
+        }
+        // Release: pairs with `entry`'s Acquire load.
+        self.chunks[c].store(p.cast(), Ordering::Release);
+        Ok(p.cast())
     }
 
     /// Waits until no send holds `e`. Acquire: every finished send's effects are
@@ -436,8 +446,7 @@ impl SenderTable {
     #[cold]
     #[inline(never)]
     fn hold_slow(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
-        let closed = || Error::closed_handle("uv_async_send");
-        let e = self.entry(i).ok_or_else(closed)?;
+        let e = self.entry(i).ok_or_else(closed_send)?;
         let want = (generation as u64) << 32;
         let mut spins = 0;
         loop {
@@ -454,10 +463,31 @@ impl SenderTable {
                 // The loop thread is deciding whether the handle closes.
                 backoff(&mut spins);
             } else {
-                return Err(closed());
+                return Err(closed_send());
             }
         }
     }
+}
+
+/// `ClosedHandle` for a send (or a sender) of a closed handle or loop.
+#[cold]
+#[inline(never)]
+fn closed_send() -> Error {
+    Error::closed_handle("uv_async_send")
+}
+
+/// `ENOMEM` for a sender that found no room in its loop's table.
+#[cold]
+#[inline(never)]
+fn enomem_send() -> Error {
+    Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send")
+}
+
+/// A failed `uv_async_send` (libuv 1.53's returns 0 always; kept for the contract).
+#[cold]
+#[inline(never)]
+fn send_failed(rc: i32) -> Error {
+    Error::from_raw(rc, "uv_async_send")
 }
 
 /// Wakes an [`Async`] handle from any thread. `send` returns `ClosedHandle` once
@@ -479,14 +509,19 @@ impl std::fmt::Debug for AsyncSender {
 
 impl AsyncSender {
     /// Wakes the loop (`uv_async_send`); several sends before the callback runs
-    /// give one call.
+    /// give one call. (Inlined: a few instructions around libuv's call, the
+    /// refusals out of line.)
+    #[inline]
     pub fn send(&self) -> Result<()> {
         let hold = self.table.hold(self.slot)?;
         // SAFETY: the hold keeps the handle open for the call: the loop thread's
         // shut (before uv_close) waits until no hold is left.
         let rc = unsafe { sys::uv_async_send(hold.raw()) };
         drop(hold);
-        check(rc, "uv_async_send")
+        if rc < 0 {
+            return Err(send_failed(rc));
+        }
+        Ok(())
     }
 }
 
