@@ -84,23 +84,26 @@ const NO_ENTRY: u32 = u32::MAX;
 
 /// The first chunk holds `1 << FIRST_BITS` entries, each next one twice as many.
 const FIRST_BITS: u32 = 5;
-/// Enough chunks for every index below `MAX_ENTRIES`.
-const CHUNKS: usize = (32 - FIRST_BITS) as usize;
+/// One chunk slot per bit position of `i + 2^FIRST_BITS` (see `locate`); the slots
+/// below `FIRST_BITS` stay empty (40 bytes, so that the lookup needs no subtraction).
+const CHUNKS: usize = 32;
 /// `1 << FIRST_BITS` fewer than 2^32 (so `NO_ENTRY` is never an index).
 const MAX_ENTRIES: u32 = 0u32.wrapping_sub(1 << FIRST_BITS);
 
-/// The chunk and the offset in it of entry `i` (below `MAX_ENTRIES`): chunk `c`
-/// holds the entries from `2^(c+F) - 2^F` on, `2^(c+F)` of them.
+/// The chunk and the offset in it of entry `i` (below `MAX_ENTRIES`): with
+/// `j = i + 2^F`, chunk `c` (the top bit of `j`, from `F` to 31) holds the `2^c`
+/// entries whose `j` has that top bit, and the offset is `j` without it. A few
+/// instructions (`bsr`, `btc`): every send and close looks its entry up.
 #[inline(always)]
 fn locate(i: u32) -> (usize, usize) {
     let j = i + (1 << FIRST_BITS);
     let top = 31 - j.leading_zeros();
-    ((top - FIRST_BITS) as usize, (j - (1 << top)) as usize)
+    (top as usize, (j ^ (1 << top)) as usize)
 }
 
-/// The number of entries of chunk `c`.
+/// The number of entries of chunk `c` (`FIRST_BITS <= c < 32`).
 fn chunk_len(c: usize) -> usize {
-    1 << (c as u32 + FIRST_BITS)
+    1 << c
 }
 
 fn chunk_layout(c: usize) -> std::alloc::Layout {
@@ -130,7 +133,7 @@ fn backoff(spins: &mut u32) {
 /// before `uv_close`) by setting its flag and waiting until none is in flight.
 pub(crate) struct SenderTable {
     chunks: [AtomicPtr<Entry>; CHUNKS],
-    /// The loop is closing: no send starts any more.
+    /// The loop is closing: no entry is made any more (its entries are shut).
     closed: AtomicBool,
     // The loop thread's own bookkeeping (atomics only so the table is `Sync`; all
     // accesses are Relaxed and from the loop thread).
@@ -225,15 +228,17 @@ impl SenderTable {
         self.live.store(n, Ordering::Relaxed);
     }
 
-    /// A new open entry for `raw` (the loop thread).
+    /// A new open entry for `raw` (the loop thread). Inlined into
+    /// `Async::sender`; making a chunk and the errors go out of line.
+    #[inline(always)]
     fn add(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(Error::closed_handle("uv_async_send"));
+            return Err(closed_send());
         }
         let free = self.free.load(Ordering::Relaxed);
         if free != NO_ENTRY {
             let Some(e) = self.entry(free) else {
-                return Err(Error::closed_handle("uv_async_send"));
+                return Err(closed_send());
             };
             // A free entry is shut and no send holds it for its generation; stale
             // senders only read its state (or bump and undo its count).
@@ -252,28 +257,17 @@ impl SenderTable {
             return Ok((free, ((prev >> 32) as u32).wrapping_add(1)));
         }
         let i = self.len.load(Ordering::Relaxed);
-        let enomem = || Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send");
         if i >= MAX_ENTRIES {
-            return Err(enomem());
+            return Err(enomem_send());
         }
         let (c, off) = locate(i);
-        if off == 0 {
-            let layout = chunk_layout(c);
-            if layout.size() == 0 {
-                return Err(enomem());
-            }
-            // SAFETY: a non-zero size. The memory stays uninitialised until each
-            // entry is written below, before its index is handed out.
-            let p = unsafe { std::alloc::alloc(layout) };
-            if p.is_null() {
-                return Err(enomem());
-            }
-            // Release: pairs with `entry`'s Acquire load.
-            self.chunks[c].store(p.cast(), Ordering::Release);
-        }
-        let p = self.chunks[c].load(Ordering::Relaxed);
+        let p = if off == 0 {
+            self.make_chunk(c)?
+        } else {
+            self.chunks[c].load(Ordering::Relaxed)
+        };
         if p.is_null() {
-            return Err(enomem());
+            return Err(enomem_send());
         }
         // SAFETY: chunk `c` holds `chunk_len(c)` entries, `off` is below that; the
         // entry is not initialised yet and nothing refers to it (its index was never
@@ -289,6 +283,25 @@ impl SenderTable {
         self.len.store(i + 1, Ordering::Relaxed);
         self.bump_live(1);
         Ok((i, 0))
+    }
+
+    /// Makes chunk `c` (its first entry is the next one handed out).
+    #[cold]
+    #[inline(never)]
+    fn make_chunk(&self, c: usize) -> Result<*mut Entry> {
+        let layout = chunk_layout(c);
+        if layout.size() == 0 {
+            return Err(enomem_send());
+        }
+        // SAFETY: a non-zero size. The memory stays uninitialised until each entry
+        // is written by `add`, before its index is handed out.
+        let p = unsafe { std::alloc::alloc(layout) };
+        if p.is_null() {
+            return Err(enomem_send());
+        }
+        // Release: pairs with `entry`'s Acquire load.
+        self.chunks[c].store(p.cast(), Ordering::Release);
+        Ok(p.cast())
     }
 
     /// Waits until no send holds `e`. Acquire: every finished send's effects are
@@ -361,40 +374,49 @@ impl SenderTable {
         pending
     }
 
-    /// Loop teardown (the loop thread): no send starts from now on, and none is in
-    /// flight when this returns.
+    /// Loop teardown (the loop thread): shuts every entry, so that no send starts
+    /// from now on (each answers `ClosedHandle`), and none is in flight when this
+    /// returns. Sends test no table-wide flag: the entry's own state says it.
     fn close(&self) {
-        // SeqCst here and in `hold` (its increment, then its load of `closed`):
-        // either the send's load sees `closed`, or its increment comes before this
-        // store in the single SeqCst order, and then the loads below see it (or its
-        // decrement) and wait.
-        self.closed.store(true, Ordering::SeqCst);
+        // No entry is made from now on (`add`, on this thread).
+        self.closed.store(true, Ordering::Relaxed);
         if self.live.load(Ordering::Relaxed) == 0 {
             // Every entry is shut, and was waited for when it was shut: a send
             // that holds one now sees SHUT and does not touch a handle.
             return;
         }
         let len = self.len.load(Ordering::Relaxed) as usize;
-        for (c, p) in self.chunks.iter().enumerate() {
+        for c in FIRST_BITS as usize..CHUNKS {
             let start = chunk_len(c) - (1 << FIRST_BITS);
             if start >= len {
                 break;
             }
-            let p = p.load(Ordering::Relaxed);
+            let p = self.chunks[c].load(Ordering::Relaxed);
             let n = chunk_len(c).min(len - start);
             // SAFETY: the chunks holding entries below `len` were made (by this
             // thread), and those entries initialised (see `add`); `&self` keeps them
             // alive.
             let entries = unsafe { std::slice::from_raw_parts(p, n) };
             for e in entries {
-                Self::wait_idle(e, Ordering::SeqCst);
+                // As in `shut` (the flags are this thread's, and no decision is in
+                // progress: `keeps_alive` runs on this thread too): a send's
+                // increment either comes before this RMW and is waited for, or
+                // sees SHUT and is undone without touching the handle. An entry
+                // shut before was waited for then. The entry stays where it is (a
+                // live one goes to the free list when its handle closes).
+                if e.state.load(Ordering::Relaxed) & SHUT == 0 {
+                    let prev = e.state.fetch_add(SHUT, Ordering::Acquire);
+                    if prev & COUNT != 0 {
+                        Self::wait_idle(e, Ordering::Acquire);
+                    }
+                }
             }
         }
     }
 
     /// Holds the entry of `slot` if it is open (the handle's close waits until the
-    /// hold ends), or answers `ClosedHandle`. The common case (open, the loop not
-    /// closing) is inlined; waits and refusals go out of line.
+    /// hold ends), or answers `ClosedHandle`. The common case (open) is inlined;
+    /// waits and refusals go out of line.
     #[inline(always)]
     fn hold(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
         if let Some(e) = self.entry(i) {
@@ -402,12 +424,15 @@ impl SenderTable {
             // A plain load first: a sender of a shut entry does not touch the count
             // (so the loop thread's waits are bounded by the sends in flight).
             if e.state.load(Ordering::Relaxed) & !COUNT == want {
-                // SeqCst: see `close`; also Acquire, pairing with the Release that
-                // published this generation (so the `raw` the hold reads is this
-                // handle's).
-                let prev = e.state.fetch_add(1, Ordering::SeqCst);
+                // Acquire: pairs with the Release that published this generation
+                // (so the `raw` the hold reads is this handle's). Whether the
+                // entry is still open is read from this RMW's result: shutting
+                // (`shut`, `keeps_alive`, the loop's `close`) is an RMW of the
+                // same word, so each increment comes before it (and is waited
+                // for) or after it (and sees the flag).
+                let prev = e.state.fetch_add(1, Ordering::Acquire);
                 let hold = Hold(e);
-                if prev & !COUNT == want && !self.closed.load(Ordering::SeqCst) {
+                if prev & !COUNT == want {
                     return Ok(hold);
                 }
                 // Undone when `hold` drops.
@@ -421,20 +446,16 @@ impl SenderTable {
     #[cold]
     #[inline(never)]
     fn hold_slow(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
-        let closed = || Error::closed_handle("uv_async_send");
-        let e = self.entry(i).ok_or_else(closed)?;
+        let e = self.entry(i).ok_or_else(closed_send)?;
         let want = (generation as u64) << 32;
         let mut spins = 0;
         loop {
             let s = e.state.load(Ordering::Relaxed);
             if s & !COUNT == want {
                 // As in `hold`.
-                let prev = e.state.fetch_add(1, Ordering::SeqCst);
+                let prev = e.state.fetch_add(1, Ordering::Acquire);
                 let hold = Hold(e);
                 if prev & !COUNT == want {
-                    if self.closed.load(Ordering::SeqCst) {
-                        return Err(closed());
-                    }
                     return Ok(hold);
                 }
                 // The state changed in between: undo (drop), and look again.
@@ -442,10 +463,31 @@ impl SenderTable {
                 // The loop thread is deciding whether the handle closes.
                 backoff(&mut spins);
             } else {
-                return Err(closed());
+                return Err(closed_send());
             }
         }
     }
+}
+
+/// `ClosedHandle` for a send (or a sender) of a closed handle or loop.
+#[cold]
+#[inline(never)]
+fn closed_send() -> Error {
+    Error::closed_handle("uv_async_send")
+}
+
+/// `ENOMEM` for a sender that found no room in its loop's table.
+#[cold]
+#[inline(never)]
+fn enomem_send() -> Error {
+    Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send")
+}
+
+/// A failed `uv_async_send` (libuv 1.53's returns 0 always; kept for the contract).
+#[cold]
+#[inline(never)]
+fn send_failed(rc: i32) -> Error {
+    Error::from_raw(rc, "uv_async_send")
 }
 
 /// Wakes an [`Async`] handle from any thread. `send` returns `ClosedHandle` once
@@ -467,14 +509,19 @@ impl std::fmt::Debug for AsyncSender {
 
 impl AsyncSender {
     /// Wakes the loop (`uv_async_send`); several sends before the callback runs
-    /// give one call.
+    /// give one call. (Inlined: a few instructions around libuv's call, the
+    /// refusals out of line.)
+    #[inline]
     pub fn send(&self) -> Result<()> {
         let hold = self.table.hold(self.slot)?;
         // SAFETY: the hold keeps the handle open for the call: the loop thread's
         // shut (before uv_close) waits until no hold is left.
         let rc = unsafe { sys::uv_async_send(hold.raw()) };
         drop(hold);
-        check(rc, "uv_async_send")
+        if rc < 0 {
+            return Err(send_failed(rc));
+        }
+        Ok(())
     }
 }
 
@@ -496,8 +543,9 @@ impl Async {
     /// A sender for other threads (all senders of a handle share one entry of the
     /// loop's sender table).
     pub fn sender(&self) -> Result<AsyncSender> {
-        let raw = self.inner.raw("uv_async_send")?;
+        // Open and in libuv (one test of the state for both facts).
         let shared = self.inner.shared_ptr("uv_async_send")?;
+        let raw = self.raw_struct().cast::<sys::uv_async_t>();
         // SAFETY: the handle is open and in libuv, so its loop's shared state is
         // alive (its owner keeps it) for this call, which runs no user code.
         let table = unsafe { &*shared }.senders();
