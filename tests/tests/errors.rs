@@ -275,3 +275,58 @@ fn debug_shows_the_message() {
     assert!(shown.contains("uv_tcp_bind"), "{shown}");
     assert!(shown.contains(&err.message()), "{shown}");
 }
+
+#[test]
+fn an_error_is_32_bytes_and_keeps_what_it_was_given() {
+    #[cfg(target_pointer_width = "64")]
+    assert_eq!(std::mem::size_of::<Error>(), 32);
+    assert_eq!(
+        std::mem::size_of::<uv::Result<()>>(),
+        std::mem::size_of::<Error>()
+    );
+    let e = Error::new(StatusCode::ENOENT, "uv_fs_stat").with_path("/no/such/file");
+    assert_eq!(e.code(), StatusCode::ENOENT);
+    assert_eq!(e.kind(), StatusCode::ENOENT.category());
+    assert_eq!(e.operation(), "uv_fs_stat");
+    assert_eq!(e.path(), Some(std::path::Path::new("/no/such/file")));
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    let unknown = Error::new(StatusCode::Other(-123456), "op");
+    assert_eq!(unknown.code(), StatusCode::Other(-123456));
+    let closed = Error::closed_handle("uv_read_start");
+    assert_eq!(closed.kind(), Category::ClosedHandle);
+    assert_eq!(closed.operation(), "uv_read_start");
+}
+
+#[test]
+fn errors_compare_and_hash_by_value_not_by_where_the_name_lives() {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+    let hash = |e: &Error| {
+        let mut h = DefaultHasher::new();
+        e.hash(&mut h);
+        h.finish()
+    };
+    // The same name at another address.
+    let elsewhere: &'static str = String::from("uv_tcp_bind").leak();
+    let a = Error::new(StatusCode::EADDRINUSE, "uv_tcp_bind");
+    let b = Error::new(StatusCode::EADDRINUSE, elsewhere);
+    assert_eq!(a, b);
+    assert_eq!(hash(&a), hash(&b));
+    assert_ne!(a, Error::new(StatusCode::EADDRINUSE, "uv_udp_bind"));
+    assert_ne!(a, Error::new(StatusCode::EACCES, "uv_tcp_bind"));
+    assert_ne!(a.clone().with_path("x"), a);
+    assert_eq!(a.clone().with_path("x"), b.clone().with_path("x"));
+}
+
+#[test]
+fn an_overlong_operation_name_is_cut_on_a_character_boundary() {
+    // 65,534 ASCII bytes and then a 3-byte character: the cut at 65,535 bytes would
+    // split it, so the name keeps the ASCII part only.
+    let long: &'static str = format!("{}€tail", "a".repeat(65_534)).leak();
+    let e = Error::new(StatusCode::EINVAL, long);
+    assert_eq!(e.operation().len(), 65_534);
+    assert!(long.starts_with(e.operation()));
+    let exact: &'static str = "b".repeat(65_535).leak();
+    assert_eq!(Error::new(StatusCode::EINVAL, exact).operation(), exact);
+    assert!(e.to_string().starts_with("aaa"));
+}

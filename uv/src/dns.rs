@@ -240,7 +240,9 @@ unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
 
 impl LoopHandle {
     fn loop_raw(&self, op: &'static str) -> Result<*mut sys::uv_loop_t> {
-        self.shared().raw_for_new().ok_or(Error::closed_loop(op))
+        self.shared()
+            .raw_for_new()
+            .ok_or_else(|| Error::closed_loop(op))
     }
 
     /// Resolves `host` and/or `service` (`uv_getaddrinfo` without a callback): blocks

@@ -1,7 +1,8 @@
 //! `uv::Error`: a status code, its category and the operation that failed.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::{Category, StatusCode};
@@ -16,29 +17,99 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert!(err.is(uv::Category::Address));
 /// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::AddrInUse);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, thiserror::Error)]
+///
+/// An `Error` is 32 bytes (on 64-bit targets), so that a `Result` of a small value stays
+/// small as it moves: the operation's name is kept as a pointer and a 16-bit
+/// length, and a path behind one pointer.
+#[derive(Clone, thiserror::Error)]
 pub struct Error {
     code: StatusCode,
+    /// The length of the operation's name (see `op_ptr`).
+    op_len: u16,
     kind: Category,
-    op: &'static str,
+    /// The start of the operation's name, a `&'static str` of `op_len` bytes.
+    op_ptr: NonNull<u8>,
     /// The path the operation was about, for file-system errors.
-    path: Option<Arc<Path>>,
+    path: Option<Arc<PathBuf>>,
+}
+
+// SAFETY: `op_ptr` and `op_len` are a `&'static str`, which is `Send` and `Sync`;
+// the other fields are too.
+unsafe impl Send for Error {}
+// SAFETY: as above.
+unsafe impl Sync for Error {}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Error>() == 32);
+
+/// An operation's name as `Error` keeps it: the longest prefix of at most
+/// `u16::MAX` bytes that ends on a character boundary (names are C function names,
+/// far shorter).
+#[inline(always)]
+fn op_parts(op: &'static str) -> (NonNull<u8>, u16) {
+    let len = match u16::try_from(op.len()) {
+        Ok(n) => n,
+        Err(_) => op_cut(op),
+    };
+    (NonNull::from(op.as_bytes()).cast(), len)
+}
+
+#[cold]
+#[inline(never)]
+fn op_cut(op: &str) -> u16 {
+    let mut n = usize::from(u16::MAX);
+    while !op.is_char_boundary(n) {
+        n -= 1;
+    }
+    n as u16
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.code == other.code
+            && self.kind == other.kind
+            && self.operation() == other.operation()
+            && self.path == other.path
+    }
+}
+
+impl Eq for Error {}
+
+impl std::hash::Hash for Error {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.code.hash(state);
+        self.kind.hash(state);
+        self.operation().hash(state);
+        self.path.hash(state);
+    }
 }
 
 impl Error {
     /// An error with `code`, raised by `op` (the C function, e.g. `"uv_tcp_bind"`).
+    /// A name longer than 65,535 bytes is kept cut to that length, on a character
+    /// boundary.
+    #[inline]
     pub fn new(code: StatusCode, op: &'static str) -> Self {
+        Error::with_kind(code, code.category(), op)
+    }
+
+    #[inline(always)]
+    fn with_kind(code: StatusCode, kind: Category, op: &'static str) -> Self {
+        let (op_ptr, op_len) = op_parts(op);
         Error {
             code,
-            kind: code.category(),
-            op,
+            op_len,
+            kind,
+            op_ptr,
             path: None,
         }
     }
 
     /// An error from a raw (negative) libuv return value.
+    #[inline]
     pub fn from_raw(raw: i32, op: &'static str) -> Self {
-        Error::new(StatusCode::from_raw(raw), op)
+        let code = StatusCode::from_raw(raw);
+        Error::with_kind(code, code.category(), op)
     }
 
     /// An error this library raises itself, of a category with a library code
@@ -48,20 +119,17 @@ impl Error {
             .library_error()
             .map(|(code, _)| code)
             .unwrap_or(StatusCode::EINVAL);
-        Error {
-            code,
-            kind,
-            op,
-            path: None,
-        }
+        Error::with_kind(code, kind, op)
     }
 
     /// The operation on a closed handle.
+    #[cold]
     pub fn closed_handle(op: &'static str) -> Self {
         Error::library(Category::ClosedHandle, op)
     }
 
     /// The operation on a closed loop.
+    #[cold]
     pub fn closed_loop(op: &'static str) -> Self {
         Error::library(Category::ClosedLoop, op)
     }
@@ -83,7 +151,14 @@ impl Error {
 
     /// The operation that failed.
     pub fn operation(&self) -> &'static str {
-        self.op
+        // SAFETY: `op_ptr` and `op_len` were taken from a `&'static str`, cut (if at
+        // all) on a character boundary, in `op_parts`.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                self.op_ptr.as_ptr(),
+                usize::from(self.op_len),
+            ))
+        }
     }
 
     /// The same error about `path` (file-system operations name the path they
@@ -96,13 +171,13 @@ impl Error {
     /// assert!(err.to_string().contains("/nope"));
     /// ```
     pub fn with_path(mut self, path: impl AsRef<Path>) -> Self {
-        self.path = Some(Arc::from(path.as_ref()));
+        self.path = Some(Arc::new(path.as_ref().to_path_buf()));
         self
     }
 
     /// The path the failed operation was about, if it was about one.
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.path.as_deref().map(PathBuf::as_path)
     }
 
     /// The OS error number behind the code, where there is one (Unix: libuv codes
@@ -124,7 +199,7 @@ impl Error {
     pub fn message(&self) -> String {
         match self.kind.library_error() {
             Some((_, msg)) => msg.to_string(),
-            None => self.code.message(),
+            None => self.code().message(),
         }
     }
 }
@@ -132,8 +207,21 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.path {
-            Some(p) => write!(f, "{} {:?}: {} ({})", self.op, p, self.message(), self.code),
-            None => write!(f, "{}: {} ({})", self.op, self.message(), self.code),
+            Some(p) => write!(
+                f,
+                "{} {:?}: {} ({})",
+                self.operation(),
+                p,
+                self.message(),
+                self.code()
+            ),
+            None => write!(
+                f,
+                "{}: {} ({})",
+                self.operation(),
+                self.message(),
+                self.code()
+            ),
         }
     }
 }
@@ -141,9 +229,9 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("code", &self.code)
+            .field("code", &self.code())
             .field("kind", &self.kind)
-            .field("op", &self.op)
+            .field("op", &self.operation())
             .field("path", &self.path)
             .field("message", &self.message())
             .finish()
@@ -158,7 +246,7 @@ impl From<Error> for std::io::Error {
                 std::io::Error::new(std::io::Error::from_raw_os_error(errno).kind(), err)
             }
             Some(errno) => std::io::Error::from_raw_os_error(errno),
-            None => std::io::Error::new(err.code.io_error_kind_for(err.kind), err),
+            None => std::io::Error::new(err.code().io_error_kind_for(err.kind), err),
         }
     }
 }
@@ -177,10 +265,17 @@ impl StatusCode {
 #[inline]
 pub fn check(rc: i32, op: &'static str) -> Result<()> {
     if rc < 0 {
-        Err(Error::from_raw(rc, op))
+        Err(check_failed(rc, op))
     } else {
         Ok(())
     }
+}
+
+/// `check`'s error, made out of its callers' way.
+#[cold]
+#[inline(never)]
+fn check_failed(rc: i32, op: &'static str) -> Error {
+    Error::from_raw(rc, op)
 }
 
 /// libuv's message for a raw code, without the allocation `uv_strerror` leaks for

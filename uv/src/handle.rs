@@ -908,7 +908,7 @@ impl<K: HandleKind> Typed<K> {
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
         let shared = loop_.shared();
-        let uv_loop = shared.raw_for_new().ok_or(Error::closed_loop(op))?;
+        let uv_loop = shared.raw_for_new().ok_or_else(|| Error::closed_loop(op))?;
         let slab = shared.slab();
         let layout = std::alloc::Layout::new::<HandleBox<K>>();
         // SAFETY: the loop's slab lives while the loop's shared state does.
@@ -954,7 +954,7 @@ impl<K: HandleKind> Typed<K> {
     /// The libuv struct, if the handle is open; `ClosedHandle` (naming `op`) otherwise.
     #[inline]
     pub fn raw(&self, op: &'static str) -> Result<*mut K::Raw> {
-        self.raw_open().ok_or(Error::closed_handle(op))
+        self.raw_open().ok_or_else(|| Error::closed_handle(op))
     }
 
     /// The libuv struct, if the handle is open.

@@ -464,7 +464,7 @@ impl Loop {
     /// `close`.
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         let s = &self.handle.shared;
-        let raw = s.raw().ok_or(Error::closed_loop("uv_run"))?;
+        let raw = s.raw().ok_or_else(|| Error::closed_loop("uv_run"))?;
         if s.running.get() {
             return Err(Error::new(StatusCode::EBUSY, "uv_run"));
         }
@@ -544,7 +544,7 @@ impl LoopHandle {
     }
 
     fn raw(&self, op: &'static str) -> Result<*mut sys::uv_loop_t> {
-        self.shared.raw().ok_or(Error::closed_loop(op))
+        self.shared.raw().ok_or_else(|| Error::closed_loop(op))
     }
 
     /// Whether the loop was closed (or its `Loop` dropped).

@@ -994,7 +994,7 @@ pub struct Metrics {
 
 impl LoopHandle {
     fn raw_loop(&self, op: &'static str) -> Result<*mut sys::uv_loop_t> {
-        self.shared().raw().ok_or(Error::closed_loop(op))
+        self.shared().raw().ok_or_else(|| Error::closed_loop(op))
     }
 
     /// The loop's counters (`uv_metrics_info`).
