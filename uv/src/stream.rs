@@ -571,9 +571,14 @@ impl From<Vec<Vec<u8>>> for WriteData {
 pub(crate) struct ReadBuffer {
     /// Never read here: libuv writes into it, and a callback reads only the bytes
     /// libuv says it wrote, so it is not initialised (no 64 KiB of zeroes per
-    /// loop).
+    /// loop). Replaced (grown) only while it is home.
     buf: std::cell::UnsafeCell<Box<[std::mem::MaybeUninit<u8>]>>,
-    busy: std::cell::Cell<bool>,
+    /// What the next lend hands out: the buffer's start while it is home, null
+    /// while it is lent out. (A boxed slice's pointer is never null, empty or not.)
+    base: Cell<*mut u8>,
+    /// The buffer's length while it is home, 0 while it is lent out: one test of
+    /// the length sends both a lent buffer and a too small one to the slow path.
+    len: Cell<usize>,
 }
 
 /// Size of the loop's read buffer (libuv suggests 64 KiB).
@@ -584,49 +589,98 @@ const MAX_READ_BUFFER: usize = 4 * 1024 * 1024;
 
 impl ReadBuffer {
     pub(crate) fn new() -> ReadBuffer {
+        let mut b: Box<[std::mem::MaybeUninit<u8>]> = Box::new([]);
         ReadBuffer {
-            buf: std::cell::UnsafeCell::new(Box::new([])),
-            busy: std::cell::Cell::new(false),
+            base: Cell::new(b.as_mut_ptr().cast()),
+            len: Cell::new(0),
+            buf: std::cell::UnsafeCell::new(b),
         }
     }
 
-    /// The buffer, unless it is lent out (then libuv reports `ENOBUFS`).
-    /// The buffer, grown to what libuv suggests (up to `MAX_READ_BUFFER`; UDP with
-    /// `RECVMMSG` asks for room for many datagrams).
-    pub(crate) fn lend(&self, suggested: usize) -> Option<(*mut u8, usize)> {
-        if self.busy.replace(true) {
-            return None;
+    /// Writes to `out` the buffer, grown to what libuv suggests (up to
+    /// `MAX_READ_BUFFER`; UDP with `RECVMMSG` asks for room for many datagrams),
+    /// or an empty buffer while it is lent out (then libuv reports `ENOBUFS`).
+    ///
+    /// The common case (home, and large enough) is a test of the length and the
+    /// stores; the rest is [`lend_slow`](Self::lend_slow).
+    ///
+    /// # Safety
+    /// `out` is valid for a write.
+    #[inline(always)]
+    unsafe fn lend(&self, suggested: usize, out: *mut sys::uv_buf_t) {
+        let (base, len) = (self.base.get(), self.len.get());
+        // `suggested - 1 < len`: `suggested <= len` for a suggestion of at least
+        // one byte (0 goes the slow way, which lends at least READ_BUFFER_SIZE), and
+        // false while lent out (`len` is 0 then).
+        if suggested.wrapping_sub(1) >= len {
+            // SAFETY: the caller's contract.
+            return unsafe { self.lend_slow(suggested, out) };
         }
-        // SAFETY: not lent out, so no pointer into the buffer is in use.
-        let b = unsafe { &mut *self.buf.get() };
-        let want = suggested.clamp(READ_BUFFER_SIZE, MAX_READ_BUFFER);
-        if b.len() < want {
-            return Some(grow(b, want));
-        }
-        Some((b.as_mut_ptr().cast(), b.len()))
+        self.base.set(std::ptr::null_mut());
+        self.len.set(0);
+        // SAFETY: the caller's contract.
+        unsafe {
+            *out = sys::uv_buf_t {
+                base: base.cast(),
+                len,
+            }
+        };
+    }
+
+    /// [`lend`](Self::lend) of a buffer that is lent out, or too small for
+    /// `suggested` (rare: once per size a loop sees), out of the allocation
+    /// callback's path.
+    ///
+    /// # Safety
+    /// As for `lend`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn lend_slow(&self, suggested: usize, out: *mut sys::uv_buf_t) {
+        let (base, len) = if self.base.get().is_null() {
+            (std::ptr::null_mut(), 0)
+        } else {
+            // SAFETY: home (not lent out), so no pointer into the buffer is in use.
+            let b = unsafe { &mut *self.buf.get() };
+            let want = suggested.clamp(READ_BUFFER_SIZE, MAX_READ_BUFFER);
+            if b.len() < want {
+                *b = Box::new_uninit_slice(want);
+            }
+            self.base.set(std::ptr::null_mut());
+            self.len.set(0);
+            (b.as_mut_ptr().cast::<u8>(), b.len())
+        };
+        // SAFETY: the caller's contract.
+        unsafe {
+            *out = sys::uv_buf_t {
+                base: base.cast(),
+                len,
+            }
+        };
     }
 
     /// Takes the buffer back whoever has it (a UDP batch cut short, whose last
     /// callback, the one that hands it back, will not come).
     pub(crate) fn reclaim(&self) {
-        self.busy.set(false);
+        let b = self.home();
+        self.base.set(b.cast());
+        self.len.set(b.len());
     }
 
+    #[inline]
     fn give_back(&self, base: *const u8) {
-        // SAFETY: only the address is compared.
-        if unsafe { (*self.buf.get()).as_ptr() }.cast::<u8>() == base {
-            self.busy.set(false);
+        if self.home().cast::<u8>().cast_const() == base {
+            self.reclaim();
         }
     }
-}
 
-/// Replaces the read buffer with a larger one (rare: once per size a loop sees),
-/// out of the allocation callback's path.
-#[cold]
-#[inline(never)]
-fn grow(b: &mut Box<[std::mem::MaybeUninit<u8>]>, want: usize) -> (*mut u8, usize) {
-    *b = Box::new_uninit_slice(want);
-    (b.as_mut_ptr().cast(), b.len())
+    /// The buffer's place, read without a reference to its bytes (which libuv may
+    /// be writing).
+    #[inline(always)]
+    fn home(&self) -> *mut [std::mem::MaybeUninit<u8>] {
+        // SAFETY: the box is only replaced by `lend_slow`, which does not run
+        // during this; only the box's pointer and length are read.
+        unsafe { std::ptr::addr_of_mut!(**self.buf.get()) }
+    }
 }
 
 pub(crate) fn loop_shared<'a>(h: *const sys::uv_handle_t) -> &'a LoopShared {
@@ -655,22 +709,14 @@ pub(crate) unsafe extern "C" fn alloc_cb(
 /// # Safety
 /// As for [`alloc_cb`]: `h` is a handle of an open loop made by this library, `buf`
 /// a valid out-pointer.
+#[inline(always)]
 pub(crate) unsafe fn lend_loop_buffer(
     h: *mut sys::uv_handle_t,
     want: usize,
     buf: *mut sys::uv_buf_t,
 ) {
-    let (base, len) = loop_shared(h)
-        .read_buffer()
-        .lend(want)
-        .unwrap_or((std::ptr::null_mut(), 0));
     // SAFETY: libuv passes a valid out-pointer.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: base.cast(),
-            len,
-        }
-    };
+    unsafe { loop_shared(h).read_buffer().lend(want, buf) }
 }
 
 /// The most libuv is given to read into at once (Linux's largest single read).
