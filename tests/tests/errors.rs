@@ -307,7 +307,9 @@ fn errors_compare_and_hash_by_value_not_by_where_the_name_lives() {
         h.finish()
     };
     // The same name at another address.
-    let elsewhere: &'static str = String::from("uv_tcp_bind").leak();
+    static NAME: [u8; 11] = *b"uv_tcp_bind";
+    let elsewhere: &'static str = std::str::from_utf8(&NAME).unwrap();
+    assert_ne!(elsewhere.as_ptr(), "uv_tcp_bind".as_ptr());
     let a = Error::new(StatusCode::EADDRINUSE, "uv_tcp_bind");
     let b = Error::new(StatusCode::EADDRINUSE, elsewhere);
     assert_eq!(a, b);
@@ -322,11 +324,21 @@ fn errors_compare_and_hash_by_value_not_by_where_the_name_lives() {
 fn an_overlong_operation_name_is_cut_on_a_character_boundary() {
     // 65,534 ASCII bytes and then a 3-byte character: the cut at 65,535 bytes would
     // split it, so the name keeps the ASCII part only.
-    let long: &'static str = format!("{}€tail", "a".repeat(65_534)).leak();
+    const N: usize = 65_534 + 3 + 4;
+    static LONG: [u8; N] = {
+        let mut a = [b'a'; N];
+        let euro = "€".as_bytes();
+        a[65_534] = euro[0];
+        a[65_535] = euro[1];
+        a[65_536] = euro[2];
+        a
+    };
+    let long: &'static str = std::str::from_utf8(&LONG).unwrap();
     let e = Error::new(StatusCode::EINVAL, long);
     assert_eq!(e.operation().len(), 65_534);
     assert!(long.starts_with(e.operation()));
-    let exact: &'static str = "b".repeat(65_535).leak();
+    static EXACT: [u8; 65_535] = [b'b'; 65_535];
+    let exact: &'static str = std::str::from_utf8(&EXACT).unwrap();
     assert_eq!(Error::new(StatusCode::EINVAL, exact).operation(), exact);
     assert!(e.to_string().starts_with("aaa"));
 }
