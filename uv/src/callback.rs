@@ -17,7 +17,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-/// What a [`Callback`] needs to know of the type of the value it holds.
+/// What a [`Callback`] needs to know of the type of the value it holds. (The record
+/// of a [`HandleSlot`]'s callback starts with one: `repr(C)`.)
+#[repr(C)]
 struct Erased<F: ?Sized> {
     /// Whether the value has an allocation (a [`Thin`]; else it is zero-sized).
     allocated: bool,
@@ -29,8 +31,10 @@ struct Erased<F: ?Sized> {
 
 /// The allocation of a callback whose value takes memory.
 #[repr(C)]
-struct Thin<C, F: ?Sized + 'static> {
-    erased: &'static Erased<F>,
+struct Thin<C> {
+    /// The `&'static Erased<F>`, or the `&'static ErasedCall<K>` that starts with
+    /// one (a raw pointer: it keeps the whole record's provenance).
+    erased: *const (),
     /// Tells this callback from one allocated later at the same address (see
     /// `Slot::set_then`).
     serial: u64,
@@ -49,7 +53,7 @@ impl<C: 'static, G: Fn(*mut C) -> *mut F + Copy + 'static, F: ?Sized + 'static> 
     const ERASED: &'static Erased<F> = &Erased {
         allocated: std::mem::size_of::<C>() != 0,
         view: view::<C, G, F>,
-        free: free::<C, F>,
+        free: free::<C>,
     };
     /// Where a zero-sized value is kept: a static that starts as an allocation does.
     const STATIC: &'static &'static Erased<F> = &Self::ERASED;
@@ -64,18 +68,18 @@ unsafe fn view<C, G: Fn(*mut C) -> *mut F + Copy, F: ?Sized + 'static>(p: NonNul
     // SAFETY: G is zero-sized and Copy (checked in Callback::new): a value of it read
     // from any aligned pointer is the value the caller passed.
     let as_dyn: G = unsafe { NonNull::<G>::dangling().as_ptr().read() };
-    as_dyn(value_ptr::<C, F>(p))
+    as_dyn(value_ptr::<C>(p))
 }
 
 /// Where the value of type `C` of the callback with pointer `p` is.
-fn value_ptr<C, F: ?Sized + 'static>(p: NonNull<()>) -> *mut C {
+fn value_ptr<C>(p: NonNull<()>) -> *mut C {
     if std::mem::size_of::<C>() == 0 {
         // A zero-sized value has no memory of its own: any aligned pointer will do.
         NonNull::<C>::dangling().as_ptr()
     } else {
-        // SAFETY: a non-zero-sized value lives in a Thin<C, F> allocation that `p`
+        // SAFETY: a non-zero-sized value lives in a Thin<C> allocation that `p`
         // points at; only the field's address is computed.
-        unsafe { std::ptr::addr_of_mut!((*p.cast::<Thin<C, F>>().as_ptr()).value) }
+        unsafe { std::ptr::addr_of_mut!((*p.cast::<Thin<C>>().as_ptr()).value) }
     }
 }
 
@@ -83,7 +87,7 @@ fn value_ptr<C, F: ?Sized + 'static>(p: NonNull<()>) -> *mut C {
 ///
 /// # Safety
 /// As `view`; once per callback.
-unsafe fn free<C, F: ?Sized + 'static>(p: NonNull<()>) {
+unsafe fn free<C>(p: NonNull<()>) {
     /// Frees the allocation after the value's drop, even if that panics (as a
     /// `Box` does).
     struct Dealloc(NonNull<()>, std::alloc::Layout);
@@ -94,10 +98,10 @@ unsafe fn free<C, F: ?Sized + 'static>(p: NonNull<()>) {
             unsafe { std::alloc::dealloc(self.0.as_ptr().cast(), self.1) }
         }
     }
-    let _dealloc = (std::mem::size_of::<C>() != 0)
-        .then(|| Dealloc(p, std::alloc::Layout::new::<Thin<C, F>>()));
+    let _dealloc =
+        (std::mem::size_of::<C>() != 0).then(|| Dealloc(p, std::alloc::Layout::new::<Thin<C>>()));
     // SAFETY: per the contract the value is live and dropped once.
-    unsafe { std::ptr::drop_in_place(value_ptr::<C, F>(p)) };
+    unsafe { std::ptr::drop_in_place(value_ptr::<C>(p)) };
 }
 
 /// A boxed callback of type `F` (a `dyn FnMut(...)`) behind one pointer. A value that
@@ -129,23 +133,41 @@ impl<F: ?Sized + 'static> Callback<F> {
         };
         let _ = as_dyn;
         let erased = ErasedOf::<C, G, F>::ERASED;
+        // SAFETY: the record is that of `C` (and the static one starts as an
+        // allocation does).
+        unsafe {
+            Self::with_record(
+                value,
+                (erased as *const Erased<F>).cast(),
+                NonNull::from(ErasedOf::<C, G, F>::STATIC).cast(),
+            )
+        }
+    }
+
+    /// Boxes `value` with its record `erased` (an `Erased<F>` or a record that
+    /// starts with one), or if it is zero-sized, as `zst`.
+    ///
+    /// # Safety
+    /// `erased` is the record made for `C` (and `F`), `zst` points at a pointer to it.
+    #[inline(always)]
+    unsafe fn with_record<C: 'static>(value: C, erased: *const (), zst: NonNull<()>) -> Self {
         if std::mem::size_of::<C>() == 0 {
             // Nothing to keep: the value is made again where it is used (this one is
             // forgotten, so it is moved, not copied).
             std::mem::forget(value);
             return Callback {
-                ptr: NonNull::from(ErasedOf::<C, G, F>::STATIC),
+                ptr: zst.cast(),
                 _owns: PhantomData,
             };
         }
-        let layout = std::alloc::Layout::new::<Thin<C, F>>();
+        let layout = std::alloc::Layout::new::<Thin<C>>();
         // SAFETY: the layout is not zero-sized (C is not).
-        let p = unsafe { std::alloc::alloc(layout) }.cast::<Thin<C, F>>();
+        let p = unsafe { std::alloc::alloc(layout) }.cast::<Thin<C>>();
         let Some(p) = NonNull::new(p) else {
             std::alloc::handle_alloc_error(layout)
         };
         let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: fresh memory for a Thin<C, F>, written in place.
+        // SAFETY: fresh memory for a Thin<C>, written in place.
         unsafe {
             p.as_ptr().write(Thin {
                 erased,
@@ -172,7 +194,7 @@ impl<F: ?Sized + 'static> Callback<F> {
         let serial = if self.erased().allocated {
             // SAFETY: an allocated callback is a Thin, whose first two fields do not
             // depend on the value's type (repr(C)).
-            unsafe { (*self.ptr.cast::<Thin<(), F>>().as_ptr()).serial }
+            unsafe { (*self.ptr.cast::<Thin<()>>().as_ptr()).serial }
         } else {
             0
         };
@@ -306,6 +328,13 @@ impl<F: ?Sized + 'static> Slot<F> {
     /// Calls the stored callback, if any, and puts it back unless it was replaced.
     #[inline]
     pub fn call(&self, f: impl FnOnce(&mut F)) {
+        self.call_raw(|cb| f(cb));
+    }
+
+    /// Calls `f` with the stored callback, if any, taken out of the slot, and puts
+    /// it back unless it was replaced.
+    #[inline(always)]
+    fn call_raw(&self, f: impl FnOnce(&mut Callback<F>)) {
         let Some(cb) = self.cb.take() else { return };
         // Put the callback back even if `f` unwinds, unless the slot was refilled.
         struct Restore<'a, F: ?Sized + 'static> {
@@ -355,6 +384,158 @@ impl<F: ?Sized + 'static> Slot<F> {
         if let Some(cb) = guard.cb.as_mut() {
             f(cb);
         }
+    }
+}
+
+/// The callback type of a [`HandleSlot`]: one that takes only its handle.
+pub type HandleFn<K> = dyn FnMut(&K);
+
+/// The record of a [`HandleSlot`]'s callback: that of any callback, then the function
+/// that calls the value.
+#[repr(C)]
+struct ErasedCall<K: 'static> {
+    erased: Erased<HandleFn<K>>,
+    /// Calls the value (with the callback's pointer) directly: one indirect call,
+    /// where [`Slot::call`] makes two (the record's `view`, then the value's vtable).
+    call: unsafe fn(NonNull<()>, &K),
+}
+
+/// The static record of value type `C` (a closure taking `&K`) stored in a
+/// `HandleSlot<K>`, where `G` is the coercion from `*mut C` to `*mut HandleFn<K>`.
+#[allow(clippy::type_complexity)]
+struct ErasedCallOf<C, G, K>(PhantomData<(fn() -> C, G, fn(&K))>);
+
+impl<C: FnMut(&K) + 'static, G: Fn(*mut C) -> *mut HandleFn<K> + Copy + 'static, K: 'static>
+    ErasedCallOf<C, G, K>
+{
+    const ERASED: &'static ErasedCall<K> = &ErasedCall {
+        erased: Erased {
+            allocated: std::mem::size_of::<C>() != 0,
+            view: view::<C, G, HandleFn<K>>,
+            free: free::<C>,
+        },
+        call: call_value::<C, K>,
+    };
+    /// Where a zero-sized value is kept (as `ErasedOf::STATIC`).
+    const STATIC: &'static &'static ErasedCall<K> = &Self::ERASED;
+}
+
+/// Calls the value of type `C` of the callback with pointer `p`.
+///
+/// # Safety
+/// As `view`, for a callback made by `HandleSlot::callback::<C, _>`; the value is not
+/// borrowed elsewhere meanwhile.
+unsafe fn call_value<C: FnMut(&K), K>(p: NonNull<()>, handle: &K) {
+    // SAFETY: per the contract, the value is live, of type C, and borrowed only here.
+    let value = unsafe { &mut *value_ptr::<C>(p) };
+    value(handle)
+}
+
+/// A callback made for a [`HandleSlot`] (its record holds the call function).
+pub struct HandleCallback<K: 'static>(Callback<HandleFn<K>>);
+
+impl<K: 'static> fmt::Debug for HandleCallback<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandleCallback")
+    }
+}
+
+/// The slot of a callback that takes only its handle (a timer's, an idle handle's):
+/// a [`Slot`] whose callbacks are called with one indirect call, not two. 8 bytes.
+pub struct HandleSlot<K: 'static> {
+    slot: Slot<HandleFn<K>>,
+}
+
+impl<K: 'static> Default for HandleSlot<K> {
+    fn default() -> Self {
+        HandleSlot {
+            slot: Slot::default(),
+        }
+    }
+}
+
+impl<K: 'static> fmt::Debug for HandleSlot<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandleSlot")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+impl<K: 'static> HandleSlot<K> {
+    /// Boxes `value` for this slot (as [`Slot::callback`]).
+    ///
+    /// # Safety
+    /// `as_dyn` must be the closure `|p| p` (see [`Callback::new`]).
+    #[inline(always)]
+    pub unsafe fn callback<C, G>(&self, value: C, as_dyn: G) -> HandleCallback<K>
+    where
+        C: FnMut(&K) + 'static,
+        G: Fn(*mut C) -> *mut HandleFn<K> + Copy + 'static,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<G>() == 0,
+                "the coercion must capture nothing (`|p| p`)"
+            )
+        };
+        let _ = as_dyn;
+        let erased = ErasedCallOf::<C, G, K>::ERASED;
+        // SAFETY: the record is that of `C`; it starts with an `Erased` (repr(C)), and
+        // the static one starts as an allocation does.
+        HandleCallback(unsafe {
+            Callback::with_record(
+                value,
+                (erased as *const ErasedCall<K>).cast(),
+                NonNull::from(ErasedCallOf::<C, G, K>::STATIC).cast(),
+            )
+        })
+    }
+
+    /// As [`Slot::set`].
+    pub fn set(&self, cb: HandleCallback<K>) {
+        self.slot.set(cb.0);
+    }
+
+    /// As [`Slot::set_then`].
+    #[inline]
+    pub fn set_then<T, E>(
+        &self,
+        cb: HandleCallback<K>,
+        start: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.slot.set_then(cb.0, start)
+    }
+
+    /// Takes the stored callback out.
+    pub fn take(&self) -> Option<HandleCallback<K>> {
+        self.slot.take().map(HandleCallback)
+    }
+
+    /// Drops the stored callback.
+    pub fn clear(&self) {
+        self.slot.clear();
+    }
+
+    /// Whether a callback is stored (false while it runs).
+    pub fn is_set(&self) -> bool {
+        self.slot.is_set()
+    }
+
+    /// Calls the stored callback with `handle`, if any, and puts it back unless it
+    /// was replaced (as [`Slot::call`]).
+    #[inline]
+    pub fn call(&self, handle: &K) {
+        self.slot.call_raw(|cb| {
+            // SAFETY: every callback in this slot was made by `HandleSlot::callback`
+            // (only a `HandleCallback` goes in), whose record is an `ErasedCall<K>`;
+            // the pointer to it keeps that whole record's provenance. The callback is
+            // out of its slot, so its value is borrowed only by this call.
+            unsafe {
+                let record = *cb.ptr.cast::<&'static ErasedCall<K>>().as_ptr();
+                (record.call)(cb.ptr.cast(), handle)
+            }
+        });
     }
 }
 
@@ -514,5 +695,49 @@ mod tests {
         assert_eq!(r, Ok(()));
         slot.call(|f| got = f(1));
         assert_eq!(got, 101);
+    }
+    #[test]
+    fn a_handle_slot_calls_its_callback_directly_and_lets_it_replace_itself() {
+        // The "handle" is the slot itself, so the callback can replace itself.
+        struct H(HandleSlot<H>);
+        let h = H(HandleSlot::default());
+        assert_eq!(
+            std::mem::size_of::<HandleSlot<H>>(),
+            std::mem::size_of::<usize>()
+        );
+        thread_local!(static SEEN: Cell<u32> = const { Cell::new(0) });
+        // Zero-sized: replaces itself with an allocated one that counts by 10.
+        let first = |h: &H| {
+            SEEN.with(|s| s.set(s.get() + 1));
+            let rc = Rc::new(10);
+            // SAFETY: `|p| p` is the unsizing coercion.
+            h.0.set(unsafe {
+                h.0.callback(move |_: &H| SEEN.with(|s| s.set(s.get() + *rc)), |p| p)
+            });
+        };
+        // SAFETY: as above.
+        let zst = unsafe { h.0.callback(first, |p| p) };
+        h.0.set(zst);
+        h.0.call(&h);
+        assert!(h.0.is_set());
+        h.0.call(&h);
+        h.0.call(&h);
+        assert_eq!(SEEN.with(Cell::get), 21);
+        assert!(h.0.take().is_some());
+        h.0.call(&h);
+        assert_eq!(SEEN.with(Cell::get), 21);
+        // A failed start puts the previous callback back.
+        // SAFETY: as above.
+        h.0.set(unsafe {
+            h.0.callback(|_: &H| SEEN.with(|s| s.set(s.get() + 100)), |p| p)
+        });
+        let r: Result<(), ()> =
+            // SAFETY: as above.
+            h.0.set_then(unsafe { h.0.callback(|_: &H| SEEN.with(|s| s.set(0)), |p| p) }, || Err(()));
+        assert_eq!(r, Err(()));
+        h.0.call(&h);
+        assert_eq!(SEEN.with(Cell::get), 121);
+        h.0.clear();
+        assert!(!h.0.is_set());
     }
 }

@@ -1063,6 +1063,31 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
     slot: impl FnOnce(&K::Slots) -> &Slot<F>,
     call: impl FnOnce(&mut F, &K),
 ) {
+    // SAFETY: per the contract.
+    unsafe { run_guarded::<K>(raw, |h| slot(h.typed().slots()).call(|f| call(f, h))) }
+}
+
+/// [`dispatch`] for a callback that takes only its handle, kept in a
+/// [`HandleSlot`](crate::callback::HandleSlot) (called with one indirect call).
+///
+/// # Safety
+/// As [`dispatch`].
+#[inline]
+pub unsafe fn dispatch_handle<K: HandleKind>(
+    raw: *mut K::Raw,
+    slot: impl FnOnce(&K::Slots) -> &crate::callback::HandleSlot<K>,
+) {
+    // SAFETY: per the contract.
+    unsafe { run_guarded::<K>(raw, |h| slot(h.typed().slots()).call(h)) }
+}
+
+/// The body of [`dispatch`]: runs `run` with the borrowed handle under the loop's
+/// panic guard, then applies the lifetime rule.
+///
+/// # Safety
+/// As [`dispatch`].
+#[inline(always)]
+unsafe fn run_guarded<K: HandleKind>(raw: *mut K::Raw, run: impl FnOnce(&K)) {
     // SAFETY: libuv hands back a handle struct of ours, alive until the close
     // callback, which cannot run during this one.
     let ptr = unsafe { Hdr::from_raw(raw.cast()) }.0;
@@ -1071,9 +1096,8 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
         _kind: PhantomData,
     }));
     let hp = Hdr(ptr);
-    let slot = slot(handle.typed().slots());
     // The loop's guard, with the loop's state looked up only after a panic.
-    let run = std::panic::AssertUnwindSafe(|| slot.call(|f| call(f, &handle)));
+    let run = std::panic::AssertUnwindSafe(|| run(&handle));
     if let Err(payload) = std::panic::catch_unwind(run) {
         hp.shared().panicked(payload);
     }

@@ -109,7 +109,7 @@ pub type RawSocket = u64;
 /// API, so a crate's generated code keeps compiling within a minor version.
 pub mod runtime {
     pub use crate::addr::{read_sockaddr, SockAddr};
-    pub use crate::callback::Slot;
+    pub use crate::callback::{HandleCallback, HandleFn, HandleSlot, Slot};
     pub use crate::contracts::{
         enum_arg, fd_kind, flags_arg, owned_fd, settle_kept, settle_owned_fd, FdKind,
     };
@@ -120,7 +120,7 @@ pub mod runtime {
             named, not_connected, not_connecting, not_listening, poll_settled,
         };
     }
-    pub use crate::handle::{dispatch, HandleKind, KeepAlive, Slots, Typed};
+    pub use crate::handle::{dispatch, dispatch_handle, HandleKind, KeepAlive, Slots, Typed};
     pub use crate::request::submit;
     /// The generic core of requests that belong to the loop (request spec files).
     pub mod loop_request {

@@ -362,7 +362,14 @@ impl HandleEmitter<'_> {
                 }
             }
             let cdoc = doc_attr(&cb.doc);
-            slot_fields.push(quote!(#cdoc #slot: #rt::runtime::Slot<dyn FnMut(&#name, #(#tys),*)>));
+            // A callback that takes only its handle is called with one indirect call.
+            let handle_only = cb.args.is_empty();
+            if handle_only {
+                slot_fields.push(quote!(#cdoc #slot: #rt::runtime::HandleSlot<#name>));
+            } else {
+                slot_fields
+                    .push(quote!(#cdoc #slot: #rt::runtime::Slot<dyn FnMut(&#name, #(#tys),*)>));
+            }
             slot_names.push(slot.clone());
             let tramp = ident(
                 &self
@@ -404,17 +411,22 @@ impl HandleEmitter<'_> {
                 ctx,
                 &format!("libuv passes a handle that {name_str}'s constructors initialised, and arguments valid for the callback's duration"),
             );
+            let call = if handle_only {
+                quote!(#rt::runtime::dispatch_handle::<#name>(raw, |s| &s.#slot))
+            } else {
+                quote! {
+                    #rt::runtime::dispatch::<#name, _>(raw, |s| &s.#slot, |cb, h| {
+                        #( let #pnames = #convs; )*
+                        cb(h, #(#pnames),*)
+                    })
+                }
+            };
             trampolines.push(quote! {
                 #cfg
                 #[allow(unsafe_code, clippy::unnecessary_cast)]
                 unsafe extern "C" fn #tramp(raw: *mut #rt::sys::#raw_ty, #(#cnames: #ptys),*) {
                     #sf
-                    unsafe {
-                        #rt::runtime::dispatch::<#name, _>(raw, |s| &s.#slot, |cb, h| {
-                            #( let #pnames = #convs; )*
-                            cb(h, #(#pnames),*)
-                        })
-                    }
+                    unsafe { #call }
                 }
             });
         }
