@@ -104,6 +104,19 @@ unsafe fn free<C>(p: NonNull<()>) {
     unsafe { std::ptr::drop_in_place(value_ptr::<C>(p)) };
 }
 
+/// Checks at compile time that `G`, the unsizing coercion `|p| p`, is zero-sized
+/// (its value can then be made again anywhere), and lets go of it.
+#[inline(always)]
+fn coercion_captures_nothing<G>(as_dyn: G) {
+    const {
+        assert!(
+            std::mem::size_of::<G>() == 0,
+            "the coercion must capture nothing (`|p| p`)"
+        )
+    };
+    let _ = as_dyn;
+}
+
 /// A boxed callback of type `F` (a `dyn FnMut(...)`) behind one pointer. A value that
 /// takes no memory (a closure that captures nothing) is stored without allocation.
 pub struct Callback<F: ?Sized + 'static> {
@@ -125,13 +138,7 @@ impl<F: ?Sized + 'static> Callback<F> {
     where
         G: Fn(*mut C) -> *mut F + Copy + 'static,
     {
-        const {
-            assert!(
-                std::mem::size_of::<G>() == 0,
-                "the coercion must capture nothing (`|p| p`)"
-            )
-        };
-        let _ = as_dyn;
+        coercion_captures_nothing(as_dyn);
         let erased = ErasedOf::<C, G, F>::ERASED;
         // SAFETY: the record is that of `C` (and the static one starts as an
         // allocation does).
@@ -473,13 +480,7 @@ impl<K: 'static> HandleSlot<K> {
         C: FnMut(&K) + 'static,
         G: Fn(*mut C) -> *mut HandleFn<K> + Copy + 'static,
     {
-        const {
-            assert!(
-                std::mem::size_of::<G>() == 0,
-                "the coercion must capture nothing (`|p| p`)"
-            )
-        };
-        let _ = as_dyn;
+        coercion_captures_nothing(as_dyn);
         let erased = ErasedCallOf::<C, G, K>::ERASED;
         // SAFETY: the record is that of `C`; it starts with an `Erased` (repr(C)), and
         // the static one starts as an allocation does.
