@@ -5,15 +5,16 @@
 # fd_limit is left out: valgrind emulates the descriptor limit itself, not for every
 # call, so at the limit libuv's spawn gets descriptors the real limit refuses, then
 # cannot close them ("invalid file descriptor") and aborts on the failed close in
-# uv__process_open_stream; natively the suite passes, with the EMFILE it expects;
-# attacks_async_senders is left out: under valgrind's one-thread-at-a-time scheduling
-# its job_chains_queued_while_the_loop_is_dropped test grows its job queue for minutes
-# (gigabytes resident) instead of ending; natively it passes).
+# uv__process_open_stream; natively the suite passes, with the EMFILE it expects).
+# valgrind runs one thread at a time; --fair-sched=yes hands the CPU over in turn.
+# Without it a thread that gives the CPU up may take it straight back, so threads
+# that send in a loop until refused can keep the loop thread (which refuses them
+# once it runs its drop) waiting for minutes while their queue grows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(errors loop_and_handles loop_extras async_signal_poll extension tcp_basics dns tcp_streams pipes udp tty read_allocator soundness contracts stdio_closed helpers attacks stream_trait extension_fs identity_and_data fs_requests fs_files fs_dirs fs_watch fd_pairs slab_paths process work system async_executor async_net async_cancel async_drop_fuzz async_closed async_senders attacks_fs_async attacks_work)
+[ ${#targets[@]} -gt 0 ] || targets=(errors loop_and_handles loop_extras async_signal_poll extension tcp_basics dns tcp_streams pipes udp tty read_allocator soundness contracts stdio_closed helpers attacks stream_trait extension_fs identity_and_data fs_requests fs_files fs_dirs fs_watch fd_pairs slab_paths process work system async_executor async_net async_cancel async_drop_fuzz async_closed async_senders attacks_async_senders attacks_fs_async attacks_work)
 args=()
 for t in "${targets[@]}"; do
   [ -f "tests/tests/$t.rs" ] && args+=(--test "$t")
@@ -30,7 +31,7 @@ export UV_UNDER_VALGRIND=1
 for b in $bins; do
   echo "== valgrind $(basename "$b")"
   # One test thread keeps the output readable and the run deterministic.
-  if ! valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+  if ! valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
       --show-leak-kinds=definite "$b" --test-threads=1 -q; then
     echo "!! $(basename "$b") failed under valgrind"
     status=1
