@@ -481,8 +481,9 @@ fn classification_in_one_place_is_enforced() {
                 line_of("c = \"uv_now\"")
             ),
             format!(
-                "spec/functions.toml:{}:5: error: `uv_timer_start` is bound by spec/handles/timer.toml:19:5; this entry classifies it a second time",
-                last("c = \"uv_timer_start\"")
+                "spec/functions.toml:{}:5: error: `uv_timer_start` is bound by {}; this entry classifies it a second time",
+                last("c = \"uv_timer_start\""),
+                at("spec/handles/timer.toml", "c = \"uv_timer_start\"")
             ),
             format!(
                 "spec/functions.toml:{}:5: error: `uv_run` is already classified at spec/functions.toml:{}:5",

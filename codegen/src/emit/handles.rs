@@ -452,16 +452,47 @@ impl HandleEmitter<'_> {
             ctx,
             "`__init` calls the init function of this handle type with the loop and struct it is given, and returns its result",
         );
-        let body = quote! {
-            let slots = #slots::default();
-            #( #prep )*
-            let __init = |l, h| {
-                #sf
-                unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
-            };
-            #sf_new
-            unsafe { #rt::runtime::Typed::new(loop_, slots, #op, __init) }
-                .map(|inner| #name { inner })
+        let body_with = |make: TokenStream| {
+            quote! {
+                let slots = #slots::default();
+                #( #prep )*
+                let __init = |l, h| {
+                    #sf
+                    unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
+                };
+                #sf_new
+                unsafe { #make }
+                    .map(|inner| #name { inner })
+            }
+        };
+        let body = body_with(quote!(#rt::runtime::Typed::new(loop_, slots, #op, __init)));
+        // The library's own handles (`internal = true`): the same constructor, its
+        // handle marked internal.
+        let internal = if let Some(flag) = &c.internal {
+            if a.fd.is_some() {
+                self.errs.push(
+                    flag.loc
+                        .error("an `internal` constructor cannot take a descriptor")
+                        .hint("remove `internal = true`"),
+                );
+            }
+            let iname = format_ident!("{}_internal", c.name.value);
+            let ibody = body_with(quote!(#rt::runtime::Typed::new_inner(
+                loop_, slots, #op, true, __init
+            )));
+            let idoc = doc_attr(&format!(
+                "[`{name}::{fname}`] for a handle of the library's own: hidden from `handles()`, \
+                 out of reach of `close_all_handles`, not counted by `Loop::close`."
+            ));
+            quote! {
+                #idoc
+                #[inline]
+                pub(crate) fn #iname(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#name> {
+                    #ibody
+                }
+            }
+        } else {
+            quote!()
         };
         if let Some(fd) = &a.fd {
             return with_fd(
@@ -484,6 +515,7 @@ impl HandleEmitter<'_> {
             pub fn #fname(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#name> {
                 #body
             }
+            #internal
         }
     }
 

@@ -528,6 +528,7 @@ fn handle(root: &Table) -> Option<HandleSpec> {
             let args = args(c);
             let doc = doc_of(c);
             let manual = c.str_opt("manual");
+            let internal = c.bool_opt("internal").filter(|b| b.value);
             c.finish();
             Some(ConstructorSpec {
                 name: name?,
@@ -535,6 +536,7 @@ fn handle(root: &Table) -> Option<HandleSpec> {
                 args,
                 doc,
                 manual,
+                internal,
             })
         })
         .collect::<Vec<_>>();

@@ -236,6 +236,11 @@ pub struct ConstructorSpec {
     pub doc: String,
     /// Hand-written (why and where): nothing is emitted, and `c` is reported as manual.
     pub manual: Option<Sp<String>>,
+    /// Also emit `pub(crate) fn <name>_internal`: the same constructor for the
+    /// library's own handles (hidden from `handles()`, not counted by
+    /// `Loop::close`). Only for the `uv` crate's own spec. `Some` when set to true
+    /// (where, for diagnostics).
+    pub internal: Option<Sp<bool>>,
 }
 
 /// A callback slot of a handle or request.

@@ -265,7 +265,9 @@ impl Local {
     }
 
     fn start_idle(&self) {
-        if !self.idle_on.get() && self.idle.resume().is_ok() {
+        // The callback captures nothing (it finds the executor through the loop):
+        // storing it allocates nothing.
+        if !self.idle_on.get() && self.idle.start(on_idle).is_ok() {
             self.idle_on.set(true);
         }
     }
@@ -396,6 +398,17 @@ impl Local {
     }
 }
 
+/// The idle handle's callback (started while a task is ready): polls the ready
+/// tasks of the loop's executor.
+fn on_idle(i: &Idle) {
+    let lp = i.loop_();
+    let shared = lp.shared();
+    let local = shared.executor.borrow().as_ref().map(|e| e.local.clone());
+    if let Some(l) = local {
+        l.run_ready(shared);
+    }
+}
+
 impl Drop for Local {
     fn drop(&mut self) {
         forget_cached(self);
@@ -425,8 +438,7 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
         incoming: Mutex::new(Incoming::default()),
         sender: OnceLock::new(),
     });
-    // The idle handle's callback is set once the state it polls exists.
-    let idle = Idle::new_internal(lp, |_| {})?;
+    let idle = Idle::new_internal(lp)?;
     let local = Rc::new(Local {
         id,
         tasks: RefCell::new(Vec::new()),
@@ -443,13 +455,6 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
         remote: remote.clone(),
     });
     let w = Rc::downgrade(&local);
-    let idle_weak = w.clone();
-    local.idle.start(move |i| {
-        if let Some(l) = idle_weak.upgrade() {
-            l.run_ready(i.loop_().shared());
-        }
-    })?;
-    local.idle.stop()?;
     let check = Check::new_internal(lp)?;
     // A strong reference (the check handle belongs to the `Executor`, not to
     // `Local`: no cycle): no upgrade per iteration. The callback is taken out of
@@ -470,6 +475,8 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
             l.take_incoming();
         }
     })?;
+    // The executor's own handle does not keep the loop alive.
+    wakeup.unref()?;
     let _ = remote.sender.set(wakeup.sender()?);
     let _ = LOCALS.try_with(|l| l.borrow_mut().push((id, w)));
     let exec = Rc::new(Executor {

@@ -569,28 +569,6 @@ impl Async {
         // SAFETY: the handle is open.
         check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
     }
-
-    pub(crate) fn new_internal(
-        loop_: &LoopHandle,
-        callback: impl FnMut(&Async) + 'static,
-    ) -> Result<Async> {
-        let slots = AsyncSlots::default();
-        // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
-        slots
-            .on_wakeup
-            .set(unsafe { slots.on_wakeup.callback(callback, |p| p) });
-        let init = |l, h| {
-            // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
-            unsafe { sys::uv_async_init(l, h, Some(__uv_async_on_wakeup)) }
-        };
-        // SAFETY: `init` calls this handle type's libuv init function with the loop and
-        // struct it is given and returns its result.
-        let inner =
-            unsafe { crate::handle::Typed::new_inner(loop_, slots, "uv_async_init", true, init) }?;
-        let a = Async { inner };
-        a.unref()?;
-        Ok(a)
-    }
 }
 
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -671,6 +649,8 @@ impl LoopHandle {
                 lp.shared().guard(job);
             }
         })?;
+        // It does not keep the loop alive.
+        a.unref()?;
         let sender = a.sender()?;
         let cl = CallLater {
             sender: sender.clone(),

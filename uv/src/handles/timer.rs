@@ -9,28 +9,6 @@ use crate::loop_::LoopHandle;
 uv_macros::handle!("spec/handles/timer.toml");
 
 impl Timer {
-    /// A timer of the library's own (hidden from `handles()`, out of reach of
-    /// `close_all_handles`, not counted by `Loop::close`), not started: the timers
-    /// of `uv::future`'s sleeps, timeouts and intervals.
-    pub(crate) fn new_internal(loop_: &LoopHandle) -> Result<Timer> {
-        let init = |l, h| {
-            // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not move.
-            unsafe { libuv_sys2::uv_timer_init(l, h) }
-        };
-        // SAFETY: `init` calls this handle type's libuv init function with the loop and
-        // struct it is given and returns its result.
-        unsafe {
-            crate::handle::Typed::new_inner(
-                loop_,
-                TimerSlots::default(),
-                "uv_timer_init",
-                true,
-                init,
-            )
-        }
-        .map(|inner| Timer { inner })
-    }
-
     /// A new timer that calls `callback` once, after `timeout`, then stops.
     ///
     /// The callback is an `FnOnce`: what it captures is dropped as soon as it has
