@@ -284,3 +284,52 @@ fn dropping_the_loop_completes_accepted_static_writes() {
     }
     assert_eq!(calls.get(), 5);
 }
+
+/// Async writes of static bytes and of kept data, made one after another,
+/// resolve in order with `Ok` and the peer gets the bytes in that order; a write
+/// on the closed stream resolves to `ClosedHandle` and the ones before it are not
+/// disturbed.
+#[test]
+fn async_static_and_kept_writes_resolve_in_order() {
+    use uv::future as uvf;
+    let lp = Loop::new().unwrap();
+    let (tcp, mut peer) = open_stream(&lp);
+    let shared: Rc<[u8]> = Rc::from(&b"<rc>"[..]);
+    let mut expected = Vec::new();
+    let mut futures = Vec::new();
+    for i in 0..12 {
+        let f = match i % 3 {
+            0 => {
+                expected.extend_from_slice(HELLO);
+                uvf::write(&tcp, WriteData::Static(HELLO))
+            }
+            1 => {
+                expected.extend_from_slice(b"abc");
+                uvf::write(&tcp, "abc")
+            }
+            _ => {
+                expected.extend_from_slice(&shared);
+                uvf::write(&tcp, WriteData::Shared(shared.clone()))
+            }
+        };
+        futures.push(f);
+    }
+    let results = lp
+        .block_on(async {
+            let mut out = Vec::new();
+            for f in futures {
+                out.push(f.await.map_err(|e| e.code()));
+            }
+            out
+        })
+        .unwrap();
+    assert_eq!(results, vec![Ok(()); 12]);
+    assert_eq!(Rc::strong_count(&shared), 1);
+    assert_eq!(read_n(&mut peer, expected.len()), expected);
+    tcp.close();
+    let late = uvf::write(&tcp, WriteData::Static(HELLO));
+    let err = lp.block_on(late).unwrap().unwrap_err();
+    assert_eq!(err.kind(), uv::Category::ClosedHandle, "{err:?}");
+    assert!(!lp.run(RunMode::Default).unwrap());
+    lp.close().unwrap();
+}
