@@ -333,3 +333,41 @@ fn async_static_and_kept_writes_resolve_in_order() {
     assert!(!lp.run(RunMode::Default).unwrap());
     lp.close().unwrap();
 }
+
+/// Callbacks of cancelled writes (the failed-request path) that panic: each
+/// payload goes to the hook after the callback saw `ECANCELED`, and every
+/// request is freed (kept data back, the stream closed).
+#[test]
+fn panicking_callbacks_of_cancelled_writes_go_to_the_hook() {
+    let lp = Loop::new().unwrap();
+    let caught = Rc::new(RefCell::new(Vec::new()));
+    let c = caught.clone();
+    lp.set_panic_hook(move |p| {
+        c.borrow_mut()
+            .push(p.downcast_ref::<String>().cloned().unwrap_or_default())
+    });
+    let (tcp, _peer) = open_stream(&lp);
+    tcp.write(vec![3u8; 64 << 20], |_, _| {}).unwrap();
+    let shared: Rc<[u8]> = Rc::from(&b"kept"[..]);
+    for i in 0..4 {
+        let data = if i % 2 == 0 {
+            WriteData::Static(HELLO)
+        } else {
+            WriteData::Shared(shared.clone())
+        };
+        tcp.write(data, move |_, r| {
+            panic!("cancelled {i}: {:?}", r.map_err(|e| e.code()))
+        })
+        .unwrap();
+    }
+    drop(tcp);
+    lp.close_all_handles();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let want: Vec<String> = (0..4)
+        .map(|i| format!("cancelled {i}: Err(ECANCELED)"))
+        .collect();
+    assert_eq!(*caught.borrow(), want);
+    assert_eq!(Rc::strong_count(&shared), 1);
+    assert_eq!(lp.handle_count(), 0);
+    lp.close().unwrap();
+}

@@ -234,8 +234,8 @@ unsafe fn refused<R, K, C, D, N>(
 
 /// The trampoline. Its common path keeps one value across the callback (the
 /// request's address: the handle is borrowed in place, the slab is in the
-/// request struct), so that it saves and restores little; a panic goes to
-/// [`unwound`], out of the way.
+/// request struct) and builds no error, so that it saves and restores little; a
+/// failed request goes to [`failed`], a panic to [`unwound`], both out of the way.
 unsafe extern "C" fn done<R, K, C, D, X, N>(req: *mut R, status: c_int)
 where
     K: HandleKind + Clone,
@@ -247,15 +247,63 @@ where
     // (`repr(C)`), handed back exactly once: the same address, with the
     // allocation's provenance (libuv got a pointer derived from the allocation's).
     let p = req.cast::<ReqBox<R, K, C, D, N>>();
+    if status < 0 {
+        // SAFETY: as below.
+        unsafe { failed::<R, K, C, D, X, N>(p, status) };
+        return;
+    }
+    // SAFETY: `p` is the completed request, handed back once.
+    unsafe { complete::<R, K, C, D, X, N>(p, || Ok(())) }
+}
+
+/// [`done`] for a request that failed (`status` < 0).
+///
+/// # Safety
+/// As [`complete`].
+#[cold]
+#[inline(never)]
+unsafe fn failed<R, K, C, D, X, N>(p: *mut ReqBox<R, K, C, D, N>, status: c_int)
+where
+    K: HandleKind + Clone,
+    C: FnOnce(&K, Result<()>) + 'static,
+    X: ReadDone<R, D>,
+    N: OpName,
+{
+    // SAFETY: the name was written by `submit_named` (`Copy`: read, not moved);
+    // the rest per the contract.
+    unsafe {
+        let op = (*p).name.name();
+        complete::<R, K, C, D, X, N>(p, move || check(status, op));
+    }
+}
+
+/// Runs the callback of the completed request `p` with `result()` under a panic
+/// guard, then frees the request. (`result` is a closure so that [`done`] and
+/// [`failed`] each have a guarded call of their own, which the compiler inlines,
+/// instead of sharing one it keeps out of line.)
+///
+/// # Safety
+/// `p` is a ReqBox made by `submit_named` whose request libuv completed and
+/// handed back; called once for it.
+#[inline(always)]
+unsafe fn complete<R, K, C, D, X, N>(
+    p: *mut ReqBox<R, K, C, D, N>,
+    result: impl FnOnce() -> Result<()>,
+) where
+    K: HandleKind + Clone,
+    C: FnOnce(&K, Result<()>) + 'static,
+    X: ReadDone<R, D>,
+    N: OpName,
+{
     let run = AssertUnwindSafe(|| {
         // SAFETY: the request completed (`read` may look at it, its contract); the
         // callback is moved out once, here; the handle stays in place, borrowed by
         // the callback, until `finish` (nothing frees the request meanwhile: libuv
         // is done with it and no value of the user's names it).
         unsafe {
-            X::read(req, &mut (*p).data);
+            X::read(p.cast::<R>(), &mut (*p).data);
             let cb = ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read());
-            cb(&(*p).handle, check(status, (*p).name.name()));
+            cb(&(*p).handle, result());
         }
     });
     match std::panic::catch_unwind(run) {
