@@ -371,3 +371,49 @@ fn panicking_callbacks_of_cancelled_writes_go_to_the_hook() {
     assert_eq!(lp.handle_count(), 0);
     lp.close().unwrap();
 }
+
+/// Data whose drop runs user code that panics (a `bytes::Bytes` owner): the
+/// write's callback ran first, the panic reaches `run`, and the request is
+/// still freed (the stream, dropped by its user, closes).
+#[test]
+fn a_panic_in_the_write_datas_drop_reaches_run() {
+    struct Owner(Vec<u8>);
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            panic!("owner drop boom");
+        }
+    }
+    let lp = Loop::new().unwrap();
+    let (tcp, mut peer) = open_stream(&lp);
+    let called = Rc::new(Cell::new(None));
+    let c = called.clone();
+    let data = bytes::Bytes::from_owner(Owner(b"owned".to_vec()));
+    tcp.write(data, move |_, r| c.set(Some(r.map_err(|e| e.code()))))
+        .unwrap();
+    let after = Rc::new(Cell::new(0));
+    let a = after.clone();
+    tcp.write(WriteData::Static(HELLO), move |_, r| {
+        r.unwrap();
+        a.set(a.get() + 1);
+    })
+    .unwrap();
+    drop(tcp);
+    let payload = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default)))
+        .expect_err("run resumes the drop's panic");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"owner drop boom"));
+    assert_eq!(
+        called.get(),
+        Some(Ok(())),
+        "the callback ran before the drop"
+    );
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(after.get(), 1);
+    assert_eq!(lp.handle_count(), 0);
+    assert_eq!(read_n(&mut peer, 5 + HELLO.len()), b"ownedHello, world.");
+    lp.close().unwrap();
+}

@@ -295,6 +295,19 @@ unsafe fn complete<R, K, C, D, X, N>(
     X: ReadDone<R, D>,
     N: OpName,
 {
+    /// Drops the request's data in place: after the callback, or while a panic
+    /// of the callback unwinds. Inside the guard: the data may run user code
+    /// when dropped (a `bytes::Bytes` owner, the last reference to a handle sent
+    /// with `write2`, which drops its callbacks).
+    struct DropData<D>(*mut D);
+    impl<D> Drop for DropData<D> {
+        #[inline(always)]
+        fn drop(&mut self) {
+            // SAFETY: the data was written by `submit_named` and is dropped once,
+            // here (`finish` leaves it alone).
+            unsafe { std::ptr::drop_in_place(self.0) }
+        }
+    }
     let run = AssertUnwindSafe(|| {
         // SAFETY: the request completed (`read` may look at it, its contract); the
         // callback is moved out once, here; the handle stays in place, borrowed by
@@ -303,34 +316,37 @@ unsafe fn complete<R, K, C, D, X, N>(
         unsafe {
             X::read(p.cast::<R>(), &mut (*p).data);
             let cb = ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read());
+            let data = DropData(std::ptr::addr_of_mut!((*p).data));
             cb(&(*p).handle, result());
+            drop(data);
         }
     });
     match std::panic::catch_unwind(run) {
-        // SAFETY: the callback ran (and consumed itself); the rest is dropped once.
+        // SAFETY: the callback ran (and consumed itself), the data was dropped; the
+        // rest is dropped once.
         Ok(()) => unsafe { finish(p) },
-        // SAFETY: as above.
+        // SAFETY: as above (the data was dropped, or its drop panicked: it is not
+        // touched again either way).
         Err(payload) => unsafe { unwound(p, payload) },
     }
 }
 
-/// Drops the data in place, gives the memory back to the slab, then drops the
-/// handle reference (which may close an unreachable handle). Their Drop runs no
-/// user code (the data is the library's: buffers, addresses, handles), so it
-/// cannot panic here.
+/// Gives the memory back to the slab, then drops the handle reference (which may
+/// close an unreachable handle: the handle is in libuv, so that runs no user code,
+/// as the handle callbacks' own `close_if_unreachable` after their guard).
 ///
 /// # Safety
-/// `p` is a completed ReqBox whose callback was taken; called once.
+/// `p` is a completed ReqBox whose callback was taken and whose data was dropped
+/// (or is not to be touched); called once.
 #[inline(always)]
 unsafe fn finish<R, K, C, D, N>(p: *mut ReqBox<R, K, C, D, N>) {
-    // SAFETY: per the contract: the handle and the data are dropped once, here (the
-    // callback was moved out, `ManuallyDrop`, the name has no drop glue: `Copy`);
-    // `data` of the request struct is the slab `submit_named` wrote, alive while
-    // this allocation holds its count.
+    // SAFETY: per the contract: the handle is dropped once, here (the callback was
+    // moved out, `ManuallyDrop`, the name has no drop glue: `Copy`, the data is
+    // the caller's); `data` of the request struct is the slab `submit_named`
+    // wrote, alive while this allocation holds its count.
     unsafe {
         let handle = std::ptr::addr_of!((*p).handle).read();
         let slab = NonNull::new_unchecked((*p.cast::<sys::uv_req_t>()).data.cast::<Slab>());
-        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data));
         Slab::free(
             slab,
             NonNull::new_unchecked(p.cast()),
@@ -340,8 +356,8 @@ unsafe fn finish<R, K, C, D, N>(p: *mut ReqBox<R, K, C, D, N>) {
     }
 }
 
-/// The callback panicked: the request is finished as usual, then the panic goes to
-/// the loop (its hook, or kept for `run` to resume).
+/// The callback (or the data's drop) panicked: the request is finished as usual,
+/// then the panic goes to the loop (its hook, or kept for `run` to resume).
 ///
 /// # Safety
 /// As [`finish`].
