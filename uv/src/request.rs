@@ -1,33 +1,52 @@
 //! Requests: one allocation per operation (from the loop's slab), holding the libuv request struct, a
 //! counted reference to the handle it works on (so the handle stays alive while the
-//! request is in flight), the user's callback (inline, not boxed) and the data the
-//! request points to (write buffers). The completion trampoline takes the allocation
-//! back, frees it, and runs the callback under the loop's panic guard.
+//! request is in flight), the user's callback (inline, not boxed), the operation's
+//! name (for errors; nothing when the request's type names it) and the data the
+//! request points to (write buffers). The completion trampoline runs the callback
+//! under a panic guard, then frees the allocation.
 //! There is no user-facing request value to drop early: nothing can free a request
 //! that libuv still holds.
 
 use std::alloc::Layout;
 use std::ffi::c_int;
 use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 
 use libuv_sys2 as sys;
 
 use crate::error::{check, Result};
 use crate::handle::HandleKind;
-use crate::loop_::{LoopShared, Slab};
+use crate::loop_::{LoopShared, PanicPayload, Slab};
 
 /// The request's allocation. The libuv struct comes first (`repr(C)`), so the
 /// pointer libuv hands back to the trampoline is the allocation's own; the struct's
-/// `data` field (which libuv never touches) holds a thin pointer to the operation's
-/// name, for errors.
+/// `data` field (which libuv never touches) holds the slab the allocation came
+/// from, so that the trampoline frees it without a look at the loop.
 #[repr(C)]
-struct ReqBox<R, K, C, D> {
+struct ReqBox<R, K, C, D, N> {
     raw: R,
+    /// Borrowed by the callback in place; dropped after the allocation is freed.
     handle: K,
     /// Taken (read out) exactly once, by `done`; a capture-free callback costs nothing.
     cb: ManuallyDrop<C>,
+    name: N,
     data: D,
+}
+
+/// The name of a request's operation, for its errors: kept in the request (a
+/// `&'static &'static str`, one word), or told by a zero-sized type, which costs the
+/// request nothing (the write paths').
+pub trait OpName: Copy + 'static {
+    /// The operation's name (`"uv_write"`).
+    fn name(self) -> &'static str;
+}
+
+impl OpName for &'static &'static str {
+    #[inline(always)]
+    fn name(self) -> &'static str {
+        self
+    }
 }
 
 /// Reads what a completed request says besides its status into the request's
@@ -93,7 +112,7 @@ where
         return closed(op);
     };
     // SAFETY: the handle is open.
-    unsafe { submit_open::<R, K, C, D, X>(handle, raw.cast(), op, data, callback, start) }
+    unsafe { submit_named::<R, K, C, D, X, _>(handle, raw.cast(), op, data, callback, start) }
 }
 
 /// The error for a request on a closed handle (out of the callers' way).
@@ -124,16 +143,42 @@ where
     D: 'static,
     X: ReadDone<R, D>,
 {
+    // SAFETY: per the contract.
+    unsafe { submit_named::<R, K, C, D, X, _>(handle, raw, op, data, callback, start) }
+}
+
+/// [`submit_open`] with the operation's name of any [`OpName`] type (a zero-sized
+/// one is kept in no field).
+///
+/// # Safety
+/// `raw` is the libuv struct of `handle`, which is open.
+#[inline(always)]
+pub(crate) unsafe fn submit_named<R, K, C, D, X, N>(
+    handle: &K,
+    raw: *mut sys::uv_handle_t,
+    op: N,
+    data: D,
+    callback: C,
+    start: impl FnOnce(*mut R, &mut D, Done<R>) -> i32,
+) -> Result<()>
+where
+    R: 'static,
+    K: HandleKind + Clone,
+    C: FnOnce(&K, Result<()>) + 'static,
+    D: 'static,
+    X: ReadDone<R, D>,
+    N: OpName,
+{
     // SAFETY: an open handle is in libuv (a handle leaves libuv only after it
     // stopped being open), so its `loop` is the open loop, whose `data` is the
     // loop's shared state, kept alive by the loop's owner.
     let shared: &LoopShared = unsafe { &*((*(*raw).loop_).data as *const LoopShared) };
-    let layout = Layout::new::<ReqBox<R, K, C, D>>();
+    let layout = Layout::new::<ReqBox<R, K, C, D, N>>();
     let slab = shared.slab();
     // SAFETY: the loop's slab lives while its shared state does.
     let p = unsafe { slab.as_ref() }
         .alloc(layout)
-        .cast::<ReqBox<R, K, C, D>>()
+        .cast::<ReqBox<R, K, C, D, N>>()
         .as_ptr();
     // SAFETY: `p` is fresh memory for a ReqBox, whose fields are written in place (no
     // copy of the request struct); the request struct and the data are used in place
@@ -145,11 +190,14 @@ where
         let req = std::ptr::addr_of_mut!((*p).raw);
         std::ptr::addr_of_mut!((*p).handle).write(handle.clone());
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
+        std::ptr::addr_of_mut!((*p).name).write(op);
         std::ptr::addr_of_mut!((*p).data).write(data);
-        (*req.cast::<sys::uv_req_t>()).data = (op as *const &'static str).cast_mut().cast();
-        let rc = start(req, &mut (*p).data, done::<R, K, C, D, X>);
+        // The allocation holds one of the slab's counts (taken by `alloc`), so
+        // the pointer stays valid until `finish` gives the memory back.
+        (*req.cast::<sys::uv_req_t>()).data = slab.as_ptr().cast();
+        let rc = start(req, &mut (*p).data, done::<R, K, C, D, X, N>);
         if rc < 0 {
-            return refused(p, slab, rc, op);
+            return refused(p, slab, rc, op.name());
         }
     }
     // No count of requests in flight: the loop's count of open handles covers
@@ -162,14 +210,14 @@ where
 /// and gives the memory back.
 ///
 /// # Safety
-/// `p` is a ReqBox written by `submit_open` that libuv does not hold.
+/// `p` is a ReqBox written by `submit_named` that libuv does not hold.
 #[cold]
 #[inline(never)]
-unsafe fn refused<R, K, C, D>(
-    p: *mut ReqBox<R, K, C, D>,
+unsafe fn refused<R, K, C, D, N>(
+    p: *mut ReqBox<R, K, C, D, N>,
     slab: NonNull<Slab>,
     rc: i32,
-    op: &'static &'static str,
+    op: &'static str,
 ) -> Result<()> {
     // SAFETY: per the contract; each field is dropped once.
     unsafe {
@@ -178,73 +226,154 @@ unsafe fn refused<R, K, C, D>(
         Slab::free(
             slab,
             NonNull::new_unchecked(p.cast()),
-            Layout::new::<ReqBox<R, K, C, D>>(),
+            Layout::new::<ReqBox<R, K, C, D, N>>(),
         );
     }
     check(rc, op)
 }
 
-unsafe extern "C" fn done<R, K, C, D, X>(req: *mut R, status: c_int)
+/// The trampoline. Its common path keeps one value across the callback (the
+/// request's address: the handle is borrowed in place, the slab is in the
+/// request struct) and builds no error, so that it saves and restores little; a
+/// failed request goes to [`failed`], a panic to [`unwound`], both out of the way.
+unsafe extern "C" fn done<R, K, C, D, X, N>(req: *mut R, status: c_int)
 where
     K: HandleKind + Clone,
     C: FnOnce(&K, Result<()>) + 'static,
     X: ReadDone<R, D>,
+    N: OpName,
 {
-    // The libuv struct is the first field of the ReqBox made by `submit_open`
+    // The libuv struct is the first field of the ReqBox made by `submit_named`
     // (`repr(C)`), handed back exactly once: the same address, with the
     // allocation's provenance (libuv got a pointer derived from the allocation's).
-    let p = req.cast::<ReqBox<R, K, C, D>>();
+    let p = req.cast::<ReqBox<R, K, C, D, N>>();
+    if status < 0 {
+        // SAFETY: as below.
+        unsafe { failed::<R, K, C, D, X, N>(p, status) };
+        return;
+    }
+    // SAFETY: `p` is the completed request, handed back once.
+    unsafe { complete::<R, K, C, D, X, N>(p, || Ok(())) }
+}
+
+/// [`done`] for a request that failed (`status` < 0).
+///
+/// # Safety
+/// As [`complete`].
+#[cold]
+#[inline(never)]
+unsafe fn failed<R, K, C, D, X, N>(p: *mut ReqBox<R, K, C, D, N>, status: c_int)
+where
+    K: HandleKind + Clone,
+    C: FnOnce(&K, Result<()>) + 'static,
+    X: ReadDone<R, D>,
+    N: OpName,
+{
+    // SAFETY: the name was written by `submit_named` (`Copy`: read, not moved);
+    // the rest per the contract.
+    unsafe {
+        let op = (*p).name.name();
+        complete::<R, K, C, D, X, N>(p, move || check(status, op));
+    }
+}
+
+/// Runs the callback of the completed request `p` with `result()` under a panic
+/// guard, then frees the request. (`result` is a closure so that [`done`] and
+/// [`failed`] each have a guarded call of their own, which the compiler inlines,
+/// instead of sharing one it keeps out of line.)
+///
+/// # Safety
+/// `p` is a ReqBox made by `submit_named` whose request libuv completed and
+/// handed back; called once for it.
+#[inline(always)]
+unsafe fn complete<R, K, C, D, X, N>(
+    p: *mut ReqBox<R, K, C, D, N>,
+    result: impl FnOnce() -> Result<()>,
+) where
+    K: HandleKind + Clone,
+    C: FnOnce(&K, Result<()>) + 'static,
+    X: ReadDone<R, D>,
+    N: OpName,
+{
+    /// Drops the request's data in place: after the callback, or while a panic
+    /// of the callback unwinds. Inside the guard: the data may run user code
+    /// when dropped (a `bytes::Bytes` owner, the last reference to a handle sent
+    /// with `write2`, which drops its callbacks).
+    struct DropData<D>(*mut D);
+    impl<D> Drop for DropData<D> {
+        #[inline(always)]
+        fn drop(&mut self) {
+            // SAFETY: the data was written by `submit_named` and is dropped once,
+            // here (`finish` leaves it alone).
+            unsafe { std::ptr::drop_in_place(self.0) }
+        }
+    }
+    let run = AssertUnwindSafe(|| {
+        // SAFETY: the request completed (`read` may look at it, its contract); the
+        // callback is moved out once, here; the handle stays in place, borrowed by
+        // the callback, until `finish` (nothing frees the request meanwhile: libuv
+        // is done with it and no value of the user's names it).
+        unsafe {
+            X::read(p.cast::<R>(), &mut (*p).data);
+            let cb = ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read());
+            let data = DropData(std::ptr::addr_of_mut!((*p).data));
+            cb(&(*p).handle, result());
+            drop(data);
+        }
+    });
+    match std::panic::catch_unwind(run) {
+        // SAFETY: the callback ran (and consumed itself), the data was dropped; the
+        // rest is dropped once.
+        Ok(()) => unsafe { finish(p) },
+        // SAFETY: as above (the data was dropped, or its drop panicked: it is not
+        // touched again either way).
+        Err(payload) => unsafe { unwound(p, payload) },
+    }
+}
+
+/// Gives the memory back to the slab, then drops the handle reference (which may
+/// close an unreachable handle: the handle is in libuv, so that runs no user code,
+/// as the handle callbacks' own `close_if_unreachable` after their guard).
+///
+/// # Safety
+/// `p` is a completed ReqBox whose callback was taken and whose data was dropped
+/// (or is not to be touched); called once.
+#[inline(always)]
+unsafe fn finish<R, K, C, D, N>(p: *mut ReqBox<R, K, C, D, N>) {
+    // SAFETY: per the contract: the handle is dropped once, here (the callback was
+    // moved out, `ManuallyDrop`, the name has no drop glue: `Copy`, the data is
+    // the caller's); `data` of the request struct is the slab `submit_named`
+    // wrote, alive while this allocation holds its count.
+    unsafe {
+        let handle = std::ptr::addr_of!((*p).handle).read();
+        let slab = NonNull::new_unchecked((*p.cast::<sys::uv_req_t>()).data.cast::<Slab>());
+        Slab::free(
+            slab,
+            NonNull::new_unchecked(p.cast()),
+            Layout::new::<ReqBox<R, K, C, D, N>>(),
+        );
+        drop(handle);
+    }
+}
+
+/// The callback (or the data's drop) panicked: the request is finished as usual,
+/// then the panic goes to the loop (its hook, or kept for `run` to resume).
+///
+/// # Safety
+/// As [`finish`].
+#[cold]
+#[inline(never)]
+unsafe fn unwound<R, K, C, D, N>(p: *mut ReqBox<R, K, C, D, N>, payload: PanicPayload)
+where
+    K: HandleKind,
+{
     // SAFETY: requests complete while their loop runs or closes their handle, before
     // the handle's close callback: the handle is still in libuv, its loop open, and
-    // the loop's shared state kept alive by the loop's owner.
-    let shared: &LoopShared = unsafe { &*(*p).handle.typed().shared_raw() };
-    let slab = shared.slab();
-    // One guard: the handle reference, the name and the callback are taken out of
-    // the request inside it (so that only two pointers and the status go into it),
-    // then the callback runs; the data stays in place and is dropped after it, with
-    // the memory going back to the slab, then the handle reference (which may
-    // close an unreachable handle) is dropped. If the callback panics, `Finish`
-    // and the handle reference are dropped by the unwinding; their Drop runs no
-    // user code (the data is the library's: buffers, addresses, handles), so it
-    // cannot panic there.
-    shared.guard(move || {
-        /// Drops the data in place and gives the memory back to the slab.
-        struct Finish<R, K, C, D> {
-            p: *mut ReqBox<R, K, C, D>,
-            slab: NonNull<Slab>,
-        }
-        impl<R, K, C, D> Drop for Finish<R, K, C, D> {
-            #[inline(always)]
-            fn drop(&mut self) {
-                // SAFETY: the data was written by `submit` and is dropped once,
-                // here; the other fields were moved out (or are `ManuallyDrop`);
-                // then the memory goes back to the slab (the loop holds a count
-                // of it, so it stays).
-                unsafe {
-                    std::ptr::drop_in_place(std::ptr::addr_of_mut!((*self.p).data));
-                    Slab::free(
-                        self.slab,
-                        NonNull::new_unchecked(self.p.cast()),
-                        Layout::new::<ReqBox<R, K, C, D>>(),
-                    );
-                }
-            }
-        }
-        // SAFETY: the fields are moved out once, here; nothing before the moves
-        // can unwind.
-        let (op, handle, cb) = unsafe {
-            // The request completed: `read` may look at it (its contract).
-            X::read(req, &mut (*p).data);
-            (
-                // `submit_open` stored the name's thin pointer in `data`.
-                &*((*req.cast::<sys::uv_req_t>()).data as *const &'static str),
-                std::ptr::addr_of!((*p).handle).read(),
-                ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read()),
-            )
-        };
-        let finish = Finish { p, slab };
-        cb(&handle, check(status, op));
-        drop(finish);
-        drop(handle);
-    });
+    // the loop's shared state kept alive by the loop's owner (also once the handle
+    // reference is dropped: the state is the loop's, not the handle's).
+    let shared: *const LoopShared = unsafe { (*p).handle.typed().shared_raw() };
+    // SAFETY: per the contract.
+    unsafe { finish(p) };
+    // SAFETY: as above.
+    unsafe { (*shared).panicked(payload) };
 }

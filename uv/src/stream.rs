@@ -1025,13 +1025,28 @@ impl KeptData {
 ///
 /// Inlined into the caller: the checks of [`write_ready`] are one test of the
 /// stream's fields on the way in (a stream that fails it goes to
-/// [`write_checked`], which finds the error), then the request is made.
+/// [`write_checked`], which finds the error), then the request is made. `Static`
+/// bytes are taken out of the value first: their write keeps nothing, and no
+/// `WriteData` is left for the compiler to build.
 #[inline(always)]
 pub fn write<K: StreamKind>(
     s: &K,
     data: WriteData,
     callback: impl FnOnce(&K, Result<()>) + 'static,
 ) -> Result<()> {
+    if let WriteData::Static(bytes) = data {
+        // Nothing to drop; said so, so that no call of the enum's drop code is
+        // left behind for the variant the compiler already knows.
+        std::mem::forget(data);
+        return match s.typed().raw_open() {
+            // SAFETY: the stream is open.
+            Some(raw) if unsafe { writable_fast(raw.cast()) } => {
+                // SAFETY: the stream is open, and passed `write_ready`'s checks.
+                unsafe { write_static(s, raw.cast(), bytes, callback) }
+            }
+            _ => write_checked(s, WriteData::Static(bytes), callback),
+        };
+    }
     match s.typed().raw_open() {
         // SAFETY: the stream is open.
         Some(raw) if unsafe { writable_fast(raw.cast()) } => {
@@ -1073,7 +1088,20 @@ fn write_checked<K: StreamKind>(
     unsafe { write_open(s, raw, data, callback) }
 }
 
-/// The write request on a checked stream.
+/// The name of the write paths' requests, known from their type (kept in no field).
+#[derive(Clone, Copy)]
+pub(crate) struct UvWrite;
+
+impl crate::request::OpName for UvWrite {
+    #[inline(always)]
+    fn name(self) -> &'static str {
+        "uv_write"
+    }
+}
+
+/// The write request on a checked stream. Static bytes (the same string written
+/// over and over) need nothing kept: the request holds no data and its completion
+/// drops none; other data is kept in the request until the write completes.
 ///
 /// # Safety
 /// `raw` is `s`'s libuv struct; `s` is open and passed `write_ready`'s checks.
@@ -1084,6 +1112,11 @@ unsafe fn write_open<K: StreamKind>(
     data: WriteData,
     callback: impl FnOnce(&K, Result<()>) + 'static,
 ) -> Result<()> {
+    if let WriteData::Static(bytes) = data {
+        std::mem::forget(data);
+        // SAFETY: per the contract.
+        return unsafe { write_static(s, raw, bytes, callback) };
+    }
     let start = move |req, data: &mut KeptData, done| {
         with_bufs(&data.0, |bufs, n| {
             // SAFETY: the stream is open; the request and the bytes stay put until
@@ -1093,11 +1126,42 @@ unsafe fn write_open<K: StreamKind>(
     };
     // SAFETY: per the contract.
     unsafe {
-        crate::request::submit_open::<sys::uv_write_t, K, _, KeptData, crate::request::NoRead>(
+        crate::request::submit_named::<sys::uv_write_t, K, _, KeptData, crate::request::NoRead, _>(
             s,
             raw.cast(),
-            &"uv_write",
+            UvWrite,
             KeptData(std::mem::ManuallyDrop::new(data)),
+            callback,
+            start,
+        )
+    }
+}
+
+/// The write request of static bytes on a checked stream: the request keeps no
+/// data (the bytes live for the whole program) and its completion drops none.
+///
+/// # Safety
+/// `raw` is `s`'s libuv struct; `s` is open and passed `write_ready`'s checks.
+#[inline(always)]
+unsafe fn write_static<K: StreamKind>(
+    s: &K,
+    raw: *mut sys::uv_stream_t,
+    bytes: &'static [u8],
+    callback: impl FnOnce(&K, Result<()>) + 'static,
+) -> Result<()> {
+    let start = move |req, _: &mut (), done| {
+        // SAFETY: the stream is open; the request stays put until `done`; the
+        // bytes live for the whole program; libuv copies the buffer array (alive
+        // during the call) and only reads the bytes.
+        unsafe { sys::uv_write(req, raw, &uv_buf(bytes), 1, Some(done)) }
+    };
+    // SAFETY: per the contract.
+    unsafe {
+        crate::request::submit_named::<sys::uv_write_t, K, _, (), crate::request::NoRead, _>(
+            s,
+            raw.cast(),
+            UvWrite,
+            (),
             callback,
             start,
         )

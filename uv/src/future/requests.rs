@@ -228,6 +228,37 @@ pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
     // Converted before the tracker is looked up: the compiler then keeps the
     // data's kind known down to the buffers (no dispatch on it per write).
     let data: WriteData = data.into();
+    if let WriteData::Static(bytes) = data {
+        // Nothing to drop. Only the bytes' address and length are carried past
+        // the tracker's look-up (no `WriteData` value kept for it).
+        std::mem::forget(data);
+        return write_tracked(stream, bytes);
+    }
+    write_tracked(stream, data)
+}
+
+/// What [`write()`] writes: static bytes, or any data.
+trait WriteSource {
+    fn write_to<S: Stream>(self, s: &S, cb: impl FnOnce(&S, Result<()>) + 'static) -> Result<()>;
+}
+
+impl WriteSource for &'static [u8] {
+    #[inline(always)]
+    fn write_to<S: Stream>(self, s: &S, cb: impl FnOnce(&S, Result<()>) + 'static) -> Result<()> {
+        s.write(WriteData::Static(self), cb)
+    }
+}
+
+impl WriteSource for WriteData {
+    #[inline(always)]
+    fn write_to<S: Stream>(self, s: &S, cb: impl FnOnce(&S, Result<()>) + 'static) -> Result<()> {
+        s.write(self, cb)
+    }
+}
+
+/// [`write()`] of `data` once its kind is sorted out.
+#[inline(always)]
+fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
     let handle: &crate::Handle = stream;
     let writes = StreamWrites::for_handle(handle);
     let w = Rc::as_ptr(&writes);
@@ -235,7 +266,7 @@ pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
     // (`keep`), this one among them once it is submitted: its callback runs
     // once, before the tracker counts it completed. (Not submitted, the callback
     // is dropped unrun.)
-    match stream.write(data, move |_, r| unsafe { StreamWrites::complete(w, r) }) {
+    match data.write_to(stream, move |_, r| unsafe { StreamWrites::complete(w, r) }) {
         Ok(()) => {
             let seq = writes.submitted.get() + 1;
             writes.submitted.set(seq);
