@@ -417,3 +417,53 @@ fn a_panic_in_the_write_datas_drop_reaches_run() {
     assert_eq!(read_n(&mut peer, 5 + HELLO.len()), b"ownedHello, world.");
     lp.close().unwrap();
 }
+
+/// The write's callback panics and so does its data's drop (a `bytes::Bytes`
+/// owner): the process goes on (the data is dropped after the callback's panic
+/// was caught, not while it unwinds), `run` resumes the callback's panic (the
+/// first), the data's payload is dropped, and the request is freed.
+#[test]
+fn a_panicking_callback_and_a_panicking_data_drop_do_not_abort() {
+    struct Owner(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicU32>);
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            panic!("owner drop boom");
+        }
+    }
+    let lp = Loop::new().unwrap();
+    let (tcp, mut peer) = open_stream(&lp);
+    let drops = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let data = bytes::Bytes::from_owner(Owner(b"owned".to_vec(), drops.clone()));
+    tcp.write(data, |_, r| {
+        r.unwrap();
+        panic!("write callback boom");
+    })
+    .unwrap();
+    let after = Rc::new(Cell::new(0));
+    let a = after.clone();
+    tcp.write(WriteData::Static(HELLO), move |_, r| {
+        r.unwrap();
+        a.set(a.get() + 1);
+    })
+    .unwrap();
+    drop(tcp);
+    let payload = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default)))
+        .expect_err("run resumes the callback's panic");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"write callback boom"));
+    assert_eq!(
+        drops.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the data was dropped once"
+    );
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(after.get(), 1);
+    assert_eq!(lp.handle_count(), 0);
+    assert_eq!(read_n(&mut peer, 5 + HELLO.len()), b"ownedHello, world.");
+    lp.close().unwrap();
+}

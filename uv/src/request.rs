@@ -295,39 +295,35 @@ unsafe fn complete<R, K, C, D, X, N>(
     X: ReadDone<R, D>,
     N: OpName,
 {
-    /// Drops the request's data in place: after the callback, or while a panic
-    /// of the callback unwinds. Inside the guard: the data may run user code
-    /// when dropped (a `bytes::Bytes` owner, the last reference to a handle sent
-    /// with `write2`, which drops its callbacks).
-    struct DropData<D>(*mut D);
-    impl<D> Drop for DropData<D> {
-        #[inline(always)]
-        fn drop(&mut self) {
-            // SAFETY: the data was written by `submit_named` and is dropped once,
-            // here (`finish` leaves it alone).
-            unsafe { std::ptr::drop_in_place(self.0) }
-        }
-    }
+    // Set just before the data's drop starts: a panic caught after it came from
+    // the drop (the data is not touched again), one caught before it from the
+    // callback (the data is dropped then, under a guard of its own: never while a
+    // panic unwinds, where a second panic would abort).
+    let dropping = std::cell::Cell::new(false);
     let run = AssertUnwindSafe(|| {
         // SAFETY: the request completed (`read` may look at it, its contract); the
         // callback is moved out once, here; the handle stays in place, borrowed by
         // the callback, until `finish` (nothing frees the request meanwhile: libuv
-        // is done with it and no value of the user's names it).
+        // is done with it and no value of the user's names it). The data was
+        // written by `submit_named` and is dropped once: here, or by `unwound`.
+        // Inside the guard: the data may run user code when dropped (a
+        // `bytes::Bytes` owner, the last reference to a handle sent with `write2`,
+        // which drops its callbacks).
         unsafe {
             X::read(p.cast::<R>(), &mut (*p).data);
             let cb = ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read());
-            let data = DropData(std::ptr::addr_of_mut!((*p).data));
             cb(&(*p).handle, result());
-            drop(data);
+            dropping.set(true);
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data));
         }
     });
     match std::panic::catch_unwind(run) {
         // SAFETY: the callback ran (and consumed itself), the data was dropped; the
         // rest is dropped once.
         Ok(()) => unsafe { finish(p) },
-        // SAFETY: as above (the data was dropped, or its drop panicked: it is not
-        // touched again either way).
-        Err(payload) => unsafe { unwound(p, payload) },
+        // SAFETY: as above; the data is dropped by `unwound` if its drop did not
+        // start (the callback panicked).
+        Err(payload) => unsafe { unwound(p, payload, !dropping.get()) },
     }
 }
 
@@ -356,15 +352,20 @@ unsafe fn finish<R, K, C, D, N>(p: *mut ReqBox<R, K, C, D, N>) {
     }
 }
 
-/// The callback (or the data's drop) panicked: the request is finished as usual,
-/// then the panic goes to the loop (its hook, or kept for `run` to resume).
+/// The callback (or the data's drop) panicked: the data is dropped if `drop_data`
+/// (the callback panicked before its drop started), under a guard of its own; the
+/// request is finished as usual; then the panics go to the loop (its hook, or the
+/// first one kept for `run` to resume).
 ///
 /// # Safety
-/// As [`finish`].
+/// As [`finish`], except that the data is still to be dropped if `drop_data`.
 #[cold]
 #[inline(never)]
-unsafe fn unwound<R, K, C, D, N>(p: *mut ReqBox<R, K, C, D, N>, payload: PanicPayload)
-where
+unsafe fn unwound<R, K, C, D, N>(
+    p: *mut ReqBox<R, K, C, D, N>,
+    payload: PanicPayload,
+    drop_data: bool,
+) where
     K: HandleKind,
 {
     // SAFETY: requests complete while their loop runs or closes their handle, before
@@ -372,8 +373,22 @@ where
     // the loop's shared state kept alive by the loop's owner (also once the handle
     // reference is dropped: the state is the loop's, not the handle's).
     let shared: *const LoopShared = unsafe { (*p).handle.typed().shared_raw() };
-    // SAFETY: per the contract.
+    let data_panic = if drop_data {
+        // SAFETY: the data was written by `submit_named` and not dropped (its drop
+        // did not start); dropped once, here, before the memory goes back.
+        std::panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data))
+        }))
+        .err()
+    } else {
+        None
+    };
+    // SAFETY: per the contract (the data is dropped now).
     unsafe { finish(p) };
     // SAFETY: as above.
     unsafe { (*shared).panicked(payload) };
+    if let Some(second) = data_panic {
+        // SAFETY: as above.
+        unsafe { (*shared).panicked(second) };
+    }
 }
