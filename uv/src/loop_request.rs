@@ -521,12 +521,14 @@ where
     // SAFETY: initialised by libuv's start function and completed synchronously;
     // cleaned up once, before the data it may point into is dropped.
     unsafe { K::cleanup(raw) };
+    // The value is moved into a new `Ok` (not the `Result` returned as it is):
+    // built this way, once inlined into a caller that reads part of a `Stat`, the
+    // rest of it is never copied out of the request.
     match result {
         Err(e) => Err(sync_failed(e, data, context, op)),
-        // Returned as it is (a whole `Stat` is not moved through a `map_err`).
-        ok => {
+        Ok(v) => {
             drop(data);
-            ok
+            Ok(v)
         }
     }
 }
