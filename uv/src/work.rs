@@ -39,11 +39,13 @@ struct WorkReq<F, T, A> {
     req: sys::uv_work_t,
     /// The loop's shared state (alive while a request of the loop is in flight).
     shared: *const LoopShared,
-    /// The request's entry in the loop's request table.
+    /// The request's entry in the loop's request table: written once the request
+    /// is queued (before `after_cb` can run; a refused request has none).
     slot: Slot,
-    /// The job, then its outcome. The pool thread replaces the job with its outcome;
-    /// the loop thread reads it after libuv handed the request back (libuv's queue
-    /// mutex orders the two). A cancelled job is still here, unrun.
+    /// The job, then its outcome. The pool thread moves the job out and writes its
+    /// outcome over it (the job's panic is caught in between, so nothing reads the
+    /// moved-out job); the loop thread reads it after libuv handed the request back
+    /// (libuv's queue mutex orders the two). A cancelled job is still here, unrun.
     state: UnsafeCell<Job<F, T>>,
     /// Taken once, by `after_cb` (or dropped when libuv refuses the request).
     after: ManuallyDrop<A>,
