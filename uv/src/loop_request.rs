@@ -70,10 +70,21 @@ pub struct Request {
 
 /// An entry of a [`RequestTable`]: its index and the generation it had when the
 /// request took it.
-pub(crate) type Slot = (u32, u32);
+///
+/// Aligned as one word, so that it moves as one (a `Request` is returned through
+/// a `Result` on every start).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(8))]
+pub(crate) struct Slot {
+    index: u32,
+    generation: u32,
+}
 
 /// A slot no request has (a request that failed to start, or a test of one).
-pub(crate) const NO_SLOT: Slot = (u32::MAX, 0);
+pub(crate) const NO_SLOT: Slot = Slot {
+    index: u32::MAX,
+    generation: 0,
+};
 
 /// The requests of one loop that are in flight, for the [`Request`] values that
 /// name them: an entry holds the libuv request until its callback runs. A finished
@@ -134,7 +145,10 @@ impl RequestTable {
             t.free = e.next;
             e.req = req;
             e.generation = e.generation.wrapping_add(1);
-            return (i, e.generation);
+            return Slot {
+                index: i,
+                generation: e.generation,
+            };
         }
         self.push(req)
     }
@@ -151,12 +165,19 @@ impl RequestTable {
             generation: 0,
             next: u32::MAX,
         });
-        (i, 0)
+        Slot {
+            index: i,
+            generation: 0,
+        }
     }
 
     /// The request of `slot` finished: its entry is free again.
     #[inline]
-    pub(crate) fn finish(&self, (i, generation): Slot) {
+    pub(crate) fn finish(&self, slot: Slot) {
+        let Slot {
+            index: i,
+            generation,
+        } = slot;
         let t = self.inner();
         if let Some(e) = t.entries.get_mut(i as usize) {
             if e.generation == generation && !e.req.is_null() {
@@ -167,8 +188,34 @@ impl RequestTable {
         }
     }
 
+    /// The request of `slot` finished, called by that request's own completion
+    /// (which took the slot from `add` and is its only finisher): its entry is free
+    /// again. Without the checks of [`finish`](Self::finish), which a slot that
+    /// is not live would need (they are debug assertions here); such a slot would
+    /// only mislink the free list (no memory is reached through it: the entries
+    /// are plain data, and a cleared entry is never used as a request).
+    #[inline(always)]
+    pub(crate) fn finish_own(&self, slot: Slot) {
+        let Slot {
+            index: i,
+            generation,
+        } = slot;
+        let t = self.inner();
+        let free = t.free;
+        if let Some(e) = t.entries.get_mut(i as usize) {
+            debug_assert!(e.generation == generation && !e.req.is_null());
+            e.req = std::ptr::null_mut();
+            e.next = free;
+            t.free = i;
+        }
+    }
+
     /// The libuv request of `slot` while it is in flight (null after).
-    fn get(&self, (i, generation): Slot) -> *mut sys::uv_req_t {
+    fn get(&self, slot: Slot) -> *mut sys::uv_req_t {
+        let Slot {
+            index: i,
+            generation,
+        } = slot;
         match self.inner().entries.get(i as usize) {
             Some(e) if e.generation == generation => e.req,
             _ => std::ptr::null_mut(),
@@ -178,6 +225,7 @@ impl RequestTable {
 
 impl Request {
     /// The request of `slot` in `table`.
+    #[inline(always)]
     pub(crate) fn new(table: Rc<RequestTable>, slot: Slot) -> Request {
         Request { table, slot }
     }
@@ -372,7 +420,8 @@ where
             (*p).slot,
         )
     };
-    shared.request_table().finish(slot);
+    // The entry `submit` took for this request (set before libuv could call this).
+    shared.request_table().finish_own(slot);
     shared.request_finished();
     // A panicking reader (none panics; user types may be in the data) becomes an
     // error, and the cleanup still runs. The result is written where it stays until
@@ -472,12 +521,14 @@ where
     // SAFETY: initialised by libuv's start function and completed synchronously;
     // cleaned up once, before the data it may point into is dropped.
     unsafe { K::cleanup(raw) };
+    // The value is moved into a new `Ok` (not the `Result` returned as it is):
+    // built this way, once inlined into a caller that reads part of a `Stat`, the
+    // rest of it is never copied out of the request.
     match result {
         Err(e) => Err(sync_failed(e, data, context, op)),
-        // Returned as it is (a whole `Stat` is not moved through a `map_err`).
-        ok => {
+        Ok(v) => {
             drop(data);
-            ok
+            Ok(v)
         }
     }
 }

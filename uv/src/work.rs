@@ -23,12 +23,13 @@ use std::ffi::{c_int, c_void};
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
+use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
 use crate::loop_::{LoopHandle, LoopShared, PanicPayload, Slab};
-use crate::loop_request::{no_context, submit, Done, LoopRequestKind, Request, Slot, NO_SLOT};
+use crate::loop_request::{no_context, submit, Done, LoopRequestKind, Request, Slot};
 use crate::StatusCode;
 
 /// A `queue_work` request: libuv's struct first (libuv's callbacks get a pointer to
@@ -38,11 +39,13 @@ struct WorkReq<F, T, A> {
     req: sys::uv_work_t,
     /// The loop's shared state (alive while a request of the loop is in flight).
     shared: *const LoopShared,
-    /// The request's entry in the loop's request table.
+    /// The request's entry in the loop's request table: written once the request
+    /// is queued (before `after_cb` can run; a refused request has none).
     slot: Slot,
-    /// The job, then its outcome. The pool thread replaces the job with its outcome;
-    /// the loop thread reads it after libuv handed the request back (libuv's queue
-    /// mutex orders the two). A cancelled job is still here, unrun.
+    /// The job, then its outcome. The pool thread moves the job out and writes its
+    /// outcome over it (the job's panic is caught in between, so nothing reads the
+    /// moved-out job); the loop thread reads it after libuv handed the request back
+    /// (libuv's queue mutex orders the two). A cancelled job is still here, unrun.
     state: UnsafeCell<Job<F, T>>,
     /// Taken once, by `after_cb` (or dropped when libuv refuses the request).
     after: ManuallyDrop<A>,
@@ -53,8 +56,6 @@ enum Job<F, T> {
     Work(F),
     Done(T),
     Panicked(PanicPayload),
-    /// Between the pool thread taking the job and storing its outcome.
-    Running,
 }
 
 unsafe extern "C" fn work_cb<F, T, A>(req: *mut sys::uv_work_t)
@@ -64,15 +65,26 @@ where
     let p = req.cast::<WorkReq<F, T, A>>();
     // SAFETY: `req` is the first field of a `WorkReq<F, T, A>` (repr(C)) that
     // `queue_work` wrote before queueing it and that stays put until `after_cb`;
-    // only this pool thread touches `state` while the job runs.
-    let state = unsafe { &mut *(*p).state.get() };
-    if let Job::Work(f) = std::mem::replace(state, Job::Running) {
-        // The panic stops here, on the pool thread; the loop resurfaces it.
-        *state = match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(v) => Job::Done(v),
-            Err(payload) => Job::Panicked(payload),
-        };
-    }
+    // only this pool thread touches `state` while the job runs (libuv calls this
+    // once, and hands the request back to the loop thread only after it returned).
+    let state = unsafe { (*p).state.get() };
+    // The job is moved out and its outcome written back over it: nothing reads the
+    // state in between (the job's panic is caught before the write), so the stale
+    // copy left there is never used.
+    // SAFETY: as above.
+    let job = unsafe { std::ptr::read(state) };
+    let Job::Work(f) = job else {
+        // Not reached: the state holds the job until here. It stays where it is.
+        std::mem::forget(job);
+        return;
+    };
+    // The panic stops here, on the pool thread; the loop resurfaces it.
+    let outcome = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Job::Done(v),
+        Err(payload) => Job::Panicked(payload),
+    };
+    // SAFETY: as above; the moved-out job is overwritten without being dropped.
+    unsafe { std::ptr::write(state, outcome) };
 }
 
 unsafe extern "C" fn after_cb<F, T, A>(req: *mut sys::uv_work_t, status: c_int)
@@ -82,25 +94,52 @@ where
     let p = req.cast::<WorkReq<F, T, A>>();
     // SAFETY: a request started by `queue_work`, handed back once by libuv on the
     // loop thread: the pool is done with it, and the loop runs this callback, so its
-    // owner keeps the shared state (and its slab) alive. The job's state and `after`
-    // are moved out once, then the memory goes back to the slab.
-    let (shared, job, after) = unsafe {
+    // owner keeps the shared state (and its slab) alive. `after` is moved out once;
+    // the slot is the entry `queue_work` took for this request, finished only here.
+    let (shared, after) = unsafe {
         let shared = &*(*p).shared;
-        shared.request_table().finish((*p).slot);
+        shared.request_table().finish_own((*p).slot);
         shared.request_finished();
-        let job = std::ptr::read((*p).state.get());
-        let after = ManuallyDrop::take(&mut (*p).after);
+        (shared, ManuallyDrop::take(&mut (*p).after))
+    };
+    // The memory goes back once, before user code runs.
+    // SAFETY: as above; from this slab's `alloc` of this layout, and nothing reads
+    // the request after (what is needed was moved out before each call).
+    let free = || unsafe {
         Slab::free(
             shared.slab(),
             NonNull::new_unchecked(p.cast()),
             Layout::new::<WorkReq<F, T, A>>(),
-        );
-        (shared, job, after)
+        )
     };
-    match job {
-        Job::Done(value) if status == 0 => {
+    // SAFETY: as above: the job's state is read (moved out) once, on one path.
+    let state = unsafe { &*(*p).state.get() };
+    match state {
+        // libuv calls the after-work callback with status 0 only after the job ran.
+        // Only the value is moved out (no copy of the whole state).
+        Job::Done(v) if status == 0 => {
+            // SAFETY: as above.
+            let value = unsafe { std::ptr::read(v) };
+            free();
             shared.guard(move || after(Ok(value)));
         }
+        _ => {
+            // SAFETY: as above.
+            let job = unsafe { std::ptr::read(state) };
+            free();
+            not_done(shared, job, after, status);
+        }
+    }
+}
+
+/// A job that panicked, or did not run.
+#[cold]
+#[inline(never)]
+fn not_done<F, T, A>(shared: &LoopShared, job: Job<F, T>, after: A, status: c_int)
+where
+    A: FnOnce(Result<T>),
+{
+    match job {
         Job::Panicked(payload) => {
             // `after` is dropped first, its own panic dropped quietly; then the job's
             // panic goes where a callback's would.
@@ -202,12 +241,13 @@ impl LoopHandle {
             .cast::<WorkReq<F, T, A>>()
             .as_ptr();
         // SAFETY: `p` is fresh memory for a WorkReq: every field but libuv's struct
-        // is written here, and uv_queue_work initialises that (`uv__req_init`) before
-        // anything reads it; the request stays put until `after_cb` frees it, which
-        // libuv calls once, on this thread, after this function returned.
+        // and the slot is written here, and uv_queue_work initialises libuv's struct
+        // (`uv__req_init`) before anything reads it; the slot is written once the
+        // request is queued, below (only `after_cb` reads it, and a refused request
+        // has none). The request stays put until `after_cb` frees it, which libuv
+        // calls once, on this thread, after this function returned.
         let rc = unsafe {
             std::ptr::addr_of_mut!((*p).shared).write(shared);
-            std::ptr::addr_of_mut!((*p).slot).write(NO_SLOT);
             std::ptr::addr_of_mut!((*p).state).write(UnsafeCell::new(Job::Work(work)));
             std::ptr::addr_of_mut!((*p).after).write(ManuallyDrop::new(after));
             sys::uv_queue_work(
@@ -221,16 +261,15 @@ impl LoopHandle {
             // SAFETY: libuv did not take the request; nothing else refers to it.
             return Err(unsafe { refused(slab, p, rc) });
         }
-        let table = shared.request_table();
+        // The table's `Rc` is cloned first, so that it is read once.
+        let table = Rc::clone(shared.request_table());
+        let slot = table.add(p.cast());
         // SAFETY: queued: the request is libuv's until `after_cb`, which reads the
-        // slot and which libuv does not call before this function returns.
-        let slot = unsafe {
-            let slot = table.add(p.cast());
-            (*p).slot = slot;
-            slot
-        };
+        // slot and which libuv does not call before this function returns; the slot
+        // is plain data, written once.
+        unsafe { std::ptr::addr_of_mut!((*p).slot).write(slot) };
         shared.request_started();
-        Ok(Request::new(table.clone(), slot))
+        Ok(Request::new(table, slot))
     }
 
     /// Fills `buf` with random bytes from the system's source on the thread pool

@@ -357,6 +357,9 @@ pub fn request(model: &RequestModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagn
         unsafe impl #rt::runtime::loop_request::LoopRequestKind for #name {
             type Raw = #rt::sys::#raw;
             const NAME: &'static str = #name_str;
+            // Inlined into the callers (other crates too): a direct call of the C
+            // function.
+            #[inline]
             unsafe fn cleanup(raw: *mut #rt::sys::#raw) {
                 #sf_clean
                 unsafe { #rt::sys::#cleanup(raw) }
