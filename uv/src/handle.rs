@@ -117,6 +117,17 @@ const HAS_EXTRAS: u8 = 4;
 /// Closing starts by shutting the entry, which leaves `data` null for the close
 /// callback; `put_extras` moves it into the extras.
 const HAS_SENDER: u8 = 8;
+/// `close` was called (state `Closing`).
+const CLOSING: u8 = 16;
+/// The close callback ran (state `Closed`).
+const CLOSED: u8 = 32;
+/// A signal handle: closing it restores its signal's disposition (the general
+/// path, `begin_close_via`).
+const SIGNAL: u8 = 64;
+/// The flags of a handle that closes the common way (`uv_close` with nothing to take
+/// out of `data` first), when only IN_LIBUV of them is set: open, in libuv, no sender
+/// entry or extras, not a signal handle.
+const FAST_CLOSE_MASK: u8 = IN_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
 
 /// A sender-table entry (index, generation) as the bits of a pointer-sized value.
 /// Only used where pointers have 64 bits (elsewhere the entry goes to the extras).
@@ -144,9 +155,32 @@ struct ExtrasRecord {
 #[repr(C)]
 struct Header {
     refs: Cell<u32>,
-    state: Cell<State>,
+    /// The flags below, and the [`State`] (its two bits: neither is `Open`).
     flags: Cell<u8>,
     vtable: &'static VTable,
+}
+
+impl Header {
+    fn state(&self) -> State {
+        let f = self.flags.get();
+        if f & CLOSED != 0 {
+            State::Closed
+        } else if f & CLOSING != 0 {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Moves to `state` (CLOSED wins over CLOSING, which may stay set).
+    fn set_state(&self, state: State) {
+        let f = self.flags.get();
+        self.flags.set(match state {
+            State::Open => f & !(CLOSING | CLOSED),
+            State::Closing => f | CLOSING,
+            State::Closed => f | CLOSED,
+        });
+    }
 }
 
 /// The callback slots of a handle type (generated).
@@ -193,19 +227,26 @@ unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
 
 #[inline]
 unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // Only the slots have something to drop: the libuv struct is plain C data.
+    const { assert!(!std::mem::needs_drop::<K::Raw>()) };
     let p = h as *mut HandleBox<K>;
     // SAFETY: the allocation was made by Typed::new from the slab whose pointer its
     // libuv struct's `data` holds once it left libuv (on_close, abandon); it is freed
-    // once, when no user reference and no libuv reference is left.
-    unsafe {
+    // once, when no user reference and no libuv reference is left. The slots are
+    // moved out first and dropped after the memory went back (their callbacks are
+    // usually gone already: the close callback empties them; a handle abandoned
+    // with its loop still has them), so that the common case ends in no call.
+    let slots = unsafe {
         let slab = (*h).data.cast::<Slab>();
-        std::ptr::drop_in_place(p);
+        let slots = std::ptr::addr_of!((*p).slots).read();
         Slab::free(
             NonNull::new_unchecked(slab),
             NonNull::new_unchecked(p.cast()),
             std::alloc::Layout::new::<HandleBox<K>>(),
         );
-    }
+        slots
+    };
+    drop(slots);
 }
 
 struct VTableOf<K>(PhantomData<K>);
@@ -360,7 +401,7 @@ impl Hdr {
     }
 
     fn is_open(&self) -> bool {
-        self.h().state.get() == State::Open
+        self.h().flags.get() & (CLOSING | CLOSED) == 0
     }
 
     /// The loop's shared state. Only while libuv holds the handle: the loop is then
@@ -526,28 +567,25 @@ impl Hdr {
         }
     }
 
-    /// Whether closing must take the general path (`begin_close_via`): the handle
-    /// has a sender entry or extras to take out of `data` first, or is a signal
-    /// handle (whose signal's disposition is restored after `uv_close`).
+    /// Whether the handle is open and in libuv, and closes the common way: it has
+    /// no sender entry or extras to take out of `data` first, and is not a signal
+    /// handle (whose signal's disposition is restored after `uv_close`). One test of
+    /// the flags.
     #[inline(always)]
-    fn needs_slow_close(&self) -> bool {
-        // SAFETY: the handle is initialised (callers check IN_LIBUV); the type field
-        // is libuv's and stays valid until the allocation is freed.
-        self.has(HAS_SENDER | HAS_EXTRAS)
-            || unsafe { (*self.raw()).type_ } == sys::uv_handle_type_UV_SIGNAL
+    fn closes_fast(&self) -> bool {
+        self.h().flags.get() & FAST_CLOSE_MASK == IN_LIBUV
     }
 
     /// Starts closing (idempotent).
     #[inline]
     fn begin_close(self) {
-        if !self.is_open() || !self.has(IN_LIBUV) {
-            return;
-        }
-        if self.needs_slow_close() {
+        if !self.closes_fast() {
+            // Not open, or not in libuv (begin_close_via returns then), or the
+            // general path.
             return self.begin_close_slow();
         }
         // The common case: nothing to take out of `data`, no signal to restore.
-        self.h().state.set(State::Closing);
+        self.h().set_state(State::Closing);
         // SAFETY: the handle is initialised and not yet closing; the allocation stays
         // until its close callback (the vtable's, for this allocation's type) runs.
         unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
@@ -565,7 +603,7 @@ impl Hdr {
         });
     }
 
-    /// `Handle::close_with` of an open handle in libuv that `needs_slow_close`,
+    /// `Handle::close_with` of an open handle in libuv that does not `closes_fast`,
     /// with its close callback `cb` (from `CloseOf::make`).
     #[cold]
     #[inline(never)]
@@ -597,7 +635,7 @@ impl Hdr {
         if !self.is_open() || !self.has(IN_LIBUV) {
             return Ok(());
         }
-        self.h().state.set(State::Closing);
+        self.h().set_state(State::Closing);
         if self.has(HAS_SENDER | HAS_EXTRAS) {
             self.shut_sender();
         }
@@ -608,7 +646,7 @@ impl Hdr {
         // its close callback runs.
         let rc = close(self.raw(), Some(self.h().vtable.on_close));
         if rc < 0 {
-            self.h().state.set(State::Open);
+            self.h().set_state(State::Open);
             return Err(Error::from_raw(rc, op));
         }
         #[cfg(unix)]
@@ -629,6 +667,15 @@ impl Hdr {
     #[inline(always)]
     fn close_if_unreachable_by(self, keep: KeepAlive) {
         if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive_by(keep) {
+            self.begin_close();
+        }
+    }
+
+    /// `close_if_unreachable` of a handle of type `K` without user references (out
+    /// of line: the callers' common case has references left, or is freeing).
+    #[inline(never)]
+    fn close_unreferenced_of<K: HandleKind>(self) {
+        if self.is_open() && !self.keeps_alive_by(K::KEEP_ALIVE) {
             self.begin_close();
         }
     }
@@ -672,7 +719,7 @@ impl Hdr {
     #[inline(never)]
     unsafe fn release_last_of<K: HandleKind>(self) {
         if self.has(IN_LIBUV) {
-            self.close_if_unreachable_by(K::KEEP_ALIVE);
+            self.close_unreferenced_of::<K>();
         } else {
             // SAFETY: no user reference and no libuv reference is left.
             unsafe { free_box::<K>(self.0.as_ptr()) };
@@ -739,7 +786,7 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     let shared = h.shared();
     let slab = shared.slab();
     let (cb, extras) = h.take_data(slab);
-    h.h().state.set(State::Closed);
+    h.h().set_state(State::Closed);
     // libuv will never call back: the last user reference may free the memory (into
     // the slab, which is leaked with the loop).
     h.set(IN_LIBUV, false);
@@ -776,32 +823,53 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
         return unsafe { on_close_with_extras(hp) };
     }
     let header = hp.h();
-    header.state.set(State::Closed);
-    let shared = hp.shared();
-    let slab = shared.slab();
+    header.set_state(State::Closed);
+    let slab = hp.shared().slab();
     // From now on `data` names the slab the memory goes back to (the loop may be
     // gone when the last reference is dropped).
     // SAFETY: without extras, `data` holds the close callback or null.
     let cb = unsafe { std::mem::replace(&mut (*hp.raw()).data, slab.as_ptr().cast()) };
-    // SAFETY: `cb` was the close callback, made with this loop's slab; the
-    // allocation is a HandleBox<K>.
-    unsafe {
-        run_close(
-            hp,
-            shared,
-            slab,
-            NonNull::new(cb.cast::<CloseRun>()),
-            || clear_slots::<K>(raw),
-        )
-    };
+    let cb = NonNull::new(cb.cast::<CloseRun>());
+    let h = ManuallyDrop::new(Handle {
+        ptr: hp.0,
+        _not_send: PhantomData,
+    });
+    // One guard for the close callback and the emptying of the slots: the
+    // allocation stays while they run (IN_LIBUV is still set, so a user reference
+    // dropped meanwhile does not free it). After a panic, what is left runs out of
+    // line; the loop's state is looked up again only there.
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(cb) = cb {
+            // SAFETY: `cb` was the close callback, made with this loop's slab; it
+            // was taken out of `data`, so it runs once.
+            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, Some(&h)) };
+        }
+        // SAFETY: the allocation is a HandleBox<K>.
+        unsafe { clear_slots::<K>(raw) };
+    }));
+    if let Err(payload) = done {
+        // SAFETY: the handle is in its close callback; the allocation is a
+        // HandleBox<K>.
+        unsafe { close_panicked(hp, payload, clear_slots::<K>) };
+    }
     hp.set(IN_LIBUV, false);
     // While IN_LIBUV was set, a last user reference dropped by the callbacks above
     // could not free the allocation (`release` only closes a handle in libuv, and
     // this one is closed): free it now if that happened.
     if header.refs.get() == 0 {
         // SAFETY: no user reference and no libuv reference is left.
-        unsafe { free_box::<K>(raw) };
+        unsafe { free_box_out_of_line::<K>(raw) };
     }
+}
+
+/// `free_box`, out of line (for `on_close`, whose common case keeps the handle).
+///
+/// # Safety
+/// As `free_box`.
+#[inline(never)]
+unsafe fn free_box_out_of_line<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract.
+    unsafe { free_box::<K>(h) }
 }
 
 /// Runs the close callback `cb` (if any) and empties the slots (`clear`), under
@@ -842,6 +910,29 @@ unsafe fn run_close(
     }
 }
 
+/// What is left of a close callback's work after a panic in it (`payload`): the
+/// panic goes to the loop's panic rule, then the slots are emptied (`clear`), each
+/// round under the guard.
+///
+/// # Safety
+/// `hp` must be a handle in its close callback (still in libuv), `clear` the
+/// emptying of its slots.
+#[cold]
+#[inline(never)]
+unsafe fn close_panicked(
+    hp: Hdr,
+    payload: crate::loop_::PanicPayload,
+    clear: unsafe fn(*mut sys::uv_handle_t),
+) {
+    let shared = hp.shared();
+    shared.panicked(payload);
+    // Slots are emptied one by one, each taken out before it is dropped: a callback
+    // whose Drop panics stops one `clear`, and the next round goes on from the slot
+    // after it, so nothing is left to drop outside the guard.
+    // SAFETY: per the contract.
+    while shared.guard(|| unsafe { clear(hp.raw()) }).is_none() {}
+}
+
 /// `on_close` of a handle with extras: they are dropped after the close callback,
 /// and the descriptor it claimed is given back to the loop.
 ///
@@ -851,7 +942,7 @@ unsafe fn run_close(
 #[inline(never)]
 unsafe fn on_close_with_extras(hp: Hdr) {
     let header = hp.h();
-    header.state.set(State::Closed);
+    header.set_state(State::Closed);
     let shared = hp.shared();
     let slab = shared.slab();
     let (cb, extras) = hp.take_data(slab);
@@ -928,7 +1019,6 @@ impl<K: HandleKind> Typed<K> {
             let raw = std::ptr::addr_of_mut!((*p).raw);
             raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
                 refs: Cell::new(1),
-                state: Cell::new(State::Open),
                 flags: Cell::new(if internal { INTERNAL } else { 0 }),
                 vtable: &VTableOf::<K>::VTABLE,
             });
@@ -942,7 +1032,12 @@ impl<K: HandleKind> Typed<K> {
             let raw = raw.cast::<sys::uv_handle_t>();
             (*raw).data = std::ptr::null_mut();
             let h = Hdr(NonNull::new_unchecked(raw));
-            h.set(IN_LIBUV, true);
+            // (A comparison of constants: no code.)
+            let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
+            // The flags as written above, and now in libuv (a store of a known
+            // value: later checks of a new handle fold away).
+            let flags = if internal { INTERNAL } else { 0 } | IN_LIBUV;
+            h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
         }
         Ok(Typed {
             // SAFETY: `p` is non-null (from the slab).
@@ -1064,7 +1159,15 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
     call: impl FnOnce(&mut F, &K),
 ) {
     // SAFETY: per the contract.
-    unsafe { run_guarded::<K>(raw, |h| slot(h.typed().slots()).call(|f| call(f, h))) }
+    unsafe {
+        run_slot::<K, _, _>(
+            raw,
+            |h| slot(h.typed().slots()),
+            Slot::take_for_call,
+            Slot::put_back,
+            |cb, h| call(cb, h),
+        )
+    }
 }
 
 /// [`dispatch`] for a callback that takes only its handle, kept in a
@@ -1078,16 +1181,33 @@ pub unsafe fn dispatch_handle<K: HandleKind>(
     slot: impl FnOnce(&K::Slots) -> &crate::callback::HandleSlot<K>,
 ) {
     // SAFETY: per the contract.
-    unsafe { run_guarded::<K>(raw, |h| slot(h.typed().slots()).call(h)) }
+    unsafe {
+        run_slot::<K, _, _>(
+            raw,
+            |h| slot(h.typed().slots()),
+            crate::callback::HandleSlot::take_for_call,
+            crate::callback::HandleSlot::put_back,
+            crate::callback::HandleSlot::call_taken,
+        )
+    }
 }
 
-/// The body of [`dispatch`]: runs `run` with the borrowed handle under the loop's
-/// panic guard, then applies the lifetime rule.
+/// The body of [`dispatch`]: takes the callback `C` out of the slot `S`, calls it
+/// with the borrowed handle under the loop's panic guard, puts it back (`put_back`
+/// hands it back when the slot was refilled meanwhile), then applies the lifetime
+/// rule. Only the call is guarded: taking and putting back run no user code, and
+/// a replaced callback is dropped out of line.
 ///
 /// # Safety
 /// As [`dispatch`].
 #[inline(always)]
-unsafe fn run_guarded<K: HandleKind>(raw: *mut K::Raw, run: impl FnOnce(&K)) {
+unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
+    raw: *mut K::Raw,
+    slot: impl FnOnce(&K) -> &S,
+    take: impl FnOnce(&S) -> Option<C>,
+    put_back: impl FnOnce(&S, C) -> Option<C>,
+    call: impl FnOnce(&mut C, &K),
+) {
     // SAFETY: libuv hands back a handle struct of ours, alive until the close
     // callback, which cannot run during this one.
     let ptr = unsafe { Hdr::from_raw(raw.cast()) }.0;
@@ -1096,12 +1216,56 @@ unsafe fn run_guarded<K: HandleKind>(raw: *mut K::Raw, run: impl FnOnce(&K)) {
         _kind: PhantomData,
     }));
     let hp = Hdr(ptr);
-    // The loop's guard, with the loop's state looked up only after a panic.
-    let run = std::panic::AssertUnwindSafe(|| run(&handle));
-    if let Err(payload) = std::panic::catch_unwind(run) {
-        hp.shared().panicked(payload);
+    let s = slot(&handle);
+    if let Some(mut cb) = take(s) {
+        // The loop's guard, with the loop's state looked up only after a panic.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut cb, &handle)));
+        // The slot lives until the close callback, which cannot have run meanwhile.
+        match r {
+            Ok(()) => {
+                if let Some(old) = put_back(s, cb) {
+                    drop_replaced(hp, old, false);
+                }
+            }
+            Err(payload) => callback_panicked(hp, payload, || put_back(s, cb)),
+        }
     }
-    hp.close_if_unreachable_by(K::KEEP_ALIVE);
+    if hp.h().refs.get() == 0 {
+        hp.close_unreferenced_of::<K>();
+    }
+}
+
+/// What follows a panic of a handle callback (`payload`): the callback goes back to
+/// its slot (`put_back`, as after a return), then the panic goes to the loop's panic
+/// rule.
+#[cold]
+#[inline(never)]
+fn callback_panicked<C>(
+    hp: Hdr,
+    payload: crate::loop_::PanicPayload,
+    put_back: impl FnOnce() -> Option<C>,
+) {
+    if let Some(old) = put_back() {
+        drop_replaced(hp, old, true);
+    }
+    hp.shared().panicked(payload);
+}
+
+/// Drops a callback that replaced itself while it ran (the new one stays), after it
+/// returned. Its Drop is user code: a panic of it goes to the loop's panic rule, or,
+/// when the callback itself panicked (`unwound`), is dropped (that first panic is
+/// the one reported).
+#[cold]
+#[inline(never)]
+fn drop_replaced<C>(hp: Hdr, old: C, unwound: bool) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
+    if let Err(p) = dropped {
+        if unwound {
+            crate::callback::drop_quietly(p);
+        } else {
+            hp.shared().panicked(p);
+        }
+    }
 }
 
 /// The slots of a handle of type `K`, from its libuv struct.
@@ -1157,12 +1321,12 @@ impl Handle {
 
     /// Whether `close` was called (and the close callback may not have run yet).
     pub fn is_closing(&self) -> bool {
-        self.header().state.get() != State::Open
+        self.header().state() != State::Open
     }
 
     /// Whether the close callback has run.
     pub fn is_closed(&self) -> bool {
-        self.header().state.get() == State::Closed
+        self.header().state() == State::Closed
     }
 
     /// Makes the handle keep the loop alive again (`uv_ref`).
@@ -1197,18 +1361,19 @@ impl Handle {
     /// that is already closing, the callback is dropped without being called.
     pub fn close_with(&self, callback: impl FnOnce(&Handle) + 'static) {
         let h = self.hdr();
-        if h.is_open() && h.has(IN_LIBUV) {
+        let fast = h.closes_fast();
+        if fast || (h.is_open() && h.has(IN_LIBUV)) {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
             let cb = CloseOf::make(callback, slab);
-            if h.needs_slow_close() {
+            if !fast {
                 return h.close_with_slow(cb);
             }
             // The common case, as `begin_close`'s.
             // SAFETY: the handle is open, without sender entry or extras: `data` is
             // the library's, and null.
             unsafe { (*h.raw()).data = cb.cast_mut().cast() };
-            h.h().state.set(State::Closing);
+            h.h().set_state(State::Closing);
             // SAFETY: as in `begin_close`.
             unsafe { sys::uv_close(h.raw(), Some(h.h().vtable.on_close)) };
         }
@@ -1372,7 +1537,7 @@ impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = self.header();
         f.debug_struct(h.vtable.name)
-            .field("state", &h.state.get())
+            .field("state", &h.state())
             .field("refs", &h.refs.get())
             .finish()
     }
