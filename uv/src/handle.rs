@@ -1155,7 +1155,7 @@ impl<K: HandleKind> Drop for Typed<K> {
 #[inline]
 pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
     raw: *mut K::Raw,
-    slot: impl FnOnce(&K::Slots) -> &Slot<F>,
+    slot: impl Fn(&K::Slots) -> &Slot<F> + Copy,
     call: impl FnOnce(&mut F, &K),
 ) {
     // SAFETY: per the contract.
@@ -1178,7 +1178,7 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
 #[inline]
 pub unsafe fn dispatch_handle<K: HandleKind>(
     raw: *mut K::Raw,
-    slot: impl FnOnce(&K::Slots) -> &crate::callback::HandleSlot<K>,
+    slot: impl Fn(&K::Slots) -> &crate::callback::HandleSlot<K> + Copy,
 ) {
     // SAFETY: per the contract.
     unsafe {
@@ -1203,9 +1203,9 @@ pub unsafe fn dispatch_handle<K: HandleKind>(
 #[inline(always)]
 unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
     raw: *mut K::Raw,
-    slot: impl FnOnce(&K) -> &S,
+    slot: impl Fn(&K) -> &S + Copy,
     take: impl FnOnce(&S) -> Option<C>,
-    put_back: impl FnOnce(&S, C) -> Option<C>,
+    put_back: impl FnOnce(&S, C) -> Option<C> + Copy,
     call: impl FnOnce(&mut C, &K),
 ) {
     // SAFETY: libuv hands back a handle struct of ours, alive until the close
@@ -1227,7 +1227,9 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
                     drop_replaced(hp, old, false);
                 }
             }
-            Err(payload) => callback_panicked(hp, payload, || put_back(s, cb)),
+            // The slot is found again there (not kept in a register for this
+            // rare path).
+            Err(payload) => callback_panicked::<K, S, C>(hp, payload, slot, put_back, cb),
         }
     }
     if hp.h().refs.get() == 0 {
@@ -1240,12 +1242,20 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
 /// rule.
 #[cold]
 #[inline(never)]
-fn callback_panicked<C>(
+fn callback_panicked<K: HandleKind, S: ?Sized, C>(
     hp: Hdr,
     payload: crate::loop_::PanicPayload,
-    put_back: impl FnOnce() -> Option<C>,
+    slot: impl Fn(&K) -> &S,
+    put_back: impl FnOnce(&S, C) -> Option<C>,
+    cb: C,
 ) {
-    if let Some(old) = put_back() {
+    // A borrowed handle, as in `run_slot` (the allocation lives until the close
+    // callback).
+    let handle = ManuallyDrop::new(K::from_typed(Typed {
+        ptr: hp.0,
+        _kind: PhantomData,
+    }));
+    if let Some(old) = put_back(slot(&handle), cb) {
         drop_replaced(hp, old, true);
     }
     hp.shared().panicked(payload);
