@@ -270,8 +270,11 @@ impl<K: HandleKind> VTableOf<K> {
 /// thin pointer to its `run` function, followed (for a callback that captures
 /// something) by the callback itself, in slab memory. A callback that captures
 /// nothing takes no memory: `data` then points at a static `run`.
+///
+/// `run` gets the handle's libuv struct to call the callback with, or null to drop
+/// it without a call (a borrowed `Handle` is made only where the callback needs one).
 #[repr(transparent)]
-struct CloseRun(unsafe fn(*const CloseRun, NonNull<Slab>, Option<&Handle>));
+struct CloseRun(unsafe fn(*const CloseRun, NonNull<Slab>, *mut sys::uv_handle_t));
 
 #[repr(C)]
 struct CloseThunk<F> {
@@ -305,29 +308,49 @@ impl<F: FnOnce(&Handle) + 'static> CloseOf<F> {
     }
 }
 
-/// Calls (or, without a handle, drops) a zero-sized close callback.
+/// Calls `f` with the handle of libuv struct `h`, or drops it if `h` is null.
 ///
 /// # Safety
-/// Once per `CloseOf::<F>::make` that returned the static: that call forgot the
-/// value this one makes again.
-unsafe fn run_static<F: FnOnce(&Handle)>(_: *const CloseRun, _: NonNull<Slab>, h: Option<&Handle>) {
-    // SAFETY: F is zero-sized, so a dangling aligned pointer is a valid place to read
-    // it from; the value forgotten in `make` is moved back out here, once.
-    let f = unsafe { NonNull::<F>::dangling().as_ptr().read() };
-    if let Some(h) = h {
-        f(h);
+/// `h`, if not null, must be a handle of this library in its close callback.
+#[inline(always)]
+unsafe fn call_close<F: FnOnce(&Handle)>(f: F, h: *mut sys::uv_handle_t) {
+    if let Some(ptr) = NonNull::new(h) {
+        // A borrowed reference: the close callback owns none.
+        let h = ManuallyDrop::new(Handle {
+            ptr,
+            _not_send: PhantomData,
+        });
+        f(&h);
     }
 }
 
-/// Takes a close callback out of its slab memory, frees that, then calls it (or,
-/// without a handle, drops it).
+/// Calls (or, with a null handle, drops) a zero-sized close callback.
 ///
 /// # Safety
-/// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, run once.
+/// Once per `CloseOf::<F>::make` that returned the static: that call forgot the
+/// value this one makes again; `h` as `call_close`.
+unsafe fn run_static<F: FnOnce(&Handle)>(
+    _: *const CloseRun,
+    _: NonNull<Slab>,
+    h: *mut sys::uv_handle_t,
+) {
+    // SAFETY: F is zero-sized, so a dangling aligned pointer is a valid place to read
+    // it from; the value forgotten in `make` is moved back out here, once.
+    let f = unsafe { NonNull::<F>::dangling().as_ptr().read() };
+    // SAFETY: per the contract.
+    unsafe { call_close(f, h) }
+}
+
+/// Takes a close callback out of its slab memory, frees that, then calls it (or,
+/// with a null handle, drops it).
+///
+/// # Safety
+/// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, run once;
+/// `h` as `call_close`.
 unsafe fn run_boxed<F: FnOnce(&Handle)>(
     this: *const CloseRun,
     slab: NonNull<Slab>,
-    h: Option<&Handle>,
+    h: *mut sys::uv_handle_t,
 ) {
     let p = this as *mut CloseThunk<F>;
     // SAFETY: per the contract; the value is moved out once, then the memory freed.
@@ -340,9 +363,8 @@ unsafe fn run_boxed<F: FnOnce(&Handle)>(
         );
         f
     };
-    if let Some(h) = h {
-        f(h);
-    }
+    // SAFETY: per the contract.
+    unsafe { call_close(f, h) }
 }
 
 /// A counted reference to a handle of any type: the operations every handle has.
@@ -642,9 +664,16 @@ impl Hdr {
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
         // signal it watches are read before the close.
         let signum = unsafe { signal_watched(self.raw()) };
+        // The close callback: that of the handle's type, or, with extras to drop,
+        // the general one (none can be added from now on: see `on_close`).
+        let on_close = if self.has(HAS_EXTRAS) {
+            on_close_extras
+        } else {
+            self.h().vtable.on_close
+        };
         // The handle is initialised and not yet closing; the allocation stays until
         // its close callback runs.
-        let rc = close(self.raw(), Some(self.h().vtable.on_close));
+        let rc = close(self.raw(), Some(on_close));
         if rc < 0 {
             self.h().set_state(State::Open);
             return Err(Error::from_raw(rc, op));
@@ -793,7 +822,7 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     if let Some(cb) = cb {
         // The close callback will never run: drop it.
         // SAFETY: `data` held a close callback made with this loop's slab.
-        shared.guard(|| unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, None) });
+        shared.guard(|| unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, std::ptr::null_mut()) });
     }
     if let Some(e) = extras {
         shared.guard(move || drop(e));
@@ -817,11 +846,11 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
     // until IN_LIBUV is cleared below.
     let hp = unsafe { Hdr::from_raw(raw) };
-    // (HAS_SENDER is gone: closing started by taking the entry out of `data`.)
-    if hp.has(HAS_EXTRAS | HAS_SENDER) {
-        // SAFETY: as above.
-        return unsafe { on_close_with_extras(hp) };
-    }
+    // A handle that had extras when `uv_close` was called got `on_close_extras`
+    // instead (see `begin_close_via`), and none can be added once closing started:
+    // every way to add them (`keep_with`, `set_sender_slot`) needs an open handle.
+    // (HAS_SENDER is gone too: closing started by taking the entry out of `data`.)
+    debug_assert!(!hp.has(HAS_EXTRAS | HAS_SENDER));
     let header = hp.h();
     header.set_state(State::Closed);
     let slab = hp.shared().slab();
@@ -830,10 +859,6 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     // SAFETY: without extras, `data` holds the close callback or null.
     let cb = unsafe { std::mem::replace(&mut (*hp.raw()).data, slab.as_ptr().cast()) };
     let cb = NonNull::new(cb.cast::<CloseRun>());
-    let h = ManuallyDrop::new(Handle {
-        ptr: hp.0,
-        _not_send: PhantomData,
-    });
     // One guard for the close callback and the emptying of the slots: the
     // allocation stays while they run (IN_LIBUV is still set, so a user reference
     // dropped meanwhile does not free it). After a panic, what is left runs out of
@@ -841,8 +866,9 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(cb) = cb {
             // SAFETY: `cb` was the close callback, made with this loop's slab; it
-            // was taken out of `data`, so it runs once.
-            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, Some(&h)) };
+            // was taken out of `data`, so it runs once; the handle is in its close
+            // callback.
+            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, raw) };
         }
         // SAFETY: the allocation is a HandleBox<K>.
         unsafe { clear_slots::<K>(raw) };
@@ -887,17 +913,13 @@ unsafe fn run_close(
     mut cb: Option<NonNull<CloseRun>>,
     clear: impl Fn(),
 ) {
-    let h = ManuallyDrop::new(Handle {
-        ptr: hp.0,
-        _not_send: PhantomData,
-    });
     // One guard for the common case; the callback is taken out before it runs, so
     // that after a panic only the slots are left to empty.
     let mut cleared = false;
     let done = shared.guard(|| {
         if let Some(cb) = cb.take() {
             // SAFETY: per the contract; taken out of `cb`, it runs once.
-            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, Some(&h)) };
+            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, hp.raw()) };
         }
         clear();
         cleared = true;
@@ -933,14 +955,16 @@ unsafe fn close_panicked(
     while shared.guard(|| unsafe { clear(hp.raw()) }).is_none() {}
 }
 
-/// `on_close` of a handle with extras: they are dropped after the close callback,
-/// and the descriptor it claimed is given back to the loop.
+/// The close callback of a handle that had extras when it started closing: they
+/// are dropped after the close callback, and the descriptor it claimed is given
+/// back to the loop.
 ///
 /// # Safety
-/// As `on_close`.
-#[cold]
-#[inline(never)]
-unsafe fn on_close_with_extras(hp: Hdr) {
+/// Called by libuv, once, for a handle made by [`Typed::new`].
+unsafe extern "C" fn on_close_extras(raw: *mut sys::uv_handle_t) {
+    // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
+    // until IN_LIBUV is cleared below.
+    let hp = unsafe { Hdr::from_raw(raw) };
     let header = hp.h();
     header.set_state(State::Closed);
     let shared = hp.shared();
