@@ -105,8 +105,10 @@ pub(crate) struct Extras {
     claimed: Option<crate::RawFd>,
 }
 
-/// From a successful init until the close callback.
-const IN_LIBUV: u8 = 1;
+/// Not in libuv: before a successful init, and from the end of the close callback
+/// (or once abandoned with its loop). A handle is in libuv while this bit is clear,
+/// so that the common close path tests one mask for zero (see [`FAST_CLOSE_MASK`]).
+const OUT_OF_LIBUV: u8 = 1;
 /// Made by the library for itself (hidden from `handles()`, not counted by `close`).
 const INTERNAL: u8 = 2;
 /// `data` points to an [`ExtrasRecord`].
@@ -125,9 +127,9 @@ const CLOSED: u8 = 32;
 /// path, `begin_close_via`).
 const SIGNAL: u8 = 64;
 /// The flags of a handle that closes the common way (`uv_close` with nothing to take
-/// out of `data` first), when only IN_LIBUV of them is set: open, in libuv, no sender
-/// entry or extras, not a signal handle.
-const FAST_CLOSE_MASK: u8 = IN_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
+/// out of `data` first), when none of them is set: open, in libuv, no sender entry
+/// or extras, not a signal handle.
+const FAST_CLOSE_MASK: u8 = OUT_OF_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
 
 /// A sender-table entry (index, generation) as the bits of a pointer-sized value.
 /// Only used where pointers have 64 bits (elsewhere the entry goes to the extras).
@@ -230,23 +232,32 @@ unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // Only the slots have something to drop: the libuv struct is plain C data.
     const { assert!(!std::mem::needs_drop::<K::Raw>()) };
     let p = h as *mut HandleBox<K>;
+    // SAFETY: the allocation is a live HandleBox<K> (per the contract); its slots
+    // are dropped once, here (their callbacks are usually gone already: the close
+    // callback empties them; a handle abandoned with its loop still has them).
+    unsafe { std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).slots)) };
     // SAFETY: the allocation was made by Typed::new from the slab whose pointer its
     // libuv struct's `data` holds once it left libuv (on_close, abandon); it is freed
-    // once, when no user reference and no libuv reference is left. The slots are
-    // moved out first and dropped after the memory went back (their callbacks are
-    // usually gone already: the close callback empties them; a handle abandoned
-    // with its loop still has them), so that the common case ends in no call.
-    let slots = unsafe {
-        let slab = (*h).data.cast::<Slab>();
-        let slots = std::ptr::addr_of!((*p).slots).read();
+    // once, when no user reference and no libuv reference is left.
+    unsafe { free_memory::<K>(h) }
+}
+
+/// Gives the memory of a handle allocation of type `K` back to its slab. Out of
+/// line, so that `free_box`'s callers end in a jump to it and keep no registers
+/// for its rare paths.
+///
+/// # Safety
+/// As `free_box`, with the slots dropped.
+#[inline(never)]
+unsafe fn free_memory<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract: `data` names the slab the allocation came from.
+    unsafe {
         Slab::free(
-            NonNull::new_unchecked(slab),
-            NonNull::new_unchecked(p.cast()),
+            NonNull::new_unchecked((*h).data.cast::<Slab>()),
+            NonNull::new_unchecked(h.cast()),
             std::alloc::Layout::new::<HandleBox<K>>(),
-        );
-        slots
-    };
-    drop(slots);
+        )
+    }
 }
 
 struct VTableOf<K>(PhantomData<K>);
@@ -397,6 +408,13 @@ impl Hdr {
         unsafe { &*self.0.as_ptr().byte_add(HEADER_OFFSET).cast::<Header>() }
     }
 
+    /// Whether libuv holds the handle (from a successful init until the end of its
+    /// close callback).
+    #[inline(always)]
+    fn in_libuv(&self) -> bool {
+        !self.has(OUT_OF_LIBUV)
+    }
+
     /// Whether any of the bits of `flag` is set.
     fn has(&self, flag: u8) -> bool {
         self.h().flags.get() & flag != 0
@@ -429,7 +447,7 @@ impl Hdr {
     /// The loop's shared state. Only while libuv holds the handle: the loop is then
     /// open, and its owner keeps the shared state alive.
     fn shared(&self) -> &LoopShared {
-        debug_assert!(self.has(IN_LIBUV));
+        debug_assert!(self.in_libuv());
         // SAFETY: while the handle is in libuv its `loop` field points at the open
         // loop, whose `data` is the LoopShared that the Loop owner keeps alive.
         unsafe { &*((*(*self.raw()).loop_).data as *const LoopShared) }
@@ -595,7 +613,7 @@ impl Hdr {
     /// the flags.
     #[inline(always)]
     fn closes_fast(&self) -> bool {
-        self.h().flags.get() & FAST_CLOSE_MASK == IN_LIBUV
+        self.h().flags.get() & FAST_CLOSE_MASK == 0
     }
 
     /// Starts closing (idempotent).
@@ -654,7 +672,7 @@ impl Hdr {
         op: &'static str,
         close: impl FnOnce(*mut sys::uv_handle_t, sys::uv_close_cb) -> i32,
     ) -> Result<()> {
-        if !self.is_open() || !self.has(IN_LIBUV) {
+        if !self.is_open() || !self.in_libuv() {
             return Ok(());
         }
         self.h().set_state(State::Closing);
@@ -732,7 +750,7 @@ impl Hdr {
     #[inline(never)]
     unsafe fn release_last(self) {
         let h = self.h();
-        if self.has(IN_LIBUV) {
+        if self.in_libuv() {
             self.close_if_unreachable();
         } else {
             // SAFETY: no user reference and no libuv reference is left.
@@ -747,7 +765,7 @@ impl Hdr {
     /// As `release_last`; the allocation is a HandleBox<K>.
     #[inline(never)]
     unsafe fn release_last_of<K: HandleKind>(self) {
-        if self.has(IN_LIBUV) {
+        if self.in_libuv() {
             self.close_unreferenced_of::<K>();
         } else {
             // SAFETY: no user reference and no libuv reference is left.
@@ -770,7 +788,7 @@ pub fn keep_with(
     value: Box<dyn Any>,
 ) -> std::result::Result<(), Box<dyn Any>> {
     let h = handle.hdr();
-    if !(h.is_open() && h.has(IN_LIBUV)) {
+    if !(h.is_open() && h.in_libuv()) {
         return Err(value);
     }
     if let Some(fd) = fd {
@@ -809,7 +827,7 @@ unsafe fn signal_watched(raw: *mut sys::uv_handle_t) -> Option<i32> {
 pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     // SAFETY: per the contract.
     let h = unsafe { Hdr::from_raw(raw) };
-    if !h.has(IN_LIBUV) {
+    if !h.in_libuv() {
         return;
     }
     let shared = h.shared();
@@ -818,7 +836,7 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     h.h().set_state(State::Closed);
     // libuv will never call back: the last user reference may free the memory (into
     // the slab, which is leaked with the loop).
-    h.set(IN_LIBUV, false);
+    h.set(OUT_OF_LIBUV, true);
     if let Some(cb) = cb {
         // The close callback will never run: drop it.
         // SAFETY: `data` held a close callback made with this loop's slab.
@@ -844,7 +862,7 @@ pub(crate) unsafe fn is_internal_raw(raw: *mut sys::uv_handle_t) -> bool {
 /// Called by libuv, once, for a handle made by [`Typed::new`] for `K`.
 unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
-    // until IN_LIBUV is cleared below.
+    // until OUT_OF_LIBUV is set below.
     let hp = unsafe { Hdr::from_raw(raw) };
     // A handle that had extras when `uv_close` was called got `on_close_extras`
     // instead (see `begin_close_via`), and none can be added once closing started:
@@ -860,7 +878,7 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     let cb = unsafe { std::mem::replace(&mut (*hp.raw()).data, slab.as_ptr().cast()) };
     let cb = NonNull::new(cb.cast::<CloseRun>());
     // One guard for the close callback and the emptying of the slots: the
-    // allocation stays while they run (IN_LIBUV is still set, so a user reference
+    // allocation stays while they run (still in libuv, so a user reference
     // dropped meanwhile does not free it). After a panic, what is left runs out of
     // line; the loop's state is looked up again only there.
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -878,8 +896,8 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
         // HandleBox<K>.
         unsafe { close_panicked(hp, payload, clear_slots::<K>) };
     }
-    hp.set(IN_LIBUV, false);
-    // While IN_LIBUV was set, a last user reference dropped by the callbacks above
+    hp.set(OUT_OF_LIBUV, true);
+    // While it was in libuv, a last user reference dropped by the callbacks above
     // could not free the allocation (`release` only closes a handle in libuv, and
     // this one is closed): free it now if that happened.
     if header.refs.get() == 0 {
@@ -899,7 +917,7 @@ unsafe fn free_box_out_of_line<K: HandleKind>(h: *mut sys::uv_handle_t) {
 }
 
 /// Runs the close callback `cb` (if any) and empties the slots (`clear`), under
-/// the loop's panic guard. The allocation stays while it runs: IN_LIBUV is still
+/// the loop's panic guard. The allocation stays while it runs: OUT_OF_LIBUV is not
 /// set, so a user reference dropped meanwhile does not free it.
 ///
 /// # Safety
@@ -963,7 +981,7 @@ unsafe fn close_panicked(
 /// Called by libuv, once, for a handle made by [`Typed::new`].
 unsafe extern "C" fn on_close_extras(raw: *mut sys::uv_handle_t) {
     // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
-    // until IN_LIBUV is cleared below.
+    // until OUT_OF_LIBUV is set below.
     let hp = unsafe { Hdr::from_raw(raw) };
     let header = hp.h();
     header.set_state(State::Closed);
@@ -982,7 +1000,7 @@ unsafe extern "C" fn on_close_extras(raw: *mut sys::uv_handle_t) {
     if let Some(kept) = kept {
         shared.guard(move || drop(kept));
     }
-    hp.set(IN_LIBUV, false);
+    hp.set(OUT_OF_LIBUV, true);
     if header.refs.get() == 0 {
         // SAFETY: no user reference and no libuv reference is left.
         unsafe { (header.vtable.free)(hp.0.as_ptr()) };
@@ -1043,7 +1061,7 @@ impl<K: HandleKind> Typed<K> {
             let raw = std::ptr::addr_of_mut!((*p).raw);
             raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
                 refs: Cell::new(1),
-                flags: Cell::new(if internal { INTERNAL } else { 0 }),
+                flags: Cell::new(if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV),
                 vtable: &VTableOf::<K>::VTABLE,
             });
             std::ptr::addr_of_mut!((*p).slots).write(slots);
@@ -1060,7 +1078,7 @@ impl<K: HandleKind> Typed<K> {
             let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
             // The flags as written above, and now in libuv (a store of a known
             // value: later checks of a new handle fold away).
-            let flags = if internal { INTERNAL } else { 0 } | IN_LIBUV;
+            let flags = if internal { INTERNAL } else { 0 };
             h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
         }
         Ok(Typed {
@@ -1086,7 +1104,7 @@ impl<K: HandleKind> Typed<K> {
     /// The loop's shared state, while the handle is open.
     pub(crate) fn shared_ptr(&self, op: &'static str) -> Result<*const LoopShared> {
         let h = Hdr(self.ptr);
-        if h.is_open() && h.has(IN_LIBUV) {
+        if h.is_open() && h.in_libuv() {
             Ok(h.shared() as *const LoopShared)
         } else {
             Err(Error::closed_handle(op))
@@ -1132,7 +1150,7 @@ impl<K: HandleKind> Typed<K> {
     /// has none): in `data` itself when it holds nothing else, else in the extras.
     pub(crate) fn set_sender_slot(&self, slot: (u32, u32)) {
         let h = Hdr(self.ptr);
-        if !(h.is_open() && h.has(IN_LIBUV)) {
+        if !(h.is_open() && h.in_libuv()) {
             return;
         }
         if INLINE_SENDER && !h.has(HAS_EXTRAS | HAS_SENDER) {
@@ -1335,7 +1353,7 @@ impl Handle {
     /// answers `ClosedLoop`, like that of a loop that is gone.
     pub fn loop_(&self) -> LoopHandle {
         let h = self.hdr();
-        if h.has(IN_LIBUV) {
+        if h.in_libuv() {
             // SAFETY: the handle is in libuv, so the loop is open and its `data` is the
             // pointer Rc::as_ptr gave for the shared state, which the owner keeps alive.
             LoopHandle::from_shared(unsafe { h.shared_rc() })
@@ -1396,7 +1414,7 @@ impl Handle {
     pub fn close_with(&self, callback: impl FnOnce(&Handle) + 'static) {
         let h = self.hdr();
         let fast = h.closes_fast();
-        if fast || (h.is_open() && h.has(IN_LIBUV)) {
+        if fast || (h.is_open() && h.in_libuv()) {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
             let cb = CloseOf::make(callback, slab);
@@ -1499,7 +1517,7 @@ impl Handle {
     /// The handle's entry in its loop's sender table, if it is in libuv and has one.
     pub(crate) fn sender_slot(&self) -> Option<(u32, u32)> {
         let h = self.hdr();
-        if !h.has(IN_LIBUV) {
+        if !h.in_libuv() {
             return None;
         }
         if h.has(HAS_SENDER) {
