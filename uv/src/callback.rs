@@ -428,6 +428,10 @@ struct ErasedCall<K: 'static> {
     /// Calls the value (with the callback's pointer) directly: one indirect call,
     /// where [`Slot::call`] makes two (the record's `view`, then the value's vtable).
     call: unsafe fn(NonNull<()>, &K),
+    /// The same, with the handle given as a value the caller will not drop (a
+    /// borrowed view, passed in a register: the caller keeps nothing in memory
+    /// for the reference).
+    call_view: unsafe fn(NonNull<()>, std::mem::ManuallyDrop<K>),
 }
 
 /// The static record of value type `C` (a closure taking `&K`) stored in a
@@ -445,6 +449,7 @@ impl<C: FnMut(&K) + 'static, G: Fn(*mut C) -> *mut HandleFn<K> + Copy + 'static,
             free: free::<C>,
         },
         call: call_value::<C, K>,
+        call_view: call_value_view::<C, K>,
     };
     /// Where a zero-sized value is kept (as `ErasedOf::STATIC`).
     const STATIC: &'static &'static ErasedCall<K> = &Self::ERASED;
@@ -475,6 +480,16 @@ unsafe fn call_handle_fn<K: 'static>(cb: &mut Callback<HandleFn<K>>, handle: &K)
         let record = *cb.ptr.cast::<&'static ErasedCall<K>>().as_ptr();
         (record.call)(cb.ptr.cast(), handle)
     }
+}
+
+/// [`call_value`] with the handle given as a view (see `ErasedCall::call_view`).
+///
+/// # Safety
+/// As `call_value`.
+unsafe fn call_value_view<C: FnMut(&K), K>(p: NonNull<()>, handle: std::mem::ManuallyDrop<K>) {
+    // SAFETY: per the contract, the value is live, of type C, and borrowed only here.
+    let value = unsafe { &mut *value_ptr::<C>(p) };
+    value(&handle)
 }
 
 /// A callback made for a [`HandleSlot`] (its record holds the call function).
@@ -576,10 +591,16 @@ impl<K: 'static> HandleSlot<K> {
 
     /// Calls a callback taken out of a `HandleSlot<K>` with `handle`.
     #[inline(always)]
-    pub(crate) fn call_taken(cb: &mut HandleCallback<K>, handle: &K) {
-        // SAFETY: a HandleCallback is made by `HandleSlot::callback`; borrowed
-        // mutably here, its value is borrowed only by this call.
-        unsafe { call_handle_fn(&mut cb.0, handle) }
+    pub(crate) fn call_taken(cb: &mut HandleCallback<K>, handle: std::mem::ManuallyDrop<K>) {
+        // SAFETY: every callback in a HandleSlot was made by `HandleSlot::callback`
+        // (only a `HandleCallback` goes in), whose record is an `ErasedCall<K>`; the
+        // pointer to it keeps that whole record's provenance. Borrowed mutably
+        // here, its value is borrowed only by this call.
+        unsafe {
+            let ptr = cb.0.ptr;
+            let record = *ptr.cast::<&'static ErasedCall<K>>().as_ptr();
+            (record.call_view)(ptr.cast(), handle)
+        }
     }
 
     /// Calls the stored callback with `handle`, if any, and puts it back unless it

@@ -1207,7 +1207,7 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
             |h| slot(h.typed().slots()),
             Slot::take_for_call,
             Slot::put_back,
-            |cb, h| call(cb, h),
+            |cb, view| call(cb, &view),
         )
     }
 }
@@ -1229,7 +1229,7 @@ pub unsafe fn dispatch_handle<K: HandleKind>(
             |h| slot(h.typed().slots()),
             crate::callback::HandleSlot::take_for_call,
             crate::callback::HandleSlot::put_back,
-            crate::callback::HandleSlot::call_taken,
+            |cb, view| crate::callback::HandleSlot::call_taken(cb, view),
         )
     }
 }
@@ -1248,7 +1248,7 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
     slot: impl Fn(&K) -> &S + Copy,
     take: impl FnOnce(&S) -> Option<C>,
     put_back: impl FnOnce(&S, C) -> Option<C> + Copy,
-    call: impl FnOnce(&mut C, &K),
+    call: impl FnOnce(&mut C, ManuallyDrop<K>),
 ) {
     // SAFETY: libuv hands back a handle struct of ours, alive until the close
     // callback, which cannot run during this one.
@@ -1261,7 +1261,12 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
     let s = slot(&handle);
     if let Some(mut cb) = take(s) {
         // The loop's guard, with the loop's state looked up only after a panic.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut cb, &handle)));
+        // The callback gets a view of its own (made like `handle`), by value.
+        let view = ManuallyDrop::new(K::from_typed(Typed {
+            ptr,
+            _kind: PhantomData,
+        }));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut cb, view)));
         // The slot lives until the close callback, which cannot have run meanwhile.
         match r {
             Ok(()) => {
