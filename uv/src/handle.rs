@@ -759,17 +759,19 @@ impl Hdr {
     }
 
     /// `release_last` of a handle of type `K` (the drop of a `Typed<K>`), with its
-    /// lifetime rule and its freeing known.
+    /// lifetime rule and its freeing known: the test is inlined at the drop, and
+    /// each branch is one out-of-line call (so that neither pays for the other's
+    /// registers).
     ///
     /// # Safety
     /// As `release_last`; the allocation is a HandleBox<K>.
-    #[inline(never)]
+    #[inline(always)]
     unsafe fn release_last_of<K: HandleKind>(self) {
         if self.in_libuv() {
             self.close_unreferenced_of::<K>();
         } else {
             // SAFETY: no user reference and no libuv reference is left.
-            unsafe { free_box::<K>(self.0.as_ptr()) };
+            unsafe { free_box_out_of_line::<K>(self.0.as_ptr()) };
         }
     }
 }
@@ -906,7 +908,8 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     }
 }
 
-/// `free_box`, out of line (for `on_close`, whose common case keeps the handle).
+/// `free_box`, out of line (for `on_close`, whose common case keeps the handle, and
+/// the drop of a last reference).
 ///
 /// # Safety
 /// As `free_box`.
@@ -1207,7 +1210,7 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
             |h| slot(h.typed().slots()),
             Slot::take_for_call,
             Slot::put_back,
-            |cb, view| call(cb, &view),
+            |cb, h| call(cb, h),
         )
     }
 }
@@ -1229,7 +1232,10 @@ pub unsafe fn dispatch_handle<K: HandleKind>(
             |h| slot(h.typed().slots()),
             crate::callback::HandleSlot::take_for_call,
             crate::callback::HandleSlot::put_back,
-            |cb, view| crate::callback::HandleSlot::call_taken(cb, view),
+            // The callback gets a view of the handle of its own, by value (made
+            // like `run_slot`'s, per the contract): nothing is kept in memory for
+            // the reference.
+            |cb, _| crate::callback::HandleSlot::call_taken(cb, view_of::<K>(raw)),
         )
     }
 }
@@ -1248,7 +1254,7 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
     slot: impl Fn(&K) -> &S + Copy,
     take: impl FnOnce(&S) -> Option<C>,
     put_back: impl FnOnce(&S, C) -> Option<C> + Copy,
-    call: impl FnOnce(&mut C, ManuallyDrop<K>),
+    call: impl FnOnce(&mut C, &K),
 ) {
     // SAFETY: libuv hands back a handle struct of ours, alive until the close
     // callback, which cannot run during this one.
@@ -1261,12 +1267,7 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
     let s = slot(&handle);
     if let Some(mut cb) = take(s) {
         // The loop's guard, with the loop's state looked up only after a panic.
-        // The callback gets a view of its own (made like `handle`), by value.
-        let view = ManuallyDrop::new(K::from_typed(Typed {
-            ptr,
-            _kind: PhantomData,
-        }));
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut cb, view)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut cb, &handle)));
         // The slot lives until the close callback, which cannot have run meanwhile.
         match r {
             Ok(()) => {
@@ -1282,6 +1283,21 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
     if hp.h().refs.get() == 0 {
         hp.close_unreferenced_of::<K>();
     }
+}
+
+/// A borrowed view of the handle whose libuv struct is `raw`, as a value that must
+/// not be dropped (it owns no reference).
+///
+/// # Safety
+/// As [`dispatch`]; the view must not outlive the callback it is made for.
+#[inline(always)]
+unsafe fn view_of<K: HandleKind>(raw: *mut K::Raw) -> ManuallyDrop<K> {
+    // SAFETY: per the contract, `raw` is a handle struct of ours (not null).
+    let ptr = unsafe { Hdr::from_raw(raw.cast()) }.0;
+    ManuallyDrop::new(K::from_typed(Typed {
+        ptr,
+        _kind: PhantomData,
+    }))
 }
 
 /// What follows a panic of a handle callback (`payload`): the callback goes back to
