@@ -332,6 +332,29 @@ impl<F: ?Sized + 'static> Slot<F> {
         unsafe { (*self.cb.as_ptr()).is_some() }
     }
 
+    /// Takes the stored callback out for a call; [`Slot::put_back`] returns it.
+    #[inline(always)]
+    pub(crate) fn take_for_call(&self) -> Option<Callback<F>> {
+        self.cb.take()
+    }
+
+    /// Puts back a callback taken out by [`Slot::take_for_call`], unless the slot
+    /// was refilled meanwhile (the callback replaced itself): the new one then stays
+    /// and `cb` is handed back, for the caller to drop. Runs no user code.
+    #[inline(always)]
+    pub(crate) fn put_back(&self, cb: Callback<F>) -> Option<Callback<F>> {
+        // SAFETY: a look at the Cell's value through its pointer, with no reference
+        // into the Cell alive and no code run meanwhile (the Cell is not Sync).
+        let empty = unsafe { (*self.cb.as_ptr()).is_none() };
+        if empty {
+            // SAFETY: as above; the slot holds `None`, which needs no drop.
+            unsafe { self.cb.as_ptr().write(Some(cb)) };
+            None
+        } else {
+            Some(cb)
+        }
+    }
+
     /// Calls the stored callback, if any, and puts it back unless it was replaced.
     #[inline]
     pub fn call(&self, f: impl FnOnce(&mut F)) {
@@ -405,6 +428,10 @@ struct ErasedCall<K: 'static> {
     /// Calls the value (with the callback's pointer) directly: one indirect call,
     /// where [`Slot::call`] makes two (the record's `view`, then the value's vtable).
     call: unsafe fn(NonNull<()>, &K),
+    /// The same, with the handle given as a value the caller will not drop (a
+    /// borrowed view, passed in a register: the caller keeps nothing in memory
+    /// for the reference).
+    call_view: unsafe fn(NonNull<()>, std::mem::ManuallyDrop<K>),
 }
 
 /// The static record of value type `C` (a closure taking `&K`) stored in a
@@ -422,6 +449,7 @@ impl<C: FnMut(&K) + 'static, G: Fn(*mut C) -> *mut HandleFn<K> + Copy + 'static,
             free: free::<C>,
         },
         call: call_value::<C, K>,
+        call_view: call_value_view::<C, K>,
     };
     /// Where a zero-sized value is kept (as `ErasedOf::STATIC`).
     const STATIC: &'static &'static ErasedCall<K> = &Self::ERASED;
@@ -436,6 +464,32 @@ unsafe fn call_value<C: FnMut(&K), K>(p: NonNull<()>, handle: &K) {
     // SAFETY: per the contract, the value is live, of type C, and borrowed only here.
     let value = unsafe { &mut *value_ptr::<C>(p) };
     value(handle)
+}
+
+/// Calls the value of a callback made by [`HandleSlot::callback`] with `handle`.
+///
+/// # Safety
+/// `cb` must come from `HandleSlot::<K>::callback` (every callback in a `HandleSlot`
+/// does: only a `HandleCallback` goes in), and its value be borrowed by nothing else
+/// meanwhile (it is out of its slot).
+#[inline(always)]
+unsafe fn call_handle_fn<K: 'static>(cb: &mut Callback<HandleFn<K>>, handle: &K) {
+    // SAFETY: per the contract the record is an `ErasedCall<K>`; the pointer to it
+    // keeps that whole record's provenance.
+    unsafe {
+        let record = *cb.ptr.cast::<&'static ErasedCall<K>>().as_ptr();
+        (record.call)(cb.ptr.cast(), handle)
+    }
+}
+
+/// [`call_value`] with the handle given as a view (see `ErasedCall::call_view`).
+///
+/// # Safety
+/// As `call_value`.
+unsafe fn call_value_view<C: FnMut(&K), K>(p: NonNull<()>, handle: std::mem::ManuallyDrop<K>) {
+    // SAFETY: per the contract, the value is live, of type C, and borrowed only here.
+    let value = unsafe { &mut *value_ptr::<C>(p) };
+    value(&handle)
 }
 
 /// A callback made for a [`HandleSlot`] (its record holds the call function).
@@ -523,19 +577,39 @@ impl<K: 'static> HandleSlot<K> {
         self.slot.is_set()
     }
 
+    /// Takes the stored callback out for a call (as [`Slot::take_for_call`]).
+    #[inline(always)]
+    pub(crate) fn take_for_call(&self) -> Option<HandleCallback<K>> {
+        self.slot.take_for_call().map(HandleCallback)
+    }
+
+    /// As [`Slot::put_back`].
+    #[inline(always)]
+    pub(crate) fn put_back(&self, cb: HandleCallback<K>) -> Option<HandleCallback<K>> {
+        self.slot.put_back(cb.0).map(HandleCallback)
+    }
+
+    /// Calls a callback taken out of a `HandleSlot<K>` with `handle`.
+    #[inline(always)]
+    pub(crate) fn call_taken(cb: &mut HandleCallback<K>, handle: std::mem::ManuallyDrop<K>) {
+        // SAFETY: every callback in a HandleSlot was made by `HandleSlot::callback`
+        // (only a `HandleCallback` goes in), whose record is an `ErasedCall<K>`; the
+        // pointer to it keeps that whole record's provenance. Borrowed mutably
+        // here, its value is borrowed only by this call.
+        unsafe {
+            let ptr = cb.0.ptr;
+            let record = *ptr.cast::<&'static ErasedCall<K>>().as_ptr();
+            (record.call_view)(ptr.cast(), handle)
+        }
+    }
+
     /// Calls the stored callback with `handle`, if any, and puts it back unless it
     /// was replaced (as [`Slot::call`]).
     #[inline]
     pub fn call(&self, handle: &K) {
         self.slot.call_raw(|cb| {
-            // SAFETY: every callback in this slot was made by `HandleSlot::callback`
-            // (only a `HandleCallback` goes in), whose record is an `ErasedCall<K>`;
-            // the pointer to it keeps that whole record's provenance. The callback is
-            // out of its slot, so its value is borrowed only by this call.
-            unsafe {
-                let record = *cb.ptr.cast::<&'static ErasedCall<K>>().as_ptr();
-                (record.call)(cb.ptr.cast(), handle)
-            }
+            // SAFETY: the callback is out of this slot, so only this call borrows it.
+            unsafe { call_handle_fn(cb, handle) }
         });
     }
 }

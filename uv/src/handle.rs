@@ -105,8 +105,10 @@ pub(crate) struct Extras {
     claimed: Option<crate::RawFd>,
 }
 
-/// From a successful init until the close callback.
-const IN_LIBUV: u8 = 1;
+/// Not in libuv: before a successful init, and from the end of the close callback
+/// (or once abandoned with its loop). A handle is in libuv while this bit is clear,
+/// so that the common close path tests one mask for zero (see [`FAST_CLOSE_MASK`]).
+const OUT_OF_LIBUV: u8 = 1;
 /// Made by the library for itself (hidden from `handles()`, not counted by `close`).
 const INTERNAL: u8 = 2;
 /// `data` points to an [`ExtrasRecord`].
@@ -117,6 +119,17 @@ const HAS_EXTRAS: u8 = 4;
 /// Closing starts by shutting the entry, which leaves `data` null for the close
 /// callback; `put_extras` moves it into the extras.
 const HAS_SENDER: u8 = 8;
+/// `close` was called (state `Closing`).
+const CLOSING: u8 = 16;
+/// The close callback ran (state `Closed`).
+const CLOSED: u8 = 32;
+/// A signal handle: closing it restores its signal's disposition (the general
+/// path, `begin_close_via`).
+const SIGNAL: u8 = 64;
+/// The flags of a handle that closes the common way (`uv_close` with nothing to take
+/// out of `data` first), when none of them is set: open, in libuv, no sender entry
+/// or extras, not a signal handle.
+const FAST_CLOSE_MASK: u8 = OUT_OF_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
 
 /// A sender-table entry (index, generation) as the bits of a pointer-sized value.
 /// Only used where pointers have 64 bits (elsewhere the entry goes to the extras).
@@ -144,9 +157,32 @@ struct ExtrasRecord {
 #[repr(C)]
 struct Header {
     refs: Cell<u32>,
-    state: Cell<State>,
+    /// The flags below, and the [`State`] (its two bits: neither is `Open`).
     flags: Cell<u8>,
     vtable: &'static VTable,
+}
+
+impl Header {
+    fn state(&self) -> State {
+        let f = self.flags.get();
+        if f & CLOSED != 0 {
+            State::Closed
+        } else if f & CLOSING != 0 {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Moves to `state` (CLOSED wins over CLOSING, which may stay set).
+    fn set_state(&self, state: State) {
+        let f = self.flags.get();
+        self.flags.set(match state {
+            State::Open => f & !(CLOSING | CLOSED),
+            State::Closing => f | CLOSING,
+            State::Closed => f | CLOSED,
+        });
+    }
 }
 
 /// The callback slots of a handle type (generated).
@@ -193,18 +229,34 @@ unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
 
 #[inline]
 unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // Only the slots have something to drop: the libuv struct is plain C data.
+    const { assert!(!std::mem::needs_drop::<K::Raw>()) };
     let p = h as *mut HandleBox<K>;
+    // SAFETY: the allocation is a live HandleBox<K> (per the contract); its slots
+    // are dropped once, here (their callbacks are usually gone already: the close
+    // callback empties them; a handle abandoned with its loop still has them).
+    unsafe { std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).slots)) };
     // SAFETY: the allocation was made by Typed::new from the slab whose pointer its
     // libuv struct's `data` holds once it left libuv (on_close, abandon); it is freed
     // once, when no user reference and no libuv reference is left.
+    unsafe { free_memory::<K>(h) }
+}
+
+/// Gives the memory of a handle allocation of type `K` back to its slab. Out of
+/// line, so that `free_box`'s callers end in a jump to it and keep no registers
+/// for its rare paths.
+///
+/// # Safety
+/// As `free_box`, with the slots dropped.
+#[inline(never)]
+unsafe fn free_memory<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract: `data` names the slab the allocation came from.
     unsafe {
-        let slab = (*h).data.cast::<Slab>();
-        std::ptr::drop_in_place(p);
         Slab::free(
-            NonNull::new_unchecked(slab),
-            NonNull::new_unchecked(p.cast()),
+            NonNull::new_unchecked((*h).data.cast::<Slab>()),
+            NonNull::new_unchecked(h.cast()),
             std::alloc::Layout::new::<HandleBox<K>>(),
-        );
+        )
     }
 }
 
@@ -229,8 +281,11 @@ impl<K: HandleKind> VTableOf<K> {
 /// thin pointer to its `run` function, followed (for a callback that captures
 /// something) by the callback itself, in slab memory. A callback that captures
 /// nothing takes no memory: `data` then points at a static `run`.
+///
+/// `run` gets the handle's libuv struct to call the callback with, or null to drop
+/// it without a call (a borrowed `Handle` is made only where the callback needs one).
 #[repr(transparent)]
-struct CloseRun(unsafe fn(*const CloseRun, NonNull<Slab>, Option<&Handle>));
+struct CloseRun(unsafe fn(*const CloseRun, NonNull<Slab>, *mut sys::uv_handle_t));
 
 #[repr(C)]
 struct CloseThunk<F> {
@@ -264,29 +319,49 @@ impl<F: FnOnce(&Handle) + 'static> CloseOf<F> {
     }
 }
 
-/// Calls (or, without a handle, drops) a zero-sized close callback.
+/// Calls `f` with the handle of libuv struct `h`, or drops it if `h` is null.
 ///
 /// # Safety
-/// Once per `CloseOf::<F>::make` that returned the static: that call forgot the
-/// value this one makes again.
-unsafe fn run_static<F: FnOnce(&Handle)>(_: *const CloseRun, _: NonNull<Slab>, h: Option<&Handle>) {
-    // SAFETY: F is zero-sized, so a dangling aligned pointer is a valid place to read
-    // it from; the value forgotten in `make` is moved back out here, once.
-    let f = unsafe { NonNull::<F>::dangling().as_ptr().read() };
-    if let Some(h) = h {
-        f(h);
+/// `h`, if not null, must be a handle of this library in its close callback.
+#[inline(always)]
+unsafe fn call_close<F: FnOnce(&Handle)>(f: F, h: *mut sys::uv_handle_t) {
+    if let Some(ptr) = NonNull::new(h) {
+        // A borrowed reference: the close callback owns none.
+        let h = ManuallyDrop::new(Handle {
+            ptr,
+            _not_send: PhantomData,
+        });
+        f(&h);
     }
 }
 
-/// Takes a close callback out of its slab memory, frees that, then calls it (or,
-/// without a handle, drops it).
+/// Calls (or, with a null handle, drops) a zero-sized close callback.
 ///
 /// # Safety
-/// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, run once.
+/// Once per `CloseOf::<F>::make` that returned the static: that call forgot the
+/// value this one makes again; `h` as `call_close`.
+unsafe fn run_static<F: FnOnce(&Handle)>(
+    _: *const CloseRun,
+    _: NonNull<Slab>,
+    h: *mut sys::uv_handle_t,
+) {
+    // SAFETY: F is zero-sized, so a dangling aligned pointer is a valid place to read
+    // it from; the value forgotten in `make` is moved back out here, once.
+    let f = unsafe { NonNull::<F>::dangling().as_ptr().read() };
+    // SAFETY: per the contract.
+    unsafe { call_close(f, h) }
+}
+
+/// Takes a close callback out of its slab memory, frees that, then calls it (or,
+/// with a null handle, drops it).
+///
+/// # Safety
+/// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, run once;
+/// `h` as `call_close`.
 unsafe fn run_boxed<F: FnOnce(&Handle)>(
     this: *const CloseRun,
     slab: NonNull<Slab>,
-    h: Option<&Handle>,
+    h: *mut sys::uv_handle_t,
 ) {
     let p = this as *mut CloseThunk<F>;
     // SAFETY: per the contract; the value is moved out once, then the memory freed.
@@ -299,9 +374,8 @@ unsafe fn run_boxed<F: FnOnce(&Handle)>(
         );
         f
     };
-    if let Some(h) = h {
-        f(h);
-    }
+    // SAFETY: per the contract.
+    unsafe { call_close(f, h) }
 }
 
 /// A counted reference to a handle of any type: the operations every handle has.
@@ -334,6 +408,13 @@ impl Hdr {
         unsafe { &*self.0.as_ptr().byte_add(HEADER_OFFSET).cast::<Header>() }
     }
 
+    /// Whether libuv holds the handle (from a successful init until the end of its
+    /// close callback).
+    #[inline(always)]
+    fn in_libuv(&self) -> bool {
+        !self.has(OUT_OF_LIBUV)
+    }
+
     /// Whether any of the bits of `flag` is set.
     fn has(&self, flag: u8) -> bool {
         self.h().flags.get() & flag != 0
@@ -360,13 +441,13 @@ impl Hdr {
     }
 
     fn is_open(&self) -> bool {
-        self.h().state.get() == State::Open
+        self.h().flags.get() & (CLOSING | CLOSED) == 0
     }
 
     /// The loop's shared state. Only while libuv holds the handle: the loop is then
     /// open, and its owner keeps the shared state alive.
     fn shared(&self) -> &LoopShared {
-        debug_assert!(self.has(IN_LIBUV));
+        debug_assert!(self.in_libuv());
         // SAFETY: while the handle is in libuv its `loop` field points at the open
         // loop, whose `data` is the LoopShared that the Loop owner keeps alive.
         unsafe { &*((*(*self.raw()).loop_).data as *const LoopShared) }
@@ -526,28 +607,25 @@ impl Hdr {
         }
     }
 
-    /// Whether closing must take the general path (`begin_close_via`): the handle
-    /// has a sender entry or extras to take out of `data` first, or is a signal
-    /// handle (whose signal's disposition is restored after `uv_close`).
+    /// Whether the handle is open and in libuv, and closes the common way: it has
+    /// no sender entry or extras to take out of `data` first, and is not a signal
+    /// handle (whose signal's disposition is restored after `uv_close`). One test of
+    /// the flags.
     #[inline(always)]
-    fn needs_slow_close(&self) -> bool {
-        // SAFETY: the handle is initialised (callers check IN_LIBUV); the type field
-        // is libuv's and stays valid until the allocation is freed.
-        self.has(HAS_SENDER | HAS_EXTRAS)
-            || unsafe { (*self.raw()).type_ } == sys::uv_handle_type_UV_SIGNAL
+    fn closes_fast(&self) -> bool {
+        self.h().flags.get() & FAST_CLOSE_MASK == 0
     }
 
     /// Starts closing (idempotent).
     #[inline]
     fn begin_close(self) {
-        if !self.is_open() || !self.has(IN_LIBUV) {
-            return;
-        }
-        if self.needs_slow_close() {
+        if !self.closes_fast() {
+            // Not open, or not in libuv (begin_close_via returns then), or the
+            // general path.
             return self.begin_close_slow();
         }
         // The common case: nothing to take out of `data`, no signal to restore.
-        self.h().state.set(State::Closing);
+        self.h().set_state(State::Closing);
         // SAFETY: the handle is initialised and not yet closing; the allocation stays
         // until its close callback (the vtable's, for this allocation's type) runs.
         unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
@@ -565,7 +643,7 @@ impl Hdr {
         });
     }
 
-    /// `Handle::close_with` of an open handle in libuv that `needs_slow_close`,
+    /// `Handle::close_with` of an open handle in libuv that does not `closes_fast`,
     /// with its close callback `cb` (from `CloseOf::make`).
     #[cold]
     #[inline(never)]
@@ -594,21 +672,28 @@ impl Hdr {
         op: &'static str,
         close: impl FnOnce(*mut sys::uv_handle_t, sys::uv_close_cb) -> i32,
     ) -> Result<()> {
-        if !self.is_open() || !self.has(IN_LIBUV) {
+        if !self.is_open() || !self.in_libuv() {
             return Ok(());
         }
-        self.h().state.set(State::Closing);
+        self.h().set_state(State::Closing);
         if self.has(HAS_SENDER | HAS_EXTRAS) {
             self.shut_sender();
         }
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
         // signal it watches are read before the close.
         let signum = unsafe { signal_watched(self.raw()) };
+        // The close callback: that of the handle's type, or, with extras to drop,
+        // the general one (none can be added from now on: see `on_close`).
+        let on_close = if self.has(HAS_EXTRAS) {
+            on_close_extras
+        } else {
+            self.h().vtable.on_close
+        };
         // The handle is initialised and not yet closing; the allocation stays until
         // its close callback runs.
-        let rc = close(self.raw(), Some(self.h().vtable.on_close));
+        let rc = close(self.raw(), Some(on_close));
         if rc < 0 {
-            self.h().state.set(State::Open);
+            self.h().set_state(State::Open);
             return Err(Error::from_raw(rc, op));
         }
         #[cfg(unix)]
@@ -629,6 +714,15 @@ impl Hdr {
     #[inline(always)]
     fn close_if_unreachable_by(self, keep: KeepAlive) {
         if self.h().refs.get() == 0 && self.is_open() && !self.keeps_alive_by(keep) {
+            self.begin_close();
+        }
+    }
+
+    /// `close_if_unreachable` of a handle of type `K` without user references (out
+    /// of line: the callers' common case has references left, or is freeing).
+    #[inline(never)]
+    fn close_unreferenced_of<K: HandleKind>(self) {
+        if self.is_open() && !self.keeps_alive_by(K::KEEP_ALIVE) {
             self.begin_close();
         }
     }
@@ -656,7 +750,7 @@ impl Hdr {
     #[inline(never)]
     unsafe fn release_last(self) {
         let h = self.h();
-        if self.has(IN_LIBUV) {
+        if self.in_libuv() {
             self.close_if_unreachable();
         } else {
             // SAFETY: no user reference and no libuv reference is left.
@@ -665,17 +759,19 @@ impl Hdr {
     }
 
     /// `release_last` of a handle of type `K` (the drop of a `Typed<K>`), with its
-    /// lifetime rule and its freeing known.
+    /// lifetime rule and its freeing known: the test is inlined at the drop, and
+    /// each branch is one out-of-line call (so that neither pays for the other's
+    /// registers).
     ///
     /// # Safety
     /// As `release_last`; the allocation is a HandleBox<K>.
-    #[inline(never)]
+    #[inline(always)]
     unsafe fn release_last_of<K: HandleKind>(self) {
-        if self.has(IN_LIBUV) {
-            self.close_if_unreachable_by(K::KEEP_ALIVE);
+        if self.in_libuv() {
+            self.close_unreferenced_of::<K>();
         } else {
             // SAFETY: no user reference and no libuv reference is left.
-            unsafe { free_box::<K>(self.0.as_ptr()) };
+            unsafe { free_box_out_of_line::<K>(self.0.as_ptr()) };
         }
     }
 }
@@ -694,7 +790,7 @@ pub fn keep_with(
     value: Box<dyn Any>,
 ) -> std::result::Result<(), Box<dyn Any>> {
     let h = handle.hdr();
-    if !(h.is_open() && h.has(IN_LIBUV)) {
+    if !(h.is_open() && h.in_libuv()) {
         return Err(value);
     }
     if let Some(fd) = fd {
@@ -733,20 +829,20 @@ unsafe fn signal_watched(raw: *mut sys::uv_handle_t) -> Option<i32> {
 pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     // SAFETY: per the contract.
     let h = unsafe { Hdr::from_raw(raw) };
-    if !h.has(IN_LIBUV) {
+    if !h.in_libuv() {
         return;
     }
     let shared = h.shared();
     let slab = shared.slab();
     let (cb, extras) = h.take_data(slab);
-    h.h().state.set(State::Closed);
+    h.h().set_state(State::Closed);
     // libuv will never call back: the last user reference may free the memory (into
     // the slab, which is leaked with the loop).
-    h.set(IN_LIBUV, false);
+    h.set(OUT_OF_LIBUV, true);
     if let Some(cb) = cb {
         // The close callback will never run: drop it.
         // SAFETY: `data` held a close callback made with this loop's slab.
-        shared.guard(|| unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, None) });
+        shared.guard(|| unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, std::ptr::null_mut()) });
     }
     if let Some(e) = extras {
         shared.guard(move || drop(e));
@@ -768,44 +864,63 @@ pub(crate) unsafe fn is_internal_raw(raw: *mut sys::uv_handle_t) -> bool {
 /// Called by libuv, once, for a handle made by [`Typed::new`] for `K`.
 unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
-    // until IN_LIBUV is cleared below.
+    // until OUT_OF_LIBUV is set below.
     let hp = unsafe { Hdr::from_raw(raw) };
-    // (HAS_SENDER is gone: closing started by taking the entry out of `data`.)
-    if hp.has(HAS_EXTRAS | HAS_SENDER) {
-        // SAFETY: as above.
-        return unsafe { on_close_with_extras(hp) };
-    }
+    // A handle that had extras when `uv_close` was called got `on_close_extras`
+    // instead (see `begin_close_via`), and none can be added once closing started:
+    // every way to add them (`keep_with`, `set_sender_slot`) needs an open handle.
+    // (HAS_SENDER is gone too: closing started by taking the entry out of `data`.)
+    debug_assert!(!hp.has(HAS_EXTRAS | HAS_SENDER));
     let header = hp.h();
-    header.state.set(State::Closed);
-    let shared = hp.shared();
-    let slab = shared.slab();
+    header.set_state(State::Closed);
+    let slab = hp.shared().slab();
     // From now on `data` names the slab the memory goes back to (the loop may be
     // gone when the last reference is dropped).
     // SAFETY: without extras, `data` holds the close callback or null.
     let cb = unsafe { std::mem::replace(&mut (*hp.raw()).data, slab.as_ptr().cast()) };
-    // SAFETY: `cb` was the close callback, made with this loop's slab; the
-    // allocation is a HandleBox<K>.
-    unsafe {
-        run_close(
-            hp,
-            shared,
-            slab,
-            NonNull::new(cb.cast::<CloseRun>()),
-            || clear_slots::<K>(raw),
-        )
-    };
-    hp.set(IN_LIBUV, false);
-    // While IN_LIBUV was set, a last user reference dropped by the callbacks above
+    let cb = NonNull::new(cb.cast::<CloseRun>());
+    // One guard for the close callback and the emptying of the slots: the
+    // allocation stays while they run (still in libuv, so a user reference
+    // dropped meanwhile does not free it). After a panic, what is left runs out of
+    // line; the loop's state is looked up again only there.
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(cb) = cb {
+            // SAFETY: `cb` was the close callback, made with this loop's slab; it
+            // was taken out of `data`, so it runs once; the handle is in its close
+            // callback.
+            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, raw) };
+        }
+        // SAFETY: the allocation is a HandleBox<K>.
+        unsafe { clear_slots::<K>(raw) };
+    }));
+    if let Err(payload) = done {
+        // SAFETY: the handle is in its close callback; the allocation is a
+        // HandleBox<K>.
+        unsafe { close_panicked(hp, payload, clear_slots::<K>) };
+    }
+    hp.set(OUT_OF_LIBUV, true);
+    // While it was in libuv, a last user reference dropped by the callbacks above
     // could not free the allocation (`release` only closes a handle in libuv, and
     // this one is closed): free it now if that happened.
     if header.refs.get() == 0 {
         // SAFETY: no user reference and no libuv reference is left.
-        unsafe { free_box::<K>(raw) };
+        unsafe { free_box_out_of_line::<K>(raw) };
     }
 }
 
+/// `free_box`, out of line (for `on_close`, whose common case keeps the handle, and
+/// the drop of a last reference).
+///
+/// # Safety
+/// As `free_box`.
+#[inline(never)]
+unsafe fn free_box_out_of_line<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract.
+    unsafe { free_box::<K>(h) }
+}
+
 /// Runs the close callback `cb` (if any) and empties the slots (`clear`), under
-/// the loop's panic guard. The allocation stays while it runs: IN_LIBUV is still
+/// the loop's panic guard. The allocation stays while it runs: OUT_OF_LIBUV is not
 /// set, so a user reference dropped meanwhile does not free it.
 ///
 /// # Safety
@@ -819,17 +934,13 @@ unsafe fn run_close(
     mut cb: Option<NonNull<CloseRun>>,
     clear: impl Fn(),
 ) {
-    let h = ManuallyDrop::new(Handle {
-        ptr: hp.0,
-        _not_send: PhantomData,
-    });
     // One guard for the common case; the callback is taken out before it runs, so
     // that after a panic only the slots are left to empty.
     let mut cleared = false;
     let done = shared.guard(|| {
         if let Some(cb) = cb.take() {
             // SAFETY: per the contract; taken out of `cb`, it runs once.
-            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, Some(&h)) };
+            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, hp.raw()) };
         }
         clear();
         cleared = true;
@@ -842,16 +953,41 @@ unsafe fn run_close(
     }
 }
 
-/// `on_close` of a handle with extras: they are dropped after the close callback,
-/// and the descriptor it claimed is given back to the loop.
+/// What is left of a close callback's work after a panic in it (`payload`): the
+/// panic goes to the loop's panic rule, then the slots are emptied (`clear`), each
+/// round under the guard.
 ///
 /// # Safety
-/// As `on_close`.
+/// `hp` must be a handle in its close callback (still in libuv), `clear` the
+/// emptying of its slots.
 #[cold]
 #[inline(never)]
-unsafe fn on_close_with_extras(hp: Hdr) {
+unsafe fn close_panicked(
+    hp: Hdr,
+    payload: crate::loop_::PanicPayload,
+    clear: unsafe fn(*mut sys::uv_handle_t),
+) {
+    let shared = hp.shared();
+    shared.panicked(payload);
+    // Slots are emptied one by one, each taken out before it is dropped: a callback
+    // whose Drop panics stops one `clear`, and the next round goes on from the slot
+    // after it, so nothing is left to drop outside the guard.
+    // SAFETY: per the contract.
+    while shared.guard(|| unsafe { clear(hp.raw()) }).is_none() {}
+}
+
+/// The close callback of a handle that had extras when it started closing: they
+/// are dropped after the close callback, and the descriptor it claimed is given
+/// back to the loop.
+///
+/// # Safety
+/// Called by libuv, once, for a handle made by [`Typed::new`].
+unsafe extern "C" fn on_close_extras(raw: *mut sys::uv_handle_t) {
+    // SAFETY: libuv hands back a handle struct of ours, whose allocation lives
+    // until OUT_OF_LIBUV is set below.
+    let hp = unsafe { Hdr::from_raw(raw) };
     let header = hp.h();
-    header.state.set(State::Closed);
+    header.set_state(State::Closed);
     let shared = hp.shared();
     let slab = shared.slab();
     let (cb, extras) = hp.take_data(slab);
@@ -867,7 +1003,7 @@ unsafe fn on_close_with_extras(hp: Hdr) {
     if let Some(kept) = kept {
         shared.guard(move || drop(kept));
     }
-    hp.set(IN_LIBUV, false);
+    hp.set(OUT_OF_LIBUV, true);
     if header.refs.get() == 0 {
         // SAFETY: no user reference and no libuv reference is left.
         unsafe { (header.vtable.free)(hp.0.as_ptr()) };
@@ -928,8 +1064,7 @@ impl<K: HandleKind> Typed<K> {
             let raw = std::ptr::addr_of_mut!((*p).raw);
             raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
                 refs: Cell::new(1),
-                state: Cell::new(State::Open),
-                flags: Cell::new(if internal { INTERNAL } else { 0 }),
+                flags: Cell::new(if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV),
                 vtable: &VTableOf::<K>::VTABLE,
             });
             std::ptr::addr_of_mut!((*p).slots).write(slots);
@@ -942,7 +1077,12 @@ impl<K: HandleKind> Typed<K> {
             let raw = raw.cast::<sys::uv_handle_t>();
             (*raw).data = std::ptr::null_mut();
             let h = Hdr(NonNull::new_unchecked(raw));
-            h.set(IN_LIBUV, true);
+            // (A comparison of constants: no code.)
+            let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
+            // The flags as written above, and now in libuv (a store of a known
+            // value: later checks of a new handle fold away).
+            let flags = if internal { INTERNAL } else { 0 };
+            h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
         }
         Ok(Typed {
             // SAFETY: `p` is non-null (from the slab).
@@ -967,7 +1107,7 @@ impl<K: HandleKind> Typed<K> {
     /// The loop's shared state, while the handle is open.
     pub(crate) fn shared_ptr(&self, op: &'static str) -> Result<*const LoopShared> {
         let h = Hdr(self.ptr);
-        if h.is_open() && h.has(IN_LIBUV) {
+        if h.is_open() && h.in_libuv() {
             Ok(h.shared() as *const LoopShared)
         } else {
             Err(Error::closed_handle(op))
@@ -1013,7 +1153,7 @@ impl<K: HandleKind> Typed<K> {
     /// has none): in `data` itself when it holds nothing else, else in the extras.
     pub(crate) fn set_sender_slot(&self, slot: (u32, u32)) {
         let h = Hdr(self.ptr);
-        if !(h.is_open() && h.has(IN_LIBUV)) {
+        if !(h.is_open() && h.in_libuv()) {
             return;
         }
         if INLINE_SENDER && !h.has(HAS_EXTRAS | HAS_SENDER) {
@@ -1060,11 +1200,19 @@ impl<K: HandleKind> Drop for Typed<K> {
 #[inline]
 pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
     raw: *mut K::Raw,
-    slot: impl FnOnce(&K::Slots) -> &Slot<F>,
+    slot: impl Fn(&K::Slots) -> &Slot<F> + Copy,
     call: impl FnOnce(&mut F, &K),
 ) {
     // SAFETY: per the contract.
-    unsafe { run_guarded::<K>(raw, |h| slot(h.typed().slots()).call(|f| call(f, h))) }
+    unsafe {
+        run_slot::<K, _, _>(
+            raw,
+            |h| slot(h.typed().slots()),
+            Slot::take_for_call,
+            Slot::put_back,
+            |cb, h| call(cb, h),
+        )
+    }
 }
 
 /// [`dispatch`] for a callback that takes only its handle, kept in a
@@ -1075,19 +1223,39 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
 #[inline]
 pub unsafe fn dispatch_handle<K: HandleKind>(
     raw: *mut K::Raw,
-    slot: impl FnOnce(&K::Slots) -> &crate::callback::HandleSlot<K>,
+    slot: impl Fn(&K::Slots) -> &crate::callback::HandleSlot<K> + Copy,
 ) {
     // SAFETY: per the contract.
-    unsafe { run_guarded::<K>(raw, |h| slot(h.typed().slots()).call(h)) }
+    unsafe {
+        run_slot::<K, _, _>(
+            raw,
+            |h| slot(h.typed().slots()),
+            crate::callback::HandleSlot::take_for_call,
+            crate::callback::HandleSlot::put_back,
+            // The callback gets a view of the handle of its own, by value (made
+            // like `run_slot`'s, per the contract): nothing is kept in memory for
+            // the reference.
+            |cb, _| crate::callback::HandleSlot::call_taken(cb, view_of::<K>(raw)),
+        )
+    }
 }
 
-/// The body of [`dispatch`]: runs `run` with the borrowed handle under the loop's
-/// panic guard, then applies the lifetime rule.
+/// The body of [`dispatch`]: takes the callback `C` out of the slot `S`, calls it
+/// with the borrowed handle under the loop's panic guard, puts it back (`put_back`
+/// hands it back when the slot was refilled meanwhile), then applies the lifetime
+/// rule. Only the call is guarded: taking and putting back run no user code, and
+/// a replaced callback is dropped out of line.
 ///
 /// # Safety
 /// As [`dispatch`].
 #[inline(always)]
-unsafe fn run_guarded<K: HandleKind>(raw: *mut K::Raw, run: impl FnOnce(&K)) {
+unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
+    raw: *mut K::Raw,
+    slot: impl Fn(&K) -> &S + Copy,
+    take: impl FnOnce(&S) -> Option<C>,
+    put_back: impl FnOnce(&S, C) -> Option<C> + Copy,
+    call: impl FnOnce(&mut C, &K),
+) {
     // SAFETY: libuv hands back a handle struct of ours, alive until the close
     // callback, which cannot run during this one.
     let ptr = unsafe { Hdr::from_raw(raw.cast()) }.0;
@@ -1096,12 +1264,81 @@ unsafe fn run_guarded<K: HandleKind>(raw: *mut K::Raw, run: impl FnOnce(&K)) {
         _kind: PhantomData,
     }));
     let hp = Hdr(ptr);
-    // The loop's guard, with the loop's state looked up only after a panic.
-    let run = std::panic::AssertUnwindSafe(|| run(&handle));
-    if let Err(payload) = std::panic::catch_unwind(run) {
-        hp.shared().panicked(payload);
+    let s = slot(&handle);
+    if let Some(mut cb) = take(s) {
+        // The loop's guard, with the loop's state looked up only after a panic.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut cb, &handle)));
+        // The slot lives until the close callback, which cannot have run meanwhile.
+        match r {
+            Ok(()) => {
+                if let Some(old) = put_back(s, cb) {
+                    drop_replaced(hp, old, false);
+                }
+            }
+            // The slot is found again there (not kept in a register for this
+            // rare path).
+            Err(payload) => callback_panicked::<K, S, C>(hp, payload, slot, put_back, cb),
+        }
     }
-    hp.close_if_unreachable_by(K::KEEP_ALIVE);
+    if hp.h().refs.get() == 0 {
+        hp.close_unreferenced_of::<K>();
+    }
+}
+
+/// A borrowed view of the handle whose libuv struct is `raw`, as a value that must
+/// not be dropped (it owns no reference).
+///
+/// # Safety
+/// As [`dispatch`]; the view must not outlive the callback it is made for.
+#[inline(always)]
+unsafe fn view_of<K: HandleKind>(raw: *mut K::Raw) -> ManuallyDrop<K> {
+    // SAFETY: per the contract, `raw` is a handle struct of ours (not null).
+    let ptr = unsafe { Hdr::from_raw(raw.cast()) }.0;
+    ManuallyDrop::new(K::from_typed(Typed {
+        ptr,
+        _kind: PhantomData,
+    }))
+}
+
+/// What follows a panic of a handle callback (`payload`): the callback goes back to
+/// its slot (`put_back`, as after a return), then the panic goes to the loop's panic
+/// rule.
+#[cold]
+#[inline(never)]
+fn callback_panicked<K: HandleKind, S: ?Sized, C>(
+    hp: Hdr,
+    payload: crate::loop_::PanicPayload,
+    slot: impl Fn(&K) -> &S,
+    put_back: impl FnOnce(&S, C) -> Option<C>,
+    cb: C,
+) {
+    // A borrowed handle, as in `run_slot` (the allocation lives until the close
+    // callback).
+    let handle = ManuallyDrop::new(K::from_typed(Typed {
+        ptr: hp.0,
+        _kind: PhantomData,
+    }));
+    if let Some(old) = put_back(slot(&handle), cb) {
+        drop_replaced(hp, old, true);
+    }
+    hp.shared().panicked(payload);
+}
+
+/// Drops a callback that replaced itself while it ran (the new one stays), after it
+/// returned. Its Drop is user code: a panic of it goes to the loop's panic rule, or,
+/// when the callback itself panicked (`unwound`), is dropped (that first panic is
+/// the one reported).
+#[cold]
+#[inline(never)]
+fn drop_replaced<C>(hp: Hdr, old: C, unwound: bool) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
+    if let Err(p) = dropped {
+        if unwound {
+            crate::callback::drop_quietly(p);
+        } else {
+            hp.shared().panicked(p);
+        }
+    }
 }
 
 /// The slots of a handle of type `K`, from its libuv struct.
@@ -1137,7 +1374,7 @@ impl Handle {
     /// answers `ClosedLoop`, like that of a loop that is gone.
     pub fn loop_(&self) -> LoopHandle {
         let h = self.hdr();
-        if h.has(IN_LIBUV) {
+        if h.in_libuv() {
             // SAFETY: the handle is in libuv, so the loop is open and its `data` is the
             // pointer Rc::as_ptr gave for the shared state, which the owner keeps alive.
             LoopHandle::from_shared(unsafe { h.shared_rc() })
@@ -1157,12 +1394,12 @@ impl Handle {
 
     /// Whether `close` was called (and the close callback may not have run yet).
     pub fn is_closing(&self) -> bool {
-        self.header().state.get() != State::Open
+        self.header().state() != State::Open
     }
 
     /// Whether the close callback has run.
     pub fn is_closed(&self) -> bool {
-        self.header().state.get() == State::Closed
+        self.header().state() == State::Closed
     }
 
     /// Makes the handle keep the loop alive again (`uv_ref`).
@@ -1197,18 +1434,19 @@ impl Handle {
     /// that is already closing, the callback is dropped without being called.
     pub fn close_with(&self, callback: impl FnOnce(&Handle) + 'static) {
         let h = self.hdr();
-        if h.is_open() && h.has(IN_LIBUV) {
+        let fast = h.closes_fast();
+        if fast || (h.is_open() && h.in_libuv()) {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
             let cb = CloseOf::make(callback, slab);
-            if h.needs_slow_close() {
+            if !fast {
                 return h.close_with_slow(cb);
             }
             // The common case, as `begin_close`'s.
             // SAFETY: the handle is open, without sender entry or extras: `data` is
             // the library's, and null.
             unsafe { (*h.raw()).data = cb.cast_mut().cast() };
-            h.h().state.set(State::Closing);
+            h.h().set_state(State::Closing);
             // SAFETY: as in `begin_close`.
             unsafe { sys::uv_close(h.raw(), Some(h.h().vtable.on_close)) };
         }
@@ -1300,7 +1538,7 @@ impl Handle {
     /// The handle's entry in its loop's sender table, if it is in libuv and has one.
     pub(crate) fn sender_slot(&self) -> Option<(u32, u32)> {
         let h = self.hdr();
-        if !h.has(IN_LIBUV) {
+        if !h.in_libuv() {
             return None;
         }
         if h.has(HAS_SENDER) {
@@ -1372,7 +1610,7 @@ impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = self.header();
         f.debug_struct(h.vtable.name)
-            .field("state", &h.state.get())
+            .field("state", &h.state())
             .field("refs", &h.refs.get())
             .finish()
     }
