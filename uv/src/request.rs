@@ -123,32 +123,8 @@ fn closed(op: &'static &'static str) -> Result<()> {
 }
 
 /// [`submit_reading`] on a handle whose libuv struct the caller already has (and
-/// checked), so that the handle's state is not looked at twice.
-///
-/// # Safety
-/// `raw` is the libuv struct of `handle`, which is open.
-#[inline(always)]
-pub(crate) unsafe fn submit_open<R, K, C, D, X>(
-    handle: &K,
-    raw: *mut sys::uv_handle_t,
-    op: &'static &'static str,
-    data: D,
-    callback: C,
-    start: impl FnOnce(*mut R, &mut D, Done<R>) -> i32,
-) -> Result<()>
-where
-    R: 'static,
-    K: HandleKind + Clone,
-    C: FnOnce(&K, Result<()>) + 'static,
-    D: 'static,
-    X: ReadDone<R, D>,
-{
-    // SAFETY: per the contract.
-    unsafe { submit_named::<R, K, C, D, X, _>(handle, raw, op, data, callback, start) }
-}
-
-/// [`submit_open`] with the operation's name of any [`OpName`] type (a zero-sized
-/// one is kept in no field).
+/// checked), so that the handle's state is not looked at twice, with the
+/// operation's name of any [`OpName`] type (a zero-sized one is kept in no field).
 ///
 /// # Safety
 /// `raw` is the libuv struct of `handle`, which is open.

@@ -385,12 +385,13 @@ impl Udp {
         };
         // SAFETY: `raw` is this open handle's struct.
         unsafe {
-            crate::request::submit_open::<
+            crate::request::submit_named::<
                 sys::uv_udp_send_t,
                 Udp,
                 _,
                 KeptData,
                 crate::request::NoRead,
+                _,
             >(
                 self,
                 raw.cast(),
