@@ -26,6 +26,27 @@ fn open_stream(lp: &Loop) -> (Tcp, std::net::TcpStream) {
     (tcp, peer)
 }
 
+/// A loop whose panic hook collects the (`String`) payloads of panicking callbacks.
+fn loop_with_caught_panics() -> (Loop, Rc<RefCell<Vec<String>>>) {
+    let lp = Loop::new().unwrap();
+    let caught = Rc::new(RefCell::new(Vec::new()));
+    let c = caught.clone();
+    lp.set_panic_hook(move |p| {
+        c.borrow_mut()
+            .push(p.downcast_ref::<String>().cloned().unwrap_or_default())
+    });
+    (lp, caught)
+}
+
+/// Write data `i` of a series that alternates static bytes and `shared`.
+fn static_or_shared(i: usize, shared: &Rc<[u8]>) -> WriteData {
+    if i.is_multiple_of(2) {
+        WriteData::Static(HELLO)
+    } else {
+        WriteData::Shared(shared.clone())
+    }
+}
+
 /// Reads exactly `n` bytes from `peer`.
 fn read_n(peer: &mut std::net::TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
@@ -241,21 +262,11 @@ fn a_panic_in_a_static_write_callback_reaches_run() {
 /// and the loop runs on; kept data of the panicking writes goes back.
 #[test]
 fn panicking_write_callbacks_go_to_the_hook() {
-    let lp = Loop::new().unwrap();
-    let caught = Rc::new(RefCell::new(Vec::new()));
-    let c = caught.clone();
-    lp.set_panic_hook(move |p| {
-        c.borrow_mut()
-            .push(p.downcast_ref::<String>().cloned().unwrap_or_default())
-    });
+    let (lp, caught) = loop_with_caught_panics();
     let (tcp, _peer) = open_stream(&lp);
     let shared: Rc<[u8]> = Rc::from(&b"kept"[..]);
     for i in 0..4 {
-        let data = if i % 2 == 0 {
-            WriteData::Static(HELLO)
-        } else {
-            WriteData::Shared(shared.clone())
-        };
+        let data = static_or_shared(i, &shared);
         tcp.write(data, move |_, _| panic!("boom {i}")).unwrap();
     }
     tcp.close();
@@ -339,22 +350,12 @@ fn async_static_and_kept_writes_resolve_in_order() {
 /// request is freed (kept data back, the stream closed).
 #[test]
 fn panicking_callbacks_of_cancelled_writes_go_to_the_hook() {
-    let lp = Loop::new().unwrap();
-    let caught = Rc::new(RefCell::new(Vec::new()));
-    let c = caught.clone();
-    lp.set_panic_hook(move |p| {
-        c.borrow_mut()
-            .push(p.downcast_ref::<String>().cloned().unwrap_or_default())
-    });
+    let (lp, caught) = loop_with_caught_panics();
     let (tcp, _peer) = open_stream(&lp);
     tcp.write(vec![3u8; 64 << 20], |_, _| {}).unwrap();
     let shared: Rc<[u8]> = Rc::from(&b"kept"[..]);
     for i in 0..4 {
-        let data = if i % 2 == 0 {
-            WriteData::Static(HELLO)
-        } else {
-            WriteData::Shared(shared.clone())
-        };
+        let data = static_or_shared(i, &shared);
         tcp.write(data, move |_, r| {
             panic!("cancelled {i}: {:?}", r.map_err(|e| e.code()))
         })
