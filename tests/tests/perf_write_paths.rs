@@ -373,27 +373,33 @@ fn panicking_callbacks_of_cancelled_writes_go_to_the_hook() {
     lp.close().unwrap();
 }
 
+/// The owner of a `bytes::Bytes` whose drop counts itself, then panics ("owner
+/// drop boom").
+struct PanickingOwner(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl AsRef<[u8]> for PanickingOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for PanickingOwner {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        panic!("owner drop boom");
+    }
+}
+
 /// Data whose drop runs user code that panics (a `bytes::Bytes` owner): the
 /// write's callback ran first, the panic reaches `run`, and the request is
 /// still freed (the stream, dropped by its user, closes).
 #[test]
 fn a_panic_in_the_write_datas_drop_reaches_run() {
-    struct Owner(Vec<u8>);
-    impl AsRef<[u8]> for Owner {
-        fn as_ref(&self) -> &[u8] {
-            &self.0
-        }
-    }
-    impl Drop for Owner {
-        fn drop(&mut self) {
-            panic!("owner drop boom");
-        }
-    }
     let lp = Loop::new().unwrap();
     let (tcp, mut peer) = open_stream(&lp);
     let called = Rc::new(Cell::new(None));
     let c = called.clone();
-    let data = bytes::Bytes::from_owner(Owner(b"owned".to_vec()));
+    let data = bytes::Bytes::from_owner(PanickingOwner(b"owned".to_vec(), Default::default()));
     tcp.write(data, move |_, r| c.set(Some(r.map_err(|e| e.code()))))
         .unwrap();
     let after = Rc::new(Cell::new(0));
@@ -425,22 +431,10 @@ fn a_panic_in_the_write_datas_drop_reaches_run() {
 /// first), the data's payload is dropped, and the request is freed.
 #[test]
 fn a_panicking_callback_and_a_panicking_data_drop_do_not_abort() {
-    struct Owner(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicU32>);
-    impl AsRef<[u8]> for Owner {
-        fn as_ref(&self) -> &[u8] {
-            &self.0
-        }
-    }
-    impl Drop for Owner {
-        fn drop(&mut self) {
-            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            panic!("owner drop boom");
-        }
-    }
     let lp = Loop::new().unwrap();
     let (tcp, mut peer) = open_stream(&lp);
     let drops = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let data = bytes::Bytes::from_owner(Owner(b"owned".to_vec(), drops.clone()));
+    let data = bytes::Bytes::from_owner(PanickingOwner(b"owned".to_vec(), drops.clone()));
     tcp.write(data, |_, r| {
         r.unwrap();
         panic!("write callback boom");
