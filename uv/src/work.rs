@@ -39,8 +39,8 @@ struct WorkReq<F, T, A> {
     req: sys::uv_work_t,
     /// The loop's shared state (alive while a request of the loop is in flight).
     shared: *const LoopShared,
-    /// The request's entry in the loop's request table: written once the request
-    /// is queued (before `after_cb` can run; a refused request has none).
+    /// The request's entry in the loop's request table (taken before the request
+    /// is queued; a refused request gives it back).
     slot: Slot,
     /// The job, then its outcome. The pool thread moves the job out and writes its
     /// outcome over it (the job's panic is caught in between, so nothing reads the
@@ -240,14 +240,23 @@ impl LoopHandle {
             .alloc(Layout::new::<WorkReq<F, T, A>>())
             .cast::<WorkReq<F, T, A>>()
             .as_ptr();
+        // The entry is taken before the request is queued, so that this thread
+        // writes nothing in the request once a pool thread may be working on it
+        // (the job's outcome is written next to the slot: a write here after
+        // queueing would pull that cache line away from the pool thread). Nothing
+        // can use the entry before this function returns (no user code runs in
+        // between); a refused request gives it back. The table's `Rc` is cloned
+        // first, so that it is read once.
+        let table = Rc::clone(shared.request_table());
+        let slot = table.add(p.cast());
         // SAFETY: `p` is fresh memory for a WorkReq: every field but libuv's struct
-        // and the slot is written here, and uv_queue_work initialises libuv's struct
-        // (`uv__req_init`) before anything reads it; the slot is written once the
-        // request is queued, below (only `after_cb` reads it, and a refused request
-        // has none). The request stays put until `after_cb` frees it, which libuv
-        // calls once, on this thread, after this function returned.
+        // is written here, and uv_queue_work initialises libuv's struct
+        // (`uv__req_init`) before anything reads it. The request stays put until
+        // `after_cb` frees it, which libuv calls once, on this thread, after this
+        // function returned.
         let rc = unsafe {
             std::ptr::addr_of_mut!((*p).shared).write(shared);
+            std::ptr::addr_of_mut!((*p).slot).write(slot);
             std::ptr::addr_of_mut!((*p).state).write(UnsafeCell::new(Job::Work(work)));
             std::ptr::addr_of_mut!((*p).after).write(ManuallyDrop::new(after));
             sys::uv_queue_work(
@@ -258,16 +267,10 @@ impl LoopHandle {
             )
         };
         if rc < 0 {
+            table.finish_own(slot);
             // SAFETY: libuv did not take the request; nothing else refers to it.
             return Err(unsafe { refused(slab, p, rc) });
         }
-        // The table's `Rc` is cloned first, so that it is read once.
-        let table = Rc::clone(shared.request_table());
-        let slot = table.add(p.cast());
-        // SAFETY: queued: the request is libuv's until `after_cb`, which reads the
-        // slot and which libuv does not call before this function returns; the slot
-        // is plain data, written once.
-        unsafe { std::ptr::addr_of_mut!((*p).slot).write(slot) };
         shared.request_started();
         Ok(Request::new(table, slot))
     }
