@@ -146,8 +146,8 @@ const CLOSED: u8 = 32;
 /// path, `begin_close_via`).
 const SIGNAL: u8 = 64;
 /// The flags of a handle that closes the common way (`uv_close` with nothing to take
-/// out of `data` first), when none of them is set: open, in libuv, no sender entry
-/// or extras, not a signal handle.
+/// out of `data` first and no sender cell to shut), when none of them is set: open,
+/// in libuv, no senders or extras, not a signal handle.
 const FAST_CLOSE_MASK: u8 = OUT_OF_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
 
 /// The extras of a handle and its close callback (null until closing starts).
@@ -606,7 +606,7 @@ impl Hdr {
     }
 
     /// Whether the handle is open and in libuv, and closes the common way: it has
-    /// no sender entry or extras to take out of `data` first, and is not a signal
+    /// no sender cell to shut or extras to take out of `data` first, and is not a signal
     /// handle (whose signal's disposition is restored after `uv_close`). One test of
     /// the flags.
     #[inline(always)]
@@ -1448,8 +1448,8 @@ impl Handle {
                 return h.close_with_slow(cb);
             }
             // The common case, as `begin_close`'s.
-            // SAFETY: the handle is open, without sender entry or extras: `data` is
-            // the library's, and null.
+            // SAFETY: the handle is open, without extras: `data` is the library's,
+            // and null.
             unsafe { (*h.raw()).data = cb.cast_mut().cast() };
             h.h().set_state(State::Closing);
             // SAFETY: as in `begin_close`.

@@ -550,7 +550,7 @@ pub struct AsyncSender {
 impl std::fmt::Debug for AsyncSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The hold ends here, before the writer runs: a writer that waits for the
-        // loop thread, or drops the handle, must not find the entry held.
+        // loop thread, or drops the handle, must not find the cell held.
         let open = self.table.hold(self.slot).is_ok();
         f.debug_struct("AsyncSender").field("open", &open).finish()
     }
@@ -659,7 +659,7 @@ impl CallLater {
     /// dropped first, it runs during the drop (where the loop refuses new handles
     /// once its handles are closing). `ClosedHandle` once the loop is gone.
     pub fn call(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        // Queue while holding the sender's entry, so a closing loop (which waits for
+        // Queue while holding the sender's cell, so a closing loop (which waits for
         // the hold in `shut_senders`) cannot miss the job and leave it queued
         // without an error.
         let s = &self.sender;
@@ -669,7 +669,7 @@ impl CallLater {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(Box::new(f));
-        // SAFETY: the handle is open while the entry is held (see `SenderTable::hold`).
+        // SAFETY: the handle is open while the cell is held (see `SenderTable::hold`).
         let rc = unsafe { sys::uv_async_send(hold.raw()) };
         drop(hold);
         check(rc, "uv_async_send")
