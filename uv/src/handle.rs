@@ -86,29 +86,58 @@ pub struct VTable {
 const HEADER_OFFSET: usize =
     std::mem::offset_of!(sys::uv_handle_t, u) + std::mem::size_of::<*mut std::ffi::c_void>();
 
-/// The size and alignment of an `Async` handle allocation: a cell of its loop's
-/// sender table (`crate::handles::async_::SenderTable`), which hands out no other
-/// memory.
-pub(crate) const ASYNC_CELL: std::alloc::Layout =
-    std::alloc::Layout::new::<HandleBox<crate::Async>>();
-
-/// Where an `Async` handle's sender state word (an `AtomicU64`, owned by its loop's
-/// sender table) sits in its libuv struct: the last word of the `u` union, after
-/// the header, in the part libuv reserves and never reaches (see [`HEADER_OFFSET`];
-/// `uv-codegen check` verifies it). Senders on other threads read and update it
-/// atomically while libuv and the loop thread use the struct's other bytes; the
-/// library never writes it otherwise once the cell is made (the header is written
-/// by field, the libuv init functions leave the union alone).
-pub(crate) const ASYNC_STATE: usize = std::mem::offset_of!(sys::uv_handle_t, u)
+/// The last word of the `u` union, after the header (on 64-bit targets; on 32-bit
+/// ones the header fills the union).
+const UNION_LAST_WORD: usize = std::mem::offset_of!(sys::uv_handle_t, u)
     + std::mem::size_of::<[*mut std::ffi::c_void; 4]>()
     - std::mem::size_of::<u64>();
 
+/// Whether an `Async`'s state word fits in the union after the header.
+const STATE_IN_UNION: bool = HEADER_OFFSET + std::mem::size_of::<Header>() <= UNION_LAST_WORD;
+
+/// Where an `Async` handle's sender state word (an `AtomicU64`, owned by its loop's
+/// sender table) sits in its allocation: the last word of the libuv struct's `u`
+/// union, after the header, in the part libuv reserves and never reaches (see
+/// [`HEADER_OFFSET`]; `uv-codegen check` verifies it); where the header leaves no
+/// room there (32-bit targets), after the handle allocation. Senders on other
+/// threads read and update it atomically while libuv and the loop thread use the
+/// struct's other bytes; the library never writes it otherwise once the cell is
+/// made (the header is written by field, the libuv init functions leave the union
+/// alone).
+pub(crate) const ASYNC_STATE: usize = if STATE_IN_UNION {
+    UNION_LAST_WORD
+} else {
+    std::mem::size_of::<HandleBox<crate::Async>>().next_multiple_of(8)
+};
+
+/// The size and alignment of an `Async` handle allocation: a cell of its loop's
+/// sender table (`crate::handles::async_::SenderTable`), which hands out no other
+/// memory. The handle allocation itself, with room for the state word after it
+/// where the union has none.
+pub(crate) const ASYNC_CELL: std::alloc::Layout = if STATE_IN_UNION {
+    std::alloc::Layout::new::<HandleBox<crate::Async>>()
+} else {
+    let align = std::mem::align_of::<HandleBox<crate::Async>>();
+    let align = if align < 8 { 8 } else { align };
+    match std::alloc::Layout::from_size_align(ASYNC_STATE + 8, align) {
+        Ok(l) => l,
+        Err(_) => panic!("an Async cell layout"),
+    }
+};
+
 // The header fits in the rest of the union, aligned; the state word of an `Async`
-// follows it, aligned for an AtomicU64 (a handle allocation is 8-aligned).
+// does not overlap it, and is aligned for an AtomicU64.
 const _: () = {
-    assert!(HEADER_OFFSET + std::mem::size_of::<Header>() <= ASYNC_STATE);
+    assert!(
+        HEADER_OFFSET + std::mem::size_of::<Header>() <= ASYNC_STATE
+            || ASYNC_STATE >= std::mem::size_of::<HandleBox<crate::Async>>()
+    );
+    assert!(ASYNC_STATE + 8 <= ASYNC_CELL.size());
+    assert!(ASYNC_CELL.size() >= std::mem::size_of::<HandleBox<crate::Async>>());
+    assert!(ASYNC_CELL.align() >= std::mem::align_of::<HandleBox<crate::Async>>());
     assert!(ASYNC_STATE.is_multiple_of(std::mem::align_of::<std::sync::atomic::AtomicU64>()));
     assert!(ASYNC_CELL.align() >= std::mem::align_of::<std::sync::atomic::AtomicU64>());
+    assert!(ASYNC_CELL.size().is_multiple_of(ASYNC_CELL.align()));
 
     let u = std::mem::offset_of!(sys::uv_handle_t, u);
     let end = u + std::mem::size_of::<[*mut std::ffi::c_void; 4]>();
@@ -1623,4 +1652,8 @@ const _: () = {
     assert!(std::mem::size_of::<Header>() == 16);
     assert!(std::mem::size_of::<Slot<dyn FnMut()>>() == 8);
     assert!(std::mem::size_of::<HandleBox<crate::Timer>>() == 152 + 8);
+    // An `Async` costs its libuv struct and its slot: the sender state word lives
+    // in the union (the million_async benchmark depends on it).
+    assert!(STATE_IN_UNION);
+    assert!(ASYNC_CELL.size() == 128 + 8);
 };
