@@ -150,14 +150,17 @@ fn wait_idle(state: &AtomicU64) {
 /// clear when it is added, and adding it sets it (a `lock xadd`, where a fetch_or
 /// whose result is used is a compare-exchange loop). No decision is in progress
 /// (`keeps_alive` runs on this thread and clears DECIDING before it returns).
+/// Returns the cell's generation (which only this thread changes).
 #[inline(always)]
-fn shut_state(state: &AtomicU64) {
-    if state.load(Ordering::Relaxed) & SHUT == 0 {
+fn shut_state(state: &AtomicU64) -> u32 {
+    let s = state.load(Ordering::Relaxed);
+    if s & SHUT == 0 {
         let prev = state.fetch_add(SHUT, Ordering::Acquire);
         if prev & COUNT != 0 {
             wait_idle(state);
         }
     }
+    (s >> 32) as u32
 }
 
 /// Shuts the sender cell of the open `Async` handle `raw` (the loop thread, just
@@ -170,7 +173,7 @@ fn shut_state(state: &AtomicU64) {
 #[inline(always)]
 pub(crate) unsafe fn shut_cell(raw: *mut sys::uv_handle_t) {
     // SAFETY: per the contract, a cell whose state word was initialised by `alloc`.
-    shut_state(unsafe { state_of(raw.cast()) })
+    shut_state(unsafe { state_of(raw.cast()) });
 }
 
 /// Where the loop's `Async` handles live, and where their senders find them: one
@@ -359,13 +362,12 @@ impl SenderTable {
     #[inline(always)]
     pub(crate) unsafe fn free(&self, cell: NonNull<u8>) {
         // SAFETY: per the contract.
-        let state = unsafe { state_of(cell.as_ptr()) };
-        shut_state(state);
+        let generation = shut_state(unsafe { state_of(cell.as_ptr()) });
         self.bump_live(-1);
         // A cell whose generation is the last one is retired, not reused: its
         // generation would wrap, and a sender kept from 2^32 handles ago would
         // match the next one (one cell per 4 billion reuses of one cell).
-        if state.load(Ordering::Relaxed) >> 32 == u32::MAX as u64 {
+        if generation == u32::MAX {
             return;
         }
         // SAFETY: the cell is no handle's: its first word links it in.
@@ -380,16 +382,20 @@ impl SenderTable {
     fn index_of(&self, cell: *mut u8) -> Option<u32> {
         let len = self.len.load(Ordering::Relaxed);
         let last = len.checked_sub(1)?;
-        let (top, _) = locate(last);
-        // From the largest chunk down: it holds half of the cells.
-        for c in (FIRST_BITS as usize..=top).rev() {
-            let base = self.chunks[c].load(Ordering::Relaxed);
+        let (mut c, _) = locate(last);
+        // From the largest chunk down: it holds half of the cells. (`c & 31`: the
+        // chunk slots are 32, so the index needs no bounds check.)
+        loop {
+            let base = self.chunks[c & (CHUNKS - 1)].load(Ordering::Relaxed);
             let off = cell.addr().wrapping_sub(base.addr());
-            if off < chunk_len(c) * CELL {
+            if off < CELL << c {
                 return u32::try_from(chunk_start(c) + off / CELL).ok();
             }
+            if c <= FIRST_BITS as usize {
+                return None;
+            }
+            c -= 1;
         }
-        None
     }
 
     /// The slot (index, generation) for senders of the open `Async` handle `raw`
