@@ -135,7 +135,10 @@ fn backoff(spins: &mut u32) {
 }
 
 /// Waits until no send holds the cell of `state`. Acquire: every finished send's
-/// effects are seen (see `Hold`).
+/// effects are seen (see `Hold`). Out of line: the callers' common case finds no
+/// send in flight, and keeps no registers for the wait.
+#[cold]
+#[inline(never)]
 fn wait_idle(state: &AtomicU64) {
     let mut spins = 0;
     while state.load(Ordering::Acquire) & COUNT != 0 {
