@@ -711,3 +711,54 @@ fn a_wake_up_accepted_before_a_stop_then_the_drop_is_delivered() {
         );
     }
 }
+
+/// A closed `Async` still referenced by the user keeps its memory, and so its cell
+/// in the loop's sender table: handles made meanwhile get other cells, and its
+/// senders stay refused before and after its last reference goes and the cell is
+/// handed out again. Handles that never had a sender give their cells back too:
+/// the handles made in those cells later wake through their own senders, and only
+/// themselves.
+#[test]
+fn a_closed_handle_keeps_its_cell_until_its_last_reference_goes() {
+    let lp = Loop::new().unwrap();
+    let old_n = counter();
+    let old = counting_async(&lp, &old_n);
+    let old_s = old.sender().unwrap();
+    old.close();
+    lp.run(RunMode::NoWait).unwrap();
+    assert!(old.is_closed());
+    assert!(is_closed_handle(&old_s.send().unwrap_err()));
+    let mut old = Some(old);
+    let mut live: Vec<(Async, AsyncSender, Arc<AtomicUsize>)> = Vec::new();
+    for round in 0..6 {
+        // A handle without senders, dropped at once (its cell is freed with it).
+        drop(Async::new(&lp, |_| unreachable!("never woken")).unwrap());
+        lp.run(RunMode::NoWait).unwrap();
+        let n = counter();
+        let a = counting_async(&lp, &n);
+        let s = a.sender().unwrap();
+        live.push((a, s, n));
+        for (_, s, _) in &live {
+            s.send().unwrap();
+        }
+        lp.run(RunMode::NoWait).unwrap();
+        for (k, (_, _, n)) in live.iter().enumerate() {
+            assert_eq!(n.load(Ordering::SeqCst), round + 1 - k, "round {round}");
+        }
+        assert!(is_closed_handle(&old_s.send().unwrap_err()));
+        assert_eq!(old_n.load(Ordering::SeqCst), 0);
+        if round == 2 {
+            // The closed handle's memory (and cell) goes back now.
+            drop(old.take());
+        }
+    }
+    for (a, _, _) in &live {
+        a.close();
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+    for (_, s, _) in &live {
+        assert!(is_closed_handle(&s.send().unwrap_err()));
+    }
+    assert!(is_closed_handle(&old_s.send().unwrap_err()));
+}

@@ -40,9 +40,6 @@ pub(crate) struct LoopShared {
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
-    /// Where the `AsyncSender`s of the loop's `Async` handles find them (made on
-    /// first use).
-    senders: std::cell::OnceCell<std::sync::Arc<crate::handles::async_::SenderTable>>,
     /// The loop's requests in flight, for the `uv::Request` values that name them.
     request_table: Rc<crate::loop_request::RequestTable>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
@@ -82,16 +79,18 @@ impl LoopShared {
         &self.request_table
     }
 
-    /// The loop's sender table.
+    /// The loop's sender table (its slab's).
     pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
-        self.senders.get_or_init(Default::default)
+        // SAFETY: the slab lives while this value does (its count).
+        unsafe { self.slab.as_ref() }.senders()
     }
 
     /// The loop's sender table, if one was made.
     pub(crate) fn senders_if_any(
         &self,
     ) -> Option<&std::sync::Arc<crate::handles::async_::SenderTable>> {
-        self.senders.get()
+        // SAFETY: as in `senders`.
+        unsafe { self.slab.as_ref() }.senders.get()
     }
 
     /// Claims `fd` for one handle of this loop; false if another holds it.
@@ -373,7 +372,6 @@ impl LoopShared {
             panic: Cell::new(None),
             hook: Cell::new(None),
             call_later: RefCell::new(None),
-            senders: std::cell::OnceCell::new(),
             request_table: Rc::default(),
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
@@ -701,6 +699,11 @@ pub(crate) struct Slab {
     classes: [SizeClass; SLAB_CLASSES],
     /// The chunks, freed with the slab.
     chunks: RefCell<Vec<(NonNull<u8>, std::alloc::Layout)>>,
+    /// Where the loop's `Async` handles live and their `AsyncSender`s find them
+    /// (made on first use): each `Async` allocation is a cell of it, counted like a
+    /// slab allocation (so the table outlives every handle in it, as the slab's
+    /// chunks do; senders hold it too).
+    senders: std::cell::OnceCell<std::sync::Arc<crate::handles::async_::SenderTable>>,
 }
 
 /// Allocation granule: sizes are rounded up to it, and every slot is aligned to it.
@@ -749,6 +752,7 @@ impl Slab {
             bypass: slab_bypass(),
             classes: std::array::from_fn(|_| SizeClass::default()),
             chunks: RefCell::new(Vec::new()),
+            senders: std::cell::OnceCell::new(),
         });
         NonNull::from(Box::leak(slab))
     }
@@ -799,6 +803,41 @@ impl Slab {
             return unsafe { NonNull::new_unchecked(bump as *mut u8) };
         }
         self.refill(class, size, layout)
+    }
+
+    /// The sender table (made on first use).
+    #[inline]
+    pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
+        self.senders.get_or_init(Default::default)
+    }
+
+    /// Memory for an `Async` handle (`crate::handle::ASYNC_CELL`): a cell of the
+    /// sender table; `None` if the table is full. Counted like `alloc`.
+    #[inline]
+    pub(crate) fn alloc_async(&self) -> Option<NonNull<u8>> {
+        let p = self.senders().alloc()?;
+        self.refs.set(self.refs.get() + 1);
+        Some(p)
+    }
+
+    /// Gives back memory from `alloc_async` of this slab (in bypass mode too: a
+    /// cell's state word must outlive the handle for its senders).
+    ///
+    /// # Safety
+    /// `p` must come from `alloc_async` of the slab at `slab`, not freed yet, and
+    /// hold no live handle; the slab may be freed by this call.
+    #[inline]
+    pub(crate) unsafe fn free_async(slab: NonNull<Slab>, p: NonNull<u8>) {
+        {
+            // SAFETY: the slab lives while an allocation of it does (its count).
+            let s = unsafe { slab.as_ref() };
+            if let Some(t) = s.senders.get() {
+                // SAFETY: per the contract (`alloc_async` made the table).
+                unsafe { t.free(p) };
+            }
+        }
+        // SAFETY: this allocation's count.
+        unsafe { Slab::release(slab) };
     }
 
     #[cold]

@@ -2,6 +2,7 @@
 //! parts: the cross-thread sender, and the loop's `call_later` built on it.
 
 use std::collections::VecDeque;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -53,47 +54,39 @@ fn wakeup_pending(raw: *mut sys::uv_async_t) -> bool {
     bits & 1 != 0
 }
 
-// An entry's state word: the generation in the high 32 bits, then two flags, then
-// the number of sends holding the entry (in flight, or about to undo a hold taken
-// on a stale view). Every change to the word after the entry's chunk is made is a
+// A cell's state word: the generation in the high 32 bits, then two flags, then
+// the number of sends holding the cell (in flight, or about to undo a hold taken
+// on a stale view). Every change to the word after the cell is first made is a
 // read-modify-write, so a release sequence headed by a send's final decrement is
 // never broken: a loop-thread load that reads a count of 0 acquires every finished
-// send's effects.
+// send's effects. The word is never written otherwise: the library writes a
+// handle's other bytes, libuv none of these (see `crate::handle::ASYNC_STATE`).
 
-/// The sends holding the entry.
+/// The sends holding the cell.
 const COUNT: u64 = (1 << 30) - 1;
 /// The loop thread is deciding whether the handle closes (`Async::keeps_alive`):
 /// sends wait until it is cleared, a few instructions later.
 const DECIDING: u64 = 1 << 30;
-/// The entry is shut: its handle is closing (or closed and the entry free).
+/// The cell is shut: its handle is closing (or closed, or the cell free).
 const SHUT: u64 = 1 << 31;
 /// One generation.
 const GEN_ONE: u64 = 1 << 32;
 
-/// One `Async` handle's entry in its loop's sender table (16 bytes).
-struct Entry {
-    state: AtomicU64,
-    /// The libuv struct while the entry is open; while it is free, the index of the
-    /// next free entry (as an address without provenance; `NO_ENTRY`: none). Only
-    /// the loop thread writes it, only while the entry is shut and no send holds it.
-    raw: AtomicPtr<sys::uv_async_t>,
-}
+/// The size of a cell: one `Async` handle allocation.
+const CELL: usize = crate::handle::ASYNC_CELL.size();
 
-/// The end of the free list.
-const NO_ENTRY: u32 = u32::MAX;
-
-/// The first chunk holds `1 << FIRST_BITS` entries, each next one twice as many.
+/// The first chunk holds `1 << FIRST_BITS` cells, each next one twice as many.
 const FIRST_BITS: u32 = 5;
 /// One chunk slot per bit position of `i + 2^FIRST_BITS` (see `locate`); the slots
 /// below `FIRST_BITS` stay empty (40 bytes, so that the lookup needs no subtraction).
 const CHUNKS: usize = 32;
-/// `1 << FIRST_BITS` fewer than 2^32 (so `NO_ENTRY` is never an index).
+/// `1 << FIRST_BITS` fewer than 2^32.
 const MAX_ENTRIES: u32 = 0u32.wrapping_sub(1 << FIRST_BITS);
 
-/// The chunk and the offset in it of entry `i` (below `MAX_ENTRIES`): with
+/// The chunk and the offset in it of cell `i` (below `MAX_ENTRIES`): with
 /// `j = i + 2^F`, chunk `c` (the top bit of `j`, from `F` to 31) holds the `2^c`
-/// entries whose `j` has that top bit, and the offset is `j` without it. A few
-/// instructions (`bsr`, `btc`): every send and close looks its entry up.
+/// cells whose `j` has that top bit, and the offset is `j` without it. A few
+/// instructions (`bsr`, `btc`): every send looks its cell up.
 #[inline(always)]
 fn locate(i: u32) -> (usize, usize) {
     let j = i + (1 << FIRST_BITS);
@@ -101,15 +94,33 @@ fn locate(i: u32) -> (usize, usize) {
     (top as usize, (j ^ (1 << top)) as usize)
 }
 
-/// The number of entries of chunk `c` (`FIRST_BITS <= c < 32`).
+/// The number of cells of chunk `c` (`FIRST_BITS <= c < 32`).
 fn chunk_len(c: usize) -> usize {
     1 << c
 }
 
-fn chunk_layout(c: usize) -> std::alloc::Layout {
-    // Chunk sizes stay below 2^32 entries of 16 bytes: no overflow on 64-bit; on
-    // 32-bit the allocation of a chunk that large fails first (ENOMEM).
-    std::alloc::Layout::array::<Entry>(chunk_len(c)).unwrap_or(std::alloc::Layout::new::<()>())
+/// The index of chunk `c`'s first cell.
+fn chunk_start(c: usize) -> usize {
+    chunk_len(c) - (1 << FIRST_BITS)
+}
+
+/// Chunk `c`'s layout; `None` where its size overflows (32-bit targets: such a
+/// chunk could not be allocated anyway).
+fn chunk_layout(c: usize) -> Option<std::alloc::Layout> {
+    let size = chunk_len(c).checked_mul(CELL)?;
+    std::alloc::Layout::from_size_align(size, crate::handle::ASYNC_CELL.align()).ok()
+}
+
+/// The state word of the cell at `cell`.
+///
+/// # Safety
+/// `cell` must be a cell of a live table whose state word was initialised (a cell
+/// below the table's `len`, reached through a pointer derived from its chunk).
+#[inline(always)]
+unsafe fn state_of<'a>(cell: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: per the contract; the word is 8-aligned (see ASYNC_STATE) and only
+    // ever accessed atomically once initialised.
+    unsafe { &*cell.add(crate::handle::ASYNC_STATE).cast::<AtomicU64>() }
 }
 
 /// Backs off in a wait for another thread, which holds what we wait for for a few
@@ -123,26 +134,77 @@ fn backoff(spins: &mut u32) {
     }
 }
 
-/// Where the senders of one loop's `Async` handles find them: one table per loop
-/// (so a sender is an index into it, not an allocation of its own), without a
-/// table-wide lock. Entries live in chunks that never move (made by the loop thread,
-/// freed with the table), so senders read them while the table grows. A chunk's
-/// memory is left uninitialised until its entries are handed out: entries below
-/// `len` are initialised, and only their indexes ever reach `entry`. Each entry's
-/// state word counts the sends in flight, and the loop thread shuts an entry (just
-/// before `uv_close`) by setting its flag and waiting until none is in flight.
+/// Waits until no send holds the cell of `state`. Acquire: every finished send's
+/// effects are seen (see `Hold`). Out of line: the callers' common case finds no
+/// send in flight, and keeps no registers for the wait.
+#[cold]
+#[inline(never)]
+fn wait_idle(state: &AtomicU64) {
+    let mut spins = 0;
+    while state.load(Ordering::Acquire) & COUNT != 0 {
+        backoff(&mut spins);
+    }
+}
+
+/// Shuts the cell of `state` (the loop thread) if it is open: a send's increment
+/// either comes before this and is waited for, or sees SHUT and is undone without
+/// touching the handle. Only the loop thread changes the flags and the generation
+/// (senders only move the count, which never carries into the flags), so SHUT is
+/// clear when it is added, and adding it sets it (a `lock xadd`, where a fetch_or
+/// whose result is used is a compare-exchange loop). No decision is in progress
+/// (`keeps_alive` runs on this thread and clears DECIDING before it returns).
+/// Returns the cell's generation (which only this thread changes).
+#[inline(always)]
+fn shut_state(state: &AtomicU64) -> u32 {
+    let s = state.load(Ordering::Relaxed);
+    if s & SHUT == 0 {
+        let prev = state.fetch_add(SHUT, Ordering::Acquire);
+        if prev & COUNT != 0 {
+            wait_idle(state);
+        }
+    }
+    (s >> 32) as u32
+}
+
+/// Shuts the sender cell of the open `Async` handle `raw` (the loop thread, just
+/// before `uv_close`): sends answer `ClosedHandle` from now on, and none is in
+/// flight when this returns.
+///
+/// # Safety
+/// `raw` must be an `Async` handle of this library (its allocation is a cell of its
+/// loop's sender table), not yet freed.
+#[inline(always)]
+pub(crate) unsafe fn shut_cell(raw: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract, a cell whose state word was initialised by `alloc`.
+    shut_state(unsafe { state_of(raw.cast()) });
+}
+
+/// Where the loop's `Async` handles live, and where their senders find them: one
+/// table per loop (so a sender is an index into it, not an allocation of its own),
+/// without a table-wide lock. Each `Async` handle allocation is a cell of the table
+/// (see `crate::handle::ASYNC_CELL`), in chunks that never move (made by the loop
+/// thread, freed with the table), so that senders read them while the table grows
+/// and after the handle is gone. Each cell's state word, in a part of the libuv
+/// struct libuv never touches, holds the generation (one per handle the cell held),
+/// the shut flag, and the sends in flight; the loop thread shuts a cell before
+/// `uv_close` by setting its flag and waiting until none is in flight. A cell goes
+/// back to the free list only when its handle's allocation is freed (after its
+/// close callback), so a sender holding an open generation always reaches a live
+/// handle. A chunk's memory is left uninitialised until its cells are handed out:
+/// cells below `len` have their state word initialised, and only their indexes ever
+/// reach `cell`.
 pub(crate) struct SenderTable {
-    chunks: [AtomicPtr<Entry>; CHUNKS],
-    /// The loop is closing: no entry is made any more (its entries are shut).
+    chunks: [AtomicPtr<u8>; CHUNKS],
+    /// The loop is closing: no sender is made any more (its cells are shut).
     closed: AtomicBool,
     // The loop thread's own bookkeeping (atomics only so the table is `Sync`; all
     // accesses are Relaxed and from the loop thread).
-    /// Entries made so far.
+    /// Cells made so far.
     len: AtomicU32,
-    /// Entries held by handles (made and not on the free list).
+    /// Cells held by handle allocations (made and not on the free list).
     live: AtomicU32,
-    /// The first free entry (`NO_ENTRY`: none), linked through `raw`.
-    free: AtomicU32,
+    /// The first free cell (null: none), linked through its first word.
+    free: AtomicPtr<u8>,
 }
 
 impl Default for SenderTable {
@@ -152,7 +214,7 @@ impl Default for SenderTable {
             closed: AtomicBool::new(false),
             len: AtomicU32::new(0),
             live: AtomicU32::new(0),
-            free: AtomicU32::new(NO_ENTRY),
+            free: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 }
@@ -161,28 +223,31 @@ impl Drop for SenderTable {
     fn drop(&mut self) {
         for (c, p) in self.chunks.iter_mut().enumerate() {
             let p = *p.get_mut();
-            if !p.is_null() {
+            if let (false, Some(layout)) = (p.is_null(), chunk_layout(c)) {
                 // SAFETY: a non-null chunk pointer came from `alloc` with
-                // `chunk_layout(c)` (in `add`); nothing else can reach it now (we
-                // have the table by `&mut`), and Entry needs no drop.
-                unsafe { std::alloc::dealloc(p.cast(), chunk_layout(c)) };
+                // `chunk_layout(c)` (in `make_chunk`); nothing else can reach it
+                // now (we have the table by `&mut`; its owners, the loop's slab and
+                // the senders, are gone, and with the slab every handle allocation
+                // in it), and a cell needs no drop.
+                unsafe { std::alloc::dealloc(p, layout) };
             }
         }
     }
 }
 
-/// A send's hold on an open entry (`SenderTable::hold`), released (the count
-/// decremented) on drop. While it lasts, the entry's handle is open: the loop thread
-/// shuts the entry before `uv_close` and waits until no hold is left.
-struct Hold<'a>(&'a Entry);
+/// A send's hold on an open cell (`SenderTable::hold`), released (the count
+/// decremented) on drop. While it lasts, the cell's handle is open: the loop thread
+/// shuts the cell before `uv_close` and waits until no hold is left.
+struct Hold<'a> {
+    state: &'a AtomicU64,
+    cell: *mut u8,
+}
 
 impl Hold<'_> {
-    /// The held entry's handle (open while the hold lasts).
+    /// The held cell's handle (open while the hold lasts).
     #[inline(always)]
     fn raw(&self) -> *mut sys::uv_async_t {
-        // Relaxed: the hold's Acquire increment saw the generation whose Release
-        // publication came after this store (see `SenderTable::add`).
-        self.0.raw.load(Ordering::Relaxed)
+        self.cell.cast()
     }
 }
 
@@ -191,16 +256,16 @@ impl Drop for Hold<'_> {
     fn drop(&mut self) {
         // Release: what the send did (uv_async_send's write of `pending`, a queued
         // job) happens before the loop thread's Acquire load that sees the count
-        // drop (in `wait_idle`, `shut`, `keeps_alive`, `close`).
-        self.0.state.fetch_sub(1, Ordering::Release);
+        // drop (in `wait_idle`, `shut_state`, `keeps_alive`).
+        self.state.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl SenderTable {
-    /// Entry `i`, if its chunk was made. `i` must be an index `add` handed out
-    /// (below `len`): the table's senders and handles only hold those.
+    /// Cell `i`, if its chunk was made. `i` must be an index the table handed out
+    /// (below `len`): the table's senders only hold those.
     #[inline(always)]
-    fn entry(&self, i: u32) -> Option<&Entry> {
+    fn cell(&self, i: u32) -> Option<*mut u8> {
         if i >= MAX_ENTRIES {
             return None;
         }
@@ -211,13 +276,8 @@ impl SenderTable {
         if p.is_null() {
             return None;
         }
-        // SAFETY: a non-null chunk `c` holds `chunk_len(c)` entries and
-        // `off < chunk_len(c)` (see `locate`); entry `i` was initialised by `add`
-        // before `i` was handed out (the caller's contract), and that write
-        // happens before this read: on the loop thread by program order, on
-        // another one through the hand-over of the `AsyncSender` that holds `i`.
-        // Chunks are freed only with the table, which `&self` keeps alive.
-        Some(unsafe { &*p.add(off) })
+        // In bounds: `off < chunk_len(c)` (see `locate`).
+        Some(p.wrapping_add(off * CELL))
     }
 
     /// Adds `d` to `live`: a plain load and store, not a locked read-modify-write
@@ -228,37 +288,31 @@ impl SenderTable {
         self.live.store(n, Ordering::Relaxed);
     }
 
-    /// A new open entry for `raw` (the loop thread). Inlined into
-    /// `Async::sender`; making a chunk and the errors go out of line.
+    /// Memory for a new `Async` handle allocation (the loop thread; a layout of
+    /// `crate::handle::ASYNC_CELL`), its cell open at a new generation; `None` if
+    /// the table is full. Only its state word is initialised: the rest is the
+    /// caller's to write (never the state word).
     #[inline(always)]
-    fn add(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(closed_send());
-        }
-        let free = self.free.load(Ordering::Relaxed);
-        if free != NO_ENTRY {
-            let Some(e) = self.entry(free) else {
-                return Err(closed_send());
-            };
-            // A free entry is shut and no send holds it for its generation; stale
-            // senders only read its state (or bump and undo its count).
-            self.free.store(
-                e.raw.load(Ordering::Relaxed).addr() as u32,
-                Ordering::Relaxed,
-            );
-            e.raw.store(raw, Ordering::Relaxed);
-            // Publish the next generation, open, keeping the count (stale senders
-            // undo their own bumps). Release: a sender whose Acquire read sees this
-            // generation sees `raw` above. SHUT is set, so subtracting it clears it.
-            let prev = e
-                .state
+    pub(crate) fn alloc(&self) -> Option<NonNull<u8>> {
+        if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
+            // SAFETY: a free cell's first word holds the next free cell (written by
+            // `free`); the cell is no handle's now, so its bytes other than the
+            // state word are ours.
+            let next = unsafe { p.cast::<*mut u8>().read() };
+            self.free.store(next, Ordering::Relaxed);
+            // Open the next generation, keeping the count (stale senders undo their
+            // own bumps). A free cell is shut (see `free`), so subtracting SHUT
+            // clears it. Release: belt and braces (a sender learns the generation
+            // through the `AsyncSender` made after the handle's init).
+            // SAFETY: a cell of this table below `len`.
+            unsafe { state_of(p.as_ptr()) }
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
             self.bump_live(1);
-            return Ok((free, ((prev >> 32) as u32).wrapping_add(1)));
+            return Some(p);
         }
         let i = self.len.load(Ordering::Relaxed);
         if i >= MAX_ENTRIES {
-            return Err(enomem_send());
+            return None;
         }
         let (c, off) = locate(i);
         let p = if off == 0 {
@@ -266,172 +320,181 @@ impl SenderTable {
         } else {
             self.chunks[c].load(Ordering::Relaxed)
         };
-        if p.is_null() {
-            return Err(enomem_send());
-        }
-        // SAFETY: chunk `c` holds `chunk_len(c)` entries, `off` is below that; the
-        // entry is not initialised yet and nothing refers to it (its index was never
-        // handed out). A fresh entry: generation 0, open; no sender knows its index
-        // until the `AsyncSender` made after this returns, which reaches other
+        // SAFETY: chunk `c` holds `chunk_len(c)` cells and `off` is below that; the
+        // cell is not initialised yet and nothing refers to it (its index was never
+        // handed out). A fresh cell: generation 0, open; no sender knows its index
+        // until an `AsyncSender` is made for its handle, which reaches other
         // threads only through a synchronising hand-over.
-        unsafe {
-            p.add(off).write(Entry {
-                state: AtomicU64::new(0),
-                raw: AtomicPtr::new(raw),
-            })
+        let cell = unsafe {
+            let cell = p.add(off * CELL);
+            cell.add(crate::handle::ASYNC_STATE)
+                .cast::<AtomicU64>()
+                .write(AtomicU64::new(0));
+            NonNull::new_unchecked(cell)
         };
         self.len.store(i + 1, Ordering::Relaxed);
         self.bump_live(1);
-        Ok((i, 0))
+        Some(cell)
     }
 
-    /// Makes chunk `c` (its first entry is the next one handed out).
+    /// Makes chunk `c` (its first cell is the next one handed out); aborts on
+    /// out-of-memory like `Box`.
     #[cold]
     #[inline(never)]
-    fn make_chunk(&self, c: usize) -> Result<*mut Entry> {
-        let layout = chunk_layout(c);
-        if layout.size() == 0 {
-            return Err(enomem_send());
-        }
-        // SAFETY: a non-zero size. The memory stays uninitialised until each entry
-        // is written by `add`, before its index is handed out.
+    fn make_chunk(&self, c: usize) -> Option<*mut u8> {
+        let layout = chunk_layout(c)?;
+        // SAFETY: a non-zero size. The memory stays uninitialised until each cell's
+        // state word is written by `alloc`, before its index is handed out.
         let p = unsafe { std::alloc::alloc(layout) };
         if p.is_null() {
-            return Err(enomem_send());
+            std::alloc::handle_alloc_error(layout);
         }
-        // Release: pairs with `entry`'s Acquire load.
-        self.chunks[c].store(p.cast(), Ordering::Release);
-        Ok(p.cast())
+        // Release: pairs with `cell`'s Acquire load.
+        self.chunks[c].store(p, Ordering::Release);
+        Some(p)
     }
 
-    /// Waits until no send holds `e`. Acquire: every finished send's effects are
-    /// seen (see `Hold`).
-    fn wait_idle(e: &Entry, order: Ordering) {
-        let mut spins = 0;
-        while e.state.load(order) & COUNT != 0 {
-            backoff(&mut spins);
-        }
-    }
-
-    /// Shuts entry `slot` (sends answer `ClosedHandle`), waits until no send is in
-    /// flight on it, and frees it for reuse. The loop thread, just before
-    /// `uv_close`, once per slot (the handle gives its slot up).
-    pub(crate) fn shut(&self, (i, generation): (u32, u32)) {
-        let Some(e) = self.entry(i) else { return };
-        let s = e.state.load(Ordering::Relaxed);
-        if s >> 32 != generation as u64 {
+    /// Gives back a cell from `alloc` (the loop thread, once the handle allocation
+    /// in it is freed: libuv is done with it and no user reference is left). The
+    /// cell is shut first if it is not (a handle that had no sender: no send can
+    /// hold its generation, but a stale sender's increment may be undone meanwhile).
+    ///
+    /// # Safety
+    /// `cell` must come from `alloc` of this table, not freed yet, and hold no live
+    /// handle.
+    #[inline(always)]
+    pub(crate) unsafe fn free(&self, cell: NonNull<u8>) {
+        // SAFETY: per the contract.
+        let generation = shut_state(unsafe { state_of(cell.as_ptr()) });
+        self.bump_live(-1);
+        // A cell whose generation is the last one is retired, not reused: its
+        // generation would wrap, and a sender kept from 2^32 handles ago would
+        // match the next one (one cell per 4 billion reuses of one cell).
+        if generation == u32::MAX {
             return;
         }
-        if s & SHUT == 0 {
-            // After this RMW every send's increment either came before it (and is
-            // waited for) or sees SHUT and is undone without touching the handle.
-            // Only this thread changes the flags and the generation (senders only
-            // move the count, which never carries into the flags), so SHUT is still
-            // clear and adding it sets it (a `lock xadd`, where a fetch_or whose
-            // result is used is a compare-exchange loop).
-            let prev = e.state.fetch_add(SHUT, Ordering::Acquire);
-            if prev & COUNT != 0 {
-                Self::wait_idle(e, Ordering::Acquire);
+        // SAFETY: the cell is no handle's: its first word links it in.
+        unsafe {
+            cell.cast::<*mut u8>()
+                .write(self.free.load(Ordering::Relaxed))
+        };
+        self.free.store(cell.as_ptr(), Ordering::Relaxed);
+    }
+
+    /// The index of the cell at `cell` (the loop thread; a cell from `alloc`).
+    fn index_of(&self, cell: *mut u8) -> Option<u32> {
+        let len = self.len.load(Ordering::Relaxed);
+        let last = len.checked_sub(1)?;
+        let (mut c, _) = locate(last);
+        // From the largest chunk down: it holds half of the cells. (`c & 31`: the
+        // chunk slots are 32, so the index needs no bounds check.)
+        loop {
+            let base = self.chunks[c & (CHUNKS - 1)].load(Ordering::Relaxed);
+            let off = cell.addr().wrapping_sub(base.addr());
+            if off < CELL << c {
+                return u32::try_from(chunk_start(c) + off / CELL).ok();
             }
+            if c <= FIRST_BITS as usize {
+                return None;
+            }
+            c -= 1;
         }
-        // (Else `keeps_alive` shut it, and waited.)
-        // An entry whose generation is the last one is retired, not reused: its
-        // generation would wrap, and a sender kept from 2^32 handles ago would match
-        // the next one (16 bytes per 4 billion reuses of one entry).
-        if generation != u32::MAX {
-            e.raw.store(
-                std::ptr::without_provenance_mut(self.free.load(Ordering::Relaxed) as usize),
-                Ordering::Relaxed,
-            );
-            self.free.store(i, Ordering::Relaxed);
+    }
+
+    /// The slot (index, generation) for senders of the open `Async` handle `raw`
+    /// (the loop thread); `ClosedHandle` once the loop is closing.
+    fn slot_of(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(closed_send());
         }
-        self.bump_live(-1);
+        // SAFETY: the caller's handle is an open `Async`, whose allocation is a cell
+        // of this table.
+        let s = unsafe { state_of(raw.cast()) }.load(Ordering::Relaxed);
+        if s & SHUT != 0 {
+            return Err(closed_send());
+        }
+        let i = self.index_of(raw.cast()).ok_or_else(closed_send)?;
+        Ok((i, (s >> 32) as u32))
     }
 
     /// `Async::keeps_alive` for a handle with senders (the loop thread): whether a
-    /// wake-up is pending; if not, the entry is shut before this returns, so that
+    /// wake-up is pending; if not, the cell is shut before this returns, so that
     /// no send is accepted between the answer and the close.
-    fn keeps_alive(&self, (i, generation): (u32, u32), raw: *mut sys::uv_async_t) -> bool {
-        let Some(e) = self.entry(i) else {
-            return wakeup_pending(raw);
-        };
-        if e.state.load(Ordering::Relaxed) & !COUNT != (generation as u64) << 32 {
+    ///
+    /// # Safety
+    /// `raw` must be an open `Async` handle of this library.
+    unsafe fn keeps_alive(raw: *mut sys::uv_async_t) -> bool {
+        // SAFETY: per the contract, its allocation is a cell.
+        let state = unsafe { state_of(raw.cast()) };
+        if state.load(Ordering::Relaxed) & SHUT != 0 {
             // Already shut.
             return wakeup_pending(raw);
         }
         // From this RMW on, sends wait; those that came before finish, and their
         // wake-ups are then seen (Acquire, see `Hold`).
-        // DECIDING is clear (the check above), so adding sets it (see `shut`).
-        let prev = e.state.fetch_add(DECIDING, Ordering::Acquire);
+        // DECIDING is clear (only this thread sets it, and clears it below), so
+        // adding sets it (see `shut_state`).
+        let prev = state.fetch_add(DECIDING, Ordering::Acquire);
         if prev & COUNT != 0 {
-            Self::wait_idle(e, Ordering::Acquire);
+            wait_idle(state);
         }
         let pending = wakeup_pending(raw);
         let clear = if pending { DECIDING } else { DECIDING | SHUT };
         // DECIDING is set and SHUT clear, so xor clears the one and may set the
         // other, keeping the count. The waiting sends go on (or see SHUT).
-        e.state.fetch_xor(clear, Ordering::Release);
+        state.fetch_xor(clear, Ordering::Release);
         pending
     }
 
-    /// Loop teardown (the loop thread): shuts every entry, so that no send starts
+    /// Loop teardown (the loop thread): shuts every cell, so that no send starts
     /// from now on (each answers `ClosedHandle`), and none is in flight when this
-    /// returns. Sends test no table-wide flag: the entry's own state says it.
+    /// returns. Sends test no table-wide flag: the cell's own state says it.
     fn close(&self) {
-        // No entry is made from now on (`add`, on this thread).
+        // No sender is made from now on (`slot_of`, on this thread).
         self.closed.store(true, Ordering::Relaxed);
         if self.live.load(Ordering::Relaxed) == 0 {
-            // Every entry is shut, and was waited for when it was shut: a send
-            // that holds one now sees SHUT and does not touch a handle.
+            // Every cell is free, so shut, and was waited for when it was shut: a
+            // send that holds one now sees SHUT and does not touch a handle.
             return;
         }
         let len = self.len.load(Ordering::Relaxed) as usize;
         for c in FIRST_BITS as usize..CHUNKS {
-            let start = chunk_len(c) - (1 << FIRST_BITS);
+            let start = chunk_start(c);
             if start >= len {
                 break;
             }
             let p = self.chunks[c].load(Ordering::Relaxed);
-            let n = chunk_len(c).min(len - start);
-            // SAFETY: the chunks holding entries below `len` were made (by this
-            // thread), and those entries initialised (see `add`); `&self` keeps them
-            // alive.
-            let entries = unsafe { std::slice::from_raw_parts(p, n) };
-            for e in entries {
-                // As in `shut` (the flags are this thread's, and no decision is in
-                // progress: `keeps_alive` runs on this thread too): a send's
-                // increment either comes before this RMW and is waited for, or
-                // sees SHUT and is undone without touching the handle. An entry
-                // shut before was waited for then. The entry stays where it is (a
-                // live one goes to the free list when its handle closes).
-                if e.state.load(Ordering::Relaxed) & SHUT == 0 {
-                    let prev = e.state.fetch_add(SHUT, Ordering::Acquire);
-                    if prev & COUNT != 0 {
-                        Self::wait_idle(e, Ordering::Acquire);
-                    }
-                }
+            for k in 0..chunk_len(c).min(len - start) {
+                // SAFETY: the chunks holding cells below `len` were made (by this
+                // thread), and those cells' state words initialised (see `alloc`);
+                // `&self` keeps them alive. A cell shut before was waited for then.
+                shut_state(unsafe { state_of(p.add(k * CELL)) });
             }
         }
     }
 
-    /// Holds the entry of `slot` if it is open (the handle's close waits until the
+    /// Holds the cell of `slot` if it is open (the handle's close waits until the
     /// hold ends), or answers `ClosedHandle`. The common case (open) is inlined;
     /// waits and refusals go out of line.
     #[inline(always)]
     fn hold(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
-        if let Some(e) = self.entry(i) {
+        if let Some(cell) = self.cell(i) {
+            // SAFETY: `i` was handed out (see `cell`), so its state word was
+            // initialised before, and that write happens before this read: through
+            // the hand-over of the `AsyncSender` that holds `i`. Chunks are freed
+            // only with the table, which `&self` keeps alive.
+            let state = unsafe { state_of(cell) };
             let want = (generation as u64) << 32;
-            // A plain load first: a sender of a shut entry does not touch the count
+            // A plain load first: a sender of a shut cell does not touch the count
             // (so the loop thread's waits are bounded by the sends in flight).
-            if e.state.load(Ordering::Relaxed) & !COUNT == want {
-                // Acquire: pairs with the Release that published this generation
-                // (so the `raw` the hold reads is this handle's). Whether the
-                // entry is still open is read from this RMW's result: shutting
-                // (`shut`, `keeps_alive`, the loop's `close`) is an RMW of the
-                // same word, so each increment comes before it (and is waited
-                // for) or after it (and sees the flag).
-                let prev = e.state.fetch_add(1, Ordering::Acquire);
-                let hold = Hold(e);
+            if state.load(Ordering::Relaxed) & !COUNT == want {
+                // Acquire: pairs with the Release that published this generation.
+                // Whether the cell is still open is read from this RMW's result:
+                // shutting (`shut_state`, `keeps_alive`) is an RMW of the same
+                // word, so each increment comes before it (and is waited for) or
+                // after it (and sees the flag).
+                let prev = state.fetch_add(1, Ordering::Acquire);
+                let hold = Hold { state, cell };
                 if prev & !COUNT == want {
                     return Ok(hold);
                 }
@@ -446,15 +509,17 @@ impl SenderTable {
     #[cold]
     #[inline(never)]
     fn hold_slow(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
-        let e = self.entry(i).ok_or_else(closed_send)?;
+        let cell = self.cell(i).ok_or_else(closed_send)?;
+        // SAFETY: as in `hold`.
+        let state = unsafe { state_of(cell) };
         let want = (generation as u64) << 32;
         let mut spins = 0;
         loop {
-            let s = e.state.load(Ordering::Relaxed);
+            let s = state.load(Ordering::Relaxed);
             if s & !COUNT == want {
                 // As in `hold`.
-                let prev = e.state.fetch_add(1, Ordering::Acquire);
-                let hold = Hold(e);
+                let prev = state.fetch_add(1, Ordering::Acquire);
+                let hold = Hold { state, cell };
                 if prev & !COUNT == want {
                     return Ok(hold);
                 }
@@ -476,13 +541,6 @@ fn closed_send() -> Error {
     Error::closed_handle("uv_async_send")
 }
 
-/// `ENOMEM` for a sender that found no room in its loop's table.
-#[cold]
-#[inline(never)]
-fn enomem_send() -> Error {
-    Error::from_raw(sys::uv_errno_t_UV_ENOMEM, "uv_async_send")
-}
-
 /// A failed `uv_async_send` (libuv 1.53's returns 0 always; kept for the contract).
 #[cold]
 #[inline(never)]
@@ -501,7 +559,7 @@ pub struct AsyncSender {
 impl std::fmt::Debug for AsyncSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The hold ends here, before the writer runs: a writer that waits for the
-        // loop thread, or drops the handle, must not find the entry held.
+        // loop thread, or drops the handle, must not find the cell held.
         let open = self.table.hold(self.slot).is_ok();
         f.debug_struct("AsyncSender").field("open", &open).finish()
     }
@@ -534,13 +592,16 @@ impl Async {
     /// this answer and the close.
     fn keeps_alive(h: &crate::Handle) -> bool {
         let raw = h.raw_struct().cast::<sys::uv_async_t>();
-        match h.sender_slot() {
-            Some(slot) => h.loop_().shared().senders().keeps_alive(slot, raw),
-            None => wakeup_pending(raw),
+        if h.has_senders() {
+            // SAFETY: the lifetime rule is asked of an open handle, an `Async`.
+            unsafe { SenderTable::keeps_alive(raw) }
+        } else {
+            // No sender was made: no send can come in.
+            wakeup_pending(raw)
         }
     }
 
-    /// A sender for other threads (all senders of a handle share one entry of the
+    /// A sender for other threads (all senders of a handle share its cell in the
     /// loop's sender table).
     pub fn sender(&self) -> Result<AsyncSender> {
         // Open and in libuv (one test of the state for both facts).
@@ -549,14 +610,9 @@ impl Async {
         // SAFETY: the handle is open and in libuv, so its loop's shared state is
         // alive (its owner keeps it) for this call, which runs no user code.
         let table = unsafe { &*shared }.senders();
-        let slot = match self.sender_slot() {
-            Some(slot) => slot,
-            None => {
-                let slot = table.add(raw)?;
-                self.inner.set_sender_slot(slot);
-                slot
-            }
-        };
+        let slot = table.slot_of(raw)?;
+        // Its close shuts the cell from now on.
+        self.inner.mark_senders();
         Ok(AsyncSender {
             table: table.clone(),
             slot,
@@ -612,7 +668,7 @@ impl CallLater {
     /// dropped first, it runs during the drop (where the loop refuses new handles
     /// once its handles are closing). `ClosedHandle` once the loop is gone.
     pub fn call(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        // Queue while holding the sender's entry, so a closing loop (which waits for
+        // Queue while holding the sender's cell, so a closing loop (which waits for
         // the hold in `shut_senders`) cannot miss the job and leave it queued
         // without an error.
         let s = &self.sender;
@@ -622,7 +678,7 @@ impl CallLater {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(Box::new(f));
-        // SAFETY: the handle is open while the entry is held (see `SenderTable::hold`).
+        // SAFETY: the handle is open while the cell is held (see `SenderTable::hold`).
         let rc = unsafe { sys::uv_async_send(hold.raw()) };
         drop(hold);
         check(rc, "uv_async_send")
