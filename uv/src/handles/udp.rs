@@ -96,7 +96,159 @@ fn receiving(raw: *const sys::uv_udp_t) -> bool {
 
 /// The receive trampoline; `MMSG` for sockets that read batches (`RECVMMSG`), the
 /// only ones libuv passes `MMSG_CHUNK` and `MMSG_FREE` to.
+///
+/// Every read of a socket without batches brings two events while the user
+/// receives: a datagram, then the drained event that ends the burst. Each has a
+/// function of its own ([`recv_datagram`], [`recv_drained`]), which keeps only
+/// what it needs across the user's call; what else comes (errors, batches, a
+/// socket nobody receives from) goes on to [`recv_any`]. (Those functions are
+/// `extern "C"` like the trampoline, so that its calls of them are jumps: none of
+/// them can unwind.)
 unsafe extern "C" fn recv_cb<const MMSG: bool>(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) {
+    // SAFETY: libuv's arguments, passed on.
+    unsafe {
+        if MMSG {
+            recv_any::<MMSG>(raw, nread, buf, addr, flags)
+        } else if !addr.is_null() {
+            // Without batches libuv passes an address with every datagram (and
+            // with an error read from the error queue, see `recv_error`).
+            recv_datagram(raw, nread, buf, addr, flags)
+        } else {
+            // No address: the drained event (nread 0), or an error.
+            recv_drained(raw, nread, buf, addr, flags)
+        }
+    }
+}
+
+/// The drained event of a socket without batches, while the user receives: the
+/// buffer goes back first (the event borrows none of it), then the event is shown.
+/// Anything else without an address goes to [`recv_any`].
+///
+/// # Safety
+/// libuv's receive-callback arguments for a handle of this library without
+/// `RECVMMSG`, without an address.
+#[inline(never)]
+unsafe extern "C" fn recv_drained(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) {
+    if nread != 0 || !receiving(raw) {
+        // SAFETY: libuv's arguments, passed on.
+        return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
+    }
+    // SAFETY: libuv passes the buffer `alloc_one_cb` lent.
+    crate::stream::give_back(raw.cast(), unsafe { (*buf).base as *const u8 });
+    // Neither batch flag comes without batches.
+    let flags =
+        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
+    // SAFETY: `raw` is a handle made by Udp's constructors.
+    unsafe {
+        show(raw, |cb, h| {
+            cb(
+                h,
+                Ok(Datagram {
+                    data: &[],
+                    addr: None,
+                    flags,
+                }),
+            )
+        })
+    };
+    if !receiving(raw) {
+        not_receiving(raw, UdpFlags::empty());
+    }
+}
+
+/// A datagram (or an error with an address) of a socket without batches: a
+/// datagram from an IPv4 address while the user receives is shown here, then its
+/// buffer goes back; the rest goes to [`recv_any`].
+///
+/// # Safety
+/// libuv's receive-callback arguments for a handle of this library without
+/// `RECVMMSG`, with an address.
+#[inline(never)]
+unsafe extern "C" fn recv_datagram(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) {
+    // SAFETY: libuv's address storage is large enough for any address and its
+    // family field is written.
+    let v4 = u32::from(unsafe { (*addr).sa_family }) == sys::AF_INET;
+    // SAFETY: libuv passes a valid buffer description.
+    let room = unsafe { (*buf).len };
+    // A negative count, or one beyond the buffer (an error from the error queue,
+    // see `recv_error`), is no datagram.
+    if nread as usize > room || !v4 || !receiving(raw) {
+        // SAFETY: libuv's arguments, passed on.
+        return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
+    }
+    // SAFETY: libuv wrote `nread` bytes (no more than its `room`) in the buffer
+    // `alloc_one_cb` lent (whose pointer is never null), and `addr` is a
+    // sockaddr_in (its family says so).
+    let (base, data, from) = unsafe {
+        let base = (*buf).base as *const u8;
+        (
+            base,
+            std::slice::from_raw_parts(base, nread as usize),
+            crate::addr::v4_from_c(addr),
+        )
+    };
+    let flags =
+        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
+    // SAFETY: `raw` is a handle made by Udp's constructors.
+    unsafe {
+        show(raw, |cb, h| {
+            cb(
+                h,
+                Ok(Datagram {
+                    data,
+                    addr: Some(from),
+                    flags,
+                }),
+            )
+        })
+    };
+    if !receiving(raw) {
+        // Without batches the buffer is always given back below.
+        not_receiving(raw, UdpFlags::empty());
+    }
+    crate::stream::give_back(raw.cast(), base);
+}
+
+/// The user's receive callback, called by `call` (with the callback and the handle).
+///
+/// # Safety
+/// `raw` is a handle made by Udp's constructors.
+#[inline(always)]
+unsafe fn show(
+    raw: *mut sys::uv_udp_t,
+    call: impl FnOnce(&mut dyn FnMut(&Udp, Result<Datagram<'_>>), &Udp),
+) {
+    // SAFETY: per the contract.
+    unsafe { dispatch::<Udp, _>(raw, |s| &s.on_recv, |cb, h| call(cb, h)) }
+}
+
+/// Every other receive event: errors, batches (`MMSG`), and anything that comes
+/// while the user does not receive (after `recv_stop` or `close`: libuv goes on
+/// with the rest of a batch, or of its read loop, in the same call, and reads on a
+/// socket error while sends are queued).
+///
+/// # Safety
+/// libuv's receive-callback arguments.
+#[inline(never)]
+unsafe extern "C" fn recv_any<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
@@ -114,11 +266,12 @@ unsafe extern "C" fn recv_cb<const MMSG: bool>(
     }
     // MMSG_FREE only hands the batch buffer back: nothing for the user. Everything
     // else is shown, the drained event (no bytes, no address) included, while the
-    // user receives: not after `recv_stop` or `close` (libuv goes on with the rest
-    // of a batch, or of its read loop, in the same call). A closing handle is not
+    // user receives: not after `recv_stop` or `close`. A closing handle is not
     // receiving: `uv_close` stops the watch first.
     if receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE) {
-        deliver::<MMSG>(raw, nread, base, addr, flags);
+        // SAFETY: libuv passes a valid buffer description.
+        let room = unsafe { (*buf).len };
+        deliver::<MMSG>(raw, nread, base, room, addr, flags);
     }
     if !receiving(raw) && not_receiving(raw, flags) {
         return;
@@ -164,6 +317,7 @@ fn deliver<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     base: *const u8,
+    room: usize,
     addr: *const sys::sockaddr,
     flags: UdpFlags,
 ) {
@@ -176,13 +330,16 @@ fn deliver<const MMSG: bool>(
             // sender's address goes straight into it; each kind of event has its own
             // call (the drained event writes no address, an error no datagram).
             |cb, h| {
-                if nread < 0 {
+                // A negative count, or one larger than the buffer (an error read
+                // from the error queue, see `recv_error`), is an error.
+                if nread as usize > room {
                     return cb(h, Err(recv_error(nread)));
                 }
                 let data: &[u8] = if nread == 0 {
                     &[]
                 } else {
-                    // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
+                    // SAFETY: libuv wrote `nread` bytes at `base`, in the lent
+                    // buffer (of `room` bytes).
                     std::slice::from_raw_parts(base, nread as usize)
                 };
                 // SAFETY (the address reads below): libuv passes null or the
@@ -223,11 +380,22 @@ fn deliver<const MMSG: bool>(
     };
 }
 
-/// A receive error (out of the datagrams' way).
+/// A receive error (out of the datagrams' way): `nread` is negative, or larger than
+/// the buffer. libuv reports an error read from the error queue (a socket bound
+/// with `LINUX_RECVERR`) as its errno negated in unsigned 32-bit arithmetic, which
+/// arrives as a large positive count whose low 32 bits are the negative code: never
+/// a datagram's length, whose bytes would be read past the buffer's end.
 #[cold]
 #[inline(never)]
 fn recv_error(nread: isize) -> Error {
-    Error::from_raw(nread as i32, "uv_udp_recv")
+    const OP: &str = "uv_udp_recv";
+    let code = nread as i32;
+    if code < 0 {
+        Error::from_raw(code, OP)
+    } else {
+        // No count beyond the buffer without an error code comes from libuv.
+        Error::new(crate::StatusCode::EINVAL, OP)
+    }
 }
 
 /// libuv reads from a UDP socket when it reports an error (POLLERR) even while
