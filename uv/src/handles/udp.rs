@@ -195,26 +195,23 @@ unsafe extern "C" fn recv_datagram(
         return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
     }
     // SAFETY: libuv wrote `nread` bytes (no more than its `room`) in the buffer
-    // `alloc_one_cb` lent (whose pointer is never null), and `addr` is a
-    // sockaddr_in (its family says so).
-    let (base, data, from) = unsafe {
+    // `alloc_one_cb` lent (whose pointer is never null).
+    let (base, data) = unsafe {
         let base = (*buf).base as *const u8;
-        (
-            base,
-            std::slice::from_raw_parts(base, nread as usize),
-            crate::addr::v4_from_c(addr),
-        )
+        (base, std::slice::from_raw_parts(base, nread as usize))
     };
     let flags =
         UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
-    // SAFETY: `raw` is a handle made by Udp's constructors.
+    // SAFETY: `raw` is a handle made by Udp's constructors; `addr` is a
+    // sockaddr_in (its family says so), read once the callback is found (one
+    // pointer is kept until then, not the address's two fields).
     unsafe {
         show(raw, |cb, h| {
             cb(
                 h,
                 Ok(Datagram {
                     data,
-                    addr: Some(from),
+                    addr: Some(crate::addr::v4_from_c(addr)),
                     flags,
                 }),
             )
@@ -425,6 +422,29 @@ fn send_closed<C>(data: WriteData, callback: C) -> Error {
     Error::closed_handle("uv_udp_send")
 }
 
+/// The name of the send requests, known from their type (kept in no field).
+#[derive(Clone, Copy)]
+struct UvUdpSend;
+
+impl crate::request::OpName for UvUdpSend {
+    #[inline(always)]
+    fn name(self) -> &'static str {
+        "uv_udp_send"
+    }
+}
+
+/// The error of `try_send` (out of its way): libuv's code, or `None` for a closed
+/// handle.
+#[cold]
+#[inline(never)]
+fn try_send_error(rc: Option<i32>) -> Error {
+    const OP: &str = "uv_udp_try_send";
+    match rc {
+        Some(rc) => Error::from_raw(rc, OP),
+        None => Error::closed_handle(OP),
+    }
+}
+
 /// libuv's view of bytes that do not live inside the value itself (all but
 /// `Inline` and the several buffers of `Many`), so that it stays valid when the
 /// value moves into the request.
@@ -563,7 +583,7 @@ impl Udp {
             >(
                 self,
                 raw.cast(),
-                &"uv_udp_send",
+                UvUdpSend,
                 KeptData(ManuallyDrop::new(data)),
                 callback,
                 start,
@@ -575,14 +595,19 @@ impl Udp {
     /// `EAGAIN`.
     #[inline]
     pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
-        let raw = self.inner.raw("uv_udp_try_send")?;
+        let Some(raw) = self.inner.raw_open() else {
+            return Err(try_send_error(None));
+        };
         let buf = crate::stream::uv_buf(data);
         // SAFETY: the handle is open; libuv only reads the buffer and the address
         // during the call.
         let rc = crate::addr::with_inet(addr.as_ref(), |to| unsafe {
             sys::uv_udp_try_send(raw, &buf, 1, to)
         });
-        check(rc, "uv_udp_try_send").map(|()| rc as usize)
+        if rc < 0 {
+            return Err(try_send_error(Some(rc)));
+        }
+        Ok(rc as usize)
     }
 
     /// Sends several datagrams at once if possible (`uv_udp_try_send2`; one
