@@ -422,6 +422,32 @@ fn send_closed<C>(data: WriteData, callback: C) -> Error {
     Error::closed_handle("uv_udp_send")
 }
 
+/// Starts a send (`uv_udp_send`) and, once it is queued, keeps a reader for the
+/// error event it may bring (before the loop next polls, which is when libuv
+/// reads it).
+///
+/// # Safety
+/// `raw` is open; `req` is a request struct that stays put until `done` runs;
+/// `bufs` (`n` of them), their bytes and `to` (null or a C address of its
+/// family's size) are valid for the call (libuv copies the array and the
+/// address), the bytes until `done`.
+#[inline(always)]
+unsafe fn start_send(
+    req: *mut sys::uv_udp_send_t,
+    raw: *mut sys::uv_udp_t,
+    bufs: *const sys::uv_buf_t,
+    n: u32,
+    to: *const sys::sockaddr,
+    done: crate::request::Done<sys::uv_udp_send_t>,
+) -> i32 {
+    // SAFETY: per the contract.
+    let rc = unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
+    if rc >= 0 {
+        keep_error_reader(raw);
+    }
+    rc
+}
+
 /// The name of the send requests, known from their type (kept in no field).
 #[derive(Clone, Copy)]
 struct UvUdpSend;
@@ -548,28 +574,60 @@ impl Udp {
         let Some(raw) = self.inner.raw_open() else {
             return Err(send_closed(data, callback));
         };
-        // Taken here, where the compiler still knows the variant (the caller's
-        // value, inlined), not from the request after the move into it.
-        let outside = outside_bytes(&data);
         // The address in C form, before the request is made (libuv copies it).
         let mut to_c = std::mem::MaybeUninit::uninit();
         let to = crate::addr::write_inet(addr.as_ref(), &mut to_c);
+        // Static bytes need no keeping: such a request holds no data (none written
+        // into it, none to drop when it completes). The test folds where the
+        // caller's value is known (`send` is inlined). The value is held as
+        // ManuallyDrop so that no drop of it follows the match (static bytes have
+        // none; the others move on).
+        let data = ManuallyDrop::new(data);
+        let data = match *data {
+            WriteData::Static(bytes) => bytes,
+            _ => return self.send_kept(raw, ManuallyDrop::into_inner(data), to, callback),
+        };
+        let buf = crate::stream::uv_buf(data);
+        let start = |req, _: &mut (), done| {
+            // SAFETY: the handle is open; `to` (in `to_c`) lives during this call;
+            // the bytes are static and the request stays put until `done`.
+            unsafe { start_send(req, raw, &buf, 1, to, done) }
+        };
+        // SAFETY: `raw` is this open handle's struct.
+        unsafe {
+            crate::request::submit_named::<sys::uv_udp_send_t, Udp, _, (), crate::request::NoRead, _>(
+                self,
+                raw.cast(),
+                UvUdpSend,
+                (),
+                callback,
+                start,
+            )
+        }
+    }
+
+    /// `send` of data the request keeps until it completes; `raw` is open, `to`
+    /// null or a C address valid during the call.
+    #[inline(always)]
+    fn send_kept(
+        &self,
+        raw: *mut sys::uv_udp_t,
+        data: WriteData,
+        to: *const sys::sockaddr,
+        callback: impl FnOnce(&Udp, Result<()>) + 'static,
+    ) -> Result<()> {
+        // Taken here, where the compiler still knows the variant (the caller's
+        // value, inlined), not from the request after the move into it.
+        let outside = outside_bytes(&data);
         let start = |req, data: &mut KeptData, done| {
-            // SAFETY: the handle is open; libuv copies the address (in `to_c`,
-            // alive during this call) and the buffer array; the bytes (inline ones
-            // included: the request's data does not move) and the request stay put
-            // until `done`.
-            let start = |bufs, n| unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
-            let rc = match outside {
+            // SAFETY: the handle is open; `to` (in the caller's frame) lives
+            // during this call; the bytes (inline ones included: the request's
+            // data does not move) and the request stay put until `done`.
+            let start = |bufs, n| unsafe { start_send(req, raw, bufs, n, to, done) };
+            match outside {
                 Some(buf) => start(&buf, 1),
                 None => crate::stream::with_bufs(&data.0, start),
-            };
-            // A queued send may bring an error event: keep a reader for it (before
-            // the loop next polls, which is when libuv reads it).
-            if rc >= 0 {
-                keep_error_reader(raw);
             }
-            rc
         };
         // SAFETY: `raw` is this open handle's struct.
         unsafe {
