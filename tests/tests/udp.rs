@@ -583,3 +583,83 @@ fn send_on_a_closed_handle_drops_its_data_and_callback() {
     assert_eq!(Rc::strong_count(&token), 1);
     lp.run(RunMode::Default).unwrap();
 }
+
+/// What a connected socket receives after sending to a port nobody listens on:
+/// the refusal (an error without an address, read on the socket's error), and with
+/// `LINUX_RECVERR` also the error read from the error queue, which comes with the
+/// address of who refused. The datagrams and drained events around them are
+/// recorded as they come, so that the order is checked too.
+fn refused_events(flags: UdpFlags) -> Vec<(Option<StatusCode>, Option<SocketAddr>, bool)> {
+    let lp = Loop::new().unwrap();
+    // A port with nobody: bound, then let go.
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let u = Udp::new(&lp).unwrap();
+    u.bind("127.0.0.1:0".parse().unwrap(), flags).unwrap();
+    u.connect(nobody).unwrap();
+    let got: Rc<RefCell<Vec<_>>> = Rc::default();
+    let g = got.clone();
+    u.recv_start(move |u, r| {
+        let e = match r {
+            Ok(d) => {
+                // Every byte is read (none are expected: no datagram comes).
+                let sum: u64 = d.data.iter().map(|&b| u64::from(b)).sum();
+                assert_eq!((d.data.len(), sum), (0, 0));
+                g.borrow_mut().push((None, d.addr, d.is_drained()));
+                return;
+            }
+            Err(e) => e,
+        };
+        g.borrow_mut().push((Some(e.code()), None, false));
+        // Whatever else comes in this turn of the loop is recorded; the timer
+        // closes the socket after it.
+        let u = u.clone();
+        let t = uv::Timer::new(&u.loop_()).unwrap();
+        t.start(
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+            move |t| {
+                u.close();
+                t.close();
+            },
+        )
+        .unwrap();
+    })
+    .unwrap();
+    u.send(&b"anyone?"[..], None, |_, r| r.unwrap()).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let got = got.borrow().clone();
+    got
+}
+
+#[test]
+fn a_refused_destination_is_an_error_event() {
+    // The error, then the drained event of libuv's read of the error queue.
+    assert_eq!(
+        refused_events(UdpFlags::empty()),
+        vec![
+            (Some(StatusCode::ECONNREFUSED), None, false),
+            (None, None, true)
+        ]
+    );
+}
+
+/// libuv reports the error read from the error queue with a count that is the
+/// errno negated in unsigned 32-bit arithmetic: it is an error, not a datagram of
+/// four billion bytes.
+///
+/// Used to happen: `Ok` with a 4,294,967,185-byte `data` borrowed from the 64 KiB
+/// buffer (reading it read past the buffer's end).
+#[test]
+fn with_linux_recverr_the_error_queue_read_is_an_error_too() {
+    assert_eq!(
+        refused_events(UdpFlags::LINUX_RECVERR),
+        vec![
+            (Some(StatusCode::ECONNREFUSED), None, false),
+            (Some(StatusCode::ECONNREFUSED), None, false),
+            (None, None, true)
+        ]
+    );
+}

@@ -173,7 +173,7 @@ where
         (*req.cast::<sys::uv_req_t>()).data = slab.as_ptr().cast();
         let rc = start(req, &mut (*p).data, done::<R, K, C, D, X, N>);
         if rc < 0 {
-            return refused(p, slab, rc, op.name());
+            return Err(refused(p, slab, rc, op.name()));
         }
     }
     // No count of requests in flight: the loop's count of open handles covers
@@ -183,7 +183,8 @@ where
 }
 
 /// A request libuv refused: its callback will never run; drops it, then the rest,
-/// and gives the memory back.
+/// and gives the memory back. Returns the error (not a `Result`, so that the
+/// caller's `Ok` is a constant, not a value read back from where this wrote).
 ///
 /// # Safety
 /// `p` is a ReqBox written by `submit_named` that libuv does not hold.
@@ -194,7 +195,7 @@ unsafe fn refused<R, K, C, D, N>(
     slab: NonNull<Slab>,
     rc: i32,
     op: &'static str,
-) -> Result<()> {
+) -> crate::error::Error {
     // SAFETY: per the contract; each field is dropped once.
     unsafe {
         ManuallyDrop::drop(&mut (*p).cb);
@@ -205,7 +206,7 @@ unsafe fn refused<R, K, C, D, N>(
             Layout::new::<ReqBox<R, K, C, D, N>>(),
         );
     }
-    check(rc, op)
+    crate::error::Error::from_raw(rc, op)
 }
 
 /// The trampoline. Its common path keeps one value across the callback (the

@@ -96,7 +96,156 @@ fn receiving(raw: *const sys::uv_udp_t) -> bool {
 
 /// The receive trampoline; `MMSG` for sockets that read batches (`RECVMMSG`), the
 /// only ones libuv passes `MMSG_CHUNK` and `MMSG_FREE` to.
+///
+/// Every read of a socket without batches brings two events while the user
+/// receives: a datagram, then the drained event that ends the burst. Each has a
+/// function of its own ([`recv_datagram`], [`recv_drained`]), which keeps only
+/// what it needs across the user's call; what else comes (errors, batches, a
+/// socket nobody receives from) goes on to [`recv_any`]. (Those functions are
+/// `extern "C"` like the trampoline, so that its calls of them are jumps: none of
+/// them can unwind.)
 unsafe extern "C" fn recv_cb<const MMSG: bool>(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) {
+    // SAFETY: libuv's arguments, passed on.
+    unsafe {
+        if MMSG {
+            recv_any::<MMSG>(raw, nread, buf, addr, flags)
+        } else if !addr.is_null() {
+            // Without batches libuv passes an address with every datagram (and
+            // with an error read from the error queue, see `recv_error`).
+            recv_datagram(raw, nread, buf, addr, flags)
+        } else {
+            // No address: the drained event (nread 0), or an error.
+            recv_drained(raw, nread, buf, addr, flags)
+        }
+    }
+}
+
+/// The drained event of a socket without batches, while the user receives: the
+/// buffer goes back first (the event borrows none of it), then the event is shown.
+/// Anything else without an address goes to [`recv_any`].
+///
+/// # Safety
+/// libuv's receive-callback arguments for a handle of this library without
+/// `RECVMMSG`, without an address.
+#[inline(never)]
+unsafe extern "C" fn recv_drained(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) {
+    if nread != 0 || !receiving(raw) {
+        // SAFETY: libuv's arguments, passed on.
+        return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
+    }
+    // SAFETY: libuv passes the buffer `alloc_one_cb` lent.
+    crate::stream::give_back(raw.cast(), unsafe { (*buf).base as *const u8 });
+    // Neither batch flag comes without batches.
+    let flags =
+        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
+    // SAFETY: `raw` is a handle made by Udp's constructors.
+    unsafe {
+        show(raw, |cb, h| {
+            cb(
+                h,
+                Ok(Datagram {
+                    data: &[],
+                    addr: None,
+                    flags,
+                }),
+            )
+        })
+    };
+    if !receiving(raw) {
+        not_receiving(raw, UdpFlags::empty());
+    }
+}
+
+/// A datagram (or an error with an address) of a socket without batches: a
+/// datagram from an IPv4 address while the user receives is shown here, then its
+/// buffer goes back; the rest goes to [`recv_any`].
+///
+/// # Safety
+/// libuv's receive-callback arguments for a handle of this library without
+/// `RECVMMSG`, with an address.
+#[inline(never)]
+unsafe extern "C" fn recv_datagram(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) {
+    // SAFETY: libuv's address storage is large enough for any address and its
+    // family field is written.
+    let v4 = u32::from(unsafe { (*addr).sa_family }) == sys::AF_INET;
+    // SAFETY: libuv passes a valid buffer description.
+    let room = unsafe { (*buf).len };
+    // A negative count, or one beyond the buffer (an error from the error queue,
+    // see `recv_error`), is no datagram.
+    if nread as usize > room || !v4 || !receiving(raw) {
+        // SAFETY: libuv's arguments, passed on.
+        return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
+    }
+    // SAFETY: libuv wrote `nread` bytes (no more than its `room`) in the buffer
+    // `alloc_one_cb` lent (whose pointer is never null).
+    let (base, data) = unsafe {
+        let base = (*buf).base as *const u8;
+        (base, std::slice::from_raw_parts(base, nread as usize))
+    };
+    let flags =
+        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
+    // SAFETY: `raw` is a handle made by Udp's constructors; `addr` is a
+    // sockaddr_in (its family says so), read once the callback is found (one
+    // pointer is kept until then, not the address's two fields).
+    unsafe {
+        show(raw, |cb, h| {
+            cb(
+                h,
+                Ok(Datagram {
+                    data,
+                    addr: Some(crate::addr::v4_from_c(addr)),
+                    flags,
+                }),
+            )
+        })
+    };
+    if !receiving(raw) {
+        // Without batches the buffer is always given back below.
+        not_receiving(raw, UdpFlags::empty());
+    }
+    crate::stream::give_back(raw.cast(), base);
+}
+
+/// The user's receive callback, called by `call` (with the callback and the handle).
+///
+/// # Safety
+/// `raw` is a handle made by Udp's constructors.
+#[inline(always)]
+unsafe fn show(
+    raw: *mut sys::uv_udp_t,
+    call: impl FnOnce(&mut dyn FnMut(&Udp, Result<Datagram<'_>>), &Udp),
+) {
+    // SAFETY: per the contract.
+    unsafe { dispatch::<Udp, _>(raw, |s| &s.on_recv, |cb, h| call(cb, h)) }
+}
+
+/// Every other receive event: errors, batches (`MMSG`), and anything that comes
+/// while the user does not receive (after `recv_stop` or `close`: libuv goes on
+/// with the rest of a batch, or of its read loop, in the same call, and reads on a
+/// socket error while sends are queued).
+///
+/// # Safety
+/// libuv's receive-callback arguments.
+#[inline(never)]
+unsafe extern "C" fn recv_any<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
@@ -114,11 +263,12 @@ unsafe extern "C" fn recv_cb<const MMSG: bool>(
     }
     // MMSG_FREE only hands the batch buffer back: nothing for the user. Everything
     // else is shown, the drained event (no bytes, no address) included, while the
-    // user receives: not after `recv_stop` or `close` (libuv goes on with the rest
-    // of a batch, or of its read loop, in the same call). A closing handle is not
+    // user receives: not after `recv_stop` or `close`. A closing handle is not
     // receiving: `uv_close` stops the watch first.
     if receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE) {
-        deliver::<MMSG>(raw, nread, base, addr, flags);
+        // SAFETY: libuv passes a valid buffer description.
+        let room = unsafe { (*buf).len };
+        deliver::<MMSG>(raw, nread, base, room, addr, flags);
     }
     if !receiving(raw) && not_receiving(raw, flags) {
         return;
@@ -164,6 +314,7 @@ fn deliver<const MMSG: bool>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     base: *const u8,
+    room: usize,
     addr: *const sys::sockaddr,
     flags: UdpFlags,
 ) {
@@ -176,13 +327,16 @@ fn deliver<const MMSG: bool>(
             // sender's address goes straight into it; each kind of event has its own
             // call (the drained event writes no address, an error no datagram).
             |cb, h| {
-                if nread < 0 {
+                // A negative count, or one larger than the buffer (an error read
+                // from the error queue, see `recv_error`), is an error.
+                if nread as usize > room {
                     return cb(h, Err(recv_error(nread)));
                 }
                 let data: &[u8] = if nread == 0 {
                     &[]
                 } else {
-                    // SAFETY: libuv wrote `nread` bytes at `base`, in the lent buffer.
+                    // SAFETY: libuv wrote `nread` bytes at `base`, in the lent
+                    // buffer (of `room` bytes).
                     std::slice::from_raw_parts(base, nread as usize)
                 };
                 // SAFETY (the address reads below): libuv passes null or the
@@ -223,11 +377,22 @@ fn deliver<const MMSG: bool>(
     };
 }
 
-/// A receive error (out of the datagrams' way).
+/// A receive error (out of the datagrams' way): `nread` is negative, or larger than
+/// the buffer. libuv reports an error read from the error queue (a socket bound
+/// with `LINUX_RECVERR`) as its errno negated in unsigned 32-bit arithmetic, which
+/// arrives as a large positive count whose low 32 bits are the negative code: never
+/// a datagram's length, whose bytes would be read past the buffer's end.
 #[cold]
 #[inline(never)]
 fn recv_error(nread: isize) -> Error {
-    Error::from_raw(nread as i32, "uv_udp_recv")
+    const OP: &str = "uv_udp_recv";
+    let code = nread as i32;
+    if code < 0 {
+        Error::from_raw(code, OP)
+    } else {
+        // No count beyond the buffer without an error code comes from libuv.
+        Error::new(crate::StatusCode::EINVAL, OP)
+    }
 }
 
 /// libuv reads from a UDP socket when it reports an error (POLLERR) even while
@@ -255,6 +420,55 @@ fn send_closed<C>(data: WriteData, callback: C) -> Error {
     drop(callback);
     drop(data);
     Error::closed_handle("uv_udp_send")
+}
+
+/// Starts a send (`uv_udp_send`) and, once it is queued, keeps a reader for the
+/// error event it may bring (before the loop next polls, which is when libuv
+/// reads it).
+///
+/// # Safety
+/// `raw` is open; `req` is a request struct that stays put until `done` runs;
+/// `bufs` (`n` of them), their bytes and `to` (null or a C address of its
+/// family's size) are valid for the call (libuv copies the array and the
+/// address), the bytes until `done`.
+#[inline(always)]
+unsafe fn start_send(
+    req: *mut sys::uv_udp_send_t,
+    raw: *mut sys::uv_udp_t,
+    bufs: *const sys::uv_buf_t,
+    n: u32,
+    to: *const sys::sockaddr,
+    done: crate::request::Done<sys::uv_udp_send_t>,
+) -> i32 {
+    // SAFETY: per the contract.
+    let rc = unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
+    if rc >= 0 {
+        keep_error_reader(raw);
+    }
+    rc
+}
+
+/// The name of the send requests, known from their type (kept in no field).
+#[derive(Clone, Copy)]
+struct UvUdpSend;
+
+impl crate::request::OpName for UvUdpSend {
+    #[inline(always)]
+    fn name(self) -> &'static str {
+        "uv_udp_send"
+    }
+}
+
+/// The error of `try_send` (out of its way): libuv's code, or `None` for a closed
+/// handle.
+#[cold]
+#[inline(never)]
+fn try_send_error(rc: Option<i32>) -> Error {
+    const OP: &str = "uv_udp_try_send";
+    match rc {
+        Some(rc) => Error::from_raw(rc, OP),
+        None => Error::closed_handle(OP),
+    }
 }
 
 /// libuv's view of bytes that do not live inside the value itself (all but
@@ -360,28 +574,60 @@ impl Udp {
         let Some(raw) = self.inner.raw_open() else {
             return Err(send_closed(data, callback));
         };
-        // Taken here, where the compiler still knows the variant (the caller's
-        // value, inlined), not from the request after the move into it.
-        let outside = outside_bytes(&data);
         // The address in C form, before the request is made (libuv copies it).
         let mut to_c = std::mem::MaybeUninit::uninit();
         let to = crate::addr::write_inet(addr.as_ref(), &mut to_c);
+        // Static bytes need no keeping: such a request holds no data (none written
+        // into it, none to drop when it completes). The test folds where the
+        // caller's value is known (`send` is inlined). The value is held as
+        // ManuallyDrop so that no drop of it follows the match (static bytes have
+        // none; the others move on).
+        let data = ManuallyDrop::new(data);
+        let data = match *data {
+            WriteData::Static(bytes) => bytes,
+            _ => return self.send_kept(raw, ManuallyDrop::into_inner(data), to, callback),
+        };
+        let buf = crate::stream::uv_buf(data);
+        let start = |req, _: &mut (), done| {
+            // SAFETY: the handle is open; `to` (in `to_c`) lives during this call;
+            // the bytes are static and the request stays put until `done`.
+            unsafe { start_send(req, raw, &buf, 1, to, done) }
+        };
+        // SAFETY: `raw` is this open handle's struct.
+        unsafe {
+            crate::request::submit_named::<sys::uv_udp_send_t, Udp, _, (), crate::request::NoRead, _>(
+                self,
+                raw.cast(),
+                UvUdpSend,
+                (),
+                callback,
+                start,
+            )
+        }
+    }
+
+    /// `send` of data the request keeps until it completes; `raw` is open, `to`
+    /// null or a C address valid during the call.
+    #[inline(always)]
+    fn send_kept(
+        &self,
+        raw: *mut sys::uv_udp_t,
+        data: WriteData,
+        to: *const sys::sockaddr,
+        callback: impl FnOnce(&Udp, Result<()>) + 'static,
+    ) -> Result<()> {
+        // Taken here, where the compiler still knows the variant (the caller's
+        // value, inlined), not from the request after the move into it.
+        let outside = outside_bytes(&data);
         let start = |req, data: &mut KeptData, done| {
-            // SAFETY: the handle is open; libuv copies the address (in `to_c`,
-            // alive during this call) and the buffer array; the bytes (inline ones
-            // included: the request's data does not move) and the request stay put
-            // until `done`.
-            let start = |bufs, n| unsafe { sys::uv_udp_send(req, raw, bufs, n, to, Some(done)) };
-            let rc = match outside {
+            // SAFETY: the handle is open; `to` (in the caller's frame) lives
+            // during this call; the bytes (inline ones included: the request's
+            // data does not move) and the request stay put until `done`.
+            let start = |bufs, n| unsafe { start_send(req, raw, bufs, n, to, done) };
+            match outside {
                 Some(buf) => start(&buf, 1),
                 None => crate::stream::with_bufs(&data.0, start),
-            };
-            // A queued send may bring an error event: keep a reader for it (before
-            // the loop next polls, which is when libuv reads it).
-            if rc >= 0 {
-                keep_error_reader(raw);
             }
-            rc
         };
         // SAFETY: `raw` is this open handle's struct.
         unsafe {
@@ -395,7 +641,7 @@ impl Udp {
             >(
                 self,
                 raw.cast(),
-                &"uv_udp_send",
+                UvUdpSend,
                 KeptData(ManuallyDrop::new(data)),
                 callback,
                 start,
@@ -407,14 +653,19 @@ impl Udp {
     /// `EAGAIN`.
     #[inline]
     pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
-        let raw = self.inner.raw("uv_udp_try_send")?;
+        let Some(raw) = self.inner.raw_open() else {
+            return Err(try_send_error(None));
+        };
         let buf = crate::stream::uv_buf(data);
         // SAFETY: the handle is open; libuv only reads the buffer and the address
         // during the call.
         let rc = crate::addr::with_inet(addr.as_ref(), |to| unsafe {
             sys::uv_udp_try_send(raw, &buf, 1, to)
         });
-        check(rc, "uv_udp_try_send").map(|()| rc as usize)
+        if rc < 0 {
+            return Err(try_send_error(Some(rc)));
+        }
+        Ok(rc as usize)
     }
 
     /// Sends several datagrams at once if possible (`uv_udp_try_send2`; one
