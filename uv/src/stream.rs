@@ -1216,6 +1216,8 @@ pub fn write2<K: StreamKind, S: StreamKind>(
         contracts::not_listening(raw, "uv_write2")?;
         contracts::blocking_write_ready(raw, "uv_write2")?;
         contracts::usable_fd(raw, "uv_write2")?;
+        // The receiving process shares the sent descriptor and may change its mode.
+        crate::handle::set_own_nonblocking_fd(send_raw.cast(), false);
     }
     // The sent handle must outlive the write: the request keeps a reference to it.
     let keep = send.clone();
@@ -1259,6 +1261,8 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
     unsafe {
         contracts::same_loop(raw.cast(), send_raw.cast(), OP)?;
         contracts::usable_fd(raw, OP)?;
+        // The receiving process shares the sent descriptor and may change its mode.
+        crate::handle::set_own_nonblocking_fd(send_raw.cast(), false);
     }
     let buf = sys::uv_buf_t {
         base: data.as_ptr() as *mut _,
@@ -1291,6 +1295,30 @@ pub fn shutdown<K: StreamKind>(
             unsafe { sys::uv_shutdown(req, raw, Some(done)) }
         },
     )
+}
+
+/// Runs `call`, a libuv call that creates the stream's socket when it has none (a
+/// TCP or pipe connect): a socket it created is marked as libuv's own,
+/// non-blocking, which spares the first `read_start` the system call that checks
+/// the descriptor's mode (see `contracts::non_blocking`). Generated code calls it
+/// for the methods whose spec says `makes_socket`.
+///
+/// # Safety
+/// `s` is an open stream made by this library, and `call` a libuv call that, if
+/// it gives the stream a descriptor it had none, gives it a non-blocking socket it
+/// created.
+#[inline(always)]
+pub unsafe fn making_socket<R>(s: *mut sys::uv_stream_t, call: impl FnOnce() -> R) -> R {
+    // SAFETY: per the contract the stream is open; the field is only read.
+    let had_none = unsafe { (*s).io_watcher.fd } < 0;
+    let r = call();
+    // SAFETY: as above; when it had no descriptor and has one now, `call` made it.
+    unsafe {
+        if had_none && (*s).io_watcher.fd >= 0 {
+            crate::handle::set_own_nonblocking_fd(s.cast(), true);
+        }
+    }
+    r
 }
 
 /// `uv_listen`: `callback` runs for each incoming connection (accept it with `accept`).
@@ -1337,10 +1365,10 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     }
     // SAFETY: both are open; their type fields are set at init.
     let (server_type, client_type) = unsafe { ((*s).type_, (*c).type_) };
-    let want = if server_type == sys::uv_handle_type_UV_NAMED_PIPE
+    let ipc = server_type == sys::uv_handle_type_UV_NAMED_PIPE
         // SAFETY: a pipe's struct starts with the stream fields, then `ipc`.
-        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0
-    {
+        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0;
+    let want = if ipc {
         // SAFETY: an open pipe.
         unsafe { sys::uv_pipe_pending_type(s.cast()) }
     } else {
@@ -1364,6 +1392,14 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     // SAFETY: both streams are open, on one loop, of matching types, and the
     // client has no socket.
     check(unsafe { sys::uv_accept(s, c) }, OP)?;
+    // A connection of a listening socket is a socket libuv's accept made in this
+    // process, non-blocking, that nobody else has; an IPC pipe's received handles
+    // come from another process, which may share them.
+    if !ipc {
+        // SAFETY: the client is open, a handle of this library, and its socket is
+        // such a one.
+        unsafe { crate::handle::set_own_nonblocking_fd(c.cast(), true) };
+    }
     // Taking the last handle an IPC pipe received makes libuv watch the pipe for
     // reading again, even when it is not reading: with nobody to read, the loop
     // would wake up for its data forever. A start and stop of reading puts the
@@ -1434,6 +1470,9 @@ pub fn is_writable<K: StreamKind>(s: &K) -> bool {
 /// `uv_stream_set_blocking`.
 pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
     let raw = raw(s, "uv_stream_set_blocking")?;
+    // Reads check the mode from now on.
+    // SAFETY: the stream is open, a handle of this library.
+    unsafe { crate::handle::set_own_nonblocking_fd(raw.cast(), false) };
     // A reading stream must stay non-blocking (see `contracts::non_blocking`).
     if blocking {
         // SAFETY: the stream is open.
