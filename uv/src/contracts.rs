@@ -159,6 +159,7 @@ pub fn enum_arg(raw: i32, known: bool, op: &'static str) -> Result<i32> {
 ///
 /// # Safety
 /// Both must be open handles made by this library.
+#[inline]
 pub unsafe fn same_loop(
     a: *const sys::uv_handle_t,
     b: *const sys::uv_handle_t,
@@ -175,6 +176,7 @@ pub unsafe fn same_loop(
 ///
 /// # Safety
 /// `s` must be an open stream made by this library.
+#[inline]
 pub unsafe fn not_connecting(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; libuv sets `connect_req`
     // while a connection is in progress and clears it before the callback.
