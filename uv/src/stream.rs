@@ -889,6 +889,7 @@ unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, stat
 
 /// `uv_read_start`: `callback` gets each chunk read (from the loop's buffer), then an
 /// `EOF` error at the end.
+#[inline]
 pub fn read_start<K: StreamKind>(
     s: &K,
     callback: impl FnMut(&K, Result<&[u8]>) + 'static,
@@ -1462,6 +1463,7 @@ pub fn listen<K: StreamKind>(
 /// another loop or of the wrong type (the server's own, or for an IPC pipe the type
 /// of the handle it received); `EBUSY` for a client that already has a socket. A
 /// refused accept leaves the connection pending.
+#[inline]
 pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()> {
     const OP: &str = "uv_accept";
     let s = raw(server, OP)?;

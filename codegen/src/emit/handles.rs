@@ -585,6 +585,7 @@ impl HandleEmitter<'_> {
         };
         quote! {
             #mdoc
+            #[inline]
             pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
                 let raw = self.inner.raw(#op)?;
                 #requires
