@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use uv::Stream as _;
@@ -1410,5 +1411,111 @@ fn write_checks_refuse_listening_and_closed_streams() {
     assert_eq!(err.kind(), Category::ClosedHandle, "{err:?}");
     assert_eq!(Rc::strong_count(&token), 1);
     assert!(!lp.run(RunMode::Default).unwrap());
+    lp.close().unwrap();
+}
+
+/// Whether `fd` is in non-blocking mode.
+fn nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "F_GETFL on {fd}");
+    flags & libc::O_NONBLOCK != 0
+}
+
+/// How a test makes a connected socket blocking.
+#[derive(Clone, Copy, Debug)]
+enum MakeBlocking {
+    /// `set_blocking(true)`.
+    SetBlocking,
+    /// Through its number from `fileno`, as a caller holding it may.
+    Fileno,
+    /// Given to a child as its stdout (libuv makes it blocking for the child, and
+    /// the parent's stream shares the mode).
+    Spawn,
+}
+
+/// A connected or accepted socket starts reading without asking the system for its
+/// mode (libuv made it non-blocking, and nobody else has it); once it is handed out
+/// and made blocking (by `set_blocking(true)`, through its number from `fileno`, by
+/// a spawn that gives it to a child), `read_start` checks the mode again and refuses
+/// the blocking socket (`EINVAL`), on the client and on the accepted side alike;
+/// `set_blocking(false)` lets it read again.
+#[test]
+fn a_connected_or_accepted_socket_made_blocking_is_refused_for_reading() {
+    for way in [
+        MakeBlocking::SetBlocking,
+        MakeBlocking::Fileno,
+        MakeBlocking::Spawn,
+    ] {
+        let lp = Loop::new().unwrap();
+        let done = counter();
+        let d = done.clone();
+        let lh = lp.handle();
+        connected_pair(&lp, move |client, server| {
+            for s in [&client, &server] {
+                match way {
+                    MakeBlocking::SetBlocking => s.set_blocking(true).unwrap(),
+                    MakeBlocking::Fileno => {
+                        let fd = s.fileno().unwrap();
+                        // SAFETY: `fd` is the open socket of `s`; only its status
+                        // flags change.
+                        unsafe {
+                            let flags = libc::fcntl(fd, libc::F_GETFL);
+                            assert_eq!(
+                                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK),
+                                0
+                            );
+                        }
+                    }
+                    MakeBlocking::Spawn => {
+                        let opts = uv::ProcessOptions::new("/bin/sh")
+                            .args(["-c", "exit 0"])
+                            .stdout(uv::Stdio::stream(s));
+                        let p = uv::Process::spawn(&lh, &opts, |p, _, _| p.close()).unwrap();
+                        drop(p);
+                    }
+                }
+                let fd = s.as_raw_fd();
+                assert!(!nonblocking(fd), "{way:?}: blocking now");
+                let err = s.read_start(|_, _| {}).unwrap_err();
+                assert_eq!(err.code(), StatusCode::EINVAL, "{way:?}: {err:?}");
+                s.set_blocking(false).unwrap();
+                assert!(nonblocking(fd));
+                s.read_start(|_, _| {}).unwrap();
+                s.close();
+            }
+            bump(&d);
+        });
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(done.get(), 1, "{way:?}");
+        lp.close().unwrap();
+    }
+}
+
+/// A socket connected or accepted by the crate is non-blocking and starts reading
+/// (no check of its mode refuses it), on both sides.
+#[test]
+fn connected_and_accepted_sockets_are_non_blocking_and_read() {
+    let lp = Loop::new().unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    connected_pair(&lp, move |client, server| {
+        assert!(nonblocking(client.as_raw_fd()) && nonblocking(server.as_raw_fd()));
+        server
+            .read_start(move |s, data| match data {
+                Ok(b) => g.borrow_mut().extend_from_slice(b),
+                Err(_) => s.close(),
+            })
+            .unwrap();
+        client.read_start(|c, _| c.close()).unwrap();
+        client
+            .write(b"hi", |c, r| {
+                r.unwrap();
+                c.shutdown(|_, r| r.unwrap()).unwrap();
+            })
+            .unwrap();
+    });
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&got.borrow()[..], b"hi");
     lp.close().unwrap();
 }

@@ -159,6 +159,7 @@ pub fn enum_arg(raw: i32, known: bool, op: &'static str) -> Result<i32> {
 ///
 /// # Safety
 /// Both must be open handles made by this library.
+#[inline]
 pub unsafe fn same_loop(
     a: *const sys::uv_handle_t,
     b: *const sys::uv_handle_t,
@@ -175,6 +176,7 @@ pub unsafe fn same_loop(
 ///
 /// # Safety
 /// `s` must be an open stream made by this library.
+#[inline]
 pub unsafe fn not_connecting(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; libuv sets `connect_req`
     // while a connection is in progress and clears it before the callback.
@@ -366,9 +368,31 @@ pub unsafe fn named(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
 /// waits for data and hangs the loop (a terminal libuv could not reopen, or a
 /// stream put in blocking mode with `set_blocking(true)`).
 ///
+/// A socket libuv made in this process and nobody was given since (a connected or
+/// accepted TCP socket, marked so by `connect` and `accept`) passes without the
+/// system call that reads the mode: only this process has it, and every way the
+/// crate hands a descriptor out (`fileno`, a spawn's stdio, a send over an IPC
+/// pipe, `set_blocking`) takes the mark off.
+///
 /// # Safety
 /// `s` must be an open stream made by this library.
+#[inline(always)]
 pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is a live handle of this library.
+    if unsafe { crate::handle::own_nonblocking_fd(s.cast()) } {
+        return Ok(());
+    }
+    // SAFETY: per the contract.
+    unsafe { non_blocking_syscall(s, op) }
+}
+
+/// [`non_blocking`] for a descriptor that is not known to be non-blocking: its
+/// mode, read from the system.
+///
+/// # Safety
+/// As for `non_blocking`.
+#[inline(never)]
+unsafe fn non_blocking_syscall(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; a stream's descriptor
     // is its watcher's (what uv_fileno returns for streams), -1 when it has none.
     let fd = unsafe { (*s).io_watcher.fd };

@@ -174,6 +174,13 @@ const CLOSED: u8 = 32;
 /// A signal handle: closing it restores its signal's disposition (the general
 /// path, `begin_close_via`).
 const SIGNAL: u8 = 64;
+/// A stream whose descriptor is a socket libuv made in this process, non-blocking
+/// (a connect or bind that created it, an accept from a listening socket), and not
+/// handed out since (`fileno`, which a spawn's stdio also goes through, a send over
+/// an IPC pipe, `set_blocking`): nothing else can have made it blocking, so
+/// starting to read skips the system call that checks its mode
+/// (`contracts::non_blocking`).
+const OWN_NONBLOCKING_FD: u8 = 128;
 /// The flags of a handle that closes the common way (`uv_close` with nothing to take
 /// out of `data` first and no sender cell to shut), when none of them is set: open,
 /// in libuv, no senders or extras, not a signal handle.
@@ -1375,6 +1382,29 @@ fn drop_replaced<C>(hp: Hdr, old: C, unwound: bool) {
     }
 }
 
+/// Whether the stream's descriptor is one libuv made non-blocking in this process and
+/// nobody was given since (see [`OWN_NONBLOCKING_FD`]).
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+#[inline(always)]
+pub(crate) unsafe fn own_nonblocking_fd(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    unsafe { Hdr::from_raw(raw) }.has(OWN_NONBLOCKING_FD)
+}
+
+/// Marks (or unmarks) the stream's descriptor as one libuv made non-blocking in
+/// this process and nobody was given (see [`OWN_NONBLOCKING_FD`]).
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library; when marking, its
+/// descriptor must be such a socket.
+#[inline(always)]
+pub(crate) unsafe fn set_own_nonblocking_fd(raw: *mut sys::uv_handle_t, on: bool) {
+    // SAFETY: per the contract.
+    unsafe { Hdr::from_raw(raw) }.set(OWN_NONBLOCKING_FD, on);
+}
+
 /// The slots of a handle of type `K`, from its libuv struct.
 ///
 /// # Safety
@@ -1489,6 +1519,9 @@ impl Handle {
     /// The platform file descriptor (`uv_fileno`); `EBADF` for handle types without one.
     pub fn fileno(&self) -> Result<crate::RawFd> {
         let raw = self.raw("uv_fileno")?;
+        // The caller may change the descriptor's mode (or give it to a child, which
+        // libuv does in blocking mode): reads check it again from now on.
+        self.hdr().set(OWN_NONBLOCKING_FD, false);
         let mut fd: sys::uv_os_fd_t = Default::default();
         // SAFETY: the handle is open and `fd` is a valid out-pointer.
         check(unsafe { sys::uv_fileno(raw, &mut fd) }, "uv_fileno")?;

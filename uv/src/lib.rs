@@ -133,7 +133,7 @@ pub mod runtime {
             fs_results, no_context, run_sync, submit, Context, Done, LoopRequestKind, Reader,
         };
     }
-    pub use crate::stream::{StreamKind, StreamSlots};
+    pub use crate::stream::{making_socket, StreamKind, StreamSlots};
     pub use bitflags;
 
     /// Stands for a `// SAFETY:` comment in generated code (the formatted files show

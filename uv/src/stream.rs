@@ -60,7 +60,27 @@ struct CustomRead {
     /// The buffer lent to libuv for the read in progress, with its length as
     /// allocated (libuv may clamp the length it reports).
     lent: Cell<Option<(NonNull<u8>, usize)>>,
+    /// For [`read_start_into`]: the buffer whose spare room libuv reads into.
+    sink: Cell<Option<ReadSink>>,
 }
+
+/// A growable buffer that libuv reads into directly, in the spare room at its end
+/// (the crate's own readers: the futures' `AsyncStream`), with no trip through the
+/// loop's buffer.
+pub(crate) trait ReadRoom: 'static {
+    /// The buffer. Borrowed only for a moment by the allocation callback.
+    fn room(&self) -> &std::cell::RefCell<Vec<u8>>;
+}
+
+/// The least capacity of a sink that libuv reads into directly (its spare room
+/// then grown to [`READ_BUFFER_SIZE`]); a smaller one gets its reads from the
+/// loop's buffer, copied in, and grows only by what arrives: a stream of small
+/// messages keeps a small buffer, and only one that received this much at once
+/// gets the room.
+const DIRECT_READ_MIN: usize = 16 * 1024;
+
+/// What [`read_start_into`] reads into.
+pub(crate) type ReadSink = Rc<dyn ReadRoom>;
 
 impl<K> Default for StreamSlots<K> {
     #[inline]
@@ -91,6 +111,7 @@ impl<K> StreamSlots<K> {
                 allocator: Slot::default(),
                 next: Cell::new(None),
                 lent: Cell::new(None),
+                sink: Cell::new(None),
             })
         })
     }
@@ -101,6 +122,7 @@ impl CustomRead {
     #[cold]
     fn clear(&self) {
         self.allocator.clear();
+        drop(self.sink.take());
         drop(self.next.take());
         if let Some((p, len)) = self.lent.take() {
             // SAFETY: a lent buffer came from Box::into_raw of `len` bytes; libuv
@@ -874,6 +896,7 @@ unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, stat
 
 /// `uv_read_start`: `callback` gets each chunk read (from the loop's buffer), then an
 /// `EOF` error at the end.
+#[inline]
 pub fn read_start<K: StreamKind>(
     s: &K,
     callback: impl FnMut(&K, Result<&[u8]>) + 'static,
@@ -897,6 +920,7 @@ pub fn read_start<K: StreamKind>(
                 // its `release` does to the stream then sees the new state), and gets
                 // back the buffer it gave ahead.
                 if let Some(c) = slots.custom.get() {
+                    drop(c.sink.take());
                     let old = c.allocator.take();
                     if let (Some(mut a), Some(b)) = (old, c.next.take()) {
                         a.release(b);
@@ -945,9 +969,109 @@ pub fn read_start_with<K: StreamKind>(
         slots.read.set_then(callback, || {
             // SAFETY: the stream is open.
             let rc = unsafe { sys::uv_read_start(r, Some(alloc_with::<K>), Some(read_cb::<K>)) };
-            check(rc, "uv_read_start").map(|()| drop(c.next.replace(first)))
+            check(rc, "uv_read_start").map(|()| {
+                drop(c.sink.take());
+                drop(c.next.replace(first))
+            })
         })
     })
+}
+
+/// `uv_read_start` with reads landing at the end of `sink`'s buffer, in its spare
+/// room, once it has [`DIRECT_READ_MIN`] bytes of capacity (before, in the loop's
+/// buffer): `callback` gets the bytes where libuv put them, and [`commit_read`]
+/// makes them part of the buffer (without a copy when they are in its room).
+pub(crate) fn read_start_into<K: StreamKind>(
+    s: &K,
+    sink: ReadSink,
+    callback: impl FnMut(&K, Result<&[u8]>) + 'static,
+) -> Result<()> {
+    let raw = raw(s, "uv_read_start")?;
+    // SAFETY: the stream is open.
+    unsafe {
+        contracts::not_listening(raw, "uv_read_start")?;
+        contracts::usable_fd(raw, "uv_read_start")?;
+        contracts::non_blocking(raw, "uv_read_start")?;
+    }
+    let slots = K::stream_slots(s.typed().slots());
+    let c = slots.custom();
+    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+    slots
+        .read
+        .set_then(unsafe { slots.read.callback(callback, |p| p) }, || {
+            // SAFETY: the stream is open.
+            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_into::<K>), Some(read_cb::<K>)) };
+            check(rc, "uv_read_start").map(|()| {
+                // The allocation callback finds the sink from now on; an allocator
+                // of `read_start_with` leaves as for `read_start`.
+                drop(c.sink.replace(Some(sink)));
+                let old = c.allocator.take();
+                if let (Some(mut a), Some(b)) = (old, c.next.take()) {
+                    a.release(b);
+                }
+            })
+        })
+}
+
+/// Lends libuv the spare room at the end of the sink's buffer (`uv_alloc_cb` of
+/// [`read_start_into`]), grown to [`READ_BUFFER_SIZE`], when the buffer has
+/// [`DIRECT_READ_MIN`] bytes of capacity, or else the loop's buffer (taken back by the read callback, as for `read_start`). Runs no
+/// user code.
+unsafe extern "C" fn alloc_into<K: StreamKind>(
+    h: *mut sys::uv_handle_t,
+    suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    // SAFETY: `h` is a stream made by K's constructors, alive during the callback.
+    let slots = unsafe { K::stream_slots(crate::handle::slots_of::<K>(h.cast())) };
+    let mut room = None;
+    if let Some(c) = slots.custom.get() {
+        if let Some(sink) = c.sink.take() {
+            if let Ok(mut v) = sink.room().try_borrow_mut() {
+                if v.capacity() >= DIRECT_READ_MIN && v.try_reserve(READ_BUFFER_SIZE).is_ok() {
+                    let len = v.len();
+                    let free = v.capacity() - len;
+                    // SAFETY: `len` is within the allocation (at most its
+                    // capacity). The pointer is taken without a reference to the
+                    // bytes; nothing runs between this callback and the read
+                    // callback, so the buffer stays where it is until then.
+                    room = Some((unsafe { v.as_mut_ptr().add(len) }, free.min(MAX_LEND)));
+                }
+            }
+            c.sink.set(Some(sink));
+        }
+    }
+    match room {
+        // SAFETY: libuv passes a valid out-pointer.
+        Some((base, len)) => unsafe {
+            *buf = sys::uv_buf_t {
+                base: base.cast(),
+                len,
+            }
+        },
+        // SAFETY: libuv's contract for allocation callbacks, passed on.
+        None => unsafe { lend_loop_buffer(h, suggested, buf) },
+    }
+}
+
+/// Adds the bytes a read callback of [`read_start_into`] got to the end of `buf`
+/// (the sink's buffer, borrowed by the caller): bytes libuv read into its spare
+/// room are taken in place (the length grows); any others are copied.
+#[inline]
+pub(crate) fn commit_read(buf: &mut Vec<u8>, bytes: &[u8]) {
+    let end = buf.as_ptr().wrapping_add(buf.len());
+    if std::ptr::eq(bytes.as_ptr(), end) && bytes.len() <= buf.capacity() - buf.len() {
+        // SAFETY: the bytes are the start of the buffer's spare room, within its
+        // capacity, and initialised (libuv read them there; `bytes` is a valid
+        // slice of them). Only the length changes.
+        unsafe { buf.set_len(buf.len() + bytes.len()) };
+    } else {
+        // Bytes of the loop's buffer (the sink had too little room, or the read
+        // was started otherwise): another allocation. (Bytes of the sink's room
+        // always start at its end: nothing runs between the allocation callback
+        // that lent it and the read callback.)
+        buf.extend_from_slice(bytes);
+    }
 }
 
 /// `uv_read_stop`; a no-op on a closed stream.
@@ -1216,6 +1340,8 @@ pub fn write2<K: StreamKind, S: StreamKind>(
         contracts::not_listening(raw, "uv_write2")?;
         contracts::blocking_write_ready(raw, "uv_write2")?;
         contracts::usable_fd(raw, "uv_write2")?;
+        // The receiving process shares the sent descriptor and may change its mode.
+        crate::handle::set_own_nonblocking_fd(send_raw.cast(), false);
     }
     // The sent handle must outlive the write: the request keeps a reference to it.
     let keep = send.clone();
@@ -1259,6 +1385,8 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
     unsafe {
         contracts::same_loop(raw.cast(), send_raw.cast(), OP)?;
         contracts::usable_fd(raw, OP)?;
+        // The receiving process shares the sent descriptor and may change its mode.
+        crate::handle::set_own_nonblocking_fd(send_raw.cast(), false);
     }
     let buf = sys::uv_buf_t {
         base: data.as_ptr() as *mut _,
@@ -1293,6 +1421,30 @@ pub fn shutdown<K: StreamKind>(
     )
 }
 
+/// Runs `call`, a libuv call that creates the stream's socket when it has none (a
+/// TCP or pipe connect): a socket it created is marked as libuv's own,
+/// non-blocking, which spares the first `read_start` the system call that checks
+/// the descriptor's mode (see `contracts::non_blocking`). Generated code calls it
+/// for the methods whose spec says `makes_socket`.
+///
+/// # Safety
+/// `s` is an open stream made by this library, and `call` a libuv call that, if
+/// it gives the stream a descriptor it had none, gives it a non-blocking socket it
+/// created.
+#[inline(always)]
+pub unsafe fn making_socket<R>(s: *mut sys::uv_stream_t, call: impl FnOnce() -> R) -> R {
+    // SAFETY: per the contract the stream is open; the field is only read.
+    let had_none = unsafe { (*s).io_watcher.fd } < 0;
+    let r = call();
+    // SAFETY: as above; when it had no descriptor and has one now, `call` made it.
+    unsafe {
+        if had_none && (*s).io_watcher.fd >= 0 {
+            crate::handle::set_own_nonblocking_fd(s.cast(), true);
+        }
+    }
+    r
+}
+
 /// `uv_listen`: `callback` runs for each incoming connection (accept it with `accept`).
 pub fn listen<K: StreamKind>(
     s: &K,
@@ -1324,6 +1476,7 @@ pub fn listen<K: StreamKind>(
 /// another loop or of the wrong type (the server's own, or for an IPC pipe the type
 /// of the handle it received); `EBUSY` for a client that already has a socket. A
 /// refused accept leaves the connection pending.
+#[inline]
 pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()> {
     const OP: &str = "uv_accept";
     let s = raw(server, OP)?;
@@ -1337,10 +1490,10 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     }
     // SAFETY: both are open; their type fields are set at init.
     let (server_type, client_type) = unsafe { ((*s).type_, (*c).type_) };
-    let want = if server_type == sys::uv_handle_type_UV_NAMED_PIPE
+    let ipc = server_type == sys::uv_handle_type_UV_NAMED_PIPE
         // SAFETY: a pipe's struct starts with the stream fields, then `ipc`.
-        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0
-    {
+        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0;
+    let want = if ipc {
         // SAFETY: an open pipe.
         unsafe { sys::uv_pipe_pending_type(s.cast()) }
     } else {
@@ -1364,6 +1517,14 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     // SAFETY: both streams are open, on one loop, of matching types, and the
     // client has no socket.
     check(unsafe { sys::uv_accept(s, c) }, OP)?;
+    // A connection of a listening socket is a socket libuv's accept made in this
+    // process, non-blocking, that nobody else has; an IPC pipe's received handles
+    // come from another process, which may share them.
+    if !ipc {
+        // SAFETY: the client is open, a handle of this library, and its socket is
+        // such a one.
+        unsafe { crate::handle::set_own_nonblocking_fd(c.cast(), true) };
+    }
     // Taking the last handle an IPC pipe received makes libuv watch the pipe for
     // reading again, even when it is not reading: with nobody to read, the loop
     // would wake up for its data forever. A start and stop of reading puts the
@@ -1434,6 +1595,9 @@ pub fn is_writable<K: StreamKind>(s: &K) -> bool {
 /// `uv_stream_set_blocking`.
 pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
     let raw = raw(s, "uv_stream_set_blocking")?;
+    // Reads check the mode from now on.
+    // SAFETY: the stream is open, a handle of this library.
+    unsafe { crate::handle::set_own_nonblocking_fd(raw.cast(), false) };
     // A reading stream must stay non-blocking (see `contracts::non_blocking`).
     if blocking {
         // SAFETY: the stream is open.

@@ -569,8 +569,23 @@ impl HandleEmitter<'_> {
         } else {
             quote!(#sf unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
         };
+        // A call that creates the stream's socket marks a socket it made (see
+        // `makes_socket` in the spec).
+        let call = if m.makes_socket.is_some() {
+            let sf = safety(
+                ctx,
+                "the stream is open; the spec says the call creates only non-blocking sockets of its own",
+            );
+            quote! {
+                let __call = || { #call };
+                #sf unsafe { #rt::runtime::making_socket(raw.cast(), __call) }
+            }
+        } else {
+            call
+        };
         quote! {
             #mdoc
+            #[inline]
             pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
                 let raw = self.inner.raw(#op)?;
                 #requires

@@ -405,6 +405,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
             let request = t.str_opt("request");
             let requires = t.str_list("requires");
             let after = t.str_opt("after");
+            let makes_socket = t.bool_opt("makes_socket").filter(|b| b.value);
             let result = t.str_opt("result");
             let args = args(t);
             let returns = returns(t);
@@ -441,6 +442,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
                 request,
                 requires,
                 after,
+                makes_socket,
                 result,
             })
         })

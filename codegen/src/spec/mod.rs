@@ -306,6 +306,11 @@ pub struct MethodSpec {
     /// uv::Result<()>`, called after the C call (for side effects of libuv the crate
     /// must undo); its error, if the call succeeded, is the method's.
     pub after: Option<Sp<String>>,
+    /// For a stream method that starts a request: the C call creates the stream's
+    /// socket when it has none (a connect), non-blocking and known only to this
+    /// process; the generated code marks such a socket so that reads need not ask
+    /// the system for its mode.
+    pub makes_socket: Option<Sp<bool>>,
     /// For a function of a request file: how the completed request gives its value
     /// (a name of [`crate::conv::REQUEST_RESULTS`]).
     pub result: Option<Sp<String>>,

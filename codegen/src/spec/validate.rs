@@ -691,6 +691,15 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        if let Some(b) = &m.makes_socket {
+            if m.request.is_none() || h.parent != HandleParent::Stream {
+                out.push(
+                    b.loc
+                        .error("`makes_socket` applies to stream methods that start a request")
+                        .hint("remove it"),
+                );
+            }
+        }
         for r in &m.requires {
             match StateRule::find(r.as_str()) {
                 None => {

@@ -48,6 +48,12 @@ impl Drop for ReadGuard {
     }
 }
 
+impl crate::stream::ReadRoom for ReadState {
+    fn room(&self) -> &RefCell<Vec<u8>> {
+        &self.incoming
+    }
+}
+
 impl ReadState {
     fn set_error(&self, e: Error) {
         self.error.set(Some(e));
@@ -63,18 +69,22 @@ impl ReadState {
         }
     }
 
-    /// Starts reading, unless it is on or the stream ended.
-    fn start<S: Stream>(self: &Rc<Self>, s: &S) -> Result<()> {
+    /// Starts reading, unless it is on or the stream ended. `direct`: libuv reads
+    /// into the spare room of `incoming` itself once it has 16 KiB of capacity
+    /// (no copy out of the loop's buffer; 64 KiB kept free there), for readers that keep reusing it; otherwise
+    /// reads are always copied in from the loop's buffer (chunks handed out whole,
+    /// whose room would go with them).
+    fn start<S: Stream>(self: &Rc<Self>, s: &S, direct: bool) -> Result<()> {
         if self.reading.get() || self.eof.get() {
             return Ok(());
         }
         let guard = ReadGuard(self.clone());
-        s.read_start(move |s, r| {
+        let callback = move |s: &S, r: Result<&[u8]>| {
             let st = &guard.0;
             match r {
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();
-                    inc.extend_from_slice(bytes);
+                    crate::stream::commit_read(&mut inc, bytes);
                     if inc.len() >= READ_HIGH_WATER {
                         let _ = s.read_stop();
                         st.reading.set(false);
@@ -92,7 +102,12 @@ impl ReadState {
             }
             // Read callbacks run only in the loop's I/O phase.
             super::wake_in_io(s.typed().shared_raw(), &st.waker);
-        })?;
+        };
+        if direct {
+            crate::stream::read_start_into(s, self.clone(), callback)?;
+        } else {
+            s.read_start(callback)?;
+        }
         self.reading.set(true);
         Ok(())
     }
@@ -154,7 +169,7 @@ impl<S: Stream> FuturesStream for ReadChunks<S> {
         }
         let chunk = std::mem::take(&mut *this.st.incoming.borrow_mut());
         if !chunk.is_empty() {
-            if let Err(e) = this.st.start(&this.stream) {
+            if let Err(e) = this.st.start(&this.stream, false) {
                 this.st.set_error(e);
             }
             return Poll::Ready(Some(Ok(chunk)));
@@ -167,7 +182,7 @@ impl<S: Stream> FuturesStream for ReadChunks<S> {
             this.done = true;
             return Poll::Ready(None);
         }
-        if let Err(e) = this.st.start(&this.stream) {
+        if let Err(e) = this.st.start(&this.stream, false) {
             this.done = true;
             return Poll::Ready(Some(Err(e)));
         }
@@ -273,7 +288,7 @@ impl<S: Stream> AsyncStream<S> {
         std::mem::swap(&mut self.rbuf, &mut *self.rd.incoming.borrow_mut());
         if !self.rbuf.is_empty() {
             // Reading may have stopped for backpressure: the bytes are taken now.
-            if let Err(e) = self.rd.start(&self.stream) {
+            if let Err(e) = self.rd.start(&self.stream, true) {
                 self.rd.set_error(e);
             }
             return Poll::Ready(Ok(()));
@@ -285,7 +300,7 @@ impl<S: Stream> AsyncStream<S> {
         if self.rd.eof.get() {
             return Poll::Ready(Ok(()));
         }
-        if let Err(e) = self.rd.start(&self.stream) {
+        if let Err(e) = self.rd.start(&self.stream, true) {
             return Poll::Ready(Err(e.into()));
         }
         self.rd.waker.register(cx);
@@ -352,7 +367,7 @@ impl<S: Stream> AsyncStream<S> {
 
     #[inline(never)]
     fn restart_reading(&self) {
-        if let Err(e) = self.rd.start(&self.stream) {
+        if let Err(e) = self.rd.start(&self.stream, true) {
             self.rd.set_error(e);
         }
     }
