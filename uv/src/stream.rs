@@ -64,20 +64,13 @@ struct CustomRead {
     sink: Cell<Option<ReadSink>>,
 }
 
-/// A growable buffer that libuv reads into directly, in the spare room at its end
-/// (the crate's own readers: the futures' `AsyncStream`), with no trip through the
-/// loop's buffer.
+/// A growable buffer that libuv reads into directly, at its end (the crate's own
+/// readers: the futures' `AsyncStream`), with no trip through the loop's buffer.
 pub(crate) trait ReadRoom: 'static {
-    /// The buffer. Borrowed only for a moment by the allocation callback.
+    /// The buffer. Borrowed only for a moment by the allocation callback, which
+    /// keeps [`READ_BUFFER_SIZE`] bytes free at its end for the read.
     fn room(&self) -> &std::cell::RefCell<Vec<u8>>;
 }
-
-/// The least capacity of a sink that libuv reads into directly (its spare room
-/// then grown to [`READ_BUFFER_SIZE`]); a smaller one gets its reads from the
-/// loop's buffer, copied in, and grows only by what arrives: a stream of small
-/// messages keeps a small buffer, and only one that received this much at once
-/// gets the room.
-const DIRECT_READ_MIN: usize = 16 * 1024;
 
 /// What [`read_start_into`] reads into.
 pub(crate) type ReadSink = Rc<dyn ReadRoom>;
@@ -978,9 +971,9 @@ pub fn read_start_with<K: StreamKind>(
 }
 
 /// `uv_read_start` with reads landing at the end of `sink`'s buffer, in its spare
-/// room, once it has [`DIRECT_READ_MIN`] bytes of capacity (before, in the loop's
-/// buffer): `callback` gets the bytes where libuv put them, and [`commit_read`]
-/// makes them part of the buffer (without a copy when they are in its room).
+/// room (the allocation callback keeps [`READ_BUFFER_SIZE`] bytes free there), not
+/// in the loop's buffer: `callback` gets the bytes where libuv put them, and
+/// [`commit_read`] makes them part of the buffer without a copy.
 pub(crate) fn read_start_into<K: StreamKind>(
     s: &K,
     sink: ReadSink,
@@ -1014,44 +1007,39 @@ pub(crate) fn read_start_into<K: StreamKind>(
 }
 
 /// Lends libuv the spare room at the end of the sink's buffer (`uv_alloc_cb` of
-/// [`read_start_into`]), grown to [`READ_BUFFER_SIZE`], when the buffer has
-/// [`DIRECT_READ_MIN`] bytes of capacity, or else the loop's buffer (taken back by the read callback, as for `read_start`). Runs no
-/// user code.
+/// [`read_start_into`]), grown to at least [`READ_BUFFER_SIZE`] bytes. Runs no user
+/// code; without a sink (or room), libuv reports `ENOBUFS` to the read callback.
 unsafe extern "C" fn alloc_into<K: StreamKind>(
     h: *mut sys::uv_handle_t,
-    suggested: usize,
+    _suggested: usize,
     buf: *mut sys::uv_buf_t,
 ) {
     // SAFETY: `h` is a stream made by K's constructors, alive during the callback.
     let slots = unsafe { K::stream_slots(crate::handle::slots_of::<K>(h.cast())) };
-    let mut room = None;
+    let mut out = (std::ptr::null_mut::<u8>(), 0);
     if let Some(c) = slots.custom.get() {
         if let Some(sink) = c.sink.take() {
             if let Ok(mut v) = sink.room().try_borrow_mut() {
-                if v.capacity() >= DIRECT_READ_MIN && v.try_reserve(READ_BUFFER_SIZE).is_ok() {
+                if v.try_reserve(READ_BUFFER_SIZE).is_ok() {
                     let len = v.len();
-                    let free = v.capacity() - len;
+                    let room = (v.capacity() - len).min(MAX_LEND);
                     // SAFETY: `len` is within the allocation (at most its
                     // capacity). The pointer is taken without a reference to the
                     // bytes; nothing runs between this callback and the read
                     // callback, so the buffer stays where it is until then.
-                    room = Some((unsafe { v.as_mut_ptr().add(len) }, free.min(MAX_LEND)));
+                    out = (unsafe { v.as_mut_ptr().add(len) }, room);
                 }
             }
             c.sink.set(Some(sink));
         }
     }
-    match room {
-        // SAFETY: libuv passes a valid out-pointer.
-        Some((base, len)) => unsafe {
-            *buf = sys::uv_buf_t {
-                base: base.cast(),
-                len,
-            }
-        },
-        // SAFETY: libuv's contract for allocation callbacks, passed on.
-        None => unsafe { lend_loop_buffer(h, suggested, buf) },
-    }
+    // SAFETY: libuv passes a valid out-pointer.
+    unsafe {
+        *buf = sys::uv_buf_t {
+            base: out.0.cast(),
+            len: out.1,
+        }
+    };
 }
 
 /// Adds the bytes a read callback of [`read_start_into`] got to the end of `buf`
@@ -1066,10 +1054,9 @@ pub(crate) fn commit_read(buf: &mut Vec<u8>, bytes: &[u8]) {
         // slice of them). Only the length changes.
         unsafe { buf.set_len(buf.len() + bytes.len()) };
     } else {
-        // Bytes of the loop's buffer (the sink had too little room, or the read
-        // was started otherwise): another allocation. (Bytes of the sink's room
-        // always start at its end: nothing runs between the allocation callback
-        // that lent it and the read callback.)
+        // Bytes of the loop's buffer (a read started otherwise): another
+        // allocation. (Bytes of the sink's room always start at its end: nothing
+        // runs between the allocation callback that lent it and the read callback.)
         buf.extend_from_slice(bytes);
     }
 }

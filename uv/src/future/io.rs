@@ -69,11 +69,11 @@ impl ReadState {
         }
     }
 
-    /// Starts reading, unless it is on or the stream ended. `direct`: libuv reads
-    /// into the spare room of `incoming` itself once it has 16 KiB of capacity
-    /// (no copy out of the loop's buffer; 64 KiB kept free there), for readers that keep reusing it; otherwise
-    /// reads are always copied in from the loop's buffer (chunks handed out whole,
-    /// whose room would go with them).
+    /// Starts reading, unless it is on or the stream ended. `Direct`: libuv reads
+    /// into `incoming` itself (no copy out of the loop's buffer; `incoming` keeps
+    /// 64 KiB free at its end while reading), for readers that keep reusing it;
+    /// otherwise reads are copied in from the loop's buffer (chunks handed out
+    /// whole, which should not carry that spare room).
     fn start<S: Stream>(self: &Rc<Self>, s: &S, direct: bool) -> Result<()> {
         if self.reading.get() || self.eof.get() {
             return Ok(());
