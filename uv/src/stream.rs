@@ -60,20 +60,7 @@ struct CustomRead {
     /// The buffer lent to libuv for the read in progress, with its length as
     /// allocated (libuv may clamp the length it reports).
     lent: Cell<Option<(NonNull<u8>, usize)>>,
-    /// For [`read_start_into`]: the buffer whose spare room libuv reads into.
-    sink: Cell<Option<ReadSink>>,
 }
-
-/// A growable buffer that libuv reads into directly, at its end (the crate's own
-/// readers: the futures' `AsyncStream`), with no trip through the loop's buffer.
-pub(crate) trait ReadRoom: 'static {
-    /// The buffer. Borrowed only for a moment by the allocation callback, which
-    /// keeps [`READ_BUFFER_SIZE`] bytes free at its end for the read.
-    fn room(&self) -> &std::cell::RefCell<Vec<u8>>;
-}
-
-/// What [`read_start_into`] reads into.
-pub(crate) type ReadSink = Rc<dyn ReadRoom>;
 
 impl<K> Default for StreamSlots<K> {
     #[inline]
@@ -104,7 +91,6 @@ impl<K> StreamSlots<K> {
                 allocator: Slot::default(),
                 next: Cell::new(None),
                 lent: Cell::new(None),
-                sink: Cell::new(None),
             })
         })
     }
@@ -115,7 +101,6 @@ impl CustomRead {
     #[cold]
     fn clear(&self) {
         self.allocator.clear();
-        drop(self.sink.take());
         drop(self.next.take());
         if let Some((p, len)) = self.lent.take() {
             // SAFETY: a lent buffer came from Box::into_raw of `len` bytes; libuv
@@ -913,7 +898,6 @@ pub fn read_start<K: StreamKind>(
                 // its `release` does to the stream then sees the new state), and gets
                 // back the buffer it gave ahead.
                 if let Some(c) = slots.custom.get() {
-                    drop(c.sink.take());
                     let old = c.allocator.take();
                     if let (Some(mut a), Some(b)) = (old, c.next.take()) {
                         a.release(b);
@@ -962,103 +946,9 @@ pub fn read_start_with<K: StreamKind>(
         slots.read.set_then(callback, || {
             // SAFETY: the stream is open.
             let rc = unsafe { sys::uv_read_start(r, Some(alloc_with::<K>), Some(read_cb::<K>)) };
-            check(rc, "uv_read_start").map(|()| {
-                drop(c.sink.take());
-                drop(c.next.replace(first))
-            })
+            check(rc, "uv_read_start").map(|()| drop(c.next.replace(first)))
         })
     })
-}
-
-/// `uv_read_start` with reads landing at the end of `sink`'s buffer, in its spare
-/// room (the allocation callback keeps [`READ_BUFFER_SIZE`] bytes free there), not
-/// in the loop's buffer: `callback` gets the bytes where libuv put them, and
-/// [`commit_read`] makes them part of the buffer without a copy.
-pub(crate) fn read_start_into<K: StreamKind>(
-    s: &K,
-    sink: ReadSink,
-    callback: impl FnMut(&K, Result<&[u8]>) + 'static,
-) -> Result<()> {
-    let raw = raw(s, "uv_read_start")?;
-    // SAFETY: the stream is open.
-    unsafe {
-        contracts::not_listening(raw, "uv_read_start")?;
-        contracts::usable_fd(raw, "uv_read_start")?;
-        contracts::non_blocking(raw, "uv_read_start")?;
-    }
-    let slots = K::stream_slots(s.typed().slots());
-    let c = slots.custom();
-    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
-    slots
-        .read
-        .set_then(unsafe { slots.read.callback(callback, |p| p) }, || {
-            // SAFETY: the stream is open.
-            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_into::<K>), Some(read_cb::<K>)) };
-            check(rc, "uv_read_start").map(|()| {
-                // The allocation callback finds the sink from now on; an allocator
-                // of `read_start_with` leaves as for `read_start`.
-                drop(c.sink.replace(Some(sink)));
-                let old = c.allocator.take();
-                if let (Some(mut a), Some(b)) = (old, c.next.take()) {
-                    a.release(b);
-                }
-            })
-        })
-}
-
-/// Lends libuv the spare room at the end of the sink's buffer (`uv_alloc_cb` of
-/// [`read_start_into`]), grown to at least [`READ_BUFFER_SIZE`] bytes. Runs no user
-/// code; without a sink (or room), libuv reports `ENOBUFS` to the read callback.
-unsafe extern "C" fn alloc_into<K: StreamKind>(
-    h: *mut sys::uv_handle_t,
-    _suggested: usize,
-    buf: *mut sys::uv_buf_t,
-) {
-    // SAFETY: `h` is a stream made by K's constructors, alive during the callback.
-    let slots = unsafe { K::stream_slots(crate::handle::slots_of::<K>(h.cast())) };
-    let mut out = (std::ptr::null_mut::<u8>(), 0);
-    if let Some(c) = slots.custom.get() {
-        if let Some(sink) = c.sink.take() {
-            if let Ok(mut v) = sink.room().try_borrow_mut() {
-                if v.try_reserve(READ_BUFFER_SIZE).is_ok() {
-                    let len = v.len();
-                    let room = (v.capacity() - len).min(MAX_LEND);
-                    // SAFETY: `len` is within the allocation (at most its
-                    // capacity). The pointer is taken without a reference to the
-                    // bytes; nothing runs between this callback and the read
-                    // callback, so the buffer stays where it is until then.
-                    out = (unsafe { v.as_mut_ptr().add(len) }, room);
-                }
-            }
-            c.sink.set(Some(sink));
-        }
-    }
-    // SAFETY: libuv passes a valid out-pointer.
-    unsafe {
-        *buf = sys::uv_buf_t {
-            base: out.0.cast(),
-            len: out.1,
-        }
-    };
-}
-
-/// Adds the bytes a read callback of [`read_start_into`] got to the end of `buf`
-/// (the sink's buffer, borrowed by the caller): bytes libuv read into its spare
-/// room are taken in place (the length grows); any others are copied.
-#[inline]
-pub(crate) fn commit_read(buf: &mut Vec<u8>, bytes: &[u8]) {
-    let end = buf.as_ptr().wrapping_add(buf.len());
-    if std::ptr::eq(bytes.as_ptr(), end) && bytes.len() <= buf.capacity() - buf.len() {
-        // SAFETY: the bytes are the start of the buffer's spare room, within its
-        // capacity, and initialised (libuv read them there; `bytes` is a valid
-        // slice of them). Only the length changes.
-        unsafe { buf.set_len(buf.len() + bytes.len()) };
-    } else {
-        // Bytes of the loop's buffer (a read started otherwise): another
-        // allocation. (Bytes of the sink's room always start at its end: nothing
-        // runs between the allocation callback that lent it and the read callback.)
-        buf.extend_from_slice(bytes);
-    }
 }
 
 /// `uv_read_stop`; a no-op on a closed stream.

@@ -48,12 +48,6 @@ impl Drop for ReadGuard {
     }
 }
 
-impl crate::stream::ReadRoom for ReadState {
-    fn room(&self) -> &RefCell<Vec<u8>> {
-        &self.incoming
-    }
-}
-
 impl ReadState {
     fn set_error(&self, e: Error) {
         self.error.set(Some(e));
@@ -69,22 +63,18 @@ impl ReadState {
         }
     }
 
-    /// Starts reading, unless it is on or the stream ended. `Direct`: libuv reads
-    /// into `incoming` itself (no copy out of the loop's buffer; `incoming` keeps
-    /// 64 KiB free at its end while reading), for readers that keep reusing it;
-    /// otherwise reads are copied in from the loop's buffer (chunks handed out
-    /// whole, which should not carry that spare room).
-    fn start<S: Stream>(self: &Rc<Self>, s: &S, direct: bool) -> Result<()> {
+    /// Starts reading, unless it is on or the stream ended.
+    fn start<S: Stream>(self: &Rc<Self>, s: &S) -> Result<()> {
         if self.reading.get() || self.eof.get() {
             return Ok(());
         }
         let guard = ReadGuard(self.clone());
-        let callback = move |s: &S, r: Result<&[u8]>| {
+        s.read_start(move |s, r| {
             let st = &guard.0;
             match r {
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();
-                    crate::stream::commit_read(&mut inc, bytes);
+                    inc.extend_from_slice(bytes);
                     if inc.len() >= READ_HIGH_WATER {
                         let _ = s.read_stop();
                         st.reading.set(false);
@@ -102,12 +92,7 @@ impl ReadState {
             }
             // Read callbacks run only in the loop's I/O phase.
             super::wake_in_io(s.typed().shared_raw(), &st.waker);
-        };
-        if direct {
-            crate::stream::read_start_into(s, self.clone(), callback)?;
-        } else {
-            s.read_start(callback)?;
-        }
+        })?;
         self.reading.set(true);
         Ok(())
     }
@@ -169,7 +154,7 @@ impl<S: Stream> FuturesStream for ReadChunks<S> {
         }
         let chunk = std::mem::take(&mut *this.st.incoming.borrow_mut());
         if !chunk.is_empty() {
-            if let Err(e) = this.st.start(&this.stream, false) {
+            if let Err(e) = this.st.start(&this.stream) {
                 this.st.set_error(e);
             }
             return Poll::Ready(Some(Ok(chunk)));
@@ -182,7 +167,7 @@ impl<S: Stream> FuturesStream for ReadChunks<S> {
             this.done = true;
             return Poll::Ready(None);
         }
-        if let Err(e) = this.st.start(&this.stream, false) {
+        if let Err(e) = this.st.start(&this.stream) {
             this.done = true;
             return Poll::Ready(Some(Err(e)));
         }
@@ -288,7 +273,7 @@ impl<S: Stream> AsyncStream<S> {
         std::mem::swap(&mut self.rbuf, &mut *self.rd.incoming.borrow_mut());
         if !self.rbuf.is_empty() {
             // Reading may have stopped for backpressure: the bytes are taken now.
-            if let Err(e) = self.rd.start(&self.stream, true) {
+            if let Err(e) = self.rd.start(&self.stream) {
                 self.rd.set_error(e);
             }
             return Poll::Ready(Ok(()));
@@ -300,7 +285,7 @@ impl<S: Stream> AsyncStream<S> {
         if self.rd.eof.get() {
             return Poll::Ready(Ok(()));
         }
-        if let Err(e) = self.rd.start(&self.stream, true) {
+        if let Err(e) = self.rd.start(&self.stream) {
             return Poll::Ready(Err(e.into()));
         }
         self.rd.waker.register(cx);
@@ -367,7 +352,7 @@ impl<S: Stream> AsyncStream<S> {
 
     #[inline(never)]
     fn restart_reading(&self) {
-        if let Err(e) = self.rd.start(&self.stream, true) {
+        if let Err(e) = self.rd.start(&self.stream) {
             self.rd.set_error(e);
         }
     }
