@@ -455,3 +455,72 @@ fn a_task_woken_by_a_read_runs_at_once_and_what_it_wakes_next_iteration() {
     a.close();
     lp.block_on(task).unwrap().unwrap();
 }
+
+/// A stream read through an `AsyncStream`, given back with `into_inner`, then read
+/// with `read_start`, with `read_start_with` (an allocator's buffers), and through a
+/// new wrapper: every byte arrives once and in order, whichever way read it.
+#[test]
+fn reads_move_between_a_wrapper_and_read_start_without_losing_bytes() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let data = pattern(400_000);
+    let parts = [
+        0..100_000,
+        100_000..200_000,
+        200_000..300_000,
+        300_000..400_000,
+    ];
+    let mut got = Vec::new();
+    // Through a wrapper: exactly the bytes written, so none is left in it.
+    let part = data[parts[0].clone()].to_vec();
+    let (first, b) = lp
+        .block_on(async {
+            uvf::write(&a, part).await.unwrap();
+            let mut s = AsyncStream::new(b);
+            let mut buf = vec![0u8; 100_000];
+            s.read_exact(&mut buf).await.unwrap();
+            (buf, s.into_inner())
+        })
+        .unwrap();
+    got.extend_from_slice(&first);
+    // Through `read_start`, then `read_start_with`.
+    for (i, with_allocator) in [(1, false), (2, true)] {
+        let part = data[parts[i].clone()].to_vec();
+        lp.block_on(uvf::write(&a, part)).unwrap().unwrap();
+        let sink = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let s2 = sink.clone();
+        let cb = move |s: &Pipe, r: uv::Result<&[u8]>| {
+            let mut v = s2.borrow_mut();
+            v.extend_from_slice(r.unwrap());
+            if v.len() >= 100_000 {
+                s.read_stop().unwrap();
+            }
+        };
+        if with_allocator {
+            b.read_start_with(uv::PoolAllocator::new(4096, 2), cb)
+                .unwrap();
+        } else {
+            b.read_start(cb).unwrap();
+        }
+        while sink.borrow().len() < 100_000 {
+            lp.run(uv::RunMode::Once).unwrap();
+        }
+        assert_eq!(sink.borrow().len(), 100_000, "part {i}");
+        got.extend_from_slice(&sink.borrow());
+    }
+    // A new wrapper, to the end.
+    let part = data[parts[3].clone()].to_vec();
+    let rest = lp
+        .block_on(async {
+            uvf::write(&a, part).await.unwrap();
+            uvf::shutdown(&a).await.unwrap();
+            let mut s = AsyncStream::new(b);
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).await.unwrap();
+            rest
+        })
+        .unwrap();
+    got.extend_from_slice(&rest);
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the bytes differ");
+}
