@@ -439,10 +439,20 @@ where
         result.write(Err(Error::new(StatusCode::EINVAL, op)));
     }
     // SAFETY: written just above, on both paths.
-    let result_ref = unsafe { result.assume_init_mut() };
-    if result_ref.is_err() {
-        // SAFETY: as above; the context function only reads the data.
-        add_error_context(result_ref, unsafe { &(*p).data }, context, op);
+    if unsafe { result.assume_init_ref() }.is_err() {
+        // The error is moved out and back (a reference to the result, given to a
+        // function that is not inlined, would make every store to it live: a
+        // callback that reads one field of a `Stat` would still have it all
+        // written).
+        // SAFETY: as above (read once, written back at once); the context
+        // function only reads the data.
+        unsafe {
+            let moved = match result.assume_init_read() {
+                Err(e) => Err(with_context(e, &(*p).data, context, op)),
+                ok => ok,
+            };
+            result.write(moved);
+        }
     }
     // SAFETY: the request completed and was read; cleaned up once, while the data
     // it may point into is still here.
@@ -471,18 +481,13 @@ where
     shared.guard(move || cb(unsafe { result.read() }));
 }
 
-/// Adds the data's context to an error result, in place.
+/// An error with the data's context.
 #[cold]
 #[inline(never)]
-fn add_error_context<T, D>(
-    result: &mut Result<T>,
-    data: &D,
-    context: Context<D>,
-    op: &'static str,
-) {
-    if let Err(e) = result {
-        add_context(e, data, context, op);
-    }
+fn with_context<D>(e: Error, data: &D, context: Context<D>, op: &'static str) -> Error {
+    let mut e = e;
+    add_context(&mut e, data, context, op);
+    e
 }
 
 /// Runs a request synchronously (no C callback): `start` gets the loop, a request
