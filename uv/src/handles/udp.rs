@@ -147,25 +147,8 @@ unsafe extern "C" fn recv_drained(
     }
     // SAFETY: libuv passes the buffer `alloc_one_cb` lent.
     crate::stream::give_back(raw.cast(), unsafe { (*buf).base as *const u8 });
-    // Neither batch flag comes without batches.
-    let flags =
-        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
     // SAFETY: `raw` is a handle made by Udp's constructors.
-    unsafe {
-        show(raw, |cb, h| {
-            cb(
-                h,
-                Ok(Datagram {
-                    data: &[],
-                    addr: None,
-                    flags,
-                }),
-            )
-        })
-    };
-    if !receiving(raw) {
-        not_receiving(raw, UdpFlags::empty());
-    }
+    unsafe { show_plain(raw, &[], || None, flags) };
 }
 
 /// A datagram (or an error with an address) of a socket without batches: a
@@ -200,28 +183,46 @@ unsafe extern "C" fn recv_datagram(
         let base = (*buf).base as *const u8;
         (base, std::slice::from_raw_parts(base, nread as usize))
     };
-    let flags =
-        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
     // SAFETY: `raw` is a handle made by Udp's constructors; `addr` is a
     // sockaddr_in (its family says so), read once the callback is found (one
     // pointer is kept until then, not the address's two fields).
+    unsafe { show_plain(raw, data, || Some(crate::addr::v4_from_c(addr)), flags) };
+    crate::stream::give_back(raw.cast(), base);
+}
+
+/// Shows a plain event (no batch) of a socket that receives: `data` from the
+/// address `addr` gives (called once the callback is found), with libuv's `flags`
+/// (neither batch flag comes without batches); then, if the callback stopped
+/// receiving, what stopping needs (without batches the buffer is always given back
+/// by the caller).
+///
+/// # Safety
+/// `raw` is a handle made by Udp's constructors; `addr` is safe to call then.
+#[inline(always)]
+unsafe fn show_plain(
+    raw: *mut sys::uv_udp_t,
+    data: &[u8],
+    addr: impl FnOnce() -> Option<SocketAddr>,
+    flags: c_uint,
+) {
+    let flags =
+        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
+    // SAFETY: per the contract.
     unsafe {
         show(raw, |cb, h| {
             cb(
                 h,
                 Ok(Datagram {
                     data,
-                    addr: Some(crate::addr::v4_from_c(addr)),
+                    addr: addr(),
                     flags,
                 }),
             )
         })
     };
     if !receiving(raw) {
-        // Without batches the buffer is always given back below.
         not_receiving(raw, UdpFlags::empty());
     }
-    crate::stream::give_back(raw.cast(), base);
 }
 
 /// The user's receive callback, called by `call` (with the callback and the handle).
