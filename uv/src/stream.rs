@@ -1367,9 +1367,8 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     }
     // SAFETY: both are open; their type fields are set at init.
     let (server_type, client_type) = unsafe { ((*s).type_, (*c).type_) };
-    let ipc = server_type == sys::uv_handle_type_UV_NAMED_PIPE
-        // SAFETY: a pipe's struct starts with the stream fields, then `ipc`.
-        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0;
+    // SAFETY: the server is open.
+    let ipc = unsafe { is_ipc_pipe(s, server_type) };
     let want = if ipc {
         // SAFETY: an open pipe.
         unsafe { sys::uv_pipe_pending_type(s.cast()) }
@@ -1419,6 +1418,17 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     Ok(())
 }
 
+/// Whether the open stream `s`, of type `ty`, is a pipe made for handle passing.
+///
+/// # Safety
+/// `s` is an open stream whose type is `ty`.
+#[inline(always)]
+unsafe fn is_ipc_pipe(s: *mut sys::uv_stream_t, ty: sys::uv_handle_type) -> bool {
+    // SAFETY: per the contract; a pipe's struct starts with the stream fields, then
+    // `ipc`.
+    ty == sys::uv_handle_type_UV_NAMED_PIPE && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0
+}
+
 /// `uv_accept` into a new handle of the server's type, made on the server's loop
 /// once a connection is pending.
 pub fn accept_new<K: StreamKind>(server: &K) -> Result<K> {
@@ -1431,9 +1441,8 @@ pub fn accept_new<K: StreamKind>(server: &K) -> Result<K> {
     }
     // SAFETY: the server is open; its type field is set at init.
     let server_type = unsafe { (*s).type_ };
-    let ipc = server_type == sys::uv_handle_type_UV_NAMED_PIPE
-        // SAFETY: a pipe's struct starts with the stream fields, then `ipc`.
-        && unsafe { (*s.cast::<sys::uv_pipe_t>()).ipc } != 0;
+    // SAFETY: the server is open.
+    let ipc = unsafe { is_ipc_pipe(s, server_type) };
     let lp = server.typed().handle().loop_();
     let init = |l, h: *mut K::Raw| {
         // SAFETY: `l` is the server's open loop and `h` a fresh struct of the
