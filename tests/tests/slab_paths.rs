@@ -1,15 +1,16 @@
 //! The paths of the per-loop slab and of the handle's `data` field (close callback,
 //! extras record, the slab once closed): close callbacks that capture something or
 //! nothing, on handles with and without extras (an `Async` with a sender), handles
-//! and close callbacks that outlive their loop, and many handles reusing freed
-//! memory.
+//! and close callbacks that outlive their loop, many handles reusing freed
+//! memory, and stream read callbacks kept in slab memory (refused, replaced by a
+//! close, outliving their loop, panicking in their drop).
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use uv::{Async, Category, HandleType, Loop, RunMode, Timer};
+use uv::{Async, Category, HandleType, Loop, RunMode, Stream as _, Timer};
 
 #[test]
 fn close_with_on_a_handle_with_extras_runs_once_and_shuts_the_sender() {
@@ -175,4 +176,112 @@ fn every_way_an_async_with_a_sender_closes_shuts_its_senders() {
     drop(lp);
     closed(s3.send());
     assert!(c.is_closed());
+}
+
+/// Counts its drops; panics in its drop when told to.
+struct Token {
+    drops: Rc<Cell<u32>>,
+    panic: bool,
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+        if self.panic {
+            panic!("token drop");
+        }
+    }
+}
+
+#[test]
+fn read_callbacks_from_the_slab_get_the_data_and_are_dropped_once() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = uv::Pipe::pair(&lp.handle()).unwrap();
+    let drops = Rc::new(Cell::new(0));
+    let got = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let t = Token {
+        drops: drops.clone(),
+        panic: false,
+    };
+    let g = got.clone();
+    b.read_start(move |s, data| {
+        let _ = &t;
+        match data {
+            Ok(bytes) => g.borrow_mut().extend_from_slice(bytes),
+            Err(e) => {
+                assert_eq!(e.code(), uv::StatusCode::EOF);
+                s.close();
+            }
+        }
+    })
+    .unwrap();
+    // A second start is refused while reading: its callback is dropped at once and
+    // the first one stays.
+    let t = Token {
+        drops: drops.clone(),
+        panic: false,
+    };
+    let e = b
+        .read_start(move |_, _| {
+            let _ = &t;
+            unreachable!("refused")
+        })
+        .unwrap_err();
+    assert_eq!(e.code(), uv::StatusCode::EALREADY);
+    assert_eq!(drops.get(), 1, "the refused callback");
+    a.write(b"slab", |a, r| {
+        r.unwrap();
+        a.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*got.borrow(), b"slab");
+    assert_eq!(drops.get(), 2, "the callback, dropped by the close");
+    assert_eq!(lp.handle_count(), 0);
+}
+
+#[test]
+fn a_read_callback_from_the_slab_outlives_its_loop() {
+    let drops = Rc::new(Cell::new(0));
+    let (a, b) = {
+        let lp = Loop::new().unwrap();
+        let (a, b) = uv::Pipe::pair(&lp.handle()).unwrap();
+        let t = Token {
+            drops: drops.clone(),
+            panic: false,
+        };
+        b.read_start(move |_, _| {
+            let _ = &t;
+        })
+        .unwrap();
+        (a, b)
+        // The loop is dropped here with both ends open: they are closed then, and
+        // the callback's memory (slab memory) outlives the loop.
+    };
+    assert_eq!(drops.get(), 1);
+    assert!(b.is_closed());
+    drop((a, b));
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn a_panicking_drop_of_a_read_callback_from_the_slab_goes_to_the_loop() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = uv::Pipe::pair(&lp.handle()).unwrap();
+    let drops = Rc::new(Cell::new(0));
+    let t = Token {
+        drops: drops.clone(),
+        panic: true,
+    };
+    b.read_start(move |_, _| {
+        let _ = &t;
+    })
+    .unwrap();
+    a.close();
+    b.close();
+    let r = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default)));
+    assert!(r.is_err(), "the drop's panic is resumed by run");
+    assert_eq!(drops.get(), 1);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
 }

@@ -17,6 +17,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
+use crate::loop_::Slab;
+
 /// What a [`Callback`] needs to know of the type of the value it holds. (The record
 /// of a [`HandleSlot`]'s callback starts with one: `repr(C)`.)
 #[repr(C)]
@@ -57,6 +59,65 @@ impl<C: 'static, G: Fn(*mut C) -> *mut F + Copy + 'static, F: ?Sized + 'static> 
     };
     /// Where a zero-sized value is kept: a static that starts as an allocation does.
     const STATIC: &'static &'static Erased<F> = &Self::ERASED;
+    /// The record of a value allocated from a loop's slab (`Callback::new_in`).
+    const ERASED_IN: &'static Erased<F> = &Erased {
+        allocated: true,
+        view: view_in::<C, G, F>,
+        free: free_in::<C>,
+    };
+}
+
+/// The value of a callback allocated from a loop's slab (`Callback::new_in`), and
+/// that slab, which the memory goes back to. The value comes first (`repr(C)`).
+#[repr(C)]
+struct InSlab<C> {
+    value: C,
+    slab: NonNull<Slab>,
+}
+
+/// `view` of a callback made by `Callback::new_in::<C, G>`.
+///
+/// # Safety
+/// `p` must be the pointer of a live callback made by `Callback::new_in::<C, G>`.
+unsafe fn view_in<C, G: Fn(*mut C) -> *mut F + Copy, F: ?Sized + 'static>(
+    p: NonNull<()>,
+) -> *mut F {
+    // SAFETY: as in `view`.
+    let as_dyn: G = unsafe { NonNull::<G>::dangling().as_ptr().read() };
+    // The value is the first field of the InSlab (`repr(C)`): the same address.
+    as_dyn(value_ptr::<InSlab<C>>(p).cast::<C>())
+}
+
+/// `free` of a callback made by `Callback::new_in::<C, _>`: drops the value, then
+/// gives the memory back to its slab (also when the drop unwinds).
+///
+/// # Safety
+/// As `view_in`; once per callback.
+unsafe fn free_in<C>(p: NonNull<()>) {
+    /// Gives the allocation back after the value's drop, even if that panics.
+    struct Free<C>(NonNull<()>, NonNull<Slab>, PhantomData<C>);
+    impl<C> Drop for Free<C> {
+        #[inline(always)]
+        fn drop(&mut self) {
+            // SAFETY: the allocation was made by `Callback::new_in` from this slab
+            // with this layout (holding one of its counts, so the slab is alive),
+            // and its value is dropped (or its drop unwound); freed once, here.
+            unsafe {
+                Slab::free(
+                    self.1,
+                    self.0.cast(),
+                    std::alloc::Layout::new::<Thin<InSlab<C>>>(),
+                )
+            }
+        }
+    }
+    let v = value_ptr::<InSlab<C>>(p);
+    // SAFETY: per the contract the value is live and dropped once; the slab field
+    // was written by `new_in`.
+    unsafe {
+        let _free = Free::<C>(p, (*v).slab, PhantomData);
+        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*v).value));
+    }
 }
 
 /// The value of a callback with record `ErasedOf<C, G, F>`, as `F`.
@@ -148,6 +209,44 @@ impl<F: ?Sized + 'static> Callback<F> {
                 (erased as *const Erased<F>).cast(),
                 NonNull::from(ErasedOf::<C, G, F>::STATIC).cast(),
             )
+        }
+    }
+
+    /// Boxes `value` as an `F`, in memory from the loop slab `slab` instead of the
+    /// global allocator (a zero-sized value takes none, as with [`Callback::new`]).
+    /// The allocation holds one of the slab's counts until the callback is dropped,
+    /// which must happen on the loop's thread (a `Callback` is neither `Send` nor
+    /// `Sync`).
+    ///
+    /// # Safety
+    /// As [`Callback::new`]; `slab` must be a live slab of a loop of this thread.
+    #[inline]
+    pub(crate) unsafe fn new_in<C: 'static, G>(value: C, as_dyn: G, slab: NonNull<Slab>) -> Self
+    where
+        G: Fn(*mut C) -> *mut F + Copy + 'static,
+    {
+        if std::mem::size_of::<C>() == 0 {
+            // SAFETY: per the contract.
+            return unsafe { Self::new(value, as_dyn) };
+        }
+        coercion_captures_nothing(as_dyn);
+        let layout = std::alloc::Layout::new::<Thin<InSlab<C>>>();
+        // SAFETY: per the contract the slab is live; `alloc` takes one of its counts.
+        let p = unsafe { slab.as_ref() }
+            .alloc(layout)
+            .cast::<Thin<InSlab<C>>>();
+        let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: fresh memory for a Thin<InSlab<C>>, written in place.
+        unsafe {
+            p.as_ptr().write(Thin {
+                erased: (ErasedOf::<C, G, F>::ERASED_IN as *const Erased<F>).cast(),
+                serial,
+                value: InSlab { value, slab },
+            })
+        };
+        Callback {
+            ptr: p.cast(),
+            _owns: PhantomData,
         }
     }
 
@@ -272,6 +371,25 @@ impl<F: ?Sized + 'static> Slot<F> {
     {
         // SAFETY: per the contract.
         unsafe { Callback::new(value, as_dyn) }
+    }
+
+    /// Boxes `value` for this slot in memory from the loop slab `slab`
+    /// ([`Callback::new_in`] with `F` taken from the slot).
+    ///
+    /// # Safety
+    /// As [`Callback::new_in`].
+    #[inline(always)]
+    pub(crate) unsafe fn callback_in<C: 'static, G>(
+        &self,
+        value: C,
+        as_dyn: G,
+        slab: NonNull<Slab>,
+    ) -> Callback<F>
+    where
+        G: Fn(*mut C) -> *mut F + Copy + 'static,
+    {
+        // SAFETY: per the contract.
+        unsafe { Callback::new_in(value, as_dyn, slab) }
     }
 
     /// Stores `cb`, dropping the previous callback (after the slot is updated).

@@ -93,8 +93,10 @@ impl Error {
         Error::with_kind(code, code.category(), op)
     }
 
+    /// An error with `code` of category `kind` (which must be `code.category()`:
+    /// callers with a constant code compute it at compile time).
     #[inline(always)]
-    fn with_kind(code: StatusCode, kind: Category, op: &'static str) -> Self {
+    pub(crate) fn with_kind(code: StatusCode, kind: Category, op: &'static str) -> Self {
         let (op_ptr, op_len) = op_parts(op);
         Error {
             code,

@@ -410,8 +410,13 @@ unsafe fn run_static<F: FnOnce(&Handle)>(
     unsafe { call_close(f, h) }
 }
 
-/// Takes a close callback out of its slab memory, frees that, then calls it (or,
-/// with a null handle, drops it).
+/// Takes a close callback out of its slab memory and calls it (or, with a null
+/// handle, drops it), then frees that memory (also when the call or the drop
+/// unwinds).
+///
+/// The memory is freed after the call, not before: the value is then moved from
+/// its place straight into the call, instead of being copied out first (the
+/// slab's count held by the allocation keeps the slab alive meanwhile either way).
 ///
 /// # Safety
 /// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, run once;
@@ -421,19 +426,36 @@ unsafe fn run_boxed<F: FnOnce(&Handle)>(
     slab: NonNull<Slab>,
     h: *mut sys::uv_handle_t,
 ) {
-    let p = this as *mut CloseThunk<F>;
-    // SAFETY: per the contract; the value is moved out once, then the memory freed.
-    let f = unsafe {
-        let f = ManuallyDrop::take(&mut (*p).f);
-        Slab::free(
-            slab,
-            NonNull::new_unchecked(p.cast()),
-            std::alloc::Layout::new::<CloseThunk<F>>(),
-        );
-        f
-    };
-    // SAFETY: per the contract.
-    unsafe { call_close(f, h) }
+    /// Gives the thunk's memory back when dropped (after the call, or while it
+    /// unwinds).
+    struct FreeThunk<F>(NonNull<Slab>, NonNull<CloseThunk<F>>);
+    impl<F> Drop for FreeThunk<F> {
+        #[inline(always)]
+        fn drop(&mut self) {
+            // SAFETY: the thunk was made by `CloseOf::make` with this slab, and its
+            // value was moved out (`run_boxed`); freed once, here.
+            unsafe {
+                Slab::free(
+                    self.0,
+                    self.1.cast(),
+                    std::alloc::Layout::new::<CloseThunk<F>>(),
+                )
+            }
+        }
+    }
+    // SAFETY: `this` is not null (a thunk made by `make`).
+    let p = unsafe { NonNull::new_unchecked(this as *mut CloseThunk<F>) };
+    let _free = FreeThunk(slab, p);
+    // SAFETY: per the contract: the value is moved out once, in one of the
+    // branches (each its own move, so that neither copies it for the other), and
+    // the memory is not freed before `_free` is dropped.
+    unsafe {
+        if h.is_null() {
+            drop(ManuallyDrop::take(&mut (*p.as_ptr()).f));
+        } else {
+            call_close(ManuallyDrop::take(&mut (*p.as_ptr()).f), h);
+        }
+    }
 }
 
 /// A counted reference to a handle of any type: the operations every handle has.

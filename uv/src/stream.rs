@@ -776,7 +776,7 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
                         let bytes = std::slice::from_raw_parts(base as *const u8, nread as usize);
                         cb(h, Ok(bytes))
                     } else if nread == sys::uv_errno_t_UV_EOF as isize {
-                        // The end of every stream: a copy of one error made once.
+                        // The end of every stream: a constant error.
                         cb(h, Err(eof_error()))
                     } else {
                         cb(h, Err(Error::from_raw(nread as i32, "uv_read")))
@@ -836,12 +836,13 @@ unsafe fn after_custom_read(
     }
 }
 
-/// The error of a read at the end of a stream, made once per process.
-#[inline]
+/// The error of a read at the end of a stream.
+#[inline(always)]
 fn eof_error() -> Error {
-    static EOF: std::sync::LazyLock<Error> =
-        std::sync::LazyLock::new(|| Error::new(StatusCode::EOF, "uv_read"));
-    EOF.clone()
+    // Made in place from constants (the category computed at compile time): a few
+    // stores, no shared copy to look up and clone.
+    const KIND: crate::Category = StatusCode::EOF.category();
+    Error::with_kind(StatusCode::EOF, KIND, "uv_read")
 }
 
 fn is_closing(s: *mut sys::uv_stream_t) -> bool {
@@ -887,10 +888,14 @@ pub fn read_start<K: StreamKind>(
         contracts::non_blocking(raw, "uv_read_start")?;
     }
     let slots = K::stream_slots(s.typed().slots());
-    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
-    slots
-        .read
-        .set_then(unsafe { slots.read.callback(callback, |p| p) }, || {
+    // The callback's memory comes from the loop's slab (the stream is open, so its
+    // loop and slab are alive; a callback stays on the loop's thread).
+    let slab = loop_shared(raw.cast()).slab();
+    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type; the slab
+    // is live, of this thread's loop.
+    slots.read.set_then(
+        unsafe { slots.read.callback_in(callback, |p| p, slab) },
+        || {
             // SAFETY: the stream is open.
             let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
             check(rc, "uv_read_start").map(|()| {
@@ -904,7 +909,8 @@ pub fn read_start<K: StreamKind>(
                     }
                 }
             })
-        })
+        },
+    )
 }
 
 /// `uv_read_start` with reads landing in buffers from `allocator`.
