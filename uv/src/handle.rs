@@ -651,7 +651,7 @@ impl Hdr {
     fn keeps_alive_by(&self, keep: KeepAlive) -> bool {
         match keep {
             // SAFETY: `raw` is an initialised handle until the close callback.
-            KeepAlive::Active => unsafe { sys::uv_is_active(self.raw()) != 0 },
+            KeepAlive::Active => unsafe { is_active_raw(self.raw()) },
             KeepAlive::Never => false,
             KeepAlive::Custom(f) => {
                 let h = ManuallyDrop::new(Handle {
@@ -832,6 +832,26 @@ impl Hdr {
             unsafe { free_box_out_of_line::<K>(self.0.as_ptr()) };
         }
     }
+}
+
+/// libuv's `UV_HANDLE_ACTIVE` (uv-common.h, the same in every libuv 1.x and on every
+/// platform): the flag `uv_is_active` reports.
+const UV_HANDLE_ACTIVE: std::ffi::c_uint = 0x4;
+
+/// `uv_is_active`, read inline: the test libuv's function makes
+/// (`(h->flags & UV_HANDLE_ACTIVE) != 0`), without the call into the library (it is
+/// asked after the callbacks of every handle without user references). Debug builds
+/// check it against `uv_is_active`.
+///
+/// # Safety
+/// `raw` must be an initialised handle (not yet closed).
+#[inline(always)]
+unsafe fn is_active_raw(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract; only the flags are read.
+    let active = unsafe { (*raw).flags } & UV_HANDLE_ACTIVE != 0;
+    // SAFETY: as above.
+    debug_assert_eq!(active, unsafe { sys::uv_is_active(raw) } != 0);
+    active
 }
 
 /// Keeps `value` with the handle until its close callback has run (generated code:
