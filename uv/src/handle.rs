@@ -520,6 +520,7 @@ impl Hdr {
         Hdr(unsafe { NonNull::new_unchecked(raw) })
     }
 
+    #[inline(always)]
     fn is_open(&self) -> bool {
         self.h().flags.get() & (CLOSING | CLOSED) == 0
     }
@@ -783,6 +784,29 @@ impl Hdr {
         if self.is_open() && !self.keeps_alive_by(K::KEEP_ALIVE) {
             self.begin_close();
         }
+    }
+
+    /// `close_unreferenced_of` after a callback (`run_slot`). For the lifetime rules
+    /// that are a test of flags (`Active`, `Never`) the tests are inline (a handle
+    /// its callback closed, or one still active, is the common case: nothing to
+    /// do) and only the close is out of line; a `Custom` rule is asked out of line.
+    #[inline(always)]
+    fn close_unreferenced_after_callback<K: HandleKind>(self) {
+        match K::KEEP_ALIVE {
+            KeepAlive::Active | KeepAlive::Never => {
+                if self.is_open() && !self.keeps_alive_by(K::KEEP_ALIVE) {
+                    self.begin_close_unreferenced();
+                }
+            }
+            KeepAlive::Custom(_) => self.close_unreferenced_of::<K>(),
+        }
+    }
+
+    /// `begin_close` of a handle nobody references that its lifetime rule does not
+    /// keep open (out of line: `close_unreferenced_after_callback` is inlined).
+    #[inline(never)]
+    fn begin_close_unreferenced(self) {
+        self.begin_close();
     }
 
     /// Drops one reference; closes or frees as the lifetime rule says.
@@ -1364,7 +1388,7 @@ unsafe fn run_slot<K: HandleKind, S: ?Sized, C>(
         }
     }
     if hp.h().refs.get() == 0 {
-        hp.close_unreferenced_of::<K>();
+        hp.close_unreferenced_after_callback::<K>();
     }
 }
 
