@@ -254,6 +254,12 @@ pub(crate) struct SenderTable {
     live: AtomicU32,
     /// The first free cell (null: none), linked through its first word.
     free: AtomicPtr<u8>,
+    /// The last cell made and its index (null: none yet): `index_of` answers for
+    /// it without a search (a handle's sender is usually made right after the
+    /// handle). A cell's index never changes, so the pair stays true when the cell
+    /// is freed and reused.
+    last: AtomicPtr<u8>,
+    last_index: AtomicU32,
 }
 
 impl Default for SenderTable {
@@ -264,6 +270,8 @@ impl Default for SenderTable {
             len: AtomicU32::new(0),
             live: AtomicU32::new(0),
             free: AtomicPtr::new(std::ptr::null_mut()),
+            last: AtomicPtr::new(std::ptr::null_mut()),
+            last_index: AtomicU32::new(0),
         }
     }
 }
@@ -382,6 +390,8 @@ impl SenderTable {
             NonNull::new_unchecked(cell)
         };
         self.len.store(i + 1, Ordering::Relaxed);
+        self.last.store(cell.as_ptr(), Ordering::Relaxed);
+        self.last_index.store(i, Ordering::Relaxed);
         self.bump_live(1);
         Some(cell)
     }
@@ -464,7 +474,17 @@ impl SenderTable {
     }
 
     /// The index of the cell at `cell` (the loop thread; a cell from `alloc`).
+    #[inline(always)]
     fn index_of(&self, cell: *mut u8) -> Option<u32> {
+        if cell == self.last.load(Ordering::Relaxed) {
+            return Some(self.last_index.load(Ordering::Relaxed));
+        }
+        self.search_index(cell)
+    }
+
+    /// `index_of`, searching the chunks.
+    #[inline(never)]
+    fn search_index(&self, cell: *mut u8) -> Option<u32> {
         let len = self.len.load(Ordering::Relaxed);
         let last = len.checked_sub(1)?;
         let (mut c, _) = locate(last);
