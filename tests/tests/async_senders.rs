@@ -381,3 +381,73 @@ fn call_later_and_sends_racing_the_loop_drop() {
         drop(handles);
     }
 }
+
+/// Senders made in any order (for the handle made last, for older ones, for
+/// handles whose cells were freed and reused, across the table's chunks) each wake
+/// their own handle and no other: one send per sender, on this thread, gives one
+/// callback on exactly that handle.
+#[test]
+fn senders_made_in_any_order_wake_their_own_handle() {
+    const N: usize = 100;
+    let lp = Loop::new().unwrap();
+    let hits = counters(2 * N);
+    let make = |id: usize| {
+        let hits = hits.clone();
+        Async::new(&lp, move |_| {
+            hits[id].fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap()
+    };
+    // Handles 0..N (three chunks of the table); senders for every third one,
+    // oldest first, then for the rest newest first.
+    let mut handles: Vec<Option<Async>> = (0..N).map(|id| Some(make(id))).collect();
+    let mut senders: Vec<Option<AsyncSender>> = (0..N).map(|_| None).collect();
+    for id in (0..N).step_by(3) {
+        senders[id] = Some(handles[id].as_ref().unwrap().sender().unwrap());
+    }
+    for id in (0..N).rev().filter(|id| id % 3 != 0) {
+        senders[id] = Some(handles[id].as_ref().unwrap().sender().unwrap());
+    }
+    // Every other handle closes; its cell is freed once the loop ran the close.
+    for id in (0..N).step_by(2) {
+        handles[id].take().unwrap().close();
+    }
+    lp.run(RunMode::NoWait).unwrap();
+    for id in (0..N).step_by(2) {
+        let e = senders[id].as_ref().unwrap().send().unwrap_err();
+        assert!(is_closed_handle(&e), "{e:?}");
+    }
+    // New handles N..2N take the freed cells (and new ones); each gets a sender.
+    let mut more: Vec<(usize, Async, AsyncSender)> = (N..2 * N)
+        .map(|id| {
+            let a = make(id);
+            let s = a.sender().unwrap();
+            (id, a, s)
+        })
+        .collect();
+    // A sender for an older handle after the new ones.
+    let late = handles[1].as_ref().unwrap().sender().unwrap();
+    for (id, s) in senders.iter().enumerate() {
+        if id % 2 == 1 {
+            s.as_ref().unwrap().send().unwrap();
+        }
+    }
+    for (_, _, s) in &more {
+        s.send().unwrap();
+    }
+    lp.run(RunMode::NoWait).unwrap();
+    for id in 0..2 * N {
+        let want = usize::from(id % 2 == 1 || id >= N);
+        assert_eq!(hits[id].load(Ordering::Relaxed), want, "handle {id}");
+    }
+    late.send().unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(hits[1].load(Ordering::Relaxed), 2);
+    for (_, a, _) in more.drain(..) {
+        a.close();
+    }
+    for h in handles.iter_mut().filter_map(Option::take) {
+        h.close();
+    }
+    lp.run(RunMode::Default).unwrap();
+}

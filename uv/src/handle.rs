@@ -695,13 +695,37 @@ impl Hdr {
     fn begin_close_slow(self) {
         if self.h().flags.get() & FAST_CLOSE_MASK == HAS_SENDER {
             // An open `Async` with senders and nothing else: the common way, once
-            // its cell is shut (`data` holds nothing of it).
-            self.shut_sender();
+            // its cell is shut (`data` holds nothing of it). The wait for sends in
+            // flight is out of line, so that this path saves no registers.
+            self.set(HAS_SENDER, false);
+            // SAFETY: HAS_SENDER is only set on `Async` handles (`mark_senders`),
+            // whose allocation is a sender-table cell, alive while `self` is.
+            if !unsafe { crate::handles::async_::shut_cell_begin(self.raw()) } {
+                return self.close_sender_wait();
+            }
             self.h().set_state(State::Closing);
             // SAFETY: as in `begin_close`.
             unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
             return;
         }
+        self.begin_close_general();
+    }
+
+    /// The end of `begin_close_slow` for an `Async` whose cell was shut while sends
+    /// held it: waits for them, then closes.
+    #[cold]
+    #[inline(never)]
+    fn close_sender_wait(self) {
+        // SAFETY: as in `begin_close_slow` (the cell was shut there).
+        unsafe { crate::handles::async_::shut_cell_wait(self.raw()) };
+        self.h().set_state(State::Closing);
+        // SAFETY: as in `begin_close`.
+        unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
+    }
+
+    /// `begin_close_slow` of a handle with extras or a signal, or not open.
+    #[inline(never)]
+    fn begin_close_general(self) {
         // SAFETY: uv_close with our close callback is the way every handle closes.
         let _ = self.begin_close_via("uv_close", |raw, cb| unsafe {
             sys::uv_close(raw, cb);

@@ -94,6 +94,27 @@ fn locate(i: u32) -> (usize, usize) {
     (top as usize, (j ^ (1 << top)) as usize)
 }
 
+/// The odd factor of CELL, and its inverse modulo 2^64 (Newton's iteration: each
+/// step doubles the correct low bits, from 3 for any odd number).
+const CELL_ODD: u64 = (CELL >> CELL.trailing_zeros()) as u64;
+const CELL_ODD_INV: u64 = {
+    let mut x = CELL_ODD;
+    let mut k = 0;
+    while k < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(CELL_ODD.wrapping_mul(x)));
+        k += 1;
+    }
+    x
+};
+const _: () = assert!(CELL_ODD.wrapping_mul(CELL_ODD_INV) == 1);
+
+/// `off / CELL` for an `off` that is a multiple of CELL: a shift and a multiply
+/// by the inverse of CELL's odd factor (exact division).
+#[inline(always)]
+fn exact_div_cell(off: usize) -> usize {
+    ((off as u64 >> CELL.trailing_zeros()).wrapping_mul(CELL_ODD_INV)) as usize
+}
+
 /// The number of cells of chunk `c` (`FIRST_BITS <= c < 32`).
 fn chunk_len(c: usize) -> usize {
     1 << c
@@ -179,6 +200,34 @@ pub(crate) unsafe fn shut_cell(raw: *mut sys::uv_handle_t) {
     shut_state(unsafe { state_of(raw.cast()) });
 }
 
+/// `shut_cell` in two steps, for a caller that keeps no registers for the wait:
+/// shuts the cell (as `shut_cell`) and returns true, unless sends hold it; then it
+/// returns false and the caller must call `shut_cell_wait` before `uv_close`.
+///
+/// # Safety
+/// As `shut_cell`.
+#[inline(always)]
+pub(crate) unsafe fn shut_cell_begin(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract, a cell whose state word was initialised by `alloc`.
+    let state = unsafe { state_of(raw.cast()) };
+    // As `shut_state`, without its wait.
+    if state.load(Ordering::Relaxed) & SHUT == 0 {
+        let prev = state.fetch_add(SHUT, Ordering::Acquire);
+        return prev & COUNT == 0;
+    }
+    true
+}
+
+/// The end of a `shut_cell_begin` that returned false: waits until no send holds
+/// the (shut) cell.
+///
+/// # Safety
+/// As `shut_cell`.
+pub(crate) unsafe fn shut_cell_wait(raw: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract.
+    wait_idle(unsafe { state_of(raw.cast()) });
+}
+
 /// Where the loop's `Async` handles live, and where their senders find them: one
 /// table per loop (so a sender is an index into it, not an allocation of its own),
 /// without a table-wide lock. Each `Async` handle allocation is a cell of the table
@@ -205,6 +254,12 @@ pub(crate) struct SenderTable {
     live: AtomicU32,
     /// The first free cell (null: none), linked through its first word.
     free: AtomicPtr<u8>,
+    /// The last cell made and its index (null: none yet): `index_of` answers for
+    /// it without a search (a handle's sender is usually made right after the
+    /// handle). A cell's index never changes, so the pair stays true when the cell
+    /// is freed and reused.
+    last: AtomicPtr<u8>,
+    last_index: AtomicU32,
 }
 
 impl Default for SenderTable {
@@ -215,6 +270,8 @@ impl Default for SenderTable {
             len: AtomicU32::new(0),
             live: AtomicU32::new(0),
             free: AtomicPtr::new(std::ptr::null_mut()),
+            last: AtomicPtr::new(std::ptr::null_mut()),
+            last_index: AtomicU32::new(0),
         }
     }
 }
@@ -333,6 +390,8 @@ impl SenderTable {
             NonNull::new_unchecked(cell)
         };
         self.len.store(i + 1, Ordering::Relaxed);
+        self.last.store(cell.as_ptr(), Ordering::Relaxed);
+        self.last_index.store(i, Ordering::Relaxed);
         self.bump_live(1);
         Some(cell)
     }
@@ -365,7 +424,40 @@ impl SenderTable {
     #[inline(always)]
     pub(crate) unsafe fn free(&self, cell: NonNull<u8>) {
         // SAFETY: per the contract.
+        let s = unsafe { state_of(cell.as_ptr()) }.load(Ordering::Relaxed);
+        if s & SHUT == 0 {
+            // SAFETY: per the contract.
+            return unsafe { self.free_open(cell) };
+        }
+        // Shut already (a handle with senders was shut before its close; a freed
+        // cell never comes back here): `shut_state` would return this generation
+        // and change nothing. Only this thread changes the generation.
+        // SAFETY: per the contract.
+        unsafe { self.link_free(cell, (s >> 32) as u32) }
+    }
+
+    /// `free` of a cell that is still open (its handle had no sender): shut it
+    /// first. Out of line, so that the common case saves no registers for the
+    /// wait.
+    ///
+    /// # Safety
+    /// As `free`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_open(&self, cell: NonNull<u8>) {
+        // SAFETY: per the contract.
         let generation = shut_state(unsafe { state_of(cell.as_ptr()) });
+        // SAFETY: per the contract; the cell is shut now.
+        unsafe { self.link_free(cell, generation) }
+    }
+
+    /// The end of `free`: the cell, shut at `generation`, goes on the free list
+    /// (or is retired).
+    ///
+    /// # Safety
+    /// As `free`, and the cell is shut.
+    #[inline(always)]
+    unsafe fn link_free(&self, cell: NonNull<u8>, generation: u32) {
         self.bump_live(-1);
         // A cell whose generation is the last one is retired, not reused: its
         // generation would wrap, and a sender kept from 2^32 handles ago would
@@ -382,7 +474,17 @@ impl SenderTable {
     }
 
     /// The index of the cell at `cell` (the loop thread; a cell from `alloc`).
+    #[inline(always)]
     fn index_of(&self, cell: *mut u8) -> Option<u32> {
+        if cell == self.last.load(Ordering::Relaxed) {
+            return Some(self.last_index.load(Ordering::Relaxed));
+        }
+        self.search_index(cell)
+    }
+
+    /// `index_of`, searching the chunks.
+    #[inline(never)]
+    fn search_index(&self, cell: *mut u8) -> Option<u32> {
         let len = self.len.load(Ordering::Relaxed);
         let last = len.checked_sub(1)?;
         let (mut c, _) = locate(last);
@@ -392,7 +494,11 @@ impl SenderTable {
             let base = self.chunks[c & (CHUNKS - 1)].load(Ordering::Relaxed);
             let off = cell.addr().wrapping_sub(base.addr());
             if off < CELL << c {
-                return u32::try_from(chunk_start(c) + off / CELL).ok();
+                // `off` is a multiple of CELL (`cell` is a cell of this chunk), and
+                // the index is below 2^32 (`chunk_start(c) + chunk_len(c)` is, for
+                // `c < 32`).
+                debug_assert!(off.is_multiple_of(CELL));
+                return Some((chunk_start(c) + exact_div_cell(off)) as u32);
             }
             if c <= FIRST_BITS as usize {
                 return None;
@@ -606,13 +712,16 @@ impl Async {
     pub fn sender(&self) -> Result<AsyncSender> {
         // Open and in libuv (one test of the state for both facts).
         let shared = self.inner.shared_ptr("uv_async_send")?;
+        // Its close shuts the cell from now on. Marked first, right after the test
+        // above (whose result the mark's own test then reuses); a handle marked by
+        // a refused call has its cell shut at close, which a cell without senders
+        // also gets (when it is freed).
+        self.inner.mark_senders();
         let raw = self.raw_struct().cast::<sys::uv_async_t>();
         // SAFETY: the handle is open and in libuv, so its loop's shared state is
         // alive (its owner keeps it) for this call, which runs no user code.
         let table = unsafe { &*shared }.senders();
         let slot = table.slot_of(raw)?;
-        // Its close shuts the cell from now on.
-        self.inner.mark_senders();
         Ok(AsyncSender {
             table: table.clone(),
             slot,
