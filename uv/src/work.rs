@@ -120,6 +120,7 @@ where
         let shared = &*(*p).base.shared;
         (shared, ManuallyDrop::take(&mut (*p).after))
     };
+    let slab = shared.slab();
     // The memory goes back once, before user code runs (or when the last `Request`
     // of it goes, if one is still alive; the head's in-flight bit is dropped here
     // either way, before user code runs).
@@ -127,12 +128,8 @@ where
     // runs. Nothing reads the request after (what is needed was moved out before
     // each call).
     let free = || unsafe {
-        if (*p)
-            .base
-            .head
-            .completed(true, free_block::<F, T, A>, shared.slab())
-        {
-            free_block::<F, T, A>(NonNull::new_unchecked(p.cast()), shared.slab());
+        if (*p).base.head.completed(true, free_block::<F, T, A>, slab) {
+            free_block::<F, T, A>(NonNull::new_unchecked(p.cast()), slab);
         }
     };
     // SAFETY: as above: the job's state is read (moved out) once, on one path.
