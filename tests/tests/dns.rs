@@ -217,3 +217,41 @@ fn queries_can_be_cancelled_until_a_thread_takes_them() {
         assert_eq!(r.cancel().unwrap_err().code(), StatusCode::EINVAL);
     }
 }
+
+/// A query's `Request` kept past its callback and past the loop: done, `cancel` is
+/// EINVAL, and the last clone gives the query's memory back (valgrind checks it).
+#[test]
+fn query_requests_outlive_the_query_and_the_loop() {
+    let lp = Loop::new().unwrap();
+    let hints = stream_hints().with_flags(AddrInfoFlags::NUMERICHOST);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let a = lp
+        .getaddrinfo_with(Some("127.0.0.1"), Some("80"), &hints, move |r| {
+            g.borrow_mut().push(r.unwrap().len());
+        })
+        .unwrap();
+    let g = got.clone();
+    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let b = lp
+        .getnameinfo_with(
+            addr,
+            NameInfoFlags::NUMERICHOST | NameInfoFlags::NUMERICSERV,
+            move |r| {
+                r.unwrap();
+                g.borrow_mut().push(0);
+            },
+        )
+        .unwrap();
+    let (a2, b2) = (a.clone(), b.clone());
+    assert!(a.is_pending() && b2.is_pending());
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.borrow().len(), 2);
+    for r in [&a, &b, &a2, &b2] {
+        assert!(!r.is_pending());
+        assert_eq!(r.cancel().unwrap_err().code(), StatusCode::EINVAL);
+    }
+    drop((a2, b));
+    drop(lp);
+    drop((a, b2));
+}

@@ -229,8 +229,8 @@ fn a_closed_loop_refuses_new_requests() {
     );
 }
 
-/// A finished request's `uv::Request` stays finished when a later request takes its
-/// place in the loop's table of requests: not pending, `cancel` is EINVAL, and it
+/// A finished request's `uv::Request` stays finished when later requests start
+/// (which may reuse the slab's memory of others): not pending, `cancel` is EINVAL, and it
 /// never reaches the new request (which stays pending and is cancelled only
 /// through its own value).
 #[test]

@@ -370,3 +370,81 @@ fn random_sync() {
     assert_ne!(buf, other);
     uv::random_sync(&mut [], 0).unwrap();
 }
+
+/// A `Request` may outlive its job and its loop: it then says the job is done,
+/// `cancel` is EINVAL, and dropping the last clone (after the loop is gone) gives
+/// the request's memory back (the valgrind run checks nothing leaks or is read
+/// after it is freed).
+#[test]
+fn request_values_outlive_their_job_and_loop() {
+    let lp = uv::Loop::new().unwrap();
+    let got = Rc::new(Cell::new(0u32));
+    let g = got.clone();
+    let req = lp.queue_work(|| 7u32, move |r| g.set(r.unwrap())).unwrap();
+    let copies = vec![req.clone(), req.clone()];
+    let g = got.clone();
+    let fs_req = uv::Fs::stat(&lp, std::env::temp_dir(), move |r| {
+        r.unwrap();
+        g.set(g.get() + 100);
+    })
+    .unwrap();
+    let fs_copy = fs_req.clone();
+    assert!(req.is_pending() && copies.iter().all(uv::Request::is_pending));
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.get(), 107);
+    for r in copies.iter().chain([&req, &fs_req, &fs_copy]) {
+        assert!(!r.is_pending());
+        assert_eq!(r.request_type(), None);
+        assert_eq!(r.cancel().unwrap_err().code(), StatusCode::EINVAL);
+    }
+    drop(copies);
+    drop(fs_copy);
+    drop(lp);
+    assert!(!req.is_pending() && !fs_req.is_pending());
+    drop(req);
+    drop(fs_req);
+}
+
+/// The job's `Request` dropped inside `after` (a clone moved there), and another
+/// cloned there and kept past the loop: the memory goes back once either way.
+#[test]
+fn request_dropped_or_cloned_inside_after() {
+    let lp = uv::Loop::new().unwrap();
+    let slot: Rc<RefCell<Option<uv::Request>>> = Rc::default();
+    let kept: Rc<RefCell<Option<uv::Request>>> = Rc::default();
+    let (s, k) = (slot.clone(), kept.clone());
+    let req = lp
+        .queue_work(
+            || 1u8,
+            move |r| {
+                assert_eq!(r.unwrap(), 1);
+                let mine = s.borrow_mut().take().expect("the request was stored");
+                assert!(!mine.is_pending(), "not pending inside its own callback");
+                assert_eq!(mine.cancel().unwrap_err().code(), StatusCode::EINVAL);
+                *k.borrow_mut() = Some(mine.clone());
+                drop(mine);
+            },
+        )
+        .unwrap();
+    *slot.borrow_mut() = Some(req);
+    lp.run(RunMode::Default).unwrap();
+    assert!(slot.borrow().is_none());
+    drop(lp);
+    let k = kept.borrow_mut().take().unwrap();
+    assert!(!k.is_pending());
+    drop(k);
+    // A job whose only `Request` is dropped at once (the common case), and one
+    // whose `Request` is dropped inside `after`.
+    let lp = uv::Loop::new().unwrap();
+    let n = Rc::new(Cell::new(0));
+    let m = n.clone();
+    drop(lp.queue_work(
+        || (),
+        move |r| {
+            r.unwrap();
+            m.set(m.get() + 1);
+        },
+    ));
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(n.get(), 1);
+}

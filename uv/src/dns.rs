@@ -6,12 +6,14 @@
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::net::SocketAddr;
+use std::ptr::NonNull;
 
 use libuv_sys2 as sys;
 
 use crate::addr::SockAddr;
 use crate::error::{check, Error, Result};
 use crate::loop_::{LoopHandle, LoopShared};
+use crate::loop_request::ReqHead;
 use crate::{AddrInfoFlags, AddressFamily, NameInfoFlags, SocketProtocol, SocketType, StatusCode};
 
 /// What a `getaddrinfo` query asks for. The default asks for everything; the
@@ -171,10 +173,13 @@ fn c_string(buf: &[c_char]) -> String {
 /// callback then gets a cancellation error (`EAI_CANCELED`).
 pub type DnsRequest = crate::Request;
 
+/// A boxed query: the head its `Request` values use, then libuv's struct (as
+/// `ReqHead` requires).
+#[repr(C)]
 struct AddrInfoReq<C> {
+    head: ReqHead,
     raw: sys::uv_getaddrinfo_t,
     shared: *const LoopShared,
-    slot: crate::loop_request::Slot,
     // Kept alive until the query ends: libuv reads them on the thread pool.
     _host: Option<CString>,
     _service: Option<CString>,
@@ -190,21 +195,77 @@ unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
     let mut b = unsafe { Box::from_raw((*req).data as *mut AddrInfoReq<C>) };
     // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
     let shared = unsafe { &*b.shared };
-    shared.request_table().finish(b.slot);
-    shared.request_finished();
+    // SAFETY: this query's completion, once, before any user code runs.
+    unsafe { b.head.completing() };
     // SAFETY: `res` is the list for this query (null on error).
     let list = unsafe { take_list(res) };
     let result = check(status, "uv_getaddrinfo").map(|()| list);
     if let Some(cb) = b.cb.take() {
         shared.guard(|| cb(result));
     }
-    shared.guard(move || drop(b));
+    shared.guard(|| {
+        b._host = None;
+        b._service = None;
+    });
+    // SAFETY: this query's completion, once (after `completing`); the box's fields
+    // that own anything were dropped just above.
+    unsafe { release(b, shared) };
 }
 
+/// The end of a query's completion: its box goes now, or with its last `Request`.
+///
+/// # Safety
+/// `b` is the box of a query whose completion called `completing` and is done with
+/// it; its fields own nothing any more (dropped or taken).
+unsafe fn release<Q: QueryBox>(b: Box<Q>, shared: &LoopShared) {
+    let p = Box::into_raw(b);
+    // SAFETY: the caller's contract; the head is the box's first field (repr(C)).
+    unsafe {
+        if (*Q::head(p)).completed(false, free_box::<Q>, shared.slab()) {
+            drop(Box::from_raw(p));
+        }
+    }
+}
+
+/// Frees the box of a query whose last `Request` just went.
+///
+/// # Safety
+/// `head` is the head of a `Box<Q>` whose fields own nothing any more.
+unsafe fn free_box<Q: QueryBox>(head: NonNull<ReqHead>, _slab: NonNull<crate::loop_::Slab>) {
+    // SAFETY: the caller's contract (the head is the box's start).
+    drop(unsafe { Box::from_raw(head.as_ptr().cast::<Q>()) });
+}
+
+/// A query's box, whose first field is its head.
+trait QueryBox {
+    fn head(p: *mut Self) -> *const ReqHead;
+}
+
+impl<C> QueryBox for AddrInfoReq<C> {
+    fn head(p: *mut Self) -> *const ReqHead {
+        // SAFETY: a field of the box `p` points to (only its address is taken).
+        unsafe { std::ptr::addr_of!((*p).head) }
+    }
+}
+
+impl<C> QueryBox for NameInfoReq<C> {
+    fn head(p: *mut Self) -> *const ReqHead {
+        // SAFETY: as above.
+        unsafe { std::ptr::addr_of!((*p).head) }
+    }
+}
+
+// libuv's structs follow the heads directly, as `ReqHead` requires (the type of the
+// callback does not move them).
+const _: () = assert!(std::mem::offset_of!(AddrInfoReq<()>, raw) == std::mem::size_of::<ReqHead>());
+const _: () = assert!(std::mem::offset_of!(NameInfoReq<()>, raw) == std::mem::size_of::<ReqHead>());
+
+/// As `AddrInfoReq`.
+#[repr(C)]
 struct NameInfoReq<C> {
+    head: ReqHead,
     raw: sys::uv_getnameinfo_t,
     shared: *const LoopShared,
-    slot: crate::loop_request::Slot,
     cb: Option<C>,
 }
 
@@ -218,8 +279,8 @@ unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
     let mut b = unsafe { Box::from_raw((*req).data as *mut NameInfoReq<C>) };
     // SAFETY: as in addrinfo_done.
     let shared = unsafe { &*b.shared };
-    shared.request_table().finish(b.slot);
-    shared.request_finished();
+    // SAFETY: this query's completion, once, before any user code runs.
+    unsafe { b.head.completing() };
     let read = |p: *const c_char| {
         if p.is_null() {
             String::new()
@@ -235,7 +296,9 @@ unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
     if let Some(cb) = b.cb.take() {
         shared.guard(|| cb(result));
     }
-    shared.guard(move || drop(b));
+    // SAFETY: this query's completion, once (after `completing`); its callback was
+    // taken, and nothing else in the box owns anything.
+    unsafe { release(b, shared) };
 }
 
 impl LoopHandle {
@@ -291,10 +354,10 @@ impl LoopHandle {
         let hints = hints_c(hints);
         let shared: &LoopShared = self.shared();
         let p = Box::into_raw(Box::new(AddrInfoReq {
+            head: ReqHead::started(),
             // SAFETY: plain C data; all-zero is a valid unstarted request.
             raw: unsafe { std::mem::zeroed() },
             shared: shared as *const LoopShared,
-            slot: crate::loop_request::NO_SLOT,
             _host: h,
             _service: s,
             cb: Some(callback),
@@ -319,16 +382,9 @@ impl LoopHandle {
             drop(unsafe { Box::from_raw(p) });
             return Err(Error::from_raw(rc, OP));
         }
-        shared.request_started();
-        // SAFETY: libuv holds the request until `addrinfo_done`, which finishes its
-        // entry.
-        Ok(unsafe {
-            started(
-                shared,
-                &mut (*p).slot,
-                std::ptr::addr_of_mut!((*p).raw).cast(),
-            )
-        })
+        // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request until
+        // `addrinfo_done`.
+        Ok(unsafe { DnsRequest::from_head(NonNull::new_unchecked(p.cast())) })
     }
 
     /// The host and service names of `addr` (`uv_getnameinfo` without a callback).
@@ -362,10 +418,10 @@ impl LoopHandle {
         let sa = SockAddr::new(&addr);
         let shared: &LoopShared = self.shared();
         let p = Box::into_raw(Box::new(NameInfoReq {
+            head: ReqHead::started(),
             // SAFETY: plain C data; all-zero is a valid unstarted request.
             raw: unsafe { std::mem::zeroed() },
             shared: shared as *const LoopShared,
-            slot: crate::loop_request::NO_SLOT,
             cb: Some(callback),
         }));
         // SAFETY: `p` stays put until `nameinfo_done` frees it; libuv copies the
@@ -385,29 +441,8 @@ impl LoopHandle {
             drop(unsafe { Box::from_raw(p) });
             return Err(Error::from_raw(rc, OP));
         }
-        shared.request_started();
-        // SAFETY: libuv holds the request until `nameinfo_done`, which finishes its
-        // entry.
-        Ok(unsafe {
-            started(
-                shared,
-                &mut (*p).slot,
-                std::ptr::addr_of_mut!((*p).raw).cast(),
-            )
-        })
+        // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request until
+        // `nameinfo_done`.
+        Ok(unsafe { DnsRequest::from_head(NonNull::new_unchecked(p.cast())) })
     }
-}
-
-/// The user's view of a started query.
-///
-/// # Safety
-/// `req` must be held by libuv until its callback finishes the entry recorded in
-/// `slot`.
-unsafe fn started(
-    shared: &LoopShared,
-    slot: &mut crate::loop_request::Slot,
-    req: *mut sys::uv_req_t,
-) -> DnsRequest {
-    *slot = shared.request_table().add(req);
-    DnsRequest::new(shared.request_table().clone(), *slot)
 }

@@ -30,18 +30,12 @@ pub(crate) struct LoopShared {
     raw: Cell<*mut sys::uv_loop_t>,
     owned: bool,
     running: Cell<bool>,
-    /// Loop requests in flight (file system, DNS, work, random). A handle's requests
-    /// are covered by the handle (counted while it is in libuv's queue): libuv
-    /// completes them before the handle's close callback.
-    requests: Cell<usize>,
     read_buffer: crate::stream::ReadBuffer,
     /// Set when teardown starts: no new handle may be made on the loop any more.
     closing: Cell<bool>,
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
-    /// The loop's requests in flight, for the `uv::Request` values that name them.
-    request_table: Rc<crate::loop_request::RequestTable>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
     claimed_fds: RefCell<Vec<crate::RawFd>>,
     /// Memory for the loop's handles and requests; this value holds one count.
@@ -72,11 +66,6 @@ impl LoopShared {
     pub(crate) fn raw(&self) -> Option<*mut sys::uv_loop_t> {
         let p = self.raw.get();
         (!p.is_null()).then_some(p)
-    }
-
-    /// The loop's table of requests in flight.
-    pub(crate) fn request_table(&self) -> &Rc<crate::loop_request::RequestTable> {
-        &self.request_table
     }
 
     /// The loop's sender table (its slab's).
@@ -137,12 +126,14 @@ impl LoopShared {
         count.0
     }
 
-    pub(crate) fn request_started(&self) {
-        self.requests.set(self.requests.get() + 1);
-    }
-
-    pub(crate) fn request_finished(&self) {
-        self.requests.set(self.requests.get().saturating_sub(1));
+    /// The requests libuv holds for this loop (its own count: from the start of each
+    /// request to its callback), handles' requests included.
+    fn active_requests(&self) -> usize {
+        match self.raw() {
+            // SAFETY: the loop is open; libuv keeps the count in `active_reqs`.
+            Some(raw) => (unsafe { (*raw).active_reqs.count }) as usize,
+            None => 0,
+        }
     }
 
     pub(crate) fn read_buffer(&self) -> &crate::stream::ReadBuffer {
@@ -275,7 +266,7 @@ impl LoopShared {
                 break;
             }
             // Give up only when rounds stop making progress.
-            let now = self.count_handles(false) + self.requests.get();
+            let now = self.count_handles(false) + self.active_requests();
             stalled = if now < left { 0 } else { stalled + 1 };
             left = now;
         }
@@ -366,13 +357,11 @@ impl LoopShared {
             raw: Cell::new(raw),
             owned,
             running: Cell::new(false),
-            requests: Cell::new(0),
             read_buffer: crate::stream::ReadBuffer::new(),
             closing: Cell::new(false),
             panic: Cell::new(None),
             hook: Cell::new(None),
             call_later: RefCell::new(None),
-            request_table: Rc::default(),
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
             slab_leaked: Cell::new(false),
@@ -487,7 +476,7 @@ impl Loop {
         if !s.is_open() {
             return Ok(());
         }
-        if s.running.get() || s.requests.get() > 0 || s.count_handles(true) > 0 {
+        if s.running.get() || s.active_requests() > 0 || s.count_handles(true) > 0 {
             return Err(Error::new(StatusCode::EBUSY, "uv_loop_close"));
         }
         s.teardown();
@@ -520,7 +509,7 @@ impl fmt::Debug for LoopHandle {
         f.debug_struct("Loop")
             .field("closed", &!s.is_open())
             .field("handles", &s.count_handles(true))
-            .field("requests", &s.requests.get())
+            .field("requests", &s.active_requests())
             .finish()
     }
 }

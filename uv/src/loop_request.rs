@@ -14,7 +14,6 @@ use std::ffi::c_int;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::path::PathBuf;
 use std::ptr::NonNull;
-use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
@@ -61,200 +60,218 @@ pub fn no_context<D>(_: &D, e: Error) -> Error {
 /// A request in flight, from a generated asynchronous function: `cancel` asks
 /// libuv to drop it before it starts (its callback then gets `ECANCELED`).
 /// Dropping this value does not cancel anything; the callback runs either way.
-#[derive(Clone, Debug)]
 pub struct Request {
-    /// The loop's table of requests in flight, and this request's entry in it.
-    table: Rc<RequestTable>,
-    slot: Slot,
+    /// The head of the request's block; this value holds one of its counts.
+    head: NonNull<ReqHead>,
 }
 
-/// An entry of a [`RequestTable`]: its index and the generation it had when the
-/// request took it.
+/// The start of a request's block, which its [`Request`] values point to (an
+/// allocation of its own is not needed, nor a table of the loop's requests): the
+/// libuv request follows it directly (`#[repr(C)]`, at offset
+/// `size_of::<ReqHead>()`).
 ///
-/// Aligned as one word, so that it moves as one (a `Request` is returned through
-/// a `Result` on every start).
-#[derive(Debug, Clone, Copy)]
-#[repr(C, align(8))]
-pub(crate) struct Slot {
-    index: u32,
-    generation: u32,
-}
-
-/// A slot no request has (a request that failed to start, or a test of one).
-pub(crate) const NO_SLOT: Slot = Slot {
-    index: u32::MAX,
-    generation: 0,
-};
-
-/// The requests of one loop that are in flight, for the [`Request`] values that
-/// name them: an entry holds the libuv request until its callback runs. A finished
-/// request's entry is reused by a later one with the next generation, so an old
-/// `Request` never reaches a new request. One table per loop (a `Request` is an
-/// index into it, not an allocation of its own).
+/// The block is freed by whichever goes last of its completion and its `Request`
+/// values. `state` holds [`IN_FLIGHT`] while libuv holds the request (cleared when
+/// its completion starts, before any user code runs: from then on `cancel` does not
+/// reach libuv), [`HELD`] until the completion is done with the block, and
+/// [`ONE_REQUEST`] per live `Request`. A completion that is not last leaves the
+/// block (its other fields moved out or dropped) and writes in `after` how the last
+/// `Request` frees it; the slab counts the block as a live allocation, so it
+/// outlives the loop if it must.
 ///
-/// The table is only touched by its own short methods, which run no other code
-/// while they hold the entries (no user code, no libuv call), and it is not `Sync`
-/// (it lives in an `Rc`): a plain cell is enough, without a borrow flag.
-#[derive(Debug, Default)]
-pub(crate) struct RequestTable {
-    inner: std::cell::UnsafeCell<TableInner>,
+/// Only the loop thread touches the head: `Request` is neither `Send` nor `Sync`,
+/// and libuv runs the completion on the loop thread.
+#[repr(C)]
+pub(crate) struct ReqHead {
+    state: std::cell::Cell<usize>,
+    after: std::cell::Cell<Option<AfterDone>>,
 }
 
-#[derive(Debug)]
-struct TableInner {
-    entries: Vec<Entry>,
-    /// The first free entry (`u32::MAX`: none).
-    free: u32,
+/// How the last `Request` of a completed request frees its block: the block's own
+/// free function (it knows the block's layout) and its slab.
+#[derive(Clone, Copy)]
+pub(crate) struct AfterDone {
+    free: unsafe fn(NonNull<ReqHead>, NonNull<Slab>),
+    slab: NonNull<Slab>,
 }
 
-/// One entry: the request in flight (null when free), its generation, and the
-/// next free entry while it is free (`u32::MAX` ends the list).
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    req: *mut sys::uv_req_t,
-    generation: u32,
-    next: u32,
-}
+/// A head's `state` bit: libuv holds the request (its completion has not started).
+const IN_FLIGHT: usize = 1;
+/// A head's `state` bit: the completion is not done with the block.
+const HELD: usize = 2;
+/// A head's `state` step per live `Request`.
+const ONE_REQUEST: usize = 4;
 
-impl Default for TableInner {
-    fn default() -> Self {
-        TableInner {
-            entries: Vec::new(),
-            free: u32::MAX,
-        }
-    }
-}
-
-impl RequestTable {
-    /// The entries, for one method's body.
-    #[allow(clippy::mut_from_ref)]
+impl ReqHead {
+    /// The head of a request that libuv is about to hold, with one `Request` (the
+    /// one [`Request::from_head`] makes once the request started).
     #[inline(always)]
-    fn inner(&self) -> &mut TableInner {
-        // SAFETY: single-threaded (`!Sync`), and each method below uses this
-        // reference only within its own body, calling nothing that could reach the
-        // table again meanwhile: no two references to the entries are ever live.
-        unsafe { &mut *self.inner.get() }
+    pub(crate) const fn started() -> ReqHead {
+        ReqHead {
+            state: std::cell::Cell::new(IN_FLIGHT + HELD + ONE_REQUEST),
+            after: std::cell::Cell::new(None),
+        }
     }
 
-    /// An entry for `req`, which libuv now holds.
-    #[inline]
-    pub(crate) fn add(&self, req: *mut sys::uv_req_t) -> Slot {
-        let t = self.inner();
-        let i = t.free;
-        if let Some(e) = t.entries.get_mut(i as usize) {
-            t.free = e.next;
-            e.req = req;
-            e.generation = e.generation.wrapping_add(1);
-            return Slot {
-                index: i,
-                generation: e.generation,
-            };
+    /// The completion started: libuv is done with the request, which `cancel` no
+    /// longer reaches. Called before any user code of the completion runs.
+    ///
+    /// # Safety
+    /// Called once per request, by its completion, on the loop thread.
+    #[inline(always)]
+    pub(crate) unsafe fn completing(&self) {
+        self.state.set(self.state.get() - IN_FLIGHT);
+    }
+
+    /// The completion is done with the block: true when it is to be freed now (no
+    /// `Request` is left). Otherwise the last `Request` frees it with `free` (given
+    /// the block's head and `slab`, the slab it came from).
+    ///
+    /// # Safety
+    /// Called once per request, by its completion, on the loop thread, after
+    /// `completing` (or instead of it, with `also_completing`: then before any user
+    /// code of the completion runs).
+    #[inline(always)]
+    pub(crate) unsafe fn completed(
+        &self,
+        also_completing: bool,
+        free: unsafe fn(NonNull<ReqHead>, NonNull<Slab>),
+        slab: NonNull<Slab>,
+    ) -> bool {
+        let step = if also_completing {
+            IN_FLIGHT + HELD
+        } else {
+            HELD
+        };
+        let st = self.state.get() - step;
+        self.state.set(st);
+        if st == 0 {
+            return true;
         }
-        self.push(req)
+        self.outlived(free, slab);
+        false
     }
 
     #[cold]
-    fn push(&self, req: *mut sys::uv_req_t) -> Slot {
-        let t = self.inner();
-        let i = u32::try_from(t.entries.len())
-            .ok()
-            .filter(|&i| i != u32::MAX)
-            .expect("fewer than 2^32 - 1 requests in flight");
-        t.entries.push(Entry {
-            req,
-            generation: 0,
-            next: u32::MAX,
-        });
-        Slot {
-            index: i,
-            generation: 0,
-        }
+    #[inline(never)]
+    fn outlived(&self, free: unsafe fn(NonNull<ReqHead>, NonNull<Slab>), slab: NonNull<Slab>) {
+        self.after.set(Some(AfterDone { free, slab }));
     }
 
-    /// The request of `slot` finished: its entry is free again.
+    /// The libuv request that follows the head.
+    fn req(head: NonNull<ReqHead>) -> *mut sys::uv_req_t {
+        // SAFETY: the block continues past the head with the libuv request (the
+        // type's contract); the pointer stays inside the block.
+        unsafe {
+            head.as_ptr()
+                .cast::<u8>()
+                .add(std::mem::size_of::<ReqHead>())
+                .cast()
+        }
+    }
+}
+
+impl Clone for Request {
+    fn clone(&self) -> Request {
+        // SAFETY: this value's count keeps the block alive.
+        let head = unsafe { self.head.as_ref() };
+        let st = head
+            .state
+            .get()
+            .checked_add(ONE_REQUEST)
+            .expect("fewer than usize::MAX / 4 clones of a Request");
+        head.state.set(st);
+        Request { head: self.head }
+    }
+}
+
+impl Drop for Request {
     #[inline]
-    pub(crate) fn finish(&self, slot: Slot) {
-        let Slot {
-            index: i,
-            generation,
-        } = slot;
-        let t = self.inner();
-        if let Some(e) = t.entries.get_mut(i as usize) {
-            if e.generation == generation && !e.req.is_null() {
-                e.req = std::ptr::null_mut();
-                e.next = t.free;
-                t.free = i;
-            }
+    fn drop(&mut self) {
+        // SAFETY: this value's count keeps the block alive until here.
+        let head = unsafe { self.head.as_ref() };
+        let st = head.state.get() - ONE_REQUEST;
+        head.state.set(st);
+        if st == 0 {
+            // SAFETY: the last count: the completion is done with the block (and
+            // set `after`) and no other `Request` is left.
+            unsafe { free_outlived(self.head) };
         }
     }
+}
 
-    /// The request of `slot` finished, called by that request's own completion
-    /// (which took the slot from `add` and is its only finisher): its entry is free
-    /// again. Without the checks of [`finish`](Self::finish), which a slot that
-    /// is not live would need (they are debug assertions here); such a slot would
-    /// only mislink the free list (no memory is reached through it: the entries
-    /// are plain data, and a cleared entry is never used as a request).
-    #[inline(always)]
-    pub(crate) fn finish_own(&self, slot: Slot) {
-        let Slot {
-            index: i,
-            generation,
-        } = slot;
-        let t = self.inner();
-        let free = t.free;
-        if let Some(e) = t.entries.get_mut(i as usize) {
-            debug_assert!(e.generation == generation && !e.req.is_null());
-            e.req = std::ptr::null_mut();
-            e.next = free;
-            t.free = i;
+/// Frees a block whose completion ran before its last `Request` went.
+///
+/// # Safety
+/// `h` is such a block's head, its last count just dropped.
+#[cold]
+#[inline(never)]
+unsafe fn free_outlived(h: NonNull<ReqHead>) {
+    // SAFETY: the caller's contract; the completion wrote `after` before dropping
+    // its count, since a `Request` was still live then.
+    unsafe {
+        if let Some(a) = h.as_ref().after.get() {
+            (a.free)(h, a.slab);
         }
     }
+}
 
-    /// The libuv request of `slot` while it is in flight (null after).
-    fn get(&self, slot: Slot) -> *mut sys::uv_req_t {
-        let Slot {
-            index: i,
-            generation,
-        } = slot;
-        match self.inner().entries.get(i as usize) {
-            Some(e) if e.generation == generation => e.req,
-            _ => std::ptr::null_mut(),
-        }
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("pending", &self.is_pending())
+            .finish()
     }
 }
 
 impl Request {
-    /// The request of `slot` in `table`.
+    /// The `Request` of a block whose head was written as [`ReqHead::started()`]
+    /// (which counts this value), made once per request.
+    ///
+    /// # Safety
+    /// `head` is such a block's head, and libuv holds the request that follows it.
     #[inline(always)]
-    pub(crate) fn new(table: Rc<RequestTable>, slot: Slot) -> Request {
-        Request { table, slot }
+    pub(crate) unsafe fn from_head(head: NonNull<ReqHead>) -> Request {
+        Request { head }
+    }
+
+    /// The libuv request while it is in flight (null after its callback ran).
+    fn pending_req(&self) -> *mut sys::uv_req_t {
+        // SAFETY: this value's count keeps the block alive.
+        if unsafe { self.head.as_ref() }.state.get() & IN_FLIGHT != 0 {
+            ReqHead::req(self.head)
+        } else {
+            std::ptr::null_mut()
+        }
     }
 
     /// Whether the callback has not run yet.
     pub fn is_pending(&self) -> bool {
-        !self.table.get(self.slot).is_null()
+        !self.pending_req().is_null()
     }
 
     /// Cancels the request (`uv_cancel`): `EBUSY` when a thread is already on it,
     /// `EINVAL` when it is done. A cancelled request's callback gets `ECANCELED`
     /// (`EAI_CANCELED` for a DNS query).
     pub fn cancel(&self) -> Result<()> {
-        let p = self.table.get(self.slot);
+        let p = self.pending_req();
         if p.is_null() {
             return Err(Error::new(StatusCode::EINVAL, "uv_cancel"));
         }
-        // SAFETY: an entry is cleared before the request's memory is freed, so a
-        // non-null one is a request libuv still holds.
+        // SAFETY: the head's in-flight bit is dropped when the request's completion
+        // starts (before its memory is freed or reused), so a request that has it is
+        // one libuv still holds.
         check(unsafe { sys::uv_cancel(p) }, "uv_cancel")
     }
 }
 
 #[repr(C)]
 struct LoopReq<R, D, F, C> {
+    /// What the request's `Request` values use; the libuv request follows it.
+    head: ReqHead,
     raw: R,
     shared: *const LoopShared,
     op: &'static str,
-    slot: Slot,
     context: Context<D>,
     /// Taken once, by `done` (or dropped when the request does not start).
     read: ManuallyDrop<F>,
@@ -305,6 +322,9 @@ where
     // One allocation from the loop's slab, written in place (no copy of the request
     // struct), freed by `done`.
     let layout = Layout::new::<LoopReq<K::Raw, D, F, C>>();
+    // The libuv request follows the head directly (a `ReqHead` has no padding
+    // after it for a request aligned as a word at most).
+    const { assert!(std::mem::align_of::<K::Raw>() <= std::mem::align_of::<ReqHead>()) };
     let slab = shared.slab();
     // SAFETY: the loop is open, so its slab is alive.
     let p = unsafe { slab.as_ref() }
@@ -333,12 +353,12 @@ where
     // is written before use (the data just above), the request struct is
     // initialised by the libuv call in `start` (this function's contract) but for
     // `data`, written here; the request and the data stay put until `done` frees
-    // them.
+    // them. The head counts the `Request` returned below.
     let rc = unsafe {
         let raw = std::ptr::addr_of_mut!((*p).raw);
+        std::ptr::addr_of_mut!((*p).head).write(ReqHead::started());
         std::ptr::addr_of_mut!((*p).shared).write(shared);
         std::ptr::addr_of_mut!((*p).op).write(op);
-        std::ptr::addr_of_mut!((*p).slot).write(NO_SLOT);
         std::ptr::addr_of_mut!((*p).context).write(context);
         std::ptr::addr_of_mut!((*p).read).write(ManuallyDrop::new(read));
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
@@ -349,16 +369,9 @@ where
         // SAFETY: libuv did not take the request; nothing else refers to it.
         return Err(unsafe { refused(slab, p, rc, op) });
     }
-    let table = shared.request_table();
-    // SAFETY: started: the request is libuv's until `done` (which libuv never calls
-    // before this function returns), which finishes its entry and reads the slot.
-    let slot = unsafe {
-        let slot = table.add(std::ptr::addr_of_mut!((*p).raw).cast());
-        (*p).slot = slot;
-        slot
-    };
-    shared.request_started();
-    Ok(Request::new(table.clone(), slot))
+    // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request (until
+    // `done`, which libuv never calls before this function returns).
+    Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast())) })
 }
 
 /// A request libuv refused: its error (with the data's context), the reader, data
@@ -411,18 +424,16 @@ where
     // SAFETY: the loop runs this callback, so its owner keeps the shared state (and
     // its slab) alive; the fields are used in place until the memory is freed below,
     // and the reader is taken once (libuv completes a request once).
-    let (shared, read, op, context, slot) = unsafe {
+    let (shared, read, op, context) = unsafe {
         (
             &*(*p).shared,
             ManuallyDrop::take(&mut (*p).read),
             (*p).op,
             (*p).context,
-            (*p).slot,
         )
     };
-    // The entry `submit` took for this request (set before libuv could call this).
-    shared.request_table().finish_own(slot);
-    shared.request_finished();
+    // SAFETY: this request's completion, once, before any user code runs.
+    unsafe { (*p).head.completing() };
     // A panicking reader (none panics; user types may be in the data) becomes an
     // error, and the cleanup still runs. The result is written where it stays until
     // the callback gets it (a `Stat` is not copied from one temporary to the next).
@@ -465,20 +476,33 @@ where
         shared.guard(|| unsafe { std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data)) });
     }
     // SAFETY: the callback is moved out once (the reader is already taken, the data
-    // dropped), then the memory goes back to the slab.
+    // dropped), then the memory goes back to the slab (or to the last `Request` of
+    // it, if one is still alive: nothing else in the block is used after).
     let cb = unsafe {
         let cb = ManuallyDrop::into_inner(std::ptr::addr_of!((*p).cb).read());
-        Slab::free(
-            shared.slab(),
-            NonNull::new_unchecked(p.cast()),
-            Layout::new::<LoopReq<K::Raw, D, F, C>>(),
-        );
+        let slab = shared.slab();
+        if (*p)
+            .head
+            .completed(false, free_block::<K::Raw, D, F, C>, slab)
+        {
+            free_block::<K::Raw, D, F, C>(NonNull::new_unchecked(p.cast()), slab);
+        }
         cb
     };
     // The callback reads the result where it is (capturing it would copy it).
     let result = result.as_mut_ptr();
     // SAFETY: initialised above; moved out once, here.
     shared.guard(move || cb(unsafe { result.read() }));
+}
+
+/// Gives a request's memory back to its slab.
+///
+/// # Safety
+/// `head` is the head of a `LoopReq<R, D, F, C>` from `slab`'s `alloc`, whose
+/// fields were all moved out or dropped; nothing refers to it after.
+unsafe fn free_block<R, D, F, C>(head: NonNull<ReqHead>, slab: NonNull<Slab>) {
+    // SAFETY: the caller's contract (the head is the block's start).
+    unsafe { Slab::free(slab, head.cast(), Layout::new::<LoopReq<R, D, F, C>>()) }
 }
 
 /// An error with the data's context.
@@ -795,7 +819,7 @@ impl Request {
     /// The libuv type of the request while it is pending (`uv_req_get_type`):
     /// `Work`, `Random`, `Fs`, `Getaddrinfo`, ...; `None` once its callback ran.
     pub fn request_type(&self) -> Option<crate::RequestType> {
-        let p = self.table.get(self.slot);
+        let p = self.pending_req();
         // SAFETY: a non-null pointer is a request libuv still holds (see `cancel`).
         (!p.is_null())
             .then(|| crate::RequestType::from_raw(unsafe { sys::uv_req_get_type(p) } as i32))

@@ -6,11 +6,12 @@
 //! starts with it and adds what the core's one-argument completion callback needs.
 //!
 //! `queue_work` has a path of its own, as lean as the loop-request core allows: one
-//! slab allocation holds the libuv request, the request's entry in the loop's table
-//! (for [`Request::cancel`]), the job (then its outcome) and `after`, and libuv's
-//! after-work callback is specialised for the job's types. It keeps every rule of
-//! the core: the loop counts the request as alive until `after` ran, `after` runs
-//! under the loop's panic guard, the memory goes back first.
+//! slab allocation holds a [`ReqHead`] (what its [`Request`] values use, so they
+//! need no table entry), the libuv request, the job (then its outcome) and `after`,
+//! and libuv's after-work callback is specialised for the job's types. It keeps
+//! every rule of the core: the loop counts the request as alive until `after` ran,
+//! `after` runs under the loop's panic guard, the memory goes back first (unless a
+//! `Request` of it is still alive: then the last one frees it).
 //!
 //! Panic rule: a panic in a job (on a pool thread) is caught there, carried to the
 //! loop, and resurfaces as a panic of a callback would: `run` resumes it (or the
@@ -23,25 +24,32 @@ use std::ffi::{c_int, c_void};
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
 use crate::loop_::{LoopHandle, LoopShared, PanicPayload, Slab};
-use crate::loop_request::{no_context, submit, Done, LoopRequestKind, Request, Slot};
+use crate::loop_request::{no_context, submit, Done, LoopRequestKind, ReqHead, Request};
 use crate::StatusCode;
 
-/// A `queue_work` request: libuv's struct first (libuv's callbacks get a pointer to
-/// it, which is a pointer to the whole), then what the callbacks need.
+/// What every `queue_work` request starts with: the head its `Request` values use,
+/// libuv's struct right after it (as `ReqHead` requires), then the loop's state.
 #[repr(C)]
-struct WorkReq<F, T, A> {
+struct WorkBase {
+    head: ReqHead,
     req: sys::uv_work_t,
     /// The loop's shared state (alive while a request of the loop is in flight).
     shared: *const LoopShared,
-    /// The request's entry in the loop's request table (taken before the request
-    /// is queued; a refused request gives it back).
-    slot: Slot,
+}
+
+/// Where libuv's struct is in a request (libuv's callbacks get a pointer to it).
+const REQ_OFFSET: usize = std::mem::offset_of!(WorkBase, req);
+const _: () = assert!(REQ_OFFSET == std::mem::size_of::<ReqHead>());
+
+/// A `queue_work` request: the base, then the job and `after`.
+#[repr(C)]
+struct WorkReq<F, T, A> {
+    base: WorkBase,
     /// The job, then its outcome. The pool thread moves the job out and writes its
     /// outcome over it (the job's panic is caught in between, so nothing reads the
     /// moved-out job); the loop thread reads it after libuv handed the request back
@@ -58,12 +66,24 @@ enum Job<F, T> {
     Panicked(PanicPayload),
 }
 
+/// The request whose libuv struct is at `req`.
+///
+/// # Safety
+/// `req` is the libuv struct of a `WorkReq<F, T, A>` (at `REQ_OFFSET` in it).
+#[inline(always)]
+unsafe fn from_req<F, T, A>(req: *mut sys::uv_work_t) -> *mut WorkReq<F, T, A> {
+    // SAFETY: the caller's contract: the result is the start of the same block
+    // (`base` is the first field of the repr(C) `WorkReq`).
+    unsafe { req.cast::<u8>().sub(REQ_OFFSET).cast() }
+}
+
 unsafe extern "C" fn work_cb<F, T, A>(req: *mut sys::uv_work_t)
 where
     F: FnOnce() -> T,
 {
-    let p = req.cast::<WorkReq<F, T, A>>();
-    // SAFETY: `req` is the first field of a `WorkReq<F, T, A>` (repr(C)) that
+    // SAFETY: libuv passes the struct `queue_work` queued, inside its WorkReq.
+    let p = unsafe { from_req::<F, T, A>(req) };
+    // SAFETY: `req` is the libuv struct of a `WorkReq<F, T, A>` (repr(C)) that
     // `queue_work` wrote before queueing it and that stays put until `after_cb`;
     // only this pool thread touches `state` while the job runs (libuv calls this
     // once, and hands the request back to the loop thread only after it returned).
@@ -91,26 +111,26 @@ unsafe extern "C" fn after_cb<F, T, A>(req: *mut sys::uv_work_t, status: c_int)
 where
     A: FnOnce(Result<T>),
 {
-    let p = req.cast::<WorkReq<F, T, A>>();
+    // SAFETY: libuv passes the struct `queue_work` queued, inside its WorkReq.
+    let p = unsafe { from_req::<F, T, A>(req) };
     // SAFETY: a request started by `queue_work`, handed back once by libuv on the
     // loop thread: the pool is done with it, and the loop runs this callback, so its
-    // owner keeps the shared state (and its slab) alive. `after` is moved out once;
-    // the slot is the entry `queue_work` took for this request, finished only here.
+    // owner keeps the shared state (and its slab) alive. `after` is moved out once.
     let (shared, after) = unsafe {
-        let shared = &*(*p).shared;
-        shared.request_table().finish_own((*p).slot);
-        shared.request_finished();
+        let shared = &*(*p).base.shared;
         (shared, ManuallyDrop::take(&mut (*p).after))
     };
-    // The memory goes back once, before user code runs.
-    // SAFETY: as above; from this slab's `alloc` of this layout, and nothing reads
-    // the request after (what is needed was moved out before each call).
+    let slab = shared.slab();
+    // The memory goes back once, before user code runs (or when the last `Request`
+    // of it goes, if one is still alive; the head's in-flight bit is dropped here
+    // either way, before user code runs).
+    // SAFETY: as above; the completion of this request, once, before any user code
+    // runs. Nothing reads the request after (what is needed was moved out before
+    // each call).
     let free = || unsafe {
-        Slab::free(
-            shared.slab(),
-            NonNull::new_unchecked(p.cast()),
-            Layout::new::<WorkReq<F, T, A>>(),
-        )
+        if (*p).base.head.completed(true, free_block::<F, T, A>, slab) {
+            free_block::<F, T, A>(NonNull::new_unchecked(p.cast()), slab);
+        }
     };
     // SAFETY: as above: the job's state is read (moved out) once, on one path.
     let state = unsafe { &*(*p).state.get() };
@@ -130,6 +150,16 @@ where
             not_done(shared, job, after, status);
         }
     }
+}
+
+/// Gives a request's memory back to its slab.
+///
+/// # Safety
+/// `head` is the head of a `WorkReq<F, T, A>` from `slab`'s `alloc`, whose fields
+/// were all moved out or never written; nothing refers to it after.
+unsafe fn free_block<F, T, A>(head: NonNull<ReqHead>, slab: NonNull<Slab>) {
+    // SAFETY: the caller's contract (the head is the block's start).
+    unsafe { Slab::free(slab, head.cast(), Layout::new::<WorkReq<F, T, A>>()) }
 }
 
 /// A job that panicked, or did not run.
@@ -240,39 +270,30 @@ impl LoopHandle {
             .alloc(Layout::new::<WorkReq<F, T, A>>())
             .cast::<WorkReq<F, T, A>>()
             .as_ptr();
-        // The entry is taken before the request is queued, so that this thread
-        // writes nothing in the request once a pool thread may be working on it
-        // (the job's outcome is written next to the slot: a write here after
-        // queueing would pull that cache line away from the pool thread). Nothing
-        // can use the entry before this function returns (no user code runs in
-        // between); a refused request gives it back. The table's `Rc` is cloned
-        // first, so that it is read once.
-        let table = Rc::clone(shared.request_table());
-        let slot = table.add(p.cast());
         // SAFETY: `p` is fresh memory for a WorkReq: every field but libuv's struct
         // is written here, and uv_queue_work initialises libuv's struct
         // (`uv__req_init`) before anything reads it. The request stays put until
-        // `after_cb` frees it, which libuv calls once, on this thread, after this
-        // function returned.
+        // `after_cb` frees it (or leaves it to the last `Request`), which libuv
+        // calls once, on this thread, after this function returned. The head counts
+        // the `Request` returned below.
         let rc = unsafe {
-            std::ptr::addr_of_mut!((*p).shared).write(shared);
-            std::ptr::addr_of_mut!((*p).slot).write(slot);
+            std::ptr::addr_of_mut!((*p).base.head).write(ReqHead::started());
+            std::ptr::addr_of_mut!((*p).base.shared).write(shared);
             std::ptr::addr_of_mut!((*p).state).write(UnsafeCell::new(Job::Work(work)));
             std::ptr::addr_of_mut!((*p).after).write(ManuallyDrop::new(after));
             sys::uv_queue_work(
                 l,
-                std::ptr::addr_of_mut!((*p).req),
+                std::ptr::addr_of_mut!((*p).base.req),
                 Some(work_cb::<F, T, A>),
                 Some(after_cb::<F, T, A>),
             )
         };
         if rc < 0 {
-            table.finish_own(slot);
             // SAFETY: libuv did not take the request; nothing else refers to it.
             return Err(unsafe { refused(slab, p, rc) });
         }
-        shared.request_started();
-        Ok(Request::new(table, slot))
+        // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request.
+        Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast())) })
     }
 
     /// Fills `buf` with random bytes from the system's source on the thread pool
