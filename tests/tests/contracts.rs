@@ -202,3 +202,65 @@ fn a_one_shot_start_that_replaces_a_sigpipe_watch_leaves_sigpipe_ignored() {
     // A write to a closed peer is an error, not a kill.
     assert_write_to_closed_peer_is_epipe(&lp);
 }
+
+/// libuv marks a handle one-shot in `start_oneshot` and never clears the mark: a
+/// later `start` of SIGPIPE on that handle watched one-shot, libuv stopped the
+/// watcher from inside `run` on the first SIGPIPE and put SIGPIPE back to its
+/// default action, and the next write to a closed peer killed the process. A fuzzer
+/// finding (the worker died of SIGPIPE). `start` now watches every delivery.
+#[test]
+fn a_start_after_a_one_shot_start_watches_every_delivery() {
+    use std::io::Write;
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    sig.start_oneshot(uv::Signum::WindowChange, |_, _| {})
+        .unwrap();
+    sig.stop().unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    sig.start(uv::Signum::Pipe, move |_, n| {
+        assert_eq!(n, uv::Signum::Pipe);
+        s.set(s.get() + 1);
+    })
+    .unwrap();
+    // A write to a pipe without a reader raises SIGPIPE, which libuv's handler
+    // catches; the write itself is EPIPE.
+    let (r, w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    drop(r);
+    let mut w = std::fs::File::from(w);
+    for round in 1..=2 {
+        let err = w.write(b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        lp.run(RunMode::NoWait).unwrap();
+        assert_eq!(seen.get(), round);
+        assert_eq!(sig.signum().unwrap(), Some(uv::Signum::Pipe));
+        assert_ne!(disposition(libc::SIGPIPE), libc::SIG_DFL);
+    }
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(disposition(libc::SIGPIPE), libc::SIG_IGN);
+    assert_write_to_closed_peer_is_epipe(&lp);
+}
+
+/// A `start` of the signal a handle watches one-shot makes the watch one for every
+/// delivery (libuv alone would only replace the callback and stay one-shot).
+#[test]
+fn a_start_over_an_active_one_shot_watch_of_the_same_signal_stays() {
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    sig.start_oneshot(uv::Signum::WindowChange, |_, _| {})
+        .unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    sig.start(uv::Signum::WindowChange, move |_, _| s.set(s.get() + 1))
+        .unwrap();
+    for round in 1..=2 {
+        // SAFETY: raise has no preconditions; libuv's handler catches SIGWINCH.
+        assert_eq!(unsafe { libc::raise(libc::SIGWINCH) }, 0);
+        lp.run(RunMode::NoWait).unwrap();
+        assert_eq!(seen.get(), round);
+        assert_eq!(sig.signum().unwrap(), Some(uv::Signum::WindowChange));
+    }
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+}
