@@ -264,3 +264,64 @@ fn a_start_over_an_active_one_shot_watch_of_the_same_signal_stays() {
     sig.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// An unconnected TCP socket as a stream: epoll reports it hung up as soon as it is
+/// watched, and a write on it fails at once.
+fn unconnected_tcp(lp: &Loop) -> Tcp {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain system call; the result is checked before it is owned.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    assert!(fd >= 0);
+    // SAFETY: a new descriptor that nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let t = Tcp::new(lp).unwrap();
+    t.open(fd).unwrap();
+    t
+}
+
+/// A write that fails at once has its callback queued for the loop's pending pass,
+/// but libuv runs the write callbacks of a stream whenever it gets a hang-up or
+/// error event for it, which can come first (in the same poll). A `listen` in that
+/// callback found no request in flight, and the pass still queued then called
+/// libuv's server code with a write event: an abort (stream.c:513,
+/// `events & POLLIN`). A fuzzer finding. `listen` is `EINVAL` while the stream is
+/// queued for the pending pass.
+#[test]
+fn listen_while_the_stream_is_queued_for_the_pending_pass_is_einval() {
+    let lp = Loop::new().unwrap();
+    let t = unconnected_tcp(&lp);
+    // Watched for reading: the poll reports the hang-up (and the read fails).
+    t.read_start(|_, _| {}).unwrap();
+    let listened = Rc::new(Cell::new(None));
+    let prepare = uv::Prepare::new(&lp).unwrap();
+    let (t2, l) = (t.clone(), listened.clone());
+    // Right before the poll: a write that fails at once.
+    prepare
+        .start(move |p| {
+            p.stop().unwrap();
+            let (t3, l) = (t2.clone(), l.clone());
+            t2.write(&b"x"[..], move |_, r| {
+                assert!(r.is_err());
+                let listen = t3.listen(8, |_, _| {});
+                l.set(Some(listen.map_err(|e| e.code())));
+            })
+            .unwrap();
+        })
+        .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(listened.get(), Some(Err(StatusCode::EINVAL)));
+    // Once the pass has run, the stream can listen.
+    t.read_stop().unwrap();
+    t.listen(8, |_, _| {}).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    prepare.close();
+    t.close();
+    lp.run(RunMode::Default).unwrap();
+}
