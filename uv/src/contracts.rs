@@ -391,7 +391,10 @@ pub unsafe fn named(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
 /// A stream's descriptor is non-blocking (`EINVAL` otherwise): libuv reads again
 /// after a read that filled the buffer, and on a blocking descriptor that read
 /// waits for data and hangs the loop (a terminal libuv could not reopen, or a
-/// stream put in blocking mode with `set_blocking(true)`).
+/// stream put in blocking mode with `set_blocking(true)`). A stream given to a child
+/// process as stdio is `EINVAL` too: the child shares its open file and can make it
+/// blocking later (a shell reading its standard input turns the non-blocking mode
+/// off when it finds no data), and the loop would then hang in a read.
 ///
 /// A socket libuv made in this process and nobody was given since (a connected or
 /// accepted TCP socket, marked so by `connect` and `accept`) passes without the
@@ -418,6 +421,13 @@ pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result
 /// As for `non_blocking`.
 #[inline(never)]
 unsafe fn non_blocking_syscall(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // A child process shares the stream's open file and may make it blocking at any
+    // time, after this check as well (such a stream is never marked as libuv's own:
+    // a spawn's stdio goes through `fileno`, which takes the mark off).
+    // SAFETY: per the contract the stream is a live handle of this library.
+    if unsafe { crate::handle::shared_with_child(s.cast()) } {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
     // SAFETY: per the contract the stream is initialised; a stream's descriptor
     // is its watcher's (what uv_fileno returns for streams), -1 when it has none.
     let fd = unsafe { (*s).io_watcher.fd };
