@@ -202,3 +202,126 @@ fn a_one_shot_start_that_replaces_a_sigpipe_watch_leaves_sigpipe_ignored() {
     // A write to a closed peer is an error, not a kill.
     assert_write_to_closed_peer_is_epipe(&lp);
 }
+
+/// libuv marks a handle one-shot in `start_oneshot` and never clears the mark: a
+/// later `start` of SIGPIPE on that handle watched one-shot, libuv stopped the
+/// watcher from inside `run` on the first SIGPIPE and put SIGPIPE back to its
+/// default action, and the next write to a closed peer killed the process. A fuzzer
+/// finding (the worker died of SIGPIPE). `start` now watches every delivery.
+#[test]
+fn a_start_after_a_one_shot_start_watches_every_delivery() {
+    use std::io::Write;
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    sig.start_oneshot(uv::Signum::WindowChange, |_, _| {})
+        .unwrap();
+    sig.stop().unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    sig.start(uv::Signum::Pipe, move |_, n| {
+        assert_eq!(n, uv::Signum::Pipe);
+        s.set(s.get() + 1);
+    })
+    .unwrap();
+    // A write to a pipe without a reader raises SIGPIPE, which libuv's handler
+    // catches; the write itself is EPIPE.
+    let (r, w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    drop(r);
+    let mut w = std::fs::File::from(w);
+    for round in 1..=2 {
+        let err = w.write(b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        lp.run(RunMode::NoWait).unwrap();
+        assert_eq!(seen.get(), round);
+        assert_eq!(sig.signum().unwrap(), Some(uv::Signum::Pipe));
+        assert_ne!(disposition(libc::SIGPIPE), libc::SIG_DFL);
+    }
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(disposition(libc::SIGPIPE), libc::SIG_IGN);
+    assert_write_to_closed_peer_is_epipe(&lp);
+}
+
+/// A `start` of the signal a handle watches one-shot makes the watch one for every
+/// delivery (libuv alone would only replace the callback and stay one-shot).
+#[test]
+fn a_start_over_an_active_one_shot_watch_of_the_same_signal_stays() {
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    sig.start_oneshot(uv::Signum::WindowChange, |_, _| {})
+        .unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    sig.start(uv::Signum::WindowChange, move |_, _| s.set(s.get() + 1))
+        .unwrap();
+    for round in 1..=2 {
+        // SAFETY: raise has no preconditions; libuv's handler catches SIGWINCH.
+        assert_eq!(unsafe { libc::raise(libc::SIGWINCH) }, 0);
+        lp.run(RunMode::NoWait).unwrap();
+        assert_eq!(seen.get(), round);
+        assert_eq!(sig.signum().unwrap(), Some(uv::Signum::WindowChange));
+    }
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// An unconnected TCP socket as a stream: epoll reports it hung up as soon as it is
+/// watched, and a write on it fails at once.
+fn unconnected_tcp(lp: &Loop) -> Tcp {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain system call; the result is checked before it is owned.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    assert!(fd >= 0);
+    // SAFETY: a new descriptor that nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let t = Tcp::new(lp).unwrap();
+    t.open(fd).unwrap();
+    t
+}
+
+/// A write that fails at once has its callback queued for the loop's pending pass,
+/// but libuv runs the write callbacks of a stream whenever it gets a hang-up or
+/// error event for it, which can come first (in the same poll). A `listen` in that
+/// callback found no request in flight, and the pass still queued then called
+/// libuv's server code with a write event: an abort (stream.c:513,
+/// `events & POLLIN`). A fuzzer finding. `listen` is `EINVAL` while the stream is
+/// queued for the pending pass.
+#[test]
+fn listen_while_the_stream_is_queued_for_the_pending_pass_is_einval() {
+    let lp = Loop::new().unwrap();
+    let t = unconnected_tcp(&lp);
+    // Watched for reading: the poll reports the hang-up (and the read fails).
+    t.read_start(|_, _| {}).unwrap();
+    let listened = Rc::new(Cell::new(None));
+    let prepare = uv::Prepare::new(&lp).unwrap();
+    let (t2, l) = (t.clone(), listened.clone());
+    // Right before the poll: a write that fails at once.
+    prepare
+        .start(move |p| {
+            p.stop().unwrap();
+            let (t3, l) = (t2.clone(), l.clone());
+            t2.write(&b"x"[..], move |_, r| {
+                assert!(r.is_err());
+                let listen = t3.listen(8, |_, _| {});
+                l.set(Some(listen.map_err(|e| e.code())));
+            })
+            .unwrap();
+        })
+        .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(listened.get(), Some(Err(StatusCode::EINVAL)));
+    // Once the pass has run, the stream can listen.
+    t.read_stop().unwrap();
+    t.listen(8, |_, _| {}).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    prepare.close();
+    t.close();
+    lp.run(RunMode::Default).unwrap();
+}

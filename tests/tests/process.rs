@@ -745,7 +745,10 @@ fn an_inherited_stream_is_blocking_after_the_spawn_and_a_reading_one_is_refused(
     assert_eq!(err.code(), StatusCode::EINVAL);
     stream.set_blocking(false).unwrap();
     assert!(nonblocking(fd));
-    stream.read_start(|_, _| {}).unwrap();
+    // Still refused: the child shares the file and may make it blocking again
+    // (see `a_stream_given_to_a_child_starts_no_read`).
+    let err = stream.read_start(|_, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
     while exit.get().is_none() {
         lp.run(RunMode::Once).unwrap();
     }
@@ -753,4 +756,40 @@ fn an_inherited_stream_is_blocking_after_the_spawn_and_a_reading_one_is_refused(
     stream.close();
     lp.run(RunMode::Default).unwrap();
     drop(b);
+}
+
+/// A stream given to a child as stdio shares its open file with the child, which
+/// can make it blocking whenever it likes: a shell without a script reads its
+/// standard input and, finding no data on a non-blocking file, turns the
+/// non-blocking mode off ("sh: turning off NDELAY mode"). A read the loop then made
+/// waited for data forever (the API fuzzer's watchdog found the loop hung in
+/// `read`). `read_start` on such a stream is `EINVAL` from the spawn on, also after
+/// `set_blocking(false)`.
+#[test]
+fn a_stream_given_to_a_child_starts_no_read() {
+    let lp = Loop::new().unwrap();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = uv::Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let options = ProcessOptions::new("/bin/sh")
+        .args(["-c", "exit 0"])
+        .stdio(0, uv::Stdio::Stream(&p));
+    let exited = Rc::new(Cell::new(false));
+    let e = exited.clone();
+    let child = uv::Process::spawn(&lp, &options, move |_, _, _| e.set(true)).unwrap();
+    p.set_blocking(false).unwrap();
+    let err = p.read_start(|_, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    let err = p
+        .read_start_with(uv::PoolAllocator::new(64, 1), |_, _| {})
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    // Writing and closing still work.
+    assert_eq!(p.try_write(b"x").unwrap(), 1);
+    while !exited.get() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    child.close();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
 }

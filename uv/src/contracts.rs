@@ -265,24 +265,49 @@ fn queue_empty(q: *const sys::uv__queue) -> bool {
     unsafe { std::ptr::eq((*q).next, q) }
 }
 
-/// No request is in flight on the stream (connect, shutdown, write): `EINVAL`.
-/// `uv_listen` on a stream with one would make libuv's server code run on a write
-/// event and abort.
+/// No request is in flight on the stream (connect, shutdown, write), and the stream
+/// is not queued for the loop's pending pass: `EINVAL`. `uv_listen` on a stream with
+/// either would make libuv's server code run on a write event and abort
+/// (stream.c:513). The pending pass calls the stream's I/O callback with a write
+/// event, and a stream stays queued when its write callbacks ran earlier: libuv runs
+/// them on any hang-up or error event of the stream, which can come in the same poll
+/// as the write that failed at once and queued the stream.
 ///
 /// # Safety
 /// `s` must be an open stream made by this library.
 pub unsafe fn no_requests(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; only fields are read.
+    // (libuv's pending pass moves the queued watchers to a list of its own before it
+    // calls them, and unlinks each just before its call, so a watcher still to be
+    // called in that pass is still linked.)
     let busy = unsafe {
         !(*s).connect_req.is_null()
             || !(*s).shutdown_req.is_null()
             || !queue_empty(std::ptr::addr_of!((*s).write_queue))
             || !queue_empty(std::ptr::addr_of!((*s).write_completed_queue))
+            || pending_io(s)
     };
     if busy {
         return Err(Error::new(StatusCode::EINVAL, op));
     }
     Ok(())
+}
+
+/// Whether the stream's I/O watcher is queued for the loop's pending pass.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+#[cfg(unix)]
+unsafe fn pending_io(s: *mut sys::uv_stream_t) -> bool {
+    // SAFETY: per the contract the stream is initialised; libuv initialises the
+    // watcher's queue links in uv__io_init and keeps them a valid (possibly empty)
+    // queue.
+    unsafe { !queue_empty(std::ptr::addr_of!((*s).io_watcher.pending_queue)) }
+}
+
+#[cfg(not(unix))]
+unsafe fn pending_io(_s: *mut sys::uv_stream_t) -> bool {
+    false
 }
 
 /// libuv's `UV_HANDLE_BLOCKING_WRITES` (uv-common.h, libuv 1.x): a terminal libuv
@@ -366,7 +391,10 @@ pub unsafe fn named(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
 /// A stream's descriptor is non-blocking (`EINVAL` otherwise): libuv reads again
 /// after a read that filled the buffer, and on a blocking descriptor that read
 /// waits for data and hangs the loop (a terminal libuv could not reopen, or a
-/// stream put in blocking mode with `set_blocking(true)`).
+/// stream put in blocking mode with `set_blocking(true)`). A stream given to a child
+/// process as stdio is `EINVAL` too: the child shares its open file and can make it
+/// blocking later (a shell reading its standard input turns the non-blocking mode
+/// off when it finds no data), and the loop would then hang in a read.
 ///
 /// A socket libuv made in this process and nobody was given since (a connected or
 /// accepted TCP socket, marked so by `connect` and `accept`) passes without the
@@ -393,6 +421,13 @@ pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result
 /// As for `non_blocking`.
 #[inline(never)]
 unsafe fn non_blocking_syscall(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // A child process shares the stream's open file and may make it blocking at any
+    // time, after this check as well (such a stream is never marked as libuv's own:
+    // a spawn's stdio goes through `fileno`, which takes the mark off).
+    // SAFETY: per the contract the stream is a live handle of this library.
+    if unsafe { crate::handle::shared_with_child(s.cast()) } {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
     // SAFETY: per the contract the stream is initialised; a stream's descriptor
     // is its watcher's (what uv_fileno returns for streams), -1 when it has none.
     let fd = unsafe { (*s).io_watcher.fd };

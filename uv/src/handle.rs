@@ -154,6 +154,9 @@ pub(crate) struct Extras {
     kept: Vec<Box<dyn Any>>,
     /// The descriptor the handle claimed on its loop (see `keep_with`).
     claimed: Option<crate::RawFd>,
+    /// A stream whose open file a child process shares (see
+    /// [`mark_shared_with_child`]).
+    shared_with_child: bool,
 }
 
 /// Not in libuv: before a successful init, and from the end of the close callback
@@ -1481,6 +1484,37 @@ fn drop_replaced<C>(hp: Hdr, old: C, unwound: bool) {
 pub(crate) unsafe fn own_nonblocking_fd(raw: *mut sys::uv_handle_t) -> bool {
     // SAFETY: per the contract.
     unsafe { Hdr::from_raw(raw) }.has(OWN_NONBLOCKING_FD)
+}
+
+/// Marks a stream whose open file a child process now shares (given to it as
+/// stdio): the child may switch that file to blocking mode at any time (a shell
+/// that reads its standard input and finds no data does so), and libuv's reads of
+/// a blocking file wait in the loop. Such a stream does not start reading from
+/// then on (`contracts::non_blocking`). Kept with the handle's extras, so that
+/// only these handles pay for it.
+pub(crate) fn mark_shared_with_child(handle: &Handle) {
+    let h = handle.hdr();
+    if h.is_open() && h.in_libuv() {
+        h.with_extras(|e| e.shared_with_child = true);
+    }
+}
+
+/// Whether a child process shares the stream's open file (see
+/// [`mark_shared_with_child`]).
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+pub(crate) unsafe fn shared_with_child(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
+    // is read.
+    h.has(HAS_EXTRAS)
+        && unsafe {
+            (*((*h.raw()).data as *const ExtrasRecord))
+                .extras
+                .shared_with_child
+        }
 }
 
 /// Marks (or unmarks) the stream's descriptor as one libuv made non-blocking in

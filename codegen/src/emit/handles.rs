@@ -726,9 +726,14 @@ impl HandleEmitter<'_> {
             }
             None => body,
         };
+        let before = m.before.as_ref().map(|f| {
+            let f = ident(f);
+            quote!(Self::#f(self)?;)
+        });
         let body = quote! {
             #get_raw
             #requires
+            #before
             #( #prep )*
             #body
         };

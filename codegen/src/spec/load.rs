@@ -404,6 +404,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
             let manual = t.str_opt("manual");
             let request = t.str_opt("request");
             let requires = t.str_list("requires");
+            let before = t.str_opt("before");
             let after = t.str_opt("after");
             let makes_socket = t.bool_opt("makes_socket").filter(|b| b.value);
             let result = t.str_opt("result");
@@ -441,6 +442,7 @@ fn methods(root: &Table) -> Vec<MethodSpec> {
                 manual,
                 request,
                 requires,
+                before,
                 after,
                 makes_socket,
                 result,

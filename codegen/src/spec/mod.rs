@@ -303,6 +303,11 @@ pub struct MethodSpec {
     /// Handle states checked before the C call ([`StateRule`] names).
     pub requires: Vec<Sp<String>>,
     /// A hand-written associated function of the type, `fn NAME(&self) ->
+    /// uv::Result<()>`, called before the C call, after the `requires` checks (to
+    /// put the handle into the state the call needs); its error is the method's, and
+    /// the C function is not called then.
+    pub before: Option<Sp<String>>,
+    /// A hand-written associated function of the type, `fn NAME(&self) ->
     /// uv::Result<()>`, called after the C call (for side effects of libuv the crate
     /// must undo); its error, if the call succeeded, is the method's.
     pub after: Option<Sp<String>>,

@@ -681,12 +681,15 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             m.request.is_none(),
             out,
         );
-        if let Some(a) = &m.after {
+        for (key, hook) in [("before", &m.before), ("after", &m.after)] {
+            let Some(a) = hook else { continue };
             check_ident(a, out);
             if m.request.is_some() {
                 out.push(
                     a.loc
-                        .error("`after` does not apply to a method that starts a request")
+                        .error(format!(
+                            "`{key}` does not apply to a method that starts a request"
+                        ))
                         .hint("remove it"),
                 );
             }

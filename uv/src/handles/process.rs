@@ -45,9 +45,12 @@ pub enum Stdio<'a> {
     /// The descriptor of an open stream handle (a `Tcp`, `Pipe` or `Tty`). libuv
     /// gives it to the child in blocking mode, and the mode belongs to the
     /// descriptor the stream shares: after the spawn the stream is blocking (its
-    /// writes wait until done, `read_start` answers `EINVAL`) until
+    /// writes wait until done) until
     /// [`set_blocking(false)`](crate::Stream::set_blocking), which the child then
-    /// shares too. `EINVAL` (no child) for a stream that is reading.
+    /// shares too. `EINVAL` (no child) for a stream that is reading. Once a child
+    /// has it, the stream's `read_start` answers `EINVAL`: the child can switch the
+    /// shared file to blocking mode at any time (a shell that reads its standard
+    /// input does when no data is there), and a read would then hang the loop.
     Stream(&'a Handle),
     /// A new pipe between parent and child: `spawn` opens the parent's end in `pipe`,
     /// which must be a fresh pipe handle (no descriptor yet). `flags` says what the
@@ -700,6 +703,13 @@ impl Process {
         if spawned < 0 {
             process.close();
             return Err(Error::from_raw(spawned, SPAWN));
+        }
+        // The child shares the open file of each stream it was given: those streams
+        // read no more (see `Stdio::Stream`).
+        for s in options.stdio.as_slice() {
+            if let Stdio::Stream(h) = s {
+                crate::handle::mark_shared_with_child(h);
+            }
         }
         Ok(process)
     }

@@ -3,6 +3,10 @@
 
 uv_macros::handle!("spec/handles/signal.toml");
 
+/// libuv's `UV_SIGNAL_ONE_SHOT` handle flag (uv-common.h, libuv 1.x), set by
+/// `uv_signal_start_oneshot`.
+const UV_SIGNAL_ONE_SHOT: u32 = 0x0200_0000;
+
 impl Signal {
     /// The signal the handle watches: `None` when it is not started (or was
     /// stopped, or a one-shot watcher already fired). `ClosedHandle` when closed.
@@ -11,6 +15,35 @@ impl Signal {
         // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`.
         let s = unsafe { (*raw).signum };
         Ok((s > 0).then(|| crate::Signum::from_raw(s)))
+    }
+
+    /// Before `start`: the handle loses the one-shot mark of an earlier
+    /// `start_oneshot`. libuv sets `UV_SIGNAL_ONE_SHOT` there and never clears it
+    /// (libuv 1.53.1, unix/signal.c), so a later `start` watched one-shot: libuv
+    /// stopped the watcher after its first delivery, from inside `Loop::run`, and for
+    /// a signal the process ignores (SIGPIPE) put the default action back where the
+    /// crate cannot ignore it again; the next write to a closed peer killed the
+    /// process. (While such a handle was the first watcher of its signal, libuv also
+    /// installed the handler with `SA_RESETHAND`, with the same end.) A handle that
+    /// watches is in libuv's tree of watchers, ordered by the mark, so it is stopped
+    /// first (and a `start` of the signal it watches one-shot starts it afresh).
+    fn forget_oneshot(&self) -> crate::Result<()> {
+        let raw = self.inner.raw("uv_signal_start")?;
+        // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`; the
+        // fields are only read.
+        let (marked, watching) =
+            unsafe { ((*raw).flags & UV_SIGNAL_ONE_SHOT != 0, (*raw).signum != 0) };
+        if !marked {
+            return Ok(());
+        }
+        if watching {
+            // Out of the tree (and its signal's action restored if ignored).
+            self.stop()?;
+        }
+        // SAFETY: as above; the handle is stopped, so it is in no tree the mark
+        // orders, and libuv reads the mark only when it starts, delivers or stops.
+        unsafe { (*raw).flags &= !UV_SIGNAL_ONE_SHOT };
+        Ok(())
     }
 
     /// libuv puts a signal nobody watches any more back to its default action (on
