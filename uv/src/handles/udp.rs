@@ -200,8 +200,8 @@ unsafe extern "C" fn recv_drained(
         // SAFETY: libuv's arguments, passed on.
         return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
     }
-    // SAFETY: libuv passes the buffer `alloc_one_cb` lent.
-    crate::stream::give_back(raw.cast(), unsafe { (*buf).base as *const u8 });
+    // The loop's buffer comes home (see `lent_buffer_home`).
+    lent_buffer_home(raw);
     let event = Ok(Datagram {
         data: &[],
         addr: None,
@@ -243,19 +243,33 @@ unsafe extern "C" fn recv_datagram(
     // SAFETY: libuv wrote `nread` bytes (no more than its `room`) in the buffer
     // `alloc_one_cb` lent (whose pointer is never null), and `addr` is a
     // sockaddr_in (its family says so).
-    let (base, event) = unsafe {
-        let base = (*buf).base as *const u8;
-        let data = std::slice::from_raw_parts(base, nread as usize);
+    let event = unsafe {
+        let data = std::slice::from_raw_parts((*buf).base as *const u8, nread as usize);
         let addr = Some(crate::addr::v4_from_c(addr));
         let flags = plain_flags(flags);
-        (base, Ok(Datagram { data, addr, flags }))
+        Ok(Datagram { data, addr, flags })
     };
     // SAFETY: `raw` is a handle made by Udp's constructors.
     unsafe { show(raw, event) };
     if !receiving(raw) {
         not_receiving(raw, UdpFlags::empty());
     }
-    crate::stream::give_back(raw.cast(), base);
+    // The datagram's bytes are no longer borrowed: the loop's buffer comes home
+    // (see `lent_buffer_home`).
+    lent_buffer_home(raw);
+}
+
+/// Takes the loop's read buffer back after an event of a socket without batches
+/// that read into it (a datagram, or the drained event): the buffer libuv passed
+/// is the one `alloc_one_cb` lent for this read, which is the loop's (it lends the
+/// loop's buffer or an empty one, and with an empty one libuv reports `ENOBUFS`,
+/// an error, without reading), so no pointer is compared and none kept across
+/// the callback.
+#[inline(always)]
+fn lent_buffer_home(raw: *mut sys::uv_udp_t) {
+    crate::stream::loop_shared(raw.cast())
+        .read_buffer()
+        .reclaim();
 }
 
 /// Shows one event to the user's receive callback, which moves it out of this
