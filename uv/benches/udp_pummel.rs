@@ -73,14 +73,23 @@ struct Counts {
     done: Cell<u64>,
 }
 
+/// One sender's state (as the raw twin's `RawSender`): its peer and the counters.
+struct Sender {
+    to: SocketAddr,
+    counts: Rc<Counts>,
+}
+
 /// Sends one datagram; its completion sends the next one, or closes the sender.
-fn send_one(u: &uv::Udp, to: SocketAddr, c: Rc<Counts>) {
+fn send_one(u: &uv::Udp, s: Rc<Sender>) {
+    let c = &s.counts;
     c.started.set(c.started.get() + 1);
+    let to = s.to;
     u.send(uv::WriteData::Static(EXPECTED), Some(to), move |u, r| {
         r.expect("udp send");
+        let c = &s.counts;
         c.done.set(c.done.get() + 1);
         if c.started.get() < c.limit {
-            send_one(u, to, c);
+            send_one(u, s);
         } else {
             u.close();
         }
@@ -119,7 +128,14 @@ fn safe(n: u64, senders: usize, receivers: usize) -> (u64, f64) {
     let t = Instant::now();
     for i in 0..senders {
         let s = uv::Udp::new(&lp).expect("uv::Udp::new");
-        send_one(&s, addrs[i % receivers], counts.clone());
+        let to = addrs[i % receivers];
+        send_one(
+            &s,
+            Rc::new(Sender {
+                to,
+                counts: counts.clone(),
+            }),
+        );
     }
     lp.run(uv::RunMode::Default).expect("uv::Loop::run");
     let run = since(t);

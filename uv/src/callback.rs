@@ -732,6 +732,215 @@ impl<K: 'static> HandleSlot<K> {
     }
 }
 
+/// What a [`CallSlot`] sees its callbacks' values as: any value (the record's
+/// `call` is what calls it). Its vtable names no method of the value, so the
+/// value's call is made from one place, the record's function, where the compiler
+/// can inline it.
+trait Opaque {}
+impl<T: ?Sized> Opaque for T {}
+
+/// The record of a [`CallSlot`]'s callback: that of any callback, then the function
+/// that calls the value with its handle and the event's parts `A`.
+#[repr(C)]
+struct ErasedWith<K: 'static, A: 'static> {
+    erased: Erased<dyn Opaque>,
+    /// Calls the value (with the callback's pointer) directly, the handle given as
+    /// a view (as `ErasedCall::call_view`): one indirect call, inside which the
+    /// event is made of its parts where the value's code sees it.
+    call: unsafe fn(NonNull<()>, std::mem::ManuallyDrop<K>, &A),
+}
+
+/// The static record of value type `C` stored in a `CallSlot<K, _, A>`, where `H`
+/// (zero-sized) calls a `C` with an event's parts.
+#[allow(clippy::type_complexity)]
+struct ErasedWithOf<C, H, K, A>(PhantomData<(fn() -> C, H, fn(&K, A))>);
+
+impl<C, H, K, A> ErasedWithOf<C, H, K, A>
+where
+    C: 'static,
+    H: Fn(&mut C, &K, &A) + Copy + 'static,
+    K: 'static,
+    A: 'static,
+{
+    const ERASED: &'static ErasedWith<K, A> = &ErasedWith {
+        erased: Erased {
+            allocated: std::mem::size_of::<C>() != 0,
+            view: view_opaque::<C>,
+            free: free::<C>,
+        },
+        call: call_with::<C, H, K, A>,
+    };
+    /// Where a zero-sized value is kept (as `ErasedOf::STATIC`).
+    const STATIC: &'static &'static ErasedWith<K, A> = &Self::ERASED;
+}
+
+/// The value of type `C` of a [`CallSlot`]'s callback, as an [`Opaque`].
+///
+/// # Safety
+/// As `view`, for a callback made by `CallSlot::callback::<C, _, _>`.
+unsafe fn view_opaque<C: 'static>(p: NonNull<()>) -> *mut dyn Opaque {
+    value_ptr::<C>(p)
+}
+
+/// Calls the value of type `C` of the callback with pointer `p` through `H`.
+///
+/// # Safety
+/// As `call_value`, for a callback made by `CallSlot::callback::<C, _, H>`.
+unsafe fn call_with<C, H: Fn(&mut C, &K, &A) + Copy, K, A>(
+    p: NonNull<()>,
+    handle: std::mem::ManuallyDrop<K>,
+    args: &A,
+) {
+    // SAFETY: H is zero-sized and Copy (checked in CallSlot::callback): a value of
+    // it read from any aligned pointer is the value the slot was given.
+    let call: H = unsafe { NonNull::<H>::dangling().as_ptr().read() };
+    // SAFETY: per the contract, the value is live, of type C, and borrowed only here.
+    let value = unsafe { &mut *value_ptr::<C>(p) };
+    call(value, &handle, args)
+}
+
+/// What a [`CallSlot`] and its callbacks are for: handle `K`, callback type `F`,
+/// parts `A`.
+type CallMarker<K, F, A> = PhantomData<(fn(&K, A), *const F)>;
+
+/// A callback made for a [`CallSlot`] (its record holds the call function).
+pub struct CallCallback<K: 'static, F: ?Sized + 'static, A: 'static>(
+    Callback<dyn Opaque>,
+    CallMarker<K, F, A>,
+);
+
+impl<K: 'static, F: ?Sized + 'static, A: 'static> fmt::Debug for CallCallback<K, F, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallCallback")
+    }
+}
+
+/// The slot of a callback of type `F` that its handle's trampoline calls with the
+/// event's parts `A` (raw values the trampoline checked): each callback's record
+/// holds a function made for its value's type that makes the event of the parts
+/// and calls the value, so a call is one indirect call, and the value's code sees
+/// how the event is made (what it does not look at is not made). 8 bytes.
+pub struct CallSlot<K: 'static, F: ?Sized + 'static, A: 'static> {
+    slot: Slot<dyn Opaque>,
+    _call: CallMarker<K, F, A>,
+}
+
+impl<K: 'static, F: ?Sized + 'static, A: 'static> Default for CallSlot<K, F, A> {
+    fn default() -> Self {
+        CallSlot {
+            slot: Slot::default(),
+            _call: PhantomData,
+        }
+    }
+}
+
+impl<K: 'static, F: ?Sized + 'static, A: 'static> fmt::Debug for CallSlot<K, F, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallSlot")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+impl<K: 'static, F: ?Sized + 'static, A: 'static> CallSlot<K, F, A> {
+    /// Boxes `value`, an `F` (`as_dyn`, the coercion `|p| p`, shows it; it is never
+    /// called), for this slot, with `call`, which calls a value of its type with
+    /// the handle and an event's parts (a closure that captures nothing).
+    #[inline(always)]
+    pub fn callback<C, G, H>(&self, value: C, as_dyn: G, call: H) -> CallCallback<K, F, A>
+    where
+        C: 'static,
+        G: Fn(*mut C) -> *mut F + Copy + 'static,
+        H: Fn(&mut C, &K, &A) + Copy + 'static,
+    {
+        coercion_captures_nothing(as_dyn);
+        const {
+            assert!(
+                std::mem::size_of::<H>() == 0,
+                "the call must capture nothing"
+            )
+        };
+        let _ = call;
+        let erased = ErasedWithOf::<C, H, K, A>::ERASED;
+        // SAFETY: the record is that of `C`; it starts with an `Erased` (repr(C)), and
+        // the static one starts as an allocation does.
+        CallCallback(
+            unsafe {
+                Callback::with_record(
+                    value,
+                    (erased as *const ErasedWith<K, A>).cast(),
+                    NonNull::from(ErasedWithOf::<C, H, K, A>::STATIC).cast(),
+                )
+            },
+            PhantomData,
+        )
+    }
+
+    /// As [`Slot::set`].
+    pub fn set(&self, cb: CallCallback<K, F, A>) {
+        self.slot.set(cb.0);
+    }
+
+    /// As [`Slot::set_then`].
+    #[inline]
+    pub fn set_then<T, E>(
+        &self,
+        cb: CallCallback<K, F, A>,
+        start: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.slot.set_then(cb.0, start)
+    }
+
+    /// Takes the stored callback out.
+    pub fn take(&self) -> Option<CallCallback<K, F, A>> {
+        self.slot.take().map(|c| CallCallback(c, PhantomData))
+    }
+
+    /// Drops the stored callback.
+    pub fn clear(&self) {
+        self.slot.clear();
+    }
+
+    /// Whether a callback is stored (false while it runs).
+    pub fn is_set(&self) -> bool {
+        self.slot.is_set()
+    }
+
+    /// Takes the stored callback out for a call (as [`Slot::take_for_call`]).
+    #[inline(always)]
+    pub(crate) fn take_for_call(&self) -> Option<CallCallback<K, F, A>> {
+        self.slot
+            .take_for_call()
+            .map(|c| CallCallback(c, PhantomData))
+    }
+
+    /// As [`Slot::put_back`].
+    #[inline(always)]
+    pub(crate) fn put_back(&self, cb: CallCallback<K, F, A>) -> Option<CallCallback<K, F, A>> {
+        self.slot
+            .put_back(cb.0)
+            .map(|c| CallCallback(c, PhantomData))
+    }
+
+    /// Calls a callback taken out of a `CallSlot<K, F, A>` with `handle` and `args`.
+    #[inline(always)]
+    pub(crate) fn call_taken(
+        cb: &mut CallCallback<K, F, A>,
+        handle: std::mem::ManuallyDrop<K>,
+        args: &A,
+    ) {
+        // SAFETY: every callback in a CallSlot was made by `CallSlot::callback`
+        // (only a `CallCallback` goes in), whose record is an `ErasedWith<K, A>`;
+        // the pointer to it keeps that whole record's provenance. Borrowed mutably
+        // here, its value is borrowed only by this call.
+        unsafe {
+            let ptr = cb.0.ptr;
+            let record = *ptr.cast::<&'static ErasedWith<K, A>>().as_ptr();
+            (record.call)(ptr.cast(), handle, args)
+        }
+    }
+}
+
 impl<F: ?Sized + 'static> fmt::Debug for Slot<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slot").field("set", &self.is_set()).finish()
@@ -889,6 +1098,64 @@ mod tests {
         slot.call(|f| got = f(1));
         assert_eq!(got, 101);
     }
+    #[test]
+    fn a_call_slot_makes_the_event_of_its_parts_and_lets_the_callback_replace_itself() {
+        // The "handle" is the slot itself; the parts are a number, the event its
+        // double, made by the slot's call function.
+        type F = dyn FnMut(&H, u64);
+        struct H(CallSlot<H, F, u64>);
+        fn call<C: FnMut(&H, u64)>(c: &mut C, h: &H, parts: &u64) {
+            c(h, *parts * 2)
+        }
+        fn boxed<C: FnMut(&H, u64) + 'static>(h: &H, c: C) -> CallCallback<H, F, u64> {
+            h.0.callback(c, |p| p, call::<C>)
+        }
+        fn run(h: &H, parts: u64) {
+            let Some(mut cb) = h.0.take_for_call() else {
+                return;
+            };
+            CallSlot::call_taken(
+                &mut cb,
+                std::mem::ManuallyDrop::new(H(CallSlot::default())),
+                &parts,
+            );
+            if let Some(old) = h.0.put_back(cb) {
+                drop(old);
+            }
+        }
+        assert_eq!(
+            std::mem::size_of::<CallSlot<H, F, u64>>(),
+            std::mem::size_of::<usize>()
+        );
+        thread_local!(static SEEN: Cell<u64> = const { Cell::new(0) });
+        let h = H(CallSlot::default());
+        let rc = Rc::new(());
+        let held = rc.clone();
+        h.0.set(boxed(&h, move |_, e| {
+            let _ = &held;
+            SEEN.with(|s| s.set(s.get() + e));
+        }));
+        run(&h, 5);
+        run(&h, 1);
+        assert_eq!(SEEN.with(Cell::get), 12);
+        assert!(h.0.is_set());
+        // Replaced by a zero-sized one: the first is dropped, the new one stays.
+        h.0.set(boxed(&h, |_, e| SEEN.with(|s| s.set(s.get() + 100 * e))));
+        assert_eq!(Rc::strong_count(&rc), 1);
+        run(&h, 1);
+        assert_eq!(SEEN.with(Cell::get), 212);
+        // A failed start puts the previous callback back.
+        let r: Result<(), ()> =
+            h.0.set_then(boxed(&h, |_, _| SEEN.with(|s| s.set(0))), || Err(()));
+        assert_eq!(r, Err(()));
+        run(&h, 1);
+        assert_eq!(SEEN.with(Cell::get), 412);
+        h.0.clear();
+        assert!(!h.0.is_set());
+        run(&h, 1);
+        assert_eq!(SEEN.with(Cell::get), 412);
+    }
+
     #[test]
     fn a_handle_slot_calls_its_callback_directly_and_lets_it_replace_itself() {
         // The "handle" is the slot itself, so the callback can replace itself.

@@ -1374,6 +1374,32 @@ pub unsafe fn dispatch_handle<K: HandleKind>(
     }
 }
 
+/// [`dispatch`] for a callback kept in a [`CallSlot`](crate::callback::CallSlot),
+/// called with one indirect call with the event's parts `args` (its record's
+/// function makes the event of them).
+///
+/// # Safety
+/// As [`dispatch`].
+#[inline(always)]
+pub(crate) unsafe fn dispatch_with<K: HandleKind, F: ?Sized + 'static, A: 'static>(
+    raw: *mut K::Raw,
+    slot: impl Fn(&K::Slots) -> &crate::callback::CallSlot<K, F, A> + Copy,
+    args: &A,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        run_slot::<K, _, _>(
+            raw,
+            |h| slot(h.typed().slots()),
+            crate::callback::CallSlot::take_for_call,
+            crate::callback::CallSlot::put_back,
+            // The callback gets a view of the handle of its own, by value (as in
+            // `dispatch_handle`).
+            |cb, _| crate::callback::CallSlot::call_taken(cb, view_of::<K>(raw), args),
+        )
+    }
+}
+
 /// The body of [`dispatch`]: takes the callback `C` out of the slot `S`, calls it
 /// with the borrowed handle under the loop's panic guard, puts it back (`put_back`
 /// hands it back when the slot was refilled meanwhile), then applies the lifetime

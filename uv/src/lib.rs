@@ -109,7 +109,7 @@ pub type RawSocket = u64;
 /// API, so a crate's generated code keeps compiling within a minor version.
 pub mod runtime {
     pub use crate::addr::{read_sockaddr, SockAddr};
-    pub use crate::callback::{HandleCallback, HandleFn, HandleSlot, Slot};
+    pub use crate::callback::{CallCallback, CallSlot, HandleCallback, HandleFn, HandleSlot, Slot};
     pub use crate::contracts::{
         enum_arg, fd_kind, flags_arg, owned_fd, settle_kept, settle_owned_fd, FdKind,
     };

@@ -631,11 +631,15 @@ impl ReadBuffer {
     /// `suggested` (rare: once per size a loop sees), out of the allocation
     /// callback's path.
     ///
+    /// `extern "C"` (it cannot unwind: the allocation's size is bounded, and a
+    /// failed one aborts), so that the allocation callbacks call it with a jump.
+    ///
     /// # Safety
     /// As for `lend`.
     #[cold]
     #[inline(never)]
-    unsafe fn lend_slow(&self, suggested: usize, out: *mut sys::uv_buf_t) {
+    #[allow(improper_ctypes_definitions)]
+    unsafe extern "C" fn lend_slow(&self, suggested: usize, out: *mut sys::uv_buf_t) {
         let (base, len) = if self.base.get().is_null() {
             (std::ptr::null_mut(), 0)
         } else {

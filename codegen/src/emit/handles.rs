@@ -346,7 +346,17 @@ impl HandleEmitter<'_> {
                 match sig.parse::<TokenStream>() {
                     Ok(ty) => {
                         let cdoc = doc_attr(&cb.doc);
-                        slot_fields.push(quote!(#cdoc #slot: #rt::runtime::Slot<dyn #ty>));
+                        match cb.parts.as_ref().map(|p| (p, p.parse::<TokenStream>())) {
+                            None => {
+                                slot_fields.push(quote!(#cdoc #slot: #rt::runtime::Slot<dyn #ty>))
+                            }
+                            Some((_, Ok(parts))) => slot_fields.push(quote!(
+                                #cdoc #slot: #rt::runtime::CallSlot<#name, dyn #ty, #parts>
+                            )),
+                            Some((p, Err(_))) => {
+                                self.errs.push(p.loc.error("`parts` is not a Rust type"))
+                            }
+                        }
                         slot_names.push(slot);
                     }
                     Err(_) => self

@@ -329,7 +329,15 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
             let doc = doc_of(t);
             let signature = t.str_opt("signature");
             let manual = t.str_opt("manual");
+            let parts = t.str_opt("parts");
             let ok = t.str_list("ok");
+            if let (Some(p), None) = (&parts, &signature) {
+                t.cx().push(
+                    p.loc
+                        .error("`parts` is for a [[callback]] with a hand-written trampoline")
+                        .hint("add `signature` and `manual`, or remove `parts`"),
+                );
+            }
             if signature.is_some() != manual.is_some() {
                 t.cx().push(
                     t.loc()
@@ -345,6 +353,7 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
                 doc,
                 signature,
                 manual,
+                parts,
                 ok,
             })
         })

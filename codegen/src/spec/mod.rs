@@ -259,6 +259,10 @@ pub struct CallbackSpec {
     pub signature: Option<Sp<String>>,
     /// Why the trampoline is hand-written (required with `signature`).
     pub manual: Option<Sp<String>>,
+    /// With `signature`: the type of the event's parts the hand-written trampoline
+    /// passes; the slot is then a `CallSlot` (one indirect call per event, the
+    /// event made where the callback's code sees it).
+    pub parts: Option<Sp<String>>,
     /// Arguments folded into the `status` argument's `Ok` value (`ok = ["prev",
     /// "curr"]` makes the Rust callback take `Result<(Stat, Stat)>`); they are read
     /// only when the status is a success.

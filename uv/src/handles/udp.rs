@@ -9,7 +9,6 @@ use libuv_sys2 as sys;
 
 use crate::addr::InetAddr;
 use crate::error::{check, Error, Result};
-use crate::handle::dispatch;
 use crate::stream::{KeptData, WriteData};
 use crate::UdpFlags;
 
@@ -94,6 +93,55 @@ fn receiving(raw: *const sys::uv_udp_t) -> bool {
     unsafe { (*raw).io_watcher.pevents & POLLIN != 0 }
 }
 
+/// One receive event for the user's callback, made by a receive trampoline in its
+/// frame (see [`show`]) and lent to the callback's record, which moves it out
+/// where the callback's code is (its lifetime is the call's, not `'static`).
+#[repr(transparent)]
+struct RecvParts(ManuallyDrop<Result<Datagram<'static>>>);
+
+impl RecvParts {
+    /// The event, moved out.
+    ///
+    /// # Safety
+    /// Lent by [`show`] during the callback, read once.
+    #[inline(always)]
+    unsafe fn event<'a>(&self) -> Result<Datagram<'a>> {
+        // SAFETY: per the contract: `show`'s event, alive (its borrows too) during
+        // the call, which moves it out once (`show` never drops it).
+        unsafe { (&raw const self.0).cast::<Result<Datagram<'a>>>().read() }
+    }
+}
+
+/// The receive callback's slot (as generated from the spec).
+type RecvSlot = crate::runtime::CallSlot<Udp, dyn FnMut(&Udp, Result<Datagram<'_>>), RecvParts>;
+
+/// Calls a receive callback (names its type for the closure in `set_recv_callback`).
+#[inline(always)]
+fn call_recv<C: FnMut(&Udp, Result<Datagram<'_>>)>(
+    cb: &mut C,
+    h: &Udp,
+    event: Result<Datagram<'_>>,
+) {
+    cb(h, event)
+}
+
+/// Starts receiving with `callback` in the handle's slot (the record's call makes
+/// each event of the trampoline's parts).
+fn set_recv_callback(
+    slot: &RecvSlot,
+    callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
+    start: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let call = |cb: &mut _, h: &Udp, parts: &RecvParts| {
+        // SAFETY: the slot's parts are made only by the trampolines below, per
+        // `event`'s contract, and passed on during their call.
+        let event = unsafe { parts.event() };
+        call_recv(cb, h, event)
+    };
+    let cb = slot.callback(callback, |p| p, call);
+    slot.set_then(cb, start)
+}
+
 /// The receive trampoline; `MMSG` for sockets that read batches (`RECVMMSG`), the
 /// only ones libuv passes `MMSG_CHUNK` and `MMSG_FREE` to.
 ///
@@ -126,6 +174,13 @@ unsafe extern "C" fn recv_cb<const MMSG: bool>(
     }
 }
 
+/// libuv's flags of an event without batches, as the callback gets them (neither
+/// batch flag comes without batches).
+#[inline(always)]
+fn plain_flags(flags: c_uint) -> UdpFlags {
+    UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE)
+}
+
 /// The drained event of a socket without batches, while the user receives: the
 /// buffer goes back first (the event borrows none of it), then the event is shown.
 /// Anything else without an address goes to [`recv_any`].
@@ -145,10 +200,18 @@ unsafe extern "C" fn recv_drained(
         // SAFETY: libuv's arguments, passed on.
         return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
     }
-    // SAFETY: libuv passes the buffer `alloc_one_cb` lent.
-    crate::stream::give_back(raw.cast(), unsafe { (*buf).base as *const u8 });
+    // The loop's buffer comes home (see `lent_buffer_home`).
+    lent_buffer_home(raw);
+    let event = Ok(Datagram {
+        data: &[],
+        addr: None,
+        flags: plain_flags(flags),
+    });
     // SAFETY: `raw` is a handle made by Udp's constructors.
-    unsafe { show_plain(raw, &[], || None, flags) };
+    unsafe { show(raw, event) };
+    if !receiving(raw) {
+        not_receiving(raw, UdpFlags::empty());
+    }
 }
 
 /// A datagram (or an error with an address) of a socket without batches: a
@@ -178,64 +241,53 @@ unsafe extern "C" fn recv_datagram(
         return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
     }
     // SAFETY: libuv wrote `nread` bytes (no more than its `room`) in the buffer
-    // `alloc_one_cb` lent (whose pointer is never null).
-    let (base, data) = unsafe {
-        let base = (*buf).base as *const u8;
-        (base, std::slice::from_raw_parts(base, nread as usize))
+    // `alloc_one_cb` lent (whose pointer is never null), and `addr` is a
+    // sockaddr_in (its family says so).
+    let event = unsafe {
+        let data = std::slice::from_raw_parts((*buf).base as *const u8, nread as usize);
+        let addr = Some(crate::addr::v4_from_c(addr));
+        let flags = plain_flags(flags);
+        Ok(Datagram { data, addr, flags })
     };
-    // SAFETY: `raw` is a handle made by Udp's constructors; `addr` is a
-    // sockaddr_in (its family says so), read once the callback is found (one
-    // pointer is kept until then, not the address's two fields).
-    unsafe { show_plain(raw, data, || Some(crate::addr::v4_from_c(addr)), flags) };
-    crate::stream::give_back(raw.cast(), base);
-}
-
-/// Shows a plain event (no batch) of a socket that receives: `data` from the
-/// address `addr` gives (called once the callback is found), with libuv's `flags`
-/// (neither batch flag comes without batches); then, if the callback stopped
-/// receiving, what stopping needs (without batches the buffer is always given back
-/// by the caller).
-///
-/// # Safety
-/// `raw` is a handle made by Udp's constructors; `addr` is safe to call then.
-#[inline(always)]
-unsafe fn show_plain(
-    raw: *mut sys::uv_udp_t,
-    data: &[u8],
-    addr: impl FnOnce() -> Option<SocketAddr>,
-    flags: c_uint,
-) {
-    let flags =
-        UdpFlags::from_bits_retain(flags).difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE);
-    // SAFETY: per the contract.
-    unsafe {
-        show(raw, |cb, h| {
-            cb(
-                h,
-                Ok(Datagram {
-                    data,
-                    addr: addr(),
-                    flags,
-                }),
-            )
-        })
-    };
+    // SAFETY: `raw` is a handle made by Udp's constructors.
+    unsafe { show(raw, event) };
     if !receiving(raw) {
         not_receiving(raw, UdpFlags::empty());
     }
+    // The datagram's bytes are no longer borrowed: the loop's buffer comes home
+    // (see `lent_buffer_home`).
+    lent_buffer_home(raw);
 }
 
-/// The user's receive callback, called by `call` (with the callback and the handle).
+/// Takes the loop's read buffer back after an event of a socket without batches
+/// that read into it (a datagram, or the drained event): the buffer libuv passed
+/// is the one `alloc_one_cb` lent for this read, which is the loop's (it lends the
+/// loop's buffer or an empty one, and with an empty one libuv reports `ENOBUFS`,
+/// an error, without reading), so no pointer is compared and none kept across
+/// the callback.
+#[inline(always)]
+fn lent_buffer_home(raw: *mut sys::uv_udp_t) {
+    crate::stream::loop_shared(raw.cast())
+        .read_buffer()
+        .reclaim();
+}
+
+/// Shows one event to the user's receive callback, which moves it out of this
+/// frame (never dropped here: a datagram is `Copy`, and a receive error holds
+/// nothing to free, no path; so one the callback did not take is just left).
 ///
 /// # Safety
 /// `raw` is a handle made by Udp's constructors.
 #[inline(always)]
-unsafe fn show(
-    raw: *mut sys::uv_udp_t,
-    call: impl FnOnce(&mut dyn FnMut(&Udp, Result<Datagram<'_>>), &Udp),
-) {
-    // SAFETY: per the contract.
-    unsafe { dispatch::<Udp, _>(raw, |s| &s.on_recv, |cb, h| call(cb, h)) }
+unsafe fn show(raw: *mut sys::uv_udp_t, event: Result<Datagram<'_>>) {
+    let event = ManuallyDrop::new(event);
+    // SAFETY: RecvParts is the event in a ManuallyDrop (the lifetime aside), which
+    // lives until this returns and is read once, by the callback's record
+    // (`RecvParts::event`); per the contract for the rest.
+    unsafe {
+        let parts = &*(&raw const event).cast::<RecvParts>();
+        crate::handle::dispatch_with::<Udp, _, _>(raw, |s| &s.on_recv, parts)
+    }
 }
 
 /// Every other receive event: errors, batches (`MMSG`), and anything that comes
@@ -269,7 +321,28 @@ unsafe extern "C" fn recv_any<const MMSG: bool>(
     if receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE) {
         // SAFETY: libuv passes a valid buffer description.
         let room = unsafe { (*buf).len };
-        deliver::<MMSG>(raw, nread, base, room, addr, flags);
+        // A negative count, or one larger than the buffer (an error read from
+        // the error queue, see `recv_error`), is an error.
+        let event = if nread as usize > room {
+            Err(recv_error(nread))
+        } else {
+            let data: &[u8] = if nread == 0 {
+                &[]
+            } else {
+                // SAFETY: libuv wrote `nread` bytes at `base`, in the lent
+                // buffer (of `room` bytes).
+                unsafe { std::slice::from_raw_parts(base, nread as usize) }
+            };
+            // SAFETY: libuv passes null or the sender's address, in storage large
+            // enough for any (a sockaddr_storage, or a sockaddr_in6 per batch
+            // chunk), whose family field says which struct it is.
+            let addr = (!addr.is_null())
+                .then(|| unsafe { crate::addr::from_c(addr) })
+                .flatten();
+            Ok(Datagram { data, addr, flags })
+        };
+        // SAFETY: `raw` is a handle made by Udp's constructors.
+        unsafe { show(raw, event) };
     }
     if !receiving(raw) && not_receiving(raw, flags) {
         return;
@@ -306,76 +379,6 @@ fn not_receiving(raw: *mut sys::uv_udp_t, flags: UdpFlags) -> bool {
         return true;
     }
     false
-}
-
-/// Shows one event to the user's callback. Generic like its caller so that each
-/// trampoline has its own `dispatch`, inlined into it (one shared one is not).
-#[inline(always)]
-fn deliver<const MMSG: bool>(
-    raw: *mut sys::uv_udp_t,
-    nread: isize,
-    base: *const u8,
-    room: usize,
-    addr: *const sys::sockaddr,
-    flags: UdpFlags,
-) {
-    // SAFETY: `raw` is a handle made by Udp's constructors.
-    unsafe {
-        dispatch::<Udp, _>(
-            raw,
-            |s| &s.on_recv,
-            // The value is made here, after the callback was looked up, so that the
-            // sender's address goes straight into it; each kind of event has its own
-            // call (the drained event writes no address, an error no datagram).
-            |cb, h| {
-                // A negative count, or one larger than the buffer (an error read
-                // from the error queue, see `recv_error`), is an error.
-                if nread as usize > room {
-                    return cb(h, Err(recv_error(nread)));
-                }
-                let data: &[u8] = if nread == 0 {
-                    &[]
-                } else {
-                    // SAFETY: libuv wrote `nread` bytes at `base`, in the lent
-                    // buffer (of `room` bytes).
-                    std::slice::from_raw_parts(base, nread as usize)
-                };
-                // SAFETY (the address reads below): libuv passes null or the
-                // sender's address, in storage large enough for any (a
-                // sockaddr_storage, or a sockaddr_in6 per batch chunk), whose
-                // family field says which struct it is.
-                if addr.is_null() {
-                    cb(
-                        h,
-                        Ok(Datagram {
-                            data,
-                            addr: None,
-                            flags,
-                        }),
-                    )
-                } else if u32::from((*addr).sa_family) == sys::AF_INET {
-                    // IPv4 on its own call: only its fields are written.
-                    cb(
-                        h,
-                        Ok(Datagram {
-                            data,
-                            addr: Some(crate::addr::v4_from_c(addr)),
-                            flags,
-                        }),
-                    )
-                } else {
-                    cb(
-                        h,
-                        Ok(Datagram {
-                            data,
-                            addr: crate::addr::from_c(addr),
-                            flags,
-                        }),
-                    )
-                }
-            },
-        )
-    };
 }
 
 /// A receive error (out of the datagrams' way): `nread` is negative, or larger than
@@ -535,9 +538,7 @@ impl Udp {
         callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
     ) -> Result<()> {
         let raw = self.inner.raw("uv_udp_recv_start")?;
-        let slot = &self.inner.slots().on_recv;
-        // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
-        slot.set_then(unsafe { slot.callback(callback, |p| p) }, || {
+        set_recv_callback(&self.inner.slots().on_recv, callback, || {
             let (alloc, recv) = callbacks_for(raw);
             // SAFETY: the handle is open.
             check(
