@@ -325,3 +325,52 @@ fn listen_while_the_stream_is_queued_for_the_pending_pass_is_einval() {
     t.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// Two unconnected sockets watched for reading both report a hang-up in the same
+/// poll. The first one's callback made the other listen: its hang-up, collected by
+/// the same poll and still to be handed out, then went to libuv's server code, which
+/// asserts the event is readable: an abort (stream.c:513, `events & POLLIN`),
+/// whether the other was still reading or had stopped. `listen` is `EINVAL` while the
+/// loop runs for a stream whose descriptor the loop still watches.
+#[test]
+fn listen_on_a_stream_with_an_event_collected_by_the_same_poll_is_einval() {
+    for stop_first in [true, false] {
+        let lp = Loop::new().unwrap();
+        let streams = [unconnected_tcp(&lp), unconnected_tcp(&lp)];
+        let eofs = Rc::new(Cell::new(0));
+        let listened = Rc::new(Cell::new(None));
+        for (i, t) in streams.iter().enumerate() {
+            let other = streams[1 - i].clone();
+            let (eofs, listened) = (eofs.clone(), listened.clone());
+            t.read_start(move |_, r| {
+                assert_eq!(r.unwrap_err().code(), StatusCode::EOF);
+                eofs.set(eofs.get() + 1);
+                // The first callback of the poll: the other's hang-up is still to
+                // be handed out.
+                if eofs.get() == 1 {
+                    if stop_first {
+                        other.read_stop().unwrap();
+                    }
+                    let r = other.listen(8, |_, _| {});
+                    listened.set(Some(r.map_err(|e| e.code())));
+                }
+            })
+            .unwrap();
+        }
+        lp.run(RunMode::NoWait).unwrap();
+        assert_eq!(listened.get(), Some(Err(StatusCode::EINVAL)));
+        // Both hang-ups were handed out (the other's to its read callback, when it
+        // was still reading).
+        assert_eq!(eofs.get(), if stop_first { 1 } else { 2 });
+        // Outside the run nothing is collected: the stream can listen.
+        for t in &streams {
+            t.read_stop().unwrap();
+        }
+        streams[0].listen(8, |_, _| {}).unwrap();
+        lp.run(RunMode::NoWait).unwrap();
+        for t in &streams {
+            t.close();
+        }
+        lp.run(RunMode::Default).unwrap();
+    }
+}

@@ -310,6 +310,77 @@ unsafe fn pending_io(_s: *mut sys::uv_stream_t) -> bool {
     false
 }
 
+/// `listen` while the loop runs takes no stream whose descriptor the loop's poll
+/// watches (`EINVAL`).
+///
+/// libuv's poll collects a batch of events and hands them out one by one, each to
+/// the watcher its descriptor has at that moment, keeping hang-ups and errors
+/// whatever the watcher now asks for. A stream made to listen by a callback of that
+/// batch while an event of its descriptor is still to be handed out (an unconnected
+/// socket watched for reading reports a hang-up) gets that event in libuv's server
+/// code, which asserts it is readable: an abort (stream.c:513). Whether such an
+/// event is collected cannot be seen from here; the descriptor being in the poll's
+/// set is the condition for it (libuv takes a descriptor out of the set lazily, so
+/// a stream that stopped reading is still in it). Outside `run` no batch is being
+/// handed out, and the next poll sees the socket listening.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn no_collected_event(
+    s: *mut sys::uv_stream_t,
+    running: bool,
+    op: &'static str,
+) -> Result<()> {
+    // SAFETY: per the contract the stream is open.
+    if running && unsafe { in_poll_set(s) } {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// Whether the stream's descriptor is in its loop's epoll set.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+#[cfg(target_os = "linux")]
+unsafe fn in_poll_set(s: *mut sys::uv_stream_t) -> bool {
+    // SAFETY: per the contract the stream and its loop are open; fields are read.
+    let (fd, epfd) = unsafe { ((*s).io_watcher.fd, sys::uv_backend_fd((*s).loop_)) };
+    if fd < 0 {
+        return false;
+    }
+    // Adding it tells: `EEXIST` when it is in the set. libuv probes the same way
+    // (uv__io_check_fd). The probe asks for no event and carries descriptor -1, which
+    // libuv's poll skips; it is taken out again at once, before any poll.
+    let mut ev = libc::epoll_event {
+        events: 0,
+        u64: u64::MAX,
+    };
+    // SAFETY: both are descriptors of this process; `ev` is a valid event.
+    if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } == 0 {
+        // SAFETY: as above; this removes the entry just added.
+        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, &mut ev) };
+        return false;
+    }
+    // `EEXIST`, or a descriptor the poll cannot watch (then nothing is collected
+    // for it, but a stream's descriptor is always pollable): counted as in the set.
+    true
+}
+
+/// Other Unix systems: the poll's set is not probed; every stream with a descriptor
+/// counts as in it.
+#[cfg(all(unix, not(target_os = "linux")))]
+unsafe fn in_poll_set(s: *mut sys::uv_stream_t) -> bool {
+    // SAFETY: per the contract the stream is open; the field is read.
+    unsafe { (*s).io_watcher.fd >= 0 }
+}
+
+/// Windows' libuv has no such batch.
+#[cfg(not(unix))]
+unsafe fn in_poll_set(_s: *mut sys::uv_stream_t) -> bool {
+    false
+}
+
 /// libuv's `UV_HANDLE_BLOCKING_WRITES` (uv-common.h, libuv 1.x): a terminal libuv
 /// could not reopen writes synchronously.
 const BLOCKING_WRITES: u32 = 0x0010_0000;

@@ -101,6 +101,11 @@ impl LoopShared {
         !self.raw.get().is_null()
     }
 
+    /// Whether `uv_run` is on the stack.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.get()
+    }
+
     /// The loop's slab (alive while this value is, and after it while allocations
     /// of it are).
     #[inline]

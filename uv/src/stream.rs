@@ -1339,12 +1339,14 @@ pub fn listen<K: StreamKind>(
     callback: impl FnMut(&K, Result<()>) + 'static,
 ) -> Result<()> {
     let raw = raw(s, "uv_listen")?;
-    // Listening twice, or with a request in flight, makes libuv's server code run
-    // where it asserts it cannot: `EINVAL`.
+    // Listening twice, with a request in flight, or (while the loop runs) with the
+    // descriptor in the poll's set, whose batch may hold a hang-up of it, makes
+    // libuv's server code run where it asserts it cannot: `EINVAL`.
     // SAFETY: the stream is open.
     unsafe {
         contracts::not_listening(raw, "uv_listen")?;
         contracts::no_requests(raw, "uv_listen")?;
+        contracts::no_collected_event(raw, loop_shared(raw.cast()).is_running(), "uv_listen")?;
     }
     let slot = &K::stream_slots(s.typed().slots()).connection;
     // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
