@@ -149,11 +149,16 @@ pub(crate) fn with_inet<R>(
             };
             f(std::ptr::addr_of!(sin).cast())
         }
-        Some(a @ SocketAddr::V6(_)) => {
-            let sin6 = InetAddr::new(a);
-            f(sin6.as_ptr())
-        }
+        Some(SocketAddr::V6(a)) => with_v6(*a, f),
     }
+}
+
+/// [`with_inet`] of an IPv6 address, out of line: its fields are then read only
+/// on its path (not ahead of the family's test, along with an IPv4 address's).
+#[inline(never)]
+fn with_v6<R>(addr: std::net::SocketAddrV6, f: impl FnOnce(*const sys::sockaddr) -> R) -> R {
+    let sin6 = InetAddr::new(&SocketAddr::V6(addr));
+    f(sin6.as_ptr())
 }
 
 /// Writes the C form of `addr` into `into` and returns the pointer libuv takes

@@ -93,27 +93,79 @@ fn receiving(raw: *const sys::uv_udp_t) -> bool {
     unsafe { (*raw).io_watcher.pevents & POLLIN != 0 }
 }
 
-/// One receive event for the user's callback, made by a receive trampoline in its
-/// frame (see [`show`]) and lent to the callback's record, which moves it out
-/// where the callback's code is (its lifetime is the call's, not `'static`).
-#[repr(transparent)]
-struct RecvParts(ManuallyDrop<Result<Datagram<'static>>>);
+/// One receive event for the user's callback, as a receive trampoline lends it
+/// from its frame (see [`show`]) to the callback's record, which makes the event
+/// where the callback's code is: the common events (a datagram from an IPv4
+/// sender, the drained event) as their raw parts, so that what the callback does
+/// not look at is not made (the drained event is two words tested); any other
+/// event made whole by [`recv_any`] (its lifetime is the call's, not `'static`).
+struct RecvParts {
+    /// The bytes (dangling, with `len` 0, for the drained event); for any other
+    /// event (`len` is [`OTHER`]), the event made whole, a
+    /// `ManuallyDrop<Result<Datagram>>`.
+    base: *const u8,
+    len: usize,
+    /// The sender, a `sockaddr_in`; null for the drained event.
+    v4: *const sys::sockaddr,
+    flags: UdpFlags,
+}
+
+/// The `len` of [`RecvParts`] of an event made whole: no datagram's (which is at
+/// most the lent buffer's room, a boxed slice's length, below `isize::MAX`).
+const OTHER: usize = usize::MAX;
 
 impl RecvParts {
-    /// The event, moved out.
+    /// The event made whole, moved out.
     ///
     /// # Safety
-    /// Lent by [`show`] during the callback, read once.
+    /// Lent by [`show_made`] during the callback (`len` is `OTHER`), read once.
     #[inline(always)]
-    unsafe fn event<'a>(&self) -> Result<Datagram<'a>> {
-        // SAFETY: per the contract: `show`'s event, alive (its borrows too) during
-        // the call, which moves it out once (`show` never drops it).
-        unsafe { (&raw const self.0).cast::<Result<Datagram<'a>>>().read() }
+    unsafe fn other<'a>(&self) -> Result<Datagram<'a>> {
+        // SAFETY: per the contract: `show_made`'s event, alive (its borrows too)
+        // during the call, which moves it out once (`show_made` never drops it).
+        unsafe { self.base.cast::<Result<Datagram<'a>>>().read() }
+    }
+
+    /// The common event, made of its parts.
+    ///
+    /// # Safety
+    /// Lent by a trampoline during the callback, `len` not `OTHER`: libuv wrote `len`
+    /// bytes at `base` (no more than the lent buffer's room; `base` is never null)
+    /// and `v4`, when not null, is a sockaddr_in (its family says so); both are
+    /// alive during the call.
+    #[inline(always)]
+    unsafe fn common<'a>(&self) -> Result<Datagram<'a>> {
+        // SAFETY: per the contract.
+        unsafe {
+            let data = std::slice::from_raw_parts(self.base, self.len);
+            let addr = if self.v4.is_null() {
+                None
+            } else {
+                Some(crate::addr::v4_from_c(self.v4))
+            };
+            Ok(Datagram {
+                data,
+                addr,
+                flags: self.flags,
+            })
+        }
     }
 }
 
 /// The receive callback's slot (as generated from the spec).
 type RecvSlot = crate::runtime::CallSlot<Udp, dyn FnMut(&Udp, Result<Datagram<'_>>), RecvParts>;
+
+/// Calls a receive callback with an event made whole by [`recv_any`] (out of
+/// line: errors, batches, addresses other than IPv4).
+///
+/// # Safety
+/// As [`RecvParts::other`].
+#[cold]
+#[inline(never)]
+unsafe fn call_other<C: FnMut(&Udp, Result<Datagram<'_>>)>(cb: &mut C, h: &Udp, parts: &RecvParts) {
+    // SAFETY: per the contract.
+    cb(h, unsafe { parts.other() })
+}
 
 /// Calls a receive callback (names its type for the closure in `set_recv_callback`).
 #[inline(always)]
@@ -133,9 +185,15 @@ fn set_recv_callback(
     start: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let call = |cb: &mut _, h: &Udp, parts: &RecvParts| {
+        if parts.len == OTHER {
+            // Out of the common events' way, which then never hold an error.
+            // SAFETY: made by `show_made` (the only parts whose `len` is OTHER),
+            // per `other`'s contract, and passed on during its call.
+            return unsafe { call_other(cb, h, parts) };
+        }
         // SAFETY: the slot's parts are made only by the trampolines below, per
-        // `event`'s contract, and passed on during their call.
-        let event = unsafe { parts.event() };
+        // `common`'s contract (`len` is not OTHER), and passed on during their call.
+        let event = unsafe { parts.common() };
         call_recv(cb, h, event)
     };
     let cb = slot.callback(callback, |p| p, call);
@@ -202,13 +260,14 @@ unsafe extern "C" fn recv_drained(
     }
     // The loop's buffer comes home (see `lent_buffer_home`).
     lent_buffer_home(raw);
-    let event = Ok(Datagram {
-        data: &[],
-        addr: None,
+    let parts = RecvParts {
+        base: std::ptr::NonNull::dangling().as_ptr(),
+        len: 0,
+        v4: std::ptr::null(),
         flags: plain_flags(flags),
-    });
-    // SAFETY: `raw` is a handle made by Udp's constructors.
-    unsafe { show(raw, event) };
+    };
+    // SAFETY: `raw` is a handle made by Udp's constructors; no bytes, no address.
+    unsafe { show(raw, &parts) };
     if !receiving(raw) {
         not_receiving(raw, UdpFlags::empty());
     }
@@ -240,17 +299,17 @@ unsafe extern "C" fn recv_datagram(
         // SAFETY: libuv's arguments, passed on.
         return unsafe { recv_any::<false>(raw, nread, buf, addr, flags) };
     }
-    // SAFETY: libuv wrote `nread` bytes (no more than its `room`) in the buffer
-    // `alloc_one_cb` lent (whose pointer is never null), and `addr` is a
-    // sockaddr_in (its family says so).
-    let event = unsafe {
-        let data = std::slice::from_raw_parts((*buf).base as *const u8, nread as usize);
-        let addr = Some(crate::addr::v4_from_c(addr));
-        let flags = plain_flags(flags);
-        Ok(Datagram { data, addr, flags })
+    let parts = RecvParts {
+        // SAFETY: libuv passes a valid buffer description.
+        base: unsafe { (*buf).base as *const u8 },
+        len: nread as usize,
+        v4: addr,
+        flags: plain_flags(flags),
     };
-    // SAFETY: `raw` is a handle made by Udp's constructors.
-    unsafe { show(raw, event) };
+    // SAFETY: `raw` is a handle made by Udp's constructors; libuv wrote `nread`
+    // bytes (no more than its `room`) in the buffer `alloc_one_cb` lent (whose
+    // pointer is never null), and `addr` is a sockaddr_in (its family says so).
+    unsafe { show(raw, &parts) };
     if !receiving(raw) {
         not_receiving(raw, UdpFlags::empty());
     }
@@ -272,22 +331,37 @@ fn lent_buffer_home(raw: *mut sys::uv_udp_t) {
         .reclaim();
 }
 
-/// Shows one event to the user's receive callback, which moves it out of this
-/// frame (never dropped here: a datagram is `Copy`, and a receive error holds
+/// Shows one event to the user's receive callback, whose record makes it of
+/// `parts`.
+///
+/// # Safety
+/// `raw` is a handle made by Udp's constructors; `parts` are as
+/// [`RecvParts::common`] or [`RecvParts::other`] says, and alive during the call.
+#[inline(always)]
+unsafe fn show(raw: *mut sys::uv_udp_t, parts: &RecvParts) {
+    // SAFETY: per the contract.
+    unsafe { crate::handle::dispatch_with::<Udp, _, _>(raw, |s| &s.on_recv, parts) }
+}
+
+/// Shows an event made whole to the user's receive callback, which moves it out of
+/// this frame (never dropped here: a datagram is `Copy`, and a receive error holds
 /// nothing to free, no path; so one the callback did not take is just left).
 ///
 /// # Safety
 /// `raw` is a handle made by Udp's constructors.
 #[inline(always)]
-unsafe fn show(raw: *mut sys::uv_udp_t, event: Result<Datagram<'_>>) {
+unsafe fn show_made(raw: *mut sys::uv_udp_t, event: Result<Datagram<'_>>) {
     let event = ManuallyDrop::new(event);
-    // SAFETY: RecvParts is the event in a ManuallyDrop (the lifetime aside), which
-    // lives until this returns and is read once, by the callback's record
-    // (`RecvParts::event`); per the contract for the rest.
-    unsafe {
-        let parts = &*(&raw const event).cast::<RecvParts>();
-        crate::handle::dispatch_with::<Udp, _, _>(raw, |s| &s.on_recv, parts)
-    }
+    let parts = RecvParts {
+        // The lifetime aside, the event; it lives until this returns and is read
+        // once, by the callback's record (`RecvParts::other`).
+        base: (&raw const event).cast(),
+        len: OTHER,
+        v4: std::ptr::null(),
+        flags: UdpFlags::empty(),
+    };
+    // SAFETY: per the contract; the parts point at the event, alive during the call.
+    unsafe { show(raw, &parts) }
 }
 
 /// Every other receive event: errors, batches (`MMSG`), and anything that comes
@@ -342,7 +416,7 @@ unsafe extern "C" fn recv_any<const MMSG: bool>(
             Ok(Datagram { data, addr, flags })
         };
         // SAFETY: `raw` is a handle made by Udp's constructors.
-        unsafe { show(raw, event) };
+        unsafe { show_made(raw, event) };
     }
     if !receiving(raw) && not_receiving(raw, flags) {
         return;
