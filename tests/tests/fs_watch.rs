@@ -331,11 +331,29 @@ fn fs_poll_restart_while_the_stopped_poll_settles_is_ebusy() {
         p.close();
     })
     .unwrap();
-    // A change is seen, once.
-    let d = dir.join("new");
-    later(&lp, Duration::from_millis(20), move || {
-        std::fs::write(d, b"x").unwrap()
-    });
+    // A change is seen, once. The poll's first stat is its baseline, and on a slow
+    // machine (valgrind) it may finish after any one fixed delay: a file is added
+    // every 20 ms until the poll reports a change (its callback closes it).
+    let d = dir.path().to_path_buf();
+    let added = Rc::new(RefCell::new(0));
+    let a = added.clone();
+    let poller = p.clone();
+    let t = Timer::new(&lp).unwrap();
+    t.start(
+        Duration::from_millis(20),
+        Duration::from_millis(20),
+        move |t| {
+            if poller.is_closing() {
+                t.close();
+                return;
+            }
+            let n = *a.borrow();
+            std::fs::write(d.join(format!("new{n}")), b"x").unwrap();
+            *a.borrow_mut() += 1;
+        },
+    )
+    .unwrap();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(*calls.borrow(), 1);
+    assert!(*added.borrow() >= 1);
 }
