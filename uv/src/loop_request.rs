@@ -447,14 +447,9 @@ where
     // SAFETY: the loop runs this callback, so its owner keeps the shared state (and
     // its slab) alive; the fields are used in place until the memory is freed below,
     // and the reader is taken once (libuv completes a request once).
-    let (shared, read, op, context) = unsafe {
-        (
-            &*(*p).shared,
-            ManuallyDrop::take(&mut (*p).read),
-            (*p).op,
-            (*p).context,
-        )
-    };
+    // The operation's name and the context function are read where they are used
+    // (on error paths), from the block, which is alive until it is freed below.
+    let (shared, read) = unsafe { (&*(*p).shared, ManuallyDrop::take(&mut (*p).read)) };
     // SAFETY: this request's completion, once, before any user code runs.
     unsafe { (*p).head.completing() };
     // A panicking reader (none panics; user types may be in the data) becomes an
@@ -465,12 +460,13 @@ where
         .guard(|| {
             // SAFETY: the data stays in place, and nothing else reaches it, until it
             // is dropped below.
-            let data = unsafe { &mut (*p).data };
+            let (data, op) = unsafe { (&mut (*p).data, (*p).op) };
             result.write(read(req, data, op));
         })
         .is_some();
     if !read_ok {
-        result.write(Err(Error::new(StatusCode::EINVAL, op)));
+        // SAFETY: as above.
+        result.write(Err(Error::new(StatusCode::EINVAL, unsafe { (*p).op })));
     }
     // SAFETY: written just above, on both paths.
     if unsafe { result.assume_init_ref() }.is_err() {
@@ -482,7 +478,7 @@ where
         // function only reads the data.
         unsafe {
             let moved = match result.assume_init_read() {
-                Err(e) => Err(with_context(e, &(*p).data, context, op)),
+                Err(e) => Err(with_context(e, &(*p).data, (*p).context, (*p).op)),
                 ok => ok,
             };
             result.write(moved);
