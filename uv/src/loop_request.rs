@@ -125,10 +125,10 @@ impl ReqHead {
     }
 
     /// The completion is done with the block: true when it is to be freed now (no
-    /// `Request` is left), with `Slab::free_uncounted` (the block is from
-    /// `Slab::alloc_uncounted`). Otherwise the block takes a count of its slab, and
-    /// the last `Request` frees it with `free` (given the block's head and `slab`,
-    /// the slab it came from), which gives the memory and the count back.
+    /// `Request` is left; a slab block from `Slab::alloc_uncounted` goes back with
+    /// `Slab::free_uncounted`). Otherwise the block takes a count of `slab` (the
+    /// loop's slab), and the last `Request` frees it with `free` (given the block's
+    /// head and `slab`), which gives the memory and that count back.
     ///
     /// # Safety
     /// Called once per request, by its completion, on the loop thread, after
