@@ -117,8 +117,9 @@ where
     let p = unsafe { from_req::<F, T, A>(req) };
     // SAFETY: a request started by `queue_work`, handed back once by libuv on the
     // loop thread: the pool is done with it, and the loop runs this callback, so its
-    // owner keeps the slab alive.
-    let slab = unsafe { (*p).base.slab.as_ref() };
+    // owner keeps the slab alive. The loop is read now: the block may be freed
+    // (and reused) before it is needed.
+    let (slab, l) = unsafe { ((*p).base.slab.as_ref(), (*req).loop_) };
     let layout = Layout::new::<WorkReq<F, T, A>>();
     // SAFETY: as above: the job's state is read (moved out) once, on one path.
     let state = unsafe { &*(*p).state.get() };
@@ -141,7 +142,7 @@ where
             }
         }
         // SAFETY: as above; nothing was moved out of the request yet.
-        _ => match unsafe { after_slow(loop_shared(req), p, status) } {
+        _ => match unsafe { after_slow(loop_shared(l), p, status) } {
             Some(done) => done,
             None => return,
         },
@@ -149,21 +150,21 @@ where
     // `after` is called at this one place (so that it may be inlined here), under
     // the loop's guard (the shared state is only looked up for a panic).
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || after(result))) {
-        // SAFETY: as above.
-        unsafe { loop_shared(req) }.panicked(payload);
+        // SAFETY: the loop (read before the block was freed) runs this callback.
+        unsafe { loop_shared(l) }.panicked(payload);
     }
 }
 
-/// The shared state of the loop of a request that libuv handed back (the loop's
-/// `data`, set when the loop was made).
+/// The shared state of a loop made by this crate (its `data`, set when the loop
+/// was made).
 ///
 /// # Safety
-/// `req` is a request of an open loop made by this crate, handed back by libuv on
-/// the loop thread (while the loop runs, its owner keeps the shared state alive).
+/// `l` is the open loop of a request that libuv handed back, on the loop thread
+/// (while the loop runs, its owner keeps the shared state alive).
 #[inline(always)]
-unsafe fn loop_shared<'a>(req: *mut sys::uv_work_t) -> &'a LoopShared {
+unsafe fn loop_shared<'a>(l: *mut sys::uv_loop_t) -> &'a LoopShared {
     // SAFETY: the caller's contract.
-    unsafe { &*((*(*req).loop_).data as *const LoopShared) }
+    unsafe { &*((*l).data as *const LoopShared) }
 }
 
 /// The completion of a request that is not the common case (see `after_cb`): the
