@@ -227,13 +227,19 @@ unsafe fn release<Q: QueryBox>(b: Box<Q>, shared: &LoopShared) {
     }
 }
 
-/// Frees the box of a query whose last `Request` just went.
+/// Frees the box of a query whose last `Request` just went, and gives back the
+/// count of the loop's slab the query took when its completion ended before it
+/// (see `ReqHead::completed`).
 ///
 /// # Safety
-/// `head` is the head of a `Box<Q>` whose fields own nothing any more.
-unsafe fn free_box<Q: QueryBox>(head: NonNull<ReqHead>, _slab: NonNull<crate::loop_::Slab>) {
-    // SAFETY: the caller's contract (the head is the box's start).
-    drop(unsafe { Box::from_raw(head.as_ptr().cast::<Q>()) });
+/// `head` is the head of a `Box<Q>` whose fields own nothing any more, and whose
+/// completion took a count of `slab`.
+unsafe fn free_box<Q: QueryBox>(head: NonNull<ReqHead>, slab: NonNull<crate::loop_::Slab>) {
+    // SAFETY: the caller's contract (the head is the box's start; the count).
+    unsafe {
+        drop(Box::from_raw(head.as_ptr().cast::<Q>()));
+        crate::loop_::Slab::release(slab);
+    }
 }
 
 /// A query's box, whose first field is its head.

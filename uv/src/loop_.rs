@@ -31,8 +31,9 @@ pub(crate) struct LoopShared {
     owned: bool,
     running: Cell<bool>,
     read_buffer: crate::stream::ReadBuffer,
-    /// Set when teardown starts: no new handle may be made on the loop any more.
-    closing: Cell<bool>,
+    /// The loop while new handles and requests may be made on it: null from the
+    /// start of teardown (and once closed).
+    raw_for_new: Cell<*mut sys::uv_loop_t>,
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
@@ -146,12 +147,10 @@ impl LoopShared {
     }
 
     /// The loop, for making a new handle on it: none once teardown started.
+    #[inline]
     pub(crate) fn raw_for_new(&self) -> Option<*mut sys::uv_loop_t> {
-        if self.closing.get() {
-            None
-        } else {
-            self.raw()
-        }
+        let p = self.raw_for_new.get();
+        (!p.is_null()).then_some(p)
     }
 
     /// Runs user code; a panic goes to the hook, or is kept for `run` to resume
@@ -195,7 +194,7 @@ impl LoopShared {
             }
             None => self.panic.set(Some(payload)),
         }
-        if let Some(raw) = self.raw().filter(|_| !self.closing.get()) {
+        if let Some(raw) = self.raw_for_new() {
             // SAFETY: the loop is open.
             unsafe { sys::uv_stop(raw) };
         }
@@ -255,7 +254,7 @@ impl LoopShared {
             }
         }
         // From here on a panic does not stop the loop (teardown runs it to the end).
-        self.closing.set(true);
+        self.raw_for_new.set(std::ptr::null_mut());
         let mut closed = false;
         let (mut left, mut stalled) = (usize::MAX, 0);
         while stalled < 16 {
@@ -363,7 +362,7 @@ impl LoopShared {
             owned,
             running: Cell::new(false),
             read_buffer: crate::stream::ReadBuffer::new(),
-            closing: Cell::new(false),
+            raw_for_new: Cell::new(raw),
             panic: Cell::new(None),
             hook: Cell::new(None),
             call_later: RefCell::new(None),
@@ -686,7 +685,8 @@ impl LoopHandle {
 /// memcheck sees each handle and request as a block of its own (a use after free
 /// stays visible); `UV_SLAB=on` forces the slab.
 pub(crate) struct Slab {
-    /// The loop's count plus one per live allocation.
+    /// The loop's count plus one per live allocation (but for a loop request's
+    /// block while its request is in flight: see `alloc_uncounted`).
     refs: Cell<usize>,
     /// Every allocation goes to the global allocator (see above).
     bypass: bool,
@@ -707,6 +707,23 @@ pub(crate) const SLAB_MAX: usize = 1024;
 const SLAB_CLASSES: usize = SLAB_MAX / SLAB_GRAIN;
 const FIRST_CHUNK: usize = 4 << 10;
 const LAST_CHUNK: usize = 256 << 10;
+
+/// The free list of a size class of a slab (see `Slab::free_list`).
+pub(crate) struct FreeList<'a>(&'a SizeClass);
+
+impl FreeList<'_> {
+    /// Gives back a block without dropping a count (as `Slab::free_uncounted`).
+    ///
+    /// # Safety
+    /// `p` must come from `alloc` or `alloc_uncounted` of this list's slab, with the
+    /// layout given to `free_list`, and not be freed yet.
+    #[inline(always)]
+    pub(crate) unsafe fn push(self, p: NonNull<u8>) {
+        // SAFETY: the slot is ours again: its first word links it in.
+        unsafe { p.cast::<Option<NonNull<u8>>>().write(self.0.free.get()) };
+        self.0.free.set(Some(p));
+    }
+}
 
 #[derive(Default)]
 struct SizeClass {
@@ -774,29 +791,7 @@ impl Slab {
     #[inline]
     pub(crate) fn alloc(&self, layout: std::alloc::Layout) -> NonNull<u8> {
         self.refs.set(self.refs.get() + 1);
-        // With the slab bypassed a class is never used: no slot is ever freed into
-        // it and it has no chunk, so allocations reach `refill`, which checks.
-        let Some(class) = self.class_of(layout) else {
-            return global_alloc(layout);
-        };
-        if let Some(p) = class.free.get() {
-            // SAFETY: a freed slot holds the next free slot in its first word
-            // (written by `free`; slots are at least 8 bytes and 8-aligned).
-            class
-                .free
-                .set(unsafe { p.cast::<Option<NonNull<u8>>>().read() });
-            return p;
-        }
-        let size = slot_size(layout);
-        let bump = class.bump.get();
-        // Before the first chunk both `bump` and `end` are 0 (no room); after it
-        // `bump <= end`, and `bump` is inside the chunk while there is room.
-        if class.end.get() - bump >= size {
-            class.bump.set(bump + size);
-            // SAFETY: there is room, so `bump` is inside a live chunk (non-zero).
-            return unsafe { NonNull::new_unchecked(bump as *mut u8) };
-        }
-        self.refill(class, size, layout)
+        self.alloc_uncounted(layout)
     }
 
     /// The sender table (made on first use).
@@ -857,21 +852,94 @@ impl Slab {
     /// slab may be freed by this call (when it was its last count).
     #[inline]
     pub(crate) unsafe fn free(slab: NonNull<Slab>, p: NonNull<u8>, layout: std::alloc::Layout) {
-        {
-            // SAFETY: the slab lives while an allocation of it does (its count).
-            let s = unsafe { slab.as_ref() };
-            match s.class(layout) {
-                Some(class) => {
-                    // SAFETY: the slot is ours again: its first word links it in.
-                    unsafe { p.cast::<Option<NonNull<u8>>>().write(class.free.get()) };
-                    class.free.set(Some(p));
-                }
-                // SAFETY: allocated by `global_alloc` with this layout.
-                None => unsafe { std::alloc::dealloc(p.as_ptr(), nonzero(layout)) },
-            }
+        // SAFETY: the caller's contract; the slab lives while an allocation of it
+        // does (its count, dropped just below).
+        unsafe {
+            Slab::free_uncounted(slab.as_ref(), p, layout);
+            Slab::release(slab);
         }
-        // SAFETY: this allocation's count.
-        unsafe { Slab::release(slab) };
+    }
+
+    /// Memory for a loop request's block, without a count of its own: the request's
+    /// completion runs while the loop's shared state (which holds the slab's first
+    /// count) is alive, and gives the block back with `free_uncounted`, or, when a
+    /// `Request` of it is still alive, takes a count with `retain` for the block
+    /// (freed with `free` by the last `Request`). This saves the count's update on
+    /// each of the two sides of every request.
+    #[inline(always)]
+    pub(crate) fn alloc_uncounted(&self, layout: std::alloc::Layout) -> NonNull<u8> {
+        // With the slab bypassed a class is never used: no slot is ever freed into
+        // it and it has no chunk, so allocations reach `refill`, which checks.
+        let Some(class) = self.class_of(layout) else {
+            return global_alloc(layout);
+        };
+        if let Some(p) = class.free.get() {
+            // SAFETY: a freed slot holds the next free slot in its first word
+            // (written by `free`; slots are at least 8 bytes and 8-aligned).
+            class
+                .free
+                .set(unsafe { p.cast::<Option<NonNull<u8>>>().read() });
+            return p;
+        }
+        let size = slot_size(layout);
+        let bump = class.bump.get();
+        // Before the first chunk both `bump` and `end` are 0 (no room); after it
+        // `bump <= end`, and `bump` is inside the chunk while there is room.
+        if class.end.get() - bump >= size {
+            class.bump.set(bump + size);
+            // SAFETY: there is room, so `bump` is inside a live chunk (non-zero).
+            return unsafe { NonNull::new_unchecked(bump as *mut u8) };
+        }
+        self.refill(class, size, layout)
+    }
+
+    /// A freed block for `layout` from its size class's free list, without a
+    /// count (as `alloc_uncounted`): `None` when the list is empty (always when
+    /// the slab is bypassed, or for a layout the slab does not serve).
+    #[inline(always)]
+    pub(crate) fn pop_free(&self, layout: std::alloc::Layout) -> Option<NonNull<u8>> {
+        let class = self.class_of(layout)?;
+        let p = class.free.get()?;
+        // SAFETY: a freed slot holds the next free slot in its first word (written
+        // by `free`; slots are at least 8 bytes and 8-aligned).
+        class
+            .free
+            .set(unsafe { p.cast::<Option<NonNull<u8>>>().read() });
+        Some(p)
+    }
+
+    /// Adds a count (for a block from `alloc_uncounted` that outlives its
+    /// request's completion: it is then freed with `free`).
+    #[inline]
+    pub(crate) fn retain(&self) {
+        self.refs.set(self.refs.get() + 1);
+    }
+
+    /// The free list that a block of `layout` goes back to (`None` when such
+    /// blocks go to the global allocator): for a caller that picks its fast path
+    /// before it frees.
+    #[inline(always)]
+    pub(crate) fn free_list(&self, layout: std::alloc::Layout) -> Option<FreeList<'_>> {
+        self.class(layout).map(FreeList)
+    }
+
+    /// Gives back memory without dropping a count: a block from `alloc_uncounted`,
+    /// or the memory part of `free`.
+    ///
+    /// # Safety
+    /// `p` must come from `alloc(layout)` or `alloc_uncounted(layout)` of `self`,
+    /// not freed yet.
+    #[inline(always)]
+    pub(crate) unsafe fn free_uncounted(&self, p: NonNull<u8>, layout: std::alloc::Layout) {
+        match self.class(layout) {
+            Some(class) => {
+                // SAFETY: the slot is ours again: its first word links it in.
+                unsafe { p.cast::<Option<NonNull<u8>>>().write(class.free.get()) };
+                class.free.set(Some(p));
+            }
+            // SAFETY: allocated by `global_alloc` with this layout.
+            None => unsafe { std::alloc::dealloc(p.as_ptr(), nonzero(layout)) },
+        }
     }
 
     /// Drops one count; the last one frees the chunks and the slab.

@@ -84,7 +84,8 @@ pub struct Request {
 #[repr(C)]
 pub(crate) struct ReqHead {
     state: std::cell::Cell<usize>,
-    after: std::cell::Cell<Option<AfterDone>>,
+    /// Written by a completion that is not last (read only then).
+    after: std::cell::Cell<MaybeUninit<AfterDone>>,
 }
 
 /// How the last `Request` of a completed request frees its block: the block's own
@@ -109,7 +110,7 @@ impl ReqHead {
     pub(crate) const fn started() -> ReqHead {
         ReqHead {
             state: std::cell::Cell::new(IN_FLIGHT + HELD + ONE_REQUEST),
-            after: std::cell::Cell::new(None),
+            after: std::cell::Cell::new(MaybeUninit::uninit()),
         }
     }
 
@@ -124,8 +125,10 @@ impl ReqHead {
     }
 
     /// The completion is done with the block: true when it is to be freed now (no
-    /// `Request` is left). Otherwise the last `Request` frees it with `free` (given
-    /// the block's head and `slab`, the slab it came from).
+    /// `Request` is left; a slab block from `Slab::alloc_uncounted` goes back with
+    /// `Slab::free_uncounted`). Otherwise the block takes a count of `slab` (the
+    /// loop's slab), and the last `Request` frees it with `free` (given the block's
+    /// head and `slab`), which gives the memory and that count back.
     ///
     /// # Safety
     /// Called once per request, by its completion, on the loop thread, after
@@ -152,10 +155,26 @@ impl ReqHead {
         false
     }
 
+    /// Whether the completion about to start will be last (no `Request` is left):
+    /// then its block is freed without reading or writing the head again (the
+    /// head's state does not matter in freed memory).
+    ///
+    /// # Safety
+    /// Called by the request's completion, on the loop thread, before
+    /// `completing` or `completed`.
+    #[inline(always)]
+    pub(crate) unsafe fn completes_alone(&self) -> bool {
+        self.state.get() == IN_FLIGHT + HELD
+    }
+
     #[cold]
     #[inline(never)]
     fn outlived(&self, free: unsafe fn(NonNull<ReqHead>, NonNull<Slab>), slab: NonNull<Slab>) {
-        self.after.set(Some(AfterDone { free, slab }));
+        // SAFETY: the completion runs while the loop's shared state holds its count
+        // of the slab, so the slab is alive here; from now on the block holds a
+        // count of its own (it may outlive the loop).
+        unsafe { slab.as_ref() }.retain();
+        self.after.set(MaybeUninit::new(AfterDone { free, slab }));
     }
 
     /// The libuv request that follows the head.
@@ -208,11 +227,11 @@ impl Drop for Request {
 #[inline(never)]
 unsafe fn free_outlived(h: NonNull<ReqHead>) {
     // SAFETY: the caller's contract; the completion wrote `after` before dropping
-    // its count, since a `Request` was still live then.
+    // its count, since a `Request` was still live then (and took a count of the
+    // slab for the block, which `free` gives back).
     unsafe {
-        if let Some(a) = h.as_ref().after.get() {
-            (a.free)(h, a.slab);
-        }
+        let a = h.as_ref().after.get().assume_init();
+        (a.free)(h, a.slab);
     }
 }
 
@@ -328,7 +347,7 @@ where
     let slab = shared.slab();
     // SAFETY: the loop is open, so its slab is alive.
     let p = unsafe { slab.as_ref() }
-        .alloc(layout)
+        .alloc_uncounted(layout)
         .cast::<LoopReq<K::Raw, D, F, C>>()
         .as_ptr();
     // The data first, built where it stays (a path's C string is not moved from
@@ -341,8 +360,12 @@ where
         // The value `data` wrote in the slot (not one from elsewhere).
         Ok(d) if std::ptr::eq(d, data_at) => {}
         other => {
-            // SAFETY: from this slab's `alloc` of this layout; nothing refers to it.
-            unsafe { Slab::free(slab, NonNull::new_unchecked(p.cast()), layout) };
+            // SAFETY: from this slab's `alloc_uncounted` of this layout; nothing
+            // refers to it.
+            unsafe {
+                slab.as_ref()
+                    .free_uncounted(NonNull::new_unchecked(p.cast()), layout)
+            };
             return Err(match other {
                 Err(e) => e,
                 Ok(_) => Error::new(StatusCode::EINVAL, op),
@@ -399,10 +422,10 @@ unsafe fn refused<R, D, F, C>(
         let _cb = ManuallyDrop::take(&mut (*p).cb);
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data));
     }));
-    // SAFETY: from this slab's `alloc` of this layout; nothing refers to it now.
+    // SAFETY: from this slab's `alloc_uncounted` of this layout; nothing refers
+    // to it now.
     unsafe {
-        Slab::free(
-            slab,
+        slab.as_ref().free_uncounted(
             NonNull::new_unchecked(p.cast()),
             Layout::new::<LoopReq<R, D, F, C>>(),
         )
@@ -424,14 +447,9 @@ where
     // SAFETY: the loop runs this callback, so its owner keeps the shared state (and
     // its slab) alive; the fields are used in place until the memory is freed below,
     // and the reader is taken once (libuv completes a request once).
-    let (shared, read, op, context) = unsafe {
-        (
-            &*(*p).shared,
-            ManuallyDrop::take(&mut (*p).read),
-            (*p).op,
-            (*p).context,
-        )
-    };
+    // The operation's name and the context function are read where they are used
+    // (on error paths), from the block, which is alive until it is freed below.
+    let (shared, read) = unsafe { (&*(*p).shared, ManuallyDrop::take(&mut (*p).read)) };
     // SAFETY: this request's completion, once, before any user code runs.
     unsafe { (*p).head.completing() };
     // A panicking reader (none panics; user types may be in the data) becomes an
@@ -442,12 +460,13 @@ where
         .guard(|| {
             // SAFETY: the data stays in place, and nothing else reaches it, until it
             // is dropped below.
-            let data = unsafe { &mut (*p).data };
+            let (data, op) = unsafe { (&mut (*p).data, (*p).op) };
             result.write(read(req, data, op));
         })
         .is_some();
     if !read_ok {
-        result.write(Err(Error::new(StatusCode::EINVAL, op)));
+        // SAFETY: as above.
+        result.write(Err(Error::new(StatusCode::EINVAL, unsafe { (*p).op })));
     }
     // SAFETY: written just above, on both paths.
     if unsafe { result.assume_init_ref() }.is_err() {
@@ -459,7 +478,7 @@ where
         // function only reads the data.
         unsafe {
             let moved = match result.assume_init_read() {
-                Err(e) => Err(with_context(e, &(*p).data, context, op)),
+                Err(e) => Err(with_context(e, &(*p).data, (*p).context, (*p).op)),
                 ok => ok,
             };
             result.write(moved);
@@ -485,7 +504,10 @@ where
             .head
             .completed(false, free_block::<K::Raw, D, F, C>, slab)
         {
-            free_block::<K::Raw, D, F, C>(NonNull::new_unchecked(p.cast()), slab);
+            slab.as_ref().free_uncounted(
+                NonNull::new_unchecked(p.cast()),
+                Layout::new::<LoopReq<K::Raw, D, F, C>>(),
+            );
         }
         cb
     };
@@ -495,11 +517,13 @@ where
     shared.guard(move || cb(unsafe { result.read() }));
 }
 
-/// Gives a request's memory back to its slab.
+/// Gives the memory of a request that outlived its completion back to its slab,
+/// with the count the block took then.
 ///
 /// # Safety
-/// `head` is the head of a `LoopReq<R, D, F, C>` from `slab`'s `alloc`, whose
-/// fields were all moved out or dropped; nothing refers to it after.
+/// `head` is the head of a `LoopReq<R, D, F, C>` from `slab`'s `alloc_uncounted`
+/// that took a count when its completion ended, whose fields were all moved out or
+/// dropped; nothing refers to it after.
 unsafe fn free_block<R, D, F, C>(head: NonNull<ReqHead>, slab: NonNull<Slab>) {
     // SAFETY: the caller's contract (the head is the block's start).
     unsafe { Slab::free(slab, head.cast(), Layout::new::<LoopReq<R, D, F, C>>()) }

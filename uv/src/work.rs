@@ -38,8 +38,10 @@ use crate::StatusCode;
 struct WorkBase {
     head: ReqHead,
     req: sys::uv_work_t,
-    /// The loop's shared state (alive while a request of the loop is in flight).
-    shared: *const LoopShared,
+    /// The loop's slab, where the block came from (alive while a request of the
+    /// loop is in flight: the loop's shared state holds a count of it). The shared
+    /// state itself is the loop's `data` (as for handles).
+    slab: NonNull<Slab>,
 }
 
 /// Where libuv's struct is in a request (libuv's callbacks get a pointer to it).
@@ -115,108 +117,142 @@ where
     let p = unsafe { from_req::<F, T, A>(req) };
     // SAFETY: a request started by `queue_work`, handed back once by libuv on the
     // loop thread: the pool is done with it, and the loop runs this callback, so its
-    // owner keeps the shared state (and its slab) alive. `after` is moved out once.
-    let (shared, after) = unsafe {
-        let shared = &*(*p).base.shared;
-        (shared, ManuallyDrop::take(&mut (*p).after))
-    };
-    let slab = shared.slab();
-    // The memory goes back once, before user code runs (or when the last `Request`
-    // of it goes, if one is still alive; the head's in-flight bit is dropped here
-    // either way, before user code runs).
-    // SAFETY: as above; the completion of this request, once, before any user code
-    // runs. Nothing reads the request after (what is needed was moved out before
-    // each call).
-    let free = || unsafe {
-        if (*p).base.head.completed(true, free_block::<F, T, A>, slab) {
-            free_block::<F, T, A>(NonNull::new_unchecked(p.cast()), slab);
-        }
-    };
+    // owner keeps the slab alive. The loop is read now: the block may be freed
+    // (and reused) before it is needed.
+    let (slab, l) = unsafe { ((*p).base.slab.as_ref(), (*req).loop_) };
+    let layout = Layout::new::<WorkReq<F, T, A>>();
     // SAFETY: as above: the job's state is read (moved out) once, on one path.
     let state = unsafe { &*(*p).state.get() };
-    match state {
-        // libuv calls the after-work callback with status 0 only after the job ran.
-        // Only the value is moved out (no copy of the whole state).
-        Job::Done(v) if status == 0 => {
-            // SAFETY: as above.
-            let value = unsafe { std::ptr::read(v) };
-            free();
-            shared.guard(move || after(Ok(value)));
+    // The common case, without a call before `after`: the job ran (then libuv's
+    // status is 0: it passes another only for a job it took off its queue unrun,
+    // which is still `Work` here), no `Request` of it is left, and the block goes
+    // back to the slab's free list. Everything else takes `after_slow`.
+    let (after, result) = match (state, slab.free_list(layout)) {
+        // SAFETY: as above (the head is read before anything else of the completion).
+        (Job::Done(v), Some(list)) if unsafe { (*p).base.head.completes_alone() } => {
+            // SAFETY: as above: the value and `after` are moved out once, then the
+            // memory goes back, before any user code runs (nothing reads the block
+            // after; the head's state does not matter any more: no `Request` is
+            // left to read it).
+            unsafe {
+                let value = std::ptr::read(v);
+                let after = ManuallyDrop::take(&mut (*p).after);
+                list.push(NonNull::new_unchecked(p.cast()));
+                (after, Ok(value))
+            }
         }
-        _ => {
-            // SAFETY: as above.
-            let job = unsafe { std::ptr::read(state) };
-            free();
-            not_done(shared, job, after, status);
-        }
+        // SAFETY: as above; nothing was moved out of the request yet.
+        _ => match unsafe { after_slow(loop_shared(l), p, status) } {
+            Some(done) => done,
+            None => return,
+        },
+    };
+    // `after` is called at this one place (so that it may be inlined here), under
+    // the loop's guard (the shared state is only looked up for a panic).
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || after(result))) {
+        // SAFETY: the loop (read before the block was freed) runs this callback.
+        unsafe { loop_shared(l) }.panicked(payload);
     }
 }
 
-/// Gives a request's memory back to its slab.
+/// The shared state of a loop made by this crate (its `data`, set when the loop
+/// was made).
 ///
 /// # Safety
-/// `head` is the head of a `WorkReq<F, T, A>` from `slab`'s `alloc`, whose fields
-/// were all moved out or never written; nothing refers to it after.
-unsafe fn free_block<F, T, A>(head: NonNull<ReqHead>, slab: NonNull<Slab>) {
-    // SAFETY: the caller's contract (the head is the block's start).
-    unsafe { Slab::free(slab, head.cast(), Layout::new::<WorkReq<F, T, A>>()) }
+/// `l` is the open loop of a request that libuv handed back, on the loop thread
+/// (while the loop runs, its owner keeps the shared state alive).
+#[inline(always)]
+unsafe fn loop_shared<'a>(l: *mut sys::uv_loop_t) -> &'a LoopShared {
+    // SAFETY: the caller's contract.
+    unsafe { &*((*l).data as *const LoopShared) }
 }
 
-/// A job that panicked, or did not run.
+/// The completion of a request that is not the common case (see `after_cb`): the
+/// memory goes back (or is left to the last `Request`) before any user code runs.
+/// Then a job that panicked has its `after` dropped (its own panic dropped
+/// quietly), its panic goes where a callback's would, and this gives `None`; a job
+/// that did not run is dropped (on the loop thread, under the guard) and `after`
+/// is given back with the error (`ECANCELED`); a job that ran gives `after` and
+/// its value.
+///
+/// # Safety
+/// `p` is a request of `shared`'s loop that libuv handed back, nothing moved out of
+/// it yet; called once, on the loop thread.
 #[cold]
 #[inline(never)]
-fn not_done<F, T, A>(shared: &LoopShared, job: Job<F, T>, after: A, status: c_int)
-where
-    A: FnOnce(Result<T>),
-{
+unsafe fn after_slow<F, T, A>(
+    shared: &LoopShared,
+    p: *mut WorkReq<F, T, A>,
+    status: c_int,
+) -> Option<(A, Result<T>)> {
+    let slab = shared.slab();
+    // SAFETY: the caller's contract: the job's state and `after` are moved out
+    // once, then the memory goes back (or to the last `Request`), before any user
+    // code runs; nothing reads the block after.
+    let (job, after) = unsafe {
+        let job = std::ptr::read((*p).state.get());
+        let after = ManuallyDrop::take(&mut (*p).after);
+        if (*p).base.head.completed(true, free_block::<F, T, A>, slab) {
+            slab.as_ref().free_uncounted(
+                NonNull::new_unchecked(p.cast()),
+                Layout::new::<WorkReq<F, T, A>>(),
+            );
+        }
+        (job, after)
+    };
     match job {
+        Job::Done(v) if status == 0 => Some((after, Ok(v))),
         Job::Panicked(payload) => {
-            // `after` is dropped first, its own panic dropped quietly; then the job's
-            // panic goes where a callback's would.
             if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(after))) {
                 crate::callback::drop_quietly(p);
             }
             shared.panicked(payload);
+            None
         }
-        unrun => cancelled(shared, unrun, after, status),
+        unrun => {
+            shared.guard(move || drop(unrun));
+            // libuv calls the after-work callback with status 0 only after the job
+            // ran.
+            let err = if status < 0 {
+                Error::from_raw(status, "uv_queue_work")
+            } else {
+                Error::new(StatusCode::ECANCELED, "uv_queue_work")
+            };
+            Some((after, Err(err)))
+        }
     }
 }
 
-/// A job that did not run (`ECANCELED`): the job goes first, on the loop thread, then
-/// `after` gets the error.
-#[cold]
-#[inline(never)]
-fn cancelled<F, T, A>(shared: &LoopShared, job: Job<F, T>, after: A, status: c_int)
-where
-    A: FnOnce(Result<T>),
-{
-    shared.guard(move || drop(job));
-    // libuv calls the after-work callback with status 0 only after the job ran.
-    let err = if status < 0 {
-        Error::from_raw(status, "uv_queue_work")
-    } else {
-        Error::new(StatusCode::ECANCELED, "uv_queue_work")
-    };
-    shared.guard(move || after(Err(err)));
+/// Gives the memory of a request that outlived its completion back to its slab,
+/// with the count the block took then.
+///
+/// # Safety
+/// `head` is the head of a `WorkReq<F, T, A>` from `slab`'s `alloc_uncounted` that
+/// took a count when its completion ended, whose fields were all moved out or never
+/// written; nothing refers to it after.
+unsafe fn free_block<F, T, A>(head: NonNull<ReqHead>, slab: NonNull<Slab>) {
+    // SAFETY: the caller's contract (the head is the block's start).
+    unsafe { Slab::free(slab, head.cast(), Layout::new::<WorkReq<F, T, A>>()) }
 }
 
 /// A request libuv refused: the memory goes back first, then the job and `after` are
 /// dropped (their Drop code may panic: no C frame is in between).
 ///
 /// # Safety
-/// `p` is a `WorkReq` of `slab` with every field but the request written, that libuv
-/// did not take; nothing else refers to it.
+/// `p` is a `WorkReq` from `alloc_uncounted` of its loop's slab, with every field but
+/// the request written, that libuv did not take; nothing else refers to it.
 #[cold]
 #[inline(never)]
-unsafe fn refused<F, T, A>(slab: NonNull<Slab>, p: *mut WorkReq<F, T, A>, rc: c_int) -> Error {
-    // SAFETY: the caller's contract: written once, moved out once.
+unsafe fn refused<F, T, A>(p: *mut WorkReq<F, T, A>, rc: c_int) -> Error {
+    // SAFETY: the caller's contract: written once, moved out once; the slab is
+    // alive (the caller holds a handle of the loop, whose shared state holds it).
     let parts = unsafe {
+        let slab = (*p).base.slab;
         let parts = (
             std::ptr::read((*p).state.get()),
             ManuallyDrop::take(&mut (*p).after),
         );
-        Slab::free(
-            slab,
+        slab.as_ref().free_uncounted(
             NonNull::new_unchecked(p.cast()),
             Layout::new::<WorkReq<F, T, A>>(),
         );
@@ -224,6 +260,70 @@ unsafe fn refused<F, T, A>(slab: NonNull<Slab>, p: *mut WorkReq<F, T, A>, rc: c_
     };
     drop(parts);
     Error::from_raw(rc, "uv_queue_work")
+}
+
+/// `queue_work` when the slab has no freed block of the request's size.
+#[cold]
+#[inline(never)]
+fn queue_work_fresh<T, F, A>(
+    slab: NonNull<Slab>,
+    l: *mut sys::uv_loop_t,
+    work: F,
+    after: A,
+) -> Result<Request>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+    A: FnOnce(Result<T>) + 'static,
+{
+    // SAFETY: the loop is open, so its slab is alive.
+    let p = unsafe { slab.as_ref() }.alloc_uncounted(Layout::new::<WorkReq<F, T, A>>());
+    // SAFETY: fresh memory of the loop's slab for a WorkReq, from `alloc_uncounted`.
+    unsafe { start_work(slab, l, p.cast().as_ptr(), work, after) }
+}
+
+/// Writes a `queue_work` request in `p` and queues it on `l`.
+///
+/// # Safety
+/// `l` is an open loop of this crate, `slab` its slab, and `p` fresh memory for a
+/// `WorkReq` from `alloc_uncounted` of that slab.
+#[inline(always)]
+unsafe fn start_work<T, F, A>(
+    slab: NonNull<Slab>,
+    l: *mut sys::uv_loop_t,
+    p: *mut WorkReq<F, T, A>,
+    work: F,
+    after: A,
+) -> Result<Request>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+    A: FnOnce(Result<T>) + 'static,
+{
+    // SAFETY: `p` is fresh memory for a WorkReq (the contract): every field but
+    // libuv's struct is written here, and uv_queue_work initialises libuv's struct
+    // (`uv__req_init`) before anything reads it. The request stays put until
+    // `after_cb` frees it (or leaves it to the last `Request`), which libuv calls
+    // once, on this thread, after this function returned. The head counts the
+    // `Request` returned below.
+    let rc = unsafe {
+        std::ptr::addr_of_mut!((*p).base.head).write(ReqHead::started());
+        std::ptr::addr_of_mut!((*p).base.slab).write(slab);
+        std::ptr::addr_of_mut!((*p).state).write(UnsafeCell::new(Job::Work(work)));
+        std::ptr::addr_of_mut!((*p).after).write(ManuallyDrop::new(after));
+        sys::uv_queue_work(
+            l,
+            std::ptr::addr_of_mut!((*p).base.req),
+            Some(work_cb::<F, T, A>),
+            Some(after_cb::<F, T, A>),
+        )
+    };
+    if rc < 0 {
+        // SAFETY: libuv did not take the request; nothing else refers to it.
+        return Err(unsafe { refused(p, rc) });
+    }
+    // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request.
+    Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast())) })
 }
 
 impl LoopHandle {
@@ -264,36 +364,17 @@ impl LoopHandle {
         let Some(l) = shared.raw_for_new() else {
             return Err(Error::closed_loop("uv_queue_work"));
         };
-        let slab = shared.slab();
+        // A freed block of the slab, or (out of line, so that the common path keeps
+        // few values across calls) a fresh one.
         // SAFETY: the loop is open, so its slab is alive.
-        let p = unsafe { slab.as_ref() }
-            .alloc(Layout::new::<WorkReq<F, T, A>>())
-            .cast::<WorkReq<F, T, A>>()
-            .as_ptr();
-        // SAFETY: `p` is fresh memory for a WorkReq: every field but libuv's struct
-        // is written here, and uv_queue_work initialises libuv's struct
-        // (`uv__req_init`) before anything reads it. The request stays put until
-        // `after_cb` frees it (or leaves it to the last `Request`), which libuv
-        // calls once, on this thread, after this function returned. The head counts
-        // the `Request` returned below.
-        let rc = unsafe {
-            std::ptr::addr_of_mut!((*p).base.head).write(ReqHead::started());
-            std::ptr::addr_of_mut!((*p).base.shared).write(shared);
-            std::ptr::addr_of_mut!((*p).state).write(UnsafeCell::new(Job::Work(work)));
-            std::ptr::addr_of_mut!((*p).after).write(ManuallyDrop::new(after));
-            sys::uv_queue_work(
-                l,
-                std::ptr::addr_of_mut!((*p).base.req),
-                Some(work_cb::<F, T, A>),
-                Some(after_cb::<F, T, A>),
-            )
+        let slab = shared.slab();
+        // SAFETY: as above.
+        let Some(p) = unsafe { slab.as_ref() }.pop_free(Layout::new::<WorkReq<F, T, A>>()) else {
+            return queue_work_fresh(slab, l, work, after);
         };
-        if rc < 0 {
-            // SAFETY: libuv did not take the request; nothing else refers to it.
-            return Err(unsafe { refused(slab, p, rc) });
-        }
-        // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request.
-        Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast())) })
+        // SAFETY: fresh memory of the loop's slab for a WorkReq, from
+        // `alloc_uncounted`.
+        unsafe { start_work(slab, l, p.cast().as_ptr(), work, after) }
     }
 
     /// Fills `buf` with random bytes from the system's source on the thread pool
