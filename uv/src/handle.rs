@@ -530,6 +530,7 @@ impl Hdr {
 
     /// The loop's shared state. Only while libuv holds the handle: the loop is then
     /// open, and its owner keeps the shared state alive.
+    #[inline]
     fn shared(&self) -> &LoopShared {
         debug_assert!(self.in_libuv());
         // SAFETY: while the handle is in libuv its `loop` field points at the open
@@ -1249,12 +1250,22 @@ impl<K: HandleKind> Typed<K> {
 
     /// The loop's shared state, while the handle is open.
     pub(crate) fn shared_ptr(&self, op: &'static str) -> Result<*const LoopShared> {
+        self.shared_open().ok_or_else(|| Error::closed_handle(op))
+    }
+
+    /// The loop's shared state, if the handle is open and in libuv (one test of
+    /// the flags).
+    #[inline(always)]
+    pub(crate) fn shared_open(&self) -> Option<*const LoopShared> {
         let h = Hdr(self.ptr);
-        if h.is_open() && h.in_libuv() {
-            Ok(h.shared() as *const LoopShared)
-        } else {
-            Err(Error::closed_handle(op))
-        }
+        (h.is_open() && h.in_libuv()).then(|| h.shared() as *const LoopShared)
+    }
+
+    /// The allocation's pointer (that of its libuv struct), with the allocation's
+    /// provenance.
+    #[inline(always)]
+    pub(crate) fn ptr(&self) -> NonNull<sys::uv_handle_t> {
+        self.ptr
     }
 
     /// The loop's shared state of a handle libuv holds, without checks.
@@ -1293,6 +1304,7 @@ impl<K: HandleKind> Typed<K> {
     }
 
     /// Marks an open `Async` as having senders: its close shuts its sender cell.
+    #[inline(always)]
     pub(crate) fn mark_senders(&self) {
         let h = Hdr(self.ptr);
         if is_async::<K>() && h.is_open() && h.in_libuv() {

@@ -75,6 +75,7 @@ impl LoopShared {
     }
 
     /// The loop's sender table, if one was made.
+    #[inline]
     pub(crate) fn senders_if_any(
         &self,
     ) -> Option<&std::sync::Arc<crate::handles::async_::SenderTable>> {
@@ -809,7 +810,9 @@ impl Slab {
     /// sender table; `None` if the table is full. Counted like `alloc`.
     #[inline]
     pub(crate) fn alloc_async(&self) -> Option<NonNull<u8>> {
-        let p = self.senders().alloc()?;
+        let t = self.senders();
+        // The table's `Arc` pointer, for the heads of its chunks (see `AsyncSender`).
+        let p = t.alloc(std::sync::Arc::as_ptr(t))?;
         self.refs.set(self.refs.get() + 1);
         Some(p)
     }
