@@ -75,13 +75,13 @@ const GEN_ONE: u64 = 1 << 32;
 /// The size of a cell: one `Async` handle allocation.
 const CELL: usize = crate::handle::ASYNC_CELL.size();
 
-/// The first chunk holds `1 << FIRST_BITS` cells, each next one twice as many.
+/// The first chunk, `FIRST_BITS`, holds `1 << FIRST_BITS` cells; chunk `c` holds
+/// `1 << c` cells, so each next one twice as many.
 const FIRST_BITS: u32 = 5;
-/// One chunk slot per bit position of `i + 2^FIRST_BITS` (see `locate`); the slots
-/// below `FIRST_BITS` stay empty (40 bytes, so that the lookup needs no subtraction).
+/// Chunk slots, one per chunk number (the slots below `FIRST_BITS` stay empty):
+/// the table holds fewer than 2^32 cells, and a cell's offset in its chunk is below
+/// 2^31.
 const CHUNKS: usize = 32;
-/// `1 << FIRST_BITS` fewer than 2^32.
-const MAX_ENTRIES: u32 = 0u32.wrapping_sub(1 << FIRST_BITS);
 
 /// The alignment of a chunk: that of a cell, and at least that of the table's
 /// address in its head.
@@ -100,17 +100,6 @@ const CHUNK_ALIGN: usize = {
 const CHUNK_HEAD: usize = CHUNK_ALIGN;
 const _: () = assert!(CHUNK_HEAD >= std::mem::size_of::<*const SenderTable>());
 const _: () = assert!(CHUNK_HEAD.is_multiple_of(crate::handle::ASYNC_CELL.align()));
-
-/// The chunk and the offset in it of cell `i` (below `MAX_ENTRIES`): with
-/// `j = i + 2^F`, chunk `c` (the top bit of `j`, from `F` to 31) holds the `2^c`
-/// cells whose `j` has that top bit, and the offset is `j` without it. A few
-/// instructions (`bsr`, `btc`).
-#[inline(always)]
-fn locate(i: u32) -> (usize, usize) {
-    let j = i + (1 << FIRST_BITS);
-    let top = 31 - j.leading_zeros();
-    (top as usize, (j ^ (1 << top)) as usize)
-}
 
 /// The odd factor of CELL, and its inverse modulo 2^64 (Newton's iteration: each
 /// step doubles the correct low bits, from 3 for any odd number).
@@ -138,11 +127,6 @@ fn chunk_len(c: usize) -> usize {
     1 << c
 }
 
-/// The index of chunk `c`'s first cell.
-fn chunk_start(c: usize) -> usize {
-    chunk_len(c) - (1 << FIRST_BITS)
-}
-
 /// Chunk `c`'s layout (its head, then its cells); `None` where its size overflows
 /// (32-bit targets: such a chunk could not be allocated anyway).
 fn chunk_layout(c: usize) -> Option<std::alloc::Layout> {
@@ -154,7 +138,7 @@ fn chunk_layout(c: usize) -> Option<std::alloc::Layout> {
 ///
 /// # Safety
 /// `cell` must be a cell of a live table whose state word was initialised (a cell
-/// below the table's `len`, reached through a pointer derived from its chunk).
+/// the table handed out, reached through a pointer derived from its chunk).
 #[inline(always)]
 unsafe fn state_of<'a>(cell: *mut u8) -> &'a AtomicU64 {
     // SAFETY: per the contract; the word is 8-aligned (see ASYNC_STATE) and only
@@ -257,9 +241,9 @@ pub(crate) unsafe fn shut_cell_wait(raw: *mut sys::uv_handle_t) {
 /// `uv_close` by setting its flag and waiting until none is in flight. A cell goes
 /// back to the free list only when its handle's allocation is freed (after its
 /// close callback), so a sender holding an open generation always reaches a live
-/// handle. A chunk's memory is left uninitialised until its cells are handed out:
-/// cells below `len` have their state word initialised, and only those ever reach
-/// a sender. Each chunk starts with the table's address (see `CHUNK_HEAD`),
+/// handle. A chunk's memory is left uninitialised until its cells are handed out
+/// (in order, from the newest chunk's `next`): cells handed out have their state
+/// word initialised, and only those ever reach a sender. Each chunk starts with the table's address (see `CHUNK_HEAD`),
 /// which senders (which hold their cell's address) use to count themselves on the
 /// table.
 pub(crate) struct SenderTable {
@@ -269,8 +253,13 @@ pub(crate) struct SenderTable {
     closed: AtomicBool,
     // The loop thread's own bookkeeping (atomics only so the table is `Sync`; all
     // accesses are Relaxed and from the loop thread).
-    /// Cells made so far.
-    len: AtomicU32,
+    /// The newest chunk's number (0: none made yet; chunks `FIRST_BITS` to it are
+    /// made, all but it full).
+    newest: AtomicU32,
+    /// The newest chunk's next cell never handed out, and its end (null, null
+    /// before the first chunk).
+    next: AtomicPtr<u8>,
+    end: AtomicPtr<u8>,
     /// Cells held by handle allocations (made and not on the free list).
     live: AtomicU32,
     /// The first free cell (null: none), linked through its first word.
@@ -278,7 +267,9 @@ pub(crate) struct SenderTable {
     /// The last cell made and its offset in its chunk (null: none yet):
     /// `slot_of_last` answers for it without a search (a handle's sender is usually
     /// made right after the handle). A cell never moves, so the pair stays true
-    /// when the cell is freed and reused.
+    /// when the cell is freed and reused. Cells are made in order, so the next
+    /// cell's offset is `last_off + 1` (`u32::MAX` while the newest chunk has none
+    /// made yet), and the newest chunk has `last_off + 1` cells made.
     last: AtomicPtr<u8>,
     last_off: AtomicU32,
 }
@@ -288,7 +279,9 @@ impl Default for SenderTable {
         SenderTable {
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS],
             closed: AtomicBool::new(false),
-            len: AtomicU32::new(0),
+            newest: AtomicU32::new(0),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+            end: AtomicPtr::new(std::ptr::null_mut()),
             live: AtomicU32::new(0),
             free: AtomicPtr::new(std::ptr::null_mut()),
             last: AtomicPtr::new(std::ptr::null_mut()),
@@ -365,40 +358,85 @@ impl SenderTable {
             // own bumps). A free cell is shut (see `free`), so subtracting SHUT
             // clears it. Release: belt and braces (a sender learns the generation
             // through the `AsyncSender` made after the handle's init).
-            // SAFETY: a cell of this table below `len`.
+            // SAFETY: a cell of this table, handed out before.
             unsafe { state_of(p.as_ptr()) }
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
             self.bump_live(1);
             return Some(p);
         }
-        let i = self.len.load(Ordering::Relaxed);
-        if i >= MAX_ENTRIES {
-            return None;
+        let cell = self.next.load(Ordering::Relaxed);
+        if cell == self.end.load(Ordering::Relaxed) {
+            // The newest chunk is full (or none was made yet).
+            return self.alloc_in_new_chunk(owner);
         }
-        let (c, off) = locate(i);
-        let p = if off == 0 {
-            self.make_chunk(c, owner)?
-        } else {
-            self.chunks[c].load(Ordering::Relaxed)
-        };
-        // SAFETY: chunk `c` holds `chunk_len(c)` cells and `off` is below that; the
-        // cell is not initialised yet and nothing refers to it (it was never
-        // handed out). A fresh cell: generation 0, open; no sender knows it
-        // until an `AsyncSender` is made for its handle, which reaches other
-        // threads only through a synchronising hand-over.
+        // SAFETY: `cell` is below the newest chunk's end: a cell of it never
+        // handed out.
+        Some(unsafe { self.take_next(cell) })
+    }
+
+    /// Hands out `cell`, the newest chunk's next cell (not handed out yet, below
+    /// its end), open at generation 0.
+    ///
+    /// # Safety
+    /// `cell` must be `next`, below `end`.
+    #[inline(always)]
+    unsafe fn take_next(&self, cell: *mut u8) -> NonNull<u8> {
+        // In bounds or one past the chunk's end (`cell` is below it).
+        self.next.store(cell.wrapping_add(CELL), Ordering::Relaxed);
+        // SAFETY: per the contract the cell is in a live chunk, not initialised yet
+        // and nothing refers to it (it was never handed out). A fresh cell:
+        // generation 0, open; no sender knows it until an `AsyncSender` is made for
+        // its handle, which reaches other threads only through a synchronising
+        // hand-over.
         let cell = unsafe {
-            let cell = p.add(off * CELL);
             cell.add(crate::handle::ASYNC_STATE)
                 .cast::<AtomicU64>()
                 .write(AtomicU64::new(0));
             NonNull::new_unchecked(cell)
         };
-        self.len.store(i + 1, Ordering::Relaxed);
+        // Its offset: the last one's plus one (cells are made in order; `u32::MAX`
+        // for none in this chunk yet), below `chunk_len` (at most 2^31).
+        let off = self.last_off.load(Ordering::Relaxed).wrapping_add(1);
+        self.last_off.store(off, Ordering::Relaxed);
         self.last.store(cell.as_ptr(), Ordering::Relaxed);
-        // Below 2^31 (`off < chunk_len(c)`).
-        self.last_off.store(off as u32, Ordering::Relaxed);
         self.bump_live(1);
-        Some(cell)
+        cell
+    }
+
+    /// `alloc` when the newest chunk is full: makes the next chunk and hands out
+    /// its first cell; `None` once the chunks are all made (the table is full).
+    #[cold]
+    #[inline(never)]
+    fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
+        let newest = self.newest.load(Ordering::Relaxed) as usize;
+        let c = if newest == 0 {
+            FIRST_BITS as usize
+        } else {
+            newest + 1
+        };
+        if c >= CHUNKS {
+            return None;
+        }
+        let p = self.make_chunk(c, owner)?;
+        self.newest.store(c as u32, Ordering::Relaxed);
+        // One past the chunk's cells (in bounds of its allocation: its layout is
+        // `CHUNK_HEAD + chunk_len(c) * CELL` bytes).
+        self.end
+            .store(p.wrapping_add(chunk_len(c) * CELL), Ordering::Relaxed);
+        self.last_off.store(u32::MAX, Ordering::Relaxed);
+        // SAFETY: the chunk's first cell, below its end (a chunk holds at least
+        // 2^FIRST_BITS cells).
+        Some(unsafe { self.take_next(p) })
+    }
+
+    /// The number of cells made in chunk `c` (`FIRST_BITS <= c <= newest`).
+    fn made_in(&self, c: usize) -> usize {
+        if c == self.newest.load(Ordering::Relaxed) as usize {
+            // At least one (its first is handed out when it is made).
+            self.last_off.load(Ordering::Relaxed) as usize + 1
+        } else {
+            chunk_len(c)
+        }
     }
 
     /// Makes chunk `c` (its first cell is the next one handed out), its head
@@ -493,9 +531,10 @@ impl SenderTable {
     /// made).
     #[inline(never)]
     fn search_offset(&self, cell: *mut u8) -> Option<u32> {
-        let len = self.len.load(Ordering::Relaxed);
-        let last = len.checked_sub(1)?;
-        let (mut c, _) = locate(last);
+        let mut c = self.newest.load(Ordering::Relaxed) as usize;
+        if c == 0 {
+            return None;
+        }
         // From the largest chunk down: it holds half of the cells. (`c & 31`: the
         // chunk slots are 32, so the index needs no bounds check.)
         loop {
@@ -503,9 +542,7 @@ impl SenderTable {
             let off = cell.addr().wrapping_sub(base.addr());
             if off < CELL << c {
                 // `off` is a multiple of CELL (`cell` is a cell of this chunk), and
-                // the offset in cells is below 2^31 (`chunk_len(c)` is, for
-                // `c < 31`; chunk 31 is never made: its first index is
-                // `MAX_ENTRIES`).
+                // the offset in cells is below `chunk_len(c)`, at most 2^31.
                 debug_assert!(off.is_multiple_of(CELL));
                 return Some(exact_div_cell(off) as u32);
             }
@@ -595,17 +632,15 @@ impl SenderTable {
             // send that holds one now sees SHUT and does not touch a handle.
             return;
         }
-        let len = self.len.load(Ordering::Relaxed) as usize;
-        for c in FIRST_BITS as usize..CHUNKS {
-            let start = chunk_start(c);
-            if start >= len {
-                break;
-            }
+        // `live` is not 0, so a chunk was made.
+        let newest = self.newest.load(Ordering::Relaxed) as usize;
+        for c in FIRST_BITS as usize..=newest.min(CHUNKS - 1) {
             let p = self.chunks[c].load(Ordering::Relaxed);
-            for k in 0..chunk_len(c).min(len - start) {
-                // SAFETY: the chunks holding cells below `len` were made (by this
-                // thread), and those cells' state words initialised (see `alloc`);
-                // `&self` keeps them alive. A cell shut before was waited for then.
+            for k in 0..self.made_in(c) {
+                // SAFETY: chunks `FIRST_BITS` to `newest` were made (by this
+                // thread), and the cells made in them have their state words
+                // initialised (see `take_next`); `&self` keeps them alive. A cell
+                // shut before was waited for then.
                 shut_state(unsafe { state_of(p.add(k * CELL)) });
             }
         }
