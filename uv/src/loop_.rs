@@ -69,18 +69,10 @@ impl LoopShared {
     }
 
     /// The loop's sender table (its slab's).
+    #[inline]
     pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
         // SAFETY: the slab lives while this value does (its count).
         unsafe { self.slab.as_ref() }.senders()
-    }
-
-    /// The loop's sender table, if one was made.
-    #[inline]
-    pub(crate) fn senders_if_any(
-        &self,
-    ) -> Option<&std::sync::Arc<crate::handles::async_::SenderTable>> {
-        // SAFETY: as in `senders`.
-        unsafe { self.slab.as_ref() }.senders.get()
     }
 
     /// Claims `fd` for one handle of this loop; false if another holds it.
@@ -243,10 +235,7 @@ impl LoopShared {
         // pending, the loop runs a last non-blocking iteration to deliver it. A stop
         // requested before (`stop` outside `run`, or a job above that panicked) makes
         // the first run return at once, clearing it: then a second one delivers.
-        if crate::handles::async_::shut_senders(
-            self.senders_if_any().map(|t| &**t),
-            &self.user_handles(),
-        ) {
+        if crate::handles::async_::shut_senders(self.senders(), &self.user_handles()) {
             for _ in 0..2 {
                 // SAFETY: the loop is open and not running (we are not inside uv_run).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
@@ -695,10 +684,10 @@ pub(crate) struct Slab {
     /// The chunks, freed with the slab.
     chunks: RefCell<Vec<(NonNull<u8>, std::alloc::Layout)>>,
     /// Where the loop's `Async` handles live and their `AsyncSender`s find them
-    /// (made on first use): each `Async` allocation is a cell of it, counted like a
-    /// slab allocation (so the table outlives every handle in it, as the slab's
-    /// chunks do; senders hold it too).
-    senders: std::cell::OnceCell<std::sync::Arc<crate::handles::async_::SenderTable>>,
+    /// (made with the slab, empty: its chunks are made on first use): each `Async`
+    /// allocation is a cell of it, counted like a slab allocation (so the table
+    /// outlives every handle in it, as the slab's chunks do; senders hold it too).
+    senders: std::sync::Arc<crate::handles::async_::SenderTable>,
 }
 
 /// Allocation granule: sizes are rounded up to it, and every slot is aligned to it.
@@ -747,7 +736,7 @@ impl Slab {
             bypass: slab_bypass(),
             classes: std::array::from_fn(|_| SizeClass::default()),
             chunks: RefCell::new(Vec::new()),
-            senders: std::cell::OnceCell::new(),
+            senders: std::sync::Arc::default(),
         });
         NonNull::from(Box::leak(slab))
     }
@@ -800,10 +789,10 @@ impl Slab {
         self.refill(class, size, layout)
     }
 
-    /// The sender table (made on first use).
+    /// The sender table.
     #[inline]
     pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
-        self.senders.get_or_init(Default::default)
+        &self.senders
     }
 
     /// Memory for an `Async` handle (`crate::handle::ASYNC_CELL`): a cell of the
@@ -828,10 +817,8 @@ impl Slab {
         {
             // SAFETY: the slab lives while an allocation of it does (its count).
             let s = unsafe { slab.as_ref() };
-            if let Some(t) = s.senders.get() {
-                // SAFETY: per the contract (`alloc_async` made the table).
-                unsafe { t.free(p) };
-            }
+            // SAFETY: per the contract (a cell of this slab's table).
+            unsafe { s.senders.free(p) };
         }
         // SAFETY: this allocation's count.
         unsafe { Slab::release(slab) };

@@ -16,10 +16,8 @@ uv_macros::handle!("spec/handles/async.toml");
 /// Loop teardown: shuts every sender of the loop (sends from now on answer
 /// `ClosedHandle`) and tells whether one of the `Async` handles among `handles` has
 /// a wake-up pending, which the loop then delivers before it closes its handles.
-pub(crate) fn shut_senders(table: Option<&SenderTable>, handles: &[crate::Handle]) -> bool {
-    if let Some(t) = table {
-        t.close();
-    }
+pub(crate) fn shut_senders(table: &SenderTable, handles: &[crate::Handle]) -> bool {
+    table.close();
     any_wakeup_pending(handles)
 }
 
@@ -857,16 +855,14 @@ impl Async {
         if let Some(shared) = self.inner.shared_open() {
             // SAFETY: the handle is open and in libuv, so its loop's shared state is
             // alive (its owner keeps it) for this call, which runs no user code.
-            // An `Async`'s loop has its table (its allocation is a cell of it).
-            if let Some(table) = unsafe { &*shared }.senders_if_any() {
-                let raw = self.raw_struct().cast::<sys::uv_async_t>();
-                if let Some((off, generation)) = table.slot_of_last(raw) {
-                    // Its close shuts the cell from now on.
-                    self.inner.mark_senders();
-                    // (The handle's pointer is its allocation's: the cell's.)
-                    let cell = self.inner.ptr().cast::<u8>();
-                    return Ok(AsyncSender::new(table, cell, generation, off));
-                }
+            let table = unsafe { &*shared }.senders();
+            let raw = self.raw_struct().cast::<sys::uv_async_t>();
+            if let Some((off, generation)) = table.slot_of_last(raw) {
+                // Its close shuts the cell from now on.
+                self.inner.mark_senders();
+                // (The handle's pointer is its allocation's: the cell's.)
+                let cell = self.inner.ptr().cast::<u8>();
+                return Ok(AsyncSender::new(table, cell, generation, off));
             }
         }
         self.sender_slow()
