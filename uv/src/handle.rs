@@ -530,6 +530,7 @@ impl Hdr {
 
     /// The loop's shared state. Only while libuv holds the handle: the loop is then
     /// open, and its owner keeps the shared state alive.
+    #[inline]
     fn shared(&self) -> &LoopShared {
         debug_assert!(self.in_libuv());
         // SAFETY: while the handle is in libuv its `loop` field points at the open
@@ -696,17 +697,20 @@ impl Hdr {
     #[cold]
     #[inline(never)]
     fn begin_close_slow(self) {
-        if self.h().flags.get() & FAST_CLOSE_MASK == HAS_SENDER {
+        let f = self.h().flags.get();
+        if f & FAST_CLOSE_MASK == HAS_SENDER {
             // An open `Async` with senders and nothing else: the common way, once
             // its cell is shut (`data` holds nothing of it). The wait for sends in
             // flight is out of line, so that this path saves no registers.
-            self.set(HAS_SENDER, false);
-            // SAFETY: HAS_SENDER is only set on `Async` handles (`mark_senders`),
+            // One write of the flags: HAS_SENDER goes, the state is `Closing` (no
+            // code of this thread runs before `uv_close`: the shut waits only for
+            // other threads' sends).
+            self.h().flags.set((f & !HAS_SENDER) | CLOSING);
+            // SAFETY: HAS_SENDER was only set on `Async` handles (`mark_senders`),
             // whose allocation is a sender-table cell, alive while `self` is.
             if !unsafe { crate::handles::async_::shut_cell_begin(self.raw()) } {
                 return self.close_sender_wait();
             }
-            self.h().set_state(State::Closing);
             // SAFETY: as in `begin_close`.
             unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
             return;
@@ -715,13 +719,12 @@ impl Hdr {
     }
 
     /// The end of `begin_close_slow` for an `Async` whose cell was shut while sends
-    /// held it: waits for them, then closes.
+    /// held it (its state already `Closing`): waits for them, then closes.
     #[cold]
     #[inline(never)]
     fn close_sender_wait(self) {
         // SAFETY: as in `begin_close_slow` (the cell was shut there).
         unsafe { crate::handles::async_::shut_cell_wait(self.raw()) };
-        self.h().set_state(State::Closing);
         // SAFETY: as in `begin_close`.
         unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
     }
@@ -1249,12 +1252,22 @@ impl<K: HandleKind> Typed<K> {
 
     /// The loop's shared state, while the handle is open.
     pub(crate) fn shared_ptr(&self, op: &'static str) -> Result<*const LoopShared> {
+        self.shared_open().ok_or_else(|| Error::closed_handle(op))
+    }
+
+    /// The loop's shared state, if the handle is open and in libuv (one test of
+    /// the flags).
+    #[inline(always)]
+    pub(crate) fn shared_open(&self) -> Option<*const LoopShared> {
         let h = Hdr(self.ptr);
-        if h.is_open() && h.in_libuv() {
-            Ok(h.shared() as *const LoopShared)
-        } else {
-            Err(Error::closed_handle(op))
-        }
+        (h.is_open() && h.in_libuv()).then(|| h.shared() as *const LoopShared)
+    }
+
+    /// The allocation's pointer (that of its libuv struct), with the allocation's
+    /// provenance.
+    #[inline(always)]
+    pub(crate) fn ptr(&self) -> NonNull<sys::uv_handle_t> {
+        self.ptr
     }
 
     /// The loop's shared state of a handle libuv holds, without checks.
@@ -1293,6 +1306,7 @@ impl<K: HandleKind> Typed<K> {
     }
 
     /// Marks an open `Async` as having senders: its close shuts its sender cell.
+    #[inline(always)]
     pub(crate) fn mark_senders(&self) {
         let h = Hdr(self.ptr);
         if is_async::<K>() && h.is_open() && h.in_libuv() {
@@ -1640,6 +1654,7 @@ impl Handle {
 
     /// Closes the handle (`uv_close`). Idempotent; callbacks stop at once, memory is
     /// released after the loop runs the close.
+    #[inline]
     pub fn close(&self) {
         self.hdr().begin_close();
     }

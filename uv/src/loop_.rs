@@ -70,17 +70,10 @@ impl LoopShared {
     }
 
     /// The loop's sender table (its slab's).
+    #[inline]
     pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
         // SAFETY: the slab lives while this value does (its count).
         unsafe { self.slab.as_ref() }.senders()
-    }
-
-    /// The loop's sender table, if one was made.
-    pub(crate) fn senders_if_any(
-        &self,
-    ) -> Option<&std::sync::Arc<crate::handles::async_::SenderTable>> {
-        // SAFETY: as in `senders`.
-        unsafe { self.slab.as_ref() }.senders.get()
     }
 
     /// Claims `fd` for one handle of this loop; false if another holds it.
@@ -241,10 +234,7 @@ impl LoopShared {
         // pending, the loop runs a last non-blocking iteration to deliver it. A stop
         // requested before (`stop` outside `run`, or a job above that panicked) makes
         // the first run return at once, clearing it: then a second one delivers.
-        if crate::handles::async_::shut_senders(
-            self.senders_if_any().map(|t| &**t),
-            &self.user_handles(),
-        ) {
+        if crate::handles::async_::shut_senders(self.senders(), &self.user_handles()) {
             for _ in 0..2 {
                 // SAFETY: the loop is open and not running (we are not inside uv_run).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
@@ -694,10 +684,10 @@ pub(crate) struct Slab {
     /// The chunks, freed with the slab.
     chunks: RefCell<Vec<(NonNull<u8>, std::alloc::Layout)>>,
     /// Where the loop's `Async` handles live and their `AsyncSender`s find them
-    /// (made on first use): each `Async` allocation is a cell of it, counted like a
-    /// slab allocation (so the table outlives every handle in it, as the slab's
-    /// chunks do; senders hold it too).
-    senders: std::cell::OnceCell<std::sync::Arc<crate::handles::async_::SenderTable>>,
+    /// (made with the slab, empty: its chunks are made on first use): each `Async`
+    /// allocation is a cell of it, counted like a slab allocation (so the table
+    /// outlives every handle in it, as the slab's chunks do; senders hold it too).
+    senders: std::sync::Arc<crate::handles::async_::SenderTable>,
 }
 
 /// Allocation granule: sizes are rounded up to it, and every slot is aligned to it.
@@ -763,7 +753,7 @@ impl Slab {
             bypass: slab_bypass(),
             classes: std::array::from_fn(|_| SizeClass::default()),
             chunks: RefCell::new(Vec::new()),
-            senders: std::cell::OnceCell::new(),
+            senders: std::sync::Arc::default(),
         });
         NonNull::from(Box::leak(slab))
     }
@@ -794,17 +784,19 @@ impl Slab {
         self.alloc_uncounted(layout)
     }
 
-    /// The sender table (made on first use).
+    /// The sender table.
     #[inline]
     pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
-        self.senders.get_or_init(Default::default)
+        &self.senders
     }
 
     /// Memory for an `Async` handle (`crate::handle::ASYNC_CELL`): a cell of the
     /// sender table; `None` if the table is full. Counted like `alloc`.
     #[inline]
     pub(crate) fn alloc_async(&self) -> Option<NonNull<u8>> {
-        let p = self.senders().alloc()?;
+        let t = self.senders();
+        // The table's `Arc` pointer, for the heads of its chunks (see `AsyncSender`).
+        let p = t.alloc(std::sync::Arc::as_ptr(t))?;
         self.refs.set(self.refs.get() + 1);
         Some(p)
     }
@@ -820,10 +812,8 @@ impl Slab {
         {
             // SAFETY: the slab lives while an allocation of it does (its count).
             let s = unsafe { slab.as_ref() };
-            if let Some(t) = s.senders.get() {
-                // SAFETY: per the contract (`alloc_async` made the table).
-                unsafe { t.free(p) };
-            }
+            // SAFETY: per the contract (a cell of this slab's table).
+            unsafe { s.senders.free(p) };
         }
         // SAFETY: this allocation's count.
         unsafe { Slab::release(slab) };

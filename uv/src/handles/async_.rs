@@ -16,10 +16,8 @@ uv_macros::handle!("spec/handles/async.toml");
 /// Loop teardown: shuts every sender of the loop (sends from now on answer
 /// `ClosedHandle`) and tells whether one of the `Async` handles among `handles` has
 /// a wake-up pending, which the loop then delivers before it closes its handles.
-pub(crate) fn shut_senders(table: Option<&SenderTable>, handles: &[crate::Handle]) -> bool {
-    if let Some(t) = table {
-        t.close();
-    }
+pub(crate) fn shut_senders(table: &SenderTable, handles: &[crate::Handle]) -> bool {
+    table.close();
     any_wakeup_pending(handles)
 }
 
@@ -75,24 +73,31 @@ const GEN_ONE: u64 = 1 << 32;
 /// The size of a cell: one `Async` handle allocation.
 const CELL: usize = crate::handle::ASYNC_CELL.size();
 
-/// The first chunk holds `1 << FIRST_BITS` cells, each next one twice as many.
+/// The first chunk, `FIRST_BITS`, holds `1 << FIRST_BITS` cells; chunk `c` holds
+/// `1 << c` cells, so each next one twice as many.
 const FIRST_BITS: u32 = 5;
-/// One chunk slot per bit position of `i + 2^FIRST_BITS` (see `locate`); the slots
-/// below `FIRST_BITS` stay empty (40 bytes, so that the lookup needs no subtraction).
+/// Chunk slots, one per chunk number (the slots below `FIRST_BITS` stay empty):
+/// the table holds fewer than 2^32 cells, and a cell's offset in its chunk is below
+/// 2^31.
 const CHUNKS: usize = 32;
-/// `1 << FIRST_BITS` fewer than 2^32.
-const MAX_ENTRIES: u32 = 0u32.wrapping_sub(1 << FIRST_BITS);
 
-/// The chunk and the offset in it of cell `i` (below `MAX_ENTRIES`): with
-/// `j = i + 2^F`, chunk `c` (the top bit of `j`, from `F` to 31) holds the `2^c`
-/// cells whose `j` has that top bit, and the offset is `j` without it. A few
-/// instructions (`bsr`, `btc`): every send looks its cell up.
-#[inline(always)]
-fn locate(i: u32) -> (usize, usize) {
-    let j = i + (1 << FIRST_BITS);
-    let top = 31 - j.leading_zeros();
-    (top as usize, (j ^ (1 << top)) as usize)
-}
+/// The alignment of a chunk: that of a cell, and at least that of the table's
+/// address in its head.
+const CHUNK_ALIGN: usize = {
+    let a = crate::handle::ASYNC_CELL.align();
+    let t = std::mem::align_of::<*const SenderTable>();
+    if a < t {
+        t
+    } else {
+        a
+    }
+};
+/// The head of a chunk, before its first cell: the address of the table (its
+/// `Arc`'s, from `Arc::as_ptr`), where a sender finds the table from its cell (see
+/// `AsyncSender::table`). Keeps the cells aligned.
+const CHUNK_HEAD: usize = CHUNK_ALIGN;
+const _: () = assert!(CHUNK_HEAD >= std::mem::size_of::<*const SenderTable>());
+const _: () = assert!(CHUNK_HEAD.is_multiple_of(crate::handle::ASYNC_CELL.align()));
 
 /// The odd factor of CELL, and its inverse modulo 2^64 (Newton's iteration: each
 /// step doubles the correct low bits, from 3 for any odd number).
@@ -120,23 +125,18 @@ fn chunk_len(c: usize) -> usize {
     1 << c
 }
 
-/// The index of chunk `c`'s first cell.
-fn chunk_start(c: usize) -> usize {
-    chunk_len(c) - (1 << FIRST_BITS)
-}
-
-/// Chunk `c`'s layout; `None` where its size overflows (32-bit targets: such a
-/// chunk could not be allocated anyway).
+/// Chunk `c`'s layout (its head, then its cells); `None` where its size overflows
+/// (32-bit targets: such a chunk could not be allocated anyway).
 fn chunk_layout(c: usize) -> Option<std::alloc::Layout> {
-    let size = chunk_len(c).checked_mul(CELL)?;
-    std::alloc::Layout::from_size_align(size, crate::handle::ASYNC_CELL.align()).ok()
+    let size = chunk_len(c).checked_mul(CELL)?.checked_add(CHUNK_HEAD)?;
+    std::alloc::Layout::from_size_align(size, CHUNK_ALIGN).ok()
 }
 
 /// The state word of the cell at `cell`.
 ///
 /// # Safety
 /// `cell` must be a cell of a live table whose state word was initialised (a cell
-/// below the table's `len`, reached through a pointer derived from its chunk).
+/// the table handed out, reached through a pointer derived from its chunk).
 #[inline(always)]
 unsafe fn state_of<'a>(cell: *mut u8) -> &'a AtomicU64 {
     // SAFETY: per the contract; the word is 8-aligned (see ASYNC_STATE) and only
@@ -229,7 +229,7 @@ pub(crate) unsafe fn shut_cell_wait(raw: *mut sys::uv_handle_t) {
 }
 
 /// Where the loop's `Async` handles live, and where their senders find them: one
-/// table per loop (so a sender is an index into it, not an allocation of its own),
+/// table per loop (so a sender is a cell of it, not an allocation of its own),
 /// without a table-wide lock. Each `Async` handle allocation is a cell of the table
 /// (see `crate::handle::ASYNC_CELL`), in chunks that never move (made by the loop
 /// thread, freed with the table), so that senders read them while the table grows
@@ -239,27 +239,37 @@ pub(crate) unsafe fn shut_cell_wait(raw: *mut sys::uv_handle_t) {
 /// `uv_close` by setting its flag and waiting until none is in flight. A cell goes
 /// back to the free list only when its handle's allocation is freed (after its
 /// close callback), so a sender holding an open generation always reaches a live
-/// handle. A chunk's memory is left uninitialised until its cells are handed out:
-/// cells below `len` have their state word initialised, and only their indexes ever
-/// reach `cell`.
+/// handle. A chunk's memory is left uninitialised until its cells are handed out
+/// (in order, from the newest chunk's `next`): cells handed out have their state
+/// word initialised, and only those ever reach a sender. Each chunk starts with the table's address (see `CHUNK_HEAD`),
+/// which senders (which hold their cell's address) use to count themselves on the
+/// table.
 pub(crate) struct SenderTable {
+    /// The first cell of each chunk (after its head), null where none was made.
     chunks: [AtomicPtr<u8>; CHUNKS],
     /// The loop is closing: no sender is made any more (its cells are shut).
     closed: AtomicBool,
     // The loop thread's own bookkeeping (atomics only so the table is `Sync`; all
     // accesses are Relaxed and from the loop thread).
-    /// Cells made so far.
-    len: AtomicU32,
+    /// The newest chunk's number (0: none made yet; chunks `FIRST_BITS` to it are
+    /// made, all but it full).
+    newest: AtomicU32,
+    /// The newest chunk's next cell never handed out, and its end (null, null
+    /// before the first chunk).
+    next: AtomicPtr<u8>,
+    end: AtomicPtr<u8>,
     /// Cells held by handle allocations (made and not on the free list).
     live: AtomicU32,
     /// The first free cell (null: none), linked through its first word.
     free: AtomicPtr<u8>,
-    /// The last cell made and its index (null: none yet): `index_of` answers for
-    /// it without a search (a handle's sender is usually made right after the
-    /// handle). A cell's index never changes, so the pair stays true when the cell
-    /// is freed and reused.
+    /// The last cell made and its offset in its chunk (null: none yet):
+    /// `slot_of_last` answers for it without a search (a handle's sender is usually
+    /// made right after the handle). A cell never moves, so the pair stays true
+    /// when the cell is freed and reused. Cells are made in order, so the next
+    /// cell's offset is `last_off + 1` (`u32::MAX` while the newest chunk has none
+    /// made yet), and the newest chunk has `last_off + 1` cells made.
     last: AtomicPtr<u8>,
-    last_index: AtomicU32,
+    last_off: AtomicU32,
 }
 
 impl Default for SenderTable {
@@ -267,11 +277,13 @@ impl Default for SenderTable {
         SenderTable {
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS],
             closed: AtomicBool::new(false),
-            len: AtomicU32::new(0),
+            newest: AtomicU32::new(0),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+            end: AtomicPtr::new(std::ptr::null_mut()),
             live: AtomicU32::new(0),
             free: AtomicPtr::new(std::ptr::null_mut()),
             last: AtomicPtr::new(std::ptr::null_mut()),
-            last_index: AtomicU32::new(0),
+            last_off: AtomicU32::new(0),
         }
     }
 }
@@ -281,12 +293,12 @@ impl Drop for SenderTable {
         for (c, p) in self.chunks.iter_mut().enumerate() {
             let p = *p.get_mut();
             if let (false, Some(layout)) = (p.is_null(), chunk_layout(c)) {
-                // SAFETY: a non-null chunk pointer came from `alloc` with
-                // `chunk_layout(c)` (in `make_chunk`); nothing else can reach it
-                // now (we have the table by `&mut`; its owners, the loop's slab and
-                // the senders, are gone, and with the slab every handle allocation
-                // in it), and a cell needs no drop.
-                unsafe { std::alloc::dealloc(p, layout) };
+                // SAFETY: a non-null chunk pointer is `CHUNK_HEAD` bytes into an
+                // allocation made with `chunk_layout(c)` (in `make_chunk`); nothing
+                // else can reach it now (we have the table by `&mut`; its owners,
+                // the loop's slab and the senders, are gone, and with the slab
+                // every handle allocation in it), and a cell needs no drop.
+                unsafe { std::alloc::dealloc(p.sub(CHUNK_HEAD), layout) };
             }
         }
     }
@@ -319,24 +331,6 @@ impl Drop for Hold<'_> {
 }
 
 impl SenderTable {
-    /// Cell `i`, if its chunk was made. `i` must be an index the table handed out
-    /// (below `len`): the table's senders only hold those.
-    #[inline(always)]
-    fn cell(&self, i: u32) -> Option<*mut u8> {
-        if i >= MAX_ENTRIES {
-            return None;
-        }
-        let (c, off) = locate(i);
-        // Acquire: pairs with the Release store that published the chunk (a sender
-        // learns `i` through a value made after it, so this is belt and braces).
-        let p = self.chunks[c].load(Ordering::Acquire);
-        if p.is_null() {
-            return None;
-        }
-        // In bounds: `off < chunk_len(c)` (see `locate`).
-        Some(p.wrapping_add(off * CELL))
-    }
-
     /// Adds `d` to `live`: a plain load and store, not a locked read-modify-write
     /// (only the loop thread writes it).
     #[inline(always)]
@@ -348,9 +342,10 @@ impl SenderTable {
     /// Memory for a new `Async` handle allocation (the loop thread; a layout of
     /// `crate::handle::ASYNC_CELL`), its cell open at a new generation; `None` if
     /// the table is full. Only its state word is initialised: the rest is the
-    /// caller's to write (never the state word).
+    /// caller's to write (never the state word). `owner` is `Arc::as_ptr` of the
+    /// `Arc` that holds this table (written in a new chunk's head, for senders).
     #[inline(always)]
-    pub(crate) fn alloc(&self) -> Option<NonNull<u8>> {
+    pub(crate) fn alloc(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
         if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
             // SAFETY: a free cell's first word holds the next free cell (written by
             // `free`); the cell is no handle's now, so its bytes other than the
@@ -361,56 +356,112 @@ impl SenderTable {
             // own bumps). A free cell is shut (see `free`), so subtracting SHUT
             // clears it. Release: belt and braces (a sender learns the generation
             // through the `AsyncSender` made after the handle's init).
-            // SAFETY: a cell of this table below `len`.
+            // SAFETY: a cell of this table, handed out before.
             unsafe { state_of(p.as_ptr()) }
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
             self.bump_live(1);
             return Some(p);
         }
-        let i = self.len.load(Ordering::Relaxed);
-        if i >= MAX_ENTRIES {
-            return None;
+        let cell = self.next.load(Ordering::Relaxed);
+        if cell == self.end.load(Ordering::Relaxed) {
+            // The newest chunk is full (or none was made yet).
+            return self.alloc_in_new_chunk(owner);
         }
-        let (c, off) = locate(i);
-        let p = if off == 0 {
-            self.make_chunk(c)?
-        } else {
-            self.chunks[c].load(Ordering::Relaxed)
-        };
-        // SAFETY: chunk `c` holds `chunk_len(c)` cells and `off` is below that; the
-        // cell is not initialised yet and nothing refers to it (its index was never
-        // handed out). A fresh cell: generation 0, open; no sender knows its index
-        // until an `AsyncSender` is made for its handle, which reaches other
-        // threads only through a synchronising hand-over.
+        // SAFETY: `cell` is below the newest chunk's end: a cell of it never
+        // handed out.
+        Some(unsafe { self.take_next(cell) })
+    }
+
+    /// Hands out `cell`, the newest chunk's next cell (not handed out yet, below
+    /// its end), open at generation 0.
+    ///
+    /// # Safety
+    /// `cell` must be `next`, below `end`.
+    #[inline(always)]
+    unsafe fn take_next(&self, cell: *mut u8) -> NonNull<u8> {
+        // In bounds or one past the chunk's end (`cell` is below it).
+        self.next.store(cell.wrapping_add(CELL), Ordering::Relaxed);
+        // SAFETY: per the contract the cell is in a live chunk, not initialised yet
+        // and nothing refers to it (it was never handed out). A fresh cell:
+        // generation 0, open; no sender knows it until an `AsyncSender` is made for
+        // its handle, which reaches other threads only through a synchronising
+        // hand-over.
         let cell = unsafe {
-            let cell = p.add(off * CELL);
             cell.add(crate::handle::ASYNC_STATE)
                 .cast::<AtomicU64>()
                 .write(AtomicU64::new(0));
             NonNull::new_unchecked(cell)
         };
-        self.len.store(i + 1, Ordering::Relaxed);
+        // Its offset: the last one's plus one (cells are made in order; `u32::MAX`
+        // for none in this chunk yet), below `chunk_len` (at most 2^31).
+        let off = self.last_off.load(Ordering::Relaxed).wrapping_add(1);
+        self.last_off.store(off, Ordering::Relaxed);
         self.last.store(cell.as_ptr(), Ordering::Relaxed);
-        self.last_index.store(i, Ordering::Relaxed);
         self.bump_live(1);
-        Some(cell)
+        cell
     }
 
-    /// Makes chunk `c` (its first cell is the next one handed out); aborts on
-    /// out-of-memory like `Box`.
+    /// `alloc` when the newest chunk is full: makes the next chunk and hands out
+    /// its first cell; `None` once the chunks are all made (the table is full).
     #[cold]
     #[inline(never)]
-    fn make_chunk(&self, c: usize) -> Option<*mut u8> {
+    fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
+        let newest = self.newest.load(Ordering::Relaxed) as usize;
+        let c = if newest == 0 {
+            FIRST_BITS as usize
+        } else {
+            newest + 1
+        };
+        if c >= CHUNKS {
+            return None;
+        }
+        let p = self.make_chunk(c, owner)?;
+        self.newest.store(c as u32, Ordering::Relaxed);
+        // One past the chunk's cells (in bounds of its allocation: its layout is
+        // `CHUNK_HEAD + chunk_len(c) * CELL` bytes).
+        self.end
+            .store(p.wrapping_add(chunk_len(c) * CELL), Ordering::Relaxed);
+        self.last_off.store(u32::MAX, Ordering::Relaxed);
+        // SAFETY: the chunk's first cell, below its end (a chunk holds at least
+        // 2^FIRST_BITS cells).
+        Some(unsafe { self.take_next(p) })
+    }
+
+    /// The number of cells made in chunk `c` (`FIRST_BITS <= c <= newest`).
+    fn made_in(&self, c: usize) -> usize {
+        if c == self.newest.load(Ordering::Relaxed) as usize {
+            // At least one (its first is handed out when it is made).
+            self.last_off.load(Ordering::Relaxed) as usize + 1
+        } else {
+            chunk_len(c)
+        }
+    }
+
+    /// Makes chunk `c` (its first cell is the next one handed out), its head
+    /// naming `owner` (this table's `Arc`); aborts on out-of-memory like `Box`.
+    /// Returns its first cell.
+    #[cold]
+    #[inline(never)]
+    fn make_chunk(&self, c: usize, owner: *const SenderTable) -> Option<*mut u8> {
+        debug_assert!(std::ptr::eq(owner, self));
         let layout = chunk_layout(c)?;
-        // SAFETY: a non-zero size. The memory stays uninitialised until each cell's
-        // state word is written by `alloc`, before its index is handed out.
+        // SAFETY: a non-zero size. The cells stay uninitialised until each one's
+        // state word is written by `alloc`, before a sender of it is made; the head
+        // is written here, before any cell is handed out, and never again.
         let p = unsafe { std::alloc::alloc(layout) };
         if p.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        // Release: pairs with `cell`'s Acquire load.
-        self.chunks[c].store(p, Ordering::Release);
-        Some(p)
+        // SAFETY: the head is the first CHUNK_HEAD bytes of the fresh allocation,
+        // aligned for the pointer (CHUNK_ALIGN); the cells follow it.
+        let cells = unsafe {
+            p.cast::<*const SenderTable>().write(owner);
+            p.add(CHUNK_HEAD)
+        };
+        // Release: the chunk is read by this thread only (`close`, `search_offset`);
+        // senders reach their cells through the `AsyncSender` hand-over.
+        self.chunks[c].store(cells, Ordering::Release);
+        Some(cells)
     }
 
     /// Gives back a cell from `alloc` (the loop thread, once the handle allocation
@@ -473,21 +524,15 @@ impl SenderTable {
         self.free.store(cell.as_ptr(), Ordering::Relaxed);
     }
 
-    /// The index of the cell at `cell` (the loop thread; a cell from `alloc`).
-    #[inline(always)]
-    fn index_of(&self, cell: *mut u8) -> Option<u32> {
-        if cell == self.last.load(Ordering::Relaxed) {
-            return Some(self.last_index.load(Ordering::Relaxed));
-        }
-        self.search_index(cell)
-    }
-
-    /// `index_of`, searching the chunks.
+    /// The offset in its chunk of the cell at `cell` (the loop thread; a cell from
+    /// `alloc`), searching the chunks (`slot_of_last` answers for the last cell
+    /// made).
     #[inline(never)]
-    fn search_index(&self, cell: *mut u8) -> Option<u32> {
-        let len = self.len.load(Ordering::Relaxed);
-        let last = len.checked_sub(1)?;
-        let (mut c, _) = locate(last);
+    fn search_offset(&self, cell: *mut u8) -> Option<u32> {
+        let mut c = self.newest.load(Ordering::Relaxed) as usize;
+        if c == 0 {
+            return None;
+        }
         // From the largest chunk down: it holds half of the cells. (`c & 31`: the
         // chunk slots are 32, so the index needs no bounds check.)
         loop {
@@ -495,10 +540,9 @@ impl SenderTable {
             let off = cell.addr().wrapping_sub(base.addr());
             if off < CELL << c {
                 // `off` is a multiple of CELL (`cell` is a cell of this chunk), and
-                // the index is below 2^32 (`chunk_start(c) + chunk_len(c)` is, for
-                // `c < 32`).
+                // the offset in cells is below `chunk_len(c)`, at most 2^31.
                 debug_assert!(off.is_multiple_of(CELL));
-                return Some((chunk_start(c) + exact_div_cell(off)) as u32);
+                return Some(exact_div_cell(off) as u32);
             }
             if c <= FIRST_BITS as usize {
                 return None;
@@ -507,20 +551,43 @@ impl SenderTable {
         }
     }
 
-    /// The slot (index, generation) for senders of the open `Async` handle `raw`
-    /// (the loop thread); `ClosedHandle` once the loop is closing.
+    /// The slot (offset in its chunk, generation) for senders of the open `Async`
+    /// handle `raw` (the loop thread); `ClosedHandle` once the loop is closing.
     fn slot_of(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
+        self.slot_of_last(raw)
+            .or_else(|| {
+                self.slot_open(raw)
+                    .and_then(|g| Some((self.search_offset(raw.cast())?, g)))
+            })
+            .ok_or_else(closed_send)
+    }
+
+    /// The generation of the cell of the open `Async` handle `raw` (the loop
+    /// thread), if senders may be made for it: the loop is not closing and the cell
+    /// is not shut.
+    #[inline(always)]
+    fn slot_open(&self, raw: *mut sys::uv_async_t) -> Option<u32> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(closed_send());
+            return None;
         }
         // SAFETY: the caller's handle is an open `Async`, whose allocation is a cell
         // of this table.
         let s = unsafe { state_of(raw.cast()) }.load(Ordering::Relaxed);
         if s & SHUT != 0 {
-            return Err(closed_send());
+            return None;
         }
-        let i = self.index_of(raw.cast()).ok_or_else(closed_send)?;
-        Ok((i, (s >> 32) as u32))
+        Some((s >> 32) as u32)
+    }
+
+    /// `slot_of` of the last cell made (the common case, inlined: a sender made
+    /// right after its handle), or `None` (for any other cell too).
+    #[inline(always)]
+    fn slot_of_last(&self, raw: *mut sys::uv_async_t) -> Option<(u32, u32)> {
+        let g = self.slot_open(raw)?;
+        if raw.cast::<u8>() != self.last.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some((self.last_off.load(Ordering::Relaxed), g))
     }
 
     /// `Async::keeps_alive` for a handle with senders (the loop thread): whether a
@@ -563,78 +630,16 @@ impl SenderTable {
             // send that holds one now sees SHUT and does not touch a handle.
             return;
         }
-        let len = self.len.load(Ordering::Relaxed) as usize;
-        for c in FIRST_BITS as usize..CHUNKS {
-            let start = chunk_start(c);
-            if start >= len {
-                break;
-            }
+        // `live` is not 0, so a chunk was made.
+        let newest = self.newest.load(Ordering::Relaxed) as usize;
+        for c in FIRST_BITS as usize..=newest.min(CHUNKS - 1) {
             let p = self.chunks[c].load(Ordering::Relaxed);
-            for k in 0..chunk_len(c).min(len - start) {
-                // SAFETY: the chunks holding cells below `len` were made (by this
-                // thread), and those cells' state words initialised (see `alloc`);
-                // `&self` keeps them alive. A cell shut before was waited for then.
+            for k in 0..self.made_in(c) {
+                // SAFETY: chunks `FIRST_BITS` to `newest` were made (by this
+                // thread), and the cells made in them have their state words
+                // initialised (see `take_next`); `&self` keeps them alive. A cell
+                // shut before was waited for then.
                 shut_state(unsafe { state_of(p.add(k * CELL)) });
-            }
-        }
-    }
-
-    /// Holds the cell of `slot` if it is open (the handle's close waits until the
-    /// hold ends), or answers `ClosedHandle`. The common case (open) is inlined;
-    /// waits and refusals go out of line.
-    #[inline(always)]
-    fn hold(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
-        if let Some(cell) = self.cell(i) {
-            // SAFETY: `i` was handed out (see `cell`), so its state word was
-            // initialised before, and that write happens before this read: through
-            // the hand-over of the `AsyncSender` that holds `i`. Chunks are freed
-            // only with the table, which `&self` keeps alive.
-            let state = unsafe { state_of(cell) };
-            let want = (generation as u64) << 32;
-            // A plain load first: a sender of a shut cell does not touch the count
-            // (so the loop thread's waits are bounded by the sends in flight).
-            if state.load(Ordering::Relaxed) & !COUNT == want {
-                // Acquire: pairs with the Release that published this generation.
-                // Whether the cell is still open is read from this RMW's result:
-                // shutting (`shut_state`, `keeps_alive`) is an RMW of the same
-                // word, so each increment comes before it (and is waited for) or
-                // after it (and sees the flag).
-                let prev = state.fetch_add(1, Ordering::Acquire);
-                let hold = Hold { state, cell };
-                if prev & !COUNT == want {
-                    return Ok(hold);
-                }
-                // Undone when `hold` drops.
-            }
-        }
-        self.hold_slow((i, generation))
-    }
-
-    /// `hold`, the long way: waits while the loop thread decides whether the handle
-    /// closes, retries when the state changed under it, refuses once it is shut.
-    #[cold]
-    #[inline(never)]
-    fn hold_slow(&self, (i, generation): (u32, u32)) -> Result<Hold<'_>> {
-        let cell = self.cell(i).ok_or_else(closed_send)?;
-        // SAFETY: as in `hold`.
-        let state = unsafe { state_of(cell) };
-        let want = (generation as u64) << 32;
-        let mut spins = 0;
-        loop {
-            let s = state.load(Ordering::Relaxed);
-            if s & !COUNT == want {
-                // As in `hold`.
-                let prev = state.fetch_add(1, Ordering::Acquire);
-                let hold = Hold { state, cell };
-                if prev & !COUNT == want {
-                    return Ok(hold);
-                }
-                // The state changed in between: undo (drop), and look again.
-            } else if s & !(COUNT | DECIDING) == want {
-                // The loop thread is deciding whether the handle closes.
-                backoff(&mut spins);
-            } else {
-                return Err(closed_send());
             }
         }
     }
@@ -656,28 +661,130 @@ fn send_failed(rc: i32) -> Error {
 
 /// Wakes an [`Async`] handle from any thread. `send` returns `ClosedHandle` once
 /// the handle is closing.
-#[derive(Clone)]
 pub struct AsyncSender {
-    table: Arc<SenderTable>,
-    slot: (u32, u32),
+    /// The handle's cell in its loop's sender table (a pointer derived from its
+    /// chunk's, so that it reaches the chunk's head). Each sender holds one count
+    /// of the table's `Arc`, so the cell outlives it.
+    cell: NonNull<u8>,
+    /// The generation the cell was opened at for this sender's handle.
+    generation: u32,
+    /// The cell's offset in its chunk, in cells: the chunk's head, which names the
+    /// table, is found from it.
+    off: u32,
 }
 
-impl std::fmt::Debug for AsyncSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The hold ends here, before the writer runs: a writer that waits for the
-        // loop thread, or drops the handle, must not find the cell held.
-        let open = self.table.hold(self.slot).is_ok();
-        f.debug_struct("AsyncSender").field("open", &open).finish()
-    }
-}
+// SAFETY: a sender reaches its cell's state word only atomically, libuv's struct
+// only through `uv_async_send` (which libuv allows from any thread) while its hold
+// keeps the handle open, and its table only through the `Arc`'s atomic count: all
+// of which any thread may do (a `SenderTable` is `Send + Sync`).
+unsafe impl Send for AsyncSender {}
+// SAFETY: as for `Send`: a shared sender allows the same (`send`, `clone`).
+unsafe impl Sync for AsyncSender {}
 
 impl AsyncSender {
+    /// A sender of the cell `cell` of `table`, at offset `off` of its chunk, open
+    /// at `generation` (the loop thread, for an open handle).
+    #[inline(always)]
+    fn new(table: &Arc<SenderTable>, cell: NonNull<u8>, generation: u32, off: u32) -> Self {
+        // The count this sender holds; its drop gives it back through the chunk's
+        // head, which names this `Arc` (`Slab::alloc_async` passes its pointer).
+        std::mem::forget(Arc::clone(table));
+        let s = AsyncSender {
+            cell,
+            generation,
+            off,
+        };
+        debug_assert!(std::ptr::eq(s.table(), Arc::as_ptr(table)));
+        s
+    }
+
+    /// The table of this sender's cell: its `Arc`'s pointer (`Arc::as_ptr`), read
+    /// from the head of the cell's chunk.
+    #[inline(always)]
+    fn table(&self) -> *const SenderTable {
+        // SAFETY: the cell is `off` cells into its chunk, whose head is the
+        // CHUNK_HEAD bytes before its first cell, written when the chunk was made
+        // (before any of its cells was handed out) and never again; `cell` derives
+        // from the chunk's pointer, so it reaches the head; the chunk lives while
+        // the table does, which this sender's count keeps alive.
+        unsafe {
+            self.cell
+                .as_ptr()
+                .sub(self.off as usize * CELL + CHUNK_HEAD)
+                .cast::<*const SenderTable>()
+                .read()
+        }
+    }
+
+    /// Holds the cell if it is open (the handle's close waits until the hold
+    /// ends), or answers `ClosedHandle`. The common case (open) is inlined; waits
+    /// and refusals go out of line.
+    #[inline(always)]
+    fn hold(&self) -> Result<Hold<'_>> {
+        // SAFETY: the cell's state word was initialised (by `alloc`) before this
+        // sender's handle was made, and that write happens before this read:
+        // through the hand-over of this sender. Chunks are freed only with the
+        // table, which this sender's count keeps alive.
+        let state = unsafe { state_of(self.cell.as_ptr()) };
+        let want = (self.generation as u64) << 32;
+        // A plain load first: a sender of a shut cell does not touch the count (so
+        // the loop thread's waits are bounded by the sends in flight).
+        if state.load(Ordering::Relaxed) & !COUNT == want {
+            // Acquire: pairs with the Release that published this generation.
+            // Whether the cell is still open is read from this RMW's result:
+            // shutting (`shut_state`, `keeps_alive`) is an RMW of the same word,
+            // so each increment comes before it (and is waited for) or after it
+            // (and sees the flag).
+            let prev = state.fetch_add(1, Ordering::Acquire);
+            let hold = Hold {
+                state,
+                cell: self.cell.as_ptr(),
+            };
+            if prev & !COUNT == want {
+                return Ok(hold);
+            }
+            // Undone when `hold` drops.
+        }
+        self.hold_slow()
+    }
+
+    /// `hold`, the long way: waits while the loop thread decides whether the handle
+    /// closes, retries when the state changed under it, refuses once it is shut.
+    #[cold]
+    #[inline(never)]
+    fn hold_slow(&self) -> Result<Hold<'_>> {
+        // SAFETY: as in `hold`.
+        let state = unsafe { state_of(self.cell.as_ptr()) };
+        let want = (self.generation as u64) << 32;
+        let mut spins = 0;
+        loop {
+            let s = state.load(Ordering::Relaxed);
+            if s & !COUNT == want {
+                // As in `hold`.
+                let prev = state.fetch_add(1, Ordering::Acquire);
+                let hold = Hold {
+                    state,
+                    cell: self.cell.as_ptr(),
+                };
+                if prev & !COUNT == want {
+                    return Ok(hold);
+                }
+                // The state changed in between: undo (drop), and look again.
+            } else if s & !(COUNT | DECIDING) == want {
+                // The loop thread is deciding whether the handle closes.
+                backoff(&mut spins);
+            } else {
+                return Err(closed_send());
+            }
+        }
+    }
+
     /// Wakes the loop (`uv_async_send`); several sends before the callback runs
     /// give one call. (Inlined: a few instructions around libuv's call, the
     /// refusals out of line.)
     #[inline]
     pub fn send(&self) -> Result<()> {
-        let hold = self.table.hold(self.slot)?;
+        let hold = self.hold()?;
         // SAFETY: the hold keeps the handle open for the call: the loop thread's
         // shut (before uv_close) waits until no hold is left.
         let rc = unsafe { sys::uv_async_send(hold.raw()) };
@@ -686,6 +793,38 @@ impl AsyncSender {
             return Err(send_failed(rc));
         }
         Ok(())
+    }
+}
+
+impl Clone for AsyncSender {
+    fn clone(&self) -> Self {
+        // SAFETY: `table()` is `Arc::as_ptr` of the table's `Arc`, alive: this
+        // sender holds one of its counts. The new one is the clone's.
+        unsafe { Arc::increment_strong_count(self.table()) };
+        AsyncSender {
+            cell: self.cell,
+            generation: self.generation,
+            off: self.off,
+        }
+    }
+}
+
+impl Drop for AsyncSender {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `table()` is `Arc::as_ptr` of the table's `Arc`; this sender's
+        // count, given back once, here (the table, and the cell with it, may be
+        // freed by this call; nothing reads them after it).
+        unsafe { Arc::decrement_strong_count(self.table()) };
+    }
+}
+
+impl std::fmt::Debug for AsyncSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hold ends here, before the writer runs: a writer that waits for the
+        // loop thread, or drops the handle, must not find the cell held.
+        let open = self.hold().is_ok();
+        f.debug_struct("AsyncSender").field("open", &open).finish()
     }
 }
 
@@ -708,24 +847,44 @@ impl Async {
     }
 
     /// A sender for other threads (all senders of a handle share its cell in the
-    /// loop's sender table).
+    /// loop's sender table). The common case (an open handle, the last one made
+    /// on its loop) is inlined; the others go out of line.
+    #[inline]
     pub fn sender(&self) -> Result<AsyncSender> {
+        // Open and in libuv (one test of the state for both facts).
+        if let Some(shared) = self.inner.shared_open() {
+            // SAFETY: the handle is open and in libuv, so its loop's shared state is
+            // alive (its owner keeps it) for this call, which runs no user code.
+            let table = unsafe { &*shared }.senders();
+            let raw = self.raw_struct().cast::<sys::uv_async_t>();
+            if let Some((off, generation)) = table.slot_of_last(raw) {
+                // Its close shuts the cell from now on.
+                self.inner.mark_senders();
+                // (The handle's pointer is its allocation's: the cell's.)
+                let cell = self.inner.ptr().cast::<u8>();
+                return Ok(AsyncSender::new(table, cell, generation, off));
+            }
+        }
+        self.sender_slow()
+    }
+
+    /// `sender` of a handle that is not open, or not the last one made.
+    #[cold]
+    #[inline(never)]
+    fn sender_slow(&self) -> Result<AsyncSender> {
         // Open and in libuv (one test of the state for both facts).
         let shared = self.inner.shared_ptr("uv_async_send")?;
         // Its close shuts the cell from now on. Marked first, right after the test
-        // above (whose result the mark's own test then reuses); a handle marked by
-        // a refused call has its cell shut at close, which a cell without senders
-        // also gets (when it is freed).
+        // above; a handle marked by a refused call has its cell shut at close,
+        // which a cell without senders also gets (when it is freed).
         self.inner.mark_senders();
         let raw = self.raw_struct().cast::<sys::uv_async_t>();
         // SAFETY: the handle is open and in libuv, so its loop's shared state is
         // alive (its owner keeps it) for this call, which runs no user code.
         let table = unsafe { &*shared }.senders();
-        let slot = table.slot_of(raw)?;
-        Ok(AsyncSender {
-            table: table.clone(),
-            slot,
-        })
+        let (off, generation) = table.slot_of(raw)?;
+        let cell = self.inner.ptr().cast::<u8>();
+        Ok(AsyncSender::new(table, cell, generation, off))
     }
 
     /// Wakes the loop from the loop thread itself.
@@ -780,8 +939,7 @@ impl CallLater {
         // Queue while holding the sender's cell, so a closing loop (which waits for
         // the hold in `shut_senders`) cannot miss the job and leave it queued
         // without an error.
-        let s = &self.sender;
-        let hold = s.table.hold(s.slot)?;
+        let hold = self.sender.hold()?;
         self.queue
             .jobs
             .lock()
