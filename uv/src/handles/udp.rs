@@ -637,13 +637,15 @@ impl Udp {
         Ok(())
     }
 
-    /// Sends `data` to `addr` (`uv_udp_send`; `None` for a connected socket's peer);
-    /// `callback` gets the result. The data is kept until then.
+    /// Sends `data` to `addr` (`uv_udp_send`): an `Option<SocketAddr>` (`None` for a
+    /// connected socket's peer) or a [`&SockAddr`](crate::SockAddr) converted once
+    /// (see [`SendAddr`](crate::SendAddr)); `callback` gets the result. The data is
+    /// kept until then.
     #[inline]
     pub fn send(
         &self,
         data: impl Into<WriteData>,
-        addr: Option<SocketAddr>,
+        addr: impl crate::SendAddr,
         callback: impl FnOnce(&Udp, Result<()>) + 'static,
     ) -> Result<()> {
         let data = data.into();
@@ -652,7 +654,7 @@ impl Udp {
         };
         // The address in C form, before the request is made (libuv copies it).
         let mut to_c = std::mem::MaybeUninit::uninit();
-        let to = crate::addr::write_inet(addr.as_ref(), &mut to_c);
+        let to = addr.write_c(&mut to_c);
         // Static bytes need no keeping: such a request holds no data (none written
         // into it, none to drop when it completes). The test folds where the
         // caller's value is known (`send` is inlined). The value is held as
@@ -725,19 +727,17 @@ impl Udp {
         }
     }
 
-    /// Sends at once if possible (`uv_udp_try_send`): the number of bytes sent, or
-    /// `EAGAIN`.
+    /// Sends at once if possible (`uv_udp_try_send`) to `addr`, as [`send`](Udp::send)
+    /// takes it: the number of bytes sent, or `EAGAIN`.
     #[inline]
-    pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
+    pub fn try_send(&self, data: &[u8], addr: impl crate::SendAddr) -> Result<usize> {
         let Some(raw) = self.inner.raw_open() else {
             return Err(try_send_error(None));
         };
         let buf = crate::stream::uv_buf(data);
         // SAFETY: the handle is open; libuv only reads the buffer and the address
         // during the call.
-        let rc = crate::addr::with_inet(addr.as_ref(), |to| unsafe {
-            sys::uv_udp_try_send(raw, &buf, 1, to)
-        });
+        let rc = addr.with_c(|to| unsafe { sys::uv_udp_try_send(raw, &buf, 1, to) });
         if rc < 0 {
             return Err(try_send_error(Some(rc)));
         }
