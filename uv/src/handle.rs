@@ -641,13 +641,15 @@ impl Hdr {
     #[inline(always)]
     fn inc_ref(&self) {
         let h = self.h();
-        // Like Rc: a count that would overflow means leaked references; stop.
-        let n = h
-            .refs
-            .get()
-            .checked_add(1)
-            .unwrap_or_else(|| std::process::abort());
+        // Like Rc: a count that would overflow means leaked references; stop. (The
+        // count is stored first and tested after, as Rc does: one increment of the
+        // field and a test of the result, instead of a test before the increment.
+        // Nothing reads the wrapped count: the process ends here.)
+        let n = h.refs.get().wrapping_add(1);
         h.refs.set(n);
+        if n == 0 {
+            std::process::abort();
+        }
     }
 
     /// Whether the lifetime rule `keep` (the handle's own) keeps the handle open.
