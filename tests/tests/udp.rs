@@ -817,3 +817,109 @@ fn a_sock_addr_is_refused_as_its_socket_addr() {
     );
     lp.run(RunMode::Default).unwrap();
 }
+
+thread_local! {
+    static ZST_SEEN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A receive callback that replaces itself (`recv_stop`, then `recv_start` with a
+/// callback of another type) from inside its call: the datagrams already read or
+/// queued go to the new one, each callback sees its own captures, down to a
+/// capture-free one; no datagram is lost or shown twice.
+#[test]
+fn a_receive_callback_replaced_by_another_type_gets_the_rest() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp, "127.0.0.1:0");
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..8u8 {
+        tx.send_to(&[i; 10], addr).unwrap();
+    }
+    let first: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let second: Rc<RefCell<Vec<(u8, u64)>>> = Rc::default();
+    let (f, s) = (first.clone(), second.clone());
+    let label = String::from("first");
+    u.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        assert_eq!(label, "first");
+        f.borrow_mut().push(d.data[0]);
+        if f.borrow().len() == 2 {
+            u.recv_stop().unwrap();
+            let s = s.clone();
+            let mut n = 100u64;
+            u.recv_start(move |u, d| {
+                let d = d.unwrap();
+                if d.is_drained() {
+                    return;
+                }
+                n += 1;
+                s.borrow_mut().push((d.data[0], n));
+                if n == 103 {
+                    u.recv_stop().unwrap();
+                    // Captures nothing: the callback is zero-sized.
+                    u.recv_start(|u, d| {
+                        let d = d.unwrap();
+                        if d.is_drained() {
+                            return;
+                        }
+                        let all = ZST_SEEN.with(|z| {
+                            z.borrow_mut().push(d.data[0]);
+                            z.borrow().len()
+                        });
+                        if all == 3 {
+                            u.close();
+                        }
+                    })
+                    .unwrap();
+                }
+            })
+            .unwrap();
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*first.borrow(), vec![0, 1]);
+    assert_eq!(*second.borrow(), vec![(2, 101), (3, 102), (4, 103)]);
+    assert_eq!(ZST_SEEN.with(|z| z.borrow().clone()), vec![5, 6, 7]);
+}
+
+/// `recv_start` on a socket that receives is refused (`EALREADY`) and changes
+/// nothing: the callback given first, of another type, keeps getting the
+/// datagrams, and the refused one is dropped at once.
+#[test]
+fn a_refused_recv_start_keeps_the_callback_that_receives() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp, "127.0.0.1:0");
+    let got: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let g = got.clone();
+    u.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        g.borrow_mut().push(d.data[0]);
+        if g.borrow().len() == 3 {
+            u.close();
+        }
+    })
+    .unwrap();
+    let token = Rc::new(7u64);
+    let t = token.clone();
+    let err = u
+        .recv_start(move |_, _| panic!("the refused callback ran ({t})"))
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EALREADY);
+    assert_eq!(
+        Rc::strong_count(&token),
+        1,
+        "the refused callback was dropped"
+    );
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..3u8 {
+        tx.send_to(&[i], addr).unwrap();
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), vec![0, 1, 2]);
+}

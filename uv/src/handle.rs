@@ -1402,6 +1402,40 @@ pub(crate) unsafe fn dispatch_with<K: HandleKind, F: ?Sized + 'static, A: 'stati
     }
 }
 
+/// [`dispatch_with`] of a slot whose callback is known to hold a value of type `C`
+/// (made by `CallSlot::callback::<C, _, _>`), called through `H`: the call is
+/// direct, with the value's code compiled in (see `CallSlot::call_taken_as`).
+///
+/// # Safety
+/// As [`dispatch`]; and the slot holds nothing or a callback whose value is a `C`
+/// (while the callback runs the slot is empty, and what it put in the slot
+/// meanwhile stays there: only the callback taken out is called); `H` relies on
+/// no more about `args` than the caller guarantees.
+#[inline(always)]
+pub(crate) unsafe fn dispatch_with_as<K, F, A, C, H>(
+    raw: *mut K::Raw,
+    slot: impl Fn(&K::Slots) -> &crate::callback::CallSlot<K, F, A> + Copy,
+    args: &A,
+) where
+    K: HandleKind,
+    F: ?Sized + 'static,
+    A: 'static,
+    C: 'static,
+    H: Fn(&mut C, &K, &A) + Copy + 'static,
+{
+    // SAFETY: per the contract; the callback taken out is the slot's, whose value
+    // is a `C`.
+    unsafe {
+        run_slot::<K, _, _>(
+            raw,
+            |h| slot(h.typed().slots()),
+            crate::callback::CallSlot::take_for_call,
+            crate::callback::CallSlot::put_back,
+            |cb, _| crate::callback::CallSlot::call_taken_as::<C, H>(cb, view_of::<K>(raw), args),
+        )
+    }
+}
+
 /// The body of [`dispatch`]: takes the callback `C` out of the slot `S`, calls it
 /// with the borrowed handle under the loop's panic guard, puts it back (`put_back`
 /// hands it back when the slot was refilled meanwhile), then applies the lifetime
