@@ -774,6 +774,22 @@ impl Slab {
     #[inline]
     pub(crate) fn alloc(&self, layout: std::alloc::Layout) -> NonNull<u8> {
         self.refs.set(self.refs.get() + 1);
+        self.alloc_slot(layout)
+    }
+
+    /// Memory for `layout`, as [`Slab::alloc`], taking no count of the slab: for
+    /// an allocation that lives only while something else keeps one of the
+    /// slab's counts (a request, which holds a reference to its handle, whose
+    /// allocation keeps a count until the handle's memory is freed). Give it back
+    /// with [`Slab::free_covered`].
+    #[inline]
+    pub(crate) fn alloc_covered(&self, layout: std::alloc::Layout) -> NonNull<u8> {
+        self.alloc_slot(layout)
+    }
+
+    /// [`Slab::alloc`] without the count.
+    #[inline(always)]
+    fn alloc_slot(&self, layout: std::alloc::Layout) -> NonNull<u8> {
         // With the slab bypassed a class is never used: no slot is ever freed into
         // it and it has no chunk, so allocations reach `refill`, which checks.
         let Some(class) = self.class_of(layout) else {
@@ -857,8 +873,28 @@ impl Slab {
     /// slab may be freed by this call (when it was its last count).
     #[inline]
     pub(crate) unsafe fn free(slab: NonNull<Slab>, p: NonNull<u8>, layout: std::alloc::Layout) {
+        // SAFETY: per the contract; the allocation's count keeps the slab alive.
+        unsafe { Slab::free_covered(slab, p, layout) };
+        // SAFETY: this allocation's count.
+        unsafe { Slab::release(slab) };
+    }
+
+    /// Gives back memory from `alloc_covered` of this slab (the slab's count is
+    /// not touched).
+    ///
+    /// # Safety
+    /// `p` must come from `alloc_covered(layout)` (or, from [`Slab::free`], from
+    /// `alloc(layout)`) of the slab at `slab`, not freed yet, and the slab must
+    /// be alive: a count of it is held during the call (for `alloc_covered`'s
+    /// memory, the one that covered the allocation).
+    #[inline]
+    pub(crate) unsafe fn free_covered(
+        slab: NonNull<Slab>,
+        p: NonNull<u8>,
+        layout: std::alloc::Layout,
+    ) {
         {
-            // SAFETY: the slab lives while an allocation of it does (its count).
+            // SAFETY: per the contract, a count of the slab is held during the call.
             let s = unsafe { slab.as_ref() };
             match s.class(layout) {
                 Some(class) => {
@@ -870,8 +906,6 @@ impl Slab {
                 None => unsafe { std::alloc::dealloc(p.as_ptr(), nonzero(layout)) },
             }
         }
-        // SAFETY: this allocation's count.
-        unsafe { Slab::release(slab) };
     }
 
     /// Drops one count; the last one frees the chunks and the slab.
