@@ -663,3 +663,263 @@ fn with_linux_recverr_the_error_queue_read_is_an_error_too() {
         ]
     );
 }
+
+/// `SockAddr` holds the address it was made from, flow info and scope id
+/// included, and compares, hashes and prints as that address.
+#[test]
+fn sock_addr_keeps_the_address() {
+    use std::collections::HashSet;
+    use std::net::{SocketAddrV4, SocketAddrV6};
+    let v4: SocketAddr = "192.0.2.7:4321".parse().unwrap();
+    let v6 = SocketAddr::V6(SocketAddrV6::new(
+        "2001:db8::1".parse().unwrap(),
+        65535,
+        0x12345,
+        3,
+    ));
+    for a in [
+        v4,
+        v6,
+        "0.0.0.0:0".parse().unwrap(),
+        "[::]:0".parse().unwrap(),
+    ] {
+        let s = uv::SockAddr::from(a);
+        assert_eq!(s.to_std(), a);
+        assert_eq!(SocketAddr::from(s), a);
+        assert_eq!(uv::SockAddr::new(a), s);
+        assert_eq!(format!("{s:?}"), format!("SockAddr({a})"));
+        assert!(!s.as_ptr().is_null());
+    }
+    let SocketAddr::V4(v4s) = v4 else {
+        unreachable!()
+    };
+    let SocketAddr::V6(v6s) = v6 else {
+        unreachable!()
+    };
+    assert_eq!(uv::SockAddr::from(v4s), uv::SockAddr::from(v4));
+    assert_eq!(uv::SockAddr::from(v6s), uv::SockAddr::from(v6));
+    assert_ne!(uv::SockAddr::from(v4), uv::SockAddr::from(v6));
+    assert_ne!(
+        uv::SockAddr::from(v4),
+        uv::SockAddr::from(SocketAddrV4::new(*v4s.ip(), 4322))
+    );
+    let set: HashSet<uv::SockAddr> = [v4, v6, v4].into_iter().map(uv::SockAddr::from).collect();
+    assert_eq!(set.len(), 2);
+}
+
+/// `send` and `try_send` to a `&SockAddr` deliver as to the `SocketAddr` it was
+/// made from, over both families, and the receiver sees the same sender.
+#[test]
+fn send_and_try_send_take_a_sock_addr() {
+    for host in ["127.0.0.1:0", "[::1]:0"] {
+        let lp = Loop::new().unwrap();
+        let (rx, rx_addr) = bound(&lp, host);
+        let (tx, tx_addr) = bound(&lp, host);
+        let to = uv::SockAddr::from(rx_addr);
+        type Received = Vec<(Vec<u8>, Option<SocketAddr>)>;
+        let got: Rc<RefCell<Received>> = Rc::default();
+        let g = got.clone();
+        rx.recv_start(move |u, d| {
+            let d = d.unwrap();
+            if d.is_drained() {
+                return;
+            }
+            g.borrow_mut().push((d.data.to_vec(), d.addr));
+            if g.borrow().len() == 4 {
+                u.close();
+            }
+        })
+        .unwrap();
+        assert_eq!(tx.try_send(b"tried", &to).unwrap(), 5);
+        assert_eq!(tx.try_send(b"std", Some(rx_addr)).unwrap(), 3);
+        let done = Rc::new(RefCell::new(Vec::new()));
+        for data in [&b"static"[..], b"owned"] {
+            let d = done.clone();
+            let data: uv::WriteData = if data == b"static" {
+                uv::WriteData::Static(b"static")
+            } else {
+                data.to_vec().into()
+            };
+            tx.send(data, &to, move |_, r| d.borrow_mut().push(r))
+                .unwrap();
+        }
+        lp.run(RunMode::Default).unwrap();
+        tx.close();
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(*done.borrow(), vec![Ok(()), Ok(())], "{host}");
+        let want: Received = [&b"tried"[..], b"std", b"static", b"owned"]
+            .iter()
+            .map(|b| (b.to_vec(), Some(tx_addr)))
+            .collect();
+        assert_eq!(*got.borrow(), want, "{host}");
+    }
+}
+
+/// A `&SockAddr` is refused where its `SocketAddr` is, with the same error: an
+/// IPv6 address on an IPv4 socket, any address on a connected socket, a closed
+/// handle.
+#[test]
+fn a_sock_addr_is_refused_as_its_socket_addr() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp, "127.0.0.1:0");
+    let v6: SocketAddr = "[::1]:9".parse().unwrap();
+    let std_err = u.try_send(b"x", Some(v6)).unwrap_err();
+    let c_err = u.try_send(b"x", &uv::SockAddr::from(v6)).unwrap_err();
+    assert_eq!(c_err.code(), std_err.code());
+    assert_eq!(c_err.kind(), std_err.kind());
+    // `send` queues the datagram; the system refuses it when it goes out, and the
+    // callback gets the same error either way.
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let (r1, r2) = (results.clone(), results.clone());
+    u.send(b"x".to_vec(), Some(v6), move |_, r| r1.borrow_mut().push(r))
+        .unwrap();
+    u.send(b"x".to_vec(), &uv::SockAddr::from(v6), move |_, r| {
+        r2.borrow_mut().push(r)
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let results = results.borrow();
+    assert_eq!(results.len(), 2);
+    let std_send = results[0].clone().unwrap_err();
+    assert_eq!(results[1].clone().unwrap_err().code(), std_send.code());
+    assert_eq!(std_send.code(), std_err.code());
+
+    // Connected: any destination is EISCONN.
+    let (peer, peer_addr) = bound(&lp, "127.0.0.1:0");
+    u.connect(peer_addr).unwrap();
+    let to = uv::SockAddr::from(peer_addr);
+    assert_eq!(
+        u.try_send(b"x", &to).unwrap_err().code(),
+        StatusCode::EISCONN
+    );
+    assert_eq!(
+        u.send(uv::WriteData::Static(b"x"), &to, |_, _| ())
+            .unwrap_err()
+            .code(),
+        StatusCode::EISCONN
+    );
+    // Closed: a closed-handle error, as with a SocketAddr.
+    u.close();
+    peer.close();
+    assert_eq!(
+        u.try_send(b"x", &to).unwrap_err().kind(),
+        Category::ClosedHandle
+    );
+    assert_eq!(
+        u.send(
+            uv::WriteData::Static(b"x"),
+            &uv::SockAddr::from(addr),
+            |_, _| ()
+        )
+        .unwrap_err()
+        .kind(),
+        Category::ClosedHandle
+    );
+    lp.run(RunMode::Default).unwrap();
+}
+
+thread_local! {
+    static ZST_SEEN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A receive callback that replaces itself (`recv_stop`, then `recv_start` with a
+/// callback of another type) from inside its call: the datagrams already read or
+/// queued go to the new one, each callback sees its own captures, down to a
+/// capture-free one; no datagram is lost or shown twice.
+#[test]
+fn a_receive_callback_replaced_by_another_type_gets_the_rest() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp, "127.0.0.1:0");
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..8u8 {
+        tx.send_to(&[i; 10], addr).unwrap();
+    }
+    let first: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let second: Rc<RefCell<Vec<(u8, u64)>>> = Rc::default();
+    let (f, s) = (first.clone(), second.clone());
+    let label = String::from("first");
+    u.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        assert_eq!(label, "first");
+        f.borrow_mut().push(d.data[0]);
+        if f.borrow().len() == 2 {
+            u.recv_stop().unwrap();
+            let s = s.clone();
+            let mut n = 100u64;
+            u.recv_start(move |u, d| {
+                let d = d.unwrap();
+                if d.is_drained() {
+                    return;
+                }
+                n += 1;
+                s.borrow_mut().push((d.data[0], n));
+                if n == 103 {
+                    u.recv_stop().unwrap();
+                    // Captures nothing: the callback is zero-sized.
+                    u.recv_start(|u, d| {
+                        let d = d.unwrap();
+                        if d.is_drained() {
+                            return;
+                        }
+                        let all = ZST_SEEN.with(|z| {
+                            z.borrow_mut().push(d.data[0]);
+                            z.borrow().len()
+                        });
+                        if all == 3 {
+                            u.close();
+                        }
+                    })
+                    .unwrap();
+                }
+            })
+            .unwrap();
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*first.borrow(), vec![0, 1]);
+    assert_eq!(*second.borrow(), vec![(2, 101), (3, 102), (4, 103)]);
+    assert_eq!(ZST_SEEN.with(|z| z.borrow().clone()), vec![5, 6, 7]);
+}
+
+/// `recv_start` on a socket that receives is refused (`EALREADY`) and changes
+/// nothing: the callback given first, of another type, keeps getting the
+/// datagrams, and the refused one is dropped at once.
+#[test]
+fn a_refused_recv_start_keeps_the_callback_that_receives() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp, "127.0.0.1:0");
+    let got: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let g = got.clone();
+    u.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        g.borrow_mut().push(d.data[0]);
+        if g.borrow().len() == 3 {
+            u.close();
+        }
+    })
+    .unwrap();
+    let token = Rc::new(7u64);
+    let t = token.clone();
+    let err = u
+        .recv_start(move |_, _| panic!("the refused callback ran ({t})"))
+        .unwrap_err();
+    assert_eq!(err.code(), StatusCode::EALREADY);
+    assert_eq!(
+        Rc::strong_count(&token),
+        1,
+        "the refused callback was dropped"
+    );
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..3u8 {
+        tx.send_to(&[i], addr).unwrap();
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), vec![0, 1, 2]);
+}

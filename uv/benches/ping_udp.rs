@@ -18,7 +18,11 @@
 //! static `PING`/`PONG` as `WriteData::Static` (no copy) and receives into the
 //! loop's 64 KiB read buffer; the raw twin points every send at the same static
 //! bytes, boxes one `uv_udp_send_t` per send (freed in its callback, as the C
-//! benchmarks `malloc` theirs) and receives into one 64 KiB slab.
+//! benchmarks `malloc` theirs) and receives into one 64 KiB slab. Both put the
+//! ponger's address in C form once (a `uv::SockAddr`, a `sockaddr_in`) and the
+//! pongs go to the address each ping came from (a `SocketAddr` in the uv version,
+//! libuv's `sockaddr` in the raw one). Both check each datagram's bytes and each
+//! `try_send`'s count with `assert!` (a comparison, no copy of the values).
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -93,17 +97,16 @@ fn run(variant: Variant, n: u64, mode: Mode) -> Outcome {
     }
 }
 
-/// Sends `msg` to `to` the way `mode` says.
-fn send(u: &uv::Udp, msg: &'static [u8], to: SocketAddr, mode: Mode) {
+/// Sends `msg` to `to` (an `Option<SocketAddr>` or a `&uv::SockAddr`) the way
+/// `mode` says.
+fn send(u: &uv::Udp, msg: &'static [u8], to: impl uv::SendAddr, mode: Mode) {
     match mode {
         Mode::Send => u
-            .send(uv::WriteData::Static(msg), Some(to), |_, r| {
-                r.expect("udp send")
-            })
+            .send(uv::WriteData::Static(msg), to, |_, r| r.expect("udp send"))
             .expect("send"),
         Mode::TrySend => {
-            let sent = u.try_send(msg, Some(to)).expect("try_send");
-            assert_eq!(sent, msg.len(), "try_send sent part of a datagram");
+            let sent = u.try_send(msg, to).expect("try_send");
+            assert!(sent == msg.len(), "try_send sent part of a datagram");
         }
     }
 }
@@ -118,7 +121,9 @@ fn safe(limit: u64, mode: Mode) -> Outcome {
     ponger
         .bind(loopback, uv::UdpFlags::empty())
         .expect("ponger bind");
-    let ponger_addr = ponger.local_addr().expect("ponger sockname");
+    // The pings' destination, put in C form once (as the raw twin keeps its
+    // `sockaddr_in`); the pongs go to the sender's address each datagram brings.
+    let ponger_addr = uv::SockAddr::from(ponger.local_addr().expect("ponger sockname"));
     ponger
         .recv_start(move |u, r| {
             let d = r.expect("ponger recv");
@@ -126,8 +131,8 @@ fn safe(limit: u64, mode: Mode) -> Outcome {
             if d.is_drained() {
                 return;
             }
-            assert_eq!(d.data, PING, "ping");
-            send(u, PONG, d.addr.expect("the sender's address"), mode);
+            assert!(d.data == PING, "ping");
+            send(u, PONG, Some(d.addr.expect("the sender's address")), mode);
         })
         .expect("ponger recv_start");
 
@@ -147,18 +152,18 @@ fn safe(limit: u64, mode: Mode) -> Outcome {
             if d.is_drained() {
                 return;
             }
-            assert_eq!(d.data, PONG, "pong");
+            assert!(d.data == PONG, "pong");
             let n = counter.get() + 1;
             counter.set(n);
             if n == limit {
                 u.close();
                 peer.close();
             } else {
-                send(u, PING, ponger_addr, mode);
+                send(u, PING, &ponger_addr, mode);
             }
         })
         .expect("pinger recv_start");
-    send(&pinger, PING, ponger_addr, mode);
+    send(&pinger, PING, &ponger_addr, mode);
 
     let t = Instant::now();
     lp.run(uv::RunMode::Default).expect("uv::Loop::run");
@@ -271,7 +276,7 @@ unsafe fn raw_send(
             // during the call.
             let rc = unsafe { sys::uv_udp_try_send(udp, &buf, 1, to) };
             check(rc, "uv_udp_try_send");
-            assert_eq!(rc as usize, msg.len(), "try_send sent part of a datagram");
+            assert!(rc as usize == msg.len(), "try_send sent part of a datagram");
         }
     }
 }
@@ -314,7 +319,7 @@ unsafe extern "C" fn ponger_recv(
     let Some(data) = (unsafe { datagram(nread, buf, addr) }) else {
         return;
     };
-    assert_eq!(data, PING, "ping");
+    assert!(data == PING, "ping");
     assert!(!addr.is_null(), "the sender's address");
     // SAFETY: `udp` is the open ponger of our loop; `addr` is the sender's address
     // libuv passed, valid during this callback.
@@ -335,7 +340,7 @@ unsafe extern "C" fn pinger_recv(
     let Some(data) = (unsafe { datagram(nread, buf, addr) }) else {
         return;
     };
-    assert_eq!(data, PONG, "pong");
+    assert!(data == PONG, "pong");
     // SAFETY: libuv passes a handle of our loop.
     let st = unsafe { ctx(udp.cast()) };
     let n = st.pongs.get() + 1;

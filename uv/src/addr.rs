@@ -8,13 +8,15 @@ use libuv_sys2 as sys;
 use crate::error::{check, Error, Result};
 use crate::StatusCode;
 
-/// A socket address in C form, ready to pass to libuv.
+/// A socket address in C form, ready to pass to libuv, in a `sockaddr_storage`
+/// (as large as any family's struct): the runtime's form (`uv::runtime::SockAddr`),
+/// also the one libuv fills in. Users' sends take the smaller [`SockAddr`].
 ///
 /// Made from a `SocketAddr`, only the family's struct (`sockaddr_in` or
 /// `sockaddr_in6`) is written: libuv's calls that take an address read no more than
 /// their family's struct (they refuse other families). An empty one, for libuv to
 /// fill in, is zeroed whole.
-pub struct SockAddr {
+pub struct SockStorage {
     storage: std::mem::MaybeUninit<sys::sockaddr_storage>,
 }
 
@@ -24,10 +26,10 @@ const _: () = assert!(
         && std::mem::align_of::<InetAddr>() <= std::mem::align_of::<sys::sockaddr_storage>()
 );
 
-impl SockAddr {
+impl SockStorage {
     /// The C form of `addr`.
     #[inline]
-    pub fn new(addr: &SocketAddr) -> SockAddr {
+    pub fn new(addr: &SocketAddr) -> SockStorage {
         let mut storage = std::mem::MaybeUninit::<sys::sockaddr_storage>::uninit();
         // SAFETY: the storage is large and aligned enough for an InetAddr (checked
         // at compile time above); the family's struct is written whole.
@@ -37,12 +39,12 @@ impl SockAddr {
                 .cast::<InetAddr>()
                 .write(InetAddr::new(addr))
         };
-        SockAddr { storage }
+        SockStorage { storage }
     }
 
     /// An empty address, for libuv to fill in.
-    pub fn empty() -> SockAddr {
-        SockAddr {
+    pub fn empty() -> SockStorage {
+        SockStorage {
             storage: std::mem::MaybeUninit::zeroed(),
         }
     }
@@ -74,7 +76,8 @@ impl SockAddr {
 
 /// An IPv4 or IPv6 socket address in C form, for the calls that only read it
 /// (`uv_udp_send`, `uv_udp_try_send`): as large as a `sockaddr_in6` and written
-/// field by field ([`SockAddr`] puts one at the start of a `sockaddr_storage`).
+/// field by field ([`SockStorage`] puts one at the start of a `sockaddr_storage`;
+/// [`SockAddr`] is one made from a `SocketAddr`).
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) union InetAddr {
@@ -123,6 +126,182 @@ impl InetAddr {
     #[inline]
     pub(crate) fn as_ptr(&self) -> *const sys::sockaddr {
         (self as *const InetAddr).cast()
+    }
+}
+
+/// An IPv4 or IPv6 socket address in the C form libuv takes (a `sockaddr_in` or a
+/// `sockaddr_in6`), made once from a `SocketAddr`.
+///
+/// [`Udp::send`](crate::Udp::send) and [`Udp::try_send`](crate::Udp::try_send) take
+/// one by reference as well as an `Option<SocketAddr>` (see [`SendAddr`]): a
+/// `SocketAddr` is put in C form on every call, a `SockAddr` is passed as it is,
+/// so a program that sends many datagrams to the same peer converts its address
+/// once. Both give libuv the same bytes, so the results and the errors are the
+/// same (an IPv6 address on an IPv4 socket is refused alike). It is as large as a
+/// `sockaddr_in6` (28 bytes) and `Copy`.
+///
+/// ```no_run
+/// use std::net::SocketAddr;
+///
+/// let lp = uv::Loop::new()?;
+/// let udp = uv::Udp::new(&lp)?;
+/// udp.bind("127.0.0.1:0".parse()?, uv::UdpFlags::empty())?;
+/// let peer: SocketAddr = "127.0.0.1:9999".parse()?;
+/// // Converted once, then passed as it is on every send.
+/// let to = uv::SockAddr::from(peer);
+/// assert_eq!(to.to_std(), peer);
+/// for n in 0..3u8 {
+///     udp.try_send(&[n], &to)?;
+/// }
+/// udp.send(uv::WriteData::Static(b"last"), &to, |u, r| {
+///     r.expect("send");
+///     u.close();
+/// })?;
+/// lp.run(uv::RunMode::Default)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct SockAddr {
+    /// Always written whole from a `SocketAddr`: its family is `AF_INET` or
+    /// `AF_INET6`, whose struct it holds, so libuv (which reads no more than the
+    /// family's struct) never reads past it.
+    c: InetAddr,
+}
+
+impl SockAddr {
+    /// The C form of `addr`.
+    #[inline]
+    pub fn new(addr: SocketAddr) -> SockAddr {
+        SockAddr {
+            c: InetAddr::new(&addr),
+        }
+    }
+
+    /// The `SocketAddr` it was made from (IPv6 flow info and scope id included).
+    #[inline]
+    pub fn to_std(&self) -> SocketAddr {
+        // SAFETY: the InetAddr holds the whole struct of its family (written by
+        // `new`), which is IPv4 or IPv6.
+        match unsafe { from_c(self.c.as_ptr()) } {
+            Some(a) => a,
+            None => unreachable!("a SockAddr is IPv4 or IPv6"),
+        }
+    }
+
+    /// The pointer libuv's calls take (`*const sockaddr`): a `sockaddr_in` or a
+    /// `sockaddr_in6`, as its family says, valid while `self` is.
+    #[inline]
+    pub fn as_ptr(&self) -> *const sys::sockaddr {
+        self.c.as_ptr()
+    }
+}
+
+impl From<SocketAddr> for SockAddr {
+    #[inline]
+    fn from(addr: SocketAddr) -> SockAddr {
+        SockAddr::new(addr)
+    }
+}
+
+impl From<SocketAddrV4> for SockAddr {
+    #[inline]
+    fn from(addr: SocketAddrV4) -> SockAddr {
+        SockAddr::new(SocketAddr::V4(addr))
+    }
+}
+
+impl From<SocketAddrV6> for SockAddr {
+    #[inline]
+    fn from(addr: SocketAddrV6) -> SockAddr {
+        SockAddr::new(SocketAddr::V6(addr))
+    }
+}
+
+impl From<SockAddr> for SocketAddr {
+    #[inline]
+    fn from(addr: SockAddr) -> SocketAddr {
+        addr.to_std()
+    }
+}
+
+impl PartialEq for SockAddr {
+    fn eq(&self, other: &SockAddr) -> bool {
+        self.to_std() == other.to_std()
+    }
+}
+
+impl Eq for SockAddr {}
+
+impl std::hash::Hash for SockAddr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.to_std().hash(state)
+    }
+}
+
+impl std::fmt::Debug for SockAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SockAddr({})", self.to_std())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The destination of [`Udp::send`](crate::Udp::send) and
+/// [`Udp::try_send`](crate::Udp::try_send): an `Option<SocketAddr>` (`None` for a
+/// connected socket's peer), put in C form on each call, or a
+/// [`&SockAddr`](SockAddr), put in C form once, when it was made. Sealed:
+/// implemented by those two only.
+pub trait SendAddr: sealed::Sealed {
+    /// Calls `f` with the C form of the address (null for `None`), valid during
+    /// the call.
+    #[doc(hidden)]
+    fn with_c<R>(self, f: impl FnOnce(*const sys::sockaddr) -> R) -> R;
+
+    /// The C form of the address (null for `None`): written into `into` if it has
+    /// to be made, or the address's own; valid while `into` and `self` live.
+    #[doc(hidden)]
+    fn write_c(self, into: &mut std::mem::MaybeUninit<sys::sockaddr_in6>) -> *const sys::sockaddr;
+}
+
+impl sealed::Sealed for Option<SocketAddr> {}
+
+impl SendAddr for Option<SocketAddr> {
+    #[inline(always)]
+    fn with_c<R>(self, f: impl FnOnce(*const sys::sockaddr) -> R) -> R {
+        with_inet(self.as_ref(), f)
+    }
+
+    #[inline(always)]
+    fn write_c(self, into: &mut std::mem::MaybeUninit<sys::sockaddr_in6>) -> *const sys::sockaddr {
+        // SAFETY: an InetAddr has a sockaddr_in6's size and alignment (checked at
+        // compile time below), and a MaybeUninit may hold any bytes.
+        let into = unsafe {
+            &mut *(into as *mut std::mem::MaybeUninit<sys::sockaddr_in6>)
+                .cast::<std::mem::MaybeUninit<InetAddr>>()
+        };
+        write_inet(self.as_ref(), into)
+    }
+}
+
+// An InetAddr fits where a sockaddr_in6 does (`write_c`'s storage).
+const _: () = assert!(
+    std::mem::size_of::<InetAddr>() == std::mem::size_of::<sys::sockaddr_in6>()
+        && std::mem::align_of::<InetAddr>() == std::mem::align_of::<sys::sockaddr_in6>()
+);
+
+impl sealed::Sealed for &SockAddr {}
+
+impl SendAddr for &SockAddr {
+    #[inline(always)]
+    fn with_c<R>(self, f: impl FnOnce(*const sys::sockaddr) -> R) -> R {
+        f(self.as_ptr())
+    }
+
+    #[inline(always)]
+    fn write_c(self, _: &mut std::mem::MaybeUninit<sys::sockaddr_in6>) -> *const sys::sockaddr {
+        self.as_ptr()
     }
 }
 
@@ -251,9 +430,9 @@ pub(crate) unsafe fn from_c(p: *const sys::sockaddr) -> Option<SocketAddr> {
     }
 }
 
-impl std::fmt::Debug for SockAddr {
+impl std::fmt::Debug for SockStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SockAddr({:?})", self.to_std())
+        write!(f, "SockStorage({:?})", self.to_std())
     }
 }
 
@@ -285,8 +464,8 @@ pub fn read_sockaddr(
     op: &'static str,
     f: impl FnOnce(*mut sys::sockaddr, *mut i32) -> i32,
 ) -> Result<SocketAddr> {
-    let mut sa = SockAddr::empty();
-    let mut len = SockAddr::capacity();
+    let mut sa = SockStorage::empty();
+    let mut len = SockStorage::capacity();
     check(f(sa.as_mut_ptr(), &mut len), op)?;
     sa.to_std()
         .ok_or_else(|| Error::new(StatusCode::EAFNOSUPPORT, op))
@@ -303,7 +482,7 @@ mod tests {
             "0.0.0.0:0".parse().unwrap(),
             SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 443, 0x12345, 7)),
         ] {
-            assert_eq!(SockAddr::new(&a).to_std(), Some(a));
+            assert_eq!(SockStorage::new(&a).to_std(), Some(a));
             let c = InetAddr::new(&a);
             // SAFETY: an InetAddr holds the struct of its family.
             assert_eq!(unsafe { from_c(c.as_ptr()) }, Some(a));

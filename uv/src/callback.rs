@@ -941,6 +941,39 @@ impl<K: 'static, F: ?Sized + 'static, A: 'static> CallSlot<K, F, A> {
     }
 }
 
+impl<K: 'static, F: ?Sized + 'static, A: 'static> CallSlot<K, F, A> {
+    /// Calls a callback taken out of a `CallSlot<K, F, A>` whose value is known to
+    /// be a `C`, through `H` (zero-sized, like the record's call; not necessarily
+    /// the record's: a caller that knows more of its `args` may call the value its
+    /// own way), directly: no look at the record, so the value's code can be
+    /// compiled into the caller's.
+    ///
+    /// # Safety
+    /// `cb` was made by `CallSlot::callback::<C, _, _>` (its value is a `C`); `H`
+    /// may rely on no more about `args` than the caller guarantees.
+    #[inline(always)]
+    pub(crate) unsafe fn call_taken_as<C, H>(
+        cb: &mut CallCallback<K, F, A>,
+        handle: std::mem::ManuallyDrop<K>,
+        args: &A,
+    ) where
+        C: 'static,
+        H: Fn(&mut C, &K, &A) + Copy + 'static,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<H>() == 0,
+                "the call must capture nothing"
+            )
+        };
+        // SAFETY: per the contract, the callback's value is a `C` (made by
+        // `callback`, in its allocation or, zero-sized, with its static record, as
+        // `call_with` finds it); H is zero-sized (checked above). Borrowed mutably
+        // here, the value is borrowed only by this call.
+        unsafe { call_with::<C, H, K, A>(cb.0.ptr.cast(), handle, args) }
+    }
+}
+
 impl<F: ?Sized + 'static> fmt::Debug for Slot<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slot").field("set", &self.is_set()).finish()

@@ -232,7 +232,7 @@ pub unsafe fn not_connected(s: *mut sys::uv_stream_t, op: &'static str) -> Resul
         // SAFETY: a pipe; the buffer is valid for `len` bytes.
         unsafe { sys::uv_pipe_getpeername(s.cast(), buf.as_mut_ptr().cast(), &mut len) }
     } else if ty == sys::uv_handle_type_UV_TCP {
-        let mut sa = crate::addr::SockAddr::empty();
+        let mut sa = crate::addr::SockStorage::empty();
         let mut len = std::mem::size_of::<sys::sockaddr_storage>() as i32;
         // SAFETY: a TCP handle; the storage is valid for `len` bytes.
         unsafe { sys::uv_tcp_getpeername(s.cast(), sa.as_mut_ptr(), &mut len) }

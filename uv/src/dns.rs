@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 
 use libuv_sys2 as sys;
 
-use crate::addr::SockAddr;
+use crate::addr::SockStorage as SockAddr;
 use crate::error::{check, Error, Result};
 use crate::loop_::{LoopHandle, LoopShared};
 use crate::loop_request::ReqHead;

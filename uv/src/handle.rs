@@ -642,13 +642,15 @@ impl Hdr {
     #[inline(always)]
     fn inc_ref(&self) {
         let h = self.h();
-        // Like Rc: a count that would overflow means leaked references; stop.
-        let n = h
-            .refs
-            .get()
-            .checked_add(1)
-            .unwrap_or_else(|| std::process::abort());
+        // Like Rc: a count that would overflow means leaked references; stop. (The
+        // count is stored first and tested after, as Rc does: one increment of the
+        // field and a test of the result, instead of a test before the increment.
+        // Nothing reads the wrapped count: the process ends here.)
+        let n = h.refs.get().wrapping_add(1);
         h.refs.set(n);
+        if n == 0 {
+            std::process::abort();
+        }
     }
 
     /// Whether the lifetime rule `keep` (the handle's own) keeps the handle open.
@@ -1410,6 +1412,40 @@ pub(crate) unsafe fn dispatch_with<K: HandleKind, F: ?Sized + 'static, A: 'stati
             // The callback gets a view of the handle of its own, by value (as in
             // `dispatch_handle`).
             |cb, _| crate::callback::CallSlot::call_taken(cb, view_of::<K>(raw), args),
+        )
+    }
+}
+
+/// [`dispatch_with`] of a slot whose callback is known to hold a value of type `C`
+/// (made by `CallSlot::callback::<C, _, _>`), called through `H`: the call is
+/// direct, with the value's code compiled in (see `CallSlot::call_taken_as`).
+///
+/// # Safety
+/// As [`dispatch`]; and the slot holds nothing or a callback whose value is a `C`
+/// (while the callback runs the slot is empty, and what it put in the slot
+/// meanwhile stays there: only the callback taken out is called); `H` relies on
+/// no more about `args` than the caller guarantees.
+#[inline(always)]
+pub(crate) unsafe fn dispatch_with_as<K, F, A, C, H>(
+    raw: *mut K::Raw,
+    slot: impl Fn(&K::Slots) -> &crate::callback::CallSlot<K, F, A> + Copy,
+    args: &A,
+) where
+    K: HandleKind,
+    F: ?Sized + 'static,
+    A: 'static,
+    C: 'static,
+    H: Fn(&mut C, &K, &A) + Copy + 'static,
+{
+    // SAFETY: per the contract; the callback taken out is the slot's, whose value
+    // is a `C`.
+    unsafe {
+        run_slot::<K, _, _>(
+            raw,
+            |h| slot(h.typed().slots()),
+            crate::callback::CallSlot::take_for_call,
+            crate::callback::CallSlot::put_back,
+            |cb, _| crate::callback::CallSlot::call_taken_as::<C, H>(cb, view_of::<K>(raw), args),
         )
     }
 }

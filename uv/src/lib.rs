@@ -53,6 +53,7 @@ pub mod system;
 mod timeout;
 mod work;
 
+pub use addr::{SendAddr, SockAddr};
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use dns::{AddrInfo, AddrInfoHints, DnsRequest, NameInfo};
 pub use error::{Error, Rejected, Result};
@@ -108,7 +109,7 @@ pub type RawSocket = u64;
 /// in a `// SAFETY:` comment. It follows the crate's version like the rest of the
 /// API, so a crate's generated code keeps compiling within a minor version.
 pub mod runtime {
-    pub use crate::addr::{read_sockaddr, SockAddr};
+    pub use crate::addr::{read_sockaddr, SockStorage as SockAddr};
     pub use crate::callback::{CallCallback, CallSlot, HandleCallback, HandleFn, HandleSlot, Slot};
     pub use crate::contracts::{
         enum_arg, fd_kind, flags_arg, owned_fd, settle_kept, settle_owned_fd, FdKind,

@@ -854,8 +854,11 @@ impl Slab {
     /// completion runs while the loop's shared state (which holds the slab's first
     /// count) is alive, and gives the block back with `free_uncounted`, or, when a
     /// `Request` of it is still alive, takes a count with `retain` for the block
-    /// (freed with `free` by the last `Request`). This saves the count's update on
-    /// each of the two sides of every request.
+    /// (freed with `free` by the last `Request`). A handle's request (stream
+    /// writes, UDP sends, connects) takes none either: the handle reference it
+    /// holds until its memory went back keeps the handle's allocation, which holds
+    /// a count of the same slab. This saves the count's update on each of the two
+    /// sides of every request.
     #[inline(always)]
     pub(crate) fn alloc_uncounted(&self, layout: std::alloc::Layout) -> NonNull<u8> {
         // With the slab bypassed a class is never used: no slot is ever freed into

@@ -151,9 +151,13 @@ where
     let shared: &LoopShared = unsafe { &*((*(*raw).loop_).data as *const LoopShared) };
     let layout = Layout::new::<ReqBox<R, K, C, D, N>>();
     let slab = shared.slab();
-    // SAFETY: the loop's slab lives while its shared state does.
+    // SAFETY: the loop's slab lives while its shared state does. No count of the
+    // slab is taken for the request: the handle reference it holds (written
+    // below, dropped only after the memory went back: `finish`, `refused`) keeps
+    // the handle's allocation, which is from the same slab (the loop's) and holds
+    // a count of it until the handle's memory is freed.
     let p = unsafe { slab.as_ref() }
-        .alloc(layout)
+        .alloc_uncounted(layout)
         .cast::<ReqBox<R, K, C, D, N>>()
         .as_ptr();
     // SAFETY: `p` is fresh memory for a ReqBox, whose fields are written in place (no
@@ -168,8 +172,8 @@ where
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         std::ptr::addr_of_mut!((*p).name).write(op);
         std::ptr::addr_of_mut!((*p).data).write(data);
-        // The allocation holds one of the slab's counts (taken by `alloc`), so
-        // the pointer stays valid until `finish` gives the memory back.
+        // The handle reference keeps one of the slab's counts (see above), so the
+        // pointer stays valid until `finish` gives the memory back.
         (*req.cast::<sys::uv_req_t>()).data = slab.as_ptr().cast();
         let rc = start(req, &mut (*p).data, done::<R, K, C, D, X, N>);
         if rc < 0 {
@@ -196,15 +200,19 @@ unsafe fn refused<R, K, C, D, N>(
     rc: i32,
     op: &'static str,
 ) -> crate::error::Error {
-    // SAFETY: per the contract; each field is dropped once.
+    // SAFETY: per the contract; each field is dropped once; the handle reference,
+    // which keeps the slab's count that covers the memory, goes last, after the
+    // memory went back.
     unsafe {
         ManuallyDrop::drop(&mut (*p).cb);
-        std::ptr::drop_in_place(p);
-        Slab::free(
-            slab,
+        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).name));
+        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data));
+        let handle = std::ptr::addr_of!((*p).handle).read();
+        slab.as_ref().free_uncounted(
             NonNull::new_unchecked(p.cast()),
             Layout::new::<ReqBox<R, K, C, D, N>>(),
         );
+        drop(handle);
     }
     crate::error::Error::from_raw(rc, op)
 }
@@ -316,12 +324,12 @@ unsafe fn finish<R, K, C, D, N>(p: *mut ReqBox<R, K, C, D, N>) {
     // SAFETY: per the contract: the handle is dropped once, here (the callback was
     // moved out, `ManuallyDrop`, the name has no drop glue: `Copy`, the data is
     // the caller's); `data` of the request struct is the slab `submit_named`
-    // wrote, alive while this allocation holds its count.
+    // wrote, alive while the handle reference (read out, dropped after the memory
+    // went back) keeps the handle's count of it.
     unsafe {
         let handle = std::ptr::addr_of!((*p).handle).read();
         let slab = NonNull::new_unchecked((*p.cast::<sys::uv_req_t>()).data.cast::<Slab>());
-        Slab::free(
-            slab,
+        slab.as_ref().free_uncounted(
             NonNull::new_unchecked(p.cast()),
             Layout::new::<ReqBox<R, K, C, D, N>>(),
         );

@@ -447,7 +447,7 @@ pub struct InterfaceAddress {
 /// # Safety
 /// `p` points at a `sockaddr_in6`-sized union holding an address of its family.
 unsafe fn union_addr(p: *const u8) -> Option<std::net::SocketAddr> {
-    let mut sa = crate::addr::SockAddr::empty();
+    let mut sa = crate::addr::SockStorage::empty();
     // SAFETY: the caller's contract; the storage is larger than a sockaddr_in6.
     unsafe {
         std::ptr::copy_nonoverlapping(

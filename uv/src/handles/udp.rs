@@ -70,12 +70,18 @@ unsafe extern "C" fn alloc_one_cb(
     unsafe { crate::stream::lend_loop_buffer(h, crate::stream::READ_BUFFER_SIZE, buf) }
 }
 
-/// The allocation and receive callbacks for `raw`: whether a socket reads batches
+/// Whether the socket `raw` (open, of this library) reads batches (`RECVMMSG`).
+fn reads_batches(raw: *mut sys::uv_udp_t) -> bool {
+    // SAFETY: an open UDP handle of this library; the call reads its flags.
+    unsafe { sys::uv_udp_using_recvmmsg(raw) > 0 }
+}
+
+/// The generic allocation and receive callbacks for `raw` (any callback; see
+/// [`recv_direct`] for the ones `recv_start` gives): whether a socket reads batches
 /// is fixed when it is made (`uv_udp_init_ex`), so this is chosen once, not asked
 /// per datagram.
 fn callbacks_for(raw: *mut sys::uv_udp_t) -> (sys::uv_alloc_cb, sys::uv_udp_recv_cb) {
-    // SAFETY: an open UDP handle of this library; the call reads its flags.
-    if unsafe { sys::uv_udp_using_recvmmsg(raw) } > 0 {
+    if reads_batches(raw) {
         (Some(alloc_mmsg_cb), Some(recv_cb::<true>))
     } else {
         (Some(alloc_one_cb), Some(recv_cb::<false>))
@@ -178,13 +184,16 @@ fn call_recv<C: FnMut(&Udp, Result<Datagram<'_>>)>(
 }
 
 /// Starts receiving with `callback` in the handle's slot (the record's call makes
-/// each event of the trampoline's parts).
-fn set_recv_callback(
+/// each event of the trampoline's parts): `start` gets the receive trampoline made
+/// for the callback's type ([`recv_direct`], which calls the record's call
+/// directly, with common events only), and is called once the callback is in the
+/// slot.
+fn set_recv_callback<C: FnMut(&Udp, Result<Datagram<'_>>) + 'static>(
     slot: &RecvSlot,
-    callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
-    start: impl FnOnce() -> Result<()>,
+    callback: C,
+    start: impl FnOnce(sys::uv_udp_recv_cb) -> Result<()>,
 ) -> Result<()> {
-    let call = |cb: &mut _, h: &Udp, parts: &RecvParts| {
+    let call = |cb: &mut C, h: &Udp, parts: &RecvParts| {
         if parts.len == OTHER {
             // Out of the common events' way, which then never hold an error.
             // SAFETY: made by `show_made` (the only parts whose `len` is OTHER),
@@ -196,8 +205,106 @@ fn set_recv_callback(
         let event = unsafe { parts.common() };
         call_recv(cb, h, event)
     };
+    let direct = direct_for::<C, _>(&call);
     let cb = slot.callback(callback, |p| p, call);
-    slot.set_then(cb, start)
+    slot.set_then(cb, || start(direct))
+}
+
+/// The trampoline [`recv_direct`] for callbacks of type `C`, called through `H`
+/// (named by a reference to the call, whose type has no name).
+fn direct_for<C, H>(_: &H) -> sys::uv_udp_recv_cb
+where
+    C: 'static,
+    H: Fn(&mut C, &Udp, &RecvParts) + Copy + 'static,
+{
+    Some(recv_direct::<C, H>)
+}
+
+/// How a trampoline shows an event's parts to the user's receive callback.
+trait Show {
+    /// Shows `parts` to the callback in the slot of `raw`.
+    ///
+    /// # Safety
+    /// As [`show`]; and what the implementation says.
+    unsafe fn show(raw: *mut sys::uv_udp_t, parts: &RecvParts);
+}
+
+/// Through the callback's record: any callback ([`recv_cb`]).
+struct ByRecord;
+
+impl Show for ByRecord {
+    #[inline(always)]
+    unsafe fn show(raw: *mut sys::uv_udp_t, parts: &RecvParts) {
+        // SAFETY: per the contract.
+        unsafe { show(raw, parts) }
+    }
+}
+
+/// Directly to the callback, whose value is a `C`, through its call `H`, with
+/// common parts only ([`recv_direct`]): where the call is compiled into the
+/// trampoline, its test for other parts goes.
+struct Direct<C, H>(std::marker::PhantomData<(fn() -> C, H)>);
+
+impl<C, H> Show for Direct<C, H>
+where
+    C: 'static,
+    H: Fn(&mut C, &Udp, &RecvParts) + Copy + 'static,
+{
+    /// # Safety
+    /// Also: the slot holds nothing or a callback whose value is a `C` (made by
+    /// `set_recv_callback`), and `parts` are common ones (`len` is not `OTHER`).
+    #[inline(always)]
+    unsafe fn show(raw: *mut sys::uv_udp_t, parts: &RecvParts) {
+        // SAFETY: per the contract: the parts are common ones (a datagram's `len` is
+        // at most the lent buffer's room, a boxed slice's length, which is below
+        // `isize::MAX`; the drained event's is 0), so `len` is not OTHER; the slot's
+        // callback's value is a `C`, whose call `H` takes any parts a trampoline
+        // makes.
+        unsafe {
+            std::hint::assert_unchecked(parts.len != OTHER);
+            crate::handle::dispatch_with_as::<Udp, _, _, C, H>(raw, |s| &s.on_recv, parts)
+        }
+    }
+}
+
+/// The receive trampoline of a socket without batches whose callback is a `C`,
+/// which `recv_start` passes to libuv along with that callback: as [`recv_cb`]
+/// without batches, with the common events (made by `recv_datagram` and
+/// `recv_drained`) given to the callback directly through `H` (its code compiled
+/// in here), not through its record; the other events go through the record
+/// (`recv_any`).
+///
+/// Only `recv_start` gives libuv this function (`uv_udp_recv_start`, called by
+/// `set_recv_callback` right after it put the `C` in the slot, and which fails
+/// without a change while the socket receives), and only `recv_start` puts a
+/// callback in the slot: while libuv calls this function, the slot holds that
+/// `C` (or nothing: while it runs, or after `Slots::clear`). A later `recv_start`
+/// puts its own callback and its own trampoline; `recv_stop`, `close` and
+/// `not_receiving` remove the trampoline, and `keep_error_reader` puts the
+/// generic one ([`recv_cb`]).
+///
+/// # Safety
+/// libuv's receive-callback arguments for a handle of this library without
+/// `RECVMMSG`, given this function by `recv_start` as above.
+unsafe extern "C" fn recv_direct<C, H>(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: c_uint,
+) where
+    C: 'static,
+    H: Fn(&mut C, &Udp, &RecvParts) + Copy + 'static,
+{
+    // SAFETY: libuv's arguments, passed on; the slot's callback's value is a `C`
+    // (see above), and both functions show common parts only, as `Direct` wants.
+    unsafe {
+        if !addr.is_null() {
+            recv_datagram::<Direct<C, H>>(raw, nread, buf, addr, flags)
+        } else {
+            recv_drained::<Direct<C, H>>(raw, nread, buf, addr, flags)
+        }
+    }
 }
 
 /// The receive trampoline; `MMSG` for sockets that read batches (`RECVMMSG`), the
@@ -224,10 +331,10 @@ unsafe extern "C" fn recv_cb<const MMSG: bool>(
         } else if !addr.is_null() {
             // Without batches libuv passes an address with every datagram (and
             // with an error read from the error queue, see `recv_error`).
-            recv_datagram(raw, nread, buf, addr, flags)
+            recv_datagram::<ByRecord>(raw, nread, buf, addr, flags)
         } else {
             // No address: the drained event (nread 0), or an error.
-            recv_drained(raw, nread, buf, addr, flags)
+            recv_drained::<ByRecord>(raw, nread, buf, addr, flags)
         }
     }
 }
@@ -245,9 +352,9 @@ fn plain_flags(flags: c_uint) -> UdpFlags {
 ///
 /// # Safety
 /// libuv's receive-callback arguments for a handle of this library without
-/// `RECVMMSG`, without an address.
+/// `RECVMMSG`, without an address; and what `S` wants.
 #[inline(never)]
-unsafe extern "C" fn recv_drained(
+unsafe extern "C" fn recv_drained<S: Show>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
@@ -266,8 +373,9 @@ unsafe extern "C" fn recv_drained(
         v4: std::ptr::null(),
         flags: plain_flags(flags),
     };
-    // SAFETY: `raw` is a handle made by Udp's constructors; no bytes, no address.
-    unsafe { show(raw, &parts) };
+    // SAFETY: `raw` is a handle made by Udp's constructors; no bytes, no address;
+    // `S`'s own condition is the caller's.
+    unsafe { S::show(raw, &parts) };
     if !receiving(raw) {
         not_receiving(raw, UdpFlags::empty());
     }
@@ -279,9 +387,9 @@ unsafe extern "C" fn recv_drained(
 ///
 /// # Safety
 /// libuv's receive-callback arguments for a handle of this library without
-/// `RECVMMSG`, with an address.
+/// `RECVMMSG`, with an address; and what `S` wants.
 #[inline(never)]
-unsafe extern "C" fn recv_datagram(
+unsafe extern "C" fn recv_datagram<S: Show>(
     raw: *mut sys::uv_udp_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
@@ -308,8 +416,9 @@ unsafe extern "C" fn recv_datagram(
     };
     // SAFETY: `raw` is a handle made by Udp's constructors; libuv wrote `nread`
     // bytes (no more than its `room`) in the buffer `alloc_one_cb` lent (whose
-    // pointer is never null), and `addr` is a sockaddr_in (its family says so).
-    unsafe { show(raw, &parts) };
+    // pointer is never null), and `addr` is a sockaddr_in (its family says so);
+    // `S`'s own condition is the caller's.
+    unsafe { S::show(raw, &parts) };
     if !receiving(raw) {
         not_receiving(raw, UdpFlags::empty());
     }
@@ -612,8 +721,14 @@ impl Udp {
         callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
     ) -> Result<()> {
         let raw = self.inner.raw("uv_udp_recv_start")?;
-        set_recv_callback(&self.inner.slots().on_recv, callback, || {
-            let (alloc, recv) = callbacks_for(raw);
+        set_recv_callback(&self.inner.slots().on_recv, callback, |direct| {
+            // Batches go through the generic trampoline; the others get the one
+            // made for this callback, which is in the slot now.
+            let (alloc, recv) = if reads_batches(raw) {
+                callbacks_for(raw)
+            } else {
+                (Some(alloc_one_cb as _), direct)
+            };
             // SAFETY: the handle is open.
             check(
                 unsafe { sys::uv_udp_recv_start(raw, alloc, recv) },
@@ -637,13 +752,15 @@ impl Udp {
         Ok(())
     }
 
-    /// Sends `data` to `addr` (`uv_udp_send`; `None` for a connected socket's peer);
-    /// `callback` gets the result. The data is kept until then.
+    /// Sends `data` to `addr` (`uv_udp_send`): an `Option<SocketAddr>` (`None` for a
+    /// connected socket's peer) or a [`&SockAddr`](crate::SockAddr) converted once
+    /// (see [`SendAddr`](crate::SendAddr)); `callback` gets the result. The data is
+    /// kept until then.
     #[inline]
     pub fn send(
         &self,
         data: impl Into<WriteData>,
-        addr: Option<SocketAddr>,
+        addr: impl crate::SendAddr,
         callback: impl FnOnce(&Udp, Result<()>) + 'static,
     ) -> Result<()> {
         let data = data.into();
@@ -652,7 +769,7 @@ impl Udp {
         };
         // The address in C form, before the request is made (libuv copies it).
         let mut to_c = std::mem::MaybeUninit::uninit();
-        let to = crate::addr::write_inet(addr.as_ref(), &mut to_c);
+        let to = addr.write_c(&mut to_c);
         // Static bytes need no keeping: such a request holds no data (none written
         // into it, none to drop when it completes). The test folds where the
         // caller's value is known (`send` is inlined). The value is held as
@@ -725,19 +842,17 @@ impl Udp {
         }
     }
 
-    /// Sends at once if possible (`uv_udp_try_send`): the number of bytes sent, or
-    /// `EAGAIN`.
+    /// Sends at once if possible (`uv_udp_try_send`) to `addr`, as [`send`](Udp::send)
+    /// takes it: the number of bytes sent, or `EAGAIN`.
     #[inline]
-    pub fn try_send(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<usize> {
+    pub fn try_send(&self, data: &[u8], addr: impl crate::SendAddr) -> Result<usize> {
         let Some(raw) = self.inner.raw_open() else {
             return Err(try_send_error(None));
         };
         let buf = crate::stream::uv_buf(data);
         // SAFETY: the handle is open; libuv only reads the buffer and the address
         // during the call.
-        let rc = crate::addr::with_inet(addr.as_ref(), |to| unsafe {
-            sys::uv_udp_try_send(raw, &buf, 1, to)
-        });
+        let rc = addr.with_c(|to| unsafe { sys::uv_udp_try_send(raw, &buf, 1, to) });
         if rc < 0 {
             return Err(try_send_error(Some(rc)));
         }
