@@ -1150,6 +1150,7 @@ impl<K: HandleKind> Typed<K> {
     /// non-negative value, or return a negative status with the struct left out of
     /// the loop (libuv's init functions do one or the other). It must not unwind
     /// once the libuv init succeeded.
+    #[inline(always)]
     pub unsafe fn new(
         loop_: &LoopHandle,
         slots: K::Slots,
@@ -1164,7 +1165,7 @@ impl<K: HandleKind> Typed<K> {
     ///
     /// # Safety
     /// As [`Typed::new`].
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn new_inner(
         loop_: &LoopHandle,
         slots: K::Slots,
