@@ -271,7 +271,7 @@ unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     slots.clear();
 }
 
-#[inline]
+#[inline(always)]
 unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // Only the slots have something to drop: the libuv struct is plain C data.
     const { assert!(!std::mem::needs_drop::<K::Raw>()) };
@@ -1033,12 +1033,11 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     // this one is closed): free it now if that happened.
     if header.refs.get() == 0 {
         // SAFETY: no user reference and no libuv reference is left.
-        unsafe { free_box_out_of_line::<K>(raw) };
+        unsafe { free_box::<K>(raw) };
     }
 }
 
-/// `free_box`, out of line (for `on_close`, whose common case keeps the handle, and
-/// the drop of a last reference).
+/// `free_box`, out of line (for the drop of a last reference).
 ///
 /// # Safety
 /// As `free_box`.
