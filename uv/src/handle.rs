@@ -359,17 +359,35 @@ struct CloseOf<F>(PhantomData<F>);
 impl<F: FnOnce(&Handle) + 'static> CloseOf<F> {
     const RUN_STATIC: &'static CloseRun = &CloseRun(run_static::<F>);
 
-    /// Stores `f` for the close callback: the value for `data`.
-    fn make(f: F, slab: &Slab) -> *const CloseRun {
+    /// Memory for the close callback's thunk from `slab` (none for a zero-sized
+    /// value), taken before the value moves: an allocation that unwinds then
+    /// drops the value where the caller has it, so the compiler keeps no copy of
+    /// it for that path.
+    #[inline(always)]
+    fn alloc(slab: &Slab) -> *mut CloseThunk<F> {
+        if std::mem::size_of::<F>() == 0 {
+            return std::ptr::null_mut();
+        }
+        slab.alloc(std::alloc::Layout::new::<CloseThunk<F>>())
+            .cast::<CloseThunk<F>>()
+            .as_ptr()
+    }
+
+    /// Stores `f` for the close callback in `p` (from [`CloseOf::alloc`]): the
+    /// value for `data`.
+    ///
+    /// # Safety
+    /// `p` comes from `CloseOf::<F>::alloc` with a slab of this thread, unused.
+    #[inline(always)]
+    unsafe fn make(f: F, p: *mut CloseThunk<F>) -> *const CloseRun {
         if std::mem::size_of::<F>() == 0 {
             // A zero-sized value has nothing to keep: it is made again in
             // `run_static` (this one is forgotten, so it is moved, not copied).
             std::mem::forget(f);
             return Self::RUN_STATIC;
         }
-        let layout = std::alloc::Layout::new::<CloseThunk<F>>();
-        let p = slab.alloc(layout).cast::<CloseThunk<F>>().as_ptr();
-        // SAFETY: fresh memory for a CloseThunk<F>, written in place.
+        // SAFETY: per the contract, fresh memory for a CloseThunk<F>, written in
+        // place.
         unsafe {
             p.write(CloseThunk {
                 run: CloseRun(run_boxed::<F>),
@@ -641,13 +659,14 @@ impl Hdr {
     #[inline(always)]
     fn inc_ref(&self) {
         let h = self.h();
-        // Like Rc: a count that would overflow means leaked references; stop.
-        let n = h
-            .refs
-            .get()
-            .checked_add(1)
-            .unwrap_or_else(|| std::process::abort());
+        // Like Rc: a count that overflows (wraps to 0) means leaked references;
+        // stop (the count is stored first, so that the increment is one
+        // instruction and the test a flag of it).
+        let n = h.refs.get().wrapping_add(1);
         h.refs.set(n);
+        if n == 0 {
+            std::process::abort();
+        }
     }
 
     /// Whether the lifetime rule `keep` (the handle's own) keeps the handle open.
@@ -1646,13 +1665,16 @@ impl Handle {
 
     /// Closes the handle and calls `callback` once libuv has closed it. On a handle
     /// that is already closing, the callback is dropped without being called.
+    #[inline]
     pub fn close_with(&self, callback: impl FnOnce(&Handle) + 'static) {
         let h = self.hdr();
         let fast = h.closes_fast();
         if fast || (h.is_open() && h.in_libuv()) {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
-            let cb = CloseOf::make(callback, slab);
+            let p = CloseOf::alloc(slab);
+            // SAFETY: `p` is fresh from `CloseOf::alloc`, with the loop's slab.
+            let cb = unsafe { CloseOf::make(callback, p) };
             if !fast {
                 return h.close_with_slow(cb);
             }
