@@ -252,6 +252,60 @@ fn ping_pong_ipv6() {
 // ---------------------------------------------------------------------------
 // 2. Connection refused
 
+/// A request callback that captures more than two words is called from one
+/// place in the completion trampoline, the failure's error made out of line: a
+/// refused connect still gets its error (code and operation), with what it
+/// captured intact, and a panic of it reaches `run` with the request freed.
+#[test]
+fn a_refused_connect_reaches_a_callback_that_captures_much() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let lp = Loop::new().unwrap();
+    let calls = counter();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (n, s) = (calls.clone(), seen.clone());
+    let wide = [11u64, 22, 33, 44];
+    Tcp::new(&lp)
+        .unwrap()
+        .connect(addr, move |c, r| {
+            bump(&n);
+            let err = r.expect_err("connect to a closed port should fail");
+            s.borrow_mut()
+                .push((err.code(), err.operation(), wide.iter().sum::<u64>()));
+            c.close();
+        })
+        .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 1);
+    assert_eq!(
+        seen.borrow()[..],
+        [(StatusCode::ECONNREFUSED, "uv_tcp_connect", 110)]
+    );
+
+    // The same callback panicking: the panic comes out of `run`, and what the
+    // callback captured is dropped once.
+    let held = Rc::new(());
+    let h = held.clone();
+    let client = Tcp::new(&lp).unwrap();
+    client
+        .connect(addr, move |_, r| {
+            let _ = (&h, wide);
+            panic!("refused: {:?}", r.map_err(|e| e.code()));
+        })
+        .unwrap();
+    let r = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default)));
+    let msg = r.expect_err("the callback's panic comes out of run");
+    let msg = msg.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("ECONNREFUSED"), "{msg}");
+    assert_eq!(Rc::strong_count(&held), 1);
+    client.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    lp.close().unwrap();
+}
+
 #[test]
 fn connect_to_a_closed_port_is_refused() {
     let port = {

@@ -59,15 +59,9 @@ impl<C: 'static, G: Fn(*mut C) -> *mut F + Copy + 'static, F: ?Sized + 'static> 
     };
     /// Where a zero-sized value is kept: a static that starts as an allocation does.
     const STATIC: &'static &'static Erased<F> = &Self::ERASED;
-    /// The record of a value allocated from a loop's slab (`Callback::new_in`).
-    const ERASED_IN: &'static Erased<F> = &Erased {
-        allocated: true,
-        view: view_in::<C, G, F>,
-        free: free_in::<C>,
-    };
 }
 
-/// The value of a callback allocated from a loop's slab (`Callback::new_in`), and
+/// The value of a callback allocated from a loop's slab (`CallSlot::callback_in`), and
 /// that slab, which the memory goes back to. The value comes first (`repr(C)`).
 #[repr(C)]
 struct InSlab<C> {
@@ -75,31 +69,19 @@ struct InSlab<C> {
     slab: NonNull<Slab>,
 }
 
-/// `view` of a callback made by `Callback::new_in::<C, G>`.
-///
-/// # Safety
-/// `p` must be the pointer of a live callback made by `Callback::new_in::<C, G>`.
-unsafe fn view_in<C, G: Fn(*mut C) -> *mut F + Copy, F: ?Sized + 'static>(
-    p: NonNull<()>,
-) -> *mut F {
-    // SAFETY: as in `view`.
-    let as_dyn: G = unsafe { NonNull::<G>::dangling().as_ptr().read() };
-    // The value is the first field of the InSlab (`repr(C)`): the same address.
-    as_dyn(value_ptr::<InSlab<C>>(p).cast::<C>())
-}
-
-/// `free` of a callback made by `Callback::new_in::<C, _>`: drops the value, then
+/// `free` of a callback made by `CallSlot::callback_in::<C, _, _>`: drops the value, then
 /// gives the memory back to its slab (also when the drop unwinds).
 ///
 /// # Safety
-/// As `view_in`; once per callback.
+/// `p` must be the pointer of a live callback made by `CallSlot::callback_in::<C,
+/// _, _>`; once per callback.
 unsafe fn free_in<C>(p: NonNull<()>) {
     /// Gives the allocation back after the value's drop, even if that panics.
     struct Free<C>(NonNull<()>, NonNull<Slab>, PhantomData<C>);
     impl<C> Drop for Free<C> {
         #[inline(always)]
         fn drop(&mut self) {
-            // SAFETY: the allocation was made by `Callback::new_in` from this slab
+            // SAFETY: the allocation was made by `Callback::with_record_in` from this slab
             // with this layout (holding one of its counts, so the slab is alive),
             // and its value is dropped (or its drop unwound); freed once, here.
             unsafe {
@@ -113,7 +95,7 @@ unsafe fn free_in<C>(p: NonNull<()>) {
     }
     let v = value_ptr::<InSlab<C>>(p);
     // SAFETY: per the contract the value is live and dropped once; the slab field
-    // was written by `new_in`.
+    // was written by `with_record_in`.
     unsafe {
         let _free = Free::<C>(p, (*v).slab, PhantomData);
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*v).value));
@@ -212,24 +194,15 @@ impl<F: ?Sized + 'static> Callback<F> {
         }
     }
 
-    /// Boxes `value` as an `F`, in memory from the loop slab `slab` instead of the
-    /// global allocator (a zero-sized value takes none, as with [`Callback::new`]).
-    /// The allocation holds one of the slab's counts until the callback is dropped,
-    /// which must happen on the loop's thread (a `Callback` is neither `Send` nor
-    /// `Sync`).
+    /// Boxes `value` (not zero-sized) in memory from the loop slab `slab`, with its
+    /// record `erased`, whose `view` and `free` are those of an `InSlab<C>` value
+    /// (`view_opaque_in`, `free_in`).
     ///
     /// # Safety
-    /// As [`Callback::new`]; `slab` must be a live slab of a loop of this thread.
-    #[inline]
-    pub(crate) unsafe fn new_in<C: 'static, G>(value: C, as_dyn: G, slab: NonNull<Slab>) -> Self
-    where
-        G: Fn(*mut C) -> *mut F + Copy + 'static,
-    {
-        if std::mem::size_of::<C>() == 0 {
-            // SAFETY: per the contract.
-            return unsafe { Self::new(value, as_dyn) };
-        }
-        coercion_captures_nothing(as_dyn);
+    /// `erased` is such a record made for `C` (and `F`); `slab` is a live slab of a
+    /// loop of this thread.
+    #[inline(always)]
+    unsafe fn with_record_in<C: 'static>(value: C, erased: *const (), slab: NonNull<Slab>) -> Self {
         let layout = std::alloc::Layout::new::<Thin<InSlab<C>>>();
         // SAFETY: per the contract the slab is live; `alloc` takes one of its counts.
         let p = unsafe { slab.as_ref() }
@@ -239,7 +212,7 @@ impl<F: ?Sized + 'static> Callback<F> {
         // SAFETY: fresh memory for a Thin<InSlab<C>>, written in place.
         unsafe {
             p.as_ptr().write(Thin {
-                erased: (ErasedOf::<C, G, F>::ERASED_IN as *const Erased<F>).cast(),
+                erased,
                 serial,
                 value: InSlab { value, slab },
             })
@@ -371,25 +344,6 @@ impl<F: ?Sized + 'static> Slot<F> {
     {
         // SAFETY: per the contract.
         unsafe { Callback::new(value, as_dyn) }
-    }
-
-    /// Boxes `value` for this slot in memory from the loop slab `slab`
-    /// ([`Callback::new_in`] with `F` taken from the slot).
-    ///
-    /// # Safety
-    /// As [`Callback::new_in`].
-    #[inline(always)]
-    pub(crate) unsafe fn callback_in<C: 'static, G>(
-        &self,
-        value: C,
-        as_dyn: G,
-        slab: NonNull<Slab>,
-    ) -> Callback<F>
-    where
-        G: Fn(*mut C) -> *mut F + Copy + 'static,
-    {
-        // SAFETY: per the contract.
-        unsafe { Callback::new_in(value, as_dyn, slab) }
     }
 
     /// Stores `cb`, dropping the previous callback (after the slot is updated).
@@ -772,6 +726,44 @@ where
     };
     /// Where a zero-sized value is kept (as `ErasedOf::STATIC`).
     const STATIC: &'static &'static ErasedWith<K, A> = &Self::ERASED;
+    /// The record of a value allocated from a loop's slab (`CallSlot::callback_in`).
+    const ERASED_IN: &'static ErasedWith<K, A> = &ErasedWith {
+        erased: Erased {
+            allocated: true,
+            view: view_opaque_in::<C>,
+            free: free_in::<C>,
+        },
+        call: call_with_in::<C, H, K, A>,
+    };
+}
+
+/// The value of type `C` of a [`CallSlot`]'s callback made by
+/// `CallSlot::callback_in`, as an [`Opaque`].
+///
+/// # Safety
+/// `p` must be the pointer of a live callback made by
+/// `CallSlot::callback_in::<C, _, _>`.
+unsafe fn view_opaque_in<C: 'static>(p: NonNull<()>) -> *mut dyn Opaque {
+    // The value is the first field of the InSlab (`repr(C)`): the same address.
+    value_ptr::<InSlab<C>>(p).cast::<C>()
+}
+
+/// [`call_with`] for a callback made by `CallSlot::callback_in` (its value in an
+/// `InSlab`).
+///
+/// # Safety
+/// As `call_with`, for a callback made by `CallSlot::callback_in::<C, _, H>`.
+unsafe fn call_with_in<C, H: Fn(&mut C, &K, &A) + Copy, K, A>(
+    p: NonNull<()>,
+    handle: std::mem::ManuallyDrop<K>,
+    args: &A,
+) {
+    // SAFETY: as in `call_with`.
+    let call: H = unsafe { NonNull::<H>::dangling().as_ptr().read() };
+    // SAFETY: per the contract, the value is live, of type C, the first field of
+    // the InSlab (`repr(C)`), and borrowed only here.
+    let value = unsafe { &mut *value_ptr::<InSlab<C>>(p).cast::<C>() };
+    call(value, &handle, args)
 }
 
 /// The value of type `C` of a [`CallSlot`]'s callback, as an [`Opaque`].
@@ -871,6 +863,49 @@ impl<K: 'static, F: ?Sized + 'static, A: 'static> CallSlot<K, F, A> {
                     (erased as *const ErasedWith<K, A>).cast(),
                     NonNull::from(ErasedWithOf::<C, H, K, A>::STATIC).cast(),
                 )
+            },
+            PhantomData,
+        )
+    }
+
+    /// [`CallSlot::callback`], with the value in memory from the loop slab `slab`
+    /// instead of the global allocator (a zero-sized value takes none). The
+    /// allocation holds one of the slab's counts until the callback is dropped.
+    ///
+    /// # Safety
+    /// `slab` must be a live slab of a loop of this thread (the callback is dropped
+    /// on that thread: a `Callback` is neither `Send` nor `Sync`).
+    #[inline(always)]
+    pub(crate) unsafe fn callback_in<C, G, H>(
+        &self,
+        value: C,
+        as_dyn: G,
+        call: H,
+        slab: NonNull<Slab>,
+    ) -> CallCallback<K, F, A>
+    where
+        C: 'static,
+        G: Fn(*mut C) -> *mut F + Copy + 'static,
+        H: Fn(&mut C, &K, &A) + Copy + 'static,
+    {
+        if std::mem::size_of::<C>() == 0 {
+            return self.callback(value, as_dyn, call);
+        }
+        coercion_captures_nothing(as_dyn);
+        const {
+            assert!(
+                std::mem::size_of::<H>() == 0,
+                "the call must capture nothing"
+            )
+        };
+        let _ = call;
+        let erased = ErasedWithOf::<C, H, K, A>::ERASED_IN;
+        // SAFETY: per the contract the slab is live; the record is that of an
+        // `InSlab<C>` value made by `with_record_in`, and starts with an `Erased`
+        // (repr(C)).
+        CallCallback(
+            unsafe {
+                Callback::with_record_in(value, (erased as *const ErasedWith<K, A>).cast(), slab)
             },
             PhantomData,
         )

@@ -271,7 +271,7 @@ unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     slots.clear();
 }
 
-#[inline]
+#[inline(always)]
 unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // Only the slots have something to drop: the libuv struct is plain C data.
     const { assert!(!std::mem::needs_drop::<K::Raw>()) };
@@ -359,17 +359,35 @@ struct CloseOf<F>(PhantomData<F>);
 impl<F: FnOnce(&Handle) + 'static> CloseOf<F> {
     const RUN_STATIC: &'static CloseRun = &CloseRun(run_static::<F>);
 
-    /// Stores `f` for the close callback: the value for `data`.
-    fn make(f: F, slab: &Slab) -> *const CloseRun {
+    /// Memory for the close callback's thunk from `slab` (none for a zero-sized
+    /// value), taken before the value moves: an allocation that unwinds then
+    /// drops the value where the caller has it, so the compiler keeps no copy of
+    /// it for that path.
+    #[inline(always)]
+    fn alloc(slab: &Slab) -> *mut CloseThunk<F> {
+        if std::mem::size_of::<F>() == 0 {
+            return std::ptr::null_mut();
+        }
+        slab.alloc(std::alloc::Layout::new::<CloseThunk<F>>())
+            .cast::<CloseThunk<F>>()
+            .as_ptr()
+    }
+
+    /// Stores `f` for the close callback in `p` (from [`CloseOf::alloc`]): the
+    /// value for `data`.
+    ///
+    /// # Safety
+    /// `p` comes from `CloseOf::<F>::alloc` with a slab of this thread, unused.
+    #[inline(always)]
+    unsafe fn make(f: F, p: *mut CloseThunk<F>) -> *const CloseRun {
         if std::mem::size_of::<F>() == 0 {
             // A zero-sized value has nothing to keep: it is made again in
             // `run_static` (this one is forgotten, so it is moved, not copied).
             std::mem::forget(f);
             return Self::RUN_STATIC;
         }
-        let layout = std::alloc::Layout::new::<CloseThunk<F>>();
-        let p = slab.alloc(layout).cast::<CloseThunk<F>>().as_ptr();
-        // SAFETY: fresh memory for a CloseThunk<F>, written in place.
+        // SAFETY: per the contract, fresh memory for a CloseThunk<F>, written in
+        // place.
         unsafe {
             p.write(CloseThunk {
                 run: CloseRun(run_boxed::<F>),
@@ -1038,12 +1056,11 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     // this one is closed): free it now if that happened.
     if header.refs.get() == 0 {
         // SAFETY: no user reference and no libuv reference is left.
-        unsafe { free_box_out_of_line::<K>(raw) };
+        unsafe { free_box::<K>(raw) };
     }
 }
 
-/// `free_box`, out of line (for `on_close`, whose common case keeps the handle, and
-/// the drop of a last reference).
+/// `free_box`, out of line (for the drop of a last reference).
 ///
 /// # Safety
 /// As `free_box`.
@@ -1155,6 +1172,7 @@ impl<K: HandleKind> Typed<K> {
     /// non-negative value, or return a negative status with the struct left out of
     /// the loop (libuv's init functions do one or the other). It must not unwind
     /// once the libuv init succeeded.
+    #[inline(always)]
     pub unsafe fn new(
         loop_: &LoopHandle,
         slots: K::Slots,
@@ -1169,7 +1187,7 @@ impl<K: HandleKind> Typed<K> {
     ///
     /// # Safety
     /// As [`Typed::new`].
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn new_inner(
         loop_: &LoopHandle,
         slots: K::Slots,
@@ -1697,13 +1715,16 @@ impl Handle {
 
     /// Closes the handle and calls `callback` once libuv has closed it. On a handle
     /// that is already closing, the callback is dropped without being called.
+    #[inline]
     pub fn close_with(&self, callback: impl FnOnce(&Handle) + 'static) {
         let h = self.hdr();
         let fast = h.closes_fast();
         if fast || (h.is_open() && h.in_libuv()) {
             // SAFETY: the loop's slab lives while the handle is in libuv.
             let slab = unsafe { h.shared().slab().as_ref() };
-            let cb = CloseOf::make(callback, slab);
+            let p = CloseOf::alloc(slab);
+            // SAFETY: `p` is fresh from `CloseOf::alloc`, with the loop's slab.
+            let cb = unsafe { CloseOf::make(callback, p) };
             if !fast {
                 return h.close_with_slow(cb);
             }

@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 
 use libuv_sys2 as sys;
 
-use crate::error::{check, Result};
+use crate::error::Result;
 use crate::handle::HandleKind;
 use crate::loop_::{LoopShared, PanicPayload, Slab};
 
@@ -217,10 +217,21 @@ unsafe fn refused<R, K, C, D, N>(
     crate::error::Error::from_raw(rc, op)
 }
 
+/// The most a callback captures for [`done`] to keep a failed request's call of
+/// it out of line; a callback that captures more is called from one place.
+const SPLIT_CAPTURES: usize = 2 * std::mem::size_of::<usize>();
+
 /// The trampoline. Its common path keeps one value across the callback (the
 /// request's address: the handle is borrowed in place, the slab is in the
 /// request struct) and builds no error, so that it saves and restores little; a
-/// failed request goes to [`failed`], a panic to [`unwound`], both out of the way.
+/// panic goes to [`unwound`], out of the way.
+///
+/// A callback that captures little (the compiler inlines its code wherever it is
+/// called) has the failed request's call out of line, in [`failed`], so that the
+/// common path has no room for an error. One that captures more is called from
+/// one place (the error of a failed request made out of line, by
+/// [`failed_error`]), so that its code is inlined here however large it is:
+/// no copy of its captures is made for a call, and it sees the kind of result.
 unsafe extern "C" fn done<R, K, C, D, X, N>(req: *mut R, status: c_int)
 where
     K: HandleKind + Clone,
@@ -232,6 +243,17 @@ where
     // (`repr(C)`), handed back exactly once: the same address, with the
     // allocation's provenance (libuv got a pointer derived from the allocation's).
     let p = req.cast::<ReqBox<R, K, C, D, N>>();
+    if std::mem::size_of::<C>() > SPLIT_CAPTURES {
+        let result = if status < 0 {
+            // SAFETY: the name was written by `submit_named` (`Copy`: read, not
+            // moved).
+            Err(failed_error(unsafe { (*p).name }, status))
+        } else {
+            Ok(())
+        };
+        // SAFETY: `p` is the completed request, handed back once.
+        return unsafe { complete::<R, K, C, D, X, N>(p, move || result) };
+    }
     if status < 0 {
         // SAFETY: as below.
         unsafe { failed::<R, K, C, D, X, N>(p, status) };
@@ -241,7 +263,8 @@ where
     unsafe { complete::<R, K, C, D, X, N>(p, || Ok(())) }
 }
 
-/// [`done`] for a request that failed (`status` < 0).
+/// [`done`] for a request that failed (`status` < 0), whose callback captures
+/// little.
 ///
 /// # Safety
 /// As [`complete`].
@@ -257,15 +280,22 @@ where
     // SAFETY: the name was written by `submit_named` (`Copy`: read, not moved);
     // the rest per the contract.
     unsafe {
-        let op = (*p).name.name();
-        complete::<R, K, C, D, X, N>(p, move || check(status, op));
+        let op = (*p).name;
+        complete::<R, K, C, D, X, N>(p, move || Err(failed_error(op, status)));
     }
 }
 
+/// The error of a request that failed (`status` < 0).
+#[cold]
+#[inline(never)]
+fn failed_error<N: OpName>(op: N, status: c_int) -> crate::error::Error {
+    crate::error::Error::from_raw(status, op.name())
+}
+
 /// Runs the callback of the completed request `p` with `result()` under a panic
-/// guard, then frees the request. (`result` is a closure so that [`done`] and
-/// [`failed`] each have a guarded call of their own, which the compiler inlines,
-/// instead of sharing one it keeps out of line.)
+/// guard, then frees the request. (`result` is a closure so that each caller has
+/// a guarded call of its own, which the compiler inlines, instead of sharing one
+/// it keeps out of line.)
 ///
 /// # Safety
 /// `p` is a ReqBox made by `submit_named` whose request libuv completed and

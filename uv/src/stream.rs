@@ -11,21 +11,34 @@ use std::rc::Rc;
 
 use libuv_sys2 as sys;
 
-use crate::callback::Slot;
+use crate::callback::{CallSlot, Slot};
 use crate::contracts;
 use crate::error::{check, Error, Result};
-use crate::handle::{dispatch, HandleKind, Typed};
+use crate::handle::{dispatch_with, HandleKind, Typed};
 use crate::loop_::LoopShared;
 use crate::StatusCode;
 
 type ReadCallback<K> = dyn FnMut(&K, Result<&[u8]>);
 type ConnectionCallback<K> = dyn FnMut(&K, Result<()>);
 
+/// A read event as the read trampoline passes it to the callback's record, which
+/// makes the callback's `Result` of it where the callback's code is (see
+/// [`CallSlot`]): libuv's count, and the start of the buffer it read into.
+struct ReadParts {
+    nread: isize,
+    base: *const u8,
+}
+
+/// The read callback's slot: one indirect call per read.
+type ReadSlot<K> = CallSlot<K, ReadCallback<K>, ReadParts>;
+/// The connection callback's slot (its parts: libuv's status).
+type ConnectionSlot<K> = CallSlot<K, ConnectionCallback<K>, c_int>;
+
 /// What a stream handle reads from, and how it is told of connections: 40 bytes,
 /// the state of `read_start_with` (rarely used) kept out of line.
 pub struct StreamSlots<K: 'static> {
-    read: Slot<ReadCallback<K>>,
-    connection: Slot<ConnectionCallback<K>>,
+    read: ReadSlot<K>,
+    connection: ConnectionSlot<K>,
     /// Made by the first `read_start_with`, kept until the handle is dropped (user
     /// code the allocator runs may hold a reference to it: it never goes away
     /// while the handle is in libuv; `clear` empties it).
@@ -66,8 +79,8 @@ impl<K> Default for StreamSlots<K> {
     #[inline]
     fn default() -> Self {
         StreamSlots {
-            read: Slot::default(),
-            connection: Slot::default(),
+            read: CallSlot::default(),
+            connection: CallSlot::default(),
             custom: std::mem::ManuallyDrop::new(std::cell::OnceCell::new()),
         }
     }
@@ -767,27 +780,14 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
     // SAFETY: libuv passes the buffer the allocation callback gave (or an empty one).
     let base = unsafe { (*buf).base as *mut u8 };
     if nread != 0 {
-        // SAFETY: `s` is a stream made by K's constructors.
-        unsafe {
-            dispatch::<K, _>(
-                s.cast(),
-                |sl| &K::stream_slots(sl).read,
-                // One call of the callback per kind of result, so that each passes
-                // only what it holds (the bytes: two words, not a whole error's room).
-                |cb, h| {
-                    if nread > 0 {
-                        // SAFETY: libuv wrote `nread` bytes at `base`, inside the buffer.
-                        let bytes = std::slice::from_raw_parts(base as *const u8, nread as usize);
-                        cb(h, Ok(bytes))
-                    } else if nread == sys::uv_errno_t_UV_EOF as isize {
-                        // The end of every stream: a constant error.
-                        cb(h, Err(eof_error()))
-                    } else {
-                        cb(h, Err(Error::from_raw(nread as i32, "uv_read")))
-                    }
-                },
-            )
+        // The callback's record makes the event of these (`call_read`).
+        let parts = ReadParts {
+            nread,
+            base: base.cast_const(),
         };
+        // SAFETY: `s` is a stream made by K's constructors; libuv wrote `nread`
+        // bytes at `base` (when positive), inside the buffer lent for this read.
+        unsafe { dispatch_with::<K, _, _>(s.cast(), |sl| &K::stream_slots(sl).read, &parts) };
     }
     let shared = loop_shared(s.cast());
     // SAFETY: `s` is a stream made by K's constructors; its allocation lives until
@@ -859,30 +859,67 @@ pub(crate) fn give_back(h: *const sys::uv_handle_t, base: *const u8) {
     loop_shared(h).read_buffer().give_back(base);
 }
 
+/// Calls a read callback with the event made of the read trampoline's parts: the
+/// call of every [`ReadSlot`] callback's record, made for the callback's type, so
+/// that the callback's code sees how its event is made. The callback is called
+/// from one place, so that its code is inlined here, where the kind of result is
+/// known on each path.
+#[inline(always)]
+fn call_read<K, C: FnMut(&K, Result<&[u8]>)>(cb: &mut C, h: &K, parts: &ReadParts) {
+    let nread = parts.nread;
+    let event = if nread > 0 {
+        // SAFETY: `ReadParts` are made only by `read_cb`, from libuv's count of
+        // the bytes it wrote at `base` (inside the buffer lent for the read), and
+        // passed on during its call.
+        Ok(unsafe { std::slice::from_raw_parts(parts.base, nread as usize) })
+    } else if nread == sys::uv_errno_t_UV_EOF as isize {
+        // The end of every stream: a constant error.
+        Err(eof_error())
+    } else {
+        Err(read_error(nread))
+    };
+    cb(h, event)
+}
+
+/// The error of a failed read (out of the read callbacks' way).
+#[cold]
+#[inline(never)]
+fn read_error(nread: isize) -> Error {
+    Error::from_raw(nread as i32, "uv_read")
+}
+
+/// Calls a connection callback with libuv's status (the call of every
+/// [`ConnectionSlot`] callback's record; the callback is called from one place,
+/// as in [`call_read`]).
+#[inline(always)]
+fn call_connection<K, C: FnMut(&K, Result<()>)>(cb: &mut C, h: &K, status: &c_int) {
+    let status = *status;
+    let event = if status >= 0 {
+        Ok(())
+    } else {
+        Err(connection_error(status))
+    };
+    cb(h, event)
+}
+
+/// The error of a failed connection (out of the connection callbacks' way).
+#[cold]
+#[inline(never)]
+fn connection_error(status: c_int) -> Error {
+    Error::from_raw(status, "uv_connection_cb")
+}
+
 unsafe extern "C" fn connection_cb<K: StreamKind>(s: *mut sys::uv_stream_t, status: c_int) {
     // SAFETY: `s` is a stream made by K's constructors.
-    unsafe {
-        dispatch::<K, _>(
-            s.cast(),
-            |sl| &K::stream_slots(sl).connection,
-            // One call per kind of result (an `Ok` passes no error's room).
-            |cb, h| {
-                if status >= 0 {
-                    cb(h, Ok(()))
-                } else {
-                    cb(h, Err(Error::from_raw(status, "uv_connection_cb")))
-                }
-            },
-        )
-    };
+    unsafe { dispatch_with::<K, _, _>(s.cast(), |sl| &K::stream_slots(sl).connection, &status) };
 }
 
 /// `uv_read_start`: `callback` gets each chunk read (from the loop's buffer), then an
 /// `EOF` error at the end.
 #[inline]
-pub fn read_start<K: StreamKind>(
+pub fn read_start<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
     s: &K,
-    callback: impl FnMut(&K, Result<&[u8]>) + 'static,
+    callback: C,
 ) -> Result<()> {
     let raw = raw(s, "uv_read_start")?;
     // SAFETY: the stream is open.
@@ -895,10 +932,13 @@ pub fn read_start<K: StreamKind>(
     // The callback's memory comes from the loop's slab (the stream is open, so its
     // loop and slab are alive; a callback stays on the loop's thread).
     let slab = loop_shared(raw.cast()).slab();
-    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type; the slab
-    // is live, of this thread's loop.
+    // SAFETY: the slab is live, of this thread's loop.
     slots.read.set_then(
-        unsafe { slots.read.callback_in(callback, |p| p, slab) },
+        unsafe {
+            slots
+                .read
+                .callback_in(callback, |p| p, call_read::<K, C>, slab)
+        },
         || {
             // SAFETY: the stream is open.
             let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
@@ -921,10 +961,10 @@ pub fn read_start<K: StreamKind>(
 ///
 /// The allocator is asked for a buffer here and after each read callback, never from
 /// inside libuv, so it may call anything (even `read_stop` or `close` on this stream).
-pub fn read_start_with<K: StreamKind>(
+pub fn read_start_with<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
     s: &K,
     allocator: impl ReadAllocator,
-    callback: impl FnMut(&K, Result<&[u8]>) + 'static,
+    callback: C,
 ) -> Result<()> {
     let r = raw(s, "uv_read_start")?;
     // SAFETY: the stream is open.
@@ -950,8 +990,7 @@ pub fn read_start_with<K: StreamKind>(
     let c = slots.custom();
     // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
     let allocator = unsafe { c.allocator.callback(allocator, |p| p) };
-    // SAFETY: as above.
-    let callback = unsafe { slots.read.callback(callback, |p| p) };
+    let callback = slots.read.callback(callback, |p| p, call_read::<K, C>);
     c.allocator.set_then(allocator, || {
         slots.read.set_then(callback, || {
             // SAFETY: the stream is open.
@@ -1333,10 +1372,10 @@ pub unsafe fn making_socket<R>(s: *mut sys::uv_stream_t, call: impl FnOnce() -> 
 }
 
 /// `uv_listen`: `callback` runs for each incoming connection (accept it with `accept`).
-pub fn listen<K: StreamKind>(
+pub fn listen<K: StreamKind, C: FnMut(&K, Result<()>) + 'static>(
     s: &K,
     backlog: i32,
-    callback: impl FnMut(&K, Result<()>) + 'static,
+    callback: C,
 ) -> Result<()> {
     let raw = raw(s, "uv_listen")?;
     // Listening twice, with a request in flight, or (while the loop runs) with the
@@ -1349,12 +1388,14 @@ pub fn listen<K: StreamKind>(
         contracts::no_collected_event(raw, loop_shared(raw.cast()).is_running(), "uv_listen")?;
     }
     let slot = &K::stream_slots(s.typed().slots()).connection;
-    // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
-    slot.set_then(unsafe { slot.callback(callback, |p| p) }, || {
-        // SAFETY: the stream is open.
-        let rc = unsafe { sys::uv_listen(raw, backlog, Some(connection_cb::<K>)) };
-        check(rc, "uv_listen")
-    })
+    slot.set_then(
+        slot.callback(callback, |p| p, call_connection::<K, C>),
+        || {
+            // SAFETY: the stream is open.
+            let rc = unsafe { sys::uv_listen(raw, backlog, Some(connection_cb::<K>)) };
+            check(rc, "uv_listen")
+        },
+    )
 }
 
 /// `uv_accept`: takes a pending connection into `client` (a new handle of the
