@@ -524,3 +524,85 @@ fn reads_move_between_a_wrapper_and_read_start_without_losing_bytes() {
     assert_eq!(got.len(), data.len());
     assert!(got == data, "the bytes differ");
 }
+
+/// A wrapper's bytes stay exact through writes and reads of every size (large
+/// and small, into the caller's buffer at once and through the wrapper's), and
+/// another stream reading into the loop's buffer meanwhile gets its own bytes
+/// exact too.
+#[test]
+fn reads_of_every_size_keep_every_byte_beside_another_stream() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let (c, d) = Pipe::pair(&lp).unwrap();
+    let data = pattern(3 << 20);
+    // The other stream: its bytes, shifted so that a mix-up shows.
+    let other: Vec<u8> = pattern(1 << 20).iter().map(|x| x ^ 0x5a).collect();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s2 = seen.clone();
+    d.read_start(move |d, r| match r {
+        Ok(bytes) => s2.borrow_mut().extend_from_slice(bytes),
+        Err(e) => {
+            assert_eq!(e.code(), StatusCode::EOF);
+            d.close();
+        }
+    })
+    .unwrap();
+    let (to_send, other_send) = (data.clone(), other.clone());
+    let got = lp
+        .block_on(async move {
+            // Writes of several sizes, large and small, on both streams.
+            let writer = async {
+                let mut at = 0;
+                for (i, size) in [200_000, 13, 65_536, 1, 300_000, 4095, 4096, 70_000]
+                    .iter()
+                    .cycle()
+                    .enumerate()
+                {
+                    if at == to_send.len() {
+                        break;
+                    }
+                    let end = (at + size).min(to_send.len());
+                    uvf::write(&a, to_send[at..end].to_vec()).await.unwrap();
+                    if i % 3 == 0 {
+                        let o = (i * 10_000) % other_send.len();
+                        let oe = (o + 10_000).min(other_send.len());
+                        uvf::write(&c, other_send[o..oe].to_vec()).await.unwrap();
+                    }
+                    at = end;
+                }
+                uvf::shutdown(&a).await.unwrap();
+                uvf::shutdown(&c).await.unwrap();
+            };
+            // Reads of several sizes: into the caller's buffer at once, through
+            // the wrapper's buffer, and by `read_to_end`.
+            let reader = async {
+                let mut s = AsyncStream::new(b);
+                let mut got = Vec::new();
+                for size in [1usize, 100_000, 7, 65_536, 200_000, 4096, 3] {
+                    let mut buf = vec![0u8; size];
+                    let n = s.read(&mut buf).await.unwrap();
+                    assert!(n > 0 && n <= size);
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s.read_to_end(&mut got).await.unwrap();
+                got
+            };
+            futures::join!(writer, reader).1
+        })
+        .unwrap();
+    lp.run(uv::RunMode::Default).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the wrapper's bytes differ");
+    let seen = seen.borrow();
+    let mut expect = Vec::new();
+    for i in (0..).step_by(3) {
+        if expect.len() == seen.len() || i >= 1000 {
+            break;
+        }
+        let o = (i * 10_000) % other.len();
+        let oe = (o + 10_000).min(other.len());
+        expect.extend_from_slice(&other[o..oe]);
+    }
+    assert!(!seen.is_empty());
+    assert!(*seen == expect, "the other stream's bytes differ");
+}
