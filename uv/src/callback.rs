@@ -160,6 +160,20 @@ fn coercion_captures_nothing<G>(as_dyn: G) {
     let _ = as_dyn;
 }
 
+/// [`coercion_captures_nothing`], and the same for `H`, a `CallSlot` record's call
+/// (made again from its type alone where the record is called).
+#[inline(always)]
+fn coercion_and_call_capture_nothing<G, H>(as_dyn: G, call: H) {
+    coercion_captures_nothing(as_dyn);
+    const {
+        assert!(
+            std::mem::size_of::<H>() == 0,
+            "the call must capture nothing"
+        )
+    };
+    let _ = call;
+}
+
 /// A boxed callback of type `F` (a `dyn FnMut(...)`) behind one pointer. A value that
 /// takes no memory (a closure that captures nothing) is stored without allocation.
 pub struct Callback<F: ?Sized + 'static> {
@@ -845,14 +859,7 @@ impl<K: 'static, F: ?Sized + 'static, A: 'static> CallSlot<K, F, A> {
         G: Fn(*mut C) -> *mut F + Copy + 'static,
         H: Fn(&mut C, &K, &A) + Copy + 'static,
     {
-        coercion_captures_nothing(as_dyn);
-        const {
-            assert!(
-                std::mem::size_of::<H>() == 0,
-                "the call must capture nothing"
-            )
-        };
-        let _ = call;
+        coercion_and_call_capture_nothing(as_dyn, call);
         let erased = ErasedWithOf::<C, H, K, A>::ERASED;
         // SAFETY: the record is that of `C`; it starts with an `Erased` (repr(C)), and
         // the static one starts as an allocation does.
@@ -891,14 +898,7 @@ impl<K: 'static, F: ?Sized + 'static, A: 'static> CallSlot<K, F, A> {
         if std::mem::size_of::<C>() == 0 {
             return self.callback(value, as_dyn, call);
         }
-        coercion_captures_nothing(as_dyn);
-        const {
-            assert!(
-                std::mem::size_of::<H>() == 0,
-                "the call must capture nothing"
-            )
-        };
-        let _ = call;
+        coercion_and_call_capture_nothing(as_dyn, call);
         let erased = ErasedWithOf::<C, H, K, A>::ERASED_IN;
         // SAFETY: per the contract the slab is live; the record is that of an
         // `InSlab<C>` value made by `with_record_in`, and starts with an `Erased`

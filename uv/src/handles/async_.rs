@@ -730,22 +730,30 @@ impl AsyncSender {
         // A plain load first: a sender of a shut cell does not touch the count (so
         // the loop thread's waits are bounded by the sends in flight).
         if state.load(Ordering::Relaxed) & !COUNT == want {
-            // Acquire: pairs with the Release that published this generation.
-            // Whether the cell is still open is read from this RMW's result:
-            // shutting (`shut_state`, `keeps_alive`) is an RMW of the same word,
-            // so each increment comes before it (and is waited for) or after it
-            // (and sees the flag).
-            let prev = state.fetch_add(1, Ordering::Acquire);
-            let hold = Hold {
-                state,
-                cell: self.cell.as_ptr(),
-            };
-            if prev & !COUNT == want {
+            if let Some(hold) = self.try_hold(state, want) {
                 return Ok(hold);
             }
-            // Undone when `hold` drops.
         }
         self.hold_slow()
+    }
+
+    /// Counts a send in flight on the cell's state word and keeps it if the cell
+    /// is still open at `want` (its generation, not shut); otherwise undoes the
+    /// count (the `Hold` drops) and answers `None`.
+    #[inline(always)]
+    fn try_hold<'a>(&'a self, state: &'a AtomicU64, want: u64) -> Option<Hold<'a>> {
+        // Acquire: pairs with the Release that published this generation. Whether
+        // the cell is still open is read from this RMW's result: shutting
+        // (`shut_state`, `keeps_alive`) is an RMW of the same word, so each
+        // increment comes before it (and is waited for) or after it (and sees the
+        // flag).
+        let prev = state.fetch_add(1, Ordering::Acquire);
+        let hold = Hold {
+            state,
+            cell: self.cell.as_ptr(),
+        };
+        // Otherwise undone when `hold` drops.
+        (prev & !COUNT == want).then_some(hold)
     }
 
     /// `hold`, the long way: waits while the loop thread decides whether the handle
@@ -760,16 +768,10 @@ impl AsyncSender {
         loop {
             let s = state.load(Ordering::Relaxed);
             if s & !COUNT == want {
-                // As in `hold`.
-                let prev = state.fetch_add(1, Ordering::Acquire);
-                let hold = Hold {
-                    state,
-                    cell: self.cell.as_ptr(),
-                };
-                if prev & !COUNT == want {
+                if let Some(hold) = self.try_hold(state, want) {
                     return Ok(hold);
                 }
-                // The state changed in between: undo (drop), and look again.
+                // The state changed in between: undone; look again.
             } else if s & !(COUNT | DECIDING) == want {
                 // The loop thread is deciding whether the handle closes.
                 backoff(&mut spins);
