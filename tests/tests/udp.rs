@@ -437,6 +437,28 @@ fn small_datagrams_queued_from_a_send_callback_keep_their_bytes() {
     assert_eq!(*got.borrow(), want);
 }
 
+/// What a receiver got: each datagram's bytes and sender.
+type Received = Vec<(Vec<u8>, Option<SocketAddr>)>;
+
+/// Starts `rx` receiving: each datagram's bytes and sender are kept (drained
+/// events are not), and `rx` closes after the `n`th.
+fn collect(rx: &Udp, n: usize) -> Rc<RefCell<Received>> {
+    let got: Rc<RefCell<Received>> = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        g.borrow_mut().push((d.data.to_vec(), d.addr));
+        if g.borrow().len() == n {
+            u.close();
+        }
+    })
+    .unwrap();
+    got
+}
+
 /// Every kind of send data, over IPv4 and IPv6: each datagram arrives with its own
 /// bytes and the sender's address; shared bytes are let go once their send
 /// completed, and at once when a send is refused (its callback never runs).
@@ -447,20 +469,7 @@ fn every_kind_of_data_over_both_families() {
         let (rx, rx_addr) = bound(&lp, host);
         let (tx, tx_addr) = bound(&lp, host);
         assert_eq!(rx_addr.is_ipv6(), host.starts_with('['));
-        type Received = Vec<(Vec<u8>, Option<SocketAddr>)>;
-        let got: Rc<RefCell<Received>> = Rc::default();
-        let g = got.clone();
-        rx.recv_start(move |u, d| {
-            let d = d.unwrap();
-            if d.is_drained() {
-                return;
-            }
-            g.borrow_mut().push((d.data.to_vec(), d.addr));
-            if g.borrow().len() == 8 {
-                u.close();
-            }
-        })
-        .unwrap();
+        let got = collect(&rx, 8);
         let shared: Rc<[u8]> = Rc::from(&b"shared"[..]);
         let sync: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"shared sync"[..]);
         let long = [b'L'; 40];
@@ -716,20 +725,7 @@ fn send_and_try_send_take_a_sock_addr() {
         let (rx, rx_addr) = bound(&lp, host);
         let (tx, tx_addr) = bound(&lp, host);
         let to = uv::SockAddr::from(rx_addr);
-        type Received = Vec<(Vec<u8>, Option<SocketAddr>)>;
-        let got: Rc<RefCell<Received>> = Rc::default();
-        let g = got.clone();
-        rx.recv_start(move |u, d| {
-            let d = d.unwrap();
-            if d.is_drained() {
-                return;
-            }
-            g.borrow_mut().push((d.data.to_vec(), d.addr));
-            if g.borrow().len() == 4 {
-                u.close();
-            }
-        })
-        .unwrap();
+        let got = collect(&rx, 4);
         assert_eq!(tx.try_send(b"tried", &to).unwrap(), 5);
         assert_eq!(tx.try_send(b"std", Some(rx_addr)).unwrap(), 3);
         let done = Rc::new(RefCell::new(Vec::new()));
