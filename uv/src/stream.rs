@@ -584,8 +584,10 @@ impl From<Vec<Vec<u8>>> for WriteData {
 pub(crate) struct ReadBuffer {
     /// Never read here: libuv writes into it, and a callback reads only the bytes
     /// libuv says it wrote, so it is not initialised (no 64 KiB of zeroes per
-    /// loop). Replaced (grown) only while it is home.
-    buf: std::cell::UnsafeCell<Box<[std::mem::MaybeUninit<u8>]>>,
+    /// loop). Replaced (grown) only while it is home, or by `adopt`. A boxed slice
+    /// (from `Box::into_raw`, freed by `Drop`) kept as a raw pointer, so that
+    /// replacing it never moves a `Box` over memory a read callback borrows.
+    buf: Cell<NonNull<[std::mem::MaybeUninit<u8>]>>,
     /// What the next lend hands out: the buffer's start while it is home, null
     /// while it is lent out. (A boxed slice's pointer is never null, empty or not.)
     base: Cell<*mut u8>,
@@ -602,11 +604,12 @@ const MAX_READ_BUFFER: usize = 4 * 1024 * 1024;
 
 impl ReadBuffer {
     pub(crate) fn new() -> ReadBuffer {
-        let mut b: Box<[std::mem::MaybeUninit<u8>]> = Box::new([]);
+        let b: Box<[std::mem::MaybeUninit<u8>]> = Box::new([]);
+        let b = NonNull::from(Box::leak(b));
         ReadBuffer {
-            base: Cell::new(b.as_mut_ptr().cast()),
+            base: Cell::new(b.as_ptr().cast()),
             len: Cell::new(0),
-            buf: std::cell::UnsafeCell::new(b),
+            buf: Cell::new(b),
         }
     }
 
@@ -656,15 +659,19 @@ impl ReadBuffer {
         let (base, len) = if self.base.get().is_null() {
             (std::ptr::null_mut(), 0)
         } else {
-            // SAFETY: home (not lent out), so no pointer into the buffer is in use.
-            let b = unsafe { &mut *self.buf.get() };
             let want = suggested.clamp(READ_BUFFER_SIZE, MAX_READ_BUFFER);
-            if b.len() < want {
-                *b = Box::new_uninit_slice(want);
+            if self.buf.get().len() < want {
+                let old = self
+                    .buf
+                    .replace(NonNull::from(Box::leak(Box::new_uninit_slice(want))));
+                // SAFETY: home (not lent out), so no pointer into the old buffer is
+                // in use; it came from `Box::leak` and is freed once, here.
+                drop(unsafe { Box::from_raw(old.as_ptr()) });
             }
             self.base.set(std::ptr::null_mut());
             self.len.set(0);
-            (b.as_mut_ptr().cast::<u8>(), b.len())
+            let b = self.buf.get();
+            (b.as_ptr().cast::<u8>(), b.len())
         };
         // SAFETY: the caller's contract.
         unsafe {
@@ -694,9 +701,60 @@ impl ReadBuffer {
     /// be writing).
     #[inline(always)]
     fn home(&self) -> *mut [std::mem::MaybeUninit<u8>] {
-        // SAFETY: the box is only replaced by `lend_slow`, which does not run
-        // during this; only the box's pointer and length are read.
-        unsafe { std::ptr::addr_of_mut!(**self.buf.get()) }
+        self.buf.get().as_ptr()
+    }
+
+    /// In a read callback whose bytes are `bytes`, at the start of this buffer
+    /// (lent out for the read): makes them `into`'s contents without a copy. The
+    /// buffer becomes `into`'s allocation, and `into`'s own (it must be empty)
+    /// replaces it here, or a new one when it is too small: the buffer is home again.
+    /// `false` (and nothing changed) when the bytes are elsewhere, `into` is not
+    /// empty, or the buffer was grown past the default size (for UDP batches)
+    /// and `into` has no room to replace it.
+    ///
+    /// The caller must not read `bytes` after a `true`: the memory is `into`'s.
+    pub(crate) fn adopt(&self, bytes: &[u8], into: &mut Vec<u8>) -> bool {
+        let home = self.home();
+        let home_len = home.len();
+        if !self.base.get().is_null()
+            || home.cast::<u8>().cast_const() != bytes.as_ptr()
+            || bytes.len() > home_len
+            || !into.is_empty()
+        {
+            return false;
+        }
+        let cap = into.capacity();
+        let replacement: NonNull<[std::mem::MaybeUninit<u8>]> =
+            if cap >= home_len && cap <= MAX_READ_BUFFER {
+                let mut v = std::mem::ManuallyDrop::new(std::mem::take(into));
+                // A Vec's allocation is `Layout::array::<u8>(capacity)` from the
+                // global allocator: that of a boxed slice of `cap` bytes, which
+                // takes it over (no element to drop; none needs to be initialised).
+                let p = std::ptr::slice_from_raw_parts_mut(v.as_mut_ptr().cast(), cap);
+                // SAFETY: as above; a Vec's pointer is never null.
+                unsafe { NonNull::new_unchecked(p) }
+            } else if home_len == READ_BUFFER_SIZE {
+                NonNull::from(Box::leak(Box::new_uninit_slice(READ_BUFFER_SIZE)))
+            } else {
+                return false;
+            };
+        let old = self.buf.replace(replacement);
+        self.reclaim();
+        // SAFETY: `old` came from `Box::leak` of `home_len` bytes (the global
+        // allocator, `Layout::array::<u8>(home_len)`: a Vec of that capacity);
+        // the read in progress wrote its first `bytes.len()` bytes, which are
+        // initialised; libuv is done with the buffer once its read callback
+        // runs, and the caller gives up `bytes`: the Vec owns the memory alone.
+        *into = unsafe { Vec::from_raw_parts(old.as_ptr().cast::<u8>(), bytes.len(), home_len) };
+        true
+    }
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the buffer came from `Box::leak` and is freed once, here (the
+        // loop is closed: libuv holds no pointer into it).
+        drop(unsafe { Box::from_raw(self.buf.get().as_ptr()) });
     }
 }
 

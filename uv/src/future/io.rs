@@ -18,6 +18,9 @@ use crate::StatusCode;
 /// Bytes read and not yet taken past which reading stops until they are taken
 /// (backpressure towards the peer: the kernel's buffers fill, then the peer's).
 const READ_HIGH_WATER: usize = 256 * 1024;
+/// Reads of fewer bytes are copied out of the loop's read buffer (a copy this
+/// small costs less than trading the buffers).
+const ADOPT_MIN: usize = 4096;
 /// Bytes written and not yet confirmed by libuv past which `poll_write` waits.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 
@@ -31,6 +34,12 @@ struct ReadState {
     /// `error` holds one (a flag test instead of a move of the error).
     has_error: Cell<bool>,
     reading: Cell<bool>,
+    /// Reads land in `incoming` without a copy when it is empty (the loop's read
+    /// buffer becomes `incoming`, and `incoming`'s allocation the loop's buffer):
+    /// for a reader that keeps `incoming` and copies out of it (`AsyncStream`),
+    /// not for one that hands it out (`ReadChunks`: a chunk of a few bytes would
+    /// keep a whole read buffer).
+    adopt: bool,
     waker: WakerSlot,
 }
 
@@ -74,7 +83,14 @@ impl ReadState {
             match r {
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();
-                    inc.extend_from_slice(bytes);
+                    // `bytes` is not read after it was adopted.
+                    if !(bytes.len() >= ADOPT_MIN
+                        && st.adopt
+                        && inc.is_empty()
+                        && adopt(s, bytes, &mut inc))
+                    {
+                        inc.extend_from_slice(bytes);
+                    }
                     if inc.len() >= READ_HIGH_WATER {
                         let _ = s.read_stop();
                         st.reading.set(false);
@@ -102,6 +118,17 @@ impl ReadState {
             let _ = s.read_stop();
         }
     }
+}
+
+/// In a read callback of `s`: `bytes` (just read, in the loop's read buffer) become
+/// `into`'s, with no copy (see `ReadBuffer::adopt`). `bytes` is not to be read
+/// after a `true`.
+#[inline(never)]
+fn adopt<S: Stream>(s: &S, bytes: &[u8], into: &mut Vec<u8>) -> bool {
+    // SAFETY: in a read callback the stream is open, and its loop's shared state
+    // alive (kept by the loop's owner).
+    let shared = unsafe { &*s.typed().shared_raw() };
+    shared.read_buffer().adopt(bytes, into)
 }
 
 /// Reads `stream` as a `futures_core::Stream` of chunks: each item is what was
@@ -203,8 +230,10 @@ struct ShutdownState {
 /// it (`read_to_end`, `copy`, `BufReader::lines`, codecs).
 ///
 /// - **Reads** start at the first read and land in a buffer of the wrapper (a copy
-///   out of the loop's read buffer); reading stops while 256 KiB are waiting to be
-///   taken, and starts again when they are. End of stream reads as 0 bytes.
+///   out of the loop's read buffer; a read of 4 KiB or more into an empty buffer
+///   trades buffers with the loop instead); reading stops while 256 KiB are
+///   waiting to be taken, and starts again when they are. End of stream reads as
+///   0 bytes.
 /// - **Writes**: `poll_write` first tries to write at once (`uv_try_write`, no
 ///   request) when nothing is queued; otherwise it queues a copy of the bytes
 ///   (`uv_write`) and reports them as accepted. While 256 KiB of queued writes are
@@ -239,7 +268,10 @@ impl<S: Stream> AsyncStream<S> {
     pub fn new(stream: S) -> AsyncStream<S> {
         AsyncStream {
             stream,
-            rd: Rc::new(ReadState::default()),
+            rd: Rc::new(ReadState {
+                adopt: true,
+                ..ReadState::default()
+            }),
             rbuf: Vec::new(),
             rpos: 0,
             wr: Rc::new(WriteState::default()),
