@@ -712,8 +712,11 @@ impl ReadBuffer {
     /// empty, or the buffer was grown past the default size (for UDP batches)
     /// and `into` has no room to replace it.
     ///
-    /// The caller must not read `bytes` after a `true`: the memory is `into`'s.
-    pub(crate) fn adopt(&self, bytes: &[u8], into: &mut Vec<u8>) -> bool {
+    /// # Safety
+    /// Called from a stream's read callback with the bytes that callback got (then
+    /// libuv is done with the buffer); `bytes` is not read after a `true` (the
+    /// memory is `into`'s).
+    pub(crate) unsafe fn adopt(&self, bytes: &[u8], into: &mut Vec<u8>) -> bool {
         let home = self.home();
         let home_len = home.len();
         if !self.base.get().is_null()
@@ -742,9 +745,10 @@ impl ReadBuffer {
         self.reclaim();
         // SAFETY: `old` came from `Box::leak` of `home_len` bytes (the global
         // allocator, `Layout::array::<u8>(home_len)`: a Vec of that capacity);
-        // the read in progress wrote its first `bytes.len()` bytes, which are
-        // initialised; libuv is done with the buffer once its read callback
-        // runs, and the caller gives up `bytes`: the Vec owns the memory alone.
+        // the read whose callback runs (the contract) wrote its first
+        // `bytes.len()` bytes, which are initialised; libuv is done with the
+        // buffer once its read callback runs, and the caller gives up `bytes`:
+        // the Vec owns the memory alone.
         *into = unsafe { Vec::from_raw_parts(old.as_ptr().cast::<u8>(), bytes.len(), home_len) };
         true
     }

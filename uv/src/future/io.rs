@@ -83,11 +83,12 @@ impl ReadState {
             match r {
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();
-                    // `bytes` is not read after it was adopted.
                     if !(bytes.len() >= ADOPT_MIN
                         && st.adopt
                         && inc.is_empty()
-                        && adopt(s, bytes, &mut inc))
+                        // SAFETY: this is the read callback, these its bytes, which
+                        // are not read after they were adopted.
+                        && unsafe { adopt(s, bytes, &mut inc) })
                     {
                         inc.extend_from_slice(bytes);
                     }
@@ -121,14 +122,18 @@ impl ReadState {
 }
 
 /// In a read callback of `s`: `bytes` (just read, in the loop's read buffer) become
-/// `into`'s, with no copy (see `ReadBuffer::adopt`). `bytes` is not to be read
-/// after a `true`.
+/// `into`'s, with no copy (see `ReadBuffer::adopt`).
+///
+/// # Safety
+/// As `ReadBuffer::adopt`: called from `s`'s read callback with its bytes, which
+/// are not read after a `true`.
 #[inline(never)]
-fn adopt<S: Stream>(s: &S, bytes: &[u8], into: &mut Vec<u8>) -> bool {
+unsafe fn adopt<S: Stream>(s: &S, bytes: &[u8], into: &mut Vec<u8>) -> bool {
     // SAFETY: in a read callback the stream is open, and its loop's shared state
     // alive (kept by the loop's owner).
     let shared = unsafe { &*s.typed().shared_raw() };
-    shared.read_buffer().adopt(bytes, into)
+    // SAFETY: the caller's contract.
+    unsafe { shared.read_buffer().adopt(bytes, into) }
 }
 
 /// Reads `stream` as a `futures_core::Stream` of chunks: each item is what was
