@@ -1617,3 +1617,81 @@ pub fn write_queue_size<K: StreamKind>(s: &K) -> usize {
     raw(s, "uv_stream_get_write_queue_size")
         .map_or(0, |r| unsafe { sys::uv_stream_get_write_queue_size(r) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lends the buffer as the allocation callback does, and writes `n` bytes of a
+    /// pattern into it as a read would; returns the bytes' place.
+    fn read_into(rb: &ReadBuffer, n: usize) -> (*mut u8, usize) {
+        let mut out = sys::uv_buf_t {
+            base: std::ptr::null_mut(),
+            len: 0,
+        };
+        // SAFETY: `out` is valid for a write.
+        unsafe { rb.lend(READ_BUFFER_SIZE, &mut out) };
+        assert!(!out.base.is_null() && out.len >= n);
+        for i in 0..n {
+            // SAFETY: inside the lent buffer.
+            unsafe { *out.base.cast::<u8>().add(i) = i as u8 };
+        }
+        (out.base.cast(), out.len)
+    }
+
+    #[test]
+    fn adopt_trades_the_buffer_for_an_empty_vec() {
+        let rb = ReadBuffer::new();
+        let (base, len) = read_into(&rb, 5000);
+        assert_eq!(len, READ_BUFFER_SIZE);
+        // SAFETY: the bytes just written; not read after the trade.
+        let bytes = unsafe { std::slice::from_raw_parts(base, 5000) };
+        let mut into = Vec::with_capacity(READ_BUFFER_SIZE);
+        let into_ptr = into.as_ptr();
+        // SAFETY: as a read callback would, with the read's bytes.
+        assert!(unsafe { rb.adopt(bytes, &mut into) });
+        // The Vec holds the loop's buffer, with the bytes, not a copy.
+        assert_eq!(into.as_ptr(), base.cast_const());
+        assert_eq!(into.len(), 5000);
+        assert_eq!(into.capacity(), READ_BUFFER_SIZE);
+        assert!(into.iter().enumerate().all(|(i, b)| *b == i as u8));
+        // The buffer is home again, and is the Vec's old allocation.
+        assert_eq!(rb.base.get().cast_const(), into_ptr);
+        assert_eq!(rb.len.get(), READ_BUFFER_SIZE);
+        // A second read lends it.
+        let (base2, _) = read_into(&rb, 10);
+        assert_eq!(base2.cast_const(), into_ptr);
+        rb.give_back(base2);
+        assert_eq!(rb.len.get(), READ_BUFFER_SIZE);
+    }
+
+    #[test]
+    fn adopt_refuses_and_changes_nothing() {
+        let rb = ReadBuffer::new();
+        let (base, _) = read_into(&rb, 5000);
+        // SAFETY: the bytes just written.
+        let bytes = unsafe { std::slice::from_raw_parts(base, 5000) };
+        // Not empty: refused.
+        let mut full = vec![1u8];
+        // SAFETY: as a read callback would.
+        assert!(!unsafe { rb.adopt(bytes, &mut full) });
+        assert_eq!(full, [1]);
+        // Bytes that are not at the buffer's start: refused.
+        let mut empty = Vec::new();
+        // SAFETY: as a read callback would.
+        assert!(!unsafe { rb.adopt(&bytes[1..], &mut empty) });
+        assert!(rb.base.get().is_null(), "still lent out");
+        // An empty Vec with no room: a new buffer of the default size replaces it.
+        // SAFETY: as a read callback would.
+        assert!(unsafe { rb.adopt(bytes, &mut empty) });
+        assert_eq!(empty.as_ptr(), base.cast_const());
+        assert_eq!(rb.len.get(), READ_BUFFER_SIZE);
+        assert_ne!(rb.base.get(), base);
+        // Home: nothing to adopt.
+        let other = [0u8; 4];
+        let mut e2 = Vec::new();
+        // SAFETY: as a read callback would.
+        assert!(!unsafe { rb.adopt(&other, &mut e2) });
+        assert!(e2.is_empty());
+    }
+}

@@ -81,17 +81,12 @@ impl ReadState {
         s.read_start(move |s, r| {
             let st = &guard.0;
             match r {
+                // SAFETY: this is the read callback, these its bytes (not read
+                // after this call).
+                Ok(bytes) if bytes.len() >= ADOPT_MIN => unsafe { st.take_large(s, bytes) },
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();
-                    if !(bytes.len() >= ADOPT_MIN
-                        && st.adopt
-                        && inc.is_empty()
-                        // SAFETY: this is the read callback, these its bytes, which
-                        // are not read after they were adopted.
-                        && unsafe { adopt(s, bytes, &mut inc) })
-                    {
-                        inc.extend_from_slice(bytes);
-                    }
+                    inc.extend_from_slice(bytes);
                     if inc.len() >= READ_HIGH_WATER {
                         let _ = s.read_stop();
                         st.reading.set(false);
@@ -121,19 +116,37 @@ impl ReadState {
     }
 }
 
-/// In a read callback of `s`: `bytes` (just read, in the loop's read buffer) become
-/// `into`'s, with no copy (see `ReadBuffer::adopt`).
-///
-/// # Safety
-/// As `ReadBuffer::adopt`: called from `s`'s read callback with its bytes, which
-/// are not read after a `true`.
-#[inline(never)]
-unsafe fn adopt<S: Stream>(s: &S, bytes: &[u8], into: &mut Vec<u8>) -> bool {
-    // SAFETY: in a read callback the stream is open, and its loop's shared state
-    // alive (kept by the loop's owner).
-    let shared = unsafe { &*s.typed().shared_raw() };
-    // SAFETY: the caller's contract.
-    unsafe { shared.read_buffer().adopt(bytes, into) }
+impl ReadState {
+    /// A large read, from `s`'s read callback: into an empty `incoming` of a reader
+    /// that adopts, the loop's buffer becomes `incoming` (no copy, see
+    /// `ReadBuffer::adopt`); else the bytes are appended. Reading stops at the
+    /// high-water mark, as for small reads. Out of line, so that the small reads'
+    /// path keeps its registers.
+    ///
+    /// # Safety
+    /// Called from `s`'s read callback with its bytes, which are not read after
+    /// this call.
+    #[inline(never)]
+    unsafe fn take_large<S: Stream>(&self, s: &S, bytes: &[u8]) {
+        let mut inc = self.incoming.borrow_mut();
+        // SAFETY: in a read callback the stream is open and its loop's shared
+        // state alive (kept by the loop's owner); `adopt`'s contract is the
+        // caller's (these are the read callback's bytes, not read after a `true`).
+        let adopted = self.adopt
+            && inc.is_empty()
+            && unsafe {
+                (*s.typed().shared_raw())
+                    .read_buffer()
+                    .adopt(bytes, &mut inc)
+            };
+        if !adopted {
+            inc.extend_from_slice(bytes);
+        }
+        if inc.len() >= READ_HIGH_WATER {
+            let _ = s.read_stop();
+            self.reading.set(false);
+        }
+    }
 }
 
 /// Reads `stream` as a `futures_core::Stream` of chunks: each item is what was
