@@ -807,23 +807,17 @@ fn panicking_request_callbacks_leave_the_loop_usable() {
 // ---- the executor between reads ----
 
 /// `block_on`'s future that yields (`uvf::yield_now`) while it waits for a flag a
-/// loop callback sets (a zero timer; any I/O callback alike): the loop must
-/// iterate between its polls. Bounded at 10,000 yields, so that the failure shows
-/// as a count instead of a hang.
+/// loop callback sets (a zero timer; any I/O callback alike): the loop iterates
+/// between its polls. Bounded at 10,000 yields, so that a failure shows as a
+/// count instead of a hang.
 ///
-/// FINDING (hang, CPU spin): the future's own wake (`wake_by_ref` during its poll,
-/// as `yield_now` does) goes to `Local::schedule_key(MAIN)`
-/// (uv/src/future/executor.rs), which calls `uv_stop` although `uv_run` is not on
-/// the stack; `block_on` then calls `run(Once)`, and libuv's `uv_run` returns at
-/// once when the stop flag is set on entry (its `while (r != 0 &&
-/// loop->stop_flag == 0)`), clearing it, without an iteration: no timer, no I/O
-/// callback ever runs, and a future that yields until a callback's effect shows
-/// spins for ever. `yield_now`'s documentation promises the loop's pending
-/// callbacks run first. A fix: no `uv_stop` for a wake of the main future made
-/// while `block_on` polls it (a flag set around the poll), and a `RunMode::NoWait`
-/// run (one iteration, no blocking) when the future was woken during its poll.
+/// Used to happen: a CPU spin with no callback ever run (the timer did not fire
+/// in 10,000 yields). The future's own wake (`wake_by_ref` during its poll, as
+/// `yield_now` does) went to `Local::schedule_key(MAIN)`, which called `uv_stop`
+/// although `uv_run` was not on the stack; `block_on` then called `run(Once)`, and
+/// libuv's `uv_run` returns at once when the stop flag is set on entry (clearing
+/// it), without an iteration.
 #[test]
-#[ignore = "finding: a block_on future that yields starves the loop (no iteration runs)"]
 fn block_on_future_that_yields_lets_the_loop_iterate() {
     let lp = Loop::new().unwrap();
     let fired = Rc::new(Cell::new(false));
