@@ -1391,3 +1391,64 @@ fn a_panicking_connection_callback_loses_no_connection() {
     drop(clients);
     assert!(a_timer_fires(&lp));
 }
+
+/// An `AsyncStream` and a `ReadChunks` kept past their loop's drop, one with
+/// traded bytes still buffered: the buffered bytes are still read, then reads end
+/// with `ClosedHandle` (no wait for ever), writes fail, and nothing leaks.
+#[test]
+fn wrappers_used_after_their_loop_is_dropped() {
+    let lp = Loop::new().unwrap();
+    let (p, mut peer) = pipe_and_std(&lp);
+    let (q, _peer_q) = pipe_and_std(&lp);
+    let data = salted(50_000, 0x3c);
+    let d = data.clone();
+    let (s, first) = lp
+        .block_on(async move {
+            let mut s = AsyncStream::new(p);
+            peer.write_all(&d).unwrap();
+            let mut first = vec![0u8; 10];
+            s.read_exact(&mut first).await.unwrap();
+            (s, first)
+        })
+        .unwrap();
+    let chunks = uvf::read_chunks(q);
+    drop(lp);
+    let mut s = s;
+    let mut chunks = chunks;
+    let (rest, err, write_err, chunk) = futures::executor::block_on(async {
+        let mut rest = Vec::new();
+        let err = loop {
+            let mut buf = [0u8; 4096];
+            match s.read(&mut buf).await {
+                Ok(0) => break None,
+                Ok(n) => rest.extend_from_slice(&buf[..n]),
+                Err(e) => break Some(e),
+            }
+        };
+        let write_err = futures::AsyncWriteExt::write_all(&mut s, b"x").await;
+        let chunk = chunks.next().await;
+        (rest, err, write_err, chunk)
+    });
+    // Whatever was read before the drop is still there; the rest is refused.
+    let mut all = first;
+    all.extend_from_slice(&rest);
+    assert!(all.len() <= data.len() && all[..] == data[..all.len()]);
+    assert!(all.len() >= 10);
+    let kind = |e: std::io::Error| {
+        e.into_inner()
+            .and_then(|e| e.downcast::<uv::Error>().ok())
+            .map(|e| e.kind())
+    };
+    assert_eq!(
+        kind(err.expect("a read error")),
+        Some(uv::Category::ClosedHandle)
+    );
+    assert_eq!(
+        kind(write_err.unwrap_err()),
+        Some(uv::Category::ClosedHandle)
+    );
+    assert_eq!(
+        chunk.expect("an item").unwrap_err().kind(),
+        uv::Category::ClosedHandle
+    );
+}
