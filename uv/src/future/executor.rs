@@ -74,9 +74,6 @@ pub(crate) struct Local {
     idle_on: Cell<bool>,
     main_woken: Cell<bool>,
     in_block_on: Cell<bool>,
-    /// `block_on` is polling its future: a wake of it now comes from the poll
-    /// itself (outside `uv_run`), which `block_on` sees when the poll returns.
-    polling_main: Cell<bool>,
     /// Check phases run (one per loop iteration): `block_on` counts the iterations
     /// of each `uv_run`.
     checks: Cell<u64>,
@@ -217,16 +214,10 @@ impl Local {
         if key == MAIN {
             // Only while `block_on` runs (a stray wake of an earlier one's waker
             // changes nothing): `uv_stop` ends its `uv_run` after this iteration,
-            // without blocking. Not for a wake made while `block_on` polls the
-            // future (it woke itself, `uv_run` is not on the stack): a stop set
-            // before `uv_run` makes it return without an iteration, so a future
-            // that yields until a callback ran would spin with no callback ever
-            // run; `block_on` runs one non-blocking iteration for it instead.
+            // without blocking.
             if self.in_block_on.get() {
                 self.main_woken.set(true);
-                if !self.polling_main.get() {
-                    self.stop_loop();
-                }
+                self.stop_loop();
             }
             return;
         }
@@ -457,7 +448,6 @@ pub(crate) fn executor(lp: &LoopHandle) -> Result<Rc<Executor>> {
         idle_on: Cell::new(false),
         main_woken: Cell::new(false),
         in_block_on: Cell::new(false),
-        polling_main: Cell::new(false),
         checks: Cell::new(0),
         raw_loop: Cell::new(raw_loop),
         shut: Cell::new(false),
@@ -758,7 +748,6 @@ impl Loop {
             fn drop(&mut self) {
                 self.0.in_block_on.set(false);
                 self.0.main_woken.set(false);
-                self.0.polling_main.set(false);
             }
         }
         exec.wakeup.ref_()?;
@@ -771,15 +760,24 @@ impl Loop {
         let mut gap = 0;
         loop {
             if local.main_woken.replace(false) {
-                local.polling_main.set(true);
-                let polled = future.as_mut().poll(&mut cx);
-                local.polling_main.set(false);
-                if let Poll::Ready(v) = polled {
+                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                     return Ok(v);
                 }
                 let now = local.checks.get();
                 gap = now.wrapping_sub(polled_at);
                 polled_at = now;
+                if local.main_woken.get() {
+                    // The future woke itself while polled (`yield_now`): its wake
+                    // stopped the loop, with `uv_run` not on the stack, and a
+                    // `uv_run` entered with the stop flag set returns at once
+                    // (clearing it) without an iteration. That run is made, then
+                    // one iteration that does not block (due callbacks, no wait
+                    // for I/O), so that the loop's callbacks run between such
+                    // polls instead of never.
+                    self.run(RunMode::NoWait)?;
+                    self.run(RunMode::NoWait)?;
+                    continue;
+                }
             }
             // A wake of the future stops the loop (`uv_stop`: the iteration in
             // progress completes, then `uv_run` returns without blocking). A future
@@ -787,12 +785,7 @@ impl Loop {
             // every few iterations gets a run until its wake (`Default`, dearer to
             // enter as it runs due timers first, but entered once for several
             // iterations). The referenced async handle keeps the loop alive.
-            // A future that woke itself while polled (`yield_now`) gets one
-            // iteration that does not block (`NoWait`: its callbacks, no wait for
-            // I/O), then its next poll.
-            let mode = if local.main_woken.get() {
-                RunMode::NoWait
-            } else if gap <= 1 {
+            let mode = if gap <= 1 {
                 RunMode::Once
             } else {
                 RunMode::Default
