@@ -1452,3 +1452,79 @@ fn wrappers_used_after_their_loop_is_dropped() {
         uv::Category::ClosedHandle
     );
 }
+
+/// A value whose Drop panics with `Provoked(name)`.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        provoke(self.0);
+    }
+}
+
+/// `PanicOnDrop` for a value that must be `Send` (a `bytes::Bytes` owner).
+struct PanicOnDropSend(&'static str);
+
+impl Drop for PanicOnDropSend {
+    fn drop(&mut self) {
+        provoke(self.0);
+    }
+}
+
+/// A handle request that libuv refuses (a second `shutdown`: `ENOTCONN`) whose
+/// callback's capture panics when dropped: the panic comes out of the call (no C
+/// frame is in between), and the request's memory, data and handle reference are
+/// given back all the same: the handle closes and is freed with its loop
+/// (valgrind: nothing definitely lost).
+#[test]
+fn a_refused_handle_request_whose_callback_panics_on_drop_leaks_nothing() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let first = Rc::new(Cell::new(0usize));
+    let f = first.clone();
+    a.shutdown(move |_, r| {
+        r.unwrap();
+        f.set(f.get() + 1);
+    })
+    .unwrap();
+    let boom = PanicOnDrop("refused shutdown");
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        a.shutdown(move |_, _| {
+            let _keep = &boom;
+            unreachable!("a refused request's callback never runs");
+        })
+    }));
+    let payload = r.expect_err("the capture's drop panicked");
+    assert_eq!(provoked(&*payload), Some("refused shutdown"));
+    // A write after the shutdown (`EPIPE`) whose callback and data both panic
+    // when dropped: the first panic comes out, the second is dropped, nothing is
+    // kept.
+    struct Owner(Vec<u8>, #[allow(dead_code)] PanicOnDropSend);
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    let data = bytes::Bytes::from_owner(Owner(vec![5; 100], PanicOnDropSend("refused data")));
+    let boom = PanicOnDrop("refused write");
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        a.write(data, move |_, _| {
+            let _keep = &boom;
+            unreachable!("a refused request's callback never runs");
+        })
+    }));
+    let payload = r.expect_err("the drops panicked");
+    assert_eq!(provoked(&*payload), Some("refused write"));
+    // The stream still works and closes as usual.
+    run_until(&lp, || first.get() == 1);
+    let kept = a.clone();
+    a.close();
+    b.close();
+    drop(a);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(first.get(), 1);
+    assert!(kept.is_closed());
+    drop(kept);
+    assert_eq!(lp.handle_count(), 0);
+}
