@@ -190,6 +190,11 @@ where
 /// and gives the memory back. Returns the error (not a `Result`, so that the
 /// caller's `Ok` is a constant, not a value read back from where this wrote).
 ///
+/// The callback's captures and the data may run user Drop code that panics: each
+/// is dropped under a guard of its own, the memory and the handle reference go
+/// back all the same, then the first panic goes on to the caller (no C frame is in
+/// between: this runs in the call that started the request).
+///
 /// # Safety
 /// `p` is a ReqBox written by `submit_named` that libuv does not hold.
 #[cold]
@@ -200,21 +205,37 @@ unsafe fn refused<R, K, C, D, N>(
     rc: i32,
     op: &'static str,
 ) -> crate::error::Error {
-    // SAFETY: per the contract; each field is dropped once; the handle reference,
-    // which keeps the slab's count that covers the memory, goes last, after the
-    // memory went back.
-    unsafe {
-        ManuallyDrop::drop(&mut (*p).cb);
+    // SAFETY: per the contract; each field is dropped once (a drop that unwinds
+    // is not retried: the value is gone either way); the handle reference, which
+    // keeps the slab's count that covers the memory, goes last, after the memory
+    // went back.
+    let (cb_panic, data_panic) = unsafe {
+        let cb_panic =
+            std::panic::catch_unwind(AssertUnwindSafe(|| ManuallyDrop::drop(&mut (*p).cb))).err();
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).name));
-        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data));
+        let data_panic = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data))
+        }))
+        .err();
         let handle = std::ptr::addr_of!((*p).handle).read();
         slab.as_ref().free_uncounted(
             NonNull::new_unchecked(p.cast()),
             Layout::new::<ReqBox<R, K, C, D, N>>(),
         );
         drop(handle);
+        (cb_panic, data_panic)
+    };
+    match (cb_panic, data_panic) {
+        (None, None) => crate::error::Error::from_raw(rc, op),
+        (Some(first), second) => {
+            // A second payload is dropped here (its own Drop may panic too).
+            if let Some(second) = second {
+                crate::callback::drop_quietly(second);
+            }
+            std::panic::resume_unwind(first)
+        }
+        (None, Some(only)) => std::panic::resume_unwind(only),
     }
-    crate::error::Error::from_raw(rc, op)
 }
 
 /// The most a callback captures for [`done`] to keep a failed request's call of

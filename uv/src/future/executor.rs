@@ -766,6 +766,18 @@ impl Loop {
                 let now = local.checks.get();
                 gap = now.wrapping_sub(polled_at);
                 polled_at = now;
+                if local.main_woken.get() {
+                    // The future woke itself while polled (`yield_now`): its wake
+                    // stopped the loop, with `uv_run` not on the stack, and a
+                    // `uv_run` entered with the stop flag set returns at once
+                    // (clearing it) without an iteration. That run is made, then
+                    // one iteration that does not block (due callbacks, no wait
+                    // for I/O), so that the loop's callbacks run between such
+                    // polls instead of never.
+                    self.run(RunMode::NoWait)?;
+                    self.run(RunMode::NoWait)?;
+                    continue;
+                }
             }
             // A wake of the future stops the loop (`uv_stop`: the iteration in
             // progress completes, then `uv_run` returns without blocking). A future
