@@ -263,7 +263,10 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
         read_start_with(self, allocator, callback)
     }
 
-    /// Stops reading (`uv_read_stop`). A no-op on a closed stream.
+    /// Stops reading (`uv_read_stop`) and drops the read callback (with what it
+    /// captured; called from inside it, once it returns): a later
+    /// [`read_start`](Stream::read_start) gives the next one. A no-op on a closed
+    /// stream.
     fn read_stop(&self) -> Result<()> {
         read_stop(self)
     }
@@ -1068,7 +1071,19 @@ pub fn read_stop<K: StreamKind>(s: &K) -> Result<()> {
         return Ok(());
     };
     // SAFETY: the stream is open.
-    check(unsafe { sys::uv_read_stop(raw) }, "uv_read_stop")
+    check(unsafe { sys::uv_read_stop(raw) }, "uv_read_stop")?;
+    // The read callback will not be called again (a `read_start` gives a new one):
+    // it is dropped, with what it holds. Replaced by one that does nothing, rather
+    // than taken: inside the read callback, the slot is empty while the callback
+    // runs, and a filled slot is what makes the call drop it afterwards instead of
+    // putting it back. Zero-sized, the replacement needs no memory.
+    let slots = K::stream_slots(s.typed().slots());
+    slots.read.set(
+        slots
+            .read
+            .callback(|_: &K, _: Result<&[u8]>| {}, |p| p, call_read::<K, _>),
+    );
+    Ok(())
 }
 
 /// The open stream's libuv struct, checked for `uv_write`: not listening, not in a
