@@ -684,3 +684,31 @@ fn a_task_woken_many_times_from_another_thread_is_queued_once() {
     lp.block_on(task).unwrap().unwrap();
     assert_eq!(polls.get(), 2, "one poll for all the wakes");
 }
+
+/// A future that wakes itself in the poll that completes it leaves the loop as it
+/// was: the next `run` runs the due timer (a stop left set by the wake would make
+/// that `run` return at once, with nothing run), and `block_on` again works alike.
+#[test]
+fn a_wake_in_the_last_poll_leaves_the_next_run_whole() {
+    let lp = Loop::new().unwrap();
+    for round in 0..2 {
+        let fired = Rc::new(Cell::new(false));
+        let f = fired.clone();
+        let t = uv::Timer::new(&lp).unwrap();
+        t.start(Duration::ZERO, Duration::ZERO, move |t| {
+            f.set(true);
+            t.close();
+        })
+        .unwrap();
+        let v = lp
+            .block_on(std::future::poll_fn(|cx| {
+                cx.waker().wake_by_ref();
+                Poll::Ready(round)
+            }))
+            .unwrap();
+        assert_eq!(v, round);
+        assert!(!fired.get(), "block_on returned before running the loop");
+        assert!(!lp.run(RunMode::Default).unwrap());
+        assert!(fired.get(), "the timer ran in round {round}");
+    }
+}

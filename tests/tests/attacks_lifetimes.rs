@@ -468,21 +468,10 @@ fn read_chunks_beside_a_trading_wrapper_keep_every_byte() {
 }
 
 /// A user's `read_stop` on a clone of the stream under a waiting `AsyncStream`:
-/// the wrapper's read waits for ever.
-///
-/// FINDING (hang): `ReadState::start` (uv/src/future/io.rs) keeps `reading` true
-/// after a `read_stop` made through another value of the handle: the read
-/// callback, and the `ReadGuard` whose drop would clear the flag and wake the
-/// task, stay in the slot (`stream::read_stop` only calls `uv_read_stop`), so
-/// `poll_read` goes on answering `Pending` (its fast path tests `reading`), and
-/// the task is never woken though bytes arrive: the loop ends with the task
-/// pending (under `block_on`, it blocks for ever). `ReadGuard`'s comment says the
-/// handle drops its callback when it "stops reading", which `read_stop` does not
-/// do. Same for `ReadChunks`. Either `read_stop` should drop the read callback
-/// (waking the wrapper, which restarts reading or reports it), or the wrapper
-/// should check libuv's reading flag before waiting.
+/// the stop drops the wrapper's read callback, which wakes the waiting task; its
+/// next poll starts reading again and gets the bytes (it used to wait for ever:
+/// the callback stayed in its slot, so the wrapper still thought it was reading).
 #[test]
-#[ignore = "finding: a read_stop through a clone leaves a waiting AsyncStream pending for ever"]
 fn read_stop_on_a_clone_under_a_waiting_wrapper() {
     let lp = Loop::new().unwrap();
     let (p, mut peer) = pipe_and_std(&lp);

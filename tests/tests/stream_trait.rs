@@ -237,3 +237,50 @@ fn write_counted_reports_the_bytes_written_before_an_error() {
     );
     assert!(n > 0 && n < BIG, "{n} bytes written of {BIG}");
 }
+
+/// `read_stop` drops the read callback and what it captured, whether it is called
+/// from outside or from inside the callback (then once the callback returned); a
+/// later `read_start` reads with the new callback.
+#[test]
+fn read_stop_drops_the_read_callback() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let token = Rc::new(());
+    // From outside: dropped at once.
+    let t = token.clone();
+    b.read_start(move |_, _| {
+        let _ = &t;
+    })
+    .unwrap();
+    assert_eq!(Rc::strong_count(&token), 2);
+    b.read_stop().unwrap();
+    assert_eq!(Rc::strong_count(&token), 1, "dropped by read_stop");
+    // From inside: the callback runs to its end, then is dropped.
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let (t, g) = (token.clone(), got.clone());
+    b.read_start(move |s, r| {
+        g.borrow_mut().extend_from_slice(r.unwrap());
+        s.read_stop().unwrap();
+        // Still alive here: the call holds it.
+        assert_eq!(Rc::strong_count(&t), 2);
+    })
+    .unwrap();
+    a.write(b"one".to_vec(), |_, r| r.unwrap()).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&got.borrow()[..], b"one");
+    assert_eq!(Rc::strong_count(&token), 1, "dropped after the call");
+    // A new read_start reads on with its own callback.
+    let g = got.clone();
+    b.read_start(move |s, r| {
+        g.borrow_mut().extend_from_slice(r.unwrap());
+        s.close();
+    })
+    .unwrap();
+    a.write(b"two".to_vec(), |a, r| {
+        r.unwrap();
+        a.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&got.borrow()[..], b"onetwo");
+}

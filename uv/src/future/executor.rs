@@ -217,7 +217,15 @@ impl Local {
             // without blocking.
             if self.in_block_on.get() {
                 self.main_woken.set(true);
-                self.stop_loop();
+                // Only from inside `uv_run`: a stop set outside it (the future
+                // woke itself while polled, or a wake during the poll that
+                // completes it) would stay set, and the next `uv_run` (of this
+                // `block_on`, or the caller's next `run`) would return at once,
+                // clearing it, without an iteration. `block_on` sees
+                // `main_woken` when the poll returns.
+                if self.loop_running() {
+                    self.stop_loop();
+                }
             }
             return;
         }
@@ -232,6 +240,17 @@ impl Local {
         if let Some(task) = task {
             self.schedule(task);
         }
+    }
+
+    /// Whether the executor's loop is running (`uv_run` on the stack).
+    #[inline]
+    fn loop_running(&self) -> bool {
+        let raw = self.raw_loop.get();
+        // SAFETY: a non-null pointer names the executor's loop, open until
+        // teardown, which clears the pointer (`shutdown`) before it closes the
+        // loop; an open loop's `data` is its shared state's (`Rc::as_ptr`, kept
+        // alive by the loop's owner).
+        !raw.is_null() && unsafe { (*(*raw).data.cast::<crate::loop_::LoopShared>()).is_running() }
     }
 
     /// `uv_stop` on the loop (a no-op once the executor shut down).
@@ -767,14 +786,10 @@ impl Loop {
                 gap = now.wrapping_sub(polled_at);
                 polled_at = now;
                 if local.main_woken.get() {
-                    // The future woke itself while polled (`yield_now`): its wake
-                    // stopped the loop, with `uv_run` not on the stack, and a
-                    // `uv_run` entered with the stop flag set returns at once
-                    // (clearing it) without an iteration. That run is made, then
-                    // one iteration that does not block (due callbacks, no wait
-                    // for I/O), so that the loop's callbacks run between such
-                    // polls instead of never.
-                    self.run(RunMode::NoWait)?;
+                    // The future woke itself while polled (`yield_now`): one
+                    // iteration that does not block (due callbacks, no wait for
+                    // I/O) before the next poll, so that the loop's callbacks run
+                    // between such polls instead of never.
                     self.run(RunMode::NoWait)?;
                     continue;
                 }
