@@ -391,6 +391,56 @@ fn write_futures_on_two_streams_each_get_their_own_result() {
     assert_eq!(got, want);
 }
 
+/// A write future polled again after it resolved answers `EINVAL` (it does not
+/// wait, and does not repeat its result); a write refused at submission (here
+/// after a shutdown, while an earlier write is in flight) resolves to its own
+/// error and leaves the write before it alone.
+#[test]
+fn write_futures_polled_after_their_result_answer_einval() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut first = uvf::write(&a, "first");
+    let sd = uvf::shutdown(&a);
+    let mut late = uvf::write(&a, "late");
+    // Refused: its error at once, then EINVAL.
+    let refused = match std::pin::Pin::new(&mut late).poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap_err(),
+        Poll::Pending => panic!("a refused write waited"),
+    };
+    assert_ne!(refused.code(), StatusCode::EINVAL, "{refused:?}");
+    match std::pin::Pin::new(&mut late).poll(&mut cx) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), StatusCode::EINVAL),
+        other => panic!("expected EINVAL, got {other:?}"),
+    }
+    assert!(format!("{late:?}").contains("pending: false"), "{late:?}");
+    // The write in flight before it completes as usual.
+    assert!(format!("{first:?}").contains("pending: true"), "{first:?}");
+    lp.block_on(&mut first).unwrap().unwrap();
+    match std::pin::Pin::new(&mut first).poll(&mut cx) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), StatusCode::EINVAL),
+        other => panic!("expected EINVAL, got {other:?}"),
+    }
+    lp.block_on(sd).unwrap().unwrap();
+    let got = lp
+        .block_on(async {
+            let mut all = Vec::new();
+            let mut rd = uvf::read_chunks(b.clone());
+            while let Some(c) = rd.next().await {
+                all.extend(c.unwrap());
+            }
+            all
+        })
+        .unwrap();
+    assert_eq!(got, b"first");
+    a.close();
+    b.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 /// A task woken by a read is polled in that iteration's check phase (no idle
 /// handle needed for that wake), and a task it wakes then (here itself, through
 /// `yield_now`) is polled in the next iteration's idle phase, before its prepare

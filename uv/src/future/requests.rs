@@ -270,15 +270,12 @@ fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
         Ok(()) => {
             let seq = writes.submitted.get() + 1;
             writes.submitted.set(seq);
-            WriteFuture {
-                state: WriteState::Pending(writes, seq),
-            }
+            WriteFuture { writes, seq }
         }
         Err(e) => {
             writes.refused();
-            WriteFuture {
-                state: WriteState::Over(Some(Box::new(e))),
-            }
+            drop(writes);
+            WriteFuture::refused(e)
         }
     }
 }
@@ -443,20 +440,25 @@ impl StreamWrites {
     #[inline]
     fn result(&self, seq: u64) -> Result<()> {
         if self.has_errors.get() {
-            self.take_error(seq)
-        } else {
-            Ok(())
+            // The error comes boxed (a pointer in a register): the common path
+            // then builds `Ok(())` where its caller tests it, with no copy of an
+            // error-sized result through memory.
+            if let Some(e) = self.take_error(seq) {
+                return Err(*e);
+            }
         }
+        Ok(())
     }
 
     #[cold]
     #[inline(never)]
-    fn take_error(&self, seq: u64) -> Result<()> {
+    fn take_error(&self, seq: u64) -> Option<Box<Error>> {
         let mut errs = self.errors.borrow_mut();
-        let r = match errs.iter().position(|(s, _)| *s == seq) {
-            Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
-            None => Ok(()),
-        };
+        let r = errs
+            .iter()
+            .position(|(s, _)| *s == seq)
+            .and_then(|i| errs.remove(i))
+            .map(|(_, e)| Box::new(e));
         self.has_errors.set(!errs.is_empty());
         r
     }
@@ -484,17 +486,19 @@ impl Drop for StreamWrites {
 }
 
 /// The future of [`write()`].
+///
+/// Two words: the tracker of its stream's writes and the write's number. A write
+/// libuv refused has a tracker of its own, which holds the error as its one
+/// completed write's. Resolved, the number is [`WRITE_OVER`]: the future then
+/// holds nothing but the reference, so that dropping it is one count.
 pub struct WriteFuture {
-    state: WriteState,
+    writes: Rc<StreamWrites>,
+    seq: u64,
 }
 
-/// Two words: a write in flight is its stream's tracker and its number; the rare
-/// submission error is boxed.
-enum WriteState {
-    Pending(Rc<StreamWrites>, u64),
-    /// Resolved, or the submission's error for the first poll.
-    Over(Option<Box<Error>>),
-}
+/// The number of a resolved write future: above any count of completed writes,
+/// so that the ready test of `poll` fails for it (the slow path answers).
+const WRITE_OVER: u64 = u64::MAX;
 
 // A batch of writes keeps one future per write alive: they stay two words.
 #[cfg(target_pointer_width = "64")]
@@ -503,7 +507,7 @@ const _: () = assert!(std::mem::size_of::<WriteFuture>() == 16);
 impl std::fmt::Debug for WriteFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteFuture")
-            .field("pending", &matches!(self.state, WriteState::Pending(..)))
+            .field("pending", &(self.seq != WRITE_OVER))
             .finish()
     }
 }
@@ -514,30 +518,50 @@ impl Future for WriteFuture {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        if let WriteState::Pending(w, seq) = &this.state {
-            if w.completed.get() < *seq {
-                w.register(cx);
-                return Poll::Pending;
-            }
-            let r = w.result(*seq);
-            this.state = WriteState::Over(None);
+        let seq = this.seq;
+        if seq <= this.writes.completed.get() {
+            let r = this.writes.result(seq);
+            this.seq = WRITE_OVER;
             return Poll::Ready(r);
         }
-        Poll::Ready(Err(this.over()))
+        match this.not_done(cx) {
+            None => Poll::Pending,
+            Some(e) => Poll::Ready(Err(*e)),
+        }
     }
 }
 
 impl WriteFuture {
-    /// Polled with no write in flight: the submission's error, then `EINVAL`.
+    /// The future of a write libuv refused with `e`: a tracker of its own, with
+    /// one write, completed with `e` (no stream, nothing in flight).
     #[cold]
     #[inline(never)]
-    fn over(&mut self) -> Error {
-        if let WriteState::Over(e) = &mut self.state {
-            if let Some(e) = e.take() {
-                return *e;
-            }
+    fn refused(e: Error) -> WriteFuture {
+        let writes = Rc::new(StreamWrites {
+            handle: std::cell::Cell::new(None),
+            key: std::cell::Cell::new(std::ptr::null_mut()),
+            keep: std::cell::Cell::new(None),
+            submitted: std::cell::Cell::new(1),
+            completed: std::cell::Cell::new(1),
+            errors: std::cell::RefCell::new([(1, e)].into()),
+            has_errors: std::cell::Cell::new(true),
+            wakers: Default::default(),
+            waiting: std::cell::Cell::new(false),
+        });
+        WriteFuture { writes, seq: 1 }
+    }
+
+    /// Polled with its write still in flight (`None`: the task waits), or
+    /// resolved already (`EINVAL`). The error comes boxed, as in
+    /// [`StreamWrites::result`].
+    #[cold]
+    #[inline(never)]
+    fn not_done(&mut self, cx: &mut Context<'_>) -> Option<Box<Error>> {
+        if self.seq == WRITE_OVER {
+            return Some(Box::new(Error::new(crate::StatusCode::EINVAL, "poll")));
         }
-        Error::new(crate::StatusCode::EINVAL, "poll")
+        self.writes.register(cx);
+        None
     }
 }
 
