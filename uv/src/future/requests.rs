@@ -259,8 +259,7 @@ impl WriteSource for WriteData {
 /// [`write()`] of `data` once its kind is sorted out.
 #[inline(always)]
 fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
-    let handle: &crate::Handle = stream;
-    let writes = StreamWrites::for_handle(handle);
+    let writes = StreamWrites::for_stream(stream);
     let w = Rc::as_ptr(&writes);
     // SAFETY: the tracker keeps itself alive while writes are in flight
     // (`keep`), this one among them once it is submitted: its callback runs
@@ -284,15 +283,15 @@ fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
 /// writes in the order they were made, so a count of completed writes (and the
 /// few errors) tells each write future its result, with no allocation per write
 /// (the write's callback holds a reference to this and nothing else).
-/// One is shared by the writes made one after another on a stream; it holds a
-/// reference to the stream while writes are in flight (as their requests do), so
-/// that the address it is found by names no other stream meanwhile, and one to
+/// One is shared by the writes made one after another on a stream, which finds
+/// it in its slots while writes are in flight; it then holds a reference to the
+/// stream (as their requests do), so that the slots outlive it there, and one to
 /// itself, so that the writes' callbacks need none of their own.
-struct StreamWrites {
+pub(crate) struct StreamWrites {
     handle: std::cell::Cell<Option<crate::Handle>>,
-    /// The address of the stream's libuv struct while `handle` holds it (null
-    /// after): what `for_handle` compares.
-    key: std::cell::Cell<*mut crate::sys::uv_handle_t>,
+    /// The stream's cell that names this tracker while `handle` holds the stream
+    /// (null after, or for a refused write's own tracker).
+    slot: std::cell::Cell<*const std::cell::Cell<*const StreamWrites>>,
     /// This tracker, from its first write until none is in flight (set by
     /// `new_for`, taken by the last completion or by a refused first write).
     keep: std::cell::Cell<Option<Rc<StreamWrites>>>,
@@ -314,44 +313,35 @@ struct StreamWrites {
 /// Errors kept for write futures that have not taken them.
 const WRITE_ERRORS_MAX: usize = 1024;
 
-thread_local! {
-    /// The tracker used last on this thread, or null: a tracker clears it when it
-    /// goes (`Drop`), so a non-null pointer names a live tracker. (A plain pointer:
-    /// a thread-local that needs dropping would register a destructor.)
-    static LAST_WRITES: std::cell::Cell<*const StreamWrites> =
-        const { std::cell::Cell::new(std::ptr::null()) };
-}
-
 impl StreamWrites {
-    /// The live tracker of `handle`'s writes (the last one used, when it is this
-    /// stream's and has writes in flight), or a new one.
-    #[inline]
-    fn for_handle(handle: &crate::Handle) -> Rc<StreamWrites> {
-        let last = LAST_WRITES
-            .try_with(|c| c.get())
-            .unwrap_or(std::ptr::null());
-        if !last.is_null() {
-            // SAFETY: a non-null pointer in the cache is a live tracker (its Drop
-            // clears the cache), made by `Rc::new` below on this thread.
-            let w = unsafe { &*last };
-            if w.key.get() == handle.raw_struct() {
-                // SAFETY: as above; the new count is owned by the returned Rc.
-                return unsafe {
-                    Rc::increment_strong_count(last);
-                    Rc::from_raw(last)
-                };
-            }
+    /// The tracker of `stream`'s writes in flight (from its slots), or a new one.
+    #[inline(always)]
+    fn for_stream<S: Stream>(stream: &S) -> Rc<StreamWrites> {
+        let cell = S::stream_slots(stream.typed().slots()).writes();
+        let p = cell.get();
+        if !p.is_null() {
+            // SAFETY: a non-null pointer in the cell is a live tracker: it was made
+            // by `Rc::new` in `new_for`, which set the cell, and keeps itself alive
+            // (`keep`) until `idle` clears the cell. The new count is owned by the
+            // returned Rc.
+            return unsafe {
+                Rc::increment_strong_count(p);
+                Rc::from_raw(p)
+            };
         }
-        Self::new_for(handle)
+        Self::new_for(stream, cell)
     }
 
-    /// A new tracker for `handle`, now the cached one.
+    /// A new tracker for `stream`, whose cell `cell` (in its slots) now names it.
     #[cold]
     #[inline(never)]
-    fn new_for(handle: &crate::Handle) -> Rc<StreamWrites> {
+    fn new_for(
+        stream: &crate::Handle,
+        cell: &std::cell::Cell<*const StreamWrites>,
+    ) -> Rc<StreamWrites> {
         let w = Rc::new(StreamWrites {
-            handle: std::cell::Cell::new(Some(handle.clone())),
-            key: std::cell::Cell::new(handle.raw_struct()),
+            handle: std::cell::Cell::new(Some(stream.clone())),
+            slot: std::cell::Cell::new(cell),
             keep: std::cell::Cell::new(None),
             submitted: std::cell::Cell::new(0),
             completed: std::cell::Cell::new(0),
@@ -360,7 +350,7 @@ impl StreamWrites {
             wakers: Default::default(),
             waiting: std::cell::Cell::new(false),
         });
-        let _ = LAST_WRITES.try_with(|c| c.set(Rc::as_ptr(&w)));
+        cell.set(Rc::as_ptr(&w));
         w.keep.set(Some(w.clone()));
         w
     }
@@ -401,7 +391,12 @@ impl StreamWrites {
     #[cold]
     #[inline(never)]
     fn idle(&self) -> Option<Rc<StreamWrites>> {
-        self.key.set(std::ptr::null_mut());
+        let slot = self.slot.replace(std::ptr::null());
+        if !slot.is_null() {
+            // SAFETY: the cell is in the slots of the stream `handle` still holds
+            // (dropped below), so alive.
+            unsafe { (*slot).set(std::ptr::null()) };
+        }
         drop(self.handle.take());
         self.keep.take()
     }
@@ -474,17 +469,6 @@ impl StreamWrites {
     }
 }
 
-impl Drop for StreamWrites {
-    fn drop(&mut self) {
-        let me: *const StreamWrites = self;
-        let _ = LAST_WRITES.try_with(|c| {
-            if c.get() == me {
-                c.set(std::ptr::null());
-            }
-        });
-    }
-}
-
 /// The future of [`write()`].
 ///
 /// Two words: the tracker of its stream's writes and the write's number. A write
@@ -539,7 +523,7 @@ impl WriteFuture {
     fn refused(e: Error) -> WriteFuture {
         let writes = Rc::new(StreamWrites {
             handle: std::cell::Cell::new(None),
-            key: std::cell::Cell::new(std::ptr::null_mut()),
+            slot: std::cell::Cell::new(std::ptr::null()),
             keep: std::cell::Cell::new(None),
             submitted: std::cell::Cell::new(1),
             completed: std::cell::Cell::new(1),
