@@ -259,30 +259,30 @@ impl WriteSource for WriteData {
 /// [`write()`] of `data` once its kind is sorted out.
 #[inline(always)]
 fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
-    let writes = StreamWrites::for_stream(stream);
-    let w = Rc::as_ptr(&writes);
-    // SAFETY: the tracker keeps itself alive while writes are in flight
-    // (`keep`), this one among them once it is submitted: its callback runs
-    // once, before the tracker counts it completed. (Not submitted, the callback
-    // is dropped unrun.)
-    match data.write_to(stream, move |_, r| unsafe { StreamWrites::complete(w, r) }) {
+    // The callback finds the tracker where the write future found it, in the
+    // stream's slots (so that it captures nothing).
+    // SAFETY: the callback runs once, when its write completes: after this
+    // function counted the write as submitted to the tracker the stream's cell
+    // then names (`for_stream` below: libuv never runs a write callback from
+    // `uv_write`), and before that tracker counts it completed, so while the cell
+    // still names it (it is cleared when the last write in flight completes).
+    // Not submitted, the callback is dropped unrun.
+    let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
+    match data.write_to(stream, done) {
         Ok(()) => {
+            let writes = StreamWrites::for_stream(stream);
             let seq = writes.submitted.get() + 1;
             writes.submitted.set(seq);
             WriteFuture { writes, seq }
         }
-        Err(e) => {
-            writes.refused();
-            drop(writes);
-            WriteFuture::refused(e)
-        }
+        Err(e) => WriteFuture::refused(e),
     }
 }
 
 /// The writes of one stream whose futures are alive: libuv completes a stream's
 /// writes in the order they were made, so a count of completed writes (and the
 /// few errors) tells each write future its result, with no allocation per write
-/// (the write's callback holds a reference to this and nothing else).
+/// (the write's callback finds it in the stream's slots and captures nothing).
 /// One is shared by the writes made one after another on a stream, which finds
 /// it in its slots while writes are in flight; it then holds a reference to the
 /// stream (as their requests do), so that the slots outlive it there, and one to
@@ -314,6 +314,13 @@ pub(crate) struct StreamWrites {
 const WRITE_ERRORS_MAX: usize = 1024;
 
 impl StreamWrites {
+    /// The tracker `stream`'s cell names: null when no write made through one is
+    /// in flight.
+    #[inline(always)]
+    fn of<S: Stream>(stream: &S) -> *const StreamWrites {
+        S::stream_slots(stream.typed().slots()).writes().get()
+    }
+
     /// The tracker of `stream`'s writes in flight (from its slots), or a new one.
     #[inline(always)]
     fn for_stream<S: Stream>(stream: &S) -> Rc<StreamWrites> {
@@ -363,23 +370,41 @@ impl StreamWrites {
     /// while writes are in flight).
     #[inline]
     unsafe fn complete(this: *const StreamWrites, r: Result<()>) {
+        // SAFETY: the caller's contract; the tracker's own reference to itself
+        // may go only in `last`, after this reference's last use.
+        let w = unsafe { &*this };
+        let seq = w.completed.get() + 1;
+        w.completed.set(seq);
+        if let Err(e) = r {
+            w.failed(seq, e);
+        }
+        if seq == w.submitted.get() {
+            // SAFETY: the caller's contract.
+            return unsafe { Self::last(this) };
+        }
+        // (Tested after the count, so that the write's number is not kept
+        // across the call.)
+        if w.waiting.get() {
+            w.wake();
+        }
+    }
+
+    /// The last write in flight of the tracker at `this` completed: its waiting
+    /// tasks are woken, then it goes idle.
+    ///
+    /// # Safety
+    /// As [`complete`](Self::complete).
+    #[cold]
+    #[inline(never)]
+    unsafe fn last(this: *const StreamWrites) {
         let kept = {
-            // SAFETY: the caller's contract; the reference ends before the tracker's
-            // own reference to itself may go.
+            // SAFETY: the caller's contract; the reference ends before the
+            // tracker's own reference to itself may go.
             let w = unsafe { &*this };
-            let seq = w.completed.get() + 1;
-            w.completed.set(seq);
-            if let Err(e) = r {
-                w.failed(seq, e);
-            }
             if w.waiting.get() {
                 w.wake();
             }
-            if seq == w.submitted.get() {
-                w.idle()
-            } else {
-                None
-            }
+            w.idle()
         };
         // May drop the tracker: no reference to it is alive here.
         drop(kept);
@@ -399,15 +424,6 @@ impl StreamWrites {
         }
         drop(self.handle.take());
         self.keep.take()
-    }
-
-    /// A write was refused: a new tracker with nothing in flight lets go.
-    #[cold]
-    #[inline(never)]
-    fn refused(&self) {
-        if self.completed.get() == self.submitted.get() {
-            drop(self.idle());
-        }
     }
 
     /// Keeps write `seq`'s error for its future.
