@@ -441,6 +441,37 @@ fn write_futures_polled_after_their_result_answer_einval() {
     lp.run(uv::RunMode::Default).unwrap();
 }
 
+/// A write that completed stays `Ok` when a later write on its stream failed
+/// first (the failure kept for its own future), and each gets its own result.
+#[test]
+fn a_completed_write_stays_ok_after_a_later_one_failed() {
+    use std::io::Read;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pa = Pipe::new(&lp, false).unwrap();
+    pa.open(a).unwrap();
+    let first = uvf::write(&pa, "first");
+    // Both writes complete before either future is polled.
+    lp.run(uv::RunMode::Default).unwrap();
+    let mut got = [0u8; 5];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"first");
+    drop(peer);
+    let second = uvf::write(&pa, "second");
+    lp.run(uv::RunMode::Default).unwrap();
+    let (r1, r2) = lp
+        .block_on(async {
+            let r1 = first.await.map_err(|e| e.code());
+            let r2 = second.await.map_err(|e| e.code());
+            (r1, r2)
+        })
+        .unwrap();
+    assert_eq!(r1, Ok(()));
+    assert_eq!(r2, Err(StatusCode::EPIPE));
+    pa.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 /// A task woken by a read is polled in that iteration's check phase (no idle
 /// handle needed for that wake), and a task it wakes then (here itself, through
 /// `yield_now`) is polled in the next iteration's idle phase, before its prepare

@@ -447,29 +447,16 @@ impl StreamWrites {
         }
     }
 
-    /// Write `seq`'s result, once it completed.
-    #[inline]
-    fn result(&self, seq: u64) -> Result<()> {
-        if self.has_errors.get() {
-            // The error comes boxed (a pointer in a register): the common path
-            // then builds `Ok(())` where its caller tests it, with no copy of an
-            // error-sized result through memory.
-            if let Some(e) = self.take_error(seq) {
-                return Err(*e);
-            }
+    /// Write `seq`'s result, once it completed: its error if one is kept.
+    fn take_error(&self, seq: u64) -> Result<()> {
+        if !self.has_errors.get() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn take_error(&self, seq: u64) -> Option<Box<Error>> {
         let mut errs = self.errors.borrow_mut();
-        let r = errs
-            .iter()
-            .position(|(s, _)| *s == seq)
-            .and_then(|i| errs.remove(i))
-            .map(|(_, e)| Box::new(e));
+        let r = match errs.iter().position(|(s, _)| *s == seq) {
+            Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
+            None => Ok(()),
+        };
         self.has_errors.set(!errs.is_empty());
         r
     }
@@ -518,16 +505,14 @@ impl Future for WriteFuture {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        let seq = this.seq;
-        if seq <= this.writes.completed.get() {
-            let r = this.writes.result(seq);
+        // The common case alone: a completed write, no failed write kept. (One
+        // path that builds `Ok(())` where the caller tests it; the others' result
+        // comes from a call.)
+        if this.seq <= this.writes.completed.get() && !this.writes.has_errors.get() {
             this.seq = WRITE_OVER;
-            return Poll::Ready(r);
+            return Poll::Ready(Ok(()));
         }
-        match this.not_done(cx) {
-            None => Poll::Pending,
-            Some(e) => Poll::Ready(Err(*e)),
-        }
+        this.poll_slow(cx)
     }
 }
 
@@ -551,17 +536,22 @@ impl WriteFuture {
         WriteFuture { writes, seq: 1 }
     }
 
-    /// Polled with its write still in flight (`None`: the task waits), or
-    /// resolved already (`EINVAL`). The error comes boxed, as in
-    /// [`StreamWrites::result`].
+    /// `poll` but for a completed write with no failed write kept: the write in
+    /// flight (the task waits), a completed write's result when some failed, or
+    /// `EINVAL` once resolved.
     #[cold]
     #[inline(never)]
-    fn not_done(&mut self, cx: &mut Context<'_>) -> Option<Box<Error>> {
-        if self.seq == WRITE_OVER {
-            return Some(Box::new(Error::new(crate::StatusCode::EINVAL, "poll")));
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let seq = self.seq;
+        if seq == WRITE_OVER {
+            return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
         }
-        self.writes.register(cx);
-        None
+        if seq > self.writes.completed.get() {
+            self.writes.register(cx);
+            return Poll::Pending;
+        }
+        self.seq = WRITE_OVER;
+        Poll::Ready(self.writes.take_error(seq))
     }
 }
 
