@@ -225,12 +225,12 @@ pub fn connect_pipe(pipe: &Pipe, path: impl AsRef<Path>) -> HandleRequest {
 /// as done.
 #[inline]
 pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
-    // Converted before the tracker is looked up: the compiler then keeps the
-    // data's kind known down to the buffers (no dispatch on it per write).
+    // Converted first: the compiler then keeps the data's kind known down to
+    // the buffers (no dispatch on it per write).
     let data: WriteData = data.into();
     if let WriteData::Static(bytes) = data {
-        // Nothing to drop. Only the bytes' address and length are carried past
-        // the tracker's look-up (no `WriteData` value kept for it).
+        // Nothing to drop. Only the bytes' address and length are passed on (no
+        // `WriteData` value kept for them).
         std::mem::forget(data);
         return write_tracked(stream, bytes);
     }
@@ -264,8 +264,10 @@ fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
     // SAFETY: the callback runs once, when its write completes: after this
     // function counted the write as submitted to the tracker the stream's cell
     // then names (`for_stream` below: libuv never runs a write callback from
-    // `uv_write`), and before that tracker counts it completed, so while the cell
-    // still names it (it is cleared when the last write in flight completes).
+    // `uv_write`, it queues a finished write's callback for the loop's I/O
+    // phase, `uv__write_req_finish` on Unix, a pending request on Windows), and
+    // before that tracker counts it completed, so while the cell still names it
+    // (it is cleared when the last write in flight completes).
     // Not submitted, the callback is dropped unrun.
     let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
     match data.write_to(stream, done) {
@@ -293,7 +295,7 @@ pub(crate) struct StreamWrites {
     /// (null after, or for a refused write's own tracker).
     slot: std::cell::Cell<*const std::cell::Cell<*const StreamWrites>>,
     /// This tracker, from its first write until none is in flight (set by
-    /// `new_for`, taken by the last completion or by a refused first write).
+    /// `new_for`, taken by the last completion).
     keep: std::cell::Cell<Option<Rc<StreamWrites>>>,
     /// Writes submitted through this tracker (the last one's number).
     submitted: std::cell::Cell<u64>,
