@@ -472,6 +472,81 @@ fn a_completed_write_stays_ok_after_a_later_one_failed() {
     lp.run(uv::RunMode::Default).unwrap();
 }
 
+/// Bytes that arrive faster than an `AsyncStream` reader takes them (large reads
+/// that pile up behind one another, small ones after them) come out whole and in
+/// order through reads of many sizes, then the end of the stream.
+#[test]
+fn async_stream_reads_keep_order_when_large_reads_pile_up() {
+    use std::io::Write;
+    const LEN: usize = 3 << 20;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let writer = std::thread::spawn(move || {
+        let data = pattern(LEN);
+        peer.write_all(&data[..LEN - 1000]).unwrap();
+        for c in data[LEN - 1000..].chunks(10) {
+            peer.write_all(c).unwrap();
+        }
+    });
+    let got = lp
+        .block_on(async move {
+            let mut s = AsyncStream::new(p);
+            let sizes = [1usize, 70_000, 13, 200_000, 4096, 65_536, 100, 300_000];
+            let mut out = Vec::new();
+            for i in 0.. {
+                let mut buf = vec![0u8; sizes[i % sizes.len()]];
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            s.into_inner().close();
+            out
+        })
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == pattern(LEN), "the bytes differ");
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// As above, taken through `AsyncBufRead` (`fill_buf` and `consume` of part of
+/// each buffer).
+#[test]
+fn async_stream_buffered_reads_keep_order_when_large_reads_pile_up() {
+    use std::io::Write;
+    const LEN: usize = 3 << 20;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let writer = std::thread::spawn(move || peer.write_all(&pattern(LEN)).unwrap());
+    let got = lp
+        .block_on(async move {
+            let mut s = AsyncStream::new(p);
+            let mut out = Vec::new();
+            loop {
+                let buf = s.fill_buf().await.unwrap();
+                if buf.is_empty() {
+                    break;
+                }
+                let n = buf.len().min(50_000);
+                out.extend_from_slice(&buf[..n]);
+                s.consume_unpin(n);
+            }
+            s.into_inner().close();
+            out
+        })
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == pattern(LEN), "the bytes differ");
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 /// A task woken by a read is polled in that iteration's check phase (no idle
 /// handle needed for that wake), and a task it wakes then (here itself, through
 /// `yield_now`) is polled in the next iteration's idle phase, before its prepare
