@@ -547,6 +547,74 @@ fn async_stream_buffered_reads_keep_order_when_large_reads_pile_up() {
     lp.run(uv::RunMode::Default).unwrap();
 }
 
+thread_local! {
+    static WAKE_STREAM: std::cell::RefCell<Option<Pipe>> = const { std::cell::RefCell::new(None) };
+    static WAKE_MADE: std::cell::RefCell<Vec<uvf::WriteFuture>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A waker that makes a write on `WAKE_STREAM` when woken.
+struct WriteOnWake;
+
+impl std::task::Wake for WriteOnWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        WAKE_STREAM.with(|s| {
+            if let Some(p) = s.borrow().as_ref() {
+                let f = uvf::write(p, "second");
+                WAKE_MADE.with(|m| m.borrow_mut().push(f));
+            }
+        });
+    }
+}
+
+/// A waker woken by the completion of a stream's last write in flight that
+/// makes another write on that stream (user code, run from the completion):
+/// that write completes and resolves as usual, and the peer gets both.
+#[test]
+fn a_write_made_by_a_waker_run_from_a_completion_completes() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    WAKE_STREAM.with(|s| *s.borrow_mut() = Some(a.clone()));
+    let mut first = uvf::write(&a, "first");
+    let waker = Waker::from(std::sync::Arc::new(WriteOnWake));
+    let mut cx = Context::from_waker(&waker);
+    assert!(std::pin::Pin::new(&mut first).poll(&mut cx).is_pending());
+    lp.run(uv::RunMode::Default).unwrap();
+    WAKE_STREAM.with(|s| s.borrow_mut().take());
+    let mut made = WAKE_MADE.with(|m| std::mem::take(&mut *m.borrow_mut()));
+    assert_eq!(made.len(), 1);
+    let noop = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&noop);
+    match std::pin::Pin::new(&mut made[0]).poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("the write made by the waker did not complete"),
+    }
+    match std::pin::Pin::new(&mut first).poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("the first write did not complete"),
+    }
+    a.close();
+    let got = lp
+        .block_on(async {
+            let mut all = Vec::new();
+            let mut rd = uvf::read_chunks(b.clone());
+            while let Some(c) = rd.next().await {
+                all.extend(c.unwrap());
+            }
+            all
+        })
+        .unwrap();
+    assert_eq!(got, b"firstsecond");
+    b.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 /// A task woken by a read is polled in that iteration's check phase (no idle
 /// handle needed for that wake), and a task it wakes then (here itself, through
 /// `yield_now`) is polled in the next iteration's idle phase, before its prepare

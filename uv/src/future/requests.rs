@@ -392,7 +392,8 @@ impl StreamWrites {
     }
 
     /// The last write in flight of the tracker at `this` completed: its waiting
-    /// tasks are woken, then it goes idle.
+    /// tasks are woken, then it goes idle, unless a waker (user code) made a
+    /// write on the stream meanwhile.
     ///
     /// # Safety
     /// As [`complete`](Self::complete).
@@ -406,7 +407,11 @@ impl StreamWrites {
             if w.waiting.get() {
                 w.wake();
             }
-            w.idle()
+            if w.completed.get() == w.submitted.get() {
+                w.idle()
+            } else {
+                None
+            }
         };
         // May drop the tracker: no reference to it is alive here.
         drop(kept);
