@@ -391,6 +391,230 @@ fn write_futures_on_two_streams_each_get_their_own_result() {
     assert_eq!(got, want);
 }
 
+/// A write future polled again after it resolved answers `EINVAL` (it does not
+/// wait, and does not repeat its result); a write refused at submission (here
+/// after a shutdown, while an earlier write is in flight) resolves to its own
+/// error and leaves the write before it alone.
+#[test]
+fn write_futures_polled_after_their_result_answer_einval() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut first = uvf::write(&a, "first");
+    let sd = uvf::shutdown(&a);
+    let mut late = uvf::write(&a, "late");
+    // Refused: its error at once, then EINVAL.
+    let refused = match std::pin::Pin::new(&mut late).poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap_err(),
+        Poll::Pending => panic!("a refused write waited"),
+    };
+    assert_ne!(refused.code(), StatusCode::EINVAL, "{refused:?}");
+    match std::pin::Pin::new(&mut late).poll(&mut cx) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), StatusCode::EINVAL),
+        other => panic!("expected EINVAL, got {other:?}"),
+    }
+    assert!(format!("{late:?}").contains("pending: false"), "{late:?}");
+    // The write in flight before it completes as usual.
+    assert!(format!("{first:?}").contains("pending: true"), "{first:?}");
+    lp.block_on(&mut first).unwrap().unwrap();
+    match std::pin::Pin::new(&mut first).poll(&mut cx) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), StatusCode::EINVAL),
+        other => panic!("expected EINVAL, got {other:?}"),
+    }
+    lp.block_on(sd).unwrap().unwrap();
+    let got = lp
+        .block_on(async {
+            let mut all = Vec::new();
+            let mut rd = uvf::read_chunks(b.clone());
+            while let Some(c) = rd.next().await {
+                all.extend(c.unwrap());
+            }
+            all
+        })
+        .unwrap();
+    assert_eq!(got, b"first");
+    a.close();
+    b.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// A write that completed stays `Ok` when a later write on its stream failed
+/// first (the failure kept for its own future), and each gets its own result.
+#[test]
+fn a_completed_write_stays_ok_after_a_later_one_failed() {
+    use std::io::Read;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pa = Pipe::new(&lp, false).unwrap();
+    pa.open(a).unwrap();
+    let first = uvf::write(&pa, "first");
+    // Both writes complete before either future is polled.
+    lp.run(uv::RunMode::Default).unwrap();
+    let mut got = [0u8; 5];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"first");
+    drop(peer);
+    let second = uvf::write(&pa, "second");
+    lp.run(uv::RunMode::Default).unwrap();
+    let (r1, r2) = lp
+        .block_on(async {
+            let r1 = first.await.map_err(|e| e.code());
+            let r2 = second.await.map_err(|e| e.code());
+            (r1, r2)
+        })
+        .unwrap();
+    assert_eq!(r1, Ok(()));
+    assert_eq!(r2, Err(StatusCode::EPIPE));
+    pa.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// Bytes that arrive faster than an `AsyncStream` reader takes them (large reads
+/// that pile up behind one another, small ones after them) come out whole and in
+/// order through reads of many sizes, then the end of the stream.
+#[test]
+fn async_stream_reads_keep_order_when_large_reads_pile_up() {
+    use std::io::Write;
+    const LEN: usize = 3 << 20;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let writer = std::thread::spawn(move || {
+        let data = pattern(LEN);
+        peer.write_all(&data[..LEN - 1000]).unwrap();
+        for c in data[LEN - 1000..].chunks(10) {
+            peer.write_all(c).unwrap();
+        }
+    });
+    let got = lp
+        .block_on(async move {
+            let mut s = AsyncStream::new(p);
+            let sizes = [1usize, 70_000, 13, 200_000, 4096, 65_536, 100, 300_000];
+            let mut out = Vec::new();
+            for i in 0.. {
+                let mut buf = vec![0u8; sizes[i % sizes.len()]];
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            s.into_inner().close();
+            out
+        })
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == pattern(LEN), "the bytes differ");
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// As above, taken through `AsyncBufRead` (`fill_buf` and `consume` of part of
+/// each buffer).
+#[test]
+fn async_stream_buffered_reads_keep_order_when_large_reads_pile_up() {
+    use std::io::Write;
+    const LEN: usize = 3 << 20;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let writer = std::thread::spawn(move || peer.write_all(&pattern(LEN)).unwrap());
+    let got = lp
+        .block_on(async move {
+            let mut s = AsyncStream::new(p);
+            let mut out = Vec::new();
+            loop {
+                let buf = s.fill_buf().await.unwrap();
+                if buf.is_empty() {
+                    break;
+                }
+                let n = buf.len().min(50_000);
+                out.extend_from_slice(&buf[..n]);
+                s.consume_unpin(n);
+            }
+            s.into_inner().close();
+            out
+        })
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == pattern(LEN), "the bytes differ");
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+thread_local! {
+    static WAKE_STREAM: std::cell::RefCell<Option<Pipe>> = const { std::cell::RefCell::new(None) };
+    static WAKE_MADE: std::cell::RefCell<Vec<uvf::WriteFuture>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A waker that makes a write on `WAKE_STREAM` when woken.
+struct WriteOnWake;
+
+impl std::task::Wake for WriteOnWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        WAKE_STREAM.with(|s| {
+            if let Some(p) = s.borrow().as_ref() {
+                let f = uvf::write(p, "second");
+                WAKE_MADE.with(|m| m.borrow_mut().push(f));
+            }
+        });
+    }
+}
+
+/// A waker woken by the completion of a stream's last write in flight that
+/// makes another write on that stream (user code, run from the completion):
+/// that write completes and resolves as usual, and the peer gets both.
+#[test]
+fn a_write_made_by_a_waker_run_from_a_completion_completes() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    WAKE_STREAM.with(|s| *s.borrow_mut() = Some(a.clone()));
+    let mut first = uvf::write(&a, "first");
+    let waker = Waker::from(std::sync::Arc::new(WriteOnWake));
+    let mut cx = Context::from_waker(&waker);
+    assert!(std::pin::Pin::new(&mut first).poll(&mut cx).is_pending());
+    lp.run(uv::RunMode::Default).unwrap();
+    WAKE_STREAM.with(|s| s.borrow_mut().take());
+    let mut made = WAKE_MADE.with(|m| std::mem::take(&mut *m.borrow_mut()));
+    assert_eq!(made.len(), 1);
+    let noop = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&noop);
+    match std::pin::Pin::new(&mut made[0]).poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("the write made by the waker did not complete"),
+    }
+    match std::pin::Pin::new(&mut first).poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("the first write did not complete"),
+    }
+    a.close();
+    let got = lp
+        .block_on(async {
+            let mut all = Vec::new();
+            let mut rd = uvf::read_chunks(b.clone());
+            while let Some(c) = rd.next().await {
+                all.extend(c.unwrap());
+            }
+            all
+        })
+        .unwrap();
+    assert_eq!(got, b"firstsecond");
+    b.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 /// A task woken by a read is polled in that iteration's check phase (no idle
 /// handle needed for that wake), and a task it wakes then (here itself, through
 /// `yield_now`) is polled in the next iteration's idle phase, before its prepare

@@ -13,10 +13,11 @@
 //! it exactly. Both versions count write completions in the same plain static.
 //!
 //! What the async version does per write beyond the callback one: each request's
-//! callback holds a reference to the stream's write tracker (shared by the
-//! writes, no allocation per write), and the future itself (two words: the
-//! tracker and the write's number), kept in a vector until it is awaited (which
-//! is the peak memory difference).
+//! callback counts the write completed in the stream's write tracker (found in
+//! the stream's slots, shared by the writes: no allocation per write, nothing
+//! captured), and the future itself (two words: the tracker and the write's
+//! number), kept in a vector until it is awaited (which is the peak memory
+//! difference).
 
 use futures::io::AsyncReadExt;
 use futures::StreamExt;

@@ -34,8 +34,9 @@ type ReadSlot<K> = CallSlot<K, ReadCallback<K>, ReadParts>;
 /// The connection callback's slot (its parts: libuv's status).
 type ConnectionSlot<K> = CallSlot<K, ConnectionCallback<K>, c_int>;
 
-/// What a stream handle reads from, and how it is told of connections: 40 bytes,
-/// the state of `read_start_with` (rarely used) kept out of line.
+/// What a stream handle reads from, and how it is told of connections, and the
+/// tracker of its write futures: 48 bytes, the state of `read_start_with` (rarely
+/// used) kept out of line.
 pub struct StreamSlots<K: 'static> {
     read: ReadSlot<K>,
     connection: ConnectionSlot<K>,
@@ -44,6 +45,10 @@ pub struct StreamSlots<K: 'static> {
     /// while the handle is in libuv; `clear` empties it).
     /// (Dropped by `StreamSlots`' Drop, which tests it inline.)
     custom: std::mem::ManuallyDrop<std::cell::OnceCell<Box<CustomRead>>>,
+    /// The tracker of the stream's write futures while writes made through it are
+    /// in flight, else null (set and cleared by `future::write`'s tracker, which
+    /// keeps itself and the handle alive meanwhile: nothing here to drop).
+    writes: Cell<*const crate::future::StreamWrites>,
 }
 
 impl<K> Drop for StreamSlots<K> {
@@ -82,11 +87,18 @@ impl<K> Default for StreamSlots<K> {
             read: CallSlot::default(),
             connection: CallSlot::default(),
             custom: std::mem::ManuallyDrop::new(std::cell::OnceCell::new()),
+            writes: Cell::new(std::ptr::null()),
         }
     }
 }
 
 impl<K> StreamSlots<K> {
+    /// The cell of the stream's write-future tracker (see `writes`).
+    #[inline(always)]
+    pub(crate) fn writes(&self) -> &Cell<*const crate::future::StreamWrites> {
+        &self.writes
+    }
+
     /// Drops the callbacks and the allocator's buffers.
     #[inline]
     pub fn clear(&self) {

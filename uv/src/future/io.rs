@@ -28,6 +28,12 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 #[derive(Default)]
 struct ReadState {
     incoming: RefCell<Vec<u8>>,
+    /// Bytes read after `incoming` (a reader that adopts: a large read that came
+    /// while `incoming` held bytes), with reading stopped; they become
+    /// `incoming` when it is taken (`start`).
+    next: RefCell<Vec<u8>>,
+    /// `next` is not empty.
+    has_next: Cell<bool>,
     eof: Cell<bool>,
     /// Set through `set_error`, taken through `take_error`.
     error: Cell<Option<Error>>,
@@ -72,9 +78,18 @@ impl ReadState {
         }
     }
 
-    /// Starts reading, unless it is on or the stream ended.
+    /// Starts reading, unless it is on or the stream ended, or bytes read after
+    /// `incoming` wait in `next` (they become `incoming` once it is empty:
+    /// reading starts again when they are taken in turn).
     fn start<S: Stream>(self: &Rc<Self>, s: &S) -> Result<()> {
-        if self.reading.get() || self.eof.get() {
+        if self.reading.get() {
+            return Ok(());
+        }
+        if self.has_next.get() {
+            self.promote_next();
+            return Ok(());
+        }
+        if self.eof.get() {
             return Ok(());
         }
         let guard = ReadGuard(self.clone());
@@ -109,6 +124,18 @@ impl ReadState {
         Ok(())
     }
 
+    /// `next` becomes `incoming` once `incoming` is empty (the reader took it);
+    /// `next` keeps the emptied allocation, for the loop's buffer next time.
+    #[cold]
+    #[inline(never)]
+    fn promote_next(&self) {
+        let mut inc = self.incoming.borrow_mut();
+        if inc.is_empty() {
+            std::mem::swap(&mut *inc, &mut *self.next.borrow_mut());
+            self.has_next.set(false);
+        }
+    }
+
     fn stop<S: Stream>(&self, s: &S) {
         if self.reading.replace(false) {
             let _ = s.read_stop();
@@ -119,9 +146,12 @@ impl ReadState {
 impl ReadState {
     /// A large read, from `s`'s read callback: into an empty `incoming` of a reader
     /// that adopts, the loop's buffer becomes `incoming` (no copy, see
-    /// `ReadBuffer::adopt`); else the bytes are appended. Reading stops at the
-    /// high-water mark, as for small reads. Out of line, so that the small reads'
-    /// path keeps its registers.
+    /// `ReadBuffer::adopt`); into a non-empty `incoming` of such a reader, the
+    /// loop's buffer becomes `next` (no copy either, no growth of `incoming`) and
+    /// reading stops until `incoming` is taken (so that no read lands after
+    /// `next`); else the bytes are appended. Reading stops at the high-water mark,
+    /// as for small reads. Out of line, so that the small reads' path keeps its
+    /// registers.
     ///
     /// # Safety
     /// Called from `s`'s read callback with its bytes, which are not read after
@@ -139,6 +169,21 @@ impl ReadState {
                     .read_buffer()
                     .adopt(bytes, &mut inc)
             };
+        // (`incoming` not empty: `next` holds bytes only behind some.)
+        if !adopted && self.adopt && !inc.is_empty() && !self.has_next.get() {
+            let mut next = self.next.borrow_mut();
+            // SAFETY: as above (`next` is empty: `has_next` is clear).
+            if unsafe {
+                (*s.typed().shared_raw())
+                    .read_buffer()
+                    .adopt(bytes, &mut next)
+            } {
+                self.has_next.set(true);
+                let _ = s.read_stop();
+                self.reading.set(false);
+                return;
+            }
+        }
         if !adopted {
             inc.extend_from_slice(bytes);
         }
@@ -248,8 +293,9 @@ struct ShutdownState {
 /// it (`read_to_end`, `copy`, `BufReader::lines`, codecs).
 ///
 /// - **Reads** start at the first read and land in a buffer of the wrapper (a copy
-///   out of the loop's read buffer; a read of 4 KiB or more into an empty buffer
-///   trades buffers with the loop instead); reading stops while 256 KiB are
+///   out of the loop's read buffer; a read of 4 KiB or more trades buffers with
+///   the loop instead: into an empty buffer, or kept as a second buffer, reading
+///   then paused until the first is taken); reading stops while 256 KiB are
 ///   waiting to be taken, and starts again when they are. End of stream reads as
 ///   0 bytes.
 /// - **Writes**: `poll_write` first tries to write at once (`uv_try_write`, no

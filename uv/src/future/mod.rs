@@ -35,6 +35,7 @@ mod time;
 
 pub use executor::{JoinError, JoinHandle};
 pub use io::{read_chunks, AsyncStream, ReadChunks};
+pub(crate) use requests::StreamWrites;
 pub use requests::{
     connect, connect_pipe, getaddrinfo, getnameinfo, request, send_to, shutdown, spawn, write,
     Cancel, Done, Exit, HandleRequest, RequestFuture, WriteFuture,

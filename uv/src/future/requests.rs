@@ -225,12 +225,12 @@ pub fn connect_pipe(pipe: &Pipe, path: impl AsRef<Path>) -> HandleRequest {
 /// as done.
 #[inline]
 pub fn write<S: Stream>(stream: &S, data: impl Into<WriteData>) -> WriteFuture {
-    // Converted before the tracker is looked up: the compiler then keeps the
-    // data's kind known down to the buffers (no dispatch on it per write).
+    // Converted first: the compiler then keeps the data's kind known down to
+    // the buffers (no dispatch on it per write).
     let data: WriteData = data.into();
     if let WriteData::Static(bytes) = data {
-        // Nothing to drop. Only the bytes' address and length are carried past
-        // the tracker's look-up (no `WriteData` value kept for it).
+        // Nothing to drop. Only the bytes' address and length are passed on (no
+        // `WriteData` value kept for them).
         std::mem::forget(data);
         return write_tracked(stream, bytes);
     }
@@ -259,45 +259,43 @@ impl WriteSource for WriteData {
 /// [`write()`] of `data` once its kind is sorted out.
 #[inline(always)]
 fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
-    let handle: &crate::Handle = stream;
-    let writes = StreamWrites::for_handle(handle);
-    let w = Rc::as_ptr(&writes);
-    // SAFETY: the tracker keeps itself alive while writes are in flight
-    // (`keep`), this one among them once it is submitted: its callback runs
-    // once, before the tracker counts it completed. (Not submitted, the callback
-    // is dropped unrun.)
-    match data.write_to(stream, move |_, r| unsafe { StreamWrites::complete(w, r) }) {
+    // The callback finds the tracker where the write future found it, in the
+    // stream's slots (so that it captures nothing).
+    // SAFETY: the callback runs once, when its write completes: after this
+    // function counted the write as submitted to the tracker the stream's cell
+    // then names (`for_stream` below: libuv never runs a write callback from
+    // `uv_write`, it queues a finished write's callback for the loop's I/O
+    // phase, `uv__write_req_finish` on Unix, a pending request on Windows), and
+    // before that tracker counts it completed, so while the cell still names it
+    // (it is cleared when the last write in flight completes).
+    // Not submitted, the callback is dropped unrun.
+    let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
+    match data.write_to(stream, done) {
         Ok(()) => {
+            let writes = StreamWrites::for_stream(stream);
             let seq = writes.submitted.get() + 1;
             writes.submitted.set(seq);
-            WriteFuture {
-                state: WriteState::Pending(writes, seq),
-            }
+            WriteFuture { writes, seq }
         }
-        Err(e) => {
-            writes.refused();
-            WriteFuture {
-                state: WriteState::Over(Some(Box::new(e))),
-            }
-        }
+        Err(e) => WriteFuture::refused(e),
     }
 }
 
 /// The writes of one stream whose futures are alive: libuv completes a stream's
 /// writes in the order they were made, so a count of completed writes (and the
 /// few errors) tells each write future its result, with no allocation per write
-/// (the write's callback holds a reference to this and nothing else).
-/// One is shared by the writes made one after another on a stream; it holds a
-/// reference to the stream while writes are in flight (as their requests do), so
-/// that the address it is found by names no other stream meanwhile, and one to
+/// (the write's callback finds it in the stream's slots and captures nothing).
+/// One is shared by the writes made one after another on a stream, which finds
+/// it in its slots while writes are in flight; it then holds a reference to the
+/// stream (as their requests do), so that the slots outlive it there, and one to
 /// itself, so that the writes' callbacks need none of their own.
-struct StreamWrites {
+pub(crate) struct StreamWrites {
     handle: std::cell::Cell<Option<crate::Handle>>,
-    /// The address of the stream's libuv struct while `handle` holds it (null
-    /// after): what `for_handle` compares.
-    key: std::cell::Cell<*mut crate::sys::uv_handle_t>,
+    /// The stream's cell that names this tracker while `handle` holds the stream
+    /// (null after, or for a refused write's own tracker).
+    slot: std::cell::Cell<*const std::cell::Cell<*const StreamWrites>>,
     /// This tracker, from its first write until none is in flight (set by
-    /// `new_for`, taken by the last completion or by a refused first write).
+    /// `new_for`, taken by the last completion).
     keep: std::cell::Cell<Option<Rc<StreamWrites>>>,
     /// Writes submitted through this tracker (the last one's number).
     submitted: std::cell::Cell<u64>,
@@ -317,44 +315,42 @@ struct StreamWrites {
 /// Errors kept for write futures that have not taken them.
 const WRITE_ERRORS_MAX: usize = 1024;
 
-thread_local! {
-    /// The tracker used last on this thread, or null: a tracker clears it when it
-    /// goes (`Drop`), so a non-null pointer names a live tracker. (A plain pointer:
-    /// a thread-local that needs dropping would register a destructor.)
-    static LAST_WRITES: std::cell::Cell<*const StreamWrites> =
-        const { std::cell::Cell::new(std::ptr::null()) };
-}
-
 impl StreamWrites {
-    /// The live tracker of `handle`'s writes (the last one used, when it is this
-    /// stream's and has writes in flight), or a new one.
-    #[inline]
-    fn for_handle(handle: &crate::Handle) -> Rc<StreamWrites> {
-        let last = LAST_WRITES
-            .try_with(|c| c.get())
-            .unwrap_or(std::ptr::null());
-        if !last.is_null() {
-            // SAFETY: a non-null pointer in the cache is a live tracker (its Drop
-            // clears the cache), made by `Rc::new` below on this thread.
-            let w = unsafe { &*last };
-            if w.key.get() == handle.raw_struct() {
-                // SAFETY: as above; the new count is owned by the returned Rc.
-                return unsafe {
-                    Rc::increment_strong_count(last);
-                    Rc::from_raw(last)
-                };
-            }
-        }
-        Self::new_for(handle)
+    /// The tracker `stream`'s cell names: null when no write made through one is
+    /// in flight.
+    #[inline(always)]
+    fn of<S: Stream>(stream: &S) -> *const StreamWrites {
+        S::stream_slots(stream.typed().slots()).writes().get()
     }
 
-    /// A new tracker for `handle`, now the cached one.
+    /// The tracker of `stream`'s writes in flight (from its slots), or a new one.
+    #[inline(always)]
+    fn for_stream<S: Stream>(stream: &S) -> Rc<StreamWrites> {
+        let cell = S::stream_slots(stream.typed().slots()).writes();
+        let p = cell.get();
+        if !p.is_null() {
+            // SAFETY: a non-null pointer in the cell is a live tracker: it was made
+            // by `Rc::new` in `new_for`, which set the cell, and keeps itself alive
+            // (`keep`) until `idle` clears the cell. The new count is owned by the
+            // returned Rc.
+            return unsafe {
+                Rc::increment_strong_count(p);
+                Rc::from_raw(p)
+            };
+        }
+        Self::new_for(stream, cell)
+    }
+
+    /// A new tracker for `stream`, whose cell `cell` (in its slots) now names it.
     #[cold]
     #[inline(never)]
-    fn new_for(handle: &crate::Handle) -> Rc<StreamWrites> {
+    fn new_for(
+        stream: &crate::Handle,
+        cell: &std::cell::Cell<*const StreamWrites>,
+    ) -> Rc<StreamWrites> {
         let w = Rc::new(StreamWrites {
-            handle: std::cell::Cell::new(Some(handle.clone())),
-            key: std::cell::Cell::new(handle.raw_struct()),
+            handle: std::cell::Cell::new(Some(stream.clone())),
+            slot: std::cell::Cell::new(cell),
             keep: std::cell::Cell::new(None),
             submitted: std::cell::Cell::new(0),
             completed: std::cell::Cell::new(0),
@@ -363,7 +359,7 @@ impl StreamWrites {
             wakers: Default::default(),
             waiting: std::cell::Cell::new(false),
         });
-        let _ = LAST_WRITES.try_with(|c| c.set(Rc::as_ptr(&w)));
+        cell.set(Rc::as_ptr(&w));
         w.keep.set(Some(w.clone()));
         w
     }
@@ -376,19 +372,42 @@ impl StreamWrites {
     /// while writes are in flight).
     #[inline]
     unsafe fn complete(this: *const StreamWrites, r: Result<()>) {
+        // SAFETY: the caller's contract; the tracker's own reference to itself
+        // may go only in `last`, after this reference's last use.
+        let w = unsafe { &*this };
+        let seq = w.completed.get() + 1;
+        w.completed.set(seq);
+        if let Err(e) = r {
+            w.failed(seq, e);
+        }
+        if seq == w.submitted.get() {
+            // SAFETY: the caller's contract.
+            return unsafe { Self::last(this) };
+        }
+        // (Tested after the count, so that the write's number is not kept
+        // across the call.)
+        if w.waiting.get() {
+            w.wake();
+        }
+    }
+
+    /// The last write in flight of the tracker at `this` completed: its waiting
+    /// tasks are woken, then it goes idle, unless a waker (user code) made a
+    /// write on the stream meanwhile.
+    ///
+    /// # Safety
+    /// As [`complete`](Self::complete).
+    #[cold]
+    #[inline(never)]
+    unsafe fn last(this: *const StreamWrites) {
         let kept = {
-            // SAFETY: the caller's contract; the reference ends before the tracker's
-            // own reference to itself may go.
+            // SAFETY: the caller's contract; the reference ends before the
+            // tracker's own reference to itself may go.
             let w = unsafe { &*this };
-            let seq = w.completed.get() + 1;
-            w.completed.set(seq);
-            if let Err(e) = r {
-                w.failed(seq, e);
-            }
             if w.waiting.get() {
                 w.wake();
             }
-            if seq == w.submitted.get() {
+            if w.completed.get() == w.submitted.get() {
                 w.idle()
             } else {
                 None
@@ -404,18 +423,14 @@ impl StreamWrites {
     #[cold]
     #[inline(never)]
     fn idle(&self) -> Option<Rc<StreamWrites>> {
-        self.key.set(std::ptr::null_mut());
+        let slot = self.slot.replace(std::ptr::null());
+        if !slot.is_null() {
+            // SAFETY: the cell is in the slots of the stream `handle` still holds
+            // (dropped below), so alive.
+            unsafe { (*slot).set(std::ptr::null()) };
+        }
         drop(self.handle.take());
         self.keep.take()
-    }
-
-    /// A write was refused: a new tracker with nothing in flight lets go.
-    #[cold]
-    #[inline(never)]
-    fn refused(&self) {
-        if self.completed.get() == self.submitted.get() {
-            drop(self.idle());
-        }
     }
 
     /// Keeps write `seq`'s error for its future.
@@ -439,19 +454,11 @@ impl StreamWrites {
         }
     }
 
-    /// Write `seq`'s result, once it completed.
-    #[inline]
-    fn result(&self, seq: u64) -> Result<()> {
-        if self.has_errors.get() {
-            self.take_error(seq)
-        } else {
-            Ok(())
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
+    /// Write `seq`'s result, once it completed: its error if one is kept.
     fn take_error(&self, seq: u64) -> Result<()> {
+        if !self.has_errors.get() {
+            return Ok(());
+        }
         let mut errs = self.errors.borrow_mut();
         let r = match errs.iter().position(|(s, _)| *s == seq) {
             Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
@@ -472,29 +479,20 @@ impl StreamWrites {
     }
 }
 
-impl Drop for StreamWrites {
-    fn drop(&mut self) {
-        let me: *const StreamWrites = self;
-        let _ = LAST_WRITES.try_with(|c| {
-            if c.get() == me {
-                c.set(std::ptr::null());
-            }
-        });
-    }
-}
-
 /// The future of [`write()`].
+///
+/// Two words: the tracker of its stream's writes and the write's number. A write
+/// libuv refused has a tracker of its own, which holds the error as its one
+/// completed write's. Resolved, the number is [`WRITE_OVER`]: the future then
+/// holds nothing but the reference, so that dropping it is one count.
 pub struct WriteFuture {
-    state: WriteState,
+    writes: Rc<StreamWrites>,
+    seq: u64,
 }
 
-/// Two words: a write in flight is its stream's tracker and its number; the rare
-/// submission error is boxed.
-enum WriteState {
-    Pending(Rc<StreamWrites>, u64),
-    /// Resolved, or the submission's error for the first poll.
-    Over(Option<Box<Error>>),
-}
+/// The number of a resolved write future: above any count of completed writes,
+/// so that the ready test of `poll` fails for it (the slow path answers).
+const WRITE_OVER: u64 = u64::MAX;
 
 // A batch of writes keeps one future per write alive: they stay two words.
 #[cfg(target_pointer_width = "64")]
@@ -503,7 +501,7 @@ const _: () = assert!(std::mem::size_of::<WriteFuture>() == 16);
 impl std::fmt::Debug for WriteFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteFuture")
-            .field("pending", &matches!(self.state, WriteState::Pending(..)))
+            .field("pending", &(self.seq != WRITE_OVER))
             .finish()
     }
 }
@@ -514,30 +512,53 @@ impl Future for WriteFuture {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        if let WriteState::Pending(w, seq) = &this.state {
-            if w.completed.get() < *seq {
-                w.register(cx);
-                return Poll::Pending;
-            }
-            let r = w.result(*seq);
-            this.state = WriteState::Over(None);
-            return Poll::Ready(r);
+        // The common case alone: a completed write, no failed write kept. (One
+        // path that builds `Ok(())` where the caller tests it; the others' result
+        // comes from a call.)
+        if this.seq <= this.writes.completed.get() && !this.writes.has_errors.get() {
+            this.seq = WRITE_OVER;
+            return Poll::Ready(Ok(()));
         }
-        Poll::Ready(Err(this.over()))
+        this.poll_slow(cx)
     }
 }
 
 impl WriteFuture {
-    /// Polled with no write in flight: the submission's error, then `EINVAL`.
+    /// The future of a write libuv refused with `e`: a tracker of its own, with
+    /// one write, completed with `e` (no stream, nothing in flight).
     #[cold]
     #[inline(never)]
-    fn over(&mut self) -> Error {
-        if let WriteState::Over(e) = &mut self.state {
-            if let Some(e) = e.take() {
-                return *e;
-            }
+    fn refused(e: Error) -> WriteFuture {
+        let writes = Rc::new(StreamWrites {
+            handle: std::cell::Cell::new(None),
+            slot: std::cell::Cell::new(std::ptr::null()),
+            keep: std::cell::Cell::new(None),
+            submitted: std::cell::Cell::new(1),
+            completed: std::cell::Cell::new(1),
+            errors: std::cell::RefCell::new([(1, e)].into()),
+            has_errors: std::cell::Cell::new(true),
+            wakers: Default::default(),
+            waiting: std::cell::Cell::new(false),
+        });
+        WriteFuture { writes, seq: 1 }
+    }
+
+    /// `poll` but for a completed write with no failed write kept: the write in
+    /// flight (the task waits), a completed write's result when some failed, or
+    /// `EINVAL` once resolved.
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let seq = self.seq;
+        if seq == WRITE_OVER {
+            return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
         }
-        Error::new(crate::StatusCode::EINVAL, "poll")
+        if seq > self.writes.completed.get() {
+            self.writes.register(cx);
+            return Poll::Pending;
+        }
+        self.seq = WRITE_OVER;
+        Poll::Ready(self.writes.take_error(seq))
     }
 }
 
