@@ -346,6 +346,20 @@ impl SenderTable {
     /// `Arc` that holds this table (written in a new chunk's head, for senders).
     #[inline(always)]
     pub(crate) fn alloc(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
+        self.alloc_slot::<false>(owner).map(|(p, _, _)| p)
+    }
+
+    /// `alloc`, and, where a sender of the handle it will hold is made without a
+    /// search (a cell never handed out before, so at generation 0, of a table that
+    /// makes senders: `slot_of` answers its offset in its chunk and generation 0
+    /// while its handle is open), `owner` and that offset; otherwise null (a
+    /// reused cell, a closed table) and an offset of no meaning. Without `SENDER`
+    /// the answer besides the cell is not asked for (nor the table read for it).
+    #[inline(always)]
+    pub(crate) fn alloc_slot<const SENDER: bool>(
+        &self,
+        owner: *const SenderTable,
+    ) -> Option<(NonNull<u8>, *const SenderTable, u32)> {
         if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
             // SAFETY: a free cell's first word holds the next free cell (written by
             // `free`); the cell is no handle's now, so its bytes other than the
@@ -360,25 +374,43 @@ impl SenderTable {
             unsafe { state_of(p.as_ptr()) }
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
             self.bump_live(1);
-            return Some(p);
+            // The offset of a reused cell takes a search (`slot_of`).
+            return Some((p, std::ptr::null(), 0));
         }
         let cell = self.next.load(Ordering::Relaxed);
-        if cell == self.end.load(Ordering::Relaxed) {
+        let (p, off) = if cell == self.end.load(Ordering::Relaxed) {
             // The newest chunk is full (or none was made yet).
-            return self.alloc_in_new_chunk(owner);
-        }
-        // SAFETY: `cell` is below the newest chunk's end: a cell of it never
-        // handed out.
-        Some(unsafe { self.take_next(cell) })
+            self.alloc_in_new_chunk(owner)?
+        } else {
+            // SAFETY: `cell` is below the newest chunk's end: a cell of it never
+            // handed out.
+            unsafe { self.take_next(cell) }
+        };
+        // A fresh cell is open at generation 0; a closed table makes no senders
+        // (a branch, not a select: the closed table's answer is out of line).
+        let table = if SENDER && self.makes_senders() {
+            owner
+        } else if SENDER {
+            no_table()
+        } else {
+            std::ptr::null()
+        };
+        Some((p, table, off))
+    }
+
+    /// Whether senders may be made (the loop is not closing; the loop thread).
+    #[inline(always)]
+    pub(crate) fn makes_senders(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed)
     }
 
     /// Hands out `cell`, the newest chunk's next cell (not handed out yet, below
-    /// its end), open at generation 0.
+    /// its end), open at generation 0, with its offset in its chunk.
     ///
     /// # Safety
     /// `cell` must be `next`, below `end`.
     #[inline(always)]
-    unsafe fn take_next(&self, cell: *mut u8) -> NonNull<u8> {
+    unsafe fn take_next(&self, cell: *mut u8) -> (NonNull<u8>, u32) {
         // In bounds or one past the chunk's end (`cell` is below it).
         self.next.store(cell.wrapping_add(CELL), Ordering::Relaxed);
         // SAFETY: per the contract the cell is in a live chunk, not initialised yet
@@ -398,14 +430,14 @@ impl SenderTable {
         self.last_off.store(off, Ordering::Relaxed);
         self.last.store(cell.as_ptr(), Ordering::Relaxed);
         self.bump_live(1);
-        cell
+        (cell, off)
     }
 
     /// `alloc` when the newest chunk is full: makes the next chunk and hands out
     /// its first cell; `None` once the chunks are all made (the table is full).
     #[cold]
     #[inline(never)]
-    fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
+    fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
         let newest = self.newest.load(Ordering::Relaxed) as usize;
         let c = if newest == 0 {
             FIRST_BITS as usize
@@ -645,6 +677,14 @@ impl SenderTable {
     }
 }
 
+/// The null table: `Async::with_sender`'s answer for a cell whose sender takes the
+/// long way (`sender_slow`). Out of line, so that the test before it is a branch.
+#[cold]
+#[inline(never)]
+fn no_table() -> *const SenderTable {
+    std::ptr::null()
+}
+
 /// `ClosedHandle` for a send (or a sender) of a closed handle or loop.
 #[cold]
 #[inline(never)]
@@ -695,6 +735,29 @@ impl AsyncSender {
             off,
         };
         debug_assert!(std::ptr::eq(s.table(), Arc::as_ptr(table)));
+        s
+    }
+
+    /// `new`, with the table given by its `Arc`'s pointer.
+    ///
+    /// # Safety
+    /// `table` must be `Arc::as_ptr` of a live `Arc<SenderTable>`, and the other
+    /// arguments as for `new` (the slot of an open handle of that table).
+    #[inline(always)]
+    unsafe fn from_table(
+        table: *const SenderTable,
+        cell: NonNull<u8>,
+        generation: u32,
+        off: u32,
+    ) -> Self {
+        // SAFETY: per the contract. The count this sender holds (see `new`).
+        unsafe { Arc::increment_strong_count(table) };
+        let s = AsyncSender {
+            cell,
+            generation,
+            off,
+        };
+        debug_assert!(std::ptr::eq(s.table(), table));
         s
     }
 
@@ -868,6 +931,77 @@ impl Async {
             }
         }
         self.sender_slow()
+    }
+
+    /// A new async handle that calls `callback` on wake-ups (as [`Async::new`]),
+    /// and a sender for it (as [`Async::sender`]): for a handle that is woken from
+    /// other threads, both at once cost less than the two calls (the sender's slot
+    /// in the loop's sender table is known while the handle is made, and the
+    /// handle needs no checks).
+    ///
+    /// Errors as [`Async::new`]'s, and `ClosedHandle` when the loop is being
+    /// dropped (its handles closing), where [`Async::sender`] refuses too.
+    ///
+    /// ```
+    /// let lp = uv::Loop::new()?;
+    /// let (handle, sender) = uv::Async::with_sender(&lp, |h| h.close())?;
+    /// let thread = std::thread::spawn(move || sender.send());
+    /// thread.join().unwrap()?;
+    /// lp.run(uv::RunMode::Default)?;
+    /// assert!(handle.is_closed());
+    /// # Ok::<(), uv::Error>(())
+    /// ```
+    #[inline]
+    pub fn with_sender(
+        loop_: &LoopHandle,
+        callback: impl FnMut(&Async) + 'static,
+    ) -> Result<(Async, AsyncSender)> {
+        // The slots and the init function as `Async::new` makes them.
+        let slots = AsyncSlots::default();
+        {
+            let slot = &slots.on_wakeup;
+            // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+            slot.set(unsafe { slot.callback(callback, |p| p) });
+        }
+        // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
+        // move (`Typed::new`'s contract).
+        let init = |l, h| unsafe { sys::uv_async_init(l, h, Some(__uv_async_on_wakeup)) };
+        // SAFETY: `init` calls the init function of `Async` with the loop and
+        // struct it is given, and returns its result.
+        // The cell, and (where its allocation knows it and senders may be made)
+        // its slot and the table: read before the init call, which runs no user
+        // code, so they stay true after it.
+        // (The table's pointer is null where that does not hold: no `Option`,
+        // whose test the compiler would make twice.)
+        let alloc = |s: &crate::loop_::Slab| {
+            let (p, table, off) = s.alloc_async_slot()?;
+            Some((p.as_ptr(), (table, off)))
+        };
+        // SAFETY: `init` calls the init function of `Async` with the loop and
+        // struct it is given, and returns its result; `alloc` answers a cell from
+        // `alloc_async_slot` of the slab it is given.
+        let (inner, (table, off)) = unsafe {
+            crate::runtime::Typed::new_async_with_senders(
+                loop_,
+                slots,
+                "uv_async_init",
+                alloc,
+                init,
+            )
+        }?;
+        let a = Async { inner };
+        if table.is_null() {
+            // A reused cell (its offset takes a search) or a closing loop.
+            let s = a.sender_slow()?;
+            return Ok((a, s));
+        }
+        // A fresh cell of a table that makes senders: the sender is made from what
+        // its allocation answered. The handle is open and in libuv (just made, no
+        // user code ran since), marked as having senders.
+        // SAFETY: `table` is `Arc::as_ptr` of the loop's sender table, which the
+        // slab holds while the handle (counted on the slab) lives.
+        let s = unsafe { AsyncSender::from_table(table, a.inner.ptr().cast(), 0, off) };
+        Ok((a, s))
     }
 
     /// `sender` of a handle that is not open, or not the last one made.
