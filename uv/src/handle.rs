@@ -731,8 +731,9 @@ impl Hdr {
             if !unsafe { crate::handles::async_::shut_cell_begin(self.raw()) } {
                 return self.close_sender_wait();
             }
-            // SAFETY: as in `begin_close`.
-            unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
+            // SAFETY: as in `begin_close`; the handle is an `Async` (HAS_SENDER),
+            // whose vtable's close callback this is (a constant, not a load).
+            unsafe { sys::uv_close(self.raw(), Some(on_close::<crate::Async>)) };
             return;
         }
         self.begin_close_general();

@@ -210,12 +210,16 @@ pub(crate) unsafe fn shut_cell(raw: *mut sys::uv_handle_t) {
 pub(crate) unsafe fn shut_cell_begin(raw: *mut sys::uv_handle_t) -> bool {
     // SAFETY: per the contract, a cell whose state word was initialised by `alloc`.
     let state = unsafe { state_of(raw.cast()) };
-    // As `shut_state`, without its wait.
-    if state.load(Ordering::Relaxed) & SHUT == 0 {
-        let prev = state.fetch_add(SHUT, Ordering::Acquire);
-        return prev & COUNT == 0;
-    }
-    true
+    // As `shut_state`, without its wait, and as an `or` whose result is not used
+    // (a `lock or`; the cell may be shut already, by `keeps_alive` or the table's
+    // `close`: setting SHUT again changes nothing) followed by a load of the count:
+    // the load reads the word at or after this RMW in its modification order, so a
+    // send counted before the shut is seen (or its release is, Acquire), and one
+    // counted after it sees SHUT and leaves the handle alone. (A send counted
+    // after it that has not undone its count yet is waited for too: a few
+    // instructions.)
+    state.fetch_or(SHUT, Ordering::Acquire);
+    state.load(Ordering::Acquire) & COUNT == 0
 }
 
 /// The end of a `shut_cell_begin` that returned false: waits until no send holds
