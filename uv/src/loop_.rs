@@ -826,7 +826,28 @@ impl Slab {
             // SAFETY: the slab lives while an allocation of it does (its count).
             let s = unsafe { slab.as_ref() };
             // SAFETY: per the contract (a cell of this slab's table).
-            unsafe { s.senders.free(p) };
+            if !unsafe { s.senders.free_if_shut(p) } {
+                // SAFETY: as above; the cell is open.
+                return unsafe { Slab::free_async_open(slab, p) };
+            }
+        }
+        // SAFETY: this allocation's count.
+        unsafe { Slab::release(slab) };
+    }
+
+    /// `free_async` of a cell that is still open (its handle had no sender), out
+    /// of line: the common path then keeps no registers for a call.
+    ///
+    /// # Safety
+    /// As `free_async`, and the cell is open.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_async_open(slab: NonNull<Slab>, p: NonNull<u8>) {
+        {
+            // SAFETY: as in `free_async`.
+            let s = unsafe { slab.as_ref() };
+            // SAFETY: per the contract.
+            unsafe { s.senders.free_open(p) };
         }
         // SAFETY: this allocation's count.
         unsafe { Slab::release(slab) };

@@ -366,12 +366,12 @@ impl SenderTable {
     ) -> Option<(NonNull<u8>, *const SenderTable, u32)> {
         if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
             // SAFETY: a free cell's first word holds the next free cell (written by
-            // `free`); the cell is no handle's now, so its bytes other than the
+            // `link_free`); the cell is no handle's now, so its bytes other than the
             // state word are ours.
             let next = unsafe { p.cast::<*mut u8>().read() };
             self.free.store(next, Ordering::Relaxed);
             // Open the next generation, keeping the count (stale senders undo their
-            // own bumps). A free cell is shut (see `free`), so subtracting SHUT
+            // own bumps). A free cell is shut (see `link_free`), so subtracting SHUT
             // clears it. Release: belt and braces (a sender learns the generation
             // through the `AsyncSender` made after the handle's init).
             // SAFETY: a cell of this table, handed out before.
@@ -501,48 +501,53 @@ impl SenderTable {
     }
 
     /// Gives back a cell from `alloc` (the loop thread, once the handle allocation
-    /// in it is freed: libuv is done with it and no user reference is left). The
-    /// cell is shut first if it is not (a handle that had no sender: no send can
-    /// hold its generation, but a stale sender's increment may be undone meanwhile).
+    /// in it is freed: libuv is done with it and no user reference is left) if it
+    /// is shut (its handle had senders: it was shut before its close), answering
+    /// true; for a cell that is still open it does nothing and answers false: the
+    /// caller then gives it back with `free_open` (which shuts it first: a handle
+    /// that had no sender, which no send can hold at its generation, but a stale
+    /// sender's increment may be undone meanwhile). Two calls, so that a caller
+    /// can make `free_open` its last and keep no registers across it on the common
+    /// path.
     ///
     /// # Safety
     /// `cell` must come from `alloc` of this table, not freed yet, and hold no live
     /// handle.
     #[inline(always)]
-    pub(crate) unsafe fn free(&self, cell: NonNull<u8>) {
+    pub(crate) unsafe fn free_if_shut(&self, cell: NonNull<u8>) -> bool {
         // SAFETY: per the contract.
         let s = unsafe { state_of(cell.as_ptr()) }.load(Ordering::Relaxed);
         if s & SHUT == 0 {
-            // SAFETY: per the contract.
-            return unsafe { self.free_open(cell) };
+            return false;
         }
         // Shut already (a handle with senders was shut before its close; a freed
         // cell never comes back here): `shut_state` would return this generation
         // and change nothing. Only this thread changes the generation.
         // SAFETY: per the contract.
-        unsafe { self.link_free(cell, (s >> 32) as u32) }
+        unsafe { self.link_free(cell, (s >> 32) as u32) };
+        true
     }
 
-    /// `free` of a cell that is still open (its handle had no sender): shut it
-    /// first. Out of line, so that the common case saves no registers for the
-    /// wait.
+    /// Gives back a cell that is still open (its handle had no sender; see
+    /// `free_if_shut`): shuts it first. Out of line, so that the common case saves
+    /// no registers for the wait.
     ///
     /// # Safety
-    /// As `free`.
+    /// As `free_if_shut`, and the cell is open.
     #[cold]
     #[inline(never)]
-    unsafe fn free_open(&self, cell: NonNull<u8>) {
+    pub(crate) unsafe fn free_open(&self, cell: NonNull<u8>) {
         // SAFETY: per the contract.
         let generation = shut_state(unsafe { state_of(cell.as_ptr()) });
         // SAFETY: per the contract; the cell is shut now.
         unsafe { self.link_free(cell, generation) }
     }
 
-    /// The end of `free`: the cell, shut at `generation`, goes on the free list
-    /// (or is retired).
+    /// The end of `free_if_shut` and `free_open`: the cell, shut at `generation`,
+    /// goes on the free list (or is retired).
     ///
     /// # Safety
-    /// As `free`, and the cell is shut.
+    /// As `free_if_shut`, and the cell is shut.
     #[inline(always)]
     unsafe fn link_free(&self, cell: NonNull<u8>, generation: u32) {
         self.bump_live(-1);
