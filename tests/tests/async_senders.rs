@@ -584,6 +584,8 @@ fn with_sender_refuses_on_a_closed_or_closing_loop() {
     let lp = Loop::new().unwrap();
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let s2 = seen.clone();
+    let made: std::rc::Rc<std::cell::RefCell<Vec<Async>>> = Default::default();
+    let m2 = made.clone();
     let (a, s) = Async::with_sender(&lp, move |h| {
         let lh = h.loop_();
         let mut seen = s2.lock().unwrap();
@@ -596,6 +598,21 @@ fn with_sender_refuses_on_a_closed_or_closing_loop() {
             Ok(_) => seen.push("sender: ok".into()),
             Err(e) => seen.push(format!("sender: {:?}", e.kind())),
         }
+        // Handles made while the table is closed, past the end of its first
+        // chunks (kept open: the drop closes them), and more refused senders.
+        let kept: Vec<Async> = (0..80)
+            .map(|k: usize| {
+                if k.is_multiple_of(4) {
+                    let e = Async::with_sender(&lh, |_| {}).unwrap_err();
+                    assert!(is_closed_handle(&e), "{e:?}");
+                }
+                Async::new(&lh, |_| {}).unwrap()
+            })
+            .collect();
+        for h in &kept {
+            assert!(is_closed_handle(&h.sender().unwrap_err()));
+        }
+        m2.borrow_mut().extend(kept);
     })
     .unwrap();
     s.send().unwrap();
@@ -606,4 +623,7 @@ fn with_sender_refuses_on_a_closed_or_closing_loop() {
         ["with_sender: ClosedHandle", "sender: ClosedHandle"]
     );
     assert!(is_closed_handle(&s.send().unwrap_err()));
+    let made = made.take();
+    assert_eq!(made.len(), 80);
+    assert!(made.iter().all(|h| h.is_closed()));
 }

@@ -259,7 +259,8 @@ pub(crate) struct SenderTable {
     /// made, all but it full).
     newest: AtomicU32,
     /// The newest chunk's next cell never handed out, and its end (null, null
-    /// before the first chunk).
+    /// before the first chunk); once the table is closed, `end` is kept at `next`
+    /// (so that `alloc`'s common path needs no test of `closed`).
     next: AtomicPtr<u8>,
     end: AtomicPtr<u8>,
     /// Cells held by handle allocations (made and not on the free list).
@@ -382,23 +383,25 @@ impl SenderTable {
             return Some((p, std::ptr::null(), 0));
         }
         let cell = self.next.load(Ordering::Relaxed);
-        let (p, off) = if cell == self.end.load(Ordering::Relaxed) {
-            // The newest chunk is full (or none was made yet).
-            self.alloc_in_new_chunk(owner)?
-        } else {
-            // SAFETY: `cell` is below the newest chunk's end: a cell of it never
-            // handed out.
-            unsafe { self.take_next(cell) }
-        };
-        // A fresh cell is open at generation 0; a closed table makes no senders
-        // (a branch, not a select: the closed table's answer is out of line).
-        let table = if SENDER && self.makes_senders() {
-            owner
-        } else if SENDER {
-            no_table()
-        } else {
-            std::ptr::null()
-        };
+        if cell == self.end.load(Ordering::Relaxed) {
+            // The newest chunk is full (or none was made yet), or the table is
+            // closed (see `close`).
+            let (p, off) = self.alloc_in_new_chunk(owner)?;
+            let table = if SENDER && self.makes_senders() {
+                owner
+            } else {
+                std::ptr::null()
+            };
+            return Some((p, table, off));
+        }
+        // SAFETY: `cell` is below the newest chunk's end: a cell of it never
+        // handed out.
+        let (p, off) = unsafe { self.take_next(cell) };
+        // A fresh cell is open at generation 0, and the table is not closed: a
+        // closed one keeps `end` at `next` (see `close`), so that its allocations
+        // all take the branch above, and this one needs no test of `closed`.
+        debug_assert!(self.makes_senders());
+        let table = if SENDER { owner } else { std::ptr::null() };
         Some((p, table, off))
     }
 
@@ -412,7 +415,8 @@ impl SenderTable {
     /// its end), open at generation 0, with its offset in its chunk.
     ///
     /// # Safety
-    /// `cell` must be `next`, below `end`.
+    /// `cell` must be `next`, below the newest chunk's end (`end`, but for a
+    /// closed table, whose `end` is kept at `next`).
     #[inline(always)]
     unsafe fn take_next(&self, cell: *mut u8) -> (NonNull<u8>, u32) {
         // In bounds or one past the chunk's end (`cell` is below it).
@@ -437,11 +441,38 @@ impl SenderTable {
         (cell, off)
     }
 
-    /// `alloc` when the newest chunk is full: makes the next chunk and hands out
-    /// its first cell; `None` once the chunks are all made (the table is full).
+    /// `alloc` when the newest chunk is full (or the table is closed): makes the
+    /// next chunk and hands out its first cell; `None` once the chunks are all
+    /// made (the table is full). A closed table first hands out the newest chunk's
+    /// cells left, and keeps `end` at `next` (see `close`).
     #[cold]
     #[inline(never)]
     fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
+        if self.makes_senders() {
+            return self.alloc_in_next_chunk(owner);
+        }
+        let newest = self.newest.load(Ordering::Relaxed) as usize;
+        let cell = self.next.load(Ordering::Relaxed);
+        // The newest chunk's end (chunk `newest` was made: `next` is in it).
+        let chunk_end = (newest != 0).then(|| {
+            self.chunks[newest & (CHUNKS - 1)]
+                .load(Ordering::Relaxed)
+                .wrapping_add(chunk_len(newest) * CELL)
+        });
+        let r = if chunk_end.is_some_and(|end| cell != end) {
+            // SAFETY: `cell` is `next`, below the newest chunk's end.
+            unsafe { self.take_next(cell) }
+        } else {
+            self.alloc_in_next_chunk(owner)?
+        };
+        self.end
+            .store(self.next.load(Ordering::Relaxed), Ordering::Relaxed);
+        Some(r)
+    }
+
+    /// Makes the next chunk and hands out its first cell; `None` once the chunks
+    /// are all made.
+    fn alloc_in_next_chunk(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
         let newest = self.newest.load(Ordering::Relaxed) as usize;
         let c = if newest == 0 {
             FIRST_BITS as usize
@@ -664,8 +695,12 @@ impl SenderTable {
     /// from now on (each answers `ClosedHandle`), and none is in flight when this
     /// returns. Sends test no table-wide flag: the cell's own state says it.
     fn close(&self) {
-        // No sender is made from now on (`slot_of`, on this thread).
+        // No sender is made from now on (`slot_of`, on this thread; and
+        // `Async::with_sender`: from now on every allocation of a fresh cell takes
+        // `alloc_in_new_chunk`, which tests `closed`).
         self.closed.store(true, Ordering::Relaxed);
+        self.end
+            .store(self.next.load(Ordering::Relaxed), Ordering::Relaxed);
         if self.live.load(Ordering::Relaxed) == 0 {
             // Every cell is free, so shut, and was waited for when it was shut: a
             // send that holds one now sees SHUT and does not touch a handle.
@@ -684,14 +719,6 @@ impl SenderTable {
             }
         }
     }
-}
-
-/// The null table: `Async::with_sender`'s answer for a cell whose sender takes the
-/// long way (`sender_slow`). Out of line, so that the test before it is a branch.
-#[cold]
-#[inline(never)]
-fn no_table() -> *const SenderTable {
-    std::ptr::null()
 }
 
 /// `ClosedHandle` for a send (or a sender) of a closed handle or loop.
