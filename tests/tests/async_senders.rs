@@ -451,3 +451,179 @@ fn senders_made_in_any_order_wake_their_own_handle() {
     }
     lp.run(RunMode::Default).unwrap();
 }
+
+/// `Async::with_sender` makes a handle and a sender for it: across the table's
+/// first chunks (fresh cells, the sender made from what the allocation answered),
+/// each sender, sending from another thread, wakes its own handle once and no
+/// other; a clone of it does too; once the handle is closed its sender is refused;
+/// a dropped handle with a wake-up pending stays open until it is delivered.
+#[test]
+fn with_sender_makes_a_handle_whose_sender_wakes_it() {
+    const N: usize = 100;
+    let lp = Loop::new().unwrap();
+    let hits = counters(N);
+    let mut pairs: Vec<(Async, AsyncSender)> = (0..N)
+        .map(|id| {
+            let hits = hits.clone();
+            Async::with_sender(&lp, move |_| {
+                hits[id].fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(lp.handle_count(), N);
+    for (a, _) in &pairs {
+        assert!(!a.is_closing());
+        assert!(a.is_active());
+    }
+    // Even handles by their sender, odd ones by a clone of it, from one thread.
+    let senders: Vec<AsyncSender> = pairs
+        .iter()
+        .enumerate()
+        .map(|(id, (_, s))| {
+            if id % 2 == 0 {
+                s.clone()
+            } else {
+                s.clone().clone()
+            }
+        })
+        .collect();
+    std::thread::spawn(move || {
+        for s in &senders {
+            s.send().unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    for id in 0..N {
+        assert_eq!(hits[id].load(Ordering::Relaxed), 1, "handle {id}");
+    }
+    // A dropped handle with a wake-up pending: delivered, then closed.
+    let (a, s) = pairs.pop().unwrap();
+    s.send().unwrap();
+    drop(a);
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(hits[N - 1].load(Ordering::Relaxed), 2);
+    assert!(is_closed_handle(&s.send().unwrap_err()));
+    // Closing the others refuses their senders.
+    for (a, _) in &pairs {
+        a.close();
+        assert!(a.is_closing());
+    }
+    for (_, s) in &pairs {
+        assert!(is_closed_handle(&s.send().unwrap_err()));
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+    for id in 0..N - 1 {
+        assert_eq!(hits[id].load(Ordering::Relaxed), 1, "handle {id}");
+    }
+    drop(pairs);
+}
+
+/// `Async::with_sender` on cells freed by closed handles (the sender takes the
+/// long way: its offset is searched) and on fresh ones after them: each new
+/// sender wakes its own handle, and the stale senders of the cells' old handles
+/// are refused and wake nothing. Mixed with `Async::new` and `sender`.
+#[test]
+fn with_sender_on_reused_cells_wakes_only_its_own_handle() {
+    const N: usize = 40;
+    let lp = Loop::new().unwrap();
+    let hits = counters(3 * N);
+    let make = |id: usize| {
+        let hits = hits.clone();
+        let cb = move |_: &Async| {
+            hits[id].fetch_add(1, Ordering::Relaxed);
+        };
+        if id.is_multiple_of(3) {
+            let a = Async::new(&lp, cb).unwrap();
+            let s = a.sender().unwrap();
+            (a, s)
+        } else {
+            Async::with_sender(&lp, cb).unwrap()
+        }
+    };
+    let old: Vec<(Async, AsyncSender)> = (0..N).map(make).collect();
+    let stale: Vec<AsyncSender> = old.iter().map(|(_, s)| s.clone()).collect();
+    for (a, _) in &old {
+        a.close();
+    }
+    drop(old);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+    // N handles on the freed cells, N more on fresh ones.
+    let new: Vec<(Async, AsyncSender)> = (N..3 * N).map(make).collect();
+    for s in &stale {
+        assert!(is_closed_handle(&s.send().unwrap_err()));
+    }
+    for (_, s) in new.iter().step_by(2) {
+        s.send().unwrap();
+    }
+    lp.run(RunMode::NoWait).unwrap();
+    for id in 0..3 * N {
+        let want = usize::from(id >= N && (id - N).is_multiple_of(2));
+        assert_eq!(hits[id].load(Ordering::Relaxed), want, "handle {id}");
+    }
+    drop(new);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+}
+
+/// `Async::with_sender` refuses where `Async::new` or `sender` do: `ClosedLoop` on
+/// a closed loop, and `ClosedHandle` while the loop is dropped (a callback that
+/// runs during the drop, delivering a pending wake-up, may still make handles but
+/// no senders: a send to them could not be delivered).
+#[test]
+fn with_sender_refuses_on_a_closed_or_closing_loop() {
+    let lp = Loop::new().unwrap();
+    lp.close().unwrap();
+    let e = Async::with_sender(&lp, |_| {}).unwrap_err();
+    assert_eq!(e.kind(), Category::ClosedLoop, "{e:?}");
+
+    let lp = Loop::new().unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let s2 = seen.clone();
+    let made: std::rc::Rc<std::cell::RefCell<Vec<Async>>> = Default::default();
+    let m2 = made.clone();
+    let (a, s) = Async::with_sender(&lp, move |h| {
+        let lh = h.loop_();
+        let mut seen = s2.lock().unwrap();
+        match Async::with_sender(&lh, |_| {}) {
+            Ok(_) => seen.push("with_sender: ok".into()),
+            Err(e) => seen.push(format!("with_sender: {:?}", e.kind())),
+        }
+        let b = Async::new(&lh, |_| {}).unwrap();
+        match b.sender() {
+            Ok(_) => seen.push("sender: ok".into()),
+            Err(e) => seen.push(format!("sender: {:?}", e.kind())),
+        }
+        // Handles made while the table is closed, past the end of its first
+        // chunks (kept open: the drop closes them), and more refused senders.
+        let kept: Vec<Async> = (0..80)
+            .map(|k: usize| {
+                if k.is_multiple_of(4) {
+                    let e = Async::with_sender(&lh, |_| {}).unwrap_err();
+                    assert!(is_closed_handle(&e), "{e:?}");
+                }
+                Async::new(&lh, |_| {}).unwrap()
+            })
+            .collect();
+        for h in &kept {
+            assert!(is_closed_handle(&h.sender().unwrap_err()));
+        }
+        m2.borrow_mut().extend(kept);
+    })
+    .unwrap();
+    s.send().unwrap();
+    drop(a);
+    drop(lp);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["with_sender: ClosedHandle", "sender: ClosedHandle"]
+    );
+    assert!(is_closed_handle(&s.send().unwrap_err()));
+    let made = made.take();
+    assert_eq!(made.len(), 80);
+    assert!(made.iter().all(|h| h.is_closed()));
+}

@@ -10,7 +10,7 @@
 //! both running at once the work would depend on how the two threads interleave
 //! (and the instruction count would not be reproducible). Phases: init (the handles
 //! and, for the uv version, one `AsyncSender` per handle, which is how a thread
-//! wakes a `uv::Async`), send (the thread's wake-ups), run (the callbacks and the
+//! wakes a `uv::Async`: both made by `Async::with_sender`), send (the thread's wake-ups), run (the callbacks and the
 //! closes), cleanup.
 //!
 //! Runs the safe `uv` version and a raw libuv-sys2 twin, each in its own process
@@ -86,7 +86,7 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
         let mut hs = hs.borrow_mut();
         hs.reserve_exact(n as usize);
         for _ in 0..n {
-            let a = uv::Async::new(&lp, |_| {
+            let (a, s) = uv::Async::with_sender(&lp, |_| {
                 if event() {
                     HANDLES.with(|hs| {
                         for a in hs.borrow().iter() {
@@ -95,8 +95,8 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
                     });
                 }
             })
-            .expect("uv::Async::new");
-            senders.push(a.sender().expect("uv::Async::sender"));
+            .expect("uv::Async::with_sender");
+            senders.push(s);
             hs.push(a);
         }
     });

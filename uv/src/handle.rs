@@ -233,6 +233,8 @@ impl Header {
 pub trait Slots: Default + 'static {
     /// Drops every stored callback.
     fn clear(&self);
+    /// Whether no callback is stored (dropping the slots then runs no code).
+    fn is_empty(&self) -> bool;
 }
 
 /// A handle type: its libuv struct, its slots and its lifetime rule (implemented by
@@ -294,6 +296,16 @@ unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
 /// As `free_box`, with the slots dropped.
 #[inline(never)]
 unsafe fn free_memory<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract.
+    unsafe { free_memory_inline::<K>(h) }
+}
+
+/// `free_memory`, inlined.
+///
+/// # Safety
+/// As `free_memory`.
+#[inline(always)]
+unsafe fn free_memory_inline<K: HandleKind>(h: *mut sys::uv_handle_t) {
     if is_async::<K>() {
         // SAFETY: per the contract, and an `Async` allocation is a cell of the
         // slab's sender table (`Typed::new_inner`).
@@ -731,8 +743,9 @@ impl Hdr {
             if !unsafe { crate::handles::async_::shut_cell_begin(self.raw()) } {
                 return self.close_sender_wait();
             }
-            // SAFETY: as in `begin_close`.
-            unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
+            // SAFETY: as in `begin_close`; the handle is an `Async` (HAS_SENDER),
+            // whose vtable's close callback this is (a constant, not a load).
+            unsafe { sys::uv_close(self.raw(), Some(on_close::<crate::Async>)) };
             return;
         }
         self.begin_close_general();
@@ -1066,6 +1079,31 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
 /// As `free_box`.
 #[inline(never)]
 unsafe fn free_box_out_of_line<K: HandleKind>(h: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract, a live HandleBox<K>; only the slots are borrowed,
+    // for the test (the reference ends before the memory is freed).
+    let empty = unsafe { &*std::ptr::addr_of!((*(h as *const HandleBox<K>)).slots) }.is_empty();
+    if empty {
+        // The common case (the close callback emptied the slots): dropping them
+        // runs no code, so the memory goes back at once, inlined here (no jump to
+        // `free_memory`, which would save and restore registers of its own for
+        // what `free_box`'s drop of the slots needs kept). As in `free_box`, the
+        // libuv struct needs no drop.
+        const { assert!(!std::mem::needs_drop::<K::Raw>()) };
+        // SAFETY: per the contract; the slots hold nothing to drop.
+        return unsafe { free_memory_inline::<K>(h) };
+    }
+    // SAFETY: per the contract.
+    unsafe { free_box_with_slots::<K>(h) }
+}
+
+/// `free_box` of a handle whose slots hold something (out of line: the common
+/// path keeps no registers for the drop's call).
+///
+/// # Safety
+/// As `free_box`.
+#[cold]
+#[inline(never)]
+unsafe fn free_box_with_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // SAFETY: per the contract.
     unsafe { free_box::<K>(h) }
 }
@@ -1195,6 +1233,42 @@ impl<K: HandleKind> Typed<K> {
         internal: bool,
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
+        let flags = if internal { INTERNAL } else { 0 };
+        let alloc = |s: &Slab| {
+            if is_async::<K>() {
+                // A cell of the loop's sender table (ASYNC_CELL is this layout).
+                s.alloc_async().map(|p| (p.as_ptr(), ()))
+            } else {
+                // (A raw pointer: an `Option` of it is known to be `Some`.)
+                Some((
+                    s.alloc(std::alloc::Layout::new::<HandleBox<K>>()).as_ptr(),
+                    (),
+                ))
+            }
+        };
+        // SAFETY: per the contract; `alloc` answers memory for a HandleBox<K> from
+        // the slab it is given, a sender-table cell for an `Async`.
+        unsafe { Self::new_parts(loop_, slots, op, flags, alloc, init) }.map(|(h, ())| h)
+    }
+
+    /// [`Typed::new_inner`] with the memory from `alloc` (given the loop's slab;
+    /// `None`: `ENOMEM`), whose answer besides the memory is handed back with the
+    /// handle, and the handle's flags `flags` (INTERNAL, HAS_SENDER) once it is in
+    /// libuv.
+    ///
+    /// # Safety
+    /// As [`Typed::new`]; `alloc` must answer fresh memory for a HandleBox<K> from
+    /// the slab it is given (`Slab::alloc` of its layout, or for an `Async`
+    /// `Slab::alloc_async`), and `flags` may have HAS_SENDER only for an `Async`.
+    #[inline(always)]
+    unsafe fn new_parts<T>(
+        loop_: &LoopHandle,
+        slots: K::Slots,
+        op: &'static str,
+        flags: u8,
+        alloc: impl FnOnce(&Slab) -> Option<(*mut u8, T)>,
+        init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
+    ) -> Result<(Self, T)> {
         let shared = loop_.shared();
         let uv_loop = shared.raw_for_new().ok_or_else(|| Error::closed_loop(op))?;
         let slab = shared.slab();
@@ -1202,15 +1276,8 @@ impl<K: HandleKind> Typed<K> {
         let asynch = is_async::<K>();
         // SAFETY: the loop's slab lives while the loop's shared state does.
         let s = unsafe { slab.as_ref() };
-        let p = if asynch {
-            // A cell of the loop's sender table (ASYNC_CELL is this layout).
-            s.alloc_async()
-                .ok_or_else(|| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, op))?
-        } else {
-            s.alloc(layout)
-        }
-        .cast::<HandleBox<K>>()
-        .as_ptr();
+        let (p, made) = alloc(s).ok_or_else(|| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, op))?;
+        let p = p.cast::<HandleBox<K>>();
         // SAFETY: `p` is fresh memory for a HandleBox<K>; every field is written in
         // place before use (no copy of the large struct), and the libuv struct never
         // moves afterwards; `init` keeps its contract.
@@ -1223,7 +1290,7 @@ impl<K: HandleKind> Typed<K> {
             let raw = std::ptr::addr_of_mut!((*p).raw);
             raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
                 refs: Cell::new(1),
-                flags: Cell::new(if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV),
+                flags: Cell::new((flags & INTERNAL) | OUT_OF_LIBUV),
                 vtable: &VTableOf::<K>::VTABLE,
             });
             std::ptr::addr_of_mut!((*p).slots).write(slots);
@@ -1245,16 +1312,38 @@ impl<K: HandleKind> Typed<K> {
             let h = Hdr(NonNull::new_unchecked(raw));
             // (A comparison of constants: no code.)
             let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
-            // The flags as written above, and now in libuv (a store of a known
-            // value: later checks of a new handle fold away).
-            let flags = if internal { INTERNAL } else { 0 };
+            // The flags asked for, and now in libuv (a store of a known value:
+            // later checks of a new handle fold away).
+            debug_assert!(flags & HAS_SENDER == 0 || asynch);
             h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
         }
-        Ok(Typed {
+        let h = Typed {
             // SAFETY: `p` is non-null (from the slab).
             ptr: unsafe { NonNull::new_unchecked(p.cast()) },
             _kind: PhantomData,
-        })
+        };
+        Ok((h, made))
+    }
+
+    /// A new `Async` (of [`Typed::new`]'s contract) marked as having senders (its
+    /// close shuts its sender cell), its memory from `alloc` (given the loop's
+    /// slab; `None`: `ENOMEM`), whose answer besides the memory is handed back
+    /// with the handle.
+    ///
+    /// # Safety
+    /// As [`Typed::new`]; `K` is `Async`, and `alloc` answers memory from
+    /// `Slab::alloc_async` (or `alloc_async_slot`) of the slab it is given.
+    #[inline(always)]
+    pub(crate) unsafe fn new_async_with_senders<T>(
+        loop_: &LoopHandle,
+        slots: K::Slots,
+        op: &'static str,
+        alloc: impl FnOnce(&Slab) -> Option<(*mut u8, T)>,
+        init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
+    ) -> Result<(Self, T)> {
+        debug_assert!(is_async::<K>());
+        // SAFETY: per the contract; an `Async`'s memory is a sender-table cell.
+        unsafe { Self::new_parts(loop_, slots, op, HAS_SENDER, alloc, init) }
     }
 
     /// The libuv struct, if the handle is open; `ClosedHandle` (naming `op`) otherwise.

@@ -801,6 +801,19 @@ impl Slab {
         Some(p)
     }
 
+    /// `alloc_async`, with what `SenderTable::alloc_slot` answers besides the
+    /// cell (the table's `Arc` pointer and the cell's offset, for a sender made
+    /// without a search; null if none can be).
+    #[inline(always)]
+    pub(crate) fn alloc_async_slot(
+        &self,
+    ) -> Option<(NonNull<u8>, *const crate::handles::async_::SenderTable, u32)> {
+        let t = self.senders();
+        let r = t.alloc_slot::<true>(std::sync::Arc::as_ptr(t))?;
+        self.refs.set(self.refs.get() + 1);
+        Some(r)
+    }
+
     /// Gives back memory from `alloc_async` of this slab (in bypass mode too: a
     /// cell's state word must outlive the handle for its senders).
     ///
@@ -813,7 +826,28 @@ impl Slab {
             // SAFETY: the slab lives while an allocation of it does (its count).
             let s = unsafe { slab.as_ref() };
             // SAFETY: per the contract (a cell of this slab's table).
-            unsafe { s.senders.free(p) };
+            if !unsafe { s.senders.free_if_shut(p) } {
+                // SAFETY: as above; the cell is open.
+                return unsafe { Slab::free_async_open(slab, p) };
+            }
+        }
+        // SAFETY: this allocation's count.
+        unsafe { Slab::release(slab) };
+    }
+
+    /// `free_async` of a cell that is still open (its handle had no sender), out
+    /// of line: the common path then keeps no registers for a call.
+    ///
+    /// # Safety
+    /// As `free_async`, and the cell is open.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_async_open(slab: NonNull<Slab>, p: NonNull<u8>) {
+        {
+            // SAFETY: as in `free_async`.
+            let s = unsafe { slab.as_ref() };
+            // SAFETY: per the contract.
+            unsafe { s.senders.free_open(p) };
         }
         // SAFETY: this allocation's count.
         unsafe { Slab::release(slab) };

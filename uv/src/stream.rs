@@ -109,6 +109,13 @@ impl<K> StreamSlots<K> {
         }
     }
 
+    /// Whether something is stored: a callback, or the state of
+    /// `read_start_with` (which stays until the slots are dropped).
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.read.is_set() || self.connection.is_set() || self.custom.get().is_some()
+    }
+
     /// The state of `read_start_with`, made on first use.
     fn custom(&self) -> &CustomRead {
         self.custom.get_or_init(|| {

@@ -934,6 +934,11 @@ impl HandleEmitter<'_> {
             ctx,
             &format!("{} is the libuv struct of this handle type", h.c_type.value),
         );
+        let slots_empty = if slot_names.is_empty() {
+            quote!(true)
+        } else {
+            quote!(#( !self.#slot_names.is_set() )&&*)
+        };
         quote! {
             #cfg
             #doc
@@ -955,6 +960,10 @@ impl HandleEmitter<'_> {
                 #[inline]
                 fn clear(&self) {
                     #( self.#slot_names.clear(); )*
+                }
+                #[inline]
+                fn is_empty(&self) -> bool {
+                    #slots_empty
                 }
             }
 

@@ -210,12 +210,16 @@ pub(crate) unsafe fn shut_cell(raw: *mut sys::uv_handle_t) {
 pub(crate) unsafe fn shut_cell_begin(raw: *mut sys::uv_handle_t) -> bool {
     // SAFETY: per the contract, a cell whose state word was initialised by `alloc`.
     let state = unsafe { state_of(raw.cast()) };
-    // As `shut_state`, without its wait.
-    if state.load(Ordering::Relaxed) & SHUT == 0 {
-        let prev = state.fetch_add(SHUT, Ordering::Acquire);
-        return prev & COUNT == 0;
-    }
-    true
+    // As `shut_state`, without its wait, and as an `or` whose result is not used
+    // (a `lock or`; the cell may be shut already, by `keeps_alive` or the table's
+    // `close`: setting SHUT again changes nothing) followed by a load of the count:
+    // the load reads the word at or after this RMW in its modification order, so a
+    // send counted before the shut is seen (or its release is, Acquire), and one
+    // counted after it sees SHUT and leaves the handle alone. (A send counted
+    // after it that has not undone its count yet is waited for too: a few
+    // instructions.)
+    state.fetch_or(SHUT, Ordering::Acquire);
+    state.load(Ordering::Acquire) & COUNT == 0
 }
 
 /// The end of a `shut_cell_begin` that returned false: waits until no send holds
@@ -255,7 +259,8 @@ pub(crate) struct SenderTable {
     /// made, all but it full).
     newest: AtomicU32,
     /// The newest chunk's next cell never handed out, and its end (null, null
-    /// before the first chunk).
+    /// before the first chunk); once the table is closed, `end` is kept at `next`
+    /// (so that `alloc`'s common path needs no test of `closed`).
     next: AtomicPtr<u8>,
     end: AtomicPtr<u8>,
     /// Cells held by handle allocations (made and not on the free list).
@@ -346,39 +351,74 @@ impl SenderTable {
     /// `Arc` that holds this table (written in a new chunk's head, for senders).
     #[inline(always)]
     pub(crate) fn alloc(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
+        self.alloc_slot::<false>(owner).map(|(p, _, _)| p)
+    }
+
+    /// `alloc`, and, where a sender of the handle it will hold is made without a
+    /// search (a cell never handed out before, so at generation 0, of a table that
+    /// makes senders: `slot_of` answers its offset in its chunk and generation 0
+    /// while its handle is open), `owner` and that offset; otherwise null (a
+    /// reused cell, a closed table) and an offset of no meaning. Without `SENDER`
+    /// the answer besides the cell is not asked for (nor the table read for it).
+    #[inline(always)]
+    pub(crate) fn alloc_slot<const SENDER: bool>(
+        &self,
+        owner: *const SenderTable,
+    ) -> Option<(NonNull<u8>, *const SenderTable, u32)> {
         if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
             // SAFETY: a free cell's first word holds the next free cell (written by
-            // `free`); the cell is no handle's now, so its bytes other than the
+            // `link_free`); the cell is no handle's now, so its bytes other than the
             // state word are ours.
             let next = unsafe { p.cast::<*mut u8>().read() };
             self.free.store(next, Ordering::Relaxed);
             // Open the next generation, keeping the count (stale senders undo their
-            // own bumps). A free cell is shut (see `free`), so subtracting SHUT
+            // own bumps). A free cell is shut (see `link_free`), so subtracting SHUT
             // clears it. Release: belt and braces (a sender learns the generation
             // through the `AsyncSender` made after the handle's init).
             // SAFETY: a cell of this table, handed out before.
             unsafe { state_of(p.as_ptr()) }
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
             self.bump_live(1);
-            return Some(p);
+            // The offset of a reused cell takes a search (`slot_of`).
+            return Some((p, std::ptr::null(), 0));
         }
         let cell = self.next.load(Ordering::Relaxed);
         if cell == self.end.load(Ordering::Relaxed) {
-            // The newest chunk is full (or none was made yet).
-            return self.alloc_in_new_chunk(owner);
+            // The newest chunk is full (or none was made yet), or the table is
+            // closed (see `close`).
+            let (p, off) = self.alloc_in_new_chunk(owner)?;
+            let table = if SENDER && self.makes_senders() {
+                owner
+            } else {
+                std::ptr::null()
+            };
+            return Some((p, table, off));
         }
         // SAFETY: `cell` is below the newest chunk's end: a cell of it never
         // handed out.
-        Some(unsafe { self.take_next(cell) })
+        let (p, off) = unsafe { self.take_next(cell) };
+        // A fresh cell is open at generation 0, and the table is not closed: a
+        // closed one keeps `end` at `next` (see `close`), so that its allocations
+        // all take the branch above, and this one needs no test of `closed`.
+        debug_assert!(self.makes_senders());
+        let table = if SENDER { owner } else { std::ptr::null() };
+        Some((p, table, off))
+    }
+
+    /// Whether senders may be made (the loop is not closing; the loop thread).
+    #[inline(always)]
+    pub(crate) fn makes_senders(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed)
     }
 
     /// Hands out `cell`, the newest chunk's next cell (not handed out yet, below
-    /// its end), open at generation 0.
+    /// its end), open at generation 0, with its offset in its chunk.
     ///
     /// # Safety
-    /// `cell` must be `next`, below `end`.
+    /// `cell` must be `next`, below the newest chunk's end (`end`, but for a
+    /// closed table, whose `end` is kept at `next`).
     #[inline(always)]
-    unsafe fn take_next(&self, cell: *mut u8) -> NonNull<u8> {
+    unsafe fn take_next(&self, cell: *mut u8) -> (NonNull<u8>, u32) {
         // In bounds or one past the chunk's end (`cell` is below it).
         self.next.store(cell.wrapping_add(CELL), Ordering::Relaxed);
         // SAFETY: per the contract the cell is in a live chunk, not initialised yet
@@ -398,14 +438,41 @@ impl SenderTable {
         self.last_off.store(off, Ordering::Relaxed);
         self.last.store(cell.as_ptr(), Ordering::Relaxed);
         self.bump_live(1);
-        cell
+        (cell, off)
     }
 
-    /// `alloc` when the newest chunk is full: makes the next chunk and hands out
-    /// its first cell; `None` once the chunks are all made (the table is full).
+    /// `alloc` when the newest chunk is full (or the table is closed): makes the
+    /// next chunk and hands out its first cell; `None` once the chunks are all
+    /// made (the table is full). A closed table first hands out the newest chunk's
+    /// cells left, and keeps `end` at `next` (see `close`).
     #[cold]
     #[inline(never)]
-    fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
+    fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
+        if self.makes_senders() {
+            return self.alloc_in_next_chunk(owner);
+        }
+        let newest = self.newest.load(Ordering::Relaxed) as usize;
+        let cell = self.next.load(Ordering::Relaxed);
+        // The newest chunk's end (chunk `newest` was made: `next` is in it).
+        let chunk_end = (newest != 0).then(|| {
+            self.chunks[newest & (CHUNKS - 1)]
+                .load(Ordering::Relaxed)
+                .wrapping_add(chunk_len(newest) * CELL)
+        });
+        let r = if chunk_end.is_some_and(|end| cell != end) {
+            // SAFETY: `cell` is `next`, below the newest chunk's end.
+            unsafe { self.take_next(cell) }
+        } else {
+            self.alloc_in_next_chunk(owner)?
+        };
+        self.end
+            .store(self.next.load(Ordering::Relaxed), Ordering::Relaxed);
+        Some(r)
+    }
+
+    /// Makes the next chunk and hands out its first cell; `None` once the chunks
+    /// are all made.
+    fn alloc_in_next_chunk(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
         let newest = self.newest.load(Ordering::Relaxed) as usize;
         let c = if newest == 0 {
             FIRST_BITS as usize
@@ -465,48 +532,53 @@ impl SenderTable {
     }
 
     /// Gives back a cell from `alloc` (the loop thread, once the handle allocation
-    /// in it is freed: libuv is done with it and no user reference is left). The
-    /// cell is shut first if it is not (a handle that had no sender: no send can
-    /// hold its generation, but a stale sender's increment may be undone meanwhile).
+    /// in it is freed: libuv is done with it and no user reference is left) if it
+    /// is shut (its handle had senders: it was shut before its close), answering
+    /// true; for a cell that is still open it does nothing and answers false: the
+    /// caller then gives it back with `free_open` (which shuts it first: a handle
+    /// that had no sender, which no send can hold at its generation, but a stale
+    /// sender's increment may be undone meanwhile). Two calls, so that a caller
+    /// can make `free_open` its last and keep no registers across it on the common
+    /// path.
     ///
     /// # Safety
     /// `cell` must come from `alloc` of this table, not freed yet, and hold no live
     /// handle.
     #[inline(always)]
-    pub(crate) unsafe fn free(&self, cell: NonNull<u8>) {
+    pub(crate) unsafe fn free_if_shut(&self, cell: NonNull<u8>) -> bool {
         // SAFETY: per the contract.
         let s = unsafe { state_of(cell.as_ptr()) }.load(Ordering::Relaxed);
         if s & SHUT == 0 {
-            // SAFETY: per the contract.
-            return unsafe { self.free_open(cell) };
+            return false;
         }
         // Shut already (a handle with senders was shut before its close; a freed
         // cell never comes back here): `shut_state` would return this generation
         // and change nothing. Only this thread changes the generation.
         // SAFETY: per the contract.
-        unsafe { self.link_free(cell, (s >> 32) as u32) }
+        unsafe { self.link_free(cell, (s >> 32) as u32) };
+        true
     }
 
-    /// `free` of a cell that is still open (its handle had no sender): shut it
-    /// first. Out of line, so that the common case saves no registers for the
-    /// wait.
+    /// Gives back a cell that is still open (its handle had no sender; see
+    /// `free_if_shut`): shuts it first. Out of line, so that the common case saves
+    /// no registers for the wait.
     ///
     /// # Safety
-    /// As `free`.
+    /// As `free_if_shut`, and the cell is open.
     #[cold]
     #[inline(never)]
-    unsafe fn free_open(&self, cell: NonNull<u8>) {
+    pub(crate) unsafe fn free_open(&self, cell: NonNull<u8>) {
         // SAFETY: per the contract.
         let generation = shut_state(unsafe { state_of(cell.as_ptr()) });
         // SAFETY: per the contract; the cell is shut now.
         unsafe { self.link_free(cell, generation) }
     }
 
-    /// The end of `free`: the cell, shut at `generation`, goes on the free list
-    /// (or is retired).
+    /// The end of `free_if_shut` and `free_open`: the cell, shut at `generation`,
+    /// goes on the free list (or is retired).
     ///
     /// # Safety
-    /// As `free`, and the cell is shut.
+    /// As `free_if_shut`, and the cell is shut.
     #[inline(always)]
     unsafe fn link_free(&self, cell: NonNull<u8>, generation: u32) {
         self.bump_live(-1);
@@ -623,8 +695,12 @@ impl SenderTable {
     /// from now on (each answers `ClosedHandle`), and none is in flight when this
     /// returns. Sends test no table-wide flag: the cell's own state says it.
     fn close(&self) {
-        // No sender is made from now on (`slot_of`, on this thread).
+        // No sender is made from now on (`slot_of`, on this thread; and
+        // `Async::with_sender`: from now on every allocation of a fresh cell takes
+        // `alloc_in_new_chunk`, which tests `closed`).
         self.closed.store(true, Ordering::Relaxed);
+        self.end
+            .store(self.next.load(Ordering::Relaxed), Ordering::Relaxed);
         if self.live.load(Ordering::Relaxed) == 0 {
             // Every cell is free, so shut, and was waited for when it was shut: a
             // send that holds one now sees SHUT and does not touch a handle.
@@ -695,6 +771,29 @@ impl AsyncSender {
             off,
         };
         debug_assert!(std::ptr::eq(s.table(), Arc::as_ptr(table)));
+        s
+    }
+
+    /// `new`, with the table given by its `Arc`'s pointer.
+    ///
+    /// # Safety
+    /// `table` must be `Arc::as_ptr` of a live `Arc<SenderTable>`, and the other
+    /// arguments as for `new` (the slot of an open handle of that table).
+    #[inline(always)]
+    unsafe fn from_table(
+        table: *const SenderTable,
+        cell: NonNull<u8>,
+        generation: u32,
+        off: u32,
+    ) -> Self {
+        // SAFETY: per the contract. The count this sender holds (see `new`).
+        unsafe { Arc::increment_strong_count(table) };
+        let s = AsyncSender {
+            cell,
+            generation,
+            off,
+        };
+        debug_assert!(std::ptr::eq(s.table(), table));
         s
     }
 
@@ -868,6 +967,77 @@ impl Async {
             }
         }
         self.sender_slow()
+    }
+
+    /// A new async handle that calls `callback` on wake-ups (as [`Async::new`]),
+    /// and a sender for it (as [`Async::sender`]): for a handle that is woken from
+    /// other threads, both at once cost less than the two calls (the sender's slot
+    /// in the loop's sender table is known while the handle is made, and the
+    /// handle needs no checks).
+    ///
+    /// Errors as [`Async::new`]'s, and `ClosedHandle` when the loop is being
+    /// dropped (its handles closing), where [`Async::sender`] refuses too.
+    ///
+    /// ```
+    /// let lp = uv::Loop::new()?;
+    /// let (handle, sender) = uv::Async::with_sender(&lp, |h| h.close())?;
+    /// let thread = std::thread::spawn(move || sender.send());
+    /// thread.join().unwrap()?;
+    /// lp.run(uv::RunMode::Default)?;
+    /// assert!(handle.is_closed());
+    /// # Ok::<(), uv::Error>(())
+    /// ```
+    #[inline]
+    pub fn with_sender(
+        loop_: &LoopHandle,
+        callback: impl FnMut(&Async) + 'static,
+    ) -> Result<(Async, AsyncSender)> {
+        // The slots and the init function as `Async::new` makes them.
+        let slots = AsyncSlots::default();
+        {
+            let slot = &slots.on_wakeup;
+            // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
+            slot.set(unsafe { slot.callback(callback, |p| p) });
+        }
+        // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
+        // move (`Typed::new`'s contract).
+        let init = |l, h| unsafe { sys::uv_async_init(l, h, Some(__uv_async_on_wakeup)) };
+        // SAFETY: `init` calls the init function of `Async` with the loop and
+        // struct it is given, and returns its result.
+        // The cell, and (where its allocation knows it and senders may be made)
+        // its slot and the table: read before the init call, which runs no user
+        // code, so they stay true after it.
+        // (The table's pointer is null where that does not hold: no `Option`,
+        // whose test the compiler would make twice.)
+        let alloc = |s: &crate::loop_::Slab| {
+            let (p, table, off) = s.alloc_async_slot()?;
+            Some((p.as_ptr(), (table, off)))
+        };
+        // SAFETY: `init` calls the init function of `Async` with the loop and
+        // struct it is given, and returns its result; `alloc` answers a cell from
+        // `alloc_async_slot` of the slab it is given.
+        let (inner, (table, off)) = unsafe {
+            crate::runtime::Typed::new_async_with_senders(
+                loop_,
+                slots,
+                "uv_async_init",
+                alloc,
+                init,
+            )
+        }?;
+        let a = Async { inner };
+        if table.is_null() {
+            // A reused cell (its offset takes a search) or a closing loop.
+            let s = a.sender_slow()?;
+            return Ok((a, s));
+        }
+        // A fresh cell of a table that makes senders: the sender is made from what
+        // its allocation answered. The handle is open and in libuv (just made, no
+        // user code ran since), marked as having senders.
+        // SAFETY: `table` is `Arc::as_ptr` of the loop's sender table, which the
+        // slab holds while the handle (counted on the slab) lives.
+        let s = unsafe { AsyncSender::from_table(table, a.inner.ptr().cast(), 0, off) };
+        Ok((a, s))
     }
 
     /// `sender` of a handle that is not open, or not the last one made.
