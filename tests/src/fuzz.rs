@@ -2724,7 +2724,8 @@ mod procs {
         };
         let (program, args) = command(cx);
         let mut options = ProcessOptions::new(&program);
-        if cx.flip() {
+        let with_args = cx.flip();
+        if with_args {
             options = options.args(&args);
         }
         match cx.below(8) {
@@ -2756,6 +2757,13 @@ mod procs {
                 (0, _) => uv::Stdio::Ignore,
                 (1 | 2, Some(p)) if fd == 0 => uv::Stdio::pipe_to_child(p),
                 (1 | 2, Some(p)) => uv::Stdio::pipe_from_child(p),
+                // Not as the standard input of a program run without its arguments
+                // (`/bin/sh` alone reads its commands from there): the shell turns
+                // a non-blocking standard input blocking when a read finds it
+                // empty, at any time after the spawn, which would leave the stream
+                // (and a `std` peer sharing its descriptor) blocking behind the
+                // fuzzer's back: its own reads would then wait for ever.
+                (3, _) if fd == 0 && !with_args => uv::Stdio::Ignore,
                 (3, _) => match stream.as_ref().map(|h| h.handle()) {
                     Some(h) => {
                         inherited = true;
