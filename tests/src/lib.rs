@@ -7,6 +7,7 @@ pub mod fuzz;
 pub mod net;
 #[cfg(unix)]
 pub mod pool;
+pub mod provoke;
 
 /// Reads `stream` to its end into a shared buffer, then closes it (any error but
 /// the end of the stream fails the test).

@@ -4,6 +4,7 @@
 
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use futures::StreamExt;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use uv::future::{self as uvf, AsyncStream};
 use uv::{Loop, LoopHandle, Pipe, StatusCode, Stream, Tcp, TcpFlags, Udp};
@@ -425,16 +426,7 @@ fn write_futures_polled_after_their_result_answer_einval() {
         other => panic!("expected EINVAL, got {other:?}"),
     }
     lp.block_on(sd).unwrap().unwrap();
-    let got = lp
-        .block_on(async {
-            let mut all = Vec::new();
-            let mut rd = uvf::read_chunks(b.clone());
-            while let Some(c) = rd.next().await {
-                all.extend(c.unwrap());
-            }
-            all
-        })
-        .unwrap();
+    let got = read_chunks_to_end(&lp, &b);
     assert_eq!(got, b"first");
     a.close();
     b.close();
@@ -472,18 +464,39 @@ fn a_completed_write_stays_ok_after_a_later_one_failed() {
     lp.run(uv::RunMode::Default).unwrap();
 }
 
+/// Everything `b` reads until its end, through `uvf::read_chunks`.
+fn read_chunks_to_end(lp: &Loop, b: &Pipe) -> Vec<u8> {
+    lp.block_on(async {
+        let mut all = Vec::new();
+        let mut rd = uvf::read_chunks(b.clone());
+        while let Some(c) = rd.next().await {
+            all.extend(c.unwrap());
+        }
+        all
+    })
+    .unwrap()
+}
+
+/// A `Pipe` on `lp` whose peer, a std Unix socket, `feed` writes to on another
+/// thread (joined by the caller; the peer closes when `feed` returns).
+fn pipe_fed_by_thread(
+    lp: &Loop,
+    feed: impl FnOnce(&mut std::os::unix::net::UnixStream) + Send + 'static,
+) -> (Pipe, std::thread::JoinHandle<()>) {
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(lp, false).unwrap();
+    p.open(a).unwrap();
+    (p, std::thread::spawn(move || feed(&mut peer)))
+}
+
 /// Bytes that arrive faster than an `AsyncStream` reader takes them (large reads
 /// that pile up behind one another, small ones after them) come out whole and in
 /// order through reads of many sizes, then the end of the stream.
 #[test]
 fn async_stream_reads_keep_order_when_large_reads_pile_up() {
-    use std::io::Write;
     const LEN: usize = 3 << 20;
     let lp = Loop::new().unwrap();
-    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
-    let p = Pipe::new(&lp, false).unwrap();
-    p.open(a).unwrap();
-    let writer = std::thread::spawn(move || {
+    let (p, writer) = pipe_fed_by_thread(&lp, |peer| {
         let data = pattern(LEN);
         peer.write_all(&data[..LEN - 1000]).unwrap();
         for c in data[LEN - 1000..].chunks(10) {
@@ -517,13 +530,9 @@ fn async_stream_reads_keep_order_when_large_reads_pile_up() {
 /// each buffer).
 #[test]
 fn async_stream_buffered_reads_keep_order_when_large_reads_pile_up() {
-    use std::io::Write;
     const LEN: usize = 3 << 20;
     let lp = Loop::new().unwrap();
-    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
-    let p = Pipe::new(&lp, false).unwrap();
-    p.open(a).unwrap();
-    let writer = std::thread::spawn(move || peer.write_all(&pattern(LEN)).unwrap());
+    let (p, writer) = pipe_fed_by_thread(&lp, |peer| peer.write_all(&pattern(LEN)).unwrap());
     let got = lp
         .block_on(async move {
             let mut s = AsyncStream::new(p);
@@ -600,16 +609,7 @@ fn a_write_made_by_a_waker_run_from_a_completion_completes() {
         Poll::Pending => panic!("the first write did not complete"),
     }
     a.close();
-    let got = lp
-        .block_on(async {
-            let mut all = Vec::new();
-            let mut rd = uvf::read_chunks(b.clone());
-            while let Some(c) = rd.next().await {
-                all.extend(c.unwrap());
-            }
-            all
-        })
-        .unwrap();
+    let got = read_chunks_to_end(&lp, &b);
     assert_eq!(got, b"firstsecond");
     b.close();
     lp.run(uv::RunMode::Default).unwrap();

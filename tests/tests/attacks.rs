@@ -15,7 +15,6 @@ use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::Once;
 use std::time::Duration;
 use uv::Stream as _;
 
@@ -23,6 +22,7 @@ use uv::{
     AddressFamily, Async, Loop, Pipe, ReadAllocator, RunMode, StatusCode, Tcp, Timer, Udp, UdpFlags,
 };
 use uv_tests::net::{count_iterations, pattern, run_until, tcp_listener};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
 
 /// A Unix socket pair: one end as a `Pipe` on `lp`, the other a std stream.
 fn pipe_pair(lp: &Loop, ipc: bool) -> (Pipe, UnixStream) {
@@ -30,37 +30,6 @@ fn pipe_pair(lp: &Loop, ipc: bool) -> (Pipe, UnixStream) {
     let p = Pipe::new(lp, ipc).unwrap();
     p.open(a).unwrap();
     (p, b)
-}
-
-/// The payload of the panics these tests provoke.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Provoked(&'static str);
-
-/// Installs, once for this test binary, a panic hook that prints nothing for a
-/// `Provoked` payload and hands every other panic to the hook it replaces. It is
-/// never removed: tests run in parallel and the hook is process-wide. (Printing
-/// costs time in the loop thread; the teardown test below needs its panics cheap
-/// to show the old failure.)
-fn quiet_provoked_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<Provoked>() {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Panics with `Provoked(name)`.
-fn provoke(name: &'static str) -> ! {
-    std::panic::panic_any(Provoked(name))
-}
-
-/// What a caught panic carried: the `Provoked` name, or `None`.
-fn provoked(p: &(dyn std::any::Any + Send)) -> Option<&'static str> {
-    p.downcast_ref::<Provoked>().map(|p| p.0)
 }
 
 /// A value whose Drop counts itself, then panics with `Provoked(name)`.

@@ -17,7 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use futures::{AsyncReadExt as _, StreamExt as _};
 use uv::future::{self as uvf, AsyncStream};
@@ -26,32 +26,7 @@ use uv::{
     UdpFlags,
 };
 use uv_tests::net::{pattern, run_until, tcp_listener, TempDir};
-
-/// The payload of the panics these tests provoke.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Provoked(&'static str);
-
-/// A panic hook (installed once) that prints nothing for a `Provoked` payload.
-fn quiet_provoked_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<Provoked>() {
-                previous(info);
-            }
-        }));
-    });
-}
-
-fn provoke(name: &'static str) -> ! {
-    std::panic::panic_any(Provoked(name))
-}
-
-/// The name a caught `Provoked` panic carried.
-fn provoked(p: &(dyn std::any::Any + Send)) -> Option<&'static str> {
-    p.downcast_ref::<Provoked>().map(|p| p.0)
-}
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
 
 /// A Unix socket pair: one end a `Pipe` on `lp`, the other a std stream.
 fn pipe_and_std(lp: &Loop) -> (Pipe, UnixStream) {
