@@ -1233,42 +1233,6 @@ impl<K: HandleKind> Typed<K> {
         internal: bool,
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
-        let flags = if internal { INTERNAL } else { 0 };
-        let alloc = |s: &Slab| {
-            if is_async::<K>() {
-                // A cell of the loop's sender table (ASYNC_CELL is this layout).
-                s.alloc_async().map(|p| (p.as_ptr(), ()))
-            } else {
-                // (A raw pointer: an `Option` of it is known to be `Some`.)
-                Some((
-                    s.alloc(std::alloc::Layout::new::<HandleBox<K>>()).as_ptr(),
-                    (),
-                ))
-            }
-        };
-        // SAFETY: per the contract; `alloc` answers memory for a HandleBox<K> from
-        // the slab it is given, a sender-table cell for an `Async`.
-        unsafe { Self::new_parts(loop_, slots, op, flags, alloc, init) }.map(|(h, ())| h)
-    }
-
-    /// [`Typed::new_inner`] with the memory from `alloc` (given the loop's slab;
-    /// `None`: `ENOMEM`), whose answer besides the memory is handed back with the
-    /// handle, and the handle's flags `flags` (INTERNAL, HAS_SENDER) once it is in
-    /// libuv.
-    ///
-    /// # Safety
-    /// As [`Typed::new`]; `alloc` must answer fresh memory for a HandleBox<K> from
-    /// the slab it is given (`Slab::alloc` of its layout, or for an `Async`
-    /// `Slab::alloc_async`), and `flags` may have HAS_SENDER only for an `Async`.
-    #[inline(always)]
-    unsafe fn new_parts<T>(
-        loop_: &LoopHandle,
-        slots: K::Slots,
-        op: &'static str,
-        flags: u8,
-        alloc: impl FnOnce(&Slab) -> Option<(*mut u8, T)>,
-        init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
-    ) -> Result<(Self, T)> {
         let shared = loop_.shared();
         let uv_loop = shared.raw_for_new().ok_or_else(|| Error::closed_loop(op))?;
         let slab = shared.slab();
@@ -1276,8 +1240,15 @@ impl<K: HandleKind> Typed<K> {
         let asynch = is_async::<K>();
         // SAFETY: the loop's slab lives while the loop's shared state does.
         let s = unsafe { slab.as_ref() };
-        let (p, made) = alloc(s).ok_or_else(|| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, op))?;
-        let p = p.cast::<HandleBox<K>>();
+        let p = if asynch {
+            // A cell of the loop's sender table (ASYNC_CELL is this layout).
+            s.alloc_async()
+                .ok_or_else(|| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, op))?
+        } else {
+            s.alloc(layout)
+        }
+        .cast::<HandleBox<K>>()
+        .as_ptr();
         // SAFETY: `p` is fresh memory for a HandleBox<K>; every field is written in
         // place before use (no copy of the large struct), and the libuv struct never
         // moves afterwards; `init` keeps its contract.
@@ -1290,7 +1261,7 @@ impl<K: HandleKind> Typed<K> {
             let raw = std::ptr::addr_of_mut!((*p).raw);
             raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
                 refs: Cell::new(1),
-                flags: Cell::new((flags & INTERNAL) | OUT_OF_LIBUV),
+                flags: Cell::new(if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV),
                 vtable: &VTableOf::<K>::VTABLE,
             });
             std::ptr::addr_of_mut!((*p).slots).write(slots);
@@ -1312,38 +1283,16 @@ impl<K: HandleKind> Typed<K> {
             let h = Hdr(NonNull::new_unchecked(raw));
             // (A comparison of constants: no code.)
             let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
-            // The flags asked for, and now in libuv (a store of a known value:
-            // later checks of a new handle fold away).
-            debug_assert!(flags & HAS_SENDER == 0 || asynch);
+            // The flags as written above, and now in libuv (a store of a known
+            // value: later checks of a new handle fold away).
+            let flags = if internal { INTERNAL } else { 0 };
             h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
         }
-        let h = Typed {
+        Ok(Typed {
             // SAFETY: `p` is non-null (from the slab).
             ptr: unsafe { NonNull::new_unchecked(p.cast()) },
             _kind: PhantomData,
-        };
-        Ok((h, made))
-    }
-
-    /// A new `Async` (of [`Typed::new`]'s contract) marked as having senders (its
-    /// close shuts its sender cell), its memory from `alloc` (given the loop's
-    /// slab; `None`: `ENOMEM`), whose answer besides the memory is handed back
-    /// with the handle.
-    ///
-    /// # Safety
-    /// As [`Typed::new`]; `K` is `Async`, and `alloc` answers memory from
-    /// `Slab::alloc_async` (or `alloc_async_slot`) of the slab it is given.
-    #[inline(always)]
-    pub(crate) unsafe fn new_async_with_senders<T>(
-        loop_: &LoopHandle,
-        slots: K::Slots,
-        op: &'static str,
-        alloc: impl FnOnce(&Slab) -> Option<(*mut u8, T)>,
-        init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
-    ) -> Result<(Self, T)> {
-        debug_assert!(is_async::<K>());
-        // SAFETY: per the contract; an `Async`'s memory is a sender-table cell.
-        unsafe { Self::new_parts(loop_, slots, op, HAS_SENDER, alloc, init) }
+        })
     }
 
     /// The libuv struct, if the handle is open; `ClosedHandle` (naming `op`) otherwise.

@@ -801,19 +801,6 @@ impl Slab {
         Some(p)
     }
 
-    /// `alloc_async`, with what `SenderTable::alloc_slot` answers besides the
-    /// cell (the table's `Arc` pointer and the cell's offset, for a sender made
-    /// without a search; null if none can be).
-    #[inline(always)]
-    pub(crate) fn alloc_async_slot(
-        &self,
-    ) -> Option<(NonNull<u8>, *const crate::handles::async_::SenderTable, u32)> {
-        let t = self.senders();
-        let r = t.alloc_slot::<true>(std::sync::Arc::as_ptr(t))?;
-        self.refs.set(self.refs.get() + 1);
-        Some(r)
-    }
-
     /// Gives back memory from `alloc_async` of this slab (in bypass mode too: a
     /// cell's state word must outlive the handle for its senders).
     ///

@@ -351,20 +351,6 @@ impl SenderTable {
     /// `Arc` that holds this table (written in a new chunk's head, for senders).
     #[inline(always)]
     pub(crate) fn alloc(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
-        self.alloc_slot::<false>(owner).map(|(p, _, _)| p)
-    }
-
-    /// `alloc`, and, where a sender of the handle it will hold is made without a
-    /// search (a cell never handed out before, so at generation 0, of a table that
-    /// makes senders: `slot_of` answers its offset in its chunk and generation 0
-    /// while its handle is open), `owner` and that offset; otherwise null (a
-    /// reused cell, a closed table) and an offset of no meaning. Without `SENDER`
-    /// the answer besides the cell is not asked for (nor the table read for it).
-    #[inline(always)]
-    pub(crate) fn alloc_slot<const SENDER: bool>(
-        &self,
-        owner: *const SenderTable,
-    ) -> Option<(NonNull<u8>, *const SenderTable, u32)> {
         if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
             // SAFETY: a free cell's first word holds the next free cell (written by
             // `link_free`); the cell is no handle's now, so its bytes other than the
@@ -379,30 +365,22 @@ impl SenderTable {
             unsafe { state_of(p.as_ptr()) }
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
             self.bump_live(1);
-            // The offset of a reused cell takes a search (`slot_of`).
-            return Some((p, std::ptr::null(), 0));
+            return Some(p);
         }
         let cell = self.next.load(Ordering::Relaxed);
         if cell == self.end.load(Ordering::Relaxed) {
             // The newest chunk is full (or none was made yet), or the table is
             // closed (see `close`).
-            let (p, off) = self.alloc_in_new_chunk(owner)?;
-            let table = if SENDER && self.makes_senders() {
-                owner
-            } else {
-                std::ptr::null()
-            };
-            return Some((p, table, off));
+            return self.alloc_in_new_chunk(owner).map(|(p, _)| p);
         }
         // SAFETY: `cell` is below the newest chunk's end: a cell of it never
         // handed out.
-        let (p, off) = unsafe { self.take_next(cell) };
-        // A fresh cell is open at generation 0, and the table is not closed: a
-        // closed one keeps `end` at `next` (see `close`), so that its allocations
-        // all take the branch above, and this one needs no test of `closed`.
+        let (p, _) = unsafe { self.take_next(cell) };
+        // The table is not closed: a closed one keeps `end` at `next` (see
+        // `close`), so that its allocations all take the branch above, and this
+        // one needs no test of `closed`.
         debug_assert!(self.makes_senders());
-        let table = if SENDER { owner } else { std::ptr::null() };
-        Some((p, table, off))
+        Some(p)
     }
 
     /// Whether senders may be made (the loop is not closing; the loop thread).
@@ -774,29 +752,6 @@ impl AsyncSender {
         s
     }
 
-    /// `new`, with the table given by its `Arc`'s pointer.
-    ///
-    /// # Safety
-    /// `table` must be `Arc::as_ptr` of a live `Arc<SenderTable>`, and the other
-    /// arguments as for `new` (the slot of an open handle of that table).
-    #[inline(always)]
-    unsafe fn from_table(
-        table: *const SenderTable,
-        cell: NonNull<u8>,
-        generation: u32,
-        off: u32,
-    ) -> Self {
-        // SAFETY: per the contract. The count this sender holds (see `new`).
-        unsafe { Arc::increment_strong_count(table) };
-        let s = AsyncSender {
-            cell,
-            generation,
-            off,
-        };
-        debug_assert!(std::ptr::eq(s.table(), table));
-        s
-    }
-
     /// The table of this sender's cell: its `Arc`'s pointer (`Arc::as_ptr`), read
     /// from the head of the cell's chunk.
     #[inline(always)]
@@ -970,10 +925,9 @@ impl Async {
     }
 
     /// A new async handle that calls `callback` on wake-ups (as [`Async::new`]),
-    /// and a sender for it (as [`Async::sender`]): for a handle that is woken from
-    /// other threads, both at once cost less than the two calls (the sender's slot
-    /// in the loop's sender table is known while the handle is made, and the
-    /// handle needs no checks).
+    /// and a sender for it (as [`Async::sender`]), for a handle that is woken from
+    /// other threads. Made right after the handle, the sender takes the short way
+    /// (the loop's newest handle needs no search of its cell).
     ///
     /// Errors as [`Async::new`]'s, and `ClosedHandle` when the loop is being
     /// dropped (its handles closing), where [`Async::sender`] refuses too.
@@ -992,51 +946,9 @@ impl Async {
         loop_: &LoopHandle,
         callback: impl FnMut(&Async) + 'static,
     ) -> Result<(Async, AsyncSender)> {
-        // The slots and the init function as `Async::new` makes them.
-        let slots = AsyncSlots::default();
-        {
-            let slot = &slots.on_wakeup;
-            // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
-            slot.set(unsafe { slot.callback(callback, |p| p) });
-        }
-        // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
-        // move (`Typed::new`'s contract).
-        let init = |l, h| unsafe { sys::uv_async_init(l, h, Some(__uv_async_on_wakeup)) };
-        // SAFETY: `init` calls the init function of `Async` with the loop and
-        // struct it is given, and returns its result.
-        // The cell, and (where its allocation knows it and senders may be made)
-        // its slot and the table: read before the init call, which runs no user
-        // code, so they stay true after it.
-        // (The table's pointer is null where that does not hold: no `Option`,
-        // whose test the compiler would make twice.)
-        let alloc = |s: &crate::loop_::Slab| {
-            let (p, table, off) = s.alloc_async_slot()?;
-            Some((p.as_ptr(), (table, off)))
-        };
-        // SAFETY: `init` calls the init function of `Async` with the loop and
-        // struct it is given, and returns its result; `alloc` answers a cell from
-        // `alloc_async_slot` of the slab it is given.
-        let (inner, (table, off)) = unsafe {
-            crate::runtime::Typed::new_async_with_senders(
-                loop_,
-                slots,
-                "uv_async_init",
-                alloc,
-                init,
-            )
-        }?;
-        let a = Async { inner };
-        if table.is_null() {
-            // A reused cell (its offset takes a search) or a closing loop.
-            let s = a.sender_slow()?;
-            return Ok((a, s));
-        }
-        // A fresh cell of a table that makes senders: the sender is made from what
-        // its allocation answered. The handle is open and in libuv (just made, no
-        // user code ran since), marked as having senders.
-        // SAFETY: `table` is `Arc::as_ptr` of the loop's sender table, which the
-        // slab holds while the handle (counted on the slab) lives.
-        let s = unsafe { AsyncSender::from_table(table, a.inner.ptr().cast(), 0, off) };
+        let a = Async::new(loop_, callback)?;
+        // The newest handle of its loop: its sender is made without a search.
+        let s = a.sender()?;
         Ok((a, s))
     }
 
