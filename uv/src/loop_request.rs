@@ -413,15 +413,30 @@ unsafe fn refused<R, D, F, C>(
 ) -> Error {
     // SAFETY: the caller's contract.
     let err = unsafe { ((*p).context)(&(*p).data, Error::from_raw(rc, op)) };
-    // User Drop code may panic: the memory goes back first, then the panic
-    // goes on to the caller (no C frame is in between).
+    // User Drop code may panic. The data, the callback and the reader (in the
+    // order `done` drops them) are each dropped under its own
+    // `catch_unwind` (one that unwinds is not retried: the value is gone either
+    // way, and a second panic while the first unwinds would abort), the memory
+    // goes back, then the first panic goes on to the caller (no C frame is in
+    // between); a later one is dropped quietly.
     // SAFETY: as above; every field but the request struct (plain C data, no
     // drop) was written and is dropped once.
-    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-        let _read = ManuallyDrop::take(&mut (*p).read);
-        let _cb = ManuallyDrop::take(&mut (*p).cb);
-        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data));
-    }));
+    let panics = unsafe {
+        [
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).data))
+            }))
+            .err(),
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ManuallyDrop::drop(&mut (*p).cb)
+            }))
+            .err(),
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ManuallyDrop::drop(&mut (*p).read)
+            }))
+            .err(),
+        ]
+    };
     // SAFETY: from this slab's `alloc_uncounted` of this layout; nothing refers
     // to it now.
     unsafe {
@@ -430,7 +445,15 @@ unsafe fn refused<R, D, F, C>(
             Layout::new::<LoopReq<R, D, F, C>>(),
         )
     };
-    if let Err(payload) = dropped {
+    let mut first = None;
+    for payload in panics.into_iter().flatten() {
+        if first.is_none() {
+            first = Some(payload);
+        } else {
+            crate::callback::drop_quietly(payload);
+        }
+    }
+    if let Some(payload) = first {
         std::panic::resume_unwind(payload);
     }
     err

@@ -500,3 +500,69 @@ pub fn random_sync(buf: &mut [u8], flags: u32) -> Result<()> {
     };
     check(rc, "uv_random")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value whose Drop panics with a `&str` payload naming it.
+    struct Boom(&'static str);
+
+    impl Drop for Boom {
+        fn drop(&mut self) {
+            std::panic::panic_any(self.0);
+        }
+    }
+
+    /// A request libuv refuses whose data, callback and reader all panic when
+    /// dropped: each is dropped once, the first panic (the data's) reaches the
+    /// caller, the others are dropped quietly (a second panic while one unwinds
+    /// would abort the process), and the loop is unharmed.
+    #[test]
+    fn a_refused_request_whose_parts_all_panic_on_drop_gives_the_first_panic() {
+        let lp = crate::Loop::new().unwrap();
+        let (in_read, in_cb, in_data) = (Boom("read"), Boom("callback"), Boom("data"));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            submit::<RandomKind, _, _, _, _>(
+                &lp,
+                "uv_random",
+                move |raw, _, op| {
+                    let _keep = &in_read;
+                    // SAFETY: the core passes the completed request of this call.
+                    unsafe { read_random(raw, op) }
+                },
+                no_context,
+                |slot| Ok(slot.write((UnsafeCell::new(vec![0u8; 4]), in_data))),
+                move |_| {
+                    let _keep = &in_cb;
+                },
+                |l, raw, data, done| {
+                    // SAFETY: as in `Loop::random`; flags 1 are refused (`EINVAL`)
+                    // before libuv keeps anything.
+                    unsafe {
+                        (*raw).done = done;
+                        (*raw).buf = data.0.get();
+                        let v = &mut *data.0.get();
+                        sys::uv_random(
+                            l,
+                            std::ptr::addr_of_mut!((*raw).req),
+                            v.as_mut_ptr().cast(),
+                            v.len(),
+                            1,
+                            Some(random_cb),
+                        )
+                    }
+                },
+            )
+        }));
+        let payload = r.expect_err("the drops' panic reaches the caller");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"data"));
+        // The loop is unharmed: a request runs to its end.
+        let got = std::rc::Rc::new(std::cell::Cell::new(0));
+        let g = got.clone();
+        lp.random(vec![0; 8], 0, move |r| g.set(r.unwrap().len()))
+            .unwrap();
+        lp.run(crate::RunMode::Default).unwrap();
+        assert_eq!(got.get(), 8);
+    }
+}
