@@ -5,10 +5,12 @@
 
 #![cfg(unix)]
 
+use std::cell::{Cell, RefCell};
 use std::os::fd::AsRawFd as _;
+use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
 
-use uv::{Loop, Process, ProcessOptions, RunMode, StatusCode, Stdio};
+use uv::{Loop, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio};
 
 /// Tests that depend on which descriptor numbers are free run one at a time.
 static DESCRIPTORS: Mutex<()> = Mutex::new(());
@@ -88,4 +90,84 @@ fn a_failed_exec_is_the_error_whatever_the_slot_numbers() {
     let mut got = Vec::new();
     std::io::Read::read_to_end(&mut reader, &mut got).unwrap();
     assert_eq!(got, b"");
+}
+
+/// Sends `signal` (a name `kill` takes) to this process.
+fn raise(signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(std::process::id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Signal tests run one at a time: a signal goes to every watcher of the process.
+static SIGNALS: Mutex<()> = Mutex::new(());
+
+/// A one-shot watch started while the handle's one-shot delivery is under way (in
+/// its callback, whatever the signal) is refused (`EBUSY`): libuv stops a one-shot
+/// handle after that delivery's callback (unix/signal.c, uv__signal_event:
+/// `if (handle->flags & UV_SIGNAL_ONE_SHOT) uv__signal_stop(handle)`), which
+/// undid the new watch after `start_oneshot` had answered `Ok`, and put the signal
+/// back to its default action: the next SIGUSR2 the program believed watched
+/// killed it. A `start` (every delivery) from the callback goes on watching.
+#[test]
+fn a_one_shot_watch_started_during_a_one_shot_delivery_is_refused() {
+    let _serial = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let a = answers.clone();
+    sig.start_oneshot(Signum::User1, move |h, n| {
+        assert_eq!(n, Signum::User1);
+        let mut a = a.borrow_mut();
+        // The same signal again, then another one: both would be undone.
+        a.push(
+            h.start_oneshot(Signum::User1, |_, _| {})
+                .map_err(|e| e.code()),
+        );
+        a.push(
+            h.start_oneshot(Signum::User2, |_, _| {})
+                .map_err(|e| e.code()),
+        );
+        // Stopped first: still the same delivery.
+        h.stop().unwrap();
+        a.push(
+            h.start_oneshot(Signum::User2, |_, _| {})
+                .map_err(|e| e.code()),
+        );
+    })
+    .unwrap();
+    raise("USR1");
+    while answers.borrow().is_empty() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    assert_eq!(
+        *answers.borrow(),
+        vec![
+            Err(StatusCode::EBUSY),
+            Err(StatusCode::EBUSY),
+            Err(StatusCode::EBUSY)
+        ]
+    );
+    assert_eq!(sig.signum().unwrap(), None);
+    // Once the delivery is over, a one-shot watch starts and lasts until its signal.
+    let seen = Rc::new(Cell::new(None));
+    let s = seen.clone();
+    sig.start_oneshot(Signum::User2, move |h, n| {
+        s.set(Some(n));
+        // Every delivery from now on: this one is kept.
+        h.start(Signum::User2, |_, _| {}).unwrap();
+    })
+    .unwrap();
+    assert_eq!(sig.signum().unwrap(), Some(Signum::User2));
+    raise("USR2");
+    while seen.get().is_none() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    assert_eq!(sig.signum().unwrap(), Some(Signum::User2));
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
 }
