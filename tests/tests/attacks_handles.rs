@@ -171,3 +171,48 @@ fn a_one_shot_watch_started_during_a_one_shot_delivery_is_refused() {
     sig.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// A path too long for a Unix socket name (`sun_path`, 108 bytes on Linux) is
+/// `EINVAL` for `bind` and `connect`, as for `bind2`/`connect2` with
+/// `NO_TRUNCATE`. libuv cut it to the first 108 bytes (unix/pipe.c,
+/// uv_pipe_bind2/uv_pipe_connect2: "Truncate long paths"): `bind` made the
+/// socket at another path than the one named (a file beside the directory the
+/// program meant), and `connect` reached whichever socket the shorter path named.
+#[test]
+fn a_socket_path_too_long_is_einval_not_cut_short() {
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let dir = std::env::temp_dir().join(format!("uv-atk-long-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let long = dir.join("s".repeat(200));
+    let cut = std::path::Path::new(std::ffi::OsStr::from_bytes(
+        &long.as_os_str().as_bytes()[..108],
+    ))
+    .to_path_buf();
+    let lp = Loop::new().unwrap();
+    let server = uv::Pipe::new(&lp, false).unwrap();
+    let r = server.bind(&long);
+    let made_cut = cut.exists();
+    let _ = std::fs::remove_file(&cut);
+    assert_eq!(r.map_err(|e| e.code()), Err(StatusCode::EINVAL));
+    assert!(!made_cut, "a socket was made at {}", cut.display());
+    // `connect` is refused at once: no callback, and no connection to whatever
+    // the cut path names. (No server is made there: a 108-byte name has no NUL
+    // byte, which valgrind's check of `bind` reads past.)
+    let client = uv::Pipe::new(&lp, false).unwrap();
+    let result = Rc::new(RefCell::new(None));
+    let r2 = result.clone();
+    let started = client.connect(&long, move |c, r| {
+        *r2.borrow_mut() = Some(r.map_err(|e| e.code()));
+        c.close();
+    });
+    if started.is_err() {
+        client.close();
+    }
+    lp.run(RunMode::Default).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(started.map_err(|e| e.code()), Err(StatusCode::EINVAL));
+    assert_eq!(*result.borrow(), None);
+    server.close();
+    lp.run(RunMode::Default).unwrap();
+}
