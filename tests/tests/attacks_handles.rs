@@ -65,6 +65,52 @@ fn inheriting_a_closed_descriptor_is_ebadf_whatever_its_number() {
     assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EBADF);
 }
 
+/// Whether `fd` is in non-blocking mode.
+fn nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
+}
+
+/// `Stdio::Inherit` of a descriptor in non-blocking mode (from 3 on) is `EINVAL`:
+/// such a descriptor belongs to an event loop, this one's handles included
+/// (`Handle::fileno` names their numbers), and libuv puts a child's descriptors in
+/// blocking mode, in the parent too, which shares the open file (unix/process.c,
+/// uv__spawn_set_posix_spawn_file_actions: `uv__nonblock_fcntl(use_fd, 0)`). A
+/// stream that reads was then read from in blocking mode: after a read that fills
+/// the loop's buffer libuv reads again, and that read waited for the peer, with
+/// the loop's thread. `Stdio::Stream` refuses a stream that reads; `Inherit` of
+/// its number went round that.
+#[test]
+fn inheriting_a_non_blocking_descriptor_is_einval() {
+    let _serial = descriptors();
+    let lp = Loop::new().unwrap();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pipe = uv::Pipe::new(&lp, false).unwrap();
+    pipe.open(a).unwrap();
+    uv::Stream::read_start(&pipe, |_, _| {}).unwrap();
+    let n = uv::Handle::fileno(&pipe).unwrap();
+    assert!(nonblocking(n));
+    let opts = ProcessOptions::new("true").stdio(usize::try_from(n).unwrap(), Stdio::Inherit);
+    let r = Process::spawn(&lp, &opts, |p, _, _| p.close());
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EINVAL);
+    assert!(nonblocking(n));
+    // A blocking descriptor of the program's own is inherited.
+    let (c, _d) = std::os::unix::net::UnixStream::pair().unwrap();
+    let opts =
+        ProcessOptions::new("true").stdio(usize::try_from(c.as_raw_fd()).unwrap(), Stdio::Inherit);
+    let exit = Rc::new(Cell::new(None));
+    let e = exit.clone();
+    Process::spawn(&lp, &opts, move |p, status, _| {
+        e.set(Some(status));
+        p.close();
+    })
+    .unwrap();
+    pipe.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some(0));
+}
+
 /// A program that cannot be run is the spawn's error, whatever numbers the slots
 /// have: a slot given a descriptor on the number of libuv's pipe (see above) was
 /// `dup2`ed over that pipe in the child, so the parent saw it close at once and

@@ -33,7 +33,10 @@ pub enum Stdio<'a> {
     /// Nothing (`/dev/null` for descriptors 0 to 2 on Unix).
     Ignore,
     /// The parent's descriptor with the same number (the child's stderr is the
-    /// parent's stderr, …); `EBADF` (no child) when that descriptor is closed.
+    /// parent's stderr, …); `EBADF` (no child) when that descriptor is closed. From
+    /// 3 on, `EINVAL` for a descriptor in non-blocking mode (an event loop's, such
+    /// as a handle's: give a stream with `Stream`): libuv switches the descriptors
+    /// it gives a child to blocking mode, for the parent too.
     Inherit,
     /// A descriptor the options own: the child gets a copy, and the parent's is
     /// closed when the options are dropped.
@@ -530,12 +533,26 @@ struct HeldFds(#[cfg(unix)] Vec<OwnedFd>);
 impl HeldFds {
     /// The descriptor to pass for slot `fd` inherited: the slot's own number for
     /// 0 to 2 (kept open by the loop, see `contracts::reserve_stdio`), a copy of it
-    /// above (`EBADF` when it is closed).
+    /// above: `EBADF` when it is closed, `EINVAL` when it is in non-blocking mode.
+    ///
+    /// A non-blocking descriptor belongs to an event loop: the handles of a loop
+    /// (whose numbers `Handle::fileno` gives) are all such from 3 on (descriptors 0
+    /// to 2 are never a handle's: `contracts::owned_fd`). libuv puts the
+    /// descriptors it gives a child in blocking mode, in the parent too, which
+    /// shares the open file (`uv__nonblock_fcntl(use_fd, 0)` in unix/process.c);
+    /// a stream of the loop then reads or writes in blocking mode and hangs the
+    /// loop. `Stdio::Stream` is the way to give a stream's descriptor (checked:
+    /// not while it reads).
     #[cfg(unix)]
     fn inherited(&mut self, fd: c_int) -> Result<c_int> {
         use std::os::fd::FromRawFd;
         if fd <= 2 {
             return Ok(fd);
+        }
+        // SAFETY: F_GETFL only reads the descriptor's flags.
+        let status = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if status >= 0 && status & libc::O_NONBLOCK != 0 {
+            return Err(einval(SPAWN));
         }
         // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (or fails); no memory is
         // involved.
