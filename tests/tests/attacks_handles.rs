@@ -111,6 +111,35 @@ fn inheriting_a_non_blocking_descriptor_is_einval() {
     assert_eq!(exit.get(), Some(0));
 }
 
+/// `Stdio::fd` and `Stdio::borrowed_fd` of a descriptor in non-blocking mode are
+/// `EINVAL`, for the same reason as `Inherit`: a copy of a stream's socket
+/// (`try_clone` before `Pipe::open`) shares its open file, whose mode libuv
+/// switched to blocking for the child, under the stream that reads.
+#[test]
+fn giving_a_non_blocking_descriptor_to_a_child_is_einval() {
+    let lp = Loop::new().unwrap();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let copy = a.try_clone().unwrap();
+    let pipe = uv::Pipe::new(&lp, false).unwrap();
+    pipe.open(a).unwrap();
+    uv::Stream::read_start(&pipe, |_, _| {}).unwrap();
+    let n = uv::Handle::fileno(&pipe).unwrap();
+    assert!(nonblocking(n));
+    for slot in [1, 3] {
+        let opts = ProcessOptions::new("true").stdio(slot, Stdio::borrowed_fd(&copy));
+        let r = Process::spawn(&lp, &opts, |p, _, _| p.close());
+        assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EINVAL);
+        assert!(nonblocking(n));
+    }
+    let opts = ProcessOptions::new("true").stdio(3, Stdio::fd(copy));
+    let r = Process::spawn(&lp, &opts, |p, _, _| p.close());
+    assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EINVAL);
+    assert!(nonblocking(n));
+    drop(opts);
+    pipe.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
 /// A program that cannot be run is the spawn's error, whatever numbers the slots
 /// have: a slot given a descriptor on the number of libuv's pipe (see above) was
 /// `dup2`ed over that pipe in the child, so the parent saw it close at once and

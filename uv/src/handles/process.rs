@@ -39,10 +39,12 @@ pub enum Stdio<'a> {
     /// it gives a child to blocking mode, for the parent too.
     Inherit,
     /// A descriptor the options own: the child gets a copy, and the parent's is
-    /// closed when the options are dropped.
+    /// closed when the options are dropped. `EINVAL` for a descriptor in
+    /// non-blocking mode (as for `Inherit`).
     #[cfg(unix)]
     Fd(OwnedFd),
-    /// A descriptor borrowed for as long as the options live; the child gets a copy.
+    /// A descriptor borrowed for as long as the options live; the child gets a
+    /// copy. `EINVAL` for a descriptor in non-blocking mode (as for `Inherit`).
     #[cfg(unix)]
     BorrowedFd(BorrowedFd<'a>),
     /// The descriptor of an open stream handle (a `Tcp`, `Pipe` or `Tty`). libuv
@@ -353,12 +355,16 @@ impl<'a> ProcessOptions<'a> {
                 #[cfg(unix)]
                 Stdio::Fd(fd) => (
                     StdioFlags::INHERIT_FD,
-                    sys::uv_stdio_container_s__bindgen_ty_1 { fd: fd.as_raw_fd() },
+                    sys::uv_stdio_container_s__bindgen_ty_1 {
+                        fd: blocking(fd.as_raw_fd())?,
+                    },
                 ),
                 #[cfg(unix)]
                 Stdio::BorrowedFd(fd) => (
                     StdioFlags::INHERIT_FD,
-                    sys::uv_stdio_container_s__bindgen_ty_1 { fd: fd.as_raw_fd() },
+                    sys::uv_stdio_container_s__bindgen_ty_1 {
+                        fd: blocking(fd.as_raw_fd())?,
+                    },
                 ),
                 Stdio::Stream(h) => {
                     if h.is_closing()
@@ -509,6 +515,24 @@ struct Prepared {
     _held: HeldFds,
 }
 
+/// `fd` (open) when it is in blocking mode; `EINVAL` when it is in non-blocking
+/// mode. libuv puts the descriptors it gives a child in blocking mode, in the
+/// parent too, which shares the open file (`uv__nonblock_fcntl(use_fd, 0)` in
+/// unix/process.c). A descriptor in non-blocking mode belongs to an event loop: a
+/// handle's (whose number `Handle::fileno` gives), or a copy of one (a socket
+/// cloned before `Pipe::open`), which shares its open file; a stream of the loop
+/// would then read or write in blocking mode and hang the loop. `Stdio::Stream` is
+/// the way to give a stream's descriptor (checked: not while it reads).
+#[cfg(unix)]
+fn blocking(fd: c_int) -> Result<c_int> {
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let status = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if status >= 0 && status & libc::O_NONBLOCK != 0 {
+        return Err(einval(SPAWN));
+    }
+    Ok(fd)
+}
+
 /// Descriptors kept open during one `uv_spawn` (closed when it is dropped), so
 /// that no child slot's number is one libuv takes for itself then.
 ///
@@ -533,27 +557,16 @@ struct HeldFds(#[cfg(unix)] Vec<OwnedFd>);
 impl HeldFds {
     /// The descriptor to pass for slot `fd` inherited: the slot's own number for
     /// 0 to 2 (kept open by the loop, see `contracts::reserve_stdio`), a copy of it
-    /// above: `EBADF` when it is closed, `EINVAL` when it is in non-blocking mode.
-    ///
-    /// A non-blocking descriptor belongs to an event loop: the handles of a loop
-    /// (whose numbers `Handle::fileno` gives) are all such from 3 on (descriptors 0
-    /// to 2 are never a handle's: `contracts::owned_fd`). libuv puts the
-    /// descriptors it gives a child in blocking mode, in the parent too, which
-    /// shares the open file (`uv__nonblock_fcntl(use_fd, 0)` in unix/process.c);
-    /// a stream of the loop then reads or writes in blocking mode and hangs the
-    /// loop. `Stdio::Stream` is the way to give a stream's descriptor (checked:
-    /// not while it reads).
+    /// above: `EBADF` when it is closed, `EINVAL` when it is in non-blocking mode
+    /// (see [`blocking`]; descriptors 0 to 2 are never a handle's:
+    /// `contracts::owned_fd`).
     #[cfg(unix)]
     fn inherited(&mut self, fd: c_int) -> Result<c_int> {
         use std::os::fd::FromRawFd;
         if fd <= 2 {
             return Ok(fd);
         }
-        // SAFETY: F_GETFL only reads the descriptor's flags.
-        let status = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if status >= 0 && status & libc::O_NONBLOCK != 0 {
-            return Err(einval(SPAWN));
-        }
+        blocking(fd)?;
         // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (or fails); no memory is
         // involved.
         let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
