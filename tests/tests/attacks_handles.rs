@@ -12,11 +12,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use uv::{Loop, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio};
 
-/// Tests that depend on which descriptor numbers are free run one at a time.
-static DESCRIPTORS: Mutex<()> = Mutex::new(());
+/// The tests of this file run one at a time: some depend on which descriptor
+/// numbers are free, and a signal goes to every watcher of the process.
+static SERIAL: Mutex<()> = Mutex::new(());
 
-fn descriptors() -> MutexGuard<'static, ()> {
-    DESCRIPTORS.lock().unwrap_or_else(|e| e.into_inner())
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The two lowest descriptor numbers free now (what the next `pipe` gets).
@@ -42,7 +43,7 @@ fn own_uid() -> u32 {
 /// thread), then reported a success for a descriptor the parent never had.
 #[test]
 fn inheriting_a_closed_descriptor_is_ebadf_whatever_its_number() {
-    let _serial = descriptors();
+    let _serial = serial();
     let lp = Loop::new().unwrap();
     // A first spawn makes whatever libuv makes once (the child watcher).
     let warm = Process::spawn(&lp, &ProcessOptions::new("true"), |p, _, _| p.close()).unwrap();
@@ -82,7 +83,7 @@ fn nonblocking(fd: i32) -> bool {
 /// its number went round that.
 #[test]
 fn inheriting_a_non_blocking_descriptor_is_einval() {
-    let _serial = descriptors();
+    let _serial = serial();
     let lp = Loop::new().unwrap();
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     let pipe = uv::Pipe::new(&lp, false).unwrap();
@@ -117,6 +118,7 @@ fn inheriting_a_non_blocking_descriptor_is_einval() {
 /// switched to blocking for the child, under the stream that reads.
 #[test]
 fn giving_a_non_blocking_descriptor_to_a_child_is_einval() {
+    let _serial = serial();
     let lp = Loop::new().unwrap();
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     let copy = a.try_clone().unwrap();
@@ -146,7 +148,7 @@ fn giving_a_non_blocking_descriptor_to_a_child_is_einval() {
 /// reported a success, and the child wrote its `exec` error into the slot's file.
 #[test]
 fn a_failed_exec_is_the_error_whatever_the_slot_numbers() {
-    let _serial = descriptors();
+    let _serial = serial();
     let lp = Loop::new().unwrap();
     let warm = Process::spawn(&lp, &ProcessOptions::new("true"), |p, _, _| p.close()).unwrap();
     drop(warm);
@@ -178,9 +180,6 @@ fn raise(signal: &str) {
     assert!(ok);
 }
 
-/// Signal tests run one at a time: a signal goes to every watcher of the process.
-static SIGNALS: Mutex<()> = Mutex::new(());
-
 /// A one-shot watch started while the handle's one-shot delivery is under way (in
 /// its callback, whatever the signal) is refused (`EBUSY`): libuv stops a one-shot
 /// handle after that delivery's callback (unix/signal.c, uv__signal_event:
@@ -190,7 +189,7 @@ static SIGNALS: Mutex<()> = Mutex::new(());
 /// killed it. A `start` (every delivery) from the callback goes on watching.
 #[test]
 fn a_one_shot_watch_started_during_a_one_shot_delivery_is_refused() {
-    let _serial = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let lp = Loop::new().unwrap();
     let sig = uv::Signal::new(&lp).unwrap();
     let answers = Rc::new(RefCell::new(Vec::new()));
@@ -255,6 +254,7 @@ fn a_one_shot_watch_started_during_a_one_shot_delivery_is_refused() {
 /// program meant), and `connect` reached whichever socket the shorter path named.
 #[test]
 fn a_socket_path_too_long_is_einval_not_cut_short() {
+    let _serial = serial();
     use std::os::unix::ffi::OsStrExt as _;
 
     let dir = std::env::temp_dir().join(format!("uv-atk-long-{}", std::process::id()));
