@@ -291,3 +291,42 @@ fn a_socket_path_too_long_is_einval_not_cut_short() {
     server.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// `recv_start` on a UDP socket in blocking mode is `EINVAL` (the mode belongs to
+/// the open file, which a copy of the socket made before `open` shares, and
+/// `set_nonblocking(false)` on that copy changes). libuv reads datagrams until the
+/// socket has none (unix/udp.c, uv__udp_recvmsg: up to 32 reads, until `EAGAIN`);
+/// on a blocking socket the read after the last datagram waited for the next one,
+/// with the loop's thread: the loop hung after its first datagram.
+#[test]
+fn receiving_on_a_blocking_udp_socket_is_einval() {
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let copy = s.try_clone().unwrap();
+    let u = uv::Udp::new(&lp).unwrap();
+    u.open(s).unwrap();
+    copy.set_nonblocking(false).unwrap();
+    let err = u.recv_start(|_, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    assert!(!u.is_active());
+    // Non-blocking again: it receives.
+    copy.set_nonblocking(true).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    u.recv_start(move |h, d| {
+        let d = d.unwrap();
+        if !d.is_drained() {
+            g.borrow_mut().push(d.data.to_vec());
+            h.close();
+        }
+    })
+    .unwrap();
+    let to = u.local_addr().unwrap();
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"hi", to)
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), vec![b"hi".to_vec()]);
+}
