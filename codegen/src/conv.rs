@@ -55,6 +55,8 @@ pub enum Conv {
     SocketAddr,
     /// `c_str_path`.
     CStrPath,
+    /// `socket_path`.
+    SocketPath,
     /// `c_str_path_opt`.
     CStrPathOpt,
     /// `c_str`.
@@ -373,6 +375,14 @@ pub static TABLE: &[ConvDef] = &[
         c_types: C_STR,
         positions: ARG_ONLY,
         notes: "A NUL byte in it gives `EINVAL`.",
+    },
+    ConvDef {
+        name: "socket_path",
+        param: Param::None,
+        rust: "`impl AsRef<Path>`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "A Unix socket's path (on Windows, a pipe name): as `c_str_path`, and on Unix a path longer than a socket name holds (`sun_path`) gives `EINVAL` instead of being cut short by libuv.",
     },
     ConvDef {
         name: "c_str_path_opt",
@@ -739,6 +749,7 @@ impl ConvDef {
             "request_callback" => Conv::RequestCallback,
             "socket_addr" => Conv::SocketAddr,
             "c_str_path" => Conv::CStrPath,
+            "socket_path" => Conv::SocketPath,
             "c_str_path_opt" => Conv::CStrPathOpt,
             "c_str_path_len" => Conv::CStrPathLen,
             "c_str" => Conv::CStr,
@@ -829,6 +840,7 @@ impl Conv {
             Conv::RequestCallback => "request_callback",
             Conv::SocketAddr => "socket_addr",
             Conv::CStrPath => "c_str_path",
+            Conv::SocketPath => "socket_path",
             Conv::CStrPathOpt => "c_str_path_opt",
             Conv::CStrPathLen => "c_str_path_len",
             Conv::CStr => "c_str",
@@ -902,7 +914,7 @@ impl Conv {
             }
             Conv::Status => quote!(#rt::Result<()>),
             Conv::SocketAddr => quote!(::std::net::SocketAddr),
-            Conv::CStrPath | Conv::CStrPathLen => {
+            Conv::CStrPath | Conv::SocketPath | Conv::CStrPathLen => {
                 quote!(impl ::core::convert::AsRef<::std::path::Path>)
             }
             Conv::CStrPathOpt => quote!(::core::option::Option<&::std::path::Path>),
@@ -972,6 +984,7 @@ impl Conv {
             Conv::Fd | Conv::Socket => quote!(#rt::runtime::fd(#e, #op)?),
             Conv::SocketAddr => quote!(#rt::runtime::SockAddr::new(&#e)),
             Conv::CStrPath => quote!(#rt::runtime::c_path(#e.as_ref(), #op)?),
+            Conv::SocketPath => quote!(#rt::runtime::c_socket_path(#e.as_ref(), #op)?),
             Conv::CStr => quote!(#rt::runtime::c_str(#e, #op)?),
             Conv::CStrOpt => quote!(#e.map(|s| #rt::runtime::c_str(s, #op)).transpose()?),
             Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e.as_ref())),
@@ -1013,7 +1026,7 @@ impl Conv {
     /// The C argument(s) made from the binding `name` that [`Conv::to_c`] produced.
     pub fn c_arg(&self, name: &TokenStream) -> TokenStream {
         match self {
-            Conv::SocketAddr | Conv::CStrPath | Conv::CStr | Conv::IpAddr => {
+            Conv::SocketAddr | Conv::CStrPath | Conv::SocketPath | Conv::CStr | Conv::IpAddr => {
                 quote!(#name.as_ptr())
             }
             Conv::CStrOpt | Conv::IpAddrOpt => {
@@ -1086,7 +1099,7 @@ impl Conv {
                 quote!(#rt::#t::from_bits_retain(cx.flag_bits(#rt::#t::all().bits())))
             }
             Conv::SocketAddr => quote!(cx.socket_addr()),
-            Conv::CStrPath | Conv::CStrPathLen => quote!(cx.path()),
+            Conv::CStrPath | Conv::SocketPath | Conv::CStrPathLen => quote!(cx.path()),
             Conv::CStr => quote!(cx.string()),
             Conv::CStrOpt => quote!(cx.opt_string()),
             Conv::IpAddr => quote!(cx.ip_addr()),

@@ -232,6 +232,25 @@ pub mod runtime {
         crate::file::ReqPath::new(path, op)
     }
 
+    /// A Unix socket's path (`socket_path`) as a C string: a NUL byte in it is
+    /// `EINVAL`, and on Unix so is a path longer than a socket name holds
+    /// (`sun_path`), which libuv would cut short (`uv_pipe_bind`,
+    /// `uv_pipe_connect`), naming another path than the one given.
+    pub fn c_socket_path(
+        path: &std::path::Path,
+        op: &'static str,
+    ) -> crate::Result<crate::file::ReqPath> {
+        #[cfg(unix)]
+        {
+            const SUN_PATH: usize = std::mem::size_of::<libc::sockaddr_un>()
+                - std::mem::offset_of!(libc::sockaddr_un, sun_path);
+            if path.as_os_str().len() > SUN_PATH {
+                return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
+            }
+        }
+        crate::file::ReqPath::new(path, op)
+    }
+
     /// A string argument as a C string: a NUL byte in it is `EINVAL`.
     pub fn c_str(s: &str, op: &'static str) -> crate::Result<std::ffi::CString> {
         std::ffi::CString::new(s).map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))

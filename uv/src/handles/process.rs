@@ -33,13 +33,18 @@ pub enum Stdio<'a> {
     /// Nothing (`/dev/null` for descriptors 0 to 2 on Unix).
     Ignore,
     /// The parent's descriptor with the same number (the child's stderr is the
-    /// parent's stderr, …).
+    /// parent's stderr, …); `EBADF` (no child) when that descriptor is closed. From
+    /// 3 on, `EINVAL` for a descriptor in non-blocking mode (an event loop's, such
+    /// as a handle's: give a stream with `Stream`): libuv switches the descriptors
+    /// it gives a child to blocking mode, for the parent too.
     Inherit,
     /// A descriptor the options own: the child gets a copy, and the parent's is
-    /// closed when the options are dropped.
+    /// closed when the options are dropped. `EINVAL` for a descriptor in
+    /// non-blocking mode (as for `Inherit`).
     #[cfg(unix)]
     Fd(OwnedFd),
-    /// A descriptor borrowed for as long as the options live; the child gets a copy.
+    /// A descriptor borrowed for as long as the options live; the child gets a
+    /// copy. `EINVAL` for a descriptor in non-blocking mode (as for `Inherit`).
     #[cfg(unix)]
     BorrowedFd(BorrowedFd<'a>),
     /// The descriptor of an open stream handle (a `Tcp`, `Pipe` or `Tty`). libuv
@@ -283,7 +288,10 @@ impl<'a> ProcessOptions<'a> {
         if self.gid.is_some() {
             flags |= ProcessFlags::SETGID.bits();
         }
-        let stdio = self.containers()?;
+        let mut held = HeldFds::default();
+        let stdio = self.containers(&mut held)?;
+        #[cfg(unix)]
+        held.reserve_slot_numbers(stdio.as_slice());
         Ok(Prepared {
             strs,
             env,
@@ -292,6 +300,7 @@ impl<'a> ProcessOptions<'a> {
             uid: self.uid.unwrap_or(0),
             gid: self.gid.unwrap_or(0),
             stdio,
+            _held: held,
         })
     }
 
@@ -324,7 +333,11 @@ impl<'a> ProcessOptions<'a> {
     /// The stdio containers. Streams must be open; a pipe to create must be open,
     /// have no descriptor yet, and appear once: libuv opens it after the child is
     /// started, and a failure there would leave a child nobody waits for.
-    fn containers(&self) -> Result<Containers> {
+    ///
+    /// On Unix, a slot `Inherit`ed from a descriptor number of 3 or more gets a
+    /// copy of that descriptor made here (kept in `held` for the spawn): `EBADF`
+    /// when it is closed. See [`HeldFds`].
+    fn containers(&self, held: &mut HeldFds) -> Result<Containers> {
         let slots = self.stdio.as_slice();
         let mut out = no_containers();
         for (i, s) in slots.iter().enumerate() {
@@ -336,18 +349,22 @@ impl<'a> ProcessOptions<'a> {
                 Stdio::Inherit => (
                     StdioFlags::INHERIT_FD,
                     sys::uv_stdio_container_s__bindgen_ty_1 {
-                        fd: c_int::try_from(i).map_err(|_| einval(SPAWN))?,
+                        fd: held.inherited(c_int::try_from(i).map_err(|_| einval(SPAWN))?)?,
                     },
                 ),
                 #[cfg(unix)]
                 Stdio::Fd(fd) => (
                     StdioFlags::INHERIT_FD,
-                    sys::uv_stdio_container_s__bindgen_ty_1 { fd: fd.as_raw_fd() },
+                    sys::uv_stdio_container_s__bindgen_ty_1 {
+                        fd: blocking(fd.as_raw_fd())?,
+                    },
                 ),
                 #[cfg(unix)]
                 Stdio::BorrowedFd(fd) => (
                     StdioFlags::INHERIT_FD,
-                    sys::uv_stdio_container_s__bindgen_ty_1 { fd: fd.as_raw_fd() },
+                    sys::uv_stdio_container_s__bindgen_ty_1 {
+                        fd: blocking(fd.as_raw_fd())?,
+                    },
                 ),
                 Stdio::Stream(h) => {
                     if h.is_closing()
@@ -494,6 +511,110 @@ struct Prepared {
     uid: u32,
     gid: u32,
     stdio: Containers,
+    /// Descriptors kept open until `uv_spawn` has returned.
+    _held: HeldFds,
+}
+
+/// `fd` (open) when it is in blocking mode; `EINVAL` when it is in non-blocking
+/// mode. libuv puts the descriptors it gives a child in blocking mode, in the
+/// parent too, which shares the open file (`uv__nonblock_fcntl(use_fd, 0)` in
+/// unix/process.c). A descriptor in non-blocking mode belongs to an event loop: a
+/// handle's (whose number `Handle::fileno` gives), or a copy of one (a socket
+/// cloned before `Pipe::open`), which shares its open file; a stream of the loop
+/// would then read or write in blocking mode and hang the loop. `Stdio::Stream` is
+/// the way to give a stream's descriptor (checked: not while it reads).
+#[cfg(unix)]
+fn blocking(fd: c_int) -> Result<c_int> {
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let status = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if status >= 0 && status & libc::O_NONBLOCK != 0 {
+        return Err(einval(SPAWN));
+    }
+    Ok(fd)
+}
+
+/// Descriptors kept open during one `uv_spawn` (closed when it is dropped), so
+/// that no child slot's number is one libuv takes for itself then.
+///
+/// libuv's fork path (`uid`/`gid`, or wherever `posix_spawn` cannot be used)
+/// makes a close-on-exec pipe on the lowest free numbers; the child reports a
+/// failed `exec` through its write end, and the parent reads it until EOF
+/// (unix/process.c, `uv__spawn_and_init_child`). When that write end has the number
+/// of a child slot, the child's set-up of the slot takes it over
+/// (`uv__process_child_init`): an inherited slot (`fd == use_fd`) clears its
+/// close-on-exec flag, so the child keeps the pipe open after `exec` and
+/// `uv_spawn` blocks until the child exits (the loop's thread hangs for as long
+/// as the child runs) and then reports a success; another slot is `dup2`ed over
+/// it, so a failed `exec` is written into the slot's file and reported as a
+/// success. Such a number is one that is closed in the parent (the pipe takes free
+/// numbers): every slot from 3 on that is not ignored and whose number is closed
+/// gets a place-holder here for the call. An inherited slot is passed as a copy
+/// of its descriptor, made first, so that a number closed by another thread
+/// meanwhile is only ever `dup2`ed over in the child.
+#[derive(Default)]
+struct HeldFds(#[cfg(unix)] Vec<OwnedFd>);
+
+impl HeldFds {
+    /// The descriptor to pass for slot `fd` inherited: the slot's own number for
+    /// 0 to 2 (kept open by the loop, see `contracts::reserve_stdio`), a copy of it
+    /// above: `EBADF` when it is closed, `EINVAL` when it is in non-blocking mode
+    /// (see [`blocking`]; descriptors 0 to 2 are never a handle's:
+    /// `contracts::owned_fd`).
+    #[cfg(unix)]
+    fn inherited(&mut self, fd: c_int) -> Result<c_int> {
+        use std::os::fd::FromRawFd;
+        if fd <= 2 {
+            return Ok(fd);
+        }
+        blocking(fd)?;
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (or fails); no memory is
+        // involved.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if copy < 0 {
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EBADF);
+            // libuv's status codes on Unix are negated errno values.
+            return Err(Error::from_raw(-errno, SPAWN));
+        }
+        // SAFETY: `copy` was just made and is owned by nothing else.
+        self.0.push(unsafe { OwnedFd::from_raw_fd(copy) });
+        Ok(copy)
+    }
+
+    #[cfg(not(unix))]
+    fn inherited(&mut self, fd: c_int) -> Result<c_int> {
+        Ok(fd)
+    }
+
+    /// Opens a place-holder on the number of every slot from 3 on that is not
+    /// ignored and is closed now. Best effort: a number it cannot take (a limit
+    /// reached) is left, as before.
+    #[cfg(unix)]
+    fn reserve_slot_numbers(&mut self, slots: &[sys::uv_stdio_container_t]) {
+        use std::os::fd::FromRawFd;
+        let ignore = StdioFlags::IGNORE.bits() as sys::uv_stdio_flags;
+        for (n, slot) in slots.iter().enumerate().skip(3) {
+            let Ok(n) = c_int::try_from(n) else { break };
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            if slot.flags == ignore || unsafe { libc::fcntl(n, libc::F_GETFD) } >= 0 {
+                continue;
+            }
+            // The lowest free number from `n` on: `n` unless another thread took it
+            // meanwhile (then it is open, which is all that is needed). Descriptor
+            // 0 is open while a loop exists (`contracts::reserve_stdio`).
+            // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (or fails).
+            let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, n) };
+            if fd >= 0 {
+                // SAFETY: `fd` was just made and is owned by nothing else; one that
+                // is not `n` is closed at once.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                if fd.as_raw_fd() == n {
+                    self.0.push(fd);
+                }
+            }
+        }
+    }
 }
 
 /// The stdio slots of `ProcessOptions`: the usual three (or fewer) inline, more in

@@ -76,6 +76,29 @@ fn reads_batches(raw: *mut sys::uv_udp_t) -> bool {
     unsafe { sys::uv_udp_using_recvmmsg(raw) > 0 }
 }
 
+/// `recv_start` takes no socket in blocking mode (`EINVAL`): libuv reads
+/// datagrams until the socket has none (unix/udp.c, `uv__udp_recvmsg`: up to 32
+/// reads, until `EAGAIN`), and on a blocking socket the read after the last one
+/// waits for the next datagram with the loop's thread. libuv makes its sockets
+/// non-blocking (`open` too), but the mode belongs to the open file: a copy of the
+/// socket made before `open` (`UdpSocket::try_clone`) shares it and can switch it.
+/// A handle without a socket yet gets one of libuv's, non-blocking.
+#[cfg(unix)]
+fn non_blocking(raw: *mut sys::uv_udp_t) -> Result<()> {
+    // SAFETY: an open UDP handle of this library; its watcher's descriptor is read
+    // (-1 while it has no socket).
+    let fd = unsafe { (*raw).io_watcher.fd };
+    if fd < 0 {
+        return Ok(());
+    }
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags >= 0 && flags & libc::O_NONBLOCK == 0 {
+        return Err(Error::new(crate::StatusCode::EINVAL, "uv_udp_recv_start"));
+    }
+    Ok(())
+}
+
 /// The generic allocation and receive callbacks for `raw` (any callback; see
 /// [`recv_direct`] for the ones `recv_start` gives): whether a socket reads batches
 /// is fixed when it is made (`uv_udp_init_ex`), so this is chosen once, not asked
@@ -715,12 +738,16 @@ impl Udp {
     }
 
     /// Starts receiving (`uv_udp_recv_start`): `callback` gets each datagram, or an
-    /// error. `EALREADY` on a socket that is receiving (`recv_stop` first).
+    /// error. `EALREADY` on a socket that is receiving (`recv_stop` first); `EINVAL`
+    /// on a socket in blocking mode (switched by a copy of it made before `open`),
+    /// where libuv's reads would wait for datagrams with the loop's thread.
     pub fn recv_start(
         &self,
         callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
     ) -> Result<()> {
         let raw = self.inner.raw("uv_udp_recv_start")?;
+        #[cfg(unix)]
+        non_blocking(raw)?;
         set_recv_callback(&self.inner.slots().on_recv, callback, |direct| {
             // Batches go through the generic trampoline; the others get the one
             // made for this callback, which is in the slot now.
