@@ -331,17 +331,18 @@ fn receiving_on_a_blocking_udp_socket_is_einval() {
     assert_eq!(*got.borrow(), vec![b"hi".to_vec()]);
 }
 
-/// A listening stream given to a child (`Stdio::Stream`) stays in non-blocking
-/// mode in the parent, or is refused. libuv puts the descriptor in blocking mode
-/// for the child, in the parent too (the open file is shared), and the stream goes
-/// on listening: each readiness event makes libuv `accept` once (unix/stream.c,
-/// uv__server_io), and when the child (a worker given the listener to accept on
-/// too) takes that connection first, the parent's `accept` waits for the next
-/// connection with the loop's thread. Reading streams are refused for the same
-/// reason; listening ones are not.
+/// A listening stream is not given to a child (`Stdio::Stream`): `EINVAL`, no
+/// child, and the listener stays in non-blocking mode and goes on accepting.
+/// libuv puts a child's descriptors in blocking mode, in the parent too (the open
+/// file is shared), and each connection event makes libuv `accept` once
+/// (unix/stream.c, uv__server_io): when a child given the listener took that
+/// connection first, the parent's `accept` waited for the next connection with
+/// the loop's thread. Reading streams are refused for the same reason. (A listener
+/// is shared with a child through an IPC pipe's `write2`, which leaves its mode
+/// alone.)
+/// Used to happen: the spawn succeeded and left the listener in blocking mode.
 #[test]
-#[ignore = "needs a decision: refuse listening streams in Stdio::Stream (the pre-fork worker pattern stops working) or give them back non-blocking mode after the spawn (the child then shares a non-blocking listener)"]
-fn a_listening_stream_given_to_a_child_stays_non_blocking_or_is_refused() {
+fn a_listening_stream_is_not_given_to_a_child() {
     use uv::Stream as _;
 
     let _serial = serial();
@@ -349,16 +350,79 @@ fn a_listening_stream_given_to_a_child_stays_non_blocking_or_is_refused() {
     let t = uv::Tcp::new(&lp).unwrap();
     t.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
         .unwrap();
-    t.listen(8, |_, _| {}).unwrap();
+    let accepted = Rc::new(Cell::new(0));
+    let a = accepted.clone();
+    t.listen(8, move |srv, status| {
+        status.unwrap();
+        drop(srv.accept().unwrap());
+        a.set(a.get() + 1);
+        srv.close();
+    })
+    .unwrap();
     let n = uv::Handle::fileno(&t).unwrap();
     assert!(nonblocking(n));
     let opts = ProcessOptions::new("true").stdio(3, Stdio::stream(&t));
-    let refused = Process::spawn(&lp, &opts, |p, _, _| p.close()).is_err();
-    let still = nonblocking(n);
-    t.close();
-    lp.run(RunMode::Default).unwrap();
+    let e = Process::spawn(&lp, &opts, |p, _, _| p.close()).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    assert_eq!(e.operation(), "uv_spawn");
     assert!(
-        refused || still,
+        nonblocking(n),
         "the listener is in blocking mode after the spawn"
     );
+    // Nor can the listener be made blocking by hand.
+    assert_eq!(t.set_blocking(true).unwrap_err().code(), StatusCode::EINVAL);
+    assert!(nonblocking(n));
+    // It still accepts.
+    let to = t.local_addr().unwrap();
+    let peer = std::thread::spawn(move || std::net::TcpStream::connect(to).map(drop));
+    lp.run(RunMode::Default).unwrap();
+    peer.join().unwrap().unwrap();
+    assert_eq!(accepted.get(), 1);
+}
+
+/// A stream given to a child (`Stdio::Stream`) does not listen afterwards
+/// (`EINVAL`): the child shares its open file and may switch it to blocking mode
+/// at any time, and an accept of a connection the child took first would wait
+/// with the loop's thread. Nor does a stream whose descriptor is in blocking
+/// mode.
+/// Used to happen: both listened.
+#[test]
+fn a_stream_shared_with_a_child_or_blocking_does_not_listen() {
+    use uv::Stream as _;
+
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let t = uv::Tcp::new(&lp).unwrap();
+    t.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    let opts = ProcessOptions::new("true").stdio(3, Stdio::stream(&t));
+    let exited = Rc::new(Cell::new(None));
+    let x = exited.clone();
+    Process::spawn(&lp, &opts, move |p, status, _| {
+        x.set(Some(status));
+        p.close();
+    })
+    .unwrap();
+    let e = t.listen(8, |_, _| {}).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    assert_eq!(e.operation(), "uv_listen");
+    t.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exited.get(), Some(0));
+
+    // A pipe made blocking by hand does not listen either.
+    let dir = std::env::temp_dir().join(format!("uv-attack-listen-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let p = uv::Pipe::new(&lp, false).unwrap();
+    p.bind(&dir).unwrap();
+    p.set_blocking(true).unwrap();
+    assert_eq!(
+        p.listen(8, |_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    p.set_blocking(false).unwrap();
+    p.listen(8, |_, _| {}).unwrap();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    let _ = std::fs::remove_file(&dir);
 }

@@ -345,8 +345,10 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
 
     /// Listens for connections (`uv_listen`): `callback` runs for each one; take it
     /// with [`accept`](Stream::accept). `EINVAL` when already listening or with a
-    /// connect, write or shutdown in flight; a listening stream then takes no reads,
-    /// writes or shutdowns (`EINVAL`).
+    /// connect, write or shutdown in flight, or on a descriptor in blocking mode (or
+    /// given to a child process as `Stdio::Stream`, which may make it so); a
+    /// listening stream then takes no reads, writes, shutdowns or blocking mode
+    /// (`EINVAL`).
     ///
     /// At the process's descriptor limit, libuv accepts and closes pending
     /// connections itself (so the loop does not spin on them): their peers see the
@@ -387,7 +389,7 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     }
 
     /// Makes writes blocking or not (`uv_stream_set_blocking`). `EINVAL` for
-    /// blocking while reading.
+    /// blocking while reading or listening.
     fn set_blocking(&self, blocking: bool) -> Result<()> {
         set_blocking(self, blocking)
     }
@@ -1480,6 +1482,10 @@ pub fn listen<K: StreamKind, C: FnMut(&K, Result<()>) + 'static>(
     // SAFETY: the stream is open.
     unsafe {
         contracts::not_listening(raw, "uv_listen")?;
+        // libuv accepts once per connection event; on a blocking descriptor (or one
+        // a child shares, which may make it blocking), an accept of a connection
+        // another process took first waits for the next one with the loop's thread.
+        contracts::non_blocking(raw, "uv_listen")?;
         contracts::no_requests(raw, "uv_listen")?;
         contracts::no_collected_event(raw, loop_shared(raw.cast()).is_running(), "uv_listen")?;
     }
@@ -1633,10 +1639,14 @@ pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
     // Reads check the mode from now on.
     // SAFETY: the stream is open, a handle of this library.
     unsafe { crate::handle::set_own_nonblocking_fd(raw.cast(), false) };
-    // A reading stream must stay non-blocking (see `contracts::non_blocking`).
+    // A reading or listening stream must stay non-blocking (see
+    // `contracts::non_blocking`, and `listen`).
     if blocking {
         // SAFETY: the stream is open.
-        unsafe { contracts::not_reading(raw, "uv_stream_set_blocking") }?;
+        unsafe {
+            contracts::not_reading(raw, "uv_stream_set_blocking")?;
+            contracts::not_listening(raw, "uv_stream_set_blocking")?;
+        }
     }
     // SAFETY: the stream is open.
     check(

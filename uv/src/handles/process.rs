@@ -52,10 +52,13 @@ pub enum Stdio<'a> {
     /// descriptor the stream shares: after the spawn the stream is blocking (its
     /// writes wait until done) until
     /// [`set_blocking(false)`](crate::Stream::set_blocking), which the child then
-    /// shares too. `EINVAL` (no child) for a stream that is reading. Once a child
-    /// has it, the stream's `read_start` answers `EINVAL`: the child can switch the
-    /// shared file to blocking mode at any time (a shell that reads its standard
-    /// input does when no data is there), and a read would then hang the loop.
+    /// shares too. `EINVAL` (no child) for a stream that is reading or listening
+    /// (a listener is shared with a child process through an IPC pipe's
+    /// `write2`, which leaves its mode alone). Once a child has it, the stream's
+    /// `read_start` and `listen` answer `EINVAL`: the child can switch the shared
+    /// file to blocking mode at any time (a shell that reads its standard input
+    /// does when no data is there), and a read, or an accept of a connection the
+    /// child took first, would then hang the loop.
     Stream(&'a Handle),
     /// A new pipe between parent and child: `spawn` opens the parent's end in `pipe`,
     /// which must be a fresh pipe handle (no descriptor yet). `flags` says what the
@@ -378,9 +381,16 @@ impl<'a> ProcessOptions<'a> {
                     // A stream without a descriptor is refused by libuv (EINVAL).
                     h.fileno().map_err(|_| einval(SPAWN))?;
                     // libuv puts the descriptor in blocking mode for the child, and
-                    // the parent's stream shares that mode: not while it reads.
+                    // the parent's stream shares that mode: not while it reads, nor
+                    // while it listens (each connection event makes libuv accept
+                    // once, and a child given the listener may take the connection
+                    // first: the parent's accept would then wait for the next one
+                    // with the loop's thread).
                     // SAFETY: an open stream of this library (checked above).
-                    unsafe { crate::contracts::not_reading(h.raw_struct().cast(), SPAWN) }?;
+                    unsafe {
+                        crate::contracts::not_reading(h.raw_struct().cast(), SPAWN)?;
+                        crate::contracts::not_listening(h.raw_struct().cast(), SPAWN)?;
+                    }
                     (
                         StdioFlags::INHERIT_STREAM,
                         sys::uv_stdio_container_s__bindgen_ty_1 {
