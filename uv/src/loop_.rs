@@ -791,14 +791,16 @@ impl Slab {
     }
 
     /// Memory for an `Async` handle (`crate::handle::ASYNC_CELL`): a cell of the
-    /// sender table; `None` if the table is full. Counted like `alloc`.
+    /// sender table, with its place if it is fresh (see `SenderTable::alloc`);
+    /// `None` if the table is full. Counted like `alloc`.
     #[inline]
-    pub(crate) fn alloc_async(&self) -> Option<NonNull<u8>> {
+    pub(crate) fn alloc_async(&self) -> Option<(NonNull<u8>, crate::handles::async_::CellPlace)> {
         let t = self.senders();
         // The table's `Arc` pointer, for the heads of its chunks (see `AsyncSender`).
-        let p = t.alloc(std::sync::Arc::as_ptr(t))?;
+        let table = std::sync::Arc::as_ptr(t);
+        let (p, off) = t.alloc(table)?;
         self.refs.set(self.refs.get() + 1);
-        Some(p)
+        Some((p, crate::handles::async_::CellPlace { table, off }))
     }
 
     /// Gives back memory from `alloc_async` of this slab (in bypass mode too: a

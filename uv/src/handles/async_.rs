@@ -309,6 +309,23 @@ impl Drop for SenderTable {
     }
 }
 
+/// The place of a cell (`SenderTable::alloc`), handed back by the generated
+/// `Async::new_placed` (through `runtime::Place`) for `Async::with_sender`: its
+/// table and, for a fresh cell (never handed out before, so open at generation 0,
+/// in a table that makes senders), its offset in its chunk (`NOT_FRESH` for
+/// others).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CellPlace {
+    /// `Arc::as_ptr` of the table's `Arc`.
+    pub(crate) table: *const SenderTable,
+    /// The cell's offset in its chunk, or `NOT_FRESH`.
+    pub(crate) off: u32,
+}
+
+/// `CellPlace::off` of a cell that is not fresh (no offset is that large: a
+/// chunk holds at most 2^31 cells).
+pub(crate) const NOT_FRESH: u32 = u32::MAX;
+
 /// A send's hold on an open cell (`SenderTable::hold`), released (the count
 /// decremented) on drop. While it lasts, the cell's handle is open: the loop thread
 /// shuts the cell before `uv_close` and waits until no hold is left.
@@ -349,8 +366,12 @@ impl SenderTable {
     /// the table is full. Only its state word is initialised: the rest is the
     /// caller's to write (never the state word). `owner` is `Arc::as_ptr` of the
     /// `Arc` that holds this table (written in a new chunk's head, for senders).
+    /// With the memory, the cell's offset in its chunk when the cell is fresh
+    /// (never handed out before: open at generation 0) and the table makes
+    /// senders, `NOT_FRESH` otherwise: a sender of a fresh cell is made without a
+    /// look at the table (`Async::with_sender`).
     #[inline(always)]
-    pub(crate) fn alloc(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
+    pub(crate) fn alloc(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
         if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
             // SAFETY: a free cell's first word holds the next free cell (written by
             // `link_free`); the cell is no handle's now, so its bytes other than the
@@ -365,22 +386,22 @@ impl SenderTable {
             unsafe { state_of(p.as_ptr()) }
                 .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
             self.bump_live(1);
-            return Some(p);
+            return Some((p, NOT_FRESH));
         }
         let cell = self.next.load(Ordering::Relaxed);
         if cell == self.end.load(Ordering::Relaxed) {
             // The newest chunk is full (or none was made yet), or the table is
             // closed (see `close`).
-            return self.alloc_in_new_chunk(owner).map(|(p, _)| p);
+            return self.alloc_in_new_chunk(owner);
         }
         // SAFETY: `cell` is below the newest chunk's end: a cell of it never
         // handed out.
-        let (p, _) = unsafe { self.take_next(cell) };
+        let (p, off) = unsafe { self.take_next(cell) };
         // The table is not closed: a closed one keeps `end` at `next` (see
         // `close`), so that its allocations all take the branch above, and this
         // one needs no test of `closed`.
         debug_assert!(self.makes_senders());
-        Some(p)
+        Some((p, off))
     }
 
     /// Whether senders may be made (the loop is not closing; the loop thread).
@@ -445,7 +466,8 @@ impl SenderTable {
         };
         self.end
             .store(self.next.load(Ordering::Relaxed), Ordering::Relaxed);
-        Some(r)
+        // The table is closed: no sender is made.
+        Some((r.0, NOT_FRESH))
     }
 
     /// Makes the next chunk and hands out its first cell; `None` once the chunks
@@ -752,6 +774,26 @@ impl AsyncSender {
         s
     }
 
+    /// A sender of the fresh cell `cell` at `fresh` (generation 0).
+    ///
+    /// # Safety
+    /// `cell` must be the cell `fresh` describes (from `SenderTable::alloc`), of a
+    /// live table, holding an open handle; `fresh.table` is `Arc::as_ptr` of the
+    /// table's `Arc`.
+    #[inline(always)]
+    unsafe fn of_fresh(fresh: CellPlace, cell: NonNull<u8>) -> Self {
+        // SAFETY: per the contract, the table's `Arc` is alive; the new count is
+        // this sender's (given back by its drop, through the chunk's head).
+        unsafe { Arc::increment_strong_count(fresh.table) };
+        let s = AsyncSender {
+            cell,
+            generation: 0,
+            off: fresh.off,
+        };
+        debug_assert!(std::ptr::eq(s.table(), fresh.table));
+        s
+    }
+
     /// The table of this sender's cell: its `Arc`'s pointer (`Arc::as_ptr`), read
     /// from the head of the cell's chunk.
     #[inline(always)]
@@ -946,8 +988,19 @@ impl Async {
         loop_: &LoopHandle,
         callback: impl FnMut(&Async) + 'static,
     ) -> Result<(Async, AsyncSender)> {
-        let a = Async::new(loop_, callback)?;
-        // The newest handle of its loop: its sender is made without a search.
+        let (a, place) = Async::new_placed(loop_, callback)?;
+        if let Some(fresh) = place.fresh_cell() {
+            // A fresh cell, open at generation 0, of a table that makes senders (no
+            // user code ran since it was handed out: the table is not closed); the
+            // handle is open and in libuv. Its close shuts the cell from now on.
+            a.inner.mark_senders_new();
+            // SAFETY: `fresh` is the place of this handle's cell (its allocation's
+            // pointer), in the table of `fresh.table`, alive: the loop's slab holds
+            // it, and the handle's allocation counts on the slab.
+            let s = unsafe { AsyncSender::of_fresh(fresh, a.inner.ptr().cast::<u8>()) };
+            return Ok((a, s));
+        }
+        // A reused cell (or a closing loop's): the general way.
         let s = a.sender()?;
         Ok((a, s))
     }
