@@ -3466,7 +3466,8 @@ mod extra {
         let r = a.sender();
         closed_contract(cx, closing, false, &r);
         if let Some(s) = settle(cx, r, None) {
-            let old = {
+            // The sender replaced (if any) goes once the borrow has ended.
+            let _old = {
                 let mut v = cx.senders.borrow_mut();
                 if v.len() < 4 {
                     v.push(s);
@@ -3475,7 +3476,6 @@ mod extra {
                     Some(std::mem::replace(&mut v[0], s))
                 }
             };
-            drop(old);
         }
         true
     }

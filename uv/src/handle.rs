@@ -511,18 +511,17 @@ fn no_memory(op: &'static str) -> Error {
 /// `<constructor>_placed`, for the hand-written code that builds on it).
 #[derive(Clone, Copy, Debug)]
 pub struct Place {
-    /// For an `Async`, its allocation's cell in its loop's sender table (for its
-    /// first sender, made without a search when the cell is fresh); no table for
-    /// other handles.
-    cell: crate::handles::async_::CellPlace,
+    /// For an `Async`, the generation its allocation's cell in its loop's sender
+    /// table was opened at, if senders may be made for it (the loop is not
+    /// closing); `None` for other handles.
+    generation: Option<u32>,
 }
 
 impl Place {
-    /// The place of an `Async` handle's fresh cell (one never handed out before,
-    /// open at generation 0, of a table that makes senders).
+    /// The generation of an `Async` handle's cell, if senders may be made for it.
     #[inline(always)]
-    pub(crate) fn fresh_cell(&self) -> Option<crate::handles::async_::CellPlace> {
-        (self.cell.off != crate::handles::async_::NOT_FRESH).then_some(self.cell)
+    pub(crate) fn sender_generation(&self) -> Option<u32> {
+        self.generation
     }
 }
 
@@ -1300,16 +1299,12 @@ impl<K: HandleKind> Typed<K> {
         let s = unsafe { slab.as_ref() };
         let (p, place) = if asynch {
             // A cell of the loop's sender table (ASYNC_CELL is this layout).
-            let Some((p, cell)) = s.alloc_async() else {
+            let Some((p, generation)) = s.alloc_async() else {
                 return Err(no_memory(op));
             };
-            (p, Place { cell })
+            (p, Place { generation })
         } else {
-            let cell = crate::handles::async_::CellPlace {
-                table: std::ptr::null(),
-                off: crate::handles::async_::NOT_FRESH,
-            };
-            (s.alloc(layout), Place { cell })
+            (s.alloc(layout), Place { generation: None })
         };
         let p = p.cast::<HandleBox<K>>().as_ptr();
         // SAFETY: `p` is fresh memory for a HandleBox<K>; every field is written in
