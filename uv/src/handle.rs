@@ -514,14 +514,14 @@ pub struct Place {
     /// For an `Async`, the generation its allocation's cell in its loop's sender
     /// table was opened at, if senders may be made for it (the loop is not
     /// closing); `None` for other handles.
-    generation: Option<u32>,
+    generation: crate::handles::async_::SenderGen,
 }
 
 impl Place {
     /// The generation of an `Async` handle's cell, if senders may be made for it.
     #[inline(always)]
     pub(crate) fn sender_generation(&self) -> Option<u32> {
-        self.generation
+        self.generation.get()
     }
 }
 
@@ -1304,7 +1304,8 @@ impl<K: HandleKind> Typed<K> {
             };
             (p, Place { generation })
         } else {
-            (s.alloc(layout), Place { generation: None })
+            let generation = crate::handles::async_::SenderGen::NONE;
+            (s.alloc(layout), Place { generation })
         };
         let p = p.cast::<HandleBox<K>>().as_ptr();
         // SAFETY: `p` is fresh memory for a HandleBox<K>; every field is written in
@@ -1422,13 +1423,16 @@ impl<K: HandleKind> Typed<K> {
         Hdr(self.ptr).begin_close_via(op, |raw, cb| close(raw.cast(), cb))
     }
 
-    /// `mark_senders` of a new `Async` (open and in libuv: no code ran since its
-    /// constructor returned), without the test.
+    /// `mark_senders` of a new `Async` of the user's (open and in libuv: no code
+    /// ran since its constructor returned), without the test.
     #[inline(always)]
     pub(crate) fn mark_senders_new(&self) {
         let h = Hdr(self.ptr);
         debug_assert!(is_async::<K>() && h.is_open() && h.in_libuv());
-        h.set(HAS_SENDER, true);
+        // The flags of a new handle of the user's (not internal, not a signal
+        // handle) are none: a store of a known value.
+        debug_assert_eq!(h.h().flags.get(), 0);
+        h.h().flags.set(HAS_SENDER);
     }
 
     /// Marks an open `Async` as having senders: its close shuts its sender cell.

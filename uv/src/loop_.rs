@@ -801,7 +801,7 @@ impl Slab {
     /// `SenderTable::alloc`);
     /// `None` if the table is full. Counted like `alloc`.
     #[inline]
-    pub(crate) fn alloc_async(&self) -> Option<(NonNull<u8>, Option<u32>)> {
+    pub(crate) fn alloc_async(&self) -> Option<(NonNull<u8>, crate::handles::async_::SenderGen)> {
         let p = self.senders.alloc()?;
         self.refs.set(self.refs.get() + 1);
         Some(p)

@@ -320,6 +320,29 @@ impl Drop for SenderTable {
     }
 }
 
+/// What `SenderTable::alloc` answers with a cell: the generation it was opened
+/// at, if senders may be made for it (the table is not closed). One word, so that
+/// the answer travels in registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SenderGen(u64);
+
+impl SenderGen {
+    /// No senders may be made (no generation is that large).
+    pub(crate) const NONE: SenderGen = SenderGen(u64::MAX);
+
+    /// `generation`, if `senders`.
+    #[inline(always)]
+    fn new(generation: u32, senders: bool) -> Self {
+        SenderGen(if senders { generation as u64 } else { u64::MAX })
+    }
+
+    /// The generation, if senders may be made.
+    #[inline(always)]
+    pub(crate) fn get(self) -> Option<u32> {
+        (self.0 != u64::MAX).then_some(self.0 as u32)
+    }
+}
+
 /// A send's hold on an open cell (`SenderTable::hold`), released (the count
 /// decremented) on drop. While it lasts, the cell's handle is open: the loop thread
 /// shuts the cell before `uv_close` and waits until no hold is left.
@@ -362,9 +385,9 @@ impl SenderTable {
     /// when senders may be made for it (the table is not closed), for its first
     /// sender, made without a look at the table (`Async::with_sender`).
     #[inline(always)]
-    pub(crate) fn alloc(&self) -> Option<(NonNull<u8>, Option<u32>)> {
+    pub(crate) fn alloc(&self) -> Option<(NonNull<u8>, SenderGen)> {
         if let Some((p, generation)) = self.pop_free() {
-            return Some((p, self.makes_senders().then_some(generation)));
+            return Some((p, SenderGen::new(generation, self.makes_senders())));
         }
         let cell = self.next.load(Ordering::Relaxed);
         if cell == self.end.load(Ordering::Relaxed) {
@@ -379,7 +402,7 @@ impl SenderTable {
         // `close`), so that its allocations all take the branch above, and this
         // one needs no test of `closed`.
         debug_assert!(self.makes_senders());
-        Some((p, Some(0)))
+        Some((p, SenderGen::new(0, true)))
     }
 
     /// Takes the first free cell, opened at its next generation (answered), if
@@ -443,7 +466,7 @@ impl SenderTable {
     /// cells left, and keeps `end` at `next` (see `close`).
     #[cold]
     #[inline(never)]
-    fn alloc_in_new_chunk(&self) -> Option<(NonNull<u8>, Option<u32>)> {
+    fn alloc_in_new_chunk(&self) -> Option<(NonNull<u8>, SenderGen)> {
         if self.makes_senders() {
             return self.alloc_in_next_chunk();
         }
@@ -464,12 +487,12 @@ impl SenderTable {
         self.end
             .store(self.next.load(Ordering::Relaxed), Ordering::Relaxed);
         // The table is closed: no sender is made.
-        Some((p, None))
+        Some((p, SenderGen::NONE))
     }
 
     /// Makes the next chunk (or takes a spare one) and hands out a cell of it;
     /// `None` once the chunks are all made.
-    fn alloc_in_next_chunk(&self) -> Option<(NonNull<u8>, Option<u32>)> {
+    fn alloc_in_next_chunk(&self) -> Option<(NonNull<u8>, SenderGen)> {
         loop {
             let newest = self.newest.load(Ordering::Relaxed) as usize;
             let c = if newest == 0 {
@@ -492,12 +515,12 @@ impl SenderTable {
             let senders = self.makes_senders();
             // A spare chunk's cells made before first (they went on the free list).
             if let Some((p, generation)) = self.pop_free() {
-                return Some((p, senders.then_some(generation)));
+                return Some((p, SenderGen::new(generation, senders)));
             }
             if next != end {
                 // SAFETY: `next`, below the chunk's end.
                 let p = unsafe { self.take_next(next) };
-                return Some((p, senders.then_some(0)));
+                return Some((p, SenderGen::new(0, senders)));
             }
             // A spare chunk whose cells were all made and are all retired: on to
             // the next one.
@@ -932,7 +955,14 @@ impl Async {
             let s = AsyncSender::new(a.inner.ptr().cast(), generation);
             return Ok((a, s));
         }
-        // A closing loop's: refused (the general way).
+        Self::with_sender_refused(a)
+    }
+
+    /// The end of `with_sender` on a closing loop: refused (the general way), out
+    /// of line.
+    #[cold]
+    #[inline(never)]
+    fn with_sender_refused(a: Async) -> Result<(Async, AsyncSender)> {
         let s = a.sender()?;
         Ok((a, s))
     }
