@@ -875,6 +875,41 @@ impl AsyncSender {
     }
 }
 
+impl AsyncSender {
+    /// The memory kept for the `Async` handles of the loops that are gone: the
+    /// number of allocations and their bytes. It is never given back, since their
+    /// senders may still be used (they answer `ClosedHandle`), and the loops made
+    /// later take it before they allocate (so it is at most the memory of the most
+    /// `Async` handles the process had at once). For leak checks that count
+    /// allocations.
+    ///
+    /// ```
+    /// let lp = uv::Loop::new()?;
+    /// let (handle, sender) = uv::Async::with_sender(&lp, |_| {})?;
+    /// drop(handle);
+    /// drop(lp);
+    /// // The handle's memory is kept for the sender, which is refused.
+    /// let (allocations, bytes) = uv::AsyncSender::kept_memory();
+    /// assert!(allocations >= 1 && bytes > 0);
+    /// assert!(sender.send().is_err());
+    /// # Ok::<(), uv::Error>(())
+    /// ```
+    pub fn kept_memory() -> (usize, usize) {
+        let spares = SPARE_CHUNKS.lock().unwrap_or_else(|e| e.into_inner());
+        let chunks = spares
+            .iter()
+            .filter_map(|s| chunk_layout(s.c))
+            .map(|l| l.size());
+        let (mut n, mut bytes) = (spares.len(), chunks.sum::<usize>());
+        if spares.capacity() > 0 {
+            // The list's own buffer.
+            n += 1;
+            bytes += spares.capacity() * std::mem::size_of::<SpareChunk>();
+        }
+        (n, bytes)
+    }
+}
+
 impl std::fmt::Debug for AsyncSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The hold ends here, before the writer runs: a writer that waits for the
