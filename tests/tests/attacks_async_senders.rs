@@ -368,7 +368,7 @@ fn stale_senders_hammering_one_reused_entry_never_wake_its_new_handles() {
         let own = fresh.sender().unwrap();
         lp.run(RunMode::NoWait).unwrap();
         fresh.close();
-        drop(own);
+        assert!(is_closed_handle(&own.send().unwrap_err()));
         lp.run(RunMode::NoWait).unwrap();
     }
     stop.store(true, Ordering::SeqCst);
@@ -510,10 +510,9 @@ impl Drop for DropCount {
     }
 }
 
-/// After the loop is dropped, its senders and `CallLater` live on (the table
-/// outlives the loop): cloned, formatted, used and dropped on other threads, they
-/// answer `ClosedHandle`, a refused job is dropped without running, and the last
-/// of them frees the table on a thread that never saw the loop.
+/// After the loop is dropped, its senders and `CallLater` live on (the table's
+/// cells outlive the loop): cloned, formatted, used and dropped on other threads,
+/// they answer `ClosedHandle`, and a refused job is dropped without running.
 #[test]
 fn senders_and_call_later_outlive_the_loop_across_threads() {
     for round in 0..20 {
@@ -565,7 +564,6 @@ fn senders_and_call_later_outlive_the_loop_across_threads() {
                             .unwrap_err();
                         assert!(is_closed_handle(&e));
                     }
-                    // Whichever thread drops last frees the table.
                     drop((s, later));
                 })
             })
@@ -576,6 +574,71 @@ fn senders_and_call_later_outlive_the_loop_across_threads() {
         }
         assert_eq!(ran.load(Ordering::SeqCst), 1, "a refused job ran");
         assert_eq!(dropped.load(Ordering::SeqCst), 1 + 3 * 50);
+    }
+}
+
+/// The cells of a dropped loop's table serve the loops made later (they are kept,
+/// never freed, so that senders may outlive their loop): senders kept from every
+/// earlier loop, sending from another thread while the new loop runs, are all
+/// refused and never wake the handles that now live in their cells; each new
+/// handle is woken by its own sender only.
+#[test]
+fn senders_of_dropped_loops_never_wake_the_handles_of_later_loops() {
+    // More than a table's first chunk holds: two chunks.
+    const HANDLES: usize = 40;
+    let mut stale: Vec<AsyncSender> = Vec::new();
+    for round in 0..uv_tests::iterations(20) {
+        let lp = Loop::new().unwrap();
+        let counts: Vec<_> = (0..HANDLES).map(|_| counter()).collect();
+        let pairs: Vec<(Async, AsyncSender)> = counts
+            .iter()
+            .map(|n| {
+                let n = n.clone();
+                Async::with_sender(&lp, move |h| {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    h.close();
+                })
+                .unwrap()
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hammer = {
+            let (old, stop) = (stale.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !old.is_empty() && !stop.load(Ordering::SeqCst) {
+                    for s in &old {
+                        assert!(is_closed_handle(&s.send().unwrap_err()));
+                    }
+                }
+            })
+        };
+        // The even handles are woken once, by their own senders; the odd ones
+        // never (unreferenced: the run ends once the even ones closed).
+        for (i, (a, s)) in pairs.iter().enumerate() {
+            if i % 2 == 0 {
+                s.send().unwrap();
+            } else {
+                a.unref().unwrap();
+            }
+        }
+        lp.run(RunMode::Default).unwrap();
+        stop.store(true, Ordering::SeqCst);
+        hammer.join().unwrap();
+        // And from this thread, while the odd handles still live in their cells.
+        for s in &stale {
+            assert!(is_closed_handle(&s.send().unwrap_err()), "round {round}");
+        }
+        stale.extend(pairs.iter().map(|(_, s)| s.clone()));
+        drop(pairs);
+        // The drop delivers a wake-up still pending (none may be, for the odd ones).
+        drop(lp);
+        for (i, n) in counts.iter().enumerate() {
+            let want = usize::from(i % 2 == 0);
+            assert_eq!(n.load(Ordering::SeqCst), want, "round {round}, handle {i}");
+        }
+    }
+    for s in &stale {
+        assert!(is_closed_handle(&s.send().unwrap_err()));
     }
 }
 

@@ -965,11 +965,9 @@ fn senders_cloned_and_dropped_on_threads_while_the_async_closes() {
                 match c.send() {
                     Ok(()) => {
                         acc.fetch_add(1, Ordering::SeqCst);
-                        drop(c);
                     }
                     Err(e) => {
                         assert_eq!(e.kind(), uv::Category::ClosedHandle);
-                        drop(c);
                         assert!(s.send().is_err());
                         return s;
                     }
@@ -994,12 +992,10 @@ fn senders_cloned_and_dropped_on_threads_while_the_async_closes() {
             std::thread::spawn(move || {
                 assert_eq!(s.send().unwrap_err().kind(), uv::Category::ClosedHandle);
                 let again = s.clone();
-                drop(s);
                 assert!(again.send().is_err());
             })
         })
         .collect();
-    drop(bs);
     drop(b);
     for t in late {
         t.join().unwrap();

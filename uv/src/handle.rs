@@ -500,6 +500,31 @@ pub struct Handle {
     _not_send: PhantomData<*mut ()>,
 }
 
+/// `ENOMEM` for `op` (out of line: a rare path of the constructors).
+#[cold]
+#[inline(never)]
+fn no_memory(op: &'static str) -> Error {
+    Error::from_raw(sys::uv_errno_t_UV_ENOMEM, op)
+}
+
+/// Where a new handle's allocation was placed (handed back by the generated
+/// `<constructor>_placed`, for the hand-written code that builds on it).
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    /// For an `Async`, the generation its allocation's cell in its loop's sender
+    /// table was opened at, if senders may be made for it (the loop is not
+    /// closing); `None` for other handles.
+    generation: crate::handles::async_::SenderGen,
+}
+
+impl Place {
+    /// The generation of an `Async` handle's cell, if senders may be made for it.
+    #[inline(always)]
+    pub(crate) fn sender_generation(&self) -> Option<u32> {
+        self.generation.get()
+    }
+}
+
 /// A counted reference to a handle of type `K` (the inside of a typed handle).
 #[repr(transparent)]
 pub struct Typed<K: HandleKind> {
@@ -1233,6 +1258,38 @@ impl<K: HandleKind> Typed<K> {
         internal: bool,
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
+        // SAFETY: per the contract.
+        unsafe { Self::new_core(loop_, slots, op, internal, init) }.map(|(t, _)| t)
+    }
+
+    /// [`Typed::new`], also handing back where the allocation was placed (the
+    /// generated `<constructor>_placed`, spec `placed = true`).
+    ///
+    /// # Safety
+    /// As [`Typed::new`].
+    #[inline(always)]
+    pub(crate) unsafe fn new_placed(
+        loop_: &LoopHandle,
+        slots: K::Slots,
+        op: &'static str,
+        init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
+    ) -> Result<(Self, Place)> {
+        // SAFETY: per the contract.
+        unsafe { Self::new_core(loop_, slots, op, false, init) }
+    }
+
+    /// The body of the constructors: [`Typed::new_inner`], with the place.
+    ///
+    /// # Safety
+    /// As [`Typed::new`].
+    #[inline(always)]
+    unsafe fn new_core(
+        loop_: &LoopHandle,
+        slots: K::Slots,
+        op: &'static str,
+        internal: bool,
+        init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
+    ) -> Result<(Self, Place)> {
         let shared = loop_.shared();
         let uv_loop = shared.raw_for_new().ok_or_else(|| Error::closed_loop(op))?;
         let slab = shared.slab();
@@ -1240,15 +1297,17 @@ impl<K: HandleKind> Typed<K> {
         let asynch = is_async::<K>();
         // SAFETY: the loop's slab lives while the loop's shared state does.
         let s = unsafe { slab.as_ref() };
-        let p = if asynch {
+        let (p, place) = if asynch {
             // A cell of the loop's sender table (ASYNC_CELL is this layout).
-            s.alloc_async()
-                .ok_or_else(|| Error::from_raw(sys::uv_errno_t_UV_ENOMEM, op))?
+            let Some((p, generation)) = s.alloc_async() else {
+                return Err(no_memory(op));
+            };
+            (p, Place { generation })
         } else {
-            s.alloc(layout)
-        }
-        .cast::<HandleBox<K>>()
-        .as_ptr();
+            let generation = crate::handles::async_::SenderGen::NONE;
+            (s.alloc(layout), Place { generation })
+        };
+        let p = p.cast::<HandleBox<K>>().as_ptr();
         // SAFETY: `p` is fresh memory for a HandleBox<K>; every field is written in
         // place before use (no copy of the large struct), and the libuv struct never
         // moves afterwards; `init` keeps its contract.
@@ -1288,11 +1347,12 @@ impl<K: HandleKind> Typed<K> {
             let flags = if internal { INTERNAL } else { 0 };
             h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
         }
-        Ok(Typed {
+        let t = Typed {
             // SAFETY: `p` is non-null (from the slab).
             ptr: unsafe { NonNull::new_unchecked(p.cast()) },
             _kind: PhantomData,
-        })
+        };
+        Ok((t, place))
     }
 
     /// The libuv struct, if the handle is open; `ClosedHandle` (naming `op`) otherwise.
@@ -1361,6 +1421,18 @@ impl<K: HandleKind> Typed<K> {
             return Err(Error::closed_handle(op));
         }
         Hdr(self.ptr).begin_close_via(op, |raw, cb| close(raw.cast(), cb))
+    }
+
+    /// `mark_senders` of a new `Async` of the user's (open and in libuv: no code
+    /// ran since its constructor returned), without the test.
+    #[inline(always)]
+    pub(crate) fn mark_senders_new(&self) {
+        let h = Hdr(self.ptr);
+        debug_assert!(is_async::<K>() && h.is_open() && h.in_libuv());
+        // The flags of a new handle of the user's (not internal, not a signal
+        // handle) are none: a store of a known value.
+        debug_assert_eq!(h.h().flags.get(), 0);
+        h.h().flags.set(HAS_SENDER);
     }
 
     /// Marks an open `Async` as having senders: its close shuts its sender cell.

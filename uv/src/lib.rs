@@ -121,6 +121,7 @@ pub mod runtime {
             named, not_connected, not_connecting, not_listening, poll_settled,
         };
     }
+    pub use crate::handle::Place;
     pub use crate::handle::{dispatch, dispatch_handle, HandleKind, KeepAlive, Slots, Typed};
     pub use crate::request::submit;
     /// The generic core of requests that belong to the loop (request spec files).

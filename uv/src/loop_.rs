@@ -71,7 +71,7 @@ impl LoopShared {
 
     /// The loop's sender table (its slab's).
     #[inline]
-    pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
+    pub(crate) fn senders(&self) -> &crate::handles::async_::SenderTable {
         // SAFETY: the slab lives while this value does (its count).
         unsafe { self.slab.as_ref() }.senders()
     }
@@ -234,7 +234,12 @@ impl LoopShared {
         // pending, the loop runs a last non-blocking iteration to deliver it. A stop
         // requested before (`stop` outside `run`, or a job above that panicked) makes
         // the first run return at once, clearing it: then a second one delivers.
-        if crate::handles::async_::shut_senders(self.senders(), &self.user_handles()) {
+        let pending = crate::handles::async_::shut_senders(
+            self.senders(),
+            &self.user_handles(),
+            self.call_later.borrow().as_ref(),
+        );
+        if pending {
             for _ in 0..2 {
                 // SAFETY: the loop is open and not running (we are not inside uv_run).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
@@ -686,8 +691,9 @@ pub(crate) struct Slab {
     /// Where the loop's `Async` handles live and their `AsyncSender`s find them
     /// (made with the slab, empty: its chunks are made on first use): each `Async`
     /// allocation is a cell of it, counted like a slab allocation (so the table
-    /// outlives every handle in it, as the slab's chunks do; senders hold it too).
-    senders: std::sync::Arc<crate::handles::async_::SenderTable>,
+    /// outlives every handle in it, as the slab's chunks do; its chunks outlive it,
+    /// for the senders: see `SenderTable`).
+    senders: crate::handles::async_::SenderTable,
 }
 
 /// Allocation granule: sizes are rounded up to it, and every slot is aligned to it.
@@ -753,7 +759,7 @@ impl Slab {
             bypass: slab_bypass(),
             classes: std::array::from_fn(|_| SizeClass::default()),
             chunks: RefCell::new(Vec::new()),
-            senders: std::sync::Arc::default(),
+            senders: crate::handles::async_::SenderTable::default(),
         });
         NonNull::from(Box::leak(slab))
     }
@@ -786,17 +792,17 @@ impl Slab {
 
     /// The sender table.
     #[inline]
-    pub(crate) fn senders(&self) -> &std::sync::Arc<crate::handles::async_::SenderTable> {
+    pub(crate) fn senders(&self) -> &crate::handles::async_::SenderTable {
         &self.senders
     }
 
     /// Memory for an `Async` handle (`crate::handle::ASYNC_CELL`): a cell of the
-    /// sender table; `None` if the table is full. Counted like `alloc`.
+    /// sender table, with its generation if senders may be made for it (see
+    /// `SenderTable::alloc`);
+    /// `None` if the table is full. Counted like `alloc`.
     #[inline]
-    pub(crate) fn alloc_async(&self) -> Option<NonNull<u8>> {
-        let t = self.senders();
-        // The table's `Arc` pointer, for the heads of its chunks (see `AsyncSender`).
-        let p = t.alloc(std::sync::Arc::as_ptr(t))?;
+    pub(crate) fn alloc_async(&self) -> Option<(NonNull<u8>, crate::handles::async_::SenderGen)> {
+        let p = self.senders.alloc()?;
         self.refs.set(self.refs.get() + 1);
         Some(p)
     }

@@ -504,6 +504,42 @@ impl HandleEmitter<'_> {
         } else {
             quote!()
         };
+        // `placed = true`: the same constructor, also handing back where the
+        // handle's allocation was placed.
+        let placed = if let Some(flag) = &c.placed {
+            if a.fd.is_some() {
+                self.errs.push(
+                    flag.loc
+                        .error("a `placed` constructor cannot take a descriptor")
+                        .hint("remove `placed = true`"),
+                );
+            }
+            let pname = format_ident!("{}_placed", c.name.value);
+            let pdoc = doc_attr(&format!(
+                "[`{name}::{fname}`], also handing back where the handle's allocation was \
+                 placed (for hand-written code that builds on that allocation)."
+            ));
+            quote! {
+                #pdoc
+                #[inline(always)]
+                pub(crate) fn #pname(
+                    loop_: &#rt::LoopHandle,
+                    #(#params),*
+                ) -> #rt::Result<(#name, #rt::runtime::Place)> {
+                    let slots = #slots::default();
+                    #( #prep )*
+                    let __init = |l, h| {
+                        #sf
+                        unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
+                    };
+                    #sf_new
+                    unsafe { #rt::runtime::Typed::new_placed(loop_, slots, #op, __init) }
+                        .map(|(inner, place)| (#name { inner }, place))
+                }
+            }
+        } else {
+            quote!()
+        };
         if let Some(fd) = &a.fd {
             return with_fd(
                 fd,
@@ -526,6 +562,7 @@ impl HandleEmitter<'_> {
                 #body
             }
             #internal
+            #placed
         }
     }
 

@@ -542,6 +542,7 @@ fn handle(root: &Table) -> Option<HandleSpec> {
             let doc = doc_of(c);
             let manual = c.str_opt("manual");
             let internal = c.bool_opt("internal").filter(|b| b.value);
+            let placed = c.bool_opt("placed").filter(|b| b.value);
             c.finish();
             Some(ConstructorSpec {
                 name: name?,
@@ -550,6 +551,7 @@ fn handle(root: &Table) -> Option<HandleSpec> {
                 doc,
                 manual,
                 internal,
+                placed,
             })
         })
         .collect::<Vec<_>>();

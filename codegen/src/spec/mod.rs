@@ -241,6 +241,11 @@ pub struct ConstructorSpec {
     /// `Loop::close`). Only for the `uv` crate's own spec. `Some` when set to true
     /// (where, for diagnostics).
     pub internal: Option<Sp<bool>>,
+    /// Also emit `pub(crate) fn <name>_placed`: the same constructor, which also
+    /// hands back where the handle's allocation was placed (`runtime::Place`), for
+    /// hand-written code that builds on that allocation (an `Async`'s senders).
+    /// Only for the `uv` crate's own spec. `Some` when set to true.
+    pub placed: Option<Sp<bool>>,
 }
 
 /// A callback slot of a handle or request.

@@ -16,8 +16,15 @@ uv_macros::handle!("spec/handles/async.toml");
 /// Loop teardown: shuts every sender of the loop (sends from now on answer
 /// `ClosedHandle`) and tells whether one of the `Async` handles among `handles` has
 /// a wake-up pending, which the loop then delivers before it closes its handles.
-pub(crate) fn shut_senders(table: &SenderTable, handles: &[crate::Handle]) -> bool {
-    table.close();
+/// The cell of `later` (the loop's `call_later` state, if made) is shut last, so
+/// that a thread whose job is refused finds the loop's senders shut.
+pub(crate) fn shut_senders(
+    table: &SenderTable,
+    handles: &[crate::Handle],
+    later: Option<&CallLaterState>,
+) -> bool {
+    let last = later.map_or(std::ptr::null_mut(), |l| l._async.raw_struct().cast());
+    table.close(last);
     any_wakeup_pending(handles)
 }
 
@@ -81,23 +88,30 @@ const FIRST_BITS: u32 = 5;
 /// 2^31.
 const CHUNKS: usize = 32;
 
-/// The alignment of a chunk: that of a cell, and at least that of the table's
-/// address in its head.
-const CHUNK_ALIGN: usize = {
-    let a = crate::handle::ASYNC_CELL.align();
-    let t = std::mem::align_of::<*const SenderTable>();
-    if a < t {
-        t
-    } else {
-        a
-    }
-};
-/// The head of a chunk, before its first cell: the address of the table (its
-/// `Arc`'s, from `Arc::as_ptr`), where a sender finds the table from its cell (see
-/// `AsyncSender::table`). Keeps the cells aligned.
-const CHUNK_HEAD: usize = CHUNK_ALIGN;
-const _: () = assert!(CHUNK_HEAD >= std::mem::size_of::<*const SenderTable>());
-const _: () = assert!(CHUNK_HEAD.is_multiple_of(crate::handle::ASYNC_CELL.align()));
+/// The alignment of a chunk: that of a cell.
+const CHUNK_ALIGN: usize = crate::handle::ASYNC_CELL.align();
+
+/// A chunk of a dropped table, kept for the tables made later: a chunk's memory is
+/// never freed, since senders of a dropped loop's handles may still read the state
+/// words of its cells (each one shut, at its last generation; the table that takes
+/// the chunk opens them at later generations, so those senders stay refused).
+struct SpareChunk {
+    /// Its number (it holds `chunk_len(c)` cells).
+    c: usize,
+    /// Its first cell.
+    cells: NonNull<u8>,
+    /// The cells made in it (handed out at least once, by a table): their state
+    /// words are initialised; the others' never were.
+    made: usize,
+}
+
+// SAFETY: a spare chunk is memory no table owns; it is moved between threads
+// whole, through `SPARE_CHUNKS`'s lock, and the table that takes it writes its
+// cells' bytes (the state words only atomically, as senders do).
+unsafe impl Send for SpareChunk {}
+
+/// The chunks of dropped tables (see `SpareChunk`).
+static SPARE_CHUNKS: Mutex<Vec<SpareChunk>> = Mutex::new(Vec::new());
 
 /// The odd factor of CELL, and its inverse modulo 2^64 (Newton's iteration: each
 /// step doubles the correct low bits, from 3 for any odd number).
@@ -125,10 +139,10 @@ fn chunk_len(c: usize) -> usize {
     1 << c
 }
 
-/// Chunk `c`'s layout (its head, then its cells); `None` where its size overflows
-/// (32-bit targets: such a chunk could not be allocated anyway).
+/// Chunk `c`'s layout (its cells); `None` where its size overflows (32-bit
+/// targets: such a chunk could not be allocated anyway).
 fn chunk_layout(c: usize) -> Option<std::alloc::Layout> {
-    let size = chunk_len(c).checked_mul(CELL)?.checked_add(CHUNK_HEAD)?;
+    let size = chunk_len(c).checked_mul(CELL)?;
     std::alloc::Layout::from_size_align(size, CHUNK_ALIGN).ok()
 }
 
@@ -235,21 +249,21 @@ pub(crate) unsafe fn shut_cell_wait(raw: *mut sys::uv_handle_t) {
 /// Where the loop's `Async` handles live, and where their senders find them: one
 /// table per loop (so a sender is a cell of it, not an allocation of its own),
 /// without a table-wide lock. Each `Async` handle allocation is a cell of the table
-/// (see `crate::handle::ASYNC_CELL`), in chunks that never move (made by the loop
-/// thread, freed with the table), so that senders read them while the table grows
-/// and after the handle is gone. Each cell's state word, in a part of the libuv
-/// struct libuv never touches, holds the generation (one per handle the cell held),
-/// the shut flag, and the sends in flight; the loop thread shuts a cell before
+/// (see `crate::handle::ASYNC_CELL`), in chunks that never move and are never
+/// freed (made by the loop thread; a dropped table's chunks are kept for later
+/// tables, see `SpareChunk`), so that senders read them while the table grows,
+/// after the handle is gone, and after the loop is gone, without counting
+/// themselves anywhere. Each cell's state word, in a part of the libuv struct
+/// libuv never touches, holds the generation (one per handle the cell held), the
+/// shut flag, and the sends in flight; the loop thread shuts a cell before
 /// `uv_close` by setting its flag and waiting until none is in flight. A cell goes
 /// back to the free list only when its handle's allocation is freed (after its
 /// close callback), so a sender holding an open generation always reaches a live
 /// handle. A chunk's memory is left uninitialised until its cells are handed out
 /// (in order, from the newest chunk's `next`): cells handed out have their state
-/// word initialised, and only those ever reach a sender. Each chunk starts with the table's address (see `CHUNK_HEAD`),
-/// which senders (which hold their cell's address) use to count themselves on the
-/// table.
+/// word initialised, and only those ever reach a sender.
 pub(crate) struct SenderTable {
-    /// The first cell of each chunk (after its head), null where none was made.
+    /// The first cell of each chunk, null where none was made.
     chunks: [AtomicPtr<u8>; CHUNKS],
     /// The loop is closing: no sender is made any more (its cells are shut).
     closed: AtomicBool,
@@ -267,14 +281,6 @@ pub(crate) struct SenderTable {
     live: AtomicU32,
     /// The first free cell (null: none), linked through its first word.
     free: AtomicPtr<u8>,
-    /// The last cell made and its offset in its chunk (null: none yet):
-    /// `slot_of_last` answers for it without a search (a handle's sender is usually
-    /// made right after the handle). A cell never moves, so the pair stays true
-    /// when the cell is freed and reused. Cells are made in order, so the next
-    /// cell's offset is `last_off + 1` (`u32::MAX` while the newest chunk has none
-    /// made yet), and the newest chunk has `last_off + 1` cells made.
-    last: AtomicPtr<u8>,
-    last_off: AtomicU32,
 }
 
 impl Default for SenderTable {
@@ -287,25 +293,53 @@ impl Default for SenderTable {
             end: AtomicPtr::new(std::ptr::null_mut()),
             live: AtomicU32::new(0),
             free: AtomicPtr::new(std::ptr::null_mut()),
-            last: AtomicPtr::new(std::ptr::null_mut()),
-            last_off: AtomicU32::new(0),
         }
     }
 }
 
 impl Drop for SenderTable {
     fn drop(&mut self) {
-        for (c, p) in self.chunks.iter_mut().enumerate() {
-            let p = *p.get_mut();
-            if let (false, Some(layout)) = (p.is_null(), chunk_layout(c)) {
-                // SAFETY: a non-null chunk pointer is `CHUNK_HEAD` bytes into an
-                // allocation made with `chunk_layout(c)` (in `make_chunk`); nothing
-                // else can reach it now (we have the table by `&mut`; its owners,
-                // the loop's slab and the senders, are gone, and with the slab
-                // every handle allocation in it), and a cell needs no drop.
-                unsafe { std::alloc::dealloc(p.sub(CHUNK_HEAD), layout) };
+        // The table's owner, the loop's slab, is gone, and with it every handle
+        // allocation in the table: each cell made is free (shut) or retired
+        // (shut). The chunks are kept for later tables, never freed (see
+        // `SpareChunk`).
+        debug_assert_eq!(self.live.load(Ordering::Relaxed), 0);
+        let mut spare = Vec::new();
+        for c in FIRST_BITS as usize..CHUNKS {
+            if let Some(cells) = NonNull::new(self.chunks[c].load(Ordering::Relaxed)) {
+                let made = self.made_in(c);
+                spare.push(SpareChunk { c, cells, made });
             }
         }
+        if !spare.is_empty() {
+            SPARE_CHUNKS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .append(&mut spare);
+        }
+    }
+}
+
+/// What `SenderTable::alloc` answers with a cell: the generation it was opened
+/// at, if senders may be made for it (the table is not closed). One word, so that
+/// the answer travels in registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SenderGen(u64);
+
+impl SenderGen {
+    /// No senders may be made (no generation is that large).
+    pub(crate) const NONE: SenderGen = SenderGen(u64::MAX);
+
+    /// `generation`, if `senders`.
+    #[inline(always)]
+    fn new(generation: u32, senders: bool) -> Self {
+        SenderGen(if senders { generation as u64 } else { u64::MAX })
+    }
+
+    /// The generation, if senders may be made.
+    #[inline(always)]
+    pub(crate) fn get(self) -> Option<u32> {
+        (self.0 != u64::MAX).then_some(self.0 as u32)
     }
 }
 
@@ -347,40 +381,52 @@ impl SenderTable {
     /// Memory for a new `Async` handle allocation (the loop thread; a layout of
     /// `crate::handle::ASYNC_CELL`), its cell open at a new generation; `None` if
     /// the table is full. Only its state word is initialised: the rest is the
-    /// caller's to write (never the state word). `owner` is `Arc::as_ptr` of the
-    /// `Arc` that holds this table (written in a new chunk's head, for senders).
+    /// caller's to write (never the state word). With the memory, the generation
+    /// when senders may be made for it (the table is not closed), for its first
+    /// sender, made without a look at the table (`Async::with_sender`).
     #[inline(always)]
-    pub(crate) fn alloc(&self, owner: *const SenderTable) -> Option<NonNull<u8>> {
-        if let Some(p) = NonNull::new(self.free.load(Ordering::Relaxed)) {
-            // SAFETY: a free cell's first word holds the next free cell (written by
-            // `link_free`); the cell is no handle's now, so its bytes other than the
-            // state word are ours.
-            let next = unsafe { p.cast::<*mut u8>().read() };
-            self.free.store(next, Ordering::Relaxed);
-            // Open the next generation, keeping the count (stale senders undo their
-            // own bumps). A free cell is shut (see `link_free`), so subtracting SHUT
-            // clears it. Release: belt and braces (a sender learns the generation
-            // through the `AsyncSender` made after the handle's init).
-            // SAFETY: a cell of this table, handed out before.
-            unsafe { state_of(p.as_ptr()) }
-                .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
-            self.bump_live(1);
-            return Some(p);
+    pub(crate) fn alloc(&self) -> Option<(NonNull<u8>, SenderGen)> {
+        if let Some((p, generation)) = self.pop_free() {
+            return Some((p, SenderGen::new(generation, self.makes_senders())));
         }
         let cell = self.next.load(Ordering::Relaxed);
         if cell == self.end.load(Ordering::Relaxed) {
             // The newest chunk is full (or none was made yet), or the table is
             // closed (see `close`).
-            return self.alloc_in_new_chunk(owner).map(|(p, _)| p);
+            return self.alloc_in_new_chunk();
         }
         // SAFETY: `cell` is below the newest chunk's end: a cell of it never
         // handed out.
-        let (p, _) = unsafe { self.take_next(cell) };
+        let p = unsafe { self.take_next(cell) };
         // The table is not closed: a closed one keeps `end` at `next` (see
         // `close`), so that its allocations all take the branch above, and this
         // one needs no test of `closed`.
         debug_assert!(self.makes_senders());
-        Some(p)
+        Some((p, SenderGen::new(0, true)))
+    }
+
+    /// Takes the first free cell, opened at its next generation (answered), if
+    /// there is one.
+    #[inline(always)]
+    fn pop_free(&self) -> Option<(NonNull<u8>, u32)> {
+        let p = NonNull::new(self.free.load(Ordering::Relaxed))?;
+        // SAFETY: a free cell's first word holds the next free cell (written by
+        // `link_free` or `make_chunk`); the cell is no handle's now, so its bytes
+        // other than the state word are ours.
+        let next = unsafe { p.cast::<*mut u8>().read() };
+        self.free.store(next, Ordering::Relaxed);
+        // Open the next generation, keeping the count (stale senders undo their
+        // own bumps). A free cell is shut (see `link_free`), so subtracting SHUT
+        // clears it, without a borrow from the generation, which goes up by one
+        // (a free cell's generation is not the last one: such a cell is retired).
+        // Release: belt and braces (a sender learns the generation through the
+        // `AsyncSender` made after the handle's init).
+        // SAFETY: a cell of this table, handed out before (its state word is
+        // initialised).
+        let prev = unsafe { state_of(p.as_ptr()) }
+            .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
+        self.bump_live(1);
+        Some((p, ((prev >> 32) as u32).wrapping_add(1)))
     }
 
     /// Whether senders may be made (the loop is not closing; the loop thread).
@@ -390,13 +436,13 @@ impl SenderTable {
     }
 
     /// Hands out `cell`, the newest chunk's next cell (not handed out yet, below
-    /// its end), open at generation 0, with its offset in its chunk.
+    /// its end), open at generation 0.
     ///
     /// # Safety
     /// `cell` must be `next`, below the newest chunk's end (`end`, but for a
     /// closed table, whose `end` is kept at `next`).
     #[inline(always)]
-    unsafe fn take_next(&self, cell: *mut u8) -> (NonNull<u8>, u32) {
+    unsafe fn take_next(&self, cell: *mut u8) -> NonNull<u8> {
         // In bounds or one past the chunk's end (`cell` is below it).
         self.next.store(cell.wrapping_add(CELL), Ordering::Relaxed);
         // SAFETY: per the contract the cell is in a live chunk, not initialised yet
@@ -410,24 +456,19 @@ impl SenderTable {
                 .write(AtomicU64::new(0));
             NonNull::new_unchecked(cell)
         };
-        // Its offset: the last one's plus one (cells are made in order; `u32::MAX`
-        // for none in this chunk yet), below `chunk_len` (at most 2^31).
-        let off = self.last_off.load(Ordering::Relaxed).wrapping_add(1);
-        self.last_off.store(off, Ordering::Relaxed);
-        self.last.store(cell.as_ptr(), Ordering::Relaxed);
         self.bump_live(1);
-        (cell, off)
+        cell
     }
 
     /// `alloc` when the newest chunk is full (or the table is closed): makes the
-    /// next chunk and hands out its first cell; `None` once the chunks are all
-    /// made (the table is full). A closed table first hands out the newest chunk's
+    /// next chunk and hands out a cell of it; `None` once the chunks are all made
+    /// (the table is full). A closed table first hands out the newest chunk's
     /// cells left, and keeps `end` at `next` (see `close`).
     #[cold]
     #[inline(never)]
-    fn alloc_in_new_chunk(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
+    fn alloc_in_new_chunk(&self) -> Option<(NonNull<u8>, SenderGen)> {
         if self.makes_senders() {
-            return self.alloc_in_next_chunk(owner);
+            return self.alloc_in_next_chunk();
         }
         let newest = self.newest.load(Ordering::Relaxed) as usize;
         let cell = self.next.load(Ordering::Relaxed);
@@ -437,76 +478,121 @@ impl SenderTable {
                 .load(Ordering::Relaxed)
                 .wrapping_add(chunk_len(newest) * CELL)
         });
-        let r = if chunk_end.is_some_and(|end| cell != end) {
+        let p = if chunk_end.is_some_and(|end| cell != end) {
             // SAFETY: `cell` is `next`, below the newest chunk's end.
             unsafe { self.take_next(cell) }
         } else {
-            self.alloc_in_next_chunk(owner)?
+            self.alloc_in_next_chunk()?.0
         };
         self.end
             .store(self.next.load(Ordering::Relaxed), Ordering::Relaxed);
-        Some(r)
+        // The table is closed: no sender is made.
+        Some((p, SenderGen::NONE))
     }
 
-    /// Makes the next chunk and hands out its first cell; `None` once the chunks
-    /// are all made.
-    fn alloc_in_next_chunk(&self, owner: *const SenderTable) -> Option<(NonNull<u8>, u32)> {
-        let newest = self.newest.load(Ordering::Relaxed) as usize;
-        let c = if newest == 0 {
-            FIRST_BITS as usize
-        } else {
-            newest + 1
-        };
-        if c >= CHUNKS {
-            return None;
+    /// Makes the next chunk (or takes a spare one) and hands out a cell of it;
+    /// `None` once the chunks are all made.
+    fn alloc_in_next_chunk(&self) -> Option<(NonNull<u8>, SenderGen)> {
+        loop {
+            let newest = self.newest.load(Ordering::Relaxed) as usize;
+            let c = if newest == 0 {
+                FIRST_BITS as usize
+            } else {
+                newest + 1
+            };
+            if c >= CHUNKS {
+                return None;
+            }
+            let (p, made) = self.make_chunk(c)?;
+            self.newest.store(c as u32, Ordering::Relaxed);
+            // One past the chunk's cells, and its first cell never handed out (in
+            // bounds of its allocation: its layout is `chunk_len(c) * CELL` bytes,
+            // and `made <= chunk_len(c)`).
+            let end = p.wrapping_add(chunk_len(c) * CELL);
+            let next = p.wrapping_add(made * CELL);
+            self.end.store(end, Ordering::Relaxed);
+            self.next.store(next, Ordering::Relaxed);
+            let senders = self.makes_senders();
+            // A spare chunk's cells made before first (they went on the free list).
+            if let Some((p, generation)) = self.pop_free() {
+                return Some((p, SenderGen::new(generation, senders)));
+            }
+            if next != end {
+                // SAFETY: `next`, below the chunk's end.
+                let p = unsafe { self.take_next(next) };
+                return Some((p, SenderGen::new(0, senders)));
+            }
+            // A spare chunk whose cells were all made and are all retired: on to
+            // the next one.
         }
-        let p = self.make_chunk(c, owner)?;
-        self.newest.store(c as u32, Ordering::Relaxed);
-        // One past the chunk's cells (in bounds of its allocation: its layout is
-        // `CHUNK_HEAD + chunk_len(c) * CELL` bytes).
-        self.end
-            .store(p.wrapping_add(chunk_len(c) * CELL), Ordering::Relaxed);
-        self.last_off.store(u32::MAX, Ordering::Relaxed);
-        // SAFETY: the chunk's first cell, below its end (a chunk holds at least
-        // 2^FIRST_BITS cells).
-        Some(unsafe { self.take_next(p) })
     }
 
-    /// The number of cells made in chunk `c` (`FIRST_BITS <= c <= newest`).
+    /// The number of cells made in chunk `c` (`FIRST_BITS <= c <= newest`): the
+    /// newest chunk's are those below `next`.
     fn made_in(&self, c: usize) -> usize {
         if c == self.newest.load(Ordering::Relaxed) as usize {
-            // At least one (its first is handed out when it is made).
-            self.last_off.load(Ordering::Relaxed) as usize + 1
+            let base = self.chunks[c & (CHUNKS - 1)].load(Ordering::Relaxed);
+            let next = self.next.load(Ordering::Relaxed);
+            // `next` is in chunk `c` (or one past its end), a whole number of
+            // cells from its start.
+            exact_div_cell(next.addr() - base.addr())
         } else {
             chunk_len(c)
         }
     }
 
-    /// Makes chunk `c` (its first cell is the next one handed out), its head
-    /// naming `owner` (this table's `Arc`); aborts on out-of-memory like `Box`.
-    /// Returns its first cell.
+    /// Makes chunk `c`, or takes a spare one of that size from a dropped table
+    /// (its cells made before go on the free list, but for retired ones); aborts
+    /// on out-of-memory like `Box`. Returns its first cell and the number of its
+    /// cells made (those below it were handed out before; the next one handed out
+    /// fresh is the one after them).
     #[cold]
     #[inline(never)]
-    fn make_chunk(&self, c: usize, owner: *const SenderTable) -> Option<*mut u8> {
-        debug_assert!(std::ptr::eq(owner, self));
+    fn make_chunk(&self, c: usize) -> Option<(*mut u8, usize)> {
         let layout = chunk_layout(c)?;
+        let spare = {
+            let mut spares = SPARE_CHUNKS.lock().unwrap_or_else(|e| e.into_inner());
+            spares
+                .iter()
+                .position(|s| s.c == c)
+                .map(|i| spares.swap_remove(i))
+        };
+        if let Some(spare) = spare {
+            let cells = spare.cells.as_ptr();
+            // Release: the chunk is read by this thread only (`close`); senders
+            // reach their cells through the `AsyncSender` hand-over.
+            self.chunks[c].store(cells, Ordering::Release);
+            // From the last one down, so that the free list hands them out in
+            // order, as a new chunk's.
+            for k in (0..spare.made).rev() {
+                // In bounds: `made <= chunk_len(c)`.
+                let cell = cells.wrapping_add(k * CELL);
+                // SAFETY: a cell made in the chunk (its state word initialised),
+                // which holds no handle (its table was dropped with its slab, after
+                // the last handle allocation in it was freed); the spare list's
+                // lock ordered its last writes before this read.
+                let st = unsafe { state_of(cell) }.load(Ordering::Relaxed);
+                debug_assert!(st & SHUT != 0);
+                if (st >> 32) as u32 != u32::MAX {
+                    // SAFETY: the cell is no handle's: its first word links it in.
+                    unsafe {
+                        cell.cast::<*mut u8>()
+                            .write(self.free.load(Ordering::Relaxed))
+                    };
+                    self.free.store(cell, Ordering::Relaxed);
+                }
+            }
+            return Some((cells, spare.made));
+        }
         // SAFETY: a non-zero size. The cells stay uninitialised until each one's
-        // state word is written by `alloc`, before a sender of it is made; the head
-        // is written here, before any cell is handed out, and never again.
+        // state word is written by `alloc`, before a sender of it is made.
         let p = unsafe { std::alloc::alloc(layout) };
         if p.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        // SAFETY: the head is the first CHUNK_HEAD bytes of the fresh allocation,
-        // aligned for the pointer (CHUNK_ALIGN); the cells follow it.
-        let cells = unsafe {
-            p.cast::<*const SenderTable>().write(owner);
-            p.add(CHUNK_HEAD)
-        };
-        // Release: the chunk is read by this thread only (`close`, `search_offset`);
-        // senders reach their cells through the `AsyncSender` hand-over.
-        self.chunks[c].store(cells, Ordering::Release);
-        Some(cells)
+        // Release: as above.
+        self.chunks[c].store(p, Ordering::Release);
+        Some((p, 0))
     }
 
     /// Gives back a cell from `alloc` (the loop thread, once the handle allocation
@@ -574,44 +660,6 @@ impl SenderTable {
         self.free.store(cell.as_ptr(), Ordering::Relaxed);
     }
 
-    /// The offset in its chunk of the cell at `cell` (the loop thread; a cell from
-    /// `alloc`), searching the chunks (`slot_of_last` answers for the last cell
-    /// made).
-    #[inline(never)]
-    fn search_offset(&self, cell: *mut u8) -> Option<u32> {
-        let mut c = self.newest.load(Ordering::Relaxed) as usize;
-        if c == 0 {
-            return None;
-        }
-        // From the largest chunk down: it holds half of the cells. (`c & 31`: the
-        // chunk slots are 32, so the index needs no bounds check.)
-        loop {
-            let base = self.chunks[c & (CHUNKS - 1)].load(Ordering::Relaxed);
-            let off = cell.addr().wrapping_sub(base.addr());
-            if off < CELL << c {
-                // `off` is a multiple of CELL (`cell` is a cell of this chunk), and
-                // the offset in cells is below `chunk_len(c)`, at most 2^31.
-                debug_assert!(off.is_multiple_of(CELL));
-                return Some(exact_div_cell(off) as u32);
-            }
-            if c <= FIRST_BITS as usize {
-                return None;
-            }
-            c -= 1;
-        }
-    }
-
-    /// The slot (offset in its chunk, generation) for senders of the open `Async`
-    /// handle `raw` (the loop thread); `ClosedHandle` once the loop is closing.
-    fn slot_of(&self, raw: *mut sys::uv_async_t) -> Result<(u32, u32)> {
-        self.slot_of_last(raw)
-            .or_else(|| {
-                self.slot_open(raw)
-                    .and_then(|g| Some((self.search_offset(raw.cast())?, g)))
-            })
-            .ok_or_else(closed_send)
-    }
-
     /// The generation of the cell of the open `Async` handle `raw` (the loop
     /// thread), if senders may be made for it: the loop is not closing and the cell
     /// is not shut.
@@ -627,17 +675,6 @@ impl SenderTable {
             return None;
         }
         Some((s >> 32) as u32)
-    }
-
-    /// `slot_of` of the last cell made (the common case, inlined: a sender made
-    /// right after its handle), or `None` (for any other cell too).
-    #[inline(always)]
-    fn slot_of_last(&self, raw: *mut sys::uv_async_t) -> Option<(u32, u32)> {
-        let g = self.slot_open(raw)?;
-        if raw.cast::<u8>() != self.last.load(Ordering::Relaxed) {
-            return None;
-        }
-        Some((self.last_off.load(Ordering::Relaxed), g))
     }
 
     /// `Async::keeps_alive` for a handle with senders (the loop thread): whether a
@@ -672,8 +709,9 @@ impl SenderTable {
     /// Loop teardown (the loop thread): shuts every cell, so that no send starts
     /// from now on (each answers `ClosedHandle`), and none is in flight when this
     /// returns. Sends test no table-wide flag: the cell's own state says it.
-    fn close(&self) {
-        // No sender is made from now on (`slot_of`, on this thread; and
+    /// `last` (a cell of the table, or null) is shut after every other cell.
+    fn close(&self, last: *mut u8) {
+        // No sender is made from now on (`slot_open`, on this thread; and
         // `Async::with_sender`: from now on every allocation of a fresh cell takes
         // `alloc_in_new_chunk`, which tests `closed`).
         self.closed.store(true, Ordering::Relaxed);
@@ -693,8 +731,16 @@ impl SenderTable {
                 // thread), and the cells made in them have their state words
                 // initialised (see `take_next`); `&self` keeps them alive. A cell
                 // shut before was waited for then.
-                shut_state(unsafe { state_of(p.add(k * CELL)) });
+                let cell = unsafe { p.add(k * CELL) };
+                if cell != last {
+                    // SAFETY: as above.
+                    shut_state(unsafe { state_of(cell) });
+                }
             }
+        }
+        if !last.is_null() {
+            // SAFETY: a cell of this table (the caller's), holding a handle.
+            shut_state(unsafe { state_of(last) });
         }
     }
 }
@@ -715,59 +761,36 @@ fn send_failed(rc: i32) -> Error {
 
 /// Wakes an [`Async`] handle from any thread. `send` returns `ClosedHandle` once
 /// the handle is closing.
+///
+/// A sender holds no reference to its handle or loop (cloning or dropping one
+/// counts nothing): it names its handle's cell in the loop's table of `Async`
+/// handles, whose memory is never given back (a dropped loop's cells serve the
+/// loops made later), so that a sender stays safe to use after its handle and
+/// its loop are gone.
+#[derive(Clone)]
 pub struct AsyncSender {
     /// The handle's cell in its loop's sender table (a pointer derived from its
-    /// chunk's, so that it reaches the chunk's head). Each sender holds one count
-    /// of the table's `Arc`, so the cell outlives it.
+    /// chunk's). Its memory is never freed (see `SpareChunk`), so the sender needs
+    /// no count of anything to reach it.
     cell: NonNull<u8>,
     /// The generation the cell was opened at for this sender's handle.
     generation: u32,
-    /// The cell's offset in its chunk, in cells: the chunk's head, which names the
-    /// table, is found from it.
-    off: u32,
 }
 
-// SAFETY: a sender reaches its cell's state word only atomically, libuv's struct
-// only through `uv_async_send` (which libuv allows from any thread) while its hold
-// keeps the handle open, and its table only through the `Arc`'s atomic count: all
-// of which any thread may do (a `SenderTable` is `Send + Sync`).
+// SAFETY: a sender reaches its cell's state word only atomically (the cell's memory
+// is never freed), and libuv's struct only through `uv_async_send` (which libuv
+// allows from any thread) while its hold keeps the handle open: all of which any
+// thread may do.
 unsafe impl Send for AsyncSender {}
 // SAFETY: as for `Send`: a shared sender allows the same (`send`, `clone`).
 unsafe impl Sync for AsyncSender {}
 
 impl AsyncSender {
-    /// A sender of the cell `cell` of `table`, at offset `off` of its chunk, open
-    /// at `generation` (the loop thread, for an open handle).
+    /// A sender of the cell `cell` (an open handle's allocation, from its own
+    /// pointer), open at `generation` (the loop thread).
     #[inline(always)]
-    fn new(table: &Arc<SenderTable>, cell: NonNull<u8>, generation: u32, off: u32) -> Self {
-        // The count this sender holds; its drop gives it back through the chunk's
-        // head, which names this `Arc` (`Slab::alloc_async` passes its pointer).
-        std::mem::forget(Arc::clone(table));
-        let s = AsyncSender {
-            cell,
-            generation,
-            off,
-        };
-        debug_assert!(std::ptr::eq(s.table(), Arc::as_ptr(table)));
-        s
-    }
-
-    /// The table of this sender's cell: its `Arc`'s pointer (`Arc::as_ptr`), read
-    /// from the head of the cell's chunk.
-    #[inline(always)]
-    fn table(&self) -> *const SenderTable {
-        // SAFETY: the cell is `off` cells into its chunk, whose head is the
-        // CHUNK_HEAD bytes before its first cell, written when the chunk was made
-        // (before any of its cells was handed out) and never again; `cell` derives
-        // from the chunk's pointer, so it reaches the head; the chunk lives while
-        // the table does, which this sender's count keeps alive.
-        unsafe {
-            self.cell
-                .as_ptr()
-                .sub(self.off as usize * CELL + CHUNK_HEAD)
-                .cast::<*const SenderTable>()
-                .read()
-        }
+    fn new(cell: NonNull<u8>, generation: u32) -> Self {
+        AsyncSender { cell, generation }
     }
 
     /// Holds the cell if it is open (the handle's close waits until the hold
@@ -852,26 +875,38 @@ impl AsyncSender {
     }
 }
 
-impl Clone for AsyncSender {
-    fn clone(&self) -> Self {
-        // SAFETY: `table()` is `Arc::as_ptr` of the table's `Arc`, alive: this
-        // sender holds one of its counts. The new one is the clone's.
-        unsafe { Arc::increment_strong_count(self.table()) };
-        AsyncSender {
-            cell: self.cell,
-            generation: self.generation,
-            off: self.off,
+impl AsyncSender {
+    /// The memory kept for the `Async` handles of the loops that are gone: the
+    /// number of allocations and their bytes. It is never given back, since their
+    /// senders may still be used (they answer `ClosedHandle`), and the loops made
+    /// later take it before they allocate (so it is at most the memory of the most
+    /// `Async` handles the process had at once). For leak checks that count
+    /// allocations.
+    ///
+    /// ```
+    /// let lp = uv::Loop::new()?;
+    /// let (handle, sender) = uv::Async::with_sender(&lp, |_| {})?;
+    /// drop(handle);
+    /// drop(lp);
+    /// // The handle's memory is kept for the sender, which is refused.
+    /// let (allocations, bytes) = uv::AsyncSender::kept_memory();
+    /// assert!(allocations >= 1 && bytes > 0);
+    /// assert!(sender.send().is_err());
+    /// # Ok::<(), uv::Error>(())
+    /// ```
+    pub fn kept_memory() -> (usize, usize) {
+        let spares = SPARE_CHUNKS.lock().unwrap_or_else(|e| e.into_inner());
+        let chunks = spares
+            .iter()
+            .filter_map(|s| chunk_layout(s.c))
+            .map(|l| l.size());
+        let (mut n, mut bytes) = (spares.len(), chunks.sum::<usize>());
+        if spares.capacity() > 0 {
+            // The list's own buffer.
+            n += 1;
+            bytes += spares.capacity() * std::mem::size_of::<SpareChunk>();
         }
-    }
-}
-
-impl Drop for AsyncSender {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: `table()` is `Arc::as_ptr` of the table's `Arc`; this sender's
-        // count, given back once, here (the table, and the cell with it, may be
-        // freed by this call; nothing reads them after it).
-        unsafe { Arc::decrement_strong_count(self.table()) };
+        (n, bytes)
     }
 }
 
@@ -903,8 +938,8 @@ impl Async {
     }
 
     /// A sender for other threads (all senders of a handle share its cell in the
-    /// loop's sender table). The common case (an open handle, the last one made
-    /// on its loop) is inlined; the others go out of line.
+    /// loop's sender table). The common case (an open handle of a loop that is
+    /// not closing) is inlined; the refusals go out of line.
     #[inline]
     pub fn sender(&self) -> Result<AsyncSender> {
         // Open and in libuv (one test of the state for both facts).
@@ -913,12 +948,11 @@ impl Async {
             // alive (its owner keeps it) for this call, which runs no user code.
             let table = unsafe { &*shared }.senders();
             let raw = self.raw_struct().cast::<sys::uv_async_t>();
-            if let Some((off, generation)) = table.slot_of_last(raw) {
+            if let Some(generation) = table.slot_open(raw) {
                 // Its close shuts the cell from now on.
                 self.inner.mark_senders();
                 // (The handle's pointer is its allocation's: the cell's.)
-                let cell = self.inner.ptr().cast::<u8>();
-                return Ok(AsyncSender::new(table, cell, generation, off));
+                return Ok(AsyncSender::new(self.inner.ptr().cast(), generation));
             }
         }
         self.sender_slow()
@@ -926,8 +960,8 @@ impl Async {
 
     /// A new async handle that calls `callback` on wake-ups (as [`Async::new`]),
     /// and a sender for it (as [`Async::sender`]), for a handle that is woken from
-    /// other threads. Made right after the handle, the sender takes the short way
-    /// (the loop's newest handle needs no search of its cell).
+    /// other threads. The sender is made from what the handle's allocation
+    /// answered (its cell's generation), without a look at the loop's table.
     ///
     /// Errors as [`Async::new`]'s, and `ClosedHandle` when the loop is being
     /// dropped (its handles closing), where [`Async::sender`] refuses too.
@@ -946,13 +980,29 @@ impl Async {
         loop_: &LoopHandle,
         callback: impl FnMut(&Async) + 'static,
     ) -> Result<(Async, AsyncSender)> {
-        let a = Async::new(loop_, callback)?;
-        // The newest handle of its loop: its sender is made without a search.
+        let (a, place) = Async::new_placed(loop_, callback)?;
+        if let Some(generation) = place.sender_generation() {
+            // The cell was opened at `generation`, in a table that makes senders,
+            // and no user code ran since (the table is not closed, the cell not
+            // shut); the handle is open and in libuv. Its close shuts the cell from
+            // now on.
+            a.inner.mark_senders_new();
+            let s = AsyncSender::new(a.inner.ptr().cast(), generation);
+            return Ok((a, s));
+        }
+        Self::with_sender_refused(a)
+    }
+
+    /// The end of `with_sender` on a closing loop: refused (the general way), out
+    /// of line.
+    #[cold]
+    #[inline(never)]
+    fn with_sender_refused(a: Async) -> Result<(Async, AsyncSender)> {
         let s = a.sender()?;
         Ok((a, s))
     }
 
-    /// `sender` of a handle that is not open, or not the last one made.
+    /// `sender` of a handle that is not open, or of a closing loop: refused.
     #[cold]
     #[inline(never)]
     fn sender_slow(&self) -> Result<AsyncSender> {
@@ -966,9 +1016,8 @@ impl Async {
         // SAFETY: the handle is open and in libuv, so its loop's shared state is
         // alive (its owner keeps it) for this call, which runs no user code.
         let table = unsafe { &*shared }.senders();
-        let (off, generation) = table.slot_of(raw)?;
-        let cell = self.inner.ptr().cast::<u8>();
-        Ok(AsyncSender::new(table, cell, generation, off))
+        let generation = table.slot_open(raw).ok_or_else(closed_send)?;
+        Ok(AsyncSender::new(self.inner.ptr().cast(), generation))
     }
 
     /// Wakes the loop from the loop thread itself.
