@@ -556,6 +556,100 @@ fn async_stream_buffered_reads_keep_order_when_large_reads_pile_up() {
     lp.run(uv::RunMode::Default).unwrap();
 }
 
+/// `AsyncStream::read_chunk` hands over every byte in order, mixed with
+/// `AsyncRead` reads and `AsyncBufRead` consumes that leave bytes in the
+/// wrapper's buffer (handed over first), with chunks handed back as the spare
+/// buffer or dropped; at the end of the stream it gives empty chunks.
+#[test]
+fn read_chunk_keeps_every_byte_in_order_mixed_with_other_reads() {
+    const LEN: usize = 3 << 20;
+    let lp = Loop::new().unwrap();
+    let (p, writer) = pipe_fed_by_thread(&lp, |peer| {
+        let data = pattern(LEN);
+        peer.write_all(&data[..LEN - 1000]).unwrap();
+        for c in data[LEN - 1000..].chunks(10) {
+            peer.write_all(c).unwrap();
+        }
+    });
+    let (got, chunks, ends) = lp
+        .block_on(async move {
+            let mut s = AsyncStream::new(p);
+            let mut out = Vec::new();
+            let mut chunks = 0usize;
+            let mut spare = Vec::new();
+            for i in 0.. {
+                match i % 4 {
+                    0 | 1 => {
+                        let chunk = s.read_chunk(std::mem::take(&mut spare)).await.unwrap();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        chunks += 1;
+                        out.extend_from_slice(&chunk);
+                        if i % 8 == 0 {
+                            spare = chunk;
+                        }
+                    }
+                    2 => {
+                        let mut buf = [0u8; 7];
+                        let n = s.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                    _ => {
+                        let buf = s.fill_buf().await.unwrap();
+                        if buf.is_empty() {
+                            break;
+                        }
+                        let n = buf.len().min(3);
+                        out.extend_from_slice(&buf[..n]);
+                        s.consume_unpin(n);
+                    }
+                }
+            }
+            // The end stays the end.
+            let mut ends = 0;
+            for _ in 0..3 {
+                if s.read_chunk(Vec::with_capacity(8))
+                    .await
+                    .unwrap()
+                    .is_empty()
+                {
+                    ends += 1;
+                }
+            }
+            s.into_inner().close();
+            (out, chunks, ends)
+        })
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == pattern(LEN), "the bytes differ");
+    assert!(chunks > 0);
+    assert_eq!(ends, 3);
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// A `read_chunk` on a stream whose handle was closed answers an error instead
+/// of waiting for good, and one on a stream whose peer failed gives the error.
+#[test]
+fn read_chunk_of_a_closed_handle_ends_with_an_error() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let r = lp
+        .block_on(async {
+            let mut s = AsyncStream::new(b.clone());
+            b.close();
+            s.read_chunk(Vec::new()).await.map_err(|e| e.kind())
+        })
+        .unwrap();
+    assert!(r.is_err(), "{r:?}");
+    a.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 thread_local! {
     static WAKE_STREAM: std::cell::RefCell<Option<Pipe>> = const { std::cell::RefCell::new(None) };
     static WAKE_MADE: std::cell::RefCell<Vec<uvf::WriteFuture>> =

@@ -3,7 +3,9 @@
 //! shutdown, written with `uv::future`: each `uv::future::write` is submitted when
 //! it is made, so the client makes the million futures (queued in order, no join
 //! needed), the shutdown future, then awaits them in order; a server task reads
-//! and discards everything (`AsyncStream::read`) and closes on end of stream.
+//! and discards everything (`AsyncStream::read_chunk`, which hands the received
+//! bytes over without a copy, as the raw server reads them in place) and closes
+//! on end of stream.
 //!
 //! Runs this async version and the raw libuv-sys2 twin of `tcp_write_batch` (the
 //! same code), each in its own process, and prints CPU time, wall time and peak
@@ -19,7 +21,6 @@
 //! number), kept in a vector until it is awaited (which is the peak memory
 //! difference).
 
-use futures::io::AsyncReadExt;
 use futures::StreamExt;
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -101,13 +102,14 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
             let conn = incoming.next().await.expect("listening").expect("accept");
             drop(incoming);
             let mut s = AsyncStream::new(conn);
-            let mut buf = vec![0u8; READ_BUF];
+            // Each chunk is handed back as the buffer of the reads to come.
+            let mut chunk = Vec::with_capacity(READ_BUF);
             loop {
-                let got = s.read(&mut buf).await.expect("server read");
-                if got == 0 {
+                chunk = s.read_chunk(chunk).await.expect("server read");
+                if chunk.is_empty() {
                     break;
                 }
-                add(&RECEIVED, got as u64);
+                add(&RECEIVED, chunk.len() as u64);
             }
             s.into_inner().close();
         })
