@@ -1,9 +1,11 @@
 //! The async twin of `tcp_write_batch`: once connected, the client queues
 //! 1,000,000 writes of "Hello, world." (13 bytes) on one connection, then a
-//! shutdown, written with `uv::future`: each `uv::future::write` is submitted when
-//! it is made, so the client makes the million futures (queued in order, no join
-//! needed), the shutdown future, then awaits them in order; a server task reads
-//! and discards everything (`AsyncStream::read_chunk`, which hands the received
+//! shutdown, written with `uv::future`: `uv::future::write_each` submits each
+//! item as a write of its own (`uv_write`, as the raw loop does) and gives one
+//! future for the batch, which resolves to the number of writes once the last
+//! completed (a user with a batch of messages to send writes it so: no future per
+//! write to keep and await); then the shutdown future; a server task reads and
+//! discards everything (`AsyncStream::read_chunk`, which hands the received
 //! bytes over without a copy, as the raw server reads them in place) and closes
 //! on end of stream.
 //!
@@ -17,9 +19,9 @@
 //! What the async version does per write beyond the callback one: each request's
 //! callback counts the write completed in the stream's write tracker (found in
 //! the stream's slots, shared by the writes: no allocation per write, nothing
-//! captured), and the future itself (two words: the tracker and the write's
-//! number), kept in a vector until it is awaited (which is the peak memory
-//! difference).
+//! captured), and the batch counts each write submitted in the same tracker.
+//! The completions are counted as the batch's result (the same count: the
+//! batch resolves once every write's callback ran).
 
 use futures::StreamExt;
 use std::cell::Cell;
@@ -121,15 +123,11 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
     lp.block_on(async {
         uvf::connect(&client, addr).await.expect("connect");
         let q = Instant::now();
-        let writes: Vec<_> = (0..n)
-            .map(|_| uvf::write(&client, uv::WriteData::Static(DATA)))
-            .collect();
+        let writes = uvf::write_each(&client, (0..n).map(|_| uv::WriteData::Static(DATA)));
         let shutdown = uvf::shutdown(&client);
         queue_secs.set(since(q));
-        for w in writes {
-            w.await.expect("write");
-            add(&WRITE_CB_CALLED, 1);
-        }
+        let written = writes.await.expect("writes");
+        add(&WRITE_CB_CALLED, written as u64);
         shutdown.await.expect("shutdown");
         assert_eq!(client.write_queue_size(), 0, "write queue after shutdown");
         client.close();

@@ -256,21 +256,30 @@ impl WriteSource for WriteData {
     }
 }
 
-/// [`write()`] of `data` once its kind is sorted out.
+/// Submits the write of `data`, whose completion is counted by the tracker the
+/// stream's cell names then. The caller counts it as submitted to the tracker
+/// the cell names (or a new one) as soon as this returns `Ok`, before any other
+/// code runs.
 #[inline(always)]
-fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
+fn submit_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> Result<()> {
     // The callback finds the tracker where the write future found it, in the
     // stream's slots (so that it captures nothing).
-    // SAFETY: the callback runs once, when its write completes: after this
-    // function counted the write as submitted to the tracker the stream's cell
-    // then names (`for_stream` below: libuv never runs a write callback from
-    // `uv_write`, it queues a finished write's callback for the loop's I/O
+    // SAFETY: the callback runs once, when its write completes: after the caller
+    // counted the write as submitted to the tracker the stream's cell then names
+    // (`for_stream`, or the batch's `count`: libuv never runs a write callback
+    // from `uv_write`, it queues a finished write's callback for the loop's I/O
     // phase, `uv__write_req_finish` on Unix, a pending request on Windows), and
     // before that tracker counts it completed, so while the cell still names it
     // (it is cleared when the last write in flight completes).
     // Not submitted, the callback is dropped unrun.
     let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
-    match data.write_to(stream, done) {
+    data.write_to(stream, done)
+}
+
+/// [`write()`] of `data` once its kind is sorted out.
+#[inline(always)]
+fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
+    match submit_tracked(stream, data) {
         Ok(()) => {
             let writes = StreamWrites::for_stream(stream);
             let seq = writes.submitted.get() + 1;
@@ -468,6 +477,26 @@ impl StreamWrites {
         r
     }
 
+    /// The first error of the writes `first..=last` (completed), if any; the
+    /// range's errors are no longer kept.
+    fn take_range_error(&self, first: u64, last: u64) -> Option<Error> {
+        if !self.has_errors.get() {
+            return None;
+        }
+        let mut errs = self.errors.borrow_mut();
+        let in_range = |s: &u64| (first..=last).contains(s);
+        let found = errs
+            .iter()
+            .position(|(s, _)| in_range(s))
+            .and_then(|i| errs.remove(i))
+            .map(|(_, e)| e);
+        if found.is_some() {
+            errs.retain(|(s, _)| !in_range(s));
+        }
+        self.has_errors.set(!errs.is_empty());
+        found
+    }
+
     /// Wakes this task when a write of this stream completes.
     #[inline(never)]
     fn register(&self, cx: &Context<'_>) {
@@ -559,6 +588,204 @@ impl WriteFuture {
         }
         self.seq = WRITE_OVER;
         Poll::Ready(self.writes.take_error(seq))
+    }
+}
+
+/// Writes each item of `items` to `stream` as a write of its own (`uv_write`,
+/// as [`write()`] does, in order, all submitted now), with one future for them
+/// all: it resolves when the last one completed, to the number of writes, or to
+/// the error of the first one that failed.
+///
+/// For a batch of messages to send (static strings, shared buffers, `Bytes`:
+/// no copy of them is made) where only the end of the batch matters: no future
+/// per write is kept or polled. If a write is refused (the stream closed
+/// meanwhile, say), the items after it are not taken, and the future resolves
+/// to that error once the writes before it completed (or to an earlier write's
+/// error). Writes the iterator makes on the stream itself go out between the
+/// batch's and keep their own results.
+///
+/// Dropped early: as for [`write()`], the writes complete and nothing reports
+/// them.
+///
+/// ```
+/// use futures::io::AsyncReadExt;
+/// use uv::future::{self as uvf, AsyncStream};
+///
+/// let lp = uv::Loop::new()?;
+/// let (a, b) = uv::Pipe::pair(&lp)?;
+/// let lines = ["one\n", "two\n", "three\n"];
+/// let (written, got) = lp.block_on(async {
+///     let n = uvf::write_each(&a, lines.map(|l| uv::WriteData::Static(l.as_bytes())));
+///     let shut = uvf::shutdown(&a);
+///     let n = n.await?;
+///     shut.await?;
+///     let mut got = Vec::new();
+///     AsyncStream::new(b.clone()).read_to_end(&mut got).await?;
+///     Ok::<_, Box<dyn std::error::Error>>((n, got))
+/// })??;
+/// assert_eq!(written, 3);
+/// assert_eq!(got, b"one\ntwo\nthree\n");
+/// a.close();
+/// b.close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_each<S, I>(stream: &S, items: I) -> WriteEach
+where
+    S: Stream,
+    I: IntoIterator,
+    I::Item: Into<WriteData>,
+{
+    let mut batch = WriteEach {
+        writes: None,
+        first: 0,
+        last: 0,
+        segments: Vec::new(),
+        earlier: 0,
+        err: None,
+        refused: None,
+        done: false,
+    };
+    // The tracker `batch.writes` holds, and its last write of the batch, kept
+    // here while the writes are made (stored in the batch at the end). Before
+    // the first write, a pointer no tracker has (never dereferenced).
+    let mut cur: *const StreamWrites = std::ptr::NonNull::dangling().as_ptr();
+    let mut last = 0;
+    for item in items {
+        // As in `write`: the kind known down to the buffers, static bytes
+        // passed on alone.
+        let data: WriteData = item.into();
+        let r = if let WriteData::Static(bytes) = data {
+            std::mem::forget(data);
+            submit_tracked(stream, bytes)
+        } else {
+            submit_tracked(stream, data)
+        };
+        if let Err(e) = r {
+            batch.refused = Some(e);
+            break;
+        }
+        // The write just submitted (no other code ran since) is counted in the
+        // tracker the stream's cell names: the common case, the batch's tracker
+        // with the batch's last write as its last, is a test of the two.
+        if std::ptr::eq(StreamWrites::of(stream), cur) {
+            // SAFETY: `cur` is the cell's tracker, so a live one (the cell names
+            // one only while it keeps itself alive), the one `batch.writes`
+            // holds (`dangling` is no tracker's address).
+            let w = unsafe { &*cur };
+            if w.submitted.get() == last {
+                last += 1;
+                w.submitted.set(last);
+                continue;
+            }
+        }
+        (cur, last) = batch.count_slow(stream, last);
+    }
+    batch.last = last;
+    batch
+}
+
+/// The future of [`write_each`]: the number of writes once the last completed,
+/// or the first failed one's error.
+///
+/// Its writes are numbered in the tracker of their stream's writes (the one
+/// [`WriteFuture`]s share): the ranges `segments` and `first..=last` of the
+/// tracker it holds (one range unless the batch's iterator made writes of its
+/// own on the stream). A tracker goes idle when its last write in flight
+/// completes; a write made after that (by the batch's iterator, if it ran the
+/// loop) starts a new one, and the batch then takes the old ranges' error, if
+/// any, and goes on in the new tracker.
+pub struct WriteEach {
+    /// The tracker of the batch's writes in flight (`None`: no write made).
+    writes: Option<Rc<StreamWrites>>,
+    first: u64,
+    last: u64,
+    /// Earlier ranges of the batch's writes in the same tracker (other writes
+    /// were made on the stream between them).
+    segments: Vec<(u64, u64)>,
+    /// Writes counted in trackers left behind.
+    earlier: u64,
+    /// The first failed write's error, from a tracker left behind.
+    err: Option<Error>,
+    /// The error of the write libuv refused (the batch stopped there).
+    refused: Option<Error>,
+    done: bool,
+}
+
+impl std::fmt::Debug for WriteEach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteEach")
+            .field("pending", &!self.done)
+            .finish()
+    }
+}
+
+impl WriteEach {
+    /// Counts the write just submitted (no other code ran since), the batch's
+    /// writes so far ending at `last`, when the common case does not apply: the
+    /// batch's first write, one after other writes were made on the stream (a
+    /// new range), or one after the batch's tracker went idle (all its writes
+    /// completed: the old ranges' error is taken and a new tracker counts it).
+    /// Returns the tracker and the write's number.
+    #[cold]
+    #[inline(never)]
+    fn count_slow<S: Stream>(&mut self, stream: &S, last: u64) -> (*const StreamWrites, u64) {
+        self.last = last;
+        if let Some(w) = &self.writes {
+            if std::ptr::eq(Rc::as_ptr(w), StreamWrites::of(stream)) {
+                self.segments.push((self.first, last));
+                let seq = w.submitted.get() + 1;
+                w.submitted.set(seq);
+                self.first = seq;
+                return (Rc::as_ptr(w), seq);
+            }
+        }
+        self.settle();
+        let w = StreamWrites::for_stream(stream);
+        let seq = w.submitted.get() + 1;
+        w.submitted.set(seq);
+        self.first = seq;
+        let p = Rc::as_ptr(&w);
+        self.writes = Some(w);
+        (p, seq)
+    }
+
+    /// The batch's writes in its tracker all completed (or the tracker is left
+    /// behind, which it is only then): their errors are taken (the first kept,
+    /// unless an earlier tracker's is) and the tracker let go.
+    fn settle(&mut self) {
+        if let Some(w) = self.writes.take() {
+            self.segments.push((self.first, self.last));
+            for (first, last) in self.segments.drain(..) {
+                let e = w.take_range_error(first, last);
+                if self.err.is_none() {
+                    self.err = e;
+                }
+                self.earlier += last + 1 - first;
+            }
+        }
+    }
+}
+
+impl Future for WriteEach {
+    type Output = Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<usize>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
+        }
+        if let Some(w) = &this.writes {
+            if this.last > w.completed.get() {
+                w.register(cx);
+                return Poll::Pending;
+            }
+        }
+        this.settle();
+        this.done = true;
+        Poll::Ready(match (this.err.take(), this.refused.take()) {
+            (Some(e), _) | (None, Some(e)) => Err(e),
+            (None, None) => Ok(this.earlier as usize),
+        })
     }
 }
 
