@@ -595,8 +595,8 @@ fn write_each_writes_every_item_in_order_and_counts_them() {
 
 /// Writes made by the batch's iterator on the same stream (with futures of
 /// their own) go out between the batch's, and each future gets its own result;
-/// an iterator that runs the loop, so that the batch's writes so far complete
-/// and a new tracker counts the next ones, changes nothing either.
+/// an iterator that runs the loop, so that the writes so far complete (none in
+/// flight for a while), changes nothing either.
 #[test]
 fn write_each_beside_writes_made_by_its_iterator_and_loop_runs() {
     let lp = Loop::new().unwrap();
@@ -634,8 +634,8 @@ fn write_each_beside_writes_made_by_its_iterator_and_loop_runs() {
 }
 
 /// A batch whose writes fail (the peer is gone) resolves to the error, also
-/// when its iterator ran the loop between them (the failed writes completed in
-/// a tracker left behind); a write futures made meanwhile still gets its own.
+/// when its iterator ran the loop between them (the failed writes completed
+/// before the next were made); a write future made meanwhile gets its own.
 #[test]
 fn write_each_reports_the_first_failed_write() {
     let lp = Loop::new().unwrap();

@@ -256,21 +256,21 @@ impl WriteSource for WriteData {
     }
 }
 
-/// Submits the write of `data`, whose completion is counted by the tracker the
-/// stream's cell names then. The caller counts it as submitted to the tracker
-/// the cell names (or a new one) as soon as this returns `Ok`, before any other
-/// code runs.
+/// Submits the write of `data`, whose completion is counted by the stream's
+/// tracker. The caller counts it as submitted there (`for_stream`, which makes
+/// the tracker for the stream's first write) as soon as this returns `Ok`,
+/// before any other code runs.
 #[inline(always)]
 fn submit_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> Result<()> {
     // The callback finds the tracker where the write future found it, in the
     // stream's slots (so that it captures nothing).
     // SAFETY: the callback runs once, when its write completes: after the caller
-    // counted the write as submitted to the tracker the stream's cell then names
-    // (`for_stream`, or the batch's `count`: libuv never runs a write callback
-    // from `uv_write`, it queues a finished write's callback for the loop's I/O
-    // phase, `uv__write_req_finish` on Unix, a pending request on Windows), and
-    // before that tracker counts it completed, so while the cell still names it
-    // (it is cleared when the last write in flight completes).
+    // counted the write as submitted to the stream's tracker, which the cell
+    // names from then on (libuv never runs a write callback from `uv_write`, it
+    // queues a finished write's callback for the loop's I/O phase,
+    // `uv__write_req_finish` on Unix, a pending request on Windows; the cell,
+    // once set, names its tracker for good, which the handle keeps alive until
+    // its close callback, after every write callback).
     // Not submitted, the callback is dropped unrun.
     let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
     data.write_to(stream, done)
@@ -290,22 +290,14 @@ fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
     }
 }
 
-/// The writes of one stream whose futures are alive: libuv completes a stream's
-/// writes in the order they were made, so a count of completed writes (and the
-/// few errors) tells each write future its result, with no allocation per write
-/// (the write's callback finds it in the stream's slots and captures nothing).
-/// One is shared by the writes made one after another on a stream, which finds
-/// it in its slots while writes are in flight; it then holds a reference to the
-/// stream (as their requests do), so that the slots outlive it there, and one to
-/// itself, so that the writes' callbacks need none of their own.
+/// The writes of one stream made through [`write()`] and [`write_each`]: libuv
+/// completes a stream's writes in the order they were made, so a count of
+/// completed writes (and the few errors) tells each write future its result,
+/// with no allocation per write (the write's callback finds the tracker in the
+/// stream's slots and captures nothing). Made by the stream's first such write,
+/// it is then kept by the handle until its close callback ran (one count) and
+/// shared by the write futures (one count each).
 pub(crate) struct StreamWrites {
-    handle: std::cell::Cell<Option<crate::Handle>>,
-    /// The stream's cell that names this tracker while `handle` holds the stream
-    /// (null after, or for a refused write's own tracker).
-    slot: std::cell::Cell<*const std::cell::Cell<*const StreamWrites>>,
-    /// This tracker, from its first write until none is in flight (set by
-    /// `new_for`, taken by the last completion).
-    keep: std::cell::Cell<Option<Rc<StreamWrites>>>,
     /// Writes submitted through this tracker (the last one's number).
     submitted: std::cell::Cell<u64>,
     /// Writes completed (in order: the first `completed` of the submitted ones).
@@ -325,23 +317,41 @@ pub(crate) struct StreamWrites {
 const WRITE_ERRORS_MAX: usize = 1024;
 
 impl StreamWrites {
-    /// The tracker `stream`'s cell names: null when no write made through one is
-    /// in flight.
+    /// A tracker with `submitted` writes, `completed` of them completed, and
+    /// `errors` kept.
+    fn with(
+        submitted: u64,
+        completed: u64,
+        errors: std::collections::VecDeque<(u64, Error)>,
+    ) -> Self {
+        StreamWrites {
+            submitted: std::cell::Cell::new(submitted),
+            completed: std::cell::Cell::new(completed),
+            has_errors: std::cell::Cell::new(!errors.is_empty()),
+            errors: std::cell::RefCell::new(errors),
+            wakers: Default::default(),
+            waiting: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The tracker `stream`'s cell names: null before the stream's first write
+    /// made through one.
     #[inline(always)]
     fn of<S: Stream>(stream: &S) -> *const StreamWrites {
         S::stream_slots(stream.typed().slots()).writes().get()
     }
 
-    /// The tracker of `stream`'s writes in flight (from its slots), or a new one.
+    /// The tracker of `stream`'s writes (from its slots), made by the first write.
+    /// Called after a write on the stream was accepted (so it is open).
     #[inline(always)]
     fn for_stream<S: Stream>(stream: &S) -> Rc<StreamWrites> {
         let cell = S::stream_slots(stream.typed().slots()).writes();
         let p = cell.get();
         if !p.is_null() {
-            // SAFETY: a non-null pointer in the cell is a live tracker: it was made
-            // by `Rc::new` in `new_for`, which set the cell, and keeps itself alive
-            // (`keep`) until `idle` clears the cell. The new count is owned by the
-            // returned Rc.
+            // SAFETY: a non-null pointer in the cell is a live tracker: made by
+            // `Rc::new` in `new_for`, which set the cell and gave the handle a
+            // count to keep until its close callback ran (the stream is open
+            // here). The new count is owned by the returned Rc.
             return unsafe {
                 Rc::increment_strong_count(p);
                 Rc::from_raw(p)
@@ -350,96 +360,47 @@ impl StreamWrites {
         Self::new_for(stream, cell)
     }
 
-    /// A new tracker for `stream`, whose cell `cell` (in its slots) now names it.
+    /// A new tracker, which `stream`'s cell `cell` (in its slots, empty) now
+    /// names, with a count the handle keeps until its close callback ran
+    /// (`keep_with`), so that it is alive for every write callback of the stream
+    /// (they run before the close callback).
     #[cold]
     #[inline(never)]
     fn new_for(
         stream: &crate::Handle,
         cell: &std::cell::Cell<*const StreamWrites>,
     ) -> Rc<StreamWrites> {
-        let w = Rc::new(StreamWrites {
-            handle: std::cell::Cell::new(Some(stream.clone())),
-            slot: std::cell::Cell::new(cell),
-            keep: std::cell::Cell::new(None),
-            submitted: std::cell::Cell::new(0),
-            completed: std::cell::Cell::new(0),
-            errors: Default::default(),
-            has_errors: std::cell::Cell::new(false),
-            wakers: Default::default(),
-            waiting: std::cell::Cell::new(false),
-        });
+        let w = Rc::new(StreamWrites::with(0, 0, Default::default()));
+        // The stream is open (a write was just accepted): the handle takes the
+        // count. Should it refuse, the count is leaked instead (the tracker then
+        // lives for good): the cell must never name a freed tracker.
+        if let Err(kept) = crate::handle::keep_with(stream, None, Box::new(w.clone())) {
+            debug_assert!(false, "an open stream refused to keep its write tracker");
+            std::mem::forget(kept);
+        }
         cell.set(Rc::as_ptr(&w));
-        w.keep.set(Some(w.clone()));
         w
     }
 
     /// The oldest write in flight of the tracker at `this` completed with `r`
-    /// (libuv completes a stream's writes in order).
+    /// (libuv completes a stream's writes in order): counted, and the waiting
+    /// tasks woken.
     ///
     /// # Safety
-    /// `this` is a tracker with this write in flight (alive: it keeps itself
-    /// while writes are in flight).
+    /// `this` is the tracker of this write's stream (from a write callback: the
+    /// handle keeps a count of it until its close callback, which runs after).
     #[inline]
     unsafe fn complete(this: *const StreamWrites, r: Result<()>) {
-        // SAFETY: the caller's contract; the tracker's own reference to itself
-        // may go only in `last`, after this reference's last use.
+        // SAFETY: the caller's contract.
         let w = unsafe { &*this };
         let seq = w.completed.get() + 1;
         w.completed.set(seq);
         if let Err(e) = r {
             w.failed(seq, e);
         }
-        if seq == w.submitted.get() {
-            // SAFETY: the caller's contract.
-            return unsafe { Self::last(this) };
-        }
-        // (Tested after the count, so that the write's number is not kept
-        // across the call.)
         if w.waiting.get() {
             w.wake();
         }
-    }
-
-    /// The last write in flight of the tracker at `this` completed: its waiting
-    /// tasks are woken, then it goes idle, unless a waker (user code) made a
-    /// write on the stream meanwhile.
-    ///
-    /// # Safety
-    /// As [`complete`](Self::complete).
-    #[cold]
-    #[inline(never)]
-    unsafe fn last(this: *const StreamWrites) {
-        let kept = {
-            // SAFETY: the caller's contract; the reference ends before the
-            // tracker's own reference to itself may go.
-            let w = unsafe { &*this };
-            if w.waiting.get() {
-                w.wake();
-            }
-            if w.completed.get() == w.submitted.get() {
-                w.idle()
-            } else {
-                None
-            }
-        };
-        // May drop the tracker: no reference to it is alive here.
-        drop(kept);
-    }
-
-    /// Nothing in flight: the stream goes back to its own lifetime, and the
-    /// tracker to its futures' (its own reference to itself, returned, is
-    /// dropped by the caller once done with it).
-    #[cold]
-    #[inline(never)]
-    fn idle(&self) -> Option<Rc<StreamWrites>> {
-        let slot = self.slot.replace(std::ptr::null());
-        if !slot.is_null() {
-            // SAFETY: the cell is in the slots of the stream `handle` still holds
-            // (dropped below), so alive.
-            unsafe { (*slot).set(std::ptr::null()) };
-        }
-        drop(self.handle.take());
-        self.keep.take()
     }
 
     /// Keeps write `seq`'s error for its future.
@@ -558,17 +519,7 @@ impl WriteFuture {
     #[cold]
     #[inline(never)]
     fn refused(e: Error) -> WriteFuture {
-        let writes = Rc::new(StreamWrites {
-            handle: std::cell::Cell::new(None),
-            slot: std::cell::Cell::new(std::ptr::null()),
-            keep: std::cell::Cell::new(None),
-            submitted: std::cell::Cell::new(1),
-            completed: std::cell::Cell::new(1),
-            errors: std::cell::RefCell::new([(1, e)].into()),
-            has_errors: std::cell::Cell::new(true),
-            wakers: Default::default(),
-            waiting: std::cell::Cell::new(false),
-        });
+        let writes = Rc::new(StreamWrites::with(1, 1, [(1, e)].into()));
         WriteFuture { writes, seq: 1 }
     }
 
@@ -640,15 +591,14 @@ where
         first: 0,
         last: 0,
         segments: Vec::new(),
-        earlier: 0,
-        err: None,
         refused: None,
         done: false,
     };
-    // The tracker `batch.writes` holds, and its last write of the batch, kept
-    // here while the writes are made (stored in the batch at the end). Before
-    // the first write, a pointer no tracker has (never dereferenced).
-    let mut cur: *const StreamWrites = std::ptr::NonNull::dangling().as_ptr();
+    // The count of submitted writes of the tracker `batch.writes` holds (before
+    // the first write, one that never equals `last`), and the batch's last write,
+    // kept here while the writes are made (stored in the batch at the end).
+    let before_first = std::cell::Cell::new(u64::MAX);
+    let mut submitted: *const std::cell::Cell<u64> = &before_first;
     let mut last = 0;
     for item in items {
         // As in `write`: the kind known down to the buffers, static bytes
@@ -665,20 +615,18 @@ where
             break;
         }
         // The write just submitted (no other code ran since) is counted in the
-        // tracker the stream's cell names: the common case, the batch's tracker
-        // with the batch's last write as its last, is a test of the two.
-        if std::ptr::eq(StreamWrites::of(stream), cur) {
-            // SAFETY: `cur` is the cell's tracker, so a live one (the cell names
-            // one only while it keeps itself alive), the one `batch.writes`
-            // holds (`dangling` is no tracker's address).
-            let w = unsafe { &*cur };
-            if w.submitted.get() == last {
-                last += 1;
-                w.submitted.set(last);
-                continue;
-            }
+        // stream's tracker, which its callback finds in the stream's cell. The
+        // common case: the batch's tracker, which is the cell's (a stream keeps
+        // its tracker for good), with the batch's last write as its last.
+        // SAFETY: `submitted` is `before_first` or the count of the tracker
+        // `batch.writes` holds: alive either way.
+        let count = unsafe { &*submitted };
+        if count.get() == last {
+            last += 1;
+            count.set(last);
+            continue;
         }
-        (cur, last) = batch.count_slow(stream, last);
+        (submitted, last) = batch.count_slow(stream, last);
     }
     batch.last = last;
     batch
@@ -688,24 +636,17 @@ where
 /// or the first failed one's error.
 ///
 /// Its writes are numbered in the tracker of their stream's writes (the one
-/// [`WriteFuture`]s share): the ranges `segments` and `first..=last` of the
-/// tracker it holds (one range unless the batch's iterator made writes of its
-/// own on the stream). A tracker goes idle when its last write in flight
-/// completes; a write made after that (by the batch's iterator, if it ran the
-/// loop) starts a new one, and the batch then takes the old ranges' error, if
-/// any, and goes on in the new tracker.
+/// [`WriteFuture`]s share, which the stream keeps for good): the ranges
+/// `segments` and `first..=last` (one range unless the batch's iterator made
+/// writes of its own on the stream).
 pub struct WriteEach {
-    /// The tracker of the batch's writes in flight (`None`: no write made).
+    /// The tracker of the stream (`None`: no write made).
     writes: Option<Rc<StreamWrites>>,
     first: u64,
     last: u64,
-    /// Earlier ranges of the batch's writes in the same tracker (other writes
-    /// were made on the stream between them).
+    /// Earlier ranges of the batch's writes (other writes were made on the
+    /// stream between them).
     segments: Vec<(u64, u64)>,
-    /// Writes counted in trackers left behind.
-    earlier: u64,
-    /// The first failed write's error, from a tracker left behind.
-    err: Option<Error>,
     /// The error of the write libuv refused (the batch stopped there).
     refused: Option<Error>,
     done: bool,
@@ -722,47 +663,30 @@ impl std::fmt::Debug for WriteEach {
 impl WriteEach {
     /// Counts the write just submitted (no other code ran since), the batch's
     /// writes so far ending at `last`, when the common case does not apply: the
-    /// batch's first write, one after other writes were made on the stream (a
-    /// new range), or one after the batch's tracker went idle (all its writes
-    /// completed: the old ranges' error is taken and a new tracker counts it).
-    /// Returns the tracker and the write's number.
+    /// batch's first write, or one after other writes were made on the stream
+    /// (a new range). Returns the tracker's count of submitted writes and the
+    /// write's number.
     #[cold]
     #[inline(never)]
-    fn count_slow<S: Stream>(&mut self, stream: &S, last: u64) -> (*const StreamWrites, u64) {
-        self.last = last;
-        if let Some(w) = &self.writes {
-            if std::ptr::eq(Rc::as_ptr(w), StreamWrites::of(stream)) {
+    fn count_slow<S: Stream>(
+        &mut self,
+        stream: &S,
+        last: u64,
+    ) -> (*const std::cell::Cell<u64>, u64) {
+        let w = match &self.writes {
+            Some(w) => {
+                // The stream's cell names the tracker it was first given for
+                // good (set once, in `new_for`).
+                debug_assert!(std::ptr::eq(Rc::as_ptr(w), StreamWrites::of(stream)));
                 self.segments.push((self.first, last));
-                let seq = w.submitted.get() + 1;
-                w.submitted.set(seq);
-                self.first = seq;
-                return (Rc::as_ptr(w), seq);
+                w
             }
-        }
-        self.settle();
-        let w = StreamWrites::for_stream(stream);
+            None => self.writes.insert(StreamWrites::for_stream(stream)),
+        };
         let seq = w.submitted.get() + 1;
         w.submitted.set(seq);
         self.first = seq;
-        let p = Rc::as_ptr(&w);
-        self.writes = Some(w);
-        (p, seq)
-    }
-
-    /// The batch's writes in its tracker all completed (or the tracker is left
-    /// behind, which it is only then): their errors are taken (the first kept,
-    /// unless an earlier tracker's is) and the tracker let go.
-    fn settle(&mut self) {
-        if let Some(w) = self.writes.take() {
-            self.segments.push((self.first, self.last));
-            for (first, last) in self.segments.drain(..) {
-                let e = w.take_range_error(first, last);
-                if self.err.is_none() {
-                    self.err = e;
-                }
-                self.earlier += last + 1 - first;
-            }
-        }
+        (&w.submitted, seq)
     }
 }
 
@@ -774,17 +698,28 @@ impl Future for WriteEach {
         if this.done {
             return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
         }
-        if let Some(w) = &this.writes {
+        let mut written = 0;
+        let mut err = None;
+        if let Some(w) = this.writes.take() {
             if this.last > w.completed.get() {
                 w.register(cx);
+                this.writes = Some(w);
                 return Poll::Pending;
             }
+            // All completed: their errors are taken (the first kept).
+            this.segments.push((this.first, this.last));
+            for (first, last) in this.segments.drain(..) {
+                let e = w.take_range_error(first, last);
+                if err.is_none() {
+                    err = e;
+                }
+                written += last + 1 - first;
+            }
         }
-        this.settle();
         this.done = true;
-        Poll::Ready(match (this.err.take(), this.refused.take()) {
-            (Some(e), _) | (None, Some(e)) => Err(e),
-            (None, None) => Ok(this.earlier as usize),
+        Poll::Ready(match err.or_else(|| this.refused.take()) {
+            Some(e) => Err(e),
+            None => Ok(written as usize),
         })
     }
 }
