@@ -617,7 +617,7 @@ where
         // The write just submitted (no other code ran since) is counted in the
         // stream's tracker, which its callback finds in the stream's cell. The
         // common case: the batch's tracker, which is the cell's (a stream keeps
-        // its tracker for good), with the batch's last write as its last.
+        // its tracker until it closes), with the batch's last write as its last.
         // SAFETY: `submitted` is `before_first` or the count of the tracker
         // `batch.writes` holds: alive either way.
         let count = unsafe { &*submitted };
@@ -636,7 +636,7 @@ where
 /// or the first failed one's error.
 ///
 /// Its writes are numbered in the tracker of their stream's writes (the one
-/// [`WriteFuture`]s share, which the stream keeps for good): the ranges
+/// [`WriteFuture`]s share, which the stream keeps until it closes): the ranges
 /// `segments` and `first..=last` (one range unless the batch's iterator made
 /// writes of its own on the stream).
 pub struct WriteEach {
