@@ -101,10 +101,15 @@ impl ReadState {
                 Ok(bytes) if bytes.len() >= ADOPT_MIN => unsafe { st.take_large(s, bytes) },
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();
-                    inc.extend_from_slice(bytes);
-                    if inc.len() >= READ_HIGH_WATER {
-                        let _ = s.read_stop();
-                        st.reading.set(false);
+                    if inc.capacity() - inc.len() >= bytes.len() || !st.adopt || inc.is_empty() {
+                        inc.extend_from_slice(bytes);
+                        if inc.len() >= READ_HIGH_WATER {
+                            let _ = s.read_stop();
+                            st.reading.set(false);
+                        }
+                    } else {
+                        drop(inc);
+                        st.park_small(s, bytes);
                     }
                 }
                 Err(e) => {
@@ -122,6 +127,21 @@ impl ReadState {
         })?;
         self.reading.set(true);
         Ok(())
+    }
+
+    /// A small read, from `s`'s read callback, that `incoming` (bytes of a reader
+    /// that adopts, not taken yet) has no room for: rather than grow `incoming`
+    /// (a copy of all it holds, a whole read buffer after a large read), the bytes
+    /// go to `next`, as a large read's would, and reading stops until `incoming`
+    /// is taken (so that no read lands after `next`).
+    #[cold]
+    #[inline(never)]
+    fn park_small<S: Stream>(&self, s: &S, bytes: &[u8]) {
+        // (Behind the bytes `next` may hold already, though reading stopped then.)
+        self.next.borrow_mut().extend_from_slice(bytes);
+        self.has_next.set(true);
+        let _ = s.read_stop();
+        self.reading.set(false);
     }
 
     /// `next` becomes `incoming` once `incoming` is empty (the reader took it);
