@@ -770,6 +770,54 @@ fn read_chunk_keeps_every_byte_in_order_mixed_with_other_reads() {
     lp.run(uv::RunMode::Default).unwrap();
 }
 
+/// A small read that lands while a whole read buffer of bytes waits for the
+/// reader is kept apart (the waiting bytes are not grown, and reading pauses):
+/// `read_chunk` gives the full buffer, then the small read, then what came
+/// after, in order.
+#[test]
+fn a_small_read_behind_a_full_buffer_comes_next() {
+    use std::future::Future;
+    use std::io::Write as _;
+    use std::task::Context;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let mut s = AsyncStream::new(p);
+    let waker = futures::task::noop_waker();
+    // Reading starts with the first poll.
+    assert!(std::pin::Pin::new(&mut s.read_chunk(Vec::new()))
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    let data = pattern(uv::READ_BUFFER_SIZE + 20);
+    peer.write_all(&data[..uv::READ_BUFFER_SIZE]).unwrap();
+    lp.run(uv::RunMode::NoWait).unwrap();
+    peer.write_all(&data[uv::READ_BUFFER_SIZE..uv::READ_BUFFER_SIZE + 10])
+        .unwrap();
+    lp.run(uv::RunMode::NoWait).unwrap();
+    peer.write_all(&data[uv::READ_BUFFER_SIZE + 10..]).unwrap();
+    lp.run(uv::RunMode::NoWait).unwrap();
+    drop(peer);
+    let chunks = lp
+        .block_on(async move {
+            let mut chunks = Vec::new();
+            loop {
+                let c = s.read_chunk(Vec::new()).await.unwrap();
+                if c.is_empty() {
+                    break;
+                }
+                chunks.push(c);
+            }
+            s.into_inner().close();
+            chunks
+        })
+        .unwrap();
+    let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+    assert!(lens.starts_with(&[uv::READ_BUFFER_SIZE, 10]), "{lens:?}");
+    assert_eq!(chunks.concat(), data);
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 /// A `read_chunk` on a stream whose handle was closed answers an error instead
 /// of waiting for good, and one on a stream whose peer failed gives the error.
 #[test]
