@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             name: "async_tcp_write_batch",
             unit: "write callbacks",
             full_count: NUM_WRITES,
-            note: "async; queue = making the write futures (each submits its write); \
+            note: "async; queue = write_each making the writes (one future for the batch); \
                    run = from the connect to the end",
             expected: |n| n,
             run,
