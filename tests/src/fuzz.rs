@@ -2293,6 +2293,42 @@ pub mod stream_ops {
         })
     }
 
+    /// `uv::future::write_each` of a few items of any data, kept for the
+    /// `Future` operations. Taking each item is user code: it may run
+    /// operations (often on the stream: writes of their own, a close, a loop
+    /// run that completes the batch's writes so far). Resolved `Ok`, the count is
+    /// the number of items taken.
+    pub fn future_write_each<S: Stream>(cx: &Cx) -> bool {
+        on::<S>(cx, |s, _| {
+            let items = cx.below(5);
+            let taken = std::rc::Rc::new(std::cell::Cell::new(0usize));
+            let t = taken.clone();
+            let own = s.clone();
+            let f = uv::future::write_each(
+                s,
+                (0..items).map(move |_| {
+                    t.set(t.get() + 1);
+                    reenter("future write_each item", false, || {
+                        Some(own.clone().into_any())
+                    });
+                    match current() {
+                        Some(cx) => cx.write_data(cx.write_limit(&own)),
+                        None => uv::WriteData::Static(b"item"),
+                    }
+                }),
+            );
+            keep_future(cx, async move {
+                let r = f.await;
+                if let (Ok(n), Some(cx)) = (&r, current()) {
+                    if *n != taken.get() {
+                        cx.fail(format!("write_each: {n} writes of {} items", taken.get()));
+                    }
+                }
+                on_future("future write_each", r.map(|_| ()))
+            });
+        })
+    }
+
     /// `uv::future::read_chunks`: the next chunk (or the end), kept for the
     /// `Future` operations; the stream stops reading when it is dropped.
     pub fn future_read<S: Stream>(cx: &Cx) -> bool {

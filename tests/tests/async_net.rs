@@ -556,6 +556,286 @@ fn async_stream_buffered_reads_keep_order_when_large_reads_pile_up() {
     lp.run(uv::RunMode::Default).unwrap();
 }
 
+/// `write_each` writes every item (of any kind) in order, as writes of their
+/// own, and resolves to their number; an empty batch resolves to 0; a batch
+/// polled after its result answers `EINVAL`.
+#[test]
+fn write_each_writes_every_item_in_order_and_counts_them() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let items: Vec<uv::WriteData> = vec![
+        uv::WriteData::Static(b"static,"),
+        b"inline,".into(),
+        vec![b'v'; 5000].into(),
+        std::rc::Rc::<[u8]>::from(&b",shared"[..]).into(),
+        "".into(),
+        String::from(",owned").into(),
+    ];
+    let mut expected = b"static,inline,".to_vec();
+    expected.extend(vec![b'v'; 5000]);
+    expected.extend_from_slice(b",shared,owned");
+    let mut batch = uvf::write_each(&a, items);
+    let empty = uvf::write_each(&a, Vec::<uv::WriteData>::new());
+    let sd = uvf::shutdown(&a);
+    assert_eq!(lp.block_on(empty).unwrap().unwrap(), 0);
+    assert_eq!(lp.block_on(&mut batch).unwrap().unwrap(), 6);
+    let waker = futures::task::noop_waker();
+    match std::pin::Pin::new(&mut batch).poll(&mut Context::from_waker(&waker)) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), StatusCode::EINVAL),
+        other => panic!("expected EINVAL, got {other:?}"),
+    }
+    lp.block_on(sd).unwrap().unwrap();
+    assert_eq!(read_chunks_to_end(&lp, &b), expected);
+    a.close();
+    b.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// Writes made by the batch's iterator on the same stream (with futures of
+/// their own) go out between the batch's, and each future gets its own result;
+/// an iterator that runs the loop, so that the writes so far complete (none in
+/// flight for a while), changes nothing either.
+#[test]
+fn write_each_beside_writes_made_by_its_iterator_and_loop_runs() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let mut inner = Vec::new();
+    let batch = uvf::write_each(
+        &a,
+        (0..6u8).map(|i| {
+            if i % 2 == 1 {
+                inner.push(uvf::write(&a, vec![b'a' + i]));
+            }
+            if i == 3 {
+                lp.run(uv::RunMode::NoWait).unwrap();
+            }
+            vec![b'0' + i]
+        }),
+    );
+    assert_eq!(inner.len(), 3);
+    let sd = uvf::shutdown(&a);
+    let results = lp
+        .block_on(async {
+            let mut rs = vec![batch.await.map_err(|e| e.code())];
+            for f in inner {
+                rs.push(f.await.map(|()| 1).map_err(|e| e.code()));
+            }
+            rs
+        })
+        .unwrap();
+    assert_eq!(results, vec![Ok(6), Ok(1), Ok(1), Ok(1)]);
+    lp.block_on(sd).unwrap().unwrap();
+    assert_eq!(read_chunks_to_end(&lp, &b), b"0b12d34f5");
+    a.close();
+    b.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// A batch whose writes fail (the peer is gone) resolves to the error, also
+/// when its iterator ran the loop between them (the failed writes completed
+/// before the next were made); a write future made meanwhile gets its own.
+#[test]
+fn write_each_reports_the_first_failed_write() {
+    let lp = Loop::new().unwrap();
+    let (a, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pa = Pipe::new(&lp, false).unwrap();
+    pa.open(a).unwrap();
+    drop(peer);
+    let mut own = Vec::new();
+    let batch = uvf::write_each(
+        &pa,
+        (0..4u8).map(|i| {
+            if i == 2 {
+                lp.run(uv::RunMode::NoWait).unwrap();
+                own.push(uvf::write(&pa, "own"));
+            }
+            vec![i]
+        }),
+    );
+    let (r, own_r) = lp
+        .block_on(async {
+            let r = batch.await.map_err(|e| e.code());
+            let own_r = own.pop().unwrap().await.map_err(|e| e.code());
+            (r, own_r)
+        })
+        .unwrap();
+    assert_eq!(r, Err(StatusCode::EPIPE));
+    assert_eq!(own_r, Err(StatusCode::EPIPE));
+    pa.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// A write refused (the iterator closed the stream) ends the batch: the items
+/// after it are not taken, and the batch resolves to the refusal once the
+/// writes before it completed.
+#[test]
+fn write_each_stops_at_a_refused_write() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let taken = std::cell::Cell::new(0);
+    let batch = uvf::write_each(
+        &a,
+        (0..5u8).map(|i| {
+            taken.set(taken.get() + 1);
+            if i == 2 {
+                a.close();
+            }
+            vec![i]
+        }),
+    );
+    assert_eq!(taken.get(), 3);
+    // The two writes before it went out (a pipe takes them at once): the
+    // refusal is the result.
+    let e = lp.block_on(batch).unwrap().unwrap_err();
+    assert_eq!(e.kind(), uv::Category::ClosedHandle, "{e:?}");
+    b.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// `AsyncStream::read_chunk` hands over every byte in order, mixed with
+/// `AsyncRead` reads and `AsyncBufRead` consumes that leave bytes in the
+/// wrapper's buffer (handed over first), with chunks handed back as the spare
+/// buffer or dropped; at the end of the stream it gives empty chunks.
+#[test]
+fn read_chunk_keeps_every_byte_in_order_mixed_with_other_reads() {
+    const LEN: usize = 3 << 20;
+    let lp = Loop::new().unwrap();
+    let (p, writer) = pipe_fed_by_thread(&lp, |peer| {
+        let data = pattern(LEN);
+        peer.write_all(&data[..LEN - 1000]).unwrap();
+        for c in data[LEN - 1000..].chunks(10) {
+            peer.write_all(c).unwrap();
+        }
+    });
+    let (got, chunks, ends) = lp
+        .block_on(async move {
+            let mut s = AsyncStream::new(p);
+            let mut out = Vec::new();
+            let mut chunks = 0usize;
+            let mut spare = Vec::new();
+            for i in 0.. {
+                match i % 4 {
+                    0 | 1 => {
+                        let chunk = s.read_chunk(std::mem::take(&mut spare)).await.unwrap();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        chunks += 1;
+                        out.extend_from_slice(&chunk);
+                        if i % 8 == 0 {
+                            spare = chunk;
+                        }
+                    }
+                    2 => {
+                        let mut buf = [0u8; 7];
+                        let n = s.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                    _ => {
+                        let buf = s.fill_buf().await.unwrap();
+                        if buf.is_empty() {
+                            break;
+                        }
+                        let n = buf.len().min(3);
+                        out.extend_from_slice(&buf[..n]);
+                        s.consume_unpin(n);
+                    }
+                }
+            }
+            // The end stays the end.
+            let mut ends = 0;
+            for _ in 0..3 {
+                if s.read_chunk(Vec::with_capacity(8))
+                    .await
+                    .unwrap()
+                    .is_empty()
+                {
+                    ends += 1;
+                }
+            }
+            s.into_inner().close();
+            (out, chunks, ends)
+        })
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == pattern(LEN), "the bytes differ");
+    assert!(chunks > 0);
+    assert_eq!(ends, 3);
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// A small read that lands while a whole read buffer of bytes waits for the
+/// reader is kept apart (the waiting bytes are not grown, and reading pauses):
+/// `read_chunk` gives the full buffer, then the small read, then what came
+/// after, in order.
+#[test]
+fn a_small_read_behind_a_full_buffer_comes_next() {
+    use std::future::Future;
+    use std::io::Write as _;
+    use std::task::Context;
+    let lp = Loop::new().unwrap();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let mut s = AsyncStream::new(p);
+    let waker = futures::task::noop_waker();
+    // Reading starts with the first poll.
+    assert!(std::pin::Pin::new(&mut s.read_chunk(Vec::new()))
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    let data = pattern(uv::READ_BUFFER_SIZE + 20);
+    peer.write_all(&data[..uv::READ_BUFFER_SIZE]).unwrap();
+    lp.run(uv::RunMode::NoWait).unwrap();
+    peer.write_all(&data[uv::READ_BUFFER_SIZE..uv::READ_BUFFER_SIZE + 10])
+        .unwrap();
+    lp.run(uv::RunMode::NoWait).unwrap();
+    peer.write_all(&data[uv::READ_BUFFER_SIZE + 10..]).unwrap();
+    lp.run(uv::RunMode::NoWait).unwrap();
+    drop(peer);
+    let chunks = lp
+        .block_on(async move {
+            let mut chunks = Vec::new();
+            loop {
+                let c = s.read_chunk(Vec::new()).await.unwrap();
+                if c.is_empty() {
+                    break;
+                }
+                chunks.push(c);
+            }
+            s.into_inner().close();
+            chunks
+        })
+        .unwrap();
+    let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+    assert!(lens.starts_with(&[uv::READ_BUFFER_SIZE, 10]), "{lens:?}");
+    assert_eq!(chunks.concat(), data);
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
+/// A `read_chunk` on a stream whose handle was closed answers an error instead
+/// of waiting for good, and one on a stream whose peer failed gives the error.
+#[test]
+fn read_chunk_of_a_closed_handle_ends_with_an_error() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let r = lp
+        .block_on(async {
+            let mut s = AsyncStream::new(b.clone());
+            b.close();
+            s.read_chunk(Vec::new()).await.map_err(|e| e.kind())
+        })
+        .unwrap();
+    assert!(r.is_err(), "{r:?}");
+    a.close();
+    lp.run(uv::RunMode::Default).unwrap();
+}
+
 thread_local! {
     static WAKE_STREAM: std::cell::RefCell<Option<Pipe>> = const { std::cell::RefCell::new(None) };
     static WAKE_MADE: std::cell::RefCell<Vec<uvf::WriteFuture>> =

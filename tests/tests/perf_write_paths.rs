@@ -3,7 +3,8 @@
 //! callback runs once with a status (also when the stream closes under it or
 //! was dropped by its user), a panic in a callback reaches the loop and the
 //! request is still freed, a refused write drops its callback at once, and the
-//! errors name the operation (`uv_write`, `uv_shutdown`).
+//! errors name the operation (`uv_write`, `uv_shutdown`); the same through
+//! `uv::future::write_each`.
 
 #![cfg(unix)]
 
@@ -460,5 +461,51 @@ fn a_panicking_callback_and_a_panicking_data_drop_do_not_abort() {
     assert_eq!(after.get(), 1);
     assert_eq!(lp.handle_count(), 0);
     assert_eq!(read_n(&mut peer, 5 + HELLO.len()), b"ownedHello, world.");
+    lp.close().unwrap();
+}
+
+/// `write_each`'s writes queued behind one the socket cannot take yet are
+/// cancelled when the stream closes: the batch resolves to `ECANCELED` naming
+/// `uv_write`, and the kept data goes back; a batch dropped before its writes
+/// completed leaves them to complete (the peer gets every byte, the data goes
+/// back).
+#[test]
+fn write_each_cancelled_by_a_close_and_dropped_early() {
+    use uv::future as uvf;
+    let lp = Loop::new().unwrap();
+    let (tcp, _peer) = open_stream(&lp);
+    let shared: Rc<[u8]> = Rc::from(&b"later"[..]);
+    let batch = uvf::write_each(
+        &tcp,
+        (0..8).map(|i| match i {
+            0 => WriteData::from(vec![7u8; 64 << 20]),
+            _ => static_or_shared(i, &shared),
+        }),
+    );
+    assert!(tcp.write_queue_size() > 0, "the big write is still queued");
+    tcp.close();
+    let e = lp.block_on(batch).unwrap().unwrap_err();
+    assert_eq!(
+        (e.code(), e.operation()),
+        (StatusCode::ECANCELED, "uv_write")
+    );
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(Rc::strong_count(&shared), 1);
+
+    let (tcp, mut peer) = open_stream(&lp);
+    let mut expected = Vec::new();
+    for i in 0..10 {
+        expected.extend_from_slice(if i % 2 == 0 { HELLO } else { &shared });
+    }
+    drop(uvf::write_each(
+        &tcp,
+        (0..10).map(|i| static_or_shared(i, &shared)),
+    ));
+    // The writes complete as the loop runs (nothing waits for them).
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(read_n(&mut peer, expected.len()), expected);
+    assert_eq!(Rc::strong_count(&shared), 1);
+    tcp.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
     lp.close().unwrap();
 }

@@ -45,9 +45,10 @@ pub struct StreamSlots<K: 'static> {
     /// while the handle is in libuv; `clear` empties it).
     /// (Dropped by `StreamSlots`' Drop, which tests it inline.)
     custom: std::mem::ManuallyDrop<std::cell::OnceCell<Box<CustomRead>>>,
-    /// The tracker of the stream's write futures while writes made through it are
-    /// in flight, else null (set and cleared by `future::write`'s tracker, which
-    /// keeps itself and the handle alive meanwhile: nothing here to drop).
+    /// The tracker of the stream's write futures, made by the first write made
+    /// through one (null before), which the handle keeps until its close
+    /// callback ran (`keep_with`: nothing here to drop; read only while the
+    /// stream is open or by its write callbacks, which run before that).
     writes: Cell<*const crate::future::StreamWrites>,
 }
 

@@ -52,6 +52,7 @@ pub const STREAM_OPS: &[&str] = &[
     "write",
     "write_counted",
     "future_write",
+    "future_write_each",
     "future_read",
     "write2",
     "try_write",

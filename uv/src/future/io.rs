@@ -101,10 +101,15 @@ impl ReadState {
                 Ok(bytes) if bytes.len() >= ADOPT_MIN => unsafe { st.take_large(s, bytes) },
                 Ok(bytes) => {
                     let mut inc = st.incoming.borrow_mut();
-                    inc.extend_from_slice(bytes);
-                    if inc.len() >= READ_HIGH_WATER {
-                        let _ = s.read_stop();
-                        st.reading.set(false);
+                    if inc.capacity() - inc.len() >= bytes.len() || !st.adopt || inc.is_empty() {
+                        inc.extend_from_slice(bytes);
+                        if inc.len() >= READ_HIGH_WATER {
+                            let _ = s.read_stop();
+                            st.reading.set(false);
+                        }
+                    } else {
+                        drop(inc);
+                        st.park_small(s, bytes);
                     }
                 }
                 Err(e) => {
@@ -122,6 +127,21 @@ impl ReadState {
         })?;
         self.reading.set(true);
         Ok(())
+    }
+
+    /// A small read, from `s`'s read callback, that `incoming` (bytes of a reader
+    /// that adopts, not taken yet) has no room for: rather than grow `incoming`
+    /// (a copy of all it holds, a whole read buffer after a large read), the bytes
+    /// go to `next`, as a large read's would, and reading stops until `incoming`
+    /// is taken (so that no read lands after `next`).
+    #[cold]
+    #[inline(never)]
+    fn park_small<S: Stream>(&self, s: &S, bytes: &[u8]) {
+        // (Behind the bytes `next` may hold already, though reading stopped then.)
+        self.next.borrow_mut().extend_from_slice(bytes);
+        self.has_next.set(true);
+        let _ = s.read_stop();
+        self.reading.set(false);
     }
 
     /// `next` becomes `incoming` once `incoming` is empty (the reader took it);
@@ -388,6 +408,111 @@ impl<S: Stream> AsyncStream<S> {
         Poll::Pending
     }
 
+    /// The next bytes read, as a vector of their own: what was read since the
+    /// previous read (at least one byte), or an empty vector at the end of the
+    /// stream. Bytes already in the wrapper's buffer (left by `AsyncBufRead` or a
+    /// short `AsyncRead`) come first.
+    ///
+    /// No copy of the bytes is made: the vector the reads landed in is handed
+    /// over, and `spare` (cleared) takes its place for the reads to come, so that
+    /// a loop that hands each chunk back once done with it allocates nothing.
+    /// (`AsyncRead::read` copies into the caller's buffer instead.) A read of 4
+    /// KiB or more lands in a buffer traded with the loop's, whose capacity is the
+    /// loop's read buffer's (64 KiB): hand it back, or drop it, rather than keep
+    /// many small chunks.
+    ///
+    /// Dropped before it resolves, the future takes nothing (`spare` is dropped).
+    ///
+    /// ```
+    /// use futures::io::AsyncWriteExt;
+    /// use uv::future::AsyncStream;
+    ///
+    /// let lp = uv::Loop::new()?;
+    /// let (a, b) = uv::Pipe::pair(&lp)?;
+    /// let got = lp.block_on(async move {
+    ///     let mut w = AsyncStream::new(a);
+    ///     w.write_all(b"hello, world").await?;
+    ///     w.close().await?;
+    ///     let mut r = AsyncStream::new(b);
+    ///     let mut all = Vec::new();
+    ///     let mut chunk = Vec::new();
+    ///     loop {
+    ///         chunk = r.read_chunk(chunk).await?;
+    ///         if chunk.is_empty() {
+    ///             break; // the end of the stream
+    ///         }
+    ///         all.extend_from_slice(&chunk);
+    ///     }
+    ///     r.into_inner().close();
+    ///     w.into_inner().close();
+    ///     Ok::<_, std::io::Error>(all)
+    /// })??;
+    /// assert_eq!(got, b"hello, world");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_chunk(&mut self, spare: Vec<u8>) -> ReadChunk<'_, S> {
+        ReadChunk { s: self, spare }
+    }
+
+    /// The poll of [`read_chunk`](Self::read_chunk): `spare` (cleared) replaces
+    /// the buffer handed out when it resolves (it is then empty, with no
+    /// capacity); while it is pending, `spare` is kept as it is.
+    pub fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        spare: &mut Vec<u8>,
+    ) -> Poll<io::Result<Vec<u8>>> {
+        if self.rpos < self.rbuf.len() {
+            return Poll::Ready(Ok(self.take_buffered(spare)));
+        }
+        let taken = {
+            let mut inc = self.rd.incoming.borrow_mut();
+            if inc.is_empty() {
+                None
+            } else {
+                spare.clear();
+                Some(std::mem::replace(&mut *inc, std::mem::take(spare)))
+            }
+        };
+        if let Some(chunk) = taken {
+            self.resume_reading();
+            return Poll::Ready(Ok(chunk));
+        }
+        if let Some(e) = self.rd.take_error() {
+            self.rd.eof.set(true);
+            return Poll::Ready(Err(e.into()));
+        }
+        if self.rd.eof.get() {
+            spare.clear();
+            return Poll::Ready(Ok(std::mem::take(spare)));
+        }
+        if let Err(e) = self.rd.start(&self.stream) {
+            return Poll::Ready(Err(e.into()));
+        }
+        if !self.rd.incoming.borrow().is_empty() {
+            // `start` moved bytes read earlier into place (reading had stopped
+            // behind them): they are the chunk.
+            return self.poll_read_chunk(cx, spare);
+        }
+        self.rd.waker.register(cx);
+        Poll::Pending
+    }
+
+    /// The bytes left in the wrapper's buffer, as a chunk (the buffer itself when
+    /// none of it was taken, `spare` replacing it).
+    #[cold]
+    fn take_buffered(&mut self, spare: &mut Vec<u8>) -> Vec<u8> {
+        let chunk = if self.rpos == 0 {
+            spare.clear();
+            std::mem::replace(&mut self.rbuf, std::mem::take(spare))
+        } else {
+            self.rbuf[self.rpos..].to_vec()
+        };
+        self.rbuf.clear();
+        self.rpos = 0;
+        chunk
+    }
+
     #[inline]
     fn take_write_error(&self) -> io::Result<()> {
         if !self.wr.has_error.get() {
@@ -402,6 +527,30 @@ impl<S: Stream> AsyncStream<S> {
 }
 
 impl<S: Stream> Unpin for AsyncStream<S> {}
+
+/// The future of [`AsyncStream::read_chunk`]: the next bytes read, as a vector
+/// of their own (empty at the end of the stream).
+pub struct ReadChunk<'a, S: Stream> {
+    s: &'a mut AsyncStream<S>,
+    spare: Vec<u8>,
+}
+
+impl<S: Stream> std::fmt::Debug for ReadChunk<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadChunk")
+            .field("stream", &self.s)
+            .finish()
+    }
+}
+
+impl<S: Stream> std::future::Future for ReadChunk<'_, S> {
+    type Output = io::Result<Vec<u8>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Vec<u8>>> {
+        let this = self.get_mut();
+        this.s.poll_read_chunk(cx, &mut this.spare)
+    }
+}
 
 impl<S: Stream> AsyncRead for AsyncStream<S> {
     fn poll_read(

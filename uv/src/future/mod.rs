@@ -8,7 +8,7 @@
 //!   [`LoopHandle::spawn_local`](crate::LoopHandle::spawn_local), [`JoinHandle`].
 //! - **Any callback API as a future**: [`request`] (cancels through
 //!   [`Request::cancel`](crate::Request::cancel) when dropped early).
-//! - **Requests**: [`connect`], [`connect_pipe`], [`write()`], [`shutdown`],
+//! - **Requests**: [`connect`], [`connect_pipe`], [`write()`], [`write_each`], [`shutdown`],
 //!   [`send_to`], [`getaddrinfo`], [`getnameinfo`], [`queue_work`], [`random`],
 //!   [`spawn`] (a process and its exit); every file-system operation as
 //!   `Fs::<name>_async` ([`Fs::stat_async`](crate::Fs::stat_async), …), generated
@@ -34,11 +34,11 @@ mod streams;
 mod time;
 
 pub use executor::{JoinError, JoinHandle};
-pub use io::{read_chunks, AsyncStream, ReadChunks};
+pub use io::{read_chunks, AsyncStream, ReadChunk, ReadChunks};
 pub(crate) use requests::StreamWrites;
 pub use requests::{
     connect, connect_pipe, getaddrinfo, getnameinfo, request, send_to, shutdown, spawn, write,
-    Cancel, Done, Exit, HandleRequest, RequestFuture, WriteFuture,
+    write_each, Cancel, Done, Exit, HandleRequest, RequestFuture, WriteEach, WriteFuture,
 };
 pub use streams::{
     fs_events, fs_poll, incoming, recv_from, signals, FsEventItem, FsEvents, FsPolls, Incoming,

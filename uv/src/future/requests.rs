@@ -256,21 +256,30 @@ impl WriteSource for WriteData {
     }
 }
 
+/// Submits the write of `data`, whose completion is counted by the stream's
+/// tracker. The caller counts it as submitted there (`for_stream`, which makes
+/// the tracker for the stream's first write) as soon as this returns `Ok`,
+/// before any other code runs.
+#[inline(always)]
+fn submit_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> Result<()> {
+    // The callback finds the tracker where the write future found it, in the
+    // stream's slots (so that it captures nothing).
+    // SAFETY: the callback runs once, when its write completes: after the caller
+    // counted the write as submitted to the stream's tracker, which the cell
+    // names from then on (libuv never runs a write callback from `uv_write`, it
+    // queues a finished write's callback for the loop's I/O phase,
+    // `uv__write_req_finish` on Unix, a pending request on Windows; the cell,
+    // once set, names its tracker for good, which the handle keeps alive until
+    // its close callback, after every write callback).
+    // Not submitted, the callback is dropped unrun.
+    let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
+    data.write_to(stream, done)
+}
+
 /// [`write()`] of `data` once its kind is sorted out.
 #[inline(always)]
 fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
-    // The callback finds the tracker where the write future found it, in the
-    // stream's slots (so that it captures nothing).
-    // SAFETY: the callback runs once, when its write completes: after this
-    // function counted the write as submitted to the tracker the stream's cell
-    // then names (`for_stream` below: libuv never runs a write callback from
-    // `uv_write`, it queues a finished write's callback for the loop's I/O
-    // phase, `uv__write_req_finish` on Unix, a pending request on Windows), and
-    // before that tracker counts it completed, so while the cell still names it
-    // (it is cleared when the last write in flight completes).
-    // Not submitted, the callback is dropped unrun.
-    let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
-    match data.write_to(stream, done) {
+    match submit_tracked(stream, data) {
         Ok(()) => {
             let writes = StreamWrites::for_stream(stream);
             let seq = writes.submitted.get() + 1;
@@ -281,22 +290,14 @@ fn write_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> WriteFuture {
     }
 }
 
-/// The writes of one stream whose futures are alive: libuv completes a stream's
-/// writes in the order they were made, so a count of completed writes (and the
-/// few errors) tells each write future its result, with no allocation per write
-/// (the write's callback finds it in the stream's slots and captures nothing).
-/// One is shared by the writes made one after another on a stream, which finds
-/// it in its slots while writes are in flight; it then holds a reference to the
-/// stream (as their requests do), so that the slots outlive it there, and one to
-/// itself, so that the writes' callbacks need none of their own.
+/// The writes of one stream made through [`write()`] and [`write_each`]: libuv
+/// completes a stream's writes in the order they were made, so a count of
+/// completed writes (and the few errors) tells each write future its result,
+/// with no allocation per write (the write's callback finds the tracker in the
+/// stream's slots and captures nothing). Made by the stream's first such write,
+/// it is then kept by the handle until its close callback ran (one count) and
+/// shared by the write futures (one count each).
 pub(crate) struct StreamWrites {
-    handle: std::cell::Cell<Option<crate::Handle>>,
-    /// The stream's cell that names this tracker while `handle` holds the stream
-    /// (null after, or for a refused write's own tracker).
-    slot: std::cell::Cell<*const std::cell::Cell<*const StreamWrites>>,
-    /// This tracker, from its first write until none is in flight (set by
-    /// `new_for`, taken by the last completion).
-    keep: std::cell::Cell<Option<Rc<StreamWrites>>>,
     /// Writes submitted through this tracker (the last one's number).
     submitted: std::cell::Cell<u64>,
     /// Writes completed (in order: the first `completed` of the submitted ones).
@@ -316,23 +317,41 @@ pub(crate) struct StreamWrites {
 const WRITE_ERRORS_MAX: usize = 1024;
 
 impl StreamWrites {
-    /// The tracker `stream`'s cell names: null when no write made through one is
-    /// in flight.
+    /// A tracker with `submitted` writes, `completed` of them completed, and
+    /// `errors` kept.
+    fn with(
+        submitted: u64,
+        completed: u64,
+        errors: std::collections::VecDeque<(u64, Error)>,
+    ) -> Self {
+        StreamWrites {
+            submitted: std::cell::Cell::new(submitted),
+            completed: std::cell::Cell::new(completed),
+            has_errors: std::cell::Cell::new(!errors.is_empty()),
+            errors: std::cell::RefCell::new(errors),
+            wakers: Default::default(),
+            waiting: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The tracker `stream`'s cell names: null before the stream's first write
+    /// made through one.
     #[inline(always)]
     fn of<S: Stream>(stream: &S) -> *const StreamWrites {
         S::stream_slots(stream.typed().slots()).writes().get()
     }
 
-    /// The tracker of `stream`'s writes in flight (from its slots), or a new one.
+    /// The tracker of `stream`'s writes (from its slots), made by the first write.
+    /// Called after a write on the stream was accepted (so it is open).
     #[inline(always)]
     fn for_stream<S: Stream>(stream: &S) -> Rc<StreamWrites> {
         let cell = S::stream_slots(stream.typed().slots()).writes();
         let p = cell.get();
         if !p.is_null() {
-            // SAFETY: a non-null pointer in the cell is a live tracker: it was made
-            // by `Rc::new` in `new_for`, which set the cell, and keeps itself alive
-            // (`keep`) until `idle` clears the cell. The new count is owned by the
-            // returned Rc.
+            // SAFETY: a non-null pointer in the cell is a live tracker: made by
+            // `Rc::new` in `new_for`, which set the cell and gave the handle a
+            // count to keep until its close callback ran (the stream is open
+            // here). The new count is owned by the returned Rc.
             return unsafe {
                 Rc::increment_strong_count(p);
                 Rc::from_raw(p)
@@ -341,96 +360,47 @@ impl StreamWrites {
         Self::new_for(stream, cell)
     }
 
-    /// A new tracker for `stream`, whose cell `cell` (in its slots) now names it.
+    /// A new tracker, which `stream`'s cell `cell` (in its slots, empty) now
+    /// names, with a count the handle keeps until its close callback ran
+    /// (`keep_with`), so that it is alive for every write callback of the stream
+    /// (they run before the close callback).
     #[cold]
     #[inline(never)]
     fn new_for(
         stream: &crate::Handle,
         cell: &std::cell::Cell<*const StreamWrites>,
     ) -> Rc<StreamWrites> {
-        let w = Rc::new(StreamWrites {
-            handle: std::cell::Cell::new(Some(stream.clone())),
-            slot: std::cell::Cell::new(cell),
-            keep: std::cell::Cell::new(None),
-            submitted: std::cell::Cell::new(0),
-            completed: std::cell::Cell::new(0),
-            errors: Default::default(),
-            has_errors: std::cell::Cell::new(false),
-            wakers: Default::default(),
-            waiting: std::cell::Cell::new(false),
-        });
+        let w = Rc::new(StreamWrites::with(0, 0, Default::default()));
+        // The stream is open (a write was just accepted): the handle takes the
+        // count. Should it refuse, the count is leaked instead (the tracker then
+        // lives for good): the cell must never name a freed tracker.
+        if let Err(kept) = crate::handle::keep_with(stream, None, Box::new(w.clone())) {
+            debug_assert!(false, "an open stream refused to keep its write tracker");
+            std::mem::forget(kept);
+        }
         cell.set(Rc::as_ptr(&w));
-        w.keep.set(Some(w.clone()));
         w
     }
 
     /// The oldest write in flight of the tracker at `this` completed with `r`
-    /// (libuv completes a stream's writes in order).
+    /// (libuv completes a stream's writes in order): counted, and the waiting
+    /// tasks woken.
     ///
     /// # Safety
-    /// `this` is a tracker with this write in flight (alive: it keeps itself
-    /// while writes are in flight).
+    /// `this` is the tracker of this write's stream (from a write callback: the
+    /// handle keeps a count of it until its close callback, which runs after).
     #[inline]
     unsafe fn complete(this: *const StreamWrites, r: Result<()>) {
-        // SAFETY: the caller's contract; the tracker's own reference to itself
-        // may go only in `last`, after this reference's last use.
+        // SAFETY: the caller's contract.
         let w = unsafe { &*this };
         let seq = w.completed.get() + 1;
         w.completed.set(seq);
         if let Err(e) = r {
             w.failed(seq, e);
         }
-        if seq == w.submitted.get() {
-            // SAFETY: the caller's contract.
-            return unsafe { Self::last(this) };
-        }
-        // (Tested after the count, so that the write's number is not kept
-        // across the call.)
         if w.waiting.get() {
             w.wake();
         }
-    }
-
-    /// The last write in flight of the tracker at `this` completed: its waiting
-    /// tasks are woken, then it goes idle, unless a waker (user code) made a
-    /// write on the stream meanwhile.
-    ///
-    /// # Safety
-    /// As [`complete`](Self::complete).
-    #[cold]
-    #[inline(never)]
-    unsafe fn last(this: *const StreamWrites) {
-        let kept = {
-            // SAFETY: the caller's contract; the reference ends before the
-            // tracker's own reference to itself may go.
-            let w = unsafe { &*this };
-            if w.waiting.get() {
-                w.wake();
-            }
-            if w.completed.get() == w.submitted.get() {
-                w.idle()
-            } else {
-                None
-            }
-        };
-        // May drop the tracker: no reference to it is alive here.
-        drop(kept);
-    }
-
-    /// Nothing in flight: the stream goes back to its own lifetime, and the
-    /// tracker to its futures' (its own reference to itself, returned, is
-    /// dropped by the caller once done with it).
-    #[cold]
-    #[inline(never)]
-    fn idle(&self) -> Option<Rc<StreamWrites>> {
-        let slot = self.slot.replace(std::ptr::null());
-        if !slot.is_null() {
-            // SAFETY: the cell is in the slots of the stream `handle` still holds
-            // (dropped below), so alive.
-            unsafe { (*slot).set(std::ptr::null()) };
-        }
-        drop(self.handle.take());
-        self.keep.take()
     }
 
     /// Keeps write `seq`'s error for its future.
@@ -466,6 +436,26 @@ impl StreamWrites {
         };
         self.has_errors.set(!errs.is_empty());
         r
+    }
+
+    /// The first error of the writes `first..=last` (completed), if any; the
+    /// range's errors are no longer kept.
+    fn take_range_error(&self, first: u64, last: u64) -> Option<Error> {
+        if !self.has_errors.get() {
+            return None;
+        }
+        let mut errs = self.errors.borrow_mut();
+        let in_range = |s: &u64| (first..=last).contains(s);
+        let found = errs
+            .iter()
+            .position(|(s, _)| in_range(s))
+            .and_then(|i| errs.remove(i))
+            .map(|(_, e)| e);
+        if found.is_some() {
+            errs.retain(|(s, _)| !in_range(s));
+        }
+        self.has_errors.set(!errs.is_empty());
+        found
     }
 
     /// Wakes this task when a write of this stream completes.
@@ -529,17 +519,7 @@ impl WriteFuture {
     #[cold]
     #[inline(never)]
     fn refused(e: Error) -> WriteFuture {
-        let writes = Rc::new(StreamWrites {
-            handle: std::cell::Cell::new(None),
-            slot: std::cell::Cell::new(std::ptr::null()),
-            keep: std::cell::Cell::new(None),
-            submitted: std::cell::Cell::new(1),
-            completed: std::cell::Cell::new(1),
-            errors: std::cell::RefCell::new([(1, e)].into()),
-            has_errors: std::cell::Cell::new(true),
-            wakers: Default::default(),
-            waiting: std::cell::Cell::new(false),
-        });
+        let writes = Rc::new(StreamWrites::with(1, 1, [(1, e)].into()));
         WriteFuture { writes, seq: 1 }
     }
 
@@ -559,6 +539,188 @@ impl WriteFuture {
         }
         self.seq = WRITE_OVER;
         Poll::Ready(self.writes.take_error(seq))
+    }
+}
+
+/// Writes each item of `items` to `stream` as a write of its own (`uv_write`,
+/// as [`write()`] does, in order, all submitted now), with one future for them
+/// all: it resolves when the last one completed, to the number of writes, or to
+/// the error of the first one that failed.
+///
+/// For a batch of messages to send (static strings, shared buffers, `Bytes`:
+/// no copy of them is made) where only the end of the batch matters: no future
+/// per write is kept or polled. If a write is refused (the stream closed
+/// meanwhile, say), the items after it are not taken, and the future resolves
+/// to that error once the writes before it completed (or to an earlier write's
+/// error). Writes the iterator makes on the stream itself go out between the
+/// batch's and keep their own results.
+///
+/// Dropped early: as for [`write()`], the writes complete and nothing reports
+/// them.
+///
+/// ```
+/// use futures::io::AsyncReadExt;
+/// use uv::future::{self as uvf, AsyncStream};
+///
+/// let lp = uv::Loop::new()?;
+/// let (a, b) = uv::Pipe::pair(&lp)?;
+/// let lines = ["one\n", "two\n", "three\n"];
+/// let (written, got) = lp.block_on(async {
+///     let n = uvf::write_each(&a, lines.map(|l| uv::WriteData::Static(l.as_bytes())));
+///     let shut = uvf::shutdown(&a);
+///     let n = n.await?;
+///     shut.await?;
+///     let mut got = Vec::new();
+///     AsyncStream::new(b.clone()).read_to_end(&mut got).await?;
+///     Ok::<_, Box<dyn std::error::Error>>((n, got))
+/// })??;
+/// assert_eq!(written, 3);
+/// assert_eq!(got, b"one\ntwo\nthree\n");
+/// a.close();
+/// b.close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_each<S, I>(stream: &S, items: I) -> WriteEach
+where
+    S: Stream,
+    I: IntoIterator,
+    I::Item: Into<WriteData>,
+{
+    let mut batch = WriteEach {
+        writes: None,
+        first: 0,
+        last: 0,
+        segments: Vec::new(),
+        refused: None,
+        done: false,
+    };
+    // The count of submitted writes of the tracker `batch.writes` holds (before
+    // the first write, one that never equals `last`), and the batch's last write,
+    // kept here while the writes are made (stored in the batch at the end).
+    let before_first = std::cell::Cell::new(u64::MAX);
+    let mut submitted: *const std::cell::Cell<u64> = &before_first;
+    let mut last = 0;
+    for item in items {
+        // As in `write`: the kind known down to the buffers, static bytes
+        // passed on alone.
+        let data: WriteData = item.into();
+        let r = if let WriteData::Static(bytes) = data {
+            std::mem::forget(data);
+            submit_tracked(stream, bytes)
+        } else {
+            submit_tracked(stream, data)
+        };
+        if let Err(e) = r {
+            batch.refused = Some(e);
+            break;
+        }
+        // The write just submitted (no other code ran since) is counted in the
+        // stream's tracker, which its callback finds in the stream's cell. The
+        // common case: the batch's tracker, which is the cell's (a stream keeps
+        // its tracker until it closes), with the batch's last write as its last.
+        // SAFETY: `submitted` is `before_first` or the count of the tracker
+        // `batch.writes` holds: alive either way.
+        let count = unsafe { &*submitted };
+        if count.get() == last {
+            last += 1;
+            count.set(last);
+            continue;
+        }
+        (submitted, last) = batch.count_slow(stream, last);
+    }
+    batch.last = last;
+    batch
+}
+
+/// The future of [`write_each`]: the number of writes once the last completed,
+/// or the first failed one's error.
+///
+/// Its writes are numbered in the tracker of their stream's writes (the one
+/// [`WriteFuture`]s share, which the stream keeps until it closes): the ranges
+/// `segments` and `first..=last` (one range unless the batch's iterator made
+/// writes of its own on the stream).
+pub struct WriteEach {
+    /// The tracker of the stream (`None`: no write made).
+    writes: Option<Rc<StreamWrites>>,
+    first: u64,
+    last: u64,
+    /// Earlier ranges of the batch's writes (other writes were made on the
+    /// stream between them).
+    segments: Vec<(u64, u64)>,
+    /// The error of the write libuv refused (the batch stopped there).
+    refused: Option<Error>,
+    done: bool,
+}
+
+impl std::fmt::Debug for WriteEach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteEach")
+            .field("pending", &!self.done)
+            .finish()
+    }
+}
+
+impl WriteEach {
+    /// Counts the write just submitted (no other code ran since), the batch's
+    /// writes so far ending at `last`, when the common case does not apply: the
+    /// batch's first write, or one after other writes were made on the stream
+    /// (a new range). Returns the tracker's count of submitted writes and the
+    /// write's number.
+    #[cold]
+    #[inline(never)]
+    fn count_slow<S: Stream>(
+        &mut self,
+        stream: &S,
+        last: u64,
+    ) -> (*const std::cell::Cell<u64>, u64) {
+        let w = match &self.writes {
+            Some(w) => {
+                // The stream's cell names the tracker it was first given for
+                // good (set once, in `new_for`).
+                debug_assert!(std::ptr::eq(Rc::as_ptr(w), StreamWrites::of(stream)));
+                self.segments.push((self.first, last));
+                w
+            }
+            None => self.writes.insert(StreamWrites::for_stream(stream)),
+        };
+        let seq = w.submitted.get() + 1;
+        w.submitted.set(seq);
+        self.first = seq;
+        (&w.submitted, seq)
+    }
+}
+
+impl Future for WriteEach {
+    type Output = Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<usize>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
+        }
+        let mut written = 0;
+        let mut err = None;
+        if let Some(w) = this.writes.take() {
+            if this.last > w.completed.get() {
+                w.register(cx);
+                this.writes = Some(w);
+                return Poll::Pending;
+            }
+            // All completed: their errors are taken (the first kept).
+            this.segments.push((this.first, this.last));
+            for (first, last) in this.segments.drain(..) {
+                let e = w.take_range_error(first, last);
+                if err.is_none() {
+                    err = e;
+                }
+                written += last + 1 - first;
+            }
+        }
+        this.done = true;
+        Poll::Ready(match err.or_else(|| this.refused.take()) {
+            Some(e) => Err(e),
+            None => Ok(written as usize),
+        })
     }
 }
 
