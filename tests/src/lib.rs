@@ -1,4 +1,5 @@
 //! Shared helpers for the uv test suites.
+pub mod alloc_count;
 #[cfg(unix)]
 pub mod fs;
 #[cfg(unix)]

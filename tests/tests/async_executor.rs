@@ -15,65 +15,7 @@ use futures::StreamExt;
 use uv::future::{self as uvf, JoinError};
 use uv::{Loop, RunMode, StatusCode};
 
-use std::alloc::{GlobalAlloc, Layout, System};
-
-/// Counts the live allocations each thread made (freed ones count on the thread
-/// that frees them), so that a test can tell that a thread's loops gave back
-/// everything they took.
-struct PerThread;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static REALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// How many times this thread grew or shrank an allocation.
-fn reallocs_here() -> usize {
-    REALLOCS.with(Cell::get)
-}
-
-fn live_here() -> isize {
-    LIVE.with(Cell::get)
-}
-
-fn count(delta: isize) {
-    let _ = LIVE.try_with(|c| c.set(c.get() + delta));
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments
-// and only adds bookkeeping (a const-initialised thread-local without destructor)
-// on the side.
-unsafe impl GlobalAlloc for PerThread {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc`, passed on.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(1);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            count(1);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract for `dealloc`, passed on.
-        unsafe { System.dealloc(ptr, layout) };
-        count(-1);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = REALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's contract for `realloc`, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use uv_tests::alloc_count::{live_here, reallocs_here, PerThread};
 
 #[global_allocator]
 static ALLOCATOR: PerThread = PerThread;
@@ -522,36 +464,6 @@ fn interval_counts_missed_ticks() {
         "the interval's timer closed with it"
     );
     assert_eq!(lp.handle_count(), 0);
-}
-
-/// A loop's executor registers itself in a per-thread table, so that wakers find
-/// it; once the thread's last executor is gone the table keeps no memory (a
-/// fuzzer finding: the table kept its buffer, one allocation outliving every loop
-/// of the thread).
-#[test]
-fn a_thread_whose_loops_are_gone_keeps_nothing_of_their_executors() {
-    // Process-wide statics (libuv's, the runtime's) are made by a first loop on
-    // another thread.
-    std::thread::spawn(|| {
-        let lp = Loop::new().unwrap();
-        assert_eq!(lp.block_on(async { 1 }).unwrap(), 1);
-    })
-    .join()
-    .unwrap();
-    let (before, after) = std::thread::spawn(|| {
-        let before = live_here();
-        {
-            let a = Loop::new().unwrap();
-            let b = Loop::new().unwrap();
-            assert_eq!(a.block_on(async { 2 }).unwrap(), 2);
-            let j = b.spawn_local(async { 3 }).unwrap();
-            assert_eq!(b.block_on(j).unwrap(), Ok(3));
-        }
-        (before, live_here())
-    })
-    .join()
-    .unwrap();
-    assert_eq!(after, before, "allocations the thread's loops left behind");
 }
 
 /// The loop's teardown delivers a pending `Async` wake-up after it has dropped the
