@@ -478,14 +478,21 @@ impl HandleEmitter<'_> {
         let body = body_with(quote!(#rt::runtime::Typed::new(loop_, slots, #op, __init)));
         // The library's own handles (`internal = true`): the same constructor, its
         // handle marked internal.
-        let internal = if let Some(flag) = &c.internal {
+        // A constructor variant (`internal`, `placed`) of one that takes a
+        // descriptor is an error.
+        let mut no_fd = |flag: &Sp<bool>, key: &str, article: &str| {
             if a.fd.is_some() {
                 self.errs.push(
                     flag.loc
-                        .error("an `internal` constructor cannot take a descriptor")
-                        .hint("remove `internal = true`"),
+                        .error(format!(
+                            "{article} `{key}` constructor cannot take a descriptor"
+                        ))
+                        .hint(format!("remove `{key} = true`")),
                 );
             }
+        };
+        let internal = if let Some(flag) = &c.internal {
+            no_fd(flag, "internal", "an");
             let iname = format_ident!("{}_internal", c.name.value);
             let ibody = body_with(quote!(#rt::runtime::Typed::new_inner(
                 loop_, slots, #op, true, __init
@@ -507,13 +514,7 @@ impl HandleEmitter<'_> {
         // `placed = true`: the same constructor, also handing back where the
         // handle's allocation was placed.
         let placed = if let Some(flag) = &c.placed {
-            if a.fd.is_some() {
-                self.errs.push(
-                    flag.loc
-                        .error("a `placed` constructor cannot take a descriptor")
-                        .hint("remove `placed = true`"),
-                );
-            }
+            no_fd(flag, "placed", "a");
             let pname = format_ident!("{}_placed", c.name.value);
             let pdoc = doc_attr(&format!(
                 "[`{name}::{fname}`], also handing back where the handle's allocation was \
