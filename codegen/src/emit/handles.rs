@@ -462,7 +462,9 @@ impl HandleEmitter<'_> {
             ctx,
             "`__init` calls the init function of this handle type with the loop and struct it is given, and returns its result",
         );
-        let body_with = |make: TokenStream| {
+        // The constructor's body around `make`, the call that makes the handle,
+        // whose result `wrap` (a closure) turns into the function's.
+        let body_around = |make: TokenStream, wrap: TokenStream| {
             quote! {
                 let slots = #slots::default();
                 #( #prep )*
@@ -472,9 +474,10 @@ impl HandleEmitter<'_> {
                 };
                 #sf_new
                 unsafe { #make }
-                    .map(|inner| #name { inner })
+                    .map(#wrap)
             }
         };
+        let body_with = |make: TokenStream| body_around(make, quote!(|inner| #name { inner }));
         let body = body_with(quote!(#rt::runtime::Typed::new(loop_, slots, #op, __init)));
         // The library's own handles (`internal = true`): the same constructor, its
         // handle marked internal.
@@ -516,6 +519,10 @@ impl HandleEmitter<'_> {
         let placed = if let Some(flag) = &c.placed {
             no_fd(flag, "placed", "a");
             let pname = format_ident!("{}_placed", c.name.value);
+            let pbody = body_around(
+                quote!(#rt::runtime::Typed::new_placed(loop_, slots, #op, __init)),
+                quote!(|(inner, place)| (#name { inner }, place)),
+            );
             let pdoc = doc_attr(&format!(
                 "[`{name}::{fname}`], also handing back where the handle's allocation was \
                  placed (for hand-written code that builds on that allocation)."
@@ -527,15 +534,7 @@ impl HandleEmitter<'_> {
                     loop_: &#rt::LoopHandle,
                     #(#params),*
                 ) -> #rt::Result<(#name, #rt::runtime::Place)> {
-                    let slots = #slots::default();
-                    #( #prep )*
-                    let __init = |l, h| {
-                        #sf
-                        unsafe { #rt::sys::#cfn(l, h, #(#c_args),*) }
-                    };
-                    #sf_new
-                    unsafe { #rt::runtime::Typed::new_placed(loop_, slots, #op, __init) }
-                        .map(|(inner, place)| (#name { inner }, place))
+                    #pbody
                 }
             }
         } else {
