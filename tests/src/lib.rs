@@ -27,6 +27,25 @@ pub fn read_to_end<S: uv::Stream>(stream: &S) -> std::rc::Rc<std::cell::RefCell<
     out
 }
 
+/// Reads `s` through one read of each of `sizes` (each must give some bytes, no
+/// more than asked: into the caller's buffer at once, or through the wrapper's
+/// buffer, as the size makes it), then `read_to_end`; everything read, in order.
+pub async fn read_in_pieces<S: uv::Stream>(
+    s: &mut uv::future::AsyncStream<S>,
+    sizes: &[usize],
+) -> Vec<u8> {
+    use futures::AsyncReadExt as _;
+    let mut got = Vec::new();
+    for &size in sizes {
+        let mut buf = vec![0u8; size];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0 && n <= size, "read {n} of {size}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    s.read_to_end(&mut got).await.unwrap();
+    got
+}
+
 /// Sends on `sender` up to `limit` times, stopping at the first refusal, which must
 /// be `ClosedHandle`; after a refusal, checks that the sender stays refused (ten
 /// more sends). The sends accepted, and whether one was refused.

@@ -1081,15 +1081,7 @@ fn reads_of_every_size_keep_every_byte_beside_another_stream() {
             // the wrapper's buffer, and by `read_to_end`.
             let reader = async {
                 let mut s = AsyncStream::new(b);
-                let mut got = Vec::new();
-                for size in [1usize, 100_000, 7, 65_536, 200_000, 4096, 3] {
-                    let mut buf = vec![0u8; size];
-                    let n = s.read(&mut buf).await.unwrap();
-                    assert!(n > 0 && n <= size);
-                    got.extend_from_slice(&buf[..n]);
-                }
-                s.read_to_end(&mut got).await.unwrap();
-                got
+                uv_tests::read_in_pieces(&mut s, &[1, 100_000, 7, 65_536, 200_000, 4096, 3]).await
             };
             futures::join!(writer, reader).1
         })

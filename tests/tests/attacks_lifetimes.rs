@@ -87,20 +87,6 @@ async fn write_in_pieces(s: &Pipe, data: &[u8]) {
     uvf::shutdown(s).await.unwrap();
 }
 
-/// Reads `s` to its end through reads of several sizes (into the caller's buffer at
-/// once, through the wrapper's buffer), then `read_to_end`.
-async fn read_in_pieces(s: &mut AsyncStream<Pipe>) -> Vec<u8> {
-    let mut got = Vec::new();
-    for size in [65_536usize, 1, 4096, 100_000, 7, 65_535, 300_000] {
-        let mut buf = vec![0u8; size];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0 && n <= size);
-        got.extend_from_slice(&buf[..n]);
-    }
-    s.read_to_end(&mut got).await.unwrap();
-    got
-}
-
 /// A UDP ping-pong of large datagrams on `lp`, started now: `rx` (with `RECVMMSG`
 /// when `mmsg`: the loop's read buffer grows to hold a batch) gets `count`
 /// datagrams of `len` bytes, one at a time (the next is sent from the receive
@@ -183,7 +169,11 @@ fn async_streams_allocator_reads_and_udp_batches_share_the_loop_buffer() {
                 };
                 let r1 = async {
                     let mut s = AsyncStream::new(b1);
-                    read_in_pieces(&mut s).await
+                    uv_tests::read_in_pieces(
+                        &mut s,
+                        &[65_536, 1, 4096, 100_000, 7, 65_535, 300_000],
+                    )
+                    .await
                 };
                 let r2 = async {
                     let mut s = AsyncStream::new(b2);
