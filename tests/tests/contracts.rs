@@ -374,3 +374,180 @@ fn listen_on_a_stream_with_an_event_collected_by_the_same_poll_is_einval() {
         lp.run(RunMode::Default).unwrap();
     }
 }
+
+/// A listening socket shut down for reading through another of its descriptors
+/// made libuv's server code abort on the hang-up the poll then reports (stream.c
+/// `uv__server_io`: `events & POLLIN`). `listen` now refuses a socket that has
+/// another descriptor in this process; once that one is gone it listens.
+#[test]
+fn listen_on_a_socket_with_another_descriptor_is_einval() {
+    use std::os::fd::OwnedFd;
+
+    let lp = Loop::new().unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    let other = l.try_clone().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    t.open(OwnedFd::from(l)).unwrap();
+    let e = t.listen(8, |_, _| {}).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    assert_eq!(e.operation(), "uv_listen");
+
+    // Shutting the socket down through the other descriptor is harmless now: the
+    // stream does not listen, so the loop does not watch it.
+    let s = std::net::TcpStream::from(OwnedFd::from(other));
+    s.shutdown(std::net::Shutdown::Read).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    drop(s);
+    t.close();
+    lp.run(RunMode::Default).unwrap();
+
+    // A listener whose copy is dropped before `listen` listens, and takes a
+    // connection.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr2 = l.local_addr().unwrap();
+    assert_ne!(addr, addr2);
+    drop(l.try_clone().unwrap());
+    let t = Tcp::new(&lp).unwrap();
+    t.open(OwnedFd::from(l)).unwrap();
+    let accepted = Rc::new(Cell::new(0));
+    let a = accepted.clone();
+    t.listen(8, move |srv, r| {
+        r.unwrap();
+        let c = srv.accept().unwrap();
+        c.close();
+        a.set(a.get() + 1);
+        srv.close();
+    })
+    .unwrap();
+    let client = std::net::TcpStream::connect(addr2).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(accepted.get(), 1);
+    drop(client);
+}
+
+/// The same refusal for a pipe: a Unix listening socket with a copy.
+#[test]
+fn listen_on_a_pipe_socket_with_another_descriptor_is_einval() {
+    use std::os::fd::OwnedFd;
+
+    let lp = Loop::new().unwrap();
+    let path = std::env::temp_dir().join(format!("uv-contracts-dup-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let other = l.try_clone().unwrap();
+    let p = uv::Pipe::new(&lp, false).unwrap();
+    p.open(OwnedFd::from(l)).unwrap();
+    assert_eq!(
+        p.listen(8, |_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    drop(other);
+    p.listen(8, |_, _| {}).unwrap();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Descriptors that handles hold do not count: a server sent over an IPC pipe in
+/// this process listens while its sender is open, and two handles opened on
+/// copies of one socket both listen (the library never shuts a socket down for
+/// reading). A user's copy still counts once the handles are there.
+#[test]
+fn copies_held_by_handles_do_not_stop_a_listen() {
+    use std::os::fd::OwnedFd;
+
+    let lp = Loop::new().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let (pa, pb) = (
+        uv::Pipe::new(&lp, true).unwrap(),
+        uv::Pipe::new(&lp, true).unwrap(),
+    );
+    pa.open(OwnedFd::from(a)).unwrap();
+    pb.open(OwnedFd::from(b)).unwrap();
+    let srv = Tcp::new(&lp).unwrap();
+    srv.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
+        .unwrap();
+    let addr = srv.local_addr().unwrap();
+    pa.write2("s", &srv, |_, r| r.unwrap()).unwrap();
+    let received: Rc<std::cell::RefCell<Option<Tcp>>> = Rc::default();
+    let r2 = received.clone();
+    let lh = lp.handle();
+    pb.read_start(move |p, d| {
+        d.unwrap();
+        if p.pending_count().unwrap() > 0 {
+            let t = Tcp::new(&lh).unwrap();
+            p.accept_into(&t).unwrap();
+            *r2.borrow_mut() = Some(t);
+            p.close();
+        }
+    })
+    .unwrap();
+    while received.borrow().is_none() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    let t = received.borrow_mut().take().unwrap();
+    assert!(!srv.is_closing());
+    let accepted = Rc::new(Cell::new(0));
+    let acc = accepted.clone();
+    t.listen(8, move |s, r| {
+        r.unwrap();
+        s.accept().unwrap().close();
+        acc.set(acc.get() + 1);
+        s.close();
+    })
+    .unwrap();
+    let client = std::net::TcpStream::connect(addr).unwrap();
+    while accepted.get() == 0 {
+        lp.run(RunMode::Once).unwrap();
+    }
+    drop(client);
+    srv.close();
+    pa.close();
+
+    // Two handles on copies of one listening socket.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let copy = l.try_clone().unwrap();
+    let user_copy = l.try_clone().unwrap();
+    let (t1, t2) = (Tcp::new(&lp).unwrap(), Tcp::new(&lp).unwrap());
+    t1.open(OwnedFd::from(l)).unwrap();
+    t2.open(OwnedFd::from(copy)).unwrap();
+    // The user's own copy still counts.
+    assert_eq!(
+        t1.listen(8, |_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    drop(user_copy);
+    t1.listen(8, |_, _| {}).unwrap();
+    t2.listen(8, |_, _| {}).unwrap();
+    t1.close();
+    t2.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(accepted.get(), 1);
+
+    // A closed handle's descriptor is no longer the library's: its number is free
+    // for anyone. Here a copy the user makes takes the lowest free number, most
+    // likely the one a handle had.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let t3 = Tcp::new(&lp).unwrap();
+    t3.open(OwnedFd::from(l.try_clone().unwrap())).unwrap();
+    let gone = t3.fileno().unwrap();
+    t3.close();
+    lp.run(RunMode::Default).unwrap();
+    let user_copy = l.try_clone().unwrap();
+    let reused = std::os::fd::AsRawFd::as_raw_fd(&user_copy) == gone;
+    let t4 = Tcp::new(&lp).unwrap();
+    t4.open(OwnedFd::from(l)).unwrap();
+    assert_eq!(
+        t4.listen(8, |_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL,
+        "the user's copy (number reused: {reused}) counts"
+    );
+    t4.close();
+    lp.run(RunMode::Default).unwrap();
+}

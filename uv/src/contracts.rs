@@ -485,6 +485,102 @@ pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result
     unsafe { non_blocking_syscall(s, op) }
 }
 
+/// A stream's socket has no other descriptor in this process (`EINVAL` otherwise),
+/// for `listen`: a listening socket shut down for reading through another of its
+/// descriptors (a `TcpListener::try_clone` made before `Tcp::open`, turned into a
+/// `TcpStream` and `shutdown(Read)`) makes the poll report a hang-up without
+/// readable data, and libuv's server code asserts (stream.c `uv__server_io`:
+/// `events & POLLIN`). After `listen` no other descriptor can be made from safe
+/// code (handles lend no `AsFd`); what a process the socket was sent to does with
+/// its own copy is outside this check.
+///
+/// Descriptors that handles of this library hold do not count (a server received
+/// over an IPC pipe in this process while its sender is open, or two handles
+/// opened on copies of one socket): the library never shuts a socket down for
+/// reading.
+///
+/// A socket libuv made and nobody was given since passes at once. Otherwise the
+/// process's descriptors are listed (`/proc/self/fd`, or `/dev/fd` where there is
+/// no `/proc`) and each socket among them compared with the stream's (device and
+/// inode: one socket, however many descriptors or open files it has); where
+/// neither list can be read the check passes.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+pub unsafe fn sole_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is a live handle of this library.
+    if unsafe { crate::handle::own_nonblocking_fd(s.cast()) } {
+        return Ok(());
+    }
+    // SAFETY: per the contract the stream is initialised; a stream's descriptor
+    // is its watcher's, -1 when it has none.
+    let fd = unsafe { (*s).io_watcher.fd };
+    let Some(own) = socket_id(fd) else {
+        return Ok(());
+    };
+    let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
+    let Ok(dir) = dir else {
+        return Ok(());
+    };
+    let others: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()))
+        .filter(|&n| n != fd && socket_id(n) == Some(own))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let held = held_sockets();
+    if others.iter().all(|&n| held.iter().any(|&(h, _)| h == n)) {
+        return Ok(());
+    }
+    Err(Error::new(StatusCode::EINVAL, op))
+}
+
+/// The socket descriptors handles of this library hold that may have other
+/// descriptors in this process (see `crate::handle::hold_socket`), each with its
+/// handle (the address of its libuv struct): `sole_descriptor` does not count
+/// them. Changed only by `open`, IPC sends and receives, and closes of such
+/// handles, so a lock is cheap.
+static HELD_SOCKETS: std::sync::Mutex<Vec<(RawFd, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn held_sockets() -> std::sync::MutexGuard<'static, Vec<(RawFd, usize)>> {
+    HELD_SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers `fd`, held by the handle `key`, if it is a socket; whether it is.
+pub(crate) fn hold_socket(fd: RawFd, key: usize) -> bool {
+    if socket_id(fd).is_none() {
+        return false;
+    }
+    let mut held = held_sockets();
+    if !held.contains(&(fd, key)) {
+        held.push((fd, key));
+    }
+    true
+}
+
+/// Takes `fd`, held by the handle `key`, out of the registry.
+pub(crate) fn release_socket(fd: RawFd, key: usize) {
+    held_sockets().retain(|&e| e != (fd, key));
+}
+
+/// The device and inode of the socket `fd`; `None` when it is no open socket.
+fn socket_id(fd: RawFd) -> Option<(libc::dev_t, libc::ino_t)> {
+    if fd < 0 {
+        return None;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a `stat` into `st` and reads nothing else; a closed or
+    // reused number only makes it fail or describe another file.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstat succeeded, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some((st.st_dev, st.st_ino))
+}
+
 /// [`non_blocking`] for a descriptor that is not known to be non-blocking: its
 /// mode, read from the system.
 ///

@@ -157,6 +157,9 @@ pub(crate) struct Extras {
     /// A stream whose open file a child process shares (see
     /// [`mark_shared_with_child`]).
     shared_with_child: bool,
+    /// The socket descriptor the handle holds, registered as the library's (see
+    /// [`hold_socket`]) until the handle starts closing.
+    held_socket: Option<crate::RawFd>,
 }
 
 /// Not in libuv: before a successful init, and from the end of the close callback
@@ -667,6 +670,20 @@ impl Hdr {
         f(unsafe { &mut (*((*self.raw()).data as *mut ExtrasRecord)).extras });
     }
 
+    /// Takes the handle's socket out of the library's registry (see
+    /// [`hold_socket`]), before `uv_close` closes the descriptor: its number may be
+    /// reused at once, by anyone.
+    #[cfg(unix)]
+    fn release_held_socket(&self) {
+        if self.has(HAS_EXTRAS) {
+            let mut held = None;
+            self.with_extras(|e| held = e.held_socket.take());
+            if let Some(fd) = held {
+                crate::contracts::release_socket(fd, self.raw() as usize);
+            }
+        }
+    }
+
     /// Shuts the sender-table cell of an `Async` senders were made for
     /// (HAS_SENDER, which is cleared): sends answer `ClosedHandle` from now on, and
     /// none is in flight when this returns. Before `uv_close`.
@@ -826,6 +843,8 @@ impl Hdr {
         }
         self.h().set_state(State::Closing);
         self.shut_sender();
+        #[cfg(unix)]
+        self.release_held_socket();
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
         // signal it watches are read before the close.
         let signum = unsafe { signal_watched(self.raw()) };
@@ -1701,6 +1720,42 @@ pub(crate) fn mark_shared_with_child(handle: &Handle) {
     if h.is_open() && h.in_libuv() {
         h.with_extras(|e| e.shared_with_child = true);
     }
+}
+
+/// Registers the socket of a stream as held by the library (through
+/// `contracts::hold_socket`) until the handle starts closing: a socket that may
+/// have other descriptors in this process, for `contracts::sole_descriptor` to
+/// tell a descriptor a handle holds (which nothing shuts down for reading) from
+/// one the user holds. Called where such a socket enters a handle: `open` of a
+/// user's descriptor, a handle an IPC pipe received, a handle sent over one.
+/// Nothing for a handle that is closing, has no descriptor, or whose descriptor is
+/// no socket.
+#[cfg(unix)]
+pub(crate) fn hold_socket(handle: &Handle) {
+    if !matches!(
+        handle.handle_type(),
+        crate::HandleType::Tcp | crate::HandleType::NamedPipe
+    ) {
+        return;
+    }
+    let h = handle.hdr();
+    if !h.is_open() || !h.in_libuv() {
+        return;
+    }
+    // SAFETY: an open TCP or pipe handle, a stream: its descriptor is its
+    // watcher's, -1 when it has none; the field is only read.
+    let fd = unsafe { (*h.raw().cast::<sys::uv_stream_t>()).io_watcher.fd };
+    let key = h.raw() as usize;
+    if !crate::contracts::hold_socket(fd, key) {
+        return;
+    }
+    h.with_extras(|e| {
+        if let Some(old) = e.held_socket.replace(fd) {
+            if old != fd {
+                crate::contracts::release_socket(old, key);
+            }
+        }
+    });
 }
 
 /// Whether a child process shares the stream's open file (see

@@ -347,7 +347,10 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// Listens for connections (`uv_listen`): `callback` runs for each one; take it
     /// with [`accept`](Stream::accept). `EINVAL` when already listening or with a
     /// connect, write or shutdown in flight, or on a descriptor in blocking mode (or
-    /// given to a child process as `Stdio::Stream`, which may make it so); a
+    /// given to a child process as `Stdio::Stream`, which may make it so), or on a
+    /// socket that has another descriptor in this process (a `try_clone` of a
+    /// `std::net::TcpListener` made before [`Tcp::open`](crate::Tcp::open), say:
+    /// drop it first; a shutdown through it would make libuv abort); a
     /// listening stream then takes no reads, writes, shutdowns or blocking mode
     /// (`EINVAL`).
     ///
@@ -1368,6 +1371,10 @@ pub fn write2<K: StreamKind, S: StreamKind>(
         // The receiving process shares the sent descriptor and may change its mode.
         crate::handle::set_own_nonblocking_fd(send_raw.cast(), false);
     }
+    // The receiver may be in this process: its descriptor and this one are both
+    // the library's.
+    #[cfg(unix)]
+    crate::handle::hold_socket(send.typed().handle());
     // The sent handle must outlive the write: the request keeps a reference to it.
     let keep = send.clone();
     crate::request::submit::<sys::uv_write_t, K, _, (WriteData, S)>(
@@ -1413,6 +1420,9 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
         // The receiving process shares the sent descriptor and may change its mode.
         crate::handle::set_own_nonblocking_fd(send_raw.cast(), false);
     }
+    // As in `write2`.
+    #[cfg(unix)]
+    crate::handle::hold_socket(send.typed().handle());
     let buf = sys::uv_buf_t {
         base: data.as_ptr() as *mut _,
         len: data.len(),
@@ -1487,6 +1497,9 @@ pub fn listen<K: StreamKind, C: FnMut(&K, Result<()>) + 'static>(
         // a child shares, which may make it blocking), an accept of a connection
         // another process took first waits for the next one with the loop's thread.
         contracts::non_blocking(raw, "uv_listen")?;
+        // A socket with another descriptor could be shut down for reading through
+        // it, and libuv's server code asserts on the hang-up that follows.
+        contracts::sole_descriptor(raw, "uv_listen")?;
         contracts::no_requests(raw, "uv_listen")?;
         contracts::no_collected_event(raw, loop_shared(raw.cast()).is_running(), "uv_listen")?;
     }
@@ -1556,6 +1569,11 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
         // SAFETY: the client is open, a handle of this library, and its socket is
         // such a one.
         unsafe { crate::handle::set_own_nonblocking_fd(c.cast(), true) };
+    } else {
+        // A received socket may have other descriptors in this process (its
+        // sender's, when it was sent from here): the library's, from now on.
+        #[cfg(unix)]
+        crate::handle::hold_socket(client.typed().handle());
     }
     // Taking the last handle an IPC pipe received makes libuv watch the pipe for
     // reading again, even when it is not reading: with nobody to read, the loop

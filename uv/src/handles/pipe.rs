@@ -4,6 +4,15 @@
 uv_macros::handle!("spec/handles/pipe.toml");
 
 impl Pipe {
+    /// After `open`: a socket taken over from the user may have other descriptors
+    /// in this process; it is registered as the library's (`listen` refuses a
+    /// socket that has descriptors the library does not hold).
+    fn hold_opened_socket(&self) -> crate::Result<()> {
+        #[cfg(unix)]
+        crate::handle::hold_socket(self);
+        Ok(())
+    }
+
     /// A new pipe able to pass handles (IPC): `Pipe::new(lp, true)`.
     pub fn new_ipc(lp: &crate::LoopHandle) -> crate::Result<Pipe> {
         Pipe::new(lp, true)
