@@ -560,9 +560,14 @@ pub(crate) fn hold_socket(fd: RawFd, key: usize) -> bool {
     true
 }
 
-/// Takes `fd`, held by the handle `key`, out of the registry.
+/// Takes `fd`, held by the handle `key`, out of the registry; its memory goes
+/// with its last entry (a process with no such handle keeps none).
 pub(crate) fn release_socket(fd: RawFd, key: usize) {
-    held_sockets().retain(|&e| e != (fd, key));
+    let mut held = held_sockets();
+    held.retain(|&e| e != (fd, key));
+    if held.is_empty() {
+        *held = Vec::new();
+    }
 }
 
 /// The device and inode of the socket `fd`; `None` when it is no open socket.
