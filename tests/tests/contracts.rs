@@ -551,3 +551,59 @@ fn copies_held_by_handles_do_not_stop_a_listen() {
     t4.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// A copy of a socket kept from before `open` can switch the shared open file to
+/// blocking mode after reading started, and the loop would then wait in a read
+/// (libuv reads a UDP socket until it has no datagram). Reading is refused while
+/// such a copy lasts, and taken once it is gone.
+#[test]
+fn reading_a_socket_whose_copy_is_kept_is_einval_until_the_copy_is_gone() {
+    use std::os::fd::OwnedFd;
+
+    let lp = Loop::new().unwrap();
+
+    // UDP.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    let copy = sock.try_clone().unwrap();
+    let u = uv::Udp::new(&lp).unwrap();
+    u.open(OwnedFd::from(sock)).unwrap();
+    let e = u.recv_start(|_, _| {}).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    assert_eq!(e.operation(), "uv_udp_recv_start");
+    drop(copy);
+    let got = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let g = got.clone();
+    u.recv_start(move |u, r| {
+        if let Ok(d) = r {
+            if !d.data.is_empty() {
+                g.borrow_mut().extend_from_slice(d.data);
+                u.close();
+            }
+        }
+    })
+    .unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"dgram", addr).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*got.borrow(), b"dgram");
+
+    // TCP: the same for a stream.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (conn, _) = l.accept().unwrap();
+    conn.set_nonblocking(true).unwrap();
+    let copy = conn.try_clone().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    t.open(OwnedFd::from(conn)).unwrap();
+    assert_eq!(
+        t.read_start(|_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    drop(copy);
+    let read = uv_tests::read_to_end(&t);
+    std::io::Write::write_all(&mut peer, b"stream").unwrap();
+    drop(peer);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*read.borrow(), b"stream");
+}

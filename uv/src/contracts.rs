@@ -515,26 +515,65 @@ pub unsafe fn sole_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> Res
     // SAFETY: per the contract the stream is initialised; a stream's descriptor
     // is its watcher's, -1 when it has none.
     let fd = unsafe { (*s).io_watcher.fd };
+    if unheld_copies(fd, true) {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// Whether the socket `fd` has another descriptor in this process that no handle
+/// of the library holds (see `HELD_SOCKETS`); with `count_std` false, the
+/// process's descriptors 0 to 2 do not count. The descriptors are listed from
+/// `/proc/self/fd` (or `/dev/fd`) and compared by device and inode (one socket,
+/// however many descriptors or open files it has); false when `fd` is no socket
+/// or neither list can be read.
+pub(crate) fn unheld_copies(fd: RawFd, count_std: bool) -> bool {
     let Some(own) = socket_id(fd) else {
-        return Ok(());
+        return false;
     };
     let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
     let Ok(dir) = dir else {
-        return Ok(());
+        return false;
     };
     let others: Vec<RawFd> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()))
-        .filter(|&n| n != fd && socket_id(n) == Some(own))
+        .filter(|&n| n != fd && (count_std || n > 2) && socket_id(n) == Some(own))
         .collect();
     if others.is_empty() {
-        return Ok(());
+        return false;
     }
     let held = held_sockets();
-    if others.iter().all(|&n| held.iter().any(|&(h, _)| h == n)) {
-        return Ok(());
+    !others.iter().all(|&n| held.iter().any(|&(h, _)| h == n))
+}
+
+/// A socket taken over from the user (or received over an IPC pipe) that had
+/// copies no handle holds when it entered its handle: reading is refused while
+/// they last (`EINVAL`). libuv reads a stream again after a read that filled its
+/// buffer, and a UDP socket until it has no datagram, so a copy switched to
+/// blocking mode (`set_nonblocking(false)` on a `try_clone` kept from before
+/// `open`) would make the loop wait in a read. No copy can be made after `open`
+/// (handles lend no `AsFd`), so once none is left the handle is never checked
+/// again. Copies at descriptors 0 to 2 do not count: the standard streams of
+/// `std` do not switch modes (a socket given as standard input is read through a
+/// copy, `Pipe::open` of `stdin().as_fd().try_clone_to_owned()`).
+///
+/// # Safety
+/// `h` must be an open handle of this library with a descriptor `fd`.
+pub(crate) unsafe fn no_unheld_copies(
+    h: *mut sys::uv_handle_t,
+    fd: RawFd,
+    op: &'static str,
+) -> Result<()> {
+    // SAFETY: per the contract.
+    if unsafe { crate::handle::had_user_copies(h) } {
+        if unheld_copies(fd, false) {
+            return Err(Error::new(StatusCode::EINVAL, op));
+        }
+        // SAFETY: per the contract.
+        unsafe { crate::handle::clear_user_copies(h) };
     }
-    Err(Error::new(StatusCode::EINVAL, op))
+    Ok(())
 }
 
 /// The socket descriptors handles of this library hold that may have other
@@ -606,6 +645,8 @@ unsafe fn non_blocking_syscall(s: *mut sys::uv_stream_t, op: &'static str) -> Re
     if fd < 0 {
         return Ok(());
     }
+    // SAFETY: per the contract; `fd` is the stream's descriptor.
+    unsafe { no_unheld_copies(s.cast(), fd, op)? };
     // SAFETY: F_GETFL only reads the descriptor's status flags. On Linux, the
     // system call itself (glibc's variadic fcntl wrapper costs twice as much).
     #[cfg(target_os = "linux")]

@@ -160,6 +160,9 @@ pub(crate) struct Extras {
     /// The socket descriptor the handle holds, registered as the library's (see
     /// [`hold_socket`]) until the handle starts closing.
     held_socket: Option<crate::RawFd>,
+    /// The held socket had copies no handle holds when it entered the handle, and
+    /// none was seen gone since (see `contracts::no_unheld_copies`).
+    user_copies: bool,
 }
 
 /// Not in libuv: before a successful init, and from the end of the close callback
@@ -1732,30 +1735,67 @@ pub(crate) fn mark_shared_with_child(handle: &Handle) {
 /// no socket.
 #[cfg(unix)]
 pub(crate) fn hold_socket(handle: &Handle) {
-    if !matches!(
-        handle.handle_type(),
-        crate::HandleType::Tcp | crate::HandleType::NamedPipe
-    ) {
-        return;
-    }
     let h = handle.hdr();
     if !h.is_open() || !h.in_libuv() {
         return;
     }
-    // SAFETY: an open TCP or pipe handle, a stream: its descriptor is its
-    // watcher's, -1 when it has none; the field is only read.
-    let fd = unsafe { (*h.raw().cast::<sys::uv_stream_t>()).io_watcher.fd };
+    // SAFETY: an open handle: a TCP or pipe handle is a stream, and a stream's
+    // descriptor is its watcher's, as a UDP handle's is (-1 when it has none);
+    // the field is only read.
+    let fd = unsafe {
+        match handle.handle_type() {
+            crate::HandleType::Tcp | crate::HandleType::NamedPipe => {
+                (*h.raw().cast::<sys::uv_stream_t>()).io_watcher.fd
+            }
+            crate::HandleType::Udp => (*h.raw().cast::<sys::uv_udp_t>()).io_watcher.fd,
+            _ => return,
+        }
+    };
     let key = h.raw() as usize;
     if !crate::contracts::hold_socket(fd, key) {
         return;
     }
+    let copies = crate::contracts::unheld_copies(fd, false);
     h.with_extras(|e| {
         if let Some(old) = e.held_socket.replace(fd) {
             if old != fd {
                 crate::contracts::release_socket(old, key);
             }
         }
+        e.user_copies = copies;
     });
+}
+
+/// Whether the handle's socket had copies no handle holds (see
+/// `contracts::no_unheld_copies`).
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+#[cfg(unix)]
+pub(crate) unsafe fn had_user_copies(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
+    // is read.
+    h.has(HAS_EXTRAS)
+        && unsafe {
+            (*((*h.raw()).data as *const ExtrasRecord))
+                .extras
+                .user_copies
+        }
+}
+
+/// The handle's socket has no copy left that no handle holds.
+///
+/// # Safety
+/// As `had_user_copies`.
+#[cfg(unix)]
+pub(crate) unsafe fn clear_user_copies(raw: *mut sys::uv_handle_t) {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    if h.has(HAS_EXTRAS) {
+        h.with_extras(|e| e.user_copies = false);
+    }
 }
 
 /// Whether a child process shares the stream's open file (see

@@ -81,8 +81,10 @@ fn reads_batches(raw: *mut sys::uv_udp_t) -> bool {
 /// reads, until `EAGAIN`), and on a blocking socket the read after the last one
 /// waits for the next datagram with the loop's thread. libuv makes its sockets
 /// non-blocking (`open` too), but the mode belongs to the open file: a copy of the
-/// socket made before `open` (`UdpSocket::try_clone`) shares it and can switch it.
-/// A handle without a socket yet gets one of libuv's, non-blocking.
+/// socket made before `open` (`UdpSocket::try_clone`) shares it and can switch it,
+/// so `recv_start` is refused too while such a copy lasts
+/// (`contracts::no_unheld_copies`). A handle without a socket yet gets one of
+/// libuv's, non-blocking.
 #[cfg(unix)]
 fn non_blocking(raw: *mut sys::uv_udp_t) -> Result<()> {
     // SAFETY: an open UDP handle of this library; its watcher's descriptor is read
@@ -91,6 +93,8 @@ fn non_blocking(raw: *mut sys::uv_udp_t) -> Result<()> {
     if fd < 0 {
         return Ok(());
     }
+    // SAFETY: an open UDP handle of this library, whose descriptor is `fd`.
+    unsafe { crate::contracts::no_unheld_copies(raw.cast(), fd, "uv_udp_recv_start")? };
     // SAFETY: F_GETFL only reads the descriptor's status flags.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if flags >= 0 && flags & libc::O_NONBLOCK == 0 {
@@ -699,6 +703,15 @@ fn outside_bytes(data: &WriteData) -> Option<sys::uv_buf_t> {
 }
 
 impl Udp {
+    /// After `open`: a socket taken over from the user may have copies in this
+    /// process; it is registered as the library's, and `recv_start` is refused
+    /// while copies made before `open` last (see `non_blocking`).
+    fn hold_opened_socket(&self) -> crate::Result<()> {
+        #[cfg(unix)]
+        crate::handle::hold_socket(self);
+        Ok(())
+    }
+
     /// A new UDP handle with a socket of `family` and creation flags
     /// (`uv_udp_init_ex`): `UdpFlags::RECVMMSG` receives several datagrams per system
     /// call where the platform can. The family and the flags share one C argument,
