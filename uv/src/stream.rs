@@ -1556,6 +1556,10 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
         // SAFETY: the client is open, a handle of this library, and its socket is
         // such a one.
         unsafe { crate::handle::set_own_nonblocking_fd(c.cast(), true) };
+    } else {
+        // A received descriptor may share its open file with this process's
+        // standard descriptors (a child sent back what it inherited).
+        contracts::note_std_shares(client.typed().handle());
     }
     // Taking the last handle an IPC pipe received makes libuv watch the pipe for
     // reading again, even when it is not reading: with nobody to read, the loop
