@@ -167,7 +167,9 @@ impl Reports {
 
     /// Every report line (those starting with `> `), after reading to the end.
     fn all(&mut self) -> Vec<String> {
-        self.until("\0");
+        for line in self.lines.by_ref() {
+            self.seen.push(line.unwrap());
+        }
         self.seen
             .iter()
             .filter_map(|l| l.strip_prefix("> ").map(str::to_owned))
