@@ -203,7 +203,9 @@ pub(crate) fn inheritable_std(slot: usize, op: &'static str) -> Result<()> {
 /// often than not (a terminal libuv reopened is non-blocking, the one it reopened
 /// is not), and one open file has one set of flags. This refuses more: two open
 /// files of one file (a FIFO opened twice, the two ends of a pipe, a terminal
-/// whose open files are all non-blocking) count as shared.
+/// whose open files are all non-blocking) count as shared. (Another process that
+/// switches the shared file's mode between the two reads of the flags would make
+/// one open file look like two: the two reads are next to each other.)
 #[cfg(unix)]
 fn std_shares(fd: RawFd) -> u8 {
     let mut bits = 0;
