@@ -446,7 +446,7 @@ pub static TABLE: &[ConvDef] = &[
         rust: "`impl Into<OwnedFd>`",
         c_types: FD_TYPES,
         positions: ARG_ONLY,
-        notes: "A descriptor libuv takes over and closes, checked for its `kind`. The function returns `Result<T, uv::Rejected<OwnedFd>>`: the descriptor is handed back on error. Also generates `unsafe fn <name>_raw` taking a `RawFd`. One per function.",
+        notes: "A descriptor libuv takes over and closes, checked for its `kind`. The function returns `Result<T, uv::Rejected<OwnedFd>>`: the descriptor is handed back on error. Once the handle has it, the open files it shares with the process's descriptors 0 to 2 are counted until the handle closes (`Stdio::Inherit` of those is then `EINVAL`). Also generates `unsafe fn <name>_raw` taking a `RawFd` (with the same count). One per function.",
     },
     ConvDef {
         name: "borrowed_fd",

@@ -85,24 +85,203 @@ pub fn owned_fd(fd: OwnedFd, kind: FdKind, op: &'static str) -> Result<OwnedFd, 
 }
 
 /// Settles the ownership of a descriptor after the C call: on failure it is handed
-/// back; on success libuv owns it if the handle uses it (`handle_fd`), and it is
-/// closed here if libuv replaced it with a descriptor of its own (a reopened terminal).
+/// back; on success libuv owns it if the handle (`handle_of`, a new reference to
+/// it) uses it, and it is
+/// closed here if libuv replaced it with a descriptor of its own (a reopened
+/// terminal). The handle's descriptor is then checked for an open file it shares
+/// with the process's standard descriptors ([`note_std_shares`]).
 pub fn settle_owned_fd<T>(
     result: Result<T>,
     fd: OwnedFd,
-    handle_fd: impl FnOnce(&T) -> Option<RawFd>,
+    handle_of: impl FnOnce(&T) -> crate::Handle,
 ) -> Result<T, Rejected<OwnedFd>> {
     match result {
         Err(e) => Err(Rejected::new(e, fd)),
         Ok(v) => {
-            if handle_fd(&v) == Some(fd.as_raw_fd()) {
+            let h = handle_of(&v);
+            let handle_fd = h.fileno().ok();
+            if handle_fd == Some(fd.as_raw_fd()) {
                 // libuv closes it when the handle closes.
                 let _ = fd.into_raw_fd();
             } else {
                 drop(fd);
             }
+            note_std_shares_of(&h, handle_fd);
             Ok(v)
         }
+    }
+}
+
+/// [`settle_owned_fd`] for the `…_raw` variant of a function that takes a
+/// descriptor libuv owns: on success, the handle (`handle_of`) is checked for an
+/// open file it shares with the process's standard descriptors
+/// ([`note_std_shares`]).
+pub fn settle_raw_fd<T>(
+    result: Result<T>,
+    handle_of: impl FnOnce(&T) -> crate::Handle,
+) -> Result<T> {
+    if let Ok(v) = &result {
+        note_std_shares(&handle_of(v));
+    }
+    result
+}
+
+/// Records on `handle` which of the process's descriptors 0 to 2 share its
+/// descriptor's open file, and counts it for them until the handle is closed:
+/// while one is counted, `Process::spawn` refuses to give that descriptor to a
+/// child with `Stdio::Inherit` (`EINVAL`). libuv switches the child's descriptors
+/// 0 to 2 to blocking mode (unix/process.c, `uv__process_child_init`:
+/// `uv__nonblock_fcntl(fd, 0)`; on the `posix_spawn` path the parent does it), and
+/// the mode belongs to the open file: the handle's reads and writes would then
+/// wait with the loop's thread (libuv reads again after a read that fills its
+/// buffer, and writes all it can).
+///
+/// Called where a handle gets a descriptor from outside libuv: the functions that
+/// take one it owns (`owned_fd`: `Pipe::open`, `Tcp::open`, `Udp::open`,
+/// `Tty::new`) and the handles an IPC pipe receives. A poll handle does not count:
+/// libuv only watches its descriptor, the program does the I/O.
+pub fn note_std_shares(handle: &crate::Handle) {
+    note_std_shares_of(handle, handle.fileno().ok());
+}
+
+fn note_std_shares_of(handle: &crate::Handle, fd: Option<RawFd>) {
+    #[cfg(unix)]
+    if let Some(fd) = fd {
+        let shares = std_shares(fd);
+        if shares != 0 {
+            crate::handle::mark_std_shares(handle, shares);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (handle, fd);
+}
+
+/// How many open handles share each of the process's descriptors 0 to 2 (see
+/// [`note_std_shares`]); the process's, as the descriptors are.
+static STD_SHARED: [std::sync::atomic::AtomicUsize; 3] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+/// Counts (`add`) or uncounts the handle of the standard descriptors of `bits`
+/// (bit `k` for descriptor `k`).
+pub(crate) fn count_std_shares(bits: u8, add: bool) {
+    use std::sync::atomic::Ordering;
+    for (k, count) in STD_SHARED.iter().enumerate() {
+        if bits & (1 << k) != 0 {
+            if add {
+                count.fetch_add(1, Ordering::SeqCst);
+            } else {
+                count.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// A spawn's `Stdio::Inherit` of slot `slot`: `EINVAL` when it is one of the
+/// standard descriptors (0 to 2) and an open handle shares its open file (see
+/// [`note_std_shares`]).
+pub(crate) fn inheritable_std(slot: usize, op: &'static str) -> Result<()> {
+    let shared = STD_SHARED
+        .get(slot)
+        .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst) != 0);
+    if shared {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
+}
+
+/// Which of the process's descriptors 0 to 2 share `fd`'s open file: bit `k` for
+/// descriptor `k`.
+///
+/// On Linux, `kcmp(KCMP_FILE)` compares the open files themselves. Where the system
+/// refuses it (a kernel without it, or a sandbox that filters it: `ENOSYS`, `EPERM`,
+/// `EACCES`) and on the other systems, a descriptor counts as sharing when it is
+/// the same file (device and inode) with the same status flags (access mode,
+/// non-blocking, append): two open files of one file differ in their flags more
+/// often than not (a terminal libuv reopened is non-blocking, the one it reopened
+/// is not), and one open file has one set of flags. This refuses more: two open
+/// files of one file (a FIFO opened twice, the two ends of a pipe, a terminal
+/// whose open files are all non-blocking) count as shared. (Another process that
+/// switches the shared file's mode between the two reads of the flags would make
+/// one open file look like two: the two reads are next to each other.)
+#[cfg(unix)]
+fn std_shares(fd: RawFd) -> u8 {
+    let mut bits = 0;
+    for k in 0..3 {
+        if fd == k || same_open_file(fd, k) {
+            bits |= 1 << k;
+        }
+    }
+    bits
+}
+
+/// Whether descriptors `a` and `b` (of this process) share one open file.
+#[cfg(unix)]
+fn same_open_file(a: RawFd, b: RawFd) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Some(same) = kcmp_file(a, b) {
+        return same;
+    }
+    same_file_and_flags(a, b)
+}
+
+/// `kcmp(KCMP_FILE)` of two descriptors of this process: whether they share one
+/// open file, or `None` when the system refuses the call (then it is not tried
+/// again).
+#[cfg(target_os = "linux")]
+fn kcmp_file(a: RawFd, b: RawFd) -> Option<bool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// `KCMP_FILE` of `enum kcmp_type` (linux/kcmp.h).
+    const KCMP_FILE: libc::c_long = 0;
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+    if REFUSED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let pid = libc::c_long::from(std::process::id() as libc::pid_t);
+    // SAFETY: kcmp only compares kernel objects of the given process; no memory is
+    // passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            KCMP_FILE,
+            libc::c_long::from(a),
+            libc::c_long::from(b),
+        )
+    };
+    if rc >= 0 {
+        return Some(rc == 0);
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        // One of them is closed: nothing to share.
+        Some(libc::EBADF) => Some(false),
+        Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => {
+            REFUSED.store(true, Ordering::Relaxed);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The fallback of [`same_open_file`]: the same file (device and inode) with the
+/// same status flags.
+#[cfg(unix)]
+fn same_file_and_flags(a: RawFd, b: RawFd) -> bool {
+    let id = |fd: RawFd| {
+        // SAFETY: fstat writes a `stat` into the zeroed value; it is read only on
+        // success.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let flags = |fd: RawFd| unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    match (id(a), id(b)) {
+        (Some(x), Some(y)) if x == y => flags(a) == flags(b),
+        _ => false,
     }
 }
 

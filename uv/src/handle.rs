@@ -163,6 +163,37 @@ pub(crate) struct Extras {
     /// The held socket had copies no handle holds when it entered the handle, and
     /// none was seen gone since (see `contracts::no_unheld_copies`).
     user_copies: bool,
+    /// The process's standard descriptors whose open file the handle's descriptor
+    /// shares, counted for them while the handle is open (see
+    /// [`mark_std_shares`]).
+    std_shares: StdShares,
+}
+
+/// Bit `k` for each standard descriptor `k` (0 to 2) a handle's descriptor shares
+/// its open file with; each is counted process-wide while set
+/// (`contracts::count_std_shares`), and uncounted when cleared or dropped (the
+/// handle closes, or its loop abandons it).
+#[derive(Default)]
+struct StdShares(u8);
+
+impl StdShares {
+    /// Counts the bits of `bits` not set yet.
+    fn add(&mut self, bits: u8) {
+        let new = bits & !self.0;
+        crate::contracts::count_std_shares(new, true);
+        self.0 |= new;
+    }
+
+    /// Uncounts every bit set.
+    fn release(&mut self) {
+        crate::contracts::count_std_shares(std::mem::take(&mut self.0), false);
+    }
+}
+
+impl Drop for StdShares {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Not in libuv: before a successful init, and from the end of the close callback
@@ -864,6 +895,11 @@ impl Hdr {
         if rc < 0 {
             self.h().set_state(State::Open);
             return Err(Error::from_raw(rc, op));
+        }
+        if self.has(HAS_EXTRAS) {
+            // libuv closed the descriptor (or, for a poll handle, stopped watching
+            // it): it shares nothing with the standard descriptors from now on.
+            self.with_extras(|e| e.std_shares.release());
         }
         #[cfg(unix)]
         if let Some(signum) = signum {
@@ -1795,6 +1831,18 @@ pub(crate) unsafe fn clear_user_copies(raw: *mut sys::uv_handle_t) {
     let h = unsafe { Hdr::from_raw(raw) };
     if h.has(HAS_EXTRAS) {
         h.with_extras(|e| e.user_copies = false);
+    }
+}
+
+/// Records that the handle's descriptor shares its open file with the process's
+/// standard descriptors of `bits` (bit `k` for descriptor `k`), counted for them
+/// until the handle closes (`contracts::note_std_shares`). Kept with the handle's
+/// extras, so that only these handles pay for it.
+#[cfg(unix)]
+pub(crate) fn mark_std_shares(handle: &Handle, bits: u8) {
+    let h = handle.hdr();
+    if h.is_open() && h.in_libuv() {
+        h.with_extras(|e| e.std_shares.add(bits));
     }
 }
 

@@ -1574,6 +1574,9 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
         // sender's, when it was sent from here): the library's, from now on.
         #[cfg(unix)]
         crate::handle::hold_socket(client.typed().handle());
+        // A received descriptor may share its open file with this process's
+        // standard descriptors (a child sent back what it inherited).
+        contracts::note_std_shares(client.typed().handle());
     }
     // Taking the last handle an IPC pipe received makes libuv watch the pipe for
     // reading again, even when it is not reading: with nobody to read, the loop

@@ -200,7 +200,7 @@ fn with_fd(
                 let __r = (move || -> #rt::Result<#ok_ty> { #body })();
                 #rt::runtime::settle_owned_fd(__r, #name, |__v| {
                     let __h: &#rt::Handle = #handle_of;
-                    __h.fileno().ok()
+                    ::core::clone::Clone::clone(__h)
                 })
             }
         }
@@ -233,6 +233,20 @@ fn with_fd(
     let raw_doc = doc_attr(&format!(
         "Like [`Self::{fname}`], with a raw descriptor.\n\n# Safety\n{contract}"
     ));
+    // A descriptor libuv owns is also checked, once the handle has it, for an open
+    // file it shares with the process's standard descriptors (`settle_owned_fd`,
+    // `settle_raw_fd`); one libuv only watches is the program's to read and write.
+    let raw_body = if owned {
+        quote! {
+            let __r = (move || -> #rt::Result<#ok_ty> { #body })();
+            #rt::runtime::settle_raw_fd(__r, |__v| {
+                let __h: &#rt::Handle = #handle_of;
+                ::core::clone::Clone::clone(__h)
+            })
+        }
+    } else {
+        body.clone()
+    };
     quote! {
         #safe
 
@@ -240,7 +254,7 @@ fn with_fd(
         pub unsafe fn #raw_name(#self_param #(#raw_params),*) -> #rt::Result<#ok_ty> {
             #rt::runtime::fd_kind(#name, #kind, #op)?;
             let __fd = #name;
-            #body
+            #raw_body
         }
     }
 }

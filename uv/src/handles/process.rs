@@ -37,6 +37,38 @@ pub enum Stdio<'a> {
     /// 3 on, `EINVAL` for a descriptor in non-blocking mode (an event loop's, such
     /// as a handle's: give a stream with `Stream`): libuv switches the descriptors
     /// it gives a child to blocking mode, for the parent too.
+    ///
+    /// For 0 to 2, `EINVAL` (no child) while an open handle shares that
+    /// descriptor's open file: a `Pipe`, `Tcp`, `Udp` or `Tty` made from a copy of
+    /// it (`std::io::stdin().as_fd().try_clone_to_owned()`; a `Tty` only when libuv
+    /// could not reopen the terminal), or received over an IPC pipe. libuv makes
+    /// the child's 0 to 2 blocking, and with them that open file: the handle's
+    /// reads and writes would then wait with the loop's thread. Close the handle
+    /// first (the refusal ends when `close` is called), or give the stream with
+    /// `Stream` (which refuses a stream that reads). A `Poll` does not count: the
+    /// program does its I/O. On Linux the open files are compared with `kcmp`;
+    /// where that is refused (some sandboxes), and on other systems, the same
+    /// file with the same status flags counts as shared.
+    ///
+    /// ```
+    /// # fn main() -> uv::Result<()> {
+    /// use std::os::fd::AsFd;
+    /// let lp = uv::Loop::new()?;
+    /// let opts = uv::ProcessOptions::new("true").stdin(uv::Stdio::Inherit);
+    /// let copy = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
+    /// let pipe = uv::Pipe::new(&lp, false)?;
+    /// // (Standard input may be a file a pipe handle cannot take: then it is refused.)
+    /// if pipe.open(copy).is_ok() {
+    ///     // The handle shares standard input's open file.
+    ///     let e = uv::Process::spawn(&lp, &opts, |p, _, _| p.close()).unwrap_err();
+    ///     assert_eq!(e.code(), uv::StatusCode::EINVAL);
+    /// }
+    /// pipe.close();
+    /// uv::Process::spawn(&lp, &opts, |p, _, _| p.close())?;
+    /// lp.run(uv::RunMode::Default)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     Inherit,
     /// A descriptor the options own: the child gets a copy, and the parent's is
     /// closed when the options are dropped. `EINVAL` for a descriptor in
@@ -349,12 +381,17 @@ impl<'a> ProcessOptions<'a> {
                     StdioFlags::IGNORE,
                     sys::uv_stdio_container_s__bindgen_ty_1 { fd: -1 },
                 ),
-                Stdio::Inherit => (
-                    StdioFlags::INHERIT_FD,
-                    sys::uv_stdio_container_s__bindgen_ty_1 {
-                        fd: held.inherited(c_int::try_from(i).map_err(|_| einval(SPAWN))?)?,
-                    },
-                ),
+                Stdio::Inherit => {
+                    // libuv makes a child's descriptors 0 to 2 blocking, and with
+                    // them the open file a handle may share.
+                    crate::contracts::inheritable_std(i, SPAWN)?;
+                    (
+                        StdioFlags::INHERIT_FD,
+                        sys::uv_stdio_container_s__bindgen_ty_1 {
+                            fd: held.inherited(c_int::try_from(i).map_err(|_| einval(SPAWN))?)?,
+                        },
+                    )
+                }
                 #[cfg(unix)]
                 Stdio::Fd(fd) => (
                     StdioFlags::INHERIT_FD,
