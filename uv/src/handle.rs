@@ -761,8 +761,9 @@ impl Hdr {
             // flight is out of line, so that this path saves no registers.
             // One write of the flags: HAS_SENDER goes, the state is `Closing` (no
             // code of this thread runs before `uv_close`: the shut waits only for
-            // other threads' sends).
-            self.h().flags.set((f & !HAS_SENDER) | CLOSING);
+            // other threads' sends). HAS_SENDER is set and CLOSING clear (the
+            // test above), so one xor flips both.
+            self.h().flags.set(f ^ (HAS_SENDER | CLOSING));
             // SAFETY: HAS_SENDER was only set on `Async` handles (`mark_senders`),
             // whose allocation is a sender-table cell, alive while `self` is.
             if !unsafe { crate::handles::async_::shut_cell_begin(self.raw()) } {
@@ -1224,6 +1225,32 @@ unsafe extern "C" fn on_close_extras(raw: *mut sys::uv_handle_t) {
     }
 }
 
+/// Writes a new handle's header at `h`: one reference, `flags`, `vtable`. The
+/// count and the flags (with the padding after them) are one 8-byte store.
+///
+/// # Safety
+/// `h` must be valid for writes of a `Header` and aligned for it (a handle
+/// allocation's header place, `HEADER_OFFSET`; the word is written unaligned,
+/// since a `Header` may be less aligned than a `u64`).
+#[inline(always)]
+unsafe fn write_header(h: *mut Header, flags: u8, vtable: &'static VTable) {
+    const {
+        assert!(std::mem::offset_of!(Header, refs) == 0);
+        assert!(std::mem::offset_of!(Header, flags) == 4);
+        assert!(std::mem::offset_of!(Header, vtable) == 8);
+    };
+    let r = 1u32.to_ne_bytes();
+    let word = u64::from_ne_bytes([r[0], r[1], r[2], r[3], flags, 0, 0, 0]);
+    // SAFETY: per the contract; the word covers `refs` (1, in the platform's
+    // byte order), `flags` and the padding before `vtable` (zeroes), which are
+    // plain integers (`Cell<u32>`, `Cell<u8>`): the header reads as if written by
+    // field.
+    unsafe {
+        h.cast::<u64>().write_unaligned(word);
+        std::ptr::addr_of_mut!((*h).vtable).write(vtable);
+    }
+}
+
 impl<K: HandleKind> Typed<K> {
     /// Allocates a handle, fills its slots and runs the libuv init function.
     ///
@@ -1259,11 +1286,14 @@ impl<K: HandleKind> Typed<K> {
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
         // SAFETY: per the contract.
-        unsafe { Self::new_core(loop_, slots, op, internal, init) }.map(|(t, _)| t)
+        unsafe { Self::new_core(loop_, slots, op, internal, false, init) }.map(|(t, _)| t)
     }
 
     /// [`Typed::new`], also handing back where the allocation was placed (the
-    /// generated `<constructor>_placed`, spec `placed = true`).
+    /// generated `<constructor>_placed`, spec `placed = true`). An `Async` whose
+    /// cell makes senders (`Place::sender_generation` is `Some`) is made marked as
+    /// having senders (its close shuts its cell), for the sender its caller makes
+    /// of that generation (`Async::with_sender`).
     ///
     /// # Safety
     /// As [`Typed::new`].
@@ -1275,10 +1305,12 @@ impl<K: HandleKind> Typed<K> {
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<(Self, Place)> {
         // SAFETY: per the contract.
-        unsafe { Self::new_core(loop_, slots, op, false, init) }
+        unsafe { Self::new_core(loop_, slots, op, false, true, init) }
     }
 
-    /// The body of the constructors: [`Typed::new_inner`], with the place.
+    /// The body of the constructors: [`Typed::new_inner`], with the place; with
+    /// `senders`, an `Async` whose cell makes senders is marked as having them
+    /// (see [`Typed::new_placed`]).
     ///
     /// # Safety
     /// As [`Typed::new`].
@@ -1288,6 +1320,7 @@ impl<K: HandleKind> Typed<K> {
         slots: K::Slots,
         op: &'static str,
         internal: bool,
+        senders: bool,
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<(Self, Place)> {
         let shared = loop_.shared();
@@ -1318,11 +1351,11 @@ impl<K: HandleKind> Typed<K> {
             // first, in the part of it libuv leaves alone (HEADER_OFFSET): a walk
             // of the loop during `init` finds a handle that is not in libuv yet.
             let raw = std::ptr::addr_of_mut!((*p).raw);
-            raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
-                refs: Cell::new(1),
-                flags: Cell::new(if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV),
-                vtable: &VTableOf::<K>::VTABLE,
-            });
+            write_header(
+                raw.byte_add(HEADER_OFFSET).cast::<Header>(),
+                if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV,
+                &VTableOf::<K>::VTABLE,
+            );
             std::ptr::addr_of_mut!((*p).slots).write(slots);
             let rc = init(uv_loop, raw);
             if rc < 0 {
@@ -1344,8 +1377,14 @@ impl<K: HandleKind> Typed<K> {
             let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
             // The flags as written above, and now in libuv (a store of a known
             // value: later checks of a new handle fold away).
-            let flags = if internal { INTERNAL } else { 0 };
-            h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
+            let flags = if internal { INTERNAL } else { 0 } | if signal { SIGNAL } else { 0 };
+            if asynch && senders && place.generation.get().is_some() {
+                // An `Async` for which the caller makes a sender: its close shuts
+                // its cell from now on (see `new_placed`).
+                h.h().flags.set(flags | HAS_SENDER);
+            } else {
+                h.h().flags.set(flags);
+            }
         }
         let t = Typed {
             // SAFETY: `p` is non-null (from the slab).
@@ -1421,18 +1460,6 @@ impl<K: HandleKind> Typed<K> {
             return Err(Error::closed_handle(op));
         }
         Hdr(self.ptr).begin_close_via(op, |raw, cb| close(raw.cast(), cb))
-    }
-
-    /// `mark_senders` of a new `Async` of the user's (open and in libuv: no code
-    /// ran since its constructor returned), without the test.
-    #[inline(always)]
-    pub(crate) fn mark_senders_new(&self) {
-        let h = Hdr(self.ptr);
-        debug_assert!(is_async::<K>() && h.is_open() && h.in_libuv());
-        // The flags of a new handle of the user's (not internal, not a signal
-        // handle) are none: a store of a known value.
-        debug_assert_eq!(h.h().flags.get(), 0);
-        h.h().flags.set(HAS_SENDER);
     }
 
     /// Marks an open `Async` as having senders: its close shuts its sender cell.
