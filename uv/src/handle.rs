@@ -581,9 +581,10 @@ pub struct Place {
 }
 
 impl Place {
-    /// The generation of an `Async` handle's cell, if senders may be made for it.
+    /// The generation of an `Async` handle's cell, if senders may be made for it,
+    /// in its state word's place (`SenderGen::get`).
     #[inline(always)]
-    pub(crate) fn sender_generation(&self) -> Option<u32> {
+    pub(crate) fn sender_generation(&self) -> Option<u64> {
         self.generation.get()
     }
 }

@@ -335,25 +335,30 @@ impl Drop for SenderTable {
 }
 
 /// What `SenderTable::alloc` answers with a cell: the generation it was opened
-/// at, if senders may be made for it (the table is not closed). One word, so that
-/// the answer travels in registers.
+/// at, if senders may be made for it (the table is not closed), in the state
+/// word's place (the high 32 bits, the others clear: what a sender keeps). One
+/// word, so that the answer travels in registers.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SenderGen(u64);
 
 impl SenderGen {
-    /// No senders may be made (no generation is that large).
+    /// No senders may be made (its low bits are not clear: no generation reads so).
     pub(crate) const NONE: SenderGen = SenderGen(u64::MAX);
 
     /// `generation`, if `senders`.
     #[inline(always)]
     fn new(generation: u32, senders: bool) -> Self {
-        SenderGen(if senders { generation as u64 } else { u64::MAX })
+        SenderGen(if senders {
+            (generation as u64) << 32
+        } else {
+            u64::MAX
+        })
     }
 
-    /// The generation, if senders may be made.
+    /// The generation in the state word's place, if senders may be made.
     #[inline(always)]
-    pub(crate) fn get(self) -> Option<u32> {
-        (self.0 != u64::MAX).then_some(self.0 as u32)
+    pub(crate) fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
     }
 }
 
@@ -814,10 +819,14 @@ impl AsyncSender {
     /// pointer), open at `generation` (the loop thread).
     #[inline(always)]
     fn new(cell: NonNull<u8>, generation: u32) -> Self {
-        AsyncSender {
-            cell,
-            want: (generation as u64) << 32,
-        }
+        Self::with_want(cell, (generation as u64) << 32)
+    }
+
+    /// `new`, with the generation in the state word's place (`SenderGen::get`).
+    #[inline(always)]
+    fn with_want(cell: NonNull<u8>, want: u64) -> Self {
+        debug_assert_eq!(want & (GEN_ONE - 1), 0);
+        AsyncSender { cell, want }
     }
 
     /// Holds the cell if it is open (the handle's close waits until the hold
@@ -1008,12 +1017,12 @@ impl Async {
         callback: impl FnMut(&Async) + 'static,
     ) -> Result<(Async, AsyncSender)> {
         let (a, place) = Async::new_placed(loop_, callback)?;
-        if let Some(generation) = place.sender_generation() {
+        if let Some(want) = place.sender_generation() {
             // The cell was opened at `generation`, in a table that makes senders,
             // and no user code ran since (the table is not closed, the cell not
             // shut); the handle is open and in libuv, and marked as having
             // senders by `new_placed` (its close shuts the cell).
-            let s = AsyncSender::new(a.inner.ptr().cast(), generation);
+            let s = AsyncSender::with_want(a.inner.ptr().cast(), want);
             return Ok((a, s));
         }
         Self::with_sender_refused(a)
@@ -1197,7 +1206,7 @@ mod tests {
         // A cell one generation earlier is reused as usual.
         let (again, generation) = table.alloc().expect("the freed cell");
         assert_eq!(again, other);
-        assert_eq!(generation.get(), Some(1));
+        assert_eq!(generation.get(), Some(GEN_ONE));
         // SAFETY: as above.
         unsafe { table.free_open(again) };
     }
