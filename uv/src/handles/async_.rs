@@ -69,11 +69,13 @@ fn wakeup_pending(raw: *mut sys::uv_async_t) -> bool {
 
 /// The sends holding the cell.
 const COUNT: u64 = (1 << 30) - 1;
+/// The cell is shut: its handle is closing (or closed, or the cell free). (Bit
+/// 30, below DECIDING: a positive 32-bit immediate, so that setting it is one `lock
+/// or`, and testing it one `test` of the word in memory.)
+const SHUT: u64 = 1 << 30;
 /// The loop thread is deciding whether the handle closes (`Async::keeps_alive`):
 /// sends wait until it is cleared, a few instructions later.
-const DECIDING: u64 = 1 << 30;
-/// The cell is shut: its handle is closing (or closed, or the cell free).
-const SHUT: u64 = 1 << 31;
+const DECIDING: u64 = 1 << 31;
 /// One generation.
 const GEN_ONE: u64 = 1 << 32;
 
