@@ -9,11 +9,12 @@
 //! when both are true: no user reference is left, and libuv has called the close
 //! callback.
 //!
-//! The libuv struct's `data` field is the library's. While the handle is in libuv it
-//! holds the close callback (a [`CloseThunk`], set when closing starts) or null, or,
-//! for the few handles that have [`Extras`], a record of them that also holds the
-//! close callback; once the handle is closed, the slab the memory goes back to (the
-//! loop may be gone by then).
+//! The libuv struct's `data` field is the library's. It holds the slab the memory
+//! goes back to (the loop may be gone by then), but while the handle is in libuv
+//! and closes with a close callback: then that callback (a [`CloseThunk`], set when
+//! closing starts, tagged: see [`CLOSE_TAG`]); and for the few handles that have
+//! [`Extras`] while in libuv, a record of them that also holds what `data` would
+//! hold without them.
 //!
 //! An `Async` handle's allocation is a cell of its loop's sender table (which the
 //! slab owns) instead of a slab slot: its senders reach the cell's state word (see
@@ -226,10 +227,11 @@ const OWN_NONBLOCKING_FD: u8 = 128;
 /// in libuv, no senders or extras, not a signal handle.
 const FAST_CLOSE_MASK: u8 = OUT_OF_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
 
-/// The extras of a handle and its close callback (null until closing starts).
+/// The extras of a handle, and what its `data` would hold without them (the slab,
+/// or the tagged close callback once closing starts with one).
 struct ExtrasRecord {
     extras: Extras,
-    close: *const CloseRun,
+    close: *mut std::ffi::c_void,
 }
 
 /// The part of every handle that does not depend on its type, at [`HEADER_OFFSET`]
@@ -395,7 +397,61 @@ impl<K: HandleKind> VTableOf<K> {
 /// `run` gets the handle's libuv struct to call the callback with, or null to drop
 /// it without a call (a borrowed `Handle` is made only where the callback needs one).
 #[repr(transparent)]
-struct CloseRun(unsafe fn(*const CloseRun, NonNull<Slab>, *mut sys::uv_handle_t));
+struct CloseRun(unsafe fn(TaggedClose, NonNull<Slab>, *mut sys::uv_handle_t));
+
+/// The bit that tells a close callback in a handle's `data` from the slab: set in
+/// a close callback's pointer there (both are aligned, so it is clear in either
+/// pointer), so that a close with none (the common case) finds the slab in `data`
+/// without a look at the loop.
+const CLOSE_TAG: usize = 1;
+
+const _: () = assert!(std::mem::align_of::<CloseRun>() > CLOSE_TAG);
+const _: () = assert!(std::mem::align_of::<Slab>() > CLOSE_TAG);
+
+/// The `data` word of a handle that closes with `cb` (a pointer from
+/// `CloseOf::make`): its pointer, tagged.
+#[inline(always)]
+fn tagged_close(cb: *const CloseRun) -> *mut std::ffi::c_void {
+    cb.cast_mut()
+        .cast::<std::ffi::c_void>()
+        .wrapping_byte_add(CLOSE_TAG)
+}
+
+/// The close callback in the `data` word `word` of a handle without extras (or in
+/// its record's `close`), if it holds one; otherwise it holds the slab.
+#[inline(always)]
+fn close_in(word: *mut std::ffi::c_void) -> Option<TaggedClose> {
+    // SAFETY: a word with the tag set is not null.
+    (word.addr() & CLOSE_TAG != 0).then(|| TaggedClose(unsafe { NonNull::new_unchecked(word) }))
+}
+
+/// A close callback as `data` holds it: the pointer `CloseOf::make` gave, tagged
+/// (its `run` gets it so, and `run_boxed` takes the tag off: a callback that
+/// captures nothing never needs it taken off).
+#[derive(Clone, Copy)]
+struct TaggedClose(NonNull<std::ffi::c_void>);
+
+impl TaggedClose {
+    /// Calls the callback with the handle of libuv struct `h`, or drops it if `h`
+    /// is null.
+    ///
+    /// # Safety
+    /// Once per callback; `slab` is the one it was made with, `h` as `call_close`.
+    #[inline(always)]
+    unsafe fn run(self, slab: NonNull<Slab>, h: *mut sys::uv_handle_t) {
+        // SAFETY: the untagged pointer is a `CloseRun` (`CloseOf::make`); per the
+        // contract.
+        unsafe {
+            let run = (*self
+                .0
+                .as_ptr()
+                .wrapping_byte_sub(CLOSE_TAG)
+                .cast::<CloseRun>())
+            .0;
+            run(self, slab, h)
+        }
+    }
+}
 
 #[repr(C)]
 struct CloseThunk<F> {
@@ -469,7 +525,7 @@ unsafe fn call_close<F: FnOnce(&Handle)>(f: F, h: *mut sys::uv_handle_t) {
 /// Once per `CloseOf::<F>::make` that returned the static: that call forgot the
 /// value this one makes again; `h` as `call_close`.
 unsafe fn run_static<F: FnOnce(&Handle)>(
-    _: *const CloseRun,
+    _: TaggedClose,
     _: NonNull<Slab>,
     h: *mut sys::uv_handle_t,
 ) {
@@ -489,10 +545,10 @@ unsafe fn run_static<F: FnOnce(&Handle)>(
 /// slab's count held by the allocation keeps the slab alive meanwhile either way).
 ///
 /// # Safety
-/// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, run once;
-/// `h` as `call_close`.
+/// `this` must be a CloseThunk<F> from `CloseOf::<F>::make` with `slab`, tagged
+/// (as `data` holds it), run once; `h` as `call_close`.
 unsafe fn run_boxed<F: FnOnce(&Handle)>(
-    this: *const CloseRun,
+    this: TaggedClose,
     slab: NonNull<Slab>,
     h: *mut sys::uv_handle_t,
 ) {
@@ -513,8 +569,15 @@ unsafe fn run_boxed<F: FnOnce(&Handle)>(
             }
         }
     }
-    // SAFETY: `this` is not null (a thunk made by `make`).
-    let p = unsafe { NonNull::new_unchecked(this as *mut CloseThunk<F>) };
+    // SAFETY: `this` is a thunk made by `make`, tagged (not null once untagged).
+    let p = unsafe {
+        NonNull::new_unchecked(
+            this.0
+                .as_ptr()
+                .wrapping_byte_sub(CLOSE_TAG)
+                .cast::<CloseThunk<F>>(),
+        )
+    };
     let _free = FreeThunk(slab, p);
     // SAFETY: per the contract: the value is moved out once, in one of the
     // branches (each its own move, so that neither copies it for the other), and
@@ -555,9 +618,10 @@ pub struct Place {
 }
 
 impl Place {
-    /// The generation of an `Async` handle's cell, if senders may be made for it.
+    /// The generation of an `Async` handle's cell, if senders may be made for it,
+    /// in its state word's place (`SenderGen::get`).
     #[inline(always)]
-    pub(crate) fn sender_generation(&self) -> Option<u32> {
+    pub(crate) fn sender_generation(&self) -> Option<u64> {
         self.generation.get()
     }
 }
@@ -663,13 +727,14 @@ impl Hdr {
                 NonNull::new_unchecked(p.cast()),
                 std::alloc::Layout::new::<ExtrasRecord>(),
             );
-            (*raw).data = record.close.cast_mut().cast();
+            (*raw).data = record.close;
             record.extras
         }
     }
 
-    /// Stores `extras` in `data`, with the close callback it holds. Only while
-    /// libuv holds the handle, and without extras stored.
+    /// Stores `extras` in `data`, with what it holds (the slab, or the tagged
+    /// close callback). Only while libuv holds the handle, and without extras
+    /// stored.
     fn put_extras(&self, extras: Extras) {
         debug_assert!(!self.has(HAS_EXTRAS));
         let raw = self.raw();
@@ -680,11 +745,12 @@ impl Hdr {
             .cast::<ExtrasRecord>()
             .as_ptr();
         // SAFETY: fresh memory for a record, written in place; `data` holds the
-        // close callback or null while the handle is in libuv without extras.
+        // slab or the tagged close callback while the handle is in libuv without
+        // extras.
         unsafe {
             p.write(ExtrasRecord {
                 extras,
-                close: (*raw).data as *const CloseRun,
+                close: (*raw).data,
             });
             (*raw).data = p.cast();
         }
@@ -734,15 +800,16 @@ impl Hdr {
     /// Takes the close callback and the extras out of `data`, which then names the
     /// slab (the handle leaves libuv).
     #[inline]
-    fn take_data(&self, slab: NonNull<Slab>) -> (Option<NonNull<CloseRun>>, Option<Extras>) {
+    fn take_data(&self, slab: NonNull<Slab>) -> (Option<TaggedClose>, Option<Extras>) {
         let extras = if self.has(HAS_EXTRAS) {
             Some(self.take_extras())
         } else {
             None
         };
-        // SAFETY: without extras, `data` holds the close callback or null.
-        let cb = unsafe { std::mem::replace(&mut (*self.raw()).data, slab.as_ptr().cast()) };
-        (NonNull::new(cb as *mut CloseRun), extras)
+        // SAFETY: without extras, `data` holds the tagged close callback or the
+        // slab.
+        let word = unsafe { std::mem::replace(&mut (*self.raw()).data, slab.as_ptr().cast()) };
+        (close_in(word), extras)
     }
 
     #[inline(always)]
@@ -812,8 +879,9 @@ impl Hdr {
             // flight is out of line, so that this path saves no registers.
             // One write of the flags: HAS_SENDER goes, the state is `Closing` (no
             // code of this thread runs before `uv_close`: the shut waits only for
-            // other threads' sends).
-            self.h().flags.set((f & !HAS_SENDER) | CLOSING);
+            // other threads' sends). HAS_SENDER is set and CLOSING clear (the
+            // test above), so one xor flips both.
+            self.h().flags.set(f ^ (HAS_SENDER | CLOSING));
             // SAFETY: HAS_SENDER was only set on `Async` handles (`mark_senders`),
             // whose allocation is a sender-table cell, alive while `self` is.
             if !unsafe { crate::handles::async_::shut_cell_begin(self.raw()) } {
@@ -854,12 +922,13 @@ impl Hdr {
     #[inline(never)]
     fn close_with_slow(self, cb: *const CloseRun) {
         if self.has(HAS_EXTRAS) {
-            // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord, whose close
-            // callback is null while the handle is open.
-            unsafe { (*((*self.raw()).data as *mut ExtrasRecord)).close = cb };
+            // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord, which holds the
+            // slab while the handle is open (no close callback yet).
+            unsafe { (*((*self.raw()).data as *mut ExtrasRecord)).close = tagged_close(cb) };
         } else {
-            // SAFETY: the handle is open: `data` is the library's, and null.
-            unsafe { (*self.raw()).data = cb.cast_mut().cast() };
+            // SAFETY: the handle is open: `data` is the library's, and holds the
+            // slab (which the close callback finds again).
+            unsafe { (*self.raw()).data = tagged_close(cb) };
         }
         self.begin_close_slow();
     }
@@ -1090,7 +1159,7 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     if let Some(cb) = cb {
         // The close callback will never run: drop it.
         // SAFETY: `data` held a close callback made with this loop's slab.
-        shared.guard(|| unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, std::ptr::null_mut()) });
+        shared.guard(|| unsafe { cb.run(slab, std::ptr::null_mut()) });
     }
     if let Some(e) = extras {
         shared.guard(move || drop(e));
@@ -1121,12 +1190,22 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
     debug_assert!(!hp.has(HAS_EXTRAS | HAS_SENDER));
     let header = hp.h();
     header.set_state(State::Closed);
-    let slab = hp.shared().slab();
     // From now on `data` names the slab the memory goes back to (the loop may be
-    // gone when the last reference is dropped).
-    // SAFETY: without extras, `data` holds the close callback or null.
-    let cb = unsafe { std::mem::replace(&mut (*hp.raw()).data, slab.as_ptr().cast()) };
-    let cb = NonNull::new(cb.cast::<CloseRun>());
+    // gone when the last reference is dropped): it does already, but for a handle
+    // closed with a close callback, which `data` holds instead until now.
+    // SAFETY: without extras, `data` holds the tagged close callback or the slab.
+    let word = unsafe { (*hp.raw()).data };
+    let cb = close_in(word);
+    let slab = match cb {
+        // SAFETY: an untagged `data` is the slab (not null).
+        None => unsafe { NonNull::new_unchecked(word.cast::<Slab>()) },
+        Some(_) => {
+            let slab = hp.shared().slab();
+            // SAFETY: the close callback was taken out of `data` above.
+            unsafe { (*hp.raw()).data = slab.as_ptr().cast() };
+            slab
+        }
+    };
     // One guard for the close callback and the emptying of the slots: the
     // allocation stays while they run (still in libuv, so a user reference
     // dropped meanwhile does not free it). After a panic, what is left runs out of
@@ -1136,7 +1215,7 @@ unsafe extern "C" fn on_close<K: HandleKind>(raw: *mut sys::uv_handle_t) {
             // SAFETY: `cb` was the close callback, made with this loop's slab; it
             // was taken out of `data`, so it runs once; the handle is in its close
             // callback.
-            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, raw) };
+            unsafe { cb.run(slab, raw) };
         }
         // SAFETY: the allocation is a HandleBox<K>.
         unsafe { clear_slots::<K>(raw) };
@@ -1203,7 +1282,7 @@ unsafe fn run_close(
     hp: Hdr,
     shared: &LoopShared,
     slab: NonNull<Slab>,
-    mut cb: Option<NonNull<CloseRun>>,
+    mut cb: Option<TaggedClose>,
     clear: impl Fn(),
 ) {
     // One guard for the common case; the callback is taken out before it runs, so
@@ -1212,7 +1291,7 @@ unsafe fn run_close(
     let done = shared.guard(|| {
         if let Some(cb) = cb.take() {
             // SAFETY: per the contract; taken out of `cb`, it runs once.
-            unsafe { ((*cb.as_ptr()).0)(cb.as_ptr(), slab, hp.raw()) };
+            unsafe { cb.run(slab, hp.raw()) };
         }
         clear();
         cleared = true;
@@ -1282,6 +1361,32 @@ unsafe extern "C" fn on_close_extras(raw: *mut sys::uv_handle_t) {
     }
 }
 
+/// Writes a new handle's header at `h`: one reference, `flags`, `vtable`. The
+/// count and the flags (with the padding after them) are one 8-byte store.
+///
+/// # Safety
+/// `h` must be valid for writes of a `Header` and aligned for it (a handle
+/// allocation's header place, `HEADER_OFFSET`; the word is written unaligned,
+/// since a `Header` may be less aligned than a `u64`).
+#[inline(always)]
+unsafe fn write_header(h: *mut Header, flags: u8, vtable: &'static VTable) {
+    const {
+        assert!(std::mem::offset_of!(Header, refs) == 0);
+        assert!(std::mem::offset_of!(Header, flags) == 4);
+        assert!(std::mem::offset_of!(Header, vtable) == 8);
+    };
+    let r = 1u32.to_ne_bytes();
+    let word = u64::from_ne_bytes([r[0], r[1], r[2], r[3], flags, 0, 0, 0]);
+    // SAFETY: per the contract; the word covers `refs` (1, in the platform's
+    // byte order), `flags` and the padding before `vtable` (zeroes), which are
+    // plain integers (`Cell<u32>`, `Cell<u8>`): the header reads as if written by
+    // field.
+    unsafe {
+        h.cast::<u64>().write_unaligned(word);
+        std::ptr::addr_of_mut!((*h).vtable).write(vtable);
+    }
+}
+
 impl<K: HandleKind> Typed<K> {
     /// Allocates a handle, fills its slots and runs the libuv init function.
     ///
@@ -1317,11 +1422,14 @@ impl<K: HandleKind> Typed<K> {
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<Self> {
         // SAFETY: per the contract.
-        unsafe { Self::new_core(loop_, slots, op, internal, init) }.map(|(t, _)| t)
+        unsafe { Self::new_core(loop_, slots, op, internal, false, init) }.map(|(t, _)| t)
     }
 
     /// [`Typed::new`], also handing back where the allocation was placed (the
-    /// generated `<constructor>_placed`, spec `placed = true`).
+    /// generated `<constructor>_placed`, spec `placed = true`). An `Async` whose
+    /// cell makes senders (`Place::sender_generation` is `Some`) is made marked as
+    /// having senders (its close shuts its cell), for the sender its caller makes
+    /// of that generation (`Async::with_sender`).
     ///
     /// # Safety
     /// As [`Typed::new`].
@@ -1333,10 +1441,12 @@ impl<K: HandleKind> Typed<K> {
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<(Self, Place)> {
         // SAFETY: per the contract.
-        unsafe { Self::new_core(loop_, slots, op, false, init) }
+        unsafe { Self::new_core(loop_, slots, op, false, true, init) }
     }
 
-    /// The body of the constructors: [`Typed::new_inner`], with the place.
+    /// The body of the constructors: [`Typed::new_inner`], with the place; with
+    /// `senders`, an `Async` whose cell makes senders is marked as having them
+    /// (see [`Typed::new_placed`]).
     ///
     /// # Safety
     /// As [`Typed::new`].
@@ -1346,6 +1456,7 @@ impl<K: HandleKind> Typed<K> {
         slots: K::Slots,
         op: &'static str,
         internal: bool,
+        senders: bool,
         init: impl FnOnce(*mut sys::uv_loop_t, *mut K::Raw) -> i32,
     ) -> Result<(Self, Place)> {
         let shared = loop_.shared();
@@ -1372,15 +1483,15 @@ impl<K: HandleKind> Typed<K> {
         unsafe {
             // The libuv struct is left as it is: its init function initialises it
             // (as C callers' `malloc`ed ones), except `data`, which is the
-            // library's (null while the handle is open), and the header, written
+            // library's (the slab, written after init), and the header, written
             // first, in the part of it libuv leaves alone (HEADER_OFFSET): a walk
             // of the loop during `init` finds a handle that is not in libuv yet.
             let raw = std::ptr::addr_of_mut!((*p).raw);
-            raw.byte_add(HEADER_OFFSET).cast::<Header>().write(Header {
-                refs: Cell::new(1),
-                flags: Cell::new(if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV),
-                vtable: &VTableOf::<K>::VTABLE,
-            });
+            write_header(
+                raw.byte_add(HEADER_OFFSET).cast::<Header>(),
+                if internal { INTERNAL } else { 0 } | OUT_OF_LIBUV,
+                &VTableOf::<K>::VTABLE,
+            );
             std::ptr::addr_of_mut!((*p).slots).write(slots);
             let rc = init(uv_loop, raw);
             if rc < 0 {
@@ -1396,14 +1507,21 @@ impl<K: HandleKind> Typed<K> {
                 return Err(Error::from_raw(rc, op));
             }
             let raw = raw.cast::<sys::uv_handle_t>();
-            (*raw).data = std::ptr::null_mut();
+            // `data` holds the slab (see the module's documentation).
+            (*raw).data = slab.as_ptr().cast();
             let h = Hdr(NonNull::new_unchecked(raw));
             // (A comparison of constants: no code.)
             let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
             // The flags as written above, and now in libuv (a store of a known
             // value: later checks of a new handle fold away).
-            let flags = if internal { INTERNAL } else { 0 };
-            h.h().flags.set(flags | if signal { SIGNAL } else { 0 });
+            let flags = if internal { INTERNAL } else { 0 } | if signal { SIGNAL } else { 0 };
+            if asynch && senders && place.generation.get().is_some() {
+                // An `Async` for which the caller makes a sender: its close shuts
+                // its cell from now on (see `new_placed`).
+                h.h().flags.set(flags | HAS_SENDER);
+            } else {
+                h.h().flags.set(flags);
+            }
         }
         let t = Typed {
             // SAFETY: `p` is non-null (from the slab).
@@ -1479,18 +1597,6 @@ impl<K: HandleKind> Typed<K> {
             return Err(Error::closed_handle(op));
         }
         Hdr(self.ptr).begin_close_via(op, |raw, cb| close(raw.cast(), cb))
-    }
-
-    /// `mark_senders` of a new `Async` of the user's (open and in libuv: no code
-    /// ran since its constructor returned), without the test.
-    #[inline(always)]
-    pub(crate) fn mark_senders_new(&self) {
-        let h = Hdr(self.ptr);
-        debug_assert!(is_async::<K>() && h.is_open() && h.in_libuv());
-        // The flags of a new handle of the user's (not internal, not a signal
-        // handle) are none: a store of a known value.
-        debug_assert_eq!(h.h().flags.get(), 0);
-        h.h().flags.set(HAS_SENDER);
     }
 
     /// Marks an open `Async` as having senders: its close shuts its sender cell.
@@ -1983,8 +2089,8 @@ impl Handle {
             }
             // The common case, as `begin_close`'s.
             // SAFETY: the handle is open, without extras: `data` is the library's,
-            // and null.
-            unsafe { (*h.raw()).data = cb.cast_mut().cast() };
+            // and holds the slab (which the close callback finds again).
+            unsafe { (*h.raw()).data = tagged_close(cb) };
             h.h().set_state(State::Closing);
             // SAFETY: as in `begin_close`.
             unsafe { sys::uv_close(h.raw(), Some(h.h().vtable.on_close)) };

@@ -69,11 +69,13 @@ fn wakeup_pending(raw: *mut sys::uv_async_t) -> bool {
 
 /// The sends holding the cell.
 const COUNT: u64 = (1 << 30) - 1;
+/// The cell is shut: its handle is closing (or closed, or the cell free). (Bit
+/// 30, below DECIDING: a positive 32-bit immediate, so that setting it is one `lock
+/// or`, and testing it one `test` of the word in memory.)
+const SHUT: u64 = 1 << 30;
 /// The loop thread is deciding whether the handle closes (`Async::keeps_alive`):
 /// sends wait until it is cleared, a few instructions later.
-const DECIDING: u64 = 1 << 30;
-/// The cell is shut: its handle is closing (or closed, or the cell free).
-const SHUT: u64 = 1 << 31;
+const DECIDING: u64 = 1 << 31;
 /// One generation.
 const GEN_ONE: u64 = 1 << 32;
 
@@ -246,6 +248,20 @@ pub(crate) unsafe fn shut_cell_wait(raw: *mut sys::uv_handle_t) {
     wait_idle(unsafe { state_of(raw.cast()) });
 }
 
+/// Retires a cell that `pop_free` just opened at the last generation (the loop
+/// thread): it is shut again, at that generation, and never handed out (nor put
+/// on a free list: `make_chunk` skips it too), since its generation would wrap and
+/// a sender kept from 2^32 handles ago would match the next one (one cell per 4
+/// billion reuses of one cell). While it was open no sender could hold it: no
+/// handle ever had this generation, so no sender has it.
+#[cold]
+#[inline(never)]
+fn retire(state: &AtomicU64) {
+    // SHUT is clear (just cleared by `pop_free`, and only the loop thread sets
+    // it), so adding sets it.
+    state.fetch_add(SHUT, Ordering::Relaxed);
+}
+
 /// Where the loop's `Async` handles live, and where their senders find them: one
 /// table per loop (so a sender is a cell of it, not an allocation of its own),
 /// without a table-wide lock. Each `Async` handle allocation is a cell of the table
@@ -321,25 +337,30 @@ impl Drop for SenderTable {
 }
 
 /// What `SenderTable::alloc` answers with a cell: the generation it was opened
-/// at, if senders may be made for it (the table is not closed). One word, so that
-/// the answer travels in registers.
+/// at, if senders may be made for it (the table is not closed), in the state
+/// word's place (the high 32 bits, the others clear: what a sender keeps). One
+/// word, so that the answer travels in registers.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SenderGen(u64);
 
 impl SenderGen {
-    /// No senders may be made (no generation is that large).
+    /// No senders may be made (its low bits are not clear: no generation reads so).
     pub(crate) const NONE: SenderGen = SenderGen(u64::MAX);
 
     /// `generation`, if `senders`.
     #[inline(always)]
     fn new(generation: u32, senders: bool) -> Self {
-        SenderGen(if senders { generation as u64 } else { u64::MAX })
+        SenderGen(if senders {
+            (generation as u64) << 32
+        } else {
+            u64::MAX
+        })
     }
 
-    /// The generation, if senders may be made.
+    /// The generation in the state word's place, if senders may be made.
     #[inline(always)]
-    pub(crate) fn get(self) -> Option<u32> {
-        (self.0 != u64::MAX).then_some(self.0 as u32)
+    pub(crate) fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
     }
 }
 
@@ -406,7 +427,8 @@ impl SenderTable {
     }
 
     /// Takes the first free cell, opened at its next generation (answered), if
-    /// there is one.
+    /// there is one. A cell whose next generation would be the last one is
+    /// retired instead (see `retire`): then `None`, as for an empty list.
     #[inline(always)]
     fn pop_free(&self) -> Option<(NonNull<u8>, u32)> {
         let p = NonNull::new(self.free.load(Ordering::Relaxed))?;
@@ -418,15 +440,22 @@ impl SenderTable {
         // Open the next generation, keeping the count (stale senders undo their
         // own bumps). A free cell is shut (see `link_free`), so subtracting SHUT
         // clears it, without a borrow from the generation, which goes up by one
-        // (a free cell's generation is not the last one: such a cell is retired).
-        // Release: belt and braces (a sender learns the generation through the
-        // `AsyncSender` made after the handle's init).
+        // (a free cell's generation is below the last one: no cell is handed out
+        // at the last one, see below). Release: belt and braces (a sender learns
+        // the generation through the `AsyncSender` made after the handle's init).
         // SAFETY: a cell of this table, handed out before (its state word is
         // initialised).
-        let prev = unsafe { state_of(p.as_ptr()) }
-            .fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
+        let state = unsafe { state_of(p.as_ptr()) };
+        let prev = state.fetch_add(GEN_ONE.wrapping_sub(SHUT), Ordering::Release);
+        let generation = ((prev >> 32) as u32).wrapping_add(1);
+        if generation == u32::MAX {
+            // The caller takes a fresh cell instead (the other free cells stay
+            // on the list).
+            retire(state);
+            return None;
+        }
         self.bump_live(1);
-        Some((p, ((prev >> 32) as u32).wrapping_add(1)))
+        Some((p, generation))
     }
 
     /// Whether senders may be made (the loop is not closing; the loop thread).
@@ -513,9 +542,12 @@ impl SenderTable {
             self.end.store(end, Ordering::Relaxed);
             self.next.store(next, Ordering::Relaxed);
             let senders = self.makes_senders();
-            // A spare chunk's cells made before first (they went on the free list).
-            if let Some((p, generation)) = self.pop_free() {
-                return Some((p, SenderGen::new(generation, senders)));
+            // A spare chunk's cells made before first (they went on the free list;
+            // `pop_free` answers `None` for one it retires, and the next is tried).
+            while !self.free.load(Ordering::Relaxed).is_null() {
+                if let Some((p, generation)) = self.pop_free() {
+                    return Some((p, SenderGen::new(generation, senders)));
+                }
             }
             if next != end {
                 // SAFETY: `next`, below the chunk's end.
@@ -646,12 +678,9 @@ impl SenderTable {
     #[inline(always)]
     unsafe fn link_free(&self, cell: NonNull<u8>, generation: u32) {
         self.bump_live(-1);
-        // A cell whose generation is the last one is retired, not reused: its
-        // generation would wrap, and a sender kept from 2^32 handles ago would
-        // match the next one (one cell per 4 billion reuses of one cell).
-        if generation == u32::MAX {
-            return;
-        }
+        // No cell is handed out at the last generation (`pop_free` retires it
+        // instead), so this one's next generation exists.
+        debug_assert_ne!(generation, u32::MAX);
         // SAFETY: the cell is no handle's: its first word links it in.
         unsafe {
             cell.cast::<*mut u8>()
@@ -773,8 +802,10 @@ pub struct AsyncSender {
     /// chunk's). Its memory is never freed (see `SpareChunk`), so the sender needs
     /// no count of anything to reach it.
     cell: NonNull<u8>,
-    /// The generation the cell was opened at for this sender's handle.
-    generation: u32,
+    /// The generation the cell was opened at for this sender's handle, in the
+    /// state word's place (the high 32 bits; the others clear): what an open
+    /// cell's state word reads but for the count.
+    want: u64,
 }
 
 // SAFETY: a sender reaches its cell's state word only atomically (the cell's memory
@@ -790,7 +821,14 @@ impl AsyncSender {
     /// pointer), open at `generation` (the loop thread).
     #[inline(always)]
     fn new(cell: NonNull<u8>, generation: u32) -> Self {
-        AsyncSender { cell, generation }
+        Self::with_want(cell, (generation as u64) << 32)
+    }
+
+    /// `new`, with the generation in the state word's place (`SenderGen::get`).
+    #[inline(always)]
+    fn with_want(cell: NonNull<u8>, want: u64) -> Self {
+        debug_assert_eq!(want & (GEN_ONE - 1), 0);
+        AsyncSender { cell, want }
     }
 
     /// Holds the cell if it is open (the handle's close waits until the hold
@@ -803,7 +841,7 @@ impl AsyncSender {
         // through the hand-over of this sender. Chunks are freed only with the
         // table, which this sender's count keeps alive.
         let state = unsafe { state_of(self.cell.as_ptr()) };
-        let want = (self.generation as u64) << 32;
+        let want = self.want;
         // A plain load first: a sender of a shut cell does not touch the count (so
         // the loop thread's waits are bounded by the sends in flight).
         if state.load(Ordering::Relaxed) & !COUNT == want {
@@ -840,7 +878,7 @@ impl AsyncSender {
     fn hold_slow(&self) -> Result<Hold<'_>> {
         // SAFETY: as in `hold`.
         let state = unsafe { state_of(self.cell.as_ptr()) };
-        let want = (self.generation as u64) << 32;
+        let want = self.want;
         let mut spins = 0;
         loop {
             let s = state.load(Ordering::Relaxed);
@@ -981,13 +1019,12 @@ impl Async {
         callback: impl FnMut(&Async) + 'static,
     ) -> Result<(Async, AsyncSender)> {
         let (a, place) = Async::new_placed(loop_, callback)?;
-        if let Some(generation) = place.sender_generation() {
+        if let Some(want) = place.sender_generation() {
             // The cell was opened at `generation`, in a table that makes senders,
             // and no user code ran since (the table is not closed, the cell not
-            // shut); the handle is open and in libuv. Its close shuts the cell from
-            // now on.
-            a.inner.mark_senders_new();
-            let s = AsyncSender::new(a.inner.ptr().cast(), generation);
+            // shut); the handle is open and in libuv, and marked as having
+            // senders by `new_placed` (its close shuts the cell).
+            let s = AsyncSender::with_want(a.inner.ptr().cast(), want);
             return Ok((a, s));
         }
         Self::with_sender_refused(a)
@@ -1129,5 +1166,50 @@ impl LoopHandle {
     /// A `Send + Sync` value that queues functions onto this loop from any thread.
     pub fn call_later_sender(&self) -> Result<CallLater> {
         self.call_later_state()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cell freed at the generation before the last one is retired when it is
+    /// next taken (opened at the last generation, shut again, never handed out):
+    /// the table hands out another cell instead, and the cell stays shut at the
+    /// last generation.
+    #[test]
+    fn a_cell_at_the_last_generation_is_retired_when_taken() {
+        let table = SenderTable::default();
+        let (cell, generation) = table.alloc().expect("a cell");
+        assert_eq!(generation.get(), Some(0));
+        // SAFETY: a cell of this table, handed out (its state word initialised),
+        // holding no handle; only this thread reaches it.
+        let state = unsafe { state_of(cell.as_ptr()) };
+        // As if the cell had been reused until the generation before the last.
+        state.store(((u32::MAX - 1) as u64) << 32, Ordering::Relaxed);
+        // SAFETY: from `alloc` of this table, not freed, no handle in it.
+        unsafe { table.free_open(cell) };
+        assert_eq!(
+            state.load(Ordering::Relaxed),
+            (((u32::MAX - 1) as u64) << 32) | SHUT
+        );
+        let (other, generation) = table.alloc().expect("another cell");
+        assert_ne!(other, cell);
+        assert_eq!(generation.get(), Some(0));
+        assert_eq!(
+            state.load(Ordering::Relaxed),
+            ((u32::MAX as u64) << 32) | SHUT
+        );
+        assert!(table.free.load(Ordering::Relaxed).is_null());
+        // The retired cell is no longer counted as held; the other one is.
+        assert_eq!(table.live.load(Ordering::Relaxed), 1);
+        // SAFETY: as above.
+        unsafe { table.free_open(other) };
+        // A cell one generation earlier is reused as usual.
+        let (again, generation) = table.alloc().expect("the freed cell");
+        assert_eq!(again, other);
+        assert_eq!(generation.get(), Some(GEN_ONE));
+        // SAFETY: as above.
+        unsafe { table.free_open(again) };
     }
 }
