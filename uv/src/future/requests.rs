@@ -302,9 +302,11 @@ pub(crate) struct StreamWrites {
     submitted: std::cell::Cell<u64>,
     /// Writes completed (in order: the first `completed` of the submitted ones).
     completed: std::cell::Cell<u64>,
-    /// The failed writes' results, until their futures take them (a few at most:
-    /// once a write fails, the ones after it fail too, and the oldest go first).
-    errors: std::cell::RefCell<std::collections::VecDeque<(u64, Error)>>,
+    /// The failed writes' results, until their futures take them: runs of
+    /// consecutive writes that failed with the same error (`first`, `last`, the
+    /// error), oldest first. Once a write fails, the ones after it usually fail
+    /// too (a close cancels every queued write): a run holds them all.
+    errors: std::cell::RefCell<std::collections::VecDeque<(u64, u64, Error)>>,
     /// `errors` is not empty (a test of a flag on each completed write's poll).
     has_errors: std::cell::Cell<bool>,
     /// The tasks waiting for a write of this stream (one entry per task).
@@ -313,7 +315,10 @@ pub(crate) struct StreamWrites {
     waiting: std::cell::Cell<bool>,
 }
 
-/// Errors kept for write futures that have not taken them.
+/// Runs of failed writes kept for write futures that have not taken them. Past
+/// it (writes that alternately fail and succeed, their futures never polled), the
+/// two oldest runs are joined: the writes between them that succeeded then report
+/// the older run's error, and no failed write is ever reported done.
 const WRITE_ERRORS_MAX: usize = 1024;
 
 impl StreamWrites {
@@ -322,7 +327,7 @@ impl StreamWrites {
     fn with(
         submitted: u64,
         completed: u64,
-        errors: std::collections::VecDeque<(u64, Error)>,
+        errors: std::collections::VecDeque<(u64, u64, Error)>,
     ) -> Self {
         StreamWrites {
             submitted: std::cell::Cell::new(submitted),
@@ -408,10 +413,22 @@ impl StreamWrites {
     #[inline(never)]
     fn failed(&self, seq: u64, e: Error) {
         let mut errs = self.errors.borrow_mut();
-        if errs.len() == WRITE_ERRORS_MAX {
-            errs.pop_front();
+        if let Some((_, last, run)) = errs.back_mut() {
+            // Writes complete in order: `seq` is after every kept one.
+            if *last + 1 == seq && run.code() == e.code() && run.operation() == e.operation() {
+                *last = seq;
+                self.has_errors.set(true);
+                return;
+            }
         }
-        errs.push_back((seq, e));
+        while errs.len() >= WRITE_ERRORS_MAX {
+            // Joined, not dropped: a failed write must never read as done.
+            let (first, _, older) = errs.pop_front().expect("at the limit");
+            let next = errs.front_mut().expect("at the limit");
+            next.0 = first;
+            next.2 = older;
+        }
+        errs.push_back((seq, seq, e));
         self.has_errors.set(true);
     }
 
@@ -426,33 +443,55 @@ impl StreamWrites {
 
     /// Write `seq`'s result, once it completed: its error if one is kept.
     fn take_error(&self, seq: u64) -> Result<()> {
-        if !self.has_errors.get() {
-            return Ok(());
-        }
-        let mut errs = self.errors.borrow_mut();
-        let r = match errs.iter().position(|(s, _)| *s == seq) {
-            Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
+        match self.take_range_error(seq, seq) {
+            Some(e) => Err(e),
             None => Ok(()),
-        };
-        self.has_errors.set(!errs.is_empty());
-        r
+        }
     }
 
     /// The first error of the writes `first..=last` (completed), if any; the
-    /// range's errors are no longer kept.
+    /// range's errors are no longer kept (the runs that reach past it keep the
+    /// rest of their writes).
     fn take_range_error(&self, first: u64, last: u64) -> Option<Error> {
         if !self.has_errors.get() {
             return None;
         }
         let mut errs = self.errors.borrow_mut();
-        let in_range = |s: &u64| (first..=last).contains(s);
-        let found = errs
-            .iter()
-            .position(|(s, _)| in_range(s))
-            .and_then(|i| errs.remove(i))
-            .map(|(_, e)| e);
-        if found.is_some() {
-            errs.retain(|(s, _)| !in_range(s));
+        let mut found = None;
+        let mut i = 0;
+        // The runs are in order and do not overlap.
+        while i < errs.len() {
+            let (a, b) = (errs[i].0, errs[i].1);
+            if b < first {
+                i += 1;
+                continue;
+            }
+            if a > last {
+                break;
+            }
+            if found.is_none() {
+                found = Some(errs[i].2.clone());
+            }
+            match (a < first, b > last) {
+                (false, false) => {
+                    errs.remove(i);
+                }
+                (true, false) => {
+                    errs[i].1 = first - 1;
+                    i += 1;
+                }
+                (false, true) => {
+                    errs[i].0 = last + 1;
+                    i += 1;
+                }
+                (true, true) => {
+                    // The range is inside the run: the run's two ends are kept.
+                    let e = errs[i].2.clone();
+                    errs[i].1 = first - 1;
+                    errs.insert(i + 1, (last + 1, b, e));
+                    break;
+                }
+            }
         }
         self.has_errors.set(!errs.is_empty());
         found
@@ -519,7 +558,7 @@ impl WriteFuture {
     #[cold]
     #[inline(never)]
     fn refused(e: Error) -> WriteFuture {
-        let writes = Rc::new(StreamWrites::with(1, 1, [(1, e)].into()));
+        let writes = Rc::new(StreamWrites::with(1, 1, [(1, 1, e)].into()));
         WriteFuture { writes, seq: 1 }
     }
 
@@ -810,5 +849,43 @@ impl Future for Exit {
             .map(|v| v.ok_or_else(|| Error::closed_handle("exit")));
         this.done = r.is_ready();
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled() -> Error {
+        Error::new(crate::StatusCode::ECANCELED, "uv_write")
+    }
+
+    /// Writes that alternately fail and succeed, more runs of failures than are
+    /// kept: every failed write still reads as failed (runs are joined, not
+    /// dropped), and a run of failures is one entry.
+    #[test]
+    fn failed_writes_are_never_reported_done_past_the_limit() {
+        let w = StreamWrites::with(0, 0, Default::default());
+        let n = 2 * WRITE_ERRORS_MAX as u64 + 10;
+        for seq in 1..=n {
+            if seq % 2 == 1 {
+                w.failed(seq, cancelled());
+            }
+        }
+        assert!(w.errors.borrow().len() <= WRITE_ERRORS_MAX);
+        for seq in (1..=n).rev().filter(|s| s % 2 == 1) {
+            assert!(w.take_error(seq).is_err(), "write {seq}");
+        }
+        let w = StreamWrites::with(0, 0, Default::default());
+        for seq in 1..=10_000 {
+            w.failed(seq, cancelled());
+        }
+        assert_eq!(w.errors.borrow().len(), 1);
+        assert!(w.take_error(5000).is_err());
+        assert_eq!(w.errors.borrow().len(), 2);
+        assert!(w.take_range_error(1, 4999).is_some());
+        assert!(w.take_range_error(5001, 10_000).is_some());
+        assert!(!w.has_errors.get());
+        assert!(w.take_error(7).is_ok());
     }
 }

@@ -1,0 +1,127 @@
+//! Attacks on the latest additions: `uv::future::write_each` and the write tracker
+//! a stream keeps until it closes, `AsyncStream::read_chunk`, the `Async` handle's
+//! sender cells, and the refusals of pipes' socket paths, listening streams, signals
+//! and spawn. Each test names the behaviour it asserts; `tests/valgrind.sh
+//! attacks_recent` checks the memory side.
+
+#![cfg(unix)]
+
+use std::sync::{Mutex, MutexGuard};
+
+use uv::future as uvf;
+use uv::{Loop, RunMode, StatusCode, WriteData};
+
+/// The tests of this file run one at a time (descriptor numbers, process-wide
+/// spare memory of `Async` handles).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A pipe pair whose writer `a` has a write queued behind a full socket buffer (the
+/// peer `b` does not read), so that the writes made after it wait in libuv's queue
+/// and a close cancels them all. Returns the queued write's future.
+fn stalled_pair(lp: &Loop) -> (uv::Pipe, uv::Pipe, uvf::WriteFuture) {
+    let (a, b) = uv::Pipe::pair(lp).unwrap();
+    let big = uvf::write(&a, vec![7u8; 16 << 20]);
+    (a, b, big)
+}
+
+/// A write future whose write was cancelled resolves to `ECANCELED`, however many
+/// writes of its stream failed after it. The tracker kept at most 1,024 errors and
+/// dropped the oldest when more came: a close that cancelled more queued writes
+/// than that made the first futures resolve `Ok(())` for writes that never went
+/// out.
+#[test]
+fn a_cancelled_write_is_not_reported_done_behind_many_failed_writes() {
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (a, b, big) = stalled_pair(&lp);
+    let first = uvf::write(&a, &b"first"[..]);
+    let many = uvf::write_each(&a, (0..3000).map(|_| WriteData::Static(b"more")));
+    let last = uvf::write(&a, &b"last"[..]);
+    a.close();
+    b.close();
+    let (big, first, many, last) = lp
+        .block_on(async { (big.await, first.await, many.await, last.await) })
+        .unwrap();
+    assert_eq!(big.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    assert_eq!(first.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    assert_eq!(many.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    assert_eq!(last.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// The same for batches: a batch whose writes were cancelled resolves to
+/// `ECANCELED`, not to its count, when a later batch had more than 1,024 writes
+/// cancelled too.
+#[test]
+fn a_cancelled_batch_is_not_reported_done_behind_a_larger_one() {
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (a, b, big) = stalled_pair(&lp);
+    let small = uvf::write_each(&a, (0..3).map(|_| WriteData::Static(b"small")));
+    let large = uvf::write_each(&a, (0..5000).map(|_| WriteData::Static(b"large")));
+    a.close();
+    b.close();
+    let (big, small, large) = lp
+        .block_on(async { (big.await, small.await, large.await) })
+        .unwrap();
+    assert_eq!(big.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    assert_eq!(small.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    assert_eq!(large.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// Futures of writes that succeeded and failed, taken in any order: each gets its
+/// own write's result (the errors of a run of failed writes are kept together, and
+/// taking one of the middle leaves the others).
+#[test]
+fn each_write_future_gets_its_own_result_taken_in_any_order() {
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (a, b) = uv::Pipe::pair(&lp).unwrap();
+    // Completed before the stall: these succeed.
+    let ok: Vec<_> = (0..5).map(|_| uvf::write(&a, &b"ok"[..])).collect();
+    let got = lp
+        .block_on(async {
+            let mut n = 0;
+            for f in ok {
+                f.await.unwrap();
+                n += 1;
+            }
+            n
+        })
+        .unwrap();
+    assert_eq!(got, 5);
+    let big = uvf::write(&a, vec![7u8; 16 << 20]);
+    let mut failed: Vec<_> = (0..50).map(|_| uvf::write(&a, &b"x"[..])).collect();
+    let batch = uvf::write_each(&a, (0..20).map(|_| WriteData::Static(b"y")));
+    a.close();
+    b.close();
+    // The middle one first, then the ends, then the rest backwards.
+    let mid = failed.remove(25);
+    let lastf = failed.pop().unwrap();
+    let firstf = failed.remove(0);
+    let codes = lp
+        .block_on(async {
+            let mut codes = vec![
+                mid.await,
+                lastf.await,
+                firstf.await,
+                batch.await.map(|_| ()),
+            ];
+            while let Some(f) = failed.pop() {
+                codes.push(f.await);
+            }
+            codes.push(big.await);
+            codes
+        })
+        .unwrap();
+    assert_eq!(codes.len(), 52);
+    for c in codes {
+        assert_eq!(c.map_err(|e| e.code()), Err(StatusCode::ECANCELED));
+    }
+    lp.run(RunMode::Default).unwrap();
+}
