@@ -125,3 +125,76 @@ fn each_write_future_gets_its_own_result_taken_in_any_order() {
     }
     lp.run(RunMode::Default).unwrap();
 }
+
+/// A path of `len` bytes in a fresh directory of the temporary one (which must
+/// be shorter), and the directory.
+fn socket_path_of_len(tag: &str, len: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("uv-rec-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.as_os_str().len() + 1;
+    assert!(base < len);
+    (dir.join("s".repeat(len - base)), dir)
+}
+
+/// A socket name that fills `sun_path` (108 bytes on Linux) has no NUL byte after
+/// it: libuv's `uv_pipe_getsockname`/`uv_pipe_getpeername` take its length with
+/// `strlen`, which reads past the address (a read of the stack beyond the
+/// struct) and copies those bytes out as part of the name. `bind`, `connect`,
+/// `bind2` and `connect2` refuse such a name (`EINVAL`), as they refuse a longer
+/// one; a path one byte shorter is taken and reads back as itself.
+#[test]
+fn a_socket_path_that_fills_sun_path_is_einval() {
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (full, dir) = socket_path_of_len("full", 108);
+    assert_eq!(full.as_os_str().len(), 108);
+    let server = uv::Pipe::new(&lp, false).unwrap();
+    let r = server.bind(&full);
+    let name = server.local_addr();
+    server.close();
+    lp.run(RunMode::Default).unwrap();
+    let _ = std::fs::remove_file(&full);
+    assert_eq!(
+        r.map_err(|e| e.code()),
+        Err(StatusCode::EINVAL),
+        "bound, and named {name:?}"
+    );
+    let server = uv::Pipe::new(&lp, false).unwrap();
+    let r = server.bind2(&full, uv::PipeFlags::NO_TRUNCATE);
+    server.close();
+    lp.run(RunMode::Default).unwrap();
+    let _ = std::fs::remove_file(&full);
+    assert_eq!(r.map_err(|e| e.code()), Err(StatusCode::EINVAL));
+    // Longer, without NO_TRUNCATE: libuv would cut it to 108 bytes, no NUL.
+    let (longer, _) = socket_path_of_len("full", 200);
+    let server = uv::Pipe::new(&lp, false).unwrap();
+    let r = server.bind2(&longer, uv::PipeFlags::empty());
+    server.close();
+    lp.run(RunMode::Default).unwrap();
+    let cut_made = full.exists();
+    let _ = std::fs::remove_file(&full);
+    assert_eq!(r.map_err(|e| e.code()), Err(StatusCode::EINVAL));
+    assert!(!cut_made);
+    for two in [false, true] {
+        let client = uv::Pipe::new(&lp, false).unwrap();
+        let r = if two {
+            client.connect2(&full, uv::PipeFlags::NO_TRUNCATE, |c, _| c.close())
+        } else {
+            client.connect(&full, |c, _| c.close())
+        };
+        if r.is_err() {
+            client.close();
+        }
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(r.map_err(|e| e.code()), Err(StatusCode::EINVAL));
+    }
+    // One byte shorter: bound, and its name reads back whole.
+    let (short, _) = socket_path_of_len("full", 107);
+    let server = uv::Pipe::new(&lp, false).unwrap();
+    server.bind(&short).unwrap();
+    let name = server.local_addr().unwrap();
+    server.close();
+    lp.run(RunMode::Default).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(std::path::Path::new(&name), short.as_path());
+}
