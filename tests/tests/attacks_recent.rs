@@ -9,7 +9,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use uv::future as uvf;
-use uv::{Loop, RunMode, StatusCode, WriteData};
+use uv::{Loop, RunMode, StatusCode, Stream as _, WriteData};
 
 /// The tests of this file run one at a time (descriptor numbers, process-wide
 /// spare memory of `Async` handles).
@@ -197,4 +197,114 @@ fn a_socket_path_that_fills_sun_path_is_einval() {
     lp.run(RunMode::Default).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(std::path::Path::new(&name), short.as_path());
+}
+
+/// A Unix stream socket bound to `name` (any length that fits `sun_path`, no NUL
+/// added: as another program may bind it) and not connected: what a peer made
+/// outside this library looks like.
+fn raw_socket_bound_to(name: &[u8]) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: plain socket calls on a descriptor this function owns; the address
+    // is a zeroed sockaddr_un with `name` copied into its sun_path (which it fits).
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_un = std::mem::zeroed();
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        assert!(name.len() <= sa.sun_path.len());
+        for (d, s) in sa.sun_path.iter_mut().zip(name) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let rc = libc::bind(fd, (&raw const sa).cast(), len);
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        owned
+    }
+}
+
+/// A socket whose name fills `sun_path` (bound by another program) read through
+/// `local_addr` (a pipe opened on it) or `peer_addr` (a connection it made to this
+/// program's server): libuv's `strlen` of the unterminated name reads past the
+/// address. Both answer `ENAMETOOLONG` instead; a shorter name reads back whole.
+#[test]
+fn a_name_that_fills_sun_path_made_elsewhere_is_not_read_past() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (full, dir) = socket_path_of_len("peer", 108);
+    let (server_path, _) = socket_path_of_len("peer", 60);
+    let server = uv::Pipe::new(&lp, false).unwrap();
+    server.bind(&server_path).unwrap();
+    let accepted = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let acc = accepted.clone();
+    server
+        .listen(1, move |s, r| {
+            r.unwrap();
+            *acc.borrow_mut() = Some(s.accept().unwrap());
+            s.close();
+        })
+        .unwrap();
+    // The peer, bound to the full-length name, connects (a blocking connect to a
+    // listening socket completes once queued).
+    let peer = raw_socket_bound_to(full.as_os_str().as_bytes());
+    {
+        let s = std::os::unix::net::UnixStream::from(peer);
+        s.set_nonblocking(false).unwrap();
+        let addr = std::os::unix::net::SocketAddr::from_pathname(&server_path).unwrap();
+        // (std has no connect of an existing socket: libc's.)
+        // SAFETY: an all-zero sockaddr_un is a valid value (plain integers).
+        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, b) in sa
+            .sun_path
+            .iter_mut()
+            .zip(addr.as_pathname().unwrap().as_os_str().as_bytes())
+        {
+            *d = *b as libc::c_char;
+        }
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: a connect of the socket `s` owns, to a zero-terminated address.
+        let rc = unsafe {
+            libc::connect(
+                s.as_raw_fd(),
+                (&raw const sa).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        lp.run(RunMode::Default).unwrap();
+        let conn = accepted.borrow_mut().take().expect("accepted");
+        let name = conn.peer_addr();
+        conn.close();
+        // The peer's own end, opened as a pipe: its local name is the long one.
+        let mine = uv::Pipe::try_from((&*lp, s)).unwrap();
+        let local = mine.local_addr();
+        mine.close();
+        lp.run(RunMode::Default).unwrap();
+        let show = |r: &uv::Result<std::path::PathBuf>| match r {
+            Ok(p) => format!("Ok({} bytes)", p.as_os_str().len()),
+            Err(e) => format!("{e:?}"),
+        };
+        let (pn, ln) = (show(&name), show(&local));
+        assert_eq!(
+            name.map_err(|e| e.code()),
+            Err(StatusCode::ENAMETOOLONG),
+            "peer_addr {pn}"
+        );
+        assert_eq!(
+            local.map_err(|e| e.code()),
+            Err(StatusCode::ENAMETOOLONG),
+            "local_addr {ln}"
+        );
+    }
+    // A shorter name made the same way reads back whole.
+    let (short, _) = socket_path_of_len("peer", 107);
+    let fd = raw_socket_bound_to(short.as_os_str().as_bytes());
+    let p = uv::Pipe::new(&lp, false).unwrap();
+    p.open(fd).unwrap();
+    assert_eq!(p.local_addr().unwrap(), short);
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
