@@ -308,3 +308,70 @@ fn a_name_that_fills_sun_path_made_elsewhere_is_not_read_past() {
     lp.run(RunMode::Default).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `signal` (a name `kill` takes) to this process.
+fn raise(signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(std::process::id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// A one-shot watch started on a handle with a signal caught and not yet delivered
+/// is refused (`EBUSY`), whether or not the handle was one-shot: libuv stops a
+/// handle after any delivery once it is marked one-shot (unix/signal.c,
+/// uv__signal_event), and the delivery of the signal caught earlier (of another
+/// signal: no callback) then undid the new watch and put its signal back to its
+/// default action. The refusal tested only handles marked one-shot already, so a
+/// handle watching SIGUSR1 for every delivery, with a SIGUSR1 caught, took
+/// `start_oneshot(SIGUSR2)` and lost it at the next iteration.
+#[test]
+fn a_one_shot_watch_behind_a_caught_signal_is_refused() {
+    use uv::Signum;
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    // A second loop watching the same signal tells when it was caught (the
+    // handler writes to every watcher's loop at once).
+    let lp2 = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let g = got.clone();
+    sig.start(Signum::User1, move |_, n| g.borrow_mut().push(n))
+        .unwrap();
+    let witness = uv::Signal::new(&lp2).unwrap();
+    let seen = std::rc::Rc::new(std::cell::Cell::new(false));
+    let s = seen.clone();
+    witness
+        .start(Signum::User1, move |h, _| {
+            s.set(true);
+            h.close();
+        })
+        .unwrap();
+    raise("USR1");
+    while !seen.get() {
+        lp2.run(RunMode::Once).unwrap();
+    }
+    lp2.run(RunMode::Default).unwrap();
+    // SIGUSR1 caught for `sig`, not delivered yet.
+    let r = sig.start_oneshot(Signum::User2, |_, _| {});
+    lp.run(RunMode::NoWait).unwrap();
+    let watching = sig.signum().unwrap();
+    assert_eq!(
+        r.map_err(|e| e.code()),
+        Err(StatusCode::EBUSY),
+        "then watching {watching:?}"
+    );
+    // The caught signal is delivered; then a one-shot watch starts and lasts.
+    while got.borrow().is_empty() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    assert_eq!(*got.borrow(), vec![Signum::User1]);
+    sig.start_oneshot(Signum::User2, |_, _| {}).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(sig.signum().unwrap(), Some(Signum::User2));
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+}
