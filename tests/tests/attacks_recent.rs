@@ -375,3 +375,33 @@ fn a_one_shot_watch_behind_a_caught_signal_is_refused() {
     sig.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// `Stdio::Inherit` of a closed descriptor is `EBADF` even when an earlier slot is
+/// inherited too: the copy of an inherited slot's descriptor (made so that the
+/// number is kept during the call) took the lowest free number, which could be a
+/// later slot's closed number; that slot, `Inherit` too, then found its number
+/// open and gave the child the earlier slot's file under it instead of `EBADF`.
+#[test]
+fn inheriting_a_closed_descriptor_behind_an_inherited_one_is_ebadf() {
+    use std::os::fd::AsRawFd as _;
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    // A first spawn makes whatever libuv makes once (the child watcher).
+    let warm =
+        uv::Process::spawn(&lp, &uv::ProcessOptions::new("true"), |p, _, _| p.close()).unwrap();
+    drop(warm);
+    lp.run(RunMode::Default).unwrap();
+    // `open` on the lowest free number, and `closed` the next free one (no free
+    // number below it: the copy of `open` would take it).
+    let open = std::fs::File::open("/dev/null").unwrap();
+    let closed = std::fs::File::open("/dev/null").unwrap().as_raw_fd();
+    let (i, j) = (open.as_raw_fd(), closed);
+    assert!(i >= 3 && j > i);
+    let opts = uv::ProcessOptions::new("true")
+        .stdio(usize::try_from(i).unwrap(), uv::Stdio::Inherit)
+        .stdio(usize::try_from(j).unwrap(), uv::Stdio::Inherit);
+    let r = uv::Process::spawn(&lp, &opts, |p, _, _| p.close());
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(r.map(|_| ()).map_err(|e| e.code()), Err(StatusCode::EBADF));
+    drop(open);
+}
