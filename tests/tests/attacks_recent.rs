@@ -405,3 +405,174 @@ fn inheriting_a_closed_descriptor_behind_an_inherited_one_is_ebadf() {
     assert_eq!(r.map(|_| ()).map_err(|e| e.code()), Err(StatusCode::EBADF));
     drop(open);
 }
+
+/// `read_chunk` with spare vectors of odd capacities and lengths (empty, one byte,
+/// just under and over the size whose reads trade buffers, the loop buffer's size,
+/// larger; holding stale bytes), reads dropped before they resolve, and the other
+/// reads mixed in, while the writer sends writes of sizes from 1 byte to 200 KiB
+/// and the reader now and then lets reads pile up (a timer turn): every byte comes
+/// out once, in order.
+#[test]
+fn read_chunk_with_odd_spares_keeps_every_byte_in_order() {
+    use futures::{AsyncBufReadExt as _, AsyncReadExt as _};
+    use std::io::Write as _;
+    let _serial = serial();
+    const LEN: usize = 6 << 20;
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 7 + i / 251) as u8).collect();
+    let sent = data.clone();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let writer = std::thread::spawn(move || {
+        let sizes = [
+            1usize, 4095, 4096, 4097, 65535, 65536, 65537, 200_000, 3, 10,
+        ];
+        let (mut at, mut k) = (0, 0);
+        while at < LEN {
+            let n = sizes[k % sizes.len()].min(LEN - at);
+            peer.write_all(&sent[at..at + n]).unwrap();
+            at += n;
+            k += 1;
+        }
+    });
+    let lp = Loop::new().unwrap();
+    let p = uv::Pipe::new(&lp, false).unwrap();
+    p.open(a).unwrap();
+    let lh = lp.handle();
+    let got = lp
+        .block_on(async move {
+            let mut s = uvf::AsyncStream::new(p);
+            let mut out = Vec::new();
+            let spares = [0usize, 1, 4095, 4096, 65535, 65536, 65537, 1 << 20];
+            for i in 0usize.. {
+                if i % 5 == 0 {
+                    // Let reads land behind the bytes not taken.
+                    let _ = uvf::sleep(&lh, std::time::Duration::from_millis(0)).await;
+                }
+                match i % 6 {
+                    0..=2 => {
+                        let mut spare = Vec::with_capacity(spares[i % spares.len()]);
+                        if i % 4 == 1 {
+                            spare.extend_from_slice(b"stale");
+                        }
+                        let chunk = s.read_chunk(spare).await.unwrap();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        out.extend_from_slice(&chunk);
+                    }
+                    3 => {
+                        // A read polled once and dropped takes nothing.
+                        let waker = futures::task::noop_waker();
+                        let mut cx = std::task::Context::from_waker(&waker);
+                        let mut f = s.read_chunk(vec![9; 3]);
+                        if let std::task::Poll::Ready(r) =
+                            std::future::Future::poll(std::pin::Pin::new(&mut f), &mut cx)
+                        {
+                            let chunk = r.unwrap();
+                            if chunk.is_empty() {
+                                break;
+                            }
+                            out.extend_from_slice(&chunk);
+                        }
+                    }
+                    4 => {
+                        let mut buf = vec![0u8; 1 + i % 9000];
+                        let n = s.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                    _ => {
+                        let buf = s.fill_buf().await.unwrap();
+                        if buf.is_empty() {
+                            break;
+                        }
+                        let n = buf.len().min(1 + i % 5000);
+                        out.extend_from_slice(&buf[..n]);
+                        s.consume_unpin(n);
+                    }
+                }
+            }
+            s.into_inner().close();
+            out
+        })
+        .unwrap();
+    writer.join().unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes out of order");
+}
+
+/// A `write_each` whose iterator makes writes of its own on the stream, runs the
+/// loop (the batch's first writes complete meanwhile) and closes the stream: the
+/// writes made go out in the order they were made, the iterator's own write keeps
+/// its result, the batch stops at the refused item and resolves to its error, and
+/// nothing is lost or run twice.
+#[test]
+fn write_each_survives_an_iterator_that_writes_runs_the_loop_and_closes() {
+    use std::io::Read as _;
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (x, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = uv::Pipe::new(&lp, false).unwrap();
+    a.open(x).unwrap();
+    let own = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let taken = std::rc::Rc::new(std::cell::Cell::new(0));
+    let items = {
+        let (a, own, taken, lr) = (a.clone(), own.clone(), taken.clone(), &lp);
+        (0..8).map(move |k| {
+            taken.set(k + 1);
+            match k {
+                2 => *own.borrow_mut() = Some(uvf::write(&a, &b"[own]"[..])),
+                3 => {
+                    lr.run(RunMode::NoWait).unwrap();
+                }
+                5 => a.close(),
+                _ => {}
+            }
+            WriteData::One(format!("[{k}]").into_bytes())
+        })
+    };
+    let batch = uvf::write_each(&a, items);
+    // Item 5 was made (the close came with it), and refused: none after it.
+    assert_eq!(taken.get(), 6);
+    let own = own.borrow_mut().take().unwrap();
+    let (batch, own) = lp.block_on(async { (batch.await, own.await) }).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(own.map_err(|e| e.code()), Ok(()));
+    assert_eq!(batch.unwrap_err().kind(), uv::Category::ClosedHandle);
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"[0][1][own][2][3][4]");
+}
+
+/// A `write_each` whose iterator panics midway: the panic reaches the caller, the
+/// writes already made go out and complete (the stream keeps their tracker), and
+/// the stream takes more writes afterwards.
+#[test]
+fn write_each_with_a_panicking_iterator_keeps_the_writes_made() {
+    use std::io::Read as _;
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (x, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = uv::Pipe::new(&lp, false).unwrap();
+    a.open(x).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        uvf::write_each(
+            &a,
+            (0..5).map(|k| {
+                assert!(k < 3, "the iterator panics");
+                WriteData::Static(b"ab")
+            }),
+        )
+    }));
+    assert!(r.is_err());
+    let after = uvf::write_each(&a, [WriteData::Static(b"cd")]);
+    let n = lp.block_on(after).unwrap().unwrap();
+    assert_eq!(n, 1);
+    a.close();
+    lp.run(RunMode::Default).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"abababcd");
+}
