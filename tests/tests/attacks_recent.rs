@@ -576,3 +576,111 @@ fn write_each_with_a_panicking_iterator_keeps_the_writes_made() {
     peer.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"abababcd");
 }
+
+/// Loops made and dropped on two threads at once (each with handles over several
+/// chunks of the sender table, whose memory later loops of either thread take
+/// over), while a third thread sends on every sender ever made: a sender whose
+/// loop was dropped is refused every time (never wakes the handle that took its
+/// cell over), and each handle is woken exactly by its own sends.
+#[test]
+fn senders_of_loops_dropped_on_other_threads_never_wake_later_handles() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let _serial = serial();
+    type Pool = Arc<Mutex<Vec<(uv::AsyncSender, Arc<AtomicBool>)>>>;
+    let pool: Pool = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let hammer = {
+        let (pool, stop, refused) = (pool.clone(), stop.clone(), refused.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let senders: Vec<_> = pool.lock().unwrap().clone();
+                for (s, dead) in &senders {
+                    // Read first: a loop dropped before the send must refuse it.
+                    let was_dead = dead.load(Ordering::SeqCst);
+                    match s.send() {
+                        Ok(()) => assert!(!was_dead, "a sender of a dropped loop was taken"),
+                        Err(e) => {
+                            assert_eq!(e.kind(), uv::Category::ClosedHandle);
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                std::thread::yield_now();
+            }
+        })
+    };
+    let makers: Vec<_> = (0..2)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for round in 0..uv_tests::iterations(30) {
+                    // 33 to 132 handles: from one chunk to three.
+                    let handles = 33 + (round * 37 + t * 50) % 100;
+                    let lp = Loop::new().unwrap();
+                    let dead = Arc::new(AtomicBool::new(false));
+                    let counts: Vec<Arc<AtomicUsize>> =
+                        (0..handles).map(|_| Arc::default()).collect();
+                    let pairs: Vec<_> = counts
+                        .iter()
+                        .map(|n| {
+                            let n = n.clone();
+                            uv::Async::with_sender(&lp, move |_| {
+                                n.fetch_add(1, Ordering::SeqCst);
+                            })
+                            .unwrap()
+                        })
+                        .collect();
+                    {
+                        let mut p = pool.lock().unwrap();
+                        p.extend(pairs.iter().map(|(_, s)| (s.clone(), dead.clone())));
+                    }
+                    for (_, s) in &pairs {
+                        s.send().unwrap();
+                    }
+                    // Other threads' senders may wake these handles too (they are
+                    // live: the hammer sends on them): at least once each.
+                    while counts.iter().any(|n| n.load(Ordering::SeqCst) == 0) {
+                        lp.run(RunMode::Once).unwrap();
+                    }
+                    for (a, _) in &pairs {
+                        a.close();
+                    }
+                    lp.run(RunMode::Default).unwrap();
+                    drop(pairs);
+                    drop(lp);
+                    dead.store(true, Ordering::SeqCst);
+                    // From here on no handle of this loop exists: sends on its
+                    // senders are refused (the hammer checks them).
+                    let mine: Vec<_> = pool
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|(_, d)| Arc::ptr_eq(d, &dead))
+                        .map(|(s, _)| s.clone())
+                        .collect();
+                    for s in &mine {
+                        assert_eq!(s.send().unwrap_err().kind(), uv::Category::ClosedHandle);
+                    }
+                    // Keep the pool bounded: the oldest senders go.
+                    let mut p = pool.lock().unwrap();
+                    let len = p.len();
+                    if len > 2000 {
+                        p.drain(..len - 2000);
+                    }
+                }
+            })
+        })
+        .collect();
+    for m in makers {
+        m.join().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    hammer.join().unwrap();
+    for (s, dead) in pool.lock().unwrap().iter() {
+        assert!(dead.load(Ordering::SeqCst));
+        assert_eq!(s.send().unwrap_err().kind(), uv::Category::ClosedHandle);
+    }
+    assert!(refused.load(Ordering::Relaxed) > 0);
+}
