@@ -684,3 +684,64 @@ fn senders_of_loops_dropped_on_other_threads_never_wake_later_handles() {
     }
     assert!(refused.load(Ordering::Relaxed) > 0);
 }
+
+/// Aborts the process with `what` unless `done` is set within `secs` seconds:
+/// a hang of the loop's thread ends the test run with a message.
+fn watchdog(what: &'static str, secs: u64) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..secs * 10 {
+            if d.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("watchdog: {what}");
+        std::process::abort();
+    });
+    done
+}
+
+/// NOT FIXED (ignored: it hangs, and the watchdog aborts the run). `recv_start`
+/// refuses a UDP socket in blocking mode, but the mode belongs to the open file: a
+/// copy of the socket made before `open` (`UdpSocket::try_clone`) can switch it to
+/// blocking mode after `recv_start`. libuv then reads datagrams until `EAGAIN`
+/// (unix/udp.c, uv__udp_recvmsg), and the read after the last datagram waits for
+/// the next one with the loop's thread. No check before libuv's reads can see a
+/// change made later through another descriptor (the same class as the streams'
+/// "not covered" case in docs/soundness-audit.md).
+#[test]
+#[ignore = "hangs: a UDP socket switched to blocking mode after recv_start (libuv reads until EAGAIN)"]
+fn a_udp_socket_made_blocking_after_recv_start_does_not_hang_the_loop() {
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let copy = s.try_clone().unwrap();
+    let u = uv::Udp::new(&lp).unwrap();
+    u.open(s).unwrap();
+    let got = std::rc::Rc::new(std::cell::Cell::new(0));
+    let g = got.clone();
+    // Receiving goes on after the datagram: libuv reads again at once.
+    u.recv_start(move |_, d| {
+        let d = d.unwrap();
+        if !d.is_drained() {
+            g.set(g.get() + 1);
+        }
+    })
+    .unwrap();
+    copy.set_nonblocking(false).unwrap();
+    let to = u.local_addr().unwrap();
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"hi", to)
+        .unwrap();
+    let done = watchdog("the loop waits in recvmsg on a blocking UDP socket", 20);
+    while got.get() == 0 {
+        lp.run(RunMode::Once).unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(got.get(), 1);
+    u.close();
+    lp.run(RunMode::Default).unwrap();
+}
