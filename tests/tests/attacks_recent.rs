@@ -745,3 +745,56 @@ fn a_udp_socket_made_blocking_after_recv_start_does_not_hang_the_loop() {
     u.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// A hundred thousand write futures of one stream polled together by one task
+/// (`FuturesUnordered`: a waker of its own for each) while the peer drains the
+/// stream: all resolve `Ok` in a bounded time. The stream's tracker kept one list
+/// of wakers, compared each new one with all kept (no two alike here) and woke
+/// them all at every completion: quadratic work that grew past the watchdog (at
+/// 40,000 futures, half a minute in a release build).
+#[test]
+fn many_write_futures_polled_together_complete_in_bounded_time() {
+    use futures::StreamExt as _;
+    let _serial = serial();
+    const N: usize = 100_000;
+    let lp = Loop::new().unwrap();
+    let (a, b) = uv::Pipe::pair(&lp).unwrap();
+    // Behind a large write, so that the small ones are all pending when polled.
+    let big = uvf::write(&a, vec![7u8; 16 << 20]);
+    let futs: futures::stream::FuturesUnordered<_> =
+        (0..N).map(|_| uvf::write(&a, &b"x"[..])).collect();
+    let done = watchdog("write futures polled together took too long", 60);
+    let reading = b.clone();
+    let (read, written) = lp
+        .block_on(async move {
+            let mut futs = futs;
+            let reader = async {
+                let mut s = uvf::AsyncStream::new(reading);
+                let (mut buf, mut total) = (Vec::new(), 0);
+                loop {
+                    buf = s.read_chunk(buf).await.unwrap();
+                    if buf.is_empty() {
+                        break total;
+                    }
+                    total += buf.len();
+                }
+            };
+            let writer = async {
+                let mut k = 0;
+                while let Some(r) = futs.next().await {
+                    r.unwrap();
+                    k += 1;
+                }
+                big.await.unwrap();
+                a.close();
+                k
+            };
+            futures::join!(reader, writer)
+        })
+        .unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(written, N);
+    assert_eq!(read, (16 << 20) + N);
+    b.close();
+    lp.run(RunMode::Default).unwrap();
+}

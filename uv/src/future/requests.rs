@@ -309,10 +309,17 @@ pub(crate) struct StreamWrites {
     errors: std::cell::RefCell<std::collections::VecDeque<(u64, u64, Error)>>,
     /// `errors` is not empty (a test of a flag on each completed write's poll).
     has_errors: std::cell::Cell<bool>,
-    /// The tasks waiting for a write of this stream (one entry per task).
-    wakers: std::cell::RefCell<Vec<std::task::Waker>>,
-    /// `wakers` is not empty (a test of a flag on each completion).
-    waiting: std::cell::Cell<bool>,
+    /// The tasks waiting for a write of this stream, by the number of the write
+    /// each waits for (a write future's own, a batch's last) and the order they
+    /// came in for it (one, unless the future was polled by several tasks): woken
+    /// when that write completed, not on every completion (thousands of write
+    /// futures polled by one task, each with a waker of its own, as
+    /// `FuturesUnordered` gives them, made every completion wake and re-poll them
+    /// all, and every registration compare its waker with all the others).
+    wakers: std::cell::RefCell<std::collections::BTreeMap<(u64, u32), std::task::Waker>>,
+    /// The smallest number in `wakers` (`u64::MAX`: none), so that a completion
+    /// tests one number.
+    next_wake: std::cell::Cell<u64>,
 }
 
 /// Runs of failed writes kept for write futures that have not taken them. Past
@@ -335,7 +342,7 @@ impl StreamWrites {
             has_errors: std::cell::Cell::new(!errors.is_empty()),
             errors: std::cell::RefCell::new(errors),
             wakers: Default::default(),
-            waiting: std::cell::Cell::new(false),
+            next_wake: std::cell::Cell::new(u64::MAX),
         }
     }
 
@@ -403,8 +410,8 @@ impl StreamWrites {
         if let Err(e) = r {
             w.failed(seq, e);
         }
-        if w.waiting.get() {
-            w.wake();
+        if seq >= w.next_wake.get() {
+            w.wake(seq);
         }
     }
 
@@ -432,11 +439,23 @@ impl StreamWrites {
         self.has_errors.set(true);
     }
 
+    /// Wakes the tasks waiting for writes up to `done` (completed).
     #[inline(never)]
-    fn wake(&self) {
-        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
-        self.waiting.set(false);
-        for w in wakers {
+    fn wake(&self, done: u64) {
+        let mut ready = Vec::new();
+        {
+            let mut wakers = self.wakers.borrow_mut();
+            while let Some(e) = wakers.first_entry() {
+                if e.key().0 > done {
+                    break;
+                }
+                ready.push(e.remove());
+            }
+            self.next_wake
+                .set(wakers.first_key_value().map_or(u64::MAX, |(k, _)| k.0));
+        }
+        // The borrow is over: a waker may poll a write future of this stream.
+        for w in ready {
             w.wake();
         }
     }
@@ -497,14 +516,22 @@ impl StreamWrites {
         found
     }
 
-    /// Wakes this task when a write of this stream completes.
+    /// Wakes this task when write `seq` of this stream completed (once: a poll
+    /// again for the same write by the same task adds nothing).
     #[inline(never)]
-    fn register(&self, cx: &Context<'_>) {
+    fn register(&self, seq: u64, cx: &Context<'_>) {
         let mut wakers = self.wakers.borrow_mut();
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
+        let mut n = 0;
+        for w in wakers.range((seq, 0)..=(seq, u32::MAX)).map(|(_, w)| w) {
+            if w.will_wake(cx.waker()) {
+                return;
+            }
+            n += 1;
         }
-        self.waiting.set(true);
+        wakers.insert((seq, n), cx.waker().clone());
+        if seq < self.next_wake.get() {
+            self.next_wake.set(seq);
+        }
     }
 }
 
@@ -573,7 +600,7 @@ impl WriteFuture {
             return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
         }
         if seq > self.writes.completed.get() {
-            self.writes.register(cx);
+            self.writes.register(seq, cx);
             return Poll::Pending;
         }
         self.seq = WRITE_OVER;
@@ -741,7 +768,7 @@ impl Future for WriteEach {
         let mut err = None;
         if let Some(w) = this.writes.take() {
             if this.last > w.completed.get() {
-                w.register(cx);
+                w.register(this.last, cx);
                 this.writes = Some(w);
                 return Poll::Pending;
             }
