@@ -303,10 +303,12 @@ pub(crate) struct StreamWrites {
     /// Writes completed (in order: the first `completed` of the submitted ones).
     completed: std::cell::Cell<u64>,
     /// The failed writes' results, until their futures take them: runs of
-    /// consecutive writes that failed with the same error (`first`, `last`, the
-    /// error), oldest first. Once a write fails, the ones after it usually fail
-    /// too (a close cancels every queued write): a run holds them all.
-    errors: std::cell::RefCell<std::collections::VecDeque<(u64, u64, Error)>>,
+    /// consecutive writes that failed with the same error, by their first write
+    /// (the last one, the error). Once a write fails, the ones after it usually
+    /// fail too (a close cancels every queued write): a run holds them all. A
+    /// map, so that futures taking their errors in any order (each splits its
+    /// run) cost a search each, not a scan of the runs.
+    errors: std::cell::RefCell<ErrorRuns>,
     /// `errors` is not empty (a test of a flag on each completed write's poll).
     has_errors: std::cell::Cell<bool>,
     /// The tasks waiting for a write of this stream, by the number of the write
@@ -322,6 +324,9 @@ pub(crate) struct StreamWrites {
     next_wake: std::cell::Cell<u64>,
 }
 
+/// The runs of failed writes of a tracker (see `StreamWrites::errors`).
+type ErrorRuns = std::collections::BTreeMap<u64, (u64, Error)>;
+
 /// Runs of failed writes kept for write futures that have not taken them. Past
 /// it (writes that alternately fail and succeed, their futures never polled), the
 /// two oldest runs are joined: the writes between them that succeeded then report
@@ -331,11 +336,7 @@ const WRITE_ERRORS_MAX: usize = 1024;
 impl StreamWrites {
     /// A tracker with `submitted` writes, `completed` of them completed, and
     /// `errors` kept.
-    fn with(
-        submitted: u64,
-        completed: u64,
-        errors: std::collections::VecDeque<(u64, u64, Error)>,
-    ) -> Self {
+    fn with(submitted: u64, completed: u64, errors: ErrorRuns) -> Self {
         StreamWrites {
             submitted: std::cell::Cell::new(submitted),
             completed: std::cell::Cell::new(completed),
@@ -420,9 +421,10 @@ impl StreamWrites {
     #[inline(never)]
     fn failed(&self, seq: u64, e: Error) {
         let mut errs = self.errors.borrow_mut();
-        if let Some((_, last, run)) = errs.back_mut() {
+        if let Some(mut run) = errs.last_entry() {
             // Writes complete in order: `seq` is after every kept one.
-            if *last + 1 == seq && run.code() == e.code() && run.operation() == e.operation() {
+            let (last, err) = run.get_mut();
+            if *last + 1 == seq && err.code() == e.code() && err.operation() == e.operation() {
                 *last = seq;
                 self.has_errors.set(true);
                 return;
@@ -430,12 +432,11 @@ impl StreamWrites {
         }
         while errs.len() >= WRITE_ERRORS_MAX {
             // Joined, not dropped: a failed write must never read as done.
-            let (first, _, older) = errs.pop_front().expect("at the limit");
-            let next = errs.front_mut().expect("at the limit");
-            next.0 = first;
-            next.2 = older;
+            let (first, (_, older)) = errs.pop_first().expect("at the limit");
+            let (_, (last, _)) = errs.pop_first().expect("at the limit");
+            errs.insert(first, (last, older));
         }
-        errs.push_back((seq, seq, e));
+        errs.insert(seq, (seq, e));
         self.has_errors.set(true);
     }
 
@@ -477,40 +478,25 @@ impl StreamWrites {
         }
         let mut errs = self.errors.borrow_mut();
         let mut found = None;
-        let mut i = 0;
-        // The runs are in order and do not overlap.
-        while i < errs.len() {
-            let (a, b) = (errs[i].0, errs[i].1);
-            if b < first {
-                i += 1;
-                continue;
+        // The run that starts before the range and reaches into it: cut at the
+        // range (the writes after the range, if it reaches past it, kept as a
+        // run of their own). It is the range's first error.
+        let before = errs.range_mut(..first).next_back();
+        if let Some((_, (end, e))) = before.filter(|(_, (end, _))| *end >= first) {
+            let (end_was, e) = (*end, e.clone());
+            *end = first - 1;
+            if end_was > last {
+                errs.insert(last + 1, (end_was, e.clone()));
             }
-            if a > last {
-                break;
+            found = Some(e);
+        }
+        // The runs that start in the range (in order).
+        while let Some(start) = errs.range(first..=last).next().map(|(s, _)| *s) {
+            let (end, e) = errs.remove(&start).expect("found");
+            if end > last {
+                errs.insert(last + 1, (end, e.clone()));
             }
-            if found.is_none() {
-                found = Some(errs[i].2.clone());
-            }
-            match (a < first, b > last) {
-                (false, false) => {
-                    errs.remove(i);
-                }
-                (true, false) => {
-                    errs[i].1 = first - 1;
-                    i += 1;
-                }
-                (false, true) => {
-                    errs[i].0 = last + 1;
-                    i += 1;
-                }
-                (true, true) => {
-                    // The range is inside the run: the run's two ends are kept.
-                    let e = errs[i].2.clone();
-                    errs[i].1 = first - 1;
-                    errs.insert(i + 1, (last + 1, b, e));
-                    break;
-                }
-            }
+            found.get_or_insert(e);
         }
         self.has_errors.set(!errs.is_empty());
         found
@@ -585,7 +571,7 @@ impl WriteFuture {
     #[cold]
     #[inline(never)]
     fn refused(e: Error) -> WriteFuture {
-        let writes = Rc::new(StreamWrites::with(1, 1, [(1, 1, e)].into()));
+        let writes = Rc::new(StreamWrites::with(1, 1, [(1, (1, e))].into()));
         WriteFuture { writes, seq: 1 }
     }
 
