@@ -842,3 +842,50 @@ fn many_cancelled_write_futures_taken_in_any_order_resolve_in_bounded_time() {
     assert!(matches!(r, std::task::Poll::Ready(Err(ref e)) if e.code() == StatusCode::ECANCELED));
     done.store(true, std::sync::atomic::Ordering::SeqCst);
 }
+
+/// Empty items in a batch (every kind of empty data with a buffer) are writes like
+/// any other: each completes, the batch counts them, and the bytes around them go
+/// out in order. A `Many` with no buffer at all is refused by libuv (`EINVAL`):
+/// the batch stops there (the items after it are not taken) and resolves to that
+/// error once the writes before it completed.
+#[test]
+fn write_each_takes_empty_items() {
+    use std::io::Read as _;
+    let _serial = serial();
+    let lp = Loop::new().unwrap();
+    let (x, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = uv::Pipe::new(&lp, false).unwrap();
+    a.open(x).unwrap();
+    let items = vec![
+        WriteData::Static(b"a"),
+        WriteData::Many(vec![Vec::new(), Vec::new()]),
+        WriteData::One(Vec::new()),
+        WriteData::Static(b""),
+        WriteData::Shared(std::rc::Rc::from(&b""[..])),
+        WriteData::SharedSync(std::sync::Arc::from(&b""[..])),
+        WriteData::from(&b""[..]),
+        WriteData::Static(b"b"),
+    ];
+    let n = items.len();
+    let batch = uvf::write_each(&a, items);
+    let taken = std::cell::Cell::new(0);
+    let stopped = uvf::write_each(
+        &a,
+        [
+            WriteData::Static(b"c"),
+            WriteData::Many(Vec::new()),
+            WriteData::Static(b"never"),
+        ]
+        .into_iter()
+        .inspect(|_| taken.set(taken.get() + 1)),
+    );
+    assert_eq!(taken.get(), 2);
+    let (batch, stopped) = lp.block_on(async { (batch.await, stopped.await) }).unwrap();
+    assert_eq!(batch.map_err(|e| e.code()), Ok(n));
+    assert_eq!(stopped.map_err(|e| e.code()), Err(StatusCode::EINVAL));
+    a.close();
+    lp.run(RunMode::Default).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"abc");
+}
