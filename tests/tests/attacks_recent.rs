@@ -24,7 +24,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// and a close cancels them all. Returns the queued write's future.
 fn stalled_pair(lp: &Loop) -> (uv::Pipe, uv::Pipe, uvf::WriteFuture) {
     let (a, b) = uv::Pipe::pair(lp).unwrap();
-    let big = uvf::write(&a, vec![7u8; 16 << 20]);
+    let big = uvf::write(&a, vec![7u8; 4 << 20]);
     (a, b, big)
 }
 
@@ -95,7 +95,7 @@ fn each_write_future_gets_its_own_result_taken_in_any_order() {
         })
         .unwrap();
     assert_eq!(got, 5);
-    let big = uvf::write(&a, vec![7u8; 16 << 20]);
+    let big = uvf::write(&a, vec![7u8; 4 << 20]);
     let mut failed: Vec<_> = (0..50).map(|_| uvf::write(&a, &b"x"[..])).collect();
     let batch = uvf::write_each(&a, (0..20).map(|_| WriteData::Static(b"y")));
     a.close();
@@ -417,8 +417,8 @@ fn read_chunk_with_odd_spares_keeps_every_byte_in_order() {
     use futures::{AsyncBufReadExt as _, AsyncReadExt as _};
     use std::io::Write as _;
     let _serial = serial();
-    const LEN: usize = 6 << 20;
-    let data: Vec<u8> = (0..LEN).map(|i| (i * 7 + i / 251) as u8).collect();
+    let len = uv_tests::iterations(6 << 20);
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
     let sent = data.clone();
     let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
     let writer = std::thread::spawn(move || {
@@ -426,8 +426,8 @@ fn read_chunk_with_odd_spares_keeps_every_byte_in_order() {
             1usize, 4095, 4096, 4097, 65535, 65536, 65537, 200_000, 3, 10,
         ];
         let (mut at, mut k) = (0, 0);
-        while at < LEN {
-            let n = sizes[k % sizes.len()].min(LEN - at);
+        while at < len {
+            let n = sizes[k % sizes.len()].min(len - at);
             peer.write_all(&sent[at..at + n]).unwrap();
             at += n;
             k += 1;
@@ -688,6 +688,13 @@ fn senders_of_loops_dropped_on_other_threads_never_wake_later_handles() {
 /// Aborts the process with `what` unless `done` is set within `secs` seconds:
 /// a hang of the loop's thread ends the test run with a message.
 fn watchdog(what: &'static str, secs: u64) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    // Ten times longer under valgrind (`tests/valgrind.sh`), which runs the
+    // loop many times slower.
+    let secs = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        secs * 10
+    } else {
+        secs
+    };
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let d = done.clone();
     std::thread::spawn(move || {
@@ -756,13 +763,13 @@ fn a_udp_socket_made_blocking_after_recv_start_does_not_hang_the_loop() {
 fn many_write_futures_polled_together_complete_in_bounded_time() {
     use futures::StreamExt as _;
     let _serial = serial();
-    const N: usize = 100_000;
+    let n = uv_tests::iterations(100_000);
     let lp = Loop::new().unwrap();
     let (a, b) = uv::Pipe::pair(&lp).unwrap();
     // Behind a large write, so that the small ones are all pending when polled.
-    let big = uvf::write(&a, vec![7u8; 16 << 20]);
+    let big = uvf::write(&a, vec![7u8; 4 << 20]);
     let futs: futures::stream::FuturesUnordered<_> =
-        (0..N).map(|_| uvf::write(&a, &b"x"[..])).collect();
+        (0..n).map(|_| uvf::write(&a, &b"x"[..])).collect();
     let done = watchdog("write futures polled together took too long", 60);
     let reading = b.clone();
     let (read, written) = lp
@@ -793,8 +800,8 @@ fn many_write_futures_polled_together_complete_in_bounded_time() {
         })
         .unwrap();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(written, N);
-    assert_eq!(read, (16 << 20) + N);
+    assert_eq!(written, n);
+    assert_eq!(read, (4 << 20) + n);
     b.close();
     lp.run(RunMode::Default).unwrap();
 }
@@ -806,11 +813,11 @@ fn many_write_futures_polled_together_complete_in_bounded_time() {
 #[test]
 fn many_cancelled_write_futures_taken_in_any_order_resolve_in_bounded_time() {
     let _serial = serial();
-    const N: usize = 100_000;
+    let n = uv_tests::iterations(100_000);
     let lp = Loop::new().unwrap();
     let (a, b) = uv::Pipe::pair(&lp).unwrap();
-    let big = uvf::write(&a, vec![7u8; 16 << 20]);
-    let mut futs: Vec<_> = (0..N).map(|_| uvf::write(&a, &b"x"[..])).collect();
+    let big = uvf::write(&a, vec![7u8; 4 << 20]);
+    let mut futs: Vec<_> = (0..n).map(|_| uvf::write(&a, &b"x"[..])).collect();
     let mut x = 12345u64;
     for i in (1..futs.len()).rev() {
         x = x
