@@ -275,7 +275,7 @@ impl Checker<'_> {
         let mut params = sig.params[leading..].iter();
         for a in args {
             let Some(c_ty) = params.next() else { break };
-            if a.conv.value == Conv::CStrPathLen
+            if matches!(a.conv.value, Conv::CStrPathLen | Conv::SocketName)
                 && params.next().map(String::as_str) != Some("usize")
             {
                 self.out.push(a.conv.loc.error(format!(

@@ -69,6 +69,8 @@ pub enum Conv {
     IpAddrOpt,
     /// `c_str_path_len`.
     CStrPathLen,
+    /// `socket_name`.
+    SocketName,
     /// `stat`.
     Stat,
     /// `request_callback`.
@@ -382,7 +384,7 @@ pub static TABLE: &[ConvDef] = &[
         rust: "`impl AsRef<Path>`",
         c_types: C_STR,
         positions: ARG_ONLY,
-        notes: "A Unix socket's path (on Windows, a pipe name): as `c_str_path`, and on Unix a path longer than a socket name holds (`sun_path`) gives `EINVAL` instead of being cut short by libuv.",
+        notes: "A Unix socket's path (on Windows, a pipe name): as `c_str_path`, and on Unix a path that does not fit a socket name (`sun_path`) with a NUL after it gives `EINVAL` (libuv would cut a longer one short, and read past one that fills `sun_path`).",
     },
     ConvDef {
         name: "c_str_path_opt",
@@ -399,6 +401,14 @@ pub static TABLE: &[ConvDef] = &[
         c_types: C_STR,
         positions: ARG_ONLY,
         notes: "Two C parameters: `*const c_char` then `size_t`, the name and its length (NUL bytes allowed, e.g. Linux abstract sockets).",
+    },
+    ConvDef {
+        name: "socket_name",
+        param: Param::None,
+        rust: "`impl AsRef<Path>`",
+        c_types: C_STR,
+        positions: ARG_ONLY,
+        notes: "A Unix socket's name given with its length: as `c_str_path_len`, and on Unix a name that does not start with a NUL byte (not an abstract socket) and does not fit `sun_path` with a NUL after it gives `EINVAL` (libuv would cut it to a name with no NUL, whose `strlen` in `uv_pipe_getsockname` reads past the address).",
     },
     ConvDef {
         name: "c_str",
@@ -752,6 +762,7 @@ impl ConvDef {
             "socket_path" => Conv::SocketPath,
             "c_str_path_opt" => Conv::CStrPathOpt,
             "c_str_path_len" => Conv::CStrPathLen,
+            "socket_name" => Conv::SocketName,
             "c_str" => Conv::CStr,
             "c_str_opt" => Conv::CStrOpt,
             "ip_addr" => Conv::IpAddr,
@@ -843,6 +854,7 @@ impl Conv {
             Conv::SocketPath => "socket_path",
             Conv::CStrPathOpt => "c_str_path_opt",
             Conv::CStrPathLen => "c_str_path_len",
+            Conv::SocketName => "socket_name",
             Conv::CStr => "c_str",
             Conv::CStrOpt => "c_str_opt",
             Conv::IpAddr => "ip_addr",
@@ -872,7 +884,7 @@ impl Conv {
     /// How many C parameters it stands for.
     pub fn c_params(&self) -> usize {
         match self {
-            Conv::CStrPathLen | Conv::ReadBuf | Conv::WriteData => 2,
+            Conv::CStrPathLen | Conv::SocketName | Conv::ReadBuf | Conv::WriteData => 2,
             _ => 1,
         }
     }
@@ -914,7 +926,7 @@ impl Conv {
             }
             Conv::Status => quote!(#rt::Result<()>),
             Conv::SocketAddr => quote!(::std::net::SocketAddr),
-            Conv::CStrPath | Conv::SocketPath | Conv::CStrPathLen => {
+            Conv::CStrPath | Conv::SocketPath | Conv::CStrPathLen | Conv::SocketName => {
                 quote!(impl ::core::convert::AsRef<::std::path::Path>)
             }
             Conv::CStrPathOpt => quote!(::core::option::Option<&::std::path::Path>),
@@ -988,6 +1000,7 @@ impl Conv {
             Conv::CStr => quote!(#rt::runtime::c_str(#e, #op)?),
             Conv::CStrOpt => quote!(#e.map(|s| #rt::runtime::c_str(s, #op)).transpose()?),
             Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e.as_ref())),
+            Conv::SocketName => quote!(#rt::runtime::socket_name(#e.as_ref(), #op)?),
             Conv::File => quote!(#rt::runtime::loop_request::FileKeep::new(#e)),
             Conv::FileOffset => quote!(#rt::runtime::loop_request::file_offset(#e, #op)?),
             Conv::FileSize => quote!(#rt::runtime::loop_request::file_size(#e, #op)?),
@@ -1032,7 +1045,9 @@ impl Conv {
             Conv::CStrOpt | Conv::IpAddrOpt => {
                 quote!(#name.as_ref().map_or(::core::ptr::null(), |s| s.as_ptr()))
             }
-            Conv::CStrPathLen => quote!(#name.as_ptr().cast(), #name.len() - 1),
+            Conv::CStrPathLen | Conv::SocketName => {
+                quote!(#name.as_ptr().cast(), #name.len() - 1)
+            }
             Conv::File => quote!(#name.fd()),
             Conv::ReadBuf => quote!(#name.as_ptr(), 1),
             Conv::WriteData => quote!(#name.as_ptr(), #name.count()),
@@ -1099,7 +1114,9 @@ impl Conv {
                 quote!(#rt::#t::from_bits_retain(cx.flag_bits(#rt::#t::all().bits())))
             }
             Conv::SocketAddr => quote!(cx.socket_addr()),
-            Conv::CStrPath | Conv::SocketPath | Conv::CStrPathLen => quote!(cx.path()),
+            Conv::CStrPath | Conv::SocketPath | Conv::CStrPathLen | Conv::SocketName => {
+                quote!(cx.path())
+            }
             Conv::CStr => quote!(cx.string()),
             Conv::CStrOpt => quote!(cx.opt_string()),
             Conv::IpAddr => quote!(cx.ip_addr()),

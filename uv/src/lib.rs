@@ -233,23 +233,45 @@ pub mod runtime {
         crate::file::ReqPath::new(path, op)
     }
 
+    /// The size of a Unix socket name (`sun_path`).
+    #[cfg(unix)]
+    const SUN_PATH: usize = std::mem::size_of::<libc::sockaddr_un>()
+        - std::mem::offset_of!(libc::sockaddr_un, sun_path);
+
     /// A Unix socket's path (`socket_path`) as a C string: a NUL byte in it is
-    /// `EINVAL`, and on Unix so is a path longer than a socket name holds
-    /// (`sun_path`), which libuv would cut short (`uv_pipe_bind`,
-    /// `uv_pipe_connect`), naming another path than the one given.
+    /// `EINVAL`, and on Unix so is a path that does not fit a socket name
+    /// (`sun_path`) with a NUL after it. libuv cuts a longer one short
+    /// (`uv_pipe_bind`, `uv_pipe_connect`), naming another path than the one
+    /// given; one that fills `sun_path` is bound with no NUL after it, and
+    /// `uv_pipe_getsockname`/`uv_pipe_getpeername` take its length with `strlen`,
+    /// which reads past the address.
     pub fn c_socket_path(
         path: &std::path::Path,
         op: &'static str,
     ) -> crate::Result<crate::file::ReqPath> {
         #[cfg(unix)]
-        {
-            const SUN_PATH: usize = std::mem::size_of::<libc::sockaddr_un>()
-                - std::mem::offset_of!(libc::sockaddr_un, sun_path);
-            if path.as_os_str().len() > SUN_PATH {
-                return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
-            }
+        if path.as_os_str().len() >= SUN_PATH {
+            return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
         }
         crate::file::ReqPath::new(path, op)
+    }
+
+    /// A Unix socket's name given with its length (`socket_name`): as
+    /// [`path_bytes`], and on Unix a name that is not abstract (its first byte is
+    /// not NUL) and does not fit `sun_path` with a NUL after it is `EINVAL`
+    /// whatever the flags (see [`c_socket_path`]: libuv cuts a longer one to a name
+    /// with no NUL). Abstract names have no NUL after them by design, and libuv
+    /// reads them back by their length.
+    pub fn socket_name(path: &std::path::Path, op: &'static str) -> crate::Result<Vec<u8>> {
+        let v = path_bytes(path);
+        // (`v` ends with the NUL `path_bytes` adds: the name is one byte shorter.)
+        #[cfg(unix)]
+        if v[0] != 0 && v.len() > SUN_PATH {
+            return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
+        }
+        #[cfg(not(unix))]
+        let _ = op;
+        Ok(v)
     }
 
     /// A string argument as a C string: a NUL byte in it is `EINVAL`.

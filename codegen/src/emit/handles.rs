@@ -676,10 +676,17 @@ impl HandleEmitter<'_> {
             c.value
         ));
         let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
+        // The spec's `before` hook, as for the other methods (after the handle's
+        // open test, before the C call).
+        let before = m.before.as_ref().map(|f| {
+            let f = ident(f);
+            quote!(Self::#f(self)?;)
+        });
         quote! {
             #mdoc
             pub fn #fname(&self, #(#params),*) -> #rt::Result<#ty> {
                 let raw = self.inner.raw(#op)?;
+                #before
                 #( #prep )*
                 #rt::runtime::#reader(#op, |out, len| {
                     #sf

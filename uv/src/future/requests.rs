@@ -302,35 +302,48 @@ pub(crate) struct StreamWrites {
     submitted: std::cell::Cell<u64>,
     /// Writes completed (in order: the first `completed` of the submitted ones).
     completed: std::cell::Cell<u64>,
-    /// The failed writes' results, until their futures take them (a few at most:
-    /// once a write fails, the ones after it fail too, and the oldest go first).
-    errors: std::cell::RefCell<std::collections::VecDeque<(u64, Error)>>,
+    /// The failed writes' results, until their futures take them: runs of
+    /// consecutive writes that failed with the same error, by their first write
+    /// (the last one, the error). Once a write fails, the ones after it usually
+    /// fail too (a close cancels every queued write): a run holds them all. A
+    /// map, so that futures taking their errors in any order (each splits its
+    /// run) cost a search each, not a scan of the runs.
+    errors: std::cell::RefCell<ErrorRuns>,
     /// `errors` is not empty (a test of a flag on each completed write's poll).
     has_errors: std::cell::Cell<bool>,
-    /// The tasks waiting for a write of this stream (one entry per task).
-    wakers: std::cell::RefCell<Vec<std::task::Waker>>,
-    /// `wakers` is not empty (a test of a flag on each completion).
-    waiting: std::cell::Cell<bool>,
+    /// The tasks waiting for a write of this stream, by the number of the write
+    /// each waits for (a write future's own, a batch's last) and the order they
+    /// came in for it (one, unless the future was polled by several tasks): woken
+    /// when that write completed, not on every completion (thousands of write
+    /// futures polled by one task, each with a waker of its own, as
+    /// `FuturesUnordered` gives them, made every completion wake and re-poll them
+    /// all, and every registration compare its waker with all the others).
+    wakers: std::cell::RefCell<std::collections::BTreeMap<(u64, u32), std::task::Waker>>,
+    /// The smallest number in `wakers` (`u64::MAX`: none), so that a completion
+    /// tests one number.
+    next_wake: std::cell::Cell<u64>,
 }
 
-/// Errors kept for write futures that have not taken them.
+/// The runs of failed writes of a tracker (see `StreamWrites::errors`).
+type ErrorRuns = std::collections::BTreeMap<u64, (u64, Error)>;
+
+/// Runs of failed writes kept for write futures that have not taken them. Past
+/// it (writes that alternately fail and succeed, their futures never polled), the
+/// two oldest runs are joined: the writes between them that succeeded then report
+/// the older run's error, and no failed write is ever reported done.
 const WRITE_ERRORS_MAX: usize = 1024;
 
 impl StreamWrites {
     /// A tracker with `submitted` writes, `completed` of them completed, and
     /// `errors` kept.
-    fn with(
-        submitted: u64,
-        completed: u64,
-        errors: std::collections::VecDeque<(u64, Error)>,
-    ) -> Self {
+    fn with(submitted: u64, completed: u64, errors: ErrorRuns) -> Self {
         StreamWrites {
             submitted: std::cell::Cell::new(submitted),
             completed: std::cell::Cell::new(completed),
             has_errors: std::cell::Cell::new(!errors.is_empty()),
             errors: std::cell::RefCell::new(errors),
             wakers: Default::default(),
-            waiting: std::cell::Cell::new(false),
+            next_wake: std::cell::Cell::new(u64::MAX),
         }
     }
 
@@ -398,8 +411,8 @@ impl StreamWrites {
         if let Err(e) = r {
             w.failed(seq, e);
         }
-        if w.waiting.get() {
-            w.wake();
+        if seq >= w.next_wake.get() {
+            w.wake(seq);
         }
     }
 
@@ -408,64 +421,103 @@ impl StreamWrites {
     #[inline(never)]
     fn failed(&self, seq: u64, e: Error) {
         let mut errs = self.errors.borrow_mut();
-        if errs.len() == WRITE_ERRORS_MAX {
-            errs.pop_front();
+        if let Some(mut run) = errs.last_entry() {
+            // Writes complete in order: `seq` is after every kept one.
+            let (last, err) = run.get_mut();
+            if *last + 1 == seq && err.code() == e.code() && err.operation() == e.operation() {
+                *last = seq;
+                self.has_errors.set(true);
+                return;
+            }
         }
-        errs.push_back((seq, e));
+        while errs.len() >= WRITE_ERRORS_MAX {
+            // Joined, not dropped: a failed write must never read as done.
+            let (first, (_, older)) = errs.pop_first().expect("at the limit");
+            let (_, (last, _)) = errs.pop_first().expect("at the limit");
+            errs.insert(first, (last, older));
+        }
+        errs.insert(seq, (seq, e));
         self.has_errors.set(true);
     }
 
+    /// Wakes the tasks waiting for writes up to `done` (completed).
     #[inline(never)]
-    fn wake(&self) {
-        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
-        self.waiting.set(false);
-        for w in wakers {
+    fn wake(&self, done: u64) {
+        let mut ready = Vec::new();
+        {
+            let mut wakers = self.wakers.borrow_mut();
+            while let Some(e) = wakers.first_entry() {
+                if e.key().0 > done {
+                    break;
+                }
+                ready.push(e.remove());
+            }
+            self.next_wake
+                .set(wakers.first_key_value().map_or(u64::MAX, |(k, _)| k.0));
+        }
+        // The borrow is over: a waker may poll a write future of this stream.
+        for w in ready {
             w.wake();
         }
     }
 
     /// Write `seq`'s result, once it completed: its error if one is kept.
     fn take_error(&self, seq: u64) -> Result<()> {
-        if !self.has_errors.get() {
-            return Ok(());
-        }
-        let mut errs = self.errors.borrow_mut();
-        let r = match errs.iter().position(|(s, _)| *s == seq) {
-            Some(i) => Err(errs.remove(i).map(|(_, e)| e).expect("found")),
+        match self.take_range_error(seq, seq) {
+            Some(e) => Err(e),
             None => Ok(()),
-        };
-        self.has_errors.set(!errs.is_empty());
-        r
+        }
     }
 
     /// The first error of the writes `first..=last` (completed), if any; the
-    /// range's errors are no longer kept.
+    /// range's errors are no longer kept (the runs that reach past it keep the
+    /// rest of their writes).
     fn take_range_error(&self, first: u64, last: u64) -> Option<Error> {
         if !self.has_errors.get() {
             return None;
         }
         let mut errs = self.errors.borrow_mut();
-        let in_range = |s: &u64| (first..=last).contains(s);
-        let found = errs
-            .iter()
-            .position(|(s, _)| in_range(s))
-            .and_then(|i| errs.remove(i))
-            .map(|(_, e)| e);
-        if found.is_some() {
-            errs.retain(|(s, _)| !in_range(s));
+        let mut found = None;
+        // The run that starts before the range and reaches into it: cut at the
+        // range (the writes after the range, if it reaches past it, kept as a
+        // run of their own). It is the range's first error.
+        let before = errs.range_mut(..first).next_back();
+        if let Some((_, (end, e))) = before.filter(|(_, (end, _))| *end >= first) {
+            let (end_was, e) = (*end, e.clone());
+            *end = first - 1;
+            if end_was > last {
+                errs.insert(last + 1, (end_was, e.clone()));
+            }
+            found = Some(e);
+        }
+        // The runs that start in the range (in order).
+        while let Some(start) = errs.range(first..=last).next().map(|(s, _)| *s) {
+            let (end, e) = errs.remove(&start).expect("found");
+            if end > last {
+                errs.insert(last + 1, (end, e.clone()));
+            }
+            found.get_or_insert(e);
         }
         self.has_errors.set(!errs.is_empty());
         found
     }
 
-    /// Wakes this task when a write of this stream completes.
+    /// Wakes this task when write `seq` of this stream completed (once: a poll
+    /// again for the same write by the same task adds nothing).
     #[inline(never)]
-    fn register(&self, cx: &Context<'_>) {
+    fn register(&self, seq: u64, cx: &Context<'_>) {
         let mut wakers = self.wakers.borrow_mut();
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
+        let mut n = 0;
+        for w in wakers.range((seq, 0)..=(seq, u32::MAX)).map(|(_, w)| w) {
+            if w.will_wake(cx.waker()) {
+                return;
+            }
+            n += 1;
         }
-        self.waiting.set(true);
+        wakers.insert((seq, n), cx.waker().clone());
+        if seq < self.next_wake.get() {
+            self.next_wake.set(seq);
+        }
     }
 }
 
@@ -519,7 +571,7 @@ impl WriteFuture {
     #[cold]
     #[inline(never)]
     fn refused(e: Error) -> WriteFuture {
-        let writes = Rc::new(StreamWrites::with(1, 1, [(1, e)].into()));
+        let writes = Rc::new(StreamWrites::with(1, 1, [(1, (1, e))].into()));
         WriteFuture { writes, seq: 1 }
     }
 
@@ -534,7 +586,7 @@ impl WriteFuture {
             return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
         }
         if seq > self.writes.completed.get() {
-            self.writes.register(cx);
+            self.writes.register(seq, cx);
             return Poll::Pending;
         }
         self.seq = WRITE_OVER;
@@ -702,7 +754,7 @@ impl Future for WriteEach {
         let mut err = None;
         if let Some(w) = this.writes.take() {
             if this.last > w.completed.get() {
-                w.register(cx);
+                w.register(this.last, cx);
                 this.writes = Some(w);
                 return Poll::Pending;
             }
@@ -810,5 +862,43 @@ impl Future for Exit {
             .map(|v| v.ok_or_else(|| Error::closed_handle("exit")));
         this.done = r.is_ready();
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled() -> Error {
+        Error::new(crate::StatusCode::ECANCELED, "uv_write")
+    }
+
+    /// Writes that alternately fail and succeed, more runs of failures than are
+    /// kept: every failed write still reads as failed (runs are joined, not
+    /// dropped), and a run of failures is one entry.
+    #[test]
+    fn failed_writes_are_never_reported_done_past_the_limit() {
+        let w = StreamWrites::with(0, 0, Default::default());
+        let n = 2 * WRITE_ERRORS_MAX as u64 + 10;
+        for seq in 1..=n {
+            if seq % 2 == 1 {
+                w.failed(seq, cancelled());
+            }
+        }
+        assert!(w.errors.borrow().len() <= WRITE_ERRORS_MAX);
+        for seq in (1..=n).rev().filter(|s| s % 2 == 1) {
+            assert!(w.take_error(seq).is_err(), "write {seq}");
+        }
+        let w = StreamWrites::with(0, 0, Default::default());
+        for seq in 1..=10_000 {
+            w.failed(seq, cancelled());
+        }
+        assert_eq!(w.errors.borrow().len(), 1);
+        assert!(w.take_error(5000).is_err());
+        assert_eq!(w.errors.borrow().len(), 2);
+        assert!(w.take_range_error(1, 4999).is_some());
+        assert!(w.take_range_error(5001, 10_000).is_some());
+        assert!(!w.has_errors.get());
+        assert!(w.take_error(7).is_ok());
     }
 }

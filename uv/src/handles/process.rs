@@ -374,6 +374,9 @@ impl<'a> ProcessOptions<'a> {
     /// when it is closed. See [`HeldFds`].
     fn containers(&self, held: &mut HeldFds) -> Result<Containers> {
         let slots = self.stdio.as_slice();
+        // Copies of inherited descriptors go above every slot's number (see
+        // `HeldFds::inherited`).
+        let above = c_int::try_from(slots.len()).map_err(|_| einval(SPAWN))?;
         let mut out = no_containers();
         for (i, s) in slots.iter().enumerate() {
             let (flags, data) = match s {
@@ -388,7 +391,8 @@ impl<'a> ProcessOptions<'a> {
                     (
                         StdioFlags::INHERIT_FD,
                         sys::uv_stdio_container_s__bindgen_ty_1 {
-                            fd: held.inherited(c_int::try_from(i).map_err(|_| einval(SPAWN))?)?,
+                            fd: held
+                                .inherited(c_int::try_from(i).map_err(|_| einval(SPAWN))?, above)?,
                         },
                     )
                 }
@@ -606,9 +610,13 @@ impl HeldFds {
     /// 0 to 2 (kept open by the loop, see `contracts::reserve_stdio`), a copy of it
     /// above: `EBADF` when it is closed, `EINVAL` when it is in non-blocking mode
     /// (see [`blocking`]; descriptors 0 to 2 are never a handle's:
-    /// `contracts::owned_fd`).
+    /// `contracts::owned_fd`). The copy takes a number from `slots` (the number of
+    /// slots) on, never a slot's: on the lowest free number it could take a later
+    /// slot's closed number, which then looked open (an `Inherit` of it gave the
+    /// child this slot's file instead of `EBADF`, and no place-holder was made for
+    /// it).
     #[cfg(unix)]
-    fn inherited(&mut self, fd: c_int) -> Result<c_int> {
+    fn inherited(&mut self, fd: c_int, slots: c_int) -> Result<c_int> {
         use std::os::fd::FromRawFd;
         if fd <= 2 {
             return Ok(fd);
@@ -616,7 +624,16 @@ impl HeldFds {
         blocking(fd)?;
         // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (or fails); no memory is
         // involved.
-        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        let mut copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, slots.max(3)) };
+        if copy < 0
+            && slots > 3
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+        {
+            // More slots than the process may have descriptors (`Ignore` slots up to
+            // a number past the limit): the lowest free number, as before.
+            // SAFETY: as above.
+            copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        }
         if copy < 0 {
             let errno = std::io::Error::last_os_error()
                 .raw_os_error()
@@ -630,7 +647,7 @@ impl HeldFds {
     }
 
     #[cfg(not(unix))]
-    fn inherited(&mut self, fd: c_int) -> Result<c_int> {
+    fn inherited(&mut self, fd: c_int, _slots: c_int) -> Result<c_int> {
         Ok(fd)
     }
 

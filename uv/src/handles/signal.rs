@@ -46,34 +46,37 @@ impl Signal {
         Ok(())
     }
 
-    /// Before `start_oneshot`: `EBUSY` while a one-shot delivery of the handle is
-    /// under way. libuv counts the signals a handle caught and those it delivered;
-    /// a one-shot handle (marked, see `forget_oneshot`) with a caught signal not yet
-    /// delivered is in its callback, or will be in this or the next iteration, and
-    /// after that callback libuv stops the handle whatever it watches then
-    /// (libuv 1.53.1, unix/signal.c, `uv__signal_event`). A one-shot watch started
-    /// meanwhile was undone once `start_oneshot` had answered `Ok`, and its signal
-    /// put back to its default action (for most signals, the end of the process).
+    /// Before `start_oneshot`: `EBUSY` while a delivery of the handle is under way
+    /// or to come (a signal caught and not yet delivered). libuv counts the
+    /// signals a handle caught and those it delivered; a caught signal not yet
+    /// delivered is in the handle's callback, or will be in this or the next
+    /// iteration, and after each delivery libuv stops the handle if it is marked
+    /// one-shot then, whatever it watches (libuv 1.53.1, unix/signal.c,
+    /// `uv__signal_event`; for a signal the handle no longer watches, the callback
+    /// is skipped but the stop is not). A one-shot watch started meanwhile was
+    /// undone once `start_oneshot` had answered `Ok`, and its signal put back to
+    /// its default action (for most signals, the end of the process), whether the
+    /// handle was one-shot before or watched every delivery.
     fn refuse_oneshot_mid_delivery(&self) -> crate::Result<()> {
         let raw = self.inner.raw("uv_signal_start_oneshot")?;
         // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`; the
-        // fields are only read. The flags and the delivered count are written on the
-        // loop's thread, which this is (handles are not `Send`). The caught count is
+        // fields are only read. The delivered count is written on the loop's
+        // thread, which this is (handles are not `Send`). The caught count is
         // written by libuv's signal handler, which may run on any thread: it is read
         // as one aligned 32-bit load (as libuv reads it itself, in
-        // `uv__finish_close`); a signal caught just after the load is one whose
-        // delivery is still to come.
-        let (marked, caught, delivered) = unsafe {
+        // `uv__finish_close`). (A signal of the watched one caught on another
+        // thread between this load and libuv's stop of the old watch, a few
+        // instructions later, is not seen.)
+        let (caught, delivered) = unsafe {
             let caught = std::sync::atomic::AtomicU32::from_ptr(
                 std::ptr::addr_of_mut!((*raw).caught_signals).cast::<u32>(),
             );
             (
-                (*raw).flags & UV_SIGNAL_ONE_SHOT != 0,
                 caught.load(std::sync::atomic::Ordering::Relaxed),
                 (*raw).dispatched_signals,
             )
         };
-        if marked && caught != delivered {
+        if caught != delivered {
             return Err(crate::Error::new(
                 crate::StatusCode::EBUSY,
                 "uv_signal_start_oneshot",
