@@ -309,15 +309,20 @@ fn a_name_that_fills_sun_path_made_elsewhere_is_not_read_past() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Sends `signal` (a name `kill` takes) to this process.
+/// Sends `signal` (`"USR1"` or `"USR2"`) to this thread.
 fn raise(signal: &str) {
-    let ok = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(std::process::id().to_string())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    let signum = match signal {
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        other => panic!("no signal {other} here"),
+    };
+    // Sent to this thread (the loop's), whose handler runs before `raise`
+    // returns: libuv's handler has then written its message and counted the
+    // signal as caught. (Sent to the process, it could be handled on another
+    // thread, whose count the loop may see late.)
+    // SAFETY: `raise` sends a signal to the calling thread; the signals sent
+    // here are watched by the test's handles (libuv's handler is installed).
+    assert_eq!(unsafe { libc::raise(signum) }, 0);
 }
 
 /// A one-shot watch started on a handle with a signal caught and not yet delivered
