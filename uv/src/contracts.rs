@@ -678,8 +678,9 @@ pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result
 /// opened on copies of one socket): the library never shuts a socket down for
 /// reading.
 ///
-/// A socket libuv made and nobody was given since passes at once. Otherwise the
-/// process's descriptors are listed (`/proc/self/fd`, or `/dev/fd` where there is
+/// A socket libuv made and nobody was given since passes at once, as does one
+/// libuv made (`bind`) and not registered (it entered no handle from outside).
+/// Otherwise the process's descriptors are listed (`/proc/self/fd`, or `/dev/fd` where there is
 /// no `/proc`) and each socket among them compared with the stream's (device and
 /// inode: one socket, however many descriptors or open files it has); where
 /// neither list can be read the check passes.
@@ -694,6 +695,14 @@ pub unsafe fn sole_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> Res
     // SAFETY: per the contract the stream is initialised; a stream's descriptor
     // is its watcher's, -1 when it has none.
     let fd = unsafe { (*s).io_watcher.fd };
+    // Only a socket that entered its handle from outside (`open`, an IPC pipe;
+    // registered then) can have copies the library does not hold, or one at a
+    // standard descriptor, which `std` can copy at any time. A socket libuv made
+    // (`bind`) is neither: no scan.
+    // SAFETY: per the contract the stream is a live handle of this library.
+    if fd > 2 && !unsafe { crate::handle::holds_registered_socket(s.cast()) } {
+        return Ok(());
+    }
     if unheld_copies(fd, true) {
         return Err(Error::new(StatusCode::EINVAL, op));
     }

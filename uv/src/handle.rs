@@ -1908,6 +1908,26 @@ pub(crate) fn hold_socket(handle: &Handle) {
     });
 }
 
+/// Whether the handle's socket entered it from outside and is registered (see
+/// [`hold_socket`]).
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+#[cfg(unix)]
+pub(crate) unsafe fn holds_registered_socket(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
+    // is read.
+    h.has(HAS_EXTRAS)
+        && unsafe {
+            (*((*h.raw()).data as *const ExtrasRecord))
+                .extras
+                .held_socket
+                .is_some()
+        }
+}
+
 /// Whether the handle's socket had copies no handle holds (see
 /// `contracts::no_unheld_copies`).
 ///
