@@ -1547,6 +1547,22 @@ impl<K: HandleKind> Typed<K> {
     /// Whether the handle's marked callback (`marks_delivery = true` in its spec)
     /// is running: called from that callback, or from code it calls. Always
     /// `false` for a handle none of whose callbacks is marked.
+    ///
+    /// For the hand-written hooks of a spec's handle type, next to its
+    /// `uv::handle!` expansion (whose `inner` is the `Typed`); with
+    /// `marks_delivery = true` on `on_pace` and `before = "refuse_inside_pace"` on
+    /// a method (tests/spec/pacer.toml):
+    ///
+    /// ```ignore
+    /// impl Pacer {
+    ///     fn refuse_inside_pace(&self) -> uv::Result<()> {
+    ///         if self.inner.is_delivering() {
+    ///             return Err(uv::Error::new(uv::StatusCode::EBUSY, "uv_idle_start"));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     #[inline]
     pub fn is_delivering(&self) -> bool {
         let h = Hdr(self.ptr);
