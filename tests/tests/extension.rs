@@ -159,3 +159,78 @@ fn the_expansion_is_a_readable_file() {
     // One item per line, as rustfmt-like formatting gives.
     assert!(text.lines().count() > 50);
 }
+
+/// A handle type whose callback is marked (`marks_delivery = true` in
+/// `tests/spec/pacer.toml`), and a hook that refuses a method called from inside it.
+mod pacer {
+    uv::handle!("spec/pacer.toml");
+
+    impl Pacer {
+        /// Before `begin_outside`: `EBUSY` while the pacer's own callback runs.
+        fn refuse_inside_pace(&self) -> uv::Result<()> {
+            if self.inner.is_delivering() {
+                return Err(uv::Error::new(uv::StatusCode::EBUSY, "uv_idle_start"));
+            }
+            Ok(())
+        }
+
+        /// Whether the pacer's marked callback is running.
+        pub fn pacing(&self) -> bool {
+            self.inner.is_delivering()
+        }
+    }
+}
+
+/// The hook of an extension type tells its marked callback apart: the method it
+/// guards is refused from inside the callback and taken outside it; another
+/// handle's callback in the same iteration is not marked as the pacer's; the mark
+/// is gone after a callback that panicked.
+#[test]
+fn a_marked_callback_is_known_to_the_hooks_of_its_handle() {
+    use pacer::Pacer;
+    let lp = Loop::new().unwrap();
+    let p = Pacer::new(&lp).unwrap();
+    let other = Heartbeat::new(&lp).unwrap();
+    assert!(!p.pacing());
+    let answers = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let a = answers.clone();
+    p.begin(move |h| {
+        let mut a = a.borrow_mut();
+        a.push(Ok(h.pacing()));
+        a.push(h.begin_outside(|_| {}).map(|()| true).map_err(|e| e.code()));
+        h.end().unwrap();
+    })
+    .unwrap();
+    // The other handle's callback, in the same iteration: not marked.
+    let during_other = Rc::new(Cell::new(None));
+    let (d, p2) = (during_other.clone(), p.clone());
+    other
+        .begin(move |h| {
+            d.set(Some(p2.pacing()));
+            h.end().unwrap();
+        })
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(
+        *answers.borrow(),
+        vec![Ok(true), Err(uv::StatusCode::EBUSY)]
+    );
+    assert_eq!(during_other.get(), Some(false));
+    assert!(!p.pacing());
+    // Outside the callback the method is taken.
+    p.begin_outside(|h| h.end().unwrap()).unwrap();
+    assert!(p.is_active());
+    lp.run(RunMode::Default).unwrap();
+    assert!(!p.is_active());
+    // A callback that panics: the panic comes out of `run`, and the mark is gone.
+    p.begin(|_| panic!("pacing")).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(RunMode::Once)));
+    assert!(r.is_err());
+    assert!(!p.pacing());
+    p.end().unwrap();
+    p.begin_outside(|h| h.end().unwrap()).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    p.close();
+    other.close();
+    lp.run(RunMode::Default).unwrap();
+}

@@ -1544,6 +1544,31 @@ impl<K: HandleKind> Typed<K> {
         h.is_open().then(|| h.raw().cast())
     }
 
+    /// Whether the handle's marked callback (`marks_delivery = true` in its spec)
+    /// is running: called from that callback, or from code it calls. Always
+    /// `false` for a handle none of whose callbacks is marked.
+    ///
+    /// For the hand-written hooks of a spec's handle type, next to its
+    /// `uv::handle!` expansion (whose `inner` is the `Typed`); with
+    /// `marks_delivery = true` on `on_pace` and `before = "refuse_inside_pace"` on
+    /// a method (tests/spec/pacer.toml):
+    ///
+    /// ```ignore
+    /// impl Pacer {
+    ///     fn refuse_inside_pace(&self) -> uv::Result<()> {
+    ///         if self.inner.is_delivering() {
+    ///             return Err(uv::Error::new(uv::StatusCode::EBUSY, "uv_idle_start"));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    #[inline]
+    pub fn is_delivering(&self) -> bool {
+        let h = Hdr(self.ptr);
+        h.in_libuv() && h.shared().delivering.get() == h.raw()
+    }
+
     /// The loop's shared state, while the handle is open.
     pub(crate) fn shared_ptr(&self, op: &'static str) -> Result<*const LoopShared> {
         self.shared_open().ok_or_else(|| Error::closed_handle(op))
@@ -1655,6 +1680,37 @@ pub unsafe fn dispatch<K: HandleKind, F: ?Sized + 'static>(
             |cb, h| call(cb, h),
         )
     }
+}
+
+/// Runs `deliver` (the generated call of a handle callback, such as a
+/// [`dispatch`]) with the handle marked as being delivered: while it runs,
+/// [`Typed::is_delivering`] of the handle answers `true`, from its callback and
+/// from anything the callback calls. For the callbacks a spec marks
+/// (`marks_delivery = true`): a hook can then tell that a method was called from
+/// inside that callback without relying on libuv's own bookkeeping. The mark is
+/// the loop's, saved before and put back after (on unwinding too), so a delivery
+/// nested in another one leaves the outer one marked once it returns.
+///
+/// # Safety
+/// As [`dispatch`].
+#[inline]
+pub unsafe fn marking_delivery<K: HandleKind>(raw: *mut K::Raw, deliver: impl FnOnce()) {
+    /// Puts the loop's earlier mark back when dropped.
+    struct Restore<'a>(&'a Cell<*mut sys::uv_handle_t>, *mut sys::uv_handle_t);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    // SAFETY: per the contract, `raw` is a handle struct of ours (not null), in
+    // libuv while libuv delivers to it.
+    let hp = unsafe { Hdr::from_raw(raw.cast()) };
+    // The loop's shared state outlives the callback: the loop is running, and its
+    // owner (borrowed by `run`) keeps it alive; the handle's allocation may go
+    // during the callback (closed and unreferenced), so it is not read after.
+    let mark = &hp.shared().delivering;
+    let _restore = Restore(mark, mark.replace(hp.raw()));
+    deliver();
 }
 
 /// [`dispatch`] for a callback that takes only its handle, kept in a

@@ -122,7 +122,9 @@ pub mod runtime {
         };
     }
     pub use crate::handle::Place;
-    pub use crate::handle::{dispatch, dispatch_handle, HandleKind, KeepAlive, Slots, Typed};
+    pub use crate::handle::{
+        dispatch, dispatch_handle, marking_delivery, HandleKind, KeepAlive, Slots, Typed,
+    };
     pub use crate::request::submit;
     /// The generic core of requests that belong to the loop (request spec files).
     pub mod loop_request {

@@ -52,6 +52,9 @@ pub(crate) struct LoopShared {
     pub(crate) kernel_pid: Cell<u32>,
     /// Set when teardown shut the executor down: none is made after.
     pub(crate) executor_shut: Cell<bool>,
+    /// The handle whose marked callback (`marks_delivery` in the spec) runs, or
+    /// null (`handle::marking_delivery`).
+    pub(crate) delivering: Cell<*mut sys::uv_handle_t>,
 }
 
 impl Drop for LoopShared {
@@ -367,6 +370,7 @@ impl LoopShared {
             executor: RefCell::new(None),
             kernel_pid: Cell::new(std::process::id()),
             executor_shut: Cell::new(false),
+            delivering: Cell::new(std::ptr::null_mut()),
         })
     }
 }

@@ -445,6 +445,13 @@ impl HandleEmitter<'_> {
                     })
                 }
             };
+            // A marked callback runs with its handle marked as being delivered (the
+            // others pay nothing for it).
+            let call = if cb.marked() {
+                quote!(#rt::runtime::marking_delivery::<#name>(raw, || #call))
+            } else {
+                call
+            };
             trampolines.push(quote! {
                 #cfg
                 #[allow(unsafe_code, clippy::unnecessary_cast)]

@@ -331,6 +331,16 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
             let manual = t.str_opt("manual");
             let parts = t.str_opt("parts");
             let ok = t.str_list("ok");
+            let marks_delivery = t.bool_opt("marks_delivery");
+            if let (Some(m), Some(_)) = (&marks_delivery, &manual) {
+                if m.value {
+                    t.cx().push(
+                        m.loc
+                            .error("`marks_delivery` is for a [[callback]] whose trampoline is generated")
+                            .hint("the hand-written trampoline marks the delivery itself (`uv::runtime::marking_delivery`); remove `marks_delivery`"),
+                    );
+                }
+            }
             if let (Some(p), None) = (&parts, &signature) {
                 t.cx().push(
                     p.loc
@@ -355,6 +365,7 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
                 manual,
                 parts,
                 ok,
+                marks_delivery,
             })
         })
         .collect()

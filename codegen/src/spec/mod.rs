@@ -272,9 +272,19 @@ pub struct CallbackSpec {
     /// "curr"]` makes the Rust callback take `Result<(Stat, Stat)>`); they are read
     /// only when the status is a success.
     pub ok: Vec<Sp<String>>,
+    /// `marks_delivery = true`: the generated trampoline runs the callback under
+    /// `uv::runtime::marking_delivery`, so that the handle's hooks can tell (with
+    /// `Typed::is_delivering`) that they were called from inside it. Only for a
+    /// handle's callback with a generated trampoline.
+    pub marks_delivery: Option<Sp<bool>>,
 }
 
 impl CallbackSpec {
+    /// Whether the callback runs with its handle marked as being delivered.
+    pub fn marked(&self) -> bool {
+        self.marks_delivery.as_ref().is_some_and(|m| m.value)
+    }
+
     /// Whether argument `name` is folded into the status.
     pub fn is_ok_arg(&self, name: &str) -> bool {
         self.ok.iter().any(|o| o.value == name)

@@ -216,6 +216,13 @@ pub fn validate(
             for a in &c.args {
                 convs.check(&a.conv, &slots, Position::CallbackArg, &mut out);
             }
+            if let Some(m) = c.marks_delivery.as_ref().filter(|m| m.value) {
+                out.push(
+                    m.loc
+                        .error("`marks_delivery` is for a handle's [[callback]]")
+                        .hint("a request's callback runs once, when the request is done; remove `marks_delivery`"),
+                );
+            }
         }
         for m in &r.methods {
             for a in &m.args {

@@ -47,18 +47,31 @@ impl Signal {
     }
 
     /// Before `start_oneshot`: `EBUSY` while a delivery of the handle is under way
-    /// or to come (a signal caught and not yet delivered). libuv counts the
-    /// signals a handle caught and those it delivered; a caught signal not yet
-    /// delivered is in the handle's callback, or will be in this or the next
-    /// iteration, and after each delivery libuv stops the handle if it is marked
-    /// one-shot then, whatever it watches (libuv 1.53.1, unix/signal.c,
-    /// `uv__signal_event`; for a signal the handle no longer watches, the callback
-    /// is skipped but the stop is not). A one-shot watch started meanwhile was
-    /// undone once `start_oneshot` had answered `Ok`, and its signal put back to
-    /// its default action (for most signals, the end of the process), whether the
-    /// handle was one-shot before or watched every delivery.
+    /// or to come (a signal caught and not yet delivered). After each delivery
+    /// libuv stops the handle if it is marked one-shot then, whatever it watches
+    /// (libuv 1.53.1, unix/signal.c, `uv__signal_event`; for a signal the handle no
+    /// longer watches, the callback is skipped but the stop is not). A one-shot
+    /// watch started meanwhile was undone once `start_oneshot` had answered `Ok`,
+    /// and its signal put back to its default action (for most signals, the end of
+    /// the process), whether the handle was one-shot before or watched every
+    /// delivery.
+    ///
+    /// A delivery is under way while the handle's callback runs: the generated
+    /// trampoline marks it (`marks_delivery` in the spec), and the mark is what is
+    /// asked first. libuv's counts cannot tell it alone: its signal handler writes
+    /// the signal to the loop's pipe before it counts it as caught, so with the
+    /// signal handled on another thread the loop can read the message and run the
+    /// callback before the count is raised, and the caught and delivered counts
+    /// are then equal inside the callback. The counts tell the rest: a caught
+    /// signal not yet delivered will be in this or the next iteration.
     fn refuse_oneshot_mid_delivery(&self) -> crate::Result<()> {
         let raw = self.inner.raw("uv_signal_start_oneshot")?;
+        if self.inner.is_delivering() {
+            return Err(crate::Error::new(
+                crate::StatusCode::EBUSY,
+                "uv_signal_start_oneshot",
+            ));
+        }
         // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`; the
         // fields are only read. The delivered count is written on the loop's
         // thread, which this is (handles are not `Send`). The caught count is
@@ -119,5 +132,122 @@ impl Signal {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::{Loop, RunMode, Signum, StatusCode};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Sends SIGUSR2 to this thread (the loop's): its handler (libuv's, installed
+    /// by the test's handle) has written its message and counted the signal as
+    /// caught when `raise` returns.
+    fn raise_usr2() {
+        // SAFETY: `raise` sends a signal to the calling thread; the test's handle
+        // watches SIGUSR2, so libuv's handler is installed.
+        assert_eq!(unsafe { libc::raise(libc::SIGUSR2) }, 0);
+    }
+
+    /// The callback of a delivery whose caught and delivered counts are equal (as
+    /// when the signal is handled on another thread, whose handler writes the
+    /// message before it counts the signal, and the loop runs the callback in
+    /// between): `start_oneshot` is still refused, for the mark of the delivery.
+    /// libuv would stop the handle after this callback, undoing the watch.
+    #[test]
+    fn a_one_shot_start_in_a_delivery_with_equal_counts_is_refused() {
+        let lp = Loop::new().unwrap();
+        let sig = Signal::new(&lp).unwrap();
+        assert!(!sig.inner.is_delivering());
+        let answers = Rc::new(RefCell::new(Vec::new()));
+        let a = answers.clone();
+        sig.start_oneshot(Signum::User2, move |h, _| {
+            let raw = h.inner.raw("test").unwrap();
+            // SAFETY: the handle is open (its callback runs), so `raw` is an
+            // initialised `uv_signal_t`; the signal was raised on this thread and
+            // counted before `raise` returned, and no other thread raises it, so
+            // no handler writes the count meanwhile. It is put back below.
+            let caught = unsafe {
+                let caught = (*raw).caught_signals;
+                (*raw).caught_signals = (*raw).dispatched_signals;
+                caught
+            };
+            let mut a = a.borrow_mut();
+            a.push(h.inner.is_delivering());
+            a.push(
+                h.start_oneshot(Signum::User1, |_, _| {})
+                    .is_err_and(|e| e.code() == StatusCode::EBUSY),
+            );
+            a.push(
+                h.start_oneshot(Signum::User2, |_, _| {})
+                    .is_err_and(|e| e.code() == StatusCode::EBUSY),
+            );
+            // SAFETY: as above.
+            unsafe { (*raw).caught_signals = caught };
+        })
+        .unwrap();
+        raise_usr2();
+        while answers.borrow().is_empty() {
+            lp.run(RunMode::Once).unwrap();
+        }
+        assert_eq!(*answers.borrow(), vec![true, true, true]);
+        // The delivery is over: the mark is gone, and libuv stopped the one-shot
+        // watch as it does after each delivery.
+        assert!(!sig.inner.is_delivering());
+        assert_eq!(sig.signum().unwrap(), None);
+        // A one-shot watch started now lasts until its signal.
+        sig.start_oneshot(Signum::User2, |_, _| {}).unwrap();
+        assert_eq!(sig.signum().unwrap(), Some(Signum::User2));
+        sig.close();
+        lp.run(RunMode::Default).unwrap();
+    }
+
+    /// The mark is the handle's only while its marked delivery runs: put back when
+    /// the delivery unwinds, and the outer one's again after a nested delivery of
+    /// another handle.
+    #[test]
+    fn the_delivery_mark_is_put_back_after_a_panic_and_after_nesting() {
+        let lp = Loop::new().unwrap();
+        let outer = Signal::new(&lp).unwrap();
+        let inner = Signal::new(&lp).unwrap();
+        let (ro, ri) = (
+            outer.inner.raw("test").unwrap(),
+            inner.inner.raw("test").unwrap(),
+        );
+        // SAFETY: both are handles of this library's `Signal`, open and in libuv;
+        // the closures call no callback of theirs.
+        unsafe {
+            marking_delivery_for_test(ro, || {
+                assert!(outer.inner.is_delivering());
+                marking_delivery_for_test(ri, || {
+                    assert!(inner.inner.is_delivering());
+                    assert!(!outer.inner.is_delivering());
+                });
+                assert!(outer.inner.is_delivering());
+                assert!(!inner.inner.is_delivering());
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    marking_delivery_for_test(ri, || panic!("in a delivery"));
+                }));
+                assert!(r.is_err());
+                assert!(outer.inner.is_delivering());
+                assert!(!inner.inner.is_delivering());
+            });
+        }
+        assert!(!outer.inner.is_delivering());
+        assert!(!inner.inner.is_delivering());
+        outer.close();
+        inner.close();
+        lp.run(RunMode::Default).unwrap();
+    }
+
+    /// `runtime::marking_delivery` for a `Signal`.
+    ///
+    /// # Safety
+    /// As `marking_delivery`.
+    unsafe fn marking_delivery_for_test(raw: *mut crate::sys::uv_signal_t, f: impl FnOnce()) {
+        // SAFETY: per the contract.
+        unsafe { crate::runtime::marking_delivery::<Signal>(raw, f) }
     }
 }
