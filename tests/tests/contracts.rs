@@ -607,3 +607,57 @@ fn reading_a_socket_whose_copy_is_kept_is_einval_until_the_copy_is_gone() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(&*read.borrow(), b"stream");
 }
+
+/// A socket with a copy the user kept, sent over an IPC pipe within the process:
+/// the received handle does not read while the copy lasts either.
+#[test]
+fn a_received_socket_whose_copy_is_kept_does_not_read_until_the_copy_is_gone() {
+    use std::os::fd::OwnedFd;
+
+    let lp = Loop::new().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let (pa, pb) = (
+        uv::Pipe::new(&lp, true).unwrap(),
+        uv::Pipe::new(&lp, true).unwrap(),
+    );
+    pa.open(OwnedFd::from(a)).unwrap();
+    pb.open(OwnedFd::from(b)).unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (conn, _) = l.accept().unwrap();
+    conn.set_nonblocking(true).unwrap();
+    let copy = conn.try_clone().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    t.open(OwnedFd::from(conn)).unwrap();
+    pa.write2("s", &t, |_, r| r.unwrap()).unwrap();
+    let received: Rc<std::cell::RefCell<Option<Tcp>>> = Rc::default();
+    let r2 = received.clone();
+    let lh = lp.handle();
+    pb.read_start(move |p, d| {
+        d.unwrap();
+        if p.pending_count().unwrap() > 0 {
+            let t = Tcp::new(&lh).unwrap();
+            p.accept_into(&t).unwrap();
+            *r2.borrow_mut() = Some(t);
+            p.close();
+        }
+    })
+    .unwrap();
+    while received.borrow().is_none() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    let r = received.borrow_mut().take().unwrap();
+    // The sender's handle holds a copy too: that one does not count.
+    t.close();
+    pa.close();
+    assert_eq!(
+        r.read_start(|_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    drop(copy);
+    let read = uv_tests::read_to_end(&r);
+    std::io::Write::write_all(&mut peer, b"passed on").unwrap();
+    drop(peer);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*read.borrow(), b"passed on");
+}

@@ -775,6 +775,23 @@ fn held_sockets() -> std::sync::MutexGuard<'static, Vec<(RawFd, usize)>> {
     HELD_SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether a socket that entered a handle ever had copies no handle holds (see
+/// `no_unheld_copies`). A socket received over an IPC pipe can have such copies in
+/// this process only if a handle with such a socket sent it (copies cannot be
+/// made after `open`), so until one was seen a receive lists no descriptors. Never
+/// reset: such a handle's copies may outlive it.
+static COPIED_SOCKETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A socket with copies entered a handle (see `COPIED_SOCKETS`).
+pub(crate) fn note_copied_socket() {
+    COPIED_SOCKETS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a socket with copies ever entered a handle (see `COPIED_SOCKETS`).
+pub(crate) fn any_copied_socket() -> bool {
+    COPIED_SOCKETS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Registers `fd`, held by the handle `key`, if it is a socket; whether it is.
 pub(crate) fn hold_socket(fd: RawFd, key: usize) -> bool {
     if socket_id(fd).is_none() {

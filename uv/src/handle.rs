@@ -1931,8 +1931,12 @@ pub(crate) fn mark_shared_with_child(handle: &Handle) {
 /// user's descriptor, a handle an IPC pipe received, a handle sent over one.
 /// Nothing for a handle that is closing, has no descriptor, or whose descriptor is
 /// no socket.
+///
+/// With `look_for_copies`, the process's descriptors are listed for copies of the
+/// socket that no handle holds (see `contracts::no_unheld_copies`): for a socket
+/// that enters the handle from outside. A handle sends its own socket without.
 #[cfg(unix)]
-pub(crate) fn hold_socket(handle: &Handle) {
+pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
     let h = handle.hdr();
     if !h.is_open() || !h.in_libuv() {
         return;
@@ -1953,14 +1957,17 @@ pub(crate) fn hold_socket(handle: &Handle) {
     if !crate::contracts::hold_socket(fd, key) {
         return;
     }
-    let copies = crate::contracts::unheld_copies(fd, false);
+    let copies = look_for_copies && crate::contracts::unheld_copies(fd, false);
     h.with_extras(|e| {
         if let Some(old) = e.held_socket.replace(fd) {
             if old != fd {
                 crate::contracts::release_socket(old, key);
             }
         }
-        e.user_copies = copies;
+        if copies {
+            e.user_copies = true;
+            crate::contracts::note_copied_socket();
+        }
     });
 }
 

@@ -1374,7 +1374,7 @@ pub fn write2<K: StreamKind, S: StreamKind>(
     // The receiver may be in this process: its descriptor and this one are both
     // the library's.
     #[cfg(unix)]
-    crate::handle::hold_socket(send.typed().handle());
+    crate::handle::hold_socket(send.typed().handle(), false);
     // The sent handle must outlive the write: the request keeps a reference to it.
     let keep = send.clone();
     crate::request::submit::<sys::uv_write_t, K, _, (WriteData, S)>(
@@ -1422,7 +1422,7 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
     }
     // As in `write2`.
     #[cfg(unix)]
-    crate::handle::hold_socket(send.typed().handle());
+    crate::handle::hold_socket(send.typed().handle(), false);
     let buf = sys::uv_buf_t {
         base: data.as_ptr() as *mut _,
         len: data.len(),
@@ -1573,7 +1573,7 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
         // A received socket may have other descriptors in this process (its
         // sender's, when it was sent from here): the library's, from now on.
         #[cfg(unix)]
-        crate::handle::hold_socket(client.typed().handle());
+        crate::handle::hold_socket(client.typed().handle(), contracts::any_copied_socket());
         // A received descriptor may share its open file with this process's
         // standard descriptors (a child sent back what it inherited).
         contracts::note_std_shares(client.typed().handle());

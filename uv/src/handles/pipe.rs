@@ -9,7 +9,7 @@ impl Pipe {
     /// socket that has descriptors the library does not hold).
     fn hold_opened_socket(&self) -> crate::Result<()> {
         #[cfg(unix)]
-        crate::handle::hold_socket(self);
+        crate::handle::hold_socket(self, true);
         Ok(())
     }
 

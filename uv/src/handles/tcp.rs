@@ -14,7 +14,7 @@ impl Tcp {
     /// socket that has descriptors the library does not hold).
     fn hold_opened_socket(&self) -> crate::Result<()> {
         #[cfg(unix)]
-        crate::handle::hold_socket(self);
+        crate::handle::hold_socket(self, true);
         Ok(())
     }
 

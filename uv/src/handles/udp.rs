@@ -708,7 +708,7 @@ impl Udp {
     /// while copies made before `open` last (see `non_blocking`).
     fn hold_opened_socket(&self) -> crate::Result<()> {
         #[cfg(unix)]
-        crate::handle::hold_socket(self);
+        crate::handle::hold_socket(self, true);
         Ok(())
     }
 
