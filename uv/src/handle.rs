@@ -773,13 +773,28 @@ impl Hdr {
     /// Takes the handle's socket out of the library's registry (see
     /// [`hold_socket`]), before `uv_close` closes the descriptor: its number may be
     /// reused at once, by anyone.
+    /// Gives the descriptor released, for `rehold_socket` when the close is refused.
     #[cfg(unix)]
-    fn release_held_socket(&self) {
-        if self.has(HAS_EXTRAS) {
-            let mut held = None;
-            self.with_extras(|e| held = e.held_socket.take());
-            if let Some(fd) = held {
-                crate::contracts::release_socket(fd, self.raw() as usize);
+    fn release_held_socket(&self) -> Option<crate::RawFd> {
+        if !self.has(HAS_EXTRAS) {
+            return None;
+        }
+        let mut held = None;
+        self.with_extras(|e| held = e.held_socket.take());
+        if let Some(fd) = held {
+            crate::contracts::release_socket(fd, self.raw() as usize);
+        }
+        held
+    }
+
+    /// Registers again the socket `release_held_socket` released (`fd`), when the
+    /// close that released it was refused: the handle is open and still holds it.
+    #[cfg(unix)]
+    #[cold]
+    fn rehold_socket(&self, fd: Option<crate::RawFd>) {
+        if let Some(fd) = fd {
+            if crate::contracts::hold_socket(fd, self.raw() as usize) {
+                self.with_extras(|e| e.held_socket = Some(fd));
             }
         }
     }
@@ -947,7 +962,7 @@ impl Hdr {
         self.h().set_state(State::Closing);
         self.shut_sender();
         #[cfg(unix)]
-        self.release_held_socket();
+        let held = self.release_held_socket();
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
         // signal it watches are read before the close.
         let signum = unsafe { signal_watched(self.raw()) };
@@ -963,6 +978,9 @@ impl Hdr {
         let rc = close(self.raw(), Some(on_close));
         if rc < 0 {
             self.h().set_state(State::Open);
+            // The handle keeps its descriptor (a refused `uv_tcp_close_reset`).
+            #[cfg(unix)]
+            self.rehold_socket(held);
             return Err(Error::from_raw(rc, op));
         }
         if self.has(HAS_EXTRAS) {
