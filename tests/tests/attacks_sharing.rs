@@ -5,9 +5,16 @@
 
 #![cfg(unix)]
 
+use std::cell::RefCell;
+use std::io::Write as _;
 use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use uv::{Loop, RunMode, StatusCode, Stream as _, Tcp};
+use uv::{Loop, Pipe, PoolAllocator, RunMode, StatusCode, Stream as _, Tcp, Timer};
 
 fn code<T>(r: uv::Result<T>) -> StatusCode {
     match r {
@@ -51,4 +58,120 @@ fn listen_with_a_kept_copy_is_einval_until_it_is_dropped() {
     a.listen(8, |_, _| {}).unwrap();
     a.close();
     lp.run(RunMode::Default).unwrap();
+}
+
+/// Aborts the process (failing the run) unless the returned flag is set within
+/// `secs` seconds: a backstop against a hang (ten times longer under valgrind).
+fn watchdog(what: &'static str, secs: u64) -> Arc<AtomicBool> {
+    let secs = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        secs * 10
+    } else {
+        secs
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..secs * 10 {
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("watchdog: {what}");
+        std::process::abort();
+    });
+    done
+}
+
+/// Reads `stream` one byte at a time (each read fills its buffer, so libuv reads
+/// again at once) until a newline, then closes `both` from the next loop iteration.
+fn read_to_newline<S: uv::Stream + Clone + 'static>(
+    lp: &Loop,
+    stream: &S,
+    both: Vec<uv::Handle>,
+) -> Rc<RefCell<Vec<u8>>> {
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let timer = Timer::new(lp).unwrap();
+    stream
+        .read_start_with(PoolAllocator::new(1, 4), move |_, data| {
+            let bytes = data.unwrap();
+            g.borrow_mut().extend_from_slice(bytes);
+            if bytes == b"\n" {
+                let both = both.clone();
+                timer
+                    .start(Duration::ZERO, Duration::ZERO, move |t| {
+                        for h in &both {
+                            h.close();
+                        }
+                        t.close();
+                    })
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    got
+}
+
+/// Two pipe handles on two descriptors of one socket (a copy made with `try_clone`
+/// before the opens): once the first reads, the second's `set_blocking(true)`
+/// switched the open file they share to blocking mode, and the first's read after
+/// one that filled its buffer waited for data with the loop's thread (a hang:
+/// the writer is this thread). It is `EINVAL` while the socket has another
+/// descriptor.
+#[test]
+fn a_handle_cannot_make_blocking_a_socket_another_handle_reads() {
+    let lp = Loop::new().unwrap();
+    let (x, mut y) = UnixStream::pair().unwrap();
+    let copy = x.try_clone().unwrap();
+    let a = Pipe::new(&lp, false).unwrap();
+    a.open(x).unwrap();
+    let b = Pipe::new(&lp, false).unwrap();
+    b.open(copy).unwrap();
+    let got = read_to_newline(&lp, &a, vec![(*a).clone(), (*b).clone()]);
+    let blocking = b.set_blocking(true).map_err(|e| e.code());
+    y.write_all(b"ab\n").unwrap();
+    let done = watchdog("the loop waits in a read of a blocking socket", 20);
+    lp.run(RunMode::Default).unwrap();
+    done.store(true, Ordering::SeqCst);
+    assert_eq!(blocking, Err(StatusCode::EINVAL));
+    assert_eq!(&*got.borrow(), b"ab\n");
+}
+
+/// The same through an IPC pipe to this process: the handle received shares the
+/// sent one's open file, and its `set_blocking(true)` is `EINVAL` while the sent
+/// one is open (which reads).
+#[test]
+fn a_received_handle_cannot_make_blocking_the_socket_its_sender_reads() {
+    let lp = Loop::new().unwrap();
+    let (x, mut y) = UnixStream::pair().unwrap();
+    let a = Pipe::new(&lp, false).unwrap();
+    a.open(x).unwrap();
+    let (s, r) = UnixStream::pair().unwrap();
+    let sender = Pipe::new_ipc(&lp).unwrap();
+    sender.open(s).unwrap();
+    let receiver = Pipe::new_ipc(&lp).unwrap();
+    receiver.open(r).unwrap();
+    sender.write2("s", &a, |s, _| s.close()).unwrap();
+    let received: Rc<RefCell<Option<Pipe>>> = Rc::default();
+    let rc = received.clone();
+    receiver
+        .read_start(move |r, data| {
+            data.unwrap();
+            if r.pending_count().unwrap() > 0 {
+                *rc.borrow_mut() = Some(r.accept().unwrap());
+                r.close();
+            }
+        })
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let b = received.borrow_mut().take().expect("a handle was received");
+    let got = read_to_newline(&lp, &a, vec![(*a).clone(), (*b).clone()]);
+    let blocking = b.set_blocking(true).map_err(|e| e.code());
+    y.write_all(b"ab\n").unwrap();
+    let done = watchdog("the loop waits in a read of a blocking socket", 20);
+    lp.run(RunMode::Default).unwrap();
+    done.store(true, Ordering::SeqCst);
+    assert_eq!(blocking, Err(StatusCode::EINVAL));
+    assert_eq!(&*got.borrow(), b"ab\n");
 }

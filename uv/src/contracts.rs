@@ -707,23 +707,59 @@ pub unsafe fn sole_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> Res
 /// however many descriptors or open files it has); false when `fd` is no socket
 /// or neither list can be read.
 pub(crate) fn unheld_copies(fd: RawFd, count_std: bool) -> bool {
-    let Some(own) = socket_id(fd) else {
-        return false;
-    };
-    let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
-    let Ok(dir) = dir else {
-        return false;
-    };
-    let others: Vec<RawFd> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()))
-        .filter(|&n| n != fd && (count_std || n > 2) && socket_id(n) == Some(own))
-        .collect();
+    let others = socket_copies(fd, count_std);
     if others.is_empty() {
         return false;
     }
     let held = held_sockets();
     !others.iter().all(|&n| held.iter().any(|&(h, _)| h == n))
+}
+
+/// The other descriptors of the socket `fd` in this process (with `count_std`
+/// false, not those numbered 0 to 2), from `/proc/self/fd` (or `/dev/fd`),
+/// compared by device and inode; none when `fd` is no socket or neither list can
+/// be read.
+fn socket_copies(fd: RawFd, count_std: bool) -> Vec<RawFd> {
+    let Some(own) = socket_id(fd) else {
+        return Vec::new();
+    };
+    let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
+    let Ok(dir) = dir else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()))
+        .filter(|&n| n != fd && (count_std || n > 2) && socket_id(n) == Some(own))
+        .collect()
+}
+
+/// `set_blocking(true)` of a stream whose socket entered it from outside libuv
+/// (registered as held, see `HELD_SOCKETS`): `EINVAL` while the socket has another
+/// descriptor in this process, a handle's or not. The mode belongs to the open
+/// file, which every descriptor of the socket shares: another handle on it (opened
+/// on a copy, or received over an IPC pipe from this process) may be reading, and
+/// libuv's read after one that filled its buffer (a UDP handle's, until no
+/// datagram is left) would then wait with the loop's thread. A socket libuv made
+/// and nobody was given since has no other descriptor, and is not looked for.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+#[cfg(unix)]
+pub(crate) unsafe fn not_shared_for_blocking(
+    s: *mut sys::uv_stream_t,
+    op: &'static str,
+) -> Result<()> {
+    // SAFETY: per the contract.
+    if !unsafe { crate::handle::holds_registered_socket(s.cast()) } {
+        return Ok(());
+    }
+    // SAFETY: per the contract the stream is initialised; a stream's descriptor
+    // is its watcher's, -1 when it has none.
+    let fd = unsafe { (*s).io_watcher.fd };
+    if !socket_copies(fd, true).is_empty() {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
 }
 
 /// A socket taken over from the user (or received over an IPC pipe) that had

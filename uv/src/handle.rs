@@ -1945,6 +1945,27 @@ pub(crate) unsafe fn had_user_copies(raw: *mut sys::uv_handle_t) -> bool {
         }
 }
 
+/// Whether the handle holds a socket registered as the library's (see
+/// [`hold_socket`]): one that entered it from outside libuv, and may have other
+/// descriptors in this process.
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+#[cfg(unix)]
+pub(crate) unsafe fn holds_registered_socket(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
+    // is read.
+    h.has(HAS_EXTRAS)
+        && unsafe {
+            (*((*h.raw()).data as *const ExtrasRecord))
+                .extras
+                .held_socket
+                .is_some()
+        }
+}
+
 /// The handle's socket has no copy left that no handle holds.
 ///
 /// # Safety
