@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use uv::{Loop, Pipe, PoolAllocator, RunMode, StatusCode, Stream as _, Tcp, Timer};
+use uv::{
+    Loop, Pipe, PoolAllocator, Process, ProcessOptions, RunMode, StatusCode, Stdio, Stream as _,
+    Tcp, Timer,
+};
 
 fn code<T>(r: uv::Result<T>) -> StatusCode {
     match r {
@@ -173,5 +176,31 @@ fn a_received_handle_cannot_make_blocking_the_socket_its_sender_reads() {
     lp.run(RunMode::Default).unwrap();
     done.store(true, Ordering::SeqCst);
     assert_eq!(blocking, Err(StatusCode::EINVAL));
+    assert_eq!(&*got.borrow(), b"ab\n");
+}
+
+/// The same through a spawn: a stream given to a child (`Stdio::Stream`) is made
+/// blocking by libuv (in the parent too, which shares the open file), and another
+/// handle on the same socket read it. The spawn is `EINVAL` while the socket has
+/// another descriptor in this process.
+#[test]
+fn a_stream_whose_socket_another_handle_reads_is_not_given_to_a_child() {
+    let lp = Loop::new().unwrap();
+    let (x, mut y) = UnixStream::pair().unwrap();
+    let copy = x.try_clone().unwrap();
+    let a = Pipe::new(&lp, false).unwrap();
+    a.open(x).unwrap();
+    let b = Pipe::new(&lp, false).unwrap();
+    b.open(copy).unwrap();
+    let got = read_to_newline(&lp, &a, vec![(*a).clone(), (*b).clone()]);
+    let opts = ProcessOptions::new("true").stdio(0, Stdio::stream(&b));
+    let spawned = Process::spawn(&lp, &opts, |p, _, _| p.close())
+        .map(|_| ())
+        .map_err(|e| e.code());
+    y.write_all(b"ab\n").unwrap();
+    let done = watchdog("the loop waits in a read of a blocking socket", 20);
+    lp.run(RunMode::Default).unwrap();
+    done.store(true, Ordering::SeqCst);
+    assert_eq!(spawned, Err(StatusCode::EINVAL));
     assert_eq!(&*got.borrow(), b"ab\n");
 }

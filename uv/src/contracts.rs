@@ -733,7 +733,8 @@ fn socket_copies(fd: RawFd, count_std: bool) -> Vec<RawFd> {
         .collect()
 }
 
-/// `set_blocking(true)` of a stream whose socket entered it from outside libuv
+/// `set_blocking(true)` (and a spawn's `Stdio::Stream`, which libuv makes blocking)
+/// of a stream whose socket entered it from outside libuv
 /// (registered as held, see `HELD_SOCKETS`): `EINVAL` while the socket has another
 /// descriptor in this process, a handle's or not. The mode belongs to the open
 /// file, which every descriptor of the socket shares: another handle on it (opened
