@@ -204,3 +204,120 @@ fn a_stream_whose_socket_another_handle_reads_is_not_given_to_a_child() {
     assert_eq!(spawned, Err(StatusCode::EINVAL));
     assert_eq!(&*got.borrow(), b"ab\n");
 }
+
+/// The variable that tells a run of this binary to be the child of
+/// [`a_handle_receiving_a_socket_a_child_shares_does_not_read_it`].
+const SCENARIO: &str = "UV_ATTACKS_SHARING_SCENARIO";
+
+/// The child's part: waits for a byte on descriptor 3, then switches its standard
+/// input (a socket the parent reads through a handle) to blocking mode, as a
+/// shell reading its standard input does when it finds no data. A no-op in the
+/// normal run.
+#[test]
+fn scenario_child() {
+    if std::env::var_os(SCENARIO).is_none() {
+        return;
+    }
+    let mut byte = 0u8;
+    // SAFETY: descriptor 3 is the pipe the parent gave; the byte is read into a
+    // local buffer.
+    let n = unsafe { libc::read(3, (&raw mut byte).cast(), 1) };
+    assert_eq!(n, 1);
+    // SAFETY: F_GETFL and F_SETFL only read and change descriptor 0's flags.
+    unsafe {
+        let flags = libc::fcntl(0, libc::F_GETFL);
+        assert!(libc::fcntl(0, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0);
+    }
+}
+
+/// A stream given to a child (`Stdio::Stream`) reads no more: the child may make
+/// the open file they share blocking at any time. Sent over an IPC pipe to this
+/// process after the spawn, the socket entered a new handle without that mark, which
+/// could read it (after `set_blocking(false)` undid the spawn's blocking mode):
+/// when the child then switched its standard input to blocking mode, the new
+/// handle's read after one that filled its buffer waited with the loop's thread. The
+/// handle that receives it is marked too: its `read_start` is `EINVAL`.
+#[test]
+fn a_handle_receiving_a_socket_a_child_shares_does_not_read_it() {
+    let done = watchdog("the loop waits in a read of a blocking socket", 20);
+    let lp = Loop::new().unwrap();
+    let (x, mut y) = UnixStream::pair().unwrap();
+    let b = Pipe::new(&lp, false).unwrap();
+    b.open(x).unwrap();
+    let (go_r, mut go_w) = std::io::pipe().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.to_str().unwrap();
+    let opts = ProcessOptions::new(exe)
+        .args(["scenario_child", "--exact", "--test-threads=1", "-q"])
+        .env(SCENARIO, "1")
+        .stdio(0, Stdio::stream(&b))
+        .stdio(3, Stdio::fd(go_r));
+    let exited = Rc::new(RefCell::new(None));
+    let ex = exited.clone();
+    let child = Process::spawn(&lp, &opts, move |p, status, _| {
+        *ex.borrow_mut() = Some(status);
+        p.close();
+    })
+    .unwrap();
+    drop(opts);
+    // The spawn left the shared file blocking; the parent's end is made
+    // non-blocking again (the child's too: they share it).
+    b.set_blocking(false).unwrap();
+    // Sent to this process, received as `a`.
+    let (s, r) = UnixStream::pair().unwrap();
+    let sender = Pipe::new_ipc(&lp).unwrap();
+    sender.open(s).unwrap();
+    let receiver = Pipe::new_ipc(&lp).unwrap();
+    receiver.open(r).unwrap();
+    sender.write2("s", &b, |s, _| s.close()).unwrap();
+    let received: Rc<RefCell<Option<Pipe>>> = Rc::default();
+    let rc = received.clone();
+    receiver
+        .read_start(move |r, data| {
+            data.unwrap();
+            if r.pending_count().unwrap() > 0 {
+                *rc.borrow_mut() = Some(r.accept().unwrap());
+                r.close();
+            }
+        })
+        .unwrap();
+    while received.borrow().is_none() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    let a = received.borrow_mut().take().expect("a handle was received");
+    b.close();
+    let timer = Timer::new(&lp).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let a2 = a.clone();
+    let started = a
+        .read_start_with(PoolAllocator::new(1, 4), move |_, data| {
+            let bytes = data.unwrap();
+            g.borrow_mut().extend_from_slice(bytes);
+            if bytes == b"\n" {
+                let a2 = a2.clone();
+                timer
+                    .start(Duration::ZERO, Duration::ZERO, move |t| {
+                        a2.close();
+                        t.close();
+                    })
+                    .unwrap();
+            }
+        })
+        .map_err(|e| e.code());
+    if started.is_err() {
+        a.close();
+    }
+    // The child makes the shared file blocking, and ends; then the data comes.
+    go_w.write_all(b"g").unwrap();
+    while exited.borrow().is_none() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    // (Refused, every descriptor of the socket is closed by now: the write fails.)
+    let _ = y.write_all(b"ab\n");
+    lp.run(RunMode::Default).unwrap();
+    done.store(true, Ordering::SeqCst);
+    drop(child);
+    assert_eq!(*exited.borrow(), Some(0));
+    assert_eq!(started, Err(StatusCode::EINVAL));
+}

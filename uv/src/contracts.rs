@@ -825,8 +825,53 @@ pub(crate) fn release_socket(fd: RawFd, key: usize) {
     }
 }
 
+/// A socket's identity: its device and inode (one socket, however many
+/// descriptors or open files it has).
+pub(crate) type SocketId = (libc::dev_t, libc::ino_t);
+
+/// The sockets of streams a child process shares (`Stdio::Stream`), each with
+/// the number of open handles of this process marked so that hold it (see
+/// `crate::handle::mark_shared_with_child`): a handle the socket enters later
+/// (received over an IPC pipe from this process) is marked too.
+static CHILD_SOCKETS: std::sync::Mutex<Vec<(SocketId, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// Counts (`add`) or uncounts a marked handle of socket `id` (see `CHILD_SOCKETS`).
+pub(crate) fn note_child_socket(id: SocketId, add: bool) {
+    let mut all = CHILD_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+    let at = all.iter().position(|&(s, _)| s == id);
+    match (at, add) {
+        (Some(i), true) => all[i].1 += 1,
+        (None, true) => all.push((id, 1)),
+        (Some(i), false) => {
+            all[i].1 -= 1;
+            if all[i].1 == 0 {
+                all.swap_remove(i);
+            }
+        }
+        (None, false) => {}
+    }
+    if all.is_empty() {
+        *all = Vec::new();
+    }
+}
+
+/// Whether a child process shares socket `id` through an open handle of this
+/// process (see `CHILD_SOCKETS`).
+pub(crate) fn child_shares(id: SocketId) -> bool {
+    CHILD_SOCKETS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|&(s, _)| s == id)
+}
+
+/// The identity of the socket `fd`; `None` when it is no open socket.
+pub(crate) fn socket_of(fd: RawFd) -> Option<SocketId> {
+    socket_id(fd)
+}
+
 /// The device and inode of the socket `fd`; `None` when it is no open socket.
-fn socket_id(fd: RawFd) -> Option<(libc::dev_t, libc::ino_t)> {
+fn socket_id(fd: RawFd) -> Option<SocketId> {
     if fd < 0 {
         return None;
     }

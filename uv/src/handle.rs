@@ -158,6 +158,12 @@ pub(crate) struct Extras {
     /// A stream whose open file a child process shares (see
     /// [`mark_shared_with_child`]).
     shared_with_child: bool,
+    /// The socket of a stream a child process shares, counted process-wide while
+    /// the handle is open, so that a handle the socket enters later (received over
+    /// an IPC pipe from this process) is marked too (see
+    /// [`mark_shared_with_child`]).
+    #[cfg(unix)]
+    child_socket: ChildSocket,
     /// The socket descriptor the handle holds, registered as the library's (see
     /// [`hold_socket`]) until the handle starts closing.
     held_socket: Option<crate::RawFd>,
@@ -192,6 +198,36 @@ impl StdShares {
 }
 
 impl Drop for StdShares {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The socket a child process shares (see `contracts::note_child_socket`),
+/// uncounted when released or dropped (the handle closes, or its loop abandons it).
+#[cfg(unix)]
+#[derive(Default)]
+struct ChildSocket(Option<crate::contracts::SocketId>);
+
+#[cfg(unix)]
+impl ChildSocket {
+    /// Counts `id`, unless a socket is counted already.
+    fn set(&mut self, id: crate::contracts::SocketId) {
+        if self.0.is_none() {
+            crate::contracts::note_child_socket(id, true);
+            self.0 = Some(id);
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(id) = self.0.take() {
+            crate::contracts::note_child_socket(id, false);
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for ChildSocket {
     fn drop(&mut self) {
         self.release();
     }
@@ -986,7 +1022,11 @@ impl Hdr {
         if self.has(HAS_EXTRAS) {
             // libuv closed the descriptor (or, for a poll handle, stopped watching
             // it): it shares nothing with the standard descriptors from now on.
-            self.with_extras(|e| e.std_shares.release());
+            self.with_extras(|e| {
+                e.std_shares.release();
+                #[cfg(unix)]
+                e.child_socket.release();
+            });
         }
         #[cfg(unix)]
         if let Some(signum) = signum {
@@ -1878,10 +1918,22 @@ pub(crate) unsafe fn own_nonblocking_fd(raw: *mut sys::uv_handle_t) -> bool {
 /// a blocking file wait in the loop. Such a stream does not start reading from
 /// then on (`contracts::non_blocking`). Kept with the handle's extras, so that
 /// only these handles pay for it.
+///
+/// A socket's mark reaches the handles it enters later in this process (a handle
+/// that receives it over an IPC pipe, see [`hold_socket`]): the socket is counted
+/// process-wide while a marked handle holding it is open.
 pub(crate) fn mark_shared_with_child(handle: &Handle) {
     let h = handle.hdr();
     if h.is_open() && h.in_libuv() {
-        h.with_extras(|e| e.shared_with_child = true);
+        #[cfg(unix)]
+        let id = handle.fileno().ok().and_then(crate::contracts::socket_of);
+        h.with_extras(|e| {
+            e.shared_with_child = true;
+            #[cfg(unix)]
+            if let Some(id) = id {
+                e.child_socket.set(id);
+            }
+        });
     }
 }
 
@@ -1916,7 +1968,14 @@ pub(crate) fn hold_socket(handle: &Handle) {
         return;
     }
     let copies = crate::contracts::unheld_copies(fd, false);
+    // A socket a child process shares (given to it through another handle of this
+    // process, which sent it here): the child may make it blocking at any time.
+    let child = crate::contracts::socket_of(fd).filter(|&id| crate::contracts::child_shares(id));
     h.with_extras(|e| {
+        if let Some(id) = child {
+            e.shared_with_child = true;
+            e.child_socket.set(id);
+        }
         if let Some(old) = e.held_socket.replace(fd) {
             if old != fd {
                 crate::contracts::release_socket(old, key);
