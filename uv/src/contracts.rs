@@ -716,23 +716,60 @@ pub unsafe fn sole_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> Res
 /// however many descriptors or open files it has); false when `fd` is no socket
 /// or neither list can be read.
 pub(crate) fn unheld_copies(fd: RawFd, count_std: bool) -> bool {
-    let Some(own) = socket_id(fd) else {
-        return false;
-    };
-    let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
-    let Ok(dir) = dir else {
-        return false;
-    };
-    let others: Vec<RawFd> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()))
-        .filter(|&n| n != fd && (count_std || n > 2) && socket_id(n) == Some(own))
-        .collect();
+    let others = socket_copies(fd, count_std);
     if others.is_empty() {
         return false;
     }
     let held = held_sockets();
     !others.iter().all(|&n| held.iter().any(|&(h, _)| h == n))
+}
+
+/// The other descriptors of the socket `fd` in this process (with `count_std`
+/// false, not those numbered 0 to 2), from `/proc/self/fd` (or `/dev/fd`),
+/// compared by device and inode; none when `fd` is no socket or neither list can
+/// be read.
+fn socket_copies(fd: RawFd, count_std: bool) -> Vec<RawFd> {
+    let Some(own) = socket_id(fd) else {
+        return Vec::new();
+    };
+    let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"));
+    let Ok(dir) = dir else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()))
+        .filter(|&n| n != fd && (count_std || n > 2) && socket_id(n) == Some(own))
+        .collect()
+}
+
+/// `set_blocking(true)` (and a spawn's `Stdio::Stream`, which libuv makes blocking)
+/// of a stream whose socket entered it from outside libuv
+/// (registered as held, see `HELD_SOCKETS`): `EINVAL` while the socket has another
+/// descriptor in this process, a handle's or not. The mode belongs to the open
+/// file, which every descriptor of the socket shares: another handle on it (opened
+/// on a copy, or received over an IPC pipe from this process) may be reading, and
+/// libuv's read after one that filled its buffer (a UDP handle's, until no
+/// datagram is left) would then wait with the loop's thread. A socket libuv made
+/// and nobody was given since has no other descriptor, and is not looked for.
+///
+/// # Safety
+/// `s` must be an open stream made by this library.
+#[cfg(unix)]
+pub(crate) unsafe fn not_shared_for_blocking(
+    s: *mut sys::uv_stream_t,
+    op: &'static str,
+) -> Result<()> {
+    // SAFETY: per the contract.
+    if !unsafe { crate::handle::holds_registered_socket(s.cast()) } {
+        return Ok(());
+    }
+    // SAFETY: per the contract the stream is initialised; a stream's descriptor
+    // is its watcher's, -1 when it has none.
+    let fd = unsafe { (*s).io_watcher.fd };
+    if !socket_copies(fd, true).is_empty() {
+        return Err(Error::new(StatusCode::EINVAL, op));
+    }
+    Ok(())
 }
 
 /// A socket taken over from the user (or received over an IPC pipe) that had
@@ -814,8 +851,53 @@ pub(crate) fn release_socket(fd: RawFd, key: usize) {
     }
 }
 
+/// A socket's identity: its device and inode (one socket, however many
+/// descriptors or open files it has).
+pub(crate) type SocketId = (libc::dev_t, libc::ino_t);
+
+/// The sockets of streams a child process shares (`Stdio::Stream`), each with
+/// the number of open handles of this process marked so that hold it (see
+/// `crate::handle::mark_shared_with_child`): a handle the socket enters later
+/// (received over an IPC pipe from this process) is marked too.
+static CHILD_SOCKETS: std::sync::Mutex<Vec<(SocketId, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// Counts (`add`) or uncounts a marked handle of socket `id` (see `CHILD_SOCKETS`).
+pub(crate) fn note_child_socket(id: SocketId, add: bool) {
+    let mut all = CHILD_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+    let at = all.iter().position(|&(s, _)| s == id);
+    match (at, add) {
+        (Some(i), true) => all[i].1 += 1,
+        (None, true) => all.push((id, 1)),
+        (Some(i), false) => {
+            all[i].1 -= 1;
+            if all[i].1 == 0 {
+                all.swap_remove(i);
+            }
+        }
+        (None, false) => {}
+    }
+    if all.is_empty() {
+        *all = Vec::new();
+    }
+}
+
+/// Whether a child process shares socket `id` through an open handle of this
+/// process (see `CHILD_SOCKETS`).
+pub(crate) fn child_shares(id: SocketId) -> bool {
+    CHILD_SOCKETS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|&(s, _)| s == id)
+}
+
+/// The identity of the socket `fd`; `None` when it is no open socket.
+pub(crate) fn socket_of(fd: RawFd) -> Option<SocketId> {
+    socket_id(fd)
+}
+
 /// The device and inode of the socket `fd`; `None` when it is no open socket.
-fn socket_id(fd: RawFd) -> Option<(libc::dev_t, libc::ino_t)> {
+fn socket_id(fd: RawFd) -> Option<SocketId> {
     if fd < 0 {
         return None;
     }

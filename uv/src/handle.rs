@@ -158,6 +158,12 @@ pub(crate) struct Extras {
     /// A stream whose open file a child process shares (see
     /// [`mark_shared_with_child`]).
     shared_with_child: bool,
+    /// The socket of a stream a child process shares, counted process-wide while
+    /// the handle is open, so that a handle the socket enters later (received over
+    /// an IPC pipe from this process) is marked too (see
+    /// [`mark_shared_with_child`]).
+    #[cfg(unix)]
+    child_socket: ChildSocket,
     /// The socket descriptor the handle holds, registered as the library's (see
     /// [`hold_socket`]) until the handle starts closing.
     held_socket: Option<crate::RawFd>,
@@ -192,6 +198,36 @@ impl StdShares {
 }
 
 impl Drop for StdShares {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The socket a child process shares (see `contracts::note_child_socket`),
+/// uncounted when released or dropped (the handle closes, or its loop abandons it).
+#[cfg(unix)]
+#[derive(Default)]
+struct ChildSocket(Option<crate::contracts::SocketId>);
+
+#[cfg(unix)]
+impl ChildSocket {
+    /// Counts `id`, unless a socket is counted already.
+    fn set(&mut self, id: crate::contracts::SocketId) {
+        if self.0.is_none() {
+            crate::contracts::note_child_socket(id, true);
+            self.0 = Some(id);
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(id) = self.0.take() {
+            crate::contracts::note_child_socket(id, false);
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for ChildSocket {
     fn drop(&mut self) {
         self.release();
     }
@@ -773,13 +809,28 @@ impl Hdr {
     /// Takes the handle's socket out of the library's registry (see
     /// [`hold_socket`]), before `uv_close` closes the descriptor: its number may be
     /// reused at once, by anyone.
+    /// Gives the descriptor released, for `rehold_socket` when the close is refused.
     #[cfg(unix)]
-    fn release_held_socket(&self) {
-        if self.has(HAS_EXTRAS) {
-            let mut held = None;
-            self.with_extras(|e| held = e.held_socket.take());
-            if let Some(fd) = held {
-                crate::contracts::release_socket(fd, self.raw() as usize);
+    fn release_held_socket(&self) -> Option<crate::RawFd> {
+        if !self.has(HAS_EXTRAS) {
+            return None;
+        }
+        let mut held = None;
+        self.with_extras(|e| held = e.held_socket.take());
+        if let Some(fd) = held {
+            crate::contracts::release_socket(fd, self.raw() as usize);
+        }
+        held
+    }
+
+    /// Registers again the socket `release_held_socket` released (`fd`), when the
+    /// close that released it was refused: the handle is open and still holds it.
+    #[cfg(unix)]
+    #[cold]
+    fn rehold_socket(&self, fd: Option<crate::RawFd>) {
+        if let Some(fd) = fd {
+            if crate::contracts::hold_socket(fd, self.raw() as usize) {
+                self.with_extras(|e| e.held_socket = Some(fd));
             }
         }
     }
@@ -947,7 +998,7 @@ impl Hdr {
         self.h().set_state(State::Closing);
         self.shut_sender();
         #[cfg(unix)]
-        self.release_held_socket();
+        let held = self.release_held_socket();
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
         // signal it watches are read before the close.
         let signum = unsafe { signal_watched(self.raw()) };
@@ -963,12 +1014,19 @@ impl Hdr {
         let rc = close(self.raw(), Some(on_close));
         if rc < 0 {
             self.h().set_state(State::Open);
+            // The handle keeps its descriptor (a refused `uv_tcp_close_reset`).
+            #[cfg(unix)]
+            self.rehold_socket(held);
             return Err(Error::from_raw(rc, op));
         }
         if self.has(HAS_EXTRAS) {
             // libuv closed the descriptor (or, for a poll handle, stopped watching
             // it): it shares nothing with the standard descriptors from now on.
-            self.with_extras(|e| e.std_shares.release());
+            self.with_extras(|e| {
+                e.std_shares.release();
+                #[cfg(unix)]
+                e.child_socket.release();
+            });
         }
         #[cfg(unix)]
         if let Some(signum) = signum {
@@ -1916,10 +1974,22 @@ pub(crate) unsafe fn own_nonblocking_fd(raw: *mut sys::uv_handle_t) -> bool {
 /// a blocking file wait in the loop. Such a stream does not start reading from
 /// then on (`contracts::non_blocking`). Kept with the handle's extras, so that
 /// only these handles pay for it.
+///
+/// A socket's mark reaches the handles it enters later in this process (a handle
+/// that receives it over an IPC pipe, see [`hold_socket`]): the socket is counted
+/// process-wide while a marked handle holding it is open.
 pub(crate) fn mark_shared_with_child(handle: &Handle) {
     let h = handle.hdr();
     if h.is_open() && h.in_libuv() {
-        h.with_extras(|e| e.shared_with_child = true);
+        #[cfg(unix)]
+        let id = handle.fileno().ok().and_then(crate::contracts::socket_of);
+        h.with_extras(|e| {
+            e.shared_with_child = true;
+            #[cfg(unix)]
+            if let Some(id) = id {
+                e.child_socket.set(id);
+            }
+        });
     }
 }
 
@@ -1958,7 +2028,14 @@ pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
         return;
     }
     let copies = look_for_copies && crate::contracts::unheld_copies(fd, false);
+    // A socket a child process shares (given to it through another handle of this
+    // process, which sent it here): the child may make it blocking at any time.
+    let child = crate::contracts::socket_of(fd).filter(|&id| crate::contracts::child_shares(id));
     h.with_extras(|e| {
+        if let Some(id) = child {
+            e.shared_with_child = true;
+            e.child_socket.set(id);
+        }
         if let Some(old) = e.held_socket.replace(fd) {
             if old != fd {
                 crate::contracts::release_socket(old, key);
@@ -1969,26 +2046,6 @@ pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
             crate::contracts::note_copied_socket();
         }
     });
-}
-
-/// Whether the handle's socket entered it from outside and is registered (see
-/// [`hold_socket`]).
-///
-/// # Safety
-/// `raw` must be a live handle allocation made by this library.
-#[cfg(unix)]
-pub(crate) unsafe fn holds_registered_socket(raw: *mut sys::uv_handle_t) -> bool {
-    // SAFETY: per the contract.
-    let h = unsafe { Hdr::from_raw(raw) };
-    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
-    // is read.
-    h.has(HAS_EXTRAS)
-        && unsafe {
-            (*((*h.raw()).data as *const ExtrasRecord))
-                .extras
-                .held_socket
-                .is_some()
-        }
 }
 
 /// Whether the handle's socket had copies no handle holds (see
@@ -2007,6 +2064,27 @@ pub(crate) unsafe fn had_user_copies(raw: *mut sys::uv_handle_t) -> bool {
             (*((*h.raw()).data as *const ExtrasRecord))
                 .extras
                 .user_copies
+        }
+}
+
+/// Whether the handle holds a socket registered as the library's (see
+/// [`hold_socket`]): one that entered it from outside libuv, and may have other
+/// descriptors in this process.
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+#[cfg(unix)]
+pub(crate) unsafe fn holds_registered_socket(raw: *mut sys::uv_handle_t) -> bool {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
+    // is read.
+    h.has(HAS_EXTRAS)
+        && unsafe {
+            (*((*h.raw()).data as *const ExtrasRecord))
+                .extras
+                .held_socket
+                .is_some()
         }
 }
 

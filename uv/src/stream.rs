@@ -393,7 +393,10 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     }
 
     /// Makes writes blocking or not (`uv_stream_set_blocking`). `EINVAL` for
-    /// blocking while reading or listening.
+    /// blocking while reading or listening, and while a socket that entered the
+    /// handle from outside libuv (`open`, or received over an IPC pipe) has another
+    /// descriptor in this process: another handle may be reading it, and the mode
+    /// belongs to the open file they share.
     fn set_blocking(&self, blocking: bool) -> Result<()> {
         set_blocking(self, blocking)
     }
@@ -1668,6 +1671,9 @@ pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
         unsafe {
             contracts::not_reading(raw, "uv_stream_set_blocking")?;
             contracts::not_listening(raw, "uv_stream_set_blocking")?;
+            // Another handle on the same socket may be reading.
+            #[cfg(unix)]
+            contracts::not_shared_for_blocking(raw, "uv_stream_set_blocking")?;
         }
     }
     // SAFETY: the stream is open.

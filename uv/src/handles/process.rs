@@ -84,8 +84,9 @@ pub enum Stdio<'a> {
     /// descriptor the stream shares: after the spawn the stream is blocking (its
     /// writes wait until done) until
     /// [`set_blocking(false)`](crate::Stream::set_blocking), which the child then
-    /// shares too. `EINVAL` (no child) for a stream that is reading or listening
-    /// (a listener is shared with a child process through an IPC pipe's
+    /// shares too. `EINVAL` (no child) for a stream that is reading or listening,
+    /// or whose socket entered it from outside libuv and has another descriptor in
+    /// this process (another handle on it may be reading) (a listener is shared with a child process through an IPC pipe's
     /// `write2`, which leaves its mode alone). Once a child has it, the stream's
     /// `read_start` and `listen` answer `EINVAL`: the child can switch the shared
     /// file to blocking mode at any time (a shell that reads its standard input
@@ -431,6 +432,10 @@ impl<'a> ProcessOptions<'a> {
                     unsafe {
                         crate::contracts::not_reading(h.raw_struct().cast(), SPAWN)?;
                         crate::contracts::not_listening(h.raw_struct().cast(), SPAWN)?;
+                        // Nor while another handle may read the same socket (one
+                        // opened on a copy, or received over an IPC pipe).
+                        #[cfg(unix)]
+                        crate::contracts::not_shared_for_blocking(h.raw_struct().cast(), SPAWN)?;
                     }
                     (
                         StdioFlags::INHERIT_STREAM,
