@@ -78,3 +78,20 @@ pub fn iterations(n: usize) -> usize {
         n
     }
 }
+
+/// Sends `signal` (`"USR1"` or `"USR2"`) to this thread.
+#[cfg(unix)]
+pub fn raise(signal: &str) {
+    let signum = match signal {
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        other => panic!("no signal {other} here"),
+    };
+    // Sent to this thread (the loop's), whose handler runs before `raise`
+    // returns: libuv's handler has then written its message and counted the
+    // signal as caught. (Sent to the process, it could be handled on another
+    // thread, whose count the loop may see late.)
+    // SAFETY: `raise` sends a signal to the calling thread; the signals sent
+    // here are watched by the test's handles (libuv's handler is installed).
+    assert_eq!(unsafe { libc::raise(signum) }, 0);
+}

@@ -174,22 +174,6 @@ fn a_failed_exec_is_the_error_whatever_the_slot_numbers() {
     assert_eq!(got, b"");
 }
 
-/// Sends `signal` (`"USR1"` or `"USR2"`) to this thread.
-fn raise(signal: &str) {
-    let signum = match signal {
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        other => panic!("no signal {other} here"),
-    };
-    // Sent to this thread (the loop's), whose handler runs before `raise`
-    // returns: libuv's handler has then written its message and counted the
-    // signal as caught. (Sent to the process, it could be handled on another
-    // thread, whose count the loop may see late.)
-    // SAFETY: `raise` sends a signal to the calling thread; the signals sent
-    // here are watched by the test's handles (libuv's handler is installed).
-    assert_eq!(unsafe { libc::raise(signum) }, 0);
-}
-
 /// A one-shot watch started while the handle's one-shot delivery is under way (in
 /// its callback, whatever the signal) is refused (`EBUSY`): libuv stops a one-shot
 /// handle after that delivery's callback (unix/signal.c, uv__signal_event:
@@ -224,7 +208,7 @@ fn a_one_shot_watch_started_during_a_one_shot_delivery_is_refused() {
         );
     })
     .unwrap();
-    raise("USR1");
+    uv_tests::raise("USR1");
     while answers.borrow().is_empty() {
         lp.run(RunMode::Once).unwrap();
     }
@@ -247,7 +231,7 @@ fn a_one_shot_watch_started_during_a_one_shot_delivery_is_refused() {
     })
     .unwrap();
     assert_eq!(sig.signum().unwrap(), Some(Signum::User2));
-    raise("USR2");
+    uv_tests::raise("USR2");
     while seen.get().is_none() {
         lp.run(RunMode::Once).unwrap();
     }

@@ -309,22 +309,6 @@ fn a_name_that_fills_sun_path_made_elsewhere_is_not_read_past() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Sends `signal` (`"USR1"` or `"USR2"`) to this thread.
-fn raise(signal: &str) {
-    let signum = match signal {
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        other => panic!("no signal {other} here"),
-    };
-    // Sent to this thread (the loop's), whose handler runs before `raise`
-    // returns: libuv's handler has then written its message and counted the
-    // signal as caught. (Sent to the process, it could be handled on another
-    // thread, whose count the loop may see late.)
-    // SAFETY: `raise` sends a signal to the calling thread; the signals sent
-    // here are watched by the test's handles (libuv's handler is installed).
-    assert_eq!(unsafe { libc::raise(signum) }, 0);
-}
-
 /// A one-shot watch started on a handle with a signal caught and not yet delivered
 /// is refused (`EBUSY`), whether or not the handle was one-shot: libuv stops a
 /// handle after any delivery once it is marked one-shot (unix/signal.c,
@@ -355,7 +339,7 @@ fn a_one_shot_watch_behind_a_caught_signal_is_refused() {
             h.close();
         })
         .unwrap();
-    raise("USR1");
+    uv_tests::raise("USR1");
     while !seen.get() {
         lp2.run(RunMode::Once).unwrap();
     }

@@ -461,35 +461,11 @@ fn copies_held_by_handles_do_not_stop_a_listen() {
     use std::os::fd::OwnedFd;
 
     let lp = Loop::new().unwrap();
-    let (a, b) = UnixStream::pair().unwrap();
-    let (pa, pb) = (
-        uv::Pipe::new(&lp, true).unwrap(),
-        uv::Pipe::new(&lp, true).unwrap(),
-    );
-    pa.open(OwnedFd::from(a)).unwrap();
-    pb.open(OwnedFd::from(b)).unwrap();
     let srv = Tcp::new(&lp).unwrap();
     srv.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
         .unwrap();
     let addr = srv.local_addr().unwrap();
-    pa.write2("s", &srv, |_, r| r.unwrap()).unwrap();
-    let received: Rc<std::cell::RefCell<Option<Tcp>>> = Rc::default();
-    let r2 = received.clone();
-    let lh = lp.handle();
-    pb.read_start(move |p, d| {
-        d.unwrap();
-        if p.pending_count().unwrap() > 0 {
-            let t = Tcp::new(&lh).unwrap();
-            p.accept_into(&t).unwrap();
-            *r2.borrow_mut() = Some(t);
-            p.close();
-        }
-    })
-    .unwrap();
-    while received.borrow().is_none() {
-        lp.run(RunMode::Once).unwrap();
-    }
-    let t = received.borrow_mut().take().unwrap();
+    let (t, pa) = pass_over_ipc(&lp, &srv);
     assert!(!srv.is_closing());
     let accepted = Rc::new(Cell::new(0));
     let acc = accepted.clone();
@@ -615,13 +591,6 @@ fn a_received_socket_whose_copy_is_kept_does_not_read_until_the_copy_is_gone() {
     use std::os::fd::OwnedFd;
 
     let lp = Loop::new().unwrap();
-    let (a, b) = UnixStream::pair().unwrap();
-    let (pa, pb) = (
-        uv::Pipe::new(&lp, true).unwrap(),
-        uv::Pipe::new(&lp, true).unwrap(),
-    );
-    pa.open(OwnedFd::from(a)).unwrap();
-    pb.open(OwnedFd::from(b)).unwrap();
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (conn, _) = l.accept().unwrap();
@@ -629,7 +598,36 @@ fn a_received_socket_whose_copy_is_kept_does_not_read_until_the_copy_is_gone() {
     let copy = conn.try_clone().unwrap();
     let t = Tcp::new(&lp).unwrap();
     t.open(OwnedFd::from(conn)).unwrap();
-    pa.write2("s", &t, |_, r| r.unwrap()).unwrap();
+    let (r, pa) = pass_over_ipc(&lp, &t);
+    // The sender's handle holds a copy too: that one does not count.
+    t.close();
+    pa.close();
+    assert_eq!(
+        r.read_start(|_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    drop(copy);
+    let read = uv_tests::read_to_end(&r);
+    std::io::Write::write_all(&mut peer, b"passed on").unwrap();
+    drop(peer);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*read.borrow(), b"passed on");
+}
+
+/// Sends `sent` over an IPC pipe pair of `lp` (made here) to this same process,
+/// and returns the TCP handle that received it, with the sending end (the
+/// receiving end is closed once it received).
+fn pass_over_ipc(lp: &Loop, sent: &Tcp) -> (Tcp, uv::Pipe) {
+    use std::os::fd::OwnedFd;
+
+    let (a, b) = UnixStream::pair().unwrap();
+    let (pa, pb) = (
+        uv::Pipe::new(lp, true).unwrap(),
+        uv::Pipe::new(lp, true).unwrap(),
+    );
+    pa.open(OwnedFd::from(a)).unwrap();
+    pb.open(OwnedFd::from(b)).unwrap();
+    pa.write2("s", sent, |_, r| r.unwrap()).unwrap();
     let received: Rc<std::cell::RefCell<Option<Tcp>>> = Rc::default();
     let r2 = received.clone();
     let lh = lp.handle();
@@ -646,18 +644,6 @@ fn a_received_socket_whose_copy_is_kept_does_not_read_until_the_copy_is_gone() {
     while received.borrow().is_none() {
         lp.run(RunMode::Once).unwrap();
     }
-    let r = received.borrow_mut().take().unwrap();
-    // The sender's handle holds a copy too: that one does not count.
-    t.close();
-    pa.close();
-    assert_eq!(
-        r.read_start(|_, _| {}).unwrap_err().code(),
-        StatusCode::EINVAL
-    );
-    drop(copy);
-    let read = uv_tests::read_to_end(&r);
-    std::io::Write::write_all(&mut peer, b"passed on").unwrap();
-    drop(peer);
-    lp.run(RunMode::Default).unwrap();
-    assert_eq!(&*read.borrow(), b"passed on");
+    let t = received.borrow_mut().take().unwrap();
+    (t, pa)
 }
