@@ -79,7 +79,8 @@ pub fn iterations(n: usize) -> usize {
     }
 }
 
-/// Sends `signal` (`"USR1"` or `"USR2"`) to this thread.
+/// Sends `signal` (`"USR1"` or `"USR2"`) to this thread. Only while a handle
+/// watches it: otherwise its default action ends the test process.
 #[cfg(unix)]
 pub fn raise(signal: &str) {
     let signum = match signal {
@@ -91,7 +92,7 @@ pub fn raise(signal: &str) {
     // returns: libuv's handler has then written its message and counted the
     // signal as caught. (Sent to the process, it could be handled on another
     // thread, whose count the loop may see late.)
-    // SAFETY: `raise` sends a signal to the calling thread; the signals sent
-    // here are watched by the test's handles (libuv's handler is installed).
+    // SAFETY: `raise` sends a signal to the calling thread and touches no memory
+    // of ours; what the signal does is its handler's (the callers watch it).
     assert_eq!(unsafe { libc::raise(signum) }, 0);
 }
