@@ -380,7 +380,10 @@ fn request_values_outlive_their_job_and_loop() {
     let lp = uv::Loop::new().unwrap();
     let got = Rc::new(Cell::new(0u32));
     let g = got.clone();
-    let req = lp.queue_work(|| 7u32, move |r| g.set(r.unwrap())).unwrap();
+    // Either may finish first (the pool has several threads): each adds its part.
+    let req = lp
+        .queue_work(|| 7u32, move |r| g.set(g.get() + r.unwrap()))
+        .unwrap();
     let copies = vec![req.clone(), req.clone()];
     let g = got.clone();
     let fs_req = uv::Fs::stat(&lp, std::env::temp_dir(), move |r| {
