@@ -2056,15 +2056,7 @@ pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
 #[cfg(unix)]
 pub(crate) unsafe fn had_user_copies(raw: *mut sys::uv_handle_t) -> bool {
     // SAFETY: per the contract.
-    let h = unsafe { Hdr::from_raw(raw) };
-    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
-    // is read.
-    h.has(HAS_EXTRAS)
-        && unsafe {
-            (*((*h.raw()).data as *const ExtrasRecord))
-                .extras
-                .user_copies
-        }
+    unsafe { read_extras(raw, |e| e.user_copies) }
 }
 
 /// Whether the handle holds a socket registered as the library's (see
@@ -2076,16 +2068,7 @@ pub(crate) unsafe fn had_user_copies(raw: *mut sys::uv_handle_t) -> bool {
 #[cfg(unix)]
 pub(crate) unsafe fn holds_registered_socket(raw: *mut sys::uv_handle_t) -> bool {
     // SAFETY: per the contract.
-    let h = unsafe { Hdr::from_raw(raw) };
-    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
-    // is read.
-    h.has(HAS_EXTRAS)
-        && unsafe {
-            (*((*h.raw()).data as *const ExtrasRecord))
-                .extras
-                .held_socket
-                .is_some()
-        }
+    unsafe { read_extras(raw, |e| e.held_socket.is_some()) }
 }
 
 /// The handle's socket has no copy left that no handle holds.
@@ -2113,6 +2096,18 @@ pub(crate) fn mark_std_shares(handle: &Handle, bits: u8) {
     }
 }
 
+/// `f` of the handle's extras; false for a handle without extras.
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+unsafe fn read_extras(raw: *mut sys::uv_handle_t, f: impl FnOnce(&Extras) -> bool) -> bool {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; it is only
+    // read while `f` runs.
+    h.has(HAS_EXTRAS) && f(unsafe { &(*((*h.raw()).data as *const ExtrasRecord)).extras })
+}
+
 /// Whether a child process shares the stream's open file (see
 /// [`mark_shared_with_child`]).
 ///
@@ -2120,15 +2115,7 @@ pub(crate) fn mark_std_shares(handle: &Handle, bits: u8) {
 /// `raw` must be a live handle allocation made by this library.
 pub(crate) unsafe fn shared_with_child(raw: *mut sys::uv_handle_t) -> bool {
     // SAFETY: per the contract.
-    let h = unsafe { Hdr::from_raw(raw) };
-    // SAFETY: HAS_EXTRAS says `data` is an ExtrasRecord of this handle; one field
-    // is read.
-    h.has(HAS_EXTRAS)
-        && unsafe {
-            (*((*h.raw()).data as *const ExtrasRecord))
-                .extras
-                .shared_with_child
-        }
+    unsafe { read_extras(raw, |e| e.shared_with_child) }
 }
 
 /// Marks (or unmarks) the stream's descriptor as one libuv made non-blocking in
