@@ -1,0 +1,95 @@
+//! Regressions from an attacker's pass over the values the safe API takes: option
+//! setters and calls with boundary values, odd addresses and names, writes of odd
+//! shapes, file system and DNS inputs. Each test says what used to happen (a hang,
+//! a setting lost, a wrong value) and asserts the behaviour now: a clear error, or
+//! the right value. Counts and values only, never durations.
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+
+use uv::Stream as _;
+use uv::{Loop, RunMode, StatusCode, Tcp};
+
+/// An address on this host where nothing listens: connects to it are refused.
+fn refused_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A shutdown asked for while the connect was in flight, then a refused connect:
+/// libuv kept the shutdown queued behind the connect, and on the connect's failure
+/// it stopped watching the socket without ever completing the shutdown. Its
+/// callback never ran and `run` never returned (the loop counted the request as
+/// active, with nothing left to wake it). Now the shutdown is refused with
+/// `EALREADY` while the connect is in flight, and asked for from the connect's
+/// callback it completes.
+#[test]
+fn shutdown_while_connecting_is_refused_not_lost() {
+    let lp = Loop::new().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    let events: Rc<RefCell<Vec<String>>> = Rc::default();
+    let e = events.clone();
+    t.connect(refused_addr(), move |t, r| {
+        e.borrow_mut()
+            .push(format!("connect {:?}", r.map_err(|e| e.code())));
+        // From the callback (the connect is over), the shutdown is taken and completes.
+        let e2 = e.clone();
+        let taken = t.shutdown(move |t, r| {
+            e2.borrow_mut().push(format!("shutdown {:?}", r.is_ok()));
+            t.close();
+        });
+        if let Err(err) = taken {
+            e.borrow_mut()
+                .push(format!("shutdown refused {:?}", err.code()));
+            t.close();
+        }
+    })
+    .unwrap();
+    let err = t.shutdown(|_, _| panic!("no callback")).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EALREADY, "{err:?}");
+    // The loop ends: nothing is left queued.
+    lp.run(RunMode::Default).unwrap();
+    let events = events.borrow();
+    assert_eq!(events[0], "connect Err(ECONNREFUSED)");
+    // The socket never connected: the shutdown completes with an error.
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1], "shutdown false");
+    assert!(t.is_closed());
+}
+
+/// The same on a connect that succeeds: refused while in flight, taken (and
+/// done) from the connect's callback.
+#[test]
+fn shutdown_after_a_connect_completes() {
+    let lp = Loop::new().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    t.connect(addr, move |t, r| {
+        r.unwrap();
+        let d = d.clone();
+        t.shutdown(move |t, r| {
+            r.unwrap();
+            d.set(d.get() + 1);
+            t.close();
+        })
+        .unwrap();
+    })
+    .unwrap();
+    assert_eq!(
+        t.shutdown(|_, _| panic!("no callback")).unwrap_err().code(),
+        StatusCode::EALREADY
+    );
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(done.get(), 1);
+    // The peer sees the end of the stream.
+    let (mut s, _) = l.accept().unwrap();
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut buf).unwrap();
+    assert!(buf.is_empty());
+}
