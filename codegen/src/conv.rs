@@ -990,6 +990,11 @@ impl Conv {
                 };
                 quote!(#rt::runtime::duration_to_s(#e, #min_1s, #op)?)
             }
+            // A count that must be at least one while the named flag is on.
+            Conv::U32 if min_1s_if.is_some() => {
+                let flag = ident(min_1s_if.unwrap_or_default());
+                quote!(#rt::runtime::at_least_1(#e, #flag, #op)?)
+            }
             Conv::U8 | Conv::Bool => quote!(::core::primitive::i32::from(#e)),
             Conv::IpAddr => quote!(#rt::runtime::c_ip(#e)),
             Conv::IpAddrOpt => quote!(#e.map(#rt::runtime::c_ip)),

@@ -93,3 +93,80 @@ fn shutdown_after_a_connect_completes() {
     std::io::Read::read_to_end(&mut s, &mut buf).unwrap();
     assert!(buf.is_empty());
 }
+
+/// `set_keepalive_probes` said a zero idle time, interval or count was `EINVAL`
+/// when turning keep-alive on; on a handle with no socket yet libuv only stores
+/// the switch and took them (`Ok`). Now they are refused with or without a socket,
+/// and turning it off still ignores them.
+#[test]
+fn keepalive_probes_zero_values_are_refused_without_a_socket() {
+    use std::time::Duration;
+    let lp = Loop::new().unwrap();
+    let unbound = Tcp::new(&lp).unwrap();
+    let bound = Tcp::new(&lp).unwrap();
+    bound
+        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    let s = Duration::from_secs(1);
+    for tcp in [&unbound, &bound] {
+        for (idle, interval, count) in [
+            (Duration::ZERO, s, 1),
+            (s, Duration::from_millis(999), 1),
+            (s, s, 0),
+        ] {
+            let err = tcp
+                .set_keepalive_probes(true, idle, interval, count)
+                .unwrap_err();
+            assert_eq!(
+                err.code(),
+                StatusCode::EINVAL,
+                "{idle:?} {interval:?} {count}"
+            );
+            tcp.set_keepalive_probes(false, idle, interval, count)
+                .unwrap();
+        }
+        tcp.set_keepalive_probes(true, s, s, 1).unwrap();
+    }
+    unbound.close();
+    bound.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// The value libuv gives a socket made after keep-alive was turned on without one
+/// (what `set_keepalive`'s documentation now says): the switch is kept, the delay
+/// is libuv's 60 s, not the one asked for.
+#[test]
+fn keepalive_set_before_the_socket_keeps_only_the_switch() {
+    use std::time::Duration;
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::new(&lp).unwrap();
+    tcp.set_keepalive(true, Duration::from_secs(300)).unwrap();
+    tcp.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    let fd = tcp.fileno().unwrap();
+    assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 60);
+    // Set again with the socket, the delay is taken.
+    tcp.set_keepalive(true, Duration::from_secs(300)).unwrap();
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 300);
+    tcp.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// An `int` socket option of `fd`.
+fn sockopt(fd: i32, level: i32, name: i32) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid out-pointers of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt {level} {name}");
+    v
+}

@@ -197,6 +197,16 @@ pub mod runtime {
         }
     }
 
+    /// A count that must be at least one while `min_1` is set (a `u32` argument
+    /// with `min_1s_if`): `EINVAL` for 0 then.
+    #[inline]
+    pub fn at_least_1(n: u32, min_1: bool, op: &'static str) -> crate::Result<u32> {
+        if min_1 && n < 1 {
+            return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
+        }
+        Ok(n)
+    }
+
     /// `Duration` to libuv milliseconds as an `unsigned int`: `EINVAL` past
     /// `u32::MAX` ms.
     #[inline]
