@@ -170,3 +170,43 @@ fn sockopt(fd: i32, level: i32, name: i32) -> i32 {
     assert_eq!(rc, 0, "getsockopt {level} {name}");
     v
 }
+
+/// `set_send_buffer_size` and `set_recv_buffer_size` said the value reads back
+/// unchanged on every platform; Linux keeps even sizes only, raises small ones to
+/// its minimum and caps large ones. What their documentation says now: an even
+/// size in range reads back as set, an odd one one less, a tiny one as the
+/// minimum (at least what was asked), a huge one as the cap (less than asked);
+/// 0 and sizes past `i32::MAX` are `EINVAL`.
+#[cfg(target_os = "linux")]
+#[test]
+fn buffer_sizes_read_back_as_documented() {
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::new(&lp).unwrap();
+    tcp.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    type Get = fn(&Tcp) -> uv::Result<usize>;
+    type Set = fn(&Tcp, usize) -> uv::Result<()>;
+    let pairs: [(Get, Set); 2] = [
+        (|t| t.send_buffer_size(), |t, v| t.set_send_buffer_size(v)),
+        (|t| t.recv_buffer_size(), |t, v| t.set_recv_buffer_size(v)),
+    ];
+    for (get, set) in pairs {
+        set(&tcp, 65536).unwrap();
+        assert_eq!(get(&tcp).unwrap(), 65536);
+        set(&tcp, 65537).unwrap();
+        assert_eq!(get(&tcp).unwrap(), 65536);
+        set(&tcp, 1).unwrap();
+        let min = get(&tcp).unwrap();
+        assert!(min > 1 && min < 65536, "{min}");
+        set(&tcp, i32::MAX as usize).unwrap();
+        let cap = get(&tcp).unwrap();
+        assert!(cap >= min && cap < i32::MAX as usize, "{cap}");
+        for v in [0, i32::MAX as usize + 1, usize::MAX] {
+            assert_eq!(set(&tcp, v).unwrap_err().code(), StatusCode::EINVAL, "{v}");
+        }
+        // A refused size changes nothing.
+        assert_eq!(get(&tcp).unwrap(), cap);
+    }
+    tcp.close();
+    lp.run(RunMode::Default).unwrap();
+}
