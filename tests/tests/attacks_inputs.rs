@@ -210,3 +210,33 @@ fn buffer_sizes_read_back_as_documented() {
     tcp.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// `set_multicast_ttl` said 0 was `EINVAL`; libuv takes 0 to 255 for it (0 keeps
+/// the datagrams on this host), and the socket gets 0. What its documentation
+/// says now; `set_ttl` still refuses 0.
+#[cfg(target_os = "linux")]
+#[test]
+fn multicast_ttl_zero_is_taken() {
+    let lp = Loop::new().unwrap();
+    let udp = uv::Udp::new(&lp).unwrap();
+    udp.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    let fd = udp.fileno().unwrap();
+    udp.set_multicast_ttl(0).unwrap();
+    assert_eq!(sockopt_u8(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL), 0);
+    udp.set_multicast_ttl(255).unwrap();
+    assert_eq!(
+        sockopt_u8(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL),
+        255
+    );
+    assert_eq!(udp.set_ttl(0).unwrap_err().code(), StatusCode::EINVAL);
+    udp.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// A socket option of `fd` Linux gives as a byte or an `int` (the value's low
+/// byte).
+#[cfg(target_os = "linux")]
+fn sockopt_u8(fd: i32, level: i32, name: i32) -> u8 {
+    (sockopt(fd, level, name) & 0xff) as u8
+}
