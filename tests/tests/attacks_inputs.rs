@@ -240,3 +240,65 @@ fn multicast_ttl_zero_is_taken() {
 fn sockopt_u8(fd: i32, level: i32, name: i32) -> u8 {
     (sockopt(fd, level, name) & 0xff) as u8
 }
+
+/// glibc's IDN flags, which the bindings do not list (`AI_IDN`, `AI_CANONIDN`,
+/// `NI_IDN`).
+const AI_IDN: u32 = 0x40;
+const AI_CANONIDN: u32 = 0x80;
+const NI_IDN: u32 = 0x20;
+
+/// Flag bits the bindings do not list reached `getaddrinfo` and `getnameinfo`
+/// unchecked (every other `flags` argument refuses them). With glibc's IDN flags, a
+/// name in a DNS answer that is no valid IDN makes glibc answer
+/// `EAI_IDN_ENCODE`, which libuv's translation of these errors does not know: it
+/// aborts the process (`assert(!"unknown EAI_* error code")`), on the thread pool
+/// for a query made with a callback, so a DNS server could end the program. Now
+/// unknown bits are `EINVAL`, for the blocking and the callback forms, before
+/// anything starts; the known flags still work.
+#[test]
+fn dns_flags_unknown_to_the_bindings_are_refused() {
+    use uv::{AddrInfoFlags, AddrInfoHints, NameInfoFlags};
+    let lp = Loop::new().unwrap();
+    let h = lp.handle();
+    for bits in [
+        AI_IDN,
+        AI_CANONIDN,
+        AI_CANONIDN | AddrInfoFlags::CANONNAME.bits(),
+        1 << 31,
+    ] {
+        let hints = AddrInfoHints::default().with_flags(AddrInfoFlags::from_bits_retain(bits));
+        let err = h.getaddrinfo(Some("localhost"), None, &hints).unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL, "{bits:#x}");
+        let err = h
+            .getaddrinfo_with(Some("localhost"), None, &hints, |_| panic!("no callback"))
+            .unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL, "{bits:#x}");
+    }
+    let local: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    for bits in [NI_IDN, 1 << 31] {
+        let flags = NameInfoFlags::from_bits_retain(bits);
+        let err = h.getnameinfo(local, flags).unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL, "{bits:#x}");
+        let err = h
+            .getnameinfo_with(local, flags, |_| panic!("no callback"))
+            .unwrap_err();
+        assert_eq!(err.code(), StatusCode::EINVAL, "{bits:#x}");
+    }
+    // Nothing was started: the loop has nothing to run.
+    assert!(!lp.run(RunMode::NoWait).unwrap());
+    // The known flags go through.
+    let hints =
+        AddrInfoHints::default().with_flags(AddrInfoFlags::NUMERICHOST | AddrInfoFlags::CANONNAME);
+    let got = h.getaddrinfo(Some("127.0.0.1"), None, &hints).unwrap();
+    assert!(got.iter().any(|a| a.addr.ip() == local.ip()));
+    let got = h
+        .getnameinfo(
+            local,
+            NameInfoFlags::NUMERICHOST | NameInfoFlags::NUMERICSERV,
+        )
+        .unwrap();
+    assert_eq!(
+        (got.host.as_str(), got.service.as_str()),
+        ("127.0.0.1", "80")
+    );
+}
