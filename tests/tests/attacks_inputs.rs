@@ -302,3 +302,85 @@ fn dns_flags_unknown_to_the_bindings_are_refused() {
         ("127.0.0.1", "80")
     );
 }
+
+/// A title longer than `PROCESS_TITLE_CAPACITY` was cut by libuv at that many
+/// bytes, inside a character when one straddled the limit: the title read back
+/// held a broken character (a replacement character). Now it is cut at the last
+/// whole character; a NUL byte past the cut is still `EINVAL`.
+#[test]
+fn a_long_title_is_cut_at_a_character() {
+    use uv::system::{process_title, set_process_title, PROCESS_TITLE_CAPACITY};
+    // Two-byte characters: 1023 bytes end inside the 512th.
+    let title = "é".repeat(600);
+    set_process_title(&title).unwrap();
+    let back = process_title().unwrap();
+    assert!(!back.contains('\u{fffd}'), "{back:?}");
+    assert_eq!(back, "é".repeat(PROCESS_TITLE_CAPACITY / 2));
+    let nul_past_the_cut = format!("{}\0", "x".repeat(PROCESS_TITLE_CAPACITY + 5));
+    assert_eq!(
+        set_process_title(&nul_past_the_cut).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(process_title().unwrap(), back);
+}
+
+/// The environment variable that makes this binary run a scenario of
+/// [`scenario_child`] instead of its tests.
+const SCENARIO: &str = "UV_ATTACKS_INPUTS_SCENARIO";
+
+/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
+/// of the tests that need a process of their own.
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "title_with_a_long_argv0" => {
+            // The first title is the first argument, cut to what fits.
+            let first = uv::system::process_title().unwrap();
+            assert!(first.len() < uv::system::PROCESS_TITLE_CAPACITY);
+            assert!(first.bytes().all(|b| b == b'a'), "{first:?}");
+            uv::system::set_process_title("short").unwrap();
+            assert_eq!(uv::system::process_title().unwrap(), "short");
+            println!("scenario done");
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// Runs `scenario` in a child: this binary, with `arg0` as its first argument.
+fn run_scenario(scenario: &str, arg0: &str) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .arg0(arg0)
+        .args([
+            "scenario_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SCENARIO, scenario)
+        .output()
+        .unwrap()
+}
+
+/// A program started with a first argument of 1023 bytes or more: the title
+/// functions set libuv up with a copy of it and room for longer titles, and the
+/// room's size was computed as 1022 minus its length: an overflow, which
+/// panicked (`attempt to subtract with overflow`, or a capacity overflow in a
+/// release build) in `process_title` and `set_process_title`, at every call. Now
+/// the first argument is cut to leave the room, and both work.
+#[test]
+fn title_calls_work_after_a_long_first_argument() {
+    for len in [1022, 1023, 1024, 5000] {
+        let out = run_scenario("title_with_a_long_argv0", &"a".repeat(len));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("scenario done"),
+            "argv[0] of {len} bytes: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
