@@ -384,3 +384,85 @@ fn title_calls_work_after_a_long_first_argument() {
         );
     }
 }
+
+/// The time `utime` was given, as seconds and nanoseconds since the epoch.
+fn spec_of(t: std::time::SystemTime) -> (i64, i64) {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
+        Err(e) => {
+            let d = e.duration();
+            match d.subsec_nanos() {
+                0 => (-(d.as_secs() as i64), 0),
+                n => (-(d.as_secs() as i64) - 1, 1_000_000_000 - i64::from(n)),
+            }
+        }
+    }
+}
+
+/// Times reach libuv as `double` seconds, and the nearest double to a time was
+/// passed: about half of all present-day times were set a little later than
+/// asked (up to 0.12 µs), and one less than that before a second was set to the
+/// next second (X.999999999 read back as X+1, 0 ns). Now the double passed is the
+/// latest one that libuv turns into a time not after the one asked for: every
+/// time reads back in its own second, never later, within one step between
+/// doubles (a quarter of a microsecond today, a nanosecond near 1970), for
+/// `utime`, `futime` and `lutime`.
+#[test]
+fn file_times_are_never_set_later_than_asked() {
+    use std::time::{Duration, UNIX_EPOCH};
+    use uv::{FileTime, Fs};
+    let dir = uv_tests::net::TempDir::new("attacks-inputs-times");
+    let p = dir.join("f");
+    std::fs::write(&p, b"x").unwrap();
+    let lp = Loop::new().unwrap();
+    let f = Fs::open_sync(&lp, &p, uv::OpenFlags::RDWR, 0).unwrap();
+    let mut times = vec![
+        UNIX_EPOCH + Duration::new(1_700_000_000, 999_999_999),
+        UNIX_EPOCH + Duration::new(1_700_000_000, 999_999_900),
+        UNIX_EPOCH + Duration::new(1_700_000_000, 1_000),
+        UNIX_EPOCH + Duration::new(1_700_000_000, 0),
+        UNIX_EPOCH + Duration::new(4_102_444_800, 999_999_999),
+        UNIX_EPOCH + Duration::new(1, 999_999_999),
+        UNIX_EPOCH + Duration::new(0, 1),
+        UNIX_EPOCH - Duration::new(0, 1),
+        UNIX_EPOCH - Duration::new(1, 1),
+        UNIX_EPOCH - Duration::new(86_400 * 365, 999_999_999),
+    ];
+    // A spread of nanoseconds around today.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        times.push(
+            UNIX_EPOCH
+                + Duration::new(
+                    1_600_000_000 + x % 200_000_000,
+                    (x >> 32) as u32 % 1_000_000_000,
+                ),
+        );
+    }
+    for (i, t) in times.into_iter().enumerate() {
+        let want = spec_of(t);
+        match i % 3 {
+            0 => Fs::utime_sync(&lp, &p, t, FileTime::Omit).unwrap(),
+            1 => Fs::futime_sync(&lp, &f, t, FileTime::Omit).unwrap(),
+            _ => Fs::lutime_sync(&lp, &p, t, FileTime::Omit).unwrap(),
+        }
+        let got = Fs::stat_sync(&lp, &p).unwrap().accessed;
+        let got = (got.sec, i64::from(got.nsec));
+        assert!(got <= want, "{t:?}: set {got:?}, later than {want:?}");
+        assert_eq!(
+            got.0, want.0,
+            "{t:?}: set {got:?}, another second than {want:?}"
+        );
+        let off = want.1 - got.1;
+        // One step between doubles at this time (at least a nanosecond).
+        let secs = (want.0 as f64).abs();
+        let bound = (((secs + 1.0).next_up() - (secs + 1.0)) * 1e9)
+            .ceil()
+            .max(1.0) as i64;
+        assert!(off <= bound, "{t:?}: set {got:?}, {off} ns before {want:?}");
+    }
+    f.close_sync(&lp).unwrap();
+}
