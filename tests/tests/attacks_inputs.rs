@@ -466,3 +466,36 @@ fn file_times_are_never_set_later_than_asked() {
     }
     f.close_sync(&lp).unwrap();
 }
+
+/// `try_send_many` of more than 20 datagrams: libuv sends them in batches of 20
+/// (`sendmmsg`), and after each batch it moved its position on by the batch's
+/// size and then again by the number sent, so the 20 datagrams after each batch
+/// were skipped: of 45 datagrams, numbers 20 to 39 never left, and the call
+/// answered 25, as if the first 25 had been sent. Now every datagram leaves, in
+/// order, and the count is right.
+#[test]
+fn try_send_many_sends_every_datagram_past_twenty() {
+    let lp = Loop::new().unwrap();
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let to = rx.local_addr().unwrap();
+    let tx = uv::Udp::new(&lp).unwrap();
+    tx.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    for count in [21usize, 45, 100] {
+        let payloads: Vec<[u8; 2]> = (0..count).map(|i| (i as u16).to_be_bytes()).collect();
+        let batch: Vec<(&[u8], Option<SocketAddr>)> =
+            payloads.iter().map(|p| (&p[..], Some(to))).collect();
+        let sent = tx.try_send_many(&batch).unwrap();
+        assert_eq!(sent, count);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8];
+        while let Ok(n) = rx.recv(&mut buf) {
+            assert_eq!(n, 2);
+            got.push(u16::from_be_bytes([buf[0], buf[1]]) as usize);
+        }
+        assert_eq!(got, (0..count).collect::<Vec<_>>());
+    }
+    tx.close();
+    lp.run(RunMode::Default).unwrap();
+}
