@@ -499,3 +499,74 @@ fn try_send_many_sends_every_datagram_past_twenty() {
     tx.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// A file write of more than 1024 buffers (`IOV_MAX`): libuv writes them in turns
+/// of 1024 and stops at a turn that writes nothing, so 1024 empty buffers then
+/// data wrote nothing and answered 0 (a caller writing the rest again got 0
+/// every time: a loop that never ends), and empty buffers in a later turn cut the
+/// write short there. Now every byte is written, in order, and counted; a write of
+/// only empty buffers still answers 0, and one of no buffers `EINVAL`.
+#[test]
+fn file_writes_past_iov_max_empty_buffers_write_everything() {
+    use uv::{Fs, OpenFlags, WriteData};
+    let dir = uv_tests::net::TempDir::new("attacks-inputs-iov");
+    let p = dir.join("f");
+    let lp = Loop::new().unwrap();
+    let f = Fs::open_sync(
+        &lp,
+        &p,
+        OpenFlags::CREAT | OpenFlags::RDWR | OpenFlags::TRUNC,
+        0o600,
+    )
+    .unwrap();
+    let mut shapes: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut a = vec![Vec::new(); 1024];
+    a.push(b"data".to_vec());
+    shapes.push(a);
+    let mut b: Vec<Vec<u8>> = (0..1024).map(|i| vec![b'a' + (i % 26) as u8]).collect();
+    b.extend(vec![Vec::new(); 2048]);
+    b.push(b"tail".to_vec());
+    shapes.push(b);
+    let c: Vec<Vec<u8>> = (0..5000)
+        .map(|i| {
+            if i % 3 == 0 {
+                Vec::new()
+            } else {
+                vec![(i % 251) as u8; 3]
+            }
+        })
+        .collect();
+    shapes.push(c);
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let want: Vec<u8> = shape.iter().flatten().copied().collect();
+        Fs::ftruncate_sync(&lp, &f, 0).unwrap();
+        // Positioned, then at the current position (synchronous and on the pool).
+        let n = Fs::write_sync(&lp, &f, shape.clone(), Some(0)).unwrap();
+        assert_eq!(n, want.len(), "shape {i}");
+        assert_eq!(std::fs::read(&p).unwrap(), want, "shape {i}");
+        let got = Rc::new(Cell::new(None));
+        let g = got.clone();
+        Fs::write(&lp, &f, shape, Some(want.len() as u64), move |r| {
+            g.set(Some(r.map_err(|e| e.code())))
+        })
+        .unwrap();
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(got.get(), Some(Ok(want.len())), "shape {i}");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            [&want[..], &want[..]].concat(),
+            "shape {i}"
+        );
+    }
+    assert_eq!(
+        Fs::write_sync(&lp, &f, vec![Vec::new(); 3000], Some(0)).unwrap(),
+        0
+    );
+    assert_eq!(
+        Fs::write_sync(&lp, &f, WriteData::Many(Vec::new()), Some(0))
+            .unwrap_err()
+            .code(),
+        StatusCode::EINVAL
+    );
+    f.close_sync(&lp).unwrap();
+}

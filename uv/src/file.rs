@@ -294,12 +294,27 @@ impl std::fmt::Debug for WriteBufs {
 }
 
 impl WriteBufs {
-    /// Keeps `data` for a write.
+    /// Keeps `data` for a write. Empty buffers among several are left out of
+    /// libuv's view (one is kept when all are empty): libuv writes more than
+    /// `IOV_MAX` (1024) buffers in turns of that many, and stops at a turn that
+    /// writes nothing, so a turn of empty buffers ended the write there, the bytes
+    /// after it never written and the write answering fewer (0 for 1024 empty
+    /// buffers then data: a caller writing the rest again got 0 each time).
     pub fn new(data: WriteData) -> WriteBufs {
         // The view is taken before the value moves into this struct (and with it
         // into the request): nothing of it may live inside the value.
         let data = data.movable();
-        let bufs = data.bufs();
+        let bufs = match data.bufs() {
+            crate::stream::Bufs::Many(mut v) if v.iter().any(|b| b.len == 0) => {
+                let first = v.first().copied();
+                v.retain(|b| b.len > 0);
+                if let (true, Some(empty)) = (v.is_empty(), first) {
+                    v.push(empty);
+                }
+                crate::stream::Bufs::Many(v)
+            }
+            bufs => bufs,
+        };
         WriteBufs { _data: data, bufs }
     }
 
