@@ -570,3 +570,72 @@ fn file_writes_past_iov_max_empty_buffers_write_everything() {
     );
     f.close_sync(&lp).unwrap();
 }
+
+/// Multicast calls given an IPv6 interface address: libuv takes an IPv6
+/// interface from the scope id of the text it parses and ignores the address, and
+/// the address came without one, so every IPv6 interface address meant the
+/// default interface: `set_multicast_interface(Some(::1))` left the socket's
+/// interface at 0, and joins "on" an address no interface has were taken. Now the
+/// interface that has the address is the one set (its index reads back), and an
+/// address no interface has is `EADDRNOTAVAIL`, as for IPv4.
+#[cfg(target_os = "linux")]
+#[test]
+fn ipv6_multicast_interfaces_are_the_ones_asked_for() {
+    use std::net::IpAddr;
+    use uv::{Membership, Udp, UdpFlags};
+    let loopback: IpAddr = "::1".parse().unwrap();
+    let Some(lo) = uv::system::interface_addresses()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.address == loopback)
+    else {
+        return; // No IPv6 loopback here.
+    };
+    let name = std::ffi::CString::new(lo.name.clone()).unwrap();
+    // SAFETY: a NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
+    assert!(index > 0);
+    let lp = Loop::new().unwrap();
+    let udp = Udp::new(&lp).unwrap();
+    udp.bind("[::1]:0".parse().unwrap(), UdpFlags::empty())
+        .unwrap();
+    let fd = udp.fileno().unwrap();
+    udp.set_multicast_interface(Some(loopback)).unwrap();
+    assert_eq!(
+        sockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF),
+        index
+    );
+    udp.set_multicast_interface(None).unwrap();
+    assert_eq!(sockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF), 0);
+    let absent: IpAddr = "2001:db8::7".parse().unwrap();
+    let group: IpAddr = "ff02::1:7".parse().unwrap();
+    assert_eq!(
+        udp.set_multicast_interface(Some(absent))
+            .unwrap_err()
+            .code(),
+        StatusCode::EADDRNOTAVAIL
+    );
+    assert_eq!(
+        udp.set_membership(group, Some(absent), Membership::JoinGroup)
+            .unwrap_err()
+            .code(),
+        StatusCode::EADDRNOTAVAIL
+    );
+    assert_eq!(
+        udp.set_source_membership(
+            "ff3e::7".parse().unwrap(),
+            Some(absent),
+            "::1".parse().unwrap(),
+            Membership::JoinGroup
+        )
+        .unwrap_err()
+        .code(),
+        StatusCode::EADDRNOTAVAIL
+    );
+    // The unspecified address still means any interface.
+    udp.set_multicast_interface(Some("::".parse().unwrap()))
+        .unwrap();
+    assert_eq!(sockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF), 0);
+    udp.close();
+    lp.run(RunMode::Default).unwrap();
+}

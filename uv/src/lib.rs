@@ -225,6 +225,29 @@ pub mod runtime {
         std::ffi::CString::new(addr.to_string()).expect("an IP address has no NUL byte")
     }
 
+    /// An interface given by one of its addresses, as libuv's multicast calls
+    /// take it (`ip_addr_opt`): IPv4 as text; IPv6 with the name of the (first)
+    /// interface that has the address after it (`addr%name`), since libuv takes
+    /// an IPv6 interface from the scope id it parses from there and ignores the
+    /// address. The unspecified address (`::`) stays as it is (any interface).
+    /// `EADDRNOTAVAIL` when no interface has the address.
+    pub fn c_interface_ip(
+        addr: std::net::IpAddr,
+        op: &'static str,
+    ) -> crate::Result<std::ffi::CString> {
+        let v6 = match addr {
+            std::net::IpAddr::V6(a) if !a.is_unspecified() => a,
+            _ => return Ok(c_ip(addr)),
+        };
+        let name = crate::system::interface_addresses()?
+            .into_iter()
+            .find(|i| i.address == addr)
+            .map(|i| i.name)
+            .ok_or_else(|| crate::Error::new(crate::StatusCode::EADDRNOTAVAIL, op))?;
+        std::ffi::CString::new(format!("{v6}%{name}"))
+            .map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
+    }
+
     /// libuv milliseconds to `Duration`.
     #[inline]
     pub fn ms_to_duration(ms: u64) -> std::time::Duration {
