@@ -639,3 +639,49 @@ fn ipv6_multicast_interfaces_are_the_ones_asked_for() {
     udp.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// `set_ttl`, `set_multicast_ttl` and `set_multicast_loop` on an IPv6 socket
+/// libuv did not bind itself (`Udp::with_family(Inet6)`, or a socket taken over
+/// with `open`): libuv picks the IPv4 or IPv6 form of the option by a mark it sets
+/// only in its own bind, so it set the IPv4 options (`IP_TTL`, ...) and answered
+/// success, and the IPv6 ones kept their defaults (hop limit 64, multicast hops
+/// 1, loop on). Now the IPv6 options are the ones set, as for a socket bound
+/// through `bind`.
+#[cfg(target_os = "linux")]
+#[test]
+fn ipv6_socket_options_reach_sockets_libuv_did_not_bind() {
+    use uv::{AddressFamily, Udp, UdpFlags};
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        return; // No IPv6 here.
+    }
+    let lp = Loop::new().unwrap();
+    let made = Udp::with_family(&lp, AddressFamily::Inet6).unwrap();
+    let opened = Udp::new(&lp).unwrap();
+    opened
+        .open(std::net::UdpSocket::bind("[::1]:0").unwrap())
+        .unwrap();
+    let bound = Udp::new(&lp).unwrap();
+    bound
+        .bind("[::1]:0".parse().unwrap(), UdpFlags::empty())
+        .unwrap();
+    for (name, udp) in [("with_family", &made), ("open", &opened), ("bind", &bound)] {
+        let fd = udp.fileno().unwrap();
+        udp.set_ttl(7).unwrap();
+        udp.set_multicast_ttl(9).unwrap();
+        udp.set_multicast_loop(false).unwrap();
+        let got = (
+            sockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS),
+            sockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS),
+            sockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP),
+        );
+        assert_eq!(got, (7, 9, 0), "{name}");
+        udp.set_multicast_interface(None).unwrap();
+        assert_eq!(
+            sockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF),
+            0,
+            "{name}"
+        );
+        udp.close();
+    }
+    lp.run(RunMode::Default).unwrap();
+}

@@ -702,7 +702,33 @@ fn outside_bytes(data: &WriteData) -> Option<sys::uv_buf_t> {
     Some(crate::stream::uv_buf(bytes))
 }
 
+/// libuv's `UV_HANDLE_IPV6` (uv-common.h, libuv 1.x): the handle's socket is IPv6.
+#[cfg(unix)]
+const HANDLE_IPV6: c_uint = 0x0040_0000;
+
 impl Udp {
+    /// Before the socket options that have an IPv4 and an IPv6 form (`set_ttl`,
+    /// `set_multicast_ttl`, `set_multicast_loop`, `set_multicast_interface`): libuv
+    /// picks the form by a mark it sets only when it binds the socket itself, so on
+    /// an IPv6 socket made by `with_family` or taken over by `open` it set the IPv4
+    /// option and returned success, and the IPv6 datagrams kept the default. The
+    /// mark is set here for a socket that is IPv6.
+    fn mark_ipv6(&self) -> crate::Result<()> {
+        #[cfg(unix)]
+        {
+            let raw = self.inner.raw("uv_udp_set_ttl")?;
+            // SAFETY: the handle is open; only its flags are read.
+            let marked = unsafe { (*raw).flags } & HANDLE_IPV6 != 0;
+            if !marked && self.family()? == Some(crate::AddressFamily::Inet6) {
+                // SAFETY: the handle is open and its socket is IPv6, which is what
+                // the mark says (libuv sets it, for the same reason, when it binds
+                // an IPv6 address); libuv reads it only to pick socket options.
+                unsafe { (*raw).flags |= HANDLE_IPV6 };
+            }
+        }
+        Ok(())
+    }
+
     /// After `open`: a socket taken over from the user may have copies in this
     /// process; it is registered as the library's, and `recv_start` is refused
     /// while copies made before `open` last (see `non_blocking`).
