@@ -440,7 +440,7 @@ pub static TABLE: &[ConvDef] = &[
         rust: "`Option<std::net::IpAddr>`",
         c_types: C_STR,
         positions: ARG_ONLY,
-        notes: "As `ip_addr`; `None` is NULL.",
+        notes: "An interface, by one of its addresses; `None` is NULL (any). IPv6 goes with the name of the interface that has the address (`addr%name`): libuv takes an IPv6 interface from the scope id it parses there and ignores the address, so without it every IPv6 address meant the default interface. An IPv6 address no interface has gives `EADDRNOTAVAIL`.",
     },
     ConvDef {
         name: "stat",
@@ -990,9 +990,16 @@ impl Conv {
                 };
                 quote!(#rt::runtime::duration_to_s(#e, #min_1s, #op)?)
             }
+            // A count that must be at least one while the named flag is on.
+            Conv::U32 if min_1s_if.is_some() => {
+                let flag = ident(min_1s_if.unwrap_or_default());
+                quote!(#rt::runtime::at_least_1(#e, #flag, #op)?)
+            }
             Conv::U8 | Conv::Bool => quote!(::core::primitive::i32::from(#e)),
             Conv::IpAddr => quote!(#rt::runtime::c_ip(#e)),
-            Conv::IpAddrOpt => quote!(#e.map(#rt::runtime::c_ip)),
+            Conv::IpAddrOpt => {
+                quote!(#e.map(|a| #rt::runtime::c_interface_ip(a, #op)).transpose()?)
+            }
             Conv::Fd | Conv::Socket => quote!(#rt::runtime::fd(#e, #op)?),
             Conv::SocketAddr => quote!(#rt::runtime::SockAddr::new(&#e)),
             Conv::CStrPath => quote!(#rt::runtime::c_path(#e.as_ref(), #op)?),

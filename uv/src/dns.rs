@@ -106,14 +106,23 @@ fn c_opt(s: Option<&str>, op: &'static str) -> Result<Option<CString>> {
         .transpose()
 }
 
-fn hints_c(h: &AddrInfoHints) -> sys::addrinfo {
+/// Flag bits of a query: bits the bindings do not list are `EINVAL` (as for every
+/// `flags` argument) and never reach the system. glibc takes IDN flags the
+/// bindings leave out (`AI_IDN`, `AI_CANONIDN`, `NI_IDN`), and with them a name from
+/// a DNS answer that is no valid IDN makes it answer `EAI_IDN_ENCODE`, a code
+/// libuv's translation of these errors does not know: it aborts the process.
+fn known_flags(bits: u32, all: u32, op: &'static str) -> Result<c_int> {
+    crate::contracts::flags_arg(bits, all, op).map(|b| b as c_int)
+}
+
+fn hints_c(h: &AddrInfoHints, op: &'static str) -> Result<sys::addrinfo> {
     // SAFETY: addrinfo is plain C data; all-zero is the empty hint.
     let mut ai: sys::addrinfo = unsafe { std::mem::zeroed() };
     ai.ai_family = h.family.raw();
     ai.ai_socktype = h.socktype.map_or(0, |t| t.raw());
     ai.ai_protocol = h.protocol.map_or(0, |p| p.raw());
-    ai.ai_flags = h.flags.bits() as c_int;
-    ai
+    ai.ai_flags = known_flags(h.flags.bits(), AddrInfoFlags::all().bits(), op)?;
+    Ok(ai)
 }
 
 /// Copies the list and frees it.
@@ -315,7 +324,8 @@ impl LoopHandle {
     }
 
     /// Resolves `host` and/or `service` (`uv_getaddrinfo` without a callback): blocks
-    /// and returns the addresses. Unknown hosts give `EAI_NONAME`.
+    /// and returns the addresses. Unknown hosts give `EAI_NONAME`; flag bits
+    /// [`AddrInfoFlags`] does not list (`from_bits_retain`) give `EINVAL`.
     pub fn getaddrinfo(
         &self,
         host: Option<&str>,
@@ -325,7 +335,7 @@ impl LoopHandle {
         const OP: &str = "uv_getaddrinfo";
         let lp = self.loop_raw(OP)?;
         let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
-        let hints = hints_c(hints);
+        let hints = hints_c(hints, OP)?;
         // SAFETY: the request is plain C data; all-zero is a valid unstarted request.
         let mut req: sys::uv_getaddrinfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: the loop is open; with no callback the call completes before it
@@ -357,7 +367,7 @@ impl LoopHandle {
         const OP: &str = "uv_getaddrinfo";
         let lp = self.loop_raw(OP)?;
         let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
-        let hints = hints_c(hints);
+        let hints = hints_c(hints, OP)?;
         let shared: &LoopShared = self.shared();
         let p = Box::into_raw(Box::new(AddrInfoReq {
             head: ReqHead::started(),
@@ -393,17 +403,18 @@ impl LoopHandle {
         Ok(unsafe { DnsRequest::from_head(NonNull::new_unchecked(p.cast())) })
     }
 
-    /// The host and service names of `addr` (`uv_getnameinfo` without a callback).
+    /// The host and service names of `addr` (`uv_getnameinfo` without a callback);
+    /// flag bits [`NameInfoFlags`] does not list give `EINVAL`.
     pub fn getnameinfo(&self, addr: SocketAddr, flags: NameInfoFlags) -> Result<NameInfo> {
         const OP: &str = "uv_getnameinfo";
         let lp = self.loop_raw(OP)?;
+        let flags = known_flags(flags.bits(), NameInfoFlags::all().bits(), OP)?;
         let sa = SockAddr::new(&addr);
         // SAFETY: plain C data; all-zero is a valid unstarted request.
         let mut req: sys::uv_getnameinfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: the loop is open; with no callback the call completes before it
         // returns and fills `host` and `service`.
-        let rc =
-            unsafe { sys::uv_getnameinfo(lp, &mut req, None, sa.as_ptr(), flags.bits() as c_int) };
+        let rc = unsafe { sys::uv_getnameinfo(lp, &mut req, None, sa.as_ptr(), flags) };
         check(rc, OP)?;
         Ok(NameInfo {
             host: c_string(&req.host),
@@ -421,6 +432,7 @@ impl LoopHandle {
     ) -> Result<DnsRequest> {
         const OP: &str = "uv_getnameinfo";
         let lp = self.loop_raw(OP)?;
+        let flags = known_flags(flags.bits(), NameInfoFlags::all().bits(), OP)?;
         let sa = SockAddr::new(&addr);
         let shared: &LoopShared = self.shared();
         let p = Box::into_raw(Box::new(NameInfoReq {
@@ -439,7 +451,7 @@ impl LoopHandle {
                 std::ptr::addr_of_mut!((*p).raw),
                 Some(nameinfo_done::<C>),
                 sa.as_ptr(),
-                flags.bits() as c_int,
+                flags,
             )
         };
         if rc < 0 {

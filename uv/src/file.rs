@@ -294,12 +294,27 @@ impl std::fmt::Debug for WriteBufs {
 }
 
 impl WriteBufs {
-    /// Keeps `data` for a write.
+    /// Keeps `data` for a write. Empty buffers among several are left out of
+    /// libuv's view (one is kept when all are empty): libuv writes more than
+    /// `IOV_MAX` (1024) buffers in turns of that many, and stops at a turn that
+    /// writes nothing, so a turn of empty buffers ended the write there, the bytes
+    /// after it never written and the write answering fewer (0 for 1024 empty
+    /// buffers then data: a caller writing the rest again got 0 each time).
     pub fn new(data: WriteData) -> WriteBufs {
         // The view is taken before the value moves into this struct (and with it
         // into the request): nothing of it may live inside the value.
         let data = data.movable();
-        let bufs = data.bufs();
+        let bufs = match data.bufs() {
+            crate::stream::Bufs::Many(mut v) if v.iter().any(|b| b.len == 0) => {
+                let first = v.first().copied();
+                v.retain(|b| b.len > 0);
+                if let (true, Some(empty)) = (v.is_empty(), first) {
+                    v.push(empty);
+                }
+                crate::stream::Bufs::Many(v)
+            }
+            bufs => bufs,
+        };
         WriteBufs { _data: data, bufs }
     }
 
@@ -335,7 +350,9 @@ pub fn file_size(n: u64, op: &'static str) -> Result<i64> {
 /// [`Timespec`](crate::Timespec) converts into [`FileTime::At`].
 ///
 /// libuv passes times as `double` seconds, so a time set is exact to about a
-/// microsecond for present-day dates.
+/// quarter of a microsecond for present-day dates (to the nanosecond within
+/// about 97 days of 1970): it is set to the nearest time the double carries that
+/// is not after the one given, in the same second.
 ///
 /// ```
 /// use uv::{FileTime, Fs};
@@ -382,17 +399,82 @@ impl From<crate::Timespec> for FileTime {
 /// double of 2^63 or more (the latest `SystemTime`s round up to it) does not fit
 /// (undefined behaviour in C). File systems keep a far smaller range and clamp to
 /// it anyway.
+///
+/// A double carries a present-day time to about a quarter of a microsecond only,
+/// and the nearest one may be later than the time (up to the next second, for a
+/// time just before it): the double given is the latest one that libuv turns into
+/// a time not after the one asked for (see [`exact_seconds`]).
 #[doc(hidden)]
 pub fn file_time(t: FileTime) -> f64 {
     match t {
-        FileTime::At(t) => match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => d.as_secs_f64(),
-            Err(e) => -e.duration().as_secs_f64(),
+        FileTime::At(t) => {
+            let (secs, nanos, before_epoch) = match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => (d.as_secs(), d.subsec_nanos(), false),
+                Err(e) => (e.duration().as_secs(), e.duration().subsec_nanos(), true),
+            };
+            let d = if before_epoch {
+                -(secs as f64 + f64::from(nanos) * 1e-9)
+            } else {
+                secs as f64 + f64::from(nanos) * 1e-9
+            };
+            if d.abs() >= EXACT_SECONDS_MAX {
+                return d.clamp(-FILE_TIME_MAX, FILE_TIME_MAX);
+            }
+            // Below 2^53 the seconds fit an i64 and a double exactly.
+            let (secs, nanos) = (secs as i64, i64::from(nanos));
+            let target = match (before_epoch, nanos) {
+                (false, _) => (secs, nanos),
+                (true, 0) => (-secs, 0),
+                (true, _) => (-secs - 1, 1_000_000_000 - nanos),
+            };
+            exact_seconds(d, target)
         }
-        .clamp(-FILE_TIME_MAX, FILE_TIME_MAX),
         FileTime::Now => f64::INFINITY,
         FileTime::Omit => f64::NAN,
     }
+}
+
+/// Seconds from which a double holds whole seconds only (2^53): the nanoseconds
+/// mean nothing there.
+const EXACT_SECONDS_MAX: f64 = 9_007_199_254_740_992.0;
+
+/// What libuv makes of `d` seconds (`uv__fs_to_timespec`): the seconds truncated
+/// toward zero, the nanoseconds of the rest truncated, and a negative rest taken
+/// from the second below.
+fn libuv_timespec(d: f64) -> (i64, i64) {
+    let mut sec = d as i64;
+    let mut nsec = ((d - sec as f64) * 1e9) as i64;
+    if nsec < 0 {
+        nsec += 1_000_000_000;
+        sec -= 1;
+    }
+    (sec, nsec)
+}
+
+/// The latest double near `d` (the nearest one to the time `target`, seconds and
+/// nanoseconds) that libuv turns into a time not after `target`: the nearest
+/// double may come out a little later, even in the next second (2^-22 s apart
+/// around today, a time less than about 0.12 µs before a second rounds up to
+/// it). Whole seconds are exact doubles, so the result stays in `target`'s
+/// second. A few steps of one double each way suffice: `d` is within one of
+/// them, and where the steps are finer than a nanosecond libuv's result moves
+/// by at most one.
+fn exact_seconds(mut d: f64, target: (i64, i64)) -> f64 {
+    const STEPS: usize = 16;
+    for _ in 0..STEPS {
+        if libuv_timespec(d) <= target {
+            break;
+        }
+        d = d.next_down();
+    }
+    for _ in 0..STEPS {
+        let up = d.next_up();
+        if libuv_timespec(up) > target {
+            break;
+        }
+        d = up;
+    }
+    d
 }
 
 /// The largest double below 2^63: the latest second libuv's conversion to a

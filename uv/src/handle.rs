@@ -2282,7 +2282,11 @@ impl Handle {
             .map(|v| v as usize)
     }
 
-    /// Sets the send buffer size; the value reads back unchanged on every platform.
+    /// Sets the send buffer size: `EINVAL` for 0 or past `i32::MAX`. A size the
+    /// system takes reads back unchanged (Linux doubles what it is given; half is
+    /// passed). The system adjusts others: on Linux an odd size reads back one
+    /// less, and a size is raised to its minimum (a few KiB) and cut to twice
+    /// `net.core.wmem_max`.
     pub fn set_send_buffer_size(&self, size: usize) -> Result<()> {
         self.raw("uv_send_buffer_size")?;
         let v = i32::try_from(size)
@@ -2297,7 +2301,11 @@ impl Handle {
             .map(|v| v as usize)
     }
 
-    /// Sets the receive buffer size; the value reads back unchanged on every platform.
+    /// Sets the receive buffer size: `EINVAL` for 0 or past `i32::MAX`. A size the
+    /// system takes reads back unchanged (Linux doubles what it is given; half is
+    /// passed). The system adjusts others: on Linux an odd size reads back one
+    /// less, and a size is raised to its minimum (a few KiB) and cut to twice
+    /// `net.core.rmem_max`.
     pub fn set_recv_buffer_size(&self, size: usize) -> Result<()> {
         self.raw("uv_recv_buffer_size")?;
         let v = i32::try_from(size)

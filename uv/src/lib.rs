@@ -197,6 +197,16 @@ pub mod runtime {
         }
     }
 
+    /// A count that must be at least one while `min_1` is set (a `u32` argument
+    /// with `min_1s_if`): `EINVAL` for 0 then.
+    #[inline]
+    pub fn at_least_1(n: u32, min_1: bool, op: &'static str) -> crate::Result<u32> {
+        if min_1 && n < 1 {
+            return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
+        }
+        Ok(n)
+    }
+
     /// `Duration` to libuv milliseconds as an `unsigned int`: `EINVAL` past
     /// `u32::MAX` ms.
     #[inline]
@@ -213,6 +223,29 @@ pub mod runtime {
     /// An IP address as the C string libuv parses.
     pub fn c_ip(addr: std::net::IpAddr) -> std::ffi::CString {
         std::ffi::CString::new(addr.to_string()).expect("an IP address has no NUL byte")
+    }
+
+    /// An interface given by one of its addresses, as libuv's multicast calls
+    /// take it (`ip_addr_opt`): IPv4 as text; IPv6 with the name of the (first)
+    /// interface that has the address after it (`addr%name`), since libuv takes
+    /// an IPv6 interface from the scope id it parses from there and ignores the
+    /// address. The unspecified address (`::`) stays as it is (any interface).
+    /// `EADDRNOTAVAIL` when no interface has the address.
+    pub fn c_interface_ip(
+        addr: std::net::IpAddr,
+        op: &'static str,
+    ) -> crate::Result<std::ffi::CString> {
+        let v6 = match addr {
+            std::net::IpAddr::V6(a) if !a.is_unspecified() => a,
+            _ => return Ok(c_ip(addr)),
+        };
+        let name = crate::system::interface_addresses()?
+            .into_iter()
+            .find(|i| i.address == addr)
+            .map(|i| i.name)
+            .ok_or_else(|| crate::Error::new(crate::StatusCode::EADDRNOTAVAIL, op))?;
+        std::ffi::CString::new(format!("{v6}%{name}"))
+            .map_err(|_| crate::Error::new(crate::StatusCode::EINVAL, op))
     }
 
     /// libuv milliseconds to `Duration`.

@@ -339,7 +339,8 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
         try_write2(self, data, send)
     }
 
-    /// Shuts the write side down once queued writes are done (`uv_shutdown`).
+    /// Shuts the write side down once queued writes are done (`uv_shutdown`);
+    /// `EALREADY` while a connect is in flight (shut down from its callback).
     fn shutdown(&self, callback: impl FnOnce(&Self, Result<()>) + 'static) -> Result<()> {
         shutdown(self, callback)
     }
@@ -1436,7 +1437,10 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
     check(rc, OP).map(|()| rc as usize)
 }
 
-/// `uv_shutdown`: ends the write side once queued writes are done.
+/// `uv_shutdown`: ends the write side once queued writes are done. `EALREADY`
+/// while a connect is in flight: libuv would keep such a shutdown queued, and if
+/// the connect failed it would never complete it (its callback would not run, and
+/// the loop, which counts it as active, would never end).
 pub fn shutdown<K: StreamKind>(
     s: &K,
     callback: impl FnOnce(&K, Result<()>) + 'static,
@@ -1445,6 +1449,7 @@ pub fn shutdown<K: StreamKind>(
     // SAFETY: the stream is open.
     unsafe {
         contracts::not_listening(raw, "uv_shutdown")?;
+        contracts::not_connecting(raw, "uv_shutdown")?;
         contracts::usable_fd(raw, "uv_shutdown")?;
     }
     crate::request::submit::<sys::uv_shutdown_t, K, _, ()>(

@@ -876,7 +876,9 @@ fn setup_args() -> Result<()> {
             .next()
             .map(|a| os_bytes(&a))
             .unwrap_or_default();
-        arg0.truncate(PROCESS_TITLE_CAPACITY);
+        // Room for the filler's NUL too: a longer first argument (a program
+        // started with an argv[0] of 1023 bytes or more) left no room for it.
+        arg0.truncate(PROCESS_TITLE_CAPACITY - 1);
         let total = PROCESS_TITLE_CAPACITY + 1;
         // arg0, NUL, filler, NUL: libuv's capacity is the span of both.
         let filler = total - arg0.len() - 2;
@@ -935,9 +937,17 @@ pub fn process_title() -> Result<String> {
 }
 
 /// Sets the process title (`uv_set_process_title`); titles longer than
-/// [`PROCESS_TITLE_CAPACITY`] bytes are cut there. `EINVAL` for a NUL byte.
+/// [`PROCESS_TITLE_CAPACITY`] bytes are cut at the last whole character that fits
+/// (libuv would cut inside one). `EINVAL` for a NUL byte.
 pub fn set_process_title(title: &str) -> Result<()> {
-    let c = crate::runtime::c_str(title, "uv_set_process_title")?;
+    let mut end = title.len().min(PROCESS_TITLE_CAPACITY);
+    while !title.is_char_boundary(end) {
+        end -= 1;
+    }
+    if title.as_bytes()[end..].contains(&0) {
+        return Err(Error::new(StatusCode::EINVAL, "uv_set_process_title"));
+    }
+    let c = crate::runtime::c_str(&title[..end], "uv_set_process_title")?;
     setup_args()?;
     // SAFETY: a NUL-terminated string; the arguments are set up.
     let rc = unsafe { sys::uv_set_process_title(c.as_ptr()) };

@@ -608,10 +608,10 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
         let mut fds = 0;
         for (i, a) in args.iter().enumerate() {
             if let Some(flag) = &a.min_1s_if {
-                if a.conv.value != Conv::DurationS {
+                if !matches!(a.conv.value, Conv::DurationS | Conv::U32) {
                     out.push(
                         flag.loc
-                            .error("`min_1s_if` only applies to `duration_s` arguments")
+                            .error("`min_1s_if` only applies to `duration_s` and `u32` arguments")
                             .hint("remove it, or use conv = \"duration_s\""),
                     );
                 } else if !args[..i]

@@ -702,7 +702,33 @@ fn outside_bytes(data: &WriteData) -> Option<sys::uv_buf_t> {
     Some(crate::stream::uv_buf(bytes))
 }
 
+/// libuv's `UV_HANDLE_IPV6` (uv-common.h, libuv 1.x): the handle's socket is IPv6.
+#[cfg(unix)]
+const HANDLE_IPV6: c_uint = 0x0040_0000;
+
 impl Udp {
+    /// Before the socket options that have an IPv4 and an IPv6 form (`set_ttl`,
+    /// `set_multicast_ttl`, `set_multicast_loop`, `set_multicast_interface`): libuv
+    /// picks the form by a mark it sets only when it binds the socket itself, so on
+    /// an IPv6 socket made by `with_family` or taken over by `open` it set the IPv4
+    /// option and returned success, and the IPv6 datagrams kept the default. The
+    /// mark is set here for a socket that is IPv6.
+    fn mark_ipv6(&self) -> crate::Result<()> {
+        #[cfg(unix)]
+        {
+            let raw = self.inner.raw("uv_udp_set_ttl")?;
+            // SAFETY: the handle is open; only its flags are read.
+            let marked = unsafe { (*raw).flags } & HANDLE_IPV6 != 0;
+            if !marked && self.family()? == Some(crate::AddressFamily::Inet6) {
+                // SAFETY: the handle is open and its socket is IPv6, which is what
+                // the mark says (libuv sets it, for the same reason, when it binds
+                // an IPv6 address); libuv reads it only to pick socket options.
+                unsafe { (*raw).flags |= HANDLE_IPV6 };
+            }
+        }
+        Ok(())
+    }
+
     /// After `open`: a socket taken over from the user may have copies in this
     /// process; it is registered as the library's, and `recv_start` is refused
     /// while copies made before `open` last (see `non_blocking`).
@@ -900,48 +926,38 @@ impl Udp {
     }
 
     /// Sends several datagrams at once if possible (`uv_udp_try_send2`; one
-    /// `sendmmsg` call where the system has it), each to its address (`None` on a
-    /// connected handle): the number of datagrams sent, from the first (fewer than
-    /// given when the socket's buffer filled). `EAGAIN` when none could be sent or
-    /// sends are queued; `EINVAL` for an empty slice; `EDESTADDRREQ` / `EISCONN` as
-    /// `try_send`.
+    /// `sendmmsg` call per 20 datagrams where the system has it), each to its
+    /// address (`None` on a connected handle): the number of datagrams sent, from
+    /// the first (fewer than given when the socket's buffer filled). `EAGAIN` when
+    /// none could be sent or sends are queued; `EINVAL` for an empty slice;
+    /// `EDESTADDRREQ` / `EISCONN` as `try_send`.
     pub fn try_send_many(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Result<usize> {
         const OP: &str = "uv_udp_try_send2";
         let raw = self.inner.raw(OP)?;
-        let count = u32::try_from(datagrams.len())
-            .map_err(|_| Error::new(crate::StatusCode::EINVAL, OP))?;
-        let addrs: Vec<Option<InetAddr>> = datagrams
-            .iter()
-            .map(|(_, a)| a.as_ref().map(InetAddr::new))
-            .collect();
-        let mut bufs: Vec<sys::uv_buf_t> = datagrams
-            .iter()
-            .map(|(d, _)| crate::stream::uv_buf(d))
-            .collect();
-        let mut buf_ptrs: Vec<*mut sys::uv_buf_t> =
-            bufs.iter_mut().map(|b| b as *mut sys::uv_buf_t).collect();
-        let mut nbufs: Vec<u32> = vec![1; datagrams.len()];
-        let mut addr_ptrs: Vec<*mut sys::sockaddr> = addrs
-            .iter()
-            .map(|a| {
-                a.as_ref()
-                    .map_or(std::ptr::null_mut(), |s| s.as_ptr().cast_mut())
-            })
-            .collect();
-        // SAFETY: the handle is open; the arrays hold `count` entries each, every
-        // buffer and address stays alive (in `datagrams`, `bufs` and `addrs`) for
-        // the call, and libuv only reads them during it.
-        let rc = unsafe {
-            sys::uv_udp_try_send2(
-                raw,
-                count,
-                buf_ptrs.as_mut_ptr(),
-                nbufs.as_mut_ptr(),
-                addr_ptrs.as_mut_ptr(),
-                0,
-            )
-        };
-        check(rc, OP).map(|()| rc as usize)
+        if datagrams.is_empty() {
+            return Err(Error::new(crate::StatusCode::EINVAL, OP));
+        }
+        // libuv sends more than one batch (20 datagrams, its `sendmmsg` array)
+        // wrongly: past each batch it skips as many datagrams as the batch sent,
+        // and counts the ones it sent after them as if they followed. One call per
+        // batch at most keeps it on the path that counts right.
+        let mut sent = 0;
+        for chunk in datagrams.chunks(TRY_SEND_BATCH) {
+            // SAFETY: the handle is open (checked above; nothing here closes it).
+            match unsafe { try_send_batch(raw, chunk) } {
+                Ok(n) => {
+                    sent += n;
+                    if n < chunk.len() {
+                        break;
+                    }
+                }
+                Err(e) if sent == 0 => return Err(e),
+                // The datagrams sent so far are the answer; the error comes again
+                // at the next call.
+                Err(_) => break,
+            }
+        }
+        Ok(sent)
     }
 
     /// Removes the association made by `connect` (`uv_udp_connect` with no address).
@@ -953,6 +969,56 @@ impl Udp {
             "uv_udp_connect",
         )
     }
+}
+
+/// The datagrams libuv's `uv_udp_try_send2` sends right in one call: one batch of
+/// its `sendmmsg` array (see `Udp::try_send_many`).
+const TRY_SEND_BATCH: usize = 20;
+
+/// One `uv_udp_try_send2` call of at most [`TRY_SEND_BATCH`] datagrams (at least
+/// one): how many were sent, from the first.
+///
+/// # Safety
+/// `raw` is an open UDP handle made by this library.
+unsafe fn try_send_batch(
+    raw: *mut sys::uv_udp_t,
+    datagrams: &[(&[u8], Option<SocketAddr>)],
+) -> Result<usize> {
+    const OP: &str = "uv_udp_try_send2";
+    debug_assert!(!datagrams.is_empty() && datagrams.len() <= TRY_SEND_BATCH);
+    let count = datagrams.len() as u32;
+    let addrs: Vec<Option<InetAddr>> = datagrams
+        .iter()
+        .map(|(_, a)| a.as_ref().map(InetAddr::new))
+        .collect();
+    let mut bufs: Vec<sys::uv_buf_t> = datagrams
+        .iter()
+        .map(|(d, _)| crate::stream::uv_buf(d))
+        .collect();
+    let mut buf_ptrs: Vec<*mut sys::uv_buf_t> =
+        bufs.iter_mut().map(|b| b as *mut sys::uv_buf_t).collect();
+    let mut nbufs: Vec<u32> = vec![1; datagrams.len()];
+    let mut addr_ptrs: Vec<*mut sys::sockaddr> = addrs
+        .iter()
+        .map(|a| {
+            a.as_ref()
+                .map_or(std::ptr::null_mut(), |s| s.as_ptr().cast_mut())
+        })
+        .collect();
+    // SAFETY: the handle is open (the caller's contract); the arrays hold `count`
+    // entries each, every buffer and address stays alive (in `datagrams`, `bufs`
+    // and `addrs`) for the call, and libuv only reads them during it.
+    let rc = unsafe {
+        sys::uv_udp_try_send2(
+            raw,
+            count,
+            buf_ptrs.as_mut_ptr(),
+            nbufs.as_mut_ptr(),
+            addr_ptrs.as_mut_ptr(),
+            0,
+        )
+    };
+    check(rc, OP).map(|()| rc as usize)
 }
 
 /// `Udp` from a `std` socket on a loop: `Udp::try_from((&lp, socket))`. The socket is
