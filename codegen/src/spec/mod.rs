@@ -140,6 +140,11 @@ pub struct StateRule {
     /// The handle types it applies to: streams (`None`), or the one libuv struct
     /// named.
     pub c_type: Option<&'static str>,
+    /// The C functions whose every generated call must check it: a method calling
+    /// one of them without the state in its `requires` is an error (the assertion
+    /// it guards would be reachable from safe code, in this crate's spec files as
+    /// in another crate's).
+    pub guards: &'static [&'static str],
 }
 
 impl StateRule {
@@ -150,36 +155,46 @@ impl StateRule {
             code: "EALREADY",
             doc: "no connect request is in flight",
             c_type: None,
+            guards: &["uv_tcp_connect", "uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "not_listening",
             code: "EINVAL",
             doc: "the stream does not listen for connections",
             c_type: None,
+            guards: &["uv_tcp_connect", "uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "not_connected",
             code: "EISCONN",
             doc: "the stream has no peer yet",
             c_type: None,
+            guards: &["uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "named",
             code: "EINVAL",
             doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise)",
             c_type: None,
+            guards: &["uv_pipe_chmod"],
         },
         StateRule {
             name: "poll_settled",
             code: "EBUSY",
             doc: "no earlier start of a stopped stat poller still has its stat in flight (libuv would let that poll go on and abort in its timer)",
             c_type: Some("uv_fs_poll_t"),
+            guards: &["uv_fs_poll_start"],
         },
     ];
 
     /// The rule named `name`.
     pub fn find(name: &str) -> Option<&'static StateRule> {
         StateRule::ALL.iter().find(|r| r.name == name)
+    }
+
+    /// The states every call of the C function `c` must check.
+    pub fn guarding(c: &str) -> impl Iterator<Item = &'static StateRule> + '_ {
+        StateRule::ALL.iter().filter(move |r| r.guards.contains(&c))
     }
 }
 

@@ -741,6 +741,22 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                 Some(_) => {}
             }
         }
+        // A C function whose libuv assertion a state guards is called only with
+        // that state checked, whoever writes the spec file.
+        if let (Some(c), None) = (&m.c, &m.manual) {
+            for rule in StateRule::guarding(c.as_str()) {
+                if !m.requires.iter().any(|r| r.as_str() == rule.name) {
+                    out.push(
+                        c.loc
+                            .error(format!(
+                                "`{}` needs the state check `{}` before the call, as libuv asserts it: {} (`{}` otherwise)",
+                                c.value, rule.name, rule.doc, rule.code
+                            ))
+                            .hint(format!("add \"{}\" to the method's `requires`", rule.name)),
+                    );
+                }
+            }
+        }
     }
 }
 
