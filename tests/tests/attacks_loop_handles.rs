@@ -8,6 +8,8 @@
 #![deny(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,6 +17,189 @@ use uv::{Loop, RunMode, StatusCode, Timer};
 use uv_tests::net::TempDir;
 
 uv::handle!("spec/stat_watch.toml");
+uv::handle!("spec/alarm.toml");
+
+/// Set in a child started by [`in_child`]: the name of the scenario it runs.
+const SCENARIO: &str = "UV_ATTACKS_LOOP_HANDLES_SCENARIO";
+
+/// Runs `scenario` in a child (this binary, running only `scenario_child`), for
+/// code that would end the process: its exit status and its standard error. Under
+/// valgrind (the parent is, `tests/valgrind.sh`) the child runs under it too.
+fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
+    let exe = std::env::current_exe().unwrap();
+    let harness = [
+        "scenario_child",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    let mut cmd = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+        ])
+        .arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    let out = cmd.args(harness).env(SCENARIO, scenario).output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The child side of [`in_child`]: runs the scenario its environment names (and
+/// nothing in a normal run of the suite).
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "broken_pipe_after_a_one_shot_alarm" => broken_pipe_after_a_one_shot_alarm(),
+        "broken_pipe_after_an_alarm_stopped" => broken_pipe_after_an_alarm_stopped(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// Writes to a pipe whose read end is closed: `EPIPE` while the process ignores
+/// SIGPIPE (as Rust programs do), death by SIGPIPE otherwise.
+fn write_to_a_broken_pipe() -> std::io::Result<usize> {
+    let (r, w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    drop(r);
+    std::fs::File::from(w).write(b"x")
+}
+
+/// An extension crate's signal watcher (`tests/spec/alarm.toml`): a one-shot watch
+/// of SIGPIPE, then two broken pipes. libuv installs a one-shot handler with
+/// `SA_RESETHAND`: after the first SIGPIPE the signal has its default action, and
+/// the second write ended the process (killed by SIGPIPE). The spec loader now
+/// requires the runtime's hooks for `uv_signal_start_oneshot`, so the watch is
+/// refused (`EINVAL`), as uv's own `Signal::start_oneshot` refuses it, and both
+/// writes fail with `EPIPE`.
+fn broken_pipe_after_a_one_shot_alarm() {
+    let lp = Loop::new().unwrap();
+    let alarm = Alarm::new(&lp).unwrap();
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    let r = alarm.watch_once(uv::Signum::Pipe, move |_, _| g.set(g.get() + 1));
+    assert_eq!(r.unwrap_err().code(), StatusCode::EINVAL);
+    assert!(!alarm.is_active());
+    assert_eq!(
+        write_to_a_broken_pipe().unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(got.get(), 0);
+    assert_eq!(
+        write_to_a_broken_pipe().unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+    alarm.close();
+    lp.run(RunMode::Default).unwrap();
+    eprintln!("scenario done");
+}
+
+/// The same watcher watching SIGPIPE for every delivery, then stopped, or switched
+/// to another signal: libuv puts SIGPIPE back to its default action each time (a
+/// broken pipe would then end the process); the runtime's `after` hook ignores it
+/// again. While watched, a broken pipe is delivered to the callback.
+fn broken_pipe_after_an_alarm_stopped() {
+    let lp = Loop::new().unwrap();
+    let alarm = Alarm::new(&lp).unwrap();
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    alarm
+        .watch(uv::Signum::Pipe, move |_, s| {
+            assert_eq!(s, uv::Signum::Pipe);
+            g.set(g.get() + 1);
+        })
+        .unwrap();
+    assert_eq!(
+        write_to_a_broken_pipe().unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+    while got.get() == 0 {
+        lp.run(RunMode::Once).unwrap();
+    }
+    alarm.unwatch().unwrap();
+    assert_eq!(
+        write_to_a_broken_pipe().unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+    alarm.watch(uv::Signum::Pipe, |_, _| {}).unwrap();
+    alarm.watch(uv::Signum::User1, |_, _| {}).unwrap();
+    assert_eq!(
+        write_to_a_broken_pipe().unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+    alarm.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.get(), 1);
+    eprintln!("scenario done");
+}
+
+#[test]
+fn a_one_shot_watch_of_an_ignored_signal_by_an_extension_type_is_refused() {
+    let (status, err) = in_child("broken_pipe_after_a_one_shot_alarm");
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("scenario done"), "{err}");
+}
+
+#[test]
+fn an_extension_type_that_stops_watching_an_ignored_signal_leaves_it_ignored() {
+    let (status, err) = in_child("broken_pipe_after_an_alarm_stopped");
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("scenario done"), "{err}");
+}
+
+/// A one-shot start from inside the extension watcher's own delivery is `EBUSY`
+/// (the runtime's `before` hook), and a start for every delivery after a one-shot
+/// one lasts past its first signal (the mark is forgotten).
+#[test]
+fn an_extension_signal_watcher_keeps_uv_signal_rules() {
+    let lp = Loop::new().unwrap();
+    let alarm = Alarm::new(&lp).unwrap();
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let a = answers.clone();
+    alarm
+        .watch_once(uv::Signum::User2, move |h, _| {
+            a.borrow_mut().push(
+                h.watch_once(uv::Signum::User2, |_, _| {})
+                    .map_err(|e| e.code()),
+            );
+        })
+        .unwrap();
+    uv_tests::raise("USR2");
+    while answers.borrow().is_empty() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    assert_eq!(*answers.borrow(), vec![Err(StatusCode::EBUSY)]);
+    assert!(!alarm.is_active());
+    // One-shot, then for every delivery: two signals, two calls.
+    alarm.watch_once(uv::Signum::User2, |_, _| {}).unwrap();
+    let count = Rc::new(Cell::new(0));
+    let c = count.clone();
+    alarm
+        .watch(uv::Signum::User2, move |_, _| c.set(c.get() + 1))
+        .unwrap();
+    for n in 1..=2 {
+        uv_tests::raise("USR2");
+        while count.get() < n {
+            lp.run(RunMode::Once).unwrap();
+        }
+        assert!(alarm.is_active());
+    }
+    alarm.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(count.get(), 2);
+}
 
 /// An extension crate's stat poller (`tests/spec/stat_watch.toml`, declared here
 /// through `uv::handle!`) stopped while its first stat is in flight and started

@@ -259,6 +259,18 @@ fn with_fd(
     }
 }
 
+/// The function a `before`/`after` hook names: the runtime's for its own hooks
+/// (`HookRule`), the type's associated function otherwise.
+fn hook_path(name: &str, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let f = ident(name);
+    if crate::spec::HookRule::find(name).is_some() {
+        quote!(#rt::runtime::hooks::#f)
+    } else {
+        quote!(Self::#f)
+    }
+}
+
 /// The state checks a method `requires`, run on the open handle before the C call.
 fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStream {
     let rt = &ctx.rt;
@@ -686,8 +698,8 @@ impl HandleEmitter<'_> {
         // The spec's `before` hook, as for the other methods (after the handle's
         // open test, before the C call).
         let before = m.before.as_ref().map(|f| {
-            let f = ident(f);
-            quote!(Self::#f(self)?;)
+            let f = hook_path(f, ctx);
+            quote!(#f(self)?;)
         });
         quote! {
             #mdoc
@@ -792,18 +804,18 @@ impl HandleEmitter<'_> {
         });
         let body = match &m.after {
             Some(f) => {
-                let f = ident(f);
+                let f = hook_path(f, ctx);
                 quote!({
                     let __r = #body;
-                    let __after = Self::#f(self);
+                    let __after = #f(self);
                     __r.and_then(|v| __after.map(|()| v))
                 })
             }
             None => body,
         };
         let before = m.before.as_ref().map(|f| {
-            let f = ident(f);
-            quote!(Self::#f(self)?;)
+            let f = hook_path(f, ctx);
+            quote!(#f(self)?;)
         });
         let body = quote! {
             #get_raw

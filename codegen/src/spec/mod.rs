@@ -198,6 +198,118 @@ impl StateRule {
     }
 }
 
+/// When a runtime hook runs: before or after the C call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookSlot {
+    /// `before = "..."`.
+    Before,
+    /// `after = "..."`.
+    After,
+}
+
+impl HookSlot {
+    /// The spec key.
+    pub fn key(self) -> &'static str {
+        match self {
+            HookSlot::Before => "before",
+            HookSlot::After => "after",
+        }
+    }
+}
+
+/// A `before`/`after` hook the runtime provides (`uv::runtime::hooks::NAME`, given
+/// the handle): a check or a repair that a C function needs and that no state
+/// (`requires`) expresses. A spec naming it gets the runtime's, in any crate; a
+/// method calling one of the C functions it guards must name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookRule {
+    /// The spec's name, and the runtime function's.
+    pub name: &'static str,
+    /// Where it goes.
+    pub slot: HookSlot,
+    /// The libuv structs of the handles it takes.
+    pub c_types: &'static [&'static str],
+    /// What it does.
+    pub doc: &'static str,
+    /// The C functions whose every generated call must run it.
+    pub guards: &'static [&'static str],
+    /// Whether it reads the delivery mark: a type naming it marks its callbacks
+    /// (`marks_delivery = true`).
+    pub reads_delivery_mark: bool,
+}
+
+impl HookRule {
+    /// Every hook of the runtime.
+    pub const ALL: &'static [HookRule] = &[
+        HookRule {
+            name: "forget_oneshot",
+            slot: HookSlot::Before,
+            c_types: &["uv_signal_t"],
+            doc: "clears the one-shot mark of an earlier one-shot start, which libuv keeps and which would make the new watch one-shot",
+            guards: &["uv_signal_start"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "restore_ignored_signals",
+            slot: HookSlot::After,
+            c_types: &["uv_signal_t"],
+            doc: "ignores again a signal the process ignored (SIGPIPE) that libuv put back to its default action when it stopped watching it",
+            guards: &["uv_signal_start", "uv_signal_stop"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "refuse_oneshot_mid_delivery",
+            slot: HookSlot::Before,
+            c_types: &["uv_signal_t"],
+            doc: "refuses a one-shot start while a delivery of the handle is under way (`EBUSY`): libuv would stop the new watch once that delivery is over",
+            guards: &["uv_signal_start_oneshot"],
+            reads_delivery_mark: true,
+        },
+        HookRule {
+            name: "refuse_oneshot_on_ignored",
+            slot: HookSlot::After,
+            c_types: &["uv_signal_t"],
+            doc: "stops a one-shot watch of a signal the process ignores (`EINVAL`): libuv puts the signal back to its default action when it fires, and the next one would end the process",
+            guards: &["uv_signal_start_oneshot"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "refuse_unterminated_local_name",
+            slot: HookSlot::Before,
+            c_types: &["uv_pipe_t"],
+            doc: "refuses a socket name that fills `sun_path` with no NUL (`ENAMETOOLONG`): libuv takes its length with `strlen`, which reads past the address",
+            guards: &["uv_pipe_getsockname"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "refuse_unterminated_peer_name",
+            slot: HookSlot::Before,
+            c_types: &["uv_pipe_t"],
+            doc: "as `refuse_unterminated_local_name`, for the peer's name",
+            guards: &["uv_pipe_getpeername"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "hold_opened_socket",
+            slot: HookSlot::After,
+            c_types: &["uv_tcp_t", "uv_udp_t", "uv_pipe_t"],
+            doc: "registers a socket taken over from the user as the library's, with the copies of it the process has, for the checks that keep other holders from making it blocking",
+            guards: &["uv_tcp_open", "uv_udp_open", "uv_pipe_open"],
+            reads_delivery_mark: false,
+        },
+    ];
+
+    /// The hook named `name`.
+    pub fn find(name: &str) -> Option<&'static HookRule> {
+        HookRule::ALL.iter().find(|r| r.name == name)
+    }
+
+    /// The hooks every call of the C function `c` must run.
+    pub fn guarding(c: &str) -> impl Iterator<Item = &'static HookRule> + '_ {
+        HookRule::ALL.iter().filter(move |r| r.guards.contains(&c))
+    }
+}
+
 /// An argument of a constructor, method or callback.
 #[derive(Clone, Debug)]
 pub struct ArgSpec {

@@ -688,9 +688,50 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             m.request.is_none(),
             out,
         );
-        for (key, hook) in [("before", &m.before), ("after", &m.after)] {
+        for (slot, hook) in [(HookSlot::Before, &m.before), (HookSlot::After, &m.after)] {
+            let key = slot.key();
             let Some(a) = hook else { continue };
             check_ident(a, out);
+            if let Some(rule) = HookRule::find(a.as_str()) {
+                if rule.slot != slot {
+                    out.push(
+                        a.loc
+                            .error(format!(
+                                "the runtime's hook `{}` runs {} the call",
+                                rule.name,
+                                rule.slot.key()
+                            ))
+                            .hint(format!("name it in `{}`", rule.slot.key())),
+                    );
+                } else if rule.reads_delivery_mark {
+                    for cb in h
+                        .callbacks
+                        .iter()
+                        .filter(|c| !c.marks_delivery.as_ref().is_some_and(|m| m.value))
+                    {
+                        out.push(
+                            cb.name
+                                .loc
+                                .error(format!(
+                                    "the runtime's hook `{}` (method `{}`) reads the delivery mark: callback `{}` must set it",
+                                    rule.name, m.name.value, cb.name.value
+                                ))
+                                .hint("marks_delivery = true"),
+                        );
+                    }
+                }
+                if !rule.c_types.contains(&h.c_type.as_str()) {
+                    out.push(
+                        a.loc
+                            .error(format!(
+                                "the runtime's hook `{}` takes {} handles",
+                                rule.name,
+                                rule.c_types.join(", ")
+                            ))
+                            .hint("remove it"),
+                    );
+                }
+            }
             if m.request.is_some() {
                 out.push(
                     a.loc
@@ -742,8 +783,28 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             }
         }
         // A C function whose libuv assertion a state guards is called only with
-        // that state checked, whoever writes the spec file.
+        // that state checked, and one that needs a hook of the runtime only with
+        // that hook, whoever writes the spec file.
         if let (Some(c), None) = (&m.c, &m.manual) {
+            for rule in HookRule::guarding(c.as_str()) {
+                let named = match rule.slot {
+                    HookSlot::Before => &m.before,
+                    HookSlot::After => &m.after,
+                };
+                if named.as_ref().map(|n| n.as_str()) != Some(rule.name) {
+                    out.push(
+                        c.loc
+                            .error(format!(
+                                "`{}` needs the runtime's hook `{}` {} the call: it {}",
+                                c.value,
+                                rule.name,
+                                rule.slot.key(),
+                                rule.doc
+                            ))
+                            .hint(format!("{} = \"{}\"", rule.slot.key(), rule.name)),
+                    );
+                }
+            }
             for rule in StateRule::guarding(c.as_str()) {
                 if !m.requires.iter().any(|r| r.as_str() == rule.name) {
                     out.push(
