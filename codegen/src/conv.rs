@@ -119,6 +119,13 @@ pub enum FdKind {
 impl FdKind {
     /// The names the spec uses.
     pub const NAMES: &'static [&'static str] = &["any", "stream_socket", "dgram_socket", "pipe"];
+    /// The kinds, in the order of [`FdKind::NAMES`].
+    pub const ALL: &'static [FdKind] = &[
+        FdKind::Any,
+        FdKind::StreamSocket,
+        FdKind::DgramSocket,
+        FdKind::Pipe,
+    ];
 
     /// From the spec's name.
     pub fn from_name(s: &str) -> Option<FdKind> {

@@ -18,6 +18,7 @@ use uv_tests::net::TempDir;
 
 uv::handle!("spec/stat_watch.toml");
 uv::handle!("spec/alarm.toml");
+uv::handle!("spec/raw_stream.toml");
 
 /// Set in a child started by [`in_child`]: the name of the scenario it runs.
 const SCENARIO: &str = "UV_ATTACKS_LOOP_HANDLES_SCENARIO";
@@ -64,6 +65,7 @@ fn scenario_child() {
     match name.as_str() {
         "broken_pipe_after_a_one_shot_alarm" => broken_pipe_after_a_one_shot_alarm(),
         "broken_pipe_after_an_alarm_stopped" => broken_pipe_after_an_alarm_stopped(),
+        "a_stream_over_a_regular_file" => a_stream_over_a_regular_file(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -199,6 +201,59 @@ fn an_extension_signal_watcher_keeps_uv_signal_rules() {
     alarm.close();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(count.get(), 2);
+}
+
+/// An extension crate's TCP stream (`tests/spec/raw_stream.toml`) opened over a
+/// regular file, then read: libuv took the file (`uv_tcp_open` does not look at
+/// the descriptor's kind), and the read's `epoll_ctl` failed with `EPERM`, which
+/// libuv takes for impossible: the process aborted (SIGABRT: the `abort()` of
+/// linux.c's batched `epoll_ctl` path, or the assertion `errno == EEXIST` of
+/// `uv__io_poll` without it). The spec loader now requires `uv_tcp_open`'s descriptor
+/// to be `owned_fd` of kind `stream_socket`, so the open is `ENOTSOCK` and the
+/// file is handed back; a TCP socket opens and reads.
+fn a_stream_over_a_regular_file() {
+    use std::io::Read;
+    use uv::Stream;
+    let dir = TempDir::new("atk-rawstream");
+    let path = dir.join("plain");
+    std::fs::write(&path, b"data").unwrap();
+    let lp = Loop::new().unwrap();
+    let s = RawStream::new(&lp).unwrap();
+    let rejected = s.open(std::fs::File::open(&path).unwrap()).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::ENOTSOCK);
+    let mut text = String::new();
+    std::fs::File::from(rejected.into_value())
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "data");
+    // A socket of another kind: EINVAL.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rejected = s.open(udp).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EINVAL);
+    // A TCP socket: it reads.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    s.open(server).unwrap();
+    client.write_all(b"over tcp").unwrap();
+    drop(client);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    s.read_start(move |s, data| match data {
+        Ok(d) => g.borrow_mut().extend_from_slice(d),
+        Err(_) => s.close(),
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*got.borrow(), b"over tcp");
+    eprintln!("scenario done");
+}
+
+#[test]
+fn an_extension_stream_refuses_a_regular_file() {
+    let (status, err) = in_child("a_stream_over_a_regular_file");
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("scenario done"), "{err}");
 }
 
 /// An extension crate's stat poller (`tests/spec/stat_watch.toml`, declared here

@@ -198,6 +198,88 @@ impl StateRule {
     }
 }
 
+/// The descriptor a C function takes: the conversion its argument must have, so
+/// that the descriptor's owner and kind are settled before libuv keeps it (a raw
+/// `fd` would let safe code hand libuv a descriptor it does not own, a standard
+/// one libuv asserts on when it closes it, or one of a kind libuv aborts on when it
+/// polls it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdRule {
+    /// The C function.
+    pub c: &'static str,
+    /// `owned_fd` (libuv closes the descriptor) or `borrowed_fd` (it watches it).
+    pub owned: bool,
+    /// The kind checked before the call.
+    pub kind: FdKind,
+}
+
+impl FdRule {
+    /// Every C function that keeps a descriptor it is given.
+    pub const ALL: &'static [FdRule] = &[
+        FdRule {
+            c: "uv_tcp_open",
+            owned: true,
+            kind: FdKind::StreamSocket,
+        },
+        FdRule {
+            c: "uv_udp_open",
+            owned: true,
+            kind: FdKind::DgramSocket,
+        },
+        FdRule {
+            c: "uv_pipe_open",
+            owned: true,
+            kind: FdKind::Pipe,
+        },
+        FdRule {
+            c: "uv_tty_init",
+            owned: true,
+            kind: FdKind::Any,
+        },
+        FdRule {
+            c: "uv_poll_init",
+            owned: false,
+            kind: FdKind::Any,
+        },
+        FdRule {
+            c: "uv_poll_init_socket",
+            owned: false,
+            kind: FdKind::Any,
+        },
+    ];
+
+    /// The rule of the C function `c`.
+    pub fn find(c: &str) -> Option<&'static FdRule> {
+        FdRule::ALL.iter().find(|r| r.c == c)
+    }
+
+    /// Whether `conv` is the rule's: its ownership, and its kind (any kind when the
+    /// rule takes any: a stricter check is fine).
+    pub fn accepts(&self, conv: &Conv) -> bool {
+        let kind = match (conv, self.owned) {
+            (Conv::OwnedFd(k), true) | (Conv::BorrowedFd(k), false) => *k,
+            _ => return false,
+        };
+        self.kind == FdKind::Any || kind == self.kind
+    }
+
+    /// How the spec writes it.
+    pub fn spelled(&self) -> String {
+        let name = if self.owned {
+            "owned_fd"
+        } else {
+            "borrowed_fd"
+        };
+        match self.kind {
+            FdKind::Any => format!("conv = \"{name}\""),
+            k => format!(
+                "conv = \"{name}\", kind = \"{}\"",
+                FdKind::NAMES[FdKind::ALL.iter().position(|x| *x == k).expect("a kind")]
+            ),
+        }
+    }
+}
+
 /// When a runtime hook runs: before or after the C call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookSlot {

@@ -680,6 +680,9 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
     }
     for c in &h.constructors {
         check_args(&c.args, "here", true, out);
+        if c.manual.is_none() {
+            fd_rule(&c.c, &c.args, out);
+        }
     }
     for m in &h.methods {
         check_args(
@@ -782,6 +785,9 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                 Some(_) => {}
             }
         }
+        if let (Some(c), None) = (&m.c, &m.manual) {
+            fd_rule(c, &m.args, out);
+        }
         // A C function whose libuv assertion a state guards is called only with
         // that state checked, and one that needs a hook of the runtime only with
         // that hook, whoever writes the spec file.
@@ -819,6 +825,32 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// A C function that keeps the descriptor it is given gets it through the
+/// conversion and kind its [`FdRule`] names, whoever writes the spec file.
+fn fd_rule(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
+    let Some(rule) = FdRule::find(c.as_str()) else {
+        return;
+    };
+    // The descriptor is the C function's first parameter after the handle (and the
+    // loop), so the first argument of the spec.
+    let (loc, name) = match args.first() {
+        Some(a) if rule.accepts(&a.conv.value) => return,
+        Some(a) => (&a.conv.loc, format!("`{}`", a.name.value)),
+        None => (&c.loc, "its first argument".to_string()),
+    };
+    out.push(
+        loc.error(format!(
+            "`{}` keeps the descriptor given as {name}: it must be {}",
+            c.value,
+            rule.spelled()
+        ))
+        .hint(format!(
+            "the first argument, with {}: its owner and kind are then checked before libuv keeps it",
+            rule.spelled()
+        )),
+    );
 }
 
 /// A callback's `ok` list: it needs exactly one `status` argument, and names other
