@@ -256,6 +256,58 @@ fn an_extension_stream_refuses_a_regular_file() {
     assert!(err.contains("scenario done"), "{err}");
 }
 
+/// A Unix stream socket bound to `name` with the full length of `sun_path` (no
+/// NUL after it), as another program can bind one (std and uv refuse such a name):
+/// the only `unsafe` of this file, standing for that program.
+#[allow(unsafe_code)]
+fn socket_bound_to_a_full_name(name: &[u8]) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: plain socket calls on a descriptor this function owns; the address
+    // is a zeroed sockaddr_un with `name` copied into its sun_path (which it fits).
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_un = std::mem::zeroed();
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        assert_eq!(name.len(), sa.sun_path.len());
+        for (d, s) in sa.sun_path.iter_mut().zip(name) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let rc = libc::bind(fd, (&raw const sa).cast(), len);
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        owned
+    }
+}
+
+/// `Pipe::chmod` of a socket whose name fills `sun_path` (bound by another
+/// program, and taken over with `open`): the `named` check before the call, and
+/// libuv's `uv_pipe_chmod` after it, read the name through `uv_pipe_getsockname`,
+/// whose `strlen` runs past the address on the stack (the call then chmod-ed
+/// whatever path that made: this one only when a zero byte followed by chance).
+/// `named` now refuses such a name first, `ENAMETOOLONG`, as `local_addr` does.
+#[test]
+fn chmod_of_a_socket_whose_name_fills_sun_path() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = TempDir::new("atk-chmod");
+    let base = dir.path().as_os_str().len() + 1;
+    let full = dir.join(&"s".repeat(108 - base));
+    assert_eq!(full.as_os_str().len(), 108);
+    let lp = Loop::new().unwrap();
+    let pipe = uv::Pipe::new(&lp, false).unwrap();
+    pipe.open(socket_bound_to_a_full_name(full.as_os_str().as_bytes()))
+        .unwrap();
+    let err = pipe.chmod(uv::PollEvent::READABLE).unwrap_err();
+    assert_eq!(err.code(), StatusCode::ENAMETOOLONG);
+    assert_eq!(
+        pipe.local_addr().unwrap_err().code(),
+        StatusCode::ENAMETOOLONG
+    );
+    pipe.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
 /// An extension crate's stat poller (`tests/spec/stat_watch.toml`, declared here
 /// through `uv::handle!`) stopped while its first stat is in flight and started
 /// again at once: libuv would let the stopped poll go on and abort in its timer

@@ -148,23 +148,8 @@ fn refuse_unterminated_name<K: HandleKind<Raw = sys::uv_pipe_t>>(
     ) -> libc::c_int,
 ) -> Result<()> {
     let raw = h.typed().raw(op)?;
-    let mut fd: sys::uv_os_fd_t = Default::default();
-    // SAFETY: the handle is open and `fd` a valid out-pointer; uv_fileno only reads
-    // the handle.
-    if unsafe { sys::uv_fileno(raw.cast(), &mut fd) } != 0 {
-        return Ok(());
-    }
-    // SAFETY: an all-zero sockaddr_un is a valid value (plain integers).
-    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: `get` is getsockname or getpeername, given the handle's descriptor
-    // (open while the handle is) and an address buffer of `len` bytes; the kernel
-    // writes at most `len` bytes into it.
-    let rc = unsafe { get(fd, (&raw mut sa).cast(), &mut len) };
-    if rc != 0 || sa.sun_family != libc::AF_UNIX as libc::sa_family_t {
-        return Ok(());
-    }
-    if sa.sun_path[0] != 0 && !sa.sun_path.contains(&0) {
+    // SAFETY: the handle is open, and a pipe (its libuv struct is `uv_pipe_t`).
+    if unsafe { crate::contracts::name_fills_sun_path(raw, get) } {
         return Err(Error::new(StatusCode::ENAMETOOLONG, op));
     }
     Ok(())

@@ -174,7 +174,7 @@ impl StateRule {
         StateRule {
             name: "named",
             code: "EINVAL",
-            doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise)",
+            doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise) that does not fill `sun_path` with no NUL after it (`ENAMETOOLONG`: libuv would read past it)",
             c_type: None,
             guards: &["uv_pipe_chmod"],
         },
