@@ -400,3 +400,133 @@ fn zero_durations_fire_once_and_again_inside_is_a_no_op() {
     t.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// What `uv::handle!` answers for a handle spec of another crate (the same
+/// generator): the code, or the problems it reports as a compile error.
+fn expand(spec: &str) -> Result<(), String> {
+    uv_codegen::expand_handle_file(
+        std::path::Path::new("attack.toml"),
+        spec,
+        &uv_codegen::emit::Ctx::default(),
+    )
+    .map(drop)
+    .map_err(|d| d.to_string())
+}
+
+/// A spec's handle table, constructor and callback, then `methods`.
+fn spec_of(c_type: &str, tag: &str, init: &str, callback: &str, methods: &str) -> String {
+    format!(
+        "[handle]\nname = \"Attack\"\nc_type = \"{c_type}\"\ntype_tag = \"{tag}\"\n\n\
+         [[constructor]]\nname = \"new\"\nc = \"{init}\"\n\n{callback}\n{methods}"
+    )
+}
+
+/// Extension specs that reached a libuv abort, a killed process or a read past an
+/// address from safe code (each was run: see the tests above, and for `uv_poll_start`
+/// with raw event bits `poll.c:136: uv_poll_start: Assertion ... failed`) are
+/// refused at compile time, with the fix named; the same specs written as uv's own
+/// expand.
+#[test]
+fn extension_specs_that_reach_libuv_preconditions_are_refused() {
+    let poll_cb = "[[callback]]\nname = \"on_event\"\nc_type = \"uv_poll_cb\"\n\
+                   args = [{ name = \"status\", conv = \"status\" }, { name = \"events\", conv = \"flags\", type = \"PollEvent\" }]\n";
+    let cases: Vec<(String, &str, bool)> = vec![
+        // Raw event bits: libuv asserts on unknown ones.
+        (
+            format!(
+                "[handle]\nname = \"Attack\"\nc_type = \"uv_poll_t\"\ntype_tag = \"UV_POLL\"\n\n\
+                 [[constructor]]\nname = \"new\"\nc = \"uv_poll_init\"\nargs = [{{ name = \"fd\", conv = \"borrowed_fd\" }}]\n\n\
+                 {poll_cb}\n[[method]]\nname = \"start\"\nc = \"uv_poll_start\"\n\
+                 args = [{{ name = \"events\", conv = \"i32\" }}, {{ name = \"callback\", conv = \"callback\", callback = \"on_event\" }}]\n"
+            ),
+            "conv = \"flags\", type = \"PollEvent\"",
+            false,
+        ),
+        (
+            format!(
+                "[handle]\nname = \"Attack\"\nc_type = \"uv_poll_t\"\ntype_tag = \"UV_POLL\"\n\n\
+                 [[constructor]]\nname = \"new\"\nc = \"uv_poll_init\"\nargs = [{{ name = \"fd\", conv = \"borrowed_fd\" }}]\n\n\
+                 {poll_cb}\n[[method]]\nname = \"start\"\nc = \"uv_poll_start\"\n\
+                 args = [{{ name = \"events\", conv = \"flags\", type = \"PollEvent\" }}, {{ name = \"callback\", conv = \"callback\", callback = \"on_event\" }}]\n"
+            ),
+            "",
+            true,
+        ),
+        // A raw descriptor for a poll: not owned, not kept open.
+        (
+            "[handle]\nname = \"Attack\"\nc_type = \"uv_poll_t\"\ntype_tag = \"UV_POLL\"\n\n\
+             [[constructor]]\nname = \"new\"\nc = \"uv_poll_init\"\nargs = [{ name = \"fd\", conv = \"fd\" }]\n"
+                .to_string(),
+            "conv = \"borrowed_fd\"",
+            false,
+        ),
+        // A descriptor of any kind for a TCP stream: libuv aborts polling a file.
+        (
+            spec_of(
+                "uv_tcp_t",
+                "UV_TCP",
+                "uv_tcp_init",
+                "",
+                "[[method]]\nname = \"open\"\nc = \"uv_tcp_open\"\n\
+                 args = [{ name = \"socket\", conv = \"owned_fd\" }]\nafter = \"hold_opened_socket\"\n",
+            ),
+            "kind = \"stream_socket\"",
+            false,
+        ),
+        // A terminal over a raw descriptor: libuv asserts closing 0 to 2.
+        (
+            "[handle]\nname = \"Attack\"\nc_type = \"uv_tty_t\"\ntype_tag = \"UV_TTY\"\nparent = \"stream\"\n\n\
+             [[constructor]]\nname = \"new\"\nc = \"uv_tty_init\"\n\
+             args = [{ name = \"fd\", conv = \"fd\" }, { name = \"readable\", conv = \"bool\" }]\n"
+                .to_string(),
+            "conv = \"owned_fd\"",
+            false,
+        ),
+        // A pipe name that may fill sun_path.
+        (
+            "[handle]\nname = \"Attack\"\nc_type = \"uv_pipe_t\"\ntype_tag = \"UV_NAMED_PIPE\"\nparent = \"stream\"\n\n\
+             [[constructor]]\nname = \"new\"\nc = \"uv_pipe_init\"\nargs = [{ name = \"ipc\", conv = \"bool\" }]\n\n\
+             [[method]]\nname = \"bind\"\nc = \"uv_pipe_bind\"\nargs = [{ name = \"path\", conv = \"c_str_path\" }]\n"
+                .to_string(),
+            "conv = \"socket_path\"",
+            false,
+        ),
+        // A stat poller without its settled check: fs-poll.c:180.
+        (
+            "[handle]\nname = \"Attack\"\nc_type = \"uv_fs_poll_t\"\ntype_tag = \"UV_FS_POLL\"\n\n\
+             [[constructor]]\nname = \"new\"\nc = \"uv_fs_poll_init\"\n\n\
+             [[callback]]\nname = \"on_change\"\nc_type = \"uv_fs_poll_cb\"\n\
+             args = [{ name = \"status\", conv = \"status\" }, { name = \"prev\", conv = \"stat\" }, { name = \"curr\", conv = \"stat\" }]\n\n\
+             [[method]]\nname = \"start\"\nc = \"uv_fs_poll_start\"\n\
+             args = [{ name = \"callback\", conv = \"callback\", callback = \"on_change\" }, { name = \"path\", conv = \"c_str_path\" }, { name = \"interval\", conv = \"duration_ms_u32\" }]\n"
+                .to_string(),
+            "add \"poll_settled\"",
+            false,
+        ),
+        // A one-shot signal watch without the runtime's hooks: killed by SIGPIPE.
+        (
+            "[handle]\nname = \"Attack\"\nc_type = \"uv_signal_t\"\ntype_tag = \"UV_SIGNAL\"\n\n\
+             [[constructor]]\nname = \"new\"\nc = \"uv_signal_init\"\n\n\
+             [[callback]]\nname = \"on_signal\"\nc_type = \"uv_signal_cb\"\n\
+             args = [{ name = \"signum\", conv = \"enum\", type = \"Signum\" }]\n\n\
+             [[method]]\nname = \"once\"\nc = \"uv_signal_start_oneshot\"\nbefore = \"refuse_oneshot_mid_delivery\"\n\
+             args = [{ name = \"callback\", conv = \"callback\", callback = \"on_signal\" }, { name = \"signum\", conv = \"enum\", type = \"Signum\" }]\n"
+                .to_string(),
+            "after = \"refuse_oneshot_on_ignored\"",
+            false,
+        ),
+    ];
+    for (spec, fix, ok) in &cases {
+        match expand(spec) {
+            Ok(()) => assert!(ok, "expanded:\n{spec}"),
+            Err(e) => {
+                assert!(!ok, "{e}\n{spec}");
+                assert!(e.contains(fix), "{e}");
+            }
+        }
+    }
+    // The one-shot watch also needs its callback marked (the hook reads the mark).
+    let unmarked = &cases.last().unwrap().0;
+    let e = expand(unmarked).unwrap_err();
+    assert!(e.contains("marks_delivery = true"), "{e}");
+}

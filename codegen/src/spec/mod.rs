@@ -198,84 +198,146 @@ impl StateRule {
     }
 }
 
-/// The descriptor a C function takes: the conversion its argument must have, so
-/// that the descriptor's owner and kind are settled before libuv keeps it (a raw
-/// `fd` would let safe code hand libuv a descriptor it does not own, a standard
-/// one libuv asserts on when it closes it, or one of a kind libuv aborts on when it
-/// polls it).
+/// What the first argument of a C function (its first parameter after the handle
+/// and the loop) must be, when the conversion is what checks a libuv precondition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FdRule {
-    /// The C function.
-    pub c: &'static str,
-    /// `owned_fd` (libuv closes the descriptor) or `borrowed_fd` (it watches it).
-    pub owned: bool,
-    /// The kind checked before the call.
-    pub kind: FdKind,
+pub enum ArgWant {
+    /// A descriptor libuv keeps: `owned_fd` (libuv closes it) or `borrowed_fd` (it
+    /// watches it), of this kind (any stricter kind when `Any`). A raw `fd` would
+    /// let safe code hand libuv a descriptor it does not own, a standard one libuv
+    /// asserts on when it closes it, or one of a kind libuv aborts on when it polls
+    /// it.
+    Fd {
+        /// `owned_fd`, or `borrowed_fd`.
+        owned: bool,
+        /// The kind checked before the call.
+        kind: FdKind,
+    },
+    /// This conversion (for `flags`, of this flag type).
+    Conv {
+        /// The conversion's spec name.
+        name: &'static str,
+        /// For `flags`: the type.
+        flags: Option<&'static str>,
+    },
 }
 
-impl FdRule {
-    /// Every C function that keeps a descriptor it is given.
-    pub const ALL: &'static [FdRule] = &[
-        FdRule {
-            c: "uv_tcp_open",
-            owned: true,
-            kind: FdKind::StreamSocket,
+/// A C function whose first argument's conversion checks a libuv precondition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgRule {
+    /// The C function.
+    pub c: &'static str,
+    /// What its first argument must be.
+    pub want: ArgWant,
+    /// Why.
+    pub why: &'static str,
+}
+
+const fn fd_rule(c: &'static str, owned: bool, kind: FdKind) -> ArgRule {
+    ArgRule {
+        c,
+        want: ArgWant::Fd { owned, kind },
+        why: "libuv keeps the descriptor: its owner and kind are checked before",
+    }
+}
+
+impl ArgRule {
+    /// Every such C function.
+    pub const ALL: &'static [ArgRule] = &[
+        fd_rule("uv_tcp_open", true, FdKind::StreamSocket),
+        fd_rule("uv_udp_open", true, FdKind::DgramSocket),
+        fd_rule("uv_udp_open_ex", true, FdKind::DgramSocket),
+        fd_rule("uv_pipe_open", true, FdKind::Pipe),
+        fd_rule("uv_tty_init", true, FdKind::Any),
+        fd_rule("uv_poll_init", false, FdKind::Any),
+        fd_rule("uv_poll_init_socket", false, FdKind::Any),
+        ArgRule {
+            c: "uv_poll_start",
+            want: ArgWant::Conv {
+                name: "flags",
+                flags: Some("PollEvent"),
+            },
+            why: "libuv asserts that no bit outside the PollEvent members is set",
         },
-        FdRule {
-            c: "uv_udp_open",
-            owned: true,
-            kind: FdKind::DgramSocket,
+        ArgRule {
+            c: "uv_pipe_bind",
+            want: ArgWant::Conv {
+                name: "socket_path",
+                flags: None,
+            },
+            why: "a path that fills `sun_path` would be bound with no NUL, which libuv reads past",
         },
-        FdRule {
-            c: "uv_pipe_open",
-            owned: true,
-            kind: FdKind::Pipe,
+        ArgRule {
+            c: "uv_pipe_connect",
+            want: ArgWant::Conv {
+                name: "socket_path",
+                flags: None,
+            },
+            why: "a path that fills `sun_path` would be used with no NUL, which libuv reads past",
         },
-        FdRule {
-            c: "uv_tty_init",
-            owned: true,
-            kind: FdKind::Any,
+        ArgRule {
+            c: "uv_pipe_bind2",
+            want: ArgWant::Conv {
+                name: "socket_name",
+                flags: None,
+            },
+            why: "a name that fills `sun_path` would be bound with no NUL, which libuv reads past",
         },
-        FdRule {
-            c: "uv_poll_init",
-            owned: false,
-            kind: FdKind::Any,
-        },
-        FdRule {
-            c: "uv_poll_init_socket",
-            owned: false,
-            kind: FdKind::Any,
+        ArgRule {
+            c: "uv_pipe_connect2",
+            want: ArgWant::Conv {
+                name: "socket_name",
+                flags: None,
+            },
+            why: "a name that fills `sun_path` would be used with no NUL, which libuv reads past",
         },
     ];
 
     /// The rule of the C function `c`.
-    pub fn find(c: &str) -> Option<&'static FdRule> {
-        FdRule::ALL.iter().find(|r| r.c == c)
+    pub fn find(c: &str) -> Option<&'static ArgRule> {
+        ArgRule::ALL.iter().find(|r| r.c == c)
     }
 
-    /// Whether `conv` is the rule's: its ownership, and its kind (any kind when the
-    /// rule takes any: a stricter check is fine).
+    /// Whether `conv` is what the rule wants (for a descriptor of any kind, a
+    /// stricter kind is fine).
     pub fn accepts(&self, conv: &Conv) -> bool {
-        let kind = match (conv, self.owned) {
-            (Conv::OwnedFd(k), true) | (Conv::BorrowedFd(k), false) => *k,
-            _ => return false,
-        };
-        self.kind == FdKind::Any || kind == self.kind
+        match self.want {
+            ArgWant::Fd { owned, kind: want } => {
+                let kind = match (conv, owned) {
+                    (Conv::OwnedFd(k), true) | (Conv::BorrowedFd(k), false) => *k,
+                    _ => return false,
+                };
+                want == FdKind::Any || kind == want
+            }
+            ArgWant::Conv { name, flags } => {
+                conv.name() == name
+                    && match (conv, flags) {
+                        (Conv::Flags(t), Some(want)) => t.as_str() == want,
+                        (_, None) => true,
+                        _ => false,
+                    }
+            }
+        }
     }
 
     /// How the spec writes it.
     pub fn spelled(&self) -> String {
-        let name = if self.owned {
-            "owned_fd"
-        } else {
-            "borrowed_fd"
-        };
-        match self.kind {
-            FdKind::Any => format!("conv = \"{name}\""),
-            k => format!(
-                "conv = \"{name}\", kind = \"{}\"",
-                FdKind::NAMES[FdKind::ALL.iter().position(|x| *x == k).expect("a kind")]
-            ),
+        match self.want {
+            ArgWant::Fd { owned, kind } => {
+                let name = if owned { "owned_fd" } else { "borrowed_fd" };
+                match kind {
+                    FdKind::Any => format!("conv = \"{name}\""),
+                    k => format!(
+                        "conv = \"{name}\", kind = \"{}\"",
+                        FdKind::NAMES[FdKind::ALL.iter().position(|x| *x == k).expect("a kind")]
+                    ),
+                }
+            }
+            ArgWant::Conv {
+                name,
+                flags: Some(t),
+            } => format!("conv = \"{name}\", type = \"{t}\""),
+            ArgWant::Conv { name, flags: None } => format!("conv = \"{name}\""),
         }
     }
 }

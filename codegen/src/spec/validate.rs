@@ -681,7 +681,7 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
     for c in &h.constructors {
         check_args(&c.args, "here", true, out);
         if c.manual.is_none() {
-            fd_rule(&c.c, &c.args, out);
+            arg_rule(&c.c, &c.args, out);
         }
     }
     for m in &h.methods {
@@ -786,7 +786,7 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             }
         }
         if let (Some(c), None) = (&m.c, &m.manual) {
-            fd_rule(c, &m.args, out);
+            arg_rule(c, &m.args, out);
         }
         // A C function whose libuv assertion a state guards is called only with
         // that state checked, and one that needs a hook of the runtime only with
@@ -827,14 +827,15 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// A C function that keeps the descriptor it is given gets it through the
-/// conversion and kind its [`FdRule`] names, whoever writes the spec file.
-fn fd_rule(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
-    let Some(rule) = FdRule::find(c.as_str()) else {
+/// A C function whose first argument's conversion checks a libuv precondition
+/// (a descriptor's owner and kind, a flag set, a socket name's length) gets it
+/// through the conversion its [`ArgRule`] names, whoever writes the spec file.
+fn arg_rule(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
+    let Some(rule) = ArgRule::find(c.as_str()) else {
         return;
     };
-    // The descriptor is the C function's first parameter after the handle (and the
-    // loop), so the first argument of the spec.
+    // The C function's first parameter after the handle (and the loop) is the
+    // spec's first argument.
     let (loc, name) = match args.first() {
         Some(a) if rule.accepts(&a.conv.value) => return,
         Some(a) => (&a.conv.loc, format!("`{}`", a.name.value)),
@@ -842,14 +843,12 @@ fn fd_rule(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
     };
     out.push(
         loc.error(format!(
-            "`{}` keeps the descriptor given as {name}: it must be {}",
+            "`{}` takes {name} through {} ({})",
             c.value,
-            rule.spelled()
+            rule.spelled(),
+            rule.why
         ))
-        .hint(format!(
-            "the first argument, with {}: its owner and kind are then checked before libuv keeps it",
-            rule.spelled()
-        )),
+        .hint(format!("the first argument, with {}", rule.spelled())),
     );
 }
 
