@@ -530,3 +530,193 @@ fn extension_specs_that_reach_libuv_preconditions_are_refused() {
     let e = expand(unmarked).unwrap_err();
     assert!(e.contains("marks_delivery = true"), "{e}");
 }
+
+/// Signals libuv cannot watch (SIGKILL, SIGSTOP: `sigaction` refuses them) and
+/// numbers no known signal has are `EINVAL` for both starts, before or from libuv,
+/// and leave the handle stopped and usable.
+#[test]
+fn unwatchable_and_unknown_signals_are_einval() {
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    let bad = [
+        uv::Signum::Kill,
+        uv::Signum::Stop,
+        uv::Signum::from_raw(0),
+        uv::Signum::from_raw(-1),
+        uv::Signum::from_raw(65),
+        uv::Signum::from_raw(i32::MAX),
+        uv::Signum::from_raw(i32::MIN),
+    ];
+    for s in bad {
+        assert_eq!(
+            sig.start(s, |_, _| {}).unwrap_err().code(),
+            StatusCode::EINVAL,
+            "{s:?}"
+        );
+        assert_eq!(
+            sig.start_oneshot(s, |_, _| {}).unwrap_err().code(),
+            StatusCode::EINVAL,
+            "{s:?}"
+        );
+        assert!(!sig.is_active());
+        assert_eq!(sig.signum().unwrap(), None);
+    }
+    // Still usable.
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    sig.start(uv::Signum::User1, move |s, n| {
+        assert_eq!(n, uv::Signum::User1);
+        g.set(g.get() + 1);
+        s.close();
+    })
+    .unwrap();
+    uv_tests::raise("USR1");
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.get(), 1);
+}
+
+/// A poll handle on a regular file (which epoll refuses) or on a directory is
+/// refused by libuv's own check (`EPERM`) and the file is handed back; two poll
+/// handles of one loop on one descriptor: the second is `EEXIST`.
+#[test]
+fn poll_on_descriptors_that_cannot_be_polled() {
+    let dir = TempDir::new("atk-poll");
+    let path = dir.join("plain");
+    std::fs::write(&path, b"x").unwrap();
+    let lp = Loop::new().unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let rejected = uv::Poll::new(&lp, file).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EPERM);
+    let mut file = rejected.into_value();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+    assert_eq!(text, "x");
+    let d = std::fs::File::open(dir.path()).unwrap();
+    assert_eq!(
+        uv::Poll::new(&lp, d).unwrap_err().error().code(),
+        StatusCode::EPERM
+    );
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = Rc::new(a);
+    let first = uv::Poll::new(&lp, a.clone()).unwrap();
+    assert_eq!(
+        uv::Poll::new(&lp, a.clone()).unwrap_err().error().code(),
+        StatusCode::EEXIST
+    );
+    first.close();
+    lp.run(RunMode::Default).unwrap();
+    // Closed, the descriptor can be watched again.
+    let again = uv::Poll::new(&lp, a).unwrap();
+    again.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// A terminal handle over a pipe (libuv takes pipes): mode switches and the size
+/// are errors of the system (not a terminal), never an abort; `reset_mode` is
+/// fine; a regular file is `EINVAL` and handed back.
+#[test]
+fn a_terminal_handle_over_a_pipe_refuses_terminal_operations() {
+    let lp = Loop::new().unwrap();
+    let (r, _w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    let tty = uv::Tty::new(&lp, r, true).unwrap();
+    for mode in [uv::TtyMode::Raw, uv::TtyMode::Io, uv::TtyMode::Normal] {
+        let r = tty.set_mode(mode);
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| [StatusCode::ENOTTY, StatusCode::EINVAL].contains(&e.code()))
+                || (mode == uv::TtyMode::Normal && r.is_ok()),
+            "{mode:?}: {r:?}"
+        );
+    }
+    assert!(tty.winsize().is_err());
+    uv::Tty::reset_mode().unwrap();
+    tty.close();
+    lp.run(RunMode::Default).unwrap();
+    let dir = TempDir::new("atk-tty");
+    let path = dir.join("plain");
+    std::fs::write(&path, b"x").unwrap();
+    let rejected = uv::Tty::new(&lp, std::fs::File::open(&path).unwrap(), true).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EINVAL);
+}
+
+/// File watchers on paths that cannot be watched: missing (`ENOENT`), with a NUL
+/// byte (`EINVAL`, before libuv), longer than the system takes (`ENAMETOOLONG`);
+/// each leaves the watcher stopped and startable on a good path. A stat poller
+/// with a zero interval polls (libuv makes it one millisecond) and calls back for
+/// a missing path once, with `ENOENT`.
+#[test]
+fn file_watchers_on_paths_that_cannot_be_watched() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = TempDir::new("atk-watch");
+    let lp = Loop::new().unwrap();
+    let w = uv::FsEvent::new(&lp).unwrap();
+    let long = std::path::PathBuf::from(format!("/{}", "x/".repeat(4000)));
+    let nul = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/tmp/a\0b"));
+    let missing = dir.join("missing");
+    for (p, code) in [
+        (missing.as_path(), StatusCode::ENOENT),
+        (nul, StatusCode::EINVAL),
+        (long.as_path(), StatusCode::ENAMETOOLONG),
+    ] {
+        let e = w
+            .start(p, uv::FsEventFlags::empty(), |_, _, _, _| {})
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{}", p.display());
+        assert!(!w.is_active());
+    }
+    w.start(dir.path(), uv::FsEventFlags::empty(), |_, _, _, _| {})
+        .unwrap();
+    assert!(w.is_active());
+    w.close();
+
+    let p = uv::FsPoll::new(&lp).unwrap();
+    assert_eq!(
+        p.start(nul, Duration::ZERO, |_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    p.start(&missing, Duration::ZERO, move |p, r| {
+        s.borrow_mut().push(r.map(drop).map_err(|e| e.code()));
+        p.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*seen.borrow(), vec![Err(StatusCode::ENOENT)]);
+}
+
+/// `ref`/`unref` in any order and count: libuv keeps one flag, so the last call
+/// wins; an unreferenced started timer does not keep `run` going, a referenced one
+/// does; on a closed handle both answer `ClosedHandle` or nothing, never touch
+/// libuv.
+#[test]
+fn ref_and_unref_in_any_order() {
+    let lp = Loop::new().unwrap();
+    let t = Timer::new(&lp).unwrap();
+    let fired = Rc::new(Cell::new(0));
+    let f = fired.clone();
+    t.start(Duration::from_millis(1), Duration::ZERO, move |_| {
+        f.set(f.get() + 1)
+    })
+    .unwrap();
+    t.unref().unwrap();
+    t.unref().unwrap();
+    assert!(!t.has_ref());
+    assert!(!lp.alive());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 0);
+    t.ref_().unwrap();
+    t.ref_().unwrap();
+    t.unref().unwrap();
+    t.ref_().unwrap();
+    assert!(t.has_ref());
+    assert!(lp.alive());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 1);
+    t.close();
+    let (r, u) = (t.ref_(), t.unref());
+    assert!(r.is_ok() || r.unwrap_err().kind() == uv::Category::ClosedHandle);
+    assert!(u.is_ok() || u.unwrap_err().kind() == uv::Category::ClosedHandle);
+    lp.run(RunMode::Default).unwrap();
+    assert!(t.is_closed());
+}
