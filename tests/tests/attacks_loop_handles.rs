@@ -401,6 +401,50 @@ fn zero_durations_fire_once_and_again_inside_is_a_no_op() {
     lp.run(RunMode::Default).unwrap();
 }
 
+/// What `uv_macros::request!` answers for a request spec of another crate (the
+/// same generator): the code, or the problems it reports as a compile error.
+fn expand_request(spec: &str) -> Result<(), String> {
+    uv_codegen::expand_request_file(
+        std::path::Path::new("attack.toml"),
+        spec,
+        &uv_codegen::emit::Ctx::default(),
+    )
+    .map(drop)
+    .map_err(|d| d.to_string())
+}
+
+/// Request specs of another crate (through `uv_macros::request!`, whose code uses
+/// `uv::runtime::loop_request`) calling the C functions that end a borrowed value:
+/// run, `uv_fs_closedir` of a `&uv::Dir` freed the stream the `Dir` freed again
+/// (glibc: `double free or corruption (fasttop)`, SIGABRT), and `uv_fs_close` of a
+/// `&uv::File` closed the descriptor the `File` closed again when dropped, by then
+/// another file's (whose reads failed with `EBADF`; Rust's runtime aborted:
+/// `IO Safety violation: owned file descriptor already closed`). The loader now
+/// refuses both, naming `Dir::close`/`File::close`; a read of a `&File` expands.
+#[test]
+fn extension_requests_that_end_a_borrowed_value_are_refused() {
+    let head = "[request]\nname = \"RawFs\"\nc_type = \"uv_fs_t\"\ntype_tag = \"UV_FS\"\n\
+                cancel = true\ncleanup = \"uv_fs_req_cleanup\"\n\n";
+    let closedir = format!(
+        "{head}[[method]]\nname = \"closedir\"\nc = \"uv_fs_closedir\"\nresult = \"status\"\n\
+         args = [{{ name = \"dir\", conv = \"dir\" }}]\n"
+    );
+    let e = expand_request(&closedir).unwrap_err();
+    assert!(e.contains("uv::Dir::close"), "{e}");
+    let close = format!(
+        "{head}[[method]]\nname = \"close\"\nc = \"uv_fs_close\"\nresult = \"status\"\n\
+         args = [{{ name = \"file\", conv = \"file\" }}]\n"
+    );
+    let e = expand_request(&close).unwrap_err();
+    assert!(e.contains("uv::File::close"), "{e}");
+    let read = format!(
+        "{head}[[method]]\nname = \"read\"\nc = \"uv_fs_read\"\nresult = \"bytes\"\n\
+         args = [{{ name = \"file\", conv = \"file\" }}, {{ name = \"buf\", conv = \"read_buf\" }}, \
+         {{ name = \"offset\", conv = \"file_offset\" }}]\n"
+    );
+    expand_request(&read).unwrap();
+}
+
 /// What `uv::handle!` answers for a handle spec of another crate (the same
 /// generator): the code, or the problems it reports as a compile error.
 fn expand(spec: &str) -> Result<(), String> {

@@ -342,6 +342,41 @@ impl ArgRule {
     }
 }
 
+/// A C function that only the runtime core calls, from the hand-written code
+/// named: it ends the life of something a conversion only borrows (`&uv::File`,
+/// `&uv::Dir`), whose owner would then close or free it again. A spec method
+/// (not `manual`) calling it is an error, in any crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReservedFn {
+    /// The C function.
+    pub c: &'static str,
+    /// What it would do to the borrowed value.
+    pub why: &'static str,
+    /// The safe call that does it.
+    pub instead: &'static str,
+}
+
+impl ReservedFn {
+    /// Every such C function.
+    pub const ALL: &'static [ReservedFn] = &[
+        ReservedFn {
+            c: "uv_fs_close",
+            why: "closes the descriptor of a `File` the request only borrows, which the `File` then closes again (another owner's descriptor by then)",
+            instead: "`uv::File::close` or `close_sync`, which consume the file",
+        },
+        ReservedFn {
+            c: "uv_fs_closedir",
+            why: "frees the stream of a `Dir` the request only borrows, which the `Dir` then frees again",
+            instead: "`uv::Dir::close` or `close_sync`, which consume the directory",
+        },
+    ];
+
+    /// The entry of the C function `c`.
+    pub fn find(c: &str) -> Option<&'static ReservedFn> {
+        ReservedFn::ALL.iter().find(|r| r.c == c)
+    }
+}
+
 /// When a runtime hook runs: before or after the C call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookSlot {

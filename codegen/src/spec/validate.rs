@@ -554,6 +554,9 @@ fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
         .map(|d| d.name)
         .collect();
     for m in r.methods.iter().filter(|m| m.manual.is_none()) {
+        if let Some(c) = &m.c {
+            reserved_fn(c, out);
+        }
         match &m.result {
             None => out.push(
                 m.name
@@ -787,6 +790,7 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
         }
         if let (Some(c), None) = (&m.c, &m.manual) {
             arg_rule(c, &m.args, out);
+            reserved_fn(c, out);
         }
         // A C function whose libuv assertion a state guards is called only with
         // that state checked, and one that needs a hook of the runtime only with
@@ -850,6 +854,18 @@ fn arg_rule(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
         ))
         .hint(format!("the first argument, with {}", rule.spelled())),
     );
+}
+
+/// A C function only the runtime core calls ([`ReservedFn`]) is refused in a spec
+/// method, whoever writes the spec file.
+fn reserved_fn(c: &Sp<String>, out: &mut Vec<Diagnostic>) {
+    if let Some(r) = ReservedFn::find(c.as_str()) {
+        out.push(
+            c.loc
+                .error(format!("`{}` {}", c.value, r.why))
+                .hint(format!("use {}, or mark the method manual", r.instead)),
+        );
+    }
 }
 
 /// A callback's `ok` list: it needs exactly one `status` argument, and names other
