@@ -421,6 +421,7 @@ fn expand_request(spec: &str) -> Result<(), String> {
 /// another file's (whose reads failed with `EBADF`; Rust's runtime aborted:
 /// `IO Safety violation: owned file descriptor already closed`). The loader now
 /// refuses both, naming `Dir::close`/`File::close`; a read of a `&File` expands.
+/// Results and buffer conversions are refused on C functions they do not fit.
 #[test]
 fn extension_requests_that_end_a_borrowed_value_are_refused() {
     let head = "[request]\nname = \"RawFs\"\nc_type = \"uv_fs_t\"\ntype_tag = \"UV_FS\"\n\
@@ -443,6 +444,50 @@ fn extension_requests_that_end_a_borrowed_value_are_refused() {
          {{ name = \"offset\", conv = \"file_offset\" }}]\n"
     );
     expand_request(&read).unwrap();
+    // Readers and buffers of other functions' requests (each was run: a `dir` out
+    // of a stat's request aborted in `free(): invalid pointer`; a `file` out of it
+    // owned descriptor 0; a write of a read buffer counted 64 uninitialised bytes
+    // as read).
+    for (c, result, args, fix) in [
+        (
+            "uv_fs_stat",
+            "dir",
+            "{ name = \"path\", conv = \"c_str_path\" }",
+            "uv_fs_opendir",
+        ),
+        (
+            "uv_fs_stat",
+            "file",
+            "{ name = \"path\", conv = \"c_str_path\" }",
+            "uv_fs_open",
+        ),
+        (
+            "uv_fs_unlink",
+            "stat",
+            "{ name = \"path\", conv = \"c_str_path\" }",
+            "uv_fs_lstat",
+        ),
+        (
+            "uv_fs_write",
+            "count",
+            "{ name = \"file\", conv = \"file\" }, { name = \"buf\", conv = \"read_buf\" }, \
+             { name = \"offset\", conv = \"file_offset\" }",
+            "`read_buf` is for uv_fs_read only",
+        ),
+        (
+            "uv_fs_read",
+            "count",
+            "{ name = \"file\", conv = \"file\" }, { name = \"data\", conv = \"write_data\" }, \
+             { name = \"offset\", conv = \"file_offset\" }",
+            "`write_data` is for uv_fs_write only",
+        ),
+    ] {
+        let spec = format!(
+            "{head}[[method]]\nname = \"f\"\nc = \"{c}\"\nresult = \"{result}\"\nargs = [{args}]\n"
+        );
+        let e = expand_request(&spec).unwrap_err();
+        assert!(e.contains(fix), "{e}");
+    }
 }
 
 /// What `uv::handle!` answers for a handle spec of another crate (the same

@@ -377,6 +377,17 @@ impl ReservedFn {
     }
 }
 
+/// Request argument conversions that fit only some C functions: the buffer of a
+/// `read_buf` is the spare capacity of a `Vec`, uninitialised until a read fills
+/// it (another function would write it out, or count it as read); the buffers of
+/// a `write_data` may be shared and immutable (another function could write into
+/// them); a `dir` lends its entry array to `uv_fs_readdir`.
+pub const CONV_FNS: &[(&str, &[&str])] = &[
+    ("read_buf", &["uv_fs_read"]),
+    ("write_data", &["uv_fs_write"]),
+    ("dir", &["uv_fs_readdir"]),
+];
+
 /// When a runtime hook runs: before or after the C call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookSlot {

@@ -556,6 +556,7 @@ fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
     for m in r.methods.iter().filter(|m| m.manual.is_none()) {
         if let Some(c) = &m.c {
             reserved_fn(c, out);
+            request_fit(c, m, out);
         }
         match &m.result {
             None => out.push(
@@ -865,6 +866,47 @@ fn reserved_fn(c: &Sp<String>, out: &mut Vec<Diagnostic>) {
                 .error(format!("`{}` {}", c.value, r.why))
                 .hint(format!("use {}, or mark the method manual", r.instead)),
         );
+    }
+}
+
+/// A request function's result reader and argument conversions fit its C
+/// function ([`crate::conv::ResultDef::c_fns`], [`CONV_FNS`]), whoever writes the
+/// spec file: a reader of another function's request reads what that request
+/// never set, and a buffer conversion of another function lends memory the call
+/// must not read or write.
+fn request_fit(c: &Sp<String>, m: &MethodSpec, out: &mut Vec<Diagnostic>) {
+    if let Some(d) = m.result.as_ref().and_then(|r| crate::conv::find_result(r)) {
+        if !d.c_fns.is_empty() && !d.c_fns.contains(&c.as_str()) {
+            let res = m.result.as_ref().expect("found above");
+            out.push(
+                res.loc
+                    .error(format!(
+                        "result `{}` reads what only {} set{}, not `{}`",
+                        d.name,
+                        d.c_fns.join(", "),
+                        if d.c_fns.len() == 1 { "s" } else { "" },
+                        c.value
+                    ))
+                    .hint("pick the result of this C function (`status` or `count` read only `result`)"),
+            );
+        }
+    }
+    for a in &m.args {
+        let name = a.conv.value.name();
+        if let Some((_, fns)) = CONV_FNS.iter().find(|(n, _)| *n == name) {
+            if !fns.contains(&c.as_str()) {
+                out.push(
+                    a.conv
+                        .loc
+                        .error(format!(
+                            "conversion `{name}` is for {} only, not `{}`",
+                            fns.join(", "),
+                            c.value
+                        ))
+                        .hint("its buffers fit that call only; mark the function manual"),
+                );
+            }
+        }
     }
 }
 
