@@ -605,6 +605,32 @@ fn extension_specs_that_reach_libuv_preconditions_are_refused() {
             false,
         ),
     ];
+    // Structs the runtime core would treat as what they are not (each was run: an
+    // idle handle declared as a stream reached `stream.c:1319: uv__check_before_write:
+    // Assertion` after reads past its allocation (valgrind); a `uv_fs_t` made by
+    // `uv_fs_stat` as a handle crashed (SIGSEGV) when it closed).
+    let cases = [
+        cases,
+        vec![
+            (
+                "[handle]\nname = \"Attack\"\nc_type = \"uv_idle_t\"\ntype_tag = \"UV_IDLE\"\nparent = \"stream\"\n\n\
+                 [[constructor]]\nname = \"new\"\nc = \"uv_idle_init\"\n"
+                    .to_string(),
+                "`uv_idle_t` is not a stream",
+                false,
+            ),
+            (
+                "[handle]\nname = \"Attack\"\nc_type = \"uv_fs_t\"\ntype_tag = \"UV_FS\"\n\n\
+                 [[callback]]\nname = \"on_done\"\nc_type = \"uv_fs_cb\"\n\n\
+                 [[constructor]]\nname = \"new\"\nc = \"uv_fs_stat\"\n\
+                 args = [{ name = \"path\", conv = \"c_str_path\" }, { name = \"cb\", conv = \"callback\", callback = \"on_done\" }]\n"
+                    .to_string(),
+                "`uv_fs_t` is not a libuv handle struct",
+                false,
+            ),
+        ],
+    ]
+    .concat();
     for (spec, fix, ok) in &cases {
         match expand(spec) {
             Ok(()) => assert!(ok, "expanded:\n{spec}"),
@@ -615,7 +641,7 @@ fn extension_specs_that_reach_libuv_preconditions_are_refused() {
         }
     }
     // The one-shot watch also needs its callback marked (the hook reads the mark).
-    let unmarked = &cases.last().unwrap().0;
+    let unmarked = &cases[cases.len() - 3].0;
     let e = expand(unmarked).unwrap_err();
     assert!(e.contains("marks_delivery = true"), "{e}");
 }

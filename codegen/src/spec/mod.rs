@@ -388,6 +388,102 @@ pub const CONV_FNS: &[(&str, &[&str])] = &[
     ("dir", &["uv_fs_readdir"]),
 ];
 
+/// A libuv handle struct: the init functions that make one, and whether it
+/// starts with the `uv_stream_t` fields. A handle file's `c_type` must be one of
+/// these, its constructors must call one of their inits, and only a stream struct
+/// takes `parent = "stream"`: the runtime core allocates, closes and walks the
+/// struct as a handle, and the stream core hands it to libuv's stream functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandleStruct {
+    /// The libuv struct.
+    pub c_type: &'static str,
+    /// Its init functions.
+    pub inits: &'static [&'static str],
+    /// Whether it is a stream.
+    pub stream: bool,
+}
+
+impl HandleStruct {
+    /// Every handle struct of libuv.
+    pub const ALL: &'static [HandleStruct] = &[
+        HandleStruct {
+            c_type: "uv_timer_t",
+            inits: &["uv_timer_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_prepare_t",
+            inits: &["uv_prepare_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_check_t",
+            inits: &["uv_check_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_idle_t",
+            inits: &["uv_idle_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_async_t",
+            inits: &["uv_async_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_poll_t",
+            inits: &["uv_poll_init", "uv_poll_init_socket"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_signal_t",
+            inits: &["uv_signal_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_process_t",
+            inits: &["uv_spawn"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_tcp_t",
+            inits: &["uv_tcp_init", "uv_tcp_init_ex"],
+            stream: true,
+        },
+        HandleStruct {
+            c_type: "uv_pipe_t",
+            inits: &["uv_pipe_init"],
+            stream: true,
+        },
+        HandleStruct {
+            c_type: "uv_tty_t",
+            inits: &["uv_tty_init"],
+            stream: true,
+        },
+        HandleStruct {
+            c_type: "uv_udp_t",
+            inits: &["uv_udp_init", "uv_udp_init_ex"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_fs_event_t",
+            inits: &["uv_fs_event_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_fs_poll_t",
+            inits: &["uv_fs_poll_init"],
+            stream: false,
+        },
+    ];
+
+    /// The entry of the struct `c_type`.
+    pub fn find(c_type: &str) -> Option<&'static HandleStruct> {
+        HandleStruct::ALL.iter().find(|s| s.c_type == c_type)
+    }
+}
+
 /// When a runtime hook runs: before or after the C call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookSlot {

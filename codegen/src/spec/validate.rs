@@ -460,6 +460,7 @@ impl ConvCheck<'_> {
 /// One handle file: its callbacks, constructors, methods and properties.
 fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diagnostic>) {
     contract_rules(spec, h, out);
+    handle_struct(h, out);
     let slots: Vec<&str> = h.callbacks.iter().map(|c| c.name.as_str()).collect();
     let mut slot_names = Names::new("callback slot");
     for c in &h.callbacks {
@@ -906,6 +907,45 @@ fn request_fit(c: &Sp<String>, m: &MethodSpec, out: &mut Vec<Diagnostic>) {
                         .hint("its buffers fit that call only; mark the function manual"),
                 );
             }
+        }
+    }
+}
+
+/// A handle file's struct is a libuv handle struct, made by one of its init
+/// functions, and a stream only if it is one ([`HandleStruct`]), whoever writes
+/// the spec file: the runtime core treats the struct as a handle (a request struct
+/// made by a request function crashed when it was closed) and the stream core as
+/// a stream (an idle handle declared as one reached libuv's assertion in
+/// `uv_write`, after reads past its allocation).
+fn handle_struct(h: &HandleSpec, out: &mut Vec<Diagnostic>) {
+    let Some(st) = HandleStruct::find(h.c_type.as_str()) else {
+        let names: Vec<&str> = HandleStruct::ALL.iter().map(|s| s.c_type).collect();
+        out.push(
+            h.c_type
+                .loc
+                .error(format!("`{}` is not a libuv handle struct", h.c_type.value))
+                .hint(format!("c_type is one of {}", names.join(", "))),
+        );
+        return;
+    };
+    if h.parent == HandleParent::Stream && !st.stream {
+        out.push(
+            h.c_type
+                .loc
+                .error(format!("`{}` is not a stream", h.c_type.value))
+                .hint("remove parent = \"stream\" (uv_tcp_t, uv_pipe_t and uv_tty_t are streams)"),
+        );
+    }
+    for k in h.constructors.iter().filter(|k| k.manual.is_none()) {
+        if !st.inits.contains(&k.c.as_str()) {
+            out.push(
+                k.c.loc
+                    .error(format!(
+                        "`{}` does not make a `{}`",
+                        k.c.value, h.c_type.value
+                    ))
+                    .hint(format!("a constructor calls {}", st.inits.join(" or "))),
+            );
         }
     }
 }
