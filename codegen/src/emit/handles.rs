@@ -663,6 +663,14 @@ impl HandleEmitter<'_> {
         } else {
             call
         };
+        let sf_submit = safety(
+            ctx,
+            &format!(
+                "`{}` starts a `{}` (the type of its first parameter: the call type-checks) once, on this handle's struct, with `done` as its callback, and its result is returned",
+                c.value,
+                req_ty
+            ),
+        );
         quote! {
             #mdoc
             #[inline]
@@ -670,9 +678,12 @@ impl HandleEmitter<'_> {
                 let raw = self.inner.raw(#op)?;
                 #requires
                 #( #prep )*
-                #rt::runtime::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
-                    #call
-                })
+                #sf_submit
+                unsafe {
+                    #rt::runtime::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
+                        #call
+                    })
+                }
             }
         }
     }
@@ -1112,6 +1123,7 @@ impl HandleEmitter<'_> {
             #cfg
             #[allow(
                 unsafe_code,
+                unused_unsafe,
                 clippy::unnecessary_cast,
                 clippy::needless_question_mark,
                 clippy::redundant_closure_call,
