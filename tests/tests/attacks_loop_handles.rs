@@ -835,3 +835,45 @@ fn ref_and_unref_in_any_order() {
     lp.run(RunMode::Default).unwrap();
     assert!(t.is_closed());
 }
+
+/// `configure` refuses `BlockSignal` (its signal argument goes through
+/// `block_signal`), also when spelled `LoopOption::Other` with its C value: that
+/// spelling passed the check (a comparison of enum variants) and reached
+/// `uv_loop_configure` without the argument, which libuv then read with `va_arg`
+/// (undefined behaviour in C; it answered `EINVAL` or blocked SIGPROF, depending
+/// on a register's leftover value). Unknown values are libuv's `ENOSYS`; the
+/// options without an argument can be set twice.
+#[test]
+fn configure_refuses_block_signal_however_it_is_spelled() {
+    let lp = Loop::new().unwrap();
+    let block = uv::LoopOption::BlockSignal.raw();
+    for option in [uv::LoopOption::BlockSignal, uv::LoopOption::Other(block)] {
+        assert_eq!(
+            lp.configure(option).unwrap_err().code(),
+            StatusCode::EINVAL,
+            "{option:?}"
+        );
+    }
+    for raw in [-1, 3, 1000, i32::MAX, i32::MIN] {
+        let option = uv::LoopOption::Other(raw);
+        if uv::LoopOption::from_raw(raw) != option {
+            continue; // a known value (a later libuv's option)
+        }
+        assert_eq!(
+            lp.configure(option).unwrap_err().code(),
+            StatusCode::ENOSYS,
+            "{option:?}"
+        );
+    }
+    for _ in 0..2 {
+        lp.configure(uv::LoopOption::MetricsIdleTime).unwrap();
+        lp.configure(uv::LoopOption::Other(uv::LoopOption::MetricsIdleTime.raw()))
+            .unwrap();
+    }
+    // Still a working loop.
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    Timer::once(&lp, Duration::ZERO, move |_| f.set(true)).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert!(fired.get());
+}
