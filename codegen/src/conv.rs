@@ -119,6 +119,13 @@ pub enum FdKind {
 impl FdKind {
     /// The names the spec uses.
     pub const NAMES: &'static [&'static str] = &["any", "stream_socket", "dgram_socket", "pipe"];
+    /// The kinds, in the order of [`FdKind::NAMES`].
+    pub const ALL: &'static [FdKind] = &[
+        FdKind::Any,
+        FdKind::StreamSocket,
+        FdKind::DgramSocket,
+        FdKind::Pipe,
+    ];
 
     /// From the spec's name.
     pub fn from_name(s: &str) -> Option<FdKind> {
@@ -573,6 +580,11 @@ pub struct ResultDef {
     /// The conversion of the argument whose kept value the reader also takes (a
     /// read's buffer), if any.
     pub from_arg: Option<&'static str>,
+    /// The C functions whose request has what the reader reads (empty: any): a
+    /// reader on another function's request would read fields it never set (a
+    /// `statbuf` left uninitialised), take a number for a descriptor it owns, or a
+    /// pointer into the request for memory it frees.
+    pub c_fns: &'static [&'static str],
     /// What it gives.
     pub notes: &'static str,
 }
@@ -586,6 +598,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "unit",
         rust: "()",
         from_arg: None,
+        c_fns: &[],
         notes: "Success, or the error of a negative `result`.",
     },
     ResultDef {
@@ -595,6 +608,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "count",
         rust: "usize",
         from_arg: None,
+        c_fns: &[],
         notes: "The non-negative `result` (bytes, entries).",
     },
     ResultDef {
@@ -604,6 +618,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "stat",
         rust: "uv::Stat",
         from_arg: None,
+        c_fns: &["uv_fs_stat", "uv_fs_lstat", "uv_fs_fstat"],
         notes: "The `statbuf` the request filled in.",
     },
     ResultDef {
@@ -613,6 +628,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "path",
         rust: "std::path::PathBuf",
         from_arg: None,
+        c_fns: &["uv_fs_mkdtemp"],
         notes: "The request's `path` (what `mkdtemp` made of its template).",
     },
     ResultDef {
@@ -622,6 +638,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "ptr_path",
         rust: "std::path::PathBuf",
         from_arg: None,
+        c_fns: &["uv_fs_realpath", "uv_fs_readlink"],
         notes: "The C string in the request's `ptr` (`realpath`, `readlink`).",
     },
     ResultDef {
@@ -631,6 +648,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "file",
         rust: "uv::File",
         from_arg: None,
+        c_fns: &["uv_fs_open"],
         notes: "The new descriptor in `result`, owned (`open`).",
     },
     ResultDef {
@@ -640,6 +658,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "file_path",
         rust: "(uv::File, std::path::PathBuf)",
         from_arg: None,
+        c_fns: &["uv_fs_mkstemp"],
         notes: "The new descriptor and the request's `path` (`mkstemp`).",
     },
     ResultDef {
@@ -649,6 +668,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "bytes",
         rust: "Vec<u8>",
         from_arg: Some("read_buf"),
+        c_fns: &["uv_fs_read"],
         notes: "The `read_buf` argument's `Vec` with the `result` bytes read appended.",
     },
     ResultDef {
@@ -658,6 +678,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "statfs",
         rust: "uv::StatFs",
         from_arg: None,
+        c_fns: &["uv_fs_statfs"],
         notes: "The `uv_statfs_t` in the request's `ptr`.",
     },
     ResultDef {
@@ -667,6 +688,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "dirents",
         rust: "Vec<uv::DirEntry>",
         from_arg: None,
+        c_fns: &["uv_fs_scandir"],
         notes: "Every entry of a scandir (`uv_fs_scandir_next` until `UV_EOF`).",
     },
     ResultDef {
@@ -676,6 +698,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "dir",
         rust: "uv::Dir",
         from_arg: None,
+        c_fns: &["uv_fs_opendir"],
         notes: "The `uv_dir_t` in the request's `ptr`, owned (`opendir`).",
     },
     ResultDef {
@@ -685,6 +708,7 @@ pub static REQUEST_RESULTS: &[ResultDef] = &[
         reader: "dir_entries",
         rust: "Vec<uv::DirEntry>",
         from_arg: Some("dir"),
+        c_fns: &["uv_fs_readdir"],
         notes:
             "The `result` entries a readdir put in the `dir` argument's array (none at the end).",
     },

@@ -623,11 +623,20 @@ pub unsafe fn usable_fd(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()
 
 /// Spec state `named`: a pipe that is a socket has a name (`EINVAL` otherwise): for
 /// an unnamed socket (one end of a socket pair) `uv_pipe_chmod` goes on with a name
-/// buffer libuv never filled. Pipes that are not sockets (FIFOs) pass.
+/// buffer libuv never filled. A name that fills `sun_path` with no NUL after it is
+/// `ENAMETOOLONG`. Pipes that are not sockets (FIFOs) pass.
 ///
 /// # Safety
 /// `s` must be an open pipe made by this library.
 pub unsafe fn named(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // libuv's `uv_pipe_getsockname`, below and in `uv_pipe_chmod`, takes the name's
+    // length with `strlen`: a name that fills `sun_path` (bound by another
+    // program) is refused before it reads past the address.
+    // SAFETY: per the contract, an open pipe.
+    #[cfg(unix)]
+    if unsafe { name_fills_sun_path(s.cast(), libc::getsockname) } {
+        return Err(Error::new(StatusCode::ENAMETOOLONG, op));
+    }
     let mut buf = [0u8; 8];
     let mut len = buf.len();
     // SAFETY: an open pipe; the buffer is valid for `len` bytes.
@@ -636,6 +645,42 @@ pub unsafe fn named(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
         return Err(Error::new(StatusCode::EINVAL, op));
     }
     Ok(())
+}
+
+/// Whether the pipe's socket name (`get`: `getsockname`, or `getpeername` for the
+/// peer's) is a path that fills `sun_path` with no NUL after it: libuv's
+/// `uv_pipe_getsockname`/`uv_pipe_getpeername` take its length with `strlen`, which
+/// would read past the address. False for a pipe without a socket, a socket of
+/// another family, an abstract name, or a shorter one.
+///
+/// # Safety
+/// `p` must be an open pipe made by this library.
+#[cfg(unix)]
+pub(crate) unsafe fn name_fills_sun_path(
+    p: *mut sys::uv_pipe_t,
+    get: unsafe extern "C" fn(
+        libc::c_int,
+        *mut libc::sockaddr,
+        *mut libc::socklen_t,
+    ) -> libc::c_int,
+) -> bool {
+    let mut fd: sys::uv_os_fd_t = Default::default();
+    // SAFETY: per the contract the handle is open; `fd` is a valid out-pointer and
+    // uv_fileno only reads the handle.
+    if unsafe { sys::uv_fileno(p.cast(), &mut fd) } != 0 {
+        return false;
+    }
+    // SAFETY: an all-zero sockaddr_un is a valid value (plain integers).
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `get` is getsockname or getpeername, given the handle's descriptor
+    // (open while the handle is) and an address buffer of `len` bytes; the kernel
+    // writes at most `len` bytes into it.
+    let rc = unsafe { get(fd, (&raw mut sa).cast(), &mut len) };
+    rc == 0
+        && sa.sun_family == libc::AF_UNIX as libc::sa_family_t
+        && sa.sun_path[0] != 0
+        && !sa.sun_path.contains(&0)
 }
 
 /// A stream's descriptor is non-blocking (`EINVAL` otherwise): libuv reads again

@@ -43,6 +43,7 @@ mod generated;
 pub mod guide;
 mod handle;
 pub mod handles;
+mod hooks;
 mod loop_;
 mod loop_request;
 mod request;
@@ -115,6 +116,15 @@ pub mod runtime {
         enum_arg, fd_kind, flags_arg, owned_fd, settle_kept, settle_owned_fd, settle_raw_fd, FdKind,
     };
     pub use crate::error::check;
+    /// The `before`/`after` hooks of the runtime that spec methods name (see
+    /// `spec/README.md`, "Preconditions"): generated code calls them with the handle.
+    pub mod hooks {
+        pub use crate::hooks::{
+            forget_oneshot, hold_opened_socket, refuse_oneshot_mid_delivery,
+            refuse_oneshot_on_ignored, refuse_unterminated_local_name,
+            refuse_unterminated_peer_name, restore_ignored_signals,
+        };
+    }
     /// The handle states a spec method can require (`requires = [...]`).
     pub mod contracts {
         pub use crate::contracts::{

@@ -616,11 +616,15 @@ impl LoopHandle {
     }
 
     /// Sets an option that takes no argument (`uv_loop_configure`):
-    /// `MetricsIdleTime` or `UseIoUringSqpoll`. `EINVAL` for `BlockSignal` (use
-    /// [`LoopHandle::block_signal`]).
+    /// `MetricsIdleTime` or `UseIoUringSqpoll`. `EINVAL` for `BlockSignal`, also
+    /// spelled `Other` with its value (use [`LoopHandle::block_signal`]); `ENOSYS`
+    /// for a value libuv does not know.
     pub fn configure(&self, option: crate::LoopOption) -> Result<()> {
         let raw = self.raw("uv_loop_configure")?;
-        if option == crate::LoopOption::BlockSignal {
+        // By its C value: `LoopOption::Other(n)` with the value of `BlockSignal`
+        // would otherwise reach libuv, which reads the missing signal argument
+        // (`va_arg` past the arguments given: undefined behaviour in C).
+        if crate::LoopOption::from_raw(option.raw()) == crate::LoopOption::BlockSignal {
             return Err(Error::new(StatusCode::EINVAL, "uv_loop_configure"));
         }
         // SAFETY: the loop is open; these options take no further argument.

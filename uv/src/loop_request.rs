@@ -312,13 +312,18 @@ struct LoopReq<R, D, F, C> {
 /// the unsafe readers of [`fs_results`]). `context` adds what the data says about
 /// an error (the path a file-system call failed on), on the error path only.
 ///
-/// `start` must call the libuv function that starts the request (and nothing that
-/// reads the request struct before it): the struct is handed to it uninitialised,
-/// as C callers' requests are, and libuv's start functions initialise it (the
-/// `INIT` of every `uv_fs_*` in libuv's `fs.c`, `uv__req_init` for the others)
-/// before anything reads it. Only its `data` field is set here.
+/// The struct is handed to `start` uninitialised, as C callers' requests are, and
+/// libuv's start functions initialise it (the `INIT` of every `uv_fs_*` in libuv's
+/// `fs.c`, `uv__req_init` for the others) before anything reads it. Only its
+/// `data` field is set here.
+///
+/// # Safety
+/// `start` calls the libuv function that starts a request of `K` once, with the
+/// loop, the request and `done` as its callback, and nothing that reads the
+/// request before it; it returns that function's result (negative only when libuv
+/// did not take the request). `read` is given the completed request.
 #[inline]
-pub fn submit<K, T, D, F, C>(
+pub unsafe fn submit<K, T, D, F, C>(
     loop_: &LoopHandle,
     op: &'static str,
     read: F,
@@ -565,12 +570,16 @@ fn with_context<D>(e: Error, data: &D, context: Context<D>, op: &'static str) ->
 /// on the stack and the data; the result is read (from the request and the data),
 /// and the request cleaned up, before returning; the data is dropped last.
 ///
-/// As for [`submit`], `start` must call the libuv function that starts the request:
-/// the struct is handed to it uninitialised, and libuv's start function initialises
-/// it (the `uv_fs_*` functions do before any check that fails, so the cleanup
-/// always finds an initialised request).
+/// The struct is handed to `start` uninitialised, and libuv's start function
+/// initialises it (the `uv_fs_*` functions do before any check that fails, so the
+/// cleanup always finds an initialised request).
+///
+/// # Safety
+/// As for [`submit`], without a callback: `start` calls the libuv function that
+/// starts a request of `K` once, with the loop, the request and no callback (libuv
+/// then completes it before returning), and returns that function's result.
 #[inline(always)]
-pub fn run_sync<K, T, D, F>(
+pub unsafe fn run_sync<K, T, D, F>(
     loop_: &LoopHandle,
     op: &'static str,
     read: F,

@@ -74,8 +74,14 @@ pub type Done<R> = unsafe extern "C" fn(*mut R, c_int);
 /// Starts a request on `handle`: `start` gets the request struct, the data (which
 /// stays put until completion) and the trampoline to pass as the C callback.
 ///
-/// `R` must be a libuv request struct (starting with the `uv_req_t` fields).
-pub fn submit<R, K, C, D>(
+/// # Safety
+/// `R` is the libuv request struct (starting with the `uv_req_t` fields) of the C
+/// function `start` calls; `start` calls that function once, on `handle`'s libuv
+/// struct, with the request and the trampoline as its callback, and nothing that
+/// reads the request before it (the struct is handed over uninitialised but for
+/// its `data`); it returns the function's result, negative only when libuv did
+/// not take the request (the trampoline then never runs; otherwise it runs once).
+pub unsafe fn submit<R, K, C, D>(
     handle: &K,
     op: &'static &'static str,
     data: D,
@@ -88,13 +94,17 @@ where
     C: FnOnce(&K, Result<()>) + 'static,
     D: 'static,
 {
-    submit_reading::<R, K, C, D, NoRead>(handle, op, data, callback, start)
+    // SAFETY: the caller's contract.
+    unsafe { submit_reading::<R, K, C, D, NoRead>(handle, op, data, callback, start) }
 }
 
 /// [`submit`], and `X::read` runs on the completed request and the data just
 /// before the callback (the request struct is gone by then).
+///
+/// # Safety
+/// As [`submit`].
 #[inline]
-pub fn submit_reading<R, K, C, D, X>(
+pub unsafe fn submit_reading<R, K, C, D, X>(
     handle: &K,
     op: &'static &'static str,
     data: D,
@@ -111,7 +121,7 @@ where
     let Some(raw) = handle.typed().raw_open() else {
         return closed(op);
     };
-    // SAFETY: the handle is open.
+    // SAFETY: the handle is open; `R` and `start` keep the caller's contract.
     unsafe { submit_named::<R, K, C, D, X, _>(handle, raw.cast(), op, data, callback, start) }
 }
 
@@ -127,7 +137,8 @@ fn closed(op: &'static &'static str) -> Result<()> {
 /// operation's name of any [`OpName`] type (a zero-sized one is kept in no field).
 ///
 /// # Safety
-/// `raw` is the libuv struct of `handle`, which is open.
+/// `raw` is the libuv struct of `handle`, which is open; `R` and `start` as in
+/// [`submit`].
 #[inline(always)]
 pub(crate) unsafe fn submit_named<R, K, C, D, X, N>(
     handle: &K,

@@ -259,6 +259,18 @@ fn with_fd(
     }
 }
 
+/// The function a `before`/`after` hook names: the runtime's for its own hooks
+/// (`HookRule`), the type's associated function otherwise.
+fn hook_path(name: &str, ctx: &Ctx) -> TokenStream {
+    let rt = &ctx.rt;
+    let f = ident(name);
+    if crate::spec::HookRule::find(name).is_some() {
+        quote!(#rt::runtime::hooks::#f)
+    } else {
+        quote!(Self::#f)
+    }
+}
+
 /// The state checks a method `requires`, run on the open handle before the C call.
 fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStream {
     let rt = &ctx.rt;
@@ -651,6 +663,14 @@ impl HandleEmitter<'_> {
         } else {
             call
         };
+        let sf_submit = safety(
+            ctx,
+            &format!(
+                "`{}` starts a `{}` (the type of its first parameter: the call type-checks) once, on this handle's struct, with `done` as its callback, and its result is returned",
+                c.value,
+                req_ty
+            ),
+        );
         quote! {
             #mdoc
             #[inline]
@@ -658,9 +678,12 @@ impl HandleEmitter<'_> {
                 let raw = self.inner.raw(#op)?;
                 #requires
                 #( #prep )*
-                #rt::runtime::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
-                    #call
-                })
+                #sf_submit
+                unsafe {
+                    #rt::runtime::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
+                        #call
+                    })
+                }
             }
         }
     }
@@ -686,8 +709,8 @@ impl HandleEmitter<'_> {
         // The spec's `before` hook, as for the other methods (after the handle's
         // open test, before the C call).
         let before = m.before.as_ref().map(|f| {
-            let f = ident(f);
-            quote!(Self::#f(self)?;)
+            let f = hook_path(f, ctx);
+            quote!(#f(self)?;)
         });
         quote! {
             #mdoc
@@ -792,18 +815,18 @@ impl HandleEmitter<'_> {
         });
         let body = match &m.after {
             Some(f) => {
-                let f = ident(f);
+                let f = hook_path(f, ctx);
                 quote!({
                     let __r = #body;
-                    let __after = Self::#f(self);
+                    let __after = #f(self);
                     __r.and_then(|v| __after.map(|()| v))
                 })
             }
             None => body,
         };
         let before = m.before.as_ref().map(|f| {
-            let f = ident(f);
-            quote!(Self::#f(self)?;)
+            let f = hook_path(f, ctx);
+            quote!(#f(self)?;)
         });
         let body = quote! {
             #get_raw
@@ -1100,6 +1123,7 @@ impl HandleEmitter<'_> {
             #cfg
             #[allow(
                 unsafe_code,
+                unused_unsafe,
                 clippy::unnecessary_cast,
                 clippy::needless_question_mark,
                 clippy::redundant_closure_call,

@@ -248,6 +248,18 @@ fn function(
         ctx,
         "the loop is open; with no callback libuv completes the request before returning, while the arguments live",
     );
+    let sf_submit = safety(
+        ctx,
+        &format!(
+            "the closure starts the request once with `{op}` (a function of this request type: the call type-checks), with `done` as its callback, and returns its result; the reader is the one the spec's result names for `{op}` (checked by the spec loader)"
+        ),
+    );
+    let sf_run_sync = safety(
+        ctx,
+        &format!(
+            "the closure starts the request once with `{op}` (a function of this request type: the call type-checks), with no callback, and returns its result; the reader is the one the spec's result names for `{op}` (checked by the spec loader)"
+        ),
+    );
     Some(quote! {
         #adoc
         pub fn #fname(
@@ -256,19 +268,22 @@ fn function(
             callback: impl ::core::ops::FnOnce(#rt::Result<#ty>) + 'static,
         ) -> #rt::Result<#rt::Request> {
             #( #prep )*
-            #rt::runtime::loop_request::submit::<#this, #ty, #data_ty, _, _>(
-                loop_,
-                #op,
-                #read,
-                #context,
-                #data_init,
-                callback,
-                |l, req, data, done| {
-                    let (#(#names,)*) = data;
-                    #sf_async
-                    unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* done) }
-                },
-            )
+            #sf_submit
+            unsafe {
+                #rt::runtime::loop_request::submit::<#this, #ty, #data_ty, _, _>(
+                    loop_,
+                    #op,
+                    #read,
+                    #context,
+                    #data_init,
+                    callback,
+                    |l, req, data, done| {
+                        let (#(#names,)*) = data;
+                        #sf_async
+                        unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* done) }
+                    },
+                )
+            }
         }
 
         #fdoc
@@ -285,18 +300,21 @@ fn function(
         #[inline]
         pub fn #fsync(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#ty> {
             #( #sync_prep )*
-            #rt::runtime::loop_request::run_sync::<#this, #ty, _, _>(
-                loop_,
-                #op,
-                #read,
-                #context,
-                (#(#names,)*),
-                |l, req, data| {
-                    let (#(#names,)*) = data;
-                    #sf_sync
-                    unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* ::core::option::Option::None) }
-                },
-            )
+            #sf_run_sync
+            unsafe {
+                #rt::runtime::loop_request::run_sync::<#this, #ty, _, _>(
+                    loop_,
+                    #op,
+                    #read,
+                    #context,
+                    (#(#names,)*),
+                    |l, req, data| {
+                        let (#(#names,)*) = data;
+                        #sf_sync
+                        unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* ::core::option::Option::None) }
+                    },
+                )
+            }
         }
     })
 }
@@ -366,7 +384,9 @@ pub fn request(model: &RequestModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagn
             }
         }
 
-        #[allow(unsafe_code)]
+        // (`unused_unsafe`: the closures given to the runtime's unsafe functions keep
+        // their own unsafe blocks, each with its SAFETY comment.)
+        #[allow(unsafe_code, unused_unsafe)]
         impl #name {
             #( #fns )*
         }

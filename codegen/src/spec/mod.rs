@@ -140,6 +140,11 @@ pub struct StateRule {
     /// The handle types it applies to: streams (`None`), or the one libuv struct
     /// named.
     pub c_type: Option<&'static str>,
+    /// The C functions whose every generated call must check it: a method calling
+    /// one of them without the state in its `requires` is an error (the assertion
+    /// it guards would be reachable from safe code, in this crate's spec files as
+    /// in another crate's).
+    pub guards: &'static [&'static str],
 }
 
 impl StateRule {
@@ -150,36 +155,444 @@ impl StateRule {
             code: "EALREADY",
             doc: "no connect request is in flight",
             c_type: None,
+            guards: &["uv_tcp_connect", "uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "not_listening",
             code: "EINVAL",
             doc: "the stream does not listen for connections",
             c_type: None,
+            guards: &["uv_tcp_connect", "uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "not_connected",
             code: "EISCONN",
             doc: "the stream has no peer yet",
             c_type: None,
+            guards: &["uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "named",
             code: "EINVAL",
-            doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise)",
+            doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise) that does not fill `sun_path` with no NUL after it (`ENAMETOOLONG`: libuv would read past it)",
             c_type: None,
+            guards: &["uv_pipe_chmod"],
         },
         StateRule {
             name: "poll_settled",
             code: "EBUSY",
             doc: "no earlier start of a stopped stat poller still has its stat in flight (libuv would let that poll go on and abort in its timer)",
             c_type: Some("uv_fs_poll_t"),
+            guards: &["uv_fs_poll_start"],
         },
     ];
 
     /// The rule named `name`.
     pub fn find(name: &str) -> Option<&'static StateRule> {
         StateRule::ALL.iter().find(|r| r.name == name)
+    }
+
+    /// The states every call of the C function `c` must check.
+    pub fn guarding(c: &str) -> impl Iterator<Item = &'static StateRule> + '_ {
+        StateRule::ALL.iter().filter(move |r| r.guards.contains(&c))
+    }
+}
+
+/// What the first argument of a C function (its first parameter after the handle
+/// and the loop) must be, when the conversion is what checks a libuv precondition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgWant {
+    /// A descriptor libuv keeps: `owned_fd` (libuv closes it) or `borrowed_fd` (it
+    /// watches it), of this kind (any stricter kind when `Any`). A raw `fd` would
+    /// let safe code hand libuv a descriptor it does not own, a standard one libuv
+    /// asserts on when it closes it, or one of a kind libuv aborts on when it polls
+    /// it.
+    Fd {
+        /// `owned_fd`, or `borrowed_fd`.
+        owned: bool,
+        /// The kind checked before the call.
+        kind: FdKind,
+    },
+    /// This conversion (for `flags`, of this flag type).
+    Conv {
+        /// The conversion's spec name.
+        name: &'static str,
+        /// For `flags`: the type.
+        flags: Option<&'static str>,
+    },
+}
+
+/// A C function whose first argument's conversion checks a libuv precondition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgRule {
+    /// The C function.
+    pub c: &'static str,
+    /// What its first argument must be.
+    pub want: ArgWant,
+    /// Why.
+    pub why: &'static str,
+}
+
+const fn fd_rule(c: &'static str, owned: bool, kind: FdKind) -> ArgRule {
+    ArgRule {
+        c,
+        want: ArgWant::Fd { owned, kind },
+        why: "libuv keeps the descriptor: its owner and kind are checked before",
+    }
+}
+
+impl ArgRule {
+    /// Every such C function.
+    pub const ALL: &'static [ArgRule] = &[
+        fd_rule("uv_tcp_open", true, FdKind::StreamSocket),
+        fd_rule("uv_udp_open", true, FdKind::DgramSocket),
+        fd_rule("uv_udp_open_ex", true, FdKind::DgramSocket),
+        fd_rule("uv_pipe_open", true, FdKind::Pipe),
+        fd_rule("uv_tty_init", true, FdKind::Any),
+        fd_rule("uv_poll_init", false, FdKind::Any),
+        fd_rule("uv_poll_init_socket", false, FdKind::Any),
+        ArgRule {
+            c: "uv_poll_start",
+            want: ArgWant::Conv {
+                name: "flags",
+                flags: Some("PollEvent"),
+            },
+            why: "libuv asserts that no bit outside the PollEvent members is set",
+        },
+        ArgRule {
+            c: "uv_pipe_bind",
+            want: ArgWant::Conv {
+                name: "socket_path",
+                flags: None,
+            },
+            why: "a path that fills `sun_path` would be bound with no NUL, which libuv reads past",
+        },
+        ArgRule {
+            c: "uv_pipe_connect",
+            want: ArgWant::Conv {
+                name: "socket_path",
+                flags: None,
+            },
+            why: "a path that fills `sun_path` would be used with no NUL, which libuv reads past",
+        },
+        ArgRule {
+            c: "uv_pipe_bind2",
+            want: ArgWant::Conv {
+                name: "socket_name",
+                flags: None,
+            },
+            why: "a name that fills `sun_path` would be bound with no NUL, which libuv reads past",
+        },
+        ArgRule {
+            c: "uv_pipe_connect2",
+            want: ArgWant::Conv {
+                name: "socket_name",
+                flags: None,
+            },
+            why: "a name that fills `sun_path` would be used with no NUL, which libuv reads past",
+        },
+    ];
+
+    /// The rule of the C function `c`.
+    pub fn find(c: &str) -> Option<&'static ArgRule> {
+        ArgRule::ALL.iter().find(|r| r.c == c)
+    }
+
+    /// Whether `conv` is what the rule wants (for a descriptor of any kind, a
+    /// stricter kind is fine).
+    pub fn accepts(&self, conv: &Conv) -> bool {
+        match self.want {
+            ArgWant::Fd { owned, kind: want } => {
+                let kind = match (conv, owned) {
+                    (Conv::OwnedFd(k), true) | (Conv::BorrowedFd(k), false) => *k,
+                    _ => return false,
+                };
+                want == FdKind::Any || kind == want
+            }
+            ArgWant::Conv { name, flags } => {
+                conv.name() == name
+                    && match (conv, flags) {
+                        (Conv::Flags(t), Some(want)) => t.as_str() == want,
+                        (_, None) => true,
+                        _ => false,
+                    }
+            }
+        }
+    }
+
+    /// How the spec writes it.
+    pub fn spelled(&self) -> String {
+        match self.want {
+            ArgWant::Fd { owned, kind } => {
+                let name = if owned { "owned_fd" } else { "borrowed_fd" };
+                match kind {
+                    FdKind::Any => format!("conv = \"{name}\""),
+                    k => format!(
+                        "conv = \"{name}\", kind = \"{}\"",
+                        FdKind::NAMES[FdKind::ALL.iter().position(|x| *x == k).expect("a kind")]
+                    ),
+                }
+            }
+            ArgWant::Conv {
+                name,
+                flags: Some(t),
+            } => format!("conv = \"{name}\", type = \"{t}\""),
+            ArgWant::Conv { name, flags: None } => format!("conv = \"{name}\""),
+        }
+    }
+}
+
+/// A C function that only the runtime core calls, from the hand-written code
+/// named: it ends the life of something a conversion only borrows (`&uv::File`,
+/// `&uv::Dir`), whose owner would then close or free it again. A spec method
+/// (not `manual`) calling it is an error, in any crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReservedFn {
+    /// The C function.
+    pub c: &'static str,
+    /// What it would do to the borrowed value.
+    pub why: &'static str,
+    /// The safe call that does it.
+    pub instead: &'static str,
+}
+
+impl ReservedFn {
+    /// Every such C function.
+    pub const ALL: &'static [ReservedFn] = &[
+        ReservedFn {
+            c: "uv_fs_close",
+            why: "closes the descriptor of a `File` the request only borrows, which the `File` then closes again (another owner's descriptor by then)",
+            instead: "`uv::File::close` or `close_sync`, which consume the file",
+        },
+        ReservedFn {
+            c: "uv_fs_closedir",
+            why: "frees the stream of a `Dir` the request only borrows, which the `Dir` then frees again",
+            instead: "`uv::Dir::close` or `close_sync`, which consume the directory",
+        },
+    ];
+
+    /// The entry of the C function `c`.
+    pub fn find(c: &str) -> Option<&'static ReservedFn> {
+        ReservedFn::ALL.iter().find(|r| r.c == c)
+    }
+}
+
+/// Request argument conversions that fit only some C functions: the buffer of a
+/// `read_buf` is the spare capacity of a `Vec`, uninitialised until a read fills
+/// it (another function would write it out, or count it as read); the buffers of
+/// a `write_data` may be shared and immutable (another function could write into
+/// them); a `dir` lends its entry array to `uv_fs_readdir`.
+pub const CONV_FNS: &[(&str, &[&str])] = &[
+    ("read_buf", &["uv_fs_read"]),
+    ("write_data", &["uv_fs_write"]),
+    ("dir", &["uv_fs_readdir"]),
+];
+
+/// A libuv handle struct: the init functions that make one, and whether it
+/// starts with the `uv_stream_t` fields. A handle file's `c_type` must be one of
+/// these, its constructors must call one of their inits, and only a stream struct
+/// takes `parent = "stream"`: the runtime core allocates, closes and walks the
+/// struct as a handle, and the stream core hands it to libuv's stream functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandleStruct {
+    /// The libuv struct.
+    pub c_type: &'static str,
+    /// Its init functions.
+    pub inits: &'static [&'static str],
+    /// Whether it is a stream.
+    pub stream: bool,
+}
+
+impl HandleStruct {
+    /// Every handle struct of libuv.
+    pub const ALL: &'static [HandleStruct] = &[
+        HandleStruct {
+            c_type: "uv_timer_t",
+            inits: &["uv_timer_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_prepare_t",
+            inits: &["uv_prepare_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_check_t",
+            inits: &["uv_check_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_idle_t",
+            inits: &["uv_idle_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_async_t",
+            inits: &["uv_async_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_poll_t",
+            inits: &["uv_poll_init", "uv_poll_init_socket"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_signal_t",
+            inits: &["uv_signal_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_process_t",
+            inits: &["uv_spawn"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_tcp_t",
+            inits: &["uv_tcp_init", "uv_tcp_init_ex"],
+            stream: true,
+        },
+        HandleStruct {
+            c_type: "uv_pipe_t",
+            inits: &["uv_pipe_init"],
+            stream: true,
+        },
+        HandleStruct {
+            c_type: "uv_tty_t",
+            inits: &["uv_tty_init"],
+            stream: true,
+        },
+        HandleStruct {
+            c_type: "uv_udp_t",
+            inits: &["uv_udp_init", "uv_udp_init_ex"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_fs_event_t",
+            inits: &["uv_fs_event_init"],
+            stream: false,
+        },
+        HandleStruct {
+            c_type: "uv_fs_poll_t",
+            inits: &["uv_fs_poll_init"],
+            stream: false,
+        },
+    ];
+
+    /// The entry of the struct `c_type`.
+    pub fn find(c_type: &str) -> Option<&'static HandleStruct> {
+        HandleStruct::ALL.iter().find(|s| s.c_type == c_type)
+    }
+}
+
+/// When a runtime hook runs: before or after the C call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookSlot {
+    /// `before = "..."`.
+    Before,
+    /// `after = "..."`.
+    After,
+}
+
+impl HookSlot {
+    /// The spec key.
+    pub fn key(self) -> &'static str {
+        match self {
+            HookSlot::Before => "before",
+            HookSlot::After => "after",
+        }
+    }
+}
+
+/// A `before`/`after` hook the runtime provides (`uv::runtime::hooks::NAME`, given
+/// the handle): a check or a repair that a C function needs and that no state
+/// (`requires`) expresses. A spec naming it gets the runtime's, in any crate; a
+/// method calling one of the C functions it guards must name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookRule {
+    /// The spec's name, and the runtime function's.
+    pub name: &'static str,
+    /// Where it goes.
+    pub slot: HookSlot,
+    /// The libuv structs of the handles it takes.
+    pub c_types: &'static [&'static str],
+    /// What it does.
+    pub doc: &'static str,
+    /// The C functions whose every generated call must run it.
+    pub guards: &'static [&'static str],
+    /// Whether it reads the delivery mark: a type naming it marks its callbacks
+    /// (`marks_delivery = true`).
+    pub reads_delivery_mark: bool,
+}
+
+impl HookRule {
+    /// Every hook of the runtime.
+    pub const ALL: &'static [HookRule] = &[
+        HookRule {
+            name: "forget_oneshot",
+            slot: HookSlot::Before,
+            c_types: &["uv_signal_t"],
+            doc: "clears the one-shot mark of an earlier one-shot start, which libuv keeps and which would make the new watch one-shot",
+            guards: &["uv_signal_start"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "restore_ignored_signals",
+            slot: HookSlot::After,
+            c_types: &["uv_signal_t"],
+            doc: "ignores again a signal the process ignored (SIGPIPE) that libuv put back to its default action when it stopped watching it",
+            guards: &["uv_signal_start", "uv_signal_stop"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "refuse_oneshot_mid_delivery",
+            slot: HookSlot::Before,
+            c_types: &["uv_signal_t"],
+            doc: "refuses a one-shot start while a delivery of the handle is under way (`EBUSY`): libuv would stop the new watch once that delivery is over",
+            guards: &["uv_signal_start_oneshot"],
+            reads_delivery_mark: true,
+        },
+        HookRule {
+            name: "refuse_oneshot_on_ignored",
+            slot: HookSlot::After,
+            c_types: &["uv_signal_t"],
+            doc: "stops a one-shot watch of a signal the process ignores (`EINVAL`): libuv puts the signal back to its default action when it fires, and the next one would end the process",
+            guards: &["uv_signal_start_oneshot"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "refuse_unterminated_local_name",
+            slot: HookSlot::Before,
+            c_types: &["uv_pipe_t"],
+            doc: "refuses a socket name that fills `sun_path` with no NUL (`ENAMETOOLONG`): libuv takes its length with `strlen`, which reads past the address",
+            guards: &["uv_pipe_getsockname"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "refuse_unterminated_peer_name",
+            slot: HookSlot::Before,
+            c_types: &["uv_pipe_t"],
+            doc: "as `refuse_unterminated_local_name`, for the peer's name",
+            guards: &["uv_pipe_getpeername"],
+            reads_delivery_mark: false,
+        },
+        HookRule {
+            name: "hold_opened_socket",
+            slot: HookSlot::After,
+            c_types: &["uv_tcp_t", "uv_udp_t", "uv_pipe_t"],
+            doc: "registers a socket taken over from the user as the library's, with the copies of it the process has, for the checks that keep other holders from making it blocking",
+            guards: &["uv_tcp_open", "uv_udp_open", "uv_pipe_open"],
+            reads_delivery_mark: false,
+        },
+    ];
+
+    /// The hook named `name`.
+    pub fn find(name: &str) -> Option<&'static HookRule> {
+        HookRule::ALL.iter().find(|r| r.name == name)
+    }
+
+    /// The hooks every call of the C function `c` must run.
+    pub fn guarding(c: &str) -> impl Iterator<Item = &'static HookRule> + '_ {
+        HookRule::ALL.iter().filter(move |r| r.guards.contains(&c))
     }
 }
 

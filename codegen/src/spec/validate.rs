@@ -460,6 +460,7 @@ impl ConvCheck<'_> {
 /// One handle file: its callbacks, constructors, methods and properties.
 fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diagnostic>) {
     contract_rules(spec, h, out);
+    handle_struct(h, out);
     let slots: Vec<&str> = h.callbacks.iter().map(|c| c.name.as_str()).collect();
     let mut slot_names = Names::new("callback slot");
     for c in &h.callbacks {
@@ -554,6 +555,10 @@ fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
         .map(|d| d.name)
         .collect();
     for m in r.methods.iter().filter(|m| m.manual.is_none()) {
+        if let Some(c) = &m.c {
+            reserved_fn(c, out);
+            request_fit(c, m, out);
+        }
         match &m.result {
             None => out.push(
                 m.name
@@ -680,6 +685,9 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
     }
     for c in &h.constructors {
         check_args(&c.args, "here", true, out);
+        if c.manual.is_none() {
+            arg_rule(&c.c, &c.args, out);
+        }
     }
     for m in &h.methods {
         check_args(
@@ -688,9 +696,50 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             m.request.is_none(),
             out,
         );
-        for (key, hook) in [("before", &m.before), ("after", &m.after)] {
+        for (slot, hook) in [(HookSlot::Before, &m.before), (HookSlot::After, &m.after)] {
+            let key = slot.key();
             let Some(a) = hook else { continue };
             check_ident(a, out);
+            if let Some(rule) = HookRule::find(a.as_str()) {
+                if rule.slot != slot {
+                    out.push(
+                        a.loc
+                            .error(format!(
+                                "the runtime's hook `{}` runs {} the call",
+                                rule.name,
+                                rule.slot.key()
+                            ))
+                            .hint(format!("name it in `{}`", rule.slot.key())),
+                    );
+                } else if rule.reads_delivery_mark {
+                    for cb in h
+                        .callbacks
+                        .iter()
+                        .filter(|c| !c.marks_delivery.as_ref().is_some_and(|m| m.value))
+                    {
+                        out.push(
+                            cb.name
+                                .loc
+                                .error(format!(
+                                    "the runtime's hook `{}` (method `{}`) reads the delivery mark: callback `{}` must set it",
+                                    rule.name, m.name.value, cb.name.value
+                                ))
+                                .hint("marks_delivery = true"),
+                        );
+                    }
+                }
+                if !rule.c_types.contains(&h.c_type.as_str()) {
+                    out.push(
+                        a.loc
+                            .error(format!(
+                                "the runtime's hook `{}` takes {} handles",
+                                rule.name,
+                                rule.c_types.join(", ")
+                            ))
+                            .hint("remove it"),
+                    );
+                }
+            }
             if m.request.is_some() {
                 out.push(
                     a.loc
@@ -740,6 +789,163 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                 ),
                 Some(_) => {}
             }
+        }
+        if let (Some(c), None) = (&m.c, &m.manual) {
+            arg_rule(c, &m.args, out);
+            reserved_fn(c, out);
+        }
+        // A C function whose libuv assertion a state guards is called only with
+        // that state checked, and one that needs a hook of the runtime only with
+        // that hook, whoever writes the spec file.
+        if let (Some(c), None) = (&m.c, &m.manual) {
+            for rule in HookRule::guarding(c.as_str()) {
+                let named = match rule.slot {
+                    HookSlot::Before => &m.before,
+                    HookSlot::After => &m.after,
+                };
+                if named.as_ref().map(|n| n.as_str()) != Some(rule.name) {
+                    out.push(
+                        c.loc
+                            .error(format!(
+                                "`{}` needs the runtime's hook `{}` {} the call: it {}",
+                                c.value,
+                                rule.name,
+                                rule.slot.key(),
+                                rule.doc
+                            ))
+                            .hint(format!("{} = \"{}\"", rule.slot.key(), rule.name)),
+                    );
+                }
+            }
+            for rule in StateRule::guarding(c.as_str()) {
+                if !m.requires.iter().any(|r| r.as_str() == rule.name) {
+                    out.push(
+                        c.loc
+                            .error(format!(
+                                "`{}` needs the state check `{}` before the call, as libuv asserts it: {} (`{}` otherwise)",
+                                c.value, rule.name, rule.doc, rule.code
+                            ))
+                            .hint(format!("add \"{}\" to the method's `requires`", rule.name)),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A C function whose first argument's conversion checks a libuv precondition
+/// (a descriptor's owner and kind, a flag set, a socket name's length) gets it
+/// through the conversion its [`ArgRule`] names, whoever writes the spec file.
+fn arg_rule(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
+    let Some(rule) = ArgRule::find(c.as_str()) else {
+        return;
+    };
+    // The C function's first parameter after the handle (and the loop) is the
+    // spec's first argument.
+    let (loc, name) = match args.first() {
+        Some(a) if rule.accepts(&a.conv.value) => return,
+        Some(a) => (&a.conv.loc, format!("`{}`", a.name.value)),
+        None => (&c.loc, "its first argument".to_string()),
+    };
+    out.push(
+        loc.error(format!(
+            "`{}` takes {name} through {} ({})",
+            c.value,
+            rule.spelled(),
+            rule.why
+        ))
+        .hint(format!("the first argument, with {}", rule.spelled())),
+    );
+}
+
+/// A C function only the runtime core calls ([`ReservedFn`]) is refused in a spec
+/// method, whoever writes the spec file.
+fn reserved_fn(c: &Sp<String>, out: &mut Vec<Diagnostic>) {
+    if let Some(r) = ReservedFn::find(c.as_str()) {
+        out.push(
+            c.loc
+                .error(format!("`{}` {}", c.value, r.why))
+                .hint(format!("use {}, or mark the method manual", r.instead)),
+        );
+    }
+}
+
+/// A request function's result reader and argument conversions fit its C
+/// function ([`crate::conv::ResultDef::c_fns`], [`CONV_FNS`]), whoever writes the
+/// spec file: a reader of another function's request reads what that request
+/// never set, and a buffer conversion of another function lends memory the call
+/// must not read or write.
+fn request_fit(c: &Sp<String>, m: &MethodSpec, out: &mut Vec<Diagnostic>) {
+    if let Some(d) = m.result.as_ref().and_then(|r| crate::conv::find_result(r)) {
+        if !d.c_fns.is_empty() && !d.c_fns.contains(&c.as_str()) {
+            let res = m.result.as_ref().expect("found above");
+            out.push(
+                res.loc
+                    .error(format!(
+                        "result `{}` reads what only {} set{}, not `{}`",
+                        d.name,
+                        d.c_fns.join(", "),
+                        if d.c_fns.len() == 1 { "s" } else { "" },
+                        c.value
+                    ))
+                    .hint("pick the result of this C function (`status` or `count` read only `result`)"),
+            );
+        }
+    }
+    for a in &m.args {
+        let name = a.conv.value.name();
+        if let Some((_, fns)) = CONV_FNS.iter().find(|(n, _)| *n == name) {
+            if !fns.contains(&c.as_str()) {
+                out.push(
+                    a.conv
+                        .loc
+                        .error(format!(
+                            "conversion `{name}` is for {} only, not `{}`",
+                            fns.join(", "),
+                            c.value
+                        ))
+                        .hint("its buffers fit that call only; mark the function manual"),
+                );
+            }
+        }
+    }
+}
+
+/// A handle file's struct is a libuv handle struct, made by one of its init
+/// functions, and a stream only if it is one ([`HandleStruct`]), whoever writes
+/// the spec file: the runtime core treats the struct as a handle (a request struct
+/// made by a request function crashed when it was closed) and the stream core as
+/// a stream (an idle handle declared as one reached libuv's assertion in
+/// `uv_write`, after reads past its allocation).
+fn handle_struct(h: &HandleSpec, out: &mut Vec<Diagnostic>) {
+    let Some(st) = HandleStruct::find(h.c_type.as_str()) else {
+        let names: Vec<&str> = HandleStruct::ALL.iter().map(|s| s.c_type).collect();
+        out.push(
+            h.c_type
+                .loc
+                .error(format!("`{}` is not a libuv handle struct", h.c_type.value))
+                .hint(format!("c_type is one of {}", names.join(", "))),
+        );
+        return;
+    };
+    if h.parent == HandleParent::Stream && !st.stream {
+        out.push(
+            h.c_type
+                .loc
+                .error(format!("`{}` is not a stream", h.c_type.value))
+                .hint("remove parent = \"stream\" (uv_tcp_t, uv_pipe_t and uv_tty_t are streams)"),
+        );
+    }
+    for k in h.constructors.iter().filter(|k| k.manual.is_none()) {
+        if !st.inits.contains(&k.c.as_str()) {
+            out.push(
+                k.c.loc
+                    .error(format!(
+                        "`{}` does not make a `{}`",
+                        k.c.value, h.c_type.value
+                    ))
+                    .hint(format!("a constructor calls {}", st.inits.join(" or "))),
+            );
         }
     }
 }

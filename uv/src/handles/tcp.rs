@@ -9,15 +9,6 @@ use crate::AddressFamily;
 uv_macros::handle!("spec/handles/tcp.toml");
 
 impl Tcp {
-    /// After `open`: a socket taken over from the user may have other descriptors
-    /// in this process; it is registered as the library's (`listen` refuses a
-    /// socket that has descriptors the library does not hold).
-    fn hold_opened_socket(&self) -> crate::Result<()> {
-        #[cfg(unix)]
-        crate::handle::hold_socket(self, true);
-        Ok(())
-    }
-
     /// The socket's address family: `None` while it has no socket or is not bound
     /// (from `local_addr`).
     pub fn family(&self) -> Result<Option<AddressFamily>> {

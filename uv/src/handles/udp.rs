@@ -729,15 +729,6 @@ impl Udp {
         Ok(())
     }
 
-    /// After `open`: a socket taken over from the user may have copies in this
-    /// process; it is registered as the library's, and `recv_start` is refused
-    /// while copies made before `open` last (see `non_blocking`).
-    fn hold_opened_socket(&self) -> crate::Result<()> {
-        #[cfg(unix)]
-        crate::handle::hold_socket(self, true);
-        Ok(())
-    }
-
     /// A new UDP handle with a socket of `family` and creation flags
     /// (`uv_udp_init_ex`): `UdpFlags::RECVMMSG` receives several datagrams per system
     /// call where the platform can. The family and the flags share one C argument,

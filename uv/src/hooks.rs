@@ -1,0 +1,169 @@
+//! The `before`/`after` hooks the runtime provides to spec methods (the generator's
+//! `HookRule` list): checks and repairs that some C functions need and that no
+//! handle state (`requires`) expresses. The generator calls the runtime's function
+//! for a hook of this list whatever crate the spec file is in, and refuses a method
+//! calling one of the C functions a hook guards without it, so that a handle type
+//! declared by another crate (`uv::handle!`) gets the same guards as uv's own.
+
+use libuv_sys2 as sys;
+
+use crate::error::{Error, Result};
+use crate::handle::HandleKind;
+use crate::StatusCode;
+
+/// libuv's one-shot mark on a signal handle (`UV_SIGNAL_ONE_SHOT`).
+const UV_SIGNAL_ONE_SHOT: u32 = 0x0200_0000;
+
+/// Stops a signal handle (`uv_signal_stop`) and ignores again the signals the
+/// process ignored that libuv put back to their default action.
+fn stop_signal(raw: *mut sys::uv_signal_t) {
+    // SAFETY: the caller's handle is open, so `raw` is an initialised `uv_signal_t`
+    // that is not closing (a closing handle is not open).
+    unsafe { sys::uv_signal_stop(raw) };
+    #[cfg(unix)]
+    crate::contracts::restore_ignored_signals();
+}
+
+/// Before `uv_signal_start`: a handle that an earlier `uv_signal_start_oneshot`
+/// marked one-shot loses the mark (stopped first if it watches), so that the new
+/// watch is for every delivery. libuv never clears the mark itself.
+pub fn forget_oneshot<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()> {
+    let raw = h.typed().raw("uv_signal_start")?;
+    // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`; the
+    // fields are only read.
+    let (marked, watching) =
+        unsafe { ((*raw).flags & UV_SIGNAL_ONE_SHOT != 0, (*raw).signum != 0) };
+    if !marked {
+        return Ok(());
+    }
+    if watching {
+        // Out of libuv's tree, which the mark orders (and the signal's action
+        // restored if the process ignored it).
+        stop_signal(raw);
+    }
+    // SAFETY: as above; the handle is stopped, so it is in no tree the mark
+    // orders, and libuv reads the mark only when it starts, delivers or stops.
+    unsafe { (*raw).flags &= !UV_SIGNAL_ONE_SHOT };
+    Ok(())
+}
+
+/// After `uv_signal_start` and `uv_signal_stop`: a signal the process ignored
+/// (SIGPIPE) that libuv put back to its default action when it stopped watching it
+/// is ignored again.
+pub fn restore_ignored_signals<K: HandleKind<Raw = sys::uv_signal_t>>(_h: &K) -> Result<()> {
+    #[cfg(unix)]
+    crate::contracts::restore_ignored_signals();
+    Ok(())
+}
+
+/// Before `uv_signal_start_oneshot`: `EBUSY` while a delivery of the handle is under
+/// way, from its marked callback (`marks_delivery`) or with a signal caught and
+/// not yet delivered: libuv stops a handle marked one-shot once that delivery is
+/// over, which would undo the new watch.
+pub fn refuse_oneshot_mid_delivery<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()> {
+    const OP: &str = "uv_signal_start_oneshot";
+    let typed = h.typed();
+    let raw = typed.raw(OP)?;
+    if typed.is_delivering() {
+        return Err(Error::new(StatusCode::EBUSY, OP));
+    }
+    // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`; the
+    // fields are only read. The delivered count is written on the loop's thread,
+    // which this is (handles are not `Send`). The caught count is written by
+    // libuv's signal handler, which may run on any thread: it is read as one
+    // aligned 32-bit load (as libuv reads it itself, in `uv__finish_close`). (A
+    // signal of the watched one caught on another thread between this load and
+    // libuv's stop of the old watch, a few instructions later, is not seen.)
+    let (caught, delivered) = unsafe {
+        let caught = std::sync::atomic::AtomicU32::from_ptr(
+            std::ptr::addr_of_mut!((*raw).caught_signals).cast::<u32>(),
+        );
+        (
+            caught.load(std::sync::atomic::Ordering::Relaxed),
+            (*raw).dispatched_signals,
+        )
+    };
+    if caught != delivered {
+        return Err(Error::new(StatusCode::EBUSY, OP));
+    }
+    Ok(())
+}
+
+/// After `uv_signal_start_oneshot`: a one-shot watch of a signal the process
+/// ignores (SIGPIPE) is stopped again, `EINVAL`: libuv puts a one-shot signal back
+/// to its default action when it fires, and its next occurrence would end the
+/// process. Signals libuv put back to their default action meanwhile are ignored
+/// again.
+pub fn refuse_oneshot_on_ignored<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()> {
+    #[cfg(unix)]
+    {
+        crate::contracts::restore_ignored_signals();
+        let raw = h.typed().raw("uv_signal_start_oneshot")?;
+        // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`; the
+        // field is only read.
+        let signum = unsafe { (*raw).signum };
+        if signum > 0 && crate::contracts::is_ignored_signal(signum) {
+            stop_signal(raw);
+            return Err(Error::new(StatusCode::EINVAL, "uv_signal_start_oneshot"));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = h;
+    Ok(())
+}
+
+/// Before `uv_pipe_getsockname`: `ENAMETOOLONG` for a socket name that fills
+/// `sun_path` with no NUL after it (bound by another program, or received):
+/// libuv takes the name's length with `strlen`, which would read past the address.
+pub fn refuse_unterminated_local_name<K: HandleKind<Raw = sys::uv_pipe_t>>(h: &K) -> Result<()> {
+    #[cfg(unix)]
+    return refuse_unterminated_name(h, "uv_pipe_getsockname", libc::getsockname);
+    #[cfg(not(unix))]
+    {
+        let _ = h;
+        Ok(())
+    }
+}
+
+/// Before `uv_pipe_getpeername`: as [`refuse_unterminated_local_name`], for the
+/// peer's name.
+pub fn refuse_unterminated_peer_name<K: HandleKind<Raw = sys::uv_pipe_t>>(h: &K) -> Result<()> {
+    #[cfg(unix)]
+    return refuse_unterminated_name(h, "uv_pipe_getpeername", libc::getpeername);
+    #[cfg(not(unix))]
+    {
+        let _ = h;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn refuse_unterminated_name<K: HandleKind<Raw = sys::uv_pipe_t>>(
+    h: &K,
+    op: &'static str,
+    get: unsafe extern "C" fn(
+        libc::c_int,
+        *mut libc::sockaddr,
+        *mut libc::socklen_t,
+    ) -> libc::c_int,
+) -> Result<()> {
+    let raw = h.typed().raw(op)?;
+    // SAFETY: the handle is open, and a pipe (its libuv struct is `uv_pipe_t`).
+    if unsafe { crate::contracts::name_fills_sun_path(raw, get) } {
+        return Err(Error::new(StatusCode::ENAMETOOLONG, op));
+    }
+    Ok(())
+}
+
+/// After `uv_tcp_open`, `uv_udp_open` and `uv_pipe_open`: a socket taken over from
+/// the user may have other descriptors in this process; it is registered as the
+/// library's, with those copies: a stream's `listen` and a UDP handle's
+/// `recv_start` are refused while copies made before the open last, and a child
+/// is not given it, so that no other holder makes it blocking under the loop.
+pub fn hold_opened_socket<K: HandleKind>(h: &K) -> Result<()> {
+    #[cfg(unix)]
+    crate::handle::hold_socket(h.typed().handle(), true);
+    #[cfg(not(unix))]
+    let _ = h;
+    Ok(())
+}
