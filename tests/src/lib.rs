@@ -96,3 +96,33 @@ pub fn raise(signal: &str) {
     // of ours; what the signal does is its handler's (the callers watch it).
     assert_eq!(unsafe { libc::raise(signum) }, 0);
 }
+
+/// A command that runs this test binary's `scenario_child` test alone (the child
+/// side of a suite's scenarios, which reads the scenario's name from `var`), under
+/// valgrind when the suite runs under it (`tests/valgrind.sh`: definite leaks and
+/// memory errors make the child exit with status 99).
+pub fn scenario_command(var: &str, scenario: &str) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        let mut c = std::process::Command::new("valgrind");
+        c.args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+        ])
+        .arg(exe);
+        c
+    } else {
+        std::process::Command::new(exe)
+    };
+    cmd.args([
+        "scenario_child",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(var, scenario);
+    cmd
+}

@@ -120,3 +120,28 @@ pub fn count_iterations(lp: &Loop) -> (Prepare, Rc<Cell<u64>>) {
 pub fn later(lp: &uv::LoopHandle, after: std::time::Duration, f: impl FnOnce() + 'static) {
     uv::Timer::once(lp, after, move |_| f()).unwrap();
 }
+
+/// A Unix stream socket bound to `name`, any length that fits `sun_path`, with no
+/// NUL added after it (as another program may bind one: std and uv refuse a name
+/// that fills `sun_path`), not listening or connected: a socket made outside this
+/// library.
+pub fn unix_socket_bound_raw(name: &[u8]) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: plain socket calls on a descriptor this function owns; the address
+    // is a zeroed sockaddr_un with `name` copied into its sun_path (which it fits).
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_un = std::mem::zeroed();
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        assert!(name.len() <= sa.sun_path.len());
+        for (d, s) in sa.sun_path.iter_mut().zip(name) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let rc = libc::bind(fd, (&raw const sa).cast(), len);
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        owned
+    }
+}

@@ -9,7 +9,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -27,28 +26,9 @@ const SCENARIO: &str = "UV_ATTACKS_LOOP_HANDLES_SCENARIO";
 /// code that would end the process: its exit status and its standard error. Under
 /// valgrind (the parent is, `tests/valgrind.sh`) the child runs under it too.
 fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
-    let exe = std::env::current_exe().unwrap();
-    let harness = [
-        "scenario_child",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ];
-    let mut cmd = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
-        let mut c = Command::new("valgrind");
-        c.args([
-            "--quiet",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "--show-leak-kinds=definite",
-        ])
-        .arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
-    let out = cmd.args(harness).env(SCENARIO, scenario).output().unwrap();
+    let out = uv_tests::scenario_command(SCENARIO, scenario)
+        .output()
+        .unwrap();
     (
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -256,31 +236,6 @@ fn an_extension_stream_refuses_a_regular_file() {
     assert!(err.contains("scenario done"), "{err}");
 }
 
-/// A Unix stream socket bound to `name` with the full length of `sun_path` (no
-/// NUL after it), as another program can bind one (std and uv refuse such a name):
-/// the only `unsafe` of this file, standing for that program.
-#[allow(unsafe_code)]
-fn socket_bound_to_a_full_name(name: &[u8]) -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd as _;
-    // SAFETY: plain socket calls on a descriptor this function owns; the address
-    // is a zeroed sockaddr_un with `name` copied into its sun_path (which it fits).
-    unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
-        let mut sa: libc::sockaddr_un = std::mem::zeroed();
-        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        assert_eq!(name.len(), sa.sun_path.len());
-        for (d, s) in sa.sun_path.iter_mut().zip(name) {
-            *d = *s as libc::c_char;
-        }
-        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-        let rc = libc::bind(fd, (&raw const sa).cast(), len);
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        owned
-    }
-}
-
 /// `Pipe::chmod` of a socket whose name fills `sun_path` (bound by another
 /// program, and taken over with `open`): the `named` check before the call, and
 /// libuv's `uv_pipe_chmod` after it, read the name through `uv_pipe_getsockname`,
@@ -296,8 +251,10 @@ fn chmod_of_a_socket_whose_name_fills_sun_path() {
     assert_eq!(full.as_os_str().len(), 108);
     let lp = Loop::new().unwrap();
     let pipe = uv::Pipe::new(&lp, false).unwrap();
-    pipe.open(socket_bound_to_a_full_name(full.as_os_str().as_bytes()))
-        .unwrap();
+    pipe.open(uv_tests::net::unix_socket_bound_raw(
+        full.as_os_str().as_bytes(),
+    ))
+    .unwrap();
     let err = pipe.chmod(uv::PollEvent::READABLE).unwrap_err();
     assert_eq!(err.code(), StatusCode::ENAMETOOLONG);
     assert_eq!(

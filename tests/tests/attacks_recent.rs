@@ -199,30 +199,6 @@ fn a_socket_path_that_fills_sun_path_is_einval() {
     assert_eq!(std::path::Path::new(&name), short.as_path());
 }
 
-/// A Unix stream socket bound to `name` (any length that fits `sun_path`, no NUL
-/// added: as another program may bind it) and not connected: what a peer made
-/// outside this library looks like.
-fn raw_socket_bound_to(name: &[u8]) -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd as _;
-    // SAFETY: plain socket calls on a descriptor this function owns; the address
-    // is a zeroed sockaddr_un with `name` copied into its sun_path (which it fits).
-    unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
-        let mut sa: libc::sockaddr_un = std::mem::zeroed();
-        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        assert!(name.len() <= sa.sun_path.len());
-        for (d, s) in sa.sun_path.iter_mut().zip(name) {
-            *d = *s as libc::c_char;
-        }
-        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-        let rc = libc::bind(fd, (&raw const sa).cast(), len);
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        owned
-    }
-}
-
 /// A socket whose name fills `sun_path` (bound by another program) read through
 /// `local_addr` (a pipe opened on it) or `peer_addr` (a connection it made to this
 /// program's server): libuv's `strlen` of the unterminated name reads past the
@@ -247,7 +223,7 @@ fn a_name_that_fills_sun_path_made_elsewhere_is_not_read_past() {
         .unwrap();
     // The peer, bound to the full-length name, connects (a blocking connect to a
     // listening socket completes once queued).
-    let peer = raw_socket_bound_to(full.as_os_str().as_bytes());
+    let peer = uv_tests::net::unix_socket_bound_raw(full.as_os_str().as_bytes());
     {
         let s = std::os::unix::net::UnixStream::from(peer);
         s.set_nonblocking(false).unwrap();
@@ -300,7 +276,7 @@ fn a_name_that_fills_sun_path_made_elsewhere_is_not_read_past() {
     }
     // A shorter name made the same way reads back whole.
     let (short, _) = socket_path_of_len("peer", 107);
-    let fd = raw_socket_bound_to(short.as_os_str().as_bytes());
+    let fd = uv_tests::net::unix_socket_bound_raw(short.as_os_str().as_bytes());
     let p = uv::Pipe::new(&lp, false).unwrap();
     p.open(fd).unwrap();
     assert_eq!(p.local_addr().unwrap(), short);

@@ -14,7 +14,7 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::fd::{AsFd as _, FromRawFd as _, OwnedFd};
-use std::process::{Child, Command, Stdio as StdStdio};
+use std::process::{Child, Stdio as StdStdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -76,33 +76,11 @@ fn start(name: &str, stdin: StdStdio) -> Child {
 
 /// [`start`], with `kcmp` refused in the child when `no_kcmp` is set.
 fn start_with(name: &str, stdin: StdStdio, no_kcmp: bool) -> Child {
-    let exe = std::env::current_exe().unwrap();
-    let harness = [
-        "scenario_child",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ];
-    let mut cmd = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
-        let mut c = Command::new("valgrind");
-        c.args([
-            "--quiet",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "--show-leak-kinds=definite",
-        ])
-        .arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
+    let mut cmd = uv_tests::scenario_command(SCENARIO, name);
     if no_kcmp {
         cmd.env(NO_KCMP, "1");
     }
-    cmd.args(harness)
-        .env(SCENARIO, name)
-        .stdin(stdin)
+    cmd.stdin(stdin)
         .stdout(StdStdio::piped())
         .stderr(StdStdio::piped())
         .spawn()
