@@ -772,6 +772,7 @@ fn handle_files(c: &mut Checker<'_>, spec: &Spec) {
                     conv: p.conv.clone(),
                     allow: Vec::new(),
                     min_1s_if: None,
+                    max: None,
                 };
                 c.signature(s, 1, &[arg], None, &hs.callbacks, None);
             }

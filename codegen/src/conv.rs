@@ -255,7 +255,7 @@ pub static TABLE: &[ConvDef] = &[
         rust: "`std::time::Duration`",
         c_types: UINT,
         positions: ALL,
-        notes: "Whole seconds; the fraction is dropped. As an argument, more than `u32::MAX` seconds gives `EINVAL`, and so does under one second while the `bool` argument named by `min_1s_if` is `true`.",
+        notes: "Whole seconds; the fraction is dropped. As an argument, more than `u32::MAX` seconds gives `EINVAL`, and so does under one second (or over `max`) while the `bool` argument named by `min_1s_if` is `true`.",
     },
     ConvDef {
         name: "bool",
@@ -990,34 +990,34 @@ impl Conv {
 
     /// The expression that turns the Rust value `e` into what the C call takes
     /// (for values: the binding the C argument is made from, see [`Conv::c_arg`]).
-    /// `allow` and `min_1s_if` are the argument's keys.
+    /// `allow` and `min_1s_if` are the argument's keys; `min_1s_if` comes with the
+    /// argument's `max` (`u32::MAX` when it has none).
     pub fn to_c(
         &self,
         e: &TokenStream,
         op: &str,
         rt: &TokenStream,
         allow: &[String],
-        min_1s_if: Option<&str>,
+        min_1s_if: Option<(&str, u32)>,
     ) -> TokenStream {
         match self {
             Conv::DurationMs => quote!(#rt::runtime::duration_to_ms(#e)),
             Conv::DurationMsU32 => quote!(#rt::runtime::duration_to_ms_u32(#e, #op)?),
             // The flag argument is converted after this one (conversions run in
             // reverse order), so it is still a `bool` here.
-            Conv::DurationS => {
-                let min_1s = match min_1s_if {
-                    Some(flag) => {
-                        let flag = ident(flag);
-                        quote!(#flag)
-                    }
-                    None => quote!(false),
-                };
-                quote!(#rt::runtime::duration_to_s(#e, #min_1s, #op)?)
-            }
-            // A count that must be at least one while the named flag is on.
+            Conv::DurationS => match min_1s_if {
+                Some((flag, max)) => {
+                    let flag = ident(flag);
+                    quote!(#rt::runtime::duration_to_s_if(#e, #flag, #max, #op)?)
+                }
+                None => quote!(#rt::runtime::duration_to_s(#e, false, #op)?),
+            },
+            // A count that must be at least one, and at most `max`, while the named
+            // flag is on.
             Conv::U32 if min_1s_if.is_some() => {
-                let flag = ident(min_1s_if.unwrap_or_default());
-                quote!(#rt::runtime::at_least_1(#e, #flag, #op)?)
+                let (flag, max) = min_1s_if.unwrap_or_default();
+                let flag = ident(flag);
+                quote!(#rt::runtime::count_if(#e, #flag, #max, #op)?)
             }
             Conv::U8 | Conv::Bool => quote!(::core::primitive::i32::from(#e)),
             Conv::IpAddr => quote!(#rt::runtime::c_ip(#e)),

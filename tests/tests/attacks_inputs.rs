@@ -686,25 +686,47 @@ fn ipv6_socket_options_reach_sockets_libuv_did_not_bind() {
     lp.run(RunMode::Default).unwrap();
 }
 
-/// Not fixed (ignored): turning keep-alive on with a value Linux refuses (an idle
-/// time or interval past 32767 s, more than 127 probes) answers `EINVAL`, but
-/// libuv has switched keep-alive on (and set the settings before the refused one)
-/// first, so the socket keeps alive with the system's settings after the error.
+/// Turning keep-alive on with a value Linux refuses (an idle time or interval past
+/// 32767 s, more than 127 probes) answered `EINVAL`, but libuv had switched
+/// keep-alive on (and set the settings before the refused one) first, so the socket
+/// kept alive with the system's settings after the error. The bounds are checked
+/// before the call now: the refused call leaves the socket as it was, and the
+/// largest values are taken.
 #[cfg(target_os = "linux")]
 #[test]
-#[ignore = "not fixed: libuv turns SO_KEEPALIVE on before the setting Linux refuses"]
 fn a_refused_keepalive_leaves_the_socket_as_it_was() {
     use std::time::Duration;
+    let s = Duration::from_secs;
     let lp = Loop::new().unwrap();
     let tcp = Tcp::new(&lp).unwrap();
     tcp.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
         .unwrap();
     let fd = tcp.fileno().unwrap();
     assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
-    let err = tcp
-        .set_keepalive(true, Duration::from_secs(40_000))
-        .unwrap_err();
+    let refused = [
+        tcp.set_keepalive(true, s(32_768)),
+        tcp.set_keepalive(true, s(40_000)),
+        tcp.set_keepalive_probes(true, s(32_768), s(1), 1),
+        tcp.set_keepalive_probes(true, s(1), s(32_768), 1),
+        tcp.set_keepalive_probes(true, s(1), s(1), 128),
+    ];
+    for r in refused {
+        assert_eq!(r.unwrap_err().code(), StatusCode::EINVAL);
+        assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+    }
+    // The largest values Linux takes.
+    tcp.set_keepalive_probes(true, s(32_767), s(32_767), 127)
+        .unwrap();
+    assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 32_767);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 32_767);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 127);
+    // A refused call while keep-alive is on keeps its settings too.
+    let err = tcp.set_keepalive(true, s(32_768)).unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 32_767);
+    // Turning it off takes any value.
+    tcp.set_keepalive(false, s(40_000)).unwrap();
     assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
     tcp.close();
     lp.run(RunMode::Default).unwrap();

@@ -207,11 +207,28 @@ pub mod runtime {
         }
     }
 
-    /// A count that must be at least one while `min_1` is set (a `u32` argument
-    /// with `min_1s_if`): `EINVAL` for 0 then.
+    /// [`duration_to_s`] of an argument with `min_1s_if` (and its `max`): while
+    /// `on` (the named flag) is set, at least one second and at most `max`
+    /// seconds, `EINVAL` otherwise.
     #[inline]
-    pub fn at_least_1(n: u32, min_1: bool, op: &'static str) -> crate::Result<u32> {
-        if min_1 && n < 1 {
+    pub fn duration_to_s_if(
+        d: std::time::Duration,
+        on: bool,
+        max: u32,
+        op: &'static str,
+    ) -> crate::Result<std::ffi::c_uint> {
+        let s = duration_to_s(d, on, op)?;
+        if on && s > max {
+            return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
+        }
+        Ok(s)
+    }
+
+    /// A count with `min_1s_if` (and its `max`): while `on` (the named flag) is
+    /// set, at least one and at most `max`, `EINVAL` otherwise.
+    #[inline]
+    pub fn count_if(n: u32, on: bool, max: u32, op: &'static str) -> crate::Result<u32> {
+        if on && !(1..=max).contains(&n) {
             return Err(crate::Error::new(crate::StatusCode::EINVAL, op));
         }
         Ok(n)

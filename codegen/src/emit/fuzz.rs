@@ -597,6 +597,7 @@ fn setter(h: &HandleSpec, p: &crate::spec::PropertySpec, ctx: &Ctx) -> TokenStre
         conv: p.conv.clone(),
         allow: Vec::new(),
         min_1s_if: None,
+        max: None,
     };
     let made = make_args(h, std::slice::from_ref(&arg), &p.name, ctx);
     let (lets, pass, shown) = (&made.lets, &made.pass, note(&made.shown));

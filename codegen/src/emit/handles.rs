@@ -53,7 +53,9 @@ fn to_c(arg: &ArgSpec, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStre
         op,
         rt,
         &allow,
-        arg.min_1s_if.as_ref().map(|f| f.as_str()),
+        arg.min_1s_if
+            .as_ref()
+            .map(|f| (f.as_str(), arg.max.as_ref().map_or(u32::MAX, |m| m.value))),
     )
 }
 
@@ -913,6 +915,7 @@ impl HandleEmitter<'_> {
                     conv: p.conv.clone(),
                     allow: Vec::new(),
                     min_1s_if: None,
+                    max: None,
                 };
                 let v = to_c(&arg, &quote!(value), &op, rt);
                 let d = doc_attr(&format!("Sets: {pdoc}\n\nC: `{op}`."));

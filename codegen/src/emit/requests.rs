@@ -67,7 +67,9 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
                 op,
                 rt,
                 &allow,
-                arg.min_1s_if.as_ref().map(|f| f.as_str()),
+                arg.min_1s_if
+                    .as_ref()
+                    .map(|f| (f.as_str(), arg.max.as_ref().map_or(u32::MAX, |m| m.value))),
             )
         };
         a.params.push(quote!(#name: #ty));

@@ -301,6 +301,7 @@ fn args(t: &Table) -> Vec<ArgSpec> {
             let c = conv(a, "conv");
             let allow = a.str_list("allow");
             let min_1s_if = a.str_opt("min_1s_if");
+            let max = a.u32_opt("max");
             if !present {
                 a.cx()
                     .push(a.loc().error("an argument has no `conv`").hint(format!(
@@ -314,6 +315,7 @@ fn args(t: &Table) -> Vec<ArgSpec> {
                 conv: c?,
                 allow,
                 min_1s_if,
+                max,
             })
         })
         .collect()

@@ -608,6 +608,9 @@ pub struct ArgSpec {
     /// For `duration_s`: a `bool` argument before it that, when true, requires the
     /// duration to be at least one second (`EINVAL` otherwise).
     pub min_1s_if: Option<Sp<String>>,
+    /// With `min_1s_if`: the largest value (seconds, or the count) accepted while
+    /// that flag is on (`EINVAL` above it).
+    pub max: Option<Sp<u32>>,
 }
 
 /// What a method gives back.

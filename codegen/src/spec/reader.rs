@@ -152,6 +152,39 @@ impl<'a, 'i, 'd> Table<'a, 'i, 'd> {
         v
     }
 
+    /// An optional non-negative integer that fits a `u32`.
+    pub fn u32_opt(&self, key: &'static str) -> Option<Sp<u32>> {
+        let v = self.raw(key)?;
+        match v.get_ref() {
+            DeValue::Integer(i) => {
+                let digits = i.as_str().replace('_', "");
+                match u32::from_str_radix(&digits, i.radix()) {
+                    Ok(n) => Some(Sp {
+                        value: n,
+                        loc: self.cx.loc(v.span()),
+                    }),
+                    Err(_) => {
+                        self.cx.push(
+                            self.cx
+                                .loc(v.span())
+                                .error(format!(
+                                    "`{key}` in {} must be from 0 to {}",
+                                    self.what,
+                                    u32::MAX
+                                ))
+                                .hint(format!("write it as {key} = 127")),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(key, v, "an integer", "127");
+                None
+            }
+        }
+    }
+
     /// An optional boolean.
     pub fn bool_opt(&self, key: &'static str) -> Option<Sp<bool>> {
         let v = self.raw(key)?;

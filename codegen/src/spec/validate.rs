@@ -630,6 +630,13 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                     );
                 }
             }
+            if let (Some(max), None) = (&a.max, &a.min_1s_if) {
+                out.push(
+                    max.loc
+                        .error("`max` bounds an argument while its `min_1s_if` flag is on, and this one has no `min_1s_if`")
+                        .hint("add min_1s_if = \"<a bool argument before it>\", or remove `max`"),
+                );
+            }
             if a.conv.value.is_fd_ownership() {
                 fds += 1;
                 if !fd_ok {
