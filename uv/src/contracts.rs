@@ -936,13 +936,9 @@ pub(crate) fn child_shares(id: SocketId) -> bool {
         .any(|&(s, _)| s == id)
 }
 
-/// The identity of the socket `fd`; `None` when it is no open socket.
-pub(crate) fn socket_of(fd: RawFd) -> Option<SocketId> {
-    socket_id(fd)
-}
-
-/// The device and inode of the socket `fd`; `None` when it is no open socket.
-fn socket_id(fd: RawFd) -> Option<SocketId> {
+/// The identity of the socket `fd` (its device and inode); `None` when it is no
+/// open socket.
+pub(crate) fn socket_id(fd: RawFd) -> Option<SocketId> {
     if fd < 0 {
         return None;
     }

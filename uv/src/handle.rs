@@ -1982,7 +1982,7 @@ pub(crate) fn mark_shared_with_child(handle: &Handle) {
     let h = handle.hdr();
     if h.is_open() && h.in_libuv() {
         #[cfg(unix)]
-        let id = handle.fileno().ok().and_then(crate::contracts::socket_of);
+        let id = handle.fileno().ok().and_then(crate::contracts::socket_id);
         h.with_extras(|e| {
             e.shared_with_child = true;
             #[cfg(unix)]
@@ -2030,7 +2030,7 @@ pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
     let copies = look_for_copies && crate::contracts::unheld_copies(fd, false);
     // A socket a child process shares (given to it through another handle of this
     // process, which sent it here): the child may make it blocking at any time.
-    let child = crate::contracts::socket_of(fd).filter(|&id| crate::contracts::child_shares(id));
+    let child = crate::contracts::socket_id(fd).filter(|&id| crate::contracts::child_shares(id));
     h.with_extras(|e| {
         if let Some(id) = child {
             e.shared_with_child = true;

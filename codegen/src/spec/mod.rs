@@ -241,6 +241,21 @@ const fn fd_rule(c: &'static str, owned: bool, kind: FdKind) -> ArgRule {
     }
 }
 
+/// A rule that a C function's first argument takes conversion `name` (of the flags
+/// type `flags`).
+const fn conv_rule(
+    c: &'static str,
+    name: &'static str,
+    flags: Option<&'static str>,
+    why: &'static str,
+) -> ArgRule {
+    ArgRule {
+        c,
+        want: ArgWant::Conv { name, flags },
+        why,
+    }
+}
+
 impl ArgRule {
     /// Every such C function.
     pub const ALL: &'static [ArgRule] = &[
@@ -251,46 +266,36 @@ impl ArgRule {
         fd_rule("uv_tty_init", true, FdKind::Any),
         fd_rule("uv_poll_init", false, FdKind::Any),
         fd_rule("uv_poll_init_socket", false, FdKind::Any),
-        ArgRule {
-            c: "uv_poll_start",
-            want: ArgWant::Conv {
-                name: "flags",
-                flags: Some("PollEvent"),
-            },
-            why: "libuv asserts that no bit outside the PollEvent members is set",
-        },
-        ArgRule {
-            c: "uv_pipe_bind",
-            want: ArgWant::Conv {
-                name: "socket_path",
-                flags: None,
-            },
-            why: "a path that fills `sun_path` would be bound with no NUL, which libuv reads past",
-        },
-        ArgRule {
-            c: "uv_pipe_connect",
-            want: ArgWant::Conv {
-                name: "socket_path",
-                flags: None,
-            },
-            why: "a path that fills `sun_path` would be used with no NUL, which libuv reads past",
-        },
-        ArgRule {
-            c: "uv_pipe_bind2",
-            want: ArgWant::Conv {
-                name: "socket_name",
-                flags: None,
-            },
-            why: "a name that fills `sun_path` would be bound with no NUL, which libuv reads past",
-        },
-        ArgRule {
-            c: "uv_pipe_connect2",
-            want: ArgWant::Conv {
-                name: "socket_name",
-                flags: None,
-            },
-            why: "a name that fills `sun_path` would be used with no NUL, which libuv reads past",
-        },
+        conv_rule(
+            "uv_poll_start",
+            "flags",
+            Some("PollEvent"),
+            "libuv asserts that no bit outside the PollEvent members is set",
+        ),
+        conv_rule(
+            "uv_pipe_bind",
+            "socket_path",
+            None,
+            "a path that fills `sun_path` would be bound with no NUL, which libuv reads past",
+        ),
+        conv_rule(
+            "uv_pipe_connect",
+            "socket_path",
+            None,
+            "a path that fills `sun_path` would be used with no NUL, which libuv reads past",
+        ),
+        conv_rule(
+            "uv_pipe_bind2",
+            "socket_name",
+            None,
+            "a name that fills `sun_path` would be bound with no NUL, which libuv reads past",
+        ),
+        conv_rule(
+            "uv_pipe_connect2",
+            "socket_name",
+            None,
+            "a name that fills `sun_path` would be used with no NUL, which libuv reads past",
+        ),
     ];
 
     /// The rule of the C function `c`.
