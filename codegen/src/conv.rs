@@ -543,7 +543,7 @@ pub static TABLE: &[ConvDef] = &[
         rust: "`impl Into<uv::WriteData>`",
         c_types: CTypes::Exact(&["*constuv_buf_t"]),
         positions: REQ_ONLY,
-        notes: "Two C parameters (`const uv_buf_t[]`, `unsigned int`): the buffers, kept until completion.",
+        notes: "Two C parameters (`const uv_buf_t[]`, `unsigned int`): the buffers, kept until completion; more than `u32::MAX` is `EINVAL`.",
     },
     ConvDef {
         name: "dir",
@@ -1040,7 +1040,7 @@ impl Conv {
             }
             Conv::ReadBuf => quote!(#rt::runtime::loop_request::ReadBuf::new(#e)),
             Conv::WriteData => {
-                quote!(#rt::runtime::loop_request::WriteBufs::new(::core::convert::Into::into(#e)))
+                quote!(#rt::runtime::loop_request::WriteBufs::new(::core::convert::Into::into(#e), #op)?)
             }
             Conv::Dir => quote!(#rt::runtime::loop_request::DirUse::new(#e, #op)?),
             // Unknown values never reach libuv: `EINVAL`.

@@ -308,7 +308,9 @@ impl WriteBufs {
     /// writes nothing, so a turn of empty buffers ended the write there, the bytes
     /// after it never written and the write answering fewer (0 for 1024 empty
     /// buffers then data: a caller writing the rest again got 0 each time).
-    pub fn new(data: WriteData) -> WriteBufs {
+    /// More than `u32::MAX` buffers (after the empty ones are left out) are
+    /// `EINVAL` for `op`: libuv's count of buffers is a `u32`.
+    pub fn new(data: WriteData, op: &'static str) -> Result<WriteBufs> {
         // The view is taken before the value moves into this struct (and with it
         // into the request): nothing of it may live inside the value.
         let data = data.movable();
@@ -323,7 +325,10 @@ impl WriteBufs {
             }
             bufs => bufs,
         };
-        WriteBufs { _data: data, bufs }
+        if bufs.len().is_none() {
+            return Err(Error::new(StatusCode::EINVAL, op));
+        }
+        Ok(WriteBufs { _data: data, bufs })
     }
 
     /// The buffer array (libuv copies it).
@@ -331,9 +336,9 @@ impl WriteBufs {
         self.bufs.as_ptr()
     }
 
-    /// How many buffers.
+    /// How many buffers (at most `u32::MAX`, checked by `new`).
     pub fn count(&self) -> u32 {
-        self.bufs.len()
+        self.bufs.len().unwrap_or(u32::MAX)
     }
 }
 

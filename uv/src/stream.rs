@@ -498,10 +498,12 @@ impl Bufs {
         }
     }
 
-    pub(crate) fn len(&self) -> u32 {
+    /// How many buffers: `None` past `u32::MAX`, more than libuv's `nbufs` can
+    /// say (a write of that many would lose the rest).
+    pub(crate) fn len(&self) -> Option<u32> {
         match self {
-            Bufs::One(_) => 1,
-            Bufs::Many(v) => v.len() as u32,
+            Bufs::One(_) => Some(1),
+            Bufs::Many(v) => u32::try_from(v.len()).ok(),
         }
     }
 }
@@ -1129,17 +1131,24 @@ fn write_ready<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
     Ok(raw)
 }
 
-/// Calls `f` with libuv's view of `data` (the buffer array and its length, valid
-/// during the call; libuv copies the array). For data that stays in place until
-/// libuv is done with the bytes (a request's): one buffer, inline bytes included,
-/// is pointed at where it is, with no `Bufs` built.
+/// Calls `f`, a libuv call's start, with libuv's view of `data` (the buffer array
+/// and its length, valid during the call; libuv copies the array), and answers
+/// its status. For data that stays in place until libuv is done with the bytes (a
+/// request's): one buffer, inline bytes included, is pointed at where it is, with
+/// no `Bufs` built. More buffers than `u32::MAX` are `UV_EINVAL`, `f` not called.
 #[inline]
-pub(crate) fn with_bufs<R>(data: &WriteData, f: impl FnOnce(*const sys::uv_buf_t, u32) -> R) -> R {
+pub(crate) fn with_bufs(
+    data: &WriteData,
+    f: impl FnOnce(*const sys::uv_buf_t, u32) -> c_int,
+) -> c_int {
     match data.parts() {
         Ok(v) => f(&uv_buf(v), 1),
         Err(_) => {
             let bufs = data.bufs();
-            f(bufs.as_ptr(), bufs.len())
+            match bufs.len() {
+                Some(n) => f(bufs.as_ptr(), n),
+                None => sys::uv_errno_t_UV_EINVAL,
+            }
         }
     }
 }

@@ -977,32 +977,37 @@ unsafe fn try_send_batch(
 ) -> Result<usize> {
     const OP: &str = "uv_udp_try_send2";
     debug_assert!(!datagrams.is_empty() && datagrams.len() <= TRY_SEND_BATCH);
-    let count = datagrams.len() as u32;
-    let addrs: Vec<Option<InetAddr>> = datagrams
-        .iter()
-        .map(|(_, a)| a.as_ref().map(InetAddr::new))
-        .collect();
-    let mut bufs: Vec<sys::uv_buf_t> = datagrams
-        .iter()
-        .map(|(d, _)| crate::stream::uv_buf(d))
-        .collect();
-    let mut buf_ptrs: Vec<*mut sys::uv_buf_t> =
-        bufs.iter_mut().map(|b| b as *mut sys::uv_buf_t).collect();
-    let mut nbufs: Vec<u32> = vec![1; datagrams.len()];
-    let mut addr_ptrs: Vec<*mut sys::sockaddr> = addrs
-        .iter()
-        .map(|a| {
-            a.as_ref()
-                .map_or(std::ptr::null_mut(), |s| s.as_ptr().cast_mut())
-        })
-        .collect();
+    let count = datagrams.len();
+    // The arrays libuv takes, on the stack (a batch is at most TRY_SEND_BATCH);
+    // the entries past `count` are not read. Filled first, pointed at after, so
+    // that no pointer outlives a write to its array.
+    // SAFETY: InetAddr is plain C data; all-zero is a valid value.
+    let mut addrs: [InetAddr; TRY_SEND_BATCH] = unsafe { std::mem::zeroed() };
+    let mut bufs = [crate::stream::uv_buf(&[]); TRY_SEND_BATCH];
+    for (i, (d, a)) in datagrams.iter().enumerate() {
+        bufs[i] = crate::stream::uv_buf(d);
+        if let Some(a) = a {
+            addrs[i] = InetAddr::new(a);
+        }
+    }
+    let (buf_base, addr_base) = (bufs.as_mut_ptr(), addrs.as_ptr());
+    let mut buf_ptrs = [std::ptr::null_mut::<sys::uv_buf_t>(); TRY_SEND_BATCH];
+    let mut addr_ptrs = [std::ptr::null_mut::<sys::sockaddr>(); TRY_SEND_BATCH];
+    for (i, (_, a)) in datagrams.iter().enumerate() {
+        buf_ptrs[i] = buf_base.wrapping_add(i);
+        if a.is_some() {
+            addr_ptrs[i] = addr_base.wrapping_add(i).cast::<sys::sockaddr>().cast_mut();
+        }
+    }
+    let mut nbufs = [1u32; TRY_SEND_BATCH];
     // SAFETY: the handle is open (the caller's contract); the arrays hold `count`
-    // entries each, every buffer and address stays alive (in `datagrams`, `bufs`
-    // and `addrs`) for the call, and libuv only reads them during it.
+    // (at most TRY_SEND_BATCH) entries each, every buffer and address stays alive
+    // (in `datagrams`, `bufs` and `addrs`) for the call, and libuv only reads them
+    // during it.
     let rc = unsafe {
         sys::uv_udp_try_send2(
             raw,
-            count,
+            count as u32,
             buf_ptrs.as_mut_ptr(),
             nbufs.as_mut_ptr(),
             addr_ptrs.as_mut_ptr(),
