@@ -165,10 +165,12 @@ fn the_expansion_is_a_readable_file() {
 mod pacer {
     uv::handle!("spec/pacer.toml");
 
+    use uv::runtime::HandleKind;
+
     impl Pacer {
         /// Before `begin_outside`: `EBUSY` while the pacer's own callback runs.
         fn refuse_inside_pace(&self) -> uv::Result<()> {
-            if self.inner.is_delivering() {
+            if self.typed().is_delivering() {
                 return Err(uv::Error::new(uv::StatusCode::EBUSY, "uv_idle_start"));
             }
             Ok(())
@@ -176,7 +178,7 @@ mod pacer {
 
         /// Whether the pacer's marked callback is running.
         pub fn pacing(&self) -> bool {
-            self.inner.is_delivering()
+            self.typed().is_delivering()
         }
     }
 }
@@ -233,4 +235,28 @@ fn a_marked_callback_is_known_to_the_hooks_of_its_handle() {
     p.close();
     other.close();
     lp.run(RunMode::Default).unwrap();
+}
+
+/// The hand-written methods beside a `uv::handle!` expansion in the library use
+/// the public extension surface (`HandleKind::typed`, `HandleKind::from_typed`),
+/// as another crate's must: no module of `uv/src/handles/` that expands a spec
+/// touches the generated struct's private `inner` field.
+#[test]
+fn the_library_s_own_hand_written_methods_use_the_extension_surface() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../uv/src/handles");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("handle!(") {
+            continue;
+        }
+        checked += 1;
+        for (n, line) in text.lines().enumerate() {
+            let private =
+                line.contains(".inner.") || line.contains(".inner)") || line.contains("{ inner }");
+            assert!(!private, "{}:{}: {}", path.display(), n + 1, line.trim());
+        }
+    }
+    assert!(checked >= 14, "only {checked} handle modules found");
 }

@@ -1607,14 +1607,15 @@ impl<K: HandleKind> Typed<K> {
     /// `false` for a handle none of whose callbacks is marked.
     ///
     /// For the hand-written hooks of a spec's handle type, next to its
-    /// `uv::handle!` expansion (whose `inner` is the `Typed`); with
+    /// `uv::handle!` expansion (`typed()`, of `uv::runtime::HandleKind`, is the
+    /// `Typed`); with
     /// `marks_delivery = true` on `on_pace` and `before = "refuse_inside_pace"` on
     /// a method (tests/spec/pacer.toml):
     ///
     /// ```ignore
     /// impl Pacer {
     ///     fn refuse_inside_pace(&self) -> uv::Result<()> {
-    ///         if self.inner.is_delivering() {
+    ///         if self.typed().is_delivering() {
     ///             return Err(uv::Error::new(uv::StatusCode::EBUSY, "uv_idle_start"));
     ///         }
     ///         Ok(())

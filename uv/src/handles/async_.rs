@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
+use crate::handle::HandleKind;
 use crate::loop_::LoopHandle;
 
 uv_macros::handle!("spec/handles/async.toml");
@@ -981,16 +982,16 @@ impl Async {
     #[inline]
     pub fn sender(&self) -> Result<AsyncSender> {
         // Open and in libuv (one test of the state for both facts).
-        if let Some(shared) = self.inner.shared_open() {
+        if let Some(shared) = self.typed().shared_open() {
             // SAFETY: the handle is open and in libuv, so its loop's shared state is
             // alive (its owner keeps it) for this call, which runs no user code.
             let table = unsafe { &*shared }.senders();
             let raw = self.raw_struct().cast::<sys::uv_async_t>();
             if let Some(generation) = table.slot_open(raw) {
                 // Its close shuts the cell from now on.
-                self.inner.mark_senders();
+                self.typed().mark_senders();
                 // (The handle's pointer is its allocation's: the cell's.)
-                return Ok(AsyncSender::new(self.inner.ptr().cast(), generation));
+                return Ok(AsyncSender::new(self.typed().ptr().cast(), generation));
             }
         }
         self.sender_slow()
@@ -1024,7 +1025,7 @@ impl Async {
             // and no user code ran since (the table is not closed, the cell not
             // shut); the handle is open and in libuv, and marked as having
             // senders by `new_placed` (its close shuts the cell).
-            let s = AsyncSender::with_want(a.inner.ptr().cast(), want);
+            let s = AsyncSender::with_want(a.typed().ptr().cast(), want);
             return Ok((a, s));
         }
         Self::with_sender_refused(a)
@@ -1044,22 +1045,22 @@ impl Async {
     #[inline(never)]
     fn sender_slow(&self) -> Result<AsyncSender> {
         // Open and in libuv (one test of the state for both facts).
-        let shared = self.inner.shared_ptr("uv_async_send")?;
+        let shared = self.typed().shared_ptr("uv_async_send")?;
         // Its close shuts the cell from now on. Marked first, right after the test
         // above; a handle marked by a refused call has its cell shut at close,
         // which a cell without senders also gets (when it is freed).
-        self.inner.mark_senders();
+        self.typed().mark_senders();
         let raw = self.raw_struct().cast::<sys::uv_async_t>();
         // SAFETY: the handle is open and in libuv, so its loop's shared state is
         // alive (its owner keeps it) for this call, which runs no user code.
         let table = unsafe { &*shared }.senders();
         let generation = table.slot_open(raw).ok_or_else(closed_send)?;
-        Ok(AsyncSender::new(self.inner.ptr().cast(), generation))
+        Ok(AsyncSender::new(self.typed().ptr().cast(), generation))
     }
 
     /// Wakes the loop from the loop thread itself.
     pub fn send(&self) -> Result<()> {
-        let raw = self.inner.raw("uv_async_send")?;
+        let raw = self.typed().raw("uv_async_send")?;
         // SAFETY: the handle is open.
         check(unsafe { sys::uv_async_send(raw) }, "uv_async_send")
     }

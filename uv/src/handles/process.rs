@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use libuv_sys2 as sys;
 
 use crate::error::{check, Error, Result};
+use crate::handle::HandleKind;
 use crate::handle::{dispatch, Typed};
 use crate::loop_::LoopHandle;
 use crate::{Handle, HandleType, Pipe, ProcessFlags, Signum, StatusCode, StdioFlags};
@@ -889,7 +890,7 @@ impl Process {
         // the handle is made, and closed) and does not unwind after it.
         let inner = unsafe { Typed::new(loop_, slots, SPAWN, init) }?;
         drop(ptrs);
-        let process = Process { inner };
+        let process = Process::from_typed(inner);
         if spawned < 0 {
             process.close();
             return Err(Error::from_raw(spawned, SPAWN));
@@ -906,7 +907,7 @@ impl Process {
 
     /// The process id of the child (`uv_process_get_pid`; kept after it exited).
     pub fn pid(&self) -> Result<i32> {
-        let raw = self.inner.raw("uv_process_get_pid")?;
+        let raw = self.typed().raw("uv_process_get_pid")?;
         // SAFETY: the handle is open; libuv reads one field.
         Ok(unsafe { sys::uv_process_get_pid(raw) } as i32)
     }

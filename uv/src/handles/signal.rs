@@ -4,11 +4,13 @@
 
 uv_macros::handle!("spec/handles/signal.toml");
 
+use crate::handle::HandleKind;
+
 impl Signal {
     /// The signal the handle watches: `None` when it is not started (or was
     /// stopped, or a one-shot watcher already fired). `ClosedHandle` when closed.
     pub fn signum(&self) -> crate::Result<Option<crate::Signum>> {
-        let raw = self.inner.raw("uv_signal_t.signum")?;
+        let raw = self.typed().raw("uv_signal_t.signum")?;
         // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`.
         let s = unsafe { (*raw).signum };
         Ok((s > 0).then(|| crate::Signum::from_raw(s)))
@@ -40,11 +42,11 @@ mod tests {
     fn a_one_shot_start_in_a_delivery_with_equal_counts_is_refused() {
         let lp = Loop::new().unwrap();
         let sig = Signal::new(&lp).unwrap();
-        assert!(!sig.inner.is_delivering());
+        assert!(!sig.typed().is_delivering());
         let answers = Rc::new(RefCell::new(Vec::new()));
         let a = answers.clone();
         sig.start_oneshot(Signum::User2, move |h, _| {
-            let raw = h.inner.raw("test").unwrap();
+            let raw = h.typed().raw("test").unwrap();
             // SAFETY: the handle is open (its callback runs), so `raw` is an
             // initialised `uv_signal_t`; the signal was raised on this thread and
             // counted before `raise` returned, and no other thread raises it, so
@@ -55,7 +57,7 @@ mod tests {
                 caught
             };
             let mut a = a.borrow_mut();
-            a.push(h.inner.is_delivering());
+            a.push(h.typed().is_delivering());
             a.push(
                 h.start_oneshot(Signum::User1, |_, _| {})
                     .is_err_and(|e| e.code() == StatusCode::EBUSY),
@@ -75,7 +77,7 @@ mod tests {
         assert_eq!(*answers.borrow(), vec![true, true, true]);
         // The delivery is over: the mark is gone, and libuv stopped the one-shot
         // watch as it does after each delivery.
-        assert!(!sig.inner.is_delivering());
+        assert!(!sig.typed().is_delivering());
         assert_eq!(sig.signum().unwrap(), None);
         // A one-shot watch started now lasts until its signal.
         sig.start_oneshot(Signum::User2, |_, _| {}).unwrap();
@@ -93,30 +95,30 @@ mod tests {
         let outer = Signal::new(&lp).unwrap();
         let inner = Signal::new(&lp).unwrap();
         let (ro, ri) = (
-            outer.inner.raw("test").unwrap(),
-            inner.inner.raw("test").unwrap(),
+            outer.typed().raw("test").unwrap(),
+            inner.typed().raw("test").unwrap(),
         );
         // SAFETY: both are handles of this library's `Signal`, open and in libuv;
         // the closures call no callback of theirs.
         unsafe {
             marking_delivery_for_test(ro, || {
-                assert!(outer.inner.is_delivering());
+                assert!(outer.typed().is_delivering());
                 marking_delivery_for_test(ri, || {
-                    assert!(inner.inner.is_delivering());
-                    assert!(!outer.inner.is_delivering());
+                    assert!(inner.typed().is_delivering());
+                    assert!(!outer.typed().is_delivering());
                 });
-                assert!(outer.inner.is_delivering());
-                assert!(!inner.inner.is_delivering());
+                assert!(outer.typed().is_delivering());
+                assert!(!inner.typed().is_delivering());
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     marking_delivery_for_test(ri, || panic!("in a delivery"));
                 }));
                 assert!(r.is_err());
-                assert!(outer.inner.is_delivering());
-                assert!(!inner.inner.is_delivering());
+                assert!(outer.typed().is_delivering());
+                assert!(!inner.typed().is_delivering());
             });
         }
-        assert!(!outer.inner.is_delivering());
-        assert!(!inner.inner.is_delivering());
+        assert!(!outer.typed().is_delivering());
+        assert!(!inner.typed().is_delivering());
         outer.close();
         inner.close();
         lp.run(RunMode::Default).unwrap();

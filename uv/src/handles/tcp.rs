@@ -4,6 +4,7 @@
 use libuv_sys2 as sys;
 
 use crate::error::Result;
+use crate::handle::HandleKind;
 use crate::AddressFamily;
 
 uv_macros::handle!("spec/handles/tcp.toml");
@@ -20,7 +21,7 @@ impl Tcp {
     /// memory goes after the loop runs the close. `ClosedHandle` when already closing;
     /// libuv refuses (`EINVAL`) a handle whose write side was shut down.
     pub fn close_reset(&self) -> Result<()> {
-        self.inner.close_via("uv_tcp_close_reset", |raw, cb| {
+        self.typed().close_via("uv_tcp_close_reset", |raw, cb| {
             // SAFETY: the handle is open (checked by close_via); libuv calls `cb`, our
             // close callback, once the handle is closed.
             unsafe { sys::uv_tcp_close_reset(raw, cb) }

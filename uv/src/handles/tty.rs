@@ -4,6 +4,7 @@
 use libuv_sys2 as sys;
 
 use crate::error::{check, Result};
+use crate::handle::HandleKind;
 use crate::{HandleType, TtyVtermState};
 
 uv_macros::handle!("spec/handles/tty.toml");
@@ -11,7 +12,7 @@ uv_macros::handle!("spec/handles/tty.toml");
 impl Tty {
     /// The terminal's size in columns and rows (`uv_tty_get_winsize`).
     pub fn winsize(&self) -> Result<(i32, i32)> {
-        let raw = self.inner.raw("uv_tty_get_winsize")?;
+        let raw = self.typed().raw("uv_tty_get_winsize")?;
         let (mut width, mut height) = (0, 0);
         // SAFETY: the handle is open; both out-pointers are valid.
         let rc = unsafe { sys::uv_tty_get_winsize(raw, &mut width, &mut height) };

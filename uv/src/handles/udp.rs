@@ -9,6 +9,7 @@ use libuv_sys2 as sys;
 
 use crate::addr::InetAddr;
 use crate::error::{check, Error, Result};
+use crate::handle::HandleKind;
 use crate::stream::{KeptData, WriteData};
 use crate::UdpFlags;
 
@@ -716,7 +717,7 @@ impl Udp {
     fn mark_ipv6(&self) -> crate::Result<()> {
         #[cfg(unix)]
         {
-            let raw = self.inner.raw("uv_udp_set_ttl")?;
+            let raw = self.typed().raw("uv_udp_set_ttl")?;
             // SAFETY: the handle is open; only its flags are read.
             let marked = unsafe { (*raw).flags } & HANDLE_IPV6 != 0;
             if !marked && self.family()? == Some(crate::AddressFamily::Inet6) {
@@ -758,7 +759,7 @@ impl Udp {
         // SAFETY: `init` calls this handle type's libuv init function with the loop and
         // struct it is given and returns its result.
         unsafe { crate::handle::Typed::new(loop_, UdpSlots::default(), "uv_udp_init_ex", init) }
-            .map(|inner| Udp { inner })
+            .map(Udp::from_typed)
     }
 
     /// The socket's address family: `None` while it has no socket or is not bound
@@ -775,10 +776,10 @@ impl Udp {
         &self,
         callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
     ) -> Result<()> {
-        let raw = self.inner.raw("uv_udp_recv_start")?;
+        let raw = self.typed().raw("uv_udp_recv_start")?;
         #[cfg(unix)]
         non_blocking(raw)?;
-        set_recv_callback(&self.inner.slots().on_recv, callback, |direct| {
+        set_recv_callback(&self.typed().slots().on_recv, callback, |direct| {
             // Batches go through the generic trampoline; the others get the one
             // made for this callback, which is in the slot now.
             let (alloc, recv) = if reads_batches(raw) {
@@ -796,7 +797,7 @@ impl Udp {
 
     /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle.
     pub fn recv_stop(&self) -> Result<()> {
-        let Some(raw) = self.inner.raw_open() else {
+        let Some(raw) = self.typed().raw_open() else {
             return Ok(());
         };
         // SAFETY: the handle is open.
@@ -821,7 +822,7 @@ impl Udp {
         callback: impl FnOnce(&Udp, Result<()>) + 'static,
     ) -> Result<()> {
         let data = data.into();
-        let Some(raw) = self.inner.raw_open() else {
+        let Some(raw) = self.typed().raw_open() else {
             return Err(send_closed(data, callback));
         };
         // The address in C form, before the request is made (libuv copies it).
@@ -903,7 +904,7 @@ impl Udp {
     /// takes it: the number of bytes sent, or `EAGAIN`.
     #[inline]
     pub fn try_send(&self, data: &[u8], addr: impl crate::SendAddr) -> Result<usize> {
-        let Some(raw) = self.inner.raw_open() else {
+        let Some(raw) = self.typed().raw_open() else {
             return Err(try_send_error(None));
         };
         let buf = crate::stream::uv_buf(data);
@@ -924,7 +925,7 @@ impl Udp {
     /// `EDESTADDRREQ` / `EISCONN` as `try_send`.
     pub fn try_send_many(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Result<usize> {
         const OP: &str = "uv_udp_try_send2";
-        let raw = self.inner.raw(OP)?;
+        let raw = self.typed().raw(OP)?;
         if datagrams.is_empty() {
             return Err(Error::new(crate::StatusCode::EINVAL, OP));
         }
@@ -953,7 +954,7 @@ impl Udp {
 
     /// Removes the association made by `connect` (`uv_udp_connect` with no address).
     pub fn disconnect(&self) -> Result<()> {
-        let raw = self.inner.raw("uv_udp_connect")?;
+        let raw = self.typed().raw("uv_udp_connect")?;
         // SAFETY: the handle is open; a null address disconnects.
         check(
             unsafe { sys::uv_udp_connect(raw, std::ptr::null()) },
