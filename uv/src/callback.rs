@@ -333,7 +333,7 @@ impl<F: ?Sized + 'static> fmt::Debug for Callback<F> {
     }
 }
 
-/// One callback slot: 8 bytes, a [`Callback`].
+/// One callback slot: 8 bytes, a `Callback`.
 pub struct Slot<F: ?Sized + 'static> {
     cb: Cell<Option<Callback<F>>>,
 }
@@ -347,10 +347,10 @@ impl<F: ?Sized + 'static> Default for Slot<F> {
 }
 
 impl<F: ?Sized + 'static> Slot<F> {
-    /// Boxes `value` for this slot ([`Callback::new`] with `F` taken from the slot).
+    /// Boxes `value` for this slot (`Callback::new` with `F` taken from the slot).
     ///
     /// # Safety
-    /// `as_dyn` must be the closure `|p| p` (see [`Callback::new`]).
+    /// `as_dyn` must be the closure `|p| p` (see `Callback::new`).
     #[inline(always)]
     pub unsafe fn callback<C: 'static, G>(&self, value: C, as_dyn: G) -> Callback<F>
     where
@@ -613,7 +613,7 @@ impl<K: 'static> HandleSlot<K> {
     /// Boxes `value` for this slot (as [`Slot::callback`]).
     ///
     /// # Safety
-    /// `as_dyn` must be the closure `|p| p` (see [`Callback::new`]).
+    /// `as_dyn` must be the closure `|p| p` (see `Callback::new`).
     #[inline(always)]
     pub unsafe fn callback<C, G>(&self, value: C, as_dyn: G) -> HandleCallback<K>
     where

@@ -89,7 +89,7 @@ pub fn owned_fd(fd: OwnedFd, kind: FdKind, op: &'static str) -> Result<OwnedFd, 
 /// it) uses it, and it is
 /// closed here if libuv replaced it with a descriptor of its own (a reopened
 /// terminal). The handle's descriptor is then checked for an open file it shares
-/// with the process's standard descriptors ([`note_std_shares`]).
+/// with the process's standard descriptors (`note_std_shares`).
 pub fn settle_owned_fd<T>(
     result: Result<T>,
     fd: OwnedFd,
@@ -115,7 +115,7 @@ pub fn settle_owned_fd<T>(
 /// [`settle_owned_fd`] for the `…_raw` variant of a function that takes a
 /// descriptor libuv owns: on success, the handle (`handle_of`) is checked for an
 /// open file it shares with the process's standard descriptors
-/// ([`note_std_shares`]).
+/// (`note_std_shares`).
 pub fn settle_raw_fd<T>(
     result: Result<T>,
     handle_of: impl FnOnce(&T) -> crate::Handle,

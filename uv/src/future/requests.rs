@@ -525,7 +525,7 @@ impl StreamWrites {
 ///
 /// Two words: the tracker of its stream's writes and the write's number. A write
 /// libuv refused has a tracker of its own, which holds the error as its one
-/// completed write's. Resolved, the number is [`WRITE_OVER`]: the future then
+/// completed write's. Resolved, the number is `WRITE_OVER`: the future then
 /// holds nothing but the reference, so that dropping it is one count.
 pub struct WriteFuture {
     writes: Rc<StreamWrites>,
