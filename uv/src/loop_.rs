@@ -227,6 +227,19 @@ impl LoopShared {
     /// and frees it.
     fn teardown(&self) {
         let Some(raw) = self.raw() else { return };
+        // Marked running until the end: user code run from here (jobs, the drops of
+        // tasks' futures, close callbacks; on `Loop::close`, which leaves the `Loop`
+        // to them) finds `run`, `block_on`, `close` and `after_fork` `EBUSY`, as from
+        // any callback. A second teardown would free the loop under this one, a
+        // `run` would nest `uv_run` inside the ones below.
+        debug_assert!(!self.running.get());
+        self.running.set(true);
+        self.teardown_marked(raw);
+        self.running.set(false);
+    }
+
+    /// `teardown` of the open loop `raw`, marked running.
+    fn teardown_marked(&self, raw: *mut sys::uv_loop_t) {
         // Jobs accepted by `call_later` run now, while the loop is still open: an
         // accepted job is never dropped unseen.
         self.run_queued_jobs();
@@ -244,7 +257,8 @@ impl LoopShared {
         );
         if pending {
             for _ in 0..2 {
-                // SAFETY: the loop is open and not running (we are not inside uv_run).
+                // SAFETY: the loop is open and uv_run is not on the stack (marked running,
+                // so user code cannot enter it).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
                 if !crate::handles::async_::any_wakeup_pending(&self.user_handles()) {
                     break;
@@ -257,7 +271,8 @@ impl LoopShared {
         let (mut left, mut stalled) = (usize::MAX, 0);
         while stalled < 16 {
             close_every_handle(raw);
-            // SAFETY: the loop is open and not running (we are not inside uv_run).
+            // SAFETY: the loop is open and uv_run is not on the stack (marked running,
+            // so user code cannot enter it).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
             // Jobs that came in from other threads before the close shut the queue;
             // the loop refuses new handles now (`ClosedLoop`).
@@ -450,8 +465,8 @@ impl Loop {
     /// referenced handles or requests). A panic in a callback stops the loop and is
     /// resumed here (unless a panic hook takes it); the loop stays usable.
     ///
-    /// `EBUSY` when called from inside a callback of this loop; `ClosedLoop` after
-    /// `close`.
+    /// `EBUSY` when called from inside a callback of this loop (or from user code
+    /// its teardown runs: jobs, drops, close callbacks); `ClosedLoop` after `close`.
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         let s = &self.handle.shared;
         let raw = s.raw().ok_or_else(|| Error::closed_loop("uv_run"))?;
@@ -473,7 +488,7 @@ impl Loop {
     }
 
     /// Closes the loop (`uv_loop_close`). `EBUSY` while handles (open or closing) or
-    /// requests remain, or from inside a callback; idempotent.
+    /// requests remain, or from inside a callback (teardown included); idempotent.
     pub fn close(&self) -> Result<()> {
         let s = &self.handle.shared;
         if !s.is_open() {
@@ -542,7 +557,8 @@ impl LoopHandle {
         !self.shared.is_open()
     }
 
-    /// Whether the loop is running (`run` is on the stack).
+    /// Whether the loop is running (`run` is on the stack, or the teardown of
+    /// `close` or of the `Loop`'s drop).
     pub fn is_running(&self) -> bool {
         self.shared.running.get()
     }

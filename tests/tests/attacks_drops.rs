@@ -1,0 +1,426 @@
+//! Attacks on the user code the library drops or calls while C is on the stack
+//! (values dropped by the loop's teardown that re-enter the library) and on the
+//! loop's edges (`run`, `close`,
+//! `block_on` from code a teardown runs, two loops on one thread, `configure`
+//! while running, `close` with work in the thread pool, walks from a close
+//! callback). Each test says what used to happen, or which guarantee it pins;
+//! values, counts, orders and error codes only. `tests/valgrind.sh attacks_drops`
+//! checks the memory side.
+//!
+//! The panics these tests provoke carry a `Provoked` payload, which the panic hook
+//! installed here does not print.
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use uv::{Loop, LoopHandle, LoopOption, RunMode, StatusCode, Timer};
+use uv_tests::pool::{pool_lock, JobGate};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
+
+// ---- helpers ----
+
+/// Counts its drops.
+struct DropCount(Rc<Cell<u32>>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// A counter shared with callbacks.
+fn counter() -> Rc<Cell<u32>> {
+    Rc::new(Cell::new(0))
+}
+
+/// A one-shot timer due at once, whose callback is `f`.
+fn due_now(lp: &LoopHandle, f: impl FnMut(&Timer) + 'static) -> Timer {
+    let t = Timer::new(lp).unwrap();
+    t.start(Duration::ZERO, Duration::ZERO, f).unwrap();
+    t
+}
+
+/// Runs the loop once in `Default` mode; the `Provoked` name of the panic it
+/// resumed, if any.
+fn run_catching(lp: &Loop) -> Option<&'static str> {
+    match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))) {
+        Ok(r) => {
+            r.unwrap();
+            None
+        }
+        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
+    }
+}
+
+thread_local! {
+    /// The loop a test shares with code the loop's teardown runs (values dropped
+    /// there cannot capture an `Rc` of it that the test could still run).
+    static SHARED_LOOP: RefCell<Option<Rc<Loop>>> = const { RefCell::new(None) };
+}
+
+/// The loop in `SHARED_LOOP`.
+fn shared_loop() -> Rc<Loop> {
+    SHARED_LOOP
+        .with(|l| l.borrow().clone())
+        .expect("a shared loop")
+}
+
+/// Puts `lp` in `SHARED_LOOP` for the test's duration (taken out on drop).
+struct Shared;
+
+impl Shared {
+    fn new(lp: &Rc<Loop>) -> Shared {
+        SHARED_LOOP.with(|l| *l.borrow_mut() = Some(lp.clone()));
+        Shared
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        SHARED_LOOP.with(|l| l.borrow_mut().take());
+    }
+}
+
+/// Runs `f` when dropped.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// Spawns a task on `lp` that waits forever holding `value` (dropped with the task,
+/// by the loop's teardown), and lets it start.
+fn park_in_task<T: 'static>(lp: &Loop, value: T) {
+    lp.spawn_local(async move {
+        let _held = value;
+        std::future::pending::<()>().await;
+    })
+    .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+}
+
+// ---- code run by the loop's teardown ----
+
+/// `Loop::close` called again from a value its own teardown drops (a task's future
+/// holding it; the loop reached through a thread-local). Used to run a second
+/// teardown inside the first, which closed and freed the `uv_loop_t`; the first then
+/// ran `uv_run` on the freed loop (SIGSEGV; valgrind: invalid read). Now the inner
+/// call is `EBUSY`, the outer one closes the loop.
+#[test]
+fn closing_the_loop_from_a_value_its_close_drops_is_ebusy() {
+    let lp = Rc::new(Loop::new().unwrap());
+    let _shared = Shared::new(&lp);
+    let inner = Rc::new(RefCell::new(None));
+    let i = inner.clone();
+    park_in_task(
+        &lp,
+        OnDrop(move || *i.borrow_mut() = Some(shared_loop().close())),
+    );
+    lp.close().unwrap();
+    let inner = inner.borrow_mut().take().expect("the task was dropped");
+    assert_eq!(inner.unwrap_err().code(), StatusCode::EBUSY);
+    assert!(lp.is_closed());
+}
+
+/// The same from the close callback of a handle made while the teardown drops the
+/// tasks (the loop still takes handles then), which runs inside the teardown's
+/// `uv_run`. Used to close and free the loop from inside `uv_run` (libuv's
+/// `uv__run_closing_handles` then read the freed loop: SIGSEGV). Now `EBUSY`, and
+/// the handle's close callback ran once.
+#[test]
+fn closing_the_loop_from_a_close_callback_its_close_runs_is_ebusy() {
+    let lp = Rc::new(Loop::new().unwrap());
+    let _shared = Shared::new(&lp);
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let a = answers.clone();
+    park_in_task(
+        &lp,
+        OnDrop(move || {
+            let t = Timer::new(&shared_loop()).expect("handles are taken while tasks drop");
+            let a = a.clone();
+            t.close_with(move |_| a.borrow_mut().push(shared_loop().close()));
+        }),
+    );
+    lp.close().unwrap();
+    let answers = answers.take();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].as_ref().unwrap_err().code(), StatusCode::EBUSY);
+    assert!(lp.is_closed());
+}
+
+/// `run`, `block_on` and `after_fork` from code a teardown runs: a task's drop
+/// (outside `uv_run`) and a close callback (inside the teardown's `uv_run`). `run`
+/// used to succeed there, nesting `uv_run` inside the teardown's (libuv has no
+/// re-entrancy guard); now all of them are `EBUSY` and `is_running` says so.
+#[test]
+fn run_block_on_and_after_fork_from_a_teardown_are_ebusy() {
+    let lp = Rc::new(Loop::new().unwrap());
+    let _shared = Shared::new(&lp);
+    /// Where the calls were made, `is_running` there, and their codes.
+    type Seen = RefCell<Vec<(&'static str, bool, Vec<StatusCode>)>>;
+    let seen: Rc<Seen> = Rc::default();
+    fn answers(from: &'static str, seen: &Seen) {
+        let lp = shared_loop();
+        let codes = vec![
+            lp.run(RunMode::Default).unwrap_err().code(),
+            lp.run(RunMode::NoWait).unwrap_err().code(),
+            lp.block_on(async {}).unwrap_err().code(),
+            lp.after_fork().unwrap_err().code(),
+        ];
+        seen.borrow_mut().push((from, lp.is_running(), codes));
+    }
+    let s = seen.clone();
+    park_in_task(
+        &lp,
+        OnDrop(move || {
+            answers("task drop", &s);
+            let t = Timer::new(&shared_loop()).unwrap();
+            let s = s.clone();
+            t.close_with(move |_| answers("close callback", &s));
+        }),
+    );
+    lp.close().unwrap();
+    let busy = vec![StatusCode::EBUSY; 4];
+    assert_eq!(
+        *seen.borrow(),
+        vec![
+            ("task drop", true, busy.clone()),
+            ("close callback", true, busy)
+        ]
+    );
+    assert!(!lp.is_running());
+    assert_eq!(
+        lp.run(RunMode::Default).unwrap_err().kind(),
+        uv::Category::ClosedLoop
+    );
+}
+
+/// What close callbacks run by a `Loop`'s drop may start: a job, a request, a
+/// handle, a random fill are all refused with `ClosedLoop` (and their closures
+/// dropped at once); `handles()` is empty and `close_all_handles` a no-op. Pins the
+/// guarantee; every close callback ran once.
+#[test]
+fn what_close_callbacks_start_during_the_drop_is_refused() {
+    let lp = Loop::new().unwrap();
+    let (ran, dropped) = (counter(), counter());
+    for _ in 0..3 {
+        let t = Timer::new(&lp).unwrap();
+        t.start(Duration::from_secs(3600), Duration::ZERO, |_| {})
+            .unwrap();
+        let (h, r, d) = (lp.handle(), ran.clone(), dropped.clone());
+        t.close_with(move |_| {
+            let closed = |e: uv::Error| e.kind() == uv::Category::ClosedLoop;
+            let dc = DropCount(d.clone());
+            assert!(closed(h.queue_work(|| 1, move |_| drop(dc)).unwrap_err()));
+            assert!(closed(Timer::new(&h).unwrap_err()));
+            assert!(closed(h.call_later(|| {}).unwrap_err()));
+            let dc = DropCount(d.clone());
+            assert!(closed(
+                h.random(vec![0; 4], 0, move |_| drop(dc)).unwrap_err()
+            ));
+            assert!(h.handles().is_empty());
+            h.close_all_handles();
+            r.set(r.get() + 1);
+        });
+    }
+    drop(lp);
+    assert_eq!((ran.get(), dropped.get()), (3, 6));
+}
+
+// ---- two loops on one thread ----
+
+/// Loop B dropped by a task of loop A (inside A's `block_on`): B's teardown drops
+/// B's task, whose `Drop` spawns a task on A and panics. Pins: A's new task runs,
+/// B's panic stays in B's teardown (reported there), A's `block_on` returns its
+/// value.
+#[test]
+fn a_loop_dropped_inside_a_task_of_another_loop() {
+    quiet_provoked_panics();
+    let a = Loop::new().unwrap();
+    let b = Loop::new().unwrap();
+    let hits = counter();
+    let (ah, h) = (a.handle(), hits.clone());
+    park_in_task(
+        &b,
+        OnDrop(move || {
+            let h2 = h.clone();
+            ah.spawn_local(async move { h2.set(h2.get() + 10) })
+                .unwrap();
+            h.set(h.get() + 1);
+            provoke("b's task drop");
+        }),
+    );
+    let b = RefCell::new(Some(b));
+    let ah = a.handle();
+    let out = a
+        .block_on(async move {
+            drop(b.borrow_mut().take());
+            uv::future::sleep(&ah, Duration::ZERO).await.unwrap();
+            7
+        })
+        .unwrap();
+    assert_eq!(out, 7);
+    a.run(RunMode::Default).unwrap();
+    assert_eq!(hits.get(), 11);
+}
+
+/// Loop A's callback runs loop B, whose callback reaches A: `run` and `close` of A
+/// are `EBUSY`, it closes A's other timer (which never fires), then panics. B's `run`
+/// resumes the panic inside A's callback, A's guard takes it and A's `run` resumes
+/// it: the panic crosses both loops in order, and both stay usable.
+#[test]
+fn a_callback_of_one_loop_running_another_that_touches_the_first() {
+    quiet_provoked_panics();
+    let a = Rc::new(Loop::new().unwrap());
+    let b = Rc::new(Loop::new().unwrap());
+    let log = Rc::new(RefCell::new(Vec::<String>::new()));
+    let other = Timer::new(&a).unwrap();
+    other
+        .start(Duration::from_millis(1), Duration::ZERO, |_| {
+            panic!("closed before it was due")
+        })
+        .unwrap();
+    let (a2, b2, l) = (a.clone(), b.clone(), log.clone());
+    let _ta = due_now(&a, move |_| {
+        let (a3, l2, other) = (a2.clone(), l.clone(), other.clone());
+        let _tb = due_now(&b2, move |_| {
+            l2.borrow_mut().push(format!(
+                "b: run {:?} close {:?}",
+                a3.run(RunMode::NoWait).unwrap_err().code(),
+                a3.close().unwrap_err().code()
+            ));
+            other.close();
+            provoke("in b");
+        });
+        let r = catch_unwind(AssertUnwindSafe(|| b2.run(RunMode::Default)));
+        let name = provoked(&*r.unwrap_err());
+        l.borrow_mut().push(format!("a: b's run resumed {name:?}"));
+        provoke("resumed in a");
+    });
+    assert_eq!(run_catching(&a), Some("resumed in a"));
+    assert_eq!(
+        *log.borrow(),
+        vec![
+            "b: run EBUSY close EBUSY".to_string(),
+            "a: b's run resumed Some(\"in b\")".to_string()
+        ]
+    );
+    drop(_ta);
+    assert!(!a.run(RunMode::Default).unwrap());
+    assert!(!b.run(RunMode::Default).unwrap());
+    assert_eq!((a.handle_count(), b.handle_count()), (0, 0));
+}
+
+// ---- the loop's edges ----
+
+/// `configure` from a callback while the loop runs: libuv only sets a flag, read at
+/// the next poll (idle time) or at the ring's first use (SQPOLL). Pins: both are
+/// accepted, later timers still fire in order, and the idle time is readable.
+#[test]
+fn configure_while_running_keeps_the_loop_going() {
+    let lp = Loop::new().unwrap();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let (h, o) = (lp.handle(), order.clone());
+    let _t1 = due_now(&lp, move |_| {
+        h.configure(LoopOption::MetricsIdleTime).unwrap();
+        h.configure(LoopOption::UseIoUringSqpoll).unwrap();
+        o.borrow_mut().push(1);
+    });
+    let o = order.clone();
+    let t2 = Timer::new(&lp).unwrap();
+    t2.start(Duration::from_millis(2), Duration::ZERO, move |_| {
+        o.borrow_mut().push(2)
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*order.borrow(), vec![1, 2]);
+    lp.metrics_idle_time().unwrap();
+}
+
+/// `Loop::close` while a job runs in the thread pool: `EBUSY` (libuv still holds the
+/// request), the job and its `after` are not lost; once it completed, `close`
+/// succeeds.
+#[test]
+fn close_with_work_in_the_thread_pool_is_ebusy_and_loses_nothing() {
+    let _pool = pool_lock();
+    let lp = Loop::new().unwrap();
+    let gate = JobGate::default();
+    let g = gate.clone();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let after = counter();
+    let a = after.clone();
+    lp.queue_work(
+        move || {
+            g.pass();
+            r.fetch_add(1, Ordering::SeqCst);
+            5
+        },
+        move |v| {
+            assert_eq!(v.unwrap(), 5);
+            a.set(a.get() + 1);
+        },
+    )
+    .unwrap();
+    gate.started();
+    assert_eq!(lp.close().unwrap_err().code(), StatusCode::EBUSY);
+    gate.open();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!((ran.load(Ordering::SeqCst), after.get()), (1, 1));
+    lp.close().unwrap();
+    assert!(lp.is_closed());
+}
+
+/// `handles()` and `close_all_handles` from inside a close callback: the walk lists
+/// the other open handles (not the closing one), and closing them there runs their
+/// close callbacks in the same `run`.
+#[test]
+fn a_walk_from_a_close_callback_closes_the_rest() {
+    let lp = Loop::new().unwrap();
+    let closed = counter();
+    let open: Vec<Timer> = (0..3)
+        .map(|_| {
+            let t = Timer::new(&lp).unwrap();
+            t.start(Duration::from_secs(3600), Duration::ZERO, |_| {})
+                .unwrap();
+            t
+        })
+        .collect();
+    let seen = Rc::new(Cell::new(usize::MAX));
+    let (h, s, c) = (lp.handle(), seen.clone(), closed.clone());
+    let first = Timer::new(&lp).unwrap();
+    first.close_with(move |_| {
+        s.set(h.handles().len());
+        h.close_all_handles();
+        c.set(c.get() + 1);
+    });
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(seen.get(), 3, "the three open timers");
+    assert_eq!(closed.get(), 1);
+    assert!(open.iter().all(|t| t.is_closed()));
+    assert_eq!(lp.handle_count(), 0);
+}
+
+/// `stop` outside `run`: libuv keeps the stop until the next `run`, which returns
+/// at once (`true`, nothing ran) and clears it; the run after that runs. Pins that
+/// a stale stop costs one `run`, never a callback.
+#[test]
+fn a_stop_outside_run_makes_only_the_next_run_return_at_once() {
+    let lp = Loop::new().unwrap();
+    let fired = counter();
+    let f = fired.clone();
+    let _t = due_now(&lp, move |_| f.set(f.get() + 1));
+    lp.stop();
+    assert!(lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 0);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 1);
+}
