@@ -1,6 +1,6 @@
 //! Attacks on the user code the library drops or calls while C is on the stack
-//! (values dropped by the loop's teardown that re-enter the library) and on the
-//! loop's edges (`run`, `close`,
+//! (the panic hook replacing or removing itself, values dropped by the loop's
+//! teardown that re-enter the library) and on the loop's edges (`run`, `close`,
 //! `block_on` from code a teardown runs, two loops on one thread, `configure`
 //! while running, `close` with work in the thread pool, walks from a close
 //! callback). Each test says what used to happen, or which guarantee it pins;
@@ -24,6 +24,15 @@ use uv_tests::pool::{pool_lock, JobGate};
 use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
 
 // ---- helpers ----
+
+/// Panics with a `Provoked` payload when dropped.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        provoke(self.0);
+    }
+}
 
 /// Counts its drops.
 struct DropCount(Rc<Cell<u32>>);
@@ -105,6 +114,113 @@ fn park_in_task<T: 'static>(lp: &Loop, value: T) {
     })
     .unwrap();
     lp.run(RunMode::NoWait).unwrap();
+}
+
+// ---- the panic hook ----
+
+/// A panic hook that replaces itself (`set_panic_hook` from inside its call) while
+/// it holds a value whose `Drop` panics. Used to abort the process ("panic in a
+/// function that cannot unwind"): the old hook was dropped in `LoopShared::panicked`
+/// outside any `catch_unwind`, inside the timer's C callback. Now the new hook
+/// stays, the old one's panic is resumed by `run`, and the next panic goes to the
+/// new hook.
+#[test]
+fn a_panic_hook_that_replaces_itself_drops_the_old_one_without_aborting() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (old_calls, new_calls) = (counter(), counter());
+    let (h, o, n) = (lp.handle(), old_calls.clone(), new_calls.clone());
+    let boom = PanicOnDrop("old hook");
+    lp.set_panic_hook(move |p| {
+        let _held = &boom;
+        assert_eq!(provoked(&*p), Some("first"));
+        o.set(o.get() + 1);
+        let n = n.clone();
+        h.set_panic_hook(move |p| {
+            assert_eq!(provoked(&*p), Some("second"));
+            n.set(n.get() + 1);
+        });
+    });
+    let _t = due_now(&lp, |_| provoke("first"));
+    assert_eq!(run_catching(&lp), Some("old hook"));
+    assert_eq!((old_calls.get(), new_calls.get()), (1, 0));
+    let _t = due_now(&lp, |_| provoke("second"));
+    assert_eq!(run_catching(&lp), None);
+    assert_eq!((old_calls.get(), new_calls.get()), (1, 1));
+}
+
+/// A panic hook that removes itself (`take_panic_hook` from inside its call). Used
+/// to be put back once it returned (the removal was lost: the hook kept taking
+/// panics). Now `take_panic_hook` answers `None` there, the hook is dropped once it
+/// returns, and the next panic follows the default rule (resumed by `run`).
+#[test]
+fn a_panic_hook_that_removes_itself_is_dropped_after_its_call() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (calls, drops) = (counter(), counter());
+    let (h, c, d) = (lp.handle(), calls.clone(), DropCount(drops.clone()));
+    lp.set_panic_hook(move |_p| {
+        let _held = &d;
+        c.set(c.get() + 1);
+        assert!(h.take_panic_hook().is_none());
+    });
+    let _t = due_now(&lp, |_| provoke("taken by the hook"));
+    assert_eq!(run_catching(&lp), None);
+    assert_eq!((calls.get(), drops.get()), (1, 1));
+    let _t = due_now(&lp, |_| provoke("resumed by run"));
+    assert_eq!(run_catching(&lp), Some("resumed by run"));
+    assert_eq!(calls.get(), 1);
+    assert!(lp.take_panic_hook().is_none());
+}
+
+/// A hook that sets a new hook and then takes it, inside its call: the loop is left
+/// with no hook (the last change wins), and both hooks are dropped once.
+#[test]
+fn a_hook_set_then_taken_inside_the_hook_leaves_no_hook() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let drops = counter();
+    let (h, d_old) = (lp.handle(), DropCount(drops.clone()));
+    let d_new = drops.clone();
+    lp.set_panic_hook(move |_p| {
+        let _held = &d_old;
+        let d = DropCount(d_new.clone());
+        h.set_panic_hook(move |_p| {
+            let _held = &d;
+        });
+        assert!(h.take_panic_hook().is_some(), "the hook set just before");
+    });
+    let _t = due_now(&lp, |_| provoke("to the first hook"));
+    assert_eq!(run_catching(&lp), None);
+    assert_eq!(drops.get(), 2);
+    let _t = due_now(&lp, |_| provoke("to run"));
+    assert_eq!(run_catching(&lp), Some("to run"));
+}
+
+/// A hook replaced from an ordinary callback while its `Drop` panics: the drop runs
+/// inside the callback's guard, and its panic goes to the hook in place by then,
+/// the new one (pins the guarantee; no abort).
+#[test]
+fn a_hook_whose_drop_panics_replaced_from_a_callback() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let boom = PanicOnDrop("replaced hook");
+    lp.set_panic_hook(move |_p| {
+        let _held = &boom;
+    });
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let (h, g) = (lp.handle(), got.clone());
+    let _t = due_now(&lp, move |_| {
+        let g = g.clone();
+        h.set_panic_hook(move |p| g.borrow_mut().push(provoked(&*p)));
+    });
+    assert_eq!(run_catching(&lp), None);
+    let _t = due_now(&lp, |_| provoke("to the new hook"));
+    assert_eq!(run_catching(&lp), None);
+    assert_eq!(
+        *got.borrow(),
+        vec![Some("replaced hook"), Some("to the new hook")]
+    );
 }
 
 // ---- code run by the loop's teardown ----

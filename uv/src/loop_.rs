@@ -36,6 +36,9 @@ pub(crate) struct LoopShared {
     raw_for_new: Cell<*mut sys::uv_loop_t>,
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
+    /// Whether the hook is out of `hook` for its call, and what it did to the
+    /// hook meanwhile.
+    hook_call: Cell<HookCall>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
     claimed_fds: RefCell<Vec<crate::RawFd>>,
@@ -169,14 +172,38 @@ impl LoopShared {
     pub(crate) fn panicked(&self, payload: PanicPayload) {
         match self.hook.take() {
             Some(mut hook) => {
+                let outer = self.hook_call.replace(HookCall::Running);
                 let r = catch_unwind(AssertUnwindSafe(|| hook(payload)));
-                let replaced = self.hook.take();
-                self.hook.set(replaced.or(Some(hook)));
+                let call = self.hook_call.replace(outer);
                 if let Err(p) = r {
+                    self.keep(p);
+                }
+                let replaced = self.hook.take();
+                if replaced.is_none() && call == HookCall::Running {
+                    self.hook.set(Some(hook));
+                    return;
+                }
+                // The hook replaced or removed itself (`set_panic_hook`,
+                // `take_panic_hook` from inside it): what it left stays, and the
+                // old hook is dropped here, maybe inside a libuv callback, where a
+                // panic of its Drop must not unwind. Like a panic of the hook
+                // itself, that one stops the loop for `run` to resume (given to
+                // the new hook, a hook that replaces itself with such a hook on
+                // each call would recurse without end).
+                self.hook.set(replaced);
+                if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(hook))) {
                     self.keep(p);
                 }
             }
             None => self.keep(payload),
+        }
+    }
+
+    /// Notes that the hook was set or taken (from inside its call, it is then not
+    /// put back).
+    fn hook_changed(&self) {
+        if self.hook_call.get() == HookCall::Running {
+            self.hook_call.set(HookCall::Changed);
         }
     }
 
@@ -319,6 +346,17 @@ impl LoopShared {
     }
 }
 
+/// The panic hook's call (`LoopShared::panicked`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HookCall {
+    /// The hook is not running.
+    Idle,
+    /// The hook runs and has not changed the hook.
+    Running,
+    /// The hook runs and set or took the hook: it is not put back.
+    Changed,
+}
+
 /// Drops a panic payload whose `Drop` may itself panic (see `drop_quietly`).
 fn drop_payload(p: PanicPayload) {
     crate::callback::drop_quietly(p);
@@ -378,6 +416,7 @@ impl LoopShared {
             raw_for_new: Cell::new(raw),
             panic: Cell::new(None),
             hook: Cell::new(None),
+            hook_call: Cell::new(HookCall::Idle),
             call_later: RefCell::new(None),
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
@@ -672,12 +711,19 @@ impl LoopHandle {
 
     /// Replaces the panic hook: from now on a panic in a callback calls `hook` with
     /// the payload instead of stopping the loop and resuming the panic from `run`.
+    ///
+    /// From inside the hook, `hook` takes its place once it returns (the running
+    /// hook is then dropped).
     pub fn set_panic_hook(&self, hook: impl FnMut(PanicPayload) + 'static) {
+        self.shared.hook_changed();
         self.shared.hook.set(Some(Box::new(hook)));
     }
 
-    /// Restores the default: a panic stops the loop and `run` resumes it.
+    /// Restores the default: a panic stops the loop and `run` resumes it. Returns
+    /// the hook; from inside the hook, `None` (the running hook is dropped once it
+    /// returns) or the hook it set meanwhile.
     pub fn take_panic_hook(&self) -> Option<PanicHook> {
+        self.shared.hook_changed();
         self.shared.hook.take()
     }
 
