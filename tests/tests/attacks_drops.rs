@@ -13,10 +13,13 @@
 #![cfg(unix)]
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use uv::{Loop, LoopHandle, LoopOption, RunMode, StatusCode, Timer};
@@ -221,6 +224,84 @@ fn a_hook_whose_drop_panics_replaced_from_a_callback() {
         *got.borrow(),
         vec![Some("replaced hook"), Some("to the new hook")]
     );
+}
+
+// ---- wakers of the user's ----
+
+/// A waker whose wake panics (a poller of the user's own), counting its wakes.
+struct PanickingWake(AtomicUsize);
+
+impl Wake for PanickingWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        provoke("wake");
+    }
+}
+
+/// Polls `f` once with a `PanickingWake` waker (it must be pending); the waker's
+/// state, to count its wakes.
+fn poll_with_panicking_waker<F: Future + Unpin>(f: &mut F) -> Arc<PanickingWake> {
+    let state = Arc::new(PanickingWake(AtomicUsize::new(0)));
+    let waker = Waker::from(state.clone());
+    assert!(Pin::new(f)
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    state
+}
+
+/// A `JoinHandle` polled with a waker of the user's whose wake panics, for a task
+/// that panics. The task's future is dropped while its panic unwinds, and that drop
+/// woke the handle's waker: its panic, inside a drop during unwinding, aborted the
+/// process ("panic in a destructor during cleanup", from the loop's check
+/// callback). Now that wake's panic is dropped there; `run` resumes the task's
+/// panic, the waker was woken once, the handle resolves to `Panicked`.
+#[test]
+fn a_join_handle_whose_waker_panics_for_a_task_that_panics() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let mut join = lp.spawn_local(async { provoke("task") }).unwrap();
+    let waker = poll_with_panicking_waker(&mut join);
+    assert_eq!(run_catching(&lp), Some("task"));
+    assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+    let noop = Waker::noop();
+    assert_eq!(
+        Pin::new(&mut join).poll(&mut Context::from_waker(noop)),
+        Poll::Ready(Err(uv::future::JoinError::Panicked))
+    );
+}
+
+/// Wakers of the user's whose wake panics, for a task that completes, a sleep and
+/// a thread-pool job: each wake runs inside a guarded callback, so its panic is
+/// resumed by `run` (pins the guarantee; no abort), and the value is still there.
+#[test]
+fn wakes_that_panic_from_loop_callbacks_are_resumed_by_run() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let noop = Waker::noop();
+    let mut join = lp.spawn_local(async { 5 }).unwrap();
+    let w = poll_with_panicking_waker(&mut join);
+    assert_eq!(run_catching(&lp), Some("wake"));
+    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    let mut cx = Context::from_waker(noop);
+    assert_eq!(Pin::new(&mut join).poll(&mut cx), Poll::Ready(Ok(5)));
+
+    let mut sleep = uv::future::sleep(&lp.handle(), Duration::ZERO);
+    let w = poll_with_panicking_waker(&mut sleep);
+    assert_eq!(run_catching(&lp), Some("wake"));
+    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    assert!(Pin::new(&mut sleep).poll(&mut cx).is_ready());
+
+    let mut work = Box::pin(uv::future::queue_work(&lp.handle(), || 6));
+    let w = poll_with_panicking_waker(&mut work);
+    assert_eq!(run_catching(&lp), Some("wake"));
+    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    match work.as_mut().poll(&mut cx) {
+        Poll::Ready(r) => assert_eq!(r.unwrap(), 6),
+        Poll::Pending => panic!("the job's value was lost"),
+    }
 }
 
 // ---- code run by the loop's teardown ----

@@ -325,7 +325,9 @@ impl Local {
                 Some(Poll::Pending) => task.aborted.get(),
                 Some(Poll::Ready(())) => true,
                 None => {
-                    (task.on_panic)();
+                    // Wakes the handle's poller (user code) if the unwinding did
+                    // not end the task already.
+                    shared.guard(|| (task.on_panic)());
                     true
                 }
             }
@@ -581,7 +583,19 @@ impl<T> JoinState<T> {
         }
         self.result.set(Some(r));
         if let Some(w) = self.waker.take() {
-            w.wake();
+            if std::thread::panicking() {
+                // The drop of a task's future while its panic unwinds (see
+                // `JoinGuard`): the waker is the handle's poller's, maybe one of
+                // the user's own, and a panic of its wake unwinding out of this
+                // drop would abort the process ("panic in a destructor during
+                // cleanup"). The task's own panic is the one that counts.
+                let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
+                if let Err(p) = woken {
+                    crate::callback::drop_quietly(p);
+                }
+            } else {
+                w.wake();
+            }
         }
     }
 }
