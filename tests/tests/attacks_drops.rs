@@ -273,6 +273,45 @@ fn a_join_handle_whose_waker_panics_for_a_task_that_panics() {
     );
 }
 
+/// A task that polled a read of an `AsyncStream` with a waker of the user's whose
+/// wake panics, then panics: the stream is dropped while the panic unwinds, its drop
+/// stops reading, and the read callback it drops woke that waker. Its panic, inside
+/// a drop during unwinding, aborted the process ("panic in a destructor during
+/// cleanup"). Now that wake's panic is dropped there; `run` resumes the task's
+/// panic, the waker was woken once, the pipe stays open and usable.
+#[test]
+fn a_stream_dropped_by_a_panicking_task_wakes_a_panicking_waker_without_aborting() {
+    use futures::AsyncRead as _;
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pipe = uv::Pipe::new(&lp, false).unwrap();
+    pipe.open(a).unwrap();
+    let woken = Rc::new(RefCell::new(None));
+    let (p, w) = (pipe.clone(), woken.clone());
+    lp.spawn_local(async move {
+        let mut stream = uv::future::AsyncStream::new(p);
+        let state = Arc::new(PanickingWake(AtomicUsize::new(0)));
+        let waker = Waker::from(state.clone());
+        let mut buf = [0u8; 8];
+        assert!(Pin::new(&mut stream)
+            .poll_read(&mut Context::from_waker(&waker), &mut buf)
+            .is_pending());
+        *w.borrow_mut() = Some(state);
+        provoke("task");
+    })
+    .unwrap();
+    assert_eq!(run_catching(&lp), Some("task"));
+    let state = woken.borrow_mut().take().expect("the task ran");
+    assert_eq!(state.0.load(Ordering::SeqCst), 1);
+    assert!(!pipe.is_closing());
+    std::io::Write::write_all(&mut b, b"still").unwrap();
+    let got = uv_tests::read_to_end(&pipe);
+    drop(b);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), b"still");
+}
+
 /// Wakers of the user's whose wake panics, for a task that completes, a sleep and
 /// a thread-pool job: each wake runs inside a guarded callback, so its panic is
 /// resumed by `run` (pins the guarantee; no abort), and the value is still there.

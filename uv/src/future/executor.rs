@@ -583,19 +583,10 @@ impl<T> JoinState<T> {
         }
         self.result.set(Some(r));
         if let Some(w) = self.waker.take() {
-            if std::thread::panicking() {
-                // The drop of a task's future while its panic unwinds (see
-                // `JoinGuard`): the waker is the handle's poller's, maybe one of
-                // the user's own, and a panic of its wake unwinding out of this
-                // drop would abort the process ("panic in a destructor during
-                // cleanup"). The task's own panic is the one that counts.
-                let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
-                if let Err(p) = woken {
-                    crate::callback::drop_quietly(p);
-                }
-            } else {
-                w.wake();
-            }
+            // From the drop of a task's future too (`JoinGuard`), while its panic
+            // unwinds; the waker is the handle's poller's, maybe one of the
+            // user's own.
+            super::waking_in_drop(|| w.wake());
         }
     }
 }
