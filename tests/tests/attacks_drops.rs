@@ -471,6 +471,74 @@ fn what_close_callbacks_start_during_the_drop_is_refused() {
     assert_eq!((ran.get(), dropped.get()), (3, 6));
 }
 
+/// A job's capture whose `Drop`, on the pool thread after the job ran, queues a
+/// `call_later` job while the loop is being dropped (the job is let go by a close
+/// callback of the drop, which then waits for it): the queue is shut by then, so
+/// the call is `ClosedHandle` and the refused job is dropped on that thread, never
+/// run. Pins the guarantee (no hang, no leak, no job accepted and then lost).
+#[test]
+fn a_job_capture_queueing_from_the_pool_thread_during_the_drop_is_refused() {
+    use std::sync::Mutex;
+    let _pool = pool_lock();
+    let lp = Loop::new().unwrap();
+    let later = lp.call_later_sender().unwrap();
+    let answer: Arc<Mutex<Option<uv::Result<()>>>> = Arc::default();
+    let (ran, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    struct QueueOnDrop {
+        later: uv::CallLater,
+        answer: Arc<Mutex<Option<uv::Result<()>>>>,
+        ran: Arc<AtomicUsize>,
+        dropped: Arc<AtomicUsize>,
+    }
+    impl Drop for QueueOnDrop {
+        fn drop(&mut self) {
+            struct Counted(Arc<AtomicUsize>);
+            impl Drop for Counted {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let (ran, counted) = (self.ran.clone(), Counted(self.dropped.clone()));
+            let r = self.later.call(move || {
+                let _counted = counted;
+                ran.fetch_add(1, Ordering::SeqCst);
+            });
+            *self.answer.lock().unwrap() = Some(r);
+        }
+    }
+    let capture = QueueOnDrop {
+        later,
+        answer: answer.clone(),
+        ran: ran.clone(),
+        dropped: dropped.clone(),
+    };
+    let gate = JobGate::default();
+    let g = gate.clone();
+    lp.queue_work(
+        move || {
+            let _capture = capture;
+            g.pass();
+        },
+        |r| r.unwrap(),
+    )
+    .unwrap();
+    gate.started();
+    // Opened by a close callback: the handle is closed now, its callback runs in
+    // the drop's `uv_run`, after the teardown shut the queue (that `uv_run` then
+    // waits for the job).
+    let t = Timer::new(&lp).unwrap();
+    t.close_with(move |_| gate.open());
+    drop(lp);
+    let answer = answer
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the capture was dropped");
+    assert_eq!(answer.unwrap_err().kind(), uv::Category::ClosedHandle);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
 // ---- two loops on one thread ----
 
 /// Loop B dropped by a task of loop A (inside A's `block_on`): B's teardown drops
