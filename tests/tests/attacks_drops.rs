@@ -343,6 +343,87 @@ fn wakes_that_panic_from_loop_callbacks_are_resumed_by_run() {
     }
 }
 
+// ---- channels ----
+
+/// A channel closed with three values queued, whose `on_message` panics on the
+/// first: the close delivers the queue (from the handle's close callback). The
+/// values after the panicking one used to be dropped undelivered, though their
+/// `send` had returned `Ok`. Now each is delivered once, in order, and `run` resumes
+/// the panic.
+#[test]
+fn a_panic_in_a_channel_close_delivery_still_delivers_the_rest() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let (tx, rx) = uv::channel(&lp, move |v: u32| {
+        g.borrow_mut().push(v);
+        if v == 1 {
+            provoke("first value");
+        }
+    })
+    .unwrap();
+    for v in 1..=3 {
+        tx.send(v).unwrap();
+    }
+    rx.close();
+    assert_eq!(run_catching(&lp), Some("first value"));
+    assert_eq!(*got.borrow(), [1, 2, 3]);
+    assert_eq!(tx.send(4).unwrap_err().into_inner(), 4);
+}
+
+/// The same with an `on_message` that captures a value whose `Drop` panics: the
+/// delivery's panic unwound out of the close callback's drop of the channel's
+/// callback, and the unwinding dropped `on_message`, whose capture panicked again:
+/// abort ("panic in a destructor during cleanup"). Now `on_message` is dropped
+/// before the panic goes on: `run` resumes the delivery's panic, the capture's is
+/// dropped, the loop stays usable.
+#[test]
+fn a_channel_whose_delivery_and_capture_both_panic_at_close() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let boom = PanicOnDrop("on_message's capture");
+    let (tx, rx) = uv::channel(&lp, move |_v: u32| {
+        let _held = &boom;
+        provoke("delivery");
+    })
+    .unwrap();
+    tx.send(1).unwrap();
+    rx.close();
+    assert_eq!(run_catching(&lp), Some("delivery"));
+    assert_eq!(lp.handle_count(), 0);
+    let fired = counter();
+    let f = fired.clone();
+    let _t = due_now(&lp, move |_| f.set(f.get() + 1));
+    assert_eq!(run_catching(&lp), None);
+    assert_eq!(fired.get(), 1);
+}
+
+/// A channel left open when its loop is dropped, whose `on_message` panics on each
+/// value: the drop delivers every value (the panics are the teardown's, reported
+/// there), and the capture is dropped once. Pins the guarantee (the drop's
+/// deliveries go through the wake-up as well as the close).
+#[test]
+fn a_channel_dropped_with_its_loop_delivers_every_value_despite_panics() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (got, drops) = (Rc::new(RefCell::new(Vec::new())), counter());
+    let (g, d) = (got.clone(), DropCount(drops.clone()));
+    let (tx, _rx) = uv::channel(&lp, move |v: u32| {
+        let _held = &d;
+        g.borrow_mut().push(v);
+        provoke("each value");
+    })
+    .unwrap();
+    for v in 1..=3 {
+        tx.send(v).unwrap();
+    }
+    drop(lp);
+    assert_eq!(*got.borrow(), [1, 2, 3]);
+    assert_eq!(drops.get(), 1);
+    assert_eq!(tx.send(4).unwrap_err().into_inner(), 4);
+}
+
 // ---- code run by the loop's teardown ----
 
 /// `Loop::close` called again from a value its own teardown drops (a task's future
