@@ -399,6 +399,36 @@ fn a_channel_whose_delivery_and_capture_both_panic_at_close() {
     assert_eq!(fired.get(), 1);
 }
 
+/// A channel whose last sender is gone, with three values queued, whose
+/// `on_message` panics on the last one: the panic unwound past the close that the
+/// delivery does once no sender is left, and nothing was left queued to wake the
+/// channel again, so it stayed open and referenced for good: `alive()` stayed true
+/// and `run(Default)` waited forever (a hang). Now the channel closes all the same,
+/// in the same iteration: the loop has nothing left.
+#[test]
+fn a_panic_in_the_last_delivery_of_a_channel_still_closes_it() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let (tx, _rx) = uv::channel(&lp, move |v: u32| {
+        g.borrow_mut().push(v);
+        if v == 3 {
+            provoke("last value");
+        }
+    })
+    .unwrap();
+    for v in 1..=3 {
+        tx.send(v).unwrap();
+    }
+    drop(tx);
+    assert_eq!(run_catching(&lp), Some("last value"));
+    assert_eq!(*got.borrow(), [1, 2, 3]);
+    assert_eq!(lp.handle_count(), 0);
+    assert!(!lp.alive());
+    assert!(!lp.run(RunMode::NoWait).unwrap());
+}
+
 /// A channel left open when its loop is dropped, whose `on_message` panics on each
 /// value: the drop delivers every value (the panics are the teardown's, reported
 /// there), and the capture is dropped once. Pins the guarantee (the drop's

@@ -114,10 +114,20 @@ pub fn channel<T: Send + 'static>(
         // Read before the batch is taken: a count of zero then means that every
         // sender's values were queued before this point (see Sender::drop).
         let no_senders = delivery.shared.senders.load(Ordering::Acquire) == 0;
-        delivery.deliver(a);
-        if no_senders {
-            a.close();
+        /// Closes the channel once no sender is left, also when `on_message`
+        /// panics (the panic unwinds through here): nothing else would close it,
+        /// and its open, referenced handle would keep `run` waiting for good. The
+        /// values the panic left queued are delivered by the close.
+        struct CloseAfter<'a>(&'a Async, bool);
+        impl Drop for CloseAfter<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.close();
+                }
+            }
         }
+        let _close = CloseAfter(a, no_senders);
+        delivery.deliver(a);
     })?;
     keep.set(Some(handle.clone()));
     let wake = match handle.sender() {
