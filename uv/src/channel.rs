@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -106,17 +107,27 @@ pub fn channel<T: Send + 'static>(
     let mut delivery = Delivery {
         shared: shared.clone(),
         spare: VecDeque::new(),
-        on_message,
+        on_message: Some(on_message),
         _keep: keep.clone(),
     };
     let handle = Async::new(loop_, move |a| {
         // Read before the batch is taken: a count of zero then means that every
         // sender's values were queued before this point (see Sender::drop).
         let no_senders = delivery.shared.senders.load(Ordering::Acquire) == 0;
-        delivery.deliver(a);
-        if no_senders {
-            a.close();
+        /// Closes the channel once no sender is left, also when `on_message`
+        /// panics (the panic unwinds through here): nothing else would close it,
+        /// and its open, referenced handle would keep `run` waiting for good. The
+        /// values the panic left queued are delivered by the close.
+        struct CloseAfter<'a>(&'a Async, bool);
+        impl Drop for CloseAfter<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.close();
+                }
+            }
         }
+        let _close = CloseAfter(a, no_senders);
+        delivery.deliver(a);
     })?;
     keep.set(Some(handle.clone()));
     let wake = match handle.sender() {
@@ -142,7 +153,8 @@ struct Delivery<T, F: FnMut(T)> {
     /// The batch being delivered; swapped with the queue so that both keep their
     /// allocations.
     spare: VecDeque<T>,
-    on_message: F,
+    /// `None` only inside the drop (taken out to be dropped under a guard).
+    on_message: Option<F>,
     _keep: Rc<std::cell::Cell<Option<Async>>>,
 }
 
@@ -175,8 +187,11 @@ impl<T, F: FnMut(T)> Delivery<T, F> {
             shared: &self.shared,
             handle: a,
         };
+        let Some(on_message) = self.on_message.as_mut() else {
+            return;
+        };
         while let Some(v) = rest.batch.pop_front() {
-            (self.on_message)(v);
+            on_message(v);
         }
     }
 }
@@ -186,11 +201,31 @@ impl<T, F: FnMut(T)> Drop for Delivery<T, F> {
         // Runs in the handle's close callback, under the loop's panic guard (also
         // when the loop is dropped while its thread unwinds: a panic caught there
         // does not abort). The handle is closed: its senders were shut out before
-        // uv_close, so the queue gets nothing new. A panic here drops the values
-        // after it.
+        // uv_close, so the queue gets nothing new.
+        //
+        // Every value still gets its call after a panic in an earlier one (each
+        // accepted value is delivered once), and `on_message` is dropped here too,
+        // before the first panic goes on to the guard: dropped by the unwinding
+        // (as a field), a panic of its captures' Drop would abort the process.
+        let mut first: Option<Box<dyn std::any::Any + Send>> = None;
+        let mut keep = |p| match first {
+            None => first = Some(p),
+            Some(_) => crate::callback::drop_quietly(p),
+        };
         let mut batch = std::mem::take(&mut *self.shared.queue());
-        while let Some(v) = batch.pop_front() {
-            (self.on_message)(v);
+        if let Some(on_message) = self.on_message.as_mut() {
+            while let Some(v) = batch.pop_front() {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| on_message(v))) {
+                    keep(p);
+                }
+            }
+        }
+        let on_message = self.on_message.take();
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(on_message))) {
+            keep(p);
+        }
+        if let Some(p) = first {
+            std::panic::resume_unwind(p);
         }
     }
 }

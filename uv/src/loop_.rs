@@ -36,6 +36,9 @@ pub(crate) struct LoopShared {
     raw_for_new: Cell<*mut sys::uv_loop_t>,
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
+    /// Whether the hook is out of `hook` for its call, and what it did to the
+    /// hook meanwhile.
+    hook_call: Cell<HookCall>,
     pub(crate) call_later: RefCell<Option<crate::handles::async_::CallLaterState>>,
     /// Descriptors watched by handles that do not own them (`Poll`), one handle each.
     claimed_fds: RefCell<Vec<crate::RawFd>>,
@@ -169,14 +172,38 @@ impl LoopShared {
     pub(crate) fn panicked(&self, payload: PanicPayload) {
         match self.hook.take() {
             Some(mut hook) => {
+                let outer = self.hook_call.replace(HookCall::Running);
                 let r = catch_unwind(AssertUnwindSafe(|| hook(payload)));
-                let replaced = self.hook.take();
-                self.hook.set(replaced.or(Some(hook)));
+                let call = self.hook_call.replace(outer);
                 if let Err(p) = r {
+                    self.keep(p);
+                }
+                let replaced = self.hook.take();
+                if replaced.is_none() && call == HookCall::Running {
+                    self.hook.set(Some(hook));
+                    return;
+                }
+                // The hook replaced or removed itself (`set_panic_hook`,
+                // `take_panic_hook` from inside it): what it left stays, and the
+                // old hook is dropped here, maybe inside a libuv callback, where a
+                // panic of its Drop must not unwind. Like a panic of the hook
+                // itself, that one stops the loop for `run` to resume (given to
+                // the new hook, a hook that replaces itself with such a hook on
+                // each call would recurse without end).
+                self.hook.set(replaced);
+                if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(hook))) {
                     self.keep(p);
                 }
             }
             None => self.keep(payload),
+        }
+    }
+
+    /// Notes that the hook was set or taken (from inside its call, it is then not
+    /// put back).
+    fn hook_changed(&self) {
+        if self.hook_call.get() == HookCall::Running {
+            self.hook_call.set(HookCall::Changed);
         }
     }
 
@@ -227,6 +254,19 @@ impl LoopShared {
     /// and frees it.
     fn teardown(&self) {
         let Some(raw) = self.raw() else { return };
+        // Marked running until the end: user code run from here (jobs, the drops of
+        // tasks' futures, close callbacks; on `Loop::close`, which leaves the `Loop`
+        // to them) finds `run`, `block_on`, `close` and `after_fork` `EBUSY`, as from
+        // any callback. A second teardown would free the loop under this one, a
+        // `run` would nest `uv_run` inside the ones below.
+        debug_assert!(!self.running.get());
+        self.running.set(true);
+        self.teardown_marked(raw);
+        self.running.set(false);
+    }
+
+    /// `teardown` of the open loop `raw`, marked running.
+    fn teardown_marked(&self, raw: *mut sys::uv_loop_t) {
         // Jobs accepted by `call_later` run now, while the loop is still open: an
         // accepted job is never dropped unseen.
         self.run_queued_jobs();
@@ -244,7 +284,8 @@ impl LoopShared {
         );
         if pending {
             for _ in 0..2 {
-                // SAFETY: the loop is open and not running (we are not inside uv_run).
+                // SAFETY: the loop is open and uv_run is not on the stack (marked running,
+                // so user code cannot enter it).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
                 if !crate::handles::async_::any_wakeup_pending(&self.user_handles()) {
                     break;
@@ -257,7 +298,8 @@ impl LoopShared {
         let (mut left, mut stalled) = (usize::MAX, 0);
         while stalled < 16 {
             close_every_handle(raw);
-            // SAFETY: the loop is open and not running (we are not inside uv_run).
+            // SAFETY: the loop is open and uv_run is not on the stack (marked running,
+            // so user code cannot enter it).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
             // Jobs that came in from other threads before the close shut the queue;
             // the loop refuses new handles now (`ClosedLoop`).
@@ -302,6 +344,17 @@ impl LoopShared {
             DEFAULT_IN_USE.store(false, Ordering::Release);
         }
     }
+}
+
+/// The panic hook's call (`LoopShared::panicked`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HookCall {
+    /// The hook is not running.
+    Idle,
+    /// The hook runs and has not changed the hook.
+    Running,
+    /// The hook runs and set or took the hook: it is not put back.
+    Changed,
 }
 
 /// Drops a panic payload whose `Drop` may itself panic (see `drop_quietly`).
@@ -363,6 +416,7 @@ impl LoopShared {
             raw_for_new: Cell::new(raw),
             panic: Cell::new(None),
             hook: Cell::new(None),
+            hook_call: Cell::new(HookCall::Idle),
             call_later: RefCell::new(None),
             claimed_fds: RefCell::new(Vec::new()),
             slab: Slab::new(),
@@ -450,8 +504,8 @@ impl Loop {
     /// referenced handles or requests). A panic in a callback stops the loop and is
     /// resumed here (unless a panic hook takes it); the loop stays usable.
     ///
-    /// `EBUSY` when called from inside a callback of this loop; `ClosedLoop` after
-    /// `close`.
+    /// `EBUSY` when called from inside a callback of this loop (or from user code
+    /// its teardown runs: jobs, drops, close callbacks); `ClosedLoop` after `close`.
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         let s = &self.handle.shared;
         let raw = s.raw().ok_or_else(|| Error::closed_loop("uv_run"))?;
@@ -473,7 +527,7 @@ impl Loop {
     }
 
     /// Closes the loop (`uv_loop_close`). `EBUSY` while handles (open or closing) or
-    /// requests remain, or from inside a callback; idempotent.
+    /// requests remain, or from inside a callback (teardown included); idempotent.
     pub fn close(&self) -> Result<()> {
         let s = &self.handle.shared;
         if !s.is_open() {
@@ -542,7 +596,8 @@ impl LoopHandle {
         !self.shared.is_open()
     }
 
-    /// Whether the loop is running (`run` is on the stack).
+    /// Whether the loop is running (`run` is on the stack, or the teardown of
+    /// `close` or of the `Loop`'s drop).
     pub fn is_running(&self) -> bool {
         self.shared.running.get()
     }
@@ -656,12 +711,19 @@ impl LoopHandle {
 
     /// Replaces the panic hook: from now on a panic in a callback calls `hook` with
     /// the payload instead of stopping the loop and resuming the panic from `run`.
+    ///
+    /// From inside the hook, `hook` takes its place once it returns (the running
+    /// hook is then dropped).
     pub fn set_panic_hook(&self, hook: impl FnMut(PanicPayload) + 'static) {
+        self.shared.hook_changed();
         self.shared.hook.set(Some(Box::new(hook)));
     }
 
-    /// Restores the default: a panic stops the loop and `run` resumes it.
+    /// Restores the default: a panic stops the loop and `run` resumes it. Returns
+    /// the hook; from inside the hook, `None` (the running hook is dropped once it
+    /// returns) or the hook it set meanwhile.
     pub fn take_panic_hook(&self) -> Option<PanicHook> {
+        self.shared.hook_changed();
         self.shared.hook.take()
     }
 

@@ -325,7 +325,9 @@ impl Local {
                 Some(Poll::Pending) => task.aborted.get(),
                 Some(Poll::Ready(())) => true,
                 None => {
-                    (task.on_panic)();
+                    // Wakes the handle's poller (user code) if the unwinding did
+                    // not end the task already.
+                    shared.guard(|| (task.on_panic)());
                     true
                 }
             }
@@ -581,7 +583,10 @@ impl<T> JoinState<T> {
         }
         self.result.set(Some(r));
         if let Some(w) = self.waker.take() {
-            w.wake();
+            // From the drop of a task's future too (`JoinGuard`), while its panic
+            // unwinds; the waker is the handle's poller's, maybe one of the
+            // user's own.
+            super::waking_in_drop(|| w.wake());
         }
     }
 }

@@ -59,7 +59,7 @@ struct ReadGuard(Rc<ReadState>);
 impl Drop for ReadGuard {
     fn drop(&mut self) {
         self.0.reading.set(false);
-        self.0.waker.wake();
+        super::waking_in_drop(|| self.0.waker.wake());
     }
 }
 

@@ -246,7 +246,29 @@ impl<T: Closes> std::ops::Deref for Notifier<T> {
 
 impl<T: Closes> Drop for Notifier<T> {
     fn drop(&mut self) {
-        self.0.close();
+        waking_in_drop(|| self.0.close());
+    }
+}
+
+/// Runs `wake`, a drop's wake of a task (user code: the waker of whoever polled).
+/// While the thread unwinds (the drop of what a panicking task or callback held),
+/// under `catch_unwind`, its panic dropped: unwinding out of a drop during a panic
+/// aborts the process ("panic in a destructor during cleanup"), and the panic
+/// already unwinding is the one that counts.
+#[inline]
+pub(crate) fn waking_in_drop(wake: impl FnOnce()) {
+    if std::thread::panicking() {
+        waking_while_unwinding(wake);
+    } else {
+        wake();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn waking_while_unwinding(wake: impl FnOnce()) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake)) {
+        crate::callback::drop_quietly(p);
     }
 }
 

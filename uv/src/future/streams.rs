@@ -80,7 +80,7 @@ struct WakeOnDrop<T>(Rc<Queue<T>>);
 
 impl<T> Drop for WakeOnDrop<T> {
     fn drop(&mut self) {
-        wake(&self.0.waker);
+        super::waking_in_drop(|| wake(&self.0.waker));
     }
 }
 
