@@ -1607,21 +1607,71 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
         // standard descriptors (a child sent back what it inherited).
         contracts::note_std_shares(client.typed().handle());
     }
-    // Taking the last handle an IPC pipe received makes libuv watch the pipe for
-    // reading again, even when it is not reading: with nobody to read, the loop
-    // would wake up for its data forever. A start and stop of reading puts the
-    // watch back as it was.
-    // SAFETY: the server is open; the callbacks are the crate's, and reading stops
-    // before anything can call them.
+    // SAFETY: the server is open, and of type `server_type`.
+    unsafe { settle_read_watch::<K>(s, server_type) };
+    Ok(())
+}
+
+/// After a `uv_accept` on `s`: taking the last handle an IPC pipe received makes
+/// libuv watch the pipe for reading again, even when it is not reading: with
+/// nobody to read, the loop would wake up for its data forever. A start and stop of
+/// reading puts the watch back as it was.
+///
+/// # Safety
+/// `s` is an open stream of this library, of kind `K` and type `ty`.
+unsafe fn settle_read_watch<K: StreamKind>(s: *mut sys::uv_stream_t, ty: sys::uv_handle_type) {
+    // SAFETY: per the contract the stream is open; the callbacks are the crate's,
+    // and reading stops before anything can call them.
     unsafe {
-        if server_type == sys::uv_handle_type_UV_NAMED_PIPE
+        if ty == sys::uv_handle_type_UV_NAMED_PIPE
             && (*s).read_cb.is_none()
             && sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0
         {
             sys::uv_read_stop(s);
         }
     }
-    Ok(())
+}
+
+/// Takes the next handle the IPC pipe `server` received as its descriptor,
+/// whatever its kind (`uv_accept` into a pipe made for the purpose, which is
+/// closed at once, after the descriptor was copied). For the kinds no stream
+/// takes (a UDP socket, a terminal, a file, a kind libuv does not know), which
+/// would otherwise stay first in the pipe's queue for good, with every handle
+/// received after them behind.
+///
+/// `EAGAIN` when none is pending, `EINVAL` on a pipe without IPC; when the copy
+/// cannot be made (`EMFILE`, ...), the error, with the handle left pending.
+#[cfg(unix)]
+pub fn accept_fd<K: StreamKind>(server: &K) -> Result<std::os::fd::OwnedFd> {
+    const OP: &str = "uv_accept";
+    let s = raw(server, OP)?;
+    // SAFETY: the server is open; its type field is set at init.
+    let server_type = unsafe { (*s).type_ };
+    // SAFETY: the server is open, of type `server_type`.
+    if !unsafe { is_ipc_pipe(s, server_type) } {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
+    // SAFETY: the server is open; `accepted_fd` is libuv's next received descriptor.
+    let fd = unsafe { (*s).accepted_fd };
+    if fd < 0 {
+        return Err(Error::new(StatusCode::EAGAIN, OP));
+    }
+    // SAFETY: `fd` is open while libuv holds it as pending; only borrowed for the
+    // copy.
+    let copy = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(|e| Error::from_raw(-e.raw_os_error().unwrap_or(libc::EIO), OP))?;
+    let taker = crate::Pipe::new(&server.typed().handle().loop_(), false)?;
+    let t = raw(&taker, OP)?;
+    // SAFETY: both are open pipes of one loop; the taker has no descriptor. libuv
+    // puts the received descriptor in it (or closes it on failure: the copy is
+    // kept either way) and moves its queue on.
+    let _ = unsafe { sys::uv_accept(s, t) };
+    // Closing the taker closes the received descriptor; the copy is the caller's.
+    taker.close();
+    // SAFETY: the server is open, of type `server_type`.
+    unsafe { settle_read_watch::<K>(s, server_type) };
+    Ok(copy)
 }
 
 /// Whether the open stream `s`, of type `ty`, is a pipe made for handle passing.

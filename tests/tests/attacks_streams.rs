@@ -1,0 +1,525 @@
+//! Attacks on streams that carry data and handles: IPC pipes and the handles they
+//! pass, the standard I/O pipes of child processes, and the data of queued writes
+//! (close, shutdown and errors in the middle of them). Each regression test says
+//! what used to happen; the others pin down behaviour the attacks found sound, by
+//! value (statuses, counts, bytes, the order of callbacks). A spin shows as a loop
+//! iteration count, never as a duration.
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+
+use uv::{
+    HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
+    Stream as _, Tcp, TcpFlags, Udp,
+};
+use uv_tests::net::{count_iterations, pattern, run_until};
+
+/// What the callbacks of a test saw, in order.
+type Log = Rc<RefCell<Vec<String>>>;
+
+/// A write or shutdown callback that logs `tag` and its status code.
+fn logged<S>(log: &Log, tag: &'static str) -> impl FnOnce(&S, uv::Result<()>) + 'static {
+    let log = log.clone();
+    move |_, r| log.borrow_mut().push(format!("{tag} {}", status(r)))
+}
+
+/// `ok`, or the error's code.
+fn status<T>(r: uv::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("{:?}", e.code()),
+    }
+}
+
+/// Two IPC pipes on `lp`, the ends of one socket pair.
+fn ipc_pair(lp: &Loop) -> (Pipe, Pipe) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let pa = Pipe::new(lp, true).unwrap();
+    pa.open(a).unwrap();
+    let pb = Pipe::new(lp, true).unwrap();
+    pb.open(b).unwrap();
+    (pa, pb)
+}
+
+/// A pipe on `lp` (no IPC) and the std stream at its other end.
+fn pipe_and_std(lp: &Loop, ipc: bool) -> (Pipe, UnixStream) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let p = Pipe::new(lp, ipc).unwrap();
+    p.open(a).unwrap();
+    (p, b)
+}
+
+/// A TCP handle with a socket (bound, not listening).
+fn bound_tcp(lp: &Loop) -> Tcp {
+    let t = Tcp::new(lp).unwrap();
+    t.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
+        .unwrap();
+    t
+}
+
+/// Sends `data` with the descriptors `fds` (`SCM_RIGHTS`) over `sock`, as a
+/// program that does not use libuv can (Node.js sends UDP sockets so).
+fn send_fds(sock: &UnixStream, data: &[u8], fds: &[i32]) {
+    let bytes = std::mem::size_of_val(fds) as u32;
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    // SAFETY: a size computation.
+    let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: all-zero is a valid `msghdr`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` points at `iov` and `control`, which live through the call and
+    // have room for one header with `fds`; `sendmsg` only reads them.
+    let sent = unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
+        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
+    };
+    assert_eq!(
+        sent,
+        data.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Reads `p` until `n` bytes came (each message that carried a handle has one).
+fn read_bytes(lp: &Loop, p: &Pipe, n: usize) {
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    p.read_start(move |_, d| g.set(g.get() + d.unwrap().len()))
+        .unwrap();
+    run_until(lp, || got.get() == n);
+    p.read_stop().unwrap();
+}
+
+/// The socket type (`SO_TYPE`) of `fd`.
+fn socket_type(fd: &OwnedFd) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is open; `v` and `len` are valid for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0);
+    v
+}
+
+/// A UDP socket received over an IPC pipe (as Node.js sends them) used to stay
+/// first in the pipe's queue for good: `pending_type` said `Udp`, no stream can be
+/// made of it, so every `accept` was `EINVAL`, and the TCP socket and file sent
+/// after it could never be taken (closed unseen with the pipe). Now
+/// `Pipe::accept_fd` takes each as its descriptor: the UDP socket works as a
+/// `Udp`, the file is dropped, and the TCP socket behind them is accepted as usual.
+#[test]
+fn handles_no_stream_can_take_are_taken_as_descriptors_and_free_the_queue() {
+    let lp = Loop::new().unwrap();
+    let (p, peer) = pipe_and_std(&lp, true);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_addr = tcp.local_addr().unwrap();
+    send_fds(&peer, b"u", &[udp.as_raw_fd()]);
+    send_fds(&peer, b"f", &[file.as_raw_fd()]);
+    send_fds(&peer, b"t", &[tcp.as_raw_fd()]);
+    drop((udp, file, tcp));
+    read_bytes(&lp, &p, 3);
+    assert_eq!(p.pending_count().unwrap(), 3);
+    assert_eq!(p.pending_type().unwrap(), HandleType::Udp);
+    // No stream takes it; it stays first.
+    let t = Tcp::new(&lp).unwrap();
+    assert_eq!(p.accept_into(&t).unwrap_err().code(), StatusCode::EINVAL);
+    assert_eq!(
+        p.accept().map(|_| ()).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(p.pending_count().unwrap(), 3);
+
+    let fd = p.accept_fd().unwrap();
+    assert_eq!(socket_type(&fd), libc::SOCK_DGRAM);
+    let u = Udp::new(&lp).unwrap();
+    u.open(fd).unwrap();
+    assert_eq!(u.local_addr().unwrap(), udp_addr);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    u.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if !d.is_drained() {
+            g.borrow_mut().push(d.data.to_vec());
+            u.close();
+        }
+    })
+    .unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"dgram", udp_addr).unwrap();
+    run_until(&lp, || !got.borrow().is_empty());
+    assert_eq!(*got.borrow(), [b"dgram".to_vec()]);
+
+    assert_eq!(p.pending_count().unwrap(), 2);
+    assert_eq!(p.pending_type().unwrap(), HandleType::File);
+    drop(p.accept_fd().unwrap());
+    assert_eq!(p.pending_type().unwrap(), HandleType::Tcp);
+    p.accept_into(&t).unwrap();
+    assert_eq!(t.local_addr().unwrap(), tcp_addr);
+    assert_eq!(p.pending_count().unwrap(), 0);
+    assert_eq!(p.accept_fd().unwrap_err().code(), StatusCode::EAGAIN);
+    t.close();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// `accept_fd` on a pipe without IPC is `EINVAL` (even with a connection
+/// pending), on a closed one `ClosedHandle`.
+#[test]
+fn accept_fd_refuses_pipes_without_ipc_and_closed_ones() {
+    let lp = Loop::new().unwrap();
+    let (plain, _peer) = pipe_and_std(&lp, false);
+    assert_eq!(plain.accept_fd().unwrap_err().code(), StatusCode::EINVAL);
+    let dir = uv_tests::net::TempDir::new("accept-fd");
+    let path = dir.join("s");
+    let server = Pipe::new(&lp, false).unwrap();
+    server.bind(&path).unwrap();
+    let refused = Rc::new(RefCell::new(None));
+    let r = refused.clone();
+    server
+        .listen(1, move |s, st| {
+            st.unwrap();
+            *r.borrow_mut() = Some(status(s.accept_fd()));
+            s.close();
+        })
+        .unwrap();
+    let _client = UnixStream::connect(&path).unwrap();
+    run_until(&lp, || refused.borrow().is_some());
+    assert_eq!(refused.borrow().as_deref(), Some("EINVAL"));
+
+    let (a, b) = ipc_pair(&lp);
+    a.close();
+    assert_eq!(
+        a.accept_fd().unwrap_err().kind(),
+        uv::Category::ClosedHandle
+    );
+    plain.close();
+    b.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// Taking the last received handle with `accept_fd` from a pipe that is not
+/// reading leaves the loop idle, as `accept` does (libuv's accept watches the
+/// pipe for reading again; with data waiting and no reader, the loop would wake
+/// up for it on every iteration).
+#[test]
+fn taking_the_last_handle_as_a_descriptor_does_not_make_the_loop_spin() {
+    let lp = Loop::new().unwrap();
+    let (p, peer) = pipe_and_std(&lp, true);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    send_fds(&peer, b"u", &[udp.as_raw_fd()]);
+    read_bytes(&lp, &p, 1);
+    // Data waits unread behind the handle.
+    (&peer).write_all(b"unread").unwrap();
+    let fd = p.accept_fd().unwrap();
+    assert_eq!(socket_type(&fd), libc::SOCK_DGRAM);
+    let (counter, iterations) = count_iterations(&lp);
+    let seen = Rc::new(Cell::new(None));
+    let (s, i) = (seen.clone(), iterations.clone());
+    let timer = uv::Timer::new(&lp).unwrap();
+    timer
+        .start(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::ZERO,
+            move |tm| {
+                s.set(Some(i.get()));
+                counter.close();
+                tm.close();
+            },
+        )
+        .unwrap();
+    drop(timer);
+    lp.run(RunMode::Default).unwrap();
+    let seen = seen.get().unwrap();
+    assert!(
+        seen <= 5,
+        "{seen} loop iterations while waiting for a timer"
+    );
+    // The data was not consumed.
+    let data = uv_tests::read_to_end(&p);
+    drop(peer);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*data.borrow(), b"unread");
+}
+
+/// Whether any descriptor of this process refers to the open file `id` (see
+/// `fd_identity`).
+fn any_fd_is(id: (u64, u64)) -> bool {
+    std::fs::read_dir("/proc/self/fd").unwrap().any(|e| {
+        let fd: i32 = e.unwrap().file_name().to_str().unwrap().parse().unwrap();
+        uv_tests::net::fd_identity(fd) == Some(id)
+    })
+}
+
+/// Handles received and never accepted are closed with the pipe: no descriptor of
+/// them is left in the process.
+#[test]
+fn handles_left_pending_are_closed_with_their_pipe() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = ipc_pair(&lp);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let t = bound_tcp(&lp);
+        ids.push(uv_tests::net::fd_identity(t.fileno().unwrap()).unwrap());
+        a.write2("x", &t, |_, r| r.unwrap()).unwrap();
+        // Closed before its write ran: the write keeps it until then.
+        t.close();
+    }
+    read_bytes(&lp, &b, 5);
+    assert_eq!(b.pending_count().unwrap(), 5);
+    let first = Tcp::new(&lp).unwrap();
+    b.accept_into(&first).unwrap();
+    // A client that has its socket is refused, the rest stays pending.
+    assert_eq!(b.accept_into(&first).unwrap_err().code(), StatusCode::EBUSY);
+    assert_eq!(b.pending_count().unwrap(), 4);
+    lp.run(RunMode::Default).unwrap();
+    for id in &ids {
+        assert!(any_fd_is(*id), "a received socket is held");
+    }
+    b.close();
+    let again = b.accept().map(|_| ()).unwrap_err();
+    assert_eq!(again.kind(), uv::Category::ClosedHandle);
+    lp.run(RunMode::Default).unwrap();
+    // Only the accepted one is left.
+    let held: Vec<bool> = ids.iter().map(|id| any_fd_is(*id)).collect();
+    assert_eq!(held, [true, false, false, false, false]);
+    first.close();
+    a.close();
+    lp.run(RunMode::Default).unwrap();
+    assert!(ids.iter().all(|id| !any_fd_is(*id)));
+}
+
+/// A write that sends a handle closed while the write waited in the queue fails
+/// with `EBADF` (libuv checks the handle when the write runs), sends nothing, and
+/// the writes queued behind it go on: every byte of the others arrives.
+#[test]
+fn a_write2_whose_handle_closed_in_the_queue_is_ebadf_and_the_queue_goes_on() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = ipc_pair(&lp);
+    let log: Log = Default::default();
+    let big = pattern(4 << 20);
+    a.write(big.clone(), logged(&log, "big")).unwrap();
+    let t = bound_tcp(&lp);
+    a.write2("x", &t, logged(&log, "write2")).unwrap();
+    a.write("after", logged(&log, "after")).unwrap();
+    t.close();
+    drop(t);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    b.read_start(move |_, d| g.borrow_mut().extend_from_slice(d.unwrap()))
+        .unwrap();
+    run_until(&lp, || got.borrow().len() == big.len() + 5);
+    assert_eq!(*log.borrow(), ["big ok", "write2 EBADF", "after ok"]);
+    assert_eq!(got.borrow()[..big.len()], big[..]);
+    assert_eq!(&got.borrow()[big.len()..], b"after");
+    assert_eq!(b.pending_count().unwrap(), 0);
+    a.close();
+    b.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// Writes and a shutdown queued behind a write the peer never reads, then
+/// `close`: each callback runs once, in order, with `ECANCELED`, then the close
+/// callback; a write after the shutdown is `EPIPE` at once, and one from the
+/// close callback is refused (`ClosedHandle`) with its callback dropped.
+#[test]
+fn queued_writes_and_shutdown_get_ecanceled_in_order_at_close() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe_and_std(&lp, false);
+    let log: Log = Default::default();
+    p.write(vec![1u8; 4 << 20], logged(&log, "big")).unwrap();
+    for _ in 0..3 {
+        p.write(vec![2u8; 10], logged(&log, "small")).unwrap();
+    }
+    p.shutdown(logged(&log, "shutdown")).unwrap();
+    let late = p.write("late", logged(&log, "late")).unwrap_err();
+    assert_eq!(late.code(), StatusCode::EPIPE);
+    let (l, pc) = (log.clone(), p.clone());
+    p.close_with(move |_| {
+        l.borrow_mut().push("closed".into());
+        let r = pc.write("from close", logged(&l, "from close"));
+        l.borrow_mut()
+            .push(format!("write in close: {:?}", r.unwrap_err().kind()));
+    });
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(
+        *log.borrow(),
+        [
+            "big ECANCELED",
+            "small ECANCELED",
+            "small ECANCELED",
+            "small ECANCELED",
+            "shutdown ECANCELED",
+            "closed",
+            "write in close: ClosedHandle",
+        ]
+    );
+}
+
+/// A write callback called with `ECANCELED` (its stream closing) that writes and
+/// shuts down again is refused at once (`ClosedHandle`): no callback of those
+/// runs, and the loop ends.
+#[test]
+fn writing_from_a_cancelled_write_callback_is_refused() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe_and_std(&lp, false);
+    let log: Log = Default::default();
+    p.write(vec![1u8; 4 << 20], logged(&log, "big")).unwrap();
+    let l = log.clone();
+    p.write(vec![2u8; 10], move |s: &Pipe, r| {
+        l.borrow_mut().push(format!("second {}", status(r)));
+        let w = s.write("again", logged(&l, "again"));
+        l.borrow_mut()
+            .push(format!("again: {:?}", w.unwrap_err().kind()));
+        let sd = s.shutdown(logged(&l, "shutdown"));
+        l.borrow_mut()
+            .push(format!("shutdown: {:?}", sd.unwrap_err().kind()));
+    })
+    .unwrap();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(
+        *log.borrow(),
+        [
+            "big ECANCELED",
+            "second ECANCELED",
+            "again: ClosedHandle",
+            "shutdown: ClosedHandle",
+        ]
+    );
+}
+
+/// A write far bigger than the socket's buffer, closed once part of it went
+/// out: its callback gets `ECANCELED` once, and the peer reads a prefix of the
+/// data, unchanged, then the end of the stream.
+#[test]
+fn a_huge_write_closed_midway_delivers_an_intact_prefix() {
+    let lp = Loop::new().unwrap();
+    let (p, mut peer) = pipe_and_std(&lp, false);
+    let log: Log = Default::default();
+    let data = pattern(16 << 20);
+    p.write(data.clone(), logged(&log, "huge")).unwrap();
+    // The first part went out at once, into the socket's buffer.
+    let queued = p.write_queue_size();
+    assert!(queued > 0 && queued < data.len(), "{queued}");
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        got
+    });
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    drop(lp);
+    let got = reader.join().unwrap();
+    assert_eq!(*log.borrow(), ["huge ECANCELED"]);
+    assert_eq!(got.len(), data.len() - queued);
+    assert_eq!(got[..], data[..got.len()]);
+}
+
+/// Writes queued to a child's standard input when it exits without reading them
+/// fail with `EPIPE` (SIGPIPE stays ignored), the exit callback gets the status,
+/// and `kill` is `ESRCH` from the exit callback on, `ClosedHandle` after `close`.
+#[test]
+fn writes_pending_when_the_child_exits_fail_with_epipe() {
+    let lp = Loop::new().unwrap();
+    let stdin = Pipe::new(&lp, false).unwrap();
+    let stdout = Pipe::new(&lp, false).unwrap();
+    let opts = ProcessOptions::new("sh")
+        .args(["-c", "head -c 10; exit 3"])
+        .stdin(Stdio::pipe_to_child(&stdin))
+        .stdout(Stdio::pipe_from_child(&stdout));
+    let log: Log = Default::default();
+    let l = log.clone();
+    let child = Process::spawn(&lp, &opts, move |p, st, sig| {
+        l.borrow_mut().push(format!("exit {st} {sig:?}"));
+        let k = p.kill(Signum::Terminate);
+        l.borrow_mut().push(format!("kill {}", status(k)));
+    })
+    .unwrap();
+    drop(opts);
+    stdin
+        .write(vec![b'x'; 8 << 20], logged(&log, "big"))
+        .unwrap();
+    stdin.write("y", logged(&log, "small")).unwrap();
+    let out = uv_tests::read_to_end(&stdout);
+    lp.run(RunMode::Default).unwrap();
+    let mut seen = log.borrow().clone();
+    // The exit and the broken pipe come in one iteration, in either order.
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["big EPIPE", "exit 3 None", "kill ESRCH", "small EPIPE"]
+    );
+    assert_eq!(*out.borrow(), b"xxxxxxxxxx");
+    assert_eq!(
+        child.kill(Signum::Terminate).unwrap_err().code(),
+        StatusCode::ESRCH
+    );
+    child.close();
+    let closed = child.kill(Signum::Terminate).unwrap_err();
+    assert_eq!(closed.kind(), uv::Category::ClosedHandle);
+    stdin.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// A child whose `Process` value was dropped at once, whose output pipe was
+/// closed and whose input got a write then a shutdown, both cancelled by a close:
+/// the callbacks run (`ECANCELED`), and so does the exit callback, with the
+/// status.
+#[test]
+fn a_dropped_process_with_closed_stdio_pipes_still_reports_its_exit() {
+    let lp = Loop::new().unwrap();
+    let stdin = Pipe::new(&lp, false).unwrap();
+    let stdout = Pipe::new(&lp, true).unwrap();
+    let opts = ProcessOptions::new("sh")
+        .args(["-c", "cat >/dev/null; exit 4"])
+        .stdin(Stdio::pipe_to_child(&stdin))
+        .stdout(Stdio::pipe_from_child(&stdout));
+    let log: Log = Default::default();
+    let l = log.clone();
+    drop(
+        Process::spawn(&lp, &opts, move |p, st, sig| {
+            l.borrow_mut().push(format!("exit {st} {sig:?}"));
+            p.close();
+        })
+        .unwrap(),
+    );
+    drop(opts);
+    stdout.close();
+    stdin
+        .write(vec![b'x'; 1 << 20], logged(&log, "write"))
+        .unwrap();
+    stdin.shutdown(logged(&log, "shutdown")).unwrap();
+    stdin.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(
+        *log.borrow(),
+        ["write ECANCELED", "shutdown ECANCELED", "exit 4 None"]
+    );
+}
