@@ -180,6 +180,9 @@ fn handles_no_stream_can_take_are_taken_as_descriptors_and_free_the_queue() {
     assert_eq!(p.pending_type().unwrap(), HandleType::File);
     drop(p.accept_fd().unwrap());
     assert_eq!(p.pending_type().unwrap(), HandleType::Tcp);
+    // A TCP socket goes through `accept`.
+    assert_eq!(p.accept_fd().unwrap_err().code(), StatusCode::EINVAL);
+    assert_eq!(p.pending_count().unwrap(), 1);
     p.accept_into(&t).unwrap();
     assert_eq!(t.local_addr().unwrap(), tcp_addr);
     assert_eq!(p.pending_count().unwrap(), 0);
@@ -522,4 +525,51 @@ fn a_dropped_process_with_closed_stdio_pipes_still_reports_its_exit() {
         *log.borrow(),
         ["write ECANCELED", "shutdown ECANCELED", "exit 4 None"]
     );
+}
+
+/// A listening TCP socket sent over an IPC pipe within the process is not handed
+/// out as a raw descriptor (`accept_fd` is `EINVAL`, the handle stays pending):
+/// through one, safe code could shut the socket down for reading under the
+/// sender's `listen`, which makes libuv's server code abort (stream.c
+/// `uv__server_io`, `events & POLLIN`). `accept` takes it, and both handles
+/// serve connections.
+#[test]
+fn a_sent_listener_is_not_handed_out_as_a_descriptor() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = ipc_pair(&lp);
+    let srv = bound_tcp(&lp);
+    let addr = srv.local_addr().unwrap();
+    let log: Log = Default::default();
+    let l = log.clone();
+    srv.listen(8, move |s, st| {
+        l.borrow_mut().push(format!("sender {}", status(st)));
+        s.accept().unwrap().close();
+        s.close();
+    })
+    .unwrap();
+    a.write2("x", &srv, logged(&log, "write2")).unwrap();
+    read_bytes(&lp, &b, 1);
+    assert_eq!(b.pending_type().unwrap(), HandleType::Tcp);
+    assert_eq!(b.accept_fd().unwrap_err().code(), StatusCode::EINVAL);
+    assert_eq!(b.pending_count().unwrap(), 1);
+    let got = Tcp::new(&lp).unwrap();
+    b.accept_into(&got).unwrap();
+    let l = log.clone();
+    got.listen(8, move |s, st| {
+        l.borrow_mut().push(format!("receiver {}", status(st)));
+        s.accept().unwrap().close();
+        s.close();
+    })
+    .unwrap();
+    let mut clients = Vec::new();
+    while log.borrow().len() < 3 {
+        clients.push(std::net::TcpStream::connect(addr).unwrap());
+        run_until(&lp, || log.borrow().len() > clients.len());
+    }
+    let mut seen = log.borrow().clone();
+    seen.sort();
+    assert_eq!(seen, ["receiver ok", "sender ok", "write2 ok"]);
+    a.close();
+    b.close();
+    lp.run(RunMode::Default).unwrap();
 }

@@ -1632,15 +1632,16 @@ unsafe fn settle_read_watch<K: StreamKind>(s: *mut sys::uv_stream_t, ty: sys::uv
     }
 }
 
-/// Takes the next handle the IPC pipe `server` received as its descriptor,
-/// whatever its kind (`uv_accept` into a pipe made for the purpose, which is
-/// closed at once, after the descriptor was copied). For the kinds no stream
-/// takes (a UDP socket, a terminal, a file, a kind libuv does not know), which
-/// would otherwise stay first in the pipe's queue for good, with every handle
-/// received after them behind.
+/// Takes the next handle the IPC pipe `server` received as its descriptor
+/// (`uv_accept` into a pipe made for the purpose, which is closed at once, after
+/// the descriptor was copied). For the kinds no stream takes (a UDP socket, a
+/// terminal, a file, a kind libuv does not know), which would otherwise stay
+/// first in the pipe's queue for good, with every handle received after them
+/// behind.
 ///
-/// `EAGAIN` when none is pending, `EINVAL` on a pipe without IPC; when the copy
-/// cannot be made (`EMFILE`, ...), the error, with the handle left pending.
+/// `EAGAIN` when none is pending, `EINVAL` on a pipe without IPC and for a TCP
+/// socket or a pipe (`accept` takes those); when the copy cannot be made
+/// (`EMFILE`, ...), the error. A refused call leaves the handle pending.
 #[cfg(unix)]
 pub fn accept_fd<K: StreamKind>(server: &K) -> Result<std::os::fd::OwnedFd> {
     const OP: &str = "uv_accept";
@@ -1655,6 +1656,15 @@ pub fn accept_fd<K: StreamKind>(server: &K) -> Result<std::os::fd::OwnedFd> {
     let fd = unsafe { (*s).accepted_fd };
     if fd < 0 {
         return Err(Error::new(StatusCode::EAGAIN, OP));
+    }
+    // A TCP socket or a pipe goes into a stream with `accept`, which keeps the
+    // library's hold on it: a raw descriptor of a socket that a handle of this
+    // process listens on or reads could shut it down or make it blocking under
+    // that handle (the sender, when it was sent from here).
+    // SAFETY: an open IPC pipe.
+    let kind = unsafe { sys::uv_pipe_pending_type(s.cast()) };
+    if kind == sys::uv_handle_type_UV_TCP || kind == sys::uv_handle_type_UV_NAMED_PIPE {
+        return Err(Error::new(StatusCode::EINVAL, OP));
     }
     // SAFETY: `fd` is open while libuv holds it as pending; only borrowed for the
     // copy.
