@@ -573,3 +573,183 @@ fn a_sent_listener_is_not_handed_out_as_a_descriptor() {
     b.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// The variable that names the scenario a child process runs.
+const SCENARIO: &str = "UV_ATTACKS_STREAMS_SCENARIO";
+
+/// The child side of the scenarios: run as this test binary with [`SCENARIO`]
+/// set; does nothing in a normal run.
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "echo_handles" => echo_handles(),
+        "exit_at_once" => {}
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// Scenario: an IPC pipe on descriptor 3. For each TCP socket received, accepts
+/// it, answers with its address and sends back a TCP socket of its own, bound to
+/// another port, whose address follows; ends at the end of the stream.
+fn echo_handles() {
+    use std::os::fd::FromRawFd as _;
+    let lp = Loop::new().unwrap();
+    let ipc = Pipe::new(&lp, true).unwrap();
+    // SAFETY: descriptor 3 is the IPC socket the parent gave, owned by nothing else
+    // in this process.
+    ipc.open(unsafe { OwnedFd::from_raw_fd(3) }).unwrap();
+    let lh = lp.handle();
+    ipc.read_start(move |p, d| match d {
+        Ok(_) => {
+            while p.pending_count().unwrap() > 0 {
+                let got = Tcp::new(&lh).unwrap();
+                p.accept_into(&got).unwrap();
+                let mine = Tcp::new(&lh).unwrap();
+                mine.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
+                    .unwrap();
+                let line = format!(
+                    "{} {}\n",
+                    got.local_addr().unwrap(),
+                    mine.local_addr().unwrap()
+                );
+                p.write2(line, &mine, |_, r| r.unwrap()).unwrap();
+                got.close();
+                mine.close();
+            }
+        }
+        Err(e) => {
+            assert_eq!(e.code(), StatusCode::EOF);
+            p.close();
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// `ProcessOptions` for the scenario `name`, with `ipc` as the child's
+/// descriptor 3.
+fn scenario_options<'a>(name: &str, ipc: &'a Pipe) -> ProcessOptions<'a> {
+    let cmd = uv_tests::scenario_command(SCENARIO, name);
+    let mut opts = ProcessOptions::new(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        opts = opts.env(k, v.unwrap());
+    }
+    opts.stdio(
+        3,
+        Stdio::Pipe(
+            ipc,
+            uv::StdioFlags::READABLE_PIPE | uv::StdioFlags::WRITABLE_PIPE,
+        ),
+    )
+    .stderr(Stdio::Inherit)
+}
+
+/// Handles both ways over an IPC pipe to a child: each TCP socket sent is
+/// accepted there (same address), each sent back is accepted here; the child
+/// ends at the end of the stream with status 0 (memcheck's 99 under valgrind).
+#[test]
+fn handles_pass_both_ways_with_a_child() {
+    let lp = Loop::new().unwrap();
+    let ipc = Pipe::new(&lp, true).unwrap();
+    let opts = scenario_options("echo_handles", &ipc);
+    let exit = Rc::new(Cell::new(None));
+    let e = exit.clone();
+    let child = Process::spawn(&lp, &opts, move |p, st, sig| {
+        e.set(Some((st, sig)));
+        p.close();
+    })
+    .unwrap();
+    drop((opts, child));
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let t = bound_tcp(&lp);
+        sent.push(t.local_addr().unwrap());
+        ipc.write2("x", &t, |_, r| r.unwrap()).unwrap();
+        t.close();
+    }
+    let text = Rc::new(RefCell::new(String::new()));
+    let back = Rc::new(RefCell::new(Vec::new()));
+    let (tx, bk, lh) = (text.clone(), back.clone(), lp.handle());
+    ipc.read_start(move |p, d| {
+        tx.borrow_mut()
+            .push_str(std::str::from_utf8(d.unwrap()).unwrap());
+        while p.pending_count().unwrap() > 0 {
+            let t = Tcp::new(&lh).unwrap();
+            p.accept_into(&t).unwrap();
+            bk.borrow_mut().push(t.local_addr().unwrap());
+            t.close();
+        }
+        if bk.borrow().len() == 3 {
+            p.close();
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((0, None)));
+    let lines: Vec<(String, String)> = text
+        .borrow()
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            (a.to_string(), b.to_string())
+        })
+        .collect();
+    let echoed: Vec<String> = lines.iter().map(|l| l.0.clone()).collect();
+    let theirs: Vec<String> = lines.iter().map(|l| l.1.clone()).collect();
+    assert_eq!(
+        echoed,
+        sent.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        theirs,
+        back.borrow()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Writes that send handles, queued to a child that exits without reading: each
+/// callback runs once (sent into the socket's buffer, or `EPIPE` /
+/// `ECONNRESET` once the child is gone), the exit callback runs, and the loop
+/// ends without the pipe being closed by anyone.
+#[test]
+fn handle_writes_queued_to_a_child_that_exits_each_complete_once() {
+    let lp = Loop::new().unwrap();
+    let ipc = Pipe::new(&lp, true).unwrap();
+    let opts = scenario_options("exit_at_once", &ipc);
+    let exit = Rc::new(Cell::new(None));
+    let e = exit.clone();
+    drop(
+        Process::spawn(&lp, &opts, move |p, st, sig| {
+            e.set(Some((st, sig)));
+            p.close();
+        })
+        .unwrap(),
+    );
+    drop(opts);
+    let t = bound_tcp(&lp);
+    let log: Log = Default::default();
+    const N: usize = 200;
+    for _ in 0..N {
+        ipc.write2(vec![0u8; 10_000], &t, logged(&log, "write2"))
+            .unwrap();
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((0, None)));
+    let log = log.borrow();
+    assert_eq!(log.len(), N);
+    let failed = log.iter().filter(|l| *l != "write2 ok").count();
+    assert!(failed > 0, "the child read nothing: some writes fail");
+    assert!(
+        log.iter()
+            .all(|l| ["write2 ok", "write2 EPIPE", "write2 ECONNRESET"].contains(&l.as_str())),
+        "{log:?}"
+    );
+    t.close();
+    ipc.close();
+    lp.run(RunMode::Default).unwrap();
+}
