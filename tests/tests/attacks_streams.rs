@@ -852,3 +852,96 @@ fn terminal_writes_survive_mode_switches_between_them() {
     tty.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// Loop iterations while the loop waits 50 ms for a timer (nothing else due).
+fn iterations_while_idle(lp: &Loop) -> u64 {
+    let (counter, iterations) = count_iterations(lp);
+    let seen = Rc::new(Cell::new(None));
+    let (s, i) = (seen.clone(), iterations.clone());
+    let timer = uv::Timer::new(lp).unwrap();
+    timer
+        .start(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::ZERO,
+            move |tm| {
+                s.set(Some(i.get()));
+                counter.close();
+                tm.close();
+            },
+        )
+        .unwrap();
+    drop(timer);
+    lp.run(RunMode::Default).unwrap();
+    seen.get().unwrap()
+}
+
+/// An IPC pipe with two sockets received (a TCP one, then `last`), whose read
+/// then failed (`ECONNRESET`: the peer closed with data of ours unread);
+/// `take_last` takes `last` once the TCP one is accepted. The loop iterations
+/// while idle after that.
+fn after_a_read_error(last: OwnedFd, take_last: impl FnOnce(&Pipe)) -> u64 {
+    let lp = Loop::new().unwrap();
+    let (p, peer) = pipe_and_std(&lp, true);
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    send_fds(&peer, b"1", &[tcp.as_raw_fd()]);
+    send_fds(&peer, b"2", &[last.as_raw_fd()]);
+    let log: Log = Default::default();
+    p.write("never read", logged(&log, "write")).unwrap();
+    let (bytes, error) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(None)));
+    let (b, e) = (bytes.clone(), error.clone());
+    p.read_start(move |_, d| match d {
+        Ok(d) => b.set(b.get() + d.len()),
+        Err(err) => *e.borrow_mut() = Some(err.code()),
+    })
+    .unwrap();
+    run_until(&lp, || bytes.get() == 2 && !log.borrow().is_empty());
+    drop(peer);
+    run_until(&lp, || error.borrow().is_some());
+    assert_eq!(*log.borrow(), ["write ok"]);
+    assert_eq!(*error.borrow(), Some(StatusCode::ECONNRESET));
+    assert!(!p.is_readable());
+    assert_eq!(p.pending_count().unwrap(), 2);
+    let t = Tcp::new(&lp).unwrap();
+    p.accept_into(&t).unwrap();
+    take_last(&p);
+    assert_eq!(p.pending_count().unwrap(), 0);
+    let n = iterations_while_idle(&lp);
+    // The pipe is left as the error left it.
+    assert!(!p.is_readable());
+    assert_eq!(
+        p.read_start(|_, _| {}).unwrap_err().code(),
+        StatusCode::ENOTCONN
+    );
+    t.close();
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+    n
+}
+
+/// Used to happen: spin. After a read error on an IPC pipe (libuv then takes it
+/// as unreadable and stops reading), taking its last received handle made libuv
+/// watch it for reading again, and the start and stop of reading that puts the
+/// watch back was refused (`ENOTCONN`): the error woke the loop on every
+/// iteration, for good (27084 iterations while waiting 50 ms for a timer). Now 1,
+/// whether `accept` or `accept_fd` takes it.
+#[test]
+fn taking_the_last_handle_after_a_read_error_does_not_make_the_loop_spin() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let by_accept = after_a_read_error(tcp.into(), |p| {
+        let t = Tcp::new(&p.loop_()).unwrap();
+        p.accept_into(&t).unwrap();
+        t.close();
+    });
+    assert!(
+        by_accept <= 5,
+        "{by_accept} loop iterations while waiting for a timer"
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let by_fd = after_a_read_error(udp.into(), |p| {
+        assert_eq!(socket_type(&p.accept_fd().unwrap()), libc::SOCK_DGRAM);
+    });
+    assert!(
+        by_fd <= 5,
+        "{by_fd} loop iterations while waiting for a timer"
+    );
+}

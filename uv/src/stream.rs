@@ -1612,22 +1612,33 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     Ok(())
 }
 
+/// libuv's `UV_HANDLE_READ_EOF` and `UV_HANDLE_READABLE` (uv-common.h, libuv 1.x).
+const HANDLE_READ_EOF: u32 = 0x0000_0800;
+const HANDLE_READABLE: u32 = 0x0000_4000;
+
 /// After a `uv_accept` on `s`: taking the last handle an IPC pipe received makes
 /// libuv watch the pipe for reading again, even when it is not reading: with
 /// nobody to read, the loop would wake up for its data forever. A start and stop of
-/// reading puts the watch back as it was.
+/// reading puts the watch back as it was. After a read error libuv no longer takes
+/// the pipe as readable, and `uv_read_start` would refuse (`ENOTCONN`) while the
+/// watch stays on, for an error the poll reports on every iteration: the start
+/// and stop run with the pipe marked readable, and its marks are put back after.
 ///
 /// # Safety
 /// `s` is an open stream of this library, of kind `K` and type `ty`.
 unsafe fn settle_read_watch<K: StreamKind>(s: *mut sys::uv_stream_t, ty: sys::uv_handle_type) {
-    // SAFETY: per the contract the stream is open; the callbacks are the crate's,
-    // and reading stops before anything can call them.
+    // SAFETY: per the contract the stream is open (not closing: `uv_read_start`
+    // takes it, and it has its descriptor); the callbacks are the crate's, and
+    // reading stops before anything can call them. Only the two marks are changed,
+    // and put back as they were: `uv_read_start` clears the end-of-stream one.
     unsafe {
-        if ty == sys::uv_handle_type_UV_NAMED_PIPE
-            && (*s).read_cb.is_none()
-            && sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0
-        {
-            sys::uv_read_stop(s);
+        if ty == sys::uv_handle_type_UV_NAMED_PIPE && (*s).read_cb.is_none() {
+            let marks = (*s).flags & (HANDLE_READABLE | HANDLE_READ_EOF);
+            (*s).flags |= HANDLE_READABLE;
+            if sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0 {
+                sys::uv_read_stop(s);
+            }
+            (*s).flags = ((*s).flags & !(HANDLE_READABLE | HANDLE_READ_EOF)) | marks;
         }
     }
 }
