@@ -945,3 +945,60 @@ fn taking_the_last_handle_after_a_read_error_does_not_make_the_loop_spin() {
         "{by_fd} loop iterations while waiting for a timer"
     );
 }
+
+/// A listening pipe serves `CLIENTS` connections made one after the other (each
+/// from the callback of the one before); the connections it accepted, counted by
+/// a backstop that ends the run after 10 s, which plays no part in a passing run.
+fn connections_served(lp: &Loop, server: Pipe, path: &std::path::Path) -> usize {
+    const CLIENTS: usize = 3;
+    let accepted = Rc::new(Cell::new(0));
+    let backstop = uv::Timer::new(lp).unwrap();
+    let srv = server.clone();
+    backstop
+        .start(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::ZERO,
+            move |t| {
+                srv.close();
+                t.close();
+            },
+        )
+        .unwrap();
+    let (a, to, clients) = (accepted.clone(), path.to_owned(), RefCell::new(Vec::new()));
+    server
+        .listen(8, move |s, st| {
+            st.unwrap();
+            s.accept().unwrap().close();
+            a.set(a.get() + 1);
+            if a.get() < CLIENTS {
+                clients.borrow_mut().push(UnixStream::connect(&to).unwrap());
+            } else {
+                s.close();
+                backstop.close();
+            }
+        })
+        .unwrap();
+    let first = UnixStream::connect(path).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    drop(first);
+    accepted.get()
+}
+
+/// Used to happen: hang. A listening pipe opened on a `UnixListener` (so libuv
+/// takes it as readable) stopped watching for connections at its first `accept`:
+/// the start and stop of reading meant for IPC pipes ended the listening watch,
+/// and later connections waited for good (1 of 3 accepted, then the backstop).
+/// Now every connection is accepted, as on a pipe that was bound.
+#[test]
+fn a_listening_pipe_opened_on_a_listener_keeps_accepting() {
+    let dir = uv_tests::net::TempDir::new("pipe-listener");
+    let lp = Loop::new().unwrap();
+    let path = dir.join("opened");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let opened = Pipe::try_from((&*lp, listener)).unwrap();
+    assert_eq!(connections_served(&lp, opened, &path), 3);
+    let path = dir.join("bound");
+    let bound = Pipe::new(&lp, false).unwrap();
+    bound.bind(&path).unwrap();
+    assert_eq!(connections_served(&lp, bound, &path), 3);
+}

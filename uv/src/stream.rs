@@ -1619,10 +1619,12 @@ const HANDLE_READABLE: u32 = 0x0000_4000;
 /// After a `uv_accept` on `s`: taking the last handle an IPC pipe received makes
 /// libuv watch the pipe for reading again, even when it is not reading: with
 /// nobody to read, the loop would wake up for its data forever. A start and stop of
-/// reading puts the watch back as it was. After a read error libuv no longer takes
-/// the pipe as readable, and `uv_read_start` would refuse (`ENOTCONN`) while the
-/// watch stays on, for an error the poll reports on every iteration: the start
-/// and stop run with the pipe marked readable, and its marks are put back after.
+/// reading puts the watch back as it was. Only for an IPC pipe: on a listening
+/// pipe that watch is the one for its connections, which the stop would end.
+/// After a read error libuv no longer takes the pipe as readable, and
+/// `uv_read_start` would refuse (`ENOTCONN`) while the watch stays on, for an
+/// error the poll reports on every iteration: the start and stop run with the
+/// pipe marked readable, and its marks are put back after.
 ///
 /// # Safety
 /// `s` is an open stream of this library, of kind `K` and type `ty`.
@@ -1632,7 +1634,7 @@ unsafe fn settle_read_watch<K: StreamKind>(s: *mut sys::uv_stream_t, ty: sys::uv
     // reading stops before anything can call them. Only the two marks are changed,
     // and put back as they were: `uv_read_start` clears the end-of-stream one.
     unsafe {
-        if ty == sys::uv_handle_type_UV_NAMED_PIPE && (*s).read_cb.is_none() {
+        if is_ipc_pipe(s, ty) && (*s).read_cb.is_none() {
             let marks = (*s).flags & (HANDLE_READABLE | HANDLE_READ_EOF);
             (*s).flags |= HANDLE_READABLE;
             if sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0 {
