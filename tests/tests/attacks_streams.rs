@@ -1002,3 +1002,72 @@ fn a_listening_pipe_opened_on_a_listener_keeps_accepting() {
     bound.bind(&path).unwrap();
     assert_eq!(connections_served(&lp, bound, &path), 3);
 }
+
+/// A shutdown queued behind writes the peer has yet to read waits for them: the
+/// writes complete in order, then the shutdown, and the peer reads every byte
+/// then the end of the stream.
+#[test]
+fn a_shutdown_behind_queued_writes_waits_for_them() {
+    let lp = Loop::new().unwrap();
+    let (p, mut peer) = pipe_and_std(&lp, false);
+    let log: Log = Default::default();
+    let data = pattern(4 << 20);
+    p.write(data.clone(), logged(&log, "big")).unwrap();
+    p.write("tail", logged(&log, "tail")).unwrap();
+    p.shutdown(logged(&log, "shutdown")).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        got
+    });
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*log.borrow(), ["big ok", "tail ok", "shutdown ok"]);
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len() + 4);
+    assert_eq!(got[..data.len()], data[..]);
+    assert_eq!(&got[data.len()..], b"tail");
+    p.close();
+    lp.run(RunMode::Default).unwrap();
+}
+
+/// Each read callback stops reading and starts again with a new callback (the
+/// chain of callbacks passes the received bytes along): every byte arrives once,
+/// in order, then the end of the stream.
+#[test]
+fn reading_restarted_from_every_read_callback_keeps_every_byte() {
+    fn chain(
+        got: Rc<RefCell<Vec<u8>>>,
+        calls: Rc<Cell<usize>>,
+    ) -> impl FnMut(&Pipe, uv::Result<&[u8]>) {
+        move |p, d| {
+            calls.set(calls.get() + 1);
+            match d {
+                Ok(d) => {
+                    got.borrow_mut().extend_from_slice(d);
+                    p.read_stop().unwrap();
+                    p.read_start(chain(got.clone(), calls.clone())).unwrap();
+                }
+                Err(e) => {
+                    assert_eq!(e.code(), StatusCode::EOF);
+                    p.close();
+                }
+            }
+        }
+    }
+    let lp = Loop::new().unwrap();
+    let (p, mut peer) = pipe_and_std(&lp, false);
+    let data = pattern(1 << 20);
+    let d = data.clone();
+    let writer = std::thread::spawn(move || {
+        for chunk in d.chunks(10_000) {
+            peer.write_all(chunk).unwrap();
+        }
+    });
+    let (got, calls) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(0)));
+    p.read_start(chain(got.clone(), calls.clone())).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.borrow().len(), data.len());
+    assert!(*got.borrow() == data);
+    assert!(calls.get() >= 2);
+}
