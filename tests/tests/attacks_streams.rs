@@ -793,32 +793,13 @@ fn try_write_counts_what_it_wrote_and_the_peer_gets_exactly_that() {
     assert_eq!(&got[n..], b"tail");
 }
 
-/// A pseudo-terminal pair.
-fn pty() -> (OwnedFd, OwnedFd) {
-    use std::os::fd::FromRawFd as _;
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: the out-pointers are valid; no name, settings or size are given.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both were just opened and are owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
-}
-
 /// Writes to a terminal (a pseudo-terminal's slave side) queued while its mode
 /// switches between raw and normal after each: every write completes, and the
 /// other side reads every byte.
 #[test]
 fn terminal_writes_survive_mode_switches_between_them() {
     let lp = Loop::new().unwrap();
-    let (master, slave) = pty();
+    let (master, slave) = uv_tests::pty();
     let tty = uv::Tty::new(&lp, slave, false).unwrap();
     let log: Log = Default::default();
     const EACH: usize = 100_000;
