@@ -1052,3 +1052,46 @@ fn reading_restarted_from_every_read_callback_keeps_every_byte() {
     assert!(*got.borrow() == data);
     assert!(calls.get() >= 2);
 }
+
+/// Used to happen: a handle lost unseen. A write that sends a handle with no
+/// bytes (empty data, or only empty buffers in the first `IOV_MAX`, which libuv
+/// sends at once) made a `sendmsg` of no bytes, which on a stream socket carries
+/// no descriptor, and libuv reported the write done: the callback said `ok`,
+/// `try_write2` said 0 bytes, and the receiver never got the handle. Now both are
+/// `EINVAL` before anything is sent; with a byte among those buffers the handle
+/// arrives.
+#[test]
+fn a_handle_sent_with_no_bytes_is_refused_instead_of_lost() {
+    let lp = Loop::new().unwrap();
+    let (a, b) = ipc_pair(&lp);
+    let t = bound_tcp(&lp);
+    let log: Log = Default::default();
+    let empty = a.write2(Vec::<u8>::new(), &t, logged(&log, "empty"));
+    assert_eq!(empty.unwrap_err().code(), StatusCode::EINVAL);
+    // SAFETY: `sysconf` only reads a limit of the system.
+    let iov_max = unsafe { libc::sysconf(libc::_SC_IOV_MAX) } as usize;
+    let mut late = vec![Vec::new(); iov_max];
+    late.push(b"late".to_vec());
+    let late = a.write2(late, &t, logged(&log, "late bytes"));
+    assert_eq!(late.unwrap_err().code(), StatusCode::EINVAL);
+    assert_eq!(
+        a.try_write2(&[], &t).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(a.write_queue_size(), 0);
+    let mut early = vec![Vec::new(); iov_max - 1];
+    early.push(b"y".to_vec());
+    a.write2(early, &t, logged(&log, "bytes")).unwrap();
+    read_bytes(&lp, &b, 1);
+    assert_eq!(*log.borrow(), ["bytes ok"]);
+    assert_eq!(b.pending_count().unwrap(), 1);
+    assert_eq!(b.pending_type().unwrap(), HandleType::Tcp);
+    let got = Tcp::new(&lp).unwrap();
+    b.accept_into(&got).unwrap();
+    assert_eq!(got.local_addr().unwrap(), t.local_addr().unwrap());
+    got.close();
+    a.close();
+    b.close();
+    t.close();
+    lp.run(RunMode::Default).unwrap();
+}

@@ -315,7 +315,11 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     }
 
     /// Writes `data` and sends the stream `send` with it over an IPC pipe
-    /// (`uv_write2`). `send` must be of the same loop (`EINVAL`).
+    /// (`uv_write2`). `send` must be of the same loop (`EINVAL`). On Unix the
+    /// handle goes with libuv's first send of `data`, which must carry bytes
+    /// (`EINVAL` for empty data, or data of many buffers whose first `IOV_MAX`,
+    /// 1024 on Linux, are empty): a send of no bytes carries no handle, and libuv
+    /// would report it sent.
     fn write2<S: Stream>(
         &self,
         data: impl Into<WriteData>,
@@ -334,7 +338,9 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// Writes what can be written at once and sends the stream `send` with it over
     /// an IPC pipe (`uv_try_write2`): the number of bytes written, or `EAGAIN`
     /// (writes queued, or the socket full). `EINVAL` unless this is an IPC pipe or
-    /// when `send` is of another loop; `EBADF` when `send` has no descriptor.
+    /// when `send` is of another loop, and on Unix for empty `data` (the handle
+    /// goes with the first bytes, as for `write2`); `EBADF` when `send` has no
+    /// descriptor.
     fn try_write2<S: Stream>(&self, data: &[u8], send: &S) -> Result<usize> {
         try_write2(self, data, send)
     }
@@ -522,6 +528,21 @@ impl WriteData {
             WriteData::Inline(b) => b.as_slice(),
             WriteData::Many(vs) => return Err(vs),
         })
+    }
+
+    /// Whether libuv's first send of the data carries no bytes: it takes up to
+    /// `IOV_MAX` buffers (`uv__getiovmax`), and all of those are empty.
+    #[cfg(unix)]
+    fn first_send_is_empty(&self) -> bool {
+        match self.parts() {
+            Ok(v) => v.is_empty(),
+            Err(vs) => {
+                // SAFETY: `sysconf` only reads a limit of the system.
+                let max = unsafe { libc::sysconf(libc::_SC_IOV_MAX) };
+                let max = usize::try_from(max).ok().filter(|&m| m > 0).unwrap_or(1);
+                vs.iter().take(max).all(|v| v.is_empty())
+            }
+        }
     }
 
     /// libuv's view of the buffers (libuv only reads the bytes). Valid while the
@@ -1378,6 +1399,13 @@ pub fn write2<K: StreamKind, S: StreamKind>(
 ) -> Result<()> {
     let raw = raw(s, "uv_write2")?;
     let send_raw = raw_of(send, "uv_write2")?;
+    // The descriptor goes with the first `sendmsg`, which carries the first
+    // buffers (up to `IOV_MAX`): with no bytes in them it sends nothing, and libuv
+    // counts the handle as sent.
+    #[cfg(unix)]
+    if data.first_send_is_empty() {
+        return Err(Error::new(StatusCode::EINVAL, "uv_write2"));
+    }
     // SAFETY: both are open handles of this library.
     unsafe {
         contracts::same_loop(raw.cast(), send_raw.cast(), "uv_write2")?;
@@ -1433,6 +1461,11 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
     const OP: &str = "uv_try_write2";
     let raw = raw(s, OP)?;
     let send_raw = raw_of(send, OP)?;
+    // As in `write2`: no bytes, no handle sent.
+    #[cfg(unix)]
+    if data.is_empty() {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
     // SAFETY: both are open handles of this library.
     unsafe {
         contracts::same_loop(raw.cast(), send_raw.cast(), OP)?;
