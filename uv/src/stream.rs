@@ -1646,7 +1646,9 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
 }
 
 /// libuv's `UV_HANDLE_READ_EOF` and `UV_HANDLE_READABLE` (uv-common.h, libuv 1.x).
+#[cfg(unix)]
 const HANDLE_READ_EOF: u32 = 0x0000_0800;
+#[cfg(unix)]
 const HANDLE_READABLE: u32 = 0x0000_4000;
 
 /// After a `uv_accept` on `s`: taking the last handle an IPC pipe received makes
@@ -1654,7 +1656,7 @@ const HANDLE_READABLE: u32 = 0x0000_4000;
 /// nobody to read, the loop would wake up for its data forever. A start and stop of
 /// reading puts the watch back as it was. Only for an IPC pipe: on a listening
 /// pipe that watch is the one for its connections, which the stop would end.
-/// After a read error libuv no longer takes the pipe as readable, and
+/// On Unix, after a read error libuv no longer takes the pipe as readable, and
 /// `uv_read_start` would refuse (`ENOTCONN`) while the watch stays on, for an
 /// error the poll reports on every iteration: the start and stop run with the
 /// pipe marked readable, and its marks are put back after.
@@ -1668,12 +1670,19 @@ unsafe fn settle_read_watch<K: StreamKind>(s: *mut sys::uv_stream_t, ty: sys::uv
     // and put back as they were: `uv_read_start` clears the end-of-stream one.
     unsafe {
         if is_ipc_pipe(s, ty) && (*s).read_cb.is_none() {
+            #[cfg(unix)]
             let marks = (*s).flags & (HANDLE_READABLE | HANDLE_READ_EOF);
-            (*s).flags |= HANDLE_READABLE;
+            #[cfg(unix)]
+            {
+                (*s).flags |= HANDLE_READABLE;
+            }
             if sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0 {
                 sys::uv_read_stop(s);
             }
-            (*s).flags = ((*s).flags & !(HANDLE_READABLE | HANDLE_READ_EOF)) | marks;
+            #[cfg(unix)]
+            {
+                (*s).flags = ((*s).flags & !(HANDLE_READABLE | HANDLE_READ_EOF)) | marks;
+            }
         }
     }
 }
