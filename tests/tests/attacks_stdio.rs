@@ -13,7 +13,7 @@
 #![cfg(unix)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::os::fd::{AsFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::process::{Child, Stdio as StdStdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -433,35 +433,17 @@ fn tty_on_stdin() {
     lp.run(RunMode::Default).unwrap();
 }
 
-/// A new pseudo-terminal: (master, slave).
-fn pty() -> (OwnedFd, OwnedFd) {
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: the out-pointers are valid; no name, settings or size are given.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both were just opened and are owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
-}
-
 /// A terminal handle on a terminal libuv reopens (the slave side of a
 /// pseudo-terminal, by its name) has an open file of its own: inheriting the
 /// descriptor it was made from is not refused. On the master side, which libuv
 /// cannot reopen, the handle shares the open file: refused.
 #[test]
 fn a_terminal_handle_shares_stdin_only_when_libuv_could_not_reopen_it() {
-    let (master, slave) = pty();
+    let (master, slave) = uv_tests::pty();
     let lines = run_scenario("tty_on_stdin", StdStdio::from(slave));
     assert_eq!(lines, ["spawn 0 ok"]);
     drop(master);
-    let (master, slave) = pty();
+    let (master, slave) = uv_tests::pty();
     let lines = run_scenario("tty_on_stdin", StdStdio::from(master));
     assert_eq!(lines, ["spawn 0 EINVAL"]);
     drop(slave);
@@ -640,11 +622,11 @@ fn without_kcmp_the_same_file_with_the_same_flags_counts_as_shared() {
             "stdin non-blocking false",
         ]
     );
-    let (master, slave) = pty();
+    let (master, slave) = uv_tests::pty();
     let lines = run_scenario_with("tty_on_stdin", StdStdio::from(slave), true);
     assert_eq!(lines, ["kcmp refused true", "spawn 0 ok"]);
     drop(master);
-    let (master, slave) = pty();
+    let (master, slave) = uv_tests::pty();
     let lines = run_scenario_with("tty_on_stdin", StdStdio::from(master), true);
     assert_eq!(lines, ["kcmp refused true", "spawn 0 EINVAL"]);
     drop(slave);

@@ -315,7 +315,11 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     }
 
     /// Writes `data` and sends the stream `send` with it over an IPC pipe
-    /// (`uv_write2`). `send` must be of the same loop (`EINVAL`).
+    /// (`uv_write2`). `send` must be of the same loop (`EINVAL`). On Unix the
+    /// handle goes with libuv's first send of `data`, which must carry bytes
+    /// (`EINVAL` for empty data, or data of many buffers whose first `IOV_MAX`,
+    /// 1024 on Linux, are empty): a send of no bytes carries no handle, and libuv
+    /// would report it sent.
     fn write2<S: Stream>(
         &self,
         data: impl Into<WriteData>,
@@ -334,7 +338,9 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// Writes what can be written at once and sends the stream `send` with it over
     /// an IPC pipe (`uv_try_write2`): the number of bytes written, or `EAGAIN`
     /// (writes queued, or the socket full). `EINVAL` unless this is an IPC pipe or
-    /// when `send` is of another loop; `EBADF` when `send` has no descriptor.
+    /// when `send` is of another loop, and on Unix for empty `data` (the handle
+    /// goes with the first bytes, as for `write2`); `EBADF` when `send` has no
+    /// descriptor.
     fn try_write2<S: Stream>(&self, data: &[u8], send: &S) -> Result<usize> {
         try_write2(self, data, send)
     }
@@ -524,6 +530,21 @@ impl WriteData {
             WriteData::Inline(b) => b.as_slice(),
             WriteData::Many(vs) => return Err(vs),
         })
+    }
+
+    /// Whether libuv's first send of the data carries no bytes: it takes up to
+    /// `IOV_MAX` buffers (`uv__getiovmax`), and all of those are empty.
+    #[cfg(unix)]
+    fn first_send_is_empty(&self) -> bool {
+        match self.parts() {
+            Ok(v) => v.is_empty(),
+            Err(vs) => {
+                // SAFETY: `sysconf` only reads a limit of the system.
+                let max = unsafe { libc::sysconf(libc::_SC_IOV_MAX) };
+                let max = usize::try_from(max).ok().filter(|&m| m > 0).unwrap_or(1);
+                vs.iter().take(max).all(|v| v.is_empty())
+            }
+        }
     }
 
     /// libuv's view of the buffers (libuv only reads the bytes). Valid while the
@@ -1387,6 +1408,13 @@ pub fn write2<K: StreamKind, S: StreamKind>(
 ) -> Result<()> {
     let raw = raw(s, "uv_write2")?;
     let send_raw = raw_of(send, "uv_write2")?;
+    // The descriptor goes with the first `sendmsg`, which carries the first
+    // buffers (up to `IOV_MAX`): with no bytes in them it sends nothing, and libuv
+    // counts the handle as sent.
+    #[cfg(unix)]
+    if data.first_send_is_empty() {
+        return Err(Error::new(StatusCode::EINVAL, "uv_write2"));
+    }
     // SAFETY: both are open handles of this library.
     unsafe {
         contracts::same_loop(raw.cast(), send_raw.cast(), "uv_write2")?;
@@ -1442,6 +1470,11 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
     const OP: &str = "uv_try_write2";
     let raw = raw(s, OP)?;
     let send_raw = raw_of(send, OP)?;
+    // As in `write2`: no bytes, no handle sent.
+    #[cfg(unix)]
+    if data.is_empty() {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
     // SAFETY: both are open handles of this library.
     unsafe {
         contracts::same_loop(raw.cast(), send_raw.cast(), OP)?;
@@ -1616,21 +1649,103 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
         // standard descriptors (a child sent back what it inherited).
         contracts::note_std_shares(client.typed().handle());
     }
-    // Taking the last handle an IPC pipe received makes libuv watch the pipe for
-    // reading again, even when it is not reading: with nobody to read, the loop
-    // would wake up for its data forever. A start and stop of reading puts the
-    // watch back as it was.
-    // SAFETY: the server is open; the callbacks are the crate's, and reading stops
-    // before anything can call them.
+    // SAFETY: the server is open, and of type `server_type`.
+    unsafe { settle_read_watch::<K>(s, server_type) };
+    Ok(())
+}
+
+/// libuv's `UV_HANDLE_READ_EOF` and `UV_HANDLE_READABLE` (uv-common.h, libuv 1.x).
+#[cfg(unix)]
+const HANDLE_READ_EOF: u32 = 0x0000_0800;
+#[cfg(unix)]
+const HANDLE_READABLE: u32 = 0x0000_4000;
+
+/// After a `uv_accept` on `s`: taking the last handle an IPC pipe received makes
+/// libuv watch the pipe for reading again, even when it is not reading: with
+/// nobody to read, the loop would wake up for its data forever. A start and stop of
+/// reading puts the watch back as it was. Only for an IPC pipe: on a listening
+/// pipe that watch is the one for its connections, which the stop would end.
+/// On Unix, after a read error libuv no longer takes the pipe as readable, and
+/// `uv_read_start` would refuse (`ENOTCONN`) while the watch stays on, for an
+/// error the poll reports on every iteration: the start and stop run with the
+/// pipe marked readable, and its marks are put back after.
+///
+/// # Safety
+/// `s` is an open stream of this library, of kind `K` and type `ty`.
+unsafe fn settle_read_watch<K: StreamKind>(s: *mut sys::uv_stream_t, ty: sys::uv_handle_type) {
+    // SAFETY: per the contract the stream is open (not closing: `uv_read_start`
+    // takes it, and it has its descriptor); the callbacks are the crate's, and
+    // reading stops before anything can call them. Only the two marks are changed,
+    // and put back as they were: `uv_read_start` clears the end-of-stream one.
     unsafe {
-        if server_type == sys::uv_handle_type_UV_NAMED_PIPE
-            && (*s).read_cb.is_none()
-            && sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0
-        {
-            sys::uv_read_stop(s);
+        if is_ipc_pipe(s, ty) && (*s).read_cb.is_none() {
+            #[cfg(unix)]
+            let marks = (*s).flags & (HANDLE_READABLE | HANDLE_READ_EOF);
+            #[cfg(unix)]
+            {
+                (*s).flags |= HANDLE_READABLE;
+            }
+            if sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>)) == 0 {
+                sys::uv_read_stop(s);
+            }
+            #[cfg(unix)]
+            {
+                (*s).flags = ((*s).flags & !(HANDLE_READABLE | HANDLE_READ_EOF)) | marks;
+            }
         }
     }
-    Ok(())
+}
+
+/// Takes the next handle the IPC pipe `server` received as its descriptor
+/// (`uv_accept` into a pipe made for the purpose, which is closed at once, after
+/// the descriptor was copied). For the kinds no stream takes (a UDP socket, a
+/// terminal, a file, a kind libuv does not know), which would otherwise stay
+/// first in the pipe's queue for good, with every handle received after them
+/// behind.
+///
+/// `EAGAIN` when none is pending, `EINVAL` on a pipe without IPC and for a TCP
+/// socket or a pipe (`accept` takes those); when the copy cannot be made
+/// (`EMFILE`, ...), the error. A refused call leaves the handle pending.
+#[cfg(unix)]
+pub fn accept_fd<K: StreamKind>(server: &K) -> Result<std::os::fd::OwnedFd> {
+    const OP: &str = "uv_accept";
+    let s = raw(server, OP)?;
+    // SAFETY: the server is open; its type field is set at init.
+    let server_type = unsafe { (*s).type_ };
+    // SAFETY: the server is open, of type `server_type`.
+    if !unsafe { is_ipc_pipe(s, server_type) } {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
+    // SAFETY: the server is open; `accepted_fd` is libuv's next received descriptor.
+    let fd = unsafe { (*s).accepted_fd };
+    if fd < 0 {
+        return Err(Error::new(StatusCode::EAGAIN, OP));
+    }
+    // A TCP socket or a pipe goes into a stream with `accept`, which keeps the
+    // library's hold on it: a raw descriptor of a socket that a handle of this
+    // process listens on or reads could shut it down or make it blocking under
+    // that handle (the sender, when it was sent from here).
+    // SAFETY: an open IPC pipe.
+    let kind = unsafe { sys::uv_pipe_pending_type(s.cast()) };
+    if kind == sys::uv_handle_type_UV_TCP || kind == sys::uv_handle_type_UV_NAMED_PIPE {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
+    // SAFETY: `fd` is open while libuv holds it as pending; only borrowed for the
+    // copy.
+    let copy = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(|e| Error::from_raw(-e.raw_os_error().unwrap_or(libc::EIO), OP))?;
+    let taker = crate::Pipe::new(&server.typed().handle().loop_(), false)?;
+    let t = raw(&taker, OP)?;
+    // SAFETY: both are open pipes of one loop; the taker has no descriptor. libuv
+    // puts the received descriptor in it (or closes it on failure: the copy is
+    // kept either way) and moves its queue on.
+    let _ = unsafe { sys::uv_accept(s, t) };
+    // Closing the taker closes the received descriptor; the copy is the caller's.
+    taker.close();
+    // SAFETY: the server is open, of type `server_type`.
+    unsafe { settle_read_watch::<K>(s, server_type) };
+    Ok(copy)
 }
 
 /// Whether the open stream `s`, of type `ty`, is a pipe made for handle passing.

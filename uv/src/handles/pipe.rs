@@ -8,6 +8,25 @@ impl Pipe {
     pub fn new_ipc(lp: &crate::LoopHandle) -> crate::Result<Pipe> {
         Pipe::new(lp, true)
     }
+
+    /// Takes the next handle this IPC pipe received (the one `pending_type`
+    /// names) as its descriptor, and moves on to the next: for the kinds no stream
+    /// can `accept`, a UDP socket (`Udp::open` takes it), a terminal (`Tty::new`),
+    /// a file, or `HandleType::Unknown`. Until taken, such a handle stays first in
+    /// line, with every handle received after it waiting behind. Give the
+    /// descriptor to a handle, or drop it to close it.
+    ///
+    /// `EAGAIN` when none is pending; `EINVAL` on a pipe without IPC, and for a
+    /// TCP socket or a pipe (`HandleType::Tcp`, `HandleType::NamedPipe`: `accept`
+    /// takes those, and keeps the library's watch over a socket that a handle of
+    /// this process may listen on or read, as the one that sent it). The
+    /// descriptor is a copy of the one received (close-on-exec), made before the
+    /// received one is closed: when it cannot be made (`EMFILE`, ...), that is the
+    /// error. A refused call leaves the handle pending.
+    #[cfg(unix)]
+    pub fn accept_fd(&self) -> crate::Result<std::os::fd::OwnedFd> {
+        crate::stream::accept_fd(self)
+    }
 }
 
 /// `Pipe` (without IPC) from a `std` Unix socket on a loop:
