@@ -151,6 +151,42 @@ fn spawn_of_a_missing_program_fails_and_leaves_no_handle() {
     assert!(lp.close().is_ok());
 }
 
+/// A program that cannot be run leaves the pipes made for it open on their end,
+/// as libuv does (the child's end closed): the output pipe reads its end, the
+/// input pipe's write is `EPIPE`, and neither serves another spawn (`EBUSY`).
+#[test]
+fn spawn_of_a_missing_program_leaves_its_pipes_at_their_end() {
+    let lp = Loop::new().unwrap();
+    let (out, inp) = (
+        Pipe::new(&lp, false).unwrap(),
+        Pipe::new(&lp, false).unwrap(),
+    );
+    let options = ProcessOptions::new("/nonexistent/uv-test-program")
+        .stdin(Stdio::pipe_to_child(&inp))
+        .stdout(Stdio::pipe_from_child(&out));
+    let err = Process::spawn(&lp, &options, |_, _, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::ENOENT);
+    let again = Process::spawn(
+        &lp,
+        &sh("exit 0").stdout(Stdio::pipe_from_child(&out)),
+        |_, _, _| {},
+    )
+    .unwrap_err();
+    assert_eq!(again.code(), StatusCode::EBUSY);
+    let read = collect(&out);
+    let wrote = Rc::new(Cell::new(None));
+    let w = wrote.clone();
+    inp.write(b"lost".to_vec(), move |p, r| {
+        w.set(Some(r.map_err(|e| e.code())));
+        p.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert!(read.borrow().is_empty());
+    assert!(out.is_closing());
+    assert_eq!(wrote.get(), Some(Err(StatusCode::EPIPE)));
+}
+
 #[test]
 fn spawn_of_a_file_that_is_not_executable_is_eacces() {
     let lp = Loop::new().unwrap();

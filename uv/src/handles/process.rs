@@ -815,7 +815,11 @@ impl Process {
     ///
     /// A failed spawn is the error (`ENOENT` for a program that does not exist,
     /// `EACCES`, `EPERM` for `uid`/`gid` without the privilege, …) and leaves no
-    /// handle behind. Bad options are `EINVAL` before libuv is called (see
+    /// process handle behind. When the program could not be run (the error came
+    /// from the child, after its pipes were made: `ENOENT`, `EACCES`, …), the
+    /// pipes of `Stdio::Pipe` stay open on their end, as libuv leaves them: the
+    /// child's end is closed, so a read gets the end of the stream and a write
+    /// `EPIPE`; such a pipe cannot serve another spawn (`EBUSY`). Bad options are `EINVAL` before libuv is called (see
     /// [`ProcessOptions`]); a pipe of `Stdio::Pipe` that already has a descriptor,
     /// or is given twice, is `EBUSY`; a closed stream is `ClosedHandle`.
     pub fn spawn(
