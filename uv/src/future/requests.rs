@@ -136,6 +136,12 @@ impl<T, R: Cancel> Drop for RequestFuture<T, R> {
     fn drop(&mut self) {
         if let Some(req) = self.req.take() {
             req.cancel();
+            // The completion still comes (the callback holds the slot): it must
+            // not wake the task of a future that is gone, nor keep its waker
+            // until then. Dropping a waker is user code, guarded while a panic
+            // unwinds.
+            let waker = self.slot.take_waker();
+            super::waking_in_drop(move || drop(waker));
         }
     }
 }
@@ -456,8 +462,25 @@ impl StreamWrites {
                 .set(wakers.first_key_value().map_or(u64::MAX, |(k, _)| k.0));
         }
         // The borrow is over: a waker may poll a write future of this stream.
+        // A wake is user code (the waker of whoever polled): one that panics must
+        // not keep the wakers after it from their wake (their tasks would wait
+        // for good). Each is woken; the first panic goes on after the last wake
+        // (to the write callback's guard), the others are dropped.
+        let mut first = None;
         for w in ready {
-            w.wake();
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())) {
+                match first {
+                    None => first = Some(p),
+                    Some(_) => crate::callback::drop_quietly(p),
+                }
+            }
+        }
+        if let Some(p) = first {
+            if std::thread::panicking() {
+                crate::callback::drop_quietly(p);
+            } else {
+                std::panic::resume_unwind(p);
+            }
         }
     }
 
