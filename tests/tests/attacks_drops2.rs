@@ -722,3 +722,118 @@ fn write_each_iterator_panics_midway() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(&*got.borrow(), b"012z");
 }
+
+/// A `send_to` future and an `Exit` future polled with a waker whose wake panics,
+/// then dropped before their completion: the completion used to wake the gone
+/// futures' wakers (kept until then), whose panics came out of `run`. Now the
+/// drops let the wakers go: `run` is clean, nothing is woken, the datagram is
+/// still sent and the exit still seen by the handle.
+#[test]
+fn dropped_handle_request_and_exit_futures_are_not_woken() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp);
+    let got = counter();
+    let g = got.clone();
+    u.recv_start(move |u, r| {
+        if matches!(&r, Ok(d) if d.is_drained()) {
+            return;
+        }
+        assert_eq!(r.unwrap().data, b"sent");
+        g.set(g.get() + 1);
+        u.close();
+    })
+    .unwrap();
+    let w = Arc::new(PanickingWake::default());
+    let waker = Waker::from(w.clone());
+    let mut send = uv::future::send_to(&u, "sent", Some(addr));
+    assert!(poll_once(&mut send, &waker).is_pending());
+    drop(send);
+    let (p, mut exit) = uv::future::spawn(&lp.handle(), &sh("exit 5")).unwrap();
+    assert!(poll_once(&mut exit, &waker).is_pending());
+    drop(exit);
+    drop((u, p));
+    assert_eq!(run_all(&lp), Vec::<&str>::new());
+    assert_eq!(w.0.load(Ordering::SeqCst), 0);
+    assert_eq!(got.get(), 1);
+    assert!(!lp.alive());
+}
+
+/// A spawn that fails (`ENOENT`) with an exit callback whose capture panics: the
+/// handle libuv initialised is closed, and its close callback drops the capture:
+/// `spawn` returns the error, the next `run` resumes the capture's panic. Pins
+/// the guarantee (no abort, no leak).
+#[test]
+fn a_failed_spawn_drops_a_panicking_capture_in_the_loop() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let boom = PanicOnDrop("exit capture");
+    let e = Process::spawn(
+        &lp,
+        &ProcessOptions::new("/nonexistent/prog"),
+        move |_, _, _| {
+            let _h = &boom;
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), uv::StatusCode::ENOENT);
+    assert_eq!(run_all(&lp), ["exit capture"]);
+}
+
+/// An `incoming` stream polled with a waker whose wake panics, its server closed
+/// through a clone: the close drops the listen callback, whose wake-up runs in
+/// the close callback's guard; `run` resumes it once, and the stream then ends.
+#[test]
+fn incoming_closed_through_a_clone_wakes_a_panicking_waker_once() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let server = uv::Tcp::new(&lp).unwrap();
+    server
+        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    let s2 = server.clone();
+    let mut inc = uv::future::incoming(server, 8).unwrap();
+    let w = Arc::new(PanickingWake::default());
+    let waker = Waker::from(w.clone());
+    assert!(poll_once(&mut futures::StreamExt::next(&mut inc), &waker).is_pending());
+    s2.close();
+    assert_eq!(run_all(&lp), ["wake"]);
+    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        poll_once(&mut futures::StreamExt::next(&mut inc), &waker),
+        Poll::Ready(None)
+    ));
+}
+
+/// `signals`, `fs_poll` and `fs_events` streams polled with a waker whose wake
+/// panics, pending when the loop is dropped: the teardown closes their handles,
+/// each wakes the waker once (3 wakes, the panics stay in the teardown), and the
+/// streams end afterwards.
+#[test]
+fn signal_and_fs_streams_pending_at_the_loop_drop_are_woken_and_end() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let w = Arc::new(PanickingWake::default());
+    let h = lp.handle();
+    let mut sig = uv::future::signals(&h, uv::Signum::User1).unwrap();
+    let mut fp = uv::future::fs_poll(&h, "/", std::time::Duration::from_secs(100)).unwrap();
+    let mut fe = uv::future::fs_events(&h, "/tmp", uv::FsEventFlags::empty()).unwrap();
+    let waker = Waker::from(w.clone());
+    assert!(poll_once(&mut futures::StreamExt::next(&mut sig), &waker).is_pending());
+    assert!(poll_once(&mut futures::StreamExt::next(&mut fp), &waker).is_pending());
+    assert!(poll_once(&mut futures::StreamExt::next(&mut fe), &waker).is_pending());
+    drop(lp);
+    assert_eq!(w.0.load(Ordering::SeqCst), 3);
+    assert!(matches!(
+        poll_once(&mut futures::StreamExt::next(&mut sig), &waker),
+        Poll::Ready(None)
+    ));
+    assert!(matches!(
+        poll_once(&mut futures::StreamExt::next(&mut fp), &waker),
+        Poll::Ready(None)
+    ));
+    assert!(matches!(
+        poll_once(&mut futures::StreamExt::next(&mut fe), &waker),
+        Poll::Ready(None)
+    ));
+}

@@ -184,6 +184,16 @@ impl HandleRequest {
     }
 }
 
+impl Drop for HandleRequest {
+    fn drop(&mut self) {
+        // As `RequestFuture`'s: the completion must not wake a gone future's task.
+        if let Some(slot) = self.slot.take() {
+            let waker = slot.take_waker();
+            super::waking_in_drop(move || drop(waker));
+        }
+    }
+}
+
 impl Future for HandleRequest {
     type Output = Result<()>;
 
@@ -868,6 +878,14 @@ pub struct Exit {
 impl std::fmt::Debug for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Exit")
+    }
+}
+
+impl Drop for Exit {
+    fn drop(&mut self) {
+        // As `RequestFuture`'s: the exit must not wake a gone future's task.
+        let waker = self.slot.take_waker();
+        super::waking_in_drop(move || drop(waker));
     }
 }
 
