@@ -837,3 +837,40 @@ fn signal_and_fs_streams_pending_at_the_loop_drop_are_woken_and_end() {
         Poll::Ready(None)
     ));
 }
+
+/// A write future and a `write_each` future polled with a waker whose wake
+/// panics, then dropped before their writes completed: the completions used to
+/// wake the gone futures' wakers (kept in the stream's tracker until then, or
+/// until the stream closed), whose panics came out of `run`. Now the drops let
+/// them go: `run` is clean, nothing is woken, every byte still arrives in order,
+/// and a later write future of the stream is woken as usual.
+#[test]
+fn dropped_write_futures_are_not_woken() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let got = uv_tests::read_to_end(&b);
+    let bad = Arc::new(PanickingWake::default());
+    let waker = Waker::from(bad.clone());
+    let mut one = uv::future::write(&a, "one ");
+    assert!(poll_once(&mut one, &waker).is_pending());
+    let mut each = uv::future::write_each(&a, ["two ", "three "]);
+    assert!(poll_once(&mut each, &waker).is_pending());
+    let good = Arc::new(CountingWake::default());
+    let mut last = uv::future::write(&a, "four");
+    assert!(poll_once(&mut last, &Waker::from(good.clone())).is_pending());
+    drop((one, each));
+    a.shutdown(|a, r| {
+        r.unwrap();
+        a.close();
+    })
+    .unwrap();
+    assert_eq!(run_all(&lp), Vec::<&str>::new());
+    assert_eq!(bad.0.load(Ordering::SeqCst), 0);
+    assert_eq!(good.0.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        poll_once(&mut last, &Waker::from(good)),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(&*got.borrow(), b"one two three four");
+}

@@ -552,6 +552,34 @@ impl StreamWrites {
             self.next_wake.set(seq);
         }
     }
+
+    /// The future waiting for write `seq` is dropped before it completed: its
+    /// wakers are let go (the completion must not wake a gone future's task, nor
+    /// keep its waker until then).
+    #[inline]
+    fn forget(&self, seq: u64) {
+        // No waker is kept for a write before the first one waited for.
+        if seq >= self.next_wake.get() && seq != WRITE_OVER {
+            self.forget_slow(seq);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn forget_slow(&self, seq: u64) {
+        let gone = {
+            let mut wakers = self.wakers.borrow_mut();
+            let mut later = wakers.split_off(&(seq, 0));
+            let mut after = later.split_off(&(seq + 1, 0));
+            wakers.append(&mut after);
+            self.next_wake
+                .set(wakers.first_key_value().map_or(u64::MAX, |(k, _)| k.0));
+            later
+        };
+        // Dropping a waker is user code: outside the borrow, guarded while a
+        // panic unwinds.
+        super::waking_in_drop(move || drop(gone));
+    }
 }
 
 /// The future of [`write()`].
@@ -595,6 +623,13 @@ impl Future for WriteFuture {
             return Poll::Ready(Ok(()));
         }
         this.poll_slow(cx)
+    }
+}
+
+impl Drop for WriteFuture {
+    #[inline]
+    fn drop(&mut self) {
+        self.writes.forget(self.seq);
     }
 }
 
@@ -772,6 +807,16 @@ impl WriteEach {
         w.submitted.set(seq);
         self.first = seq;
         (&w.submitted, seq)
+    }
+}
+
+impl Drop for WriteEach {
+    fn drop(&mut self) {
+        if let Some(w) = &self.writes {
+            if !self.done {
+                w.forget(self.last);
+            }
+        }
     }
 }
 
