@@ -192,6 +192,11 @@ impl<T> Oneshot<T> {
         wake(&self.waker);
     }
 
+    /// Takes the waker of the last poll out (its future is gone).
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        self.waker.take()
+    }
+
     pub(crate) fn poll(&self, cx: &Context<'_>) -> Poll<T> {
         match self.value.take() {
             Some(v) => Poll::Ready(v),

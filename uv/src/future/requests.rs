@@ -136,6 +136,12 @@ impl<T, R: Cancel> Drop for RequestFuture<T, R> {
     fn drop(&mut self) {
         if let Some(req) = self.req.take() {
             req.cancel();
+            // The completion still comes (the callback holds the slot): it must
+            // not wake the task of a future that is gone, nor keep its waker
+            // until then. Dropping a waker is user code, guarded while a panic
+            // unwinds.
+            let waker = self.slot.take_waker();
+            super::waking_in_drop(move || drop(waker));
         }
     }
 }
@@ -174,6 +180,16 @@ impl HandleRequest {
                 slot: None,
                 err: Some(e),
             },
+        }
+    }
+}
+
+impl Drop for HandleRequest {
+    fn drop(&mut self) {
+        // As `RequestFuture`'s: the completion must not wake a gone future's task.
+        if let Some(slot) = self.slot.take() {
+            let waker = slot.take_waker();
+            super::waking_in_drop(move || drop(waker));
         }
     }
 }
@@ -456,8 +472,25 @@ impl StreamWrites {
                 .set(wakers.first_key_value().map_or(u64::MAX, |(k, _)| k.0));
         }
         // The borrow is over: a waker may poll a write future of this stream.
+        // A wake is user code (the waker of whoever polled): one that panics must
+        // not keep the wakers after it from their wake (their tasks would wait
+        // for good). Each is woken; the first panic goes on after the last wake
+        // (to the write callback's guard), the others are dropped.
+        let mut first = None;
         for w in ready {
-            w.wake();
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())) {
+                match first {
+                    None => first = Some(p),
+                    Some(_) => crate::callback::drop_quietly(p),
+                }
+            }
+        }
+        if let Some(p) = first {
+            if std::thread::panicking() {
+                crate::callback::drop_quietly(p);
+            } else {
+                std::panic::resume_unwind(p);
+            }
         }
     }
 
@@ -519,6 +552,34 @@ impl StreamWrites {
             self.next_wake.set(seq);
         }
     }
+
+    /// The future waiting for write `seq` is dropped before it completed: its
+    /// wakers are let go (the completion must not wake a gone future's task, nor
+    /// keep its waker until then).
+    #[inline]
+    fn forget(&self, seq: u64) {
+        // No waker is kept for a write before the first one waited for.
+        if seq >= self.next_wake.get() && seq != WRITE_OVER {
+            self.forget_slow(seq);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn forget_slow(&self, seq: u64) {
+        let gone = {
+            let mut wakers = self.wakers.borrow_mut();
+            let mut later = wakers.split_off(&(seq, 0));
+            let mut after = later.split_off(&(seq + 1, 0));
+            wakers.append(&mut after);
+            self.next_wake
+                .set(wakers.first_key_value().map_or(u64::MAX, |(k, _)| k.0));
+            later
+        };
+        // Dropping a waker is user code: outside the borrow, guarded while a
+        // panic unwinds.
+        super::waking_in_drop(move || drop(gone));
+    }
 }
 
 /// The future of [`write()`].
@@ -562,6 +623,13 @@ impl Future for WriteFuture {
             return Poll::Ready(Ok(()));
         }
         this.poll_slow(cx)
+    }
+}
+
+impl Drop for WriteFuture {
+    #[inline]
+    fn drop(&mut self) {
+        self.writes.forget(self.seq);
     }
 }
 
@@ -742,6 +810,16 @@ impl WriteEach {
     }
 }
 
+impl Drop for WriteEach {
+    fn drop(&mut self) {
+        if let Some(w) = &self.writes {
+            if !self.done {
+                w.forget(self.last);
+            }
+        }
+    }
+}
+
 impl Future for WriteEach {
     type Output = Result<usize>;
 
@@ -845,6 +923,14 @@ pub struct Exit {
 impl std::fmt::Debug for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Exit")
+    }
+}
+
+impl Drop for Exit {
+    fn drop(&mut self) {
+        // As `RequestFuture`'s: the exit must not wake a gone future's task.
+        let waker = self.slot.take_waker();
+        super::waking_in_drop(move || drop(waker));
     }
 }
 
