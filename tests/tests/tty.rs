@@ -83,3 +83,42 @@ fn the_vterm_state_is_windows_only() {
     assert_eq!(Tty::vterm_state().unwrap_err().code(), StatusCode::ENOTSUP);
     Tty::set_vterm_state(TtyVtermState::Supported);
 }
+
+/// A terminal libuv cannot reopen (a pseudo-terminal's master side) keeps the
+/// blocking mode it came with: reading it is `EINVAL` while it blocks (a blocking
+/// read would stop the loop), and works once it was made non-blocking before
+/// `Tty::new`, with what the other side wrote arriving whole.
+#[test]
+fn a_pty_master_is_read_once_made_non_blocking() {
+    let lp = Loop::new().unwrap();
+    let (master, slave) = uv_tests::pty();
+    let blocking = Tty::new(&lp, master.try_clone().unwrap(), true).unwrap();
+    let refused = blocking.read_start(|_, _| {}).unwrap_err();
+    assert_eq!(refused.code(), StatusCode::EINVAL);
+    blocking.close();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor this test owns.
+    unsafe {
+        let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+        assert!(flags >= 0);
+        assert_eq!(
+            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK),
+            0
+        );
+    }
+    let tty = Tty::new(&lp, master, true).unwrap();
+    let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let g = got.clone();
+    tty.read_start(move |t, r| {
+        let bytes = r.unwrap();
+        g.borrow_mut().extend_from_slice(bytes);
+        if g.borrow().ends_with(b"hello\r\n") {
+            t.close();
+        }
+    })
+    .unwrap();
+    let mut writer = std::fs::File::from(slave);
+    std::io::Write::write_all(&mut writer, b"hello\n").unwrap();
+    lp.run(RunMode::Default).unwrap();
+    // The terminal's line discipline turns "\n" into "\r\n" on the way out.
+    assert_eq!(&got.borrow()[..], b"hello\r\n");
+}
