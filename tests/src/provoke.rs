@@ -32,3 +32,43 @@ pub fn provoke(name: &'static str) -> ! {
 pub fn provoked(p: &(dyn std::any::Any + Send)) -> Option<&'static str> {
     p.downcast_ref::<Provoked>().map(|p| p.0)
 }
+
+/// A value whose `Drop` panics with `Provoked(name)` (a closure's capture, to
+/// test that the library drops it where such a panic cannot unwind into C).
+#[derive(Debug)]
+pub struct PanicOnDrop(pub &'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        provoke(self.0);
+    }
+}
+
+/// A waker of the user's whose wake panics with `Provoked("wake")`; the field
+/// counts its wakes.
+#[derive(Debug, Default)]
+pub struct PanickingWake(pub std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for PanickingWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        provoke("wake");
+    }
+}
+
+/// Runs `lp` once in `Default` mode; the `Provoked` name of the panic `run`
+/// resumed, if any (any other panic, or an error, fails the test).
+pub fn run_catching(lp: &uv::Loop) -> Option<&'static str> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lp.run(uv::RunMode::Default)
+    })) {
+        Ok(r) => {
+            r.unwrap();
+            None
+        }
+        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
+    }
+}

@@ -19,23 +19,16 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use uv::{Loop, LoopHandle, LoopOption, RunMode, StatusCode, Timer};
 use uv_tests::pool::{pool_lock, JobGate};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
+use uv_tests::provoke::{
+    provoke, provoked, quiet_provoked_panics, run_catching, PanicOnDrop, PanickingWake,
+};
 
 // ---- helpers ----
-
-/// Panics with a `Provoked` payload when dropped.
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        provoke(self.0);
-    }
-}
 
 /// Counts its drops.
 struct DropCount(Rc<Cell<u32>>);
@@ -56,18 +49,6 @@ fn due_now(lp: &LoopHandle, f: impl FnMut(&Timer) + 'static) -> Timer {
     let t = Timer::new(lp).unwrap();
     t.start(Duration::ZERO, Duration::ZERO, f).unwrap();
     t
-}
-
-/// Runs the loop once in `Default` mode; the `Provoked` name of the panic it
-/// resumed, if any.
-fn run_catching(lp: &Loop) -> Option<&'static str> {
-    match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))) {
-        Ok(r) => {
-            r.unwrap();
-            None
-        }
-        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
-    }
 }
 
 thread_local! {
@@ -228,23 +209,10 @@ fn a_hook_whose_drop_panics_replaced_from_a_callback() {
 
 // ---- wakers of the user's ----
 
-/// A waker whose wake panics (a poller of the user's own), counting its wakes.
-struct PanickingWake(AtomicUsize);
-
-impl Wake for PanickingWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        provoke("wake");
-    }
-}
-
 /// Polls `f` once with a `PanickingWake` waker (it must be pending); the waker's
 /// state, to count its wakes.
 fn poll_with_panicking_waker<F: Future + Unpin>(f: &mut F) -> Arc<PanickingWake> {
-    let state = Arc::new(PanickingWake(AtomicUsize::new(0)));
+    let state = Arc::new(PanickingWake::default());
     let waker = Waker::from(state.clone());
     assert!(Pin::new(f)
         .poll(&mut Context::from_waker(&waker))
@@ -291,7 +259,7 @@ fn a_stream_dropped_by_a_panicking_task_wakes_a_panicking_waker_without_aborting
     let (p, w) = (pipe.clone(), woken.clone());
     lp.spawn_local(async move {
         let mut stream = uv::future::AsyncStream::new(p);
-        let state = Arc::new(PanickingWake(AtomicUsize::new(0)));
+        let state = Arc::new(PanickingWake::default());
         let waker = Waker::from(state.clone());
         let mut buf = [0u8; 8];
         assert!(Pin::new(&mut stream)

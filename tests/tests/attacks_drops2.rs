@@ -18,34 +18,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use uv::{Fs, Loop, Pipe, Process, ProcessOptions, RunMode, Stream, Udp, UdpFlags};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
+use uv_tests::provoke::{
+    provoke, provoked, quiet_provoked_panics, run_catching, PanicOnDrop, PanickingWake,
+};
 
 // ---- helpers ----
-
-/// Panics with a `Provoked` payload when dropped.
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        provoke(self.0);
-    }
-}
 
 /// A counter shared with callbacks.
 fn counter() -> Rc<Cell<u32>> {
     Rc::new(Cell::new(0))
-}
-
-/// Runs the loop once in `Default` mode; the `Provoked` name of the panic it
-/// resumed, if any.
-fn run_catching(lp: &Loop) -> Option<&'static str> {
-    match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))) {
-        Ok(r) => {
-            r.unwrap();
-            None
-        }
-        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
-    }
 }
 
 /// Runs the loop until it has nothing left, collecting the panics it resumed.
@@ -71,20 +52,6 @@ fn bound(lp: &Loop) -> (Udp, std::net::SocketAddr) {
 
 fn sh(script: &str) -> ProcessOptions<'static> {
     ProcessOptions::new("/bin/sh").args(["-c", script])
-}
-
-/// A waker whose wake panics, counting its wakes.
-#[derive(Default)]
-struct PanickingWake(AtomicUsize);
-
-impl Wake for PanickingWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        provoke("wake");
-    }
 }
 
 /// A waker that counts its wakes.

@@ -26,7 +26,7 @@ use uv::{
     UdpFlags,
 };
 use uv_tests::net::{pattern, run_until, tcp_listener, TempDir};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
 
 /// A Unix socket pair: one end a `Pipe` on `lp`, the other a std stream.
 fn pipe_and_std(lp: &Loop) -> (Pipe, UnixStream) {
@@ -1401,15 +1401,6 @@ fn wrappers_used_after_their_loop_is_dropped() {
         chunk.expect("an item").unwrap_err().kind(),
         uv::Category::ClosedHandle
     );
-}
-
-/// A value whose Drop panics with `Provoked(name)`.
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        provoke(self.0);
-    }
 }
 
 /// `PanicOnDrop` for a value that must be `Send` (a `bytes::Bytes` owner).
