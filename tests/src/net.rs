@@ -116,6 +116,29 @@ pub fn count_iterations(lp: &Loop) -> (Prepare, Rc<Cell<u64>>) {
     (p, n)
 }
 
+/// The iterations of `lp` while it waits 50 ms for a timer, with nothing else
+/// due: a handful when the loop sleeps, thousands when something makes it spin.
+pub fn iterations_while_idle(lp: &Loop) -> u64 {
+    let (counter, iterations) = count_iterations(lp);
+    let seen = Rc::new(Cell::new(None));
+    let (s, i) = (seen.clone(), iterations.clone());
+    let timer = uv::Timer::new(lp).unwrap();
+    timer
+        .start(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::ZERO,
+            move |tm| {
+                s.set(Some(i.get()));
+                counter.close();
+                tm.close();
+            },
+        )
+        .unwrap();
+    drop(timer);
+    lp.run(uv::RunMode::Default).unwrap();
+    seen.get().expect("the timer fired")
+}
+
 /// Runs `f` once on the loop, `after` from now (a one-shot timer).
 pub fn later(lp: &uv::LoopHandle, after: std::time::Duration, f: impl FnOnce() + 'static) {
     uv::Timer::once(lp, after, move |_| f()).unwrap();

@@ -21,7 +21,7 @@ use uv::Stream as _;
 use uv::{
     AddressFamily, Async, Loop, Pipe, ReadAllocator, RunMode, StatusCode, Tcp, Timer, Udp, UdpFlags,
 };
-use uv_tests::net::{count_iterations, pattern, run_until, tcp_listener};
+use uv_tests::net::{count_iterations, iterations_while_idle, pattern, run_until, tcp_listener};
 use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
 
 /// A Unix socket pair: one end as a `Pipe` on `lp`, the other a std stream.
@@ -346,20 +346,7 @@ fn accepting_from_an_ipc_pipe_that_is_not_reading_does_not_make_the_loop_spin() 
     let c = Tcp::new(&lp).unwrap();
     b.accept_into(&c).unwrap();
     a.write(b"y", |_, r| r.unwrap()).unwrap();
-    let (counter, iterations) = count_iterations(&lp);
-    let seen = Rc::new(Cell::new(None));
-    let (s, i) = (seen.clone(), iterations.clone());
-    let timer = Timer::new(&lp).unwrap();
-    timer
-        .start(Duration::from_millis(50), Duration::ZERO, move |tm| {
-            s.set(Some(i.get()));
-            counter.close();
-            tm.close();
-        })
-        .unwrap();
-    drop(timer);
-    lp.run(RunMode::Default).unwrap();
-    let seen = seen.get().unwrap();
+    let seen = iterations_while_idle(&lp);
     assert!(
         seen <= 5,
         "{seen} loop iterations while waiting for a timer"

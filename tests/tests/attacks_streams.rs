@@ -17,7 +17,7 @@ use uv::{
     HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
     Stream as _, Tcp, TcpFlags, Udp,
 };
-use uv_tests::net::{count_iterations, pattern, run_until};
+use uv_tests::net::{iterations_while_idle, pattern, run_until};
 
 /// What the callbacks of a test saw, in order.
 type Log = Rc<RefCell<Vec<String>>>;
@@ -242,24 +242,7 @@ fn taking_the_last_handle_as_a_descriptor_does_not_make_the_loop_spin() {
     (&peer).write_all(b"unread").unwrap();
     let fd = p.accept_fd().unwrap();
     assert_eq!(socket_type(&fd), libc::SOCK_DGRAM);
-    let (counter, iterations) = count_iterations(&lp);
-    let seen = Rc::new(Cell::new(None));
-    let (s, i) = (seen.clone(), iterations.clone());
-    let timer = uv::Timer::new(&lp).unwrap();
-    timer
-        .start(
-            std::time::Duration::from_millis(50),
-            std::time::Duration::ZERO,
-            move |tm| {
-                s.set(Some(i.get()));
-                counter.close();
-                tm.close();
-            },
-        )
-        .unwrap();
-    drop(timer);
-    lp.run(RunMode::Default).unwrap();
-    let seen = seen.get().unwrap();
+    let seen = iterations_while_idle(&lp);
     assert!(
         seen <= 5,
         "{seen} loop iterations while waiting for a timer"
@@ -832,28 +815,6 @@ fn terminal_writes_survive_mode_switches_between_them() {
     assert!(got.iter().all(|&b| b == b'a'));
     tty.close();
     lp.run(RunMode::Default).unwrap();
-}
-
-/// Loop iterations while the loop waits 50 ms for a timer (nothing else due).
-fn iterations_while_idle(lp: &Loop) -> u64 {
-    let (counter, iterations) = count_iterations(lp);
-    let seen = Rc::new(Cell::new(None));
-    let (s, i) = (seen.clone(), iterations.clone());
-    let timer = uv::Timer::new(lp).unwrap();
-    timer
-        .start(
-            std::time::Duration::from_millis(50),
-            std::time::Duration::ZERO,
-            move |tm| {
-                s.set(Some(i.get()));
-                counter.close();
-                tm.close();
-            },
-        )
-        .unwrap();
-    drop(timer);
-    lp.run(RunMode::Default).unwrap();
-    seen.get().unwrap()
 }
 
 /// An IPC pipe with two sockets received (a TCP one, then `last`), whose read
