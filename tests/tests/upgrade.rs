@@ -494,3 +494,39 @@ fn classification_in_one_place_is_enforced() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The value `name` has in libuv's `uv-common.h` (a line `  NAME = 0x...,` of its
+/// flag enums), or `None` when the header does not define it.
+fn uv_common_flag(header: &str, name: &str) -> Option<u32> {
+    header.lines().find_map(|line| {
+        let (lhs, rhs) = line.trim().split_once('=')?;
+        if lhs.trim() != name {
+            return None;
+        }
+        let value = rhs.trim().trim_end_matches(',').trim();
+        u32::from_str_radix(value.strip_prefix("0x")?, 16).ok()
+    })
+}
+
+/// The libuv internal flags the runtime reads or writes in handles' `flags`
+/// (`uv::runtime::LIBUV_INTERNAL_FLAGS`) have the values the vendored libuv's
+/// `src/uv-common.h` gives them: a libuv upgrade that moves one (they are not
+/// API) fails here instead of making the runtime read or set the wrong mark.
+#[test]
+fn the_libuv_internal_flags_the_runtime_uses_match_uv_common_h() {
+    let path = current_include().join("../src/uv-common.h");
+    let header =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(uv::runtime::LIBUV_INTERNAL_FLAGS.len() >= 3);
+    for &(name, value) in uv::runtime::LIBUV_INTERNAL_FLAGS {
+        assert_eq!(
+            uv_common_flag(&header, name),
+            Some(value),
+            "{name}: the runtime uses {value:#x}; see {} and uv/src/libuv_flags.rs",
+            path.display()
+        );
+    }
+    // The reader itself: a flag the header has, one it does not.
+    assert_eq!(uv_common_flag(&header, "UV_HANDLE_CLOSING"), Some(0x1));
+    assert_eq!(uv_common_flag(&header, "UV_HANDLE_NOT_A_FLAG"), None);
+}

@@ -560,9 +560,7 @@ unsafe fn in_poll_set(_s: *mut sys::uv_stream_t) -> bool {
     false
 }
 
-/// libuv's `UV_HANDLE_BLOCKING_WRITES` (uv-common.h, libuv 1.x): a terminal libuv
-/// could not reopen writes synchronously.
-const BLOCKING_WRITES: u32 = 0x0010_0000;
+use crate::libuv_flags::UV_HANDLE_BLOCKING_WRITES as BLOCKING_WRITES;
 
 /// A stream with blocking writes takes no write while one is queued (a failed write
 /// whose callback has not run yet): libuv asserts its queue is empty. `EAGAIN`.

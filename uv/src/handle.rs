@@ -1131,9 +1131,7 @@ impl Hdr {
     }
 }
 
-/// libuv's `UV_HANDLE_ACTIVE` (uv-common.h, the same in every libuv 1.x and on every
-/// platform): the flag `uv_is_active` reports.
-const UV_HANDLE_ACTIVE: std::ffi::c_uint = 0x4;
+use crate::libuv_flags::UV_HANDLE_ACTIVE;
 
 /// `uv_is_active`, read inline: the test libuv's function makes
 /// (`(h->flags & UV_HANDLE_ACTIVE) != 0`), without the call into the library (it is

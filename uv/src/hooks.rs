@@ -11,8 +11,7 @@ use crate::error::{Error, Result};
 use crate::handle::HandleKind;
 use crate::StatusCode;
 
-/// libuv's one-shot mark on a signal handle (`UV_SIGNAL_ONE_SHOT`).
-const UV_SIGNAL_ONE_SHOT: u32 = 0x0200_0000;
+use crate::libuv_flags::UV_SIGNAL_ONE_SHOT;
 
 /// Stops a signal handle (`uv_signal_stop`) and ignores again the signals the
 /// process ignored that libuv put back to their default action.

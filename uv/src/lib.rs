@@ -44,6 +44,7 @@ pub mod guide;
 mod handle;
 pub mod handles;
 mod hooks;
+mod libuv_flags;
 mod loop_;
 mod loop_request;
 mod request;
@@ -135,6 +136,10 @@ pub mod runtime {
     pub use crate::handle::{
         dispatch, dispatch_handle, marking_delivery, HandleKind, KeepAlive, Slots, Typed,
     };
+    /// libuv's internal flags the runtime reads or writes, by name, with the
+    /// values it uses (checked against libuv's `uv-common.h` by the tests).
+    #[doc(hidden)]
+    pub use crate::libuv_flags::ALL as LIBUV_INTERNAL_FLAGS;
     pub use crate::request::submit;
     /// The generic core of requests that belong to the loop (request spec files).
     pub mod loop_request {

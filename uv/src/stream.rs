@@ -1654,11 +1654,10 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     Ok(())
 }
 
-/// libuv's `UV_HANDLE_READ_EOF` and `UV_HANDLE_READABLE` (uv-common.h, libuv 1.x).
 #[cfg(unix)]
-const HANDLE_READ_EOF: u32 = 0x0000_0800;
-#[cfg(unix)]
-const HANDLE_READABLE: u32 = 0x0000_4000;
+use crate::libuv_flags::{
+    UV_HANDLE_READABLE as HANDLE_READABLE, UV_HANDLE_READ_EOF as HANDLE_READ_EOF,
+};
 
 /// After a `uv_accept` on `s`: taking the last handle an IPC pipe received makes
 /// libuv watch the pipe for reading again, even when it is not reading: with

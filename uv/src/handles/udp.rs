@@ -703,9 +703,8 @@ fn outside_bytes(data: &WriteData) -> Option<sys::uv_buf_t> {
     Some(crate::stream::uv_buf(bytes))
 }
 
-/// libuv's `UV_HANDLE_IPV6` (uv-common.h, libuv 1.x): the handle's socket is IPv6.
 #[cfg(unix)]
-const HANDLE_IPV6: c_uint = 0x0040_0000;
+use crate::libuv_flags::UV_HANDLE_IPV6 as HANDLE_IPV6;
 
 impl Udp {
     /// Before the socket options that have an IPv4 and an IPv6 form (`set_ttl`,
