@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -207,26 +206,16 @@ impl<T, F: FnMut(T)> Drop for Delivery<T, F> {
         // accepted value is delivered once), and `on_message` is dropped here too,
         // before the first panic goes on to the guard: dropped by the unwinding
         // (as a field), a panic of its captures' Drop would abort the process.
-        let mut first: Option<Box<dyn std::any::Any + Send>> = None;
-        let mut keep = |p| match first {
-            None => first = Some(p),
-            Some(_) => crate::callback::drop_quietly(p),
-        };
+        let mut first = crate::callback::FirstPanic::default();
         let mut batch = std::mem::take(&mut *self.shared.queue());
         if let Some(on_message) = self.on_message.as_mut() {
             while let Some(v) = batch.pop_front() {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| on_message(v))) {
-                    keep(p);
-                }
+                first.run(|| on_message(v));
             }
         }
         let on_message = self.on_message.take();
-        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(on_message))) {
-            keep(p);
-        }
-        if let Some(p) = first {
-            std::panic::resume_unwind(p);
-        }
+        first.run(move || drop(on_message));
+        first.resume();
     }
 }
 

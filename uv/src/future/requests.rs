@@ -476,22 +476,11 @@ impl StreamWrites {
         // not keep the wakers after it from their wake (their tasks would wait
         // for good). Each is woken; the first panic goes on after the last wake
         // (to the write callback's guard), the others are dropped.
-        let mut first = None;
+        let mut first = crate::callback::FirstPanic::default();
         for w in ready {
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())) {
-                match first {
-                    None => first = Some(p),
-                    Some(_) => crate::callback::drop_quietly(p),
-                }
-            }
+            first.run(|| w.wake());
         }
-        if let Some(p) = first {
-            if std::thread::panicking() {
-                crate::callback::drop_quietly(p);
-            } else {
-                std::panic::resume_unwind(p);
-            }
-        }
+        first.resume();
     }
 
     /// Write `seq`'s result, once it completed: its error if one is kept.
