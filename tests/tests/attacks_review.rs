@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use uv::{Loop, RunMode, StatusCode};
+use uv::{Loop, RunMode, StatusCode, Stream as _};
 
 /// A path argument whose `as_ref` (the caller's code, run by the method it is
 /// given to) first calls `act` with the handle.
@@ -149,4 +149,58 @@ fn pipe_bind_with_a_path_that_closes_the_pipe_is_closed_handle() {
     assert_eq!(r.map_err(|e| e.kind()), Err(uv::Category::ClosedHandle));
     lp.run(RunMode::Default).unwrap();
     assert!(!dir.join("sock").exists());
+}
+
+/// `read_start_with` whose allocator (asked for the first buffer after the
+/// stream's checks) makes the stream listen and runs the loop until a connection
+/// waits to be accepted: `uv_read_start` then ran on a listening stream that libuv
+/// marks readable (opened from a descriptor), started polling it for connections
+/// again, and the next connection aborted the process (stream.c:514,
+/// `uv__server_io`: `Assertion stream->accepted_fd == -1`). Now the checks run
+/// again after the allocator: `EINVAL`, and the connection stays pending.
+#[test]
+fn read_start_with_an_allocator_that_makes_the_stream_listen_is_refused() {
+    use std::os::unix::net::UnixStream;
+    let lp = Rc::new(Loop::new().unwrap());
+    let dir = uv_tests::net::TempDir::new("review-listen");
+    let path = dir.join("sock");
+    let server = uv::Pipe::new(&lp, false).unwrap();
+    let fd = uv_tests::net::unix_socket_bound_raw(path.as_os_str().as_encoded_bytes());
+    server.open(fd).unwrap();
+    struct Listening {
+        lp: Rc<Loop>,
+        server: uv::Pipe,
+        path: PathBuf,
+        clients: Rc<std::cell::RefCell<Vec<UnixStream>>>,
+    }
+    impl uv::ReadAllocator for Listening {
+        fn allocate(&mut self, suggested: usize) -> Option<Box<[u8]>> {
+            self.server.listen(8, |_, _| {}).unwrap();
+            self.clients
+                .borrow_mut()
+                .push(UnixStream::connect(&self.path).unwrap());
+            // The connection waits for `accept`; the server stops polling.
+            self.lp.run(RunMode::NoWait).unwrap();
+            Some(vec![0; suggested].into_boxed_slice())
+        }
+    }
+    let clients = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let alloc = Listening {
+        lp: lp.clone(),
+        server: server.clone(),
+        path: path.clone(),
+        clients: clients.clone(),
+    };
+    let r = server.read_start_with(alloc, |_, _| {});
+    assert_eq!(r.map_err(|e| e.code()), Err(StatusCode::EINVAL));
+    // A second connection: the server must not be polled while the first waits.
+    clients
+        .borrow_mut()
+        .push(UnixStream::connect(&path).unwrap());
+    lp.run(RunMode::NoWait).unwrap();
+    let client = server.accept().unwrap();
+    server.close();
+    client.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(clients.borrow().len(), 2);
 }

@@ -1083,13 +1083,18 @@ pub fn read_start_with<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
     allocator: impl ReadAllocator,
     callback: C,
 ) -> Result<()> {
-    let r = raw(s, "uv_read_start")?;
-    // SAFETY: the stream is open.
-    unsafe {
-        contracts::not_listening(r, "uv_read_start")?;
-        contracts::usable_fd(r, "uv_read_start")?;
-        contracts::non_blocking(r, "uv_read_start")?;
+    /// `uv_read_start`'s preconditions on the stream (`raw`'s open check first).
+    fn checked<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
+        let r = raw(s, "uv_read_start")?;
+        // SAFETY: the stream is open.
+        unsafe {
+            contracts::not_listening(r, "uv_read_start")?;
+            contracts::usable_fd(r, "uv_read_start")?;
+            contracts::non_blocking(r, "uv_read_start")?;
+        }
+        Ok(r)
     }
+    checked(s)?;
     // The first buffer comes from the allocator before any slot changes: whatever
     // it does to this stream (even start reading itself) sees a consistent state.
     // A panic is the loop's to report (from `run`), as from a callback; the first
@@ -1101,8 +1106,10 @@ pub fn read_start_with<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
         .guard(|| allocator.allocate(READ_BUFFER_SIZE))
         .flatten()
         .filter(|b| !b.is_empty());
-    // The allocator may have closed the stream or started reading it.
-    let r = raw(s, "uv_read_start")?;
+    // The allocator may have closed the stream, or made it listen (then a read
+    // start would poll a server for connections while one waits: libuv aborts),
+    // so the checks run again; no user code runs from here to `uv_read_start`.
+    let r = checked(s)?;
     let slots = K::stream_slots(s.typed().slots());
     let c = slots.custom();
     // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
