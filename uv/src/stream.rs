@@ -1362,7 +1362,6 @@ unsafe fn write_static<K: StreamKind>(
 }
 
 /// `uv_write`, and the callback also gets the bytes written (`uv_write_nwritten`).
-#[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
 pub fn write_counted<K: StreamKind>(
     s: &K,
     data: WriteData,
@@ -1380,6 +1379,13 @@ pub fn write_counted<K: StreamKind>(
     }
     let count = Rc::new(Cell::new(0usize));
     let c = count.clone();
+    let start = |req, data: &mut (WriteData, Rc<Cell<usize>>), done| {
+        with_bufs(&data.0, |bufs, n| {
+            // SAFETY: the stream is open; the request and the bytes stay put until
+            // `done`; libuv only reads the bytes.
+            unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
+        })
+    };
     // SAFETY: `uv_write` takes a `uv_write_t`, started once on the stream's own
     // struct with `done` as its callback; its result is returned.
     unsafe {
@@ -1394,19 +1400,12 @@ pub fn write_counted<K: StreamKind>(
             &"uv_write",
             (data, count),
             move |h, r| callback(h, r, c.get()),
-            |req, data, done| {
-                with_bufs(&data.0, |bufs, n| {
-                    // SAFETY: the stream is open; the request and the bytes stay put
-                    // until `done`; libuv only reads the bytes.
-                    unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
-                })
-            },
+            start,
         )
     }
 }
 
 /// `uv_write2`: also sends `send` (a TCP socket or pipe) over an IPC pipe.
-#[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
 pub fn write2<K: StreamKind, S: StreamKind>(
     s: &K,
     data: WriteData,
@@ -1437,6 +1436,13 @@ pub fn write2<K: StreamKind, S: StreamKind>(
     crate::handle::hold_socket(send.typed().handle(), false);
     // The sent handle must outlive the write: the request keeps a reference to it.
     let keep = send.clone();
+    let start = |req, data: &mut (WriteData, S), done| {
+        with_bufs(&data.0, |bufs, n| {
+            // SAFETY: both streams are open; the request, the bytes and the sent
+            // handle stay put until `done`.
+            unsafe { sys::uv_write2(req, raw, bufs, n, send_raw, Some(done)) }
+        })
+    };
     // SAFETY: `uv_write2` takes a `uv_write_t`, started once on the stream's own
     // struct with `done` as its callback; its result is returned.
     unsafe {
@@ -1445,13 +1451,7 @@ pub fn write2<K: StreamKind, S: StreamKind>(
             &"uv_write2",
             (data, keep),
             callback,
-            |req, data, done| {
-                with_bufs(&data.0, |bufs, n| {
-                    // SAFETY: both streams are open; the request, the bytes and the
-                    // sent handle stay put until `done`.
-                    unsafe { sys::uv_write2(req, raw, bufs, n, send_raw, Some(done)) }
-                })
-            },
+            start,
         )
     }
 }
@@ -1506,7 +1506,6 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
 /// while a connect is in flight: libuv would keep such a shutdown queued, and if
 /// the connect failed it would never complete it (its callback would not run, and
 /// the loop, which counts it as active, would never end).
-#[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
 pub fn shutdown<K: StreamKind>(
     s: &K,
     callback: impl FnOnce(&K, Result<()>) + 'static,
@@ -1518,6 +1517,10 @@ pub fn shutdown<K: StreamKind>(
         contracts::not_connecting(raw, "uv_shutdown")?;
         contracts::usable_fd(raw, "uv_shutdown")?;
     }
+    let start = |req, _: &mut (), done| {
+        // SAFETY: the stream is open; the request stays put until `done`.
+        unsafe { sys::uv_shutdown(req, raw, Some(done)) }
+    };
     // SAFETY: `uv_shutdown` takes a `uv_shutdown_t`, started once on the stream's
     // own struct with `done` as its callback; its result is returned.
     unsafe {
@@ -1526,10 +1529,7 @@ pub fn shutdown<K: StreamKind>(
             &"uv_shutdown",
             (),
             callback,
-            |req, _, done| {
-                // SAFETY: the stream is open; the request stays put until `done`.
-                unsafe { sys::uv_shutdown(req, raw, Some(done)) }
-            },
+            start,
         )
     }
 }
