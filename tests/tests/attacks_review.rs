@@ -204,3 +204,48 @@ fn read_start_with_an_allocator_that_makes_the_stream_listen_is_refused() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(clients.borrow().len(), 2);
 }
+
+/// `read_start_with` whose allocator drops the loop (its only owner, kept where
+/// the allocator reaches it), then panics: the panic went to the loop's shared
+/// state, which the drop had freed (valgrind: invalid read in
+/// `LoopShared::panicked`, from `read_start_with`), and was lost with it. Now the
+/// call keeps that state alive while the allocator runs, and a panic of a loop that
+/// is gone goes on to the caller.
+#[test]
+fn read_start_with_an_allocator_that_drops_the_loop_then_panics() {
+    uv_tests::provoke::quiet_provoked_panics();
+    let lp = Rc::new(std::cell::RefCell::new(Some(Loop::new().unwrap())));
+    let (a, b) = uv::Pipe::pair(lp.borrow().as_ref().unwrap()).unwrap();
+    struct Dropping(Rc<std::cell::RefCell<Option<Loop>>>);
+    impl uv::ReadAllocator for Dropping {
+        fn allocate(&mut self, _: usize) -> Option<Box<[u8]>> {
+            drop(self.0.borrow_mut().take());
+            uv_tests::provoke::provoke("allocator");
+        }
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        a.read_start_with(Dropping(lp.clone()), |_, _| {})
+    }));
+    let payload = r.expect_err("the allocator's panic reaches the caller");
+    assert_eq!(uv_tests::provoke::provoked(&*payload), Some("allocator"));
+    assert!(lp.borrow().is_none());
+    assert!(a.is_closed() && b.is_closed());
+}
+
+/// The same allocator without the panic: the loop is gone when it returns, and the
+/// call answers `ClosedHandle` (the stream was closed by the loop's drop).
+#[test]
+fn read_start_with_an_allocator_that_drops_the_loop_is_closed_handle() {
+    let lp = Rc::new(std::cell::RefCell::new(Some(Loop::new().unwrap())));
+    let (a, _b) = uv::Pipe::pair(lp.borrow().as_ref().unwrap()).unwrap();
+    struct Dropping(Rc<std::cell::RefCell<Option<Loop>>>);
+    impl uv::ReadAllocator for Dropping {
+        fn allocate(&mut self, n: usize) -> Option<Box<[u8]>> {
+            drop(self.0.borrow_mut().take());
+            Some(vec![0; n].into_boxed_slice())
+        }
+    }
+    let r = a.read_start_with(Dropping(lp.clone()), |_, _| {});
+    assert_eq!(r.map_err(|e| e.kind()), Err(uv::Category::ClosedHandle));
+    assert!(lp.borrow().is_none());
+}

@@ -1098,14 +1098,24 @@ pub fn read_start_with<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
     // The first buffer comes from the allocator before any slot changes: whatever
     // it does to this stream (even start reading itself) sees a consistent state.
     // A panic is the loop's to report (from `run`), as from a callback; the first
-    // read then fails with ENOBUFS.
+    // read then fails with ENOBUFS. The allocator may also drop the loop (its
+    // owner, where the allocator reaches it): this reference keeps the loop's
+    // shared state alive for the panic's report, and a panic of a loop that is
+    // gone goes on to the caller (no loop is left to report it).
     let mut allocator = allocator;
-    // SAFETY: the stream is open, so its loop and shared state are alive.
-    let shared = unsafe { &*s.typed().shared_ptr("uv_read_start")? };
-    let first = shared
-        .guard(|| allocator.allocate(READ_BUFFER_SIZE))
-        .flatten()
-        .filter(|b| !b.is_empty());
+    let lp = s.typed().handle().loop_();
+    let shared = lp.shared();
+    let first = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        allocator.allocate(READ_BUFFER_SIZE)
+    })) {
+        Ok(b) => b,
+        Err(payload) if shared.is_open() => {
+            shared.panicked(payload);
+            None
+        }
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+    .filter(|b| !b.is_empty());
     // The allocator may have closed the stream, or made it listen (then a read
     // start would poll a server for connections while one waits: libuv aborts),
     // so the checks run again; no user code runs from here to `uv_read_start`.
