@@ -591,9 +591,9 @@ impl ReqPath {
     pub fn as_c_str(&self) -> &CStr {
         match &self.heap {
             Some(c) => c,
-            // SAFETY: `set` wrote the `len` bytes of the path, none of them NUL
-            // (checked), and a NUL after them, inside the buffer (`empty` wrote
-            // the NUL of the empty path).
+            // SAFETY: `write` copied the `len` bytes of the path, none of them NUL
+            // (checked), and a NUL after them, inside the buffer (`copy_no_nul`
+            // writes the NUL of the empty path too).
             None => unsafe {
                 CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(
                     self.buf.as_ptr().cast::<u8>(),
