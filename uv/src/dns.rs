@@ -200,34 +200,41 @@ unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
     status: c_int,
     res: *mut sys::addrinfo,
 ) {
-    // SAFETY: `data` is the box made by `getaddrinfo_with`, handed back once.
-    let mut b = unsafe { Box::from_raw((*req).data as *mut AddrInfoReq<C>) };
-    // SAFETY: the loop runs this callback, so its owner keeps the shared state alive.
-    let shared = unsafe { &*b.shared };
+    // `data` is the box made by `getaddrinfo_with`, handed back once. It is used
+    // through this pointer, not as a `Box`, until `release`: the callback may reach
+    // its head through a `Request` (`is_pending`, `cancel`, a drop), which a `Box`,
+    // unique as a `&mut`, would not allow while it lives.
+    // SAFETY: libuv hands back the request `getaddrinfo_with` started.
+    let p = unsafe { (*req).data as *mut AddrInfoReq<C> };
+    // SAFETY: the loop runs this callback, so its owner keeps the shared state alive;
+    // the box lives until `release` below.
+    let shared = unsafe { &*(*p).shared };
     // SAFETY: this query's completion, once, before any user code runs.
-    unsafe { b.head.completing() };
+    unsafe { (*p).head.completing() };
     // SAFETY: `res` is the list for this query (null on error).
     let list = unsafe { take_list(res) };
     let result = check(status, "uv_getaddrinfo").map(|()| list);
-    if let Some(cb) = b.cb.take() {
+    // SAFETY: the box is alive; the callback is taken out before it runs, and the
+    // strings (which libuv no longer reads) after, with no reference into the box
+    // kept across user code.
+    if let Some(cb) = unsafe { (*p).cb.take() } {
         shared.guard(|| cb(result));
     }
-    shared.guard(|| {
-        b._host = None;
-        b._service = None;
-    });
+    // SAFETY: as above.
+    let (host, service) = unsafe { ((*p)._host.take(), (*p)._service.take()) };
+    drop((host, service));
     // SAFETY: this query's completion, once (after `completing`); the box's fields
-    // that own anything were dropped just above.
-    unsafe { release(b, shared) };
+    // that own anything were taken just above.
+    unsafe { release(p, shared) };
 }
 
 /// The end of a query's completion: its box goes now, or with its last `Request`.
 ///
 /// # Safety
-/// `b` is the box of a query whose completion called `completing` and is done with
-/// it; its fields own nothing any more (dropped or taken).
-unsafe fn release<Q: QueryBox>(b: Box<Q>, shared: &LoopShared) {
-    let p = Box::into_raw(b);
+/// `p` is the box (from `Box::into_raw`) of a query whose completion called
+/// `completing` and is done with it; its fields own nothing any more (dropped or
+/// taken).
+unsafe fn release<Q: QueryBox>(p: *mut Q, shared: &LoopShared) {
     // SAFETY: the caller's contract; the head is the box's first field (repr(C)).
     unsafe {
         if (*Q::head(p)).completed(false, free_box::<Q>, shared.slab()) {
@@ -290,12 +297,14 @@ unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
     host: *const c_char,
     service: *const c_char,
 ) {
-    // SAFETY: `data` is the box made by `getnameinfo_with`, handed back once.
-    let mut b = unsafe { Box::from_raw((*req).data as *mut NameInfoReq<C>) };
+    // The box made by `getnameinfo_with`, used through this pointer until
+    // `release` (as in `addrinfo_done`).
+    // SAFETY: libuv hands back the request `getnameinfo_with` started.
+    let p = unsafe { (*req).data as *mut NameInfoReq<C> };
     // SAFETY: as in addrinfo_done.
-    let shared = unsafe { &*b.shared };
+    let shared = unsafe { &*(*p).shared };
     // SAFETY: this query's completion, once, before any user code runs.
-    unsafe { b.head.completing() };
+    unsafe { (*p).head.completing() };
     let read = |p: *const c_char| {
         if p.is_null() {
             String::new()
@@ -308,12 +317,13 @@ unsafe extern "C" fn nameinfo_done<C: FnOnce(Result<NameInfo>)>(
         host: read(host),
         service: read(service),
     });
-    if let Some(cb) = b.cb.take() {
+    // SAFETY: as in addrinfo_done.
+    if let Some(cb) = unsafe { (*p).cb.take() } {
         shared.guard(|| cb(result));
     }
     // SAFETY: this query's completion, once (after `completing`); its callback was
     // taken, and nothing else in the box owns anything.
-    unsafe { release(b, shared) };
+    unsafe { release(p, shared) };
 }
 
 impl LoopHandle {

@@ -129,66 +129,59 @@ impl File {
     /// it ([`Request::cancel`], or dropping a future of it) is not lost: the
     /// descriptor is closed on the loop thread instead, and `callback` gets that
     /// close's result.
-    #[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
     pub fn close(
         self,
         loop_: &LoopHandle,
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
         let fd = CloseFd(Some(self.take_for_close(loop_)?));
+        let read = |req, fd: &mut CloseFd, op| {
+            // SAFETY: the core passes the completed close request.
+            match unsafe { fs_results::unit(req, op) } {
+                // Dropped unrun by libuv: the descriptor is still open.
+                Err(e) if e.code() == StatusCode::ECANCELED => fd.close_now(op),
+                r => {
+                    // libuv ran close(2), which releases the descriptor even
+                    // when it reports an error.
+                    fd.0 = None;
+                    r
+                }
+            }
+        };
+        let start = |l, req, fd: &CloseFd, done| {
+            // SAFETY: the loop is open; the request stays put until `done`; libuv
+            // owns the descriptor from here until the reader says otherwise (no
+            // Rust value uses it meanwhile).
+            unsafe { sys::uv_fs_close(l, req, fd.raw(), done) }
+        };
         // SAFETY: `start` starts the `uv_fs_t` once with `uv_fs_close`, with `done` as its callback, and returns its result; `read` gets the completed request.
         unsafe {
             submit::<Fs, (), CloseFd, _, _>(
                 loop_,
                 "uv_fs_close",
-                |req, fd, op| {
-                    // SAFETY: the core passes the completed close request.
-                    match unsafe { fs_results::unit(req, op) } {
-                        // Dropped unrun by libuv: the descriptor is still open.
-                        Err(e) if e.code() == StatusCode::ECANCELED => fd.close_now(op),
-                        r => {
-                            // libuv ran close(2), which releases the descriptor even
-                            // when it reports an error.
-                            fd.0 = None;
-                            r
-                        }
-                    }
-                },
+                read,
                 no_context,
                 |slot| Ok(slot.write(fd)),
                 callback,
-                |l, req, fd, done| {
-                    // SAFETY: the loop is open; the request stays put until `done`; libuv
-                    // owns the descriptor from here until the reader says otherwise (no
-                    // Rust value uses it meanwhile).
-                    unsafe { sys::uv_fs_close(l, req, fd.raw(), done) }
-                },
+                start,
             )
         }
     }
 
     /// Closes the file now (`uv_fs_close`, blocking); refused as [`File::close`].
-    #[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
     pub fn close_sync(self, loop_: &LoopHandle) -> Result<()> {
         let fd = self.take_for_close(loop_)?;
+        let read = |req, _: &mut (), op| {
+            // SAFETY: `run_sync` passes the completed request.
+            unsafe { fs_results::unit(req, op) }
+        };
+        let start = |l, req, _: &()| {
+            // SAFETY: the loop is open; libuv owns `fd` from here and closes it
+            // before returning.
+            unsafe { sys::uv_fs_close(l, req, fd, None) }
+        };
         // SAFETY: `start` starts the `uv_fs_t` once, with no callback, and returns the result.
-        unsafe {
-            run_sync::<Fs, (), _, _>(
-                loop_,
-                "uv_fs_close",
-                |req, _, op| {
-                    // SAFETY: `run_sync` passes the completed request.
-                    unsafe { fs_results::unit(req, op) }
-                },
-                no_context,
-                (),
-                |l, req, _| {
-                    // SAFETY: the loop is open; libuv owns `fd` from here and closes it
-                    // before returning.
-                    unsafe { sys::uv_fs_close(l, req, fd, None) }
-                },
-            )
-        }
+        unsafe { run_sync::<Fs, (), _, _>(loop_, "uv_fs_close", read, no_context, (), start) }
     }
 
     /// Wraps a descriptor libuv gave (`uv_fs_open`'s result).
@@ -598,9 +591,9 @@ impl ReqPath {
     pub fn as_c_str(&self) -> &CStr {
         match &self.heap {
             Some(c) => c,
-            // SAFETY: `set` wrote the `len` bytes of the path, none of them NUL
-            // (checked), and a NUL after them, inside the buffer (`empty` wrote
-            // the NUL of the empty path).
+            // SAFETY: `write` copied the `len` bytes of the path, none of them NUL
+            // (checked), and a NUL after them, inside the buffer (`copy_no_nul`
+            // writes the NUL of the empty path too).
             None => unsafe {
                 CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(
                     self.buf.as_ptr().cast::<u8>(),
@@ -855,75 +848,66 @@ impl Dir {
     /// hold it, or `ClosedLoop`; the stream is then closed as on drop. A close
     /// cancelled before a thread takes it is done on the loop thread instead
     /// (`callback` gets its result): the stream is never left open.
-    #[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
     pub fn close(
         self,
         loop_: &LoopHandle,
         callback: impl FnOnce(Result<()>) + 'static,
     ) -> Result<Request> {
         let raw = CloseDir(Some(self.take_for_close(loop_)?));
+        let read = |req: *mut sys::uv_fs_t, raw: &mut CloseDir, op| {
+            // SAFETY: the core passes the completed request.
+            match unsafe { fs_results::unit(req, op) } {
+                // Dropped unrun by libuv: the stream is still open. Closed (and
+                // freed) here; the request's cleanup would free libuv's struct (its
+                // `ptr`) without closing the stream, so it is told there is nothing
+                // left.
+                Err(e) if e.code() == StatusCode::ECANCELED => {
+                    let r = raw.close_now(op);
+                    // SAFETY: the completed request, not cleaned up yet; its `ptr`
+                    // was the stream just freed.
+                    unsafe { (*req).ptr = std::ptr::null_mut() };
+                    r
+                }
+                r => {
+                    // libuv closed and freed the stream.
+                    raw.0 = None;
+                    r
+                }
+            }
+        };
+        let start = |l, req, raw: &CloseDir, done| {
+            // SAFETY: the loop is open; libuv owns the stream from here and frees it
+            // (unless the reader finds the close cancelled); no Rust value uses it
+            // meanwhile.
+            unsafe { sys::uv_fs_closedir(l, req, raw.0.unwrap_or(std::ptr::null_mut()), done) }
+        };
         // SAFETY: `start` starts the `uv_fs_t` once with `uv_fs_closedir`, with `done` as its callback, and returns its result; `read` gets the completed request.
         unsafe {
             submit::<Fs, (), CloseDir, _, _>(
                 loop_,
                 "uv_fs_closedir",
-                |req, raw, op| {
-                    // SAFETY: the core passes the completed request.
-                    match unsafe { fs_results::unit(req, op) } {
-                        // Dropped unrun by libuv: the stream is still open. Closed
-                        // (and freed) here; the request's cleanup would free libuv's
-                        // struct (its `ptr`) without closing the stream, so it is told
-                        // there is nothing left.
-                        Err(e) if e.code() == StatusCode::ECANCELED => {
-                            let r = raw.close_now(op);
-                            // SAFETY: the completed request, not cleaned up yet; its
-                            // `ptr` was the stream just freed.
-                            unsafe { (*req).ptr = std::ptr::null_mut() };
-                            r
-                        }
-                        r => {
-                            // libuv closed and freed the stream.
-                            raw.0 = None;
-                            r
-                        }
-                    }
-                },
+                read,
                 no_context,
                 |slot| Ok(slot.write(raw)),
                 callback,
-                |l, req, raw, done| {
-                    // SAFETY: the loop is open; libuv owns the stream from here and frees
-                    // it (unless the reader finds the close cancelled); no Rust value
-                    // uses it meanwhile.
-                    unsafe {
-                        sys::uv_fs_closedir(l, req, raw.0.unwrap_or(std::ptr::null_mut()), done)
-                    }
-                },
+                start,
             )
         }
     }
 
     /// Closes the stream now (blocking); refused as [`Dir::close`].
-    #[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
     pub fn close_sync(self, loop_: &LoopHandle) -> Result<()> {
         let raw = self.take_for_close(loop_)?;
+        let read = |req, _: &mut (), op| {
+            // SAFETY: `run_sync` passes the completed request.
+            unsafe { fs_results::unit(req, op) }
+        };
+        let start = |l, req, _: &()| {
+            // SAFETY: as in `close`; done before returning.
+            unsafe { sys::uv_fs_closedir(l, req, raw, None) }
+        };
         // SAFETY: `start` starts the `uv_fs_t` once, with no callback, and returns the result.
-        unsafe {
-            run_sync::<Fs, (), _, _>(
-                loop_,
-                "uv_fs_closedir",
-                |req, _, op| {
-                    // SAFETY: `run_sync` passes the completed request.
-                    unsafe { fs_results::unit(req, op) }
-                },
-                no_context,
-                (),
-                |l, req, _| {
-                    // SAFETY: as in `close`; done before returning.
-                    unsafe { sys::uv_fs_closedir(l, req, raw, None) }
-                },
-            )
-        }
+        unsafe { run_sync::<Fs, (), _, _>(loop_, "uv_fs_closedir", read, no_context, (), start) }
     }
 
     /// Wraps the stream `uv_fs_opendir` gave.

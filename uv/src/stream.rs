@@ -1083,26 +1083,43 @@ pub fn read_start_with<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
     allocator: impl ReadAllocator,
     callback: C,
 ) -> Result<()> {
-    let r = raw(s, "uv_read_start")?;
-    // SAFETY: the stream is open.
-    unsafe {
-        contracts::not_listening(r, "uv_read_start")?;
-        contracts::usable_fd(r, "uv_read_start")?;
-        contracts::non_blocking(r, "uv_read_start")?;
+    /// `uv_read_start`'s preconditions on the stream (`raw`'s open check first).
+    fn checked<K: StreamKind>(s: &K) -> Result<*mut sys::uv_stream_t> {
+        let r = raw(s, "uv_read_start")?;
+        // SAFETY: the stream is open.
+        unsafe {
+            contracts::not_listening(r, "uv_read_start")?;
+            contracts::usable_fd(r, "uv_read_start")?;
+            contracts::non_blocking(r, "uv_read_start")?;
+        }
+        Ok(r)
     }
+    checked(s)?;
     // The first buffer comes from the allocator before any slot changes: whatever
     // it does to this stream (even start reading itself) sees a consistent state.
     // A panic is the loop's to report (from `run`), as from a callback; the first
-    // read then fails with ENOBUFS.
+    // read then fails with ENOBUFS. The allocator may also drop the loop (its
+    // owner, where the allocator reaches it): this reference keeps the loop's
+    // shared state alive for the panic's report, and a panic of a loop that is
+    // gone goes on to the caller (no loop is left to report it).
     let mut allocator = allocator;
-    // SAFETY: the stream is open, so its loop and shared state are alive.
-    let shared = unsafe { &*s.typed().shared_ptr("uv_read_start")? };
-    let first = shared
-        .guard(|| allocator.allocate(READ_BUFFER_SIZE))
-        .flatten()
-        .filter(|b| !b.is_empty());
-    // The allocator may have closed the stream or started reading it.
-    let r = raw(s, "uv_read_start")?;
+    let lp = s.typed().handle().loop_();
+    let shared = lp.shared();
+    let first = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        allocator.allocate(READ_BUFFER_SIZE)
+    })) {
+        Ok(b) => b,
+        Err(payload) if shared.is_open() => {
+            shared.panicked(payload);
+            None
+        }
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+    .filter(|b| !b.is_empty());
+    // The allocator may have closed the stream, or made it listen (then a read
+    // start would poll a server for connections while one waits: libuv aborts),
+    // so the checks run again; no user code runs from here to `uv_read_start`.
+    let r = checked(s)?;
     let slots = K::stream_slots(s.typed().slots());
     let c = slots.custom();
     // SAFETY: `|p| p` is the unsizing coercion to the slot's callback type.
@@ -1355,7 +1372,6 @@ unsafe fn write_static<K: StreamKind>(
 }
 
 /// `uv_write`, and the callback also gets the bytes written (`uv_write_nwritten`).
-#[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
 pub fn write_counted<K: StreamKind>(
     s: &K,
     data: WriteData,
@@ -1373,6 +1389,13 @@ pub fn write_counted<K: StreamKind>(
     }
     let count = Rc::new(Cell::new(0usize));
     let c = count.clone();
+    let start = |req, data: &mut (WriteData, Rc<Cell<usize>>), done| {
+        with_bufs(&data.0, |bufs, n| {
+            // SAFETY: the stream is open; the request and the bytes stay put until
+            // `done`; libuv only reads the bytes.
+            unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
+        })
+    };
     // SAFETY: `uv_write` takes a `uv_write_t`, started once on the stream's own
     // struct with `done` as its callback; its result is returned.
     unsafe {
@@ -1387,19 +1410,12 @@ pub fn write_counted<K: StreamKind>(
             &"uv_write",
             (data, count),
             move |h, r| callback(h, r, c.get()),
-            |req, data, done| {
-                with_bufs(&data.0, |bufs, n| {
-                    // SAFETY: the stream is open; the request and the bytes stay put
-                    // until `done`; libuv only reads the bytes.
-                    unsafe { sys::uv_write(req, raw, bufs, n, Some(done)) }
-                })
-            },
+            start,
         )
     }
 }
 
 /// `uv_write2`: also sends `send` (a TCP socket or pipe) over an IPC pipe.
-#[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
 pub fn write2<K: StreamKind, S: StreamKind>(
     s: &K,
     data: WriteData,
@@ -1430,6 +1446,13 @@ pub fn write2<K: StreamKind, S: StreamKind>(
     crate::handle::hold_socket(send.typed().handle(), false);
     // The sent handle must outlive the write: the request keeps a reference to it.
     let keep = send.clone();
+    let start = |req, data: &mut (WriteData, S), done| {
+        with_bufs(&data.0, |bufs, n| {
+            // SAFETY: both streams are open; the request, the bytes and the sent
+            // handle stay put until `done`.
+            unsafe { sys::uv_write2(req, raw, bufs, n, send_raw, Some(done)) }
+        })
+    };
     // SAFETY: `uv_write2` takes a `uv_write_t`, started once on the stream's own
     // struct with `done` as its callback; its result is returned.
     unsafe {
@@ -1438,13 +1461,7 @@ pub fn write2<K: StreamKind, S: StreamKind>(
             &"uv_write2",
             (data, keep),
             callback,
-            |req, data, done| {
-                with_bufs(&data.0, |bufs, n| {
-                    // SAFETY: both streams are open; the request, the bytes and the
-                    // sent handle stay put until `done`.
-                    unsafe { sys::uv_write2(req, raw, bufs, n, send_raw, Some(done)) }
-                })
-            },
+            start,
         )
     }
 }
@@ -1499,7 +1516,6 @@ pub fn try_write2<K: StreamKind, S: StreamKind>(s: &K, data: &[u8], send: &S) ->
 /// while a connect is in flight: libuv would keep such a shutdown queued, and if
 /// the connect failed it would never complete it (its callback would not run, and
 /// the loop, which counts it as active, would never end).
-#[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
 pub fn shutdown<K: StreamKind>(
     s: &K,
     callback: impl FnOnce(&K, Result<()>) + 'static,
@@ -1511,6 +1527,10 @@ pub fn shutdown<K: StreamKind>(
         contracts::not_connecting(raw, "uv_shutdown")?;
         contracts::usable_fd(raw, "uv_shutdown")?;
     }
+    let start = |req, _: &mut (), done| {
+        // SAFETY: the stream is open; the request stays put until `done`.
+        unsafe { sys::uv_shutdown(req, raw, Some(done)) }
+    };
     // SAFETY: `uv_shutdown` takes a `uv_shutdown_t`, started once on the stream's
     // own struct with `done` as its callback; its result is returned.
     unsafe {
@@ -1519,10 +1539,7 @@ pub fn shutdown<K: StreamKind>(
             &"uv_shutdown",
             (),
             callback,
-            |req, _, done| {
-                // SAFETY: the stream is open; the request stays put until `done`.
-                unsafe { sys::uv_shutdown(req, raw, Some(done)) }
-            },
+            start,
         )
     }
 }

@@ -388,45 +388,46 @@ impl LoopHandle {
     /// lp.run(uv::RunMode::Default)?;
     /// # Ok::<(), uv::Error>(())
     /// ```
-    #[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
     pub fn random(
         &self,
         buf: Vec<u8>,
         flags: u32,
         callback: impl FnOnce(Result<Vec<u8>>) + 'static,
     ) -> Result<Request> {
+        let read = |raw, _: &mut UnsafeCell<Vec<u8>>, op| {
+            // SAFETY: the core passes the completed request of this call.
+            unsafe { read_random(raw, op) }
+        };
+        let start = |l, raw: *mut RandomRaw, buf: &UnsafeCell<Vec<u8>>, done| {
+            // SAFETY: `raw` is the core's request (its libuv part initialised by
+            // uv_random) and `buf` its data, both put until completion (the
+            // vector's bytes do not move: nothing touches it until the reader
+            // takes it); a refused request (`EINVAL`, `E2BIG`) is never used by
+            // libuv.
+            unsafe {
+                (*raw).done = done;
+                (*raw).buf = buf.get();
+                let v = &mut *buf.get();
+                sys::uv_random(
+                    l,
+                    std::ptr::addr_of_mut!((*raw).req),
+                    v.as_mut_ptr().cast(),
+                    v.len(),
+                    flags,
+                    Some(random_cb),
+                )
+            }
+        };
         // SAFETY: `start` starts the `uv_random_t` once with `uv_random`, with `done` as its callback, and returns its result; `read` gets the completed request.
         unsafe {
             submit::<RandomKind, _, _, _, _>(
                 self,
                 "uv_random",
-                |raw, _, op| {
-                    // SAFETY: the core passes the completed request of this call.
-                    unsafe { read_random(raw, op) }
-                },
+                read,
                 no_context,
                 |slot| Ok(slot.write(UnsafeCell::new(buf))),
                 callback,
-                |l, raw, buf, done| {
-                    // SAFETY: `raw` is the core's request (its libuv part initialised by
-                    // uv_random) and `buf` its data, both
-                    // put until completion (the vector's bytes do not move: nothing
-                    // touches it until the reader takes it); a refused request
-                    // (`EINVAL`, `E2BIG`) is never used by libuv.
-                    unsafe {
-                        (*raw).done = done;
-                        (*raw).buf = buf.get();
-                        let v = &mut *buf.get();
-                        sys::uv_random(
-                            l,
-                            std::ptr::addr_of_mut!((*raw).req),
-                            v.as_mut_ptr().cast(),
-                            v.len(),
-                            flags,
-                            Some(random_cb),
-                        )
-                    }
-                },
+                start,
             )
         }
     }
@@ -523,43 +524,44 @@ mod tests {
     /// caller, the others are dropped quietly (a second panic while one unwinds
     /// would abort the process), and the loop is unharmed.
     #[test]
-    #[allow(unused_unsafe)] // The closures keep their own unsafe blocks, inside the call's.
     fn a_refused_request_whose_parts_all_panic_on_drop_gives_the_first_panic() {
         let lp = crate::Loop::new().unwrap();
         let (in_read, in_cb, in_data) = (Boom("read"), Boom("callback"), Boom("data"));
         let r = catch_unwind(AssertUnwindSafe(|| {
+            let read = move |raw, _: &mut (UnsafeCell<Vec<u8>>, Boom), op| {
+                let _keep = &in_read;
+                // SAFETY: the core passes the completed request of this call.
+                unsafe { read_random(raw, op) }
+            };
+            let start = |l, raw: *mut RandomRaw, data: &(UnsafeCell<Vec<u8>>, Boom), done| {
+                // SAFETY: as in `Loop::random`; flags 1 are refused (`EINVAL`)
+                // before libuv keeps anything.
+                unsafe {
+                    (*raw).done = done;
+                    (*raw).buf = data.0.get();
+                    let v = &mut *data.0.get();
+                    sys::uv_random(
+                        l,
+                        std::ptr::addr_of_mut!((*raw).req),
+                        v.as_mut_ptr().cast(),
+                        v.len(),
+                        1,
+                        Some(random_cb),
+                    )
+                }
+            };
             // SAFETY: `start` starts the `uv_random_t` once with `uv_random`, with `done` as its callback, and returns its result; `read` gets the completed request.
             unsafe {
                 submit::<RandomKind, _, _, _, _>(
                     &lp,
                     "uv_random",
-                    move |raw, _, op| {
-                        let _keep = &in_read;
-                        // SAFETY: the core passes the completed request of this call.
-                        unsafe { read_random(raw, op) }
-                    },
+                    read,
                     no_context,
                     |slot| Ok(slot.write((UnsafeCell::new(vec![0u8; 4]), in_data))),
                     move |_| {
                         let _keep = &in_cb;
                     },
-                    |l, raw, data, done| {
-                        // SAFETY: as in `Loop::random`; flags 1 are refused (`EINVAL`)
-                        // before libuv keeps anything.
-                        unsafe {
-                            (*raw).done = done;
-                            (*raw).buf = data.0.get();
-                            let v = &mut *data.0.get();
-                            sys::uv_random(
-                                l,
-                                std::ptr::addr_of_mut!((*raw).req),
-                                v.as_mut_ptr().cast(),
-                                v.len(),
-                                1,
-                                Some(random_cb),
-                            )
-                        }
-                    },
+                    start,
                 )
             }
         }));

@@ -61,6 +61,10 @@ fn to_c(arg: &ArgSpec, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStre
 
 struct Args {
     params: Vec<TokenStream>,
+    /// Bindings that run the caller's code (a path's `AsRef`): made first, before
+    /// the handle's open and state checks, so that code cannot close the handle
+    /// or change its state between the checks and the C call.
+    early: Vec<TokenStream>,
     prep: Vec<TokenStream>,
     c_args: Vec<TokenStream>,
     /// The parameter holding the request's completion callback, if any.
@@ -89,6 +93,7 @@ fn args(
     let this = ident(&h.name);
     let mut a = Args {
         params: Vec::new(),
+        early: Vec::new(),
         prep: Vec::new(),
         c_args: Vec::new(),
         request_callback: None,
@@ -146,6 +151,14 @@ fn args(
                 };
                 a.params.push(quote!(#name: #ty));
                 a.raw_params.push(quote!(#name: #ty));
+                if matches!(
+                    other,
+                    Conv::CStrPath | Conv::SocketPath | Conv::CStrPathLen | Conv::SocketName
+                ) {
+                    a.early.push(quote!(
+                        let #name = ::core::convert::AsRef::<::std::path::Path>::as_ref(&#name);
+                    ));
+                }
                 let conv = to_c(arg, &quote!(#name), op, rt);
                 // Identity conversions need no binding.
                 if name != conv.to_string() {
@@ -632,7 +645,7 @@ impl HandleEmitter<'_> {
         let rt = &ctx.rt;
         let name = &self.name;
         let (fname, cfn, op) = (ident(&m.name), ident(c), c.value.clone());
-        let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
+        let (params, early, prep, c_args) = (&a.params, &a.early, &a.prep, &a.c_args);
         let cb = a.request_callback.as_ref().expect("checked by the caller");
         let req_ty = ident(m.request.as_ref().expect("checked by the caller"));
         let requires = requires_checks(m, &op, ctx);
@@ -677,6 +690,7 @@ impl HandleEmitter<'_> {
             #mdoc
             #[inline]
             pub fn #fname(&self, #(#params),*) -> #rt::Result<()> {
+                #( #early )*
                 let raw = self.inner.raw(#op)?;
                 #requires
                 #( #prep )*
@@ -696,7 +710,7 @@ impl HandleEmitter<'_> {
         let ctx = self.ctx;
         let rt = &ctx.rt;
         let (fname, cfn, op) = (ident(&m.name), ident(c), c.value.clone());
-        let (params, prep, c_args) = (&a.params, &a.prep, &a.c_args);
+        let (params, early, prep, c_args) = (&a.params, &a.early, &a.prep, &a.c_args);
         let (ty, reader) = if m.returns == Returns::SocketAddr {
             (quote!(::std::net::SocketAddr), quote!(read_sockaddr))
         } else {
@@ -717,6 +731,7 @@ impl HandleEmitter<'_> {
         quote! {
             #mdoc
             pub fn #fname(&self, #(#params),*) -> #rt::Result<#ty> {
+                #( #early )*
                 let raw = self.inner.raw(#op)?;
                 #before
                 #( #prep )*
@@ -830,7 +845,9 @@ impl HandleEmitter<'_> {
             let f = hook_path(f, ctx);
             quote!(#f(self)?;)
         });
+        let early = &a.early;
         let body = quote! {
+            #( #early )*
             #get_raw
             #requires
             #before
@@ -1130,7 +1147,10 @@ impl HandleEmitter<'_> {
                 clippy::unnecessary_cast,
                 clippy::needless_question_mark,
                 clippy::redundant_closure_call,
-                clippy::type_complexity
+                clippy::type_complexity,
+                // A path's conversion takes `as_ref` of the `&Path` bound first
+                // (`Args::early`).
+                clippy::useless_asref
             )]
             impl #name {
                 #( #ctors )*

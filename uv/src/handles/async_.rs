@@ -152,8 +152,9 @@ fn chunk_layout(c: usize) -> Option<std::alloc::Layout> {
 /// The state word of the cell at `cell`.
 ///
 /// # Safety
-/// `cell` must be a cell of a live table whose state word was initialised (a cell
-/// the table handed out, reached through a pointer derived from its chunk).
+/// `cell` must be a cell whose state word was initialised (a cell a table handed
+/// out, reached through a pointer derived from its chunk). The table may be gone:
+/// a chunk's memory is never freed (see `SpareChunk`).
 #[inline(always)]
 unsafe fn state_of<'a>(cell: *mut u8) -> &'a AtomicU64 {
     // SAFETY: per the contract; the word is 8-aligned (see ASYNC_STATE) and only
@@ -839,8 +840,9 @@ impl AsyncSender {
     fn hold(&self) -> Result<Hold<'_>> {
         // SAFETY: the cell's state word was initialised (by `alloc`) before this
         // sender's handle was made, and that write happens before this read:
-        // through the hand-over of this sender. Chunks are freed only with the
-        // table, which this sender's count keeps alive.
+        // through the hand-over of this sender. A chunk's memory is never freed
+        // (a dropped table's chunks go to `SPARE_CHUNKS`), so the cell outlives
+        // the sender, which counts nothing.
         let state = unsafe { state_of(self.cell.as_ptr()) };
         let want = self.want;
         // A plain load first: a sender of a shut cell does not touch the count (so
