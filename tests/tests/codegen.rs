@@ -399,3 +399,29 @@ fn missing_optional_directories_are_empty() {
     assert!(spec.handles.is_empty() && spec.requests.is_empty());
     assert_eq!(spec.status_codes.as_ref().map(|s| s.codes.len()), Some(85));
 }
+
+/// A C name that is not an identifier, in a spec directory: `load_spec` (what
+/// `uv-codegen check` and `expand` and uv's build step run first) reports it at
+/// its line and column. It used to pass the loader and stop `uv-codegen check`
+/// with a panic in the emitter (`"uv timer stop" is not a valid Ident`).
+#[test]
+fn a_c_name_that_is_no_identifier_is_a_spec_error() {
+    let dir = tempdir("c-name");
+    copy_spec(&dir);
+    let timer = std::fs::read_to_string(dir.join("handles/timer.toml")).unwrap();
+    let patched = timer.replacen("c = \"uv_timer_stop\"", "c = \"uv timer stop\"", 1);
+    assert_ne!(patched, timer);
+    std::fs::write(dir.join("handles/timer.toml"), &patched).unwrap();
+    let line = patched
+        .lines()
+        .position(|l| l == "c = \"uv timer stop\"")
+        .unwrap()
+        + 1;
+    let out = uv_codegen::load_spec(&dir, Path::new("spec"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        out,
+        format!("spec/handles/timer.toml:{line}:5: error: `uv timer stop` is not a valid C function name (hint: a C or Rust name: letters, digits and `_`, not starting with a digit, and not a Rust keyword)")
+    );
+}

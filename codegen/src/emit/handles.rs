@@ -646,8 +646,11 @@ impl HandleEmitter<'_> {
             "the handle is open; the request stays put until `done` runs",
         );
         // A C function without a status result starts the request unconditionally.
+        // `let ()`: rustc checks that it returns nothing (a spec of another crate has
+        // no header check), so a status the spec said was not there is never dropped
+        // (the request would then count as started, and its callback never run).
         let call = if m.returns == Returns::Void {
-            quote!(#sf unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0)
+            quote!(#sf let () = unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0)
         } else {
             quote!(#sf unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
         };
@@ -791,10 +794,12 @@ impl HandleEmitter<'_> {
             ctx,
             "the handle is open, so `raw` is initialised and stays put",
         );
+        // `let ()`: rustc checks that a function the spec says returns nothing does
+        // (its status would be dropped otherwise).
         let call = if m.returns == Returns::Void {
             quote!({
                 #sf
-                unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
+                let () = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
                 #ret
             })
         } else {
@@ -1130,7 +1135,9 @@ impl HandleEmitter<'_> {
                 clippy::unnecessary_cast,
                 clippy::needless_question_mark,
                 clippy::redundant_closure_call,
-                clippy::type_complexity
+                clippy::type_complexity,
+                clippy::let_unit_value,
+                clippy::useless_conversion
             )]
             impl #name {
                 #( #ctors )*
