@@ -52,11 +52,12 @@ fn expand(input: TokenStream, expander: Expander) -> TokenStream {
         Ok(t) => t,
         Err(e) => return error(&lit, format!("{rel}: cannot read the spec file: {e}")),
     };
-    match expander(
-        std::path::Path::new(&rel),
-        &text,
-        &uv_codegen::Ctx::default(),
-    ) {
+    // Only the `uv` crate's own spec may use the runtime's crate-private parts.
+    let ctx = uv_codegen::Ctx {
+        in_runtime: std::env::var("CARGO_CRATE_NAME").as_deref() == Ok("uv"),
+        ..uv_codegen::Ctx::default()
+    };
+    match expander(std::path::Path::new(&rel), &text, &ctx) {
         Ok(tokens) => {
             let abs = path.to_string_lossy().to_string();
             let code = match written(&rel, &tokens) {

@@ -519,6 +519,15 @@ impl HandleEmitter<'_> {
         // A constructor variant (`internal`, `placed`) of one that takes a
         // descriptor is an error.
         let mut no_fd = |flag: &Sp<bool>, key: &str, article: &str| {
+            if !ctx.in_runtime {
+                self.errs.push(
+                    flag.loc
+                        .error(format!(
+                            "{article} `{key}` constructor is for the `uv` crate's own spec: it calls a crate-private part of the runtime"
+                        ))
+                        .hint(format!("remove `{key} = true`")),
+                );
+            }
             if a.fd.is_some() {
                 self.errs.push(
                     flag.loc

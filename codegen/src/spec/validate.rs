@@ -163,6 +163,46 @@ fn check_name(name: &Sp<String>, what: &str, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A `cfg` predicate: `name`, `name = "value"`, or `all(...)`, `any(...)`,
+/// `not(...)` of predicates. Anything else became a rustc error inside the
+/// generated code (or, in an enum, a `compile_error!` naming no spec line).
+fn check_cfg(c: &Sp<String>, out: &mut Vec<Diagnostic>) {
+    fn predicate(m: &syn::Meta) -> bool {
+        let Some(name) = m.path().get_ident().map(|i| i.to_string()) else {
+            return false;
+        };
+        match m {
+            syn::Meta::Path(_) => true,
+            syn::Meta::NameValue(nv) => matches!(
+                &nv.value,
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(_),
+                    ..
+                })
+            ),
+            syn::Meta::List(l) => {
+                let Ok(inner) = l.parse_args_with(
+                    syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+                ) else {
+                    return false;
+                };
+                match name.as_str() {
+                    "all" | "any" => inner.iter().all(predicate),
+                    "not" => inner.len() == 1 && inner.iter().all(predicate),
+                    _ => false,
+                }
+            }
+        }
+    }
+    if !syn::parse_str::<syn::Meta>(c).is_ok_and(|m| predicate(&m)) {
+        out.push(
+            c.loc
+                .error(format!("`{}` is not a cfg predicate", c.value))
+                .hint("a name (`unix`), a name with a string (`target_os = \"linux\"`), or all(...), any(...), not(...) of those"),
+        );
+    }
+}
+
 fn check_io_kind(k: &Option<Sp<String>>, out: &mut Vec<Diagnostic>) {
     if let Some(k) = k {
         if !IO_KINDS.contains(&k.as_str()) {
@@ -367,11 +407,17 @@ fn type_names(spec: &Spec, out: &mut Vec<Diagnostic>) {
             check_ident(&m.name, out);
             members.add(&m.name, out);
             cs.add(&m.c, out);
+            if let Some(c) = &m.cfg {
+                check_cfg(c, out);
+            }
         }
     }
     for h in &spec.handles {
         check_ident(&h.name, out);
         types.add(&h.name, out);
+        if let Some(c) = &h.cfg {
+            check_cfg(c, out);
+        }
     }
     for r in &spec.requests {
         check_ident(&r.name, out);
