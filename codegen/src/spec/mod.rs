@@ -349,8 +349,10 @@ impl ArgRule {
 
 /// A C function that only the runtime core calls, from the hand-written code
 /// named: it ends the life of something a conversion only borrows (`&uv::File`,
-/// `&uv::Dir`), whose owner would then close or free it again. A spec method
-/// (not `manual`) calling it is an error, in any crate.
+/// `&uv::Dir`), whose owner would then close or free it again, or of the handle
+/// itself behind the runtime's back, or it needs code around it that no spec key
+/// states. A spec method (not `manual`) or property calling it is an error, in any
+/// crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReservedFn {
     /// The C function.
@@ -373,6 +375,16 @@ impl ReservedFn {
             c: "uv_fs_closedir",
             why: "frees the stream of a `Dir` the request only borrows, which the `Dir` then frees again",
             instead: "`uv::Dir::close` or `close_sync`, which consume the directory",
+        },
+        ReservedFn {
+            c: "uv_tcp_close_reset",
+            why: "closes the handle behind the runtime, whose own close of it then makes libuv abort (`uv_close` asserts the handle is not closing yet)",
+            instead: "`uv::Tcp::close_reset`, which closes through the runtime",
+        },
+        ReservedFn {
+            c: "uv_udp_recv_stop",
+            why: "leaves a socket with sends queued without receive callbacks, and libuv asserts it has them when an error event of a send arrives",
+            instead: "`uv::Udp::recv_stop`, which keeps a reader while sends are queued",
         },
     ];
 

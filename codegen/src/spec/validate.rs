@@ -740,7 +740,9 @@ fn c_names(h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                     r.doc
                 ))
             } else {
-                ReservedFn::find(f).map(|r| r.why.to_string())
+                // Called by the runtime core only: refused as in a method.
+                reserved_fn(f, out);
+                None
             };
             if let Some(why) = why {
                 out.push(
