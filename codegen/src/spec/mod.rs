@@ -175,7 +175,9 @@ impl StateRule {
             name: "named",
             code: "EINVAL",
             doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise) that does not fill `sun_path` with no NUL after it (`ENAMETOOLONG`: libuv would read past it)",
-            c_type: None,
+            // The check reads the name through the pipe functions of libuv
+            // (`contracts::named` takes an open pipe).
+            c_type: Some("uv_pipe_t"),
             guards: &["uv_pipe_chmod"],
         },
         StateRule {
@@ -500,6 +502,13 @@ impl HandleStruct {
         HandleStruct::ALL.iter().find(|s| s.c_type == c_type)
     }
 }
+
+/// The libuv request structs a generated request file (not `manual`) may name,
+/// each with the C function that frees what libuv allocated in a completed one:
+/// the runtime's result readers (`uv::runtime::loop_request`) read these, and
+/// another `cleanup` (a `uv_fs_get_*` getter type-checks as one) left every
+/// request's copies of its paths, its entries and its buffers allocated.
+pub const REQUEST_STRUCTS: &[(&str, &str)] = &[("uv_fs_t", "uv_fs_req_cleanup")];
 
 /// When a runtime hook runs: before or after the C call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -792,7 +792,7 @@ fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
     if r.manual.is_some() {
         return;
     }
-    check_name(&r.c_type, "C request type", out);
+    // (`c_type` is one of REQUEST_STRUCTS, checked below.)
     if let Some(c) = &r.cleanup {
         check_name(c, "C function name", out);
     }
@@ -806,6 +806,38 @@ fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
         .filter_map(|m| m.c.as_ref())
     {
         check_name(c, "C function name", out);
+    }
+    match REQUEST_STRUCTS
+        .iter()
+        .find(|(t, _)| *t == r.c_type.as_str())
+    {
+        None => {
+            let names: Vec<&str> = REQUEST_STRUCTS.iter().map(|(t, _)| *t).collect();
+            out.push(
+                r.c_type
+                    .loc
+                    .error(format!(
+                        "`{}` is not a request struct a generated request file can use",
+                        r.c_type.value
+                    ))
+                    .hint(format!(
+                        "c_type is {} (other requests are hand-written: manual = \"where\")",
+                        names.join(", ")
+                    )),
+            );
+        }
+        Some((_, want)) => {
+            if let Some(c) = r.cleanup.as_ref().filter(|c| c.as_str() != *want) {
+                out.push(
+                    c.loc
+                        .error(format!(
+                            "`{}` does not free a completed `{}`",
+                            c.value, r.c_type.value
+                        ))
+                        .hint(format!("cleanup = \"{want}\"")),
+                );
+            }
+        }
     }
     if r.cleanup.is_none() {
         out.push(
