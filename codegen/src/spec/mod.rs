@@ -460,9 +460,12 @@ impl HandleStruct {
             inits: &["uv_signal_init"],
             stream: false,
         },
+        // `uv_spawn` takes options no conversion builds, and a failed spawn leaves
+        // a handle libuv must close before its memory goes (`Process::spawn`
+        // does): its constructor is hand-written (`manual`), never generated.
         HandleStruct {
             c_type: "uv_process_t",
-            inits: &["uv_spawn"],
+            inits: &[],
             stream: false,
         },
         HandleStruct {

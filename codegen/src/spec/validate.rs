@@ -1244,7 +1244,16 @@ fn handle_struct(h: &HandleSpec, out: &mut Vec<Diagnostic>) {
         );
     }
     for k in h.constructors.iter().filter(|k| k.manual.is_none()) {
-        if !st.inits.contains(&k.c.as_str()) {
+        if st.inits.is_empty() {
+            out.push(
+                k.c.loc
+                    .error(format!(
+                        "a `{}` is made by hand-written code only, not by a generated constructor",
+                        h.c_type.value
+                    ))
+                    .hint("mark the constructor manual = \"where it is written\""),
+            );
+        } else if !st.inits.contains(&k.c.as_str()) {
             out.push(
                 k.c.loc
                     .error(format!(
