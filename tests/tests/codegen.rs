@@ -425,3 +425,31 @@ fn a_c_name_that_is_no_identifier_is_a_spec_error() {
         format!("spec/handles/timer.toml:{line}:5: error: `uv timer stop` is not a valid C function name (hint: a C or Rust name: letters, digits and `_`, not starting with a digit, and not a Rust keyword)")
     );
 }
+
+/// Odd files in a spec directory are reported, each at its path: a file that is
+/// not UTF-8, an empty one, a directory named like a spec file. The first used to
+/// get the hint about the three required files, which it is not.
+#[test]
+fn odd_spec_files_are_reported_at_their_path() {
+    let dir = tempdir("odd-files");
+    copy_spec(&dir);
+    std::fs::write(dir.join("handles/binary.toml"), [0xff, 0xfe, 0x00]).unwrap();
+    std::fs::write(dir.join("handles/empty.toml"), "").unwrap();
+    std::fs::create_dir_all(dir.join("handles/folder.toml")).unwrap();
+    let out = uv_codegen::load_spec(&dir, Path::new("spec"))
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("spec/handles/binary.toml:1:1: error: cannot read the file: ")
+            && lines[0].ends_with("(hint: a spec file is UTF-8 text (TOML))"),
+        "{out}"
+    );
+    assert_eq!(lines[1], "spec/handles/empty.toml:1:1: error: cannot tell what this spec file describes (hint: a spec file has one of [handle], [request], [enum], [[code]], [[category]] or [[function]])");
+    assert!(
+        lines[2].starts_with("spec/handles/folder.toml:1:1: error: cannot read the file: ")
+            && !lines[2].contains("hint"),
+        "{out}"
+    );
+}
