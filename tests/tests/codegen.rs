@@ -453,3 +453,38 @@ fn odd_spec_files_are_reported_at_their_path() {
         "{out}"
     );
 }
+
+/// Header sets `uv-codegen check --include` and `diff` are pointed at by mistake:
+/// a uv.h that does not compile is an error saying so (it used to say that
+/// libclang was missing), an empty one a model with nothing in it, which `diff`
+/// compares with the real one like any other; a directory without uv.h is an
+/// error naming it. None panics.
+#[test]
+fn odd_header_sets_are_errors_or_empty_models() {
+    let bad = tempdir("bad-header");
+    std::fs::write(bad.join("uv.h"), "this is not C {{{\n").unwrap();
+    let err = HeaderModel::read(&bad).unwrap_err();
+    assert!(
+        err.contains("bindgen failed")
+            && err.ends_with(
+                "(hint: the headers do not compile: is this libuv's include directory?)"
+            ),
+        "{err}"
+    );
+    let none = tempdir("no-header");
+    let err = HeaderModel::read(&none).unwrap_err();
+    assert!(err.contains("no uv.h there"), "{err}");
+    let empty = tempdir("empty-header");
+    std::fs::write(empty.join("uv.h"), "").unwrap();
+    let empty = HeaderModel::read(&empty).unwrap();
+    assert!(empty.functions.is_empty());
+    let real = HeaderModel::read(&headers::default_include_dir().unwrap()).unwrap();
+    let text = uv_codegen::diff::diff(&real, &empty).render();
+    assert!(
+        text.contains("status codes (uv_errno_t): 0 added, 86 removed, 0 changed"),
+        "{text}"
+    );
+    assert!(uv_codegen::diff::diff(&real, &real)
+        .render()
+        .contains("no changes"));
+}
