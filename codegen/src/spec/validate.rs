@@ -612,6 +612,24 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
         for a in &m.args {
             convs.check(&a.conv, &slots, Position::Arg, out);
         }
+        // `noop` answers a closed handle with the value's `Default`, which the
+        // enums, flag sets and addresses have not (a rustc error inside the
+        // generated code), and the out-parameter readers never took it.
+        let no_default = matches!(
+            m.returns,
+            Returns::SocketAddr | Returns::Path | Returns::Value(Conv::Enum(_) | Conv::Flags(_))
+        );
+        if m.on_closed == OnClosed::Noop && no_default && m.manual.is_none() {
+            out.push(
+                m.name
+                    .loc
+                    .error(format!(
+                        "`on_closed = \"noop\"` answers a closed handle with a default value, which the result of `{}` has not",
+                        m.name.value
+                    ))
+                    .hint("remove on_closed (a closed handle is then `ClosedHandle`)"),
+            );
+        }
         if m.manual.is_none() {
             generated.extend(fd_raw(&m.name, &m.args));
         }
