@@ -737,6 +737,16 @@ impl ResultDef {
     }
 }
 
+/// The integer `v` (an enum's value or a flag set's bits, already checked) as the
+/// integer type of the C parameter it is passed to: `TryFrom`, which integers
+/// implement and pointers, floats and `bool` do not, so that the parameter's type
+/// is checked by rustc where no header is read (`uv::handle!`); a value the type
+/// cannot hold is `EINVAL`.
+fn c_int_arg(v: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
+    quote!(::core::convert::TryFrom::try_from(#v)
+        .map_err(|_| #rt::Error::new(#rt::StatusCode::EINVAL, #op))?)
+}
+
 /// The row named `name`.
 pub fn find(name: &str) -> Option<&'static ConvDef> {
     TABLE.iter().find(|d| d.name == name)
@@ -1043,14 +1053,18 @@ impl Conv {
                 quote!(#rt::runtime::loop_request::WriteBufs::new(::core::convert::Into::into(#e), #op)?)
             }
             Conv::Dir => quote!(#rt::runtime::loop_request::DirUse::new(#e, #op)?),
-            // Unknown values never reach libuv: `EINVAL`.
+            // Unknown values never reach libuv: `EINVAL`. The value goes to the C
+            // parameter through `TryFrom`, which only integer types implement: an
+            // `as _` would also turn it into a pointer for a pointer parameter (a
+            // spec of another crate has no header check), which libuv then reads.
             Conv::Enum(t) => {
                 let t = ident(t);
-                quote!(#rt::runtime::enum_arg(
+                let v = quote!(#rt::runtime::enum_arg(
                     #e.raw(),
                     !::core::matches!(#rt::#t::from_raw(#e.raw()), #rt::#t::Other(_)),
                     #op,
-                )? as _)
+                )?);
+                c_int_arg(&v, op, rt)
             }
             // Bits outside the known (or allowed) members never reach libuv: `EINVAL`.
             Conv::Flags(t) => {
@@ -1061,7 +1075,11 @@ impl Conv {
                     let ms = allow.iter().map(|m| ident(m));
                     quote!(#( #rt::#t::#ms.bits() )|*)
                 };
-                quote!(#rt::runtime::flags_arg(#e.bits(), #allowed, #op)? as _)
+                c_int_arg(
+                    &quote!(#rt::runtime::flags_arg(#e.bits(), #allowed, #op)?),
+                    op,
+                    rt,
+                )
             }
             _ => quote!(#e),
         }
@@ -1076,8 +1094,10 @@ impl Conv {
             Conv::CStrOpt | Conv::IpAddrOpt => {
                 quote!(#name.as_ref().map_or(::core::ptr::null(), |s| s.as_ptr()))
             }
+            // A `char` pointer: a `cast()` to whatever the parameter is would also
+            // pass the name where the C function takes another kind of pointer.
             Conv::CStrPathLen | Conv::SocketName => {
-                quote!(#name.as_ptr().cast(), #name.len() - 1)
+                quote!(#name.as_ptr().cast::<::core::ffi::c_char>(), #name.len() - 1)
             }
             Conv::File => quote!(#name.fd()),
             Conv::ReadBuf => quote!(#name.as_ptr(), 1),

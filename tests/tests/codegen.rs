@@ -399,3 +399,92 @@ fn missing_optional_directories_are_empty() {
     assert!(spec.handles.is_empty() && spec.requests.is_empty());
     assert_eq!(spec.status_codes.as_ref().map(|s| s.codes.len()), Some(85));
 }
+
+/// A C name that is not an identifier, in a spec directory: `load_spec` (what
+/// `uv-codegen check` and `expand` and uv's build step run first) reports it at
+/// its line and column. It used to pass the loader and stop `uv-codegen check`
+/// with a panic in the emitter (`"uv timer stop" is not a valid Ident`).
+#[test]
+fn a_c_name_that_is_no_identifier_is_a_spec_error() {
+    let dir = tempdir("c-name");
+    copy_spec(&dir);
+    let timer = std::fs::read_to_string(dir.join("handles/timer.toml")).unwrap();
+    let patched = timer.replacen("c = \"uv_timer_stop\"", "c = \"uv timer stop\"", 1);
+    assert_ne!(patched, timer);
+    std::fs::write(dir.join("handles/timer.toml"), &patched).unwrap();
+    let line = patched
+        .lines()
+        .position(|l| l == "c = \"uv timer stop\"")
+        .unwrap()
+        + 1;
+    let out = uv_codegen::load_spec(&dir, Path::new("spec"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        out,
+        format!("spec/handles/timer.toml:{line}:5: error: `uv timer stop` is not a valid C function name (hint: a C or Rust name: letters, digits and `_`, not starting with a digit, and not a Rust keyword)")
+    );
+}
+
+/// Odd files in a spec directory are reported, each at its path: a file that is
+/// not UTF-8, an empty one, a directory named like a spec file. The first used to
+/// get the hint about the three required files, which it is not.
+#[test]
+fn odd_spec_files_are_reported_at_their_path() {
+    let dir = tempdir("odd-files");
+    copy_spec(&dir);
+    std::fs::write(dir.join("handles/binary.toml"), [0xff, 0xfe, 0x00]).unwrap();
+    std::fs::write(dir.join("handles/empty.toml"), "").unwrap();
+    std::fs::create_dir_all(dir.join("handles/folder.toml")).unwrap();
+    let out = uv_codegen::load_spec(&dir, Path::new("spec"))
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("spec/handles/binary.toml:1:1: error: cannot read the file: ")
+            && lines[0].ends_with("(hint: a spec file is UTF-8 text (TOML))"),
+        "{out}"
+    );
+    assert_eq!(lines[1], "spec/handles/empty.toml:1:1: error: cannot tell what this spec file describes (hint: a spec file has one of [handle], [request], [enum], [[code]], [[category]] or [[function]])");
+    assert!(
+        lines[2].starts_with("spec/handles/folder.toml:1:1: error: cannot read the file: ")
+            && !lines[2].contains("hint"),
+        "{out}"
+    );
+}
+
+/// Header sets `uv-codegen check --include` and `diff` are pointed at by mistake:
+/// a uv.h that does not compile is an error saying so (it used to say that
+/// libclang was missing), an empty one a model with nothing in it, which `diff`
+/// compares with the real one like any other; a directory without uv.h is an
+/// error naming it. None panics.
+#[test]
+fn odd_header_sets_are_errors_or_empty_models() {
+    let bad = tempdir("bad-header");
+    std::fs::write(bad.join("uv.h"), "this is not C {{{\n").unwrap();
+    let err = HeaderModel::read(&bad).unwrap_err();
+    assert!(
+        err.contains("bindgen failed")
+            && err.ends_with(
+                "(hint: the headers do not compile: is this libuv's include directory?)"
+            ),
+        "{err}"
+    );
+    let none = tempdir("no-header");
+    let err = HeaderModel::read(&none).unwrap_err();
+    assert!(err.contains("no uv.h there"), "{err}");
+    let empty = tempdir("empty-header");
+    std::fs::write(empty.join("uv.h"), "").unwrap();
+    let empty = HeaderModel::read(&empty).unwrap();
+    assert!(empty.functions.is_empty());
+    let real = HeaderModel::read(&headers::default_include_dir().unwrap()).unwrap();
+    let text = uv_codegen::diff::diff(&real, &empty).render();
+    assert!(
+        text.contains("status codes (uv_errno_t): 0 added, 86 removed, 0 changed"),
+        "{text}"
+    );
+    assert!(uv_codegen::diff::diff(&real, &real)
+        .render()
+        .contains("no changes"));
+}

@@ -15,7 +15,8 @@ use syn::{parse_macro_input, LitStr};
 /// `compile_error!` that names `file:line:col` and the fix.
 ///
 /// In a crate with a build script (any, even an empty `fn main() {}`), the code is
-/// written formatted to `$OUT_DIR/uv-generated/<file stem>.rs` and included from
+/// written formatted to `$OUT_DIR/uv-generated/<file stem>.rs` (`<file stem>-2.rs`,
+/// ... when a spec file of the same name in another directory has that one) and included from
 /// there, so compiler messages and rustdoc's source pages point into readable code
 /// rather than at the macro call.
 #[proc_macro]
@@ -52,11 +53,12 @@ fn expand(input: TokenStream, expander: Expander) -> TokenStream {
         Ok(t) => t,
         Err(e) => return error(&lit, format!("{rel}: cannot read the spec file: {e}")),
     };
-    match expander(
-        std::path::Path::new(&rel),
-        &text,
-        &uv_codegen::Ctx::default(),
-    ) {
+    // Only the `uv` crate's own spec may use the runtime's crate-private parts.
+    let ctx = uv_codegen::Ctx {
+        in_runtime: std::env::var("CARGO_CRATE_NAME").as_deref() == Ok("uv"),
+        ..uv_codegen::Ctx::default()
+    };
+    match expander(std::path::Path::new(&rel), &text, &ctx) {
         Ok(tokens) => {
             let abs = path.to_string_lossy().to_string();
             let code = match written(&rel, &tokens) {
@@ -80,7 +82,10 @@ fn expand(input: TokenStream, expander: Expander) -> TokenStream {
 /// Writes the expansion, formatted, to `$OUT_DIR/uv-generated/<spec file stem>.rs`
 /// (unchanged files are left alone) and gives its path; `None` when the calling
 /// crate has no build script (no `OUT_DIR`) or the file cannot be written, in which
-/// case the tokens are used directly.
+/// case the tokens are used directly. A file of that name that another spec file
+/// (of the same stem, in another directory) wrote is left to it, and the
+/// expansion goes to `<stem>-2.rs`, `<stem>-3.rs`, ...: one file served both
+/// before, and the `include!` of the first spec read the second's code.
 fn written(rel: &str, tokens: &proc_macro2::TokenStream) -> Option<String> {
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR")?).join("uv-generated");
     let stem = std::path::Path::new(rel)
@@ -88,15 +93,30 @@ fn written(rel: &str, tokens: &proc_macro2::TokenStream) -> Option<String> {
         .to_string_lossy()
         .to_string();
     let text = uv_codegen::emit::render(tokens.clone(), rel).ok()?;
-    let file = out.join(format!("{stem}.rs"));
-    if std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
-        std::fs::create_dir_all(&out).ok()?;
-        // Write then rename, so a concurrent reader never sees half a file.
-        let tmp = out.join(format!(".{stem}.rs.{}", std::process::id()));
-        std::fs::write(&tmp, &text).ok()?;
-        std::fs::rename(&tmp, &file).ok()?;
+    // The header line `render` writes first names the spec file.
+    let first_line = text.lines().next()?;
+    for n in 1..=64 {
+        let name = if n == 1 {
+            format!("{stem}.rs")
+        } else {
+            format!("{stem}-{n}.rs")
+        };
+        let file = out.join(&name);
+        let old = std::fs::read_to_string(&file).ok();
+        match old.as_deref() {
+            Some(t) if t == text => {}
+            Some(t) if t.lines().next() != Some(first_line) => continue,
+            _ => {
+                std::fs::create_dir_all(&out).ok()?;
+                // Write then rename, so a concurrent reader never sees half a file.
+                let tmp = out.join(format!(".{name}.{}", std::process::id()));
+                std::fs::write(&tmp, &text).ok()?;
+                std::fs::rename(&tmp, &file).ok()?;
+            }
+        }
+        return Some(file.to_string_lossy().to_string());
     }
-    Some(file.to_string_lossy().to_string())
+    None
 }
 
 fn error(lit: &LitStr, msg: String) -> TokenStream {

@@ -532,6 +532,15 @@ impl HandleEmitter<'_> {
         // A constructor variant (`internal`, `placed`) of one that takes a
         // descriptor is an error.
         let mut no_fd = |flag: &Sp<bool>, key: &str, article: &str| {
+            if !ctx.in_runtime {
+                self.errs.push(
+                    flag.loc
+                        .error(format!(
+                            "{article} `{key}` constructor is for the `uv` crate's own spec: it calls a crate-private part of the runtime"
+                        ))
+                        .hint(format!("remove `{key} = true`")),
+                );
+            }
             if a.fd.is_some() {
                 self.errs.push(
                     flag.loc
@@ -659,8 +668,11 @@ impl HandleEmitter<'_> {
             "the handle is open; the request stays put until `done` runs",
         );
         // A C function without a status result starts the request unconditionally.
+        // `let ()`: rustc checks that it returns nothing (a spec of another crate has
+        // no header check), so a status the spec said was not there is never dropped
+        // (the request would then count as started, and its callback never run).
         let call = if m.returns == Returns::Void {
-            quote!(#sf unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0)
+            quote!(#sf let () = unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) }; 0)
         } else {
             quote!(#sf unsafe { #rt::sys::#cfn(req, raw, #(#c_args),*) })
         };
@@ -806,10 +818,12 @@ impl HandleEmitter<'_> {
             ctx,
             "the handle is open, so `raw` is initialised and stays put",
         );
+        // `let ()`: rustc checks that a function the spec says returns nothing does
+        // (its status would be dropped otherwise).
         let call = if m.returns == Returns::Void {
             quote!({
                 #sf
-                unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
+                let () = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
                 #ret
             })
         } else {
@@ -1148,6 +1162,8 @@ impl HandleEmitter<'_> {
                 clippy::needless_question_mark,
                 clippy::redundant_closure_call,
                 clippy::type_complexity,
+                clippy::let_unit_value,
+                clippy::useless_conversion,
                 // A path's conversion takes `as_ref` of the `&Path` bound first
                 // (`Args::early`).
                 clippy::useless_asref

@@ -29,12 +29,19 @@ use proc_macro2::{Ident, Span, TokenStream};
 pub struct Ctx {
     /// Path of the runtime crate.
     pub rt: TokenStream,
+    /// Whether the code is compiled inside the runtime crate (the `uv` crate's own
+    /// spec), the only place where it may call the runtime's crate-private
+    /// functions: `internal` and `placed` constructors are refused elsewhere, at
+    /// their spec line (they were a privacy error of rustc inside the generated
+    /// code). `uv_macros` sets it from the crate it expands in.
+    pub in_runtime: bool,
 }
 
 impl Default for Ctx {
     fn default() -> Self {
         Ctx {
             rt: quote::quote!(::uv),
+            in_runtime: true,
         }
     }
 }

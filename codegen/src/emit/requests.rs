@@ -388,7 +388,9 @@ pub fn request(model: &RequestModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagn
 
         // (`unused_unsafe`: the closures given to the runtime's unsafe functions keep
         // their own unsafe blocks, each with its SAFETY comment.)
-        #[allow(unsafe_code, unused_unsafe)]
+        // (`useless_conversion`: an enum or flag value reaches its C parameter
+        // through `TryFrom`, the identity where the types are the same.)
+        #[allow(unsafe_code, unused_unsafe, clippy::useless_conversion)]
         impl #name {
             #( #fns )*
         }

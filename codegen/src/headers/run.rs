@@ -35,7 +35,16 @@ pub fn bindgen_output(include: &Path) -> Result<String, String> {
         .layout_tests(false)
         .generate_comments(false)
         .generate()
-        .map_err(|e| format!("{}: bindgen failed: {e} (hint: bindgen needs libclang; on Debian `apt-get install libclang-dev`)", header.display()))?;
+        .map_err(|e| {
+            // A header clang could not read is not a missing libclang.
+            let hint = match e {
+                bindgen::BindgenError::ClangDiagnostic(_) => {
+                    "the headers do not compile: is this libuv's include directory?"
+                }
+                _ => "bindgen needs libclang; on Debian `apt-get install libclang-dev`",
+            };
+            format!("{}: bindgen failed: {e} (hint: {hint})", header.display())
+        })?;
     Ok(bindings
         .to_string()
         .replace("__socket_type_", "")

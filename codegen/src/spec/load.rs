@@ -655,10 +655,16 @@ pub fn load_dir(dir: &Path, display: &Path) -> Result<(Spec, Vec<PathBuf>), Diag
         let text = match std::fs::read_to_string(&full) {
             Ok(t) => t,
             Err(e) => {
-                diags.push(
-                    Diagnostic::in_file(&shown, format!("cannot read the file: {e}"))
-                        .hint("every spec directory has status_codes.toml, errors.toml and functions.toml"),
-                );
+                let d = Diagnostic::in_file(&shown, format!("cannot read the file: {e}"));
+                diags.push(match e.kind() {
+                    std::io::ErrorKind::NotFound => d.hint(
+                        "every spec directory has status_codes.toml, errors.toml and functions.toml",
+                    ),
+                    std::io::ErrorKind::InvalidData => {
+                        d.hint("a spec file is UTF-8 text (TOML)")
+                    }
+                    _ => d,
+                });
                 continue;
             }
         };

@@ -175,7 +175,9 @@ impl StateRule {
             name: "named",
             code: "EINVAL",
             doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise) that does not fill `sun_path` with no NUL after it (`ENAMETOOLONG`: libuv would read past it)",
-            c_type: None,
+            // The check reads the name through the pipe functions of libuv
+            // (`contracts::named` takes an open pipe).
+            c_type: Some("uv_pipe_t"),
             guards: &["uv_pipe_chmod"],
         },
         StateRule {
@@ -349,8 +351,10 @@ impl ArgRule {
 
 /// A C function that only the runtime core calls, from the hand-written code
 /// named: it ends the life of something a conversion only borrows (`&uv::File`,
-/// `&uv::Dir`), whose owner would then close or free it again. A spec method
-/// (not `manual`) calling it is an error, in any crate.
+/// `&uv::Dir`), whose owner would then close or free it again, or of the handle
+/// itself behind the runtime's back, or it needs code around it that no spec key
+/// states. A spec method (not `manual`) or property calling it is an error, in any
+/// crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReservedFn {
     /// The C function.
@@ -373,6 +377,16 @@ impl ReservedFn {
             c: "uv_fs_closedir",
             why: "frees the stream of a `Dir` the request only borrows, which the `Dir` then frees again",
             instead: "`uv::Dir::close` or `close_sync`, which consume the directory",
+        },
+        ReservedFn {
+            c: "uv_tcp_close_reset",
+            why: "closes the handle behind the runtime, whose own close of it then makes libuv abort (`uv_close` asserts the handle is not closing yet)",
+            instead: "`uv::Tcp::close_reset`, which closes through the runtime",
+        },
+        ReservedFn {
+            c: "uv_udp_recv_stop",
+            why: "leaves a socket with sends queued without receive callbacks, and libuv asserts it has them when an error event of a send arrives",
+            instead: "`uv::Udp::recv_stop`, which keeps a reader while sends are queued",
         },
     ];
 
@@ -446,9 +460,12 @@ impl HandleStruct {
             inits: &["uv_signal_init"],
             stream: false,
         },
+        // `uv_spawn` takes options no conversion builds, and a failed spawn leaves
+        // a handle libuv must close before its memory goes (`Process::spawn`
+        // does): its constructor is hand-written (`manual`), never generated.
         HandleStruct {
             c_type: "uv_process_t",
-            inits: &["uv_spawn"],
+            inits: &[],
             stream: false,
         },
         HandleStruct {
@@ -488,6 +505,13 @@ impl HandleStruct {
         HandleStruct::ALL.iter().find(|s| s.c_type == c_type)
     }
 }
+
+/// The libuv request structs a generated request file (not `manual`) may name,
+/// each with the C function that frees what libuv allocated in a completed one:
+/// the runtime's result readers (`uv::runtime::loop_request`) read these, and
+/// another `cleanup` (a `uv_fs_get_*` getter type-checks as one) left every
+/// request's copies of its paths, its entries and its buffers allocated.
+pub const REQUEST_STRUCTS: &[(&str, &str)] = &[("uv_fs_t", "uv_fs_req_cleanup")];
 
 /// When a runtime hook runs: before or after the C call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -149,6 +149,60 @@ fn check_ident(name: &Sp<String>, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A name the emitters turn into an identifier of the generated code (a C
+/// function, struct or typedef, a type of `uv`, a flag member): one that is not
+/// refused here, at its place, would stop the generator (or the proc-macro) with a
+/// panic, or give a rustc error inside the generated code.
+fn check_name(name: &Sp<String>, what: &str, out: &mut Vec<Diagnostic>) {
+    if !is_ident(name) {
+        out.push(
+            name.loc
+                .error(format!("`{}` is not a valid {what}", name.value))
+                .hint("a C or Rust name: letters, digits and `_`, not starting with a digit, and not a Rust keyword"),
+        );
+    }
+}
+
+/// A `cfg` predicate: `name`, `name = "value"`, or `all(...)`, `any(...)`,
+/// `not(...)` of predicates. Anything else became a rustc error inside the
+/// generated code (or, in an enum, a `compile_error!` naming no spec line).
+fn check_cfg(c: &Sp<String>, out: &mut Vec<Diagnostic>) {
+    fn predicate(m: &syn::Meta) -> bool {
+        let Some(name) = m.path().get_ident().map(|i| i.to_string()) else {
+            return false;
+        };
+        match m {
+            syn::Meta::Path(_) => true,
+            syn::Meta::NameValue(nv) => matches!(
+                &nv.value,
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(_),
+                    ..
+                })
+            ),
+            syn::Meta::List(l) => {
+                let Ok(inner) = l.parse_args_with(
+                    syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+                ) else {
+                    return false;
+                };
+                match name.as_str() {
+                    "all" | "any" => inner.iter().all(predicate),
+                    "not" => inner.len() == 1 && inner.iter().all(predicate),
+                    _ => false,
+                }
+            }
+        }
+    }
+    if !syn::parse_str::<syn::Meta>(c).is_ok_and(|m| predicate(&m)) {
+        out.push(
+            c.loc
+                .error(format!("`{}` is not a cfg predicate", c.value))
+                .hint("a name (`unix`), a name with a string (`target_os = \"linux\"`), or all(...), any(...), not(...) of those"),
+        );
+    }
+}
+
 fn check_io_kind(k: &Option<Sp<String>>, out: &mut Vec<Diagnostic>) {
     if let Some(k) = k {
         if !IO_KINDS.contains(&k.as_str()) {
@@ -224,6 +278,7 @@ pub fn validate(
                 );
             }
         }
+        request_names(r, &mut out);
         for m in &r.methods {
             for a in &m.args {
                 // Request functions also take the conversions only requests keep.
@@ -352,11 +407,17 @@ fn type_names(spec: &Spec, out: &mut Vec<Diagnostic>) {
             check_ident(&m.name, out);
             members.add(&m.name, out);
             cs.add(&m.c, out);
+            if let Some(c) = &m.cfg {
+                check_cfg(c, out);
+            }
         }
     }
     for h in &spec.handles {
         check_ident(&h.name, out);
         types.add(&h.name, out);
+        if let Some(c) = &h.cfg {
+            check_cfg(c, out);
+        }
     }
     for r in &spec.requests {
         check_ident(&r.name, out);
@@ -402,6 +463,20 @@ impl ConvCheck<'_> {
                     .hint(hint),
             );
             return;
+        }
+        if let Conv::Enum(t) | Conv::Flags(t) = &conv.value {
+            let name = Sp {
+                value: t.clone(),
+                loc: conv.loc.clone(),
+            };
+            if !is_ident(t) {
+                check_name(
+                    &name,
+                    "type name (`type` names an enum or flag set of `uv`)",
+                    out,
+                );
+                return;
+            }
         }
         let (ty, want) = match &conv.value {
             Conv::Enum(t) => (t, EnumKind::Enum),
@@ -461,24 +536,47 @@ impl ConvCheck<'_> {
 fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diagnostic>) {
     contract_rules(spec, h, out);
     handle_struct(h, out);
+    c_names(h, out);
     let slots: Vec<&str> = h.callbacks.iter().map(|c| c.name.as_str()).collect();
     let mut slot_names = Names::new("callback slot");
     for c in &h.callbacks {
         check_ident(&c.name, out);
         slot_names.add(&c.name, out);
+        arg_names(&c.args, CALLBACK_ARG_RESERVED, false, out);
         for a in &c.args {
-            check_ident(&a.name, out);
             convs.check(&a.conv, &slots, Position::CallbackArg, out);
         }
         check_ok(c, out);
     }
     let mut method_names = Names::new("method");
+    // The functions the generator adds beside the spec's (`<name>_raw` for a
+    // descriptor, `<name>_internal`, `<name>_placed`) take their names too.
+    let mut generated = Vec::new();
+    let fd_raw = |name: &Sp<String>, args: &[ArgSpec]| {
+        args.iter()
+            .any(|a| a.conv.value.is_fd_ownership())
+            .then(|| Sp {
+                value: format!("{}_raw", name.value),
+                loc: name.loc.clone(),
+            })
+    };
     for c in &h.constructors {
         check_ident(&c.name, out);
         method_names.add(&c.name, out);
+        arg_names(&c.args, HANDLE_ARG_RESERVED, false, out);
         for a in &c.args {
-            check_ident(&a.name, out);
             convs.check(&a.conv, &slots, Position::Arg, out);
+        }
+        if c.manual.is_none() {
+            generated.extend(fd_raw(&c.name, &c.args));
+            for (flag, suffix) in [(&c.internal, "internal"), (&c.placed, "placed")] {
+                if flag.is_some() {
+                    generated.push(Sp {
+                        value: format!("{}_{suffix}", c.name.value),
+                        loc: c.name.loc.clone(),
+                    });
+                }
+            }
         }
     }
     for m in &h.methods {
@@ -510,9 +608,30 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
                     .hint("choose another name"),
             );
         }
+        arg_names(&m.args, HANDLE_ARG_RESERVED, false, out);
         for a in &m.args {
-            check_ident(&a.name, out);
             convs.check(&a.conv, &slots, Position::Arg, out);
+        }
+        // `noop` answers a closed handle with the value's `Default`, which the
+        // enums, flag sets and addresses have not (a rustc error inside the
+        // generated code), and the out-parameter readers never took it.
+        let no_default = matches!(
+            m.returns,
+            Returns::SocketAddr | Returns::Path | Returns::Value(Conv::Enum(_) | Conv::Flags(_))
+        );
+        if m.on_closed == OnClosed::Noop && no_default && m.manual.is_none() {
+            out.push(
+                m.name
+                    .loc
+                    .error(format!(
+                        "`on_closed = \"noop\"` answers a closed handle with a default value, which the result of `{}` has not",
+                        m.name.value
+                    ))
+                    .hint("remove on_closed (a closed handle is then `ClosedHandle`)"),
+            );
+        }
+        if m.manual.is_none() {
+            generated.extend(fd_raw(&m.name, &m.args));
         }
     }
     let setters: Vec<Sp<String>> = h
@@ -534,6 +653,155 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
     for s in &setters {
         method_names.add(s, out);
     }
+    for g in &generated {
+        method_names.add(g, out);
+    }
+}
+
+/// Names the generated code of a handle's constructors and methods binds around
+/// the arguments (the libuv struct, the C result, the init closure's parameters,
+/// the out-parameters, ...): an argument of one of these names would be shadowed
+/// by it, or shadow it.
+const HANDLE_ARG_RESERVED: &[&str] = &[
+    "raw", "rc", "slots", "l", "h", "e", "out", "len", "loop_", "inner", "place",
+];
+
+/// As [`HANDLE_ARG_RESERVED`], for a callback's arguments (the trampoline's
+/// struct, the dispatch closure's parameters).
+const CALLBACK_ARG_RESERVED: &[&str] = &["raw", "cb", "h"];
+
+/// As [`HANDLE_ARG_RESERVED`], for a request function's arguments (the added
+/// callback, the request, the closures' parameters).
+const REQUEST_ARG_RESERVED: &[&str] = &[
+    "loop_", "callback", "req", "done", "l", "op", "d", "slot", "e",
+];
+
+/// A function's argument names: each an identifier, used once, not a name the
+/// generated code binds around them (`reserved`, and any name starting with `__`),
+/// and, for a request function, not `<path>_buf` of a `c_str_path` argument (the
+/// buffer its C string is built in). Each was a rustc error inside the generated
+/// code before.
+fn arg_names(args: &[ArgSpec], reserved: &[&str], request: bool, out: &mut Vec<Diagnostic>) {
+    let mut names = Names::new("argument");
+    for a in args {
+        check_ident(&a.name, out);
+        names.add(&a.name, out);
+        let bufs = || {
+            args.iter()
+                .filter(|b| request && b.conv.value == Conv::CStrPath)
+                .any(|b| format!("{}_buf", b.name.value) == a.name.value)
+        };
+        if reserved.contains(&a.name.as_str()) || a.name.starts_with("__") || bufs() {
+            out.push(
+                a.name
+                    .loc
+                    .error(format!(
+                        "argument name `{}` is taken by the generated code",
+                        a.name.value
+                    ))
+                    .hint(format!(
+                        "choose another name (not {}, or a name starting with `__`{})",
+                        reserved.join(", "),
+                        if request {
+                            ", or `<path>_buf` of a path"
+                        } else {
+                            ""
+                        }
+                    )),
+            );
+        }
+    }
+}
+
+/// The C names of a handle file the emitters name in the generated code, and the
+/// C functions of its properties, which have no `requires`, `before` or `after`:
+/// a function whose call needs one of those, or whose first argument a rule
+/// fixes, is refused there (a setter calling `uv_tcp_open` with a raw descriptor
+/// gave libuv a descriptor safe code did not own, of any kind).
+fn c_names(h: &HandleSpec, out: &mut Vec<Diagnostic>) {
+    for c in &h.callbacks {
+        check_name(&c.c_type, "C callback type", out);
+    }
+    for k in &h.constructors {
+        check_name(&k.c, "C function name", out);
+    }
+    for m in &h.methods {
+        if let Some(c) = &m.c {
+            check_name(c, "C function name", out);
+        }
+        if let Some(r) = &m.request {
+            check_name(r, "C request type", out);
+        }
+    }
+    for p in &h.properties {
+        for f in p.get.iter().chain(p.set.iter()) {
+            if !is_ident(f) {
+                check_name(f, "C function name", out);
+                continue;
+            }
+            let why = if let Some(r) = ArgRule::find(f) {
+                Some(format!(
+                    "takes its argument through {} ({})",
+                    r.spelled(),
+                    r.why
+                ))
+            } else if let Some(r) = StateRule::guarding(f).next() {
+                Some(format!(
+                    "needs the state check `{}` before the call ({}; `{}` otherwise)",
+                    r.name, r.doc, r.code
+                ))
+            } else if let Some(r) = HookRule::guarding(f).next() {
+                Some(format!(
+                    "needs the runtime's hook `{}` {} the call: it {}",
+                    r.name,
+                    r.slot.key(),
+                    r.doc
+                ))
+            } else {
+                // Called by the runtime core only: refused as in a method.
+                reserved_fn(f, out);
+                None
+            };
+            if let Some(why) = why {
+                out.push(
+                    f.loc
+                        .error(format!(
+                            "`{}` {why}, which a [[property]] does not do",
+                            f.value
+                        ))
+                        .hint("call it from a [[method]] that states what it needs"),
+                );
+            }
+        }
+    }
+}
+
+/// A request file's function names (each generated function also takes
+/// `<name>_async` and `<name>_sync`) and argument names.
+fn request_names(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
+    let mut fns = Names::new("function");
+    for m in &r.methods {
+        check_ident(&m.name, out);
+        fns.add(&m.name, out);
+        arg_names(&m.args, REQUEST_ARG_RESERVED, true, out);
+    }
+    if r.manual.is_some() {
+        return;
+    }
+    let derived: Vec<Sp<String>> = r
+        .methods
+        .iter()
+        .filter(|m| m.manual.is_none())
+        .flat_map(|m| {
+            ["async", "sync"].map(|s| Sp {
+                value: format!("{}_{s}", m.name.value),
+                loc: m.name.loc.clone(),
+            })
+        })
+        .collect();
+    for d in &derived {
+        fns.add(d, out);
+    }
 }
 
 /// A generated request file (not `manual`): `cleanup`, and for each function `c`,
@@ -541,6 +809,53 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
 fn request_rules(r: &RequestSpec, out: &mut Vec<Diagnostic>) {
     if r.manual.is_some() {
         return;
+    }
+    // (`c_type` is one of REQUEST_STRUCTS, checked below.)
+    if let Some(c) = &r.cleanup {
+        check_name(c, "C function name", out);
+    }
+    for c in &r.callbacks {
+        check_name(&c.c_type, "C callback type", out);
+    }
+    for c in r
+        .methods
+        .iter()
+        .filter(|m| m.manual.is_none())
+        .filter_map(|m| m.c.as_ref())
+    {
+        check_name(c, "C function name", out);
+    }
+    match REQUEST_STRUCTS
+        .iter()
+        .find(|(t, _)| *t == r.c_type.as_str())
+    {
+        None => {
+            let names: Vec<&str> = REQUEST_STRUCTS.iter().map(|(t, _)| *t).collect();
+            out.push(
+                r.c_type
+                    .loc
+                    .error(format!(
+                        "`{}` is not a request struct a generated request file can use",
+                        r.c_type.value
+                    ))
+                    .hint(format!(
+                        "c_type is {} (other requests are hand-written: manual = \"where\")",
+                        names.join(", ")
+                    )),
+            );
+        }
+        Some((_, want)) => {
+            if let Some(c) = r.cleanup.as_ref().filter(|c| c.as_str() != *want) {
+                out.push(
+                    c.loc
+                        .error(format!(
+                            "`{}` does not free a completed `{}`",
+                            c.value, r.c_type.value
+                        ))
+                        .hint(format!("cleanup = \"{want}\"")),
+                );
+            }
+        }
     }
     if r.cleanup.is_none() {
         out.push(
@@ -669,6 +984,9 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                 );
                 continue;
             };
+            for m in &a.allow {
+                check_name(m, "member name", out);
+            }
             let Some(e) = spec.enums.iter().find(|e| e.name.as_str() == ty.as_str()) else {
                 continue; // An enum of another crate: rustc checks the names.
             };
@@ -944,7 +1262,16 @@ fn handle_struct(h: &HandleSpec, out: &mut Vec<Diagnostic>) {
         );
     }
     for k in h.constructors.iter().filter(|k| k.manual.is_none()) {
-        if !st.inits.contains(&k.c.as_str()) {
+        if st.inits.is_empty() {
+            out.push(
+                k.c.loc
+                    .error(format!(
+                        "a `{}` is made by hand-written code only, not by a generated constructor",
+                        h.c_type.value
+                    ))
+                    .hint("mark the constructor manual = \"where it is written\""),
+            );
+        } else if !st.inits.contains(&k.c.as_str()) {
             out.push(
                 k.c.loc
                     .error(format!(
