@@ -1031,8 +1031,9 @@ pub(crate) fn remember_signal_dispositions() {
     ignored_signals();
 }
 
-/// Held while the crate reads and sets a signal's action (`restore_signal_disposition`)
-/// and while `uv_spawn` runs. `uv_spawn` installs libuv's SIGCHLD handler before it
+/// Held while the crate reads and sets a signal's action (`restore_signal_disposition`),
+/// while libuv's signal functions that may install its handler run
+/// (`hooks::signal_call`, the close of a signal handle), and while `uv_spawn` runs. `uv_spawn` installs libuv's SIGCHLD handler before it
 /// starts the child; put back to SIG_IGN between a query that saw SIG_DFL and the
 /// new action, the handler would be gone, the kernel would reap the child itself,
 /// and libuv's `waitpid` after a failed exec would fail its assertion
@@ -1052,9 +1053,11 @@ pub(crate) fn restore_ignored_signals() {
 }
 
 /// After libuv stopped watching `signum`: a signal the process ignored, now back to
-/// the default action, is ignored again. (Another thread's loop that starts watching
-/// the same signal at this very moment may have its handler replaced: libuv's
-/// signal lock is not reachable from here.)
+/// the default action, is ignored again. The query and the change are one step
+/// under `signal_disposition_lock`, which every call of this crate that may
+/// install libuv's handler also holds (`hooks::signal_call`, `uv_spawn`, the close
+/// of a signal handle): a handler another thread's loop installs for the same
+/// signal comes before the query (which then sees it) or after the change.
 pub(crate) fn restore_signal_disposition(signum: i32) {
     if !ignored_signals().contains(&signum) {
         return;

@@ -1,0 +1,128 @@
+//! Attacks where a value of one loop meets another loop, or a value crosses
+//! threads: futures and join handles of one loop awaited by another's executor,
+//! loops dropped from another loop's callbacks with work in flight, handles of one
+//! loop given to another's calls (`spawn`'s stdio), two loops on two threads
+//! watching one signal or sharing the standard descriptors, and which public types
+//! are `Send`/`Sync` (the compile-fail side is in `ui/loops_*.rs`). Each test says
+//! what used to happen, or which guarantee it pins; values, counts and error codes
+//! only. `tests/valgrind.sh attacks_loops` checks the memory side.
+
+#![cfg(unix)]
+#![deny(unsafe_code)]
+
+use std::cell::Cell;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use uv::{Loop, RunMode, Signal, Signum};
+
+/// Set in a child started by [`in_child`]: the name of the scenario it runs.
+const SCENARIO: &str = "UV_ATTACKS_LOOPS_SCENARIO";
+
+/// Runs `scenario` in a child (this binary, running only `scenario_child`), for
+/// code that changes what the whole process does with a signal: its exit status
+/// and its standard error. Under valgrind (the parent is, `tests/valgrind.sh`) the
+/// child runs under it too.
+fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
+    let out = uv_tests::scenario_command(SCENARIO, scenario)
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The child side of [`in_child`]: runs the scenario its environment names (and
+/// nothing in a normal run of the suite).
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "a_watch_beside_another_threads_stops" => a_watch_beside_another_threads_stops(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+// ---- two loops on two threads, one signal ----
+
+/// A write to a pipe whose read end is closed: `EPIPE`, and a SIGPIPE sent to
+/// this thread (whose handler, when a loop watches it, has run when this returns).
+fn broken_pipe_write(w: &mut std::fs::File) {
+    let err = w.write(b"x").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+}
+
+/// Loop B on this thread watches SIGPIPE (ignored, as in every Rust program)
+/// round after round while loop A on another thread starts and stops its own watch
+/// of it, and each round B's thread writes to a broken pipe: B's callback must see
+/// every SIGPIPE. libuv puts a signal back to its default action when its last
+/// watcher stops, and the library then puts an ignored one back to `SIG_IGN` (a
+/// query of the action, then the change). That query and change raced with the
+/// other thread's `uv_signal_start`: when B's start installed libuv's handler
+/// between them, A's thread replaced it with `SIG_IGN`, and B's watch never saw
+/// its signal again (some 20% of the rounds missed their SIGPIPE). Now every libuv
+/// call that may install the handler runs under the same lock as the restore:
+/// no round misses, and SIGPIPE is still ignored at the end.
+fn a_watch_beside_another_threads_stops() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let churned = Arc::new(AtomicUsize::new(0));
+    let (s, c) = (stop.clone(), churned.clone());
+    let churn = std::thread::spawn(move || {
+        let a = Loop::new().unwrap();
+        let sig = Signal::new(&a).unwrap();
+        while !s.load(Ordering::SeqCst) {
+            sig.start(Signum::Pipe, |_, _| {}).unwrap();
+            sig.stop().unwrap();
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+        sig.close();
+        a.run(RunMode::Default).unwrap();
+    });
+    let b = Loop::new().unwrap();
+    let (r, w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    drop(r);
+    let mut w = std::fs::File::from(w);
+    let sig = Signal::new(&b).unwrap();
+    let seen = Rc::new(Cell::new(0usize));
+    let rounds = uv_tests::iterations(3000);
+    let mut missed = 0;
+    for _ in 0..rounds {
+        // Each round overlaps at least one start and stop of the other thread.
+        let c0 = churned.load(Ordering::SeqCst);
+        while churned.load(Ordering::SeqCst) == c0 {
+            std::thread::yield_now();
+        }
+        let s = seen.clone();
+        sig.start(Signum::Pipe, move |_, _| s.set(s.get() + 1))
+            .unwrap();
+        let before = seen.get();
+        broken_pipe_write(&mut w);
+        // The handler wrote to the loop's signal pipe before the write returned:
+        // an iteration that does not wait delivers it.
+        b.run(RunMode::NoWait).unwrap();
+        if seen.get() == before {
+            missed += 1;
+        }
+        sig.stop().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    churn.join().unwrap();
+    assert_eq!(missed, 0, "SIGPIPEs missed by a started watch, of {rounds}");
+    assert_eq!(seen.get(), rounds);
+    // No watcher left: SIGPIPE is ignored again (its default action would end
+    // this process here).
+    broken_pipe_write(&mut w);
+    sig.close();
+    b.run(RunMode::Default).unwrap();
+}
+
+#[test]
+fn a_signal_watch_survives_another_threads_loop_stopping_the_same_ignored_signal() {
+    let (status, stderr) = in_child("a_watch_beside_another_threads_stops");
+    assert!(status.success(), "{status}: {stderr}");
+}
