@@ -12,11 +12,12 @@
 
 use std::cell::Cell;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use uv::{Loop, RunMode, Signal, Signum};
+use uv::{Loop, Pipe, Process, ProcessOptions, RunMode, Signal, Signum, StatusCode, Stdio, Stream};
 
 /// Set in a child started by [`in_child`]: the name of the scenario it runs.
 const SCENARIO: &str = "UV_ATTACKS_LOOPS_SCENARIO";
@@ -35,6 +36,25 @@ fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
     )
 }
 
+/// As [`in_child`], with the child's standard input a pipe that stays open (and
+/// empty) until the child exits.
+fn in_child_with_piped_stdin(scenario: &str) -> (std::process::ExitStatus, String) {
+    let mut child = uv_tests::scenario_command(SCENARIO, scenario)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kept out of `wait_with_output`, which would close it first.
+    let stdin = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The child side of [`in_child`]: runs the scenario its environment names (and
 /// nothing in a normal run of the suite).
 #[test]
@@ -44,6 +64,7 @@ fn scenario_child() {
     };
     match name.as_str() {
         "a_watch_beside_another_threads_stops" => a_watch_beside_another_threads_stops(),
+        "stdin_read_beside_another_threads_spawns" => stdin_read_beside_another_threads_spawns(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -124,5 +145,97 @@ fn a_watch_beside_another_threads_stops() {
 #[test]
 fn a_signal_watch_survives_another_threads_loop_stopping_the_same_ignored_signal() {
     let (status, stderr) = in_child("a_watch_beside_another_threads_stops");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- two loops on two threads, one standard descriptor ----
+
+/// Whether this process's descriptor `fd` is in non-blocking mode.
+#[allow(unsafe_code)]
+fn nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
+}
+
+/// Waits (yielding) until `count` has gone `by` past what it was at the call.
+fn wait_past(count: &AtomicUsize, by: usize) {
+    let start = count.load(Ordering::SeqCst);
+    while count.load(Ordering::SeqCst) < start + by {
+        std::thread::yield_now();
+    }
+}
+
+/// Standard input is a pipe. Another thread's loop spawns `true` with it inherited
+/// (`Stdio::Inherit`) again and again, while this thread's loop opens a pipe
+/// handle on a copy of it (`Pipe::open`, which libuv makes non-blocking) and starts
+/// reading, round after round. libuv makes a child's descriptors 0 to 2 blocking,
+/// and with them the open file the handle shares; the library refuses such a
+/// spawn while a handle shares the file. That check and `uv_spawn` were two steps:
+/// a spawn checked before the handle was counted, and its child made the file
+/// blocking after `read_start` had seen it non-blocking, so a reading handle had a
+/// blocking descriptor (a read that fills the buffer is followed by another,
+/// which then waits with the loop's thread). Now the spawn checks again under
+/// the lock it holds around `uv_spawn`, and a handle is counted under that lock:
+/// a spawn in flight when the handle opens is over when it is counted, so
+/// `read_start` sees the mode that child left (`EINVAL` when blocking), and no
+/// later spawn passes. Pins: in every round `read_start` is `EINVAL` or the file
+/// stays non-blocking while the handle reads.
+fn stdin_read_beside_another_threads_spawns() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (s, n) = (stop.clone(), attempts.clone());
+    let spawner = std::thread::spawn(move || {
+        let a = Loop::new().unwrap();
+        let mut spawned = 0usize;
+        while !s.load(Ordering::SeqCst) {
+            let opts = ProcessOptions::new("true").stdin(Stdio::Inherit);
+            match Process::spawn(&a, &opts, |p, _, _| p.close()) {
+                Ok(_) => spawned += 1,
+                Err(e) => assert_eq!(e.code(), StatusCode::EINVAL),
+            }
+            a.run(RunMode::Default).unwrap();
+            n.fetch_add(1, Ordering::SeqCst);
+        }
+        spawned
+    });
+    let b = Loop::new().unwrap();
+    let rounds = uv_tests::iterations(300);
+    let (mut reading, mut refused, mut blocking_while_reading) = (0, 0, 0);
+    for _ in 0..rounds {
+        // The other thread is between spawns, or in one.
+        wait_past(&attempts, 1);
+        let copy = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
+        let pipe = Pipe::new(&b, false).unwrap();
+        pipe.open(copy).unwrap();
+        match pipe.read_start(|_, _| {}) {
+            Ok(()) => {
+                reading += 1;
+                // Every spawn in flight at the open is over, and one more ran.
+                wait_past(&attempts, 2);
+                if !nonblocking(0) {
+                    blocking_while_reading += 1;
+                }
+            }
+            Err(e) => {
+                assert_eq!(e.code(), StatusCode::EINVAL);
+                refused += 1;
+            }
+        }
+        pipe.close();
+        b.run(RunMode::Default).unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    let spawned = spawner.join().unwrap();
+    eprintln!("reading {reading}, refused {refused}, spawned {spawned}");
+    assert_eq!(
+        blocking_while_reading, 0,
+        "rounds whose reading handle had a blocking descriptor, of {rounds}"
+    );
+    assert!(reading > 0);
+}
+
+#[test]
+fn a_child_of_another_thread_never_makes_a_reading_handles_stdin_blocking() {
+    let (status, stderr) = in_child_with_piped_stdin("stdin_read_beside_another_threads_spawns");
     assert!(status.success(), "{status}: {stderr}");
 }

@@ -166,8 +166,14 @@ static STD_SHARED: [std::sync::atomic::AtomicUsize; 3] = [
 
 /// Counts (`add`) or uncounts the handle of the standard descriptors of `bits`
 /// (bit `k` for descriptor `k`).
+///
+/// A count is taken under `signal_disposition_lock`, which `Process::spawn` holds
+/// while it checks the counts again and runs `uv_spawn`: a spawn of another
+/// thread's loop that inherits the descriptor is then over (its child has made the
+/// shared file blocking, which the handle's `read_start` sees) or refused.
 pub(crate) fn count_std_shares(bits: u8, add: bool) {
     use std::sync::atomic::Ordering;
+    let _held = add.then(signal_disposition_lock);
     for (k, count) in STD_SHARED.iter().enumerate() {
         if bits & (1 << k) != 0 {
             if add {
@@ -1033,7 +1039,9 @@ pub(crate) fn remember_signal_dispositions() {
 
 /// Held while the crate reads and sets a signal's action (`restore_signal_disposition`),
 /// while libuv's signal functions that may install its handler run
-/// (`hooks::signal_call`, the close of a signal handle), and while `uv_spawn` runs. `uv_spawn` installs libuv's SIGCHLD handler before it
+/// (`hooks::signal_call`, the close of a signal handle), and while `uv_spawn` runs
+/// (with the check of the standard descriptors it inherits, against the handles
+/// that share them: a handle is counted for them under it, `count_std_shares`). `uv_spawn` installs libuv's SIGCHLD handler before it
 /// starts the child; put back to SIG_IGN between a query that saw SIG_DFL and the
 /// new action, the handler would be gone, the kernel would reap the child itself,
 /// and libuv's `waitpid` after a failed exec would fail its assertion

@@ -367,6 +367,17 @@ impl<'a> ProcessOptions<'a> {
         Ok(())
     }
 
+    /// `EINVAL` when a slot `Inherit`s one of the descriptors 0 to 2 that a handle
+    /// shares (see `contracts::inheritable_std`).
+    fn std_inheritable(&self) -> Result<()> {
+        for (i, s) in self.stdio.as_slice().iter().enumerate().take(3) {
+            if matches!(s, Stdio::Inherit) {
+                crate::contracts::inheritable_std(i, SPAWN)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The stdio containers. Streams must be open; a pipe to create must be open,
     /// have no descriptor yet, and appear once: libuv opens it after the child is
     /// started, and a failure there would leave a child nobody waits for.
@@ -871,6 +882,16 @@ impl Process {
             // Keeps the crate from putting SIGCHLD back to SIG_IGN while libuv installs
             // its handler and waits for the child (contracts::signal_disposition_lock).
             let held = crate::contracts::signal_disposition_lock();
+            // The standard descriptors inherited are checked again under the lock,
+            // which a handle that shares one of them takes to be counted
+            // (`contracts::count_std_shares`): one counted since `prepare` checked
+            // them (another thread's loop) refuses the spawn, and one counted from
+            // now on waits until this child made them blocking, for its
+            // `read_start` to see it.
+            if let Err(e) = options.std_inheritable() {
+                drop(held);
+                return e.code().raw();
+            }
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
             // move; every pointer of `raw_options` points into `options` (the program
             // and arguments), `p`, `argv` and `envp`, which outlive the call and are
