@@ -10,14 +10,17 @@
 #![cfg(unix)]
 #![deny(unsafe_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use uv::{Loop, Pipe, Process, ProcessOptions, RunMode, Signal, Signum, StatusCode, Stdio, Stream};
+use uv::{
+    Loop, Pipe, Process, ProcessOptions, RunMode, Signal, Signum, StatusCode, Stdio, Stream, Timer,
+};
 
 /// Set in a child started by [`in_child`]: the name of the scenario it runs.
 const SCENARIO: &str = "UV_ATTACKS_LOOPS_SCENARIO";
@@ -238,4 +241,212 @@ fn stdin_read_beside_another_threads_spawns() {
 fn a_child_of_another_thread_never_makes_a_reading_handles_stdin_blocking() {
     let (status, stderr) = in_child_with_piped_stdin("stdin_read_beside_another_threads_spawns");
     assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- one loop's futures and join handles in another loop's executor ----
+
+/// A task of loop B drops loop A while B's `block_on` awaits a task of A (its
+/// `JoinHandle`): A's teardown drops the task, and the join handle ends with
+/// `Cancelled` and wakes B, instead of leaving B's `block_on` waiting for good.
+#[test]
+fn a_join_handle_of_a_loop_dropped_by_another_loops_task_ends_cancelled() {
+    let a = Loop::new().unwrap();
+    let b = Loop::new().unwrap();
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    let join = a
+        .spawn_local(async move {
+            let _d = OnDrop(move || d.set(true));
+            std::future::pending::<()>().await;
+            5
+        })
+        .unwrap();
+    // The task is polled once (it holds its guard).
+    a.run(RunMode::NoWait).unwrap();
+    let owner = Rc::new(RefCell::new(Some(a)));
+    let (o, bh) = (owner.clone(), b.handle());
+    let out = b
+        .block_on(async move {
+            let bh2 = bh.clone();
+            bh.spawn_local(async move {
+                uv::future::sleep(&bh2, Duration::ZERO).await.unwrap();
+                drop(o.borrow_mut().take());
+            })
+            .unwrap();
+            join.await
+        })
+        .unwrap();
+    assert_eq!(out, Err(uv::JoinError::Cancelled));
+    assert!(dropped.get());
+    assert!(owner.borrow().is_none());
+}
+
+/// Loop B's `block_on` awaits loop A's `sleep` of an hour; a task of B drops A:
+/// the sleep ends with `ClosedLoop` (its timer closed with its loop) and wakes B.
+#[test]
+fn a_sleep_of_a_loop_dropped_by_another_loops_task_ends_with_closed_loop() {
+    let a = Loop::new().unwrap();
+    let b = Loop::new().unwrap();
+    let sleep = uv::future::sleep(&a, Duration::from_secs(3600));
+    let owner = Rc::new(RefCell::new(Some(a)));
+    let (o, bh) = (owner.clone(), b.handle());
+    let out = b
+        .block_on(async move {
+            let bh2 = bh.clone();
+            bh.spawn_local(async move {
+                uv::future::sleep(&bh2, Duration::ZERO).await.unwrap();
+                drop(o.borrow_mut().take());
+            })
+            .unwrap();
+            sleep.await
+        })
+        .unwrap();
+    assert_eq!(out.unwrap_err().kind(), uv::Category::ClosedLoop);
+}
+
+/// A timer of loop A awaited by a task of loop B, with A run from B's callbacks
+/// (one thread, nested runs): the sleep completes in A's run and wakes B's task,
+/// which B then polls; both loops end with nothing left.
+#[test]
+fn a_sleep_of_one_loop_awaited_by_another_loops_task_completes() {
+    let a = Rc::new(Loop::new().unwrap());
+    let b = Loop::new().unwrap();
+    let sleep = uv::future::sleep(&a, Duration::from_millis(1));
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    let task = b
+        .spawn_local(async move {
+            sleep.await.unwrap();
+            d.set(d.get() + 1);
+            7
+        })
+        .unwrap();
+    // A runs inside a callback of B until the sleep is over.
+    let a2 = a.clone();
+    Timer::once(&b, Duration::ZERO, move |_| {
+        assert!(!a2.run(RunMode::Default).unwrap());
+    })
+    .unwrap();
+    let out = b.block_on(task).unwrap();
+    assert_eq!((out, done.get()), (Ok(7), 1));
+    assert!(!b.run(RunMode::Default).unwrap());
+    assert_eq!((a.handle_count(), b.handle_count()), (0, 0));
+}
+
+/// Runs its closure when dropped.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+// ---- one loop dropped from another loop's callback ----
+
+/// Loop A has a job in the thread pool when a callback of loop B drops it: A's
+/// teardown waits for the job, its `after` runs with the job's value, and the
+/// senders of A (a `CallLater`, a channel, an `Async`'s) used from another thread
+/// afterwards are refused (the channel's value handed back), none lost silently.
+#[test]
+fn a_loop_dropped_from_another_loops_callback_finishes_its_work_and_refuses_senders() {
+    let a = Loop::new().unwrap();
+    let b = Loop::new().unwrap();
+    let gate = Arc::new(AtomicBool::new(false));
+    let g = gate.clone();
+    let got = Rc::new(Cell::new(None));
+    let gt = got.clone();
+    a.queue_work(
+        move || {
+            while !g.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            3
+        },
+        move |v| gt.set(Some(v.unwrap())),
+    )
+    .unwrap();
+    let later = a.call_later_sender().unwrap();
+    let (tx, _rx) = uv::channel(&a, |_: u32| panic!("nothing reaches a dropped loop")).unwrap();
+    let wake = uv::Async::new(&a, |_| panic!("no wake-up reaches a dropped loop")).unwrap();
+    let sender = wake.sender().unwrap();
+    let owner = RefCell::new(Some(a));
+    Timer::once(&b, Duration::ZERO, move |_| {
+        gate.store(true, Ordering::SeqCst);
+        drop(owner.borrow_mut().take());
+    })
+    .unwrap();
+    assert!(!b.run(RunMode::Default).unwrap());
+    assert_eq!(got.get(), Some(3));
+    let answers = std::thread::spawn(move || {
+        (
+            later
+                .call(|| panic!("no job reaches a dropped loop"))
+                .unwrap_err()
+                .kind(),
+            tx.send(9).unwrap_err().0,
+            sender.send().unwrap_err().kind(),
+        )
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        answers,
+        (uv::Category::ClosedHandle, 9, uv::Category::ClosedHandle)
+    );
+}
+
+// ---- one loop's handles in another loop's spawn ----
+
+/// `spawn` on loop A with `Stdio::Pipe` of a pipe handle of loop B: libuv opens
+/// the parent's end in B's handle (its loop plays no part), B reads the child's
+/// output and A gets its exit. Pins that this works, not an error.
+#[test]
+fn a_created_pipe_of_another_loop_carries_the_childs_output() {
+    let a = Loop::new().unwrap();
+    let b = Loop::new().unwrap();
+    let out = Pipe::new(&b, false).unwrap();
+    let exited = Rc::new(Cell::new(None));
+    let e = exited.clone();
+    let opts = ProcessOptions::new("sh")
+        .args(["-c", "echo hello"])
+        .stdout(Stdio::pipe_from_child(&out));
+    Process::spawn(&a, &opts, move |p, status, signal| {
+        e.set(Some((status, signal)));
+        p.close();
+    })
+    .unwrap();
+    drop(opts);
+    let got = uv_tests::read_to_end(&out);
+    assert!(!b.run(RunMode::Default).unwrap());
+    assert!(!a.run(RunMode::Default).unwrap());
+    assert_eq!(&*got.borrow(), b"hello\n");
+    assert_eq!(exited.get(), Some((0, None)));
+}
+
+/// `spawn` on loop A with `Stdio::Stream` of a pipe handle of loop B (the write
+/// end of a pipe): the child writes into it; the handle is marked as shared with a
+/// child, so B's `read_start` on it is refused as for one of its own loop.
+#[test]
+fn a_stream_of_another_loop_given_to_a_child_is_marked_shared() {
+    let a = Loop::new().unwrap();
+    let b = Loop::new().unwrap();
+    let (r, w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    let wp = Pipe::new(&b, false).unwrap();
+    wp.open(w).unwrap();
+    let opts = ProcessOptions::new("sh")
+        .args(["-c", "echo hi"])
+        .stdout(Stdio::stream(&wp));
+    Process::spawn(&a, &opts, |p, _, _| p.close()).unwrap();
+    drop(opts);
+    assert!(!a.run(RunMode::Default).unwrap());
+    assert_eq!(
+        wp.read_start(|_, _| {}).unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    wp.close();
+    assert!(!b.run(RunMode::Default).unwrap());
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut text).unwrap();
+    assert_eq!(text, "hi\n");
 }
