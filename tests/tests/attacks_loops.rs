@@ -68,6 +68,7 @@ fn scenario_child() {
     match name.as_str() {
         "a_watch_beside_another_threads_stops" => a_watch_beside_another_threads_stops(),
         "stdin_read_beside_another_threads_spawns" => stdin_read_beside_another_threads_spawns(),
+        "a_child_drops_a_loop_it_did_not_re_create" => a_child_drops_a_loop_it_did_not_re_create(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -449,4 +450,84 @@ fn a_stream_of_another_loop_given_to_a_child_is_marked_shared() {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut text).unwrap();
     assert_eq!(text, "hi\n");
+}
+
+// ---- fork: a second loop alive ----
+
+/// A pipe handle of `lp` reading one end of a socket pair (its watcher known to
+/// epoll: one iteration ran), counting the bytes in `got`; and the other end.
+fn reading_pipe(lp: &Loop, got: &Rc<Cell<usize>>) -> (Pipe, std::os::unix::net::UnixStream) {
+    let (mine, other) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = Pipe::new(lp, false).unwrap();
+    p.open(mine).unwrap();
+    let g = got.clone();
+    p.read_start(move |p, d| match d {
+        Ok(d) => g.set(g.get() + d.len()),
+        Err(_) => p.close(),
+    })
+    .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    (p, other)
+}
+
+/// Runs `child` in a forked child process (this process runs only the scenario's
+/// thread and the test harness's waiting one) and returns its exit status: 0 when
+/// `child` returned true.
+#[allow(unsafe_code)]
+fn in_a_fork(child: impl FnOnce() -> bool) -> i32 {
+    // SAFETY: the scenario runs alone in its process (`--test-threads=1`); the
+    // child only uses the loops and leaves with _exit, without printing.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
+/// Two loops each read a socket; a forked child re-creates loop A
+/// (`after_fork`) and drops both loops. The child's drop of B (which it did not
+/// re-create) closed B's handles through libuv, on the epoll instance B still
+/// shares with the parent: that removed the parent's watch of B's socket, and the
+/// parent's B never saw the bytes written to it (a read that never completes). Now
+/// a loop dropped in a child that did not re-create it makes no libuv call: its
+/// handles are marked closed (a pipe of it kept by the child answers
+/// `ClosedHandle`) and its memory is leaked; the parent's B reads its 4 bytes.
+fn a_child_drops_a_loop_it_did_not_re_create() {
+    let a = Loop::new().unwrap();
+    let b = Loop::new().unwrap();
+    let (got_a, got_b) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let (_pa, mut other_a) = reading_pipe(&a, &got_a);
+    let (pb, mut other_b) = reading_pipe(&b, &got_b);
+    let mut slot = Some((a, b));
+    let status = in_a_fork(|| {
+        let (a, b) = slot.take().unwrap();
+        let ok = a.after_fork().is_ok();
+        drop(b);
+        let closed = pb
+            .write(b"x".to_vec(), |_, _| {})
+            .is_err_and(|e| e.kind() == uv::Category::ClosedHandle);
+        drop(a);
+        ok && closed
+    });
+    assert_eq!(status, 0);
+    let (a, b) = slot.take().unwrap();
+    other_a.write_all(b"abc").unwrap();
+    other_b.write_all(b"defg").unwrap();
+    for _ in 0..4 {
+        a.run(RunMode::NoWait).unwrap();
+        b.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!((got_a.get(), got_b.get()), (3, 4));
+}
+
+#[test]
+fn a_forked_child_dropping_a_loop_it_did_not_re_create_leaves_the_parents_alone() {
+    let (status, stderr) = in_child("a_child_drops_a_loop_it_did_not_re_create");
+    assert!(status.success(), "{status}: {stderr}");
 }
