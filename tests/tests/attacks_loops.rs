@@ -235,7 +235,10 @@ fn stdin_read_beside_another_threads_spawns() {
         blocking_while_reading, 0,
         "rounds whose reading handle had a blocking descriptor, of {rounds}"
     );
-    assert!(reading > 0);
+    // Some rounds read (under valgrind, which runs one thread at a time, the
+    // other thread is in a spawn at nearly every open, and every round may be
+    // refused).
+    assert!(reading > 0 || std::env::var_os("UV_UNDER_VALGRIND").is_some());
 }
 
 #[test]
