@@ -534,3 +534,64 @@ fn a_forked_child_dropping_a_loop_it_did_not_re_create_leaves_the_parents_alone(
     let (status, stderr) = in_child("a_child_drops_a_loop_it_did_not_re_create");
     assert!(status.success(), "{status}: {stderr}");
 }
+
+/// Loop A has a file-system request and a DNS request in flight and two handles
+/// closing with close callbacks when a callback of loop B drops it. A's teardown
+/// runs both requests' callbacks (with their results) and both close callbacks;
+/// from those, B's `run` is `EBUSY` (B is running) and a timer started on B runs
+/// in B's next iteration. Nothing of A is lost or run twice.
+#[test]
+fn a_loop_dropped_from_another_loops_callback_completes_its_requests_and_closes() {
+    let a = Loop::new().unwrap();
+    let b = Rc::new(Loop::new().unwrap());
+    let log = Rc::new(RefCell::new(Vec::<String>::new()));
+    let l = log.clone();
+    uv::Fs::stat(&a, "/", move |r| {
+        l.borrow_mut()
+            .push(format!("stat {:?}", r.map(|_| ()).map_err(|e| e.code())))
+    })
+    .unwrap();
+    let l = log.clone();
+    a.getaddrinfo_with(
+        Some("localhost"),
+        None,
+        &uv::AddrInfoHints::default(),
+        move |r| l.borrow_mut().push(format!("dns ok {}", r.is_ok())),
+    )
+    .unwrap();
+    let (l, b2) = (log.clone(), b.clone());
+    Timer::new(&a).unwrap().close_with(move |_| {
+        let r = b2.run(RunMode::NoWait).map_err(|e| e.code());
+        l.borrow_mut().push(format!("closed, b's run {r:?}"));
+    });
+    let t = Timer::new(&a).unwrap();
+    t.start(Duration::from_secs(3600), Duration::ZERO, |_| {})
+        .unwrap();
+    let (l, bh) = (log.clone(), b.handle());
+    t.close_with(move |_| {
+        let l2 = l.clone();
+        Timer::once(&bh, Duration::ZERO, move |_| {
+            l2.borrow_mut().push("b's timer".into())
+        })
+        .unwrap();
+        l.borrow_mut().push("closed, timer started on b".into());
+    });
+    drop(t);
+    let owner = RefCell::new(Some(a));
+    Timer::once(&b, Duration::ZERO, move |_| drop(owner.borrow_mut().take())).unwrap();
+    assert!(!b.run(RunMode::Default).unwrap());
+    let mut got = log.borrow().clone();
+    // A's teardown runs them in the order libuv completes them (the requests as
+    // the thread pool finishes); B's timer runs after.
+    got[..4].sort();
+    assert_eq!(
+        got,
+        [
+            "closed, b's run Err(EBUSY)",
+            "closed, timer started on b",
+            "dns ok true",
+            "stat Ok(())",
+            "b's timer",
+        ]
+    );
+}
