@@ -267,10 +267,8 @@ impl LoopShared {
 
     /// `teardown` of the open loop `raw`, marked running.
     fn teardown_marked(&self, raw: *mut sys::uv_loop_t) {
-        #[cfg(unix)]
+        // A child of `fork()` that did not re-create the loop (never on Windows).
         let forked = self.kernel_pid.get() != std::process::id();
-        #[cfg(not(unix))]
-        let forked = false;
         let closed = if forked {
             self.abandon_forked(raw);
             false
