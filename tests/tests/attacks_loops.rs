@@ -595,3 +595,133 @@ fn a_loop_dropped_from_another_loops_callback_completes_its_requests_and_closes(
         ]
     );
 }
+
+// ---- two loops on two threads, one socket given to a child ----
+
+/// Loop A (this thread) sends a socket over an IPC pipe to loop B (another
+/// thread) and closes the handle that sent it, so that its only descriptor is a
+/// second handle of A; then, while B receives it, A gives that handle to a child
+/// (`Stdio::Stream`), which makes the socket blocking. The spawn refuses a stream
+/// whose socket has another descriptor, and marks the socket as the child's once
+/// it has spawned, which makes a handle that receives it later refuse to read.
+/// Both were steps apart from `uv_spawn`: B's handle received the socket after the
+/// check and before the mark, started reading a non-blocking socket, and the child
+/// then made it blocking under it. Now the spawn checks again and marks under the
+/// lock it holds around `uv_spawn`, and a received socket is registered under that
+/// lock. Pins: in every round the spawn or B's `read_start` is refused (a round or
+/// two in 1,000 had both succeed before).
+#[test]
+fn a_socket_received_by_another_thread_while_given_to_a_child_is_never_read_blocking() {
+    use std::os::unix::net::UnixStream;
+    let rounds = uv_tests::iterations(1000);
+    let (ipc_a, ipc_b) = UnixStream::pair().unwrap();
+    let go = Arc::new(AtomicUsize::new(0));
+    let spawned = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let given_now = Arc::new(AtomicBool::new(false));
+    let (g, sp, fin, gn) = (
+        go.clone(),
+        spawned.clone(),
+        finished.clone(),
+        given_now.clone(),
+    );
+    // B: each round, once A is about to spawn, receives the socket and tries to
+    // read it; once A's spawn is over, looks at the socket's mode.
+    let receiver = std::thread::spawn(move || {
+        let b = Loop::new().unwrap();
+        let rx = Pipe::new(&b, true).unwrap();
+        rx.open(ipc_b).unwrap();
+        let (mut reading, mut shared_while_reading) = (0usize, 0usize);
+        for round in 1..=rounds {
+            while g.load(Ordering::SeqCst) < round {
+                std::thread::yield_now();
+            }
+            // A receive at a different point of A's spawn each round.
+            for _ in 0..round % 64 {
+                std::thread::yield_now();
+            }
+            let got: Rc<RefCell<Option<Pipe>>> = Rc::new(RefCell::new(None));
+            let (gt, bh) = (got.clone(), b.handle());
+            rx.read_start(move |p, d| {
+                d.unwrap();
+                if p.pending_count().unwrap() > 0 {
+                    let c = Pipe::new(&bh, false).unwrap();
+                    p.accept_into(&c).unwrap();
+                    *gt.borrow_mut() = Some(c);
+                    p.read_stop().unwrap();
+                }
+            })
+            .unwrap();
+            while got.borrow().is_none() {
+                b.run(RunMode::Once).unwrap();
+            }
+            let c = got.borrow_mut().take().unwrap();
+            let read = c.read_start(|_, _| {});
+            while sp.load(Ordering::SeqCst) < round {
+                std::thread::yield_now();
+            }
+            match read {
+                Ok(()) => {
+                    reading += 1;
+                    // A child has the socket (and may make it blocking at any
+                    // time), or has made it blocking already.
+                    if gn.load(Ordering::SeqCst) || !nonblocking(c.fileno().unwrap()) {
+                        shared_while_reading += 1;
+                    }
+                }
+                Err(e) => assert_eq!(e.code(), StatusCode::EINVAL),
+            }
+            c.close();
+            b.run(RunMode::NoWait).unwrap();
+            fin.store(round, Ordering::SeqCst);
+        }
+        rx.close();
+        b.run(RunMode::Default).unwrap();
+        (reading, shared_while_reading)
+    });
+    let a = Loop::new().unwrap();
+    let tx = Pipe::new(&a, true).unwrap();
+    tx.open(ipc_a).unwrap();
+    let mut given = 0usize;
+    for round in 1..=rounds {
+        let (s, _peer) = UnixStream::pair().unwrap();
+        let copy = s.try_clone().unwrap();
+        let kept = Pipe::new(&a, false).unwrap();
+        kept.open(s).unwrap();
+        let sender = Pipe::new(&a, false).unwrap();
+        sender.open(copy).unwrap();
+        let sent = Rc::new(Cell::new(false));
+        let st = sent.clone();
+        tx.write2("x", &sender, move |_, r| st.set(r.is_ok()))
+            .unwrap();
+        sender.close();
+        while !sent.get() || a.handle_count() > 2 {
+            a.run(RunMode::Once).unwrap();
+        }
+        go.store(round, Ordering::SeqCst);
+        let opts = ProcessOptions::new("true").stdout(Stdio::stream(&kept));
+        let ok = match Process::spawn(&a, &opts, |p, _, _| p.close()) {
+            Ok(_) => true,
+            Err(e) => {
+                assert_eq!(e.code(), StatusCode::EINVAL);
+                false
+            }
+        };
+        given += usize::from(ok);
+        drop(opts);
+        given_now.store(ok, Ordering::SeqCst);
+        spawned.store(round, Ordering::SeqCst);
+        while finished.load(Ordering::SeqCst) < round {
+            std::thread::yield_now();
+        }
+        kept.close();
+        a.run(RunMode::Default).unwrap();
+    }
+    let (reading, shared_while_reading) = receiver.join().unwrap();
+    tx.close();
+    a.run(RunMode::Default).unwrap();
+    assert_eq!(
+        shared_while_reading, 0,
+        "rounds whose reading handle's socket a child had, of {rounds} ({given} spawned, {reading} read)"
+    );
+}

@@ -1040,8 +1040,10 @@ pub(crate) fn remember_signal_dispositions() {
 /// Held while the crate reads and sets a signal's action (`restore_signal_disposition`),
 /// while libuv's signal functions that may install its handler run
 /// (`hooks::signal_call`, the close of a signal handle), and while `uv_spawn` runs
-/// (with the check of the standard descriptors it inherits, against the handles
-/// that share them: a handle is counted for them under it, `count_std_shares`). `uv_spawn` installs libuv's SIGCHLD handler before it
+/// (with the checks of the standard descriptors and the streams it gives the child,
+/// against the handles that share them: a handle is counted for the standard
+/// descriptors, `count_std_shares`, and registers a socket, `handle::hold_socket`,
+/// under it; `set_blocking(true)` checks and changes a socket's mode under it). `uv_spawn` installs libuv's SIGCHLD handler before it
 /// starts the child; put back to SIG_IGN between a query that saw SIG_DFL and the
 /// new action, the handler would be gone, the kernel would reap the child itself,
 /// and libuv's `waitpid` after a failed exec would fail its assertion

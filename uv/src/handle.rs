@@ -2029,6 +2029,11 @@ pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
             _ => return,
         }
     };
+    // Under the lock `Process::spawn` holds while it checks the sockets of the
+    // streams it gives a child and marks them as the child's: a socket that
+    // enters a handle of another thread meanwhile is seen by the check, or finds
+    // the mark below.
+    let _held = crate::contracts::signal_disposition_lock();
     let key = h.raw() as usize;
     if !crate::contracts::hold_socket(fd, key) {
         return;
