@@ -166,8 +166,14 @@ static STD_SHARED: [std::sync::atomic::AtomicUsize; 3] = [
 
 /// Counts (`add`) or uncounts the handle of the standard descriptors of `bits`
 /// (bit `k` for descriptor `k`).
+///
+/// A count is taken under `signal_disposition_lock`, which `Process::spawn` holds
+/// while it checks the counts again and runs `uv_spawn`: a spawn of another
+/// thread's loop that inherits the descriptor is then over (its child has made the
+/// shared file blocking, which the handle's `read_start` sees) or refused.
 pub(crate) fn count_std_shares(bits: u8, add: bool) {
     use std::sync::atomic::Ordering;
+    let _held = add.then(signal_disposition_lock);
     for (k, count) in STD_SHARED.iter().enumerate() {
         if bits & (1 << k) != 0 {
             if add {
@@ -1031,8 +1037,13 @@ pub(crate) fn remember_signal_dispositions() {
     ignored_signals();
 }
 
-/// Held while the crate reads and sets a signal's action (`restore_signal_disposition`)
-/// and while `uv_spawn` runs. `uv_spawn` installs libuv's SIGCHLD handler before it
+/// Held while the crate reads and sets a signal's action (`restore_signal_disposition`),
+/// while libuv's signal functions that may install its handler run
+/// (`hooks::signal_call`, the close of a signal handle), and while `uv_spawn` runs
+/// (with the checks of the standard descriptors and the streams it gives the child,
+/// against the handles that share them: a handle is counted for the standard
+/// descriptors, `count_std_shares`, and registers a socket, `handle::hold_socket`,
+/// under it; `set_blocking(true)` checks and changes a socket's mode under it). `uv_spawn` installs libuv's SIGCHLD handler before it
 /// starts the child; put back to SIG_IGN between a query that saw SIG_DFL and the
 /// new action, the handler would be gone, the kernel would reap the child itself,
 /// and libuv's `waitpid` after a failed exec would fail its assertion
@@ -1052,9 +1063,11 @@ pub(crate) fn restore_ignored_signals() {
 }
 
 /// After libuv stopped watching `signum`: a signal the process ignored, now back to
-/// the default action, is ignored again. (Another thread's loop that starts watching
-/// the same signal at this very moment may have its handler replaced: libuv's
-/// signal lock is not reachable from here.)
+/// the default action, is ignored again. The query and the change are one step
+/// under `signal_disposition_lock`, which every call of this crate that may
+/// install libuv's handler also holds (`hooks::signal_call`, `uv_spawn`, the close
+/// of a signal handle): a handler another thread's loop installs for the same
+/// signal comes before the query (which then sees it) or after the change.
 pub(crate) fn restore_signal_disposition(signum: i32) {
     if !ignored_signals().contains(&signum) {
         return;

@@ -1010,8 +1010,15 @@ impl Hdr {
             self.h().vtable.on_close
         };
         // The handle is initialised and not yet closing; the allocation stays until
-        // its close callback runs.
-        let rc = close(self.raw(), Some(on_close));
+        // its close callback runs. A signal handle's close stops its watch, which
+        // may install a one-shot handler again: under the lock on signal actions
+        // (see `hooks::signal_call`).
+        let rc = if signum.is_some() {
+            let _held = crate::contracts::signal_disposition_lock();
+            close(self.raw(), Some(on_close))
+        } else {
+            close(self.raw(), Some(on_close))
+        };
         if rc < 0 {
             self.h().set_state(State::Open);
             // The handle keeps its descriptor (a refused `uv_tcp_close_reset`).
@@ -2022,6 +2029,11 @@ pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
             _ => return,
         }
     };
+    // Under the lock `Process::spawn` holds while it checks the sockets of the
+    // streams it gives a child and marks them as the child's: a socket that
+    // enters a handle of another thread meanwhile is seen by the check, or finds
+    // the mark below.
+    let _held = crate::contracts::signal_disposition_lock();
     let key = h.raw() as usize;
     if !crate::contracts::hold_socket(fd, key) {
         return;

@@ -13,12 +13,31 @@ use crate::StatusCode;
 
 use crate::libuv_flags::UV_SIGNAL_ONE_SHOT;
 
+/// Runs `call`, a libuv function that may install libuv's handler for a signal
+/// (`uv_signal_start`, `uv_signal_start_oneshot`, `uv_signal_stop`, which
+/// installs a one-shot handler again when a one-shot watcher is left), while the
+/// crate holds its lock on signal actions. The crate puts an ignored signal back to
+/// ignored (`restore_ignored_signals`) with a query and a change of its action
+/// under that lock: a handler another thread's loop installed between the two
+/// would be replaced by `SIG_IGN`, and that loop's watch would never see its
+/// signal. Generated code wraps those C calls in it.
+///
+/// # Safety
+/// `call` must run the libuv call only: no code of this library or of the user
+/// (which could take the lock again on this thread, and wait for good).
+#[inline]
+pub unsafe fn signal_call<R>(call: impl FnOnce() -> R) -> R {
+    let _held = crate::contracts::signal_disposition_lock();
+    call()
+}
+
 /// Stops a signal handle (`uv_signal_stop`) and ignores again the signals the
 /// process ignored that libuv put back to their default action.
 fn stop_signal(raw: *mut sys::uv_signal_t) {
     // SAFETY: the caller's handle is open, so `raw` is an initialised `uv_signal_t`
-    // that is not closing (a closing handle is not open).
-    unsafe { sys::uv_signal_stop(raw) };
+    // that is not closing (a closing handle is not open); the closure is the libuv
+    // call only.
+    unsafe { signal_call(|| sys::uv_signal_stop(raw)) };
     #[cfg(unix)]
     crate::contracts::restore_ignored_signals();
 }

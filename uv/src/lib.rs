@@ -123,7 +123,7 @@ pub mod runtime {
         pub use crate::hooks::{
             forget_oneshot, hold_opened_socket, refuse_oneshot_mid_delivery,
             refuse_oneshot_on_ignored, refuse_unterminated_local_name,
-            refuse_unterminated_peer_name, restore_ignored_signals,
+            refuse_unterminated_peer_name, restore_ignored_signals, signal_call,
         };
     }
     /// The handle states a spec method can require (`requires = [...]`).

@@ -267,6 +267,69 @@ impl LoopShared {
 
     /// `teardown` of the open loop `raw`, marked running.
     fn teardown_marked(&self, raw: *mut sys::uv_loop_t) {
+        // A child of `fork()` that did not re-create the loop (never on Windows).
+        let forked = self.kernel_pid.get() != std::process::id();
+        let closed = if forked {
+            self.abandon_forked(raw);
+            false
+        } else {
+            self.close_all(raw)
+        };
+        // SAFETY: the loop is still allocated; nothing reads `data` after this.
+        unsafe { (*raw).data = std::ptr::null_mut() };
+        self.raw.set(std::ptr::null_mut());
+        drop(self.call_later.borrow_mut().take());
+        if let Some(p) = self.panic.take() {
+            eprintln!(
+                "uv: a callback panicked while the loop was closing: {}",
+                panic_message(&p)
+            );
+            drop_payload(p);
+        }
+        if !closed {
+            // libuv still holds the loop (it could not be closed, or it is the
+            // parent's): leaking it is the only sound choice.
+            if !forked {
+                eprintln!("uv: the loop could not be closed; its memory is leaked");
+            }
+        } else if self.owned {
+            // SAFETY: the loop was allocated by Loop::new with Box and is closed.
+            drop(unsafe { Box::from_raw(raw as *mut MaybeUninit<sys::uv_loop_t>) });
+        } else {
+            DEFAULT_IN_USE.store(false, Ordering::Release);
+        }
+    }
+
+    /// The teardown of a loop in a child process that did not re-create it
+    /// (`after_fork`): its epoll instance, eventfd and signal pipe are the parent's
+    /// too, and closing a handle through libuv removes the parent's watch of its
+    /// descriptor from that epoll instance (the parent's loop would never see that
+    /// descriptor again). No libuv call is made: every handle is marked closed
+    /// (its close callback dropped unrun, as for a loop that cannot be closed), the
+    /// senders are shut, accepted `call_later` jobs run and the executor's tasks
+    /// are dropped; the loop and the memory of its handles and requests are leaked.
+    /// Wake-ups sent and not delivered, and requests in flight, end with it.
+    fn abandon_forked(&self, raw: *mut sys::uv_loop_t) {
+        self.raw_for_new.set(std::ptr::null_mut());
+        self.slab_leaked.set(true);
+        // The senders' cells are shut first, as in any teardown (what was sent and
+        // not delivered stays so: nothing runs the loop).
+        crate::handles::async_::shut_senders(
+            self.senders(),
+            &[],
+            self.call_later.borrow().as_ref(),
+        );
+        // SAFETY: the loop is allocated (it is leaked); the walk only marks the
+        // handles (and runs no libuv function).
+        unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), std::ptr::null_mut()) };
+        self.run_queued_jobs();
+        crate::future::executor::shutdown(self);
+        self.run_queued_jobs();
+    }
+
+    /// The teardown of a loop whose kernel state is this process's: closes every
+    /// handle and runs the loop until libuv let them go; whether the loop closed.
+    fn close_all(&self, raw: *mut sys::uv_loop_t) -> bool {
         // Jobs accepted by `call_later` run now, while the loop is still open: an
         // accepted job is never dropped unseen.
         self.run_queued_jobs();
@@ -322,27 +385,7 @@ impl LoopShared {
             // SAFETY: the loop is still allocated (it is leaked below).
             unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), std::ptr::null_mut()) };
         }
-        // SAFETY: the loop is still allocated; nothing reads `data` after this.
-        unsafe { (*raw).data = std::ptr::null_mut() };
-        self.raw.set(std::ptr::null_mut());
-        drop(self.call_later.borrow_mut().take());
-        if let Some(p) = self.panic.take() {
-            eprintln!(
-                "uv: a callback panicked while the loop was closing: {}",
-                panic_message(&p)
-            );
-            drop_payload(p);
-        }
-        if !closed {
-            // libuv still holds the loop (it could not be closed): leaking it is the
-            // only sound choice.
-            eprintln!("uv: the loop could not be closed; its memory is leaked");
-        } else if self.owned {
-            // SAFETY: the loop was allocated by Loop::new with Box and is closed.
-            drop(unsafe { Box::from_raw(raw as *mut MaybeUninit<sys::uv_loop_t>) });
-        } else {
-            DEFAULT_IN_USE.store(false, Ordering::Release);
-        }
+        closed
     }
 }
 

@@ -1831,7 +1831,12 @@ pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
     // SAFETY: the stream is open, a handle of this library.
     unsafe { crate::handle::set_own_nonblocking_fd(raw.cast(), false) };
     // A reading or listening stream must stay non-blocking (see
-    // `contracts::non_blocking`, and `listen`).
+    // `contracts::non_blocking`, and `listen`). The check of the socket's other
+    // descriptors and the change are one step for a handle of another thread that
+    // receives the socket (`handle::hold_socket` takes the same lock): it is seen,
+    // or its `read_start` sees the new mode.
+    #[cfg(unix)]
+    let _held = blocking.then(crate::contracts::signal_disposition_lock);
     if blocking {
         // SAFETY: the stream is open.
         unsafe {

@@ -1026,6 +1026,13 @@ impl LoopHandle {
     /// (`uv_loop_fork`): call it in the child before anything else uses the loop,
     /// once per fork.
     ///
+    /// A loop the child does not re-create shares its epoll instance with the
+    /// parent's: using it in the child changes what the parent's loop watches.
+    /// Dropping it there makes no libuv call (its handles answer `ClosedHandle`,
+    /// their close callbacks are dropped unrun, wake-ups and requests in flight
+    /// end with it, and its memory is leaked), so that the parent's loop keeps
+    /// its watches.
+    ///
     /// `EINVAL` in the process the loop's state already belongs to: the one that
     /// made the loop (there is nothing to re-create, and closing the loop's
     /// descriptors while other threads wake the loop through them aborts), or a child

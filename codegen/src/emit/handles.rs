@@ -814,22 +814,34 @@ impl HandleEmitter<'_> {
             m.doc.trim_end(),
             c.value
         ));
+        // A C function that may install libuv's handler for a signal runs under the
+        // runtime's lock on signal actions (`hooks::signal_call`).
+        let locked = crate::spec::SIGNAL_ACTION_FNS.contains(&c.value.as_str());
         let sf = safety(
             ctx,
-            "the handle is open, so `raw` is initialised and stays put",
+            if locked {
+                "the handle is open, so `raw` is initialised and stays put; the closure is the libuv call only (`signal_call`'s contract)"
+            } else {
+                "the handle is open, so `raw` is initialised and stays put"
+            },
         );
+        let c_call = if locked {
+            quote!(#rt::runtime::hooks::signal_call(|| #rt::sys::#cfn(raw, #(#c_args),*)))
+        } else {
+            quote!(#rt::sys::#cfn(raw, #(#c_args),*))
+        };
         // `let ()`: rustc checks that a function the spec says returns nothing does
         // (its status would be dropped otherwise).
         let call = if m.returns == Returns::Void {
             quote!({
                 #sf
-                let () = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
+                let () = unsafe { #c_call };
                 #ret
             })
         } else {
             quote!({
                 #sf
-                let rc = unsafe { #rt::sys::#cfn(raw, #(#c_args),*) };
+                let rc = unsafe { #c_call };
                 #ret
             })
         };

@@ -625,6 +625,17 @@ impl HookRule {
     }
 }
 
+/// The C functions that may install libuv's handler for a signal: generated code
+/// calls them through `uv::runtime::hooks::signal_call`, under the runtime's lock
+/// on signal actions, so that the runtime's restoring of an ignored signal (a query
+/// of its action, then `SIG_IGN`) cannot replace a handler another thread's loop
+/// installs in between.
+pub const SIGNAL_ACTION_FNS: &[&str] = &[
+    "uv_signal_start",
+    "uv_signal_start_oneshot",
+    "uv_signal_stop",
+];
+
 /// An argument of a constructor, method or callback.
 #[derive(Clone, Debug)]
 pub struct ArgSpec {

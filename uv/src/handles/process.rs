@@ -367,6 +367,31 @@ impl<'a> ProcessOptions<'a> {
         Ok(())
     }
 
+    /// `EINVAL` when a slot `Inherit`s one of the descriptors 0 to 2 that a handle
+    /// shares (see `contracts::inheritable_std`).
+    fn std_inheritable(&self) -> Result<()> {
+        for (i, s) in self.stdio.as_slice().iter().enumerate().take(3) {
+            if matches!(s, Stdio::Inherit) {
+                crate::contracts::inheritable_std(i, SPAWN)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `EINVAL` when the socket of a stream slot has another descriptor in this
+    /// process (see `contracts::not_shared_for_blocking`).
+    fn streams_unshared(&self) -> Result<()> {
+        #[cfg(unix)]
+        for s in self.stdio.as_slice() {
+            if let Stdio::Stream(h) = s {
+                // SAFETY: an open stream of this library (checked by `containers`;
+                // nothing closed it since: no code of the user ran).
+                unsafe { crate::contracts::not_shared_for_blocking(h.raw_struct().cast(), SPAWN)? };
+            }
+        }
+        Ok(())
+    }
+
     /// The stdio containers. Streams must be open; a pipe to create must be open,
     /// have no descriptor yet, and appear once: libuv opens it after the child is
     /// started, and a failure there would leave a child nobody waits for.
@@ -871,6 +896,23 @@ impl Process {
             // Keeps the crate from putting SIGCHLD back to SIG_IGN while libuv installs
             // its handler and waits for the child (contracts::signal_disposition_lock).
             let held = crate::contracts::signal_disposition_lock();
+            // The standard descriptors inherited are checked again under the lock,
+            // which a handle that shares one of them takes to be counted
+            // (`contracts::count_std_shares`): one counted since `prepare` checked
+            // them (another thread's loop) refuses the spawn, and one counted from
+            // now on waits until this child made them blocking, for its
+            // `read_start` to see it.
+            // Likewise a stream given to the child: a handle of another thread that
+            // received its socket since (over an IPC pipe) refuses the spawn, and
+            // one registered from now on finds the socket marked as the child's
+            // (`handle::hold_socket`, under this lock).
+            if let Err(e) = options
+                .std_inheritable()
+                .and_then(|()| options.streams_unshared())
+            {
+                drop(held);
+                return e.code().raw();
+            }
             // SAFETY: `l` is an open loop and `h` a fresh handle struct that will not
             // move; every pointer of `raw_options` points into `options` (the program
             // and arguments), `p`, `argv` and `envp`, which outlive the call and are
@@ -879,6 +921,15 @@ impl Process {
             // known bits (checked by `prepare`), which is what libuv asserts; the
             // stdio streams are open handles (checked by `containers`).
             spawned = unsafe { sys::uv_spawn(l, h, &raw_options) };
+            if spawned >= 0 {
+                // The child shares the open file of each stream it was given: those
+                // streams read no more (see `Stdio::Stream`).
+                for s in options.stdio.as_slice() {
+                    if let Stdio::Stream(h) = s {
+                        crate::handle::mark_shared_with_child(h);
+                    }
+                }
+            }
             drop(held);
             if spawned < 0 {
                 // SAFETY: uv_spawn initialised the handle before anything could fail.
@@ -898,13 +949,6 @@ impl Process {
         if spawned < 0 {
             process.close();
             return Err(Error::from_raw(spawned, SPAWN));
-        }
-        // The child shares the open file of each stream it was given: those streams
-        // read no more (see `Stdio::Stream`).
-        for s in options.stdio.as_slice() {
-            if let Stdio::Stream(h) = s {
-                crate::handle::mark_shared_with_child(h);
-            }
         }
         Ok(process)
     }
