@@ -127,6 +127,42 @@ pub fn scenario_command(var: &str, scenario: &str) -> std::process::Command {
     cmd
 }
 
+/// Runs `scenario` in a child (`scenario_command`): its exit status and its
+/// standard error.
+pub fn scenario_output(var: &str, scenario: &str) -> (std::process::ExitStatus, String) {
+    let out = scenario_command(var, scenario).output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `child` in a forked child of this process and returns the child's wait
+/// status: exit status 0 when `child` returned true, 1 when it returned false or
+/// panicked. The child leaves with `_exit`, without running the parent's
+/// destructors.
+///
+/// # Safety
+/// No other thread of the process may hold a lock the child could need (the
+/// allocator's, stdout's, one of the library's): callers run alone (the test file
+/// serialises its tests, or runs one thread), and `child` prints nothing.
+#[cfg(unix)]
+pub unsafe fn in_fork(child: impl FnOnce() -> bool) -> i32 {
+    // SAFETY: per the contract, the child finds no lock held by a thread that is
+    // not there.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
 /// A pseudo-terminal pair (`openpty`): the master side, then the slave side.
 #[cfg(unix)]
 pub fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {

@@ -26,13 +26,7 @@ const SCENARIO: &str = "UV_ATTACKS_LOOP_HANDLES_SCENARIO";
 /// code that would end the process: its exit status and its standard error. Under
 /// valgrind (the parent is, `tests/valgrind.sh`) the child runs under it too.
 fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
-    let out = uv_tests::scenario_command(SCENARIO, scenario)
-        .output()
-        .unwrap();
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    uv_tests::scenario_output(SCENARIO, scenario)
 }
 
 /// The child side of [`in_child`]: runs the scenario its environment names (and

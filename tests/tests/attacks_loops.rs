@@ -30,13 +30,7 @@ const SCENARIO: &str = "UV_ATTACKS_LOOPS_SCENARIO";
 /// and its standard error. Under valgrind (the parent is, `tests/valgrind.sh`) the
 /// child runs under it too.
 fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
-    let out = uv_tests::scenario_command(SCENARIO, scenario)
-        .output()
-        .unwrap();
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    uv_tests::scenario_output(SCENARIO, scenario)
 }
 
 /// As [`in_child`], with the child's standard input a pipe that stays open (and
@@ -474,23 +468,13 @@ fn reading_pipe(lp: &Loop, got: &Rc<Cell<usize>>) -> (Pipe, std::os::unix::net::
 }
 
 /// Runs `child` in a forked child process (this process runs only the scenario's
-/// thread and the test harness's waiting one) and returns its exit status: 0 when
+/// thread and the test harness's waiting one) and returns its wait status: 0 when
 /// `child` returned true.
 #[allow(unsafe_code)]
 fn in_a_fork(child: impl FnOnce() -> bool) -> i32 {
     // SAFETY: the scenario runs alone in its process (`--test-threads=1`); the
-    // child only uses the loops and leaves with _exit, without printing.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    // SAFETY: `pid` is our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    status
+    // child only uses the loops and leaves without printing.
+    unsafe { uv_tests::in_fork(child) }
 }
 
 /// Two loops each read a socket; a forked child re-creates loop A

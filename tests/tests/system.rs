@@ -526,17 +526,8 @@ fn print_handles() {
 fn in_a_child(child: impl FnOnce() -> bool) {
     // SAFETY: the tests that call this hold `lock()`, so no other test thread of this
     // file runs meanwhile; the child only uses the loop (nothing is printed: no lock
-    // another thread might hold) and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    // SAFETY: `pid` is our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    // another thread might hold).
+    let status = unsafe { uv_tests::in_fork(child) };
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the child ended with status {status:#x}"
