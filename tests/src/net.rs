@@ -168,3 +168,25 @@ pub fn unix_socket_bound_raw(name: &[u8]) -> std::os::fd::OwnedFd {
         owned
     }
 }
+
+/// A pipe handle of `lp` on one end of a Unix socket pair, reading and adding the
+/// bytes it gets to `got` (closing on an error), with its watcher known to epoll
+/// (one loop iteration ran); and the other end.
+#[cfg(unix)]
+pub fn reading_pipe(
+    lp: &Loop,
+    got: &Rc<Cell<usize>>,
+) -> (uv::Pipe, std::os::unix::net::UnixStream) {
+    use uv::Stream as _;
+    let (mine, other) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = uv::Pipe::new(lp, false).unwrap();
+    p.open(mine).unwrap();
+    let g = got.clone();
+    p.read_start(move |p, d| match d {
+        Ok(d) => g.set(g.get() + d.len()),
+        Err(_) => p.close(),
+    })
+    .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    (p, other)
+}

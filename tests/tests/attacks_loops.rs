@@ -451,22 +451,6 @@ fn a_stream_of_another_loop_given_to_a_child_is_marked_shared() {
 
 // ---- fork: a second loop alive ----
 
-/// A pipe handle of `lp` reading one end of a socket pair (its watcher known to
-/// epoll: one iteration ran), counting the bytes in `got`; and the other end.
-fn reading_pipe(lp: &Loop, got: &Rc<Cell<usize>>) -> (Pipe, std::os::unix::net::UnixStream) {
-    let (mine, other) = std::os::unix::net::UnixStream::pair().unwrap();
-    let p = Pipe::new(lp, false).unwrap();
-    p.open(mine).unwrap();
-    let g = got.clone();
-    p.read_start(move |p, d| match d {
-        Ok(d) => g.set(g.get() + d.len()),
-        Err(_) => p.close(),
-    })
-    .unwrap();
-    lp.run(RunMode::NoWait).unwrap();
-    (p, other)
-}
-
 /// Runs `child` in a forked child process (this process runs only the scenario's
 /// thread and the test harness's waiting one) and returns its wait status: 0 when
 /// `child` returned true.
@@ -489,8 +473,8 @@ fn a_child_drops_a_loop_it_did_not_re_create() {
     let a = Loop::new().unwrap();
     let b = Loop::new().unwrap();
     let (got_a, got_b) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-    let (_pa, mut other_a) = reading_pipe(&a, &got_a);
-    let (pb, mut other_b) = reading_pipe(&b, &got_b);
+    let (_pa, mut other_a) = uv_tests::net::reading_pipe(&a, &got_a);
+    let (pb, mut other_b) = uv_tests::net::reading_pipe(&b, &got_b);
     let mut slot = Some((a, b));
     let status = in_a_fork(|| {
         let (a, b) = slot.take().unwrap();

@@ -572,26 +572,6 @@ fn after_fork_in_a_child() {
     assert_eq!(fired.get(), 1, "the parent's timer ran in the parent too");
 }
 
-/// A pipe handle on one end of a socket pair that reads, with its watcher known to
-/// epoll (one loop iteration ran), and the other end.
-fn reading_pipe(
-    lp: &uv::Loop,
-    got: &Rc<Cell<usize>>,
-) -> (uv::Pipe, std::os::unix::net::UnixStream) {
-    use uv::Stream;
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let p = uv::Pipe::new(lp, false).unwrap();
-    p.open(a).unwrap();
-    let g = got.clone();
-    p.read_start(move |p, d| match d {
-        Ok(d) => g.set(g.get() + d.len()),
-        Err(_) => p.close(),
-    })
-    .unwrap();
-    lp.run(RunMode::NoWait).unwrap();
-    (p, b)
-}
-
 #[test]
 fn after_fork_in_a_child_with_a_write_waiting() {
     // The pipe reads, and a write too large for the socket buffer waits: its
@@ -603,7 +583,7 @@ fn after_fork_in_a_child_with_a_write_waiting() {
     let _l = lock();
     let lp = uv::Loop::new().unwrap();
     let got = Rc::new(Cell::new(0));
-    let (p, mut other) = reading_pipe(&lp, &got);
+    let (p, mut other) = uv_tests::net::reading_pipe(&lp, &got);
     let size = 16 << 20;
     let written = Rc::new(Cell::new(false));
     let w = written.clone();
@@ -691,7 +671,7 @@ fn after_fork_in_a_child_whose_watched_file_is_gone() {
     ev.start(&file, uv::FsEventFlags::empty(), |_, _, _, _| {})
         .unwrap();
     let got = Rc::new(Cell::new(0));
-    let (p, mut other) = reading_pipe(&lp, &got);
+    let (p, mut other) = uv_tests::net::reading_pipe(&lp, &got);
     std::fs::remove_file(&file).unwrap();
     in_a_child(|| {
         let err = lp.after_fork().unwrap_err();
