@@ -190,3 +190,13 @@ pub fn reading_pipe(
     lp.run(RunMode::NoWait).unwrap();
     (p, other)
 }
+
+/// Whether this process's descriptor `fd` is in non-blocking mode (it must be
+/// open: a failed `F_GETFL` fails the test).
+#[cfg(unix)]
+pub fn nonblocking(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "F_GETFL on {fd}");
+    flags & libc::O_NONBLOCK != 0
+}

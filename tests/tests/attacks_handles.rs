@@ -66,12 +66,6 @@ fn inheriting_a_closed_descriptor_is_ebadf_whatever_its_number() {
     assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EBADF);
 }
 
-/// Whether `fd` is in non-blocking mode.
-fn nonblocking(fd: i32) -> bool {
-    // SAFETY: F_GETFL only reads the descriptor's flags.
-    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
-}
-
 /// `Stdio::Inherit` of a descriptor in non-blocking mode (from 3 on) is `EINVAL`:
 /// such a descriptor belongs to an event loop, this one's handles included
 /// (`Handle::fileno` names their numbers), and libuv puts a child's descriptors in
@@ -90,12 +84,12 @@ fn inheriting_a_non_blocking_descriptor_is_einval() {
     pipe.open(a).unwrap();
     uv::Stream::read_start(&pipe, |_, _| {}).unwrap();
     let n = uv::Handle::fileno(&pipe).unwrap();
-    assert!(nonblocking(n));
+    assert!(uv_tests::net::nonblocking(n));
     let opts = ProcessOptions::new("true").stdio(usize::try_from(n).unwrap(), Stdio::Inherit);
     let r = Process::spawn(&lp, &opts, |p, _, _| p.close());
     lp.run(RunMode::NoWait).unwrap();
     assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EINVAL);
-    assert!(nonblocking(n));
+    assert!(uv_tests::net::nonblocking(n));
     // A blocking descriptor of the program's own is inherited.
     let (c, _d) = std::os::unix::net::UnixStream::pair().unwrap();
     let opts =
@@ -131,17 +125,17 @@ fn giving_a_non_blocking_descriptor_to_a_child_is_einval() {
         StatusCode::EINVAL
     );
     let n = uv::Handle::fileno(&pipe).unwrap();
-    assert!(nonblocking(n));
+    assert!(uv_tests::net::nonblocking(n));
     for slot in [1, 3] {
         let opts = ProcessOptions::new("true").stdio(slot, Stdio::borrowed_fd(&copy));
         let r = Process::spawn(&lp, &opts, |p, _, _| p.close());
         assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EINVAL);
-        assert!(nonblocking(n));
+        assert!(uv_tests::net::nonblocking(n));
     }
     let opts = ProcessOptions::new("true").stdio(3, Stdio::fd(copy));
     let r = Process::spawn(&lp, &opts, |p, _, _| p.close());
     assert_eq!(r.map(|_| ()).unwrap_err().code(), StatusCode::EINVAL);
-    assert!(nonblocking(n));
+    assert!(uv_tests::net::nonblocking(n));
     drop(opts);
     pipe.close();
     lp.run(RunMode::Default).unwrap();
@@ -343,18 +337,18 @@ fn a_listening_stream_is_not_given_to_a_child() {
     })
     .unwrap();
     let n = uv::Handle::fileno(&t).unwrap();
-    assert!(nonblocking(n));
+    assert!(uv_tests::net::nonblocking(n));
     let opts = ProcessOptions::new("true").stdio(3, Stdio::stream(&t));
     let e = Process::spawn(&lp, &opts, |p, _, _| p.close()).unwrap_err();
     assert_eq!(e.code(), StatusCode::EINVAL);
     assert_eq!(e.operation(), "uv_spawn");
     assert!(
-        nonblocking(n),
+        uv_tests::net::nonblocking(n),
         "the listener is in blocking mode after the spawn"
     );
     // Nor can the listener be made blocking by hand.
     assert_eq!(t.set_blocking(true).unwrap_err().code(), StatusCode::EINVAL);
-    assert!(nonblocking(n));
+    assert!(uv_tests::net::nonblocking(n));
     // It still accepts.
     let to = t.local_addr().unwrap();
     let peer = std::thread::spawn(move || std::net::TcpStream::connect(to).map(drop));

@@ -148,13 +148,6 @@ fn a_signal_watch_survives_another_threads_loop_stopping_the_same_ignored_signal
 
 // ---- two loops on two threads, one standard descriptor ----
 
-/// Whether this process's descriptor `fd` is in non-blocking mode.
-#[allow(unsafe_code)]
-fn nonblocking(fd: i32) -> bool {
-    // SAFETY: F_GETFL only reads the descriptor's flags.
-    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
-}
-
 /// Waits (yielding) until `count` has gone `by` past what it was at the call.
 fn wait_past(count: &AtomicUsize, by: usize) {
     let start = count.load(Ordering::SeqCst);
@@ -210,7 +203,7 @@ fn stdin_read_beside_another_threads_spawns() {
                 reading += 1;
                 // Every spawn in flight at the open is over, and one more ran.
                 wait_past(&attempts, 2);
-                if !nonblocking(0) {
+                if !uv_tests::net::nonblocking(0) {
                     blocking_while_reading += 1;
                 }
             }
@@ -633,7 +626,8 @@ fn a_socket_received_by_another_thread_while_given_to_a_child_is_never_read_bloc
                     reading += 1;
                     // A child has the socket (and may make it blocking at any
                     // time), or has made it blocking already.
-                    if gn.load(Ordering::SeqCst) || !nonblocking(c.fileno().unwrap()) {
+                    if gn.load(Ordering::SeqCst) || !uv_tests::net::nonblocking(c.fileno().unwrap())
+                    {
                         shared_while_reading += 1;
                     }
                 }

@@ -187,12 +187,6 @@ fn spawn_inheriting(lp: &uv::LoopHandle, slot: usize) -> String {
     }
 }
 
-/// Whether descriptor `fd` of this process is in non-blocking mode.
-fn nonblocking(fd: i32) -> bool {
-    // SAFETY: F_GETFL only reads the descriptor's flags.
-    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
-}
-
 /// A copy of this process's descriptor `fd` (its open file shared).
 fn copy_of_std(fd: i32) -> OwnedFd {
     match fd {
@@ -232,7 +226,10 @@ fn read_stdin_then_spawn() {
     })
     .unwrap();
     report(format!("spawn {}", spawn_inheriting(&lp, 0)));
-    report(format!("stdin non-blocking {}", nonblocking(0)));
+    report(format!(
+        "stdin non-blocking {}",
+        uv_tests::net::nonblocking(0)
+    ));
     report("ready");
     lp.run(RunMode::Default).unwrap();
     report("done");
@@ -286,7 +283,10 @@ fn write_stdout_then_spawn() {
     // The child has exited and its SIGCHLD was handled before the write (a signal
     // would cut a blocking write short).
     lp.run(RunMode::Default).unwrap();
-    report(format!("stdout non-blocking {}", nonblocking(1)));
+    report(format!(
+        "stdout non-blocking {}",
+        uv_tests::net::nonblocking(1)
+    ));
     pipe.write(vec![0xAB; LEN], |p, r| {
         r.unwrap();
         report("written");
@@ -364,7 +364,10 @@ fn stream_on_stdin() {
     b.close();
     report(format!("both closed: spawn 0 {}", spawn_inheriting(&lp, 0)));
     lp.run(RunMode::Default).unwrap();
-    report(format!("stdin non-blocking {}", nonblocking(0)));
+    report(format!(
+        "stdin non-blocking {}",
+        uv_tests::net::nonblocking(0)
+    ));
 }
 
 #[test]

@@ -10,13 +10,6 @@ use std::rc::Rc;
 
 use uv::{Loop, Pipe, RunMode, SocketType, StatusCode, StdioFlags, Stream};
 
-fn nonblocking(fd: &OwnedFd) -> bool {
-    // SAFETY: F_GETFL on an open descriptor.
-    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    assert!(fl >= 0);
-    fl & libc::O_NONBLOCK != 0
-}
-
 fn cloexec(fd: &OwnedFd) -> bool {
     // SAFETY: F_GETFD on an open descriptor.
     let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
@@ -26,7 +19,9 @@ fn cloexec(fd: &OwnedFd) -> bool {
 #[test]
 fn pipe_ends_carry_their_flags_and_bytes() {
     let (r, w) = uv::pipe(StdioFlags::NONBLOCK_PIPE, StdioFlags::empty()).unwrap();
-    assert!(nonblocking(&r) && !nonblocking(&w));
+    assert!(
+        uv_tests::net::nonblocking(r.as_raw_fd()) && !uv_tests::net::nonblocking(w.as_raw_fd())
+    );
     assert!(cloexec(&r) && cloexec(&w));
     let (mut r, mut w) = (std::fs::File::from(r), std::fs::File::from(w));
     // Nothing written yet: the non-blocking read end says so at once.
@@ -70,7 +65,9 @@ fn socketpairs_of_both_types_connect_their_ends() {
         StdioFlags::NONBLOCK_PIPE,
     )
     .unwrap();
-    assert!(!nonblocking(&a) && nonblocking(&b));
+    assert!(
+        !uv_tests::net::nonblocking(a.as_raw_fd()) && uv_tests::net::nonblocking(b.as_raw_fd())
+    );
     let (mut a, mut b) = (
         std::os::unix::net::UnixStream::from(a),
         std::os::unix::net::UnixStream::from(b),

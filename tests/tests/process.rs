@@ -739,14 +739,6 @@ fn wait_until_exited(pid: i32) {
     }
 }
 
-/// Whether `fd` is in non-blocking mode.
-fn nonblocking(fd: i32) -> bool {
-    // SAFETY: F_GETFL only reads the descriptor's status flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    assert!(flags >= 0, "F_GETFL on {fd}");
-    flags & libc::O_NONBLOCK != 0
-}
-
 /// libuv gives an inherited stream to the child in blocking mode, and the mode
 /// belongs to the descriptor the parent's stream shares: after the spawn the
 /// parent's stream is blocking. A reading stream must stay non-blocking (libuv
@@ -768,7 +760,10 @@ fn an_inherited_stream_is_blocking_after_the_spawn_and_a_reading_one_is_refused(
     let opts = sh("exit 0").stdout(Stdio::stream(&stream));
     let err = Process::spawn(&lp, &opts, |_, _, _| panic!("no child")).unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
-    assert!(nonblocking(fd), "the reading stream is still non-blocking");
+    assert!(
+        uv_tests::net::nonblocking(fd),
+        "the reading stream is still non-blocking"
+    );
     drop(opts);
     // Not reading: accepted, and blocking afterwards.
     stream.read_stop().unwrap();
@@ -776,11 +771,14 @@ fn an_inherited_stream_is_blocking_after_the_spawn_and_a_reading_one_is_refused(
     let (exit, _, cb) = recorder();
     Process::spawn(&lp, &opts, cb).unwrap();
     drop(opts);
-    assert!(!nonblocking(fd), "libuv's blocking mode for the child");
+    assert!(
+        !uv_tests::net::nonblocking(fd),
+        "libuv's blocking mode for the child"
+    );
     let err = stream.read_start(|_, _| {}).unwrap_err();
     assert_eq!(err.code(), StatusCode::EINVAL);
     stream.set_blocking(false).unwrap();
-    assert!(nonblocking(fd));
+    assert!(uv_tests::net::nonblocking(fd));
     // Still refused: the child shares the file and may make it blocking again
     // (see `a_stream_given_to_a_child_starts_no_read`).
     let err = stream.read_start(|_, _| {}).unwrap_err();

@@ -1468,14 +1468,6 @@ fn write_checks_refuse_listening_and_closed_streams() {
     lp.close().unwrap();
 }
 
-/// Whether `fd` is in non-blocking mode.
-fn nonblocking(fd: i32) -> bool {
-    // SAFETY: F_GETFL only reads the descriptor's status flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    assert!(flags >= 0, "F_GETFL on {fd}");
-    flags & libc::O_NONBLOCK != 0
-}
-
 /// How a test makes a connected socket blocking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MakeBlocking {
@@ -1530,11 +1522,11 @@ fn a_connected_or_accepted_socket_made_blocking_is_refused_for_reading() {
                     }
                 }
                 let fd = s.as_raw_fd();
-                assert!(!nonblocking(fd), "{way:?}: blocking now");
+                assert!(!uv_tests::net::nonblocking(fd), "{way:?}: blocking now");
                 let err = s.read_start(|_, _| {}).unwrap_err();
                 assert_eq!(err.code(), StatusCode::EINVAL, "{way:?}: {err:?}");
                 s.set_blocking(false).unwrap();
-                assert!(nonblocking(fd));
+                assert!(uv_tests::net::nonblocking(fd));
                 if way == MakeBlocking::Spawn {
                     // The child shares the socket and may make it blocking again.
                     let err = s.read_start(|_, _| {}).unwrap_err();
@@ -1560,7 +1552,10 @@ fn connected_and_accepted_sockets_are_non_blocking_and_read() {
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     connected_pair(&lp, move |client, server| {
-        assert!(nonblocking(client.as_raw_fd()) && nonblocking(server.as_raw_fd()));
+        assert!(
+            uv_tests::net::nonblocking(client.as_raw_fd())
+                && uv_tests::net::nonblocking(server.as_raw_fd())
+        );
         server
             .read_start(move |s, data| match data {
                 Ok(b) => g.borrow_mut().extend_from_slice(b),
