@@ -1108,6 +1108,26 @@ impl Conv {
         }
     }
 
+    /// The type of the binding [`Conv::to_c`] makes, as a closure that is handed the
+    /// binding names it (`_`, inferred from the C call, where [`Conv::c_arg`] passes
+    /// the binding as it is; the type where `c_arg` calls its methods, which rustc
+    /// can only look up on a known type).
+    pub fn kept_ty(&self, rt: &TokenStream) -> TokenStream {
+        let c_string = quote!(::std::ffi::CString);
+        match self {
+            Conv::SocketAddr => quote!(#rt::runtime::SockAddr),
+            Conv::CStrPath | Conv::SocketPath => quote!(#rt::runtime::loop_request::ReqPath),
+            Conv::CStr | Conv::IpAddr => c_string,
+            Conv::CStrOpt | Conv::IpAddrOpt => quote!(::core::option::Option<#c_string>),
+            Conv::CStrPathLen | Conv::SocketName => quote!(::std::vec::Vec<u8>),
+            Conv::File => quote!(#rt::runtime::loop_request::FileKeep),
+            Conv::ReadBuf => quote!(#rt::runtime::loop_request::ReadBuf),
+            Conv::WriteData => quote!(#rt::runtime::loop_request::WriteBufs),
+            Conv::Dir => quote!(#rt::runtime::loop_request::DirUse),
+            _ => quote!(_),
+        }
+    }
+
     /// The expression that turns the C value `e` into the Rust value.
     pub fn from_c(&self, e: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
         match self {
@@ -1213,6 +1233,22 @@ mod tests {
             let c = d.make(Some("T".into()), FdKind::Any);
             assert_eq!(c.name(), d.name);
             assert!(std::ptr::eq(c.def(), d));
+        }
+    }
+
+    /// A closure handed the binding `to_c` made can only call methods on it when
+    /// its type is named: every conversion whose C argument is more than the
+    /// binding itself names it.
+    #[test]
+    fn a_binding_whose_methods_the_c_argument_calls_has_a_named_type() {
+        let rt = quote!(::uv);
+        let name = quote!(v);
+        for d in TABLE {
+            let c = d.make(Some("T".into()), FdKind::Any);
+            let arg = c.c_arg(&name).to_string();
+            let plain = arg == "v" || arg == "0";
+            let named = c.kept_ty(&rt).to_string() != "_";
+            assert!(plain || named, "{}: `{arg}` needs a kept_ty", d.name);
         }
     }
 

@@ -146,10 +146,11 @@ pub mod runtime {
         #[cfg(unix)]
         pub use crate::file::{
             file_offset, file_size, file_time, path_context, DirUse, FileKeep, ReadBuf, ReqPath,
-            WriteBufs,
+            ReqPathRef, WriteBufs,
         };
         pub use crate::loop_request::{
-            fs_results, no_context, run_sync, submit, Context, Done, LoopRequestKind, Reader,
+            data_init, fs_results, no_context, run_sync, submit, Context, Done, LoopRequestKind,
+            Reader,
         };
     }
     pub use crate::stream::{making_socket, StreamKind, StreamSlots};

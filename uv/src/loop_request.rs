@@ -566,6 +566,19 @@ fn with_context<D>(e: Error, data: &D, context: Context<D>, op: &'static str) ->
     e
 }
 
+/// The closure that builds a request's data in place ([`submit`]'s `data`), as it
+/// is: this only gives it its signature, the lifetime of its result tied to that
+/// of its argument, which a closure bound to a `let` cannot state. Generated code
+/// makes a closure with an `unsafe` block of its own this way before the `unsafe`
+/// block of the `submit` call, which then holds that call only.
+#[inline(always)]
+pub fn data_init<D, I>(init: I) -> I
+where
+    I: for<'a> FnOnce(&'a mut MaybeUninit<D>) -> Result<&'a mut D>,
+{
+    init
+}
+
 /// Runs a request synchronously (no C callback): `start` gets the loop, a request
 /// on the stack and the data; the result is read (from the request and the data),
 /// and the request cleaned up, before returning; the data is dropped last.

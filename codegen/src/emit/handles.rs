@@ -693,11 +693,15 @@ impl HandleEmitter<'_> {
         let sf_submit = safety(
             ctx,
             &format!(
-                "`{}` starts a `{}` (the type of its first parameter: the call type-checks) once, on this handle's struct, with `done` as its callback, and its result is returned",
+                "`__start` calls `{0}` once, on this handle's struct, with `done` as its callback, and returns its result; `{0}` starts a `{1}` (the type of its first parameter: the call type-checks)",
                 c.value,
                 req_ty
             ),
         );
+        // The start closure, with `unsafe` blocks of its own, is bound before the
+        // `unsafe` block of `submit`, which then holds that call only (`done`'s type
+        // is inferred from the C call; `_data`'s is named, a reference for any
+        // lifetime).
         quote! {
             #mdoc
             #[inline]
@@ -706,11 +710,12 @@ impl HandleEmitter<'_> {
                 let raw = self.inner.raw(#op)?;
                 #requires
                 #( #prep )*
+                let __start = |req: *mut #rt::sys::#req_ty, _data: &mut (), done| {
+                    #call
+                };
                 #sf_submit
                 unsafe {
-                    #rt::runtime::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, |req, _data, done| {
-                        #call
-                    })
+                    #rt::runtime::submit::<#rt::sys::#req_ty, #name, _, ()>(self, &#op, (), #cb, __start)
                 }
             }
         }
@@ -1169,7 +1174,6 @@ impl HandleEmitter<'_> {
             #cfg
             #[allow(
                 unsafe_code,
-                unused_unsafe,
                 clippy::unnecessary_cast,
                 clippy::needless_question_mark,
                 clippy::redundant_closure_call,

@@ -26,6 +26,11 @@ struct Args {
     /// The C arguments made from references to the kept values (in the start
     /// closure).
     c_args_ref: Vec<TokenStream>,
+    /// Each kept value's type, as far as the closures that get it need it named
+    /// (`_` where rustc infers it), in a request's data and in the synchronous
+    /// form's (a path borrowed from the caller's stack there).
+    kept_tys: Vec<TokenStream>,
+    sync_kept_tys: Vec<TokenStream>,
 }
 
 fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args {
@@ -37,6 +42,8 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
         names: Vec::new(),
         convs: Vec::new(),
         c_args_ref: Vec::new(),
+        kept_tys: Vec::new(),
+        sync_kept_tys: Vec::new(),
     };
     for arg in &m.args {
         let name = ident(&arg.name);
@@ -96,6 +103,13 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
         } else {
             c_arg
         });
+        let kept = arg.conv.value.kept_ty(rt);
+        a.sync_kept_tys.push(if arg.conv.value == Conv::CStrPath {
+            quote!(#rt::runtime::loop_request::ReqPathRef<'_>)
+        } else {
+            kept.clone()
+        });
+        a.kept_tys.push(kept);
         a.names.push(name);
         a.convs.push(arg.conv.value.clone());
     }
@@ -105,25 +119,25 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
 /// The closure that builds a request's kept values in place (`submit`'s `data`):
 /// the paths' C strings first, each written where it stays (a failure drops the
 /// ones already written and gives the error), then the other values moved in.
-/// Without paths the tuple is written whole.
-/// Also gives the data's type as far as it is named (`_` when it is inferred).
-fn data_init(a: &Args, ctx: &Ctx, op_lit: &str) -> (TokenStream, TokenStream) {
+/// Without paths the tuple is written whole, by a closure given to `submit` as it
+/// is; with paths, the closure writes through a raw pointer in an `unsafe` block of
+/// its own, so it is made before `submit`'s (through `loop_request::data_init`,
+/// which gives it the signature a closure bound to a `let` cannot state): the
+/// binding, and the expression `submit` gets.
+fn data_init(
+    a: &Args,
+    ctx: &Ctx,
+    op_lit: &str,
+    data_ty: &TokenStream,
+) -> (TokenStream, TokenStream) {
     let rt = &ctx.rt;
     let names = &a.names;
     if !a.convs.contains(&Conv::CStrPath) {
         return (
-            quote!(_),
+            TokenStream::new(),
             quote!(move |slot| ::core::result::Result::Ok(slot.write((#(#names,)*)))),
         );
     }
-    let tys = a.convs.iter().map(|c| {
-        if *c == Conv::CStrPath {
-            quote!(#rt::runtime::loop_request::ReqPath)
-        } else {
-            quote!(_)
-        }
-    });
-    let data_ty = quote!((#(#tys,)*));
     let mut paths = Vec::new();
     let mut values = Vec::new();
     let mut written: Vec<syn::Index> = Vec::new();
@@ -150,8 +164,8 @@ fn data_init(a: &Args, ctx: &Ctx, op_lit: &str) -> (TokenStream, TokenStream) {
         ctx,
         "`d` is the slot's tuple: each field is written once (the paths first; on an error the ones written are dropped and the slot is left as it was), so the slot is initialised when it is returned",
     );
-    let init = quote! {
-        move |slot: &mut ::core::mem::MaybeUninit<#data_ty>| {
+    let binding = quote! {
+        let __data = #rt::runtime::loop_request::data_init::<#data_ty, _>(move |slot| {
             let d = slot.as_mut_ptr();
             #sf
             unsafe {
@@ -159,9 +173,9 @@ fn data_init(a: &Args, ctx: &Ctx, op_lit: &str) -> (TokenStream, TokenStream) {
                 #( #values )*
                 ::core::result::Result::Ok(slot.assume_init_mut())
             }
-        }
+        });
     };
-    (data_ty, init)
+    (binding, quote!(__data))
 }
 
 /// A pattern over the kept values that binds the one at `keep` (others `_`).
@@ -191,7 +205,17 @@ fn function(
     let a = args(m, &op, ctx, errs);
     let (params, prep, names) = (&a.params, &a.prep, &a.names);
     let sync_prep = &a.sync_prep;
-    let (data_ty, data_init) = data_init(&a, ctx, &op);
+    // The closures with `unsafe` blocks of their own are bound before the `unsafe`
+    // block of the runtime call they are given to, which then holds that call only;
+    // their parameters' types are named where rustc cannot infer them before that
+    // call (a reference, for a closure generic over its lifetime; a kept value
+    // whose methods the C arguments call).
+    let raw = ident(&r.c_type);
+    let kept_tys = &a.kept_tys;
+    let data_ty = quote!((#(#kept_tys,)*));
+    let sync_kept_tys = &a.sync_kept_tys;
+    let sync_data_ty = quote!((#(#sync_kept_tys,)*));
+    let (data_binding, data_init) = data_init(&a, ctx, &op, &data_ty);
     let c_args_ref = &a.c_args_ref;
     let ty = result.rust_ty(rt);
     let reader = result.reader_path(rt);
@@ -200,24 +224,29 @@ fn function(
         ctx,
         "the core calls the reader once, with the completed request of this function",
     );
-    let read = match result
+    let read = |data_ty: &TokenStream| match result
         .from_arg
         .and_then(|want| a.convs.iter().position(|c| c.name() == want))
     {
         Some(i) => {
             let pat = pick(names, i);
             let arg = &names[i];
-            quote!(|req, data, op| {
-                let #pat = data;
-                #sf_read
-                unsafe { #reader(req, #arg, op) }
-            })
+            quote! {
+                let __read = |req: *mut #rt::sys::#raw, data: &mut #data_ty, op: &'static str| {
+                    let #pat = data;
+                    #sf_read
+                    unsafe { #reader(req, #arg, op) }
+                };
+            }
         }
-        None => quote!(|req, _, op| {
-            #sf_read
-            unsafe { #reader(req, op) }
-        }),
+        None => quote! {
+            let __read = |req: *mut #rt::sys::#raw, _: &mut #data_ty, op: &'static str| {
+                #sf_read
+                unsafe { #reader(req, op) }
+            };
+        },
     };
+    let (read_async, read_sync) = (read(&data_ty), read(&sync_data_ty));
     // An error names the function's (first) path.
     let context = match a.convs.iter().position(|c| *c == Conv::CStrPath) {
         Some(i) => {
@@ -253,13 +282,13 @@ fn function(
     let sf_submit = safety(
         ctx,
         &format!(
-            "the closure starts the request once with `{op}` (a function of this request type: the call type-checks), with `done` as its callback, and returns its result; the reader is the one the spec's result names for `{op}` (checked by the spec loader)"
+            "`__start` starts the request once with `{op}` (a function of this request type: the call type-checks), with `done` as its callback, and returns its result; `__read` calls the reader the spec's result names for `{op}` (checked by the spec loader)"
         ),
     );
     let sf_run_sync = safety(
         ctx,
         &format!(
-            "the closure starts the request once with `{op}` (a function of this request type: the call type-checks), with no callback, and returns its result; the reader is the one the spec's result names for `{op}` (checked by the spec loader)"
+            "`__start` starts the request once with `{op}` (a function of this request type: the call type-checks), with no callback, and returns its result; `__read` calls the reader the spec's result names for `{op}` (checked by the spec loader)"
         ),
     );
     Some(quote! {
@@ -270,20 +299,28 @@ fn function(
             callback: impl ::core::ops::FnOnce(#rt::Result<#ty>) + 'static,
         ) -> #rt::Result<#rt::Request> {
             #( #prep )*
+            #read_async
+            #data_binding
+            let __start = |
+                l: *mut #rt::sys::uv_loop_t,
+                req: *mut #rt::sys::#raw,
+                data: &#data_ty,
+                done: #rt::runtime::loop_request::Done<#rt::sys::#raw>,
+            | {
+                let (#(#names,)*) = data;
+                #sf_async
+                unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* done) }
+            };
             #sf_submit
             unsafe {
                 #rt::runtime::loop_request::submit::<#this, #ty, #data_ty, _, _>(
                     loop_,
                     #op,
-                    #read,
+                    __read,
                     #context,
                     #data_init,
                     callback,
-                    |l, req, data, done| {
-                        let (#(#names,)*) = data;
-                        #sf_async
-                        unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* done) }
-                    },
+                    __start,
                 )
             }
         }
@@ -302,19 +339,25 @@ fn function(
         #[inline]
         pub fn #fsync(loop_: &#rt::LoopHandle, #(#params),*) -> #rt::Result<#ty> {
             #( #sync_prep )*
+            #read_sync
+            let __start = |
+                l: *mut #rt::sys::uv_loop_t,
+                req: *mut #rt::sys::#raw,
+                data: &#sync_data_ty,
+            | {
+                let (#(#names,)*) = data;
+                #sf_sync
+                unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* ::core::option::Option::None) }
+            };
             #sf_run_sync
             unsafe {
                 #rt::runtime::loop_request::run_sync::<#this, #ty, _, _>(
                     loop_,
                     #op,
-                    #read,
+                    __read,
                     #context,
                     (#(#names,)*),
-                    |l, req, data| {
-                        let (#(#names,)*) = data;
-                        #sf_sync
-                        unsafe { #rt::sys::#cfn(l, req, #(#c_args_ref,)* ::core::option::Option::None) }
-                    },
+                    __start,
                 )
             }
         }
@@ -386,11 +429,9 @@ pub fn request(model: &RequestModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagn
             }
         }
 
-        // (`unused_unsafe`: the closures given to the runtime's unsafe functions keep
-        // their own unsafe blocks, each with its SAFETY comment.)
         // (`useless_conversion`: an enum or flag value reaches its C parameter
         // through `TryFrom`, the identity where the types are the same.)
-        #[allow(unsafe_code, unused_unsafe, clippy::useless_conversion)]
+        #[allow(unsafe_code, clippy::useless_conversion)]
         impl #name {
             #( #fns )*
         }
