@@ -738,13 +738,12 @@ impl ResultDef {
 }
 
 /// The integer `v` (an enum's value or a flag set's bits, already checked) as the
-/// integer type of the C parameter it is passed to: `TryFrom`, which integers
-/// implement and pointers, floats and `bool` do not, so that the parameter's type
-/// is checked by rustc where no header is read (`uv::handle!`); a value the type
-/// cannot hold is `EINVAL`.
+/// integer type of the C parameter it is passed to (`uv::runtime::int_arg`:
+/// `TryFrom`, which integers implement and pointers do not, so that the
+/// parameter's type is checked by rustc where no header is read, `uv::handle!`); a
+/// value the type cannot hold is `EINVAL`.
 fn c_int_arg(v: &TokenStream, op: &str, rt: &TokenStream) -> TokenStream {
-    quote!(::core::convert::TryFrom::try_from(#v)
-        .map_err(|_| #rt::Error::new(#rt::StatusCode::EINVAL, #op))?)
+    quote!(#rt::runtime::int_arg(#v, #op)?)
 }
 
 /// The row named `name`.
@@ -1000,6 +999,9 @@ impl Conv {
 
     /// The expression that turns the Rust value `e` into what the C call takes
     /// (for values: the binding the C argument is made from, see [`Conv::c_arg`]).
+    /// For the path conversions (`c_str_path`, `socket_path`, `c_str_path_len`,
+    /// `socket_name`), `e` is the `&Path`: the emitters take the argument's
+    /// `as_ref` themselves, before anything is checked.
     /// `allow` and `min_1s_if` are the argument's keys; `min_1s_if` comes with the
     /// argument's `max` (`u32::MAX` when it has none).
     pub fn to_c(
@@ -1036,12 +1038,12 @@ impl Conv {
             }
             Conv::Fd | Conv::Socket => quote!(#rt::runtime::fd(#e, #op)?),
             Conv::SocketAddr => quote!(#rt::runtime::SockAddr::new(&#e)),
-            Conv::CStrPath => quote!(#rt::runtime::c_path(#e.as_ref(), #op)?),
-            Conv::SocketPath => quote!(#rt::runtime::c_socket_path(#e.as_ref(), #op)?),
+            Conv::CStrPath => quote!(#rt::runtime::c_path(#e, #op)?),
+            Conv::SocketPath => quote!(#rt::runtime::c_socket_path(#e, #op)?),
             Conv::CStr => quote!(#rt::runtime::c_str(#e, #op)?),
             Conv::CStrOpt => quote!(#e.map(|s| #rt::runtime::c_str(s, #op)).transpose()?),
-            Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e.as_ref())),
-            Conv::SocketName => quote!(#rt::runtime::socket_name(#e.as_ref(), #op)?),
+            Conv::CStrPathLen => quote!(#rt::runtime::path_bytes(#e)),
+            Conv::SocketName => quote!(#rt::runtime::socket_name(#e, #op)?),
             Conv::File => quote!(#rt::runtime::loop_request::FileKeep::new(#e)),
             Conv::FileOffset => quote!(#rt::runtime::loop_request::file_offset(#e, #op)?),
             Conv::FileSize => quote!(#rt::runtime::loop_request::file_size(#e, #op)?),

@@ -340,6 +340,18 @@ pub fn enum_arg(raw: i32, known: bool, op: &'static str) -> Result<i32> {
     }
 }
 
+/// An enum's value or a flag set's bits (checked by [`enum_arg`] or [`flags_arg`])
+/// as the type `T` of the C parameter it is passed to, through `TryFrom`: integer
+/// types implement it and pointer types do not, so a spec that names a C function
+/// taking a pointer there does not compile (a spec of another crate has no header
+/// check); a value `T` cannot hold is `EINVAL`. Generic, so that the conversion to
+/// the same type (a `c_uint` parameter of a flag set's `u32` bits) is no lint in
+/// the generated code.
+#[inline(always)]
+pub fn int_arg<T: TryFrom<V>, V>(v: V, op: &'static str) -> Result<T> {
+    T::try_from(v).map_err(|_| Error::new(StatusCode::EINVAL, op))
+}
+
 /// Two handles of one call must belong to the same loop (`EINVAL` otherwise).
 ///
 /// # Safety

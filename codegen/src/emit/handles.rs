@@ -212,7 +212,8 @@ fn with_fd(
             pub fn #fname(#self_param #(#params),*) -> ::core::result::Result<#ok_ty, #rt::Rejected<::std::os::fd::OwnedFd>> {
                 let #name = #rt::runtime::owned_fd(::core::convert::Into::into(#name), #kind, #op)?;
                 let __fd = ::std::os::fd::AsRawFd::as_raw_fd(&#name);
-                let __r = (move || -> #rt::Result<#ok_ty> { #body })();
+                let __body = move || -> #rt::Result<#ok_ty> { #body };
+                let __r = __body();
                 #rt::runtime::settle_owned_fd(__r, #name, |__v| {
                     let __h: &#rt::Handle = #handle_of;
                     ::core::clone::Clone::clone(__h)
@@ -232,7 +233,8 @@ fn with_fd(
                 if let ::core::result::Result::Err(e) = #rt::runtime::fd_kind(__fd, #kind, #op) {
                     return ::core::result::Result::Err(#rt::Rejected::new(e, #name));
                 }
-                let __r = (move || -> #rt::Result<#ok_ty> { #body })();
+                let __body = move || -> #rt::Result<#ok_ty> { #body };
+                let __r = __body();
                 #rt::runtime::settle_kept(__r, #name, __fd, #op, |__v| {
                     let __h: &#rt::Handle = #handle_of;
                     __h
@@ -253,7 +255,8 @@ fn with_fd(
     // `settle_raw_fd`); one libuv only watches is the program's to read and write.
     let raw_body = if owned {
         quote! {
-            let __r = (move || -> #rt::Result<#ok_ty> { #body })();
+            let __body = move || -> #rt::Result<#ok_ty> { #body };
+            let __r = __body();
             #rt::runtime::settle_raw_fd(__r, |__v| {
                 let __h: &#rt::Handle = #handle_of;
                 ::core::clone::Clone::clone(__h)
@@ -479,6 +482,9 @@ impl HandleEmitter<'_> {
             } else {
                 call
             };
+            // `unnecessary_cast`: the C arguments are cast to their Rust types
+            // (`from_c`), the identity for some (an enum's `c_int` parameter to `i32`,
+            // which clippy flags for a parameter).
             trampolines.push(quote! {
                 #cfg
                 #[allow(unsafe_code, clippy::unnecessary_cast)]
@@ -1086,6 +1092,8 @@ impl HandleEmitter<'_> {
                 inner: #rt::runtime::Typed<#name>,
             }
 
+            // The slots hold closures, which have no `Debug`; their types are the
+            // callbacks' signatures as the spec makes them (`type_complexity`).
             #cfg
             #[doc(hidden)]
             #[derive(Default)]
@@ -1172,18 +1180,13 @@ impl HandleEmitter<'_> {
             }
 
             #cfg
-            #[allow(
-                unsafe_code,
-                clippy::unnecessary_cast,
-                clippy::needless_question_mark,
-                clippy::redundant_closure_call,
-                clippy::type_complexity,
-                clippy::let_unit_value,
-                clippy::useless_conversion,
-                // A path's conversion takes `as_ref` of the `&Path` bound first
-                // (`Args::early`).
-                clippy::useless_asref
-            )]
+            // `unsafe_code`: for crates that deny it, the generated code's `unsafe`
+            // blocks are the runtime's (each with its SAFETY comment). (The C
+            // results cast to their Rust types here, `from_c`, have the types the
+            // conversion table accepts, bindgen's aliases `c_int` and `c_uint`, whose
+            // casts clippy's `unnecessary_cast` leaves alone; the trampolines'
+            // parameters are another matter.)
+            #[allow(unsafe_code)]
             impl #name {
                 #( #ctors )*
                 #( #methods )*

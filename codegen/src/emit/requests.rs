@@ -69,8 +69,17 @@ fn args(m: &MethodSpec, op: &str, ctx: &Ctx, errs: &mut Vec<Diagnostic>) -> Args
         let conv = if arg.conv.value == Conv::CStrPath {
             quote!(::core::convert::AsRef::<::std::path::Path>::as_ref(&#name))
         } else {
+            // The other path conversions take the `&Path`.
+            let e = if matches!(
+                arg.conv.value,
+                Conv::SocketPath | Conv::CStrPathLen | Conv::SocketName
+            ) {
+                quote!(::core::convert::AsRef::<::std::path::Path>::as_ref(&#name))
+            } else {
+                quote!(#name)
+            };
             arg.conv.value.to_c(
-                &quote!(#name),
+                &e,
                 op,
                 rt,
                 &allow,
@@ -429,9 +438,9 @@ pub fn request(model: &RequestModel<'_>, ctx: &Ctx) -> Result<TokenStream, Diagn
             }
         }
 
-        // (`useless_conversion`: an enum or flag value reaches its C parameter
-        // through `TryFrom`, the identity where the types are the same.)
-        #[allow(unsafe_code, clippy::useless_conversion)]
+        // (`unsafe_code`: for crates that deny it, the generated code's `unsafe`
+        // blocks are the runtime's, each with its SAFETY comment.)
+        #[allow(unsafe_code)]
         impl #name {
             #( #fns )*
         }
