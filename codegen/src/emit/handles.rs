@@ -706,7 +706,7 @@ impl HandleEmitter<'_> {
         );
         // The start closure, with `unsafe` blocks of its own, is bound before the
         // `unsafe` block of `submit`, which then holds that call only (`done`'s type
-        // is inferred from the C call; `_data`'s is named, a reference for any
+        // is inferred from the C call; the data's is named, a reference for any
         // lifetime).
         quote! {
             #mdoc
@@ -716,7 +716,7 @@ impl HandleEmitter<'_> {
                 let raw = self.inner.raw(#op)?;
                 #requires
                 #( #prep )*
-                let __start = |req: *mut #rt::sys::#req_ty, _data: &mut (), done| {
+                let __start = |req: *mut #rt::sys::#req_ty, _: &mut (), done| {
                     #call
                 };
                 #sf_submit

@@ -608,7 +608,13 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
                     .hint("choose another name"),
             );
         }
-        arg_names(&m.args, HANDLE_ARG_RESERVED, false, out);
+        let request: &[&str] = if m.request.is_some() {
+            HANDLE_REQUEST_ARG_RESERVED
+        } else {
+            &[]
+        };
+        let reserved: Vec<&str> = HANDLE_ARG_RESERVED.iter().chain(request).copied().collect();
+        arg_names(&m.args, &reserved, false, out);
         for a in &m.args {
             convs.check(&a.conv, &slots, Position::Arg, out);
         }
@@ -665,6 +671,11 @@ fn handle(spec: &Spec, h: &HandleSpec, convs: &ConvCheck<'_>, out: &mut Vec<Diag
 const HANDLE_ARG_RESERVED: &[&str] = &[
     "raw", "rc", "slots", "l", "h", "e", "out", "len", "loop_", "inner", "place",
 ];
+
+/// Also taken in a handle method that starts a request (`request`): the start
+/// closure's parameters, the request and its completion trampoline, which the C
+/// call takes with the arguments.
+const HANDLE_REQUEST_ARG_RESERVED: &[&str] = &["req", "done"];
 
 /// As [`HANDLE_ARG_RESERVED`], for a callback's arguments (the trampoline's
 /// struct, the dispatch closure's parameters).
