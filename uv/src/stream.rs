@@ -375,7 +375,9 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// Accepts a pending connection as a new stream of the server's type on its loop
     /// (`uv_accept`), with the connection's socket. `EAGAIN` when none is pending
     /// (no handle is made then). An IPC pipe's received handles, which may be of
-    /// another type, are taken with [`accept_into`](Stream::accept_into).
+    /// another type, are taken with [`accept_into`](Stream::accept_into). A pipe
+    /// an IPC pipe received is made with IPC when it is a socket, without when it
+    /// is a FIFO (which cannot pass handles).
     fn accept(&self) -> Result<Self> {
         accept_new(self)
     }
@@ -384,7 +386,9 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// (`uv_accept`). Refused before libuv sees it, with the connection left
     /// pending: `EAGAIN` when none is pending, `EINVAL` for a client of another loop
     /// or of the wrong type (for an IPC pipe: not of `pending_type`), `EBUSY` for a
-    /// client that has a socket.
+    /// client that has a socket, `EINVAL` for an IPC pipe client when the received
+    /// pipe is a FIFO or a terminal (handles pass over sockets only; take it into a
+    /// pipe without IPC).
     fn accept_into<C: Stream>(&self, client: &C) -> Result<()> {
         accept(self, client)
     }
@@ -1647,6 +1651,16 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     if has_socket {
         return Err(Error::new(StatusCode::EBUSY, OP));
     }
+    // An IPC pipe passes handles over a socket only: a received FIFO or terminal
+    // (a pipe to libuv) in one would fail at its first read or write with
+    // `ENOTSOCK`. It goes into a pipe without IPC.
+    // SAFETY: the server is open (`accepted_fd` is its pending descriptor, checked
+    // above) and the client is an open stream of type `client_type`.
+    #[cfg(unix)]
+    if unsafe { is_ipc_pipe(c, client_type) } && !contracts::is_socket(unsafe { (*s).accepted_fd })
+    {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
     // SAFETY: both streams are open, on one loop, of matching types, and the
     // client has no socket.
     check(unsafe { sys::uv_accept(s, c) }, OP)?;
@@ -1789,6 +1803,10 @@ pub fn accept_new<K: StreamKind>(server: &K) -> Result<K> {
     let server_type = unsafe { (*s).type_ };
     // SAFETY: the server is open.
     let ipc = unsafe { is_ipc_pipe(s, server_type) };
+    // A received FIFO goes into a pipe without IPC (`accept` refuses it in one).
+    // SAFETY: the server is open; `accepted_fd` is its pending descriptor.
+    #[cfg(unix)]
+    let ipc = ipc && contracts::is_socket(unsafe { (*s).accepted_fd });
     let lp = server.typed().handle().loop_();
     let init = |l, h: *mut K::Raw| {
         // SAFETY: `l` is the server's open loop and `h` a fresh struct of the
