@@ -428,13 +428,48 @@ fn send_fds(sock: &UnixStream, fds: &[RawFd]) {
     assert_eq!(n, 1, "{}", std::io::Error::last_os_error());
 }
 
+/// Reads `p`, recording each event: the bytes of a chunk, or the error.
+fn record_events(p: &Pipe) -> Events {
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let e = events.clone();
+    p.read_start(move |_, d| {
+        e.borrow_mut()
+            .push(d.map(<[u8]>::to_vec).map_err(|x| x.code()))
+    })
+    .unwrap();
+    events
+}
+
+/// What a pipe's read callback got, in order.
+type Events = Rc<RefCell<Vec<Result<Vec<u8>, StatusCode>>>>;
+
+/// As [`record_events`], reading into buffers of a `ReadAllocator`.
+fn record_events_with_allocator(p: &Pipe) -> Events {
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let e = events.clone();
+    p.read_start_with(uv::PoolAllocator::new(4096, 2), move |_, d| {
+        e.borrow_mut()
+            .push(d.map(<[u8]>::to_vec).map_err(|x| x.code()))
+    })
+    .unwrap();
+    events
+}
+
 /// Another program sends a hundred descriptors in one message (libuv's own
-/// `write2` sends one per message): libuv's receive buffer holds 60.
+/// `write2` sends one per message). libuv's read takes 60 (its control buffer is
+/// 256 bytes) and ignores the kernel's `MSG_CTRUNC`: the other 40 were closed by
+/// the kernel unseen, a silent loss. Now the read callback gets the byte, then
+/// `EMSGSIZE`, and reading goes on; the 60 are pending as before.
 #[test]
-fn a_hundred_descriptors_in_one_message() {
+fn a_message_with_more_descriptors_than_libuv_takes_is_reported() {
+    more_descriptors_than_libuv_takes(record_events);
+    more_descriptors_than_libuv_takes(record_events_with_allocator);
+}
+
+fn more_descriptors_than_libuv_takes(read: fn(&Pipe) -> Events) {
     const N: usize = 100;
     let lp = Loop::new().unwrap();
-    let (mine, theirs) = UnixStream::pair().unwrap();
+    let (mine, mut theirs) = UnixStream::pair().unwrap();
     let rx = Pipe::new(&lp, true).unwrap();
     rx.open(mine).unwrap();
     let mut peers = Vec::new();
@@ -445,21 +480,99 @@ fn a_hundred_descriptors_in_one_message() {
         peers.push(b);
     }
     let raw: Vec<RawFd> = sent.iter().map(|s| s.as_raw_fd()).collect();
+    send_fds(&theirs, &raw[..60]);
     send_fds(&theirs, &raw);
     drop(sent);
-    let (bytes, err) = record_reads(&rx);
-    run_until(&lp, || !bytes.borrow().is_empty() || err.borrow().is_some());
-    eprintln!(
-        "bytes {:?} err {:?} pending {:?}",
-        bytes.borrow(),
-        err.borrow(),
-        rx.pending_count()
+    std::io::Write::write_all(&mut theirs, b"more").unwrap();
+    let events = read(&rx);
+    let more = Ok(b"more".to_vec());
+    run_until(&lp, || events.borrow().last() == Some(&more));
+    assert_eq!(
+        *events.borrow(),
+        [
+            Ok(b"m".to_vec()),
+            Ok(b"m".to_vec()),
+            Err(StatusCode::EMSGSIZE),
+            more
+        ]
     );
+    assert_eq!(rx.pending_count().unwrap(), 120);
+    // The 40 that did not fit were closed by the kernel: their peers see the end.
     let ended = peers.iter_mut().map(peer_sees_end).filter(|e| *e).count();
-    eprintln!("ended {ended}");
+    assert_eq!(ended, 40);
     rx.close();
     lp.run(RunMode::Default).unwrap();
     lp.close().unwrap();
+}
+
+/// The variable that names the scenario a child process of this binary runs.
+const SCENARIO: &str = "UV_ATTACKS_IPC_SCENARIO";
+
+/// Runs the scenario named by [`SCENARIO`] when this binary was started for one;
+/// a no-op in the normal run.
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "receive_at_the_descriptor_limit" => receive_at_the_descriptor_limit(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// The scenario: a handle sent with `write2` (one descriptor) while the receiver
+/// has no descriptor number left; the receiver's events, printed to stderr.
+fn receive_at_the_descriptor_limit() {
+    let lp = Loop::new().unwrap();
+    let (tx, rx) = ipc_pair(&lp);
+    let (h, _peer) = sendable(&lp);
+    let sent = Rc::new(Cell::new(false));
+    let s = sent.clone();
+    tx.write2("h", &h, move |_, r| s.set(r.is_ok())).unwrap();
+    tx.write("end", |_, r| r.unwrap()).unwrap();
+    run_until(&lp, || sent.get());
+    // The lowest free number becomes the limit: no descriptor can be made.
+    let free = std::fs::File::open("/dev/null").unwrap().as_raw_fd();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct, setrlimit reads it; this process runs
+    // the scenario alone.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+        let lim = libc::rlimit {
+            rlim_cur: free as libc::rlim_t,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    let events = record_events(&rx);
+    let end = Ok(b"end".to_vec());
+    run_until(&lp, || events.borrow().last() == Some(&end));
+    // SAFETY: as above.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &old), 0) };
+    eprintln!(
+        "events {:?} pending {}",
+        events.borrow(),
+        rx.pending_count().unwrap()
+    );
+}
+
+/// A handle sent to a process at its descriptor limit: the kernel cannot give the
+/// receiver the descriptor, closes it and flags the message `MSG_CTRUNC`, which
+/// libuv ignores: the bytes arrived and the handle was lost unseen. Now the read
+/// callback gets the bytes, then `EMFILE`. Run in a child process (this binary
+/// again), whose descriptor limit is lowered.
+#[test]
+fn a_handle_received_at_the_descriptor_limit_is_reported() {
+    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "receive_at_the_descriptor_limit");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(r#"events [Ok([104]), Err(EMFILE), Ok([101, 110, 100])] pending 0"#),
+        "{stderr}"
+    );
 }
 
 /// The file-system requests take a `uv::File`, which owns its descriptor: no safe
