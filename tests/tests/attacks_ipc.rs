@@ -338,6 +338,43 @@ fn a_hundred_handles_sent_at_once_all_arrive() {
     lp.close().unwrap();
 }
 
+/// A pipe sending itself, and the pipe at the other end sent to itself: the
+/// receiver gets a copy of each end of the one socket pair (libuv sends the
+/// descriptor as it is at the time of the write). Both copies work in the loop
+/// beside the handles they copy: bytes written through the copy of the sending
+/// end arrive at the receiver, and the receiver's copy reads what the receiver
+/// would. Every descriptor is closed with the handles (valgrind, and the loop
+/// closes clean).
+#[test]
+fn a_pipe_sends_itself_and_its_peer() {
+    let lp = Loop::new().unwrap();
+    let (tx, rx) = ipc_pair(&lp);
+    tx.write2("a", &tx, |_, r| r.unwrap()).unwrap();
+    tx.write2("b", &rx, |_, r| r.unwrap()).unwrap();
+    let (bytes, _) = record_reads(&rx);
+    run_until(&lp, || rx.pending_count().unwrap() == 2);
+    assert_eq!(&*bytes.borrow(), b"ab");
+    rx.read_stop().unwrap();
+    let copy_of_tx = Pipe::new(&lp, true).unwrap();
+    rx.accept_into(&copy_of_tx).unwrap();
+    let copy_of_rx = Pipe::new(&lp, true).unwrap();
+    rx.accept_into(&copy_of_rx).unwrap();
+    // Through the copy of the sending end, to the receiving end (read by the
+    // receiver or its copy: one socket, two descriptors).
+    let (got_rx, _) = record_reads(&rx);
+    let (got_copy, _) = record_reads(&copy_of_rx);
+    copy_of_tx.write("via copy", |_, r| r.unwrap()).unwrap();
+    run_until(&lp, || got_rx.borrow().len() + got_copy.borrow().len() == 8);
+    let mut all = got_rx.borrow().clone();
+    all.extend_from_slice(&got_copy.borrow());
+    assert_eq!(all, b"via copy");
+    for p in [&tx, &rx, &copy_of_tx, &copy_of_rx] {
+        p.close();
+    }
+    lp.run(RunMode::Default).unwrap();
+    lp.close().unwrap();
+}
+
 /// A received handle offered to a stream of the wrong type stays pending
 /// (`EINVAL`), whatever the stream: a TCP handle for a received pipe, a pipe for a
 /// received TCP socket, a terminal for either; then the right type takes it.
