@@ -270,7 +270,7 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// stream. `EALREADY` on a stream that is reading (`read_stop` first); `EINVAL`
     /// on a listening one.
     ///
-    /// On an IPC pipe (Unix), a message whose handles cannot all be received is
+    /// On an IPC pipe (Linux, Android), a message whose handles cannot all be received is
     /// reported after its bytes, as an error that does not end the reading:
     /// `EMSGSIZE` for a message of more descriptors than libuv takes from one (60;
     /// libuv sends one per message, another program may send more), `EMFILE` when
@@ -931,7 +931,8 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
 
 /// `uv_read_start` with the library's callbacks: the loop's buffer, or the
 /// allocator's (`with_allocator`); on Unix an IPC pipe, whose reads receive
-/// handles, reads through [`alloc_ipc`], [`alloc_with_ipc`] and [`read_cb_ipc`].
+/// handles, reads through `alloc_ipc`, `alloc_with_ipc` and `read_cb_ipc` (Linux
+/// and Android, whose receive of descriptors they rely on).
 ///
 /// # Safety
 /// `s` is an open stream of this library, of kind `K`, that passed
@@ -942,7 +943,7 @@ unsafe fn start_reads<K: StreamKind>(s: *mut sys::uv_stream_t, with_allocator: b
     // SAFETY: per the contract (the type field is set at init); the callbacks are
     // the library's for a stream of kind `K`.
     unsafe {
-        #[cfg(unix)]
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         if is_ipc_pipe(s, (*s).type_) {
             return if with_allocator {
                 sys::uv_read_start(s, Some(alloc_with_ipc::<K>), Some(read_cb_ipc::<K>))
@@ -961,7 +962,7 @@ unsafe fn start_reads<K: StreamKind>(s: *mut sys::uv_stream_t, with_allocator: b
 /// What the peek before an IPC pipe's read found, for the read callback that
 /// follows it on this thread (libuv calls the read callback after every
 /// allocation, with nothing of this library or the user in between).
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum IpcNote {
     /// Nothing to report.
@@ -978,7 +979,7 @@ enum IpcNote {
     Failed(c_int),
 }
 
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 thread_local! {
     static IPC_NOTE: Cell<IpcNote> = const { Cell::new(IpcNote::None) };
 }
@@ -987,16 +988,16 @@ thread_local! {
 /// control buffer is 256 bytes (`union uv__cmsg`, unix/stream.c), and the kernel
 /// fills it with one `SCM_RIGHTS` header and as many descriptors as fit after it
 /// (the rest it closes, and flags the message `MSG_CTRUNC`, which libuv ignores).
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const LIBUV_FDS_PER_READ: usize =
     (256 - std::mem::size_of::<libc::cmsghdr>()) / std::mem::size_of::<c_int>();
 
 /// The most descriptors one message can carry (Linux's `SCM_MAX_FD`).
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const MAX_FDS_PER_MESSAGE: usize = 253;
 
 /// `alloc_cb` for an IPC pipe: the loop's buffer, then [`peek_handles`].
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 unsafe extern "C" fn alloc_ipc(
     h: *mut sys::uv_handle_t,
     suggested: usize,
@@ -1010,7 +1011,7 @@ unsafe extern "C" fn alloc_ipc(
 }
 
 /// `alloc_with` for an IPC pipe: the allocator's buffer, then [`peek_handles`].
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 unsafe extern "C" fn alloc_with_ipc<K: StreamKind>(
     h: *mut sys::uv_handle_t,
     suggested: usize,
@@ -1039,7 +1040,7 @@ unsafe extern "C" fn alloc_with_ipc<K: StreamKind>(
 /// # Safety
 /// `s` is an open IPC pipe of this library reading, in its allocation callback;
 /// `buf` the buffer the allocation gave (libuv's out-pointer).
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
     // SAFETY: per the contract.
     let (base, len, fd) = unsafe { ((*buf).base, (*buf).len, (*s).io_watcher.fd) };
@@ -1103,7 +1104,7 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c);
-                let bytes = (*c).cmsg_len as usize - (data as usize - c as usize);
+                let bytes = ((*c).cmsg_len as usize).saturating_sub(data as usize - c as usize);
                 let k = bytes / std::mem::size_of::<c_int>();
                 for i in 0..k {
                     let fd = std::ptr::read_unaligned(data.cast::<c_int>().add(i));
@@ -1132,7 +1133,7 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
 /// reported after the bytes, to a stream that still reads, as an error
 /// (`EMSGSIZE` for a message with more descriptors than libuv takes, `EMFILE` at
 /// the descriptor limit) that does not end the reading.
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 unsafe extern "C" fn read_cb_ipc<K: StreamKind>(
     s: *mut sys::uv_stream_t,
     nread: isize,
