@@ -270,8 +270,8 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// stream. `EALREADY` on a stream that is reading (`read_stop` first); `EINVAL`
     /// on a listening one.
     ///
-    /// On an IPC pipe (Linux, Android), a message whose handles cannot all be received is
-    /// reported after its bytes, as an error that does not end the reading:
+    /// On an IPC pipe (Linux, Android), a message whose handles cannot all be
+    /// received is reported after its bytes, as an error that does not end reading:
     /// `EMSGSIZE` for a message of more descriptors than libuv takes from one (60;
     /// libuv sends one per message, another program may send more), `EMFILE` when
     /// the process has no descriptor left for them. The handles that did arrive
@@ -1048,7 +1048,10 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
         // libuv reports ENOBUFS (or has nothing to read from).
         return;
     }
-    const SPACE: usize = 16 + 4 * MAX_FDS_PER_MESSAGE + 8;
+    // One header and the most descriptors, with room for its alignment.
+    const SPACE: usize = std::mem::size_of::<libc::cmsghdr>()
+        + std::mem::size_of::<c_int>() * MAX_FDS_PER_MESSAGE
+        + 8;
     // Aligned for the control headers (`u64`, as `cmsghdr`'s `size_t`).
     let mut control = [0u64; SPACE.div_ceil(8)];
     let mut iov = libc::iovec {
@@ -1129,10 +1132,10 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
 
 /// `read_cb` for an IPC pipe: what its allocation's peek noted ([`peek_handles`])
 /// is taken first. "Nothing to read" makes libuv's `ENOBUFS` no event, a failed
-/// peek fails the read with its error; a loss is
-/// reported after the bytes, to a stream that still reads, as an error
-/// (`EMSGSIZE` for a message with more descriptors than libuv takes, `EMFILE` at
-/// the descriptor limit) that does not end the reading.
+/// peek fails the read with its error; a loss is reported after the bytes, to a
+/// stream that still reads, as an error (`EMSGSIZE` for a message with more
+/// descriptors than libuv takes, `EMFILE` at the descriptor limit) that does not
+/// end the reading.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 unsafe extern "C" fn read_cb_ipc<K: StreamKind>(
     s: *mut sys::uv_stream_t,
