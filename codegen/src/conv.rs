@@ -114,17 +114,28 @@ pub enum FdKind {
     DgramSocket,
     /// A FIFO, Unix stream socket or terminal.
     Pipe,
+    /// As `Pipe`, and a Unix stream socket when the `uv_pipe_t` handle the method
+    /// is called on was made with `ipc` (handles pass only over sockets). Read from
+    /// the handle, so only on a method of a `uv_pipe_t` handle (`uv_pipe_open`).
+    IpcAwarePipe,
 }
 
 impl FdKind {
     /// The names the spec uses.
-    pub const NAMES: &'static [&'static str] = &["any", "stream_socket", "dgram_socket", "pipe"];
+    pub const NAMES: &'static [&'static str] = &[
+        "any",
+        "stream_socket",
+        "dgram_socket",
+        "pipe",
+        "ipc_aware_pipe",
+    ];
     /// The kinds, in the order of [`FdKind::NAMES`].
     pub const ALL: &'static [FdKind] = &[
         FdKind::Any,
         FdKind::StreamSocket,
         FdKind::DgramSocket,
         FdKind::Pipe,
+        FdKind::IpcAwarePipe,
     ];
 
     /// From the spec's name.
@@ -134,6 +145,7 @@ impl FdKind {
             "stream_socket" => FdKind::StreamSocket,
             "dgram_socket" => FdKind::DgramSocket,
             "pipe" => FdKind::Pipe,
+            "ipc_aware_pipe" => FdKind::IpcAwarePipe,
             _ => return None,
         })
     }
@@ -145,7 +157,14 @@ impl FdKind {
             FdKind::StreamSocket => "StreamSocket",
             FdKind::DgramSocket => "DgramSocket",
             FdKind::Pipe => "Pipe",
+            FdKind::IpcAwarePipe => "IpcAwarePipe",
         }
+    }
+
+    /// Whether the check reads the handle the method is called on (the generated
+    /// code then calls the runtime's `…_for` checks with it).
+    pub fn reads_handle(self) -> bool {
+        self == FdKind::IpcAwarePipe
     }
 }
 

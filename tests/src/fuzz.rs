@@ -1341,7 +1341,7 @@ impl Cx {
                 ("tcp_listener", res::tcp_listener),
             ],
             FdKind::DgramSocket => &[("udp", res::udp_socket)],
-            FdKind::Pipe => &[
+            FdKind::Pipe | FdKind::IpcAwarePipe => &[
                 ("unix", res::unix_pair),
                 ("pipe", res::pipe_end),
                 ("ptmx", res::ptmx),

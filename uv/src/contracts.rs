@@ -29,6 +29,12 @@ pub enum FdKind {
     /// Regular files and other character devices cannot be polled (epoll refuses
     /// them, and libuv would abort inside `run`).
     Pipe,
+    /// What a pipe handle can use: as [`FdKind::Pipe`], and a Unix stream socket
+    /// when the handle was made with `ipc` (libuv passes handles with
+    /// `sendmsg`/`recvmsg`, which a FIFO or a terminal refuses with `ENOTSOCK` at
+    /// the first read or write). Checked with the handle ([`fd_kind_for`]); without
+    /// it, as `Pipe`.
+    IpcAwarePipe,
 }
 
 /// Checks that `fd` is of `kind`: `EBADF` for a negative descriptor, `ENOTSOCK` where
@@ -51,7 +57,9 @@ pub fn fd_kind(fd: RawFd, kind: FdKind, op: &'static str) -> Result<()> {
         FdKind::Any => true,
         FdKind::StreamSocket => guess == HandleType::Tcp,
         FdKind::DgramSocket => guess == HandleType::Udp,
-        FdKind::Pipe => matches!(guess, HandleType::NamedPipe | HandleType::Tty),
+        FdKind::Pipe | FdKind::IpcAwarePipe => {
+            matches!(guess, HandleType::NamedPipe | HandleType::Tty)
+        }
     };
     match (ok, kind) {
         (true, _) => Ok(()),
@@ -60,6 +68,65 @@ pub fn fd_kind(fd: RawFd, kind: FdKind, op: &'static str) -> Result<()> {
         }
         (false, _) => Err(Error::new(StatusCode::EINVAL, op)),
     }
+}
+
+/// [`fd_kind`] for a method of the handle `h`, for the kinds that depend on it: for
+/// [`FdKind::IpcAwarePipe`], an IPC pipe (made with `ipc`) takes a socket only
+/// (`ENOTSOCK` for a FIFO or a terminal). A closed handle is `ClosedHandle`.
+pub fn fd_kind_for<K: crate::handle::HandleKind>(
+    h: &K,
+    fd: RawFd,
+    kind: FdKind,
+    op: &'static str,
+) -> Result<()> {
+    fd_kind(fd, kind, op)?;
+    if kind != FdKind::IpcAwarePipe {
+        return Ok(());
+    }
+    let raw = h.typed().raw(op)?.cast::<sys::uv_handle_t>();
+    // SAFETY: the handle is open, so `raw` is an initialised libuv handle (the
+    // `HandleKind` contract: its struct starts with the `uv_handle_t` fields); a
+    // pipe's struct is a `uv_pipe_t`, whose `ipc` field is set at init. Fields are
+    // only read.
+    let ipc = unsafe {
+        (*raw).type_ == sys::uv_handle_type_UV_NAMED_PIPE
+            && (*raw.cast::<sys::uv_pipe_t>()).ipc != 0
+    };
+    if ipc && !is_socket(fd) {
+        return Err(Error::new(StatusCode::ENOTSOCK, op));
+    }
+    Ok(())
+}
+
+/// Whether `fd` is an open socket.
+#[cfg(unix)]
+pub(crate) fn is_socket(fd: RawFd) -> bool {
+    // SAFETY: `fstat` writes the struct it is given; any descriptor number is
+    // acceptable (a closed one is `EBADF`).
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    }
+}
+
+/// Whether `fd` is an open socket (a socket handle on Windows).
+#[cfg(not(unix))]
+pub(crate) fn is_socket(_fd: RawFd) -> bool {
+    true
+}
+
+/// [`owned_fd`] for a method of the handle `h`: the kind is checked with
+/// [`fd_kind_for`]. On failure the descriptor is handed back.
+pub fn owned_fd_for<K: crate::handle::HandleKind>(
+    h: &K,
+    fd: OwnedFd,
+    kind: FdKind,
+    op: &'static str,
+) -> Result<OwnedFd, Rejected<OwnedFd>> {
+    if let Err(e) = fd_kind_for(h, fd.as_raw_fd(), kind, op) {
+        return Err(Rejected::new(e, fd));
+    }
+    owned_fd(fd, kind, op)
 }
 
 /// Readies a descriptor that libuv will own: checks its kind and moves a standard

@@ -114,8 +114,8 @@ pub mod runtime {
     pub use crate::addr::{read_sockaddr, SockStorage as SockAddr};
     pub use crate::callback::{CallCallback, CallSlot, HandleCallback, HandleFn, HandleSlot, Slot};
     pub use crate::contracts::{
-        enum_arg, fd_kind, flags_arg, int_arg, owned_fd, settle_kept, settle_owned_fd,
-        settle_raw_fd, FdKind,
+        enum_arg, fd_kind, fd_kind_for, flags_arg, int_arg, owned_fd, owned_fd_for, settle_kept,
+        settle_owned_fd, settle_raw_fd, FdKind,
     };
     pub use crate::error::check;
     /// The `before`/`after` hooks of the runtime that spec methods name (see

@@ -13,6 +13,10 @@ pub(crate) const UV_HANDLE_READ_EOF: u32 = 0x0000_0800;
 /// A stream libuv takes as readable (set for one call by `settle_read_watch`).
 #[cfg(unix)]
 pub(crate) const UV_HANDLE_READABLE: u32 = 0x0000_4000;
+/// A stream libuv takes as writable (cleared with `UV_HANDLE_READABLE` when a
+/// read of an IPC pipe fails, as libuv's read does: `read_cb_ipc`, `stream.rs`).
+#[cfg(unix)]
+pub(crate) const UV_HANDLE_WRITABLE: u32 = 0x0000_8000;
 /// A terminal libuv could not reopen writes synchronously (`contracts.rs`).
 pub(crate) const UV_HANDLE_BLOCKING_WRITES: u32 = 0x0010_0000;
 /// A UDP handle's socket is IPv6 (set by the `mark_ipv6` hook, `handles/udp.rs`).
@@ -28,6 +32,8 @@ pub const ALL: &[(&str, u32)] = &[
     ("UV_HANDLE_READ_EOF", UV_HANDLE_READ_EOF),
     #[cfg(unix)]
     ("UV_HANDLE_READABLE", UV_HANDLE_READABLE),
+    #[cfg(unix)]
+    ("UV_HANDLE_WRITABLE", UV_HANDLE_WRITABLE),
     ("UV_HANDLE_BLOCKING_WRITES", UV_HANDLE_BLOCKING_WRITES),
     #[cfg(unix)]
     ("UV_HANDLE_IPV6", UV_HANDLE_IPV6),

@@ -269,6 +269,14 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// the loop's read buffer, and an error with `StatusCode::EOF` at the end of the
     /// stream. `EALREADY` on a stream that is reading (`read_stop` first); `EINVAL`
     /// on a listening one.
+    ///
+    /// On an IPC pipe (Linux, Android), a message whose handles cannot all be
+    /// received is reported after its bytes, as an error that does not end reading:
+    /// `EMSGSIZE` for a message of more descriptors than libuv takes from one (60;
+    /// libuv sends one per message, another program may send more), `EMFILE` when
+    /// the process has no descriptor left for them. The handles that did arrive
+    /// wait for `accept` as usual. (Each read of an IPC pipe looks at the message
+    /// first, with `MSG_PEEK`: one more system call per read.)
     fn read_start(&self, callback: impl FnMut(&Self, Result<&[u8]>) + 'static) -> Result<()> {
         read_start(self, callback)
     }
@@ -375,7 +383,9 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// Accepts a pending connection as a new stream of the server's type on its loop
     /// (`uv_accept`), with the connection's socket. `EAGAIN` when none is pending
     /// (no handle is made then). An IPC pipe's received handles, which may be of
-    /// another type, are taken with [`accept_into`](Stream::accept_into).
+    /// another type, are taken with [`accept_into`](Stream::accept_into). A pipe
+    /// an IPC pipe received is made with IPC when it is a socket, without when it
+    /// is a FIFO (which cannot pass handles).
     fn accept(&self) -> Result<Self> {
         accept_new(self)
     }
@@ -384,7 +394,9 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// (`uv_accept`). Refused before libuv sees it, with the connection left
     /// pending: `EAGAIN` when none is pending, `EINVAL` for a client of another loop
     /// or of the wrong type (for an IPC pipe: not of `pending_type`), `EBUSY` for a
-    /// client that has a socket.
+    /// client that has a socket, `EINVAL` for an IPC pipe client when the received
+    /// pipe is a FIFO or a terminal (handles pass over sockets only; take it into a
+    /// pipe without IPC).
     fn accept_into<C: Stream>(&self, client: &C) -> Result<()> {
         accept(self, client)
     }
@@ -917,6 +929,253 @@ unsafe extern "C" fn read_cb<K: StreamKind>(
     }
 }
 
+/// `uv_read_start` with the library's callbacks: the loop's buffer, or the
+/// allocator's (`with_allocator`); on Unix an IPC pipe, whose reads receive
+/// handles, reads through `alloc_ipc`, `alloc_with_ipc` and `read_cb_ipc` (Linux
+/// and Android, whose receive of descriptors they rely on).
+///
+/// # Safety
+/// `s` is an open stream of this library, of kind `K`, that passed
+/// `uv_read_start`'s checks; with `with_allocator`, its `read_start_with` state is
+/// made.
+#[inline(always)]
+unsafe fn start_reads<K: StreamKind>(s: *mut sys::uv_stream_t, with_allocator: bool) -> c_int {
+    // SAFETY: per the contract (the type field is set at init); the callbacks are
+    // the library's for a stream of kind `K`.
+    unsafe {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if is_ipc_pipe(s, (*s).type_) {
+            return if with_allocator {
+                sys::uv_read_start(s, Some(alloc_with_ipc::<K>), Some(read_cb_ipc::<K>))
+            } else {
+                sys::uv_read_start(s, Some(alloc_ipc), Some(read_cb_ipc::<K>))
+            };
+        }
+        if with_allocator {
+            sys::uv_read_start(s, Some(alloc_with::<K>), Some(read_cb::<K>))
+        } else {
+            sys::uv_read_start(s, Some(alloc_cb), Some(read_cb::<K>))
+        }
+    }
+}
+
+/// What the peek before an IPC pipe's read found, for the read callback that
+/// follows it on this thread (libuv calls the read callback after every
+/// allocation, with nothing of this library or the user in between).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IpcNote {
+    /// Nothing to report.
+    None,
+    /// Nothing was there to read: the allocation gave libuv an empty buffer, and
+    /// its `ENOBUFS` is not an error.
+    NothingToRead,
+    /// The message about to be read carries descriptors libuv cannot take: the
+    /// read callback gets this error after the bytes.
+    Lost(c_int),
+    /// The peek failed with this error, which it may have taken off the socket (a
+    /// pending `ECONNRESET`): the allocation gave libuv an empty buffer, and the
+    /// read callback fails the read with it as libuv's read would have.
+    Failed(c_int),
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+thread_local! {
+    static IPC_NOTE: Cell<IpcNote> = const { Cell::new(IpcNote::None) };
+}
+
+/// How many descriptors libuv's read of an IPC pipe takes from one message: its
+/// control buffer is 256 bytes (`union uv__cmsg`, unix/stream.c), and the kernel
+/// fills it with one `SCM_RIGHTS` header and as many descriptors as fit after it
+/// (the rest it closes, and flags the message `MSG_CTRUNC`, which libuv ignores).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const LIBUV_FDS_PER_READ: usize =
+    (256 - std::mem::size_of::<libc::cmsghdr>()) / std::mem::size_of::<c_int>();
+
+/// The most descriptors one message can carry (Linux's `SCM_MAX_FD`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// `alloc_cb` for an IPC pipe: the loop's buffer, then [`peek_handles`].
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe extern "C" fn alloc_ipc(
+    h: *mut sys::uv_handle_t,
+    suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    // SAFETY: libuv's contract, passed on; `h` is an IPC pipe (`read_start`).
+    unsafe {
+        alloc_cb(h, suggested, buf);
+        peek_handles(h.cast(), buf);
+    }
+}
+
+/// `alloc_with` for an IPC pipe: the allocator's buffer, then [`peek_handles`].
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe extern "C" fn alloc_with_ipc<K: StreamKind>(
+    h: *mut sys::uv_handle_t,
+    suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    // SAFETY: libuv's contract, passed on; `h` is an IPC pipe (`read_start_with`).
+    unsafe {
+        alloc_with::<K>(h, suggested, buf);
+        peek_handles(h.cast(), buf);
+    }
+}
+
+/// Before libuv reads an IPC pipe into `buf`: looks at what the read will get
+/// (`MSG_PEEK` into the same buffer, with room for the most descriptors a message
+/// can carry; the copies of the descriptors a peek makes are closed at once).
+/// libuv's read takes at most [`LIBUV_FDS_PER_READ`] descriptors of a message, and
+/// the kernel closes the others unseen: a message with more (only another program
+/// sends one: libuv sends one descriptor per message), or one whose descriptors
+/// this process has no room for (`EMFILE`), is noted for the read callback, which
+/// reports the loss after the bytes. `buf` is cut to the bytes seen, so that
+/// libuv's read gets exactly them (and no message that came after the peek); with
+/// nothing to read, or an error, it is emptied (libuv then reports `ENOBUFS`,
+/// which [`read_cb_ipc`] takes for "nothing yet", as libuv's own `EAGAIN`, or
+/// replaces with the peek's error).
+///
+/// # Safety
+/// `s` is an open IPC pipe of this library reading, in its allocation callback;
+/// `buf` the buffer the allocation gave (libuv's out-pointer).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
+    // SAFETY: per the contract.
+    let (base, len, fd) = unsafe { ((*buf).base, (*buf).len, (*s).io_watcher.fd) };
+    if base.is_null() || len == 0 || fd < 0 {
+        // libuv reports ENOBUFS (or has nothing to read from).
+        return;
+    }
+    // One header and the most descriptors, with room for its alignment.
+    const SPACE: usize = std::mem::size_of::<libc::cmsghdr>()
+        + std::mem::size_of::<c_int>() * MAX_FDS_PER_MESSAGE
+        + 8;
+    // Aligned for the control headers (`u64`, as `cmsghdr`'s `size_t`).
+    let mut control = [0u64; SPACE.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: base.cast(),
+        iov_len: len.min(MAX_LEND),
+    };
+    // SAFETY: zeroed is a valid empty message header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let n = loop {
+        // SAFETY: the header points at the iovec (the lent buffer, writable for
+        // `len` bytes, which libuv's read overwrites next) and the control buffer
+        // above, both live during the call; a peek takes nothing off the socket.
+        let n = unsafe {
+            libc::recvmsg(
+                fd,
+                &mut msg,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+            )
+        };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break n;
+        }
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        // SAFETY: libuv's out-pointer, written before it reads it.
+        unsafe { (*buf).len = 0 };
+        IPC_NOTE.set(if e == libc::EAGAIN || e == libc::EWOULDBLOCK {
+            IpcNote::NothingToRead
+        } else {
+            // A socket's pending error is reported once, to the first receive:
+            // this peek. libuv's read would find the socket without it.
+            IpcNote::Failed(-e)
+        });
+        return;
+    }
+    if n == 0 {
+        // The end of the stream: libuv's read sees it too.
+        return;
+    }
+    let mut count = 0usize;
+    // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed control
+    // messages into `control`; the macros walk them within it. The descriptors
+    // of an `SCM_RIGHTS` message are the peek's own copies, closed once here.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let bytes = ((*c).cmsg_len as usize).saturating_sub(data as usize - c as usize);
+                let k = bytes / std::mem::size_of::<c_int>();
+                for i in 0..k {
+                    let fd = std::ptr::read_unaligned(data.cast::<c_int>().add(i));
+                    libc::close(fd);
+                }
+                count += k;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    // libuv reads exactly what was seen.
+    // SAFETY: libuv's out-pointer; `n` is at most the length it had.
+    unsafe { (*buf).len = n as usize };
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        // No room for the descriptors even here: this process is at its limit,
+        // and libuv's read will lose them too.
+        IPC_NOTE.set(IpcNote::Lost(StatusCode::EMFILE.raw()));
+    } else if count > LIBUV_FDS_PER_READ {
+        IPC_NOTE.set(IpcNote::Lost(StatusCode::EMSGSIZE.raw()));
+    }
+}
+
+/// `read_cb` for an IPC pipe: what its allocation's peek noted ([`peek_handles`])
+/// is taken first. "Nothing to read" makes libuv's `ENOBUFS` no event, a failed
+/// peek fails the read with its error; a loss is reported after the bytes, to a
+/// stream that still reads, as an error (`EMSGSIZE` for a message with more
+/// descriptors than libuv takes, `EMFILE` at the descriptor limit) that does not
+/// end the reading.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe extern "C" fn read_cb_ipc<K: StreamKind>(
+    s: *mut sys::uv_stream_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+) {
+    let note = IPC_NOTE.replace(IpcNote::None);
+    // SAFETY: libuv's contract, passed on.
+    unsafe {
+        match note {
+            IpcNote::NothingToRead if nread == sys::uv_errno_t_UV_ENOBUFS as isize => {
+                read_cb::<K>(s, 0, buf)
+            }
+            IpcNote::Failed(code) if nread == sys::uv_errno_t_UV_ENOBUFS as isize => {
+                // What libuv's read does on an error (unix/stream.c, `uv__read`):
+                // the stream is no longer readable or writable, the callback gets
+                // the error, and reading stops unless the callback stopped it.
+                (*s).flags &= !(HANDLE_READABLE | crate::libuv_flags::UV_HANDLE_WRITABLE);
+                read_cb::<K>(s, code as isize, buf);
+                if (*s).read_cb.is_some() {
+                    sys::uv_read_stop(s);
+                }
+            }
+            IpcNote::Lost(code) if nread > 0 => {
+                read_cb::<K>(s, nread, buf);
+                // The stream is alive until its close callback, which does not run
+                // during this one; a closed stream no longer reads.
+                if (*s).read_cb.is_some() {
+                    let parts = ReadParts {
+                        nread: code as isize,
+                        base: std::ptr::null(),
+                    };
+                    dispatch_with::<K, _, _>(s.cast(), |sl| &K::stream_slots(sl).read, &parts);
+                }
+            }
+            _ => read_cb::<K>(s, nread, buf),
+        }
+    }
+}
+
 /// After a read callback of a stream that had `read_start_with`: the allocator's
 /// buffer goes back to it (or the loop's buffer to the loop), and a stream that
 /// still reads with the allocator gets its next buffer.
@@ -1058,7 +1317,7 @@ pub fn read_start<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
         },
         || {
             // SAFETY: the stream is open.
-            let rc = unsafe { sys::uv_read_start(raw, Some(alloc_cb), Some(read_cb::<K>)) };
+            let rc = unsafe { start_reads::<K>(raw, false) };
             check(rc, "uv_read_start").map(|()| {
                 // Back to the loop's buffer: the allocator leaves its slot first (what
                 // its `release` does to the stream then sees the new state), and gets
@@ -1128,7 +1387,7 @@ pub fn read_start_with<K: StreamKind, C: FnMut(&K, Result<&[u8]>) + 'static>(
     c.allocator.set_then(allocator, || {
         slots.read.set_then(callback, || {
             // SAFETY: the stream is open.
-            let rc = unsafe { sys::uv_read_start(r, Some(alloc_with::<K>), Some(read_cb::<K>)) };
+            let rc = unsafe { start_reads::<K>(r, true) };
             check(rc, "uv_read_start").map(|()| drop(c.next.replace(first)))
         })
     })
@@ -1647,6 +1906,16 @@ pub fn accept<K: StreamKind, C: StreamKind>(server: &K, client: &C) -> Result<()
     if has_socket {
         return Err(Error::new(StatusCode::EBUSY, OP));
     }
+    // An IPC pipe passes handles over a socket only: a received FIFO or terminal
+    // (a pipe to libuv) in one would fail at its first read or write with
+    // `ENOTSOCK`. It goes into a pipe without IPC.
+    // SAFETY: the server is open (`accepted_fd` is its pending descriptor, checked
+    // above) and the client is an open stream of type `client_type`.
+    #[cfg(unix)]
+    if unsafe { is_ipc_pipe(c, client_type) } && !contracts::is_socket(unsafe { (*s).accepted_fd })
+    {
+        return Err(Error::new(StatusCode::EINVAL, OP));
+    }
     // SAFETY: both streams are open, on one loop, of matching types, and the
     // client has no socket.
     check(unsafe { sys::uv_accept(s, c) }, OP)?;
@@ -1789,6 +2058,10 @@ pub fn accept_new<K: StreamKind>(server: &K) -> Result<K> {
     let server_type = unsafe { (*s).type_ };
     // SAFETY: the server is open.
     let ipc = unsafe { is_ipc_pipe(s, server_type) };
+    // A received FIFO goes into a pipe without IPC (`accept` refuses it in one).
+    // SAFETY: the server is open; `accepted_fd` is its pending descriptor.
+    #[cfg(unix)]
+    let ipc = ipc && contracts::is_socket(unsafe { (*s).accepted_fd });
     let lp = server.typed().handle().loop_();
     let init = |l, h: *mut K::Raw| {
         // SAFETY: `l` is the server's open loop and `h` a fresh struct of the

@@ -200,8 +200,24 @@ fn with_fd(
         Conv::BorrowedFd(k) => (k, false),
         _ => unreachable!("with_fd is only called for descriptor conversions"),
     };
+    let reads_handle = kind.reads_handle();
     let kind = format_ident!("{}", kind.variant());
     let kind = quote!(#rt::runtime::FdKind::#kind);
+    // A kind that depends on the handle (an IPC pipe takes sockets only) is checked
+    // with it; the loader allows such kinds on methods only.
+    let (owned_check, kind_check, raw_check) = if reads_handle {
+        (
+            quote!(#rt::runtime::owned_fd_for(self, ::core::convert::Into::into(#name), #kind, #op)),
+            quote!(#rt::runtime::fd_kind_for(self, __fd, #kind, #op)),
+            quote!(#rt::runtime::fd_kind_for(self, #name, #kind, #op)),
+        )
+    } else {
+        (
+            quote!(#rt::runtime::owned_fd(::core::convert::Into::into(#name), #kind, #op)),
+            quote!(#rt::runtime::fd_kind(__fd, #kind, #op)),
+            quote!(#rt::runtime::fd_kind(#name, #kind, #op)),
+        )
+    };
     let safe = if owned {
         quote! {
             #doc
@@ -210,7 +226,7 @@ fn with_fd(
             /// the handle owns it (libuv closes it with the handle), on error it is
             /// handed back in the `Rejected`. The `…_raw` variant takes a raw one.
             pub fn #fname(#self_param #(#params),*) -> ::core::result::Result<#ok_ty, #rt::Rejected<::std::os::fd::OwnedFd>> {
-                let #name = #rt::runtime::owned_fd(::core::convert::Into::into(#name), #kind, #op)?;
+                let #name = #owned_check?;
                 let __fd = ::std::os::fd::AsRawFd::as_raw_fd(&#name);
                 let __body = move || -> #rt::Result<#ok_ty> { #body };
                 let __r = __body();
@@ -230,7 +246,7 @@ fn with_fd(
             /// `Rejected`. The `…_raw` variant takes a raw descriptor.
             pub fn #fname<__S: ::std::os::fd::AsFd + 'static>(#self_param #(#params),*) -> ::core::result::Result<#ok_ty, #rt::Rejected<__S>> {
                 let __fd = ::std::os::fd::AsRawFd::as_raw_fd(&::std::os::fd::AsFd::as_fd(&#name));
-                if let ::core::result::Result::Err(e) = #rt::runtime::fd_kind(__fd, #kind, #op) {
+                if let ::core::result::Result::Err(e) = #kind_check {
                     return ::core::result::Result::Err(#rt::Rejected::new(e, #name));
                 }
                 let __body = move || -> #rt::Result<#ok_ty> { #body };
@@ -270,7 +286,7 @@ fn with_fd(
 
         #raw_doc
         pub unsafe fn #raw_name(#self_param #(#raw_params),*) -> #rt::Result<#ok_ty> {
-            #rt::runtime::fd_kind(#name, #kind, #op)?;
+            #raw_check?;
             let __fd = #name;
             #raw_body
         }

@@ -264,7 +264,7 @@ impl ArgRule {
         fd_rule("uv_tcp_open", true, FdKind::StreamSocket),
         fd_rule("uv_udp_open", true, FdKind::DgramSocket),
         fd_rule("uv_udp_open_ex", true, FdKind::DgramSocket),
-        fd_rule("uv_pipe_open", true, FdKind::Pipe),
+        fd_rule("uv_pipe_open", true, FdKind::IpcAwarePipe),
         fd_rule("uv_tty_init", true, FdKind::Any),
         fd_rule("uv_poll_init", false, FdKind::Any),
         fd_rule("uv_poll_init_socket", false, FdKind::Any),

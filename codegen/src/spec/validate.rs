@@ -1023,6 +1023,7 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
         check_args(&c.args, "here", true, out);
         if c.manual.is_none() {
             arg_rule(&c.c, &c.args, out);
+            handle_kind(&c.c, &c.args, out);
         }
     }
     for m in &h.methods {
@@ -1128,6 +1129,7 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
         }
         if let (Some(c), None) = (&m.c, &m.manual) {
             arg_rule(c, &m.args, out);
+            handle_kind(c, &m.args, out);
             reserved_fn(c, out);
         }
         // A C function whose libuv assertion a state guards is called only with
@@ -1192,6 +1194,29 @@ fn arg_rule(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
         ))
         .hint(format!("the first argument, with {}", rule.spelled())),
     );
+}
+
+/// A descriptor kind read from the handle ([`FdKind::reads_handle`]: an IPC
+/// pipe's) is for the C function whose handle has it, `uv_pipe_open`: elsewhere the
+/// generated check would read a field the handle does not have, or no handle.
+fn handle_kind(c: &Sp<String>, args: &[ArgSpec], out: &mut Vec<Diagnostic>) {
+    for a in args {
+        let kind = match &a.conv.value {
+            Conv::OwnedFd(k) | Conv::BorrowedFd(k) => *k,
+            _ => continue,
+        };
+        if kind.reads_handle() && c.as_str() != "uv_pipe_open" {
+            out.push(
+                a.conv
+                    .loc
+                    .error(format!(
+                        "kind `ipc_aware_pipe` reads the `ipc` flag of the pipe handle `uv_pipe_open` is called on, not of `{}`",
+                        c.value
+                    ))
+                    .hint("use kind = \"pipe\""),
+            );
+        }
+    }
 }
 
 /// A C function only the runtime core calls ([`ReservedFn`]) is refused in a spec
