@@ -156,7 +156,10 @@ impl ReadState {
         }
     }
 
+    /// Stops reading for a reader that is gone: its waker is let go first (the
+    /// read callback's drop must not wake its task).
     fn stop<S: Stream>(&self, s: &S) {
+        self.waker.let_go();
         if self.reading.replace(false) {
             let _ = s.read_stop();
         }
@@ -721,6 +724,10 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
 
 impl<S: Stream> Drop for AsyncStream<S> {
     fn drop(&mut self) {
+        // Queued writes and the shutdown complete later: they must not wake the
+        // gone wrapper's task.
+        self.wr.waker.let_go();
+        self.shut.waker.let_go();
         self.rd.stop(&self.stream);
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_core::Stream as FuturesStream;
 
-use super::{register, wake, Closes, Notifier};
+use super::{let_go, register, wake, Closes, Notifier};
 use crate::error::{Error, Result};
 use crate::handles::{FsEvent, FsPoll, Signal, Udp};
 use crate::loop_::LoopHandle;
@@ -176,6 +176,8 @@ impl<S: Stream> FuturesStream for Incoming<S> {
 
 impl<S: Stream> Drop for Incoming<S> {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.st.waker);
         self.server.close();
     }
 }
@@ -261,6 +263,8 @@ impl FuturesStream for RecvFrom {
 
 impl Drop for RecvFrom {
     fn drop(&mut self) {
+        // Stopping must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         if self.receiving.get() {
             let _ = self.udp.recv_stop();
         }
@@ -311,6 +315,8 @@ impl FuturesStream for Signals {
 
 impl Drop for Signals {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         self.signal.close();
     }
 }
@@ -356,6 +362,8 @@ impl FuturesStream for FsEvents {
 
 impl Drop for FsEvents {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         self.watcher.close();
     }
 }
@@ -396,6 +404,8 @@ impl FuturesStream for FsPolls {
 
 impl Drop for FsPolls {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         self.poller.close();
     }
 }
