@@ -1,8 +1,9 @@
 //! Attacks on the async layer (`uv::future`) from safe code: futures and streams
 //! polled by an executor of the user's with wakers that panic (once, always, or in
-//! their drop too), and dropped while a task waits or after they resolved. Each
-//! test says what used to happen, or which guarantee it pins; values, counts,
-//! orders and error codes only.
+//! their drop too), dropped while a task waits or after they resolved, and
+//! datagrams queued when receiving cannot go on. Each test says what used to
+//! happen, or which guarantee it pins; values, counts, orders and error codes
+//! only.
 //! `bash tests/valgrind.sh attacks_futures` checks the memory side.
 //!
 //! The panics these tests provoke carry a `Provoked` payload, which the panic hook
@@ -347,6 +348,89 @@ fn a_resolved_sleep_is_not_woken_by_its_timer_close() {
     assert_eq!(run_catching(&lp), None);
     assert_eq!(w.0.load(Ordering::SeqCst), 1);
     drop(sleep);
+    finish(&lp);
+}
+
+// ---- datagrams queued when receiving cannot go on ----
+
+/// A `recv_from` stream that queued its limit of datagrams (1,024: receiving
+/// pauses), whose socket is then closed through another value. Each poll tried to
+/// start receiving again before it looked at the queue, and the closed handle
+/// refused: the stream gave `ClosedHandle` at every poll, for ever, and never one
+/// of the datagrams it held. Now the queued datagrams come first, in order, then
+/// the stream ends.
+#[test]
+fn a_closed_socket_gives_its_queued_datagrams_then_ends() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp);
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut s = uvf::recv_from(&u);
+    let (_c, w) = counting();
+    assert!(poll_next(&mut s, &w).is_pending());
+    // In rounds, so that the kernel's buffer never drops one.
+    let total = 1100u32;
+    for i in 0..total {
+        tx.send_to(&i.to_le_bytes(), addr).unwrap();
+        if i % 50 == 49 {
+            for _ in 0..4 {
+                lp.run(RunMode::NoWait).unwrap();
+            }
+        }
+    }
+    for _ in 0..4 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    u.close();
+    let mut got = Vec::new();
+    loop {
+        match poll_next(&mut s, &w) {
+            Poll::Ready(Some(Ok((d, _)))) => {
+                got.push(u32::from_le_bytes(d.try_into().unwrap()));
+            }
+            Poll::Ready(Some(Err(e))) => panic!("after {} datagrams: {e}", got.len()),
+            Poll::Ready(None) => break,
+            Poll::Pending => panic!("pending after {} datagrams", got.len()),
+        }
+    }
+    assert_eq!(got, (0..1024).collect::<Vec<u32>>());
+    assert!(matches!(poll_next(&mut s, &w), Poll::Ready(None)));
+    drop(s);
+    finish(&lp);
+}
+
+/// The same stream, not closed: after the pause at 1,024 datagrams (the rest
+/// wait in the kernel's buffer), taking one starts receiving again, and every
+/// datagram sent comes, in order.
+#[test]
+fn a_paused_datagram_stream_resumes_as_it_is_drained() {
+    let lp = Loop::new().unwrap();
+    let (u, addr) = bound(&lp);
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut s = uvf::recv_from(&u);
+    let (_c, w) = counting();
+    assert!(poll_next(&mut s, &w).is_pending());
+    let total = 1100u32;
+    for i in 0..total {
+        tx.send_to(&i.to_le_bytes(), addr).unwrap();
+        if i % 50 == 49 {
+            for _ in 0..4 {
+                lp.run(RunMode::NoWait).unwrap();
+            }
+        }
+    }
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        if got.len() == total as usize {
+            break;
+        }
+        while let Poll::Ready(item) = poll_next(&mut s, &w) {
+            let (d, _) = item.unwrap().unwrap();
+            got.push(u32::from_le_bytes(d.try_into().unwrap()));
+        }
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(got, (0..total).collect::<Vec<u32>>());
+    drop(s);
     finish(&lp);
 }
 

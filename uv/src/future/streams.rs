@@ -251,7 +251,19 @@ impl FuturesStream for RecvFrom {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DatagramItem>> {
         let this = self.get_mut();
-        if this.udp.is_closing() && this.queue.len() == 0 {
+        // What was received comes first, also once the handle is closing or
+        // receiving cannot start again.
+        let queued = this.queue.items.borrow_mut().pop_front();
+        if let Some(item) = queued {
+            if !this.receiving.get() && !this.udp.is_closing() {
+                // Receiving paused at the limit: there is room again. (A failure
+                // to restart is reported once the queue is empty, by the start
+                // below.)
+                let _ = this.start();
+            }
+            return Poll::Ready(Some(item));
+        }
+        if this.udp.is_closing() {
             return Poll::Ready(None);
         }
         if let Err(e) = this.start() {
