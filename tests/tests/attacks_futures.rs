@@ -1,9 +1,9 @@
 //! Attacks on the async layer (`uv::future`) from safe code: futures and streams
 //! polled by an executor of the user's with wakers that panic (once, always, or in
-//! their drop too), dropped while a task waits or after they resolved, and
-//! datagrams queued when receiving cannot go on. Each test says what used to
-//! happen, or which guarantee it pins; values, counts, orders and error codes
-//! only.
+//! their drop too), dropped while a task waits or after they resolved, handles
+//! closed under them, callbacks a wrapped API lets go of unrun, and datagrams
+//! queued when receiving cannot go on. Each test says what used to happen, or
+//! which guarantee it pins; values, counts, orders and error codes only.
 //! `bash tests/valgrind.sh attacks_futures` checks the memory side.
 //!
 //! The panics these tests provoke carry a `Provoked` payload, which the panic hook
@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::AsyncReadExt;
 use uv::future as uvf;
-use uv::{FsEventFlags, Loop, Pipe, RunMode, Stream, Udp, UdpFlags};
+use uv::{FsEventFlags, Loop, Pipe, RunMode, StatusCode, Stream, Udp, UdpFlags};
 use uv_tests::net::TempDir;
 use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, run_catching, PanickingWake};
 
@@ -348,6 +348,93 @@ fn a_resolved_sleep_is_not_woken_by_its_timer_close() {
     assert_eq!(run_catching(&lp), None);
     assert_eq!(w.0.load(Ordering::SeqCst), 1);
     drop(sleep);
+    finish(&lp);
+}
+
+// ---- callbacks let go of unrun ----
+
+/// `future::request` over a callback API that lets go of its callback without
+/// calling it: a timer's, dropped when the timer is closed before it fires. The
+/// future waited for good (on an executor of the user's; a task of the loop's
+/// stayed pending and its `JoinHandle` never resolved). Now the dropped callback
+/// ends the future with `ECANCELED`, and a poll after that answers `EINVAL`, as
+/// for any resolved request future.
+#[test]
+fn a_request_whose_callback_is_dropped_unrun_resolves_to_ecanceled() {
+    let lp = Loop::new().unwrap();
+    let timer = uv::Timer::new(&lp).unwrap();
+    let t = timer.clone();
+    let mut f = uvf::request(move |done: uvf::Done<u32>| {
+        let mut done = Some(done);
+        t.start(Duration::from_secs(100), Duration::ZERO, move |_| {
+            if let Some(d) = done.take() {
+                d(Ok(7));
+            }
+        })
+    });
+    let (c, w) = counting();
+    assert!(poll_once(&mut f, &w).is_pending());
+    timer.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(c.wakes(), 1);
+    match poll_once(&mut f, &w) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), StatusCode::ECANCELED),
+        other => panic!("{other:?}"),
+    }
+    match poll_once(&mut f, &w) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code(), StatusCode::EINVAL),
+        other => panic!("{other:?}"),
+    }
+    // The same future as a task of the loop: its handle resolves.
+    let timer = uv::Timer::new(&lp).unwrap();
+    let t = timer.clone();
+    let mut join = lp
+        .spawn_local(uvf::request(move |done: uvf::Done<u32>| {
+            let mut done = Some(done);
+            t.start(Duration::from_secs(100), Duration::ZERO, move |_| {
+                if let Some(d) = done.take() {
+                    d(Ok(7));
+                }
+            })
+        }))
+        .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    timer.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    match poll_once(&mut join, &w) {
+        Poll::Ready(Ok(r)) => assert_eq!(r.unwrap_err().code(), StatusCode::ECANCELED),
+        other => panic!("{other:?}"),
+    }
+    finish(&lp);
+}
+
+/// A request whose callback is called: its value, not `ECANCELED` (the callback's
+/// drop after its call changes nothing), also when it is called at once, inside
+/// the start.
+#[test]
+fn a_request_whose_callback_runs_gives_its_value() {
+    let lp = Loop::new().unwrap();
+    let mut now = uvf::request(|done: uvf::Done<u32>| {
+        done(Ok(3));
+        Ok(())
+    });
+    let (c, w) = counting();
+    assert!(matches!(poll_once(&mut now, &w), Poll::Ready(Ok(3))));
+    let timer = uv::Timer::new(&lp).unwrap();
+    let t = timer.clone();
+    let mut later = uvf::request(move |done: uvf::Done<u32>| {
+        let mut done = Some(done);
+        t.start(Duration::ZERO, Duration::ZERO, move |t| {
+            if let Some(d) = done.take() {
+                d(Ok(4));
+            }
+            t.close();
+        })
+    });
+    assert!(poll_once(&mut later, &w).is_pending());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(c.wakes(), 1);
+    assert!(matches!(poll_once(&mut later, &w), Poll::Ready(Ok(4))));
     finish(&lp);
 }
 
