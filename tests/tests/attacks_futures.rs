@@ -1,9 +1,10 @@
 //! Attacks on the async layer (`uv::future`) from safe code: futures and streams
 //! polled by an executor of the user's with wakers that panic (once, always, or in
 //! their drop too), dropped while a task waits or after they resolved, handles
-//! closed under them, callbacks a wrapped API lets go of unrun, and datagrams
-//! queued when receiving cannot go on. Each test says what used to happen, or
-//! which guarantee it pins; values, counts, orders and error codes only.
+//! closed under them, callbacks a wrapped API lets go of unrun, datagrams queued
+//! when receiving cannot go on, and bytes a reader read ahead when the stream is
+//! handed on. Each test says what used to happen, or which guarantee it pins;
+//! values, counts, orders and error codes only.
 //! `bash tests/valgrind.sh attacks_futures` checks the memory side.
 //!
 //! The panics these tests provoke carry a `Provoked` payload, which the panic hook
@@ -536,4 +537,58 @@ fn scenario_child() {
         "wake_and_drop_panic" => wake_and_drop_panic(),
         other => panic!("unknown scenario {other}"),
     }
+}
+
+// ---- bytes read ahead, handed on ----
+
+/// A protocol read in part through an `AsyncStream` (a 5-byte header of a
+/// 300,000-byte message), then handed to a callback reader. The wrapper reads
+/// ahead of what was asked (up to 256 KiB), and `into_inner`, the only way to
+/// hand the stream on, dropped those bytes unseen: the next reader got the
+/// message with a hole in it. `into_parts` gives them back: the header, what the
+/// wrapper read ahead and what `read_start` reads after it are the message, every
+/// byte once, in order. The same for `read_chunks` after its first chunk.
+#[test]
+fn bytes_a_wrapper_read_ahead_reach_the_next_reader() {
+    let lp = Loop::new().unwrap();
+    let data = uv_tests::net::pattern(300_000);
+    for chunks in [false, true] {
+        let (a, b) = Pipe::pair(&lp).unwrap();
+        // Queued now (the futures dropped: the write and the shutdown still
+        // happen), completed as the readers read.
+        drop(uvf::write(&a, data.clone()));
+        drop(uvf::shutdown(&a));
+        let (mut got, b) = lp
+            .block_on(async {
+                if chunks {
+                    let mut r = uvf::read_chunks(b);
+                    let first = futures::StreamExt::next(&mut r).await.unwrap().unwrap();
+                    // Let more reads land behind the first chunk (the writer
+                    // fills the pipe again in one iteration, the reader reads
+                    // in the next).
+                    for _ in 0..4 {
+                        uvf::yield_now().await;
+                    }
+                    let (b, rest) = r.into_parts();
+                    ([first, rest].concat(), b)
+                } else {
+                    let mut s = uvf::AsyncStream::new(b);
+                    let mut head = [0u8; 5];
+                    s.read_exact(&mut head).await.unwrap();
+                    uvf::yield_now().await;
+                    let (b, rest) = s.into_parts();
+                    assert!(!rest.is_empty());
+                    ([&head[..], &rest].concat(), b)
+                }
+            })
+            .unwrap();
+        let tail = uv_tests::read_to_end(&b);
+        assert!(!lp.run(RunMode::Default).unwrap());
+        got.extend_from_slice(&tail.borrow());
+        assert_eq!(got.len(), data.len(), "read_chunks: {chunks}");
+        assert!(got == data, "the bytes differ (read_chunks: {chunks})");
+        a.close();
+        assert!(!lp.run(RunMode::Default).unwrap());
+    }
+    finish(&lp);
 }
