@@ -352,6 +352,34 @@ fn a_resolved_sleep_is_not_woken_by_its_timer_close() {
     finish(&lp);
 }
 
+/// The same for the `Exit` future of `future::spawn`: its exit callback's wake
+/// panicked (`run` resumes it) and the waker stayed; the future, polled again, gave
+/// the exit status; the process handle, closed afterwards, drops the exit
+/// callback, and that drop woke the stale waker again (a second panic out of
+/// `run`, for a future that had resolved). Now a resolved `Exit` lets its waker
+/// go.
+#[test]
+fn a_resolved_exit_is_not_woken_by_its_handle_close() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let opts = uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 3"]);
+    let (p, mut exit) = uvf::spawn(&lp.handle(), &opts).unwrap();
+    let w = Arc::new(PanickingWake::default());
+    assert!(poll_once(&mut exit, &Waker::from(w.clone())).is_pending());
+    // The child's exit: the wake's panic comes out of `run`.
+    assert_eq!(run_catching(&lp), Some("wake"));
+    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    match poll_once(&mut exit, Waker::noop()) {
+        Poll::Ready(Ok((status, None))) => assert_eq!(status, 3),
+        other => panic!("{other:?}"),
+    }
+    p.close();
+    assert_eq!(run_catching(&lp), None);
+    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    drop(exit);
+    finish(&lp);
+}
+
 // ---- callbacks let go of unrun ----
 
 /// `future::request` over a callback API that lets go of its callback without

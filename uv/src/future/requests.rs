@@ -943,7 +943,12 @@ impl Future for Exit {
             .slot
             .poll_or_closed(cx)
             .map(|v| v.ok_or_else(|| Error::closed_handle("exit")));
-        this.done = r.is_ready();
+        if r.is_ready() {
+            this.done = true;
+            // A waker left by an exit wake that panicked is let go: the handle's
+            // close (its exit callback dropped) must not wake it.
+            drop(this.slot.take_waker());
+        }
         r
     }
 }
