@@ -156,7 +156,10 @@ impl ReadState {
         }
     }
 
+    /// Stops reading for a reader that is gone: its waker is let go first (the
+    /// read callback's drop must not wake its task).
     fn stop<S: Stream>(&self, s: &S) {
+        self.waker.let_go();
         if self.reading.replace(false) {
             let _ = s.read_stop();
         }
@@ -219,8 +222,9 @@ impl ReadState {
 /// and the end of the stream ends it. Reading starts at the first poll and stops
 /// while 256 KiB are waiting to be taken.
 ///
-/// Dropping it stops reading (bytes read and not taken are dropped). The stream
-/// handle is not closed: it closes when its last value goes, as usual.
+/// Dropping it stops reading (bytes read and not taken are dropped;
+/// [`ReadChunks::into_parts`] gives them back). The stream handle is not closed:
+/// it closes when its last value goes, as usual.
 pub fn read_chunks<S: Stream>(stream: S) -> ReadChunks<S> {
     ReadChunks {
         stream,
@@ -249,6 +253,16 @@ impl<S: Stream> ReadChunks<S> {
     /// The stream handle.
     pub fn get_ref(&self) -> &S {
         &self.stream
+    }
+
+    /// The stream handle back with the bytes read and not taken yet (reading
+    /// stops; the bytes after them are still the stream's, for its next reader).
+    /// Dropping the stream instead drops those bytes.
+    pub fn into_parts(self) -> (S, Vec<u8>) {
+        self.st.stop(&self.stream);
+        let mut rest = std::mem::take(&mut *self.st.incoming.borrow_mut());
+        rest.append(&mut self.st.next.borrow_mut());
+        (self.stream.clone(), rest)
     }
 }
 
@@ -325,9 +339,11 @@ struct ShutdownState {
 ///   reported by the next `poll_write`, `poll_flush` or `poll_close`.
 ///   `poll_flush` waits until every queued write is confirmed; `poll_close`
 ///   flushes, then shuts the write side down (`uv_shutdown`) and waits for it.
-/// - **Dropping** the wrapper stops reading; queued writes complete (nothing
-///   reports them). The handle is not closed: it closes when its last value goes,
-///   or [`into_inner`](AsyncStream::into_inner) gives it back.
+/// - **Dropping** the wrapper stops reading (bytes read and not taken are
+///   dropped); queued writes complete (nothing reports them). The handle is not
+///   closed: it closes when its last value goes, or
+///   [`into_inner`](AsyncStream::into_inner) gives it back
+///   ([`into_parts`](AsyncStream::into_parts) with the bytes read ahead).
 pub struct AsyncStream<S: Stream> {
     stream: S,
     rd: Rc<ReadState>,
@@ -369,10 +385,50 @@ impl<S: Stream> AsyncStream<S> {
     }
 
     /// The stream handle back (reading stops; bytes read and not taken are
-    /// dropped).
+    /// dropped: [`into_parts`](Self::into_parts) gives them too). The wrapper
+    /// reads ahead of what was asked (up to 256 KiB): what the peer sent after
+    /// the bytes taken may be among them.
     pub fn into_inner(self) -> S {
         self.rd.stop(&self.stream);
         self.stream.clone()
+    }
+
+    /// The stream handle back with the bytes read and not taken, in order
+    /// (reading stops; the bytes after them are still the stream's, for its next
+    /// reader): a protocol read in part through the wrapper can go on with
+    /// another reader (`read_start`, a new wrapper) without losing what the
+    /// wrapper read ahead.
+    ///
+    /// ```
+    /// use futures::io::AsyncReadExt;
+    /// use uv::future::{self as uvf, AsyncStream};
+    ///
+    /// let lp = uv::Loop::new()?;
+    /// let (a, b) = uv::Pipe::pair(&lp)?;
+    /// let (head, pipe, rest) = lp.block_on(async move {
+    ///     uvf::write(&a, b"HEAD:body".to_vec()).await?;
+    ///     let mut s = AsyncStream::new(b);
+    ///     let mut head = [0u8; 5];
+    ///     s.read_exact(&mut head).await?;
+    ///     let (pipe, rest) = s.into_parts();
+    ///     a.close();
+    ///     Ok::<_, Box<dyn std::error::Error>>((head, pipe, rest))
+    /// })??;
+    /// assert_eq!(&head, b"HEAD:");
+    /// assert_eq!(rest, b"body");
+    /// pipe.close();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_parts(mut self) -> (S, Vec<u8>) {
+        self.rd.stop(&self.stream);
+        let mut rest = if self.rpos == 0 {
+            std::mem::take(&mut self.rbuf)
+        } else {
+            self.rbuf[self.rpos..].to_vec()
+        };
+        rest.append(&mut self.rd.incoming.borrow_mut());
+        rest.append(&mut self.rd.next.borrow_mut());
+        (self.stream.clone(), rest)
     }
 
     /// Bytes queued for writing and not yet confirmed by libuv.
@@ -721,6 +777,10 @@ impl<S: Stream> AsyncWrite for AsyncStream<S> {
 
 impl<S: Stream> Drop for AsyncStream<S> {
     fn drop(&mut self) {
+        // Queued writes and the shutdown complete later: they must not wake the
+        // gone wrapper's task.
+        self.wr.waker.let_go();
+        self.shut.waker.let_go();
         self.rd.stop(&self.stream);
     }
 }

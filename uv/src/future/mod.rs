@@ -85,10 +85,75 @@ pub(crate) fn register(slot: &Cell<Option<Waker>>, cx: &Context<'_>) {
     slot.set(Some(w));
 }
 
-/// Wakes the waker stored in `slot`, if any.
+/// Wakes the waker stored in `slot`, if any, and lets it go; a wake that
+/// panics keeps it (see [`wake_taken`]).
 pub(crate) fn wake(slot: &Cell<Option<Waker>>) {
     if let Some(w) = slot.take() {
-        w.wake();
+        drop(wake_taken(slot, w, None));
+    }
+}
+
+/// Lets the waker in `slot` go: its future or stream is gone or has ended, and
+/// the event it waited for (which may still come: a close callback, a completion)
+/// must not wake a task that no longer waits for it, nor keep its waker until
+/// then. Dropping a waker is user code, guarded while a panic unwinds.
+pub(crate) fn let_go(slot: &Cell<Option<Waker>>) {
+    let w = slot.take();
+    if w.is_some() {
+        waking_in_drop(move || drop(w));
+    }
+}
+
+/// Wakes `w`, just taken out of `slot`, and gives it back. The wake is user code
+/// (the waker of whoever polled): one that panics is not taken as delivered
+/// (its task may never have been told), so `w` goes back into `slot` (and
+/// `armed`, if given, is set again), unless the wake registered a newer waker,
+/// and the panic goes on (to the caller's guard: the loop's panic rule). The
+/// next event then wakes the task again instead of finding no waker: the wake-up
+/// is not lost. Nor is `w` dropped while the panic unwinds in this frame (a
+/// waker whose drop panics too would abort the process).
+#[inline]
+fn wake_taken(slot: &Cell<Option<Waker>>, w: Waker, armed: Option<&Cell<bool>>) -> Waker {
+    /// Puts the waker back if the wake unwinds.
+    struct Back<'a> {
+        slot: &'a Cell<Option<Waker>>,
+        armed: Option<&'a Cell<bool>>,
+        waker: Option<Waker>,
+    }
+    impl Drop for Back<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            if let Some(w) = self.waker.take() {
+                put_back(self.slot, self.armed, w);
+            }
+        }
+    }
+    let mut back = Back {
+        slot,
+        armed,
+        waker: Some(w),
+    };
+    if let Some(w) = &back.waker {
+        w.wake_by_ref();
+    }
+    back.waker.take().expect("kept through the wake")
+}
+
+/// The unwinding side of [`wake_taken`]: `w`, whose wake panicked, back into
+/// `slot` (a newer waker the wake registered stays; `w` is then dropped, the
+/// drop's own panic caught: the thread unwinds).
+#[cold]
+#[inline(never)]
+fn put_back(slot: &Cell<Option<Waker>>, armed: Option<&Cell<bool>>, w: Waker) {
+    if let Some(a) = armed {
+        a.set(true);
+    }
+    match slot.take() {
+        None => slot.set(Some(w)),
+        newer => {
+            slot.set(newer);
+            waking_in_drop(move || drop(w));
+        }
     }
 }
 
@@ -111,16 +176,21 @@ impl WakerSlot {
         self.armed.set(true);
     }
 
-    /// Wakes the registered task, if the slot is armed, and disarms it.
+    /// Disarms the slot and lets its waker go (see [`let_go`]).
+    pub(crate) fn let_go(&self) {
+        self.armed.set(false);
+        let_go(&self.waker);
+    }
+
+    /// Wakes the registered task, if the slot is armed, and disarms it. A wake
+    /// that panics leaves the slot armed (see [`wake_taken`]): the next event
+    /// wakes the task again.
     #[inline]
     pub(crate) fn wake(&self) {
         if self.armed.replace(false) {
-            let w = self.waker.take();
-            if let Some(w) = &w {
-                w.wake_by_ref();
-            }
-            // A waker registered by the wake (user code may poll) stays.
-            if let Some(w) = w {
+            if let Some(w) = self.waker.take() {
+                let w = wake_taken(&self.waker, w, Some(&self.armed));
+                // A waker registered by the wake (user code may poll) stays.
                 let newer = self.waker.replace(Some(w));
                 if newer.is_some() {
                     self.waker.set(newer);
@@ -223,7 +293,15 @@ impl<T> Oneshot<T> {
 impl<T> Closes for Oneshot<T> {
     fn close(&self) {
         self.closed.set(true);
-        wake(&self.waker);
+        // A value not taken yet had its own wake, and its future ends with that
+        // value, not with the close: nothing new to wake the task for (also when
+        // that wake panicked and left the waker in place).
+        let v = self.value.take();
+        let delivered = v.is_some();
+        self.value.set(v);
+        if !delivered {
+            wake(&self.waker);
+        }
     }
 }
 

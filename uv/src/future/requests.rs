@@ -16,6 +16,7 @@ use crate::stream::{Stream, WriteData};
 use crate::{AddrInfo, AddrInfoHints, NameInfo, NameInfoFlags, Request, Signum};
 
 /// The completion callback [`request`] hands to the callback API it wraps.
+/// Dropped without being called, it ends its future with `ECANCELED`.
 pub type Done<T> = Box<dyn FnOnce(Result<T>)>;
 
 /// What a callback API returns for its work in flight, and how to give up on it
@@ -46,7 +47,9 @@ impl Cancel for () {
 /// on; it returns what the API returns for its work in flight (a
 /// [`Request`](crate::Request), or `()` for work that cannot be cancelled). If it
 /// fails, the future resolves to its error (and the callback, never called, is
-/// dropped).
+/// dropped). If the API lets go of the callback without calling it (a handle's
+/// callback is dropped when the handle closes, say), the future resolves to
+/// `ECANCELED` instead of waiting for good.
 ///
 /// **Dropped before completion**, the future calls [`Cancel::cancel`]: for a
 /// `Request`, libuv's `uv_cancel`, which drops work the thread pool has not
@@ -68,7 +71,9 @@ where
     S: FnOnce(Done<T>) -> Result<R>,
 {
     let slot = Rc::new(Oneshot::new());
-    let s = slot.clone();
+    // Dropped unrun (the API let go of its callback: a handle closed, say), the
+    // callback closes the slot: the future then ends instead of waiting for good.
+    let s = Notifier(slot.clone());
     match start(Box::new(move |r| s.complete(r))) {
         Ok(req) => RequestFuture {
             slot,
@@ -118,14 +123,17 @@ impl<T, R: Cancel> Future for RequestFuture<T, R> {
         if let Some(e) = this.err.take() {
             return Poll::Ready(Err(e));
         }
-        match this.slot.poll(cx) {
+        if this.req.is_none() {
+            // Polled again after it resolved.
+            return Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")));
+        }
+        match this.slot.poll_or_closed(cx) {
             Poll::Ready(r) => {
                 this.req = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending if this.req.is_none() => {
-                // Polled again after it resolved.
-                Poll::Ready(Err(Error::new(crate::StatusCode::EINVAL, "poll")))
+                // `None`: the callback was dropped without being called.
+                Poll::Ready(
+                    r.unwrap_or_else(|| Err(Error::new(crate::StatusCode::ECANCELED, "request"))),
+                )
             }
             Poll::Pending => Poll::Pending,
         }
@@ -935,7 +943,12 @@ impl Future for Exit {
             .slot
             .poll_or_closed(cx)
             .map(|v| v.ok_or_else(|| Error::closed_handle("exit")));
-        this.done = r.is_ready();
+        if r.is_ready() {
+            this.done = true;
+            // A waker left by an exit wake that panicked is let go: the handle's
+            // close (its exit callback dropped) must not wake it.
+            drop(this.slot.take_waker());
+        }
         r
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_core::Stream as FuturesStream;
 
-use super::{register, wake, Closes, Notifier};
+use super::{let_go, register, wake, Closes, Notifier};
 use crate::error::{Error, Result};
 use crate::handles::{FsEvent, FsPoll, Signal, Udp};
 use crate::loop_::LoopHandle;
@@ -176,6 +176,8 @@ impl<S: Stream> FuturesStream for Incoming<S> {
 
 impl<S: Stream> Drop for Incoming<S> {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.st.waker);
         self.server.close();
     }
 }
@@ -249,7 +251,19 @@ impl FuturesStream for RecvFrom {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DatagramItem>> {
         let this = self.get_mut();
-        if this.udp.is_closing() && this.queue.len() == 0 {
+        // What was received comes first, also once the handle is closing or
+        // receiving cannot start again.
+        let queued = this.queue.items.borrow_mut().pop_front();
+        if let Some(item) = queued {
+            if !this.receiving.get() && !this.udp.is_closing() {
+                // Receiving paused at the limit: there is room again. (A failure
+                // to restart is reported once the queue is empty, by the start
+                // below.)
+                let _ = this.start();
+            }
+            return Poll::Ready(Some(item));
+        }
+        if this.udp.is_closing() {
             return Poll::Ready(None);
         }
         if let Err(e) = this.start() {
@@ -261,6 +275,8 @@ impl FuturesStream for RecvFrom {
 
 impl Drop for RecvFrom {
     fn drop(&mut self) {
+        // Stopping must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         if self.receiving.get() {
             let _ = self.udp.recv_stop();
         }
@@ -311,6 +327,8 @@ impl FuturesStream for Signals {
 
 impl Drop for Signals {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         self.signal.close();
     }
 }
@@ -356,6 +374,8 @@ impl FuturesStream for FsEvents {
 
 impl Drop for FsEvents {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         self.watcher.close();
     }
 }
@@ -396,6 +416,8 @@ impl FuturesStream for FsPolls {
 
 impl Drop for FsPolls {
     fn drop(&mut self) {
+        // The close must not wake the gone stream's task.
+        let_go(&self.queue.waker);
         self.poller.close();
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use super::{register, wake, Closes, Notifier};
+use super::{let_go, register, wake, Closes, Notifier};
 use crate::error::{Error, Result};
 use crate::handles::Timer;
 use crate::loop_::LoopHandle;
@@ -98,6 +98,9 @@ impl Future for Sleep {
             return Poll::Ready(Ok(()));
         };
         if ticks.count.get() > 0 {
+            // (A waker left by a wake that panicked is let go: the timer's close
+            // must not wake it.)
+            let_go(&ticks.waker);
             if let Some(t) = this.timer.take() {
                 t.close();
             }
@@ -106,6 +109,7 @@ impl Future for Sleep {
         }
         if ticks.closed.get() {
             // The loop is gone (its teardown closed the timer).
+            let_go(&ticks.waker);
             this.timer = None;
             this.ticks = None;
             return Poll::Ready(Err(Error::closed_loop("sleep")));
@@ -117,6 +121,10 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
+        if let Some(ticks) = &self.ticks {
+            // The timer's close callback must not wake the gone future's task.
+            let_go(&ticks.waker);
+        }
         if let Some(t) = self.timer.take() {
             t.close();
         }
@@ -225,6 +233,8 @@ impl Stream for Interval {
 
 impl Drop for Interval {
     fn drop(&mut self) {
+        // As `Sleep`'s: the close must not wake the gone stream's task.
+        let_go(&self.ticks.waker);
         self.timer.close();
     }
 }
