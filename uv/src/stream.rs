@@ -1012,9 +1012,12 @@ thread_local! {
 const LIBUV_FDS_PER_READ: usize =
     (256 - std::mem::size_of::<libc::cmsghdr>()) / std::mem::size_of::<c_int>();
 
-/// The most descriptors one message can carry (Linux's `SCM_MAX_FD`).
+/// How many descriptors a look before a read makes room for: one more than
+/// libuv takes, enough to tell a message of more (`count > LIBUV_FDS_PER_READ`),
+/// and no more of the process's descriptor numbers taken for the look's copies
+/// (a message may carry up to 253, Linux's `SCM_MAX_FD`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const MAX_FDS_PER_MESSAGE: usize = 253;
+const PEEK_FDS: usize = LIBUV_FDS_PER_READ + 1;
 
 /// `alloc_cb` for an IPC pipe: the loop's buffer, then [`peek_handles`].
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -1045,8 +1048,8 @@ unsafe extern "C" fn alloc_with_ipc<K: StreamKind>(
 }
 
 /// Before libuv reads an IPC pipe into `buf`: looks at what the read will get
-/// (`MSG_PEEK` into the same buffer, with room for the most descriptors a message
-/// can carry; the copies of the descriptors a peek makes are closed at once).
+/// (`MSG_PEEK` into the same buffer, with room for [`PEEK_FDS`] descriptors; the
+/// copies of the descriptors a peek makes are closed at once).
 /// libuv's read takes at most [`LIBUV_FDS_PER_READ`] descriptors of a message, and
 /// the kernel closes the others unseen: a message with more (only another program
 /// sends one: libuv sends one descriptor per message), or one whose descriptors
@@ -1055,8 +1058,8 @@ unsafe extern "C" fn alloc_with_ipc<K: StreamKind>(
 /// reads nothing, and the loss is recorded with the stream, so that the reads
 /// that follow (from the next poll of the socket, or the next `read_start` when
 /// the callback stopped reading) go on without telling it again, up to the one
-/// that takes the message. Otherwise `buf` is cut to the bytes seen, so that libuv's read gets exactly them (and no message that came
-/// after the peek); with nothing to read, or an error, it is emptied (libuv then
+/// that takes the message. Otherwise `buf` is cut to the bytes seen, so that
+/// libuv's read gets exactly them (and no message that came after the peek); with nothing to read, or an error, it is emptied (libuv then
 /// reports `ENOBUFS`, which [`read_cb_ipc`] takes for "nothing yet", as libuv's
 /// own `EAGAIN`, or replaces with the peek's error or the loss).
 ///
@@ -1071,10 +1074,9 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
         // libuv reports ENOBUFS (or has nothing to read from).
         return;
     }
-    // One header and the most descriptors, with room for its alignment.
-    const SPACE: usize = std::mem::size_of::<libc::cmsghdr>()
-        + std::mem::size_of::<c_int>() * MAX_FDS_PER_MESSAGE
-        + 8;
+    // One header and `PEEK_FDS` descriptors, with room for its alignment.
+    const SPACE: usize =
+        std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<c_int>() * PEEK_FDS + 8;
     // Aligned for the control headers (`u64`, as `cmsghdr`'s `size_t`).
     let mut control = [0u64; SPACE.div_ceil(8)];
     let mut iov = libc::iovec {
@@ -1148,12 +1150,14 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    let loss = if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        // No room for the descriptors even here: this process is at its limit,
-        // and libuv's read will lose them too.
-        Some(StatusCode::EMFILE)
-    } else if count > LIBUV_FDS_PER_READ {
+    let loss = if count > LIBUV_FDS_PER_READ {
+        // More than libuv's control buffer holds (the look's is full, and may
+        // be cut short: `MSG_CTRUNC`).
         Some(StatusCode::EMSGSIZE)
+    } else if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        // Fewer than the look had room for, and cut short: this process is at
+        // its descriptor limit, and libuv's read will lose them too.
+        Some(StatusCode::EMFILE)
     } else {
         None
     };
