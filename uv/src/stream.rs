@@ -979,8 +979,11 @@ enum IpcNote {
     Lost(LossId),
     /// The read goes on while a told loss waits on the socket: its message is
     /// read once libuv's queue of received handles grows past this count (libuv
-    /// takes descriptors from the first message that carries some).
-    ReadOn(c_int),
+    /// takes descriptors from the first message that carries some). A loss of
+    /// which the look got no descriptor (`false`: at the descriptor limit, where
+    /// libuv's read gets none either) cannot be known again: it is taken as read
+    /// by the next read of bytes (if not, it is told again, never missed).
+    ReadOn(c_int, bool),
     /// The peek failed with this error, which it may have taken off the socket (a
     /// pending `ECONNRESET`): the allocation gave libuv an empty buffer, and the
     /// read callback fails the read with it as libuv's read would have.
@@ -1199,10 +1202,10 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
             IPC_NOTE.set(IpcNote::Lost(id));
             return;
         }
-        Some(_) => {
+        Some(id) => {
             // SAFETY: `s` is an open IPC pipe (a `uv_pipe_t`); the count is read.
             let pending = unsafe { sys::uv_pipe_pending_count(s.cast()) };
-            IPC_NOTE.set(IpcNote::ReadOn(pending));
+            IPC_NOTE.set(IpcNote::ReadOn(pending, id.count > 0));
         }
         None if told.is_some() => {
             // The message was read, or its loss is gone (the process made room).
@@ -1253,9 +1256,9 @@ unsafe extern "C" fn read_cb_ipc<K: StreamKind>(
                 crate::handle::set_ipc_loss_told(s.cast(), Some(id));
                 read_cb::<K>(s, id.code as isize, buf)
             }
-            IpcNote::ReadOn(pending) => {
+            IpcNote::ReadOn(pending, known) => {
                 // libuv took descriptors: from the message whose loss was told.
-                if sys::uv_pipe_pending_count(s.cast()) > pending {
+                if sys::uv_pipe_pending_count(s.cast()) > pending || (!known && nread > 0) {
                     crate::handle::set_ipc_loss_told(s.cast(), None);
                 }
                 read_cb::<K>(s, nread, buf)
