@@ -709,3 +709,61 @@ fn many_descriptors_with_little_room_are_emsgsize() {
         "{stderr}"
     );
 }
+
+/// A reset met by the look before a read, with a callback that closes the
+/// stream, or stops and starts reading again, when told: as after libuv's own
+/// read error on a pipe without IPC, the close completes, and the new start is
+/// refused (`ENOTCONN`: the stream is no longer readable), with nothing more
+/// read.
+#[test]
+fn a_reset_with_a_callback_that_closes_or_restarts() {
+    for close in [true, false] {
+        let results: Vec<_> = [true, false]
+            .into_iter()
+            .map(|ipc| {
+                let lp = Loop::new().unwrap();
+                let (mine, theirs) = UnixStream::pair().unwrap();
+                let p = Pipe::new(&lp, ipc).unwrap();
+                p.open(mine).unwrap();
+                p.try_write(b"unread").unwrap();
+                drop(theirs);
+                let events: Events = Rc::default();
+                let restart = Rc::new(RefCell::new(None));
+                let (e, r) = (events.clone(), restart.clone());
+                p.read_start(move |p, d| {
+                    let d = event(d);
+                    let failed = d.is_err();
+                    e.borrow_mut().push(d);
+                    if failed && close {
+                        p.close();
+                    } else if failed {
+                        p.read_stop().unwrap();
+                        let e = e.clone();
+                        *r.borrow_mut() = Some(
+                            p.read_start(move |_, d| e.borrow_mut().push(event(d)))
+                                .map_err(|x| x.code()),
+                        );
+                    }
+                })
+                .unwrap();
+                run_until(&lp, || !events.borrow().is_empty());
+                for _ in 0..3 {
+                    lp.run(RunMode::NoWait).unwrap();
+                }
+                if !close {
+                    p.close();
+                }
+                lp.run(RunMode::Default).unwrap();
+                lp.close().unwrap();
+                let events = events.borrow().clone();
+                let restart = *restart.borrow();
+                (events, restart)
+            })
+            .collect();
+        assert_eq!(results[0].0, [Err(StatusCode::ECONNRESET)]);
+        assert_eq!(results[0], results[1]);
+        if !close {
+            assert_eq!(results[0].1, Some(Err(StatusCode::ENOTCONN)));
+        }
+    }
+}
