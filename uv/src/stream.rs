@@ -1061,10 +1061,14 @@ unsafe extern "C" fn alloc_with_ipc<K: StreamKind>(
 /// reads nothing, and the loss is recorded with the stream, so that the reads
 /// that follow (from the next poll of the socket, or the next `read_start` when
 /// the callback stopped reading) go on without telling it again, up to the one
-/// that takes the message. Otherwise `buf` is cut to the bytes seen, so that
-/// libuv's read gets exactly them (and no message that came after the peek); with nothing to read, or an error, it is emptied (libuv then
-/// reports `ENOBUFS`, which [`read_cb_ipc`] takes for "nothing yet", as libuv's
-/// own `EAGAIN`, or replaces with the peek's error or the loss).
+/// that takes the message. (Linux's peek goes on past a full buffer to the next
+/// message that carries descriptors: the loss seen may be of a message after
+/// this read's bytes, which is why it is told before them and recorded.)
+/// Otherwise `buf` is cut to the bytes seen, so that libuv's read gets exactly
+/// them (and no message that came after the peek); with nothing to read, or an
+/// error, it is emptied (libuv then reports `ENOBUFS`, which [`read_cb_ipc`]
+/// takes for "nothing yet", as libuv's own `EAGAIN`, or replaces with the peek's
+/// error or the loss).
 ///
 /// # Safety
 /// `s` is an open IPC pipe of this library reading, in its allocation callback;
