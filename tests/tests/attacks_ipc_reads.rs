@@ -52,12 +52,45 @@ fn raw(s: &[UnixStream]) -> Vec<RawFd> {
     s.iter().map(|s| s.as_raw_fd()).collect()
 }
 
-/// Whether the other end of `peer` is closed everywhere (a read sees the end at
-/// once); `false` when the read would wait (some descriptor of it is open).
-fn peer_sees_end(peer: &mut UnixStream) -> bool {
-    peer.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 1];
-    matches!(peer.read(&mut b), Ok(0))
+/// Held while a child process is started and runs ([`run_scenario`]), and while
+/// [`ends_seen`] looks: a child holds copies of every descriptor of this process
+/// from its fork to its `exec`, so a peer would not see the end for a moment.
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How many of `peers` see their other end closed everywhere (a read sees the
+/// end at once; it would wait while some descriptor of it is open), with no
+/// child of this process between its fork and its `exec`.
+fn ends_seen(peers: &[UnixStream]) -> usize {
+    let _alone = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+    peers
+        .iter()
+        .filter(|peer| {
+            peer.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            let mut r: &UnixStream = peer;
+            matches!(r.read(&mut b), Ok(0))
+        })
+        .count()
+}
+
+/// Runs `scenario` in a child process (this binary again, natively: under
+/// valgrind too, which emulates the descriptor limit itself): its standard error,
+/// once it exited successfully.
+fn run_scenario(scenario: &str) -> String {
+    let _alone = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "scenario_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SCENARIO, scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
 }
 
 /// Accepts every handle pending on `p`, and checks each is a live socket whose
@@ -146,10 +179,7 @@ fn a_loss_is_told_to_a_reader_that_stops_after_each_event() {
     rx.close();
     lp.run(RunMode::Default).unwrap();
     // Every descriptor is gone now: the looks' copies too.
-    assert_eq!(
-        peers.iter_mut().map(peer_sees_end).filter(|e| *e).count(),
-        100
-    );
+    assert_eq!(ends_seen(&peers), 100);
     lp.close().unwrap();
 }
 
@@ -243,7 +273,7 @@ fn a_callback_told_of_a_loss_closes_or_restarts() {
     for close in [true, false] {
         let lp = Loop::new().unwrap();
         let (rx, theirs) = ipc_on_pair(&lp);
-        let (sent, mut peers) = sockets(100);
+        let (sent, peers) = sockets(100);
         send_fds(&theirs, b"m", &raw(&sent));
         send_fds(&theirs, b"z", &[]);
         drop(sent);
@@ -266,10 +296,7 @@ fn a_callback_told_of_a_loss_closes_or_restarts() {
         if close {
             lp.run(RunMode::Default).unwrap();
             assert_eq!(*events.borrow(), [Err(StatusCode::EMSGSIZE)]);
-            assert_eq!(
-                peers.iter_mut().map(peer_sees_end).filter(|e| *e).count(),
-                100
-            );
+            assert_eq!(ends_seen(&peers), 100);
         } else {
             run_until(&lp, || events.borrow().last() == Some(&Ok(b"z".to_vec())));
             assert_eq!(
@@ -636,18 +663,7 @@ fn two_handles_at_the_limit() {
 /// bytes: each is told, before its byte. Run in a child process, as below.
 #[test]
 fn two_handles_at_the_descriptor_limit_are_each_reported() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "scenario_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCENARIO, "two_handles_at_the_limit")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = run_scenario("two_handles_at_the_limit");
     assert!(
         stderr.contains(
             r#"events [Err(EMFILE), Ok([49]), Err(EMFILE), Ok([50]), Ok([101, 110, 100])] pending 0"#
@@ -692,18 +708,7 @@ fn many_descriptors_with_little_room() {
 /// is lowered; natively, also under valgrind (it emulates the limit itself).
 #[test]
 fn many_descriptors_with_little_room_are_emsgsize() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "scenario_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCENARIO, "many_descriptors_with_little_room")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = run_scenario("many_descriptors_with_little_room");
     assert!(
         stderr.contains(r#"events [Err(EMSGSIZE), Ok([109]), Ok([101, 110, 100])] pending 60"#),
         "{stderr}"
