@@ -200,3 +200,45 @@ pub fn nonblocking(fd: RawFd) -> bool {
     assert!(flags >= 0, "F_GETFL on {fd}");
     flags & libc::O_NONBLOCK != 0
 }
+
+/// Sends `data` with the descriptors `fds` in one message over `sock`
+/// (`SCM_RIGHTS`; none when `fds` is empty), as a program that is not libuv may:
+/// libuv's `write2` sends one descriptor per message. Panics unless every byte
+/// was sent.
+#[cfg(unix)]
+pub fn send_fds(sock: &std::os::unix::net::UnixStream, data: &[u8], fds: &[RawFd]) {
+    use std::os::fd::AsRawFd as _;
+
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: the message header points at the live iovec (`data`, which `sendmsg`
+    // only reads) and control buffer above (8-byte aligned, `space` bytes long);
+    // the first header is written within it and its data holds `fds`; `sendmsg`
+    // only reads them and dups the descriptors into the message.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
+        }
+        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
+    };
+    assert_eq!(
+        n,
+        data.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+}

@@ -24,7 +24,7 @@ use uv::{
     Fs, HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
     Stream as _, Tcp,
 };
-use uv_tests::net::{fd_identity, run_until};
+use uv_tests::net::{fd_identity, run_until, send_fds};
 
 /// The bytes a pipe read, and the error that ended its reading.
 type Reads = (Rc<RefCell<Vec<u8>>>, Rc<RefCell<Option<StatusCode>>>);
@@ -441,37 +441,6 @@ fn accepting_a_received_handle_into_the_wrong_type_keeps_it_pending() {
     lp.close().unwrap();
 }
 
-/// Sends `fds` in one message with one byte over `sock` (`SCM_RIGHTS`), as a
-/// program that is not libuv may.
-fn send_fds(sock: &UnixStream, fds: &[RawFd]) {
-    // SAFETY: CMSG_SPACE is arithmetic on its argument.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
-    let mut control = vec![0u64; space.div_ceil(8)];
-    let mut byte = [b'm'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: the message header points at the live iovec and control buffer above
-    // (the buffer is 8-byte aligned and `space` bytes long); the first header is
-    // written within it, its data holds `fds`; `sendmsg` only reads them and dups
-    // the descriptors into the message.
-    let n = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
-        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
-        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
-    };
-    assert_eq!(n, 1, "{}", std::io::Error::last_os_error());
-}
-
 /// Reads `p`, recording each event: the bytes of a chunk, or the error.
 fn record_events(p: &Pipe) -> Events {
     let events = Rc::new(RefCell::new(Vec::new()));
@@ -502,8 +471,9 @@ fn record_events_with_allocator(p: &Pipe) -> Events {
 /// Another program sends a hundred descriptors in one message (libuv's own
 /// `write2` sends one per message). libuv's read takes 60 (its control buffer is
 /// 256 bytes) and ignores the kernel's `MSG_CTRUNC`: the other 40 were closed by
-/// the kernel unseen, a silent loss. Now the read callback gets the byte, then
-/// `EMSGSIZE`, and reading goes on; the 60 are pending as before.
+/// the kernel unseen, a silent loss. Now the read callback gets `EMSGSIZE`, then
+/// the message's byte (the read that takes it), and reading goes on; the 60 are
+/// pending as before.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
 fn a_message_with_more_descriptors_than_libuv_takes_is_reported() {
@@ -526,8 +496,8 @@ fn more_descriptors_than_libuv_takes(read: fn(&Pipe) -> Events) {
         peers.push(b);
     }
     let raw: Vec<RawFd> = sent.iter().map(|s| s.as_raw_fd()).collect();
-    send_fds(&theirs, &raw[..60]);
-    send_fds(&theirs, &raw);
+    send_fds(&theirs, b"m", &raw[..60]);
+    send_fds(&theirs, b"m", &raw);
     drop(sent);
     std::io::Write::write_all(&mut theirs, b"more").unwrap();
     let events = read(&rx);
@@ -537,8 +507,8 @@ fn more_descriptors_than_libuv_takes(read: fn(&Pipe) -> Events) {
         *events.borrow(),
         [
             Ok(b"m".to_vec()),
-            Ok(b"m".to_vec()),
             Err(StatusCode::EMSGSIZE),
+            Ok(b"m".to_vec()),
             more
         ]
     );
@@ -611,7 +581,7 @@ fn receive_at_the_descriptor_limit() {
 /// A handle sent to a process at its descriptor limit: the kernel cannot give the
 /// receiver the descriptor, closes it and flags the message `MSG_CTRUNC`, which
 /// libuv ignores: the bytes arrived and the handle was lost unseen. Now the read
-/// callback gets the bytes, then `EMFILE`. Run in a child process (this binary
+/// callback gets `EMFILE`, then the bytes. Run in a child process (this binary
 /// again), whose descriptor limit is lowered.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
@@ -632,7 +602,7 @@ fn a_handle_received_at_the_descriptor_limit_is_reported() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains(r#"events [Ok([104]), Err(EMFILE), Ok([101, 110, 100])] pending 0"#),
+        stderr.contains(r#"events [Err(EMFILE), Ok([104]), Ok([101, 110, 100])] pending 0"#),
         "{stderr}"
     );
 }

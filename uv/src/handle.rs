@@ -174,6 +174,10 @@ pub(crate) struct Extras {
     /// shares, counted for them while the handle is open (see
     /// [`mark_std_shares`]).
     std_shares: StdShares,
+    /// The loss an IPC pipe's read callback was last told of, until the message
+    /// is read (see [`set_ipc_loss_told`]).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    ipc_loss_told: Option<crate::stream::LossId>,
 }
 
 /// Bit `k` for each standard descriptor `k` (0 to 2) a handle's descriptor shares
@@ -2127,6 +2131,43 @@ unsafe fn read_extras(raw: *mut sys::uv_handle_t, f: impl FnOnce(&Extras) -> boo
 pub(crate) unsafe fn shared_with_child(raw: *mut sys::uv_handle_t) -> bool {
     // SAFETY: per the contract.
     unsafe { read_extras(raw, |e| e.shared_with_child) }
+}
+
+/// Records (or forgets, with `None`) the loss the IPC pipe's read callback was
+/// told of, so that the reads up to the one that takes its message do not tell
+/// it again (`stream.rs`, `peek_handles`). Kept with the handle's extras (made
+/// only to record), so that it goes with the handle.
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library, held by libuv;
+/// called from the handle's allocation or read callback (no user code runs).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) unsafe fn set_ipc_loss_told(
+    raw: *mut sys::uv_handle_t,
+    told: Option<crate::stream::LossId>,
+) {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    if told.is_some() || h.has(HAS_EXTRAS) {
+        h.with_extras(|e| e.ipc_loss_told = told);
+    }
+}
+
+/// What [`set_ipc_loss_told`] recorded for the IPC pipe.
+///
+/// # Safety
+/// `raw` must be a live handle allocation made by this library.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) unsafe fn ipc_loss_told(raw: *mut sys::uv_handle_t) -> Option<crate::stream::LossId> {
+    let mut told = None;
+    // SAFETY: per the contract.
+    unsafe {
+        read_extras(raw, |e| {
+            told = e.ipc_loss_told;
+            false
+        })
+    };
+    told
 }
 
 /// Marks (or unmarks) the stream's descriptor as one libuv made non-blocking in

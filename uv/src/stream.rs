@@ -271,8 +271,11 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     /// on a listening one.
     ///
     /// On an IPC pipe (Linux, Android), a message whose handles cannot all be
-    /// received is reported after its bytes, as an error that does not end reading:
-    /// `EMSGSIZE` for a message of more descriptors than libuv takes from one (60;
+    /// received is reported once, before its bytes (and the handles that fit;
+    /// bytes sent before it may come after the report), as an error that does not
+    /// end reading (the message waits on the socket for the next read, also when
+    /// the callback stops reading): `EMSGSIZE` for a message of more descriptors
+    /// than libuv takes from one (60;
     /// libuv sends one per message, another program may send more), `EMFILE` when
     /// the process has no descriptor left for them. The handles that did arrive
     /// wait for `accept` as usual. (Each read of an IPC pipe looks at the message
@@ -971,12 +974,32 @@ enum IpcNote {
     /// its `ENOBUFS` is not an error.
     NothingToRead,
     /// The message about to be read carries descriptors libuv cannot take: the
-    /// read callback gets this error after the bytes.
-    Lost(c_int),
+    /// allocation gave libuv an empty buffer (the message stays on the socket),
+    /// and the read callback gets this error instead of libuv's `ENOBUFS`.
+    Lost(LossId),
+    /// The read goes on while a told loss waits on the socket: its message is
+    /// read once libuv's queue of received handles grows past this count (libuv
+    /// takes descriptors from the first message that carries some). A loss of
+    /// which the look got no descriptor (`false`: at the descriptor limit, where
+    /// libuv's read gets none either) cannot be known again: it is taken as read
+    /// by the next read of bytes (if not, it is told again, never missed).
+    ReadOn(c_int, bool),
     /// The peek failed with this error, which it may have taken off the socket (a
     /// pending `ECONNRESET`): the allocation gave libuv an empty buffer, and the
     /// read callback fails the read with it as libuv's read would have.
     Failed(c_int),
+}
+
+/// A loss of descriptors an IPC pipe's read callback was told of
+/// ([`peek_handles`]): the error, how many descriptors the look got, and the open
+/// file of its first (device and inode; zeros when it got none). The same loss
+/// seen again, until its message is read, is not told again.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LossId {
+    code: c_int,
+    count: usize,
+    file: (u64, u64),
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -992,9 +1015,12 @@ thread_local! {
 const LIBUV_FDS_PER_READ: usize =
     (256 - std::mem::size_of::<libc::cmsghdr>()) / std::mem::size_of::<c_int>();
 
-/// The most descriptors one message can carry (Linux's `SCM_MAX_FD`).
+/// How many descriptors a look before a read makes room for: one more than
+/// libuv takes, enough to tell a message of more (`count > LIBUV_FDS_PER_READ`),
+/// and no more of the process's descriptor numbers taken for the look's copies
+/// (a message may carry up to 253, Linux's `SCM_MAX_FD`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const MAX_FDS_PER_MESSAGE: usize = 253;
+const PEEK_FDS: usize = LIBUV_FDS_PER_READ + 1;
 
 /// `alloc_cb` for an IPC pipe: the loop's buffer, then [`peek_handles`].
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -1025,17 +1051,24 @@ unsafe extern "C" fn alloc_with_ipc<K: StreamKind>(
 }
 
 /// Before libuv reads an IPC pipe into `buf`: looks at what the read will get
-/// (`MSG_PEEK` into the same buffer, with room for the most descriptors a message
-/// can carry; the copies of the descriptors a peek makes are closed at once).
+/// (`MSG_PEEK` into the same buffer, with room for [`PEEK_FDS`] descriptors; the
+/// copies of the descriptors a peek makes are closed at once).
 /// libuv's read takes at most [`LIBUV_FDS_PER_READ`] descriptors of a message, and
 /// the kernel closes the others unseen: a message with more (only another program
 /// sends one: libuv sends one descriptor per message), or one whose descriptors
 /// this process has no room for (`EMFILE`), is noted for the read callback, which
-/// reports the loss after the bytes. `buf` is cut to the bytes seen, so that
-/// libuv's read gets exactly them (and no message that came after the peek); with
-/// nothing to read, or an error, it is emptied (libuv then reports `ENOBUFS`,
-/// which [`read_cb_ipc`] takes for "nothing yet", as libuv's own `EAGAIN`, or
-/// replaces with the peek's error).
+/// reports the loss before the message is read: `buf` is emptied, so that libuv
+/// reads nothing, and the loss is recorded with the stream, so that the reads
+/// that follow (from the next poll of the socket, or the next `read_start` when
+/// the callback stopped reading) go on without telling it again, up to the one
+/// that takes the message. (Linux's peek goes on past a full buffer to the next
+/// message that carries descriptors: the loss seen may be of a message after
+/// this read's bytes, which is why it is told before them and recorded.)
+/// Otherwise `buf` is cut to the bytes seen, so that libuv's read gets exactly
+/// them (and no message that came after the peek); with nothing to read, or an
+/// error, it is emptied (libuv then reports `ENOBUFS`, which [`read_cb_ipc`]
+/// takes for "nothing yet", as libuv's own `EAGAIN`, or replaces with the peek's
+/// error or the loss).
 ///
 /// # Safety
 /// `s` is an open IPC pipe of this library reading, in its allocation callback;
@@ -1048,10 +1081,9 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
         // libuv reports ENOBUFS (or has nothing to read from).
         return;
     }
-    // One header and the most descriptors, with room for its alignment.
-    const SPACE: usize = std::mem::size_of::<libc::cmsghdr>()
-        + std::mem::size_of::<c_int>() * MAX_FDS_PER_MESSAGE
-        + 8;
+    // One header and `PEEK_FDS` descriptors, with room for its alignment.
+    const SPACE: usize =
+        std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<c_int>() * PEEK_FDS + 8;
     // Aligned for the control headers (`u64`, as `cmsghdr`'s `size_t`).
     let mut control = [0u64; SPACE.div_ceil(8)];
     let mut iov = libc::iovec {
@@ -1099,9 +1131,12 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
         return;
     }
     let mut count = 0usize;
+    // The first descriptor, kept open until its file is known.
+    let mut first: c_int = -1;
     // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed control
     // messages into `control`; the macros walk them within it. The descriptors
-    // of an `SCM_RIGHTS` message are the peek's own copies, closed once here.
+    // of an `SCM_RIGHTS` message are the peek's own copies, closed once here
+    // (the first below).
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
@@ -1111,31 +1146,89 @@ unsafe fn peek_handles(s: *mut sys::uv_stream_t, buf: *mut sys::uv_buf_t) {
                 let k = bytes / std::mem::size_of::<c_int>();
                 for i in 0..k {
                     let fd = std::ptr::read_unaligned(data.cast::<c_int>().add(i));
-                    libc::close(fd);
+                    if first < 0 {
+                        first = fd;
+                    } else {
+                        libc::close(fd);
+                    }
                 }
                 count += k;
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
+    let loss = if count > LIBUV_FDS_PER_READ {
+        // More than libuv's control buffer holds (the look's is full, and may
+        // be cut short: `MSG_CTRUNC`).
+        Some(StatusCode::EMSGSIZE)
+    } else if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        // Fewer than the look had room for, and cut short: this process is at
+        // its descriptor limit, and libuv's read will lose them too.
+        Some(StatusCode::EMFILE)
+    } else {
+        None
+    };
+    // A look sees the descriptors of the first message that carries some from
+    // where the read starts, even past the bytes it looks at (Linux's peek goes
+    // on to that message when the buffer is full): the loss may be of a later
+    // message than this read's. It is told once, before the read that sees it
+    // first, and the reads up to the one that takes the message go on.
+    let id = loss.map(|code| LossId {
+        code: code.raw(),
+        count,
+        file: if first >= 0 {
+            // SAFETY: `fstat` writes the struct it is given; `first` is the
+            // look's own open descriptor.
+            unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::fstat(first, &mut st) == 0 {
+                    (st.st_dev as u64, st.st_ino as u64)
+                } else {
+                    (0, 0)
+                }
+            }
+        } else {
+            (0, 0)
+        },
+    });
+    if first >= 0 {
+        // SAFETY: the look's own copy, closed once.
+        unsafe { libc::close(first) };
+    }
+    // SAFETY: `s` is an open stream of this library, held by libuv, in its
+    // allocation callback.
+    let told = unsafe { crate::handle::ipc_loss_told(s.cast()) };
+    match id {
+        Some(id) if told != Some(id) => {
+            // Nothing is read: the callback is told first (`read_cb_ipc`).
+            // SAFETY: libuv's out-pointer, written before it reads it.
+            unsafe { (*buf).len = 0 };
+            IPC_NOTE.set(IpcNote::Lost(id));
+            return;
+        }
+        Some(id) => {
+            // SAFETY: `s` is an open IPC pipe (a `uv_pipe_t`); the count is read.
+            let pending = unsafe { sys::uv_pipe_pending_count(s.cast()) };
+            IPC_NOTE.set(IpcNote::ReadOn(pending, id.count > 0));
+        }
+        None if told.is_some() => {
+            // The message was read, or its loss is gone (the process made room).
+            // SAFETY: as above.
+            unsafe { crate::handle::set_ipc_loss_told(s.cast(), None) };
+        }
+        None => {}
+    }
     // libuv reads exactly what was seen.
     // SAFETY: libuv's out-pointer; `n` is at most the length it had.
     unsafe { (*buf).len = n as usize };
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        // No room for the descriptors even here: this process is at its limit,
-        // and libuv's read will lose them too.
-        IPC_NOTE.set(IpcNote::Lost(StatusCode::EMFILE.raw()));
-    } else if count > LIBUV_FDS_PER_READ {
-        IPC_NOTE.set(IpcNote::Lost(StatusCode::EMSGSIZE.raw()));
-    }
 }
 
 /// `read_cb` for an IPC pipe: what its allocation's peek noted ([`peek_handles`])
 /// is taken first. "Nothing to read" makes libuv's `ENOBUFS` no event, a failed
-/// peek fails the read with its error; a loss is reported after the bytes, to a
-/// stream that still reads, as an error (`EMSGSIZE` for a message with more
-/// descriptors than libuv takes, `EMFILE` at the descriptor limit) that does not
-/// end the reading.
+/// peek fails the read with its error; a loss replaces it with an error
+/// (`EMSGSIZE` for a message with more descriptors than libuv takes, `EMFILE` at
+/// the descriptor limit) that does not end the reading, once, before the reads up
+/// to the one that takes the message (the stream records it until then).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 unsafe extern "C" fn read_cb_ipc<K: StreamKind>(
     s: *mut sys::uv_stream_t,
@@ -1159,17 +1252,20 @@ unsafe extern "C" fn read_cb_ipc<K: StreamKind>(
                     sys::uv_read_stop(s);
                 }
             }
-            IpcNote::Lost(code) if nread > 0 => {
-                read_cb::<K>(s, nread, buf);
-                // The stream is alive until its close callback, which does not run
-                // during this one; a closed stream no longer reads.
-                if (*s).read_cb.is_some() {
-                    let parts = ReadParts {
-                        nread: code as isize,
-                        base: std::ptr::null(),
-                    };
-                    dispatch_with::<K, _, _>(s.cast(), |sl| &K::stream_slots(sl).read, &parts);
+            IpcNote::Lost(id) if nread == sys::uv_errno_t_UV_ENOBUFS as isize => {
+                // Nothing was read: the next read goes on, without telling the
+                // loss again. Recorded before the callback, which may stop
+                // reading (the record waits for the next `read_start`) or close
+                // the stream (the record goes with it).
+                crate::handle::set_ipc_loss_told(s.cast(), Some(id));
+                read_cb::<K>(s, id.code as isize, buf)
+            }
+            IpcNote::ReadOn(pending, known) => {
+                // libuv took descriptors: from the message whose loss was told.
+                if sys::uv_pipe_pending_count(s.cast()) > pending || (!known && nread > 0) {
+                    crate::handle::set_ipc_loss_told(s.cast(), None);
                 }
+                read_cb::<K>(s, nread, buf)
             }
             _ => read_cb::<K>(s, nread, buf),
         }
