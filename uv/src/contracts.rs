@@ -234,13 +234,13 @@ static STD_SHARED: [std::sync::atomic::AtomicUsize; 3] = [
 /// Counts (`add`) or uncounts the handle of the standard descriptors of `bits`
 /// (bit `k` for descriptor `k`).
 ///
-/// A count is taken under `signal_disposition_lock`, which `Process::spawn` holds
+/// A count is taken under `process_state_lock`, which `Process::spawn` holds
 /// while it checks the counts again and runs `uv_spawn`: a spawn of another
 /// thread's loop that inherits the descriptor is then over (its child has made the
 /// shared file blocking, which the handle's `read_start` sees) or refused.
 pub(crate) fn count_std_shares(bits: u8, add: bool) {
     use std::sync::atomic::Ordering;
-    let _held = add.then(signal_disposition_lock);
+    let _held = add.then(process_state_lock);
     for (k, count) in STD_SHARED.iter().enumerate() {
         if bits & (1 << k) != 0 {
             if add {
@@ -1116,19 +1116,23 @@ pub(crate) fn remember_signal_dispositions() {
     ignored_signals();
 }
 
-/// Held while the crate reads and sets a signal's action (`restore_signal_disposition`),
-/// while libuv's signal functions that may install its handler run
+/// The process-wide lock of the state this process shares between its loops and
+/// threads: signal actions and the open files behind descriptors. Held while the
+/// crate reads and sets a signal's action (`restore_signal_disposition`), while
+/// libuv's signal functions that may install its handler run
 /// (`hooks::signal_call`, the close of a signal handle), and while `uv_spawn` runs
 /// (with the checks of the standard descriptors and the streams it gives the child,
 /// against the handles that share them: a handle is counted for the standard
 /// descriptors, `count_std_shares`, and registers a socket, `handle::hold_socket`,
-/// under it; `set_blocking(true)` checks and changes a socket's mode under it). `uv_spawn` installs libuv's SIGCHLD handler before it
+/// under it; `set_blocking(true)` checks and changes a socket's mode under it).
+///
+/// Why a spawn and a signal restore must not interleave: `uv_spawn` installs libuv's SIGCHLD handler before it
 /// starts the child; put back to SIG_IGN between a query that saw SIG_DFL and the
 /// new action, the handler would be gone, the kernel would reap the child itself,
 /// and libuv's `waitpid` after a failed exec would fail its assertion
 /// (process.c:1015, 1022). Only a process that started with SIGCHLD ignored gets
 /// there.
-pub(crate) fn signal_disposition_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn process_state_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -1143,7 +1147,7 @@ pub(crate) fn restore_ignored_signals() {
 
 /// After libuv stopped watching `signum`: a signal the process ignored, now back to
 /// the default action, is ignored again. The query and the change are one step
-/// under `signal_disposition_lock`, which every call of this crate that may
+/// under `process_state_lock`, which every call of this crate that may
 /// install libuv's handler also holds (`hooks::signal_call`, `uv_spawn`, the close
 /// of a signal handle): a handler another thread's loop installs for the same
 /// signal comes before the query (which then sees it) or after the change.
@@ -1151,7 +1155,7 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
     if !ignored_signals().contains(&signum) {
         return;
     }
-    let _held = signal_disposition_lock();
+    let _held = process_state_lock();
     // SAFETY: a query, then installing SIG_IGN for a signal that has the default
     // action (libuv's handler is not replaced: it is only replaced when the query
     // shows SIG_DFL).

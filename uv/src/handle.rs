@@ -1018,7 +1018,7 @@ impl Hdr {
         // may install a one-shot handler again: under the lock on signal actions
         // (see `hooks::signal_call`).
         let rc = if signum.is_some() {
-            let _held = crate::contracts::signal_disposition_lock();
+            let _held = crate::contracts::process_state_lock();
             close(self.raw(), Some(on_close))
         } else {
             close(self.raw(), Some(on_close))
@@ -2037,7 +2037,7 @@ pub(crate) fn hold_socket(handle: &Handle, look_for_copies: bool) {
     // streams it gives a child and marks them as the child's: a socket that
     // enters a handle of another thread meanwhile is seen by the check, or finds
     // the mark below.
-    let _held = crate::contracts::signal_disposition_lock();
+    let _held = crate::contracts::process_state_lock();
     let key = h.raw() as usize;
     if !crate::contracts::hold_socket(fd, key) {
         return;

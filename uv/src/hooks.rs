@@ -27,7 +27,7 @@ use crate::libuv_flags::UV_SIGNAL_ONE_SHOT;
 /// (which could take the lock again on this thread, and wait for good).
 #[inline]
 pub unsafe fn signal_call<R>(call: impl FnOnce() -> R) -> R {
-    let _held = crate::contracts::signal_disposition_lock();
+    let _held = crate::contracts::process_state_lock();
     call()
 }
 

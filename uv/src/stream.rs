@@ -2205,7 +2205,7 @@ pub fn set_blocking<K: StreamKind>(s: &K, blocking: bool) -> Result<()> {
     // receives the socket (`handle::hold_socket` takes the same lock): it is seen,
     // or its `read_start` sees the new mode.
     #[cfg(unix)]
-    let _held = blocking.then(crate::contracts::signal_disposition_lock);
+    let _held = blocking.then(crate::contracts::process_state_lock);
     if blocking {
         // SAFETY: the stream is open.
         unsafe {

@@ -894,8 +894,8 @@ impl Process {
         let mut spawned = 0;
         let init = |l, h: *mut sys::uv_process_t| {
             // Keeps the crate from putting SIGCHLD back to SIG_IGN while libuv installs
-            // its handler and waits for the child (contracts::signal_disposition_lock).
-            let held = crate::contracts::signal_disposition_lock();
+            // its handler and waits for the child (contracts::process_state_lock).
+            let held = crate::contracts::process_state_lock();
             // The standard descriptors inherited are checked again under the lock,
             // which a handle that shares one of them takes to be counted
             // (`contracts::count_std_shares`): one counted since `prepare` checked
