@@ -17,7 +17,7 @@ use uv::{
     HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
     Stream as _, Tcp, TcpFlags, Udp,
 };
-use uv_tests::net::{iterations_while_idle, pattern, run_until};
+use uv_tests::net::{iterations_while_idle, pattern, run_until, send_fds};
 
 /// What the callbacks of a test saw, in order.
 type Log = Rc<RefCell<Vec<String>>>;
@@ -60,41 +60,6 @@ fn bound_tcp(lp: &Loop) -> Tcp {
     t.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
         .unwrap();
     t
-}
-
-/// Sends `data` with the descriptors `fds` (`SCM_RIGHTS`) over `sock`, as a
-/// program that does not use libuv can (Node.js sends UDP sockets so).
-fn send_fds(sock: &UnixStream, data: &[u8], fds: &[i32]) {
-    let bytes = std::mem::size_of_val(fds) as u32;
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut _,
-        iov_len: data.len(),
-    };
-    // SAFETY: a size computation.
-    let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: all-zero is a valid `msghdr`.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: `msg` points at `iov` and `control`, which live through the call and
-    // have room for one header with `fds`; `sendmsg` only reads them.
-    let sent = unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
-        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
-        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
-    };
-    assert_eq!(
-        sent,
-        data.len() as isize,
-        "{}",
-        std::io::Error::last_os_error()
-    );
 }
 
 /// Reads `p` until `n` bytes came (each message that carried a handle has one).
