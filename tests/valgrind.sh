@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(errors loop_and_handles loop_extras async_signal_poll extension tcp_basics dns tcp_streams pipes udp tty read_allocator soundness contracts stdio_closed helpers attacks stream_trait extension_fs identity_and_data fs_requests fs_files fs_dirs fs_watch fd_pairs slab_paths process work system async_executor async_net async_cancel async_drop_fuzz async_closed async_senders async_kept executor_memory attacks_async_senders attacks_lifetimes attacks_handles attacks_stdio attacks_recent attacks_sharing attacks_fs_async attacks_work attacks_inputs attacks_loop_handles attacks_drops attacks_drops2 attacks_streams attacks_review attacks_loops perf_timers_paths perf_work_paths perf_write_paths)
+[ ${#targets[@]} -gt 0 ] || targets=(errors loop_and_handles loop_extras async_signal_poll extension tcp_basics dns tcp_streams pipes udp tty read_allocator soundness contracts stdio_closed helpers attacks stream_trait extension_fs identity_and_data fs_requests fs_files fs_dirs fs_watch fd_pairs slab_paths process work system async_executor async_net async_cancel async_drop_fuzz async_closed async_senders async_kept executor_memory attacks_async_senders attacks_lifetimes attacks_handles attacks_stdio attacks_recent attacks_sharing attacks_fs_async attacks_work attacks_inputs attacks_loop_handles attacks_drops attacks_drops2 attacks_streams attacks_review attacks_loops attacks_net perf_timers_paths perf_work_paths perf_write_paths)
 args=()
 for t in "${targets[@]}"; do
   [ -f "tests/tests/$t.rs" ] && args+=(--test "$t")
