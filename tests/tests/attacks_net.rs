@@ -245,7 +245,7 @@ fn oversized_datagrams_report_emsgsize() {
 }
 
 /// Options and names of a UDP handle with no socket yet: `EBADF` (libuv passes
-/// its -1 on), not an abort; a membership makes the socket (bound to any
+/// its -1 on), not an abort; `try_send_many` is `EINVAL`; a membership makes the socket (bound to any
 /// address), after which the options are taken.
 #[test]
 fn udp_options_without_a_socket_are_ebadf() {
@@ -260,6 +260,10 @@ fn udp_options_without_a_socket_are_ebadf() {
     assert_eq!(u.local_addr().unwrap_err().code(), StatusCode::EBADF);
     assert_eq!(u.peer_addr().unwrap_err().code(), StatusCode::EBADF);
     assert_eq!(code(u.disconnect()), StatusCode::ENOTCONN);
+    // Unlike `try_send`, libuv's batch send makes no socket: `EINVAL`.
+    let to = Some("127.0.0.1:9".parse().unwrap());
+    let many = u.try_send_many(&[(b"x".as_slice(), to)]);
+    assert_eq!(many.unwrap_err().code(), StatusCode::EINVAL);
     assert!(!u.using_recvmmsg().unwrap());
     if u.set_membership(
         "224.0.0.1".parse().unwrap(),

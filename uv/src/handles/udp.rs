@@ -966,7 +966,8 @@ impl Udp {
     /// `sendmmsg` call per 20 datagrams where the system has it), each to its
     /// address (`None` on a connected handle): the number of datagrams sent, from
     /// the first (fewer than given when the socket's buffer filled). `EAGAIN` when
-    /// none could be sent or sends are queued; `EINVAL` for an empty slice;
+    /// none could be sent or sends are queued; `EINVAL` for an empty slice, and on
+    /// a handle with no socket yet (unlike `try_send`, it makes none: `bind` first);
     /// `EDESTADDRREQ` / `EISCONN` as `try_send`.
     pub fn try_send_many(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Result<usize> {
         const OP: &str = "uv_udp_try_send2";
