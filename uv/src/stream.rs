@@ -363,8 +363,8 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     }
 
     /// Listens for connections (`uv_listen`): `callback` runs for each one; take it
-    /// with [`accept`](Stream::accept). `EINVAL` when already listening or with a
-    /// connect, write or shutdown in flight, or on a descriptor in blocking mode (or
+    /// with [`accept`](Stream::accept). `EINVAL` when already listening, while
+    /// reading (`read_stop` first), or with a connect, write or shutdown in flight, or on a descriptor in blocking mode (or
     /// given to a child process as `Stdio::Stream`, which may make it so), or on a
     /// socket that has another descriptor in this process (a `try_clone` of a
     /// `std::net::TcpListener` made before [`Tcp::open`](crate::Tcp::open), say:
@@ -1936,6 +1936,10 @@ pub fn listen<K: StreamKind, C: FnMut(&K, Result<()>) + 'static>(
     // SAFETY: the stream is open.
     unsafe {
         contracts::not_listening(raw, "uv_listen")?;
+        // A reading stream's watch is libuv's server watch once it listens: a
+        // `read_stop` would end the listening with it, and connections would wait
+        // unaccepted (a socket opened on a listening one could read, then listen).
+        contracts::not_reading(raw, "uv_listen")?;
         // libuv accepts once per connection event; on a blocking descriptor (or one
         // a child shares, which may make it blocking), an accept of a connection
         // another process took first waits for the next one with the loop's thread.

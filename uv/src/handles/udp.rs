@@ -71,6 +71,27 @@ unsafe extern "C" fn alloc_one_cb(
     unsafe { crate::stream::lend_loop_buffer(h, crate::stream::READ_BUFFER_SIZE, buf) }
 }
 
+/// Gives libuv no buffer, once: its read loop (unix/udp.c, `uv__udp_recvmsg`)
+/// then ends at once, with an `ENOBUFS` event and no datagram read. Installed by
+/// `not_receiving` for the rest of a read loop nobody receives from; puts the
+/// lending allocation back for the reads of later events.
+unsafe extern "C" fn alloc_none_cb(
+    h: *mut sys::uv_handle_t,
+    _suggested: usize,
+    buf: *mut sys::uv_buf_t,
+) {
+    let raw = h.cast::<sys::uv_udp_t>();
+    // SAFETY: libuv's allocation-callback contract: `h` is a live UDP handle of
+    // this library (the only ones given this callback), `buf` a valid out-pointer.
+    unsafe {
+        (*raw).alloc_cb = callbacks_for(raw).0;
+        *buf = sys::uv_buf_t {
+            base: std::ptr::null_mut(),
+            len: 0,
+        };
+    }
+}
+
 /// Whether the socket `raw` (open, of this library) reads batches (`RECVMMSG`).
 fn reads_batches(raw: *mut sys::uv_udp_t) -> bool {
     // SAFETY: an open UDP handle of this library; the call reads its flags.
@@ -405,7 +426,8 @@ unsafe extern "C" fn recv_drained<S: Show>(
     // `S`'s own condition is the caller's.
     unsafe { S::show(raw, &parts) };
     if !receiving(raw) {
-        not_receiving(raw, UdpFlags::empty());
+        // libuv's read loop ends with this event: no read follows it.
+        not_receiving(raw, UdpFlags::empty(), false);
     }
 }
 
@@ -448,7 +470,8 @@ unsafe extern "C" fn recv_datagram<S: Show>(
     // `S`'s own condition is the caller's.
     unsafe { S::show(raw, &parts) };
     if !receiving(raw) {
-        not_receiving(raw, UdpFlags::empty());
+        // libuv's read loop goes on after a datagram.
+        not_receiving(raw, UdpFlags::empty(), true);
     }
     // The datagram's bytes are no longer borrowed: the loop's buffer comes home
     // (see `lent_buffer_home`).
@@ -555,7 +578,14 @@ unsafe extern "C" fn recv_any<const MMSG: bool>(
         // SAFETY: `raw` is a handle made by Udp's constructors.
         unsafe { show_made(raw, event) };
     }
-    if !receiving(raw) && not_receiving(raw, flags) {
+    // libuv's read loop goes on after a datagram or a piece of a batch; not after
+    // an error, the drained event, or the `ENOBUFS` of an allocation that gave no
+    // buffer (`alloc_none_cb`, which must not be asked for again).
+    // SAFETY: libuv passes a valid buffer description.
+    let more = nread >= 0
+        && nread as usize <= unsafe { (*buf).len }
+        && (!addr.is_null() || flags.intersects(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE));
+    if !receiving(raw) && not_receiving(raw, flags, more) {
         return;
     }
     // A batch's chunks share the buffer: it goes back with the last callback.
@@ -564,15 +594,27 @@ unsafe extern "C" fn recv_any<const MMSG: bool>(
     }
 }
 
-/// After a datagram (or the drained event) of a socket nobody receives from any
-/// more: ends libuv's read loop once no send can bring an error. True when the
-/// buffer was taken back here (a batch cut short).
+/// After an event of a socket nobody receives from any more (`recv_stop` or
+/// `close` in the callback, or the error reader of queued sends): ends libuv's
+/// read loop, which `more` says would read again (after a datagram or a piece of
+/// a batch). True when the buffer was taken back here (a batch cut short).
+///
+/// With no send queued the callbacks go. A queued send may still bring an error
+/// event, which libuv reads with them (`keep_error_reader`): they stay, and the
+/// loop's next read gets no buffer instead (`alloc_none_cb`), so that the
+/// datagrams the socket holds wait for the next `recv_start` rather than being
+/// read here, where nobody takes them.
 #[cold]
 #[inline(never)]
-fn not_receiving(raw: *mut sys::uv_udp_t, flags: UdpFlags) -> bool {
+fn not_receiving(raw: *mut sys::uv_udp_t, flags: UdpFlags, more: bool) -> bool {
     // SAFETY: a live handle; the count is a field read.
     let sending = unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0;
     if sending {
+        if more {
+            // SAFETY: as above; libuv reads this field before each read of its loop
+            // (`uv_udp_recv_start` replaces it, `uv_udp_recv_stop` clears it).
+            unsafe { (*raw).alloc_cb = Some(alloc_none_cb) };
+        }
         return false;
     }
     // Nobody receives and no send can bring an error: end libuv's read loop here
@@ -794,7 +836,11 @@ impl Udp {
         })
     }
 
-    /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle.
+    /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle. Datagrams
+    /// the socket holds wait for the next `recv_start` (from the receive callback
+    /// too, with sends queued or not), except, on a `RECVMMSG` socket, the rest of
+    /// the batch the callback's datagram came in: it was read with it, and is
+    /// dropped.
     pub fn recv_stop(&self) -> Result<()> {
         let Some(raw) = self.typed().raw_open() else {
             return Ok(());
@@ -920,7 +966,8 @@ impl Udp {
     /// `sendmmsg` call per 20 datagrams where the system has it), each to its
     /// address (`None` on a connected handle): the number of datagrams sent, from
     /// the first (fewer than given when the socket's buffer filled). `EAGAIN` when
-    /// none could be sent or sends are queued; `EINVAL` for an empty slice;
+    /// none could be sent or sends are queued; `EINVAL` for an empty slice, and on
+    /// a handle with no socket yet (unlike `try_send`, it makes none: `bind` first);
     /// `EDESTADDRREQ` / `EISCONN` as `try_send`.
     pub fn try_send_many(&self, datagrams: &[(&[u8], Option<SocketAddr>)]) -> Result<usize> {
         const OP: &str = "uv_udp_try_send2";
