@@ -578,15 +578,18 @@ unsafe extern "C" fn recv_any<const MMSG: bool>(
         // SAFETY: `raw` is a handle made by Udp's constructors.
         unsafe { show_made(raw, event) };
     }
-    // libuv's read loop goes on after a datagram or a piece of a batch; not after
-    // an error, the drained event, or the `ENOBUFS` of an allocation that gave no
-    // buffer (`alloc_none_cb`, which must not be asked for again).
-    // SAFETY: libuv passes a valid buffer description.
-    let more = nread >= 0
-        && nread as usize <= unsafe { (*buf).len }
-        && (!addr.is_null() || flags.intersects(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE));
-    if !receiving(raw) && not_receiving(raw, flags, more) {
-        return;
+    if !receiving(raw) {
+        // libuv's read loop goes on after a datagram or a piece of a batch; not
+        // after an error, the drained event, or the `ENOBUFS` of an allocation
+        // that gave no buffer (`alloc_none_cb`, which must not be asked for again).
+        // (Worked out here only: a receiving socket's events need not know.)
+        // SAFETY: libuv passes a valid buffer description.
+        let more = nread >= 0
+            && nread as usize <= unsafe { (*buf).len }
+            && (!addr.is_null() || flags.intersects(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE));
+        if not_receiving(raw, flags, more) {
+            return;
+        }
     }
     // A batch's chunks share the buffer: it goes back with the last callback.
     if !flags.contains(UdpFlags::MMSG_CHUNK) {
