@@ -283,8 +283,10 @@ fn process_dropped_with_loop_capture_panics() {
 }
 
 /// The `Exit` future of `future::spawn`, polled with a waker whose wake panics:
-/// the exit callback wakes it in its guard, `run` resumes the panic, the waker
-/// was woken once.
+/// the exit callback wakes it in its guard, `run` resumes the panic. A wake that
+/// panics is not taken as delivered: the handle's close (its last value was
+/// dropped), which drops the exit callback, wakes the future, not yet resolved,
+/// again: woken twice.
 #[test]
 fn future_spawn_exit_polled_with_panicking_waker() {
     quiet_provoked_panics();
@@ -294,7 +296,7 @@ fn future_spawn_exit_polled_with_panicking_waker() {
     assert!(poll_once(&mut exit, &Waker::from(w.clone())).is_pending());
     drop(p);
     assert_eq!(run_all(&lp), ["wake"]);
-    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    assert_eq!(w.0.load(Ordering::SeqCst), 2);
 }
 
 /// The same, the process closed before the child exits: the close drops the exit
@@ -649,7 +651,8 @@ fn dns_future_dropped_with_panicking_waker() {
 
 /// A DNS future pending when the loop is dropped, polled with a waker whose wake
 /// panics: the teardown completes it (the wake's panic stays in the teardown),
-/// woken once, and it is ready afterwards.
+/// and it is ready afterwards. Woken twice: the completion's wake panicked, so
+/// the drop of its callback right after (the last event) wakes it again.
 #[test]
 fn dns_future_pending_at_loop_drop_with_panicking_waker() {
     quiet_provoked_panics();
@@ -659,7 +662,7 @@ fn dns_future_pending_at_loop_drop_with_panicking_waker() {
     let w = Arc::new(PanickingWake::default());
     assert!(poll_once(&mut f, &Waker::from(w.clone())).is_pending());
     drop(lp);
-    assert_eq!(w.0.load(Ordering::SeqCst), 1);
+    assert_eq!(w.0.load(Ordering::SeqCst), 2);
     assert!(poll_once(&mut f, &Waker::from(w.clone())).is_ready());
 }
 

@@ -293,15 +293,12 @@ impl<T> Oneshot<T> {
 impl<T> Closes for Oneshot<T> {
     fn close(&self) {
         self.closed.set(true);
-        // A value not taken yet had its own wake, and its future ends with that
-        // value, not with the close: nothing new to wake the task for (also when
-        // that wake panicked and left the waker in place).
-        let v = self.value.take();
-        let delivered = v.is_some();
-        self.value.set(v);
-        if !delivered {
-            wake(&self.waker);
-        }
+        // A value's wake takes the waker: one still here beside a value is one
+        // whose wake panicked (see `wake_taken`), and the close is the next and
+        // last event that can tell its task. Woken again, as any waker a
+        // panicking wake left (a resolved future let its waker go: none is
+        // woken for it).
+        wake(&self.waker);
     }
 }
 

@@ -144,11 +144,15 @@ impl<T, R: Cancel> Drop for RequestFuture<T, R> {
     fn drop(&mut self) {
         if let Some(req) = self.req.take() {
             req.cancel();
-            // The completion still comes (the callback holds the slot): it must
-            // not wake the task of a future that is gone, nor keep its waker
-            // until then. Dropping a waker is user code, guarded while a panic
-            // unwinds.
-            let waker = self.slot.take_waker();
+        }
+        // The completion may still come (the callback holds the slot): it must
+        // not wake the task of a future that is gone, nor keep its waker until
+        // then. A resolved future may hold one too: a waker whose wake panicked
+        // stays for the next event (see `Oneshot::close`), and this drop is its
+        // last reference's. Dropping a waker is user code, guarded while a panic
+        // unwinds.
+        let waker = self.slot.take_waker();
+        if waker.is_some() {
             super::waking_in_drop(move || drop(waker));
         }
     }

@@ -1,0 +1,221 @@
+//! Attacks from safe code on the panicking-wake guard of the async layer
+//! (`uv::future`), on the reader a UDP socket keeps for the errors of queued
+//! sends, and on `listen`'s refusal of a reading stream. Each test says what used
+//! to happen, or which guarantee it pins; values, counts, orders and error codes
+//! only. `bash tests/valgrind.sh attacks_round` checks the memory side.
+//!
+//! The panics these tests provoke carry a `Provoked` payload, which the panic hook
+//! installed here does not print.
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use uv::future as uvf;
+use uv::{Loop, Pipe, RunMode, Stream};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, run_catching};
+
+/// Closes what is left and runs the loop out: nothing may be left alive.
+fn finish(lp: &Loop) {
+    lp.close_all_handles();
+    assert!(!lp.run(RunMode::Default).unwrap());
+}
+
+// ---- listen ----
+
+/// A Unix socket bound and not connected, opened as a pipe, that was read: its
+/// read ends with an error at once (a socket with no peer), which stops libuv's
+/// reading without a `read_stop`. Pins: `listen`'s refusal of reading streams
+/// does not take that socket as reading (it listened before that refusal): it
+/// listens and a connection comes.
+#[test]
+fn a_stream_whose_read_ended_listens() {
+    let lp = Loop::new().unwrap();
+    let dir = uv_tests::net::TempDir::new("round-listen");
+    let path = dir.join("s");
+    let fd = uv_tests::net::unix_socket_bound_raw(path.as_os_str().as_encoded_bytes());
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(fd).unwrap();
+    let ended = Rc::new(RefCell::new(Vec::new()));
+    let e = ended.clone();
+    p.read_start(move |_, r| {
+        e.borrow_mut()
+            .push(r.map(|d| d.len()).map_err(|e| e.code()))
+    })
+    .unwrap();
+    for _ in 0..4 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(ended.borrow().len(), 1, "{:?}", ended.borrow());
+    assert!(ended.borrow()[0].is_err());
+    let connections = Rc::new(Cell::new(0));
+    let c = connections.clone();
+    p.listen(4, move |s, r| {
+        r.unwrap();
+        let client = s.accept().unwrap();
+        c.set(c.get() + 1);
+        client.close();
+    })
+    .unwrap();
+    let _peer = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    uv_tests::net::run_until(&lp, || connections.get() == 1);
+    assert_eq!(connections.get(), 1);
+    finish(&lp);
+}
+
+// ---- panicking wakes ----
+
+/// A waker of the user's whose first `panics` wakes panic (`Provoked("wake")`);
+/// `wakes` counts every wake.
+#[derive(Default)]
+struct FlakyWake {
+    wakes: AtomicUsize,
+    panics: usize,
+}
+
+impl FlakyWake {
+    fn panicking_first(panics: usize) -> (Arc<FlakyWake>, Waker) {
+        let f = Arc::new(FlakyWake {
+            wakes: AtomicUsize::new(0),
+            panics,
+        });
+        (f.clone(), Waker::from(f))
+    }
+
+    fn wakes(&self) -> usize {
+        self.wakes.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for FlakyWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.wakes.fetch_add(1, Ordering::SeqCst) < self.panics {
+            provoke("wake");
+        }
+    }
+}
+
+fn poll_once<F: Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Output> {
+    Pin::new(f).poll(&mut Context::from_waker(w))
+}
+
+/// The `Exit` future of `future::spawn`, polled by the user's executor with a
+/// waker whose first wake panics. The exit callback's wake panicked (`run`
+/// resumes it) and the waker stayed for the next event; the next and last one is
+/// the process handle's close, which drops the exit callback: that close skipped
+/// the wake because the exit status was already waiting, so the task, never told,
+/// waited for good. Now the close wakes the waker a panicking wake left: the task
+/// is told once, and its poll gives the exit status.
+#[test]
+fn an_exit_whose_wake_panicked_is_woken_by_its_handle_close() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let opts = uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 5"]);
+    let (p, mut exit) = uvf::spawn(&lp.handle(), &opts).unwrap();
+    let (c, w) = FlakyWake::panicking_first(1);
+    assert!(poll_once(&mut exit, &w).is_pending());
+    assert_eq!(run_catching(&lp), Some("wake"));
+    assert_eq!(c.wakes(), 1);
+    p.close();
+    assert_eq!(run_catching(&lp), None);
+    assert_eq!(c.wakes(), 2);
+    match poll_once(&mut exit, Waker::noop()) {
+        Poll::Ready(Ok((status, None))) => assert_eq!(status, 5),
+        other => panic!("{other:?}"),
+    }
+    drop(exit);
+    finish(&lp);
+}
+
+/// A waker whose every wake panics, and the drop of its last reference too.
+struct WakeAndDropPanic;
+
+impl Wake for WakeAndDropPanic {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        provoke("wake");
+    }
+}
+
+impl Drop for WakeAndDropPanic {
+    fn drop(&mut self) {
+        provoke("waker drop");
+    }
+}
+
+/// A `future::request` polled with a [`WakeAndDropPanic`] waker (its owner's
+/// reference dropped: the future's slot holds the last one), over a timer that
+/// completes it. The completion's wake panicked (`run` resumes it) and the waker
+/// stayed in the slot; the future, polled again with another waker, gave its
+/// value, and kept that waker until it was dropped. Dropped by a task that
+/// panics, the waker's drop panicked inside the unwinding ("panic in a
+/// destructor during cleanup") and the process aborted. Now the future lets the
+/// waker go at its drop with the drop's panic caught: the task's panic is the one
+/// that comes out. (In a child process, so that an abort shows as its exit
+/// status.)
+#[test]
+fn a_resolved_request_dropped_while_unwinding_does_not_abort() {
+    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "resolved_request_unwinding");
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(stderr.contains("scenario done"), "{stderr}");
+}
+
+fn resolved_request_unwinding() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let timer = uv::Timer::new(&lp).unwrap();
+    let t = timer.clone();
+    let mut f = uvf::request(move |done: uvf::Done<u32>| {
+        let mut done = Some(done);
+        t.start(Duration::ZERO, Duration::ZERO, move |_| {
+            if let Some(d) = done.take() {
+                d(Ok(9));
+            }
+        })
+    });
+    {
+        let waker = Waker::from(Arc::new(WakeAndDropPanic));
+        assert!(poll_once(&mut f, &waker).is_pending());
+    }
+    assert_eq!(run_catching(&lp), Some("wake"));
+    assert!(matches!(
+        poll_once(&mut f, Waker::noop()),
+        Poll::Ready(Ok(9))
+    ));
+    let unwound = catch_unwind(AssertUnwindSafe(move || {
+        let _f = f;
+        provoke("task");
+    }));
+    assert_eq!(provoked(&*unwound.unwrap_err()), Some("task"));
+    timer.close();
+    finish(&lp);
+    eprintln!("scenario done");
+}
+
+const SCENARIO: &str = "UV_ATTACKS_ROUND_SCENARIO";
+
+/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
+/// of the tests that need a process of their own.
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "resolved_request_unwinding" => resolved_request_unwinding(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
