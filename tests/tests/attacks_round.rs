@@ -205,6 +205,88 @@ fn resolved_request_unwinding() {
     eprintln!("scenario done");
 }
 
+/// A `future::write` polled with a [`WakeAndDropPanic`] waker (its owner's
+/// reference dropped: the stream's write tracker holds the last one). The write's
+/// completion woke it by value, which drops the waker inside the wake: the wake
+/// panicked and the waker's drop panicked inside that unwinding ("panic in a
+/// destructor during cleanup"): the process aborted. Now the completion wakes by
+/// reference and drops the waker after, its panic caught: `run` resumes the
+/// wake's panic, the write is done and its bytes reach the peer. (In a child
+/// process, so that an abort shows as its exit status.)
+#[test]
+fn a_write_whose_waker_panics_in_wake_and_drop_does_not_abort() {
+    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "write_wake_and_drop");
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(stderr.contains("scenario done"), "{stderr}");
+}
+
+fn write_wake_and_drop() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let got = uv_tests::read_to_end(&b);
+    let mut f = uvf::write(&a, b"x".to_vec());
+    {
+        let waker = Waker::from(Arc::new(WakeAndDropPanic));
+        assert!(poll_once(&mut f, &waker).is_pending());
+    }
+    assert_eq!(run_nowait_catching(&lp), Some("wake"));
+    assert!(matches!(
+        poll_once(&mut f, Waker::noop()),
+        Poll::Ready(Ok(()))
+    ));
+    drop(f);
+    a.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*got.borrow(), b"x");
+    finish(&lp);
+    eprintln!("scenario done");
+}
+
+/// The same for the `JoinHandle` of a task of the loop: the task's end woke the
+/// handle's waker by value, and the process aborted. Now the wake is by
+/// reference; the waker, whose wake panicked, stays (for no later event: the
+/// task is over) until the handle goes, which lets it go: its drop's panic comes
+/// out of that drop. `run` resumes the wake's panic and the handle gives the
+/// task's value.
+#[test]
+fn a_join_handle_whose_waker_panics_in_wake_and_drop_does_not_abort() {
+    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "join_wake_and_drop");
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(stderr.contains("scenario done"), "{stderr}");
+}
+
+fn join_wake_and_drop() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let mut join = lp.spawn_local(async { 5u32 }).unwrap();
+    {
+        let waker = Waker::from(Arc::new(WakeAndDropPanic));
+        assert!(poll_once(&mut join, &waker).is_pending());
+    }
+    assert_eq!(run_nowait_catching(&lp), Some("wake"));
+    assert!(matches!(
+        poll_once(&mut join, Waker::noop()),
+        Poll::Ready(Ok(5))
+    ));
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(join)));
+    assert_eq!(provoked(&*dropped.unwrap_err()), Some("waker drop"));
+    finish(&lp);
+    eprintln!("scenario done");
+}
+
+/// One iteration of `lp` that does not block: the `Provoked` name of the panic
+/// `run` resumed, if any.
+fn run_nowait_catching(lp: &Loop) -> Option<&'static str> {
+    match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::NoWait))) {
+        Ok(r) => {
+            r.unwrap();
+            None
+        }
+        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
+    }
+}
+
 const SCENARIO: &str = "UV_ATTACKS_ROUND_SCENARIO";
 
 /// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
@@ -216,6 +298,8 @@ fn scenario_child() {
     };
     match name.as_str() {
         "resolved_request_unwinding" => resolved_request_unwinding(),
+        "write_wake_and_drop" => write_wake_and_drop(),
+        "join_wake_and_drop" => join_wake_and_drop(),
         other => panic!("unknown scenario {other}"),
     }
 }

@@ -582,12 +582,11 @@ impl<T> JoinState<T> {
             return;
         }
         self.result.set(Some(r));
-        if let Some(w) = self.waker.take() {
-            // From the drop of a task's future too (`JoinGuard`), while its panic
-            // unwinds; the waker is the handle's poller's, maybe one of the
-            // user's own.
-            super::waking_in_drop(|| w.wake());
-        }
+        // From the drop of a task's future too (`JoinGuard`), while its panic
+        // unwinds; the waker is the handle's poller's, maybe one of the user's
+        // own. One whose wake panics stays (see `super::wake`): it is not
+        // dropped while that panic unwinds, and the handle lets it go.
+        super::waking_in_drop(|| super::wake(&self.waker));
     }
 }
 
@@ -644,6 +643,14 @@ impl<T> JoinHandle<T> {
 }
 
 impl<T> Unpin for JoinHandle<T> {}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // The task's end must not wake the task of a handle that is gone, nor
+        // keep its waker until then (nor a waker left by a wake that panicked).
+        super::let_go(&self.state.waker);
+    }
+}
 
 impl<T> Future for JoinHandle<T> {
     type Output = std::result::Result<T, JoinError>;

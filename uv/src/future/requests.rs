@@ -487,10 +487,14 @@ impl StreamWrites {
         // A wake is user code (the waker of whoever polled): one that panics must
         // not keep the wakers after it from their wake (their tasks would wait
         // for good). Each is woken; the first panic goes on after the last wake
-        // (to the write callback's guard), the others are dropped.
+        // (to the write callback's guard), the others are dropped. By reference,
+        // and each waker dropped after its wake: a wake by value drops the
+        // waker inside a wake that panics, while its panic unwinds, where a
+        // waker whose drop panics too aborts the process.
         let mut first = crate::callback::FirstPanic::default();
         for w in ready {
-            first.run(|| w.wake());
+            first.run(|| w.wake_by_ref());
+            first.run(move || drop(w));
         }
         first.resume();
     }
