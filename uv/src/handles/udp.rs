@@ -73,8 +73,9 @@ unsafe extern "C" fn alloc_one_cb(
 
 /// Gives libuv no buffer, once: its read loop (unix/udp.c, `uv__udp_recvmsg`)
 /// then ends at once, with an `ENOBUFS` event and no datagram read. Installed by
-/// `not_receiving` for the rest of a read loop nobody receives from; puts the
-/// lending allocation back for the reads of later events.
+/// `not_receiving` for the rest of a read loop nobody receives from, and by
+/// [`Udp::end_reads_after_batch`] for a receiver that pauses at a batch's end;
+/// puts the lending allocation back for the reads of later events.
 unsafe extern "C" fn alloc_none_cb(
     h: *mut sys::uv_handle_t,
     _suggested: usize,
@@ -837,6 +838,29 @@ impl Udp {
                 "uv_udp_recv_start",
             )
         })
+    }
+
+    /// Ends libuv's read loop of this socket, which receives, before its next read
+    /// (false when it does not receive): that read gets no buffer, and the receive
+    /// callback an `ENOBUFS` error instead; the reads after it get buffers again.
+    /// For a receiver that pauses from a `RECVMMSG` socket's callback: a
+    /// `recv_stop` there drops the rest of the batch the datagram came in, while
+    /// this lets the batch's datagrams come first, and the `ENOBUFS` event that
+    /// follows them (in this read loop, or at the socket's next read) is where to
+    /// stop.
+    pub(crate) fn end_reads_after_batch(&self) -> bool {
+        let Some(raw) = self.typed().raw_open() else {
+            return false;
+        };
+        if !receiving(raw) {
+            return false;
+        }
+        // SAFETY: an open handle of this library that receives: libuv reads this
+        // field before each read of its loop (`uv_udp_recv_start` replaces it,
+        // `uv_udp_recv_stop` clears it), and `alloc_none_cb` puts the socket's
+        // allocation back (the one `recv_start` gave: `callbacks_for`'s).
+        unsafe { (*raw).alloc_cb = Some(alloc_none_cb) };
+        true
     }
 
     /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle. Datagrams
