@@ -438,3 +438,73 @@ fn a_udp_pause_on_the_last_read_of_a_burst_keeps_the_rest() {
     assert_eq!(stop_at(uv::UdpFlags::RECVMMSG, 19, false), all);
     assert_eq!(stop_at(uv::UdpFlags::RECVMMSG, 5, true), all);
 }
+
+// ---- bytes read ahead, handed on ----
+
+/// An `AsyncStream` polled once (reading starts), then sent a small message and a
+/// large one while nobody polls: the small one is copied into the wrapper's
+/// buffer, and the large read that follows lands in a buffer of its own behind
+/// it, with reading stopped. Pins: `into_parts` gives both, in order, and the
+/// handle's next reader gets every byte after them: the whole of what was sent,
+/// once. The same with a `read_chunks` stream (which copies every read).
+#[test]
+fn into_parts_gives_a_read_parked_behind_the_buffer() {
+    use futures::{AsyncRead as _, Stream as _};
+    use std::io::Write as _;
+    let lp = Loop::new().unwrap();
+    let small = uv_tests::net::pattern(100);
+    let large = uv_tests::net::pattern(200_000);
+    for chunks in [false, true] {
+        let (mine, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let p = Pipe::new(&lp, false).unwrap();
+        p.open(mine).unwrap();
+        let cx = &mut Context::from_waker(Waker::noop());
+        let mut s = uvf::AsyncStream::new(p.clone());
+        let mut r = uvf::read_chunks(p.clone());
+        if chunks {
+            assert!(Pin::new(&mut r).poll_next(cx).is_pending());
+        } else {
+            assert!(Pin::new(&mut s).poll_read(cx, &mut [0u8; 1]).is_pending());
+        }
+        peer.write_all(&small).unwrap();
+        lp.run(RunMode::NoWait).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let mut sent = small.len();
+        while sent < small.len() + large.len() {
+            match peer.write(&large[sent - small.len()..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        lp.run(RunMode::NoWait).unwrap();
+        let (p, mut got) = if chunks {
+            drop(s);
+            r.into_parts()
+        } else {
+            drop(r);
+            s.into_parts()
+        };
+        assert!(got.len() > small.len(), "read_chunks: {chunks}");
+        let tail = uv_tests::read_to_end(&p);
+        // The rest from a thread (the socket's buffer is full until the loop
+        // reads), then the end.
+        peer.set_nonblocking(false).unwrap();
+        let rest = large[sent - small.len()..].to_vec();
+        let writer = std::thread::spawn(move || peer.write_all(&rest).unwrap());
+        lp.run(RunMode::Default).unwrap();
+        writer.join().unwrap();
+        got.extend_from_slice(&tail.borrow());
+        assert_eq!(
+            got.len(),
+            small.len() + large.len(),
+            "read_chunks: {chunks}"
+        );
+        assert!(
+            got == [&small[..], &large[..]].concat(),
+            "read_chunks: {chunks}"
+        );
+        p.close();
+    }
+    finish(&lp);
+}
