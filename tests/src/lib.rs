@@ -102,8 +102,24 @@ pub fn raise(signal: &str) {
 /// valgrind when the suite runs under it (`tests/valgrind.sh`: definite leaks and
 /// memory errors make the child exit with status 99).
 pub fn scenario_command(var: &str, scenario: &str) -> std::process::Command {
+    scenario_command_with(
+        var,
+        scenario,
+        std::env::var_os("UV_UNDER_VALGRIND").is_some(),
+    )
+}
+
+/// [`scenario_command`] that never runs the child under valgrind: for a scenario
+/// valgrind would change (it emulates the descriptor limit itself, and ends a
+/// child whose `execve` fails).
+pub fn native_scenario_command(var: &str, scenario: &str) -> std::process::Command {
+    scenario_command_with(var, scenario, false)
+}
+
+/// The command of [`scenario_command`], under valgrind or not.
+fn scenario_command_with(var: &str, scenario: &str, valgrind: bool) -> std::process::Command {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+    let mut cmd = if valgrind {
         let mut c = std::process::Command::new("valgrind");
         c.args([
             "--quiet",

@@ -72,3 +72,82 @@ pub fn run_catching(lp: &uv::Loop) -> Option<&'static str> {
         Err(p) => Some(provoked(&*p).expect("a provoked panic")),
     }
 }
+
+/// [`run_catching`] with `RunMode::NoWait`.
+pub fn run_nowait_catching(lp: &uv::Loop) -> Option<&'static str> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(uv::RunMode::NoWait))) {
+        Ok(r) => {
+            r.unwrap();
+            None
+        }
+        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
+    }
+}
+
+/// A waker that counts its wakes, the first `panics` of which panic with
+/// `Provoked("wake")`.
+#[derive(Debug)]
+pub struct FlakyWake {
+    wakes: std::sync::atomic::AtomicUsize,
+    panics: usize,
+}
+
+impl FlakyWake {
+    /// A waker whose first `panics` wakes panic.
+    pub fn panicking_first(panics: usize) -> std::sync::Arc<FlakyWake> {
+        std::sync::Arc::new(FlakyWake {
+            wakes: std::sync::atomic::AtomicUsize::new(0),
+            panics,
+        })
+    }
+
+    /// [`FlakyWake::panicking_first`], with a `Waker` of it.
+    pub fn with_waker(panics: usize) -> (std::sync::Arc<FlakyWake>, std::task::Waker) {
+        let f = FlakyWake::panicking_first(panics);
+        (f.clone(), std::task::Waker::from(f))
+    }
+
+    /// Wakes so far (panicking ones included).
+    pub fn wakes(&self) -> usize {
+        self.wakes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl std::task::Wake for FlakyWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        if self.wakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < self.panics {
+            provoke("wake");
+        }
+    }
+}
+
+/// A waker whose every wake panics with `Provoked("wake")`, and the drop of its
+/// last reference with `Provoked("waker drop")`.
+#[derive(Debug)]
+pub struct WakeAndDropPanic;
+
+impl std::task::Wake for WakeAndDropPanic {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        provoke("wake");
+    }
+}
+
+impl Drop for WakeAndDropPanic {
+    fn drop(&mut self) {
+        provoke("waker drop");
+    }
+}
+
+/// Polls `f` once with `w`.
+pub fn poll_once<F: std::future::Future + Unpin>(
+    f: &mut F,
+    w: &std::task::Waker,
+) -> std::task::Poll<F::Output> {
+    std::pin::Pin::new(f).poll(&mut std::task::Context::from_waker(w))
+}

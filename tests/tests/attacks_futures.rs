@@ -12,53 +12,23 @@
 
 #![cfg(unix)]
 
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::AsyncReadExt;
 use uv::future as uvf;
 use uv::{FsEventFlags, Loop, Pipe, RunMode, StatusCode, Stream, Udp, UdpFlags};
 use uv_tests::net::TempDir;
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, run_catching, PanickingWake};
+use uv_tests::provoke::{
+    poll_once, provoked, quiet_provoked_panics, run_catching, run_nowait_catching, FlakyWake,
+    PanickingWake, WakeAndDropPanic,
+};
 
 // ---- helpers ----
-
-/// A waker of the user's whose first `panics` wakes panic (`Provoked("wake")`);
-/// `wakes` counts every wake.
-#[derive(Default)]
-struct FlakyWake {
-    wakes: AtomicUsize,
-    panics: usize,
-}
-
-impl FlakyWake {
-    fn panicking_first(panics: usize) -> Arc<FlakyWake> {
-        Arc::new(FlakyWake {
-            wakes: AtomicUsize::new(0),
-            panics,
-        })
-    }
-
-    fn wakes(&self) -> usize {
-        self.wakes.load(Ordering::SeqCst)
-    }
-}
-
-impl Wake for FlakyWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.wakes.fetch_add(1, Ordering::SeqCst) < self.panics {
-            provoke("wake");
-        }
-    }
-}
 
 /// A waker that counts its wakes.
 fn counting() -> (Arc<FlakyWake>, Waker) {
@@ -67,24 +37,8 @@ fn counting() -> (Arc<FlakyWake>, Waker) {
     (c, w)
 }
 
-fn poll_once<F: Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Output> {
-    Pin::new(f).poll(&mut Context::from_waker(w))
-}
-
 fn poll_next<S: futures::Stream + Unpin>(s: &mut S, w: &Waker) -> Poll<Option<S::Item>> {
     Pin::new(s).poll_next(&mut Context::from_waker(w))
-}
-
-/// One iteration of `lp` that does not block: the `Provoked` name of the panic
-/// `run` resumed, if any.
-fn run_nowait_catching(lp: &Loop) -> Option<&'static str> {
-    match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::NoWait))) {
-        Ok(r) => {
-            r.unwrap();
-            None
-        }
-        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
-    }
 }
 
 /// Runs `lp` one non-blocking iteration at a time (catching provoked panics into
@@ -204,25 +158,6 @@ fn a_waker_whose_wake_and_drop_panic_does_not_abort_a_read() {
     let (status, stderr) = uv_tests::scenario_output(SCENARIO, "wake_and_drop_panic");
     assert!(status.success(), "{status:?}\n{stderr}");
     assert!(stderr.contains("scenario done"), "{stderr}");
-}
-
-/// The waker of [`a_waker_whose_wake_and_drop_panic_does_not_abort_a_read`]:
-/// every wake panics, and so does the drop of its last reference.
-struct WakeAndDropPanic;
-
-impl Wake for WakeAndDropPanic {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        provoke("wake");
-    }
-}
-
-impl Drop for WakeAndDropPanic {
-    fn drop(&mut self) {
-        provoke("waker drop");
-    }
 }
 
 fn wake_and_drop_panic() {

@@ -78,14 +78,7 @@ fn ends_seen(peers: &[UnixStream]) -> usize {
 /// once it exited successfully.
 fn run_scenario(scenario: &str) -> String {
     let _alone = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "scenario_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCENARIO, scenario)
+    let out = uv_tests::native_scenario_command(SCENARIO, scenario)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

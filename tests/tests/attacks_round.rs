@@ -10,18 +10,19 @@
 #![cfg(unix)]
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use uv::future as uvf;
 use uv::{Loop, Pipe, RunMode, Stream};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, run_catching};
+use uv_tests::provoke::{
+    poll_once, provoke, provoked, quiet_provoked_panics, run_catching, run_nowait_catching,
+    FlakyWake, WakeAndDropPanic,
+};
 
 /// Closes what is left and runs the loop out: nothing may be left alive.
 fn finish(lp: &Loop) {
@@ -73,43 +74,6 @@ fn a_stream_whose_read_ended_listens() {
 
 // ---- panicking wakes ----
 
-/// A waker of the user's whose first `panics` wakes panic (`Provoked("wake")`);
-/// `wakes` counts every wake.
-#[derive(Default)]
-struct FlakyWake {
-    wakes: AtomicUsize,
-    panics: usize,
-}
-
-impl FlakyWake {
-    fn panicking_first(panics: usize) -> (Arc<FlakyWake>, Waker) {
-        let f = Arc::new(FlakyWake {
-            wakes: AtomicUsize::new(0),
-            panics,
-        });
-        (f.clone(), Waker::from(f))
-    }
-
-    fn wakes(&self) -> usize {
-        self.wakes.load(Ordering::SeqCst)
-    }
-}
-
-impl Wake for FlakyWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.wakes.fetch_add(1, Ordering::SeqCst) < self.panics {
-            provoke("wake");
-        }
-    }
-}
-
-fn poll_once<F: Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Output> {
-    Pin::new(f).poll(&mut Context::from_waker(w))
-}
-
 /// The `Exit` future of `future::spawn`, polled by the user's executor with a
 /// waker whose first wake panics. The exit callback's wake panicked (`run`
 /// resumes it) and the waker stayed for the next event; the next and last one is
@@ -123,7 +87,7 @@ fn an_exit_whose_wake_panicked_is_woken_by_its_handle_close() {
     let lp = Loop::new().unwrap();
     let opts = uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 5"]);
     let (p, mut exit) = uvf::spawn(&lp.handle(), &opts).unwrap();
-    let (c, w) = FlakyWake::panicking_first(1);
+    let (c, w) = FlakyWake::with_waker(1);
     assert!(poll_once(&mut exit, &w).is_pending());
     assert_eq!(run_catching(&lp), Some("wake"));
     assert_eq!(c.wakes(), 1);
@@ -136,24 +100,6 @@ fn an_exit_whose_wake_panicked_is_woken_by_its_handle_close() {
     }
     drop(exit);
     finish(&lp);
-}
-
-/// A waker whose every wake panics, and the drop of its last reference too.
-struct WakeAndDropPanic;
-
-impl Wake for WakeAndDropPanic {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        provoke("wake");
-    }
-}
-
-impl Drop for WakeAndDropPanic {
-    fn drop(&mut self) {
-        provoke("waker drop");
-    }
 }
 
 /// A `future::request` polled with a [`WakeAndDropPanic`] waker (its owner's
@@ -273,18 +219,6 @@ fn join_wake_and_drop() {
     assert_eq!(provoked(&*dropped.unwrap_err()), Some("waker drop"));
     finish(&lp);
     eprintln!("scenario done");
-}
-
-/// One iteration of `lp` that does not block: the `Provoked` name of the panic
-/// `run` resumed, if any.
-fn run_nowait_catching(lp: &Loop) -> Option<&'static str> {
-    match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::NoWait))) {
-        Ok(r) => {
-            r.unwrap();
-            None
-        }
-        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
-    }
 }
 
 const SCENARIO: &str = "UV_ATTACKS_ROUND_SCENARIO";
