@@ -203,3 +203,57 @@ pub fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
         )
     }
 }
+
+/// While alive, exactly `room` descriptor numbers are free below the process's
+/// soft `RLIMIT_NOFILE` (with no room, no descriptor can be made); the old limit
+/// comes back on drop. The caller runs alone in its process (a scenario child, or
+/// a serialised test binary): every thread shares the limit.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct DescriptorRoom {
+    saved: libc::rlimit,
+}
+
+#[cfg(unix)]
+impl DescriptorRoom {
+    /// Lowers the limit to leave `room` free numbers.
+    pub fn new(room: usize) -> DescriptorRoom {
+        let mut open: std::collections::BTreeSet<i32> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        // Not the listing's own descriptor, closed by now.
+        // SAFETY: F_GETFD reads a descriptor's flags; any number is acceptable.
+        open.retain(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+        let (mut free, mut limit) = (0, 0);
+        while free < room || open.contains(&limit) {
+            if !open.contains(&limit) {
+                free += 1;
+            }
+            limit += 1;
+        }
+        let mut saved = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `saved` is a valid out-pointer.
+        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) };
+        assert_eq!(rc, 0);
+        let lowered = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: saved.rlim_max,
+        };
+        // SAFETY: a valid rlimit, lowering the soft limit only.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) };
+        assert_eq!(rc, 0);
+        DescriptorRoom { saved }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for DescriptorRoom {
+    fn drop(&mut self) {
+        // SAFETY: the limit read in `new`.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.saved) };
+    }
+}

@@ -564,27 +564,12 @@ fn receive_at_the_descriptor_limit() {
     tx.write2("h", &h, move |_, r| s.set(r.is_ok())).unwrap();
     tx.write("end", |_, r| r.unwrap()).unwrap();
     run_until(&lp, || sent.get());
-    // The lowest free number becomes the limit: no descriptor can be made.
-    let free = std::fs::File::open("/dev/null").unwrap().as_raw_fd();
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct, setrlimit reads it; this process runs
-    // the scenario alone.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
-        let lim = libc::rlimit {
-            rlim_cur: free as libc::rlim_t,
-            rlim_max: old.rlim_max,
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
+    // No descriptor can be made.
+    let room = uv_tests::DescriptorRoom::new(0);
     let events = record_events(&rx);
     let end = Ok(b"end".to_vec());
     run_until(&lp, || events.borrow().last() == Some(&end));
-    // SAFETY: as above.
-    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &old), 0) };
+    drop(room);
     eprintln!(
         "events {:?} pending {}",
         events.borrow(),

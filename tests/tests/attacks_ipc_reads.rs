@@ -569,41 +569,6 @@ fn scenario_child() {
     }
 }
 
-/// Lowers the process's descriptor limit so that exactly `room` descriptor
-/// numbers are free below it; gives the old limit back.
-fn limit_room(room: i32) -> libc::rlimit {
-    let mut open: std::collections::BTreeSet<i32> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    // Not the listing's own descriptor, closed by now.
-    // SAFETY: F_GETFD reads a descriptor's flags; any number is acceptable.
-    open.retain(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
-    let mut free = 0;
-    let mut limit = 0;
-    while free < room || open.contains(&limit) {
-        if !open.contains(&limit) {
-            free += 1;
-        }
-        limit += 1;
-    }
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct, setrlimit reads it; this process runs
-    // the scenario alone.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
-        let lim = libc::rlimit {
-            rlim_cur: limit as libc::rlim_t,
-            rlim_max: old.rlim_max,
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
-    old
-}
-
 /// The scenario: two handles sent with `write2`, one message each, then bytes,
 /// while the receiver has no descriptor number free; its events and pending
 /// count, printed to stderr.
@@ -633,15 +598,14 @@ fn two_handles_at_the_limit() {
     }
     tx.write("end", |_, r| r.unwrap()).unwrap();
     run_until(&lp, || sent.get() == 2);
-    let old = limit_room(0);
+    let room = uv_tests::DescriptorRoom::new(0);
     let events: Events = Rc::default();
     let e = events.clone();
     rx.read_start(move |_, d| e.borrow_mut().push(event(d)))
         .unwrap();
     let end = Ok(b"end".to_vec());
     run_until(&lp, || events.borrow().last() == Some(&end));
-    // SAFETY: as in `limit_room`.
-    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &old), 0) };
+    drop(room);
     eprintln!(
         "events {:?} pending {}",
         events.borrow(),
@@ -674,15 +638,14 @@ fn many_descriptors_with_little_room() {
     let (sent, _peers) = sockets(100);
     send_fds(&theirs, b"m", &raw(&sent));
     send_fds(&theirs, b"end", &[]);
-    let old = limit_room(65);
+    let room = uv_tests::DescriptorRoom::new(65);
     let events: Events = Rc::default();
     let e = events.clone();
     rx.read_start(move |_, d| e.borrow_mut().push(event(d)))
         .unwrap();
     let end = Ok(b"end".to_vec());
     run_until(&lp, || events.borrow().last() == Some(&end));
-    // SAFETY: as in `limit_room`.
-    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &old), 0) };
+    drop(room);
     eprintln!(
         "events {:?} pending {}",
         events.borrow(),

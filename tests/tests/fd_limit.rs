@@ -21,7 +21,6 @@
 use std::cell::RefCell;
 use std::io::Read;
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
@@ -36,42 +35,20 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// While alive, no new descriptor can be made in this process: the soft
-/// `RLIMIT_NOFILE` is set to the lowest free descriptor number, so every free number
-/// is at or above the limit. The old limit comes back on drop.
+/// While alive, no new descriptor can be made in this process (a
+/// [`uv_tests::DescriptorRoom`] with no room, checked).
 struct AtTheLimit {
-    saved: libc::rlimit,
+    _room: uv_tests::DescriptorRoom,
 }
 
 impl AtTheLimit {
     fn new() -> AtTheLimit {
-        let mut saved = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let guard = AtTheLimit {
+            _room: uv_tests::DescriptorRoom::new(0),
         };
-        // SAFETY: `saved` is a valid out-pointer.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) };
-        assert_eq!(rc, 0);
-        // The kernel gives the lowest free number; the file closes again at once.
-        let lowest_free = std::fs::File::open("/dev/null").unwrap().as_raw_fd();
-        let lowered = libc::rlimit {
-            rlim_cur: lowest_free as libc::rlim_t,
-            rlim_max: saved.rlim_max,
-        };
-        // SAFETY: a valid rlimit, lowering the soft limit only.
-        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) };
-        assert_eq!(rc, 0);
-        let guard = AtTheLimit { saved };
         let err = std::fs::File::open("/dev/null").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
         guard
-    }
-}
-
-impl Drop for AtTheLimit {
-    fn drop(&mut self) {
-        // SAFETY: the limit read in `new`.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.saved) };
     }
 }
 
