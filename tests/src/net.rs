@@ -242,3 +242,13 @@ pub fn send_fds(sock: &std::os::unix::net::UnixStream, data: &[u8], fds: &[RawFd
         std::io::Error::last_os_error()
     );
 }
+
+/// A UDP socket of `lp` bound to a free port of the loopback address, and that
+/// address.
+pub fn bound_udp(lp: &Loop) -> (uv::Udp, SocketAddr) {
+    let u = uv::Udp::new(lp).unwrap();
+    u.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    let a = u.local_addr().unwrap();
+    (u, a)
+}

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use uv::{Fs, Loop, Pipe, Process, ProcessOptions, RunMode, Stream, Udp, UdpFlags};
+use uv::{Fs, Loop, Pipe, Process, ProcessOptions, RunMode, Stream};
+use uv_tests::net::bound_udp;
 use uv_tests::provoke::{
     provoke, provoked, quiet_provoked_panics, run_catching, PanicOnDrop, PanickingWake,
 };
@@ -39,15 +40,6 @@ fn run_all(lp: &Loop) -> Vec<&'static str> {
         }
     }
     panic!("the loop kept panicking: {got:?}");
-}
-
-/// A UDP socket bound to a free port of the loopback address, and that address.
-fn bound(lp: &Loop) -> (Udp, std::net::SocketAddr) {
-    let u = Udp::new(lp).unwrap();
-    u.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
-        .unwrap();
-    let a = u.local_addr().unwrap();
-    (u, a)
 }
 
 fn sh(script: &str) -> ProcessOptions<'static> {
@@ -81,7 +73,7 @@ fn poll_once<F: std::future::Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Ou
 fn udp_send_capture_panics_when_loop_dropped() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let calls = counter();
     let (c, boom) = (calls.clone(), PanicOnDrop("send capture"));
     u.send("x", Some(addr), move |_, _| {
@@ -101,7 +93,7 @@ fn udp_send_capture_panics_when_loop_dropped() {
 fn udp_send_callback_and_capture_both_panic() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let boom = PanicOnDrop("send capture");
     u.send("x", Some(addr), move |_, _| {
         let _held = &boom;
@@ -119,7 +111,7 @@ fn udp_send_callback_and_capture_both_panic() {
 fn udp_recv_callback_replaced_from_inside() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let calls = counter();
     let (c, boom) = (calls.clone(), PanicOnDrop("old recv"));
     u.recv_start(move |u, r| {
@@ -148,7 +140,7 @@ fn udp_recv_callback_replaced_from_inside() {
 fn udp_recv_callback_closing_its_handle_with_panicking_capture() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let boom = PanicOnDrop("recv capture");
     u.recv_start(move |u, _| {
         let _held = &boom;
@@ -168,7 +160,7 @@ fn udp_recv_callback_closing_its_handle_with_panicking_capture() {
 fn udp_recv_capture_panics_in_teardown() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let boom = PanicOnDrop("recv capture");
     u.recv_start(move |_, _| {
         let _held = &boom;
@@ -187,7 +179,7 @@ fn udp_recv_capture_panics_in_teardown() {
 fn recv_from_stream_with_panicking_waker_then_closed() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, _addr) = bound(&lp);
+    let (u, _addr) = bound_udp(&lp);
     let mut s = uv::future::recv_from(&u);
     let w = Arc::new(PanickingWake::default());
     let waker = Waker::from(w.clone());
@@ -470,7 +462,7 @@ fn write_futures_two_wakers_one_write() {
 fn udp_recv_replaced_capture_panics_no_cb_panic() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let calls = counter();
     let (c, boom) = (calls.clone(), PanicOnDrop("old recv"));
     let c2 = calls.clone();
@@ -527,7 +519,7 @@ fn pipe_read_stopped_inside_with_panicking_capture() {
 fn udp_send_from_recv_to_closed_handle_capture_panics() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     u.recv_start(move |u, r| {
         if matches!(&r, Ok(d) if d.is_drained()) {
             return;
@@ -557,7 +549,7 @@ fn udp_send_from_recv_to_closed_handle_capture_panics() {
 fn teardown_drops_tasks_holding_streams_polled_by_panicking_wakers() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, _addr) = bound(&lp);
+    let (u, _addr) = bound_udp(&lp);
     let (a, b) = Pipe::pair(&lp).unwrap();
     let w = Arc::new(PanickingWake::default());
     let h = lp.handle();
@@ -703,7 +695,7 @@ fn write_each_iterator_panics_midway() {
 fn dropped_handle_request_and_exit_futures_are_not_woken() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let got = counter();
     let g = got.clone();
     u.recv_start(move |u, r| {

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use futures::AsyncReadExt;
 use uv::future as uvf;
-use uv::{FsEventFlags, Loop, Pipe, RunMode, StatusCode, Stream, Udp, UdpFlags};
-use uv_tests::net::TempDir;
+use uv::{FsEventFlags, Loop, Pipe, RunMode, StatusCode, Stream};
+use uv_tests::net::{bound_udp, TempDir};
 use uv_tests::provoke::{
     poll_once, provoked, quiet_provoked_panics, run_catching, run_nowait_catching, FlakyWake,
     PanickingWake, WakeAndDropPanic,
@@ -58,15 +58,6 @@ fn run_until_catching(
         }
     }
     done()
-}
-
-/// A UDP socket bound to a free port of the loopback address, and that address.
-fn bound(lp: &Loop) -> (Udp, std::net::SocketAddr) {
-    let u = Udp::new(lp).unwrap();
-    u.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
-        .unwrap();
-    let a = u.local_addr().unwrap();
-    (u, a)
 }
 
 /// Closes what is left and runs the loop out: nothing may be left alive.
@@ -119,7 +110,7 @@ fn a_read_wake_that_panicked_is_made_again_by_the_next_read() {
 fn a_datagram_wake_that_panicked_is_made_again_by_the_next_datagram() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut s = uvf::recv_from(&u);
     let w = FlakyWake::panicking_first(1);
@@ -413,7 +404,7 @@ fn a_request_whose_callback_runs_gives_its_value() {
 #[test]
 fn a_closed_socket_gives_its_queued_datagrams_then_ends() {
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut s = uvf::recv_from(&u);
     let (_c, w) = counting();
@@ -455,7 +446,7 @@ fn a_closed_socket_gives_its_queued_datagrams_then_ends() {
 #[test]
 fn a_paused_datagram_stream_resumes_as_it_is_drained() {
     let lp = Loop::new().unwrap();
-    let (u, addr) = bound(&lp);
+    let (u, addr) = bound_udp(&lp);
     let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut s = uvf::recv_from(&u);
     let (_c, w) = counting();
