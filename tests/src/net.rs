@@ -252,3 +252,27 @@ pub fn bound_udp(lp: &Loop) -> (uv::Udp, SocketAddr) {
     let a = u.local_addr().unwrap();
     (u, a)
 }
+
+/// How many of `peers` see the end of their stream (every other descriptor of
+/// their socket closed), looked at without waiting, again until `want` do or 10
+/// seconds pass: a child process another test of the binary starts holds copies of
+/// every descriptor of the process from its fork to its `exec`, so an end may show
+/// a moment late. (A copy left open never shows it; more than `want` show at once.)
+pub fn ends_seen(peers: &[std::os::unix::net::UnixStream], want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = peers
+            .iter()
+            .filter(|peer| {
+                peer.set_nonblocking(true).unwrap();
+                let mut b = [0u8; 16];
+                let mut r: &std::os::unix::net::UnixStream = peer;
+                matches!(std::io::Read::read(&mut r, &mut b), Ok(0))
+            })
+            .count();
+        if n >= want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -9,7 +9,7 @@
 //! Every test asserts values, counts and error codes. A loop that would wait for
 //! good shows as a loop that ends first (`uv_tests::net::run_until` panics) or as
 //! a count of iterations (`run_with_heartbeat`); a descriptor left open as a
-//! peer's read that would block (`peer_sees_end`, without waiting).
+//! peer's read that would block (`uv_tests::net::ends_seen`).
 
 #![cfg(unix)]
 // The descriptor-loss tests run on Linux and Android only; their helpers stay.
@@ -24,7 +24,7 @@ use uv::{
     Fs, HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
     Stream as _, Tcp,
 };
-use uv_tests::net::{fd_identity, run_until, send_fds};
+use uv_tests::net::{ends_seen, fd_identity, run_until, send_fds};
 
 /// The bytes a pipe read, and the error that ended its reading.
 type Reads = (Rc<RefCell<Vec<u8>>>, Rc<RefCell<Option<StatusCode>>>);
@@ -258,32 +258,6 @@ fn closing_a_handle_queued_for_sending_keeps_the_writes_behind_it() {
     lp.close().unwrap();
 }
 
-/// Reads `peer` (a std socket) for its end: `true` when every other
-/// descriptor of its peer's socket is closed (end of stream), `false` if bytes
-/// came instead.
-fn peer_sees_end(peer: &mut UnixStream) -> bool {
-    // Without waiting: a copy left open shows as `WouldBlock`, not as a hang.
-    peer.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 16];
-    matches!(std::io::Read::read(peer, &mut b), Ok(0))
-}
-
-/// How many of `peers` see the end of their stream, looked at until `want` do
-/// or for 10 seconds: a child process another test of this binary starts holds
-/// copies of every descriptor of the process from its fork to its `exec`, so an
-/// end may show a moment late (a copy this process kept never shows it, and more
-/// than `want` shows at once).
-fn ends_seen(peers: &mut [UnixStream], want: usize) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let n = peers.iter_mut().map(peer_sees_end).filter(|e| *e).count();
-        if n >= want || std::time::Instant::now() > deadline {
-            return n;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 /// Handles received but never accepted are closed with the pipe: libuv closes its
 /// pending descriptor and its queue (`uv__stream_close`). Each sent socket's peer
 /// sees the end of the stream once the sender's copy is closed too, so no copy is
@@ -306,7 +280,7 @@ fn closing_a_pipe_with_pending_handles_closes_their_descriptors() {
     tx.close();
     lp.run(RunMode::Default).unwrap();
     let n = peers.len();
-    assert_eq!(ends_seen(&mut peers, n), n);
+    assert_eq!(ends_seen(&peers, n), n);
     lp.close().unwrap();
 }
 
@@ -529,7 +503,7 @@ fn more_descriptors_than_libuv_takes(read: fn(&Pipe) -> Events) {
     );
     assert_eq!(rx.pending_count().unwrap(), 120);
     // The 40 that did not fit were closed by the kernel: their peers see the end.
-    assert_eq!(ends_seen(&mut peers, 40), 40);
+    assert_eq!(ends_seen(&peers, 40), 40);
     rx.close();
     lp.run(RunMode::Default).unwrap();
     lp.close().unwrap();

@@ -24,7 +24,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
 use uv::{Loop, Pipe, PoolAllocator, RunMode, StatusCode, Stream as _};
-use uv_tests::net::{run_until, send_fds};
+use uv_tests::net::{ends_seen, run_until, send_fds};
 
 /// What a pipe's read callback got, in order: a chunk's bytes, or an error.
 type Events = Rc<RefCell<Vec<Result<Vec<u8>, StatusCode>>>>;
@@ -52,32 +52,10 @@ fn raw(s: &[UnixStream]) -> Vec<RawFd> {
     s.iter().map(|s| s.as_raw_fd()).collect()
 }
 
-/// Held while a child process is started and runs ([`run_scenario`]), and while
-/// [`ends_seen`] looks: a child holds copies of every descriptor of this process
-/// from its fork to its `exec`, so a peer would not see the end for a moment.
-static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// How many of `peers` see their other end closed everywhere (a read sees the
-/// end at once; it would wait while some descriptor of it is open), with no
-/// child of this process between its fork and its `exec`.
-fn ends_seen(peers: &[UnixStream]) -> usize {
-    let _alone = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
-    peers
-        .iter()
-        .filter(|peer| {
-            peer.set_nonblocking(true).unwrap();
-            let mut b = [0u8; 1];
-            let mut r: &UnixStream = peer;
-            matches!(r.read(&mut b), Ok(0))
-        })
-        .count()
-}
-
 /// Runs `scenario` in a child process (this binary again, natively: under
 /// valgrind too, which emulates the descriptor limit itself): its standard error,
 /// once it exited successfully.
 fn run_scenario(scenario: &str) -> String {
-    let _alone = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
     let out = uv_tests::native_scenario_command(SCENARIO, scenario)
         .output()
         .unwrap();
@@ -172,7 +150,7 @@ fn a_loss_is_told_to_a_reader_that_stops_after_each_event() {
     rx.close();
     lp.run(RunMode::Default).unwrap();
     // Every descriptor is gone now: the looks' copies too.
-    assert_eq!(ends_seen(&peers), 100);
+    assert_eq!(ends_seen(&peers, 100), 100);
     lp.close().unwrap();
 }
 
@@ -289,7 +267,7 @@ fn a_callback_told_of_a_loss_closes_or_restarts() {
         if close {
             lp.run(RunMode::Default).unwrap();
             assert_eq!(*events.borrow(), [Err(StatusCode::EMSGSIZE)]);
-            assert_eq!(ends_seen(&peers), 100);
+            assert_eq!(ends_seen(&peers, 100), 100);
         } else {
             run_until(&lp, || events.borrow().last() == Some(&Ok(b"z".to_vec())));
             assert_eq!(
