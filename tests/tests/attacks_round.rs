@@ -367,8 +367,7 @@ fn a_udp_pause_on_the_last_read_of_a_burst_keeps_the_rest() {
         assert_eq!(stop_at(flags, at, false), all, "stopped at {at}");
         assert_eq!(stop_at(flags, at, true), all, "restarted at {at}");
     }
-    // A batch socket keeps what follows the batch (the batch's own rest goes with
-    // a `recv_stop` from its callback, as documented).
+    // A batch socket keeps what follows the batch, and the batch's own rest.
     assert_eq!(stop_at(uv::UdpFlags::RECVMMSG, 19, false), all);
     assert_eq!(stop_at(uv::UdpFlags::RECVMMSG, 5, true), all);
 }

@@ -238,7 +238,8 @@ impl RecvFrom {
                         q.push(Ok((d.data.to_vec(), addr)));
                     }
                     if q.len() >= UDP_QUEUE && !pausing {
-                        // A `recv_stop` here would drop the rest of the batch.
+                        // Where a batch's datagrams come first (a `recv_stop` here
+                        // would keep its rest for the restart: it comes either way).
                         if d.flags.contains(UdpFlags::MMSG_CHUNK) && udp.end_reads_after_batch() {
                             pausing = true;
                         } else {
