@@ -244,9 +244,9 @@ fn scenario_child() {
 /// after they came. Its receive callback paused at its 1,024th queued datagram
 /// with a `recv_stop`, which in the middle of a batch drops the batch's other
 /// datagrams (already read from the socket, at most 19): 16 were lost here, and
-/// the stream went on with the ones after them. Now the pause waits for the
-/// batch's end (libuv's next read gets no buffer, and the `ENOBUFS` that follows
-/// is the pause, not an item): every datagram comes, in order.
+/// the stream went on with the ones after them. Now the handle keeps the batch's
+/// rest at that `recv_stop`, and the restart gives it first: every datagram
+/// comes, in order.
 #[test]
 fn a_datagram_stream_on_a_batch_socket_pauses_without_losing_the_batch() {
     use futures::Stream as _;

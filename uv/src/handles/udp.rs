@@ -76,7 +76,6 @@ unsafe extern "C" fn alloc_one_cb(
 /// Gives libuv no buffer, once: its read loop (unix/udp.c, `uv__udp_recvmsg`)
 /// then ends at once, with an `ENOBUFS` event and no datagram read. Installed by
 /// `not_receiving` for the rest of a read loop nobody receives from, by
-/// [`Udp::end_reads_after_batch`] for a receiver that pauses at a batch's end, by
 /// [`Udp::recv_stop`] for the read after a batch it cut short (`keep_cut`), and
 /// by [`Udp::recv_start`] for the first read of a socket that keeps datagrams
 /// (which come first: `deliver_kept`); puts the lending allocation back for the
@@ -1090,27 +1089,6 @@ impl Udp {
         // over: the callbacks are the receiver's now.
         with_kept(raw, false, |k| k.cut = false);
         Ok(())
-    }
-
-    /// Ends libuv's read loop of this socket, which receives, before its next read
-    /// (false when it does not receive): that read gets no buffer, and the receive
-    /// callback an `ENOBUFS` error instead; the reads after it get buffers again.
-    /// For a receiver that pauses from a `RECVMMSG` socket's callback at a batch's
-    /// end: the batch's datagrams come first, and the `ENOBUFS` event that follows
-    /// them (in this read loop, or at the socket's next read) is where to stop.
-    pub(crate) fn end_reads_after_batch(&self) -> bool {
-        let Some(raw) = self.typed().raw_open() else {
-            return false;
-        };
-        if !receiving(raw) {
-            return false;
-        }
-        // SAFETY: an open handle of this library that receives: libuv reads this
-        // field before each read of its loop (`uv_udp_recv_start` replaces it,
-        // `uv_udp_recv_stop` clears it), and `alloc_none_cb` puts the socket's
-        // allocation back (the one `recv_start` gave: `callbacks_for`'s).
-        unsafe { (*raw).alloc_cb = Some(alloc_none_cb) };
-        true
     }
 
     /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle. Nothing
