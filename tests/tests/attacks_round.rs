@@ -244,9 +244,9 @@ fn scenario_child() {
 /// after they came. Its receive callback paused at its 1,024th queued datagram
 /// with a `recv_stop`, which in the middle of a batch drops the batch's other
 /// datagrams (already read from the socket, at most 19): 16 were lost here, and
-/// the stream went on with the ones after them. Now the pause waits for the
-/// batch's end (libuv's next read gets no buffer, and the `ENOBUFS` that follows
-/// is the pause, not an item): every datagram comes, in order.
+/// the stream went on with the ones after them. Now the handle keeps the batch's
+/// rest at that `recv_stop`, and the restart gives it first: every datagram
+/// comes, in order.
 #[test]
 fn a_datagram_stream_on_a_batch_socket_pauses_without_losing_the_batch() {
     use futures::Stream as _;
@@ -367,8 +367,7 @@ fn a_udp_pause_on_the_last_read_of_a_burst_keeps_the_rest() {
         assert_eq!(stop_at(flags, at, false), all, "stopped at {at}");
         assert_eq!(stop_at(flags, at, true), all, "restarted at {at}");
     }
-    // A batch socket keeps what follows the batch (the batch's own rest goes with
-    // a `recv_stop` from its callback, as documented).
+    // A batch socket keeps what follows the batch, and the batch's own rest.
     assert_eq!(stop_at(uv::UdpFlags::RECVMMSG, 19, false), all);
     assert_eq!(stop_at(uv::UdpFlags::RECVMMSG, 5, true), all);
 }

@@ -178,6 +178,9 @@ pub(crate) struct Extras {
     /// is read (see [`set_ipc_loss_told`]).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     ipc_loss_told: Option<crate::stream::LossId>,
+    /// The datagrams a UDP socket kept from a batch a `recv_stop` cut short,
+    /// for its next receiver (see [`with_udp_kept`]).
+    udp_kept: crate::handles::udp::Kept,
 }
 
 /// Bit `k` for each standard descriptor `k` (0 to 2) a handle's descriptor shares
@@ -1613,7 +1616,9 @@ impl<K: HandleKind> Typed<K> {
 
     /// Whether the handle's marked callback (`marks_delivery = true` in its spec)
     /// is running: called from that callback, or from code it calls. Always
-    /// `false` for a handle none of whose callbacks is marked.
+    /// `false` for a handle none of whose callbacks is marked. (The runtime marks
+    /// one hand-written callback itself: a `Udp`'s receive callback for a
+    /// datagram of a `RECVMMSG` batch.)
     ///
     /// For the hand-written hooks of a spec's handle type, next to its
     /// `uv::handle!` expansion (`typed()`, of `uv::runtime::HandleKind`, is the
@@ -2168,6 +2173,28 @@ pub(crate) unsafe fn ipc_loss_told(raw: *mut sys::uv_handle_t) -> Option<crate::
         })
     };
     told
+}
+
+/// Runs `f` on what the UDP handle keeps of batches cut short
+/// (`handles::udp::Kept`), made empty first when the handle has no extras and
+/// `make`; `None` (and `f` not run) when it has none and not `make`.
+///
+/// # Safety
+/// `raw` must be a live UDP handle allocation made by this library, held by
+/// libuv; `f` runs no user code and does not reach the handle's extras again.
+pub(crate) unsafe fn with_udp_kept<R>(
+    raw: *mut sys::uv_handle_t,
+    make: bool,
+    f: impl FnOnce(&mut crate::handles::udp::Kept) -> R,
+) -> Option<R> {
+    // SAFETY: per the contract.
+    let h = unsafe { Hdr::from_raw(raw) };
+    if !make && !h.has(HAS_EXTRAS) {
+        return None;
+    }
+    let mut out = None;
+    h.with_extras(|e| out = Some(f(&mut e.udp_kept)));
+    out
 }
 
 /// Marks (or unmarks) the stream's descriptor as one libuv made non-blocking in

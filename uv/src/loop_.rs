@@ -58,6 +58,10 @@ pub(crate) struct LoopShared {
     /// The handle whose marked callback (`marks_delivery` in the spec) runs, or
     /// null (`handle::marking_delivery`).
     pub(crate) delivering: Cell<*mut sys::uv_handle_t>,
+    /// The UDP sockets whose receiving started again with datagrams kept from a
+    /// batch cut short, and the idle handle that gives them those datagrams
+    /// (`handles::udp`); made by the first such start, dropped at teardown.
+    pub(crate) udp_due: RefCell<Option<crate::handles::udp::Due>>,
 }
 
 impl Drop for LoopShared {
@@ -279,6 +283,10 @@ impl LoopShared {
         unsafe { (*raw).data = std::ptr::null_mut() };
         self.raw.set(std::ptr::null_mut());
         drop(self.call_later.borrow_mut().take());
+        // Every handle is closed or abandoned by now: this only lets the values go
+        // (an abandoned handle's last value drops its callbacks: user code).
+        let due = self.udp_due.borrow_mut().take();
+        self.guard(move || drop(due));
         if let Some(p) = self.panic.take() {
             eprintln!(
                 "uv: a callback panicked while the loop was closing: {}",
@@ -468,6 +476,7 @@ impl LoopShared {
             kernel_pid: Cell::new(std::process::id()),
             executor_shut: Cell::new(false),
             delivering: Cell::new(std::ptr::null_mut()),
+            udp_due: RefCell::new(None),
         })
     }
 }

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::handles::{FsEvent, FsPoll, Signal, Udp};
 use crate::loop_::LoopHandle;
 use crate::stream::Stream;
-use crate::{FsEventFlags, FsEventKind, Signum, Stat, StatusCode, UdpFlags};
+use crate::{FsEventFlags, FsEventKind, Signum, Stat, StatusCode};
 
 /// Events a callback queued for a stream to take.
 struct Queue<T> {
@@ -190,9 +190,10 @@ type DatagramItem = Result<(Vec<u8>, SocketAddr)>;
 /// Receives datagrams on `udp` as a stream: each item is a datagram's bytes and its
 /// sender (a copy out of the loop's buffer; a datagram larger than the buffer
 /// comes truncated), or a receive error. Receiving starts at the first poll and
-/// pauses while 1,024 datagrams wait to be taken (on a `RECVMMSG` socket, once
-/// the batch that reached them is in); the kernel then drops what does not fit
-/// its buffer, as UDP does. libuv's "drained" events are not items.
+/// pauses while 1,024 datagrams wait to be taken (on a `RECVMMSG` socket, the
+/// rest of the batch that reached them waits with the handle, and comes first
+/// when receiving starts again); the kernel then drops what does not fit its
+/// buffer, as UDP does. libuv's "drained" events are not items.
 ///
 /// Dropping the stream stops receiving (`uv_udp_recv_stop`); the handle is not
 /// closed.
@@ -226,9 +227,6 @@ impl RecvFrom {
         }
         let guard = WakeOnDrop(self.queue.clone());
         let receiving = self.receiving.clone();
-        // The queue reached its limit in a batch (`RECVMMSG`): its other
-        // datagrams come, then libuv's read loop ends with `ENOBUFS`, the pause.
-        let mut pausing = false;
         self.udp.recv_start(move |udp, r| {
             let q = &guard.0;
             match r {
@@ -237,21 +235,9 @@ impl RecvFrom {
                     if let Some(addr) = d.addr {
                         q.push(Ok((d.data.to_vec(), addr)));
                     }
-                    if q.len() >= UDP_QUEUE && !pausing {
-                        // A `recv_stop` here would drop the rest of the batch.
-                        if d.flags.contains(UdpFlags::MMSG_CHUNK) && udp.end_reads_after_batch() {
-                            pausing = true;
-                        } else {
-                            let _ = udp.recv_stop();
-                            receiving.set(false);
-                        }
-                    }
-                }
-                Err(e) if pausing && e.code() == StatusCode::ENOBUFS => {
-                    // The batch is in: pause, unless the queue was taken
-                    // meanwhile (the read loop ended before its next read).
-                    pausing = false;
                     if q.len() >= UDP_QUEUE {
+                        // In a batch (`RECVMMSG`) too: its other datagrams wait
+                        // with the handle for the restart (`Udp::recv_stop`).
                         let _ = udp.recv_stop();
                         receiving.set(false);
                     }

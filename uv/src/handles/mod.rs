@@ -14,7 +14,7 @@ mod signal;
 mod tcp;
 mod timer;
 mod tty;
-mod udp;
+pub(crate) mod udp;
 
 pub use async_::{Async, AsyncSender, CallLater};
 pub use check::Check;

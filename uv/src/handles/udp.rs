@@ -1,6 +1,7 @@
 //! The UDP handle, generated from `spec/handles/udp.toml`, and its hand-written
 //! parts: receiving (the datagram's bytes, sender and flags in one value) and sending.
 
+use std::collections::VecDeque;
 use std::ffi::c_uint;
 use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
@@ -18,7 +19,8 @@ uv_macros::handle!("spec/handles/udp.toml");
 /// One datagram received: its bytes (borrowed from the loop's read buffer for the
 /// length of the callback), its sender and libuv's flags (`UdpFlags::PARTIAL` when
 /// the buffer was too small and the rest was dropped; `UdpFlags::MMSG_CHUNK` for a
-/// datagram of a batch read with `RECVMMSG`).
+/// datagram of a batch read with `RECVMMSG`, as libuv passes it on: not for one a
+/// [`Udp::recv_stop`] in its batch kept, which comes after the next `recv_start`).
 ///
 /// A datagram with no bytes and no sender is libuv's "drained" event
 /// ([`Datagram::is_drained`]): the socket had nothing more to read. It ends every
@@ -73,9 +75,11 @@ unsafe extern "C" fn alloc_one_cb(
 
 /// Gives libuv no buffer, once: its read loop (unix/udp.c, `uv__udp_recvmsg`)
 /// then ends at once, with an `ENOBUFS` event and no datagram read. Installed by
-/// `not_receiving` for the rest of a read loop nobody receives from, and by
-/// [`Udp::end_reads_after_batch`] for a receiver that pauses at a batch's end;
-/// puts the lending allocation back for the reads of later events.
+/// `not_receiving` for the rest of a read loop nobody receives from, by
+/// [`Udp::recv_stop`] for the read after a batch it cut short (`keep_cut`), and
+/// by [`Udp::recv_start`] for the first read of a socket that keeps datagrams
+/// (which come first: `deliver_kept`); puts the lending allocation back for the
+/// reads of later events.
 unsafe extern "C" fn alloc_none_cb(
     h: *mut sys::uv_handle_t,
     _suggested: usize,
@@ -553,12 +557,18 @@ unsafe extern "C" fn recv_any<const MMSG: bool>(
     // else is shown, the drained event (no bytes, no address) included, while the
     // user receives: not after `recv_stop` or `close`. A closing handle is not
     // receiving: `uv_close` stops the watch first.
-    if receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE) {
+    let shown = receiving(raw) && !flags.contains(UdpFlags::MMSG_FREE);
+    if shown {
         // SAFETY: libuv passes a valid buffer description.
         let room = unsafe { (*buf).len };
         // A negative count, or one larger than the buffer (an error read from
         // the error queue, see `recv_error`), is an error.
         let event = if nread as usize > room {
+            if MMSG && nread == sys::uv_errno_t_UV_ENOBUFS as isize && keeps_datagrams(raw) {
+                // The read `recv_start` gave no buffer (`alloc_none_cb`) while
+                // datagrams are kept: they come first, instead of this event.
+                return deliver_kept(raw);
+            }
             Err(recv_error(nread))
         } else {
             let data: &[u8] = if nread == 0 {
@@ -576,25 +586,239 @@ unsafe extern "C" fn recv_any<const MMSG: bool>(
                 .flatten();
             Ok(Datagram { data, addr, flags })
         };
-        // SAFETY: `raw` is a handle made by Udp's constructors.
-        unsafe { show_made(raw, event) };
+        if MMSG && flags.contains(UdpFlags::MMSG_CHUNK) {
+            // A datagram of a batch, whose callback is marked as its delivery: a
+            // `recv_stop` there keeps the batch's other datagrams (`Udp::recv_stop`).
+            // SAFETY: `raw` is a handle made by Udp's constructors, which libuv
+            // holds (it calls back).
+            unsafe { crate::handle::marking_delivery::<Udp>(raw, || show_made(raw, event)) };
+        } else {
+            // SAFETY: `raw` is a handle made by Udp's constructors.
+            unsafe { show_made(raw, event) };
+        }
     }
     if !receiving(raw) {
-        // libuv's read loop goes on after a datagram or a piece of a batch; not
-        // after an error, the drained event, or the `ENOBUFS` of an allocation
-        // that gave no buffer (`alloc_none_cb`, which must not be asked for again).
-        // (Worked out here only: a receiving socket's events need not know.)
-        // SAFETY: libuv passes a valid buffer description.
-        let more = nread >= 0
-            && nread as usize <= unsafe { (*buf).len }
-            && (!addr.is_null() || flags.intersects(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE));
-        if not_receiving(raw, flags, more) {
-            return;
+        if MMSG && is_cut(raw) {
+            // A `recv_stop` in this batch, which it was shown a datagram of (and
+            // whose buffer stays lent for the rest), or a later event of it: kept.
+            // SAFETY: libuv's arguments, passed on.
+            if shown || unsafe { keep_cut(raw, nread, buf, addr, flags) } {
+                return;
+            }
+        } else {
+            // libuv's read loop goes on after a datagram or a piece of a batch; not
+            // after an error, the drained event, or the `ENOBUFS` of an allocation
+            // that gave no buffer (`alloc_none_cb`, which must not be asked for
+            // again). (Worked out here only: a receiving socket's events need not
+            // know.)
+            // SAFETY: libuv passes a valid buffer description.
+            let more = nread >= 0
+                && nread as usize <= unsafe { (*buf).len }
+                && (!addr.is_null()
+                    || flags.intersects(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE));
+            if not_receiving(raw, flags, more) {
+                return;
+            }
         }
     }
     // A batch's chunks share the buffer: it goes back with the last callback.
     if !flags.contains(UdpFlags::MMSG_CHUNK) {
         crate::stream::give_back(raw.cast(), base);
+    }
+}
+
+/// A datagram of a batch a `recv_stop` cut short, kept for the socket's next
+/// receiver: its bytes (a copy), its sender and its flags, without the batch's
+/// own (`MMSG_CHUNK`: it is no longer part of a batch being read).
+struct KeptDatagram {
+    data: Box<[u8]>,
+    addr: Option<SocketAddr>,
+    flags: UdpFlags,
+}
+
+/// What a `RECVMMSG` socket keeps of batches a `recv_stop` cut short (in the
+/// handle's extras: dropped with them when it closes).
+#[derive(Default)]
+pub(crate) struct Kept {
+    /// The datagrams, in the order they came, for the next `recv_start`.
+    queue: VecDeque<KeptDatagram>,
+    /// A `recv_stop` in the batch being read: libuv passes its other datagrams
+    /// on, and they are kept (`keep_cut`) until the read that ends the batch.
+    cut: bool,
+}
+
+/// Runs `f` on what the open socket `raw` keeps; `None` when it keeps nothing
+/// and not `make`.
+fn with_kept<R>(raw: *mut sys::uv_udp_t, make: bool, f: impl FnOnce(&mut Kept) -> R) -> Option<R> {
+    // SAFETY: a UDP handle of this library that libuv holds (the callers': open,
+    // or calling back); `f` is the callers' short closure: no user code, no
+    // other access to the extras.
+    unsafe { crate::handle::with_udp_kept(raw.cast(), make, f) }
+}
+
+/// Whether the socket `raw` keeps datagrams for its next receiver.
+fn keeps_datagrams(raw: *mut sys::uv_udp_t) -> bool {
+    with_kept(raw, false, |k| !k.queue.is_empty()).unwrap_or(false)
+}
+
+/// Whether a `recv_stop` cut the batch `raw` reads (see [`Kept::cut`]); never
+/// for a closing handle, whose batch's rest goes.
+fn is_cut(raw: *mut sys::uv_udp_t) -> bool {
+    // SAFETY: a handle libuv holds; the call reads its flags.
+    let closing = unsafe { sys::uv_is_closing(raw.cast()) } != 0;
+    !closing && with_kept(raw, false, |k| k.cut).unwrap_or(false)
+}
+
+/// An event of a batch cut short (`Udp::recv_stop` from the callback of one of
+/// its datagrams) that the user was not shown: each datagram is kept, in order,
+/// for the next `recv_start`; the batch's last event gives its buffer back; the
+/// read after it gets no buffer (`alloc_none_cb`, installed by the stop), and
+/// its `ENOBUFS` (or whatever else ends libuv's read loop) ends the cut. True when
+/// the buffer is not to be given back (a datagram's part of it).
+///
+/// # Safety
+/// libuv's receive-callback arguments for an open `RECVMMSG` socket of this
+/// library that nobody receives from.
+#[cold]
+#[inline(never)]
+unsafe fn keep_cut(
+    raw: *mut sys::uv_udp_t,
+    nread: isize,
+    buf: *const sys::uv_buf_t,
+    addr: *const sys::sockaddr,
+    flags: UdpFlags,
+) -> bool {
+    if flags.contains(UdpFlags::MMSG_FREE) {
+        // The batch is over: its buffer goes back.
+        return false;
+    }
+    if flags.contains(UdpFlags::MMSG_CHUNK) {
+        // SAFETY: libuv passes a valid buffer description.
+        let (base, room) = unsafe { ((*buf).base as *const u8, (*buf).len) };
+        // A negative count (an error read from the error queue with the batch,
+        // which nobody receives: dropped, as ever) is larger as a `usize`.
+        if nread as usize <= room {
+            let data: Box<[u8]> = if nread == 0 {
+                Box::default()
+            } else {
+                // SAFETY: libuv wrote `nread` bytes at `base`, in its part of
+                // the lent buffer (of `room` bytes).
+                unsafe { std::slice::from_raw_parts(base, nread as usize) }.into()
+            };
+            // SAFETY: as in `recv_any`.
+            let addr = (!addr.is_null())
+                .then(|| unsafe { crate::addr::from_c(addr) })
+                .flatten();
+            let d = KeptDatagram {
+                data,
+                addr,
+                flags: flags.difference(UdpFlags::MMSG_CHUNK | UdpFlags::MMSG_FREE),
+            };
+            with_kept(raw, true, |k| k.queue.push_back(d));
+        }
+        return true;
+    }
+    // The read after the batch (no buffer), or the end of libuv's read loop.
+    end_cut(raw);
+    false
+}
+
+/// Ends a cut (see [`Kept::cut`]) of the socket `raw`, which does not receive:
+/// with no send queued its callbacks go, which ends libuv's read loop; with one
+/// they stay for the error it may bring (`keep_error_reader`).
+fn end_cut(raw: *mut sys::uv_udp_t) {
+    with_kept(raw, false, |k| k.cut = false);
+    // SAFETY: an open handle libuv holds; the count is a field read, and libuv
+    // reads the callbacks before each read (`uv_udp_recv_start` replaces them).
+    unsafe {
+        if sys::uv_udp_get_send_queue_count(raw) > 0 {
+            ((*raw).alloc_cb, (*raw).recv_cb) = callbacks_for(raw);
+        } else {
+            (*raw).recv_cb = None;
+            (*raw).alloc_cb = None;
+        }
+    }
+}
+
+/// Gives the receive callback of `raw` the datagrams it keeps, in order, while it
+/// receives (it may stop, or close, in any of them); once none is left, libuv's
+/// reads get buffers again (`recv_start` gave none, so that the kept datagrams
+/// come before what the socket holds).
+fn deliver_kept(raw: *mut sys::uv_udp_t) {
+    while receiving(raw) {
+        let Some(d) = with_kept(raw, false, |k| k.queue.pop_front()).flatten() else {
+            // SAFETY: an open handle that receives: libuv reads this field before
+            // each read; this is the allocation `recv_start` would have given.
+            unsafe { (*raw).alloc_cb = callbacks_for(raw).0 };
+            return;
+        };
+        let event = Ok(Datagram {
+            data: &d.data,
+            addr: d.addr,
+            flags: d.flags,
+        });
+        // SAFETY: `raw` is a handle made by Udp's constructors, held by libuv.
+        unsafe { show_made(raw, event) };
+    }
+}
+
+/// The sockets whose receiving started again with datagrams kept
+/// (`LoopShared::udp_due`), and the idle handle that gives them their datagrams
+/// in the loop's next iteration (before it polls, and without blocking: no new
+/// datagram is needed).
+pub(crate) struct Due {
+    idle: crate::Idle,
+    sockets: Vec<Udp>,
+}
+
+/// Has the socket `udp`, which keeps datagrams, given them in the loop's next
+/// iteration (the loop's `Due`, made by the first call: `ClosedLoop` once the
+/// loop tears down).
+fn schedule_kept(udp: &Udp) -> Result<()> {
+    let lp = udp.loop_();
+    let shared = lp.shared();
+    if shared.udp_due.borrow().is_none() {
+        let idle = crate::Idle::new_internal(&lp)?;
+        *shared.udp_due.borrow_mut() = Some(Due {
+            idle,
+            sockets: Vec::new(),
+        });
+    }
+    let idle = {
+        let mut due = shared.udp_due.borrow_mut();
+        let Some(due) = due.as_mut() else {
+            return Err(Error::closed_loop("uv_udp_recv_start"));
+        };
+        if !due
+            .sockets
+            .iter()
+            .any(|u| u.typed().ptr() == udp.typed().ptr())
+        {
+            due.sockets.push(udp.clone());
+        }
+        due.idle.clone()
+    };
+    idle.start(deliver_due)
+}
+
+/// The idle handle's callback: the sockets due get their kept datagrams; it stops
+/// once none is due.
+fn deliver_due(idle: &crate::Idle) {
+    let lp = idle.loop_();
+    let shared = lp.shared();
+    let sockets = match shared.udp_due.borrow_mut().as_mut() {
+        Some(due) => std::mem::take(&mut due.sockets),
+        None => return,
+    };
+    for udp in sockets {
+        if let Some(raw) = udp.typed().raw_open() {
+            deliver_kept(raw);
+        }
+    }
+    // Sockets started during the deliveries are due at the next iteration.
+    let idle_done = matches!(shared.udp_due.borrow().as_ref(), Some(d) if d.sockets.is_empty());
+    if idle_done {
+        let _ = idle.stop();
     }
 }
 
@@ -817,6 +1041,10 @@ impl Udp {
     /// error. `EALREADY` on a socket that is receiving (`recv_stop` first); `EINVAL`
     /// on a socket in blocking mode (switched by a copy of it made before `open`),
     /// where libuv's reads would wait for datagrams with the loop's thread.
+    ///
+    /// Datagrams kept from a batch a `recv_stop` cut short (a `RECVMMSG` socket)
+    /// come first, in order, in the loop's next iteration (whether or not more
+    /// datagrams arrive), before any the socket holds.
     pub fn recv_start(
         &self,
         callback: impl FnMut(&Udp, Result<Datagram<'_>>) + 'static,
@@ -824,11 +1052,30 @@ impl Udp {
         let raw = self.typed().raw("uv_udp_recv_start")?;
         #[cfg(unix)]
         non_blocking(raw)?;
+        // Only batch sockets keep datagrams. Their delivery is arranged first (it
+        // may fail: then nothing started); it finds nothing to do if the start
+        // below fails.
+        let kept = keeps_datagrams(raw);
+        if kept {
+            schedule_kept(self)?;
+        }
         set_recv_callback(&self.typed().slots().on_recv, callback, |direct| {
             // Batches go through the generic trampoline; the others get the one
             // made for this callback, which is in the slot now.
             let (alloc, recv) = if reads_batches(raw) {
-                callbacks_for(raw)
+                let (alloc, recv) = callbacks_for(raw);
+                // With datagrams kept, libuv's first read gets no buffer: they
+                // come with the `ENOBUFS` that follows, if it comes before the
+                // idle handle's delivery (`recv_any`), which puts this allocation
+                // back.
+                (
+                    if kept {
+                        Some(alloc_none_cb as _)
+                    } else {
+                        alloc
+                    },
+                    recv,
+                )
             } else {
                 (Some(alloc_one_cb as _), direct)
             };
@@ -837,43 +1084,45 @@ impl Udp {
                 unsafe { sys::uv_udp_recv_start(raw, alloc, recv) },
                 "uv_udp_recv_start",
             )
-        })
+        })?;
+        // A cut batch whose read loop ended by its count (see `Kept::cut`) is
+        // over: the callbacks are the receiver's now.
+        with_kept(raw, false, |k| k.cut = false);
+        Ok(())
     }
 
-    /// Ends libuv's read loop of this socket, which receives, before its next read
-    /// (false when it does not receive): that read gets no buffer, and the receive
-    /// callback an `ENOBUFS` error instead; the reads after it get buffers again.
-    /// For a receiver that pauses from a `RECVMMSG` socket's callback: a
-    /// `recv_stop` there drops the rest of the batch the datagram came in, while
-    /// this lets the batch's datagrams come first, and the `ENOBUFS` event that
-    /// follows them (in this read loop, or at the socket's next read) is where to
-    /// stop.
-    pub(crate) fn end_reads_after_batch(&self) -> bool {
-        let Some(raw) = self.typed().raw_open() else {
-            return false;
-        };
-        if !receiving(raw) {
-            return false;
-        }
-        // SAFETY: an open handle of this library that receives: libuv reads this
-        // field before each read of its loop (`uv_udp_recv_start` replaces it,
-        // `uv_udp_recv_stop` clears it), and `alloc_none_cb` puts the socket's
-        // allocation back (the one `recv_start` gave: `callbacks_for`'s).
-        unsafe { (*raw).alloc_cb = Some(alloc_none_cb) };
-        true
-    }
-
-    /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle. Datagrams
-    /// the socket holds wait for the next `recv_start` (from the receive callback
-    /// too, with sends queued or not), except, on a `RECVMMSG` socket, the rest of
-    /// the batch the callback's datagram came in: it was read with it, and is
-    /// dropped.
+    /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle. Nothing
+    /// the socket received is lost: datagrams it holds wait for the next
+    /// `recv_start` (from the receive callback too, with sends queued or not), and
+    /// so does, on a `RECVMMSG` socket, the rest of the batch the callback's
+    /// datagram came in (read with it in one system call): the runtime keeps a
+    /// copy of each, with its sender and flags (but `MMSG_CHUNK`), and the next
+    /// `recv_start` gives them first, in order, in the loop's next iteration. A
+    /// `recv_start` from the same callback gets the rest of the batch at once,
+    /// as it comes; closing the handle drops what is kept.
     pub fn recv_stop(&self) -> Result<()> {
         let Some(raw) = self.typed().raw_open() else {
             return Ok(());
         };
         // SAFETY: the handle is open.
         check(unsafe { sys::uv_udp_recv_stop(raw) }, "uv_udp_recv_stop")?;
+        if self.typed().is_delivering() {
+            // From the callback of a datagram of a batch (`recv_any` marks only
+            // those): libuv passes the batch's other datagrams on while the
+            // handle has a receive callback, and reads again after them. The
+            // generic one takes them (`keep_cut`), and that read gets no buffer,
+            // which ends the cut (`end_cut`).
+            with_kept(raw, true, |k| k.cut = true);
+            // SAFETY: the handle is open; libuv reads these fields before each
+            // callback and read (`uv_udp_recv_start` replaces them).
+            unsafe {
+                (*raw).recv_cb = Some(recv_cb::<true>);
+                (*raw).alloc_cb = Some(alloc_none_cb);
+            }
+            return Ok(());
+        }
+        // A cut batch whose read loop ended by its count is over.
+        with_kept(raw, false, |k| k.cut = false);
         // Sends still queued may bring an error event: keep a reader for it.
         // SAFETY: the handle is open; the count is a field read.
         if unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0 {
