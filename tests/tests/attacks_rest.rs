@@ -17,6 +17,8 @@ use std::time::Duration;
 use uv::{Fs, FsPoll, Loop, OpenFlags, Poll, PollEvent, RunMode, Signal, Signum, StatusCode};
 use uv_tests::net::TempDir;
 
+uv::handle!("spec/stat_watch.toml");
+
 /// Closes what is left and runs the loop out: nothing may be left alive.
 fn finish(lp: &Loop) {
     lp.close_all_handles();
@@ -73,6 +75,34 @@ fn a_second_start_of_a_polling_fs_poll_is_ebusy_and_keeps_the_first_watch() {
     assert_eq!(p.path().unwrap(), other);
     lp.run(RunMode::Default).unwrap();
     assert_eq!(second.get(), 1);
+    assert_eq!(*first.borrow(), [Err(StatusCode::ENOENT)]);
+    finish(&lp);
+}
+
+/// The same through an extension crate's stat poller (`tests/spec/stat_watch.toml`,
+/// declared here through `uv::handle!`), which gets the check from the runtime:
+/// a second start while it polls is `EBUSY`, the first callback goes on alone.
+#[test]
+fn a_second_start_of_a_polling_extension_stat_poller_is_ebusy() {
+    let dir = TempDir::new("rest-statwatch");
+    let lp = Loop::new().unwrap();
+    let p = StatWatch::new(&lp).unwrap();
+    let first = Rc::new(RefCell::new(Vec::new()));
+    let f = first.clone();
+    p.start(
+        dir.join("missing"),
+        Duration::ZERO,
+        move |p, status, _, _| {
+            f.borrow_mut().push(status.map_err(|e| e.code()));
+            p.close();
+        },
+    )
+    .unwrap();
+    let e = p
+        .start(dir.path(), Duration::ZERO, |_, _, _, _| unreachable!())
+        .unwrap_err();
+    assert_eq!(e.code(), StatusCode::EBUSY);
+    lp.run(RunMode::Default).unwrap();
     assert_eq!(*first.borrow(), [Err(StatusCode::ENOENT)]);
     finish(&lp);
 }
