@@ -450,12 +450,15 @@ pub unsafe fn not_connecting(s: *mut sys::uv_stream_t, op: &'static str) -> Resu
     Ok(())
 }
 
-/// Spec state `poll_settled`: a stopped stat poller whose last stat is still in
-/// flight (`EBUSY`). libuv keeps that poll's context until the stat completes; a
-/// new start meanwhile makes a second context, the first one's completion then
-/// sees the handle active again and goes on polling, and its timer asserts that
-/// it is the handle's context (an abort). Once the loop has run the stat's
-/// completion, the handle can be started again.
+/// Spec state `poll_settled`: a stat poller that polls, or a stopped one whose
+/// last stat is still in flight (`EBUSY`). libuv keeps a stopped poll's context
+/// until the stat completes; a new start meanwhile makes a second context, the
+/// first one's completion then sees the handle active again and goes on polling,
+/// and its timer asserts that it is the handle's context (an abort). Once the
+/// loop has run the stat's completion, the handle can be started again. A start
+/// of a poller that polls does nothing in libuv (it keeps its path and interval)
+/// while the generated method would replace the callback: the new callback would
+/// be told of the old path's changes.
 ///
 /// # Safety
 /// `p` must be an open stat poller made by this library.
@@ -463,7 +466,7 @@ pub unsafe fn poll_settled(p: *mut sys::uv_fs_poll_t, op: &'static str) -> Resul
     // SAFETY: per the contract the handle is initialised; libuv sets `poll_ctx` in
     // a start and clears it when the last context's timer has closed.
     let (active, ctx) = unsafe { (sys::uv_is_active(p.cast()) != 0, (*p).poll_ctx) };
-    if !active && !ctx.is_null() {
+    if active || !ctx.is_null() {
         return Err(Error::new(StatusCode::EBUSY, op));
     }
     Ok(())

@@ -183,7 +183,7 @@ impl StateRule {
         StateRule {
             name: "poll_settled",
             code: "EBUSY",
-            doc: "no earlier start of a stopped stat poller still has its stat in flight (libuv would let that poll go on and abort in its timer)",
+            doc: "no earlier start of a stopped stat poller still has its stat in flight (libuv would let that poll go on and abort in its timer), and the poller does not poll (libuv would keep the path and interval it polls, for the new callback)",
             c_type: Some("uv_fs_poll_t"),
             guards: &["uv_fs_poll_start"],
         },
