@@ -1,0 +1,204 @@
+//! Attacks on the async layer (`uv::future`), second part: what a wrapper that
+//! read ahead saw of a stream's end when it hands the stream on, receive streams
+//! whose socket a clone stops, and handle futures whose callback the runtime lets
+//! go of unrun. Each test says what used to happen, or which guarantee it pins;
+//! values, counts, orders and error codes only.
+//! `bash tests/valgrind.sh attacks_futures2` checks the memory side.
+
+#![cfg(unix)]
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures::{AsyncRead, Stream as _};
+use uv::future as uvf;
+use uv::{Loop, RunMode, StatusCode, Stream};
+use uv_tests::provoke::FlakyWake;
+
+// ---- helpers ----
+
+/// A waker that counts its wakes.
+fn counting() -> (Arc<FlakyWake>, Waker) {
+    FlakyWake::with_waker(0)
+}
+
+/// Runs `lp` one iteration at a time (each waits for I/O that is on its way: bytes
+/// just written to a terminal or a socket) until `c` counts a wake, for at most
+/// 100 iterations: whether it did.
+fn run_until_woken(lp: &Loop, c: &FlakyWake) -> bool {
+    let before = c.wakes();
+    for _ in 0..100 {
+        if c.wakes() > before {
+            return true;
+        }
+        lp.run(RunMode::Once).unwrap();
+    }
+    c.wakes() > before
+}
+
+/// Closes what is left and runs the loop out: nothing may be left alive.
+fn finish(lp: &Loop) {
+    for h in lp.handles() {
+        h.close();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+}
+
+/// A terminal of `lp` reading the slave side of a new pseudo-terminal (canonical
+/// mode: a read gives one line, and Ctrl-D at the start of a line reads as the end
+/// of input, once), and the master side to type into.
+fn terminal(lp: &Loop) -> (uv::Tty, std::fs::File) {
+    let (master, slave) = uv_tests::pty();
+    (uv::Tty::new(lp, slave, true).unwrap(), master.into())
+}
+
+/// What a callback reader of `s` got: the length of each read, or its error code.
+type Reads = Rc<RefCell<Vec<Result<usize, StatusCode>>>>;
+
+/// Starts a callback reader on `s` that records its reads (stopping at an error).
+fn record_reads<S: Stream>(s: &S) -> Reads {
+    let got: Reads = Rc::default();
+    let g = got.clone();
+    s.read_start(move |s, r| {
+        let end = r.is_err();
+        g.borrow_mut()
+            .push(r.map(<[u8]>::len).map_err(|e| e.code()));
+        if end {
+            let _ = s.read_stop();
+        }
+    })
+    .unwrap();
+    got
+}
+
+// ---- the end a wrapper saw, handed on ----
+
+/// A line typed into a terminal, read through an `AsyncStream` (or as the chunk of
+/// a `read_chunks` stream), then Ctrl-D: the wrapper's read callback got the end of
+/// input, and the task was woken for it but had not polled yet when the reader
+/// handed the terminal on with `into_parts`. The tuple it gave, `(stream, bytes)`,
+/// dropped that end: the terminal reads Ctrl-D as the end once, so a callback
+/// reader started next never saw it and waited for more input (what was typed
+/// next came as if the input had not ended). Now `into_parts` gives a `ReadParts`
+/// whose `end` is `Some(Ok(()))`; the next reader gets the next line and no end,
+/// as the kernel gives it.
+#[test]
+fn into_parts_gives_the_end_of_a_terminal_s_input() {
+    let lp = Loop::new().unwrap();
+    for chunks in [false, true] {
+        let (tty, mut typing) = terminal(&lp);
+        let (c, w) = counting();
+        let mut s = uvf::AsyncStream::new(tty.clone());
+        let mut r = uvf::read_chunks(tty.clone());
+        let mut buf = [0u8; 16];
+        let mut poll = |buf: &mut [u8]| -> Poll<usize> {
+            let cx = &mut Context::from_waker(&w);
+            if chunks {
+                Pin::new(&mut r)
+                    .poll_next(cx)
+                    .map(|c| c.map_or(0, |c| c.unwrap().len()))
+            } else {
+                Pin::new(&mut s).poll_read(cx, buf).map(|n| n.unwrap())
+            }
+        };
+        assert!(poll(&mut buf).is_pending());
+        typing.write_all(b"abc\n").unwrap();
+        assert!(run_until_woken(&lp, &c), "read_chunks: {chunks}");
+        assert_eq!(poll(&mut buf), Poll::Ready(4), "read_chunks: {chunks}");
+        // Waiting for more; Ctrl-D comes, the task is woken and polls no more.
+        assert!(poll(&mut buf).is_pending());
+        typing.write_all(b"\x04").unwrap();
+        assert!(run_until_woken(&lp, &c), "read_chunks: {chunks}");
+        let uvf::ReadParts { stream, bytes, end } = if chunks {
+            drop(s);
+            r.into_parts()
+        } else {
+            drop(r);
+            s.into_parts()
+        };
+        assert!(bytes.is_empty(), "read_chunks: {chunks}");
+        assert!(matches!(end, Some(Ok(()))), "read_chunks: {chunks} {end:?}");
+        // The kernel does not give the end again: the next reader gets what is
+        // typed next, with no end before it.
+        let got = record_reads(&stream);
+        typing.write_all(b"more\n").unwrap();
+        for _ in 0..100 {
+            if !got.borrow().is_empty() {
+                break;
+            }
+            lp.run(RunMode::Once).unwrap();
+        }
+        assert_eq!(*got.borrow(), [Ok(5)], "read_chunks: {chunks}");
+        stream.close();
+        drop(typing);
+        assert!(!lp.run(RunMode::Default).unwrap());
+    }
+    finish(&lp);
+}
+
+/// A TCP connection whose peer resets it while an `AsyncStream` (or a
+/// `read_chunks` stream) waits: the wrapper's read callback got `ECONNRESET`.
+/// Handed on with `into_parts` before the task polled again, the error was
+/// dropped: the next reader's `read_start` failed with `ENOTCONN` (libuv no
+/// longer takes a socket whose read failed as readable), and the reset was never
+/// told. Now `end` is `Some(Err(ECONNRESET))`, also once the wrapper gave the
+/// error out (a copy is kept).
+#[test]
+fn into_parts_gives_a_read_error_given_out_or_not() {
+    let lp = Loop::new().unwrap();
+    for chunks in [false, true] {
+        for given_out in [false, true] {
+            let (a, b) = uv_tests::net::tcp_pair();
+            let (ta, tb) = (uv::Tcp::new(&lp).unwrap(), uv::Tcp::new(&lp).unwrap());
+            ta.open(a).unwrap();
+            tb.open(b).unwrap();
+            let (c, w) = counting();
+            let cx = &mut Context::from_waker(&w);
+            let mut s = uvf::AsyncStream::new(tb.clone());
+            let mut r = uvf::read_chunks(tb.clone());
+            let mut poll = |cx: &mut Context<'_>| -> Poll<Result<usize, StatusCode>> {
+                if chunks {
+                    Pin::new(&mut r).poll_next(cx).map(|c| match c {
+                        Some(Ok(c)) => Ok(c.len()),
+                        Some(Err(e)) => Err(e.code()),
+                        None => Ok(0),
+                    })
+                } else {
+                    Pin::new(&mut s).poll_read(cx, &mut [0u8; 16]).map_err(|e| {
+                        assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
+                        StatusCode::ECONNRESET
+                    })
+                }
+            };
+            assert!(poll(cx).is_pending());
+            ta.close_reset().unwrap();
+            assert!(run_until_woken(&lp, &c));
+            if given_out {
+                assert_eq!(poll(cx), Poll::Ready(Err(StatusCode::ECONNRESET)));
+            }
+            let parts = if chunks {
+                drop(s);
+                r.into_parts()
+            } else {
+                drop(r);
+                s.into_parts()
+            };
+            let what = format!("read_chunks: {chunks}, given out: {given_out}");
+            assert!(parts.bytes.is_empty(), "{what}");
+            match &parts.end {
+                Some(Err(e)) => assert_eq!(e.code(), StatusCode::ECONNRESET, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+            // What the next reader would have had instead.
+            let e = parts.stream.read_start(|_, _| {}).unwrap_err();
+            assert_eq!(e.code(), StatusCode::ENOTCONN, "{what}");
+            parts.stream.close();
+            assert!(!lp.run(RunMode::Default).unwrap());
+        }
+    }
+    finish(&lp);
+}
