@@ -202,3 +202,57 @@ fn into_parts_gives_a_read_error_given_out_or_not() {
     }
     finish(&lp);
 }
+
+// ---- a receive stream whose socket a clone stops ----
+
+/// A `recv_from` stream waiting for a datagram when a clone of its socket calls
+/// `recv_stop` (a socket without and with `RECVMMSG`). The stream still took
+/// itself as receiving: its next poll did not start again, and nothing woke its
+/// task, so the datagrams sent next waited on the socket and the stream stayed
+/// pending for good. Now `recv_stop` drops the receive callback (as a stream's
+/// `read_stop` drops its read callback), which wakes the task; its next poll
+/// starts receiving again and gets every datagram, in order.
+#[test]
+fn recv_from_receives_again_after_a_clone_s_recv_stop() {
+    let lp = Loop::new().unwrap();
+    for flags in [uv::UdpFlags::empty(), uv::UdpFlags::RECVMMSG] {
+        let u = uv::Udp::with_flags(&lp, uv::AddressFamily::Inet, flags).unwrap();
+        u.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())
+            .unwrap();
+        let to = u.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (c, w) = counting();
+        let mut rx = uvf::recv_from(&u);
+        let cx = &mut Context::from_waker(&w);
+        assert!(Pin::new(&mut rx).poll_next(cx).is_pending());
+        let wakes = c.wakes();
+        u.clone().recv_stop().unwrap();
+        assert!(c.wakes() > wakes, "{flags:?}: the stop woke the task");
+        for i in 0..3u8 {
+            sender.send_to(&[i], to).unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            match Pin::new(&mut rx).poll_next(cx) {
+                Poll::Ready(Some(Ok((d, _)))) => got.extend(d),
+                Poll::Ready(other) => panic!("{flags:?}: {other:?}"),
+                Poll::Pending if got.len() == 3 => break,
+                Poll::Pending => {
+                    lp.run(RunMode::NoWait).unwrap();
+                }
+            }
+        }
+        assert_eq!(got, [0, 1, 2], "{flags:?}");
+        // Another callback started through a clone: the stream's poll says so.
+        u.recv_stop().unwrap();
+        u.recv_start(|_, _| {}).unwrap();
+        match Pin::new(&mut rx).poll_next(cx) {
+            Poll::Ready(Some(Err(e))) => assert_eq!(e.code(), StatusCode::EALREADY),
+            other => panic!("{flags:?}: {other:?}"),
+        }
+        drop(rx);
+        u.close();
+        assert!(!lp.run(RunMode::Default).unwrap());
+    }
+    finish(&lp);
+}

@@ -327,11 +327,14 @@ where
 /// Only `recv_start` gives libuv this function (`uv_udp_recv_start`, called by
 /// `set_recv_callback` right after it put the `C` in the slot, and which fails
 /// without a change while the socket receives), and only `recv_start` puts a
-/// callback in the slot: while libuv calls this function, the slot holds that
+/// callback in the slot while libuv may call this function (`recv_stop` puts
+/// one after, see below): while libuv calls this function, the slot holds that
 /// `C` (or nothing: while it runs, or after `Slots::clear`). A later `recv_start`
 /// puts its own callback and its own trampoline; `recv_stop`, `close` and
 /// `not_receiving` remove the trampoline, and `keep_error_reader` puts the
-/// generic one ([`recv_cb`]).
+/// generic one ([`recv_cb`]). (`recv_stop` also puts a callback that does
+/// nothing in the slot, once `uv_udp_recv_stop` removed this trampoline: libuv
+/// calls it no more until a `recv_start` gives its own.)
 ///
 /// # Safety
 /// libuv's receive-callback arguments for a handle of this library without
@@ -863,11 +866,13 @@ impl Udp {
         true
     }
 
-    /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle. Datagrams
-    /// the socket holds wait for the next `recv_start` (from the receive callback
-    /// too, with sends queued or not), except, on a `RECVMMSG` socket, the rest of
-    /// the batch the callback's datagram came in: it was read with it, and is
-    /// dropped.
+    /// Stops receiving (`uv_udp_recv_stop`) and drops the receive callback (with
+    /// what it captured; called from inside it, once it returns): a later
+    /// [`recv_start`](Udp::recv_start) gives the next one. A no-op on a closed
+    /// handle. Datagrams the socket holds wait for the next `recv_start` (from the
+    /// receive callback too, with sends queued or not), except, on a `RECVMMSG`
+    /// socket, the rest of the batch the callback's datagram came in: it was read
+    /// with it, and is dropped.
     pub fn recv_stop(&self) -> Result<()> {
         let Some(raw) = self.typed().raw_open() else {
             return Ok(());
@@ -879,6 +884,22 @@ impl Udp {
         if unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0 {
             keep_error_reader(raw);
         }
+        // The callback will not be called again (libuv calls no receive
+        // trampoline of it now: `uv_udp_recv_stop` cleared it, the error reader's
+        // is the generic one, which shows no event to a socket that does not
+        // receive): it is dropped, last, as its drop is user code (which may
+        // start receiving again, or close the handle). Replaced by one that does
+        // nothing, rather than taken, as for a stream's `read_stop`: inside the
+        // callback the slot is empty while it runs, and a filled slot is what
+        // makes the call drop it afterwards. A receiver that waits for the
+        // callback (`future::recv_from`) learns from that drop that it stopped.
+        let slot = &self.typed().slots().on_recv;
+        slot.set(slot.callback(
+            |_: &Udp, _: Result<Datagram<'_>>| {},
+            |p| p,
+            // An event made whole that nobody takes is left (see `show_made`).
+            |_, _, _: &RecvParts| {},
+        ));
         Ok(())
     }
 
