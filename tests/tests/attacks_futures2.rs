@@ -256,3 +256,127 @@ fn recv_from_receives_again_after_a_clone_s_recv_stop() {
     }
     finish(&lp);
 }
+
+// ---- handle requests of a loop a forked child abandons ----
+
+/// Set in a child started by [`in_child`]: the name of the scenario it runs.
+const SCENARIO: &str = "UV_ATTACKS_FUTURES2_SCENARIO";
+
+/// Runs `scenario` in a child (this binary, running only `scenario_child`, one
+/// test thread, so that it may fork): its exit status and its standard error.
+fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
+    uv_tests::scenario_output(SCENARIO, scenario)
+}
+
+/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
+/// of the tests that need a process of their own.
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "handle_requests_of_an_abandoned_loop" => handle_requests_of_an_abandoned_loop(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// What a future gave: its error code, or `None` for `Ok`; `Err(())` while it
+/// is pending.
+type Outcome = Result<Option<StatusCode>, ()>;
+
+fn outcome<F: std::future::Future<Output = uv::Result<T>> + Unpin, T>(
+    f: &mut F,
+    w: &Waker,
+) -> Outcome {
+    match uv_tests::provoke::poll_once(f, w) {
+        Poll::Ready(r) => Ok(r.err().map(|e| e.code())),
+        Poll::Pending => Err(()),
+    }
+}
+
+/// Scenario: a connect, a write libuv completed (its callback not run yet), a
+/// write it could not finish, a shutdown behind it and a datagram sent, all
+/// polled once; then a forked child drops the loop (which it did not re-create).
+/// The child's teardown makes no libuv call and leaked the requests with their
+/// callbacks, unrun and never dropped: every future stayed pending for good, its
+/// task never woken. Now the teardown completes them as libuv's close would:
+/// the completed write and the datagram `Ok`, the others `ECANCELED`, each task
+/// woken. The parent's requests are its own: they complete there as usual.
+#[allow(unsafe_code)]
+fn handle_requests_of_an_abandoned_loop() {
+    let lp = Loop::new().unwrap();
+    let (listener, addr) = uv_tests::net::tcp_listener();
+    let tcp = uv::Tcp::new(&lp).unwrap();
+    let mut connect = uvf::connect(&tcp, addr);
+    let (a, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pipe = uv::Pipe::new(&lp, false).unwrap();
+    pipe.open(a).unwrap();
+    let mut small = uvf::write(&pipe, b"x".to_vec());
+    let mut large = uvf::write(&pipe, uv_tests::net::pattern(4 << 20));
+    let mut shut = uvf::shutdown(&pipe);
+    let (udp, to) = uv_tests::net::bound_udp(&lp);
+    let mut send = uvf::send_to(&udp, b"d".to_vec(), Some(to));
+    let (c, w) = counting();
+    // Polls the futures still pending.
+    let mut got: [Outcome; 5] = [Err(()); 5];
+    let mut poll_pending = |got: &mut [Outcome; 5], w: &Waker| {
+        let polls: [&mut dyn FnMut(&Waker) -> Outcome; 5] = [
+            &mut |w| outcome(&mut connect, w),
+            &mut |w| outcome(&mut small, w),
+            &mut |w| outcome(&mut large, w),
+            &mut |w| outcome(&mut shut, w),
+            &mut |w| outcome(&mut send, w),
+        ];
+        for (g, poll) in got.iter_mut().zip(polls) {
+            if g.is_err() {
+                *g = poll(w);
+            }
+        }
+    };
+    poll_pending(&mut got, &w);
+    assert_eq!(got, [Err(()); 5]);
+    let mut lp = Some(lp);
+    // SAFETY: the scenario runs alone in its process (`--test-threads=1`); the
+    // child only drops the loop and polls, and leaves without printing.
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            drop(lp.take());
+            let mut got = got;
+            poll_pending(&mut got, &w);
+            c.wakes() >= 5
+                && got
+                    == [
+                        Ok(Some(StatusCode::ECANCELED)),
+                        Ok(None),
+                        Ok(Some(StatusCode::ECANCELED)),
+                        Ok(Some(StatusCode::ECANCELED)),
+                        Ok(None),
+                    ]
+        })
+    };
+    assert_eq!(status, 0, "the child's futures");
+    // The parent's requests are its own: they complete there as usual (the
+    // large write and the shutdown fail once the peer is gone).
+    let lp = lp.take().unwrap();
+    drop(peer);
+    for _ in 0..100 {
+        poll_pending(&mut got, &w);
+        if got.iter().all(Result::is_ok) {
+            break;
+        }
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(got[..2], [Ok(None), Ok(None)], "{got:?}");
+    assert!(got[2].is_ok_and(|e| e.is_some()), "{got:?}");
+    assert!(got[3].is_ok(), "{got:?}");
+    assert_eq!(got[4], Ok(None), "{got:?}");
+    drop(listener);
+    finish(&lp);
+}
+
+#[test]
+fn handle_futures_of_a_loop_a_forked_child_abandons_resolve() {
+    let (status, stderr) = in_child("handle_requests_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}

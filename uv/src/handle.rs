@@ -1205,17 +1205,67 @@ unsafe fn signal_watched(raw: *mut sys::uv_handle_t) -> Option<i32> {
     }
 }
 
-/// Marks a handle that libuv will never close (its loop could not be closed) as
-/// closed, so that no operation reaches the abandoned loop. Its memory is leaked.
+/// What the abandonment of a loop's handles leaves to do once the walk over them
+/// is over ([`Abandoned::finish`]): user code runs only then, when no handle can
+/// be freed under libuv's walk (a handle abandoned is freed by its last
+/// reference, and the walk relinks each handle it visited).
+#[derive(Default)]
+pub(crate) struct Abandoned {
+    /// The requests in flight on the handles, to complete.
+    #[cfg(unix)]
+    orphans: Vec<crate::request::Orphan>,
+    /// The close callbacks that will never run (with their slab) and the
+    /// values kept with the handles, to drop.
+    left: Vec<(Option<TaggedClose>, Option<Extras>, NonNull<Slab>)>,
+}
+
+impl Abandoned {
+    /// Completes the requests in flight (as a close of their handles would: see
+    /// `request::take_orphans`), then drops the close callbacks and the values
+    /// kept with the handles (after: a write's completion finds its stream's
+    /// write tracker, which the handle keeps), each under `shared`'s guard.
+    pub(crate) fn finish(self, shared: &crate::loop_::LoopShared) {
+        #[cfg(unix)]
+        for o in self.orphans {
+            // SAFETY: taken by `take_orphans` from a handle of this loop, which
+            // will never run again, and completed once. (The trampoline guards
+            // the callback.)
+            unsafe { o.complete() };
+        }
+        for (cb, extras, slab) in self.left {
+            if let Some(cb) = cb {
+                // The close callback will never run: drop it.
+                // SAFETY: `data` held a close callback made with this loop's slab.
+                shared.guard(|| unsafe { cb.run(slab, std::ptr::null_mut()) });
+            }
+            if let Some(e) = extras {
+                shared.guard(move || drop(e));
+            }
+        }
+    }
+}
+
+/// Marks a handle that libuv will never close (its loop could not be closed, or
+/// a forked child abandons it) as closed, so that no operation reaches the
+/// abandoned loop, and takes its requests in flight, its close callback and the
+/// values kept with it into `out`, for [`Abandoned::finish`]. Its memory is
+/// leaked.
 ///
 /// # Safety
-/// `raw` must be a handle made by this library.
-pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
+/// `raw` must be a handle made by this library, of a loop that will never run
+/// again and on which no libuv function is called again.
+pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t, out: &mut Abandoned) {
     // SAFETY: per the contract.
     let h = unsafe { Hdr::from_raw(raw) };
     if !h.in_libuv() {
         return;
     }
+    // SAFETY: per the contract (nothing else completes the requests; each was
+    // started by `request::submit`, the only way the library starts one).
+    #[cfg(unix)]
+    unsafe {
+        crate::request::take_orphans(raw, &mut out.orphans)
+    };
     let shared = h.shared();
     let slab = shared.slab();
     let (cb, extras) = h.take_data(slab);
@@ -1223,13 +1273,8 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
     // libuv will never call back: the last user reference may free the memory (into
     // the slab, which is leaked with the loop).
     h.set(OUT_OF_LIBUV, true);
-    if let Some(cb) = cb {
-        // The close callback will never run: drop it.
-        // SAFETY: `data` held a close callback made with this loop's slab.
-        shared.guard(|| unsafe { cb.run(slab, std::ptr::null_mut()) });
-    }
-    if let Some(e) = extras {
-        shared.guard(move || drop(e));
+    if cb.is_some() || extras.is_some() {
+        out.left.push((cb, extras, slab));
     }
 }
 
