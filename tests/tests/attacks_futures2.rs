@@ -8,6 +8,7 @@
 #![cfg(unix)]
 
 use std::cell::RefCell;
+use std::future::Future as _;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -277,6 +278,7 @@ fn scenario_child() {
     };
     match name.as_str() {
         "handle_requests_of_an_abandoned_loop" => handle_requests_of_an_abandoned_loop(),
+        "handle_callbacks_of_an_abandoned_loop" => handle_callbacks_of_an_abandoned_loop(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -378,5 +380,62 @@ fn handle_requests_of_an_abandoned_loop() {
 #[test]
 fn handle_futures_of_a_loop_a_forked_child_abandons_resolve() {
     let (status, stderr) = in_child("handle_requests_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a `sleep`, a `read_chunks` stream, a `recv_from` stream and an
+/// `interval`, each waiting on its handle's callback, polled by the user's
+/// executor; then a forked child drops the loop (which it did not re-create).
+/// The abandoned handles kept their callbacks (dropped only with the handle's
+/// last reference, which each future holds): nothing told the futures that the
+/// callbacks could no longer come, and every one stayed pending for good, its task
+/// never woken. Now the teardown drops the abandoned handles' callbacks, as a
+/// close does: each task is woken, and the next poll ends each as it ends when
+/// its handle closes: `ClosedLoop` for the sleep, `ClosedHandle` for the reads,
+/// the end for the datagrams and the ticks.
+#[allow(unsafe_code)]
+fn handle_callbacks_of_an_abandoned_loop() {
+    let lp = Loop::new().unwrap();
+    let mut sleep = uvf::sleep(&lp, std::time::Duration::from_secs(100));
+    let (a, _peer) = uv::Pipe::pair(&lp).unwrap();
+    let mut chunks = uvf::read_chunks(a);
+    let (udp, _) = uv_tests::net::bound_udp(&lp);
+    let mut datagrams = uvf::recv_from(&udp);
+    let mut ticks = uvf::interval(&lp, std::time::Duration::from_secs(100)).unwrap();
+    let (c, w) = counting();
+    let cx = &mut Context::from_waker(&w);
+    assert!(Pin::new(&mut sleep).poll(cx).is_pending());
+    assert!(Pin::new(&mut chunks).poll_next(cx).is_pending());
+    assert!(Pin::new(&mut datagrams).poll_next(cx).is_pending());
+    assert!(Pin::new(&mut ticks).poll_next(cx).is_pending());
+    lp.run(RunMode::NoWait).unwrap();
+    let mut lp = Some(lp);
+    // SAFETY: the scenario runs alone in its process (`--test-threads=1`); the
+    // child only drops the loop and polls, and leaves without printing.
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            drop(lp.take());
+            let cx = &mut Context::from_waker(&w);
+            let slept = matches!(
+                Pin::new(&mut sleep).poll(cx),
+                Poll::Ready(Err(e)) if e.kind() == uv::Category::ClosedLoop
+            );
+            let read = matches!(
+                Pin::new(&mut chunks).poll_next(cx),
+                Poll::Ready(Some(Err(e))) if e.kind() == uv::Category::ClosedHandle
+            );
+            let received = matches!(Pin::new(&mut datagrams).poll_next(cx), Poll::Ready(None));
+            let ticked = matches!(Pin::new(&mut ticks).poll_next(cx), Poll::Ready(None));
+            c.wakes() >= 4 && slept && read && received && ticked
+        })
+    };
+    assert_eq!(status, 0, "the child's futures");
+    drop((sleep, chunks, datagrams, ticks));
+    finish(&lp.take().unwrap());
+}
+
+#[test]
+fn handle_streams_and_timers_of_a_loop_a_forked_child_abandons_end() {
+    let (status, stderr) = in_child("handle_callbacks_of_an_abandoned_loop");
     assert!(status.success(), "{status}: {stderr}");
 }

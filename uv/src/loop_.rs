@@ -305,7 +305,8 @@ impl LoopShared {
     /// too, and closing a handle through libuv removes the parent's watch of its
     /// descriptor from that epoll instance (the parent's loop would never see that
     /// descriptor again). No libuv call is made: every handle is marked closed
-    /// (its close callback dropped unrun, as for a loop that cannot be closed), the
+    /// (its close callback dropped unrun, as for a loop that cannot be closed, and
+    /// its other callbacks dropped, as a close drops them), the
     /// senders are shut, accepted `call_later` jobs run and the executor's tasks
     /// are dropped; the loop and the memory of its handles and requests are leaked.
     /// The requests in flight on its handles complete as a close of the handles

@@ -1029,7 +1029,9 @@ impl LoopHandle {
     /// A loop the child does not re-create shares its epoll instance with the
     /// parent's: using it in the child changes what the parent's loop watches.
     /// Dropping it there makes no libuv call (its handles answer `ClosedHandle`,
-    /// their close callbacks are dropped unrun, the requests in flight on them
+    /// their close callbacks are dropped unrun and their other callbacks dropped,
+    /// as a close drops them (a future or stream waiting on one ends as when its
+    /// handle closes), the requests in flight on them
     /// complete as a close of the handles would complete them (a connect, a
     /// shutdown and a write not finished with `ECANCELED`, a write or a datagram
     /// send finished with its result), wake-ups and the other requests in flight
