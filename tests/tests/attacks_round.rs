@@ -411,13 +411,18 @@ fn into_parts_gives_a_read_parked_behind_the_buffer() {
             }
         }
         lp.run(RunMode::NoWait).unwrap();
-        let (p, mut got) = if chunks {
+        let uvf::ReadParts {
+            stream: p,
+            bytes: mut got,
+            end,
+        } = if chunks {
             drop(s);
             r.into_parts()
         } else {
             drop(r);
             s.into_parts()
         };
+        assert!(end.is_none(), "read_chunks: {chunks}");
         assert!(got.len() > small.len(), "read_chunks: {chunks}");
         let tail = uv_tests::read_to_end(&p);
         // The rest from a thread (the socket's buffer is full until the loop

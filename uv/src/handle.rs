@@ -362,7 +362,8 @@ unsafe fn free_box<K: HandleKind>(h: *mut sys::uv_handle_t) {
     let p = h as *mut HandleBox<K>;
     // SAFETY: the allocation is a live HandleBox<K> (per the contract); its slots
     // are dropped once, here (their callbacks are usually gone already: the close
-    // callback empties them; a handle abandoned with its loop still has them).
+    // callback, or the abandonment of the loop, empties them; a panic there may
+    // have left some).
     unsafe { std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).slots)) };
     // SAFETY: the allocation was made by Typed::new from the slab whose pointer its
     // libuv struct's `data` holds once it left libuv (on_close, abandon); it is freed
@@ -1208,31 +1209,97 @@ unsafe fn signal_watched(raw: *mut sys::uv_handle_t) -> Option<i32> {
     }
 }
 
-/// Marks a handle that libuv will never close (its loop could not be closed) as
-/// closed, so that no operation reaches the abandoned loop. Its memory is leaked.
+/// What the abandonment of a loop's handles leaves to do once the walk over them
+/// is over ([`Abandoned::finish`]): user code runs only then, when no handle can
+/// be freed under libuv's walk (a handle abandoned is freed by its last
+/// reference, and the walk relinks each handle it visited).
+#[derive(Default)]
+pub(crate) struct Abandoned {
+    /// The requests in flight on the handles, to complete.
+    #[cfg(unix)]
+    orphans: Vec<crate::request::Orphan>,
+    /// The close callbacks that will never run (with their slab) and the
+    /// values kept with the handles, to drop.
+    left: Vec<(Option<TaggedClose>, Option<Extras>, NonNull<Slab>)>,
+    /// The handles (a reference each), whose callbacks are to drop: none will
+    /// be called again, and what a callback holds (a future's or a stream's
+    /// share of its state) tells its waiting task so as it goes, as on a close.
+    handles: Vec<Handle>,
+}
+
+impl Abandoned {
+    /// Completes the requests in flight (as a close of their handles would: see
+    /// `request::take_orphans`), then drops the close callbacks and the values
+    /// kept with the handles (after: a write's completion finds its stream's
+    /// write tracker, which the handle keeps), each under `shared`'s guard.
+    pub(crate) fn finish(self, shared: &crate::loop_::LoopShared) {
+        #[cfg(unix)]
+        for o in self.orphans {
+            // SAFETY: taken by `take_orphans` from a handle of this loop, which
+            // will never run again, and completed once. (The trampoline guards
+            // the callback.)
+            unsafe { o.complete() };
+        }
+        for (cb, extras, slab) in self.left {
+            if let Some(cb) = cb {
+                // The close callback will never run: drop it.
+                // SAFETY: `data` held a close callback made with this loop's slab.
+                shared.guard(|| unsafe { cb.run(slab, std::ptr::null_mut()) });
+            }
+            if let Some(e) = extras {
+                shared.guard(move || drop(e));
+            }
+        }
+        for h in self.handles {
+            let hp = h.hdr();
+            // SAFETY: `h` keeps the allocation, of the type its vtable is of,
+            // alive; the handle is closed for good (`abandon`), so no callback
+            // of its slots runs again, nor can one be stored (every way to store
+            // one needs an open handle).
+            shared.guard(|| unsafe { (hp.h().vtable.clear)(hp.0.as_ptr()) });
+            // The last reference frees the allocation (out of libuv now);
+            // callbacks a panic above left in the slots are dropped with it.
+            shared.guard(move || drop(h));
+        }
+    }
+}
+
+/// Marks a handle that libuv will never close (its loop could not be closed, or
+/// a forked child abandons it) as closed, so that no operation reaches the
+/// abandoned loop, and takes its requests in flight, its close callback, the
+/// values kept with it and a reference to it (for its callbacks) into `out`, for
+/// [`Abandoned::finish`]. Its memory goes back to the slab, which is leaked with
+/// the loop, with its last reference.
 ///
 /// # Safety
-/// `raw` must be a handle made by this library.
-pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t) {
+/// `raw` must be a handle made by this library, of a loop that will never run
+/// again and on which no libuv function is called again.
+pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t, out: &mut Abandoned) {
     // SAFETY: per the contract.
     let h = unsafe { Hdr::from_raw(raw) };
     if !h.in_libuv() {
         return;
     }
+    // SAFETY: per the contract (nothing else completes the requests; each was
+    // started by `request::submit`, the only way the library starts one).
+    #[cfg(unix)]
+    unsafe {
+        crate::request::take_orphans(raw, &mut out.orphans)
+    };
     let shared = h.shared();
     let slab = shared.slab();
     let (cb, extras) = h.take_data(slab);
+    h.inc_ref();
+    out.handles.push(Handle {
+        ptr: h.0,
+        _not_send: PhantomData,
+    });
     h.h().set_state(State::Closed);
     // libuv will never call back: the last user reference may free the memory (into
     // the slab, which is leaked with the loop).
     h.set(OUT_OF_LIBUV, true);
-    if let Some(cb) = cb {
-        // The close callback will never run: drop it.
-        // SAFETY: `data` held a close callback made with this loop's slab.
-        shared.guard(|| unsafe { cb.run(slab, std::ptr::null_mut()) });
-    }
-    if let Some(e) = extras {
-        shared.guard(move || drop(e));
+    if cb.is_some() || extras.is_some() {
+        out.left.push((cb, extras, slab));
     }
 }
 

@@ -313,10 +313,14 @@ impl LoopShared {
     /// too, and closing a handle through libuv removes the parent's watch of its
     /// descriptor from that epoll instance (the parent's loop would never see that
     /// descriptor again). No libuv call is made: every handle is marked closed
-    /// (its close callback dropped unrun, as for a loop that cannot be closed), the
+    /// (its close callback dropped unrun, as for a loop that cannot be closed, and
+    /// its other callbacks dropped, as a close drops them), the
     /// senders are shut, accepted `call_later` jobs run and the executor's tasks
     /// are dropped; the loop and the memory of its handles and requests are leaked.
-    /// Wake-ups sent and not delivered, and requests in flight, end with it.
+    /// The requests in flight on its handles complete as a close of the handles
+    /// would complete them (see `handle::abandon`); wake-ups sent and not
+    /// delivered, and the other requests in flight (file system, thread pool,
+    /// DNS), end with it.
     fn abandon_forked(&self, raw: *mut sys::uv_loop_t) {
         self.raw_for_new.set(std::ptr::null_mut());
         self.slab_leaked.set(true);
@@ -327,9 +331,7 @@ impl LoopShared {
             &[],
             self.call_later.borrow().as_ref(),
         );
-        // SAFETY: the loop is allocated (it is leaked); the walk only marks the
-        // handles (and runs no libuv function).
-        unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), std::ptr::null_mut()) };
+        self.abandon_handles(raw);
         self.run_queued_jobs();
         crate::future::executor::shutdown(self);
         self.run_queued_jobs();
@@ -390,10 +392,22 @@ impl LoopShared {
             self.slab_leaked.set(true);
             // Handles libuv still holds can never be closed now: make them answer
             // ClosedHandle instead of reaching the abandoned loop.
-            // SAFETY: the loop is still allocated (it is leaked below).
-            unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), std::ptr::null_mut()) };
+            self.abandon_handles(raw);
         }
         closed
+    }
+
+    /// Marks every handle of `raw`, a loop that will never run again (leaked,
+    /// with no libuv call made on it from now on), as closed; then completes the
+    /// requests in flight on them and drops their close callbacks (see
+    /// `handle::abandon`).
+    fn abandon_handles(&self, raw: *mut sys::uv_loop_t) {
+        let mut out = crate::handle::Abandoned::default();
+        // SAFETY: the loop is allocated (it is leaked); the walk only marks the
+        // handles and takes what they hold (it runs no libuv function nor user
+        // code); `out` outlives it.
+        unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), (&raw mut out).cast::<c_void>()) };
+        out.finish(self);
     }
 }
 
@@ -420,9 +434,11 @@ fn panic_message(p: &PanicPayload) -> &str {
         .unwrap_or("(non-string payload)")
 }
 
-unsafe extern "C" fn abandon_walk_cb(h: *mut sys::uv_handle_t, _arg: *mut c_void) {
-    // SAFETY: uv_walk passes handles of this loop; all of them are ours.
-    unsafe { crate::handle::abandon(h) };
+unsafe extern "C" fn abandon_walk_cb(h: *mut sys::uv_handle_t, arg: *mut c_void) {
+    // SAFETY: uv_walk passes handles of this loop, an abandoned one; all of them
+    // are ours; `arg` is the `Abandoned` of `abandon_handles`, alive during the
+    // walk.
+    unsafe { crate::handle::abandon(h, &mut *arg.cast::<crate::handle::Abandoned>()) };
 }
 
 unsafe extern "C" fn close_walk_cb(h: *mut sys::uv_handle_t, _arg: *mut c_void) {

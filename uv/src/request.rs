@@ -439,3 +439,144 @@ unsafe fn unwound<R, K, C, D, N>(
         unsafe { (*shared).panicked(second) };
     }
 }
+
+/// A request on a handle of a loop that will never run again (a forked child's
+/// loop it did not re-create, or a loop that could not be closed: see
+/// `LoopShared::abandon_forked`), taken off its handle with the status its
+/// callback gets, as libuv's close of the handle would give it
+/// (`uv__stream_destroy`, `uv__udp_finish_close`): a connect, a write not
+/// finished and a shutdown are cancelled; a write or a send libuv finished keeps
+/// its result. Until [`Orphan::complete`], the request is in flight: its
+/// allocation, the handle reference it holds, its callback and its data stay.
+#[cfg(unix)]
+pub(crate) enum Orphan {
+    Connect(*mut sys::uv_connect_t),
+    Write(*mut sys::uv_write_t, c_int),
+    Shutdown(*mut sys::uv_shutdown_t),
+    Send(*mut sys::uv_udp_send_t, c_int),
+}
+
+/// The requests libuv holds in `head`, a queue of requests of type `R` linked by
+/// their field at `offset`, in order; the queue is left empty.
+///
+/// # Safety
+/// `head` is a live queue of live requests of type `R`.
+#[cfg(unix)]
+unsafe fn take_queue<R>(head: *mut sys::uv__queue, offset: usize, out: &mut Vec<*mut R>) {
+    // SAFETY: per the contract, every node but the head is the field at `offset`
+    // of a live `R`; the head is put back empty (linked to itself), as
+    // `uv__queue_init` does.
+    unsafe {
+        let mut q = (*head).next;
+        while q != head {
+            let next = (*q).next;
+            out.push(q.cast::<u8>().sub(offset).cast::<R>());
+            q = next;
+        }
+        (*head).next = head;
+        (*head).prev = head;
+    }
+}
+
+/// Takes the requests in flight off the handle `raw` (a stream's connect, writes
+/// and shutdown, a UDP socket's sends; other handle types have none libuv keeps),
+/// in the order libuv's close would complete them, into `out`.
+///
+/// # Safety
+/// `raw` is a handle of this library whose loop will never run again and on
+/// which no libuv function is called again: nothing else reads or completes its
+/// requests. Every request in its queues was started by [`submit`] (the only way
+/// this library starts one), with [`done`] as its callback.
+#[cfg(unix)]
+pub(crate) unsafe fn take_orphans(raw: *mut sys::uv_handle_t, out: &mut Vec<Orphan>) {
+    use std::mem::offset_of;
+    // SAFETY: per the contract the handle is live and of the type its `type_`
+    // says; its queues hold live requests of the types read here (libuv's
+    // layouts: `uv_write_t` and `uv_udp_send_t` linked by `queue`).
+    unsafe {
+        let ty = (*raw).type_;
+        if ty == sys::uv_handle_type_UV_TCP
+            || ty == sys::uv_handle_type_UV_NAMED_PIPE
+            || ty == sys::uv_handle_type_UV_TTY
+        {
+            let s = raw.cast::<sys::uv_stream_t>();
+            let connect = std::mem::replace(&mut (*s).connect_req, std::ptr::null_mut());
+            if !connect.is_null() {
+                out.push(Orphan::Connect(connect));
+            }
+            // Finished writes first (their callbacks were due), with their
+            // results; then the ones not finished, cancelled.
+            let mut writes = Vec::new();
+            let off = offset_of!(sys::uv_write_t, queue);
+            take_queue::<sys::uv_write_t>(&raw mut (*s).write_completed_queue, off, &mut writes);
+            let finished = writes.len();
+            take_queue::<sys::uv_write_t>(&raw mut (*s).write_queue, off, &mut writes);
+            for (i, w) in writes.into_iter().enumerate() {
+                let status = if i < finished {
+                    (*w).error
+                } else {
+                    sys::uv_errno_t_UV_ECANCELED
+                };
+                out.push(Orphan::Write(w, status));
+            }
+            let shutdown = std::mem::replace(&mut (*s).shutdown_req, std::ptr::null_mut());
+            if !shutdown.is_null() {
+                out.push(Orphan::Shutdown(shutdown));
+            }
+        } else if ty == sys::uv_handle_type_UV_UDP {
+            let u = raw.cast::<sys::uv_udp_t>();
+            let mut sends = Vec::new();
+            let off = offset_of!(sys::uv_udp_send_t, queue);
+            take_queue::<sys::uv_udp_send_t>(&raw mut (*u).write_completed_queue, off, &mut sends);
+            let finished = sends.len();
+            take_queue::<sys::uv_udp_send_t>(&raw mut (*u).write_queue, off, &mut sends);
+            for (i, r) in sends.into_iter().enumerate() {
+                // libuv's: a count of bytes sent, or an error.
+                let status = match (*r).status {
+                    n if i < finished && n >= 0 => 0,
+                    n if i < finished => n as c_int,
+                    _ => sys::uv_errno_t_UV_ECANCELED,
+                };
+                out.push(Orphan::Send(r, status));
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Orphan {
+    /// Runs the request's callback with its status (through its trampoline,
+    /// under its panic guard, as libuv would), which frees the request.
+    ///
+    /// # Safety
+    /// Taken by [`take_orphans`], completed once.
+    pub(crate) unsafe fn complete(self) {
+        // SAFETY: per the contract the request is in flight, with the trampoline
+        // `submit` gave it as its callback (libuv keeps a send's in `send_cb`),
+        // which takes any status libuv may pass.
+        unsafe {
+            match self {
+                Orphan::Connect(r) => {
+                    if let Some(cb) = (*r).cb {
+                        cb(r, sys::uv_errno_t_UV_ECANCELED)
+                    }
+                }
+                Orphan::Write(r, status) => {
+                    if let Some(cb) = (*r).cb {
+                        cb(r, status)
+                    }
+                }
+                Orphan::Shutdown(r) => {
+                    if let Some(cb) = (*r).cb {
+                        cb(r, sys::uv_errno_t_UV_ECANCELED)
+                    }
+                }
+                Orphan::Send(r, status) => {
+                    if let Some(cb) = (*r).send_cb {
+                        cb(r, status)
+                    }
+                }
+            }
+        }
+    }
+}

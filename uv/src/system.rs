@@ -1029,9 +1029,14 @@ impl LoopHandle {
     /// A loop the child does not re-create shares its epoll instance with the
     /// parent's: using it in the child changes what the parent's loop watches.
     /// Dropping it there makes no libuv call (its handles answer `ClosedHandle`,
-    /// their close callbacks are dropped unrun, wake-ups and requests in flight
-    /// end with it, and its memory is leaked), so that the parent's loop keeps
-    /// its watches.
+    /// their close callbacks are dropped unrun and their other callbacks dropped,
+    /// as a close drops them (a future or stream waiting on one ends as when its
+    /// handle closes), the requests in flight on them
+    /// complete as a close of the handles would complete them (a connect, a
+    /// shutdown and a write not finished with `ECANCELED`, a write or a datagram
+    /// send finished with its result), wake-ups and the other requests in flight
+    /// end with it, and its memory is leaked), so that the parent's loop keeps its
+    /// watches.
     ///
     /// `EINVAL` in the process the loop's state already belongs to: the one that
     /// made the loop (there is nothing to re-create, and closing the loop's

@@ -35,9 +35,11 @@ struct ReadState {
     /// `next` is not empty.
     has_next: Cell<bool>,
     eof: Cell<bool>,
-    /// Set through `set_error`, taken through `take_error`.
+    /// Set through `set_error`; `take_error` gives it out and keeps a copy, for
+    /// [`ReadState::end`].
     error: Cell<Option<Error>>,
-    /// `error` holds one (a flag test instead of a move of the error).
+    /// `error` holds one not given out yet (a flag test instead of a move of the
+    /// error).
     has_error: Cell<bool>,
     reading: Cell<bool>,
     /// Reads land in `incoming` without a copy when it is empty (the loop's read
@@ -72,9 +74,28 @@ impl ReadState {
     #[inline]
     fn take_error(&self) -> Option<Error> {
         if self.has_error.replace(false) {
-            self.error.take()
+            self.take_error_kept()
         } else {
             None
+        }
+    }
+
+    /// The error, given out, and a copy kept for `end`.
+    #[cold]
+    #[inline(never)]
+    fn take_error_kept(&self) -> Option<Error> {
+        let e = self.error.take();
+        self.error.set(e.clone());
+        e
+    }
+
+    /// How reading ended, as the read callback learnt it (given out by the reader
+    /// already or not): `None` while it has not ended.
+    fn end(&self) -> Option<Result<()>> {
+        match self.error.take() {
+            Some(e) => Some(Err(e)),
+            None if self.eof.get() => Some(Ok(())),
+            None => None,
         }
     }
 
@@ -217,12 +238,40 @@ impl ReadState {
     }
 }
 
+/// What [`AsyncStream::into_parts`] and [`ReadChunks::into_parts`] hand on: the
+/// stream handle, the bytes the wrapper read and did not give out, and how the
+/// stream's reading ended, if the wrapper saw it end.
+///
+/// libuv reports the end of a stream, or a read error, once: the next reader of
+/// `stream` may never see it again (a terminal's end of input, Ctrl-D, is read
+/// once; after a read error libuv refuses to read, `ENOTCONN`). So `end` comes
+/// with the bytes: after `bytes`, the stream's data ends there and then, and a
+/// new reader (`read_start`, a new wrapper) would wait for data that cannot come.
+/// The fields are public and the struct is not `non_exhaustive`: a destructuring
+/// `let ReadParts { stream, bytes, end } = ...` names each one.
+#[derive(Debug)]
+#[must_use = "`end` says whether the stream's data already ended"]
+pub struct ReadParts<S> {
+    /// The stream handle (reading stopped).
+    pub stream: S,
+    /// The bytes read and not given out, in order (before whatever the stream's
+    /// next reader reads).
+    pub bytes: Vec<u8>,
+    /// `None`: reading has not ended, the next reader goes on after `bytes`.
+    /// `Some(Ok(()))`: the end of the stream came after `bytes` (also when the
+    /// wrapper gave it out already, as a 0-byte read or the end of its chunks).
+    /// `Some(Err(e))`: the read error that ended the wrapper's reading (given
+    /// out already or not).
+    pub end: Option<Result<()>>,
+}
+
 /// Reads `stream` as a `futures_core::Stream` of chunks: each item is what was
 /// read since the previous one (one or more reads, at least one byte), an error,
 /// and the end of the stream ends it. Reading starts at the first poll and stops
 /// while 256 KiB are waiting to be taken.
 ///
-/// Dropping it stops reading (bytes read and not taken are dropped;
+/// Dropping it stops reading (bytes read and not taken are dropped, and so is an
+/// end of the stream or a read error not yet given out;
 /// [`ReadChunks::into_parts`] gives them back). The stream handle is not closed:
 /// it closes when its last value goes, as usual.
 pub fn read_chunks<S: Stream>(stream: S) -> ReadChunks<S> {
@@ -255,14 +304,49 @@ impl<S: Stream> ReadChunks<S> {
         &self.stream
     }
 
-    /// The stream handle back with the bytes read and not taken yet (reading
-    /// stops; the bytes after them are still the stream's, for its next reader).
-    /// Dropping the stream instead drops those bytes.
-    pub fn into_parts(self) -> (S, Vec<u8>) {
+    /// The stream handle back with the bytes read and not taken yet and, if the
+    /// stream's reading ended, how (see [`ReadParts`]). Reading stops; the bytes
+    /// after those are still the stream's, for its next reader. Dropping the
+    /// stream instead drops the bytes and the end.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use uv::future::{self as uvf, ReadParts};
+    ///
+    /// let lp = uv::Loop::new()?;
+    /// let (a, b) = uv::Pipe::pair(&lp)?;
+    /// let ReadParts { stream, bytes, end } = lp.block_on(async move {
+    ///     uvf::write(&a, b"first".to_vec()).await?;
+    ///     a.close();
+    ///     let mut chunks = uvf::read_chunks(b);
+    ///     let first = chunks.next().await.unwrap()?;
+    ///     assert_eq!(first, b"first");
+    ///     // Let the end of the stream come in, unseen by the chunks' reader.
+    ///     for _ in 0..3 {
+    ///         uvf::yield_now().await;
+    ///     }
+    ///     Ok::<_, uv::Error>(chunks.into_parts())
+    /// })??;
+    /// assert!(bytes.is_empty());
+    /// match end {
+    ///     // The chunks' reader saw the end come: the next reader of `stream`
+    ///     // must not wait for it.
+    ///     Some(end) => end?,
+    ///     // It did not: the next reader sees it.
+    ///     None => {}
+    /// }
+    /// stream.close();
+    /// # Ok::<(), uv::Error>(())
+    /// ```
+    pub fn into_parts(self) -> ReadParts<S> {
         self.st.stop(&self.stream);
-        let mut rest = std::mem::take(&mut *self.st.incoming.borrow_mut());
-        rest.append(&mut self.st.next.borrow_mut());
-        (self.stream.clone(), rest)
+        let mut bytes = std::mem::take(&mut *self.st.incoming.borrow_mut());
+        bytes.append(&mut self.st.next.borrow_mut());
+        ReadParts {
+            stream: self.stream.clone(),
+            bytes,
+            end: self.st.end(),
+        }
     }
 }
 
@@ -340,10 +424,12 @@ struct ShutdownState {
 ///   `poll_flush` waits until every queued write is confirmed; `poll_close`
 ///   flushes, then shuts the write side down (`uv_shutdown`) and waits for it.
 /// - **Dropping** the wrapper stops reading (bytes read and not taken are
-///   dropped); queued writes complete (nothing reports them). The handle is not
+///   dropped, and so is an end of the stream not yet read); queued writes
+///   complete (nothing reports them). The handle is not
 ///   closed: it closes when its last value goes, or
 ///   [`into_inner`](AsyncStream::into_inner) gives it back
-///   ([`into_parts`](AsyncStream::into_parts) with the bytes read ahead).
+///   ([`into_parts`](AsyncStream::into_parts) with the bytes read ahead and the
+///   end of the stream, if it came).
 pub struct AsyncStream<S: Stream> {
     stream: S,
     rd: Rc<ReadState>,
@@ -385,50 +471,63 @@ impl<S: Stream> AsyncStream<S> {
     }
 
     /// The stream handle back (reading stops; bytes read and not taken are
-    /// dropped: [`into_parts`](Self::into_parts) gives them too). The wrapper
-    /// reads ahead of what was asked (up to 256 KiB): what the peer sent after
-    /// the bytes taken may be among them.
+    /// dropped, and so is an end of the stream or a read error the wrapper saw:
+    /// [`into_parts`](Self::into_parts) gives them too). The wrapper reads ahead
+    /// of what was asked (up to 256 KiB): what the peer sent after the bytes
+    /// taken may be among them, and the end of the stream after them, which the
+    /// stream's next reader may then never see.
     pub fn into_inner(self) -> S {
         self.rd.stop(&self.stream);
         self.stream.clone()
     }
 
-    /// The stream handle back with the bytes read and not taken, in order
-    /// (reading stops; the bytes after them are still the stream's, for its next
-    /// reader): a protocol read in part through the wrapper can go on with
-    /// another reader (`read_start`, a new wrapper) without losing what the
-    /// wrapper read ahead.
+    /// The stream handle back with the bytes read and not taken, in order, and,
+    /// if the stream's reading ended, how (see [`ReadParts`]). Reading stops; the
+    /// bytes after those are still the stream's, for its next reader: a protocol
+    /// read in part through the wrapper can go on with another reader
+    /// (`read_start`, a new wrapper) without losing what the wrapper read ahead,
+    /// nor the end of the stream it saw.
     ///
     /// ```
     /// use futures::io::AsyncReadExt;
-    /// use uv::future::{self as uvf, AsyncStream};
+    /// use uv::future::{self as uvf, AsyncStream, ReadParts};
     ///
     /// let lp = uv::Loop::new()?;
     /// let (a, b) = uv::Pipe::pair(&lp)?;
-    /// let (head, pipe, rest) = lp.block_on(async move {
+    /// let (head, parts) = lp.block_on(async move {
     ///     uvf::write(&a, b"HEAD:body".to_vec()).await?;
     ///     let mut s = AsyncStream::new(b);
     ///     let mut head = [0u8; 5];
     ///     s.read_exact(&mut head).await?;
-    ///     let (pipe, rest) = s.into_parts();
     ///     a.close();
-    ///     Ok::<_, Box<dyn std::error::Error>>((head, pipe, rest))
+    ///     Ok::<_, Box<dyn std::error::Error>>((head, s.into_parts()))
     /// })??;
+    /// let ReadParts { stream, bytes, end } = parts;
     /// assert_eq!(&head, b"HEAD:");
-    /// assert_eq!(rest, b"body");
-    /// pipe.close();
+    /// assert_eq!(bytes, b"body");
+    /// match end {
+    ///     // The wrapper saw the end: no reader of `stream` will see it again.
+    ///     Some(end) => end?,
+    ///     // Not yet: the next reader of `stream` will.
+    ///     None => {}
+    /// }
+    /// stream.close();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn into_parts(mut self) -> (S, Vec<u8>) {
+    pub fn into_parts(mut self) -> ReadParts<S> {
         self.rd.stop(&self.stream);
-        let mut rest = if self.rpos == 0 {
+        let mut bytes = if self.rpos == 0 {
             std::mem::take(&mut self.rbuf)
         } else {
             self.rbuf[self.rpos..].to_vec()
         };
-        rest.append(&mut self.rd.incoming.borrow_mut());
-        rest.append(&mut self.rd.next.borrow_mut());
-        (self.stream.clone(), rest)
+        bytes.append(&mut self.rd.incoming.borrow_mut());
+        bytes.append(&mut self.rd.next.borrow_mut());
+        ReadParts {
+            stream: self.stream.clone(),
+            bytes,
+            end: self.rd.end(),
+        }
     }
 
     /// Bytes queued for writing and not yet confirmed by libuv.

@@ -34,7 +34,7 @@ mod streams;
 mod time;
 
 pub use executor::{JoinError, JoinHandle};
-pub use io::{read_chunks, AsyncStream, ReadChunk, ReadChunks};
+pub use io::{read_chunks, AsyncStream, ReadChunk, ReadChunks, ReadParts};
 pub(crate) use requests::StreamWrites;
 pub use requests::{
     connect, connect_pipe, getaddrinfo, getnameinfo, request, send_to, shutdown, spawn, write,

@@ -71,16 +71,27 @@ impl<T> Queue<T> {
     }
 }
 
-/// Held by a UDP receive callback: wakes the stream's task when the callback is
-/// dropped (the handle closed through another value, a clone or
-/// `close_all_handles`); the stream's next poll then sees the handle closing and
-/// ends. (Only a wake-up: the callback is also replaced while the handle stays
-/// open, when receiving pauses with sends queued.)
-struct WakeOnDrop<T>(Rc<Queue<T>>);
+/// Held by a [`recv_from`] stream's receive callback: when the callback is
+/// dropped (the handle closed, through any value or with its loop; receiving
+/// stopped, by the stream's pause or through a clone; another callback started
+/// through a clone), the callback no longer receives for the stream: it is marked
+/// so, unless a newer callback of the stream receives already, and the stream's
+/// task is woken. Its next poll then ends the stream (the handle is closing) or
+/// starts receiving again, instead of waiting for datagrams nobody receives.
+struct RecvGuard {
+    queue: Rc<Queue<DatagramItem>>,
+    /// The stream's mark: which of its callbacks receives (see `RecvFrom`).
+    receiving: Rc<Cell<u64>>,
+    /// This callback's number.
+    number: u64,
+}
 
-impl<T> Drop for WakeOnDrop<T> {
+impl Drop for RecvGuard {
     fn drop(&mut self) {
-        super::waking_in_drop(|| wake(&self.0.waker));
+        if self.receiving.get() == self.number {
+            self.receiving.set(0);
+        }
+        super::waking_in_drop(|| wake(&self.queue.waker));
     }
 }
 
@@ -193,7 +204,10 @@ type DatagramItem = Result<(Vec<u8>, SocketAddr)>;
 /// pauses while 1,024 datagrams wait to be taken (on a `RECVMMSG` socket, the
 /// rest of the batch that reached them waits with the handle, and comes first
 /// when receiving starts again); the kernel then drops what does not fit its
-/// buffer, as UDP does. libuv's "drained" events are not items.
+/// buffer, as UDP does. libuv's "drained" events are not items. Receiving
+/// stopped through another value of the socket (`recv_stop`) starts again at the
+/// stream's next poll, which that stop wakes; while another receive callback was
+/// started through one, the poll gives `EALREADY`.
 ///
 /// Dropping the stream stops receiving (`uv_udp_recv_stop`); the handle is not
 /// closed.
@@ -201,7 +215,8 @@ pub fn recv_from(udp: &Udp) -> RecvFrom {
     RecvFrom {
         udp: udp.clone(),
         queue: Queue::new(),
-        receiving: Rc::new(Cell::new(false)),
+        receiving: Rc::new(Cell::new(0)),
+        started: Cell::new(0),
     }
 }
 
@@ -209,7 +224,11 @@ pub fn recv_from(udp: &Udp) -> RecvFrom {
 pub struct RecvFrom {
     udp: Udp,
     queue: Rc<Queue<DatagramItem>>,
-    receiving: Rc<Cell<bool>>,
+    /// The number of the stream's receive callback that receives, 0 when none
+    /// does (it paused, or its callback was dropped: see `RecvGuard`).
+    receiving: Rc<Cell<u64>>,
+    /// Callbacks started so far (the last one's number).
+    started: Cell<u64>,
 }
 
 impl std::fmt::Debug for RecvFrom {
@@ -222,13 +241,19 @@ impl std::fmt::Debug for RecvFrom {
 
 impl RecvFrom {
     fn start(&self) -> Result<()> {
-        if self.receiving.get() {
+        if self.receiving.get() != 0 {
             return Ok(());
         }
-        let guard = WakeOnDrop(self.queue.clone());
+        let number = self.started.get() + 1;
+        self.started.set(number);
+        let guard = RecvGuard {
+            queue: self.queue.clone(),
+            receiving: self.receiving.clone(),
+            number,
+        };
         let receiving = self.receiving.clone();
         self.udp.recv_start(move |udp, r| {
-            let q = &guard.0;
+            let q = &guard.queue;
             match r {
                 Ok(d) if d.is_drained() => {}
                 Ok(d) => {
@@ -238,14 +263,14 @@ impl RecvFrom {
                     if q.len() >= UDP_QUEUE {
                         // In a batch (`RECVMMSG`) too: its other datagrams wait
                         // with the handle for the restart (`Udp::recv_stop`).
+                        receiving.set(0);
                         let _ = udp.recv_stop();
-                        receiving.set(false);
                     }
                 }
                 Err(e) => q.push(Err(e)),
             }
         })?;
-        self.receiving.set(true);
+        self.receiving.set(number);
         Ok(())
     }
 }
@@ -259,7 +284,7 @@ impl FuturesStream for RecvFrom {
         // receiving cannot start again.
         let queued = this.queue.items.borrow_mut().pop_front();
         if let Some(item) = queued {
-            if !this.receiving.get() && !this.udp.is_closing() {
+            if this.receiving.get() == 0 && !this.udp.is_closing() {
                 // Receiving paused at the limit: there is room again. (A failure
                 // to restart is reported once the queue is empty, by the start
                 // below.)
@@ -281,7 +306,7 @@ impl Drop for RecvFrom {
     fn drop(&mut self) {
         // Stopping must not wake the gone stream's task.
         let_go(&self.queue.waker);
-        if self.receiving.get() {
+        if self.receiving.get() != 0 {
             let _ = self.udp.recv_stop();
         }
     }

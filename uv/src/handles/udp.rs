@@ -331,11 +331,14 @@ where
 /// Only `recv_start` gives libuv this function (`uv_udp_recv_start`, called by
 /// `set_recv_callback` right after it put the `C` in the slot, and which fails
 /// without a change while the socket receives), and only `recv_start` puts a
-/// callback in the slot: while libuv calls this function, the slot holds that
+/// callback in the slot while libuv may call this function (`recv_stop` puts
+/// one after, see below): while libuv calls this function, the slot holds that
 /// `C` (or nothing: while it runs, or after `Slots::clear`). A later `recv_start`
 /// puts its own callback and its own trampoline; `recv_stop`, `close` and
 /// `not_receiving` remove the trampoline, and `keep_error_reader` puts the
-/// generic one ([`recv_cb`]).
+/// generic one ([`recv_cb`]). (`recv_stop` also puts a callback that does
+/// nothing in the slot, once `uv_udp_recv_stop` removed this trampoline: libuv
+/// calls it no more until a `recv_start` gives its own.)
 ///
 /// # Safety
 /// libuv's receive-callback arguments for a handle of this library without
@@ -1091,14 +1094,16 @@ impl Udp {
         Ok(())
     }
 
-    /// Stops receiving (`uv_udp_recv_stop`); a no-op on a closed handle. Nothing
-    /// the socket received is lost: datagrams it holds wait for the next
-    /// `recv_start` (from the receive callback too, with sends queued or not), and
-    /// so does, on a `RECVMMSG` socket, the rest of the batch the callback's
-    /// datagram came in (read with it in one system call): the runtime keeps a
-    /// copy of each, with its sender and flags (but `MMSG_CHUNK`), and the next
-    /// `recv_start` gives them first, in order, in the loop's next iteration. A
-    /// `recv_start` from the same callback gets the rest of the batch at once,
+    /// Stops receiving (`uv_udp_recv_stop`) and drops the receive callback (with
+    /// what it captured; called from inside it, once it returns): a later
+    /// [`recv_start`](Udp::recv_start) gives the next one. A no-op on a closed
+    /// handle. Nothing the socket received is lost: datagrams it holds wait for
+    /// the next `recv_start` (from the receive callback too, with sends queued or
+    /// not), and so does, on a `RECVMMSG` socket, the rest of the batch the
+    /// callback's datagram came in (read with it in one system call): the runtime
+    /// keeps a copy of each, with its sender and flags (but `MMSG_CHUNK`), and the
+    /// next `recv_start` gives them first, in order, in the loop's next iteration.
+    /// A `recv_start` from the same callback gets the rest of the batch at once,
     /// as it comes; closing the handle drops what is kept.
     pub fn recv_stop(&self) -> Result<()> {
         let Some(raw) = self.typed().raw_open() else {
@@ -1119,15 +1124,31 @@ impl Udp {
                 (*raw).recv_cb = Some(recv_cb::<true>);
                 (*raw).alloc_cb = Some(alloc_none_cb);
             }
-            return Ok(());
+        } else {
+            // A cut batch whose read loop ended by its count is over.
+            with_kept(raw, false, |k| k.cut = false);
+            // Sends still queued may bring an error event: keep a reader for it.
+            // SAFETY: the handle is open; the count is a field read.
+            if unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0 {
+                keep_error_reader(raw);
+            }
         }
-        // A cut batch whose read loop ended by its count is over.
-        with_kept(raw, false, |k| k.cut = false);
-        // Sends still queued may bring an error event: keep a reader for it.
-        // SAFETY: the handle is open; the count is a field read.
-        if unsafe { sys::uv_udp_get_send_queue_count(raw) } > 0 {
-            keep_error_reader(raw);
-        }
+        // The callback will not be called again (libuv calls no receive
+        // trampoline of it now: `uv_udp_recv_stop` cleared it, the error reader's
+        // and a cut batch's are the generic one, which shows no event to a socket
+        // that does not receive): it is dropped, last, as its drop is user code (which may
+        // start receiving again, or close the handle). Replaced by one that does
+        // nothing, rather than taken, as for a stream's `read_stop`: inside the
+        // callback the slot is empty while it runs, and a filled slot is what
+        // makes the call drop it afterwards. A receiver that waits for the
+        // callback (`future::recv_from`) learns from that drop that it stopped.
+        let slot = &self.typed().slots().on_recv;
+        slot.set(slot.callback(
+            |_: &Udp, _: Result<Datagram<'_>>| {},
+            |p| p,
+            // An event made whole that nobody takes is left (see `show_made`).
+            |_, _, _: &RecvParts| {},
+        ));
         Ok(())
     }
 
