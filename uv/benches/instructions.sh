@@ -71,8 +71,14 @@ measure() {
   fi
   [ -n "$keep" ] && cp "$out" "$keep/"
   local ir callbacks
-  ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
+  ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$out" 2>/dev/null || true)
   callbacks=$(sed -n 's/.* count=\([0-9]*\).*/\1/p' <<<"$line")
+  # Both must be numbers: a figure made of a missing one is no figure.
+  if ! [[ "$ir" =~ ^[0-9]+$ && "$callbacks" =~ ^[0-9]+$ ]]; then
+    echo "$case: no instruction total or count for the $variant child at $count" \
+      "(callgrind file $out: ${ir:-none}; count: ${callbacks:-none})" >&2
+    exit 1
+  fi
   echo "$ir $callbacks"
 }
 
