@@ -1099,7 +1099,10 @@ impl Udp {
     /// copy of each, with its sender and flags (but `MMSG_CHUNK`), and the next
     /// `recv_start` gives them first, in order, in the loop's next iteration. A
     /// `recv_start` from the same callback gets the rest of the batch at once,
-    /// as it comes; closing the handle drops what is kept.
+    /// as it comes; closing the handle drops what is kept. What is kept was
+    /// received: a [`connect`](Udp::connect) before the restart does not filter
+    /// it (as the kernel gives a socket connected late the datagrams of other
+    /// senders it had queued), only what arrives after the connect.
     pub fn recv_stop(&self) -> Result<()> {
         let Some(raw) = self.typed().raw_open() else {
             return Ok(());
