@@ -5,9 +5,10 @@
 //! drives one odd order of events (the loop dropped or closed with a socket due,
 //! two sockets due, a restart of one socket from another's delivery, a stop and a
 //! restart in every kept delivery, a second restart, a connect in between, a panic
-//! after the stop, a stop in an error of the error queue) and checks what comes:
-//! every datagram once, in order, to the callback receiving then, and a loop that
-//! ends. `bash tests/valgrind.sh attacks_udp_keep` checks that nothing kept leaks.
+//! after the stop, a stop in an error of the error queue, a datagram stream
+//! dropped by its waker mid-batch, kept datagrams empty and of the largest size)
+//! and checks what comes: every datagram once, in order, whole, to the callback
+//! receiving then, and a loop that ends. `bash tests/valgrind.sh attacks_udp_keep` checks that nothing kept leaks.
 //!
 //! The datagrams are one byte each, their number, all sent before the loop runs:
 //! 20 per `recvmmsg` (the loop lends room for 20), in the order sent.
@@ -23,6 +24,10 @@ use uv_tests::net::{batch_udp, send_numbered, udp_sender as sender};
 
 /// The numbers of the datagrams a callback got, in order.
 type Log = Rc<RefCell<Vec<u8>>>;
+
+/// The datagrams a callback got, whole: bytes, sender, and whether it was the
+/// drained event.
+type Whole = Rc<RefCell<Vec<(Vec<u8>, Option<SocketAddr>, bool)>>>;
 
 /// The numbers of the datagrams a callback got, with their senders.
 type Senders = Rc<RefCell<Vec<(u8, Option<SocketAddr>)>>>;
@@ -448,5 +453,60 @@ fn a_datagram_stream_dropped_by_its_waker_mid_batch() {
         lp.run(RunMode::NoWait).unwrap();
     }
     assert_eq!(*log.borrow(), (1..25).collect::<Vec<u8>>());
+    finish(&lp);
+}
+
+/// Kept datagrams of every size: an empty one (its copy is no bytes with a
+/// sender, not the drained event), the largest IPv4 datagram (65,507 bytes, the
+/// whole of its part of the batch buffer) and small ones between: the restart gets
+/// each with its bytes, its length and its sender.
+/// Pinned: found sound.
+#[test]
+fn kept_datagrams_keep_their_bytes_empty_and_largest() {
+    let lp = Loop::new().unwrap();
+    let (rx, rx_addr) = batch_udp(&lp);
+    let (tx, tx_addr) = sender();
+    let sizes = [1usize, 0, 65_507, 7, 0, 65_507, 3];
+    let payload =
+        |i: usize, len: usize| -> Vec<u8> { (0..len).map(|k| (k * 31 + i * 7) as u8).collect() };
+    for (i, &len) in sizes.iter().enumerate() {
+        tx.send_to(&payload(i, len), rx_addr).unwrap();
+    }
+    let got: Whole = Rc::default();
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.addr.is_none() {
+            return;
+        }
+        g.borrow_mut()
+            .push((d.data.to_vec(), d.addr, d.is_drained()));
+        if g.borrow().len() == 1 {
+            u.recv_stop().unwrap();
+        }
+    })
+    .unwrap();
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(got.borrow().len(), 1);
+    let g = got.clone();
+    rx.recv_start(move |_, d| {
+        let d = d.unwrap();
+        if !d.is_drained() {
+            g.borrow_mut()
+                .push((d.data.to_vec(), d.addr, d.is_drained()));
+        }
+    })
+    .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    let got = got.borrow();
+    assert_eq!(got.len(), sizes.len());
+    for (i, (data, addr, drained)) in got.iter().enumerate() {
+        assert_eq!(data.len(), sizes[i], "{i}");
+        assert!(*data == payload(i, sizes[i]), "the bytes of {i}");
+        assert_eq!((*addr, *drained), (Some(tx_addr), false), "{i}");
+    }
+    drop(got);
     finish(&lp);
 }
