@@ -8,7 +8,8 @@
 //! after the stop, a stop in an error of the error queue, a datagram stream
 //! dropped by its waker mid-batch, kept datagrams empty and of the largest size)
 //! and checks what comes: every datagram once, in order, whole, to the callback
-//! receiving then, and a loop that ends. `bash tests/valgrind.sh attacks_udp_keep` checks that nothing kept leaks.
+//! receiving then, and a loop that ends. `bash tests/valgrind.sh
+//! attacks_udp_keep` checks that nothing kept leaks.
 //!
 //! The datagrams are one byte each, their number, all sent before the loop runs:
 //! 20 per `recvmmsg` (the loop lends room for 20), in the order sent.
