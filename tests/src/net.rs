@@ -253,6 +253,32 @@ pub fn bound_udp(lp: &Loop) -> (uv::Udp, SocketAddr) {
     (u, a)
 }
 
+/// A `RECVMMSG` UDP socket of `lp` (it reads up to 20 datagrams per system
+/// call) bound to a free port of the loopback address, and that address.
+pub fn batch_udp(lp: &Loop) -> (uv::Udp, SocketAddr) {
+    let u = uv::Udp::with_flags(lp, uv::AddressFamily::Inet, uv::UdpFlags::RECVMMSG).unwrap();
+    u.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    let a = u.local_addr().unwrap();
+    (u, a)
+}
+
+/// A `std` UDP socket bound to a free port of the loopback address (a sender
+/// outside the loop), and that address.
+pub fn udp_sender() -> (std::net::UdpSocket, SocketAddr) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let a = s.local_addr().unwrap();
+    (s, a)
+}
+
+/// Sends the one-byte datagrams `from..to` (each byte its number) from `tx` to
+/// `to_addr` (loopback keeps one sender's order).
+pub fn send_numbered(tx: &std::net::UdpSocket, to_addr: SocketAddr, from: u8, to: u8) {
+    for i in from..to {
+        tx.send_to(&[i], to_addr).unwrap();
+    }
+}
+
 /// How many of `peers` see the end of their stream (every other descriptor of
 /// their socket closed), looked at without waiting, again until `want` do or 10
 /// seconds pass: a child process another test of the binary starts holds copies of

@@ -22,29 +22,7 @@ use std::task::{Context, Poll, Waker};
 
 use uv::future as uvf;
 use uv::{AddressFamily, Datagram, Loop, RunMode, Udp, UdpFlags};
-
-/// A `RECVMMSG` socket bound on 127.0.0.1, and its address.
-fn batch_socket(lp: &Loop) -> (Udp, SocketAddr) {
-    let u = Udp::with_flags(lp, AddressFamily::Inet, UdpFlags::RECVMMSG).unwrap();
-    u.bind("127.0.0.1:0".parse().unwrap(), UdpFlags::empty())
-        .unwrap();
-    let a = u.local_addr().unwrap();
-    (u, a)
-}
-
-/// A sender on 127.0.0.1.
-fn sender() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
-
-/// Sends the datagrams numbered `from..to` from `tx` to `to_addr`.
-fn send_numbered(tx: &UdpSocket, to_addr: SocketAddr, from: u8, to: u8) {
-    for i in from..to {
-        tx.send_to(&[i], to_addr).unwrap();
-    }
-}
+use uv_tests::net::{batch_udp, send_numbered, udp_sender as sender};
 
 /// One datagram a callback got: its number, sender and flags, and which
 /// callback (its tag) got it.
@@ -95,7 +73,7 @@ fn finish(lp: &Loop) {
 fn a_stop_at_the_first_middle_or_last_datagram_keeps_the_rest_of_the_batch() {
     for at in [0u8, 9, 19] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_socket(&lp);
+        let (rx, rx_addr) = batch_udp(&lp);
         let (tx, tx_addr) = sender();
         send_numbered(&tx, rx_addr, 0, 25);
         let log: Log = Rc::default();
@@ -143,7 +121,7 @@ fn a_stop_at_the_first_middle_or_last_datagram_keeps_the_rest_of_the_batch() {
 #[test]
 fn kept_datagrams_come_without_new_traffic() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_socket(&lp);
+    let (rx, rx_addr) = batch_udp(&lp);
     let (tx, _) = sender();
     send_numbered(&tx, rx_addr, 0, 10);
     let log: Log = Rc::default();
@@ -178,7 +156,7 @@ fn kept_datagrams_come_without_new_traffic() {
 #[test]
 fn stops_and_restarts_across_batches_keep_every_datagram_in_order() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_socket(&lp);
+    let (rx, rx_addr) = batch_udp(&lp);
     let (tx, _) = sender();
     send_numbered(&tx, rx_addr, 0, 60);
     let log: Log = Rc::default();
@@ -220,7 +198,7 @@ fn stops_and_restarts_across_batches_keep_every_datagram_in_order() {
 #[test]
 fn a_restart_from_the_stopping_callback_gets_the_rest_in_order() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_socket(&lp);
+    let (rx, rx_addr) = batch_udp(&lp);
     let (tx, _) = sender();
     send_numbered(&tx, rx_addr, 0, 10);
     let log: Log = Rc::default();
@@ -306,7 +284,7 @@ fn a_close_after_a_stop_drops_what_is_kept() {
         "drop",
     ] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_socket(&lp);
+        let (rx, rx_addr) = batch_udp(&lp);
         let (tx, _) = sender();
         send_numbered(&tx, rx_addr, 0, 10);
         let log: Log = Rc::default();
@@ -362,7 +340,7 @@ fn a_close_after_a_stop_drops_what_is_kept() {
 fn a_stop_in_a_batch_with_a_send_queued_keeps_the_rest() {
     for restart in [false, true] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_socket(&lp);
+        let (rx, rx_addr) = batch_udp(&lp);
         let (tx, tx_addr) = sender();
         send_numbered(&tx, rx_addr, 0, 30);
         let log: Log = Rc::default();
@@ -418,7 +396,7 @@ fn a_stop_in_a_batch_with_a_send_queued_keeps_the_rest() {
 fn a_datagram_stream_gets_the_kept_datagrams_first() {
     use futures::Stream as _;
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_socket(&lp);
+    let (rx, rx_addr) = batch_udp(&lp);
     let (tx, tx_addr) = sender();
     send_numbered(&tx, rx_addr, 0, 10);
     let log: Log = Rc::default();
@@ -521,7 +499,7 @@ fn kept_datagrams_keep_their_senders() {
 #[test]
 fn kept_datagrams_come_before_newer_ones_whenever_the_restart_is_made() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_socket(&lp);
+    let (rx, rx_addr) = batch_udp(&lp);
     let (tx, _) = sender();
     send_numbered(&tx, rx_addr, 0, 10);
     let log: Log = Rc::default();
@@ -577,7 +555,7 @@ fn a_kept_datagram_callback_that_panics_or_closes() {
     uv_tests::provoke::quiet_provoked_panics();
     for close in [false, true] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_socket(&lp);
+        let (rx, rx_addr) = batch_udp(&lp);
         let (tx, _) = sender();
         send_numbered(&tx, rx_addr, 0, 10);
         let log: Log = Rc::default();
@@ -630,7 +608,7 @@ fn a_kept_datagram_callback_that_panics_or_closes() {
 fn a_stop_in_the_last_batch_of_a_read_loop_keeps_the_rest() {
     for answer in [false, true] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_socket(&lp);
+        let (rx, rx_addr) = batch_udp(&lp);
         let (tx, tx_addr) = sender();
         send_numbered(&tx, rx_addr, 0, 45);
         let log: Log = Rc::default();

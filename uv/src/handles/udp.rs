@@ -1105,6 +1105,10 @@ impl Udp {
     /// next `recv_start` gives them first, in order, in the loop's next iteration.
     /// A `recv_start` from the same callback gets the rest of the batch at once,
     /// as it comes; closing the handle drops what is kept.
+    /// What is kept was received: a [`connect`](Udp::connect) before the restart
+    /// does not filter it (as the kernel gives a socket connected late the
+    /// datagrams of other senders it had queued), only what arrives after the
+    /// connect.
     pub fn recv_stop(&self) -> Result<()> {
         let Some(raw) = self.typed().raw_open() else {
             return Ok(());
