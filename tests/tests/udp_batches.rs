@@ -54,6 +54,23 @@ fn numbers(log: &Log) -> Vec<u8> {
     log.borrow().iter().map(|s| s.0).collect()
 }
 
+/// Starts `rx` receiving into `log` (tag "first") until the datagram numbered
+/// `at`, where the callback stops; runs the loop until that batch is in (the
+/// socket then keeps the batch's rest).
+fn cut_at(lp: &Loop, rx: &Udp, log: &Log, at: u8) {
+    let l = log.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if record(&l, "first", &d) && d.data[0] == at {
+            u.recv_stop().unwrap();
+        }
+    })
+    .unwrap();
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+}
+
 /// Closes what is left and runs the loop out: nothing may be left alive (the
 /// idle handle that delivers kept datagrams included: a run that never ends
 /// would show it).
@@ -77,17 +94,7 @@ fn a_stop_at_the_first_middle_or_last_datagram_keeps_the_rest_of_the_batch() {
         let (tx, tx_addr) = sender();
         send_numbered(&tx, rx_addr, 0, 25);
         let log: Log = Rc::default();
-        let l = log.clone();
-        rx.recv_start(move |u, d| {
-            let d = d.unwrap();
-            if record(&l, "first", &d) && d.data[0] == at {
-                u.recv_stop().unwrap();
-            }
-        })
-        .unwrap();
-        for _ in 0..3 {
-            lp.run(RunMode::NoWait).unwrap();
-        }
+        cut_at(&lp, &rx, &log, at);
         assert_eq!(numbers(&log), (0..=at).collect::<Vec<u8>>(), "stop at {at}");
         rx.recv_start(recorder(&log, "again")).unwrap();
         lp.run(RunMode::NoWait).unwrap();
@@ -125,17 +132,7 @@ fn kept_datagrams_come_without_new_traffic() {
     let (tx, _) = sender();
     send_numbered(&tx, rx_addr, 0, 10);
     let log: Log = Rc::default();
-    let l = log.clone();
-    rx.recv_start(move |u, d| {
-        let d = d.unwrap();
-        if record(&l, "first", &d) && d.data[0] == 2 {
-            u.recv_stop().unwrap();
-        }
-    })
-    .unwrap();
-    for _ in 0..3 {
-        lp.run(RunMode::NoWait).unwrap();
-    }
+    cut_at(&lp, &rx, &log, 2);
     assert_eq!(numbers(&log), [0, 1, 2]);
     rx.recv_start(recorder(&log, "again")).unwrap();
     lp.run(RunMode::NoWait).unwrap();
@@ -400,17 +397,7 @@ fn a_datagram_stream_gets_the_kept_datagrams_first() {
     let (tx, tx_addr) = sender();
     send_numbered(&tx, rx_addr, 0, 10);
     let log: Log = Rc::default();
-    let l = log.clone();
-    rx.recv_start(move |u, d| {
-        let d = d.unwrap();
-        if record(&l, "first", &d) && d.data[0] == 5 {
-            u.recv_stop().unwrap();
-        }
-    })
-    .unwrap();
-    for _ in 0..3 {
-        lp.run(RunMode::NoWait).unwrap();
-    }
+    cut_at(&lp, &rx, &log, 5);
     assert_eq!(numbers(&log), [0, 1, 2, 3, 4, 5]);
     let mut s = uvf::recv_from(&rx);
     let cx = &mut Context::from_waker(Waker::noop());
@@ -503,17 +490,7 @@ fn kept_datagrams_come_before_newer_ones_whenever_the_restart_is_made() {
     let (tx, _) = sender();
     send_numbered(&tx, rx_addr, 0, 10);
     let log: Log = Rc::default();
-    let l = log.clone();
-    rx.recv_start(move |u, d| {
-        let d = d.unwrap();
-        if record(&l, "first", &d) && d.data[0] == 2 {
-            u.recv_stop().unwrap();
-        }
-    })
-    .unwrap();
-    for _ in 0..3 {
-        lp.run(RunMode::NoWait).unwrap();
-    }
+    cut_at(&lp, &rx, &log, 2);
     assert_eq!(numbers(&log), [0, 1, 2]);
     send_numbered(&tx, rx_addr, 10, 15);
     let errors = Rc::new(Cell::new(0));
@@ -559,17 +536,7 @@ fn a_kept_datagram_callback_that_panics_or_closes() {
         let (tx, _) = sender();
         send_numbered(&tx, rx_addr, 0, 10);
         let log: Log = Rc::default();
-        let l = log.clone();
-        rx.recv_start(move |u, d| {
-            let d = d.unwrap();
-            if record(&l, "first", &d) && d.data[0] == 2 {
-                u.recv_stop().unwrap();
-            }
-        })
-        .unwrap();
-        for _ in 0..3 {
-            lp.run(RunMode::NoWait).unwrap();
-        }
+        cut_at(&lp, &rx, &log, 2);
         let l = log.clone();
         rx.recv_start(move |u, d| {
             let d = d.unwrap();
