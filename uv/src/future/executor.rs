@@ -54,9 +54,9 @@ struct Task {
     scheduled: Cell<bool>,
     /// Set by `abort` while the task polls itself: dropped after the poll.
     aborted: Cell<bool>,
+    /// Nothing of the user's: a task that ended can be dropped anywhere (its
+    /// output, if its handle is gone, was dropped inside its last poll).
     waker: Waker,
-    /// Tells the join handle that the task's poll panicked.
-    on_panic: Box<dyn Fn()>,
 }
 
 struct Entry {
@@ -323,13 +323,9 @@ impl Local {
             let mut cx = Context::from_waker(&task.waker);
             match shared.guard(|| fut.as_mut().poll(&mut cx)) {
                 Some(Poll::Pending) => task.aborted.get(),
-                Some(Poll::Ready(())) => true,
-                None => {
-                    // Wakes the handle's poller (user code) if the unwinding did
-                    // not end the task already.
-                    shared.guard(|| (task.on_panic)());
-                    true
-                }
+                // A poll that panicked: the join handle learns it from the drop
+                // of the task's state (by the unwinding, or below).
+                Some(Poll::Ready(())) | None => true,
             }
         };
         if done {
@@ -574,6 +570,10 @@ struct JoinState<T> {
     result: Cell<Option<std::result::Result<T, JoinError>>>,
     finished: Cell<bool>,
     waker: Cell<Option<Waker>>,
+    /// Set while the task's future polls: still set when its state is dropped,
+    /// that poll unwound (the task panicked). A drop at any other time, while
+    /// the thread unwinds or not, is a cancellation.
+    polling: Cell<bool>,
 }
 
 impl<T> JoinState<T> {
@@ -597,8 +597,11 @@ struct JoinGuard<T> {
 
 impl<T> Drop for JoinGuard<T> {
     fn drop(&mut self) {
-        // Unwinding out of the task's poll drops the future's state on the way.
-        let e = if std::thread::panicking() {
+        // Unwinding out of the task's poll drops the future's state on the way
+        // (or the executor drops it after that poll): the poll never returned.
+        // Any other drop (`abort`, the loop's teardown, also while an unrelated
+        // panic unwinds) cancels the task.
+        let e = if self.state.polling.get() {
             JoinError::Panicked
         } else {
             JoinError::Cancelled
@@ -699,16 +702,27 @@ impl LoopHandle {
             result: Cell::new(None),
             finished: Cell::new(false),
             waker: Cell::new(None),
+            polling: Cell::new(false),
         });
         let guard = JoinGuard {
             state: state.clone(),
         };
+        // The join state's only other owner is the handle: once the handle is
+        // gone, the output is dropped where `guard` goes, at the end of the
+        // task's last poll (under the loop's panic guard, as the poll), never
+        // by the executor's bookkeeping afterwards.
         let fut: BoxFuture = Box::pin(async move {
             let guard = guard;
-            let v = future.await;
+            let mut future = std::pin::pin!(future);
+            let v = std::future::poll_fn(|cx| {
+                guard.state.polling.set(true);
+                let r = future.as_mut().poll(cx);
+                guard.state.polling.set(false);
+                r
+            })
+            .await;
             guard.state.finish(Ok(v));
         });
-        let panic_state = state.clone();
         let remote = local.remote.clone();
         let task = local.insert(move |key| Task {
             key,
@@ -716,7 +730,6 @@ impl LoopHandle {
             scheduled: Cell::new(false),
             aborted: Cell::new(false),
             waker: Waker::from(Arc::new(WakeKey { key, remote })),
-            on_panic: Box::new(move || panic_state.finish(Err(JoinError::Panicked))),
         });
         let key = task.key;
         local.schedule(task);

@@ -1,0 +1,210 @@
+//! Attacks from safe code on the executor (`Loop::block_on`,
+//! `LoopHandle::spawn_local`, `JoinHandle`) and the timer futures: outputs whose
+//! `Drop` panics, tasks ended while a panic unwinds, futures of `block_on` that
+//! a panic resumed by the loop drops, and the loop closed or timers dropped from
+//! inside the futures themselves. Each test says what used to happen, or which
+//! guarantee it pins; values, counts, orders and error codes only.
+//! `bash tests/valgrind.sh attacks_executor` checks the memory side.
+//!
+//! The panics these tests provoke carry a `Provoked` payload, which the panic hook
+//! installed here does not print.
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::StreamExt;
+use uv::future::{self as uvf, JoinError};
+use uv::{Loop, RunMode, Stream as _};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
+
+/// A future that wakes its task in the poll that completes it, with `v`.
+fn wake_then_ready<T>(v: T) -> impl Future<Output = T> {
+    let mut v = Some(v);
+    std::future::poll_fn(move |cx| {
+        cx.waker().wake_by_ref();
+        Poll::Ready(v.take().expect("polled once"))
+    })
+}
+
+/// What `f` panicked with (its `Provoked` name), or `None` when it returned.
+fn panic_of<R>(f: impl FnOnce() -> R) -> Option<&'static str> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(_) => None,
+        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
+    }
+}
+
+/// A task's output of a detached `JoinHandle` whose `Drop` panics, from a task
+/// that woke itself in its last poll, polled in the loop's check phase.
+///
+/// Used to: the output was kept by the executor's record of the task (its panic
+/// notice held the join state), and that record, queued again by the wake, was
+/// dropped by the loop's teardown outside any guard: the panic unwound out of
+/// `Loop::drop`, with the teardown left half done (the loop neither closed nor
+/// freed; a loop dropped while a panic unwinds would have aborted the process).
+/// Now the output is dropped at the end of the task's last poll, under the loop's
+/// panic guard: `run` resumes its panic, and the loop's drop runs to the end.
+#[test]
+fn a_detached_output_whose_drop_panics_never_escapes_the_loop_s_drop() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let spawned = Rc::new(Cell::new(false));
+    let s = spawned.clone();
+    let p = uv::Prepare::new(&lp).unwrap();
+    p.start(move |p| {
+        // After the idle phase, before the poll: the check phase polls it.
+        let jh = p
+            .loop_()
+            .spawn_local(wake_then_ready(PanicOnDrop("output")))
+            .unwrap();
+        drop(jh);
+        s.set(true);
+        p.close();
+    })
+    .unwrap();
+    assert_eq!(panic_of(|| lp.run(RunMode::Once)), Some("output"));
+    assert!(spawned.get());
+    assert_eq!(
+        panic_of(move || drop(lp)),
+        None,
+        "the loop's drop ran to the end"
+    );
+}
+
+/// Wakes both wakers, in order.
+struct Both(Waker, Waker);
+
+impl Wake for Both {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake_by_ref();
+        self.1.wake_by_ref();
+    }
+}
+
+/// Two tasks woken by one read (in the loop's I/O phase, so the check phase that
+/// follows polls them, with no idle handle started); the first ends with an
+/// output whose `Drop` panics, its `JoinHandle` detached.
+///
+/// Used to: the output was dropped after the poll, with the executor's record of
+/// the task, outside the poll's guard: the panic unwound out of the executor's
+/// round (to the check handle's callback guard), and the second task, woken by
+/// the same read, was left queued and unpolled with no idle handle to keep the
+/// loop from blocking: the loop would block in its poll (`backend_timeout`
+/// `None`) with a task ready, for good while the stream read on. Now the output is
+/// dropped inside the first task's last poll, under its guard: the round goes on,
+/// the second task is polled in the same iteration, then `run` resumes the panic.
+#[test]
+fn an_output_drop_that_panics_leaves_no_woken_task_unpolled() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (a, b) = uv::Pipe::pair(&lp).unwrap();
+    let polls = Rc::new(Cell::new(0u32));
+    let second: Rc<RefCell<Option<Waker>>> = Rc::default();
+    let (p, w) = (polls.clone(), second.clone());
+    let t2 = lp
+        .spawn_local(std::future::poll_fn(move |cx| {
+            p.set(p.get() + 1);
+            if p.get() == 2 {
+                return Poll::Ready(());
+            }
+            *w.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }))
+        .unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(polls.get(), 1);
+    // The stream outlives the first task (its drop would close the pipe, and a
+    // closing handle keeps the loop from blocking).
+    let chunks = Rc::new(RefCell::new(uvf::read_chunks(b)));
+    let (c, w) = (chunks.clone(), second.clone());
+    let t1 = lp
+        .spawn_local(std::future::poll_fn(move |cx| {
+            let t2 = w.borrow().clone().expect("the second task waits");
+            let both = Waker::from(Arc::new(Both(cx.waker().clone(), t2)));
+            match c
+                .borrow_mut()
+                .poll_next_unpin(&mut Context::from_waker(&both))
+            {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(_) => Poll::Ready(PanicOnDrop("output")),
+            }
+        }))
+        .unwrap();
+    drop(t1);
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.backend_timeout().unwrap(), None, "both tasks wait");
+    a.try_write(b"x").unwrap();
+    assert_eq!(panic_of(|| lp.run(RunMode::Once)), Some("output"));
+    assert_eq!(
+        polls.get(),
+        2,
+        "the second task was polled in the same round"
+    );
+    assert!(t2.is_finished());
+    a.close();
+    drop(chunks);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.handle_count(), 0);
+}
+
+/// Tasks whose futures are dropped while an unrelated panic unwinds: with their
+/// loop (dropped by the unwinding), and by `abort` from a `Drop` the unwinding
+/// runs.
+///
+/// Used to: the join state took any drop of a task's future while the thread
+/// panicked for its poll's panic: both handles resolved to
+/// `Err(JoinError::Panicked)`, though neither task's poll ever panicked. Now
+/// only a poll that unwound makes `Panicked` (as a task whose poll panics still
+/// shows); these are `Cancelled`, as an abort and a loop's drop document.
+#[test]
+fn tasks_ended_while_an_unrelated_panic_unwinds_are_cancelled() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let with_loop = lp.spawn_local(std::future::pending::<()>()).unwrap();
+    let aborted = Rc::new(lp.spawn_local(std::future::pending::<u8>()).unwrap());
+    let panicking = lp
+        .spawn_local(async {
+            provoke("task");
+        })
+        .unwrap();
+    assert_eq!(panic_of(|| lp.run(RunMode::NoWait)), Some("task"));
+    struct AbortOnDrop(Rc<uv::JoinHandle<u8>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let on_drop = AbortOnDrop(aborted.clone());
+    let r = panic_of(move || {
+        let _lp = lp;
+        let _abort = on_drop;
+        provoke("unrelated");
+    });
+    assert_eq!(r, Some("unrelated"));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut with_loop = with_loop;
+    assert_eq!(
+        Pin::new(&mut with_loop).poll(&mut cx),
+        Poll::Ready(Err(JoinError::Cancelled))
+    );
+    let mut aborted = Rc::into_inner(aborted).expect("the only handle left");
+    assert_eq!(
+        Pin::new(&mut aborted).poll(&mut cx),
+        Poll::Ready(Err(JoinError::Cancelled))
+    );
+    let mut panicking = panicking;
+    assert_eq!(
+        Pin::new(&mut panicking).poll(&mut cx),
+        Poll::Ready(Err(JoinError::Panicked))
+    );
+}
