@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use futures::StreamExt;
 use uv::future::{self as uvf, JoinError};
@@ -207,4 +208,47 @@ fn tasks_ended_while_an_unrelated_panic_unwinds_are_cancelled() {
         Pin::new(&mut panicking).poll(&mut cx),
         Poll::Ready(Err(JoinError::Panicked))
     );
+}
+
+/// `block_on` of a future whose `Drop` panics, while a spawned task panics (the
+/// panic `block_on` resumes, by the loop's panic rule).
+///
+/// Used to: the future, on `block_on`'s stack, was dropped by the unwinding of
+/// the task's panic, and its `Drop` panicked during it: the process aborted
+/// ("panic in a destructor during cleanup"). Now `block_on` drops the future
+/// before it resumes the task's panic, and a panic of that drop is dropped: the
+/// caller catches the task's panic; the loop and its other tasks go on.
+#[test]
+fn block_on_drops_its_future_before_resuming_a_task_s_panic() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let lh = lp.handle();
+    let dropped = Rc::new(Cell::new(false));
+    struct Flag(Rc<Cell<bool>>, #[allow(dead_code)] PanicOnDrop);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let other = lp
+        .spawn_local({
+            let lh = lh.clone();
+            async move {
+                uvf::sleep(&lh, Duration::ZERO).await.unwrap();
+                7
+            }
+        })
+        .unwrap();
+    let held = Flag(dropped.clone(), PanicOnDrop("future drop"));
+    let r = panic_of(|| {
+        lp.block_on(async move {
+            let _held = held;
+            lh.spawn_local(async { provoke("task") }).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    assert_eq!(r, Some("task"), "the task's panic, not the drop's");
+    assert!(dropped.get(), "the future was dropped");
+    assert_eq!(lp.block_on(other).unwrap(), Ok(7));
+    assert_eq!(lp.block_on(async { 1 }).unwrap(), 1);
 }

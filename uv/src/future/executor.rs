@@ -756,7 +756,9 @@ impl Loop {
     ///   nothing else keeps it alive: a future that nothing will ever wake blocks
     ///   forever, as on any executor.
     /// - A panic in a callback or a spawned task follows the loop's panic rule: it
-    ///   is resumed from here (unless a panic hook takes it); the future is dropped.
+    ///   is resumed from here (unless a panic hook takes it); the future is dropped
+    ///   before it is (a panic of that drop is dropped: the one resumed is the
+    ///   first).
     ///
     /// Errors: `EBUSY` when called from inside the loop (a callback, a task, or the
     /// future of another `block_on`: the loop cannot run nested; `.await`
@@ -779,7 +781,9 @@ impl Loop {
             remote: local.remote.clone(),
         }));
         let mut cx = Context::from_waker(&waker);
-        let mut future = std::pin::pin!(future);
+        // In an `Option`, so that it can be dropped in place before a panic
+        // that `run` resumes unwinds out of here (see `run_or_drop`).
+        let mut future = std::pin::pin!(Some(future));
         // Referenced while we wait: the loop blocks for wakes from other threads.
         struct Unref<'a>(&'a Async);
         impl Drop for Unref<'_> {
@@ -804,7 +808,10 @@ impl Loop {
         let mut gap = 0;
         loop {
             if local.main_woken.replace(false) {
-                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                let Some(f) = future.as_mut().as_pin_mut() else {
+                    unreachable!("the future is dropped only on the way out");
+                };
+                if let Poll::Ready(v) = f.poll(&mut cx) {
                     return Ok(v);
                 }
                 let now = local.checks.get();
@@ -815,7 +822,7 @@ impl Loop {
                     // iteration that does not block (due callbacks, no wait for
                     // I/O) before the next poll, so that the loop's callbacks run
                     // between such polls instead of never.
-                    self.run(RunMode::NoWait)?;
+                    self.run_or_drop(RunMode::NoWait, future.as_mut())?;
                     continue;
                 }
             }
@@ -830,7 +837,27 @@ impl Loop {
             } else {
                 RunMode::Default
             };
-            self.run(mode)?;
+            self.run_or_drop(mode, future.as_mut())?;
+        }
+    }
+
+    /// `run` for `block_on`: a panic it resumes (a callback's or a task's) drops
+    /// `future` first, a panic of that drop caught and dropped, then goes on.
+    /// Dropped by the unwinding instead, a future whose `Drop` panics would
+    /// abort the process (a panic while another unwinds), for a panic that was
+    /// not its own.
+    fn run_or_drop<F>(&self, mode: RunMode, future: Pin<&mut Option<F>>) -> Result<bool> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(mode))) {
+            Ok(r) => r,
+            Err(p) => {
+                let mut future = future;
+                if let Err(q) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    future.set(None);
+                })) {
+                    crate::callback::drop_quietly(q);
+                }
+                std::panic::resume_unwind(p)
+            }
         }
     }
 }
