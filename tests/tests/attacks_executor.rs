@@ -252,3 +252,32 @@ fn block_on_drops_its_future_before_resuming_a_task_s_panic() {
     assert_eq!(lp.block_on(other).unwrap(), Ok(7));
     assert_eq!(lp.block_on(async { 1 }).unwrap(), 1);
 }
+
+/// An interval whose consumer holds the loop up for five periods between two
+/// ticks (a slow task: the loop's thread is busy).
+///
+/// Used to: libuv fires a late repeating timer once and starts its next period
+/// from then, and the stream counted firings: the item after the hold-up was 1,
+/// though `interval` documents each item as the periods elapsed since the
+/// previous one. Now the periods are counted by loop time: at least 5, and the
+/// tick after that counts on from where that one ended.
+#[test]
+fn an_interval_held_up_by_its_consumer_counts_the_periods_elapsed() {
+    let lp = Loop::new().unwrap();
+    let lh = lp.handle();
+    let (first, held, next) = lp
+        .block_on(async move {
+            let mut iv = uvf::interval(&lh, Duration::from_millis(2)).unwrap();
+            let first = iv.tick().await.unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            let held = iv.tick().await.unwrap();
+            let next = iv.tick().await.unwrap();
+            (first, held, next)
+        })
+        .unwrap();
+    assert!(first >= 1);
+    assert!(held >= 5, "five periods passed, {held} counted");
+    assert!(next >= 1);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.handle_count(), 0);
+}
