@@ -281,3 +281,21 @@ fn an_interval_held_up_by_its_consumer_counts_the_periods_elapsed() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(lp.handle_count(), 0);
 }
+
+/// `Loop::run` from the future of a `block_on` of the same loop (the future is
+/// polled outside `uv_run`, so the loop is not marked running then).
+///
+/// Used to: the nested `run` ran the loop with `block_on`'s own wake-up handle
+/// referenced (it keeps the loop waiting for wakes from other threads): on a loop
+/// with nothing else to do, `run(Default)` never returned, and `block_on` with
+/// it. Now it is `EBUSY`, as from a callback or a task (the loop cannot run
+/// nested); after `block_on`, `run` works again.
+#[test]
+fn run_inside_block_on_is_ebusy() {
+    let lp = Loop::new().unwrap();
+    for mode in [RunMode::Default, RunMode::Once, RunMode::NoWait] {
+        let r = lp.block_on(async { lp.run(mode) }).unwrap();
+        assert_eq!(r.unwrap_err().code(), uv::StatusCode::EBUSY, "{mode:?}");
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+}

@@ -762,7 +762,8 @@ impl Loop {
     ///
     /// Errors: `EBUSY` when called from inside the loop (a callback, a task, or the
     /// future of another `block_on`: the loop cannot run nested; `.await`
-    /// instead); `ClosedLoop` after `close`.
+    /// instead); `ClosedLoop` after `close`. Likewise [`Loop::run`] from the
+    /// future is `EBUSY`.
     pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
         if self.is_running() {
             return Err(Error::new(StatusCode::EBUSY, "block_on"));
@@ -791,17 +792,19 @@ impl Loop {
                 let _ = self.0.unref();
             }
         }
-        struct Leave<'a>(&'a Local);
+        struct Leave<'a>(&'a Local, &'a LoopShared);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
                 self.0.in_block_on.set(false);
                 self.0.main_woken.set(false);
+                self.1.blocking_on.set(false);
             }
         }
         exec.wakeup.ref_()?;
         let _unref = Unref(&exec.wakeup);
         local.in_block_on.set(true);
-        let _leave = Leave(&local);
+        self.shared().blocking_on.set(true);
+        let _leave = Leave(&local, self.shared());
         local.main_woken.set(true);
         let mut polled_at = local.checks.get();
         // Loop iterations between the last two polls.
@@ -847,7 +850,7 @@ impl Loop {
     /// abort the process (a panic while another unwinds), for a panic that was
     /// not its own.
     fn run_or_drop<F>(&self, mode: RunMode, future: Pin<&mut Option<F>>) -> Result<bool> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(mode))) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_from(mode, true))) {
             Ok(r) => r,
             Err(p) => {
                 let mut future = future;
