@@ -460,3 +460,32 @@ fn wakers_woken_from_threads_while_the_loop_drops() {
     }
     waker.wake();
 }
+
+/// An interval made when the loop's cached time is stale (the loop has not run
+/// for 40 ms: 20 periods).
+///
+/// Counted from libuv's cached time, the first item would have counted the
+/// periods before the interval was made (20 or more, at once). Now the loop's
+/// time is brought up to date when an interval starts: its first item counts
+/// no more periods than passed since it was made (by the monotonic clock).
+#[test]
+fn an_interval_made_on_a_stale_loop_time_counts_from_its_start() {
+    let lp = Loop::new().unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    let lh = lp.handle();
+    let (first, elapsed) = lp
+        .block_on(async move {
+            let made = std::time::Instant::now();
+            let mut iv = uvf::interval(&lh, Duration::from_millis(2)).unwrap();
+            let first = iv.tick().await.unwrap();
+            (first, made.elapsed())
+        })
+        .unwrap();
+    // The loop's clock may lag the monotonic one by its 1 ms resolution.
+    let bound = elapsed.as_millis().div_ceil(2) + 1;
+    assert!(
+        (1..=bound).contains(&u128::from(first)),
+        "{first} periods counted in {elapsed:?}"
+    );
+}

@@ -46,8 +46,11 @@ fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Ti
     let ticks = Rc::new(Ticks {
         count: Cell::new(0),
         period,
-        // The time libuv starts the timer from (its cached loop time).
+        // The time libuv starts the timer from (its cached loop time), brought
+        // up to date first: counted from a stale time, the first item would
+        // count the periods before the interval was made.
         counted_to: Cell::new(if period > 0 {
+            lp.update_time()?;
             crate::runtime::duration_to_ms(lp.now()?)
         } else {
             0
@@ -209,6 +212,9 @@ impl<F: Future> Future for Timeout<F> {
 /// ones are not made up by extra items). The stream ends only when
 /// the loop goes; dropping it closes the timer. The started timer (the library's
 /// own, as [`sleep`]'s) keeps the loop alive.
+///
+/// The interval starts from the current time: making one brings the loop's
+/// cached time up to date ([`LoopHandle::update_time`]).
 ///
 /// The loop's clock counts whole milliseconds: a period with a fraction of a
 /// millisecond is rounded up (at least 1 ms; a 0 ms repeat would mean no repeat
