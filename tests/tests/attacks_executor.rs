@@ -489,3 +489,45 @@ fn an_interval_made_on_a_stale_loop_time_counts_from_its_start() {
         "{first} periods counted in {elapsed:?}"
     );
 }
+
+/// A task that wakes itself 10,000 times in every poll, beside a timer due now;
+/// the task stops the loop once the timer fired. Pins: the task is queued once
+/// per poll however often it wakes, each round polls it once (what woke during
+/// a round waits for the next; an iteration has two rounds, in its idle and its
+/// check phase), and the loop's other handles keep their
+/// turn: the timer fires within the first iterations, and `run(Default)` returns.
+#[test]
+fn a_task_waking_itself_without_end_leaves_the_loop_its_handles() {
+    let lp = Loop::new().unwrap();
+    let polls = Rc::new(Cell::new(0u32));
+    let fired_at = Rc::new(Cell::new(None::<u32>));
+    let (p, fa, lh) = (polls.clone(), fired_at.clone(), lp.handle());
+    let task = lp
+        .spawn_local(std::future::poll_fn(move |cx| {
+            p.set(p.get() + 1);
+            if fa.get().is_some() {
+                lh.stop();
+            }
+            for _ in 0..10_000 {
+                cx.waker().wake_by_ref();
+            }
+            Poll::<()>::Pending
+        }))
+        .unwrap();
+    let (p, fa) = (polls.clone(), fired_at.clone());
+    let t = uv::Timer::new(&lp).unwrap();
+    t.start(Duration::ZERO, Duration::ZERO, move |_| {
+        fa.set(Some(p.get()))
+    })
+    .unwrap();
+    assert!(lp.run(RunMode::Default).unwrap(), "the task is still ready");
+    let at = fired_at.get().expect("the timer fired");
+    assert!(at <= 2, "the timer fired after {at} polls of the task");
+    // The stop ends the iteration it is made in: its idle phase and check
+    // phase each poll the task once.
+    assert!(polls.get() <= at + 2, "{} polls", polls.get());
+    task.abort();
+    t.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.handle_count(), 0);
+}
