@@ -682,7 +682,9 @@ impl LoopHandle {
     ///   a wake from another thread does not by itself keep [`Loop::run`] from
     ///   returning ([`Loop::block_on`] waits for such wakes).
     /// - The [`JoinHandle`] is a future of the output. Dropping it detaches the
-    ///   task; [`JoinHandle::abort`] cancels it (drops its future).
+    ///   task (its output is dropped at the end of its last poll: a panic of that
+    ///   drop is the task's, under the rule below); [`JoinHandle::abort`] cancels
+    ///   it (drops its future).
     /// - A panic in the task's poll follows the loop's panic rule (stops the loop,
     ///   resumed by `run`/`block_on`, unless a panic hook takes it); the task is
     ///   dropped and its handle resolves to `Err(JoinError::Panicked)`.
