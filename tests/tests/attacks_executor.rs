@@ -531,3 +531,41 @@ fn a_task_waking_itself_without_end_leaves_the_loop_its_handles() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(lp.handle_count(), 0);
 }
+
+/// `block_on` whose future panics in its second poll, after the loop ran for it,
+/// beside a spawned task that waits on a timer. Pins: the panic unwinds out of
+/// `block_on` with its payload; the loop is left usable (`run` is not `EBUSY`,
+/// its wake-up handle no longer keeps it alive: `run(Default)` returns once the
+/// task is done); the task is kept and completes with its value.
+#[test]
+fn a_panic_in_block_on_s_future_keeps_the_loop_and_its_tasks() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let lh = lp.handle();
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    let task = lp
+        .spawn_local({
+            let lh = lh.clone();
+            async move {
+                uvf::sleep(&lh, Duration::from_millis(1)).await.unwrap();
+                d.set(true);
+                5
+            }
+        })
+        .unwrap();
+    let r = panic_of(|| {
+        lp.block_on(async {
+            uvf::sleep(&lh, Duration::ZERO).await.unwrap();
+            provoke("main");
+        })
+    });
+    assert_eq!(r, Some("main"));
+    assert!(
+        !lp.run(RunMode::Default).unwrap(),
+        "the task ran to its end"
+    );
+    assert!(done.get());
+    assert_eq!(lp.block_on(task).unwrap(), Ok(5));
+    assert_eq!(lp.handle_count(), 0);
+}
