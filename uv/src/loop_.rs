@@ -30,6 +30,9 @@ pub(crate) struct LoopShared {
     raw: Cell<*mut sys::uv_loop_t>,
     owned: bool,
     running: Cell<bool>,
+    /// Set while `block_on` runs (its future is polled outside `uv_run`): `run`
+    /// from that future is `EBUSY`, as from a callback.
+    pub(crate) blocking_on: Cell<bool>,
     read_buffer: crate::stream::ReadBuffer,
     /// The loop while new handles and requests may be made on it: null from the
     /// start of teardown (and once closed).
@@ -479,6 +482,7 @@ impl LoopShared {
             raw: Cell::new(raw),
             owned,
             running: Cell::new(false),
+            blocking_on: Cell::new(false),
             read_buffer: crate::stream::ReadBuffer::new(),
             raw_for_new: Cell::new(raw),
             panic: Cell::new(None),
@@ -573,11 +577,17 @@ impl Loop {
     /// resumed here (unless a panic hook takes it); the loop stays usable.
     ///
     /// `EBUSY` when called from inside a callback of this loop (or from user code
-    /// its teardown runs: jobs, drops, close callbacks); `ClosedLoop` after `close`.
+    /// its teardown runs: jobs, drops, close callbacks) or from the future of a
+    /// [`block_on`](Loop::block_on) of it; `ClosedLoop` after `close`.
     pub fn run(&self, mode: RunMode) -> Result<bool> {
+        self.run_from(mode, false)
+    }
+
+    /// `run`; `for_block_on` when `block_on` runs the loop itself.
+    pub(crate) fn run_from(&self, mode: RunMode, for_block_on: bool) -> Result<bool> {
         let s = &self.handle.shared;
         let raw = s.raw().ok_or_else(|| Error::closed_loop("uv_run"))?;
-        if s.running.get() {
+        if s.running.get() || (s.blocking_on.get() && !for_block_on) {
             return Err(Error::new(StatusCode::EBUSY, "uv_run"));
         }
         // An unknown mode makes libuv run without ever blocking.

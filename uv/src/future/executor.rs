@@ -54,9 +54,9 @@ struct Task {
     scheduled: Cell<bool>,
     /// Set by `abort` while the task polls itself: dropped after the poll.
     aborted: Cell<bool>,
+    /// Nothing of the user's: a task that ended can be dropped anywhere (its
+    /// output, if its handle is gone, was dropped inside its last poll).
     waker: Waker,
-    /// Tells the join handle that the task's poll panicked.
-    on_panic: Box<dyn Fn()>,
 }
 
 struct Entry {
@@ -323,13 +323,9 @@ impl Local {
             let mut cx = Context::from_waker(&task.waker);
             match shared.guard(|| fut.as_mut().poll(&mut cx)) {
                 Some(Poll::Pending) => task.aborted.get(),
-                Some(Poll::Ready(())) => true,
-                None => {
-                    // Wakes the handle's poller (user code) if the unwinding did
-                    // not end the task already.
-                    shared.guard(|| (task.on_panic)());
-                    true
-                }
+                // A poll that panicked: the join handle learns it from the drop
+                // of the task's state (by the unwinding, or below).
+                Some(Poll::Ready(())) | None => true,
             }
         };
         if done {
@@ -574,6 +570,10 @@ struct JoinState<T> {
     result: Cell<Option<std::result::Result<T, JoinError>>>,
     finished: Cell<bool>,
     waker: Cell<Option<Waker>>,
+    /// Set while the task's future polls: still set when its state is dropped,
+    /// that poll unwound (the task panicked). A drop at any other time, while
+    /// the thread unwinds or not, is a cancellation.
+    polling: Cell<bool>,
 }
 
 impl<T> JoinState<T> {
@@ -597,8 +597,11 @@ struct JoinGuard<T> {
 
 impl<T> Drop for JoinGuard<T> {
     fn drop(&mut self) {
-        // Unwinding out of the task's poll drops the future's state on the way.
-        let e = if std::thread::panicking() {
+        // Unwinding out of the task's poll drops the future's state on the way
+        // (or the executor drops it after that poll): the poll never returned.
+        // Any other drop (`abort`, the loop's teardown, also while an unrelated
+        // panic unwinds) cancels the task.
+        let e = if self.state.polling.get() {
             JoinError::Panicked
         } else {
             JoinError::Cancelled
@@ -679,7 +682,9 @@ impl LoopHandle {
     ///   a wake from another thread does not by itself keep [`Loop::run`] from
     ///   returning ([`Loop::block_on`] waits for such wakes).
     /// - The [`JoinHandle`] is a future of the output. Dropping it detaches the
-    ///   task; [`JoinHandle::abort`] cancels it (drops its future).
+    ///   task (its output is dropped at the end of its last poll: a panic of that
+    ///   drop is the task's, under the rule below); [`JoinHandle::abort`] cancels
+    ///   it (drops its future).
     /// - A panic in the task's poll follows the loop's panic rule (stops the loop,
     ///   resumed by `run`/`block_on`, unless a panic hook takes it); the task is
     ///   dropped and its handle resolves to `Err(JoinError::Panicked)`.
@@ -699,16 +704,27 @@ impl LoopHandle {
             result: Cell::new(None),
             finished: Cell::new(false),
             waker: Cell::new(None),
+            polling: Cell::new(false),
         });
         let guard = JoinGuard {
             state: state.clone(),
         };
+        // The join state's only other owner is the handle: once the handle is
+        // gone, the output is dropped where `guard` goes, at the end of the
+        // task's last poll (under the loop's panic guard, as the poll), never
+        // by the executor's bookkeeping afterwards.
         let fut: BoxFuture = Box::pin(async move {
             let guard = guard;
-            let v = future.await;
+            let mut future = std::pin::pin!(future);
+            let v = std::future::poll_fn(|cx| {
+                guard.state.polling.set(true);
+                let r = future.as_mut().poll(cx);
+                guard.state.polling.set(false);
+                r
+            })
+            .await;
             guard.state.finish(Ok(v));
         });
-        let panic_state = state.clone();
         let remote = local.remote.clone();
         let task = local.insert(move |key| Task {
             key,
@@ -716,7 +732,6 @@ impl LoopHandle {
             scheduled: Cell::new(false),
             aborted: Cell::new(false),
             waker: Waker::from(Arc::new(WakeKey { key, remote })),
-            on_panic: Box::new(move || panic_state.finish(Err(JoinError::Panicked))),
         });
         let key = task.key;
         local.schedule(task);
@@ -743,11 +758,14 @@ impl Loop {
     ///   nothing else keeps it alive: a future that nothing will ever wake blocks
     ///   forever, as on any executor.
     /// - A panic in a callback or a spawned task follows the loop's panic rule: it
-    ///   is resumed from here (unless a panic hook takes it); the future is dropped.
+    ///   is resumed from here (unless a panic hook takes it); the future is dropped
+    ///   before it is (a panic of that drop is dropped: the one resumed is the
+    ///   first).
     ///
     /// Errors: `EBUSY` when called from inside the loop (a callback, a task, or the
     /// future of another `block_on`: the loop cannot run nested; `.await`
-    /// instead); `ClosedLoop` after `close`.
+    /// instead); `ClosedLoop` after `close`. Likewise [`Loop::run`] from the
+    /// future is `EBUSY`.
     pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
         if self.is_running() {
             return Err(Error::new(StatusCode::EBUSY, "block_on"));
@@ -766,7 +784,9 @@ impl Loop {
             remote: local.remote.clone(),
         }));
         let mut cx = Context::from_waker(&waker);
-        let mut future = std::pin::pin!(future);
+        // In an `Option`, so that it can be dropped in place before a panic
+        // that `run` resumes unwinds out of here (see `run_or_drop`).
+        let mut future = std::pin::pin!(Some(future));
         // Referenced while we wait: the loop blocks for wakes from other threads.
         struct Unref<'a>(&'a Async);
         impl Drop for Unref<'_> {
@@ -774,24 +794,29 @@ impl Loop {
                 let _ = self.0.unref();
             }
         }
-        struct Leave<'a>(&'a Local);
+        struct Leave<'a>(&'a Local, &'a LoopShared);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
                 self.0.in_block_on.set(false);
                 self.0.main_woken.set(false);
+                self.1.blocking_on.set(false);
             }
         }
         exec.wakeup.ref_()?;
         let _unref = Unref(&exec.wakeup);
         local.in_block_on.set(true);
-        let _leave = Leave(&local);
+        self.shared().blocking_on.set(true);
+        let _leave = Leave(&local, self.shared());
         local.main_woken.set(true);
         let mut polled_at = local.checks.get();
         // Loop iterations between the last two polls.
         let mut gap = 0;
         loop {
             if local.main_woken.replace(false) {
-                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                let Some(f) = future.as_mut().as_pin_mut() else {
+                    unreachable!("the future is dropped only on the way out");
+                };
+                if let Poll::Ready(v) = f.poll(&mut cx) {
                     return Ok(v);
                 }
                 let now = local.checks.get();
@@ -802,7 +827,7 @@ impl Loop {
                     // iteration that does not block (due callbacks, no wait for
                     // I/O) before the next poll, so that the loop's callbacks run
                     // between such polls instead of never.
-                    self.run(RunMode::NoWait)?;
+                    self.run_or_drop(RunMode::NoWait, future.as_mut())?;
                     continue;
                 }
             }
@@ -817,7 +842,27 @@ impl Loop {
             } else {
                 RunMode::Default
             };
-            self.run(mode)?;
+            self.run_or_drop(mode, future.as_mut())?;
+        }
+    }
+
+    /// `run` for `block_on`: a panic it resumes (a callback's or a task's) drops
+    /// `future` first, a panic of that drop caught and dropped, then goes on.
+    /// Dropped by the unwinding instead, a future whose `Drop` panics would
+    /// abort the process (a panic while another unwinds), for a panic that was
+    /// not its own.
+    fn run_or_drop<F>(&self, mode: RunMode, future: Pin<&mut Option<F>>) -> Result<bool> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_from(mode, true))) {
+            Ok(r) => r,
+            Err(p) => {
+                let mut future = future;
+                if let Err(q) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    future.set(None);
+                })) {
+                    crate::callback::drop_quietly(q);
+                }
+                std::panic::resume_unwind(p)
+            }
         }
     }
 }

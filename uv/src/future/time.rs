@@ -18,6 +18,10 @@ use crate::StatusCode;
 struct Ticks {
     /// Periods elapsed and not yet reported.
     count: Cell<u64>,
+    /// An interval's period in milliseconds (0 for a sleep).
+    period: u64,
+    /// An interval's last period boundary counted, in loop time (ms).
+    counted_to: Cell<u64>,
     waker: Cell<Option<Waker>>,
     /// The timer's callback is gone: the timer was closed with its loop.
     closed: Cell<bool>,
@@ -33,17 +37,46 @@ impl Closes for Ticks {
 /// The timer of a future: the library's own (not among `handles()`, so no
 /// `close_all_handles`, `stop` or `close` through an adopted handle leaves the
 /// future waiting for good); only the loop's teardown closes it under the future.
+///
+/// A repeating timer counts the periods elapsed by loop time, not its firings:
+/// libuv fires a late repeating timer once and starts its next period then, so a
+/// loop held up for several periods (a slow callback or task) sees one firing.
 fn start_timer(lp: &LoopHandle, after: Duration, repeat: Duration) -> Result<(Timer, Rc<Ticks>)> {
+    let period = crate::runtime::duration_to_ms(repeat);
     let ticks = Rc::new(Ticks {
         count: Cell::new(0),
+        period,
+        // The time libuv starts the timer from (its cached loop time), brought
+        // up to date first: counted from a stale time, the first item would
+        // count the periods before the interval was made.
+        counted_to: Cell::new(if period > 0 {
+            lp.update_time()?;
+            crate::runtime::duration_to_ms(lp.now()?)
+        } else {
+            0
+        }),
         waker: Cell::new(None),
         closed: Cell::new(false),
     });
     let timer = Timer::new_internal(lp)?;
     let t = Notifier(ticks.clone());
-    timer.start(after, repeat, move |_| {
+    timer.start(after, repeat, move |timer| {
         let t: &Ticks = &t;
-        t.count.set(t.count.get() + 1);
+        let n = match timer.loop_().now() {
+            Ok(now) if t.period > 0 => {
+                // Due at `counted_to + period` or later: at least one period.
+                let now = crate::runtime::duration_to_ms(now);
+                let n = (now.saturating_sub(t.counted_to.get()) / t.period).max(1);
+                t.counted_to.set(
+                    t.counted_to
+                        .get()
+                        .saturating_add(n.saturating_mul(t.period)),
+                );
+                n
+            }
+            _ => 1,
+        };
+        t.count.set(t.count.get().saturating_add(n));
         wake(&t.waker);
     })?;
     Ok((timer, ticks))
@@ -173,10 +206,15 @@ impl<F: Future> Future for Timeout<F> {
 
 /// A stream that yields every `period` of loop time (a repeating [`Timer`],
 /// started now; the first item after one period). Each item is the number of
-/// periods elapsed since the previous one (more than 1 when the stream was not
-/// polled for a while: ticks are counted, not queued). The stream ends only when
+/// periods of loop time elapsed since the previous one (more than 1 when the
+/// stream was not polled for a while, or the loop was held up, by a slow task or
+/// callback, for more than a period: ticks are counted, not queued, and missed
+/// ones are not made up by extra items). The stream ends only when
 /// the loop goes; dropping it closes the timer. The started timer (the library's
 /// own, as [`sleep`]'s) keeps the loop alive.
+///
+/// The interval starts from the current time: making one brings the loop's
+/// cached time up to date ([`LoopHandle::update_time`]).
 ///
 /// The loop's clock counts whole milliseconds: a period with a fraction of a
 /// millisecond is rounded up (at least 1 ms; a 0 ms repeat would mean no repeat
