@@ -57,6 +57,9 @@ struct Task {
     /// Nothing of the user's: a task that ended can be dropped anywhere (its
     /// output, if its handle is gone, was dropped inside its last poll).
     waker: Waker,
+    /// Set while the future polls, shared with its join state: still set when
+    /// the future is dropped, the poll unwound (see `JoinGuard`).
+    polling: Rc<Cell<bool>>,
 }
 
 struct Entry {
@@ -321,11 +324,20 @@ impl Local {
             };
             let Some(fut) = slot.as_mut() else { return };
             let mut cx = Context::from_waker(&task.waker);
+            task.polling.set(true);
             match shared.guard(|| fut.as_mut().poll(&mut cx)) {
-                Some(Poll::Pending) => task.aborted.get(),
-                // A poll that panicked: the join handle learns it from the drop
-                // of the task's state (by the unwinding, or below).
-                Some(Poll::Ready(())) | None => true,
+                Some(Poll::Pending) => {
+                    task.polling.set(false);
+                    task.aborted.get()
+                }
+                Some(Poll::Ready(())) => {
+                    task.polling.set(false);
+                    true
+                }
+                // A poll that panicked (`polling` stays set): the join handle
+                // learns it from the drop of the task's state (by the
+                // unwinding, or below).
+                None => true,
             }
         };
         if done {
@@ -570,10 +582,11 @@ struct JoinState<T> {
     result: Cell<Option<std::result::Result<T, JoinError>>>,
     finished: Cell<bool>,
     waker: Cell<Option<Waker>>,
-    /// Set while the task's future polls: still set when its state is dropped,
-    /// that poll unwound (the task panicked). A drop at any other time, while
-    /// the thread unwinds or not, is a cancellation.
-    polling: Cell<bool>,
+    /// Set by the executor while the task's future polls (`Task::polling`):
+    /// still set when its state is dropped, that poll unwound (the task
+    /// panicked). A drop at any other time, while the thread unwinds or not, is
+    /// a cancellation.
+    polling: Rc<Cell<bool>>,
 }
 
 impl<T> JoinState<T> {
@@ -700,11 +713,12 @@ impl LoopHandle {
     {
         let exec = executor(self)?;
         let local = &exec.local;
+        let polling = Rc::new(Cell::new(false));
         let state = Rc::new(JoinState {
             result: Cell::new(None),
             finished: Cell::new(false),
             waker: Cell::new(None),
-            polling: Cell::new(false),
+            polling: polling.clone(),
         });
         let guard = JoinGuard {
             state: state.clone(),
@@ -715,14 +729,7 @@ impl LoopHandle {
         // by the executor's bookkeeping afterwards.
         let fut: BoxFuture = Box::pin(async move {
             let guard = guard;
-            let mut future = std::pin::pin!(future);
-            let v = std::future::poll_fn(|cx| {
-                guard.state.polling.set(true);
-                let r = future.as_mut().poll(cx);
-                guard.state.polling.set(false);
-                r
-            })
-            .await;
+            let v = future.await;
             guard.state.finish(Ok(v));
         });
         let remote = local.remote.clone();
@@ -732,6 +739,7 @@ impl LoopHandle {
             scheduled: Cell::new(false),
             aborted: Cell::new(false),
             waker: Waker::from(Arc::new(WakeKey { key, remote })),
+            polling,
         });
         let key = task.key;
         local.schedule(task);
@@ -784,9 +792,10 @@ impl Loop {
             remote: local.remote.clone(),
         }));
         let mut cx = Context::from_waker(&waker);
-        // In an `Option`, so that it can be dropped in place before a panic
-        // that `run` resumes unwinds out of here (see `run_or_drop`).
-        let mut future = std::pin::pin!(Some(future));
+        // In an `Option`, so that it can be dropped in place under a guard when
+        // a panic unwinds out of here (see `CaughtDrop`).
+        let mut slot = std::pin::pin!(Some(future));
+        let mut future = CaughtDrop(slot.as_mut());
         // Referenced while we wait: the loop blocks for wakes from other threads.
         struct Unref<'a>(&'a Async);
         impl Drop for Unref<'_> {
@@ -813,7 +822,7 @@ impl Loop {
         let mut gap = 0;
         loop {
             if local.main_woken.replace(false) {
-                let Some(f) = future.as_mut().as_pin_mut() else {
+                let Some(f) = future.0.as_mut().as_pin_mut() else {
                     unreachable!("the future is dropped only on the way out");
                 };
                 if let Poll::Ready(v) = f.poll(&mut cx) {
@@ -827,7 +836,7 @@ impl Loop {
                     // iteration that does not block (due callbacks, no wait for
                     // I/O) before the next poll, so that the loop's callbacks run
                     // between such polls instead of never.
-                    self.run_or_drop(RunMode::NoWait, future.as_mut())?;
+                    self.run_from(RunMode::NoWait, true)?;
                     continue;
                 }
             }
@@ -842,26 +851,26 @@ impl Loop {
             } else {
                 RunMode::Default
             };
-            self.run_or_drop(mode, future.as_mut())?;
+            self.run_from(mode, true)?;
         }
     }
+}
 
-    /// `run` for `block_on`: a panic it resumes (a callback's or a task's) drops
-    /// `future` first, a panic of that drop caught and dropped, then goes on.
-    /// Dropped by the unwinding instead, a future whose `Drop` panics would
-    /// abort the process (a panic while another unwinds), for a panic that was
-    /// not its own.
-    fn run_or_drop<F>(&self, mode: RunMode, future: Pin<&mut Option<F>>) -> Result<bool> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_from(mode, true))) {
-            Ok(r) => r,
-            Err(p) => {
-                let mut future = future;
-                if let Err(q) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    future.set(None);
-                })) {
-                    crate::callback::drop_quietly(q);
-                }
-                std::panic::resume_unwind(p)
+/// `block_on`'s future, which a panic unwinding out of `block_on` (one that `run`
+/// resumes, a callback's or a task's, or the future's own) drops with a panic of
+/// that drop caught and dropped: dropped by the unwinding itself, a future whose
+/// `Drop` panics would abort the process (a panic while another unwinds). Costs
+/// nothing until then.
+struct CaughtDrop<'a, F>(Pin<&'a mut Option<F>>);
+
+impl<F> Drop for CaughtDrop<'_, F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let future = &mut self.0;
+            if let Err(q) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                future.set(None);
+            })) {
+                crate::callback::drop_quietly(q);
             }
         }
     }
