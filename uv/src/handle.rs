@@ -1734,6 +1734,23 @@ impl<K: HandleKind> Typed<K> {
         Hdr(self.ptr).shared() as *const LoopShared
     }
 
+    /// The loop's shared state for a request of this handle that completes: the
+    /// handle is in libuv, or its loop is abandoned and the teardown completes
+    /// the handle's requests (`Abandoned::finish`, after the handle left libuv,
+    /// before the loop's `data` is cleared).
+    ///
+    /// # Safety
+    /// Called from the completion of a request of this handle.
+    pub(crate) unsafe fn shared_for_request(&self) -> *const LoopShared {
+        // SAFETY: per the contract, the handle is in libuv or its loop is being
+        // abandoned: either way its `loop` field points at its loop (an abandoned
+        // one is leaked, never freed), whose `data` is the loop's shared state,
+        // kept alive by the loop's owner (whose teardown this is).
+        let p = unsafe { (*(*self.ptr.as_ptr()).loop_).data as *const LoopShared };
+        debug_assert!(!p.is_null());
+        p
+    }
+
     /// The callback slots.
     #[inline]
     pub fn slots(&self) -> &K::Slots {

@@ -416,10 +416,11 @@ unsafe fn unwound<R, K, C, D, N>(
     K: HandleKind,
 {
     // SAFETY: requests complete while their loop runs or closes their handle, before
-    // the handle's close callback: the handle is still in libuv, its loop open, and
-    // the loop's shared state kept alive by the loop's owner (also once the handle
-    // reference is dropped: the state is the loop's, not the handle's).
-    let shared: *const LoopShared = unsafe { (*p).handle.typed().shared_raw() };
+    // the handle's close callback (the handle is still in libuv, its loop open), or
+    // while the teardown of their abandoned loop completes them (`Orphan`); either
+    // way the loop's shared state is kept alive by the loop's owner (also once the
+    // handle reference is dropped: the state is the loop's, not the handle's).
+    let shared: *const LoopShared = unsafe { (*p).handle.typed().shared_for_request() };
     let data_panic = if drop_data {
         // SAFETY: the data was written by `submit_named` and not dropped (its drop
         // did not start); dropped once, here, before the memory goes back.
