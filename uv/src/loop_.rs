@@ -402,6 +402,13 @@ impl LoopShared {
     /// requests in flight on them and drops their close callbacks (see
     /// `handle::abandon`).
     fn abandon_handles(&self, raw: *mut sys::uv_loop_t) {
+        // The loop is closed to user code from here (its functions answer
+        // `ClosedLoop`, it has no handles): the code the abandonment runs (the
+        // requests' callbacks, the drops of callbacks and kept values, then jobs
+        // and tasks) would otherwise walk libuv's lists of the loop (`handles`,
+        // `handle_count`, `backend_timeout`), which still link the abandoned
+        // handles, freed one by one with their last reference.
+        self.raw.set(std::ptr::null_mut());
         let mut out = crate::handle::Abandoned::default();
         // SAFETY: the loop is allocated (it is leaked); the walk only marks the
         // handles and takes what they hold (it runs no libuv function nor user
