@@ -297,6 +297,7 @@ impl LoopShared {
         if !closed {
             // libuv still holds the loop (it could not be closed, or it is the
             // parent's): leaking it is the only sound choice.
+            keep_leaked(raw, self.slab);
             if !forked {
                 eprintln!("uv: the loop could not be closed; its memory is leaked");
             }
@@ -415,6 +416,40 @@ impl LoopShared {
         // code); `out` outlives it.
         unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), (&raw mut out).cast::<c_void>()) };
         out.finish(self);
+    }
+}
+
+/// A loop leaked on purpose (it could not be closed, or a forked child abandoned
+/// it: see `LoopShared::teardown_marked`) and its slab, linked from [`LEAKED`].
+struct Leaked {
+    _loop: *mut sys::uv_loop_t,
+    _slab: NonNull<Slab>,
+    next: *mut Leaked,
+}
+
+/// The loops leaked on purpose, kept reachable (never read), so that a leak
+/// checker does not report them and what they hold as lost: the memory is
+/// leaked by design, with the loop. Pushed without a lock: a forked child may
+/// push one while a lock was held, in the parent, by a thread the child does not
+/// have.
+static LEAKED: std::sync::atomic::AtomicPtr<Leaked> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Links the leaked loop `raw` and its slab from [`LEAKED`].
+fn keep_leaked(raw: *mut sys::uv_loop_t, slab: NonNull<Slab>) {
+    let node = Box::into_raw(Box::new(Leaked {
+        _loop: raw,
+        _slab: slab,
+        next: std::ptr::null_mut(),
+    }));
+    let mut head = LEAKED.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `node` is this call's own, not yet published.
+        unsafe { (*node).next = head };
+        match LEAKED.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
     }
 }
 
