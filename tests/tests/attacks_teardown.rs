@@ -157,29 +157,41 @@ fn a_write_callback_of_an_abandoned_loop_finds_its_stream_closed() {
 
 // ---- a walk of the loop after its abandoned handles went ----
 
-/// Counts the loop's handles when dropped, both ways the user can.
+/// Counts the loop's handles when dropped, both ways the user can, and asks
+/// when its next timer is due (whether that is `ClosedLoop`).
 struct CountOnDrop {
     lp: uv::LoopHandle,
-    counts: Rc<Cell<Option<(usize, usize)>>>,
+    counts: Rc<Cell<Option<(usize, usize, bool)>>>,
 }
 
 impl Drop for CountOnDrop {
     fn drop(&mut self) {
-        self.counts
-            .set(Some((self.lp.handle_count(), self.lp.handles().len())));
+        let closed = self
+            .lp
+            .backend_timeout()
+            .is_err_and(|e| e.kind() == uv::Category::ClosedLoop);
+        self.counts.set(Some((
+            self.lp.handle_count(),
+            self.lp.handles().len(),
+            closed,
+        )));
     }
 }
 
 /// Scenario: two started timers the user holds no value of, the second one's
 /// callback holding a value whose drop counts the loop's handles
-/// (`handle_count`, `handles`); a forked child drops the loop. The teardown lets
-/// go of each abandoned handle in turn (its callbacks dropped, then its last
-/// reference, which frees it), but left them all in libuv's list of the loop's
-/// handles: the drop of the second timer's callback walked that list through
-/// the first timer's freed memory, counted it (2 handles), and `handles` took a
-/// reference to it and dropped it, freeing it a second time (valgrind: "Invalid
-/// read" and "Invalid free"). Now an abandoned handle leaves the loop's list as
-/// it is abandoned: the walk finds no handle (0 and 0).
+/// (`handle_count`, `handles`) and asks `backend_timeout`; a forked child drops
+/// the loop. The teardown lets go of each abandoned handle in turn (its
+/// callbacks dropped, then its last reference, which frees it) while libuv's
+/// lists of the loop still link them, and the loop's functions still reached
+/// libuv: the drop of the second timer's callback walked the list of handles
+/// through the first timer's freed memory, and `handles` took a reference to it
+/// and dropped it, freeing it a second time (in a debug build the freed
+/// memory's slab pointer was null: "unsafe precondition(s) violated:
+/// NonNull::new_unchecked", the child aborted); `backend_timeout` read the
+/// freed timer in libuv's timer heap. Now the loop is closed to user code from
+/// the start of its abandonment: no handle is counted or given (0 and 0), and
+/// `backend_timeout` is `ClosedLoop`.
 fn walk_after_handles_went() {
     let lp = Loop::new().unwrap();
     let first = Timer::new(&lp).unwrap();
@@ -202,7 +214,7 @@ fn walk_after_handles_went() {
     let mut lp = Some(lp);
     forked(|| {
         drop(lp.take());
-        counts.get() == Some((0, 0))
+        counts.get() == Some((0, 0, true))
     });
     finish(&lp.take().unwrap());
 }
