@@ -313,11 +313,15 @@ impl LoopShared {
     /// (`after_fork`): its epoll instance, eventfd and signal pipe are the parent's
     /// too, and closing a handle through libuv removes the parent's watch of its
     /// descriptor from that epoll instance (the parent's loop would never see that
-    /// descriptor again). No libuv call is made: every handle is marked closed
-    /// (its close callback dropped unrun, as for a loop that cannot be closed, and
-    /// its other callbacks dropped, as a close drops them), the
-    /// senders are shut, accepted `call_later` jobs run and the executor's tasks
-    /// are dropped; the loop and the memory of its handles and requests are leaked.
+    /// descriptor again). No libuv call is made on the loop's kernel state (the
+    /// one call is `uv_signal_stop` of a watching signal handle, which changes
+    /// the process's own signal table and actions only: see `handle::abandon`):
+    /// the loop is closed to user code (`ClosedLoop`, no handles), every handle
+    /// is marked closed (its close callback dropped unrun, as for a loop that
+    /// cannot be closed, and its other callbacks dropped, as a close drops them),
+    /// the senders are shut, accepted `call_later` jobs run and the executor's
+    /// tasks are dropped; the loop and the memory of its handles and requests are
+    /// leaked (kept reachable: `keep_leaked`).
     /// The requests in flight on its handles complete as a close of the handles
     /// would complete them (see `handle::abandon`); wake-ups sent and not
     /// delivered, and the other requests in flight (file system, thread pool,
@@ -399,7 +403,8 @@ impl LoopShared {
     }
 
     /// Marks every handle of `raw`, a loop that will never run again (leaked,
-    /// with no libuv call made on it from now on), as closed; then completes the
+    /// with no libuv call made on it from now on but the stop of a signal
+    /// handle's watch, see `handle::abandon`), as closed; then completes the
     /// requests in flight on them and drops their close callbacks (see
     /// `handle::abandon`).
     fn abandon_handles(&self, raw: *mut sys::uv_loop_t) {
