@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use uv::{Loop, RunMode, Signal, Signum, StatusCode, Stream, Timer, WriteData};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
 
 /// Set in a child started by [`in_child`]: the name of the scenario it runs.
 const SCENARIO: &str = "UV_ATTACKS_TEARDOWN_SCENARIO";
@@ -36,6 +36,7 @@ fn scenario_child() {
     };
     match name.as_str() {
         "panicking_write_callback" => panicking_write_callback(),
+        "panicking_drops" => panicking_drops(),
         "write_callback_reaches_its_stream" => write_callback_reaches_its_stream(),
         "walk_after_handles_went" => walk_after_handles_went(),
         "vectored_write_cancelled" => vectored_write_cancelled(),
@@ -112,6 +113,62 @@ fn panicking_write_callback() {
 #[test]
 fn a_write_callback_that_panics_in_an_abandoned_loop_does_not_abort() {
     let (status, stderr) = in_child("panicking_write_callback");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- drops that panic while the loop is abandoned ----
+
+/// Scenario: a timer closing with a close callback, and a started timer, a pipe
+/// with a write not finished and a kept value's owner, each holding a value whose
+/// `Drop` panics; a forked child drops the loop. Pins: the teardown drops each
+/// (the close callback unrun, the timer's callback, the write's callback once it
+/// ran with `ECANCELED`) under the loop's guard: every panic reaches the loop's
+/// panic hook, once each (3), the write callback ran, and the child lives.
+fn panicking_drops() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let closing = Timer::new(&lp).unwrap();
+    let bomb = PanicOnDrop("close callback");
+    closing.close_with(move |_| drop(bomb));
+    let ticking = Timer::new(&lp).unwrap();
+    let bomb = PanicOnDrop("timer callback");
+    ticking
+        .start(Duration::from_secs(100), Duration::ZERO, move |_| {
+            let _ = &bomb;
+        })
+        .unwrap();
+    let (p, _peer) = pipe(&lp);
+    let bomb = PanicOnDrop("write callback");
+    let wrote = Rc::new(Cell::new(None));
+    let w = wrote.clone();
+    p.write(uv_tests::net::pattern(4 << 20), move |_, r| {
+        let _ = &bomb;
+        w.set(Some(r.err().map(|e| e.code())));
+    })
+    .unwrap();
+    let panics = Rc::new(RefCell::new(Vec::new()));
+    let seen = panics.clone();
+    lp.set_panic_hook(move |p| seen.borrow_mut().push(provoked(&*p)));
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        let mut got = panics.borrow().clone();
+        got.sort();
+        wrote.get() == Some(Some(StatusCode::ECANCELED))
+            && got
+                == [
+                    Some("close callback"),
+                    Some("timer callback"),
+                    Some("write callback"),
+                ]
+    });
+    drop((closing, ticking, p));
+    finish(&lp.take().unwrap());
+}
+
+#[test]
+fn drops_that_panic_while_a_loop_is_abandoned_reach_its_hook() {
+    let (status, stderr) = in_child("panicking_drops");
     assert!(status.success(), "{status}: {stderr}");
 }
 
