@@ -1286,6 +1286,23 @@ pub(crate) unsafe fn abandon(raw: *mut sys::uv_handle_t, out: &mut Abandoned) {
     unsafe {
         crate::request::take_orphans(raw, &mut out.orphans)
     };
+    // A signal handle that watches stays in libuv's process-wide table of
+    // watched signals, whose delivery writes to its loop's signal pipe (in a
+    // forked child, the parent's) and which a later watch of the signal reads
+    // (beside the handle's memory, freed with its last reference): its watch is
+    // stopped, as its close would. The one libuv call of an abandonment: it
+    // changes the process's own signal table and actions only, neither the
+    // loop's polling nor its pipe. (A closing handle was stopped by its close.)
+    // SAFETY: per the contract, an initialised handle of this library;
+    // `signal_watched` reads its type and signal, `uv_is_closing` its flags; a
+    // signal handle's struct is a `uv_signal_t`, stopped here only when libuv is
+    // not closing it.
+    #[cfg(unix)]
+    unsafe {
+        if signal_watched(raw).is_some() && sys::uv_is_closing(raw) == 0 {
+            crate::hooks::stop_signal(raw.cast());
+        }
+    }
     let shared = h.shared();
     let slab = shared.slab();
     let (cb, extras) = h.take_data(slab);
@@ -1732,6 +1749,23 @@ impl<K: HandleKind> Typed<K> {
     /// The loop's shared state of a handle libuv holds, without checks.
     pub(crate) fn shared_raw(&self) -> *const LoopShared {
         Hdr(self.ptr).shared() as *const LoopShared
+    }
+
+    /// The loop's shared state for a request of this handle that completes: the
+    /// handle is in libuv, or its loop is abandoned and the teardown completes
+    /// the handle's requests (`Abandoned::finish`, after the handle left libuv,
+    /// before the loop's `data` is cleared).
+    ///
+    /// # Safety
+    /// Called from the completion of a request of this handle.
+    pub(crate) unsafe fn shared_for_request(&self) -> *const LoopShared {
+        // SAFETY: per the contract, the handle is in libuv or its loop is being
+        // abandoned: either way its `loop` field points at its loop (an abandoned
+        // one is leaked, never freed), whose `data` is the loop's shared state,
+        // kept alive by the loop's owner (whose teardown this is).
+        let p = unsafe { (*(*self.ptr.as_ptr()).loop_).data as *const LoopShared };
+        debug_assert!(!p.is_null());
+        p
     }
 
     /// The callback slots.

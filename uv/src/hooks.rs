@@ -33,10 +33,12 @@ pub unsafe fn signal_call<R>(call: impl FnOnce() -> R) -> R {
 
 /// Stops a signal handle (`uv_signal_stop`) and ignores again the signals the
 /// process ignored that libuv put back to their default action.
-fn stop_signal(raw: *mut sys::uv_signal_t) {
-    // SAFETY: the caller's handle is open, so `raw` is an initialised `uv_signal_t`
-    // that is not closing (a closing handle is not open); the closure is the libuv
-    // call only.
+///
+/// # Safety
+/// `raw` is an initialised signal handle of this library that libuv is not
+/// closing: an open one, or one a loop's teardown abandons (`handle::abandon`).
+pub(crate) unsafe fn stop_signal(raw: *mut sys::uv_signal_t) {
+    // SAFETY: per the contract; the closure is the libuv call only.
     unsafe { signal_call(|| sys::uv_signal_stop(raw)) };
     #[cfg(unix)]
     crate::contracts::restore_ignored_signals();
@@ -57,7 +59,8 @@ pub fn forget_oneshot<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()
     if watching {
         // Out of libuv's tree, which the mark orders (and the signal's action
         // restored if the process ignored it).
-        stop_signal(raw);
+        // SAFETY: the handle is open (not closing).
+        unsafe { stop_signal(raw) };
     }
     // SAFETY: as above; the handle is stopped, so it is in no tree the mark
     // orders, and libuv reads the mark only when it starts, delivers or stops.
@@ -121,7 +124,8 @@ pub fn refuse_oneshot_on_ignored<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -
         // field is only read.
         let signum = unsafe { (*raw).signum };
         if signum > 0 && crate::contracts::is_ignored_signal(signum) {
-            stop_signal(raw);
+            // SAFETY: the handle is open (not closing).
+            unsafe { stop_signal(raw) };
             return Err(Error::new(StatusCode::EINVAL, "uv_signal_start_oneshot"));
         }
     }

@@ -300,6 +300,7 @@ impl LoopShared {
         if !closed {
             // libuv still holds the loop (it could not be closed, or it is the
             // parent's): leaking it is the only sound choice.
+            keep_leaked(raw, self.slab);
             if !forked {
                 eprintln!("uv: the loop could not be closed; its memory is leaked");
             }
@@ -315,11 +316,15 @@ impl LoopShared {
     /// (`after_fork`): its epoll instance, eventfd and signal pipe are the parent's
     /// too, and closing a handle through libuv removes the parent's watch of its
     /// descriptor from that epoll instance (the parent's loop would never see that
-    /// descriptor again). No libuv call is made: every handle is marked closed
-    /// (its close callback dropped unrun, as for a loop that cannot be closed, and
-    /// its other callbacks dropped, as a close drops them), the
-    /// senders are shut, accepted `call_later` jobs run and the executor's tasks
-    /// are dropped; the loop and the memory of its handles and requests are leaked.
+    /// descriptor again). No libuv call is made on the loop's kernel state (the
+    /// one call is `uv_signal_stop` of a watching signal handle, which changes
+    /// the process's own signal table and actions only: see `handle::abandon`):
+    /// the loop is closed to user code (`ClosedLoop`, no handles), every handle
+    /// is marked closed (its close callback dropped unrun, as for a loop that
+    /// cannot be closed, and its other callbacks dropped, as a close drops them),
+    /// the senders are shut, accepted `call_later` jobs run and the executor's
+    /// tasks are dropped; the loop and the memory of its handles and requests are
+    /// leaked (kept reachable: `keep_leaked`).
     /// The requests in flight on its handles complete as a close of the handles
     /// would complete them (see `handle::abandon`); wake-ups sent and not
     /// delivered, and the other requests in flight (file system, thread pool,
@@ -401,16 +406,58 @@ impl LoopShared {
     }
 
     /// Marks every handle of `raw`, a loop that will never run again (leaked,
-    /// with no libuv call made on it from now on), as closed; then completes the
+    /// with no libuv call made on it from now on but the stop of a signal
+    /// handle's watch, see `handle::abandon`), as closed; then completes the
     /// requests in flight on them and drops their close callbacks (see
     /// `handle::abandon`).
     fn abandon_handles(&self, raw: *mut sys::uv_loop_t) {
+        // The loop is closed to user code from here (its functions answer
+        // `ClosedLoop`, it has no handles): the code the abandonment runs (the
+        // requests' callbacks, the drops of callbacks and kept values, then jobs
+        // and tasks) would otherwise walk libuv's lists of the loop (`handles`,
+        // `handle_count`, `backend_timeout`), which still link the abandoned
+        // handles, freed one by one with their last reference.
+        self.raw.set(std::ptr::null_mut());
         let mut out = crate::handle::Abandoned::default();
         // SAFETY: the loop is allocated (it is leaked); the walk only marks the
         // handles and takes what they hold (it runs no libuv function nor user
         // code); `out` outlives it.
         unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), (&raw mut out).cast::<c_void>()) };
         out.finish(self);
+    }
+}
+
+/// A loop leaked on purpose (it could not be closed, or a forked child abandoned
+/// it: see `LoopShared::teardown_marked`) and its slab, linked from [`LEAKED`].
+struct Leaked {
+    _loop: *mut sys::uv_loop_t,
+    _slab: NonNull<Slab>,
+    next: *mut Leaked,
+}
+
+/// The loops leaked on purpose, kept reachable (never read), so that a leak
+/// checker does not report them and what they hold as lost: the memory is
+/// leaked by design, with the loop. Pushed without a lock: a forked child may
+/// push one while a lock was held, in the parent, by a thread the child does not
+/// have.
+static LEAKED: std::sync::atomic::AtomicPtr<Leaked> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Links the leaked loop `raw` and its slab from [`LEAKED`].
+fn keep_leaked(raw: *mut sys::uv_loop_t, slab: NonNull<Slab>) {
+    let node = Box::into_raw(Box::new(Leaked {
+        _loop: raw,
+        _slab: slab,
+        next: std::ptr::null_mut(),
+    }));
+    let mut head = LEAKED.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `node` is this call's own, not yet published.
+        unsafe { (*node).next = head };
+        match LEAKED.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
     }
 }
 

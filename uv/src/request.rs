@@ -416,10 +416,11 @@ unsafe fn unwound<R, K, C, D, N>(
     K: HandleKind,
 {
     // SAFETY: requests complete while their loop runs or closes their handle, before
-    // the handle's close callback: the handle is still in libuv, its loop open, and
-    // the loop's shared state kept alive by the loop's owner (also once the handle
-    // reference is dropped: the state is the loop's, not the handle's).
-    let shared: *const LoopShared = unsafe { (*p).handle.typed().shared_raw() };
+    // the handle's close callback (the handle is still in libuv, its loop open), or
+    // while the teardown of their abandoned loop completes them (`Orphan`); either
+    // way the loop's shared state is kept alive by the loop's owner (also once the
+    // handle reference is dropped: the state is the loop's, not the handle's).
+    let shared: *const LoopShared = unsafe { (*p).handle.typed().shared_for_request() };
     let data_panic = if drop_data {
         // SAFETY: the data was written by `submit_named` and not dropped (its drop
         // did not start); dropped once, here, before the memory goes back.
@@ -478,6 +479,26 @@ unsafe fn take_queue<R>(head: *mut sys::uv__queue, offset: usize, out: &mut Vec<
     }
 }
 
+/// Frees libuv's copy of a request's buffer array, as libuv's completion of the
+/// request does: `*bufs`, unless null (freed already) or `inline` (the request's
+/// own array, `bufsml`); `*bufs` is left null.
+///
+/// # Safety
+/// `bufs` is the `bufs` field of a live write or send request that libuv will
+/// not complete, `inline` its `bufsml` field.
+#[cfg(unix)]
+unsafe fn free_bufs(bufs: *mut *mut sys::uv_buf_t, inline: *mut sys::uv_buf_t) {
+    // SAFETY: per the contract; libuv allocated an array it did not keep inline
+    // with `uv__malloc`, which is `malloc`: this library never replaces libuv's
+    // allocator (`uv_replace_allocator`), and nothing else frees the array now.
+    unsafe {
+        let p = std::mem::replace(&mut *bufs, std::ptr::null_mut());
+        if !p.is_null() && p != inline {
+            libc::free(p.cast());
+        }
+    }
+}
+
 /// Takes the requests in flight off the handle `raw` (a stream's connect, writes
 /// and shutdown, a UDP socket's sends; other handle types have none libuv keeps),
 /// in the order libuv's close would complete them, into `out`.
@@ -517,6 +538,9 @@ pub(crate) unsafe fn take_orphans(raw: *mut sys::uv_handle_t, out: &mut Vec<Orph
                 } else {
                     sys::uv_errno_t_UV_ECANCELED
                 };
+                // libuv's write callback path frees its copy of the buffer array
+                // (`uv__write_callbacks`), a finished write's once it is done.
+                free_bufs(&raw mut (*w).bufs, (&raw mut (*w).bufsml).cast());
                 out.push(Orphan::Write(w, status));
             }
             let shutdown = std::mem::replace(&mut (*s).shutdown_req, std::ptr::null_mut());
@@ -537,6 +561,8 @@ pub(crate) unsafe fn take_orphans(raw: *mut sys::uv_handle_t, out: &mut Vec<Orph
                     n if i < finished => n as c_int,
                     _ => sys::uv_errno_t_UV_ECANCELED,
                 };
+                // As libuv's completion does (`uv__udp_run_completed`).
+                free_bufs(&raw mut (*r).bufs, (&raw mut (*r).bufsml).cast());
                 out.push(Orphan::Send(r, status));
             }
         }

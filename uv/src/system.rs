@@ -1028,10 +1028,14 @@ impl LoopHandle {
     ///
     /// A loop the child does not re-create shares its epoll instance with the
     /// parent's: using it in the child changes what the parent's loop watches.
-    /// Dropping it there makes no libuv call (its handles answer `ClosedHandle`,
-    /// their close callbacks are dropped unrun and their other callbacks dropped,
-    /// as a close drops them (a future or stream waiting on one ends as when its
-    /// handle closes), the requests in flight on them
+    /// Dropping it there makes no libuv call that changes that state (its
+    /// functions answer `ClosedLoop` to the code its drop runs; its handles
+    /// answer `ClosedHandle`, their close callbacks are dropped unrun and their
+    /// other callbacks dropped, as a close drops them (a future or stream waiting
+    /// on one ends as when its handle closes); a signal handle's watch is stopped
+    /// (which changes only the child's own signal table), so that the child's
+    /// deliveries of that signal no longer reach the parent's loop; the requests
+    /// in flight on the handles
     /// complete as a close of the handles would complete them (a connect, a
     /// shutdown and a write not finished with `ECANCELED`, a write or a datagram
     /// send finished with its result), wake-ups and the other requests in flight

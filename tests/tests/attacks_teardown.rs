@@ -1,0 +1,421 @@
+//! Attacks on the teardown of a loop that is abandoned: a forked child drops a
+//! loop it did not re-create (no libuv call may change the parent's kernel
+//! state), so the requests in flight on its handles complete without libuv
+//! (`ECANCELED`, or the result libuv gave), the handles' callbacks are dropped,
+//! and each handle goes with its last reference. Each test says what used to
+//! happen, or which guarantee it pins; values, counts and error codes only.
+//! Each scenario runs in a child of its own (this binary, one test thread), which
+//! forks. `bash tests/valgrind.sh attacks_teardown` checks the memory side (the
+//! forked children run under valgrind too: a memory error or a definite leak
+//! makes one exit with status 99).
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use uv::{Loop, RunMode, Signal, Signum, StatusCode, Stream, Timer, WriteData};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
+
+/// Set in a child started by [`in_child`]: the name of the scenario it runs.
+const SCENARIO: &str = "UV_ATTACKS_TEARDOWN_SCENARIO";
+
+/// Runs `scenario` in a child (this binary, running only `scenario_child`, one
+/// test thread, so that it may fork): its exit status and its standard error.
+fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
+    uv_tests::scenario_output(SCENARIO, scenario)
+}
+
+/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
+/// of the tests.
+#[test]
+fn scenario_child() {
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "panicking_write_callback" => panicking_write_callback(),
+        "panicking_drops" => panicking_drops(),
+        "write_callback_reaches_its_stream" => write_callback_reaches_its_stream(),
+        "walk_after_handles_went" => walk_after_handles_went(),
+        "vectored_write_cancelled" => vectored_write_cancelled(),
+        "abandoned_loop_nothing_refers_to" => abandoned_loop_nothing_refers_to(),
+        "signal_watch_of_an_abandoned_loop" => signal_watch_of_an_abandoned_loop(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// A pipe of `lp` open on one end of a socket pair, and the other end (never
+/// read: a large write stays queued).
+fn pipe(lp: &Loop) -> (uv::Pipe, std::os::unix::net::UnixStream) {
+    let (a, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = uv::Pipe::new(lp, false).unwrap();
+    p.open(a).unwrap();
+    (p, peer)
+}
+
+/// Runs `child` in a forked child; asserts that it returned true there.
+fn forked(child: impl FnOnce() -> bool) {
+    // SAFETY: each scenario runs alone in its process (`--test-threads=1`); the
+    // children print nothing (provoked panics are quiet) and leave with `_exit`.
+    let status = unsafe { uv_tests::in_fork(child) };
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+/// Closes what is left and runs the loop out: nothing may be left alive.
+fn finish(lp: &Loop) {
+    for h in lp.handles() {
+        h.close();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+}
+
+// ---- a write callback that panics while its loop is abandoned ----
+
+/// Scenario: a write libuv could not finish, whose callback panics; a forked
+/// child drops the loop. The write completes there without libuv
+/// (`ECANCELED`), and the callback's panic went through the request's panic
+/// path, which looked the loop up through the handle's `loop` field as for a
+/// handle libuv holds: a debug assertion (`Hdr::shared`: the handle was marked
+/// out of libuv by then) panicked again inside the `extern "C"` trampoline, and
+/// the child aborted ("panic in a function that cannot unwind", SIGABRT). Now
+/// the panic goes to the loop as any callback's during teardown (its panic hook,
+/// once): the child lives, the callback got `ECANCELED`, once.
+fn panicking_write_callback() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe(&lp);
+    let got: Rc<RefCell<Vec<Option<StatusCode>>>> = Rc::default();
+    let g = got.clone();
+    p.write(uv_tests::net::pattern(4 << 20), move |_, r| {
+        g.borrow_mut().push(r.err().map(|e| e.code()));
+        provoke("write callback");
+    })
+    .unwrap();
+    // The loop's panic hook counts the callback's panics.
+    let panics = Rc::new(Cell::new(0));
+    let n = panics.clone();
+    lp.set_panic_hook(move |p| {
+        if provoked(&*p) == Some("write callback") {
+            n.set(n.get() + 1);
+        }
+    });
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        *got.borrow() == [Some(StatusCode::ECANCELED)] && panics.get() == 1
+    });
+    finish(&lp.take().unwrap());
+    assert_eq!(panics.get(), 1, "the parent's write callback's panic");
+}
+
+#[test]
+fn a_write_callback_that_panics_in_an_abandoned_loop_does_not_abort() {
+    let (status, stderr) = in_child("panicking_write_callback");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- drops that panic while the loop is abandoned ----
+
+/// Scenario: a timer closing with a close callback, and a started timer, a pipe
+/// with a write not finished and a kept value's owner, each holding a value whose
+/// `Drop` panics; a forked child drops the loop. Pins: the teardown drops each
+/// (the close callback unrun, the timer's callback, the write's callback once it
+/// ran with `ECANCELED`) under the loop's guard: every panic reaches the loop's
+/// panic hook, once each (3), the write callback ran, and the child lives.
+fn panicking_drops() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let closing = Timer::new(&lp).unwrap();
+    let bomb = PanicOnDrop("close callback");
+    closing.close_with(move |_| drop(bomb));
+    let ticking = Timer::new(&lp).unwrap();
+    let bomb = PanicOnDrop("timer callback");
+    ticking
+        .start(Duration::from_secs(100), Duration::ZERO, move |_| {
+            let _ = &bomb;
+        })
+        .unwrap();
+    let (p, _peer) = pipe(&lp);
+    let bomb = PanicOnDrop("write callback");
+    let wrote = Rc::new(Cell::new(None));
+    let w = wrote.clone();
+    p.write(uv_tests::net::pattern(4 << 20), move |_, r| {
+        let _ = &bomb;
+        w.set(Some(r.err().map(|e| e.code())));
+    })
+    .unwrap();
+    let panics = Rc::new(RefCell::new(Vec::new()));
+    let seen = panics.clone();
+    lp.set_panic_hook(move |p| seen.borrow_mut().push(provoked(&*p)));
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        let mut got = panics.borrow().clone();
+        got.sort();
+        wrote.get() == Some(Some(StatusCode::ECANCELED))
+            && got
+                == [
+                    Some("close callback"),
+                    Some("timer callback"),
+                    Some("write callback"),
+                ]
+    });
+    drop((closing, ticking, p));
+    finish(&lp.take().unwrap());
+}
+
+#[test]
+fn drops_that_panic_while_a_loop_is_abandoned_reach_its_hook() {
+    let (status, stderr) = in_child("panicking_drops");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- a write callback that reaches its stream while the loop is abandoned ----
+
+/// Scenario: a write libuv could not finish, whose callback writes again,
+/// writes at once, shuts the stream down, starts reading and closes it; a forked
+/// child drops the loop. Pins: the callback runs once, with `ECANCELED`, and each
+/// of those calls is refused with `ClosedHandle` (the handle is marked closed
+/// before any request completes), none reaches the abandoned loop.
+fn write_callback_reaches_its_stream() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe(&lp);
+    type Seen = (Option<StatusCode>, Vec<bool>, bool);
+    let seen: Rc<RefCell<Vec<Seen>>> = Rc::default();
+    let s = seen.clone();
+    p.write(uv_tests::net::pattern(4 << 20), move |p, r| {
+        let closed = |e: uv::Error| e.kind() == uv::Category::ClosedHandle;
+        let refused = vec![
+            p.write(b"again".to_vec(), |_, _| {}).is_err_and(closed),
+            p.try_write(b"now").is_err_and(closed),
+            p.shutdown(|_, _| {}).is_err_and(closed),
+            p.read_start(|_, _| {}).is_err_and(closed),
+        ];
+        p.close();
+        s.borrow_mut()
+            .push((r.err().map(|e| e.code()), refused, p.is_closed()));
+    })
+    .unwrap();
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        *seen.borrow() == [(Some(StatusCode::ECANCELED), vec![true; 4], true)]
+    });
+    finish(&lp.take().unwrap());
+}
+
+#[test]
+fn a_write_callback_of_an_abandoned_loop_finds_its_stream_closed() {
+    let (status, stderr) = in_child("write_callback_reaches_its_stream");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- a walk of the loop after its abandoned handles went ----
+
+/// Counts the loop's handles when dropped, both ways the user can, and asks
+/// when its next timer is due (whether that is `ClosedLoop`).
+struct CountOnDrop {
+    lp: uv::LoopHandle,
+    counts: Rc<Cell<Option<(usize, usize, bool)>>>,
+}
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        let closed = self
+            .lp
+            .backend_timeout()
+            .is_err_and(|e| e.kind() == uv::Category::ClosedLoop);
+        self.counts.set(Some((
+            self.lp.handle_count(),
+            self.lp.handles().len(),
+            closed,
+        )));
+    }
+}
+
+/// Scenario: two started timers the user holds no value of, the second one's
+/// callback holding a value whose drop counts the loop's handles
+/// (`handle_count`, `handles`) and asks `backend_timeout`; a forked child drops
+/// the loop. The teardown lets go of each abandoned handle in turn (its
+/// callbacks dropped, then its last reference, which frees it) while libuv's
+/// lists of the loop still link them, and the loop's functions still reached
+/// libuv: the drop of the second timer's callback walked the list of handles
+/// through the first timer's freed memory, and `handles` took a reference to it
+/// and dropped it, freeing it a second time (in a debug build the freed
+/// memory's slab pointer was null: "unsafe precondition(s) violated:
+/// NonNull::new_unchecked", the child aborted); `backend_timeout` read the
+/// freed timer in libuv's timer heap. Now the loop is closed to user code from
+/// the start of its abandonment: no handle is counted or given (0 and 0), and
+/// `backend_timeout` is `ClosedLoop`.
+fn walk_after_handles_went() {
+    let lp = Loop::new().unwrap();
+    let first = Timer::new(&lp).unwrap();
+    first
+        .start(Duration::from_secs(100), Duration::ZERO, |_| {})
+        .unwrap();
+    drop(first);
+    let counts = Rc::new(Cell::new(None));
+    let second = Timer::new(&lp).unwrap();
+    let guard = CountOnDrop {
+        lp: lp.handle(),
+        counts: counts.clone(),
+    };
+    second
+        .start(Duration::from_secs(100), Duration::ZERO, move |_| {
+            let _ = &guard;
+        })
+        .unwrap();
+    drop(second);
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        counts.get() == Some((0, 0, true))
+    });
+    finish(&lp.take().unwrap());
+}
+
+#[test]
+fn a_walk_of_an_abandoned_loop_finds_none_of_its_handles() {
+    let (status, stderr) = in_child("walk_after_handles_went");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- a write of many buffers cancelled without libuv ----
+
+/// Scenario: a write of eight buffers libuv could not finish (libuv copies an
+/// array of more than four buffers into memory of its own, which its write
+/// callback path frees); a forked child drops the loop. The write completed
+/// with `ECANCELED` without libuv, and that copy leaked (valgrind in the child:
+/// 128 bytes definitely lost, allocated by `uv_write2`, stream.c:1399). Now the
+/// teardown frees it as libuv's completion would: `ECANCELED`, nothing lost.
+fn vectored_write_cancelled() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe(&lp);
+    let parts = (0..8).map(|_| uv_tests::net::pattern(1 << 20)).collect();
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    p.write(WriteData::Many(parts), move |_, r| {
+        g.set(Some(r.err().map(|e| e.code())))
+    })
+    .unwrap();
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        got.get() == Some(Some(StatusCode::ECANCELED))
+    });
+    finish(&lp.take().unwrap());
+}
+
+#[test]
+fn a_cancelled_write_of_many_buffers_of_an_abandoned_loop_completes() {
+    let (status, stderr) = in_child("vectored_write_cancelled");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- an abandoned loop nothing refers to ----
+
+/// Scenario: a loop with a started timer the user holds no value of; a forked
+/// child drops the loop. The loop is leaked by design (libuv still holds it),
+/// but nothing referred to it once its last handle went: valgrind reported the
+/// loop and its memory pool as definitely lost (the child exited with status 99
+/// under `tests/valgrind.sh`). Now a leaked loop stays reachable from a list of
+/// leaked loops: nothing lost. (Natively: the child's teardown ends, and its
+/// loop functions answer `ClosedLoop`.)
+fn abandoned_loop_nothing_refers_to() {
+    let lp = Loop::new().unwrap();
+    let t = Timer::new(&lp).unwrap();
+    t.start(Duration::from_secs(100), Duration::ZERO, |_| {})
+        .unwrap();
+    drop(t);
+    let lh = lp.handle();
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        lh.now()
+            .is_err_and(|e| e.kind() == uv::Category::ClosedLoop)
+            && lh.handle_count() == 0
+    });
+    finish(&lp.take().unwrap());
+}
+
+#[test]
+fn an_abandoned_loop_nothing_refers_to_is_not_lost() {
+    let (status, stderr) = in_child("abandoned_loop_nothing_refers_to");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- the signal watch of an abandoned loop ----
+
+/// Runs `lp` one iteration at a time until `done`, for at most 100 iterations:
+/// whether `done` came.
+fn run_until(lp: &Loop, done: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if done() {
+            return true;
+        }
+        lp.run(RunMode::Once).unwrap();
+    }
+    done()
+}
+
+/// Scenario: the parent watches `SIGUSR2` on its loop; a forked child drops the
+/// loop (which it did not re-create) and the signal handle, then watches
+/// `SIGUSR2` on a loop of its own and raises it. The abandoned handle stayed in
+/// libuv's process-wide table of watched signals: the child's new watch was
+/// linked in beside its freed memory (valgrind: "Invalid read" and "Invalid
+/// write" in `uv__signal_start`), and the child's delivery went to it too,
+/// through the abandoned loop's signal pipe, which is the parent's: the parent's
+/// callback ran for a signal the parent never got (1 call). Now abandoning a
+/// signal handle takes it out of that table (as its close would; the signal's
+/// disposition is put back as on a close): the child's own watch gets its
+/// signal, the parent's callback none (0 calls).
+fn signal_watch_of_an_abandoned_loop() {
+    let lp = Loop::new().unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let s = Signal::new(&lp).unwrap();
+    let c = calls.clone();
+    s.start(Signum::User2, move |_, _| c.set(c.get() + 1))
+        .unwrap();
+    let mut lp = Some(lp);
+    let mut s = Some(s);
+    forked(|| {
+        drop(lp.take());
+        drop(s.take());
+        let own = Loop::new().unwrap();
+        let got = Rc::new(Cell::new(0));
+        let g = got.clone();
+        let mine = Signal::new(&own).unwrap();
+        if mine
+            .start(Signum::User2, move |_, _| g.set(g.get() + 1))
+            .is_err()
+        {
+            return false;
+        }
+        uv_tests::raise("USR2");
+        let delivered = run_until(&own, || got.get() > 0);
+        mine.close();
+        let ran_out = !own.run(RunMode::Default).unwrap();
+        ran_out && own.close().is_ok() && delivered && got.get() == 1
+    });
+    let lp = lp.take().unwrap();
+    // What the child wrote to this loop's signal pipe is there by now: a few
+    // iterations read it.
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(
+        calls.get(),
+        0,
+        "the parent's callback, for the child's signal"
+    );
+    drop(s);
+    finish(&lp);
+}
+
+#[test]
+fn a_signal_watch_of_an_abandoned_loop_leaves_the_process_table() {
+    let (status, stderr) = in_child("signal_watch_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
