@@ -1040,7 +1040,11 @@ impl LoopHandle {
     /// shutdown and a write not finished with `ECANCELED`, a write or a datagram
     /// send finished with its result), wake-ups and the other requests in flight
     /// end with it, and its memory is leaked), so that the parent's loop keeps its
-    /// watches.
+    /// watches. Until the child re-creates or drops it, a signal one of its
+    /// `Signal` handles watches, delivered in the child, is written to the
+    /// parent's signal pipe (libuv's handler and table are inherited): the
+    /// parent's callback runs for a signal only the child got. A child that
+    /// keeps running with the parent's loops re-creates or drops them first.
     ///
     /// `EINVAL` in the process the loop's state already belongs to: the one that
     /// made the loop (there is nothing to re-create, and closing the loop's
