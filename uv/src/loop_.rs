@@ -39,6 +39,10 @@ pub(crate) struct LoopShared {
     raw_for_new: Cell<*mut sys::uv_loop_t>,
     panic: Cell<Option<PanicPayload>>,
     hook: Cell<Option<PanicHook>>,
+    /// Set when the teardown ended: the loop runs no more user code, and a hook
+    /// is dropped rather than kept (one that holds a `LoopHandle` would keep this
+    /// value alive, and the slab with it, for good).
+    ended: Cell<bool>,
     /// Whether the hook is out of `hook` for its call, and what it did to the
     /// hook meanwhile.
     hook_call: Cell<HookCall>,
@@ -186,12 +190,13 @@ impl LoopShared {
                     self.keep(p);
                 }
                 let replaced = self.hook.take();
-                if replaced.is_none() && call == HookCall::Running {
+                if replaced.is_none() && call == HookCall::Running && !self.ended.get() {
                     self.hook.set(Some(hook));
                     return;
                 }
                 // The hook replaced or removed itself (`set_panic_hook`,
-                // `take_panic_hook` from inside it): what it left stays, and the
+                // `take_panic_hook` from inside it), or closed the loop (the
+                // teardown ended: no hook is kept): what it left stays, and the
                 // old hook is dropped here, maybe inside a libuv callback, where a
                 // panic of its Drop must not unwind. Like a panic of the hook
                 // itself, that one stops the loop for `run` to resume (given to
@@ -270,6 +275,18 @@ impl LoopShared {
         self.running.set(true);
         self.teardown_marked(raw);
         self.running.set(false);
+        // No panic can reach the hook from now on: it goes, with what it holds
+        // (a `LoopHandle` it captured would make a cycle through this value).
+        // A hook set from now on is dropped at once (`set_panic_hook`).
+        self.ended.set(true);
+        let hook = self.hook.take();
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(hook))) {
+            eprintln!(
+                "uv: the panic hook's drop panicked while the loop was closing: {}",
+                panic_message(&p)
+            );
+            drop_payload(p);
+        }
     }
 
     /// `teardown` of the open loop `raw`, marked running.
@@ -534,6 +551,7 @@ impl LoopShared {
             raw_for_new: Cell::new(raw),
             panic: Cell::new(None),
             hook: Cell::new(None),
+            ended: Cell::new(false),
             hook_call: Cell::new(HookCall::Idle),
             call_later: RefCell::new(None),
             claimed_fds: RefCell::new(Vec::new()),
@@ -838,9 +856,16 @@ impl LoopHandle {
     /// the payload instead of stopping the loop and resuming the panic from `run`.
     ///
     /// From inside the hook, `hook` takes its place once it returns (the running
-    /// hook is then dropped).
+    /// hook is then dropped). The loop's drop (or `close`) drops the hook at its
+    /// end, so a hook may hold a [`LoopHandle`]; on a closed loop `hook` is
+    /// dropped at once.
     pub fn set_panic_hook(&self, hook: impl FnMut(PanicPayload) + 'static) {
         self.shared.hook_changed();
+        if self.shared.ended.get() {
+            // The loop is closed: no panic will reach it (see `teardown`).
+            drop(hook);
+            return;
+        }
         self.shared.hook.set(Some(Box::new(hook)));
     }
 

@@ -214,7 +214,10 @@ impl<F: Future> Future for Timeout<F> {
 /// own, as [`sleep`]'s) keeps the loop alive.
 ///
 /// The interval starts from the current time: making one brings the loop's
-/// cached time up to date ([`LoopHandle::update_time`]).
+/// cached time up to date ([`LoopHandle::update_time`]). Inside a callback or a
+/// task that shows: [`LoopHandle::now`] moves forward, and a timer or [`sleep`]
+/// started after the interval counts from the updated time (one started before
+/// it, from the time the loop's iteration began).
 ///
 /// The loop's clock counts whole milliseconds: a period with a fraction of a
 /// millisecond is rounded up (at least 1 ms; a 0 ms repeat would mean no repeat
