@@ -185,6 +185,20 @@ impl ReadState {
             let _ = s.read_stop();
         }
     }
+
+    /// Stops reading and hands `s` on with what its reader had not given out:
+    /// `bytes` (the reader's own, if any), then the bytes read and not taken,
+    /// and the end (see [`ReadParts`]).
+    fn hand_on<S: Stream>(&self, s: &S, mut bytes: Vec<u8>) -> ReadParts<S> {
+        self.stop(s);
+        bytes.append(&mut self.incoming.borrow_mut());
+        bytes.append(&mut self.next.borrow_mut());
+        ReadParts {
+            stream: s.clone(),
+            bytes,
+            end: self.end(),
+        }
+    }
 }
 
 impl ReadState {
@@ -339,14 +353,7 @@ impl<S: Stream> ReadChunks<S> {
     /// # Ok::<(), uv::Error>(())
     /// ```
     pub fn into_parts(self) -> ReadParts<S> {
-        self.st.stop(&self.stream);
-        let mut bytes = std::mem::take(&mut *self.st.incoming.borrow_mut());
-        bytes.append(&mut self.st.next.borrow_mut());
-        ReadParts {
-            stream: self.stream.clone(),
-            bytes,
-            end: self.st.end(),
-        }
+        self.st.hand_on(&self.stream, Vec::new())
     }
 }
 
@@ -515,19 +522,12 @@ impl<S: Stream> AsyncStream<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_parts(mut self) -> ReadParts<S> {
-        self.rd.stop(&self.stream);
-        let mut bytes = if self.rpos == 0 {
+        let head = if self.rpos == 0 {
             std::mem::take(&mut self.rbuf)
         } else {
             self.rbuf[self.rpos..].to_vec()
         };
-        bytes.append(&mut self.rd.incoming.borrow_mut());
-        bytes.append(&mut self.rd.next.borrow_mut());
-        ReadParts {
-            stream: self.stream.clone(),
-            bytes,
-            end: self.rd.end(),
-        }
+        self.rd.hand_on(&self.stream, head)
     }
 
     /// Bytes queued for writing and not yet confirmed by libuv.
