@@ -258,7 +258,7 @@ pub static TABLE: &[ConvDef] = &[
         rust: "`std::time::Duration`",
         c_types: CTypes::Exact(&["u64"]),
         positions: ALL,
-        notes: "Milliseconds (`uint64_t`); saturates at `u64::MAX`.",
+        notes: "Milliseconds (`uint64_t`), a fraction of a millisecond rounded up (a timer never fires early, and a repeat under 1 ms is not 0: no repeat); saturates at `u64::MAX`.",
     },
     ConvDef {
         name: "duration_ms_u32",

@@ -189,14 +189,17 @@ pub mod runtime {
         crate::error::strerror(raw)
     }
 
-    /// `Duration` to libuv milliseconds (saturating).
+    /// `Duration` to libuv milliseconds, a fraction of a millisecond rounded up
+    /// (saturating): a timer never fires before its timeout, and a repeat under a
+    /// millisecond stays a repeat (0 ms would mean none to libuv).
     #[inline]
     pub fn duration_to_ms(d: std::time::Duration) -> u64 {
-        // Whole seconds times 1000 plus the millisecond part, without the 128-bit
-        // arithmetic of `as_millis`.
+        // Whole seconds times 1000 plus the millisecond part, plus one for a
+        // fraction left, without the 128-bit arithmetic of `as_millis`.
+        let fraction = !d.subsec_nanos().is_multiple_of(1_000_000);
         d.as_secs()
             .checked_mul(1000)
-            .and_then(|ms| ms.checked_add(u64::from(d.subsec_millis())))
+            .and_then(|ms| ms.checked_add(u64::from(d.subsec_millis()) + u64::from(fraction)))
             .unwrap_or(u64::MAX)
     }
 

@@ -163,8 +163,8 @@ pub fn gettimeofday() -> Result<SystemTime> {
     })
 }
 
-/// Sleeps the calling thread (`uv_sleep`, whole milliseconds: the fraction of a
-/// millisecond is dropped).
+/// Sleeps the calling thread (`uv_sleep`, whole milliseconds: a fraction of a
+/// millisecond is rounded up, so the thread sleeps at least `d`).
 pub fn sleep(d: Duration) {
     let mut ms = crate::runtime::duration_to_ms(d);
     while ms > 0 {

@@ -228,11 +228,8 @@ pub fn interval(lp: &LoopHandle, period: Duration) -> Result<Interval> {
     if period.is_zero() {
         return Err(Error::new(StatusCode::EINVAL, "interval"));
     }
-    // Whole milliseconds, rounded up.
-    let period = match Duration::from_millis(crate::runtime::duration_to_ms(period)) {
-        p if p < period => p.saturating_add(Duration::from_millis(1)),
-        p => p,
-    };
+    // Whole milliseconds, rounded up (as every duration given to libuv).
+    let period = Duration::from_millis(crate::runtime::duration_to_ms(period));
     let (timer, ticks) = start_timer(lp, period, period)?;
     Ok(Interval { timer, ticks })
 }
