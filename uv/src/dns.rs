@@ -106,6 +106,29 @@ fn c_opt(s: Option<&str>, op: &'static str) -> Result<Option<CString>> {
         .transpose()
 }
 
+/// A service given as a number must be a port (`EAI_SERVICE` otherwise): glibc
+/// reads one with `strtoul` (leading white space and a sign allowed) and keeps
+/// the low 16 bits of one past 65535, so "65536" would give port 0 (any port, to
+/// a `bind`) and "131152" port 80.
+fn check_service(service: Option<&str>, op: &'static str) -> Result<()> {
+    let Some(s) = service else { return Ok(()) };
+    let s = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // A name (or not a number glibc reads): the resolver answers.
+        return Ok(());
+    }
+    let zero = digits.bytes().all(|b| b == b'0');
+    match digits.parse::<u16>() {
+        Ok(_) if !negative || zero => Ok(()),
+        _ => Err(Error::new(StatusCode::EAI_SERVICE, op)),
+    }
+}
+
 /// Flag bits of a query: bits the bindings do not list are `EINVAL` (as for every
 /// `flags` argument) and never reach the system. glibc takes IDN flags the
 /// bindings leave out (`AI_IDN`, `AI_CANONIDN`, `NI_IDN`), and with them a name from
@@ -335,7 +358,9 @@ impl LoopHandle {
 
     /// Resolves `host` and/or `service` (`uv_getaddrinfo` without a callback): blocks
     /// and returns the addresses. Unknown hosts give `EAI_NONAME`; flag bits
-    /// [`AddrInfoFlags`] does not list (`from_bits_retain`) give `EINVAL`.
+    /// [`AddrInfoFlags`] does not list (`from_bits_retain`) give `EINVAL`; a
+    /// numeric service that is no port (past 65535, or negative) gives
+    /// `EAI_SERVICE` (glibc would keep its low 16 bits).
     pub fn getaddrinfo(
         &self,
         host: Option<&str>,
@@ -345,6 +370,7 @@ impl LoopHandle {
         const OP: &str = "uv_getaddrinfo";
         let lp = self.loop_raw(OP)?;
         let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
+        check_service(service, OP)?;
         let hints = hints_c(hints, OP)?;
         // SAFETY: the request is plain C data; all-zero is a valid unstarted request.
         let mut req: sys::uv_getaddrinfo_t = unsafe { std::mem::zeroed() };
@@ -366,7 +392,8 @@ impl LoopHandle {
     }
 
     /// Resolves on the thread pool (`uv_getaddrinfo`); `callback` runs on the loop with
-    /// the addresses. The query keeps the loop alive until it is done.
+    /// the addresses. The query keeps the loop alive until it is done. Refused
+    /// before it starts as [`getaddrinfo`](Self::getaddrinfo) refuses.
     pub fn getaddrinfo_with<C: FnOnce(Result<Vec<AddrInfo>>) + 'static>(
         &self,
         host: Option<&str>,
@@ -377,6 +404,7 @@ impl LoopHandle {
         const OP: &str = "uv_getaddrinfo";
         let lp = self.loop_raw(OP)?;
         let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
+        check_service(service, OP)?;
         let hints = hints_c(hints, OP)?;
         let shared: &LoopShared = self.shared();
         let p = Box::into_raw(Box::new(AddrInfoReq {
