@@ -752,3 +752,216 @@ fn timeouts_of_zero_and_forever() {
     t.unref().unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
 }
+
+// ---- system ----
+
+/// The environment variable that makes this binary run a scenario of
+/// [`scenario_child`] instead of its tests.
+const SCENARIO: &str = "UV_ATTACKS_POOL_SCENARIO";
+
+/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side of
+/// the tests that change the process's environment.
+#[test]
+fn scenario_child() {
+    use uv::system;
+    let Ok(name) = std::env::var(SCENARIO) else {
+        return;
+    };
+    match name.as_str() {
+        "long_values" => {
+            // More than 16 MiB, with a character that is not 'x' at both ends.
+            let value = format!("<{}>", "x".repeat((16 << 20) + 5));
+            // SAFETY: this child runs this one test, on one thread; nothing else
+            // reads the environment meanwhile.
+            unsafe {
+                system::setenv("UV_POOL_LONG", &value).unwrap();
+                system::setenv("HOME", &value).unwrap();
+                system::setenv("TMPDIR", format!("/{value}/")).unwrap();
+            }
+            let got = system::getenv("UV_POOL_LONG").unwrap().unwrap();
+            assert!(got == *value, "{} bytes", got.len());
+            assert!(system::homedir().unwrap().as_os_str() == value.as_str());
+            let tmp = system::tmpdir().unwrap();
+            assert!(tmp.as_os_str() == format!("/{value}").as_str());
+            let all = system::environ().unwrap();
+            assert!(all.iter().any(|(n, v)| n == "UV_POOL_LONG" && *v == *value));
+            println!("scenario done");
+        }
+        "odd_variables" => {
+            // SAFETY: as above.
+            unsafe {
+                for bad in ["", "A=B", "=", "A\0B"] {
+                    let e = system::setenv(bad, "v").unwrap_err();
+                    assert_eq!(e.code(), StatusCode::EINVAL, "{bad:?}");
+                    let e = system::unsetenv(bad).unwrap_err();
+                    assert_eq!(e.code(), StatusCode::EINVAL, "{bad:?}");
+                }
+                let e = system::setenv("UV_POOL_V", "a\0b").unwrap_err();
+                assert_eq!(e.code(), StatusCode::EINVAL);
+                assert_eq!(system::getenv("UV_POOL_V").unwrap(), None);
+                system::setenv("UV_POOL_V", "").unwrap();
+                assert_eq!(system::getenv("UV_POOL_V").unwrap(), Some("".into()));
+                system::setenv("UV_POOL_V", "a=b=").unwrap();
+                assert_eq!(system::getenv("UV_POOL_V").unwrap(), Some("a=b=".into()));
+                system::unsetenv("UV_POOL_V").unwrap();
+                system::unsetenv("UV_POOL_V").unwrap();
+                assert_eq!(system::getenv("UV_POOL_V").unwrap(), None);
+                // An empty HOME is taken as it is; an empty TMPDIR too.
+                system::setenv("HOME", "").unwrap();
+                assert_eq!(system::homedir().unwrap().as_os_str(), "");
+                system::setenv("TMPDIR", "/").unwrap();
+                assert_eq!(system::tmpdir().unwrap().as_os_str(), "/");
+            }
+            println!("scenario done");
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+fn run_scenario(scenario: &str) {
+    let out = uv_tests::scenario_command(SCENARIO, scenario)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("scenario done"),
+        "{scenario}: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Environment values over 16 MiB are read whole: `getenv`, `homedir` (HOME),
+/// `tmpdir` (TMPDIR, its trailing slash dropped) and `environ`.
+/// Used to happen: `ENOBUFS`: the buffer stopped growing at 16 MiB, although
+/// libuv said how much the value needs.
+#[test]
+fn environment_values_over_16_mib_are_read_whole() {
+    run_scenario("long_values");
+}
+
+/// Names that are empty, hold `=` or NUL, and values with NUL are `EINVAL`;
+/// empty values and values with `=` round-trip; unsetting twice succeeds.
+#[test]
+fn odd_environment_names_and_values() {
+    run_scenario("odd_variables");
+    // Reading odd names needs no other thread kept off.
+    for name in ["", "PATH=", "=x"] {
+        assert_eq!(uv::system::getenv(name).unwrap(), None, "{name:?}");
+    }
+    assert_eq!(
+        uv::system::getenv("A\0B").unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(uv::system::getenv("x".repeat(100_000)).unwrap(), None);
+}
+
+/// The rest of `uv::system` with odd inputs: missing users and groups are
+/// `ENOENT`, priorities out of range `EINVAL` (nothing changed), missing
+/// processes `ESRCH`, odd directories for `chdir` (nothing changed), interface
+/// indexes with no interface `ENXIO`, unknown clocks and random flags `EINVAL`.
+#[test]
+fn system_functions_with_odd_inputs() {
+    use uv::system;
+    for uid in [u32::MAX, u32::MAX - 7] {
+        assert_eq!(
+            system::get_passwd_by_uid(uid).unwrap_err().code(),
+            StatusCode::ENOENT
+        );
+        assert_eq!(
+            system::get_group(uid).unwrap_err().code(),
+            StatusCode::ENOENT
+        );
+    }
+    assert_eq!(system::get_group(0).unwrap().gid, 0);
+    let before = system::getpriority(0).unwrap();
+    for p in [
+        i32::MIN,
+        system::PRIORITY_HIGHEST - 1,
+        system::PRIORITY_LOW + 1,
+        i32::MAX,
+    ] {
+        assert_eq!(
+            system::setpriority(0, p).unwrap_err().code(),
+            StatusCode::EINVAL,
+            "{p}"
+        );
+    }
+    assert_eq!(system::getpriority(0).unwrap(), before);
+    for pid in [i32::MIN, -1, i32::MAX] {
+        assert_eq!(
+            system::getpriority(pid).unwrap_err().code(),
+            StatusCode::ESRCH,
+            "{pid}"
+        );
+    }
+    let cwd = system::cwd().unwrap();
+    assert_eq!(system::chdir("").unwrap_err().code(), StatusCode::ENOENT);
+    assert_eq!(
+        system::chdir("a\0b").unwrap_err().code(),
+        StatusCode::EINVAL
+    );
+    assert_eq!(
+        system::chdir("a".repeat(5000)).unwrap_err().code(),
+        StatusCode::ENAMETOOLONG
+    );
+    assert_eq!(system::cwd().unwrap(), cwd);
+    for i in [0, u32::MAX, 1 << 31] {
+        assert_eq!(
+            system::if_indextoname(i).unwrap_err().code(),
+            StatusCode::ENXIO
+        );
+        assert_eq!(
+            system::if_indextoiid(i).unwrap_err().code(),
+            StatusCode::ENXIO
+        );
+    }
+    assert_eq!(
+        system::if_indextoname(1).unwrap(),
+        system::if_indextoiid(1).unwrap()
+    );
+    for c in [-1, 99, i32::MAX] {
+        let e = system::clock_gettime(uv::ClockId::from_raw(c)).unwrap_err();
+        assert_eq!(e.code(), StatusCode::EINVAL);
+    }
+    uv::random_sync(&mut [], 0).unwrap();
+    for flags in [1, u32::MAX] {
+        assert_eq!(
+            uv::random_sync(&mut [0; 4], flags).unwrap_err().code(),
+            StatusCode::EINVAL
+        );
+    }
+    let lp = Loop::new().unwrap();
+    let e = lp.random(vec![0; 4], 1, |_| unreachable!()).unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    lp.random(Vec::new(), 0, move |r| g.set(Some(r.map(|v| v.len()))))
+        .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.take().unwrap().unwrap(), 0);
+}
+
+/// Process titles: a NUL byte anywhere is `EINVAL` and keeps the title; one of
+/// 1 MiB is cut to the capacity, at a character; an empty one is taken.
+#[test]
+fn process_titles_with_nul_huge_and_empty() {
+    use uv::system;
+    system::set_process_title("pool-title").unwrap();
+    for bad in ["a\0b", "\0", &format!("{}\0", "é".repeat(2000))] {
+        assert_eq!(
+            system::set_process_title(bad).unwrap_err().code(),
+            StatusCode::EINVAL
+        );
+        assert_eq!(system::process_title().unwrap(), "pool-title");
+    }
+    let huge = "é".repeat(1 << 19);
+    system::set_process_title(&huge).unwrap();
+    let t = system::process_title().unwrap();
+    assert!(
+        t.len() <= system::PROCESS_TITLE_CAPACITY && t.len() >= system::PROCESS_TITLE_CAPACITY - 1
+    );
+    assert!(t.chars().all(|c| c == 'é'));
+    system::set_process_title("").unwrap();
+    assert_eq!(system::process_title().unwrap(), "");
+}

@@ -89,7 +89,10 @@ fn array_string(a: &[c_char]) -> String {
 }
 
 /// Calls a `(buffer, size in/out)` function, growing the buffer while libuv says
-/// `ENOBUFS` (with the size it needs, terminator included, in `size`).
+/// `ENOBUFS` (with the size it needs, terminator included, in `size`). The size
+/// libuv asks for is that of a string that exists (an environment variable's
+/// value may be any length): it is taken whatever it is. A function that does not
+/// say (`uv_get_process_title`) gets a buffer twice as large, up to 16 MiB.
 fn read_buf(
     op: &'static str,
     start: usize,
@@ -100,11 +103,13 @@ fn read_buf(
         let mut len = buf.len();
         let rc = f(buf.as_mut_ptr().cast(), &mut len);
         if rc == StatusCode::ENOBUFS.raw() {
-            // Some functions (`uv_get_process_title`) do not say how much they need.
-            let want = if len > buf.len() { len } else { buf.len() * 2 };
-            if want > 1 << 24 {
+            let want = if len > buf.len() {
+                len
+            } else if buf.len() < 1 << 24 {
+                buf.len() * 2
+            } else {
                 return Err(Error::new(StatusCode::ENOBUFS, op));
-            }
+            };
             buf.resize(want, 0);
             continue;
         }
