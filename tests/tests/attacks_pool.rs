@@ -965,3 +965,109 @@ fn process_titles_with_nul_huge_and_empty() {
     system::set_process_title("").unwrap();
     assert_eq!(system::process_title().unwrap(), "");
 }
+
+// ---- addresses ----
+
+/// Linux abstract socket names of 107 and 108 bytes (the leading NUL included)
+/// bind and read back whole; one of 109 is `EINVAL` with `NO_TRUNCATE` and bound
+/// cut to 108 bytes without (libuv's documented cut); an empty name autobinds
+/// (a fresh abstract name); names that are not abstract follow the `sun_path`
+/// rule (107 bytes bind, 108 are `EINVAL`).
+#[cfg(target_os = "linux")]
+#[test]
+fn abstract_socket_names_at_the_edges() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use uv::{Pipe, PipeFlags};
+
+    let lp = Loop::new().unwrap();
+    let name = |len: usize, tag: u8| {
+        let mut v = format!("\0uv-pool-{}-{}-", std::process::id(), tag as char).into_bytes();
+        v.resize(len, tag);
+        v
+    };
+    for (len, tag) in [(107, b'a'), (108, b'b')] {
+        let n = name(len, tag);
+        for flags in [PipeFlags::empty(), PipeFlags::NO_TRUNCATE] {
+            let p = Pipe::new(&lp, false).unwrap();
+            p.bind2(Path::new(OsStr::from_bytes(&n)), flags).unwrap();
+            assert_eq!(p.local_addr().unwrap().as_os_str().as_bytes(), &n[..]);
+            p.close();
+            lp.run(RunMode::Default).unwrap();
+        }
+    }
+    let n = name(109, b'c');
+    let p = Pipe::new(&lp, false).unwrap();
+    let e = p
+        .bind2(Path::new(OsStr::from_bytes(&n)), PipeFlags::NO_TRUNCATE)
+        .unwrap_err();
+    assert_eq!(e.code(), StatusCode::EINVAL);
+    p.bind2(Path::new(OsStr::from_bytes(&n)), PipeFlags::empty())
+        .unwrap();
+    assert_eq!(p.local_addr().unwrap().as_os_str().as_bytes(), &n[..108]);
+    let auto = Pipe::new(&lp, false).unwrap();
+    auto.bind2(Path::new(""), PipeFlags::empty()).unwrap();
+    let got = auto.local_addr().unwrap();
+    let got = got.as_os_str().as_bytes();
+    assert!(got.len() > 1 && got[0] == 0, "{got:?}");
+    let dir = std::env::temp_dir().join(format!("uv-pool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.as_os_str().len() + 1;
+    for (len, ok) in [(107, true), (108, false), (109, false)] {
+        let path = dir.join("s".repeat(len - base));
+        assert_eq!(path.as_os_str().len(), len);
+        let p = Pipe::new(&lp, false).unwrap();
+        for flags in [PipeFlags::empty(), PipeFlags::NO_TRUNCATE] {
+            match p.bind2(&path, flags) {
+                Ok(()) => {
+                    assert!(ok, "{len}");
+                    assert_eq!(p.local_addr().unwrap(), path);
+                    break;
+                }
+                Err(e) => {
+                    assert!(!ok, "{len}: {e:?}");
+                    assert_eq!(e.code(), StatusCode::EINVAL);
+                }
+            }
+        }
+        p.close();
+    }
+    p.close();
+    auto.close();
+    lp.run(RunMode::Default).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Socket addresses of the corners round-trip through `bind` and `local_addr`:
+/// unspecified and loopback, IPv4 and IPv6 (flow info and scope id read back as
+/// the kernel keeps them: 0 for a bound address, whatever `bind` was given),
+/// port 65535 (bound there, or `EADDRINUSE`).
+#[test]
+fn socket_addresses_round_trip_through_sockets() {
+    let lp = Loop::new().unwrap();
+    let flowing = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 0, 0x12345, 0));
+    for a in ["127.0.0.1:0", "0.0.0.0:0", "[::1]:0", "[::]:0"]
+        .map(|a| a.parse::<SocketAddr>().unwrap())
+        .into_iter()
+        .chain([flowing])
+    {
+        let u = uv::Udp::new(&lp).unwrap();
+        u.bind(a, uv::UdpFlags::empty()).unwrap();
+        let got = u.local_addr().unwrap();
+        assert_eq!(got.ip(), a.ip());
+        assert_ne!(got.port(), 0);
+        if let SocketAddr::V6(v6) = got {
+            assert_eq!((v6.scope_id(), v6.flowinfo()), (0, 0));
+        }
+        u.close();
+    }
+    let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 65535);
+    let u = uv::Udp::new(&lp).unwrap();
+    match u.bind(a, uv::UdpFlags::empty()) {
+        Ok(()) => assert_eq!(u.local_addr().unwrap(), a),
+        Err(e) => assert_eq!(e.code(), StatusCode::EADDRINUSE),
+    }
+    u.close();
+    lp.run(RunMode::Default).unwrap();
+}
