@@ -1071,3 +1071,59 @@ fn socket_addresses_round_trip_through_sockets() {
     u.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// The last sender goes while `on_message` panics on every value: the channel
+/// still closes (`run` returns), every value gets its call once, each panic
+/// reaches the hook, in order.
+/// Used to happen: lost panics: the values left for the close were delivered
+/// with only the first of their panics kept, so the hook saw "m0" (a delivery)
+/// and "m1" (the close), never "m2" and "m3".
+#[test]
+fn a_channel_whose_callback_always_panics_still_closes() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    lp.set_panic_hook(move |p| s.borrow_mut().push(provoked(&*p).unwrap()));
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let c = calls.clone();
+    let (tx, rx) = uv::channel(&lp, move |n: usize| {
+        c.borrow_mut().push(n);
+        provoke(["m0", "m1", "m2", "m3"][n]);
+    })
+    .unwrap();
+    let t = std::thread::spawn(move || {
+        for n in 0..4 {
+            tx.send(n).unwrap();
+        }
+    });
+    t.join().unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert!(rx.is_closed());
+    assert_eq!(*calls.borrow(), [0, 1, 2, 3]);
+    assert_eq!(*seen.borrow(), ["m0", "m1", "m2", "m3"]);
+}
+
+/// `on_message` holds the last `Sender` and drops it at the first value, after
+/// sending one more: the second value is delivered, then the channel closes and
+/// `run` returns.
+#[test]
+fn a_channel_whose_callback_drops_the_last_sender() {
+    let lp = Loop::new().unwrap();
+    let slot: Rc<RefCell<Option<uv::Sender<u8>>>> = Rc::default();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let (s, c) = (slot.clone(), calls.clone());
+    let (tx, rx) = uv::channel(&lp, move |n: u8| {
+        c.borrow_mut().push(n);
+        if let Some(tx) = s.borrow_mut().take() {
+            tx.send(n + 1).unwrap();
+        }
+    })
+    .unwrap();
+    tx.send(1).unwrap();
+    *slot.borrow_mut() = Some(tx);
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*calls.borrow(), [1, 2]);
+    assert!(rx.is_closed());
+    assert!(slot.borrow().is_none());
+}

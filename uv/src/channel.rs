@@ -60,8 +60,9 @@ impl<T> Shared<T> {
 ///   the batch; the queue keeps its allocation between batches.
 /// - **Panics** in `on_message` follow the loop's panic rule (the loop stops and
 ///   `run` resumes the panic, unless a panic hook takes it); the values not yet
-///   delivered stay queued, in order, and are delivered at the next iteration. (A
-///   panic while the channel closes drops the values after it.)
+///   delivered stay queued, in order, and are delivered at the next iteration.
+///   While the channel closes, the values after a panic are delivered too, and
+///   each panic goes the same way (the hook gets each one).
 /// - **The handle**: the channel is one `Async` handle of the loop, listed by
 ///   `handles()` and counted by `handle_count()`; `Loop::close` answers `EBUSY`
 ///   while it is open.
@@ -104,6 +105,7 @@ pub fn channel<T: Send + 'static>(
     // which ends this cycle.
     let keep: Rc<std::cell::Cell<Option<Async>>> = Rc::new(std::cell::Cell::new(None));
     let mut delivery = Delivery {
+        loop_: loop_.clone(),
         shared: shared.clone(),
         spare: VecDeque::new(),
         on_message: Some(on_message),
@@ -148,6 +150,8 @@ pub fn channel<T: Send + 'static>(
 /// The loop side's state, owned by the `Async` callback; dropped when the handle
 /// closes, and then it delivers what is still queued.
 struct Delivery<T, F: FnMut(T)> {
+    /// Where the panics of the close's deliveries go, each (see the drop).
+    loop_: LoopHandle,
     shared: Arc<Shared<T>>,
     /// The batch being delivered; swapped with the queue so that both keep their
     /// allocations.
@@ -203,19 +207,20 @@ impl<T, F: FnMut(T)> Drop for Delivery<T, F> {
         // uv_close, so the queue gets nothing new.
         //
         // Every value still gets its call after a panic in an earlier one (each
-        // accepted value is delivered once), and `on_message` is dropped here too,
-        // before the first panic goes on to the guard: dropped by the unwinding
-        // (as a field), a panic of its captures' Drop would abort the process.
-        let mut first = crate::callback::FirstPanic::default();
+        // accepted value is delivered once), and each panic goes where a
+        // callback's goes (the panic hook gets each one; `run` resumes the
+        // first), as in deliveries before the close. `on_message` is dropped here
+        // too, under the same guard: dropped by an unwinding (as a field), a panic
+        // of its captures' Drop would abort the process.
+        let shared = self.loop_.shared();
         let mut batch = std::mem::take(&mut *self.shared.queue());
         if let Some(on_message) = self.on_message.as_mut() {
             while let Some(v) = batch.pop_front() {
-                first.run(|| on_message(v));
+                shared.guard(|| on_message(v));
             }
         }
         let on_message = self.on_message.take();
-        first.run(move || drop(on_message));
-        first.resume();
+        shared.guard(move || drop(on_message));
     }
 }
 
