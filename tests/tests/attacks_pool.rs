@@ -456,6 +456,14 @@ fn odd_names_and_hints_are_error_codes() {
             );
         }
     }
+    // Every flag the bindings list at once: an answer or an error code.
+    let all = AddrInfoHints::default().with_flags(AddrInfoFlags::all());
+    for host in ["127.0.0.1", "::1", "localhost"] {
+        match query(&lp, Some(host), Some("80"), &all) {
+            Ok(v) => assert!(v.iter().all(|a| a.port() == 80), "{v:?}"),
+            Err(c) => assert!(c.raw() < 0, "{c:?}"),
+        }
+    }
     // Scope ids: by name and by number, kept in the address.
     let stream = numeric().with_socktype(SocketType::Stream);
     let got = query(&lp, Some("fe80::1%999"), Some("7"), &stream).unwrap();
