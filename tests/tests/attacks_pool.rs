@@ -1135,3 +1135,39 @@ fn a_channel_whose_callback_drops_the_last_sender() {
     assert!(rx.is_closed());
     assert!(slot.borrow().is_none());
 }
+
+/// A job that panics, whose `after` panics when dropped, on a loop with a panic
+/// hook: the hook gets the job's panic, then the drop's; without a hook `run`
+/// resumes the job's (the later one is dropped, as every panic after the first).
+/// Used to happen: the drop's panic was dropped quietly, also with a hook, which
+/// is promised each panic.
+#[test]
+fn a_panicked_jobs_after_whose_drop_panics_reaches_the_hook_too() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    lp.set_panic_hook(move |p| s.borrow_mut().push(provoked(&*p).unwrap()));
+    let boom = PanicOnDrop("after's drop");
+    lp.queue_work(
+        || -> u8 { provoke("job") },
+        move |_| {
+            let _keep = &boom;
+            unreachable!("after of a panicked job")
+        },
+    )
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*seen.borrow(), ["job", "after's drop"]);
+    drop(lp.take_panic_hook());
+    let boom = PanicOnDrop("after's drop");
+    lp.queue_work(
+        || -> u8 { provoke("job") },
+        move |_| {
+            let _keep = &boom;
+            unreachable!("after of a panicked job")
+        },
+    )
+    .unwrap();
+    assert_eq!(run_collecting(&lp), ["job"]);
+}

@@ -169,11 +169,11 @@ unsafe fn loop_shared<'a>(l: *mut sys::uv_loop_t) -> &'a LoopShared {
 
 /// The completion of a request that is not the common case (see `after_cb`): the
 /// memory goes back (or is left to the last `Request`) before any user code runs.
-/// Then a job that panicked has its `after` dropped (its own panic dropped
-/// quietly), its panic goes where a callback's would, and this gives `None`; a job
-/// that did not run is dropped (on the loop thread, under the guard) and `after`
-/// is given back with the error (`ECANCELED`); a job that ran gives `after` and
-/// its value.
+/// Then a job that panicked has its panic go where a callback's would, then its
+/// `after` dropped (a panic of that drop goes the same way, after it), and this
+/// gives `None`; a job that did not run is dropped (on the loop thread, under the
+/// guard) and `after` is given back with the error (`ECANCELED`); a job that ran
+/// gives `after` and its value.
 ///
 /// # Safety
 /// `p` is a request of `shared`'s loop that libuv handed back, nothing moved out of
@@ -203,10 +203,10 @@ unsafe fn after_slow<F, T, A>(
     match job {
         Job::Done(v) if status == 0 => Some((after, Ok(v))),
         Job::Panicked(payload) => {
-            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(after))) {
-                crate::callback::drop_quietly(p);
-            }
+            // The job's panic first (the one `run` resumes), then a panic of
+            // `after`'s drop the same way (a panic hook gets both).
             shared.panicked(payload);
+            shared.guard(move || drop(after));
             None
         }
         unrun => {
