@@ -257,3 +257,45 @@ impl Drop for DescriptorRoom {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.saved) };
     }
 }
+
+/// Closes every handle of `lp` left open and runs the loop out: nothing may be
+/// left alive (a run that never ended would show a handle left started).
+pub fn finish(lp: &uv::Loop) {
+    lp.close_all_handles();
+    assert!(!lp.run(uv::RunMode::Default).unwrap());
+}
+
+/// Writes a suite's `scenario_child` test, the child side of its scenarios
+/// ([`scenario_command`]): it runs the scenario that the environment variable
+/// `$var` names, and nothing in a normal run of the suite. Each `name` runs the
+/// function `name()` (an arm may carry attributes: `#[cfg(...)] name`); after a
+/// `;`, each `"name" => { ... }` runs its block; a `before: { ... }` block runs
+/// first, once the variable is known to be set. An unknown name fails the child.
+///
+/// ```ignore
+/// uv_tests::scenarios! { SCENARIO => first, #[cfg(unix)] second; "third" => {} }
+/// uv_tests::scenarios! { SCENARIO, before: { setup() } => first }
+/// ```
+#[macro_export]
+macro_rules! scenarios {
+    (
+        $var:expr $( , before: $before:block )? =>
+        $( $(#[$attr:meta])* $name:ident ),* $(,)?
+        $( ; $( $inline:literal => $body:block ),* $(,)? )?
+    ) => {
+        /// The child side of the suite's scenarios: runs the one its environment
+        /// names (nothing in a normal run of the suite).
+        #[test]
+        fn scenario_child() {
+            let ::std::result::Result::Ok(scenario) = ::std::env::var($var) else {
+                return;
+            };
+            $( $before )?
+            match scenario.as_str() {
+                $( $(#[$attr])* ::std::stringify!($name) => $name(), )*
+                $( $( $inline => $body )* )?
+                other => ::std::panic!("unknown scenario {other}"),
+            }
+        }
+    };
+}

@@ -302,3 +302,42 @@ pub fn ends_seen(peers: &[std::os::unix::net::UnixStream], want: usize) -> usize
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A `RECVMMSG` socket of `lp` (`batch_udp`) and a `std` sender (`udp_sender`)
+/// that has sent it the datagrams `0..count` (`send_numbered`): the socket, its
+/// address, the sender and the sender's address.
+pub fn numbered_batch(
+    lp: &Loop,
+    count: u8,
+) -> (uv::Udp, SocketAddr, std::net::UdpSocket, SocketAddr) {
+    let (rx, rx_addr) = batch_udp(lp);
+    let (tx, tx_addr) = udp_sender();
+    send_numbered(&tx, rx_addr, 0, count);
+    (rx, rx_addr, tx, tx_addr)
+}
+
+/// Starts `rx` receiving, each datagram (not the drained event) given to
+/// `record`, until the one numbered `at` (one byte, its number), where the
+/// callback stops receiving; runs the loop until that batch is in (three
+/// non-blocking runs). A `RECVMMSG` socket then keeps the batch's rest.
+pub fn receive_until(
+    lp: &Loop,
+    rx: &uv::Udp,
+    at: u8,
+    mut record: impl FnMut(&uv::Datagram<'_>) + 'static,
+) {
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        record(&d);
+        if d.data[0] == at {
+            u.recv_stop().unwrap();
+        }
+    })
+    .unwrap();
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+}

@@ -22,6 +22,7 @@ use std::time::Duration;
 use futures::AsyncReadExt;
 use uv::future as uvf;
 use uv::{FsEventFlags, Loop, Pipe, RunMode, StatusCode, Stream};
+use uv_tests::finish;
 use uv_tests::net::{bound_udp, TempDir};
 use uv_tests::provoke::{
     poll_once, provoked, quiet_provoked_panics, run_catching, run_nowait_catching, FlakyWake,
@@ -58,14 +59,6 @@ fn run_until_catching(
         }
     }
     done()
-}
-
-/// Closes what is left and runs the loop out: nothing may be left alive.
-fn finish(lp: &Loop) {
-    for h in lp.handles() {
-        h.close();
-    }
-    assert!(!lp.run(RunMode::Default).unwrap());
 }
 
 // ---- a wake that panics is made again by the next event ----
@@ -480,17 +473,9 @@ fn a_paused_datagram_stream_resumes_as_it_is_drained() {
 
 const SCENARIO: &str = "UV_ATTACKS_FUTURES_SCENARIO";
 
-/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
-/// of the tests that need a process of their own.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "wake_and_drop_panic" => wake_and_drop_panic(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    wake_and_drop_panic,
 }
 
 // ---- bytes read ahead, handed on ----

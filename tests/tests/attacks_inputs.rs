@@ -328,24 +328,16 @@ fn a_long_title_is_cut_at_a_character() {
 /// [`scenario_child`] instead of its tests.
 const SCENARIO: &str = "UV_ATTACKS_INPUTS_SCENARIO";
 
-/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
-/// of the tests that need a process of their own.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "title_with_a_long_argv0" => {
-            // The first title is the first argument, cut to what fits.
-            let first = uv::system::process_title().unwrap();
-            assert!(first.len() < uv::system::PROCESS_TITLE_CAPACITY);
-            assert!(first.bytes().all(|b| b == b'a'), "{first:?}");
-            uv::system::set_process_title("short").unwrap();
-            assert_eq!(uv::system::process_title().unwrap(), "short");
-            println!("scenario done");
-        }
-        other => panic!("unknown scenario {other}"),
+uv_tests::scenarios! {
+    SCENARIO => ;
+    "title_with_a_long_argv0" => {
+        // The first title is the first argument, cut to what fits.
+        let first = uv::system::process_title().unwrap();
+        assert!(first.len() < uv::system::PROCESS_TITLE_CAPACITY);
+        assert!(first.bytes().all(|b| b == b'a'), "{first:?}");
+        uv::system::set_process_title("short").unwrap();
+        assert_eq!(uv::system::process_title().unwrap(), "short");
+        println!("scenario done");
     }
 }
 

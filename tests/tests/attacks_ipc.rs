@@ -512,18 +512,10 @@ fn more_descriptors_than_libuv_takes(read: fn(&Pipe) -> Events) {
 /// The variable that names the scenario a child process of this binary runs.
 const SCENARIO: &str = "UV_ATTACKS_IPC_SCENARIO";
 
-/// Runs the scenario named by [`SCENARIO`] when this binary was started for one;
-/// a no-op in the normal run.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        "receive_at_the_descriptor_limit" => receive_at_the_descriptor_limit(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    receive_at_the_descriptor_limit,
 }
 
 /// The scenario: a handle sent with `write2` (one descriptor) while the receiver

@@ -29,19 +29,11 @@ fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
     uv_tests::scenario_output(SCENARIO, scenario)
 }
 
-/// The child side of [`in_child`]: runs the scenario its environment names (and
-/// nothing in a normal run of the suite).
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "broken_pipe_after_a_one_shot_alarm" => broken_pipe_after_a_one_shot_alarm(),
-        "broken_pipe_after_an_alarm_stopped" => broken_pipe_after_an_alarm_stopped(),
-        "a_stream_over_a_regular_file" => a_stream_over_a_regular_file(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    broken_pipe_after_a_one_shot_alarm,
+    broken_pipe_after_an_alarm_stopped,
+    a_stream_over_a_regular_file,
 }
 
 /// Writes to a pipe whose read end is closed: `EPIPE` while the process ignores

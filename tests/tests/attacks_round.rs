@@ -19,16 +19,11 @@ use std::time::Duration;
 
 use uv::future as uvf;
 use uv::{Loop, Pipe, RunMode, Stream};
+use uv_tests::finish;
 use uv_tests::provoke::{
     poll_once, provoke, provoked, quiet_provoked_panics, run_catching, run_nowait_catching,
     FlakyWake, WakeAndDropPanic,
 };
-
-/// Closes what is left and runs the loop out: nothing may be left alive.
-fn finish(lp: &Loop) {
-    lp.close_all_handles();
-    assert!(!lp.run(RunMode::Default).unwrap());
-}
 
 // ---- listen ----
 
@@ -223,19 +218,11 @@ fn join_wake_and_drop() {
 
 const SCENARIO: &str = "UV_ATTACKS_ROUND_SCENARIO";
 
-/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
-/// of the tests that need a process of their own.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "resolved_request_unwinding" => resolved_request_unwinding(),
-        "write_wake_and_drop" => write_wake_and_drop(),
-        "join_wake_and_drop" => join_wake_and_drop(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    resolved_request_unwinding,
+    write_wake_and_drop,
+    join_wake_and_drop,
 }
 
 // ---- recv_from on a socket that reads batches ----

@@ -530,18 +530,10 @@ fn a_sent_listener_is_not_handed_out_as_a_descriptor() {
 /// The variable that names the scenario a child process runs.
 const SCENARIO: &str = "UV_ATTACKS_STREAMS_SCENARIO";
 
-/// The child side of the scenarios: run as this test binary with [`SCENARIO`]
-/// set; does nothing in a normal run.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "echo_handles" => echo_handles(),
-        "exit_at_once" => {}
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    echo_handles;
+    "exit_at_once" => {}
 }
 
 /// Scenario: an IPC pipe on descriptor 3. For each TCP socket received, accepts
