@@ -299,3 +299,23 @@ macro_rules! scenarios {
         }
     };
 }
+
+/// The text a panic's payload carries (`panic!` gives a `&str` or a `String`), or
+/// `None` for any other payload.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+}
+
+/// Runs `lp` (`RunMode::Default`), which must resume a callback's panic: that
+/// panic's text (a payload that is not text fails the test).
+pub fn run_expecting_panic(lp: &uv::Loop) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lp.run(uv::RunMode::Default)
+    }))
+    .expect_err("run() should have resumed the callback's panic");
+    panic_text(&*payload)
+        .expect("unexpected payload type")
+        .to_string()
+}

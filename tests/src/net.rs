@@ -341,3 +341,13 @@ pub fn receive_until(
         lp.run(RunMode::NoWait).unwrap();
     }
 }
+
+/// A TCP handle of `lp` bound to a free port of the loopback address (not yet
+/// listening), and that address.
+pub fn bound_tcp(lp: &uv::LoopHandle) -> (uv::Tcp, SocketAddr) {
+    let t = uv::Tcp::new(lp).unwrap();
+    t.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    let a = t.local_addr().unwrap();
+    (t, a)
+}

@@ -379,11 +379,7 @@ fn notes_stay_with_their_read_across_nested_loops_and_panics() {
         })
     }))
     .unwrap_err();
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned());
-    assert_eq!(text.as_deref(), Some("told of the loss"));
+    assert_eq!(uv_tests::panic_text(&*payload), Some("told of the loss"));
     run_until(&outer, || {
         after_panic.borrow().last() == Some(&Ok(b"q".to_vec()))
     });

@@ -1306,11 +1306,7 @@ fn requests_with_large_captures_outlive_the_loop_and_their_handles() {
 fn a_panicking_connection_callback_loses_no_connection() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let accepted = Rc::new(Cell::new(0usize));
     let a = accepted.clone();
     const N: usize = 6;

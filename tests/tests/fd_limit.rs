@@ -182,11 +182,7 @@ fn a_connection_at_the_limit_is_closed_by_libuv_unseen() {
     let _serial = serial();
     let lp = Loop::new().unwrap();
     // The loop's first stream handle makes libuv reserve its spare descriptor.
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let seen = Rc::new(RefCell::new(Vec::new()));
     let s = seen.clone();
     server

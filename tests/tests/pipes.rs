@@ -145,11 +145,7 @@ fn tcp_handle_passed_over_an_ipc_pipe() {
     let tcp_eof = Rc::new(Cell::new(false));
 
     // The TCP server: answers each PING with a PONG.
-    let tcp_server = Tcp::new(&lp).unwrap();
-    tcp_server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let tcp_addr = tcp_server.local_addr().unwrap();
+    let (tcp_server, tcp_addr) = uv_tests::net::bound_tcp(&lp);
     let lh = lp.handle();
     let (pings2, eof2) = (pings.clone(), tcp_eof.clone());
     tcp_server

@@ -71,9 +71,7 @@ fn closes_its_descriptor(lp: &Loop, h: &uv::Handle, fd: i32, id: (u64, u64)) {
 }
 
 fn payload_message(p: &(dyn std::any::Any + Send)) -> Option<String> {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
+    uv_tests::panic_text(p).map(str::to_string)
 }
 
 // ---------------------------------------------------------------------------

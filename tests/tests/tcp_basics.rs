@@ -148,11 +148,7 @@ fn close_reset_gives_the_peer_a_reset() {
     use std::cell::RefCell;
     use std::rc::Rc;
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let lh = lp.handle();
     server
         .listen(4, move |srv, st| {

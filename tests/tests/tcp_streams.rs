@@ -15,6 +15,7 @@ use std::rc::Rc;
 use uv::Stream as _;
 
 use uv::{Category, Loop, RunMode, StatusCode, Tcp, TcpFlags, WriteData};
+use uv_tests::run_expecting_panic;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -112,19 +113,6 @@ fn connected_pair(lp: &Loop, f: impl FnOnce(Tcp, Tcp) + 'static) {
             fire(&st);
         })
         .unwrap();
-}
-
-/// Runs `lp` and returns the message of the panic it resumes.
-fn run_expecting_panic(lp: &Loop) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default)))
-        .expect_err("run() should have resumed the callback's panic");
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        panic!("unexpected payload type")
-    }
 }
 
 /// After a panic: closes what is left and runs to completion without error.
