@@ -319,3 +319,50 @@ pub fn run_expecting_panic(lp: &uv::Loop) -> String {
         .expect("unexpected payload type")
         .to_string()
 }
+
+/// One test at a time: the tests of a binary that hold this guard run one after
+/// the other (a test that failed while holding it does not stop the others).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Aborts the process, printing `what`, unless the returned flag is set within
+/// `secs` seconds (ten times that under valgrind, `tests/valgrind.sh`, which
+/// runs the loop many times slower): a backstop that ends the test run when the
+/// loop's thread hangs.
+pub fn watchdog(what: &'static str, secs: u64) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let secs = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        secs * 10
+    } else {
+        secs
+    };
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..secs * 10 {
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("watchdog: {what}");
+        std::process::abort();
+    });
+    done
+}
+
+/// Copies the directory `from`, with everything in it, to `to` (made if missing).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, dest).unwrap();
+        }
+    }
+}

@@ -351,3 +351,45 @@ pub fn bound_tcp(lp: &uv::LoopHandle) -> (uv::Tcp, SocketAddr) {
     let a = t.local_addr().unwrap();
     (t, a)
 }
+
+/// A UDP socket of `lp` bound to `addr` (`"127.0.0.1:0"`: a free port), and the
+/// address it got.
+pub fn udp_bound_to(lp: &Loop, addr: &str) -> (uv::Udp, SocketAddr) {
+    let u = uv::Udp::new(lp).unwrap();
+    u.bind(addr.parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    let a = u.local_addr().unwrap();
+    (u, a)
+}
+
+/// A Unix socket pair: one end a `Pipe` of `lp` (IPC or not), the other a std
+/// stream.
+pub fn pipe_and_std(lp: &Loop, ipc: bool) -> (uv::Pipe, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = uv::Pipe::new(lp, ipc).unwrap();
+    p.open(a).unwrap();
+    (p, b)
+}
+
+/// Two IPC pipes of `lp`, the ends of one socket pair.
+pub fn ipc_pair(lp: &Loop) -> (uv::Pipe, uv::Pipe) {
+    let (pa, b) = pipe_and_std(lp, true);
+    let pb = uv::Pipe::new(lp, true).unwrap();
+    pb.open(b).unwrap();
+    (pa, pb)
+}
+
+/// An `int` socket option of the socket `fd` at `level`.
+pub fn sockopt(fd: RawFd, level: i32, name: i32) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid out-pointers of the sizes given.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
+    assert_eq!(
+        rc,
+        0,
+        "getsockopt {level} {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    v
+}

@@ -25,8 +25,8 @@ use uv::{FsEventFlags, Loop, Pipe, RunMode, StatusCode, Stream};
 use uv_tests::finish;
 use uv_tests::net::{bound_udp, TempDir};
 use uv_tests::provoke::{
-    poll_once, provoked, quiet_provoked_panics, run_catching, run_nowait_catching, FlakyWake,
-    PanickingWake, WakeAndDropPanic,
+    poll_next, poll_once, provoked, quiet_provoked_panics, run_catching, run_nowait_catching,
+    FlakyWake, PanickingWake, WakeAndDropPanic,
 };
 
 // ---- helpers ----
@@ -36,10 +36,6 @@ fn counting() -> (Arc<FlakyWake>, Waker) {
     let c = FlakyWake::panicking_first(0);
     let w = Waker::from(c.clone());
     (c, w)
-}
-
-fn poll_next<S: futures::Stream + Unpin>(s: &mut S, w: &Waker) -> Poll<Option<S::Item>> {
-    Pin::new(s).poll_next(&mut Context::from_waker(w))
 }
 
 /// Runs `lp` one non-blocking iteration at a time (catching provoked panics into

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use uv::Stream as _;
 use uv::{Loop, RunMode, StatusCode, Tcp};
+use uv_tests::net::sockopt;
 
 /// An address on this host where nothing listens: connects to it are refused.
 fn refused_addr() -> SocketAddr {
@@ -151,24 +152,6 @@ fn keepalive_set_before_the_socket_keeps_only_the_switch() {
     assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 300);
     tcp.close();
     lp.run(RunMode::Default).unwrap();
-}
-
-/// An `int` socket option of `fd`.
-fn sockopt(fd: i32, level: i32, name: i32) -> i32 {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are valid out-pointers of the sizes given.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt {level} {name}");
-    v
 }
 
 /// `set_send_buffer_size` and `set_recv_buffer_size` said the value reads back

@@ -24,6 +24,7 @@ use uv::{
     Fs, HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
     Stream as _, Tcp,
 };
+use uv_tests::net::ipc_pair;
 use uv_tests::net::{ends_seen, fd_identity, run_until, send_fds};
 
 /// The bytes a pipe read, and the error that ended its reading.
@@ -44,17 +45,6 @@ fn record_reads(p: &Pipe) -> Reads {
     })
     .unwrap();
     (got, err)
-}
-
-/// An IPC pipe on one end of a socket pair, and the other end, also an IPC pipe of
-/// the same loop.
-fn ipc_pair(lp: &Loop) -> (Pipe, Pipe) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let pa = Pipe::new(lp, true).unwrap();
-    pa.open(a).unwrap();
-    let pb = Pipe::new(lp, true).unwrap();
-    pb.open(b).unwrap();
-    (pa, pb)
 }
 
 /// An IPC pipe opened on a FIFO (an anonymous pipe's read end) used to be taken:

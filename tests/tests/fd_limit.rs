@@ -23,17 +23,13 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::net::UnixListener;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
 use uv::Stream as _;
 
 use uv::{AddressFamily, Loop, Pipe, RunMode, StatusCode, Tcp, TcpFlags, Udp, UdpFlags};
 use uv_tests::net::{run_until, tcp_listener, TempDir};
 
-/// One test at a time in this binary.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// One test at a time in this binary.
+use uv_tests::serial;
 
 /// While alive, no new descriptor can be made in this process (a
 /// [`uv_tests::DescriptorRoom`] with no room, checked).
