@@ -366,3 +366,12 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Runs `scenario` in a child ([`scenario_output`]), which must exit with status
+/// 0 having written "scenario done" to its standard error (a scenario that ends
+/// early, or the process with it, fails).
+pub fn assert_scenario_done(var: &str, scenario: &str) {
+    let (status, stderr) = scenario_output(var, scenario);
+    assert!(status.success(), "{scenario}: {status:?}\n{stderr}");
+    assert!(stderr.contains("scenario done"), "{scenario}: {stderr}");
+}
