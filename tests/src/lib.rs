@@ -375,3 +375,13 @@ pub fn assert_scenario_done(var: &str, scenario: &str) {
     assert!(status.success(), "{scenario}: {status:?}\n{stderr}");
     assert!(stderr.contains("scenario done"), "{scenario}: {stderr}");
 }
+
+/// Shuts down the write side of `s` (after the writes queued before) and closes
+/// it once the shutdown is done, which must succeed.
+pub fn shutdown_and_close<S: uv::Stream>(s: &S) {
+    s.shutdown(|s, r| {
+        r.unwrap();
+        s.close();
+    })
+    .unwrap();
+}

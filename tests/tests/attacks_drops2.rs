@@ -820,11 +820,7 @@ fn dropped_write_futures_are_not_woken() {
     let mut last = uv::future::write(&a, "four");
     assert!(poll_once(&mut last, &Waker::from(good.clone())).is_pending());
     drop((one, each));
-    a.shutdown(|a, r| {
-        r.unwrap();
-        a.close();
-    })
-    .unwrap();
+    uv_tests::shutdown_and_close(&a);
     assert_eq!(run_all(&lp), Vec::<&str>::new());
     assert_eq!(bad.0.load(Ordering::SeqCst), 0);
     assert_eq!(good.0.load(Ordering::SeqCst), 1);

@@ -720,11 +720,7 @@ fn panicking_request_callbacks_leave_the_loop_usable() {
     a.write(b"second", move |a, r| {
         r.unwrap();
         o.set(o.get() + 1);
-        a.shutdown(|a, r| {
-            r.unwrap();
-            a.close();
-        })
-        .unwrap();
+        uv_tests::shutdown_and_close(a);
     })
     .unwrap();
     drop(a);

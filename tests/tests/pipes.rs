@@ -531,11 +531,7 @@ fn bind2_and_connect2_with_an_abstract_name() {
             *p2.borrow_mut() = Some(c.peer_addr().unwrap());
             c.write("abstract hello", |c, r| {
                 r.unwrap();
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             })
             .unwrap();
         })
@@ -621,11 +617,7 @@ fn a_mebibyte_in_sixteen_chunks_arrives_intact() {
             c.write(chunks, move |c, r| {
                 r.unwrap();
                 w2.set(true);
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             })
             .unwrap();
         })

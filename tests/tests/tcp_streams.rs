@@ -562,11 +562,7 @@ fn echo_roundtrip(data: WriteData) -> Vec<u8> {
             Err(e) => {
                 assert_eq!(e.code(), StatusCode::EOF);
                 // The shutdown waits for the echoes still queued.
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             }
         })
         .unwrap();
@@ -971,12 +967,7 @@ fn after_a_panic_the_loop_serves_a_new_connection() {
             })
             .unwrap();
         client.write("again", |_, r| r.unwrap()).unwrap();
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
     });
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(&*got.borrow(), b"again");
@@ -1066,12 +1057,7 @@ fn a_dropped_reading_socket_keeps_reading() {
             .unwrap();
         drop(server);
         client.write("kept", |_, r| r.unwrap()).unwrap();
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
         // The in-flight requests keep the client alive.
         drop(client);
     });
@@ -1178,12 +1164,7 @@ fn empty_writes() {
                 .write(data, move |_, r| res.borrow_mut().push(r))
                 .unwrap();
         }
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
     });
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(*results.borrow(), vec![Ok(()), Ok(()), Ok(())]);
@@ -1239,11 +1220,7 @@ fn a_read_callback_that_panicked_keeps_reading_on_the_next_run() {
             .write("hello", |c, r| {
                 r.unwrap();
                 c.write(" world", |_, r| r.unwrap()).unwrap();
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             })
             .unwrap();
     });
@@ -1280,11 +1257,7 @@ fn read_stop_pauses_and_read_start_resumes() {
                         Err(_) => s.close(),
                     })
                     .unwrap();
-                    c.shutdown(|c, r| {
-                        r.unwrap();
-                        c.close();
-                    })
-                    .unwrap();
+                    uv_tests::shutdown_and_close(c);
                 })
                 .unwrap();
             })
@@ -1324,12 +1297,7 @@ fn a_failed_read_start_keeps_the_running_callback() {
             .unwrap_err();
         assert_eq!(err.code(), StatusCode::EALREADY, "{err:?}");
         client.write("data", |_, r| r.unwrap()).unwrap();
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
     });
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(second.get(), 0, "the rejected callback was called");
