@@ -207,16 +207,13 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
         let st = ctx(server.cast());
-        rawnet::accept_reading(
+        rawnet::accept_counting(
             server,
             Some(rawnet::slab_alloc::<RawPound>),
             Some(server_read),
+            &st.tally.accepted,
+            st.total,
         );
-        let a = st.tally.accepted.get() + 1;
-        st.tally.accepted.set(a);
-        if a == st.total {
-            sys::uv_close(server.cast(), Some(rawnet::close_free));
-        }
     }
 }
 

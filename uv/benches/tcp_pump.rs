@@ -229,7 +229,7 @@ struct RawPump {
     limit: u64,
     issued: Cell<u64>,
     clients: usize,
-    accepted: Cell<usize>,
+    accepted: Cell<u64>,
     connected: RefCell<Vec<*mut sys::uv_stream_t>>,
     /// Finished write requests, for reuse (the C benchmark's `req_freelist`).
     free_reqs: RefCell<Vec<*mut sys::uv_write_t>>,
@@ -263,15 +263,13 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
         let st = ctx(server.cast());
-        rawnet::accept_reading(
+        rawnet::accept_counting(
             server,
             Some(rawnet::slab_alloc::<RawPump>),
             Some(server_read),
+            &st.accepted,
+            st.clients as u64,
         );
-        st.accepted.set(st.accepted.get() + 1);
-        if st.accepted.get() == st.clients {
-            sys::uv_close(server.cast(), Some(rawnet::close_free));
-        }
     }
 }
 

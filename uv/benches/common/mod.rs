@@ -803,6 +803,30 @@ pub mod rawnet {
         }
     }
 
+    /// Accepts a pending connection into a reading handle (as `accept_reading`),
+    /// counts it in `accepted`, and closes the server (`close_free`) once that
+    /// count reaches `total`.
+    ///
+    /// # Safety
+    /// As `accept_reading`; `server` was made by `new_tcp` and is closed only here.
+    pub unsafe fn accept_counting(
+        server: *mut sys::uv_stream_t,
+        alloc: sys::uv_alloc_cb,
+        read: sys::uv_read_cb,
+        accepted: &std::cell::Cell<u64>,
+        total: u64,
+    ) {
+        // SAFETY: per the contract.
+        unsafe {
+            accept_reading(server, alloc, read);
+            let a = accepted.get() + 1;
+            accepted.set(a);
+            if a == total {
+                sys::uv_close(server.cast(), Some(close_free));
+            }
+        }
+    }
+
     /// A read error of a server's connection: closes it (`close_free`) on EOF,
     /// panics on anything else.
     ///
