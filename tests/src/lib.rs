@@ -257,3 +257,131 @@ impl Drop for DescriptorRoom {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.saved) };
     }
 }
+
+/// Closes every handle of `lp` left open and runs the loop out: nothing may be
+/// left alive (a run that never ended would show a handle left started).
+pub fn finish(lp: &uv::Loop) {
+    lp.close_all_handles();
+    assert!(!lp.run(uv::RunMode::Default).unwrap());
+}
+
+/// Writes a suite's `scenario_child` test, the child side of its scenarios
+/// ([`scenario_command`]): it runs the scenario that the environment variable
+/// `$var` names, and nothing in a normal run of the suite. Each `name` runs the
+/// function `name()` (an arm may carry attributes: `#[cfg(...)] name`); after a
+/// `;`, each `"name" => { ... }` runs its block; a `before: { ... }` block runs
+/// first, once the variable is known to be set. An unknown name fails the child.
+///
+/// ```ignore
+/// uv_tests::scenarios! { SCENARIO => first, #[cfg(unix)] second; "third" => {} }
+/// uv_tests::scenarios! { SCENARIO, before: { setup() } => first }
+/// ```
+#[macro_export]
+macro_rules! scenarios {
+    (
+        $var:expr $( , before: $before:block )? =>
+        $( $(#[$attr:meta])* $name:ident ),* $(,)?
+        $( ; $( $inline:literal => $body:block ),* $(,)? )?
+    ) => {
+        /// The child side of the suite's scenarios: runs the one its environment
+        /// names (nothing in a normal run of the suite).
+        #[test]
+        fn scenario_child() {
+            let ::std::result::Result::Ok(scenario) = ::std::env::var($var) else {
+                return;
+            };
+            $( $before )?
+            match scenario.as_str() {
+                $( $(#[$attr])* ::std::stringify!($name) => $name(), )*
+                $( $( $inline => $body )* )?
+                other => ::std::panic!("unknown scenario {other}"),
+            }
+        }
+    };
+}
+
+/// The text a panic's payload carries (`panic!` gives a `&str` or a `String`), or
+/// `None` for any other payload.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+}
+
+/// Runs `lp` (`RunMode::Default`), which must resume a callback's panic: that
+/// panic's text (a payload that is not text fails the test).
+pub fn run_expecting_panic(lp: &uv::Loop) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lp.run(uv::RunMode::Default)
+    }))
+    .expect_err("run() should have resumed the callback's panic");
+    panic_text(&*payload)
+        .expect("unexpected payload type")
+        .to_string()
+}
+
+/// One test at a time: the tests of a binary that hold this guard run one after
+/// the other (a test that failed while holding it does not stop the others).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Aborts the process, printing `what`, unless the returned flag is set within
+/// `secs` seconds (ten times that under valgrind, `tests/valgrind.sh`, which
+/// runs the loop many times slower): a backstop that ends the test run when the
+/// loop's thread hangs.
+pub fn watchdog(what: &'static str, secs: u64) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let secs = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        secs * 10
+    } else {
+        secs
+    };
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..secs * 10 {
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("watchdog: {what}");
+        std::process::abort();
+    });
+    done
+}
+
+/// Copies the directory `from`, with everything in it, to `to` (made if missing).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, dest).unwrap();
+        }
+    }
+}
+
+/// Runs `scenario` in a child ([`scenario_output`]), which must exit with status
+/// 0 having written "scenario done" to its standard error (a scenario that ends
+/// early, or the process with it, fails).
+pub fn assert_scenario_done(var: &str, scenario: &str) {
+    let (status, stderr) = scenario_output(var, scenario);
+    assert!(status.success(), "{scenario}: {status:?}\n{stderr}");
+    assert!(stderr.contains("scenario done"), "{scenario}: {stderr}");
+}
+
+/// Shuts down the write side of `s` (after the writes queued before) and closes
+/// it once the shutdown is done, which must succeed.
+pub fn shutdown_and_close<S: uv::Stream>(s: &S) {
+    s.shutdown(|s, r| {
+        r.unwrap();
+        s.close();
+    })
+    .unwrap();
+}

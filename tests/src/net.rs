@@ -302,3 +302,94 @@ pub fn ends_seen(peers: &[std::os::unix::net::UnixStream], want: usize) -> usize
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A `RECVMMSG` socket of `lp` (`batch_udp`) and a `std` sender (`udp_sender`)
+/// that has sent it the datagrams `0..count` (`send_numbered`): the socket, its
+/// address, the sender and the sender's address.
+pub fn numbered_batch(
+    lp: &Loop,
+    count: u8,
+) -> (uv::Udp, SocketAddr, std::net::UdpSocket, SocketAddr) {
+    let (rx, rx_addr) = batch_udp(lp);
+    let (tx, tx_addr) = udp_sender();
+    send_numbered(&tx, rx_addr, 0, count);
+    (rx, rx_addr, tx, tx_addr)
+}
+
+/// Starts `rx` receiving, each datagram (not the drained event) given to
+/// `record`, until the one numbered `at` (one byte, its number), where the
+/// callback stops receiving; runs the loop until that batch is in (three
+/// non-blocking runs). A `RECVMMSG` socket then keeps the batch's rest.
+pub fn receive_until(
+    lp: &Loop,
+    rx: &uv::Udp,
+    at: u8,
+    mut record: impl FnMut(&uv::Datagram<'_>) + 'static,
+) {
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        if d.is_drained() {
+            return;
+        }
+        record(&d);
+        if d.data[0] == at {
+            u.recv_stop().unwrap();
+        }
+    })
+    .unwrap();
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+}
+
+/// A TCP handle of `lp` bound to a free port of the loopback address (not yet
+/// listening), and that address.
+pub fn bound_tcp(lp: &uv::LoopHandle) -> (uv::Tcp, SocketAddr) {
+    let t = uv::Tcp::new(lp).unwrap();
+    t.bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
+        .unwrap();
+    let a = t.local_addr().unwrap();
+    (t, a)
+}
+
+/// A UDP socket of `lp` bound to `addr` (`"127.0.0.1:0"`: a free port), and the
+/// address it got.
+pub fn udp_bound_to(lp: &Loop, addr: &str) -> (uv::Udp, SocketAddr) {
+    let u = uv::Udp::new(lp).unwrap();
+    u.bind(addr.parse().unwrap(), uv::UdpFlags::empty())
+        .unwrap();
+    let a = u.local_addr().unwrap();
+    (u, a)
+}
+
+/// A Unix socket pair: one end a `Pipe` of `lp` (IPC or not), the other a std
+/// stream.
+pub fn pipe_and_std(lp: &Loop, ipc: bool) -> (uv::Pipe, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = uv::Pipe::new(lp, ipc).unwrap();
+    p.open(a).unwrap();
+    (p, b)
+}
+
+/// Two IPC pipes of `lp`, the ends of one socket pair.
+pub fn ipc_pair(lp: &Loop) -> (uv::Pipe, uv::Pipe) {
+    let (pa, b) = pipe_and_std(lp, true);
+    let pb = uv::Pipe::new(lp, true).unwrap();
+    pb.open(b).unwrap();
+    (pa, pb)
+}
+
+/// An `int` socket option of the socket `fd` at `level`.
+pub fn sockopt(fd: RawFd, level: i32, name: i32) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid out-pointers of the sizes given.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
+    assert_eq!(
+        rc,
+        0,
+        "getsockopt {level} {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    v
+}

@@ -151,3 +151,20 @@ pub fn poll_once<F: std::future::Future + Unpin>(
 ) -> std::task::Poll<F::Output> {
     std::pin::Pin::new(f).poll(&mut std::task::Context::from_waker(w))
 }
+
+/// Polls the stream `s` once with `w`.
+pub fn poll_next<S: futures::Stream + Unpin>(
+    s: &mut S,
+    w: &std::task::Waker,
+) -> std::task::Poll<Option<S::Item>> {
+    std::pin::Pin::new(s).poll_next(&mut std::task::Context::from_waker(w))
+}
+
+/// What `f` panicked with (its `Provoked` name), or `None` when it returned (any
+/// other panic fails the test).
+pub fn panic_of<R>(f: impl FnOnce() -> R) -> Option<&'static str> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(_) => None,
+        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
+    }
+}

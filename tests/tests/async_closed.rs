@@ -6,17 +6,15 @@
 
 #![cfg(unix)]
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Poll, Wake, Waker};
 use std::time::Duration;
 
-use futures::Stream;
 use uv::future as uvf;
 use uv::{Category, FsEventFlags, Loop, ProcessOptions, RunMode, Signum};
 use uv_tests::net::TempDir;
+use uv_tests::provoke::{poll_next, poll_once};
 
 /// A waker that counts its wake-ups.
 struct Count(AtomicUsize);
@@ -30,14 +28,6 @@ impl Wake for Count {
 fn counting_waker() -> (Arc<Count>, Waker) {
     let c = Arc::new(Count(AtomicUsize::new(0)));
     (c.clone(), Waker::from(c))
-}
-
-fn poll_once<F: Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Output> {
-    Pin::new(f).poll(&mut Context::from_waker(w))
-}
-
-fn poll_next<S: Stream + Unpin>(s: &mut S, w: &Waker) -> Poll<Option<S::Item>> {
-    Pin::new(s).poll_next(&mut Context::from_waker(w))
 }
 
 #[test]

@@ -184,11 +184,7 @@ fn round(seed: u64) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let lp = Loop::new().unwrap();
     let (pipe_a, pipe_b) = uv::Pipe::pair(&lp).unwrap();
-    let server = uv::Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
-        .unwrap();
-    let server_addr = server.local_addr().unwrap();
+    let (server, server_addr) = uv_tests::net::bound_tcp(&lp);
     let mut inc = uvf::incoming(server, 16).unwrap();
     let udp = uv::Udp::new(&lp).unwrap();
     udp.bind("127.0.0.1:0".parse().unwrap(), uv::UdpFlags::empty())

@@ -104,11 +104,7 @@ fn ping_pong_pipe() {
 #[test]
 fn echo_of_one_mebibyte() {
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let served = lp
         .spawn_local(echo_server(uvf::incoming(server, 16).unwrap(), 1))
         .unwrap();
@@ -276,11 +272,7 @@ fn dns_lookups() {
 #[test]
 fn many_connections_to_one_server() {
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let lh = lp.handle();
     // Listening starts now (before the clients connect); the server task spawns
     // one task per connection.

@@ -21,16 +21,9 @@ use uv::Stream as _;
 use uv::{
     AddressFamily, Async, Loop, Pipe, ReadAllocator, RunMode, StatusCode, Tcp, Timer, Udp, UdpFlags,
 };
+use uv_tests::net::pipe_and_std as pipe_pair;
 use uv_tests::net::{count_iterations, iterations_while_idle, pattern, run_until, tcp_listener};
 use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics};
-
-/// A Unix socket pair: one end as a `Pipe` on `lp`, the other a std stream.
-fn pipe_pair(lp: &Loop, ipc: bool) -> (Pipe, UnixStream) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let p = Pipe::new(lp, ipc).unwrap();
-    p.open(a).unwrap();
-    (p, b)
-}
 
 /// A value whose Drop counts itself, then panics with `Provoked(name)`.
 struct Boom {

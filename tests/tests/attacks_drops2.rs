@@ -15,10 +15,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Poll, Wake, Waker};
 
 use uv::{Fs, Loop, Pipe, Process, ProcessOptions, RunMode, Stream};
 use uv_tests::net::bound_udp;
+use uv_tests::provoke::poll_once;
 use uv_tests::provoke::{
     provoke, provoked, quiet_provoked_panics, run_catching, PanicOnDrop, PanickingWake,
 };
@@ -57,10 +58,6 @@ impl Wake for CountingWake {
     fn wake_by_ref(self: &Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-fn poll_once<F: std::future::Future + Unpin>(f: &mut F, w: &Waker) -> Poll<F::Output> {
-    std::pin::Pin::new(f).poll(&mut Context::from_waker(w))
 }
 
 // ---- UDP ----
@@ -823,11 +820,7 @@ fn dropped_write_futures_are_not_woken() {
     let mut last = uv::future::write(&a, "four");
     assert!(poll_once(&mut last, &Waker::from(good.clone())).is_pending());
     drop((one, each));
-    a.shutdown(|a, r| {
-        r.unwrap();
-        a.close();
-    })
-    .unwrap();
+    uv_tests::shutdown_and_close(&a);
     assert_eq!(run_all(&lp), Vec::<&str>::new());
     assert_eq!(bad.0.load(Ordering::SeqCst), 0);
     assert_eq!(good.0.load(Ordering::SeqCst), 1);

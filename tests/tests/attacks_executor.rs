@@ -13,7 +13,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -23,7 +22,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use uv::future::{self as uvf, JoinError};
 use uv::{Loop, RunMode, Stream as _};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
+use uv_tests::provoke::panic_of;
+use uv_tests::provoke::{provoke, quiet_provoked_panics, PanicOnDrop};
 
 /// A future that wakes its task in the poll that completes it, with `v`.
 fn wake_then_ready<T>(v: T) -> impl Future<Output = T> {
@@ -32,14 +32,6 @@ fn wake_then_ready<T>(v: T) -> impl Future<Output = T> {
         cx.waker().wake_by_ref();
         Poll::Ready(v.take().expect("polled once"))
     })
-}
-
-/// What `f` panicked with (its `Provoked` name), or `None` when it returned.
-fn panic_of<R>(f: impl FnOnce() -> R) -> Option<&'static str> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(_) => None,
-        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
-    }
 }
 
 /// A task's output of a detached `JoinHandle` whose `Drop` panics, from a task

@@ -15,7 +15,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -24,15 +23,8 @@ use std::time::Duration;
 use futures::Stream;
 use uv::future::{self as uvf, JoinError};
 use uv::{Loop, RunMode};
+use uv_tests::provoke::panic_of;
 use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
-
-/// What `f` panicked with (its `Provoked` name), or `None` when it returned.
-fn panic_of<R>(f: impl FnOnce() -> R) -> Option<&'static str> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(_) => None,
-        Err(p) => Some(provoked(&*p).expect("a provoked panic")),
-    }
-}
 
 /// A task that wakes itself and then panics, with a panic hook that takes the
 /// panic (the loop goes on). Pins: the task is polled once (its wake inside the

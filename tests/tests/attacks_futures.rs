@@ -22,10 +22,11 @@ use std::time::Duration;
 use futures::AsyncReadExt;
 use uv::future as uvf;
 use uv::{FsEventFlags, Loop, Pipe, RunMode, StatusCode, Stream};
+use uv_tests::finish;
 use uv_tests::net::{bound_udp, TempDir};
 use uv_tests::provoke::{
-    poll_once, provoked, quiet_provoked_panics, run_catching, run_nowait_catching, FlakyWake,
-    PanickingWake, WakeAndDropPanic,
+    poll_next, poll_once, provoked, quiet_provoked_panics, run_catching, run_nowait_catching,
+    FlakyWake, PanickingWake, WakeAndDropPanic,
 };
 
 // ---- helpers ----
@@ -35,10 +36,6 @@ fn counting() -> (Arc<FlakyWake>, Waker) {
     let c = FlakyWake::panicking_first(0);
     let w = Waker::from(c.clone());
     (c, w)
-}
-
-fn poll_next<S: futures::Stream + Unpin>(s: &mut S, w: &Waker) -> Poll<Option<S::Item>> {
-    Pin::new(s).poll_next(&mut Context::from_waker(w))
 }
 
 /// Runs `lp` one non-blocking iteration at a time (catching provoked panics into
@@ -58,14 +55,6 @@ fn run_until_catching(
         }
     }
     done()
-}
-
-/// Closes what is left and runs the loop out: nothing may be left alive.
-fn finish(lp: &Loop) {
-    for h in lp.handles() {
-        h.close();
-    }
-    assert!(!lp.run(RunMode::Default).unwrap());
 }
 
 // ---- a wake that panics is made again by the next event ----
@@ -146,9 +135,7 @@ fn a_datagram_wake_that_panicked_is_made_again_by_the_next_datagram() {
 /// of that drop. (In a child process, so that an abort shows as its exit status.)
 #[test]
 fn a_waker_whose_wake_and_drop_panic_does_not_abort_a_read() {
-    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "wake_and_drop_panic");
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(stderr.contains("scenario done"), "{stderr}");
+    uv_tests::assert_scenario_done(SCENARIO, "wake_and_drop_panic");
 }
 
 fn wake_and_drop_panic() {
@@ -480,17 +467,9 @@ fn a_paused_datagram_stream_resumes_as_it_is_drained() {
 
 const SCENARIO: &str = "UV_ATTACKS_FUTURES_SCENARIO";
 
-/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
-/// of the tests that need a process of their own.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "wake_and_drop_panic" => wake_and_drop_panic(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    wake_and_drop_panic,
 }
 
 // ---- bytes read ahead, handed on ----

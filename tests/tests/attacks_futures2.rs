@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Waker};
 use futures::{AsyncRead, Stream as _};
 use uv::future as uvf;
 use uv::{Loop, RunMode, StatusCode, Stream};
+use uv_tests::finish;
 use uv_tests::provoke::FlakyWake;
 
 // ---- helpers ----
@@ -39,14 +40,6 @@ fn run_until_woken(lp: &Loop, c: &FlakyWake) -> bool {
         lp.run(RunMode::Once).unwrap();
     }
     c.wakes() > before
-}
-
-/// Closes what is left and runs the loop out: nothing may be left alive.
-fn finish(lp: &Loop) {
-    for h in lp.handles() {
-        h.close();
-    }
-    assert!(!lp.run(RunMode::Default).unwrap());
 }
 
 /// A terminal of `lp` reading the slave side of a new pseudo-terminal (canonical
@@ -269,18 +262,10 @@ fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
     uv_tests::scenario_output(SCENARIO, scenario)
 }
 
-/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
-/// of the tests that need a process of their own.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "handle_requests_of_an_abandoned_loop" => handle_requests_of_an_abandoned_loop(),
-        "handle_callbacks_of_an_abandoned_loop" => handle_callbacks_of_an_abandoned_loop(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    handle_requests_of_an_abandoned_loop,
+    handle_callbacks_of_an_abandoned_loop,
 }
 
 /// What a future gave: its error code, or `None` for `Ok`; `Err(())` while it

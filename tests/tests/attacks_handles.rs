@@ -8,17 +8,12 @@
 use std::cell::{Cell, RefCell};
 use std::os::fd::AsRawFd as _;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
 
 use uv::{Loop, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio};
 
-/// The tests of this file run one at a time: some depend on which descriptor
-/// numbers are free, and a signal goes to every watcher of the process.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+// The tests of this file run one at a time: some depend on which descriptor
+// numbers are free, and a signal goes to every watcher of the process.
+use uv_tests::serial;
 
 /// The two lowest descriptor numbers free now (what the next `pipe` gets).
 fn two_lowest_free() -> (i32, i32) {

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use uv::Stream as _;
 use uv::{Loop, RunMode, StatusCode, Tcp};
+use uv_tests::net::sockopt;
 
 /// An address on this host where nothing listens: connects to it are refused.
 fn refused_addr() -> SocketAddr {
@@ -151,24 +152,6 @@ fn keepalive_set_before_the_socket_keeps_only_the_switch() {
     assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 300);
     tcp.close();
     lp.run(RunMode::Default).unwrap();
-}
-
-/// An `int` socket option of `fd`.
-fn sockopt(fd: i32, level: i32, name: i32) -> i32 {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are valid out-pointers of the sizes given.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt {level} {name}");
-    v
 }
 
 /// `set_send_buffer_size` and `set_recv_buffer_size` said the value reads back
@@ -328,24 +311,16 @@ fn a_long_title_is_cut_at_a_character() {
 /// [`scenario_child`] instead of its tests.
 const SCENARIO: &str = "UV_ATTACKS_INPUTS_SCENARIO";
 
-/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
-/// of the tests that need a process of their own.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "title_with_a_long_argv0" => {
-            // The first title is the first argument, cut to what fits.
-            let first = uv::system::process_title().unwrap();
-            assert!(first.len() < uv::system::PROCESS_TITLE_CAPACITY);
-            assert!(first.bytes().all(|b| b == b'a'), "{first:?}");
-            uv::system::set_process_title("short").unwrap();
-            assert_eq!(uv::system::process_title().unwrap(), "short");
-            println!("scenario done");
-        }
-        other => panic!("unknown scenario {other}"),
+uv_tests::scenarios! {
+    SCENARIO => ;
+    "title_with_a_long_argv0" => {
+        // The first title is the first argument, cut to what fits.
+        let first = uv::system::process_title().unwrap();
+        assert!(first.len() < uv::system::PROCESS_TITLE_CAPACITY);
+        assert!(first.bytes().all(|b| b == b'a'), "{first:?}");
+        uv::system::set_process_title("short").unwrap();
+        assert_eq!(uv::system::process_title().unwrap(), "short");
+        println!("scenario done");
     }
 }
 

@@ -24,6 +24,7 @@ use uv::{
     Fs, HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
     Stream as _, Tcp,
 };
+use uv_tests::net::ipc_pair;
 use uv_tests::net::{ends_seen, fd_identity, run_until, send_fds};
 
 /// The bytes a pipe read, and the error that ended its reading.
@@ -44,17 +45,6 @@ fn record_reads(p: &Pipe) -> Reads {
     })
     .unwrap();
     (got, err)
-}
-
-/// An IPC pipe on one end of a socket pair, and the other end, also an IPC pipe of
-/// the same loop.
-fn ipc_pair(lp: &Loop) -> (Pipe, Pipe) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let pa = Pipe::new(lp, true).unwrap();
-    pa.open(a).unwrap();
-    let pb = Pipe::new(lp, true).unwrap();
-    pb.open(b).unwrap();
-    (pa, pb)
 }
 
 /// An IPC pipe opened on a FIFO (an anonymous pipe's read end) used to be taken:
@@ -512,18 +502,10 @@ fn more_descriptors_than_libuv_takes(read: fn(&Pipe) -> Events) {
 /// The variable that names the scenario a child process of this binary runs.
 const SCENARIO: &str = "UV_ATTACKS_IPC_SCENARIO";
 
-/// Runs the scenario named by [`SCENARIO`] when this binary was started for one;
-/// a no-op in the normal run.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        "receive_at_the_descriptor_limit" => receive_at_the_descriptor_limit(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    receive_at_the_descriptor_limit,
 }
 
 /// The scenario: a handle sent with `write2` (one descriptor) while the receiver

@@ -379,11 +379,7 @@ fn notes_stay_with_their_read_across_nested_loops_and_panics() {
         })
     }))
     .unwrap_err();
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned());
-    assert_eq!(text.as_deref(), Some("told of the loss"));
+    assert_eq!(uv_tests::panic_text(&*payload), Some("told of the loss"));
     run_until(&outer, || {
         after_panic.borrow().last() == Some(&Ok(b"q".to_vec()))
     });
@@ -533,18 +529,10 @@ fn the_end_right_after_messages_with_handles() {
 /// The variable that names the scenario a child process of this binary runs.
 const SCENARIO: &str = "UV_ATTACKS_IPC_READS_SCENARIO";
 
-/// Runs the scenario named by [`SCENARIO`] when this binary was started for one;
-/// a no-op in the normal run.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "many_descriptors_with_little_room" => many_descriptors_with_little_room(),
-        "two_handles_at_the_limit" => two_handles_at_the_limit(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    many_descriptors_with_little_room,
+    two_handles_at_the_limit,
 }
 
 /// The scenario: two handles sent with `write2`, one message each, then bytes,

@@ -13,7 +13,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write as _;
-use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,16 +24,9 @@ use uv::{
     Async, Fs, Loop, Pipe, PoolAllocator, RunMode, StatusCode, Stream as _, Tcp, Timer, Udp,
     UdpFlags,
 };
+use uv_tests::net::pipe_and_std;
 use uv_tests::net::{pattern, run_until, tcp_listener, TempDir};
 use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
-
-/// A Unix socket pair: one end a `Pipe` on `lp`, the other a std stream.
-fn pipe_and_std(lp: &Loop) -> (Pipe, UnixStream) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let p = Pipe::new(lp, false).unwrap();
-    p.open(a).unwrap();
-    (p, b)
-}
 
 /// `len` bytes of a pattern shifted by `salt`, so that bytes of two streams mixed up
 /// show.
@@ -203,7 +195,7 @@ fn async_streams_allocator_reads_and_udp_batches_share_the_loop_buffer() {
 #[test]
 fn reads_of_exactly_the_thresholds_keep_every_byte() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let sizes = [4096usize, 65_536, 4095, 4097, 65_535, 65_537, 4096, 65_536];
     let total: usize = sizes.iter().sum();
     let data = salted(total, 0x5a);
@@ -248,7 +240,7 @@ fn reads_of_exactly_the_thresholds_keep_every_byte() {
 #[test]
 fn into_inner_after_traded_reads_then_raw_reads_get_the_rest() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let first = salted(200_000, 1);
     let second = salted(300_000, 2);
     let f = first.clone();
@@ -283,8 +275,8 @@ fn into_inner_after_traded_reads_then_raw_reads_get_the_rest() {
 #[test]
 fn async_stream_dropped_mid_read_and_after_the_loop() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
-    let (q, mut peer_q) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
+    let (q, mut peer_q) = pipe_and_std(&lp, false);
     let other = salted(400_000, 0x77);
     let o = other.clone();
     let kept = lp
@@ -332,9 +324,9 @@ fn async_stream_dropped_mid_read_and_after_the_loop() {
 #[test]
 fn closing_streams_from_a_read_callback_beside_traded_reads() {
     let lp = Loop::new().unwrap();
-    let (x, mut peer_x) = pipe_and_std(&lp);
-    let (y, _peer_y) = pipe_and_std(&lp);
-    let (z, mut peer_z) = pipe_and_std(&lp);
+    let (x, mut peer_x) = pipe_and_std(&lp, false);
+    let (y, _peer_y) = pipe_and_std(&lp, false);
+    let (z, mut peer_z) = pipe_and_std(&lp, false);
     let y_clone = y.clone();
     let chunks = Rc::new(Cell::new(0));
     let c = chunks.clone();
@@ -439,7 +431,7 @@ fn read_chunks_beside_a_trading_wrapper_keep_every_byte() {
 #[test]
 fn read_stop_on_a_clone_under_a_waiting_wrapper() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let clone = p.clone();
     let task = lp
         .spawn_local(async move {
@@ -728,11 +720,7 @@ fn panicking_request_callbacks_leave_the_loop_usable() {
     a.write(b"second", move |a, r| {
         r.unwrap();
         o.set(o.get() + 1);
-        a.shutdown(|a, r| {
-            r.unwrap();
-            a.close();
-        })
-        .unwrap();
+        uv_tests::shutdown_and_close(a);
     })
     .unwrap();
     drop(a);
@@ -795,7 +783,7 @@ fn block_on_future_that_yields_lets_the_loop_iterate() {
 #[test]
 fn a_spawned_task_that_yields_lets_reads_arrive() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let got = uv_tests::read_to_end(&p);
     let g = got.clone();
     peer.write_all(&salted(100_000, 9)).unwrap();
@@ -1106,7 +1094,7 @@ fn udp_callbacks_replaced_by_other_types_inside_their_call() {
 #[test]
 fn a_read_callback_replacing_itself_with_other_types_keeps_every_byte() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let got: Rc<RefCell<Vec<u8>>> = Rc::default();
     let switches = Rc::new(Cell::new(0usize));
     fn plain(
@@ -1164,8 +1152,8 @@ fn a_read_callback_replacing_itself_with_other_types_keeps_every_byte() {
 fn a_panicking_read_callback_beside_a_trading_wrapper() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
-    let (q, mut peer_q) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
+    let (q, mut peer_q) = pipe_and_std(&lp, false);
     let got: Rc<RefCell<Vec<u8>>> = Rc::default();
     let g = got.clone();
     let chunks = Rc::new(Cell::new(0usize));
@@ -1306,11 +1294,7 @@ fn requests_with_large_captures_outlive_the_loop_and_their_handles() {
 fn a_panicking_connection_callback_loses_no_connection() {
     quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let accepted = Rc::new(Cell::new(0usize));
     let a = accepted.clone();
     const N: usize = 6;
@@ -1348,8 +1332,8 @@ fn a_panicking_connection_callback_loses_no_connection() {
 #[test]
 fn wrappers_used_after_their_loop_is_dropped() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = pipe_and_std(&lp);
-    let (q, _peer_q) = pipe_and_std(&lp);
+    let (p, mut peer) = pipe_and_std(&lp, false);
+    let (q, _peer_q) = pipe_and_std(&lp, false);
     let data = salted(50_000, 0x3c);
     let d = data.clone();
     let (s, first) = lp

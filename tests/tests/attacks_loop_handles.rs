@@ -19,29 +19,16 @@ uv::handle!("spec/stat_watch.toml");
 uv::handle!("spec/alarm.toml");
 uv::handle!("spec/raw_stream.toml");
 
-/// Set in a child started by [`in_child`]: the name of the scenario it runs.
+/// Set in a child (this binary, running only `scenario_child`, for code that
+/// would end the process; under valgrind when the parent is, `tests/valgrind.sh`):
+/// the name of the scenario it runs.
 const SCENARIO: &str = "UV_ATTACKS_LOOP_HANDLES_SCENARIO";
 
-/// Runs `scenario` in a child (this binary, running only `scenario_child`), for
-/// code that would end the process: its exit status and its standard error. Under
-/// valgrind (the parent is, `tests/valgrind.sh`) the child runs under it too.
-fn in_child(scenario: &str) -> (std::process::ExitStatus, String) {
-    uv_tests::scenario_output(SCENARIO, scenario)
-}
-
-/// The child side of [`in_child`]: runs the scenario its environment names (and
-/// nothing in a normal run of the suite).
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "broken_pipe_after_a_one_shot_alarm" => broken_pipe_after_a_one_shot_alarm(),
-        "broken_pipe_after_an_alarm_stopped" => broken_pipe_after_an_alarm_stopped(),
-        "a_stream_over_a_regular_file" => a_stream_over_a_regular_file(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    broken_pipe_after_a_one_shot_alarm,
+    broken_pipe_after_an_alarm_stopped,
+    a_stream_over_a_regular_file,
 }
 
 /// Writes to a pipe whose read end is closed: `EPIPE` while the process ignores
@@ -123,16 +110,12 @@ fn broken_pipe_after_an_alarm_stopped() {
 
 #[test]
 fn a_one_shot_watch_of_an_ignored_signal_by_an_extension_type_is_refused() {
-    let (status, err) = in_child("broken_pipe_after_a_one_shot_alarm");
-    assert!(status.success(), "{status}: {err}");
-    assert!(err.contains("scenario done"), "{err}");
+    uv_tests::assert_scenario_done(SCENARIO, "broken_pipe_after_a_one_shot_alarm");
 }
 
 #[test]
 fn an_extension_type_that_stops_watching_an_ignored_signal_leaves_it_ignored() {
-    let (status, err) = in_child("broken_pipe_after_an_alarm_stopped");
-    assert!(status.success(), "{status}: {err}");
-    assert!(err.contains("scenario done"), "{err}");
+    uv_tests::assert_scenario_done(SCENARIO, "broken_pipe_after_an_alarm_stopped");
 }
 
 /// A one-shot start from inside the extension watcher's own delivery is `EBUSY`
@@ -225,9 +208,7 @@ fn a_stream_over_a_regular_file() {
 
 #[test]
 fn an_extension_stream_refuses_a_regular_file() {
-    let (status, err) = in_child("a_stream_over_a_regular_file");
-    assert!(status.success(), "{status}: {err}");
-    assert!(err.contains("scenario done"), "{err}");
+    uv_tests::assert_scenario_done(SCENARIO, "a_stream_over_a_regular_file");
 }
 
 /// `Pipe::chmod` of a socket whose name fills `sun_path` (bound by another

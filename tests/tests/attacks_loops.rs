@@ -52,19 +52,11 @@ fn in_child_with_piped_stdin(scenario: &str) -> (std::process::ExitStatus, Strin
     )
 }
 
-/// The child side of [`in_child`]: runs the scenario its environment names (and
-/// nothing in a normal run of the suite).
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "a_watch_beside_another_threads_stops" => a_watch_beside_another_threads_stops(),
-        "stdin_read_beside_another_threads_spawns" => stdin_read_beside_another_threads_spawns(),
-        "a_child_drops_a_loop_it_did_not_re_create" => a_child_drops_a_loop_it_did_not_re_create(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    a_watch_beside_another_threads_stops,
+    stdin_read_beside_another_threads_spawns,
+    a_child_drops_a_loop_it_did_not_re_create,
 }
 
 // ---- two loops on two threads, one signal ----

@@ -13,19 +13,13 @@ use std::rc::Rc;
 
 use uv::Stream as _;
 use uv::{AddressFamily, Loop, RunMode, StatusCode, Tcp, TcpFlags, Udp, UdpFlags};
+use uv_tests::net::udp_bound_to as bound;
 
 type Events = Rc<RefCell<Vec<String>>>;
 
 /// A result as the events record it: `Ok(())` or the error's code.
 fn outcome(r: uv::Result<()>) -> String {
     format!("{:?}", r.map_err(|e| e.code()))
-}
-
-fn bound(lp: &Loop, addr: &str) -> (Udp, SocketAddr) {
-    let u = Udp::new(lp).unwrap();
-    u.bind(addr.parse().unwrap(), UdpFlags::empty()).unwrap();
-    let a = u.local_addr().unwrap();
-    (u, a)
 }
 
 /// Queues `n` one-byte sends (the first goes out at once, the others wait behind

@@ -6,18 +6,15 @@
 
 #![cfg(unix)]
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use uv::future as uvf;
 use uv::{Loop, RunMode, StatusCode, Stream as _, WriteData};
 
-/// The tests of this file run one at a time (descriptor numbers, process-wide
-/// spare memory of `Async` handles).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+// The tests of this file run one at a time (descriptor numbers, process-wide
+// spare memory of `Async` handles).
+use uv_tests::serial;
+use uv_tests::watchdog;
 
 /// A pipe pair whose writer `a` has a write queued behind a full socket buffer (the
 /// peer `b` does not read), so that the writes made after it wait in libuv's queue
@@ -648,31 +645,6 @@ fn senders_of_loops_dropped_on_other_threads_never_wake_later_handles() {
         assert_eq!(s.send().unwrap_err().kind(), uv::Category::ClosedHandle);
     }
     assert!(refused.load(Ordering::Relaxed) > 0);
-}
-
-/// Aborts the process with `what` unless `done` is set within `secs` seconds:
-/// a hang of the loop's thread ends the test run with a message.
-fn watchdog(what: &'static str, secs: u64) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    // Ten times longer under valgrind (`tests/valgrind.sh`), which runs the
-    // loop many times slower.
-    let secs = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
-        secs * 10
-    } else {
-        secs
-    };
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..secs * 10 {
-            if d.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        eprintln!("watchdog: {what}");
-        std::process::abort();
-    });
-    done
 }
 
 /// `recv_start` refuses a UDP socket in blocking mode, but the mode belongs to the

@@ -15,15 +15,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use uv::{Fs, FsPoll, Loop, OpenFlags, Poll, PollEvent, RunMode, Signal, Signum, StatusCode};
+use uv_tests::finish;
 use uv_tests::net::TempDir;
 
 uv::handle!("spec/stat_watch.toml");
-
-/// Closes what is left and runs the loop out: nothing may be left alive.
-fn finish(lp: &Loop) {
-    lp.close_all_handles();
-    assert!(!lp.run(RunMode::Default).unwrap());
-}
 
 fn code<T: std::fmt::Debug>(r: uv::Result<T>) -> StatusCode {
     r.unwrap_err().code()

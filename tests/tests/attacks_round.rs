@@ -19,16 +19,11 @@ use std::time::Duration;
 
 use uv::future as uvf;
 use uv::{Loop, Pipe, RunMode, Stream};
+use uv_tests::finish;
 use uv_tests::provoke::{
     poll_once, provoke, provoked, quiet_provoked_panics, run_catching, run_nowait_catching,
     FlakyWake, WakeAndDropPanic,
 };
-
-/// Closes what is left and runs the loop out: nothing may be left alive.
-fn finish(lp: &Loop) {
-    lp.close_all_handles();
-    assert!(!lp.run(RunMode::Default).unwrap());
-}
 
 // ---- listen ----
 
@@ -114,9 +109,7 @@ fn an_exit_whose_wake_panicked_is_woken_by_its_handle_close() {
 /// status.)
 #[test]
 fn a_resolved_request_dropped_while_unwinding_does_not_abort() {
-    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "resolved_request_unwinding");
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(stderr.contains("scenario done"), "{stderr}");
+    uv_tests::assert_scenario_done(SCENARIO, "resolved_request_unwinding");
 }
 
 fn resolved_request_unwinding() {
@@ -161,9 +154,7 @@ fn resolved_request_unwinding() {
 /// process, so that an abort shows as its exit status.)
 #[test]
 fn a_write_whose_waker_panics_in_wake_and_drop_does_not_abort() {
-    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "write_wake_and_drop");
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(stderr.contains("scenario done"), "{stderr}");
+    uv_tests::assert_scenario_done(SCENARIO, "write_wake_and_drop");
 }
 
 fn write_wake_and_drop() {
@@ -197,9 +188,7 @@ fn write_wake_and_drop() {
 /// task's value.
 #[test]
 fn a_join_handle_whose_waker_panics_in_wake_and_drop_does_not_abort() {
-    let (status, stderr) = uv_tests::scenario_output(SCENARIO, "join_wake_and_drop");
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(stderr.contains("scenario done"), "{stderr}");
+    uv_tests::assert_scenario_done(SCENARIO, "join_wake_and_drop");
 }
 
 fn join_wake_and_drop() {
@@ -223,19 +212,11 @@ fn join_wake_and_drop() {
 
 const SCENARIO: &str = "UV_ATTACKS_ROUND_SCENARIO";
 
-/// Runs the scenario named in [`SCENARIO`] (nothing without it): the child side
-/// of the tests that need a process of their own.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "resolved_request_unwinding" => resolved_request_unwinding(),
-        "write_wake_and_drop" => write_wake_and_drop(),
-        "join_wake_and_drop" => join_wake_and_drop(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    resolved_request_unwinding,
+    write_wake_and_drop,
+    join_wake_and_drop,
 }
 
 // ---- recv_from on a socket that reads batches ----

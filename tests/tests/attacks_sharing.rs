@@ -10,14 +10,14 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use uv::{
     Loop, Pipe, PoolAllocator, Process, ProcessOptions, RunMode, StatusCode, Stdio, Stream as _,
     Tcp, Timer,
 };
+use uv_tests::watchdog;
 
 fn code<T>(r: uv::Result<T>) -> StatusCode {
     match r {
@@ -61,29 +61,6 @@ fn listen_with_a_kept_copy_is_einval_until_it_is_dropped() {
     a.listen(8, |_, _| {}).unwrap();
     a.close();
     lp.run(RunMode::Default).unwrap();
-}
-
-/// Aborts the process (failing the run) unless the returned flag is set within
-/// `secs` seconds: a backstop against a hang (ten times longer under valgrind).
-fn watchdog(what: &'static str, secs: u64) -> Arc<AtomicBool> {
-    let secs = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
-        secs * 10
-    } else {
-        secs
-    };
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..secs * 10 {
-            if d.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("watchdog: {what}");
-        std::process::abort();
-    });
-    done
 }
 
 /// Reads `stream` one byte at a time (each read fills its buffer, so libuv reads

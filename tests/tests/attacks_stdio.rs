@@ -42,29 +42,22 @@ fn watchdog_limit() -> Duration {
     }
 }
 
-/// Runs the scenario named by [`SCENARIO`] when this binary was started for one;
-/// a no-op in the normal run.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    #[cfg(target_os = "linux")]
-    if std::env::var_os(NO_KCMP).is_some() {
-        refuse_kcmp();
-        report(format!("kcmp refused {}", kcmp_refused()));
-    }
-    match name.as_str() {
-        "read_stdin_then_spawn" => read_stdin_then_spawn(),
-        "write_stdout_then_spawn" => write_stdout_then_spawn(),
-        "stream_on_stdin" => stream_on_stdin(),
-        "tcp_on_stdin" => tcp_on_stdin(),
-        "udp_on_stdin" => udp_on_stdin(),
-        "tty_on_stdin" => tty_on_stdin(),
-        "poll_on_stdin" => poll_on_stdin(),
-        "ipc_receives_stdin" => ipc_receives_stdin(),
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO, before: {
+        #[cfg(target_os = "linux")]
+        if std::env::var_os(NO_KCMP).is_some() {
+            refuse_kcmp();
+            report(format!("kcmp refused {}", kcmp_refused()));
+        }
+    } =>
+    read_stdin_then_spawn,
+    write_stdout_then_spawn,
+    stream_on_stdin,
+    tcp_on_stdin,
+    udp_on_stdin,
+    tty_on_stdin,
+    poll_on_stdin,
+    ipc_receives_stdin,
 }
 
 /// A scenario child: this binary, running only [`scenario_child`], with `stdin`

@@ -17,6 +17,7 @@ use uv::{
     HandleType, Loop, Pipe, Process, ProcessOptions, RunMode, Signum, StatusCode, Stdio,
     Stream as _, Tcp, TcpFlags, Udp,
 };
+use uv_tests::net::{ipc_pair, pipe_and_std};
 use uv_tests::net::{iterations_while_idle, pattern, run_until, send_fds};
 
 /// What the callbacks of a test saw, in order.
@@ -34,24 +35,6 @@ fn status<T>(r: uv::Result<T>) -> String {
         Ok(_) => "ok".into(),
         Err(e) => format!("{:?}", e.code()),
     }
-}
-
-/// Two IPC pipes on `lp`, the ends of one socket pair.
-fn ipc_pair(lp: &Loop) -> (Pipe, Pipe) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let pa = Pipe::new(lp, true).unwrap();
-    pa.open(a).unwrap();
-    let pb = Pipe::new(lp, true).unwrap();
-    pb.open(b).unwrap();
-    (pa, pb)
-}
-
-/// A pipe on `lp` (no IPC) and the std stream at its other end.
-fn pipe_and_std(lp: &Loop, ipc: bool) -> (Pipe, UnixStream) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let p = Pipe::new(lp, ipc).unwrap();
-    p.open(a).unwrap();
-    (p, b)
 }
 
 /// A TCP handle with a socket (bound, not listening).
@@ -530,18 +513,10 @@ fn a_sent_listener_is_not_handed_out_as_a_descriptor() {
 /// The variable that names the scenario a child process runs.
 const SCENARIO: &str = "UV_ATTACKS_STREAMS_SCENARIO";
 
-/// The child side of the scenarios: run as this test binary with [`SCENARIO`]
-/// set; does nothing in a normal run.
-#[test]
-fn scenario_child() {
-    let Ok(name) = std::env::var(SCENARIO) else {
-        return;
-    };
-    match name.as_str() {
-        "echo_handles" => echo_handles(),
-        "exit_at_once" => {}
-        other => panic!("unknown scenario {other}"),
-    }
+uv_tests::scenarios! {
+    SCENARIO =>
+    echo_handles;
+    "exit_at_once" => {}
 }
 
 /// Scenario: an IPC pipe on descriptor 3. For each TCP socket received, accepts

@@ -21,7 +21,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use uv::{Check, Datagram, Loop, RunMode, StatusCode, Udp, UdpFlags};
-use uv_tests::net::{batch_udp, send_numbered, udp_sender as sender};
+use uv_tests::finish;
+use uv_tests::net::{
+    batch_udp, numbered_batch, receive_until, send_numbered, udp_sender as sender,
+};
 
 /// The numbers of the datagrams a callback got, in order.
 type Log = Rc<RefCell<Vec<u8>>>;
@@ -58,23 +61,10 @@ fn recorder(log: &Log) -> impl FnMut(&Udp, uv::Result<Datagram<'_>>) + 'static {
 /// the batch's rest.
 fn cut_at(lp: &Loop, rx: &Udp, log: &Log, at: u8) {
     let l = log.clone();
-    rx.recv_start(move |u, d| {
-        if record(&l, &d.unwrap()) == Some(at) {
-            u.recv_stop().unwrap();
-        }
-    })
-    .unwrap();
-    for _ in 0..3 {
-        lp.run(RunMode::NoWait).unwrap();
-    }
+    receive_until(lp, rx, at, move |d| {
+        record(&l, d);
+    });
     assert_eq!(log.borrow().last(), Some(&at));
-}
-
-/// Closes what is left and runs the loop out: a run that never ended would show
-/// an idle handle left started.
-fn finish(lp: &Loop) {
-    lp.close_all_handles();
-    assert!(!lp.run(RunMode::Default).unwrap());
 }
 
 /// The loop dropped, closed, or its handles closed, while a socket is due (its
@@ -89,9 +79,7 @@ fn finish(lp: &Loop) {
 fn a_loop_dropped_or_closed_with_a_socket_due_lets_everything_go() {
     for mode in ["drop", "close", "close_all_handles"] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_udp(&lp);
-        let (tx, _) = sender();
-        send_numbered(&tx, rx_addr, 0, 10);
+        let (rx, _, _tx, _) = numbered_batch(&lp, 10);
         let log: Log = Rc::default();
         cut_at(&lp, &rx, &log, 2);
         let token = Rc::new(());
@@ -241,9 +229,7 @@ fn restarting(log: &Log, restarts: &Rc<Cell<u32>>) -> impl FnMut(&Udp, uv::Resul
 #[test]
 fn a_stop_and_restart_in_every_kept_delivery() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 20);
+    let (rx, rx_addr, tx, _) = numbered_batch(&lp, 20);
     let log: Log = Rc::default();
     cut_at(&lp, &rx, &log, 1);
     send_numbered(&tx, rx_addr, 20, 25);
@@ -266,9 +252,7 @@ fn a_stop_and_restart_in_every_kept_delivery() {
 #[test]
 fn a_second_restart_while_due_is_refused_and_delivers_once() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 10);
+    let (rx, _, _tx, _) = numbered_batch(&lp, 10);
     let log: Log = Rc::default();
     cut_at(&lp, &rx, &log, 4);
     rx.recv_start(recorder(&log)).unwrap();
@@ -328,9 +312,7 @@ fn kept_datagrams_of_another_sender_come_after_a_connect() {
 fn a_panic_after_the_stop_in_a_batch_keeps_the_rest() {
     uv_tests::provoke::quiet_provoked_panics();
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 10);
+    let (rx, _, _tx, _) = numbered_batch(&lp, 10);
     let log: Log = Rc::default();
     let l = log.clone();
     rx.recv_start(move |u, d| {
@@ -442,9 +424,7 @@ impl std::task::Wake for DropStream {
 fn a_datagram_stream_dropped_by_its_waker_mid_batch() {
     use futures::Stream as _;
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 25);
+    let (rx, _, _tx, _) = numbered_batch(&lp, 25);
     STREAM.with(|s| *s.borrow_mut() = Some(uv::future::recv_from(&rx)));
     let waker = std::task::Waker::from(std::sync::Arc::new(DropStream));
     let mut cx = std::task::Context::from_waker(&waker);

@@ -56,12 +56,7 @@ fn run_collecting_panics(lp: &Loop) -> Vec<String> {
                     return panics;
                 }
             }
-            Err(p) => panics.push(
-                p.downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default(),
-            ),
+            Err(p) => panics.push(uv_tests::panic_text(&*p).unwrap_or_default().to_string()),
         }
     }
 }

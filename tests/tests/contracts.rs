@@ -461,10 +461,7 @@ fn copies_held_by_handles_do_not_stop_a_listen() {
     use std::os::fd::OwnedFd;
 
     let lp = Loop::new().unwrap();
-    let srv = Tcp::new(&lp).unwrap();
-    srv.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let addr = srv.local_addr().unwrap();
+    let (srv, addr) = uv_tests::net::bound_tcp(&lp);
     let (t, pa) = pass_over_ipc(&lp, &srv);
     assert!(!srv.is_closing());
     let accepted = Rc::new(Cell::new(0));

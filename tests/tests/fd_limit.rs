@@ -23,17 +23,13 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::net::UnixListener;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
 use uv::Stream as _;
 
 use uv::{AddressFamily, Loop, Pipe, RunMode, StatusCode, Tcp, TcpFlags, Udp, UdpFlags};
 use uv_tests::net::{run_until, tcp_listener, TempDir};
 
-/// One test at a time in this binary.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// One test at a time in this binary.
+use uv_tests::serial;
 
 /// While alive, no new descriptor can be made in this process (a
 /// [`uv_tests::DescriptorRoom`] with no room, checked).
@@ -182,11 +178,7 @@ fn a_connection_at_the_limit_is_closed_by_libuv_unseen() {
     let _serial = serial();
     let lp = Loop::new().unwrap();
     // The loop's first stream handle makes libuv reserve its spare descriptor.
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let seen = Rc::new(RefCell::new(Vec::new()));
     let s = seen.clone();
     server

@@ -32,10 +32,7 @@ fn counter() -> (Rc<Cell<usize>>, Rc<Cell<usize>>) {
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
-    p.downcast_ref::<&str>()
-        .copied()
-        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
-        .unwrap_or("")
+    uv_tests::panic_text(p).unwrap_or("")
 }
 
 // ---------------------------------------------------------------------------

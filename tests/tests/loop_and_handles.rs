@@ -3,13 +3,13 @@
 //! package's tests and libuv's test suite.
 
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use uv::{Category, Check, HandleType, Idle, Loop, Prepare, RunMode, StatusCode, Timer};
+use uv_tests::run_expecting_panic;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -28,19 +28,6 @@ fn assert_closed_handle<T: std::fmt::Debug>(r: uv::Result<T>) {
     assert!(err.is(Category::ClosedHandle));
     assert!(err.is(Category::ClosedStructure));
     assert!(err.is(Category::UnsupportedOperation));
-}
-
-/// Runs `lp` and returns the message of the panic it resumes.
-fn run_expecting_panic(lp: &Loop) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default)))
-        .expect_err("run() should have resumed the callback's panic");
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        panic!("unexpected payload type")
-    }
 }
 
 /// A second timer fires after a panic: the loop is still usable.

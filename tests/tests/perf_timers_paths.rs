@@ -12,13 +12,7 @@ use uv::{Async, Loop, RunMode, Signal, Signum, Timer};
 
 /// The text of a panic payload.
 fn text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "?".to_string()
-    }
+    uv_tests::panic_text(p).unwrap_or("?").to_string()
 }
 
 /// A loop whose panics are collected (by their text) instead of resumed by `run`.

@@ -145,11 +145,7 @@ fn tcp_handle_passed_over_an_ipc_pipe() {
     let tcp_eof = Rc::new(Cell::new(false));
 
     // The TCP server: answers each PING with a PONG.
-    let tcp_server = Tcp::new(&lp).unwrap();
-    tcp_server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let tcp_addr = tcp_server.local_addr().unwrap();
+    let (tcp_server, tcp_addr) = uv_tests::net::bound_tcp(&lp);
     let lh = lp.handle();
     let (pings2, eof2) = (pings.clone(), tcp_eof.clone());
     tcp_server
@@ -535,11 +531,7 @@ fn bind2_and_connect2_with_an_abstract_name() {
             *p2.borrow_mut() = Some(c.peer_addr().unwrap());
             c.write("abstract hello", |c, r| {
                 r.unwrap();
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             })
             .unwrap();
         })
@@ -625,11 +617,7 @@ fn a_mebibyte_in_sixteen_chunks_arrives_intact() {
             c.write(chunks, move |c, r| {
                 r.unwrap();
                 w2.set(true);
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             })
             .unwrap();
         })

@@ -84,11 +84,7 @@ fn stdin_and_stdout_through_pipes() {
     input
         .write(b"through cat\n", |p, r| {
             r.unwrap();
-            p.shutdown(|p, r| {
-                r.unwrap();
-                p.close();
-            })
-            .unwrap();
+            uv_tests::shutdown_and_close(p);
         })
         .unwrap();
     lp.run(RunMode::Default).unwrap();

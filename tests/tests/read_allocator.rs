@@ -4,12 +4,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use uv::Stream as _;
 
-use uv::{Loop, Pipe, PoolAllocator, ReadAllocator, RunMode, StatusCode};
+use uv::{Loop, PoolAllocator, ReadAllocator, RunMode, StatusCode};
+use uv_tests::net::pipe_and_std;
 
 #[derive(Default)]
 struct Counts {
@@ -38,17 +38,10 @@ impl ReadAllocator for Counting {
     }
 }
 
-fn pipe_pair(lp: &Loop) -> (Pipe, UnixStream) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let p = Pipe::new(lp, false).unwrap();
-    p.open(a).unwrap();
-    (p, b)
-}
-
 #[test]
 fn reads_land_in_the_allocators_buffers_and_go_back() {
     let lp = Loop::new().unwrap();
-    let (p, mut other) = pipe_pair(&lp);
+    let (p, mut other) = pipe_and_std(&lp, false);
     let counts = Rc::new(Counts::default());
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
@@ -79,7 +72,7 @@ fn reads_land_in_the_allocators_buffers_and_go_back() {
 #[test]
 fn a_pool_reuses_its_buffers() {
     let lp = Loop::new().unwrap();
-    let (p, mut other) = pipe_pair(&lp);
+    let (p, mut other) = pipe_and_std(&lp, false);
     let total = Rc::new(Cell::new(0));
     let t = total.clone();
     p.read_start_with(PoolAllocator::new(8, 2), move |p, d| match d {
@@ -101,7 +94,7 @@ fn a_pool_reuses_its_buffers() {
 #[test]
 fn a_refusing_allocator_gives_enobufs() {
     let lp = Loop::new().unwrap();
-    let (p, mut other) = pipe_pair(&lp);
+    let (p, mut other) = pipe_and_std(&lp, false);
     let errs = Rc::new(RefCell::new(Vec::new()));
     let e = errs.clone();
     p.read_start_with(
@@ -133,7 +126,7 @@ impl ReadAllocator for Panicking {
 #[test]
 fn a_panicking_allocator_is_caught() {
     let lp = Loop::new().unwrap();
-    let (p, mut other) = pipe_pair(&lp);
+    let (p, mut other) = pipe_and_std(&lp, false);
     p.read_start_with(Panicking, |p, _| p.close()).unwrap();
     other.write_all(b"x").unwrap();
     let payload = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))).unwrap_err();
@@ -146,7 +139,7 @@ fn a_panicking_allocator_is_caught() {
 #[test]
 fn read_start_goes_back_to_the_loop_buffer() {
     let lp = Loop::new().unwrap();
-    let (p, mut other) = pipe_pair(&lp);
+    let (p, mut other) = pipe_and_std(&lp, false);
     let counts = Rc::new(Counts::default());
     p.read_start_with(
         Counting {

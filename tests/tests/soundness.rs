@@ -21,6 +21,7 @@ use uv::{
     AddressFamily, Async, Category, Loop, Pipe, Poll, PollEvent, PoolAllocator, ReadAllocator,
     RunMode, StatusCode, Tcp, TcpFlags, Timer, Tty, TtyMode, Udp, UdpFlags,
 };
+use uv_tests::net::pipe_and_std;
 use uv_tests::net::{fd_identity, pattern, tcp_listener, TempDir};
 
 fn any_v4() -> SocketAddr {
@@ -48,12 +49,21 @@ fn collect_into<K: std::ops::Deref<Target = uv::Handle>>(
     }
 }
 
-/// A pipe handle on `lp` that owns one end of a socketpair; the other end is returned.
-fn opened_pipe(lp: &Loop, ipc: bool) -> (Pipe, UnixStream) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let p = Pipe::new(lp, ipc).unwrap();
-    p.open(a).unwrap();
-    (p, b)
+/// Reads the peer's "ping" (4 bytes) on `conn` into `reads`, then stops reading,
+/// answers "pong" and closes.
+fn answer_ping(conn: &Tcp, reads: Rc<Reads>) {
+    conn.read_start(move |c, d| {
+        reads.data.borrow_mut().extend_from_slice(d.unwrap());
+        if reads.data.borrow().len() == 4 {
+            c.read_stop().unwrap();
+            c.write("pong", |c, r| {
+                r.unwrap();
+                c.close();
+            })
+            .unwrap();
+        }
+    })
+    .unwrap();
 }
 
 /// Closes `h` and runs `lp` until the close is done; the descriptor the handle owned
@@ -71,9 +81,7 @@ fn closes_its_descriptor(lp: &Loop, h: &uv::Handle, fd: i32, id: (u64, u64)) {
 }
 
 fn payload_message(p: &(dyn std::any::Any + Send)) -> Option<String> {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
+    uv_tests::panic_text(p).map(str::to_string)
 }
 
 // ---------------------------------------------------------------------------
@@ -134,7 +142,7 @@ fn acting_allocator(
 #[test]
 fn an_allocator_that_stops_reading_on_its_own_stream_does_not_crash() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = opened_pipe(&lp, false);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let (alloc, result) = acting_allocator(&p, 2, Action::ReadStop);
     let reads = Rc::new(Reads::default());
     p.read_start_with(alloc, collect_into(&reads)).unwrap();
@@ -155,7 +163,7 @@ fn an_allocator_that_stops_reading_on_its_own_stream_does_not_crash() {
 #[test]
 fn an_allocator_that_closes_its_own_stream_does_not_crash() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = opened_pipe(&lp, false);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let (alloc, result) = acting_allocator(&p, 2, Action::Close);
     let reads = Rc::new(Reads::default());
     p.read_start_with(alloc, collect_into(&reads)).unwrap();
@@ -172,7 +180,7 @@ fn an_allocator_that_closes_its_own_stream_does_not_crash() {
 #[test]
 fn an_allocator_that_closes_its_stream_in_read_start_does_not_crash() {
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = opened_pipe(&lp, false);
+    let (p, mut peer) = pipe_and_std(&lp, false);
     let (alloc, result) = acting_allocator(&p, 1, Action::Close);
     let reads = Rc::new(Reads::default());
     peer.write_all(b"hello").unwrap();
@@ -214,7 +222,7 @@ impl ReadAllocator for Watched {
 fn an_ipc_pipe_reads_into_two_gibibyte_buffers_and_gives_them_back() {
     const SIZE: usize = 0x8000_0000;
     let lp = Loop::new().unwrap();
-    let (p, mut peer) = opened_pipe(&lp, true);
+    let (p, mut peer) = pipe_and_std(&lp, true);
     let allocated = Rc::new(Cell::new(0));
     let released = Rc::new(RefCell::new(Vec::new()));
     let reads = Rc::new(Reads::default());
@@ -535,11 +543,7 @@ fn pipe_connect_on_a_connected_pipe_is_eisconn_and_queued_writes_complete() {
             // The peer cannot have read yet: most of the 16 MiB is queued.
             q.set(c.write_queue_size());
             *sec.borrow_mut() = Some(c.connect(&p2, move |_, _| sc.set(true)));
-            c.shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+            uv_tests::shutdown_and_close(c);
         })
         .unwrap();
     lp.run(RunMode::Default).unwrap();
@@ -579,19 +583,7 @@ fn accept_into_a_client_of_another_loop_is_einval_and_keeps_the_connection() {
             let ours = Tcp::new(&lha).unwrap();
             srv.accept_into(&ours).unwrap();
             srv.close();
-            let rd = rd.clone();
-            ours.read_start(move |c, d| {
-                rd.data.borrow_mut().extend_from_slice(d.unwrap());
-                if rd.data.borrow().len() == 4 {
-                    c.read_stop().unwrap();
-                    c.write("pong", |c, r| {
-                        r.unwrap();
-                        c.close();
-                    })
-                    .unwrap();
-                }
-            })
-            .unwrap();
+            answer_ping(&ours, rd.clone());
         })
         .unwrap();
     let mut peer = TcpStream::connect(addr).unwrap();
@@ -611,7 +603,7 @@ fn accept_into_a_client_of_another_loop_is_einval_and_keeps_the_connection() {
 fn write2_of_a_handle_of_another_loop_is_einval() {
     let lp_a = Loop::new().unwrap();
     let lp_b = Loop::new().unwrap();
-    let (p, _peer) = opened_pipe(&lp_a, true);
+    let (p, _peer) = pipe_and_std(&lp_a, true);
     let t = Tcp::new(&lp_b).unwrap();
     t.bind(any_v4(), TcpFlags::empty()).unwrap();
     let called = Rc::new(Cell::new(false));
@@ -827,20 +819,7 @@ fn accept_into_a_busy_or_wrong_client_keeps_the_connection() {
             let fresh = Tcp::new(&lh).unwrap();
             srv.accept_into(&fresh).unwrap();
             srv.close();
-            let rd = rd.clone();
-            fresh
-                .read_start(move |c, d| {
-                    rd.data.borrow_mut().extend_from_slice(d.unwrap());
-                    if rd.data.borrow().len() == 4 {
-                        c.read_stop().unwrap();
-                        c.write("pong", |c, r| {
-                            r.unwrap();
-                            c.close();
-                        })
-                        .unwrap();
-                    }
-                })
-                .unwrap();
+            answer_ping(&fresh, rd.clone());
         })
         .unwrap();
     let mut peer = TcpStream::connect(addr).unwrap();

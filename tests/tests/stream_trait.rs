@@ -46,10 +46,7 @@ fn one_generic_server_serves_tcp_and_unix_sockets() {
     let lp = Loop::new().unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
 
-    let tcp = Tcp::new(&lp).unwrap();
-    tcp.bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let tcp_addr = tcp.local_addr().unwrap();
+    let (tcp, tcp_addr) = uv_tests::net::bound_tcp(&lp);
     serve_one(&tcp, log.clone());
 
     let path = dir.join("echo.sock");
@@ -88,11 +85,7 @@ fn one_generic_server_serves_tcp_and_unix_sockets() {
 #[test]
 fn accept_makes_a_connected_handle_whose_peer_is_the_client() {
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let seen = Rc::new(RefCell::new(None));
     let s2 = seen.clone();
     server
@@ -153,11 +146,7 @@ fn accept_with_nothing_pending_is_eagain_and_makes_no_handle() {
 #[test]
 fn accept_into_still_takes_a_prepared_client() {
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let lh = lp.handle();
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();

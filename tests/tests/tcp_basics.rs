@@ -8,6 +8,7 @@ use std::time::Duration;
 use uv::Stream as _;
 
 use uv::{AddressFamily, Category, HandleType, Loop, RunMode, StatusCode, Tcp};
+use uv_tests::net::sockopt;
 
 fn bound_tcp(lp: &Loop) -> (Tcp, i32) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -148,11 +149,7 @@ fn close_reset_gives_the_peer_a_reset() {
     use std::cell::RefCell;
     use std::rc::Rc;
     let lp = Loop::new().unwrap();
-    let server = Tcp::new(&lp).unwrap();
-    server
-        .bind("127.0.0.1:0".parse().unwrap(), uv::TcpFlags::empty())
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = uv_tests::net::bound_tcp(&lp);
     let lh = lp.handle();
     server
         .listen(4, move |srv, st| {
@@ -209,16 +206,6 @@ fn family_follows_the_bound_address() {
     }
     t.close();
     assert_eq!(t.family().unwrap_err().kind(), Category::ClosedHandle);
-}
-
-/// An integer socket option of `fd` at `level`.
-fn sockopt(fd: i32, level: i32, name: i32) -> i32 {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are valid for the call; `fd` is an open socket.
-    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
-    assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
-    v
 }
 
 /// libuv's test-tcp-keepalive-ex (as far as the socket shows it): the three

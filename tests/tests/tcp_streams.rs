@@ -15,6 +15,7 @@ use std::rc::Rc;
 use uv::Stream as _;
 
 use uv::{Category, Loop, RunMode, StatusCode, Tcp, TcpFlags, WriteData};
+use uv_tests::run_expecting_panic;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -112,19 +113,6 @@ fn connected_pair(lp: &Loop, f: impl FnOnce(Tcp, Tcp) + 'static) {
             fire(&st);
         })
         .unwrap();
-}
-
-/// Runs `lp` and returns the message of the panic it resumes.
-fn run_expecting_panic(lp: &Loop) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default)))
-        .expect_err("run() should have resumed the callback's panic");
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        panic!("unexpected payload type")
-    }
 }
 
 /// After a panic: closes what is left and runs to completion without error.
@@ -574,11 +562,7 @@ fn echo_roundtrip(data: WriteData) -> Vec<u8> {
             Err(e) => {
                 assert_eq!(e.code(), StatusCode::EOF);
                 // The shutdown waits for the echoes still queued.
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             }
         })
         .unwrap();
@@ -983,12 +967,7 @@ fn after_a_panic_the_loop_serves_a_new_connection() {
             })
             .unwrap();
         client.write("again", |_, r| r.unwrap()).unwrap();
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
     });
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(&*got.borrow(), b"again");
@@ -1078,12 +1057,7 @@ fn a_dropped_reading_socket_keeps_reading() {
             .unwrap();
         drop(server);
         client.write("kept", |_, r| r.unwrap()).unwrap();
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
         // The in-flight requests keep the client alive.
         drop(client);
     });
@@ -1190,12 +1164,7 @@ fn empty_writes() {
                 .write(data, move |_, r| res.borrow_mut().push(r))
                 .unwrap();
         }
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
     });
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(*results.borrow(), vec![Ok(()), Ok(()), Ok(())]);
@@ -1251,11 +1220,7 @@ fn a_read_callback_that_panicked_keeps_reading_on_the_next_run() {
             .write("hello", |c, r| {
                 r.unwrap();
                 c.write(" world", |_, r| r.unwrap()).unwrap();
-                c.shutdown(|c, r| {
-                    r.unwrap();
-                    c.close();
-                })
-                .unwrap();
+                uv_tests::shutdown_and_close(c);
             })
             .unwrap();
     });
@@ -1292,11 +1257,7 @@ fn read_stop_pauses_and_read_start_resumes() {
                         Err(_) => s.close(),
                     })
                     .unwrap();
-                    c.shutdown(|c, r| {
-                        r.unwrap();
-                        c.close();
-                    })
-                    .unwrap();
+                    uv_tests::shutdown_and_close(c);
                 })
                 .unwrap();
             })
@@ -1336,12 +1297,7 @@ fn a_failed_read_start_keeps_the_running_callback() {
             .unwrap_err();
         assert_eq!(err.code(), StatusCode::EALREADY, "{err:?}");
         client.write("data", |_, r| r.unwrap()).unwrap();
-        client
-            .shutdown(|c, r| {
-                r.unwrap();
-                c.close();
-            })
-            .unwrap();
+        uv_tests::shutdown_and_close(&client);
     });
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(second.get(), 0, "the rejected callback was called");

@@ -7,13 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use uv::{Category, Loop, Membership, RunMode, StatusCode, Udp, UdpFlags};
-
-fn bound(lp: &Loop, addr: &str) -> (Udp, SocketAddr) {
-    let u = Udp::new(lp).unwrap();
-    u.bind(addr.parse().unwrap(), UdpFlags::empty()).unwrap();
-    let a = u.local_addr().unwrap();
-    (u, a)
-}
+use uv_tests::net::udp_bound_to as bound;
 
 #[test]
 fn a_datagram_goes_from_one_socket_to_another() {

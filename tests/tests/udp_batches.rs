@@ -22,7 +22,8 @@ use std::task::{Context, Poll, Waker};
 
 use uv::future as uvf;
 use uv::{AddressFamily, Datagram, Loop, RunMode, Udp, UdpFlags};
-use uv_tests::net::{batch_udp, send_numbered, udp_sender as sender};
+use uv_tests::finish;
+use uv_tests::net::{numbered_batch, receive_until, send_numbered};
 
 /// One datagram a callback got: its number, sender and flags, and which
 /// callback (its tag) got it.
@@ -59,24 +60,9 @@ fn numbers(log: &Log) -> Vec<u8> {
 /// socket then keeps the batch's rest).
 fn cut_at(lp: &Loop, rx: &Udp, log: &Log, at: u8) {
     let l = log.clone();
-    rx.recv_start(move |u, d| {
-        let d = d.unwrap();
-        if record(&l, "first", &d) && d.data[0] == at {
-            u.recv_stop().unwrap();
-        }
-    })
-    .unwrap();
-    for _ in 0..3 {
-        lp.run(RunMode::NoWait).unwrap();
-    }
-}
-
-/// Closes what is left and runs the loop out: nothing may be left alive (the
-/// idle handle that delivers kept datagrams included: a run that never ends
-/// would show it).
-fn finish(lp: &Loop) {
-    lp.close_all_handles();
-    assert!(!lp.run(RunMode::Default).unwrap());
+    receive_until(lp, rx, at, move |d| {
+        record(&l, "first", d);
+    });
 }
 
 /// 25 datagrams (a batch of 20, then one of 5); the callback stops at the one
@@ -90,9 +76,7 @@ fn finish(lp: &Loop) {
 fn a_stop_at_the_first_middle_or_last_datagram_keeps_the_rest_of_the_batch() {
     for at in [0u8, 9, 19] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_udp(&lp);
-        let (tx, tx_addr) = sender();
-        send_numbered(&tx, rx_addr, 0, 25);
+        let (rx, _, _tx, tx_addr) = numbered_batch(&lp, 25);
         let log: Log = Rc::default();
         cut_at(&lp, &rx, &log, at);
         assert_eq!(numbers(&log), (0..=at).collect::<Vec<u8>>(), "stop at {at}");
@@ -128,9 +112,7 @@ fn a_stop_at_the_first_middle_or_last_datagram_keeps_the_rest_of_the_batch() {
 #[test]
 fn kept_datagrams_come_without_new_traffic() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 10);
+    let (rx, _, _tx, _) = numbered_batch(&lp, 10);
     let log: Log = Rc::default();
     cut_at(&lp, &rx, &log, 2);
     assert_eq!(numbers(&log), [0, 1, 2]);
@@ -153,9 +135,7 @@ fn kept_datagrams_come_without_new_traffic() {
 #[test]
 fn stops_and_restarts_across_batches_keep_every_datagram_in_order() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 60);
+    let (rx, _, _tx, _) = numbered_batch(&lp, 60);
     let log: Log = Rc::default();
     let stops = Rc::new(Cell::new(0u32));
     let receiving = Rc::new(Cell::new(false));
@@ -195,9 +175,7 @@ fn stops_and_restarts_across_batches_keep_every_datagram_in_order() {
 #[test]
 fn a_restart_from_the_stopping_callback_gets_the_rest_in_order() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 10);
+    let (rx, rx_addr, tx, _) = numbered_batch(&lp, 10);
     let log: Log = Rc::default();
     // In the batch: stop at 3, start again at once.
     let l = log.clone();
@@ -281,9 +259,7 @@ fn a_close_after_a_stop_drops_what_is_kept() {
         "drop",
     ] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_udp(&lp);
-        let (tx, _) = sender();
-        send_numbered(&tx, rx_addr, 0, 10);
+        let (rx, _, _tx, _) = numbered_batch(&lp, 10);
         let log: Log = Rc::default();
         let l = log.clone();
         let in_callback = mode == "close in the callback";
@@ -337,9 +313,7 @@ fn a_close_after_a_stop_drops_what_is_kept() {
 fn a_stop_in_a_batch_with_a_send_queued_keeps_the_rest() {
     for restart in [false, true] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_udp(&lp);
-        let (tx, tx_addr) = sender();
-        send_numbered(&tx, rx_addr, 0, 30);
+        let (rx, _, tx, tx_addr) = numbered_batch(&lp, 30);
         let log: Log = Rc::default();
         let acks = Rc::new(Cell::new(0));
         let (l, k) = (log.clone(), acks.clone());
@@ -393,9 +367,7 @@ fn a_stop_in_a_batch_with_a_send_queued_keeps_the_rest() {
 fn a_datagram_stream_gets_the_kept_datagrams_first() {
     use futures::Stream as _;
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, tx_addr) = sender();
-    send_numbered(&tx, rx_addr, 0, 10);
+    let (rx, rx_addr, tx, tx_addr) = numbered_batch(&lp, 10);
     let log: Log = Rc::default();
     cut_at(&lp, &rx, &log, 5);
     assert_eq!(numbers(&log), [0, 1, 2, 3, 4, 5]);
@@ -486,9 +458,7 @@ fn kept_datagrams_keep_their_senders() {
 #[test]
 fn kept_datagrams_come_before_newer_ones_whenever_the_restart_is_made() {
     let lp = Loop::new().unwrap();
-    let (rx, rx_addr) = batch_udp(&lp);
-    let (tx, _) = sender();
-    send_numbered(&tx, rx_addr, 0, 10);
+    let (rx, rx_addr, tx, _) = numbered_batch(&lp, 10);
     let log: Log = Rc::default();
     cut_at(&lp, &rx, &log, 2);
     assert_eq!(numbers(&log), [0, 1, 2]);
@@ -532,9 +502,7 @@ fn a_kept_datagram_callback_that_panics_or_closes() {
     uv_tests::provoke::quiet_provoked_panics();
     for close in [false, true] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_udp(&lp);
-        let (tx, _) = sender();
-        send_numbered(&tx, rx_addr, 0, 10);
+        let (rx, _, _tx, _) = numbered_batch(&lp, 10);
         let log: Log = Rc::default();
         cut_at(&lp, &rx, &log, 2);
         let l = log.clone();
@@ -575,9 +543,7 @@ fn a_kept_datagram_callback_that_panics_or_closes() {
 fn a_stop_in_the_last_batch_of_a_read_loop_keeps_the_rest() {
     for answer in [false, true] {
         let lp = Loop::new().unwrap();
-        let (rx, rx_addr) = batch_udp(&lp);
-        let (tx, tx_addr) = sender();
-        send_numbered(&tx, rx_addr, 0, 45);
+        let (rx, _, _tx, tx_addr) = numbered_batch(&lp, 45);
         let log: Log = Rc::default();
         let l = log.clone();
         rx.recv_start(move |u, d| {

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use uv_codegen::diff::diff;
 use uv_codegen::{check, headers, load_spec, HeaderModel, Spec};
+use uv_tests::copy_dir;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -199,19 +200,6 @@ fn check_against_libuv_1_48_names_exactly_the_known_differences() {
         d.render()
     );
     assert!(d.section("handle types (UV_HANDLE_TYPE_MAP)").is_none());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, dest).unwrap();
-        }
-    }
 }
 
 /// A copy of today's include directory whose uv.h has each (old, new) replacement applied.

@@ -20,49 +20,27 @@
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::StreamExt;
-use std::cell::{Cell, RefCell};
-use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uv::future::{self as uvf, AsyncStream};
 
-use uv::sys;
-
 mod common;
+#[path = "common/ping_pongs.rs"]
+mod pp;
 
-use common::rawnet::{self, check};
-use common::{since, Bench, Case, Outcome, Rate, Variant};
-
-const ROUND_TRIPS: u64 = 100_000;
-const PING: &[u8; 5] = b"PING\n";
-/// Read buffers of the raw twin (libuv suggests 64 KiB, as the uv loop's buffer).
-const READ_BUF: usize = 64 * 1024;
+use common::{since, uvnet, Outcome, Variant};
+use pp::{PING, READ_BUF};
 
 fn main() -> ExitCode {
-    common::main_cases(&[Case {
-        bench: Bench {
-            name: "async_ping_pongs",
-            unit: "round trips",
-            full_count: ROUND_TRIPS,
-            note: "async: one client and an echo server task in one loop, loopback TCP, 5-byte messages",
-            expected: |n| n,
-            run,
-        },
-        rate: Some(Rate {
-            unit: "round trips",
-            per_count: 1.0,
-            phase: "run",
-        }),
-    }])
+    common::main_cases(&[pp::case(
+        "async_ping_pongs",
+        "async: one client and an echo server task in one loop, loopback TCP, 5-byte messages",
+        run,
+    )])
 }
 
 fn run(variant: Variant, n: u64) -> Outcome {
-    common::watchdog("async_ping_pongs", Duration::from_secs(120));
-    match variant {
-        Variant::Raw => raw(n),
-        Variant::Uv => safe(n),
-    }
+    pp::run("async_ping_pongs", variant, n, safe)
 }
 
 /// The async version, written the way a user would.
@@ -70,11 +48,7 @@ fn safe(limit: u64) -> Outcome {
     let lp = uv::Loop::new().expect("uv::Loop::new");
 
     // The echo server: accepts one connection, then stops listening.
-    let server = uv::Tcp::new(&lp).expect("uv::Tcp::new");
-    server
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
-        .expect("bind");
-    let addr = server.local_addr().expect("sockname");
+    let (server, addr) = uvnet::bound_tcp(&lp);
     let mut incoming = uvf::incoming(server, 128).expect("listen");
     let server_task = lp
         .spawn_local(async move {
@@ -137,7 +111,3 @@ fn safe(limit: u64) -> Outcome {
         phases: vec![("run", run)],
     }
 }
-
-#[path = "common/ping_pongs_raw.rs"]
-mod ping_pongs_raw;
-use ping_pongs_raw::raw;

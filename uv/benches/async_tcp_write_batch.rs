@@ -25,67 +25,30 @@
 
 use futures::StreamExt;
 use std::cell::Cell;
-use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uv::future::{self as uvf, AsyncStream};
 use uv::Stream as _;
 
-use uv::sys;
-
+#[path = "common/tcp_write_batch.rs"]
+mod batch;
 mod common;
 
-use common::rawnet::{self, check};
-use common::{since, Bench, Case, Outcome, Rate, Variant};
-
-const NUM_WRITES: u64 = 1_000_000;
-const DATA: &[u8] = b"Hello, world.";
-const READ_BUF: usize = 64 * 1024;
-
-static WRITE_CB_CALLED: AtomicU64 = AtomicU64::new(0);
-static RECEIVED: AtomicU64 = AtomicU64::new(0);
-
-/// A plain (non-atomic read-modify-write) add: the benchmark is single-threaded,
-/// and the C benchmark uses a plain `int`.
-#[inline]
-fn add(c: &AtomicU64, n: u64) {
-    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-}
+use batch::{add, DATA, READ_BUF, RECEIVED, WRITE_CB_CALLED};
+use common::{since, uvnet, Outcome, Variant};
 
 fn main() -> ExitCode {
-    common::main_cases(&[Case {
-        bench: Bench {
-            name: "async_tcp_write_batch",
-            unit: "write callbacks",
-            full_count: NUM_WRITES,
-            note: "async; queue = write_each making the writes (one future for the batch); \
+    common::main_cases(&[batch::case(
+        "async_tcp_write_batch",
+        "async; queue = write_each making the writes (one future for the batch); \
                    run = from the connect to the end",
-            expected: |n| n,
-            run,
-        },
-        rate: Some(Rate {
-            unit: "writes",
-            per_count: 1.0,
-            phase: "run",
-        }),
-    }])
+        run,
+    )])
 }
 
 fn run(variant: Variant, n: u64) -> Outcome {
-    common::watchdog("async_tcp_write_batch", Duration::from_secs(120));
-    let phases = match variant {
-        Variant::Raw => raw(n),
-        Variant::Uv => safe(n),
-    };
-    let received = RECEIVED.load(Ordering::Relaxed);
-    assert_eq!(received, n * DATA.len() as u64, "bytes the server received");
-    Outcome {
-        count: WRITE_CB_CALLED.load(Ordering::Relaxed),
-        phases,
-    }
+    batch::run("async_tcp_write_batch", variant, n, safe)
 }
 
 /// The async version, written the way a user would.
@@ -93,11 +56,7 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
     let lp = uv::Loop::new().expect("uv::Loop::new");
 
     // The blackhole server: one connection, read and discarded, closed on EOF.
-    let server = uv::Tcp::new(&lp).expect("uv::Tcp::new");
-    server
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
-        .expect("bind");
-    let addr = server.local_addr().expect("sockname");
+    let (server, addr) = uvnet::bound_tcp(&lp);
     let mut incoming = uvf::incoming(server, 128).expect("listen");
     let server_task = lp
         .spawn_local(async move {
@@ -143,7 +102,3 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
     drop(lp);
     vec![("queue", queue_secs.get()), ("run", run)]
 }
-
-#[path = "common/tcp_write_batch_raw.rs"]
-mod tcp_write_batch_raw;
-use tcp_write_batch_raw::raw;

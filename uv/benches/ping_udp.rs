@@ -29,7 +29,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use uv::sys;
 
@@ -54,13 +54,7 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
-    let rate = || {
-        Some(Rate {
-            unit: "round trips",
-            per_count: 1.0,
-            phase: "run",
-        })
-    };
+    let rate = || Rate::per_run("round trips");
     common::main_cases(&[
         Case {
             bench: Bench {
@@ -90,11 +84,7 @@ fn main() -> ExitCode {
 }
 
 fn run(variant: Variant, n: u64, mode: Mode) -> Outcome {
-    common::watchdog("ping_udp", Duration::from_secs(120));
-    match variant {
-        Variant::Raw => raw(n, mode),
-        Variant::Uv => safe(n, mode),
-    }
+    common::run_net("ping_udp", variant, n, |n| raw(n, mode), |n| safe(n, mode))
 }
 
 /// Sends `msg` to `to` (an `Option<SocketAddr>` or a `&uv::SockAddr`) the way
@@ -190,15 +180,7 @@ struct RawPing {
     slab: *mut u8,
 }
 
-/// The state, from any handle of the raw twin's loop.
-///
-/// # Safety
-/// `h` must be a handle of the loop `raw` made, while `raw` runs it.
-unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPing {
-    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
-    // outlives the run.
-    unsafe { rawnet::loop_state(h) }
-}
+rawnet::raw_state!(RawPing, slab: READ_BUF);
 
 /// A new, initialised UDP handle in a box of its own; `udp_close_free` (as the
 /// close callback) frees it.
@@ -281,13 +263,6 @@ unsafe fn raw_send(
     }
 }
 
-impl rawnet::ReadSlab for RawPing {
-    const LEN: usize = READ_BUF;
-    fn slab(&self) -> *mut u8 {
-        self.slab
-    }
-}
-
 /// The datagram received, or `None` when libuv had nothing to read.
 ///
 /// # Safety
@@ -308,7 +283,8 @@ unsafe fn datagram<'a>(
     Some(unsafe { std::slice::from_raw_parts((*buf).base as *const u8, nread as usize) })
 }
 
-unsafe extern "C" fn ponger_recv(
+/// The receive callback of the ponger (`PINGER` false) and of the pinger (true).
+unsafe extern "C" fn on_recv<const PINGER: bool>(
     udp: *mut sys::uv_udp_t,
     nread: isize,
     buf: *const sys::uv_buf_t,
@@ -319,30 +295,17 @@ unsafe extern "C" fn ponger_recv(
     let Some(data) = (unsafe { datagram(nread, buf, addr) }) else {
         return;
     };
-    assert!(data == PING, "ping");
-    assert!(!addr.is_null(), "the sender's address");
-    // SAFETY: `udp` is the open ponger of our loop; `addr` is the sender's address
-    // libuv passed, valid during this callback.
-    unsafe {
-        let st = ctx(udp.cast());
-        raw_send(udp, PONG, addr, st.mode);
-    }
-}
-
-unsafe extern "C" fn pinger_recv(
-    udp: *mut sys::uv_udp_t,
-    nread: isize,
-    buf: *const sys::uv_buf_t,
-    addr: *const sys::sockaddr,
-    _flags: u32,
-) {
-    // SAFETY: libuv's arguments, passed on.
-    let Some(data) = (unsafe { datagram(nread, buf, addr) }) else {
-        return;
-    };
-    assert!(data == PONG, "pong");
     // SAFETY: libuv passes a handle of our loop.
     let st = unsafe { ctx(udp.cast()) };
+    if !PINGER {
+        assert!(data == PING, "ping");
+        assert!(!addr.is_null(), "the sender's address");
+        // SAFETY: `udp` is the open ponger of our loop; `addr` is the sender's
+        // address libuv passed, valid during this callback.
+        unsafe { raw_send(udp, PONG, addr, st.mode) };
+        return;
+    }
+    assert!(data == PONG, "pong");
     let n = st.pongs.get() + 1;
     st.pongs.set(n);
     if n == st.limit {
@@ -372,44 +335,33 @@ fn raw(limit: u64, mode: Mode) -> Outcome {
         pinger,
         ponger,
         ponger_addr,
-        slab: Box::into_raw(Box::<[u8]>::new_uninit_slice(READ_BUF)).cast(),
+        slab: rawnet::new_buf(READ_BUF),
     });
     // SAFETY: the loop and both handles are initialised and stay put; the state box
     // outlives the run (the callbacks reach it through the loop's `data`).
     unsafe {
-        (*lp).data = (&*st as *const RawPing).cast_mut().cast();
-        check(
-            sys::uv_udp_recv_start(
-                ponger,
-                Some(rawnet::slab_alloc::<RawPing>),
-                Some(ponger_recv),
-            ),
-            "uv_udp_recv_start",
-        );
-        check(
-            sys::uv_udp_recv_start(
-                pinger,
-                Some(rawnet::slab_alloc::<RawPing>),
-                Some(pinger_recv),
-            ),
-            "uv_udp_recv_start",
-        );
+        rawnet::set_loop_state(lp, &*st);
+        let receivers: [(_, sys::uv_udp_recv_cb); 2] = [
+            (ponger, Some(on_recv::<false>)),
+            (pinger, Some(on_recv::<true>)),
+        ];
+        for (udp, recv) in receivers {
+            check(
+                sys::uv_udp_recv_start(udp, Some(rawnet::slab_alloc::<RawPing>), recv),
+                "uv_udp_recv_start",
+            );
+        }
         raw_send(pinger, PING, rawnet::sa(&st.ponger_addr), mode);
     }
 
-    let t = Instant::now();
     // SAFETY: `lp` is an initialised loop, not running.
-    unsafe { sys::uv_run(lp, sys::uv_run_mode_UV_RUN_DEFAULT) };
-    let run = since(t);
+    let run = unsafe { rawnet::run_timed(lp) };
 
     // SAFETY: both handles closed themselves (udp_close_free freed them), so the
     // loop has none left; the slab is no longer lent.
     unsafe {
         rawnet::close_loop(lp);
-        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-            st.slab.cast::<MaybeUninit<u8>>(),
-            READ_BUF,
-        )));
+        rawnet::free_buf(st.slab, READ_BUF);
     }
     Outcome {
         count: st.pongs.get(),

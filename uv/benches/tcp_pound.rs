@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uv::Stream as _;
 
 use uv::sys;
@@ -29,7 +29,7 @@ use uv::sys;
 mod common;
 
 use common::rawnet::{self, check};
-use common::{since, Bench, Case, Outcome, Rate, Variant};
+use common::{since, uvnet, Bench, Case, Outcome, Rate, Variant};
 
 const NUM_CONNECTIONS: u64 = 30_000;
 const CONCURRENCY: usize = 100;
@@ -47,20 +47,12 @@ fn main() -> ExitCode {
             expected: |n| n,
             run,
         },
-        rate: Some(Rate {
-            unit: "accepts",
-            per_count: 1.0,
-            phase: "run",
-        }),
+        rate: Rate::per_run("accepts"),
     }])
 }
 
 fn run(variant: Variant, n: u64) -> Outcome {
-    common::watchdog("tcp_pound", Duration::from_secs(120));
-    match variant {
-        Variant::Raw => raw(n),
-        Variant::Uv => safe(n),
-    }
+    common::run_net("tcp_pound", variant, n, raw, safe)
 }
 
 /// What both variants count.
@@ -134,18 +126,13 @@ fn safe(n: u64) -> Outcome {
     tally.to_start.set(n);
 
     // The server: accepts, closes each connection once it read from it.
-    let server = uv::Tcp::new(&lp).expect("uv::Tcp::new");
-    server
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
-        .expect("bind");
-    let addr = server.local_addr().expect("sockname");
+    let (server, addr) = uvnet::bound_tcp(&lp);
     let lh = lp.handle();
     let server_tally = Rc::clone(&tally);
     server
         .listen(1000, move |srv, status| {
             status.expect("connection");
-            let conn = uv::Tcp::new(&lh).expect("uv::Tcp::new");
-            srv.accept_into(&conn).expect("accept");
+            let conn = uvnet::accept(srv, &lh);
             conn.read_start(|c, data| match data {
                 Ok(_) => c.close(),
                 Err(e) if e.code() == uv::StatusCode::EOF => c.close(),
@@ -193,22 +180,7 @@ struct RawPound {
     slab: *mut u8,
 }
 
-/// The state, from any handle of the raw twin's loop.
-///
-/// # Safety
-/// `h` must be a handle of the loop `raw` made, while `raw` runs it.
-unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPound {
-    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
-    // outlives the run.
-    unsafe { rawnet::loop_state(h) }
-}
-
-impl rawnet::ReadSlab for RawPound {
-    const LEN: usize = READ_BUF;
-    fn slab(&self) -> *mut u8 {
-        self.slab
-    }
-}
+rawnet::raw_state!(RawPound, slab: READ_BUF);
 
 unsafe extern "C" fn server_read(
     s: *mut sys::uv_stream_t,
@@ -235,16 +207,13 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
         let st = ctx(server.cast());
-        rawnet::accept_reading(
+        rawnet::accept_counting(
             server,
             Some(rawnet::slab_alloc::<RawPound>),
             Some(server_read),
+            &st.tally.accepted,
+            st.total,
         );
-        let a = st.tally.accepted.get() + 1;
-        st.tally.accepted.set(a);
-        if a == st.total {
-            sys::uv_close(server.cast(), Some(rawnet::close_free));
-        }
     }
 }
 
@@ -351,7 +320,7 @@ fn raw(n: u64) -> Outcome {
     // SAFETY: the loop and the server are initialised and stay put; the state box
     // outlives the run (the callbacks reach it through the loop's `data`).
     unsafe {
-        (*lp).data = (&*st as *const RawPound).cast_mut().cast();
+        rawnet::set_loop_state(lp, &*st);
         check(
             sys::uv_listen(server.cast(), 1000, Some(on_connection)),
             "uv_listen",

@@ -20,7 +20,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -31,7 +30,7 @@ use uv::sys;
 mod common;
 
 use common::rawnet::{self, check};
-use common::{Bench, Case, Outcome, Rate, Variant};
+use common::{uvnet, Bench, Case, Outcome, Rate, Variant};
 
 /// 2 GiB in 8 KiB writes.
 const NUM_WRITES: u64 = 256 * 1024;
@@ -176,19 +175,14 @@ fn safe(n: u64, clients: usize) -> Outcome {
     let total = n * WRITE_SIZE as u64;
 
     // The server: reads and discards; stops listening once every client is in.
-    let server = uv::Tcp::new(&lp).expect("uv::Tcp::new");
-    server
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
-        .expect("bind");
-    let addr = server.local_addr().expect("sockname");
+    let (server, addr) = uvnet::bound_tcp(&lp);
     let lh = lp.handle();
     let server_st = Rc::clone(&st);
     let mut accepted = 0;
     server
         .listen(1000, move |srv, status| {
             status.expect("connection");
-            let conn = uv::Tcp::new(&lh).expect("uv::Tcp::new");
-            srv.accept_into(&conn).expect("accept");
+            let conn = uvnet::accept(srv, &lh);
             let st = Rc::clone(&server_st);
             conn.read_start(move |c, data| match data {
                 Ok(bytes) => st.tally.received(bytes.len(), total),
@@ -235,7 +229,7 @@ struct RawPump {
     limit: u64,
     issued: Cell<u64>,
     clients: usize,
-    accepted: Cell<usize>,
+    accepted: Cell<u64>,
     connected: RefCell<Vec<*mut sys::uv_stream_t>>,
     /// Finished write requests, for reuse (the C benchmark's `req_freelist`).
     free_reqs: RefCell<Vec<*mut sys::uv_write_t>>,
@@ -245,22 +239,7 @@ struct RawPump {
     slab: *mut u8,
 }
 
-/// The state, from any handle of the raw twin's loop.
-///
-/// # Safety
-/// `h` must be a handle of the loop `raw` made, while `raw` runs it.
-unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPump {
-    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
-    // outlives the run.
-    unsafe { rawnet::loop_state(h) }
-}
-
-impl rawnet::ReadSlab for RawPump {
-    const LEN: usize = READ_BUF;
-    fn slab(&self) -> *mut u8 {
-        self.slab
-    }
-}
+rawnet::raw_state!(RawPump, slab: READ_BUF);
 
 unsafe extern "C" fn server_read(
     s: *mut sys::uv_stream_t,
@@ -272,11 +251,9 @@ unsafe extern "C" fn server_read(
     if nread >= 0 {
         st.tally
             .received(nread as usize, st.limit * WRITE_SIZE as u64);
-    } else if nread == sys::uv_errno_t_UV_EOF as isize {
-        // SAFETY: `s` is an open connection, made by `new_tcp`.
-        unsafe { sys::uv_close(s.cast(), Some(rawnet::close_free)) };
     } else {
-        check(nread as i32, "server read");
+        // SAFETY: `s` is an open connection, made by `new_tcp`.
+        unsafe { rawnet::read_ended(s, nread, "server read") };
     }
 }
 
@@ -286,15 +263,13 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
         let st = ctx(server.cast());
-        rawnet::accept_reading(
+        rawnet::accept_counting(
             server,
             Some(rawnet::slab_alloc::<RawPump>),
             Some(server_read),
+            &st.accepted,
+            st.clients as u64,
         );
-        st.accepted.set(st.accepted.get() + 1);
-        if st.accepted.get() == st.clients {
-            sys::uv_close(server.cast(), Some(rawnet::close_free));
-        }
     }
 }
 
@@ -381,7 +356,7 @@ fn raw(n: u64, clients: usize) -> Outcome {
     // SAFETY: the loop and the handles are initialised and stay put; the state box
     // outlives the run (the callbacks reach it through the loop's `data`).
     unsafe {
-        (*lp).data = (&*st as *const RawPump).cast_mut().cast();
+        rawnet::set_loop_state(lp, &*st);
         let addr = rawnet::bind_loopback(server);
         check(
             sys::uv_listen(server.cast(), 1000, Some(on_connection)),

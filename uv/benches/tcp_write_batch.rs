@@ -16,66 +16,29 @@
 //! requests up front and points every request at the one static string.
 
 use std::cell::Cell;
-use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uv::Stream as _;
 
-use uv::sys;
-
+#[path = "common/tcp_write_batch.rs"]
+mod batch;
 mod common;
 
-use common::rawnet::{self, check};
-use common::{since, Bench, Case, Outcome, Rate, Variant};
-
-const NUM_WRITES: u64 = 1_000_000;
-const DATA: &[u8] = b"Hello, world.";
-const READ_BUF: usize = 64 * 1024;
-
-static WRITE_CB_CALLED: AtomicU64 = AtomicU64::new(0);
-static RECEIVED: AtomicU64 = AtomicU64::new(0);
-
-/// A plain (non-atomic read-modify-write) add: the benchmark is single-threaded,
-/// and the C benchmark uses a plain `int`.
-#[inline]
-fn add(c: &AtomicU64, n: u64) {
-    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-}
+use batch::{add, DATA, RECEIVED, WRITE_CB_CALLED};
+use common::{since, uvnet, Outcome, Variant};
 
 fn main() -> ExitCode {
-    common::main_cases(&[Case {
-        bench: Bench {
-            name: "tcp_write_batch",
-            unit: "write callbacks",
-            full_count: NUM_WRITES,
-            note: "queue = the loop that queues the writes (in the connect callback); \
+    common::main_cases(&[batch::case(
+        "tcp_write_batch",
+        "queue = the loop that queues the writes (in the connect callback); \
                    run = the whole loop run",
-            expected: |n| n,
-            run,
-        },
-        rate: Some(Rate {
-            unit: "writes",
-            per_count: 1.0,
-            phase: "run",
-        }),
-    }])
+        run,
+    )])
 }
 
 fn run(variant: Variant, n: u64) -> Outcome {
-    common::watchdog("tcp_write_batch", Duration::from_secs(120));
-    let phases = match variant {
-        Variant::Raw => raw(n),
-        Variant::Uv => safe(n),
-    };
-    let received = RECEIVED.load(Ordering::Relaxed);
-    assert_eq!(received, n * DATA.len() as u64, "bytes the server received");
-    Outcome {
-        count: WRITE_CB_CALLED.load(Ordering::Relaxed),
-        phases,
-    }
+    batch::run("tcp_write_batch", variant, n, safe)
 }
 
 /// The safe version, written the way a user would.
@@ -83,17 +46,12 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
     let lp = uv::Loop::new().expect("uv::Loop::new");
 
     // The blackhole server: one connection, read and discarded, closed on EOF.
-    let server = uv::Tcp::new(&lp).expect("uv::Tcp::new");
-    server
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
-        .expect("bind");
-    let addr = server.local_addr().expect("sockname");
+    let (server, addr) = uvnet::bound_tcp(&lp);
     let lh = lp.handle();
     server
         .listen(128, move |srv, status| {
             status.expect("connection");
-            let conn = uv::Tcp::new(&lh).expect("uv::Tcp::new");
-            srv.accept_into(&conn).expect("accept");
+            let conn = uvnet::accept(srv, &lh);
             conn.read_start(|c, data| match data {
                 Ok(bytes) => add(&RECEIVED, bytes.len() as u64),
                 Err(e) if e.code() == uv::StatusCode::EOF => c.close(),
@@ -136,7 +94,3 @@ fn safe(n: u64) -> Vec<(&'static str, f64)> {
     drop(lp);
     vec![("queue", queue_secs.get()), ("run", run)]
 }
-
-#[path = "common/tcp_write_batch_raw.rs"]
-mod tcp_write_batch_raw;
-use tcp_write_batch_raw::raw;

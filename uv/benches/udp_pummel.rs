@@ -164,15 +164,7 @@ struct RawSender {
     to: sys::sockaddr_in,
 }
 
-/// The state, from a handle of the raw twin's loop.
-///
-/// # Safety
-/// `h` must be a handle of the raw twin's loop, whose `data` is its RawState.
-unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawState {
-    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
-    // outlives the run.
-    unsafe { rawnet::loop_state(h) }
-}
+rawnet::raw_state!(RawState, slab: READ_BUF);
 
 /// Starts one send of `s`.
 ///
@@ -215,13 +207,6 @@ unsafe extern "C" fn raw_sent(req: *mut sys::uv_udp_send_t, status: i32) {
         } else {
             sys::uv_close((&raw mut (*s).udp).cast(), None);
         }
-    }
-}
-
-impl rawnet::ReadSlab for RawState {
-    const LEN: usize = READ_BUF;
-    fn slab(&self) -> *mut u8 {
-        self.slab
     }
 }
 

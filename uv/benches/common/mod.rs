@@ -97,6 +97,18 @@ pub struct Rate {
     pub phase: &'static str,
 }
 
+impl Rate {
+    /// One `unit` per counted callback, over the `run` phase.
+    #[allow(dead_code)] // Not every bench binary reports a rate.
+    pub fn per_run(unit: &'static str) -> Option<Rate> {
+        Some(Rate {
+            unit,
+            per_count: 1.0,
+            phase: "run",
+        })
+    }
+}
+
 /// One case of a bench binary with several (`main_cases`).
 #[derive(Debug)]
 #[allow(dead_code)] // Not every bench binary has several cases.
@@ -116,6 +128,23 @@ pub fn watchdog(name: &'static str, limit: Duration) {
         eprintln!("{name}: still running after {limit:?}; giving up");
         std::process::exit(2);
     });
+}
+
+/// A network benchmark's `run`: starts the watchdog (120 s), then runs `raw` or
+/// `safe` at size `n`, as `variant` says.
+#[allow(dead_code)] // Only the network benchmarks use it.
+pub fn run_net(
+    name: &'static str,
+    variant: Variant,
+    n: u64,
+    raw: impl FnOnce(u64) -> Outcome,
+    safe: impl FnOnce(u64) -> Outcome,
+) -> Outcome {
+    watchdog(name, Duration::from_secs(120));
+    match variant {
+        Variant::Raw => raw(n),
+        Variant::Uv => safe(n),
+    }
 }
 
 /// Seconds since `t`.
@@ -542,6 +571,76 @@ pub mod rawnet {
         unsafe { &*((*(*h).loop_).data as *const T) }
     }
 
+    /// Defines `ctx`, the raw twin's state (`$state`) from any handle of its loop;
+    /// with `slab: LEN`, also its [`ReadSlab`] (the state's `slab` field, `LEN`
+    /// bytes), for [`slab_alloc`].
+    #[allow(unused_macros)]
+    macro_rules! raw_state {
+        ($state:ty) => {
+            /// The state, from any handle of the raw twin's loop.
+            ///
+            /// # Safety
+            /// `h` must be a handle of the loop `raw` made, while `raw` runs it.
+            unsafe fn ctx<'a>(h: *const ::uv::sys::uv_handle_t) -> &'a $state {
+                // SAFETY: per the contract: `raw` set the loop's `data` to its state
+                // (`set_loop_state`), which outlives the run.
+                unsafe { $crate::common::rawnet::loop_state(h) }
+            }
+        };
+        ($state:ty, slab: $len:expr) => {
+            $crate::common::rawnet::raw_state!($state);
+
+            impl $crate::common::rawnet::ReadSlab for $state {
+                const LEN: usize = $len;
+                fn slab(&self) -> *mut u8 {
+                    self.slab
+                }
+            }
+        };
+    }
+    #[allow(unused_imports)]
+    pub(crate) use raw_state;
+
+    /// Points the `data` of `lp` at `st`, the raw twin's state, for [`loop_state`].
+    ///
+    /// # Safety
+    /// `lp` must be an initialised loop; `st` must outlive every run of it.
+    pub unsafe fn set_loop_state<T>(lp: *mut sys::uv_loop_t, st: &T) {
+        // SAFETY: per the contract.
+        unsafe { (*lp).data = (st as *const T).cast_mut().cast() };
+    }
+
+    /// Runs `lp` (`UV_RUN_DEFAULT`) and returns the wall seconds the run took.
+    ///
+    /// # Safety
+    /// `lp` must be an initialised loop, not running.
+    pub unsafe fn run_timed(lp: *mut sys::uv_loop_t) -> f64 {
+        let t = std::time::Instant::now();
+        // SAFETY: per the contract.
+        unsafe { sys::uv_run(lp, sys::uv_run_mode_UV_RUN_DEFAULT) };
+        super::since(t)
+    }
+
+    /// A new uninitialised buffer of `len` bytes in a box of its own; `free_buf`
+    /// frees it.
+    pub fn new_buf(len: usize) -> *mut u8 {
+        Box::into_raw(Box::<[u8]>::new_uninit_slice(len)).cast()
+    }
+
+    /// Frees a buffer made by `new_buf`.
+    ///
+    /// # Safety
+    /// `buf` must come from `new_buf(len)` and no longer be lent to libuv.
+    pub unsafe fn free_buf(buf: *mut u8, len: usize) {
+        // SAFETY: per the contract (freed as the slice it was made as).
+        drop(unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                buf.cast::<MaybeUninit<u8>>(),
+                len,
+            ))
+        });
+    }
+
     /// A raw twin's state that owns a read buffer nobody keeps what is read into.
     pub trait ReadSlab {
         /// The buffer's length.
@@ -687,6 +786,63 @@ pub mod rawnet {
         }
     }
 
+    /// Accepts the one connection a server takes into a reading handle (as
+    /// `accept_reading`), then closes the server (`close_free`).
+    ///
+    /// # Safety
+    /// As `accept_reading`; `server` was made by `new_tcp` and is closed only here.
+    pub unsafe fn accept_one(
+        server: *mut sys::uv_stream_t,
+        alloc: sys::uv_alloc_cb,
+        read: sys::uv_read_cb,
+    ) {
+        // SAFETY: per the contract.
+        unsafe {
+            accept_reading(server, alloc, read);
+            sys::uv_close(server.cast(), Some(close_free));
+        }
+    }
+
+    /// Accepts a pending connection into a reading handle (as `accept_reading`),
+    /// counts it in `accepted`, and closes the server (`close_free`) once that
+    /// count reaches `total`.
+    ///
+    /// # Safety
+    /// As `accept_reading`; `server` was made by `new_tcp` and is closed only here.
+    pub unsafe fn accept_counting(
+        server: *mut sys::uv_stream_t,
+        alloc: sys::uv_alloc_cb,
+        read: sys::uv_read_cb,
+        accepted: &std::cell::Cell<u64>,
+        total: u64,
+    ) {
+        // SAFETY: per the contract.
+        unsafe {
+            accept_reading(server, alloc, read);
+            let a = accepted.get() + 1;
+            accepted.set(a);
+            if a == total {
+                sys::uv_close(server.cast(), Some(close_free));
+            }
+        }
+    }
+
+    /// A read error of a server's connection: closes it (`close_free`) on EOF,
+    /// panics on anything else.
+    ///
+    /// # Safety
+    /// `s` is an open connection made by `new_tcp`, whose read callback got `nread`
+    /// (negative).
+    #[inline(always)]
+    pub unsafe fn read_ended(s: *mut sys::uv_stream_t, nread: isize, what: &str) {
+        if nread == sys::uv_errno_t_UV_EOF as isize {
+            // SAFETY: per the contract.
+            unsafe { sys::uv_close(s.cast(), Some(close_free)) };
+        } else {
+            check(nread as i32, what);
+        }
+    }
+
     /// A close callback that frees a handle made by `new_tcp`.
     pub unsafe extern "C" fn close_free(h: *mut sys::uv_handle_t) {
         // SAFETY: only passed to uv_close for handles made by `new_tcp`; libuv is
@@ -748,5 +904,32 @@ pub mod rawnet {
     /// `addr` as the `*const sockaddr` libuv takes.
     pub fn sa(addr: &sys::sockaddr_in) -> *const sys::sockaddr {
         (addr as *const sys::sockaddr_in).cast()
+    }
+}
+
+/// What the safe versions of the network benchmarks share, written as their users
+/// would.
+#[allow(dead_code)] // Only the TCP benchmarks use it.
+pub mod uvnet {
+    use std::net::SocketAddr;
+
+    use uv::Stream as _;
+
+    /// A TCP handle on `lh` bound to 127.0.0.1, port 0 (a free port), and the
+    /// address it got.
+    pub fn bound_tcp(lh: &uv::LoopHandle) -> (uv::Tcp, SocketAddr) {
+        let tcp = uv::Tcp::new(lh).expect("uv::Tcp::new");
+        tcp.bind(SocketAddr::from(([127, 0, 0, 1], 0)), uv::TcpFlags::empty())
+            .expect("bind");
+        let addr = tcp.local_addr().expect("sockname");
+        (tcp, addr)
+    }
+
+    /// Accepts the pending connection of `server` (its connection callback is
+    /// running) into a new handle on `lh`.
+    pub fn accept(server: &uv::Tcp, lh: &uv::LoopHandle) -> uv::Tcp {
+        let conn = uv::Tcp::new(lh).expect("uv::Tcp::new");
+        server.accept_into(&conn).expect("accept");
+        conn
     }
 }

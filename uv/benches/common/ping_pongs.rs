@@ -1,9 +1,39 @@
-//! The raw libuv-sys2 twin of `ping_pongs` (and of `async_ping_pongs`).
+//! What `ping_pongs` and `async_ping_pongs` share: the sizes, the case, `run` and
+//! the raw libuv-sys2 twin (the same for both, so that their tables compare).
 //!
-//! Included (`#[path]`) by both benchmarks; it uses their shared constants
-//! and imports through `super::`.
+//! Included (`#[path]`) by both benchmarks.
 
-use super::*;
+use std::cell::{Cell, RefCell};
+
+use uv::sys;
+
+use crate::common::rawnet::{self, check};
+use crate::common::{Bench, Case, Outcome, Rate, Variant};
+
+pub const ROUND_TRIPS: u64 = 100_000;
+pub const PING: &[u8; 5] = b"PING\n";
+/// Read buffers of the raw twin (libuv suggests 64 KiB, as the uv loop's buffer).
+pub const READ_BUF: usize = 64 * 1024;
+
+/// The benchmark's one case, named `name`, whose variants `run` runs.
+pub fn case(name: &'static str, note: &'static str, run: fn(Variant, u64) -> Outcome) -> Case {
+    Case {
+        bench: Bench {
+            name,
+            unit: "round trips",
+            full_count: ROUND_TRIPS,
+            note,
+            expected: |n| n,
+            run,
+        },
+        rate: Rate::per_run("round trips"),
+    }
+}
+
+/// Runs `variant` (the raw twin, or `safe`) at size `n` under a watchdog.
+pub fn run(name: &'static str, variant: Variant, n: u64, safe: fn(u64) -> Outcome) -> Outcome {
+    crate::common::run_net(name, variant, n, raw, safe)
+}
 
 /// The raw twin's state; the loop's `data` points at it.
 struct RawPing {
@@ -19,21 +49,13 @@ struct RawPing {
     slab: *mut u8,
 }
 
-/// The state, from any handle of the raw twin's loop.
-///
-/// # Safety
-/// `h` must be a handle of the loop `raw` made, while `raw` runs it.
-unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawPing {
-    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
-    // outlives the run.
-    unsafe { rawnet::loop_state(h) }
-}
+rawnet::raw_state!(RawPing);
 
 unsafe extern "C" fn server_alloc(h: *mut sys::uv_handle_t, _size: usize, buf: *mut sys::uv_buf_t) {
     // SAFETY: libuv passes a handle of our loop.
     let st = unsafe { ctx(h) };
     let base = st.free_bufs.borrow_mut().pop().unwrap_or_else(|| {
-        let b = Box::into_raw(Box::<[u8]>::new_uninit_slice(READ_BUF)).cast::<u8>();
+        let b = rawnet::new_buf(READ_BUF);
         st.all_bufs.borrow_mut().push(b);
         b
     });
@@ -86,22 +108,15 @@ unsafe extern "C" fn server_read(
     if !base.is_null() {
         st.free_bufs.borrow_mut().push(base.cast());
     }
-    if nread == sys::uv_errno_t_UV_EOF as isize {
-        // SAFETY: `s` is an open handle made by `new_tcp`.
-        unsafe { sys::uv_close(s.cast(), Some(rawnet::close_free)) };
-    } else {
-        check(nread as i32, "server read");
-    }
+    // SAFETY: `s` is an open handle made by `new_tcp`.
+    unsafe { rawnet::read_ended(s, nread, "server read") };
 }
 
 unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     check(status, "connection");
     // SAFETY: `server` is the listening handle of our loop; the connection is a
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
-    unsafe {
-        rawnet::accept_reading(server, Some(server_alloc), Some(server_read));
-        sys::uv_close(server.cast(), Some(rawnet::close_free));
-    }
+    unsafe { rawnet::accept_one(server, Some(server_alloc), Some(server_read)) };
 }
 
 unsafe extern "C" fn ping_written(req: *mut sys::uv_write_t, status: i32) {
@@ -197,7 +212,7 @@ unsafe extern "C" fn connected(req: *mut sys::uv_connect_t, status: i32) {
 }
 
 /// The raw libuv-sys2 twin.
-pub(crate) fn raw(limit: u64) -> Outcome {
+fn raw(limit: u64) -> Outcome {
     let lp = rawnet::new_loop();
     let st = Box::new(RawPing {
         limit,
@@ -205,35 +220,27 @@ pub(crate) fn raw(limit: u64) -> Outcome {
         state: Cell::new(0),
         free_bufs: RefCell::new(Vec::new()),
         all_bufs: RefCell::new(Vec::new()),
-        slab: Box::into_raw(Box::<[u8]>::new_uninit_slice(READ_BUF)).cast(),
+        slab: rawnet::new_buf(READ_BUF),
     });
     // The server and the client close themselves when their part is done.
     // SAFETY: the loop is initialised; the state box outlives the run (the
     // callbacks reach it through the loop's `data`).
     unsafe {
-        (*lp).data = (&*st as *const RawPing).cast_mut().cast();
+        rawnet::set_loop_state(lp, &*st);
         rawnet::listen_and_connect(lp, Some(on_connection), Some(connected));
     }
 
-    let t = Instant::now();
     // SAFETY: `lp` is an initialised loop, not running.
-    unsafe { sys::uv_run(lp, sys::uv_run_mode_UV_RUN_DEFAULT) };
-    let run = since(t);
+    let run = unsafe { rawnet::run_timed(lp) };
 
     // SAFETY: every handle closed itself (close_free freed them), so the loop has
     // none left; no buffer is in use any more.
     unsafe {
         rawnet::close_loop(lp);
         for b in st.all_bufs.take() {
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                b.cast::<MaybeUninit<u8>>(),
-                READ_BUF,
-            )));
+            rawnet::free_buf(b, READ_BUF);
         }
-        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-            st.slab.cast::<MaybeUninit<u8>>(),
-            READ_BUF,
-        )));
+        rawnet::free_buf(st.slab, READ_BUF);
     }
     Outcome {
         count: st.pongs.get(),

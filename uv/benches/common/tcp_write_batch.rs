@@ -1,9 +1,68 @@
-//! The raw libuv-sys2 twin of `tcp_write_batch` (and of `async_tcp_write_batch`).
+//! What `tcp_write_batch` and `async_tcp_write_batch` share: the sizes, the
+//! counters both versions count in, the case, `run` and the raw libuv-sys2 twin
+//! (the same for both, so that their tables compare).
 //!
-//! Included (`#[path]`) by both benchmarks; it uses their shared constants
-//! and imports through `super::`.
+//! Included (`#[path]`) by both benchmarks.
 
-use super::*;
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use uv::sys;
+
+use crate::common::rawnet::{self, check};
+use crate::common::{since, Bench, Case, Outcome, Rate, Variant};
+
+pub const NUM_WRITES: u64 = 1_000_000;
+pub const DATA: &[u8] = b"Hello, world.";
+pub const READ_BUF: usize = 64 * 1024;
+
+pub static WRITE_CB_CALLED: AtomicU64 = AtomicU64::new(0);
+pub static RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+/// A plain (non-atomic read-modify-write) add: the benchmark is single-threaded,
+/// and the C benchmark uses a plain `int`.
+#[inline]
+pub fn add(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+/// The benchmark's one case, named `name`, whose variants `run` runs.
+pub fn case(name: &'static str, note: &'static str, run: fn(Variant, u64) -> Outcome) -> Case {
+    Case {
+        bench: Bench {
+            name,
+            unit: "write callbacks",
+            full_count: NUM_WRITES,
+            note,
+            expected: |n| n,
+            run,
+        },
+        rate: Rate::per_run("writes"),
+    }
+}
+
+/// Runs `variant` (the raw twin, or `safe`) at size `n` under a watchdog, checks
+/// the bytes the server received, and counts the write callbacks.
+pub fn run(
+    name: &'static str,
+    variant: Variant,
+    n: u64,
+    safe: fn(u64) -> Vec<(&'static str, f64)>,
+) -> Outcome {
+    crate::common::watchdog(name, Duration::from_secs(120));
+    let phases = match variant {
+        Variant::Raw => raw(n),
+        Variant::Uv => safe(n),
+    };
+    let received = RECEIVED.load(Ordering::Relaxed);
+    assert_eq!(received, n * DATA.len() as u64, "bytes the server received");
+    Outcome {
+        count: WRITE_CB_CALLED.load(Ordering::Relaxed),
+        phases,
+    }
+}
 
 /// One write of the raw twin, as in the C benchmark.
 #[repr(C)]
@@ -20,22 +79,7 @@ struct RawBatch {
     slab: *mut u8,
 }
 
-/// The state, from any handle of the raw twin's loop.
-///
-/// # Safety
-/// `h` must be a handle of the loop `raw` made, while `raw` runs it.
-unsafe fn ctx<'a>(h: *const sys::uv_handle_t) -> &'a RawBatch {
-    // SAFETY: per the contract: `raw` set the loop's `data` to its state, which
-    // outlives the run.
-    unsafe { rawnet::loop_state(h) }
-}
-
-impl rawnet::ReadSlab for RawBatch {
-    const LEN: usize = READ_BUF;
-    fn slab(&self) -> *mut u8 {
-        self.slab
-    }
-}
+rawnet::raw_state!(RawBatch, slab: READ_BUF);
 
 unsafe extern "C" fn server_read(
     s: *mut sys::uv_stream_t,
@@ -44,11 +88,9 @@ unsafe extern "C" fn server_read(
 ) {
     if nread >= 0 {
         add(&RECEIVED, nread as u64);
-    } else if nread == sys::uv_errno_t_UV_EOF as isize {
-        // SAFETY: `s` is the open connection, made by `new_tcp`.
-        unsafe { sys::uv_close(s.cast(), Some(rawnet::close_free)) };
     } else {
-        check(nread as i32, "server read");
+        // SAFETY: `s` is the open connection, made by `new_tcp`.
+        unsafe { rawnet::read_ended(s, nread, "server read") };
     }
 }
 
@@ -57,13 +99,12 @@ unsafe extern "C" fn on_connection(server: *mut sys::uv_stream_t, status: i32) {
     // SAFETY: `server` is the listening handle of our loop; the connection is a
     // fresh handle on the same loop; the server (made by `new_tcp`) is closed once.
     unsafe {
-        rawnet::accept_reading(
+        rawnet::accept_one(
             server,
             Some(rawnet::slab_alloc::<RawBatch>),
             Some(server_read),
-        );
-        sys::uv_close(server.cast(), Some(rawnet::close_free));
-    }
+        )
+    };
 }
 
 unsafe extern "C" fn written(_req: *mut sys::uv_write_t, status: i32) {
@@ -111,7 +152,7 @@ unsafe extern "C" fn connected(req: *mut sys::uv_connect_t, status: i32) {
 }
 
 /// The raw libuv-sys2 twin, mirroring the C benchmark.
-pub(crate) fn raw(n: u64) -> Vec<(&'static str, f64)> {
+fn raw(n: u64) -> Vec<(&'static str, f64)> {
     let n = n as usize;
     // One array of requests, each with its buffer pointing at the static string
     // (the C benchmark's `write_reqs`).
@@ -138,14 +179,12 @@ pub(crate) fn raw(n: u64) -> Vec<(&'static str, f64)> {
     // SAFETY: the loop is initialised; the state box outlives the run (the
     // callbacks reach it through the loop's `data`).
     unsafe {
-        (*lp).data = (&*st as *const RawBatch).cast_mut().cast();
+        rawnet::set_loop_state(lp, &*st);
         rawnet::listen_and_connect(lp, Some(on_connection), Some(connected));
     }
 
-    let t = Instant::now();
     // SAFETY: `lp` is an initialised loop, not running.
-    unsafe { sys::uv_run(lp, sys::uv_run_mode_UV_RUN_DEFAULT) };
-    let run = since(t);
+    let run = unsafe { rawnet::run_timed(lp) };
 
     // SAFETY: every handle closed itself, so the loop has none left; the requests
     // and the slab are no longer in use.
