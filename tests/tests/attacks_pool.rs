@@ -1047,6 +1047,39 @@ fn abstract_socket_names_at_the_edges() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// An IPv6 address's flow information is the C field's value, as std and socket2
+/// write it: `flowinfo()` goes into `sin6_flowinfo` unchanged, and comes back out
+/// unchanged. The library used to swap its bytes both ways, so a `SocketAddrV6`
+/// with flow information 0x12345 reached libuv as 0x45230100 (where std's sockets
+/// send 0x12345), and an address read from libuv differed from what std reads
+/// from the same C address.
+#[test]
+fn ipv6_flow_information_is_written_as_std_writes_it() {
+    let a = SocketAddrV6::new(Ipv6Addr::LOCALHOST, 4000, 0x12345, 7);
+    let c = uv::runtime::SockAddr::new(&SocketAddr::V6(a));
+    // SAFETY: an IPv6 address's C form is a sockaddr_in6.
+    let sin6 = unsafe { *c.as_ptr().cast::<libc::sockaddr_in6>() };
+    assert_eq!(
+        (
+            sin6.sin6_flowinfo,
+            sin6.sin6_scope_id,
+            u16::from_be(sin6.sin6_port)
+        ),
+        (0x12345, 7, 4000)
+    );
+    let back = uv::runtime::read_sockaddr("test", |p, len| {
+        // SAFETY: `p` has room for any address (`len` says how much).
+        unsafe {
+            assert!(*len as usize >= std::mem::size_of::<libc::sockaddr_in6>());
+            p.cast::<libc::sockaddr_in6>().write(sin6);
+        }
+        0
+    })
+    .unwrap();
+    assert_eq!(back, SocketAddr::V6(a));
+    assert_eq!(c.to_std(), Some(SocketAddr::V6(a)));
+}
+
 /// Socket addresses of the corners round-trip through `bind` and `local_addr`:
 /// unspecified and loopback, IPv4 and IPv6 (flow info and scope id read back as
 /// the kernel keeps them: 0 for a bound address, whatever `bind` was given),

@@ -108,7 +108,9 @@ impl InetAddr {
                 let mut v6: sys::sockaddr_in6 = unsafe { std::mem::zeroed() };
                 v6.sin6_family = sys::AF_INET6 as sys::sa_family_t;
                 v6.sin6_port = a.port().to_be();
-                v6.sin6_flowinfo = a.flowinfo().to_be();
+                // As std and socket2 write it: `flowinfo()` is the C field's value,
+                // not swapped (a `SocketAddrV6` means the same address to both).
+                v6.sin6_flowinfo = a.flowinfo();
                 v6.sin6_scope_id = a.scope_id();
                 // SAFETY: the address field is 16 bytes of plain data.
                 unsafe {
@@ -415,7 +417,8 @@ pub(crate) unsafe fn from_c(p: *const sys::sockaddr) -> Option<SocketAddr> {
                     .cast::<[u8; 16]>()
                     .read_unaligned(),
                 u16::from_be((*sin6).sin6_port),
-                u32::from_be((*sin6).sin6_flowinfo),
+                // The C field as it is (see `SockStorage::new`).
+                (*sin6).sin6_flowinfo,
                 (*sin6).sin6_scope_id,
             )
         };
