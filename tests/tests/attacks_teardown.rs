@@ -2,7 +2,10 @@
 //! loop it did not re-create (no libuv call may change the parent's kernel
 //! state), so the requests in flight on its handles complete without libuv
 //! (`ECANCELED`, or the result libuv gave), the handles' callbacks are dropped,
-//! and each handle goes with its last reference. Each test says what used to
+//! and each handle goes with its last reference; the requests on the parent's
+//! thread pool (file system, `queue_work`, DNS, random bytes), which no thread
+//! of the child runs, complete there too (as they do when the child re-creates
+//! the loop with `after_fork`). Each test says what used to
 //! happen, or which guarantee it pins; values, counts and error codes only.
 //! Each scenario runs in a child of its own (this binary, one test thread), which
 //! forks. `bash tests/valgrind.sh attacks_teardown` checks the memory side (the
@@ -13,10 +16,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
-use uv::{Loop, RunMode, Signal, Signum, StatusCode, Stream, Timer, WriteData};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
+use uv::future as uvf;
+use uv::{Fs, Loop, RunMode, Signal, Signum, StatusCode, Stream, Timer, WriteData};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, FlakyWake, PanicOnDrop};
 
 /// Set in a child started by [`in_child`]: the name of the scenario it runs.
 const SCENARIO: &str = "UV_ATTACKS_TEARDOWN_SCENARIO";
@@ -42,6 +49,8 @@ fn scenario_child() {
         "vectored_write_cancelled" => vectored_write_cancelled(),
         "abandoned_loop_nothing_refers_to" => abandoned_loop_nothing_refers_to(),
         "signal_watch_of_an_abandoned_loop" => signal_watch_of_an_abandoned_loop(),
+        "pool_requests_of_an_abandoned_loop" => pool_requests_of_an_abandoned_loop(),
+        "pool_requests_after_fork" => pool_requests_after_fork(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -417,5 +426,247 @@ fn signal_watch_of_an_abandoned_loop() {
 #[test]
 fn a_signal_watch_of_an_abandoned_loop_leaves_the_process_table() {
     let (status, stderr) = in_child("signal_watch_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- thread-pool requests of an abandoned loop ----
+
+/// What the thread-pool requests' callbacks got: the request's name and its
+/// error code (`None` for `Ok`), in the order they ran.
+type PoolGot = Rc<RefCell<Vec<(&'static str, Option<StatusCode>)>>>;
+
+/// Sorts outcomes by name, then code.
+fn sort_outcomes(v: &mut [(&'static str, Option<StatusCode>)]) {
+    v.sort_by_key(|&(n, c)| (n, c.map(|c| c.raw())));
+}
+
+/// A callback that records its request's outcome under `name` in `got`.
+fn record<T>(got: &PoolGot, name: &'static str) -> impl FnOnce(uv::Result<T>) + 'static {
+    let g = got.clone();
+    move |r| g.borrow_mut().push((name, r.err().map(|e| e.code())))
+}
+
+/// Counts its drops (a job's capture, dropped where the job goes).
+struct CountDrops(Arc<AtomicUsize>);
+
+impl Drop for CountDrops {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Thread-pool requests of `lp` in each state a fork can find them in: a job
+/// and a `stat` the pool finished (queued first, so the pool ran them before
+/// the blockers), one blocker running on each pool thread, and behind them a job
+/// holding a [`CountDrops`], a `stat`, a lookup, random bytes and a `stat`
+/// future (polled once with `w`), none started. Returns the blockers' release,
+/// the drops counter, the queued `stat`'s request and the future.
+#[allow(clippy::type_complexity)]
+fn pool_requests(
+    lp: &Loop,
+    got: &PoolGot,
+    w: &std::task::Waker,
+) -> (
+    Arc<Barrier>,
+    Arc<AtomicUsize>,
+    uv::Request,
+    uvf::RequestFuture<uv::Stat>,
+) {
+    let n = uv_tests::fs::pool_size();
+    let g = got.clone();
+    lp.queue_work(
+        || 7u32,
+        move |r| {
+            g.borrow_mut()
+                .push(("job run", (r.ok() != Some(7)).then_some(StatusCode::EINVAL)))
+        },
+    )
+    .unwrap();
+    Fs::stat(lp, "/", record(got, "stat run")).unwrap();
+    // The blockers hold nothing of their own: in a forked child what a running
+    // job holds stays with its thread, which is not there (lost to a leak
+    // checker, as the thread's stack is).
+    static STARTED: OnceLock<Barrier> = OnceLock::new();
+    static RELEASE: OnceLock<Arc<Barrier>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| Barrier::new(n + 1));
+    let release = RELEASE.get_or_init(|| Arc::new(Barrier::new(n + 1)));
+    for _ in 0..n {
+        lp.queue_work(
+            move || {
+                started.wait();
+                release.wait();
+            },
+            record(got, "blocker"),
+        )
+        .unwrap();
+    }
+    started.wait();
+    let release = release.clone();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let held = CountDrops(drops.clone());
+    lp.queue_work(
+        move || {
+            let _ = &held;
+        },
+        record(got, "job queued"),
+    )
+    .unwrap();
+    let req = Fs::stat(lp, "/", record(got, "stat queued")).unwrap();
+    lp.getaddrinfo_with(
+        Some("localhost"),
+        None,
+        &Default::default(),
+        record(got, "lookup queued"),
+    )
+    .unwrap();
+    lp.random(vec![0; 16], 0, record(got, "random queued"))
+        .unwrap();
+    let mut fut = uvf::request(|done| Fs::stat(lp, "/", done));
+    assert!(uv_tests::provoke::poll_once(&mut fut, w).is_pending());
+    (release, drops, req, fut)
+}
+
+/// The outcomes the child's teardown gives the requests of [`pool_requests`]
+/// (sorted): the finished ones their result, the rest `ECANCELED`
+/// (`EAI_CANCELED` for the lookup).
+fn orphaned_outcomes() -> Vec<(&'static str, Option<StatusCode>)> {
+    let mut want = vec![
+        ("job run", None),
+        ("stat run", None),
+        ("job queued", Some(StatusCode::ECANCELED)),
+        ("stat queued", Some(StatusCode::ECANCELED)),
+        ("lookup queued", Some(StatusCode::EAI_CANCELED)),
+        ("random queued", Some(StatusCode::ECANCELED)),
+    ];
+    want.extend((0..uv_tests::fs::pool_size()).map(|_| ("blocker", Some(StatusCode::ECANCELED))));
+    sort_outcomes(&mut want);
+    want
+}
+
+/// The parent's side of the pool scenarios: its requests are its own, and
+/// complete there as usual once the blockers go, each `Ok`; the queued job ran
+/// and dropped its capture.
+fn parent_completes(
+    lp: &Loop,
+    got: &PoolGot,
+    release: &Barrier,
+    drops: &AtomicUsize,
+    fut: &mut uvf::RequestFuture<uv::Stat>,
+    w: &std::task::Waker,
+) {
+    got.borrow_mut().clear();
+    release.wait();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.borrow().len(), 6 + uv_tests::fs::pool_size(), "{got:?}");
+    assert!(got.borrow().iter().all(|(_, e)| e.is_none()), "{got:?}");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        uv_tests::provoke::poll_once(fut, w),
+        Poll::Ready(Ok(_))
+    ));
+}
+
+/// Scenario: thread-pool requests in every state (finished, running on each
+/// pool thread, queued: `queue_work`, a file-system `stat` and a `stat`
+/// future, a DNS lookup, random bytes); a forked child drops the loop, which it
+/// did not re-create. The teardown left them in flight: no thread of the child
+/// runs them (the parent's pool threads are not in the child, and libuv's pool
+/// starts afresh there, without the parent's queue), so no callback ran, the
+/// queued job's capture was never dropped, the future stayed pending for good,
+/// its task never woken. A cancel in the child reached libuv, which unlinked the
+/// request from the queue as copied from the parent, through links into that
+/// stale queue (writing into the child's new queue once its pool started).
+/// Now the child's teardown completes each as the loop would have: the
+/// finished ones with their result, the others `ECANCELED` (`EAI_CANCELED` for
+/// the lookup), the queued job dropped once, the future woken with
+/// `ECANCELED`; before the drop a cancel is `EBUSY` and a new request or a run
+/// `EINVAL`, after it the cancel is `EINVAL` (done). The parent's requests
+/// complete there as usual.
+fn pool_requests_of_an_abandoned_loop() {
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let (c, w) = FlakyWake::with_waker(0);
+    let (release, drops, req, mut fut) = pool_requests(&lp, &got, &w);
+    let mut lp = Some(lp);
+    // SAFETY: as in `forked`. (The status is checked once the parent released
+    // its blockers: a panic with pool threads held would hang the process's
+    // exit, where libuv joins them.)
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            let l = lp.take().unwrap();
+            let refused = req.cancel().is_err_and(|e| e.code() == StatusCode::EBUSY)
+                && l.queue_work(|| (), |_| {})
+                    .is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && Fs::stat(&l, "/", |_| {}).is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && l.run(RunMode::NoWait)
+                    .is_err_and(|e| e.code() == StatusCode::EINVAL);
+            drop(l);
+            let mut seen = got.borrow().clone();
+            sort_outcomes(&mut seen);
+            refused
+                && seen == orphaned_outcomes()
+                && drops.load(Ordering::SeqCst) == 1
+                && !req.is_pending()
+                && req.cancel().is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && c.wakes() == 1
+                && matches!(
+                    uv_tests::provoke::poll_once(&mut fut, &w),
+                    Poll::Ready(Err(e)) if e.code() == StatusCode::ECANCELED
+                )
+        })
+    };
+    parent_completes(&lp.take().unwrap(), &got, &release, &drops, &mut fut, &w);
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn thread_pool_requests_of_an_abandoned_loop_complete() {
+    let (status, stderr) = in_child("pool_requests_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: the requests of [`pool_requests_of_an_abandoned_loop`]; a forked
+/// child re-creates the loop (`after_fork`) and runs it. The parent's pool
+/// requests never came back in the child: the loop stayed alive for them
+/// (`run` in default mode never returned: a hang), and a cancel of one reached
+/// the copied queue. Now `after_fork` completes them as the abandonment does,
+/// before it returns; the loop then runs out, and requests made after it
+/// (a job on the child's own pool) complete as usual.
+fn pool_requests_after_fork() {
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let (c, w) = FlakyWake::with_waker(0);
+    let (release, drops, req, mut fut) = pool_requests(&lp, &got, &w);
+    // SAFETY: as in `forked` (the status is checked as above).
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            if lp.after_fork().is_err() {
+                return false;
+            }
+            let mut seen = got.borrow().clone();
+            sort_outcomes(&mut seen);
+            let orphans = seen == orphaned_outcomes()
+                && drops.load(Ordering::SeqCst) == 1
+                && req.cancel().is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && c.wakes() == 1
+                && matches!(
+                    uv_tests::provoke::poll_once(&mut fut, &w),
+                    Poll::Ready(Err(e)) if e.code() == StatusCode::ECANCELED
+                );
+            let own = Rc::new(Cell::new(None));
+            let o = own.clone();
+            if lp.queue_work(|| 5u8, move |r| o.set(r.ok())).is_err() {
+                return false;
+            }
+            orphans && lp.run(RunMode::Default).is_ok_and(|alive| !alive) && own.get() == Some(5)
+        })
+    };
+    parent_completes(&lp, &got, &release, &drops, &mut fut, &w);
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn thread_pool_requests_of_a_re_created_loop_complete_in_the_child() {
+    let (status, stderr) = in_child("pool_requests_after_fork");
     assert!(status.success(), "{status}: {stderr}");
 }
