@@ -5,7 +5,8 @@
 //! and each handle goes with its last reference; the requests on the parent's
 //! thread pool (file system, `queue_work`, DNS, random bytes), which no thread
 //! of the child runs, complete there too (as they do when the child re-creates
-//! the loop with `after_fork`). Each test says what used to
+//! the loop with `after_fork`), and libuv's own `SIGCHLD` watch of the loop
+//! leaves the process's signal table. Each test says what used to
 //! happen, or which guarantee it pins; values, counts and error codes only.
 //! Each scenario runs in a child of its own (this binary, one test thread), which
 //! forks. `bash tests/valgrind.sh attacks_teardown` checks the memory side (the
@@ -51,6 +52,7 @@ fn scenario_child() {
         "signal_watch_of_an_abandoned_loop" => signal_watch_of_an_abandoned_loop(),
         "pool_requests_of_an_abandoned_loop" => pool_requests_of_an_abandoned_loop(),
         "pool_requests_after_fork" => pool_requests_after_fork(),
+        "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -668,5 +670,67 @@ fn pool_requests_after_fork() {
 #[test]
 fn thread_pool_requests_of_a_re_created_loop_complete_in_the_child() {
     let (status, stderr) = in_child("pool_requests_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- libuv's SIGCHLD watch of an abandoned loop ----
+
+/// The action of `SIGCHLD` is the default one.
+fn sigchld_default() -> bool {
+    // SAFETY: a query only (no new action); `old` is written by the call.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_DFL
+    }
+}
+
+/// Scenario: the parent's loop has a process running (so libuv watches
+/// `SIGCHLD` for it, on the loop's internal child watcher); a forked child
+/// drops the loop, which it did not re-create, then spawns and reaps a process
+/// of its own on a loop of its own and closes it. The abandoned loop's child
+/// watcher stayed in libuv's process-wide table of watched signals: the
+/// child's `SIGCHLD` was written to the abandoned loop's signal pipe, which is
+/// the parent's (its loop read a child event of the child's as its own), and
+/// once the child's own watch stopped the signal kept libuv's handler (for a
+/// watch of a loop that is gone). Now the abandonment stops that watch, as the
+/// user signal handles' (`SIGCHLD` is back to its default action once the
+/// child's own process is closed); the parent's process is its own: it is
+/// killed and reaped there.
+fn child_watcher_of_an_abandoned_loop() {
+    let lp = Loop::new().unwrap();
+    let exit = Rc::new(Cell::new(None));
+    let e = exit.clone();
+    let opts = uv::ProcessOptions::new("/bin/sleep").args(["1000"]);
+    let p = uv::Process::spawn(&lp, &opts, move |_, _, sig| e.set(Some(sig))).unwrap();
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        let own = Loop::new().unwrap();
+        let done = Rc::new(Cell::new(false));
+        let d = done.clone();
+        let Ok(mine) = uv::Process::spawn(
+            &own,
+            &uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 0"]),
+            move |_, status, _| d.set(status == 0),
+        ) else {
+            return false;
+        };
+        let reaped = own.run(RunMode::Default).is_ok() && done.get();
+        mine.close();
+        let ran_out = own.run(RunMode::Default).is_ok_and(|alive| !alive);
+        reaped && ran_out && own.close().is_ok() && sigchld_default()
+    });
+    let lp = lp.take().unwrap();
+    p.kill(Signum::Kill).unwrap();
+    assert!(run_until(&lp, || exit.get().is_some()));
+    assert_eq!(exit.get(), Some(Some(Signum::Kill)));
+    p.close();
+    finish(&lp);
+}
+
+#[test]
+fn the_child_watch_of_an_abandoned_loop_leaves_the_process_table() {
+    let (status, stderr) = in_child("child_watcher_of_an_abandoned_loop");
     assert!(status.success(), "{status}: {stderr}");
 }

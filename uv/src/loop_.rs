@@ -550,6 +550,23 @@ impl LoopShared {
         // handles and takes what they hold (it runs no libuv function nor user
         // code); `out` outlives it.
         unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), (&raw mut out).cast::<c_void>()) };
+        // libuv's own watch of `SIGCHLD` for the loop's processes (started by a
+        // spawn, stopped when the last process handle closes; `uv_walk` skips
+        // it, as an internal handle) is stopped as a user signal handle's is
+        // (`handle::abandon`): in libuv's process-wide table, its delivery
+        // writes to the loop's signal pipe (in a forked child, the parent's: the
+        // parent's loop would see the child's `SIGCHLD`s as its own), and the
+        // signal keeps libuv's handler when no other loop watches it.
+        // SAFETY: the loop is allocated and initialised; its child watcher is a
+        // signal handle libuv made, watching when `signum` is set, and closed
+        // only by `uv_loop_close`, which was not called (or failed).
+        #[cfg(unix)]
+        unsafe {
+            let w = &raw mut (*raw).child_watcher;
+            if (*w).signum != 0 && sys::uv_is_closing(w.cast()) == 0 {
+                crate::hooks::stop_signal(w);
+            }
+        }
         out.finish(self);
     }
 }

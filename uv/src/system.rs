@@ -1039,7 +1039,8 @@ impl LoopHandle {
     /// complete as a close of the handles would complete them (a connect, a
     /// shutdown and a write not finished with `ECANCELED`, a write or a datagram
     /// send finished with its result), wake-ups end with it, and its memory is
-    /// leaked), so that the parent's loop keeps its watches.
+    /// leaked), so that the parent's loop keeps its watches. Its watch of
+    /// `SIGCHLD` for its processes (libuv's own) is stopped as a signal handle's.
     /// Until the child re-creates or drops it, a signal one of its
     /// `Signal` handles watches, delivered in the child, is written to the
     /// parent's signal pipe (libuv's handler and table are inherited): the
