@@ -52,6 +52,7 @@ fn scenario_child() {
         "signal_watch_of_an_abandoned_loop" => signal_watch_of_an_abandoned_loop(),
         "pool_requests_of_an_abandoned_loop" => pool_requests_of_an_abandoned_loop(),
         "pool_requests_after_fork" => pool_requests_after_fork(),
+        "loop_dropped_in_after_fork" => loop_dropped_in_after_fork(),
         "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         other => panic!("unknown scenario {other}"),
     }
@@ -457,34 +458,11 @@ impl Drop for CountDrops {
     }
 }
 
-/// Thread-pool requests of `lp` in each state a fork can find them in: a job
-/// and a `stat` the pool finished (queued first, so the pool ran them before
-/// the blockers), one blocker running on each pool thread, and behind them a job
-/// holding a [`CountDrops`], a `stat`, a lookup, random bytes and a `stat`
-/// future (polled once with `w`), none started. Returns the blockers' release,
-/// the drops counter, the queued `stat`'s request and the future.
-#[allow(clippy::type_complexity)]
-fn pool_requests(
-    lp: &Loop,
-    got: &PoolGot,
-    w: &std::task::Waker,
-) -> (
-    Arc<Barrier>,
-    Arc<AtomicUsize>,
-    uv::Request,
-    uvf::RequestFuture<uv::Stat>,
-) {
+/// Queues one blocker per pool thread (each recorded as `"blocker"` in `got`)
+/// and returns once each runs on its thread: they end when the returned
+/// barrier is waited on.
+fn hold_pool(lp: &Loop, got: &PoolGot) -> Arc<Barrier> {
     let n = uv_tests::fs::pool_size();
-    let g = got.clone();
-    lp.queue_work(
-        || 7u32,
-        move |r| {
-            g.borrow_mut()
-                .push(("job run", (r.ok() != Some(7)).then_some(StatusCode::EINVAL)))
-        },
-    )
-    .unwrap();
-    Fs::stat(lp, "/", record(got, "stat run")).unwrap();
     // The blockers hold nothing of their own: in a forked child what a running
     // job holds stays with its thread, which is not there (lost to a leak
     // checker, as the thread's stack is).
@@ -503,7 +481,37 @@ fn pool_requests(
         .unwrap();
     }
     started.wait();
-    let release = release.clone();
+    release.clone()
+}
+
+/// Thread-pool requests of `lp` in each state a fork can find them in: a job
+/// and a `stat` the pool finished (queued first, so the pool ran them before
+/// the blockers), one blocker running on each pool thread, and behind them a job
+/// holding a [`CountDrops`], a `stat`, a lookup, random bytes and a `stat`
+/// future (polled once with `w`), none started. Returns the blockers' release,
+/// the drops counter, the queued `stat`'s request and the future.
+#[allow(clippy::type_complexity)]
+fn pool_requests(
+    lp: &Loop,
+    got: &PoolGot,
+    w: &std::task::Waker,
+) -> (
+    Arc<Barrier>,
+    Arc<AtomicUsize>,
+    uv::Request,
+    uvf::RequestFuture<uv::Stat>,
+) {
+    let g = got.clone();
+    lp.queue_work(
+        || 7u32,
+        move |r| {
+            g.borrow_mut()
+                .push(("job run", (r.ok() != Some(7)).then_some(StatusCode::EINVAL)))
+        },
+    )
+    .unwrap();
+    Fs::stat(lp, "/", record(got, "stat run")).unwrap();
+    let release = hold_pool(lp, got);
     let drops = Arc::new(AtomicUsize::new(0));
     let held = CountDrops(drops.clone());
     lp.queue_work(
@@ -670,6 +678,63 @@ fn pool_requests_after_fork() {
 #[test]
 fn thread_pool_requests_of_a_re_created_loop_complete_in_the_child() {
     let (status, stderr) = in_child("pool_requests_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a `stat` the pool finished before the fork (queued before the
+/// pool's blockers), whose callback drops the `Loop` (kept where the callback
+/// reaches it); a forked child re-creates the loop through a `LoopHandle`
+/// (`after_fork` does not borrow the `Loop`), which completes that `stat`
+/// first, then the blockers. Pins: the drop inside `after_fork` neither runs
+/// the loop's teardown under it nor is lost. (Run under it, the teardown
+/// cleared the loop's link to its state, and the blockers' completions that
+/// followed panicked inside libuv's after-work callback looking it up: the
+/// child aborted, signal 6.) The callback ran once with the `stat`'s result,
+/// each blocker with `ECANCELED`, `after_fork` is `Ok` and the teardown ran at
+/// its end (the loop is closed: `ClosedLoop`). In the parent the requests
+/// complete as usual.
+fn loop_dropped_in_after_fork() {
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let h = lp.handle();
+    let slot = Rc::new(RefCell::new(Some(lp)));
+    let s = slot.clone();
+    let g = got.clone();
+    Fs::stat(&h, "/", move |r| {
+        g.borrow_mut().push(("stat run", r.err().map(|e| e.code())));
+        drop(s.borrow_mut().take());
+    })
+    .unwrap();
+    let release = hold_pool(slot.borrow().as_ref().unwrap(), &got);
+    // SAFETY: as in `forked` (the status is checked once the blockers went).
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            let ok = h.after_fork().is_ok();
+            let mut seen = got.borrow().clone();
+            sort_outcomes(&mut seen);
+            let mut want = vec![("stat run", None)];
+            want.extend(
+                (0..uv_tests::fs::pool_size()).map(|_| ("blocker", Some(StatusCode::ECANCELED))),
+            );
+            sort_outcomes(&mut want);
+            ok && seen == want
+                && slot.borrow().is_none()
+                && h.now().is_err_and(|e| e.kind() == uv::Category::ClosedLoop)
+        })
+    };
+    let lp = slot.borrow_mut().take().unwrap();
+    got.borrow_mut().clear();
+    release.wait();
+    lp.run(RunMode::Default).unwrap();
+    // The `stat` finished before the fork; its callback ran in the first run.
+    assert_eq!(got.borrow().len(), 1 + uv_tests::fs::pool_size());
+    assert!(got.borrow().iter().all(|(_, e)| e.is_none()), "{got:?}");
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn a_loop_dropped_while_after_fork_completes_requests_is_torn_down_after() {
+    let (status, stderr) = in_child("loop_dropped_in_after_fork");
     assert!(status.success(), "{status}: {stderr}");
 }
 
