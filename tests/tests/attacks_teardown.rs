@@ -53,6 +53,7 @@ fn scenario_child() {
         "pool_requests_of_an_abandoned_loop" => pool_requests_of_an_abandoned_loop(),
         "pool_requests_after_fork" => pool_requests_after_fork(),
         "loop_dropped_in_after_fork" => loop_dropped_in_after_fork(),
+        "pool_callbacks_that_panic_on_drop" => pool_callbacks_that_panic_on_drop(),
         "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         other => panic!("unknown scenario {other}"),
     }
@@ -735,6 +736,99 @@ fn loop_dropped_in_after_fork() {
 #[test]
 fn a_loop_dropped_while_after_fork_completes_requests_is_torn_down_after() {
     let (status, stderr) = in_child("loop_dropped_in_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: behind the pool's blockers, a job, a `stat` and a lookup whose
+/// callbacks hold a value whose `Drop` panics, and a job holding one; a forked
+/// child drops the loop, which it did not re-create. Pins: the teardown runs
+/// each callback (`ECANCELED`, `EAI_CANCELED`) and drops the job unrun under
+/// the loop's guard: each panic reaches the loop's panic hook once (4), none
+/// crosses libuv's frames (the child lives). In the parent the requests
+/// complete and the same values go, their panics to the hook as well.
+fn pool_callbacks_that_panic_on_drop() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let release = hold_pool(&lp, &got);
+    let bomb = PanicOnDrop("job");
+    lp.queue_work(
+        move || {
+            // Taken by the job and dropped after it (in the parent, on the pool
+            // thread, so its panic is the job's: forgotten here instead).
+            std::mem::forget(bomb);
+        },
+        {
+            let bomb = PanicOnDrop("after");
+            let g = got.clone();
+            move |r: uv::Result<()>| {
+                let _ = &bomb;
+                g.borrow_mut().push(("job", r.err().map(|e| e.code())));
+            }
+        },
+    )
+    .unwrap();
+    let bomb = PanicOnDrop("stat callback");
+    let g = got.clone();
+    Fs::stat(&lp, "/", move |r| {
+        let _ = &bomb;
+        g.borrow_mut().push(("stat", r.err().map(|e| e.code())));
+    })
+    .unwrap();
+    let bomb = PanicOnDrop("lookup callback");
+    let g = got.clone();
+    lp.getaddrinfo_with(Some("localhost"), None, &Default::default(), move |r| {
+        let _ = &bomb;
+        g.borrow_mut().push(("lookup", r.err().map(|e| e.code())));
+    })
+    .unwrap();
+    let panics = Rc::new(RefCell::new(Vec::new()));
+    let seen = panics.clone();
+    lp.set_panic_hook(move |p| seen.borrow_mut().push(provoked(&*p)));
+    let mut lp = Some(lp);
+    // SAFETY: as in `forked` (the status is checked once the blockers went).
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            drop(lp.take());
+            let mut hooked = panics.borrow().clone();
+            hooked.sort();
+            let mut outcomes = got.borrow().clone();
+            outcomes.retain(|(n, _)| *n != "blocker");
+            sort_outcomes(&mut outcomes);
+            hooked
+                == [
+                    Some("after"),
+                    Some("job"),
+                    Some("lookup callback"),
+                    Some("stat callback"),
+                ]
+                && outcomes
+                    == [
+                        ("job", Some(StatusCode::ECANCELED)),
+                        ("lookup", Some(StatusCode::EAI_CANCELED)),
+                        ("stat", Some(StatusCode::ECANCELED)),
+                    ]
+        })
+    };
+    let lp = lp.take().unwrap();
+    release.wait();
+    lp.run(RunMode::Default).unwrap();
+    let mut hooked = panics.borrow().clone();
+    hooked.sort();
+    assert_eq!(
+        hooked,
+        [
+            Some("after"),
+            Some("lookup callback"),
+            Some("stat callback")
+        ]
+    );
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn pool_callbacks_of_an_abandoned_loop_that_panic_on_drop_reach_its_hook() {
+    let (status, stderr) = in_child("pool_callbacks_that_panic_on_drop");
     assert!(status.success(), "{status}: {stderr}");
 }
 
