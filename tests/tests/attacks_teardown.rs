@@ -54,6 +54,8 @@ fn scenario_child() {
         "pool_requests_after_fork" => pool_requests_after_fork(),
         "loop_dropped_in_after_fork" => loop_dropped_in_after_fork(),
         "pool_callbacks_that_panic_on_drop" => pool_callbacks_that_panic_on_drop(),
+        "ring_requests_after_fork" => ring_requests(true),
+        "ring_requests_of_an_abandoned_loop" => ring_requests(false),
         "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         other => panic!("unknown scenario {other}"),
     }
@@ -830,6 +832,71 @@ fn pool_callbacks_that_panic_on_drop() {
 fn pool_callbacks_of_an_abandoned_loop_that_panic_on_drop_reach_its_hook() {
     let (status, stderr) = in_child("pool_callbacks_that_panic_on_drop");
     assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: four `stat`s on the loop's io_uring ring (`UseIoUringSqpoll`, with
+/// `UV_USE_IO_URING=1`), their completions not reaped (the loop has not run
+/// since); a forked child re-creates the loop (`re_create`) or drops it.
+/// Their completions are in the ring, which the child shares with the parent
+/// and `uv_loop_fork` drops: the requests stayed pending for good, and the
+/// re-created loop stayed alive for them (`alive`; a run in default mode never
+/// returned). Now they complete in the child with `ECANCELED`, the re-created
+/// loop is not alive for them and runs out; the parent reaps them from the
+/// ring as usual (`Ok`). Nothing to test where io_uring is not available.
+fn ring_requests(re_create: bool) {
+    let lp = Loop::new().unwrap();
+    lp.configure(uv::LoopOption::UseIoUringSqpoll).unwrap();
+    let got: PoolGot = Rc::default();
+    let reqs: Vec<uv::Request> = (0..4)
+        .map(|_| Fs::stat(&lp, "/", record(&got, "ring stat")).unwrap())
+        .collect();
+    // A request on the ring refuses a cancel (libuv cannot take it back): one
+    // on the thread pool (no ring here) accepts it, and the scenario ends.
+    if reqs[0].cancel().is_ok() {
+        lp.run(RunMode::Default).unwrap();
+        return;
+    }
+    let mut lp = Some(lp);
+    forked(|| {
+        let l = lp.take().unwrap();
+        let ran_out = if re_create {
+            if l.after_fork().is_err() || l.alive() {
+                // Its drop would run it, for requests that never come.
+                std::mem::forget(l);
+                return false;
+            }
+            l.run(RunMode::Default).is_ok_and(|alive| !alive)
+        } else {
+            drop(l);
+            true
+        };
+        ran_out
+            && *got.borrow() == [("ring stat", Some(StatusCode::ECANCELED)); 4]
+            && reqs.iter().all(|r| !r.is_pending())
+    });
+    lp.take().unwrap().run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), [("ring stat", None); 4]);
+}
+
+/// Runs a ring scenario in a child with `UV_USE_IO_URING=1` (libuv reads it
+/// once per process).
+fn in_ring_child(scenario: &str) {
+    let out = uv_tests::scenario_command(SCENARIO, scenario)
+        .env("UV_USE_IO_URING", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+}
+
+#[test]
+fn ring_requests_of_a_re_created_loop_complete_in_the_child() {
+    in_ring_child("ring_requests_after_fork");
+}
+
+#[test]
+fn ring_requests_of_an_abandoned_loop_complete() {
+    in_ring_child("ring_requests_of_an_abandoned_loop");
 }
 
 // ---- libuv's SIGCHLD watch of an abandoned loop ----

@@ -547,9 +547,16 @@ unsafe fn complete_orphan(req: *mut sys::uv_req_t, w: *mut sys::uv__work, done: 
     unsafe {
         let ty = (*req).type_;
         if ty == sys::uv_req_type_UV_FS && (*w).done.is_none() {
-            // An io_uring request (`uv__iou_get_sqe` leaves `done` null): its
-            // completion reads the result and calls the callback directly.
+            // An io_uring request (`uv__iou_get_sqe` leaves `done` null), whose
+            // completion went to the parent's ring: as `uv__poll_io_uring`
+            // completes one, the loop's count of requests goes down (after
+            // `after_fork` the loop runs on, and would wait for it for good), the
+            // result is set and the callback called directly.
             let fs = req.cast::<sys::uv_fs_t>();
+            let l = (*fs).loop_;
+            if (*l).active_reqs.count > 0 {
+                (*l).active_reqs.count -= 1;
+            }
             (*fs).result = CANCELED as isize;
             if let Some(cb) = (*fs).cb {
                 cb(fs);
