@@ -216,8 +216,8 @@ impl LoopShared {
     /// # Safety
     /// The loop is open, not running, and `uv_loop_fork` just re-created it in
     /// this forked child.
-    #[cfg(unix)]
     pub(crate) unsafe fn re_created(&self) {
+        #[cfg(unix)]
         if let Some(raw) = self.raw() {
             self.running.set(true);
             // SAFETY: the contract: the loop's requests in flight were all started
