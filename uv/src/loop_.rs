@@ -386,8 +386,10 @@ impl LoopShared {
 
     /// `teardown` of the open loop `raw`, marked running.
     fn teardown_marked(&self, raw: *mut sys::uv_loop_t) {
-        // A child of `fork()` that did not re-create the loop (never on Windows).
-        let forked = self.kernel_pid.get() != std::process::id();
+        // A child of `fork()` that did not re-create the loop (never on Windows):
+        // another process, or another generation of forks (a descendant whose pid
+        // is the maker's again, reused).
+        let forked = self.kernel_pid.get() != std::process::id() || !self.in_own_process();
         let closed = if forked {
             self.abandon_forked(raw);
             false
