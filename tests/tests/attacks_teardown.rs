@@ -2,7 +2,11 @@
 //! loop it did not re-create (no libuv call may change the parent's kernel
 //! state), so the requests in flight on its handles complete without libuv
 //! (`ECANCELED`, or the result libuv gave), the handles' callbacks are dropped,
-//! and each handle goes with its last reference. Each test says what used to
+//! and each handle goes with its last reference; the requests on the parent's
+//! thread pool (file system, `queue_work`, DNS, random bytes), which no thread
+//! of the child runs, complete there too (as they do when the child re-creates
+//! the loop with `after_fork`), and libuv's own `SIGCHLD` watch of the loop
+//! leaves the process's signal table. Each test says what used to
 //! happen, or which guarantee it pins; values, counts and error codes only.
 //! Each scenario runs in a child of its own (this binary, one test thread), which
 //! forks. `bash tests/valgrind.sh attacks_teardown` checks the memory side (the
@@ -13,10 +17,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
-use uv::{Loop, RunMode, Signal, Signum, StatusCode, Stream, Timer, WriteData};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
+use uv::future as uvf;
+use uv::{Fs, Loop, RunMode, Signal, Signum, StatusCode, Stream, Timer, WriteData};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, FlakyWake, PanicOnDrop};
 
 /// Set in a child started by [`in_child`]: the name of the scenario it runs.
 const SCENARIO: &str = "UV_ATTACKS_TEARDOWN_SCENARIO";
@@ -42,6 +50,13 @@ fn scenario_child() {
         "vectored_write_cancelled" => vectored_write_cancelled(),
         "abandoned_loop_nothing_refers_to" => abandoned_loop_nothing_refers_to(),
         "signal_watch_of_an_abandoned_loop" => signal_watch_of_an_abandoned_loop(),
+        "pool_requests_of_an_abandoned_loop" => pool_requests_of_an_abandoned_loop(),
+        "pool_requests_after_fork" => pool_requests_after_fork(),
+        "loop_dropped_in_after_fork" => loop_dropped_in_after_fork(),
+        "pool_callbacks_that_panic_on_drop" => pool_callbacks_that_panic_on_drop(),
+        "ring_requests_after_fork" => ring_requests(true),
+        "ring_requests_of_an_abandoned_loop" => ring_requests(false),
+        "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -417,5 +432,531 @@ fn signal_watch_of_an_abandoned_loop() {
 #[test]
 fn a_signal_watch_of_an_abandoned_loop_leaves_the_process_table() {
     let (status, stderr) = in_child("signal_watch_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- thread-pool requests of an abandoned loop ----
+
+/// What the thread-pool requests' callbacks got: the request's name and its
+/// error code (`None` for `Ok`), in the order they ran.
+type PoolGot = Rc<RefCell<Vec<(&'static str, Option<StatusCode>)>>>;
+
+/// Sorts outcomes by name, then code.
+fn sort_outcomes(v: &mut [(&'static str, Option<StatusCode>)]) {
+    v.sort_by_key(|&(n, c)| (n, c.map(|c| c.raw())));
+}
+
+/// A callback that records its request's outcome under `name` in `got`.
+fn record<T>(got: &PoolGot, name: &'static str) -> impl FnOnce(uv::Result<T>) + 'static {
+    let g = got.clone();
+    move |r| g.borrow_mut().push((name, r.err().map(|e| e.code())))
+}
+
+/// Counts its drops (a job's capture, dropped where the job goes).
+struct CountDrops(Arc<AtomicUsize>);
+
+impl Drop for CountDrops {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Queues one blocker per pool thread (each recorded as `"blocker"` in `got`)
+/// and returns once each runs on its thread: they end when the returned
+/// barrier is waited on.
+fn hold_pool(lp: &Loop, got: &PoolGot) -> Arc<Barrier> {
+    let n = uv_tests::fs::pool_size();
+    // The blockers hold nothing of their own: in a forked child what a running
+    // job holds stays with its thread, which is not there (lost to a leak
+    // checker, as the thread's stack is).
+    static STARTED: OnceLock<Barrier> = OnceLock::new();
+    static RELEASE: OnceLock<Arc<Barrier>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| Barrier::new(n + 1));
+    let release = RELEASE.get_or_init(|| Arc::new(Barrier::new(n + 1)));
+    for _ in 0..n {
+        lp.queue_work(
+            move || {
+                started.wait();
+                release.wait();
+            },
+            record(got, "blocker"),
+        )
+        .unwrap();
+    }
+    started.wait();
+    release.clone()
+}
+
+/// Thread-pool requests of `lp` in each state a fork can find them in: a job
+/// and a `stat` the pool finished (queued first, so the pool ran them before
+/// the blockers), one blocker running on each pool thread, and behind them a job
+/// holding a [`CountDrops`], a `stat`, a lookup, random bytes and a `stat`
+/// future (polled once with `w`), none started. Returns the blockers' release,
+/// the drops counter, the queued `stat`'s request and the future.
+#[allow(clippy::type_complexity)]
+fn pool_requests(
+    lp: &Loop,
+    got: &PoolGot,
+    w: &std::task::Waker,
+) -> (
+    Arc<Barrier>,
+    Arc<AtomicUsize>,
+    uv::Request,
+    uvf::RequestFuture<uv::Stat>,
+) {
+    let g = got.clone();
+    lp.queue_work(
+        || 7u32,
+        move |r| {
+            g.borrow_mut()
+                .push(("job run", (r.ok() != Some(7)).then_some(StatusCode::EINVAL)))
+        },
+    )
+    .unwrap();
+    Fs::stat(lp, "/", record(got, "stat run")).unwrap();
+    let release = hold_pool(lp, got);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let held = CountDrops(drops.clone());
+    lp.queue_work(
+        move || {
+            let _ = &held;
+        },
+        record(got, "job queued"),
+    )
+    .unwrap();
+    let req = Fs::stat(lp, "/", record(got, "stat queued")).unwrap();
+    lp.getaddrinfo_with(
+        Some("localhost"),
+        None,
+        &Default::default(),
+        record(got, "lookup queued"),
+    )
+    .unwrap();
+    lp.random(vec![0; 16], 0, record(got, "random queued"))
+        .unwrap();
+    let mut fut = uvf::request(|done| Fs::stat(lp, "/", done));
+    assert!(uv_tests::provoke::poll_once(&mut fut, w).is_pending());
+    (release, drops, req, fut)
+}
+
+/// The outcomes the child's teardown gives the requests of [`pool_requests`]
+/// (sorted): the finished ones their result, the rest `ECANCELED`
+/// (`EAI_CANCELED` for the lookup).
+fn orphaned_outcomes() -> Vec<(&'static str, Option<StatusCode>)> {
+    let mut want = vec![
+        ("job run", None),
+        ("stat run", None),
+        ("job queued", Some(StatusCode::ECANCELED)),
+        ("stat queued", Some(StatusCode::ECANCELED)),
+        ("lookup queued", Some(StatusCode::EAI_CANCELED)),
+        ("random queued", Some(StatusCode::ECANCELED)),
+    ];
+    want.extend((0..uv_tests::fs::pool_size()).map(|_| ("blocker", Some(StatusCode::ECANCELED))));
+    sort_outcomes(&mut want);
+    want
+}
+
+/// The parent's side of the pool scenarios: its requests are its own, and
+/// complete there as usual once the blockers go, each `Ok`; the queued job ran
+/// and dropped its capture.
+fn parent_completes(
+    lp: &Loop,
+    got: &PoolGot,
+    release: &Barrier,
+    drops: &AtomicUsize,
+    fut: &mut uvf::RequestFuture<uv::Stat>,
+    w: &std::task::Waker,
+) {
+    got.borrow_mut().clear();
+    release.wait();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(got.borrow().len(), 6 + uv_tests::fs::pool_size(), "{got:?}");
+    assert!(got.borrow().iter().all(|(_, e)| e.is_none()), "{got:?}");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        uv_tests::provoke::poll_once(fut, w),
+        Poll::Ready(Ok(_))
+    ));
+}
+
+/// Scenario: thread-pool requests in every state (finished, running on each
+/// pool thread, queued: `queue_work`, a file-system `stat` and a `stat`
+/// future, a DNS lookup, random bytes); a forked child drops the loop, which it
+/// did not re-create. The teardown left them in flight: no thread of the child
+/// runs them (the parent's pool threads are not in the child, and libuv's pool
+/// starts afresh there, without the parent's queue), so no callback ran, the
+/// queued job's capture was never dropped, the future stayed pending for good,
+/// its task never woken. A cancel in the child reached libuv, which unlinked the
+/// request from the queue as copied from the parent, through links into that
+/// stale queue (writing into the child's new queue once its pool started).
+/// Now the child's teardown completes each as the loop would have: the
+/// finished ones with their result, the others `ECANCELED` (`EAI_CANCELED` for
+/// the lookup), the queued job dropped once, the future woken with
+/// `ECANCELED`; before the drop a cancel is `EBUSY` and a new request or a run
+/// `EINVAL`, after it the cancel is `EINVAL` (done). The parent's requests
+/// complete there as usual.
+fn pool_requests_of_an_abandoned_loop() {
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let (c, w) = FlakyWake::with_waker(0);
+    let (release, drops, req, mut fut) = pool_requests(&lp, &got, &w);
+    let mut lp = Some(lp);
+    // SAFETY: as in `forked`. (The status is checked once the parent released
+    // its blockers: a panic with pool threads held would hang the process's
+    // exit, where libuv joins them.)
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            let l = lp.take().unwrap();
+            let refused = req.cancel().is_err_and(|e| e.code() == StatusCode::EBUSY)
+                && l.queue_work(|| (), |_| {})
+                    .is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && Fs::stat(&l, "/", |_| {}).is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && l.run(RunMode::NoWait)
+                    .is_err_and(|e| e.code() == StatusCode::EINVAL);
+            drop(l);
+            let mut seen = got.borrow().clone();
+            sort_outcomes(&mut seen);
+            refused
+                && seen == orphaned_outcomes()
+                && drops.load(Ordering::SeqCst) == 1
+                && !req.is_pending()
+                && req.cancel().is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && c.wakes() == 1
+                && matches!(
+                    uv_tests::provoke::poll_once(&mut fut, &w),
+                    Poll::Ready(Err(e)) if e.code() == StatusCode::ECANCELED
+                )
+        })
+    };
+    parent_completes(&lp.take().unwrap(), &got, &release, &drops, &mut fut, &w);
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn thread_pool_requests_of_an_abandoned_loop_complete() {
+    let (status, stderr) = in_child("pool_requests_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: the requests of [`pool_requests_of_an_abandoned_loop`]; a forked
+/// child re-creates the loop (`after_fork`) and runs it. The parent's pool
+/// requests never came back in the child: the loop stayed alive for them
+/// (`run` in default mode never returned: a hang), and a cancel of one reached
+/// the copied queue. Now `after_fork` completes them as the abandonment does,
+/// before it returns; the loop then runs out, and requests made after it
+/// (a job on the child's own pool) complete as usual.
+fn pool_requests_after_fork() {
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let (c, w) = FlakyWake::with_waker(0);
+    let (release, drops, req, mut fut) = pool_requests(&lp, &got, &w);
+    // SAFETY: as in `forked` (the status is checked as above).
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            if lp.after_fork().is_err() {
+                return false;
+            }
+            let mut seen = got.borrow().clone();
+            sort_outcomes(&mut seen);
+            let orphans = seen == orphaned_outcomes()
+                && drops.load(Ordering::SeqCst) == 1
+                && req.cancel().is_err_and(|e| e.code() == StatusCode::EINVAL)
+                && c.wakes() == 1
+                && matches!(
+                    uv_tests::provoke::poll_once(&mut fut, &w),
+                    Poll::Ready(Err(e)) if e.code() == StatusCode::ECANCELED
+                );
+            let own = Rc::new(Cell::new(None));
+            let o = own.clone();
+            if lp.queue_work(|| 5u8, move |r| o.set(r.ok())).is_err() {
+                return false;
+            }
+            orphans && lp.run(RunMode::Default).is_ok_and(|alive| !alive) && own.get() == Some(5)
+        })
+    };
+    parent_completes(&lp, &got, &release, &drops, &mut fut, &w);
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn thread_pool_requests_of_a_re_created_loop_complete_in_the_child() {
+    let (status, stderr) = in_child("pool_requests_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a `stat` the pool finished before the fork (queued before the
+/// pool's blockers), whose callback drops the `Loop` (kept where the callback
+/// reaches it); a forked child re-creates the loop through a `LoopHandle`
+/// (`after_fork` does not borrow the `Loop`), which completes that `stat`
+/// first, then the blockers. Pins: the drop inside `after_fork` neither runs
+/// the loop's teardown under it nor is lost. (Run under it, the teardown
+/// cleared the loop's link to its state, and the blockers' completions that
+/// followed panicked inside libuv's after-work callback looking it up: the
+/// child aborted, signal 6.) The callback ran once with the `stat`'s result,
+/// each blocker with `ECANCELED`, `after_fork` is `Ok` and the teardown ran at
+/// its end (the loop is closed: `ClosedLoop`). In the parent the requests
+/// complete as usual.
+fn loop_dropped_in_after_fork() {
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let h = lp.handle();
+    let slot = Rc::new(RefCell::new(Some(lp)));
+    let s = slot.clone();
+    let g = got.clone();
+    Fs::stat(&h, "/", move |r| {
+        g.borrow_mut().push(("stat run", r.err().map(|e| e.code())));
+        drop(s.borrow_mut().take());
+    })
+    .unwrap();
+    let release = hold_pool(slot.borrow().as_ref().unwrap(), &got);
+    // SAFETY: as in `forked` (the status is checked once the blockers went).
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            let ok = h.after_fork().is_ok();
+            let mut seen = got.borrow().clone();
+            sort_outcomes(&mut seen);
+            let mut want = vec![("stat run", None)];
+            want.extend(
+                (0..uv_tests::fs::pool_size()).map(|_| ("blocker", Some(StatusCode::ECANCELED))),
+            );
+            sort_outcomes(&mut want);
+            ok && seen == want
+                && slot.borrow().is_none()
+                && h.now().is_err_and(|e| e.kind() == uv::Category::ClosedLoop)
+        })
+    };
+    let lp = slot.borrow_mut().take().unwrap();
+    got.borrow_mut().clear();
+    release.wait();
+    lp.run(RunMode::Default).unwrap();
+    // The `stat` finished before the fork; its callback ran in the first run.
+    assert_eq!(got.borrow().len(), 1 + uv_tests::fs::pool_size());
+    assert!(got.borrow().iter().all(|(_, e)| e.is_none()), "{got:?}");
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn a_loop_dropped_while_after_fork_completes_requests_is_torn_down_after() {
+    let (status, stderr) = in_child("loop_dropped_in_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: behind the pool's blockers, a job, a `stat` and a lookup whose
+/// callbacks hold a value whose `Drop` panics, and a job holding one; a forked
+/// child drops the loop, which it did not re-create. Pins: the teardown runs
+/// each callback (`ECANCELED`, `EAI_CANCELED`) and drops the job unrun under
+/// the loop's guard: each panic reaches the loop's panic hook once (4), none
+/// crosses libuv's frames (the child lives). In the parent the requests
+/// complete and the same values go, their panics to the hook as well.
+fn pool_callbacks_that_panic_on_drop() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let got: PoolGot = Rc::default();
+    let release = hold_pool(&lp, &got);
+    let bomb = PanicOnDrop("job");
+    lp.queue_work(
+        move || {
+            // Taken by the job and dropped after it (in the parent, on the pool
+            // thread, so its panic is the job's: forgotten here instead).
+            std::mem::forget(bomb);
+        },
+        {
+            let bomb = PanicOnDrop("after");
+            let g = got.clone();
+            move |r: uv::Result<()>| {
+                let _ = &bomb;
+                g.borrow_mut().push(("job", r.err().map(|e| e.code())));
+            }
+        },
+    )
+    .unwrap();
+    let bomb = PanicOnDrop("stat callback");
+    let g = got.clone();
+    Fs::stat(&lp, "/", move |r| {
+        let _ = &bomb;
+        g.borrow_mut().push(("stat", r.err().map(|e| e.code())));
+    })
+    .unwrap();
+    let bomb = PanicOnDrop("lookup callback");
+    let g = got.clone();
+    lp.getaddrinfo_with(Some("localhost"), None, &Default::default(), move |r| {
+        let _ = &bomb;
+        g.borrow_mut().push(("lookup", r.err().map(|e| e.code())));
+    })
+    .unwrap();
+    let panics = Rc::new(RefCell::new(Vec::new()));
+    let seen = panics.clone();
+    lp.set_panic_hook(move |p| seen.borrow_mut().push(provoked(&*p)));
+    let mut lp = Some(lp);
+    // SAFETY: as in `forked` (the status is checked once the blockers went).
+    let status = unsafe {
+        uv_tests::in_fork(|| {
+            drop(lp.take());
+            let mut hooked = panics.borrow().clone();
+            hooked.sort();
+            let mut outcomes = got.borrow().clone();
+            outcomes.retain(|(n, _)| *n != "blocker");
+            sort_outcomes(&mut outcomes);
+            hooked
+                == [
+                    Some("after"),
+                    Some("job"),
+                    Some("lookup callback"),
+                    Some("stat callback"),
+                ]
+                && outcomes
+                    == [
+                        ("job", Some(StatusCode::ECANCELED)),
+                        ("lookup", Some(StatusCode::EAI_CANCELED)),
+                        ("stat", Some(StatusCode::ECANCELED)),
+                    ]
+        })
+    };
+    let lp = lp.take().unwrap();
+    release.wait();
+    lp.run(RunMode::Default).unwrap();
+    let mut hooked = panics.borrow().clone();
+    hooked.sort();
+    assert_eq!(
+        hooked,
+        [
+            Some("after"),
+            Some("lookup callback"),
+            Some("stat callback")
+        ]
+    );
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn pool_callbacks_of_an_abandoned_loop_that_panic_on_drop_reach_its_hook() {
+    let (status, stderr) = in_child("pool_callbacks_that_panic_on_drop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: four `stat`s on the loop's io_uring ring (`UseIoUringSqpoll`, with
+/// `UV_USE_IO_URING=1`), their completions not reaped (the loop has not run
+/// since); a forked child re-creates the loop (`re_create`) or drops it.
+/// Their completions are in the ring, which the child shares with the parent
+/// and `uv_loop_fork` drops: the requests stayed pending for good, and the
+/// re-created loop stayed alive for them (`alive`; a run in default mode never
+/// returned). Now they complete in the child with `ECANCELED`, the re-created
+/// loop is not alive for them and runs out; the parent reaps them from the
+/// ring as usual (`Ok`). Nothing to test where io_uring is not available.
+fn ring_requests(re_create: bool) {
+    let lp = Loop::new().unwrap();
+    lp.configure(uv::LoopOption::UseIoUringSqpoll).unwrap();
+    let got: PoolGot = Rc::default();
+    let reqs: Vec<uv::Request> = (0..4)
+        .map(|_| Fs::stat(&lp, "/", record(&got, "ring stat")).unwrap())
+        .collect();
+    // A request on the ring refuses a cancel (libuv cannot take it back): one
+    // on the thread pool (no ring here) accepts it, and the scenario ends.
+    if reqs[0].cancel().is_ok() {
+        lp.run(RunMode::Default).unwrap();
+        return;
+    }
+    let mut lp = Some(lp);
+    forked(|| {
+        let l = lp.take().unwrap();
+        let ran_out = if re_create {
+            if l.after_fork().is_err() || l.alive() {
+                // Its drop would run it, for requests that never come.
+                std::mem::forget(l);
+                return false;
+            }
+            l.run(RunMode::Default).is_ok_and(|alive| !alive)
+        } else {
+            drop(l);
+            true
+        };
+        ran_out
+            && *got.borrow() == [("ring stat", Some(StatusCode::ECANCELED)); 4]
+            && reqs.iter().all(|r| !r.is_pending())
+    });
+    lp.take().unwrap().run(RunMode::Default).unwrap();
+    assert_eq!(*got.borrow(), [("ring stat", None); 4]);
+}
+
+/// Runs a ring scenario in a child with `UV_USE_IO_URING=1` (libuv reads it
+/// once per process).
+fn in_ring_child(scenario: &str) {
+    let out = uv_tests::scenario_command(SCENARIO, scenario)
+        .env("UV_USE_IO_URING", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+}
+
+#[test]
+fn ring_requests_of_a_re_created_loop_complete_in_the_child() {
+    in_ring_child("ring_requests_after_fork");
+}
+
+#[test]
+fn ring_requests_of_an_abandoned_loop_complete() {
+    in_ring_child("ring_requests_of_an_abandoned_loop");
+}
+
+// ---- libuv's SIGCHLD watch of an abandoned loop ----
+
+/// The action of `SIGCHLD` is the default one.
+fn sigchld_default() -> bool {
+    // SAFETY: a query only (no new action); `old` is written by the call.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_DFL
+    }
+}
+
+/// Scenario: the parent's loop has a process running (so libuv watches
+/// `SIGCHLD` for it, on the loop's internal child watcher); a forked child
+/// drops the loop, which it did not re-create, then spawns and reaps a process
+/// of its own on a loop of its own and closes it. The abandoned loop's child
+/// watcher stayed in libuv's process-wide table of watched signals: the
+/// child's `SIGCHLD` was written to the abandoned loop's signal pipe, which is
+/// the parent's (its loop read a child event of the child's as its own), and
+/// once the child's own watch stopped the signal kept libuv's handler (for a
+/// watch of a loop that is gone). Now the abandonment stops that watch, as the
+/// user signal handles' (`SIGCHLD` is back to its default action once the
+/// child's own process is closed); the parent's process is its own: it is
+/// killed and reaped there.
+fn child_watcher_of_an_abandoned_loop() {
+    let lp = Loop::new().unwrap();
+    let exit = Rc::new(Cell::new(None));
+    let e = exit.clone();
+    let opts = uv::ProcessOptions::new("/bin/sleep").args(["1000"]);
+    let p = uv::Process::spawn(&lp, &opts, move |_, _, sig| e.set(Some(sig))).unwrap();
+    let mut lp = Some(lp);
+    forked(|| {
+        drop(lp.take());
+        let own = Loop::new().unwrap();
+        let done = Rc::new(Cell::new(false));
+        let d = done.clone();
+        let Ok(mine) = uv::Process::spawn(
+            &own,
+            &uv::ProcessOptions::new("/bin/sh").args(["-c", "exit 0"]),
+            move |_, status, _| d.set(status == 0),
+        ) else {
+            return false;
+        };
+        let reaped = own.run(RunMode::Default).is_ok() && done.get();
+        mine.close();
+        let ran_out = own.run(RunMode::Default).is_ok_and(|alive| !alive);
+        reaped && ran_out && own.close().is_ok() && sigchld_default()
+    });
+    let lp = lp.take().unwrap();
+    p.kill(Signum::Kill).unwrap();
+    assert!(run_until(&lp, || exit.get().is_some()));
+    assert_eq!(exit.get(), Some(Some(Signum::Kill)));
+    p.close();
+    finish(&lp);
+}
+
+#[test]
+fn the_child_watch_of_an_abandoned_loop_leaves_the_process_table() {
+    let (status, stderr) = in_child("child_watcher_of_an_abandoned_loop");
     assert!(status.success(), "{status}: {stderr}");
 }

@@ -403,6 +403,8 @@ impl LoopHandle {
     ) -> Result<DnsRequest> {
         const OP: &str = "uv_getaddrinfo";
         let lp = self.loop_raw(OP)?;
+        // Not in a forked child on the parent's loop (see `loop_request::submit`).
+        self.shared().check_process(OP)?;
         let (h, s) = (c_opt(host, OP)?, c_opt(service, OP)?);
         check_service(service, OP)?;
         let hints = hints_c(hints, OP)?;
@@ -438,7 +440,7 @@ impl LoopHandle {
         }
         // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request until
         // `addrinfo_done`.
-        Ok(unsafe { DnsRequest::from_head(NonNull::new_unchecked(p.cast())) })
+        Ok(unsafe { DnsRequest::from_head(NonNull::new_unchecked(p.cast()), shared) })
     }
 
     /// The host and service names of `addr` (`uv_getnameinfo` without a callback);
@@ -473,6 +475,8 @@ impl LoopHandle {
         let flags = known_flags(flags.bits(), NameInfoFlags::all().bits(), OP)?;
         let sa = SockAddr::new(&addr);
         let shared: &LoopShared = self.shared();
+        // Not in a forked child on the parent's loop (see `loop_request::submit`).
+        shared.check_process(OP)?;
         let p = Box::into_raw(Box::new(NameInfoReq {
             head: ReqHead::started(),
             // SAFETY: plain C data; all-zero is a valid unstarted request.
@@ -499,6 +503,6 @@ impl LoopHandle {
         }
         // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request until
         // `nameinfo_done`.
-        Ok(unsafe { DnsRequest::from_head(NonNull::new_unchecked(p.cast())) })
+        Ok(unsafe { DnsRequest::from_head(NonNull::new_unchecked(p.cast()), shared) })
     }
 }

@@ -69,6 +69,42 @@ pub(crate) struct LoopShared {
     /// batch cut short, and the idle handle that gives them those datagrams
     /// (`handles::udp`); made by the first such start, dropped at teardown.
     pub(crate) udp_due: RefCell<Option<crate::handles::udp::Due>>,
+    /// The requests libuv completes through its thread pool, in flight.
+    pool_requests: crate::loop_request::PoolRequests,
+    /// The [`fork_generation`] of the process that made the loop, or of the forked
+    /// child that re-created it (`after_fork`): a loop is this process's when
+    /// they match (`kernel_pid` without a system call).
+    fork_gen: Cell<u32>,
+    /// Set when the `Loop` was dropped while `after_fork` completed requests
+    /// (`re_created`), which runs the teardown at its end.
+    teardown_put_off: Cell<bool>,
+}
+
+/// How many `fork()`s led to this process (its own and its ancestors', since the
+/// first loop was made): a `pthread_atfork` handler adds one in each child.
+static FORK_GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The `pthread_atfork` handler run in each child of a `fork()`.
+#[cfg(unix)]
+extern "C" fn count_fork() {
+    // Only an atomic add: the child runs alone, possibly in a signal handler's fork.
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The process's fork generation (see [`FORK_GENERATION`]), with the handler that
+/// counts forks registered (by the first loop made).
+fn fork_generation() -> u32 {
+    #[cfg(unix)]
+    {
+        static WATCH: std::sync::Once = std::sync::Once::new();
+        WATCH.call_once(|| {
+            // SAFETY: registers a child handler that only adds to an atomic.
+            // Without it (ENOMEM) forks go uncounted: loops of a parent then
+            // look like a child's own, as before the count existed.
+            unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
+        });
+    }
+    FORK_GENERATION.load(Ordering::Relaxed)
 }
 
 impl Drop for LoopShared {
@@ -150,6 +186,60 @@ impl LoopShared {
             Some(raw) => (unsafe { (*raw).active_reqs.count }) as usize,
             None => 0,
         }
+    }
+
+    /// Whether the loop is this process's: not one a forked child did not
+    /// re-create (`after_fork`).
+    #[inline(always)]
+    pub(crate) fn in_own_process(&self) -> bool {
+        self.fork_gen.get() == FORK_GENERATION.load(Ordering::Relaxed)
+    }
+
+    /// `EINVAL` for `op` in a forked child that did not re-create the loop
+    /// (`after_fork`): it would use the parent's kernel state (its epoll
+    /// instance, its thread pool's queue, which the child does not run).
+    #[inline(always)]
+    pub(crate) fn check_process(&self, op: &'static str) -> Result<()> {
+        if self.in_own_process() {
+            Ok(())
+        } else {
+            Err(not_own_process(op))
+        }
+    }
+
+    /// The loop was re-created in this process (`after_fork` made its kernel
+    /// state anew): it is this process's from now on, and the requests the
+    /// parent's thread pool held for it complete now (see
+    /// `loop_request::complete_orphans`), marked running so that their callbacks
+    /// find `run`, `block_on`, `close` and `after_fork` `EBUSY`.
+    ///
+    /// # Safety
+    /// The loop is open, not running, and `uv_loop_fork` just re-created it in
+    /// this forked child.
+    pub(crate) unsafe fn re_created(&self) {
+        #[cfg(unix)]
+        if let Some(raw) = self.raw() {
+            self.running.set(true);
+            // SAFETY: the contract: the loop's requests in flight were all started
+            // before the fork (none is started in a child on a loop it did not
+            // re-create: `check_process`, which still refuses until the end of
+            // this, as `Request::cancel` does).
+            unsafe { crate::loop_request::complete_orphans(self, raw) };
+            self.running.set(false);
+        }
+        self.kernel_pid.set(std::process::id());
+        self.fork_gen.set(fork_generation());
+        // The `Loop` was dropped by a callback above (through a `LoopHandle`,
+        // `after_fork` does not borrow it): its teardown, put off, is now.
+        if self.teardown_put_off.take() {
+            self.teardown();
+        }
+    }
+
+    /// The loop's requests in flight on libuv's thread pool.
+    #[inline(always)]
+    pub(crate) fn pool_requests(&self) -> &crate::loop_request::PoolRequests {
+        &self.pool_requests
     }
 
     pub(crate) fn read_buffer(&self) -> &crate::stream::ReadBuffer {
@@ -266,12 +356,17 @@ impl LoopShared {
     /// and frees it.
     fn teardown(&self) {
         let Some(raw) = self.raw() else { return };
+        if self.running.get() {
+            // Only while `after_fork` completes the parent's pool requests (the
+            // `Loop` is borrowed while anything else runs it): done at its end.
+            self.teardown_put_off.set(true);
+            return;
+        }
         // Marked running until the end: user code run from here (jobs, the drops of
         // tasks' futures, close callbacks; on `Loop::close`, which leaves the `Loop`
         // to them) finds `run`, `block_on`, `close` and `after_fork` `EBUSY`, as from
         // any callback. A second teardown would free the loop under this one, a
         // `run` would nest `uv_run` inside the ones below.
-        debug_assert!(!self.running.get());
         self.running.set(true);
         self.teardown_marked(raw);
         self.running.set(false);
@@ -291,8 +386,10 @@ impl LoopShared {
 
     /// `teardown` of the open loop `raw`, marked running.
     fn teardown_marked(&self, raw: *mut sys::uv_loop_t) {
-        // A child of `fork()` that did not re-create the loop (never on Windows).
-        let forked = self.kernel_pid.get() != std::process::id();
+        // A child of `fork()` that did not re-create the loop (never on Windows):
+        // another process, or another generation of forks (a descendant whose pid
+        // is the maker's again, reused).
+        let forked = self.kernel_pid.get() != std::process::id() || !self.in_own_process();
         let closed = if forked {
             self.abandon_forked(raw);
             false
@@ -357,6 +454,15 @@ impl LoopShared {
             self.call_later.borrow().as_ref(),
         );
         self.abandon_handles(raw);
+        // The requests on the thread pool: the parent's pool threads are not in
+        // the child, and its queue is not the child's.
+        // SAFETY: `raw` is this loop, abandoned by a forked child (which starts no
+        // request on it: `check_process`); no `uv_run` of it is on the stack
+        // (marked running).
+        #[cfg(unix)]
+        unsafe {
+            crate::loop_request::complete_orphans(self, raw)
+        };
         self.run_queued_jobs();
         crate::future::executor::shutdown(self);
         self.run_queued_jobs();
@@ -418,6 +524,12 @@ impl LoopShared {
             // Handles libuv still holds can never be closed now: make them answer
             // ClosedHandle instead of reaching the abandoned loop.
             self.abandon_handles(raw);
+            // Requests in flight on the thread pool stay so: a pool thread may
+            // still run one and write into it, so its memory (in the slab, leaked
+            // with the loop, or a DNS query's own) is never freed, and its
+            // callback never runs. They leave the loop's list, whose head goes
+            // with this value.
+            drop(self.pool_requests.take_all());
         }
         closed
     }
@@ -440,8 +552,32 @@ impl LoopShared {
         // handles and takes what they hold (it runs no libuv function nor user
         // code); `out` outlives it.
         unsafe { sys::uv_walk(raw, Some(abandon_walk_cb), (&raw mut out).cast::<c_void>()) };
+        // libuv's own watch of `SIGCHLD` for the loop's processes (started by a
+        // spawn, stopped when the last process handle closes; `uv_walk` skips
+        // it, as an internal handle) is stopped as a user signal handle's is
+        // (`handle::abandon`): in libuv's process-wide table, its delivery
+        // writes to the loop's signal pipe (in a forked child, the parent's: the
+        // parent's loop would see the child's `SIGCHLD`s as its own), and the
+        // signal keeps libuv's handler when no other loop watches it.
+        // SAFETY: the loop is allocated and initialised; its child watcher is a
+        // signal handle libuv made, watching when `signum` is set, and closed
+        // only by `uv_loop_close`, which was not called (or failed).
+        #[cfg(unix)]
+        unsafe {
+            let w = &raw mut (*raw).child_watcher;
+            if (*w).signum != 0 && sys::uv_is_closing(w.cast()) == 0 {
+                crate::hooks::stop_signal(w);
+            }
+        }
         out.finish(self);
     }
+}
+
+/// The error of an operation on a loop that a forked child did not re-create.
+#[cold]
+#[inline(never)]
+fn not_own_process(op: &'static str) -> Error {
+    Error::new(StatusCode::EINVAL, op)
 }
 
 /// A loop leaked on purpose (it could not be closed, or a forked child abandoned
@@ -562,6 +698,9 @@ impl LoopShared {
             executor_shut: Cell::new(false),
             delivering: Cell::new(std::ptr::null_mut()),
             udp_due: RefCell::new(None),
+            pool_requests: crate::loop_request::PoolRequests::new(),
+            fork_gen: Cell::new(fork_generation()),
+            teardown_put_off: Cell::new(false),
         })
     }
 }
@@ -643,7 +782,10 @@ impl Loop {
     ///
     /// `EBUSY` when called from inside a callback of this loop (or from user code
     /// its teardown runs: jobs, drops, close callbacks) or from the future of a
-    /// [`block_on`](Loop::block_on) of it; `ClosedLoop` after `close`.
+    /// [`block_on`](Loop::block_on) of it; `ClosedLoop` after `close`; `EINVAL`
+    /// in a forked child that did not re-create the loop
+    /// ([`after_fork`](LoopHandle::after_fork)): it would poll the parent's epoll
+    /// instance.
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         self.run_from(mode, false)
     }
@@ -655,6 +797,9 @@ impl Loop {
         if s.running.get() || (s.blocking_on.get() && !for_block_on) {
             return Err(Error::new(StatusCode::EBUSY, "uv_run"));
         }
+        // A forked child that did not re-create the loop would poll the parent's
+        // epoll instance (taking the parent's events) and write to its pipes.
+        s.check_process("uv_run")?;
         // An unknown mode makes libuv run without ever blocking.
         if matches!(RunMode::from_raw(mode.raw()), RunMode::Other(_)) {
             return Err(Error::new(StatusCode::EINVAL, "uv_run"));

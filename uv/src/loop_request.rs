@@ -86,6 +86,112 @@ pub(crate) struct ReqHead {
     state: std::cell::Cell<usize>,
     /// Written by a completion that is not last (read only then).
     after: std::cell::Cell<MaybeUninit<AfterDone>>,
+    /// The request's place in its loop's list of requests in flight
+    /// ([`PoolRequests`]): linked once libuv took the request, unlinked when its
+    /// completion starts (or when the teardown of an abandoned loop takes it).
+    link: Link,
+}
+
+/// A node of a loop's list of requests in flight: both pointers null while not
+/// in a list.
+pub(crate) struct Link {
+    prev: std::cell::Cell<*const Link>,
+    next: std::cell::Cell<*const Link>,
+}
+
+impl Link {
+    const fn new() -> Link {
+        Link {
+            prev: std::cell::Cell::new(std::ptr::null()),
+            next: std::cell::Cell::new(std::ptr::null()),
+        }
+    }
+
+    /// Takes the node out of its list (nothing if it is in none).
+    ///
+    /// # Safety
+    /// The node's neighbours, if any, are alive (a list's nodes are requests libuv
+    /// holds, and its head the loop's state, alive while they are); on the loop
+    /// thread.
+    #[inline(always)]
+    unsafe fn unlink(&self) {
+        let (prev, next) = (self.prev.get(), self.next.get());
+        if next.is_null() {
+            return;
+        }
+        // SAFETY: the caller's contract.
+        unsafe {
+            (*prev).next.set(next);
+            (*next).prev.set(prev);
+        }
+        self.prev.set(std::ptr::null());
+        self.next.set(std::ptr::null());
+    }
+}
+
+/// A loop's requests that libuv completes through its thread pool (file system,
+/// `queue_work`, DNS, random bytes), from the start of each (once libuv took
+/// it) to the start of its completion: the teardown of a loop a forked child
+/// abandons completes them itself ([`complete_orphans`]), as no thread of the
+/// child runs them and no loop of the child will hand them back. A circular
+/// list through the requests' heads, whose head node is this value (linked to
+/// itself once used, null before).
+pub(crate) struct PoolRequests {
+    head: Link,
+}
+
+impl PoolRequests {
+    pub(crate) const fn new() -> PoolRequests {
+        PoolRequests { head: Link::new() }
+    }
+
+    /// Links `req`, a request libuv just took, at the end of the list.
+    ///
+    /// # Safety
+    /// `self` stays at its address while the list has nodes (it is a field of
+    /// the loop's shared state, kept behind an `Rc`); `req` is not in a list; on
+    /// the loop thread.
+    #[inline(always)]
+    unsafe fn push(&self, req: &ReqHead) {
+        let head: *const Link = &self.head;
+        if self.head.next.get().is_null() {
+            self.head.next.set(head);
+            self.head.prev.set(head);
+        }
+        let last = self.head.prev.get();
+        req.link.prev.set(last);
+        req.link.next.set(head);
+        // SAFETY: `last` is the head node or a request of the list, alive (the
+        // caller's contract, and `Link::unlink`'s).
+        unsafe { (*last).next.set(&req.link) };
+        self.head.prev.set(&req.link);
+    }
+
+    /// Takes every request out of the list, in the order they started.
+    pub(crate) fn take_all(&self) -> Vec<NonNull<ReqHead>> {
+        let head: *const Link = &self.head;
+        let mut out = Vec::new();
+        let mut at = self.head.next.get();
+        while !at.is_null() && at != head {
+            // SAFETY: a node of the list other than its head is the `link` field
+            // of a live request's head (taken out of the list only by `unlink`).
+            unsafe {
+                let next = (*at).next.get();
+                (*at).prev.set(std::ptr::null());
+                (*at).next.set(std::ptr::null());
+                out.push(NonNull::new_unchecked(
+                    at.cast::<u8>()
+                        .sub(std::mem::offset_of!(ReqHead, link))
+                        .cast::<ReqHead>()
+                        .cast_mut(),
+                ));
+                at = next;
+            }
+        }
+        self.head.next.set(std::ptr::null());
+        self.head.prev.set(std::ptr::null());
+        out
+    }
 }
 
 /// How the last `Request` of a completed request frees its block: the block's own
@@ -111,7 +217,22 @@ impl ReqHead {
         ReqHead {
             state: std::cell::Cell::new(IN_FLIGHT + HELD + ONE_REQUEST),
             after: std::cell::Cell::new(MaybeUninit::uninit()),
+            link: Link::new(),
         }
+    }
+
+    /// Takes the request out of its loop's list of requests in flight (the
+    /// completion starts, before any user code runs; nothing if the teardown of
+    /// an abandoned loop took it out already).
+    ///
+    /// # Safety
+    /// Called by the request's completion, on the loop thread, while the loop's
+    /// shared state is alive (the loop hands the request back, or its teardown
+    /// completes it).
+    #[inline(always)]
+    pub(crate) unsafe fn unlink(&self) {
+        // SAFETY: the caller's contract (the list's head is the loop's).
+        unsafe { self.link.unlink() };
     }
 
     /// The completion started: libuv is done with the request, which `cancel` no
@@ -121,6 +242,8 @@ impl ReqHead {
     /// Called once per request, by its completion, on the loop thread.
     #[inline(always)]
     pub(crate) unsafe fn completing(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.unlink() };
         self.state.set(self.state.get() - IN_FLIGHT);
     }
 
@@ -142,6 +265,8 @@ impl ReqHead {
         slab: NonNull<Slab>,
     ) -> bool {
         let step = if also_completing {
+            // SAFETY: the caller's contract (as `completing`'s).
+            unsafe { self.unlink() };
             IN_FLIGHT + HELD
         } else {
             HELD
@@ -247,10 +372,17 @@ impl Request {
     /// The `Request` of a block whose head was written as [`ReqHead::started()`]
     /// (which counts this value), made once per request.
     ///
+    /// The request is linked into `shared`'s list of requests in flight.
+    ///
     /// # Safety
-    /// `head` is such a block's head, and libuv holds the request that follows it.
+    /// `head` is such a block's head, and libuv holds the request that follows it,
+    /// a request of `shared`'s loop completed through its thread pool (its
+    /// completion calls `ReqHead::completing`, or `ReqHead::unlink`, first).
     #[inline(always)]
-    pub(crate) unsafe fn from_head(head: NonNull<ReqHead>) -> Request {
+    pub(crate) unsafe fn from_head(head: NonNull<ReqHead>, shared: &LoopShared) -> Request {
+        // SAFETY: the caller's contract; the list is the loop's, alive while its
+        // requests are in flight, or until its teardown takes them out.
+        unsafe { shared.pool_requests().push(head.as_ref()) };
         Request { head }
     }
 
@@ -271,16 +403,242 @@ impl Request {
 
     /// Cancels the request (`uv_cancel`): `EBUSY` when a thread is already on it,
     /// `EINVAL` when it is done. A cancelled request's callback gets `ECANCELED`
-    /// (`EAI_CANCELED` for a DNS query).
+    /// (`EAI_CANCELED` for a DNS query). `EBUSY` too in a forked child for a
+    /// request of the parent's thread pool (on a loop the child did not
+    /// re-create: see [`LoopHandle::after_fork`], which completes them), and for
+    /// one of a loop whose teardown could not close it.
     pub fn cancel(&self) -> Result<()> {
         let p = self.pending_req();
         if p.is_null() {
             return Err(Error::new(StatusCode::EINVAL, "uv_cancel"));
         }
+        // SAFETY: as below.
+        if unsafe { cancel_refused(p) } {
+            return Err(Error::new(StatusCode::EBUSY, "uv_cancel"));
+        }
         // SAFETY: the head's in-flight bit is dropped when the request's completion
         // starts (before its memory is freed or reused), so a request that has it is
         // one libuv still holds.
         check(unsafe { sys::uv_cancel(p) }, "uv_cancel")
+    }
+}
+
+/// The thread-pool part of a request libuv completes through its pool (`struct
+/// uv__work`, `work_req` in each of those request types), by the request's type;
+/// none for another type.
+///
+/// # Safety
+/// `req` is a request libuv took (its type is set).
+#[cfg(unix)]
+unsafe fn work_of(req: *mut sys::uv_req_t) -> Option<*mut sys::uv__work> {
+    use std::ptr::addr_of_mut;
+    // SAFETY: per the contract the type is set, and the request is of the
+    // struct its type names.
+    unsafe {
+        Some(match (*req).type_ {
+            sys::uv_req_type_UV_FS => addr_of_mut!((*req.cast::<sys::uv_fs_t>()).work_req),
+            sys::uv_req_type_UV_WORK => addr_of_mut!((*req.cast::<sys::uv_work_t>()).work_req),
+            sys::uv_req_type_UV_GETADDRINFO => {
+                addr_of_mut!((*req.cast::<sys::uv_getaddrinfo_t>()).work_req)
+            }
+            sys::uv_req_type_UV_GETNAMEINFO => {
+                addr_of_mut!((*req.cast::<sys::uv_getnameinfo_t>()).work_req)
+            }
+            sys::uv_req_type_UV_RANDOM => {
+                addr_of_mut!((*req.cast::<sys::uv_random_t>()).work_req)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Completes the requests in flight on the thread pool of `raw`, a loop a forked
+/// child abandons (its teardown, or `after_fork`), as the loop would have: no
+/// thread of the child runs them (the parent's pool threads are not in the
+/// child, and libuv's pool starts afresh in the child, without the parent's
+/// queue) and the loop never hands them back. A request the parent's pool
+/// finished before the fork (in the loop's queue of finished requests) gets its
+/// result; another gets `ECANCELED` (`EAI_CANCELED` for a DNS query), unless what
+/// it left shows that its work was done (a file-system result other than 0, a
+/// DNS error or list, a `queue_work` job's value), which it then gets. Each
+/// completes through libuv's own completion function (as `uv__work_done` calls
+/// it: memory only, no call on the loop's kernel state), which frees what libuv
+/// allocated for it and calls the request's trampoline: the callback runs under
+/// the loop's guard, and the request's memory goes back.
+///
+/// # Safety
+/// `raw` is `shared`'s loop, in a forked child that did not re-create it, and
+/// every request of `shared`'s list was started before the fork (the process
+/// makes none on a loop it did not re-create: `LoopShared::check_process`); on
+/// the loop thread, with no `uv_run` of the loop on the stack.
+#[cfg(unix)]
+pub(crate) unsafe fn complete_orphans(shared: &LoopShared, raw: *mut sys::uv_loop_t) {
+    let reqs = shared.pool_requests().take_all();
+    if reqs.is_empty() {
+        return;
+    }
+    // The loop's queue of requests its pool finished, which `uv__work_done` would
+    // have taken at the loop's next iteration: read without its lock (a thread of
+    // the parent may have held it at the fork), as no thread of the child
+    // writes to it (none runs a request of this loop), then left empty.
+    let mut finished: Vec<*mut sys::uv__work> = Vec::new();
+    // SAFETY: the loop is allocated (leaked); its queue links the `wq` fields of
+    // the `uv__work`s of requests of this loop, all alive (in flight).
+    unsafe {
+        let head = std::ptr::addr_of_mut!((*raw).wq);
+        let mut q = (*head).next;
+        while !q.is_null() && q != head {
+            let next = (*q).next;
+            finished.push(
+                q.cast::<u8>()
+                    .sub(std::mem::offset_of!(sys::uv__work, wq))
+                    .cast(),
+            );
+            q = next;
+        }
+        (*head).next = head;
+        (*head).prev = head;
+    }
+    // The finished ones first (the loop would have completed them first), in the
+    // order the pool finished them; then the rest, in the order they started.
+    let mut order: Vec<(*mut sys::uv_req_t, *mut sys::uv__work, bool)> = Vec::new();
+    for &w in &finished {
+        if let Some(&h) = reqs.iter().find(|&&h| {
+            // SAFETY: a request of the list: libuv took it, its type is set.
+            let own = unsafe { work_of(ReqHead::req(h)) };
+            own == Some(w)
+        }) {
+            order.push((ReqHead::req(h), w, true));
+        }
+    }
+    for &h in &reqs {
+        let req = ReqHead::req(h);
+        // SAFETY: as above.
+        if let Some(w) = unsafe { work_of(req) } {
+            if !finished.contains(&w) {
+                order.push((req, w, false));
+            }
+        }
+        // A request of another type (none of this crate's) stays in flight: its
+        // memory is the loop's, leaked with it.
+    }
+    for (req, w, done) in order {
+        // SAFETY: each request of the list is in flight and completed once here:
+        // the trampolines see the completion libuv would have made (the one
+        // field libuv asserts on for a cancelled request, a file-system result
+        // or a DNS return code, is 0 as for a request never run), and nothing
+        // else completes it (no thread of the child runs it, the loop never
+        // runs again, and `Request::cancel` does not reach libuv for it:
+        // `cancel_refused`).
+        unsafe { complete_orphan(req, w, done) };
+    }
+}
+
+/// Completes one request for [`complete_orphans`]: `done` when the parent's pool
+/// finished it (its `uv__work` in the loop's queue of finished requests).
+///
+/// # Safety
+/// As [`complete_orphans`]: `req` is a request of the abandoned loop in flight
+/// and `w` its `uv__work`; called once for it.
+#[cfg(unix)]
+unsafe fn complete_orphan(req: *mut sys::uv_req_t, w: *mut sys::uv__work, done: bool) {
+    const CANCELED: c_int = sys::uv_errno_t_UV_ECANCELED;
+    // SAFETY: per the contract.
+    unsafe {
+        let ty = (*req).type_;
+        if ty == sys::uv_req_type_UV_FS && (*w).done.is_none() {
+            // An io_uring request (`uv__iou_get_sqe` leaves `done` null), whose
+            // completion went to the parent's ring: as `uv__poll_io_uring`
+            // completes one, the loop's count of requests goes down (after
+            // `after_fork` the loop runs on, and would wait for it for good), the
+            // result is set and the callback called directly.
+            let fs = req.cast::<sys::uv_fs_t>();
+            let l = (*fs).loop_;
+            if (*l).active_reqs.count > 0 {
+                (*l).active_reqs.count -= 1;
+            }
+            (*fs).result = CANCELED as isize;
+            if let Some(cb) = (*fs).cb {
+                cb(fs);
+            }
+            return;
+        }
+        let Some(libuv_done) = (*w).done else { return };
+        let status = if done {
+            // `uv__work_done`: a request the pool finished has its work function
+            // cleared; one `uv_cancel` took off the queue keeps it (its result
+            // fields are still 0).
+            if (*w).work.is_none() {
+                0
+            } else {
+                CANCELED
+            }
+        } else {
+            match ty {
+                sys::uv_req_type_UV_FS => {
+                    let fs = req.cast::<sys::uv_fs_t>();
+                    // `uv__fs_work` writes the result once the call returned; 0
+                    // is also what a request not yet run holds.
+                    if (*fs).result != 0 {
+                        0
+                    } else {
+                        CANCELED
+                    }
+                }
+                sys::uv_req_type_UV_GETADDRINFO => {
+                    let q = req.cast::<sys::uv_getaddrinfo_t>();
+                    if (*q).retcode != 0 || !(*q).addrinfo.is_null() {
+                        0
+                    } else {
+                        CANCELED
+                    }
+                }
+                sys::uv_req_type_UV_GETNAMEINFO => {
+                    let q = req.cast::<sys::uv_getnameinfo_t>();
+                    if (*q).retcode != 0 {
+                        0
+                    } else {
+                        CANCELED
+                    }
+                }
+                // `queue_work`'s trampoline gives a job that ran its value
+                // whatever the status; random bytes not known to be written are
+                // cancelled.
+                _ => CANCELED,
+            }
+        };
+        // libuv's completion of the request (`uv__fs_done`, `uv__queue_done`,
+        // `uv__getaddrinfo_done`, ...), which calls the trampoline.
+        libuv_done(w, status);
+    }
+}
+
+/// Whether `uv_cancel` must not reach the thread-pool request `req`: its loop
+/// was torn down (a loop that could not be closed leaves its requests in flight
+/// for good), or it is a forked child's copy of a request of the parent's pool
+/// (a loop the child did not re-create): libuv's pool starts afresh in the
+/// child, and the cancel would unlink the request from the parent's queue as
+/// the child copied it, writing through stale links into the child's new
+/// queue.
+///
+/// # Safety
+/// `req` is a request libuv holds.
+unsafe fn cancel_refused(req: *mut sys::uv_req_t) -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: per the contract; a pool request's `uv__work` names its loop
+        // (set when it started), allocated while it is in flight (an open loop,
+        // or one leaked by its teardown, whose `data` is null then).
+        unsafe {
+            let Some(w) = work_of(req) else { return false };
+            let data = (*(*w).loop_).data.cast::<LoopShared>();
+            data.is_null() || !(*data).in_own_process()
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = req;
+        false
     }
 }
 
@@ -343,6 +701,10 @@ where
     let Some(l) = shared.raw_for_new() else {
         return Err(Error::closed_loop(op));
     };
+    // Not in a forked child on the parent's loop: the child's thread pool would
+    // run the request and wake the parent's loop, and the child's teardown of
+    // the loop could not tell it from the parent's requests (`complete_orphans`).
+    shared.check_process(op)?;
     // One allocation from the loop's slab, written in place (no copy of the request
     // struct), freed by `done`.
     let layout = Layout::new::<LoopReq<K::Raw, D, F, C>>();
@@ -399,7 +761,7 @@ where
     }
     // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request (until
     // `done`, which libuv never calls before this function returns).
-    Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast())) })
+    Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast()), shared) })
 }
 
 /// A request libuv refused: its error (with the data's context), the reader, data

@@ -1043,13 +1043,27 @@ impl LoopHandle {
     /// in flight on the handles
     /// complete as a close of the handles would complete them (a connect, a
     /// shutdown and a write not finished with `ECANCELED`, a write or a datagram
-    /// send finished with its result), wake-ups and the other requests in flight
-    /// end with it, and its memory is leaked), so that the parent's loop keeps its
-    /// watches. Until the child re-creates or drops it, a signal one of its
+    /// send finished with its result), wake-ups end with it, and its memory is
+    /// leaked), so that the parent's loop keeps its watches. Its watch of
+    /// `SIGCHLD` for its processes (libuv's own) is stopped as a signal handle's.
+    /// Until the child re-creates or drops it, a signal one of its
     /// `Signal` handles watches, delivered in the child, is written to the
     /// parent's signal pipe (libuv's handler and table are inherited): the
     /// parent's callback runs for a signal only the child got. A child that
-    /// keeps running with the parent's loops re-creates or drops them first.
+    /// keeps running with the parent's loops re-creates or drops them first:
+    /// until then `run` (and `block_on`) and new thread-pool requests
+    /// (file system, `queue_work`, `random`, DNS) on the loop are `EINVAL`, and a
+    /// [`Request::cancel`](crate::Request::cancel) of one the parent started is
+    /// `EBUSY`.
+    ///
+    /// The thread-pool requests the loop had in flight at the fork are the
+    /// parent's pool's: no thread of the child runs them. When the child drops
+    /// the loop, or re-creates it (here, before this returns), they complete
+    /// there: one the pool finished before the fork with its result, the others
+    /// with `ECANCELED` (`EAI_CANCELED` for a DNS query) unless what they left
+    /// shows their work was done (a `queue_work` job that ran gives its value); a
+    /// job that never ran is dropped, one a pool thread was running is not (what
+    /// it holds stays with that thread, which the child does not have).
     ///
     /// `EINVAL` in the process the loop's state already belongs to: the one that
     /// made the loop (there is nothing to re-create, and closing the loop's
@@ -1070,9 +1084,14 @@ impl LoopHandle {
         crate::contracts::forked_child(shared.kernel_pid.get(), "uv_loop_fork")?;
         // Whatever the outcome, the loop's descriptors are this process's now (or
         // gone): a second call here is refused.
-        shared.kernel_pid.set(std::process::id());
-        // SAFETY: the loop is open and not running.
-        check(unsafe { crate::contracts::loop_fork(raw) }, "uv_loop_fork")
+        // SAFETY: the loop is open and not running; `loop_fork` re-creates it
+        // (or leaves it as re-created as it can: its error is returned), and the
+        // requests it held on the parent's thread pool complete after.
+        unsafe {
+            let rc = crate::contracts::loop_fork(raw);
+            shared.re_created();
+            check(rc, "uv_loop_fork")
+        }
     }
 
     /// Writes libuv's list of every handle of the loop to `out`

@@ -64,6 +64,10 @@ struct WorkReq<F, T, A> {
 /// A job, or what running it gave.
 enum Job<F, T> {
     Work(F),
+    /// A pool thread took the job and runs it (seen only by the teardown of a
+    /// loop a forked child abandons: that thread is not in the child, and what
+    /// the job holds is its own).
+    Running,
     Done(T),
     Panicked(PanicPayload),
 }
@@ -90,14 +94,15 @@ where
     // only this pool thread touches `state` while the job runs (libuv calls this
     // once, and hands the request back to the loop thread only after it returned).
     let state = unsafe { (*p).state.get() };
-    // The job is moved out and its outcome written back over it: nothing reads the
-    // state in between (the job's panic is caught before the write), so the stale
-    // copy left there is never used.
+    // The job is moved out, `Running` left in its place (a forked child that
+    // abandons the loop finds the job gone with this thread, not a stale copy to
+    // drop), and its outcome written over that.
     // SAFETY: as above.
-    let job = unsafe { std::ptr::read(state) };
+    let job = unsafe { std::ptr::replace(state, Job::Running) };
     let Job::Work(f) = job else {
         // Not reached: the state holds the job until here. It stays where it is.
-        std::mem::forget(job);
+        // SAFETY: as above.
+        unsafe { std::ptr::write(state, job) };
         return;
     };
     // The panic stops here, on the pool thread; the loop resurfaces it.
@@ -105,7 +110,7 @@ where
         Ok(v) => Job::Done(v),
         Err(payload) => Job::Panicked(payload),
     };
-    // SAFETY: as above; the moved-out job is overwritten without being dropped.
+    // SAFETY: as above; `Running` has nothing to drop.
     unsafe { std::ptr::write(state, outcome) };
 }
 
@@ -135,6 +140,7 @@ where
             // after; the head's state does not matter any more: no `Request` is
             // left to read it).
             unsafe {
+                (*p).base.head.unlink();
                 let value = std::ptr::read(v);
                 let after = ManuallyDrop::take(&mut (*p).after);
                 list.push(NonNull::new_unchecked(p.cast()));
@@ -201,7 +207,11 @@ unsafe fn after_slow<F, T, A>(
         (job, after)
     };
     match job {
-        Job::Done(v) if status == 0 => Some((after, Ok(v))),
+        // libuv passes a status other than 0 only for a job it took off its queue
+        // unrun; a job that ran is given its value (the teardown of an abandoned
+        // loop completes a job that ran with `ECANCELED`, not knowing whether it
+        // did).
+        Job::Done(v) => Some((after, Ok(v))),
         Job::Panicked(payload) => {
             // The job's panic first (the one `run` resumes), then a panic of
             // `after`'s drop the same way (a panic hook gets both).
@@ -209,6 +219,8 @@ unsafe fn after_slow<F, T, A>(
             shared.guard(move || drop(after));
             None
         }
+        // A job that did not run (or whose thread is not in this process: a
+        // forked child's abandoned loop, `Running`) is dropped.
         unrun => {
             shared.guard(move || drop(unrun));
             // libuv calls the after-work callback with status 0 only after the job
@@ -322,8 +334,10 @@ where
         // SAFETY: libuv did not take the request; nothing else refers to it.
         return Err(unsafe { refused(p, rc) });
     }
-    // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request.
-    Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast())) })
+    // SAFETY: the head was written by `ReqHead::started`, and libuv holds the request,
+    // of the loop `l` (open: its shared state is its `data`), completed through
+    // its thread pool by `after_cb`, which unlinks it first.
+    Ok(unsafe { Request::from_head(NonNull::new_unchecked(p.cast()), loop_shared(l)) })
 }
 
 impl LoopHandle {
@@ -340,6 +354,9 @@ impl LoopHandle {
     ///
     /// The pool is process-wide (4 threads unless `UV_THREADPOOL_SIZE` says otherwise
     /// when it first starts); a job that blocks forever holds one of its threads.
+    /// `EINVAL` in a forked child on a loop it did not re-create (see
+    /// [`LoopHandle::after_fork`], which also says what becomes of the jobs the
+    /// parent's pool held at the fork).
     ///
     /// ```
     /// use std::cell::Cell;
@@ -364,6 +381,8 @@ impl LoopHandle {
         let Some(l) = shared.raw_for_new() else {
             return Err(Error::closed_loop("uv_queue_work"));
         };
+        // Not in a forked child on the parent's loop (see `loop_request::submit`).
+        shared.check_process("uv_queue_work")?;
         // A freed block of the slab, or (out of line, so that the common path keeps
         // few values across calls) a fresh one.
         // SAFETY: the loop is open, so its slab is alive.
