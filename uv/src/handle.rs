@@ -313,8 +313,15 @@ impl Header {
 
 /// The callback slots of a handle type (generated).
 pub trait Slots: Default + 'static {
-    /// Drops every stored callback.
-    fn clear(&self);
+    /// Drops every stored callback (and what the runtime keeps with them: the
+    /// buffers of a stream's `read_start_with`).
+    ///
+    /// # Safety
+    /// libuv calls none of the handle's callbacks any more, and none of them is
+    /// running (the runtime calls it from the handle's close callback): a read
+    /// callback may be reading from a buffer that this frees, and a trampoline may
+    /// rely on what the slots held when it started the C call.
+    unsafe fn clear(&self);
     /// Whether no callback is stored (dropping the slots then runs no code).
     fn is_empty(&self) -> bool;
 }
@@ -346,13 +353,21 @@ struct HandleBox<K: HandleKind> {
     slots: K::Slots,
 }
 
+/// Empties the slots of a handle of type `K` (`Slots::clear`).
+///
+/// # Safety
+/// `h` is a handle allocation of type `K` in its close callback, or abandoned with
+/// its loop: libuv calls none of its callbacks any more, and none of them runs.
 #[inline]
 unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // SAFETY: `h` points at a whole HandleBox<K> (it is the vtable of K that calls
     // this); only the slots are borrowed (the libuv struct, which holds the header,
-    // is only reached through raw pointers).
-    let slots = unsafe { &*std::ptr::addr_of!((*(h as *const HandleBox<K>)).slots) };
-    slots.clear();
+    // is only reached through raw pointers). Per the contract, no callback of the
+    // handle runs or will be called: `clear`'s own.
+    unsafe {
+        let slots = &*std::ptr::addr_of!((*(h as *const HandleBox<K>)).slots);
+        slots.clear();
+    }
 }
 
 #[inline(always)]
@@ -1171,7 +1186,9 @@ unsafe fn is_active_raw(raw: *mut sys::uv_handle_t) -> bool {
 /// With `fd`, the handle also claims that descriptor on its loop: libuv's epoll
 /// bookkeeping aborts when two handles of one loop watch one descriptor number and
 /// one of them goes away, so a second claim is refused (`Err`, the value handed
-/// back) until the first handle is closed.
+/// back) until the first handle is closed. A handle claims one descriptor: a claim
+/// of another by a handle that holds one is refused too (the handle gives back
+/// only the one it holds when it closes).
 pub fn keep_with(
     handle: &Handle,
     fd: Option<crate::RawFd>,
@@ -1182,6 +1199,13 @@ pub fn keep_with(
         return Err(value);
     }
     if let Some(fd) = fd {
+        if h.has(HAS_EXTRAS) {
+            let mut holds = None;
+            h.with_extras(|e| holds = e.claimed);
+            if holds.is_some() {
+                return Err(value);
+            }
+        }
         if !h.shared().claim_fd(fd) {
             return Err(value);
         }

@@ -1095,6 +1095,22 @@ impl HandleEmitter<'_> {
             ctx,
             &format!("{} is the libuv struct of this handle type", h.c_type.value),
         );
+        // `Slots::clear` is an `unsafe fn` (the runtime calls it from the close
+        // callback); the stream slots' `clear` is one too, called in a block.
+        let sf_clear = safety(
+            ctx,
+            "per this function's contract: libuv calls none of the handle's callbacks any more and none of them runs",
+        );
+        let slot_clears = slot_names.iter().map(|n| {
+            if n == "stream" {
+                quote! {
+                    #sf_clear
+                    unsafe { self.#n.clear() };
+                }
+            } else {
+                quote!(self.#n.clear();)
+            }
+        });
         let slots_empty = if slot_names.is_empty() {
             quote!(true)
         } else {
@@ -1119,10 +1135,11 @@ impl HandleEmitter<'_> {
             }
 
             #cfg
+            #[allow(unsafe_code)]
             impl #rt::runtime::Slots for #slots {
                 #[inline]
-                fn clear(&self) {
-                    #( self.#slot_names.clear(); )*
+                unsafe fn clear(&self) {
+                    #( #slot_clears )*
                 }
                 #[inline]
                 fn is_empty(&self) -> bool {
