@@ -56,6 +56,8 @@ const KEYWORDS: &[&str] = &[
     "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
     "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
     "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+    // Not an identifier (an item, a binding or a field cannot be named `_`).
+    "_",
 ];
 
 /// Whether `s` can be a Rust identifier.
@@ -1250,6 +1252,40 @@ fn request_fit(c: &Sp<String>, m: &MethodSpec, out: &mut Vec<Diagnostic>) {
                         c.value
                     ))
                     .hint("pick the result of this C function (`status` or `count` read only `result`)"),
+            );
+        }
+    }
+    if let (Some((_, want)), Some(res)) = (
+        OWNING_RESULTS.iter().find(|(f, _)| *f == c.as_str()),
+        m.result.as_ref(),
+    ) {
+        if res.as_str() != *want {
+            out.push(
+                res.loc
+                    .error(format!(
+                        "`{}` makes what its result `{want}` owns (a descriptor or a directory stream the request's cleanup leaves open); result `{}` would leak it",
+                        c.value, res.value
+                    ))
+                    .hint(format!("result = \"{want}\"")),
+            );
+        }
+    }
+    if let Some((_, at)) = FILE_ARGS.iter().find(|(f, _)| *f == c.as_str()) {
+        for &i in *at {
+            let (loc, name) = match m.args.get(i) {
+                Some(a) if a.conv.value.name() == "file" => continue,
+                Some(a) => (&a.conv.loc, format!("`{}`", a.name.value)),
+                None => (&c.loc, format!("argument {}", i + 1)),
+            };
+            out.push(
+                loc.error(format!(
+                    "`{}` takes {name} through conv = \"file\" (a descriptor number reaches any open file of the process, those libuv and the runtime own included)",
+                    c.value
+                ))
+                .hint(format!(
+                    "argument {} with conv = \"file\" (a `uv::File` the request keeps open)",
+                    i + 1
+                )),
             );
         }
     }
