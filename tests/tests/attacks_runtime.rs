@@ -632,3 +632,46 @@ fn socket_address_readers_with_calls_that_write_nothing() {
     assert_eq!(runtime::SockAddr::empty().to_std(), None);
     assert!(runtime::SockAddr::capacity() >= 28);
 }
+
+/// Two values kept by one handle through `uv::runtime::settle_kept`, each of
+/// whose `Drop` panics: the second claim was accepted, and the handle's close
+/// callback dropped both in one guard, the second panic while the first
+/// unwound, which aborted the process. Now a handle claims one descriptor: the
+/// second is refused (`EEXIST`, handed back, the handle closed), and the first
+/// value's panic reaches `run` once the close callback dropped it.
+#[test]
+fn values_kept_by_one_handle_that_panic_when_dropped() {
+    use uv_tests::provoke::{quiet_provoked_panics, run_catching, PanicOnDrop};
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let timer = Timer::new(&lp).unwrap();
+    let r = runtime::settle_kept(
+        Ok(timer.clone()),
+        PanicOnDrop("first"),
+        1_000_001,
+        "op",
+        |t| &**t,
+    );
+    r.unwrap();
+    let r = runtime::settle_kept(
+        Ok(timer.clone()),
+        PanicOnDrop("second"),
+        1_000_002,
+        "op",
+        |t| &**t,
+    );
+    let rejected = r.unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EEXIST);
+    let back = rejected.into_value();
+    assert_eq!(back.0, "second");
+    // Its panic is the test's own, caught here.
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(back)));
+    assert_eq!(
+        uv_tests::provoke::provoked(&*dropped.unwrap_err()),
+        Some("second")
+    );
+    assert!(timer.is_closing());
+    drop(timer);
+    assert_eq!(run_catching(&lp), Some("first"));
+    finish(&lp, 10);
+}
