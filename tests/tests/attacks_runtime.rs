@@ -675,3 +675,30 @@ fn values_kept_by_one_handle_that_panic_when_dropped() {
     assert_eq!(run_catching(&lp), Some("first"));
     finish(&lp, 10);
 }
+
+uv::handle!("spec/bare.toml");
+
+/// A spec the loader accepts though it is odd (`tests/spec/bare.toml`): no
+/// method but a stop, a callback slot no method fills, `keep_alive = "never"`,
+/// and a method named like `HandleKind::typed`. The generated code compiles and
+/// behaves: the inherent `typed` is the spec's method, `HandleKind::typed` (which
+/// the runtime's hooks call) is the trait's; the empty slot keeps nothing; the
+/// last reference closes the handle. Found sound.
+#[test]
+fn a_handle_type_with_nothing_but_odd_names() {
+    let lp = Loop::new().unwrap();
+    let b = Bare::new(&lp).unwrap();
+    assert_eq!(b.handle_type(), uv::HandleType::Check);
+    Bare::typed(&b).unwrap();
+    assert!(!HandleKind::typed(&b).raw("op").unwrap().is_null());
+    assert!(matches!(Bare::KEEP_ALIVE, KeepAlive::Never));
+    runtime::hooks::hold_opened_socket(&b).unwrap();
+    let handles = lp.handles();
+    assert_eq!(handles.len(), 1);
+    assert!(handles[0].downcast::<Bare>().is_some());
+    assert!(handles[0].downcast::<uv::Check>().is_none());
+    drop(handles);
+    drop(b);
+    finish(&lp, 10);
+    assert!(lp.handles().is_empty());
+}

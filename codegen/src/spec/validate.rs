@@ -403,11 +403,15 @@ fn type_names(spec: &Spec, out: &mut Vec<Diagnostic>) {
     for e in &spec.enums {
         check_ident(&e.name, out);
         types.add(&e.name, out);
+        if let Some(c) = &e.c_type {
+            check_name(c, "C enum type", out);
+        }
         let mut members = Names::new("member");
         let mut cs = Names::new("C constant");
         for m in &e.members {
             check_ident(&m.name, out);
             members.add(&m.name, out);
+            check_name(&m.c, "C constant", out);
             cs.add(&m.c, out);
             if let Some(c) = &m.cfg {
                 check_cfg(c, out);
