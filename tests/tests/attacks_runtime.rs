@@ -702,3 +702,58 @@ fn a_handle_type_with_nothing_but_odd_names() {
     finish(&lp, 10);
     assert!(lp.handles().is_empty());
 }
+
+uv::handle!("spec/closer.toml");
+
+thread_local! {
+    /// What `Closer::before_start` does: close the handle when set.
+    static CLOSE_IN_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Closer {
+    /// The spec's `before` hook: the caller's code, which closes the handle when
+    /// the test asks it to.
+    fn before_start(&self) -> uv::Result<()> {
+        if CLOSE_IN_HOOK.with(Cell::get) {
+            self.close();
+        }
+        Ok(())
+    }
+}
+
+/// A `before` hook of the spec's type (hand-written, safe code) that closes
+/// the handle: the generated method had taken the handle's struct and run its
+/// checks before the hook, and called `uv_idle_start` on the closing handle
+/// after it. libuv put the handle back in the loop's idle queue while it
+/// closed; the close callback freed it there, and the loop hung in its next
+/// iteration, walking the idle queue through the freed handle. Now the
+/// method takes the struct again after a hook of the caller's: `ClosedHandle`,
+/// nothing started, and the stop (a no-op on a closed handle) is `Ok`.
+#[test]
+fn a_before_hook_of_the_caller_closes_the_handle() {
+    let lp = Loop::new().unwrap();
+    let c = Closer::new(&lp).unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let n = calls.clone();
+    CLOSE_IN_HOOK.with(|f| f.set(true));
+    let r = c.start(move |_| n.set(n.get() + 1));
+    let stop = c.stop();
+    CLOSE_IN_HOOK.with(|f| f.set(false));
+    assert_eq!(r.unwrap_err().kind(), Category::ClosedHandle);
+    stop.unwrap();
+    assert!(c.is_closing() && !c.is_active());
+    drop(c);
+    finish(&lp, 10);
+    assert_eq!(calls.get(), 0);
+    // An open one starts and runs as before.
+    let c = Closer::new(&lp).unwrap();
+    let n = calls.clone();
+    c.start(move |c| {
+        n.set(n.get() + 1);
+        c.close();
+    })
+    .unwrap();
+    drop(c);
+    finish(&lp, 10);
+    assert_eq!(calls.get(), 1);
+}
