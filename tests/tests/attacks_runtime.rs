@@ -757,3 +757,100 @@ fn a_before_hook_of_the_caller_closes_the_handle() {
     finish(&lp, 10);
     assert_eq!(calls.get(), 1);
 }
+
+uv::handle!("spec/asker.toml");
+
+/// What `Asker::keeps_alive` does.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Ask {
+    /// Answers `false`.
+    No,
+    /// Panics.
+    Panic,
+    /// Clones the handle it is given and drops the clone, then answers `false`.
+    CloneAndDrop,
+    /// Keeps a clone of the handle it is given, then answers `false`.
+    KeepClone,
+}
+
+thread_local! {
+    static ASK: Cell<Ask> = const { Cell::new(Ask::No) };
+    static ASKED: Cell<usize> = const { Cell::new(0) };
+    static KEPT: RefCell<Option<uv::Handle>> = const { RefCell::new(None) };
+}
+
+impl Asker {
+    /// The spec's lifetime rule (`keep_alive = "custom"`): the caller's code.
+    fn keeps_alive(h: &uv::Handle) -> bool {
+        ASKED.with(|n| n.set(n.get() + 1));
+        match ASK.with(Cell::get) {
+            Ask::No => false,
+            Ask::Panic => uv_tests::provoke::provoke("keeps_alive"),
+            Ask::CloneAndDrop => {
+                drop(h.clone());
+                false
+            }
+            Ask::KeepClone => {
+                KEPT.with(|k| *k.borrow_mut() = Some(h.clone()));
+                false
+            }
+        }
+    }
+}
+
+/// A started `Asker` whose callback drops the last reference, with the rule
+/// `ask`: the loop runs until the handle closed (or `iterations` pass); what the
+/// runs caught and how often the rule was asked.
+fn ask_after_callback(ask: Ask) -> (Option<&'static str>, usize, bool) {
+    uv_tests::provoke::quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let a = Asker::new(&lp).unwrap();
+    let mut held = Some(a.clone());
+    a.start(move |_| drop(held.take())).unwrap();
+    drop(a);
+    ASK.with(|c| c.set(ask));
+    ASKED.with(|n| n.set(0));
+    let caught = uv_tests::provoke::run_nowait_catching(&lp);
+    ASK.with(|c| c.set(Ask::No));
+    let asked = ASKED.with(Cell::get);
+    let kept = KEPT.with(|k| k.borrow_mut().take());
+    let open = lp.handles().len() == 1;
+    drop(kept);
+    finish(&lp, 10);
+    (caught, asked, open)
+}
+
+/// A `keep_alive = "custom"` rule (the caller's code) that panics, asked after a
+/// callback of its handle: it was asked outside the loop's guard, inside
+/// libuv's callback, and its panic could not unwind out of the trampoline: the
+/// process aborted. Now it is asked under the guard: the panic reaches `run`,
+/// and the handle stays open (what it would deliver is not lost) until it is
+/// closed (here by the loop's drop).
+#[test]
+fn a_custom_lifetime_rule_that_panics() {
+    // Asked when the callback drops the last reference, and after the callback.
+    let (caught, asked, open) = ask_after_callback(Ask::Panic);
+    assert_eq!((caught, asked, open), (Some("keeps_alive"), 2, true));
+}
+
+/// A `keep_alive = "custom"` rule that clones the handle it is given and drops
+/// the clone: the drop of the clone was the last reference's, which asked the
+/// rule again, which cloned again, without end (a stack overflow: SIGSEGV).
+/// Now the rule is asked with a reference held for it: asked once, and the
+/// handle closes as it answers.
+#[test]
+fn a_custom_lifetime_rule_that_clones_its_handle() {
+    let (caught, asked, open) = ask_after_callback(Ask::CloneAndDrop);
+    assert_eq!((caught, asked, open), (None, 1, false));
+}
+
+/// A `keep_alive = "custom"` rule that keeps a clone of its handle and answers
+/// `false`: the handle was closed though a reference to it lived (harmless,
+/// a closed handle answers `ClosedHandle`). Now a reference the rule made keeps
+/// the handle open, as any reference does; its drop asks the rule again.
+#[test]
+fn a_custom_lifetime_rule_that_keeps_its_handle() {
+    let (caught, asked, open) = ask_after_callback(Ask::KeepClone);
+    assert_eq!((caught, open), (None, true));
+    assert!(asked >= 1);
+}

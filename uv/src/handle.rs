@@ -907,14 +907,31 @@ impl Hdr {
             // SAFETY: `raw` is an initialised handle until the close callback.
             KeepAlive::Active => unsafe { is_active_raw(self.raw()) },
             KeepAlive::Never => false,
-            KeepAlive::Custom(f) => {
-                let h = ManuallyDrop::new(Handle {
-                    ptr: self.0,
-                    _not_send: PhantomData,
-                });
-                f(&h)
-            }
+            KeepAlive::Custom(f) => self.ask_custom(f),
         }
+    }
+
+    /// Asks a `Custom` lifetime rule, the caller's code (a hand-written function
+    /// of a spec's type), with a reference held for it and under the loop's guard:
+    /// a clone of the handle it drops is not the last reference (whose drop asked
+    /// the rule again, without end), and its panic goes to the loop's panic rule
+    /// (asked after a callback, it unwound into libuv's). A rule that panicked
+    /// keeps the handle open (what it would deliver is not lost; the loop's drop
+    /// closes it), as does a reference it made and kept.
+    ///
+    /// Called on an open handle in libuv with no user reference left.
+    #[inline(never)]
+    fn ask_custom(&self, f: fn(&Handle) -> bool) -> bool {
+        let h = ManuallyDrop::new(Handle {
+            ptr: self.0,
+            _not_send: PhantomData,
+        });
+        let header = self.h();
+        header.refs.set(header.refs.get() + 1);
+        let keep = self.shared().guard(|| f(&h));
+        let refs = header.refs.get() - 1;
+        header.refs.set(refs);
+        keep.unwrap_or(true) || refs > 0
     }
 
     /// Whether the handle is open and in libuv, and closes the common way: it has
