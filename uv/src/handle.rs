@@ -919,7 +919,13 @@ impl Hdr {
     /// keeps the handle open (what it would deliver is not lost; the loop's drop
     /// closes it), as does a reference it made and kept.
     ///
-    /// Called on an open handle in libuv with no user reference left.
+    /// The rule may also drop the handle's loop (one kept where it can reach it):
+    /// the loop's state is held meanwhile, and the handle, which the loop's
+    /// teardown closed, is freed here if nothing references it; the answer is then
+    /// `true`, and the caller does nothing more with it.
+    ///
+    /// Called on an open handle in libuv with no user reference left; a `true`
+    /// answer is the last use of the handle by the caller.
     #[inline(never)]
     fn ask_custom(&self, f: fn(&Handle) -> bool) -> bool {
         let h = ManuallyDrop::new(Handle {
@@ -928,9 +934,19 @@ impl Hdr {
         });
         let header = self.h();
         header.refs.set(header.refs.get() + 1);
-        let keep = self.shared().guard(|| f(&h));
+        // SAFETY: the handle is in libuv (the caller's contract).
+        let shared = unsafe { self.shared_rc() };
+        let keep = shared.guard(|| f(&h));
         let refs = header.refs.get() - 1;
         header.refs.set(refs);
+        if refs == 0 && !self.in_libuv() {
+            let free = header.vtable.free;
+            // SAFETY: the rule's code closed the handle through its loop's
+            // teardown (its close callback ran: out of libuv), and no user
+            // reference is left: nothing refers to the allocation, freed once here.
+            unsafe { free(self.0.as_ptr()) };
+            return true;
+        }
         keep.unwrap_or(true) || refs > 0
     }
 
