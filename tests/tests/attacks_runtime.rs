@@ -883,3 +883,26 @@ fn a_custom_lifetime_rule_that_drops_the_loop() {
     assert_eq!(ASKED.with(Cell::get), 1);
     assert!(LOOP.with(|l| l.borrow().is_none()));
 }
+
+/// `Udp::open_with_flags` (`uv_udp_open_ex`) took over a socket without
+/// registering it as the library's (`hold_opened_socket`, which `open` runs):
+/// a copy of the socket made before (`try_clone`) went unseen, and
+/// `recv_start` was accepted though that copy could switch the open file to
+/// blocking mode (the loop then waits in `recvmsg`). The loader now requires the
+/// hook after `uv_udp_open_ex`, as after `uv_udp_open`, whoever writes the
+/// spec (fixture bad_fd_after_hook): `recv_start` is `EINVAL` while the copy
+/// lasts, and receives once it is gone.
+#[test]
+fn open_with_flags_registers_the_socket_as_open_does() {
+    let lp = Loop::new().unwrap();
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let copy = s.try_clone().unwrap();
+    let u = uv::Udp::new(&lp).unwrap();
+    u.open_with_flags(s, uv::UdpFlags::REUSEADDR).unwrap();
+    let cb = |_: &uv::Udp, _: uv::Result<uv::Datagram<'_>>| {};
+    assert_eq!(u.recv_start(cb).unwrap_err().code(), StatusCode::EINVAL);
+    drop(copy);
+    u.recv_start(cb).unwrap();
+    u.close();
+    finish(&lp, 10);
+}

@@ -639,7 +639,7 @@ impl HookRule {
             slot: HookSlot::After,
             c_types: &["uv_tcp_t", "uv_udp_t", "uv_pipe_t"],
             doc: "registers a socket taken over from the user as the library's, with the copies of it the process has, for the checks that keep other holders from making it blocking",
-            guards: &["uv_tcp_open", "uv_udp_open", "uv_pipe_open"],
+            guards: &["uv_tcp_open", "uv_udp_open", "uv_udp_open_ex", "uv_pipe_open"],
             reads_delivery_mark: false,
         },
     ];

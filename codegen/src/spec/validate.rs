@@ -1043,6 +1043,24 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             let key = slot.key();
             let Some(a) = hook else { continue };
             check_ident(a, out);
+            // A hook of the caller's after a call that took a descriptor decides
+            // the method's result after libuv took it: its error handed the
+            // descriptor back though libuv owned it (closed twice), and a close
+            // in it made the descriptor look not taken (closed again).
+            let takes_fd = m
+                .args
+                .iter()
+                .any(|x| matches!(x.conv.value, Conv::OwnedFd(_) | Conv::BorrowedFd(_)));
+            if slot == HookSlot::After && takes_fd && HookRule::find(a.as_str()).is_none() {
+                out.push(
+                    a.loc
+                        .error(format!(
+                            "a hook of the type's own (`{}`) after a call that takes a descriptor would decide the method's result once libuv owns the descriptor",
+                            a.value
+                        ))
+                        .hint("call it from a method of its own, after this one"),
+                );
+            }
             if let Some(rule) = HookRule::find(a.as_str()) {
                 if rule.slot != slot {
                     out.push(
