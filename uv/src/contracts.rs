@@ -361,7 +361,8 @@ fn same_file_and_flags(a: RawFd, b: RawFd) -> bool {
 /// Settles a value that keeps a watched descriptor open (`borrowed_fd`): on success
 /// the handle (`handle_of`) keeps it until it is closed and claims the descriptor on
 /// its loop; on failure, or when another handle of the loop watches that descriptor
-/// (`EEXIST`; the new handle is closed), it is handed back.
+/// or the handle claims another already (`EEXIST`; the handle is closed), it is
+/// handed back.
 pub fn settle_kept<S: 'static, T>(
     result: Result<T>,
     source: S,

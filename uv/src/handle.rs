@@ -313,8 +313,15 @@ impl Header {
 
 /// The callback slots of a handle type (generated).
 pub trait Slots: Default + 'static {
-    /// Drops every stored callback.
-    fn clear(&self);
+    /// Drops every stored callback (and what the runtime keeps with them: the
+    /// buffers of a stream's `read_start_with`).
+    ///
+    /// # Safety
+    /// libuv calls none of the handle's callbacks any more, and none of them is
+    /// running (the runtime calls it from the handle's close callback): a read
+    /// callback may be reading from a buffer that this frees, and a trampoline may
+    /// rely on what the slots held when it started the C call.
+    unsafe fn clear(&self);
     /// Whether no callback is stored (dropping the slots then runs no code).
     fn is_empty(&self) -> bool;
 }
@@ -346,13 +353,21 @@ struct HandleBox<K: HandleKind> {
     slots: K::Slots,
 }
 
+/// Empties the slots of a handle of type `K` (`Slots::clear`).
+///
+/// # Safety
+/// `h` is a handle allocation of type `K` in its close callback, or abandoned with
+/// its loop: libuv calls none of its callbacks any more, and none of them runs.
 #[inline]
 unsafe fn clear_slots<K: HandleKind>(h: *mut sys::uv_handle_t) {
     // SAFETY: `h` points at a whole HandleBox<K> (it is the vtable of K that calls
     // this); only the slots are borrowed (the libuv struct, which holds the header,
-    // is only reached through raw pointers).
-    let slots = unsafe { &*std::ptr::addr_of!((*(h as *const HandleBox<K>)).slots) };
-    slots.clear();
+    // is only reached through raw pointers). Per the contract, no callback of the
+    // handle runs or will be called: `clear`'s own.
+    unsafe {
+        let slots = &*std::ptr::addr_of!((*(h as *const HandleBox<K>)).slots);
+        slots.clear();
+    }
 }
 
 #[inline(always)]
@@ -892,14 +907,47 @@ impl Hdr {
             // SAFETY: `raw` is an initialised handle until the close callback.
             KeepAlive::Active => unsafe { is_active_raw(self.raw()) },
             KeepAlive::Never => false,
-            KeepAlive::Custom(f) => {
-                let h = ManuallyDrop::new(Handle {
-                    ptr: self.0,
-                    _not_send: PhantomData,
-                });
-                f(&h)
-            }
+            KeepAlive::Custom(f) => self.ask_custom(f),
         }
+    }
+
+    /// Asks a `Custom` lifetime rule, the caller's code (a hand-written function
+    /// of a spec's type), with a reference held for it and under the loop's guard:
+    /// a clone of the handle it drops is not the last reference (whose drop asked
+    /// the rule again, without end), and its panic goes to the loop's panic rule
+    /// (asked after a callback, it unwound into libuv's). A rule that panicked
+    /// keeps the handle open (what it would deliver is not lost; the loop's drop
+    /// closes it), as does a reference it made and kept.
+    ///
+    /// The rule may also drop the handle's loop (one kept where it can reach it):
+    /// the loop's state is held meanwhile, and the handle, which the loop's
+    /// teardown closed, is freed here if nothing references it; the answer is then
+    /// `true`, and the caller does nothing more with it.
+    ///
+    /// Called on an open handle in libuv with no user reference left; a `true`
+    /// answer is the last use of the handle by the caller.
+    #[inline(never)]
+    fn ask_custom(&self, f: fn(&Handle) -> bool) -> bool {
+        let h = ManuallyDrop::new(Handle {
+            ptr: self.0,
+            _not_send: PhantomData,
+        });
+        let header = self.h();
+        header.refs.set(header.refs.get() + 1);
+        // SAFETY: the handle is in libuv (the caller's contract).
+        let shared = unsafe { self.shared_rc() };
+        let keep = shared.guard(|| f(&h));
+        let refs = header.refs.get() - 1;
+        header.refs.set(refs);
+        if refs == 0 && !self.in_libuv() {
+            let free = header.vtable.free;
+            // SAFETY: the rule's code closed the handle through its loop's
+            // teardown (its close callback ran: out of libuv), and no user
+            // reference is left: nothing refers to the allocation, freed once here.
+            unsafe { free(self.0.as_ptr()) };
+            return true;
+        }
+        keep.unwrap_or(true) || refs > 0
     }
 
     /// Whether the handle is open and in libuv, and closes the common way: it has
@@ -1171,7 +1219,9 @@ unsafe fn is_active_raw(raw: *mut sys::uv_handle_t) -> bool {
 /// With `fd`, the handle also claims that descriptor on its loop: libuv's epoll
 /// bookkeeping aborts when two handles of one loop watch one descriptor number and
 /// one of them goes away, so a second claim is refused (`Err`, the value handed
-/// back) until the first handle is closed.
+/// back) until the first handle is closed. A handle claims one descriptor: a claim
+/// of another by a handle that holds one is refused too (the handle gives back
+/// only the one it holds when it closes).
 pub fn keep_with(
     handle: &Handle,
     fd: Option<crate::RawFd>,
@@ -1182,6 +1232,13 @@ pub fn keep_with(
         return Err(value);
     }
     if let Some(fd) = fd {
+        if h.has(HAS_EXTRAS) {
+            let mut holds = None;
+            h.with_extras(|e| holds = e.claimed);
+            if holds.is_some() {
+                return Err(value);
+            }
+        }
         if !h.shared().claim_fd(fd) {
             return Err(value);
         }

@@ -101,12 +101,18 @@ impl<K> StreamSlots<K> {
     }
 
     /// Drops the callbacks and the allocator's buffers.
+    ///
+    /// # Safety
+    /// As `Slots::clear`: libuv calls none of the stream's callbacks any more and
+    /// none of them runs (a read callback may be reading from the buffer lent for
+    /// its read, which this frees).
     #[inline]
-    pub fn clear(&self) {
+    pub unsafe fn clear(&self) {
         self.read.clear();
         self.connection.clear();
         if let Some(c) = self.custom.get() {
-            c.clear();
+            // SAFETY: per this function's contract.
+            unsafe { c.clear() };
         }
     }
 
@@ -131,8 +137,11 @@ impl<K> StreamSlots<K> {
 
 impl CustomRead {
     /// Drops the allocator and its buffers.
+    ///
+    /// # Safety
+    /// As `StreamSlots::clear`.
     #[cold]
-    fn clear(&self) {
+    unsafe fn clear(&self) {
         self.allocator.clear();
         drop(self.next.take());
         if let Some((p, len)) = self.lent.take() {

@@ -305,6 +305,14 @@ fn hook_path(name: &str, ctx: &Ctx) -> TokenStream {
     }
 }
 
+/// Whether a `before` hook is the caller's code: a hand-written function of the
+/// type (not one of the runtime's hooks, which run no user code). Such a hook may
+/// close the handle, drop its loop or change its state (start it connecting): the
+/// method takes the handle's struct and runs its state checks again after it.
+fn hook_runs_user_code(name: &str) -> bool {
+    crate::spec::HookRule::find(name).is_none()
+}
+
 /// The state checks a method `requires`, run on the open handle before the C call.
 fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStream {
     let rt = &ctx.rt;
@@ -763,9 +771,19 @@ impl HandleEmitter<'_> {
         let sf = safety(ctx, "the handle is open; libuv writes at most `len` bytes");
         // The spec's `before` hook, as for the other methods (after the handle's
         // open test, before the C call).
+        // A hook of the caller's may close the handle: its struct is taken again.
         let before = m.before.as_ref().map(|f| {
+            let again = hook_runs_user_code(f).then(|| {
+                quote! {
+                    let _ = raw;
+                    let raw = self.inner.raw(#op)?;
+                }
+            });
             let f = hook_path(f, ctx);
-            quote!(#f(self)?;)
+            quote! {
+                #f(self)?;
+                #again
+            }
         });
         quote! {
             #mdoc
@@ -894,9 +912,22 @@ impl HandleEmitter<'_> {
             }
             None => body,
         };
+        // A hook of the caller's may close the handle or change its state: the
+        // struct is taken and the states checked again after it.
         let before = m.before.as_ref().map(|f| {
+            // (The first struct served the checks before the hook.)
+            let again = hook_runs_user_code(f).then(|| {
+                quote! {
+                    let _ = raw;
+                    #get_raw
+                    #requires
+                }
+            });
             let f = hook_path(f, ctx);
-            quote!(#f(self)?;)
+            quote! {
+                #f(self)?;
+                #again
+            }
         });
         let early = &a.early;
         let body = quote! {
@@ -1095,6 +1126,22 @@ impl HandleEmitter<'_> {
             ctx,
             &format!("{} is the libuv struct of this handle type", h.c_type.value),
         );
+        // `Slots::clear` is an `unsafe fn` (the runtime calls it from the close
+        // callback); the stream slots' `clear` is one too, called in a block.
+        let sf_clear = safety(
+            ctx,
+            "per this function's contract: libuv calls none of the handle's callbacks any more and none of them runs",
+        );
+        let slot_clears = slot_names.iter().map(|n| {
+            if n == "stream" {
+                quote! {
+                    #sf_clear
+                    unsafe { self.#n.clear() };
+                }
+            } else {
+                quote!(self.#n.clear();)
+            }
+        });
         let slots_empty = if slot_names.is_empty() {
             quote!(true)
         } else {
@@ -1119,10 +1166,11 @@ impl HandleEmitter<'_> {
             }
 
             #cfg
+            #[allow(unsafe_code)]
             impl #rt::runtime::Slots for #slots {
                 #[inline]
-                fn clear(&self) {
-                    #( self.#slot_names.clear(); )*
+                unsafe fn clear(&self) {
+                    #( #slot_clears )*
                 }
                 #[inline]
                 fn is_empty(&self) -> bool {

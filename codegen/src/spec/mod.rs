@@ -407,6 +407,36 @@ pub const CONV_FNS: &[(&str, &[&str])] = &[
     ("dir", &["uv_fs_readdir"]),
 ];
 
+/// The file-system functions that take descriptors (`uv_file`), with the
+/// positions of those arguments among the spec's: each must be a `file`, a
+/// `uv::File` the request keeps open. A number of the spec author's choosing
+/// reaches any open file of the process, those libuv and the runtime own
+/// included (a loop's signal pipe, whose messages carry the handle pointers
+/// libuv reads back; a socket a handle reads), which safe code cannot name
+/// (`uv_fs_close` is the runtime's: [`ReservedFn`]).
+pub const FILE_ARGS: &[(&str, &[usize])] = &[
+    ("uv_fs_read", &[0]),
+    ("uv_fs_write", &[0]),
+    ("uv_fs_sendfile", &[0, 1]),
+    ("uv_fs_fstat", &[0]),
+    ("uv_fs_ftruncate", &[0]),
+    ("uv_fs_fsync", &[0]),
+    ("uv_fs_fdatasync", &[0]),
+    ("uv_fs_fchmod", &[0]),
+    ("uv_fs_fchown", &[0]),
+    ("uv_fs_futime", &[0]),
+];
+
+/// The file-system functions whose completed request holds something the caller
+/// must own (a new descriptor, a directory stream, which `uv_fs_req_cleanup`
+/// leaves alone), with the one result that takes it: another result would leak
+/// it.
+pub const OWNING_RESULTS: &[(&str, &str)] = &[
+    ("uv_fs_open", "file"),
+    ("uv_fs_mkstemp", "file_path"),
+    ("uv_fs_opendir", "dir"),
+];
+
 /// A libuv handle struct: the init functions that make one, and whether it
 /// starts with the `uv_stream_t` fields. A handle file's `c_type` must be one of
 /// these, its constructors must call one of their inits, and only a stream struct
@@ -609,7 +639,7 @@ impl HookRule {
             slot: HookSlot::After,
             c_types: &["uv_tcp_t", "uv_udp_t", "uv_pipe_t"],
             doc: "registers a socket taken over from the user as the library's, with the copies of it the process has, for the checks that keep other holders from making it blocking",
-            guards: &["uv_tcp_open", "uv_udp_open", "uv_pipe_open"],
+            guards: &["uv_tcp_open", "uv_udp_open", "uv_udp_open_ex", "uv_pipe_open"],
             reads_delivery_mark: false,
         },
     ];

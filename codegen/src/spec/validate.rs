@@ -56,6 +56,8 @@ const KEYWORDS: &[&str] = &[
     "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
     "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
     "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+    // Not an identifier (an item, a binding or a field cannot be named `_`).
+    "_",
 ];
 
 /// Whether `s` can be a Rust identifier.
@@ -401,11 +403,15 @@ fn type_names(spec: &Spec, out: &mut Vec<Diagnostic>) {
     for e in &spec.enums {
         check_ident(&e.name, out);
         types.add(&e.name, out);
+        if let Some(c) = &e.c_type {
+            check_name(c, "C enum type", out);
+        }
         let mut members = Names::new("member");
         let mut cs = Names::new("C constant");
         for m in &e.members {
             check_ident(&m.name, out);
             members.add(&m.name, out);
+            check_name(&m.c, "C constant", out);
             cs.add(&m.c, out);
             if let Some(c) = &m.cfg {
                 check_cfg(c, out);
@@ -1037,6 +1043,24 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
             let key = slot.key();
             let Some(a) = hook else { continue };
             check_ident(a, out);
+            // A hook of the caller's after a call that took a descriptor decides
+            // the method's result after libuv took it: its error handed the
+            // descriptor back though libuv owned it (closed twice), and a close
+            // in it made the descriptor look not taken (closed again).
+            let takes_fd = m
+                .args
+                .iter()
+                .any(|x| matches!(x.conv.value, Conv::OwnedFd(_) | Conv::BorrowedFd(_)));
+            if slot == HookSlot::After && takes_fd && HookRule::find(a.as_str()).is_none() {
+                out.push(
+                    a.loc
+                        .error(format!(
+                            "a hook of the type's own (`{}`) after a call that takes a descriptor would decide the method's result once libuv owns the descriptor",
+                            a.value
+                        ))
+                        .hint("call it from a method of its own, after this one"),
+                );
+            }
             if let Some(rule) = HookRule::find(a.as_str()) {
                 if rule.slot != slot {
                     out.push(
@@ -1250,6 +1274,40 @@ fn request_fit(c: &Sp<String>, m: &MethodSpec, out: &mut Vec<Diagnostic>) {
                         c.value
                     ))
                     .hint("pick the result of this C function (`status` or `count` read only `result`)"),
+            );
+        }
+    }
+    if let (Some((_, want)), Some(res)) = (
+        OWNING_RESULTS.iter().find(|(f, _)| *f == c.as_str()),
+        m.result.as_ref(),
+    ) {
+        if res.as_str() != *want {
+            out.push(
+                res.loc
+                    .error(format!(
+                        "`{}` makes what its result `{want}` owns (a descriptor or a directory stream the request's cleanup leaves open); result `{}` would leak it",
+                        c.value, res.value
+                    ))
+                    .hint(format!("result = \"{want}\"")),
+            );
+        }
+    }
+    if let Some((_, at)) = FILE_ARGS.iter().find(|(f, _)| *f == c.as_str()) {
+        for &i in *at {
+            let (loc, name) = match m.args.get(i) {
+                Some(a) if a.conv.value.name() == "file" => continue,
+                Some(a) => (&a.conv.loc, format!("`{}`", a.name.value)),
+                None => (&c.loc, format!("argument {}", i + 1)),
+            };
+            out.push(
+                loc.error(format!(
+                    "`{}` takes {name} through conv = \"file\" (a descriptor number reaches any open file of the process, those libuv and the runtime own included)",
+                    c.value
+                ))
+                .hint(format!(
+                    "argument {} with conv = \"file\" (a `uv::File` the request keeps open)",
+                    i + 1
+                )),
             );
         }
     }
