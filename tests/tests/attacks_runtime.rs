@@ -282,7 +282,9 @@ fn descriptor_checks_with_odd_numbers_and_handles() {
 #[test]
 fn argument_conversions_at_their_edges() {
     assert_eq!(runtime::duration_to_ms(Duration::MAX), u64::MAX);
-    assert_eq!(runtime::duration_to_ms(Duration::from_nanos(999_999)), 0);
+    // A fraction of a millisecond rounds up (a timer never fires early).
+    assert_eq!(runtime::duration_to_ms(Duration::from_nanos(999_999)), 1);
+    assert_eq!(runtime::duration_to_ms(Duration::from_millis(7)), 7);
     let inval = |r: uv::Result<u32>| r.unwrap_err().code();
     assert_eq!(
         inval(runtime::duration_to_s(Duration::MAX, false, "op")),
