@@ -57,6 +57,7 @@ fn scenario_child() {
         "ring_requests_after_fork" => ring_requests(true),
         "ring_requests_of_an_abandoned_loop" => ring_requests(false),
         "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
+        "after_fork_out_of_descriptors" => after_fork_out_of_descriptors(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -959,4 +960,66 @@ fn child_watcher_of_an_abandoned_loop() {
 fn the_child_watch_of_an_abandoned_loop_leaves_the_process_table() {
     let (status, stderr) = in_child("child_watcher_of_an_abandoned_loop");
     assert!(status.success(), "{status}: {stderr}");
+}
+
+/// `after_fork` in a child that has no descriptor left for the loop's new epoll
+/// instance (`EMFILE`): libuv closes the parent's instance first and leaves the
+/// loop without one. `run` then reached `epoll_wait` on descriptor -1 and libuv
+/// aborted the child, and a second `after_fork` closed descriptor -1 (libuv's
+/// assertion in `uv__close`). Now the loop stays the parent's to this process:
+/// `run`, `block_on` and new pool requests are `EINVAL`, a second `after_fork` too,
+/// and its drop abandons it (no libuv call) as a forked child's.
+#[test]
+fn a_loop_after_fork_could_not_re_create_is_refused_not_run() {
+    let (status, stderr) = in_child("after_fork_out_of_descriptors");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+fn after_fork_out_of_descriptors() {
+    const LIMIT: u64 = 64;
+    // The loop's descriptors (its epoll instance) above the limit the child sets.
+    let low: Vec<std::fs::File> = (0..LIMIT)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
+    let lp = Loop::new().unwrap();
+    forked(move || {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: reads and sets this process's descriptor limit.
+        let limited = unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+                lim.rlim_cur = LIMIT;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+            }
+        };
+        // Every descriptor below the limit taken.
+        let mut fill = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            fill.push(f);
+        }
+        let failed = lp
+            .after_fork()
+            .is_err_and(|e| e.code() == StatusCode::EMFILE);
+        // A started timer: the run would poll.
+        let timer = Timer::new(&lp).unwrap();
+        timer
+            .start(Duration::from_secs(1), Duration::ZERO, |_| {})
+            .unwrap();
+        let refused = lp
+            .run(RunMode::NoWait)
+            .is_err_and(|e| e.code() == StatusCode::EINVAL)
+            && lp
+                .queue_work(|| (), |_| {})
+                .is_err_and(|e| e.code() == StatusCode::EINVAL)
+            && lp
+                .after_fork()
+                .is_err_and(|e| e.code() == StatusCode::EINVAL);
+        drop(timer);
+        drop(lp);
+        limited && failed && refused
+    });
+    drop(low);
+    println!("scenario done");
 }

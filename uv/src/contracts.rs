@@ -1203,12 +1203,16 @@ pub(crate) fn forked_child(kernel_pid: u32, op: &'static str) -> Result<()> {
 ///   watchers are re-created. That watcher is stopped by then; the call is repeated,
 ///   without it, until it completes. Its first error is returned.
 ///
-/// Returns 0, or the first error. An error from re-creating the epoll instance, the
-/// eventfd or the signal pipe (resource exhaustion) is returned as it is.
+/// Returns 0, or the first error, and whether the loop was re-created (it may run).
+/// An error from re-creating the epoll instance, the eventfd or the signal pipe
+/// (resource exhaustion) is returned as it is, with `false`: libuv closed the
+/// parent's epoll instance first, so a loop left without a new one would poll
+/// descriptor -1 (libuv's assertion in `uv__io_poll`), and another `uv_loop_fork`
+/// would close -1 (its assertion in `uv__close`).
 ///
 /// # Safety
 /// `l` must be an open loop that is not running.
-pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> std::ffi::c_int {
+pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool) {
     let mut first = 0;
     // Each repeat follows a file watcher that could not be re-armed and is now
     // stopped, so the repeats are bounded by the number of file watchers; the bound
@@ -1229,7 +1233,7 @@ pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> std::ffi::c_int {
         // SAFETY: per the contract.
         let rc = unsafe { sys::uv_loop_fork(l) };
         if rc == 0 {
-            return first;
+            return (first, true);
         }
         if first == 0 {
             first = rc;
@@ -1241,8 +1245,8 @@ pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> std::ffi::c_int {
                 && (*l).signal_pipefd[0] == signal_fd
         };
         if !file_watcher_failed {
-            return rc;
+            return (rc, false);
         }
     }
-    first
+    (first, true)
 }

@@ -207,16 +207,20 @@ impl LoopShared {
         }
     }
 
-    /// The loop was re-created in this process (`after_fork` made its kernel
-    /// state anew): it is this process's from now on, and the requests the
-    /// parent's thread pool held for it complete now (see
-    /// `loop_request::complete_orphans`), marked running so that their callbacks
-    /// find `run`, `block_on`, `close` and `after_fork` `EBUSY`.
+    /// `after_fork` made the loop's kernel state anew (`usable`), or failed to
+    /// (libuv closed the parent's epoll instance and could not make another): in
+    /// the first case the loop is this process's from now on; in the second it
+    /// never is (`run`, `block_on` and pool requests stay `EINVAL`, and its drop
+    /// abandons it, as a forked child's), and `after_fork` is refused from now
+    /// on either way. The requests the parent's thread pool held for it
+    /// complete now (see `loop_request::complete_orphans`), marked running so
+    /// that their callbacks find `run`, `block_on`, `close` and `after_fork`
+    /// `EBUSY`.
     ///
     /// # Safety
-    /// The loop is open, not running, and `uv_loop_fork` just re-created it in
-    /// this forked child.
-    pub(crate) unsafe fn re_created(&self) {
+    /// The loop is open, not running, and `uv_loop_fork` was just called on it
+    /// in this forked child.
+    pub(crate) unsafe fn re_created(&self, usable: bool) {
         #[cfg(unix)]
         if let Some(raw) = self.raw() {
             self.running.set(true);
@@ -228,7 +232,15 @@ impl LoopShared {
             self.running.set(false);
         }
         self.kernel_pid.set(std::process::id());
-        self.fork_gen.set(fork_generation());
+        // A loop that could not be re-created gets a generation this process
+        // never has (one less than its own: its parent's), so that
+        // `check_process` refuses it for good.
+        let generation = fork_generation();
+        self.fork_gen.set(if usable {
+            generation
+        } else {
+            generation.wrapping_sub(1)
+        });
         // The `Loop` was dropped by a callback above (through a `LoopHandle`,
         // `after_fork` does not borrow it): its teardown, put off, is now.
         if self.teardown_put_off.take() {

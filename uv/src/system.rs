@@ -1074,7 +1074,10 @@ impl LoopHandle {
     /// A file watcher (`FsEvent`) whose path cannot be watched again (it was removed)
     /// is stopped, and its error (`ENOENT`, …) is returned once the rest of the loop
     /// has been re-created all the same. Any other error (the kernel refused a new
-    /// epoll instance, eventfd or pipe) leaves the loop unusable.
+    /// epoll instance, eventfd or pipe: `EMFILE`, ...) leaves the loop unusable:
+    /// it is not re-created, so `run`, `block_on` and new thread-pool requests stay
+    /// `EINVAL` (as are later calls of this), and its drop abandons it as a forked
+    /// child's; the parent's thread-pool requests complete all the same.
     pub fn after_fork(&self) -> Result<()> {
         let raw = self.raw_loop("uv_loop_fork")?;
         if self.is_running() {
@@ -1088,8 +1091,8 @@ impl LoopHandle {
         // (or leaves it as re-created as it can: its error is returned), and the
         // requests it held on the parent's thread pool complete after.
         unsafe {
-            let rc = crate::contracts::loop_fork(raw);
-            shared.re_created();
+            let (rc, re_created) = crate::contracts::loop_fork(raw);
+            shared.re_created(re_created);
             check(rc, "uv_loop_fork")
         }
     }
