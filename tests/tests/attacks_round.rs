@@ -180,6 +180,50 @@ fn write_wake_and_drop() {
     eprintln!("scenario done");
 }
 
+/// Three `future::write`s of one stream, each polled with a [`WakeAndDropPanic`]
+/// waker of its own, completed by one loop iteration. Each write's completion
+/// kept its wake's panic for the write callback's guard and dropped the panic of
+/// the waker's drop after it without a word, even with a panic hook set (the
+/// hook saw three wakes). Now each panic goes to the loop's panic rule, in order:
+/// the hook sees all six, and every write is done.
+#[test]
+fn every_panic_of_the_wakers_of_completed_writes_reaches_the_hook() {
+    quiet_provoked_panics();
+    let lp = Loop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    lp.set_panic_hook(move |p| s.borrow_mut().push(provoked(&*p).expect("provoked")));
+    let (a, b) = Pipe::pair(&lp).unwrap();
+    let got = uv_tests::read_to_end(&b);
+    let mut writes: Vec<_> = (0..3u8).map(|i| uvf::write(&a, vec![b'a' + i])).collect();
+    for f in &mut writes {
+        let waker = Waker::from(Arc::new(WakeAndDropPanic));
+        assert!(poll_once(f, &waker).is_pending());
+    }
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "wake",
+            "waker drop",
+            "wake",
+            "waker drop",
+            "wake",
+            "waker drop"
+        ]
+    );
+    for mut f in writes {
+        assert!(matches!(
+            poll_once(&mut f, Waker::noop()),
+            Poll::Ready(Ok(()))
+        ));
+    }
+    a.close();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(&*got.borrow(), b"abc");
+    finish(&lp);
+}
+
 /// The same for the `JoinHandle` of a task of the loop: the task's end woke the
 /// handle's waker by value, and the process aborted. Now the wake is by
 /// reference; the waker, whose wake panicked, stays (for no later event: the

@@ -1015,37 +1015,6 @@ impl<F: ?Sized + 'static> fmt::Debug for Slot<F> {
     }
 }
 
-/// Runs several calls of user code each to its end whatever the others did, and
-/// keeps the first panic among them (the later ones are dropped quietly), for
-/// [`FirstPanic::resume`] after the last.
-#[derive(Default)]
-pub(crate) struct FirstPanic(Option<Box<dyn std::any::Any + Send>>);
-
-impl FirstPanic {
-    /// Runs `f`, catching its panic.
-    pub(crate) fn run(&mut self, f: impl FnOnce()) {
-        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            match self.0 {
-                None => self.0 = Some(p),
-                Some(_) => drop_quietly(p),
-            }
-        }
-    }
-
-    /// Resumes the first panic, if any: it goes on to the caller's guard. While the
-    /// thread already unwinds (the caller runs in a drop of that unwinding), it is
-    /// dropped quietly instead: the panic already unwinding is the one that counts.
-    pub(crate) fn resume(self) {
-        if let Some(p) = self.0 {
-            if std::thread::panicking() {
-                drop_quietly(p);
-            } else {
-                std::panic::resume_unwind(p);
-            }
-        }
-    }
-}
-
 /// Drops a panic payload, catching a panic of its own Drop a few rounds deep; what
 /// still panics after that is forgotten.
 pub(crate) fn drop_quietly(p: Box<dyn std::any::Any + Send>) {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -300,7 +301,12 @@ fn submit_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> Result<()> {
     // once set, names its tracker for good, which the handle keeps alive until
     // its close callback, after every write callback).
     // Not submitted, the callback is dropped unrun.
-    let done = |s: &S, r| unsafe { StreamWrites::complete(StreamWrites::of(s), r) };
+    // The loop's shared state is found (only when a waker panics) through the
+    // handle, which is in libuv or its abandoned loop's teardown completes it.
+    let done = |s: &S, r| unsafe {
+        let shared = || s.typed().shared_for_request();
+        StreamWrites::complete(StreamWrites::of(s), r, &shared)
+    };
     data.write_to(stream, done)
 }
 
@@ -429,9 +435,14 @@ impl StreamWrites {
     ///
     /// # Safety
     /// `this` is the tracker of this write's stream (from a write callback: the
-    /// handle keeps a count of it until its close callback, which runs after).
+    /// handle keeps a count of it until its close callback, which runs after);
+    /// `shared` gives that loop's shared state, alive for this call.
     #[inline]
-    unsafe fn complete(this: *const StreamWrites, r: Result<()>) {
+    unsafe fn complete(
+        this: *const StreamWrites,
+        r: Result<()>,
+        shared: &dyn Fn() -> *const crate::loop_::LoopShared,
+    ) {
         // SAFETY: the caller's contract.
         let w = unsafe { &*this };
         let seq = w.completed.get() + 1;
@@ -440,7 +451,7 @@ impl StreamWrites {
             w.failed(seq, e);
         }
         if seq >= w.next_wake.get() {
-            w.wake(seq);
+            w.wake(seq, shared);
         }
     }
 
@@ -470,7 +481,7 @@ impl StreamWrites {
 
     /// Wakes the tasks waiting for writes up to `done` (completed).
     #[inline(never)]
-    fn wake(&self, done: u64) {
+    fn wake(&self, done: u64, shared: &dyn Fn() -> *const crate::loop_::LoopShared) {
         let mut ready = Vec::new();
         {
             let mut wakers = self.wakers.borrow_mut();
@@ -486,17 +497,30 @@ impl StreamWrites {
         // The borrow is over: a waker may poll a write future of this stream.
         // A wake is user code (the waker of whoever polled): one that panics must
         // not keep the wakers after it from their wake (their tasks would wait
-        // for good). Each is woken; the first panic goes on after the last wake
-        // (to the write callback's guard), the others are dropped. By reference,
-        // and each waker dropped after its wake: a wake by value drops the
-        // waker inside a wake that panics, while its panic unwinds, where a
-        // waker whose drop panics too aborts the process.
-        let mut first = crate::callback::FirstPanic::default();
+        // for good). Each is woken, and each panic goes to the loop's panic
+        // rule (the hook, or the first kept for `run`), in the order they came.
+        // By reference, and each waker dropped after its wake: a wake by value
+        // drops the waker inside a wake that panics, while its panic unwinds,
+        // where a waker whose drop panics too aborts the process.
+        let report = |p: crate::loop_::PanicPayload| {
+            if std::thread::panicking() {
+                // A drop of an unwinding panic completes the write: that panic
+                // is the one that counts.
+                crate::callback::drop_quietly(p);
+            } else {
+                // SAFETY: `complete`'s contract: the loop's shared state is alive
+                // for this call.
+                unsafe { &*shared() }.panicked(p);
+            }
+        };
         for w in ready {
-            first.run(|| w.wake_by_ref());
-            first.run(move || drop(w));
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| w.wake_by_ref())) {
+                report(p);
+            }
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(w))) {
+                report(p);
+            }
         }
-        first.resume();
     }
 
     /// Write `seq`'s result, once it completed: its error if one is kept.
