@@ -73,6 +73,35 @@ pub fn run_catching(lp: &uv::Loop) -> Option<&'static str> {
     }
 }
 
+/// Runs `lp` (`RunMode::Default`) until nothing keeps it alive, resuming it after
+/// each panic `run` resumed; what `name` makes of each panic, in order (an error
+/// of `run` fails the test).
+pub fn run_collecting_with<T>(
+    lp: &uv::Loop,
+    name: impl Fn(&(dyn std::any::Any + Send)) -> T,
+) -> Vec<T> {
+    let mut panics = Vec::new();
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lp.run(uv::RunMode::Default)
+        })) {
+            Ok(r) => {
+                if !r.unwrap() {
+                    return panics;
+                }
+            }
+            Err(p) => panics.push(name(&*p)),
+        }
+    }
+}
+
+/// [`run_collecting_with`] for `Provoked` panics: their names (any other panic
+/// fails the test). Provoked panics are not printed from then on.
+pub fn run_collecting(lp: &uv::Loop) -> Vec<&'static str> {
+    quiet_provoked_panics();
+    run_collecting_with(lp, |p| provoked(p).expect("a provoked panic"))
+}
+
 /// [`run_catching`] with `RunMode::NoWait`.
 pub fn run_nowait_catching(lp: &uv::Loop) -> Option<&'static str> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(uv::RunMode::NoWait))) {

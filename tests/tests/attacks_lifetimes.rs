@@ -26,7 +26,7 @@ use uv::{
 };
 use uv_tests::net::pipe_and_std;
 use uv_tests::net::{pattern, run_until, tcp_listener, TempDir};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, run_collecting, PanicOnDrop};
 
 /// `len` bytes of a pattern shifted by `salt`, so that bytes of two streams mixed up
 /// show.
@@ -41,22 +41,6 @@ fn a_timer_fires(lp: &Loop) -> bool {
     Timer::once(lp, std::time::Duration::ZERO, move |_| f.set(true)).unwrap();
     lp.run(RunMode::Default).unwrap();
     fired.get()
-}
-
-/// Runs `lp` to its end, collecting the names of the `Provoked` panics `run`
-/// resumes (any other panic fails the test).
-fn run_collecting_panics(lp: &Loop) -> Vec<&'static str> {
-    quiet_provoked_panics();
-    let mut names = Vec::new();
-    loop {
-        match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))) {
-            Ok(r) => {
-                r.unwrap();
-                return names;
-            }
-            Err(p) => names.push(provoked(&*p).expect("a provoked panic")),
-        }
-    }
 }
 
 // ---- 1. the loop's read buffer traded with AsyncStream ----
@@ -733,7 +717,7 @@ fn panicking_request_callbacks_leave_the_loop_usable() {
     })
     .unwrap();
     drop(u);
-    let panics = run_collecting_panics(&lp);
+    let panics = run_collecting(&lp);
     assert!(!panics.is_empty());
     assert!(panics
         .iter()
@@ -1185,7 +1169,7 @@ fn a_panicking_read_callback_beside_a_trading_wrapper() {
             got
         })
         .unwrap();
-    let panics = run_collecting_panics(&lp);
+    let panics = run_collecting(&lp);
     assert!(!panics.is_empty() && panics.iter().all(|p| *p == "read"));
     w1.join().unwrap();
     w2.join().unwrap();
@@ -1269,7 +1253,7 @@ fn requests_with_large_captures_outlive_the_loop_and_their_handles() {
     )
     .unwrap();
     drop(u);
-    let panics = run_collecting_panics(&lp);
+    let panics = run_collecting(&lp);
     assert_eq!(panics, ["large"]);
     assert_eq!(seen.get(), 12);
     assert_eq!(
@@ -1315,7 +1299,7 @@ fn a_panicking_connection_callback_loses_no_connection() {
     let clients: Vec<std::net::TcpStream> = (0..N)
         .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
-    let panics = run_collecting_panics(&lp);
+    let panics = run_collecting(&lp);
     // One panic per iteration comes out (later ones of the same iteration are
     // dropped, as documented): at least one, at most one per panicking call.
     assert!((1..=N / 2).contains(&panics.len()));

@@ -9,7 +9,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -20,7 +19,7 @@ use uv::{
     SocketType, StatusCode,
 };
 use uv_tests::pool::{pool_lock, saturate, JobGate};
-use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, PanicOnDrop};
+use uv_tests::provoke::{provoke, provoked, quiet_provoked_panics, run_collecting, PanicOnDrop};
 
 // ---- helpers ----
 
@@ -36,22 +35,6 @@ struct DropCount(Arc<AtomicUsize>);
 impl Drop for DropCount {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Runs the loop until it has nothing left, collecting the provoked panics `run`
-/// resumes, in order.
-fn run_collecting(lp: &Loop) -> Vec<&'static str> {
-    let mut panics = Vec::new();
-    loop {
-        match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))) {
-            Ok(r) => {
-                if !r.unwrap() {
-                    return panics;
-                }
-            }
-            Err(p) => panics.push(provoked(&*p).expect("a provoked panic")),
-        }
     }
 }
 

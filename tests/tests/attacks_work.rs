@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use uv::{Loop, Pipe, Process, ProcessOptions, RunMode, StatusCode, Stdio};
 use uv_tests::pool::{pool_lock, saturate, JobGate};
+use uv_tests::provoke::run_collecting_with;
 
 // ---- helpers ----
 
@@ -43,21 +44,6 @@ struct LogOnDrop(Arc<Mutex<Vec<String>>>);
 impl Drop for LogOnDrop {
     fn drop(&mut self) {
         self.0.lock().unwrap().push("job dropped".into());
-    }
-}
-
-/// Runs the loop until it has nothing left, collecting the panics `run` resumes.
-fn run_collecting_panics(lp: &Loop) -> Vec<String> {
-    let mut panics = Vec::new();
-    loop {
-        match catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))) {
-            Ok(r) => {
-                if !r.unwrap() {
-                    return panics;
-                }
-            }
-            Err(p) => panics.push(uv_tests::panic_text(&*p).unwrap_or_default().to_string()),
-        }
     }
 }
 
@@ -111,7 +97,9 @@ fn a_cancelled_job_whose_capture_panics_on_drop_still_gets_ecanceled() {
         .unwrap();
     req.cancel().unwrap();
     sat.release.wait();
-    let panics = run_collecting_panics(&lp);
+    let panics = run_collecting_with(&lp, |p| {
+        uv_tests::panic_text(p).unwrap_or_default().to_string()
+    });
     assert_eq!(panics, ["job capture"]);
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert_eq!(
@@ -146,7 +134,12 @@ fn a_job_whose_capture_panics_on_drop_after_it_ran_is_a_job_panic() {
         },
     )
     .unwrap();
-    assert_eq!(run_collecting_panics(&lp), ["capture after the job"]);
+    assert_eq!(
+        run_collecting_with(&lp, |p| uv_tests::panic_text(p)
+            .unwrap_or_default()
+            .to_string()),
+        ["capture after the job"]
+    );
     assert!(!called.get());
     assert_eq!(after_drops.load(Ordering::SeqCst), 1);
     // The loop goes on.
@@ -172,7 +165,12 @@ fn a_panicked_job_whose_after_panics_on_drop_resurfaces_only_the_job_panic() {
         },
     )
     .unwrap();
-    assert_eq!(run_collecting_panics(&lp), ["the job"]);
+    assert_eq!(
+        run_collecting_with(&lp, |p| uv_tests::panic_text(p)
+            .unwrap_or_default()
+            .to_string()),
+        ["the job"]
+    );
     assert!(!lp.alive());
 }
 
