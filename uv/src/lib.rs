@@ -84,6 +84,9 @@ struct ReadmeDoctests;
 /// Declares a handle type from a spec file (see `spec/README.md`, "Adding a handle type").
 pub use uv_macros::handle;
 
+/// Declares a request type from a spec file (see `spec/README.md`, "Requests").
+pub use uv_macros::request;
+
 /// The raw libuv bindings (`libuv-sys2`), for what the safe API does not cover.
 pub use libuv_sys2 as sys;
 
