@@ -1816,13 +1816,8 @@ impl<K: HandleKind> Typed<K> {
     /// # Safety
     /// Called from the completion of a request of this handle.
     pub(crate) unsafe fn shared_for_request(&self) -> *const LoopShared {
-        // SAFETY: per the contract, the handle is in libuv or its loop is being
-        // abandoned: either way its `loop` field points at its loop (an abandoned
-        // one is leaked, never freed), whose `data` is the loop's shared state,
-        // kept alive by the loop's owner (whose teardown this is).
-        let p = unsafe { (*(*self.ptr.as_ptr()).loop_).data as *const LoopShared };
-        debug_assert!(!p.is_null());
-        p
+        // SAFETY: the caller's contract.
+        unsafe { shared_for_request(self.ptr.as_ptr()) }
     }
 
     /// The callback slots.
@@ -2664,3 +2659,17 @@ const _: () = {
     assert!(STATE_IN_UNION);
     assert!(ASYNC_CELL.size() == 128 + 8);
 };
+
+/// [`Typed::shared_for_request`] of the handle at `raw`.
+///
+/// # Safety
+/// As there: called from the completion of a request of the handle at `raw`.
+pub(crate) unsafe fn shared_for_request(raw: *mut sys::uv_handle_t) -> *const LoopShared {
+    // SAFETY: per the contract, the handle is in libuv or its loop is being
+    // abandoned: either way its `loop` field points at its loop (an abandoned
+    // one is leaked, never freed), whose `data` is the loop's shared state,
+    // kept alive by the loop's owner (whose teardown this is).
+    let p = unsafe { (*(*raw).loop_).data as *const LoopShared };
+    debug_assert!(!p.is_null());
+    p
+}

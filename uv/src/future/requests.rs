@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::handles::{Pipe, Process, ProcessOptions, Tcp, Udp};
 use crate::loop_::LoopHandle;
 use crate::stream::{Stream, WriteData};
+use crate::sys;
 use crate::{AddrInfo, AddrInfoHints, NameInfo, NameInfoFlags, Request, Signum};
 
 /// The completion callback [`request`] hands to the callback API it wraps.
@@ -299,13 +300,11 @@ fn submit_tracked<S: Stream>(stream: &S, data: impl WriteSource) -> Result<()> {
     // queues a finished write's callback for the loop's I/O phase,
     // `uv__write_req_finish` on Unix, a pending request on Windows; the cell,
     // once set, names its tracker for good, which the handle keeps alive until
-    // its close callback, after every write callback).
+    // its close callback, after every write callback), and `s` is the
+    // handle of the stream whose write completed.
     // Not submitted, the callback is dropped unrun.
-    // The loop's shared state is found (only when a waker panics) through the
-    // handle, which is in libuv or its abandoned loop's teardown completes it.
     let done = |s: &S, r| unsafe {
-        let shared = || s.typed().shared_for_request();
-        StreamWrites::complete(StreamWrites::of(s), r, &shared)
+        StreamWrites::complete(StreamWrites::of(s), r, s.typed().ptr().as_ptr())
     };
     data.write_to(stream, done)
 }
@@ -435,14 +434,10 @@ impl StreamWrites {
     ///
     /// # Safety
     /// `this` is the tracker of this write's stream (from a write callback: the
-    /// handle keeps a count of it until its close callback, which runs after);
-    /// `shared` gives that loop's shared state, alive for this call.
+    /// handle keeps a count of it until its close callback, which runs after),
+    /// and `stream` that stream's handle.
     #[inline]
-    unsafe fn complete(
-        this: *const StreamWrites,
-        r: Result<()>,
-        shared: &dyn Fn() -> *const crate::loop_::LoopShared,
-    ) {
+    unsafe fn complete(this: *const StreamWrites, r: Result<()>, stream: *mut sys::uv_handle_t) {
         // SAFETY: the caller's contract.
         let w = unsafe { &*this };
         let seq = w.completed.get() + 1;
@@ -451,7 +446,8 @@ impl StreamWrites {
             w.failed(seq, e);
         }
         if seq >= w.next_wake.get() {
-            w.wake(seq, shared);
+            // SAFETY: the contract (`stream` is the write's handle).
+            unsafe { w.wake(seq, stream) };
         }
     }
 
@@ -480,8 +476,11 @@ impl StreamWrites {
     }
 
     /// Wakes the tasks waiting for writes up to `done` (completed).
+    ///
+    /// # Safety
+    /// `stream` is the handle of the stream whose write completed (`complete`).
     #[inline(never)]
-    fn wake(&self, done: u64, shared: &dyn Fn() -> *const crate::loop_::LoopShared) {
+    unsafe fn wake(&self, done: u64, stream: *mut sys::uv_handle_t) {
         let mut ready = Vec::new();
         {
             let mut wakers = self.wakers.borrow_mut();
@@ -508,9 +507,10 @@ impl StreamWrites {
                 // is the one that counts.
                 crate::callback::drop_quietly(p);
             } else {
-                // SAFETY: `complete`'s contract: the loop's shared state is alive
-                // for this call.
-                unsafe { &*shared() }.panicked(p);
+                // SAFETY: the contract: from the completion of a write request
+                // of `stream` (`shared_for_request`'s contract), which gives the
+                // loop's shared state, alive for this call.
+                unsafe { &*crate::handle::shared_for_request(stream) }.panicked(p);
             }
         };
         for w in ready {
