@@ -58,6 +58,7 @@ fn scenario_child() {
         "ring_requests_of_an_abandoned_loop" => ring_requests(false),
         "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         "after_fork_out_of_descriptors" => after_fork_out_of_descriptors(),
+        "signal_start_before_after_fork" => signal_start_before_after_fork(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -433,6 +434,47 @@ fn signal_watch_of_an_abandoned_loop() {
 #[test]
 fn a_signal_watch_of_an_abandoned_loop_leaves_the_process_table() {
     let (status, stderr) = in_child("signal_watch_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a forked child starts a signal watch on a loop it did not re-create
+/// (`after_fork`). The watch started: libuv's handler in the child would write
+/// each delivery, naming the child's new handle, to that loop's signal pipe,
+/// which is the parent's, and the parent's loop would read a handle at that
+/// address in its own memory. Now `start` and `start_oneshot` are `EINVAL` there
+/// (the spec's `own_process` state) and the handle stays stopped; after
+/// `after_fork` the same handle starts and gets the child's signal.
+fn signal_start_before_after_fork() {
+    let lp = Loop::new().unwrap();
+    forked(|| {
+        let s = Signal::new(&lp).unwrap();
+        let refused = s.start(Signum::User2, |_, _| {}).map_err(|e| e.code())
+            == Err(StatusCode::EINVAL)
+            && s.start_oneshot(Signum::User2, |_, _| {})
+                .map_err(|e| e.code())
+                == Err(StatusCode::EINVAL)
+            && !s.is_active();
+        if !refused || lp.after_fork().is_err() {
+            return false;
+        }
+        let got = Rc::new(Cell::new(0));
+        let g = got.clone();
+        if s.start(Signum::User2, move |_, _| g.set(g.get() + 1))
+            .is_err()
+        {
+            return false;
+        }
+        uv_tests::raise("USR2");
+        let delivered = run_until(&lp, || got.get() > 0);
+        s.close();
+        delivered && got.get() == 1 && !lp.run(RunMode::Default).unwrap()
+    });
+    finish(&lp);
+}
+
+#[test]
+fn a_signal_watch_is_refused_in_a_child_that_did_not_re_create_the_loop() {
+    let (status, stderr) = in_child("signal_start_before_after_fork");
     assert!(status.success(), "{status}: {stderr}");
 }
 

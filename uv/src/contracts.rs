@@ -473,6 +473,23 @@ pub unsafe fn poll_settled(p: *mut sys::uv_fs_poll_t, op: &'static str) -> Resul
     Ok(())
 }
 
+/// Spec state `own_process`: `EINVAL` when the handle's loop is not this
+/// process's, in a forked child that did not re-create it (`Loop::after_fork`).
+/// The child shares that loop's signal pipe with the parent: a signal watch
+/// started there would send the child's deliveries, each naming a handle in the
+/// child's memory, to the parent's loop, which would read that handle in its own
+/// memory.
+///
+/// # Safety
+/// `h` must be an open handle made by this library.
+#[inline]
+pub unsafe fn own_process(h: *mut sys::uv_handle_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the handle is open, so its loop is open and its
+    // `data` is the loop's shared state, which the loop's owner keeps alive.
+    let shared = unsafe { &*((*(*h).loop_).data as *const crate::loop_::LoopShared) };
+    shared.check_process(op)
+}
+
 /// Spec state `not_listening`: the stream listens for connections (`EINVAL`).
 ///
 /// # Safety

@@ -133,7 +133,7 @@ pub mod runtime {
     /// The handle states a spec method can require (`requires = [...]`).
     pub mod contracts {
         pub use crate::contracts::{
-            named, not_connected, not_connecting, not_listening, poll_settled,
+            named, not_connected, not_connecting, not_listening, own_process, poll_settled,
         };
     }
     pub use crate::handle::Place;

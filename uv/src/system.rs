@@ -1051,8 +1051,11 @@ impl LoopHandle {
     /// parent's signal pipe (libuv's handler and table are inherited): the
     /// parent's callback runs for a signal only the child got. A child that
     /// keeps running with the parent's loops re-creates or drops them first:
-    /// until then `run` (and `block_on`) and new thread-pool requests
-    /// (file system, `queue_work`, `random`, DNS) on the loop are `EINVAL`, and a
+    /// until then `run` (and `block_on`), new thread-pool requests
+    /// (file system, `queue_work`, `random`, DNS) and new signal watches
+    /// ([`Signal::start`](crate::Signal::start), `start_oneshot`: the child's
+    /// deliveries would reach the parent's loop, naming a handle of the child's
+    /// memory) on the loop are `EINVAL`, and a
     /// [`Request::cancel`](crate::Request::cancel) of one the parent started is
     /// `EBUSY`.
     ///

@@ -333,6 +333,22 @@ fn requires_checks(m: &crate::spec::MethodSpec, op: &str, ctx: &Ctx) -> TokenStr
     }
 }
 
+/// The documentation of the states a method `requires`: what each refuses, as a
+/// paragraph after the method's own text (empty without states).
+fn requires_doc(m: &crate::spec::MethodSpec) -> String {
+    let parts: Vec<String> = m
+        .requires
+        .iter()
+        .filter_map(|r| crate::spec::StateRule::find(r.as_str()))
+        .map(|rule| format!("`{}` unless {}", rule.code, rule.doc))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("\n\nChecked before the C call: {}.", parts.join("; "))
+    }
+}
+
 /// What every part of one handle type's emission shares.
 struct HandleEmitter<'a> {
     m: &'a HandleModel<'a>,
@@ -689,9 +705,10 @@ impl HandleEmitter<'_> {
         let req_ty = ident(m.request.as_ref().expect("checked by the caller"));
         let requires = requires_checks(m, &op, ctx);
         let mdoc = doc_attr(&format!(
-            "{}\n\nC: `{}`. The callback runs once, with the result; the handle stays alive until then. `ClosedHandle` on a closed handle.",
+            "{}\n\nC: `{}`. The callback runs once, with the result; the handle stays alive until then. `ClosedHandle` on a closed handle.{}",
             m.doc.trim_end(),
-            c.value
+            c.value,
+            requires_doc(m)
         ));
         let sf = safety(
             ctx,
@@ -855,9 +872,10 @@ impl HandleEmitter<'_> {
             " `ClosedHandle` on a closed handle."
         };
         let mdoc = doc_attr(&format!(
-            "{}\n\nC: `{}`.{noop_doc}",
+            "{}\n\nC: `{}`.{noop_doc}{}",
             m.doc.trim_end(),
-            c.value
+            c.value,
+            requires_doc(m)
         ));
         // A C function that may install libuv's handler for a signal runs under the
         // runtime's lock on signal actions (`hooks::signal_call`).

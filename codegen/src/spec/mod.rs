@@ -187,6 +187,13 @@ impl StateRule {
             c_type: Some("uv_fs_poll_t"),
             guards: &["uv_fs_poll_start"],
         },
+        StateRule {
+            name: "own_process",
+            code: "EINVAL",
+            doc: "the loop is this process's, not one a forked child did not re-create (`after_fork`): the child shares that loop's signal pipe with the parent, so a watch started there would send the child's deliveries, each naming a handle in the child's memory, to the parent's loop, which would read that handle in its own memory",
+            c_type: Some("uv_signal_t"),
+            guards: &["uv_signal_start", "uv_signal_start_oneshot"],
+        },
     ];
 
     /// The rule named `name`.

@@ -1184,7 +1184,7 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                     out.push(
                         c.loc
                             .error(format!(
-                                "`{}` needs the state check `{}` before the call, as libuv asserts it: {} (`{}` otherwise)",
+                                "`{}` needs the state check `{}` before the call: {} (`{}` otherwise)",
                                 c.value, rule.name, rule.doc, rule.code
                             ))
                             .hint(format!("add \"{}\" to the method's `requires`", rule.name)),
