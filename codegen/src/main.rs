@@ -72,6 +72,14 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
+    match a.cmd.as_str() {
+        "check" => {}
+        "expand" if a.out.is_none() => return Err("expand needs --out DIR".into()),
+        "diff" if a.from.is_none() => return Err("diff needs --from DIR".into()),
+        "diff" if a.to.is_none() => return Err("diff needs --to DIR".into()),
+        "expand" | "diff" => {}
+        other => return Err(format!("unknown command `{other}`")),
+    }
     Ok(a)
 }
 
@@ -88,8 +96,7 @@ fn spec_dir(given: Option<PathBuf>) -> PathBuf {
     })
 }
 
-fn run() -> Result<bool, String> {
-    let args = parse_args()?;
+fn run(args: Args) -> Result<bool, String> {
     if args.cmd == "diff" {
         let from = args.from.ok_or("diff needs --from DIR")?;
         let to = args.to.ok_or("diff needs --to DIR")?;
@@ -201,14 +208,23 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    match run() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            if !e.is_empty() {
+            // Spec diagnostics come as `file:line:col: error: ...` already.
+            if e.contains(": error: ") {
+                eprintln!("{e}");
+            } else {
                 eprintln!("error: {e}");
             }
-            eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }
