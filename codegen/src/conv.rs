@@ -89,6 +89,7 @@ pub enum Conv {
     File,
     /// `file_offset`.
     FileOffset,
+    /// `file_size`.
     FileSize,
     /// `system_time`.
     SystemTime,
