@@ -89,6 +89,7 @@ pub enum Conv {
     File,
     /// `file_offset`.
     FileOffset,
+    /// `file_size`.
     FileSize,
     /// `system_time`.
     SystemTime,
@@ -853,7 +854,12 @@ pub fn markdown_table() -> String {
         let c = match d.c_types {
             CTypes::Exact(ts) => ts
                 .iter()
-                .map(|t| format!("`{}`", t.replace("*const", "*const ")))
+                .map(|t| {
+                    format!(
+                        "`{}`",
+                        t.replace("*const", "*const ").replace("*mut", "*mut ")
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             CTypes::EnumLike => "`c_int`, `c_uint`, or any enum type of uv.h".into(),

@@ -4,6 +4,7 @@
 //! uv-codegen check  [--spec DIR] [--include DIR] [--list]   coverage report; exit 1 on gaps
 //! uv-codegen expand --out DIR [--spec DIR]                   write the generated Rust for reading
 //! uv-codegen diff   --from DIR --to DIR                       what changed between two uv.h
+//! uv-codegen help                                             this usage (also -h, --help)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use std::time::Instant;
 use uv_codegen::{check, diff, emit, generate_core, headers, load_spec, resolve, Ctx, HeaderModel};
 
 const USAGE: &str = "usage:
+  uv-codegen help (or -h, --help)
+      Prints this usage.
   uv-codegen check  [--spec DIR] [--include DIR] [--list]
       Cross-checks the spec against the libuv headers and prints the coverage table.
       Exits 1 when the headers hold a status code, handle type, request type, enum
@@ -20,7 +23,8 @@ const USAGE: &str = "usage:
       ignored or todo), or when the spec names something the headers lack.
       --list also lists manual, ignored and todo items.
   uv-codegen expand --out DIR [--spec DIR]
-      Writes the generated Rust (status codes, errors, enums, one file per handle).
+      Writes the generated Rust (status codes, errors, enums, one file per handle
+      type in handles/ and per generated request type in requests/).
   uv-codegen diff --from DIR --to DIR
       Compares two libuv include directories (each holding uv.h) and prints what
       changed: status codes, handle and request types, enums and their members,
@@ -65,9 +69,16 @@ fn parse_args() -> Result<Args, String> {
             "--from" => a.from = Some(value("--from")?),
             "--to" => a.to = Some(value("--to")?),
             "--list" => a.list = true,
-            "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
+    }
+    match a.cmd.as_str() {
+        "check" => {}
+        "expand" if a.out.is_none() => return Err("expand needs --out DIR".into()),
+        "diff" if a.from.is_none() => return Err("diff needs --from DIR".into()),
+        "diff" if a.to.is_none() => return Err("diff needs --to DIR".into()),
+        "expand" | "diff" => {}
+        other => return Err(format!("unknown command `{other}`")),
     }
     Ok(a)
 }
@@ -85,8 +96,7 @@ fn spec_dir(given: Option<PathBuf>) -> PathBuf {
     })
 }
 
-fn run() -> Result<bool, String> {
-    let args = parse_args()?;
+fn run(args: Args) -> Result<bool, String> {
     if args.cmd == "diff" {
         let from = args.from.ok_or("diff needs --from DIR")?;
         let to = args.to.ok_or("diff needs --to DIR")?;
@@ -182,15 +192,39 @@ fn run() -> Result<bool, String> {
     }
 }
 
+/// `help`, `-h` or `--help` anywhere: the usage on stdout, and success.
+fn asks_for_help() -> bool {
+    let mut args = std::env::args().skip(1);
+    let first = args.next();
+    first.as_deref() == Some("help")
+        || first
+            .into_iter()
+            .chain(args)
+            .any(|a| a == "-h" || a == "--help")
+}
+
 fn main() -> ExitCode {
-    match run() {
+    if asks_for_help() {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            if !e.is_empty() {
+            // Spec diagnostics come as `file:line:col: error: ...` already.
+            if e.contains(": error: ") {
+                eprintln!("{e}");
+            } else {
                 eprintln!("error: {e}");
             }
-            eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }

@@ -476,3 +476,40 @@ fn odd_header_sets_are_errors_or_empty_models() {
         .render()
         .contains("no changes"));
 }
+
+/// A spec type named after a type the runtime defines beside the generated ones
+/// (`uv::File`, `uv::Stdio`, `uv::JoinHandle`, ...) is refused at its line. The
+/// loader knew only some of those names: an enum `File` in this crate's spec
+/// passed it, and the crate root's `pub use file::File` silently hid the generated
+/// type, which the root re-exports by glob (a handle `Stdio` made `uv::handles`
+/// fail to compile instead).
+#[test]
+fn names_the_runtime_defines_are_refused() {
+    for name in [
+        "File",
+        "Stdio",
+        "JoinHandle",
+        "Timespec",
+        "Datagram",
+        "SockAddr",
+    ] {
+        let dir = tempdir(&format!("reserved-{name}"));
+        copy_spec(&dir);
+        let run_mode = dir.join("enums").join("run_mode.toml");
+        let text = std::fs::read_to_string(&run_mode).unwrap();
+        std::fs::write(
+            &run_mode,
+            text.replacen("name = \"RunMode\"", &format!("name = \"{name}\""), 1),
+        )
+        .unwrap();
+        let out = uv_codegen::load_spec(&dir, Path::new("spec"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            out.contains(&format!(
+                "spec/enums/run_mode.toml:2:8: error: `{name}` is a name the runtime already uses"
+            )),
+            "{name}: {out}"
+        );
+    }
+}

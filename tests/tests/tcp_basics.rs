@@ -253,3 +253,31 @@ fn keepalive_probes_reach_the_socket() {
     );
     lp.run(RunMode::Default).unwrap();
 }
+
+/// `Tcp`, `Udp` and `Pipe` from `std` sockets take a `&Loop` as well as a
+/// `&LoopHandle`, as the README and the conversions' docs write it
+/// (`Tcp::try_from((&lp, listener))`). Only `(&LoopHandle, _)` was implemented, so
+/// that form did not compile; the socket keeps its address in the handle now.
+#[test]
+fn std_sockets_convert_on_a_loop_or_a_loop_handle() {
+    let lp = Loop::new().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tcp = Tcp::try_from((&lp, listener)).unwrap();
+    assert_eq!(tcp.local_addr().unwrap(), addr);
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let udp = uv::Udp::try_from((&lp, socket)).unwrap();
+    assert_eq!(udp.local_addr().unwrap(), addr);
+
+    let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let pipe = uv::Pipe::try_from((&lp, ours)).unwrap();
+    assert_eq!(pipe.handle_type(), HandleType::NamedPipe);
+
+    for h in [uv::Handle::from(tcp), udp.into(), pipe.into()] {
+        h.close();
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.handle_count(), 0);
+}

@@ -5,6 +5,9 @@
 //! exits (non-zero on any mismatch). Loopback only, well under a second.
 //!
 //! Run with `cargo run -p libuv-safe --example async_echo_server`.
+//!
+//! It prints the server's address, `client N: 100 lines echoed` for each client,
+//! and the number of bytes the server echoed.
 
 use futures::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use futures::StreamExt;

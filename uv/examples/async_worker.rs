@@ -8,6 +8,10 @@
 //! a number of calls.
 //!
 //! Run with `cargo run -p libuv-safe --example async_worker`.
+//!
+//! It prints the `call_later` check, each wake-up with the results it drained
+//! (sends may coalesce, so there may be fewer wake-ups than results), the results
+//! with the number of wake-ups, and the `EINVAL` error of a send after the close.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

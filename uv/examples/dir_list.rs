@@ -5,6 +5,9 @@
 //! Run with `cargo run -p libuv-safe --example dir_list`: it lists a small tree
 //! it makes in a temporary directory and checks what it saw. As a tool:
 //! `cargo run -p libuv-safe --example dir_list -- DIR`.
+//!
+//! It prints the directory, one line per entry (type, size, name), and `ok: 4
+//! entries listed and checked` (as a tool, the entries only).
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

@@ -11,6 +11,10 @@
 //! `cargo run -p libuv-safe --example dns_lookup -- NAME...` looks up each name
 //! (all at once, on the thread pool), prints the addresses, and exits with an
 //! error if one of them fails; that may use the network.
+//!
+//! It prints each answer of `getaddrinfo` (address, family, socket type, protocol),
+//! the host and service `getnameinfo` gives, and a last line saying that the
+//! answers agree.
 
 use std::cell::RefCell;
 use std::collections::HashSet;

@@ -6,6 +6,10 @@
 //! (exit status 101); a 5-second watchdog fails a hung run.
 //!
 //! Run with `cargo run -p libuv-safe --example file_watcher`.
+//!
+//! It prints one line per event (`event: a.txt (FsEventKind(RENAME))`, ...) and per
+//! poll (`poll: log.txt 0 -> 11 bytes`), then `ok`; the events libuv reports for
+//! one change depend on the platform.
 
 use std::cell::RefCell;
 use std::path::PathBuf;

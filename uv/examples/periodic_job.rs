@@ -16,6 +16,9 @@
 //! handle closed. Any failure panics (exit status 101); a watchdog fails a hung run.
 //!
 //! Run with `cargo run -p libuv-safe --example periodic_job`.
+//!
+//! It prints a line per job dispatched, the status report, `Terminate: shutting
+//! down`, the results, and `done: 6 jobs, one status report, orderly shutdown`.
 
 #[cfg(unix)]
 fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,6 +11,9 @@
 //! client sees EOF in turn and closes, and the loop ends with no handle left.
 //!
 //! Run with `cargo run -p libuv-safe --example pipe_echo`.
+//!
+//! It prints each step of the server and the client, then `done: echo matches,
+//! every handle closed, socket file removed`.
 
 use uv::Stream;
 #[cfg(unix)]

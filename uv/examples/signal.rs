@@ -4,6 +4,9 @@
 //! `kill`.
 //!
 //! Run with `cargo run -p libuv-safe --example signal`.
+//!
+//! It prints each signal it sends and each delivery, then the list received:
+//! `received: [User1, User2]`.
 
 #[cfg(unix)]
 fn run() -> Result<(), Box<dyn std::error::Error>> {

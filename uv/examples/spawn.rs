@@ -2,6 +2,10 @@
 //! reads, prints what the child wrote and how it exited, and checks both.
 //!
 //! Run with `cargo run -p libuv-safe --example spawn`.
+//!
+//! It prints the child's pid, what the child wrote (`hello from the child`), its
+//! exit status (3, no signal), and the `ENOENT` error of a spawn of a program that
+//! does not exist.
 
 #[cfg(unix)]
 fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,6 +3,10 @@
 //! one-shot timer into a repeating one.
 //!
 //! Run with `cargo run -p libuv-safe --example timers`.
+//!
+//! It prints the one-shot fire, the repeating timer's three ticks and its close,
+//! the `EINVAL` of `again` before any start, the three fires of the timer turned
+//! repeating, then `done`.
 
 use std::cell::RefCell;
 use std::rc::Rc;

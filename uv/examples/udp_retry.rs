@@ -15,6 +15,9 @@
 //! fails a hung run.
 //!
 //! Run with `cargo run -p libuv-safe --example udp_retry`.
+//!
+//! It prints each attempt to each server, the lossy server's drops and answer, the
+//! silent server's give-up, then a `done:` line with the attempt counts.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;

@@ -15,6 +15,9 @@
 //! failure panics (exit status 101), and a 5-second watchdog fails a hung run.
 //!
 //! Run with `cargo run -p libuv-safe --example unix_chat`.
+//!
+//! It prints the server's steps, each client's leaving, what each client heard,
+//! then `done: every client heard the others, in order; every handle closed`.
 
 #[cfg(unix)]
 fn run() -> Result<(), Box<dyn std::error::Error>> {

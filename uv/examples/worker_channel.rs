@@ -8,6 +8,9 @@
 //! stops the loop (it is unreferenced, so it does not hold the loop open by itself).
 //!
 //! Run with `cargo run -p libuv-safe --example worker_channel`.
+//!
+//! It prints each worker's end (`worker 0 done (1 of 4)`, ...) and the total:
+//! `17984 primes below 200000 from 4 workers (100 reports)`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -68,7 +68,10 @@ pub fn is_ident(s: &str) -> bool {
         && !KEYWORDS.contains(&s)
 }
 
-/// Names the runtime already uses at the crate root; generated types must not take them.
+/// Type names the runtime already uses at the crate root, or beside the handle types
+/// in `uv::handles`; generated types must not take them. (An explicit `pub use` at
+/// the crate root would silently hide a generated type of the same name, which the
+/// root re-exports by glob; in `uv::handles` the two `pub use`s would clash.)
 const RESERVED_TYPES: &[&str] = &[
     "Error",
     "Result",
@@ -89,6 +92,29 @@ const RESERVED_TYPES: &[&str] = &[
     "PoolAllocator",
     "Stream",
     "Stat",
+    "StatFs",
+    "Timespec",
+    "SendAddr",
+    "SockAddr",
+    "AddrInfo",
+    "AddrInfoHints",
+    "DnsRequest",
+    "NameInfo",
+    "File",
+    "FileTime",
+    "Dir",
+    "DirEntry",
+    "JoinError",
+    "JoinHandle",
+    "PanicHook",
+    "PanicPayload",
+    "RawFd",
+    "RawSocket",
+    "AsyncSender",
+    "CallLater",
+    "ProcessOptions",
+    "Stdio",
+    "Datagram",
 ];
 
 /// Methods every handle has from the runtime core.

@@ -14,7 +14,8 @@
 //! 5. [`errors`]: `uv::Error`, end of stream, cancelled requests, closed handles.
 //! 6. [`panics`]: what happens when a callback panics.
 //! 7. [`handle_types`]: an example for each of `Timer`, `Idle`, `Prepare`, `Check`,
-//!    `Async`, `Signal`, `Poll`, `Tcp`, `Pipe`, `Tty` and `Udp`.
+//!    `Async`, `Signal`, `Poll`, `Tcp`, `Pipe`, `Tty`, `Udp`, `FsEvent`, `FsPoll`
+//!    and `Process`.
 //! 8. [`requests`]: an example for each request: connect, write, shutdown, UDP
 //!    send, `getaddrinfo` and `getnameinfo`, and the file-system operations.
 //! 9. [`processes`]: spawning children, their standard I/O, exit, signals and

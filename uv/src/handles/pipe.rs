@@ -29,8 +29,8 @@ impl Pipe {
     }
 }
 
-/// `Pipe` (without IPC) from a `std` Unix socket on a loop:
-/// `Pipe::try_from((&lp, stream))`. The socket is handed back on error.
+/// `Pipe` (without IPC) from a `std` Unix socket on a loop (a `&Loop` or a
+/// `&LoopHandle`): `Pipe::try_from((&lp, stream))`. The socket is handed back on error.
 #[cfg(unix)]
 macro_rules! pipe_from_std {
     ($($std:ty),*) => {$(
@@ -44,6 +44,14 @@ macro_rules! pipe_from_std {
                 };
                 pipe.open(s).map_err(|r| r.map(<$std>::from))?;
                 Ok(pipe)
+            }
+        }
+
+        impl TryFrom<(&crate::Loop, $std)> for Pipe {
+            type Error = crate::Rejected<$std>;
+
+            fn try_from((lp, s): (&crate::Loop, $std)) -> std::result::Result<Pipe, Self::Error> {
+                Pipe::try_from((&**lp, s))
             }
         }
     )*};

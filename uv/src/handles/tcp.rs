@@ -29,8 +29,8 @@ impl Tcp {
     }
 }
 
-/// `Tcp` from a `std` socket on a loop: `Tcp::try_from((&lp, listener))`. The socket
-/// is handed back on error.
+/// `Tcp` from a `std` socket on a loop (a `&Loop` or a `&LoopHandle`):
+/// `Tcp::try_from((&lp, listener))`. The socket is handed back on error.
 macro_rules! tcp_from_std {
     ($($std:ty),*) => {$(
         impl TryFrom<(&crate::LoopHandle, $std)> for Tcp {
@@ -43,6 +43,14 @@ macro_rules! tcp_from_std {
                 };
                 tcp.open(s).map_err(|r| r.map(<$std>::from))?;
                 Ok(tcp)
+            }
+        }
+
+        impl TryFrom<(&crate::Loop, $std)> for Tcp {
+            type Error = crate::Rejected<$std>;
+
+            fn try_from((lp, s): (&crate::Loop, $std)) -> std::result::Result<Tcp, Self::Error> {
+                Tcp::try_from((&**lp, s))
             }
         }
     )*};

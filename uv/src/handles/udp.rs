@@ -1381,3 +1381,14 @@ impl TryFrom<(&crate::LoopHandle, std::net::UdpSocket)> for Udp {
         Ok(udp)
     }
 }
+
+/// `Udp` from a `std` socket on a `&Loop`: as from a `&LoopHandle`.
+impl TryFrom<(&crate::Loop, std::net::UdpSocket)> for Udp {
+    type Error = crate::Rejected<std::net::UdpSocket>;
+
+    fn try_from(
+        (lp, s): (&crate::Loop, std::net::UdpSocket),
+    ) -> std::result::Result<Udp, Self::Error> {
+        Udp::try_from((&**lp, s))
+    }
+}
