@@ -1,0 +1,1544 @@
+//! Scenarios of libuv's own test suite (`libuv/test/test-*.c`) that the other suites
+//! do not check yet, ported to the safe API: handles. Each test names the libuv file
+//! it mirrors and checks values, counts, error codes and ordering, never durations.
+//! Where the safe API deliberately answers differently from libuv (a closed handle
+//! is `ClosedHandle`, not libuv's `EINVAL`), the test pins the safe answer and says
+//! why.
+
+#![cfg(unix)]
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use uv::Stream as _;
+use uv::{
+    Category, Check, FsEvent, FsEventFlags, FsPoll, Idle, Loop, Pipe, PipeFlags, Poll, PollEvent,
+    Prepare, Process, ProcessOptions, RunMode, Signal, Signum, StatusCode, Stdio, Tcp, TcpFlags,
+    Timer, Udp, UdpFlags,
+};
+use uv_tests::net::TempDir;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn counter() -> Rc<Cell<usize>> {
+    Rc::new(Cell::new(0))
+}
+
+fn bump(c: &Cell<usize>) {
+    c.set(c.get() + 1);
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+type Log = Rc<RefCell<Vec<&'static str>>>;
+
+fn log() -> Log {
+    Rc::new(RefCell::new(Vec::new()))
+}
+
+fn code<T: std::fmt::Debug>(r: uv::Result<T>) -> StatusCode {
+    r.expect_err("expected an error").code()
+}
+
+/// A port of 127.0.0.1 on which nothing listens (bound, then released).
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Timers
+
+/// Mirrors libuv's test-timer.c `timer_order`: timers with the same timeout fire
+/// in the order they were started, whichever order they were made in.
+#[test]
+fn timers_with_the_same_timeout_fire_in_start_order() {
+    let lp = Loop::new().unwrap();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let timers: Vec<Timer> = (0..4).map(|_| Timer::new(&lp).unwrap()).collect();
+    for &i in &[2usize, 0, 3, 1] {
+        let o = order.clone();
+        timers[i]
+            .start(Duration::ZERO, Duration::ZERO, move |_| {
+                o.borrow_mut().push(i)
+            })
+            .unwrap();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*order.borrow(), vec![2, 0, 3, 1]);
+    // Started again in another order: the new order holds.
+    for &i in &[1usize, 3, 0, 2] {
+        let o = order.clone();
+        timers[i]
+            .start(MS, Duration::ZERO, move |_| o.borrow_mut().push(10 + i))
+            .unwrap();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(order.borrow()[4..], [11, 13, 10, 12]);
+}
+
+/// Mirrors libuv's test-timer.c `timer_huge_timeout`: a timeout near the largest
+/// duration (libuv clamps `now + timeout` to the largest time) is accepted, never
+/// fires, keeps the loop alive while referenced, and ends the run once unreferenced.
+#[test]
+fn a_huge_timeout_is_accepted_and_never_fires() {
+    let lp = Loop::new().unwrap();
+    let fired = counter();
+    let timers: Vec<Timer> = [
+        Duration::from_millis(0xffff_ffff_ffff),
+        Duration::from_millis(u64::MAX),
+        Duration::MAX,
+    ]
+    .iter()
+    .map(|&timeout| {
+        let t = Timer::new(&lp).unwrap();
+        let f = fired.clone();
+        t.start(timeout, Duration::ZERO, move |_| bump(&f)).unwrap();
+        assert!(t.is_active());
+        // Due in more than a century.
+        assert!(t.due_in().unwrap() > Duration::from_secs(100 * 365 * 86_400));
+        t
+    })
+    .collect();
+    // Alive, and nothing due: a non-blocking run returns at once with work left.
+    assert!(lp.run(RunMode::NoWait).unwrap());
+    for t in &timers {
+        t.unref().unwrap();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 0);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-timer.c `timer_huge_repeat`: a timer whose repeat is the
+/// largest duration fires once (its next run is clamped to the end of time), while
+/// a small repeating timer beside it keeps firing, ten times here.
+#[test]
+fn a_huge_repeat_fires_once() {
+    let lp = Loop::new().unwrap();
+    let (huge_calls, tiny_calls) = (counter(), counter());
+    let huge = Timer::new(&lp).unwrap();
+    let h = huge_calls.clone();
+    huge.start(MS, Duration::MAX, move |_| bump(&h)).unwrap();
+    let tiny = Timer::new(&lp).unwrap();
+    let (t, hh) = (tiny_calls.clone(), huge.clone());
+    tiny.start(2 * MS, 2 * MS, move |tm| {
+        bump(&t);
+        if t.get() == 10 {
+            tm.close();
+            hh.close();
+        }
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(tiny_calls.get(), 10);
+    assert_eq!(huge_calls.get(), 1);
+}
+
+/// Mirrors libuv's test-timer.c `timer_run_once`: `RunMode::Once` fires a due
+/// timer (a zero timeout, then one of a millisecond, for which it waits) and
+/// answers that nothing is left.
+#[test]
+fn run_once_fires_a_due_timer_and_reports_nothing_left() {
+    let lp = Loop::new().unwrap();
+    let fired = counter();
+    let t = Timer::new(&lp).unwrap();
+    let f = fired.clone();
+    t.start(Duration::ZERO, Duration::ZERO, move |_| bump(&f))
+        .unwrap();
+    assert!(!lp.run(RunMode::Once).unwrap());
+    assert_eq!(fired.get(), 1);
+    let f = fired.clone();
+    t.start(MS, Duration::ZERO, move |_| bump(&f)).unwrap();
+    assert!(!lp.run(RunMode::Once).unwrap());
+    assert_eq!(fired.get(), 2);
+    t.close();
+    assert!(!lp.run(RunMode::Once).unwrap());
+}
+
+/// Mirrors libuv's test-timer.c `timer_start_twice`: a second start replaces the
+/// first (its timeout and its callback); the timer fires once, through the second
+/// callback.
+#[test]
+fn starting_a_timer_twice_replaces_the_first_start() {
+    let lp = Loop::new().unwrap();
+    let calls = log();
+    let t = Timer::new(&lp).unwrap();
+    let c = calls.clone();
+    t.start(Duration::from_secs(3600), Duration::ZERO, move |_| {
+        c.borrow_mut().push("first")
+    })
+    .unwrap();
+    let c = calls.clone();
+    t.start(Duration::ZERO, Duration::ZERO, move |_| {
+        c.borrow_mut().push("second")
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*calls.borrow(), ["second"]);
+}
+
+/// Mirrors libuv's test-timer.c `timer_no_run_on_unref`: an unreferenced timer does
+/// not keep `run` going, so it never fires.
+#[test]
+fn an_unreferenced_timer_does_not_run() {
+    let lp = Loop::new().unwrap();
+    let fired = counter();
+    let t = Timer::new(&lp).unwrap();
+    let f = fired.clone();
+    t.start(Duration::from_secs(3600), Duration::ZERO, move |_| bump(&f))
+        .unwrap();
+    t.unref().unwrap();
+    assert!(!t.has_ref());
+    assert!(t.is_active());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 0);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-timer.c `timer_init` and `timer_is_closing`: a fresh timer
+/// is inactive, due in zero and without repeat; a closing one is closing and
+/// inactive, and answers `ClosedHandle` (libuv would be asked about freed state).
+#[test]
+fn a_fresh_and_a_closing_timer() {
+    let lp = Loop::new().unwrap();
+    let t = Timer::new(&lp).unwrap();
+    assert!(!t.is_active());
+    assert!(!t.is_closing());
+    assert!(t.has_ref());
+    assert_eq!(t.due_in().unwrap(), Duration::ZERO);
+    assert_eq!(t.repeat().unwrap(), Duration::ZERO);
+    t.start(Duration::from_secs(10), Duration::ZERO, |_| {})
+        .unwrap();
+    assert!(t.is_active());
+    t.close();
+    assert!(t.is_closing());
+    assert!(!t.is_active());
+    assert_eq!(t.due_in().unwrap_err().kind(), Category::ClosedHandle);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert!(t.is_closed());
+}
+
+/// Mirrors libuv's test-timer-again.c: `again` restarts a repeating timer with its
+/// repeat as the timeout; a repeat changed with `set_repeat` takes effect at the
+/// next `again`; `again` on a started timer without repeat leaves it as it was.
+#[test]
+fn again_restarts_with_the_repeat() {
+    let lp = Loop::new().unwrap();
+    // Without repeat: `again` is accepted and changes nothing.
+    let plain = Timer::new(&lp).unwrap();
+    plain
+        .start(Duration::from_secs(3600), Duration::ZERO, |_| {})
+        .unwrap();
+    plain.again().unwrap();
+    assert!(plain.is_active());
+    assert!(plain.due_in().unwrap() > Duration::from_secs(3000));
+    plain.close();
+
+    // A long timeout, then a repeat of 1 ms and `again`: it fires on the repeat.
+    let fired = counter();
+    let t = Timer::new(&lp).unwrap();
+    let f = fired.clone();
+    t.start(Duration::from_secs(3600), Duration::ZERO, move |t| {
+        bump(&f);
+        if f.get() == 3 {
+            t.stop().unwrap();
+        }
+    })
+    .unwrap();
+    t.set_repeat(MS).unwrap();
+    // The repeat alone does not move the pending timeout.
+    assert!(t.due_in().unwrap() > Duration::from_secs(3000));
+    t.again().unwrap();
+    assert!(t.due_in().unwrap() <= MS);
+    assert_eq!(t.repeat().unwrap(), MS);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 3);
+    // Stopped: `again` starts it again from its repeat.
+    let f = fired.clone();
+    t.start(Duration::ZERO, MS, move |t| {
+        bump(&f);
+        t.stop().unwrap();
+    })
+    .unwrap();
+    t.stop().unwrap();
+    t.again().unwrap();
+    assert!(t.is_active());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 4);
+}
+
+/// Mirrors libuv's test-timer-from-check.c: a timer started with a zero timeout
+/// from a check callback fires before the next prepare callback (libuv runs due
+/// timers at the end of the iteration that started them).
+#[test]
+fn a_timer_started_from_check_fires_before_the_next_prepare() {
+    let lp = Loop::new().unwrap();
+    let events = log();
+    let prepare = Prepare::new(&lp).unwrap();
+    let check = Check::new(&lp).unwrap();
+    let timer = Timer::new(&lp).unwrap();
+    let e = events.clone();
+    prepare
+        .start(move |_| e.borrow_mut().push("prepare"))
+        .unwrap();
+    let (e, tm) = (events.clone(), timer.clone());
+    let (p2, c2) = (prepare.clone(), check.clone());
+    check
+        .start(move |_| {
+            e.borrow_mut().push("check");
+            if !tm.is_active() && e.borrow().iter().filter(|&&x| x == "timer").count() == 0 {
+                let e = e.clone();
+                let (p2, c2) = (p2.clone(), c2.clone());
+                tm.start(Duration::ZERO, Duration::ZERO, move |_| {
+                    e.borrow_mut().push("timer");
+                    p2.close();
+                    c2.close();
+                })
+                .unwrap();
+            }
+        })
+        .unwrap();
+    // Something to end the first poll (prepare and check handles alone would let
+    // it block): a timer of a millisecond.
+    let wake = Timer::new(&lp).unwrap();
+    wake.start(MS, Duration::ZERO, |_| {}).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*events.borrow(), ["prepare", "check", "timer"]);
+}
+
+// ---------------------------------------------------------------------------
+// Loop: phases, stop, active, ref
+
+/// Mirrors libuv's test-loop-handles.c (the order of the phases): in one
+/// `RunMode::Once` iteration idle, prepare and check callbacks run in that order,
+/// then close callbacks, and a timer due at the start runs last (libuv 1.53 runs
+/// due timers at the end of each iteration; `RunMode::Default` also runs them
+/// once before its first iteration).
+#[test]
+fn phases_run_in_libuv_order_within_an_iteration() {
+    let lp = Loop::new().unwrap();
+    let events = log();
+    let timer = Timer::new(&lp).unwrap();
+    let idle = Idle::new(&lp).unwrap();
+    let prepare = Prepare::new(&lp).unwrap();
+    let check = Check::new(&lp).unwrap();
+    let e = events.clone();
+    timer
+        .start(Duration::ZERO, Duration::ZERO, move |_| {
+            e.borrow_mut().push("timer")
+        })
+        .unwrap();
+    let e = events.clone();
+    idle.start(move |i| {
+        e.borrow_mut().push("idle");
+        i.stop().unwrap();
+    })
+    .unwrap();
+    let e = events.clone();
+    prepare
+        .start(move |p| {
+            e.borrow_mut().push("prepare");
+            p.stop().unwrap();
+        })
+        .unwrap();
+    let e = events.clone();
+    check
+        .start(move |c| {
+            e.borrow_mut().push("check");
+            let e = e.clone();
+            c.close_with(move |_| e.borrow_mut().push("close"));
+        })
+        .unwrap();
+    assert!(lp.run(RunMode::Once).unwrap() || lp.handle_count() > 0);
+    assert_eq!(
+        *events.borrow(),
+        ["idle", "prepare", "check", "close", "timer"]
+    );
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-idle.c `idle_starvation`: an active idle handle makes the
+/// loop poll without blocking, yet a timer still fires and check callbacks run
+/// between the idle ones.
+#[test]
+fn an_idle_handle_does_not_starve_timers_or_checks() {
+    let lp = Loop::new().unwrap();
+    let (idles, checks, timers) = (counter(), counter(), counter());
+    let idle = Idle::new(&lp).unwrap();
+    let check = Check::new(&lp).unwrap();
+    let timer = Timer::new(&lp).unwrap();
+    let i = idles.clone();
+    idle.start(move |_| bump(&i)).unwrap();
+    let c = checks.clone();
+    check.start(move |_| bump(&c)).unwrap();
+    let (t, i2, c2) = (timers.clone(), idle.clone(), check.clone());
+    timer
+        .start(5 * MS, Duration::ZERO, move |t_| {
+            bump(&t);
+            i2.close();
+            c2.close();
+            t_.close();
+        })
+        .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(timers.get(), 1);
+    assert!(idles.get() >= 1);
+    // One check per iteration that polled, the idle handle's included.
+    assert!(checks.get() >= idles.get());
+}
+
+/// Mirrors libuv's test-loop-stop.c `loop_stop_before_run`: a stop requested before
+/// `run` makes the run return at once, with work left and the due timer unfired;
+/// the next run goes on.
+#[test]
+fn stop_before_run_returns_at_once() {
+    let lp = Loop::new().unwrap();
+    let fired = counter();
+    let t = Timer::new(&lp).unwrap();
+    let f = fired.clone();
+    t.start(Duration::ZERO, Duration::ZERO, move |_| bump(&f))
+        .unwrap();
+    lp.stop();
+    assert!(lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 0);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(fired.get(), 1);
+}
+
+/// Mirrors libuv's test-loop-stop.c `loop_stop`: a stop from a callback ends the
+/// current `run` after that iteration; `RunMode::NoWait` in between counts
+/// iterations one by one.
+#[test]
+fn stop_from_a_callback_ends_that_run_only() {
+    let lp = Loop::new().unwrap();
+    let prepares = counter();
+    // The idle handle keeps the loop from blocking in its poll.
+    let idle = Idle::new(&lp).unwrap();
+    idle.start(|_| {}).unwrap();
+    let p = Prepare::new(&lp).unwrap();
+    let c = prepares.clone();
+    let lh = lp.handle();
+    p.start(move |p| {
+        bump(&c);
+        if c.get() == 3 {
+            lh.stop();
+        }
+        if c.get() == 10 {
+            p.close();
+            idle.close();
+        }
+    })
+    .unwrap();
+    assert!(lp.run(RunMode::Default).unwrap());
+    assert_eq!(prepares.get(), 3);
+    assert!(lp.run(RunMode::NoWait).unwrap());
+    assert_eq!(prepares.get(), 4);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(prepares.get(), 10);
+}
+
+/// Mirrors libuv's test-active.c: a handle is active while started, inactive once
+/// stopped or closing, and closing until its close callback has run.
+#[test]
+fn active_follows_start_stop_and_close() {
+    let lp = Loop::new().unwrap();
+    let t = Timer::new(&lp).unwrap();
+    assert!(!t.is_active());
+    t.start(Duration::from_secs(1), Duration::ZERO, |_| {})
+        .unwrap();
+    assert!(t.is_active());
+    t.stop().unwrap();
+    assert!(!t.is_active());
+    t.start(Duration::from_secs(1), Duration::ZERO, |_| {})
+        .unwrap();
+    let seen = Rc::new(Cell::new(None));
+    let s = seen.clone();
+    let t2 = t.clone();
+    t.close_with(move |_| s.set(Some((t2.is_active(), t2.is_closing()))));
+    assert!(!t.is_active());
+    assert!(t.is_closing());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    // Inside its close callback the handle is no longer active.
+    assert_eq!(seen.get().map(|s| s.0), Some(false));
+    assert!(t.is_closed());
+}
+
+/// Mirrors libuv's test-ref.c (`idle_ref`, `prepare_ref`, `check_ref`,
+/// `async_ref`, `signal_ref`, `fs_event_ref`, `fs_poll_ref`, `tcp_ref2`,
+/// `pipe_ref2`, `udp_ref2`, `poll_ref`): a started handle of each kind, once
+/// unreferenced, lets `run` end at once without calling it.
+#[test]
+fn started_handles_of_every_kind_stop_keeping_the_loop_once_unreferenced() {
+    let dir = TempDir::new("scen-ref");
+    let lp = Loop::new().unwrap();
+    let calls = counter();
+    let mut handles: Vec<uv::Handle> = Vec::new();
+
+    let c = calls.clone();
+    let idle = Idle::new(&lp).unwrap();
+    idle.start(move |_| bump(&c)).unwrap();
+    handles.push((*idle).clone());
+    let c = calls.clone();
+    let prepare = Prepare::new(&lp).unwrap();
+    prepare.start(move |_| bump(&c)).unwrap();
+    handles.push((*prepare).clone());
+    let c = calls.clone();
+    let check = Check::new(&lp).unwrap();
+    check.start(move |_| bump(&c)).unwrap();
+    handles.push((*check).clone());
+    let c = calls.clone();
+    let a = uv::Async::new(&lp, move |_| bump(&c)).unwrap();
+    handles.push((*a).clone());
+    let c = calls.clone();
+    let sig = Signal::new(&lp).unwrap();
+    sig.start(Signum::User2, move |_, _| bump(&c)).unwrap();
+    handles.push((*sig).clone());
+    let c = calls.clone();
+    let ev = FsEvent::new(&lp).unwrap();
+    ev.start(dir.path(), FsEventFlags::empty(), move |_, _, _, _| {
+        bump(&c)
+    })
+    .unwrap();
+    handles.push((*ev).clone());
+    let c = calls.clone();
+    let tcp = Tcp::new(&lp).unwrap();
+    tcp.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    tcp.listen(8, move |_, _| bump(&c)).unwrap();
+    handles.push((*tcp).clone());
+    let c = calls.clone();
+    let pipe = Pipe::new(&lp, false).unwrap();
+    pipe.bind(dir.join("sock")).unwrap();
+    pipe.listen(8, move |_, _| bump(&c)).unwrap();
+    handles.push((*pipe).clone());
+    let c = calls.clone();
+    let udp = Udp::new(&lp).unwrap();
+    udp.bind(addr("127.0.0.1:0"), UdpFlags::empty()).unwrap();
+    udp.recv_start(move |_, _| bump(&c)).unwrap();
+    handles.push((*udp).clone());
+    let c = calls.clone();
+    let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let poll = Poll::new(&lp, sock).unwrap();
+    poll.start(PollEvent::READABLE, move |_, _, _| bump(&c))
+        .unwrap();
+    handles.push((*poll).clone());
+
+    // Referenced, each alone keeps the loop alive.
+    for h in &handles {
+        assert!(h.is_active(), "{:?}", h.handle_type());
+        assert!(h.has_ref());
+        h.unref().unwrap();
+        assert!(!h.has_ref());
+    }
+    // The idle, prepare and check handles would run in any iteration; with no
+    // referenced handle there is none.
+    assert!(!lp.alive());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 0);
+    uv_tests::finish(&lp);
+
+    // A file poller alone (beside the others, its first stat, a request in
+    // flight, would keep the loop iterating until it completes): once the stat
+    // is done, the unreferenced poller lets the run end, without a callback for
+    // a path that did not change.
+    let lp = Loop::new().unwrap();
+    let c = calls.clone();
+    let fp = FsPoll::new(&lp).unwrap();
+    fp.start(dir.path(), Duration::from_secs(3600), move |_, _| bump(&c))
+        .unwrap();
+    fp.unref().unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert!(fp.is_active());
+    assert_eq!(calls.get(), 0);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-ref.c `unref_in_prepare_cb`: a prepare callback that
+/// unreferences its handle runs once, and the run ends.
+#[test]
+fn a_prepare_callback_that_unreferences_itself_runs_once() {
+    let lp = Loop::new().unwrap();
+    let calls = counter();
+    let p = Prepare::new(&lp).unwrap();
+    let c = calls.clone();
+    p.start(move |p| {
+        bump(&c);
+        p.unref().unwrap();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 1);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-ref.c `tcp_ref3`, `tcp_ref4` and `tcp_ref5`: requests keep
+/// the loop alive whatever their handle's reference: an unreferenced socket still
+/// completes its connect, its write and its shutdown.
+#[test]
+fn requests_of_an_unreferenced_socket_complete() {
+    let lp = Loop::new().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let events = log();
+    let tcp = Tcp::new(&lp).unwrap();
+    let e = events.clone();
+    tcp.connect(target, move |t, r| {
+        r.unwrap();
+        e.borrow_mut().push("connect");
+        let e2 = e.clone();
+        t.write(b"hello", move |_, r| {
+            r.unwrap();
+            e2.borrow_mut().push("write");
+        })
+        .unwrap();
+        let e3 = e.clone();
+        t.shutdown(move |t, r| {
+            r.unwrap();
+            e3.borrow_mut().push("shutdown");
+            t.close();
+        })
+        .unwrap();
+    })
+    .unwrap();
+    tcp.unref().unwrap();
+    assert!(lp.alive());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*events.borrow(), ["connect", "write", "shutdown"]);
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut got).unwrap();
+    assert_eq!(got, b"hello");
+}
+
+/// Mirrors libuv's test-close-order.c: handles closed from a timer callback and
+/// from a check callback in the same iteration get their close callbacks after
+/// that check callback, three in all, and each callback runs once.
+#[test]
+fn close_callbacks_run_after_the_check_phase() {
+    let lp = Loop::new().unwrap();
+    let (checks, closes, timers) = (counter(), counter(), counter());
+    let check = Check::new(&lp).unwrap();
+    let t1 = Timer::new(&lp).unwrap();
+    let t2 = Timer::new(&lp).unwrap();
+    let (ck, cl, tm, t2c) = (checks.clone(), closes.clone(), timers.clone(), t2.clone());
+    check
+        .start(move |c| {
+            assert_eq!(ck.get(), 0);
+            assert_eq!(tm.get(), 1);
+            assert_eq!(cl.get(), 0);
+            let cl1 = cl.clone();
+            c.close_with(move |_| bump(&cl1));
+            let cl2 = cl.clone();
+            t2c.close_with(move |_| bump(&cl2));
+            bump(&ck);
+        })
+        .unwrap();
+    for (t, timeout) in [(&t1, Duration::ZERO), (&t2, Duration::from_secs(100))] {
+        let (cl, tm) = (closes.clone(), timers.clone());
+        t.start(timeout, Duration::ZERO, move |t| {
+            let cl = cl.clone();
+            t.close_with(move |_| bump(&cl));
+            bump(&tm);
+        })
+        .unwrap();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!((checks.get(), closes.get(), timers.get()), (1, 3, 1));
+}
+
+// ---------------------------------------------------------------------------
+// TCP
+
+/// Mirrors libuv's test-tcp-bind-error.c `tcp_bind_error_inval`,
+/// `tcp_bind_error_addrnotavail_1`, `tcp_bind_localhost_ok` and
+/// `tcp_listen_without_bind`: a second bind of one socket is `EINVAL`, an address
+/// of no interface `EADDRNOTAVAIL`, localhost is fine, and listening without a
+/// bind picks a port.
+#[test]
+fn tcp_bind_errors_and_listen_without_bind() {
+    let lp = Loop::new().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    t.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    assert_eq!(
+        code(t.bind(addr("127.0.0.1:0"), TcpFlags::empty())),
+        StatusCode::EINVAL
+    );
+    let far = Tcp::new(&lp).unwrap();
+    let err = far.bind(addr("4.4.4.4:0"), TcpFlags::empty()).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EADDRNOTAVAIL);
+    assert!(err.is(Category::Address));
+
+    let unbound = Tcp::new(&lp).unwrap();
+    unbound.listen(8, |_, _| {}).unwrap();
+    let a = unbound.local_addr().unwrap();
+    assert!(a.port() != 0, "{a}");
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-tcp-bind-error.c `tcp_bind_or_listen_error_after_close`:
+/// libuv answers `EINVAL` for a closed handle; the safe API answers
+/// `ClosedHandle` (the handle's memory is gone, and no call reaches libuv).
+#[test]
+fn tcp_bind_or_listen_after_close_is_closed_handle() {
+    let lp = Loop::new().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    t.close();
+    assert_eq!(
+        t.bind(addr("127.0.0.1:0"), TcpFlags::empty())
+            .unwrap_err()
+            .kind(),
+        Category::ClosedHandle
+    );
+    assert_eq!(
+        t.listen(8, |_, _| {}).unwrap_err().kind(),
+        Category::ClosedHandle
+    );
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let p = Pipe::new(&lp, false).unwrap();
+    p.close();
+    assert_eq!(
+        p.bind("/tmp/never").unwrap_err().kind(),
+        Category::ClosedHandle
+    );
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-tcp-bind6-error.c: on IPv6, a second socket on a used
+/// address is `EADDRINUSE`, a second bind of one socket `EINVAL`, an address of no
+/// interface `EADDRNOTAVAIL` (skipped where the machine has no IPv6).
+#[test]
+fn tcp_bind6_errors() {
+    let lp = Loop::new().unwrap();
+    let t = Tcp::new(&lp).unwrap();
+    if let Err(e) = t.bind(addr("[::1]:0"), TcpFlags::empty()) {
+        eprintln!("skipping: no IPv6 loopback: {e}");
+        uv_tests::finish(&lp);
+        return;
+    }
+    t.listen(8, |_, _| {}).unwrap();
+    let used = t.local_addr().unwrap();
+    let other = Tcp::new(&lp).unwrap();
+    assert_eq!(
+        code(
+            other
+                .bind(used, TcpFlags::empty())
+                .and_then(|_| other.listen(8, |_, _| {}))
+        ),
+        StatusCode::EADDRINUSE
+    );
+    assert_eq!(
+        code(t.bind(addr("[::1]:0"), TcpFlags::empty())),
+        StatusCode::EINVAL
+    );
+    let far = Tcp::new(&lp).unwrap();
+    assert_eq!(
+        code(far.bind(addr("[4:4:4:4:4:4:4:4]:0"), TcpFlags::empty())),
+        StatusCode::EADDRNOTAVAIL
+    );
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-connect-unspecified.c: a connect to the unspecified address
+/// (0.0.0.0) goes to the local machine: to a port nothing listens on it is refused
+/// in the callback, not at the call.
+#[test]
+fn connect_to_the_unspecified_address_reaches_the_local_machine() {
+    let lp = Loop::new().unwrap();
+    let port = closed_port().port();
+    let got = Rc::new(RefCell::new(None));
+    let t = Tcp::new(&lp).unwrap();
+    let g = got.clone();
+    t.connect(SocketAddr::from(([0, 0, 0, 0], port)), move |t, r| {
+        *g.borrow_mut() = Some(r.map_err(|e| e.code()));
+        t.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), Some(Err(StatusCode::ECONNREFUSED)));
+}
+
+/// Mirrors libuv's test-tcp-close.c: writes queued on a connected socket that is
+/// closed at once each get their callback once (done, or `ECANCELED`), all before
+/// the close callback.
+#[test]
+fn closing_a_socket_with_queued_writes_calls_each_write_back_first() {
+    let lp = Loop::new().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let t = Tcp::new(&lp).unwrap();
+    let e = events.clone();
+    t.connect(target, move |t, r| {
+        r.unwrap();
+        let big = vec![7u8; 1 << 20];
+        for _ in 0..10 {
+            let e = e.clone();
+            t.write(big.clone(), move |_, r| {
+                assert!(
+                    r.is_ok() || r.as_ref().unwrap_err().code() == StatusCode::ECANCELED,
+                    "{r:?}"
+                );
+                e.borrow_mut().push("write");
+            })
+            .unwrap();
+        }
+        let e = e.clone();
+        t.close_with(move |_| e.borrow_mut().push("close"));
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let ev = events.borrow();
+    assert_eq!(ev.len(), 11);
+    assert!(ev[..10].iter().all(|&e| e == "write"));
+    assert_eq!(ev[10], "close");
+    drop(listener);
+}
+
+/// Mirrors libuv's test-multiple-listen.c, where a second `listen` on a listening
+/// socket succeeds and replaces the connection callback. The safe API refuses it
+/// (`EINVAL`, see `Stream::listen`): the first callback stays, and the socket
+/// still takes a connection through it.
+#[test]
+fn listening_twice_is_refused_and_the_first_callback_stays() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    let target = server.local_addr().unwrap();
+    let (first, second) = (counter(), counter());
+    let f = first.clone();
+    server
+        .listen(8, move |l, r| {
+            r.unwrap();
+            bump(&f);
+            let c = l.accept().unwrap();
+            c.close();
+            l.close();
+        })
+        .unwrap();
+    let s = second.clone();
+    assert_eq!(
+        code(server.listen(8, move |_, _| bump(&s))),
+        StatusCode::EINVAL
+    );
+    let client = Tcp::new(&lp).unwrap();
+    client
+        .connect(target, |c, r| {
+            r.unwrap();
+            c.close();
+        })
+        .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!((first.get(), second.get()), (1, 0));
+}
+
+/// Mirrors libuv's test-delayed-accept.c: a connection callback that does not
+/// accept leaves the connection pending; a timer accepts it later.
+#[test]
+fn a_connection_can_be_accepted_later() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    let target = server.local_addr().unwrap();
+    let (connections, accepted) = (counter(), counter());
+    let lh = lp.handle();
+    let (c, a) = (connections.clone(), accepted.clone());
+    server
+        .listen(8, move |l, r| {
+            r.unwrap();
+            bump(&c);
+            let l = l.clone();
+            let a = a.clone();
+            let t = Timer::new(&lh).unwrap();
+            t.start(MS, Duration::ZERO, move |t| {
+                let conn = l.accept().unwrap();
+                bump(&a);
+                conn.close();
+                l.close();
+                t.close();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    let client = Tcp::new(&lp).unwrap();
+    client
+        .connect(target, |c, r| {
+            r.unwrap();
+            c.close();
+        })
+        .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!((connections.get(), accepted.get()), (1, 1));
+}
+
+/// A connected pair over loopback: `(client, server side)` once both are there.
+fn tcp_pair(lp: &Loop) -> (Tcp, Tcp) {
+    let server = Tcp::new(lp).unwrap();
+    server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    let target = server.local_addr().unwrap();
+    let accepted = Rc::new(RefCell::new(None));
+    let a = accepted.clone();
+    server
+        .listen(8, move |l, r| {
+            r.unwrap();
+            *a.borrow_mut() = Some(l.accept().unwrap());
+            l.close();
+        })
+        .unwrap();
+    let client = Tcp::new(lp).unwrap();
+    let connected = Rc::new(Cell::new(false));
+    let c = connected.clone();
+    client
+        .connect(target, move |_, r| {
+            r.unwrap();
+            c.set(true);
+        })
+        .unwrap();
+    uv_tests::net::run_until(lp, || connected.get() && accepted.borrow().is_some());
+    let s = accepted.borrow_mut().take().unwrap();
+    (client, s)
+}
+
+/// Mirrors libuv's test-shutdown-twice.c and test-not-writable-after-shutdown.c: a
+/// shutdown makes the stream not writable at once; a second shutdown is `ENOTCONN`
+/// and the first completes normally.
+#[test]
+fn a_second_shutdown_is_enotconn() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    assert!(client.is_writable());
+    let done = counter();
+    let d = done.clone();
+    client
+        .shutdown(move |_, r| {
+            r.unwrap();
+            bump(&d);
+        })
+        .unwrap();
+    assert!(!client.is_writable());
+    assert_eq!(
+        code(client.shutdown(|_, _| panic!("second shutdown ran"))),
+        StatusCode::ENOTCONN
+    );
+    assert_eq!(code(client.write(b"x", |_, _| {})), StatusCode::EPIPE);
+    uv_tests::net::run_until(&lp, || done.get() == 1);
+    client.close();
+    server.close();
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-shutdown-close.c: a stream closed right after its shutdown
+/// was requested gets the shutdown callback (`ECANCELED`) before its close callback.
+#[test]
+fn closing_after_shutdown_cancels_it_before_the_close_callback() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    let events = log();
+    let e = events.clone();
+    client
+        .shutdown(move |_, r| {
+            assert_eq!(r.unwrap_err().code(), StatusCode::ECANCELED);
+            e.borrow_mut().push("shutdown");
+        })
+        .unwrap();
+    let e = events.clone();
+    client.close_with(move |_| e.borrow_mut().push("close"));
+    server.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*events.borrow(), ["shutdown", "close"]);
+}
+
+/// Mirrors libuv's test-readable-on-eof.c and test-shutdown-eof.c: the peer's
+/// shutdown arrives as the end of the stream after its data, and the stream stays
+/// writable in the other direction (the reply still reaches the peer).
+#[test]
+fn eof_after_data_and_the_other_direction_stays_open() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    client.write(b"ping", |_, r| r.unwrap()).unwrap();
+    client.shutdown(|_, r| r.unwrap()).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let eofs = counter();
+    let (g, e) = (got.clone(), eofs.clone());
+    server
+        .read_start(move |s, data| match data {
+            Ok(b) => g.borrow_mut().extend_from_slice(b),
+            Err(err) => {
+                assert_eq!(err.code(), StatusCode::EOF);
+                bump(&e);
+                assert!(s.is_writable());
+                s.write(b"pong", |s, r| {
+                    r.unwrap();
+                    s.close();
+                })
+                .unwrap();
+            }
+        })
+        .unwrap();
+    let reply = uv_tests::read_to_end(&client);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(&got.borrow()[..], b"ping");
+    assert_eq!(eofs.get(), 1);
+    assert_eq!(&reply.borrow()[..], b"pong");
+}
+
+/// Mirrors libuv's test-tcp-try-write-error.c: once the peer has closed, writes
+/// soon fail (`EPIPE` or `ECONNRESET`) instead of being lost silently.
+#[test]
+fn try_write_to_a_closed_peer_fails() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    server.close();
+    assert!(!lp.run(RunMode::NoWait).unwrap() || lp.handle_count() > 0);
+    let mut err = None;
+    for _ in 0..1000 {
+        match client.try_write(b"data") {
+            Ok(_) => {
+                lp.run(RunMode::NoWait).unwrap();
+            }
+            Err(e) if e.code() == StatusCode::EAGAIN => {
+                lp.run(RunMode::NoWait).unwrap();
+            }
+            Err(e) => {
+                err = Some(e.code());
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(err, Some(StatusCode::EPIPE | StatusCode::ECONNRESET)),
+        "{err:?}"
+    );
+    client.close();
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-tcp-write-to-half-open-connection.c: a write to a peer that
+/// has closed completes (the data leaves), and the reader of the closed side sees
+/// the end or a reset, never a hang.
+#[test]
+fn writes_to_a_half_open_connection_complete() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    let ends = counter();
+    let e = ends.clone();
+    client
+        .read_start(move |c, d| {
+            if let Err(err) = d {
+                assert!(
+                    matches!(err.code(), StatusCode::EOF | StatusCode::ECONNRESET),
+                    "{err:?}"
+                );
+                bump(&e);
+                c.close();
+            }
+        })
+        .unwrap();
+    let writes = counter();
+    let w = writes.clone();
+    server
+        .write(b"hello", move |s, r| {
+            r.unwrap();
+            bump(&w);
+            s.close();
+        })
+        .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!((writes.get(), ends.get()), (1, 1));
+}
+
+// ---------------------------------------------------------------------------
+// Pipes
+
+/// Mirrors libuv's test-pipe-bind-error.c `pipe_bind_error_addrinuse`,
+/// `pipe_bind_error_inval`, `pipe_bind_error_addrnotavail` and
+/// `pipe_listen_without_bind`: a path bound by another pipe is `EADDRINUSE`, a
+/// second bind of one pipe `EINVAL`, a path in a missing directory `EACCES`
+/// (libuv turns the kernel's `ENOENT` into `EACCES`, as on Windows), and
+/// listening without a bind `EINVAL`.
+#[test]
+fn pipe_bind_errors() {
+    let dir = TempDir::new("scen-pipe-bind");
+    let lp = Loop::new().unwrap();
+    let first = Pipe::new(&lp, false).unwrap();
+    first.bind(dir.join("sock")).unwrap();
+    first.listen(8, |_, _| {}).unwrap();
+    let second = Pipe::new(&lp, false).unwrap();
+    assert_eq!(code(second.bind(dir.join("sock"))), StatusCode::EADDRINUSE);
+    assert_eq!(code(first.bind(dir.join("other"))), StatusCode::EINVAL);
+    let missing = Pipe::new(&lp, false).unwrap();
+    assert_eq!(
+        code(missing.bind(dir.join("no-such-dir/sock"))),
+        StatusCode::EACCES
+    );
+    let unbound = Pipe::new(&lp, false).unwrap();
+    assert_eq!(code(unbound.listen(8, |_, _| {})), StatusCode::EINVAL);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-pipe-bind-error.c `pipe_overlong_path`: a name longer than
+/// a socket address holds, with `NO_TRUNCATE`, is `EINVAL` for `bind2` and
+/// `connect2` at the call (no callback); `connect` to an empty path fails in its
+/// callback.
+#[test]
+fn pipe_overlong_names_are_einval() {
+    let lp = Loop::new().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    let long = "@".repeat(512);
+    assert_eq!(
+        code(p.bind2(&long, PipeFlags::NO_TRUNCATE)),
+        StatusCode::EINVAL
+    );
+    assert_eq!(
+        code(p.connect2(&long, PipeFlags::NO_TRUNCATE, |_, _| panic!("connect2 ran"))),
+        StatusCode::EINVAL
+    );
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    match p.connect("", move |p, r| {
+        *g.borrow_mut() = Some(r.map_err(|e| e.code()));
+        p.close();
+    }) {
+        Ok(()) => {
+            assert!(!lp.run(RunMode::Default).unwrap());
+            let r = (*got.borrow()).unwrap();
+            assert!(r.is_err(), "{r:?}");
+        }
+        Err(e) => assert_eq!(e.code(), StatusCode::EINVAL),
+    }
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-pipe-connect-error.c `pipe_connect_to_file`: connecting to
+/// a regular file fails in the callback, with `ENOTSOCK` or (Linux) `ECONNREFUSED`,
+/// as libuv's test allows (for a missing path `ENOENT`, checked in `pipes`).
+#[test]
+fn pipe_connect_to_a_regular_file_is_enotsock() {
+    let dir = TempDir::new("scen-pipe-file");
+    drop(dir.file("plain"));
+    let lp = Loop::new().unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    p.connect(dir.join("plain"), move |p, r| {
+        *g.borrow_mut() = Some(r.map_err(|e| e.code()));
+        p.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let got = (*got.borrow()).unwrap();
+    assert!(
+        matches!(got, Err(StatusCode::ENOTSOCK | StatusCode::ECONNREFUSED)),
+        "{got:?}"
+    );
+}
+
+/// Mirrors libuv's test-pipe-connect-multiple.c and test-pipe-server-close.c: five
+/// clients connect to one pipe server, each is accepted and sees the end of the
+/// stream when the server side closes its connection.
+#[test]
+fn several_pipe_clients_are_accepted_and_see_the_server_close() {
+    const N: usize = 5;
+    let dir = TempDir::new("scen-pipe-multi");
+    let path = dir.join("sock");
+    let lp = Loop::new().unwrap();
+    let server = Pipe::new(&lp, false).unwrap();
+    server.bind(&path).unwrap();
+    server.pending_instances(4).unwrap();
+    let accepted = counter();
+    let a = accepted.clone();
+    server
+        .listen(128, move |l, r| {
+            r.unwrap();
+            let conn = l.accept().unwrap();
+            conn.close();
+            bump(&a);
+            if a.get() == N {
+                l.close();
+            }
+        })
+        .unwrap();
+    let (connected, eofs) = (counter(), counter());
+    for _ in 0..N {
+        let c = Pipe::new(&lp, false).unwrap();
+        let (cn, e) = (connected.clone(), eofs.clone());
+        c.connect(&path, move |c, r| {
+            r.unwrap();
+            bump(&cn);
+            let e = e.clone();
+            c.read_start(move |c, d| {
+                if let Err(err) = d {
+                    assert_eq!(err.code(), StatusCode::EOF);
+                    bump(&e);
+                    c.close();
+                }
+            })
+            .unwrap();
+        })
+        .unwrap();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!((accepted.get(), connected.get(), eofs.get()), (N, N, N));
+}
+
+// ---------------------------------------------------------------------------
+// Poll, signals
+
+/// Mirrors libuv's test-poll-multiple-handles.c, where two poll handles are made on
+/// one socket and take turns (`EEXIST` for the second's start while the first
+/// watches). The safe API refuses the second handle at once (`EEXIST`, the socket
+/// handed back): a descriptor is claimed by one handle of a loop (see
+/// `settle_kept`), so two can never race for libuv's watcher slot. Once the first
+/// is closed, a new poll handle takes the socket.
+#[test]
+fn two_polls_on_one_socket_take_turns() {
+    let lp = Loop::new().unwrap();
+    let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let sock = Rc::new(sock);
+    let first = Poll::new_socket(&lp, sock.clone()).unwrap();
+    let refused = Poll::new_socket(&lp, sock.clone()).map(|_| ()).unwrap_err();
+    assert_eq!(refused.error().code(), StatusCode::EEXIST);
+    first.start(PollEvent::READABLE, |_, _, _| {}).unwrap();
+    // Started or not, the first holds the claim.
+    let refused = Poll::new_socket(&lp, sock.clone()).map(|_| ()).unwrap_err();
+    assert_eq!(refused.error().code(), StatusCode::EEXIST);
+    first.stop().unwrap();
+    let closed = counter();
+    let c = closed.clone();
+    first.close_with(move |_| bump(&c));
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(closed.get(), 1);
+    let second = Poll::new_socket(&lp, sock.clone()).unwrap();
+    second.start(PollEvent::READABLE, |_, _, _| {}).unwrap();
+    second.unref().unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-signal-pending-on-close.c: a signal caught but not yet
+/// delivered when its handle is closed never reaches the callback; the close
+/// callback runs.
+#[test]
+fn a_pending_signal_is_not_delivered_after_close() {
+    let lp = Loop::new().unwrap();
+    let calls = counter();
+    let sig = Signal::new(&lp).unwrap();
+    let c = calls.clone();
+    sig.start(Signum::User1, move |_, _| bump(&c)).unwrap();
+    uv_tests::raise("USR1");
+    let closed = counter();
+    let c = closed.clone();
+    sig.close_with(move |_| bump(&c));
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!((calls.get(), closed.get()), (0, 1));
+}
+
+/// Mirrors libuv's test-signal-multiple-loops.c (on one thread): a signal watched
+/// by handles of two loops reaches both, once each.
+#[test]
+fn a_signal_reaches_the_handles_of_two_loops() {
+    let loops = [Loop::new().unwrap(), Loop::new().unwrap()];
+    let calls = [counter(), counter()];
+    let sigs: Vec<Signal> = loops
+        .iter()
+        .zip(&calls)
+        .map(|(lp, c)| {
+            let s = Signal::new(lp).unwrap();
+            let c = c.clone();
+            s.start(Signum::User2, move |s, signum| {
+                assert_eq!(signum, Signum::User2);
+                bump(&c);
+                s.close();
+            })
+            .unwrap();
+            s
+        })
+        .collect();
+    uv_tests::raise("USR2");
+    for lp in &loops {
+        assert!(!lp.run(RunMode::Default).unwrap());
+    }
+    assert_eq!((calls[0].get(), calls[1].get()), (1, 1));
+    assert!(sigs.iter().all(|s| s.is_closed()));
+}
+
+// ---------------------------------------------------------------------------
+// File watchers
+
+/// Mirrors libuv's test-fs-event.c `fs_event_watch_invalid_path`: watching a path
+/// that does not exist is `ENOENT` at the call, and the handle stays inactive.
+#[test]
+fn watching_a_missing_path_is_enoent() {
+    let dir = TempDir::new("scen-fsev-missing");
+    let lp = Loop::new().unwrap();
+    let ev = FsEvent::new(&lp).unwrap();
+    assert_eq!(
+        code(ev.start(dir.join("none"), FsEventFlags::empty(), |_, _, _, _| {})),
+        StatusCode::ENOENT
+    );
+    assert!(!ev.is_active());
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-fs-event.c `fs_event_start_and_close`,
+/// `fs_event_no_callback_after_close` and `fs_event_getpath`: the path is `EINVAL`
+/// before the start and the watched path after it; a watcher closed right after a
+/// change to its file never calls back.
+#[test]
+fn a_watcher_closed_before_the_loop_runs_never_calls_back() {
+    let dir = TempDir::new("scen-fsev-close");
+    let file = dir.join("watched");
+    std::fs::write(&file, b"a").unwrap();
+    let lp = Loop::new().unwrap();
+    let calls = counter();
+    let evs: Vec<FsEvent> = (0..2)
+        .map(|_| {
+            let ev = FsEvent::new(&lp).unwrap();
+            assert_eq!(code(ev.path()), StatusCode::EINVAL);
+            let c = calls.clone();
+            ev.start(&file, FsEventFlags::empty(), move |_, _, _, _| bump(&c))
+                .unwrap();
+            assert_eq!(ev.path().unwrap(), file);
+            ev
+        })
+        .collect();
+    std::fs::write(&file, b"changed").unwrap();
+    for ev in &evs {
+        ev.close();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 0);
+}
+
+/// Mirrors libuv's test-fs-poll.c `fs_poll_getpath` and
+/// `fs_poll_close_request_multi_start_stop`: the path is `EINVAL` before the start;
+/// ten starts and stops in a row, then a close, end with the loop empty and no
+/// callback.
+#[test]
+fn fs_poll_started_and_stopped_repeatedly_then_closed() {
+    let dir = TempDir::new("scen-fspoll");
+    let lp = Loop::new().unwrap();
+    let fp = FsPoll::new(&lp).unwrap();
+    assert_eq!(code(fp.path()), StatusCode::EINVAL);
+    let calls = counter();
+    for _ in 0..10 {
+        let c = calls.clone();
+        match fp.start(dir.path(), Duration::from_secs(3600), move |_, _| bump(&c)) {
+            Ok(()) => assert_eq!(fp.path().unwrap(), dir.path()),
+            // A restart while the stopped poll's request settles (see fs_watch).
+            Err(e) => assert_eq!(e.code(), StatusCode::EBUSY),
+        }
+        fp.stop().unwrap();
+    }
+    fp.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 0);
+    assert_eq!(lp.handle_count(), 0);
+}
+
+/// Mirrors libuv's test-fs-poll.c `fs_poll` (the missing-file start): a poll of a
+/// path that does not exist reports `ENOENT` once, then nothing until it changes.
+#[test]
+fn fs_poll_of_a_missing_path_reports_enoent_once() {
+    let dir = TempDir::new("scen-fspoll-missing");
+    let lp = Loop::new().unwrap();
+    let fp = FsPoll::new(&lp).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    fp.start(dir.join("none"), MS, move |_, r| {
+        g.borrow_mut().push(r.map(|_| ()).map_err(|e| e.code()));
+    })
+    .unwrap();
+    // Several polls' worth of iterations: still one report.
+    let t = Timer::new(&lp).unwrap();
+    let fp2 = fp.clone();
+    t.start(20 * MS, Duration::ZERO, move |t| {
+        fp2.close();
+        t.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), [Err(StatusCode::ENOENT)]);
+}
+
+// ---------------------------------------------------------------------------
+// UDP
+
+/// Mirrors libuv's test-udp-dgram-too-big.c: a datagram larger than UDP allows
+/// (64 KiB) fails in its send callback with `EMSGSIZE`; nothing is left queued.
+#[test]
+fn a_datagram_too_big_is_emsgsize() {
+    let lp = Loop::new().unwrap();
+    let u = Udp::new(&lp).unwrap();
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    u.send(vec![0u8; 65536], Some(addr("127.0.0.1:9")), move |u, r| {
+        *g.borrow_mut() = Some(r.map_err(|e| e.code()));
+        u.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), Some(Err(StatusCode::EMSGSIZE)));
+}
+
+/// Mirrors libuv's test-udp-bind.c `udp_bind` and `udp_bind_reuseaddr`: a second
+/// bind of one socket is `EINVAL`; two sockets with `REUSEADDR` share a port.
+#[test]
+fn udp_bind_twice_and_reuseaddr() {
+    let lp = Loop::new().unwrap();
+    let a = Udp::new(&lp).unwrap();
+    a.bind(addr("127.0.0.1:0"), UdpFlags::REUSEADDR).unwrap();
+    let at = a.local_addr().unwrap();
+    assert_eq!(
+        code(a.bind(addr("127.0.0.1:0"), UdpFlags::empty())),
+        StatusCode::EINVAL
+    );
+    let b = Udp::new(&lp).unwrap();
+    b.bind(at, UdpFlags::REUSEADDR).unwrap();
+    assert_eq!(b.local_addr().unwrap(), at);
+    uv_tests::finish(&lp);
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// Mirrors libuv's test-spawn.c `spawn_stdout_to_file` and
+/// `spawn_stdout_and_stderr_to_file`: a child's output and error streams given one
+/// open file both land in it, in the order the child wrote them.
+#[test]
+fn a_child_writes_stdout_and_stderr_to_one_file() {
+    let dir = TempDir::new("scen-spawn-file");
+    let out = dir.file("out");
+    let lp = Loop::new().unwrap();
+    let opts = ProcessOptions::new("/bin/sh")
+        .args(["-c", "printf hello; printf ' world' >&2"])
+        .stdout(Stdio::borrowed_fd(&out))
+        .stderr(Stdio::borrowed_fd(&out));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let p = Process::spawn(&lp, &opts, move |p, code, sig| {
+        s.set(Some((code, sig)));
+        p.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some((0, None)));
+    assert!(p.is_closed());
+    assert_eq!(std::fs::read(dir.join("out")).unwrap(), b"hello world");
+}
+
+/// Mirrors libuv's test-spawn.c `spawn_empty_env`: with the environment cleared the
+/// child sees no variable at all.
+#[test]
+fn a_child_with_an_empty_environment_sees_no_variable() {
+    let lp = Loop::new().unwrap();
+    let out = Pipe::new(&lp, false).unwrap();
+    let opts = ProcessOptions::new("/usr/bin/env")
+        .env_clear()
+        .stdout(Stdio::pipe_from_child(&out));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let _p = Process::spawn(&lp, &opts, move |p, code, _| {
+        s.set(Some(code));
+        p.close();
+    })
+    .unwrap();
+    let got = uv_tests::read_to_end(&out);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some(0));
+    assert_eq!(&got.borrow()[..], b"");
+}
+
+/// Mirrors libuv's test-spawn.c `spawn_exit_code` with `kill` after the exit
+/// (`spawn_and_kill` / `kill_bad_pid`): once the child has been reaped, killing
+/// it through its handle is `ESRCH`; `uv::kill` of a pid that is no process is
+/// `ESRCH` too.
+#[test]
+fn kill_after_the_exit_is_esrch() {
+    let lp = Loop::new().unwrap();
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let p = Process::spawn(&lp, &ProcessOptions::new("/bin/true"), move |_, code, _| {
+        s.set(Some(code))
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some(0));
+    assert_eq!(code(p.kill(Signum::Terminate)), StatusCode::ESRCH);
+    // The largest pid Linux hands out is 2^22; a number above it is no process.
+    assert_eq!(
+        code(uv::kill(0x7fff_fff0, Signum::Terminate)),
+        StatusCode::ESRCH
+    );
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-spawn.c `spawn_relative_path` with `cwd`: a program named
+/// relative to the working directory given to the child runs there.
+#[test]
+fn a_relative_program_runs_from_the_given_directory() {
+    let dir = TempDir::new("scen-spawn-rel");
+    let script = dir.join("prog.sh");
+    std::fs::write(&script, b"#!/bin/sh\npwd\nexit 7\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lp = Loop::new().unwrap();
+    let out = Pipe::new(&lp, false).unwrap();
+    let opts = ProcessOptions::new("./prog.sh")
+        .cwd(dir.path())
+        .stdout(Stdio::pipe_from_child(&out));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let _p = Process::spawn(&lp, &opts, move |p, code, _| {
+        s.set(Some(code));
+        p.close();
+    })
+    .unwrap();
+    let got = uv_tests::read_to_end(&out);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some(7));
+    let printed = String::from_utf8(got.borrow().clone()).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(printed.trim_end()).unwrap(),
+        std::fs::canonicalize(dir.path()).unwrap()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Terminals
+
+/// Mirrors libuv's test-tty.c `tty_empty_write` and `tty_raw`: an empty write to a
+/// terminal completes, a terminal switches to raw mode and back, and its size
+/// reads back as the pty's.
+#[test]
+fn a_pty_takes_an_empty_write_and_mode_changes() {
+    let (master, slave) = uv_tests::pty();
+    let lp = Loop::new().unwrap();
+    let tty = match uv::Tty::new(&lp, slave, false) {
+        Ok(t) => t,
+        Err(r) => panic!("{:?}", r.error()),
+    };
+    let done = counter();
+    let d = done.clone();
+    tty.write(Vec::<u8>::new(), move |_, r| {
+        r.unwrap();
+        bump(&d);
+    })
+    .unwrap();
+    tty.set_mode(uv::TtyMode::Raw).unwrap();
+    tty.set_mode(uv::TtyMode::Normal).unwrap();
+    let (w, h) = tty.winsize().unwrap();
+    assert!(w >= 0 && h >= 0, "{w}x{h}");
+    tty.write(b"x", |t, r| {
+        r.unwrap();
+        t.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(done.get(), 1);
+    drop(master);
+    uv::Tty::reset_mode().unwrap();
+}
