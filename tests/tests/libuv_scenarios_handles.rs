@@ -474,6 +474,9 @@ fn active_follows_start_stop_and_close() {
 /// unreferenced, lets `run` end at once without calling it.
 #[test]
 fn started_handles_of_every_kind_stop_keeping_the_loop_once_unreferenced() {
+    // Signal dispositions are the process's: the tests that watch signals run
+    // one at a time, so that none counts another's.
+    let _serial = uv_tests::serial();
     let dir = TempDir::new("scen-ref");
     let lp = Loop::new().unwrap();
     let calls = counter();
@@ -1223,6 +1226,9 @@ fn two_polls_on_one_socket_take_turns() {
 /// callback runs.
 #[test]
 fn a_pending_signal_is_not_delivered_after_close() {
+    // Signal dispositions are the process's: the tests that watch signals run
+    // one at a time, so that none counts another's.
+    let _serial = uv_tests::serial();
     let lp = Loop::new().unwrap();
     let calls = counter();
     let sig = Signal::new(&lp).unwrap();
@@ -1240,6 +1246,9 @@ fn a_pending_signal_is_not_delivered_after_close() {
 /// by handles of two loops reaches both, once each.
 #[test]
 fn a_signal_reaches_the_handles_of_two_loops() {
+    // Signal dispositions are the process's: the tests that watch signals run
+    // one at a time, so that none counts another's.
+    let _serial = uv_tests::serial();
     let loops = [Loop::new().unwrap(), Loop::new().unwrap()];
     let calls = [counter(), counter()];
     let sigs: Vec<Signal> = loops
@@ -1541,4 +1550,445 @@ fn a_pty_takes_an_empty_write_and_mode_changes() {
     assert_eq!(done.get(), 1);
     drop(master);
     uv::Tty::reset_mode().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// More streams
+
+/// Mirrors libuv's test-not-readable-nor-writable-on-read-error.c: a read that
+/// fails (the peer reset the connection) leaves the stream neither readable nor
+/// writable, as seen from inside the read callback.
+#[test]
+fn a_read_error_leaves_the_stream_neither_readable_nor_writable() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    client
+        .read_start(move |c, d| {
+            let e = d.unwrap_err();
+            s.borrow_mut()
+                .push((e.code(), c.is_readable(), c.is_writable()));
+            c.close();
+        })
+        .unwrap();
+    server.close_reset().unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*seen.borrow(), [(StatusCode::ECONNRESET, false, false)]);
+}
+
+/// Mirrors libuv's test-tcp-read-stop.c and test-tcp-unexpected-read.c: data that
+/// arrives while a stream is not reading waits (no callback); a read callback that
+/// stops reading gets no more calls though more data comes.
+#[test]
+fn data_waits_until_read_start_and_read_stop_holds() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    server.write(b"early", |_, r| r.unwrap()).unwrap();
+    // A few iterations with the data there and nobody reading.
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let calls = counter();
+    let (g, c) = (got.clone(), calls.clone());
+    let srv = server.clone();
+    client
+        .read_start(move |cl, d| {
+            g.borrow_mut().extend_from_slice(d.unwrap());
+            bump(&c);
+            cl.read_stop().unwrap();
+            // More data, which nobody reads.
+            srv.write(b"late", |s, r| {
+                r.unwrap();
+                s.close();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    let t = Timer::new(&lp).unwrap();
+    let cl = client.clone();
+    t.start(10 * MS, Duration::ZERO, move |t| {
+        t.close();
+        cl.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 1);
+    assert_eq!(&got.borrow()[..], b"early");
+}
+
+/// Mirrors libuv's test-shutdown-simultaneous.c: both ends write and shut down at
+/// once; each reads the other's data then the end, and both shutdowns complete.
+#[test]
+fn simultaneous_shutdowns_both_complete() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    let shutdowns = counter();
+    let mut outs = Vec::new();
+    for (s, msg) in [
+        (&client, &b"from client"[..]),
+        (&server, &b"from server"[..]),
+    ] {
+        s.write(msg.to_vec(), |_, r| r.unwrap()).unwrap();
+        let d = shutdowns.clone();
+        s.shutdown(move |_, r| {
+            r.unwrap();
+            bump(&d);
+        })
+        .unwrap();
+        outs.push(uv_tests::read_to_end(s));
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(shutdowns.get(), 2);
+    assert_eq!(&outs[0].borrow()[..], b"from server");
+    assert_eq!(&outs[1].borrow()[..], b"from client");
+}
+
+/// Mirrors libuv's test-tcp-open.c `tcp_open_twice`, `tcp_open_connected` and
+/// `tcp_open_bound`: a socket opened on a handle that has one is `EBUSY` (the
+/// socket is handed back, still open); a connected `std` socket taken over writes
+/// and reads; a listening one accepts.
+#[test]
+fn tcp_open_connected_listening_and_twice() {
+    use std::io::{Read, Write};
+    let lp = Loop::new().unwrap();
+    let (mine, mut peer) = uv_tests::net::tcp_pair();
+    let t = Tcp::new(&lp).unwrap();
+    t.open(mine).unwrap();
+    let (extra, _extra_peer) = uv_tests::net::tcp_pair();
+    let rejected = t.open(extra).unwrap_err();
+    assert_eq!(rejected.error().code(), StatusCode::EBUSY);
+    let extra = std::net::TcpStream::from(rejected.into_value());
+    assert!(extra.peer_addr().is_ok());
+
+    t.write(b"over uv", |t, r| {
+        r.unwrap();
+        t.shutdown(|_, r| r.unwrap()).unwrap();
+    })
+    .unwrap();
+    let got = uv_tests::read_to_end(&t);
+    peer.write_all(b"over std").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(&got.borrow()[..], b"over std");
+    let mut back = Vec::new();
+    peer.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"over uv");
+
+    let (listener, target) = uv_tests::net::tcp_listener();
+    let server = Tcp::new(&lp).unwrap();
+    server.open(listener).unwrap();
+    let accepted = counter();
+    let a = accepted.clone();
+    server
+        .listen(8, move |l, r| {
+            r.unwrap();
+            l.accept().unwrap().close();
+            bump(&a);
+            l.close();
+        })
+        .unwrap();
+    let _client = std::net::TcpStream::connect(target).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(accepted.get(), 1);
+}
+
+/// Mirrors libuv's test-tcp-write-after-connect.c: a write issued while the connect
+/// is in flight is queued and sent once connected.
+#[test]
+fn a_write_before_the_connect_completes_is_sent_after_it() {
+    use std::io::Read;
+    let lp = Loop::new().unwrap();
+    let (listener, target) = uv_tests::net::tcp_listener();
+    let events = log();
+    let t = Tcp::new(&lp).unwrap();
+    let e = events.clone();
+    t.connect(target, move |_, r| {
+        r.unwrap();
+        e.borrow_mut().push("connect");
+    })
+    .unwrap();
+    let e = events.clone();
+    t.write(b"queued", move |t, r| {
+        r.unwrap();
+        e.borrow_mut().push("write");
+        t.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*events.borrow(), ["connect", "write"]);
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"queued");
+}
+
+/// Mirrors libuv's test-tcp-reuseport.c and test-udp-reuseport.c (their binding
+/// part): with `REUSEPORT`, two sockets bind the same port; TCP ones both listen.
+#[test]
+fn reuseport_lets_two_sockets_share_a_port() {
+    let lp = Loop::new().unwrap();
+    let a = Tcp::new(&lp).unwrap();
+    a.bind(addr("127.0.0.1:0"), TcpFlags::REUSEPORT).unwrap();
+    a.listen(8, |_, _| {}).unwrap();
+    let at = a.local_addr().unwrap();
+    let b = Tcp::new(&lp).unwrap();
+    b.bind(at, TcpFlags::REUSEPORT).unwrap();
+    b.listen(8, |_, _| {}).unwrap();
+    assert_eq!(b.local_addr().unwrap(), at);
+    // Without the flag the port is taken.
+    let c = Tcp::new(&lp).unwrap();
+    assert_eq!(
+        code(
+            c.bind(at, TcpFlags::empty())
+                .and_then(|_| c.listen(8, |_, _| {}))
+        ),
+        StatusCode::EADDRINUSE
+    );
+
+    let u1 = Udp::new(&lp).unwrap();
+    u1.bind(addr("127.0.0.1:0"), UdpFlags::REUSEPORT).unwrap();
+    let ut = u1.local_addr().unwrap();
+    let u2 = Udp::new(&lp).unwrap();
+    u2.bind(ut, UdpFlags::REUSEPORT).unwrap();
+    assert_eq!(u2.local_addr().unwrap(), ut);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-pipe-connect-prepare.c: a connect started from a prepare
+/// callback (to a missing path here) reports its result in its callback, once.
+#[test]
+fn a_pipe_connect_from_a_prepare_callback_reports_once() {
+    let dir = TempDir::new("scen-pipe-prep");
+    let lp = Loop::new().unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let p = Prepare::new(&lp).unwrap();
+    let lh = lp.handle();
+    let (g, path) = (got.clone(), dir.join("none"));
+    p.start(move |p| {
+        let pipe = Pipe::new(&lh, false).unwrap();
+        let g = g.clone();
+        pipe.connect(&path, move |pipe, r| {
+            g.borrow_mut().push(r.map_err(|e| e.code()));
+            pipe.close();
+        })
+        .unwrap();
+        p.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), [Err(StatusCode::ENOENT)]);
+}
+
+/// Mirrors libuv's test-poll-oob.c and test-tcp-oob.c: out-of-band TCP data is a
+/// `PRIORITIZED` event for a poll handle that asks for it.
+#[test]
+fn out_of_band_data_is_a_prioritized_poll_event() {
+    use std::os::fd::AsRawFd;
+    let lp = Loop::new().unwrap();
+    let (sender, receiver) = uv_tests::net::tcp_pair();
+    let receiver = Rc::new(receiver);
+    let poll = Poll::new_socket(&lp, receiver.clone()).unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s, r) = (seen.clone(), receiver.clone());
+    poll.start(PollEvent::PRIORITIZED, move |p, st, ev| {
+        st.unwrap();
+        s.borrow_mut().push(ev);
+        // Take the urgent byte so the event does not repeat.
+        let mut b = [0u8; 1];
+        // SAFETY: reads one byte into a valid buffer from an open socket.
+        let n = unsafe { libc::recv(r.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!((n, b[0]), (1, b'!'));
+        p.close();
+    })
+    .unwrap();
+    // SAFETY: sends one byte from a valid buffer on an open socket.
+    let n = unsafe { libc::send(sender.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+    assert_eq!(n, 1);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].contains(PollEvent::PRIORITIZED), "{:?}", seen[0]);
+}
+
+// ---------------------------------------------------------------------------
+// More timers, signals, UDP, processes, the loop
+
+/// Mirrors libuv's test-timer.c `timer_early_check`: a timer never fires before its
+/// timeout, counted in loop time from the start.
+#[test]
+fn a_timer_never_fires_before_its_timeout_in_loop_time() {
+    let lp = Loop::new().unwrap();
+    lp.update_time().unwrap();
+    let start = lp.now().unwrap();
+    let at = Rc::new(Cell::new(None));
+    let t = Timer::new(&lp).unwrap();
+    let (a, lh) = (at.clone(), lp.handle());
+    t.start(10 * MS, Duration::ZERO, move |_| {
+        a.set(Some(lh.now().unwrap()))
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert!(
+        at.get().unwrap() >= start + 10 * MS,
+        "{:?} {start:?}",
+        at.get()
+    );
+}
+
+/// Mirrors libuv's test-signal.c `we_get_signals_mixed`: one-shot and repeating
+/// handles on one signal; two deliveries reach each repeating handle twice and each
+/// one-shot handle once.
+#[test]
+fn one_shot_and_repeating_signal_handles_mixed() {
+    // Signal dispositions are the process's: the tests that watch signals run
+    // one at a time, so that none counts another's.
+    let _serial = uv_tests::serial();
+    let lp = Loop::new().unwrap();
+    let calls: Vec<Rc<Cell<usize>>> = (0..4).map(|_| counter()).collect();
+    let sigs: Vec<Signal> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let s = Signal::new(&lp).unwrap();
+            let c = c.clone();
+            if i % 2 == 0 {
+                s.start_oneshot(Signum::User1, move |_, _| bump(&c))
+                    .unwrap();
+            } else {
+                s.start(Signum::User1, move |_, _| bump(&c)).unwrap();
+            }
+            s
+        })
+        .collect();
+    for _ in 0..2 {
+        uv_tests::raise("USR1");
+        // Each delivery is handled before the next is raised.
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    let counts: Vec<usize> = calls.iter().map(|c| c.get()).collect();
+    assert_eq!(counts, [1, 2, 1, 2]);
+    // The one-shot handles stopped themselves; the others still watch.
+    let active: Vec<bool> = sigs.iter().map(|s| s.is_active()).collect();
+    assert_eq!(active, [false, true, false, true]);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-udp-connect.c (the Unix parts not in `udp`): a connect to
+/// the unspecified address is accepted and undone; a second disconnect is
+/// `ENOTCONN`.
+#[test]
+fn udp_connect_to_any_and_disconnect_twice() {
+    let lp = Loop::new().unwrap();
+    let u = Udp::new(&lp).unwrap();
+    u.connect(addr("0.0.0.0:9")).unwrap();
+    u.disconnect().unwrap();
+    assert_eq!(code(u.disconnect()), StatusCode::ENOTCONN);
+    assert_eq!(code(u.peer_addr()), StatusCode::ENOTCONN);
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-udp-open.c `udp_open_bound` and `udp_open_connect`: a
+/// bound `std` socket taken over keeps its address and receives; a connected one
+/// keeps its peer and sends without an address.
+#[test]
+fn udp_open_bound_and_connected_sockets() {
+    let lp = Loop::new().unwrap();
+    let bound = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let at = bound.local_addr().unwrap();
+    let rx = Udp::new(&lp).unwrap();
+    rx.open(bound).unwrap();
+    assert_eq!(rx.local_addr().unwrap(), at);
+    let connected = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    connected.connect(at).unwrap();
+    let from = connected.local_addr().unwrap();
+    let tx = Udp::new(&lp).unwrap();
+    tx.open(connected).unwrap();
+    assert_eq!(tx.peer_addr().unwrap(), at);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        g.borrow_mut().push((d.data.to_vec(), d.addr));
+        u.close();
+    })
+    .unwrap();
+    tx.send("hi", None, |u, r| {
+        r.unwrap();
+        u.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), [(b"hi".to_vec(), Some(from))]);
+}
+
+/// Mirrors libuv's test-spawn.c `spawn_auto_unref`: a process handle closed before
+/// its child exits lets the loop end; its exit callback never runs. The child is
+/// reaped by libuv later (here it is killed first).
+#[test]
+fn a_process_handle_closed_early_ends_the_loop_without_its_exit_callback() {
+    let lp = Loop::new().unwrap();
+    let exits = counter();
+    let e = exits.clone();
+    let p = Process::spawn(
+        &lp,
+        &ProcessOptions::new("/bin/sleep").arg("30"),
+        move |_, _, _| bump(&e),
+    )
+    .unwrap();
+    let pid = p.pid().unwrap();
+    p.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(exits.get(), 0);
+    uv::kill(pid, Signum::Kill).unwrap();
+}
+
+/// Mirrors libuv's test-spawn.c `spawn_and_kill_with_std`: a child whose three
+/// standard streams are pipes ends on `kill` with the signal and no exit status,
+/// and its pipes reach their end.
+#[test]
+fn a_child_with_piped_stdio_is_killed() {
+    let lp = Loop::new().unwrap();
+    let pipes: Vec<Pipe> = (0..3).map(|_| Pipe::new(&lp, false).unwrap()).collect();
+    let opts = ProcessOptions::new("/bin/cat")
+        .stdin(Stdio::pipe_to_child(&pipes[0]))
+        .stdout(Stdio::pipe_from_child(&pipes[1]))
+        .stderr(Stdio::pipe_from_child(&pipes[2]));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let p = Process::spawn(&lp, &opts, move |p, code, sig| {
+        s.set(Some((code, sig)));
+        p.close();
+    })
+    .unwrap();
+    let out = uv_tests::read_to_end(&pipes[1]);
+    let err = uv_tests::read_to_end(&pipes[2]);
+    p.kill(Signum::Terminate).unwrap();
+    pipes[0].close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some((0, Some(Signum::Terminate))));
+    assert!(out.borrow().is_empty() && err.borrow().is_empty());
+}
+
+/// Mirrors libuv's test-loop-alive.c with a request: a thread-pool job alone keeps
+/// the loop alive until its callback has run.
+#[test]
+fn a_request_alone_keeps_the_loop_alive() {
+    let lp = Loop::new().unwrap();
+    assert!(!lp.alive());
+    let done = counter();
+    let d = done.clone();
+    lp.queue_work(
+        || 7,
+        move |r| {
+            assert_eq!(r.unwrap(), 7);
+            bump(&d);
+        },
+    )
+    .unwrap();
+    assert!(lp.alive());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(done.get(), 1);
+    assert!(!lp.alive());
 }
