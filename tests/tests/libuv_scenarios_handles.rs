@@ -273,8 +273,9 @@ fn again_restarts_with_the_repeat() {
 }
 
 /// Mirrors libuv's test-timer-from-check.c: a timer started with a zero timeout
-/// from a check callback fires before the next prepare callback (libuv runs due
-/// timers at the end of the iteration that started them).
+/// from a check callback fires in that same iteration, after the check phase and
+/// before the next prepare callback (libuv runs due timers at the end of each
+/// iteration).
 #[test]
 fn a_timer_started_from_check_fires_before_the_next_prepare() {
     let lp = Loop::new().unwrap();
@@ -282,31 +283,33 @@ fn a_timer_started_from_check_fires_before_the_next_prepare() {
     let prepare = Prepare::new(&lp).unwrap();
     let check = Check::new(&lp).unwrap();
     let timer = Timer::new(&lp).unwrap();
+    // An idle handle keeps each poll from blocking (prepare and check handles
+    // alone would let it wait for good).
+    let idle = Idle::new(&lp).unwrap();
+    idle.start(|_| {}).unwrap();
     let e = events.clone();
     prepare
         .start(move |_| e.borrow_mut().push("prepare"))
         .unwrap();
     let (e, tm) = (events.clone(), timer.clone());
-    let (p2, c2) = (prepare.clone(), check.clone());
+    let others = (prepare.clone(), check.clone(), idle.clone());
     check
         .start(move |_| {
             e.borrow_mut().push("check");
-            if !tm.is_active() && e.borrow().iter().filter(|&&x| x == "timer").count() == 0 {
-                let e = e.clone();
-                let (p2, c2) = (p2.clone(), c2.clone());
-                tm.start(Duration::ZERO, Duration::ZERO, move |_| {
-                    e.borrow_mut().push("timer");
-                    p2.close();
-                    c2.close();
-                })
-                .unwrap();
+            if e.borrow().len() > 2 {
+                return;
             }
+            let e = e.clone();
+            let others = others.clone();
+            tm.start(Duration::ZERO, Duration::ZERO, move |_| {
+                e.borrow_mut().push("timer");
+                others.0.close();
+                others.1.close();
+                others.2.close();
+            })
+            .unwrap();
         })
         .unwrap();
-    // Something to end the first poll (prepare and check handles alone would let
-    // it block): a timer of a millisecond.
-    let wake = Timer::new(&lp).unwrap();
-    wake.start(MS, Duration::ZERO, |_| {}).unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(*events.borrow(), ["prepare", "check", "timer"]);
 }
@@ -1991,4 +1994,268 @@ fn a_request_alone_keeps_the_loop_alive() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(done.get(), 1);
     assert!(!lp.alive());
+}
+
+/// Mirrors libuv's test-queue-foreach-delete.c for idle, prepare and check
+/// handles: libuv calls the handles of one phase newest first; the newest one's
+/// callback closes itself and the middle one, which is then never called; the
+/// oldest is called once.
+#[test]
+fn closing_the_next_handle_of_a_phase_from_a_callback_skips_it() {
+    fn three<H: Clone + 'static>(
+        lp: &Loop,
+        make: impl Fn(&Loop) -> H,
+        start: impl Fn(&H, Box<dyn FnMut()>),
+        close: impl Fn(&H) + Clone + 'static,
+    ) -> Vec<Rc<Cell<usize>>> {
+        let calls: Vec<Rc<Cell<usize>>> = (0..3).map(|_| counter()).collect();
+        let hs: Vec<H> = (0..3).map(|_| make(lp)).collect();
+        for i in 0..3 {
+            let c = calls[i].clone();
+            let (me, middle, close) = (hs[i].clone(), hs[1].clone(), close.clone());
+            start(
+                &hs[i],
+                Box::new(move || {
+                    bump(&c);
+                    if i == 2 {
+                        close(&me);
+                        close(&middle);
+                    }
+                }),
+            );
+        }
+        calls
+    }
+    let lp = Loop::new().unwrap();
+    let idle = three(
+        &lp,
+        |lp| Idle::new(lp).unwrap(),
+        |h, mut f| h.start(move |_| f()).unwrap(),
+        |h: &Idle| h.close(),
+    );
+    let prepare = three(
+        &lp,
+        |lp| Prepare::new(lp).unwrap(),
+        |h, mut f| h.start(move |_| f()).unwrap(),
+        |h: &Prepare| h.close(),
+    );
+    let check = three(
+        &lp,
+        |lp| Check::new(lp).unwrap(),
+        |h, mut f| h.start(move |_| f()).unwrap(),
+        |h: &Check| h.close(),
+    );
+    assert!(lp.run(RunMode::NoWait).unwrap());
+    for calls in [&idle, &prepare, &check] {
+        let counts: Vec<usize> = calls.iter().map(|c| c.get()).collect();
+        assert_eq!(counts, [1, 0, 1]);
+    }
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-queue-foreach-delete.c for file watchers (Linux): three
+/// watchers of one directory share libuv's inotify watch and are called oldest
+/// first; the oldest one's callback closes itself and the middle one, which is
+/// then never called; the newest is called.
+#[test]
+fn closing_another_watcher_of_the_same_path_from_a_callback_skips_it() {
+    let dir = TempDir::new("scen-fsev-foreach");
+    let lp = Loop::new().unwrap();
+    let calls: Vec<Rc<Cell<usize>>> = (0..3).map(|_| counter()).collect();
+    let evs: Vec<FsEvent> = (0..3).map(|_| FsEvent::new(&lp).unwrap()).collect();
+    for i in 0..3 {
+        let c = calls[i].clone();
+        let (me, middle) = (evs[i].clone(), evs[1].clone());
+        evs[i]
+            .start(dir.path(), FsEventFlags::empty(), move |_, _, _, _| {
+                bump(&c);
+                if i == 0 {
+                    me.close();
+                    middle.close();
+                }
+            })
+            .unwrap();
+    }
+    std::fs::write(dir.join("touched"), b"x").unwrap();
+    // The first event reaches the watchers in one pass; then the last one closes.
+    uv_tests::net::run_until(&lp, || calls[2].get() > 0);
+    evs[2].close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls[0].get(), 1);
+    assert_eq!(calls[1].get(), 0);
+    assert!(calls[2].get() >= 1);
+}
+
+/// Mirrors libuv's test-close-fd.c: a pipe end taken over reads one byte, stops
+/// reading; with the writer closed meanwhile, reading again gives the end of the
+/// stream; the handle stays open (not active) between the two.
+#[test]
+fn reading_again_after_read_stop_gives_the_end() {
+    use std::io::Write;
+    let lp = Loop::new().unwrap();
+    let (r, w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(r).unwrap();
+    let mut w = std::fs::File::from(w);
+    w.write_all(b"x").unwrap();
+    drop(w);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let cb = move |p: &Pipe, d: uv::Result<&[u8]>| match d {
+        Ok(b) => {
+            s.borrow_mut().push(Ok(b.to_vec()));
+            p.read_stop().unwrap();
+        }
+        Err(e) => {
+            s.borrow_mut().push(Err(e.code()));
+            p.close();
+        }
+    };
+    p.read_start(cb.clone()).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*seen.borrow(), [Ok(b"x".to_vec())]);
+    assert!(!p.is_active());
+    assert!(!p.is_closing());
+    p.read_start(cb).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*seen.borrow(), [Ok(b"x".to_vec()), Err(StatusCode::EOF)]);
+    assert!(p.is_closed());
+}
+
+/// Mirrors libuv's test-signal-pending-on-close.c `signal_close_loop_alive`: an
+/// unreferenced signal handle with a signal caught does not keep `run` going; once
+/// closed, the loop is alive until its close callback has run.
+#[test]
+fn an_unreferenced_signal_handle_closes_cleanly_after_a_catch() {
+    let _serial = uv_tests::serial();
+    let lp = Loop::new().unwrap();
+    let sig = Signal::new(&lp).unwrap();
+    sig.start(Signum::User1, |_, _| {}).unwrap();
+    sig.unref().unwrap();
+    uv_tests::raise("USR1");
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let closed = counter();
+    let c = closed.clone();
+    sig.close_with(move |_| bump(&c));
+    assert!(lp.alive());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(closed.get(), 1);
+}
+
+/// Mirrors libuv's test-signal-pending-on-close.c `signal_pending_on_close`: a large
+/// write to a pipe whose reader is gone fails (`EPIPE`, SIGPIPE being ignored by
+/// the Rust runtime) and the handle closes with the write's callback called once.
+#[test]
+fn a_large_write_to_a_pipe_without_reader_fails_with_epipe() {
+    let lp = Loop::new().unwrap();
+    let (r, w) = uv::pipe(uv::StdioFlags::empty(), uv::StdioFlags::empty()).unwrap();
+    drop(r);
+    let p = Pipe::new(&lp, false).unwrap();
+    p.open(w).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    match p.write(vec![b'.'; 1 << 24], move |p, r| {
+        g.borrow_mut().push(r.map_err(|e| e.code()));
+        p.close();
+    }) {
+        Ok(()) => {
+            assert!(!lp.run(RunMode::Default).unwrap());
+            assert_eq!(*got.borrow(), [Err(StatusCode::EPIPE)]);
+        }
+        // A write that fails at once reports at once, without its callback.
+        Err(e) => {
+            assert_eq!(e.code(), StatusCode::EPIPE);
+            assert!(got.borrow().is_empty());
+            uv_tests::finish(&lp);
+        }
+    }
+}
+
+/// Mirrors libuv's test-timer.c `timer_no_double_call_once` and
+/// `timer_no_double_call_nowait`: a repeating timer whose loop was held up for
+/// several periods fires once per iteration, not once per missed period.
+#[test]
+fn a_late_repeating_timer_fires_once_per_iteration() {
+    for mode in [RunMode::Once, RunMode::NoWait] {
+        let lp = Loop::new().unwrap();
+        let fired = counter();
+        let t = Timer::new(&lp).unwrap();
+        let f = fired.clone();
+        t.start(MS, MS, move |_| bump(&f)).unwrap();
+        // Hold the loop up for several periods.
+        std::thread::sleep(5 * MS);
+        assert!(lp.run(mode).unwrap());
+        assert_eq!(fired.get(), 1, "{mode:?}");
+        t.close();
+        uv_tests::finish(&lp);
+    }
+}
+
+/// Mirrors libuv's test-loop-close.c `loop_instant_close`: a handle closed before
+/// the loop ever ran finishes in one non-blocking run, after which the loop closes.
+#[test]
+fn a_handle_closed_before_any_run_lets_the_loop_close_after_one_pass() {
+    let lp = Loop::new().unwrap();
+    let a = uv::Async::new(&lp, |_| {}).unwrap();
+    a.close();
+    assert_eq!(code(lp.close()), StatusCode::EBUSY);
+    assert!(!lp.run(RunMode::NoWait).unwrap());
+    lp.close().unwrap();
+}
+
+/// Mirrors libuv's test-spawn.c `spawn_closed_process_io`: a write queued on the
+/// child's input pipe, then the pipe closed at once: the write's callback runs
+/// once (done or `ECANCELED`), the child sees its input end and exits 0.
+#[test]
+fn closing_the_child_input_right_after_a_write() {
+    let lp = Loop::new().unwrap();
+    let input = Pipe::new(&lp, false).unwrap();
+    let opts = ProcessOptions::new("/bin/cat").stdin(Stdio::pipe_to_child(&input));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let _p = Process::spawn(&lp, &opts, move |p, code, sig| {
+        s.set(Some((code, sig)));
+        p.close();
+    })
+    .unwrap();
+    let writes = Rc::new(RefCell::new(Vec::new()));
+    let w = writes.clone();
+    input
+        .write(b"ignored", move |_, r| {
+            w.borrow_mut().push(r.map_err(|e| e.code()))
+        })
+        .unwrap();
+    input.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some((0, None)));
+    let writes = writes.borrow();
+    assert_eq!(writes.len(), 1);
+    assert!(
+        matches!(writes[0], Ok(()) | Err(StatusCode::ECANCELED)),
+        "{writes:?}"
+    );
+}
+
+/// Mirrors libuv's test-spawn.c `spawn_reads_child_path`: a program named without
+/// a directory is found through the `PATH` given in the child's environment.
+#[test]
+fn a_bare_program_name_is_found_through_the_child_path() {
+    let lp = Loop::new().unwrap();
+    let out = Pipe::new(&lp, false).unwrap();
+    let opts = ProcessOptions::new("echo")
+        .arg("found")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(Stdio::pipe_from_child(&out));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let _p = Process::spawn(&lp, &opts, move |p, code, _| {
+        s.set(Some(code));
+        p.close();
+    })
+    .unwrap();
+    let got = uv_tests::read_to_end(&out);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some(0));
+    assert_eq!(&got.borrow()[..], b"found\n");
 }
