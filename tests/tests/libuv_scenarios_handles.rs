@@ -2279,3 +2279,109 @@ fn a_bare_program_name_is_found_through_the_child_path() {
     assert_eq!(status.get(), Some(0));
     assert_eq!(&got.borrow()[..], b"found\n");
 }
+
+/// Mirrors libuv's test-spawn.c `spawn_and_ping`, which sends signal 0 to check
+/// that the child is alive. The safe API refuses signal numbers it does not know,
+/// 0 included (`EINVAL`, as `attacks_rest` pins; no signal is sent), so the probe
+/// is not available; the child runs on and a real signal still reaches it.
+#[test]
+fn signal_zero_to_a_child_is_refused_and_the_child_runs_on() {
+    let lp = Loop::new().unwrap();
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let p = Process::spawn(
+        &lp,
+        &ProcessOptions::new("/bin/sleep").arg("100"),
+        move |p, code, sig| {
+            s.set(Some((code, sig)));
+            p.close();
+        },
+    )
+    .unwrap();
+    assert_eq!(code(p.kill(Signum::from_raw(0))), StatusCode::EINVAL);
+    assert_eq!(
+        code(uv::kill(p.pid().unwrap(), Signum::from_raw(0))),
+        StatusCode::EINVAL
+    );
+    assert!(lp.run(RunMode::NoWait).unwrap());
+    assert_eq!(status.get(), None);
+    p.kill(Signum::Terminate).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some((0, Some(Signum::Terminate))));
+}
+
+/// Mirrors libuv's test-udp-options.c `udp_options` and `udp_no_autobind`: on a
+/// bound socket every TTL from 1 to 255 and every multicast TTL from 0 to 255 is
+/// accepted (a TTL of 0 is `EINVAL`); on a handle without a socket the options are
+/// `EBADF` (libuv does not make one for them); a handle made with a family has a
+/// socket at once, and they work.
+#[test]
+fn udp_option_ranges_and_no_autobind() {
+    let lp = Loop::new().unwrap();
+    let u = Udp::new(&lp).unwrap();
+    assert_eq!(code(u.set_multicast_ttl(32)), StatusCode::EBADF);
+    assert_eq!(code(u.set_broadcast(true)), StatusCode::EBADF);
+    assert_eq!(code(u.set_ttl(1)), StatusCode::EBADF);
+    assert_eq!(code(u.set_multicast_loop(true)), StatusCode::EBADF);
+    assert_eq!(
+        code(u.set_multicast_interface(Some(std::net::Ipv4Addr::UNSPECIFIED.into()))),
+        StatusCode::EBADF
+    );
+    assert_eq!(code(u.fileno()), StatusCode::EBADF);
+
+    u.bind(addr("0.0.0.0:0"), UdpFlags::empty()).unwrap();
+    for ttl in 1..=255u8 {
+        u.set_ttl(ttl).unwrap();
+    }
+    assert_eq!(code(u.set_ttl(0)), StatusCode::EINVAL);
+    u.set_multicast_loop(true).unwrap();
+    u.set_multicast_loop(false).unwrap();
+    for ttl in 0..=255u8 {
+        u.set_multicast_ttl(ttl).unwrap();
+    }
+    u.set_broadcast(true).unwrap();
+    u.set_broadcast(false).unwrap();
+
+    let early = Udp::with_family(&lp, uv::AddressFamily::Inet).unwrap();
+    early.set_multicast_ttl(32).unwrap();
+    early.set_broadcast(true).unwrap();
+    early.set_ttl(1).unwrap();
+    early.set_multicast_loop(true).unwrap();
+    assert!(early.fileno().is_ok());
+    uv_tests::finish(&lp);
+}
+
+/// Mirrors libuv's test-udp-ipv6.c `udp_dual_stack`: an IPv6 socket bound to `[::]`
+/// without `IPV6ONLY` receives a datagram sent over IPv4, from the sender's address
+/// mapped to IPv6 (skipped where the machine has no IPv6).
+#[test]
+fn a_dual_stack_udp_socket_receives_ipv4() {
+    let lp = Loop::new().unwrap();
+    let rx = Udp::new(&lp).unwrap();
+    if let Err(e) = rx.bind(addr("[::]:0"), UdpFlags::empty()) {
+        eprintln!("skipping: no IPv6: {e}");
+        uv_tests::finish(&lp);
+        return;
+    }
+    let port = rx.local_addr().unwrap().port();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        let d = d.unwrap();
+        g.borrow_mut().push((d.data.to_vec(), d.addr));
+        u.close();
+    })
+    .unwrap();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let from = tx.local_addr().unwrap();
+    tx.send_to(b"v4", ("127.0.0.1", port)).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let got = got.borrow();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, b"v4");
+    let Some(SocketAddr::V6(a)) = got[0].1 else {
+        panic!("{:?}", got[0].1)
+    };
+    assert_eq!(a.ip().to_ipv4_mapped(), Some(std::net::Ipv4Addr::LOCALHOST));
+    assert_eq!(a.port(), from.port());
+}
