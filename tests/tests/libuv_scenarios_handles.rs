@@ -2385,3 +2385,57 @@ fn a_dual_stack_udp_socket_receives_ipv4() {
     assert_eq!(a.ip().to_ipv4_mapped(), Some(std::net::Ipv4Addr::LOCALHOST));
     assert_eq!(a.port(), from.port());
 }
+
+/// Mirrors libuv's test-tcp-close-reset.c `tcp_close_reset_client` and
+/// `tcp_close_reset_client_after_shutdown`: a reset with writes queued calls each
+/// write back once (`ECANCELED` for those not sent) before the handle is closed,
+/// and a shutdown after it is refused (`ClosedHandle`; libuv says `ENOTCONN`); a
+/// reset while a shutdown is in flight is `EINVAL` and leaves the handle open, for
+/// a normal close.
+#[test]
+fn close_reset_with_writes_queued_and_after_a_shutdown() {
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    let writes = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..4 {
+        let (w, c) = (writes.clone(), client.clone());
+        client
+            .write(vec![b'w'; 1 << 20], move |_, r| {
+                // Called back before the handle is closed.
+                assert!(!c.is_closed());
+                w.borrow_mut().push(r.map_err(|e| e.code()));
+            })
+            .unwrap();
+    }
+    client.close_reset().unwrap();
+    assert!(client.is_closing());
+    assert_eq!(
+        client
+            .shutdown(|_, _| panic!("shutdown ran"))
+            .unwrap_err()
+            .kind(),
+        Category::ClosedHandle
+    );
+    server.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert!(client.is_closed());
+    let writes = writes.borrow();
+    assert_eq!(writes.len(), 4);
+    assert!(
+        writes
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(StatusCode::ECANCELED))),
+        "{writes:?}"
+    );
+
+    let (client, server) = tcp_pair(&lp);
+    let shutdowns = counter();
+    let s = shutdowns.clone();
+    client.shutdown(move |_, _| bump(&s)).unwrap();
+    assert_eq!(code(client.close_reset()), StatusCode::EINVAL);
+    assert!(!client.is_closing());
+    client.close();
+    server.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(shutdowns.get(), 1);
+}
