@@ -2439,3 +2439,73 @@ fn close_reset_with_writes_queued_and_after_a_shutdown() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(shutdowns.get(), 1);
 }
+
+/// Mirrors libuv's test-tcp-close-accept.c: two accepted connections both have a
+/// byte to read; the first read callback closes the other connection and the
+/// server and connects a new socket (which may get a descriptor number just freed)
+/// to the closed server: the closed connection's read callback never runs, the new
+/// connect is refused, and every handle closes.
+#[test]
+fn a_connection_closed_by_another_read_callback_is_never_read() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    let target = server.local_addr().unwrap();
+    let incoming: Rc<RefCell<Vec<Tcp>>> = Rc::default();
+    let (reads, refused) = (counter(), Rc::new(RefCell::new(None)));
+    let lh = lp.handle();
+    let inc = incoming.clone();
+    let (rd, rf) = (reads.clone(), refused.clone());
+    server
+        .listen(8, move |l, r| {
+            r.unwrap();
+            let conn = l.accept().unwrap();
+            inc.borrow_mut().push(conn);
+            if inc.borrow().len() < 2 {
+                return;
+            }
+            for conn in inc.borrow().iter() {
+                let (inc, rd, rf, lh, l) =
+                    (inc.clone(), rd.clone(), rf.clone(), lh.clone(), l.clone());
+                conn.read_start(move |me, d| {
+                    assert_eq!(d.unwrap().len(), 1);
+                    bump(&rd);
+                    me.read_stop().unwrap();
+                    // The other connection: another descriptor.
+                    for other in inc.borrow().iter() {
+                        if other.fileno().ok() != me.fileno().ok() {
+                            other.close();
+                        }
+                    }
+                    l.close();
+                    let check = Tcp::new(&lh).unwrap();
+                    let (rf, me) = (rf.clone(), me.clone());
+                    check
+                        .connect(target, move |c, r| {
+                            *rf.borrow_mut() = Some(r.map_err(|e| e.code()));
+                            c.close();
+                            me.close();
+                        })
+                        .unwrap();
+                })
+                .unwrap();
+            }
+        })
+        .unwrap();
+    for _ in 0..2 {
+        let c = Tcp::new(&lp).unwrap();
+        c.connect(target, |c, r| {
+            r.unwrap();
+            c.write(b"x", |c, r| {
+                r.unwrap();
+                c.close();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(reads.get(), 1);
+    assert_eq!(*refused.borrow(), Some(Err(StatusCode::ECONNREFUSED)));
+    assert!(incoming.borrow().iter().all(|c| c.is_closed()));
+}
