@@ -2509,3 +2509,54 @@ fn a_connection_closed_by_another_read_callback_is_never_read() {
     assert_eq!(*refused.borrow(), Some(Err(StatusCode::ECONNREFUSED)));
     assert!(incoming.borrow().iter().all(|c| c.is_closed()));
 }
+
+/// Mirrors libuv's test-watcher-cross-stop.c (with 200 sockets, not 2500): many UDP
+/// sockets share a port (`REUSEADDR`), each receiving and each sending a datagram to
+/// that port; once one datagram has arrived all are closed from outside their
+/// callbacks: every send is called back once (done or `ECANCELED`) and every
+/// handle closes.
+#[test]
+fn many_udp_sockets_on_one_port_closed_mid_traffic() {
+    const N: usize = 200;
+    let lp = Loop::new().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (recvs, sends) = (counter(), Rc::new(RefCell::new(Vec::new())));
+    let sockets: Vec<Udp> = (0..N)
+        .map(|_| {
+            let u = Udp::new(&lp).unwrap();
+            u.bind(port, UdpFlags::REUSEADDR).unwrap();
+            let r = recvs.clone();
+            u.recv_start(move |_, d| {
+                if d.is_ok() {
+                    bump(&r);
+                }
+            })
+            .unwrap();
+            let s = sends.clone();
+            u.send(vec![b'A'; 1024], Some(port), move |_, r| {
+                s.borrow_mut().push(r.map_err(|e| e.code()))
+            })
+            .unwrap();
+            u
+        })
+        .collect();
+    uv_tests::net::run_until(&lp, || recvs.get() > 0);
+    let closed = counter();
+    for u in &sockets {
+        let c = closed.clone();
+        u.close_with(move |_| bump(&c));
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(closed.get(), N);
+    let sends = sends.borrow();
+    assert_eq!(sends.len(), N);
+    assert!(
+        sends
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(StatusCode::ECANCELED))),
+        "{sends:?}"
+    );
+}
