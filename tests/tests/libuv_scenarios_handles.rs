@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -2559,4 +2560,113 @@ fn many_udp_sockets_on_one_port_closed_mid_traffic() {
             .all(|r| matches!(r, Ok(()) | Err(StatusCode::ECANCELED))),
         "{sends:?}"
     );
+}
+
+/// Mirrors libuv's test-fs-event.c `fs_event_watch_delete_dir`: a watched directory
+/// removed reports one event naming it (or no name), with success; the callback
+/// stops and closes the watcher, so it runs once.
+#[test]
+fn a_watched_directory_removed_reports_once() {
+    let dir = TempDir::new("scen-fsev-deldir");
+    let watched = dir.join("watch_del_dir");
+    std::fs::create_dir(&watched).unwrap();
+    let lp = Loop::new().unwrap();
+    let ev = FsEvent::new(&lp).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    ev.start(&watched, FsEventFlags::empty(), move |ev, name, kind, r| {
+        g.borrow_mut()
+            .push((name.map(Path::to_path_buf), kind, r.map_err(|e| e.code())));
+        ev.stop().unwrap();
+        ev.close();
+    })
+    .unwrap();
+    std::fs::remove_dir(&watched).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let got = got.borrow();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (name, kind, r) = &got[0];
+    assert_eq!(*r, Ok(()));
+    assert!(
+        kind.intersects(uv::FsEventKind::RENAME | uv::FsEventKind::CHANGE),
+        "{kind:?}"
+    );
+    if let Some(n) = name {
+        assert_eq!(n, Path::new("watch_del_dir"));
+    }
+}
+
+/// Mirrors libuv's test-fs-event.c `fs_event_stop_in_cb`: a watcher that stops
+/// itself in its callback is called once however many changes follow, and the
+/// loop ends (a stopped watcher keeps nothing alive).
+#[test]
+fn a_watcher_stopped_in_its_callback_is_called_once() {
+    let dir = TempDir::new("scen-fsev-stop");
+    let file = dir.join("f.txt");
+    std::fs::write(&file, b"0").unwrap();
+    let lp = Loop::new().unwrap();
+    let ev = FsEvent::new(&lp).unwrap();
+    let calls = counter();
+    let (c, f) = (calls.clone(), file.clone());
+    ev.start(&file, FsEventFlags::empty(), move |ev, _, _, _| {
+        bump(&c);
+        ev.stop().unwrap();
+        // More changes, after the stop.
+        std::fs::write(&f, b"2").unwrap();
+        std::fs::write(&f, b"3").unwrap();
+    })
+    .unwrap();
+    std::fs::write(&file, b"1").unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 1);
+    assert!(!ev.is_active());
+    ev.close();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(calls.get(), 1);
+}
+
+/// Mirrors libuv's test-fs-event.c `fs_event_watch_file_exact_path`: a watcher of
+/// `file.js` is not told about a sibling `file.jsx`: the first event it gets, after
+/// the sibling was written and then the file, is the file's own.
+#[test]
+fn a_file_watcher_ignores_a_sibling_with_a_longer_name() {
+    let dir = TempDir::new("scen-fsev-exact");
+    let file = dir.join("file.js");
+    let sibling = dir.join("file.jsx");
+    std::fs::write(&file, b"").unwrap();
+    let lp = Loop::new().unwrap();
+    let ev = FsEvent::new(&lp).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    ev.start(&file, FsEventFlags::empty(), move |ev, name, _, r| {
+        r.unwrap();
+        g.borrow_mut().push(name.map(Path::to_path_buf));
+        ev.close();
+    })
+    .unwrap();
+    std::fs::write(&sibling, b"sibling").unwrap();
+    std::fs::write(&file, b"file").unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let got = got.borrow();
+    assert_eq!(got.len(), 1);
+    if let Some(n) = &got[0] {
+        assert_eq!(n, Path::new("file.js"));
+    }
+}
+
+/// Mirrors libuv's test-fs-event.c `fs_event_watch_invalid_path` (the empty path):
+/// watching `""` fails at the call and leaves the handle inactive and usable.
+#[test]
+fn watching_the_empty_path_fails_and_the_handle_stays_usable() {
+    let dir = TempDir::new("scen-fsev-empty");
+    let lp = Loop::new().unwrap();
+    let ev = FsEvent::new(&lp).unwrap();
+    assert!(ev
+        .start("", FsEventFlags::empty(), |_, _, _, _| {})
+        .is_err());
+    assert!(!ev.is_active());
+    ev.start(dir.path(), FsEventFlags::empty(), |_, _, _, _| {})
+        .unwrap();
+    assert!(ev.is_active());
+    uv_tests::finish(&lp);
 }
