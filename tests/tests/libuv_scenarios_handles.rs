@@ -2670,3 +2670,35 @@ fn watching_the_empty_path_fails_and_the_handle_stays_usable() {
     assert!(ev.is_active());
     uv_tests::finish(&lp);
 }
+
+/// Mirrors libuv's test-spawn.c `spawn_tcp_server`: a bound socket handed to a
+/// child as its descriptor 3 reaches it as a socket (the child exits 0 when it
+/// finds one there). libuv's helper then listens in the child; in the parent the
+/// safe API refuses to listen on a stream it gave a child (`EINVAL`, see
+/// `Stream::listen`: the child shares the open file and may make it blocking at
+/// any time, which would hang the loop), even once the child has exited and after
+/// `set_blocking(false)`; the handle still closes normally.
+#[test]
+fn a_bound_socket_given_to_a_child_reaches_it_as_a_socket() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::with_family(&lp, uv::AddressFamily::Inet).unwrap();
+    server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    let opts = ProcessOptions::new("/bin/sh")
+        .args(["-c", "[ -S /proc/self/fd/3 ]"])
+        .stdio(3, Stdio::stream(&server));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let _p = Process::spawn(&lp, &opts, move |p, code, sig| {
+        s.set(Some((code, sig)));
+        p.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(status.get(), Some((0, None)));
+
+    assert_eq!(code(server.listen(8, |_, _| {})), StatusCode::EINVAL);
+    server.set_blocking(false).unwrap();
+    assert_eq!(code(server.listen(8, |_, _| {})), StatusCode::EINVAL);
+    assert!(!server.is_active());
+    uv_tests::finish(&lp);
+}
