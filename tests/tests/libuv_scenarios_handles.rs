@@ -2702,3 +2702,65 @@ fn a_bound_socket_given_to_a_child_reaches_it_as_a_socket() {
     assert!(!server.is_active());
     uv_tests::finish(&lp);
 }
+
+/// Mirrors libuv's test-tcp-write-in-read-cb-backend-timeout.c: a reply written
+/// from a read callback completes within the iteration (its callback runs before
+/// `RunMode::Once` returns); afterwards, with three reading sockets, no timer and
+/// nothing pending, the backend timeout is infinite (`None`): an embedder would
+/// block, not spin.
+#[test]
+fn a_write_from_a_read_callback_leaves_no_pending_work() {
+    let lp = Loop::new().unwrap();
+    let server = Tcp::new(&lp).unwrap();
+    server.bind(addr("127.0.0.1:0"), TcpFlags::empty()).unwrap();
+    let target = server.local_addr().unwrap();
+    let pong_done = counter();
+    let incoming: Rc<RefCell<Option<Tcp>>> = Rc::default();
+    let (pd, inc) = (pong_done.clone(), incoming.clone());
+    server
+        .listen(1, move |l, r| {
+            r.unwrap();
+            let conn = l.accept().unwrap();
+            let pd = pd.clone();
+            conn.read_start(move |s, d| {
+                assert_eq!(d.unwrap(), b"ping");
+                let pd = pd.clone();
+                s.write(b"pong", move |_, r| {
+                    r.unwrap();
+                    bump(&pd);
+                })
+                .unwrap();
+                // Written at once: nothing left queued.
+                assert_eq!(s.write_queue_size(), 0);
+            })
+            .unwrap();
+            *inc.borrow_mut() = Some(conn);
+        })
+        .unwrap();
+    let client = Tcp::new(&lp).unwrap();
+    client
+        .connect(target, |c, r| {
+            r.unwrap();
+            c.read_start(|_, d| {
+                d.unwrap();
+            })
+            .unwrap();
+            c.write(b"ping", |_, r| r.unwrap()).unwrap();
+        })
+        .unwrap();
+    while pong_done.get() == 0 {
+        assert!(lp.run(RunMode::Once).unwrap());
+    }
+    assert_eq!(lp.backend_timeout().unwrap(), None);
+    let closed = counter();
+    for h in [
+        (*server).clone(),
+        (*client).clone(),
+        (**incoming.borrow().as_ref().unwrap()).clone(),
+    ] {
+        let c = closed.clone();
+        h.close_with(move |_| bump(&c));
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(closed.get(), 3);
+}
