@@ -2764,3 +2764,78 @@ fn a_write_from_a_read_callback_leaves_no_pending_work() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(closed.get(), 3);
 }
+
+/// Mirrors libuv's test-connection-fail.c `connection_fail_doesnt_auto_close`: a
+/// refused connect leaves the handle open (not closing) until the user closes it,
+/// from a timer here. A second connect on the failed socket is refused at the call
+/// by the kernel (Linux: `ECONNABORTED`), without a callback, and leaves the handle
+/// open too.
+#[test]
+fn a_refused_connect_does_not_close_the_handle() {
+    let lp = Loop::new().unwrap();
+    let target = closed_port();
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let t = Tcp::new(&lp).unwrap();
+    let (r1, lh) = (results.clone(), lp.handle());
+    t.connect(target, move |t, r| {
+        r1.borrow_mut().push(r.map_err(|e| e.code()));
+        assert!(!t.is_closing());
+        let again = t.connect(target, |_, _| panic!("second connect called back"));
+        r1.borrow_mut().push(again.map_err(|e| e.code()));
+        assert!(!t.is_closing());
+        let t = t.clone();
+        let timer = Timer::new(&lh).unwrap();
+        timer
+            .start(MS, Duration::ZERO, move |tm| {
+                assert!(!t.is_closing());
+                t.close();
+                tm.close();
+            })
+            .unwrap();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let results = results.borrow();
+    assert_eq!(results[0], Err(StatusCode::ECONNREFUSED));
+    assert!(results[1].is_err(), "{results:?}");
+    #[cfg(target_os = "linux")]
+    assert_eq!(results[1], Err(StatusCode::ECONNABORTED));
+    assert!(t.is_closed());
+}
+
+/// Mirrors libuv's test-udp-ipv6.c `udp_ipv6_only`: a socket bound to `[::]` with
+/// `IPV6ONLY` does not get IPv4 datagrams: of an IPv4 datagram sent first and an
+/// IPv6 one sent after it, the IPv6 one is the first to arrive (skipped without
+/// IPv6).
+#[test]
+fn an_ipv6_only_udp_socket_gets_no_ipv4() {
+    let lp = Loop::new().unwrap();
+    let rx = Udp::new(&lp).unwrap();
+    if let Err(e) = rx.bind(addr("[::]:0"), UdpFlags::IPV6ONLY) {
+        eprintln!("skipping: no IPv6: {e}");
+        uv_tests::finish(&lp);
+        return;
+    }
+    let port = rx.local_addr().unwrap().port();
+    let v6 = match std::net::UdpSocket::bind("[::1]:0") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipping: no IPv6 loopback: {e}");
+            uv_tests::finish(&lp);
+            return;
+        }
+    };
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    rx.recv_start(move |u, d| {
+        g.borrow_mut().push(d.unwrap().data.to_vec());
+        u.close();
+    })
+    .unwrap();
+    let v4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Refused or dropped: nobody gets it on this port over IPv4.
+    let _ = v4.send_to(b"v4", ("127.0.0.1", port));
+    v6.send_to(b"v6", ("::1", port)).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), [b"v6".to_vec()]);
+}
