@@ -604,3 +604,64 @@ fn loop_configure_block_sigprof() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(calls.get(), 1);
 }
+
+/// Mirrors libuv's test-fs.c `fs_write_alotof_bufs` and
+/// `fs_write_alotof_bufs_with_offset`: a write of many more buffers than one
+/// system call takes (`IOV_MAX`, 1024 on Linux) writes them all, in order, at the
+/// position or at an offset, synchronously and on the thread pool.
+#[test]
+fn a_write_of_many_buffers_writes_them_all_in_order() {
+    const N: usize = 10_000;
+    let dir = TempDir::new("scen-fs-alotof");
+    let lp = Loop::new().unwrap();
+    let bufs: Vec<Vec<u8>> = (0..N).map(|i| format!("{i:05}").into_bytes()).collect();
+    let want: Vec<u8> = bufs.concat();
+    let p = dir.join("f");
+    let f = Fs::open_sync(&lp, &p, OpenFlags::CREAT | OpenFlags::RDWR, 0o600).unwrap();
+    assert_eq!(
+        Fs::write_sync(&lp, &f, bufs.clone(), None).unwrap(),
+        want.len()
+    );
+    assert_eq!(std::fs::read(&p).unwrap(), want);
+    // At an offset past what is there, on the pool.
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    Fs::write(
+        &lp,
+        &f,
+        bufs.clone(),
+        Some(want.len() as u64 + 3),
+        move |r| *g.borrow_mut() = Some(r),
+    )
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(got.borrow_mut().take().unwrap().unwrap(), want.len());
+    let mut twice = want.clone();
+    twice.extend_from_slice(b"\0\0\0");
+    twice.extend_from_slice(&want);
+    assert_eq!(std::fs::read(&p).unwrap(), twice);
+    f.close_sync(&lp).unwrap();
+}
+
+/// Mirrors libuv's test-fs.c `fs_stat_batch_multiple`: many stats in flight at once
+/// each complete once, with the file's size.
+#[test]
+fn many_stats_in_flight_each_complete_once() {
+    const N: usize = 64;
+    let dir = TempDir::new("scen-fs-batch");
+    let lp = Loop::new().unwrap();
+    let p = dir.join("f");
+    std::fs::write(&p, b"12345").unwrap();
+    let sizes = Rc::new(RefCell::new(vec![None; N]));
+    for i in 0..N {
+        let s = sizes.clone();
+        Fs::stat(&lp, &p, move |r| {
+            let slot = &mut s.borrow_mut()[i];
+            assert!(slot.is_none());
+            *slot = Some(r.unwrap().size);
+        })
+        .unwrap();
+    }
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*sizes.borrow(), vec![Some(5); N]);
+}
