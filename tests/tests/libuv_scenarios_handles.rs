@@ -2839,3 +2839,46 @@ fn an_ipv6_only_udp_socket_gets_no_ipv4() {
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(*got.borrow(), [b"v6".to_vec()]);
 }
+
+/// Mirrors libuv's test-tcp-writealot.c: three writes of 4096 chunks each (four
+/// times `IOV_MAX` buffers per write) then a shutdown; the peer reads every byte,
+/// in order, then the end; each write's callback runs once, in order, before the
+/// shutdown's.
+#[test]
+fn writes_of_thousands_of_chunks_arrive_whole_and_in_order() {
+    const CHUNKS: usize = 4096;
+    const CHUNK: usize = 61;
+    let lp = Loop::new().unwrap();
+    let (client, server) = tcp_pair(&lp);
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let mut want = Vec::new();
+    for w in 0..3u8 {
+        let chunks: Vec<Vec<u8>> = (0..CHUNKS)
+            .map(|i| vec![w.wrapping_mul(97).wrapping_add(i as u8); CHUNK])
+            .collect();
+        want.extend(chunks.concat());
+        let e = events.clone();
+        client
+            .write(chunks, move |_, r| {
+                r.unwrap();
+                e.borrow_mut().push(format!("write {w}"));
+            })
+            .unwrap();
+    }
+    let e = events.clone();
+    client
+        .shutdown(move |c, r| {
+            r.unwrap();
+            e.borrow_mut().push("shutdown".to_string());
+            c.close();
+        })
+        .unwrap();
+    let got = uv_tests::read_to_end(&server);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(got.borrow().len(), want.len());
+    assert!(*got.borrow() == want);
+    assert_eq!(
+        *events.borrow(),
+        ["write 0", "write 1", "write 2", "shutdown"]
+    );
+}
