@@ -2882,3 +2882,32 @@ fn writes_of_thousands_of_chunks_arrive_whole_and_in_order() {
         ["write 0", "write 1", "write 2", "shutdown"]
     );
 }
+
+/// Mirrors libuv's test-fs-poll.c `fs_poll_close_request` and
+/// `fs_poll_close_request_stop_when_active`: a poller whose stat is in flight
+/// (after one non-blocking run), stopped and closed, finishes: its close callback
+/// runs once, it never calls back, and the loop ends empty.
+#[test]
+fn a_file_poller_closed_with_its_stat_in_flight_finishes() {
+    let dir = TempDir::new("scen-fspoll-inflight");
+    for stop_first in [false, true] {
+        let lp = Loop::new().unwrap();
+        let fp = FsPoll::new(&lp).unwrap();
+        let calls = counter();
+        let c = calls.clone();
+        // An existing path: its first stat (whenever it completes) is no change.
+        fp.start(dir.path(), Duration::from_secs(3600), move |_, _| bump(&c))
+            .unwrap();
+        lp.run(RunMode::NoWait).unwrap();
+        if stop_first {
+            fp.stop().unwrap();
+        }
+        let closed = counter();
+        let cl = closed.clone();
+        fp.close_with(move |_| bump(&cl));
+        assert!(!lp.run(RunMode::Default).unwrap());
+        assert_eq!((calls.get(), closed.get()), (0, 1));
+        assert_eq!(lp.handle_count(), 0);
+        lp.close().unwrap();
+    }
+}
