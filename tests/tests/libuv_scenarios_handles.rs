@@ -1439,6 +1439,26 @@ fn udp_bind_twice_and_reuseaddr() {
 // ---------------------------------------------------------------------------
 // Processes
 
+/// Spawns the process `opts` describes with its standard output piped to the loop,
+/// runs the loop out, and gives the exit code and everything the child wrote.
+fn exit_and_stdout(opts: impl FnOnce() -> ProcessOptions<'static>) -> (i64, Vec<u8>) {
+    let lp = Loop::new().unwrap();
+    let out = Pipe::new(&lp, false).unwrap();
+    let opts = opts().stdout(Stdio::pipe_from_child(&out));
+    let status = Rc::new(Cell::new(None));
+    let s = status.clone();
+    let _p = Process::spawn(&lp, &opts, move |p, code, _| {
+        s.set(Some(code));
+        p.close();
+    })
+    .unwrap();
+    let got = uv_tests::read_to_end(&out);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    let code = status.get().expect("the exit callback ran");
+    let got = got.borrow().clone();
+    (code, got)
+}
+
 /// Mirrors libuv's test-spawn.c `spawn_stdout_to_file` and
 /// `spawn_stdout_and_stderr_to_file`: a child's output and error streams given one
 /// open file both land in it, in the order the child wrote them.
@@ -1468,22 +1488,9 @@ fn a_child_writes_stdout_and_stderr_to_one_file() {
 /// child sees no variable at all.
 #[test]
 fn a_child_with_an_empty_environment_sees_no_variable() {
-    let lp = Loop::new().unwrap();
-    let out = Pipe::new(&lp, false).unwrap();
-    let opts = ProcessOptions::new("/usr/bin/env")
-        .env_clear()
-        .stdout(Stdio::pipe_from_child(&out));
-    let status = Rc::new(Cell::new(None));
-    let s = status.clone();
-    let _p = Process::spawn(&lp, &opts, move |p, code, _| {
-        s.set(Some(code));
-        p.close();
-    })
-    .unwrap();
-    let got = uv_tests::read_to_end(&out);
-    assert!(!lp.run(RunMode::Default).unwrap());
-    assert_eq!(status.get(), Some(0));
-    assert_eq!(&got.borrow()[..], b"");
+    let (code, got) = exit_and_stdout(|| ProcessOptions::new("/usr/bin/env").env_clear());
+    assert_eq!(code, 0);
+    assert_eq!(got, b"");
 }
 
 /// Mirrors libuv's test-spawn.c `spawn_exit_code` with `kill` after the exit
@@ -1519,22 +1526,9 @@ fn a_relative_program_runs_from_the_given_directory() {
     std::fs::write(&script, b"#!/bin/sh\npwd\nexit 7\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let lp = Loop::new().unwrap();
-    let out = Pipe::new(&lp, false).unwrap();
-    let opts = ProcessOptions::new("./prog.sh")
-        .cwd(dir.path())
-        .stdout(Stdio::pipe_from_child(&out));
-    let status = Rc::new(Cell::new(None));
-    let s = status.clone();
-    let _p = Process::spawn(&lp, &opts, move |p, code, _| {
-        s.set(Some(code));
-        p.close();
-    })
-    .unwrap();
-    let got = uv_tests::read_to_end(&out);
-    assert!(!lp.run(RunMode::Default).unwrap());
-    assert_eq!(status.get(), Some(7));
-    let printed = String::from_utf8(got.borrow().clone()).unwrap();
+    let (code, got) = exit_and_stdout(|| ProcessOptions::new("./prog.sh").cwd(dir.path()));
+    assert_eq!(code, 7);
+    let printed = String::from_utf8(got).unwrap();
     assert_eq!(
         std::fs::canonicalize(printed.trim_end()).unwrap(),
         std::fs::canonicalize(dir.path()).unwrap()
@@ -2264,24 +2258,14 @@ fn closing_the_child_input_right_after_a_write() {
 /// a directory is found through the `PATH` given in the child's environment.
 #[test]
 fn a_bare_program_name_is_found_through_the_child_path() {
-    let lp = Loop::new().unwrap();
-    let out = Pipe::new(&lp, false).unwrap();
-    let opts = ProcessOptions::new("echo")
-        .arg("found")
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .stdout(Stdio::pipe_from_child(&out));
-    let status = Rc::new(Cell::new(None));
-    let s = status.clone();
-    let _p = Process::spawn(&lp, &opts, move |p, code, _| {
-        s.set(Some(code));
-        p.close();
-    })
-    .unwrap();
-    let got = uv_tests::read_to_end(&out);
-    assert!(!lp.run(RunMode::Default).unwrap());
-    assert_eq!(status.get(), Some(0));
-    assert_eq!(&got.borrow()[..], b"found\n");
+    let (code, got) = exit_and_stdout(|| {
+        ProcessOptions::new("echo")
+            .arg("found")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+    });
+    assert_eq!(code, 0);
+    assert_eq!(got, b"found\n");
 }
 
 /// Mirrors libuv's test-spawn.c `spawn_and_ping`, which sends signal 0 to check
