@@ -464,11 +464,23 @@ fn extension_specs_that_reach_libuv_preconditions_are_refused() {
             format!(
                 "[handle]\nname = \"Attack\"\nc_type = \"uv_poll_t\"\ntype_tag = \"UV_POLL\"\n\n\
                  [[constructor]]\nname = \"new\"\nc = \"uv_poll_init\"\nargs = [{{ name = \"fd\", conv = \"borrowed_fd\" }}]\n\n\
-                 {poll_cb}\n[[method]]\nname = \"start\"\nc = \"uv_poll_start\"\n\
+                 {poll_cb}\n[[method]]\nname = \"start\"\nc = \"uv_poll_start\"\nrequires = [\"own_process\"]\n\
                  args = [{{ name = \"events\", conv = \"flags\", type = \"PollEvent\" }}, {{ name = \"callback\", conv = \"callback\", callback = \"on_event\" }}]\n"
             ),
             "",
             true,
+        ),
+        // The same start without its process check: in a forked child it would
+        // take the descriptor out of the epoll instance the parent's loop uses.
+        (
+            format!(
+                "[handle]\nname = \"Attack\"\nc_type = \"uv_poll_t\"\ntype_tag = \"UV_POLL\"\n\n\
+                 [[constructor]]\nname = \"new\"\nc = \"uv_poll_init\"\nargs = [{{ name = \"fd\", conv = \"borrowed_fd\" }}]\n\n\
+                 {poll_cb}\n[[method]]\nname = \"start\"\nc = \"uv_poll_start\"\n\
+                 args = [{{ name = \"events\", conv = \"flags\", type = \"PollEvent\" }}, {{ name = \"callback\", conv = \"callback\", callback = \"on_event\" }}]\n"
+            ),
+            "add \"own_process\"",
+            false,
         ),
         // A raw descriptor for a poll: not owned, not kept open.
         (

@@ -137,9 +137,9 @@ pub struct StateRule {
     pub code: &'static str,
     /// What it means.
     pub doc: &'static str,
-    /// The handle types it applies to: streams (`None`), or the one libuv struct
+    /// The handle types it applies to: streams (`None`), or the libuv structs
     /// named.
-    pub c_type: Option<&'static str>,
+    pub c_types: Option<&'static [&'static str]>,
     /// The C functions whose every generated call must check it: a method calling
     /// one of them without the state in its `requires` is an error (the assertion
     /// it guards would be reachable from safe code, in this crate's spec files as
@@ -154,21 +154,21 @@ impl StateRule {
             name: "not_connecting",
             code: "EALREADY",
             doc: "no connect request is in flight",
-            c_type: None,
+            c_types: None,
             guards: &["uv_tcp_connect", "uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "not_listening",
             code: "EINVAL",
             doc: "the stream does not listen for connections",
-            c_type: None,
+            c_types: None,
             guards: &["uv_tcp_connect", "uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
             name: "not_connected",
             code: "EISCONN",
             doc: "the stream has no peer yet",
-            c_type: None,
+            c_types: None,
             guards: &["uv_pipe_connect", "uv_pipe_connect2"],
         },
         StateRule {
@@ -177,22 +177,30 @@ impl StateRule {
             doc: "a socket pipe is bound to a name (libuv reads an unset name otherwise) that does not fill `sun_path` with no NUL after it (`ENAMETOOLONG`: libuv would read past it)",
             // The check reads the name through the pipe functions of libuv
             // (`contracts::named` takes an open pipe).
-            c_type: Some("uv_pipe_t"),
+            c_types: Some(&["uv_pipe_t"]),
             guards: &["uv_pipe_chmod"],
         },
         StateRule {
             name: "poll_settled",
             code: "EBUSY",
             doc: "no earlier start of a stopped stat poller still has its stat in flight (libuv would let that poll go on and abort in its timer), and the poller does not poll (libuv would keep the path and interval it polls, for the new callback)",
-            c_type: Some("uv_fs_poll_t"),
+            c_types: Some(&["uv_fs_poll_t"]),
             guards: &["uv_fs_poll_start"],
         },
         StateRule {
             name: "own_process",
             code: "EINVAL",
-            doc: "the loop is this process's, not one a forked child did not re-create (`after_fork`): the child shares that loop's signal pipe with the parent, so a watch started there would send the child's deliveries, each naming a handle in the child's memory, to the parent's loop, which would read that handle in its own memory",
-            c_type: Some("uv_signal_t"),
-            guards: &["uv_signal_start", "uv_signal_start_oneshot"],
+            doc: "the loop is this process's, not one a forked child did not re-create (`after_fork`): the child shares that loop's kernel state with the parent (its signal pipe, epoll and inotify instances, the thread pool's queue), which the call would change under the parent's loop",
+            c_types: Some(&["uv_signal_t", "uv_poll_t", "uv_fs_event_t", "uv_fs_poll_t"]),
+            guards: &[
+                "uv_signal_start",
+                "uv_signal_start_oneshot",
+                "uv_poll_start",
+                "uv_poll_stop",
+                "uv_fs_event_start",
+                "uv_fs_event_stop",
+                "uv_fs_poll_start",
+            ],
         },
     ];
 

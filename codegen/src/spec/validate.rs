@@ -1158,7 +1158,7 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                         out,
                     );
                 }
-                Some(StateRule { c_type: None, .. }) if h.parent != HandleParent::Stream => out
+                Some(StateRule { c_types: None, .. }) if h.parent != HandleParent::Stream => out
                     .push(
                         r.loc
                             .error(format!(
@@ -1168,10 +1168,17 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
                             .hint("remove it, or set parent = \"stream\""),
                     ),
                 Some(StateRule {
-                    c_type: Some(t), ..
-                }) if h.c_type.as_str() != *t => out.push(
+                    c_types: Some(ts), ..
+                }) if !ts.contains(&h.c_type.as_str()) => out.push(
                     r.loc
-                        .error(format!("state `{}` applies to `{t}` handles only", r.value))
+                        .error(format!(
+                            "state `{}` applies to {} handles only",
+                            r.value,
+                            ts.iter()
+                                .map(|t| format!("`{t}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
                         .hint("remove it"),
                 ),
                 Some(_) => {}
