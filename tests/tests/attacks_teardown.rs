@@ -59,6 +59,11 @@ fn scenario_child() {
         "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         "after_fork_out_of_descriptors" => after_fork_out_of_descriptors(),
         "signal_start_before_after_fork" => signal_start_before_after_fork(),
+        "closes_in_a_child_spare_the_parents_watches" => {
+            closes_in_a_child_spare_the_parents_watches()
+        }
+        "closes_put_off_until_after_fork" => closes_put_off_until_after_fork(),
+        "put_off_close_abandoned_with_its_loop" => put_off_close_abandoned_with_its_loop(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -475,6 +480,197 @@ fn signal_start_before_after_fork() {
 #[test]
 fn a_signal_watch_is_refused_in_a_child_that_did_not_re_create_the_loop() {
     let (status, stderr) = in_child("signal_start_before_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+// ---- the parent's watches, and a child's closes ----
+
+/// Whether `r` is the error `code`.
+fn is_code<T>(r: uv::Result<T>, code: StatusCode) -> bool {
+    r.map_err(|e| e.code()).err() == Some(code)
+}
+
+/// Scenario: the parent's loop reads a pipe, polls a socket and watches a
+/// directory, and has run once (the descriptors are in its epoll instance); a
+/// forked child that did not re-create the loop closes the three handles and a
+/// listening TCP handle. libuv's close took each descriptor out of the epoll
+/// instance the two processes share, and the directory's watch out of their
+/// inotify instance: the parent's loop never heard of the data, the readable
+/// socket or the new file (it waited for its watchdog timer, each of the 100
+/// turns). Now the child's closes are put off until `after_fork` (the handles
+/// are closing for the child at once), and what would change that state in
+/// the child is `EINVAL`: a new poll handle, the starts and stops of poll and
+/// file watchers, a spawn (libuv's `SIGCHLD` watch writes to the shared signal
+/// pipe), `close_reset` (which leaves the handle open). The parent hears of all
+/// three.
+fn closes_in_a_child_spare_the_parents_watches() {
+    use std::io::Write as _;
+    use std::os::unix::net::UnixStream;
+    let lp = Loop::new().unwrap();
+    let (p, mut peer) = pipe(&lp);
+    let read = Rc::new(RefCell::new(Vec::new()));
+    let r = read.clone();
+    p.read_start(move |_, d| {
+        if let Ok(d) = d {
+            r.borrow_mut().extend_from_slice(d);
+        }
+    })
+    .unwrap();
+    let (polled, mut poll_peer) = UnixStream::pair().unwrap();
+    let poll = uv::Poll::new(&lp, Rc::new(polled)).unwrap();
+    let readable = Rc::new(Cell::new(0));
+    let r = readable.clone();
+    poll.start(uv::PollEvent::READABLE, move |h, _, _| {
+        r.set(r.get() + 1);
+        h.stop().unwrap();
+    })
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("uv-teardown-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let watch = uv::FsEvent::new(&lp).unwrap();
+    let names = Rc::new(RefCell::new(Vec::new()));
+    let n = names.clone();
+    watch
+        .start(&dir, uv::FsEventFlags::empty(), move |_, name, _, _| {
+            n.borrow_mut().push(name.map(|n| n.to_owned()));
+        })
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = uv::Tcp::try_from((&lp, listener)).unwrap();
+    tcp.listen(8, |_, _| {}).unwrap();
+    assert!(lp.run(RunMode::NoWait).unwrap());
+    forked(|| {
+        let (other, _) = UnixStream::pair().unwrap();
+        let refused = [
+            is_code(poll.stop(), StatusCode::EINVAL),
+            is_code(
+                poll.start(uv::PollEvent::WRITABLE, |_, _, _| {}),
+                StatusCode::EINVAL,
+            ),
+            is_code(watch.stop(), StatusCode::EINVAL),
+            is_code(
+                watch.start(&dir, uv::FsEventFlags::empty(), |_, _, _, _| {}),
+                StatusCode::EINVAL,
+            ),
+            uv::Poll::new(&lp, other)
+                .map_err(|e| e.error().code())
+                .err()
+                == Some(StatusCode::EINVAL),
+            is_code(
+                uv::Process::spawn(&lp, &uv::ProcessOptions::new("true"), |_, _, _| {}),
+                StatusCode::EINVAL,
+            ),
+            is_code(tcp.close_reset(), StatusCode::EINVAL),
+            !tcp.is_closing() && poll.is_active() && watch.is_active(),
+        ];
+        p.close();
+        poll.close();
+        watch.close();
+        tcp.close();
+        let closed = |e: uv::Error| e.kind() == uv::Category::ClosedHandle;
+        let closing = [
+            p.is_closing() && p.try_write(b"x").is_err_and(closed),
+            poll.is_closing() && watch.is_closing() && tcp.is_closing(),
+            lp.handles().is_empty(),
+        ];
+        refused.iter().chain(&closing).all(|&ok| ok)
+    });
+    peer.write_all(b"after").unwrap();
+    poll_peer.write_all(b"x").unwrap();
+    std::fs::write(dir.join("new"), b"").unwrap();
+    // Each turn waits at most for the watchdog's next tick.
+    let watchdog = Timer::new(&lp).unwrap();
+    watchdog
+        .start(Duration::from_millis(50), Duration::from_millis(50), |_| {})
+        .unwrap();
+    let heard = run_until(&lp, || {
+        read.borrow().len() == 5 && readable.get() > 0 && !names.borrow().is_empty()
+    });
+    assert!(
+        heard,
+        "read {:?}, readable {}, names {:?}",
+        read.borrow(),
+        readable.get(),
+        names.borrow()
+    );
+    assert_eq!(&read.borrow()[..], b"after");
+    assert_eq!(readable.get(), 1);
+    assert!(names
+        .borrow()
+        .iter()
+        .all(|n| n.as_deref() == Some(std::path::Path::new("new"))));
+    finish(&lp);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_childs_closes_leave_the_parents_watches_alone() {
+    let (status, stderr) = in_child("closes_in_a_child_spare_the_parents_watches");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a forked child closes a reading pipe (with a close callback) and
+/// drops the only value of another pipe (whose lifetime rule then closes it),
+/// then re-creates the loop. Both closes were put off (the handles closing for
+/// the child, no callback run), and `after_fork` makes them: the close callback
+/// runs once in the loop's next iteration, after which nothing keeps the loop
+/// alive.
+fn closes_put_off_until_after_fork() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe(&lp);
+    p.read_start(|_, _| {}).unwrap();
+    let (q, _q_peer) = pipe(&lp);
+    assert!(lp.run(RunMode::NoWait).unwrap());
+    forked(move || {
+        let closes = Rc::new(Cell::new(0));
+        let c = closes.clone();
+        p.close_with(move |h| {
+            if h.is_closed() {
+                c.set(c.get() + 1);
+            }
+        });
+        drop(q);
+        let put_off = p.is_closing() && !p.is_closed() && closes.get() == 0;
+        if !put_off || lp.after_fork().is_err() || closes.get() != 0 {
+            return false;
+        }
+        let alive = lp.run(RunMode::Default).unwrap();
+        !alive && closes.get() == 1 && p.is_closed() && lp.handles().is_empty()
+    });
+}
+
+#[test]
+fn a_childs_closes_are_made_by_after_fork() {
+    let (status, stderr) = in_child("closes_put_off_until_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a forked child closes a pipe (its close put off), then drops the
+/// loop without re-creating it. The put-off handle is abandoned with the
+/// others: marked closed, its close callback dropped unrun (once: the value
+/// it holds counts its drops).
+fn put_off_close_abandoned_with_its_loop() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe(&lp);
+    forked(move || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let held = CountDrops(drops.clone());
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        p.close_with(move |_| {
+            let _held = &held;
+            r.set(true);
+        });
+        let put_off = p.is_closing() && !p.is_closed();
+        drop(lp);
+        put_off && p.is_closed() && !ran.get() && drops.load(Ordering::SeqCst) == 1
+    });
+}
+
+#[test]
+fn a_put_off_close_is_abandoned_with_its_loop() {
+    let (status, stderr) = in_child("put_off_close_abandoned_with_its_loop");
     assert!(status.success(), "{status}: {stderr}");
 }
 

@@ -475,10 +475,21 @@ pub unsafe fn poll_settled(p: *mut sys::uv_fs_poll_t, op: &'static str) -> Resul
 
 /// Spec state `own_process`: `EINVAL` when the handle's loop is not this
 /// process's, in a forked child that did not re-create it (`Loop::after_fork`).
-/// The child shares that loop's signal pipe with the parent: a signal watch
-/// started there would send the child's deliveries, each naming a handle in the
-/// child's memory, to the parent's loop, which would read that handle in its own
-/// memory.
+/// The child shares that loop's kernel state with the parent:
+/// - its signal pipe: a signal watch started there would send the child's
+///   deliveries, each naming a handle in the child's memory, to the parent's
+///   loop, which would read that handle in its own memory;
+/// - its epoll instance: a poll handle's start and stop take its descriptor out
+///   of the instance (`uv__platform_invalidate_fd`), and the descriptor is the
+///   parent's too, so the parent's loop would no longer hear of it;
+/// - its inotify instance: a file watcher's stop removes the watch of its path
+///   for both processes, and its start adds one the parent's loop reads;
+/// - the thread pool's queue, which no thread runs in the child before the loop
+///   is re-created (a stat poller's stat).
+///
+/// (The closes that would change that state are put off instead, until
+/// `after_fork`: `handle::Hdr::close_deferred`; a poll handle's init and a spawn
+/// are refused in the runtime.)
 ///
 /// # Safety
 /// `h` must be an open handle made by this library.

@@ -243,32 +243,53 @@ impl Drop for ChildSocket {
 /// Not in libuv: before a successful init, and from the end of the close callback
 /// (or once abandoned with its loop). A handle is in libuv while this bit is clear,
 /// so that the common close path tests one mask for zero (see [`FAST_CLOSE_MASK`]).
-const OUT_OF_LIBUV: u8 = 1;
+const OUT_OF_LIBUV: u16 = 1;
 /// Made by the library for itself (hidden from `handles()`, not counted by `close`).
-const INTERNAL: u8 = 2;
+const INTERNAL: u16 = 2;
 /// `data` points to an [`ExtrasRecord`].
-const HAS_EXTRAS: u8 = 4;
+const HAS_EXTRAS: u16 = 4;
 /// An `Async` handle senders were made for: closing starts by shutting its cell in
 /// the loop's sender table (see [`ASYNC_STATE`]), which clears the flag.
-const HAS_SENDER: u8 = 8;
+const HAS_SENDER: u16 = 8;
 /// `close` was called (state `Closing`).
-const CLOSING: u8 = 16;
+const CLOSING: u16 = 16;
 /// The close callback ran (state `Closed`).
-const CLOSED: u8 = 32;
+const CLOSED: u16 = 32;
 /// A signal handle: closing it restores its signal's disposition (the general
 /// path, `begin_close_via`).
-const SIGNAL: u8 = 64;
+const SIGNAL: u16 = 64;
 /// A stream whose descriptor is a socket libuv made in this process, non-blocking
 /// (a connect or bind that created it, an accept from a listening socket), and not
 /// handed out since (`fileno`, which a spawn's stdio also goes through, a send over
 /// an IPC pipe, `set_blocking`): nothing else can have made it blocking, so
 /// starting to read skips the system call that checks its mode
 /// (`contracts::non_blocking`).
-const OWN_NONBLOCKING_FD: u8 = 128;
+const OWN_NONBLOCKING_FD: u16 = 128;
 /// The flags of a handle that closes the common way (`uv_close` with nothing to take
 /// out of `data` first and no sender cell to shut), when none of them is set: open,
 /// in libuv, no senders or extras, not a signal handle.
-const FAST_CLOSE_MASK: u8 = OUT_OF_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
+const FAST_CLOSE_MASK: u16 = OUT_OF_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
+/// A handle whose libuv close reaches kernel state its loop holds: the loop's
+/// epoll instance (a stream, UDP or poll handle: its descriptor's watch is
+/// taken out), or its inotify instance (a file watcher). In a forked child that
+/// state is the parent's too (see `Hdr::close_deferred`).
+const SHARES_KERNEL: u16 = 256;
+
+/// The flags that send a close down the general path: [`FAST_CLOSE_MASK`], and
+/// in a forked child (of a process that made a loop) also [`SHARES_KERNEL`]
+/// ([`on_fork_child`]), whose general path puts off the closes that would
+/// change the parent's kernel state. The fast path tests the flags against this
+/// mask in one instruction, as against a constant.
+static CLOSE_MASK: std::sync::atomic::AtomicU16 =
+    std::sync::atomic::AtomicU16::new(FAST_CLOSE_MASK);
+
+/// Run in each child of a `fork()` (by the `pthread_atfork` handler that counts
+/// forks, alone in the child, maybe in a signal handler: one atomic operation):
+/// closes of handles that share the loop's kernel state take the general path.
+#[cfg(unix)]
+pub(crate) fn on_fork_child() {
+    CLOSE_MASK.fetch_or(SHARES_KERNEL, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// The extras of a handle, and what its `data` would hold without them (the slab,
 /// or the tagged close callback once closing starts with one).
@@ -284,7 +305,7 @@ struct ExtrasRecord {
 struct Header {
     refs: Cell<u32>,
     /// The flags below, and the [`State`] (its two bits: neither is `Open`).
-    flags: Cell<u8>,
+    flags: Cell<u16>,
     vtable: &'static VTable,
 }
 
@@ -714,11 +735,11 @@ impl Hdr {
     }
 
     /// Whether any of the bits of `flag` is set.
-    fn has(&self, flag: u8) -> bool {
+    fn has(&self, flag: u16) -> bool {
         self.h().flags.get() & flag != 0
     }
 
-    fn set(&self, flag: u8, on: bool) {
+    fn set(&self, flag: u16, on: bool) {
         let f = self.h().flags.get();
         self.h().flags.set(if on { f | flag } else { f & !flag });
     }
@@ -954,9 +975,12 @@ impl Hdr {
     /// no sender cell to shut or extras to take out of `data` first, and is not a signal
     /// handle (whose signal's disposition is restored after `uv_close`). One test of
     /// the flags.
+    /// In a forked child (of a process that made a loop), a handle that shares
+    /// its loop's kernel state takes the general path, which puts off the closes
+    /// that would change the parent's (`begin_close_via`; see [`CLOSE_MASK`]).
     #[inline(always)]
     fn closes_fast(&self) -> bool {
-        self.h().flags.get() & FAST_CLOSE_MASK == 0
+        self.h().flags.get() & CLOSE_MASK.load(std::sync::atomic::Ordering::Relaxed) == 0
     }
 
     /// Starts closing (idempotent).
@@ -1051,8 +1075,48 @@ impl Hdr {
         if !self.is_open() || !self.in_libuv() {
             return Ok(());
         }
+        if self.has(SHARES_KERNEL)
+            && crate::loop_::forked_process()
+            && !self.shared().in_own_process()
+        {
+            return self.close_deferred(op);
+        }
         self.h().set_state(State::Closing);
         self.shut_sender();
+        self.close_now(op, close)
+    }
+
+    /// `begin_close_via` of an open handle whose close reaches kernel state its
+    /// loop shares with the parent process, in a forked child that did not
+    /// re-create the loop (`after_fork`). libuv's close would take the
+    /// descriptor's watch out of the epoll instance both processes use (the
+    /// parent's loop would never hear of that descriptor again), or a file's watch
+    /// out of their inotify instance. So the handle is closed for the child's code
+    /// now (`Closing`: its methods answer `ClosedHandle`, its close callback is
+    /// kept) and for libuv once `after_fork` re-created the loop's kernel state
+    /// (`close_put_off`); a loop dropped before abandons it with the others. The
+    /// child cannot run the loop meanwhile (`uv_run` is `EINVAL`), so no callback
+    /// of the handle runs in between. A variant of `uv_close` that acts on the
+    /// descriptor first (`uv_tcp_close_reset`) is refused (`EINVAL`), the handle
+    /// left open.
+    #[cold]
+    #[inline(never)]
+    fn close_deferred(&self, op: &'static str) -> Result<()> {
+        if op != "uv_close" {
+            return Err(Error::new(crate::StatusCode::EINVAL, op));
+        }
+        self.h().set_state(State::Closing);
+        self.shared().deferred_closes.borrow_mut().push(self.0);
+        Ok(())
+    }
+
+    /// The rest of `begin_close_via`, once the state is `Closing`: releases what
+    /// the handle holds of its descriptor, calls `close` and settles the extras.
+    fn close_now(
+        &self,
+        op: &'static str,
+        close: impl FnOnce(*mut sys::uv_handle_t, sys::uv_close_cb) -> i32,
+    ) -> Result<()> {
         #[cfg(unix)]
         let held = self.release_held_socket();
         // SAFETY: the handle is initialised; its type and (for a signal handle) the
@@ -1264,6 +1328,22 @@ unsafe fn signal_watched(raw: *mut sys::uv_handle_t) -> Option<i32> {
             .then(|| (*raw.cast::<sys::uv_signal_t>()).signum)
             .filter(|&s| s > 0)
     }
+}
+
+/// Closes a handle whose close a forked child put off (`Hdr::close_deferred`),
+/// now that `after_fork` re-created its loop's kernel state.
+///
+/// # Safety
+/// `h` must be a handle `close_deferred` put off, still in libuv, on a loop
+/// that was just re-created (not running).
+pub(crate) unsafe fn close_put_off(h: NonNull<sys::uv_handle_t>) {
+    // SAFETY: per the contract the handle is initialised and in libuv, its state
+    // `Closing` with libuv not yet closing it; the allocation stays until its close
+    // callback runs.
+    let _ = Hdr(h).close_now("uv_close", |raw, cb| unsafe {
+        sys::uv_close(raw, cb);
+        0
+    });
 }
 
 /// What the abandonment of a loop's handles leaves to do once the walk over them
@@ -1580,14 +1660,15 @@ unsafe extern "C" fn on_close_extras(raw: *mut sys::uv_handle_t) {
 /// allocation's header place, `HEADER_OFFSET`; the word is written unaligned,
 /// since a `Header` may be less aligned than a `u64`).
 #[inline(always)]
-unsafe fn write_header(h: *mut Header, flags: u8, vtable: &'static VTable) {
+unsafe fn write_header(h: *mut Header, flags: u16, vtable: &'static VTable) {
     const {
         assert!(std::mem::offset_of!(Header, refs) == 0);
         assert!(std::mem::offset_of!(Header, flags) == 4);
         assert!(std::mem::offset_of!(Header, vtable) == 8);
     };
     let r = 1u32.to_ne_bytes();
-    let word = u64::from_ne_bytes([r[0], r[1], r[2], r[3], flags, 0, 0, 0]);
+    let f = flags.to_ne_bytes();
+    let word = u64::from_ne_bytes([r[0], r[1], r[2], r[3], f[0], f[1], 0, 0]);
     // SAFETY: per the contract; the word covers `refs` (1, in the platform's
     // byte order), `flags` and the padding before `vtable` (zeroes), which are
     // plain integers (`Cell<u32>`, `Cell<u8>`): the header reads as if written by
@@ -1672,6 +1753,14 @@ impl<K: HandleKind> Typed<K> {
     ) -> Result<(Self, Place)> {
         let shared = loop_.shared();
         let uv_loop = shared.raw_for_new().ok_or_else(|| Error::closed_loop(op))?;
+        // A poll handle's init probes its descriptor in the loop's epoll instance
+        // (an add, then a delete even when the add found it there): in a forked
+        // child that did not re-create the loop, the parent's instance, whose
+        // watch of that descriptor the delete would take away. (A comparison of
+        // constants: no code for the other types.)
+        if TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_poll_t>() {
+            shared.check_process(op)?;
+        }
         let slab = shared.slab();
         let layout = std::alloc::Layout::new::<HandleBox<K>>();
         let asynch = is_async::<K>();
@@ -1721,11 +1810,20 @@ impl<K: HandleKind> Typed<K> {
             // `data` holds the slab (see the module's documentation).
             (*raw).data = slab.as_ptr().cast();
             let h = Hdr(NonNull::new_unchecked(raw));
-            // (A comparison of constants: no code.)
+            // (Comparisons of constants: no code.)
             let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
+            let raw_is = |t: TypeId| TypeId::of::<K::Raw>() == t;
+            let shares = raw_is(TypeId::of::<sys::uv_tcp_t>())
+                || raw_is(TypeId::of::<sys::uv_pipe_t>())
+                || raw_is(TypeId::of::<sys::uv_tty_t>())
+                || raw_is(TypeId::of::<sys::uv_udp_t>())
+                || raw_is(TypeId::of::<sys::uv_poll_t>())
+                || raw_is(TypeId::of::<sys::uv_fs_event_t>());
             // The flags as written above, and now in libuv (a store of a known
             // value: later checks of a new handle fold away).
-            let flags = if internal { INTERNAL } else { 0 } | if signal { SIGNAL } else { 0 };
+            let flags = if internal { INTERNAL } else { 0 }
+                | if signal { SIGNAL } else { 0 }
+                | if shares { SHARES_KERNEL } else { 0 };
             if asynch && senders && place.generation.get().is_some() {
                 // An `Async` for which the caller makes a sender: its close shuts
                 // its cell from now on (see `new_placed`).

@@ -78,6 +78,10 @@ pub(crate) struct LoopShared {
     /// Set when the `Loop` was dropped while `after_fork` completed requests
     /// (`re_created`), which runs the teardown at its end.
     teardown_put_off: Cell<bool>,
+    /// The handles whose close a forked child put off until it re-creates the loop
+    /// (`handle::close_deferred`): closing them through libuv before would change
+    /// the kernel state the child shares with the parent.
+    pub(crate) deferred_closes: RefCell<Vec<NonNull<sys::uv_handle_t>>>,
 }
 
 /// How many `fork()`s led to this process (its own and its ancestors', since the
@@ -87,8 +91,18 @@ static FORK_GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::Atomic
 /// The `pthread_atfork` handler run in each child of a `fork()`.
 #[cfg(unix)]
 extern "C" fn count_fork() {
-    // Only an atomic add: the child runs alone, possibly in a signal handler's fork.
+    // Only atomic operations: the child runs alone, possibly in a signal
+    // handler's fork.
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    crate::handle::on_fork_child();
+}
+
+/// Whether this process is a forked child of one that made a loop (or a
+/// descendant of one): its loops may be the parent's (`in_own_process`). One load
+/// and test, for the paths every handle takes (a close).
+#[inline(always)]
+pub(crate) fn forked_process() -> bool {
+    FORK_GENERATION.load(Ordering::Relaxed) != 0
 }
 
 /// The process's fork generation (see [`FORK_GENERATION`]), with the handler that
@@ -221,6 +235,18 @@ impl LoopShared {
     /// The loop is open, not running, and `uv_loop_fork` was just called on it
     /// in this forked child.
     pub(crate) unsafe fn re_created(&self, usable: bool) {
+        // The closes the child put off are libuv's to make now, on the loop's own
+        // kernel state (they run no user code: the close callbacks run in the
+        // loop's next iteration).
+        if usable {
+            let deferred = std::mem::take(&mut *self.deferred_closes.borrow_mut());
+            for h in deferred {
+                // SAFETY: each was put off by `close_deferred` on this loop and is
+                // still in libuv (only the close made here, or the abandonment of
+                // the loop, which empties the list, takes it out).
+                unsafe { crate::handle::close_put_off(h) };
+            }
+        }
         #[cfg(unix)]
         if let Some(raw) = self.raw() {
             self.running.set(true);
@@ -457,6 +483,8 @@ impl LoopShared {
     /// DNS), end with it.
     fn abandon_forked(&self, raw: *mut sys::uv_loop_t) {
         self.raw_for_new.set(std::ptr::null_mut());
+        // Closes put off are abandoned with the other handles below.
+        self.deferred_closes.borrow_mut().clear();
         self.slab_leaked.set(true);
         // The senders' cells are shut first, as in any teardown (what was sent and
         // not delivered stays so: nothing runs the loop).
@@ -713,6 +741,7 @@ impl LoopShared {
             pool_requests: crate::loop_request::PoolRequests::new(),
             fork_gen: Cell::new(fork_generation()),
             teardown_put_off: Cell::new(false),
+            deferred_closes: RefCell::new(Vec::new()),
         })
     }
 }

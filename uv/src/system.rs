@@ -1052,12 +1052,23 @@ impl LoopHandle {
     /// parent's callback runs for a signal only the child got. A child that
     /// keeps running with the parent's loops re-creates or drops them first:
     /// until then `run` (and `block_on`), new thread-pool requests
-    /// (file system, `queue_work`, `random`, DNS) and new signal watches
+    /// (file system, `queue_work`, `random`, DNS), new signal watches
     /// ([`Signal::start`](crate::Signal::start), `start_oneshot`: the child's
     /// deliveries would reach the parent's loop, naming a handle of the child's
-    /// memory) on the loop are `EINVAL`, and a
+    /// memory), [`Process::spawn`](crate::Process::spawn), new
+    /// [`Poll`](crate::Poll) handles and the starts and stops of poll handles
+    /// (libuv probes and removes their descriptor in the shared epoll instance),
+    /// of file watchers (the shared inotify instance) and of stat pollers (the
+    /// thread pool) on the loop are `EINVAL`, and a
     /// [`Request::cancel`](crate::Request::cancel) of one the parent started is
-    /// `EBUSY`.
+    /// `EBUSY`. A close of a stream, UDP, poll or file-watch handle (its
+    /// `close`, or the drop of its last value where its lifetime rule closes
+    /// it) is put off: the handle is closing from then on (`ClosedHandle`),
+    /// and libuv closes it when this re-creates the loop (its close callback
+    /// runs in the loop's next iteration), or never, if the child drops the
+    /// loop first (as above); libuv's close would take the descriptor's watch
+    /// out of the epoll instance the parent's loop uses. `Tcp::close_reset` is
+    /// `EINVAL` then.
     ///
     /// The thread-pool requests the loop had in flight at the fork are the
     /// parent's pool's: no thread of the child runs them. When the child drops

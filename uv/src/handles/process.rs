@@ -852,6 +852,11 @@ impl Process {
         options: &ProcessOptions<'_>,
         on_exit: impl FnMut(&Process, i64, Option<Signum>) + 'static,
     ) -> Result<Process> {
+        // In a forked child that did not re-create the loop, libuv's watch for the
+        // child's exit would be started on the signal pipe the loop shares with
+        // the parent (see the spec state `own_process`), and the loop cannot run
+        // to see the exit anyway.
+        loop_.shared().check_process(SPAWN)?;
         let mut p = options.prepare()?;
         // The argument vector, its NULL, then the environment's and its NULL: one
         // array.
