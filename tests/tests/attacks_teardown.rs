@@ -64,6 +64,7 @@ fn scenario_child() {
         }
         "closes_put_off_until_after_fork" => closes_put_off_until_after_fork(),
         "put_off_close_abandoned_with_its_loop" => put_off_close_abandoned_with_its_loop(),
+        "after_fork_with_the_pool_queue_lock_held" => after_fork_with_the_pool_queue_lock_held(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -666,6 +667,78 @@ fn put_off_close_abandoned_with_its_loop() {
         drop(lp);
         put_off && p.is_closed() && !ran.get() && drops.load(Ordering::SeqCst) == 1
     });
+}
+
+/// Scenario: a thread of the parent holds the lock of the loop's queue of
+/// finished thread-pool requests at the fork (as a pool thread does for a
+/// moment when it adds the request it finished; here a thread of the test
+/// takes it through libuv). The child re-creates the loop: `uv_loop_fork`
+/// left the lock held, by a thread the child does not have, so the child's
+/// first job never completed (its pool thread and the loop both waited for
+/// the lock until the child's alarm killed it), and closing the loop would
+/// have aborted (libuv destroys the lock). Now `after_fork` makes a held lock
+/// anew: the job gives its value and the loop closes.
+fn after_fork_with_the_pool_queue_lock_held() {
+    use uv::runtime::HandleKind as _;
+    // The holder is a job on the loop's pool that holds nothing of its own (in
+    // the child its thread is not there: what it held would be lost to a leak
+    // checker), as `hold_pool`'s blockers.
+    static LOOP: AtomicUsize = AtomicUsize::new(0);
+    static LOCKED: OnceLock<Barrier> = OnceLock::new();
+    static RELEASE: OnceLock<Barrier> = OnceLock::new();
+    let lp = Loop::new().unwrap();
+    let t = Timer::new(&lp).unwrap();
+    // SAFETY: the timer is open; its loop field is read.
+    let raw_loop = unsafe { (*t.typed().raw("loop").unwrap()).loop_ };
+    drop(t);
+    LOOP.store(raw_loop as usize, Ordering::SeqCst);
+    let locked = LOCKED.get_or_init(|| Barrier::new(2));
+    let release = RELEASE.get_or_init(|| Barrier::new(2));
+    let got: PoolGot = Rc::default();
+    lp.queue_work(
+        move || {
+            let l = LOOP.load(Ordering::SeqCst) as *mut uv::sys::uv_loop_t;
+            // SAFETY: the loop is open until the job's completion; its lock is
+            // taken and given back by this thread, as a pool thread does.
+            unsafe {
+                let m = std::ptr::addr_of_mut!((*l).wq_mutex);
+                uv::sys::uv_mutex_lock(m);
+                locked.wait();
+                release.wait();
+                uv::sys::uv_mutex_unlock(m);
+            }
+        },
+        record(&got, "holder"),
+    )
+    .unwrap();
+    locked.wait();
+    let child = || {
+        // SAFETY: a child that waits for the lock forever ends (SIGALRM).
+        unsafe { libc::alarm(30) };
+        if lp.after_fork().is_err() {
+            return false;
+        }
+        let own = Rc::new(Cell::new(None));
+        let o = own.clone();
+        if lp.queue_work(|| 7u8, move |r| o.set(r.ok())).is_err() {
+            return false;
+        }
+        let ran = lp.run(RunMode::Default).is_ok_and(|alive| !alive);
+        ran && own.get() == Some(7) && lp.close().is_ok()
+    };
+    // SAFETY: as in `forked` (the status is checked below, once the lock is
+    // given back).
+    let status = unsafe { uv_tests::in_fork(child) };
+    release.wait();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(*got.borrow(), [("holder", None)]);
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn after_fork_frees_the_pool_queue_lock_a_parents_thread_held() {
+    let (status, stderr) = in_child("after_fork_with_the_pool_queue_lock_held");
+    assert!(status.success(), "{status}: {stderr}");
 }
 
 #[test]

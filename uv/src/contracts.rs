@@ -1218,8 +1218,37 @@ pub(crate) fn forked_child(kernel_pid: u32, op: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// The lock of a loop's queue of finished thread-pool requests, in a forked
+/// child: a thread of the parent may have held it at the fork (a pool thread
+/// adding the request it finished, for a moment), and no thread of the child
+/// will release it. The child's pool would wait for it forever, and so would
+/// the loop's next iteration, and closing the loop would abort (libuv destroys
+/// the lock, and a held one cannot be destroyed). `uv_loop_fork` leaves it as it
+/// is. A free lock is left alone; a held one is made anew in place (what the
+/// C library's own fork handlers do with their locks: the copy belongs to no
+/// thread of this process, and nothing waits on it).
+///
+/// # Safety
+/// `m` must be an initialised libuv lock that no thread of this process uses
+/// meanwhile: a loop's `wq_mutex`, in a forked child that has started no
+/// thread-pool request on the loop since the fork (`check_process`).
+unsafe fn free_inherited_lock(m: *mut sys::uv_mutex_t) {
+    // SAFETY: per the contract the lock is initialised.
+    if unsafe { sys::uv_mutex_trylock(m) } == 0 {
+        // SAFETY: this thread just took it.
+        unsafe { sys::uv_mutex_unlock(m) };
+        return;
+    }
+    // SAFETY: per the contract no thread of this process holds the lock or waits
+    // on it: it is written afresh.
+    let rc = unsafe { sys::uv_mutex_init(m) };
+    debug_assert_eq!(rc, 0, "uv_mutex_init");
+}
+
 /// Runs `uv_loop_fork` so that it leaves a consistent loop (loop-fork):
 ///
+/// - The lock of the loop's queue of finished thread-pool requests is freed if a
+///   thread of the parent held it at the fork (`free_inherited_lock`).
 /// - A watcher whose event mask changed since the last poll (a write waiting on a
 ///   stream that reads, for example) is still queued with the events the old epoll
 ///   instance knew. libuv re-arms only the watchers that are not queued, so this one
@@ -1241,6 +1270,9 @@ pub(crate) fn forked_child(kernel_pid: u32, op: &'static str) -> Result<()> {
 /// # Safety
 /// `l` must be an open loop that is not running.
 pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool) {
+    // SAFETY: per the contract the loop is open (its lock initialised), in the
+    // forked child, on its only thread that uses the loop.
+    unsafe { free_inherited_lock(std::ptr::addr_of_mut!((*l).wq_mutex)) };
     let mut first = 0;
     // Each repeat follows a file watcher that could not be re-armed and is now
     // stopped, so the repeats are bounded by the number of file watchers; the bound

@@ -1070,6 +1070,11 @@ impl LoopHandle {
     /// out of the epoll instance the parent's loop uses. `Tcp::close_reset` is
     /// `EINVAL` then.
     ///
+    /// The lock of the loop's queue of finished thread-pool requests, which a
+    /// thread of the parent may have held at the fork (a pool thread, for the
+    /// moment it adds the request it finished), is made anew when held: no
+    /// thread of the child would ever release it.
+    ///
     /// The thread-pool requests the loop had in flight at the fork are the
     /// parent's pool's: no thread of the child runs them. When the child drops
     /// the loop, or re-creates it (here, before this returns), they complete
