@@ -908,3 +908,44 @@ fn open_with_flags_registers_the_socket_as_open_does() {
     u.close();
     finish(&lp, 10);
 }
+
+/// `runtime::read_path` with a reader that asks for an absurd size: the buffer
+/// was resized to `len + 1`, which overflowed for `usize::MAX` (a panic in
+/// debug builds; in release the size wrapped to 0 and the reader was asked
+/// again forever), and a reader whose size kept growing was followed without
+/// end. Now a size of `READ_PATH_MAX` or more, or a 17th request for more, is
+/// `ENOBUFS`; a reader that asks once for more gets it.
+#[test]
+fn read_path_refuses_sizes_past_its_bound() {
+    let enobufs = StatusCode::ENOBUFS.raw();
+    let huge = runtime::read_path("huge", |_, len| {
+        // SAFETY: `read_path` passes a valid size.
+        unsafe { *len = usize::MAX };
+        enobufs
+    });
+    assert_eq!(huge.map_err(|e| e.code()), Err(StatusCode::ENOBUFS));
+    let calls = std::cell::Cell::new(0usize);
+    let growing = runtime::read_path("growing", |_, len| {
+        calls.set(calls.get() + 1);
+        // SAFETY: as above.
+        unsafe { *len += 1 };
+        enobufs
+    });
+    assert_eq!(growing.map_err(|e| e.code()), Err(StatusCode::ENOBUFS));
+    assert_eq!(calls.get(), 17);
+    let once = std::cell::Cell::new(false);
+    let path = runtime::read_path("once", |buf, len| {
+        // SAFETY: as above; `buf` holds `*len` bytes.
+        unsafe {
+            if !once.replace(true) {
+                *len = 1000;
+                return enobufs;
+            }
+            assert!(*len > 1000);
+            std::ptr::write_bytes(buf, b'a', 1000);
+            *len = 1000;
+        }
+        0
+    });
+    assert_eq!(path.unwrap().as_os_str().len(), 1000);
+}

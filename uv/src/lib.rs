@@ -366,17 +366,28 @@ pub mod runtime {
         v
     }
 
+    /// The largest buffer [`read_path`] grows to (16 MiB: far beyond any path or
+    /// environment value the system gives).
+    pub const READ_PATH_MAX: usize = 1 << 24;
+
     /// Reads a path through a `getsockname`-style call (`buffer`, `size` in/out),
-    /// growing the buffer when libuv says `ENOBUFS`.
+    /// growing the buffer when the call says `ENOBUFS` with the size it needs.
+    /// `ENOBUFS` when it asks for more than [`READ_PATH_MAX`] bytes, or still
+    /// asks for more after 16 grown buffers (a size that keeps changing).
     pub fn read_path(
         op: &'static str,
         mut f: impl FnMut(*mut std::ffi::c_char, *mut usize) -> i32,
     ) -> crate::Result<std::path::PathBuf> {
         let mut buf = vec![0u8; 256];
+        let mut grown = 0;
         loop {
             let mut len = buf.len();
             let rc = f(buf.as_mut_ptr().cast(), &mut len);
             if rc == crate::StatusCode::ENOBUFS.raw() && len > buf.len() {
+                if len >= READ_PATH_MAX || grown == 16 {
+                    return Err(crate::Error::new(crate::StatusCode::ENOBUFS, op));
+                }
+                grown += 1;
                 buf.resize(len + 1, 0);
                 continue;
             }
