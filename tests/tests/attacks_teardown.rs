@@ -65,6 +65,8 @@ fn scenario_child() {
         "closes_put_off_until_after_fork" => closes_put_off_until_after_fork(),
         "put_off_close_abandoned_with_its_loop" => put_off_close_abandoned_with_its_loop(),
         "after_fork_with_the_pool_queue_lock_held" => after_fork_with_the_pool_queue_lock_held(),
+        "close_in_a_callback_of_after_fork" => close_in_a_callback_of_after_fork(),
+        "fork_inside_a_callback" => fork_inside_a_callback(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -574,6 +576,8 @@ fn closes_in_a_child_spare_the_parents_watches() {
             p.is_closing() && p.try_write(b"x").is_err_and(closed),
             poll.is_closing() && watch.is_closing() && tcp.is_closing(),
             lp.handles().is_empty(),
+            // The put-off closes do not keep the loop from closing (abandoned).
+            lp.close().is_ok() && lp.handles().is_empty(),
         ];
         refused.iter().chain(&closing).all(|&ok| ok)
     });
@@ -738,6 +742,92 @@ fn after_fork_with_the_pool_queue_lock_held() {
 #[test]
 fn after_fork_frees_the_pool_queue_lock_a_parents_thread_held() {
     let (status, stderr) = in_child("after_fork_with_the_pool_queue_lock_held");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a `stat` on the parent's pool, in flight at the fork, whose
+/// callback closes a reading pipe; the child re-creates the loop, which runs
+/// that callback. The close was put off (the loop was not yet the child's
+/// while `after_fork` ran the parent's requests' callbacks) and nothing made
+/// it afterwards: the handle stayed open in libuv, reading, and the child's
+/// `run` never returned (its alarm ended it). Now a close made while the loop
+/// runs (as `after_fork` marks it then) is made at once: the close callback
+/// runs once and the loop ends.
+fn close_in_a_callback_of_after_fork() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe(&lp);
+    p.read_start(|_, _| {}).unwrap();
+    let closes = Rc::new(Cell::new(0));
+    let (c, p2) = (closes.clone(), p.clone());
+    Fs::stat(&lp, "/", move |_| {
+        p2.close_with(move |_| c.set(c.get() + 1));
+    })
+    .unwrap();
+    forked(|| {
+        // SAFETY: a child whose loop never ends is ended (SIGALRM).
+        unsafe { libc::alarm(30) };
+        if lp.after_fork().is_err() || !p.is_closing() {
+            return false;
+        }
+        let alive = lp.run(RunMode::Default).unwrap();
+        !alive && closes.get() == 1 && p.is_closed()
+    });
+    finish(&lp);
+}
+
+#[test]
+fn a_close_in_a_callback_that_after_fork_runs_is_made() {
+    let (status, stderr) = in_child("close_in_a_callback_of_after_fork");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a timer's callback forks; in the child it closes a reading pipe
+/// and the timer, and returns to the `uv_run` that called it (the child runs
+/// the parent's loop from then on: its own business). The pipe's close was put
+/// off as for a child that did not re-create the loop: libuv still counted
+/// the pipe as reading and the child's `run` never returned (its alarm ended
+/// it). Now a close made while the loop runs is made at once: the child's run
+/// ends with its close callback run once. The parent closes both too.
+fn fork_inside_a_callback() {
+    let lp = Loop::new().unwrap();
+    let (p, _peer) = pipe(&lp);
+    p.read_start(|_, _| {}).unwrap();
+    let closes = Rc::new(Cell::new(0));
+    let child_pid = Rc::new(Cell::new(-1));
+    let t = Timer::new(&lp).unwrap();
+    let (c, pid, p2) = (closes.clone(), child_pid.clone(), p.clone());
+    t.start(Duration::ZERO, Duration::ZERO, move |t| {
+        // SAFETY: the scenario's process has one thread (`--test-threads=1`).
+        let forked = unsafe { libc::fork() };
+        assert!(forked >= 0);
+        if forked == 0 {
+            // SAFETY: a child whose loop never ends is ended (SIGALRM).
+            unsafe { libc::alarm(30) };
+        }
+        pid.set(forked);
+        let c = c.clone();
+        p2.close_with(move |_| c.set(c.get() + 1));
+        t.close();
+    })
+    .unwrap();
+    let alive = lp.run(RunMode::Default).unwrap();
+    if child_pid.get() == 0 {
+        let ok = !alive && closes.get() == 1 && p.is_closed();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    assert!(!alive);
+    assert_eq!(closes.get(), 1);
+    let mut status = 0;
+    // SAFETY: `child_pid` is this process's child.
+    let reaped = unsafe { libc::waitpid(child_pid.get(), &mut status, 0) };
+    assert_eq!(reaped, child_pid.get());
+    assert_eq!(status, 0, "the forked child's outcome (wait status)");
+}
+
+#[test]
+fn closes_in_a_child_forked_inside_a_callback_are_made() {
+    let (status, stderr) = in_child("fork_inside_a_callback");
     assert!(status.success(), "{status}: {stderr}");
 }
 

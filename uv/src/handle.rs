@@ -1075,11 +1075,11 @@ impl Hdr {
         if !self.is_open() || !self.in_libuv() {
             return Ok(());
         }
-        if self.has(SHARES_KERNEL)
-            && crate::loop_::forked_process()
-            && !self.shared().in_own_process()
-        {
-            return self.close_deferred(op);
+        if self.has(SHARES_KERNEL) && crate::loop_::forked_process() {
+            let shared = self.shared();
+            if !shared.in_own_process() && !shared.is_running() {
+                return self.close_deferred(op);
+            }
         }
         self.h().set_state(State::Closing);
         self.shut_sender();
@@ -1099,6 +1099,13 @@ impl Hdr {
     /// of the handle runs in between. A variant of `uv_close` that acts on the
     /// descriptor first (`uv_tcp_close_reset`) is refused (`EINVAL`), the handle
     /// left open.
+    ///
+    /// Not while the loop runs (`begin_close_via` closes at once then): a fork
+    /// from inside a callback leaves the child in `uv_run` of the loop, polling
+    /// the parent's epoll instance already, and that run only ends once libuv
+    /// has closed the handles; and `after_fork` marks the loop running while the
+    /// callbacks of the parent's thread-pool requests run, on the kernel state it
+    /// has just re-created.
     #[cold]
     #[inline(never)]
     fn close_deferred(&self, op: &'static str) -> Result<()> {

@@ -862,7 +862,11 @@ impl Loop {
         if !s.is_open() {
             return Ok(());
         }
-        if s.running.get() || s.active_requests() > 0 || s.count_handles(true) > 0 {
+        // Handles whose close a forked child put off (`after_fork` would make
+        // it) are closed for the user: they do not keep the loop from closing,
+        // which in such a child abandons it (see `teardown_marked`).
+        let put_off = s.deferred_closes.borrow().len();
+        if s.running.get() || s.active_requests() > 0 || s.count_handles(true) > put_off {
             return Err(Error::new(StatusCode::EBUSY, "uv_loop_close"));
         }
         s.teardown();

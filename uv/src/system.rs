@@ -1068,7 +1068,11 @@ impl LoopHandle {
     /// runs in the loop's next iteration), or never, if the child drops the
     /// loop first (as above); libuv's close would take the descriptor's watch
     /// out of the epoll instance the parent's loop uses. `Tcp::close_reset` is
-    /// `EINVAL` then.
+    /// `EINVAL` then. Such handles do not keep [`Loop::close`](crate::Loop::close)
+    /// from closing the loop (which abandons it, as its drop). A close made while
+    /// the loop runs is made at once: in a child forked from inside a callback
+    /// (which runs the parent's loop from then on), and in the callbacks this
+    /// runs once it has re-created the loop.
     ///
     /// The lock of the loop's queue of finished thread-pool requests, which a
     /// thread of the parent may have held at the fork (a pool thread, for the
