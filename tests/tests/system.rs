@@ -8,7 +8,7 @@
 //! thread reads the environment meanwhile.
 #![cfg(unix)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -690,6 +690,70 @@ fn after_fork_in_a_child_whose_watched_file_is_gone() {
     });
     ev.close();
     p.close();
+    lp.run(RunMode::Default).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn after_fork_re_arms_the_watchers_behind_one_whose_file_is_gone() {
+    // libuv's re-arming in uv_loop_fork stops every file watcher, then starts
+    // them again in order and returns at the first that fails: the watchers
+    // after it stayed stopped (each with a copy of its path that nothing freed),
+    // though their files were there, and their changes were never reported.
+    // Now they are started again: only the watcher whose file is gone stops,
+    // and the others report the child's writes.
+    use std::io::Write;
+    let _l = lock();
+    let dir = std::env::temp_dir().join(format!("uv-after-fork-rearm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<_> = ["a", "b", "c"].iter().map(|n| dir.join(n)).collect();
+    for f in &files {
+        std::fs::write(f, b"x").unwrap();
+    }
+    let lp = uv::Loop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    // Started in order: libuv re-arms them in the order of their watch
+    // descriptors, so "b" fails between the other two.
+    let watchers: Vec<_> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let w = uv::FsEvent::new(&lp).unwrap();
+            let s = seen.clone();
+            w.start(f, uv::FsEventFlags::empty(), move |_, _, _, _| {
+                s.borrow_mut().push(i)
+            })
+            .unwrap();
+            w
+        })
+        .collect();
+    std::fs::remove_file(&files[1]).unwrap();
+    in_a_child(|| {
+        let err = lp.after_fork().unwrap_err();
+        let active: Vec<bool> = watchers.iter().map(|w| w.is_active()).collect();
+        if err.code() != StatusCode::ENOENT || active != [true, false, true] {
+            return false;
+        }
+        for f in [&files[0], &files[2]] {
+            let mut file = std::fs::OpenOptions::new().append(true).open(f).unwrap();
+            file.write_all(b"y").unwrap();
+        }
+        let heard = || {
+            let s = seen.borrow();
+            s.contains(&0) && s.contains(&2)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !heard() && std::time::Instant::now() < deadline {
+            if lp.run(RunMode::NoWait).is_err() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        heard() && !seen.borrow().contains(&1)
+    });
+    for w in &watchers {
+        w.close();
+    }
     lp.run(RunMode::Default).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1259,6 +1259,8 @@ unsafe fn free_inherited_lock(m: *mut sys::uv_mutex_t) {
 ///   `uv_loop_fork` returns before the eventfd, the signal pipe and the other
 ///   watchers are re-created. That watcher is stopped by then; the call is repeated,
 ///   without it, until it completes. Its first error is returned.
+///   The file watchers libuv's re-arming left stopped behind it are started
+///   again (`rearm_left_behind`).
 ///
 /// Returns 0, or the first error, and whether the loop was re-created (it may run).
 /// An error from re-creating the epoll instance, the eventfd or the signal pipe
@@ -1273,6 +1275,90 @@ pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool
     // SAFETY: per the contract the loop is open (its lock initialised), in the
     // forked child, on its only thread that uses the loop.
     unsafe { free_inherited_lock(std::ptr::addr_of_mut!((*l).wq_mutex)) };
+    // SAFETY: per the contract the loop is open.
+    #[cfg(target_os = "linux")]
+    let watching = unsafe { active_file_watchers(l) };
+    // SAFETY: per the contract.
+    let (rc, usable) = unsafe { loop_fork_repeated(l) };
+    #[cfg(target_os = "linux")]
+    if usable {
+        // SAFETY: the loop is open and re-created; `watching` are its file
+        // watchers that were active before (none closed since: no code ran).
+        let rearmed = unsafe { rearm_left_behind(watching) };
+        return (if rc == 0 { rearmed } else { rc }, usable);
+    }
+    (rc, usable)
+}
+
+/// The file watchers of the open loop `l` that are active.
+///
+/// # Safety
+/// `l` must be an open loop.
+#[cfg(target_os = "linux")]
+unsafe fn active_file_watchers(l: *mut sys::uv_loop_t) -> Vec<*mut sys::uv_fs_event_t> {
+    let mut out = Vec::new();
+    // SAFETY: per the contract the loop is open: its handle queue links the
+    // `handle_queue` field of each of its handles, which are initialised.
+    unsafe {
+        let head = std::ptr::addr_of_mut!((*l).handle_queue);
+        let mut q = (*head).next;
+        while q != head {
+            let h: *mut sys::uv_handle_t = q
+                .cast::<u8>()
+                .sub(std::mem::offset_of!(sys::uv_handle_t, handle_queue))
+                .cast();
+            if (*h).type_ == sys::uv_handle_type_UV_FS_EVENT && sys::uv_is_active(h) != 0 {
+                out.push(h.cast());
+            }
+            q = (*q).next;
+        }
+    }
+    out
+}
+
+/// Re-arms the file watchers `uv_loop_fork` left stopped behind one it could not
+/// re-arm: libuv's re-arming (`uv__inotify_fork`) stops every watcher, then
+/// starts them again one by one and returns at the first that fails (its path
+/// is gone), leaving the ones after it stopped, each with a copy of its path
+/// that nothing frees. Those (stopped, with a path) are started again on their
+/// path, the copy freed; one that fails in turn stays stopped. Returns the
+/// first error, or 0.
+///
+/// # Safety
+/// `watching` must be file watchers of an open loop just re-created by
+/// `uv_loop_fork`, active before it, not closed since.
+#[cfg(target_os = "linux")]
+unsafe fn rearm_left_behind(watching: Vec<*mut sys::uv_fs_event_t>) -> std::ffi::c_int {
+    let mut first = 0;
+    for h in watching {
+        // SAFETY: per the contract `h` is an initialised file watcher. A stopped
+        // one with a path is one libuv's re-arming left behind: the path is its
+        // `uv__strdup` copy, which libuv allocates with `malloc` (the crate never
+        // replaces libuv's allocator); it is copied, freed and cleared as libuv
+        // does before it starts a watcher again, and the watcher started with
+        // the callback it had (libuv re-arms with no flags, as here).
+        unsafe {
+            if sys::uv_is_active(h.cast()) != 0 || (*h).path.is_null() {
+                continue;
+            }
+            let path = std::ffi::CStr::from_ptr((*h).path).to_owned();
+            libc::free((*h).path.cast());
+            (*h).path = std::ptr::null_mut();
+            let rc = sys::uv_fs_event_start(h, (*h).cb, path.as_ptr(), 0);
+            if rc < 0 && first == 0 {
+                first = rc;
+            }
+        }
+    }
+    first
+}
+
+/// `uv_loop_fork`, repeated past file watchers that cannot be re-armed (see
+/// [`loop_fork`]).
+///
+/// # Safety
+/// As [`loop_fork`].
+unsafe fn loop_fork_repeated(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool) {
     let mut first = 0;
     // Each repeat follows a file watcher that could not be re-armed and is now
     // stopped, so the repeats are bounded by the number of file watchers; the bound

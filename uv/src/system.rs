@@ -1096,7 +1096,9 @@ impl LoopHandle {
     ///
     /// A file watcher (`FsEvent`) whose path cannot be watched again (it was removed)
     /// is stopped, and its error (`ENOENT`, …) is returned once the rest of the loop
-    /// has been re-created all the same. Any other error (the kernel refused a new
+    /// has been re-created all the same (the other file watchers keep watching:
+    /// libuv leaves those it had not re-armed yet stopped, and they are started
+    /// again). Any other error (the kernel refused a new
     /// epoll instance, eventfd or pipe: `EMFILE`, ...) leaves the loop unusable:
     /// it is not re-created, so `run`, `block_on` and new thread-pool requests stay
     /// `EINVAL` (as are later calls of this), and its drop abandons it as a forked
