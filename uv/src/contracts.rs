@@ -1276,10 +1276,9 @@ pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool
     // forked child, on its only thread that uses the loop.
     unsafe { free_inherited_lock(std::ptr::addr_of_mut!((*l).wq_mutex)) };
     // SAFETY: per the contract the loop is open.
-    #[cfg(target_os = "linux")]
     let watching = unsafe { active_file_watchers(l) };
     // SAFETY: per the contract.
-    let (rc, usable) = unsafe { loop_fork_repeated(l) };
+    let (rc, usable) = unsafe { loop_fork_repeated(l, watching.len() + 1) };
     #[cfg(target_os = "linux")]
     if usable {
         // SAFETY: the loop is open and re-created; `watching` are its file
@@ -1294,7 +1293,6 @@ pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool
 ///
 /// # Safety
 /// `l` must be an open loop.
-#[cfg(target_os = "linux")]
 unsafe fn active_file_watchers(l: *mut sys::uv_loop_t) -> Vec<*mut sys::uv_fs_event_t> {
     let mut out = Vec::new();
     // SAFETY: per the contract the loop is open: its handle queue links the
@@ -1354,16 +1352,16 @@ unsafe fn rearm_left_behind(watching: Vec<*mut sys::uv_fs_event_t>) -> std::ffi:
 }
 
 /// `uv_loop_fork`, repeated past file watchers that cannot be re-armed (see
-/// [`loop_fork`]).
+/// [`loop_fork`]), at most `calls` times: each repeat follows an active file
+/// watcher that could not be re-armed and is stopped by then, so one more call
+/// than there are active file watchers always completes; a loop that has not
+/// (which libuv's re-arming does not give) is reported not re-created.
 ///
 /// # Safety
 /// As [`loop_fork`].
-unsafe fn loop_fork_repeated(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool) {
+unsafe fn loop_fork_repeated(l: *mut sys::uv_loop_t, calls: usize) -> (std::ffi::c_int, bool) {
     let mut first = 0;
-    // Each repeat follows a file watcher that could not be re-armed and is now
-    // stopped, so the repeats are bounded by the number of file watchers; the bound
-    // below is a backstop.
-    for _ in 0..1024 {
+    for _ in 0..calls {
         // SAFETY: per the contract the loop is open; `watchers` holds `nwatchers`
         // entries, each null or a live watcher of the loop, and only the field
         // libuv compares with the requested events is written.
@@ -1394,5 +1392,5 @@ unsafe fn loop_fork_repeated(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool) 
             return (rc, false);
         }
     }
-    (first, true)
+    (first, false)
 }
