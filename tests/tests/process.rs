@@ -823,3 +823,27 @@ fn a_stream_given_to_a_child_starts_no_read() {
     p.close();
     lp.run(RunMode::Default).unwrap();
 }
+
+/// `process_exists`: signal 0 (which `kill` refuses, as no `Signum`) probes a
+/// pid: this process and a running child exist; the child, once reaped, does
+/// not (`ESRCH`); pid 0 and negative ones (process groups) are `EINVAL`.
+#[test]
+fn process_exists_probes_a_pid_without_signalling_it() {
+    assert_eq!(uv::process_exists(std::process::id() as i32), Ok(true));
+    for pid in [0, -1, i32::MIN] {
+        assert_eq!(
+            uv::process_exists(pid).map_err(|e| e.code()),
+            Err(StatusCode::EINVAL)
+        );
+    }
+    let lp = Loop::new().unwrap();
+    let (exit, _, cb) = recorder();
+    let p = Process::spawn(&lp, &ProcessOptions::new("/bin/sleep").arg("100"), cb).unwrap();
+    let pid = p.pid().unwrap();
+    assert_eq!(uv::process_exists(pid), Ok(true));
+    // Probed, not signalled: the child still runs, and ends by the real signal.
+    p.kill(Signum::Terminate).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(exit.get(), Some((0, Some(Signum::Terminate))));
+    assert_eq!(uv::process_exists(pid), Ok(false));
+}

@@ -24,7 +24,9 @@ pub use idle::Idle;
 pub use pipe::Pipe;
 pub use poll::Poll;
 pub use prepare::Prepare;
-pub use process::{disable_stdio_inheritance, kill, Process, ProcessOptions, Stdio, STDIO_MAX};
+pub use process::{
+    disable_stdio_inheritance, kill, process_exists, Process, ProcessOptions, Stdio, STDIO_MAX,
+};
 pub use signal::Signal;
 pub use tcp::Tcp;
 pub use timer::Timer;

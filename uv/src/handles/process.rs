@@ -1009,6 +1009,25 @@ pub fn kill(pid: i32, signum: Signum) -> Result<()> {
     check(unsafe { sys::uv_kill(pid, signum.raw()) }, "uv_kill")
 }
 
+/// Whether the process `pid` exists (`uv_kill` with signal 0, which sends
+/// nothing): `true` also for one this process may not signal (`EPERM`), and for
+/// a child that exited and was not reaped yet. `pid` must be positive (`EINVAL`
+/// otherwise, as for [`kill`]). A pid may be reused once its process is gone:
+/// for a child of this loop, its [`Process`] handle's exit callback is the
+/// reliable answer.
+pub fn process_exists(pid: i32) -> Result<bool> {
+    if pid <= 0 {
+        return Err(einval("uv_kill"));
+    }
+    // SAFETY: no memory is involved; signal 0 sends nothing.
+    match unsafe { sys::uv_kill(pid, 0) } {
+        0 => Ok(true),
+        rc if rc == crate::StatusCode::EPERM.raw() => Ok(true),
+        rc if rc == crate::StatusCode::ESRCH.raw() => Ok(false),
+        rc => Err(crate::Error::from_raw(rc, "uv_kill")),
+    }
+}
+
 /// Marks the descriptors this process inherited as close-on-exec
 /// (`uv_disable_stdio_inheritance`), so that children spawned later do not get them
 /// unless the spawn options pass them. Call it early, before threads spawn processes.
