@@ -824,6 +824,49 @@ pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result
     unsafe { non_blocking_syscall(s, op) }
 }
 
+/// The stream's loop holds libuv's reserve descriptor (`emfile_fd`), which a
+/// listening stream needs at the descriptor limit: when `accept` fails with
+/// `EMFILE` or `ENFILE`, libuv closes the reserve, accepts the pending
+/// connections and closes them (their peers see them closed), and opens the
+/// reserve again (stream.c `uv__emfile_trick`). Without a reserve it returns with
+/// the connection left in the backlog and the server's watch on, so the loop
+/// spins on the readable socket for as long as the limit lasts, and the listen
+/// callback hears nothing. libuv opens the reserve at the init of a stream handle
+/// while its loop has none, so a loop whose stream handles were all made at the
+/// limit has none. Opens it here as libuv does (`/dev/null`, else `/`, read-only,
+/// close-on-exec; libuv closes it with the loop) when it is missing: the open's
+/// error (`EMFILE`) when it cannot. The new descriptor is above 2, as libuv's own
+/// (`reserve_stdio` ran when the loop was made), so libuv's close of it does not
+/// assert.
+///
+/// # Safety
+/// `s` must be an open stream made by this library, on its loop's thread.
+#[cfg(unix)]
+pub unsafe fn reserve_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream and its loop are live; the loop's
+    // fields are only touched on its thread.
+    let lp = unsafe { (*s).loop_ };
+    // SAFETY: as above.
+    if unsafe { (*lp).emfile_fd } >= 0 {
+        return Ok(());
+    }
+    let mut last = 0;
+    for path in [c"/dev/null", c"/"] {
+        // SAFETY: a NUL-terminated path; no mode is needed without O_CREAT.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: as above; libuv closes the reserve when the loop closes
+            // (uv__loop_close) and after each use opens another.
+            unsafe { (*lp).emfile_fd = fd };
+            return Ok(());
+        }
+        last = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EMFILE);
+    }
+    crate::error::check(-last, op)
+}
+
 /// A stream's socket has no other descriptor in this process (`EINVAL` otherwise),
 /// for `listen`: a listening socket shut down for reading through another of its
 /// descriptors (a `TcpListener::try_clone` made before `Tcp::open`, turned into a
