@@ -55,6 +55,7 @@ uv_tests::scenarios! {
     signals_to_many_loops,
     controlling_terminal,
     large_write_to_a_terminal,
+    terminal_at_the_limit,
 }
 
 // ---------------------------------------------------------------------------
@@ -1015,16 +1016,31 @@ fn a_large_write_to_a_terminal_queues_and_arrives_whole() {
 }
 
 fn large_write_to_a_terminal() {
+    let (master, slave) = raw_pty();
+    let lp = Loop::new().unwrap();
+    let tty = Tty::new(&lp, slave, false).unwrap();
+    write_64k_and_read_it(&lp, &tty, master);
+    done();
+}
+
+/// A pseudo-terminal without output processing (the bytes arrive as written):
+/// its master side, and its slave side.
+fn raw_pty() -> (OwnedFd, OwnedFd) {
     let (master, slave) = uv_tests::pty();
-    // No output processing, so the bytes arrive as written.
     let mut t = termios(&slave);
     // SAFETY: `t` came from tcgetattr; `slave` is an open terminal.
     unsafe {
         libc::cfmakeraw(&mut t);
         assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t), 0);
     }
-    let lp = Loop::new().unwrap();
-    let tty = Tty::new(&lp, slave, false).unwrap();
+    (master, slave)
+}
+
+/// Writes 64 KiB to `tty` in eight writes while nobody reads `master`, its
+/// terminal's other side: the writes must queue (the terminal takes a few KiB);
+/// then reads `master` on another thread until everything arrived, in order,
+/// with each write callback run once, in order. Closes the loop.
+fn write_64k_and_read_it(lp: &Loop, tty: &Tty, master: OwnedFd) {
     let chunk: Vec<u8> = (0..8192u32).map(|i| b'a' + (i % 26) as u8).collect();
     let order = Rc::new(RefCell::new(Vec::new()));
     let mut sent = Vec::new();
@@ -1050,13 +1066,46 @@ fn large_write_to_a_terminal() {
         m.read_exact(&mut got).unwrap();
         got
     });
-    run_until(&lp, || order.borrow().len() == 8);
+    run_until(lp, || order.borrow().len() == 8);
     let got = reader.join().unwrap();
     assert!(got == sent, "the bytes differ");
     assert_eq!(*order.borrow(), (0..8).collect::<Vec<u8>>());
     assert_eq!(tty.write_queue_size(), 0);
-    uv_tests::finish(&lp);
-    drop(tty);
-    lp.close().unwrap();
+    uv_tests::finish(lp);
+}
+
+/// Mirrors libuv's test-tty.c `tty_pty` (a terminal libuv does not reopen keeps
+/// the descriptor it was given, with libuv's writes made blocking) at the
+/// descriptor limit, where libuv cannot reopen a pseudo-terminal's slave side: on
+/// a descriptor its owner made non-blocking (as reading it needs), a write
+/// larger than the terminal's buffer while nobody read the other side spun in
+/// libuv's write loop (`uv__write` retries a stream marked for blocking writes
+/// at once on `EAGAIN`), inside `write`, for as long as nobody read: the loop's
+/// thread never came back (the watchdog ends the child). Now the write is
+/// queued as on any stream (`write` returns, the queue holds the rest), and
+/// everything arrives once the other side reads, in order, each write callback
+/// once, in order.
+#[test]
+fn a_terminal_libuv_could_not_reopen_queues_large_writes() {
+    run_native("terminal_at_the_limit");
+}
+
+fn terminal_at_the_limit() {
+    let done_flag = uv_tests::watchdog("a write to a terminal did not come back", 30);
+    let (master, slave) = raw_pty();
+    // SAFETY: F_SETFL on an open descriptor; only its status flags change.
+    unsafe {
+        let fl = libc::fcntl(slave.as_raw_fd(), libc::F_GETFL);
+        assert_eq!(
+            libc::fcntl(slave.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK),
+            0
+        );
+    }
+    let lp = Loop::new().unwrap();
+    let room = DescriptorRoom::new(0);
+    let tty = Tty::new(&lp, slave, false).unwrap();
+    drop(room);
+    write_64k_and_read_it(&lp, &tty, master);
+    done_flag.store(true, Ordering::SeqCst);
     done();
 }
