@@ -157,7 +157,8 @@ fn become_a_user() -> bool {
 /// not called, the client reads the end of the stream (or a reset). The reserve
 /// comes back: a second connection at the limit is shed too, and once the limit
 /// is lifted a third one reaches the listen callback and carries data. The loop
-/// sleeps while it waits (a few iterations, not thousands).
+/// sleeps while it waits (a few iterations, not thousands). A Unix socket
+/// server sheds a pipe's connection the same way.
 #[test]
 fn a_connection_at_the_limit_is_shed_and_the_loop_goes_on() {
     run_native("shed_at_the_limit");
@@ -229,8 +230,39 @@ fn shed_at_the_limit() {
     // Unreferenced, the listening server leaves the run to the timer.
     server.unref().unwrap();
     assert!(iterations_while_idle(&lp) < 100);
+
+    // The same for a Unix socket server, whose client (a pipe) takes the last
+    // descriptor.
+    let dir = TempDir::new("scen-proc-shed");
+    let path = dir.join("s");
+    let unix = Pipe::new(&lp, false).unwrap();
+    unix.bind(&path).unwrap();
+    let c = calls.clone();
+    unix.listen(8, move |_, r| c.borrow_mut().push(r.map_err(|e| e.code())))
+        .unwrap();
+    let client = Pipe::new(&lp, false).unwrap();
+    let connected = Rc::new(Cell::new(None));
+    let ended = Rc::new(Cell::new(None));
+    let room = DescriptorRoom::new(1);
+    let (cn, e) = (connected.clone(), ended.clone());
+    client
+        .connect(&path, move |s, r| {
+            cn.set(Some(r.is_ok()));
+            let e = e.clone();
+            s.read_start(move |s, data| {
+                e.set(Some(data.map(|b| b.len()).map_err(|err| err.code())));
+                s.close();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    run_until(&lp, || ended.get().is_some());
+    drop(room);
+    assert_eq!(connected.get(), Some(true));
+    assert_eq!(ended.get(), Some(Err(StatusCode::EOF)));
+    assert_eq!(*calls.borrow(), vec![Ok(())]);
     uv_tests::finish(&lp);
-    drop(server);
+    drop((server, unix, client));
     lp.close().unwrap();
     done();
 }
@@ -535,26 +567,50 @@ fn deep_working_directory() {
 // The user (test-spawn.c, test-fs.c, test-fs-copyfile.c, test-pipe-*.c, ...)
 
 /// Mirrors libuv's test-spawn.c `spawn_setuid_fails` and `spawn_setgid_fails`
-/// (and `spawn_setuid_setgid` for the user's own ids): a process that is not
-/// root asking for uid 0 or gid 0 is refused with `EPERM`, no exit callback runs
-/// and no handle is left; its own uid and gid are taken, and the child runs
-/// with them.
+/// (and `spawn_setuid_setgid` for the user's own ids), and `spawn_fails`'
+/// `EACCES`: a process that is not root asking for uid 0 or gid 0 is refused
+/// with `EPERM`; a program without the execute bit, one in a directory of
+/// root's the user may not search, and a `cwd` there are `EACCES` (the errors
+/// of the child's `execvp` and `chdir`, sent back to the parent). No exit
+/// callback runs and no handle is left; the user's own uid and gid are taken,
+/// and the child runs with them.
 #[test]
-fn spawn_with_root_ids_is_eperm_for_a_user() {
-    run("spawn_as_a_user", None);
+fn spawn_gets_the_errors_of_a_user() {
+    let dir = shared_dir("scen-proc-spawn");
+    run("spawn_as_a_user", Some(dir.path()));
 }
 
 fn spawn_as_a_user() {
-    become_a_user();
+    let base = given_dir();
+    let private = base.join("private");
+    std::fs::create_dir(&private).unwrap();
+    let hidden = private.join("script");
+    std::fs::write(&hidden, b"#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let not_exec = base.join("not-exec");
+    std::fs::write(&not_exec, b"#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let switched = become_a_user();
     // SAFETY: no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let lp = Loop::new().unwrap();
     let sh = || ProcessOptions::new("/bin/sh").args(["-c", "id -u; id -g"]);
     let exits = Rc::new(Cell::new(0));
-    for opts in [sh().uid(0), sh().gid(0), sh().uid(0).gid(0)] {
+    let mut refused = vec![
+        (sh().uid(0), StatusCode::EPERM),
+        (sh().gid(0), StatusCode::EPERM),
+        (sh().uid(0).gid(0), StatusCode::EPERM),
+        (ProcessOptions::new(&not_exec), StatusCode::EACCES),
+    ];
+    if switched {
+        refused.push((ProcessOptions::new(&hidden), StatusCode::EACCES));
+        refused.push((sh().cwd(&private), StatusCode::EACCES));
+    }
+    for (opts, want) in refused {
         let e = exits.clone();
         let err = Process::spawn(&lp, &opts, move |_, _, _| e.set(e.get() + 1)).unwrap_err();
-        assert_eq!(err.code(), StatusCode::EPERM);
+        assert_eq!(err.code(), want, "{opts:?}");
         assert!(lp.handles().is_empty());
     }
     assert!(!lp.run(RunMode::Default).unwrap());
