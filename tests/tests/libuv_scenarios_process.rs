@@ -328,8 +328,11 @@ fn listener_without_a_reserve() {
 /// limit the file-system requests that open one (`open` blocking and through
 /// its callback, `mkstemp`, `opendir`, `scandir`) and a file watch's start
 /// (libuv's inotify instance) are `EMFILE`, each callback called once, nothing
-/// left open; with descriptors again each works, the watch too (libuv tries
-/// its inotify instance again).
+/// left open; so are the system functions that read a file or open a socket
+/// (`cpu_info`, `interface_addresses`, `resident_set_memory`, `get_passwd`),
+/// while a channel, `call_later` and `block_on` work (the loop made their
+/// descriptors when it was made); with descriptors again each works, the watch
+/// too (libuv tries its inotify instance again).
 #[test]
 fn requests_that_open_a_descriptor_are_emfile_at_the_limit() {
     run_native("requests_at_the_limit");
@@ -370,6 +373,20 @@ fn requests_at_the_limit() {
         StatusCode::EMFILE
     );
     assert!(!watch.is_active());
+    // The system functions that read a file or open a socket.
+    assert_eq!(code(uv::system::cpu_info()), StatusCode::EMFILE);
+    assert_eq!(code(uv::system::interface_addresses()), StatusCode::EMFILE);
+    assert_eq!(code(uv::system::resident_set_memory()), StatusCode::EMFILE);
+    assert_eq!(code(uv::system::get_passwd()), StatusCode::EMFILE);
+    // What the loop made its descriptors for when it was made still works.
+    let woken = Rc::new(Cell::new(0));
+    let w = woken.clone();
+    let (tx, rx) = uv::channel::<u8>(&lp, move |v| w.set(w.get() + usize::from(v))).unwrap();
+    tx.send(2).unwrap();
+    lp.call_later(|| {}).unwrap();
+    assert_eq!(lp.block_on(async { 5 }).unwrap(), 5);
+    run_until(&lp, || woken.get() == 2);
+    rx.close();
     drop(room);
     lp.run(RunMode::NoWait).unwrap();
     assert_eq!(
@@ -384,6 +401,8 @@ fn requests_at_the_limit() {
 
     let f = Fs::open_sync(&lp, &file, OpenFlags::RDONLY, 0).unwrap();
     f.close_sync(&lp).unwrap();
+    assert!(!uv::system::cpu_info().unwrap().is_empty());
+    uv::system::get_passwd().unwrap();
     assert_eq!(Fs::scandir_sync(&lp, dir.path()).unwrap().len(), 1);
     let seen = Rc::new(Cell::new(0));
     let s = seen.clone();
