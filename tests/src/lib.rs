@@ -123,6 +123,9 @@ fn scenario_command_with(var: &str, scenario: &str, valgrind: bool) -> std::proc
         let mut c = std::process::Command::new("valgrind");
         c.args([
             "--quiet",
+            // No gdbserver pipes in /tmp: a child that gives up root could not
+            // remove them.
+            "--vgdb=no",
             "--error-exitcode=99",
             "--leak-check=full",
             "--errors-for-leak-kinds=definite",

@@ -682,16 +682,56 @@ use crate::libuv_flags::UV_HANDLE_BLOCKING_WRITES as BLOCKING_WRITES;
 /// A stream with blocking writes takes no write while one is queued (a failed write
 /// whose callback has not run yet): libuv asserts its queue is empty. `EAGAIN`.
 ///
+/// A stream whose writes libuv makes blocking (a terminal `uv_tty_init` could not
+/// reopen: a pseudo-terminal's master side, or any terminal at the descriptor
+/// limit) on a descriptor that is in fact non-blocking (made so by its owner, as
+/// reading it needs) loses the mark here, before the write: libuv's write loop
+/// retries such a stream at once on `EAGAIN` (stream.c `uv__write`), so a write
+/// larger than the terminal's buffer spun inside `write` until the other side
+/// read, for good if it never did. Without the mark the rest is queued and
+/// written when the terminal takes it, as on any stream.
+///
 /// # Safety
-/// `s` must be an open stream made by this library.
+/// `s` must be an open stream made by this library, on its loop's thread.
 #[inline]
 pub unsafe fn blocking_write_ready(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
     // SAFETY: per the contract the stream is initialised; only fields are read.
-    let blocked = unsafe {
-        (*s).flags & BLOCKING_WRITES != 0 && !queue_empty(std::ptr::addr_of!((*s).write_queue))
-    };
-    if blocked {
+    if unsafe { (*s).flags } & BLOCKING_WRITES == 0 {
+        return Ok(());
+    }
+    // SAFETY: per the contract.
+    unsafe { blocking_write_checked(s, op) }
+}
+
+/// The part of [`blocking_write_ready`] for a stream marked for blocking writes.
+///
+/// # Safety
+/// As [`blocking_write_ready`].
+#[cold]
+#[inline(never)]
+unsafe fn blocking_write_checked(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream is initialised; only fields are read.
+    if !unsafe { queue_empty(std::ptr::addr_of!((*s).write_queue)) } {
         return Err(Error::new(StatusCode::EAGAIN, op));
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: as above.
+        let fd = unsafe { (*s).io_watcher.fd };
+        let fl = if fd >= 0 {
+            // SAFETY: F_GETFL reads the open file's status flags; any number is
+            // acceptable.
+            unsafe { libc::fcntl(fd, libc::F_GETFL) }
+        } else {
+            -1
+        };
+        if fl >= 0 && fl & libc::O_NONBLOCK != 0 {
+            // SAFETY: the loop's thread (per the contract) is the only one that
+            // touches the handle's flags; the mark is read by libuv's write path
+            // only (`uv__write`, and `uv_write2`'s assertion that a marked stream
+            // has an empty queue, which then no longer applies).
+            unsafe { (*s).flags &= !BLOCKING_WRITES };
+        }
     }
     Ok(())
 }
@@ -822,6 +862,49 @@ pub unsafe fn non_blocking(s: *mut sys::uv_stream_t, op: &'static str) -> Result
     }
     // SAFETY: per the contract.
     unsafe { non_blocking_syscall(s, op) }
+}
+
+/// The stream's loop holds libuv's reserve descriptor (`emfile_fd`), which a
+/// listening stream needs at the descriptor limit: when `accept` fails with
+/// `EMFILE` or `ENFILE`, libuv closes the reserve, accepts the pending
+/// connections and closes them (their peers see them closed), and opens the
+/// reserve again (stream.c `uv__emfile_trick`). Without a reserve it returns with
+/// the connection left in the backlog and the server's watch on, so the loop
+/// spins on the readable socket for as long as the limit lasts, and the listen
+/// callback hears nothing. libuv opens the reserve at the init of a stream handle
+/// while its loop has none, so a loop whose stream handles were all made at the
+/// limit has none. Opens it here as libuv does (`/dev/null`, else `/`, read-only,
+/// close-on-exec; libuv closes it with the loop) when it is missing: the open's
+/// error (`EMFILE`) when it cannot. The new descriptor is above 2, as libuv's own
+/// (`reserve_stdio` ran when the loop was made), so libuv's close of it does not
+/// assert.
+///
+/// # Safety
+/// `s` must be an open stream made by this library, on its loop's thread.
+#[cfg(unix)]
+pub unsafe fn reserve_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> Result<()> {
+    // SAFETY: per the contract the stream and its loop are live; the loop's
+    // fields are only touched on its thread.
+    let lp = unsafe { (*s).loop_ };
+    // SAFETY: as above.
+    if unsafe { (*lp).emfile_fd } >= 0 {
+        return Ok(());
+    }
+    let mut last = 0;
+    for path in [c"/dev/null", c"/"] {
+        // SAFETY: a NUL-terminated path; no mode is needed without O_CREAT.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: as above; libuv closes the reserve when the loop closes
+            // (uv__loop_close) and after each use opens another.
+            unsafe { (*lp).emfile_fd = fd };
+            return Ok(());
+        }
+        last = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EMFILE);
+    }
+    crate::error::check(-last, op)
 }
 
 /// A stream's socket has no other descriptor in this process (`EINVAL` otherwise),

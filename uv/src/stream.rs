@@ -383,7 +383,10 @@ pub trait Stream: StreamKind + std::ops::Deref<Target = crate::Handle> {
     ///
     /// At the process's descriptor limit, libuv accepts and closes pending
     /// connections itself (so the loop does not spin on them): their peers see the
-    /// connection closed, and `callback` is not called for them.
+    /// connection closed, and `callback` is not called for them. That takes the
+    /// descriptor libuv keeps in reserve for its loop; a loop that has none (its
+    /// stream handles were made at the limit) gets it here, and the listen is
+    /// `EMFILE` when it cannot be opened.
     fn listen(
         &self,
         backlog: i32,
@@ -1958,6 +1961,10 @@ pub fn listen<K: StreamKind, C: FnMut(&K, Result<()>) + 'static>(
         contracts::sole_descriptor(raw, "uv_listen")?;
         contracts::no_requests(raw, "uv_listen")?;
         contracts::no_collected_event(raw, loop_shared(raw.cast()).is_running(), "uv_listen")?;
+        // At the descriptor limit a server without libuv's reserve descriptor
+        // makes the loop spin.
+        #[cfg(unix)]
+        contracts::reserve_descriptor(raw, "uv_listen")?;
     }
     let slot = &K::stream_slots(s.typed().slots()).connection;
     slot.set_then(
