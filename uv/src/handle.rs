@@ -975,6 +975,7 @@ impl Hdr {
     /// no sender cell to shut or extras to take out of `data` first, and is not a signal
     /// handle (whose signal's disposition is restored after `uv_close`). One test of
     /// the flags.
+    ///
     /// In a forked child (of a process that made a loop), a handle that shares
     /// its loop's kernel state takes the general path, which puts off the closes
     /// that would change the parent's (`begin_close_via`; see [`CLOSE_MASK`]).
@@ -1095,8 +1096,8 @@ impl Hdr {
     /// now (`Closing`: its methods answer `ClosedHandle`, its close callback is
     /// kept) and for libuv once `after_fork` re-created the loop's kernel state
     /// (`close_put_off`); a loop dropped before abandons it with the others. The
-    /// child cannot run the loop meanwhile (`uv_run` is `EINVAL`), so no callback
-    /// of the handle runs in between. A variant of `uv_close` that acts on the
+    /// child cannot start running the loop meanwhile (`uv_run` is `EINVAL`), so
+    /// no callback of the handle runs in between. A variant of `uv_close` that acts on the
     /// descriptor first (`uv_tcp_close_reset`) is refused (`EINVAL`), the handle
     /// left open.
     ///
@@ -1678,7 +1679,7 @@ unsafe fn write_header(h: *mut Header, flags: u16, vtable: &'static VTable) {
     let word = u64::from_ne_bytes([r[0], r[1], r[2], r[3], f[0], f[1], 0, 0]);
     // SAFETY: per the contract; the word covers `refs` (1, in the platform's
     // byte order), `flags` and the padding before `vtable` (zeroes), which are
-    // plain integers (`Cell<u32>`, `Cell<u8>`): the header reads as if written by
+    // plain integers (`Cell<u32>`, `Cell<u16>`): the header reads as if written by
     // field.
     unsafe {
         h.cast::<u64>().write_unaligned(word);
