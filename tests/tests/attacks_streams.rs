@@ -425,7 +425,9 @@ fn writes_pending_when_the_child_exits_fail_with_epipe() {
 /// A child whose `Process` value was dropped at once, whose output pipe was
 /// closed and whose input got a write then a shutdown, both cancelled by a close:
 /// the callbacks run (`ECANCELED`), and so does the exit callback, with the
-/// status.
+/// status. (The write is written whole by libuv's first attempt when the child
+/// drains the socket while that one system call runs: then it is done, `Ok`,
+/// before the close; the shutdown behind it is cancelled either way.)
 #[test]
 fn a_dropped_process_with_closed_stdio_pipes_still_reports_its_exit() {
     let lp = Loop::new().unwrap();
@@ -460,7 +462,12 @@ fn a_dropped_process_with_closed_stdio_pipes_still_reports_its_exit() {
         .cloned()
         .partition(|l| l.starts_with("exit"));
     assert_eq!(exits, ["exit 4 None"]);
-    assert_eq!(stream, ["write ECANCELED", "shutdown ECANCELED"]);
+    assert_eq!(stream.len(), 2, "{stream:?}");
+    assert!(
+        ["write ECANCELED", "write ok"].contains(&stream[0].as_str()),
+        "{stream:?}"
+    );
+    assert_eq!(stream[1], "shutdown ECANCELED");
 }
 
 /// A listening TCP socket sent over an IPC pipe within the process is not handed
