@@ -1072,7 +1072,11 @@ impl LoopHandle {
     /// from closing the loop (which abandons it, as its drop). A close made while
     /// the loop runs is made at once: in a child forked from inside a callback
     /// (which runs the parent's loop from then on), and in the callbacks this
-    /// runs once it has re-created the loop.
+    /// runs once it has re-created the loop. A parent and a child forked from
+    /// inside a callback must not both go on running the loop: they share
+    /// libuv's submission ring, and libuv aborts when two processes race on it
+    /// (`linux.c` `uv__epoll_ctl_flush`); the parent waits for the child, or the
+    /// child leaves the callback only to exit.
     ///
     /// The lock of the loop's queue of finished thread-pool requests, which a
     /// thread of the parent may have held at the fork (a pool thread, for the
