@@ -27,8 +27,9 @@ use std::sync::{mpsc, Arc};
 
 use uv::Stream as _;
 use uv::{
-    CopyFileFlags, FileTime, Fs, FsEvent, FsEventFlags, Loop, OpenFlags, Pipe, PollEvent, Process,
-    ProcessOptions, RunMode, Signal, Signum, StatusCode, Stdio, Tcp, Tty, TtyMode,
+    AddrInfoFlags, AddrInfoHints, CopyFileFlags, FileTime, Fs, FsEvent, FsEventFlags, Loop,
+    NameInfoFlags, OpenFlags, Pipe, PollEvent, Process, ProcessOptions, RunMode, Signal, Signum,
+    StatusCode, Stdio, Tcp, Tty, TtyMode,
 };
 use uv_tests::net::{iterations_while_idle, run_until, TempDir};
 use uv_tests::DescriptorRoom;
@@ -45,6 +46,7 @@ uv_tests::scenarios! {
     shed_at_the_limit,
     listener_without_a_reserve,
     requests_at_the_limit,
+    host_lookups_at_the_limit,
     relative_paths_follow_chdir,
     cwd_of_a_removed_directory,
     deep_working_directory,
@@ -419,6 +421,81 @@ fn requests_at_the_limit() {
     assert!(seen.get() >= 1);
     uv_tests::finish(&lp);
     drop(watch);
+    lp.close().unwrap();
+    done();
+}
+
+/// Host lookups at the descriptor limit. glibc's `getaddrinfo` can open neither
+/// `/etc/hosts` nor a socket to a name server there and answers `EAI_NONAME`, so
+/// `localhost` used to read as an unknown host; now the lookup is `EMFILE`,
+/// blocking and through the pool (`getnameinfo` already was: glibc answers
+/// `EAI_SYSTEM` with `errno`). A numeric host still resolves, and a
+/// `NUMERICHOST` lookup of a name is still `EAI_NONAME` (it opens nothing). With
+/// descriptors again `localhost` resolves to loopback.
+#[test]
+fn host_lookups_at_the_limit_are_emfile() {
+    run_native("host_lookups_at_the_limit");
+}
+
+fn host_lookups_at_the_limit() {
+    let lp = Loop::new().unwrap();
+    let hints = AddrInfoHints::default();
+    let numeric = AddrInfoHints::default().with_flags(AddrInfoFlags::NUMERICHOST);
+    let local: std::net::SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let results: Rc<RefCell<Vec<(&str, StatusCode)>>> = Rc::default();
+    let room = DescriptorRoom::new(0);
+
+    assert_eq!(
+        code(lp.getaddrinfo(Some("localhost"), None, &hints)),
+        StatusCode::EMFILE
+    );
+    assert_eq!(
+        code(lp.getnameinfo(local, NameInfoFlags::empty())),
+        StatusCode::EMFILE
+    );
+    let got = lp.getaddrinfo(Some("127.0.0.1"), None, &numeric).unwrap();
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|ai| ai.addr.ip() == local.ip()), "{got:?}");
+    assert_eq!(
+        code(lp.getaddrinfo(Some("localhost"), None, &numeric)),
+        StatusCode::EAI_NONAME
+    );
+    let r = results.clone();
+    lp.getaddrinfo_with(Some("localhost"), None, &hints, move |res| {
+        r.borrow_mut().push(("addrinfo", code(res)));
+    })
+    .unwrap();
+    let r = results.clone();
+    lp.getnameinfo_with(local, NameInfoFlags::empty(), move |res| {
+        r.borrow_mut().push(("nameinfo", code(res)));
+    })
+    .unwrap();
+    run_until(&lp, || results.borrow().len() == 2);
+    // Two pool requests: the pool finishes them in either order.
+    results.borrow_mut().sort_by_key(|&(name, _)| name);
+    assert_eq!(
+        *results.borrow(),
+        vec![
+            ("addrinfo", StatusCode::EMFILE),
+            ("nameinfo", StatusCode::EMFILE)
+        ]
+    );
+
+    drop(room);
+    let got = lp.getaddrinfo(Some("localhost"), None, &hints).unwrap();
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|ai| ai.addr.ip().is_loopback()), "{got:?}");
+    let found = Rc::new(Cell::new(0));
+    let f = found.clone();
+    lp.getaddrinfo_with(Some("localhost"), None, &hints, move |res| {
+        let res = res.unwrap();
+        assert!(res.iter().all(|ai| ai.addr.ip().is_loopback()), "{res:?}");
+        f.set(res.len());
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert!(found.get() > 0);
+    lp.getnameinfo(local, NameInfoFlags::empty()).unwrap();
     lp.close().unwrap();
     done();
 }

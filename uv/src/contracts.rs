@@ -907,6 +907,35 @@ pub unsafe fn reserve_descriptor(s: *mut sys::uv_stream_t, op: &'static str) -> 
     crate::error::check(-last, op)
 }
 
+/// The status of a host lookup, with the descriptor limit told from an unknown
+/// host: glibc's `getaddrinfo` that can open neither `/etc/hosts` nor a socket to
+/// a name server answers `EAI_NONAME` ("unknown host"), with `errno` (on the pool
+/// thread, lost by now) `EMFILE`. So on `EAI_NONAME` a probe opens `/dev/null`
+/// (close-on-exec, closed at once): when that fails with `EMFILE` or `ENFILE`,
+/// that code is the status. Only the failure pays for the probe. A descriptor
+/// freed between the lookup and the probe leaves `EAI_NONAME`. A `numeric` lookup
+/// (`NUMERICHOST`) opens nothing, so its `EAI_NONAME` stands. (`getnameinfo`
+/// answers `EAI_SYSTEM` there, which libuv turns into `errno`.)
+pub(crate) fn host_lookup_status(status: std::ffi::c_int, numeric: bool) -> std::ffi::c_int {
+    if numeric || status != StatusCode::EAI_NONAME.raw() {
+        return status;
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: a NUL-terminated path; no mode is needed without O_CREAT.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: the descriptor was opened just above and nothing else has it.
+            unsafe { libc::close(fd) };
+        } else if let Some(e @ (libc::EMFILE | libc::ENFILE)) =
+            std::io::Error::last_os_error().raw_os_error()
+        {
+            return -e;
+        }
+    }
+    status
+}
+
 /// A stream's socket has no other descriptor in this process (`EINVAL` otherwise),
 /// for `listen`: a listening socket shut down for reading through another of its
 /// descriptors (a `TcpListener::try_clone` made before `Tcp::open`, turned into a

@@ -138,6 +138,11 @@ fn known_flags(bits: u32, all: u32, op: &'static str) -> Result<c_int> {
     crate::contracts::flags_arg(bits, all, op).map(|b| b as c_int)
 }
 
+/// Whether C hints ask for a numeric host (`AI_NUMERICHOST`).
+fn numeric(hints: &sys::addrinfo) -> bool {
+    hints.ai_flags & AddrInfoFlags::NUMERICHOST.bits() as c_int != 0
+}
+
 fn hints_c(h: &AddrInfoHints, op: &'static str) -> Result<sys::addrinfo> {
     // SAFETY: addrinfo is plain C data; all-zero is the empty hint.
     let mut ai: sys::addrinfo = unsafe { std::mem::zeroed() };
@@ -212,6 +217,8 @@ struct AddrInfoReq<C> {
     head: ReqHead,
     raw: sys::uv_getaddrinfo_t,
     shared: *const LoopShared,
+    /// The hints ask for a numeric host (see `host_lookup_status`).
+    numeric: bool,
     // Kept alive until the query ends: libuv reads them on the thread pool.
     _host: Option<CString>,
     _service: Option<CString>,
@@ -236,6 +243,9 @@ unsafe extern "C" fn addrinfo_done<C: FnOnce(Result<Vec<AddrInfo>>)>(
     unsafe { (*p).head.completing() };
     // SAFETY: `res` is the list for this query (null on error).
     let list = unsafe { take_list(res) };
+    // SAFETY: as above.
+    let numeric = unsafe { (*p).numeric };
+    let status = crate::contracts::host_lookup_status(status, numeric);
     let result = check(status, "uv_getaddrinfo").map(|()| list);
     // SAFETY: the box is alive; the callback is taken out before it runs, and the
     // strings (which libuv no longer reads) after, with no reference into the box
@@ -357,7 +367,8 @@ impl LoopHandle {
     }
 
     /// Resolves `host` and/or `service` (`uv_getaddrinfo` without a callback): blocks
-    /// and returns the addresses. Unknown hosts give `EAI_NONAME`; flag bits
+    /// and returns the addresses. Unknown hosts give `EAI_NONAME`, and a lookup at
+    /// the descriptor limit `EMFILE` (glibc answers `EAI_NONAME` there); flag bits
     /// [`AddrInfoFlags`] does not list (`from_bits_retain`) give `EINVAL`; a
     /// numeric service that is no port (past 65535, or negative) gives
     /// `EAI_SERVICE` (glibc would keep its low 16 bits).
@@ -388,7 +399,11 @@ impl LoopHandle {
         };
         // SAFETY: the request holds the list of this query (null on error).
         let list = unsafe { take_list(req.addrinfo) };
-        check(rc, OP).map(|()| list)
+        check(
+            crate::contracts::host_lookup_status(rc, numeric(&hints)),
+            OP,
+        )
+        .map(|()| list)
     }
 
     /// Resolves on the thread pool (`uv_getaddrinfo`); `callback` runs on the loop with
@@ -414,6 +429,7 @@ impl LoopHandle {
             // SAFETY: plain C data; all-zero is a valid unstarted request.
             raw: unsafe { std::mem::zeroed() },
             shared: shared as *const LoopShared,
+            numeric: numeric(&hints),
             _host: h,
             _service: s,
             cb: Some(callback),
