@@ -4012,6 +4012,7 @@ pub fn worker(cfg: &Config, live: fn() -> Live) {
     if let Err(msg) = run_seed(cfg.first_seed, 300, &scratch.0, true) {
         fail(&msg);
     }
+    keep_sigpipe_handled();
     reg.hits.iter().for_each(|h| h.store(0, Ordering::Relaxed));
     reg.oks.iter().for_each(|h| h.store(0, Ordering::Relaxed));
     reg.sites.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -4086,6 +4087,18 @@ fn add(total: &mut SeedReport, r: &SeedReport) {
 fn fail(msg: &str) -> ! {
     report(msg);
     panic!("uv-fuzz: {msg} (seed {})", SEED.load(Ordering::Relaxed));
+}
+
+/// Watches SIGPIPE once, so that what the library keeps for good from the first
+/// watch of an ignored signal on (a loop of its own with a watch of it, and
+/// that loop's descriptors: see `Signal::start`) exists before the baseline.
+fn keep_sigpipe_handled() {
+    let lp = uv::Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    sig.start(uv::Signum::Pipe, |_, _| {}).unwrap();
+    sig.close();
+    lp.run(uv::RunMode::Default).unwrap();
+    lp.close().unwrap();
 }
 
 /// The live allocations but the memory the library keeps by design for the

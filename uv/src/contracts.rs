@@ -1315,6 +1315,80 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
     }
 }
 
+/// Signals (a bit each) whose handler libuv keeps installed for good: see
+/// `keep_handled`.
+static KEPT_HANDLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The loop of the keepers (`keep_handled`): made once, never run, never closed.
+static KEEPER_LOOP: std::sync::atomic::AtomicPtr<sys::uv_loop_t> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// A keeper's callback: never called (its loop never runs).
+unsafe extern "C" fn keeper_signal_cb(_: *mut sys::uv_signal_t, _: std::ffi::c_int) {}
+
+/// After a handle of this library started watching `signum`, a signal the
+/// process ignored (SIGPIPE): libuv's handler for it stays installed for good.
+///
+/// libuv puts a signal back to its default action when its last watch stops
+/// (`uv__signal_unregister_handler`), and the crate ignores it again only after
+/// that (`restore_signal_disposition`). Between the two, a write to a closed
+/// peer on any other thread killed the process. So the first watch of such a
+/// signal also starts a watch of it on a loop of the crate's own (the keeper:
+/// made once, never run, never closed; its descriptors, an epoll instance, an
+/// io_uring, an eventfd and a signal pipe, stay open), and libuv never stops
+/// watching the signal again. Its handler catches the signal from then on, which
+/// for the process is what ignoring it was (a write to a closed peer fails with
+/// `EPIPE`); children started by libuv or `std` get the default action as
+/// before. The handler also keeps the action from being reset by the kernel
+/// after a one-shot watch's delivery, as libuv installs a one-shot handler only
+/// while no other watch of the signal exists. `SIGCHLD` is left out: ignoring it
+/// is not the same as catching it (the kernel reaps ignored children).
+///
+/// When the keeper cannot be made (the descriptor limit), nothing changes: the
+/// next watch tries again.
+pub(crate) fn keep_handled(signum: i32) {
+    use std::sync::atomic::Ordering;
+    if !(1..64).contains(&signum) || signum == libc::SIGCHLD || !is_ignored_signal(signum) {
+        return;
+    }
+    let bit = 1u64 << signum;
+    if KEPT_HANDLED.load(Ordering::Acquire) & bit != 0 {
+        return;
+    }
+    // libuv's handler is installed under the lock, as for any watch.
+    let _held = process_state_lock();
+    if KEPT_HANDLED.load(Ordering::Relaxed) & bit != 0 {
+        return;
+    }
+    let mut lp = KEEPER_LOOP.load(Ordering::Relaxed);
+    if lp.is_null() {
+        // SAFETY: a loop struct is plain C data, all-zero before its init.
+        let fresh = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_loop_t>() }));
+        // SAFETY: `fresh` is a valid, unused loop struct that stays put for good.
+        if unsafe { sys::uv_loop_init(fresh) } != 0 {
+            // SAFETY: libuv released what the failed init made; the box is ours.
+            drop(unsafe { Box::from_raw(fresh) });
+            return;
+        }
+        KEEPER_LOOP.store(fresh, Ordering::Relaxed);
+        lp = fresh;
+    }
+    // SAFETY: plain C data, all-zero before its init.
+    let h = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_signal_t>() }));
+    // SAFETY: `lp` is the keeper loop, initialised above or by an earlier call
+    // under this lock, which every use of it holds; no thread runs it. The
+    // handle stays put for good (leaked on purpose). The signal pipe of the loop
+    // was made by its init, so `uv_signal_init` makes no descriptor; the start
+    // installs libuv's handler, under the lock as `hooks::signal_call` does.
+    let started = unsafe {
+        sys::uv_signal_init(lp, h) == 0
+            && sys::uv_signal_start(h, Some(keeper_signal_cb), signum) == 0
+    };
+    if started {
+        KEPT_HANDLED.fetch_or(bit, Ordering::Release);
+    }
+}
+
 /// loop-fork: `uv_loop_fork` re-creates a loop's kernel state (epoll instance,
 /// eventfd, signal pipe, inotify instance) for a child process after `fork()`.
 /// Called in the process that already holds that state, it closes descriptors that

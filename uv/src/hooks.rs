@@ -70,10 +70,21 @@ pub fn forget_oneshot<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()
 
 /// After `uv_signal_start` and `uv_signal_stop`: a signal the process ignored
 /// (SIGPIPE) that libuv put back to its default action when it stopped watching it
-/// is ignored again.
-pub fn restore_ignored_signals<K: HandleKind<Raw = sys::uv_signal_t>>(_h: &K) -> Result<()> {
+/// is ignored again; and after a start of such a signal, libuv's handler for it
+/// stays installed for good (`contracts::keep_handled`), so that no later stop
+/// leaves it at its default action for a moment.
+pub fn restore_ignored_signals<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()> {
     #[cfg(unix)]
-    crate::contracts::restore_ignored_signals();
+    {
+        if let Some(raw) = h.typed().raw_open() {
+            // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`;
+            // the field is only read (0 when it watches nothing).
+            crate::contracts::keep_handled(unsafe { (*raw).signum });
+        }
+        crate::contracts::restore_ignored_signals();
+    }
+    #[cfg(not(unix))]
+    let _ = h;
     Ok(())
 }
 
@@ -124,6 +135,10 @@ pub fn refuse_oneshot_on_ignored<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -
         // field is only read.
         let signum = unsafe { (*raw).signum };
         if signum > 0 && crate::contracts::is_ignored_signal(signum) {
+            // The keeper first: its watch keeps libuv from putting the signal back
+            // to its default action at the stop, and replaces the one-shot
+            // handler (reset by the kernel on delivery) with a lasting one.
+            crate::contracts::keep_handled(signum);
             // SAFETY: the handle is open (not closing).
             unsafe { stop_signal(raw) };
             return Err(Error::new(StatusCode::EINVAL, "uv_signal_start_oneshot"));

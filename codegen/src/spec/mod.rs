@@ -613,7 +613,7 @@ impl HookRule {
             name: "restore_ignored_signals",
             slot: HookSlot::After,
             c_types: &["uv_signal_t"],
-            doc: "ignores again a signal the process ignored (SIGPIPE) that libuv put back to its default action when it stopped watching it",
+            doc: "ignores again a signal the process ignored (SIGPIPE) that libuv put back to its default action when it stopped watching it, and after a start keeps libuv's handler for it installed for good",
             guards: &["uv_signal_start", "uv_signal_stop"],
             reads_delivery_mark: false,
         },
