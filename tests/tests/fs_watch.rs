@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use uv::{FsEvent, FsEventFlags, FsEventKind, FsPoll, Loop, RunMode, Stat, StatusCode, Timer};
-use uv_tests::net::{later, TempDir};
+use uv_tests::net::{later, run_until, TempDir};
 
 type Events = Rc<RefCell<Vec<(Option<PathBuf>, FsEventKind)>>>;
 
@@ -82,23 +82,24 @@ fn watch_file_sees_changes_and_two_watchers_both_do() {
     w2.start(&file, FsEventFlags::empty(), recorder(&e2))
         .unwrap();
     assert_eq!(w1.path().unwrap(), file);
-    let f = file.clone();
-    later(&lp, Duration::from_millis(10), move || {
-        std::fs::write(&f, b"changed").unwrap();
+    // Written once both watch (inotify queues the events); the watchers close
+    // once both saw the change, with a backstop that closes them after 5 s.
+    std::fs::write(&file, b"changed").unwrap();
+    guard(&lp, &w1);
+    guard(&lp, &w2);
+    let changed = |events: &Events| {
+        events.borrow().iter().any(|(n, k)| {
+            k.contains(FsEventKind::CHANGE) && n.as_deref() == Some(Path::new("watched"))
+        })
+    };
+    run_until(&lp, || {
+        (changed(&e1) && changed(&e2)) || (w1.is_closed() && w2.is_closed())
     });
-    let (c1, c2) = (w1.clone(), w2.clone());
-    later(&lp, Duration::from_millis(200), move || {
-        c1.close();
-        c2.close();
-    });
+    w1.close();
+    w2.close();
     lp.run(RunMode::Default).unwrap();
     for events in [&e1, &e2] {
-        let events = events.borrow();
-        assert!(
-            events.iter().any(|(n, k)| k.contains(FsEventKind::CHANGE)
-                && n.as_deref() == Some(Path::new("watched"))),
-            "{events:?}"
-        );
+        assert!(changed(events), "{:?}", events.borrow());
     }
 }
 
@@ -111,22 +112,19 @@ fn a_rename_in_a_watched_dir_is_reported_for_both_names() {
     let events: Events = Rc::default();
     w.start(dir.path(), FsEventFlags::empty(), recorder(&events))
         .unwrap();
-    let (a, b) = (dir.join("old"), dir.join("new"));
-    later(&lp, Duration::from_millis(10), move || {
-        std::fs::rename(a, b).unwrap()
-    });
-    let c = w.clone();
-    later(&lp, Duration::from_millis(200), move || c.close());
+    std::fs::rename(dir.join("old"), dir.join("new")).unwrap();
+    guard(&lp, &w);
+    let renamed = |name: &str| {
+        events
+            .borrow()
+            .iter()
+            .any(|(n, k)| n.as_deref() == Some(Path::new(name)) && k.contains(FsEventKind::RENAME))
+    };
+    run_until(&lp, || (renamed("old") && renamed("new")) || w.is_closed());
+    w.close();
     lp.run(RunMode::Default).unwrap();
-    let events = events.borrow();
     for name in ["old", "new"] {
-        assert!(
-            events
-                .iter()
-                .any(|(n, k)| n.as_deref() == Some(Path::new(name))
-                    && k.contains(FsEventKind::RENAME)),
-            "{name}: {events:?}"
-        );
+        assert!(renamed(name), "{name}: {:?}", events.borrow());
     }
 }
 
