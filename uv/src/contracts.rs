@@ -1326,49 +1326,54 @@ static KEEPER_LOOP: std::sync::atomic::AtomicPtr<sys::uv_loop_t> =
 /// A keeper's callback: never called (its loop never runs).
 unsafe extern "C" fn keeper_signal_cb(_: *mut sys::uv_signal_t, _: std::ffi::c_int) {}
 
-/// After a handle of this library started watching `signum`, a signal the
-/// process ignored (SIGPIPE): libuv's handler for it stays installed for good.
+/// Before a handle of this library starts watching `signum`, a signal the
+/// process ignored (SIGPIPE): libuv's handler for it is installed for good.
 ///
 /// libuv puts a signal back to its default action when its last watch stops
 /// (`uv__signal_unregister_handler`), and the crate ignores it again only after
 /// that (`restore_signal_disposition`). Between the two, a write to a closed
 /// peer on any other thread killed the process. So the first watch of such a
-/// signal also starts a watch of it on a loop of the crate's own (the keeper:
+/// signal is preceded by a watch of it on a loop of the crate's own (the keeper:
 /// made once, never run, never closed; its descriptors, an epoll instance, an
-/// io_uring, an eventfd and a signal pipe, stay open), and libuv never stops
-/// watching the signal again. Its handler catches the signal from then on, which
-/// for the process is what ignoring it was (a write to a closed peer fails with
+/// io_uring, an eventfd and a signal pipe, stay open), and libuv never stops watching the
+/// signal again. Its handler catches the signal from then on, which for the
+/// process is what ignoring it was (a write to a closed peer fails with
 /// `EPIPE`); children started by libuv or `std` get the default action as
-/// before. The handler also keeps the action from being reset by the kernel
-/// after a one-shot watch's delivery, as libuv installs a one-shot handler only
-/// while no other watch of the signal exists. `SIGCHLD` is left out: ignoring it
-/// is not the same as catching it (the kernel reaps ignored children).
+/// before. Made first, the keeper's lasting handler is also the one a one-shot
+/// watch finds (libuv installs a one-shot handler, which the kernel resets to
+/// the default action at its first delivery, only while no other watch of the
+/// signal exists). `SIGCHLD` is left out: ignoring it is not the same as
+/// catching it (the kernel reaps ignored children).
 ///
-/// When the keeper cannot be made (the descriptor limit), nothing changes: the
-/// next watch tries again.
-pub(crate) fn keep_handled(signum: i32) {
+/// `Err` with libuv's error when the keeper's loop cannot be made (`EMFILE` at
+/// the descriptor limit): the start is then refused, and the next one tries
+/// again. `Ok` when the signal needs no keeper, has one, or got one (a signal no
+/// handler can be installed for fails the start itself, as libuv's call then
+/// does).
+pub(crate) fn keep_handled(signum: i32) -> std::result::Result<(), std::ffi::c_int> {
     use std::sync::atomic::Ordering;
     if !(1..64).contains(&signum) || signum == libc::SIGCHLD || !is_ignored_signal(signum) {
-        return;
+        return Ok(());
     }
     let bit = 1u64 << signum;
     if KEPT_HANDLED.load(Ordering::Acquire) & bit != 0 {
-        return;
+        return Ok(());
     }
     // libuv's handler is installed under the lock, as for any watch.
     let _held = process_state_lock();
     if KEPT_HANDLED.load(Ordering::Relaxed) & bit != 0 {
-        return;
+        return Ok(());
     }
     let mut lp = KEEPER_LOOP.load(Ordering::Relaxed);
     if lp.is_null() {
         // SAFETY: a loop struct is plain C data, all-zero before its init.
         let fresh = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_loop_t>() }));
         // SAFETY: `fresh` is a valid, unused loop struct that stays put for good.
-        if unsafe { sys::uv_loop_init(fresh) } != 0 {
+        let rc = unsafe { sys::uv_loop_init(fresh) };
+        if rc != 0 {
             // SAFETY: libuv released what the failed init made; the box is ours.
             drop(unsafe { Box::from_raw(fresh) });
-            return;
+            return Err(rc);
         }
         KEEPER_LOOP.store(fresh, Ordering::Relaxed);
         lp = fresh;
@@ -1387,6 +1392,7 @@ pub(crate) fn keep_handled(signum: i32) {
     if started {
         KEPT_HANDLED.fetch_or(bit, Ordering::Release);
     }
+    Ok(())
 }
 
 /// loop-fork: `uv_loop_fork` re-creates a loop's kernel state (epoll instance,

@@ -31,6 +31,35 @@ pub unsafe fn signal_call<R>(call: impl FnOnce() -> R) -> R {
     call()
 }
 
+/// [`signal_call`] for a C function that starts watching `signum`
+/// (`uv_signal_start`, `uv_signal_start_oneshot`; `signum` is the signal that
+/// `call` passes). A signal the process ignores (SIGPIPE; not SIGCHLD) first gets
+/// the runtime's lasting watch (`contracts::keep_handled`), so that libuv's
+/// handler for it, once installed, is never taken away again (libuv would put
+/// the signal back to its default action, a kill, whenever its last watch
+/// stopped), and so that the start installs no one-shot handler of its own (the
+/// kernel resets that one to the default action at its first delivery). When
+/// that watch cannot be made (its loop needs descriptors: `EMFILE` at the
+/// limit), `call` is not run and the start fails with that error: a watch taken
+/// without it would leave the signal at its default action for a moment when it
+/// stops, and a write to a closed peer on another thread then killed the
+/// process.
+///
+/// # Safety
+/// As for [`signal_call`].
+#[inline]
+pub unsafe fn signal_start_call(
+    signum: std::ffi::c_int,
+    call: impl FnOnce() -> std::ffi::c_int,
+) -> std::ffi::c_int {
+    #[cfg(unix)]
+    if let Err(rc) = crate::contracts::keep_handled(signum) {
+        return rc;
+    }
+    // SAFETY: per the contract.
+    unsafe { signal_call(call) }
+}
+
 /// Stops a signal handle (`uv_signal_stop`) and ignores again the signals the
 /// process ignored that libuv put back to their default action.
 ///
@@ -70,21 +99,12 @@ pub fn forget_oneshot<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()
 
 /// After `uv_signal_start` and `uv_signal_stop`: a signal the process ignored
 /// (SIGPIPE) that libuv put back to its default action when it stopped watching it
-/// is ignored again; and after a start of such a signal, libuv's handler for it
-/// stays installed for good (`contracts::keep_handled`), so that no later stop
-/// leaves it at its default action for a moment.
+/// is ignored again. (A signal the process ignores that a handle of this library
+/// watched keeps libuv's handler for good: `signal_start_call`.)
 pub fn restore_ignored_signals<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()> {
-    #[cfg(unix)]
-    {
-        if let Some(raw) = h.typed().raw_open() {
-            // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`;
-            // the field is only read (0 when it watches nothing).
-            crate::contracts::keep_handled(unsafe { (*raw).signum });
-        }
-        crate::contracts::restore_ignored_signals();
-    }
-    #[cfg(not(unix))]
     let _ = h;
+    #[cfg(unix)]
+    crate::contracts::restore_ignored_signals();
     Ok(())
 }
 
@@ -135,10 +155,8 @@ pub fn refuse_oneshot_on_ignored<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -
         // field is only read.
         let signum = unsafe { (*raw).signum };
         if signum > 0 && crate::contracts::is_ignored_signal(signum) {
-            // The keeper first: its watch keeps libuv from putting the signal back
-            // to its default action at the stop, and replaces the one-shot
-            // handler (reset by the kernel on delivery) with a lasting one.
-            crate::contracts::keep_handled(signum);
+            // The runtime's lasting watch of the signal, made before the start
+            // (`signal_start_call`), keeps libuv's handler installed at this stop.
             // SAFETY: the handle is open (not closing).
             unsafe { stop_signal(raw) };
             return Err(Error::new(StatusCode::EINVAL, "uv_signal_start_oneshot"));

@@ -127,7 +127,7 @@ pub mod runtime {
         pub use crate::hooks::{
             forget_oneshot, hold_opened_socket, refuse_oneshot_mid_delivery,
             refuse_oneshot_on_ignored, refuse_unterminated_local_name,
-            refuse_unterminated_peer_name, restore_ignored_signals, signal_call,
+            refuse_unterminated_peer_name, restore_ignored_signals, signal_call, signal_start_call,
         };
     }
     /// The handle states a spec method can require (`requires = [...]`).

@@ -878,17 +878,23 @@ impl HandleEmitter<'_> {
             requires_doc(m)
         ));
         // A C function that may install libuv's handler for a signal runs under the
-        // runtime's lock on signal actions (`hooks::signal_call`).
+        // runtime's lock on signal actions (`hooks::signal_call`); one that starts a
+        // watch is given its signal too (`hooks::signal_start_call`).
         let locked = crate::spec::SIGNAL_ACTION_FNS.contains(&c.value.as_str());
+        let starts = crate::spec::SIGNAL_START_FNS.contains(&c.value.as_str());
         let sf = safety(
             ctx,
-            if locked {
+            if starts {
+                "the handle is open, so `raw` is initialised and stays put; the closure is the libuv call only (`signal_start_call`'s contract)"
+            } else if locked {
                 "the handle is open, so `raw` is initialised and stays put; the closure is the libuv call only (`signal_call`'s contract)"
             } else {
                 "the handle is open, so `raw` is initialised and stays put"
             },
         );
-        let c_call = if locked {
+        let c_call = if let (true, Some(signum)) = (starts, c_args.last()) {
+            quote!(#rt::runtime::hooks::signal_start_call(#signum, || #rt::sys::#cfn(raw, #(#c_args),*)))
+        } else if locked {
             quote!(#rt::runtime::hooks::signal_call(|| #rt::sys::#cfn(raw, #(#c_args),*)))
         } else {
             quote!(#rt::sys::#cfn(raw, #(#c_args),*))

@@ -681,6 +681,14 @@ pub const SIGNAL_ACTION_FNS: &[&str] = &[
     "uv_signal_stop",
 ];
 
+/// The C functions of [`SIGNAL_ACTION_FNS`] that start a watch, with the signal
+/// as their last argument: generated code calls them through
+/// `uv::runtime::hooks::signal_start_call`, which is given that signal, so that
+/// the runtime's lasting watch of a signal the process ignores (SIGPIPE) is made
+/// before libuv installs its handler, and a watch it cannot make (at the
+/// descriptor limit) refuses the start before libuv changes anything.
+pub const SIGNAL_START_FNS: &[&str] = &["uv_signal_start", "uv_signal_start_oneshot"];
+
 /// An argument of a constructor, method or callback.
 #[derive(Clone, Debug)]
 pub struct ArgSpec {

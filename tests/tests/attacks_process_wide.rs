@@ -1,0 +1,202 @@
+//! Attacks on the state a process shares between its threads: signal actions,
+//! descriptors and the like, which a loop of one thread changes while another
+//! thread (with a loop of its own, or plain `std` code) runs at the same time.
+//! Each scenario runs in a child process of its own (this binary again, running
+//! only `scenario_child`, one test thread), so that what it changes (a signal's
+//! action, the descriptor limit) and a kill it may provoke stay in the child. Each
+//! test says what used to happen and checks exit statuses, counts and error codes,
+//! never durations.
+
+#![cfg(target_os = "linux")]
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use uv::{Loop, RunMode, Signal, Signum, StatusCode};
+use uv_tests::DescriptorRoom;
+
+/// Set in a child: the name of the scenario it runs.
+const SCENARIO: &str = "UV_ATTACKS_PROCESS_WIDE_SCENARIO";
+
+uv_tests::scenarios! {
+    SCENARIO =>
+    sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer,
+}
+
+/// Runs `scenario` in a child (natively: valgrind emulates the descriptor limit
+/// and handles signals itself), which must exit with status 0 having written
+/// "scenario done"; a kill by a signal fails with the signal in the message.
+fn run(scenario: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = uv_tests::native_scenario_command(SCENARIO, scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{scenario}: {:?} (signal {:?})\n{stderr}",
+        out.status,
+        out.status.signal()
+    );
+    assert!(stderr.contains("scenario done"), "{scenario}: {stderr}");
+}
+
+/// A thread that writes to a socket whose peer is closed, again and again, until
+/// told to stop: each write raises SIGPIPE on that thread, which kills the
+/// process whenever SIGPIPE is at its default action. Counts its writes (each
+/// must fail with `EPIPE`).
+struct ClosedPeerWriter {
+    stop: Arc<AtomicBool>,
+    writes: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClosedPeerWriter {
+    /// Starts the writer and waits for its first write.
+    fn start() -> ClosedPeerWriter {
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, writes) = (stop.clone(), writes.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let err = (&a).write(b"x").unwrap_err();
+                    assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+                    writes.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let w = ClosedPeerWriter {
+            stop,
+            writes,
+            thread: Some(thread),
+        };
+        w.wait_for_writes(1);
+        w
+    }
+
+    /// Waits until `more` writes were made after this call.
+    fn wait_for_writes(&self, more: usize) {
+        let from = self.writes.load(Ordering::Relaxed);
+        while self.writes.load(Ordering::Relaxed) < from + more {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Stops the writer (its writes all failed with `EPIPE`).
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// A thread that reads a signal's action again and again until told to stop,
+/// counting the reads that find the default action.
+struct DefaultActionSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl DefaultActionSampler {
+    /// Starts the sampler and waits for its first read.
+    fn start(signum: i32) -> DefaultActionSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, reads) = (stop.clone(), reads.clone());
+            std::thread::spawn(move || {
+                let mut defaults = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if disposition(signum) == libc::SIG_DFL {
+                        defaults += 1;
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+                defaults
+            })
+        };
+        while reads.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        DefaultActionSampler { stop, thread }
+    }
+
+    /// Stops the sampler: how many of its reads found the default action.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The action the process has for `signum` now: `SIG_IGN`, `SIG_DFL` or a handler.
+fn disposition(signum: i32) -> libc::sighandler_t {
+    // SAFETY: a query (no new action); `old` is a valid out-pointer.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(signum, std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    }
+}
+
+fn done() {
+    eprintln!("scenario done");
+}
+
+// ---------------------------------------------------------------------------
+// SIGPIPE
+
+/// Watches of SIGPIPE started and stopped with no descriptor left to make the
+/// keeper's loop with, while another thread writes to a closed peer.
+fn sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer() {
+    let writer = ClosedPeerWriter::start();
+    let sampler = DefaultActionSampler::start(libc::SIGPIPE);
+    let lp = Loop::new().unwrap();
+    let sig = Signal::new(&lp).unwrap();
+    let room = DescriptorRoom::new(0);
+    let mut refused = 0;
+    for _ in 0..300 {
+        match sig.start(Signum::Pipe, |_, _| {}) {
+            Ok(()) => sig.stop().unwrap(),
+            Err(e) => {
+                assert_eq!(e.code(), StatusCode::EMFILE);
+                assert_eq!(sig.signum().unwrap(), None);
+                refused += 1;
+            }
+        }
+        let err = sig.start_oneshot(Signum::Pipe, |_, _| {}).unwrap_err();
+        assert!(
+            matches!(err.code(), StatusCode::EMFILE | StatusCode::EINVAL),
+            "{err}"
+        );
+        assert_eq!(sig.signum().unwrap(), None);
+        writer.wait_for_writes(10);
+    }
+    assert_eq!(sampler.stop(), 0);
+    assert_eq!(refused, 300);
+    drop(room);
+    // With descriptors again, the watch is taken.
+    sig.start(Signum::Pipe, |_, _| {}).unwrap();
+    sig.stop().unwrap();
+    writer.wait_for_writes(1000);
+    writer.stop();
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+    done();
+}
+
+/// The crate's lasting watch of SIGPIPE (the keeper) needs a loop of its own,
+/// which takes descriptors; at the descriptor limit it could not be made, the
+/// watch was taken all the same, and its stop put SIGPIPE back to its default
+/// action before the crate ignored it again: another thread's write to a closed
+/// peer in between killed the process (the child died of SIGPIPE). Now a watch
+/// of SIGPIPE that cannot have its keeper is refused with `EMFILE` before libuv
+/// installs anything, and one taken later (descriptors free again) keeps SIGPIPE
+/// handled for good.
+#[test]
+fn sigpipe_watches_at_the_descriptor_limit_never_let_a_write_to_a_closed_peer_kill() {
+    run("sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer");
+}
