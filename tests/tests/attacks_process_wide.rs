@@ -23,6 +23,7 @@ const SCENARIO: &str = "UV_ATTACKS_PROCESS_WIDE_SCENARIO";
 uv_tests::scenarios! {
     SCENARIO =>
     sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer,
+    exit_while_other_threads_watch_signals,
 }
 
 /// Runs `scenario` in a child (natively: valgrind emulates the descriptor limit
@@ -191,12 +192,74 @@ fn sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer() {
 /// The crate's lasting watch of SIGPIPE (the keeper) needs a loop of its own,
 /// which takes descriptors; at the descriptor limit it could not be made, the
 /// watch was taken all the same, and its stop put SIGPIPE back to its default
-/// action before the crate ignored it again: another thread's write to a closed
-/// peer in between killed the process (the child died of SIGPIPE). Now a watch
+/// action before the crate ignored it again: a thread reading SIGPIPE's action
+/// saw the default 208 times in 300 rounds, and another thread's write to a
+/// closed peer at such a moment kills the process. Now a watch
 /// of SIGPIPE that cannot have its keeper is refused with `EMFILE` before libuv
 /// installs anything, and one taken later (descriptors free again) keeps SIGPIPE
 /// handled for good.
 #[test]
 fn sigpipe_watches_at_the_descriptor_limit_never_let_a_write_to_a_closed_peer_kill() {
     run("sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer");
+}
+
+// ---------------------------------------------------------------------------
+// The process's exit
+
+/// The process ends (its main thread returns) while four other threads start
+/// and stop watches of signals.
+fn exit_while_other_threads_watch_signals() {
+    let rounds = Arc::new(AtomicUsize::new(0));
+    for signum in [Signum::User1, Signum::User2, Signum::Alarm, Signum::Profile] {
+        let rounds = rounds.clone();
+        std::thread::spawn(move || {
+            let lp = Loop::new().unwrap();
+            let sig = Signal::new(&lp).unwrap();
+            loop {
+                sig.start(signum, |_, _| {}).unwrap();
+                sig.stop().unwrap();
+                rounds.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while rounds.load(Ordering::Relaxed) < 4000 {
+        std::thread::yield_now();
+    }
+    // A thread-pool job that runs until the watches stop coming: libuv's
+    // destructor waits for it after it closed its signal lock, so the watching
+    // threads run on in that state (they come to a stop, for good, only when
+    // the process no longer lets them into libuv's signal code). The loop is
+    // leaked: its drop would wait for the job.
+    let lp = Loop::new().unwrap();
+    lp.queue_work(
+        move || loop {
+            let before = rounds.load(Ordering::Relaxed);
+            for _ in 0..1000 {
+                std::thread::yield_now();
+            }
+            if rounds.load(Ordering::Relaxed) == before {
+                return;
+            }
+        },
+        |_| {},
+    )
+    .unwrap();
+    std::mem::forget(lp);
+    done();
+}
+
+/// libuv closes its signal lock (a pipe) in a destructor of the library
+/// (`uv_library_shutdown`, run by the process's `exit` while its other threads
+/// still run), and aborts when a start or stop of a watch cannot take it
+/// (signal.c:151, `uv__signal_block_and_lock`): the child died of `SIGABRT` in
+/// every run (the thread-pool job keeps the exit in libuv's destructor, after
+/// the lock was closed, until the watches stop). Now the crate's `atexit`
+/// handler, run before that destructor, takes the lock every call of the crate
+/// into libuv's signal code holds, for good: the watching threads wait there
+/// until the process is gone, and every run exits with status 0.
+#[test]
+fn the_process_ends_cleanly_while_other_threads_watch_signals() {
+    for _ in 0..uv_tests::iterations(5) {
+        run("exit_while_other_threads_watch_signals");
+    }
 }

@@ -742,6 +742,7 @@ unsafe fn blocking_write_checked(s: *mut sys::uv_stream_t, op: &'static str) -> 
 pub(crate) fn reserve_stdio() {
     use std::sync::Once;
     remember_signal_dispositions();
+    guard_exit();
     static DONE: Once = Once::new();
     // Checked once per process: a closed standard descriptor is a start-up state;
     // closing one later takes unsafe code.
@@ -1277,8 +1278,15 @@ pub(crate) fn remember_signal_dispositions() {
 /// (process.c:1015, 1022). Only a process that started with SIGCHLD ignored gets
 /// there.
 pub(crate) fn process_state_lock() -> std::sync::MutexGuard<'static, ()> {
+    process_state_mutex()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The mutex of [`process_state_lock`].
+fn process_state_mutex() -> &'static std::sync::Mutex<()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    &LOCK
 }
 
 /// Every signal the process ignored and libuv put back to the default action is
@@ -1313,6 +1321,43 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
             libc::sigaction(signum, &sa, std::ptr::null_mut());
         }
     }
+}
+
+/// Registers [`at_exit`] with `atexit`, once (at the first loop, after libuv's
+/// destructor was registered, so it runs before it).
+fn guard_exit() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        // SAFETY: registers a handler that takes no arguments and returns; a
+        // failure (no memory) leaves the exit unguarded, as before.
+        unsafe { libc::atexit(at_exit) };
+    });
+}
+
+/// Run by the process's `exit`, before libuv's destructor (`uv_library_shutdown`,
+/// run by `exit` after the `atexit` handlers) closes its signal lock (a pipe)
+/// while the process's other threads still run: libuv aborts when a start or
+/// stop of a signal watch cannot take that lock (signal.c
+/// `uv__signal_block_and_lock`), so a program whose main thread returned while
+/// another thread started or stopped a watch died of `SIGABRT`. The lock on
+/// signal actions ([`process_state_lock`]), which every call of the crate into
+/// libuv's signal code holds, is taken here for good: a thread that starts or
+/// stops a signal watch, spawns a process, or closes a signal or process handle
+/// from then on waits until the process is gone. In a forked child, whose lock
+/// may be held by a thread of the parent it does not have, it is taken only
+/// when free.
+extern "C" fn at_exit() {
+    let held = if crate::loop_::forked_process() {
+        match process_state_mutex().try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    } else {
+        Some(process_state_lock())
+    };
+    // Never released: the process ends holding it.
+    std::mem::forget(held);
 }
 
 /// Signals (a bit each) whose handler libuv keeps installed for good: see

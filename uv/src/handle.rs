@@ -1139,9 +1139,13 @@ impl Hdr {
         };
         // The handle is initialised and not yet closing; the allocation stays until
         // its close callback runs. A signal handle's close stops its watch, which
-        // may install a one-shot handler again: under the lock on signal actions
-        // (see `hooks::signal_call`).
-        let rc = if signum.is_some() {
+        // may install a one-shot handler again, and the close of a loop's last
+        // process handle stops libuv's `SIGCHLD` watch: under the lock on signal
+        // actions (see `hooks::signal_call`), which also keeps them out of
+        // libuv's signal code once the process is exiting (`contracts::at_exit`).
+        // SAFETY: the handle is initialised; its type is read.
+        let process = unsafe { (*self.raw()).type_ == sys::uv_handle_type_UV_PROCESS };
+        let rc = if signum.is_some() || process {
             let _held = crate::contracts::process_state_lock();
             close(self.raw(), Some(on_close))
         } else {
