@@ -1440,6 +1440,33 @@ pub(crate) fn keep_handled(signum: i32) -> std::result::Result<(), std::ffi::c_i
     Ok(())
 }
 
+/// The calling thread's signal mask before [`block_all_signals`], put back on
+/// drop.
+struct BlockedSignals(libc::sigset_t);
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        // SAFETY: the mask read by `block_all_signals`; no old mask is asked for.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
+/// Blocks every signal (but those the system never blocks) on the calling
+/// thread until the value is dropped: signals sent meanwhile wait, pending.
+fn block_all_signals() -> BlockedSignals {
+    // SAFETY: `sigset_t` is plain C data; `sigfillset` fills `all`, and
+    // `pthread_sigmask` writes the old mask into `old` (initialised by
+    // `sigemptyset` first, for the case it fails).
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigemptyset(&mut old);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        BlockedSignals(old)
+    }
+}
+
 /// loop-fork: `uv_loop_fork` re-creates a loop's kernel state (epoll instance,
 /// eventfd, signal pipe, inotify instance) for a child process after `fork()`.
 /// Called in the process that already holds that state, it closes descriptors that
@@ -1514,8 +1541,17 @@ pub(crate) unsafe fn loop_fork(l: *mut sys::uv_loop_t) -> (std::ffi::c_int, bool
     unsafe { free_inherited_lock(std::ptr::addr_of_mut!((*l).wq_mutex)) };
     // SAFETY: per the contract the loop is open.
     let watching = unsafe { active_file_watchers(l) };
+    // libuv closes the loop's signal pipe and makes a new one, without its
+    // signal lock: a watched signal caught in between (sent by another process,
+    // the parent among them) had libuv's handler write to descriptor -1 and
+    // abort (signal.c:211), or write its message into whatever file took the
+    // pipe's number. The thread's signals wait until the loop is re-created (a
+    // child runs alone, so none is caught meanwhile; one caught then goes to the
+    // new pipe).
+    let blocked = block_all_signals();
     // SAFETY: per the contract.
     let (rc, usable) = unsafe { loop_fork_repeated(l, watching.len() + 1) };
+    drop(blocked);
     #[cfg(target_os = "linux")]
     if usable {
         // SAFETY: the loop is open and re-created; `watching` are its file
