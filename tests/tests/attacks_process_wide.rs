@@ -24,6 +24,7 @@ uv_tests::scenarios! {
     SCENARIO =>
     sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer,
     exit_while_other_threads_watch_signals,
+    exit_while_other_threads_hand_work_to_the_pool,
     after_fork_while_the_signal_arrives,
 }
 
@@ -262,6 +263,91 @@ fn exit_while_other_threads_watch_signals() {
 fn the_process_ends_cleanly_while_other_threads_watch_signals() {
     for _ in 0..uv_tests::iterations(5) {
         run("exit_while_other_threads_watch_signals");
+    }
+}
+
+/// The process ends (its main thread returns) while four other threads, each
+/// with a loop of its own, hand the thread pool work as fast as they can: jobs
+/// (one thread also cancels each), stats and a host lookup. A submission refused
+/// at exit must be `ECANCELED` (a cancel `EBUSY`); the thread then stops.
+fn exit_while_other_threads_hand_work_to_the_pool() {
+    let rounds = Arc::new(AtomicUsize::new(0));
+    for kind in 0..4 {
+        let rounds = rounds.clone();
+        std::thread::spawn(move || {
+            let lp = Loop::new().unwrap();
+            let submitted = match kind {
+                0 => submit_until_refused(&lp, &rounds, |lp| lp.queue_work(|| 7, |_| {}).map(drop)),
+                1 => submit_until_refused(&lp, &rounds, |lp| {
+                    let r = lp.queue_work(|| 7, |_| {})?;
+                    match r.cancel() {
+                        // Cancelled, or taken by a pool thread already.
+                        Ok(()) => Ok(()),
+                        Err(e) if e.code() == StatusCode::EBUSY => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }),
+                2 => {
+                    submit_until_refused(&lp, &rounds, |lp| uv::Fs::stat(lp, "/", |_| {}).map(drop))
+                }
+                _ => submit_until_refused(&lp, &rounds, |lp| {
+                    let hints = uv::AddrInfoHints::default();
+                    lp.getaddrinfo_with(Some("127.0.0.1"), None, &hints, |_| {})
+                        .map(drop)
+                }),
+            };
+            assert!(submitted > 0, "thread {kind} submitted nothing");
+            // Refused: the process is exiting. Stay out of the way until it is gone.
+            loop {
+                std::thread::park();
+            }
+        });
+    }
+    while rounds.load(Ordering::Relaxed) < 20_000 {
+        std::thread::yield_now();
+    }
+    done();
+}
+
+/// Calls `submit` and runs `lp` without waiting, until a submission is refused
+/// (which must be because the process is exiting: `ECANCELED`, or `EBUSY` for a
+/// cancel); counts the successes in `rounds` and returns their number.
+fn submit_until_refused(
+    lp: &Loop,
+    rounds: &AtomicUsize,
+    submit: impl Fn(&Loop) -> uv::Result<()>,
+) -> usize {
+    let mut n = 0;
+    loop {
+        match submit(lp) {
+            Ok(()) => {
+                n += 1;
+                rounds.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e.code(), StatusCode::ECANCELED | StatusCode::EBUSY),
+                    "refused with {e}"
+                );
+                return n;
+            }
+        }
+        lp.run(RunMode::NoWait).unwrap();
+    }
+}
+
+/// libuv's destructor (`uv_library_shutdown`, run by the process's `exit` while
+/// its other threads still run) stops the thread pool and destroys its mutex: a
+/// thread handing the pool work at that moment made libuv abort (the mutex
+/// destroyed while held, `uv_mutex_destroy`, or locked once destroyed,
+/// `uv_mutex_lock`). Now the crate's `atexit` handler, run before that
+/// destructor, shuts the gate every submission passes and waits for those
+/// in progress: later ones are refused with `ECANCELED`, and every run exits
+/// with status 0.
+#[test]
+fn the_process_ends_cleanly_while_other_threads_hand_work_to_the_pool() {
+    for _ in 0..uv_tests::iterations(50) {
+        run("exit_while_other_threads_hand_work_to_the_pool");
     }
 }
 

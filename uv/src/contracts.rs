@@ -1345,7 +1345,9 @@ fn guard_exit() {
 /// stops a signal watch, spawns a process, or closes a signal or process handle
 /// from then on waits until the process is gone. In a forked child, whose lock
 /// may be held by a thread of the parent it does not have, it is taken only
-/// when free.
+/// when free. Then the thread pool's gate is shut ([`pool_call`]): the same
+/// destructor tears the pool down, and a thread handing it work from then on is
+/// refused (`ECANCELED`) instead of making libuv abort.
 extern "C" fn at_exit() {
     let held = if crate::loop_::forked_process() {
         match process_state_mutex().try_lock() {
@@ -1358,6 +1360,73 @@ extern "C" fn at_exit() {
     };
     // Never released: the process ends holding it.
     std::mem::forget(held);
+    shut_pool_gate();
+}
+
+/// The thread pool's gate: the number of threads between the start and the end
+/// of a libuv call that hands work to the pool or takes it back (the low bits),
+/// and [`POOL_SHUT`] once the process is exiting. See [`pool_call`].
+static POOL_GATE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// [`POOL_GATE`]'s bit for an exiting process.
+const POOL_SHUT: usize = 1 << (usize::BITS - 1);
+
+/// Counts a thread out of [`POOL_GATE`] when dropped (also if the call unwinds,
+/// which would otherwise keep the exit waiting for good).
+struct PoolPass;
+
+impl Drop for PoolPass {
+    #[inline(always)]
+    fn drop(&mut self) {
+        POOL_GATE.fetch_sub(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Runs `call`, a libuv call that hands work to the thread pool or takes it
+/// back (`uv_queue_work`, an `uv_fs_*`, `uv_getaddrinfo`, `uv_getnameinfo` or
+/// `uv_random` with a callback, `uv_fs_poll_start`, `uv_cancel`), unless the
+/// process is exiting: then `None`, and libuv is not called.
+///
+/// libuv's destructor (`uv_library_shutdown`, run by `exit` after the `atexit`
+/// handlers) stops the pool's threads and destroys the pool's mutex while the
+/// process's other threads still run. A thread that handed work to the pool at
+/// that moment made libuv abort (the mutex destroyed while that thread held it,
+/// threadpool.c `uv_mutex_destroy`), and one that did so after it aborted too
+/// (a lock of the destroyed mutex). [`at_exit`], run before the destructor,
+/// shuts the gate and waits for the calls that passed it (each a few
+/// instructions of libuv's: a lock, a queue insert, a wake-up) to end; calls
+/// from then on are refused.
+///
+/// Two atomic operations on one shared word per call.
+#[inline(always)]
+pub(crate) fn pool_call<R>(call: impl FnOnce() -> R) -> Option<R> {
+    use std::sync::atomic::Ordering;
+    // The shut bit and every count are changes of one word: a call counted before
+    // `shut_pool_gate` set the bit is waited for, one counted after sees the bit.
+    if POOL_GATE.fetch_add(1, Ordering::Acquire) & POOL_SHUT != 0 {
+        POOL_GATE.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    let _pass = PoolPass;
+    Some(call())
+}
+
+/// Shuts [`POOL_GATE`] and waits until no thread is in a call it let through
+/// (see [`pool_call`]).
+fn shut_pool_gate() {
+    use std::sync::atomic::Ordering;
+    POOL_GATE.fetch_or(POOL_SHUT, Ordering::AcqRel);
+    while POOL_GATE.load(Ordering::Acquire) & !POOL_SHUT != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Run in each child of a `fork()` (alone, maybe in a signal handler's fork: one
+/// atomic store): the gate counts none of the parent's threads, which the child
+/// does not have, and is open (libuv starts the child's pool afresh).
+#[cfg(unix)]
+pub(crate) fn reset_pool_gate() {
+    POOL_GATE.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Signals (a bit each) whose handler libuv keeps installed for good: see

@@ -438,16 +438,20 @@ impl LoopHandle {
         // frees it; libuv copies the hints during the call.
         let rc = unsafe {
             (*p).raw.data = p.cast();
-            sys::uv_getaddrinfo(
-                lp,
-                std::ptr::addr_of_mut!((*p).raw),
-                Some(addrinfo_done::<C>),
-                (*p)._host.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-                (*p)._service
-                    .as_ref()
-                    .map_or(std::ptr::null(), |c| c.as_ptr()),
-                &hints,
-            )
+            // Not once the process is exiting (`contracts::pool_call`).
+            crate::contracts::pool_call(|| {
+                sys::uv_getaddrinfo(
+                    lp,
+                    std::ptr::addr_of_mut!((*p).raw),
+                    Some(addrinfo_done::<C>),
+                    (*p)._host.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                    (*p)._service
+                        .as_ref()
+                        .map_or(std::ptr::null(), |c| c.as_ptr()),
+                    &hints,
+                )
+            })
+            .unwrap_or(sys::uv_errno_t_UV_ECANCELED)
         };
         if rc < 0 {
             // SAFETY: libuv did not take the request.
@@ -504,13 +508,17 @@ impl LoopHandle {
         // address during the call.
         let rc = unsafe {
             (*p).raw.data = p.cast();
-            sys::uv_getnameinfo(
-                lp,
-                std::ptr::addr_of_mut!((*p).raw),
-                Some(nameinfo_done::<C>),
-                sa.as_ptr(),
-                flags,
-            )
+            // Not once the process is exiting (`contracts::pool_call`).
+            crate::contracts::pool_call(|| {
+                sys::uv_getnameinfo(
+                    lp,
+                    std::ptr::addr_of_mut!((*p).raw),
+                    Some(nameinfo_done::<C>),
+                    sa.as_ptr(),
+                    flags,
+                )
+            })
+            .unwrap_or(sys::uv_errno_t_UV_ECANCELED)
         };
         if rc < 0 {
             // SAFETY: libuv did not take the request.

@@ -60,6 +60,18 @@ pub unsafe fn signal_start_call(
     unsafe { signal_call(call) }
 }
 
+/// Runs `call`, a libuv call that hands work to the thread pool
+/// (`uv_fs_poll_start`, whose first stat runs there), unless the process is
+/// exiting: then `call` is not run and the result is `ECANCELED`. libuv's
+/// destructor, run by `exit` while the process's other threads still run, tears
+/// the pool down, and a thread handing it work then made libuv abort; the
+/// runtime's exit handler shuts this gate and waits for the calls that passed
+/// it before that. Generated code wraps those C calls in it.
+#[inline(always)]
+pub fn pool_call(call: impl FnOnce() -> std::ffi::c_int) -> std::ffi::c_int {
+    crate::contracts::pool_call(call).unwrap_or(sys::uv_errno_t_UV_ECANCELED)
+}
+
 /// Stops a signal handle (`uv_signal_stop`) and ignores again the signals the
 /// process ignored that libuv put back to their default action.
 ///

@@ -125,7 +125,7 @@ pub mod runtime {
     /// `spec/README.md`, "Preconditions"): generated code calls them with the handle.
     pub mod hooks {
         pub use crate::hooks::{
-            forget_oneshot, hold_opened_socket, refuse_oneshot_mid_delivery,
+            forget_oneshot, hold_opened_socket, pool_call, refuse_oneshot_mid_delivery,
             refuse_oneshot_on_ignored, refuse_unterminated_local_name,
             refuse_unterminated_peer_name, restore_ignored_signals, signal_call, signal_start_call,
         };

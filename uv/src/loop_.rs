@@ -95,6 +95,7 @@ extern "C" fn count_fork() {
     // handler's fork.
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
     crate::handle::on_fork_child();
+    crate::contracts::reset_pool_gate();
 }
 
 /// Whether this process is a forked child of one that made a loop (or a

@@ -416,10 +416,15 @@ impl Request {
         if unsafe { cancel_refused(p) } {
             return Err(Error::new(StatusCode::EBUSY, "uv_cancel"));
         }
-        // SAFETY: the head's in-flight bit is dropped when the request's completion
-        // starts (before its memory is freed or reused), so a request that has it is
-        // one libuv still holds.
-        check(unsafe { sys::uv_cancel(p) }, "uv_cancel")
+        // Once the process is exiting, the pool is being torn down
+        // (`contracts::pool_call`): the request can no longer be taken back.
+        let rc = crate::contracts::pool_call(|| {
+            // SAFETY: the head's in-flight bit is dropped when the request's
+            // completion starts (before its memory is freed or reused), so a
+            // request that has it is one libuv still holds.
+            unsafe { sys::uv_cancel(p) }
+        });
+        check(rc.unwrap_or(sys::uv_errno_t_UV_EBUSY), "uv_cancel")
     }
 }
 
@@ -753,7 +758,10 @@ where
         std::ptr::addr_of_mut!((*p).read).write(ManuallyDrop::new(read));
         std::ptr::addr_of_mut!((*p).cb).write(ManuallyDrop::new(callback));
         (*raw.cast::<sys::uv_req_t>()).data = p.cast();
-        start(l, raw, &(*p).data, Some(done::<K, T, D, F, C>))
+        // Not once the process is exiting: libuv's destructor is about to tear
+        // the pool down (`contracts::pool_call`).
+        crate::contracts::pool_call(|| start(l, raw, &(*p).data, Some(done::<K, T, D, F, C>)))
+            .unwrap_or(sys::uv_errno_t_UV_ECANCELED)
     };
     if rc < 0 {
         // SAFETY: libuv did not take the request; nothing else refers to it.

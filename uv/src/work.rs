@@ -323,12 +323,16 @@ where
         std::ptr::addr_of_mut!((*p).base.slab).write(slab);
         std::ptr::addr_of_mut!((*p).state).write(UnsafeCell::new(Job::Work(work)));
         std::ptr::addr_of_mut!((*p).after).write(ManuallyDrop::new(after));
-        sys::uv_queue_work(
-            l,
-            std::ptr::addr_of_mut!((*p).base.req),
-            Some(work_cb::<F, T, A>),
-            Some(after_cb::<F, T, A>),
-        )
+        // Not once the process is exiting (`contracts::pool_call`).
+        crate::contracts::pool_call(|| {
+            sys::uv_queue_work(
+                l,
+                std::ptr::addr_of_mut!((*p).base.req),
+                Some(work_cb::<F, T, A>),
+                Some(after_cb::<F, T, A>),
+            )
+        })
+        .unwrap_or(sys::uv_errno_t_UV_ECANCELED)
     };
     if rc < 0 {
         // SAFETY: libuv did not take the request; nothing else refers to it.

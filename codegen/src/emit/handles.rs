@@ -882,6 +882,9 @@ impl HandleEmitter<'_> {
         // watch is given its signal too (`hooks::signal_start_call`).
         let locked = crate::spec::SIGNAL_ACTION_FNS.contains(&c.value.as_str());
         let starts = crate::spec::SIGNAL_START_FNS.contains(&c.value.as_str());
+        // One that hands work to the thread pool is refused once the process is
+        // exiting (`hooks::pool_call`).
+        let pooled = crate::spec::POOL_SUBMIT_FNS.contains(&c.value.as_str());
         let sf = safety(
             ctx,
             if starts {
@@ -896,6 +899,8 @@ impl HandleEmitter<'_> {
             quote!(#rt::runtime::hooks::signal_start_call(#signum, || #rt::sys::#cfn(raw, #(#c_args),*)))
         } else if locked {
             quote!(#rt::runtime::hooks::signal_call(|| #rt::sys::#cfn(raw, #(#c_args),*)))
+        } else if pooled {
+            quote!(#rt::runtime::hooks::pool_call(|| #rt::sys::#cfn(raw, #(#c_args),*)))
         } else {
             quote!(#rt::sys::#cfn(raw, #(#c_args),*))
         };

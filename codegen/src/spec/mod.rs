@@ -689,6 +689,13 @@ pub const SIGNAL_ACTION_FNS: &[&str] = &[
 /// descriptor limit) refuses the start before libuv changes anything.
 pub const SIGNAL_START_FNS: &[&str] = &["uv_signal_start", "uv_signal_start_oneshot"];
 
+/// The C functions a handle method may call that hand work to libuv's thread
+/// pool (`uv_fs_poll_start` runs its first stat there): generated code calls them
+/// through `uv::runtime::hooks::pool_call`, which refuses them (`ECANCELED`) once
+/// the process is exiting, when libuv's destructor is about to tear the pool
+/// down (a thread handing work to it then made libuv abort).
+pub const POOL_SUBMIT_FNS: &[&str] = &["uv_fs_poll_start"];
+
 /// An argument of a constructor, method or callback.
 #[derive(Clone, Debug)]
 pub struct ArgSpec {
