@@ -26,6 +26,7 @@ uv_tests::scenarios! {
     exit_while_other_threads_watch_signals,
     exit_while_other_threads_hand_work_to_the_pool,
     after_fork_while_the_signal_arrives,
+    forked_children_exit_after_the_parent_used_the_pool,
 }
 
 /// Runs `scenario` in a child (natively: valgrind emulates the descriptor limit
@@ -448,4 +449,75 @@ fn after_fork_while_the_signal_arrives() {
 #[test]
 fn a_signal_arriving_during_after_fork_does_not_abort_the_child() {
     run("after_fork_while_the_signal_arrives");
+}
+
+/// Forks a child with `body`, which then ends with `exit(0)` (the process's exit
+/// handlers and libuv's destructor run in it), or with status 101 when `body`
+/// panics; returns the child's wait status.
+fn fork_and_exit(body: impl FnOnce()) -> i32 {
+    // SAFETY: the other threads of this process hold no lock the child needs
+    // (the parent's loop is idle; the thread pool's threads wait for work, and
+    // libuv's pool starts afresh in a child that hands it work).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+            // SAFETY: ends the child at once: a failed check there must not
+            // run on as a copy of this test.
+            unsafe { libc::_exit(101) };
+        }
+        // SAFETY: ends the child the way a program's `main` returning does.
+        unsafe { libc::exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
+/// Runs one job through `lp`'s thread pool, to its completion.
+fn one_job(lp: &Loop) {
+    let done = std::rc::Rc::new(std::cell::Cell::new(0));
+    let d = done.clone();
+    lp.queue_work(|| 7, move |r| d.set(r.unwrap())).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(done.get(), 7);
+}
+
+/// This process starts libuv's thread pool, then forks children that end with
+/// `exit`: one that does nothing more, one that forks a grandchild doing
+/// nothing, one that re-creates the loop and uses the pool itself, one that
+/// makes a loop of its own. Each must exit with status 0.
+fn forked_children_exit_after_the_parent_used_the_pool() {
+    let lp = Loop::new().unwrap();
+    one_job(&lp);
+    let statuses = [
+        fork_and_exit(|| {}),
+        fork_and_exit(|| {
+            let status = fork_and_exit(|| {});
+            assert_eq!(status, 0, "the grandchild");
+        }),
+        fork_and_exit(|| {
+            lp.after_fork().unwrap();
+            one_job(&lp);
+        }),
+        fork_and_exit(|| {
+            let own = Loop::new().unwrap();
+            own.run(RunMode::Default).unwrap();
+        }),
+    ];
+    assert_eq!(statuses, [0; 4], "wait statuses of the children");
+    done();
+}
+
+/// libuv starts its thread pool once per process and resets that mark in a
+/// forked child, but its destructor (run by `exit`) joins the threads it
+/// counts: in a child that never handed the pool work, the parent's, which the
+/// child does not have. Such a child died of `SIGSEGV` in `pthread_join`
+/// (wait status 11), whatever it did otherwise. Now the crate's `atexit` handler
+/// starts the child's own pool first (a job that does nothing), and every child
+/// exits with status 0.
+#[test]
+fn forked_children_exit_cleanly_after_the_parent_used_the_pool() {
+    run("forked_children_exit_after_the_parent_used_the_pool");
 }

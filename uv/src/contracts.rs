@@ -1347,7 +1347,9 @@ fn guard_exit() {
 /// may be held by a thread of the parent it does not have, it is taken only
 /// when free. Then the thread pool's gate is shut ([`pool_call`]): the same
 /// destructor tears the pool down, and a thread handing it work from then on is
-/// refused (`ECANCELED`) instead of making libuv abort.
+/// refused (`ECANCELED`) instead of making libuv abort. Before that, a forked
+/// child that would leave the destructor its parent's pool to stop starts its
+/// own ([`restart_inherited_pool`]).
 extern "C" fn at_exit() {
     let held = if crate::loop_::forked_process() {
         match process_state_mutex().try_lock() {
@@ -1360,6 +1362,8 @@ extern "C" fn at_exit() {
     };
     // Never released: the process ends holding it.
     std::mem::forget(held);
+    #[cfg(unix)]
+    restart_inherited_pool();
     shut_pool_gate();
 }
 
@@ -1408,7 +1412,60 @@ pub(crate) fn pool_call<R>(call: impl FnOnce() -> R) -> Option<R> {
         return None;
     }
     let _pass = PoolPass;
+    // One load and test once the flag is up (see `restart_inherited_pool`).
+    if !POOL_USED.load(Ordering::Relaxed) {
+        POOL_USED.store(true, Ordering::Relaxed);
+    }
     Some(call())
+}
+
+/// Whether a call passed [`POOL_GATE`] in this process (since it started, or
+/// since the `fork()` that made it): libuv's pool was started here.
+static POOL_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether an ancestor of this forked child started libuv's pool (see
+/// [`restart_inherited_pool`]).
+static POOL_INHERITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// At the exit of a forked child whose parent (or an earlier ancestor) started
+/// libuv's pool and which did not start its own: starts the child's pool.
+///
+/// libuv starts its pool once per process (`uv_once`, reset in a child by its
+/// own `pthread_atfork` handler), and its destructor joins the threads it
+/// counts. A child that never handed the pool work still counts the parent's
+/// threads, which it does not have: its `exit` crashed in libuv's destructor
+/// (`SIGSEGV` in `pthread_join`, threadpool.c `uv__threadpool_cleanup`), or
+/// waited for good on a queue lock a parent's thread held at the fork. One job
+/// that does nothing, queued on a loop made for it (never run, never closed),
+/// makes libuv start the child's own pool (a fresh lock, threads of its own),
+/// which the destructor then stops as usual. Without a descriptor for that
+/// loop (at the limit), nothing changes.
+#[cfg(unix)]
+fn restart_inherited_pool() {
+    use std::sync::atomic::Ordering;
+    if !crate::loop_::forked_process()
+        || !POOL_INHERITED.load(Ordering::Relaxed)
+        || POOL_USED.load(Ordering::Relaxed)
+    {
+        return;
+    }
+    unsafe extern "C" fn nothing(_: *mut sys::uv_work_t) {}
+    // SAFETY: a loop struct and a work request are plain C data, all-zero before
+    // their init; both are leaked (they stay put for good: a pool thread
+    // completes the job into the loop's queue and wakes it, which nothing runs).
+    // `nothing` touches nothing; without an after-work callback, libuv's
+    // completion of the job (never reached: the loop never runs) calls none.
+    unsafe {
+        let lp = Box::into_raw(Box::new(std::mem::zeroed::<sys::uv_loop_t>()));
+        if sys::uv_loop_init(lp) != 0 {
+            drop(Box::from_raw(lp));
+            return;
+        }
+        let req = Box::into_raw(Box::new(std::mem::zeroed::<sys::uv_work_t>()));
+        if sys::uv_queue_work(lp, req, Some(nothing), None) != 0 {
+            drop(Box::from_raw(req));
+        }
+    }
 }
 
 /// Shuts [`POOL_GATE`] and waits until no thread is in a call it let through
@@ -1426,7 +1483,11 @@ fn shut_pool_gate() {
 /// does not have, and is open (libuv starts the child's pool afresh).
 #[cfg(unix)]
 pub(crate) fn reset_pool_gate() {
-    POOL_GATE.store(0, std::sync::atomic::Ordering::Relaxed);
+    use std::sync::atomic::Ordering;
+    POOL_GATE.store(0, Ordering::Relaxed);
+    if POOL_USED.swap(false, Ordering::Relaxed) {
+        POOL_INHERITED.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Signals (a bit each) whose handler libuv keeps installed for good: see
