@@ -25,6 +25,7 @@ uv_tests::scenarios! {
     sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer,
     exit_while_other_threads_watch_signals,
     exit_while_other_threads_hand_work_to_the_pool,
+    exit_while_other_threads_spawn_and_close,
     after_fork_while_the_signal_arrives,
     forked_children_exit_after_the_parent_used_the_pool,
 }
@@ -264,6 +265,69 @@ fn exit_while_other_threads_watch_signals() {
 fn the_process_ends_cleanly_while_other_threads_watch_signals() {
     for _ in 0..uv_tests::iterations(5) {
         run("exit_while_other_threads_watch_signals");
+    }
+}
+
+/// The process ends (its main thread returns) while two other threads spawn
+/// children, one after the other, and close each child's handle from its exit
+/// callback (the close of a loop's last process handle stops libuv's `SIGCHLD`
+/// watch, in libuv's signal code).
+fn exit_while_other_threads_spawn_and_close() {
+    let rounds = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let rounds = rounds.clone();
+        std::thread::spawn(move || {
+            let lp = Loop::new().unwrap();
+            let opts = uv::ProcessOptions::new("true");
+            loop {
+                let exited = std::rc::Rc::new(std::cell::Cell::new(false));
+                let e = exited.clone();
+                uv::Process::spawn(&lp, &opts, move |p, code, _| {
+                    assert_eq!(code, 0);
+                    e.set(true);
+                    p.close();
+                })
+                .unwrap();
+                lp.run(RunMode::Default).unwrap();
+                assert!(exited.get());
+                rounds.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while rounds.load(Ordering::Relaxed) < 50 {
+        std::thread::yield_now();
+    }
+    // As in `exit_while_other_threads_watch_signals`: a job keeps the exit in
+    // libuv's destructor, after its signal lock was closed, until the threads
+    // stop coming round.
+    let lp = Loop::new().unwrap();
+    lp.queue_work(
+        move || loop {
+            let before = rounds.load(Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if rounds.load(Ordering::Relaxed) == before {
+                return;
+            }
+        },
+        |_| {},
+    )
+    .unwrap();
+    std::mem::forget(lp);
+    done();
+}
+
+/// The same destructor, with threads that spawn children and close their
+/// handles: the close of a loop's last process handle stops libuv's `SIGCHLD`
+/// watch, which takes libuv's signal lock. The crate took its lock on signal
+/// actions for that close only on the general close path; a process handle's
+/// close took the common one, without it, and the child died of `SIGABRT`
+/// (signal.c:151) in most runs of 10. A process handle now closes the general
+/// way, under the lock, and waits there once the process is exiting: every run
+/// exits with status 0.
+#[test]
+fn the_process_ends_cleanly_while_other_threads_spawn_and_close_children() {
+    for _ in 0..uv_tests::iterations(10) {
+        run("exit_while_other_threads_spawn_and_close");
     }
 }
 

@@ -255,8 +255,10 @@ const HAS_SENDER: u16 = 8;
 const CLOSING: u16 = 16;
 /// The close callback ran (state `Closed`).
 const CLOSED: u16 = 32;
-/// A signal handle: closing it restores its signal's disposition (the general
-/// path, `begin_close_via`).
+/// A signal or process handle: its close enters libuv's signal code (a signal
+/// handle's stops its watch, and restores its signal's disposition after; the
+/// close of a loop's last process handle stops the loop's `SIGCHLD` watch), which
+/// takes the lock on signal actions: the general path (`begin_close_via`).
 const SIGNAL: u16 = 64;
 /// A stream whose descriptor is a socket libuv made in this process, non-blocking
 /// (a connect or bind that created it, an accept from a listening socket), and not
@@ -267,7 +269,7 @@ const SIGNAL: u16 = 64;
 const OWN_NONBLOCKING_FD: u16 = 128;
 /// The flags of a handle that closes the common way (`uv_close` with nothing to take
 /// out of `data` first and no sender cell to shut), when none of them is set: open,
-/// in libuv, no senders or extras, not a signal handle.
+/// in libuv, no senders or extras, not a signal or process handle.
 const FAST_CLOSE_MASK: u16 = OUT_OF_LIBUV | HAS_EXTRAS | HAS_SENDER | CLOSING | CLOSED | SIGNAL;
 /// A handle whose libuv close reaches kernel state its loop holds: the loop's
 /// epoll instance (a stream, UDP or poll handle: its descriptor's watch is
@@ -973,8 +975,8 @@ impl Hdr {
 
     /// Whether the handle is open and in libuv, and closes the common way: it has
     /// no sender cell to shut or extras to take out of `data` first, and is not a signal
-    /// handle (whose signal's disposition is restored after `uv_close`). One test of
-    /// the flags.
+    /// or process handle (whose close runs under the lock on signal actions). One
+    /// test of the flags.
     ///
     /// In a forked child (of a process that made a loop), a handle that shares
     /// its loop's kernel state takes the general path, which puts off the closes
@@ -999,8 +1001,8 @@ impl Hdr {
         unsafe { sys::uv_close(self.raw(), Some(self.h().vtable.on_close)) };
     }
 
-    /// `begin_close` of a handle that has a sender cell to shut or extras, or
-    /// watches a signal.
+    /// `begin_close` of a handle that has a sender cell to shut or extras, or is
+    /// a signal or process handle.
     #[cold]
     #[inline(never)]
     fn begin_close_slow(self) {
@@ -1823,8 +1825,11 @@ impl<K: HandleKind> Typed<K> {
             (*raw).data = slab.as_ptr().cast();
             let h = Hdr(NonNull::new_unchecked(raw));
             // (Comparisons of constants: no code.)
-            let signal = TypeId::of::<K::Raw>() == TypeId::of::<sys::uv_signal_t>();
             let raw_is = |t: TypeId| TypeId::of::<K::Raw>() == t;
+            // A process handle's close may stop the loop's `SIGCHLD` watch (its
+            // last one does), in libuv's signal code: the general path too.
+            let signal = raw_is(TypeId::of::<sys::uv_signal_t>())
+                || raw_is(TypeId::of::<sys::uv_process_t>());
             let shares = raw_is(TypeId::of::<sys::uv_tcp_t>())
                 || raw_is(TypeId::of::<sys::uv_pipe_t>())
                 || raw_is(TypeId::of::<sys::uv_tty_t>())
