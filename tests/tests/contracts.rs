@@ -136,15 +136,45 @@ fn polls_on_one_descriptor_in_two_loops_are_independent() {
 /// SIGPIPE is ignored in every Rust program; libuv puts a signal back to its default
 /// action when it stops watching it, and a one-shot watcher's handler is reset by the
 /// kernel on delivery. Either would turn the next write to a closed peer into a kill.
-/// After the watch, libuv's handler stays (see
+/// A one-shot watch of SIGPIPE used to be refused (`EINVAL`) for that reason; it
+/// now finds the runtime's lasting watch of it (made before the start), so libuv
+/// installs no one-shot handler: the watch sees one delivery (its own write's,
+/// or another test's) and stops, and every write to a closed peer, before and
+/// after, is `EPIPE`. After the watch, libuv's handler stays (see
 /// `a_stopped_sigpipe_watch_never_leaves_sigpipe_at_its_default_action`).
 #[test]
-fn watching_sigpipe_leaves_it_ignored_and_a_one_shot_watch_is_refused() {
+fn watching_sigpipe_once_or_for_good_leaves_it_caught() {
     let lp = Loop::new().unwrap();
     let sig = uv::Signal::new(&lp).unwrap();
-    let err = sig.start_oneshot(uv::Signum::Pipe, |_, _| {}).unwrap_err();
-    assert_eq!(err.code(), StatusCode::EINVAL);
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    sig.start_oneshot(uv::Signum::Pipe, move |_, signum| {
+        assert_eq!(signum, uv::Signum::Pipe);
+        s.set(s.get() + 1);
+    })
+    .unwrap();
+    assert_eq!(sig.signum().unwrap(), Some(uv::Signum::Pipe));
+    assert_caught(libc::SIGPIPE);
+    // libuv's lasting handler, not a one-shot one the kernel would reset.
+    // SAFETY: a query (no new action); `cur` is a valid out-pointer.
+    let flags = unsafe {
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        assert_eq!(
+            libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut cur),
+            0
+        );
+        cur.sa_flags
+    };
+    assert_eq!(flags & libc::SA_RESETHAND, 0, "flags {flags:#x}");
+    // The write raises SIGPIPE on this thread; the run that closes its pipe
+    // also delivers it, and libuv stops the one-shot watch.
+    assert_write_to_closed_peer_is_epipe(&lp);
+    assert_eq!(seen.get(), 1);
+    assert!(!sig.is_active());
     assert_eq!(sig.signum().unwrap(), None);
+    assert_caught(libc::SIGPIPE);
+    assert_write_to_closed_peer_is_epipe(&lp);
+    assert_eq!(seen.get(), 1, "one-shot");
     sig.start(uv::Signum::Pipe, |_, _| {}).unwrap();
     assert_eq!(sig.signum().unwrap(), Some(uv::Signum::Pipe));
     sig.stop().unwrap();

@@ -55,6 +55,7 @@ uv_tests::scenarios! {
     pipe_permissions_as_a_user,
     priority_and_passwd_as_a_user,
     signals_to_many_loops,
+    one_shot_watch_of_an_ignored_sigchld,
     controlling_terminal,
     large_write_to_a_terminal,
     terminal_at_the_limit,
@@ -1262,4 +1263,46 @@ fn terminal_at_the_limit() {
     write_64k_and_read_it(&lp, &tty, master);
     done_flag.store(true, Ordering::SeqCst);
     done();
+}
+
+/// A process that ignores `SIGCHLD` (set here before the first loop, which
+/// records the signals the process ignores): a one-shot watch of it is refused
+/// (`EINVAL`, the handle stopped) and `SIGCHLD` is ignored again after, for the
+/// runtime keeps no lasting watch of `SIGCHLD` (ignoring it is not the same as
+/// catching it: the kernel reaps ignored children), and libuv's one-shot
+/// handler would be reset to the default action at its first delivery. A watch
+/// for every delivery is taken, and its stop leaves `SIGCHLD` ignored.
+fn one_shot_watch_of_an_ignored_sigchld() {
+    let action = || {
+        // SAFETY: a query (no new action); `cur` is a valid out-pointer.
+        unsafe {
+            let mut cur: libc::sigaction = std::mem::zeroed();
+            assert_eq!(
+                libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut cur),
+                0
+            );
+            cur.sa_sigaction
+        }
+    };
+    // SAFETY: installs `SIG_IGN` for SIGCHLD in this child process, before any
+    // loop or thread of the library exists.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let lp = Loop::new().unwrap();
+    let sig = uv::Signal::new(&lp).unwrap();
+    let err = sig.start_oneshot(uv::Signum::Child, |_, _| {}).unwrap_err();
+    assert_eq!(err.code(), StatusCode::EINVAL);
+    assert_eq!(sig.signum().unwrap(), None);
+    assert_eq!(action(), libc::SIG_IGN);
+    sig.start(uv::Signum::Child, |_, _| {}).unwrap();
+    assert_ne!(action(), libc::SIG_IGN, "libuv's handler while watched");
+    sig.stop().unwrap();
+    assert_eq!(action(), libc::SIG_IGN);
+    sig.close();
+    lp.run(RunMode::Default).unwrap();
+    done();
+}
+
+#[test]
+fn a_one_shot_watch_of_an_ignored_sigchld_is_refused() {
+    run("one_shot_watch_of_an_ignored_sigchld", None);
 }

@@ -1494,6 +1494,13 @@ pub(crate) fn reset_pool_gate() {
 /// `keep_handled`.
 static KEPT_HANDLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Whether libuv's handler for `signum` is installed for good (see
+/// `keep_handled`).
+pub(crate) fn kept_handled(signum: i32) -> bool {
+    (1..64).contains(&signum)
+        && KEPT_HANDLED.load(std::sync::atomic::Ordering::Acquire) & (1u64 << signum) != 0
+}
+
 /// The loop of the keepers (`keep_handled`): made once, never run, never closed.
 static KEEPER_LOOP: std::sync::atomic::AtomicPtr<sys::uv_loop_t> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());

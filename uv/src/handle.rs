@@ -1330,8 +1330,9 @@ pub fn keep_with(
 
 /// The signal a signal handle watches (closing it makes libuv reset that signal's
 /// action; see `contracts::restore_signal_disposition`). A one-shot watcher of an
-/// ignored signal is refused by `Signal::start_oneshot`, so deliveries need no
-/// such step.
+/// ignored signal is either refused by `Signal::start_oneshot` (`SIGCHLD`) or
+/// behind the runtime's lasting watch of it (SIGPIPE), so the stop libuv makes
+/// after its delivery changes no action and deliveries need no such step.
 ///
 /// # Safety
 /// `raw` must be an initialised handle.

@@ -154,10 +154,13 @@ pub fn refuse_oneshot_mid_delivery<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K)
 }
 
 /// After `uv_signal_start_oneshot`: a one-shot watch of a signal the process
-/// ignores (SIGPIPE) is stopped again, `EINVAL`: libuv puts a one-shot signal back
-/// to its default action when it fires, and its next occurrence would end the
-/// process. Signals libuv put back to their default action meanwhile are ignored
-/// again.
+/// ignores and whose handler the runtime does not keep installed (`SIGCHLD`) is
+/// stopped again, `EINVAL`: libuv installs a one-shot handler for it, which the
+/// kernel resets to the default action when it fires. A signal the process
+/// ignores that the runtime keeps handled (SIGPIPE: `signal_start_call` makes
+/// its lasting watch before the start) is accepted: libuv's lasting handler is
+/// the one the watch finds, installs nothing of its own and keeps at its stop.
+/// Signals libuv put back to their default action meanwhile are ignored again.
 pub fn refuse_oneshot_on_ignored<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()> {
     #[cfg(unix)]
     {
@@ -166,9 +169,10 @@ pub fn refuse_oneshot_on_ignored<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -
         // SAFETY: the handle is open, so `raw` is an initialised `uv_signal_t`; the
         // field is only read.
         let signum = unsafe { (*raw).signum };
-        if signum > 0 && crate::contracts::is_ignored_signal(signum) {
-            // The runtime's lasting watch of the signal, made before the start
-            // (`signal_start_call`), keeps libuv's handler installed at this stop.
+        if signum > 0
+            && crate::contracts::is_ignored_signal(signum)
+            && !crate::contracts::kept_handled(signum)
+        {
             // SAFETY: the handle is open (not closing).
             unsafe { stop_signal(raw) };
             return Err(Error::new(StatusCode::EINVAL, "uv_signal_start_oneshot"));

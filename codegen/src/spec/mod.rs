@@ -629,7 +629,7 @@ impl HookRule {
             name: "refuse_oneshot_on_ignored",
             slot: HookSlot::After,
             c_types: &["uv_signal_t"],
-            doc: "stops a one-shot watch of a signal the process ignores (`EINVAL`): libuv puts the signal back to its default action when it fires, and the next one would end the process",
+            doc: "stops a one-shot watch of a signal the process ignores whose handler the runtime does not keep installed, `SIGCHLD` (`EINVAL`): libuv's one-shot handler is reset to the default action when it fires; a signal the runtime keeps handled (SIGPIPE) is accepted",
             guards: &["uv_signal_start_oneshot"],
             reads_delivery_mark: false,
         },
