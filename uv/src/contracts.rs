@@ -1450,20 +1450,30 @@ fn restart_inherited_pool() {
         return;
     }
     unsafe extern "C" fn nothing(_: *mut sys::uv_work_t) {}
+    /// The job's loop and request, kept (and reachable, for a leak checker)
+    /// for good.
+    static LOOP: std::sync::atomic::AtomicPtr<sys::uv_loop_t> =
+        std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+    static REQ: std::sync::atomic::AtomicPtr<sys::uv_work_t> =
+        std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
     // SAFETY: a loop struct and a work request are plain C data, all-zero before
-    // their init; both are leaked (they stay put for good: a pool thread
-    // completes the job into the loop's queue and wakes it, which nothing runs).
-    // `nothing` touches nothing; without an after-work callback, libuv's
-    // completion of the job (never reached: the loop never runs) calls none.
+    // their init; both stay put for good (the request is reachable from the
+    // loop's queue once done: a pool thread completes the job into it and wakes
+    // the loop, which nothing runs). `nothing` touches nothing; without an
+    // after-work callback, libuv's completion of the job (never reached: the
+    // loop never runs) calls none.
     unsafe {
         let lp = Box::into_raw(Box::new(std::mem::zeroed::<sys::uv_loop_t>()));
         if sys::uv_loop_init(lp) != 0 {
             drop(Box::from_raw(lp));
             return;
         }
+        LOOP.store(lp, Ordering::Relaxed);
         let req = Box::into_raw(Box::new(std::mem::zeroed::<sys::uv_work_t>()));
         if sys::uv_queue_work(lp, req, Some(nothing), None) != 0 {
             drop(Box::from_raw(req));
+        } else {
+            REQ.store(req, Ordering::Relaxed);
         }
     }
 }
