@@ -1277,10 +1277,92 @@ pub(crate) fn remember_signal_dispositions() {
 /// and libuv's `waitpid` after a failed exec would fail its assertion
 /// (process.c:1015, 1022). Only a process that started with SIGCHLD ignored gets
 /// there.
-pub(crate) fn process_state_lock() -> std::sync::MutexGuard<'static, ()> {
-    process_state_mutex()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+///
+/// Once the process is exiting, [`at_exit`] holds the lock for good: a caller
+/// waits until the process is gone, but for a thread of libuv's pool (a job),
+/// which gets `None` instead. libuv's destructor waits for the pool's threads
+/// to finish their jobs, and a job waiting for the lock kept the process from
+/// ending, for good. A caller that gets `None` makes no libuv call into its
+/// signal code (it refuses with `ECANCELED`, or puts a close off for good:
+/// `handle::close_now`); the others (counts of shares, which only a spawn reads,
+/// and none runs from then on) go on without the lock.
+///
+/// The uncontended cost is that of a lock (one `try_lock`).
+pub(crate) fn process_state_lock() -> Option<std::sync::MutexGuard<'static, ()>> {
+    match process_state_mutex().try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => contended_process_state_lock(),
+    }
+}
+
+/// [`process_state_lock`] when another thread holds it: a thread of libuv's
+/// pool waits only until [`at_exit`] holds it for good (then `None`); any other
+/// waits for it.
+#[cold]
+#[inline(never)]
+fn contended_process_state_lock() -> Option<std::sync::MutexGuard<'static, ()>> {
+    use std::sync::atomic::Ordering;
+    if !on_pool_thread() {
+        return Some(
+            process_state_mutex()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+    }
+    loop {
+        if HELD_AT_EXIT.load(Ordering::Acquire) {
+            return None;
+        }
+        match process_state_mutex().try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+        }
+    }
+}
+
+/// Set by [`at_exit`] once it holds [`process_state_lock`] for good (or, in a
+/// forked child, found it held by a thread of the parent, which the child does
+/// not have).
+static HELD_AT_EXIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`process_state_lock`] was held when this process was forked (by a
+/// thread of the parent, which this child does not have): see [`at_exit`].
+static HELD_AT_FORK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run in each child of a `fork()` (alone, maybe in a signal handler's fork:
+/// an atomic exchange on the lock's word, and its release when it was free):
+/// notes whether [`process_state_lock`] was held at the fork. Free, it is the
+/// child's to take at its exit as in any process: its own threads may hold it
+/// then (a thread of the child that watches a signal), and [`at_exit`] must wait
+/// for them, or they went on into libuv's signal code after its destructor
+/// closed the signal lock (the child died of `SIGABRT`).
+#[cfg(unix)]
+pub(crate) fn note_state_lock_at_fork() {
+    let held = matches!(
+        process_state_mutex().try_lock(),
+        Err(std::sync::TryLockError::WouldBlock)
+    );
+    HELD_AT_FORK.store(held, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the calling thread is one of libuv's thread pool (which names its
+/// threads `libuv-worker`): one that runs a job.
+fn on_pool_thread() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut name = [0 as std::ffi::c_char; 16];
+        // SAFETY: `name` is writable for its length, which is passed; the C
+        // library writes a terminated name into it on success.
+        let rc = unsafe {
+            libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr(), name.len())
+        };
+        // SAFETY: terminated by the successful call (within the buffer).
+        rc == 0 && unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_bytes() == b"libuv-worker"
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 /// The mutex of [`process_state_lock`].
@@ -1307,7 +1389,10 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
     if !ignored_signals().contains(&signum) {
         return;
     }
-    let _held = process_state_lock();
+    // Not once the process is exiting, on a thread of libuv's pool.
+    let Some(_held) = process_state_lock() else {
+        return;
+    };
     // SAFETY: a query, then installing SIG_IGN for a signal that has the default
     // action (libuv's handler is not replaced: it is only replaced when the query
     // shows SIG_DFL).
@@ -1328,10 +1413,49 @@ pub(crate) fn restore_signal_disposition(signum: i32) {
 fn guard_exit() {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| {
-        // SAFETY: registers a handler that takes no arguments and returns; a
-        // failure (no memory) leaves the exit unguarded, as before.
-        unsafe { libc::atexit(at_exit) };
+        // SAFETY: registers a handler that returns (or ends the process: see
+        // `at_exit_with_status`), with no argument to keep alive; a failure (no
+        // memory) leaves the exit unguarded, as before.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        unsafe {
+            on_exit(at_exit_with_status, std::ptr::null_mut())
+        };
+        // SAFETY: as above.
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        unsafe {
+            libc::atexit(at_exit)
+        };
     });
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    /// The C library's `on_exit`: `atexit` for a handler that is given the exit
+    /// status (and `arg`), run in the same order as those of `atexit`.
+    fn on_exit(
+        handler: extern "C" fn(std::ffi::c_int, *mut std::ffi::c_void),
+        arg: *mut std::ffi::c_void,
+    ) -> std::ffi::c_int;
+}
+
+/// [`at_exit`], given the exit status: a process that a thread-pool job ends
+/// (`std::process::exit` in a job) ends here, with that status, without running
+/// the exit handlers registered before this one and the libraries' destructors:
+/// libuv's destructor joins every thread of its pool, the caller among them,
+/// and aborted when that join failed (threadpool.c:181, `EDEADLK`). The C
+/// library's buffered output is flushed first.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" fn at_exit_with_status(status: std::ffi::c_int, _: *mut std::ffi::c_void) {
+    if on_pool_thread() {
+        // SAFETY: `fflush(NULL)` flushes every output stream; `_exit` ends the
+        // process at once (no handler or destructor runs: the process's
+        // threads stop with it).
+        unsafe {
+            libc::fflush(std::ptr::null_mut());
+            libc::_exit(status);
+        }
+    }
+    at_exit();
 }
 
 /// Run by the process's `exit`, before libuv's destructor (`uv_library_shutdown`,
@@ -1343,25 +1467,35 @@ fn guard_exit() {
 /// signal actions ([`process_state_lock`]), which every call of the crate into
 /// libuv's signal code holds, is taken here for good: a thread that starts or
 /// stops a signal watch, spawns a process, or closes a signal or process handle
-/// from then on waits until the process is gone. In a forked child, whose lock
-/// may be held by a thread of the parent it does not have, it is taken only
-/// when free. Then the thread pool's gate is shut ([`pool_call`]): the same
+/// from then on waits until the process is gone; a thread of libuv's pool (a
+/// job), which the destructor waits for, is refused or puts its close off for
+/// good instead (see [`process_state_lock`]). In a forked child whose lock was
+/// held at the fork (by a thread of the parent it does not have:
+/// [`note_state_lock_at_fork`]), it is taken only when free; otherwise, as in
+/// any process, once the child's own threads let it go. Then the thread pool's gate is shut ([`pool_call`]): the same
 /// destructor tears the pool down, and a thread handing it work from then on is
 /// refused (`ECANCELED`) instead of making libuv abort. Before that, a forked
 /// child that would leave the destructor its parent's pool to stop starts its
 /// own ([`restart_inherited_pool`]).
 extern "C" fn at_exit() {
-    let held = if crate::loop_::forked_process() {
+    use std::sync::atomic::Ordering;
+    let held = if crate::loop_::forked_process() && HELD_AT_FORK.load(Ordering::Relaxed) {
         match process_state_mutex().try_lock() {
             Ok(g) => Some(g),
             Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,
         }
     } else {
-        Some(process_state_lock())
+        Some(
+            process_state_mutex()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     };
-    // Never released: the process ends holding it.
+    // Never released: the process ends holding it. Threads of libuv's pool stop
+    // waiting for it from now on (see `process_state_lock`).
     std::mem::forget(held);
+    HELD_AT_EXIT.store(true, std::sync::atomic::Ordering::Release);
     #[cfg(unix)]
     restart_inherited_pool();
     shut_pool_gate();
@@ -1551,8 +1685,11 @@ pub(crate) fn keep_handled(signum: i32) -> std::result::Result<(), std::ffi::c_i
     if KEPT_HANDLED.load(Ordering::Acquire) & bit != 0 {
         return Ok(());
     }
-    // libuv's handler is installed under the lock, as for any watch.
-    let _held = process_state_lock();
+    // libuv's handler is installed under the lock, as for any watch (refused on
+    // a thread of libuv's pool once the process is exiting).
+    let Some(_held) = process_state_lock() else {
+        return Err(sys::uv_errno_t_UV_ECANCELED);
+    };
     if KEPT_HANDLED.load(Ordering::Relaxed) & bit != 0 {
         return Ok(());
     }

@@ -1148,7 +1148,11 @@ impl Hdr {
         // SAFETY: the handle is initialised; its type is read.
         let process = unsafe { (*self.raw()).type_ == sys::uv_handle_type_UV_PROCESS };
         let rc = if signum.is_some() || process {
-            let _held = crate::contracts::process_state_lock();
+            let Some(_held) = crate::contracts::process_state_lock() else {
+                // A thread of libuv's pool, once the process is exiting.
+                self.put_off_close_at_exit(process);
+                return Ok(());
+            };
             close(self.raw(), Some(on_close))
         } else {
             close(self.raw(), Some(on_close))
@@ -1174,6 +1178,33 @@ impl Hdr {
             crate::contracts::restore_signal_disposition(signum);
         }
         Ok(())
+    }
+
+    /// The close of a watching signal handle or of a process handle on a thread
+    /// of libuv's pool (a job), once the process is exiting: libuv's close would
+    /// take its signal lock, which its destructor closes, and the job cannot wait
+    /// for the crate's lock (held for good then: `contracts::process_state_lock`)
+    /// without keeping the process from ending. The handle stays in libuv for
+    /// good (its memory too): it calls nothing of the crate from now on (libuv's
+    /// callback of the handle is one that does nothing), and it no longer keeps
+    /// its loop running. Its close callback never runs (dropped with the loop's
+    /// teardown, which cannot close the loop then, and leaks it).
+    #[cold]
+    #[inline(never)]
+    fn put_off_close_at_exit(&self, process: bool) {
+        unsafe extern "C" fn ignore_signal(_: *mut sys::uv_signal_t, _: std::ffi::c_int) {}
+        // SAFETY: the handle is initialised and not closing in libuv: a process
+        // handle's struct is a `uv_process_t`, any other one here a signal
+        // handle's (`close_now`). Its callback field is read only by its loop's
+        // `uv_run`, on this thread; `uv_unref` changes its flags only.
+        unsafe {
+            if process {
+                (*self.raw().cast::<sys::uv_process_t>()).exit_cb = None;
+            } else {
+                (*self.raw().cast::<sys::uv_signal_t>()).signal_cb = Some(ignore_signal);
+            }
+            sys::uv_unref(self.raw());
+        }
     }
 
     /// Closes the handle if nobody can reach it and it cannot call user code.

@@ -25,9 +25,15 @@ use crate::libuv_flags::UV_SIGNAL_ONE_SHOT;
 /// # Safety
 /// `call` must run the libuv call only: no code of this library or of the user
 /// (which could take the lock again on this thread, and wait for good).
+///
+/// Once the process is exiting, on a thread of libuv's pool (a job), `call` is
+/// not run and the result is `ECANCELED`: libuv's destructor closes its signal
+/// lock, then waits for the pool's jobs (see `contracts::process_state_lock`).
 #[inline]
-pub unsafe fn signal_call<R>(call: impl FnOnce() -> R) -> R {
-    let _held = crate::contracts::process_state_lock();
+pub unsafe fn signal_call(call: impl FnOnce() -> std::ffi::c_int) -> std::ffi::c_int {
+    let Some(_held) = crate::contracts::process_state_lock() else {
+        return sys::uv_errno_t_UV_ECANCELED;
+    };
     call()
 }
 

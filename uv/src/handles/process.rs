@@ -900,7 +900,11 @@ impl Process {
         let init = |l, h: *mut sys::uv_process_t| {
             // Keeps the crate from putting SIGCHLD back to SIG_IGN while libuv installs
             // its handler and waits for the child (contracts::process_state_lock).
-            let held = crate::contracts::process_state_lock();
+            // Refused on a thread of libuv's pool once the process is exiting
+            // (the lock is held for good then: `contracts::at_exit`).
+            let Some(held) = crate::contracts::process_state_lock() else {
+                return sys::uv_errno_t_UV_ECANCELED;
+            };
             // The standard descriptors inherited are checked again under the lock,
             // which a handle that shares one of them takes to be counted
             // (`contracts::count_std_shares`): one counted since `prepare` checked
