@@ -59,6 +59,34 @@ fn run(scenario: &str) {
     assert!(!stderr.contains("panicked"), "{scenario}: {stderr}");
 }
 
+/// [`run`], `times` times (a tenth of that under valgrind, at least once).
+fn run_times(scenario: &str, times: usize) {
+    for _ in 0..uv_tests::iterations(times) {
+        run(scenario);
+    }
+}
+
+/// Queues a thread-pool job that runs until `rounds` stops moving (no change
+/// over 50 ms): libuv's destructor, run by the process's exit, waits for it, so
+/// the threads that count `rounds` go on in the state the destructor leaves
+/// until they come to a stop. Its loop is leaked (its drop would wait for the
+/// job).
+fn hold_the_exit_until_still(rounds: Arc<AtomicUsize>) {
+    let lp = Loop::new().unwrap();
+    lp.queue_work(
+        move || loop {
+            let before = rounds.load(Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if rounds.load(Ordering::Relaxed) == before {
+                return;
+            }
+        },
+        |_| {},
+    )
+    .unwrap();
+    std::mem::forget(lp);
+}
+
 /// A thread that writes to a socket whose peer is closed, again and again, until
 /// told to stop: each write raises SIGPIPE on that thread, which kills the
 /// process whenever SIGPIPE is at its default action. Counts its writes (each
@@ -240,26 +268,11 @@ fn exit_while_other_threads_watch_signals() {
     while rounds.load(Ordering::Relaxed) < 4000 {
         std::thread::yield_now();
     }
-    // A thread-pool job that runs until the watches stop coming: libuv's
-    // destructor waits for it after it closed its signal lock, so the watching
-    // threads run on in that state (they come to a stop, for good, only when
-    // the process no longer lets them into libuv's signal code). The loop is
-    // leaked: its drop would wait for the job.
-    let lp = Loop::new().unwrap();
-    lp.queue_work(
-        move || loop {
-            let before = rounds.load(Ordering::Relaxed);
-            for _ in 0..1000 {
-                std::thread::yield_now();
-            }
-            if rounds.load(Ordering::Relaxed) == before {
-                return;
-            }
-        },
-        |_| {},
-    )
-    .unwrap();
-    std::mem::forget(lp);
+    // libuv's destructor waits for this job after it closed its signal lock,
+    // so the watching threads run on in that state (they come to a stop, for
+    // good, only when the process no longer lets them into libuv's signal
+    // code).
+    hold_the_exit_until_still(rounds);
     done();
 }
 
@@ -274,9 +287,7 @@ fn exit_while_other_threads_watch_signals() {
 /// until the process is gone, and every run exits with status 0.
 #[test]
 fn the_process_ends_cleanly_while_other_threads_watch_signals() {
-    for _ in 0..uv_tests::iterations(5) {
-        run("exit_while_other_threads_watch_signals");
-    }
+    run_times("exit_while_other_threads_watch_signals", 5);
 }
 
 /// The process ends (its main thread returns) while two other threads spawn
@@ -308,22 +319,8 @@ fn exit_while_other_threads_spawn_and_close() {
     while rounds.load(Ordering::Relaxed) < 50 {
         std::thread::yield_now();
     }
-    // As in `exit_while_other_threads_watch_signals`: a job keeps the exit in
-    // libuv's destructor, after its signal lock was closed, until the threads
-    // stop coming round.
-    let lp = Loop::new().unwrap();
-    lp.queue_work(
-        move || loop {
-            let before = rounds.load(Ordering::Relaxed);
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            if rounds.load(Ordering::Relaxed) == before {
-                return;
-            }
-        },
-        |_| {},
-    )
-    .unwrap();
-    std::mem::forget(lp);
+    // As in `exit_while_other_threads_watch_signals`.
+    hold_the_exit_until_still(rounds);
     done();
 }
 
@@ -337,9 +334,7 @@ fn exit_while_other_threads_spawn_and_close() {
 /// exits with status 0.
 #[test]
 fn the_process_ends_cleanly_while_other_threads_spawn_and_close_children() {
-    for _ in 0..uv_tests::iterations(10) {
-        run("exit_while_other_threads_spawn_and_close");
-    }
+    run_times("exit_while_other_threads_spawn_and_close", 10);
 }
 
 /// The process ends (its main thread returns) while four other threads, each
@@ -422,9 +417,7 @@ fn submit_until_refused(
 /// with status 0.
 #[test]
 fn the_process_ends_cleanly_while_other_threads_hand_work_to_the_pool() {
-    for _ in 0..uv_tests::iterations(50) {
-        run("exit_while_other_threads_hand_work_to_the_pool");
-    }
+    run_times("exit_while_other_threads_hand_work_to_the_pool", 50);
 }
 
 // ---------------------------------------------------------------------------
@@ -857,9 +850,7 @@ fn exit_from_a_pool_job_ends_the_process_with_its_status() {
 /// its loop is leaked): every run exits with status 0.
 #[test]
 fn the_process_ends_while_a_pool_job_watches_signals() {
-    for _ in 0..uv_tests::iterations(5) {
-        run("exit_while_a_pool_job_watches_signals");
-    }
+    run_times("exit_while_a_pool_job_watches_signals", 5);
 }
 
 /// As `the_process_ends_while_a_pool_job_watches_signals`, with a job that
@@ -868,9 +859,7 @@ fn the_process_ends_while_a_pool_job_watches_signals() {
 /// process never ended before; now every run exits with status 0.
 #[test]
 fn the_process_ends_while_a_pool_job_spawns_children() {
-    for _ in 0..uv_tests::iterations(5) {
-        run("exit_while_a_pool_job_spawns");
-    }
+    run_times("exit_while_a_pool_job_spawns", 5);
 }
 
 /// Loops dropped on other threads at the exit close their signal, process,
@@ -879,9 +868,7 @@ fn the_process_ends_while_a_pool_job_spawns_children() {
 /// lock, the others complete. Every run exits with status 0.
 #[test]
 fn the_process_ends_cleanly_while_other_threads_drop_loops_with_handles() {
-    for _ in 0..uv_tests::iterations(5) {
-        run("exit_while_other_threads_drop_loops_with_handles");
-    }
+    run_times("exit_while_other_threads_drop_loops_with_handles", 5);
 }
 
 /// Futures of thread-pool requests dropped (or awaited) on other threads at the
@@ -890,9 +877,7 @@ fn the_process_ends_cleanly_while_other_threads_drop_loops_with_handles() {
 /// status 0.
 #[test]
 fn the_process_ends_cleanly_while_other_threads_drop_request_futures() {
-    for _ in 0..uv_tests::iterations(5) {
-        run("exit_while_other_threads_drop_request_futures");
-    }
+    run_times("exit_while_other_threads_drop_request_futures", 5);
 }
 
 /// A forked child's `atexit` handler took the crate's lock only when it was free,
@@ -905,9 +890,10 @@ fn the_process_ends_cleanly_while_other_threads_drop_request_futures() {
 /// its own threads as any process does: every child exits with status 0.
 #[test]
 fn forked_children_exit_cleanly_after_the_parent_used_signals_processes_and_watches() {
-    for _ in 0..uv_tests::iterations(5) {
-        run("forked_children_exit_after_the_parent_used_signals_processes_and_watches");
-    }
+    run_times(
+        "forked_children_exit_after_the_parent_used_signals_processes_and_watches",
+        5,
+    );
 }
 
 /// Wake-ups sent and loops made and dropped on other threads at the exit touch
@@ -915,9 +901,7 @@ fn forked_children_exit_cleanly_after_the_parent_used_signals_processes_and_watc
 /// descriptors and the signal pipe it reads): every run exits with status 0.
 #[test]
 fn the_process_ends_cleanly_while_other_threads_send_wakeups_and_make_loops() {
-    for _ in 0..uv_tests::iterations(5) {
-        run("exit_while_other_threads_send_wakeups_and_make_loops");
-    }
+    run_times("exit_while_other_threads_send_wakeups_and_make_loops", 5);
 }
 
 /// The process ends (its main thread returns) while two threads send wake-ups
