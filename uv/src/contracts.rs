@@ -1570,10 +1570,10 @@ static POOL_INHERITED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 /// threads, which it does not have: its `exit` crashed in libuv's destructor
 /// (`SIGSEGV` in `pthread_join`, threadpool.c `uv__threadpool_cleanup`), or
 /// waited for good on a queue lock a parent's thread held at the fork. One job
-/// that does nothing, queued on a loop made for it (never run, never closed),
-/// makes libuv start the child's own pool (a fresh lock, threads of its own),
-/// which the destructor then stops as usual. Without a descriptor for that
-/// loop (at the limit), nothing changes.
+/// that does nothing makes libuv start the child's own pool (a fresh lock, threads of its own),
+/// which the destructor then stops as usual. The job goes to the crate's idle
+/// loop ([`idle_loop`]); without a descriptor to make it (at the limit),
+/// nothing changes.
 #[cfg(unix)]
 fn restart_inherited_pool() {
     use std::sync::atomic::Ordering;
@@ -1584,25 +1584,21 @@ fn restart_inherited_pool() {
         return;
     }
     unsafe extern "C" fn nothing(_: *mut sys::uv_work_t) {}
-    /// The job's loop and request, kept (and reachable, for a leak checker)
-    /// for good.
-    static LOOP: std::sync::atomic::AtomicPtr<sys::uv_loop_t> =
-        std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+    /// The job's request, kept (and reachable, for a leak checker) for good.
     static REQ: std::sync::atomic::AtomicPtr<sys::uv_work_t> =
         std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-    // SAFETY: a loop struct and a work request are plain C data, all-zero before
-    // their init; both stay put for good (the request is reachable from the
-    // loop's queue once done: a pool thread completes the job into it and wakes
-    // the loop, which nothing runs). `nothing` touches nothing; without an
+    // The exit handler runs this holding `process_state_lock` (or, in a child
+    // whose lock a parent's thread held at the fork, where no thread can take
+    // it), as `idle_loop` wants.
+    let Ok(lp) = idle_loop() else { return };
+    // SAFETY: a work request is plain C data, all-zero before its init; it stays
+    // put for good (a pool thread completes the job into the idle loop's queue
+    // and wakes it, which nothing runs). `nothing` touches nothing; without an
     // after-work callback, libuv's completion of the job (never reached: the
-    // loop never runs) calls none.
+    // loop never runs) calls none. In a forked child the idle loop may be the
+    // parent's copy: the job touches only its queue, its lock and its wake-up
+    // eventfd, which the parent's copy, never run, never reads.
     unsafe {
-        let lp = Box::into_raw(Box::new(std::mem::zeroed::<sys::uv_loop_t>()));
-        if sys::uv_loop_init(lp) != 0 {
-            drop(Box::from_raw(lp));
-            return;
-        }
-        LOOP.store(lp, Ordering::Relaxed);
         let req = Box::into_raw(Box::new(std::mem::zeroed::<sys::uv_work_t>()));
         if sys::uv_queue_work(lp, req, Some(nothing), None) != 0 {
             drop(Box::from_raw(req));
@@ -1645,9 +1641,38 @@ pub(crate) fn kept_handled(signum: i32) -> bool {
         && KEPT_HANDLED.load(std::sync::atomic::Ordering::Acquire) & (1u64 << signum) != 0
 }
 
-/// The loop of the keepers (`keep_handled`): made once, never run, never closed.
-static KEEPER_LOOP: std::sync::atomic::AtomicPtr<sys::uv_loop_t> =
+/// The crate's idle loop ([`idle_loop`]).
+static IDLE_LOOP: std::sync::atomic::AtomicPtr<sys::uv_loop_t> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// A loop of the crate's own, made at the first call, never run, never closed:
+/// the loop of the keepers (`keep_handled`) and of a forked child's pool
+/// restart (`restart_inherited_pool`). Its descriptors (an epoll instance, an
+/// io_uring, an eventfd and a signal pipe) stay open. `Err` with libuv's error
+/// when it cannot be made (`EMFILE` at the descriptor limit); the next call
+/// tries again.
+///
+/// Called under [`process_state_lock`] (or by the exit handler, which holds it
+/// for good or, in a forked child, runs where no other thread can hold it), as
+/// every use of the loop is.
+fn idle_loop() -> std::result::Result<*mut sys::uv_loop_t, std::ffi::c_int> {
+    use std::sync::atomic::Ordering;
+    let lp = IDLE_LOOP.load(Ordering::Relaxed);
+    if !lp.is_null() {
+        return Ok(lp);
+    }
+    // SAFETY: a loop struct is plain C data, all-zero before its init.
+    let fresh = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_loop_t>() }));
+    // SAFETY: `fresh` is a valid, unused loop struct that stays put for good.
+    let rc = unsafe { sys::uv_loop_init(fresh) };
+    if rc != 0 {
+        // SAFETY: libuv released what the failed init made; the box is ours.
+        drop(unsafe { Box::from_raw(fresh) });
+        return Err(rc);
+    }
+    IDLE_LOOP.store(fresh, Ordering::Relaxed);
+    Ok(fresh)
+}
 
 /// A keeper's callback: never called (its loop never runs).
 unsafe extern "C" fn keeper_signal_cb(_: *mut sys::uv_signal_t, _: std::ffi::c_int) {}
@@ -1693,24 +1718,11 @@ pub(crate) fn keep_handled(signum: i32) -> std::result::Result<(), std::ffi::c_i
     if KEPT_HANDLED.load(Ordering::Relaxed) & bit != 0 {
         return Ok(());
     }
-    let mut lp = KEEPER_LOOP.load(Ordering::Relaxed);
-    if lp.is_null() {
-        // SAFETY: a loop struct is plain C data, all-zero before its init.
-        let fresh = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_loop_t>() }));
-        // SAFETY: `fresh` is a valid, unused loop struct that stays put for good.
-        let rc = unsafe { sys::uv_loop_init(fresh) };
-        if rc != 0 {
-            // SAFETY: libuv released what the failed init made; the box is ours.
-            drop(unsafe { Box::from_raw(fresh) });
-            return Err(rc);
-        }
-        KEEPER_LOOP.store(fresh, Ordering::Relaxed);
-        lp = fresh;
-    }
+    let lp = idle_loop()?;
     // SAFETY: plain C data, all-zero before its init.
     let h = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_signal_t>() }));
-    // SAFETY: `lp` is the keeper loop, initialised above or by an earlier call
-    // under this lock, which every use of it holds; no thread runs it. The
+    // SAFETY: `lp` is the idle loop, initialised by `idle_loop` under this
+    // lock, which every use of it holds; no thread runs it. The
     // handle stays put for good (leaked on purpose). The signal pipe of the loop
     // was made by its init, so `uv_signal_init` makes no descriptor; the start
     // installs libuv's handler, under the lock as `hooks::signal_call` does.

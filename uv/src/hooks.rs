@@ -119,8 +119,7 @@ pub fn forget_oneshot<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()
 /// (SIGPIPE) that libuv put back to its default action when it stopped watching it
 /// is ignored again. (A signal the process ignores that a handle of this library
 /// watched keeps libuv's handler for good: `signal_start_call`.)
-pub fn restore_ignored_signals<K: HandleKind<Raw = sys::uv_signal_t>>(h: &K) -> Result<()> {
-    let _ = h;
+pub fn restore_ignored_signals<K: HandleKind<Raw = sys::uv_signal_t>>(_h: &K) -> Result<()> {
     #[cfg(unix)]
     crate::contracts::restore_ignored_signals();
     Ok(())
