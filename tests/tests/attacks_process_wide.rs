@@ -337,13 +337,14 @@ fn the_process_ends_cleanly_while_other_threads_spawn_and_close_children() {
     run_times("exit_while_other_threads_spawn_and_close", 10);
 }
 
-/// The process ends (its main thread returns) while four other threads, each
+/// The process ends (its main thread returns) while five other threads, each
 /// with a loop of its own, hand the thread pool work as fast as they can: jobs
-/// (one thread also cancels each), stats and a host lookup. A submission refused
+/// (one thread also cancels each), stats, stat pollers' starts and a host
+/// lookup. A submission refused
 /// at exit must be `ECANCELED` (a cancel `EBUSY`); the thread then stops.
 fn exit_while_other_threads_hand_work_to_the_pool() {
     let rounds = Arc::new(AtomicUsize::new(0));
-    for kind in 0..4 {
+    for kind in 0..5 {
         let rounds = rounds.clone();
         std::thread::spawn(move || {
             let lp = Loop::new().unwrap();
@@ -361,6 +362,15 @@ fn exit_while_other_threads_hand_work_to_the_pool() {
                 2 => {
                     submit_until_refused(&lp, &rounds, |lp| uv::Fs::stat(lp, "/", |_| {}).map(drop))
                 }
+                3 => submit_until_refused(&lp, &rounds, |lp| {
+                    // Generated code's submission (`hooks::pool_call`): the
+                    // start's first stat; the close ends the poll before its
+                    // timer would stat again.
+                    let poll = uv::FsPoll::new(lp)?;
+                    let started = poll.start("/", std::time::Duration::from_secs(1), |_, _| {});
+                    poll.close();
+                    started
+                }),
                 _ => submit_until_refused(&lp, &rounds, |lp| {
                     let hints = uv::AddrInfoHints::default();
                     lp.getaddrinfo_with(Some("127.0.0.1"), None, &hints, |_| {})
