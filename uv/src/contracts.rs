@@ -1444,18 +1444,30 @@ extern "C" {
 /// libuv's destructor joins every thread of its pool, the caller among them,
 /// and aborted when that join failed (threadpool.c:181, `EDEADLK`). The C
 /// library's buffered output is flushed first.
+///
+/// It ends the same way, once [`at_exit`] ran, while another thread that
+/// started a stat poller lives
+/// (see [`note_recurring_pool_work`]): libuv's poller hands the pool its next
+/// stat from its timer, inside `uv_run`, where no gate of the crate's can stop
+/// it, and a stat handed over while the destructor tore the pool down made
+/// libuv abort (`SIGABRT` in about one exit in a hundred with 200 pollers
+/// polling every millisecond on four threads).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" fn at_exit_with_status(status: std::ffi::c_int, _: *mut std::ffi::c_void) {
-    if on_pool_thread() {
-        // SAFETY: `fflush(NULL)` flushes every output stream; `_exit` ends the
-        // process at once (no handler or destructor runs: the process's
-        // threads stop with it).
-        unsafe {
-            libc::fflush(std::ptr::null_mut());
-            libc::_exit(status);
+    if !on_pool_thread() {
+        at_exit();
+        // Read once the gate is shut: every start that passed it is counted.
+        if !recurring_pool_work_elsewhere() {
+            return;
         }
     }
-    at_exit();
+    // SAFETY: `fflush(NULL)` flushes every output stream; `_exit` ends the
+    // process at once (no handler or destructor runs: the process's threads
+    // stop with it).
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(status);
+    }
 }
 
 /// Run by the process's `exit`, before libuv's destructor (`uv_library_shutdown`,
@@ -1499,6 +1511,66 @@ extern "C" fn at_exit() {
     #[cfg(unix)]
     restart_inherited_pool();
     shut_pool_gate();
+}
+
+/// The threads alive that started work libuv hands the thread pool again and
+/// again from inside `uv_run`, where the crate's gate ([`pool_call`]) cannot
+/// stop it: a stat poller (`uv_fs_poll_start`, whose timer stats the path again
+/// at every interval). A thread counts from its first such start to its end
+/// (its loops and pollers may be gone before: the count errs on the side of the
+/// exit that skips libuv's destructor, see [`at_exit_with_status`]).
+static RECURRING_POOL_THREADS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// Whether this thread is counted in [`RECURRING_POOL_THREADS`]: a plain
+    /// value without a destructor, readable from any point of the thread's life
+    /// (its exit, a fork's child handler).
+    static RECURRING_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Uncounts the thread at its end (its destructor).
+    static RECURRING_GUARD: RecurringGuard = const { RecurringGuard };
+}
+
+/// See `RECURRING_GUARD`.
+struct RecurringGuard;
+
+impl Drop for RecurringGuard {
+    fn drop(&mut self) {
+        if RECURRING_HERE.with(|h| h.replace(false)) {
+            RECURRING_POOL_THREADS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
+/// Counts the calling thread in [`RECURRING_POOL_THREADS`] (once): it started
+/// a stat poller. A thread whose thread-local values are being destroyed (a
+/// poller started from the destructor of one) is not counted.
+pub(crate) fn note_recurring_pool_work() {
+    if RECURRING_HERE.with(|h| h.get()) {
+        return;
+    }
+    // The guard first: once its destructor is registered, the count it undoes
+    // can be taken.
+    if RECURRING_GUARD.try_with(|_| ()).is_ok() {
+        RECURRING_HERE.with(|h| h.set(true));
+        RECURRING_POOL_THREADS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Whether a thread other than the calling one is counted in
+/// [`RECURRING_POOL_THREADS`].
+fn recurring_pool_work_elsewhere() -> bool {
+    let here = usize::from(RECURRING_HERE.with(|h| h.get()));
+    RECURRING_POOL_THREADS.load(std::sync::atomic::Ordering::Acquire) > here
+}
+
+/// Run in each child of a `fork()` (alone, maybe in a signal handler's fork:
+/// a thread-local read and an atomic store): of the threads counted in
+/// [`RECURRING_POOL_THREADS`], the child has the forking one at most.
+#[cfg(unix)]
+pub(crate) fn reset_recurring_pool_threads() {
+    let here = usize::from(RECURRING_HERE.with(|h| h.get()));
+    RECURRING_POOL_THREADS.store(here, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The thread pool's gate: the number of threads between the start and the end

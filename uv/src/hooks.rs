@@ -73,9 +73,21 @@ pub unsafe fn signal_start_call(
 /// the pool down, and a thread handing it work then made libuv abort; the
 /// runtime's exit handler shuts this gate and waits for the calls that passed
 /// it before that. Generated code wraps those C calls in it.
+///
+/// Such a call starts work that the handle hands the pool again from inside
+/// `uv_run` (a poller's stat at every interval), which no gate reaches: the
+/// calling thread is counted, for its life, as one that may do so, and an exit
+/// while another such thread lives ends the process without libuv's destructor
+/// (see "At exit" in the crate's README).
 #[inline(always)]
 pub fn pool_call(call: impl FnOnce() -> std::ffi::c_int) -> std::ffi::c_int {
-    crate::contracts::pool_call(call).unwrap_or(sys::uv_errno_t_UV_ECANCELED)
+    // Counted inside the gate, before the call: the exit handler shuts the gate
+    // (and waits for the calls in it) before it reads the count.
+    crate::contracts::pool_call(|| {
+        crate::contracts::note_recurring_pool_work();
+        call()
+    })
+    .unwrap_or(sys::uv_errno_t_UV_ECANCELED)
 }
 
 /// Stops a signal handle (`uv_signal_stop`) and ignores again the signals the

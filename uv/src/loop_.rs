@@ -96,6 +96,7 @@ extern "C" fn count_fork() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
     crate::handle::on_fork_child();
     crate::contracts::reset_pool_gate();
+    crate::contracts::reset_recurring_pool_threads();
     crate::contracts::note_state_lock_at_fork();
 }
 

@@ -693,7 +693,9 @@ pub const SIGNAL_START_FNS: &[&str] = &["uv_signal_start", "uv_signal_start_ones
 /// pool (`uv_fs_poll_start` runs its first stat there): generated code calls them
 /// through `uv::runtime::hooks::pool_call`, which refuses them (`ECANCELED`) once
 /// the process is exiting, when libuv's destructor is about to tear the pool
-/// down (a thread handing work to it then made libuv abort).
+/// down (a thread handing work to it then made libuv abort), and which counts
+/// the calling thread as one whose loop hands the pool work from inside
+/// `uv_run` (the poller's periodic stat), for the exit handler.
 pub const POOL_SUBMIT_FNS: &[&str] = &["uv_fs_poll_start"];
 
 /// An argument of a constructor, method or callback.
