@@ -28,6 +28,7 @@ uv_tests::scenarios! {
     exit_while_other_threads_poll_stats,
     exit_after_polling_stats_on_this_thread_only,
     exit_while_another_thread_polls_stats_skips_earlier_handlers,
+    exit_after_the_polling_thread_ended,
     exit_while_other_threads_spawn_and_close,
     after_fork_while_the_signal_arrives,
     forked_children_exit_after_the_parent_used_the_pool,
@@ -487,11 +488,22 @@ extern "C" fn earlier_handler() {
     unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
 }
 
+/// Where [`exit_with_pollers`] polls besides the calling thread.
+#[derive(PartialEq)]
+enum Elsewhere {
+    /// Nowhere.
+    No,
+    /// On another thread, which runs its loop until the process ends.
+    Running,
+    /// On another thread, which drops its poller and loop and ends (joined).
+    Ended,
+}
+
 /// Registers [`earlier_handler`], then (the crate's exit handler is registered
-/// with the first loop) polls stats on a loop of the calling thread, and, if
-/// `elsewhere`, on a loop of another thread that runs it until the end; then
-/// ends the process with status 0 from the calling thread.
-fn exit_with_pollers(elsewhere: bool) {
+/// with the first loop) polls stats on a loop of the calling thread, and on
+/// another thread as `elsewhere` says; then ends the process with status 0
+/// from the calling thread.
+fn exit_with_pollers(elsewhere: Elsewhere) {
     // SAFETY: registers a handler that only writes to descriptor 2.
     assert_eq!(unsafe { libc::atexit(earlier_handler) }, 0);
     let lp = Loop::new().unwrap();
@@ -502,19 +514,25 @@ fn exit_with_pollers(elsewhere: bool) {
     for _ in 0..5 {
         lp.run(RunMode::Once).unwrap();
     }
-    if elsewhere {
+    if elsewhere != Elsewhere::No {
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let end = elsewhere == Elsewhere::Ended;
+        let t = std::thread::spawn(move || {
             let lp = Loop::new().unwrap();
             let p = uv::FsPoll::new(&lp).unwrap();
             p.start("/", std::time::Duration::from_millis(1), |_, _| {})
                 .unwrap();
             tx.send(()).unwrap();
-            loop {
-                lp.run(RunMode::Once).unwrap();
+            if !end {
+                loop {
+                    lp.run(RunMode::Once).unwrap();
+                }
             }
         });
         rx.recv().unwrap();
+        if end {
+            t.join().unwrap();
+        }
     }
     write_through_c_stdio(b"buffered line\n");
     done();
@@ -522,11 +540,15 @@ fn exit_with_pollers(elsewhere: bool) {
 }
 
 fn exit_after_polling_stats_on_this_thread_only() {
-    exit_with_pollers(false);
+    exit_with_pollers(Elsewhere::No);
 }
 
 fn exit_while_another_thread_polls_stats_skips_earlier_handlers() {
-    exit_with_pollers(true);
+    exit_with_pollers(Elsewhere::Running);
+}
+
+fn exit_after_the_polling_thread_ended() {
+    exit_with_pollers(Elsewhere::Ended);
 }
 
 /// Runs `scenario` in a child, which must exit with `status`, having written
@@ -577,6 +599,14 @@ fn the_process_ends_with_its_status_while_other_threads_poll_stats() {
 #[test]
 fn an_exit_with_pollers_on_its_own_thread_only_runs_every_exit_handler() {
     let stderr = run_with_status("exit_after_polling_stats_on_this_thread_only", 0);
+    assert!(stderr.contains("earlier exit handler ran"), "{stderr}");
+}
+
+/// A thread counts as one that may poll until it ends: once the other polling
+/// thread was joined, the exit goes on as usual.
+#[test]
+fn an_exit_after_the_polling_thread_ended_runs_every_exit_handler() {
+    let stderr = run_with_status("exit_after_the_polling_thread_ended", 0);
     assert!(stderr.contains("earlier exit handler ran"), "{stderr}");
 }
 
