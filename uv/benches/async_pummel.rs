@@ -6,9 +6,9 @@
 //!
 //! The count is the callbacks, which the stop rule makes exact. CPU time includes
 //! the pummelling threads, which spin until the loop has made its callbacks: a
-//! cheaper callback path also shortens their spinning. Under callgrind (the
-//! instruction script) the threads are serialised, so the spinning is counted
-//! too, and the ratio is a rough one.
+//! cheaper callback path also shortens their spinning. The instruction script
+//! counts the loop thread only: under callgrind the threads are serialised, and
+//! how much the senders spin depends on its scheduling.
 //!
 //! Runs the safe `uv` version and a raw libuv-sys2 twin, each in its own process
 //! (see `common/mod.rs` for the options; `--case NAME` runs one case).
