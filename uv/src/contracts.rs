@@ -1446,8 +1446,8 @@ extern "C" {
 /// library's buffered output is flushed first.
 ///
 /// It ends the same way, once [`at_exit`] ran, while another thread that
-/// started a stat poller lives
-/// (see [`note_recurring_pool_work`]): libuv's poller hands the pool its next
+/// started a stat poller lives (see [`note_recurring_pool_work`]): libuv's
+/// poller hands the pool its next
 /// stat from its timer, inside `uv_run`, where no gate of the crate's can stop
 /// it, and a stat handed over while the destructor tore the pool down made
 /// libuv abort (`SIGABRT` in 14 exits of 600 with 200 pollers polling every
@@ -1558,7 +1558,8 @@ pub(crate) fn note_recurring_pool_work() {
 }
 
 /// Whether a thread other than the calling one is counted in
-/// [`RECURRING_POOL_THREADS`].
+/// [`RECURRING_POOL_THREADS`] (read by the exit handler that knows the status).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn recurring_pool_work_elsewhere() -> bool {
     let here = usize::from(RECURRING_HERE.with(|h| h.get()));
     RECURRING_POOL_THREADS.load(std::sync::atomic::Ordering::Acquire) > here
@@ -1642,10 +1643,10 @@ static POOL_INHERITED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 /// threads, which it does not have: its `exit` crashed in libuv's destructor
 /// (`SIGSEGV` in `pthread_join`, threadpool.c `uv__threadpool_cleanup`), or
 /// waited for good on a queue lock a parent's thread held at the fork. One job
-/// that does nothing makes libuv start the child's own pool (a fresh lock, threads of its own),
-/// which the destructor then stops as usual. The job goes to the crate's idle
-/// loop ([`idle_loop`]); without a descriptor to make it (at the limit),
-/// nothing changes.
+/// that does nothing makes libuv start the child's own pool (a fresh lock,
+/// threads of its own), which the destructor then stops as usual. The job goes
+/// to the crate's idle loop ([`idle_loop`]); without a descriptor to make it
+/// (at the limit), nothing changes.
 #[cfg(unix)]
 fn restart_inherited_pool() {
     use std::sync::atomic::Ordering;
