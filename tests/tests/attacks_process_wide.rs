@@ -31,6 +31,7 @@ uv_tests::scenarios! {
     exit_after_the_polling_thread_ended,
     exit_while_other_threads_spawn_and_close,
     after_fork_while_the_signal_arrives,
+    fork_child_handlers_with_signals_blocked,
     forked_children_exit_after_the_parent_used_the_pool,
     exit_while_a_pool_job_watches_signals,
     exit_from_a_pool_job,
@@ -669,18 +670,34 @@ fn after_fork_while_the_signal_arrives() {
         }
         target.store(pid, Ordering::SeqCst);
         // The child's end, left unreaped (its pid is not reused meanwhile)
-        // until the sender is past its last signal to it.
-        // SAFETY: `info` is a valid out-pointer; `pid` is our child.
-        let rc = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        assert_eq!(rc, 0);
+        // until the sender is past its last signal to it. A child still there
+        // after a minute hangs (libuv's signal handler once waited for good on
+        // the lock pipe the fork's child handler re-creates): it is killed and
+        // counted, so the test fails instead of waiting for good.
+        let mut hung = false;
+        for waited in 0.. {
+            // SAFETY: `info` is a valid out-pointer; `pid` is our child.
+            let (rc, ended) = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let rc = libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+                );
+                (rc, info.si_pid() != 0)
+            };
+            assert_eq!(rc, 0);
+            if ended {
+                break;
+            }
+            if waited == 60_000 && !hung {
+                hung = true;
+                // SAFETY: `pid` is our child, not reaped yet.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         target.store(0, Ordering::SeqCst);
         let seen = rounds.load(Ordering::SeqCst);
         while rounds.load(Ordering::SeqCst) < seen + 2 {
@@ -689,8 +706,8 @@ fn after_fork_while_the_signal_arrives() {
         let mut status = 0;
         // SAFETY: `pid` is our child.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        if status != 0 {
-            failed.push(status);
+        if status != 0 || hung {
+            failed.push((status, if hung { "hung" } else { "ended" }));
         }
     }
     stop.store(true, Ordering::SeqCst);
@@ -718,6 +735,78 @@ fn after_fork_while_the_signal_arrives() {
 #[test]
 fn a_signal_arriving_during_after_fork_does_not_abort_the_child() {
     run("after_fork_while_the_signal_arrives");
+}
+
+/// Whether SIGUSR1 is blocked on the calling thread.
+fn usr1_blocked_here() -> bool {
+    // SAFETY: a query (no new mask); `mask` is a valid out-pointer.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask),
+            0
+        );
+        libc::sigismember(&mask, libc::SIGUSR1) == 1
+    }
+}
+
+/// Set in a forked child by [`note_the_childs_mask`].
+static USR1_BLOCKED_IN_CHILD_HANDLER: AtomicBool = AtomicBool::new(false);
+
+/// A `pthread_atfork` child handler registered before the first loop, so that
+/// it runs before libuv's (which re-creates the signal lock) and the crate's.
+extern "C" fn note_the_childs_mask() {
+    USR1_BLOCKED_IN_CHILD_HANDLER.store(usr1_blocked_here(), Ordering::SeqCst);
+}
+
+/// Registers [`note_the_childs_mask`], makes a loop, then forks: the child
+/// exits with 0 when SIGUSR1 was blocked while the child handlers ran and is
+/// unblocked once `fork` returned, 2 when it was not blocked, 3 when it stays
+/// blocked.
+fn fork_child_handlers_with_signals_blocked() {
+    assert!(!usr1_blocked_here());
+    // SAFETY: registers a handler that only queries the mask and stores an
+    // atomic.
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(note_the_childs_mask)) };
+    assert_eq!(rc, 0);
+    let lp = Loop::new().unwrap();
+    // SAFETY: the child only reads atomics and the mask, then leaves with
+    // `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = if !USR1_BLOCKED_IN_CHILD_HANDLER.load(Ordering::SeqCst) {
+            2
+        } else if usr1_blocked_here() {
+            3
+        } else {
+            0
+        };
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "{status:#x}");
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+    // The parent's mask is back as well.
+    assert!(!usr1_blocked_here());
+    drop(lp);
+    done();
+}
+
+/// libuv's child handler re-creates the signal lock pipe (closes the old one,
+/// makes an empty one, then writes the lock's token): a watched signal caught
+/// in between had libuv's handler wait for good on the empty pipe (a child of
+/// `after_fork_while_the_signal_arrives` hung in `read`, and held a CI run up
+/// until its time ran out). The crate's handlers now block every signal on the forking
+/// thread before the fork and unblock it after the child handlers ran: a
+/// handler registered before the first loop sees SIGUSR1 blocked, and the
+/// child's code after `fork` sees it unblocked.
+#[test]
+fn a_forks_child_handlers_run_with_every_signal_blocked() {
+    run("fork_child_handlers_with_signals_blocked");
 }
 
 /// Forks a child with `body`, which then ends with `exit(0)` (the process's exit

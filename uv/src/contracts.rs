@@ -1744,6 +1744,7 @@ fn idle_loop() -> std::result::Result<*mut sys::uv_loop_t, std::ffi::c_int> {
         return Err(rc);
     }
     IDLE_LOOP.store(fresh, Ordering::Relaxed);
+    crate::loop_::watch_forks();
     Ok(fresh)
 }
 

@@ -88,6 +88,49 @@ pub(crate) struct LoopShared {
 /// first loop was made): a `pthread_atfork` handler adds one in each child.
 static FORK_GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
+#[cfg(unix)]
+thread_local! {
+    /// The forking thread's signal mask before [`block_signals_for_fork`]
+    /// blocked every signal, until the fork's parent or child handler puts it
+    /// back. No destructor: the handlers may run in any thread, at any time.
+    static MASK_BEFORE_FORK: Cell<Option<libc::sigset_t>> = const { Cell::new(None) };
+}
+
+/// The `pthread_atfork` handler run before each `fork()`: blocks every signal
+/// on the forking thread until the child's handlers ran (or, in the parent,
+/// until the fork returns).
+///
+/// libuv's own child handler (signal.c `uv__signal_global_reinit`, registered
+/// by the first `uv_loop_init`, so before this crate's handlers and run before
+/// [`count_fork`]) closes the inherited signal lock pipe, makes a new, empty
+/// one and only then writes its token. A watched signal caught in between had
+/// libuv's signal handler wait for good on the empty pipe (the child hung in
+/// `read`), or read descriptor -1. Blocked, such a signal waits, pending, and
+/// reaches a handler once the new lock holds its token.
+#[cfg(unix)]
+extern "C" fn block_signals_for_fork() {
+    // SAFETY: `sigset_t` is plain C data; `sigfillset` fills `all`, and
+    // `pthread_sigmask` writes the old mask into `old` when it succeeds.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) == 0 {
+            let _ = MASK_BEFORE_FORK.try_with(|m| m.set(Some(old)));
+        }
+    }
+}
+
+/// Puts back the mask [`block_signals_for_fork`] saved (the parent's
+/// `pthread_atfork` handler, and the end of the child's).
+#[cfg(unix)]
+extern "C" fn restore_signals_after_fork() {
+    if let Ok(Some(old)) = MASK_BEFORE_FORK.try_with(|m| m.take()) {
+        // SAFETY: the mask saved before the fork; no old mask is asked for.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    }
+}
+
 /// The `pthread_atfork` handler run in each child of a `fork()`.
 #[cfg(unix)]
 extern "C" fn count_fork() {
@@ -98,6 +141,32 @@ extern "C" fn count_fork() {
     crate::contracts::reset_pool_gate();
     crate::contracts::reset_recurring_pool_threads();
     crate::contracts::note_state_lock_at_fork();
+    // Last: libuv's child handler ran before this one.
+    restore_signals_after_fork();
+}
+
+/// Registers the crate's `pthread_atfork` handlers, once per process. Called
+/// after a `uv_loop_init` returned (every loop's, and the crate's idle loop's),
+/// so that libuv's child handler, registered by the first init, runs first in a
+/// child, with every signal still blocked.
+pub(crate) fn watch_forks() {
+    #[cfg(unix)]
+    {
+        static WATCH: std::sync::Once = std::sync::Once::new();
+        WATCH.call_once(|| {
+            // SAFETY: registers handlers that only change the forking thread's
+            // signal mask and atomics. Without them (ENOMEM) forks go
+            // uncounted: loops of a parent then look like a child's own, as
+            // before the count existed.
+            unsafe {
+                libc::pthread_atfork(
+                    Some(block_signals_for_fork),
+                    Some(restore_signals_after_fork),
+                    Some(count_fork),
+                )
+            };
+        });
+    }
 }
 
 /// Whether this process is a forked child of one that made a loop (or a
@@ -111,16 +180,7 @@ pub(crate) fn forked_process() -> bool {
 /// The process's fork generation (see [`FORK_GENERATION`]), with the handler that
 /// counts forks registered (by the first loop made).
 fn fork_generation() -> u32 {
-    #[cfg(unix)]
-    {
-        static WATCH: std::sync::Once = std::sync::Once::new();
-        WATCH.call_once(|| {
-            // SAFETY: registers a child handler that only adds to an atomic.
-            // Without it (ENOMEM) forks go uncounted: loops of a parent then
-            // look like a child's own, as before the count existed.
-            unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
-        });
-    }
+    watch_forks();
     FORK_GENERATION.load(Ordering::Relaxed)
 }
 
