@@ -146,10 +146,88 @@ fn scenario_command_with(var: &str, scenario: &str, valgrind: bool) -> std::proc
     cmd
 }
 
-/// Runs `scenario` in a child (`scenario_command`): its exit status and its
-/// standard error.
+/// How long a child process of a test may run before it counts as hung: five
+/// minutes, fifteen under valgrind (`tests/valgrind.sh`). Not a measure of
+/// speed (no test judges durations): a backstop, so that a child that waits for
+/// good fails its test with what it wrote, instead of holding the test run up
+/// until CI's time runs out.
+pub fn child_time_limit() -> std::time::Duration {
+    let secs = if std::env::var_os("UV_UNDER_VALGRIND").is_some() {
+        900
+    } else {
+        300
+    };
+    std::time::Duration::from_secs(secs)
+}
+
+/// `cmd.output()` (standard input empty, standard output and error captured),
+/// with the child killed once it runs past [`child_time_limit`]: the test then
+/// fails, naming the command and showing the output so far.
+pub fn output_within(cmd: &mut std::process::Command) -> std::process::Output {
+    output_within_limit(cmd, child_time_limit())
+}
+
+/// [`output_within`] with the limit given.
+fn output_within_limit(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    fn collect(
+        mut from: impl Read + Send + 'static,
+    ) -> (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let to = got.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                to.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (got, reader)
+    }
+    let (stdout, out_reader) = collect(child.stdout.take().unwrap());
+    let (stderr, err_reader) = collect(child.stderr.take().unwrap());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() >= limit {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            // The readers are left running: a grandchild may hold the pipes.
+            panic!(
+                "{cmd:?} still ran after {limit:?} and was killed ({status})\n\
+                 stdout so far:\n{}\nstderr so far:\n{}",
+                String::from_utf8_lossy(&stdout.lock().unwrap()),
+                String::from_utf8_lossy(&stderr.lock().unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    out_reader.join().unwrap();
+    err_reader.join().unwrap();
+    let take = |b: Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap());
+    std::process::Output {
+        status,
+        stdout: take(stdout),
+        stderr: take(stderr),
+    }
+}
+
+/// Runs `scenario` in a child (`scenario_command`, through [`output_within`]):
+/// its exit status and its standard error.
 pub fn scenario_output(var: &str, scenario: &str) -> (std::process::ExitStatus, String) {
-    let out = scenario_command(var, scenario).output().unwrap();
+    let out = output_within(&mut scenario_command(var, scenario));
     (
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -176,10 +254,36 @@ pub unsafe fn in_fork(child: impl FnOnce() -> bool) -> i32 {
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
-    let mut status = 0;
-    // SAFETY: `pid` is our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    status
+    wait_within(pid)
+}
+
+/// Waits for the forked child `pid` and returns its wait status; a child still
+/// running after [`child_time_limit`] is killed (`SIGKILL`) and fails the test.
+#[cfg(unix)]
+pub fn wait_within(pid: libc::pid_t) -> i32 {
+    let limit = child_time_limit();
+    let start = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: `pid` is a child of this process; `status` is a valid
+        // out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc == pid {
+            return status;
+        }
+        if rc < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        assert_eq!(rc, 0, "waitpid: {}", std::io::Error::last_os_error());
+        if start.elapsed() >= limit {
+            // SAFETY: our child, not reaped yet (its pid is not reused).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: as above.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            panic!("the forked child {pid} still ran after {limit:?} and was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// A pseudo-terminal pair (`openpty`): the master side, then the slave side.
@@ -387,4 +491,35 @@ pub fn shutdown_and_close<S: uv::Stream>(s: &S) {
         s.close();
     })
     .unwrap();
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn output_within_gives_the_childs_status_and_output() {
+        let out = super::output_within(
+            std::process::Command::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn a_child_past_the_limit_is_killed_and_fails_with_its_output_so_far() {
+        let failed = std::panic::catch_unwind(|| {
+            super::output_within_limit(
+                std::process::Command::new("/bin/sh")
+                    .args(["-c", "echo started >&2; exec sleep 600"]),
+                Duration::from_millis(500),
+            )
+        })
+        .unwrap_err();
+        let text = failed.downcast_ref::<String>().unwrap();
+        assert!(text.contains("was killed"), "{text}");
+        assert!(text.contains("signal: 9"), "{text}");
+        assert!(text.contains("stderr so far:\nstarted"), "{text}");
+    }
 }

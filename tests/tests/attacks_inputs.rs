@@ -327,17 +327,17 @@ uv_tests::scenarios! {
 /// Runs `scenario` in a child: this binary, with `arg0` as its first argument.
 fn run_scenario(scenario: &str, arg0: &str) -> std::process::Output {
     use std::os::unix::process::CommandExt;
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .arg0(arg0)
-        .args([
-            "scenario_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCENARIO, scenario)
-        .output()
-        .unwrap()
+    uv_tests::output_within(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .arg0(arg0)
+            .args([
+                "scenario_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SCENARIO, scenario),
+    )
 }
 
 /// A program started with a first argument of 1023 bytes or more: the title

@@ -544,9 +544,10 @@ fn a_handle_received_at_the_descriptor_limit_is_reported() {
     // Natively, also when this suite runs under valgrind, which emulates the
     // descriptor limit itself (its own descriptors sit below the real limit), so
     // that the kernel would give the descriptor (see tests/valgrind.sh).
-    let out = uv_tests::native_scenario_command(SCENARIO, "receive_at_the_descriptor_limit")
-        .output()
-        .unwrap();
+    let out = uv_tests::output_within(&mut uv_tests::native_scenario_command(
+        SCENARIO,
+        "receive_at_the_descriptor_limit",
+    ));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(

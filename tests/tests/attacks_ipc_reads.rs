@@ -56,9 +56,7 @@ fn raw(s: &[UnixStream]) -> Vec<RawFd> {
 /// valgrind too, which emulates the descriptor limit itself): its standard error,
 /// once it exited successfully.
 fn run_scenario(scenario: &str) -> String {
-    let out = uv_tests::native_scenario_command(SCENARIO, scenario)
-        .output()
-        .unwrap();
+    let out = uv_tests::output_within(&mut uv_tests::native_scenario_command(SCENARIO, scenario));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     stderr

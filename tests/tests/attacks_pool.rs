@@ -810,9 +810,7 @@ fn scenario_child() {
 }
 
 fn run_scenario(scenario: &str) {
-    let out = uv_tests::scenario_command(SCENARIO, scenario)
-        .output()
-        .unwrap();
+    let out = uv_tests::output_within(&mut uv_tests::scenario_command(SCENARIO, scenario));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("scenario done"),

@@ -48,9 +48,7 @@ uv_tests::scenarios! {
 /// with the signal in the message.
 fn run(scenario: &str) {
     use std::os::unix::process::ExitStatusExt;
-    let out = uv_tests::native_scenario_command(SCENARIO, scenario)
-        .output()
-        .unwrap();
+    let out = uv_tests::output_within(&mut uv_tests::native_scenario_command(SCENARIO, scenario));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -558,9 +556,7 @@ fn exit_after_the_polling_thread_ended() {
 /// its standard error.
 fn run_with_status(scenario: &str, status: i32) -> String {
     use std::os::unix::process::ExitStatusExt;
-    let out = uv_tests::native_scenario_command(SCENARIO, scenario)
-        .output()
-        .unwrap();
+    let out = uv_tests::output_within(&mut uv_tests::native_scenario_command(SCENARIO, scenario));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
         out.status.code(),
@@ -827,10 +823,7 @@ fn fork_and_exit(body: impl FnOnce()) -> i32 {
         // SAFETY: ends the child the way a program's `main` returning does.
         unsafe { libc::exit(0) };
     }
-    let mut status = 0;
-    // SAFETY: `pid` is our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    status
+    uv_tests::wait_within(pid)
 }
 
 /// Runs one job through `lp`'s thread pool, to its completion.

@@ -1289,10 +1289,9 @@ fn ring_requests(re_create: bool) {
 /// Runs a ring scenario in a child with `UV_USE_IO_URING=1` (libuv reads it
 /// once per process).
 fn in_ring_child(scenario: &str) {
-    let out = uv_tests::scenario_command(SCENARIO, scenario)
-        .env("UV_USE_IO_URING", "1")
-        .output()
-        .unwrap();
+    let out = uv_tests::output_within(
+        uv_tests::scenario_command(SCENARIO, scenario).env("UV_USE_IO_URING", "1"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", out.status);
 }

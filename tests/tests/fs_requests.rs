@@ -276,12 +276,12 @@ fn requests_through_the_io_uring_ring_complete_and_refuse_cancel() {
     // place until its callback. A request on the ring cannot be cancelled (EBUSY).
     const NAME: &str = "requests_through_the_io_uring_ring_complete_and_refuse_cancel";
     if std::env::var_os("UV_TESTS_IO_URING_CHILD").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--test-threads=1"])
-            .env("UV_USE_IO_URING", "1")
-            .env("UV_TESTS_IO_URING_CHILD", "1")
-            .output()
-            .unwrap();
+        let out = uv_tests::output_within(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--test-threads=1"])
+                .env("UV_USE_IO_URING", "1")
+                .env("UV_TESTS_IO_URING_CHILD", "1"),
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
         assert!(text.contains("1 passed"), "{text}");

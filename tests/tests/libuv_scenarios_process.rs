@@ -82,7 +82,7 @@ fn finish_child(scenario: &str, cmd: &mut std::process::Command, dir: Option<&Pa
     if let Some(d) = dir {
         cmd.env(DIR, d);
     }
-    let out = cmd.output().unwrap();
+    let out = uv_tests::output_within(cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),

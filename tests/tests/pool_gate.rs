@@ -117,9 +117,10 @@ fn forks_while_other_threads_submit() {
 /// children end with status 0.
 #[test]
 fn children_forked_while_other_threads_submit_exit_cleanly() {
-    let out = uv_tests::native_scenario_command(SCENARIO, "forks_while_other_threads_submit")
-        .output()
-        .unwrap();
+    let out = uv_tests::output_within(&mut uv_tests::native_scenario_command(
+        SCENARIO,
+        "forks_while_other_threads_submit",
+    ));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}\n{stderr}", out.status);
     assert!(stderr.contains("scenario done"), "{stderr}");
