@@ -24,6 +24,7 @@ uv_tests::scenarios! {
     SCENARIO =>
     sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer,
     exit_while_other_threads_watch_signals,
+    exit_while_other_threads_deliver_one_shot_signals,
     exit_while_other_threads_hand_work_to_the_pool,
     exit_while_other_threads_poll_stats,
     exit_after_polling_stats_on_this_thread_only,
@@ -291,6 +292,60 @@ fn exit_while_other_threads_watch_signals() {
 #[test]
 fn the_process_ends_cleanly_while_other_threads_watch_signals() {
     run_times("exit_while_other_threads_watch_signals", 5);
+}
+
+/// Four threads, each with a loop, watch a signal of their own one-shot, raise
+/// it on themselves (libuv's handler writes the delivery to the loop's pipe)
+/// and deliver it a moment later (libuv stops a one-shot watch after its
+/// callback), again and again, while the process exits.
+fn exit_while_other_threads_deliver_one_shot_signals() {
+    let rounds = Arc::new(AtomicUsize::new(0));
+    for (signum, raw) in [
+        (Signum::User1, libc::SIGUSR1),
+        (Signum::User2, libc::SIGUSR2),
+        (Signum::Alarm, libc::SIGALRM),
+        (Signum::Profile, libc::SIGPROF),
+    ] {
+        let rounds = rounds.clone();
+        std::thread::spawn(move || {
+            let lp = Loop::new().unwrap();
+            let sig = Signal::new(&lp).unwrap();
+            loop {
+                let got = std::rc::Rc::new(std::cell::Cell::new(false));
+                let g = got.clone();
+                sig.start_oneshot(signum, move |_, _| g.set(true)).unwrap();
+                // SAFETY: sends a signal this thread's loop watches to this
+                // thread (libuv's handler is installed).
+                unsafe { libc::pthread_kill(libc::pthread_self(), raw) };
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                // Once libuv's destructor closed its signal lock, its handler
+                // drops a signal: the thread then spins here until the end.
+                while !got.get() {
+                    lp.run(RunMode::NoWait).unwrap();
+                }
+                assert!(!sig.is_active());
+                rounds.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while rounds.load(Ordering::Relaxed) < 400 {
+        std::thread::yield_now();
+    }
+    hold_the_exit_until_still(rounds);
+    done();
+}
+
+/// libuv stops a one-shot watch itself once its callback returned
+/// (`uv__signal_event`), taking its signal lock without the crate's lock: at
+/// the process's exit, once libuv's destructor had closed that lock, the stop
+/// made libuv abort (signal.c:151). The generated trampoline of the signal
+/// callback now stops such a watch itself (`after = "stop_delivered_oneshot"`),
+/// through the crate's lock, which the exit handler holds for good: the thread
+/// waits there until the process is gone, and libuv's own stop finds nothing
+/// to do.
+#[test]
+fn the_process_ends_cleanly_while_other_threads_deliver_one_shot_signals() {
+    run_times("exit_while_other_threads_deliver_one_shot_signals", 5);
 }
 
 /// The process ends (its main thread returns) while two other threads spawn

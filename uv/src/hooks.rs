@@ -103,6 +103,40 @@ pub(crate) unsafe fn stop_signal(raw: *mut sys::uv_signal_t) {
     crate::contracts::restore_ignored_signals();
 }
 
+/// After a delivery to a signal handle (`after = "stop_delivered_oneshot"` on
+/// its callback, run by the generated trampoline once the callback returned or
+/// its panic was caught): a watch marked one-shot that still watches is stopped
+/// here, through [`signal_call`]. libuv stops it next itself (signal.c,
+/// `uv__signal_event`), taking only its own signal lock: at the process's exit,
+/// once libuv's destructor had closed that lock, that stop made libuv abort
+/// (signal.c:151) on a thread whose loop delivered a one-shot signal. Stopped
+/// here, the handle leaves libuv's stop nothing to do; once the process is
+/// exiting the thread waits here, as for any start or stop of a watch, until
+/// the process is gone. What libuv's stop would leave (the signal put back to
+/// its default action when it was ignored) is repaired as after `stop`.
+///
+/// The same watch, started again from the callback with `start` (which clears
+/// the one-shot mark) is not stopped; `start_oneshot` is refused there.
+///
+/// # Safety
+/// `raw` is a signal handle of this library that libuv just delivered to: its
+/// struct stays valid until libuv's close callback, which runs later in the
+/// loop's iteration.
+pub unsafe fn stop_delivered_oneshot(raw: *mut sys::uv_signal_t) {
+    // SAFETY: per the contract `raw` is an initialised `uv_signal_t`, read on
+    // the loop's thread, which libuv is running (its fields are written there,
+    // but for the caught count, not read here).
+    let still_watching = unsafe {
+        (*raw).flags & UV_SIGNAL_ONE_SHOT != 0
+            && (*raw).signum != 0
+            && sys::uv_is_closing(raw.cast()) == 0
+    };
+    if still_watching {
+        // SAFETY: an initialised handle libuv is not closing.
+        unsafe { stop_signal(raw) };
+    }
+}
+
 /// Before `uv_signal_start`: a handle that an earlier `uv_signal_start_oneshot`
 /// marked one-shot loses the mark (stopped first if it watches), so that the new
 /// watch is for every delivery. libuv never clears the mark itself.

@@ -122,12 +122,14 @@ pub mod runtime {
     };
     pub use crate::error::check;
     /// The `before`/`after` hooks of the runtime that spec methods name (see
-    /// `spec/README.md`, "Preconditions"): generated code calls them with the handle.
+    /// `spec/README.md`, "Preconditions"): generated code calls them with the handle;
+    /// and the `after` hooks of spec callbacks, called with the handle's libuv struct.
     pub mod hooks {
         pub use crate::hooks::{
             forget_oneshot, hold_opened_socket, pool_call, refuse_oneshot_mid_delivery,
             refuse_oneshot_on_ignored, refuse_unterminated_local_name,
             refuse_unterminated_peer_name, restore_ignored_signals, signal_call, signal_start_call,
+            stop_delivered_oneshot,
         };
     }
     /// The handle states a spec method can require (`requires = [...]`).

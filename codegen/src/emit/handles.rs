@@ -522,6 +522,15 @@ impl HandleEmitter<'_> {
             } else {
                 call
             };
+            // A runtime hook after the callback (its panic caught by the dispatch),
+            // before libuv goes on with the handle: libuv's struct is still valid.
+            let call = match &cb.after {
+                Some(hook) => {
+                    let hook = ident(hook.as_str());
+                    quote! { #call; #rt::runtime::hooks::#hook(raw) }
+                }
+                None => call,
+            };
             // `unnecessary_cast`: the C arguments are cast to their Rust types
             // (`from_c`), the identity for some (an enum's `c_int` parameter to `i32`,
             // which clippy flags for a parameter).

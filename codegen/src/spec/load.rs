@@ -334,6 +334,17 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
             let parts = t.str_opt("parts");
             let ok = t.str_list("ok");
             let marks_delivery = t.bool_opt("marks_delivery");
+            let after = t.str_opt("after");
+            if let (Some(a), Some(_)) = (&after, &manual) {
+                t.cx().push(
+                    a.loc
+                        .error("`after` is for a [[callback]] whose trampoline is generated")
+                        .hint(format!(
+                            "the hand-written trampoline calls `uv::runtime::hooks::{}` itself; remove `after`",
+                            a.value
+                        )),
+                );
+            }
             if let (Some(m), Some(_)) = (&marks_delivery, &manual) {
                 if m.value {
                     t.cx().push(
@@ -368,6 +379,7 @@ fn callbacks(root: &Table) -> Vec<CallbackSpec> {
                 parts,
                 ok,
                 marks_delivery,
+                after,
             })
         })
         .collect()

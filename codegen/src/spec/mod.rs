@@ -670,6 +670,38 @@ impl HookRule {
     }
 }
 
+/// A hook the runtime provides for a handle's callback (`after = "..."` on a
+/// [[callback]]; `uv::runtime::hooks::NAME`, given the handle's libuv struct),
+/// run by the generated trampoline once the callback returned: for what libuv
+/// does itself after the callback, which the runtime must do first, its way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackHookRule {
+    /// The spec's name, and the runtime function's.
+    pub name: &'static str,
+    /// The libuv structs of the handles it takes.
+    pub c_types: &'static [&'static str],
+    /// What it does.
+    pub doc: &'static str,
+    /// The C functions a method of the type may call only when every callback
+    /// of the type with a generated trampoline names the hook.
+    pub required_by: &'static [&'static str],
+}
+
+impl CallbackHookRule {
+    /// Every callback hook of the runtime.
+    pub const ALL: &'static [CallbackHookRule] = &[CallbackHookRule {
+        name: "stop_delivered_oneshot",
+        c_types: &["uv_signal_t"],
+        doc: "stops a one-shot watch once its delivery's callback returned, under the runtime's lock on signal actions, before libuv's own stop, which takes libuv's signal lock alone (at the process's exit, with that lock closed by libuv's destructor, it aborted)",
+        required_by: &["uv_signal_start_oneshot"],
+    }];
+
+    /// The callback hook named `name`.
+    pub fn find(name: &str) -> Option<&'static CallbackHookRule> {
+        CallbackHookRule::ALL.iter().find(|r| r.name == name)
+    }
+}
+
 /// The C functions that may install libuv's handler for a signal: generated code
 /// calls them through `uv::runtime::hooks::signal_call`, under the runtime's lock
 /// on signal actions, so that the runtime's restoring of an ignored signal (a query
@@ -795,6 +827,10 @@ pub struct CallbackSpec {
     /// `Typed::is_delivering`) that they were called from inside it. Only for a
     /// handle's callback with a generated trampoline.
     pub marks_delivery: Option<Sp<bool>>,
+    /// `after = "..."`: a hook of the runtime ([`CallbackHookRule`]) the
+    /// generated trampoline runs once the callback returned (or its panic was
+    /// caught), given the handle's libuv struct.
+    pub after: Option<Sp<String>>,
 }
 
 impl CallbackSpec {

@@ -1050,6 +1050,55 @@ fn contract_rules(spec: &Spec, h: &HandleSpec, out: &mut Vec<Diagnostic>) {
     for c in &h.callbacks {
         // Descriptors there are refused by the position check of `validate`.
         check_args(&c.args, "as callback arguments", true, out);
+        let Some(a) = &c.after else { continue };
+        match CallbackHookRule::find(a.as_str()) {
+            None => {
+                let names: Vec<&str> = CallbackHookRule::ALL.iter().map(|r| r.name).collect();
+                unknown_ref(
+                    a,
+                    "callback hook of the runtime",
+                    &names,
+                    "see `after` under [[callback]] in spec/README.md",
+                    out,
+                );
+            }
+            Some(rule) if !rule.c_types.contains(&h.c_type.as_str()) => out.push(
+                a.loc
+                    .error(format!(
+                        "the runtime's callback hook `{}` takes {} handles",
+                        rule.name,
+                        rule.c_types.join(", ")
+                    ))
+                    .hint("remove it"),
+            ),
+            Some(_) => {}
+        }
+    }
+    // A C function after whose deliveries libuv does something the runtime must
+    // do first is called only when every generated trampoline of the type runs
+    // that hook, whoever writes the spec file.
+    for m in &h.methods {
+        let (Some(f), None) = (&m.c, &m.manual) else {
+            continue;
+        };
+        for rule in CallbackHookRule::ALL
+            .iter()
+            .filter(|r| r.required_by.contains(&f.as_str()))
+        {
+            for cb in h.callbacks.iter().filter(|c| {
+                c.manual.is_none() && c.after.as_ref().map(|a| a.as_str()) != Some(rule.name)
+            }) {
+                out.push(
+                    cb.name
+                        .loc
+                        .error(format!(
+                            "method `{}` calls `{}`: callback `{}` needs the runtime's hook `{}` after it: it {}",
+                            m.name.value, f.value, cb.name.value, rule.name, rule.doc
+                        ))
+                        .hint(format!("after = \"{}\"", rule.name)),
+                );
+            }
+        }
     }
     for c in &h.constructors {
         check_args(&c.args, "here", true, out);
