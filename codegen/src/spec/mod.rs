@@ -671,7 +671,7 @@ impl HookRule {
 }
 
 /// A hook the runtime provides for a handle's callback (`after = "..."` on a
-/// [[callback]]; `uv::runtime::hooks::NAME`, given the handle's libuv struct),
+/// `[[callback]]`; `uv::runtime::hooks::NAME`, given the handle's libuv struct),
 /// run by the generated trampoline once the callback returned: for what libuv
 /// does itself after the callback, which the runtime must do first, its way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
