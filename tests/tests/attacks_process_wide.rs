@@ -25,6 +25,7 @@ uv_tests::scenarios! {
     sigpipe_watches_at_the_descriptor_limit_while_writing_to_a_closed_peer,
     exit_while_other_threads_watch_signals,
     exit_while_other_threads_deliver_one_shot_signals,
+    exit_while_a_pool_job_delivers_one_shot_signals,
     exit_while_other_threads_hand_work_to_the_pool,
     exit_while_other_threads_poll_stats,
     exit_after_polling_stats_on_this_thread_only,
@@ -969,6 +970,68 @@ fn exit_while_a_pool_job_watches_signals() {
     }
     std::mem::forget(lp);
     done();
+}
+
+/// A thread-pool job runs a loop of its own that watches SIGUSR1 one-shot,
+/// raises it on its thread and delivers it a moment later, again and again
+/// (a bounded number), while the process exits with status 7. A watchdog ends
+/// a process whose exit waits for good.
+fn exit_while_a_pool_job_delivers_one_shot_signals() {
+    let _dog = uv_tests::watchdog("the exit waited for a pool job for good", 20);
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let lp = Loop::new().unwrap();
+    let r = rounds.clone();
+    lp.queue_work(
+        move || {
+            let own = Loop::new().unwrap();
+            let sig = Signal::new(&own).unwrap();
+            for _ in 0..100_000 {
+                let got = std::rc::Rc::new(std::cell::Cell::new(false));
+                let g = got.clone();
+                if let Err(e) = sig.start_oneshot(Signum::User1, move |_, _| g.set(true)) {
+                    assert_eq!(e.code(), StatusCode::ECANCELED, "{e}");
+                    return;
+                }
+                // SAFETY: sends a signal this loop watches to this thread.
+                unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                // Once libuv's destructor closed its signal lock, its handler
+                // drops the signal: the job then ends.
+                for _ in 0..1000 {
+                    own.run(RunMode::NoWait).unwrap();
+                    if got.get() {
+                        break;
+                    }
+                }
+                if !got.get() {
+                    return;
+                }
+                r.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        |_| {},
+    )
+    .unwrap();
+    while rounds.load(Ordering::Relaxed) < 100 {
+        std::thread::yield_now();
+    }
+    std::mem::forget(lp);
+    write_through_c_stdio(b"buffered line\n");
+    done();
+    std::process::exit(7);
+}
+
+/// The same delivery on a loop that a thread-pool job runs: there the exit
+/// refuses the trampoline's stop (`ECANCELED`: libuv's destructor waits for
+/// the job), and libuv's own stop aborted (SIGABRT). On glibc the job now ends
+/// the process with the status `exit` was given (7), C's buffered output
+/// flushed.
+#[cfg(target_env = "gnu")]
+#[test]
+fn the_process_ends_with_its_status_while_a_pool_job_delivers_one_shot_signals() {
+    for _ in 0..uv_tests::iterations(5) {
+        run_with_status("exit_while_a_pool_job_delivers_one_shot_signals", 7);
+    }
 }
 
 /// The process ends (its main thread returns) while a thread-pool job spawns

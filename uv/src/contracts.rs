@@ -1454,6 +1454,8 @@ extern "C" {
 /// millisecond on four threads).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" fn at_exit_with_status(status: std::ffi::c_int, _: *mut std::ffi::c_void) {
+    EXIT_STATUS.store(status, std::sync::atomic::Ordering::Relaxed);
+    EXITING_WITH_STATUS.store(true, std::sync::atomic::Ordering::Release);
     if !on_pool_thread() {
         at_exit();
         // Read once the gate is shut: every start that passed it is counted.
@@ -1467,6 +1469,40 @@ extern "C" fn at_exit_with_status(status: std::ffi::c_int, _: *mut std::ffi::c_v
     unsafe {
         libc::fflush(std::ptr::null_mut());
         libc::_exit(status);
+    }
+}
+
+/// The status the process's `exit` was called with, once
+/// [`EXITING_WITH_STATUS`] is set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+static EXIT_STATUS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Set by [`at_exit_with_status`]: the process is exiting with
+/// [`EXIT_STATUS`].
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+static EXITING_WITH_STATUS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// For a thread of libuv's pool that the exit refused a signal call
+/// (`ECANCELED` from [`crate::hooks::signal_call`]) and that libuv would make
+/// abort next (its own stop of a delivered one-shot watch, with its signal lock
+/// closed by its destructor, which waits for this thread): on glibc, ends the
+/// process with the status its `exit` was given, C's buffered output flushed,
+/// as `exit` from a job does. Returns when that status is not known (another
+/// C library).
+pub(crate) fn end_exiting_process_from_pool() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::sync::atomic::Ordering;
+        if EXITING_WITH_STATUS.load(Ordering::Acquire) {
+            // SAFETY: `fflush(NULL)` flushes every output stream; `_exit` ends
+            // the process at once (the thread exiting it waits in libuv's
+            // destructor for this one).
+            unsafe {
+                libc::fflush(std::ptr::null_mut());
+                libc::_exit(EXIT_STATUS.load(Ordering::Relaxed));
+            }
+        }
     }
 }
 

@@ -112,8 +112,11 @@ pub(crate) unsafe fn stop_signal(raw: *mut sys::uv_signal_t) {
 /// (signal.c:151) on a thread whose loop delivered a one-shot signal. Stopped
 /// here, the handle leaves libuv's stop nothing to do; once the process is
 /// exiting the thread waits here, as for any start or stop of a watch, until
-/// the process is gone. What libuv's stop would leave (the signal put back to
-/// its default action when it was ignored) is repaired as after `stop`.
+/// the process is gone; a thread of libuv's pool (a job running a loop), which
+/// libuv's destructor waits for, ends the process instead, on glibc, with the
+/// status `exit` was given (elsewhere libuv's stop still aborts). What libuv's
+/// stop would leave (the signal put back to its default action when it was
+/// ignored) is repaired as after `stop`.
 ///
 /// The same watch, started again from the callback with `start` (which clears
 /// the one-shot mark) is not stopped; `start_oneshot` is refused there.
@@ -131,10 +134,19 @@ pub unsafe fn stop_delivered_oneshot(raw: *mut sys::uv_signal_t) {
             && (*raw).signum != 0
             && sys::uv_is_closing(raw.cast()) == 0
     };
-    if still_watching {
-        // SAFETY: an initialised handle libuv is not closing.
-        unsafe { stop_signal(raw) };
+    if !still_watching {
+        return;
     }
+    // SAFETY: an initialised handle libuv is not closing; the closure is the
+    // libuv call only.
+    let rc = unsafe { signal_call(|| sys::uv_signal_stop(raw)) };
+    if rc == sys::uv_errno_t_UV_ECANCELED {
+        // A loop run by a pool job, once the process exits: libuv's own stop
+        // would abort, and the destructor waits for this thread.
+        crate::contracts::end_exiting_process_from_pool();
+    }
+    #[cfg(unix)]
+    crate::contracts::restore_ignored_signals();
 }
 
 /// Before `uv_signal_start`: a handle that an earlier `uv_signal_start_oneshot`
