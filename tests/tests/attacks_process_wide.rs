@@ -295,6 +295,33 @@ fn the_process_ends_cleanly_while_other_threads_watch_signals() {
     run_times("exit_while_other_threads_watch_signals", 5);
 }
 
+/// One round of a one-shot watch: starts `sig` one-shot on `signum` (`raw`,
+/// its number), raises it on this thread (libuv's handler writes the delivery
+/// to the loop's pipe), and a moment later runs `lp` until the delivery, at
+/// most `runs` times. `Ok(false)`: not delivered; `Err`: the start's error.
+fn one_shot_round(
+    lp: &Loop,
+    sig: &Signal,
+    signum: Signum,
+    raw: libc::c_int,
+    runs: usize,
+) -> uv::Result<bool> {
+    let got = std::rc::Rc::new(std::cell::Cell::new(false));
+    let g = got.clone();
+    sig.start_oneshot(signum, move |_, _| g.set(true))?;
+    // SAFETY: sends a signal this thread's loop watches (libuv's handler is
+    // installed) to this thread.
+    unsafe { libc::pthread_kill(libc::pthread_self(), raw) };
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    for _ in 0..runs {
+        lp.run(RunMode::NoWait).unwrap();
+        if got.get() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Four threads, each with a loop, watch a signal of their own one-shot, raise
 /// it on themselves (libuv's handler writes the delivery to the loop's pipe)
 /// and deliver it a moment later (libuv stops a one-shot watch after its
@@ -312,18 +339,10 @@ fn exit_while_other_threads_deliver_one_shot_signals() {
             let lp = Loop::new().unwrap();
             let sig = Signal::new(&lp).unwrap();
             loop {
-                let got = std::rc::Rc::new(std::cell::Cell::new(false));
-                let g = got.clone();
-                sig.start_oneshot(signum, move |_, _| g.set(true)).unwrap();
-                // SAFETY: sends a signal this thread's loop watches to this
-                // thread (libuv's handler is installed).
-                unsafe { libc::pthread_kill(libc::pthread_self(), raw) };
-                std::thread::sleep(std::time::Duration::from_millis(1));
                 // Once libuv's destructor closed its signal lock, its handler
-                // drops a signal: the thread then spins here until the end.
-                while !got.get() {
-                    lp.run(RunMode::NoWait).unwrap();
-                }
+                // drops a signal: the thread then spins in the round until the
+                // end.
+                assert!(one_shot_round(&lp, &sig, signum, raw, usize::MAX).unwrap());
                 assert!(!sig.is_active());
                 rounds.fetch_add(1, Ordering::Relaxed);
             }
@@ -986,27 +1005,16 @@ fn exit_while_a_pool_job_delivers_one_shot_signals() {
             let own = Loop::new().unwrap();
             let sig = Signal::new(&own).unwrap();
             for _ in 0..100_000 {
-                let got = std::rc::Rc::new(std::cell::Cell::new(false));
-                let g = got.clone();
-                if let Err(e) = sig.start_oneshot(Signum::User1, move |_, _| g.set(true)) {
-                    assert_eq!(e.code(), StatusCode::ECANCELED, "{e}");
-                    return;
-                }
-                // SAFETY: sends a signal this loop watches to this thread.
-                unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
-                std::thread::sleep(std::time::Duration::from_millis(1));
                 // Once libuv's destructor closed its signal lock, its handler
                 // drops the signal: the job then ends.
-                for _ in 0..1000 {
-                    own.run(RunMode::NoWait).unwrap();
-                    if got.get() {
-                        break;
+                match one_shot_round(&own, &sig, Signum::User1, libc::SIGUSR1, 1000) {
+                    Ok(true) => r.fetch_add(1, Ordering::Relaxed),
+                    Ok(false) => return,
+                    Err(e) => {
+                        assert_eq!(e.code(), StatusCode::ECANCELED, "{e}");
+                        return;
                     }
-                }
-                if !got.get() {
-                    return;
-                }
-                r.fetch_add(1, Ordering::Relaxed);
+                };
             }
         },
         |_| {},

@@ -1848,7 +1848,24 @@ pub(crate) fn keep_handled(signum: i32) -> std::result::Result<(), std::ffi::c_i
 
 /// The calling thread's signal mask before [`block_all_signals`], put back on
 /// drop.
-struct BlockedSignals(libc::sigset_t);
+pub(crate) struct BlockedSignals(libc::sigset_t);
+
+impl BlockedSignals {
+    /// The mask to put back, which the caller keeps (signals stay blocked
+    /// until [`BlockedSignals::restore`] gets it): for a block that outlives
+    /// a scope, as around a `fork()` (the parent's or child's handler
+    /// restores).
+    pub(crate) fn into_mask(self) -> libc::sigset_t {
+        let mask = self.0;
+        std::mem::forget(self);
+        mask
+    }
+
+    /// Puts back a mask [`BlockedSignals::into_mask`] gave.
+    pub(crate) fn restore(mask: libc::sigset_t) {
+        drop(BlockedSignals(mask));
+    }
+}
 
 impl Drop for BlockedSignals {
     fn drop(&mut self) {
@@ -1859,7 +1876,7 @@ impl Drop for BlockedSignals {
 
 /// Blocks every signal (but those the system never blocks) on the calling
 /// thread until the value is dropped: signals sent meanwhile wait, pending.
-fn block_all_signals() -> BlockedSignals {
+pub(crate) fn block_all_signals() -> BlockedSignals {
     // SAFETY: `sigset_t` is plain C data; `sigfillset` fills `all`, and
     // `pthread_sigmask` writes the old mask into `old` (initialised by
     // `sigemptyset` first, for the case it fails).

@@ -109,16 +109,8 @@ thread_local! {
 /// reaches a handler once the new lock holds its token.
 #[cfg(unix)]
 extern "C" fn block_signals_for_fork() {
-    // SAFETY: `sigset_t` is plain C data; `sigfillset` fills `all`, and
-    // `pthread_sigmask` writes the old mask into `old` when it succeeds.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) == 0 {
-            let _ = MASK_BEFORE_FORK.try_with(|m| m.set(Some(old)));
-        }
-    }
+    let old = crate::contracts::block_all_signals().into_mask();
+    let _ = MASK_BEFORE_FORK.try_with(|m| m.set(Some(old)));
 }
 
 /// Puts back the mask [`block_signals_for_fork`] saved (the parent's
@@ -126,8 +118,7 @@ extern "C" fn block_signals_for_fork() {
 #[cfg(unix)]
 extern "C" fn restore_signals_after_fork() {
     if let Ok(Some(old)) = MASK_BEFORE_FORK.try_with(|m| m.take()) {
-        // SAFETY: the mask saved before the fork; no old mask is asked for.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        crate::contracts::BlockedSignals::restore(old);
     }
 }
 
