@@ -31,6 +31,7 @@ uv_tests::scenarios! {
     exit_after_polling_stats_on_this_thread_only,
     exit_while_another_thread_polls_stats_skips_earlier_handlers,
     exit_after_the_polling_thread_ended,
+    exit_from_a_thread_named_like_libuvs_pool,
     exit_while_other_threads_spawn_and_close,
     after_fork_while_the_signal_arrives,
     fork_child_handlers_with_signals_blocked,
@@ -625,6 +626,26 @@ fn exit_after_the_polling_thread_ended() {
     exit_with_pollers(Elsewhere::Ended);
 }
 
+/// Registers [`earlier_handler`], makes a loop (which registers the crate's exit
+/// handler), then ends the process with status 0 from a thread of its own named
+/// as libuv names its pool's threads.
+fn exit_from_a_thread_named_like_libuvs_pool() {
+    // SAFETY: registers a handler that only writes to descriptor 2.
+    assert_eq!(unsafe { libc::atexit(earlier_handler) }, 0);
+    let lp = Loop::new().unwrap();
+    let t = std::thread::Builder::new()
+        .name("libuv-worker".into())
+        .spawn(|| {
+            write_through_c_stdio(b"buffered line\n");
+            done();
+            std::process::exit(0);
+        })
+        .unwrap();
+    let _ = t.join();
+    drop(lp);
+    unreachable!("the named thread ends the process");
+}
+
 /// Runs `scenario` in a child, which must exit with `status`, having written
 /// "scenario done" to standard error with no thread having panicked, and
 /// "buffered line" through the C library's buffered standard output; returns
@@ -679,6 +700,17 @@ fn an_exit_with_pollers_on_its_own_thread_only_runs_every_exit_handler() {
 #[test]
 fn an_exit_after_the_polling_thread_ended_runs_every_exit_handler() {
     let stderr = run_with_status("exit_after_the_polling_thread_ended", 0);
+    assert!(stderr.contains("earlier exit handler ran"), "{stderr}");
+}
+
+/// A thread is taken for one of libuv's pool (whose exit ends the process at
+/// once, see `exit_from_a_pool_job`) only when it ran a job: a program's own
+/// thread named like the pool's (`libuv-worker`) exits as usual, through the
+/// exit handlers registered before the crate's. (Its name used to be what was
+/// looked at: those handlers were skipped.)
+#[test]
+fn an_exit_from_a_thread_named_like_libuvs_pool_runs_every_exit_handler() {
+    let stderr = run_with_status("exit_from_a_thread_named_like_libuvs_pool", 0);
     assert!(stderr.contains("earlier exit handler ran"), "{stderr}");
 }
 

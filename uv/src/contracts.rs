@@ -1347,22 +1347,28 @@ pub(crate) fn note_state_lock_at_fork() {
     HELD_AT_FORK.store(held, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Whether the calling thread is one of libuv's thread pool (which names its
-/// threads `libuv-worker`): one that runs a job.
+thread_local! {
+    /// Set on a thread of libuv's pool by the first job of the crate it runs
+    /// ([`mark_pool_thread`]), and kept for the thread's life: jobs are the only
+    /// code of the crate's that runs on those threads. A plain value without a
+    /// destructor, readable at any point of the thread's life (its `exit`).
+    static POOL_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as one of libuv's pool: called by the crate's job
+/// trampoline (`work::work_cb`) before each job (one store).
+#[inline(always)]
+pub(crate) fn mark_pool_thread() {
+    POOL_THREAD.with(|m| m.set(true));
+}
+
+/// Whether the calling thread is one of libuv's thread pool that ran a job of
+/// the crate's (see [`POOL_THREAD`]): the only threads of the pool that can call
+/// into the crate. A thread's name is not looked at: a thread of the program's
+/// own named like libuv's (`libuv-worker`) is not one. A forked child of a job
+/// keeps the mark on its one thread, whose job goes on there.
 fn on_pool_thread() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        let mut name = [0 as std::ffi::c_char; 16];
-        // SAFETY: `name` is writable for its length, which is passed; the C
-        // library writes a terminated name into it on success.
-        let rc = unsafe {
-            libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr(), name.len())
-        };
-        // SAFETY: terminated by the successful call (within the buffer).
-        rc == 0 && unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_bytes() == b"libuv-worker"
-    }
-    #[cfg(not(target_os = "linux"))]
-    false
+    POOL_THREAD.with(|m| m.get())
 }
 
 /// The mutex of [`process_state_lock`].

@@ -87,6 +87,9 @@ unsafe extern "C" fn work_cb<F, T, A>(req: *mut sys::uv_work_t)
 where
     F: FnOnce() -> T,
 {
+    // The job's code may call into the crate (its exit handler, its signal calls)
+    // knowing it runs on libuv's pool.
+    crate::contracts::mark_pool_thread();
     // SAFETY: libuv passes the struct `queue_work` queued, inside its WorkReq.
     let p = unsafe { from_req::<F, T, A>(req) };
     // SAFETY: `req` is the libuv struct of a `WorkReq<F, T, A>` (repr(C)) that
