@@ -19,9 +19,10 @@
 # the main thread's total): their sending threads spin until the loop made its
 # callbacks, so what they run depends on how callgrind schedules the threads,
 # while the loop thread's count does not (the same to a few dozen instructions
-# from run to run). Under a loaded machine such a run may starve the loop thread
-# until the benchmark's watchdog (120 s) ends it: the case is then reported as
-# failed.
+# from run to run). They run with valgrind's fair scheduling (--fair-sched=yes):
+# with its default lock a spinning sender took the lock back each time it let it
+# go, and the loop thread, waking from epoll_wait, waited for it until the
+# benchmark's watchdog (120 s) ended the child, even on an idle machine.
 # A case whose child fails is reported and the others still run; the exit status
 # is then 1.
 # Environment: UV_INSTR_KEEP=DIR keeps the callgrind files there (for
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
     --single) single=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) names+=("$1"); shift ;;
   esac
 done
@@ -69,7 +70,7 @@ measure() {
   local bin=$1 case=$2 variant=$3 count=$4
   local out="$work/$case.$variant.$count.out"
   local line threads=()
-  [[ "$loop_thread_only" == *" $case "* ]] && threads=(--separate-threads=yes)
+  [[ "$loop_thread_only" == *" $case "* ]] && threads=(--separate-threads=yes --fair-sched=yes)
   line=$(valgrind --tool=callgrind "${threads[@]}" --callgrind-out-file="$out" \
     "$bin" --variant "$variant" --count "$count" --case "$case" 2>"$work/err" |
     grep '^UVBENCH' || true)
