@@ -59,6 +59,8 @@ fn scenario_child() {
         "child_watcher_of_an_abandoned_loop" => child_watcher_of_an_abandoned_loop(),
         "after_fork_out_of_descriptors" => after_fork_out_of_descriptors(),
         "signal_start_before_after_fork" => signal_start_before_after_fork(),
+        "signals_of_a_child_that_keeps_the_loop" => signals_of_a_child_that_keeps_the_loop(),
+        "signals_of_a_grandchild" => signals_of_a_grandchild(),
         "closes_in_a_child_spare_the_parents_watches" => {
             closes_in_a_child_spare_the_parents_watches()
         }
@@ -442,6 +444,113 @@ fn signal_watch_of_an_abandoned_loop() {
 #[test]
 fn a_signal_watch_of_an_abandoned_loop_leaves_the_process_table() {
     let (status, stderr) = in_child("signal_watch_of_an_abandoned_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: the parent watches `SIGUSR2`, then closes that watch and watches it
+/// again with a new handle; a forked child that neither re-creates nor drops
+/// the loop raises `SIGUSR2` three times and leaves. libuv's handler, inherited
+/// with its table of watched signals, wrote each of the child's deliveries into
+/// the loop's signal pipe, which is the parent's, naming the child's copy of the
+/// watching handle: the parent's callback ran for signals only the child got (3
+/// calls), and a delivery naming a handle the parent had closed since would
+/// have been read from freed memory. Now a forked child's copy of each loop's
+/// pipe writes into a pipe of the child's own: the parent's callback runs only
+/// for its own signal (1 call, after it raised one).
+fn signals_of_a_child_that_keeps_the_loop() {
+    let lp = Loop::new().unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let first = Signal::new(&lp).unwrap();
+    first.start(Signum::User2, |_, _| {}).unwrap();
+    first.close();
+    assert!(lp.run(RunMode::NoWait).is_ok());
+    let s = Signal::new(&lp).unwrap();
+    let c = calls.clone();
+    s.start(Signum::User2, move |_, _| c.set(c.get() + 1))
+        .unwrap();
+    forked(|| {
+        for _ in 0..3 {
+            uv_tests::raise("USR2");
+        }
+        true
+    });
+    // What the child wrote to this loop's signal pipe is there by now: a few
+    // iterations read it.
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(
+        calls.get(),
+        0,
+        "the parent's callback, for the child's signals"
+    );
+    uv_tests::raise("USR2");
+    assert!(
+        run_until(&lp, || calls.get() > 0),
+        "the parent's own signal"
+    );
+    assert_eq!(calls.get(), 1, "the parent's callback, for its own signal");
+    s.close();
+    finish(&lp);
+}
+
+#[test]
+fn a_child_that_keeps_the_loop_keeps_its_signals() {
+    let (status, stderr) = in_child("signals_of_a_child_that_keeps_the_loop");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a loop re-created in a forked child (`after_fork`) has a signal
+/// pipe of its own, which that child's own forked child takes over in turn:
+/// the grandchild's signals do not reach the child's loop (0 calls), the
+/// child's own do (1 call).
+fn signals_of_a_grandchild() {
+    let lp = Loop::new().unwrap();
+    let s = Signal::new(&lp).unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    s.start(Signum::User2, move |_, _| c.set(c.get() + 1))
+        .unwrap();
+    forked(|| {
+        if lp.after_fork().is_err() {
+            return false;
+        }
+        // SAFETY: this child runs alone; the grandchild only raises signals
+        // and leaves with `_exit`.
+        let status = unsafe {
+            uv_tests::in_fork(|| {
+                for _ in 0..3 {
+                    uv_tests::raise("USR2");
+                }
+                true
+            })
+        };
+        for _ in 0..3 {
+            if lp.run(RunMode::NoWait).is_err() {
+                return false;
+            }
+        }
+        let none = calls.get() == 0;
+        uv_tests::raise("USR2");
+        let own = run_until(&lp, || calls.get() > 0) && calls.get() == 1;
+        status == 0 && none && own
+    });
+    // The parent's loop got none of them.
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(
+        calls.get(),
+        0,
+        "the parent's callback, for its children's signals"
+    );
+    s.close();
+    finish(&lp);
+}
+
+#[test]
+fn a_re_created_loops_signals_stay_out_of_its_childs_children() {
+    let (status, stderr) = in_child("signals_of_a_grandchild");
     assert!(status.success(), "{status}: {stderr}");
 }
 

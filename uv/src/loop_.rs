@@ -82,6 +82,10 @@ pub(crate) struct LoopShared {
     /// (`handle::close_deferred`): closing them through libuv before would change
     /// the kernel state the child shares with the parent.
     pub(crate) deferred_closes: RefCell<Vec<NonNull<sys::uv_handle_t>>>,
+    /// The write end of the loop's signal pipe while it is noted in
+    /// [`SIGNAL_PIPES`] (-1 otherwise).
+    #[cfg(unix)]
+    signal_pipe: Cell<std::ffi::c_int>,
 }
 
 /// How many `fork()`s led to this process (its own and its ancestors', since the
@@ -132,8 +136,146 @@ extern "C" fn count_fork() {
     crate::contracts::reset_pool_gate();
     crate::contracts::reset_recurring_pool_threads();
     crate::contracts::note_state_lock_at_fork();
+    redirect_signal_pipes();
     // Last: libuv's child handler ran before this one.
     restore_signals_after_fork();
+}
+
+/// The write ends of the signal pipes of this process's loops (each loop's
+/// `signal_pipefd[1]`, from its init until just before `uv_loop_close` closes
+/// it), which a forked child takes over ([`redirect_signal_pipes`]): chunks of
+/// slots (-1 when free) linked one after the other, never freed. Lock-free: the
+/// child handler reads it alone, maybe in a signal handler's fork, and a thread
+/// of the parent may have been changing it at the fork.
+#[cfg(unix)]
+struct PipeChunk {
+    fds: [std::sync::atomic::AtomicI32; PIPE_CHUNK],
+    next: std::sync::atomic::AtomicPtr<PipeChunk>,
+}
+
+#[cfg(unix)]
+const PIPE_CHUNK: usize = 32;
+
+#[cfg(unix)]
+impl PipeChunk {
+    const fn new() -> PipeChunk {
+        PipeChunk {
+            fds: [const { std::sync::atomic::AtomicI32::new(-1) }; PIPE_CHUNK],
+            next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The chunk after this one, if any.
+    fn next(&self) -> Option<&'static PipeChunk> {
+        // SAFETY: a chunk linked here was fully made before it was published
+        // (release, read with acquire) and is never freed.
+        unsafe { self.next.load(Ordering::Acquire).as_ref() }
+    }
+}
+
+/// See [`PipeChunk`].
+#[cfg(unix)]
+static SIGNAL_PIPES: PipeChunk = PipeChunk::new();
+
+/// Notes `fd`, the write end of a loop's signal pipe (nothing for -1).
+#[cfg(unix)]
+fn note_signal_pipe(fd: std::ffi::c_int) {
+    if fd < 0 {
+        return;
+    }
+    let mut chunk: &'static PipeChunk = &SIGNAL_PIPES;
+    loop {
+        for slot in &chunk.fds {
+            if slot
+                .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        chunk = match chunk.next() {
+            Some(next) => next,
+            None => {
+                let new = Box::into_raw(Box::new(PipeChunk::new()));
+                match chunk.next.compare_exchange(
+                    std::ptr::null_mut(),
+                    new,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    // SAFETY: just published, never freed.
+                    Ok(_) => unsafe { &*new },
+                    Err(other) => {
+                        // SAFETY: `new` was not published; `other` is a
+                        // published chunk, never freed.
+                        unsafe {
+                            drop(Box::from_raw(new));
+                            &*other
+                        }
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// Takes `fd` out of [`SIGNAL_PIPES`] (nothing for -1).
+#[cfg(unix)]
+fn forget_signal_pipe(fd: std::ffi::c_int) {
+    if fd < 0 {
+        return;
+    }
+    let mut chunk = Some(&SIGNAL_PIPES);
+    while let Some(c) = chunk {
+        for slot in &c.fds {
+            if slot
+                .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        chunk = c.next();
+    }
+}
+
+/// Run in each child of a `fork()` (alone, maybe in a signal handler's fork:
+/// atomic loads and system calls only): every loop's signal pipe is the
+/// parent's, and libuv's signal handler (inherited, with its table of watched
+/// signals) writes each signal caught in the child into the pipe of each
+/// watching handle's loop, naming the handle by its address. The parent's loop
+/// then ran its callback for a signal only the child got, or, if the parent had
+/// closed that handle since, read freed memory. The write end of each pipe is
+/// replaced, in the child only, by one of a pipe of the child's own that
+/// nothing reads (its read end stays open: a write to a pipe without one fails
+/// with `EPIPE`, which libuv's handler takes for a bug and aborts; a full pipe
+/// is `EAGAIN`, which it allows). A signal caught before the child re-creates
+/// the loop (`after_fork`, which makes the loop a new pipe) is dropped.
+#[cfg(unix)]
+fn redirect_signal_pipes() {
+    let mut pipe: [std::ffi::c_int; 2] = [-1, -1];
+    let mut chunk = Some(&SIGNAL_PIPES);
+    while let Some(c) = chunk {
+        for slot in &c.fds {
+            let fd = slot.load(Ordering::Acquire);
+            if fd < 0 {
+                continue;
+            }
+            if pipe[1] < 0
+                // SAFETY: `pipe` is a writable array of two descriptors.
+                && unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }
+                    != 0
+            {
+                return;
+            }
+            if fd != pipe[0] && fd != pipe[1] {
+                // SAFETY: makes `fd` a copy of the new pipe's write end (it was
+                // the parent's pipe's: this process's copy of it is closed).
+                unsafe { libc::dup3(pipe[1], fd, libc::O_CLOEXEC) };
+            }
+        }
+        chunk = c.next();
+    }
 }
 
 /// Registers the crate's `pthread_atfork` handlers, once per process. Called
@@ -488,6 +630,10 @@ impl LoopShared {
         } else {
             self.close_all(raw)
         };
+        // A loop left open (leaked, or a forked child's) watches no signal from
+        // now on (see `abandon_handles`).
+        #[cfg(unix)]
+        self.forget_signal_pipe();
         // SAFETY: the loop is still allocated; nothing reads `data` after this.
         unsafe { (*raw).data = std::ptr::null_mut() };
         self.raw.set(std::ptr::null_mut());
@@ -602,11 +748,17 @@ impl LoopShared {
             // Jobs that came in from other threads before the close shut the queue;
             // the loop refuses new handles now (`ClosedLoop`).
             self.run_queued_jobs();
+            // Out of the pipes a forked child takes over before libuv closes it
+            // (another file may take its number then).
+            #[cfg(unix)]
+            let pipe = self.forget_signal_pipe();
             // SAFETY: as above.
             if unsafe { sys::uv_loop_close(raw) } == 0 {
                 closed = true;
                 break;
             }
+            #[cfg(unix)]
+            self.note_signal_pipe(pipe);
             // Give up only when rounds stop making progress.
             let now = self.count_handles(false) + self.active_requests();
             stalled = if now < left { 0 } else { stalled + 1 };
@@ -771,6 +923,23 @@ unsafe extern "C" fn collect_walk_cb(h: *mut sys::uv_handle_t, arg: *mut c_void)
 }
 
 impl LoopShared {
+    /// Notes `fd` as the write end of the loop's signal pipe, for a forked
+    /// child to take over (see [`redirect_signal_pipes`]).
+    #[cfg(unix)]
+    pub(crate) fn note_signal_pipe(&self, fd: std::ffi::c_int) {
+        note_signal_pipe(fd);
+        self.signal_pipe.set(fd);
+    }
+
+    /// Takes the loop's signal pipe out of those a forked child takes over;
+    /// returns it (-1 if none was noted).
+    #[cfg(unix)]
+    pub(crate) fn forget_signal_pipe(&self) -> std::ffi::c_int {
+        let fd = self.signal_pipe.replace(-1);
+        forget_signal_pipe(fd);
+        fd
+    }
+
     fn new(raw: *mut sys::uv_loop_t, owned: bool) -> Rc<LoopShared> {
         Rc::new(LoopShared {
             raw: Cell::new(raw),
@@ -796,6 +965,8 @@ impl LoopShared {
             fork_gen: Cell::new(fork_generation()),
             teardown_put_off: Cell::new(false),
             deferred_closes: RefCell::new(Vec::new()),
+            #[cfg(unix)]
+            signal_pipe: Cell::new(-1),
         })
     }
 }
@@ -829,6 +1000,9 @@ impl Loop {
         // Handles reach the shared state through their libuv struct's `loop` field.
         // SAFETY: `raw` is an initialised loop that nothing else uses.
         unsafe { (*raw).data = Rc::as_ptr(&shared) as *mut c_void };
+        // SAFETY: as above (libuv made the loop's signal pipe in its init).
+        #[cfg(unix)]
+        shared.note_signal_pipe(unsafe { (*raw).signal_pipefd[1] });
         Loop {
             handle: LoopHandle { shared },
         }

@@ -1047,9 +1047,13 @@ impl LoopHandle {
     /// leaked), so that the parent's loop keeps its watches. Its watch of
     /// `SIGCHLD` for its processes (libuv's own) is stopped as a signal handle's.
     /// Until the child re-creates or drops it, a signal one of its
-    /// `Signal` handles watches, delivered in the child, is written to the
-    /// parent's signal pipe (libuv's handler and table are inherited): the
-    /// parent's callback runs for a signal only the child got. A child that
+    /// `Signal` handles watches, delivered in the child, is dropped: libuv's
+    /// handler and table of watched signals are inherited, and its delivery
+    /// would go to the loop's signal pipe, which is the parent's (the parent's
+    /// callback ran for a signal only the child got, or read a handle the
+    /// parent had closed since), so the crate's `pthread_atfork` child handler
+    /// makes the child's copy of every loop's pipe write into a pipe of the
+    /// child's own, which nothing reads; this re-creates the pipe. A child that
     /// keeps running with the parent's loops re-creates or drops them first:
     /// until then `run` (and `block_on`), new thread-pool requests
     /// (file system, `queue_work`, `random`, DNS), new signal watches
@@ -1116,11 +1120,18 @@ impl LoopHandle {
         crate::contracts::forked_child(shared.kernel_pid.get(), "uv_loop_fork")?;
         // Whatever the outcome, the loop's descriptors are this process's now (or
         // gone): a second call here is refused.
+        // The loop's signal pipe, which libuv closes and makes again, is taken
+        // out of those a later fork's child takes over, and the new one noted.
+        #[cfg(unix)]
+        shared.forget_signal_pipe();
         // SAFETY: the loop is open and not running; `loop_fork` re-creates it
         // (or leaves it as re-created as it can: its error is returned), and the
-        // requests it held on the parent's thread pool complete after.
+        // requests it held on the parent's thread pool complete after; the
+        // loop's fields stay readable whatever the outcome.
         unsafe {
             let (rc, re_created) = crate::contracts::loop_fork(raw);
+            #[cfg(unix)]
+            shared.note_signal_pipe((*raw).signal_pipefd[1]);
             shared.re_created(re_created);
             check(rc, "uv_loop_fork")
         }
