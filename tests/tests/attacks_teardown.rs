@@ -61,6 +61,10 @@ fn scenario_child() {
         "signal_start_before_after_fork" => signal_start_before_after_fork(),
         "signals_of_a_child_that_keeps_the_loop" => signals_of_a_child_that_keeps_the_loop(),
         "signals_of_a_grandchild" => signals_of_a_grandchild(),
+        "signals_of_a_child_forked_inside_a_callback" => {
+            signals_of_a_child_forked_inside_a_callback()
+        }
+        "descriptors_of_a_grandchild" => descriptors_of_a_grandchild(),
         "closes_in_a_child_spare_the_parents_watches" => {
             closes_in_a_child_spare_the_parents_watches()
         }
@@ -551,6 +555,132 @@ fn signals_of_a_grandchild() {
 #[test]
 fn a_re_created_loops_signals_stay_out_of_its_childs_children() {
     let (status, stderr) = in_child("signals_of_a_grandchild");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: a timer's callback forks; the child raises `SIGUSR1`, which a
+/// signal handle of the loop watches, and returns to the `uv_run` that called
+/// it (it runs the parent's loop from then on; the parent waits for it, then
+/// closes both handles). The child's copy of the loop's signal pipe must stay
+/// the one the loop reads there: its signal callback runs once and closes the
+/// handle, and its run ends. (Redirected to a pipe nobody reads, the signal
+/// was lost and, counted as caught, kept the handle's close from finishing:
+/// the child spun until its alarm.)
+fn signals_of_a_child_forked_inside_a_callback() {
+    let lp = Loop::new().unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let s = Signal::new(&lp).unwrap();
+    let c = calls.clone();
+    s.start(Signum::User1, move |s, _| {
+        c.set(c.get() + 1);
+        s.close();
+    })
+    .unwrap();
+    let child_pid = Rc::new(Cell::new(-1));
+    let t = Timer::new(&lp).unwrap();
+    let (pid, s2) = (child_pid.clone(), s.clone());
+    t.start(Duration::ZERO, Duration::ZERO, move |t| {
+        // SAFETY: the scenario's process has one thread (`--test-threads=1`).
+        let forked = unsafe { libc::fork() };
+        assert!(forked >= 0);
+        if forked == 0 {
+            // SAFETY: a child whose loop never ends is ended (SIGALRM).
+            unsafe { libc::alarm(30) };
+            uv_tests::raise("USR1");
+        } else {
+            // The parent waits for the child before it goes on with the loop
+            // (see `fork_inside_a_callback`).
+            let mut status = 0;
+            // SAFETY: `forked` is this process's child.
+            let reaped = unsafe { libc::waitpid(forked, &mut status, 0) };
+            assert_eq!(reaped, forked);
+            assert_eq!(status, 0, "the forked child's outcome (wait status)");
+            s2.close();
+        }
+        pid.set(forked);
+        t.close();
+    })
+    .unwrap();
+    let alive = lp.run(RunMode::Default).unwrap();
+    if child_pid.get() == 0 {
+        let ok = !alive && calls.get() == 1 && s.is_closed();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    assert!(!alive);
+    assert_eq!(
+        calls.get(),
+        0,
+        "the parent's callback, for the child's signal"
+    );
+}
+
+#[test]
+fn a_child_forked_inside_a_callback_hears_its_signals() {
+    let (status, stderr) = in_child("signals_of_a_child_forked_inside_a_callback");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// The descriptors open in this process, in increasing order.
+fn open_descriptors() -> Vec<i32> {
+    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// The file type bits of descriptor `fd` (`S_IFMT`), or 0 when it is closed.
+fn file_type(fd: i32) -> libc::mode_t {
+    // SAFETY: `st` is a writable stat buffer; fstat only fills it.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return 0;
+        }
+        st.st_mode & libc::S_IFMT
+    }
+}
+
+/// Scenario: a forked child puts a file (`/dev/null`) on the number of the
+/// write end of the loop's signal pipe (the highest-numbered pipe descriptor
+/// the loop's creation opened: libuv makes its process-wide signal lock first),
+/// a daemon's way with inherited descriptors; its own forked child (the
+/// grandchild) must find that file there. The registry of the pipes a forked
+/// child takes over kept the number after the first fork: the grandchild's
+/// fork handler put a pipe over the file. Now the pipes a child took over leave
+/// the registry.
+fn descriptors_of_a_grandchild() {
+    let before = open_descriptors();
+    let lp = Loop::new().unwrap();
+    let pipe_end = open_descriptors()
+        .into_iter()
+        .filter(|fd| !before.contains(fd) && file_type(*fd) == libc::S_IFIFO)
+        .max()
+        .expect("the loop's signal pipe");
+    forked(|| {
+        let Ok(null) = std::fs::File::open("/dev/null") else {
+            return false;
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: puts a copy of the file on `pipe_end` (the child's copy of
+        // the loop's pipe, which the child does not use).
+        if unsafe { libc::dup2(null.as_raw_fd(), pipe_end) } != pipe_end {
+            return false;
+        }
+        // SAFETY: this child runs alone; the grandchild only looks at a
+        // descriptor and leaves with `_exit`.
+        let status = unsafe { uv_tests::in_fork(|| file_type(pipe_end) == libc::S_IFCHR) };
+        status == 0 && file_type(pipe_end) == libc::S_IFCHR
+    });
+    assert_eq!(file_type(pipe_end), libc::S_IFIFO, "the parent's pipe");
+    finish(&lp);
+}
+
+#[test]
+fn a_childs_own_file_on_a_loops_pipe_number_reaches_its_children() {
+    let (status, stderr) = in_child("descriptors_of_a_grandchild");
     assert!(status.success(), "{status}: {stderr}");
 }
 

@@ -82,10 +82,10 @@ pub(crate) struct LoopShared {
     /// (`handle::close_deferred`): closing them through libuv before would change
     /// the kernel state the child shares with the parent.
     pub(crate) deferred_closes: RefCell<Vec<NonNull<sys::uv_handle_t>>>,
-    /// The write end of the loop's signal pipe while it is noted in
-    /// [`SIGNAL_PIPES`] (-1 otherwise).
+    /// The loop's registration of its signal pipe in [`SIGNAL_PIPES`] (0:
+    /// none).
     #[cfg(unix)]
-    signal_pipe: Cell<std::ffi::c_int>,
+    signal_pipe: Cell<u64>,
 }
 
 /// How many `fork()`s led to this process (its own and its ancestors', since the
@@ -144,12 +144,15 @@ extern "C" fn count_fork() {
 /// The write ends of the signal pipes of this process's loops (each loop's
 /// `signal_pipefd[1]`, from its init until just before `uv_loop_close` closes
 /// it), which a forked child takes over ([`redirect_signal_pipes`]): chunks of
-/// slots (-1 when free) linked one after the other, never freed. Lock-free: the
-/// child handler reads it alone, maybe in a signal handler's fork, and a thread
-/// of the parent may have been changing it at the fork.
+/// slots linked one after the other, never freed. A slot holds a registration:
+/// an id of its own in the high 32 bits (never 0: a free slot is 0) and the
+/// descriptor in the low ones, so that a loop takes out its own registration
+/// only, not a later one of the same number. Lock-free: the child handler reads
+/// it alone, maybe in a signal handler's fork, and a thread of the parent may
+/// have been changing it at the fork.
 #[cfg(unix)]
 struct PipeChunk {
-    fds: [std::sync::atomic::AtomicI32; PIPE_CHUNK],
+    slots: [std::sync::atomic::AtomicU64; PIPE_CHUNK],
     next: std::sync::atomic::AtomicPtr<PipeChunk>,
 }
 
@@ -160,7 +163,7 @@ const PIPE_CHUNK: usize = 32;
 impl PipeChunk {
     const fn new() -> PipeChunk {
         PipeChunk {
-            fds: [const { std::sync::atomic::AtomicI32::new(-1) }; PIPE_CHUNK],
+            slots: [const { std::sync::atomic::AtomicU64::new(0) }; PIPE_CHUNK],
             next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
         }
     }
@@ -177,20 +180,37 @@ impl PipeChunk {
 #[cfg(unix)]
 static SIGNAL_PIPES: PipeChunk = PipeChunk::new();
 
-/// Notes `fd`, the write end of a loop's signal pipe (nothing for -1).
+/// The id of the next registration in [`SIGNAL_PIPES`].
 #[cfg(unix)]
-fn note_signal_pipe(fd: std::ffi::c_int) {
+static NEXT_PIPE_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// The descriptor of a registration in [`SIGNAL_PIPES`].
+#[cfg(unix)]
+fn pipe_fd(registration: u64) -> std::ffi::c_int {
+    registration as u32 as std::ffi::c_int
+}
+
+/// Registers `fd`, the write end of a loop's signal pipe, in [`SIGNAL_PIPES`];
+/// returns the registration (0 for a negative `fd`: nothing is registered).
+#[cfg(unix)]
+fn note_signal_pipe(fd: std::ffi::c_int) -> u64 {
     if fd < 0 {
-        return;
+        return 0;
     }
+    let mut id = NEXT_PIPE_ID.fetch_add(1, Ordering::Relaxed);
+    if id == 0 {
+        // Wrapped: 0 marks a free slot.
+        id = NEXT_PIPE_ID.fetch_add(1, Ordering::Relaxed);
+    }
+    let registration = (u64::from(id) << 32) | u64::from(fd as u32);
     let mut chunk: &'static PipeChunk = &SIGNAL_PIPES;
     loop {
-        for slot in &chunk.fds {
+        for slot in &chunk.slots {
             if slot
-                .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(0, registration, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                return;
+                return registration;
             }
         }
         chunk = match chunk.next() {
@@ -219,17 +239,18 @@ fn note_signal_pipe(fd: std::ffi::c_int) {
     }
 }
 
-/// Takes `fd` out of [`SIGNAL_PIPES`] (nothing for -1).
+/// Takes `registration` out of [`SIGNAL_PIPES`] (nothing for 0, or for one a
+/// forked child's handler took out already).
 #[cfg(unix)]
-fn forget_signal_pipe(fd: std::ffi::c_int) {
-    if fd < 0 {
+fn forget_signal_pipe(registration: u64) {
+    if registration == 0 {
         return;
     }
     let mut chunk = Some(&SIGNAL_PIPES);
     while let Some(c) = chunk {
-        for slot in &c.fds {
+        for slot in &c.slots {
             if slot
-                .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(registration, 0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 return;
@@ -239,42 +260,132 @@ fn forget_signal_pipe(fd: std::ffi::c_int) {
     }
 }
 
+/// How many loops' runs [`RUNNING_PIPES`] keeps.
+#[cfg(unix)]
+const RUNNING_MAX: usize = 8;
+
+#[cfg(unix)]
+thread_local! {
+    /// The signal pipes (write ends) of the loops whose `uv_run` is on this
+    /// thread's stack, outermost first (the first [`RUNNING_MAX`]; -1 for a loop
+    /// without one): a child forked inside one of their callbacks goes on running
+    /// them (see [`redirect_signal_pipes`]). Plain values without destructors,
+    /// read by the fork's child handler on the forking thread.
+    static RUNNING_PIPES: [Cell<std::ffi::c_int>; RUNNING_MAX] =
+        const { [const { Cell::new(-1) }; RUNNING_MAX] };
+    /// How many loops' runs are on this thread's stack.
+    static RUNNING_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts a loop's run on this thread in [`RUNNING_PIPES`] while it lives.
+pub(crate) struct RunningHere {
+    #[cfg(unix)]
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for RunningHere {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            let depth = RUNNING_DEPTH.with(|d| d.get()) - 1;
+            if depth < RUNNING_MAX {
+                RUNNING_PIPES.with(|p| p[depth].set(-1));
+            }
+            RUNNING_DEPTH.with(|d| d.set(depth));
+        }
+    }
+}
+
+/// Whether the loop whose signal pipe's write end is `fd` runs on this thread
+/// (see [`RUNNING_PIPES`]).
+#[cfg(unix)]
+fn running_here(fd: std::ffi::c_int) -> bool {
+    let depth = RUNNING_DEPTH.with(|d| d.get()).min(RUNNING_MAX);
+    RUNNING_PIPES.with(|p| p[..depth].iter().any(|c| c.get() == fd))
+}
+
+/// Fills the pipe whose write end is `w` (non-blocking): libuv's signal
+/// handler, whose message then does not fit, gets `EAGAIN` and does not count
+/// the signal as caught. (Counted and never read, a caught signal kept the
+/// close of its handle from ever finishing: libuv puts the close off until
+/// every caught signal was dispatched.) The pipe is made one page first when
+/// the system allows it.
+#[cfg(unix)]
+fn fill_pipe(w: std::ffi::c_int) {
+    static PAGE: [u8; 4096] = [0; 4096];
+    // SAFETY: F_SETPIPE_SZ changes the pipe's capacity; a failure leaves it.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::fcntl(w, libc::F_SETPIPE_SZ, PAGE.len() as std::ffi::c_int)
+    };
+    // A pipe holds at most a few MiB: these bounds are never reached.
+    for _ in 0..4096 {
+        // SAFETY: writes from a static buffer of that length.
+        if unsafe { libc::write(w, PAGE.as_ptr().cast(), PAGE.len()) } < 0 {
+            break;
+        }
+    }
+    for _ in 0..PAGE.len() {
+        // SAFETY: as above, one byte.
+        if unsafe { libc::write(w, PAGE.as_ptr().cast(), 1) } < 0 {
+            break;
+        }
+    }
+}
+
 /// Run in each child of a `fork()` (alone, maybe in a signal handler's fork:
-/// atomic loads and system calls only): every loop's signal pipe is the
-/// parent's, and libuv's signal handler (inherited, with its table of watched
-/// signals) writes each signal caught in the child into the pipe of each
-/// watching handle's loop, naming the handle by its address. The parent's loop
-/// then ran its callback for a signal only the child got, or, if the parent had
-/// closed that handle since, read freed memory. The write end of each pipe is
-/// replaced, in the child only, by one of a pipe of the child's own that
-/// nothing reads (its read end stays open: a write to a pipe without one fails
-/// with `EPIPE`, which libuv's handler takes for a bug and aborts; a full pipe
-/// is `EAGAIN`, which it allows). A signal caught before the child re-creates
-/// the loop (`after_fork`, which makes the loop a new pipe) is dropped.
+/// atomic operations, thread-local reads and system calls only): every loop's
+/// signal pipe is the parent's, and libuv's signal handler (inherited, with its
+/// table of watched signals) writes each signal caught in the child into the
+/// pipe of each watching handle's loop, naming the handle by its address. The
+/// parent's loop then ran its callback for a signal only the child got, or, if
+/// the parent had closed that handle since, read freed memory. The write end of
+/// each pipe is replaced, in the child only, by one of a full pipe of the
+/// child's own (see [`fill_pipe`]; its read end stays open: a write to a pipe
+/// without one fails with `EPIPE`, which libuv's handler takes for a bug and
+/// aborts); a signal caught before the child re-creates the loop
+/// (`after_fork`, which makes the loop a new pipe) is dropped. The pipes
+/// replaced leave the registry: the child's own from now on, they need nothing
+/// at a later fork, and the child may close their numbers (a file that took
+/// one was replaced in the next child).
+///
+/// Left alone: the loops running on the forking thread (a fork inside one of
+/// their callbacks), which the child goes on running, reading the pipe (the
+/// parent waits for it meanwhile: two processes must not run one loop), so
+/// that it hears of its signals.
 #[cfg(unix)]
 fn redirect_signal_pipes() {
     let mut pipe: [std::ffi::c_int; 2] = [-1, -1];
     let mut chunk = Some(&SIGNAL_PIPES);
     while let Some(c) = chunk {
-        for slot in &c.fds {
-            let fd = slot.load(Ordering::Acquire);
-            if fd < 0 {
+        for slot in &c.slots {
+            let registration = slot.load(Ordering::Acquire);
+            let fd = pipe_fd(registration);
+            if registration == 0 || running_here(fd) {
                 continue;
             }
-            if pipe[1] < 0
+            if pipe[1] < 0 {
                 // SAFETY: `pipe` is a writable array of two descriptors.
-                && unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }
+                if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }
                     != 0
-            {
-                return;
+                {
+                    return;
+                }
+                fill_pipe(pipe[1]);
             }
             if fd != pipe[0] && fd != pipe[1] {
                 // SAFETY: makes `fd` a copy of the new pipe's write end (it was
                 // the parent's pipe's: this process's copy of it is closed).
                 unsafe { libc::dup3(pipe[1], fd, libc::O_CLOEXEC) };
             }
+            slot.store(0, Ordering::Release);
         }
         chunk = c.next();
+    }
+    if pipe[1] >= 0 {
+        // SAFETY: the new pipe's own write end, copied where it is needed.
+        unsafe { libc::close(pipe[1]) };
     }
 }
 
@@ -728,6 +839,7 @@ impl LoopShared {
         );
         if pending {
             for _ in 0..2 {
+                let _here = self.running_here();
                 // SAFETY: the loop is open and uv_run is not on the stack (marked running,
                 // so user code cannot enter it).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
@@ -742,9 +854,11 @@ impl LoopShared {
         let (mut left, mut stalled) = (usize::MAX, 0);
         while stalled < 16 {
             close_every_handle(raw);
+            let here = self.running_here();
             // SAFETY: the loop is open and uv_run is not on the stack (marked running,
             // so user code cannot enter it).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
+            drop(here);
             // Jobs that came in from other threads before the close shut the queue;
             // the loop refuses new handles now (`ClosedLoop`).
             self.run_queued_jobs();
@@ -927,17 +1041,65 @@ impl LoopShared {
     /// child to take over (see [`redirect_signal_pipes`]).
     #[cfg(unix)]
     pub(crate) fn note_signal_pipe(&self, fd: std::ffi::c_int) {
-        note_signal_pipe(fd);
-        self.signal_pipe.set(fd);
+        self.signal_pipe.set(note_signal_pipe(fd));
     }
 
     /// Takes the loop's signal pipe out of those a forked child takes over;
-    /// returns it (-1 if none was noted).
+    /// returns its write end (-1 if none was noted).
     #[cfg(unix)]
     pub(crate) fn forget_signal_pipe(&self) -> std::ffi::c_int {
-        let fd = self.signal_pipe.replace(-1);
-        forget_signal_pipe(fd);
-        fd
+        let registration = self.signal_pipe.replace(0);
+        forget_signal_pipe(registration);
+        if registration == 0 {
+            -1
+        } else {
+            pipe_fd(registration)
+        }
+    }
+
+    /// Notes the loop's signal pipe if it has one now and none was noted: on
+    /// systems where libuv makes it with the loop's first signal handle instead
+    /// of in the loop's init (kqueue's: Linux makes every loop's in its init),
+    /// at the first run after that. Returns the registration (0: none).
+    #[cfg(unix)]
+    #[cold]
+    #[inline(never)]
+    fn note_late_signal_pipe(&self) -> u64 {
+        let Some(raw) = self.raw() else { return 0 };
+        // SAFETY: an open loop's field, which libuv writes on this thread only.
+        let fd = unsafe { (*raw).signal_pipefd[1] };
+        if fd >= 0 {
+            self.note_signal_pipe(fd);
+        }
+        self.signal_pipe.get()
+    }
+
+    /// Marks the loop as running on this thread until the value is dropped (see
+    /// [`RUNNING_PIPES`]): around each `uv_run` of it.
+    #[inline]
+    pub(crate) fn running_here(&self) -> RunningHere {
+        #[cfg(unix)]
+        {
+            let mut registration = self.signal_pipe.get();
+            if registration == 0 {
+                registration = self.note_late_signal_pipe();
+            }
+            let fd = if registration == 0 {
+                -1
+            } else {
+                pipe_fd(registration)
+            };
+            let depth = RUNNING_DEPTH.with(|d| d.get());
+            if depth < RUNNING_MAX {
+                RUNNING_PIPES.with(|p| p[depth].set(fd));
+            }
+            RUNNING_DEPTH.with(|d| d.set(depth + 1));
+            RunningHere {
+                _not_send: std::marker::PhantomData,
+            }
+        }
+        #[cfg(not(unix))]
+        RunningHere {}
     }
 
     fn new(raw: *mut sys::uv_loop_t, owned: bool) -> Rc<LoopShared> {
@@ -966,7 +1128,7 @@ impl LoopShared {
             teardown_put_off: Cell::new(false),
             deferred_closes: RefCell::new(Vec::new()),
             #[cfg(unix)]
-            signal_pipe: Cell::new(-1),
+            signal_pipe: Cell::new(0),
         })
     }
 }
@@ -1074,8 +1236,10 @@ impl Loop {
             return Err(Error::new(StatusCode::EINVAL, "uv_run"));
         }
         s.running.set(true);
+        let here = s.running_here();
         // SAFETY: the loop is open and not already running.
         let rc = unsafe { sys::uv_run(raw, mode.raw() as sys::uv_run_mode) };
+        drop(here);
         s.running.set(false);
         if let Some(p) = s.panic.take() {
             resume_unwind(p);

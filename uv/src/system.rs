@@ -1052,8 +1052,11 @@ impl LoopHandle {
     /// would go to the loop's signal pipe, which is the parent's (the parent's
     /// callback ran for a signal only the child got, or read a handle the
     /// parent had closed since), so the crate's `pthread_atfork` child handler
-    /// makes the child's copy of every loop's pipe write into a pipe of the
-    /// child's own, which nothing reads; this re-creates the pipe. A child that
+    /// makes the child's copy of every loop's pipe write into a full pipe of the
+    /// child's own; this re-creates the pipe. The loops whose run is on the
+    /// forking thread's stack (a fork inside a callback, after which the child
+    /// goes on running them while the parent waits) keep the pipe they read,
+    /// so that such a child hears of its signals. A child that
     /// keeps running with the parent's loops re-creates or drops them first:
     /// until then `run` (and `block_on`), new thread-pool requests
     /// (file system, `queue_work`, `random`, DNS), new signal watches
