@@ -65,6 +65,10 @@ fn scenario_child() {
             signals_of_a_child_forked_inside_a_callback()
         }
         "descriptors_of_a_grandchild" => descriptors_of_a_grandchild(),
+        "signals_after_the_run_a_child_was_forked_in" => {
+            signals_after_the_run_a_child_was_forked_in()
+        }
+        "signals_of_a_child_forked_nine_loops_deep" => signals_of_a_child_forked_nine_loops_deep(),
         "closes_in_a_child_spare_the_parents_watches" => {
             closes_in_a_child_spare_the_parents_watches()
         }
@@ -618,6 +622,149 @@ fn signals_of_a_child_forked_inside_a_callback() {
 #[test]
 fn a_child_forked_inside_a_callback_hears_its_signals() {
     let (status, stderr) = in_child("signals_of_a_child_forked_inside_a_callback");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Scenario: the parent watches `SIGUSR2` (unreferenced); a timer's callback
+/// forks, and the child, whose run of the loop then ends, raises `SIGUSR2`
+/// twice and leaves. The loop's pipe, left to the child for that run, is taken
+/// over when it ends: the parent's callback runs only for its own signal (1
+/// call; the child's two reached it before).
+fn signals_after_the_run_a_child_was_forked_in() {
+    let lp = Loop::new().unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let s = Signal::new(&lp).unwrap();
+    let c = calls.clone();
+    s.start(Signum::User2, move |_, _| c.set(c.get() + 1))
+        .unwrap();
+    s.unref().unwrap();
+    let child_pid = Rc::new(Cell::new(-1));
+    let t = Timer::new(&lp).unwrap();
+    let pid = child_pid.clone();
+    t.start(Duration::ZERO, Duration::ZERO, move |t| {
+        // SAFETY: the scenario's process has one thread (`--test-threads=1`).
+        let forked = unsafe { libc::fork() };
+        assert!(forked >= 0);
+        if forked > 0 {
+            // The parent waits for the child before it goes on with the loop
+            // (see `fork_inside_a_callback`).
+            let mut status = 0;
+            // SAFETY: `forked` is this process's child.
+            let reaped = unsafe { libc::waitpid(forked, &mut status, 0) };
+            assert_eq!(reaped, forked);
+            assert_eq!(status, 0, "the forked child's outcome (wait status)");
+        }
+        pid.set(forked);
+        t.close();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    if child_pid.get() == 0 {
+        uv_tests::raise("USR2");
+        uv_tests::raise("USR2");
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    // Referenced again, so that the runs below poll.
+    s.ref_().unwrap();
+    // What the child wrote to this loop's signal pipe is there by now.
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(
+        calls.get(),
+        0,
+        "the parent's callback, for the child's signals"
+    );
+    uv_tests::raise("USR2");
+    assert!(
+        run_until(&lp, || calls.get() > 0),
+        "the parent's own signal"
+    );
+    assert_eq!(calls.get(), 1, "the parent's callback, for its own signal");
+    s.close();
+    finish(&lp);
+}
+
+#[test]
+fn a_child_forked_inside_a_callback_leaves_the_parents_signals_once_its_run_ends() {
+    let (status, stderr) = in_child("signals_after_the_run_a_child_was_forked_in");
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+/// Runs `depth` loops nested in each other (each in a timer callback of the
+/// one before); the innermost watches `SIGUSR1` and forks in a timer callback:
+/// the child raises the signal and goes on running that loop, whose signal
+/// callback must run (and close its handle, ending the child's run); the
+/// parent waits for it, then closes the handle. Returns the child's wait
+/// status (in the parent).
+fn nested_fork(depth: usize) -> i32 {
+    let lp = Loop::new().unwrap();
+    let t = Timer::new(&lp).unwrap();
+    let status = Rc::new(Cell::new(-1));
+    if depth > 1 {
+        let st = status.clone();
+        t.start(Duration::ZERO, Duration::ZERO, move |t| {
+            st.set(nested_fork(depth - 1));
+            t.close();
+        })
+        .unwrap();
+        lp.run(RunMode::Default).unwrap();
+        return status.get();
+    }
+    let calls = Rc::new(Cell::new(0));
+    let s = Signal::new(&lp).unwrap();
+    let c = calls.clone();
+    s.start(Signum::User1, move |s, _| {
+        c.set(c.get() + 1);
+        s.close();
+    })
+    .unwrap();
+    let (s2, st) = (s.clone(), status.clone());
+    let child = Rc::new(Cell::new(false));
+    let ch = child.clone();
+    t.start(Duration::ZERO, Duration::ZERO, move |t| {
+        // SAFETY: the scenario's process has one thread (`--test-threads=1`).
+        let forked = unsafe { libc::fork() };
+        assert!(forked >= 0);
+        if forked == 0 {
+            ch.set(true);
+            // SAFETY: a child whose loop never ends is ended (SIGALRM).
+            unsafe { libc::alarm(30) };
+            uv_tests::raise("USR1");
+        } else {
+            let mut ws = 0;
+            // SAFETY: `forked` is this process's child.
+            assert_eq!(unsafe { libc::waitpid(forked, &mut ws, 0) }, forked);
+            st.set(ws);
+            s2.close();
+        }
+        t.close();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    if child.get() {
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if calls.get() == 1 { 0 } else { 1 }) };
+    }
+    status.get()
+}
+
+/// Scenario: [`nested_fork`] nine loops deep, past the eight runs a thread's
+/// record of its running loops keeps: it keeps the innermost ones, whose
+/// callback forks. (It kept the outermost: the innermost loop's pipe was taken
+/// over, its signal lost, and the child ran until its alarm.)
+fn signals_of_a_child_forked_nine_loops_deep() {
+    assert_eq!(
+        nested_fork(9),
+        0,
+        "the forked child's outcome (wait status)"
+    );
+}
+
+#[test]
+fn a_child_forked_nine_loop_runs_deep_hears_its_signals() {
+    let (status, stderr) = in_child("signals_of_a_child_forked_nine_loops_deep");
     assert!(status.success(), "{status}: {stderr}");
 }
 

@@ -82,10 +82,6 @@ pub(crate) struct LoopShared {
     /// (`handle::close_deferred`): closing them through libuv before would change
     /// the kernel state the child shares with the parent.
     pub(crate) deferred_closes: RefCell<Vec<NonNull<sys::uv_handle_t>>>,
-    /// The loop's registration of its signal pipe in [`SIGNAL_PIPES`] (0:
-    /// none).
-    #[cfg(unix)]
-    signal_pipe: Cell<u64>,
 }
 
 /// How many `fork()`s led to this process (its own and its ancestors', since the
@@ -141,82 +137,67 @@ extern "C" fn count_fork() {
     restore_signals_after_fork();
 }
 
-/// The write ends of the signal pipes of this process's loops (each loop's
-/// `signal_pipefd[1]`, from its init until just before `uv_loop_close` closes
-/// it), which a forked child takes over ([`redirect_signal_pipes`]): chunks of
-/// slots linked one after the other, never freed. A slot holds a registration:
-/// an id of its own in the high 32 bits (never 0: a free slot is 0) and the
-/// descriptor in the low ones, so that a loop takes out its own registration
-/// only, not a later one of the same number. Lock-free: the child handler reads
-/// it alone, maybe in a signal handler's fork, and a thread of the parent may
-/// have been changing it at the fork.
+/// This process's loops (their libuv structs), from their init until just
+/// before `uv_loop_close`: their signal pipes are the ones a forked child takes
+/// over ([`redirect_signal_pipes`]; the pipe's write end is read from the loop
+/// then, so that a pipe libuv makes after the loop's init, with its first
+/// signal handle on kqueue systems, is covered too). Chunks of slots (null when
+/// free) linked one after the other, never freed. Lock-free: the child handler
+/// reads it alone, maybe in a signal handler's fork, and a thread of the parent
+/// may have been changing it at the fork.
 #[cfg(unix)]
-struct PipeChunk {
-    slots: [std::sync::atomic::AtomicU64; PIPE_CHUNK],
-    next: std::sync::atomic::AtomicPtr<PipeChunk>,
+struct LoopChunk {
+    slots: [std::sync::atomic::AtomicPtr<sys::uv_loop_t>; LOOP_CHUNK],
+    next: std::sync::atomic::AtomicPtr<LoopChunk>,
 }
 
 #[cfg(unix)]
-const PIPE_CHUNK: usize = 32;
+const LOOP_CHUNK: usize = 32;
 
 #[cfg(unix)]
-impl PipeChunk {
-    const fn new() -> PipeChunk {
-        PipeChunk {
-            slots: [const { std::sync::atomic::AtomicU64::new(0) }; PIPE_CHUNK],
+impl LoopChunk {
+    const fn new() -> LoopChunk {
+        LoopChunk {
+            slots: [const { std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()) }; LOOP_CHUNK],
             next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
     /// The chunk after this one, if any.
-    fn next(&self) -> Option<&'static PipeChunk> {
+    fn next(&self) -> Option<&'static LoopChunk> {
         // SAFETY: a chunk linked here was fully made before it was published
         // (release, read with acquire) and is never freed.
         unsafe { self.next.load(Ordering::Acquire).as_ref() }
     }
 }
 
-/// See [`PipeChunk`].
+/// See [`LoopChunk`].
 #[cfg(unix)]
-static SIGNAL_PIPES: PipeChunk = PipeChunk::new();
+static SIGNAL_LOOPS: LoopChunk = LoopChunk::new();
 
-/// The id of the next registration in [`SIGNAL_PIPES`].
+/// Registers the loop `raw` in [`SIGNAL_LOOPS`] (once: callers take it out
+/// first where it may be there).
 #[cfg(unix)]
-static NEXT_PIPE_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-
-/// The descriptor of a registration in [`SIGNAL_PIPES`].
-#[cfg(unix)]
-fn pipe_fd(registration: u64) -> std::ffi::c_int {
-    registration as u32 as std::ffi::c_int
-}
-
-/// Registers `fd`, the write end of a loop's signal pipe, in [`SIGNAL_PIPES`];
-/// returns the registration (0 for a negative `fd`: nothing is registered).
-#[cfg(unix)]
-fn note_signal_pipe(fd: std::ffi::c_int) -> u64 {
-    if fd < 0 {
-        return 0;
-    }
-    let mut id = NEXT_PIPE_ID.fetch_add(1, Ordering::Relaxed);
-    if id == 0 {
-        // Wrapped: 0 marks a free slot.
-        id = NEXT_PIPE_ID.fetch_add(1, Ordering::Relaxed);
-    }
-    let registration = (u64::from(id) << 32) | u64::from(fd as u32);
-    let mut chunk: &'static PipeChunk = &SIGNAL_PIPES;
+fn note_loop(raw: *mut sys::uv_loop_t) {
+    let mut chunk: &'static LoopChunk = &SIGNAL_LOOPS;
     loop {
         for slot in &chunk.slots {
             if slot
-                .compare_exchange(0, registration, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    raw,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
-                return registration;
+                return;
             }
         }
         chunk = match chunk.next() {
             Some(next) => next,
             None => {
-                let new = Box::into_raw(Box::new(PipeChunk::new()));
+                let new = Box::into_raw(Box::new(LoopChunk::new()));
                 match chunk.next.compare_exchange(
                     std::ptr::null_mut(),
                     new,
@@ -239,77 +220,88 @@ fn note_signal_pipe(fd: std::ffi::c_int) -> u64 {
     }
 }
 
-/// Takes `registration` out of [`SIGNAL_PIPES`] (nothing for 0, or for one a
-/// forked child's handler took out already).
+/// Takes the loop `raw` out of [`SIGNAL_LOOPS`]; whether it was there (a
+/// forked child's handler takes out the loops whose pipe it replaced).
 #[cfg(unix)]
-fn forget_signal_pipe(registration: u64) {
-    if registration == 0 {
-        return;
-    }
-    let mut chunk = Some(&SIGNAL_PIPES);
+fn forget_loop(raw: *mut sys::uv_loop_t) -> bool {
+    let mut chunk = Some(&SIGNAL_LOOPS);
     while let Some(c) = chunk {
         for slot in &c.slots {
             if slot
-                .compare_exchange(registration, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    raw,
+                    std::ptr::null_mut(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
-                return;
+                return true;
             }
         }
         chunk = c.next();
     }
+    false
 }
 
-/// How many loops' runs [`RUNNING_PIPES`] keeps.
+/// How many loops' runs [`RUNNING_LOOPS`] keeps.
 #[cfg(unix)]
 const RUNNING_MAX: usize = 8;
 
 #[cfg(unix)]
 thread_local! {
-    /// The signal pipes (write ends) of the loops whose `uv_run` is on this
-    /// thread's stack, outermost first (the first [`RUNNING_MAX`]; -1 for a loop
-    /// without one): a child forked inside one of their callbacks goes on running
-    /// them (see [`redirect_signal_pipes`]). Plain values without destructors,
-    /// read by the fork's child handler on the forking thread.
-    static RUNNING_PIPES: [Cell<std::ffi::c_int>; RUNNING_MAX] =
-        const { [const { Cell::new(-1) }; RUNNING_MAX] };
+    /// The loops whose `uv_run` is on this thread's stack: the innermost
+    /// [`RUNNING_MAX`] of them (a ring indexed by depth). A child forked inside
+    /// one of their callbacks goes on running them (see
+    /// [`redirect_signal_pipes`]). Plain values without destructors, read by
+    /// the fork's child handler on the forking thread.
+    static RUNNING_LOOPS: [Cell<*mut sys::uv_loop_t>; RUNNING_MAX] =
+        const { [const { Cell::new(std::ptr::null_mut()) }; RUNNING_MAX] };
     /// How many loops' runs are on this thread's stack.
     static RUNNING_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Counts a loop's run on this thread in [`RUNNING_PIPES`] while it lives.
-pub(crate) struct RunningHere {
+/// Counts a loop's run on this thread in [`RUNNING_LOOPS`] while it lives (see
+/// [`LoopShared::running_here`]).
+pub(crate) struct RunningHere<'a> {
     #[cfg(unix)]
-    _not_send: std::marker::PhantomData<*const ()>,
+    shared: &'a LoopShared,
+    #[cfg(unix)]
+    raw: *mut sys::uv_loop_t,
+    /// The ring's entry this run took over, put back when it ends.
+    #[cfg(unix)]
+    outer: *mut sys::uv_loop_t,
+    #[cfg(not(unix))]
+    _shared: std::marker::PhantomData<&'a LoopShared>,
 }
 
-impl Drop for RunningHere {
+impl Drop for RunningHere<'_> {
     #[inline]
     fn drop(&mut self) {
         #[cfg(unix)]
         {
             let depth = RUNNING_DEPTH.with(|d| d.get()) - 1;
-            if depth < RUNNING_MAX {
-                RUNNING_PIPES.with(|p| p[depth].set(-1));
-            }
+            RUNNING_LOOPS.with(|r| r[depth % RUNNING_MAX].set(self.outer));
             RUNNING_DEPTH.with(|d| d.set(depth));
+            if forked_process() {
+                self.shared.run_ended_in_child(self.raw);
+            }
         }
     }
 }
 
-/// Whether the loop whose signal pipe's write end is `fd` runs on this thread
-/// (see [`RUNNING_PIPES`]).
+/// Whether the loop `raw` runs on this thread (see [`RUNNING_LOOPS`]).
 #[cfg(unix)]
-fn running_here(fd: std::ffi::c_int) -> bool {
+fn running_here(raw: *mut sys::uv_loop_t) -> bool {
     let depth = RUNNING_DEPTH.with(|d| d.get()).min(RUNNING_MAX);
-    RUNNING_PIPES.with(|p| p[..depth].iter().any(|c| c.get() == fd))
+    RUNNING_LOOPS.with(|r| r[..depth].iter().any(|c| c.get() == raw))
 }
 
 /// Fills the pipe whose write end is `w` (non-blocking): libuv's signal
 /// handler, whose message then does not fit, gets `EAGAIN` and does not count
 /// the signal as caught. (Counted and never read, a caught signal kept the
 /// close of its handle from ever finishing: libuv puts the close off until
-/// every caught signal was dispatched.) The pipe is made one page first when
+/// every caught signal was dispatched.) The pipe is made one page first where
 /// the system allows it.
 #[cfg(unix)]
 fn fill_pipe(w: std::ffi::c_int) {
@@ -334,6 +326,43 @@ fn fill_pipe(w: std::ffi::c_int) {
     }
 }
 
+/// A full pipe of this process's own (see [`fill_pipe`]), close-on-exec and
+/// non-blocking, made with calls every Unix has (and that are
+/// async-signal-safe); `None` when it cannot be made (no descriptor left).
+#[cfg(unix)]
+fn full_pipe() -> Option<[std::ffi::c_int; 2]> {
+    let mut pipe: [std::ffi::c_int; 2] = [-1, -1];
+    // SAFETY: `pipe` is a writable array of two descriptors; the flags calls
+    // change the new descriptors' flags only.
+    unsafe {
+        if libc::pipe(pipe.as_mut_ptr()) != 0 {
+            return None;
+        }
+        for fd in pipe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+        }
+    }
+    fill_pipe(pipe[1]);
+    Some(pipe)
+}
+
+/// Makes `fd` (the write end of a loop's signal pipe that is the parent's) a
+/// copy of `w` (a full pipe's write end of this process), close-on-exec.
+#[cfg(unix)]
+fn take_over(fd: std::ffi::c_int, pipe: [std::ffi::c_int; 2]) {
+    if fd < 0 || fd == pipe[0] || fd == pipe[1] {
+        return;
+    }
+    // SAFETY: makes `fd` a copy of the pipe's write end (this process's copy
+    // of the parent's pipe is closed), then sets its close-on-exec flag.
+    unsafe {
+        if libc::dup2(pipe[1], fd) == fd {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
+
 /// Run in each child of a `fork()` (alone, maybe in a signal handler's fork:
 /// atomic operations, thread-local reads and system calls only): every loop's
 /// signal pipe is the parent's, and libuv's signal handler (inherited, with its
@@ -345,47 +374,44 @@ fn fill_pipe(w: std::ffi::c_int) {
 /// child's own (see [`fill_pipe`]; its read end stays open: a write to a pipe
 /// without one fails with `EPIPE`, which libuv's handler takes for a bug and
 /// aborts); a signal caught before the child re-creates the loop
-/// (`after_fork`, which makes the loop a new pipe) is dropped. The pipes
-/// replaced leave the registry: the child's own from now on, they need nothing
-/// at a later fork, and the child may close their numbers (a file that took
-/// one was replaced in the next child).
+/// (`after_fork`, which makes the loop a new pipe) is dropped. The loops whose
+/// pipe was replaced leave the registry: that pipe is the child's own now, and
+/// the child may close its number (a file that took it was replaced in the
+/// next child).
 ///
 /// Left alone: the loops running on the forking thread (a fork inside one of
 /// their callbacks), which the child goes on running, reading the pipe (the
 /// parent waits for it meanwhile: two processes must not run one loop), so
-/// that it hears of its signals.
+/// that it hears of its signals; their pipe is replaced when that run ends
+/// (`LoopShared::run_ended_in_child`).
 #[cfg(unix)]
 fn redirect_signal_pipes() {
-    let mut pipe: [std::ffi::c_int; 2] = [-1, -1];
-    let mut chunk = Some(&SIGNAL_PIPES);
+    let mut pipe = None;
+    let mut chunk = Some(&SIGNAL_LOOPS);
     while let Some(c) = chunk {
         for slot in &c.slots {
-            let registration = slot.load(Ordering::Acquire);
-            let fd = pipe_fd(registration);
-            if registration == 0 || running_here(fd) {
+            let raw = slot.load(Ordering::Acquire);
+            if raw.is_null() || running_here(raw) {
                 continue;
             }
-            if pipe[1] < 0 {
-                // SAFETY: `pipe` is a writable array of two descriptors.
-                if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }
-                    != 0
-                {
-                    return;
+            // SAFETY: a registered loop is initialised until it leaves the
+            // registry, before its close (this process's copy of it: no thread
+            // of the child changes it).
+            let fd = unsafe { (*raw).signal_pipefd[1] };
+            if fd >= 0 {
+                if pipe.is_none() {
+                    pipe = full_pipe();
                 }
-                fill_pipe(pipe[1]);
+                let Some(p) = pipe else { return };
+                take_over(fd, p);
             }
-            if fd != pipe[0] && fd != pipe[1] {
-                // SAFETY: makes `fd` a copy of the new pipe's write end (it was
-                // the parent's pipe's: this process's copy of it is closed).
-                unsafe { libc::dup3(pipe[1], fd, libc::O_CLOEXEC) };
-            }
-            slot.store(0, Ordering::Release);
+            slot.store(std::ptr::null_mut(), Ordering::Release);
         }
         chunk = c.next();
     }
-    if pipe[1] >= 0 {
+    if let Some(p) = pipe {
         // SAFETY: the new pipe's own write end, copied where it is needed.
-        unsafe { libc::close(pipe[1]) };
+        unsafe { libc::close(p[1]) };
     }
 }
 
@@ -744,7 +770,7 @@ impl LoopShared {
         // A loop left open (leaked, or a forked child's) watches no signal from
         // now on (see `abandon_handles`).
         #[cfg(unix)]
-        self.forget_signal_pipe();
+        forget_loop(raw);
         // SAFETY: the loop is still allocated; nothing reads `data` after this.
         unsafe { (*raw).data = std::ptr::null_mut() };
         self.raw.set(std::ptr::null_mut());
@@ -839,7 +865,7 @@ impl LoopShared {
         );
         if pending {
             for _ in 0..2 {
-                let _here = self.running_here();
+                let _here = self.running_here(raw);
                 // SAFETY: the loop is open and uv_run is not on the stack (marked running,
                 // so user code cannot enter it).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
@@ -854,7 +880,7 @@ impl LoopShared {
         let (mut left, mut stalled) = (usize::MAX, 0);
         while stalled < 16 {
             close_every_handle(raw);
-            let here = self.running_here();
+            let here = self.running_here(raw);
             // SAFETY: the loop is open and uv_run is not on the stack (marked running,
             // so user code cannot enter it).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
@@ -862,17 +888,18 @@ impl LoopShared {
             // Jobs that came in from other threads before the close shut the queue;
             // the loop refuses new handles now (`ClosedLoop`).
             self.run_queued_jobs();
-            // Out of the pipes a forked child takes over before libuv closes it
-            // (another file may take its number then).
+            // Out of the loops whose signal pipe a forked child takes over
+            // before libuv closes the pipe (another file may take its number
+            // then) and frees the loop.
             #[cfg(unix)]
-            let pipe = self.forget_signal_pipe();
+            forget_loop(raw);
             // SAFETY: as above.
             if unsafe { sys::uv_loop_close(raw) } == 0 {
                 closed = true;
                 break;
             }
             #[cfg(unix)]
-            self.note_signal_pipe(pipe);
+            note_loop(raw);
             // Give up only when rounds stop making progress.
             let now = self.count_handles(false) + self.active_requests();
             stalled = if now < left { 0 } else { stalled + 1 };
@@ -1037,69 +1064,62 @@ unsafe extern "C" fn collect_walk_cb(h: *mut sys::uv_handle_t, arg: *mut c_void)
 }
 
 impl LoopShared {
-    /// Notes `fd` as the write end of the loop's signal pipe, for a forked
-    /// child to take over (see [`redirect_signal_pipes`]).
+    /// Registers the loop, whose signal pipe a forked child takes over (see
+    /// [`redirect_signal_pipes`]); taken out first if it is there.
     #[cfg(unix)]
-    pub(crate) fn note_signal_pipe(&self, fd: std::ffi::c_int) {
-        self.signal_pipe.set(note_signal_pipe(fd));
-    }
-
-    /// Takes the loop's signal pipe out of those a forked child takes over;
-    /// returns its write end (-1 if none was noted).
-    #[cfg(unix)]
-    pub(crate) fn forget_signal_pipe(&self) -> std::ffi::c_int {
-        let registration = self.signal_pipe.replace(0);
-        forget_signal_pipe(registration);
-        if registration == 0 {
-            -1
-        } else {
-            pipe_fd(registration)
+    pub(crate) fn note_signal_loop(&self) {
+        if let Some(raw) = self.raw() {
+            forget_loop(raw);
+            note_loop(raw);
         }
-    }
-
-    /// Notes the loop's signal pipe if it has one now and none was noted: on
-    /// systems where libuv makes it with the loop's first signal handle instead
-    /// of in the loop's init (kqueue's: Linux makes every loop's in its init),
-    /// at the first run after that. Returns the registration (0: none).
-    #[cfg(unix)]
-    #[cold]
-    #[inline(never)]
-    fn note_late_signal_pipe(&self) -> u64 {
-        let Some(raw) = self.raw() else { return 0 };
-        // SAFETY: an open loop's field, which libuv writes on this thread only.
-        let fd = unsafe { (*raw).signal_pipefd[1] };
-        if fd >= 0 {
-            self.note_signal_pipe(fd);
-        }
-        self.signal_pipe.get()
     }
 
     /// Marks the loop as running on this thread until the value is dropped (see
-    /// [`RUNNING_PIPES`]): around each `uv_run` of it.
+    /// [`RUNNING_LOOPS`]): around each `uv_run` of it, `raw`.
     #[inline]
-    pub(crate) fn running_here(&self) -> RunningHere {
+    pub(crate) fn running_here(&self, raw: *mut sys::uv_loop_t) -> RunningHere<'_> {
         #[cfg(unix)]
         {
-            let mut registration = self.signal_pipe.get();
-            if registration == 0 {
-                registration = self.note_late_signal_pipe();
-            }
-            let fd = if registration == 0 {
-                -1
-            } else {
-                pipe_fd(registration)
-            };
             let depth = RUNNING_DEPTH.with(|d| d.get());
-            if depth < RUNNING_MAX {
-                RUNNING_PIPES.with(|p| p[depth].set(fd));
-            }
+            let outer = RUNNING_LOOPS.with(|r| r[depth % RUNNING_MAX].replace(raw));
             RUNNING_DEPTH.with(|d| d.set(depth + 1));
             RunningHere {
-                _not_send: std::marker::PhantomData,
+                shared: self,
+                raw,
+                outer,
             }
         }
         #[cfg(not(unix))]
-        RunningHere {}
+        {
+            let _ = raw;
+            RunningHere {
+                _shared: std::marker::PhantomData,
+            }
+        }
+    }
+
+    /// The end of a run of the loop `raw` in a forked child: a child forked
+    /// inside one of its callbacks kept its signal pipe, the parent's, for this
+    /// run (see [`redirect_signal_pipes`]); the loop, which the child did not
+    /// re-create, cannot run again there until `after_fork`, and its pipe is
+    /// taken over now.
+    #[cfg(unix)]
+    #[cold]
+    #[inline(never)]
+    fn run_ended_in_child(&self, raw: *mut sys::uv_loop_t) {
+        if self.in_own_process() || running_here(raw) {
+            return;
+        }
+        // SAFETY: an initialised loop (it just ran); its field is read.
+        let fd = unsafe { (*raw).signal_pipefd[1] };
+        if forget_loop(raw) && fd >= 0 {
+            if let Some(p) = full_pipe() {
+                take_over(fd, p);
+                // SAFETY: the new pipe's own write end, copied where it is
+                // needed.
+                unsafe { libc::close(p[1]) };
+            }
+        }
     }
 
     fn new(raw: *mut sys::uv_loop_t, owned: bool) -> Rc<LoopShared> {
@@ -1127,8 +1147,6 @@ impl LoopShared {
             fork_gen: Cell::new(fork_generation()),
             teardown_put_off: Cell::new(false),
             deferred_closes: RefCell::new(Vec::new()),
-            #[cfg(unix)]
-            signal_pipe: Cell::new(0),
         })
     }
 }
@@ -1162,9 +1180,8 @@ impl Loop {
         // Handles reach the shared state through their libuv struct's `loop` field.
         // SAFETY: `raw` is an initialised loop that nothing else uses.
         unsafe { (*raw).data = Rc::as_ptr(&shared) as *mut c_void };
-        // SAFETY: as above (libuv made the loop's signal pipe in its init).
         #[cfg(unix)]
-        shared.note_signal_pipe(unsafe { (*raw).signal_pipefd[1] });
+        shared.note_signal_loop();
         Loop {
             handle: LoopHandle { shared },
         }
@@ -1236,7 +1253,7 @@ impl Loop {
             return Err(Error::new(StatusCode::EINVAL, "uv_run"));
         }
         s.running.set(true);
-        let here = s.running_here();
+        let here = s.running_here(raw);
         // SAFETY: the loop is open and not already running.
         let rc = unsafe { sys::uv_run(raw, mode.raw() as sys::uv_run_mode) };
         drop(here);

@@ -1055,8 +1055,8 @@ impl LoopHandle {
     /// makes the child's copy of every loop's pipe write into a full pipe of the
     /// child's own; this re-creates the pipe. The loops whose run is on the
     /// forking thread's stack (a fork inside a callback, after which the child
-    /// goes on running them while the parent waits) keep the pipe they read,
-    /// so that such a child hears of its signals. A child that
+    /// goes on running them while the parent waits) keep the pipe they read
+    /// until that run ends, so that such a child hears of its signals. A child that
     /// keeps running with the parent's loops re-creates or drops them first:
     /// until then `run` (and `block_on`), new thread-pool requests
     /// (file system, `queue_work`, `random`, DNS), new signal watches
@@ -1123,18 +1123,16 @@ impl LoopHandle {
         crate::contracts::forked_child(shared.kernel_pid.get(), "uv_loop_fork")?;
         // Whatever the outcome, the loop's descriptors are this process's now (or
         // gone): a second call here is refused.
-        // The loop's signal pipe, which libuv closes and makes again, is taken
-        // out of those a later fork's child takes over, and the new one noted.
-        #[cfg(unix)]
-        shared.forget_signal_pipe();
         // SAFETY: the loop is open and not running; `loop_fork` re-creates it
         // (or leaves it as re-created as it can: its error is returned), and the
         // requests it held on the parent's thread pool complete after; the
         // loop's fields stay readable whatever the outcome.
         unsafe {
             let (rc, re_created) = crate::contracts::loop_fork(raw);
+            // The new signal pipe is the one a later fork's child takes over
+            // (this child's handler took the loop out of the registry).
             #[cfg(unix)]
-            shared.note_signal_pipe((*raw).signal_pipefd[1]);
+            shared.note_signal_loop();
             shared.re_created(re_created);
             check(rc, "uv_loop_fork")
         }
