@@ -750,10 +750,10 @@ fn nested_fork(depth: usize) -> i32 {
     status.get()
 }
 
-/// Scenario: [`nested_fork`] nine loops deep, past the eight runs a thread's
-/// record of its running loops keeps: it keeps the innermost ones, whose
-/// callback forks. (It kept the outermost: the innermost loop's pipe was taken
-/// over, its signal lost, and the child ran until its alarm.)
+/// Scenario: [`nested_fork`] nine loops deep: the innermost loop, whose
+/// callback forks, keeps its pipe in the child. (A record of the thread's
+/// running loops that kept the outermost eight took that loop's pipe over:
+/// its signal was lost, and the child ran until its alarm.)
 fn signals_of_a_child_forked_nine_loops_deep() {
     assert_eq!(
         nested_fork(9),

@@ -82,6 +82,10 @@ pub(crate) struct LoopShared {
     /// (`handle::close_deferred`): closing them through libuv before would change
     /// the kernel state the child shares with the parent.
     pub(crate) deferred_closes: RefCell<Vec<NonNull<sys::uv_handle_t>>>,
+    /// The thread that made the loop, the only one that runs it
+    /// ([`thread_token`]).
+    #[cfg(unix)]
+    owner: usize,
 }
 
 /// How many `fork()`s led to this process (its own and its ancestors', since the
@@ -244,57 +248,32 @@ fn forget_loop(raw: *mut sys::uv_loop_t) -> bool {
     false
 }
 
-/// How many loops' runs [`RUNNING_LOOPS`] keeps.
+/// An address that tells this thread from the process's other threads (its
+/// own thread-local value's), the same in a forked child's one thread as in
+/// the thread that forked.
 #[cfg(unix)]
-const RUNNING_MAX: usize = 8;
-
-#[cfg(unix)]
-thread_local! {
-    /// The loops whose `uv_run` is on this thread's stack: the innermost
-    /// [`RUNNING_MAX`] of them (a ring indexed by depth). A child forked inside
-    /// one of their callbacks goes on running them (see
-    /// [`redirect_signal_pipes`]). Plain values without destructors, read by
-    /// the fork's child handler on the forking thread.
-    static RUNNING_LOOPS: [Cell<*mut sys::uv_loop_t>; RUNNING_MAX] =
-        const { [const { Cell::new(std::ptr::null_mut()) }; RUNNING_MAX] };
-    /// How many loops' runs are on this thread's stack.
-    static RUNNING_DEPTH: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Counts a loop's run on this thread in [`RUNNING_LOOPS`] while it lives (see
-/// [`LoopShared::running_here`]).
-pub(crate) struct RunningHere<'a> {
-    #[cfg(unix)]
-    shared: &'a LoopShared,
-    #[cfg(unix)]
-    raw: *mut sys::uv_loop_t,
-    /// The ring's entry this run took over, put back when it ends.
-    #[cfg(unix)]
-    outer: *mut sys::uv_loop_t,
-    #[cfg(not(unix))]
-    _shared: std::marker::PhantomData<&'a LoopShared>,
-}
-
-impl Drop for RunningHere<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        {
-            let depth = RUNNING_DEPTH.with(|d| d.get()) - 1;
-            RUNNING_LOOPS.with(|r| r[depth % RUNNING_MAX].set(self.outer));
-            RUNNING_DEPTH.with(|d| d.set(depth));
-            if forked_process() {
-                self.shared.run_ended_in_child(self.raw);
-            }
-        }
+fn thread_token() -> usize {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
     }
+    TOKEN.with(|t| std::ptr::from_ref(t) as usize)
 }
 
-/// Whether the loop `raw` runs on this thread (see [`RUNNING_LOOPS`]).
+/// Whether the registered loop `raw` was running on this thread at the fork
+/// (its `uv_run`, or its teardown, is on this thread's stack: a fork inside
+/// one of its callbacks). Read in a forked child's handler, from this
+/// process's copy of the loop's state (no thread of the child changes it).
+///
+/// # Safety
+/// `raw` is a registered loop: initialised, its `data` the loop's
+/// `LoopShared`, alive (it leaves the registry before either goes).
 #[cfg(unix)]
-fn running_here(raw: *mut sys::uv_loop_t) -> bool {
-    let depth = RUNNING_DEPTH.with(|d| d.get()).min(RUNNING_MAX);
-    RUNNING_LOOPS.with(|r| r[..depth].iter().any(|c| c.get() == raw))
+unsafe fn ran_on_this_thread(raw: *mut sys::uv_loop_t) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        let shared = (*raw).data as *const LoopShared;
+        !shared.is_null() && (*shared).running.get() && (*shared).owner == thread_token()
+    }
 }
 
 /// Fills the pipe whose write end is `w` (non-blocking): libuv's signal
@@ -391,7 +370,8 @@ fn redirect_signal_pipes() {
     while let Some(c) = chunk {
         for slot in &c.slots {
             let raw = slot.load(Ordering::Acquire);
-            if raw.is_null() || running_here(raw) {
+            // SAFETY: a registered loop (see `SIGNAL_LOOPS`).
+            if raw.is_null() || unsafe { ran_on_this_thread(raw) } {
                 continue;
             }
             // SAFETY: a registered loop is initialised until it leaves the
@@ -865,7 +845,6 @@ impl LoopShared {
         );
         if pending {
             for _ in 0..2 {
-                let _here = self.running_here(raw);
                 // SAFETY: the loop is open and uv_run is not on the stack (marked running,
                 // so user code cannot enter it).
                 unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_NOWAIT) };
@@ -880,11 +859,9 @@ impl LoopShared {
         let (mut left, mut stalled) = (usize::MAX, 0);
         while stalled < 16 {
             close_every_handle(raw);
-            let here = self.running_here(raw);
             // SAFETY: the loop is open and uv_run is not on the stack (marked running,
             // so user code cannot enter it).
             unsafe { sys::uv_run(raw, sys::uv_run_mode_UV_RUN_DEFAULT) };
-            drop(here);
             // Jobs that came in from other threads before the close shut the queue;
             // the loop refuses new handles now (`ClosedLoop`).
             self.run_queued_jobs();
@@ -1074,30 +1051,6 @@ impl LoopShared {
         }
     }
 
-    /// Marks the loop as running on this thread until the value is dropped (see
-    /// [`RUNNING_LOOPS`]): around each `uv_run` of it, `raw`.
-    #[inline]
-    pub(crate) fn running_here(&self, raw: *mut sys::uv_loop_t) -> RunningHere<'_> {
-        #[cfg(unix)]
-        {
-            let depth = RUNNING_DEPTH.with(|d| d.get());
-            let outer = RUNNING_LOOPS.with(|r| r[depth % RUNNING_MAX].replace(raw));
-            RUNNING_DEPTH.with(|d| d.set(depth + 1));
-            RunningHere {
-                shared: self,
-                raw,
-                outer,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = raw;
-            RunningHere {
-                _shared: std::marker::PhantomData,
-            }
-        }
-    }
-
     /// The end of a run of the loop `raw` in a forked child: a child forked
     /// inside one of its callbacks kept its signal pipe, the parent's, for this
     /// run (see [`redirect_signal_pipes`]); the loop, which the child did not
@@ -1107,7 +1060,7 @@ impl LoopShared {
     #[cold]
     #[inline(never)]
     fn run_ended_in_child(&self, raw: *mut sys::uv_loop_t) {
-        if self.in_own_process() || running_here(raw) {
+        if self.in_own_process() {
             return;
         }
         // SAFETY: an initialised loop (it just ran); its field is read.
@@ -1147,6 +1100,8 @@ impl LoopShared {
             fork_gen: Cell::new(fork_generation()),
             teardown_put_off: Cell::new(false),
             deferred_closes: RefCell::new(Vec::new()),
+            #[cfg(unix)]
+            owner: thread_token(),
         })
     }
 }
@@ -1253,11 +1208,15 @@ impl Loop {
             return Err(Error::new(StatusCode::EINVAL, "uv_run"));
         }
         s.running.set(true);
-        let here = s.running_here(raw);
         // SAFETY: the loop is open and not already running.
         let rc = unsafe { sys::uv_run(raw, mode.raw() as sys::uv_run_mode) };
-        drop(here);
         s.running.set(false);
+        // A child forked inside a callback of this run went on running the
+        // loop with the parent's signal pipe (see `redirect_signal_pipes`).
+        #[cfg(unix)]
+        if forked_process() {
+            s.run_ended_in_child(raw);
+        }
         if let Some(p) = s.panic.take() {
             resume_unwind(p);
         }
