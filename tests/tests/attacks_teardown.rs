@@ -455,6 +455,27 @@ fn a_signal_watch_of_an_abandoned_loop_leaves_the_process_table() {
     assert!(status.success(), "{status}: {stderr}");
 }
 
+/// The parent's side of the scenarios below, once its forked child raised
+/// `SIGUSR2` and left: the signal handle `s` of the loop, whose callback counts
+/// in `calls`, heard none of the child's signals (what the child wrote to the
+/// loop's signal pipe is there by now: a few iterations read it), then hears
+/// the parent's own, once; then closes and the loop runs out.
+fn only_its_own_signal(lp: &Loop, calls: &Cell<usize>, s: &Signal) {
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(
+        calls.get(),
+        0,
+        "the parent's callback, for the child's signals"
+    );
+    uv_tests::raise("USR2");
+    assert!(run_until(lp, || calls.get() > 0), "the parent's own signal");
+    assert_eq!(calls.get(), 1, "the parent's callback, for its own signal");
+    s.close();
+    finish(lp);
+}
+
 /// Scenario: the parent watches `SIGUSR2`, then closes that watch and watches it
 /// again with a new handle; a forked child that neither re-creates nor drops
 /// the loop raises `SIGUSR2` three times and leaves. libuv's handler, inherited
@@ -482,24 +503,7 @@ fn signals_of_a_child_that_keeps_the_loop() {
         }
         true
     });
-    // What the child wrote to this loop's signal pipe is there by now: a few
-    // iterations read it.
-    for _ in 0..3 {
-        lp.run(RunMode::NoWait).unwrap();
-    }
-    assert_eq!(
-        calls.get(),
-        0,
-        "the parent's callback, for the child's signals"
-    );
-    uv_tests::raise("USR2");
-    assert!(
-        run_until(&lp, || calls.get() > 0),
-        "the parent's own signal"
-    );
-    assert_eq!(calls.get(), 1, "the parent's callback, for its own signal");
-    s.close();
-    finish(&lp);
+    only_its_own_signal(&lp, &calls, &s);
 }
 
 #[test]
@@ -667,23 +671,7 @@ fn signals_after_the_run_a_child_was_forked_in() {
     }
     // Referenced again, so that the runs below poll.
     s.ref_().unwrap();
-    // What the child wrote to this loop's signal pipe is there by now.
-    for _ in 0..3 {
-        lp.run(RunMode::NoWait).unwrap();
-    }
-    assert_eq!(
-        calls.get(),
-        0,
-        "the parent's callback, for the child's signals"
-    );
-    uv_tests::raise("USR2");
-    assert!(
-        run_until(&lp, || calls.get() > 0),
-        "the parent's own signal"
-    );
-    assert_eq!(calls.get(), 1, "the parent's callback, for its own signal");
-    s.close();
-    finish(&lp);
+    only_its_own_signal(&lp, &calls, &s);
 }
 
 #[test]
