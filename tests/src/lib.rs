@@ -126,6 +126,12 @@ fn scenario_command_with(var: &str, scenario: &str, valgrind: bool) -> std::proc
             // No gdbserver pipes in /tmp: a child that gives up root could not
             // remove them.
             "--vgdb=no",
+            // One thread runs at a time; with valgrind's default lock a thread
+            // that yields in a loop (waiting for another thread's progress) takes
+            // the lock straight back, and the thread it waits for can starve for
+            // many minutes (`attacks_loops`' signal-watch scenario ran past the
+            // time limit in a CI run).
+            "--fair-sched=yes",
             "--error-exitcode=99",
             "--leak-check=full",
             "--errors-for-leak-kinds=definite",
