@@ -1056,7 +1056,11 @@ impl LoopHandle {
     /// child's own; this re-creates the pipe. The loops whose run is on the
     /// forking thread's stack (a fork inside a callback, after which the child
     /// goes on running them while the parent waits) keep the pipe they read
-    /// until that run ends, so that such a child hears of its signals. A child that
+    /// until that run ends, so that such a child hears of its signals; what such
+    /// a child leaves unread in that pipe (a signal it caught just before it
+    /// exits, inside the callback) reaches the parent's loop, which reads
+    /// freed memory for a handle the parent closed since: a child forked inside
+    /// a callback must not catch the signals the parent's loops watch. A child that
     /// keeps running with the parent's loops re-creates or drops them first:
     /// until then `run` (and `block_on`), new thread-pool requests
     /// (file system, `queue_work`, `random`, DNS), new signal watches
